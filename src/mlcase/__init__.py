@@ -1,0 +1,2 @@
+"""mlcase: decision-first applied machine learning."""
+__version__ = "0.1.0"

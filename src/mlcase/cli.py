@@ -1,0 +1,115 @@
+"""The ``mlcase`` command line: a thin Typer layer over the Python API.
+
+Each command parses its arguments, calls one API function and prints. Errors
+the user can fix (:class:`~mlcase.errors.MlcaseError`) print one line and exit
+2; anything else is a bug and prints a short request for a report (the
+traceback with ``--debug``). Human output goes to stderr, ``--json`` to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="mlcase",
+    help="Decision-first applied ML: check the data, beat the baselines, decide GO/NO_GO, serve, monitor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state = {"debug": False}
+
+CaseArg = Annotated[Path | None, typer.Argument(help="case.yaml or its folder (default ./case.yaml)", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
+def console(quiet: bool = False):
+    """A Rich console on stderr (stdout stays clean for --json)."""
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+
+
+def emit_json(obj: Any) -> None:
+    from .results import to_json
+
+    sys.stdout.write(to_json(obj, indent=None) + "\n")
+    sys.stdout.flush()
+
+
+def load(case: Path | None):
+    from .case import load_case
+
+    return load_case(case)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+):
+    _state["debug"] = debug or os.environ.get("MLCASE_DEBUG") == "1"
+    if version:
+        from . import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, map errors to exit codes."""
+    from .errors import MlcaseError
+
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except MlcaseError as exc:
+        _print_error(str(exc))
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        _print_error("aborted")
+        return 130
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except Exception as exc:  # a bug: short message, traceback behind --debug
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if _state["debug"] or "--debug" in (argv or sys.argv):
+            import traceback
+
+            traceback.print_exc()
+        _print_error(f"internal error ({type(exc).__name__}: {str(exc)[:200]}). This is a bug in mlcase: "
+                     "please report it with the output of the same command run with --debug")
+        return 70
+
+
+def _print_error(msg: str) -> None:
+    sys.stderr.write(f"mlcase: error: {msg}\n")
+    sys.stderr.flush()
+
+
+def _run() -> None:  # console_scripts entry
+    sys.exit(main())
+
+
+# register the command modules (each adds its commands to `app`)
+from .commands import register_all  # noqa: E402
+
+register_all(app)

@@ -1,0 +1,33 @@
+"""Core commands: init, run, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        case: CaseArg = None,
+        budget: Annotated[str | None, typer.Option(help="Time budget for the bake-off, e.g. 90s or 2m.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Run past error-level data checks (recorded).")] = False,
+        fail_on_no_go: Annotated[bool, typer.Option("--fail-on-no-go", help="Exit 3 unless the decision is GO.")] = False,
+        json_out: JsonOpt = False,
+        quiet: QuietOpt = False,
+    ):
+        """Run the case end to end: checks, baselines, bake-off, evaluation, decision, report."""
+        from ..pipeline import run as run_case
+
+        c = load(case)
+        result = run_case(c, budget=budget, force=force, quiet=quiet or json_out, console=console(quiet))
+        if json_out:
+            emit_json(result.summary())
+        else:
+            result.print(console())
+        if fail_on_no_go and result.decision != "GO":
+            raise typer.Exit(3)

@@ -1,0 +1,494 @@
+"""Data: read CSV/Parquet/SQL through DuckDB, infer and store the schema, split reproducibly.
+
+The :class:`Dataset` returned by :func:`prepare` is what every later stage
+takes: the frame, the feature columns, the encoded target and the three index
+sets (train, valid, test). The test rows are touched once, by evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .case import Case
+from .errors import DataError, SpecError
+
+SCHEMA_VERSION = 1
+SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
+                      ".pq": "read_parquet"}
+_SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
+
+
+# --------------------------------------------------------------------------- loading
+def _connect(root: Path | None = None):
+    import duckdb
+
+    con = duckdb.connect(database=":memory:")
+    if root is not None:
+        con.execute(f"SET file_search_path = '{str(root).replace(chr(39), chr(39) * 2)}'")
+    return con
+
+
+def read_table(source: str | Path, root: str | Path | None = None) -> pd.DataFrame:
+    """Read a CSV/Parquet file or run a DuckDB SQL query over such files.
+
+    Relative paths (in the source or inside the query) resolve against ``root``.
+    """
+    import duckdb
+
+    root = Path(root) if root is not None else Path.cwd()
+    src = str(source)
+    con = _connect(root)
+    try:
+        if _SQL_START.match(src):
+            try:
+                rel = con.sql(src)
+                df = rel.df()
+            except duckdb.Error as exc:
+                msg = str(exc).splitlines()[0]
+                raise DataError(f"data.source: the SQL query failed: {msg}",
+                                "check the file names and columns in the query (paths are relative to the case folder)") from None
+        else:
+            path = Path(src)
+            path = path if path.is_absolute() else root / path
+            suffix = path.suffix.lower()
+            if suffix not in SUPPORTED_SUFFIXES:
+                raise DataError(f"data.source: unsupported file type '{path.suffix or path.name}'",
+                                "use a .csv or .parquet file, or a DuckDB SQL query over such files")
+            if not path.exists():
+                raise DataError(f"data.source: no file at {path}",
+                                "check the path (it is relative to the case folder)", path=str(path))
+            reader = SUPPORTED_SUFFIXES[suffix]
+            try:
+                df = con.execute(f"SELECT * FROM {reader}(?)", [str(path)]).df()
+            except duckdb.Error as exc:
+                msg = str(exc).splitlines()[0]
+                raise DataError(f"data.source: cannot read {path.name}: {msg}",
+                                "check that the file is a valid " + suffix.lstrip(".").upper()) from None
+    finally:
+        con.close()
+    if df.shape[0] == 0:
+        raise DataError(f"data.source: the table from {src!r} is empty", "point data.source at a table with rows")
+    return _normalise_frame(df)
+
+
+def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    # DuckDB hands back pandas nullable/arrow dtypes for some columns; use plain numpy
+    # floats for numbers (NaN for missing) and pandas strings for text.
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s):
+            out[col] = s.astype("object").where(s.notna(), None) if s.isna().any() else s.astype(bool)
+        elif pd.api.types.is_numeric_dtype(s):
+            out[col] = pd.to_numeric(s, errors="coerce").astype("float64") if (
+                s.isna().any() or not pd.api.types.is_integer_dtype(s)) else s.astype("int64")
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[col] = pd.to_datetime(s)
+        else:
+            out[col] = s
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+
+
+def load_frame(case: Case) -> pd.DataFrame:
+    """The case's whole table, as read from ``data.source``."""
+    return read_table(case.spec.data.source, case.root)
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass
+class ColumnInfo:
+    name: str
+    kind: str  # numeric | categorical | boolean | datetime | id | text
+    dtype: str
+    missing_rate: float
+    n_unique: int
+    categories: list | None = None
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: list[float] | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Schema:
+    """Column kinds and training statistics; stored with every model for serving and monitoring."""
+
+    columns: dict[str, ColumnInfo]
+    target: str
+    task: str
+    classes: list | None = None
+    positive: Any = None
+    version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "target": self.target, "task": self.task,
+                "classes": _jsonable(self.classes), "positive": _jsonable(self.positive),
+                "columns": [c.to_dict() for c in self.columns.values()]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Schema:
+        if d.get("version") != SCHEMA_VERSION:
+            raise DataError(f"stored schema has version {d.get('version')}, this mlcase reads {SCHEMA_VERSION}",
+                            "re-run `mlcase run` to rebuild the model with this version")
+        cols = {c["name"]: ColumnInfo(**c) for c in d["columns"]}
+        return cls(columns=cols, target=d["target"], task=d["task"], classes=d.get("classes"),
+                   positive=d.get("positive"))
+
+    def kinds(self, columns: list[str] | None = None) -> dict[str, str]:
+        cols = columns if columns is not None else list(self.columns)
+        return {c: self.columns[c].kind for c in cols}
+
+    def numeric(self, features: list[str]) -> list[str]:
+        return [c for c in features if self.columns[c].kind in ("numeric", "boolean")]
+
+    def categorical(self, features: list[str]) -> list[str]:
+        return [c for c in features if self.columns[c].kind in ("categorical", "text", "id")]
+
+
+def _jsonable(v):
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+_ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|^key$|customer_?id|account_?(id|number))", re.I)
+_TIME_NAME = re.compile(r"(date|time|_at$|timestamp|^ts$|month|period)", re.I)
+
+
+def infer_column(name: str, s: pd.Series) -> ColumnInfo:
+    n = len(s)
+    missing = float(s.isna().mean()) if n else 0.0
+    nonnull = s.dropna()
+    n_unique = int(nonnull.nunique())
+    dtype = str(s.dtype)
+    info = ColumnInfo(name=name, kind="categorical", dtype=dtype, missing_rate=round(missing, 6), n_unique=n_unique)
+    if pd.api.types.is_bool_dtype(s) or (n_unique <= 2 and set(map(str, nonnull.unique())) <= {"True", "False"}):
+        info.kind = "boolean"
+        return info
+    if pd.api.types.is_datetime64_any_dtype(s):
+        info.kind = "datetime"
+        return info
+    if pd.api.types.is_numeric_dtype(s):
+        is_int = pd.api.types.is_integer_dtype(s) or (len(nonnull) and np.all(np.mod(nonnull, 1) == 0))
+        if is_int and n_unique > 0.95 * max(len(nonnull), 1) and len(nonnull) > 50 and _ID_NAME.search(name):
+            info.kind = "id"
+        else:
+            info.kind = "numeric"
+        vals = nonnull.to_numpy(dtype="float64")
+        if len(vals):
+            info.min, info.max = float(vals.min()), float(vals.max())
+            info.mean, info.std = float(vals.mean()), float(vals.std())
+            info.quantiles = [float(q) for q in np.quantile(vals, np.linspace(0, 1, 11))]
+        return info
+    # text-like
+    values = nonnull.astype(str)
+    if n_unique > 0.95 * max(len(values), 1) and len(values) > 50:
+        info.kind = "id" if (_ID_NAME.search(name) or values.str.len().mean() < 40) else "text"
+        return info
+    if n_unique <= max(50, int(0.05 * len(values))):
+        info.kind = "categorical"
+        counts = values.value_counts()
+        info.categories = [str(c) for c in counts.index[:1000]]
+        return info
+    info.kind = "text" if values.str.len().mean() > 40 else "categorical"
+    if info.kind == "categorical":
+        info.categories = [str(c) for c in values.value_counts().index[:1000]]
+    return info
+
+
+def infer_schema(df: pd.DataFrame, target: str, task: str, positive: Any = None,
+                 classes: list | None = None) -> Schema:
+    cols = {c: infer_column(c, df[c]) for c in df.columns}
+    return Schema(columns=cols, target=target, task=task, classes=classes, positive=positive)
+
+
+# --------------------------------------------------------------------------- validation
+def check_columns(case: Case, df: pd.DataFrame) -> None:
+    """Every column the spec names must exist; one error lists them all."""
+    missing: list[str] = []
+    for where, cols in case.spec.named_columns().items():
+        for c in cols:
+            if c not in df.columns:
+                missing.append(f"{where}: '{c}'")
+    if missing:
+        available = ", ".join(map(str, df.columns[:30]))
+        raise DataError(f"the spec names columns absent from the data: {'; '.join(missing)}",
+                        f"fix the names in case.yaml (the data has: {available})", columns=missing)
+
+
+def select_features(case: Case, df: pd.DataFrame) -> list[str]:
+    """The feature columns: ``features.include`` or every column not reserved by the spec."""
+    d = case.spec.data
+    reserved = {d.target, d.id, d.group, d.time, *case.spec.sensitive}
+    reserved.discard(None)
+    if d.features.include:
+        feats = [c for c in d.features.include if c not in reserved]
+    else:
+        feats = [c for c in df.columns if c not in reserved and c not in set(d.unavailable_at_serving)]
+    feats = [c for c in feats if c not in set(d.features.exclude)]
+    if not feats:
+        raise SpecError("data.features: no feature columns are left after the exclusions",
+                        "include at least one column that is not the target, id, time, group or sensitive")
+    return feats
+
+
+def encode_target(case: Case, y: pd.Series) -> tuple[np.ndarray, list | None, Any]:
+    """Target as model input: 0/1 for binary (1 = ``positive``), labels for multiclass, floats for regression."""
+    spec = case.spec
+    name = spec.data.target
+    yy = y.dropna()
+    if spec.task == "regression":
+        if not pd.api.types.is_numeric_dtype(y):
+            bad = yy[pd.to_numeric(yy, errors="coerce").isna()].astype(str).unique()[:3]
+            raise DataError(f"data.target '{name}' is not numeric (e.g. {', '.join(bad)})",
+                            "use task: binary or multiclass for a categorical target")
+        return y.to_numpy(dtype="float64"), None, None
+    values = sorted(map(str, yy.unique()))
+    if spec.task == "binary":
+        if len(values) != 2:
+            shown = ", ".join(values[:5])
+            raise DataError(f"data.target '{name}' has {len(values)} class{'es' if len(values) != 1 else ''} ({shown}); a binary task needs exactly 2",
+                            "use task: multiclass for 3 or more classes, or fix the target column" if len(values) > 2
+                            else "a binary task needs rows of both classes; check the data or its filter")
+        positive = spec.data.positive
+        if positive is None:
+            positive = _guess_positive(values)
+        if str(positive) not in values:
+            raise DataError(f"data.positive '{positive}' is not a value of target '{name}' (values: {', '.join(values)})",
+                            f"set data.positive to one of {', '.join(values)}")
+        negative = [v for v in values if v != str(positive)][0]
+        enc = np.where(y.astype(str) == str(positive), 1, 0).astype("int64")
+        return enc, [negative, str(positive)], str(positive)
+    if len(values) < 3:
+        raise DataError(f"data.target '{name}' has {len(values)} classes; multiclass needs 3 or more",
+                        "use task: binary for two classes")
+    return y.astype(str).to_numpy(), values, None
+
+
+def _guess_positive(values: list[str]) -> str:
+    for v in values:
+        if v.lower() in ("1", "yes", "true", "bad", "default", "churn", "positive", "fraud", "y", "1.0"):
+            return v
+    return values[-1]
+
+
+def parse_time(case: Case, df: pd.DataFrame) -> pd.Series | None:
+    col = case.spec.data.time
+    if not col:
+        return None
+    s = df[col]
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s
+    if pd.api.types.is_numeric_dtype(s):
+        return pd.to_datetime(s, unit="s") if s.max() > 1e8 else pd.Series(pd.to_datetime(s.astype("Int64").astype(str), format="%Y", errors="coerce"))
+    parsed = pd.to_datetime(s, errors="coerce", format="mixed")
+    bad = s[parsed.isna() & s.notna()]
+    if len(bad):
+        examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
+        raise DataError(f"data.time '{col}': {len(bad)} values do not parse as dates (e.g. {examples})",
+                        "use ISO dates like 2024-01-31, or clean the column")
+    return parsed
+
+
+# --------------------------------------------------------------------------- splits
+@dataclass
+class Split:
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    method: str
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "n_train": int(len(self.train)), "n_valid": int(len(self.valid)),
+                "n_test": int(len(self.test))}
+
+
+def _holdout(idx: np.ndarray, frac: float, method: str, rng: np.random.Generator,
+             y: np.ndarray | None, time: np.ndarray | None, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into (keep, holdout) with the holdout about ``frac`` of the rows."""
+    n = len(idx)
+    n_hold = max(1, int(round(frac * n)))
+    if method == "time":
+        order = idx[np.argsort(time[idx], kind="stable")]
+        cut_value = time[order[n - n_hold]]
+        # ties at the cut go to the holdout, so no kept row is later than a holdout row
+        keep = order[time[order] < cut_value]
+        hold = order[time[order] >= cut_value]
+        if len(keep) == 0:
+            raise DataError("split: all rows share one time value, so a time split is impossible",
+                            "use split.method: random or stratified")
+        return np.sort(keep), np.sort(hold)
+    if method == "group":
+        uniq = np.unique(groups[idx])
+        if len(uniq) < 2:
+            raise DataError("split: a group split needs at least 2 groups", "use another split method")
+        perm = rng.permutation(uniq)
+        sizes = pd.Series(groups[idx]).value_counts()
+        chosen, count = [], 0
+        for g in perm:
+            if count >= n_hold:
+                break
+            chosen.append(g)
+            count += int(sizes[g])
+        if len(chosen) == len(uniq):
+            chosen = chosen[:-1]
+        mask = np.isin(groups[idx], chosen)
+        return np.sort(idx[~mask]), np.sort(idx[mask])
+    if method == "stratified" and y is not None:
+        keep_parts, hold_parts = [], []
+        for cls in np.unique(y[idx]):
+            members = idx[y[idx] == cls]
+            members = rng.permutation(members)
+            k = int(round(frac * len(members)))
+            if len(members) >= 2:
+                k = min(max(k, 1), len(members) - 1)
+            hold_parts.append(members[:k])
+            keep_parts.append(members[k:])
+        return np.sort(np.concatenate(keep_parts)), np.sort(np.concatenate(hold_parts))
+    perm = rng.permutation(idx)
+    return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
+
+
+def make_split(n: int, method: str, test_size: float, valid_size: float, seed: int,
+               y: np.ndarray | None = None, time: np.ndarray | None = None,
+               groups: np.ndarray | None = None, rows: np.ndarray | None = None) -> Split:
+    """Reproducible train/valid/test split of ``rows`` (default all ``n`` rows).
+
+    The same seed gives the same rows; ``time`` never puts a training row after a
+    test row; ``group`` never puts one group on two sides; ``stratified`` keeps
+    the class shares.
+    """
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n) if rows is None else np.asarray(rows)
+    if len(idx) < 10:
+        raise DataError(f"split: only {len(idx)} usable rows; at least 10 are needed", "add data")
+    rest, test = _holdout(idx, test_size, method, rng, y, time, groups)
+    train, valid = _holdout(rest, valid_size, method, rng, y, time, groups)
+    return Split(train=train, valid=valid, test=test, method=method)
+
+
+# --------------------------------------------------------------------------- dataset
+@dataclass
+class Dataset:
+    """The prepared data of a case; index arrays point into :attr:`frame`."""
+
+    frame: pd.DataFrame
+    features: list[str]
+    y: np.ndarray
+    schema: Schema
+    split: Split
+    task: str
+    classes: list | None
+    positive: Any
+    fingerprint: str
+    time: pd.Series | None = None
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.frame[self.features]
+
+    def part(self, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+        idx = getattr(self.split, name)
+        return self.frame.iloc[idx][self.features], self.y[idx]
+
+    @property
+    def X_train(self):
+        return self.part("train")[0]
+
+    @property
+    def y_train(self):
+        return self.y[self.split.train]
+
+    @property
+    def X_valid(self):
+        return self.part("valid")[0]
+
+    @property
+    def y_valid(self):
+        return self.y[self.split.valid]
+
+    @property
+    def X_test(self):
+        return self.part("test")[0]
+
+    @property
+    def y_test(self):
+        return self.y[self.split.test]
+
+    def rows(self, name: str) -> pd.DataFrame:
+        """All columns (not only features) of a split part, e.g. for per-row costs and slices."""
+        return self.frame.iloc[getattr(self.split, name)]
+
+    def summary(self) -> dict:
+        return {"rows": int(len(self.frame)), "features": list(self.features), "task": self.task,
+                "classes": self.classes, "positive": self.positive, "fingerprint": self.fingerprint,
+                "split": self.split.to_dict(), "excluded": dict(self.excluded)}
+
+
+def fingerprint_frame(df: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(",".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def immature_mask(time: pd.Series, label_delay: float | None) -> np.ndarray:
+    """Rows younger than ``label_delay`` before the latest time (their label may not be in yet)."""
+    if time is None or not label_delay:
+        return np.zeros(len(time) if time is not None else 0, dtype=bool)
+    cutoff = time.max() - pd.Timedelta(seconds=label_delay)
+    return (time > cutoff).to_numpy()
+
+
+def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
+    """Load (unless ``frame`` is given), validate, encode and split the case's data."""
+    spec = case.spec
+    df = load_frame(case) if frame is None else _normalise_frame(frame.reset_index(drop=True))
+    check_columns(case, df)
+    excluded: dict[str, int] = {}
+    target = spec.data.target
+    n_missing_target = int(df[target].isna().sum())
+    if n_missing_target:
+        df = df[df[target].notna()].reset_index(drop=True)
+        excluded["missing_target"] = n_missing_target
+    if len(df) == 0:
+        raise DataError(f"data.target '{target}' is empty in every row", "check the target column")
+    time = parse_time(case, df)
+    if time is not None:
+        df[spec.data.time] = time
+    features = select_features(case, df)
+    y, classes, positive = encode_target(case, df[target])
+    schema = infer_schema(df, target, spec.task, positive=positive, classes=classes)
+    rows = np.arange(len(df))
+    if time is not None and spec.data.label_delay and not spec.data.include_immature:
+        imm = immature_mask(time, spec.data.label_delay)
+        if imm.all():
+            raise DataError(f"data.label_delay: every row is younger than the label delay ({spec.data.label_delay / 86400:g} days)",
+                            "shorten label_delay or set data.include_immature: true")
+        if imm.any():
+            excluded["immature_label"] = int(imm.sum())
+            rows = rows[~imm]
+    method = spec.split.method
+    if method == "stratified" and spec.task == "regression":
+        method = "random"
+    split = make_split(len(df), method, spec.split.test_size, spec.split.valid_size, spec.split.seed,
+                       y=y if spec.task != "regression" else None,
+                       time=time.to_numpy() if time is not None else None,
+                       groups=df[spec.data.group].to_numpy() if spec.data.group else None, rows=rows)
+    return Dataset(frame=df, features=features, y=y, schema=schema, split=split, task=spec.task,
+                   classes=classes, positive=positive, fingerprint=fingerprint_frame(df), time=time,
+                   excluded=excluded)

@@ -1,0 +1,1 @@
+"""``run(case)``: the one place that knows the order of the stages."""

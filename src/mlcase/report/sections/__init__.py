@@ -1,0 +1,80 @@
+"""Report sections: each stage's ``sections/<stage>.py`` has ``build(results) -> list[Section]``.
+
+``results`` is :func:`mlcase.results.load_all` (stage name -> that stage's JSON).
+Use :func:`table` and :func:`figure` for content so every section looks alike
+and tables stay readable without JavaScript.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+_ids = itertools.count()
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    html: str = ""
+    order: int = 50          # position in the report (lower first)
+    status: str | None = None  # "ok" | "warning" | "error" | None: a badge next to the title
+    children: list = field(default_factory=list)
+
+
+def esc(v: Any) -> str:
+    return _html.escape("" if v is None else str(v))
+
+
+def fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v != v:
+            return "–"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def table(rows, columns: list[str] | None = None, caption: str | None = None, digits: int = 4,
+          classes: str = "tbl") -> str:
+    """An HTML table from a list of dicts or a DataFrame."""
+    if hasattr(rows, "to_dict"):
+        rows = rows.to_dict(orient="records")
+    rows = list(rows or [])
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{esc(fmt(r.get(c), digits))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return f'<table class="{classes}">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def figure(fig, height: int | None = None, caption: str | None = None) -> str:
+    """A Plotly figure (``plotly.graph_objects.Figure`` or its dict) rendered by the bundled plotly.js."""
+    spec = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else fig
+    payload = json.dumps(spec, default=_default).replace("</", "<\\/")
+    fid = f"fig{next(_ids)}"
+    style = f' style="height:{int(height)}px"' if height else ""
+    cap = f'<figcaption>{esc(caption)}</figcaption>' if caption else ""
+    return (f'<figure class="plot"><div class="plotly-fig" id="{fid}"{style}></div>'
+            f'<script type="application/json" data-for="{fid}">{payload}</script>{cap}</figure>')
+
+
+def _default(o):
+    import numpy as np
+
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)

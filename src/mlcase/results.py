@@ -1,0 +1,81 @@
+"""Stage results kept as JSON in ``<case>/.mlcase/`` so the report and card rebuild without retraining."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .case import Case
+
+RESULTS_VERSION = 1
+
+
+def _default(o: Any):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def _clean(o: Any):
+    if isinstance(o, float) and (o != o or o in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.generic):
+        return _clean(o.item())
+    return o
+
+
+def to_json(data: Any, indent: int | None = 1) -> str:
+    """JSON text of a result (NaN/inf become null, numpy values become numbers)."""
+    return json.dumps(_clean(json.loads(json.dumps(data, default=_default))), indent=indent)
+
+
+def save(case: Case, stage: str, data: dict) -> Path:
+    """Write ``<case>/.mlcase/<stage>.json`` atomically (write to a temp file, then rename)."""
+    case.work_dir.mkdir(parents=True, exist_ok=True)
+    path = case.work_dir / f"{stage}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(to_json({"results_version": RESULTS_VERSION, "stage": stage, "data": data}))
+    os.replace(tmp, path)
+    return path
+
+
+def load(case: Case, stage: str) -> dict | None:
+    path = case.work_dir / f"{stage}.json"
+    if not path.exists():
+        return None
+    doc = json.loads(path.read_text())
+    if doc.get("results_version") != RESULTS_VERSION:
+        return None
+    return doc["data"]
+
+
+def load_all(case: Case) -> dict[str, dict]:
+    out = {}
+    if case.work_dir.exists():
+        for p in sorted(case.work_dir.glob("*.json")):
+            d = load(case, p.stem)
+            if d is not None:
+                out[p.stem] = d
+    return out
+
+
+def clear(case: Case, stages: list[str] | None = None) -> None:
+    if not case.work_dir.exists():
+        return
+    for p in case.work_dir.glob("*.json"):
+        if stages is None or p.stem in stages:
+            p.unlink()

@@ -1,0 +1,203 @@
+"""SQL expressions over the case's columns, parsed and guarded once.
+
+Used for rule baselines (``balance > 1800 AND student = 'Yes'``), per-row costs
+(``0.6 * loan_amount``) and assumption checks (``avg(CASE WHEN ... END) < 0.05``).
+An expression is accepted only as a single expression over known columns: a
+statement, a ``;``, a subquery, a table function (``read_csv`` ...) or an
+unknown column is a :class:`~mlcase.errors.RuleError`. Evaluation is by DuckDB.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import RuleError
+
+# functions that reach outside the expression (files, settings, the catalog)
+_FORBIDDEN_FUNC = re.compile(
+    r"^(read_.*|.*_scan|glob|query|query_table|getenv|current_setting|duckdb_.*|pragma_.*|"
+    r"load|install|attach|copy|export|import|sniff_csv|json_execute_serialized_sql|"
+    r"parquet_.*|iceberg_.*|delta_.*|sqlite_.*|postgres_.*|mysql_.*|httpfs_.*|"
+    r"range|generate_series|unnest|which_secret|set_variable|getvariable)$", re.I)
+_AGGREGATES = {"avg", "mean", "sum", "count", "min", "max", "stddev", "stddev_samp", "stddev_pop",
+               "variance", "var_samp", "var_pop", "median", "quantile", "quantile_cont", "quantile_disc",
+               "mode", "count_if", "bool_and", "bool_or", "corr", "covar_pop", "covar_samp",
+               "approx_count_distinct", "entropy", "kurtosis", "skewness", "first", "last", "any_value",
+               "list", "string_agg", "arg_min", "arg_max", "product", "fsum", "favg", "sumkahan"}
+TABLE = "mlcase_rows"
+
+
+@dataclass
+class Rule:
+    """A parsed, guarded SQL expression.
+
+    Parameters
+    ----------
+    expression : str
+        The SQL text.
+    columns : list of str
+        The columns it may read.
+    kind : {"boolean", "numeric", "aggregate"}
+        What it is used as: a row-wise flag, a row-wise number, or an aggregate check.
+    where : str
+        Where it came from in the spec (``baselines[2].rule``), for error messages.
+    """
+
+    expression: str
+    columns: list[str]
+    kind: str = "boolean"
+    where: str = "rule"
+    used_columns: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.used_columns = validate_expression(self.expression, self.columns, self.where,
+                                                aggregate=(self.kind == "aggregate"))
+
+    # evaluation ------------------------------------------------------------------
+    def evaluate(self, df: pd.DataFrame) -> np.ndarray:
+        """Row-wise value of the expression (booleans as 0/1 floats, NULL as NaN)."""
+        if self.kind == "aggregate":
+            raise RuleError(f"{self.where}: an aggregate check has one value; call check() instead")
+        frame = df[self.used_columns] if self.used_columns else pd.DataFrame(index=df.index)
+        result = _run(f"SELECT ({self.expression})::{'DOUBLE' if self.kind == 'numeric' else 'BOOLEAN'} AS v FROM {TABLE}",
+                      frame, self.where)
+        out = result["v"].astype("float64").to_numpy()
+        if len(out) != len(df):  # pragma: no cover - DuckDB keeps rows
+            raise RuleError(f"{self.where}: the rule changed the number of rows")
+        return out
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """0/1 flags; NULL (e.g. a missing value in a comparison) counts as false."""
+        v = self.evaluate(df)
+        return np.where(np.isnan(v), 0, v).astype("int64")
+
+    def check(self, df: pd.DataFrame):
+        """The value of an aggregate check over all rows of ``df``."""
+        frame = df[self.used_columns] if self.used_columns else df.iloc[:, :0]
+        result = _run(f"SELECT ({self.expression}) AS v FROM {TABLE}", frame, self.where)
+        v = result["v"].iloc[0]
+        return None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
+
+    def to_dict(self) -> dict:
+        return {"expression": self.expression, "kind": self.kind, "where": self.where,
+                "used_columns": self.used_columns}
+
+
+def _run(sql: str, frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET enable_external_access = false")
+        con.register(TABLE, frame)
+        return con.execute(sql).df()
+    except duckdb.Error as exc:
+        msg = str(exc).splitlines()[0]
+        raise RuleError(f"{where}: DuckDB cannot evaluate the expression: {msg}",
+                        "fix the expression (types must match the columns: quote strings, compare numbers to numbers)") from None
+    finally:
+        con.close()
+
+
+def validate_expression(expression: str, columns: list[str], where: str = "rule",
+                        aggregate: bool = False) -> list[str]:
+    """Check that ``expression`` is one safe SQL expression over ``columns``; return the columns it uses."""
+    import sqlglot
+    from sqlglot import exp
+
+    if not isinstance(expression, str) or not expression.strip():
+        raise RuleError(f"{where}: the expression is empty", "write a SQL expression such as \"balance > 1800\"")
+    text = expression.strip()
+    if ";" in _strip_strings(text):
+        raise RuleError(f"{where}: ';' is not allowed: {expression!r}",
+                        "write one SQL expression, not statements")
+    try:
+        tree = sqlglot.parse_one(f"SELECT {text}", dialect="duckdb")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
+        first = str(exc).splitlines()[0][:160]
+        raise RuleError(f"{where}: not a valid SQL expression: {expression!r} ({first})",
+                        "write one SQL expression such as \"balance > 1800 AND student = 'Yes'\"") from None
+    if not isinstance(tree, exp.Select) or len(tree.expressions) != 1 or any(
+            tree.args.get(k) for k in ("from", "from_", "where", "group", "having", "joins", "limit", "with", "order")):
+        raise RuleError(f"{where}: only a single expression is allowed, got {expression!r}",
+                        "remove FROM/WHERE/commas; write one expression over the columns")
+    body = tree.expressions[0]
+    for node in body.walk():
+        if isinstance(node, (exp.Select, exp.Subquery, exp.Union, exp.Query)) and node is not tree:
+            raise RuleError(f"{where}: subqueries are not allowed: {expression!r}",
+                            "write a single expression over the case's columns")
+        if isinstance(node, (exp.Table, exp.Command, exp.Create, exp.Drop, exp.Insert, exp.Delete, exp.Update)):
+            raise RuleError(f"{where}: statements and tables are not allowed: {expression!r}",
+                            "write a single expression over the case's columns")
+        if isinstance(node, exp.Func):
+            fname = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if _FORBIDDEN_FUNC.match(fname) or fname.startswith("read"):
+                raise RuleError(f"{where}: the function {fname}() is not allowed in an expression",
+                                "use only functions of the row's columns (no files, settings or tables)")
+            if not aggregate and (fname in _AGGREGATES or isinstance(node, exp.AggFunc)):
+                raise RuleError(f"{where}: aggregate {fname}() is not allowed in a row rule: {expression!r}",
+                                "a rule decides each row on its own columns; aggregates belong in assumptions[].check")
+        if isinstance(node, exp.Window):
+            raise RuleError(f"{where}: window functions are not allowed: {expression!r}",
+                            "write an expression over one row's columns")
+    used: list[str] = []
+    known = {c.lower(): c for c in columns}
+    unknown: list[str] = []
+    for col in body.find_all(exp.Column):
+        name = col.name
+        if col.table:
+            unknown.append(col.sql())
+            continue
+        if name.lower() in known:
+            if known[name.lower()] not in used:
+                used.append(known[name.lower()])
+        else:
+            unknown.append(name)
+    if unknown:
+        hints = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, columns, n=1)
+            hints.append(f"'{u}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise RuleError(f"{where}: unknown column{'s' if len(unknown) > 1 else ''} {', '.join(hints)} in {expression!r}",
+                        "use the data's column names (quote text values with single quotes)", columns=unknown)
+    return used
+
+
+def _strip_strings(text: str) -> str:
+    return re.sub(r"'(?:[^']|'')*'", "''", text)
+
+
+def rule_from_spec(expression: str, columns: list[str], where: str, kind: str = "boolean") -> Rule:
+    return Rule(expression=expression, columns=list(columns), kind=kind, where=where)
+
+
+def cost_values(value, df: pd.DataFrame, where: str) -> np.ndarray:
+    """Per-row cost: a number broadcast to every row, or a numeric SQL expression over the row."""
+    if value is None:
+        return np.zeros(len(df))
+    if isinstance(value, (int, float)):
+        return np.full(len(df), float(value))
+    rule = Rule(expression=str(value), columns=list(df.columns), kind="numeric", where=where)
+    v = rule.evaluate(df)
+    if np.isnan(v).any():
+        n = int(np.isnan(v).sum())
+        raise RuleError(f"{where}: the cost expression {value!r} is NULL on {n} rows",
+                        "wrap it in coalesce(..., 0) or fill the missing values")
+    return v
+
+
+def needs_target(expression: str, target: str) -> bool:
+    """Whether an assumption check reads the target (then it runs in monitoring only once labels arrive)."""
+    try:
+        return target in validate_expression(expression, [target, *_all_idents(expression)], aggregate=True)
+    except RuleError:
+        return False
+
+
+def _all_idents(expression: str) -> list[str]:
+    return re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expression)

@@ -1,0 +1,492 @@
+"""The case spec: ``case.yaml`` as pydantic v2 models.
+
+Load with :func:`load_spec` (or :func:`mlcase.load_case`). Errors name the YAML
+path and line and what is expected, e.g.
+``costs.true_positive (line 14): expected a number or a SQL expression, got 'high'``.
+Unknown keys are errors, with the closest allowed key suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import SpecError
+
+SPEC_VERSION = 1
+
+# --------------------------------------------------------------------------- helpers
+_DURATION_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d|w)?\s*$", re.I)
+_UNIT_SECONDS = {None: 1, "ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600,
+                 "d": 86400, "w": 604800}
+PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800,
+                  "month": 30 * 86400, "quarter": 91 * 86400, "year": 365 * 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Parse ``90s``, ``2m``, ``1h``, ``30d`` (or a number of seconds) into seconds.
+
+    >>> parse_duration("2m"), parse_duration("90s"), parse_duration(30)
+    (120.0, 90.0, 30.0)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '90s', '2m', '1h' or '30d', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    else:
+        m = _DURATION_RE.match(str(value))
+        if not m:
+            raise ValueError(f"expected a duration like '90s', '2m', '1h' or '30d', got {value!r}")
+        seconds = float(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "").lower() or None]
+    if seconds < 0:
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return seconds
+
+
+def _duration(value: Any) -> Any:
+    if value is None:
+        return None
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+
+
+def parse_rate(value: Any, what: str = "rate") -> tuple[float, str | None]:
+    """Parse ``12000/month`` or ``300/day`` into ``(count, period)``; a bare number has no period."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value), None
+    m = re.match(r"^\s*([\d_.,]+)\s*(?:/|per)\s*([a-z]+?)s?\s*$", str(value), re.I)
+    if not m:
+        raise ValueError(f"expected a {what} like '12000/month' or '300/day', got {value!r}")
+    period = m.group(2).lower()
+    if period not in PERIOD_SECONDS:
+        raise ValueError(f"unknown period {period!r} in {value!r}; use one of {', '.join(PERIOD_SECONDS)}")
+    return float(m.group(1).replace(",", "").replace("_", "")), period
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- sections
+class Problem(_Model):
+    current_process: str | None = None
+    volume: str | float | None = Field(
+        None, description="Decisions per period, e.g. '12000/month'; turns money per decision into money per period.")
+    target: str | None = None
+
+    @field_validator("volume")
+    @classmethod
+    def _check_volume(cls, v):
+        if v is not None:
+            parse_rate(v, "volume")
+        return v
+
+    @property
+    def volume_rate(self) -> tuple[float, str | None] | None:
+        return None if self.volume is None else parse_rate(self.volume, "volume")
+
+
+class Assumption(_Model):
+    text: str
+    check: str | None = Field(None, description="SQL boolean over aggregates of the data, run by DuckDB.")
+    needs_labels: bool | None = Field(None, description="Set when the check reads the target; inferred if omitted.")
+
+
+class FeatureSelection(_Model):
+    include: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+
+
+class DataSpec(_Model):
+    source: str = Field(description="CSV or Parquet path relative to the case folder, or a DuckDB SQL query over such files.")
+    target: str
+    positive: str | int | float | bool | None = None
+    id: str | None = None
+    time: str | None = None
+    group: str | None = None
+    features: FeatureSelection = Field(default_factory=FeatureSelection)
+    unavailable_at_serving: list[str] = Field(default_factory=list)
+    label_delay: Duration | None = None
+    include_immature: bool = Field(False, description="Keep rows younger than label_delay in training.")
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features_list(cls, v):
+        if isinstance(v, list):
+            return {"include": v}
+        return v
+
+
+class SplitSpec(_Model):
+    method: Literal["random", "stratified", "time", "group"] = "stratified"
+    test_size: float = Field(0.2, gt=0, lt=1)
+    valid_size: float = Field(0.2, gt=0, lt=1, description="Share of the training part carved out for threshold and calibration choices.")
+    seed: int = 42
+    cv_folds: int = Field(5, ge=2, le=20)
+
+
+CostValue = float | str
+
+
+class Costs(_Model):
+    """Money per decision (binary), per unit of error (regression), or a matrix (multiclass).
+
+    Each binary entry is a number or a SQL expression over the row's columns,
+    e.g. ``"0.6 * loan_amount"``.
+    """
+
+    true_positive: CostValue | None = None
+    false_positive: CostValue | None = None
+    false_negative: CostValue | None = None
+    true_negative: CostValue | None = None
+    under: CostValue | None = Field(None, description="Regression: cost per unit of under-prediction.")
+    over: CostValue | None = Field(None, description="Regression: cost per unit of over-prediction.")
+    matrix: dict[str, dict[str, float]] | None = Field(None, description="Multiclass: matrix[actual][predicted].")
+    currency: str = "$"
+
+    @field_validator("true_positive", "false_positive", "false_negative", "true_negative",
+                     "under", "over", mode="before")
+    @classmethod
+    def _number_or_expression(cls, v):
+        if v is None or isinstance(v, bool):
+            if isinstance(v, bool):
+                raise ValueError(f"expected a number or a SQL expression, got {v!r}")
+            return v
+        if isinstance(v, (int, float)):
+            return float(v)
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                pass
+            if not re.search(r"[A-Za-z_]", v):
+                raise ValueError(f"expected a number or a SQL expression, got {v!r}")
+            return v
+        raise ValueError(f"expected a number or a SQL expression, got {v!r}")
+
+    def binary_given(self) -> bool:
+        return any(getattr(self, k) is not None for k in
+                   ("true_positive", "false_positive", "false_negative", "true_negative"))
+
+    def regression_given(self) -> bool:
+        return self.under is not None or self.over is not None
+
+
+class Constraints(_Model):
+    review_capacity: float | str | None = Field(
+        None, description="Share of cases that can be flagged (0.08) or a count per period ('300/day').")
+    latency_p95_ms: float | None = Field(None, gt=0)
+    min_lift: float = Field(0.0, description="Money per decision the model must add over the best baseline.")
+    operating_cost: float | Literal["auto"] = Field(0.0, description="Money per decision to run the model, or 'auto'.")
+
+    @field_validator("review_capacity")
+    @classmethod
+    def _capacity(cls, v):
+        if v is None:
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not 0 < v <= 1:
+                raise ValueError(f"expected a share between 0 and 1 or a count like '300/day', got {v!r}")
+            return float(v)
+        parse_rate(v, "review capacity")
+        return v
+
+    @field_validator("operating_cost")
+    @classmethod
+    def _opcost(cls, v):
+        if isinstance(v, (int, float)) and v < 0:
+            raise ValueError(f"expected a cost >= 0 or 'auto', got {v!r}")
+        return v
+
+
+class Compute(_Model):
+    cost_per_cpu_hour: float = Field(0.05, ge=0)
+    retrain_every: Duration = 30 * 86400.0
+
+
+class RuleBaseline(_Model):
+    rule: str
+    name: str | None = None
+
+
+BaselineSpec = Literal["majority", "prior", "mean", "median", "linear"] | RuleBaseline
+
+
+class ConformalSpec(_Model):
+    alpha: float = Field(0.1, gt=0, lt=1)
+    method: Literal["lac", "aps"] = "lac"
+    max_interval_width: float | None = Field(None, gt=0, description="Regression: defer cases whose interval is wider.")
+    defer: bool = True
+
+
+class ServingSpec(_Model):
+    fallback: list[Literal["previous_champion", "rule", "baseline", "constant"]] = Field(
+        default_factory=lambda: ["previous_champion", "baseline", "constant"])
+    api_key: str | None = None
+    default_action: str | None = Field(None, description="The constant tier's answer; defaults to the majority decision.")
+    timeout_ms: float | None = Field(None, gt=0, description="Model time limit; defaults to 4x latency_p95_ms.")
+    domain_margin: float = Field(0.5, ge=0, description="Numeric values beyond this share of the training range are out of domain.")
+    max_unseen_categories: int = Field(2, ge=0)
+    max_body_bytes: int = Field(1_000_000, gt=0)
+    log: str | None = Field(None, description="Prediction log: a SQLAlchemy URL; default sqlite predictions.db in the case folder.")
+
+
+class MonitoringSpec(_Model):
+    psi_alert: float = Field(0.25, gt=0)
+    psi_warn: float = Field(0.1, gt=0)
+    window: Duration = 86400.0
+    max_fallback_share: float = Field(0.05, ge=0, le=1)
+    max_estimated_cost: float | None = None
+    max_realized_cost: float | None = None
+    min_window_rows: int = Field(50, ge=1)
+
+
+class EvaluationSpec(_Model):
+    bootstrap: int = Field(1000, ge=100)
+    slice_gap_alert: float = Field(0.1, gt=0)
+    min_slice_size: int = Field(30, ge=1)
+    calibrate: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
+
+
+TaskName = Literal["binary", "multiclass", "regression"]
+CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
+
+
+class CaseSpec(_Model):
+    """The whole ``case.yaml``."""
+
+    spec_version: int = SPEC_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    decision: str
+    owner: str | None = None
+    problem: Problem = Field(default_factory=Problem)
+    goals: list[str] = Field(default_factory=list)
+    non_goals: list[str] = Field(default_factory=list)
+    owners: dict[str, str] = Field(default_factory=dict)
+    assumptions: list[Assumption] = Field(default_factory=list)
+    task: TaskName
+    data: DataSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    sensitive: list[str] = Field(default_factory=list)
+    costs: Costs = Field(default_factory=Costs)
+    constraints: Constraints = Field(default_factory=Constraints)
+    compute: Compute = Field(default_factory=Compute)
+    baselines: list[BaselineSpec] = Field(default_factory=lambda: ["majority", "linear"])
+    candidates: list[Literal[CANDIDATES]] = Field(default_factory=lambda: ["logistic", "hist_gbm", "lightgbm", "xgboost"])
+    budget: Duration = 120.0
+    slices: list[str] = Field(default_factory=list)
+    conformal: ConformalSpec = Field(default_factory=ConformalSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    tracking_uri: str | None = None
+
+    @field_validator("budget")
+    @classmethod
+    def _budget_positive(cls, v):
+        if v <= 0:
+            raise ValueError(f"expected a positive time budget like '90s' or '2m', got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _task_consistency(self):
+        if self.spec_version != SPEC_VERSION:
+            raise ValueError(f"spec_version {self.spec_version} is not supported by this mlcase (expected {SPEC_VERSION})")
+        if self.task == "regression" and self.costs.binary_given():
+            raise ValueError("costs: true_positive/false_positive/... apply to binary tasks; a regression case uses 'under' and 'over'")
+        if self.task == "binary" and self.costs.regression_given():
+            raise ValueError("costs: 'under'/'over' apply to regression; a binary case uses true_positive, false_positive, false_negative, true_negative")
+        if self.split.method == "time" and not self.data.time:
+            raise ValueError("split.method is 'time' but data.time names no column; set data.time or use another split")
+        if self.split.method == "group" and not self.data.group:
+            raise ValueError("split.method is 'group' but data.group names no column; set data.group or use another split")
+        if self.task == "regression" and self.split.method == "stratified":
+            self.split.method = "random"
+        return self
+
+    # convenience -----------------------------------------------------------
+    @property
+    def rule_baselines(self) -> list[RuleBaseline]:
+        return [b for b in self.baselines if isinstance(b, RuleBaseline)]
+
+    def named_columns(self) -> dict[str, list[str]]:
+        """Every column the spec names, keyed by the YAML path that names it."""
+        d = self.data
+        out: dict[str, list[str]] = {"data.target": [d.target]}
+        for key in ("id", "time", "group"):
+            if getattr(d, key):
+                out[f"data.{key}"] = [getattr(d, key)]
+        if d.features.include:
+            out["data.features.include"] = list(d.features.include)
+        if d.features.exclude:
+            out["data.features.exclude"] = list(d.features.exclude)
+        if d.unavailable_at_serving:
+            out["data.unavailable_at_serving"] = list(d.unavailable_at_serving)
+        if self.sensitive:
+            out["sensitive"] = list(self.sensitive)
+        if self.slices:
+            out["slices"] = list(self.slices)
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key and sequence item."""
+
+
+def _index_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict:
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _index_lines(value_node, path + (key,), out)
+            out[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, path + (i,), out)
+    return out
+
+
+def _fmt_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "(top level)"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    current: Any = model
+    for p in loc:
+        if isinstance(p, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(p)
+        if field is None:
+            return []
+        ann = field.annotation
+        current = None
+        for cand in getattr(ann, "__args__", (ann,)):
+            for c in getattr(cand, "__args__", (cand,)):
+                if isinstance(c, type) and issubclass(c, BaseModel):
+                    current = c
+    return list(getattr(current, "model_fields", {})) if current else []
+
+
+def _explain(err: dict) -> tuple[tuple, str]:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in (
+        "function-after[_number_or_expression(), union[float,str]]",)))) 
+    # pydantic puts union member names in loc (e.g. 'float', 'str', 'RuleBaseline'); drop them
+    loc = tuple(p for p in loc if p not in ("float", "str", "int", "bool", "RuleBaseline", "literal['auto']",
+                                             "function-before[_duration(), float]"))
+    typ, msg, got = err["type"], err["msg"], err.get("input")
+    if typ == "extra_forbidden":
+        key = loc[-1]
+        allowed = _allowed_keys(CaseSpec, loc[:-1])
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+        return loc, f"unknown key '{key}'; {hint}"
+    if typ == "missing":
+        return loc, "is required; add it to case.yaml"
+    if typ in ("value_error", "assertion_error"):
+        return loc, msg.removeprefix("Value error, ")
+    if typ.startswith("literal_error"):
+        return loc, f"{msg.lower()}, got {got!r}"
+    if typ in ("float_parsing", "float_type", "int_parsing", "int_type"):
+        return loc, f"expected a number, got {got!r}"
+    if typ == "string_pattern_mismatch":
+        return loc, f"expected letters, digits, '-', '_' or '.', got {got!r}"
+    return loc, f"{msg[0].lower() + msg[1:]}, got {got!r}"
+
+
+def spec_from_dict(raw: Any, lines: dict | None = None, source: str = "case.yaml") -> CaseSpec:
+    """Validate a dict as a :class:`CaseSpec`, turning pydantic errors into one :class:`SpecError`."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: expected a YAML mapping at the top level, got {type(raw).__name__}",
+                        "start from `mlcase init DATA --target COL`")
+    try:
+        return CaseSpec.model_validate(raw)
+    except ValidationError as exc:
+        messages = []
+        seen = set()
+        for err in exc.errors():
+            loc, text = _explain(err)
+            key = (loc, text)
+            if key in seen:
+                continue
+            seen.add(key)
+            line = None
+            if lines:
+                probe = loc
+                while probe and probe not in lines:
+                    probe = probe[:-1]
+                line = lines.get(probe)
+            where = _fmt_path(loc) + (f" (line {line})" if line else "")
+            messages.append(f"{where}: {text}")
+        # union errors repeat themselves per member; keep the most specific few
+        messages = _dedupe_union(messages)
+        first = messages[0]
+        more = f" (and {len(messages) - 1} more: {'; '.join(messages[1:3])})" if len(messages) > 1 else ""
+        raise SpecError(f"{source}: {first}{more}", None, errors=messages) from None
+
+
+def _dedupe_union(messages: list[str]) -> list[str]:
+    out: list[str] = []
+    for m in messages:
+        where = m.split(":", 1)[0]
+        if any(o.split(":", 1)[0] == where for o in out):
+            continue
+        out.append(m)
+    return out
+
+
+def load_spec(path: str | Path) -> CaseSpec:
+    """Read and validate a ``case.yaml``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"no case spec at {path}", "pass a case.yaml or its folder, or run `mlcase init DATA --target COL`") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path} is a folder", "pass the case.yaml inside it") from None
+    return parse_spec(text, source=path.name)
+
+
+def parse_spec(text: str, source: str = "case.yaml") -> CaseSpec:
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+        raw = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{source}{where}: not valid YAML: {problem}", "fix the indentation or quoting there") from None
+    lines = _index_lines(node) if node is not None else {}
+    return spec_from_dict(raw, lines, source)
+
+
+def dump_spec(spec: CaseSpec) -> str:
+    """The spec as YAML (defaults included), loadable by :func:`parse_spec`."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
