@@ -65,8 +65,11 @@ def read_table(source: str | Path, root: str | Path | None = None) -> pd.DataFra
                 raise DataError(f"data.source: no file at {path}",
                                 "check the path (it is relative to the case folder)", path=str(path))
             reader = SUPPORTED_SUFFIXES[suffix]
+            # DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
+            opts = (", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'VARCHAR']"
+                    if reader == "read_csv_auto" else "")
             try:
-                df = con.execute(f"SELECT * FROM {reader}(?)", [str(path)]).df()
+                df = con.execute(f"SELECT * FROM {reader}(?{opts})", [str(path)]).df()
             except duckdb.Error as exc:
                 msg = str(exc).splitlines()[0]
                 raise DataError(f"data.source: cannot read {path.name}: {msg}",

@@ -1,1 +1,232 @@
-"""``run(case)``: the one place that knows the order of the stages."""
+"""``run(case)``: the one place that knows the order of the stages.
+
+Each stage is a function of the case and the outputs of earlier stages; its
+result is saved to ``<case>/.mlcase/<stage>.json`` so the report and the model
+card can be rebuilt without retraining.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import results
+from .case import Case, load_case
+from .errors import ChecksFailed
+
+
+@dataclass
+class RunResult:
+    """What ``mlcase run`` did: the decision, the champion, the main numbers and where the report is."""
+
+    case: Case
+    decision: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    champion: str | None = None
+    metrics: dict = field(default_factory=dict)
+    report: Path | None = None
+    card: Path | None = None
+    versions: dict = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
+    forced: bool = False
+    stopped_at: str | None = None
+    check_errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"case": self.case.name, "decision": self.decision, "reasons": self.reasons,
+                "champion": self.champion, "metrics": self.metrics,
+                "report": str(self.report) if self.report else None,
+                "model_card": str(self.card) if self.card else None,
+                "registry": self.versions, "stage_seconds": {k: round(v, 2) for k, v in self.stages.items()},
+                "forced": self.forced, "stopped_at": self.stopped_at, "check_errors": self.check_errors}
+
+    def print(self, console) -> None:
+        colour = {"GO": "green", "USE_BASELINE": "yellow", "NO_GO": "red", "INCONCLUSIVE": "magenta"}.get(
+            self.decision or "", "white")
+        console.print(f"\n[bold]{self.case.name}[/bold]: decision [bold {colour}]{self.decision}[/]"
+                      + (f" (champion: {self.champion})" if self.champion else ""))
+        for r in self.reasons:
+            console.print(f"  - {r}")
+        if self.report:
+            console.print(f"report: {self.report}")
+        if self.card:
+            console.print(f"model card: {self.card}")
+
+
+class _Timer:
+    def __init__(self, result: RunResult, console, quiet: bool):
+        self.result, self.console, self.quiet = result, console, quiet
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+                if not timer.quiet and timer.console is not None:
+                    timer.console.print(f"[dim]▸ {name}[/dim]")
+                return self
+
+            def __exit__(self, *exc):
+                timer.result.stages[name] = time.perf_counter() - self.t0
+                return False
+
+        return _Stage()
+
+
+def run(case: Case | str | Path, budget: float | str | None = None, force: bool = False,
+        quiet: bool = False, console=None) -> RunResult:
+    """Run a case end to end and return a :class:`RunResult`.
+
+    Parameters
+    ----------
+    case : Case, or a path to case.yaml or its folder
+    budget : str or float, optional
+        Overrides the spec's bake-off budget (``"90s"``, ``"2m"`` or seconds).
+    force : bool
+        Go on past error-level data checks (the run records that it was forced).
+    quiet : bool
+        No progress output.
+
+    Examples
+    --------
+    >>> import mlcase                                     # doctest: +SKIP
+    >>> result = mlcase.run("examples/telco-churn", budget="60s")  # doctest: +SKIP
+    >>> result.decision                                   # doctest: +SKIP
+    'GO'
+    """
+    from .data import prepare
+    from .spec import parse_duration
+
+    case = load_case(case)
+    if budget is not None:
+        parse_duration(budget)  # a bad --budget fails before any work
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True, quiet=quiet)
+    out = RunResult(case=case, forced=force)
+    stage = _Timer(out, console, quiet)
+
+    with stage("data"):
+        dataset = prepare(case)  # bad input fails here, before anything is written
+        results.clear(case)
+        results.save(case, "data", {**dataset.summary(), "schema": dataset.schema.to_dict()})
+
+    from . import checks as checks_mod
+    from . import tracking
+
+    with stage("checks"):
+        report = checks_mod.run_checks(case, dataset)
+        results.save(case, "checks", {**report.to_dict(), "forced": bool(force and report.has_errors)})
+        _datasheet(case, dataset, report)
+        with tracking.run(case, "checks", tags=tracking.base_tags(case, dataset.fingerprint, "checks")):
+            tracking.log_dict(report.to_dict(), "checks.json")
+            tracking.log_metrics({"check_errors": len(report.errors), "check_warnings": len(report.warnings)})
+            tracking.set_tags({"mlcase.forced": force and report.has_errors})
+        if report.has_errors:
+            out.check_errors = [_check_line(c) for c in report.errors]
+            if not force:
+                out.stopped_at = "checks"
+                out.report = _report(case)
+                problems = "; ".join(out.check_errors[:5])
+                more = f" (+{len(out.check_errors) - 5} more)" if len(out.check_errors) > 5 else ""
+                raise ChecksFailed(f"data checks found {len(out.check_errors)} error(s): {problems}{more}",
+                                   "fix the data or the spec (see `mlcase check`), or run with --force to go on anyway")
+
+    from . import decision as decision_mod
+    from . import evaluate as evaluate_mod
+
+    with stage("value ceiling"):
+        ceiling = evaluate_mod.value_ceiling(case, dataset)
+        results.save(case, "ceiling", ceiling.to_dict())
+    if ceiling.stop:
+        verdict = decision_mod.decide(case, ceiling, None)
+        results.save(case, "decision", verdict.to_dict())
+        out.decision, out.reasons, out.stopped_at = verdict.verdict, list(verdict.reasons), "value ceiling"
+        out.report = _report(case)
+        return out
+
+    from . import bakeoff as bakeoff_mod
+
+    with stage("bake-off"):
+        bake = bakeoff_mod.run_bakeoff(case, dataset, budget=budget, console=console, quiet=quiet)
+        results.save(case, "bakeoff", bake.to_dict())
+
+    with stage("evaluation"):
+        evaluation = evaluate_mod.evaluate(case, dataset, bake.bundles, bake.candidate)
+        eval_dict = evaluation.to_dict()
+        results.save(case, "evaluation", eval_dict)
+
+    candidate = bake.bundles[bake.candidate]
+    with stage("trust"):
+        _trust(case, dataset, candidate, bake, eval_dict)
+
+    with stage("decision"):
+        verdict = decision_mod.decide(case, ceiling, evaluation)
+        results.save(case, "decision", verdict.to_dict())
+
+    with stage("registry"):
+        from . import monitor as monitor_mod
+
+        for b in bake.bundles.values():
+            b.case_name = case.name
+            b.data_fingerprint = dataset.fingerprint
+        for name in {bake.candidate, bake.best_baseline}:
+            bake.bundles[name].reference = monitor_mod.build_reference(dataset, bake.bundles[name])
+        versions = bakeoff_mod.register(case, bake)
+        moved = decision_mod.apply_decision(case, verdict, versions)
+        out.versions = {**versions, **(moved or {})}
+        results.save(case, "registry", out.versions)
+        with tracking.run(case, "evaluation", tags=tracking.base_tags(case, dataset.fingerprint, "evaluation")):
+            tracking.log_metrics({f"test_{k}": v for k, v in eval_dict.get("metrics", {}).get(bake.candidate, {}).items()})
+            tracking.log_dict(eval_dict, "evaluation.json")
+            tracking.log_dict(verdict.to_dict(), "decision.json")
+            tracking.set_tags({"mlcase.decision": verdict.verdict})
+
+    with stage("model card"):
+        from . import cards
+
+        md, _html = cards.write_model_card(case)
+        out.card = md
+        champion_version = out.versions.get("champion_version") or versions.get("candidate_version")
+        if champion_version:
+            cards.log_card(case, champion_version)
+
+    out.decision, out.reasons, out.champion = verdict.verdict, list(verdict.reasons), verdict.champion
+    out.metrics = eval_dict.get("metrics", {}).get(bake.candidate, {})
+    out.report = _report(case)
+    return out
+
+
+def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
+    from . import conformal, explain
+
+    X_test = dataset.X_test
+    results.save(case, "explain", explain.explain_global(candidate, X_test, max_rows=300, seed=case.spec.split.seed))
+    alpha = case.spec.conformal.alpha
+    candidate.conformal = conformal.calibrate(candidate, dataset.X_valid, dataset.y_valid, alpha,
+                                              method=case.spec.conformal.method)
+    results.save(case, "conformal", conformal.evaluate_conformal(case, candidate, X_test, dataset.y_test,
+                                                                 dataset.rows("test")))
+
+
+def _datasheet(case: Case, dataset, report) -> None:
+    from . import datasheet
+
+    datasheet.write_datasheet(case, dataset, report)
+    results.save(case, "datasheet", datasheet.datasheet_dict(case, dataset, report))
+
+
+def _check_line(check) -> str:
+    d = check.to_dict() if hasattr(check, "to_dict") else dict(check)
+    col = f" [{d.get('column')}]" if d.get("column") else ""
+    return f"{d.get('id')}{col}: {d.get('title') or d.get('message', '')}"
+
+
+def _report(case: Case) -> Path | None:
+    from .report.render import build_report
+
+    return build_report(case)

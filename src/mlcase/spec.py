@@ -441,7 +441,7 @@ def spec_from_dict(raw: Any, lines: dict | None = None, source: str = "case.yaml
                 probe = loc
                 while probe and probe not in lines:
                     probe = probe[:-1]
-                line = lines.get(probe)
+                line = lines.get(probe) if probe else None  # no line for a key missing at the top
             where = _fmt_path(loc) + (f" (line {line})" if line else "")
             messages.append(f"{where}: {text}")
         # union errors repeat themselves per member; keep the most specific few

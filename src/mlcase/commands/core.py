@@ -11,6 +11,8 @@ from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
 
 
 def register(app: typer.Typer) -> None:
+    _register_init(app)
+
     @app.command()
     def run(
         case: CaseArg = None,
@@ -31,3 +33,19 @@ def register(app: typer.Typer) -> None:
             result.print(console())
         if fail_on_no_go and result.decision != "GO":
             raise typer.Exit(3)
+
+
+def _register_init(app: typer.Typer) -> None:
+    @app.command()
+    def init(
+        data: Annotated[Path, typer.Argument(help="CSV or Parquet file to draft the case from.")],
+        target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+        name: Annotated[str | None, typer.Option(help="Case name (default: the file's name).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write case.yaml (default: beside the data).")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Replace an existing case.yaml.")] = False,
+    ):
+        """Draft a commented case.yaml from a data file."""
+        from ..draft import write_draft
+
+        path = write_draft(data, target, name=name, out=out, force=force)
+        console().print(f"wrote {path}: fill in the TODOs (decision, costs, capacity), then run `mlcase run {path.parent}`")

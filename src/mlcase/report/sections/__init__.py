@@ -3,6 +3,14 @@
 ``results`` is :func:`mlcase.results.load_all` (stage name -> that stage's JSON).
 Use :func:`table` and :func:`figure` for content so every section looks alike
 and tables stay readable without JavaScript.
+
+The renderer (:mod:`mlcase.report.render`) adds ``results["case"]`` (the spec as a
+dict under ``"spec"``, plus ``"name"`` and ``"built_at"``). A section module may set
+``TITLE`` and ``ORDER`` (used for its "not run yet" placeholder) and ``STAGES``
+(the results it reads; default: the module's own name). When none of its
+``STAGES`` has results and ``build`` returns nothing or raises, the report shows
+the section as "not run yet"; when ``build`` raises otherwise, the section shows
+as failed with the error and the rest of the report still renders.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import html as _html
 import itertools
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +31,9 @@ class Section:
     title: str
     html: str = ""
     order: int = 50          # position in the report (lower first)
-    status: str | None = None  # "ok" | "warning" | "error" | None: a badge next to the title
-    children: list = field(default_factory=list)
+    status: str | None = None  # "ok" | "warning" | "error" | "not_run" | None: a badge next to the title
+    children: list = field(default_factory=list)  # sub-sections (Section), shown under this one
+    header: bool = True      # False: the renderer writes no <h2> title (the html carries its own)
 
 
 def esc(v: Any) -> str:
@@ -53,10 +63,14 @@ def table(rows, columns: list[str] | None = None, caption: str | None = None, di
     if columns is None:
         columns = list(dict.fromkeys(k for r in rows for k in r))
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{esc(fmt(r.get(c), digits))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
+    body = "".join("<tr>" + "".join(_td(r.get(c), digits) for c in columns) + "</tr>" for r in rows)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     return f'<table class="{classes}">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _td(v: Any, digits: int) -> str:
+    num = isinstance(v, numbers.Real) and not isinstance(v, bool)
+    return f'<td class="num">{esc(fmt(v, digits))}</td>' if num else f"<td>{esc(fmt(v, digits))}</td>"
 
 
 def figure(fig, height: int | None = None, caption: str | None = None) -> str:

@@ -1,0 +1,155 @@
+"""``mlcase init``: draft a commented ``case.yaml`` from a data file."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .data import infer_schema, read_table
+from .errors import DataError, SpecError
+
+
+def _q(v) -> str:
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.").lower()
+    return s or "case"
+
+
+def infer_task(y: pd.Series) -> str:
+    values = y.dropna()
+    n_unique = values.nunique()
+    if n_unique == 2:
+        return "binary"
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and (
+            n_unique > 20 or not (values % 1 == 0).all()):
+        return "regression"
+    if n_unique <= 1:
+        raise DataError(f"target '{y.name}' has a single value ({values.iloc[0] if len(values) else 'empty'})",
+                        "pick a column whose values differ between rows")
+    return "multiclass"
+
+
+def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir: str | Path | None = None) -> str:
+    """Return the text of a commented ``case.yaml`` drafted from ``data``.
+
+    Task and positive class are inferred from the target, likely id and time
+    columns are filled in, every section is present with a default and a
+    comment saying what the owner has to decide.
+    """
+    data = Path(data)
+    case_dir = Path(case_dir) if case_dir else data.resolve().parent
+    df = read_table(data.resolve())
+    if target not in df.columns:
+        raise DataError(f"--target '{target}' is not a column of {data.name}",
+                        f"pick one of: {', '.join(map(str, df.columns[:30]))}")
+    task = infer_task(df[target])
+    schema = infer_schema(df, target, task)
+    kinds = {c: schema.columns[c].kind for c in df.columns}
+    id_col = next((c for c, k in kinds.items() if k == "id" and c != target), None)
+    time_col = next((c for c, k in kinds.items() if k == "datetime" and c != target), None)
+    try:
+        source = str(data.resolve().relative_to(case_dir.resolve()))
+    except ValueError:
+        source = str(data.resolve())
+    name = _slug(name or data.stem)
+    positive = None
+    if task == "binary":
+        from .data import _guess_positive
+
+        values = sorted(map(str, df[target].dropna().unique()))
+        positive = _guess_positive(values)
+        rate = float((df[target].astype(str) == positive).mean())
+    cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col)]
+    slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
+    candidates = ["logistic", "hist_gbm", "lightgbm", "xgboost"] if task != "regression" else ["ridge", "hist_gbm", "lightgbm", "xgboost"]
+    lines = [
+        f"# Drafted by `mlcase init` from {data.name} ({len(df):,} rows, {df.shape[1]} columns).",
+        "# Every section below has a default; the comments say what the owner must decide.",
+        f"name: {name}",
+        "decision: TODO say which action the prediction drives, in one sentence",
+        "owner: TODO team",
+        "problem:",
+        "  current_process: TODO how the decision is made today",
+        f"  volume: {len(df)}/month          # TODO decisions per period (turns money per decision into money per period)",
+        "  target: TODO what success looks like",
+        "goals: []",
+        "non_goals: []",
+        "assumptions: []                   # text + a SQL check over aggregates, e.g. avg(x IS NULL) < 0.05",
+        f"task: {task}                       # binary | multiclass | regression (inferred from the target)",
+        "data:",
+        f"  source: {_q(source)}",
+        f"  target: {_q(target)}",
+    ]
+    if task == "binary":
+        lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rate:.1%} of rows)")
+    lines += [
+        f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature" if id_col else ""),
+        f"  time: {_q(time_col) if time_col else 'null'}" + ("   # enables time splits and time-window monitoring" if time_col else "               # set a date column to split by time"),
+        "  group: null",
+        "  features: {exclude: []}         # TODO drop columns that must not drive the decision",
+        "  unavailable_at_serving: []      # TODO columns that exist in history but not when the decision is made",
+        "  label_delay: null               # e.g. 90d: how long until the outcome is known",
+        f"split: {{method: {'time' if time_col else ('stratified' if task != 'regression' else 'random')}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
+        "sensitive: []                     # TODO columns to check for fairness (never used as features)",
+    ]
+    if task == "binary":
+        lines += [
+            "costs:                          # TODO money per decision from the business (a number or a SQL expression per row)",
+            "  true_positive: 1               # acting on a case that needed it",
+            "  false_positive: 1              # acting on a case that did not",
+            "  false_negative: 5              # missing a case that needed action",
+            "  true_negative: 0",
+            "constraints:",
+            "  review_capacity: 0.1           # TODO share of cases you can act on (or a count like '300/day')",
+        ]
+    elif task == "regression":
+        lines += [
+            "costs:                          # TODO money per unit of error",
+            "  under: 1",
+            "  over: 1",
+            "constraints:",
+        ]
+    else:
+        lines += ["constraints:"]
+    lines += [
+        "  latency_p95_ms: 100",
+        "  min_lift: 0.0                  # money per decision the model must add over the best baseline",
+        "  operating_cost: auto           # money per decision to run the model, or auto (measured)",
+        "compute: {cost_per_cpu_hour: 0.05, retrain_every: 30d}",
+        "baselines:",
+        f"  - {'majority' if task != 'regression' else 'mean'}",
+        "  - linear",
+        "  # - rule: \"some_column > 10\"   # TODO today's expert rule as a SQL expression",
+        f"candidates: [{', '.join(candidates)}]",
+        "budget: 2m",
+        f"slices: [{', '.join(_q(s) for s in slices)}]",
+        "conformal: {alpha: 0.1}",
+        "serving: {fallback: [previous_champion, baseline, constant]}",
+        "monitoring: {psi_alert: 0.25, window: 1d, max_fallback_share: 0.05}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_draft(data: str | Path, target: str, name: str | None = None, out: str | Path | None = None,
+                force: bool = False) -> Path:
+    """Write the drafted spec to ``out`` (default ``case.yaml`` beside the data); never overwrite unless ``force``."""
+    data = Path(data)
+    out = Path(out) if out else data.resolve().parent / "case.yaml"
+    if out.is_dir():
+        out = out / "case.yaml"
+    if out.exists() and not force:
+        raise SpecError(f"{out} already exists", "pass -o another/path.yaml, or --force to replace it")
+    text = draft_spec(data, target, name, case_dir=out.resolve().parent)
+    from .spec import parse_spec
+
+    parse_spec(text, source=out.name)  # the draft must load
+    tmp = out.with_suffix(".yaml.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    return out

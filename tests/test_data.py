@@ -1,0 +1,159 @@
+"""Data loading through DuckDB, schema inference, reproducible splits, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlcase.case import load_case
+from mlcase.data import immature_mask, make_split, prepare, read_table
+from mlcase.errors import DataError, SpecError
+
+from .conftest import write_case
+
+SPEC = """\
+name: t
+decision: act on the row
+task: {task}
+data:
+  source: {source}
+  target: {target}
+{extra}"""
+
+
+def _case(tmp_path, df, task="binary", target="y", extra="", name="data.csv"):
+    text = SPEC.format(task=task, source=name, target=target, extra=extra)
+    return load_case(write_case(tmp_path, text, df, name))
+
+
+def _frame(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n),
+                         "y": rng.choice(["no", "yes"], n, p=[0.7, 0.3])})
+
+
+def test_csv_parquet_and_sql_sources_read_the_same_rows(tmp_path):
+    df = _frame()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    df.to_parquet(tmp_path / "d.parquet", index=False)
+    a = read_table("d.csv", tmp_path)
+    b = read_table("d.parquet", tmp_path)
+    c = read_table("SELECT * FROM 'd.parquet' WHERE x > 0", tmp_path)
+    assert len(a) == len(b) == 200
+    assert np.allclose(a["x"], b["x"])
+    assert len(c) == int((df.x > 0).sum())
+
+
+def test_yes_no_values_stay_text(tmp_path):
+    df = pd.DataFrame({"flag": ["Yes", "No"] * 10, "y": ["a", "b"] * 10})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    assert set(read_table("d.csv", tmp_path)["flag"]) == {"Yes", "No"}
+
+
+def test_schema_kinds_on_real_data(tmp_path, churn_df):
+    case = _case(tmp_path, churn_df, target="churn", extra="  positive: 'Yes'\n  id: customer_id\n")
+    ds = prepare(case)
+    kinds = ds.schema.kinds()
+    assert kinds["tenure"] == "numeric" and kinds["contract"] == "categorical"
+    assert set(ds.schema.columns["contract"].categories) == {"Month-to-month", "One year", "Two year"}
+    assert "customer_id" not in ds.features and "churn" not in ds.features
+    assert ds.classes == ["No", "Yes"] and ds.y.mean() == pytest.approx(1869 / 7043, abs=1e-9)
+    # the schema survives a JSON round trip (serving validates against it)
+    from mlcase.data import Schema
+
+    again = Schema.from_dict(ds.schema.to_dict())
+    assert again.columns["monthly_charges"].max == ds.schema.columns["monthly_charges"].max
+
+
+def test_stratified_split_keeps_the_positive_rate_and_valid_fold_is_carved(tmp_path, default_df):
+    case = _case(tmp_path, default_df, target="default", extra="  positive: 'Yes'\n  id: account_id\n")
+    ds = prepare(case)
+    rate = ds.y.mean()
+    for part in ("train", "valid", "test"):
+        assert ds.y[getattr(ds.split, part)].mean() == pytest.approx(rate, abs=0.004)
+    all_idx = np.concatenate([ds.split.train, ds.split.valid, ds.split.test])
+    assert len(all_idx) == len(np.unique(all_idx)) == len(ds.frame)
+    assert len(ds.split.test) == pytest.approx(0.2 * len(ds.frame), abs=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(20, 400), seed=st.integers(0, 10_000), test_size=st.floats(0.1, 0.5),
+       method=st.sampled_from(["random", "stratified", "time", "group"]))
+def test_split_properties(n, seed, test_size, method):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    time = rng.integers(0, max(3, n // 3), n).astype(float)
+    groups = rng.integers(0, max(2, n // 5), n)
+    kw = dict(y=y, time=time, groups=groups)
+    try:
+        s1 = make_split(n, method, test_size, 0.2, seed, **kw)
+    except DataError:
+        return  # degenerate draws (one time value, one group) are refused with a clear error
+    s2 = make_split(n, method, test_size, 0.2, seed, **kw)
+    # same seed, same rows
+    for part in ("train", "valid", "test"):
+        assert np.array_equal(getattr(s1, part), getattr(s2, part))
+    parts = [s1.train, s1.valid, s1.test]
+    assert sum(map(len, parts)) == n and len(np.unique(np.concatenate(parts))) == n
+    if method == "time":
+        assert time[s1.train].max() < time[s1.test].min()
+        assert time[s1.train].max() < time[s1.valid].min() <= time[s1.valid].max() < time[s1.test].min() + 1e-9
+    if method == "group":
+        train_g, valid_g, test_g = (set(groups[p]) for p in parts)
+        assert not (train_g & test_g) and not (train_g & valid_g) and not (valid_g & test_g)
+    if method == "stratified" and n >= 100:
+        assert abs(y[s1.test].mean() - y.mean()) < 0.06
+
+
+def test_immature_rows_are_excluded_and_counted(tmp_path):
+    n = 365
+    df = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=n, freq="D").astype(str),
+                       "x": np.arange(n) % 7, "y": ["a", "b"] * (n // 2) + ["a"]})
+    case = _case(tmp_path, df, target="y", extra="  time: day\n  label_delay: 30d\n")
+    ds = prepare(case)
+    assert ds.excluded["immature_label"] == 30
+    used = np.concatenate([ds.split.train, ds.split.valid, ds.split.test])
+    assert ds.time.iloc[used].max() == pd.Timestamp("2024-11-30")
+    assert immature_mask(ds.time, 30 * 86400).sum() == 30
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: _case(p, _frame(), target="nope"), ["data.target: 'nope'", "absent from the data"]),
+        (lambda p: _case(p, _frame().assign(y="only"), target="y"), ["1 class", "both classes"]),
+        (lambda p: _case(p, _frame().assign(y=np.arange(200) % 3), target="y"), ["3 classes", "multiclass"]),
+        (lambda p: _case(p, _frame(), extra="  positive: maybe\n"), ["data.positive 'maybe'", "one of no, yes"]),
+        (lambda p: _case(p, _frame().assign(when=["2024-01-01", "soon"] * 100), extra="  time: when\n"),
+         ["data.time 'when'", "'soon'", "ISO dates"]),
+        (lambda p: _case(p, _frame().head(0)), ["empty"]),
+        (lambda p: _case(p, _frame(), name="data.xlsx"), ["unsupported file type '.xlsx'", ".csv or .parquet"]),
+    ],
+)
+def test_bad_data_gets_one_clear_line(tmp_path, make, words):
+    with pytest.raises((DataError, SpecError)) as err:
+        case = make(tmp_path)
+        prepare(case)
+    msg = str(err.value)
+    for w in words:
+        assert w in msg
+    assert "\n" not in msg
+
+
+def test_missing_data_file(tmp_path):
+    case = load_case(write_case(tmp_path, SPEC.format(task="binary", source="gone.csv", target="y", extra="")))
+    with pytest.raises(DataError, match=r"no file at .*gone.csv; check the path"):
+        prepare(case)
+
+
+def test_every_missing_column_is_listed_at_once(tmp_path):
+    extra = "  id: nid\n  features: {include: [x, zz]}\nslices: [region]\n"
+    with pytest.raises(DataError) as err:
+        prepare(_case(tmp_path, _frame(), extra=extra))
+    msg = str(err.value)
+    for name in ("'nid'", "'zz'", "'region'"):
+        assert name in msg
