@@ -13,9 +13,24 @@ __version__ = "0.1.0"
 
 __all__ = ["Case", "CaseSpec", "MlcaseError", "__version__", "load_case", "run"]
 
-from .case import Case, load_case  # noqa: E402
-from .errors import MlcaseError  # noqa: E402
-from .spec import CaseSpec  # noqa: E402
+# Public names resolve on first use (PEP 562), so `import mlcase` and `mlcase --help` stay fast.
+_LAZY = {"Case": ("case", "Case"), "load_case": ("case", "load_case"),
+         "MlcaseError": ("errors", "MlcaseError"), "CaseSpec": ("spec", "CaseSpec")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlcase' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def run(case, budget=None, force: bool = False, quiet: bool = False, console=None):
