@@ -15,6 +15,7 @@ as failed with the error and the rest of the report still renders.
 
 from __future__ import annotations
 
+import functools
 import html as _html
 import itertools
 import json
@@ -74,14 +75,29 @@ def _td(v: Any, digits: int) -> str:
 
 
 def figure(fig, height: int | None = None, caption: str | None = None) -> str:
-    """A Plotly figure (``plotly.graph_objects.Figure`` or its dict) rendered by the bundled plotly.js."""
+    """A Plotly figure (``plotly.graph_objects.Figure`` or its dict) rendered by the bundled plotly.js.
+
+    A figure left on plotly's default template is drawn in the report's own
+    style (the template is dropped here and applied in the page, which also
+    keeps the file small); a figure with another template keeps it.
+    """
     spec = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else fig
+    layout = spec.get("layout") or {}
+    if "template" in layout and layout["template"] == _default_template():
+        spec = {**spec, "layout": {k: v for k, v in layout.items() if k != "template"}}
     payload = json.dumps(spec, default=_default).replace("</", "<\\/")
     fid = f"fig{next(_ids)}"
     style = f' style="height:{int(height)}px"' if height else ""
     cap = f'<figcaption>{esc(caption)}</figcaption>' if caption else ""
     return (f'<figure class="plot"><div class="plotly-fig" id="{fid}"{style}></div>'
             f'<script type="application/json" data-for="{fid}">{payload}</script>{cap}</figure>')
+
+
+@functools.cache
+def _default_template() -> dict:
+    import plotly.io as pio
+
+    return pio.templates[pio.templates.default].to_plotly_json()
 
 
 def _default(o):

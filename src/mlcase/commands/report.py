@@ -1,0 +1,39 @@
+"""``mlcase report``: rebuild the HTML report from the saved stage results, without retraining."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def report(
+        case: CaseArg = None,
+        open_path: Annotated[bool, typer.Option(
+            "--open-path", help="Print the report as a file:// URL to open in a browser, instead of a path.")] = False,
+        json_out: JsonOpt = False,
+        quiet: QuietOpt = False,
+    ):
+        """Rebuild <case>/report/index.html from <case>/.mlcase/*.json (no retraining) and print its path."""
+        from ..errors import NotFoundError
+        from ..report.render import write_report
+        from ..results import load_all
+
+        c = load(case)
+        if not load_all(c):
+            raise NotFoundError(f"no stage results in {c.work_dir} to build the report from",
+                                f"run `mlcase run {c.root}` first")
+        result = write_report(c)
+        if json_out:
+            emit_json(result.to_dict())
+            return
+        out = console(quiet)
+        n = len(result.sections)
+        out.print(f"report: {n} section(s)"
+                  + (f", [red]{len(result.failed)} failed[/red] ({', '.join(result.failed)})" if result.failed else "")
+                  + (f", {len(result.not_run)} not run yet ({', '.join(result.not_run)})" if result.not_run else ""))
+        typer.echo(result.path.resolve().as_uri() if open_path else str(result.path))

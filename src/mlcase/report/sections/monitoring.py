@@ -1,0 +1,266 @@
+"""The monitoring section: drift, decisions, fallbacks and estimated vs realized performance per window.
+
+Reads ``results["monitoring"]`` (:meth:`mlcase.monitor.MonitorResult.to_dict`,
+saved by ``mlcase monitor``). Every plot draws the alert thresholds of the
+spec's ``monitoring`` section; windows younger than the label delay are drawn
+hollow and named "not final", never as good news. A table beside the plots
+carries the same numbers.
+"""
+
+from __future__ import annotations
+
+from . import Section, esc, figure, fmt, table
+
+TITLE = "Monitoring"
+ORDER = 60
+STAGES = ("monitoring",)
+
+_COLORS = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b", "#0ea5e9", "#d946ef",
+           "#84cc16", "#f97316"]
+MAX_FEATURES_PLOTTED = 10
+
+
+def build(results: dict[str, dict]) -> list[Section]:
+    """One "Monitoring" section with children: alerts, drift, decisions and fallbacks, performance, windows."""
+    mon = results.get("monitoring")
+    if not mon:
+        return []
+    windows = mon.get("windows") or []
+    th = mon.get("thresholds") or {}
+    children = [
+        Section(id="monitoring-alerts", title="Alerts", html=alerts_html(mon),
+                status="error" if mon.get("alerts") else "ok"),
+        Section(id="monitoring-drift", title="Data and prediction drift", html=drift_html(windows, th),
+                status="error" if any(a["kind"] in ("drift", "score_drift") for a in mon.get("alerts", [])) else "ok"),
+        Section(id="monitoring-decisions", title="Decisions and fallbacks", html=decisions_html(windows, th),
+                status="error" if any(a["kind"] == "fallback" for a in mon.get("alerts", [])) else "ok"),
+        Section(id="monitoring-performance", title="Estimated and realized performance",
+                html=performance_html(windows, th, mon.get("task")),
+                status="error" if any(a["kind"] in ("estimated_cost", "realized_cost")
+                                      for a in mon.get("alerts", [])) else "ok"),
+        Section(id="monitoring-windows", title="Windows", html=windows_html(windows)),
+    ]
+    model = mon.get("model") or {}
+    version = f" version {model['version']}" if model.get("version") is not None else ""
+    intro = (f"<p>{esc(fmt(mon.get('n_rows')))} predictions of <strong>{esc(model.get('name'))}</strong>{esc(version)} "
+             f"from <code>{esc(mon.get('source'))}</code>, in {len(windows)} window(s) of "
+             f"{esc(_duration(mon.get('window_seconds') or 0))}, compared with the training reference "
+             f"(as of {esc(mon.get('as_of') or '–')}). "
+             f"<strong>{len(mon.get('alerts') or [])} alert(s)</strong>.</p>")
+    return [Section(id="monitoring", title=TITLE, html=intro, order=ORDER, children=children,
+                    status="error" if mon.get("alerts") else "ok")]
+
+
+# --------------------------------------------------------------------------- helpers
+def _fig(data: list, layout: dict, height: int = 340, caption: str | None = None) -> str:
+    base = {"margin": {"l": 60, "r": 20, "t": 30, "b": 50}, "height": height,
+            "legend": {"orientation": "h", "y": -0.25}}
+    return figure({"data": data, "layout": {**base, **layout}}, height=height, caption=caption)
+
+
+def _hline(y: float, label: str, color: str = "#ef4444", dash: str = "dash") -> tuple[dict, dict]:
+    shape = {"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": y, "y1": y,
+             "line": {"dash": dash, "color": color, "width": 1.5}}
+    ann = {"x": 1, "y": y, "xref": "paper", "yref": "y", "text": label, "showarrow": False,
+           "xanchor": "right", "yanchor": "bottom", "font": {"size": 11, "color": color}}
+    return shape, ann
+
+
+def _lines(*items) -> dict:
+    shapes, anns = [], []
+    for y, label, color in items:
+        if y is None:
+            continue
+        s, a = _hline(y, label, color)
+        shapes.append(s)
+        anns.append(a)
+    return {"shapes": shapes, "annotations": anns}
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds:g} s"
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.3g}%"
+
+
+# --------------------------------------------------------------------------- alerts
+def alerts_html(mon: dict) -> str:
+    alerts = mon.get("alerts") or []
+    parts = []
+    if alerts:
+        rows = [{"kind": a["kind"], "window": a.get("window"), "what": a.get("feature") or a.get("assumption"),
+                 "value": a.get("value"), "threshold": a.get("threshold"), "message": a.get("message")}
+                for a in alerts[:100]]
+        more = f" (first 100 of {len(alerts)})" if len(alerts) > 100 else ""
+        parts.append(table(rows, caption=f"Alerts{more}: `mlcase monitor` exits 1 while any fires"))
+    else:
+        parts.append("<p>No alert: no feature drifted past the PSI alert level with a significant test, the "
+                     "fallback share and the costs stayed under their limits, and every assumption held.</p>")
+    warnings = mon.get("warnings") or []
+    if warnings:
+        items = "".join(f"<li>{esc(w.get('message'))}</li>" for w in warnings[:50])
+        parts.append(f"<p>Worth a look (no alert):</p><ul>{items}</ul>")
+    lab = mon.get("labels") or {}
+    if lab.get("rows"):
+        parts.append(f"<p>Labels: {fmt(lab.get('rows'))} read for {fmt(lab.get('request_ids'))} request ids, "
+                     f"{fmt(lab.get('matched'))} joined to predictions; {fmt(lab.get('duplicated_request_ids'))} "
+                     f"request ids labelled more than once ({fmt(lab.get('conflicting_request_ids'))} with "
+                     f"different values; {esc(lab.get('policy'))}); {fmt(lab.get('unmatched_request_ids'))} "
+                     "labels for unknown request ids.</p>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- drift
+def drift_html(windows: list[dict], th: dict) -> str:
+    if not windows:
+        return "<p>No windows.</p>"
+    x = [w["window"] for w in windows]
+    peak: dict[str, float] = {}
+    for w in windows:
+        for f, s in w.get("drift", {}).items():
+            if s.get("psi") is not None:
+                peak[f] = max(peak.get(f, 0.0), s["psi"])
+    shown = sorted(peak, key=lambda f: -peak[f])[:MAX_FEATURES_PLOTTED]
+    data = []
+    for i, f in enumerate(shown):
+        data.append({"type": "scatter", "mode": "lines+markers", "name": f, "x": x,
+                     "y": [w["drift"].get(f, {}).get("psi") for w in windows],
+                     "line": {"color": _COLORS[i % len(_COLORS)]}})
+    if any(w.get("score_drift") for w in windows):
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "score", "x": x,
+                     "y": [(w.get("score_drift") or {}).get("psi") for w in windows],
+                     "line": {"color": "#0f172a", "dash": "dot", "width": 3}})
+    layout = {"xaxis": {"title": {"text": "window"}}, "yaxis": {"title": {"text": "PSI"}, "rangemode": "tozero"},
+              **_lines((th.get("psi_alert"), f"alert {th.get('psi_alert')}", "#ef4444"),
+                       (th.get("psi_warn"), f"warning {th.get('psi_warn')}", "#f59e0b"))}
+    caption = (f"PSI per window of the {len(shown)} features that moved most, and of the score. A feature drifts "
+               f"when its PSI passes the alert line and its KS / chi-square test rejects at level {th.get('alpha')}.")
+    fig = _fig(data, layout, caption=caption)
+    last = windows[-1]
+    rows = []
+    for f, s in sorted(last.get("drift", {}).items(), key=lambda kv: -(kv[1].get("psi") or 0)):
+        rows.append({"feature": f, "status": s.get("status"), "PSI": s.get("psi"), "JS": s.get("js"),
+                     "test": "KS" if s.get("kind") == "numeric" else "chi-square",
+                     "statistic": s.get("ks") if s.get("kind") == "numeric" else s.get("chi2"),
+                     "p": s.get("p_value"), "missing": _pct(s.get("missing_rate")),
+                     "missing (train)": _pct(s.get("missing_rate_ref")),
+                     "unseen": (s.get("unseen") or {}).get("count")})
+    return fig + table(rows, caption=f"Drift in the latest window ({last['window']}, {last['n']} rows)")
+
+
+# --------------------------------------------------------------------------- decisions and fallbacks
+def decisions_html(windows: list[dict], th: dict) -> str:
+    if not windows:
+        return ""
+    x = [w["window"] for w in windows]
+    keys = sorted({k for w in windows for k in w.get("decisions", {})})
+    data = [{"type": "bar", "name": k, "x": x, "y": [w["decisions"].get(k, 0.0) for w in windows],
+             "marker": {"color": _COLORS[i % len(_COLORS)]}} for i, k in enumerate(keys)]
+    ref = windows[0].get("decisions_ref") or {}
+    lines = [(v, f"training {k} {100 * v:.3g}%", "#334155") for k, v in ref.items() if k == "flag"]
+    dec_fig = _fig(data, {"barmode": "stack", "yaxis": {"title": {"text": "share of decisions"}, "range": [0, 1]},
+                          **_lines(*lines)},
+                   caption="Share of each decision per window" + (" (dashed: flag rate on the validation rows)"
+                                                                   if lines else ""))
+    tiers = sorted({t for w in windows for t in w["fallback"].get("by_tier", {}) if t != "model"})
+    fb = [{"type": "bar", "name": t, "x": x, "y": [w["fallback"]["by_tier"].get(t, 0.0) for w in windows],
+           "marker": {"color": _COLORS[(i + 3) % len(_COLORS)]}} for i, t in enumerate(tiers)]
+    fb.append({"type": "scatter", "mode": "lines+markers", "name": "fallback share", "x": x,
+               "y": [w["fallback"]["share"] for w in windows], "line": {"color": "#0f172a"}})
+    limit = th.get("max_fallback_share")
+    fb_fig = _fig(fb, {"barmode": "stack", "yaxis": {"title": {"text": "share of answers"}, "rangemode": "tozero"},
+                       **_lines((limit, f"max {_pct(limit)}", "#ef4444"))},
+                  caption="Answers given by a fallback tier, by tier; above the red line the window alerts")
+    rows = [{"window": w["window"], "fallback": _pct(w["fallback"]["share"]),
+             "top reasons": "; ".join(f"{r} ({_pct(s)})" for r, s in list(w["fallback"].get("by_reason", {}).items())[:3])}
+            for w in windows if w["fallback"]["share"] > 0]
+    return dec_fig + fb_fig + (table(rows, caption="Fallback reasons") if rows else "")
+
+
+# --------------------------------------------------------------------------- performance
+def performance_html(windows: list[dict], th: dict, task: str | None) -> str:
+    if not windows:
+        return ""
+    has_cost = any(((w.get("estimated") or {}).get("cost")) or ((w.get("realized") or w.get("realized_so_far") or {})
+                                                               .get("cost") is not None) for w in windows)
+    parts = []
+    if has_cost:
+        parts.append(_perf_fig(windows, "cost", "cost per decision",
+                               [(th.get("max_estimated_cost"), f"max estimated {fmt(th.get('max_estimated_cost'))}",
+                                 "#f59e0b"),
+                                (th.get("max_realized_cost"), f"max realized {fmt(th.get('max_realized_cost'))}",
+                                 "#ef4444")]))
+    metric = "accuracy" if task in ("binary", "multiclass") else ("rmse" if task == "regression" else None)
+    if metric:
+        parts.append(_perf_fig(windows, metric, metric, []))
+    if task == "binary":
+        parts.append("<p>Estimated values come from the model's calibrated probabilities before any label "
+                     "arrives (confidence-based performance estimation); the band is the 95% sampling range of "
+                     "the realized value if the probabilities are right. Hollow grey points are windows younger "
+                     "than the label delay: their labels are not all in, so they are not final.</p>")
+    return "".join(parts) or "<p>No labels and no estimate for this task yet.</p>"
+
+
+def _perf_fig(windows: list[dict], key: str, label: str, limits: list) -> str:
+    x = [w["window"] for w in windows]
+    data = []
+    est = [(w.get("estimated") or {}).get(key) for w in windows]
+    if any(isinstance(e, dict) and e.get("value") is not None for e in est):
+        lo = [e.get("low") if isinstance(e, dict) else None for e in est]
+        hi = [e.get("high") if isinstance(e, dict) else None for e in est]
+        data.append({"type": "scatter", "mode": "lines", "x": x, "y": hi, "line": {"width": 0},
+                     "showlegend": False, "hoverinfo": "skip"})
+        data.append({"type": "scatter", "mode": "lines", "x": x, "y": lo, "line": {"width": 0}, "fill": "tonexty",
+                     "fillcolor": "rgba(37,99,235,0.15)", "name": "estimated 95% band"})
+        data.append({"type": "scatter", "mode": "lines+markers", "x": x,
+                     "y": [e.get("value") if isinstance(e, dict) else None for e in est],
+                     "name": f"estimated {label}", "line": {"color": "#2563eb", "dash": "dash"}})
+    mature = [(w.get("realized") or {}).get(key) for w in windows]
+    partial = [(w.get("realized_so_far") or {}).get(key) if not w.get("realized") else None for w in windows]
+    if any(v is not None for v in mature):
+        data.append({"type": "scatter", "mode": "lines+markers", "x": x, "y": mature, "name": f"realized {label}",
+                     "line": {"color": "#10b981"}})
+    if any(v is not None for v in partial):
+        data.append({"type": "scatter", "mode": "markers", "x": x, "y": partial, "name": "realized so far (not final)",
+                     "marker": {"color": "#94a3b8", "symbol": "circle-open", "size": 10}})
+    if not data:
+        return ""
+    layout = {"yaxis": {"title": {"text": label}}, "xaxis": {"title": {"text": "window"}}, **_lines(*limits)}
+    return _fig(data, layout, caption=f"Estimated vs realized {label} per window")
+
+
+# --------------------------------------------------------------------------- windows table
+def windows_html(windows: list[dict]) -> str:
+    rows = []
+    for w in windows:
+        drift = [f for f, s in w.get("drift", {}).items() if s.get("status") == "drift"]
+        est = w.get("estimated") or {}
+        real = w.get("realized") or {}
+        so_far = w.get("realized_so_far") or {}
+        rows.append({"window": w["window"], "rows": w["n"] if not w["too_small"] else f"{w['n']} (too few)",
+                     "labels": "not final" if not w["mature"] else _pct(1 - (w["labels"]["unlabelled_share"] or 0)),
+                     "label delay (median)": _delay(w["labels"].get("delay_median_s")),
+                     "drifted": ", ".join(drift) or "–",
+                     "fallback": _pct(w["fallback"]["share"]),
+                     "est. cost": (est.get("cost") or {}).get("value"),
+                     "realized cost": real.get("cost") if real else (
+                         f"{fmt(so_far.get('cost'))} (not final)" if so_far.get("cost") is not None else None),
+                     "est. accuracy": (est.get("accuracy") or {}).get("value"),
+                     "realized accuracy": real.get("accuracy")})
+    return table(rows, caption="Per window (realized numbers only once the window is older than the label delay)")
+
+
+def _delay(seconds) -> str:
+    if seconds is None:
+        return "–"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.3g} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds:.3g} s"

@@ -1,0 +1,225 @@
+"""Shared fixtures of the end-to-end tests.
+
+Browser tests drive Debian's Chromium (``/usr/bin/chromium``) through Python
+Playwright; ``playwright install`` is never needed. ``browser`` is one headless
+Chromium for the whole session; ``open_report`` opens a report file and records
+console errors, page errors and any request that leaves the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase import results
+from mlcase.case import case_from_spec
+from mlcase.report.sections import Section, figure, table
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CAPACITY = 0.1
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# what plotly draws data with, per trace family (cartesian, pie-like, polar, tables, WebGL canvases ...)
+MARKS = ", ".join([".plot path", ".plot image", ".plot text", ".pielayer path", ".sunburstlayer path",
+                   ".treemaplayer path", ".funnelarealayer path", ".polarlayer path", ".ternarylayer path",
+                   ".indicatorlayer text", ".table .cell-rect", ".sankey path", ".geolayer path",
+                   ".gl-container canvas"])
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium (Debian's package, driven by Playwright); skips when it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+    finally:
+        pw.stop()
+
+
+@dataclass
+class ReportView:
+    """An opened report page and what the browser reported while loading it."""
+
+    page: object
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
+
+    def figures(self) -> list[dict]:
+        """Every ``.plotly-fig``: its id, render state and size of the SVG plotly drew."""
+        return self.page.eval_on_selector_all("div.plotly-fig", f"""divs => divs.map(d => {{
+            const svg = d.querySelector('svg.main-svg');
+            const r = svg ? svg.getBoundingClientRect() : null;
+            return {{id: d.id, rendered: d.getAttribute('data-rendered'),
+                    svg_width: r ? r.width : 0, svg_height: r ? r.height : 0,
+                    marks: d.querySelectorAll({MARKS!r}).length}};
+        }})""")
+
+    def assert_healthy(self) -> None:
+        """No console or page errors, nothing fetched from outside the file, every plot drawn,
+        and the decision banner visible with a verdict."""
+        assert self.console_errors == [], f"console errors: {self.console_errors}"
+        assert self.page_errors == [], f"page errors: {self.page_errors}"
+        assert self.external_requests == [], f"requests leaving the file: {self.external_requests}"
+        for fig in self.figures():
+            assert fig["rendered"] == "true", f"plot {fig['id']} was not drawn ({fig['rendered']})"
+            assert fig["svg_width"] > 100 and fig["svg_height"] > 100, f"plot {fig['id']} is empty: {fig}"
+            assert fig["marks"] > 0, f"plot {fig['id']} has no marks: {fig}"
+        banner = self.page.locator("#decision .banner")
+        assert banner.is_visible()
+        assert banner.get_attribute("data-verdict") in {"GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE",
+                                                         "STOPPED", "PENDING"}
+
+
+@pytest.fixture
+def open_report(browser):
+    """``open_report(path, javascript=True) -> ReportView``: load a report from disk and wait for its plots."""
+    contexts = []
+
+    def _open(path: Path, javascript: bool = True, width: int = 1360, height: int = 900) -> ReportView:
+        context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": height})
+        contexts.append(context)
+        page = context.new_page()
+        view = ReportView(page)
+        page.on("console", lambda m: view.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: view.page_errors.append(str(e)))
+        page.on("request", lambda r: None if r.url.startswith(LOCAL_SCHEMES) else view.external_requests.append(r.url))
+        page.goto(Path(path).resolve().as_uri(), wait_until="load")
+        if javascript:
+            page.wait_for_selector("body[data-plots='done']", state="attached", timeout=30_000)
+        return view
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """``test-artifacts/`` at the repository root (gitignored): screenshots and other outputs worth a look."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+# --------------------------------------------------------------------------- a realistic report case
+def _roc(y: np.ndarray, s: np.ndarray) -> tuple[list[float], list[float], float]:
+    order = np.argsort(-s, kind="stable")
+    y = y[order]
+    tpr = np.concatenate([[0.0], np.cumsum(y) / y.sum()])
+    fpr = np.concatenate([[0.0], np.cumsum(1 - y) / (1 - y).sum()])
+    return fpr.tolist(), tpr.tolist(), float(np.trapezoid(tpr, fpr))
+
+
+@pytest.fixture
+def report_case(tmp_path):
+    """A churn case in ``tmp_path`` with saved results: decision GO, data, registry and model scores."""
+    rng = np.random.default_rng(7)
+    n = 400
+    tenure = rng.integers(0, 72, n)
+    charges = rng.normal(70, 20, n).round(2)
+    contract = rng.choice(["month-to-month", "one year", "two year"], n, p=[0.55, 0.25, 0.2])
+    logit = -1.0 - 0.04 * tenure + 0.02 * (charges - 70) + 1.2 * (contract == "month-to-month")
+    churn = rng.random(n) < 1 / (1 + np.exp(-logit))
+    frame = pd.DataFrame({"tenure": tenure, "charges": charges, "contract": contract,
+                          "churn": np.where(churn, "Yes", "No")})
+    frame.to_csv(tmp_path / "customers.csv", index=False)
+    spec = {
+        "name": "telco-churn",
+        "decision": "Which customers should the retention team call this month?",
+        "owner": "Head of customer retention",
+        "task": "binary",
+        "data": {"source": "customers.csv", "target": "churn", "positive": "Yes"},
+        "problem": {"current_process": "call every month-to-month customer with tenure under 6 months",
+                    "volume": "12000/month"},
+        "goals": ["Keep more customers for the same calling effort", "Stay within the call centre's capacity"],
+        "non_goals": ["Changing prices or contracts"],
+        "owners": {"model": "data science team", "decision": "retention team lead"},
+        "assumptions": [{"text": "Between 10% and 40% of customers churn",
+                         "check": "avg(CASE WHEN churn = 'Yes' THEN 1 ELSE 0 END) BETWEEN 0.1 AND 0.4"}],
+        "costs": {"false_negative": 500, "false_positive": 40, "true_positive": "40 + 0.1 * charges"},
+        "constraints": {"review_capacity": CAPACITY, "latency_p95_ms": 50, "min_lift": 0.5, "operating_cost": 0.05},
+        "baselines": ["majority", {"rule": "contract = 'month-to-month' AND tenure < 6", "name": "current rule"}],
+    }
+    case = case_from_spec(spec, tmp_path)
+    test = np.arange(n)[-100:]
+    y = churn[test].astype(int)
+    scores = {
+        "lightgbm": 1 / (1 + np.exp(-(logit[test] + rng.normal(0, 0.6, 100)))),
+        "logistic": 1 / (1 + np.exp(-(logit[test] + rng.normal(0, 1.2, 100)))),
+        "current rule": ((contract[test] == "month-to-month") & (tenure[test] < 6)).astype(float),
+    }
+    results.save(case, "data", {"rows": n, "features": ["tenure", "charges", "contract"], "task": "binary",
+                                "split": {"method": "stratified", "n_train": 240, "n_valid": 60, "n_test": 100}})
+    results.save(case, "registry", {"candidate_version": 3, "baseline_version": 2, "champion_version": 3})
+    results.save(case, "fixture_scores", {"y": y, "scores": {k: v.round(4) for k, v in scores.items()}})
+    results.save(case, "decision", {
+        "verdict": "GO",
+        "reasons": ["lightgbm saves $3.12 per decision over the current rule (95% CI $1.80 to $4.40), "
+                    "above the $0.50 minimum lift",
+                    "the CI of the lift excludes zero and the value covers the $0.05 operating cost",
+                    "p95 latency 4.1 ms is under the 50 ms limit"],
+        "champion": "lightgbm",
+        "evidence": {"candidate": "lightgbm", "best_baseline": "current rule", "trivial_baseline": "majority",
+                     "cost_per_decision": {"lightgbm": 41.2, "current rule": 44.32, "majority": 55.0},
+                     "lift_money_per_decision": {"estimate": 3.12, "ci_low": 1.8, "ci_high": 4.4},
+                     "required_per_decision": 0.55, "latency_ok": True, "n_test": 100,
+                     "value_per_period": {"period": "month", "decisions": 12000.0, "low": 21600.0,
+                                          "expected": 37440.0, "high": 52800.0}},
+    })
+    return case
+
+
+def score_plots(res: dict) -> list[Section]:
+    """A report section built from ``.mlcase/fixture_scores.json``: a table and three Plotly figures."""
+    import plotly.graph_objects as go
+
+    y = np.asarray(res["fixture_scores"]["y"])
+    scores = {k: np.asarray(v) for k, v in res["fixture_scores"]["scores"].items()}
+    roc = go.Figure()
+    rows = []
+    for name, s in scores.items():
+        fpr, tpr, auc = _roc(y, s)
+        roc.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {auc:.3f})"))
+        rows.append({"model": name, "roc_auc": auc, "flagged": int((s >= 0.5).sum()), "positives": int(y.sum())})
+    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#999"},
+                             showlegend=False))
+    roc.update_layout(title="ROC on the test rows", xaxis_title="false positive rate",
+                      yaxis_title="true positive rate")
+    thresholds = np.linspace(0.01, 0.99, 99)
+    s = scores["lightgbm"]
+    cost = [float(np.mean(np.where(s >= t, np.where(y == 1, 40, 40), np.where(y == 1, 500, 0)))) for t in thresholds]
+    flagged = [float(np.mean(s >= t)) for t in thresholds]
+    feasible = [t for t, f in zip(thresholds, flagged, strict=True) if f <= CAPACITY]
+    chosen = min(feasible, key=lambda t: cost[int(round(t * 100)) - 1])
+    curve = go.Figure(go.Scatter(x=thresholds, y=cost, mode="lines", name="cost per decision"))
+    curve.add_vline(x=chosen, line_dash="dash", annotation_text=f"chosen {chosen:.2f}", annotation_position="top right")
+    curve.add_vrect(x0=0, x1=min(feasible), fillcolor="#b3261e", opacity=0.08, line_width=0,
+                    annotation_text="flags more than capacity", annotation_position="top left")
+    curve.update_layout(title="Cost vs threshold (lightgbm)", xaxis_title="threshold",
+                        yaxis_title="cost per decision ($)")
+    flag = s >= chosen
+    cm = [[int(((y == 0) & ~flag).sum()), int(((y == 0) & flag).sum())],
+          [int(((y == 1) & ~flag).sum()), int(((y == 1) & flag).sum())]]
+    heat = go.Figure(go.Heatmap(z=cm, x=["not flagged", "flagged"], y=["stayed", "churned"],
+                                text=cm, texttemplate="%{text}", colorscale="Blues"))
+    heat.update_layout(title="Confusion at the chosen threshold", height=320)
+    html = (table(rows, caption="Test rows per model") + figure(roc, caption="Higher and to the left is better.")
+            + figure(curve) + figure(heat))
+    return [Section(id="scores", title="Models on the test rows", html=html, order=30, status="ok")]
+
+
+score_plots.STAGES = ("fixture_scores",)
