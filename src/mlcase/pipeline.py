@@ -174,6 +174,9 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
         for b in bake.bundles.values():
             b.case_name = case.name
             b.data_fingerprint = dataset.fingerprint
+        # the baseline the decision compares against is chosen on the validation rows
+        if evaluation.best_baseline in bake.bundles:
+            bake.best_baseline = evaluation.best_baseline
         for name in {bake.candidate, bake.best_baseline}:
             bake.bundles[name].reference = monitor_mod.build_reference(dataset, bake.bundles[name])
         versions = bakeoff_mod.register(case, bake)

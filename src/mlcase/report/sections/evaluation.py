@@ -110,7 +110,8 @@ def ceiling_html(c: dict) -> str:
                      f"cost per {period or 'period'}": _money(d.get("cost_per_period"), cur, 0)})
     p = c.get("perfect") or {}
     rows.append({"process": "perfect classifier", "what": "knows the truth, within review capacity",
-                 "flags": f"{100 * p.get('flag_rate', 0):.3g}%", "cost per decision": _money(p.get("cost_per_decision"), cur),
+                 "flags": f"{100 * p.get('flag_rate', 0):.3g}%",
+                 "cost per decision": _money(p.get("cost_per_decision"), cur),
                  f"cost per {period or 'period'}": _money(p.get("cost_per_period"), cur, 0)})
     names = [r["process"] for r in rows]
     values = [d.get("cost_per_decision") for d in (c.get("current") or {}).values()] + [p.get("cost_per_decision")]
@@ -143,7 +144,8 @@ def metrics_html(ev: dict, cur: str) -> str:
     for name, m in (ev.get("metrics") or {}).items():
         money = (ev.get("money") or {}).get(name, {})
         role = "candidate" if name == ev.get("champion_candidate") else (
-            "best baseline" if name == ev.get("best_baseline") else "baseline")
+            "best baseline" if name == ev.get("best_baseline") else
+            "other candidate" if (ev.get("roles") or {}).get(name) == "candidate" else "baseline")
         row: dict[str, Any] = {"model": name, "role": role}
         if task == "binary":
             row["threshold"] = (ev.get("thresholds") or {}).get(name)
@@ -162,7 +164,8 @@ def metrics_html(ev: dict, cur: str) -> str:
         note = (f"<p>Review capacity {100 * cap['capacity']:.3g}% of cases: the candidate's threshold flags "
                 f"{100 * cap['valid_flag_rate']:.3g}% of validation rows and {100 * cap['test_flag_rate']:.3g}% of "
                 f"test rows{' (above capacity: watch the flag rate)' if cap.get('test_over_capacity') else ''}.</p>")
-    return table(rows, caption="Metrics at each model's own threshold; money from the case's cost matrix, row by row") + note
+    caption = "Metrics at each model's own threshold; money from the case's cost matrix, row by row"
+    return table(rows, caption=caption) + note
 
 
 def lift_html(ev: dict, cur: str) -> str:
@@ -181,7 +184,8 @@ def lift_html(ev: dict, cur: str) -> str:
     if value:
         text += (f"<p>Value per {esc(value['period'])} at {esc(fmt(value['decisions']))} decisions: "
                  f"{esc(_money(value['expected'], cur, 0))} expected, range {esc(_money(value['low'], cur, 0))} to "
-                 f"{esc(_money(value['high'], cur, 0))}; after operating cost {esc(_money(value['net_expected'], cur, 0))} "
+                 f"{esc(_money(value['high'], cur, 0))}; after operating cost "
+                 f"{esc(_money(value['net_expected'], cur, 0))} "
                  f"({esc(_money(value['net_low'], cur, 0))} to {esc(_money(value['net_high'], cur, 0))}).</p>")
     rows = [{"comparison": f"{lift.get('candidate')} vs {lift.get('baseline')}", **_est(money)}]
     for name, d in (ev.get("lift_over_trivial") or {}).items():
@@ -261,7 +265,7 @@ def threshold_html(ev: dict, cur: str) -> str:
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": 0, "x1": cap_t, "y0": 0, "y1": 1,
                        "fillcolor": "#ef4444", "opacity": 0.06, "line": {"width": 0}})
     # zoom on the thresholds that flag anything (scores of rare events crowd near 0)
-    busy = [t for t, f in zip(c["threshold"], c["flagged"]) if f >= 0.01]
+    busy = [t for t, f in zip(c["threshold"], c["flagged"], strict=True) if f >= 0.01]
     x_max = min(1.0, max([max(busy) if busy else 1.0, 1.5 * (chosen or 0), 1.5 * (cap_t or 0), 0.01]))
     fig = _fig(data, {"title": {"text": f"Cost vs threshold for {c.get('bundle')} (validation rows)"},
                       "xaxis": {"title": {"text": "threshold on P(positive)"}, "range": [0, x_max]},
@@ -299,7 +303,8 @@ def calibration_html(cal: dict) -> str:
     if cal.get("applied"):
         text = (f"<p>The candidate was calibrated ({esc(cal.get('method'))}, fitted on the validation rows). "
                 f"Expected calibration error on the test rows: {esc(fmt(cal.get('ece_test_before'), 3))} before, "
-                f"{esc(fmt(cal.get('ece_test_after'), 3))} after; log loss {esc(fmt(cal.get('log_loss_test_before'), 4))}"
+                f"{esc(fmt(cal.get('ece_test_after'), 3))} after; log loss "
+                f"{esc(fmt(cal.get('log_loss_test_before'), 4))}"
                 f" before, {esc(fmt(cal.get('log_loss_test_after'), 4))} after.</p>")
     else:
         text = (f"<p>Not recalibrated ({esc(cal.get('note') or cal.get('setting'))}). Expected calibration error "
@@ -345,8 +350,10 @@ def slices_html(slices: dict, cur: str) -> str:
         extra = []
         lg = info.get("largest_gap")
         if lg:
-            extra.append(f"largest gap: {lg['metric']} {lg['gap']:.3f} between '{lg['low_group']}' and "
-                         f"'{lg['high_group']}'{' (flagged)' if lg.get('flagged') else ''}")
+            ci = lg.get("ci") or [None, None]
+            ci_txt = f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})" if None not in ci else ""
+            extra.append(f"largest gap: {lg['metric']} {lg['gap']:.3f}{ci_txt} between '{lg['low_group']}' and "
+                         f"'{lg['high_group']}'{', flagged' if lg.get('flagged') else ''}")
         for key, label in (("demographic_parity_difference", "demographic parity difference"),
                            ("equalized_odds_difference", "equalized odds difference")):
             if info.get(key) is not None:

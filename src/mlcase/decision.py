@@ -1,0 +1,344 @@
+"""The go/no-go decision: GO, USE_BASELINE, NO_GO or INCONCLUSIVE, with reasons in plain words.
+
+Rules, in order (money is per decision, lift is the candidate's saving over the
+best non-trivial baseline on the test rows, with a paired bootstrap 95% CI):
+
+1. ``NO_GO`` when the value ceiling stopped the run (no model could pay for itself).
+2. ``NO_GO`` when nothing beats the trivial baseline (majority / mean / doing
+   nothing): no model or baseline saves money with a CI above zero.
+3. When the candidate breaks a constraint (latency): ``USE_BASELINE`` if the best
+   baseline beats the trivial one, else ``NO_GO``.
+4. ``GO`` when the lift is at least ``operating_cost + min_lift`` and its CI
+   excludes zero.
+5. ``INCONCLUSIVE`` when the point estimate clears that bar but the CI includes
+   zero; the reasons say how many labelled rows, or how large an A/B test,
+   would decide (statsmodels power at alpha 0.05, power 0.8, from the per-row
+   cost spread).
+6. Otherwise ``USE_BASELINE`` (a baseline is as good, or the lift does not pay
+   for operating the model), or ``NO_GO`` when the best baseline is trivial or
+   itself beats nothing.
+
+:func:`apply_decision` then moves the registry alias ``champion``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .case import Case
+from .errors import ModelError
+
+VERDICTS = ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
+ALPHA, POWER = 0.05, 0.8
+
+
+@dataclass
+class Decision:
+    """A verdict, the bundle the ``champion`` alias should point at, and why."""
+
+    verdict: str
+    reasons: list[str]
+    champion: str | None = None
+    evidence: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "reasons": list(self.reasons), "champion": self.champion,
+                "evidence": self.evidence}
+
+
+def _as_dict(obj) -> dict | None:
+    if obj is None:
+        return None
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def _m(v: float | None, cur: str, digits: int = 2) -> str:
+    if v is None:
+        return "n/a"
+    return f"{'-' if v < 0 else ''}{cur}{abs(v):,.{digits}f}"
+
+
+def _ci(d: dict, cur: str) -> str:
+    return f"{_m(d['estimate'], cur, 3)} (95% CI {_m(d['ci_low'], cur, 3)} to {_m(d['ci_high'], cur, 3)})"
+
+
+# --------------------------------------------------------------------------- sample sizes
+def rows_to_decide(effect: float, sd_diff: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Paired test rows needed so a per-row lift of ``effect`` (per-row difference sd ``sd_diff``) is detected.
+
+    One-sample t-test power (statsmodels ``TTestPower``) on the per-row cost
+    difference; None when the effect is not positive.
+    """
+    import math
+
+    from statsmodels.stats.power import TTestPower
+
+    if effect is None or effect <= 0 or not sd_diff or sd_diff <= 0:
+        return None
+    n = TTestPower().solve_power(effect_size=effect / sd_diff, alpha=alpha, power=power, alternative="two-sided")
+    return int(math.ceil(float(n)))
+
+
+def ab_sample_size(effect: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
+    """Decisions per arm for an A/B test to detect a mean cost difference ``effect`` (per-row cost sd ``sd``).
+
+    Two-sample t-test power (statsmodels ``TTestIndPower``), equal arms.
+    """
+    import math
+
+    from statsmodels.stats.power import TTestIndPower
+
+    if effect is None or effect <= 0 or not sd or sd <= 0:
+        return None
+    n = TTestIndPower().solve_power(effect_size=effect / sd, alpha=alpha, power=power, ratio=1.0,
+                                    alternative="two-sided")
+    return int(math.ceil(float(n)))
+
+
+def _what_would_decide(ev: dict, effect: float, sd_diff: float, sd_pooled: float, cur: str) -> tuple[str, dict]:
+    n_rows = rows_to_decide(effect, sd_diff)
+    n_arm = ab_sample_size(effect, sd_pooled)
+    info = {"effect_per_decision": effect, "sd_diff_per_decision": sd_diff, "sd_cost_per_decision": sd_pooled,
+            "alpha": ALPHA, "power": POWER, "test_rows_needed": n_rows, "ab_per_arm": n_arm}
+    if n_rows is None and n_arm is None:
+        return "", info
+    parts = []
+    if n_rows is not None:
+        test_size = ev.get("test_size") or 0.2
+        total = int(n_rows / test_size)
+        more = max(0, total - int(ev.get("n_labelled") or 0))
+        info.update(labelled_rows_needed=total, more_labelled_rows=more)
+        parts.append(f"about {n_rows:,} test rows (the test set has {ev['n_test']:,}); at test_size "
+                     f"{test_size:g} that is about {total:,} labelled rows, {more:,} more than now")
+    if n_arm is not None:
+        vol = ev.get("volume")
+        when = ""
+        if vol and vol.get("count"):
+            periods = 2 * n_arm / vol["count"]
+            info["ab_periods"] = periods
+            when = (f", about {periods:,.0f}" if periods >= 10 else f", about {periods:.2g}") + (
+                f" {vol['period']}(s) of traffic at {vol['count']:,.0f} per {vol['period']}")
+        parts.append(f"an A/B test with about {n_arm:,} decisions per arm ({2 * n_arm:,} in all{when})")
+    text = (f"to detect a lift of {_m(effect, cur, 3)} per decision (alpha {ALPHA}, power {POWER}; per-row cost "
+            f"sd {_m(sd_pooled, cur, 2)}, paired difference sd {_m(sd_diff, cur, 2)}) would take "
+            + ", or ".join(parts))
+    if n_rows is not None and n_rows > 100 * max(int(ev.get("n_test") or 1), 1):
+        info["impractical"] = True
+        text += ("; that is impractical: a lift this small hardly matters for the decision. Set "
+                 "constraints.min_lift to the smallest lift worth having, and a lift below it becomes USE_BASELINE")
+    return text, info
+
+
+# --------------------------------------------------------------------------- decide
+def decide(case: Case, ceiling, evaluation) -> Decision:
+    """GO / USE_BASELINE / NO_GO / INCONCLUSIVE from the value ceiling and the evaluation.
+
+    Parameters
+    ----------
+    case : Case
+    ceiling : Ceiling or dict or None
+        :func:`mlcase.evaluate.value_ceiling`; when it stopped, the verdict is
+        NO_GO and ``evaluation`` may be None.
+    evaluation : Evaluation or dict or None
+        :func:`mlcase.evaluate.evaluate` (or its ``to_dict()``).
+
+    Returns
+    -------
+    Decision
+        ``champion`` names the bundle the ``champion`` alias should point at
+        (GO: the candidate; USE_BASELINE: the best baseline; else None).
+    """
+    spec = case.spec
+    cur = spec.costs.currency
+    ceil = _as_dict(ceiling)
+    if ceil and ceil.get("stop"):
+        return Decision("NO_GO", ["the value ceiling stopped the run before training", *ceil.get("reasons", [])],
+                        None, {"ceiling": ceil, "stopped_at": "value ceiling"})
+    ev = _as_dict(evaluation)
+    if ev is None:
+        raise ModelError("decide: there is no evaluation to decide on and the value ceiling did not stop the run",
+                         "evaluate the candidate first (mlcase.evaluate.evaluate)")
+
+    cand, best = ev["champion_candidate"], ev["best_baseline"]
+    trivial = ev.get("trivial_baseline")
+    best_is_trivial = best not in (ev.get("nontrivial_baselines") or [])
+    lift = ev["lift"]["money_per_decision"]
+    L, lo = lift["estimate"], lift["ci_low"]
+    metric = ev["lift"]["metric"]
+    op = float(ev["operating_cost"]["per_decision"])
+    min_lift = float(spec.constraints.min_lift)
+    required = op + min_lift
+    cost = ev["cost_per_decision"]
+    sd = ev.get("cost_sd_per_decision") or {}
+    sd_pooled = float(((sd.get(cand, 0.0) ** 2 + sd.get(best, 0.0) ** 2) / 2) ** 0.5)
+    sd_diff = float(ev["lift"].get("diff_sd_per_decision") or 0.0)
+    over_trivial = ev.get("lift_over_trivial") or {}
+    beats = sorted((n for n, d in over_trivial.items() if d["ci_low"] > 0), key=lambda n: cost[n])
+    latency = ev.get("latency") or {}
+
+    evidence: dict[str, Any] = {
+        "candidate": cand, "best_baseline": best, "trivial_baseline": trivial,
+        "cost_per_decision": cost, "lift_money_per_decision": lift, "lift_metric": metric,
+        "required_per_decision": required, "operating_cost_per_decision": op, "min_lift": min_lift,
+        "beats_trivial": beats, "latency_ok": latency.get("ok"), "value_per_period": ev.get("value_per_period"),
+        "n_test": ev.get("n_test"),
+    }
+    if ceil:
+        evidence["ceiling"] = {k: ceil.get(k) for k in ("max_saving_per_decision", "required_per_decision",
+                                                       "best_current", "stop")}
+    role = "the best baseline" if not best_is_trivial else "the trivial baseline"
+    lift_line = (f"the candidate ({cand}) costs {_m(cost[cand], cur, 3)} per decision on {ev['n_test']:,} test rows "
+                 f"against {_m(cost[best], cur, 3)} for {role} ({best}): a lift of {_ci(lift, cur)}")
+    metric_line = (f"{metric['name']} lift {metric['estimate']:+.4g} (95% CI {metric['ci_low']:+.4g} to "
+                   f"{metric['ci_high']:+.4g}; positive favours the candidate)")
+    need_line = (f"the model must add {_m(required, cur, 3)} per decision (operating cost {_m(op, cur, 3)} + "
+                 f"min_lift {_m(min_lift, cur, 3)})")
+    notes = _notes(ev, cur)
+
+    def done(verdict, reasons, champion=None):
+        return Decision(verdict, [*reasons, *notes], champion, evidence)
+
+    # 2. does anything beat the trivial baseline?
+    if not beats:
+        reasons = [f"nothing beats the trivial baseline ({trivial}) on the test rows: no model or baseline saves "
+                   "money with a 95% CI above zero"]
+        if cand in over_trivial:
+            reasons.append(f"the candidate ({cand}) saves {_ci(over_trivial[cand], cur)} per decision over it")
+            d = over_trivial[cand]
+            if d["estimate"] > 0:
+                text, info = _what_would_decide(ev, d["estimate"], d.get("diff_sd_per_decision") or sd_diff,
+                                                sd_pooled, cur)
+                evidence["to_decide"] = info
+                if text:
+                    reasons.append(f"if that small saving is real, {text}")
+        return done("NO_GO", reasons)
+
+    # 3. constraints
+    if latency.get("ok") is False:
+        reasons = [f"the candidate ({cand}) breaks the latency constraint: single-row p95 "
+                   f"{latency['single_p95_ms']:.1f} ms > latency_p95_ms {latency['limit_p95_ms']:g} ms"]
+        if not best_is_trivial and best in beats:
+            reasons.append(f"the best baseline ({best}) saves {_ci(over_trivial[best], cur)} per decision over the "
+                           f"trivial baseline ({trivial}); use it")
+            return done("USE_BASELINE", reasons, best)
+        reasons.append("and no baseline beats the trivial one")
+        return done("NO_GO", reasons)
+
+    # 4-6. the candidate against the best baseline
+    if L >= required and lo > 0:
+        reasons = [lift_line, f"{need_line}; the lift clears it and its CI excludes zero", metric_line]
+        value = ev.get("value_per_period")
+        if value:
+            reasons.append(f"value per {value['period']} at {value['decisions']:,.0f} decisions: "
+                           f"{_m(value['expected'], cur, 0)} expected (range {_m(value['low'], cur, 0)} to "
+                           f"{_m(value['high'], cur, 0)}), {_m(value['net_expected'], cur, 0)} after operating cost")
+        if latency.get("ok"):
+            reasons.append(f"latency holds: single-row p95 {latency['single_p95_ms']:.1f} ms <= "
+                           f"{latency['limit_p95_ms']:g} ms")
+        return done("GO", reasons, cand)
+    if L >= required and L > 0:
+        reasons = [lift_line, f"{need_line}; the point estimate clears it but the 95% CI includes zero, "
+                              "so the evidence cannot decide", metric_line]
+        text, info = _what_would_decide(ev, L, sd_diff, sd_pooled, cur)
+        evidence["to_decide"] = info
+        if text:
+            reasons.append(text[0].upper() + text[1:])
+        reasons.append("the champion alias stays where it is until then")
+        return done("INCONCLUSIVE", reasons)
+    why = ("the candidate does not beat it" if L <= 0 else
+           f"{need_line}; the lift does not pay for operating the model")
+    if best_is_trivial or best not in beats:
+        reasons = [lift_line, why, f"the best baseline ({best}) is trivial or beats nothing, so nothing is worth "
+                                   "deploying"]
+        return done("NO_GO", reasons)
+    reasons = [lift_line, why, metric_line,
+               f"the baseline ({best}) saves {_ci(over_trivial[best], cur)} per decision over the trivial baseline "
+               f"({trivial}); use it"]
+    return done("USE_BASELINE", reasons, best)
+
+
+def _notes(ev: dict, cur: str) -> list[str]:
+    """Caveats that do not change the verdict: slice gaps, small slices, capacity on test."""
+    out = []
+    slices = ev.get("slices") or {}
+    for flag in slices.get("flags", []):
+        out.append(f"slice alert: {flag}")
+    for col, info in (slices.get("columns") or {}).items():
+        small = info.get("insufficient") or []
+        if small:
+            out.append(f"slice {col}: {', '.join(map(str, small[:5]))} "
+                       f"{'has' if len(small) == 1 else 'have'} fewer than {slices.get('min_slice_size')} test rows: "
+                       "insufficient evidence, no verdict for them")
+    cap = ev.get("capacity_check") or {}
+    if cap.get("test_over_capacity"):
+        out.append(f"the threshold chosen on validation flags {100 * cap['test_flag_rate']:.3g}% of test rows, "
+                   f"above the review capacity {100 * cap['capacity']:.3g}%; watch the flag rate in monitoring")
+    cal = ev.get("calibration") or {}
+    if cal.get("applied"):
+        out.append(f"the candidate was calibrated ({cal.get('method')}) on the validation rows: test ECE "
+                   f"{cal.get('ece_test_before', float('nan')):.4f} -> {cal.get('ece_test_after', float('nan')):.4f}")
+    return out
+
+
+# --------------------------------------------------------------------------- registry
+def apply_decision(case: Case, decision, versions: dict) -> dict:
+    """Move the registry alias ``champion`` as the decision says.
+
+    GO points it at ``versions["candidate_version"]``; USE_BASELINE at the
+    decision's baseline (``versions["by_name"][name]``,
+    ``versions[f"{name}_version"]`` or ``versions["baseline_version"]``);
+    NO_GO and INCONCLUSIVE leave it. The version the alias leaves is tagged
+    ``mlcase.was_champion=true`` (serving finds the previous champion that
+    way); the new champion is tagged with the verdict and its reasons.
+
+    Returns
+    -------
+    dict
+        ``champion_version`` (where the alias points now, or None),
+        ``previous_champion_version``, ``champion_moved``, ``champion_message``.
+    """
+    from . import tracking
+
+    d = _as_dict(decision)
+    verdict, name = d["verdict"], d.get("champion")
+    current = tracking.alias_version(case, "champion")
+    if verdict not in ("GO", "USE_BASELINE"):
+        msg = (f"{verdict}: the champion alias stays at version {current}" if current is not None else
+               f"{verdict}: there is no champion yet, and none is set")
+        return {"champion_version": current, "previous_champion_version": current, "champion_moved": False,
+                "champion_message": msg}
+    if verdict == "GO":
+        target, key = versions.get("candidate_version"), "candidate_version"
+    else:
+        by_name = versions.get("by_name") or {}
+        target = by_name.get(name) or versions.get(f"{name}_version") or versions.get("baseline_version")
+        key = "baseline_version"
+    if target is None:
+        raise ModelError(f"apply_decision: the decision is {verdict} but versions has no '{key}'",
+                         "register the bundles first (mlcase.bakeoff.register) and pass its result")
+    target = int(target)
+    registered = versions.get("baseline") if verdict == "USE_BASELINE" else versions.get("candidate")
+    mismatch = None
+    if registered and name and registered != name and not (versions.get("by_name") or {}).get(name):
+        mismatch = (f"the decision names '{name}' but version {target} holds '{registered}'; register the "
+                    "evaluation's best baseline so the champion is the model the decision judged")
+    if current is not None and current != target:
+        tracking.set_version_tags(case, current, {"mlcase.was_champion": "true"})
+    reason_text = " | ".join(d.get("reasons") or [])
+    tracking.set_alias(case, "champion", target, reason=f"{verdict}: {reason_text}")
+    tracking.set_version_tags(case, target, {"mlcase.verdict": verdict, "mlcase.verdict_reasons": reason_text})
+    moved = current != target
+    msg = (f"{verdict}: champion moved from version {current} to {target} ({name})" if moved and current is not None
+           else f"{verdict}: champion set to version {target} ({name})" if moved
+           else f"{verdict}: champion stays at version {target} ({name})")
+    out = {"champion_version": target, "previous_champion_version": current, "champion_moved": moved,
+           "champion_message": msg}
+    if mismatch:
+        out["champion_message"] = f"{msg}; warning: {mismatch}"
+        out["champion_mismatch"] = mismatch
+    return out

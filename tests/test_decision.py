@@ -1,0 +1,195 @@
+"""The go/no-go decision on real and planted data, and the champion alias it moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase.baselines import MajorityBaseline, RuleBaseline
+from mlcase.data import prepare
+from mlcase.decision import Decision, ab_sample_size, apply_decision, decide, rows_to_decide
+from mlcase.errors import ModelError
+from mlcase.evaluate import evaluate, value_ceiling
+
+from .test_evaluate import fit_bundle, hist_gbm, logistic, make_case
+
+DEFAULT_COSTS = {"false_negative": "0.3 * balance", "false_positive": 40, "true_positive": 40}
+
+
+def default_case(tmp_path, df, rule: str, **spec):
+    """ISLR Default: review a credit line; a missed default costs 30% of the balance, a review $40."""
+    return make_case(tmp_path, df, "default", positive="Yes", data={"id": "account_id"},
+                     problem={"volume": "12000/month"}, costs=DEFAULT_COSTS,
+                     constraints={"review_capacity": 0.1, "min_lift": 0.5, **spec.pop("constraints", {})},
+                     baselines=["majority", {"rule": rule}], evaluation={"bootstrap": 500}, **spec)
+
+
+def default_bundles(ds, rule: str, candidate=logistic, linear: bool = False):
+    out = {"candidate": fit_bundle(ds, candidate(ds), "candidate", "candidate"),
+           "majority": fit_bundle(ds, MajorityBaseline(), "majority"),
+           "rule": fit_bundle(ds, RuleBaseline(rule), "rule")}
+    if linear:
+        out["linear"] = fit_bundle(ds, logistic(ds), "linear")
+    return out
+
+
+def test_default_with_real_signal_is_go(tmp_path, default_df):
+    rule = "balance > 2000"  # today's process: review only the very largest balances
+    case = default_case(tmp_path, default_df, rule)
+    ds = prepare(case)
+    ceiling = value_ceiling(case, ds)
+    assert ceiling.stop is False
+    ev = evaluate(case, ds, default_bundles(ds, rule), "candidate")
+    d = decide(case, ceiling, ev)
+    assert d.verdict == "GO" and d.champion == "candidate"
+    lift = ev["lift"]["money_per_decision"]
+    assert ev["best_baseline"] == "rule" and lift["ci_low"] > 0 and lift["estimate"] >= 0.5
+    cost = ev["cost_per_decision"]
+    assert lift["estimate"] == pytest.approx(cost["rule"] - cost["candidate"])
+    text = " ".join(d.reasons)
+    assert f"${lift['estimate']:.3f}" in text and "CI excludes zero" in text and "per month" in text
+    assert d.to_dict()["evidence"]["lift_money_per_decision"]["ci_low"] == pytest.approx(lift["ci_low"])
+    assert set(d.to_dict()) == {"verdict", "reasons", "champion", "evidence"}
+
+
+def test_a_broken_latency_constraint_falls_back_to_the_baseline(tmp_path, default_df):
+    rule = "balance > 2000"
+    case = default_case(tmp_path, default_df, rule, constraints={"latency_p95_ms": 0.0001})
+    ds = prepare(case)
+    ev = evaluate(case, ds, default_bundles(ds, rule), "candidate")
+    assert ev["latency"]["ok"] is False
+    d = decide(case, value_ceiling(case, ds), ev)
+    assert d.verdict == "USE_BASELINE" and d.champion == "rule"
+    assert "latency" in d.reasons[0] and "0.0001 ms" in d.reasons[0]
+
+
+def test_default_with_a_close_rule_is_inconclusive_and_says_what_would_decide(tmp_path, default_df):
+    rule = "balance > 1800"
+    case = default_case(tmp_path, default_df, rule)
+    ds = prepare(case)
+    ev = evaluate(case, ds, default_bundles(ds, rule), "candidate")
+    d = decide(case, value_ceiling(case, ds), ev)
+    lift = ev["lift"]["money_per_decision"]
+    assert d.verdict == "INCONCLUSIVE" and d.champion is None
+    assert lift["estimate"] >= 0.5 and lift["ci_low"] <= 0 < lift["ci_high"]
+    # the sizes come from statsmodels power on the per-row cost spread
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    sd = ev["cost_sd_per_decision"]
+    pooled = np.sqrt((sd["candidate"] ** 2 + sd["rule"] ** 2) / 2)
+    n_rows = int(np.ceil(TTestPower().solve_power(effect_size=lift["estimate"] / ev["lift"]["diff_sd_per_decision"],
+                                                  alpha=0.05, power=0.8)))
+    n_arm = int(np.ceil(TTestIndPower().solve_power(effect_size=lift["estimate"] / pooled, alpha=0.05, power=0.8)))
+    info = d.evidence["to_decide"]
+    assert (info["test_rows_needed"], info["ab_per_arm"]) == (n_rows, n_arm)
+    assert n_rows > ev["n_test"]
+    text = " ".join(d.reasons)
+    assert f"{n_rows:,} test rows" in text and f"{n_arm:,} decisions per arm" in text and "stays" in text
+
+
+def test_shuffled_target_is_no_go(tmp_path, default_df):
+    df = default_df.copy()
+    df["default"] = np.random.default_rng(0).permutation(df["default"].to_numpy())
+    rule = "balance > 1800"
+    case = default_case(tmp_path, df, rule)
+    ds = prepare(case)
+    ev = evaluate(case, ds, default_bundles(ds, rule, candidate=hist_gbm, linear=True), "candidate")
+    d = decide(case, value_ceiling(case, ds), ev)
+    assert d.verdict == "NO_GO" and d.champion is None
+    assert all(v["ci_low"] <= 0 for v in ev["lift_over_trivial"].values())
+    assert d.reasons[0].startswith("nothing beats the trivial baseline (majority)")
+
+
+def rule_world(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """The truth is a simple rule (x1 > 0.7 and grp = 'A'), with 5% of labels flipped."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.uniform(size=n), rng.normal(size=n)
+    grp = rng.choice(["A", "B"], n)
+    y = ((x1 > 0.7) & (grp == "A")) ^ (rng.uniform(size=n) < 0.05)
+    return pd.DataFrame({"x1": x1.round(4), "x2": x2, "grp": grp, "y": np.where(y, "yes", "no")})
+
+
+def test_when_a_simple_rule_is_the_truth_use_the_baseline(tmp_path):
+    rule = "x1 > 0.7 AND grp = 'A'"
+    case = make_case(tmp_path, rule_world(), "y", costs={"false_negative": 10, "false_positive": 1},
+                     constraints={"min_lift": 0.05}, baselines=["majority", "linear", {"rule": rule}])
+    ds = prepare(case)
+    bundles = {"hist_gbm": fit_bundle(ds, hist_gbm(ds), "hist_gbm", "candidate"),
+               "majority": fit_bundle(ds, MajorityBaseline(), "majority"),
+               "linear": fit_bundle(ds, logistic(ds), "linear"),
+               "rule": fit_bundle(ds, RuleBaseline(rule), "rule")}
+    ev = evaluate(case, ds, bundles, "hist_gbm")
+    d = decide(case, value_ceiling(case, ds), ev)
+    # the logistic baseline flags the same validation rows as the rule; on a tie the rule wins
+    assert ev["valid_cost_per_decision"]["rule"] <= ev["valid_cost_per_decision"]["linear"]
+    assert ev["best_baseline"] == "rule"
+    assert d.verdict == "USE_BASELINE" and d.champion == "rule"
+    assert ev["lift"]["money_per_decision"]["estimate"] < 0.05
+    assert ev["lift_over_trivial"]["rule"]["ci_low"] > 0
+    assert any("over the trivial baseline (majority); use it" in r for r in d.reasons)
+
+
+def test_a_stopped_ceiling_is_no_go_without_an_evaluation(tmp_path):
+    from .test_evaluate import planted
+
+    case = make_case(tmp_path, planted(600), "y", costs={"false_negative": 5, "false_positive": 1},
+                     constraints={"review_capacity": 0.01, "operating_cost": 2.0})
+    ds = prepare(case)
+    ceiling = value_ceiling(case, ds)
+    d = decide(case, ceiling, None)
+    assert ceiling.stop and d.verdict == "NO_GO" and d.champion is None
+    assert "stopped the run before training" in d.reasons[0] and d.reasons[1:] == ceiling.reasons
+    open_case = make_case(tmp_path / "open", planted(600), "y", costs={"false_negative": 5, "false_positive": 1})
+    with pytest.raises(ModelError, match="no evaluation to decide on") as err:
+        decide(open_case, value_ceiling(open_case, prepare(open_case)), None)
+    assert "evaluate" in str(err.value)
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Decision("MAYBE", [])
+
+
+def test_sample_sizes_follow_the_textbook_formula():
+    # n = ((z_0.975 + z_0.8) * sd / effect)^2 ~ 7.85 (sd/effect)^2 for large n; t-test adds a little
+    n = rows_to_decide(1.0, 10.0)
+    assert 785 <= n <= 790
+    per_arm = ab_sample_size(1.0, 10.0)
+    assert 1570 <= per_arm <= 1575
+    assert rows_to_decide(-1.0, 10.0) is None and ab_sample_size(1.0, 0.0) is None
+
+
+@pytest.mark.slow
+def test_apply_decision_moves_the_champion_alias(tmp_path):
+    from mlcase import tracking
+
+    from .test_evaluate import planted
+
+    case = make_case(tmp_path, planted(300), "y")
+    ds = prepare(case)
+    cand = fit_bundle(ds, logistic(ds), "logistic", "candidate")
+    base = fit_bundle(ds, MajorityBaseline(), "majority")
+    with tracking.run(case, "register"):
+        v_cand = tracking.log_bundle(case, cand)
+        v_base = tracking.log_bundle(case, base)
+    versions = {"candidate_version": v_cand, "baseline_version": v_base}
+
+    held = apply_decision(case, Decision("INCONCLUSIVE", ["evidence is thin"]), versions)
+    assert held["champion_moved"] is False and held["champion_version"] is None
+    assert "no champion yet" in held["champion_message"]
+
+    go = apply_decision(case, Decision("GO", ["saves $2 per decision"], "logistic"), versions)
+    assert go == {**go, "champion_version": v_cand, "champion_moved": True, "previous_champion_version": None}
+    assert tracking.alias_version(case, "champion") == v_cand
+
+    use = apply_decision(case, Decision("USE_BASELINE", ["the rule is as good"], "majority"), versions)
+    assert use["champion_version"] == v_base and use["previous_champion_version"] == v_cand
+    tags = {v["version"]: v["tags"] for v in tracking.versions(case)}
+    assert tags[v_cand]["mlcase.was_champion"] == "true"
+    assert tags[v_base]["mlcase.verdict"] == "USE_BASELINE"
+    assert "the rule is as good" in tags[v_base]["mlcase.verdict_reasons"]
+    assert tags[v_cand]["mlcase.verdict"] == "GO"
+
+    no = apply_decision(case, Decision("NO_GO", ["nothing beats majority"]), versions)
+    assert no["champion_moved"] is False and tracking.alias_version(case, "champion") == v_base
+    assert f"stays at version {v_base}" in no["champion_message"]
+    with pytest.raises(ModelError, match="candidate_version"):
+        apply_decision(case, Decision("GO", ["x"], "logistic"), {})

@@ -1,0 +1,439 @@
+"""Evaluation in money: value ceiling, per-row costs and thresholds, bootstrap CIs, calibration,
+slices, latency, and the report section built from the results."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlcase import results
+from mlcase.baselines import MajorityBaseline, RuleBaseline
+from mlcase.bundle import ModelBundle
+from mlcase.case import case_from_spec
+from mlcase.data import prepare
+from mlcase.evaluate import (
+    bootstrap_means,
+    decision_threshold,
+    evaluate,
+    expected_calibration_error,
+    paired_bootstrap,
+    perfect_cost,
+    value_ceiling,
+)
+from mlcase.tasks import RowCosts, binary_costs
+
+FAST = {"bootstrap": 300}
+
+
+# --------------------------------------------------------------------------- helpers (also used by test_decision)
+def make_case(tmp_path, df: pd.DataFrame, target: str, **spec):
+    """A case in ``tmp_path`` over ``df`` (written as CSV), with spec entries overridden by ``spec``."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    df.to_csv(tmp_path / "data.csv", index=False)
+    base = {"name": "t", "decision": "act on the row", "task": "binary",
+            "data": {"source": "data.csv", "target": target, "positive": spec.pop("positive", "yes"),
+                     **spec.pop("data", {})},
+            "baselines": ["majority"], "evaluation": dict(FAST)}
+    base.update(spec)
+    return case_from_spec(base, tmp_path)
+
+
+def fit_bundle(ds, model, name: str, role: str = "baseline") -> ModelBundle:
+    """A ModelBundle around ``model`` fitted on the train part."""
+    model.fit(ds.X_train, ds.y_train)
+    return ModelBundle(model=model, name=name, role=role, task=ds.task, features=list(ds.features),
+                       schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive)
+
+
+def sk_pipeline(ds, estimator):
+    """One-hot for text columns, scaling for numbers, then ``estimator``."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    num = [c for c in ds.features if pd.api.types.is_numeric_dtype(ds.frame[c])]
+    cat = [c for c in ds.features if c not in num]
+    pre = make_column_transformer((OneHotEncoder(handle_unknown="ignore"), cat), (StandardScaler(), num))
+    return make_pipeline(pre, estimator)
+
+
+def logistic(ds, **kw):
+    from sklearn.linear_model import LogisticRegression
+
+    return sk_pipeline(ds, LogisticRegression(max_iter=500, **kw))
+
+
+def hist_gbm(ds):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return sk_pipeline(ds, HistGradientBoostingClassifier(max_iter=60, random_state=0))
+
+
+def planted(n: int = 1000, prevalence: float = 0.1, seed: int = 0) -> pd.DataFrame:
+    """Exactly ``prevalence * n`` positives; ``amount`` per row; a weak signal in ``x``."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n, dtype=int)
+    y[rng.permutation(n)[: int(round(prevalence * n))]] = 1
+    return pd.DataFrame({"x": rng.normal(size=n) + 0.8 * y, "amount": rng.uniform(10, 100, n).round(2),
+                         "grp": rng.choice(["a", "b"], n), "y": np.where(y == 1, "yes", "no")})
+
+
+# --------------------------------------------------------------------------- value ceiling
+def test_ceiling_stops_when_a_perfect_model_within_capacity_cannot_pay(tmp_path):
+    case = make_case(tmp_path, planted(1000), "y", problem={"volume": "12000/month"},
+                     costs={"false_negative": 10, "true_positive": 2, "false_positive": 2, "true_negative": 0},
+                     constraints={"review_capacity": 0.02, "operating_cost": 0.5, "min_lift": 0.1},
+                     baselines=["majority", {"rule": "x > 2", "name": "high_x"}])
+    ds = prepare(case)
+    c = value_ceiling(case, ds)
+
+    # hand calculation on the train+valid rows
+    idx = np.concatenate([ds.split.train, ds.split.valid])
+    n, pos = len(idx), int(ds.y[idx].sum())
+    do_nothing = 10 * pos / n
+    k = int(np.floor(0.02 * n))                      # reviews allowed
+    perfect = (10 * pos - (10 - 2) * k) / n          # the k reviewed positives cost 2 instead of 10
+    flags = (ds.frame["x"].to_numpy()[idx] > 2).astype(int)
+    y = ds.y[idx]
+    rule = (10 * ((y == 1) & (flags == 0)).sum() + 2 * flags.sum()) / n
+    best = min(do_nothing, rule)
+    assert c.current["do_nothing"]["cost_per_decision"] == pytest.approx(do_nothing)
+    assert c.current["high_x"]["cost_per_decision"] == pytest.approx(rule)
+    assert c.perfect["cost_per_decision"] == pytest.approx(perfect)
+    assert c.max_saving_per_decision == pytest.approx(best - perfect)
+    assert c.required_per_decision == pytest.approx(0.6)
+    assert c.stop is True
+    d = c.to_dict()
+    assert d["max_saving_per_period"] == pytest.approx((best - perfect) * 12000)
+    assert d["perfect"]["cost_per_period"] == pytest.approx(perfect * 12000)
+    text = " ".join(c.reasons)
+    assert "no model could pay for itself" in text and "$0.60" in text and f"${best - perfect:.2f}" in text
+    json.dumps(d)
+
+
+def test_ceiling_goes_on_when_capacity_leaves_room(tmp_path):
+    case = make_case(tmp_path, planted(1000), "y",
+                     costs={"false_negative": 10, "true_positive": 2, "false_positive": 2},
+                     constraints={"review_capacity": 0.2, "operating_cost": 0.5, "min_lift": 0.1})
+    ds = prepare(case)
+    c = value_ceiling(case, ds)
+    idx = np.concatenate([ds.split.train, ds.split.valid])
+    pos, n = int(ds.y[idx].sum()), len(idx)
+    # capacity 20% > 10% positives: the perfect model reviews every positive
+    assert c.perfect["cost_per_decision"] == pytest.approx(2 * pos / n)
+    assert c.perfect["flag_rate"] == pytest.approx(pos / n)
+    assert c.stop is False and "training goes on" in c.reasons[-1]
+
+
+def test_ceiling_operating_cost_auto_counts_as_zero_and_regression_never_stops(tmp_path):
+    case = make_case(tmp_path / "a", planted(400), "y", costs={"false_negative": 1, "false_positive": 1},
+                     constraints={"operating_cost": "auto", "min_lift": 0.0})
+    c = value_ceiling(case, prepare(case))
+    assert c.required_per_decision == 0.0 and "not measured yet" in " ".join(c.reasons)
+    df = planted(300).assign(y=lambda d: d["x"] * 3.0)
+    reg = make_case(tmp_path / "b", df, "y", task="regression", positive=None, baselines=["mean"])
+    r = value_ceiling(reg, prepare(reg))
+    assert r.stop is False and r.applicable is False and "binary" in r.reasons[0]
+
+
+def test_perfect_cost_uses_each_rows_own_cost():
+    y = np.array([1, 1, 1, 0])
+    costs = RowCosts(tp=np.full(4, 1.0), fp=np.full(4, 1.0), fn=np.array([5.0, 50.0, 20.0, 0.0]), tn=np.zeros(4))
+    cost, flags = perfect_cost(y, costs, capacity=0.5)   # 2 reviews: the 50 and the 20
+    assert flags.tolist() == [0, 1, 1, 0]
+    assert cost == pytest.approx((5 + 1 + 1 + 0) / 4)
+
+
+# --------------------------------------------------------------------------- thresholds
+def test_per_row_costs_change_the_threshold_as_a_hand_calculation_says(tmp_path):
+    rows = pd.DataFrame({"amount": [1.0, 1.0, 1.0, 1.0, 100.0]})
+    y = np.array([1, 0, 1, 0, 1])
+    p = np.array([0.9, 0.7, 0.5, 0.3, 0.1])
+    flat = make_case(tmp_path / "flat", planted(50), "y", costs={"false_negative": 1, "false_positive": 1})
+    per_row = make_case(tmp_path / "row", planted(50), "y", costs={"false_negative": "amount", "false_positive": 1})
+    # flat costs, flagging the top k: k=0 -> 3, k=1 -> 2, k=2 -> 3, k=3 -> 2, k=4 -> 3, k=5 -> 2; first minimum k=1
+    t, cost = decision_threshold(flat, rows, y, p)
+    assert t == 0.9 and cost == pytest.approx(2 / 5)
+    # false negative costs the row's amount: k=1 leaves rows 3 and 5 unflagged (1 + 100); k=5 costs the 2 false alarms
+    t, cost = decision_threshold(per_row, rows, y, p)
+    assert t == 0.1 and cost == pytest.approx(2 / 5)
+    # with a 60% capacity only k <= 3 is allowed: k=1 -> 101, k=3 -> 1 + 100 ... hand: k=1: 1+100, k=3: 1 (fp) + 100
+    capped = make_case(tmp_path / "cap", planted(50), "y", costs={"false_negative": "amount", "false_positive": 1},
+                       constraints={"review_capacity": 0.6})
+    t, cost = decision_threshold(capped, rows, y, p)
+    assert (p >= t).mean() <= 0.6 and cost == pytest.approx(101 / 5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), capacity=st.floats(0.01, 1.0), seed=st.integers(0, 10_000),
+       levels=st.integers(1, 6))
+def test_chosen_threshold_never_flags_more_than_capacity(tmp_path_factory, n, capacity, seed, levels):
+    rng = np.random.default_rng(seed)
+    rows = pd.DataFrame({"amount": rng.uniform(0, 100, n)})
+    y = rng.integers(0, 2, n)
+    p = rng.integers(0, levels, n) / max(levels - 1, 1)   # heavy ties, as a rule or majority baseline gives
+    case = make_case(tmp_path_factory.mktemp("cap"), planted(20), "y",
+                     costs={"false_negative": "amount", "false_positive": 1},
+                     constraints={"review_capacity": capacity})
+    t, _ = decision_threshold(case, rows, y, p)
+    assert (p >= t).mean() <= capacity + 1e-12
+
+
+# --------------------------------------------------------------------------- bootstrap
+def test_paired_bootstrap_matches_a_hand_computed_case():
+    rng = np.random.default_rng(1)
+    base, cand = rng.normal(5, 2, 40), rng.normal(4, 2, 40)
+    out = paired_bootstrap(base, cand, n_boot=500, seed=7)
+    # by hand: the same seeded row draws for both, percentile interval
+    idx = np.random.default_rng(7).integers(0, 40, size=(500, 40))
+    lifts = base[idx].mean(axis=1) - cand[idx].mean(axis=1)
+    assert out["estimate"] == pytest.approx(base.mean() - cand.mean())
+    assert out["ci_low"] == pytest.approx(np.percentile(lifts, 2.5))
+    assert out["ci_high"] == pytest.approx(np.percentile(lifts, 97.5))
+    # a constant per-row saving has a zero-width interval
+    const = paired_bootstrap(base + 3.0, base, n_boot=200, seed=0)
+    assert const["ci_low"] == pytest.approx(3.0) and const["ci_high"] == pytest.approx(3.0)
+    # a 0/1 saving on half of 50 rows: the bootstrap mean is Binomial(50, 0.5) / 50 -> [18/50, 32/50]
+    from scipy.stats import binom
+
+    half = paired_bootstrap(np.r_[np.ones(25), np.zeros(25)], np.zeros(50), n_boot=20_000, seed=3)
+    assert half["ci_low"] == pytest.approx(binom.ppf(0.025, 50, 0.5) / 50, abs=0.021)
+    assert half["ci_high"] == pytest.approx(binom.ppf(0.975, 50, 0.5) / 50, abs=0.021)
+
+
+def test_bootstrap_means_are_the_same_whatever_the_chunking():
+    a = np.arange(10.0)
+    whole = bootstrap_means([a], 50, seed=5)[:, 0]
+    idx = np.random.default_rng(5).integers(0, 10, size=(50, 10))
+    assert np.allclose(whole, a[idx].mean(axis=1))
+    big = np.random.default_rng(0).normal(size=300_000)   # forces several chunks
+    chunked = bootstrap_means([big], 12, seed=2)[:, 0]
+    rng = np.random.default_rng(2)
+    assert np.allclose(chunked, [big[rng.integers(0, big.size, size=(1, big.size))].mean() for _ in range(12)])
+
+
+# --------------------------------------------------------------------------- evaluate
+@pytest.fixture(scope="module")
+def planted_eval(tmp_path_factory):
+    """A binary case with a miscalibrated candidate, a rule, slices and a sensitive column."""
+    rng = np.random.default_rng(3)
+    n = 2400
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    grp = rng.choice(["a", "b", "c"], n, p=[0.6, 0.385, 0.015])   # 'c' is too small to judge
+    region = rng.choice(["north", "south"], n)
+    amount = rng.uniform(20, 200, n).round(2)
+    logit = -2.6 + 1.4 * x1 + 0.8 * x2
+    y = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
+    df = pd.DataFrame({"x1": x1, "x2": x2, "grp": grp, "region": region, "amount": amount,
+                       "y": np.where(y, "yes", "no")})
+    case = make_case(tmp_path_factory.mktemp("planted"), df, "y", problem={"volume": "5000/week"},
+                     costs={"false_negative": "amount", "false_positive": 15, "true_positive": 15},
+                     constraints={"review_capacity": 0.12, "latency_p95_ms": 10_000},
+                     baselines=["majority", {"rule": "x1 > 1.2"}], slices=["grp"], sensitive=["region"],
+                     evaluation={"bootstrap": 400, "min_slice_size": 30})
+    ds = prepare(case)
+    # class_weight='balanced' inflates P(positive) about fourfold: a deliberately miscalibrated model
+    bundles = {"logistic": fit_bundle(ds, logistic(ds, class_weight="balanced"), "logistic", "candidate"),
+               "majority": fit_bundle(ds, MajorityBaseline(), "majority"),
+               "rule": fit_bundle(ds, RuleBaseline("x1 > 1.2"), "rule")}
+    raw_model = bundles["logistic"].model
+    ev = evaluate(case, ds, bundles, "logistic")
+    return case, ds, bundles, ev, raw_model
+
+
+def test_calibration_improves_ece_of_a_miscalibrated_model(planted_eval):
+    case, ds, bundles, ev, raw = planted_eval
+    cal = ev["calibration"]
+    assert cal["applied"] is True and cal["method"] in ("sigmoid", "isotonic")
+    assert cal["ece_valid_before"] > 0.1
+    assert cal["ece_test_after"] < cal["ece_test_before"] / 3
+    assert cal["log_loss_test_after"] < cal["log_loss_test_before"]
+    # the bundle now holds the calibrated model, and the raw one is the frozen estimator inside it
+    from sklearn.calibration import CalibratedClassifierCV
+
+    model = bundles["logistic"].model
+    assert isinstance(model, CalibratedClassifierCV) and model.estimator.estimator is raw
+    p_raw = raw.predict_proba(ds.X_test)[:, 1]
+    assert expected_calibration_error(ds.y_test, bundles["logistic"].scores(ds.X_test)) == pytest.approx(
+        cal["ece_test_after"])
+    assert expected_calibration_error(ds.y_test, p_raw) == pytest.approx(cal["ece_test_before"])
+
+
+def test_other_candidate_families_are_shown_but_never_the_baseline(tmp_path):
+    case = make_case(tmp_path, planted(800), "y", costs={"false_negative": 5, "false_positive": 1},
+                     evaluation={"bootstrap": 100, "calibrate": "none"})
+    ds = prepare(case)
+    b = {"logistic": fit_bundle(ds, logistic(ds), "logistic", "candidate"),
+         "hist_gbm": fit_bundle(ds, hist_gbm(ds), "hist_gbm", "candidate"),
+         "majority": fit_bundle(ds, MajorityBaseline(), "majority")}
+    d = evaluate(case, ds, b, "logistic").to_dict()
+    assert d["best_baseline"] == "majority" and d["baselines"] == ["majority"]
+    assert d["nontrivial_baselines"] == [] and "hist_gbm" in d["metrics"] and "hist_gbm" in d["lift_over_trivial"]
+    assert d["lift"]["money_per_decision"]["estimate"] == pytest.approx(
+        d["cost_per_decision"]["majority"] - d["cost_per_decision"]["logistic"])
+
+
+def test_no_calibration_when_the_spec_says_none(tmp_path):
+    case = make_case(tmp_path, planted(800), "y", evaluation={"bootstrap": 100, "calibrate": "none"})
+    ds = prepare(case)
+    b = {"logistic": fit_bundle(ds, logistic(ds, class_weight="balanced"), "logistic", "candidate"),
+         "majority": fit_bundle(ds, MajorityBaseline(), "majority")}
+    model = b["logistic"].model
+    ev = evaluate(case, ds, b, "logistic")
+    assert ev["calibration"]["applied"] is False and b["logistic"].model is model
+
+
+def test_money_thresholds_and_lift_follow_the_rows(planted_eval):
+    case, ds, bundles, ev, _ = planted_eval
+    d = ev.to_dict()
+    rows_v, rows_t = ds.rows("valid"), ds.rows("test")
+    for name, b in bundles.items():
+        # each threshold is the validation cost minimiser, within capacity
+        t, _ = decision_threshold(case, rows_v, ds.y_valid, b.scores(ds.X_valid))
+        assert d["thresholds"][name] == pytest.approx(t) and b.threshold == pytest.approx(t)
+        assert (b.scores(ds.X_valid) >= t).mean() <= 0.12
+        # money on test: the spec's per-row costs at that threshold
+        per_row = binary_costs(case, rows_t).of(ds.y_test, b.scores(ds.X_test) >= t)
+        assert d["cost_per_decision"][name] == pytest.approx(per_row.mean())
+        assert d["cost_sd_per_decision"][name] == pytest.approx(per_row.std(ddof=1))
+        assert d["money"][name]["per_1000"] == pytest.approx(1000 * per_row.mean())
+        assert d["money"][name]["total_test"] == pytest.approx(per_row.sum())
+        assert d["money"][name]["per_period"] == pytest.approx(5000 * per_row.mean())
+    assert d["best_baseline"] == "rule" and d["trivial_baseline"] == "majority"
+    lift = d["lift"]["money_per_decision"]
+    assert lift["estimate"] == pytest.approx(d["cost_per_decision"]["rule"] - d["cost_per_decision"]["logistic"])
+    assert lift["ci_low"] < lift["estimate"] < lift["ci_high"]
+    v = d["value_per_period"]
+    assert v["period"] == "week"
+    assert (v["low"], v["expected"], v["high"]) == pytest.approx(
+        (5000 * lift["ci_low"], 5000 * lift["estimate"], 5000 * lift["ci_high"]))
+    m = d["lift"]["metric"]
+    assert m["name"] == "log_loss"
+    assert m["estimate"] == pytest.approx(d["metrics"]["rule"]["log_loss"] - d["metrics"]["logistic"]["log_loss"],
+                                          rel=1e-6)
+    assert d["n_test"] == len(ds.split.test)
+    for key in ("champion_candidate", "metrics", "thresholds", "cost_per_decision", "cost_sd_per_decision",
+                "lift", "value_per_period", "calibration", "slices", "latency", "curves", "n_test"):
+        assert key in d
+    json.loads(results.to_json(d))
+
+
+def test_money_and_metric_lift_use_the_same_resampled_rows(planted_eval):
+    case, ds, bundles, ev, _ = planted_eval
+    d = ev.to_dict()
+    rows_t, y = ds.rows("test"), ds.y_test
+    cost = {k: binary_costs(case, rows_t).of(y, b.decide(b.scores(ds.X_test))) for k, b in bundles.items()}
+
+    def nll(b):
+        p = np.clip(b.scores(ds.X_test), 1e-15, 1 - 1e-15)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    names = list(bundles)
+    boot = bootstrap_means([cost[k] for k in names] + [nll(bundles[k]) for k in names] + [cost["majority"]],
+                           400, case.spec.split.seed)
+    money = boot[:, names.index("rule")] - boot[:, names.index("logistic")]
+    metric = boot[:, 3 + names.index("rule")] - boot[:, 3 + names.index("logistic")]
+    assert d["lift"]["money_per_decision"]["ci_low"] == pytest.approx(np.quantile(money, 0.025))
+    assert d["lift"]["metric"]["ci_high"] == pytest.approx(np.quantile(metric, 0.975))
+
+
+def test_slices_mark_small_groups_and_measure_fairness_gaps(planted_eval):
+    case, ds, bundles, ev, _ = planted_eval
+    sl = ev["slices"]
+    grp = {g["group"]: g for g in sl["columns"]["grp"]["groups"]}
+    assert grp["c"]["n"] < 30 and grp["c"]["insufficient_evidence"] is True
+    assert "c" in sl["columns"]["grp"]["insufficient"]
+    assert grp["a"]["insufficient_evidence"] is False
+    lo, hi = grp["a"]["selection_rate_ci"]
+    assert lo <= grp["a"]["selection_rate"] <= hi and hi - lo > 0
+    # by hand: demographic parity difference of the candidate's flags across regions
+    flags = bundles["logistic"].decide(bundles["logistic"].scores(ds.X_test))
+    region = ds.rows("test")["region"].to_numpy()
+    rates = [flags[region == r].mean() for r in ("north", "south")]
+    reg = sl["columns"]["region"]
+    assert reg["sensitive"] is True
+    assert reg["demographic_parity_difference"] == pytest.approx(abs(rates[0] - rates[1]))
+    by_group = {g["group"]: g["selection_rate"] for g in reg["groups"]}
+    assert by_group == pytest.approx(dict(zip(("north", "south"), rates, strict=True)))
+    assert 0 <= reg["equalized_odds_difference"] <= 1
+    assert "largest_gap" in reg and reg["largest_gap"]["flagged"] == (reg["largest_gap"]["gap"] > 0.1)
+
+
+def test_latency_and_curves_are_reported(planted_eval):
+    _, ds, _, ev, _ = planted_eval
+    lat = ev["latency"]
+    assert 0 < lat["single_p50_ms"] <= lat["single_p95_ms"] and lat["batch1000_p50_ms"] > 0
+    assert lat["limit_p95_ms"] == 10_000 and lat["ok"] == (lat["single_p95_ms"] <= 10_000)
+    c = ev["curves"]
+    assert set(c["roc"]) == {"logistic", "majority", "rule"} and len(c["roc"]["logistic"]["fpr"]) <= 200
+    ct = c["cost_vs_threshold"]
+    assert ct["chosen_threshold"] == pytest.approx(ev["thresholds"]["logistic"])
+    # the capacity threshold is the lowest one that keeps the flagged share within capacity
+    flagged_at = dict(zip(ct["threshold"], ct["flagged"], strict=True))
+    assert all(f <= 0.12 + 1e-12 for t, f in flagged_at.items() if t >= ct["capacity_threshold"])
+
+
+def test_regression_and_multiclass_are_judged_in_their_units(tmp_path):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from mlcase.baselines import MeanBaseline
+
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.normal(size=n)
+    df = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(scale=0.5, size=n) + 10})
+    case = make_case(tmp_path / "reg", df, "y", task="regression", positive=None, baselines=["mean"],
+                     costs={"under": 2.0, "over": 1.0})
+    ds = prepare(case)
+    b = {"linear": fit_bundle(ds, LinearRegression(), "linear", "candidate"),
+         "mean": fit_bundle(ds, MeanBaseline(), "mean")}
+    d = evaluate(case, ds, b, "linear").to_dict()
+    err = {k: v.scores(ds.X_test) - ds.y_test for k, v in b.items()}
+    cost = {k: np.where(e < 0, -2 * e, e) for k, e in err.items()}
+    assert d["cost_per_decision"]["linear"] == pytest.approx(cost["linear"].mean())
+    assert d["lift"]["metric"]["name"] == "rmse"
+    rmse = {k: np.sqrt((e ** 2).mean()) for k, e in err.items()}
+    assert d["lift"]["metric"]["estimate"] == pytest.approx(rmse["mean"] - rmse["linear"])
+    assert d["lift"]["money_per_decision"]["ci_low"] > 0 and d["thresholds"]["linear"] is None
+
+    lab = np.where(x < -0.5, "low", np.where(x < 0.5, "mid", "high"))
+    mdf = pd.DataFrame({"x": x + rng.normal(scale=0.2, size=n), "y": lab})
+    mcase = make_case(tmp_path / "multi", mdf, "y", task="multiclass", positive=None,
+                      costs={"matrix": {"low": {"high": 5.0}, "high": {"low": 5.0}}})
+    mds = prepare(mcase)
+    mb = {"logistic": fit_bundle(mds, LogisticRegression(max_iter=500), "logistic", "candidate"),
+          "majority": fit_bundle(mds, MajorityBaseline(), "majority")}
+    md = evaluate(mcase, mds, mb, "logistic").to_dict()
+    pred = mb["majority"].decide(mb["majority"].scores(mds.X_test))
+    truth = mds.y_test
+    far = ((truth == "low") & (pred == "high")) | ((truth == "high") & (pred == "low"))
+    by_hand = np.where(truth == pred, 0.0, np.where(far, 5.0, 1.0))
+    assert md["cost_per_decision"]["majority"] == pytest.approx(by_hand.mean())
+    assert md["metrics"]["logistic"]["accuracy"] > 0.8
+    assert md["lift_over_trivial"]["logistic"]["ci_low"] > 0
+
+
+# --------------------------------------------------------------------------- report section
+def test_report_section_shows_every_plot_and_the_numbers(planted_eval):
+    from mlcase.report.sections import evaluation as section
+
+    case, ds, bundles, ev, _ = planted_eval
+    ceiling = value_ceiling(case, ds)
+    data = json.loads(results.to_json({"evaluation": ev.to_dict(), "ceiling": ceiling.to_dict()}))
+    (top,) = section.build(data)
+    ids = [c.id for c in top.children]
+    assert ids == ["value-ceiling", "eval-metrics", "eval-lift", "eval-roc-pr", "eval-threshold",
+                   "eval-calibration", "eval-slices", "eval-latency"]
+    html = top.html + "".join(c.html for c in top.children)
+    assert html.count('class="plotly-fig"') >= 9
+    assert f"{ev['thresholds']['logistic']:.4g}" in html
+    assert "insufficient evidence" in html and "demographic parity difference" in html
+    # ceiling only (a stopped run) still builds
+    (only,) = section.build({"ceiling": data["ceiling"]})
+    assert [c.id for c in only.children] == ["value-ceiling"] and "stopped" in only.html
+    assert section.build({}) == []
