@@ -212,8 +212,16 @@ def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
     alpha = case.spec.conformal.alpha
     candidate.conformal = conformal.calibrate(candidate, dataset.X_valid, dataset.y_valid, alpha,
                                               method=case.spec.conformal.method)
-    results.save(case, "conformal", conformal.evaluate_conformal(case, candidate, X_test, dataset.y_test,
-                                                                 dataset.rows("test")))
+    conf = conformal.evaluate_conformal(case, candidate, X_test, dataset.y_test, dataset.rows("test"),
+                                        calibration=(dataset.X_valid, dataset.y_valid),
+                                        train=(dataset.X_train, dataset.y_train),
+                                        seed=case.spec.split.seed)
+    results.save(case, "conformal", conf)
+    from . import tracking
+
+    with tracking.run(case, "conformal", tags=tracking.base_tags(case, dataset.fingerprint, "conformal")):
+        tracking.log_metrics(conf.get("metrics", {}))
+        tracking.log_dict(conf, "conformal.json")
 
 
 def _datasheet(case: Case, dataset, report) -> None:

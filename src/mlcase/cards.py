@@ -1,0 +1,540 @@
+"""The model card (Mitchell et al., "Model Cards for Model Reporting", 2019).
+
+:func:`write_model_card` writes ``<case>/model_card.md`` and ``model_card.html``
+from the stage results in ``<case>/.mlcase/`` (see :mod:`mlcase.results`) and
+the spec, so the card can be rebuilt at any time without retraining. Stages that
+have not run are named as such in the card, never invented. Ethical
+considerations are left as ``TODO`` for a person to write.
+
+:func:`log_card` logs both files to the MLflow run of a registered model
+version and tags the version with where the card is.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as _md
+from pathlib import Path
+from typing import Any
+
+from . import results as _results
+from .case import Case, load_case
+
+CARD_MD = "model_card.md"
+CARD_HTML = "model_card.html"
+ARTIFACT_DIR = "model_card"
+LIBRARIES = ("scikit-learn", "lightgbm", "xgboost", "shap", "mapie", "pandas", "numpy", "mlflow")
+NOT_RUN = "_Not run: no results for this stage in `.mlcase/`. Run `mlcase run`, then `mlcase card`._"
+TODO = "**TODO (for a person):**"
+
+
+# --------------------------------------------------------------------------- public API
+def write_model_card(case: Case | str | Path) -> tuple[Path, Path]:
+    """Write ``model_card.md`` and ``model_card.html`` beside ``case.yaml``.
+
+    Returns
+    -------
+    (Path, Path)
+        The Markdown and the HTML file.
+    """
+    case = load_case(case)
+    res = _results.load_all(case)
+    text = card_markdown(case, res)
+    md_path, html_path = case.root / CARD_MD, case.root / CARD_HTML
+    case.root.mkdir(parents=True, exist_ok=True)
+    _write(md_path, text)
+    _write(html_path, card_html(text, f"Model card: {case.name}"))
+    _results.save(case, "card", {"md": str(md_path), "html": str(html_path), "written_at": _now(),
+                                 "stages": sorted(k for k in res if k != "card")})
+    return md_path, html_path
+
+
+def log_card(case: Case | str | Path, version: int) -> dict:
+    """Log the card (rewritten first) to the MLflow run of registered model ``version``.
+
+    The files land under ``model_card/`` in that run's artifacts, and the
+    version gets the tag ``mlcase.model_card`` pointing at them.
+
+    Returns
+    -------
+    dict
+        ``version``, ``run_id`` and the ``artifact_uri`` of the Markdown card.
+    """
+    from . import tracking
+    from .errors import NotFoundError
+
+    case = load_case(case)
+    md_path, html_path = write_model_card(case)
+    entry = next((v for v in tracking.versions(case) if v["version"] == int(version)), None)
+    if entry is None or not entry.get("run_id"):
+        raise NotFoundError(f"no registered model version {version} for case '{case.name}' in {case.tracking_uri}",
+                            "run `mlcase run` first, or pass a version that `mlcase versions` lists")
+    run_id = entry["run_id"]
+    for path in (md_path, html_path):
+        tracking.log_run_text(case, run_id, path.read_text(encoding="utf-8"), f"{ARTIFACT_DIR}/{path.name}")
+    uri = f"runs:/{run_id}/{ARTIFACT_DIR}/{CARD_MD}"
+    tracking.set_version_tags(case, int(version), {"mlcase.model_card": uri})
+    return {"version": int(version), "run_id": run_id, "artifact_uri": uri}
+
+
+# --------------------------------------------------------------------------- markdown
+def card_markdown(case: Case, res: dict[str, dict]) -> str:
+    """The card as Markdown, from the spec and the stage results ``res`` (``results.load_all``)."""
+    spec = case.spec
+    L: list[str] = [f"# Model card: {case.name}", ""]
+    L += [f"> Written by mlcase {_pkg_version('mlcase')} on {_now()} from the stage results in `.mlcase/`. "
+          "Sections marked TODO need a person.", ""]
+    for section in (_details, _intended_use, _factors, _metrics, _evaluation_data, _training_data,
+                    _quantitative, _caveats, _ethics):
+        L += section(case, spec, res)
+        L.append("")
+    return "\n".join(L).rstrip() + "\n"
+
+
+def _model(res: dict) -> dict:
+    """Which model the card describes: the champion when the decision set one, else the candidate."""
+    decision = res.get("decision") or {}
+    registry = res.get("registry") or {}
+    bakeoff = res.get("bakeoff") or {}
+    evaluation = res.get("evaluation") or {}
+    candidate = registry.get("candidate") or bakeoff.get("candidate") or evaluation.get("champion_candidate")
+    verdict = decision.get("verdict")
+    if verdict in ("GO", "USE_BASELINE") and decision.get("champion"):
+        name, role = decision["champion"], "champion"
+        version = registry.get("champion_version")
+    else:
+        name, role = candidate, "candidate"
+        version = registry.get("candidate_version")
+    row = next((r for r in bakeoff.get("leaderboard") or [] if r.get("name") == name), {})
+    return {"name": name, "role": role, "version": version, "verdict": verdict, "row": row,
+            "candidate": candidate, "baseline": registry.get("baseline") or evaluation.get("best_baseline")}
+
+
+def _details(case, spec, res) -> list[str]:
+    m = _model(res)
+    L = ["## Model details", ""]
+    if m["name"] is None:
+        L += ["_No model yet: the bake-off has not run._" if "bakeoff" not in res else "_The bake-off kept no model._",
+              ""]
+    else:
+        row = m["row"]
+        family = row.get("family") or m["name"]
+        kind = row.get("kind")
+        L.append(f"- **Model:** `{m['name']}` ({family}{', ' + kind if kind else ''}), the {m['role']}"
+                 + (f"; decision **{m['verdict']}**" if m["verdict"] else "; no decision yet"))
+        if m["version"] is not None:
+            L.append(f"- **Registered:** `{case.name}` version {m['version']} in {_code(case.tracking_uri)}")
+        else:
+            L.append("- **Registered:** not yet (the registry stage has not run)" if "registry" not in res
+                     else "- **Registered:** no version for this model")
+        if row.get("params"):
+            params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(row["params"].items()))
+            L.append(f"- **Parameters:** {params}")
+        if row.get("cv_mean") is not None:
+            L.append(f"- **Cross-validated {row.get('metric') or 'score'}:** {_num(row['cv_mean'])}"
+                     + (f" (sd {_num(row['cv_std'])})" if row.get("cv_std") is not None else ""))
+    trained = _stage_time(case, "bakeoff") or _stage_time(case, "evaluation")
+    L.append(f"- **Training date:** {trained or 'not run'}")
+    L.append(f"- **Decision it supports:** {spec.decision}")
+    owner = spec.owner or spec.owners.get("model")
+    if owner or spec.owners:
+        extra = "; ".join(f"{k}: {v}" for k, v in spec.owners.items())
+        L.append(f"- **Owners:** {owner or ''}{' (' + extra + ')' if extra else ''}")
+    fp = _find(res, ("fingerprint", "data_fingerprint"))
+    L.append(f"- **Data fingerprint:** {_code(fp) if fp else 'unknown (the data stage has not run)'}")
+    versions = ", ".join(f"{p} {_pkg_version(p)}" for p in LIBRARIES if _pkg_version(p) != "not installed")
+    L.append(f"- **Software:** mlcase {_pkg_version('mlcase')}; {versions}")
+    conf = res.get("conformal")
+    if conf:
+        L.append(f"- **Uncertainty:** split-conformal {conf.get('method')} at alpha {conf.get('alpha')} "
+                 f"(calibrated on {conf.get('n_calibration')} validation rows)")
+    L.append(f"- **Citation / contact:** {TODO} how to cite this model and whom to contact.")
+    return L
+
+
+def _intended_use(case, spec, res) -> list[str]:
+    decision = res.get("decision")
+    L = ["## Intended use", "", f"- **Primary use:** {spec.decision}."]
+    if spec.problem.current_process:
+        L.append(f"- **It replaces or supports:** {spec.problem.current_process}.")
+    if spec.problem.volume:
+        L.append(f"- **Volume:** {spec.problem.volume} decisions.")
+    if spec.goals:
+        L.append("- **Goals:** " + "; ".join(spec.goals) + ".")
+    if spec.owners:
+        L.append("- **Primary users:** " + ", ".join(f"{v} ({k})" for k, v in spec.owners.items()) + ".")
+    if decision:
+        L += ["", f"**Decision: {decision.get('verdict')}.**", ""]
+        L += [f"- {r}" for r in decision.get("reasons") or []]
+    else:
+        L += ["", "Decision: " + NOT_RUN]
+    L += ["", "### Out-of-scope uses", ""]
+    L += [f"- {g}" for g in spec.non_goals]
+    L += [f"- Any decision other than the one above ({spec.decision}).",
+          "- Populations, periods or data sources unlike the training data (see Training data)."]
+    if spec.data.unavailable_at_serving:
+        L.append("- Requests that supply " + ", ".join(f"`{c}`" for c in spec.data.unavailable_at_serving)
+                 + " (not available at serving time).")
+    return L
+
+
+def _factors(case, spec, res) -> list[str]:
+    L = ["## Factors", ""]
+    if spec.slices:
+        L.append("- **Slices evaluated:** " + ", ".join(f"`{s}`" for s in spec.slices))
+    if spec.sensitive:
+        L.append("- **Sensitive columns** (kept out of the features, evaluated as groups): "
+                 + ", ".join(f"`{s}`" for s in spec.sensitive))
+    if not spec.slices and not spec.sensitive:
+        L.append("- No slices or sensitive columns are named in `case.yaml`; results are for the whole population "
+                 "only. Add `slices:` and `sensitive:` to see subgroups.")
+    L.append(f"- {TODO} other relevant groups, instruments or environments this model may meet.")
+    return L
+
+
+def _metrics(case, spec, res) -> list[str]:
+    ev = res.get("evaluation")
+    L = ["## Metrics", ""]
+    L.append(f"- **Money:** every decision is costed from `costs:` in {spec.costs.currency}: "
+             + _costs_text(spec) + ".")
+    cap = spec.constraints.review_capacity
+    if cap is not None:
+        L.append(f"- **Review capacity:** {cap} (thresholds never flag more).")
+    if spec.constraints.latency_p95_ms:
+        L.append(f"- **Latency limit:** p95 {spec.constraints.latency_p95_ms:g} ms.")
+    if not ev:
+        return L + ["", NOT_RUN]
+    L.append(f"- **Primary metric:** {ev.get('primary_metric')} (model selection); the decision is made in money.")
+    thresholds = {k: v for k, v in (ev.get("thresholds") or {}).items() if v is not None}
+    if thresholds:
+        L.append("- **Decision thresholds** (chosen on the validation rows to minimise cost within capacity): "
+                 + ", ".join(f"{k} {_num(v)}" for k, v in thresholds.items()))
+    return L
+
+
+def _evaluation_data(case, spec, res) -> list[str]:
+    ev = res.get("evaluation") or {}
+    data = res.get("data") or {}
+    split = data.get("split") or {}
+    L = ["## Evaluation data", ""]
+    n_test = ev.get("n_test") or split.get("n_test")
+    L.append(f"- **Test rows:** {n_test if n_test is not None else 'not run'}, held out by a "
+             f"{spec.split.method} split (test share {spec.split.test_size:g}, seed {spec.split.seed}); "
+             "used once, for the numbers in this card.")
+    n_valid = ev.get("n_valid") or split.get("n_valid")
+    if n_valid:
+        L.append(f"- **Validation rows:** {n_valid}, used for thresholds, calibration and conformal calibration.")
+    shift = [c for c in (res.get("checks") or {}).get("checks", []) if "shift" in str(c.get("id", ""))]
+    if shift:
+        L.append("- **Split shift:** " + "; ".join(c.get("title", "") for c in shift))
+    return L
+
+
+def _training_data(case, spec, res) -> list[str]:
+    data = res.get("data") or {}
+    split = data.get("split") or {}
+    L = ["## Training data", ""]
+    sheet = case.root / "datasheet.md"
+    L.append("- **Datasheet:** " + ("[datasheet.md](datasheet.md)" if sheet.exists() or "datasheet" in res
+                                    else "not written yet (run `mlcase check` or `mlcase run`)"))
+    L.append(f"- **Source:** {_code(spec.data.source)}; target `{spec.data.target}`"
+             + (f" (positive: `{spec.data.positive}`)" if spec.data.positive is not None else ""))
+    n_train = split.get("n_train")
+    if data.get("rows") is not None:
+        L.append(f"- **Rows:** {data['rows']} labelled" + (f", {n_train} for training" if n_train else ""))
+    if data.get("features"):
+        feats = data["features"]
+        shown = ", ".join(f"`{f}`" for f in feats[:25]) + (f" and {len(feats) - 25} more" if len(feats) > 25 else "")
+        L.append(f"- **Features ({len(feats)}):** {shown}")
+    if data.get("excluded"):
+        L.append("- **Rows excluded:** " + ", ".join(f"{k}: {v}" for k, v in data["excluded"].items()))
+    if not data:
+        L.append("- " + NOT_RUN)
+    return L
+
+
+def _quantitative(case, spec, res) -> list[str]:
+    ev = res.get("evaluation")
+    cur = spec.costs.currency
+    L = ["## Quantitative analyses", ""]
+    if not ev:
+        L += ["### Test results", "", NOT_RUN, ""]
+    else:
+        m = _model(res)
+        names = [n for n in dict.fromkeys([m["name"], ev.get("champion_candidate"), ev.get("best_baseline"),
+                                           ev.get("trivial_baseline")]) if n]
+        metric_names = []
+        for n in names:
+            for k in (ev.get("metrics") or {}).get(n, {}):
+                if k not in metric_names:
+                    metric_names.append(k)
+        metric_names = metric_names[:8]
+        rows = []
+        for n in names:
+            met = (ev.get("metrics") or {}).get(n, {})
+            rows.append({"model": n, f"cost per decision ({cur})": (ev.get("cost_per_decision") or {}).get(n),
+                         **{k: met.get(k) for k in metric_names}})
+        L += ["### Test results", "", *_md_table(rows), ""]
+        lift = (ev.get("lift") or {}).get("money_per_decision")
+        if lift:
+            L.append(f"- **Saving over {ev['lift'].get('baseline')}:** {_money(lift.get('estimate'), cur)} per decision "
+                     f"(95% CI {_money(lift.get('ci_low'), cur)} to {_money(lift.get('ci_high'), cur)})")
+        value = ev.get("value_per_period")
+        if value:
+            L.append(f"- **Per {value.get('period')}:** {_money(value.get('net_expected'), cur)} net of operating "
+                     f"cost (CI {_money(value.get('net_low'), cur)} to {_money(value.get('net_high'), cur)})")
+        lat = ev.get("latency") or {}
+        if lat.get("single_p95_ms") is not None:
+            L.append(f"- **Latency:** single-row p95 {_num(lat['single_p95_ms'])} ms")
+        L.append("")
+        L += _slices_md(ev.get("slices") or {})
+    L += _conformal_md(res.get("conformal"))
+    L += _explain_md(res.get("explain"))
+    return L
+
+
+def _slices_md(slices: dict) -> list[str]:
+    L = ["### Per-slice results", ""]
+    cols = slices.get("columns") or {}
+    if not cols:
+        return L + [slices.get("note") or "No slices were evaluated.", ""]
+    for col, info in cols.items():
+        if info.get("error"):
+            L += [f"**{col}**: {info['error']}", ""]
+            continue
+        groups = info.get("groups") or []
+        keep = ["group", "n"] + [k for k in ("accuracy", "recall", "false_positive_rate", "selection_rate", "mae",
+                                             "cost_per_decision", "lift_per_decision")
+                                 if any(k in g for g in groups)]
+        L += [f"**{col}**" + (" (sensitive)" if info.get("sensitive") else ""), ""]
+        L += _md_table([{k: g.get(k) for k in keep} for g in groups])
+        gap = info.get("largest_gap")
+        if gap:
+            L.append("")
+            L.append(f"Largest gap: {gap.get('metric')} {_num(gap.get('gap'))} between {gap.get('low_group')} and "
+                     f"{gap.get('high_group')}" + (" — **above the alert level**" if gap.get("flagged") else ""))
+        if info.get("insufficient"):
+            L.append(f"Too few rows to judge: {', '.join(map(str, info['insufficient']))}.")
+        L.append("")
+    return L
+
+
+def _conformal_md(conf: dict | None) -> list[str]:
+    L = ["### Uncertainty (conformal prediction)", ""]
+    if not conf:
+        return L + [NOT_RUN, ""]
+    target = conf.get("target_coverage")
+    L.append(f"- **Coverage on the test rows:** {_pct(conf.get('coverage'))} (target {_pct(target)}, "
+             f"method {conf.get('method')}, {conf.get('n_calibration')} calibration rows)")
+    if conf.get("mean_set_size") is not None:
+        L.append(f"- **Mean set size:** {_num(conf['mean_set_size'])}; single-class sets: "
+                 f"{_pct(conf.get('singleton_share'))}")
+    if conf.get("mean_width") is not None:
+        L.append(f"- **Mean interval width:** {_num(conf['mean_width'])}")
+    d = conf.get("deferral") or {}
+    if d:
+        L.append(f"- **Deferral to review:** {d.get('deferred')} of {conf.get('n_test')} cases "
+                 f"({_pct(d.get('deferred_share'))}); review load {_pct(d.get('review_load'))} of a capacity of "
+                 f"{_pct(d.get('capacity_share')) if d.get('capacity_share') is not None else 'unlimited'}")
+        if d.get("error_rate_automated") is not None or d.get("error_rate_deferred") is not None:
+            L.append(f"- **Error rate:** automated {_pct(d.get('error_rate_automated'))}, deferred "
+                     f"{_pct(d.get('error_rate_deferred'))}")
+        if d.get("mae_automated") is not None:
+            L.append(f"- **Mean absolute error:** automated {_num(d.get('mae_automated'))}, deferred "
+                     f"{_num(d.get('mae_deferred'))}")
+        L.append(f"- **Cost per decision:** model alone {_num(d.get('cost_model_only'))}, with deferral "
+                 f"{_num(d.get('cost_combined'))}")
+    L.append("")
+    return L
+
+
+def _explain_md(exp: dict | None) -> list[str]:
+    L = ["### What drives the predictions (SHAP)", ""]
+    if not exp:
+        return L + [NOT_RUN, ""]
+    top = exp.get("importance") or []
+    L.append(f"Mean |SHAP| ({exp.get('output')}) over {exp.get('n_rows')} test rows, "
+             f"{exp.get('explainer')} explainer on {exp.get('explained_model')}:")
+    L.append("")
+    L += _md_table([{"feature": r["feature"], "mean |SHAP|": r["mean_abs_shap"]} for r in top[:10]])
+    for note in exp.get("notes") or []:
+        L.append(f"\n_Note: {note}._")
+    L.append("")
+    return L
+
+
+def _caveats(case, spec, res) -> list[str]:
+    L = ["## Caveats and recommendations", ""]
+    checks = res.get("checks")
+    items: list[str] = []
+    if checks:
+        for c in checks.get("checks") or []:
+            if c.get("severity") in ("error", "warning"):
+                col = f" (`{c['column']}`)" if c.get("column") else ""
+                fix = f" Recommendation: {c['fix']}" if c.get("fix") else ""
+                items.append(f"**{c['severity']}** `{c.get('id')}`{col}: {c.get('title')}.{fix}")
+        if checks.get("forced"):
+            items.append("**The run went past error-level data checks (`--force`).**")
+    else:
+        items.append("Data checks: not run.")
+    decision = res.get("decision")
+    if decision and decision.get("verdict") != "GO":
+        items.append(f"The decision is {decision.get('verdict')}: "
+                     + "; ".join(decision.get("reasons") or []) + ".")
+    ev = res.get("evaluation") or {}
+    for flag in (ev.get("slices") or {}).get("flags") or []:
+        items.append(f"Slice gap: {flag if isinstance(flag, str) else _flag_text(flag)}")
+    conf = res.get("conformal") or {}
+    if conf.get("coverage") is not None and conf.get("coverage_bounds"):
+        lo = conf["coverage_bounds"][0] - 3 * (conf.get("coverage_sd") or 0)
+        if conf["coverage"] < lo:
+            items.append(f"Conformal coverage {_pct(conf['coverage'])} is below its target "
+                         f"{_pct(conf.get('target_coverage'))} beyond sampling noise: the test rows may differ "
+                         "from the validation rows (drift); recalibrate before relying on the sets.")
+    for a in conf.get("assumptions") or []:
+        items.append(f"Deferral assumption: {a}.")
+    items.append("Monitor drift and realised costs after deployment (`mlcase monitor`); retrain every "
+                 f"{spec.compute.retrain_every / 86400:g} days as planned.")
+    return L + [f"- {i}" for i in items]
+
+
+def _ethics(case, spec, res) -> list[str]:
+    L = ["## Ethical considerations", "",
+         f"{TODO} who is affected by this decision, what harm a wrong decision does to them, which groups "
+         "could be treated unequally, and what mitigations are in place."]
+    if spec.sensitive:
+        L.append("")
+        L.append("Sensitive columns named in the spec: " + ", ".join(f"`{s}`" for s in spec.sensitive)
+                 + " (see Per-slice results).")
+    return L
+
+
+# --------------------------------------------------------------------------- HTML
+def card_html(markdown_text: str, title: str) -> str:
+    """A self-contained HTML page of the Markdown card (no scripts, no external requests)."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+    from html import escape
+
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<style>
+body {{ font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 60rem; margin: 2rem auto;
+       padding: 0 1rem; color: #1d2330; }}
+h1 {{ font-size: 1.7rem; }} h2 {{ margin-top: 2rem; border-bottom: 1px solid #d8dde6; padding-bottom: .2rem; }}
+table {{ border-collapse: collapse; margin: .5rem 0; font-size: 14px; }}
+th, td {{ border: 1px solid #d8dde6; padding: .25rem .6rem; text-align: left; }}
+th {{ background: #f3f5f9; }}
+code {{ background: #f3f5f9; padding: 0 .2rem; border-radius: 3px; }}
+blockquote {{ color: #5a6476; border-left: 3px solid #d8dde6; margin-left: 0; padding-left: 1rem; }}
+</style></head>
+<body>
+{body}</body></html>
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _stage_time(case: Case, stage: str) -> str | None:
+    path = case.work_dir / f"{stage}.json"
+    if not path.exists():
+        return None
+    return _dt.datetime.fromtimestamp(path.stat().st_mtime, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _pkg_version(name: str) -> str:
+    if name == "mlcase":
+        from . import __version__
+
+        return __version__
+    try:
+        return _md.version(name)
+    except _md.PackageNotFoundError:
+        return "not installed"
+
+
+def _find(obj: Any, keys: tuple[str, ...]) -> Any:
+    """The first value under any of ``keys``, searching nested dicts breadth-first."""
+    queue = [obj]
+    while queue:
+        cur = queue.pop(0)
+        if isinstance(cur, dict):
+            for k in keys:
+                if cur.get(k):
+                    return cur[k]
+            queue.extend(v for v in cur.values() if isinstance(v, dict))
+    return None
+
+
+def _costs_text(spec) -> str:
+    c = spec.costs
+    if spec.task == "binary":
+        parts = [f"{k.replace('_', ' ')} {_short(getattr(c, k))}" for k in
+                 ("true_positive", "false_positive", "false_negative", "true_negative") if getattr(c, k) is not None]
+        return "; ".join(parts) or "none given (each error costs 1)"
+    if spec.task == "regression":
+        return f"under-prediction {_short(c.under if c.under is not None else 1)} per unit, over-prediction " \
+               f"{_short(c.over if c.over is not None else 1)} per unit"
+    return "a cost matrix" if c.matrix else "none given (each error costs 1)"
+
+
+def _flag_text(flag: dict) -> str:
+    return ", ".join(f"{k} {_short(v)}" for k, v in flag.items())
+
+
+def _md_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["_(no rows)_"]
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    out = ["| " + " | ".join(_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_cell(_num(r.get(c)) if isinstance(r.get(c), float) else r.get(c)) for c in cols)
+            + " |" for r in rows]
+    return out
+
+
+def _cell(v: Any) -> str:
+    return ("–" if v is None else str(v)).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)):
+        f = float(v)
+        if f != f:
+            return "–"
+        return f"{f:,.0f}" if abs(f) >= 1000 else f"{f:.4g}"
+    return str(v)
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * float(v):.1f}%"
+
+
+def _money(v: Any, cur: str) -> str:
+    if v is None:
+        return "–"
+    f = float(v)
+    return f"{'-' if f < 0 else ''}{cur}{abs(f):,.2f}"
+
+
+def _short(v: Any) -> str:
+    s = _num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _code(v: Any) -> str:
+    return f"`{str(v).replace('`', '')}`"

@@ -1,0 +1,173 @@
+"""``mlcase explain`` (why one prediction was made) and ``mlcase card`` (the model card)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def explain(
+        case: CaseArg = None,
+        row: Annotated[str | None, typer.Option("--row", help="The data.id of a row in the case's data (its "
+                                                "position when the case names no id). Without it, a JSON "
+                                                "record (or a list of records) is read from stdin.")] = None,
+        top: Annotated[int, typer.Option(help="How many contributions to show.", min=1)] = 5,
+        alias: Annotated[str, typer.Option(help="Registry alias of the model to explain.")] = "champion",
+        version: Annotated[int | None, typer.Option(help="Registry version (instead of --alias).")] = None,
+        json_out: JsonOpt = False,
+        quiet: QuietOpt = False,
+    ):
+        """Explain predictions: the score, the decision and the columns that pushed it (SHAP)."""
+        from .. import tracking
+        from ..explain import explain_rows
+
+        c = load(case)
+        bundle = tracking.load_bundle(c, alias=None if version is not None else alias, version=version)
+        frame, labels = _rows(c, bundle, row)
+        explained = explain_rows(bundle, frame, top=top)
+        sets = _conformal_sets(bundle, frame)
+        for item, label, s in zip(explained, labels, sets, strict=True):
+            item["row"] = label
+            if s is not None:
+                item["conformal"] = s
+        doc = {"case": c.name, "model": bundle.name, "version": bundle.version, "rows": explained}
+        if json_out:
+            emit_json(doc)
+            return
+        _print(console(quiet), doc, bundle)
+
+    @app.command()
+    def card(
+        case: CaseArg = None,
+        log: Annotated[bool, typer.Option("--log/--no-log", help="Log the card to MLflow with the registered "
+                                          "model version it describes (when there is one).")] = True,
+        json_out: JsonOpt = False,
+        quiet: QuietOpt = False,
+    ):
+        """Write the model card (model_card.md and model_card.html) from the case's stage results."""
+        from .. import results
+        from ..cards import _model, log_card, write_model_card
+
+        c = load(case)
+        md, html = write_model_card(c)
+        logged = None
+        if log:
+            described = _model(results.load_all(c))
+            if described["version"] is not None:
+                logged = log_card(c, int(described["version"]))
+        doc = {"case": c.name, "markdown": str(md), "html": str(html), "logged": logged}
+        if json_out:
+            emit_json(doc)
+            return
+        out = console(quiet)
+        out.print(f"model card: {md}")
+        out.print(f"            {html}")
+        if logged:
+            out.print(f"logged to MLflow with model version {logged['version']}: {logged['artifact_uri']}")
+        elif log:
+            out.print("[dim]not logged: no registered model version yet (run `mlcase run`)[/dim]")
+
+
+def _rows(case, bundle, row: str | None):
+    """The rows to explain and a label for each: one row of the data by id, or records from stdin."""
+    import pandas as pd
+
+    from ..errors import DataError, NotFoundError
+
+    if row is not None:
+        from ..data import load_frame
+
+        frame = load_frame(case)
+        id_col = case.spec.data.id
+        if id_col:
+            hit = frame[frame[id_col].astype(str) == str(row)]
+            if hit.empty:
+                raise NotFoundError(f"--row '{row}' is not a value of data.id column '{id_col}'",
+                                    f"pass an existing {id_col}, or a JSON record on stdin")
+            return hit.head(1).reset_index(drop=True), [row]
+        if not row.isdigit() or int(row) >= len(frame):
+            raise NotFoundError(f"--row '{row}' is not a row number of the data (0 to {len(frame) - 1})",
+                                "the case names no data.id, so --row is the row's position; "
+                                "or pass a JSON record on stdin")
+        return frame.iloc[[int(row)]].reset_index(drop=True), [row]
+    if sys.stdin is None or sys.stdin.isatty():
+        raise DataError("mlcase explain needs a row", "pass --row ID, or pipe a JSON record on stdin")
+    text = sys.stdin.read()
+    import json
+
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"stdin is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
+                        'pipe one JSON object like {"tenure": 5, "contract": "Month-to-month"} or a list of them') from None
+    records = doc if isinstance(doc, list) else [doc]
+    if not records or not all(isinstance(r, dict) for r in records):
+        raise DataError("stdin must hold a JSON object (one record) or a list of objects",
+                        'pipe e.g. {"tenure": 5, "contract": "Month-to-month"}')
+    missing = [f for f in bundle.features if not any(f in r for r in records)]
+    if missing:
+        raise DataError(f"the JSON record lacks the model's feature columns {', '.join(missing[:8])}"
+                        + (f" (and {len(missing) - 8} more)" if len(missing) > 8 else ""),
+                        "add them to the record (null for unknown values)")
+    frame = pd.DataFrame.from_records(records)
+    kinds = {col.get("name"): col.get("kind") for col in (bundle.schema or {}).get("columns", [])}
+    for f in bundle.features:
+        if kinds.get(f) == "numeric":
+            values = pd.to_numeric(frame[f], errors="coerce")
+            bad = frame[f][values.isna() & frame[f].notna()]
+            if len(bad):
+                raise DataError(f"column '{f}' expects a number, got {bad.iloc[0]!r}", f"send a number for '{f}'")
+            frame[f] = values
+    ids = case.spec.data.id
+    return frame, [str(r.get(ids, i)) if ids else str(i) for i, r in enumerate(records)]
+
+
+def _conformal_sets(bundle, frame) -> list:
+    if not bundle.conformal:
+        return [None] * len(frame)
+    from ..conformal import predict_sets
+
+    sets = predict_sets(bundle, frame)
+    key = "interval" if bundle.task == "regression" else "set"
+    return [{key: list(s), "alpha": bundle.conformal.get("alpha")} for s in sets]
+
+
+def _print(out, doc: dict, bundle) -> None:
+    from rich.table import Table
+
+    ver = f" version {doc['version']}" if doc.get("version") is not None else ""
+    for item in doc["rows"]:
+        pred = item["prediction"]
+        what = f"P({bundle.positive or 'positive'}) = {pred:.3f}" if bundle.task == "binary" else f"prediction {pred}"
+        decision = f", decision {item['decision']}" if bundle.task == "binary" else ""
+        out.print(f"[bold]row {item['row']}[/bold]: {what}{decision}  [dim]({doc['model']}{ver})[/dim]")
+        if item.get("conformal"):
+            conf = item["conformal"]
+            shown = conf.get("set", conf.get("interval"))
+            out.print(f"  conformal {'interval' if 'interval' in conf else 'set'} at "
+                      f"{100 * (1 - conf['alpha']):.0f}%: {shown}")
+        table = Table(box=None, pad_edge=False)
+        table.add_column("feature")
+        table.add_column("value")
+        table.add_column(f"contribution ({item['output_space']})", justify="right")
+        table.add_row("[dim]base value[/dim]", "", f"{item['base_value']:+.4f}")
+        for c in item["contributions"]:
+            colour = "red" if c["contribution"] > 0 else "blue"
+            table.add_row(c["feature"], _short(c["value"]), f"[{colour}]{c['contribution']:+.4f}[/]")
+        table.add_row("[dim]all other columns[/dim]", "", f"{item['other']:+.4f}")
+        table.add_row("[bold]output[/bold]", "", f"[bold]{item['output']:+.4f}[/bold]")
+        out.print(table)
+        out.print(f"  [dim]{item['explainer']} explainer on {item['explained_model']}; "
+                  f"base + contributions - output = {item['sum_check']['abs_error']:.1e}[/dim]")
+
+
+def _short(v) -> str:
+    s = "null" if v is None else str(v)
+    return s if len(s) <= 30 else s[:27] + "..."
+

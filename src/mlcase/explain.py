@@ -1,0 +1,706 @@
+"""SHAP explanations in terms of the case's original columns.
+
+The only module that imports :mod:`shap`. Each bundle is explained by the
+fastest exact explainer its model family allows:
+
+- ``tree``: :class:`shap.TreeExplainer` on the preprocessed matrix for tree
+  ensembles (LightGBM, XGBoost, HistGradientBoosting, random forests, ...);
+  boosted classifiers are explained in log-odds (the raw margin), forests in
+  probability.
+- ``linear``: :class:`shap.LinearExplainer` on the preprocessed matrix for
+  linear models (log-odds for classifiers).
+- ``permutation``: model-agnostic permutation SHAP (:func:`permutation_shap`).
+  On the preprocessed matrix, in the same output space, when the fast
+  explainer cannot follow the model (HistGradientBoosting with native
+  categorical splits) or its values fail the additivity check; over the
+  original columns, explaining the bundle's score (probability or
+  prediction), for everything else (rule and majority baselines, unknown
+  estimators).
+
+A model calibrated after the bake-off
+(``CalibratedClassifierCV(FrozenEstimator(pipeline))``) is explained through
+the pipeline inside it, and the result says so: calibration is a monotone map
+of that pipeline's output, so the contributions keep their sign and order.
+
+Contributions of the columns a preprocessing step derives from one source
+column (one-hot indicators, missing indicators) are summed back to that
+column, so every explanation names the columns of the case's data.
+SHAP values are additive: ``base_value + sum(contributions) == output`` for
+each row; :func:`explain_rows` reports that check per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ModelError
+
+TREE_ESTIMATORS = (
+    "LGBMClassifier", "LGBMRegressor", "XGBClassifier", "XGBRegressor",
+    "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
+    "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+    "GradientBoostingClassifier", "GradientBoostingRegressor",
+    "DecisionTreeClassifier", "DecisionTreeRegressor",
+)
+# tree models whose TreeExplainer output is the probability itself (leaf averages), not a margin
+PROBABILITY_TREES = ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier")
+MAX_BEESWARM_FEATURES = 20
+MAX_BEESWARM_POINTS = 200
+AGNOSTIC_BACKGROUND = 30
+PERMUTATIONS = 4
+ADDITIVITY_TOL = 1e-4   # relative to the largest output: float32 models (XGBoost) sum with ~1e-6 error
+
+
+# --------------------------------------------------------------------------- public API
+def explain_global(bundle, X: pd.DataFrame, max_rows: int = 500, seed: int = 0) -> dict:
+    """Global explanation of ``bundle`` from a sample of ``X`` (the test split).
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    X : DataFrame
+        Rows with the bundle's feature columns.
+    max_rows : int
+        At most this many rows (sampled with ``seed``) are explained.
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``explainer`` (tree / linear / permutation), ``output`` (the space
+        explained: log_odds, probability, prediction, margin), ``base_value``,
+        ``importance`` (``[{"feature", "mean_abs_shap"}]`` over the original
+        columns, largest first), ``beeswarm`` (per feature, in importance order,
+        up to 200 ``[value, shap]`` points), ``n_rows``, ``additivity_max_error``
+        (largest ``|base + sum(shap) - output|``), ``explained_model`` and
+        ``notes``.
+    """
+    X = _features(bundle, X)
+    if len(X) == 0:
+        raise ModelError("explain: no rows to explain", "pass a non-empty sample of the test split")
+    if len(X) > max_rows:
+        X = X.sample(n=max_rows, random_state=seed)
+    exp = _explain(bundle, X, seed=seed)
+    values = exp.values_for_summary()          # (n, n_features) for ranking and the beeswarm
+    mean_abs = exp.mean_abs()
+    order = np.argsort(-mean_abs, kind="stable")
+    importance = [{"feature": exp.features[i], "mean_abs_shap": float(mean_abs[i])} for i in order]
+    rng = np.random.default_rng(seed)
+    pick = np.arange(len(X)) if len(X) <= MAX_BEESWARM_POINTS else np.sort(
+        rng.choice(len(X), MAX_BEESWARM_POINTS, replace=False))
+    beeswarm = []
+    for i in order[:MAX_BEESWARM_FEATURES]:
+        col = exp.features[i]
+        raw = X[col].to_numpy()[pick]
+        beeswarm.append({"feature": col, "numeric": bool(_is_numeric(X[col])),
+                         "points": [[_json_value(v), float(s)] for v, s in zip(raw, values[pick, i], strict=True)]})
+    return {
+        "model": bundle.name,
+        "explainer": exp.explainer,
+        "explained_model": exp.explained_model,
+        "output": exp.output,
+        "classes": exp.classes,
+        "base_value": _json_value(exp.base_scalar()),
+        "n_rows": int(len(X)),
+        "importance": importance,
+        "beeswarm": beeswarm,
+        "additivity_max_error": float(np.max(np.abs(exp.additivity_error()))),
+        "notes": exp.notes,
+    }
+
+
+def explain_rows(bundle, X: pd.DataFrame, top: int = 5, background: pd.DataFrame | None = None,
+                 seed: int = 0) -> list[dict]:
+    """Local explanations: per row the prediction and its top contributions.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    X : DataFrame
+        The rows to explain (feature columns; extra columns are ignored).
+    top : int
+        How many contributions to list (largest absolute first); the rest is
+        summed in ``other``.
+    background : DataFrame, optional
+        Reference rows for the linear and model-agnostic explainers. Without
+        it, one typical row built from the bundle's training schema (median
+        numbers, most frequent categories) is the reference; tree explainers
+        need none.
+    seed : int
+
+    Returns
+    -------
+    list of dict
+        Per row: ``prediction`` (score: P(positive), prediction, or the
+        predicted class), ``decision``, ``output`` (the explained value, in
+        ``output_space``), ``base_value``, ``contributions``
+        (``[{"feature", "value", "contribution"}]``), ``other``, ``sum_check``
+        (``{"base_plus_contributions", "output", "abs_error"}``), ``explainer``
+        and ``explained_model``.
+    """
+    X = _features(bundle, X)
+    if len(X) == 0:
+        return []
+    bg = _features(bundle, background) if background is not None else typical_rows(bundle, X)
+    exp = _explain(bundle, X, background=bg, seed=seed)
+    scores = bundle.scores(X)
+    decisions = bundle.decide(scores)
+    out = []
+    for r in range(len(X)):
+        k = exp.row_class(r)
+        contrib = exp.row_values(r, k)
+        order = np.argsort(-np.abs(contrib), kind="stable")
+        shown = order[:max(int(top), 0)]
+        base = float(exp.row_base(r, k))
+        output = float(exp.row_output(r, k))
+        total = base + float(contrib.sum())
+        if bundle.task == "multiclass":
+            prediction = _json_value(np.asarray(bundle.classes, dtype=object)[int(np.argmax(scores[r]))])
+        else:
+            prediction = float(scores[r])
+        out.append({
+            "prediction": prediction,
+            "decision": _json_value(decisions[r]),
+            "explained_class": None if k is None else _json_value(exp.classes[k]),
+            "output": output,
+            "output_space": exp.output,
+            "base_value": base,
+            "contributions": [{"feature": exp.features[i], "value": _json_value(X.iloc[r][exp.features[i]]),
+                               "contribution": float(contrib[i])} for i in shown],
+            "other": float(contrib[order[len(shown):]].sum()),
+            "sum_check": {"base_plus_contributions": total, "output": output, "abs_error": abs(total - output)},
+            "explainer": exp.explainer,
+            "explained_model": exp.explained_model,
+        })
+    return out
+
+
+def typical_rows(bundle, X: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One reference row from the bundle's training schema: medians and most frequent categories.
+
+    Columns the schema lacks take their value from the first row of ``X``.
+    """
+    cols = {c.get("name"): c for c in (bundle.schema or {}).get("columns", [])}
+    row = {}
+    for f in bundle.features:
+        info = cols.get(f)
+        value: Any = None
+        if info is not None:
+            if info.get("kind") == "numeric":
+                q = info.get("quantiles")
+                value = q[len(q) // 2] if q else info.get("mean")
+            elif info.get("categories"):
+                value = info["categories"][0]
+            elif info.get("kind") == "boolean":
+                value = False
+        if value is None and X is not None and f in X.columns and len(X):
+            value = X[f].iloc[0]
+        row[f] = [value]
+    frame = pd.DataFrame(row)
+    if X is not None:
+        for f in bundle.features:
+            if f in X.columns:
+                frame[f] = _cast_like(frame[f], X[f])
+    return frame
+
+
+# --------------------------------------------------------------------------- explanation object
+@dataclass
+class _Explanation:
+    """SHAP values over the original columns, with what they explain."""
+
+    values: np.ndarray            # (n, m) or (n, m, k) over the original columns
+    base: np.ndarray              # (n,) or (n, k)
+    output_values: np.ndarray     # (n,) or (n, k): what base + sum(values) must equal
+    features: list[str]
+    explainer: str
+    output: str
+    explained_model: str
+    task: str
+    classes: list | None = None
+    predicted: np.ndarray | None = None   # multiclass: index of the predicted class per row
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def multi(self) -> bool:
+        return self.values.ndim == 3
+
+    def values_for_summary(self) -> np.ndarray:
+        if not self.multi:
+            return self.values
+        return self.values[np.arange(len(self.values)), :, self.predicted]
+
+    def mean_abs(self) -> np.ndarray:
+        if not self.multi:
+            return np.abs(self.values).mean(axis=0)
+        return np.abs(self.values).mean(axis=(0, 2))
+
+    def base_scalar(self):
+        if not self.multi:
+            return float(np.mean(self.base))
+        return [float(v) for v in np.mean(self.base, axis=0)]
+
+    def additivity_error(self) -> np.ndarray:
+        return self.base + self.values.sum(axis=1) - self.output_values
+
+    def row_class(self, r: int) -> int | None:
+        return int(self.predicted[r]) if self.multi else None
+
+    def row_values(self, r: int, k: int | None) -> np.ndarray:
+        return self.values[r] if k is None else self.values[r, :, k]
+
+    def row_base(self, r: int, k: int | None) -> float:
+        return self.base[r] if k is None else self.base[r, k]
+
+    def row_output(self, r: int, k: int | None) -> float:
+        return self.output_values[r] if k is None else self.output_values[r, k]
+
+
+def _explain(bundle, X: pd.DataFrame, background: pd.DataFrame | None = None, seed: int = 0) -> _Explanation:
+    inner, notes = unwrap(bundle.model)
+    pre, est = _split_pipeline(inner)
+    family = _family(est)
+    if family in ("tree", "linear"):
+        try:
+            return _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed)
+        except _Unsupported as exc:
+            notes = notes + [f"the {family} explainer could not explain {type(est).__name__} ({exc})"]
+        try:
+            return _explain_fast(bundle, inner, pre, est, "permutation", X, background, notes, seed)
+        except _Unsupported as exc:
+            notes = notes + [f"the preprocessed columns could not be explained ({exc})"]
+    return _explain_agnostic(bundle, X, background, seed, notes)
+
+
+class _Unsupported(Exception):
+    """The fast path cannot explain this model; fall back to the model-agnostic explainer."""
+
+
+def unwrap(model) -> tuple[Any, list[str]]:
+    """The model SHAP explains: the pipeline inside a calibration wrapper, else the model itself.
+
+    Returns the model and notes saying what was unwrapped.
+    """
+    notes: list[str] = []
+    if type(model).__name__ == "CalibratedClassifierCV":
+        inner = getattr(model, "estimator", None)
+        if type(inner).__name__ == "FrozenEstimator":
+            inner = inner.estimator
+            notes.append("explains the pipeline inside the calibration wrapper; calibration is a monotone "
+                         "map of its output, so contributions keep their sign and order")
+        else:
+            inner = model.calibrated_classifiers_[0].estimator
+            if type(inner).__name__ == "FrozenEstimator":
+                inner = inner.estimator
+            notes.append("explains the first cross-validated pipeline inside the calibration wrapper")
+        model = inner
+    return model, notes
+
+
+def _split_pipeline(model):
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        if len(model.steps) == 1:
+            return None, model[-1]
+        return model[:-1], model[-1]
+    return None, model
+
+
+def _family(est) -> str:
+    name = type(est).__name__
+    if name in TREE_ESTIMATORS:
+        return "tree"
+    module = type(est).__module__
+    if module.startswith("sklearn.linear_model") and hasattr(est, "coef_"):
+        return "linear"
+    return "agnostic"
+
+
+def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0) -> _Explanation:
+    """SHAP on the preprocessed matrix: TreeExplainer, LinearExplainer, or permutation SHAP of the estimator.
+
+    The values are checked against the model's own output; a miss (e.g. a
+    tree explainer that ignores native categorical splits) raises
+    ``_Unsupported`` so the caller falls back.
+    """
+    import shap
+
+    Z = pre.transform(X) if pre is not None else X
+    Zd = _dense(Z)
+    if not np.issubdtype(Zd.dtype, np.number):
+        raise _Unsupported("the preprocessed matrix is not numeric")
+    source = feature_sources(pre, bundle.features, Zd.shape[1], X)
+    est_name = type(est).__name__
+    task = bundle.task
+    if family == "tree" and est_name in PROBABILITY_TREES:
+        output = "probability"
+    else:
+        output = "prediction" if task == "regression" else ("log_odds" if task == "binary" else "margin")
+    raw = _raw_output(est, Z, output, task)
+    if family == "tree":
+        cats = getattr(est, "is_categorical_", None)
+        if est_name.startswith("HistGradientBoosting") and cats is not None and np.any(cats):
+            raise _Unsupported("shap's TreeExplainer does not follow its native categorical splits")
+        try:
+            sv = shap.TreeExplainer(est)(Zd, check_additivity=False)
+        except Exception as exc:  # shap raises bare Exceptions for trees it cannot read
+            raise _Unsupported(f"{type(exc).__name__}: {str(exc)[:120]}") from None
+        values, base = np.asarray(sv.values, dtype="float64"), np.asarray(sv.base_values, dtype="float64")
+    elif family == "linear":
+        bg = Zd if background is None else _dense(pre.transform(background) if pre is not None else background)
+        sv = shap.LinearExplainer(est, shap.maskers.Independent(bg, max_samples=len(bg)))(Zd)
+        values, base = np.asarray(sv.values, dtype="float64"), np.asarray(sv.base_values, dtype="float64")
+    else:
+        bg = Zd if background is None else _dense(pre.transform(background) if pre is not None else background)
+        if len(bg) > AGNOSTIC_BACKGROUND:
+            bg = bg[np.random.default_rng(seed).choice(len(bg), AGNOSTIC_BACKGROUND, replace=False)]
+
+        def f(M: np.ndarray) -> np.ndarray:
+            out = _raw_output(est, _like(M, Z), output, task)
+            return out[:, 1] if task == "binary" and out.ndim == 2 else out
+
+        values, base, _ = permutation_shap(f, Zd, bg, PERMUTATIONS, seed)
+    if task == "binary":
+        if values.ndim == 3:          # (n, features, 2): keep the positive class
+            values = values[:, :, 1]
+            base = base[:, 1] if base.ndim == 2 else base.reshape(-1)[-1]
+        if raw.ndim == 2:
+            raw = raw[:, 1]
+    if task == "multiclass" and values.ndim == 2:
+        raise _Unsupported("the explainer returned one output for a multiclass model")
+    base = _broadcast_base(base, values)
+    miss = float(np.max(np.abs(base + values.sum(axis=1) - raw))) if len(raw) else 0.0
+    if miss > ADDITIVITY_TOL * max(1.0, float(np.max(np.abs(raw)))):
+        raise _Unsupported(f"its values miss the model output by up to {miss:.3g}")
+    predicted = np.argmax(np.asarray(bundle.scores(X)), axis=1) if values.ndim == 3 else None
+    what = f"{est_name} in a pipeline" if pre is not None else est_name
+    if inner is not bundle.model:
+        what += f" (inside {type(bundle.model).__name__})"
+    return _Explanation(values=_fold(values, source, bundle.features), base=base, output_values=raw,
+                        features=list(bundle.features), explainer=family, output=output, explained_model=what,
+                        task=task, classes=list(bundle.classes) if bundle.classes is not None else None,
+                        predicted=predicted, notes=notes)
+
+
+def _like(M: np.ndarray, Z):
+    """``M`` in the container type of the preprocessed matrix ``Z`` (a DataFrame keeps its columns)."""
+    if isinstance(Z, pd.DataFrame):
+        return pd.DataFrame(M, columns=Z.columns).astype(Z.dtypes.to_dict())
+    return M
+
+
+def _raw_output(est, Z, output: str, task: str) -> np.ndarray:
+    """The model output the explainer explains, computed by the model itself."""
+    if output == "probability":
+        return np.asarray(est.predict_proba(Z), dtype="float64")
+    if task == "regression":
+        return np.asarray(est.predict(Z), dtype="float64")
+    name = type(est).__name__
+    if name.startswith("LGBM"):
+        return np.asarray(est.predict(Z, raw_score=True), dtype="float64")
+    if name.startswith("XGB"):
+        return np.asarray(est.predict(Z, output_margin=True), dtype="float64")
+    return np.asarray(est.decision_function(Z), dtype="float64")
+
+
+def _broadcast_base(base: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The base value per row: ``(n,)``, or ``(n, k)`` for multi-output values."""
+    n = values.shape[0]
+    base = np.asarray(base, dtype="float64")
+    if values.ndim == 3:
+        return np.broadcast_to(base.reshape(-1, values.shape[2]), (n, values.shape[2])).copy()
+    return np.broadcast_to(base.reshape(-1), (n,)).copy()
+
+
+def _fold(values: np.ndarray, source: list[str], features: list[str]) -> np.ndarray:
+    """Sum the columns of ``values`` that share a source column (axis 1)."""
+    index = {f: i for i, f in enumerate(features)}
+    M = np.zeros((len(source), len(features)))
+    for j, s in enumerate(source):
+        M[j, index[s]] = 1.0
+    if values.ndim == 2:
+        return values @ M
+    return np.einsum("njk,jm->nmk", values, M)
+
+
+# --------------------------------------------------------------------------- model-agnostic path
+def _explain_agnostic(bundle, X, background, seed, notes) -> _Explanation:
+    codec = _Codec(X if background is None else pd.concat([background, X], ignore_index=True), bundle.features)
+    bg = X if background is None else background
+    if len(bg) > AGNOSTIC_BACKGROUND:
+        bg = bg.sample(n=AGNOSTIC_BACKGROUND, random_state=seed)
+    task = bundle.task
+
+    def f(codes: np.ndarray) -> np.ndarray:
+        return np.asarray(bundle.scores(codec.decode(codes)), dtype="float64")
+
+    values, base, raw = permutation_shap(f, codec.encode(X), codec.encode(bg), PERMUTATIONS, seed)
+    predicted = np.argmax(raw, axis=1) if task == "multiclass" else None
+    output = {"binary": "probability", "multiclass": "probability", "regression": "prediction"}[task]
+    return _Explanation(values=values, base=base, output_values=raw, features=list(bundle.features),
+                        explainer="permutation", output=output,
+                        explained_model=type(bundle.model).__name__ + (f" ({bundle.name})" if bundle.name else ""),
+                        task=task, classes=list(bundle.classes) if bundle.classes is not None else None,
+                        predicted=predicted, notes=notes)
+
+
+def permutation_shap(f, X: np.ndarray, background: np.ndarray, permutations: int = 4, seed: int = 0,
+                     max_batch: int = 200_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Permutation SHAP values with an independent (interventional) background.
+
+    For each sampled feature order (and its reverse: antithetic pairs), the
+    features of a row are switched from background values to the row's own
+    values one at a time; the change of the mean output is the feature's
+    contribution. Every order adds up exactly, so ``base + values.sum(1) ==
+    f(X)``. All rows of a chunk are evaluated in one call of ``f``, which
+    keeps slow models (a SQL rule run by DuckDB) fast; this is the algorithm of
+    :class:`shap.PermutationExplainer` without its per-row calls and its numba
+    compilation (several seconds on every start of the CLI).
+
+    Returns ``(values (n, m[, k]), base (n[, k]), output (n[, k]))``.
+    """
+    X = np.asarray(X, dtype="float64")
+    B = np.asarray(background, dtype="float64")
+    n, m = X.shape
+    b = len(B)
+    rng = np.random.default_rng(seed)
+    orders = []
+    for _ in range(max(1, permutations // 2)):
+        perm = rng.permutation(m)
+        orders += [perm, perm[::-1]]
+    chunk = max(1, max_batch // ((m + 1) * b))
+    values = None
+    out_last = None
+    base = None
+    for start in range(0, n, chunk):
+        Xc = X[start:start + chunk]
+        nc = len(Xc)
+        acc = None
+        for perm in orders:
+            Z = np.broadcast_to(B, (nc, m + 1, b, m)).copy()
+            for k, j in enumerate(perm, start=1):
+                Z[:, k:, :, j] = Xc[:, None, None, j]
+            out = f(Z.reshape(-1, m))
+            out = out.reshape((nc, m + 1, b) + out.shape[1:]).mean(axis=2)   # (nc, m+1[, k])
+            delta = np.diff(out, axis=1)                                        # (nc, m[, k])
+            contrib = np.empty_like(delta)
+            contrib[:, perm] = delta
+            acc = contrib if acc is None else acc + contrib
+        acc /= len(orders)
+        values = acc if values is None else np.concatenate([values, acc])
+        out_last = out[:, m] if out_last is None else np.concatenate([out_last, out[:, m]])
+        base = out[:, 0] if base is None else np.concatenate([base, out[:, 0]])
+    return values, base, out_last
+
+
+class _Codec:
+    """Encode a frame of mixed columns as floats (categories as codes) and back, for SHAP maskers."""
+
+    def __init__(self, X: pd.DataFrame, features: list[str]):
+        self.features = list(features)
+        self.templates = {c: X[c] for c in self.features}
+        self.categories: dict[str, list] = {}
+        for c in self.features:
+            if not _is_numeric(X[c]):
+                self.categories[c] = list(pd.unique(X[c].dropna()))
+
+    def encode(self, X: pd.DataFrame) -> np.ndarray:
+        out = np.empty((len(X), len(self.features)))
+        for j, c in enumerate(self.features):
+            s = X[c]
+            if c in self.categories:
+                lookup = {v: i for i, v in enumerate(self.categories[c])}
+                out[:, j] = [lookup.get(v, -1) if not _missing(v) else -1 for v in s]
+            else:
+                out[:, j] = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
+        return out
+
+    def decode(self, codes: np.ndarray) -> pd.DataFrame:
+        cols = {}
+        for j, c in enumerate(self.features):
+            col = codes[:, j]
+            if c in self.categories:
+                cats = np.asarray(self.categories[c] + [None], dtype=object)
+                idx = np.where(col < 0, len(cats) - 1, col.astype(int))
+                cols[c] = pd.Series(cats[idx], dtype=object)
+            else:
+                cols[c] = pd.Series(col)
+            cols[c] = _cast_like(cols[c], self.templates[c])
+        return pd.DataFrame(cols)
+
+
+# --------------------------------------------------------------------------- feature mapping
+def feature_sources(pre, columns: list[str], n_out: int, X: pd.DataFrame | None = None) -> list[str]:
+    """For each column the preprocessing ``pre`` outputs, the original column it derives from.
+
+    Handles a :class:`~sklearn.compose.ColumnTransformer` (directly or as a
+    step of a pipeline), steps that keep the number of columns, and steps
+    whose ``get_feature_names_out`` names start with their source column
+    (one-hot encoders). Raises ``_Unsupported`` when the mapping is unclear.
+    """
+    from sklearn.pipeline import Pipeline
+
+    columns = list(columns)
+    if pre is None:
+        if n_out != len(columns):
+            raise _Unsupported("the model sees other columns than the case's features")
+        return columns
+    steps = [s for _, s in pre.steps] if isinstance(pre, Pipeline) else [pre]
+    current = columns
+    frame = X
+    for step in steps:
+        if step is None or step == "passthrough":
+            continue
+        current = _step_sources(step, current, frame)
+        if frame is not None:
+            frame = None  # only the first step sees the original frame
+    if len(current) != n_out:
+        raise _Unsupported(f"mapped {len(current)} columns but the model sees {n_out}")
+    return current
+
+
+def _step_sources(step, current: list[str], X: pd.DataFrame | None) -> list[str]:
+    from sklearn.compose import ColumnTransformer
+
+    if isinstance(step, ColumnTransformer):
+        names_in = list(getattr(step, "feature_names_in_", current))
+        src_of = dict(zip(names_in, current, strict=True)) if len(names_in) == len(current) else {c: c for c in names_in}
+        n_total = max((s.stop for s in step.output_indices_.values()), default=0)
+        out: list[str | None] = [None] * n_total
+        for name, trans, cols in step.transformers_:
+            sl = step.output_indices_.get(name, slice(0, 0))
+            width = sl.stop - sl.start
+            if width == 0 or trans == "drop":
+                continue
+            in_cols = _resolve_columns(cols, names_in, X)
+            mapped = _transformer_sources(trans, in_cols, width)
+            for i, c in enumerate(mapped):
+                out[sl.start + i] = src_of.get(c, c)
+        if any(o is None for o in out):
+            raise _Unsupported("the column transformer leaves outputs unaccounted for")
+        return [str(o) for o in out]
+    n_in = len(current)
+    try:
+        n_out = len(step.get_feature_names_out(_names_in(step)))
+    except (AttributeError, ValueError, TypeError):
+        n_out = None
+    if n_out is None or n_out == n_in:
+        return list(current)
+    return _transformer_sources(step, current, n_out)
+
+
+def _names_in(step):
+    names_in = getattr(step, "feature_names_in_", None)
+    return list(names_in) if names_in is not None else None
+
+
+def _resolve_columns(cols, names_in: list[str], X: pd.DataFrame | None) -> list[str]:
+    if callable(cols):
+        if X is None:
+            raise _Unsupported("a column selector needs the original frame")
+        cols = cols(X)
+    if isinstance(cols, str):
+        return [cols]
+    if isinstance(cols, slice):
+        return list(np.asarray(names_in)[cols])
+    cols = list(cols)
+    if cols and isinstance(cols[0], (bool, np.bool_)):
+        return [n for n, keep in zip(names_in, cols, strict=True) if keep]
+    if cols and isinstance(cols[0], (int, np.integer)):
+        return [names_in[i] for i in cols]
+    return [str(c) for c in cols]
+
+
+def _transformer_sources(trans, in_cols: list[str], width: int) -> list[str]:
+    if trans == "passthrough" or width == len(in_cols):
+        if width != len(in_cols):
+            raise _Unsupported("a passthrough block changed its width")
+        return list(in_cols)
+    if len(in_cols) == 1:
+        return in_cols * width
+    try:
+        names = list(trans.get_feature_names_out(in_cols))
+    except (AttributeError, ValueError, TypeError) as exc:
+        raise _Unsupported(f"cannot name the outputs of {type(trans).__name__}") from exc
+    if len(names) != width:
+        raise _Unsupported(f"{type(trans).__name__} names {len(names)} outputs for {width} columns")
+    by_length = sorted(in_cols, key=len, reverse=True)
+    out = []
+    for name in names:
+        name = str(name).split("__", 1)[-1] if "__" in str(name) else str(name)
+        hit = next((c for c in by_length if name == c or name.startswith(c + "_") or name.startswith(c)), None)
+        if hit is None:
+            hit = next((c for c in by_length if c in name), None)
+        if hit is None:
+            raise _Unsupported(f"cannot tell which column {name!r} comes from")
+        out.append(hit)
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+def _features(bundle, X: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame(X)
+    missing = [f for f in bundle.features if f not in X.columns]
+    if missing:
+        raise ModelError(f"explain: the rows lack the model's feature columns {', '.join(missing[:5])}",
+                         "pass rows with every column the model was trained on")
+    return X[bundle.features].reset_index(drop=True)
+
+
+def _dense(Z) -> np.ndarray:
+    if hasattr(Z, "toarray"):
+        Z = Z.toarray()
+    if isinstance(Z, pd.DataFrame):
+        Z = Z.to_numpy()
+    Z = np.asarray(Z)
+    if Z.dtype == object:
+        try:
+            Z = Z.astype("float64")
+        except (TypeError, ValueError):
+            return Z
+    return Z
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _missing(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _cast_like(s: pd.Series, template: pd.Series) -> pd.Series:
+    """``s`` in the dtype of ``template`` where that keeps the values (ints stay ints, bools bools)."""
+    if pd.api.types.is_bool_dtype(template):
+        return s.astype(bool) if not s.isna().any() else s.astype(object)
+    if pd.api.types.is_numeric_dtype(template):
+        num = pd.to_numeric(s, errors="coerce")
+        if pd.api.types.is_integer_dtype(template) and not num.isna().any():
+            return num.round().astype(template.dtype)
+        return num.astype("float64")
+    if pd.api.types.is_string_dtype(template) and not pd.api.types.is_object_dtype(template):
+        return s.astype(template.dtype)
+    return s.astype(object)
+
+
+def _json_value(v):
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    if v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (pd.Timestamp,)):
+        return v.isoformat()
+    return v
