@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import MlcaseError
 
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        # with standalone_mode=False, click returns the code of a `typer.Exit(n)` instead of raising it
+        code = app(args=argv, standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except MlcaseError as exc:
         _print_error(str(exc))
         return exc.exit_code

@@ -235,7 +235,7 @@ def check_columns(case: Case, df: pd.DataFrame) -> None:
 def select_features(case: Case, df: pd.DataFrame) -> list[str]:
     """The feature columns: ``features.include`` or every column not reserved by the spec."""
     d = case.spec.data
-    reserved = {d.target, d.id, d.group, d.time, *case.spec.sensitive}
+    reserved = {d.target, d.id, d.group, d.time, d.label_time, *case.spec.sensitive}
     reserved.discard(None)
     if d.features.include:
         feats = [c for c in d.features.include if c not in reserved]

@@ -63,7 +63,7 @@ class Rule:
         """Row-wise value of the expression (booleans as 0/1 floats, NULL as NaN)."""
         if self.kind == "aggregate":
             raise RuleError(f"{self.where}: an aggregate check has one value; call check() instead")
-        frame = df[self.used_columns] if self.used_columns else pd.DataFrame(index=df.index)
+        frame = df[self.used_columns] if self.used_columns else _no_columns(df)
         result = _run(f"SELECT ({self.expression})::{'DOUBLE' if self.kind == 'numeric' else 'BOOLEAN'} AS v FROM {TABLE}",
                       frame, self.where)
         out = result["v"].astype("float64").to_numpy()
@@ -78,7 +78,7 @@ class Rule:
 
     def check(self, df: pd.DataFrame):
         """The value of an aggregate check over all rows of ``df``."""
-        frame = df[self.used_columns] if self.used_columns else df.iloc[:, :0]
+        frame = df[self.used_columns] if self.used_columns else _no_columns(df)
         result = _run(f"SELECT ({self.expression}) AS v FROM {TABLE}", frame, self.where)
         v = result["v"].iloc[0]
         return None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)
@@ -86,6 +86,11 @@ class Rule:
     def to_dict(self) -> dict:
         return {"expression": self.expression, "kind": self.kind, "where": self.where,
                 "used_columns": self.used_columns}
+
+
+def _no_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """A stand-in for an expression that reads no column (``count(*) > 100``): DuckDB needs one column."""
+    return pd.DataFrame({"_mlcase_row": np.zeros(len(df), dtype=bool)}, index=df.index)
 
 
 def _run(sql: str, frame: pd.DataFrame, where: str) -> pd.DataFrame:

@@ -122,6 +122,9 @@ class DataSpec(_Model):
     id: str | None = None
     time: str | None = None
     group: str | None = None
+    label_time: str | None = Field(
+        None, description="Column with the time each label became known; a label known before data.time means "
+                          "the features were recorded after the outcome (a leak).")
     features: FeatureSelection = Field(default_factory=FeatureSelection)
     unavailable_at_serving: list[str] = Field(default_factory=list)
     label_delay: Duration | None = None
@@ -331,7 +334,7 @@ class CaseSpec(_Model):
         """Every column the spec names, keyed by the YAML path that names it."""
         d = self.data
         out: dict[str, list[str]] = {"data.target": [d.target]}
-        for key in ("id", "time", "group"):
+        for key in ("id", "time", "group", "label_time"):
             if getattr(d, key):
                 out[f"data.{key}"] = [getattr(d, key)]
         if d.features.include:

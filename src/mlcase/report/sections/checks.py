@@ -83,8 +83,16 @@ def checks_html(checks: dict) -> str:
         body = ('<table class="tbl checks"><thead><tr><th>severity</th><th>check</th><th>column</th><th>finding</th>'
                 "<th>evidence</th><th>fix</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
     else:
-        body = '<p>Every check passed.</p>'
-    tail = f'<p class="muted">Passed: {esc(", ".join(passed))}.</p>' if passed else ""
+        body = "<p>Every check passed.</p>"
+    tail = ""
+    assumptions = (checks.get("stats") or {}).get("assumptions") or []
+    if assumptions:
+        state = {True: "holds", False: "does not hold", None: "not evaluated (NULL)"}
+        tail += table([{"assumption": a["text"], "check": a["check"], "result": state.get(a["value"], str(a["value"])),
+                        "measured": "; ".join(f"{k} = {fmt(v)}" for k, v in (a.get("measured") or {}).items())}
+                       for a in assumptions], caption="Assumptions, measured on the training rows")
+    if passed:
+        tail += f'<p class="muted">Passed: {esc(", ".join(passed))}.</p>'
     skipped = checks.get("skipped") or {}
     if skipped:
         tail += '<p class="muted">Not applicable: ' + esc("; ".join(f"{k} ({v})" for k, v in skipped.items())) + ".</p>"

