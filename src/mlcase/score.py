@@ -1,0 +1,378 @@
+"""Batch scoring: a CSV/Parquet file in, predictions out, local or on Dask.
+
+The same record rules as the server (:class:`mlcase.serve.schema.RecordSpec`)
+decide which rows are valid; invalid rows go to an errors file with their row
+number, field and reason, and their count is reported; nothing is dropped
+silently. Valid rows are scored through the same fallback chain
+(:class:`mlcase.serve.fallback.Predictor`) as the server, without its time
+limit. The local engine streams the input in chunks with a progress bar; the
+Dask engine scores partition by partition on a cluster (``--scheduler``) or
+dask's local threads, and gives the same output row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+OUTPUT_COLUMNS = ["prediction", "score", "decision", "conformal", "fallback", "tier", "reason", "model_version"]
+ERROR_COLUMNS = ["row", "field", "message"]
+
+
+@dataclass
+class ScoreResult:
+    """What a scoring run wrote."""
+
+    output: Path
+    errors_path: Path
+    rows: int = 0
+    scored: int = 0
+    invalid_rows: int = 0
+    issues: int = 0
+    fallbacks: dict = field(default_factory=dict)
+    decisions: dict = field(default_factory=dict)
+    engine: str = "local"
+    seconds: float = 0.0
+    model_version: int | None = None
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"output": str(self.output), "errors": str(self.errors_path), "rows": self.rows,
+                "scored": self.scored, "invalid_rows": self.invalid_rows, "issues": self.issues,
+                "fallbacks": self.fallbacks, "decisions": self.decisions, "engine": self.engine,
+                "seconds": round(self.seconds, 3), "model_version": self.model_version, "notes": self.notes}
+
+    def print(self, console) -> None:
+        rate = self.rows / self.seconds if self.seconds else 0
+        console.print(f"scored {self.scored} of {self.rows} rows in {self.seconds:.1f}s ({rate:,.0f} rows/s, "
+                      f"engine {self.engine}, model version {self.model_version}) -> {self.output}")
+        if self.invalid_rows:
+            console.print(f"[yellow]{self.invalid_rows} invalid row(s) ({self.issues} issue(s)) written to "
+                          f"{self.errors_path}[/yellow]")
+        else:
+            console.print("no invalid rows")
+        if self.fallbacks:
+            parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.fallbacks.items()))
+            console.print(f"answered by a fallback tier: {parts}")
+        for note in self.notes:
+            console.print(f"note: {note}")
+
+
+# --------------------------------------------------------------------------- the per-chunk work
+class ChunkScorer:
+    """Validates and scores one chunk; picklable, so Dask ships it to workers once."""
+
+    def __init__(self, chain):
+        self.tiers = chain.tiers
+        self.decider = chain.decider
+        self._predictor = None
+
+    def __getstate__(self):
+        return {"tiers": self.tiers, "decider": self.decider, "_predictor": None}
+
+    @property
+    def predictor(self):
+        if self._predictor is None:
+            from .serve.fallback import Predictor
+
+            for t in self.tiers:
+                if t.kind == "model":
+                    from .serve.fallback import pin_threads
+
+                    pin_threads(t.bundle.model)
+            self._predictor = Predictor(self.tiers, self.decider, timeout_s=None, workers=1)
+        return self._predictor
+
+    @property
+    def spec(self):
+        return self.tiers[0].spec
+
+    def __call__(self, chunk: pd.DataFrame, offset: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(output rows, error rows) for ``chunk``, whose first row is input row ``offset``."""
+        chunk = chunk.reset_index(drop=True)
+        clean, issues, ok = self.spec.validate_frame(chunk, offset=offset)
+        errors = pd.DataFrame([i.to_dict() for i in issues], columns=["record", "field", "message"]).rename(
+            columns={"record": "row"})
+        keep = [c for c in chunk.columns if c not in self.spec.rules]
+        out = chunk.loc[ok, keep].reset_index(drop=True)
+        out.insert(0, "row", np.flatnonzero(ok) + offset)
+        if len(clean):
+            records = _records(clean, list(self.spec.rules))
+            answers = self.predictor.predict(records)
+        else:
+            answers = []
+        cols = {c: [] for c in OUTPUT_COLUMNS}
+        for a in answers:
+            cols["prediction"].append(None if a.prediction is None else str(a.prediction))
+            cols["score"].append(np.nan if a.score is None else float(a.score))
+            cols["decision"].append(a.decision)
+            cols["conformal"].append(None if a.conformal is None else json.dumps(a.conformal, default=str))
+            cols["fallback"].append(bool(a.fallback))
+            cols["tier"].append(a.tier)
+            cols["reason"].append(a.reason)
+            cols["model_version"].append(a.model_version)
+        for c in OUTPUT_COLUMNS:
+            out[c] = _typed(c, cols[c])
+        return out, errors
+
+
+def _typed(name: str, values: list):
+    if name == "score":
+        return np.asarray(values, dtype="float64")
+    if name == "fallback":
+        return np.asarray(values, dtype=bool)
+    if name == "model_version":
+        return pd.array(values, dtype="Int64")
+    return pd.Series(values, dtype="object")
+
+
+def _records(frame: pd.DataFrame, features: list[str]) -> list[dict]:
+    cols = {}
+    for c in features:
+        s = frame[c]
+        values = s.to_numpy(dtype=object) if not pd.api.types.is_float_dtype(s) else s.to_numpy()
+        if pd.api.types.is_float_dtype(s):
+            cols[c] = [None if v != v else float(v) for v in values]
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            cols[c] = [None if pd.isna(v) else pd.Timestamp(v).to_pydatetime() for v in values]
+        else:
+            cols[c] = [None if (v is None or (isinstance(v, float) and v != v) or v is pd.NA) else
+                       (bool(v) if isinstance(v, (bool, np.bool_)) else v) for v in values]
+    n = len(frame)
+    return [{c: cols[c][i] for c in features} for i in range(n)]
+
+
+# --------------------------------------------------------------------------- readers and writers
+def _input_dtypes(spec) -> dict:
+    """Text columns read as text (so '007' stays '007'); numbers are parsed by the reader."""
+    return {c: "str" for c, r in spec.rules.items() if r.kind != "numeric"}
+
+
+def _check_input(path: Path) -> str:
+    if not path.exists():
+        raise DataError(f"no input file at {path}", "check the path")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise DataError(f"input {path.name}: unsupported file type '{path.suffix}'", "score a .csv or .parquet file")
+
+
+def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
+    if kind == "csv":
+        yield from pd.read_csv(path, chunksize=chunk_rows, dtype=_input_dtypes(spec),
+                               sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        return
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=chunk_rows):
+        yield batch.to_pandas()
+
+
+class _Writer:
+    """Appends frames to a CSV or Parquet file (Parquet with one schema for every chunk)."""
+
+    def __init__(self, path: Path, columns: list[str] | None = None):
+        self.path = Path(path)
+        self.kind = "parquet" if self.path.suffix.lower() in (".parquet", ".pq") else "csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pq = None
+        self._schema = None
+        self._first = True
+        self.columns = columns
+        if self.path.exists():
+            self.path.unlink()
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.kind == "csv":
+            df.to_csv(self.path, mode="w" if self._first else "a", header=self._first, index=False)
+            self._first = False
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._schema is None:
+            self._schema = pa.Schema.from_pandas(df, preserve_index=False)
+            self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                      for f in self._schema])
+            self._pq = pq.ParquetWriter(self.path, self._schema)
+        self._pq.write_table(pa.Table.from_pandas(df, schema=self._schema, preserve_index=False))
+
+    def close(self) -> None:
+        if self.kind == "csv" and self._first and self.columns is not None:
+            pd.DataFrame(columns=self.columns).to_csv(self.path, index=False)
+        if self._pq is not None:
+            self._pq.close()
+
+
+# --------------------------------------------------------------------------- entry point
+def score_file(case, input: str | Path, output: str | Path, engine: str = "local", scheduler: str | None = None,
+               version: int | None = None, chunk_rows: int = 50_000, errors_path: str | Path | None = None,
+               progress: bool = True, console=None, bundles: dict | None = None) -> ScoreResult:
+    """Score ``input`` into ``output`` with the case's champion (or ``version``).
+
+    Parameters
+    ----------
+    case : Case
+    input, output : path
+        CSV or Parquet.
+    engine : {"local", "dask"}
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://...``); without it the Dask engine uses local threads.
+    chunk_rows : int
+        Rows per chunk (local) and per partition (Dask, CSV input).
+    errors_path : path, optional
+        Invalid rows with their reasons; default ``<output stem>.errors.csv``.
+    bundles : dict, optional
+        Bundles by role, instead of the registry (see :func:`mlcase.serve.fallback.load_chain`).
+    """
+    from .serve.fallback import load_chain
+
+    t0 = time.perf_counter()
+    input, output = Path(input), Path(output)
+    kind = _check_input(input)
+    if engine not in ("local", "dask"):
+        raise DataError(f"engine {engine!r} is not known", "use engine='local' or 'dask'")
+    chain = load_chain(case, version=version, bundles=bundles, registry=bundles is None or "model" not in bundles)
+    errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
+    scorer = ChunkScorer(chain)
+    result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
+                         model_version=chain.primary.version, notes=list(chain.notes))
+    out_w, err_w = _Writer(output), _Writer(errors_path, columns=ERROR_COLUMNS)
+    try:
+        if engine == "local":
+            parts = _run_local(scorer, input, kind, chunk_rows)
+            total = None
+        else:
+            parts, total = _run_dask(scorer, input, kind, chunk_rows, scheduler)
+        with _progress(progress, console, total, engine) as advance:
+            for out, errs in parts:
+                n_in = len(out) + (errs["row"].nunique() if len(errs) else 0)
+                result.rows += n_in
+                result.scored += len(out)
+                result.invalid_rows += errs["row"].nunique() if len(errs) else 0
+                result.issues += len(errs)
+                for tier, fb in zip(out["tier"], out["fallback"], strict=True):
+                    if fb:
+                        result.fallbacks[tier] = result.fallbacks.get(tier, 0) + 1
+                for d, cnt in out["decision"].value_counts().items():
+                    result.decisions[str(d)] = result.decisions.get(str(d), 0) + int(cnt)
+                out_w.write(out)
+                if len(errs):
+                    err_w.write(errs)
+                advance(n_in)
+    finally:
+        out_w.close()
+        err_w.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _run_local(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int):
+    offset = 0
+    for chunk in _iter_local(path, kind, scorer.spec, chunk_rows):
+        yield scorer(chunk, offset)
+        offset += len(chunk)
+
+
+def _score_partition(part: pd.DataFrame, offset: int, scorer: ChunkScorer):
+    return scorer(part, offset)
+
+
+def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, scheduler: str | None):
+    import dask
+    import dask.dataframe as dd
+
+    if kind == "csv":
+        ddf = dd.read_csv(str(path), dtype=_input_dtypes(scorer.spec), blocksize=_blocksize(path, chunk_rows),
+                          sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    else:
+        ddf = dd.read_parquet(str(path))
+    parts = ddf.to_delayed()
+    client = None
+    if scheduler:
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise DataError(f"cannot reach the Dask scheduler at {scheduler}: {exc}",
+                            "start one (`dask scheduler`) or drop --scheduler to use local threads") from None
+    try:
+        lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client
+                   else dask.compute(*[dask.delayed(len)(p) for p in parts], scheduler="threads"))
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        shipped = client.scatter(scorer, broadcast=True) if client else scorer
+        tasks = [dask.delayed(_score_partition)(p, off, shipped) for p, off in zip(parts, offsets, strict=True)]
+
+        def gen():
+            window = 4
+            if client is not None:
+                futures = client.compute(tasks[:window])
+                nxt = window
+                while futures:
+                    f = futures.pop(0)
+                    if nxt < len(tasks):
+                        futures.append(client.compute(tasks[nxt]))
+                        nxt += 1
+                    yield f.result()
+            else:
+                for k in range(0, len(tasks), window):
+                    yield from dask.compute(*tasks[k:k + window], scheduler="threads")
+            if client is not None:
+                client.close()
+        return gen(), int(sum(lengths))
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
+
+
+def _blocksize(path: Path, chunk_rows: int) -> int:
+    """Bytes per Dask partition for about ``chunk_rows`` rows (from the first 1000 lines)."""
+    with open(path, "rb") as f:
+        head = [f.readline() for _ in range(1001)]
+    lines = [h for h in head[1:] if h]
+    per_row = (sum(map(len, lines)) / len(lines)) if lines else 100.0
+    return max(int(per_row * max(chunk_rows, 1)), 4096)
+
+
+class _progress:
+    """A Rich progress bar over rows (or a no-op)."""
+
+    def __init__(self, enabled: bool, console, total: int | None, engine: str):
+        self.enabled = enabled
+        self.console = console
+        self.total = total
+        self.engine = engine
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.p = Progress(TextColumn("scoring ({task.fields[engine]})"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("rows"), TimeElapsedColumn(), console=self.console, transient=False)
+        self.p.__enter__()
+        task = self.p.add_task("score", total=self.total, engine=self.engine)
+        return lambda n: self.p.advance(task, n)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.p.__exit__(*exc)
+        return False

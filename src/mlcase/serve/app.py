@@ -1,0 +1,680 @@
+"""The FastAPI app: ``create_app(settings)``.
+
+The served model and its fallback tiers load in ``lifespan`` (from the case's
+registry, or injected through :class:`ServeSettings.bundles`); a background
+warm-up then runs single-record and batch predictions through every model tier
+and checks the fast path against the pipeline, and only after it ``/ready``
+answers 200.
+
+Endpoints: ``POST /predict`` (one record or a list; ``?explain=true`` adds SHAP
+contributions), ``POST /labels`` (delayed outcomes by request id), ``GET
+/health``, ``GET /ready``, ``GET /metrics`` (Prometheus). ``/predict`` and
+``/labels`` need the API key when one is set (``X-API-Key`` header or ``Authorization:
+Bearer``). Errors the client can fix are :class:`~mlcase.errors.MlcaseError`
+subclasses mapped to their status by one exception handler; a request that
+parsed never gets a 500: a failing model hands over to the next tier.
+"""
+
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import MlcaseError
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+API_KEY_ENV = "MLCASE_API_KEY"
+
+
+# --------------------------------------------------------------------------- errors (4xx)
+class Unauthorized(MlcaseError):
+    http_status = 401
+
+
+class BodyTooLarge(MlcaseError):
+    http_status = 413
+
+
+class InvalidRequest(MlcaseError, ValueError):
+    http_status = 422
+
+
+class Unavailable(MlcaseError):
+    http_status = 503
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass
+class ServeSettings:
+    """What the server serves and how.
+
+    Parameters
+    ----------
+    case : Case or path
+        The case (its spec's ``serving`` section and its registry).
+    version : int, optional
+        Serve this registry version instead of the ``champion`` alias.
+    challenger : int, optional
+        Registry version scored in shadow (logged, not returned).
+    bundles : dict, optional
+        Injected bundles by role (``model``, ``previous_champion``, ``baseline``,
+        ``challenger``); roles given here are not read from the registry. With
+        ``registry=False`` the registry is not read at all.
+    api_key : str, optional
+        Overrides ``MLCASE_API_KEY`` and ``serving.api_key``.
+    log_url : str, optional
+        Prediction log location (file path or SQLAlchemy URL); default
+        ``serving.log`` or ``<case>/predictions.db``.
+    timeout_ms : float, optional
+        Model time limit; default ``serving.timeout_ms``, else 4x
+        ``constraints.latency_p95_ms``, else 1000.
+    warmup : int
+        Single-record predictions per model tier before ``/ready`` is 200.
+    """
+
+    case: Any
+    version: int | None = None
+    challenger: int | None = None
+    bundles: dict = field(default_factory=dict)
+    registry: bool = True
+    api_key: str | None = None
+    log_url: str | None = None
+    timeout_ms: float | None = None
+    max_body_bytes: int | None = None
+    warmup: int = 200
+    workers: int = 4
+    log_synchronous: str = "NORMAL"
+
+
+class State:
+    """Everything the endpoints use, built in ``lifespan``."""
+
+    def __init__(self):
+        self.ready = False
+        self.warmup: dict = {"done": False}
+        self.notes: list[str] = []
+        self.unavailable: list[dict] = []
+        self.serving = "champion"
+        self.predictor = None
+        self.challenger = None
+        self.log = None
+        self.case = None
+        self.api_key: str | None = None
+        self.max_body = 1_000_000
+        self.conformal_error: str | None = None
+
+
+# --------------------------------------------------------------------------- loading
+def _load_state(settings: ServeSettings) -> State:
+    from ..case import load_case
+    from ..spec import CaseSpec
+    from .fallback import Predictor, Tier, load_chain
+    from .predlog import PredictionLog, resolve_target
+
+    st = State()
+    case = settings.case if hasattr(settings.case, "spec") else load_case(settings.case)
+    st.case = case
+    spec: CaseSpec = case.spec
+    serving = spec.serving
+    st.api_key = settings.api_key or os.environ.get(API_KEY_ENV) or serving.api_key or None
+    st.max_body = settings.max_body_bytes or serving.max_body_bytes
+    margin, max_unseen = serving.domain_margin, serving.max_unseen_categories
+    injected = dict(settings.bundles or {})
+    chain = load_chain(case, version=settings.version, bundles=injected, registry=settings.registry)
+    st.serving, st.notes, st.unavailable = chain.serving, chain.notes, chain.unavailable
+    timeout_ms = settings.timeout_ms or serving.timeout_ms or (
+        4 * spec.constraints.latency_p95_ms if spec.constraints.latency_p95_ms else 1000.0)
+    st.predictor = Predictor(chain.tiers, chain.decider, timeout_s=timeout_ms / 1000.0, workers=settings.workers)
+    if chain.conformal_error:
+        st.conformal_error = chain.conformal_error
+
+    def registry(version):
+        from .. import tracking
+
+        return tracking.load_bundle(case, alias=None, version=version)
+
+    # shadow
+    if "challenger" in injected or settings.challenger is not None:
+        cb = injected.get("challenger") or registry(settings.challenger)
+        st.challenger = Tier("challenger", cb, domain_margin=margin, max_unseen=max_unseen)
+    st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
+    return st
+
+
+def _warm_up(st: State, n: int) -> dict:
+    """Compile and check fast paths, then run predictions through every model tier."""
+    from .schema import synthetic_records
+
+    t0 = time.perf_counter()
+    out = {"fast_path": {}}
+    tiers = [t for t in st.predictor.tiers if t.kind == "model"] + ([st.challenger] if st.challenger else [])
+    for t in tiers:
+        recs = synthetic_records(t.bundle.schema, t.spec, n=64)
+        try:
+            t.compile(recs)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be compiled is served through its pipeline
+            t.fast = None
+            out["fast_path"][t.name] = f"not used: {type(exc).__name__}: {exc}"[:300]
+            continue
+        out["fast_path"][t.name] = {"kind": t.fast.kind if t.fast else None, "max_abs_diff": t.fast_error}
+        for k in range(n if t.fast is not None else min(n, 5)):
+            with contextlib.suppress(Exception):
+                t.scores([recs[k % len(recs)]])
+        with contextlib.suppress(Exception):
+            t.scores(recs)
+    for t in st.predictor.tiers:
+        if t.kind == "rule":  # the first DuckDB call imports and plans; pay it before /ready
+            recs = synthetic_records(st.predictor.primary.bundle.schema, st.predictor.primary.spec, n=8)
+            for k in range(3):
+                with contextlib.suppress(Exception):
+                    t.scores(recs[k:k + 1])
+    primary_recs = synthetic_records(st.predictor.primary.bundle.schema, st.predictor.primary.spec, n=16)
+    loop = asyncio.new_event_loop()
+    try:
+        for k in range(min(n, 50)):
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(st.predictor.apredict([primary_recs[k % len(primary_recs)]]))
+    finally:
+        loop.close()
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    out["done"] = True
+    return out
+
+
+# --------------------------------------------------------------------------- the app
+def create_app(settings: ServeSettings | dict):
+    """The FastAPI app serving a case's model (see :class:`ServeSettings`)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+    from pydantic import ValidationError
+    from starlette.concurrency import run_in_threadpool
+
+    if isinstance(settings, dict):
+        settings = ServeSettings(**settings)
+    st = State()
+    metrics = _Metrics(lambda: st)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)  # one row gains nothing from many threads, and they cost latency
+        loaded = await run_in_threadpool(_load_state, settings)
+        st.__dict__.update(loaded.__dict__)
+        app.state.mlcase = st
+
+        def warm():
+            try:
+                st.warmup = _warm_up(st, settings.warmup)
+            except Exception as exc:  # noqa: BLE001 - the server still serves through the pipelines
+                st.warmup = {"done": True, "error": f"{type(exc).__name__}: {exc}"}
+            st.ready = True
+
+        thread = threading.Thread(target=warm, name="mlcase-warmup", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join(timeout=60)
+            if st.predictor is not None:
+                st.predictor.close()
+            if st.log is not None:
+                await run_in_threadpool(st.log.close)
+
+    app = FastAPI(title="mlcase model server", version="1", lifespan=lifespan,
+                  description="Scores records with a case's registered model, with validation, fallbacks, "
+                              "conformal sets and a durable prediction log.")
+
+    @app.exception_handler(MlcaseError)
+    async def _mlcase_error(request: Request, exc: MlcaseError):
+        status = exc.http_status if 400 <= exc.http_status < 600 else 400
+        body = {"error": type(exc).__name__, "message": str(exc)}
+        if exc.details.get("issues") is not None:
+            body["detail"] = exc.details["issues"]
+        headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else (
+            {"Retry-After": "1"} if status == 503 else None)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    def check_key(request: Request) -> None:
+        if not st.api_key:
+            return
+        given = request.headers.get("x-api-key")
+        if given is None:
+            auth = request.headers.get("authorization", "")
+            given = auth[7:] if auth[:7].lower() == "bearer " else None
+        if given is None or not secrets.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                                       st.api_key.encode("utf-8")):
+            raise Unauthorized("missing or wrong API key" if given else "this endpoint needs an API key",
+                               f"send it in the X-API-Key header (set by {API_KEY_ENV} or serving.api_key)")
+
+    async def read_json(request: Request):
+        limit = st.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"the request body has {int(declared)} bytes, more than the limit of {limit}",
+                               "send fewer records per request (serving.max_body_bytes sets the limit)")
+        if declared is not None and declared.isdigit():
+            body = await request.body()
+        else:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"the request body is larger than the limit of {limit} bytes",
+                                       "send fewer records per request (serving.max_body_bytes sets the limit)")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        if len(body) > limit:
+            raise BodyTooLarge(f"the request body has {len(body)} bytes, more than the limit of {limit}",
+                               "send fewer records per request")
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"the request body is not valid JSON ({str(exc)[:120]})",
+                                 "send a JSON object (one record) or a JSON array of records",
+                                 issues=[{"record": None, "field": "(body)", "message": "not valid JSON"}]) from None
+
+    # ------------------------------------------------------------------ /predict
+    @app.post("/predict", summary="Score one record or a list of records",
+              responses={200: {"model": PredictResponse, "description": "One answer per record"},
+                         401: {"model": ErrorOut, "description": "Missing or wrong API key"},
+                         413: {"model": ErrorOut, "description": "Body larger than serving.max_body_bytes"},
+                         422: {"model": ErrorOut, "description": "Invalid records: one message per field and record"},
+                         503: {"model": ErrorOut, "description": "Not loaded yet, or the prediction log is full"}},
+              openapi_extra={"parameters": [{"name": "explain", "in": "query", "required": False,
+                                             "schema": {"type": "boolean", "default": False},
+                                             "description": "Add the top SHAP contributions per record"}],
+                             "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                                 "anyOf": [{"$ref": "#/components/schemas/Record"},
+                                           {"type": "array", "minItems": 1,
+                                            "items": {"$ref": "#/components/schemas/Record"}}]}}}},
+                             "security": [{"ApiKey": []}, {}]})
+    async def predict(request: Request):
+        t0 = time.perf_counter()
+        check_key(request)
+        explain = _flag(request.query_params.get("explain"))
+        if st.predictor is None:
+            raise Unavailable("the model is not loaded yet", "retry after /ready answers 200")
+        payload = await read_json(request)
+        spec = st.predictor.primary.spec
+        if isinstance(payload, dict):
+            items = [payload]
+        elif isinstance(payload, list) and payload:
+            items = payload
+        else:
+            raise InvalidRequest("the request body must be a JSON object (one record) or a non-empty array of records",
+                                 f"send e.g. {json.dumps(spec.example(), default=str)[:200]}",
+                                 issues=[{"record": None, "field": "(body)",
+                                          "message": "expected an object or a non-empty array"}])
+        records, issues = spec.validate_records(items)
+        if issues:
+            metrics.invalid.inc(len({i.record for i in issues}))
+            first = "; ".join(f"record {i.record} field '{i.field}': {i.message}" for i in issues[:3])
+            more = f" (and {len(issues) - 3} more)" if len(issues) > 3 else ""
+            raise InvalidRequest(f"{len(issues)} invalid field(s): {first}{more}",
+                                 "fix the fields named in 'detail'", issues=[i.to_dict() for i in issues])
+        answers = await st.predictor.apredict(records)
+        ids = [uuid.uuid4().hex for _ in records]
+        shadow = await _shadow(st, records) if st.challenger is not None else None
+        explanations = await _explanations(st, records, answers) if explain else None
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        out, rows = [], []
+        primary = st.predictor.primary.bundle
+        for k, (rid, rec, a) in enumerate(zip(ids, records, answers, strict=True)):
+            d = a.to_dict()
+            d["request_id"] = rid
+            if explanations is not None:
+                d["explanation"] = explanations[k]
+            out.append(d)
+            rows.append((rid, _now(), a.model_version, a.model_name, a.tier,
+                         int(a.fallback), a.reason, _dumps(rec), a.score if primary.task != "multiclass" else None,
+                         _dumps(a.scores), None if a.prediction is None else str(a.prediction), a.decision,
+                         _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k])))
+            metrics.predictions.labels(a.tier, a.decision).inc()
+            if a.fallback:
+                metrics.fallbacks.labels(a.tier, a.reason_code or "unknown").inc()
+        from .predlog import LogFull
+
+        try:
+            fut = st.log.submit(rows)
+        except LogFull as exc:
+            raise Unavailable(f"{exc}; the prediction was not recorded", "retry in a moment") from None
+        try:
+            await asyncio.wrap_future(fut)
+        except Exception as exc:  # noqa: BLE001 - counted by the log; the client must not take it as recorded
+            raise Unavailable(f"the prediction log could not record this prediction ({str(exc)[:200]})",
+                              "retry; the operator should check the prediction log (mlcase_predlog_failed_rows)") from None
+        return Response(json.dumps({"predictions": out}, default=_json_default, allow_nan=False),
+                        media_type="application/json")
+
+    # ------------------------------------------------------------------ /labels
+    @app.post("/labels", summary="Attach delayed outcomes to earlier predictions by request id",
+              responses={200: {"model": LabelsOut}, 401: {"model": ErrorOut}, 413: {"model": ErrorOut},
+                         422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "anyOf": [{"$ref": "#/components/schemas/LabelIn"},
+                            {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/LabelIn"}}]}}}},
+                  "security": [{"ApiKey": []}, {}]})
+    async def labels(request: Request):
+        check_key(request)
+        if st.log is None:
+            raise Unavailable("the prediction log is not open yet", "retry after /ready answers 200")
+        payload = await read_json(request)
+        items = payload if isinstance(payload, list) else [payload]
+        if not items:
+            raise InvalidRequest("the request body is an empty array", "send at least one {request_id, label}",
+                                 issues=[{"record": None, "field": "(body)", "message": "empty array"}])
+        issues, clean = [], []
+        for i, item in enumerate(items):
+            try:
+                clean.append(LabelIn.model_validate(item).model_dump())
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)] or ["(record)"]
+                    issues.append({"record": i, "field": loc[0], "message": err.get("msg", "invalid")})
+        if issues:
+            raise InvalidRequest(f"{len(issues)} invalid field(s) in the labels: record {issues[0]['record']} "
+                                 f"field '{issues[0]['field']}': {issues[0]['message']}",
+                                 "send objects with a request_id (from /predict) and a label", issues=issues)
+        result = await run_in_threadpool(st.log.add_labels, clean, "api")
+        metrics.labels_in.inc(result["attached"])
+        return result
+
+    # ------------------------------------------------------------------ probes
+    @app.get("/health", summary="The process is alive", response_model=HealthOut)
+    async def health():
+        return {"status": "alive"}
+
+    @app.get("/ready", summary="The model is loaded and warmed up",
+             responses={200: {"description": "Ready"}, 503: {"description": "Still warming up"}})
+    async def ready():
+        body = _ready_body(st)
+        return JSONResponse(body, status_code=200 if st.ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def prom():
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(_RequestMetrics, metrics=metrics)
+    _custom_openapi(app, settings_state=st, settings=settings)
+    app.state.mlcase = st
+    app.state.metrics = metrics
+    return app
+
+
+def _flag(v: str | None) -> bool:
+    if v is None:
+        return False
+    t = v.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("", "0", "false", "no", "off"):
+        return False
+    raise InvalidRequest(f"query parameter explain={v!r} is not a boolean", "use explain=true or explain=false",
+                         issues=[{"record": None, "field": "explain", "message": "expected true or false"}])
+
+
+async def _shadow(st: State, records: list[dict]) -> list[dict]:
+    """Challenger answers, logged beside the served ones."""
+    from .fallback import TierFailed
+
+    t = st.challenger
+    res = await st.predictor._acall(t, records)
+    if isinstance(res, TierFailed):
+        return [{"version": t.version, "error": str(res)} for _ in records]
+    answers = []
+    for s in res:
+        a = st.predictor.decider.answer(t, s, None, [], {})
+        answers.append({"version": t.version, "score": a.score, "prediction": _json_default(a.prediction)
+                        if not isinstance(a.prediction, (str, int, float)) else a.prediction, "decision": a.decision})
+    return answers
+
+
+async def _explanations(st: State, records: list[dict], answers) -> list:
+    try:
+        from ..explain import explain_rows
+    except ImportError as exc:
+        raise InvalidRequest(f"explain=true is not available: mlcase.explain cannot be imported ({exc})",
+                             "call without explain, or install the complete mlcase package") from None
+    tier = st.predictor.primary
+    idx = [k for k, a in enumerate(answers) if a.tier == "model"]
+    out: list = [None] * len(records)
+    if not idx:
+        return out
+    frame = tier.spec.frame([records[k] for k in idx])
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        rows = await run_in_threadpool(explain_rows, tier.bundle, frame, 5)
+    except Exception as exc:  # noqa: BLE001 - the prediction stands without its explanation
+        return [None if k not in idx else {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+                for k in range(len(records))]
+    keep = ("base_value", "contributions", "other", "output", "output_space", "explained_class", "explainer")
+    for k, row in zip(idx, rows, strict=False):
+        out[k] = {key: row.get(key) for key in keep if key in row}
+    return out
+
+
+def _ready_body(st: State) -> dict:
+    p = st.predictor
+    body = {"ready": st.ready, "serving": st.serving, "notes": st.notes}
+    if p is not None:
+        body["model"] = p.primary.describe()
+        body["fallbacks"] = [t.describe() for t in p.tiers[1:]]
+        body["unavailable"] = st.unavailable
+        body["timeout_ms"] = None if p.timeout_s is None else p.timeout_s * 1000
+        body["conformal"] = {"enabled": bool(p.primary.bundle.conformal), "errors": p.conformal_errors,
+                             "last_error": p.last_conformal_error}
+    if st.challenger is not None:
+        body["challenger"] = st.challenger.describe()
+    body["warmup"] = st.warmup
+    if st.log is not None:
+        body["log"] = st.log.stats()
+    return _jsonable(body)
+
+
+def _jsonable(v):
+    return json.loads(json.dumps(v, default=_json_default))
+
+
+def _now() -> str:
+    from .predlog import now_iso
+
+    return now_iso()
+
+
+def _dumps(v) -> str | None:
+    from .predlog import to_json
+
+    return to_json(v)
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    return str(o)
+
+
+# --------------------------------------------------------------------------- metrics
+class _Metrics:
+    def __init__(self, state_fn):
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("mlcase_requests", "HTTP requests by endpoint and status", ["endpoint", "status"],
+                                registry=r)
+        self.latency = Histogram("mlcase_request_latency_seconds", "Request latency by endpoint", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.predictions = Counter("mlcase_predictions", "Answered records by tier and decision",
+                                   ["tier", "decision"], registry=r)
+        self.fallbacks = Counter("mlcase_fallbacks", "Records answered by a fallback tier, by tier and reason",
+                                 ["tier", "reason"], registry=r)
+        self.invalid = Counter("mlcase_invalid_records", "Records refused with 422", registry=r)
+        self.labels_in = Counter("mlcase_labels", "Labels attached", registry=r)
+        r.register(_LogCollector(state_fn))
+
+
+class _LogCollector:
+    """Prediction-log counters read at scrape time."""
+
+    def __init__(self, state_fn):
+        self.state_fn = state_fn
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        st = self.state_fn()
+        s = st.log.stats() if st.log is not None else {"written": 0, "failed": 0, "refused": 0, "queued": 0}
+        yield CounterMetricFamily("mlcase_predlog_written_rows", "Prediction rows committed", value=s["written"])
+        yield CounterMetricFamily("mlcase_predlog_failed_rows", "Prediction rows a transaction could not write",
+                                  value=s["failed"])
+        yield CounterMetricFamily("mlcase_predlog_refused_rows", "Prediction rows refused: log queue full",
+                                  value=s["refused"])
+        yield GaugeMetricFamily("mlcase_predlog_queued_rows", "Prediction rows waiting to be written", value=s["queued"])
+        yield GaugeMetricFamily("mlcase_ready", "1 once the model is loaded and warmed up", value=1 if st.ready else 0)
+
+
+class _RequestMetrics:
+    """Pure ASGI middleware: request count and latency by endpoint (no per-request task switch)."""
+
+    KNOWN = {"/predict", "/labels", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
+
+    def __init__(self, app, metrics: _Metrics):
+        self.app = app
+        self.m = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path = scope.get("path", "")
+            endpoint = path if path in self.KNOWN else "other"
+            self.m.requests.labels(endpoint, str(status[0])).inc()
+            self.m.latency.labels(endpoint).observe(time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- documents
+def _models():
+    from pydantic import BaseModel, Field
+
+    class Flags(BaseModel):
+        missing: list[str] = Field(default_factory=list, description="Optional features that were missing (imputed)")
+        unknown_categories: list[str] = Field(default_factory=list, description="Features with a category unseen in training")
+        out_of_range: list[str] = Field(default_factory=list, description="Numbers beyond the margin of the training range")
+
+    class PredictionOut(BaseModel):
+        request_id: str = Field(description="Quote it in POST /labels")
+        prediction: str | float | int | bool | None
+        score: float | None = Field(description="Binary: P(positive); regression: the prediction; multiclass: top probability")
+        scores: dict[str, float] | None = Field(None, description="Multiclass: probability per class")
+        decision: Literal["flag", "review", "auto"]
+        conformal: list[Any] | None = Field(description="Conformal set (labels) or interval [lo, hi]")
+        fallback: bool
+        tier: Literal["model", "previous_champion", "baseline", "rule", "constant"]
+        reason: str | None
+        model_version: int | None
+        flags: Flags
+        explanation: dict[str, Any] | None = None
+
+    class PredictResponse(BaseModel):
+        predictions: list[PredictionOut]
+
+    class Issue(BaseModel):
+        record: int | None
+        field: str
+        message: str
+
+    class ErrorOut(BaseModel):
+        error: str
+        message: str
+        detail: list[Issue] | None = None
+
+    class LabelIn(BaseModel):
+        model_config = {"extra": "forbid"}
+        request_id: str = Field(min_length=1, max_length=200)
+        label: str | int | float | bool | None
+
+    class LabelsOut(BaseModel):
+        attached: int
+        unknown: int
+        unknown_request_ids: list[str]
+
+    class HealthOut(BaseModel):
+        status: str
+
+    return PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut
+
+
+PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut = _models()
+
+
+def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None:
+    """Put the record model generated from the served model's schema into the OpenAPI document."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi():
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        comps = doc.setdefault("components", {}).setdefault("schemas", {})
+        p = settings_state.predictor
+        if p is not None:
+            rec = p.primary.spec.record_model().model_json_schema(ref_template="#/components/schemas/{model}")
+            comps.update(rec.pop("$defs", {}))
+            comps["Record"] = rec
+        else:
+            comps["Record"] = {"type": "object", "title": "Record"}
+        lab = LabelIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        comps.update(lab.pop("$defs", {}))
+        comps["LabelIn"] = lab
+        doc["components"].setdefault("securitySchemes", {})["ApiKey"] = {
+            "type": "apiKey", "in": "header", "name": "X-API-Key"}
+        if p is not None:
+            app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi
+
+
+def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None = None,
+          challenger: int | None = None, log_level: str = "warning", **kw) -> None:
+    """Run the server with uvicorn until interrupted (what ``mlcase serve`` calls)."""
+    import uvicorn
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    app = create_app(ServeSettings(case=case, version=version, challenger=challenger, **kw))
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run()
+
+
+__all__ = ["ServeSettings", "create_app", "serve"]
+

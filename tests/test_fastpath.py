@@ -1,0 +1,130 @@
+"""The single-record fast path equals the full pipeline on every test row (real pipelines, Telco churn)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlcase.serve.fallback import Tier
+from mlcase.serve.fastpath import TOLERANCE, compile_fastpath
+from mlcase.serve.schema import RecordSpec
+from tests.serving_case import bundle, make_case, pipeline, records
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory):
+    case, ds = make_case(tmp_path_factory.mktemp("fastpath") / "churn", n=2500)
+    return case, ds
+
+
+def _edge_records(ds, spec: RecordSpec) -> list[dict]:
+    """Test rows plus rows with an unseen category, a missing optional number and extremes."""
+    recs = records(ds)
+    extra = []
+    for k, base in enumerate(recs[:20]):
+        r = dict(base)
+        if k % 3 == 0:
+            r["payment_method"] = "Crypto wallet"           # unseen category
+        if k % 3 == 1:
+            r["total_charges"] = None                       # missing optional value
+        if k % 3 == 2:
+            r["monthly_charges"] = spec.rules["monthly_charges"].hi * 1.3
+        extra.append(r)
+    return recs + extra
+
+
+@pytest.mark.parametrize("family,kind", [("lightgbm", "lightgbm.Booster.predict"),
+                                         ("xgboost", "xgboost.Booster.inplace_predict"),
+                                         ("hist_gbm", "HistGradientBoostingClassifier.predict"),
+                                         ("logistic", "logistic coefficients")])
+def test_fast_path_equals_pipeline_on_every_test_row(churn, family, kind):
+    _, ds = churn
+    model = pipeline(ds, family)
+    spec = RecordSpec(ds.schema.to_dict(), ds.features)
+    fast = compile_fastpath(model, ds.features, spec, "binary")
+    assert fast is not None and fast.kind == kind
+    recs = _edge_records(ds, spec)
+    ref = model.predict_proba(spec.frame(recs))[:, 1]
+    got = np.array([fast.scores(r) for r in recs])
+    assert len(recs) == len(ds.split.test) + 20
+    assert np.max(np.abs(got - ref)) <= TOLERANCE
+    # the unseen category is encoded the way the fitted OneHotEncoder does it (all zeros)
+    x = fast.encode(recs[-20])
+    assert np.array_equal(x, model[0].transform(spec.frame([recs[-20]])))
+
+
+def test_sparse_column_transformer_output_with_xgboost(churn):
+    # a sparse ColumnTransformer output makes XGBoost treat absent entries as missing: the fast path
+    # must hand XGBoost the same sparse row
+    _, ds = churn
+    model = pipeline(ds, "xgboost", sparse_threshold=1.0)
+    assert model[0].sparse_output_
+    spec = RecordSpec(ds.schema.to_dict(), ds.features)
+    fast = compile_fastpath(model, ds.features, spec, "binary")
+    recs = _edge_records(ds, spec)
+    ref = model.predict_proba(spec.frame(recs))[:, 1]
+    assert fast.check(recs, ref) <= TOLERANCE
+
+
+def test_unsupported_models_use_the_pipeline(churn):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    _, ds = churn
+    spec = RecordSpec(ds.schema.to_dict(), ds.features)
+    cat, num = ds.schema.categorical(ds.features), ds.schema.numeric(ds.features)
+    X = ds.X_train.fillna({"total_charges": 0.0})
+    logged = Pipeline([("pre", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), cat),
+                                                ("num", make_pipeline(FunctionTransformer(np.log1p), StandardScaler()), num)])),
+                     ("model", LogisticRegression(max_iter=300))]).fit(X, ds.y_train)
+    assert compile_fastpath(logged, ds.features, spec, "binary") is None
+    # served through its pipeline: the tier's scores are the bundle's scores
+    b = bundle(ds)
+    b.model = logged
+    tier = Tier("model", b)
+    tier.compile(records(ds, n=10))
+    assert tier.fast is None
+    recs = records(ds, n=5)
+    recs = [{**r, "total_charges": r["total_charges"] or 0.0} for r in recs]
+    assert np.array_equal(tier.scores(recs), b.scores(spec.frame(recs)))
+
+
+def test_tier_drops_a_fast_path_that_disagrees(churn):
+    _, ds = churn
+    b = bundle(ds)
+    tier = Tier("model", b)
+    recs = records(ds, n=30)
+    tier.compile(recs)
+    assert tier.fast is not None and tier.fast_error <= TOLERANCE
+    # tamper with the booster's view: the start-up check must refuse the fast path
+    fast = tier.fast
+    fast._predict = lambda x: 0.5
+    ref = b.scores(tier.spec.frame(recs))
+    assert fast.check(recs, ref) > 1e-3
+
+
+@pytest.mark.parametrize("family", ["logistic", "hist_gbm", "lightgbm", "xgboost"])
+def test_bakeoff_pipelines_and_their_calibrated_versions(churn, family):
+    """The pipelines mlcase.candidates builds (imputer with missing indicators, text cast, infrequent
+    categories, native categorical boosters), bare and wrapped in the evaluation's calibration."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    from mlcase.candidates import build_pipeline, column_groups
+
+    _, ds = churn
+    schema = ds.schema.to_dict()
+    spec = RecordSpec(schema, ds.features)
+    model = build_pipeline(family, "binary", column_groups(ds.X_train, schema), seed=0).fit(ds.X_train, ds.y_train)
+    recs = _edge_records(ds, spec)
+    frame = spec.frame(recs)
+    fast = compile_fastpath(model, ds.features, spec, "binary")
+    assert fast is not None, family
+    assert fast.check(recs, model.predict_proba(frame)[:, 1]) <= TOLERANCE
+    for method in ("sigmoid", "isotonic"):
+        cal = CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(ds.X_valid, ds.y_valid)
+        fast = compile_fastpath(cal, ds.features, spec, "binary")
+        assert fast is not None and method in fast.kind
+        assert fast.check(recs, cal.predict_proba(frame)[:, 1]) <= TOLERANCE, (family, method)

@@ -1,0 +1,103 @@
+"""Batch scoring: validation to an errors file, the fallback chain, and Dask equal to local row for row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase.score import score_file
+from tests.serving_case import bundle, make_case, register
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory):
+    root = tmp_path_factory.mktemp("score") / "churn"
+    case, ds = make_case(root, n=2500)
+    b = bundle(ds, threshold=0.35)
+    df = ds.rows("test").copy().reset_index(drop=True)
+    df["tenure"] = df["tenure"].astype(object)
+    df.loc[3, "tenure"] = "three"                    # not a number
+    df.loc[5, "contract"] = None                     # a required column missing
+    df.loc[8, "monthly_charges"] = 10 * df["monthly_charges"].max()   # far outside the training range
+    df.loc[9, "payment_method"] = "Crypto wallet"    # unseen category: answered, flagged
+    return case, ds, b, df
+
+
+def test_local_scoring_validates_and_falls_back(churn, tmp_path):
+    case, ds, b, df = churn
+    inp = tmp_path / "in.csv"
+    df.to_csv(inp, index=False)
+    res = score_file(case, inp, tmp_path / "out.csv", bundles={"model": b}, chunk_rows=128, progress=False)
+    out = pd.read_csv(tmp_path / "out.csv")
+    errs = pd.read_csv(tmp_path / "out.errors.csv")
+    assert res.rows == len(df) and res.invalid_rows == 2 and res.scored == len(df) - 2
+    # bad rows: row number, field and reason
+    assert errs.to_dict("records") == [
+        {"row": 3, "field": "tenure", "message": "expected a number, got 'three'"},
+        {"row": 5, "field": "contract", "message": "is required (it was never missing in training); "
+                                                   "send a categorical value"}]
+    assert list(out["row"]) == [r for r in range(len(df)) if r not in (3, 5)]
+    # the out-of-domain row is answered by the constant tier with its reason
+    far = out[out["row"] == 8].iloc[0]
+    assert far["tier"] == "constant" and far["fallback"] and "monthly_charges beyond the training range" in far["reason"]
+    assert res.fallbacks == {"constant": 1}
+    # every other valid row is the pipeline's own score and decision
+    valid = df.drop(index=[3, 5, 8]).reset_index(drop=True)
+    valid["tenure"] = valid["tenure"].astype(float)
+    expect = b.scores(valid[ds.features])
+    got = out[out["row"] != 8]
+    assert np.max(np.abs(got["score"].to_numpy() - expect)) <= 1e-12
+    assert list(got["decision"]) == ["flag" if s >= 0.35 else "auto" for s in expect]
+    assert list(got["customer_id"]) == list(valid["customer_id"])
+
+
+def test_dask_equals_local_row_for_row(churn, tmp_path):
+    from distributed import LocalCluster
+
+    case, _, b, df = churn
+    inp = tmp_path / "in.parquet"
+    df.astype({"tenure": "str"}).to_parquet(inp, index=False)
+    local = score_file(case, inp, tmp_path / "local.parquet", bundles={"model": b}, chunk_rows=100, progress=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        csv_in = tmp_path / "in.csv"
+        df.to_csv(csv_in, index=False)
+        dist = score_file(case, csv_in, tmp_path / "dask.parquet", engine="dask", scheduler=cluster.scheduler_address,
+                          bundles={"model": b}, chunk_rows=90, progress=False)
+    a, d = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "dask.parquet")
+    assert dist.rows == local.rows == len(df) and dist.invalid_rows == local.invalid_rows == 2
+    assert list(a.columns) == list(d.columns) and len(a) == len(d) == len(df) - 2
+    sa, sd = a["score"].to_numpy(), d["score"].to_numpy()
+    assert np.array_equal(np.isnan(sa), np.isnan(sd)) and np.isnan(sa).sum() == 1  # the constant tier's row
+    assert np.nanmax(np.abs(sa - sd)) <= 1e-12
+    for col in ("row", "customer_id", "prediction", "decision", "tier", "fallback", "reason"):
+        assert a[col].astype(str).tolist() == d[col].astype(str).tolist(), col
+    assert pd.read_csv(tmp_path / "local.errors.csv").equals(pd.read_csv(tmp_path / "dask.errors.csv"))
+
+
+def test_unreadable_input_and_unknown_scheduler(churn, tmp_path):
+    from mlcase.errors import DataError
+
+    case, _, b, _ = churn
+    with pytest.raises(DataError, match="no input file"):
+        score_file(case, tmp_path / "missing.csv", tmp_path / "o.csv", bundles={"model": b})
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(DataError, match="unsupported file type '.json'.*csv or .parquet"):
+        score_file(case, tmp_path / "x.json", tmp_path / "o.csv", bundles={"model": b})
+
+
+@pytest.mark.slow
+def test_score_command_with_the_registered_champion(churn, tmp_path):
+    from mlcase.cli import main
+
+    case, ds, b, df = churn
+    version = register(case, b, aliases=["champion"])
+    df.to_csv(tmp_path / "in.csv", index=False)
+    rc = main(["score", str(case.root), str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"), "--quiet"])
+    assert rc == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert set(out["model_version"].dropna()) == {version} and len(out) == len(df) - 2
+    assert out["model_version"].isna().sum() == 1  # the constant tier's answer has no model
+    # one positional argument is the input (the case defaults to ./case.yaml)
+    rc = main(["score", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")])
+    assert rc == 2
