@@ -21,6 +21,10 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
+import time
+import warnings
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,8 @@ def _quiet_env() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # urllib3 warns at import when a SOCKS proxy variable is set without PySocks; mlcase talks to no proxy
+    warnings.filterwarnings("ignore", message="SOCKS support in urllib3 requires")
 
 
 def mlflow():
@@ -53,31 +59,70 @@ def mlflow():
     return _mlflow
 
 
-def setup(case: Case) -> str:
-    """Point MLflow at the case's store; return the experiment id (created on first use)."""
-    mf = mlflow()
+_experiments: dict[tuple[str, str], str] = {}
+_clients: dict[str, Any] = {}
+_lock = threading.RLock()
+
+
+def client(case: Case):
+    """An ``MlflowClient`` on the case's store (one per store, reused; touches no global MLflow state).
+
+    Safe from any thread, unlike :func:`setup`.
+    """
+    mlflow()
+    from mlflow import MlflowClient
+
     uri = case.tracking_uri
-    if uri.startswith("sqlite:///"):
-        case.root.mkdir(parents=True, exist_ok=True)
-    mf.set_tracking_uri(uri)
-    mf.set_registry_uri(uri)
-    exp = mf.get_experiment_by_name(case.name)
-    if exp is None:
-        kwargs = {}
-        if case.uses_embedded_store:
-            kwargs["artifact_location"] = case.artifact_location
-        exp_id = mf.create_experiment(case.name, **kwargs)
-    else:
-        exp_id = exp.experiment_id
+    with _lock:
+        if uri not in _clients:
+            if uri.startswith("sqlite:///"):
+                case.root.mkdir(parents=True, exist_ok=True)
+            _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return _clients[uri]
+
+
+def experiment_id(case: Case) -> str:
+    """The id of the case's experiment in its store, created on first use (thread-safe, no global state)."""
+    from mlflow.exceptions import MlflowException
+
+    cl = client(case)
+    key = (case.tracking_uri, case.name)
+    with _lock:
+        exp_id = _experiments.get(key)
+        if exp_id is not None:
+            try:
+                if cl.get_experiment(exp_id).lifecycle_stage == "active":
+                    return exp_id
+            except MlflowException:  # the store was replaced since: look it up again
+                pass
+        exp = cl.get_experiment_by_name(case.name)
+        if exp is None:
+            kwargs = {"artifact_location": case.artifact_location} if case.uses_embedded_store else {}
+            exp_id = cl.create_experiment(case.name, **kwargs)
+        else:
+            exp_id = exp.experiment_id
+        _experiments[key] = exp_id
+        return exp_id
+
+
+def setup(case: Case) -> str:
+    """Point MLflow's fluent API (``mlflow.start_run`` ...) at the case's store; return the experiment id.
+
+    This sets process-wide MLflow state: call it from the main thread only.
+    """
+    mf = mlflow()
+    exp_id = experiment_id(case)
+    mf.set_tracking_uri(case.tracking_uri)
+    mf.set_registry_uri(case.tracking_uri)
     mf.set_experiment(experiment_id=exp_id)
     return exp_id
 
 
-def client(case: Case):
-    setup(case)
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=case.tracking_uri, registry_uri=case.tracking_uri)
+def reset_cache() -> None:
+    """Forget cached experiments and clients (after a store was deleted, e.g. in tests)."""
+    with _lock:
+        _experiments.clear()
+        _clients.clear()
 
 
 # --------------------------------------------------------------------------- runs
@@ -173,6 +218,72 @@ def active_run_id() -> str | None:
     return r.info.run_id if r else None
 
 
+def _entities(params: dict | None, metrics: dict | None, tags: dict | None, steps: dict | None = None,
+               timestamp: int | None = None):
+    from mlflow.entities import Metric, Param, RunTag
+
+    ts = timestamp or int(time.time() * 1000)
+    ps = [Param(str(k)[:250], str(v)[:6000]) for k, v in (params or {}).items()]
+    ms = [Metric(_metric_key(k), f, ts, 0) for k, f in _finite(metrics or {}).items()]
+    for k, values in (steps or {}).items():
+        ms.extend(Metric(_metric_key(k), f, ts, i) for i, f in enumerate(values) if _is_finite(f))
+    ts_ = [RunTag(str(k)[:250], str(v)[:5000]) for k, v in (tags or {}).items()]
+    return ps, ms, ts_
+
+
+def _is_finite(v) -> bool:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return False
+    return f == f and abs(f) != float("inf")
+
+
+def _finite(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if _is_finite(v)}
+
+
+def start_run_id(case: Case, name: str, tags: dict | None = None, parent_run_id: str | None = None) -> str:
+    """Create a run without making it the active run (safe from any thread); return its id."""
+    cl = client(case)
+    exp_id = experiment_id(case)
+    all_tags = {"mlflow.runName": name, **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    return cl.create_run(exp_id, tags=all_tags, run_name=name).info.run_id
+
+
+def log_run_data(case: Case, run_id: str, params: dict | None = None, metrics: dict | None = None,
+                 tags: dict | None = None, steps: dict | None = None) -> None:
+    """Params, metrics (``steps``: name -> values logged at steps 0, 1, ...) and tags of a run, in one batch."""
+    ps, ms, ts = _entities(params, metrics, tags, steps)
+    if ps or ms or ts:
+        client(case).log_batch(run_id, metrics=ms, params=ps, tags=ts)
+
+
+def log_run_text(case: Case, run_id: str, text: str, artifact_file: str) -> None:
+    client(case).log_text(run_id, text, artifact_file)
+
+
+def end_run_id(case: Case, run_id: str, status: str = "FINISHED") -> None:
+    client(case).set_terminated(run_id, status=status)
+
+
+def log_child_run(case: Case, parent_run_id: str, name: str, params: dict | None = None,
+                  metrics: dict | None = None, tags: dict | None = None, start_time: float | None = None,
+                  end_time: float | None = None, status: str = "FINISHED", steps: dict | None = None) -> str:
+    """A finished child run of ``parent_run_id`` in one go (times in seconds since the epoch)."""
+    cl = client(case)
+    exp_id = experiment_id(case)
+    start_ms = int((start_time or time.time()) * 1000)
+    run = cl.create_run(exp_id, start_time=start_ms, run_name=name,
+                        tags={"mlflow.parentRunId": parent_run_id, "mlflow.runName": name})
+    ps, ms, ts = _entities(params, metrics, tags, steps, timestamp=start_ms)
+    cl.log_batch(run.info.run_id, metrics=ms, params=ps, tags=ts)
+    cl.set_terminated(run.info.run_id, status=status, end_time=int((end_time or time.time()) * 1000))
+    return run.info.run_id
+
+
 # --------------------------------------------------------------------------- bundles
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -195,14 +306,18 @@ def _trusted_types(path: Path) -> list[str]:
 
 def save_bundle(bundle: ModelBundle, folder: Path) -> dict[str, str]:
     """Write ``model.skops`` and ``bundle.json`` into ``folder``; return their sha256."""
+    return _save_bundle(bundle, folder)[0]
+
+
+def _save_bundle(bundle: ModelBundle, folder: Path) -> tuple[dict[str, str], list[str]]:
     import skops.io as sio
 
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / MODEL_FILE
     sio.dump(bundle.model, model_path)
-    _trusted_types(model_path)
+    trusted = _trusted_types(model_path)
     (folder / BUNDLE_FILE).write_text(json.dumps(bundle.metadata(), indent=1, default=str))
-    return {"model_sha256": _sha256(model_path), "bundle_sha256": _sha256(folder / BUNDLE_FILE)}
+    return {"model_sha256": _sha256(model_path), "bundle_sha256": _sha256(folder / BUNDLE_FILE)}, trusted
 
 
 def read_bundle(folder: Path, expected: dict[str, str] | None = None) -> ModelBundle:
@@ -228,51 +343,98 @@ def read_bundle(folder: Path, expected: dict[str, str] | None = None) -> ModelBu
     return ModelBundle(model=model, **meta)
 
 
+# what a logged MLflow model needs to load (given explicitly: MLflow's own inference spawns
+# subprocesses and takes seconds per model)
+MODEL_REQUIREMENTS = ("mlcase", "scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "xgboost",
+                      "duckdb", "sqlglot")
+
+
+def pip_requirements() -> list[str]:
+    import importlib.metadata as md
+
+    out = []
+    for pkg in MODEL_REQUIREMENTS:
+        with contextlib.suppress(md.PackageNotFoundError):
+            out.append(f"{pkg}=={md.version(pkg)}")
+    return out
+
+
+def _artifact_name(bundle: ModelBundle) -> str:
+    import re
+    import uuid
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{bundle.role}-{bundle.name}").strip("-")
+    return f"bundles/{slug}-{uuid.uuid4().hex[:8]}"
+
+
 def log_bundle(case: Case, bundle: ModelBundle, aliases: list[str] = (), tags: dict | None = None,
                input_example=None) -> int:
     """Log the bundle to the active run, register it under the case's name, set ``aliases``.
 
-    Returns the new registry version.
+    The bundle (``model.skops`` + ``bundle.json``) goes to its own artifact folder of the
+    run, so several bundles can be logged in one run; an MLflow model with a signature
+    and ``input_example`` is logged beside it for ``mlflow ui`` / ``mlflow models serve``.
+    The registered version points at that MLflow model and carries the bundle's location
+    and sha256 hashes as tags. Returns the new registry version.
     """
     mf = mlflow()
     cl = client(case)
     run_id = active_run_id()
     if run_id is None:
-        raise ModelError("log_bundle needs an active MLflow run")
+        raise ModelError("log_bundle needs an active MLflow run", "call it inside `with tracking.run(case, ...)`")
+    artifact_path = _artifact_name(bundle)
+    model_error = None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bundle"
-        hashes = save_bundle(bundle, folder)
-        mf.log_artifacts(str(folder), "bundle")
-    # an MLflow model (signature + input example) for `mlflow ui` and `mlflow models serve`
-    signature = None
-    if input_example is not None:
-        with contextlib.suppress(Exception):
+        hashes, trusted = _save_bundle(bundle, folder)
+        mf.log_artifacts(str(folder), artifact_path)
+    model_info = None
+    try:
+        signature = None
+        if input_example is not None:
             from mlflow.models import infer_signature
 
+            input_example = _float_integers(input_example)
             signature = infer_signature(input_example, bundle.scores(input_example))
-    model_info = None
-    with contextlib.suppress(Exception):
-        import skops.io as sio
-
-        with tempfile.TemporaryDirectory() as tmp2:
-            p = Path(tmp2) / "m.skops"
-            sio.dump(bundle.model, p)
-            trusted = _trusted_types(p)
         model_info = mf.sklearn.log_model(
-            bundle.model, name="model", serialization_format="skops", skops_trusted_types=trusted,
-            signature=signature, input_example=input_example,
+            bundle.model, name=f"model-{bundle.role}", serialization_format="skops", skops_trusted_types=trusted,
+            signature=signature, input_example=input_example, pip_requirements=pip_requirements(),
             pyfunc_predict_fn="predict_proba" if bundle.task != "regression" else "predict")
-    source = model_info.model_uri if model_info is not None else f"runs:/{run_id}/bundle"
-    with contextlib.suppress(Exception):
-        cl.create_registered_model(case.name, tags={"mlcase.case": case.name})
-    mv = cl.create_model_version(case.name, source=source, run_id=run_id,
-                                 tags={"mlcase.role": bundle.role, "mlcase.family": bundle.name,
-                                       "mlcase.bundle_uri": f"runs:/{run_id}/bundle", **hashes,
-                                       **{k: str(v) for k, v in (tags or {}).items()}})
+    except Exception as exc:  # the bundle above is what mlcase serves; the MLflow model is a convenience
+        model_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        logging.getLogger(__name__).warning("the MLflow model flavour of %s was not logged (%s); "
+                                            "the mlcase bundle was", bundle.name, model_error)
+    bundle_uri = f"runs:/{run_id}/{artifact_path}"
+    source = model_info.model_uri if model_info is not None else bundle_uri
+    _ensure_registered_model(cl, case)
+    version_tags = {"mlcase.role": bundle.role, "mlcase.family": bundle.name, "mlcase.bundle_uri": bundle_uri,
+                    "mlcase.run_id": run_id, **hashes, **{k: str(v) for k, v in (tags or {}).items()}}
+    if model_error:
+        version_tags["mlcase.mlflow_model_error"] = model_error
+    mv = cl.create_model_version(case.name, source=source, run_id=run_id, tags=version_tags)
     version = int(mv.version)
     for alias in aliases:
         cl.set_registered_model_alias(case.name, alias, version)
     return version
+
+
+def _float_integers(example):
+    """Integer columns as floats: a served request may carry a missing value, which an integer schema refuses."""
+    import pandas as pd
+
+    if not isinstance(example, pd.DataFrame):
+        return example
+    ints = [c for c in example.columns if pd.api.types.is_integer_dtype(example[c])]
+    return example.astype({c: "float64" for c in ints}) if ints else example
+
+
+def _ensure_registered_model(cl, case: Case) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        cl.get_registered_model(case.name)
+    except MlflowException:
+        cl.create_registered_model(case.name, tags={"mlcase.case": case.name})
 
 
 def set_alias(case: Case, alias: str, version: int, reason: str | None = None) -> None:
@@ -290,22 +452,39 @@ def delete_alias(case: Case, alias: str) -> None:
 
 def alias_version(case: Case, alias: str) -> int | None:
     """The version an alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
     cl = client(case)
     try:
         return int(cl.get_model_version_by_alias(case.name, alias).version)
-    except Exception:
+    except MlflowException:  # no such alias, or no registered model yet
         return None
 
 
 def versions(case: Case) -> list[dict]:
-    """All registered versions, oldest first, with their tags and aliases."""
+    """All registered versions, oldest first: ``version``, ``run_id``, ``tags``, ``aliases``, ``created`` (UTC ISO)."""
+    from datetime import datetime
+
+    from mlflow.exceptions import MlflowException
+
     cl = client(case)
     try:
         mvs = cl.search_model_versions(f"name='{case.name}'")
-    except Exception:
+    except MlflowException:  # no registered model of that name yet
         return []
-    out = [{"version": int(m.version), "run_id": m.run_id, "tags": dict(m.tags), "aliases": list(m.aliases)}
-           for m in mvs]
+    if not mvs:
+        return []
+    # search results carry no aliases in every store: take them from the registered model
+    by_version: dict[int, list[str]] = {}
+    for alias, v in (cl.get_registered_model(case.name).aliases or {}).items():
+        by_version.setdefault(int(v), []).append(alias)
+    out = []
+    for m in mvs:
+        created = (datetime.fromtimestamp(m.creation_timestamp / 1000, tz=UTC).isoformat(timespec="seconds")
+                   if m.creation_timestamp else None)
+        aliases = sorted(set(m.aliases or []) | set(by_version.get(int(m.version), [])))
+        out.append({"version": int(m.version), "run_id": m.run_id, "tags": dict(m.tags), "aliases": aliases,
+                    "created": created, "source": m.source})
     return sorted(out, key=lambda d: d["version"])
 
 
@@ -316,21 +495,26 @@ def set_version_tags(case: Case, version: int, tags: dict[str, Any]) -> None:
 
 
 def load_bundle(case: Case, alias: str | None = "champion", version: int | None = None) -> ModelBundle:
-    """Load a registered bundle by alias (default ``champion``) or version number."""
-    mf = mlflow()
+    """Load a registered bundle by alias (default ``champion``) or version number.
+
+    The hashes recorded at registration are checked (see :func:`read_bundle`). Thread-safe.
+    """
+    from mlflow.exceptions import MlflowException
+
     cl = client(case)
     try:
         if version is not None:
             mv = cl.get_model_version(case.name, str(version))
         else:
             mv = cl.get_model_version_by_alias(case.name, alias)
-    except Exception:
+    except MlflowException:
         what = f"version {version}" if version is not None else f"alias '{alias}'"
         raise NotFoundError(f"no registered model {what} for case '{case.name}' in {case.tracking_uri}",
                             "run `mlcase run` first (or pick an existing version with --version)") from None
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
+    run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
     with tempfile.TemporaryDirectory() as tmp:
-        local = mf.artifacts.download_artifacts(artifact_uri=bundle_uri, dst_path=tmp)
+        local = cl.download_artifacts(run_id, path, dst_path=tmp)
         bundle = read_bundle(Path(local), expected=dict(mv.tags))
     bundle.version = int(mv.version)
     bundle.run_id = mv.run_id
@@ -351,6 +535,5 @@ def search_runs(case: Case, filter_string: str = "", max_results: int = 5000):
 
 
 def download_run_artifact(case: Case, run_id: str, path: str, dst: Path) -> Path:
-    mf = mlflow()
-    setup(case)
-    return Path(mf.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst)))
+    """Download one artifact (file or folder) of a run into ``dst``; return its local path."""
+    return Path(client(case).download_artifacts(run_id, path, dst_path=str(dst)))

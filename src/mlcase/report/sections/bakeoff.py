@@ -1,0 +1,119 @@
+"""The bake-off section: the leaderboard and the search over time.
+
+Reads ``results["bakeoff"]`` (:meth:`mlcase.bakeoff.BakeoffResult.to_dict`). The
+leaderboard table carries every number the plot shows, so the section reads
+without JavaScript.
+"""
+
+from __future__ import annotations
+
+from . import Section, esc, figure, fmt, table
+
+TITLE = "Baselines and bake-off"
+ORDER = 20
+STAGES = ("bakeoff",)
+
+_COLORS = {"logistic": "#2563eb", "ridge": "#2563eb", "hist_gbm": "#f59e0b", "lightgbm": "#10b981",
+           "xgboost": "#ef4444", "random_forest": "#8b5cf6"}
+_COLUMNS = ["", "name", "kind", "cv_mean", "cv_std", "n_trials", "n_trees", "fit_cpu_s", "size",
+            "peak_mem_mb", "predict_1_ms", "predict_1000_ms", "operating_cost_per_decision", "note"]
+
+
+def build(results: dict[str, dict]) -> list[Section]:
+    data = results.get("bakeoff")
+    if not data:
+        return []
+    children = [Section(id="bakeoff-leaderboard", title="Leaderboard", html=leaderboard_html(data))]
+    if data.get("trials"):
+        children.append(Section(id="bakeoff-trials", title="CV score per trial over time", html=trials_html(data)))
+    status = "warning" if data.get("interrupted") or not data.get("candidate") else "ok"
+    return [Section(id="bakeoff", title=TITLE, order=ORDER, status=status, html=intro_html(data),
+                    children=children)]
+
+
+def intro_html(data: dict) -> str:
+    cv = data.get("cv") or {}
+    metric = (data.get("metric") or "score").replace("_", " ")
+    parts = [f"<p>Every baseline and every trial was scored by {esc(cv.get('folds'))}-fold cross-validation "
+             f"({esc(cv.get('method'))} folds) on the {esc(fmt(cv.get('n_train')))} training rows, by "
+             f"<strong>{esc(metric)}</strong> (lower is better). The bake-off took "
+             f"{esc(fmt(data.get('elapsed_s'), 3))} s of a {esc(fmt(data.get('budget_s'), 3))} s budget"
+             + (", and was <strong>interrupted</strong>" if data.get("interrupted") else "") + ".</p>"]
+    if data.get("candidate"):
+        parts.append(f"<p>Candidate: <strong>{esc(data['candidate'])}</strong>. Best baseline: "
+                     f"<strong>{esc(data.get('best_baseline'))}</strong>. When two candidates differ by less "
+                     "than their CV noise, the simpler family wins (linear, then histogram boosting, then "
+                     "LightGBM/XGBoost, then random forest; fewer trees over more).</p>")
+    else:
+        parts.append("<p><strong>No candidate finished within the budget.</strong> Give the bake-off more time "
+                     "(<code>--budget</code>).</p>")
+    notes = data.get("notes") or []
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    return "".join(parts)
+
+
+def leaderboard_html(data: dict) -> str:
+    rows = []
+    for r in data.get("leaderboard") or []:
+        mark = "★ candidate" if r.get("selected") else ("◆ best baseline" if r.get("name") == data.get("best_baseline") else "")
+        rows.append({**r, "": mark, "size": _size(r.get("size_bytes"))})
+    cur = "money per decision" if data.get("metric") == "business_cost" else data.get("metric")
+    return table(rows, _COLUMNS, caption=f"cv_mean: {cur} (lower is better); cost columns from the refit on "
+                                         "all training rows; operating cost per decision in the case's currency")
+
+
+def trials_html(data: dict) -> str:
+    import plotly.graph_objects as go
+
+    trials = data["trials"]
+    fig = go.Figure()
+    for fam in dict.fromkeys(t["family"] for t in trials):
+        ts = [t for t in trials if t["family"] == fam and t.get("value") is not None]
+        done = [t for t in ts if t["state"] == "COMPLETE"]
+        pruned = [t for t in trials if t["family"] == fam and t["state"] == "PRUNED" and t.get("folds")]
+        color = _COLORS.get(fam, "#64748b")
+        if done:
+            fig.add_trace(go.Scatter(x=[t["elapsed_s"] for t in done], y=[t["value"] for t in done], mode="markers",
+                                     name=fam, marker={"color": color, "size": 8},
+                                     text=[f"trial {t['number']}" for t in done]))
+        if pruned:
+            fig.add_trace(go.Scatter(x=[t["elapsed_s"] for t in pruned],
+                                     y=[sum(t["folds"]) / len(t["folds"]) for t in pruned], mode="markers",
+                                     name=f"{fam} (pruned, partial mean)", showlegend=True,
+                                     marker={"color": color, "size": 7, "symbol": "circle-open"}))
+    done = sorted((t for t in trials if t["state"] == "COMPLETE" and t.get("value") is not None),
+                  key=lambda t: t["elapsed_s"])
+    if done:
+        xs, ys, best = [], [], float("inf")
+        for t in done:
+            best = min(best, t["value"])
+            xs.append(t["elapsed_s"])
+            ys.append(best)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"shape": "hv", "color": "#111827", "width": 1.5},
+                                 name="best so far"))
+    for r in data.get("leaderboard") or []:
+        if r.get("kind") == "baseline" and r.get("cv_mean") is not None and r.get("name") == data.get("best_baseline"):
+            fig.add_hline(y=r["cv_mean"], line={"dash": "dash", "color": "#64748b"},
+                          annotation_text=f"baseline: {r['name']}")
+    fig.update_layout(xaxis_title="seconds since the bake-off started",
+                      yaxis_title=f"CV {(data.get('metric') or '').replace('_', ' ')} (lower is better)",
+                      margin={"l": 60, "r": 20, "t": 20, "b": 50}, height=380, legend={"orientation": "h"})
+    fams = data.get("families") or {}
+    summary = [{"family": f, "slice_s": v.get("slice_s"), "trials": v.get("n_trials"), "complete": v.get("complete"),
+                "pruned": v.get("pruned"), "failed": v.get("failed"),
+                "note": v.get("skipped") or "; ".join(v.get("errors") or [])} for f, v in fams.items()]
+    return figure(fig, caption="Each point is one trial's mean CV score when it ended; open circles are trials "
+                               "pruned by the median rule (mean of the folds they reached).") + \
+        table(summary, ["family", "slice_s", "trials", "complete", "pruned", "failed", "note"],
+              caption="Time slice and trials per family")
+
+
+def _size(v) -> str | None:
+    if v is None:
+        return None
+    for unit in ("B", "KB", "MB", "GB"):
+        if v < 1024 or unit == "GB":
+            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return None

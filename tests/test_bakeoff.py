@@ -1,0 +1,320 @@
+"""The time-boxed bake-off on real (ISLR Default) and planted data."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase import results, tasks
+from mlcase.bakeoff import _choose, _Entry, cv_folds, run_bakeoff
+from mlcase.case import case_from_spec
+from mlcase.data import prepare
+
+DEFAULT_RULE = "balance > 1800 AND student = 'Yes'"
+
+
+def make_case(root, df: pd.DataFrame, target: str, name: str = "case", **spec):
+    root.mkdir(parents=True, exist_ok=True)
+    df.to_csv(root / "data.csv", index=False)
+    data = {"source": "data.csv", "target": target, **spec.pop("data", {})}
+    return case_from_spec({"name": name, "decision": "act on the row", "task": spec.pop("task", "binary"),
+                           "data": data, **spec}, root)
+
+
+def planted_binary(n: int = 800, seed: int = 0) -> pd.DataFrame:
+    """Positive when x1 * x2 > 0.3 (an interaction a linear model misses), plus noise and a text column."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    region = rng.choice(["north", "south", "east"], n)
+    logit = 3 * (x[:, 0] * x[:, 1] - 0.3) + 0.8 * (region == "south")
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "region": region,
+                         "label": np.where(y, "yes", "no")})
+
+
+# --------------------------------------------------------------------------- one 20 s bake-off on Default
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, default_df):
+    case = make_case(tmp_path_factory.mktemp("default"), default_df, "default", name="default",
+                     data={"id": "account_id"}, problem={"volume": "12000/month"},
+                     costs={"false_negative": "0.3 * balance", "false_positive": 50, "true_positive": 50},
+                     constraints={"review_capacity": 0.1},
+                     baselines=["majority", "linear", {"rule": DEFAULT_RULE}],
+                     candidates=["logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest"])
+    ds = prepare(case)
+    t = time.monotonic()
+    res = run_bakeoff(case, ds, budget=20, quiet=True)
+    wall = time.monotonic() - t
+    return case, ds, res, wall
+
+
+@pytest.mark.slow
+def test_a_20s_budget_ends_within_25s_plus_one_trial(default_run):
+    case, ds, res, wall = default_run
+    longest_trial = max(t["duration_s"] for t in res.trials)
+    assert wall < 25 + longest_trial, (wall, res.phases)
+    assert res.elapsed_s <= wall and res.budget_s == 20 and not res.interrupted
+    # the search used the time: every family got a slice and finished at least one trial
+    assert set(res.families) == {"logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest"}
+    assert all(f["complete"] >= 1 for f in res.families.values()), res.families
+    assert res.phases["search_end_s"] <= 0.9 * 20 + longest_trial + 0.5
+
+
+@pytest.mark.slow
+def test_baselines_are_always_on_the_leaderboard_and_fitted_on_train_only(default_run):
+    case, ds, res, _ = default_run
+    rows = {r["name"]: r for r in res.leaderboard}
+    for name in ("majority", "linear", "rule"):
+        assert rows[name]["kind"] == "baseline" and np.isfinite(rows[name]["cv_mean"]), name
+        assert res.bundles[name].role == "baseline"
+    assert res.best_baseline in ("linear", "rule")  # the best non-trivial baseline
+    assert res.bundles["rule"].rule == DEFAULT_RULE
+    # fitted on the train part only (the valid part is kept for thresholds and calibration)
+    assert res.bundles["majority"].model.class_prior_[1] == pytest.approx(ds.y_train.mean())
+    assert res.bundles["majority"].model.class_prior_[1] != pytest.approx(ds.y[np.r_[ds.split.train, ds.split.valid]].mean())
+    X_train = ds.X_train
+    fires = ((X_train["balance"] > 1800) & (X_train["student"] == "Yes")).to_numpy()
+    assert res.bundles["rule"].model.n_flagged_ == fires.sum()
+    # the candidate is a tuned model that beats the trivial baseline by a wide margin
+    cand = rows[res.candidate]
+    assert cand["kind"] == "candidate" and cand["selected"] and res.candidate in res.bundles
+    assert cand["cv_mean"] < 0.5 * rows["majority"]["cv_mean"]
+    assert [r["cv_mean"] for r in res.leaderboard if r["cv_mean"] is not None] == sorted(
+        r["cv_mean"] for r in res.leaderboard if r["cv_mean"] is not None)
+
+
+@pytest.mark.slow
+def test_selection_metric_is_the_business_cost_per_fold(default_run):
+    case, ds, res, _ = default_run
+    assert res.metric == "business_cost"
+    rows = ds.rows("train").reset_index(drop=True)
+    y = ds.y_train
+    folds = cv_folds(case, ds)
+    # the majority baseline gives every row one score, and a 10% review capacity forbids flagging
+    # everyone: its cost is that of reviewing no one, 30% of the balance of each defaulter
+    by_hand = [float((0.3 * rows["balance"].to_numpy()[va] * y[va]).mean()) for _, va in folds]
+    row = next(r for r in res.leaderboard if r["name"] == "majority")
+    assert row["folds"] == pytest.approx(by_hand)
+    assert row["cv_mean"] == pytest.approx(np.mean(by_hand))
+    # the rule baseline's folds: its flags are one of the thresholds the cost search tries
+    rule = next(r for r in res.leaderboard if r["name"] == "rule")
+    costs = tasks.binary_costs(case, rows)
+    fires = ((rows["balance"] > 1800) & (rows["student"] == "Yes")).to_numpy().astype(int)
+    for (_, va), score in zip(folds, rule["folds"], strict=True):
+        flag_rule = costs.take(va).of(y[va], fires[va]).mean()
+        flag_none = costs.take(va).of(y[va], np.zeros(len(va))).mean()
+        assert score == pytest.approx(min(flag_rule, flag_none))
+    assert res.bundles[res.candidate].metrics["cv_metric"] == "business_cost"
+
+
+@pytest.mark.slow
+def test_leaderboard_rows_carry_running_costs(default_run):
+    case, ds, res, _ = default_run
+    row = next(r for r in res.leaderboard if r["name"] == res.candidate)
+    for key in ("fit_cpu_s", "size_bytes", "peak_mem_mb", "predict_1_ms", "predict_1000_ms"):
+        assert row[key] is not None and row[key] >= 0, key
+    assert row["size_bytes"] > 1000 and row["predict_1000_ms"] > row["predict_1_ms"] * 0.5
+    # operating cost = online predict CPU + the refit's CPU spread over a month of decisions (retrain_every 30d)
+    rate = case.spec.compute.cost_per_cpu_hour / 3600
+    decisions = 12000 / (30 * 86400) * 30 * 86400
+    expected = row["predict_1_ms"] / 1000 * rate + row["fit_cpu_s"] * rate / decisions
+    assert row["operating_cost_per_decision"] == pytest.approx(expected, rel=1e-3)
+    assert res.bundles[res.candidate].metrics["operating_cost_per_decision"] == row["operating_cost_per_decision"]
+
+
+@pytest.mark.slow
+def test_leaderboard_is_written_tracked_and_reported(default_run):
+    from mlcase import tracking
+    from mlcase.report.sections import bakeoff as section
+
+    case, ds, res, _ = default_run
+    csv = pd.read_csv(case.root / "leaderboard.csv")
+    assert list(csv["name"]) == [r["name"] for r in res.leaderboard]
+    assert {"cv_mean", "cv_std", "fit_cpu_s", "operating_cost_per_decision", "note"} <= set(csv.columns)
+    assert res.wait_tracking(timeout=120) and res.run_id
+    children = tracking.search_runs(case, f"tags.`mlflow.parentRunId` = '{res.run_id}'")
+    assert len(children) == len(res.trials) + 3  # every trial and every baseline is a child run
+    assert set(children["tags.mlcase.data_fingerprint"]) == {ds.fingerprint}
+    kinds = children["tags.mlcase.kind"].value_counts().to_dict()
+    assert kinds == {"trial": len(res.trials), "baseline": 3}
+    parent = tracking.run_data(case, res.run_id)
+    assert parent["tags"]["mlcase.candidate"] == res.candidate and parent["params"]["metric"] == "business_cost"
+    path = results.save(case, "bakeoff", res.to_dict())
+    stored = json.loads(path.read_text())["data"]
+    secs = section.build({"bakeoff": stored})
+    assert secs[0].id == "bakeoff" and [c.id for c in secs[0].children] == ["bakeoff-leaderboard", "bakeoff-trials"]
+    html = secs[0].children[0].html
+    assert all(f"<td>{r['name']}</td>" in html for r in res.leaderboard)
+    assert "plotly-fig" in secs[0].children[1].html and "best so far" in secs[0].children[1].html
+
+
+@pytest.mark.slow
+def test_leaderboard_command_prints_the_stored_result(default_run):
+    from typer.testing import CliRunner
+
+    from mlcase.cli import app
+
+    case, _, res, _ = default_run
+    results.save(case, "bakeoff", res.to_dict())
+    from mlcase.spec import dump_spec
+
+    (case.root / "case.yaml").write_text(dump_spec(case.spec))  # the command loads the case from its folder
+    out = CliRunner().invoke(app, ["leaderboard", str(case.root), "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["candidate"] == res.candidate and [r["name"] for r in data["leaderboard"]] == [
+        r["name"] for r in res.leaderboard]
+    human = CliRunner().invoke(app, ["leaderboard", str(case.root)], env={"COLUMNS": "220"})
+    assert human.exit_code == 0 and "majority" in human.output and res.candidate in human.output
+
+
+def test_leaderboard_command_without_results_says_what_to_run(tmp_path, capsys):
+    from mlcase.cli import main
+    from mlcase.spec import dump_spec
+
+    case = make_case(tmp_path, planted_binary(40), "label", name="empty")
+    (tmp_path / "case.yaml").write_text(dump_spec(case.spec))
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no bake-off results for case 'empty'" in err and "run `mlcase run` or `mlcase bakeoff` first" in err
+
+
+# --------------------------------------------------------------------------- ties, folds
+def _entry(name, family, folds, trees=None):
+    return _Entry(name, "candidate", family, None, {}, folds=list(folds), n_trees=trees)
+
+
+def test_ties_within_cv_noise_go_to_the_simpler_family():
+    entries = {
+        "lightgbm": _entry("lightgbm", "lightgbm", [0.300, 0.320, 0.310, 0.290, 0.305], 400),
+        "logistic": _entry("logistic", "logistic", [0.305, 0.322, 0.312, 0.296, 0.309]),
+        "random_forest": _entry("random_forest", "random_forest", [0.40, 0.41, 0.42, 0.39, 0.40], 200),
+    }
+    pick, note = _choose(entries, [None] * 5)
+    assert pick == "logistic"
+    assert note.startswith("chosen over lightgbm") and "within CV noise" in note
+    assert "logistic chosen instead" in entries["lightgbm"].note[0]
+    # a clear win is not a tie
+    entries["lightgbm"].folds = [0.20, 0.21, 0.20, 0.19, 0.20]
+    entries["lightgbm"].note.clear()
+    assert _choose(entries, [None] * 5) == ("lightgbm", None)
+    # same complexity: fewer trees win
+    both = {"xgboost": _entry("xgboost", "xgboost", [0.30, 0.31, 0.30], 600),
+            "lightgbm": _entry("lightgbm", "lightgbm", [0.301, 0.311, 0.301], 150)}
+    assert _choose(both, [None] * 3)[0] == "lightgbm"
+
+
+def test_cv_folds_follow_the_split_method(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 300
+    df = pd.DataFrame({"x": rng.normal(size=n), "y": rng.choice(["a", "b"], n),
+                       "when": pd.date_range("2024-01-01", periods=n, freq="D").repeat(1)[rng.permutation(n)],
+                       "shop": rng.integers(0, 25, n)})
+    df.loc[:20, "when"] = df.loc[0, "when"]  # ties at one timestamp stay on one side
+    case = make_case(tmp_path / "t", df, "y", data={"time": "when"}, split={"method": "time", "cv_folds": 4})
+    ds = prepare(case)
+    t = ds.frame["when"].to_numpy()[ds.split.train]
+    folds = cv_folds(case, ds)
+    assert len(folds) == 4
+    for fit, val in folds:
+        assert t[fit].max() < t[val].min()
+    assert len(folds[0][0]) < len(folds[-1][0])  # expanding window
+    case = make_case(tmp_path / "g", df.drop(columns="when"), "y", data={"group": "shop"},
+                     split={"method": "group", "cv_folds": 5})
+    ds = prepare(case)
+    shops = ds.frame["shop"].to_numpy()[ds.split.train]
+    for fit, val in cv_folds(case, ds):
+        assert not set(shops[fit]) & set(shops[val])
+    case = make_case(tmp_path / "s", df.drop(columns="when"), "y", split={"cv_folds": 5})
+    ds = prepare(case)
+    yt = ds.y_train
+    shares = [yt[val].mean() for _, val in cv_folds(case, ds)]
+    assert max(shares) - min(shares) < 0.03  # stratified
+
+
+# --------------------------------------------------------------------------- reproducibility, Ctrl-C, regression
+@pytest.mark.slow
+def test_a_rerun_with_the_same_seed_reproduces_the_leaderboard(tmp_path):
+    case = make_case(tmp_path, planted_binary(600), "label", name="repro",
+                     candidates=["logistic", "hist_gbm", "lightgbm", "xgboost"], split={"cv_folds": 3})
+    ds = prepare(case)
+    first = run_bakeoff(case, ds, budget=120, quiet=True, max_trials=3)
+    second = run_bakeoff(case, prepare(case), budget=120, quiet=True, max_trials=3)
+    assert [r["name"] for r in first.leaderboard] == [r["name"] for r in second.leaderboard]
+    a = {r["name"]: r["cv_mean"] for r in first.leaderboard}
+    b = {r["name"]: r["cv_mean"] for r in second.leaderboard}
+    assert a == pytest.approx(b, rel=1e-9)
+    assert first.candidate == second.candidate
+    assert not any(t["truncated"] for t in first.trials + second.trials)
+    X = ds.X_test
+    np.testing.assert_allclose(first.candidate_bundle.scores(X), second.candidate_bundle.scores(X), rtol=1e-9)
+    # the planted interaction: trees beat the linear baseline clearly
+    assert a[first.candidate] < a["linear"] - 0.05
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_the_best_so_far(tmp_path):
+    case = make_case(tmp_path, planted_binary(600), "label", name="interrupt",
+                     candidates=["lightgbm", "xgboost", "hist_gbm"], split={"cv_folds": 3})
+    ds = prepare(case)
+    done = []
+
+    def press_ctrl_c_after_two_trials(trial: dict) -> None:
+        done.append(trial)
+        if len(done) == 2:  # a real SIGINT, delivered wherever the main thread is next (mid-training)
+            _thread.interrupt_main()
+
+    t = time.monotonic()
+    try:
+        res = run_bakeoff(case, ds, budget=90, quiet=True, on_trial=press_ctrl_c_after_two_trials)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped run_bakeoff")
+    wall = time.monotonic() - t
+    assert res.interrupted and wall < 30 and len(res.trials) == 2
+    assert any("interrupted" in n for n in res.notes)
+    names = [r["name"] for r in res.leaderboard]
+    assert {"majority", "linear"} <= set(names)
+    assert res.candidate in res.bundles and res.bundles[res.candidate].role == "candidate"
+    assert res.candidate_bundle.scores(ds.X_test).shape == (len(ds.split.test),)
+
+
+@pytest.mark.slow
+def test_regression_bakeoff_ranks_by_rmse(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 700
+    x = rng.uniform(-2, 2, size=(n, 2))
+    y = np.sin(2 * x[:, 0]) * 3 + x[:, 1] + rng.normal(scale=0.3, size=n)
+    case = make_case(tmp_path, pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": y}), "y", name="reg",
+                     task="regression", baselines=["mean", "linear"], candidates=["ridge", "lightgbm"],
+                     split={"cv_folds": 3})
+    res = run_bakeoff(case, prepare(case), budget=12, quiet=True)
+    rows = {r["name"]: r for r in res.leaderboard}
+    assert res.metric == "rmse" and rows["mean"]["metric"] == "rmse"
+    assert rows["lightgbm"]["cv_mean"] < 0.6 < rows["linear"]["cv_mean"] < rows["mean"]["cv_mean"]
+    assert res.candidate == "lightgbm" and res.best_baseline == "linear"
+
+
+@pytest.mark.slow
+def test_multiclass_bakeoff_scores_by_log_loss_and_keeps_the_class_order(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 600
+    x = rng.normal(size=(n, 2))
+    label = np.select([x[:, 0] > 0.5, x[:, 1] > 0.3], ["gold", "silver"], default="bronze")
+    case = make_case(tmp_path, pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "tier": label}), "tier", name="tiers",
+                     task="multiclass", candidates=["logistic", "lightgbm"], split={"cv_folds": 3})
+    ds = prepare(case)
+    res = run_bakeoff(case, ds, budget=6, quiet=True, max_trials=3)
+    assert res.metric == "log_loss" and ds.classes == ["bronze", "gold", "silver"]
+    rows = {r["name"]: r for r in res.leaderboard}
+    prior = np.bincount(np.searchsorted(ds.classes, ds.y_train)) / len(ds.y_train)
+    assert rows["majority"]["cv_mean"] > rows[res.candidate]["cv_mean"]
+    assert rows[res.candidate]["cv_mean"] < 0.5 * -np.sum(prior * np.log(prior))  # well under the prior's entropy
+    proba = res.candidate_bundle.scores(ds.X_test)
+    assert proba.shape == (len(ds.split.test), 3) and np.allclose(proba.sum(axis=1), 1)
+    predicted = np.asarray(ds.classes)[proba.argmax(axis=1)]
+    assert (predicted == ds.y_test).mean() > 0.85
