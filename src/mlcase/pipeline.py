@@ -14,7 +14,7 @@ from typing import Any
 
 from . import results
 from .case import Case, load_case
-from .errors import ChecksFailed
+from .errors import ChecksFailed, ModelError
 
 
 @dataclass
@@ -154,6 +154,12 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
     with stage("bake-off"):
         bake = bakeoff_mod.run_bakeoff(case, dataset, budget=budget, console=console, quiet=quiet)
         results.save(case, "bakeoff", bake.to_dict())
+    if bake.candidate is None:
+        out.stopped_at = "bake-off"
+        out.report = _report(case)
+        why = "it was interrupted" if bake.interrupted else "every candidate failed or ran out of time"
+        raise ModelError(f"the bake-off produced no candidate model: {why} (see {case.root / 'leaderboard.csv'})",
+                         "run again with a longer --budget, or fewer candidates in the spec")
 
     with stage("evaluation"):
         evaluation = evaluate_mod.evaluate(case, dataset, bake.bundles, bake.candidate)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,12 +94,31 @@ def _no_columns(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"_mlcase_row": np.zeros(len(df), dtype=bool)}, index=df.index)
 
 
+_local = threading.local()
+
+
+def _connection():
+    """One DuckDB connection per thread (connections are not shared across threads).
+
+    Opening a connection costs milliseconds; the serving fallback evaluates a rule per
+    request, so each thread keeps its own, with file and network access switched off.
+    """
+    import duckdb
+
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        _local.con = con
+    return con
+
+
 def _run(sql: str, frame: pd.DataFrame, where: str) -> pd.DataFrame:
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    con = _connection()
     try:
-        con.execute("SET enable_external_access = false")
         con.register(TABLE, frame)
         return con.execute(sql).df()
     except duckdb.Error as exc:
@@ -106,7 +126,10 @@ def _run(sql: str, frame: pd.DataFrame, where: str) -> pd.DataFrame:
         raise RuleError(f"{where}: DuckDB cannot evaluate the expression: {msg}",
                         "fix the expression (types must match the columns: quote strings, compare numbers to numbers)") from None
     finally:
-        con.close()
+        try:
+            con.unregister(TABLE)
+        except duckdb.Error:
+            _local.con = None  # a broken connection is replaced on the next call
 
 
 def validate_expression(expression: str, columns: list[str], where: str = "rule",
