@@ -34,6 +34,7 @@ import pandas as pd
 
 from .case import Case
 from .data import Dataset, immature_mask
+from .drift import psi_js
 from .errors import ChecksFailed, RuleError
 
 CHECKS_VERSION = 1
@@ -847,9 +848,7 @@ def _check_split_shift(ctx: _Context) -> list[Check]:
         a, b = ctx.column(c, ctx.train_sample), ctx.column(c, ctx.test_sample)
         na, nb, ks, ks_p = _psi_bins(a, b)
         keep = (na + nb) > 0
-        pa, pb = na[keep] / na.sum(), nb[keep] / nb.sum()
-        eps = 1e-4
-        psi = float(np.sum((pb - pa) * np.log((pb + eps) / (pa + eps))))
+        psi = float(psi_js(nb[keep], na[keep] / na.sum())[0][0])
         dof = max(int(keep.sum()) - 1, 1)
         p = float(chi2.sf(psi / (1 / na.sum() + 1 / nb.sum()), dof))
         rows[c] = {"psi": psi, "p_value": p, "ks": ks, "ks_p_value": ks_p}

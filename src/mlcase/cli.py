@@ -8,7 +8,6 @@ traceback with ``--debug``). Human output goes to stderr, ``--json`` to stdout.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .drift import psi_js
 from .errors import DataError, ModelError, NotFoundError, RuleError, SpecError
 
 REFERENCE_VERSION = 1
@@ -65,7 +66,6 @@ N_BINS = 10            # quantile bins per numeric feature (PSI, JS)
 N_GRID = 101           # quantile points per numeric feature (KS)
 MAX_CATEGORIES = 200   # categories kept per categorical feature; the rest pool into "other"
 DRIFT_ALPHA = 0.05     # level of the KS / chi-square tests
-PSI_EPS = 1e-4         # floor on bin shares inside PSI
 BAND_Z = 1.959963984540054  # 95% band of the estimated performance
 CHUNK_ROWS = 100_000
 DUCKDB_MEMORY_LIMIT = "512MB"  # DuckDB spills to the run's temporary folder past this
@@ -894,7 +894,7 @@ class _Run:
             cur = bins
         else:
             ref_full, cur = ref_p, bins[:, :K]
-        psi, js = _psi_js(cur, ref_full)
+        psi, js = psi_js(cur, ref_full)
         # KS from the ECDF at the reference quantile grid (exact where the data have few distinct values)
         with np.errstate(invalid="ignore", divide="ignore"):
             F = below[:, np.searchsorted(bounds, grid)] / nn[:, None]
@@ -949,7 +949,7 @@ class _Run:
         n_ref = float(ref["n"])
         ref_nonmissing = np.array([ref["shares"][c] for c in cats] + [other_share, 0.0])
         ref_full = np.concatenate([ref_nonmissing * (1 - mr_ref), [mr_ref]])
-        psi, js = _psi_js(counts, ref_full)
+        psi, js = psi_js(counts, ref_full)
         out = []
         for i in range(W + 1):
             nn = counts[i, :K + 2].sum()
@@ -995,7 +995,7 @@ class _Run:
             w["decisions_ref"] = ref_dec
             if ref_dec:
                 cur = np.array([[w["decisions"].get(k, 0.0) for k in keys]])
-                w["decisions_psi"] = float(_psi_js(cur, np.array([ref_dec.get(k, 0.0) for k in keys]))[0][0])
+                w["decisions_psi"] = float(psi_js(cur, np.array([ref_dec.get(k, 0.0) for k in keys]))[0][0])
             if self.task == "binary":
                 w["flag_rate"] = w["decisions"].get("flag", 0.0)
                 w["flag_rate_ref"] = ref_dec.get("flag")
@@ -1444,23 +1444,6 @@ class _SqlAlchemyReader:
 def _double_list(values: np.ndarray) -> str:
     """A DuckDB DOUBLE[] literal that round-trips every value exactly."""
     return "[" + ", ".join(repr(float(v)) for v in values) + "]::DOUBLE[]"
-
-
-def _psi_js(cur_counts: np.ndarray, ref_shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PSI and Jensen-Shannon distance (base 2) of each row of counts against reference shares."""
-    cur_counts = np.asarray(cur_counts, dtype=float)
-    n = cur_counts.sum(1, keepdims=True)
-    q = np.divide(cur_counts, n, out=np.zeros_like(cur_counts), where=n > 0)
-    p = np.broadcast_to(np.asarray(ref_shares, dtype=float), q.shape)
-    pe, qe = np.clip(p, PSI_EPS, None), np.clip(q, PSI_EPS, None)
-    psi = ((qe - pe) * np.log(qe / pe)).sum(1)
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(1)
-        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(1)
-    js = np.sqrt(np.clip((kl_p + kl_q) / 2, 0, 1))
-    psi = np.where(n[:, 0] > 0, psi, np.nan)
-    return psi, np.where(n[:, 0] > 0, js, np.nan)
 
 
 def _two_proportion_p(r1: float, n1: float, r2: float, n2: float) -> float | None:

@@ -399,7 +399,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 
 def _explain(err: dict) -> tuple[tuple, str]:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in (
-        "function-after[_number_or_expression(), union[float,str]]",)))) 
+        "function-after[_number_or_expression(), union[float,str]]",))))
     # pydantic puts union member names in loc (e.g. 'float', 'str', 'RuleBaseline'); drop them
     loc = tuple(p for p in loc if p not in ("float", "str", "int", "bool", "RuleBaseline", "literal['auto']",
                                              "function-before[_duration(), float]"))

@@ -109,14 +109,14 @@ def test_fail_on_no_go_gates_ci(default_run, tmp_path, default_df, capsys):
 def test_value_ceiling_stops_before_training(tmp_path, default_df, capsys):
     """Capacity 1% and an operating cost of $5 per decision: even a perfect model cannot pay."""
     df = default_df.head(4000)
-    spec = f"""\
+    spec = """\
 name: hopeless
 decision: review an account
-problem: {{volume: 1000/month}}
+problem: {volume: 1000/month}
 task: binary
-data: {{source: data.csv, target: default, positive: 'Yes', id: account_id}}
-costs: {{true_positive: 10, false_positive: 10, false_negative: 100, true_negative: 0}}
-constraints: {{review_capacity: 0.01, operating_cost: 5.0}}
+data: {source: data.csv, target: default, positive: 'Yes', id: account_id}
+costs: {true_positive: 10, false_positive: 10, false_negative: 100, true_negative: 0}
+constraints: {review_capacity: 0.01, operating_cost: 5.0}
 budget: 30s
 """
     path = write_case(tmp_path, spec, df)

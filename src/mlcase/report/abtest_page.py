@@ -32,9 +32,9 @@ document.querySelectorAll('script[data-for]').forEach(function(s){
 
 
 def _plotly_js() -> str:
-    import plotly
+    from .render import plotly_js
 
-    return (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    return plotly_js()
 
 
 def _finite(v) -> bool:
