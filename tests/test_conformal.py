@@ -361,3 +361,20 @@ def test_multiclass_evaluation_compares_lac_aps_and_costs_from_matrix(tmp_path, 
     expected = np.mean([matrix[a][p] for a, p in zip(ds.y_test, pred, strict=True)])
     assert d["cost_model_only"] == pytest.approx(expected)
     assert d["cost_combined"] <= d["cost_model_only"]
+
+
+def test_calibrated_wrapper_around_a_named_column_pipeline(churn_case):
+    """The evaluation stage may wrap the candidate in CalibratedClassifierCV(FrozenEstimator(pipeline));
+    MAPIE's prefit probe (a numpy array of zeros) must not reject it, and coverage must hold."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    case, ds, model = churn_case
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="isotonic").fit(ds.X_valid, ds.y_valid)
+    bundle = _bundle(calibrated, ds)
+    bundle.conformal = calibrate(bundle, ds.X_valid, ds.y_valid, ALPHA)
+    sets = predict_sets(bundle, ds.X_test)
+    labels = np.asarray(ds.classes, dtype=object)[ds.y_test]
+    covered = np.mean([lab in s for lab, s in zip(labels, sets, strict=True)])
+    n_cal = len(ds.y_valid)
+    assert 1 - ALPHA - _tol(n_cal, len(labels)) <= covered <= 1 - ALPHA + 1 / (n_cal + 1) + _tol(n_cal, len(labels))

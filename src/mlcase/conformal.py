@@ -120,10 +120,42 @@ def conformal_quantile(scores, alpha: float) -> float:
     return float(np.quantile(s, level, method="lower"))
 
 
+def _prefit(model):
+    """``model`` as MAPIE's prefit check accepts it.
+
+    MAPIE 1.x probes a prefit estimator that has ``n_features_in_`` by predicting on
+    a numpy array of zeros; mlcase's models read named DataFrame columns, and a
+    calibrated wrapper around a pipeline fails that probe although it is fitted.
+    The adapter forwards predictions unchanged and has no ``n_features_in_``.
+    """
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+    is_classifier = hasattr(model, "predict_proba")
+    base = ClassifierMixin if is_classifier else RegressorMixin
+
+    class _Fitted(base, BaseEstimator):
+        def __init__(self):
+            self.fitted_ = True
+            if is_classifier:
+                self.classes_ = model.classes_
+
+        def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
+            return self
+
+        def predict(self, X):
+            return model.predict(X)
+
+        if is_classifier:
+            def predict_proba(self, X):
+                return model.predict_proba(X)
+
+    return _Fitted()
+
+
 def _mapie_classification_scores(bundle, X, y, alpha, method, seed) -> np.ndarray:
     from mapie.classification import SplitConformalClassifier
 
-    scc = SplitConformalClassifier(estimator=bundle.model, confidence_level=1 - alpha,
+    scc = SplitConformalClassifier(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
                                    conformity_score=method, prefit=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -134,7 +166,7 @@ def _mapie_classification_scores(bundle, X, y, alpha, method, seed) -> np.ndarra
 def _mapie_regression_scores(bundle, X, y, alpha) -> np.ndarray:
     from mapie.regression import SplitConformalRegressor
 
-    scr = SplitConformalRegressor(estimator=bundle.model, confidence_level=1 - alpha,
+    scr = SplitConformalRegressor(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
                                   conformity_score="absolute", prefit=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -9,6 +9,7 @@ without JavaScript.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from . import Section, esc, figure, fmt, table
@@ -393,9 +394,11 @@ def latency_html(lat: dict) -> str:
                f"{limit:g} ms limit")
     shapes, anns = [], []
     if limit is not None:
+        # on a log axis plotly.js takes shapes in data units but annotations at log10 of the value
+        y_limit = math.log10(limit)
         shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": limit, "y1": limit,
                        "line": {"dash": "dash", "color": "#ef4444"}})
-        anns.append({"xref": "paper", "yref": "y", "x": 1, "y": limit, "xanchor": "right", "yanchor": "bottom",
+        anns.append({"xref": "paper", "yref": "y", "x": 1, "y": y_limit, "xanchor": "right", "yanchor": "bottom",
                      "text": f"limit {limit:g} ms", "showarrow": False, "font": {"color": "#ef4444"}})
     fig = _fig([{"type": "bar", "x": ["single row", "1,000 rows"], "y": [lat["single_p50_ms"], lat["batch1000_p50_ms"]],
                  "name": "p50", "marker": {"color": _COLORS[0]}},
