@@ -183,8 +183,14 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
         # the baseline the decision compares against is chosen on the validation rows
         if evaluation.best_baseline in bake.bundles:
             bake.best_baseline = evaluation.best_baseline
+        from . import conformal
+
         for name in {bake.candidate, bake.best_baseline}:
-            bake.bundles[name].reference = monitor_mod.build_reference(dataset, bake.bundles[name])
+            bundle = bake.bundles[name]
+            bundle.reference = monitor_mod.build_reference(dataset, bundle)
+            if bundle.conformal is None:  # a USE_BASELINE champion serves prediction sets too
+                bundle.conformal = conformal.calibrate(bundle, dataset.X_valid, dataset.y_valid,
+                                                       case.spec.conformal.alpha, method=case.spec.conformal.method)
         versions = bakeoff_mod.register(case, bake)
         moved = decision_mod.apply_decision(case, verdict, versions)
         out.versions = {**versions, **(moved or {})}
