@@ -97,6 +97,17 @@ def test_planted_leak_noisy_copy_of_target_is_an_error(tmp_path):
     assert only(small, "target_leakage").severity == "error"
 
 
+def test_a_near_perfect_feature_with_a_handful_of_positives_is_only_a_warning(tmp_path, default_df):
+    """300 rows of Default hold about 10 defaults: balance alone reaches AUC ~0.99 there by chance
+    of the small sample; that is too little evidence to block the run as a leak."""
+    _, ds, report = checked(tmp_path, default_df.head(300), data={"target": "default", "positive": "Yes",
+                                                                   "id": "account_id"})
+    leaks = [c for c in report.checks if c.id == "target_leakage"]
+    assert leaks and all(c.severity == "warning" for c in leaks)
+    assert all(c.evidence["rarer_class_rows"] < 30 for c in leaks)
+    assert not any(c.id == "target_leakage" for c in report.errors)
+
+
 def test_categorical_and_non_monotone_leaks_are_caught(tmp_path):
     df = frame()
     rng = np.random.default_rng(2)

@@ -49,6 +49,7 @@ HIGH_CARDINALITY = 100       # distinct values of a categorical feature (warning
 DUPLICATE_WARN_SHARE = 0.01  # duplicate rows above this share warn; fewer are info
 LEAK_ERROR = 0.98            # one-feature AUC (or R^2) at or above this: target leakage (error)
 LEAK_WARN = 0.95             # ... at or above this: suspiciously strong (warning)
+LEAK_MIN_MINORITY = 30       # fewer rows of the rarer class than this: an AUC is too noisy to call a leak an error
 PROXY_AUC = 0.8              # one-feature AUC predicting a sensitive column (warning)
 PROXY_R2 = 0.5               # ... R^2 for a numeric sensitive column
 SHIFT_PVALUE = 1e-3          # PSI must also be this significant to flag a split shift
@@ -677,16 +678,22 @@ def _check_leakage(ctx: _Context) -> list[Check]:
     ctx.stats["one_feature"] = {"metric": metric, "rows": int(len(y)),
                                 "scores": dict(sorted(((k, v) for k, v in scores.items() if v == v),
                                                       key=lambda kv: -kv[1]))}
+    minority = None
+    if kind != "regression":
+        minority = int(pd.Series(y).value_counts().min()) if len(y) else 0
     out = []
     for c, score in scores.items():
         if not score == score or score < LEAK_WARN:
             continue
         sev = "error" if score >= LEAK_ERROR else "warning"
-        what = "almost perfectly" if sev == "error" else "very strongly"
+        if sev == "error" and minority is not None and minority < LEAK_MIN_MINORITY:
+            sev = "warning"  # with a handful of positives a near-perfect AUC is weak evidence
+        what = "almost perfectly" if score >= LEAK_ERROR else "very strongly"
         out.append(Check("target_leakage", sev,
                          f"'{c}' alone predicts the target {what} (one-feature {_fmt_score(score, metric)})",
                          column=c, evidence={"score": score, "metric": metric, "rows": int(len(y)),
-                                             "threshold": LEAK_ERROR if sev == "error" else LEAK_WARN},
+                                             "rarer_class_rows": minority,
+                                             "threshold": LEAK_ERROR if score >= LEAK_ERROR else LEAK_WARN},
                          fix=f"check whether '{c}' is only known after the outcome; if so add it to "
                              "data.unavailable_at_serving (or data.features.exclude). If it is truly known at "
                              "decision time, a simple rule on it may be all the case needs"))
