@@ -139,13 +139,12 @@ def write_sqlite_log(path: Path, parquet: Path, features: list[str]) -> None:
     """The serving log's layout (docs/contracts.md), inputs as JSON built by DuckDB."""
     import duckdb
 
+    from mlcase.serve.predlog import SQLITE_DDL
+
     path.unlink(missing_ok=True)
     con = sqlite3.connect(path)
-    con.execute("""CREATE TABLE predictions (request_id TEXT PRIMARY KEY, ts TEXT NOT NULL, model_version INTEGER,
-        model_name TEXT, tier TEXT, fallback INTEGER, reason TEXT, inputs TEXT, score REAL, scores TEXT,
-        prediction TEXT, decision TEXT, conformal TEXT, latency_ms REAL, challenger TEXT)""")
-    con.execute("""CREATE TABLE labels (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT,
-        ts TEXT NOT NULL, source TEXT)""")
+    for ddl in SQLITE_DDL:  # the serving log's own tables and indexes
+        con.execute(ddl)
     dk = duckdb.connect()
     struct = ", ".join(f'"{f}" := "{f}"' for f in features)
     cur = dk.execute(f"""SELECT request_id, strftime(ts, '%Y-%m-%dT%H:%M:%SZ'), 1, 'logistic', 'model', 0, NULL,

@@ -180,8 +180,14 @@ def test_chosen_threshold_never_flags_more_than_capacity(tmp_path_factory, n, ca
     case = make_case(tmp_path_factory.mktemp("cap"), planted(20), "y",
                      costs={"false_negative": "amount", "false_positive": 1},
                      constraints={"review_capacity": capacity})
-    t, _ = decision_threshold(case, rows, y, p)
+    t, cost = decision_threshold(case, rows, y, p)
     assert (p >= t).mean() <= capacity + 1e-12
+    # and it is the cheapest such threshold: brute force over every cut between distinct scores
+    per_row = np.where(y == 1, rows["amount"].to_numpy(), 0.0)  # cost of not flagging; flagging costs 1 if y == 0
+    options = [((p >= c) * (1 - y) + (p < c) * per_row).mean() for c in [*np.unique(p), np.inf]
+               if (p >= c).mean() <= capacity + 1e-12]
+    assert cost == pytest.approx(min(options))
+    assert ((p >= t) * (1 - y) + (p < t) * per_row).mean() == pytest.approx(cost)
 
 
 # --------------------------------------------------------------------------- bootstrap

@@ -20,6 +20,7 @@ from mlcase.bundle import ModelBundle
 from mlcase.case import case_from_spec
 from mlcase.data import prepare
 from mlcase.errors import DataError, SpecError
+from mlcase.serve.predlog import SQLITE_DDL
 
 FEATURES = ["x0", "x1", "x2", "x3", "c", "flag"]
 START = pd.Timestamp("2024-03-01", tz="UTC")
@@ -83,11 +84,6 @@ def fresh_case(tmp_path: Path, trained, **overrides):
 
 
 # --------------------------------------------------------------------------- the log, as serving writes it
-PRED_DDL = """CREATE TABLE predictions (request_id TEXT PRIMARY KEY, ts TEXT NOT NULL, model_version INTEGER,
-    model_name TEXT, tier TEXT, fallback INTEGER, reason TEXT, inputs TEXT, score REAL, scores TEXT,
-    prediction TEXT, decision TEXT, conformal TEXT, latency_ms REAL, challenger TEXT)"""
-LABEL_DDL = """CREATE TABLE labels (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT,
-    ts TEXT NOT NULL, source TEXT)"""
 
 
 def iso(ts: pd.Timestamp) -> str:
@@ -113,8 +109,8 @@ def write_log(path: Path, records: pd.DataFrame, bundle, days, *, tiers=None, re
                      bundle.classes[1] if flag[i] else bundle.classes[0], "flag" if flag[i] else "auto", None, 2.0,
                      None))
     con = sqlite3.connect(path)
-    con.execute(PRED_DDL)
-    con.execute(LABEL_DDL)
+    for ddl in SQLITE_DDL:  # the serving log's own tables (docs/contracts.md)
+        con.execute(ddl)
     con.executemany(f"INSERT INTO predictions VALUES ({','.join('?' * 15)})", rows)
     con.commit()
     con.close()
@@ -540,6 +536,13 @@ def test_default_bundle_is_the_registered_champion(trained, tmp_path):
     res = M.monitor(case)
     assert res.model["alias"] == "champion" and res.model["version"] == version
     assert res.windows[0]["drift"]["x0"]["status"] in ("ok", "warn")
+    # the loaded champion (model and stored reference) gives the numbers the trained bundle gives
+    direct = M.monitor(case, bundle=trained["bundle"])
+    for key in ("x0", "c"):
+        assert res.windows[0]["drift"][key]["psi"] == pytest.approx(direct.windows[0]["drift"][key]["psi"], abs=1e-12)
+    assert res.windows[0]["score_drift"]["psi"] == pytest.approx(direct.windows[0]["score_drift"]["psi"], abs=1e-12)
+    assert res.windows[0]["estimated"]["accuracy"]["value"] == pytest.approx(
+        direct.windows[0]["estimated"]["accuracy"]["value"], abs=1e-12)
 
 
 def test_no_registered_model_says_what_to_run(trained, tmp_path):

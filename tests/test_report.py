@@ -260,6 +260,14 @@ def test_tables_mark_numbers_for_alignment():
     assert '<td class="num">0.7123</td>' in html and '<td class="num">12000</td>' in html
 
 
+def test_figure_data_is_strict_json_with_gaps_as_null():
+    """The page reads each figure with JSON.parse, which refuses NaN: missing points travel as null."""
+    html = figure({"data": [{"type": "scatter", "y": np.array([1.0, np.nan, np.inf, 2.0]), "name": "a</script>"}]})
+    payload = re.search(r'<script type="application/json" data-for="[^"]+">(.*?)</script>', html, re.S).group(1)
+    spec = json.loads(payload, parse_constant=lambda c: pytest.fail(f"{c} in the figure's JSON"))
+    assert spec["data"][0]["y"] == [1.0, None, None, 2.0] and spec["data"][0]["name"] == "a</script>"
+
+
 def test_figure_keeps_a_chosen_template_and_escapes_script_ends():
     import plotly.graph_objects as go
 

@@ -193,11 +193,8 @@ class Scorer:
             self.costs = tasks.binary_costs(case, rows)
             self.capacity = tasks.capacity_share(case)
         elif self.task == "regression" and spec.costs.regression_given():
-            from .rules import cost_values
-
             self.metric = "business_cost"
-            self.under = cost_values(spec.costs.under if spec.costs.under is not None else 1.0, rows, "costs.under")
-            self.over = cost_values(spec.costs.over if spec.costs.over is not None else 1.0, rows, "costs.over")
+            self.under, self.over = tasks.regression_rates(case, rows)
         elif self.task == "multiclass" and spec.costs.matrix:
             self.metric = "business_cost"
             self.matrix = self._matrix(spec.costs.matrix)
@@ -242,8 +239,9 @@ class Scorer:
                 return float(self.matrix[y.astype(int), decision].mean())
             return float(-np.mean(np.log(np.clip(s[np.arange(len(y)), y.astype(int)], EPS, 1))))
         if self.under is not None:
-            err = s - y
-            return float(np.mean(np.where(err < 0, -err * self.under[idx], err * self.over[idx])))
+            from .tasks import regression_cost_of
+
+            return float(np.mean(regression_cost_of(self.under[idx], self.over[idx], y, s)))
         return float(np.sqrt(np.mean((s - y) ** 2)))
 
     def secondary(self, y: np.ndarray, s: np.ndarray) -> float | None:

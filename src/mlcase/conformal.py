@@ -391,10 +391,10 @@ def _class_index(bundle, y) -> np.ndarray:
 
 
 def _capacity(case, n: int) -> tuple[float | None, int]:
-    from .tasks import capacity_share
+    from .tasks import capacity_rows, capacity_share
 
     share = capacity_share(case)
-    return share, (n if share is None else int(math.floor(share * n + 1e-9)))
+    return share, capacity_rows(share, n)
 
 
 def _choose_deferred(candidates: np.ndarray, uncertainty: tuple, room: int) -> np.ndarray:
@@ -497,16 +497,13 @@ _ASSUMPTIONS = [
 
 
 def _multiclass_costs(case, bundle):
-    matrix = case.spec.costs.matrix
-    classes = [str(c) for c in bundle.classes]
+    """Per-row costs of decisions given as class indices (the matrix lookup is :func:`mlcase.tasks.multiclass_cost`)."""
+    from .tasks import multiclass_cost
+
+    classes = np.asarray([str(c) for c in bundle.classes] + [None], dtype=object)  # index -1: a label not known
 
     def cost(actual_idx, pred_idx):
-        actual_idx, pred_idx = np.asarray(actual_idx), np.asarray(pred_idx)
-        if not matrix:
-            return (actual_idx != pred_idx).astype(float)
-        table = np.array([[float(matrix.get(a, {}).get(p, 0.0 if a == p else 1.0)) for p in classes]
-                          for a in classes])
-        return table[actual_idx, pred_idx]
+        return multiclass_cost(case, classes[np.asarray(actual_idx)], classes[np.asarray(pred_idx)])
 
     return cost
 

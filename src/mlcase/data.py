@@ -22,6 +22,8 @@ from .errors import DataError, SpecError
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
                       ".pq": "read_parquet"}
+# DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
+CSV_OPTIONS = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'VARCHAR']"
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
 
 
@@ -64,12 +66,8 @@ def read_table(source: str | Path, root: str | Path | None = None) -> pd.DataFra
             if not path.exists():
                 raise DataError(f"data.source: no file at {path}",
                                 "check the path (it is relative to the case folder)", path=str(path))
-            reader = SUPPORTED_SUFFIXES[suffix]
-            # DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
-            opts = (", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'VARCHAR']"
-                    if reader == "read_csv_auto" else "")
             try:
-                df = con.execute(f"SELECT * FROM {reader}(?{opts})", [str(path)]).df()
+                df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
             except duckdb.Error as exc:
                 msg = str(exc).splitlines()[0]
                 raise DataError(f"data.source: cannot read {path.name}: {msg}",
@@ -79,6 +77,15 @@ def read_table(source: str | Path, root: str | Path | None = None) -> pd.DataFra
     if df.shape[0] == 0:
         raise DataError(f"data.source: the table from {src!r} is empty", "point data.source at a table with rows")
     return _normalise_frame(df)
+
+
+def reader_sql(path: str | Path) -> str:
+    """The DuckDB table function reading a CSV/Parquet file (``read_csv_auto('...', ...)``), with
+    :data:`CSV_OPTIONS` for CSV so text such as Yes/No stays text; every file mlcase reads goes through it."""
+    path = Path(path)
+    reader = SUPPORTED_SUFFIXES[path.suffix.lower()]
+    literal = "'" + str(path).replace("'", "''") + "'"
+    return f"{reader}({literal}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
 
 
 def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:

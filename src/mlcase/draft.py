@@ -145,6 +145,9 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
         out = out / "case.yaml"
     if out.exists() and not force:
         raise SpecError(f"{out} already exists", "pass -o another/path.yaml, or --force to replace it")
+    if not out.parent.is_dir():
+        raise SpecError(f"-o {out}: the folder {out.parent} does not exist",
+                        "create it first, or pass -o a path in an existing folder")
     text = draft_spec(data, target, name, case_dir=out.resolve().parent)
     from .spec import parse_spec
 

@@ -204,7 +204,7 @@ def perfect_cost(y, costs: T.RowCosts, capacity: float | None) -> tuple[float, n
     order = np.argsort(-gain, kind="stable")
     k = int((gain > 0).sum())
     if capacity is not None:
-        k = min(k, int(np.floor(capacity * n + 1e-9)))
+        k = min(k, T.capacity_rows(capacity, n))
     flags = np.zeros(n, dtype=int)
     flags[order[:k]] = 1
     return float((base.sum() - gain[order[:k]].sum()) / max(n, 1)), flags
@@ -364,16 +364,6 @@ def _row_losses(task: str, y, scores, classes=None) -> tuple[np.ndarray, Any, st
     return err ** 2, np.sqrt, "rmse"
 
 
-def _multiclass_cost(case: Case, y, pred) -> np.ndarray:
-    matrix = case.spec.costs.matrix
-    y = np.asarray(y, dtype=object)
-    pred = np.asarray(pred, dtype=object)
-    if not matrix:
-        return (y != pred).astype(float)
-    return np.array([float(matrix.get(str(a), {}).get(str(p), 0.0 if a == p else 1.0))
-                     for a, p in zip(y, pred, strict=True)])
-
-
 def decision_threshold(case: Case, rows: pd.DataFrame, y, p) -> tuple[float, float]:
     """Threshold on P(positive) that minimises the rows' own costs within ``review_capacity``.
 
@@ -395,7 +385,7 @@ def _row_costs(case: Case, task: str, bundle, rows, y, scores, costs: T.RowCosts
     if task == "binary":
         return costs.of(y, bundle.decide(scores))
     if task == "multiclass":
-        return _multiclass_cost(case, y, bundle.decide(scores))
+        return T.multiclass_cost(case, y, bundle.decide(scores))
     return T.regression_cost(case, rows, y, scores)
 
 
@@ -503,14 +493,10 @@ def _edge(v: float) -> str:
 
 def _group_boot(num: np.ndarray, den: np.ndarray | None, n_boot: int, seed: int) -> np.ndarray:
     """Bootstrap samples of sum(num)/sum(den) (or mean(num)) resampling the group's rows (NaN: empty denominator)."""
-    n = len(num)
-    if n == 0:
-        return np.full(n_boot, np.nan)
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     if den is None:
-        return num[idx].mean(axis=1)
-    d = den[idx].sum(axis=1)
-    return np.where(d > 0, num[idx].sum(axis=1) / np.where(d > 0, d, 1), np.nan)
+        return bootstrap_means([num], n_boot, seed)[:, 0]
+    m = bootstrap_means([num, den], n_boot, seed)  # same resampled rows: a ratio of means is a ratio of sums
+    return np.where(m[:, 1] > 0, m[:, 0] / np.where(m[:, 1] > 0, m[:, 1], 1), np.nan)
 
 
 def _quantiles(samples: np.ndarray) -> list[float]:
@@ -945,7 +931,7 @@ def _capacity_threshold(p, capacity) -> float | None:
     if capacity is None or len(p) == 0:
         return None
     ps = np.sort(np.asarray(p, dtype=float))[::-1]
-    k = int(np.floor(capacity * len(ps) + 1e-9))
+    k = T.capacity_rows(capacity, len(ps))
     if k == 0:
         return float(np.nextafter(ps[0], np.inf))
     if k >= len(ps):
@@ -961,5 +947,5 @@ def _implied_trivial_cost(case, task, dataset, rows, y, costs) -> np.ndarray:
         return costs.of(y, np.zeros(len(y), dtype=int))
     if task == "multiclass":
         values, counts = np.unique(np.asarray(dataset.y_train, dtype=object), return_counts=True)
-        return _multiclass_cost(case, y, np.full(len(y), values[np.argmax(counts)], dtype=object))
+        return T.multiclass_cost(case, y, np.full(len(y), values[np.argmax(counts)], dtype=object))
     return T.regression_cost(case, rows, y, np.full(len(y), float(np.mean(dataset.y_train))))

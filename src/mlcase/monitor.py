@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data import SUPPORTED_SUFFIXES, reader_sql
 from .drift import psi_js
 from .errors import DataError, ModelError, NotFoundError, RuleError, SpecError
 
@@ -69,16 +70,8 @@ DRIFT_ALPHA = 0.05     # level of the KS / chi-square tests
 BAND_Z = 1.959963984540054  # 95% band of the estimated performance
 CHUNK_ROWS = 100_000
 DUCKDB_MEMORY_LIMIT = "512MB"  # DuckDB spills to the run's temporary folder past this
-FILE_READERS = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet", ".pq": "read_parquet"}
+FILE_READERS = SUPPORTED_SUFFIXES  # records and labels files are read as data.read_table reads data.source
 SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
-# as mlcase.data.read_table: DuckDB's CSV sniffer would turn Yes/No into booleans; keep the file's values
-CSV_OPTIONS = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'VARCHAR']"
-
-
-def _reader_sql(path: Path) -> str:
-    """``read_csv_auto('…', …)`` or ``read_parquet('…')`` for a records or labels file."""
-    reader = FILE_READERS[path.suffix.lower()]
-    return f"{reader}({_lit(str(path))}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
 
 
 # =========================================================================== reference
@@ -198,11 +191,9 @@ def _shares(values: np.ndarray) -> dict[str, float]:
 
 def _calibration(y: np.ndarray, p: np.ndarray, flags: np.ndarray) -> dict:
     """Expected calibration error and the estimated vs realized accuracy on the validation part."""
-    order = np.argsort(p, kind="stable")
-    ece = 0.0
-    for part in np.array_split(order, 10):
-        if len(part):
-            ece += abs(p[part].mean() - y[part].mean()) * len(part) / len(p)
+    from .evaluate import expected_calibration_error
+
+    ece = expected_calibration_error(y, p)  # the ECE evaluation reports (10 quantile bins)
     est = _cbpe(p, flags)
     realized_acc = float(np.mean(flags == y))
     return {"n": int(len(p)), "mean_score": float(p.mean()), "positive_rate": float(y.mean()), "ece": float(ece),
@@ -588,7 +579,7 @@ class _Run:
             raise DataError(f"--labels: unsupported file type '{path.suffix or path.name}'",
                             "use a .csv or .parquet file with request_id and label columns")
         try:
-            self.con.execute(f"CREATE TABLE _label_file AS SELECT * FROM {_reader_sql(path)}")
+            self.con.execute(f"CREATE TABLE _label_file AS SELECT * FROM {reader_sql(path)}")
         except duckdb.Error as exc:
             raise DataError(f"--labels: cannot read {path.name}: {str(exc).splitlines()[0]}",
                             "check that the file is a valid " + path.suffix.lstrip(".").upper()) from None
@@ -610,7 +601,7 @@ class _Run:
             self.con.register("_src_frame", source.target)
             self.con.execute("CREATE VIEW src_view AS SELECT * FROM _src_frame")
         else:
-            self.con.execute(f"CREATE VIEW src_view AS SELECT * FROM {_reader_sql(source.target)}")
+            self.con.execute(f"CREATE VIEW src_view AS SELECT * FROM {reader_sql(source.target)}")
         try:
             types = {r[0]: r[1] for r in self.con.execute("DESCRIBE src_view").fetchall()}
         except duckdb.Error as exc:
@@ -1155,9 +1146,10 @@ class _Run:
 
             out.update({"accuracy": float(np.mean(pred == y)),
                         "macro_f1": float(m.f1_score(y, pred, average="macro", zero_division=0))})
-            matrix = self.spec.costs.matrix
-            if matrix:
-                per = np.array([float(matrix.get(str(a), {}).get(str(b), 0.0)) for a, b in zip(y, pred, strict=True)])
+            if self.spec.costs.matrix:
+                from .tasks import multiclass_cost
+
+                per = multiclass_cost(self.case, y, pred)
                 out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
         return out
 
@@ -1497,8 +1489,8 @@ def _cbpe(p: np.ndarray, f: np.ndarray, costs=None) -> dict:
     else:
         out["recall"] = band(None, 0)
     if costs is not None:
-        c1 = f * costs.tp + (1 - f) * costs.fn  # cost of the row if it is positive
-        c0 = f * costs.fp + (1 - f) * costs.tn
+        c1 = costs.of(np.ones(n), f)  # cost of the row if it is positive
+        c0 = costs.of(np.zeros(n), f)
         mean = float((p * c1 + (1 - p) * c0).mean())
         sd = math.sqrt(float((v * (c1 - c0) ** 2).sum())) / n
         out["cost"] = band(mean, sd, lo=-math.inf, hi=math.inf)

@@ -61,13 +61,35 @@ def binary_costs(case: Case, rows: pd.DataFrame) -> RowCosts:
     )
 
 
-def regression_cost(case: Case, rows: pd.DataFrame, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Per-row cost of a regression prediction: ``under`` per unit below the truth, ``over`` per unit above."""
+def regression_rates(case: Case, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row ``(under, over)``: money per unit of prediction below / above the truth (1 where not given)."""
     c = case.spec.costs
     under = cost_values(c.under if c.under is not None else 1.0, rows, "costs.under")
     over = cost_values(c.over if c.over is not None else 1.0, rows, "costs.over")
+    return under, over
+
+
+def regression_cost_of(under, over, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-row cost of predictions given the rows' :func:`regression_rates`."""
     err = np.asarray(pred, dtype=float) - np.asarray(y, dtype=float)
     return np.where(err < 0, -err * under, err * over)
+
+
+def regression_cost(case: Case, rows: pd.DataFrame, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-row cost of a regression prediction: ``under`` per unit below the truth, ``over`` per unit above."""
+    return regression_cost_of(*regression_rates(case, rows), y, pred)
+
+
+def multiclass_cost(case: Case, y, pred) -> np.ndarray:
+    """Per-row cost of multiclass decisions: ``costs.matrix[actual][predicted]``; a cell not given
+    costs 0 on the diagonal and 1 off it; with no matrix, each error costs 1."""
+    matrix = case.spec.costs.matrix
+    y = np.asarray(y, dtype=object)
+    pred = np.asarray(pred, dtype=object)
+    if not matrix:
+        return (y != pred).astype(float)
+    return np.array([float(matrix.get(str(a), {}).get(str(p), 0.0 if a == p else 1.0))
+                     for a, p in zip(y, pred, strict=True)], dtype=float)
 
 
 def capacity_share(case: Case) -> float | None:
@@ -86,6 +108,11 @@ def capacity_share(case: Case) -> float | None:
     per_sec_cap = count / PERIOD_SECONDS[period]
     per_sec_vol = vcount / PERIOD_SECONDS[vperiod or period]
     return float(min(1.0, per_sec_cap / per_sec_vol))
+
+
+def capacity_rows(capacity: float | None, n: int) -> int:
+    """How many of ``n`` rows a review capacity share lets through (all of them when there is no limit)."""
+    return n if capacity is None else int(np.floor(capacity * n + 1e-9))
 
 
 def volume_per_period(case: Case) -> tuple[float, str] | None:
@@ -116,7 +143,7 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, costs: RowCosts, capacity: fl
     ks = np.arange(n + 1)
     allowed = valid_k.copy()
     if capacity is not None:
-        allowed &= ks <= np.floor(capacity * n + 1e-9)
+        allowed &= ks <= capacity_rows(capacity, n)
     total = base + cum
     total = np.where(allowed, total, np.inf)
     k = int(np.argmin(total))  # first minimum = fewest flags among ties

@@ -148,33 +148,21 @@ def test_aa_json(experiment_csv, capsys):
     assert d["n_sims"] == 1000
 
 
-def _browser_path() -> str | None:
-    import shutil
-
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 @pytest.mark.slow
-def test_html_page_renders_the_intervals_in_a_browser(tmp_path, experiment_csv, capsys):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    exe = _browser_path()
-    if exe is None:
-        pytest.skip("no chromium on this machine")
+def test_html_page_renders_the_intervals_in_a_browser(tmp_path, experiment_csv, capsys, browser):
     page_path = tmp_path / "page.html"
     d = run_json(capsys, "abtest", "analyze", experiment_csv, "--unit", "user", "--variant", "arm",
                  "--metric", "converted", "--metric", "basket", "--covariate", "basket=pre_basket",
                  "--guardrail", "latency_ms<=+3%", "--html", page_path)
     n_ci = len(d["metrics"]) + 1 + len(d["guardrails"])  # basket drawn raw and CUPED-adjusted
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(page_path.as_uri())
-            page.wait_for_selector("g.errorbar", timeout=20_000)
-            assert errors == []
-            assert page.locator("g.errorbar").count() == n_ci  # one error bar per interval, offline
-            assert "SHIP" in page.locator(".verdict").inner_text()
-        finally:
-            browser.close()
+    page = browser.new_page()  # the session's Chromium (tests/e2e/conftest.py)
+    try:
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_path.as_uri())
+        page.wait_for_selector("g.errorbar", timeout=20_000)
+        assert errors == []
+        assert page.locator("g.errorbar").count() == n_ci  # one error bar per interval, offline
+        assert "SHIP" in page.locator(".verdict").inner_text()
+    finally:
+        page.close()

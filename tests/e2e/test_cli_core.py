@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mlcase.case import load_case
 from mlcase.cli import main
 
 from ..conftest import EXAMPLES, write_case
@@ -83,11 +84,10 @@ def test_case_argument_accepts_folder_file_and_default(tmp_path, capsys, monkeyp
 
 @pytest.mark.parametrize("example, target", [("telco-churn", "churn"), ("default", "default")])
 def test_init_drafts_a_spec_that_loads(tmp_path, capsys, example, target):
-    src = next((EXAMPLES / example).glob("*.csv"))
+    src = EXAMPLES / example / load_case(EXAMPLES / example).spec.data.source
     shutil.copy(src, tmp_path / src.name)
     code, _, err = _run(["init", str(tmp_path / src.name), "--target", target], capsys)
     assert code == 0, err
-    from mlcase.case import load_case
     from mlcase.data import prepare
 
     case = load_case(tmp_path)

@@ -57,6 +57,8 @@ def test_registry_aliases_follow_the_decision(default_run):
         assert champion == base
     bundle = tracking.load_bundle(case, version=cand)
     assert bundle.threshold is not None and bundle.conformal and bundle.reference
+    # the registered threshold is the one evaluation chose on the validation rows
+    assert bundle.threshold == pytest.approx(results.load(case, "evaluation")["thresholds"][bundle.name], abs=1e-12)
     ds_rows = results.load(case, "data")["rows"]
     assert ds_rows == 10_000
 
@@ -131,7 +133,10 @@ budget: 30s
     assert tracking.versions(case) == []
     text = " ".join(out["reasons"])
     assert "perfect" in text.lower()
-    assert json.dumps(ceiling)  # saved and readable
+    n = ceiling["n_rows"]
+    assert ceiling["stop"] is True and ceiling["best_current"] == "do_nothing"
+    assert ceiling["max_saving_per_decision"] == pytest.approx(90 * int(0.01 * n + 1e-9) / n)
+    assert ceiling["required_per_decision"] == 5.0
 
 
 def test_error_level_checks_stop_the_run_unless_forced(tmp_path, default_df, capsys):
@@ -160,7 +165,7 @@ budget: 5s
 
 @pytest.mark.parametrize("example, target", [("telco-churn", "churn"), ("default", "default")])
 def test_init_spec_runs_unchanged(tmp_path, capsys, example, target):
-    src = next((EXAMPLES / example).glob("*.csv"))
+    src = EXAMPLES / example / load_case(EXAMPLES / example).spec.data.source
     df = pd.read_csv(src)
     df.to_csv(tmp_path / src.name, index=False)
     assert main(["init", str(tmp_path / src.name), "--target", target]) == 0

@@ -215,9 +215,18 @@ def test_explain_adds_top_contributions(served):
     rec = records(served["ds"], n=1)[0]
     r = served["client"].post("/predict?explain=true", json=rec)
     assert r.status_code == 200
-    e = r.json()["predictions"][0]["explanation"]
+    answer = r.json()["predictions"][0]
+    e = answer["explanation"]
     assert len(e["contributions"]) == 5
     assert {c["feature"] for c in e["contributions"]} <= set(served["ds"].features)
+    sizes = [abs(c["contribution"]) for c in e["contributions"]]
+    assert sizes == sorted(sizes, reverse=True)  # the largest five; each column left out weighs no more
+    assert abs(e["other"]) <= sizes[-1] * (len(served["ds"].features) - 5) + 1e-12
+    # SHAP adds up: base + the top 5 + the rest is the model's output for this record, i.e. the served score
+    total = e["base_value"] + sum(c["contribution"] for c in e["contributions"]) + e["other"]
+    assert total == pytest.approx(e["output"], abs=1e-5)
+    assert e["output_space"] == "log_odds"
+    assert 1 / (1 + np.exp(-e["output"])) == pytest.approx(answer["score"], abs=1e-5)
     r = served["client"].post("/predict?explain=maybe", json=rec)
     assert r.status_code == 422 and "explain" in r.json()["message"]
 
@@ -230,7 +239,14 @@ def test_prediction_log_rows(served):
                    con.execute("SELECT * FROM predictions WHERE request_id = ?", (rid,)).fetchone(), strict=True))
     assert row["tier"] == "model" and row["fallback"] == 0 and row["model_version"] == served["versions"][2]
     assert json.loads(row["inputs"])["contract"] == records(served["ds"], n=1)[0]["contract"]
-    assert json.loads(row["conformal"]) in (["No"], ["Yes"], ["No", "Yes"], [])
+    # the logged answer is the champion's on that record (threshold 0.3), conformal set included
+    from mlcase.conformal import predict_sets
+
+    frame = served["ds"].X_test.iloc[:1]
+    expect = float(served["champion"].scores(frame)[0])
+    assert row["score"] == pytest.approx(expect, abs=1e-9)
+    assert row["prediction"] == ("Yes" if expect >= 0.3 else "No")
+    assert json.loads(row["conformal"]) == predict_sets(served["champion"], frame)[0]
     assert row["ts"].endswith("Z") and row["latency_ms"] > 0
 
 

@@ -500,15 +500,10 @@ def _dumps(v) -> str | None:
 
 
 def _json_default(o):
-    import numpy as np
+    """numpy values, datetimes and the rest as JSON (the prediction log's encoder)."""
+    from .predlog import _default
 
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if hasattr(o, "isoformat"):
-        return o.isoformat()
-    return str(o)
+    return _default(o)
 
 
 # --------------------------------------------------------------------------- metrics

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import html as _html
 import itertools
-import json
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +84,9 @@ def figure(fig, height: int | None = None, caption: str | None = None) -> str:
     layout = spec.get("layout") or {}
     if "template" in layout and layout["template"] == _default_template():
         spec = {**spec, "layout": {k: v for k, v in layout.items() if k != "template"}}
-    payload = json.dumps(spec, default=_default).replace("</", "<\\/")
+    from ...results import to_json
+
+    payload = to_json(spec, indent=None).replace("</", "<\\/")  # NaN/inf -> null: the page's JSON.parse refuses NaN
     fid = f"fig{next(_ids)}"
     style = f' style="height:{int(height)}px"' if height else ""
     cap = f'<figcaption>{esc(caption)}</figcaption>' if caption else ""
@@ -99,12 +100,3 @@ def _default_template() -> dict:
 
     return pio.templates[pio.templates.default].to_plotly_json()
 
-
-def _default(o):
-    import numpy as np
-
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    return str(o)
