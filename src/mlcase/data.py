@@ -37,13 +37,15 @@ def _connect(root: Path | None = None):
     return con
 
 
-def read_table(source: str | Path, root: str | Path | None = None) -> pd.DataFrame:
+def read_table(source: str | Path, root: str | Path | None = None, what: str = "data.source") -> pd.DataFrame:
     """Read a CSV/Parquet file or run a DuckDB SQL query over such files.
 
-    Relative paths (in the source or inside the query) resolve against ``root``.
+    Relative paths (in the source or inside the query) resolve against ``root``. ``what`` names
+    the source in error messages (the spec field, or the command-line argument it came from).
     """
     import duckdb
 
+    where = "the case folder" if what == "data.source" else "the current folder"
     root = Path(root) if root is not None else Path.cwd()
     src = str(source)
     con = _connect(root)
@@ -54,28 +56,28 @@ def read_table(source: str | Path, root: str | Path | None = None) -> pd.DataFra
                 df = rel.df()
             except duckdb.Error as exc:
                 msg = str(exc).splitlines()[0]
-                raise DataError(f"data.source: the SQL query failed: {msg}",
-                                "check the file names and columns in the query (paths are relative to the case folder)") from None
+                raise DataError(f"{what}: the SQL query failed: {msg}",
+                                f"check the file names and columns in the query (paths are relative to {where})") from None
         else:
             path = Path(src)
             path = path if path.is_absolute() else root / path
             suffix = path.suffix.lower()
             if suffix not in SUPPORTED_SUFFIXES:
-                raise DataError(f"data.source: unsupported file type '{path.suffix or path.name}'",
+                raise DataError(f"{what}: unsupported file type '{path.suffix or path.name}'",
                                 "use a .csv or .parquet file, or a DuckDB SQL query over such files")
             if not path.exists():
-                raise DataError(f"data.source: no file at {path}",
-                                "check the path (it is relative to the case folder)", path=str(path))
+                raise DataError(f"{what}: no file at {path}",
+                                f"check the path (it is relative to {where})", path=str(path))
             try:
                 df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
             except duckdb.Error as exc:
                 msg = str(exc).splitlines()[0]
-                raise DataError(f"data.source: cannot read {path.name}: {msg}",
+                raise DataError(f"{what}: cannot read {path.name}: {msg}",
                                 "check that the file is a valid " + suffix.lstrip(".").upper()) from None
     finally:
         con.close()
     if df.shape[0] == 0:
-        raise DataError(f"data.source: the table from {src!r} is empty", "point data.source at a table with rows")
+        raise DataError(f"{what}: the table from {src!r} is empty", f"point {what} at a table with rows")
     return _normalise_frame(df)
 
 
@@ -481,6 +483,9 @@ def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
     if time is not None:
         df[spec.data.time] = time
     features = select_features(case, df)
+    from .rules import validate_spec_expressions
+
+    validate_spec_expressions(case, df, features)  # rules, costs, assumption checks: fail before any stage writes
     y, classes, positive = encode_target(case, df[target])
     schema = infer_schema(df, target, spec.task, positive=positive, classes=classes)
     rows = np.arange(len(df))

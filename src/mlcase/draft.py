@@ -44,7 +44,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     """
     data = Path(data)
     case_dir = Path(case_dir) if case_dir else data.resolve().parent
-    df = read_table(data.resolve())
+    df = read_table(data.resolve(), what="DATA")
     if target not in df.columns:
         raise DataError(f"--target '{target}' is not a column of {data.name}",
                         f"pick one of: {', '.join(map(str, df.columns[:30]))}")

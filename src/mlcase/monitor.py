@@ -600,9 +600,9 @@ class _Run:
         if source.kind == "frame":
             self.con.register("_src_frame", source.target)
             self.con.execute("CREATE VIEW src_view AS SELECT * FROM _src_frame")
-        else:
-            self.con.execute(f"CREATE VIEW src_view AS SELECT * FROM {reader_sql(source.target)}")
         try:
+            if source.kind != "frame":  # DuckDB reads the file's header here: a broken file fails here
+                self.con.execute(f"CREATE VIEW src_view AS SELECT * FROM {reader_sql(source.target)}")
             types = {r[0]: r[1] for r in self.con.execute("DESCRIBE src_view").fetchall()}
         except duckdb.Error as exc:
             raise DataError(f"--log: cannot read {Path(source.label).name}: {str(exc).splitlines()[0]}",

@@ -97,12 +97,12 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
     >>> result.decision                                   # doctest: +SKIP
     'GO'
     """
+    from .bakeoff import _parse_budget
     from .data import prepare
-    from .spec import parse_duration
 
     case = load_case(case)
     if budget is not None:
-        parse_duration(budget)  # a bad --budget fails before any work
+        _parse_budget(budget)  # a bad --budget fails before any work (SpecError, not ValueError)
     if console is None:
         from rich.console import Console
 
@@ -112,6 +112,11 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
 
     with stage("data"):
         dataset = prepare(case)  # bad input fails here, before anything is written
+        from .tasks import capacity_share
+        from .tracking import client
+
+        capacity_share(case)  # the review capacity must be usable as a share
+        client(case)  # an unreachable, malformed or broken tracking store, too
         results.clear(case)
         results.save(case, "data", {**dataset.summary(), "schema": dataset.schema.to_dict()})
 

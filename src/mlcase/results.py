@@ -57,7 +57,16 @@ def load(case: Case, stage: str) -> dict | None:
     path = case.work_dir / f"{stage}.json"
     if not path.exists():
         return None
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        from .errors import DataError
+
+        raise DataError(f"{path}: the stored {stage} results are not readable JSON ({str(exc).splitlines()[0][:120]})",
+                        f"delete the file and re-run the stage (`mlcase run {case.root}` rewrites them all)",
+                        path=str(path)) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+        return None  # not a results file this mlcase wrote: ignored, as one of another version is
     if doc.get("results_version") != RESULTS_VERSION:
         return None
     return doc["data"]

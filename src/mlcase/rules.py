@@ -122,7 +122,7 @@ def _run(sql: str, frame: pd.DataFrame, where: str) -> pd.DataFrame:
         con.register(TABLE, frame)
         return con.execute(sql).df()
     except duckdb.Error as exc:
-        msg = str(exc).splitlines()[0]
+        msg = str(exc).splitlines()[0].rstrip(". ")  # the fix follows after '; '
         raise RuleError(f"{where}: DuckDB cannot evaluate the expression: {msg}",
                         "fix the expression (types must match the columns: quote strings, compare numbers to numbers)") from None
     finally:
@@ -229,3 +229,46 @@ def needs_target(expression: str, target: str) -> bool:
 
 def _all_idents(expression: str) -> list[str]:
     return re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expression)
+
+
+def validate_spec_expressions(case, frame: pd.DataFrame, features: list[str], sample_rows: int = 200) -> None:
+    """Check every SQL expression of the spec against the data before any stage writes anything.
+
+    Rule baselines (over the features, as the bake-off and the serving fallback use them), per-row
+    costs (over all columns) and assumption checks (aggregates over all columns, which must give
+    true or false) are parsed, guarded, and run by DuckDB on the first ``sample_rows`` rows, so a
+    type error surfaces here as a :class:`~mlcase.errors.RuleError` naming the spec field.
+    """
+    from .errors import SpecError
+    from .spec import RuleBaseline
+
+    spec = case.spec
+    columns = [str(c) for c in frame.columns]
+    head = frame.head(sample_rows)
+    for i, b in enumerate(spec.baselines):
+        if not isinstance(b, RuleBaseline):
+            continue
+        where = f"baselines[{i}].rule"
+        if spec.task == "multiclass":
+            raise SpecError(f"{where}: rule baselines decide positive/negative, and this case is multiclass",
+                            "remove the rule baseline or make the task binary")
+        used = validate_expression(b.rule, columns, where)
+        not_features = [c for c in used if c not in features]
+        if not_features:
+            raise RuleError(f"{where}: unknown column{'s' if len(not_features) > 1 else ''} "
+                            f"{', '.join(repr(c) for c in not_features)} in {b.rule!r}: not among the model's "
+                            "features (the target, id, time, group, sensitive and excluded columns are not)",
+                            "write the rule over feature columns only: it is also served as a fallback", columns=not_features)
+        Rule(b.rule, list(features), kind="boolean" if spec.task == "binary" else "numeric", where=where).evaluate(head)
+    for name in ("true_positive", "false_positive", "false_negative", "true_negative", "under", "over"):
+        value = getattr(spec.costs, name)
+        if isinstance(value, str):
+            Rule(value, columns, kind="numeric", where=f"costs.{name}").evaluate(head)
+    for i, a in enumerate(spec.assumptions):
+        if not a.check:
+            continue
+        where = f"assumptions[{i}].check"
+        value = Rule(a.check, columns, kind="aggregate", where=where).check(head)
+        if value is not None and not isinstance(value, bool):
+            raise RuleError(f"{where}: the check returned {value!r}, not true or false",
+                            "write a comparison, e.g. avg(CASE WHEN churn = 'Yes' THEN 1 ELSE 0 END) < 0.4")

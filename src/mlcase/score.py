@@ -179,22 +179,26 @@ def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
 
 
 class _Writer:
-    """Appends frames to a CSV or Parquet file (Parquet with one schema for every chunk)."""
+    """Appends frames to a CSV or Parquet file (Parquet with one schema for every chunk).
+
+    The frames go to a hidden ``.<name>.partial`` file beside ``path``, which replaces ``path``
+    only on :meth:`close` with ``commit=True``: a run that fails leaves an earlier output intact.
+    """
 
     def __init__(self, path: Path, columns: list[str] | None = None):
         self.path = Path(path)
         self.kind = "parquet" if self.path.suffix.lower() in (".parquet", ".pq") else "csv"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
         self._pq = None
         self._schema = None
         self._first = True
         self.columns = columns
-        if self.path.exists():
-            self.path.unlink()
+        if self.tmp.exists():
+            self.tmp.unlink()
 
     def write(self, df: pd.DataFrame) -> None:
         if self.kind == "csv":
-            df.to_csv(self.path, mode="w" if self._first else "a", header=self._first, index=False)
+            df.to_csv(self.tmp, mode="w" if self._first else "a", header=self._first, index=False)
             self._first = False
             return
         import pyarrow as pa
@@ -204,14 +208,23 @@ class _Writer:
             self._schema = pa.Schema.from_pandas(df, preserve_index=False)
             self._schema = pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
                                       for f in self._schema])
-            self._pq = pq.ParquetWriter(self.path, self._schema)
+            self._pq = pq.ParquetWriter(self.tmp, self._schema)
         self._pq.write_table(pa.Table.from_pandas(df, schema=self._schema, preserve_index=False))
 
-    def close(self) -> None:
-        if self.kind == "csv" and self._first and self.columns is not None:
-            pd.DataFrame(columns=self.columns).to_csv(self.path, index=False)
+    def close(self, commit: bool = True) -> None:
+        import os
+
+        if commit and self.kind == "csv" and self._first and self.columns is not None:
+            pd.DataFrame(columns=self.columns).to_csv(self.tmp, index=False)
         if self._pq is not None:
             self._pq.close()
+            self._pq = None
+        if not commit:
+            self.tmp.unlink(missing_ok=True)
+        elif self.tmp.exists():
+            os.replace(self.tmp, self.path)
+        else:  # nothing was written: no stale output of an earlier run stays behind
+            self.path.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -242,12 +255,18 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     kind = _check_input(input)
     if engine not in ("local", "dask"):
         raise DataError(f"engine {engine!r} is not known", "use engine='local' or 'dask'")
-    chain = load_chain(case, version=version, bundles=bundles, registry=bundles is None or "model" not in bundles)
+    if chunk_rows < 1:
+        raise DataError(f"--chunk-rows {chunk_rows}: must be at least 1", "pass e.g. --chunk-rows 50000")
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
+    _check_output(output, "-o", input)
+    _check_output(errors_path, "--errors", input, output)
+    chain = load_chain(case, version=version, bundles=bundles, registry=bundles is None or "model" not in bundles)
     scorer = ChunkScorer(chain)
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
                          model_version=chain.primary.version, notes=list(chain.notes))
     out_w, err_w = _Writer(output), _Writer(errors_path, columns=ERROR_COLUMNS)
+    done = False
+    first_issue = None
     try:
         if engine == "local":
             parts = _run_local(scorer, input, kind, chunk_rows)
@@ -269,12 +288,40 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
                 out_w.write(out)
                 if len(errs):
                     err_w.write(errs)
+                    if first_issue is None:
+                        first_issue = errs.iloc[0]
                 advance(n_in)
+        done = True
     finally:
-        out_w.close()
-        err_w.close()
+        # a failed run, or one where no row could be scored, keeps the earlier output; the errors file
+        # of a run that got through the input is written either way (it says what is wrong)
+        out_w.close(commit=done and not (result.rows and not result.scored))
+        err_w.close(commit=done)
     result.seconds = time.perf_counter() - t0
+    if result.rows and not result.scored:
+        detail = f" (row {first_issue['row']}, {first_issue['field']}: {first_issue['message']})" \
+            if first_issue is not None else ""
+        raise DataError(f"input {input.name}: none of its {result.rows} row(s) could be scored{detail}; "
+                        f"{output.name} was not written",
+                        f"fix the columns named in {errors_path} (types and values as in training), then score again",
+                        path=str(errors_path))
     return result
+
+
+def _check_output(path: Path, flag: str, *inputs: Path) -> None:
+    """An output path must be a CSV/Parquet file in an existing folder that is not one of ``inputs``."""
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):  # what _Writer writes
+        raise DataError(f"{flag} {path}: unsupported file type '{path.suffix or path.name}'",
+                        "write a .csv or .parquet file")
+    if not path.parent.is_dir():
+        raise DataError(f"{flag} {path}: the folder {path.parent} does not exist",
+                        "create it first, or pass a path in an existing folder")
+    if path.is_dir():
+        raise DataError(f"{flag} {path} is a folder", "pass a file name, e.g. scores.csv")
+    for other in inputs:
+        if path.resolve() == Path(other).resolve():
+            raise DataError(f"{flag} {path} is also the input {other}; scoring would overwrite it",
+                            "write the output to another file")
 
 
 def _run_local(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int):

@@ -309,6 +309,18 @@ class CaseSpec(_Model):
             raise ValueError(f"expected a positive time budget like '90s' or '2m', got {v!r}")
         return v
 
+    @field_validator("constraints")
+    @classmethod
+    def _capacity_needs_volume(cls, v, info):
+        cap = v.review_capacity
+        problem = info.data.get("problem")
+        if isinstance(cap, str) and problem is not None and problem.volume is None:
+            _, period = parse_rate(cap, "review capacity")
+            raise ValueError(f"review_capacity '{cap}' is a count per {period}, which needs problem.volume to "
+                             "become a share of decisions; set problem.volume (e.g. '12000/month') or give the "
+                             "capacity as a share (0.08)")
+        return v
+
     @model_validator(mode="after")
     def _task_consistency(self):
         if self.spec_version != SPEC_VERSION:

@@ -75,10 +75,85 @@ def client(case: Case):
     uri = case.tracking_uri
     with _lock:
         if uri not in _clients:
+            check_store(case)
             if uri.startswith("sqlite:///"):
                 case.root.mkdir(parents=True, exist_ok=True)
-            _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            try:
+                _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            except Exception as exc:  # noqa: BLE001 - the one place a store is opened: a bad store is bad input
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise ModelError(f"{_uri_origin(case)} {_safe_uri(uri)}: the MLflow store cannot be opened "
+                                 f"({type(exc).__name__}: {first})",
+                                 "point it at a valid MLflow store; an embedded mlflow.db that is not a database "
+                                 "can be moved away to start a fresh one") from None
         return _clients[uri]
+
+
+# schemes MLflow's tracking and registry stores accept (a bare path is a local file store)
+_STORE_SCHEMES = {"sqlite", "file", "http", "https", "postgresql", "postgres", "mysql", "mssql", "databricks",
+                  "databricks-uc", "uc"}
+_checked: set[str] = set()
+
+
+def _uri_origin(case: Case) -> str:
+    if case.spec.tracking_uri:
+        return "tracking_uri"
+    if not case.uses_embedded_store:
+        return "MLFLOW_TRACKING_URI"
+    return "the embedded store"
+
+
+def _safe_uri(uri: str) -> str:
+    if "://" in uri and "@" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return uri
+
+
+def check_store(case: Case) -> None:
+    """Fail fast, with a :class:`~mlcase.errors.SpecError`, on a malformed or unreachable tracking URI.
+
+    MLflow itself retries an unreachable server for minutes and then raises an
+    ``MlflowException``; this checks the scheme and, for an HTTP server, opens one TCP
+    connection (3 s timeout) before any stage writes anything.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from .errors import SpecError
+
+    uri = case.tracking_uri
+    if uri in _checked:
+        return
+    where = _uri_origin(case)
+    fix = ("fix it" + (" in case.yaml" if where == "tracking_uri" else "") + ", or remove it to use the embedded "
+           f"store {case.root / 'mlflow.db'}")
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError as exc:
+        raise SpecError(f"{where} {_safe_uri(uri)!r} is not a valid URI ({exc})", fix) from None
+    scheme = parts.scheme.lower()
+    if len(scheme) > 1 and "://" in uri:  # a bare path (or a Windows drive) is a local file store
+        base = scheme.split("+", 1)[0]
+        if base not in _STORE_SCHEMES or " " in uri:
+            raise SpecError(f"{where} {_safe_uri(uri)!r} is not a tracking URI MLflow can use",
+                            "use sqlite:///path/to/mlflow.db, http(s)://host:port of an MLflow server or a "
+                            f"database URL (postgresql://...); or {fix}")
+        if base in ("http", "https"):
+            if not parts.hostname:
+                raise SpecError(f"{where} {_safe_uri(uri)!r} names no host", fix)
+            try:
+                socket.create_connection((parts.hostname, port or (443 if base == "https" else 80)), timeout=3).close()
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise SpecError(f"{where} {_safe_uri(uri)}: cannot reach the MLflow server ({reason})",
+                                f"start the server (`mlflow server`), or {fix}") from None
+        if base == "sqlite" and uri.startswith("sqlite:///") and where != "the embedded store":
+            path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+            if str(path) not in ("", ":memory:") and not path.parent.is_dir():
+                raise SpecError(f"{where} {uri}: the folder {path.parent} does not exist", f"create it, or {fix}")
+    _checked.add(uri)
 
 
 def experiment_id(case: Case) -> str:
@@ -123,6 +198,7 @@ def reset_cache() -> None:
     with _lock:
         _experiments.clear()
         _clients.clear()
+        _checked.clear()
 
 
 # --------------------------------------------------------------------------- runs

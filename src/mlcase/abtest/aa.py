@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import DataError, MlcaseError
 from . import stats as st
-from .analyze import _Rows, choose_method, numeric_metric
+from .analyze import METHODS, _Rows, check_options, choose_method, numeric_metric
 
 
 @dataclass
@@ -154,6 +154,14 @@ def aa_test(data: pd.DataFrame | str | Path, metrics: Sequence[str] | str, *, sp
         raise MlcaseError(f"--split {split!r}: the A/A simulation re-splits into two arms", "pass a two-way split like 50/50")
     if n_sims < 20:
         raise MlcaseError(f"--sims {n_sims}: too few simulations to estimate a false-positive rate", "pass --sims 1000")
+    if not 0 < alpha < 1:
+        raise MlcaseError(f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
+    if winsorize is not None and not 0.5 < winsorize < 1:
+        raise MlcaseError(f"--winsorize must be a quantile between 0.5 and 1, got {winsorize}",
+                          "pass e.g. --winsorize 0.99")
+    if method not in METHODS:
+        raise MlcaseError(f"--method {method!r} is not known", f"use one of {', '.join(METHODS)}")
+    check_options(aggregate=aggregate, proportion_ci=proportion_ci)
     for col in metrics + ([unit] if unit else []):
         if col not in df.columns:
             raise DataError(f"no column {col!r}; the columns are {', '.join(map(str, df.columns[:20]))}",

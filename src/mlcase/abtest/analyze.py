@@ -168,6 +168,18 @@ def parse_guardrail(spec: str, default_margin: str | float = "1%") -> dict:
 
 
 # --------------------------------------------------------------------------- one comparison
+AGGREGATES = ("sum", "mean", "max", "first")
+PROPORTION_CIS = ("newcombe", "wald")
+
+
+def check_options(aggregate: str | None = None, proportion_ci: str = "newcombe") -> None:
+    """Reject an unknown ``--aggregate`` or ``--proportion-ci`` before any work (even when it would go unused)."""
+    if aggregate is not None and aggregate not in AGGREGATES:
+        raise MlcaseError(f"--aggregate {aggregate!r} is not known", f"use one of {', '.join(AGGREGATES)}")
+    if proportion_ci not in PROPORTION_CIS:
+        raise MlcaseError(f"--proportion-ci {proportion_ci!r} is not known", f"use one of {', '.join(PROPORTION_CIS)}")
+
+
 def choose_method(yc: np.ndarray, yt: np.ndarray, method: str = "auto", winsorize: float | None = None) -> tuple[str, str, dict]:
     """Pick the test for a mean metric and say why.
 
@@ -321,6 +333,7 @@ def analyze(data: pd.DataFrame | str | Path, unit: str, variant: str, metrics: S
         raise MlcaseError(f"--winsorize must be a quantile between 0.5 and 1, got {winsorize}", "pass e.g. --winsorize 0.99")
     if method not in METHODS:
         raise MlcaseError(f"--method {method!r} is not known", f"use one of {', '.join(METHODS)}")
+    check_options(aggregate=aggregate, proportion_ci=proportion_ci)
     guards = [parse_guardrail(g, guardrail_margin) for g in guardrails]
     unknown = [m for m in lower_is_better if m not in metrics]
     if unknown:

@@ -163,13 +163,17 @@ def read_ids(path: str | Path, column: str | None = None) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file", "pass a file of unit ids (CSV with an id column, or one id per line)")
-    if path.suffix.lower() == ".parquet":
-        df = pd.read_parquet(path)
-    elif path.suffix.lower() == ".csv":
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    else:
-        lines = [ln.strip() for ln in path.read_text().splitlines()]
-        return [ln for ln in lines if ln]
+    try:
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path)
+        elif path.suffix.lower() == ".csv":
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            lines = [ln.strip() for ln in path.read_text().splitlines()]
+            return [ln for ln in lines if ln]
+    except (ValueError, OSError, pd.errors.ParserError) as exc:  # ArrowInvalid and UnicodeDecodeError are ValueErrors
+        raise DataError(f"{path.name}: cannot read it ({str(exc).splitlines()[0][:120]})",
+                        "pass a valid CSV or Parquet file of unit ids, or a text file with one id per line") from None
     if df.empty:
         raise DataError(f"{path.name}: no ids in the file", "pass a file with one id per row")
     if column is None:

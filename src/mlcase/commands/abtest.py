@@ -93,10 +93,15 @@ def assign_cmd(
 ):
     """Assign units to arms by a salted SHA-256 of their id and write the assignment log."""
     from ..abtest import assign, read_ids
+    from ..errors import MlcaseError
 
     names = [a.strip() for a in arms.split(",")] if arms else None
+    target = out or ids.with_name(ids.stem + ".assignments.csv")
+    if target.exists() and ids.exists() and target.resolve() == ids.resolve():
+        raise MlcaseError(f"--out {target} is the ids file itself; writing the log there would overwrite the ids",
+                          "pass --out another path (default <IDS>.assignments.csv)")
     result = assign(read_ids(ids, id_col), salt, split, names)
-    path = result.write(out or ids.with_name(ids.stem + ".assignments.csv"))
+    path = result.write(target)
     if json_out:
         emit_json({**result.to_dict(), "log": str(path)})
         return

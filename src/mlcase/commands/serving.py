@@ -27,8 +27,12 @@ def register(app: typer.Typer) -> None:
         from ..serve.app import serve as run_server
 
         c = load(case)
-        console().print(f"mlcase: serving case '{c.name}' on http://{host}:{port} (docs at /docs, ready at /ready)")
-        run_server(c, host=host, port=port, version=version, challenger=challenger, log_url=log, log_level=log_level)
+
+        def announce(_case) -> None:  # after the models and the log are loaded: a bad input fails before this
+            console().print(f"mlcase: serving case '{c.name}' on http://{host}:{port} (docs at /docs, ready at /ready)")
+
+        run_server(c, host=host, port=port, version=version, challenger=challenger, log_url=log, log_level=log_level,
+                   announce=announce)
 
     @app.command()
     def score(

@@ -189,8 +189,12 @@ def _warm_up(st: State, n: int) -> dict:
 
 
 # --------------------------------------------------------------------------- the app
-def create_app(settings: ServeSettings | dict):
-    """The FastAPI app serving a case's model (see :class:`ServeSettings`)."""
+def create_app(settings: ServeSettings | dict, state: State | None = None):
+    """The FastAPI app serving a case's model (see :class:`ServeSettings`).
+
+    ``state``: models and log already loaded by ``_load_state`` (what :func:`serve` does, so that a
+    missing model or a bad log fails with one line before uvicorn starts); default: load in ``lifespan``.
+    """
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
     from pydantic import ValidationError
@@ -206,7 +210,7 @@ def create_app(settings: ServeSettings | dict):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1)  # one row gains nothing from many threads, and they cost latency
-        loaded = await run_in_threadpool(_load_state, settings)
+        loaded = state if state is not None else await run_in_threadpool(_load_state, settings)
         st.__dict__.update(loaded.__dict__)
         app.state.mlcase = st
 
@@ -659,13 +663,33 @@ def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None
 
 
 def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None = None,
-          challenger: int | None = None, log_level: str = "warning", **kw) -> None:
-    """Run the server with uvicorn until interrupted (what ``mlcase serve`` calls)."""
+          challenger: int | None = None, log_level: str = "warning", announce=None, **kw) -> None:
+    """Run the server with uvicorn until interrupted (what ``mlcase serve`` calls).
+
+    ``announce(case)`` is called once the models and the log are loaded, before uvicorn starts.
+    """
     import uvicorn
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    app = create_app(ServeSettings(case=case, version=version, challenger=challenger, **kw))
+    import socket
+
+    from ..errors import MlcaseError
+
+    settings = ServeSettings(case=case, version=version, challenger=challenger, **kw)
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:  # a taken port or a wrong --host fails here with one line, not after loading the models
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        raise MlcaseError(f"cannot listen on {host}:{port} ({getattr(exc, 'strerror', None) or exc})",
+                          "pass a free --port, or a --host address of this machine") from None
+    finally:
+        probe.close()
+    state = _load_state(settings)  # a missing model, a bad --version or a bad log fails here, as one line
+    if announce is not None:
+        announce(state.case)
+    app = create_app(settings, state=state)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10)
     uvicorn.Server(config).run()

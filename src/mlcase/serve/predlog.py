@@ -220,12 +220,26 @@ class _SqlAlchemyBackend:
 
 
 def open_backend(target: str, synchronous: str = "NORMAL"):
-    """A backend for a file path / ``sqlite:///`` path (sqlite3, WAL) or any other SQLAlchemy URL."""
-    if "://" not in target:
-        return _SqliteBackend(target, synchronous)
-    if target.startswith("sqlite:///") and "?" not in target:
-        return _SqliteBackend(target.removeprefix("sqlite:///"), synchronous)
-    return _SqlAlchemyBackend(target)
+    """A backend for a file path / ``sqlite:///`` path (sqlite3, WAL) or any other SQLAlchemy URL.
+
+    A log that cannot be opened (not a database, a folder that cannot be created, an unknown
+    URL scheme or a missing driver) is a :class:`~mlcase.errors.DataError` naming it.
+    """
+    from ..errors import DataError, MlcaseError
+
+    try:
+        if "://" not in target:
+            return _SqliteBackend(target, synchronous)
+        if target.startswith("sqlite:///") and "?" not in target:
+            return _SqliteBackend(target.removeprefix("sqlite:///"), synchronous)
+        return _SqlAlchemyBackend(target)
+    except MlcaseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - sqlite3, OS and SQLAlchemy errors alike: the log is bad input
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DataError(f"prediction log {_safe(target)}: cannot open it ({type(exc).__name__}: {first})",
+                        "pass --log (or set serving.log) to a SQLite file path or a SQLAlchemy URL whose "
+                        "database driver is installed") from None
 
 
 # --------------------------------------------------------------------------- the writer
@@ -381,12 +395,22 @@ def label_file(case, path: str | Path, url: str | None = None, source: str | Non
     from ..errors import DataError
 
     p = Path(path)
-    df = read_table(p.name if p.is_absolute() else str(p), p.parent if p.is_absolute() else Path.cwd())
+    if not p.is_file():
+        raise DataError(f"labels file {p}: {'is a folder' if p.is_dir() else 'no such file'}",
+                        "pass a CSV or Parquet file with request_id and label columns")
+    df = read_table(p.name if p.is_absolute() else str(p), p.parent if p.is_absolute() else Path.cwd(),
+                    what=f"labels file {p.name}")
     missing = [c for c in ("request_id", "label") if c not in df.columns]
     if missing:
         raise DataError(f"{p.name}: the labels file lacks the column(s) {', '.join(missing)}",
                         "give it a request_id column (from /predict) and a label column")
     target = resolve_target(case, url)
+    if "://" not in target or (target.startswith("sqlite:///") and "?" not in target):
+        log_file = Path(target.removeprefix("sqlite:///"))
+        if not log_file.is_file():  # never create an empty log just to find none of the ids in it
+            raise DataError(f"no prediction log at {log_file}",
+                            "serve the model first (`mlcase serve`), or pass --log with the log that holds "
+                            "these request ids")
     backend = open_backend(target)
     try:
         records = [{"request_id": r, "label": (None if v is None or (isinstance(v, float) and v != v) else v)}
@@ -395,4 +419,10 @@ def label_file(case, path: str | Path, url: str | None = None, source: str | Non
     finally:
         backend.close()
     out["log"] = _safe(target)
+    if records and not out["attached"]:
+        shown = ", ".join(out["unknown_request_ids"][:3])
+        raise DataError(f"{p.name}: none of its {len(records)} request id(s) are in the prediction log {out['log']} "
+                        f"(e.g. {shown})",
+                        "use the request_id values the server answered with, or pass --log with the log that "
+                        "holds them")
     return out
