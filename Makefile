@@ -34,7 +34,6 @@ system-deps:
 
 demo: install
 	$(BIN)/mlcase run $(DEMO)
-	@echo "report: $(abspath $(DEMO))/report/index.html"
 
 test: install system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
