@@ -45,6 +45,18 @@ class MlcaseError(Exception):
         }}
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its credentials, for messages: ``postgresql://***@host/db``.
+
+    >>> redact_url("postgresql://ana:secret@db.internal/mlcase")
+    'postgresql://***@db.internal/mlcase'
+    """
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
 class SpecError(MlcaseError, ValueError):
     """case.yaml is malformed or inconsistent with the data."""
 

@@ -60,7 +60,7 @@ import pandas as pd
 
 from .data import SUPPORTED_SUFFIXES, reader_sql
 from .drift import psi_js
-from .errors import DataError, ModelError, NotFoundError, RuleError, SpecError
+from .errors import DataError, ModelError, NotFoundError, RuleError, SpecError, redact_url
 
 REFERENCE_VERSION = 1
 N_BINS = 10            # quantile bins per numeric feature (PSI, JS)
@@ -371,7 +371,7 @@ def _resolve_source(case, log) -> _Source:
             if not path.exists():
                 raise DataError(f"--log: no SQLite file at {path}", "check the URL (sqlite:///path/to/predictions.db)")
             return _Source("sqlite", path, str(path))
-        return _Source("sqlalchemy", text, _safe_url(text))
+        return _Source("sqlalchemy", text, redact_url(text))
     path = Path(text)
     if not path.is_absolute() and not path.exists():
         path = case.resolve(path)
@@ -388,12 +388,6 @@ def _resolve_source(case, log) -> _Source:
     raise DataError(f"--log: cannot read {path.name} (not SQLite, CSV or Parquet)",
                     "pass the serving log (predictions.db) or a .csv/.parquet file of records")
 
-
-def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 def _q(name: str) -> str:
@@ -1404,7 +1398,7 @@ class _SqlAlchemyReader:
             self.engine = sa.create_engine(url)
             self.insp = sa.inspect(self.engine)
         except Exception as exc:  # driver missing, bad URL, server down: all user-fixable
-            raise DataError(f"--log: cannot open {_safe_url(url)} ({type(exc).__name__}: {str(exc)[:160]})",
+            raise DataError(f"--log: cannot open {redact_url(url)} ({type(exc).__name__}: {str(exc)[:160]})",
                             "check the URL and that its database driver is installed") from None
 
     def tables(self) -> set[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from .bundle import BUNDLE_VERSION, ModelBundle
 from .case import Case
-from .errors import ModelError, NotFoundError
+from .errors import ModelError, NotFoundError, redact_url
 
 # module prefixes whose types mlcase trusts when loading a skops file
 TRUSTED_MODULES = ("sklearn.", "lightgbm.", "xgboost.", "numpy.", "scipy.", "mlcase.", "builtins.",
@@ -82,7 +82,7 @@ def client(case: Case):
                 _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
             except Exception as exc:  # noqa: BLE001 - the one place a store is opened: a bad store is bad input
                 first = (str(exc).strip().splitlines() or [""])[0][:200]
-                raise ModelError(f"{_uri_origin(case)} {_safe_uri(uri)}: the MLflow store cannot be opened "
+                raise ModelError(f"{_uri_origin(case)} {redact_url(uri)}: the MLflow store cannot be opened "
                                  f"({type(exc).__name__}: {first})",
                                  "point it at a valid MLflow store; an embedded mlflow.db that is not a database "
                                  "can be moved away to start a fresh one") from None
@@ -102,12 +102,6 @@ def _uri_origin(case: Case) -> str:
         return "MLFLOW_TRACKING_URI"
     return "the embedded store"
 
-
-def _safe_uri(uri: str) -> str:
-    if "://" in uri and "@" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return uri
 
 
 def check_store(case: Case) -> None:
@@ -132,22 +126,22 @@ def check_store(case: Case) -> None:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError as exc:
-        raise SpecError(f"{where} {_safe_uri(uri)!r} is not a valid URI ({exc})", fix) from None
+        raise SpecError(f"{where} {redact_url(uri)!r} is not a valid URI ({exc})", fix) from None
     scheme = parts.scheme.lower()
     if len(scheme) > 1 and "://" in uri:  # a bare path (or a Windows drive) is a local file store
         base = scheme.split("+", 1)[0]
         if base not in _STORE_SCHEMES or " " in uri:
-            raise SpecError(f"{where} {_safe_uri(uri)!r} is not a tracking URI MLflow can use",
+            raise SpecError(f"{where} {redact_url(uri)!r} is not a tracking URI MLflow can use",
                             "use sqlite:///path/to/mlflow.db, http(s)://host:port of an MLflow server or a "
                             f"database URL (postgresql://...); or {fix}")
         if base in ("http", "https"):
             if not parts.hostname:
-                raise SpecError(f"{where} {_safe_uri(uri)!r} names no host", fix)
+                raise SpecError(f"{where} {redact_url(uri)!r} names no host", fix)
             try:
                 socket.create_connection((parts.hostname, port or (443 if base == "https" else 80)), timeout=3).close()
             except OSError as exc:
                 reason = exc.strerror or type(exc).__name__
-                raise SpecError(f"{where} {_safe_uri(uri)}: cannot reach the MLflow server ({reason})",
+                raise SpecError(f"{where} {redact_url(uri)}: cannot reach the MLflow server ({reason})",
                                 f"start the server (`mlflow server`), or {fix}") from None
         if base == "sqlite" and uri.startswith("sqlite:///") and where != "the embedded store":
             path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import redact_url
+
 COLUMNS = ("request_id", "ts", "model_version", "model_name", "tier", "fallback", "reason", "inputs", "score",
            "scores", "prediction", "decision", "conformal", "latency_ms", "challenger")
 
@@ -83,8 +85,30 @@ def resolve_target(case=None, url: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- backends
-class _SqliteBackend:
+class _Backend:
+    """What both backends share; ``db_errors`` are the database's own exceptions."""
+
+    db_errors: tuple[type[Exception], ...] = ()
+
+    def write(self, rows: list[tuple]) -> None:  # pragma: no cover - each backend defines it
+        raise NotImplementedError
+
+    def write_one_by_one(self, rows: list[tuple]) -> list[Exception | None]:
+        """Write rows one transaction each (after a batch failed): the error of each row, or None."""
+        out: list[Exception | None] = []
+        for row in rows:
+            try:
+                self.write([row])
+                out.append(None)
+            except self.db_errors as exc:
+                out.append(exc)
+        return out
+
+
+class _SqliteBackend(_Backend):
     """sqlite3 directly: WAL, synchronous=NORMAL (a commit survives a killed process), busy timeout."""
+
+    db_errors = (sqlite3.Error,)
 
     def __init__(self, path: str, synchronous: str = "NORMAL"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -112,16 +136,6 @@ class _SqliteBackend:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-
-    def write_one_by_one(self, rows: list[tuple]) -> list[Exception | None]:
-        out: list[Exception | None] = []
-        for row in rows:
-            try:
-                self.write([row])
-                out.append(None)
-            except sqlite3.Error as exc:
-                out.append(exc)
-        return out
 
     def add_labels(self, rows: list[tuple]) -> None:
         con = self.connect()
@@ -155,13 +169,14 @@ class _SqliteBackend:
         self.con.close()
 
 
-class _SqlAlchemyBackend:
+class _SqlAlchemyBackend(_Backend):
     """Any database SQLAlchemy reaches (PostgreSQL, MySQL, ...), same tables."""
 
     def __init__(self, url: str):
         import sqlalchemy as sa
 
         self.sa = sa
+        self.db_errors = (sa.exc.SQLAlchemyError,)
         self.engine = sa.create_engine(url, pool_pre_ping=True)
         md = sa.MetaData()
         self.predictions = sa.Table(
@@ -187,16 +202,6 @@ class _SqlAlchemyBackend:
     def write(self, rows: list[tuple]) -> None:
         with self.engine.begin() as con:
             con.execute(self.predictions.insert(), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
-
-    def write_one_by_one(self, rows: list[tuple]) -> list[Exception | None]:
-        out: list[Exception | None] = []
-        for row in rows:
-            try:
-                self.write([row])
-                out.append(None)
-            except self.sa.exc.SQLAlchemyError as exc:
-                out.append(exc)
-        return out
 
     def add_labels(self, rows: list[tuple]) -> None:
         with self.engine.begin() as con:
@@ -237,7 +242,7 @@ def open_backend(target: str, synchronous: str = "NORMAL"):
         raise
     except Exception as exc:  # noqa: BLE001 - sqlite3, OS and SQLAlchemy errors alike: the log is bad input
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise DataError(f"prediction log {_safe(target)}: cannot open it ({type(exc).__name__}: {first})",
+        raise DataError(f"prediction log {redact_url(target)}: cannot open it ({type(exc).__name__}: {first})",
                         "pass --log (or set serving.log) to a SQLite file path or a SQLAlchemy URL whose "
                         "database driver is installed") from None
 
@@ -361,7 +366,7 @@ class PredictionLog:
 
     def stats(self) -> dict:
         return {"written": self.written, "failed": self.failed, "refused": self.refused, "queued": self.queued,
-                "transactions": self.transactions, "last_error": self.last_error, "target": _safe(self.target)}
+                "transactions": self.transactions, "last_error": self.last_error, "target": redact_url(self.target)}
 
     # labels -----------------------------------------------------------------------
     def add_labels(self, labels: list[dict], source: str = "api") -> dict:
@@ -380,13 +385,6 @@ def attach_labels(backend, labels: list[dict], source: str) -> dict:
     unknown = sorted({i for i in ids if i not in known})
     return {"attached": len(rows), "unknown": len(labels) - len(rows), "unknown_request_ids": unknown[:100]}
 
-
-def _safe(target: str) -> str:
-    """The target without a password."""
-    if "://" in target and "@" in target:
-        scheme, rest = target.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return target
 
 
 def label_file(case, path: str | Path, url: str | None = None, source: str | None = None) -> dict:
@@ -418,7 +416,7 @@ def label_file(case, path: str | Path, url: str | None = None, source: str | Non
         out = attach_labels(backend, records, source or f"file:{p.name}")
     finally:
         backend.close()
-    out["log"] = _safe(target)
+    out["log"] = redact_url(target)
     if records and not out["attached"]:
         shown = ", ".join(out["unknown_request_ids"][:3])
         raise DataError(f"{p.name}: none of its {len(records)} request id(s) are in the prediction log {out['log']} "
