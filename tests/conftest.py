@@ -10,6 +10,12 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# bundles are signed with a key from the user's config folder: tests (and the servers and CLIs they
+# start, which inherit this) use a fresh one instead of writing to ~/.config
+if "MLCASE_SIGNING_KEY" not in os.environ:
+    import tempfile
+
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="mlcase-test-config-")
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

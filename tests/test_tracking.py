@@ -1,16 +1,14 @@
-"""MLflow tracking and the registry: versions, aliases, hashes, trusted types."""
+"""MLflow tracking and the registry: versions, aliases, hashes (trusted types and signatures: test_bundle.py)."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mlcase import tracking
 from mlcase.bakeoff import register, run_bakeoff
-from mlcase.bundle import ModelBundle
 from mlcase.data import prepare
 from mlcase.errors import ModelError, NotFoundError
 
@@ -96,19 +94,6 @@ def test_a_tampered_artifact_is_refused_on_load(two_runs, tmp_path):
         tracking.read_bundle(folder, expected=row["tags"])
 
 
-class Smuggled:
-    """A type from outside the trusted modules (tests are not mlcase)."""
-
-    def predict(self, X):
-        return np.zeros(len(X))
-
-
-def test_models_holding_untrusted_types_cannot_be_saved(tmp_path):
-    bundle = ModelBundle(model=Smuggled(), name="odd", role="candidate", task="regression", features=["a"], schema={})
-    with pytest.raises(ModelError, match=r"holds types mlcase does not trust: .*Smuggled.*only scikit-learn, LightGBM"):
-        tracking.save_bundle(bundle, tmp_path / "b")
-
-
 @pytest.mark.slow
 def test_models_command_lists_versions_with_aliases(two_runs):
     from typer.testing import CliRunner
@@ -135,19 +120,3 @@ def test_an_unreachable_store_is_a_note_not_a_crash(tmp_path):
     assert res.wait_tracking(timeout=60)
     assert res.candidate == "logistic" and res.run_id is None
     assert any(n.startswith("MLflow tracking failed") and "tracking_uri" in n for n in res.notes)
-
-
-@pytest.mark.parametrize("family", ["logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest"])
-def test_every_family_round_trips_through_a_trusted_skops_bundle(tmp_path, family):
-    from mlcase import candidates as C
-
-    df = planted_binary(300)
-    df["since"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(300), unit="D")  # a date feature too
-    X, y = df.drop(columns="label"), (df["label"] == "yes").astype(int).to_numpy()
-    pipe = C.build_pipeline(family, "binary", C.column_groups(X), {"n_estimators": 20, "max_iter": 20})
-    C.fit_with_deadline(pipe, X, y)
-    bundle = ModelBundle(model=pipe, name=family, role="candidate", task="binary", features=list(X.columns),
-                         schema={}, classes=["no", "yes"], positive="yes")
-    hashes = tracking.save_bundle(bundle, tmp_path / "b")
-    loaded = tracking.read_bundle(tmp_path / "b", expected=hashes)
-    np.testing.assert_allclose(loaded.scores(X), bundle.scores(X))

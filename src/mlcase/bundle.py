@@ -5,14 +5,30 @@ A bundle is what mlcase registers in MLflow: the scikit-learn-compatible model
 stored schema, the decision threshold, the conformal calibration and the
 training reference for drift. ``bundle.json`` carries :data:`BUNDLE_VERSION`;
 loading refuses other versions.
+
+Loading a model file cannot run code (see ``docs/security.md``):
+
+- its sha256 and that of ``bundle.json`` are recorded at registration, with an
+  HMAC-SHA256 :func:`signature` over both made with a key kept outside the store
+  (:func:`signing_key`); a bundle without them, or whose files or signature do not
+  match, is refused before skops reads a byte of it;
+- skops then builds only the exact types of :data:`TRUSTED_TYPES` (and its own
+  defaults): never a module prefix, never a function that runs code it is given.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .errors import ModelError
 
 BUNDLE_VERSION = 1
 
@@ -96,3 +112,270 @@ def _jsonable(v):
     if isinstance(v, float) and (v != v):
         return None
     return v
+
+
+# =========================================================================== the model file
+MODEL_FILE = "model.skops"
+BUNDLE_FILE = "bundle.json"
+SIGNING_KEY_ENV = "MLCASE_SIGNING_KEY"
+_SIGNATURE_CONTEXT = b"mlcase-bundle-signature-v1"
+
+
+def _sklearn_types() -> list:
+    """scikit-learn parts that skops does not trust by default."""
+    from sklearn.calibration import _CalibratedClassifier, _SigmoidCalibration
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.tree._tree import Tree
+    from sklearn.utils.validation import check_array
+
+    return [
+        _CalibratedClassifier,    # CalibratedClassifierCV's fitted calibrators (evaluate's calibration)
+        _SigmoidCalibration,      # calibrate: sigmoid
+        # skops leaves the two tree stores untrusted: a crafted node array can crash predict().
+        # mlcase checks the file's signature before skops reads it, so only a file mlcase
+        # signed reaches them.
+        TreePredictor,            # HistGradientBoosting* trees
+        Tree,                     # RandomForest* / DecisionTree* trees
+        check_array,              # HistGradientBoosting* with categorical features keeps partial(check_array, ...)
+    ]
+
+
+def _lightgbm_types() -> list:
+    import lightgbm as lgb
+
+    return [lgb.LGBMClassifier, lgb.LGBMRegressor, lgb.Booster]
+
+
+def _xgboost_types() -> list:
+    import xgboost as xgb
+
+    return [xgb.XGBClassifier, xgb.XGBRegressor, xgb.Booster]
+
+
+def _python_types() -> list:
+    import collections
+    import functools
+
+    return [
+        collections.OrderedDict,  # LightGBM's parameters
+        functools.partial,        # the partial object only: what it wraps must be trusted on its own line
+    ]
+
+
+def _numpy_types() -> list:
+    return [np.dtype]
+
+
+def _mlcase_types() -> list:
+    from . import baselines, candidates, rules
+
+    return [
+        baselines.MajorityBaseline,
+        baselines.MeanBaseline,
+        baselines.RuleBaseline,
+        rules.Rule,                    # RuleBaseline.rule_
+        candidates.datetime_to_days,   # FunctionTransformer of date columns
+        candidates._to_text,           # FunctionTransformer of categorical columns
+    ]
+
+
+#: The model-file allowlist, by the top-level module of the names it holds: each group is
+#: imported only when a file asks for a type of that module. A type is trusted when its
+#: exact name (``module.qualname``) is built from one of these objects. Never a module
+#: prefix, never a function that runs code it is given (``builtins.eval``, ``operator.*``).
+#: A new estimator class (an ensemble, a model-free policy, a calibrator wrapper) is one
+#: more line in its group; ``tests/test_bundle.py`` builds every family, baseline and
+#: calibrator and loads it back through this list.
+TRUSTED_TYPES = {
+    "sklearn": _sklearn_types,
+    "lightgbm": _lightgbm_types,
+    "xgboost": _xgboost_types,
+    "numpy": _numpy_types,
+    "collections": _python_types,
+    "functools": _python_types,
+    "mlcase": _mlcase_types,
+}
+
+
+def type_name(obj) -> str:
+    """The name skops gives a class or function: ``module.qualname``."""
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def trusted_type_names(requested=None) -> set[str]:
+    """Exact names of the trusted types (only the groups ``requested`` names need, when given)."""
+    tops = set(TRUSTED_TYPES) if requested is None else {n.split(".", 1)[0] for n in requested}
+    out: set[str] = set()
+    for top in sorted(tops & set(TRUSTED_TYPES)):
+        try:
+            objects = TRUSTED_TYPES[top]()
+        except ImportError:  # a family whose library is not installed: its types stay untrusted
+            continue
+        out.update(type_name(o) for o in objects)
+    return out
+
+
+def check_trusted(path: Path, saving: bool = False) -> list[str]:
+    """The non-default types ``path`` needs, all trusted; else a one-line :class:`ModelError`."""
+    import skops.io as sio
+
+    try:
+        needed = sio.get_untrusted_types(file=str(path))
+    except Exception as exc:  # noqa: BLE001 - a file skops cannot parse is a bad model file, not a bug
+        raise ModelError(f"the model file {path.name} is not a readable skops file "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
+                         "re-run `mlcase run` to register a fresh model") from None
+    trusted = trusted_type_names(needed)
+    bad = [t for t in needed if t not in trusted]
+    if bad:
+        raise ModelError(f"the model file {path.name} holds types mlcase does not trust: {', '.join(bad[:5])}"
+                         + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""),
+                         ("a class mlcase builds must be listed in mlcase.bundle.TRUSTED_TYPES (one line per class)"
+                          if saving else "only the scikit-learn, LightGBM, XGBoost and mlcase types listed in "
+                          "mlcase.bundle.TRUSTED_TYPES are loaded; re-run `mlcase run`"))
+    return needed
+
+
+# =========================================================================== hashes and signature
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def signing_key_path() -> Path:
+    """``$XDG_CONFIG_HOME/mlcase/signing.key`` (default ``~/.config/mlcase/signing.key``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mlcase" / "signing.key"
+
+
+def signing_key() -> bytes:
+    """The key bundles are signed with: ``MLCASE_SIGNING_KEY``, else the key file (created 0600 on first use).
+
+    The key lives outside the artifact store, so whoever can rewrite the store's files and
+    tags still cannot sign a model. Every machine that registers or loads a case's models
+    needs the same key (set ``MLCASE_SIGNING_KEY`` from a secret store on servers).
+    """
+    env = os.environ.get(SIGNING_KEY_ENV)
+    if env is not None:
+        if len(env.strip()) < 16:
+            raise ModelError(f"{SIGNING_KEY_ENV} is shorter than 16 characters",
+                             "set it to a long random value, e.g. `python -c \"import secrets; "
+                             "print(secrets.token_hex(32))\"`")
+        return env.strip().encode("utf-8")
+    path = signing_key_path()
+    try:
+        if not path.exists():
+            _create_key_file(path)
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ModelError(f"the signing key file {path} cannot be used ({exc.strerror or type(exc).__name__})",
+                         f"make its folder writable, or set {SIGNING_KEY_ENV}") from None
+    if len(key) < 16:
+        raise ModelError(f"the signing key file {path} holds fewer than 16 characters",
+                         f"delete it (a new one is created) or set {SIGNING_KEY_ENV}")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a random key with mode 0600; atomic (link), so two processes starting at once agree on one key."""
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".signing.key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process created it first: use theirs
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def key_id(key: bytes | None = None) -> str:
+    """A short, public fingerprint of the signing key (to tell which key signed a bundle)."""
+    return hashlib.sha256(b"mlcase-key-id" + (signing_key() if key is None else key)).hexdigest()[:12]
+
+
+def signature(model_sha256: str, bundle_sha256: str, key: bytes | None = None) -> str:
+    """HMAC-SHA256 over the hashes of ``model.skops`` and ``bundle.json``."""
+    msg = b"\0".join([_SIGNATURE_CONTEXT, model_sha256.encode("ascii"), bundle_sha256.encode("ascii")])
+    return hmac.new(signing_key() if key is None else key, msg, hashlib.sha256).hexdigest()
+
+
+# =========================================================================== save and load
+def save_bundle(bundle: ModelBundle, folder: Path) -> dict[str, str]:
+    """Write ``model.skops`` and ``bundle.json`` into ``folder``; return their sha256 and signature.
+
+    The returned dict (``model_sha256``, ``bundle_sha256``, ``hmac_sha256``, ``signing_key_id``)
+    is what :func:`read_bundle` needs as ``expected``; the registry keeps it as version tags.
+    A model holding a type outside :data:`TRUSTED_TYPES` is refused here, before it is registered.
+    """
+    import skops.io as sio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / MODEL_FILE
+    sio.dump(bundle.model, model_path)
+    check_trusted(model_path, saving=True)
+    (folder / BUNDLE_FILE).write_text(json.dumps(bundle.metadata(), indent=1, default=str))
+    hashes = {"model_sha256": sha256_file(model_path), "bundle_sha256": sha256_file(folder / BUNDLE_FILE)}
+    key = signing_key()
+    return {**hashes, "hmac_sha256": signature(hashes["model_sha256"], hashes["bundle_sha256"], key),
+            "signing_key_id": key_id(key)}
+
+
+def skops_types(folder: Path) -> list[str]:
+    """The exact non-default type names of a saved ``model.skops`` (for MLflow's ``skops_trusted_types``)."""
+    return check_trusted(Path(folder) / MODEL_FILE)
+
+
+def read_bundle(folder: Path, expected: dict[str, str] | None, what: str = "the model bundle") -> ModelBundle:
+    """Load a bundle written by :func:`save_bundle`; refuse it unless hashes and signature match.
+
+    In order, before any byte of the model is deserialised: ``expected`` must hold both
+    hashes and the signature (a missing one is refused, never skipped); the files must
+    match the hashes; the signature must be the HMAC of those hashes under this machine's
+    :func:`signing_key`. Then the model file may hold only :data:`TRUSTED_TYPES`.
+    """
+    import skops.io as sio
+
+    folder = Path(folder)
+    model_path, meta_path = folder / MODEL_FILE, folder / BUNDLE_FILE
+    if not model_path.exists() or not meta_path.exists():
+        raise ModelError(f"no mlcase model bundle in {folder}", "re-run `mlcase run` to register one")
+    expected = expected or {}
+    missing = [k for k in ("model_sha256", "bundle_sha256", "hmac_sha256") if not expected.get(k)]
+    if missing:
+        raise ModelError(f"{what} has no recorded {' or '.join(missing)}, so it cannot be verified and is refused",
+                         "it was registered by an older mlcase or its tags were removed; re-run `mlcase run`")
+    actual = {"model_sha256": sha256_file(model_path), "bundle_sha256": sha256_file(meta_path)}
+    for key, path in (("model_sha256", model_path), ("bundle_sha256", meta_path)):
+        if actual[key] != expected[key]:
+            raise ModelError(f"{what}: {path.name} does not match the hash recorded when it was registered",
+                             "the artifact was changed after registration; re-run `mlcase run`")
+    if not hmac.compare_digest(signature(actual["model_sha256"], actual["bundle_sha256"]),
+                               str(expected["hmac_sha256"])):
+        signed_by = expected.get("signing_key_id")
+        other = signed_by and signed_by != key_id()
+        raise ModelError(f"{what}: the signature does not match"
+                         + (f" (signed with key {signed_by}, this machine has key {key_id()})" if other else ""),
+                         (f"set {SIGNING_KEY_ENV} to the key of the machine that registered it" if other else
+                          "the model or its registry tags were replaced outside mlcase; re-run `mlcase run`"))
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"{what}: bundle.json is not readable ({str(exc)[:120]})", "re-run `mlcase run`") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != BUNDLE_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        raise ModelError(f"model bundle format {version} is not readable by this mlcase "
+                         f"(reads {BUNDLE_VERSION})", "re-run `mlcase run` with this version")
+    needed = check_trusted(model_path)
+    model = sio.load(model_path, trusted=needed)
+    meta.pop("format_version", None)
+    return ModelBundle(model=model, **meta)

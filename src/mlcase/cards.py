@@ -19,6 +19,7 @@ from typing import Any
 
 from . import results as _results
 from .case import Case, load_case
+from .errors import redact_url
 
 CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
@@ -67,7 +68,7 @@ def log_card(case: Case | str | Path, version: int) -> dict:
     md_path, html_path = write_model_card(case)
     entry = next((v for v in tracking.versions(case) if v["version"] == int(version)), None)
     if entry is None or not entry.get("run_id"):
-        raise NotFoundError(f"no registered model version {version} for case '{case.name}' in {case.tracking_uri}",
+        raise NotFoundError(f"no registered model version {version} for case '{case.name}' in {redact_url(case.tracking_uri)}",
                             "run `mlcase run` first, or pass a version that `mlcase versions` lists")
     run_id = entry["run_id"]
     for path in (md_path, html_path):
@@ -123,7 +124,7 @@ def _details(case, spec, res) -> list[str]:
         L.append(f"- **Model:** `{m['name']}` ({family}{', ' + kind if kind else ''}), the {m['role']}"
                  + (f"; decision **{m['verdict']}**" if m["verdict"] else "; no decision yet"))
         if m["version"] is not None:
-            L.append(f"- **Registered:** `{case.name}` version {m['version']} in {_code(case.tracking_uri)}")
+            L.append(f"- **Registered:** `{case.name}` version {m['version']} in {_code(redact_url(case.tracking_uri))}")
         else:
             L.append("- **Registered:** not yet (the registry stage has not run)" if "registry" not in res
                      else "- **Registered:** no version for this model")

@@ -39,9 +39,10 @@ def console(quiet: bool = False):
 
 
 def emit_json(obj: Any) -> None:
+    from .errors import redact_deep
     from .results import to_json
 
-    sys.stdout.write(to_json(obj, indent=None) + "\n")
+    sys.stdout.write(to_json(redact_deep(obj), indent=None) + "\n")
     sys.stdout.flush()
 
 
@@ -70,7 +71,11 @@ def _root(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, map errors to exit codes."""
-    from .errors import MlcaseError
+    from .errors import MlcaseError, RedactingStream
+
+    # no URL credentials leave the process, whoever prints them (MLflow, a log handler, an error)
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
 
     try:
         # with standalone_mode=False, click returns the code of a `typer.Exit(n)` instead of raising it
@@ -103,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_error(msg: str) -> None:
-    sys.stderr.write(f"mlcase: error: {msg}\n")
+    from .errors import redact_text
+
+    sys.stderr.write(f"mlcase: error: {redact_text(msg)}\n")
     sys.stderr.flush()
 
 

@@ -28,57 +28,63 @@ _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
 
 
 # --------------------------------------------------------------------------- loading
-def _connect(root: Path | None = None):
-    import duckdb
-
-    con = duckdb.connect(database=":memory:")
-    if root is not None:
-        con.execute(f"SET file_search_path = '{str(root).replace(chr(39), chr(39) * 2)}'")
-    return con
-
-
-def read_table(source: str | Path, root: str | Path | None = None, what: str = "data.source") -> pd.DataFrame:
+def read_table(source: str | Path, root: str | Path | None = None, what: str = "data.source",
+               allowed: list[str | Path] | None = None) -> pd.DataFrame:
     """Read a CSV/Parquet file or run a DuckDB SQL query over such files.
 
     Relative paths (in the source or inside the query) resolve against ``root``. ``what`` names
     the source in error messages (the spec field, or the command-line argument it came from).
+    A query runs in :mod:`mlcase.sql`'s sandbox: one read-only SELECT, files only under ``root``
+    and the folders or files of ``allowed``. With ``allowed`` given (the case's
+    ``data.allowed_paths``; ``[]`` for none), a file path must lie there too; without it (a file
+    named on the command line) the file is read wherever it is.
     """
     import duckdb
+
+    from .sql import connect, run_query
 
     where = "the case folder" if what == "data.source" else "the current folder"
     root = Path(root) if root is not None else Path.cwd()
     src = str(source)
-    con = _connect(root)
-    try:
-        if _SQL_START.match(src):
-            try:
-                rel = con.sql(src)
-                df = rel.df()
-            except duckdb.Error as exc:
-                msg = str(exc).splitlines()[0]
-                raise DataError(f"{what}: the SQL query failed: {msg}",
-                                f"check the file names and columns in the query (paths are relative to {where})") from None
-        else:
-            path = Path(src)
-            path = path if path.is_absolute() else root / path
-            suffix = path.suffix.lower()
-            if suffix not in SUPPORTED_SUFFIXES:
-                raise DataError(f"{what}: unsupported file type '{path.suffix or path.name}'",
-                                "use a .csv or .parquet file, or a DuckDB SQL query over such files")
-            if not path.exists():
-                raise DataError(f"{what}: no file at {path}",
-                                f"check the path (it is relative to {where})", path=str(path))
-            try:
-                df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
-            except duckdb.Error as exc:
-                msg = str(exc).splitlines()[0]
-                raise DataError(f"{what}: cannot read {path.name}: {msg}",
-                                "check that the file is a valid " + suffix.lstrip(".").upper()) from None
-    finally:
-        con.close()
+    if _SQL_START.match(src) or (re.match(r"^\s*[A-Za-z]+\s", src)
+                                 and Path(src).suffix.lower() not in SUPPORTED_SUFFIXES):
+        df = run_query(src, root, allowed or [], where=what)
+    else:
+        path = Path(src)
+        path = path if path.is_absolute() else root / path
+        suffix = path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            raise DataError(f"{what}: unsupported file type '{path.suffix or path.name}'",
+                            "use a .csv or .parquet file, or a DuckDB SQL query over such files")
+        if not path.exists():
+            raise DataError(f"{what}: no file at {path}",
+                            f"check the path (it is relative to {where})", path=str(path))
+        if allowed is not None:
+            _confine(path, root, allowed, what)
+        con = connect(files=[path])
+        try:
+            df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
+        except duckdb.PermissionException:
+            raise DataError(f"{what}: {path} resolves to a file outside the case folder (a symbolic link?)",
+                            "copy the file into the case folder, or declare its folder in data.allowed_paths") from None
+        except duckdb.Error as exc:
+            msg = str(exc).splitlines()[0]
+            raise DataError(f"{what}: cannot read {path.name}: {msg}",
+                            "check that the file is a valid " + suffix.lstrip(".").upper()) from None
+        finally:
+            con.close()
     if df.shape[0] == 0:
         raise DataError(f"{what}: the table from {src!r} is empty", f"point {what} at a table with rows")
     return _normalise_frame(df)
+
+
+def _confine(path: Path, root: Path, allowed: list[str | Path], what: str) -> None:
+    """A spec's file must lie (after symbolic links) under the case folder or a declared path."""
+    real = path.resolve()
+    bases = [root, *[Path(a) if Path(a).is_absolute() else root / a for a in allowed]]
+    if not any(real == b.resolve() or real.is_relative_to(b.resolve()) for b in bases):
+        raise DataError(f"{what}: {path} is outside the case folder {root}",
+                        "move the file into the case folder, or declare its folder in data.allowed_paths")
 
 
 def reader_sql(path: str | Path) -> str:
@@ -109,8 +115,8 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_frame(case: Case) -> pd.DataFrame:
-    """The case's whole table, as read from ``data.source``."""
-    return read_table(case.spec.data.source, case.root)
+    """The case's whole table, as read from ``data.source`` (files only in the case folder or ``data.allowed_paths``)."""
+    return read_table(case.spec.data.source, case.root, allowed=list(case.spec.data.allowed_paths))
 
 
 # --------------------------------------------------------------------------- schema

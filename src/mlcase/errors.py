@@ -7,6 +7,8 @@ and exits with code 2, the server maps it to a 4xx response.
 
 from __future__ import annotations
 
+import re
+
 
 class MlcaseError(Exception):
     """Base class of every error mlcase raises on purpose.
@@ -45,16 +47,90 @@ class MlcaseError(Exception):
         }}
 
 
+# query parameters whose values are secrets (matched on the lower-cased name)
+_SECRET_PARAM = re.compile(r"pass|pwd|token|secret|key|auth|credential|signature|sig$|session|cookie")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`\\]+")
+REDACTED = "***"
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its credentials, for messages: ``postgresql://***@host/db``.
+    """``url`` without its secrets, for anything mlcase shows: ``postgresql://***@host/db``.
+
+    Parsed with :func:`urllib.parse.urlsplit`, as HTTP and database clients parse it: the
+    whole userinfo goes (up to the *last* ``@`` of the authority, so a password holding
+    ``@`` goes with it), and so do the values of query parameters named like a password,
+    token, secret or key.
 
     >>> redact_url("postgresql://ana:secret@db.internal/mlcase")
     'postgresql://***@db.internal/mlcase'
+    >>> redact_url("http://ana:p@ss@mlflow:5000/?token=abc&x=1")
+    'http://***@mlflow:5000/?token=***&x=1'
     """
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    from urllib.parse import unquote, urlsplit
+
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable as a URL: keep the scheme only
+        return url.split("://", 1)[0] + "://" + REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = parts.query
+    if query:
+        pieces = []
+        for piece in query.split("&"):
+            name, eq, _ = piece.partition("=")
+            pieces.append(f"{name}={REDACTED}" if eq and _SECRET_PARAM.search(unquote(name).lower()) else piece)
+        query = "&".join(pieces)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+            + (f"#{parts.fragment}" if parts.fragment else ""))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it passed through :func:`redact_url` (for messages and logs).
+
+    >>> redact_text("API request to http://u:pw@host:5000/api failed")
+    'API request to http://***@host:5000/api failed'
+    """
+    if not isinstance(text, str) or "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def redact_deep(obj):
+    """``obj`` (dicts, lists, strings) with :func:`redact_text` applied to every string in it."""
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if isinstance(obj, dict):
+        return {redact_deep(k) if isinstance(k, str) else k: redact_deep(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact_deep(v) for v in obj]
+    return obj
+
+
+class RedactingStream:
+    """A text stream that passes every write through :func:`redact_text` (the CLI's stdout and stderr).
+
+    The last line of defence: whatever a library prints (MLflow's run links, a log handler's
+    message, an exception text) leaves the process without the credentials of a URL.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(redact_text(text) if isinstance(text, str) else text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):  # flush, fileno, isatty, encoding, buffer ...
+        return getattr(self._stream, name)
 
 
 class SpecError(MlcaseError, ValueError):

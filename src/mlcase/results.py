@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .case import Case
+from .errors import redact_text
 
 RESULTS_VERSION = 1
 
@@ -27,6 +28,8 @@ def _default(o: Any):
 
 
 def _clean(o: Any):
+    if isinstance(o, str):
+        return redact_text(o) if "://" in o else o
     if isinstance(o, float) and (o != o or o in (float("inf"), float("-inf"))):
         return None
     if isinstance(o, dict):
@@ -39,7 +42,7 @@ def _clean(o: Any):
 
 
 def to_json(data: Any, indent: int | None = 1) -> str:
-    """JSON text of a result (NaN/inf become null, numpy values become numbers)."""
+    """JSON text of a result (NaN/inf become null, numpy values become numbers, URLs lose their credentials)."""
     return json.dumps(_clean(json.loads(json.dumps(data, default=_default))), indent=indent)
 
 

@@ -4,12 +4,13 @@ Used for rule baselines (``balance > 1800 AND student = 'Yes'``), per-row costs
 (``0.6 * loan_amount``) and assumption checks (``avg(CASE WHEN ... END) < 0.05``).
 An expression is accepted only as a single expression over known columns: a
 statement, a ``;``, a subquery, a table function (``read_csv`` ...) or an
-unknown column is a :class:`~mlcase.errors.RuleError`. Evaluation is by DuckDB.
+unknown column is a :class:`~mlcase.errors.RuleError` (:func:`mlcase.sql.check_expression`).
+Evaluation is by DuckDB on a :func:`mlcase.sql.connect` connection: no file, URL or
+extension reachable, configuration locked.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import threading
 from dataclasses import dataclass, field
@@ -18,18 +19,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import RuleError
+from .sql import AGGREGATES, check_expression
 
-# functions that reach outside the expression (files, settings, the catalog)
-_FORBIDDEN_FUNC = re.compile(
-    r"^(read_.*|.*_scan|glob|query|query_table|getenv|current_setting|duckdb_.*|pragma_.*|"
-    r"load|install|attach|copy|export|import|sniff_csv|json_execute_serialized_sql|"
-    r"parquet_.*|iceberg_.*|delta_.*|sqlite_.*|postgres_.*|mysql_.*|httpfs_.*|"
-    r"range|generate_series|unnest|which_secret|set_variable|getvariable)$", re.I)
-_AGGREGATES = {"avg", "mean", "sum", "count", "min", "max", "stddev", "stddev_samp", "stddev_pop",
-               "variance", "var_samp", "var_pop", "median", "quantile", "quantile_cont", "quantile_disc",
-               "mode", "count_if", "bool_and", "bool_or", "corr", "covar_pop", "covar_samp",
-               "approx_count_distinct", "entropy", "kurtosis", "skewness", "first", "last", "any_value",
-               "list", "string_agg", "arg_min", "arg_max", "product", "fsum", "favg", "sumkahan"}
+# the guard lives in mlcase.sql (one for every SQL of a case); these names stay importable from here
+_AGGREGATES = AGGREGATES
+validate_expression = check_expression
 TABLE = "mlcase_rows"
 
 
@@ -101,15 +95,13 @@ def _connection():
     """One DuckDB connection per thread (connections are not shared across threads).
 
     Opening a connection costs milliseconds; the serving fallback evaluates a rule per
-    request, so each thread keeps its own, with file and network access switched off.
+    request, so each thread keeps its own sandboxed one (:func:`mlcase.sql.connect`).
     """
-    import duckdb
+    from .sql import connect
 
     con = getattr(_local, "con", None)
     if con is None:
-        con = duckdb.connect(":memory:")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        con = connect()
         _local.con = con
     return con
 
@@ -130,74 +122,6 @@ def _run(sql: str, frame: pd.DataFrame, where: str) -> pd.DataFrame:
             con.unregister(TABLE)
         except duckdb.Error:
             _local.con = None  # a broken connection is replaced on the next call
-
-
-def validate_expression(expression: str, columns: list[str], where: str = "rule",
-                        aggregate: bool = False) -> list[str]:
-    """Check that ``expression`` is one safe SQL expression over ``columns``; return the columns it uses."""
-    import sqlglot
-    from sqlglot import exp
-
-    if not isinstance(expression, str) or not expression.strip():
-        raise RuleError(f"{where}: the expression is empty", "write a SQL expression such as \"balance > 1800\"")
-    text = expression.strip()
-    if ";" in _strip_strings(text):
-        raise RuleError(f"{where}: ';' is not allowed: {expression!r}",
-                        "write one SQL expression, not statements")
-    try:
-        tree = sqlglot.parse_one(f"SELECT {text}", dialect="duckdb")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
-        first = str(exc).splitlines()[0][:160]
-        raise RuleError(f"{where}: not a valid SQL expression: {expression!r} ({first})",
-                        "write one SQL expression such as \"balance > 1800 AND student = 'Yes'\"") from None
-    if not isinstance(tree, exp.Select) or len(tree.expressions) != 1 or any(
-            tree.args.get(k) for k in ("from", "from_", "where", "group", "having", "joins", "limit", "with", "order")):
-        raise RuleError(f"{where}: only a single expression is allowed, got {expression!r}",
-                        "remove FROM/WHERE/commas; write one expression over the columns")
-    body = tree.expressions[0]
-    for node in body.walk():
-        if isinstance(node, (exp.Select, exp.Subquery, exp.Union, exp.Query)) and node is not tree:
-            raise RuleError(f"{where}: subqueries are not allowed: {expression!r}",
-                            "write a single expression over the case's columns")
-        if isinstance(node, (exp.Table, exp.Command, exp.Create, exp.Drop, exp.Insert, exp.Delete, exp.Update)):
-            raise RuleError(f"{where}: statements and tables are not allowed: {expression!r}",
-                            "write a single expression over the case's columns")
-        if isinstance(node, exp.Func):
-            fname = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
-            if _FORBIDDEN_FUNC.match(fname) or fname.startswith("read"):
-                raise RuleError(f"{where}: the function {fname}() is not allowed in an expression",
-                                "use only functions of the row's columns (no files, settings or tables)")
-            if not aggregate and (fname in _AGGREGATES or isinstance(node, exp.AggFunc)):
-                raise RuleError(f"{where}: aggregate {fname}() is not allowed in a row rule: {expression!r}",
-                                "a rule decides each row on its own columns; aggregates belong in assumptions[].check")
-        if isinstance(node, exp.Window):
-            raise RuleError(f"{where}: window functions are not allowed: {expression!r}",
-                            "write an expression over one row's columns")
-    used: list[str] = []
-    known = {c.lower(): c for c in columns}
-    unknown: list[str] = []
-    for col in body.find_all(exp.Column):
-        name = col.name
-        if col.table:
-            unknown.append(col.sql())
-            continue
-        if name.lower() in known:
-            if known[name.lower()] not in used:
-                used.append(known[name.lower()])
-        else:
-            unknown.append(name)
-    if unknown:
-        hints = []
-        for u in unknown:
-            close = difflib.get_close_matches(u, columns, n=1)
-            hints.append(f"'{u}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise RuleError(f"{where}: unknown column{'s' if len(unknown) > 1 else ''} {', '.join(hints)} in {expression!r}",
-                        "use the data's column names (quote text values with single quotes)", columns=unknown)
-    return used
-
-
-def _strip_strings(text: str) -> str:
-    return re.sub(r"'(?:[^']|'')*'", "''", text)
 
 
 def rule_from_spec(expression: str, columns: list[str], where: str, kind: str = "boolean") -> Rule:

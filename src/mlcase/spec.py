@@ -117,6 +117,9 @@ class FeatureSelection(_Model):
 
 class DataSpec(_Model):
     source: str = Field(description="CSV or Parquet path relative to the case folder, or a DuckDB SQL query over such files.")
+    allowed_paths: list[str] = Field(
+        default_factory=list, description="Folders or files outside the case folder that data.source may read "
+                                          "(relative to the case folder or absolute); nothing else outside it is read.")
     target: str
     positive: str | int | float | bool | None = None
     id: str | None = None
@@ -243,13 +246,25 @@ class ConformalSpec(_Model):
 class ServingSpec(_Model):
     fallback: list[Literal["previous_champion", "rule", "baseline", "constant"]] = Field(
         default_factory=lambda: ["previous_champion", "baseline", "constant"])
-    api_key: str | None = None
+    api_key: str | None = Field(None, description="Refused: case.yaml may be committed; use MLCASE_API_KEY or api_key_file.")
+    api_key_file: str | None = Field(
+        None, description="File holding the API key of /predict and /labels (relative to the case folder or absolute; "
+                          "keep it out of version control). MLCASE_API_KEY takes precedence.")
     default_action: str | None = Field(None, description="The constant tier's answer; defaults to the majority decision.")
     timeout_ms: float | None = Field(None, gt=0, description="Model time limit; defaults to 4x latency_p95_ms.")
     domain_margin: float = Field(0.5, ge=0, description="Numeric values beyond this share of the training range are out of domain.")
     max_unseen_categories: int = Field(2, ge=0)
     max_body_bytes: int = Field(1_000_000, gt=0)
     log: str | None = Field(None, description="Prediction log: a SQLAlchemy URL; default sqlite predictions.db in the case folder.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_key_in_yaml(cls, v):
+        if v is not None:
+            raise ValueError("an API key written in case.yaml is refused: case.yaml is meant to be committed and "
+                             "shared, and a key in it is no longer secret; remove it, and set the MLCASE_API_KEY "
+                             "environment variable or serving.api_key_file (a file kept out of version control)")
+        return v
 
 
 class MonitoringSpec(_Model):
@@ -363,22 +378,59 @@ class CaseSpec(_Model):
 
 
 # --------------------------------------------------------------------------- loading
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key and sequence item."""
+#: case.yaml is read by these limits before anything else happens (see docs/security.md)
+MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_DEPTH = 50
 
 
-def _index_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict:
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and nesting deeper than :data:`MAX_SPEC_DEPTH`.
+
+    An alias (``*name``) makes one node stand for a whole subtree: nine nested aliases of
+    nine items each are 387 million values, from 1.6 KB of YAML. case.yaml has no use for
+    them, so they are refused while composing, before any of it is expanded.
+    """
+
+    def __init__(self, stream, source: str):
+        super().__init__(stream)
+        self._source, self._depth = source, 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise SpecError(f"{self._source} (line {event.start_mark.line + 1}): the YAML alias *{event.anchor} is "
+                            "not allowed in a case spec", "write the value out instead of referring to an anchor")
+        self._depth += 1
+        try:
+            if self._depth > MAX_SPEC_DEPTH:
+                mark = self.peek_event().start_mark
+                raise SpecError(f"{self._source} (line {mark.line + 1}): nested more than {MAX_SPEC_DEPTH} levels deep",
+                                "a case spec is a few levels deep; fix the indentation or brackets there")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _index_lines(node: yaml.Node, source: str, path: tuple = (), out: dict | None = None) -> dict:
+    """The line of every mapping key and sequence item; a key given twice in one mapping is a :class:`SpecError`."""
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
         for key_node, value_node in node.value:
             key = key_node.value
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _index_lines(value_node, path + (key,), out)
-            out[path + (key,)] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode):
+                if key in seen:
+                    raise SpecError(f"{source}: the key '{_fmt_path(path + (key,))}' is given twice (lines {seen[key]} "
+                                    f"and {line}); YAML would keep only the last", "keep one of them")
+                seen[key] = line
+            out[path + (key,)] = line
+            _index_lines(value_node, source, path + (key,), out)
+            out[path + (key,)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, path + (i,), out)
+            _index_lines(item, source, path + (i,), out)
     return out
 
 
@@ -477,27 +529,57 @@ def _dedupe_union(messages: list[str]) -> list[str]:
 
 
 def load_spec(path: str | Path) -> CaseSpec:
-    """Read and validate a ``case.yaml``."""
+    """Read and validate a ``case.yaml`` (UTF-8, at most :data:`MAX_SPEC_BYTES`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path.name} has {size:,} bytes, more than the {MAX_SPEC_BYTES:,} a case spec may have",
+                            "a case spec is a page of YAML; keep data in data.source, not in case.yaml")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"no case spec at {path}", "pass a case.yaml or its folder, or run `mlcase init DATA --target COL`") from None
     except IsADirectoryError:
         raise SpecError(f"{path} is a folder", "pass the case.yaml inside it") from None
-    return parse_spec(text, source=path.name)
+    return parse_spec(decode_spec(data, path.name), source=path.name)
+
+
+def decode_spec(data: bytes, source: str = "case.yaml") -> str:
+    """The text of a case spec: UTF-8 (a byte-order mark is allowed), else a :class:`SpecError` naming the encoding."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 1 and b"\x00" in data[:2]):
+        raise SpecError(f"{source} is UTF-16 text, not UTF-8", "save it as UTF-8 (your editor's encoding menu)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        byte = data[exc.start]
+        try:
+            data.decode("cp1252")
+            guess = "Windows-1252 / Latin-1 (ISO-8859-1)"
+        except UnicodeDecodeError:
+            guess = "Latin-1 (ISO-8859-1)"
+        char = bytes([byte]).decode("latin-1")
+        raise SpecError(f"{source} is not UTF-8: byte 0x{byte:02x} on line {line} ({char!r} in {guess}, "
+                        "which it looks like)", "save the file as UTF-8 (your editor's encoding menu)") from None
 
 
 def parse_spec(text: str, source: str = "case.yaml") -> CaseSpec:
+    """Validate the YAML text of a case spec: bounded (no aliases, size and depth capped), no duplicate keys."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source} has {len(text):,} characters, more than the {MAX_SPEC_BYTES:,} a case spec may have",
+                        "a case spec is a page of YAML; keep data in data.source, not in case.yaml")
+    loader = _BoundedLoader(text, source)
     try:
-        node = yaml.compose(text, Loader=_LineLoader)
-        raw = yaml.load(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        lines = _index_lines(node, source) if node is not None else {}
+        raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{source}{where}: not valid YAML: {problem}", "fix the indentation or quoting there") from None
-    lines = _index_lines(node) if node is not None else {}
+    finally:
+        loader.dispose()
     return spec_from_dict(raw, lines, source)
 
 

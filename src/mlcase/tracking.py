@@ -7,16 +7,19 @@ unless the user set ``MLFLOW_DISABLE_TELEMETRY=false`` themselves.
 
 Models are registered under the case's name with aliases ``candidate``,
 ``baseline`` and ``champion``. Each is a :class:`~mlcase.bundle.ModelBundle`:
-the model saved with skops (types trusted only from an explicit module allowlist)
-and ``bundle.json``; the sha256 of both is recorded as version tags and checked
-on load.
+the model saved with skops and ``bundle.json``; the sha256 of both and their
+HMAC signature are recorded as version tags and checked on load, before the
+model is deserialised with an exact list of trusted types (:mod:`mlcase.bundle`).
+
+MLflow prints a ``View run ... at: <tracking URI>`` line on stdout for every run it
+ends against a server; mlcase turns those off (they carry the URI's credentials and
+break ``--json``), and every URI it shows goes through
+:func:`~mlcase.errors.redact_url`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import subprocess
@@ -28,15 +31,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .bundle import BUNDLE_VERSION, ModelBundle
+from .bundle import BUNDLE_FILE, MODEL_FILE, ModelBundle, read_bundle, save_bundle, skops_types
 from .case import Case
-from .errors import ModelError, NotFoundError, redact_url
+from .errors import ModelError, NotFoundError, redact_text, redact_url
 
-# module prefixes whose types mlcase trusts when loading a skops file
-TRUSTED_MODULES = ("sklearn.", "lightgbm.", "xgboost.", "numpy.", "scipy.", "mlcase.", "builtins.",
-                   "collections.", "pandas.", "_codecs.", "functools.", "re.", "datetime.")
-MODEL_FILE = "model.skops"
-BUNDLE_FILE = "bundle.json"
+__all__ = ["BUNDLE_FILE", "MODEL_FILE", "read_bundle", "save_bundle"]  # re-exported from mlcase.bundle
 
 
 def _quiet_env() -> None:
@@ -45,10 +44,27 @@ def _quiet_env() -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow prints "View run <name> at: <tracking URI>/#/..." on stdout for every run it ends on a
+    # server: the URI's credentials in clear, and a line that breaks `--json`. Always off in mlcase.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).addFilter(_REDACT)
     # urllib3 warns at import when a SOCKS proxy variable is set without PySocks; mlcase talks to no proxy
     warnings.filterwarnings("ignore", message="SOCKS support in urllib3 requires")
+
+
+class _RedactFilter(logging.Filter):
+    """Log records with every URL's credentials removed (:func:`~mlcase.errors.redact_text`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args or "://" in str(record.msg):
+            record.msg = redact_text(record.getMessage())
+            record.args = None
+        return True
+
+
+_REDACT = _RedactFilter()
 
 
 def mlflow():
@@ -56,6 +72,9 @@ def mlflow():
     _quiet_env()
     import mlflow as _mlflow
 
+    for handler in logging.getLogger("mlflow").handlers:  # records of mlflow.* loggers pass these
+        if _REDACT not in handler.filters:
+            handler.addFilter(_REDACT)
     return _mlflow
 
 
@@ -81,7 +100,7 @@ def client(case: Case):
             try:
                 _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
             except Exception as exc:  # noqa: BLE001 - the one place a store is opened: a bad store is bad input
-                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                first = redact_text((str(exc).strip().splitlines() or [""])[0][:200])
                 raise ModelError(f"{_uri_origin(case)} {redact_url(uri)}: the MLflow store cannot be opened "
                                  f"({type(exc).__name__}: {first})",
                                  "point it at a valid MLflow store; an embedded mlflow.db that is not a database "
@@ -146,7 +165,7 @@ def check_store(case: Case) -> None:
         if base == "sqlite" and uri.startswith("sqlite:///") and where != "the embedded store":
             path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
             if str(path) not in ("", ":memory:") and not path.parent.is_dir():
-                raise SpecError(f"{where} {uri}: the folder {path.parent} does not exist", f"create it, or {fix}")
+                raise SpecError(f"{where} {redact_url(uri)}: the folder {path.parent} does not exist", f"create it, or {fix}")
     _checked.add(uri)
 
 
@@ -355,64 +374,6 @@ def log_child_run(case: Case, parent_run_id: str, name: str, params: dict | None
 
 
 # --------------------------------------------------------------------------- bundles
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _trusted_types(path: Path) -> list[str]:
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(file=str(path))
-    bad = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
-    if bad:
-        raise ModelError(f"the model file {path.name} holds types mlcase does not trust: {', '.join(bad[:5])}",
-                         "only scikit-learn, LightGBM, XGBoost and mlcase types can be registered")
-    return untrusted
-
-
-def save_bundle(bundle: ModelBundle, folder: Path) -> dict[str, str]:
-    """Write ``model.skops`` and ``bundle.json`` into ``folder``; return their sha256."""
-    return _save_bundle(bundle, folder)[0]
-
-
-def _save_bundle(bundle: ModelBundle, folder: Path) -> tuple[dict[str, str], list[str]]:
-    import skops.io as sio
-
-    folder.mkdir(parents=True, exist_ok=True)
-    model_path = folder / MODEL_FILE
-    sio.dump(bundle.model, model_path)
-    trusted = _trusted_types(model_path)
-    (folder / BUNDLE_FILE).write_text(json.dumps(bundle.metadata(), indent=1, default=str))
-    return {"model_sha256": _sha256(model_path), "bundle_sha256": _sha256(folder / BUNDLE_FILE)}, trusted
-
-
-def read_bundle(folder: Path, expected: dict[str, str] | None = None) -> ModelBundle:
-    """Load a bundle written by :func:`save_bundle`, checking hashes and the format version."""
-    import skops.io as sio
-
-    folder = Path(folder)
-    model_path, meta_path = folder / MODEL_FILE, folder / BUNDLE_FILE
-    if not model_path.exists() or not meta_path.exists():
-        raise ModelError(f"no mlcase model bundle in {folder}", "re-run `mlcase run` to register one")
-    if expected:
-        for key, path in (("model_sha256", model_path), ("bundle_sha256", meta_path)):
-            want = expected.get(key)
-            if want and _sha256(path) != want:
-                raise ModelError(f"{path.name} does not match the hash recorded when it was registered",
-                                 "the artifact was changed after registration; re-run `mlcase run`")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format_version") != BUNDLE_VERSION:
-        raise ModelError(f"model bundle format {meta.get('format_version')} is not readable by this mlcase "
-                         f"(reads {BUNDLE_VERSION})", "re-run `mlcase run` with this version")
-    model = sio.load(model_path, trusted=_trusted_types(model_path))
-    meta.pop("format_version", None)
-    return ModelBundle(model=model, **meta)
-
-
 # what a logged MLflow model needs to load (given explicitly: MLflow's own inference spawns
 # subprocesses and takes seconds per model)
 MODEL_REQUIREMENTS = ("mlcase", "scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "xgboost",
@@ -456,7 +417,8 @@ def log_bundle(case: Case, bundle: ModelBundle, aliases: list[str] = (), tags: d
     model_error = None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bundle"
-        hashes, trusted = _save_bundle(bundle, folder)
+        hashes = save_bundle(bundle, folder)
+        trusted = skops_types(folder)
         mf.log_artifacts(str(folder), artifact_path)
     model_info = None
     try:
@@ -471,17 +433,23 @@ def log_bundle(case: Case, bundle: ModelBundle, aliases: list[str] = (), tags: d
             signature=signature, input_example=input_example, pip_requirements=pip_requirements(),
             pyfunc_predict_fn="predict_proba" if bundle.task != "regression" else "predict")
     except Exception as exc:  # the bundle above is what mlcase serves; the MLflow model is a convenience
-        model_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        model_error = redact_text(f"{type(exc).__name__}: {str(exc)[:300]}")
         logging.getLogger(__name__).warning("the MLflow model flavour of %s was not logged (%s); "
                                             "the mlcase bundle was", bundle.name, model_error)
     bundle_uri = f"runs:/{run_id}/{artifact_path}"
-    source = model_info.model_uri if model_info is not None else bundle_uri
     _ensure_registered_model(cl, case)
     version_tags = {"mlcase.role": bundle.role, "mlcase.family": bundle.name, "mlcase.bundle_uri": bundle_uri,
                     "mlcase.run_id": run_id, **hashes, **{k: str(v) for k, v in (tags or {}).items()}}
     if model_error:
         version_tags["mlcase.mlflow_model_error"] = model_error
-    mv = cl.create_model_version(case.name, source=source, run_id=run_id, tags=version_tags)
+    if model_info is not None:
+        # a logged model's source is `models:/m-...`: a tracking server accepts it only with the
+        # logged model's id (without it: "INVALID_PARAMETER_VALUE: Invalid model version source",
+        # mlflow/mlflow#17812; the embedded SQLite store does not check)
+        mv = cl.create_model_version(case.name, source=model_info.model_uri, run_id=run_id, tags=version_tags,
+                                     model_id=model_info.model_id)
+    else:
+        mv = cl.create_model_version(case.name, source=bundle_uri, run_id=run_id, tags=version_tags)
     version = int(mv.version)
     for alias in aliases:
         cl.set_registered_model_alias(case.name, alias, version)
@@ -579,13 +547,13 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
             mv = cl.get_model_version_by_alias(case.name, alias)
     except MlflowException:
         what = f"version {version}" if version is not None else f"alias '{alias}'"
-        raise NotFoundError(f"no registered model {what} for case '{case.name}' in {case.tracking_uri}",
+        raise NotFoundError(f"no registered model {what} for case '{case.name}' in {redact_url(case.tracking_uri)}",
                             "run `mlcase run` first (or pick an existing version with --version)") from None
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
     run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
     with tempfile.TemporaryDirectory() as tmp:
         local = cl.download_artifacts(run_id, path, dst_path=tmp)
-        bundle = read_bundle(Path(local), expected=dict(mv.tags))
+        bundle = read_bundle(Path(local), expected=dict(mv.tags), what=f"registered version {mv.version}")
     bundle.version = int(mv.version)
     bundle.run_id = mv.run_id
     return bundle

@@ -26,13 +26,13 @@ RULE = "contract = 'Month-to-month' AND tenure < 12"
 pytestmark = pytest.mark.slow
 
 
-def wait_ready(url: str, proc=None, timeout: float = 120.0) -> dict:
+def wait_ready(url: str, proc=None, timeout: float = 120.0, key: str | None = None) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            r = httpx.get(f"{url}/ready", timeout=2)
+            r = httpx.get(f"{url}/ready", timeout=2, headers={"X-API-Key": key} if key else None)
             if r.status_code == 200:
                 return r.json()
         time.sleep(0.2)
@@ -62,7 +62,7 @@ def served(tmp_path_factory):
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        ready = wait_ready(url, proc)
+        ready = wait_ready(url, proc, key=KEY)
         client = httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=30)
         yield {"case": case, "ds": ds, "url": url, "client": client, "ready": ready, "champion": champion,
                "versions": (v1, v2, v3), "proc": proc}

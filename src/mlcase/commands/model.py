@@ -59,15 +59,16 @@ def register(app: typer.Typer) -> None:
     def models(case: CaseArg = None, json_out: JsonOpt = False):
         """List the registered model versions of the case with their aliases and tags."""
         from .. import tracking
+        from ..errors import redact_url
 
         c = load(case)
         rows = tracking.versions(c)
         if json_out:
-            emit_json({"case": c.name, "tracking_uri": c.tracking_uri, "versions": rows})
+            emit_json({"case": c.name, "tracking_uri": redact_url(c.tracking_uri), "versions": rows})
             return
         out = console()
         if not rows:
-            out.print(f"no registered versions of '{c.name}' in {c.tracking_uri}; `mlcase run` registers them")
+            out.print(f"no registered versions of '{c.name}' in {redact_url(c.tracking_uri)}; `mlcase run` registers them")
             return
         from rich.table import Table
 

@@ -102,14 +102,13 @@ def _rows(case, bundle, row: str | None):
         return frame.iloc[[int(row)]].reset_index(drop=True), [row]
     if sys.stdin is None or sys.stdin.isatty():
         raise DataError("mlcase explain needs a row", "pass --row ID, or pipe a JSON record on stdin")
-    text = sys.stdin.read()
-    import json
+    from ..bounded import load_json
 
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"stdin is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
-                        'pipe one JSON object like {"tenure": 5, "contract": "Month-to-month"} or a list of them') from None
+    limit = case.spec.serving.max_body_bytes  # what the server takes in one request
+    text = sys.stdin.read(limit + 1)  # never more than the limit (and one char) into memory
+    doc = load_json(text, "stdin", max_bytes=limit,
+                    fix='pipe one JSON object like {"tenure": 5, "contract": "Month-to-month"} or a list of them '
+                        "(at most serving.max_body_bytes)")
     records = doc if isinstance(doc, list) else [doc]
     if not records or not all(isinstance(r, dict) for r in records):
         raise DataError("stdin must hold a JSON object (one record) or a list of objects",

@@ -68,7 +68,7 @@ class ServeSettings:
         ``challenger``); roles given here are not read from the registry. With
         ``registry=False`` the registry is not read at all.
     api_key : str, optional
-        Overrides ``MLCASE_API_KEY`` and ``serving.api_key``.
+        Overrides ``MLCASE_API_KEY`` and ``serving.api_key_file``.
     log_url : str, optional
         Prediction log location (file path or SQLAlchemy URL); default
         ``serving.log`` or ``<case>/predictions.db``.
@@ -123,7 +123,7 @@ def _load_state(settings: ServeSettings) -> State:
     st.case = case
     spec: CaseSpec = case.spec
     serving = spec.serving
-    st.api_key = settings.api_key or os.environ.get(API_KEY_ENV) or serving.api_key or None
+    st.api_key = settings.api_key or os.environ.get(API_KEY_ENV) or _key_from_file(case, serving.api_key_file)
     st.max_body = settings.max_body_bytes or serving.max_body_bytes
     margin, max_unseen = serving.domain_margin, serving.max_unseen_categories
     injected = dict(settings.bundles or {})
@@ -146,6 +146,25 @@ def _load_state(settings: ServeSettings) -> State:
         st.challenger = Tier("challenger", cb, domain_margin=margin, max_unseen=max_unseen)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return st
+
+
+def _key_from_file(case, path: str | None) -> str | None:
+    """The API key in ``serving.api_key_file`` (first line, stripped), or None when none is set."""
+    from pathlib import Path
+
+    from ..errors import SpecError
+
+    if not path:
+        return None
+    p = Path(path) if Path(path).is_absolute() else case.root / path
+    try:
+        key = p.read_text(encoding="utf-8").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"serving.api_key_file {p}: cannot read it ({getattr(exc, 'strerror', None) or type(exc).__name__})",
+                        f"create the file with the key on its first line, or set {API_KEY_ENV}") from None
+    if not key or not key[0].strip():
+        raise SpecError(f"serving.api_key_file {p} is empty", "write the API key on its first line")
+    return key[0].strip()
 
 
 def _warm_up(st: State, n: int) -> dict:
@@ -256,9 +275,13 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         if given is None or not secrets.compare_digest(given.encode("utf-8", "surrogateescape"),
                                                        st.api_key.encode("utf-8")):
             raise Unauthorized("missing or wrong API key" if given else "this endpoint needs an API key",
-                               f"send it in the X-API-Key header (set by {API_KEY_ENV} or serving.api_key)")
+                               f"send it in the X-API-Key header (set by {API_KEY_ENV} or serving.api_key_file)")
 
     async def read_json(request: Request):
+        """The request's JSON body, bounded: size (413) and nesting depth (422) checked before parsing."""
+        from ..bounded import JsonTooLarge, load_json
+        from ..errors import DataError
+
         limit = st.max_body
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -275,15 +298,14 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                        "send fewer records per request (serving.max_body_bytes sets the limit)")
                 chunks.append(chunk)
             body = b"".join(chunks)
-        if len(body) > limit:
-            raise BodyTooLarge(f"the request body has {len(body)} bytes, more than the limit of {limit}",
-                               "send fewer records per request")
         try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"the request body is not valid JSON ({str(exc)[:120]})",
-                                 "send a JSON object (one record) or a JSON array of records",
-                                 issues=[{"record": None, "field": "(body)", "message": "not valid JSON"}]) from None
+            return load_json(body, "the request body", max_bytes=limit,
+                             fix="send a JSON object (one record) or a JSON array of records")
+        except JsonTooLarge as exc:
+            raise BodyTooLarge(str(exc), "send fewer records per request (serving.max_body_bytes sets the limit)") from None
+        except DataError as exc:
+            raise InvalidRequest(str(exc), None, issues=[{"record": None, "field": "(body)",
+                                                          "message": exc.message}]) from None
 
     # ------------------------------------------------------------------ /predict
     @app.post("/predict", summary="Score one record or a list of records",
@@ -398,9 +420,13 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
 
     @app.get("/ready", summary="The model is loaded and warmed up",
              responses={200: {"description": "Ready"}, 503: {"description": "Still warming up"}})
-    async def ready():
-        body = _ready_body(st)
-        return JSONResponse(body, status_code=200 if st.ready else 503)
+    async def ready(request: Request):
+        status = 200 if st.ready else 503
+        try:
+            check_key(request)
+        except Unauthorized:  # without the key: ready or not, nothing about models, files or errors
+            return JSONResponse({"ready": st.ready}, status_code=status)
+        return JSONResponse(_ready_body(st, detail=bool(st.api_key)), status_code=status)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
@@ -469,7 +495,9 @@ async def _explanations(st: State, records: list[dict], answers) -> list:
     return out
 
 
-def _ready_body(st: State) -> dict:
+def _ready_body(st: State, detail: bool = True) -> dict:
+    """What /ready says to a caller with the API key, or to anyone when no key is set (then without
+    where the prediction log lives). A caller without the key, when one is set, gets only ``ready``."""
     p = st.predictor
     body = {"ready": st.ready, "serving": st.serving, "notes": st.notes}
     if p is not None:
@@ -484,6 +512,9 @@ def _ready_body(st: State) -> dict:
     body["warmup"] = st.warmup
     if st.log is not None:
         body["log"] = st.log.stats()
+        if not detail:  # the server is open to anyone: the log's counters, not where it lives
+            body["log"].pop("target", None)
+            body["log"]["last_error"] = "(set an API key to see it)" if body["log"].get("last_error") else None
     return _jsonable(body)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, redact_text, redact_url
 from .fastpath import TOLERANCE, compile_fastpath
 from .schema import RecordSpec
 
@@ -583,7 +583,7 @@ def load_chain(case, version: int | None = None, bundles: dict | None = None, re
                 primary = load(alias="baseline")
             except NotFoundError:
                 raise NotFoundError(f"case '{case.name}' has no registered 'champion' or 'baseline' model in "
-                                    f"{case.tracking_uri}", "run `mlcase run` first, or pass --version N") from None
+                                    f"{redact_url(case.tracking_uri)}", "run `mlcase run` first, or pass --version N") from None
             served = "baseline"
             notes.append("no 'champion' alias is registered (the decision was not GO): serving the 'baseline'")
     tiers = [Tier("model", primary, check_domain=True, domain_margin=margin, max_unseen=max_unseen)]
@@ -596,7 +596,7 @@ def load_chain(case, version: int | None = None, bundles: dict | None = None, re
         try:
             b = loader()
         except MlcaseError as exc:
-            unavailable.append({"tier": role, "reason": str(exc)})
+            unavailable.append({"tier": role, "reason": redact_text(str(exc))})
             return False
         if b is not None and primary.version is not None and b.version == primary.version:
             unavailable.append({"tier": role, "reason": f"it is the served model (version {b.version})"})
@@ -634,7 +634,7 @@ def load_chain(case, version: int | None = None, bundles: dict | None = None, re
             try:
                 tiers.append(Tier(tier[0], **tier[1]))
             except MlcaseError as exc:
-                unavailable.append({"tier": tier[0], "reason": str(exc)})
+                unavailable.append({"tier": tier[0], "reason": redact_text(str(exc))})
                 continue
         elif entry == "constant":
             tiers.append(Tier("constant", constant=constant_answer(spec, primary.schema, primary.task,
