@@ -71,11 +71,7 @@ def _root(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, map errors to exit codes."""
-    from .errors import MlcaseError, RedactingStream
-
-    # no URL credentials leave the process, whoever prints them (MLflow, a log handler, an error)
-    if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    from .errors import MlcaseError
 
     try:
         # with standalone_mode=False, click returns the code of a `typer.Exit(n)` instead of raising it
@@ -115,6 +111,10 @@ def _print_error(msg: str) -> None:
 
 
 def _run() -> None:  # console_scripts entry
+    from .errors import RedactingStream
+
+    # no URL credentials leave the process, whoever prints them (MLflow, a log handler, an error)
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     sys.exit(main())
 
 

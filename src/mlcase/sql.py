@@ -183,7 +183,8 @@ def _absolute_paths(text: str, tree, root: str | Path, where: str) -> str:
         name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
         if not _FILE_FUNC.match(name):
             continue
-        first = func.this if not isinstance(func, exp.Anonymous) else (func.expressions or [None])[0]
+        args = ([func.this] if isinstance(func.this, exp.Expression) else []) + list(func.expressions)
+        first = args[0] if args else None
         items = first.expressions if isinstance(first, exp.Array) else [first]
         for lit in items:
             if isinstance(lit, exp.Literal) and lit.is_string:

@@ -98,14 +98,36 @@ def client(case: Case):
             if uri.startswith("sqlite:///"):
                 case.root.mkdir(parents=True, exist_ok=True)
             try:
-                _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
+                cl = MlflowClient(tracking_uri=uri, registry_uri=uri)
             except Exception as exc:  # noqa: BLE001 - the one place a store is opened: a bad store is bad input
                 first = redact_text((str(exc).strip().splitlines() or [""])[0][:200])
                 raise ModelError(f"{_uri_origin(case)} {redact_url(uri)}: the MLflow store cannot be opened "
                                  f"({type(exc).__name__}: {first})",
                                  "point it at a valid MLflow store; an embedded mlflow.db that is not a database "
                                  "can be moved away to start a fresh one") from None
+            if uri.split(":", 1)[0].lower() in ("http", "https"):
+                _check_credentials(case, cl)
+            _clients[uri] = cl
         return _clients[uri]
+
+
+def _check_credentials(case: Case, cl) -> None:
+    """One request to an MLflow server: a refused login is a one-line error, not a stack of retries later."""
+    from mlflow.exceptions import MlflowException
+
+    from .errors import SpecError
+
+    try:
+        cl.search_experiments(max_results=1)
+    except MlflowException as exc:
+        status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else None
+        text = str(exc)
+        if status in (401, 403) or " 401 " in text or " 403 " in text or "UNAUTHENTICATED" in text:
+            where = _uri_origin(case)
+            raise SpecError(f"{where} {redact_url(case.tracking_uri)}: the MLflow server refused the credentials",
+                            "check the user name and password in the URI, or set MLFLOW_TRACKING_USERNAME and "
+                            "MLFLOW_TRACKING_PASSWORD instead of writing them into it") from None
+        # anything else shows up, with its own message, on the first real request
 
 
 # schemes MLflow's tracking and registry stores accept (a bare path is a local file store)

@@ -68,6 +68,10 @@ def test_explain_json_record_on_stdin(registered, capsys, monkeypatch):
                                              "JSON record on stdin"]),
     ([], "{not json", ["stdin is not valid JSON", "pipe one JSON object"]),
     ([], '{"tenure": 3}', ["lacks the model's feature columns", "female"]),
+    # bounded: 100,000 levels deep is refused before the parser recurses; more than max_body_bytes is not read
+    ([], "[" * 100_000 + "]" * 100_000, ["stdin is nested more than 32 levels deep", "pipe one JSON object"]),
+    ([], '[{"tenure": 3}' + ', {"tenure": 3}' * 80_000 + "]", ["stdin has 1,000,001 bytes, more than the limit "
+                                                              "of 1,000,000", "send fewer records"]),
 ])
 def test_explain_bad_input_is_one_line_exit_2(registered, capsys, monkeypatch, argv, stdin, words):
     case, _, _ = registered

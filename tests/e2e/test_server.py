@@ -142,6 +142,32 @@ def test_api_key_and_body_limit(served):
     assert r.status_code == 413 and "200000" in r.json()["message"]
 
 
+def test_ready_tells_a_caller_without_the_key_only_ready(served):
+    url = served["url"]
+    for headers in (None, {"X-API-Key": "wrong"}):
+        r = httpx.get(f"{url}/ready", headers=headers)
+        assert r.status_code == 200 and r.json() == {"ready": True}
+    full = served["client"].get("/ready").json()
+    assert full["model"]["version"] == served["versions"][2] and "predictions.db" in full["log"]["target"]
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/labels"])
+def test_json_nested_100000_deep_is_a_422_not_a_500(served, endpoint):
+    c = served["client"]
+    deep_array = "[" * 90_000 + "]" * 90_000  # 180 kB, under serving.max_body_bytes = 200000
+    deep_object = '{"a":' * 30_000 + "1" + "}" * 30_000
+    for body in (deep_array, deep_object):
+        r = c.post(endpoint, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text[:300]
+        assert "nested more than 32 levels deep" in r.json()["message"]
+    r = c.post(endpoint, content="[" * 150_000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422  # deep and not even closed
+    r = c.post(endpoint, content="[" * 300_000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413  # over the size limit: refused before anything is parsed
+    assert c.post(endpoint, content="{nope", headers={"Content-Type": "application/json"}).status_code == 422
+    assert httpx.get(served["url"] + "/health").json() == {"status": "alive"}  # and the server is fine
+
+
 def test_flags_and_out_of_domain_fallback(served):
     from mlcase.rules import Rule
 
@@ -380,3 +406,29 @@ def test_without_a_champion_the_baseline_is_served_and_ready_says_so(tmp_path):
     assert any("no 'champion' alias" in n and "serving the 'baseline'" in n for n in ready["notes"])
     assert ready["model"]["fast_path"] == "logistic coefficients"
     assert (out["tier"], out["model_version"]) == ("model", version)
+
+
+def test_the_api_key_comes_from_serving_api_key_file(small, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from mlcase.serve.app import ServeSettings, create_app
+
+    case, ds, model = small
+    monkeypatch.delenv("MLCASE_API_KEY", raising=False)
+    (tmp_path / "api.key").write_text("key-from-a-file\n")
+    spec = case.spec.model_copy(deep=True)
+    spec.serving.api_key_file = str(tmp_path / "api.key")
+    keyed = replace(case, spec=spec)
+    app = create_app(ServeSettings(case=keyed, bundles={"model": model}, registry=False, warmup=5,
+                                   log_url=str(tmp_path / "p.db")))
+    rec = records(ds, n=1)[0]
+    with running(app) as url:
+        assert httpx.post(f"{url}/predict", json=rec).status_code == 401
+        assert httpx.post(f"{url}/predict", json=rec, headers={"X-API-Key": "key-from-a-file"}).status_code == 200
+        assert httpx.get(f"{url}/ready").json() == {"ready": True}
+    # without a key the server is open, and /ready shows its state but not where the log lives
+    open_app = create_app(ServeSettings(case=case, bundles={"model": model}, registry=False, warmup=5,
+                                        log_url=str(tmp_path / "q.db")))
+    with running(open_app) as url:
+        ready = httpx.get(f"{url}/ready").json()
+    assert ready["model"]["tier"] == "model" and "target" not in ready["log"] and str(tmp_path) not in str(ready)
