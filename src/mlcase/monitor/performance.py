@@ -175,14 +175,10 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
 
 
 def _probability_metrics(y: np.ndarray, p: np.ndarray) -> dict:
-    """ROC AUC (Mann-Whitney, ties averaged), log loss and Brier score of probabilities ``p`` for 0/1 ``y``."""
-    from scipy.stats import rankdata
+    """ROC AUC, log loss and Brier score of probabilities ``p`` for 0/1 ``y`` (scikit-learn's metrics)."""
+    from sklearn import metrics as m
 
-    y = np.asarray(y, dtype=float)
-    pc = np.clip(np.asarray(p, dtype=float), 1e-15, 1 - 1e-15)
-    n1 = y.sum()
-    n0 = len(y) - n1
-    ranks = rankdata(pc)
-    auc = (ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
-    return {"roc_auc": float(auc), "log_loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))),
-            "brier": float(np.mean((pc - y) ** 2))}
+    y = np.asarray(y, dtype=int)
+    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    return {"roc_auc": float(m.roc_auc_score(y, p)), "log_loss": float(m.log_loss(y, p, labels=[0, 1])),
+            "brier": float(m.brier_score_loss(y, p, pos_label=1))}
