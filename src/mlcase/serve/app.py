@@ -7,10 +7,13 @@ and checks the fast path against the pipeline, and only after it ``/ready``
 answers 200.
 
 Endpoints: ``POST /predict`` (one record or a list; ``?explain=true`` adds SHAP
-contributions), ``POST /labels`` (delayed outcomes by request id), ``GET
-/health``, ``GET /ready``, ``GET /metrics`` (Prometheus). ``/predict`` and
-``/labels`` need the API key when one is set (``X-API-Key`` header or ``Authorization:
-Bearer``). Errors the client can fix are :class:`~mlcase.errors.MlcaseError`
+contributions), ``POST /labels`` (delayed outcomes by request id), ``POST
+/feedback`` (one reviewer's verdict), ``GET``/``PUT /routing`` (the holdout
+and audit shares, changeable at run time), ``GET /health``, ``GET /ready``,
+``GET /metrics`` (Prometheus). Every endpoint but the probes needs the API key
+when one is set (``X-API-Key`` header or ``Authorization: Bearer``). Each
+record goes to an arm (:mod:`mlcase.serve.routing`): the ``holdout`` gets
+today's process instead of the model's decision, everyone else the model's. Errors the client can fix are :class:`~mlcase.errors.MlcaseError`
 subclasses mapped to their status by one exception handler; a request that
 parsed never gets a 500: a failing model hands over to the next tier.
 """
@@ -109,6 +112,9 @@ class State:
         self.api_key: str | None = None
         self.max_body = 1_000_000
         self.conformal_error: str | None = None
+        self.router = None          # routing.Router: arms and the audit draw
+        self.holdout_rule = None    # the Tier that decides for the holdout arm (None: never act)
+        self.unit_field: str | None = None  # data.id: the unit a record is routed by, when it carries it
 
 
 # --------------------------------------------------------------------------- loading
@@ -144,8 +150,27 @@ def _load_state(settings: ServeSettings) -> State:
     if "challenger" in injected or settings.challenger is not None:
         cb = injected.get("challenger") or registry(settings.challenger)
         st.challenger = Tier("challenger", cb, domain_margin=margin, max_unseen=max_unseen)
+    _load_routing(st, case, chain)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return st
+
+
+def _load_routing(st: State, case, chain) -> None:
+    """The router and, when the holdout gets the rule, the rule's tier (the fallback chain's, or the spec's)."""
+    from ..errors import MlcaseError
+    from .fallback import Tier
+    from .routing import router_for
+
+    rule = next((t for t in chain.tiers if t.kind == "rule"), None)
+    if rule is None and case.spec.rule_baselines:
+        try:
+            rule = Tier("rule", rule=case.spec.rule_baselines[0].rule,
+                        rule_columns=[c["name"] for c in chain.primary.bundle.schema.get("columns", [])])
+        except MlcaseError as exc:
+            st.notes.append(f"the holdout cannot use the rule ({exc}); it never acts")
+    st.router = router_for(case, rule_available=rule is not None)
+    st.holdout_rule = rule if st.router.policy == "rule" else None
+    st.unit_field = case.spec.data.id
 
 
 def _warm_up(st: State, n: int) -> dict:
@@ -169,7 +194,8 @@ def _warm_up(st: State, n: int) -> dict:
                 t.scores([recs[k % len(recs)]])
         with contextlib.suppress(Exception):
             t.scores(recs)
-    for t in st.predictor.tiers:
+    extra = [st.holdout_rule] if st.holdout_rule is not None and st.holdout_rule not in st.predictor.tiers else []
+    for t in [*st.predictor.tiers, *extra]:
         if t.kind == "rule":  # the first DuckDB call imports and plans; pay it before /ready
             recs = synthetic_records(st.predictor.primary.bundle.schema, st.predictor.primary.spec, n=8)
             for k in range(3):
@@ -199,6 +225,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from fastapi.responses import JSONResponse, Response
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
+
+    from .routing import MODEL_ARM, sampling_probability
 
     if isinstance(settings, dict):
         settings = ServeSettings(**settings)
@@ -326,22 +354,34 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                  "fix the fields named in 'detail'", issues=[i.to_dict() for i in issues])
         answers = await st.predictor.apredict(records)
         ids = [uuid.uuid4().hex for _ in records]
+        routes = st.router.route(_units(st, items), ids)
+        held = await _holdout(st, records, routes)
         shadow = await _shadow(st, records) if st.challenger is not None else None
         explanations = await _explanations(st, records, answers) if explain else None
         latency_ms = (time.perf_counter() - t0) * 1000.0
         out, rows = [], []
         primary = st.predictor.primary.bundle
-        for k, (rid, rec, a) in enumerate(zip(ids, records, answers, strict=True)):
+        for k, (rid, rec, a, route) in enumerate(zip(ids, records, answers, routes, strict=True)):
             d = a.to_dict()
             d["request_id"] = rid
+            decision, prediction, rule_decision = a.decision, a.prediction, None
+            if held[k] is not None:  # today's process answers; the model's answer is only logged
+                decision, prediction, rule_decision = held[k]
+                d.update(decision=decision, prediction=prediction, score=None, conformal=None)
+                d.pop("scores", None)
+            audit = route.arm == MODEL_ARM and decision == "auto" and route.audit_draw
+            d["arm"], d["audit"] = route.arm, audit
             if explanations is not None:
-                d["explanation"] = explanations[k]
+                d["explanation"] = explanations[k] if held[k] is None else None
             out.append(d)
             rows.append((rid, _now(), a.model_version, a.model_name, a.tier,
                          int(a.fallback), a.reason, _dumps(rec), a.score if primary.task != "multiclass" else None,
-                         _dumps(a.scores), None if a.prediction is None else str(a.prediction), a.decision,
-                         _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k])))
-            metrics.predictions.labels(a.tier, a.decision).inc()
+                         _dumps(a.scores), None if prediction is None else str(prediction), decision,
+                         _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k]),
+                         route.arm, route.unit_id, int(audit),
+                         sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision))
+            metrics.predictions.labels(a.tier, decision).inc()
+            metrics.arms.labels(route.arm, "yes" if audit else "no").inc()
             if a.fallback:
                 metrics.fallbacks.labels(a.tier, a.reason_code or "unknown").inc()
         from .predlog import LogFull
@@ -391,6 +431,74 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         metrics.labels_in.inc(result["attached"])
         return result
 
+    # ------------------------------------------------------------------ /feedback
+    @app.post("/feedback", summary="Store one reviewer's verdict on a case as its label",
+              responses={200: {"model": FeedbackOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                         413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "$ref": "#/components/schemas/FeedbackIn"}}}}, "security": [{"ApiKey": []}, {}]})
+    async def feedback(request: Request):
+        from ..review import Target, record_feedback
+
+        check_key(request)
+        if st.log is None or st.predictor is None:
+            raise Unavailable("the prediction log is not open yet", "retry after /ready answers 200")
+        payload = await read_json(request)
+        try:
+            item = FeedbackIn.model_validate(payload).model_dump()
+            if item["reviewed_at"] is not None:
+                item["reviewed_at"] = item["reviewed_at"].isoformat()
+        except ValidationError as exc:
+            issues = [{"record": None, "field": ([str(p) for p in e.get("loc", ())] or ["(body)"])[0],
+                       "message": e.get("msg", "invalid")} for e in exc.errors(include_url=False)]
+            raise InvalidRequest(f"{len(issues)} invalid field(s) in the feedback: field '{issues[0]['field']}': "
+                                 f"{issues[0]['message']}", "send {request_id, outcome, reviewer[, reviewed_at, "
+                                 "note]}", issues=issues) from None
+        result = await run_in_threadpool(record_feedback, st.log.backend, item,
+                                         Target.of(st.predictor.primary.bundle))
+        metrics.labels_in.inc(result["stored"])
+        return result
+
+    # ------------------------------------------------------------------ /routing
+    @app.get("/routing", summary="The arms and shares in force",
+             responses={200: {"description": "Shares, arms and the holdout's policy"}, 401: {"model": ErrorOut}})
+    async def routing_get(request: Request):
+        check_key(request)
+        if st.router is None:
+            raise Unavailable("the server is not loaded yet", "retry after /ready answers 200")
+        return st.router.describe()
+
+    @app.put("/routing", summary="Change the holdout or audit share at run time (no restart)",
+             responses={200: {"description": "The shares now in force"}, 401: {"model": ErrorOut},
+                        422: {"model": ErrorOut}},
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "type": "object", "additionalProperties": False,
+                 "properties": {"holdout": {"type": "number", "minimum": 0, "maximum": 0.5},
+                                "audit_share": {"type": "number", "minimum": 0, "maximum": 1}}}}}},
+                 "security": [{"ApiKey": []}, {}]})
+    async def routing_put(request: Request):
+        from ..errors import SpecError
+
+        check_key(request)
+        if st.router is None:
+            raise Unavailable("the server is not loaded yet", "retry after /ready answers 200")
+        payload = await read_json(request)
+        if not isinstance(payload, dict):
+            raise InvalidRequest("the body must be a JSON object such as {\"holdout\": 0.05}",
+                                 "send the shares to change", issues=[{"record": None, "field": "(body)",
+                                                                        "message": "expected an object"}])
+        if payload.get("holdout", 0) and primary_task(st) != "binary":
+            raise InvalidRequest(f"a holdout needs a binary task (this model is {primary_task(st)})",
+                                 "leave holdout at 0", issues=[{"record": None, "field": "holdout",
+                                                                "message": "binary tasks only"}])
+        try:
+            st.router.update(**payload)
+        except SpecError as exc:
+            field = next((k for k in payload if k in str(exc)), "(body)")
+            raise InvalidRequest(str(exc.message), exc.fix, issues=[{"record": None, "field": field,
+                                                                      "message": exc.message}]) from None
+        return st.router.describe()
+
     # ------------------------------------------------------------------ probes
     @app.get("/health", summary="The process is alive", response_model=HealthOut)
     async def health():
@@ -426,6 +534,59 @@ def _flag(v: str | None) -> bool:
         return False
     raise InvalidRequest(f"query parameter explain={v!r} is not a boolean", "use explain=true or explain=false",
                          issues=[{"record": None, "field": "explain", "message": "expected true or false"}])
+
+
+def primary_task(st: State) -> str | None:
+    return st.predictor.primary.bundle.task if st.predictor is not None else None
+
+
+def _units(st: State, items: list) -> list[str | None]:
+    """Each record's ``data.id`` (accepted beside the features, never one): the unit its arm is drawn for.
+
+    None (the request id is the unit) where the record has no usable id: missing, null, empty, not a
+    text or whole number.
+    """
+    import math
+
+    units: list[str | None] = [None] * len(items)
+    name = st.unit_field
+    if not name:
+        return units
+    for k, item in enumerate(items):
+        v = item.get(name) if isinstance(item, dict) else None
+        if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            continue
+        text = str(v).strip()
+        units[k] = text if 0 < len(text) <= 200 else None
+    return units
+
+
+async def _holdout(st: State, records: list[dict], routes) -> list:
+    """For holdout records, today's process: ``(decision, prediction, rule_decision)``; None elsewhere.
+
+    The rule (when the holdout gets it) runs like a fallback tier, with the time limit; if it cannot
+    answer, the holdout record gets "never act".
+    """
+    from .fallback import TierFailed
+    from .routing import HOLDOUT_ARM, decision_of
+
+    out: list = [None] * len(records)
+    hold = [k for k, r in enumerate(routes) if r.arm == HOLDOUT_ARM]
+    if not hold:
+        return out
+    flags = [False] * len(hold)
+    used_rule = False
+    if st.holdout_rule is not None:
+        res = await st.predictor._acall(st.holdout_rule, [records[k] for k in hold])
+        if not isinstance(res, TierFailed):
+            flags, used_rule = [bool(v >= 0.5) for v in res], True
+    neg, pos = (st.predictor.decider.classes or [None, None])[:2]
+    for j, k in enumerate(hold):
+        decision = decision_of(flags[j])
+        out[k] = (decision, pos if flags[j] else neg, decision if used_rule else None)
+    return out
 
 
 async def _shadow(st: State, records: list[dict]) -> list[dict]:
@@ -482,6 +643,8 @@ def _ready_body(st: State) -> dict:
     if st.challenger is not None:
         body["challenger"] = st.challenger.describe()
     body["warmup"] = st.warmup
+    if st.router is not None:
+        body["routing"] = st.router.describe()
     if st.log is not None:
         body["log"] = st.log.stats()
     return _jsonable(body)
@@ -527,6 +690,8 @@ class _Metrics:
                                  ["tier", "reason"], registry=r)
         self.invalid = Counter("mlcase_invalid_records", "Records refused with 422", registry=r)
         self.labels_in = Counter("mlcase_labels", "Labels attached", registry=r)
+        self.arms = Counter("mlcase_arm_records", "Answered records by arm and whether they were drawn for the audit",
+                            ["arm", "audit"], registry=r)
         r.register(_LogCollector(state_fn))
 
 
@@ -553,7 +718,7 @@ class _LogCollector:
 class _RequestMetrics:
     """Pure ASGI middleware: request count and latency by endpoint (no per-request task switch)."""
 
-    KNOWN = {"/predict", "/labels", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
+    KNOWN = {"/predict", "/labels", "/feedback", "/routing", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
 
     def __init__(self, app, metrics: _Metrics):
         self.app = app
@@ -581,6 +746,8 @@ class _RequestMetrics:
 
 # --------------------------------------------------------------------------- documents
 def _models():
+    from datetime import datetime
+
     from pydantic import BaseModel, Field
 
     class Flags(BaseModel):
@@ -600,6 +767,9 @@ def _models():
         reason: str | None
         model_version: int | None
         flags: Flags
+        arm: str = Field("model", description="holdout: today's process answered (score and conformal set are "
+                                               "withheld); model: the model's decision")
+        audit: bool = Field(False, description="Also send this automatic decision to review (the audit sample)")
         explanation: dict[str, Any] | None = None
 
     class PredictResponse(BaseModel):
@@ -624,14 +794,30 @@ def _models():
         attached: int
         unknown: int
         unknown_request_ids: list[str]
+        sources: dict[str, int] = Field(default_factory=dict, description="Attached labels by source")
+
+    class FeedbackIn(BaseModel):
+        model_config = {"extra": "forbid"}
+        request_id: str = Field(min_length=1, max_length=200, pattern=r"\S", description="From /predict")
+        outcome: str | int | float | bool = Field(description="The reviewer's verdict: a class of the target")
+        reviewer: str = Field(min_length=1, max_length=200, pattern=r"\S")
+        reviewed_at: datetime | None = Field(None, description="ISO-8601 (UTC when no zone is given); default now")
+        note: str | None = Field(None, max_length=10_000)
+
+    class FeedbackOut(BaseModel):
+        request_id: str
+        stored: int = Field(description="0 when the same verdict was stored before")
+        label: str
+        source: str | None = Field(description="holdout, audit or review")
+        already_imported: int
 
     class HealthOut(BaseModel):
         status: str
 
-    return PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut
+    return PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut, FeedbackIn, FeedbackOut
 
 
-PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut = _models()
+PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut, FeedbackIn, FeedbackOut = _models()
 
 
 def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None:
@@ -653,6 +839,15 @@ def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None
         lab = LabelIn.model_json_schema(ref_template="#/components/schemas/{model}")
         comps.update(lab.pop("$defs", {}))
         comps["LabelIn"] = lab
+        fb = FeedbackIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        comps.update(fb.pop("$defs", {}))
+        if p is not None:  # the outcomes a reviewer may give: the served model's classes, or a number
+            b = p.primary.bundle
+            fb["properties"]["outcome"] = ({"type": "number", "description": "The reviewer's verdict"}
+                                           if b.task == "regression" else
+                                           {"enum": [str(c) for c in b.classes or []],
+                                            "description": "The reviewer's verdict: a class of the target"})
+        comps["FeedbackIn"] = fb
         doc["components"].setdefault("securitySchemes", {})["ApiKey"] = {
             "type": "apiKey", "in": "header", "name": "X-API-Key"}
         if p is not None:
