@@ -20,7 +20,7 @@ from mlcase.bundle import ModelBundle
 from mlcase.case import case_from_spec
 from mlcase.data import prepare
 from mlcase.errors import DataError, SpecError
-from mlcase.serve.predlog import SQLITE_DDL
+from mlcase.serve.predlog import COLUMNS, SQLITE_DDL
 
 FEATURES = ["x0", "x1", "x2", "x3", "c", "flag"]
 START = pd.Timestamp("2024-03-01", tz="UTC")
@@ -111,7 +111,7 @@ def write_log(path: Path, records: pd.DataFrame, bundle, days, *, tiers=None, re
     con = sqlite3.connect(path)
     for ddl in SQLITE_DDL:  # the serving log's own tables (docs/contracts.md)
         con.execute(ddl)
-    con.executemany(f"INSERT INTO predictions VALUES ({','.join('?' * 15)})", rows)
+    con.executemany(f"INSERT INTO predictions ({','.join(COLUMNS[:15])}) VALUES ({','.join('?' * 15)})", rows)
     con.commit()
     con.close()
     return ids

@@ -54,13 +54,52 @@ def compute_alerts(run, windows: list[dict]) -> list[dict]:
                                "value": a["value"], "threshold": None,
                                "message": f"assumption broken in window {name}: \"{a['text']}\" "
                                           f"(check {a['check']} is false)"})
+    alerts += _backlog_alerts(run)
     return alerts
+
+
+def _backlog_alerts(run) -> list[dict]:
+    """A review backlog that grew ``monitoring.backlog_windows`` windows in a row."""
+    backlog = (getattr(run, "reviews", None) or {}).get("backlog") or {}
+    out = []
+    for b in backlog.get("windows", []):
+        if b["alert"]:
+            cap = f" against a capacity of {b['capacity']:.4g} per window" if b["capacity"] is not None else ""
+            out.append({"kind": "review_backlog", "feature": None, "window": b["window"], "value": b["backlog"],
+                        "threshold": backlog["alert_after"],
+                        "message": f"the review backlog grew {b['growing_windows']} windows in a row to "
+                                   f"{b['backlog']} cases in window {b['window']} ({b['queued']} sent to review, "
+                                   f"{b['reviewed']} reviewed{cap})"})
+    return out
+
+
+def _label_warnings(run) -> list[dict]:
+    """What the label sources say: biased acted-on labels, an estimate the holdout contradicts, no audit."""
+    src = getattr(run, "by_source", None) or {}
+    out = []
+    for m, b in (src.get("bias") or {}).items():
+        if b["outside"]:
+            out.append({"kind": "label_bias", "message": f"{m.replace('_', ' ')} on the model's own labels is "
+                        f"{b['acted']:.3g}, the holdout says {b['holdout']:.3g} (95% {b['low']:.3g} to "
+                        f"{b['high']:.3g}): the acted-on labels are biased by the model's action; trust the holdout"})
+    check = src.get("estimate_check") or {}
+    if check.get("within") is False:
+        bad = [f"{m} estimated {v['estimated']:.3g} [{v['low']:.3g}, {v['high']:.3g}], realized {v['realized']:.3g}"
+               for m, v in check["metrics"].items() if not v["within"]]
+        out.append({"kind": "estimate_check", "message": "the estimate before labels disagrees with the holdout's "
+                    f"outcomes ({'; '.join(bad)}; {check['n']} rows): the probabilities are off, so the estimated "
+                    "performance cannot be trusted until the model is recalibrated"})
+    audit = src.get("audit") or {}
+    if audit.get("note"):
+        out.append({"kind": "audit", "message": audit["note"]})
+    return out
 
 
 def summary_warnings(run, windows: list[dict], overall: dict, labels: dict) -> None:
     """Append what deserves a look but raises no alert to ``run.warnings``."""
     labels["unreadable"] = getattr(run, "unreadable_labels", 0)
     warn = run.warnings
+    warn += _label_warnings(run)
     if labels["duplicated_request_ids"]:
         warn.append({"kind": "labels", "message": f"{labels['duplicated_request_ids']} request ids have more than "
                      f"one label ({labels['conflicting_request_ids']} with different values); the last one wins"})

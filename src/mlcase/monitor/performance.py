@@ -51,7 +51,8 @@ def encode_labels(run, labels: pd.Series) -> np.ndarray:
 # ------------------------------------------------------------------ performance
 def window_frame(run, wi: int, columns: list[str], labelled_only: bool = False) -> pd.DataFrame:
     inner = [c for c in columns if c in run.col]
-    sel = ["_score", "_flag", "_dec", "_prediction", "_label"] + [f"{run.col[c]} AS {_q(c)}" for c in inner]
+    sel = ["_score", "_flag", "_dec", "_prediction", "_label", "_arm", "_audit", "_pi", "_rlabel", "_lsrc"] + [
+        f"{run.col[c]} AS {_q(c)}" for c in inner]
     where = "_wi = ?" + (" AND _label IS NOT NULL" if labelled_only else "")
     return run.con.execute(f"SELECT {', '.join(sel)} FROM log WHERE {where}", [wi]).df()
 
@@ -73,9 +74,12 @@ def cost_columns(run) -> list[str]:
 
 def compute_performance(run, windows: list[dict]) -> None:
     """Fill ``estimated`` (binary, before labels) and ``realized`` / ``realized_so_far`` of every window."""
+    from .label_sources import Parts, summarize, window_parts
+
     cost_cols = cost_columns(run)
     cost_problem: str | None = None
     unreadable = 0
+    everything = Parts()
     for wi, w in enumerate(windows):
         need_est = run.task == "binary"
         if not need_est and w["labels"]["labelled"] == 0:
@@ -90,6 +94,10 @@ def compute_performance(run, windows: list[dict]) -> None:
                 p, f = p_all[scored], f_all[scored]
                 w["estimated"] = cbpe(p, f, costs.take(scored) if costs is not None else None)
                 w["estimated"]["n"] = int(scored.sum())
+            parts = window_parts(df, lambda s: encode_labels(run, s), costs)
+            if run.has_holdout or parts.r_y:
+                w["by_source"] = summarize(parts, mature=w["mature"])
+            everything.extend(parts)
         lab = df[df["_label"].notna()]
         if len(lab) == 0:
             continue
@@ -100,6 +108,9 @@ def compute_performance(run, windows: list[dict]) -> None:
         realized = realized_metrics(run, df.iloc[idx], y[known], costs.take(idx) if costs is not None else None)
         if realized is None:
             continue
+        sources = df["_lsrc"].iloc[idx].astype("str").value_counts()
+        realized["labels"] = {"basis": "every label (the last per request id)", "n": int(len(idx)),
+                              "sources": {str(k): int(v) for k, v in sources.items()}}
         if w["mature"]:
             w["realized"] = realized
         else:
@@ -107,6 +118,9 @@ def compute_performance(run, windows: list[dict]) -> None:
     if cost_problem:
         run.warnings.append({"kind": "costs", "message": f"business cost not computed: {cost_problem}"})
     run.unreadable_labels = unreadable
+    run.by_source = None
+    if run.task == "binary" and (run.has_holdout or everything.r_y):
+        run.by_source = summarize(everything, mature=all(w["mature"] for w in windows), with_sizing=True)
 
 
 def row_costs(run, df: pd.DataFrame):

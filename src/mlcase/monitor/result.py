@@ -13,17 +13,25 @@ class MonitorResult:
     ----------
     alerts : list of dict
         ``kind`` (drift, score_drift, fallback, estimated_cost, realized_cost,
-        assumption), ``feature`` or ``assumption``, ``window``, ``value``,
-        ``threshold``, ``message``. Any alert makes ``mlcase monitor`` exit 1.
+        assumption, review_backlog), ``feature`` or ``assumption``, ``window``,
+        ``value``, ``threshold``, ``message``. Any alert makes ``mlcase monitor`` exit 1.
     windows : list of dict
-        One per time window, oldest first (see :func:`monitor`).
+        One per time window, oldest first (see :func:`monitor`). Each realized
+        metric says what its labels rest on (``labels``: basis, rows, sources);
+        with a holdout arm or reviews, ``by_source`` holds the window's
+        holdout, acted-on, bias, audit-weighted and estimate-check figures
+        (:mod:`mlcase.monitor.label_sources`).
     overall : dict
-        Drift over all rows together.
+        Drift over all rows together, and ``by_source`` over all windows (with
+        the holdout's sizing).
     labels : dict
         The label join: labels read, duplicated and conflicting request ids,
         labels for unknown request ids, unreadable labels.
     warnings : list of dict
         ``kind`` and ``message``: what deserves a look but raises no alert.
+    reviews : dict or None
+        Reviewer-vs-model and reviewer-vs-reviewer agreement and the backlog per
+        window (:mod:`mlcase.monitor.reviews`); None when no verdict is in the log.
     """
 
     case: str
@@ -39,6 +47,7 @@ class MonitorResult:
     labels: dict
     alerts: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    reviews: dict | None = None
 
     @property
     def exit_code(self) -> int:
@@ -54,4 +63,5 @@ class MonitorResult:
                 "window_seconds": self.window_seconds, "as_of": self.as_of, "thresholds": self.thresholds,
                 "features": self.features, "n_rows": self.n_rows, "n_windows": len(self.windows),
                 "status": "alert" if self.alerts else "ok", "n_alerts": len(self.alerts), "alerts": self.alerts,
-                "warnings": self.warnings, "labels": self.labels, "overall": self.overall, "windows": self.windows}
+                "warnings": self.warnings, "labels": self.labels, "overall": self.overall, "reviews": self.reviews,
+                "windows": self.windows}

@@ -24,6 +24,7 @@ from . import alerts as _alerts
 from . import assumptions as _assumptions
 from . import drift as _drift
 from . import performance as _performance
+from . import reviews as _reviews
 from . import sources as _sources
 from ._util import _iso, _lit, _num
 from .reference import REFERENCE_VERSION, build_reference, feature_kinds
@@ -155,6 +156,10 @@ class _Run:
         self.col.update({e: f"e{i}" for i, e in enumerate(self.extras)})
         self.has_time = False
         self.has_inline_label = False
+        self.has_holdout = False   # any row on the holdout arm
+        self.has_reviews = False   # any reviewer's verdict in the labels
+        self.by_source = None      # label_sources.summarize over all windows
+        self.reviews = None        # reviews.compute_reviews
 
     def close(self) -> None:
         self.con.close()
@@ -209,6 +214,11 @@ class _Run:
                 WHEN r._decision = {pos} OR lower(r._decision) IN ('1', '1.0', 'true', 'yes') THEN 1
                 WHEN r._decision = {neg} OR lower(r._decision) IN ('0', '0.0', 'false', 'no') THEN 0
                 WHEN r._score IS NOT NULL THEN CAST(r._score >= {thr} AS INTEGER) END"""
+            # on the holdout arm the decision is today's process; the model's own is in model_decision
+            flag = f"""CASE WHEN r._arm = 'holdout' AND r._mdec IS NOT NULL THEN
+                CASE WHEN r._mdec = 'flag' THEN 1 WHEN r._mdec = 'auto' THEN 0
+                     WHEN r._score IS NOT NULL THEN CAST(r._score >= {thr} AS INTEGER) END
+                ELSE ({flag}) END"""
             decision = f"""CASE WHEN g._decision IN ('flag', 'auto', 'review') THEN g._decision
                 WHEN g._flag IS NULL THEN g._decision
                 WHEN g._decision IS NULL OR g._decision = {pos} OR g._decision = {neg}
@@ -220,7 +230,11 @@ class _Run:
             decision = "coalesce(g._decision, 'auto')"
         window = f"CAST(floor(r._t / {W}) AS BIGINT)" if self.has_time else "CAST(0 AS BIGINT)"
         label = "coalesce(l._label, r._label0)" if self.has_inline_label else "l._label"
-        self.con.execute("""CREATE TABLE lastlab AS SELECT _rid, _label, _lts FROM lab
+        self.con.execute("""CREATE TABLE lastlab AS SELECT _rid, _label, _lts, _src, _reviewer FROM lab
+                            QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
+        # the last reviewer's verdict per request id: what review- and audit-based estimates rest on
+        self.con.execute("""CREATE TABLE lastrev AS SELECT _rid, _label AS _rlabel FROM lab
+                            WHERE _reviewer IS NOT NULL AND _label IS NOT NULL
                             QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
         self.con.execute(f"""CREATE TABLE wmap AS SELECT _w, CAST(row_number() OVER (ORDER BY _w) - 1 AS INTEGER)
                              AS _wi FROM (SELECT DISTINCT {window} AS _w FROM raw r WHERE _w IS NOT NULL)""")
@@ -234,11 +248,23 @@ class _Run:
             raise DataError(f"--log: {self.source.label} holds no predictions" + (
                 " with a readable timestamp" if self.n_no_time else ""),
                 "serve some traffic first, or pass a file of recent records")
+        # what each row's label rests on: as stored, or (older logs, files) from its arm and reviewer
+        source = f"""CASE WHEN {label} IS NULL THEN NULL
+                WHEN l._src IN ('holdout', 'audit', 'review', 'outcome') THEN l._src
+                WHEN r._arm = 'holdout' THEN 'holdout'
+                WHEN l._reviewer IS NOT NULL THEN CASE WHEN r._audit = 1 THEN 'audit' ELSE 'review' END
+                ELSE 'outcome' END"""
         self.con.execute(f"""
             CREATE TABLE log AS SELECT g.*, {decision} AS _dec FROM (
-                SELECT r.*, m._wi, {label} AS _label, l._lts AS _lts, {flag} AS _flag,
+                SELECT r.*, m._wi, {label} AS _label, l._lts AS _lts, {flag} AS _flag, {source} AS _lsrc,
+                       v._rlabel AS _rlabel,
                        (coalesce(r._fallback, 0) = 1 OR coalesce(r._tier, 'model') <> 'model') AS _fb
-                FROM raw r JOIN wmap m ON m._w = {window} LEFT JOIN lastlab l ON l._rid = r._rid) g""")
+                FROM raw r JOIN wmap m ON m._w = {window} LEFT JOIN lastlab l ON l._rid = r._rid
+                LEFT JOIN lastrev v ON v._rid = r._rid) g""")
+        self.has_holdout = bool(self.con.execute("SELECT count(*) FILTER (WHERE _arm = 'holdout') > 0 FROM log")
+                                .fetchall()[0][0])
+        self.has_reviews = bool(self.con.execute("SELECT count(*) > 0 FROM lab WHERE _reviewer IS NOT NULL")
+                                .fetchall()[0][0])
         self.con.execute("DROP TABLE raw")
 
     # ------------------------------------------------------------------ compute
@@ -273,6 +299,9 @@ class _Run:
         self._fallback(windows)
         label_summary = _performance.label_summary(self)
         _performance.compute_performance(self, windows)
+        if self.by_source is not None:
+            overall["by_source"] = self.by_source
+        self.reviews = _reviews.compute_reviews(self, windows)
         _assumptions.check_assumptions(self, windows)
         alerts = _alerts.compute_alerts(self, windows)
         _alerts.summary_warnings(self, windows, overall, label_summary)
@@ -280,11 +309,11 @@ class _Run:
                       "max_fallback_share": self.mon.max_fallback_share,
                       "max_estimated_cost": self.mon.max_estimated_cost,
                       "max_realized_cost": self.mon.max_realized_cost, "min_window_rows": self.mon.min_window_rows,
-                      "label_delay_seconds": delay}
+                      "label_delay_seconds": delay, "backlog_windows": self.mon.backlog_windows}
         return MonitorResult(case=self.case.name, source=self.source.label, model={}, task=self.task,
                              window_seconds=self.window_s, as_of=_iso(as_of), thresholds=thresholds,
                              features=list(self.features), windows=windows, overall=overall,
-                             labels=label_summary, alerts=alerts, warnings=self.warnings)
+                             labels=label_summary, alerts=alerts, warnings=self.warnings, reviews=self.reviews)
 
     def _window_basics(self) -> list[dict]:
         rows = self.con.execute("""

@@ -73,13 +73,19 @@ def resolve_source(case, log) -> _Source:
 
 # ------------------------------------------------------------------ loading
 RAW_COLUMNS = ("_rid VARCHAR, _t DOUBLE, _version INTEGER, _tier VARCHAR, _fallback INTEGER, _reason VARCHAR, "
-               "_score DOUBLE, _decision VARCHAR, _prediction VARCHAR, _label0 VARCHAR, _bad_json BOOLEAN")
+               "_score DOUBLE, _decision VARCHAR, _prediction VARCHAR, _label0 VARCHAR, _arm VARCHAR, "
+               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _bad_json BOOLEAN")
+# what the log's columns beyond the first layout become (NULL where an older log lacks them)
+ARM_SQL = ("CAST(arm AS VARCHAR), TRY_CAST(audit AS INTEGER), nullif(TRY_CAST(sampling_probability AS DOUBLE), "
+           "'NaN'::DOUBLE), CAST(model_decision AS VARCHAR)")
+LABEL_COLUMNS = ["request_id", "label", "ts", "id", "source", "reviewer", "reviewed_at"]
 
 
 def _create_raw(run) -> None:
     cols = ", ".join(f"{run.col[c]} {run.sql_type(c)}" for c in [*run.features, *run.extras])
     run.con.execute(f"CREATE TABLE raw ({RAW_COLUMNS}{', ' + cols if cols else ''})")
-    run.con.execute("CREATE TABLE lab (_rid VARCHAR, _label VARCHAR, _lts DOUBLE, _seq BIGINT)")
+    run.con.execute("CREATE TABLE lab (_rid VARCHAR, _label VARCHAR, _lts DOUBLE, _seq BIGINT, _src VARCHAR, "
+                    "_reviewer VARCHAR, _rts DOUBLE)")
 
 
 def load(run, source: _Source, labels_file) -> None:
@@ -110,7 +116,7 @@ def _insert_log_chunk(run, tbl) -> None:
     head = f"""INSERT INTO raw SELECT CAST(request_id AS VARCHAR), {ts_sql('ts')},
                 TRY_CAST(model_version AS INTEGER), CAST(tier AS VARCHAR), TRY_CAST(fallback AS INTEGER),
                 CAST(reason AS VARCHAR), nullif(TRY_CAST(score AS DOUBLE), 'NaN'::DOUBLE),
-                CAST(decision AS VARCHAR), CAST(prediction AS VARCHAR), NULL"""
+                CAST(decision AS VARCHAR), CAST(prediction AS VARCHAR), NULL, {ARM_SQL}"""
     run.con.register("_chunk", tbl)
     try:
         try:  # the common case: every row's inputs are JSON
@@ -128,7 +134,7 @@ def _load_database(run, source: _Source) -> None:
     import pyarrow as pa
 
     pred_cols = ["request_id", "ts", "model_version", "tier", "fallback", "reason", "score", "decision",
-                 "prediction", "inputs"]
+                 "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision"]
     reader = _SqliteReader(source.target) if source.kind == "sqlite" else _SqlAlchemyReader(source.target)
     try:
         tables = reader.tables()
@@ -147,8 +153,7 @@ def _load_database(run, source: _Source) -> None:
             lab_have = reader.columns("labels")
             if {"request_id", "label"} <= set(lab_have):
                 order = "id" if "id" in lab_have else None
-                for k, rows in enumerate(reader.chunks("labels", ["request_id", "label", "ts", "id"], lab_have,
-                                                       order=order)):
+                for k, rows in enumerate(reader.chunks("labels", LABEL_COLUMNS, lab_have, order=order)):
                     run.con.register("_labels_chunk", pa.table(rows))
                     try:
                         _insert_labels(run, "_labels_chunk", seq="id" if order else None,
@@ -161,12 +166,16 @@ def _load_database(run, source: _Source) -> None:
 
 
 def _insert_labels(run, table: str, seq: str | None, offset: int = 0) -> None:
-    """Append labels from a registered table or view (``request_id``, ``label``, ``ts``) to ``lab``."""
+    """Append labels from a registered table or view (``request_id``, ``label``, and optionally ``ts``,
+    ``source``, ``reviewer``, ``reviewed_at``) to ``lab``."""
     types = {r[0]: r[1] for r in run.con.execute(f"DESCRIBE {table}").fetchall()}
     seq_sql = f"CAST({seq} AS BIGINT) + {offset}" if seq else f"row_number() OVER () + {offset}"
     ts_expr = ts_sql("ts", types["ts"]) if "ts" in types else "NULL"
+    rts_expr = ts_sql("reviewed_at", types["reviewed_at"]) if "reviewed_at" in types else "NULL"
+    src = "CAST(source AS VARCHAR)" if "source" in types else "NULL"
+    reviewer = "nullif(trim(CAST(reviewer AS VARCHAR)), '')" if "reviewer" in types else "NULL"
     run.con.execute(f"""INSERT INTO lab SELECT CAST(request_id AS VARCHAR), CAST(label AS VARCHAR),
-                         {ts_expr}, {seq_sql} FROM {table}""")
+                         {ts_expr}, {seq_sql}, {src}, {reviewer}, {rts_expr} FROM {table}""")
 
 
 def _load_labels_file(run, path) -> None:
@@ -219,6 +228,7 @@ def _load_records(run, source: _Source) -> None:
         return next((c for c in names if c and c in types and c not in run.features), None)
 
     ts = pick("ts", run.spec.data.time)
+    arm, audit, pi, mdec = pick("arm"), pick("audit"), pick("sampling_probability"), pick("model_decision")
     rid = pick("request_id", run.spec.data.id)
     label = pick("label", run.target)
     score, decision, prediction = pick("score"), pick("decision"), pick("prediction")
@@ -238,7 +248,10 @@ def _load_records(run, source: _Source) -> None:
              f"nullif(TRY_CAST({_q(score)} AS DOUBLE), 'NaN'::DOUBLE)" if score else "_s._score",
              (f"CAST({_q(decision)} AS VARCHAR)" if decision else ("_s._decision" if scored else "NULL")),
              (f"CAST({_q(prediction)} AS VARCHAR)" if prediction else ("_s._prediction" if scored else "NULL")),
-             f"CAST({_q(label)} AS VARCHAR)" if label else "NULL", "false"]
+             f"CAST({_q(label)} AS VARCHAR)" if label else "NULL",
+             f"CAST({_q(arm)} AS VARCHAR)" if arm else "NULL", f"TRY_CAST({_q(audit)} AS INTEGER)" if audit else "NULL",
+             f"TRY_CAST({_q(pi)} AS DOUBLE)" if pi else "NULL", f"CAST({_q(mdec)} AS VARCHAR)" if mdec else "NULL",
+             "false"]
     for c in [*run.features, *run.extras]:
         exprs.append(run.value_sql(c, _q(c)) if c in types else "NULL")
     frm = "src LEFT JOIN _scored _s USING (_row)" if scored else "src_view"
@@ -335,7 +348,9 @@ def _prefetch(chunks, depth: int = 2):
 class _SqliteReader:
     """Reads the serving log's tables with the sqlite3 module, in typed chunks."""
 
-    TEXT = {"request_id", "ts", "tier", "reason", "decision", "prediction", "inputs", "label"}
+    TEXT = {"request_id", "ts", "tier", "reason", "decision", "prediction", "inputs", "label", "arm",
+            "model_decision", "source", "reviewer", "reviewed_at"}
+    FLOAT = {"score", "sampling_probability"}
 
     def __init__(self, path: Path):
         try:
@@ -362,7 +377,8 @@ class _SqliteReader:
                 sel.append(f"CAST({_q(c)} AS TEXT) AS {c}")
             else:  # numbers only; anything else becomes NULL rather than a wrong number
                 sel.append(f"CASE WHEN typeof({_q(c)}) IN ('integer', 'real') THEN {_q(c)} END AS {c}")
-        types = {c: (pa.string() if c in self.TEXT else (pa.float64() if c == "score" else pa.int64())) for c in wanted}
+        types = {c: (pa.string() if c in self.TEXT else (pa.float64() if c in self.FLOAT else pa.int64()))
+                 for c in wanted}
         cur = self.con.execute(f"SELECT {', '.join(sel)} FROM {_q(table)}" + (f" ORDER BY {_q(order)}" if order else ""))
         while True:
             rows = cur.fetchmany(CHUNK_ROWS)
