@@ -90,8 +90,17 @@ def iso(ts: pd.Timestamp) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
+OLD_DDL = (  # the log's layout before arms and label sources: old logs must read as before
+    """CREATE TABLE predictions (request_id TEXT PRIMARY KEY, ts TEXT NOT NULL, model_version INTEGER,
+        model_name TEXT, tier TEXT, fallback INTEGER, reason TEXT, inputs TEXT, score REAL, scores TEXT,
+        prediction TEXT, decision TEXT, conformal TEXT, latency_ms REAL, challenger TEXT)""",
+    """CREATE TABLE labels (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT,
+        ts TEXT NOT NULL, source TEXT)""",
+)
+
+
 def write_log(path: Path, records: pd.DataFrame, bundle, days, *, tiers=None, reasons=None, ids=None,
-              seed: int = 0) -> list[str]:
+              seed: int = 0, ddl=SQLITE_DDL) -> list[str]:
     """Write ``records`` as served predictions: day ``days[i]`` at a random second; returns the request ids."""
     rng = np.random.default_rng(seed)
     p = bundle.scores(records[bundle.features])
@@ -109,8 +118,8 @@ def write_log(path: Path, records: pd.DataFrame, bundle, days, *, tiers=None, re
                      bundle.classes[1] if flag[i] else bundle.classes[0], "flag" if flag[i] else "auto", None, 2.0,
                      None))
     con = sqlite3.connect(path)
-    for ddl in SQLITE_DDL:  # the serving log's own tables (docs/contracts.md)
-        con.execute(ddl)
+    for statement in ddl:  # the serving log's own tables (docs/contracts.md)
+        con.execute(statement)
     con.executemany(f"INSERT INTO predictions ({','.join(COLUMNS[:15])}) VALUES ({','.join('?' * 15)})", rows)
     con.commit()
     con.close()
@@ -181,6 +190,27 @@ def test_planted_drift_in_two_columns_is_flagged_and_only_those(trained, tmp_pat
     # a shifted x0 moves the score too: prediction drift is its own alert kind
     assert {a["kind"] for a in res.alerts} >= {"drift", "score_drift"}
     assert res.exit_code == 1
+
+
+def test_a_log_written_before_arms_reads_as_before(trained, tmp_path):
+    """An old log (no arm, audit or label source columns) gives the same windows as the new layout."""
+    rng = np.random.default_rng(4)
+    cur = draw(1200, rng)
+    results = {}
+    for name, ddl in (("old", OLD_DDL), ("new", SQLITE_DDL)):
+        root = tmp_path / name
+        root.mkdir()
+        case = fresh_case(root, trained)
+        ids = write_log(root / "predictions.db", cur, trained["bundle"], days=np.repeat([0, 1], 600), ddl=ddl)
+        truth = np.where(cur["y"] == "yes", "yes", "no")
+        add_labels(root / "predictions.db", [(i, lab, "2024-03-20T00:00:00Z") for i, lab in zip(ids, truth)])
+        results[name] = M.monitor(case, bundle=trained["bundle"]).to_dict()
+    old, new = results["old"], results["new"]
+    assert old["windows"] == new["windows"] and old["overall"] == new["overall"]
+    assert old["reviews"] is None and "by_source" not in old["overall"]
+    realized = old["windows"][0]["realized"]
+    assert realized["labels"] == {"basis": "every label (the last per request id)", "n": 600,
+                                  "sources": {"outcome": 600}}
 
 
 def test_missing_rate_jump_and_unseen_categories_are_drift(trained, tmp_path):

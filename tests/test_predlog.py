@@ -121,3 +121,44 @@ def test_label_file_names_missing_columns(tmp_path):
     pd.DataFrame({"id": ["a"], "outcome": ["Yes"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(DataError, match="lacks the column\\(s\\) request_id, label.*request_id column"):
         label_file(case, tmp_path / "bad.csv")
+
+
+OLD_DDL = (  # the layout before arms and label sources (mlcase 0.x logs in the field)
+    """CREATE TABLE predictions (request_id TEXT PRIMARY KEY, ts TEXT NOT NULL, model_version INTEGER,
+        model_name TEXT, tier TEXT, fallback INTEGER, reason TEXT, inputs TEXT, score REAL, scores TEXT,
+        prediction TEXT, decision TEXT, conformal TEXT, latency_ms REAL, challenger TEXT)""",
+    """CREATE TABLE labels (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT,
+        ts TEXT NOT NULL, source TEXT)""",
+)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sqlalchemy"])
+def test_an_old_log_gets_the_new_columns_on_open_and_keeps_its_rows(tmp_path, kind):
+    from mlcase.serve.predlog import LABEL_COLUMNS_ADDED, PREDICTION_COLUMNS_ADDED
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    for ddl in OLD_DDL:
+        con.execute(ddl)
+    con.execute("INSERT INTO predictions (request_id, ts, score, decision) VALUES ('old-1', '2024-01-01T00:00:00Z', "
+                "0.7, 'flag')")
+    con.execute("INSERT INTO labels (request_id, label, ts, source) VALUES ('old-1', 'Yes', '2024-02-01T00:00:00Z', "
+                "'api')")
+    con.commit()
+    con.close()
+    log = PredictionLog(str(db) if kind == "sqlite" else f"sqlite+pysqlite:///{db}")
+    log.write([_row("new-1")])
+    out = log.add_labels([{"request_id": "old-1", "label": "No"}])
+    log.close()
+    assert out["attached"] == 1 and out["sources"] == {"outcome": 1}
+    con = sqlite3.connect(db)
+    pred_cols = [r[1] for r in con.execute("PRAGMA table_info(predictions)")]
+    assert pred_cols[:15] == list(COLUMNS[:15]) and pred_cols[15:] == [c for c, _ in PREDICTION_COLUMNS_ADDED]
+    assert [r[1] for r in con.execute("PRAGMA table_info(labels)")][5:] == [c for c, _ in LABEL_COLUMNS_ADDED]
+    assert con.execute("SELECT score, decision, arm FROM predictions WHERE request_id = 'old-1'").fetchone() == (
+        0.7, "flag", None)
+    assert con.execute("SELECT label, source, channel FROM labels ORDER BY id").fetchall() == [
+        ("Yes", "api", None), ("No", "outcome", "api")]
+    # opening it again changes nothing
+    PredictionLog(str(db)).close()
+    assert [r[1] for r in con.execute("PRAGMA table_info(predictions)")] == pred_cols
