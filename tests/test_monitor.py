@@ -203,7 +203,7 @@ def test_a_log_written_before_arms_reads_as_before(trained, tmp_path):
         case = fresh_case(root, trained)
         ids = write_log(root / "predictions.db", cur, trained["bundle"], days=np.repeat([0, 1], 600), ddl=ddl)
         truth = np.where(cur["y"] == "yes", "yes", "no")
-        add_labels(root / "predictions.db", [(i, lab, "2024-03-20T00:00:00Z") for i, lab in zip(ids, truth)])
+        add_labels(root / "predictions.db", [(i, lab, "2024-03-20T00:00:00Z") for i, lab in zip(ids, truth, strict=True)])
         results[name] = M.monitor(case, bundle=trained["bundle"]).to_dict()
     old, new = results["old"], results["new"]
     assert old["windows"] == new["windows"] and old["overall"] == new["overall"]
@@ -609,3 +609,35 @@ def test_report_section_draws_series_and_thresholds(trained, tmp_path):
     assert x0["y"][1] == pytest.approx(data["windows"][1]["drift"]["x0"]["psi"])
     assert "not final" in html["monitoring-windows"]  # the second window is younger than the label delay
     assert section.build({}) == []
+
+
+def test_a_review_backlog_that_grows_three_windows_in_a_row_alerts(trained, tmp_path):
+    rng = np.random.default_rng(6)
+    case = fresh_case(tmp_path, trained, constraints={"review_capacity": 0.1},
+                      monitoring={"backlog_windows": 3})
+    cur = draw(1600, rng)
+    days = np.repeat([0, 1, 2, 3], 400)
+    ids = write_log(tmp_path / "predictions.db", cur, trained["bundle"], days=days)
+    con = sqlite3.connect(tmp_path / "predictions.db")
+    flagged = {r: t for r, t in con.execute("SELECT request_id, ts FROM predictions WHERE decision = 'flag'")}
+    # reviewers keep up on the first day only, the same evening
+    day0 = [i for i, d in zip(ids, days, strict=True) if d == 0 and i in flagged]
+    con.executemany("INSERT INTO labels (request_id, label, ts, source, reviewer, reviewed_at) "
+                    "VALUES (?, 'yes', ?, 'review', 'ana', ?)",
+                    [(i, "2024-03-01T23:59:00Z", "2024-03-01T23:59:00Z") for i in day0])
+    con.commit()
+    con.close()
+    res = M.monitor(case, bundle=trained["bundle"])
+    backlog = res.reviews["backlog"]["windows"]
+    per_day = [sum(1 for i, d in zip(ids, days, strict=True) if d == k and i in flagged) for k in range(4)]
+    assert [b["queued"] for b in backlog] == per_day
+    assert [b["reviewed"] for b in backlog] == [len(day0), 0, 0, 0]
+    assert [b["backlog"] for b in backlog] == [0, per_day[1], sum(per_day[1:3]), sum(per_day[1:])]
+    assert [b["growing_windows"] for b in backlog] == [0, 1, 2, 3]
+    assert backlog[0]["capacity"] == pytest.approx(40.0) and backlog[1]["over_capacity"] == (per_day[1] > 40)
+    alerts = [a for a in res.alerts if a["kind"] == "review_backlog"]
+    assert [a["window"] for a in alerts] == [res.windows[3]["window"]]
+    assert "grew 3 windows in a row" in alerts[0]["message"]
+    assert res.reviews["between_reviewers"]["n"] == 0
+    agree = res.reviews["model_agreement"]
+    assert agree["n"] == len(day0) and agree["agreement"] == 1.0  # every flagged case confirmed

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from mlcase.errors import DataError, MlcaseError, NotFoundError
-from mlcase.review import QUEUE_COLUMNS, REVIEW_COLUMNS, ReviewRejected, export_queue, import_reviews
+from mlcase.review import (
+    QUEUE_COLUMNS,
+    REVIEW_COLUMNS,
+    ReviewRejected,
+    export_queue,
+    import_reviews,
+)
 from mlcase.serve.predlog import COLUMNS, PredictionLog
 from tests.serving_case import bundle, make_case
 

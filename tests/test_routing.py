@@ -7,7 +7,14 @@ import pytest
 from scipy.stats import binom
 
 from mlcase.errors import SpecError
-from mlcase.serve.routing import HOLDOUT_ARM, MODEL_ARM, Router, Shares, router_for, sampling_probability
+from mlcase.serve.routing import (
+    HOLDOUT_ARM,
+    MODEL_ARM,
+    Router,
+    Shares,
+    router_for,
+    sampling_probability,
+)
 
 N = 50_000
 

@@ -235,3 +235,23 @@ def test_simulated_deployment_review_round_trip_and_what_monitoring_sees(deploym
     assert res["reviews"]["model_agreement"]["by_reviewer"]["ana"]["n"] == len(queue)
     assert res["reviews"]["backlog"]["backlog"] == 0 and not any(x["kind"] == "review_backlog"
                                                                  for x in res["alerts"])
+
+
+def test_the_report_shows_labels_and_review(deployment, open_report, artifacts, capsys):
+    """`mlcase monitor` then `mlcase report`: the label-source section draws in Chromium with its numbers."""
+    from mlcase.cli import main
+
+    root, log = deployment["root"], deployment["log"]
+    assert main(["monitor", str(root), "--log", str(log)]) in (0, 1)
+    err = capsys.readouterr().err
+    assert "holdout: " in err and "the model's own labels say precision 0" in err and "audit-weighted (" in err
+    assert main(["report", str(root), "--quiet"]) == 0
+    view = open_report(root / "report" / "index.html")
+    view.assert_healthy()
+    section = view.page.locator("#monitoring-labels")
+    assert section.count() == 1
+    text = section.inner_text()
+    section.screenshot(path=str(artifacts / "monitoring-labels.png"))
+    for fragment in ("holdout arm", "model arm (acted on)", "reviews + audit", "Value given up", "Cohen's kappa",
+                     "Review backlog"):
+        assert fragment in text, fragment
