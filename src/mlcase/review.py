@@ -260,9 +260,9 @@ def import_reviews(case, path, log: str | None = None, bundle=None) -> dict:
 
 
 def _served_bundle(case):
-    from .monitor.run import _default_bundle
+    from .monitor.run import default_bundle
 
-    return _default_bundle(case, "champion")[0]
+    return default_bundle(case, "champion")[0]
 
 
 # --------------------------------------------------------------------------- export

@@ -222,7 +222,10 @@ def test_simulated_deployment_review_round_trip_and_what_monitoring_sees(deploym
     assert h["low"] <= true_precision <= h["high"] and h["n"] > 50
     assert src["holdout"]["labels"]["sources"] == {"holdout": int((rows["arm"] == "holdout").sum())}
     a = src["audit"]
-    assert a["recall"]["low"] <= true_recall <= a["recall"]["high"]
+    # the audit draw hashes random request ids, so this deployment's sample is one of many: its 95% interval's
+    # coverage is tested over 200 seeds in tests/test_label_sources.py; here the truth is within 3.29 sd (99.9%)
+    assert abs(a["recall"]["value"] - true_recall) <= 3.29 * a["recall"]["sd"]
+    assert abs(a["recall"]["value"] - true_recall) < 0.08
     assert a["reviewed_share"] == {"census": 1.0, "audit": 1.0}
     assert src["holdout"]["value_given_up"]["per_decision"]["value"] > 0  # the model saves money here
     assert any(w["kind"] == "label_bias" for w in res["warnings"])
@@ -255,3 +258,49 @@ def test_the_report_shows_labels_and_review(deployment, open_report, artifacts, 
     for fragment in ("holdout arm", "model arm (acted on)", "reviews + audit", "Value given up", "Cohen's kappa",
                      "Review backlog"):
         assert fragment in text, fragment
+
+
+def test_a_rule_holdout_gets_todays_rule_and_the_model_is_only_logged(tmp_path):
+    """holdout_policy rule (the default when the case has a rule): the rule decides for held-out units."""
+    from mlcase.baselines import RuleBaseline
+    from mlcase.bundle import ModelBundle
+    from mlcase.rules import Rule
+    from mlcase.serve.app import ServeSettings, create_app
+    from tests.e2e.test_server import running
+    from tests.serving_case import bundle, make_case, records
+
+    rule = "contract = 'Month-to-month' AND tenure < 12"
+    case, ds = make_case(tmp_path / "churn", n=1500, serving={"holdout": 0.5, "audit_share": 0.3,
+                                                               "fallback": ["baseline", "constant"]})
+    base = ModelBundle(model=RuleBaseline(rule).fit(ds.X_train, ds.y_train), name="rule", role="baseline",
+                       task="binary", features=list(ds.features), schema=ds.schema.to_dict(), classes=ds.classes,
+                       positive=ds.positive, threshold=0.5, rule=rule)
+    app = create_app(ServeSettings(case=case, bundles={"model": bundle(ds, threshold=0.3), "baseline": base},
+                                   registry=False, warmup=5))
+    recs = records(ds, n=240)
+    ids = ds.frame.iloc[ds.split.test]["customer_id"].iloc[:240].tolist()
+    sent = [{**r, "customer_id": c} for r, c in zip(recs, ids, strict=True)]
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.get("/routing").json()["holdout_policy"] == "rule"
+        out = client.post("/predict", json=sent).json()["predictions"]
+        again = client.post("/predict", json=sent[::-1]).json()["predictions"][::-1]
+    assert [a["arm"] for a in again] == [a["arm"] for a in out]  # by customer_id, whatever the order
+    held = [k for k, a in enumerate(out) if a["arm"] == "holdout"]
+    lo, hi = band(240, 0.5)
+    assert lo <= len(held) <= hi
+    flags = Rule(rule, columns=list(ds.features)).predict(pd.DataFrame(recs))
+    assert {out[k]["decision"] for k in held} == {"flag", "auto"}
+    for k in held:
+        assert out[k]["decision"] == ("flag" if flags[k] else "auto") and out[k]["score"] is None
+    con = sqlite3.connect(case.root / "predictions.db")
+    logged = {r[0]: r[1:] for r in con.execute(
+        "SELECT request_id, arm, unit_id, decision, model_decision, rule_decision, score, sampling_probability, "
+        "audit FROM predictions")}
+    for k, a in enumerate(out):
+        arm, unit, decision, model_decision, rule_decision, score, pi, audit = logged[a["request_id"]]
+        assert (arm, unit, decision) == (a["arm"], str(ids[k]), a["decision"]) and score is not None
+        if arm == "holdout":
+            assert rule_decision == decision and model_decision in ("flag", "auto", "review") and pi in (0.0, 1.0)
+        else:
+            assert rule_decision is None and model_decision == decision
+            assert pi == (1.0 if decision in ("flag", "review") else 0.3) and audit == int(a["audit"])

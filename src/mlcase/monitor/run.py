@@ -79,7 +79,7 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
     warnings: list[dict] = []
     alias_used = None
     if bundle is None:
-        bundle, alias_used = _default_bundle(case, alias)
+        bundle, alias_used = default_bundle(case, alias)
     reference = bundle.reference
     if not reference:
         reference = _reference_from_case(case, bundle)
@@ -100,7 +100,8 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
     return result
 
 
-def _default_bundle(case, alias: str):
+def default_bundle(case, alias: str = "champion"):
+    """The registered bundle under ``alias``, else ``champion``, else ``baseline``: ``(bundle, alias used)``."""
     from .. import tracking
 
     tried = []
