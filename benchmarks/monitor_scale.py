@@ -139,7 +139,7 @@ def write_sqlite_log(path: Path, parquet: Path, features: list[str]) -> None:
     """The serving log's layout (docs/contracts.md), inputs as JSON built by DuckDB."""
     import duckdb
 
-    from mlcase.serve.predlog import SQLITE_DDL
+    from mlcase.serve.predlog import COLUMNS, SQLITE_DDL
 
     path.unlink(missing_ok=True)
     con = sqlite3.connect(path)
@@ -154,7 +154,7 @@ def write_sqlite_log(path: Path, parquet: Path, features: list[str]) -> None:
         rows = cur.fetchmany(100_000)
         if not rows:
             break
-        con.executemany(f"INSERT INTO predictions VALUES ({','.join('?' * 15)})", rows)
+        con.executemany(f"INSERT INTO predictions ({','.join(COLUMNS[:15])}) VALUES ({','.join('?' * 15)})", rows)
     con.commit()
     con.close()
     dk.close()

@@ -20,7 +20,7 @@ from mlcase.bundle import ModelBundle
 from mlcase.case import case_from_spec
 from mlcase.data import prepare
 from mlcase.errors import DataError, SpecError
-from mlcase.serve.predlog import SQLITE_DDL
+from mlcase.serve.predlog import COLUMNS, SQLITE_DDL
 
 FEATURES = ["x0", "x1", "x2", "x3", "c", "flag"]
 START = pd.Timestamp("2024-03-01", tz="UTC")
@@ -90,8 +90,17 @@ def iso(ts: pd.Timestamp) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
+OLD_DDL = (  # the log's layout before arms and label sources: old logs must read as before
+    """CREATE TABLE predictions (request_id TEXT PRIMARY KEY, ts TEXT NOT NULL, model_version INTEGER,
+        model_name TEXT, tier TEXT, fallback INTEGER, reason TEXT, inputs TEXT, score REAL, scores TEXT,
+        prediction TEXT, decision TEXT, conformal TEXT, latency_ms REAL, challenger TEXT)""",
+    """CREATE TABLE labels (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT,
+        ts TEXT NOT NULL, source TEXT)""",
+)
+
+
 def write_log(path: Path, records: pd.DataFrame, bundle, days, *, tiers=None, reasons=None, ids=None,
-              seed: int = 0) -> list[str]:
+              seed: int = 0, ddl=SQLITE_DDL) -> list[str]:
     """Write ``records`` as served predictions: day ``days[i]`` at a random second; returns the request ids."""
     rng = np.random.default_rng(seed)
     p = bundle.scores(records[bundle.features])
@@ -109,9 +118,9 @@ def write_log(path: Path, records: pd.DataFrame, bundle, days, *, tiers=None, re
                      bundle.classes[1] if flag[i] else bundle.classes[0], "flag" if flag[i] else "auto", None, 2.0,
                      None))
     con = sqlite3.connect(path)
-    for ddl in SQLITE_DDL:  # the serving log's own tables (docs/contracts.md)
-        con.execute(ddl)
-    con.executemany(f"INSERT INTO predictions VALUES ({','.join('?' * 15)})", rows)
+    for statement in ddl:  # the serving log's own tables (docs/contracts.md)
+        con.execute(statement)
+    con.executemany(f"INSERT INTO predictions ({','.join(COLUMNS[:15])}) VALUES ({','.join('?' * 15)})", rows)
     con.commit()
     con.close()
     return ids
@@ -181,6 +190,27 @@ def test_planted_drift_in_two_columns_is_flagged_and_only_those(trained, tmp_pat
     # a shifted x0 moves the score too: prediction drift is its own alert kind
     assert {a["kind"] for a in res.alerts} >= {"drift", "score_drift"}
     assert res.exit_code == 1
+
+
+def test_a_log_written_before_arms_reads_as_before(trained, tmp_path):
+    """An old log (no arm, audit or label source columns) gives the same windows as the new layout."""
+    rng = np.random.default_rng(4)
+    cur = draw(1200, rng)
+    results = {}
+    for name, ddl in (("old", OLD_DDL), ("new", SQLITE_DDL)):
+        root = tmp_path / name
+        root.mkdir()
+        case = fresh_case(root, trained)
+        ids = write_log(root / "predictions.db", cur, trained["bundle"], days=np.repeat([0, 1], 600), ddl=ddl)
+        truth = np.where(cur["y"] == "yes", "yes", "no")
+        add_labels(root / "predictions.db", [(i, lab, "2024-03-20T00:00:00Z") for i, lab in zip(ids, truth, strict=True)])
+        results[name] = M.monitor(case, bundle=trained["bundle"]).to_dict()
+    old, new = results["old"], results["new"]
+    assert old["windows"] == new["windows"] and old["overall"] == new["overall"]
+    assert old["reviews"] is None and "by_source" not in old["overall"]
+    realized = old["windows"][0]["realized"]
+    assert realized["labels"] == {"basis": "every label (the last per request id)", "n": 600,
+                                  "sources": {"outcome": 600}}
 
 
 def test_missing_rate_jump_and_unseen_categories_are_drift(trained, tmp_path):
@@ -579,3 +609,35 @@ def test_report_section_draws_series_and_thresholds(trained, tmp_path):
     assert x0["y"][1] == pytest.approx(data["windows"][1]["drift"]["x0"]["psi"])
     assert "not final" in html["monitoring-windows"]  # the second window is younger than the label delay
     assert section.build({}) == []
+
+
+def test_a_review_backlog_that_grows_three_windows_in_a_row_alerts(trained, tmp_path):
+    rng = np.random.default_rng(6)
+    case = fresh_case(tmp_path, trained, constraints={"review_capacity": 0.1},
+                      monitoring={"backlog_windows": 3})
+    cur = draw(1600, rng)
+    days = np.repeat([0, 1, 2, 3], 400)
+    ids = write_log(tmp_path / "predictions.db", cur, trained["bundle"], days=days)
+    con = sqlite3.connect(tmp_path / "predictions.db")
+    flagged = {r: t for r, t in con.execute("SELECT request_id, ts FROM predictions WHERE decision = 'flag'")}
+    # reviewers keep up on the first day only, the same evening
+    day0 = [i for i, d in zip(ids, days, strict=True) if d == 0 and i in flagged]
+    con.executemany("INSERT INTO labels (request_id, label, ts, source, reviewer, reviewed_at) "
+                    "VALUES (?, 'yes', ?, 'review', 'ana', ?)",
+                    [(i, "2024-03-01T23:59:00Z", "2024-03-01T23:59:00Z") for i in day0])
+    con.commit()
+    con.close()
+    res = M.monitor(case, bundle=trained["bundle"])
+    backlog = res.reviews["backlog"]["windows"]
+    per_day = [sum(1 for i, d in zip(ids, days, strict=True) if d == k and i in flagged) for k in range(4)]
+    assert [b["queued"] for b in backlog] == per_day
+    assert [b["reviewed"] for b in backlog] == [len(day0), 0, 0, 0]
+    assert [b["backlog"] for b in backlog] == [0, per_day[1], sum(per_day[1:3]), sum(per_day[1:])]
+    assert [b["growing_windows"] for b in backlog] == [0, 1, 2, 3]
+    assert backlog[0]["capacity"] == pytest.approx(40.0) and backlog[1]["over_capacity"] == (per_day[1] > 40)
+    alerts = [a for a in res.alerts if a["kind"] == "review_backlog"]
+    assert [a["window"] for a in alerts] == [res.windows[3]["window"]]
+    assert "grew 3 windows in a row" in alerts[0]["message"]
+    assert res.reviews["between_reviewers"]["n"] == 0
+    agree = res.reviews["model_agreement"]
+    assert agree["n"] == len(day0) and agree["agreement"] == 1.0  # every flagged case confirmed

@@ -256,6 +256,14 @@ class ServingSpec(_Model):
     max_unseen_categories: int = Field(2, ge=0)
     max_body_bytes: int = Field(1_000_000, gt=0)
     log: str | None = Field(None, description="Prediction log: a SQLAlchemy URL; default sqlite predictions.db in the case folder.")
+    holdout: float = Field(0.0, ge=0, le=0.5, description="Live holdout: the share of units (by data.id, else request id) "
+                           "that get today's process instead of the model's decision; their labels are unbiased.")
+    holdout_policy: Literal["rule", "never"] | None = Field(
+        None, description="What the holdout gets: the case's rule, or never act; default the rule when there is one.")
+    audit_share: float = Field(0.0, ge=0, le=1, description="Share of automatic ('auto') decisions also sent to review "
+                               "(the audit sample), logged with this sampling probability.")
+    salt: str | None = Field(None, max_length=200, description="Salt of the arm hash; default the case name. A new salt "
+                             "reshuffles which units are held out.")
 
     @field_validator("api_key")
     @classmethod
@@ -275,6 +283,7 @@ class MonitoringSpec(_Model):
     max_estimated_cost: float | None = None
     max_realized_cost: float | None = None
     min_window_rows: int = Field(50, ge=1)
+    backlog_windows: int = Field(3, ge=1, description="Alert when the review backlog grows this many windows in a row.")
 
 
 class EvaluationSpec(_Model):

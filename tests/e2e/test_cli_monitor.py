@@ -16,7 +16,7 @@ import pytest
 from mlcase import results
 from mlcase.case import load_case
 from mlcase.cli import main
-from mlcase.serve.predlog import SQLITE_DDL
+from mlcase.serve.predlog import COLUMNS, SQLITE_DDL
 
 SPEC = """name: default-mon
 decision: which card holders to call before they default
@@ -74,7 +74,7 @@ def write_log(path: Path, rows: pd.DataFrame, bundle, days: np.ndarray) -> pd.Da
     for ddl in SQLITE_DDL:  # the serving log's own tables (docs/contracts.md)
         con.execute(ddl)
     recs = rows[bundle.features].to_dict(orient="records")
-    con.executemany(f"INSERT INTO predictions VALUES ({','.join('?' * 15)})", [
+    con.executemany(f"INSERT INTO predictions ({','.join(COLUMNS[:15])}) VALUES ({','.join('?' * 15)})", [
         (log["request_id"][i], log["ts"][i], 1, "logistic", "model", 0, None, json.dumps(recs[i]), float(p[i]), None,
          "Yes" if flag[i] else "No", "flag" if flag[i] else "auto", None, 1.5, None) for i in range(len(rows))])
     con.commit()

@@ -82,6 +82,8 @@ def print_result(out, data: dict) -> None:
                   f"{w['fallback']['share']:.1%}",
                   f"{est['value']:.3g} [{est['low']:.3g}, {est['high']:.3g}]" if est else "–", real_txt)
     out.print(t)
+    for line in label_lines(data):
+        out.print(line)
     for w in data.get("warnings", []):
         out.print(f"[yellow]warning[/yellow] {w['message']}")
     for a in data["alerts"]:
@@ -90,6 +92,36 @@ def print_result(out, data: dict) -> None:
         out.print(f"[red]{len(data['alerts'])} alert(s)[/red]; details with --json or in `mlcase report`")
     else:
         out.print("[green]no alerts[/green]")
+
+
+def label_lines(data: dict) -> list[str]:
+    """What the realized numbers rest on: holdout vs acted-on labels, the audit, reviewers, the backlog."""
+    def ci(m):
+        return "–" if not m or m.get("value") is None else (
+            f"{m['value']:.3g}" + (f" [{m['low']:.3g}, {m['high']:.3g}]" if m.get("low") is not None else ""))
+
+    src = (data.get("overall") or {}).get("by_source") or {}
+    lines = []
+    h, a, au = src.get("holdout"), src.get("acted"), src.get("audit")
+    if h:
+        line = (f"holdout: {h['n']} units, precision {ci(h['precision'])}, recall {ci(h['recall'])} on "
+                f"{h['labels']['n']} labels")
+        if a:
+            line += f"; the model's own labels say precision {ci(a['precision'])}"
+        gap = (h.get("value_given_up") or {}).get("per_decision")
+        if gap and gap.get("value") is not None:
+            line += f"; value given up per held-out decision {ci(gap)}"
+        lines.append(line)
+    if au:
+        lines.append(f"audit-weighted ({au['labels']['review']} reviews, {au['labels']['audit']} audited): precision "
+                     f"{ci(au['precision'])}, recall {ci(au.get('recall'))}")
+    rev = data.get("reviews")
+    if rev:
+        bt = rev.get("between_reviewers") or {}
+        kappa = f", reviewer vs reviewer kappa {ci(bt)} on {bt['n']} cases" if bt.get("n") else ""
+        lines.append(f"reviews: {rev['n_verdicts']} verdicts on {rev['n_cases']} cases{kappa}; backlog "
+                     f"{(rev.get('backlog') or {}).get('backlog', 0)}")
+    return lines
 
 
 def _duration(seconds: float) -> str:

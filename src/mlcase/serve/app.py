@@ -7,10 +7,13 @@ and checks the fast path against the pipeline, and only after it ``/ready``
 answers 200.
 
 Endpoints: ``POST /predict`` (one record or a list; ``?explain=true`` adds SHAP
-contributions), ``POST /labels`` (delayed outcomes by request id), ``GET
-/health``, ``GET /ready``, ``GET /metrics`` (Prometheus). ``/predict`` and
-``/labels`` need the API key when one is set (``X-API-Key`` header or ``Authorization:
-Bearer``). Errors the client can fix are :class:`~mlcase.errors.MlcaseError`
+contributions), ``POST /labels`` (delayed outcomes by request id), ``POST
+/feedback`` (one reviewer's verdict), ``GET``/``PUT /routing`` (the holdout
+and audit shares, changeable at run time), ``GET /health``, ``GET /ready``,
+``GET /metrics`` (Prometheus). Every endpoint but the probes needs the API key
+when one is set (``X-API-Key`` header or ``Authorization: Bearer``). Each
+record goes to an arm (:mod:`mlcase.serve.routing`): the ``holdout`` gets
+today's process instead of the model's decision, everyone else the model's. Errors the client can fix are :class:`~mlcase.errors.MlcaseError`
 subclasses mapped to their status by one exception handler; a request that
 parsed never gets a 500: a failing model hands over to the next tier.
 """
@@ -109,6 +112,9 @@ class State:
         self.api_key: str | None = None
         self.max_body = 1_000_000
         self.conformal_error: str | None = None
+        self.router = None          # routing.Router: arms and the audit draw
+        self.holdout_rule = None    # the Tier that decides for the holdout arm (None: never act)
+        self.unit_field: str | None = None  # data.id: the unit a record is routed by, when it carries it
 
 
 # --------------------------------------------------------------------------- loading
@@ -144,6 +150,7 @@ def _load_state(settings: ServeSettings) -> State:
     if "challenger" in injected or settings.challenger is not None:
         cb = injected.get("challenger") or registry(settings.challenger)
         st.challenger = Tier("challenger", cb, domain_margin=margin, max_unseen=max_unseen)
+    _load_routing(st, case, chain)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return st
 
@@ -167,6 +174,24 @@ def _key_from_file(case, path: str | None) -> str | None:
     return key[0].strip()
 
 
+def _load_routing(st: State, case, chain) -> None:
+    """The router and, when the holdout gets the rule, the rule's tier (the fallback chain's, or the spec's)."""
+    from ..errors import MlcaseError
+    from .fallback import Tier
+    from .routing import router_for
+
+    rule = next((t for t in chain.tiers if t.kind == "rule"), None)
+    if rule is None and case.spec.rule_baselines:
+        try:
+            rule = Tier("rule", rule=case.spec.rule_baselines[0].rule,
+                        rule_columns=[c["name"] for c in chain.primary.bundle.schema.get("columns", [])])
+        except MlcaseError as exc:
+            st.notes.append(f"the holdout cannot use the rule ({exc}); it never acts")
+    st.router = router_for(case, rule_available=rule is not None)
+    st.holdout_rule = rule if st.router.policy == "rule" else None
+    st.unit_field = case.spec.data.id
+
+
 def _warm_up(st: State, n: int) -> dict:
     """Compile and check fast paths, then run predictions through every model tier."""
     from .schema import synthetic_records
@@ -188,7 +213,8 @@ def _warm_up(st: State, n: int) -> dict:
                 t.scores([recs[k % len(recs)]])
         with contextlib.suppress(Exception):
             t.scores(recs)
-    for t in st.predictor.tiers:
+    extra = [st.holdout_rule] if st.holdout_rule is not None and st.holdout_rule not in st.predictor.tiers else []
+    for t in [*st.predictor.tiers, *extra]:
         if t.kind == "rule":  # the first DuckDB call imports and plans; pay it before /ready
             recs = synthetic_records(st.predictor.primary.bundle.schema, st.predictor.primary.spec, n=8)
             for k in range(3):
@@ -218,6 +244,9 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from fastapi.responses import JSONResponse, Response
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
+
+    from .review_routes import holdout_answers, units_of
+    from .routing import MODEL_ARM, sampling_probability
 
     if isinstance(settings, dict):
         settings = ServeSettings(**settings)
@@ -348,22 +377,34 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                  "fix the fields named in 'detail'", issues=[i.to_dict() for i in issues])
         answers = await st.predictor.apredict(records)
         ids = [uuid.uuid4().hex for _ in records]
+        routes = st.router.route(units_of(st, items), ids)
+        held = await holdout_answers(st, records, routes)
         shadow = await _shadow(st, records) if st.challenger is not None else None
         explanations = await _explanations(st, records, answers) if explain else None
         latency_ms = (time.perf_counter() - t0) * 1000.0
         out, rows = [], []
         primary = st.predictor.primary.bundle
-        for k, (rid, rec, a) in enumerate(zip(ids, records, answers, strict=True)):
+        for k, (rid, rec, a, route) in enumerate(zip(ids, records, answers, routes, strict=True)):
             d = a.to_dict()
             d["request_id"] = rid
+            decision, prediction, rule_decision = a.decision, a.prediction, None
+            if held[k] is not None:  # today's process answers; the model's answer is only logged
+                decision, prediction, rule_decision = held[k]
+                d.update(decision=decision, prediction=prediction, score=None, conformal=None)
+                d.pop("scores", None)
+            audit = route.arm == MODEL_ARM and decision == "auto" and route.audit_draw
+            d["arm"], d["audit"] = route.arm, audit
             if explanations is not None:
-                d["explanation"] = explanations[k]
+                d["explanation"] = explanations[k] if held[k] is None else None
             out.append(d)
             rows.append((rid, _now(), a.model_version, a.model_name, a.tier,
                          int(a.fallback), a.reason, _dumps(rec), a.score if primary.task != "multiclass" else None,
-                         _dumps(a.scores), None if a.prediction is None else str(a.prediction), a.decision,
-                         _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k])))
-            metrics.predictions.labels(a.tier, a.decision).inc()
+                         _dumps(a.scores), None if prediction is None else str(prediction), decision,
+                         _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k]),
+                         route.arm, route.unit_id, int(audit),
+                         sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision))
+            metrics.predictions.labels(a.tier, decision).inc()
+            metrics.arms.labels(route.arm, "yes" if audit else "no").inc()
             if a.fallback:
                 metrics.fallbacks.labels(a.tier, a.reason_code or "unknown").inc()
         from .predlog import LogFull
@@ -412,6 +453,10 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         result = await run_in_threadpool(st.log.add_labels, clean, "api")
         metrics.labels_in.inc(result["attached"])
         return result
+
+    from .review_routes import add_review_routes
+
+    add_review_routes(app, st, check_key, read_json, metrics)
 
     # ------------------------------------------------------------------ probes
     @app.get("/health", summary="The process is alive", response_model=HealthOut)
@@ -510,6 +555,8 @@ def _ready_body(st: State, detail: bool = True) -> dict:
     if st.challenger is not None:
         body["challenger"] = st.challenger.describe()
     body["warmup"] = st.warmup
+    if st.router is not None:
+        body["routing"] = st.router.describe()
     if st.log is not None:
         body["log"] = st.log.stats()
         if not detail:  # the server is open to anyone: the log's counters, not where it lives
@@ -558,6 +605,8 @@ class _Metrics:
                                  ["tier", "reason"], registry=r)
         self.invalid = Counter("mlcase_invalid_records", "Records refused with 422", registry=r)
         self.labels_in = Counter("mlcase_labels", "Labels attached", registry=r)
+        self.arms = Counter("mlcase_arm_records", "Answered records by arm and whether they were drawn for the audit",
+                            ["arm", "audit"], registry=r)
         r.register(_LogCollector(state_fn))
 
 
@@ -584,7 +633,7 @@ class _LogCollector:
 class _RequestMetrics:
     """Pure ASGI middleware: request count and latency by endpoint (no per-request task switch)."""
 
-    KNOWN = {"/predict", "/labels", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
+    KNOWN = {"/predict", "/labels", "/feedback", "/routing", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
 
     def __init__(self, app, metrics: _Metrics):
         self.app = app
@@ -612,6 +661,8 @@ class _RequestMetrics:
 
 # --------------------------------------------------------------------------- documents
 def _models():
+    from datetime import datetime
+
     from pydantic import BaseModel, Field
 
     class Flags(BaseModel):
@@ -631,6 +682,9 @@ def _models():
         reason: str | None
         model_version: int | None
         flags: Flags
+        arm: str = Field("model", description="holdout: today's process answered (score and conformal set are "
+                                               "withheld); model: the model's decision")
+        audit: bool = Field(False, description="Also send this automatic decision to review (the audit sample)")
         explanation: dict[str, Any] | None = None
 
     class PredictResponse(BaseModel):
@@ -655,14 +709,30 @@ def _models():
         attached: int
         unknown: int
         unknown_request_ids: list[str]
+        sources: dict[str, int] = Field(default_factory=dict, description="Attached labels by source")
+
+    class FeedbackIn(BaseModel):
+        model_config = {"extra": "forbid"}
+        request_id: str = Field(min_length=1, max_length=200, pattern=r"\S", description="From /predict")
+        outcome: str | int | float | bool = Field(description="The reviewer's verdict: a class of the target")
+        reviewer: str = Field(min_length=1, max_length=200, pattern=r"\S")
+        reviewed_at: datetime | None = Field(None, description="ISO-8601 (UTC when no zone is given); default now")
+        note: str | None = Field(None, max_length=10_000)
+
+    class FeedbackOut(BaseModel):
+        request_id: str
+        stored: int = Field(description="0 when the same verdict was stored before")
+        label: str
+        source: str | None = Field(description="holdout, audit or review")
+        already_imported: int
 
     class HealthOut(BaseModel):
         status: str
 
-    return PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut
+    return PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut, FeedbackIn, FeedbackOut
 
 
-PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut = _models()
+PredictResponse, ErrorOut, LabelIn, LabelsOut, HealthOut, FeedbackIn, FeedbackOut = _models()
 
 
 def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None:
@@ -684,6 +754,15 @@ def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None
         lab = LabelIn.model_json_schema(ref_template="#/components/schemas/{model}")
         comps.update(lab.pop("$defs", {}))
         comps["LabelIn"] = lab
+        fb = FeedbackIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        comps.update(fb.pop("$defs", {}))
+        if p is not None:  # the outcomes a reviewer may give: the served model's classes, or a number
+            b = p.primary.bundle
+            fb["properties"]["outcome"] = ({"type": "number", "description": "The reviewer's verdict"}
+                                           if b.task == "regression" else
+                                           {"enum": [str(c) for c in b.classes or []],
+                                            "description": "The reviewer's verdict: a class of the target"})
+        comps["FeedbackIn"] = fb
         doc["components"].setdefault("securitySchemes", {})["ApiKey"] = {
             "type": "apiKey", "in": "header", "name": "X-API-Key"}
         if p is not None:

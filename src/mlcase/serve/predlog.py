@@ -1,7 +1,11 @@
 """The durable prediction log (serving writes, monitoring reads).
 
-Layout (docs/contracts.md): ``predictions`` (one row per answered record) and
-``labels`` (delayed outcomes by request id; duplicates kept, the last wins).
+Layout (docs/contracts.md): ``predictions`` (one row per answered record, with
+its arm, audit flag and review sampling probability) and ``labels`` (delayed
+outcomes and reviewers' verdicts by request id, each with its ``source``;
+duplicates kept, the last wins). A log written by an older mlcase gets the new
+columns with ``ALTER TABLE ... ADD COLUMN`` when it is opened; its old rows keep
+NULL there and read as before.
 
 The default store is SQLite in WAL mode (``<case>/predictions.db``); a
 SQLAlchemy URL (``serving.log``) points at a shared database instead.
@@ -30,17 +34,39 @@ from typing import Any
 
 from ..errors import redact_url
 
+# columns added after the first layout: (name, SQL type); a log that lacks them gets them on open
+PREDICTION_COLUMNS_ADDED = (
+    ("arm", "TEXT"),                   # holdout | model (serve/routing.py; a canary arm comes later)
+    ("unit_id", "TEXT"),               # the data.id the arm was drawn from (NULL: the request id was)
+    ("audit", "INTEGER"),              # 1: an automatic decision also sent to review (the audit sample)
+    ("sampling_probability", "REAL"),  # P(this row is sent to review): 1 flag/review, audit_share auto, 0 holdout auto
+    ("model_decision", "TEXT"),        # what the model decided (differs from decision on the holdout arm)
+    ("rule_decision", "TEXT"),         # what today's rule decided, where it was evaluated (the holdout arm)
+)
+LABEL_COLUMNS_ADDED = (
+    ("channel", "TEXT"),      # how it arrived: api, file:<name>, review:<name>, feedback
+    ("reviewer", "TEXT"),     # who reviewed the case (review labels only)
+    ("reviewed_at", "TEXT"),  # when, ISO-8601 UTC
+    ("note", "TEXT"),
+)
 COLUMNS = ("request_id", "ts", "model_version", "model_name", "tier", "fallback", "reason", "inputs", "score",
-           "scores", "prediction", "decision", "conformal", "latency_ms", "challenger")
+           "scores", "prediction", "decision", "conformal", "latency_ms", "challenger",
+           *(c for c, _ in PREDICTION_COLUMNS_ADDED))
+LABEL_COLUMNS = ("request_id", "label", "ts", "source", *(c for c, _ in LABEL_COLUMNS_ADDED))
+# what a label rests on (monitoring reads it): the holdout arm, the audit sample, a review of a flagged or
+# deferred case, or a delayed outcome of the model's arm (biased where the model's action changes the outcome)
+LABEL_SOURCES = ("holdout", "audit", "review", "outcome")
 
 SQLITE_DDL = (
-    """CREATE TABLE IF NOT EXISTS predictions (
+    f"""CREATE TABLE IF NOT EXISTS predictions (
         request_id TEXT PRIMARY KEY, ts TEXT NOT NULL, model_version INTEGER, model_name TEXT, tier TEXT,
         fallback INTEGER, reason TEXT, inputs TEXT, score REAL, scores TEXT, prediction TEXT, decision TEXT,
-        conformal TEXT, latency_ms REAL, challenger TEXT)""",
+        conformal TEXT, latency_ms REAL, challenger TEXT,
+        {", ".join(f"{c} {t}" for c, t in PREDICTION_COLUMNS_ADDED)})""",
     "CREATE INDEX IF NOT EXISTS predictions_ts ON predictions(ts)",
-    """CREATE TABLE IF NOT EXISTS labels (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT, ts TEXT NOT NULL, source TEXT)""",
+    f"""CREATE TABLE IF NOT EXISTS labels (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, label TEXT, ts TEXT NOT NULL, source TEXT,
+        {", ".join(f"{c} {t}" for c, t in LABEL_COLUMNS_ADDED)})""",
     "CREATE INDEX IF NOT EXISTS labels_request ON labels(request_id)",
 )
 
@@ -117,7 +143,21 @@ class _SqliteBackend(_Backend):
         self.con = self.connect()
         for ddl in SQLITE_DDL:
             self.con.execute(ddl)
+        self._add_missing_columns()
         self.con.commit()
+
+    def _add_missing_columns(self) -> None:
+        """``ALTER TABLE ... ADD COLUMN`` for every column a log written by an older mlcase lacks."""
+        for table, added in (("predictions", PREDICTION_COLUMNS_ADDED), ("labels", LABEL_COLUMNS_ADDED)):
+            have = {r[1] for r in self.con.execute(f"PRAGMA table_info({table})")}
+            for name, typ in added:
+                if name in have:
+                    continue
+                try:
+                    self.con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {typ}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -138,23 +178,41 @@ class _SqliteBackend(_Backend):
             raise
 
     def add_labels(self, rows: list[tuple]) -> None:
+        """Insert label rows (tuples in :data:`LABEL_COLUMNS` order) in one transaction: all or none."""
         con = self.connect()
         try:
             con.execute("BEGIN IMMEDIATE")
-            con.executemany("INSERT INTO labels (request_id, label, ts, source) VALUES (?, ?, ?, ?)", rows)
-            con.execute("COMMIT")
+            try:
+                con.executemany(f"INSERT INTO labels ({','.join(LABEL_COLUMNS)}) "
+                                f"VALUES ({','.join('?' * len(LABEL_COLUMNS))})", rows)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
         finally:
             con.close()
 
-    def known_ids(self, ids: list[str]) -> set[str]:
+    def lookup(self, table: str, ids: list[str], columns: tuple[str, ...]) -> list[tuple]:
+        """``(request_id, *columns)`` of the rows of ``table`` with these request ids."""
         con = self.connect()
         try:
-            found: set[str] = set()
+            out: list[tuple] = []
             for k in range(0, len(ids), 500):
                 chunk = ids[k:k + 500]
-                q = f"SELECT request_id FROM predictions WHERE request_id IN ({','.join('?' * len(chunk))})"
-                found.update(r[0] for r in con.execute(q, chunk))
-            return found
+                q = (f"SELECT request_id, {', '.join(columns)} FROM {table} "
+                     f"WHERE request_id IN ({','.join('?' * len(chunk))})")
+                out.extend(tuple(r) for r in con.execute(q, chunk))
+            return out
+        finally:
+            con.close()
+
+    def read_frame(self, sql: str, params: dict | None = None):
+        """The result of a SELECT (named ``:param`` placeholders) as a DataFrame."""
+        import pandas as pd
+
+        con = self.connect()
+        try:
+            return pd.read_sql_query(sql, con, params=params or {})
         finally:
             con.close()
 
@@ -167,6 +225,9 @@ class _SqliteBackend(_Backend):
 
     def close(self) -> None:
         self.con.close()
+
+
+_SA_TYPES = {"TEXT": lambda sa: sa.Text, "INTEGER": lambda sa: sa.Integer, "REAL": lambda sa: sa.Float}
 
 
 class _SqlAlchemyBackend(_Backend):
@@ -186,11 +247,12 @@ class _SqlAlchemyBackend(_Backend):
             sa.Column("fallback", sa.Integer), sa.Column("reason", sa.Text), sa.Column("inputs", sa.Text),
             sa.Column("score", sa.Float), sa.Column("scores", sa.Text), sa.Column("prediction", sa.Text),
             sa.Column("decision", sa.Text), sa.Column("conformal", sa.Text), sa.Column("latency_ms", sa.Float),
-            sa.Column("challenger", sa.Text))
+            sa.Column("challenger", sa.Text), *(sa.Column(c, _SA_TYPES[t](sa)) for c, t in PREDICTION_COLUMNS_ADDED))
         self.labels = sa.Table(
             "labels", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
             sa.Column("request_id", sa.Text, nullable=False, index=True), sa.Column("label", sa.Text),
-            sa.Column("ts", sa.Text, nullable=False), sa.Column("source", sa.Text))
+            sa.Column("ts", sa.Text, nullable=False), sa.Column("source", sa.Text),
+            *(sa.Column(c, _SA_TYPES[t](sa)) for c, t in LABEL_COLUMNS_ADDED))
         if url.startswith("sqlite"):
             @sa.event.listens_for(self.engine, "connect")
             def _wal(dbapi_con, _):
@@ -198,23 +260,51 @@ class _SqlAlchemyBackend(_Backend):
                 dbapi_con.execute("PRAGMA synchronous=NORMAL")
                 dbapi_con.execute("PRAGMA busy_timeout=30000")
         md.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """``ALTER TABLE ... ADD COLUMN`` for every column a log written by an older mlcase lacks."""
+        sa = self.sa
+        insp = sa.inspect(self.engine)
+        for table, added in (("predictions", PREDICTION_COLUMNS_ADDED), ("labels", LABEL_COLUMNS_ADDED)):
+            have = {c["name"] for c in insp.get_columns(table)}
+            for name, typ in added:
+                if name in have:
+                    continue
+                sql_type = _SA_TYPES[typ](sa)().compile(dialect=self.engine.dialect)
+                try:
+                    with self.engine.begin() as con:
+                        con.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+                except sa.exc.SQLAlchemyError:  # another process added it first: fine if it is there now
+                    if name not in {c["name"] for c in sa.inspect(self.engine).get_columns(table)}:
+                        raise
 
     def write(self, rows: list[tuple]) -> None:
         with self.engine.begin() as con:
             con.execute(self.predictions.insert(), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
 
     def add_labels(self, rows: list[tuple]) -> None:
+        """Insert label rows (tuples in :data:`LABEL_COLUMNS` order) in one transaction: all or none."""
         with self.engine.begin() as con:
-            con.execute(self.labels.insert(), [dict(zip(("request_id", "label", "ts", "source"), r, strict=True))
-                                               for r in rows])
+            con.execute(self.labels.insert(), [dict(zip(LABEL_COLUMNS, r, strict=True)) for r in rows])
 
-    def known_ids(self, ids: list[str]) -> set[str]:
-        found: set[str] = set()
+    def lookup(self, table: str, ids: list[str], columns: tuple[str, ...]) -> list[tuple]:
+        """``(request_id, *columns)`` of the rows of ``table`` with these request ids."""
+        tbl = self.predictions if table == "predictions" else self.labels
+        out: list[tuple] = []
         with self.engine.connect() as con:
             for k in range(0, len(ids), 500):
-                q = self.sa.select(self.predictions.c.request_id).where(self.predictions.c.request_id.in_(ids[k:k + 500]))
-                found.update(r[0] for r in con.execute(q))
-        return found
+                q = self.sa.select(tbl.c.request_id, *(tbl.c[c] for c in columns)).where(
+                    tbl.c.request_id.in_(ids[k:k + 500]))
+                out.extend(tuple(r) for r in con.execute(q))
+        return out
+
+    def read_frame(self, sql: str, params: dict | None = None):
+        """The result of a SELECT (named ``:param`` placeholders) as a DataFrame."""
+        import pandas as pd
+
+        with self.engine.connect() as con:
+            return pd.read_sql_query(self.sa.text(sql), con, params=params or {})
 
     def count(self) -> int:
         with self.engine.connect() as con:
@@ -369,25 +459,75 @@ class PredictionLog:
                 "transactions": self.transactions, "last_error": self.last_error, "target": redact_url(self.target)}
 
     # labels -----------------------------------------------------------------------
-    def add_labels(self, labels: list[dict], source: str = "api") -> dict:
+    def add_labels(self, labels: list[dict], channel: str = "api") -> dict:
         """Attach delayed outcomes: ``[{"request_id", "label"}]``. Returns counts and the unknown ids."""
-        return attach_labels(self.backend, labels, source)
+        return attach_labels(self.backend, labels, channel)
 
 
-def attach_labels(backend, labels: list[dict], source: str) -> dict:
+def label_source(arm: str | None, audit, reviewed: bool) -> str:
+    """What a label rests on (:data:`LABEL_SOURCES`), from its prediction's arm and audit flag.
+
+    A label of a holdout unit is unbiased whoever gives it; a reviewer's verdict on an audited
+    automatic decision is the audit sample; any other reviewer's verdict is a review (of a
+    flagged or deferred case); everything else is a delayed outcome of the model's arm.
+    """
+    if arm == "holdout":
+        return "holdout"
+    if reviewed:
+        return "audit" if audit else "review"
+    return "outcome"
+
+
+def attach_labels(backend, labels: list[dict], channel: str) -> dict:
+    """Attach delayed outcomes (``request_id``, ``label``) in one transaction.
+
+    Each stored row gets its :func:`label_source` and ``channel``; unknown request ids are
+    counted and left out.
+    """
     ids = [str(x["request_id"]) for x in labels]
-    known = backend.known_ids(sorted(set(ids)))
-    ts = now_iso()
-    rows = [(str(x["request_id"]), None if x.get("label") is None else str(x["label"]), ts, source)
-            for x in labels if str(x["request_id"]) in known]
+    info = {r[0]: r[1:] for r in backend.lookup("predictions", sorted(set(ids)), ("arm", "audit"))}
+    unknown = [k for k, i in enumerate(ids) if i not in info]
+    rows = label_rows([{**x, "request_id": rid} for rid, x in zip(ids, labels, strict=True) if rid in info],
+                      info, channel)
     if rows:
         backend.add_labels(rows)
-    unknown = sorted({i for i in ids if i not in known})
-    return {"attached": len(rows), "unknown": len(labels) - len(rows), "unknown_request_ids": unknown[:100]}
+    missing = sorted({ids[k] for k in unknown})
+    return {"attached": len(rows), "unknown": len(unknown), "unknown_request_ids": missing[:100],
+            "sources": {s: n for s in LABEL_SOURCES if (n := sum(r[3] == s for r in rows))}}
 
 
+def label_rows(labels: list[dict], info: dict, channel: str) -> list[tuple]:
+    """Rows of the labels table (:data:`LABEL_COLUMNS` order) for labels of known request ids.
 
-def label_file(case, path: str | Path, url: str | None = None, source: str | None = None) -> dict:
+    ``info`` maps each request id to its prediction's ``(arm, audit)``; a label with a
+    ``reviewer`` is a review.
+    """
+    ts = now_iso()
+    rows = []
+    for x in labels:
+        rid = str(x["request_id"])
+        arm, audit = info[rid]
+        rows.append((rid, None if x.get("label") is None else str(x["label"]), ts,
+                     label_source(arm, audit, x.get("reviewer") is not None), channel, x.get("reviewer"),
+                     x.get("reviewed_at"), x.get("note")))
+    return rows
+
+
+def open_existing(case, url: str | None = None):
+    """A backend on the case's log (or ``url``), refusing to create an empty SQLite log where none is."""
+    from ..errors import DataError
+
+    target = resolve_target(case, url)
+    if "://" not in target or (target.startswith("sqlite:///") and "?" not in target):
+        log_file = Path(target.removeprefix("sqlite:///"))
+        if not log_file.is_file():  # never create an empty log just to find none of the ids in it
+            raise DataError(f"no prediction log at {log_file}",
+                            "serve the model first (`mlcase serve`), or pass --log with the log that holds "
+                            "these request ids")
+    return open_backend(target), target
+
+
+def label_file(case, path: str | Path, url: str | None = None, channel: str | None = None) -> dict:
     """Attach the labels in a CSV/Parquet file (columns ``request_id``, ``label``) to a case's prediction log."""
     from ..data import read_table
     from ..errors import DataError
@@ -402,18 +542,11 @@ def label_file(case, path: str | Path, url: str | None = None, source: str | Non
     if missing:
         raise DataError(f"{p.name}: the labels file lacks the column(s) {', '.join(missing)}",
                         "give it a request_id column (from /predict) and a label column")
-    target = resolve_target(case, url)
-    if "://" not in target or (target.startswith("sqlite:///") and "?" not in target):
-        log_file = Path(target.removeprefix("sqlite:///"))
-        if not log_file.is_file():  # never create an empty log just to find none of the ids in it
-            raise DataError(f"no prediction log at {log_file}",
-                            "serve the model first (`mlcase serve`), or pass --log with the log that holds "
-                            "these request ids")
-    backend = open_backend(target)
+    backend, target = open_existing(case, url)
     try:
         records = [{"request_id": r, "label": (None if v is None or (isinstance(v, float) and v != v) else v)}
                    for r, v in zip(df["request_id"].astype(str), df["label"].tolist(), strict=True)]
-        out = attach_labels(backend, records, source or f"file:{p.name}")
+        out = attach_labels(backend, records, channel or f"file:{p.name}")
     finally:
         backend.close()
     out["log"] = redact_url(target)

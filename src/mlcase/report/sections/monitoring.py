@@ -4,7 +4,10 @@ Reads ``results["monitoring"]`` (:meth:`mlcase.monitor.MonitorResult.to_dict`,
 saved by ``mlcase monitor``). Every plot draws the alert thresholds of the
 spec's ``monitoring`` section; windows younger than the label delay are drawn
 hollow and named "not final", never as good news. A table beside the plots
-carries the same numbers.
+carries the same numbers. "Labels and review" says what each realized number
+rests on: the holdout arm (unbiased), the model's own arm (shaped by its
+action), the audit-weighted reviews; the holdout's cost per window; reviewer
+agreement; and the review backlog against capacity.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ def build(results: dict[str, dict]) -> list[Section]:
                                       for a in mon.get("alerts", [])) else "ok"),
         Section(id="monitoring-windows", title="Windows", html=windows_html(windows)),
     ]
+    src, reviews = (mon.get("overall") or {}).get("by_source"), mon.get("reviews")
+    if src or reviews:
+        warned = any(w.get("kind") in ("label_bias", "estimate_check") for w in mon.get("warnings") or [])
+        children.insert(4, Section(
+            id="monitoring-labels", title="Labels and review", html=labels_html(windows, src, reviews),
+            status="error" if any(a["kind"] == "review_backlog" for a in mon.get("alerts", [])) else (
+                "warning" if warned else "ok")))
     model = mon.get("model") or {}
     version = f" version {model['version']}" if model.get("version") is not None else ""
     intro = (f"<p>{esc(fmt(mon.get('n_rows')))} predictions of <strong>{esc(model.get('name'))}</strong>{esc(version)} "
@@ -264,3 +274,138 @@ def _delay(seconds) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.3g} h"
     return f"{seconds:.3g} s"
+
+
+# --------------------------------------------------------------------------- labels and review
+def _ci(m: dict | None) -> str:
+    if not m or m.get("value") is None:
+        return "–"
+    if m.get("low") is None:
+        return fmt(m["value"], 3)
+    return f"{fmt(m['value'], 3)} [{fmt(m['low'], 3)}, {fmt(m['high'], 3)}]"
+
+
+def labels_html(windows: list[dict], src: dict | None, reviews: dict | None) -> str:
+    """Holdout vs acted-on vs audit-weighted metrics, value given up, the estimate check, reviews, backlog."""
+    parts = []
+    if src:
+        parts.append(_sources_table(src))
+        bias = [f"{m.replace('_', ' ')} {fmt(b['acted'], 3)} on the model's own labels vs {fmt(b['holdout'], 3)} on "
+                f"the holdout" for m, b in (src.get("bias") or {}).items() if b["outside"]]
+        if bias:
+            parts.append("<p><strong>The acted-on labels are biased</strong> (outside the holdout's 95% interval): "
+                         + esc("; ".join(bias)) + ". The model's action changes the outcomes it is judged on; "
+                         "trust the holdout and the audit.</p>")
+        parts.append(_given_up_html(windows, src.get("holdout")))
+        parts.append(_estimate_check_html(src.get("estimate_check")))
+    if reviews:
+        parts.append(_reviews_html(reviews))
+        parts.append(_backlog_html(reviews.get("backlog") or {}))
+    return "".join(p for p in parts if p)
+
+
+def _sources_table(src: dict) -> str:
+    rows = []
+    for key, name in (("holdout", "holdout arm"), ("acted", "model arm (acted on)"), ("audit", "reviews + audit")):
+        s = src.get(key)
+        if not s:
+            continue
+        lab = s.get("labels") or {}
+        srcs = ", ".join(f"{k} {v}" for k, v in (lab.get("sources") or {}).items())
+        if key == "audit":
+            srcs = f"review {lab.get('review')}, audit {lab.get('audit')} (weighted by 1 / sampling probability)"
+        rows.append({"labels from": name, "rows": lab.get("n"), "sources": srcs or "–",
+                     "precision": _ci(s.get("precision")), "recall": _ci(s.get("recall")),
+                     "positive rate": _ci(s.get("positive_rate")), "final": "yes" if s.get("final") else "not yet"})
+    return table(rows, caption="The model's precision, recall and positive rate by what the labels rest on "
+                               "(value [95% interval]); only the holdout and the weighted audit are unbiased")
+
+
+def _given_up_html(windows: list[dict], holdout: dict | None) -> str:
+    if not holdout or not holdout.get("value_given_up"):
+        return ""
+    x, y, err_hi, err_lo = [], [], [], []
+    for w in windows:
+        g = ((w.get("by_source") or {}).get("holdout") or {}).get("value_given_up")
+        if not g or g["total"]["value"] is None:
+            continue
+        t = g["total"]
+        x.append(w["window"])
+        y.append(t["value"])
+        err_hi.append(None if t["high"] is None else t["high"] - t["value"])
+        err_lo.append(None if t["low"] is None else t["value"] - t["low"])
+    fig = ""
+    if x:
+        fig = _fig([{"type": "bar", "name": "value given up", "x": x, "y": y, "marker": {"color": "#f59e0b"},
+                     "error_y": {"type": "data", "array": err_hi, "arrayminus": err_lo, "visible": True}}],
+                   {"yaxis": {"title": {"text": "cost given up per window"}},
+                    "xaxis": {"title": {"text": "window"}, "type": "category"}},
+                   caption="Value given up by the holdout per window: the cost today's process had on the held-out "
+                           "units minus the cost the model would have had on them (95% interval)")
+    g = holdout["value_given_up"]
+    text = (f"<p>The holdout ({fmt(holdout.get('n'))} units, {_pct(holdout.get('share'))} of decisions) cost "
+            f"{_ci(g['per_decision'])} per decision more than the model would have, "
+            f"{fmt((g.get('total') or {}).get('value'), 4)} over the whole log.")
+    sizing = holdout.get("sizing")
+    if sizing:
+        text += (f" A precision interval of ±{sizing['precision_half_width']:g} needs about "
+                 f"{fmt(sizing['holdout_rows_needed'])} held-out units"
+                 + (f", giving up about {fmt(sizing['value_given_up'], 4)}" if sizing.get("value_given_up") is not None
+                    else "") + ".")
+    return fig + text + "</p>"
+
+
+def _estimate_check_html(check: dict | None) -> str:
+    if not check or not check.get("metrics"):
+        return ""
+    rows = [{"metric": m, "estimated before labels": v["estimated"], "band low": v["low"], "band high": v["high"],
+             "realized on the holdout": v["realized"], "within": "yes" if v["within"] else "NO"}
+            for m, v in check["metrics"].items()]
+    verdict = ("the probabilities hold up: estimates before labels can be trusted" if check.get("within") else
+               "the probabilities do not match the outcomes: recalibrate before trusting estimates before labels")
+    return table(rows, caption=f"The estimate before labels checked against {check['n']} holdout rows "
+                               f"(bands at 95% for the family): {verdict}")
+
+
+_REASONS = {"flag": "flagged cases", "review": "deferred cases", "audit": "audit sample", "holdout": "holdout",
+            "auto": "automatic decisions"}
+
+
+def _reviews_html(reviews: dict) -> str:
+    parts = [f"<p>{fmt(reviews.get('n_verdicts'))} verdicts on {fmt(reviews.get('n_cases'))} cases by "
+             f"{fmt(reviews.get('n_reviewers'))} reviewer(s).</p>"]
+    ag = reviews.get("model_agreement")
+    if ag:
+        rows = [{"reviewer": r, "cases": v["n"], "agrees with the model": _pct(v["agreement"])}
+                for r, v in ag.get("by_reviewer", {}).items()]
+        rows += [{"reviewer": f"(all) {_REASONS.get(reason, reason)}", "cases": v["n"],
+                  "agrees with the model": _pct(v["agreement"])} for reason, v in ag.get("by_reason", {}).items()]
+        parts.append(table(rows, caption=f"Reviewers vs the model: Cohen's kappa {_ci(ag)}, agreement "
+                                         f"{_pct(ag.get('agreement'))} on {fmt(ag.get('n'))} verdicts"))
+    bt = reviews.get("between_reviewers")
+    if bt and bt.get("n"):
+        parts.append(f"<p>Reviewers vs each other on {fmt(bt['n'])} cases reviewed twice: Cohen's kappa "
+                     f"{esc(_ci(bt))}, raw agreement {_pct(bt.get('agreement'))}.</p>")
+    elif bt:
+        parts.append(f"<p>{esc(bt.get('note'))}: reviewer-vs-reviewer agreement needs some cases reviewed twice.</p>")
+    return "".join(parts)
+
+
+def _backlog_html(backlog: dict) -> str:
+    rows = backlog.get("windows") or []
+    if not rows:
+        return ""
+    x = [r["window"] for r in rows]
+    data = [{"type": "bar", "name": "sent to review", "x": x, "y": [r["queued"] for r in rows],
+             "marker": {"color": "#2563eb"}},
+            {"type": "bar", "name": "reviewed", "x": x, "y": [r["reviewed"] for r in rows],
+             "marker": {"color": "#10b981"}},
+            {"type": "scatter", "mode": "lines+markers", "name": "backlog", "x": x, "y": [r["backlog"] for r in rows],
+             "line": {"color": "#ef4444"}}]
+    if any(r["capacity"] is not None for r in rows):
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "review capacity", "x": x,
+                     "y": [r["capacity"] for r in rows], "line": {"color": "#334155", "dash": "dash"}})
+    return _fig(data, {"barmode": "group", "yaxis": {"title": {"text": "cases"}, "rangemode": "tozero"},
+                       "xaxis": {"title": {"text": "window"}, "type": "category"}},
+                caption=f"Review backlog per window against the review capacity; an alert fires when it grows "
+                        f"{backlog.get('alert_after')} windows in a row")

@@ -1,0 +1,209 @@
+"""Data and prediction drift per window: PSI, Jensen-Shannon, KS / chi-square tests, missing rates.
+
+Everything is computed from per-window counts in the run's DuckDB database: one
+grouped scan counts every numeric column at the reference's bin edges and
+quantile grid (``histogram``); categorical columns are grouped by value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+
+from ..drift import psi_js
+
+
+def compute_drift(run, windows: list[dict], overall: dict, W: int) -> None:
+    """Fill ``drift`` and ``score_drift`` of every window and of ``overall`` (all windows together)."""
+    n_rows = np.array([w["n"] for w in windows] + [overall["n"]], dtype=float)
+    numeric = {f: (run.col[f], run.ref["features"][f]) for f in run.compared
+               if run.ref["features"][f]["kind"] == "numeric"}
+    score_ref = run.ref.get("score")
+    if score_ref and score_ref["n"]:
+        numeric["_score"] = ("_score", score_ref)
+    counts = _numeric_counts(run, numeric, W)
+    for f in run.compared:
+        ref = run.ref["features"][f]
+        if ref["kind"] == "numeric":
+            stats = _numeric_drift(run, counts[f], ref, W, with_missing=True)
+        else:
+            stats = _categorical_drift(run, run.col[f], ref, W)
+        for i, st in enumerate(stats):
+            st["status"] = _status(run, st, n_rows[i])
+            (windows[i]["drift"] if i < W else overall["drift"])[f] = st
+    if "_score" in counts:
+        stats = _numeric_drift(run, counts["_score"], score_ref, W, with_missing=False)
+        for i, st in enumerate(stats):
+            st["status"] = _status(run, st, st["n"])
+            if i < W:
+                windows[i]["score_drift"] = st
+            else:
+                overall["score_drift"] = st
+
+
+def _status(run, st: dict, n: float) -> str:
+    if n < run.mon.min_window_rows:
+        return "too_small"
+    p = st.get("p_value")
+    significant = p is not None and p < run.alpha
+    if significant and st["psi"] >= run.mon.psi_alert:
+        return "drift"
+    if significant and st["psi"] >= run.mon.psi_warn:
+        return "warn"
+    return "ok"
+
+
+def _numeric_counts(run, columns: dict[str, tuple[str, dict]], W: int) -> dict[str, dict]:
+    """Per window and numeric column: counts at the reference's bin edges and KS grid, in one scan.
+
+    DuckDB's ``histogram(x, boundaries)`` counts ``prev < x <= boundary`` (and past
+    the last boundary), so counts at or below every edge and grid point follow by
+    a cumulative sum; the log is read once for all columns, in parallel.
+    """
+    out: dict[str, dict] = {}
+    aggs, plan = [], []
+    for key, (col, ref) in columns.items():
+        bounds = np.union1d(np.asarray(ref["grid"], dtype=float), np.asarray(ref["edges"], dtype=float))
+        plan.append((key, bounds))
+        hist = f"histogram({col}, {_double_list(bounds)})" if len(bounds) else "NULL"
+        aggs.append(f"{hist}, count({col}), sum({col})")
+    rows = run.con.execute(f"SELECT _wi, count(*){', ' + ', '.join(aggs) if aggs else ''} FROM log "
+                            "GROUP BY _wi").fetchall()
+    for k, (key, bounds) in enumerate(plan):
+        below = np.zeros((W + 1, len(bounds)))  # count of x <= bound
+        nn, n, sums = np.zeros(W + 1), np.zeros(W + 1), np.zeros(W + 1)
+        for r in rows:
+            wi = int(r[0])
+            hist, nn[wi], sums[wi], n[wi] = r[2 + 3 * k], r[3 + 3 * k], r[4 + 3 * k] or 0.0, r[1]
+            if hist:
+                below[wi] = np.cumsum([hist.get(float(b), 0) for b in bounds])
+        below[W], nn[W], n[W], sums[W] = below[:W].sum(0), nn[:W].sum(), n[:W].sum(), sums[:W].sum()
+        out[key] = {"bounds": bounds, "below": below, "nonmissing": nn, "n": n, "sum": sums}
+    return out
+
+
+def _numeric_drift(run, c: dict, ref: dict, W: int, with_missing: bool) -> list[dict]:
+    from scipy import special
+
+    edges = np.asarray(ref["edges"], dtype=float)
+    grid = np.asarray(ref["grid"], dtype=float)
+    bounds, below, nn = c["bounds"], c["below"], c["nonmissing"]
+    nmiss = c["n"] - nn
+    # PSI bins (-inf, e1], (e1, e2], ..., (e_last, inf) from the counts at or below each edge
+    at_edges = below[:, np.searchsorted(bounds, edges)] if len(edges) else np.zeros((W + 1, 0))
+    nonmissing = np.diff(np.hstack([np.zeros((W + 1, 1)), at_edges, nn[:, None]]), axis=1)
+    bins = np.hstack([nonmissing, nmiss[:, None]])
+    K = nonmissing.shape[1]
+    mr_ref = float(ref["missing_rate"]) if with_missing else 0.0
+    ref_p = np.asarray(ref["shares"], dtype=float)
+    if with_missing:
+        ref_full = np.concatenate([ref_p * (1 - mr_ref), [mr_ref]])
+        cur = bins
+    else:
+        ref_full, cur = ref_p, bins[:, :K]
+    psi, js = psi_js(cur, ref_full)
+    # KS from the ECDF at the reference quantile grid (exact where the data have few distinct values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        F = below[:, np.searchsorted(bounds, grid)] / nn[:, None]
+    D = (np.nanmax(np.abs(F - np.asarray(ref["cdf"], dtype=float)), axis=1) if len(grid)
+         else np.full(len(nn), np.nan))
+    n_ref = float(ref["n"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        en = np.sqrt(n_ref * nn / (n_ref + nn))
+        ks_p = special.kolmogorov((en + 0.12 + 0.11 / en) * D)
+    out = []
+    for i in range(len(nn)):
+        n_tot = nn[i] + nmiss[i]
+        p_dist = float(ks_p[i]) if nn[i] > 0 and n_ref > 0 and np.isfinite(ks_p[i]) else None
+        st = {"kind": "numeric", "n": int(n_tot if with_missing else nn[i]), "psi": float(psi[i]), "js": float(js[i]),
+              "ks": float(D[i]) if nn[i] > 0 else None, "ks_p": p_dist,
+              "mean": float(c["sum"][i] / nn[i]) if nn[i] else None, "mean_ref": ref.get("mean")}
+        if with_missing:
+            mr = nmiss[i] / n_tot if n_tot else 0.0
+            p_miss = _two_proportion_p(mr_ref, n_ref / (1 - mr_ref) if mr_ref < 1 else n_ref, mr, n_tot)
+            st.update({"missing_rate": float(mr), "missing_rate_ref": mr_ref, "missing_change": float(mr - mr_ref)})
+            st["p_value"] = _combine(p_dist, p_miss if (mr_ref > 0 or mr > 0) else None)
+        else:
+            st["p_value"] = p_dist
+        out.append(st)
+    return out
+
+
+def _categorical_drift(run, column: str, ref: dict, W: int) -> list[dict]:
+    from scipy import stats as sps
+
+    cats = list(ref["shares"])
+    index = {c: i for i, c in enumerate(cats)}
+    K = len(cats)
+    other_share = float(ref.get("other_share") or 0.0)
+    # columns: categories, other, unseen, missing
+    counts = np.zeros((W + 1, K + 3))
+    unseen: list[Counter] = [Counter() for _ in range(W + 1)]
+    for wi, value, c in run.con.execute(f"SELECT _wi, {column}, count(*) FROM log GROUP BY ALL").fetchall():
+        wi = int(wi)
+        if value is None:
+            j = K + 2
+        elif value in index:
+            j = index[value]
+        elif other_share > 0:
+            j = K
+        else:
+            j = K + 1
+            unseen[wi][value] += c
+            unseen[W][value] += c
+        counts[wi, j] += c
+    counts[W] = counts[:W].sum(0)
+    mr_ref = float(ref["missing_rate"])
+    n_ref = float(ref["n"])
+    ref_nonmissing = np.array([ref["shares"][c] for c in cats] + [other_share, 0.0])
+    ref_full = np.concatenate([ref_nonmissing * (1 - mr_ref), [mr_ref]])
+    psi, js = psi_js(counts, ref_full)
+    out = []
+    for i in range(W + 1):
+        nn = counts[i, :K + 2].sum()
+        nmiss = counts[i, K + 2]
+        n_tot = nn + nmiss
+        stat, p_dist = None, None
+        if nn > 0 and n_ref > 0:
+            obs = np.vstack([ref_nonmissing * n_ref, counts[i, :K + 2]])
+            keep = obs.sum(0) > 0
+            obs = obs[:, keep]
+            if obs.shape[1] >= 2:
+                expected = obs.sum(1, keepdims=True) * obs.sum(0, keepdims=True) / obs.sum()
+                stat = float(((obs - expected) ** 2 / expected).sum())
+                p_dist = float(sps.chi2.sf(stat, obs.shape[1] - 1))
+            else:
+                stat, p_dist = 0.0, 1.0
+        mr = nmiss / n_tot if n_tot else 0.0
+        p_miss = _two_proportion_p(mr_ref, n_ref / (1 - mr_ref) if mr_ref < 1 else n_ref, mr, n_tot)
+        n_unseen = int(counts[i, K + 1])
+        out.append({"kind": ref["kind"], "n": int(n_tot), "psi": float(psi[i]), "js": float(js[i]),
+                    "chi2": stat, "chi2_p": p_dist,
+                    "p_value": _combine(p_dist, p_miss if (mr_ref > 0 or mr > 0) else None),
+                    "missing_rate": float(mr), "missing_rate_ref": mr_ref, "missing_change": float(mr - mr_ref),
+                    "unseen": {"count": n_unseen, "share": n_unseen / nn if nn else 0.0,
+                               "examples": [str(v) for v, _ in unseen[i].most_common(5)]}})
+    return out
+
+
+def _double_list(values: np.ndarray) -> str:
+    """A DuckDB DOUBLE[] literal that round-trips every value exactly."""
+    return "[" + ", ".join(repr(float(v)) for v in values) + "]::DOUBLE[]"
+
+
+def _two_proportion_p(r1: float, n1: float, r2: float, n2: float) -> float | None:
+    if n1 <= 0 or n2 <= 0:
+        return None
+    pooled = (r1 * n1 + r2 * n2) / (n1 + n2)
+    if pooled <= 0 or pooled >= 1:
+        return 1.0
+    z = (r2 - r1) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def _combine(*ps) -> float | None:
+    """Bonferroni over the tests that ran: the smallest p times their number."""
+    ps = [p for p in ps if p is not None]
+    return min(1.0, len(ps) * min(ps)) if ps else None

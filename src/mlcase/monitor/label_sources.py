@@ -1,0 +1,252 @@
+"""Realized performance by what the labels rest on: the holdout, the model's own arm, the review and audit samples.
+
+Once a model acts, the labels of the cases it acted on are shaped by its action
+(a flagged loan is reviewed and never goes bad), so realized metrics on them are
+biased. This module computes, for a binary task, per window and over all
+windows:
+
+``holdout``
+    the model's *would-be* decisions (``model_decision``) against the labels of
+    the holdout arm, which the model never acted on: precision, recall, positive
+    rate and accuracy with Wilson intervals, the cost per decision the model would
+    have had and the cost today's process had, and their paired difference, the
+    **value given up** by holding those units out (per decision, and for the
+    window's holdout rows). Rows today's process acted on (a rule holdout) are
+    counted as ``affected`` and left out of the model's metrics.
+``acted``
+    the same metrics on the model arm's labels, the naive view.
+``bias``
+    acted minus holdout per metric, and whether the acted value lies outside the
+    holdout's interval: how biased the acted-on labels are.
+``audit``
+    precision, recall and positive rate of the whole population from reviewers'
+    verdicts, each row weighted by the inverse of its review sampling
+    probability (1 for flagged and deferred cases, the audit share for audited
+    automatic decisions), adjusted per stratum for cases sampled but not reviewed
+    yet (:func:`mlcase.monitor.estimators.weighted_ratio`).
+``estimate_check``
+    the confidence-based estimate (:mod:`.estimate`) of the holdout's labelled
+    rows against their realized values: whether the probabilities can be trusted
+    to estimate performance before labels arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from ._util import _floats
+from .estimate import cbpe
+from .estimators import Z95, binary_metrics, mean_ci, weighted_ratio
+
+METRICS = ("precision", "recall", "positive_rate")
+CHECKED = ("accuracy", "precision", "recall", "positive_rate")  # the estimate-check's metrics
+SIZING_HALF_WIDTH = 0.05  # the holdout precision interval the sizing aims at (+/-)
+
+
+@dataclass
+class Parts:
+    """The rows of one window (or several) each estimate needs, as arrays."""
+
+    n: int = 0
+    n_holdout: int = 0
+    h_y: list = field(default_factory=list)        # holdout, labelled: outcome
+    h_f: list = field(default_factory=list)        # the model's would-be flag
+    h_acted: list = field(default_factory=list)    # what today's process did (1 = acted)
+    h_p: list = field(default_factory=list)        # the model's score
+    h_cost_model: list = field(default_factory=list)
+    h_cost_policy: list = field(default_factory=list)
+    h_sources: list = field(default_factory=list)
+    a_y: list = field(default_factory=list)        # model arm, labelled
+    a_f: list = field(default_factory=list)
+    a_cost: list = field(default_factory=list)
+    a_sources: list = field(default_factory=list)
+    r_y: list = field(default_factory=list)        # model arm, reviewed: the reviewer's verdict
+    r_f: list = field(default_factory=list)
+    r_pi: list = field(default_factory=list)
+    r_stratum: list = field(default_factory=list)  # census (flagged or deferred) | audit
+    sampled: dict = field(default_factory=lambda: {"census": 0, "audit": 0})
+
+    def extend(self, other: Parts) -> None:
+        for name in self.__dataclass_fields__:
+            mine = getattr(self, name)
+            if isinstance(mine, list):
+                mine.extend(getattr(other, name))
+        self.n += other.n
+        self.n_holdout += other.n_holdout
+        for k, v in other.sampled.items():
+            self.sampled[k] = self.sampled.get(k, 0) + v
+
+
+def window_parts(df: pd.DataFrame, y_of, costs) -> Parts:
+    """Split one window's rows (``_score``, ``_flag``, ``_dec``, ``_label``, ``_arm``, ``_audit``, ``_pi``,
+    ``_rlabel``, ``_lsrc``) into the samples each estimate rests on. ``y_of`` encodes labels as 0/1/NaN."""
+    out = Parts(n=len(df))
+    if len(df) == 0:
+        return out
+    arm = df["_arm"].fillna("model").astype(str).to_numpy()
+    f = _floats(df["_flag"])
+    p = _floats(df["_score"])
+    dec = df["_dec"].astype("str").to_numpy()
+    audit = _floats(df["_audit"]) == 1
+    pi = _floats(df["_pi"])
+    labelled = df["_label"].notna().to_numpy()
+    y = np.full(len(df), np.nan)
+    if labelled.any():
+        y[labelled] = y_of(df["_label"][labelled])
+    sources = df["_lsrc"].astype("str").to_numpy()
+    known = ~np.isnan(y) & ~np.isnan(f)
+    hold = arm == "holdout"
+    out.n_holdout = int(hold.sum())
+    acted = (dec == "flag").astype(float)
+
+    h = np.flatnonzero(hold & known)
+    out.h_y, out.h_f, out.h_acted, out.h_p = y[h].tolist(), f[h].tolist(), acted[h].tolist(), p[h].tolist()
+    out.h_sources = sources[h].tolist()
+    a = np.flatnonzero(~hold & known)
+    out.a_y, out.a_f, out.a_sources = y[a].tolist(), f[a].tolist(), sources[a].tolist()
+    if costs is not None:
+        out.h_cost_model = costs.take(h).of(y[h], f[h]).tolist()
+        out.h_cost_policy = costs.take(h).of(y[h], acted[h]).tolist()
+        out.a_cost = costs.take(a).of(y[a], f[a]).tolist()
+
+    census = ~hold & np.isin(dec, ["flag", "review"])
+    sampled_audit = ~hold & ~census & audit
+    out.sampled = {"census": int(census.sum()), "audit": int(sampled_audit.sum())}
+    reviewed = df["_rlabel"].notna().to_numpy() & (census | sampled_audit) & ~np.isnan(f) & (pi > 0)
+    if reviewed.any():
+        yr = np.full(len(df), np.nan)
+        yr[reviewed] = y_of(df["_rlabel"][reviewed])
+        r = np.flatnonzero(reviewed & ~np.isnan(yr))
+        out.r_y, out.r_f, out.r_pi = yr[r].tolist(), f[r].tolist(), pi[r].tolist()
+        out.r_stratum = np.where(sampled_audit[r], "audit", "census").tolist()
+    return out
+
+
+def summarize(parts: Parts, mature: bool = True, with_sizing: bool = False) -> dict:
+    """``holdout``, ``acted``, ``bias``, ``audit`` and ``estimate_check`` from the rows in ``parts``."""
+    out: dict = {"holdout": _holdout(parts, with_sizing), "acted": _acted(parts), "audit": _audit(parts)}
+    out["bias"] = _bias(out["acted"], out["holdout"])
+    out["estimate_check"] = _estimate_check(parts)
+    for key in ("holdout", "acted", "audit"):
+        if out[key] is not None:
+            out[key]["final"] = bool(mature)
+    return out
+
+
+def _counts(sources: list) -> dict:
+    s = pd.Series(sources, dtype="str")
+    return {str(k): int(v) for k, v in s.value_counts().items()} if len(s) else {}
+
+
+def _holdout(parts: Parts, with_sizing: bool) -> dict | None:
+    if parts.n_holdout == 0:
+        return None
+    y, f, acted = (np.asarray(x, dtype=float) for x in (parts.h_y, parts.h_f, parts.h_acted))
+    free = acted == 0
+    out = {"n": parts.n_holdout, "share": parts.n_holdout / parts.n if parts.n else None,
+           "labelled": int(len(y)), "affected": int((~free).sum()),
+           "labels": {"basis": "holdout arm (the model's action never touched these labels)",
+                      "n": int(free.sum()), "sources": _counts(parts.h_sources)},
+           **binary_metrics(y[free], f[free])}
+    if parts.h_cost_model:
+        cm = np.asarray(parts.h_cost_model)
+        cp = np.asarray(parts.h_cost_policy)
+        out["cost_model"] = mean_ci(cm[free])
+        out["cost_policy"] = mean_ci(cp)
+        gap = mean_ci(cp - cm)
+        out["value_given_up"] = {"per_decision": gap, "holdout_rows": parts.n_holdout,
+                                 "total": _scale(gap, parts.n_holdout)}
+    if with_sizing:
+        out["sizing"] = _sizing(out)
+    return out
+
+
+def _scale(ci: dict, k: int) -> dict:
+    return {key: (None if ci.get(key) is None else ci[key] * k) for key in ("value", "low", "high")}
+
+
+def _sizing(h: dict) -> dict | None:
+    """Holdout rows (per the whole period) for a precision interval of +/- SIZING_HALF_WIDTH, and what they cost."""
+    prec, flag = h.get("precision") or {}, h.get("flag_rate") or {}
+    if prec.get("value") is None or not flag.get("value"):
+        return None
+    p = min(max(prec["value"], 0.05), 0.95)
+    rows = int(np.ceil(Z95 ** 2 * p * (1 - p) / SIZING_HALF_WIDTH ** 2 / flag["value"]))
+    per = ((h.get("value_given_up") or {}).get("per_decision") or {}).get("value")
+    return {"precision_half_width": SIZING_HALF_WIDTH, "holdout_rows_needed": rows,
+            "value_given_up": None if per is None else per * rows}
+
+
+def _acted(parts: Parts) -> dict | None:
+    if not parts.a_y:
+        return None
+    y, f = np.asarray(parts.a_y), np.asarray(parts.a_f)
+    out = {"labels": {"basis": "the model arm's labels, shaped by the model's own action", "n": int(len(y)),
+                      "sources": _counts(parts.a_sources)}, **binary_metrics(y, f)}
+    if parts.a_cost:
+        out["cost"] = mean_ci(np.asarray(parts.a_cost))
+    return out
+
+
+def _bias(acted: dict | None, holdout: dict | None) -> dict | None:
+    if acted is None or holdout is None:
+        return None
+    out = {}
+    for m in METRICS:
+        a, h = acted[m]["value"], holdout[m]
+        if a is None or h["value"] is None:
+            continue
+        out[m] = {"acted": a, "holdout": h["value"], "low": h["low"], "high": h["high"], "difference": a - h["value"],
+                  "outside": bool(a < h["low"] or a > h["high"])}
+    return out or None
+
+
+def _audit(parts: Parts) -> dict | None:
+    if not parts.r_y:
+        return None
+    y, f, pi = (np.asarray(x, dtype=float) for x in (parts.r_y, parts.r_f, parts.r_pi))
+    stratum = np.asarray(parts.r_stratum)
+    reviewed = {s: int((stratum == s).sum()) for s in ("census", "audit")}
+    response = {s: (reviewed[s] / parts.sampled[s] if parts.sampled.get(s) else None) for s in reviewed}
+    # cases sampled but not reviewed yet: the reviewed ones of their stratum stand in for them
+    pi_eff = pi * np.array([response[s] or 1.0 for s in stratum])
+    out = {"labels": {"basis": "reviewers' verdicts, weighted by 1 / sampling probability",
+                      "n": int(len(y)), "review": reviewed["census"], "audit": reviewed["audit"]},
+           "sampled": dict(parts.sampled), "reviewed_share": response,
+           "precision": weighted_ratio(y * f, f, pi_eff)}
+    if reviewed["audit"]:
+        out["recall"] = weighted_ratio(y * f, y, pi_eff)
+        out["positive_rate"] = weighted_ratio(y, np.ones_like(y), pi_eff)
+    else:
+        out["note"] = ("no audited automatic decision has a verdict yet: recall and the positive rate of the whole "
+                       "population need the audit sample (serving.audit_share)")
+    return out
+
+
+def _estimate_check(parts: Parts) -> dict | None:
+    """The confidence-based estimate on the holdout's labelled rows vs what they realized."""
+    y, f, acted, p = (np.asarray(x, dtype=float) for x in (parts.h_y, parts.h_f, parts.h_acted, parts.h_p))
+    keep = (acted == 0) & ~np.isnan(p)
+    if keep.sum() == 0:
+        return None
+    y, f, p = y[keep], f[keep], p[keep]
+    est = cbpe(p, f)
+    real = binary_metrics(y, f)
+    checked = [m for m in CHECKED if (est.get(m) or {}).get("value") is not None and real[m]["value"] is not None]
+    # one band per metric at 95% for the family: Bonferroni over the metrics checked
+    z = float(norm.ppf(1 - 0.025 / max(len(checked), 1)))
+    out = {"n": int(keep.sum()), "labels": "holdout", "level": 0.95, "z": z, "metrics": {}}
+    for m in checked:
+        e, r = est[m], real[m]["value"]
+        lo, hi = max(0.0, e["value"] - z * e["sd"]), min(1.0, e["value"] + z * e["sd"])
+        out["metrics"][m] = {"estimated": e["value"], "low": lo, "high": hi, "realized": r,
+                             "within": bool(lo - 1e-12 <= r <= hi + 1e-12)}
+    out["within"] = all(v["within"] for v in out["metrics"].values()) if out["metrics"] else None
+    return out
+
+
+__all__ = ["Parts", "summarize", "window_parts"]

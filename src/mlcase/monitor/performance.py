@@ -1,0 +1,198 @@
+"""Delayed labels and realized performance per window (and the estimate before labels, per window)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import RuleError
+from ._util import _floats, _q
+from .estimate import cbpe
+
+
+# ------------------------------------------------------------------ labels
+def label_summary(run) -> dict:
+    """How the labels joined the log: rows, duplicated and conflicting request ids, unmatched ids."""
+    r = run.con.execute("""
+        WITH per AS (SELECT _rid, count(*) AS n, count(DISTINCT _label) AS nv FROM lab GROUP BY _rid)
+        SELECT (SELECT count(*) FROM lab), count(*), count(*) FILTER (WHERE n > 1),
+               coalesce(sum(n - 1) FILTER (WHERE n > 1), 0), count(*) FILTER (WHERE nv > 1) FROM per""").fetchall()[0]
+    unmatched = run.con.execute("""SELECT count(*) FROM lastlab l WHERE NOT EXISTS
+                                    (SELECT 1 FROM log g WHERE g._rid = l._rid)""").fetchall()[0][0]
+    examples = [x[0] for x in run.con.execute("""SELECT _rid FROM (SELECT _rid, count(*) n FROM lab GROUP BY _rid)
+                                                  WHERE n > 1 ORDER BY _rid LIMIT 5""").fetchall()]
+    matched = run.con.execute("SELECT count(_label) FROM log").fetchall()[0][0]
+    return {"rows": int(r[0]), "request_ids": int(r[1]), "duplicated_request_ids": int(r[2]),
+            "duplicate_rows": int(r[3]), "conflicting_request_ids": int(r[4]),
+            "duplicate_examples": examples, "unmatched_request_ids": int(unmatched),
+            "matched": int(matched), "unreadable": 0, "policy": "last label per request id wins"}
+
+
+def encode_labels(run, labels: pd.Series) -> np.ndarray:
+    """Labels as the task's targets: binary 0/1 (NaN if unknown), regression floats, multiclass strings."""
+    s = labels.astype("str")
+    if run.task == "regression":
+        return pd.to_numeric(s, errors="coerce").to_numpy("float64")
+    if run.task == "multiclass":
+        return s.to_numpy()
+    y = np.full(len(s), np.nan)
+    neg = run.classes[0] if run.classes else None
+    y[(s == str(run.positive)).to_numpy()] = 1
+    y[(s == str(neg)).to_numpy()] = 0
+    low = s.str.lower()
+    unknown = np.isnan(y)
+    y[unknown & low.isin(["1", "1.0", "true", "yes"]).to_numpy()] = 1
+    y[unknown & low.isin(["0", "0.0", "false", "no"]).to_numpy()] = 0
+    return y
+
+
+# ------------------------------------------------------------------ performance
+def window_frame(run, wi: int, columns: list[str], labelled_only: bool = False) -> pd.DataFrame:
+    inner = [c for c in columns if c in run.col]
+    sel = ["_score", "_flag", "_dec", "_prediction", "_label", "_arm", "_audit", "_pi", "_rlabel", "_lsrc"] + [
+        f"{run.col[c]} AS {_q(c)}" for c in inner]
+    where = "_wi = ?" + (" AND _label IS NOT NULL" if labelled_only else "")
+    return run.con.execute(f"SELECT {', '.join(sel)} FROM log WHERE {where}", [wi]).df()
+
+
+def cost_columns(run) -> list[str]:
+    c = run.spec.costs
+    exprs = [v for v in (c.true_positive, c.false_positive, c.false_negative, c.true_negative, c.under, c.over)
+             if isinstance(v, str)]
+    from ..rules import validate_expression
+
+    cols: list[str] = []
+    for e in exprs:
+        try:
+            cols += validate_expression(e, list(run.col), aggregate=True)
+        except RuleError:
+            cols += [n for n in run.col if n in e]
+    return list(dict.fromkeys(cols))
+
+
+def compute_performance(run, windows: list[dict]) -> None:
+    """Fill ``estimated`` (binary, before labels) and ``realized`` / ``realized_so_far`` of every window."""
+    from .label_sources import Parts, summarize, window_parts
+
+    cost_cols = cost_columns(run)
+    cost_problem: str | None = None
+    unreadable = 0
+    everything = Parts()
+    for wi, w in enumerate(windows):
+        need_est = run.task == "binary"
+        if not need_est and w["labels"]["labelled"] == 0:
+            continue
+        df = window_frame(run, wi, cost_cols, labelled_only=not need_est)
+        costs, problem = row_costs(run, df)
+        cost_problem = cost_problem or problem
+        if need_est:
+            p_all, f_all = _floats(df["_score"]), _floats(df["_flag"])
+            scored = ~np.isnan(p_all) & ~np.isnan(f_all)
+            if scored.any():
+                p, f = p_all[scored], f_all[scored]
+                w["estimated"] = cbpe(p, f, costs.take(scored) if costs is not None else None)
+                w["estimated"]["n"] = int(scored.sum())
+            parts = window_parts(df, lambda s: encode_labels(run, s), costs)
+            if run.has_holdout or parts.r_y:
+                w["by_source"] = summarize(parts, mature=w["mature"])
+            everything.extend(parts)
+        lab = df[df["_label"].notna()]
+        if len(lab) == 0:
+            continue
+        y = encode_labels(run, lab["_label"])
+        known = ~pd.isna(y) if run.task == "multiclass" else ~np.isnan(y)
+        unreadable += int((~known).sum())
+        idx = np.flatnonzero(df["_label"].notna().to_numpy())[known]
+        realized = realized_metrics(run, df.iloc[idx], y[known], costs.take(idx) if costs is not None else None)
+        if realized is None:
+            continue
+        sources = df["_lsrc"].iloc[idx].astype("str").value_counts()
+        realized["labels"] = {"basis": "every label (the last per request id)", "n": int(len(idx)),
+                              "sources": {str(k): int(v) for k, v in sources.items()}}
+        if w["mature"]:
+            w["realized"] = realized
+        else:
+            w["realized_so_far"] = realized
+    if cost_problem:
+        run.warnings.append({"kind": "costs", "message": f"business cost not computed: {cost_problem}"})
+    run.unreadable_labels = unreadable
+    run.by_source = None
+    if run.task == "binary" and (run.has_holdout or everything.r_y):
+        run.by_source = summarize(everything, mature=all(w["mature"] for w in windows), with_sizing=True)
+
+
+def row_costs(run, df: pd.DataFrame):
+    """Per-row costs for the window (binary: RowCosts; None where the task or the log cannot give them)."""
+    if run.task != "binary":
+        return None, None
+    from ..tasks import binary_costs
+
+    rows = df.drop(columns=[c for c in df.columns if c.startswith("_")])
+    try:
+        return binary_costs(run.case, rows), None
+    except RuleError as exc:
+        return None, str(exc)
+
+
+def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None:
+    """Metrics and business cost of the labelled rows ``df`` with targets ``y``."""
+    n = len(y)
+    if n == 0:
+        return None
+    out: dict[str, Any] = {"n": int(n)}
+    if run.task == "binary":
+        f = _floats(df["_flag"])
+        ok = ~np.isnan(f)
+        yk, fk = y[ok].astype(int), f[ok].astype(int)
+        if len(yk):
+            tp = int(((fk == 1) & (yk == 1)).sum())
+            out.update({"accuracy": float((fk == yk).mean()),
+                        "precision": tp / int(fk.sum()) if fk.sum() else None,
+                        "recall": tp / int(yk.sum()) if yk.sum() else None,
+                        "flag_rate": float(fk.mean()), "positive_rate": float(yk.mean())})
+            if costs is not None:
+                per = costs.take(np.flatnonzero(ok)).of(yk, fk)
+                out["cost"] = float(per.mean())
+                out["cost_total"] = float(per.sum())
+        p = _floats(df["_score"])
+        has = ~np.isnan(p)
+        if has.sum() and len(np.unique(y[has])) == 2:
+            out.update(_probability_metrics(y[has], p[has]))
+    elif run.task == "regression":
+        from ..tasks import get_task, regression_cost
+
+        pred = _floats(df["_score"])
+        ok = ~np.isnan(pred)
+        if ok.sum() == 0:
+            return None
+        out.update(get_task("regression").metrics(y[ok], pred[ok]))
+        rows = df.iloc[np.flatnonzero(ok)].drop(columns=[c for c in df.columns if c.startswith("_")])
+        try:
+            per = regression_cost(run.case, rows, y[ok], pred[ok])
+            out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
+        except RuleError as exc:
+            run.warnings.append({"kind": "costs", "message": f"business cost not computed: {exc}"})
+    else:
+        pred = df["_prediction"].astype("str").to_numpy()
+        from sklearn import metrics as m
+
+        out.update({"accuracy": float(np.mean(pred == y)),
+                    "macro_f1": float(m.f1_score(y, pred, average="macro", zero_division=0))})
+        if run.spec.costs.matrix:
+            from ..tasks import multiclass_cost
+
+            per = multiclass_cost(run.case, y, pred)
+            out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
+    return out
+
+
+def _probability_metrics(y: np.ndarray, p: np.ndarray) -> dict:
+    """ROC AUC, log loss and Brier score of probabilities ``p`` for 0/1 ``y`` (scikit-learn's metrics)."""
+    from sklearn import metrics as m
+
+    y = np.asarray(y, dtype=int)
+    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    return {"roc_auc": float(m.roc_auc_score(y, p)), "log_loss": float(m.log_loss(y, p, labels=[0, 1])),
+            "brier": float(m.brier_score_loss(y, p, pos_label=1))}

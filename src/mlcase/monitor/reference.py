@@ -1,0 +1,140 @@
+"""The training reference monitoring compares the served data with (stored in ``bundle.reference``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .estimate import cbpe
+
+REFERENCE_VERSION = 1
+N_BINS = 10            # quantile bins per numeric feature (PSI, JS)
+N_GRID = 101           # quantile points per numeric feature (KS)
+MAX_CATEGORIES = 200   # categories kept per categorical feature; the rest pool into "other"
+
+
+def build_reference(dataset, bundle) -> dict:
+    """The training reference monitoring compares the served data with (JSON-able).
+
+    Parameters
+    ----------
+    dataset : mlcase.data.Dataset
+        The prepared data; features are summarised on the training part, the
+        model's scores and decisions on the validation part.
+    bundle : mlcase.bundle.ModelBundle
+        The fitted model (``scores``, ``decide``, ``threshold``, ``task``, ``classes``).
+
+    Returns
+    -------
+    dict
+        ``features`` (per feature: ``kind``; numeric: quantile bin ``edges``, bin
+        ``shares``, a quantile ``grid`` and its ``cdf`` for KS; categorical:
+        category ``shares`` and ``other_share``; both: ``missing_rate`` and the
+        count ``n``), ``score`` (the valid scores, summarised like a numeric
+        feature), ``decisions`` and ``predictions`` (shares on valid),
+        ``calibration`` (binary: how far the probabilities are from the valid
+        outcomes, which bounds how far the estimated performance can be
+        trusted), ``n`` and ``n_valid``.
+    """
+    features = list(bundle.features or dataset.features)
+    schema = bundle.schema or dataset.schema.to_dict()
+    train = dataset.frame.iloc[dataset.split.train]
+    kinds = feature_kinds(schema, features, train)
+    feats = {}
+    for f in features:
+        kind = kinds[f]
+        if kind == "numeric":
+            feats[f] = _numeric_reference(pd.to_numeric(train[f], errors="coerce").to_numpy("float64"))
+        elif kind in ("categorical", "boolean"):
+            feats[f] = _categorical_reference(_canon(train[f], kind == "boolean"), kind)
+        else:
+            feats[f] = {"kind": "skipped", "reason": f"{kind} column: not compared"}
+    ref: dict[str, Any] = {"version": REFERENCE_VERSION, "task": bundle.task, "n": int(len(train)),
+                           "features": feats, "threshold": bundle.threshold,
+                           "classes": [str(c) for c in bundle.classes] if bundle.classes is not None else None,
+                           "positive": None if bundle.positive is None else str(bundle.positive),
+                           "score": None, "decisions": {}, "predictions": {}, "calibration": None,
+                           "n_valid": int(len(dataset.split.valid))}
+    if len(dataset.split.valid) == 0:
+        return ref
+    valid = dataset.frame.iloc[dataset.split.valid][bundle.features]
+    scores = bundle.scores(valid)
+    decided = bundle.decide(scores)
+    if bundle.task == "binary":
+        ref["score"] = _numeric_reference(scores)
+        flags = np.asarray(decided).astype(int)
+        ref["decisions"] = _shares(np.where(flags == 1, "flag", "auto"))
+        if bundle.classes is not None:
+            ref["predictions"] = _shares(np.where(flags == 1, str(bundle.classes[1]), str(bundle.classes[0])))
+        ref["calibration"] = _calibration(np.asarray(dataset.y_valid, dtype=float), scores, flags)
+    elif bundle.task == "multiclass":
+        ref["score"] = _numeric_reference(np.max(scores, axis=1))
+        ref["decisions"] = {"auto": 1.0}
+        ref["predictions"] = _shares(np.asarray(decided).astype(str))
+    else:
+        ref["score"] = _numeric_reference(np.asarray(scores, dtype=float))
+        ref["decisions"] = {"auto": 1.0}
+    return ref
+
+
+def feature_kinds(schema: dict | None, features: list[str], frame: pd.DataFrame | None = None) -> dict[str, str]:
+    """``numeric``, ``categorical``, ``boolean`` or the schema kind of a column not compared (id, text, datetime)."""
+    cols = {c["name"]: c for c in (schema or {}).get("columns", [])}
+    out = {}
+    for f in features:
+        kind = cols.get(f, {}).get("kind")
+        if kind is None and frame is not None and f in frame:
+            s = frame[f]
+            kind = "boolean" if pd.api.types.is_bool_dtype(s) else (
+                "numeric" if pd.api.types.is_numeric_dtype(s) else "categorical")
+        out[f] = kind or "categorical"
+    return out
+
+
+def _canon(s: pd.Series, boolean: bool) -> pd.Series:
+    """Category values as the strings the log compares (booleans lower-case: JSON writes ``true``)."""
+    out = s.astype("str").where(s.notna(), None)
+    return out.str.lower() if boolean else out
+
+
+def _numeric_reference(values: np.ndarray) -> dict:
+    values = np.asarray(values, dtype="float64")
+    miss = np.isnan(values)
+    v = np.sort(values[~miss])
+    ref = {"kind": "numeric", "n": int(len(v)), "missing_rate": float(miss.mean()) if len(values) else 0.0}
+    if len(v) == 0:
+        return {**ref, "edges": [], "shares": [1.0], "grid": [], "cdf": []}
+    edges = np.unique(np.quantile(v, np.linspace(0, 1, N_BINS + 1)[1:-1]))
+    counts = np.bincount(np.searchsorted(edges, v, side="left"), minlength=len(edges) + 1)
+    grid = np.unique(np.quantile(v, np.linspace(0, 1, N_GRID)))
+    cdf = np.searchsorted(v, grid, side="right") / len(v)
+    return {**ref, "edges": edges.tolist(), "shares": (counts / len(v)).tolist(), "grid": grid.tolist(),
+            "cdf": cdf.tolist(), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def _categorical_reference(values: pd.Series, kind: str) -> dict:
+    nonnull = values.dropna()
+    counts = nonnull.value_counts()
+    n = int(len(nonnull))
+    kept = counts.iloc[:MAX_CATEGORIES]
+    return {"kind": kind, "n": n, "missing_rate": float(values.isna().mean()) if len(values) else 0.0,
+            "shares": {str(k): float(c / n) for k, c in kept.items()} if n else {},
+            "other_share": float(counts.iloc[MAX_CATEGORIES:].sum() / n) if n else 0.0}
+
+
+def _shares(values: np.ndarray) -> dict[str, float]:
+    s = pd.Series(values).value_counts(normalize=True)
+    return {str(k): float(v) for k, v in s.items()}
+
+
+def _calibration(y: np.ndarray, p: np.ndarray, flags: np.ndarray) -> dict:
+    """Expected calibration error and the estimated vs realized accuracy on the validation part."""
+    from ..evaluate import expected_calibration_error
+
+    ece = expected_calibration_error(y, p)  # the ECE evaluation reports (10 quantile bins)
+    est = cbpe(p, flags)
+    realized_acc = float(np.mean(flags == y))
+    return {"n": int(len(p)), "mean_score": float(p.mean()), "positive_rate": float(y.mean()), "ece": float(ece),
+            "estimated_accuracy": est["accuracy"]["value"], "realized_accuracy": realized_acc}

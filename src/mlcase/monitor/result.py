@@ -1,0 +1,67 @@
+"""What a monitoring run returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class MonitorResult:
+    """What :func:`monitor` found.
+
+    Attributes
+    ----------
+    alerts : list of dict
+        ``kind`` (drift, score_drift, fallback, estimated_cost, realized_cost,
+        assumption, review_backlog), ``feature`` or ``assumption``, ``window``,
+        ``value``, ``threshold``, ``message``. Any alert makes ``mlcase monitor`` exit 1.
+    windows : list of dict
+        One per time window, oldest first (see :func:`monitor`). Each realized
+        metric says what its labels rest on (``labels``: basis, rows, sources);
+        with a holdout arm or reviews, ``by_source`` holds the window's
+        holdout, acted-on, bias, audit-weighted and estimate-check figures
+        (:mod:`mlcase.monitor.label_sources`).
+    overall : dict
+        Drift over all rows together, and ``by_source`` over all windows (with
+        the holdout's sizing).
+    labels : dict
+        The label join: labels read, duplicated and conflicting request ids,
+        labels for unknown request ids, unreadable labels.
+    warnings : list of dict
+        ``kind`` and ``message``: what deserves a look but raises no alert.
+    reviews : dict or None
+        Reviewer-vs-model and reviewer-vs-reviewer agreement and the backlog per
+        window (:mod:`mlcase.monitor.reviews`); None when no verdict is in the log.
+    """
+
+    case: str
+    source: str
+    model: dict
+    task: str
+    window_seconds: float
+    as_of: str | None
+    thresholds: dict
+    features: list[str]
+    windows: list[dict]
+    overall: dict
+    labels: dict
+    alerts: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    reviews: dict | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """1 when an alert fired (for cron and CI), else 0."""
+        return 1 if self.alerts else 0
+
+    @property
+    def n_rows(self) -> int:
+        return int(sum(w["n"] for w in self.windows))
+
+    def to_dict(self) -> dict:
+        return {"case": self.case, "source": self.source, "model": self.model, "task": self.task,
+                "window_seconds": self.window_seconds, "as_of": self.as_of, "thresholds": self.thresholds,
+                "features": self.features, "n_rows": self.n_rows, "n_windows": len(self.windows),
+                "status": "alert" if self.alerts else "ok", "n_alerts": len(self.alerts), "alerts": self.alerts,
+                "warnings": self.warnings, "labels": self.labels, "overall": self.overall, "reviews": self.reviews,
+                "windows": self.windows}

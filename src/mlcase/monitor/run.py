@@ -1,0 +1,371 @@
+"""The monitoring run: read the log into DuckDB, cut it into windows, and hand each stage its part.
+
+:func:`monitor` resolves the log and the model, builds a :class:`_Run` (a
+temporary DuckDB database capped at :data:`DUCKDB_MEMORY_LIMIT`, spilling to
+disk past it), loads the log (:mod:`.sources`), builds the windowed ``log``
+table, then runs drift (:mod:`.drift`), decisions and fallbacks (here),
+performance (:mod:`.performance`), assumptions (:mod:`.assumptions`) and
+alerts (:mod:`.alerts`) over it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..drift import psi_js
+from ..errors import DataError, ModelError, NotFoundError, RuleError, SpecError
+from . import alerts as _alerts
+from . import assumptions as _assumptions
+from . import drift as _drift
+from . import performance as _performance
+from . import reviews as _reviews
+from . import sources as _sources
+from ._util import _iso, _lit, _num
+from .reference import REFERENCE_VERSION, build_reference, feature_kinds
+from .result import MonitorResult
+
+DRIFT_ALPHA = 0.05     # level of the KS / chi-square tests
+DUCKDB_MEMORY_LIMIT = "512MB"  # DuckDB spills to the run's temporary folder past this
+
+
+def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, alpha: float = DRIFT_ALPHA,
+            alias: str = "champion") -> MonitorResult:
+    """Compare the served data and outcomes with the training reference, window by window.
+
+    Parameters
+    ----------
+    case : mlcase.case.Case
+    log : str, Path or DataFrame, optional
+        The prediction log: a SQLite file or SQLAlchemy URL holding the
+        ``predictions`` (and ``labels``) tables, or a CSV/Parquet file (or a
+        DataFrame) of recent records: the feature columns plus optional ``ts``
+        (or the spec's time column), ``request_id``, ``score``, ``decision``,
+        ``prediction``, ``tier``, ``fallback``, ``reason`` and ``label`` (or the
+        target column). Default: ``serving.log`` or ``<case>/predictions.db``.
+    labels : str or Path, optional
+        CSV/Parquet of delayed labels: ``request_id``, ``label`` and optionally
+        ``ts`` (when the label arrived). Read after the log's own labels; the
+        last label of a request id wins.
+    window : str or float, optional
+        Window length (``1d``, ``6h``, seconds); default ``monitoring.window``.
+    bundle : ModelBundle, optional
+        Default: the registered ``alias`` (``champion``), else ``baseline``.
+    now : datetime or str, optional
+        The time label maturity is judged at; default the latest time in the
+        log or its labels, so a replayed log gives the same answer.
+    alpha : float
+        Level of the drift tests.
+
+    Returns
+    -------
+    MonitorResult
+    """
+    from ..spec import parse_duration
+
+    spec = case.spec
+    try:
+        window_s = spec.monitoring.window if window is None else parse_duration(window)
+    except ValueError as exc:
+        raise SpecError(f"--window: {exc}", "give a duration such as 1d, 6h or 30m") from None
+    if window_s <= 0:
+        raise SpecError(f"--window: expected a positive duration, got {window!r}", "give a duration such as 1d or 6h")
+    source = _sources.resolve_source(case, log)  # before the registry: a wrong path fails fast
+    warnings: list[dict] = []
+    alias_used = None
+    if bundle is None:
+        bundle, alias_used = default_bundle(case, alias)
+    reference = bundle.reference
+    if not reference:
+        reference = _reference_from_case(case, bundle)
+        warnings.append({"kind": "reference", "message": "the model has no stored monitoring reference; it was "
+                         "rebuilt from the case's data (re-run `mlcase run` to store one with the model)"})
+    if reference.get("version") != REFERENCE_VERSION:
+        raise ModelError(f"the model's monitoring reference has version {reference.get('version')}, this mlcase "
+                         f"reads {REFERENCE_VERSION}", "re-run `mlcase run` to register the model with a new reference")
+    with tempfile.TemporaryDirectory(prefix="mlcase-monitor-") as tmp:
+        run = _Run(case, bundle, reference, window_s, alpha, warnings, Path(tmp))
+        try:
+            _sources.load(run, source, labels)
+            result = run.compute(now)
+        finally:
+            run.close()
+    result.model = {"name": bundle.name, "role": bundle.role, "version": bundle.version, "alias": alias_used,
+                    "threshold": bundle.threshold}
+    return result
+
+
+def default_bundle(case, alias: str = "champion"):
+    """The registered bundle under ``alias``, else ``champion``, else ``baseline``: ``(bundle, alias used)``."""
+    from .. import tracking
+
+    tried = []
+    for name in dict.fromkeys([alias, "champion", "baseline"]):
+        try:
+            return tracking.load_bundle(case, name), name
+        except NotFoundError:
+            tried.append(name)
+    raise NotFoundError(f"no registered model under the alias(es) {', '.join(tried)} for case '{case.name}'",
+                        "run `mlcase run` first, or pass a bundle")
+
+
+def _reference_from_case(case, bundle) -> dict:
+    from ..data import prepare
+
+    try:
+        dataset = prepare(case)
+    except DataError as exc:
+        raise ModelError(f"the model has no monitoring reference and the case's data cannot rebuild it ({exc})",
+                         "re-run `mlcase run` so the reference is stored with the model") from None
+    return build_reference(dataset, bundle)
+
+
+# =========================================================================== the run
+class _Run:
+    """One monitoring run: a temporary DuckDB database holding the typed, windowed log."""
+
+    def __init__(self, case, bundle, reference: dict, window_s: float, alpha: float, warnings: list, tmp: Path):
+        import duckdb
+
+        self.case, self.bundle, self.ref = case, bundle, reference
+        self.spec = case.spec
+        self.mon = case.spec.monitoring
+        self.task = bundle.task
+        self.window_s = float(window_s)
+        self.alpha = alpha
+        self.warnings = warnings
+        self.con = duckdb.connect(str(tmp / "monitor.duckdb"))
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(f"SET temp_directory = {_lit(str(tmp / 'spill'))}")
+        self.con.execute(f"SET memory_limit = {_lit(DUCKDB_MEMORY_LIMIT)}")
+        self.features = [f for f in bundle.features if f in reference["features"]]
+        self.kinds = {f: reference["features"][f]["kind"] for f in self.features}
+        self.compared = [f for f in self.features if self.kinds[f] != "skipped"]
+        classes = reference.get("classes") or ([str(c) for c in bundle.classes] if bundle.classes else None)
+        self.classes = classes
+        self.positive = reference.get("positive") or (classes[1] if classes and len(classes) == 2 else None)
+        self.threshold = bundle.threshold if bundle.threshold is not None else reference.get("threshold")
+        self.target = self.spec.data.target
+        # columns besides the features that costs and assumption checks read (extracted from the inputs)
+        self.extras = self._extra_columns(bundle.schema or {})
+        self.col = {f: f"c{i}" for i, f in enumerate(self.features)}
+        self.col.update({e: f"e{i}" for i, e in enumerate(self.extras)})
+        self.has_time = False
+        self.has_inline_label = False
+        self.has_holdout = False   # any row on the holdout arm
+        self.has_reviews = False   # any reviewer's verdict in the labels
+        self.by_source = None      # label_sources.summarize over all windows
+        self.reviews = None        # reviews.compute_reviews
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ------------------------------------------------------------------ columns
+    def _extra_columns(self, schema: dict) -> list[str]:
+        known = [c["name"] for c in schema.get("columns", [])] or list(self.features)
+        known = [c for c in known if c != self.target]
+        exprs = [v for v in (self.spec.costs.true_positive, self.spec.costs.false_positive,
+                             self.spec.costs.false_negative, self.spec.costs.true_negative,
+                             self.spec.costs.under, self.spec.costs.over) if isinstance(v, str)]
+        exprs += [a.check for a in self.spec.assumptions if a.check]
+        from ..rules import validate_expression
+
+        used: list[str] = []
+        for e in exprs:
+            try:
+                cols = validate_expression(e, known + [self.target], aggregate=True)
+            except RuleError:
+                continue  # reported when the expression is evaluated
+            used += [c for c in cols if c not in self.features and c != self.target and c not in used]
+        self.extra_kinds = feature_kinds(schema, used)
+        return used
+
+    def sql_type(self, name: str) -> str:
+        return "DOUBLE" if (self.kinds.get(name) or self.extra_kinds.get(name)) == "numeric" else "VARCHAR"
+
+    def value_sql(self, name: str, expr: str) -> str:
+        """``expr`` (a JSON or file value) typed like the training column ``name``."""
+        kind = self.kinds.get(name) or self.extra_kinds.get(name)
+        if kind == "numeric":  # NaN counts as missing, like NULL
+            return f"nullif(TRY_CAST({expr} AS DOUBLE), 'NaN'::DOUBLE)"
+        if kind == "boolean":
+            return f"lower(CAST({expr} AS VARCHAR))"
+        return f"CAST({expr} AS VARCHAR)"
+
+    def json_struct(self) -> str:
+        return json.dumps({c: self.sql_type(c) for c in [*self.features, *self.extras]})
+
+    # ------------------------------------------------------------------ the windowed log
+    def _build_log(self) -> None:
+        """``log``: the raw rows with their window, last label, fallback flag and binary decision flag."""
+        W = self.window_s
+        pos = _lit(self.positive) if self.positive is not None else "NULL"
+        neg = _lit(self.classes[0]) if self.classes else "NULL"
+        thr = float(self.threshold) if self.threshold is not None else 0.5
+        if self.task == "binary":
+            # the model's flag: serving writes decision flag/auto/review and the predicted class; a records
+            # file may carry 0/1 or the class names instead; without either, the score at the threshold
+            flag = f"""CASE WHEN r._decision = 'flag' THEN 1 WHEN r._decision = 'auto' THEN 0
+                WHEN r._prediction = {pos} THEN 1 WHEN r._prediction = {neg} THEN 0
+                WHEN r._decision = {pos} OR lower(r._decision) IN ('1', '1.0', 'true', 'yes') THEN 1
+                WHEN r._decision = {neg} OR lower(r._decision) IN ('0', '0.0', 'false', 'no') THEN 0
+                WHEN r._score IS NOT NULL THEN CAST(r._score >= {thr} AS INTEGER) END"""
+            # on the holdout arm the decision is today's process; the model's own is in model_decision
+            flag = f"""CASE WHEN r._arm = 'holdout' AND r._mdec IS NOT NULL THEN
+                CASE WHEN r._mdec = 'flag' THEN 1 WHEN r._mdec = 'auto' THEN 0
+                     WHEN r._score IS NOT NULL THEN CAST(r._score >= {thr} AS INTEGER) END
+                ELSE ({flag}) END"""
+            decision = f"""CASE WHEN g._decision IN ('flag', 'auto', 'review') THEN g._decision
+                WHEN g._flag IS NULL THEN g._decision
+                WHEN g._decision IS NULL OR g._decision = {pos} OR g._decision = {neg}
+                     OR lower(g._decision) IN ('1', '1.0', 'true', 'yes', '0', '0.0', 'false', 'no')
+                     THEN CASE WHEN g._flag = 1 THEN 'flag' ELSE 'auto' END
+                ELSE g._decision END"""
+        else:
+            flag = "NULL"
+            decision = "coalesce(g._decision, 'auto')"
+        window = f"CAST(floor(r._t / {W}) AS BIGINT)" if self.has_time else "CAST(0 AS BIGINT)"
+        label = "coalesce(l._label, r._label0)" if self.has_inline_label else "l._label"
+        self.con.execute("""CREATE TABLE lastlab AS SELECT _rid, _label, _lts, _src, _reviewer FROM lab
+                            QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
+        # the last reviewer's verdict per request id: what review- and audit-based estimates rest on
+        self.con.execute("""CREATE TABLE lastrev AS SELECT _rid, _label AS _rlabel FROM lab
+                            WHERE _reviewer IS NOT NULL AND _label IS NOT NULL
+                            QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
+        self.con.execute(f"""CREATE TABLE wmap AS SELECT _w, CAST(row_number() OVER (ORDER BY _w) - 1 AS INTEGER)
+                             AS _wi FROM (SELECT DISTINCT {window} AS _w FROM raw r WHERE _w IS NOT NULL)""")
+        self.windows = [int(r[0]) for r in self.con.execute("SELECT _w FROM wmap ORDER BY _wi").fetchall()]
+        self.n_no_time = int(self.con.execute("SELECT count(*) FROM raw WHERE _t IS NULL").fetchall()[0][0]
+                             ) if self.has_time else 0
+        if self.n_no_time:
+            self.warnings.append({"kind": "timestamps", "message": f"{self.n_no_time} logged rows have no readable "
+                                  "timestamp and were left out"})
+        if not self.windows:
+            raise DataError(f"--log: {self.source.label} holds no predictions" + (
+                " with a readable timestamp" if self.n_no_time else ""),
+                "serve some traffic first, or pass a file of recent records")
+        # what each row's label rests on: as stored, or (older logs, files) from its arm and reviewer
+        source = f"""CASE WHEN {label} IS NULL THEN NULL
+                WHEN l._src IN ('holdout', 'audit', 'review', 'outcome') THEN l._src
+                WHEN r._arm = 'holdout' THEN 'holdout'
+                WHEN l._reviewer IS NOT NULL THEN CASE WHEN r._audit = 1 THEN 'audit' ELSE 'review' END
+                ELSE 'outcome' END"""
+        self.con.execute(f"""
+            CREATE TABLE log AS SELECT g.*, {decision} AS _dec FROM (
+                SELECT r.*, m._wi, {label} AS _label, l._lts AS _lts, {flag} AS _flag, {source} AS _lsrc,
+                       v._rlabel AS _rlabel,
+                       (coalesce(r._fallback, 0) = 1 OR coalesce(r._tier, 'model') <> 'model') AS _fb
+                FROM raw r JOIN wmap m ON m._w = {window} LEFT JOIN lastlab l ON l._rid = r._rid
+                LEFT JOIN lastrev v ON v._rid = r._rid) g""")
+        self.has_holdout = bool(self.con.execute("SELECT count(*) FILTER (WHERE _arm = 'holdout') > 0 FROM log")
+                                .fetchall()[0][0])
+        self.has_reviews = bool(self.con.execute("SELECT count(*) > 0 FROM lab WHERE _reviewer IS NOT NULL")
+                                .fetchall()[0][0])
+        self.con.execute("DROP TABLE raw")
+
+    # ------------------------------------------------------------------ compute
+    def compute(self, now) -> MonitorResult:
+        self._build_log()
+        W = len(self.windows)
+        base = self._window_basics()
+        as_of = self._as_of(now)
+        delay = self.spec.data.label_delay
+        windows: list[dict] = []
+        for i, w in enumerate(self.windows):
+            b = base[i]
+            start = w * self.window_s if self.has_time else None
+            end = (w + 1) * self.window_s if self.has_time else None
+            mature = True
+            if delay and self.has_time and as_of is not None:
+                mature = end + delay <= as_of
+            windows.append({
+                "window": _iso(start) if start is not None else "all", "start": _iso(start), "end": _iso(end),
+                "n": b["n"], "too_small": b["n"] < self.mon.min_window_rows, "mature": mature,
+                "drift": {}, "score_drift": None, "decisions": {}, "predictions": {},
+                "fallback": {"count": b["n_fallback"], "share": b["n_fallback"] / b["n"] if b["n"] else 0.0,
+                             "by_tier": {}, "by_reason": {}},
+                "labels": {"labelled": b["n_labelled"],
+                           "unlabelled_share": 1 - b["n_labelled"] / b["n"] if b["n"] else None,
+                           "delay_median_s": b["delay_median"], "delay_p90_s": b["delay_p90"]},
+                "realized": None, "realized_so_far": None, "estimated": None, "assumptions": [],
+                "invalid_inputs": b["n_bad_json"]})
+        overall: dict[str, Any] = {"n": int(sum(b["n"] for b in base)), "drift": {}, "score_drift": None}
+        _drift.compute_drift(self, windows, overall, W)
+        self._decisions(windows)
+        self._fallback(windows)
+        label_summary = _performance.label_summary(self)
+        _performance.compute_performance(self, windows)
+        if self.by_source is not None:
+            overall["by_source"] = self.by_source
+        self.reviews = _reviews.compute_reviews(self, windows)
+        _assumptions.check_assumptions(self, windows)
+        alerts = _alerts.compute_alerts(self, windows)
+        _alerts.summary_warnings(self, windows, overall, label_summary)
+        thresholds = {"psi_alert": self.mon.psi_alert, "psi_warn": self.mon.psi_warn, "alpha": self.alpha,
+                      "max_fallback_share": self.mon.max_fallback_share,
+                      "max_estimated_cost": self.mon.max_estimated_cost,
+                      "max_realized_cost": self.mon.max_realized_cost, "min_window_rows": self.mon.min_window_rows,
+                      "label_delay_seconds": delay, "backlog_windows": self.mon.backlog_windows}
+        return MonitorResult(case=self.case.name, source=self.source.label, model={}, task=self.task,
+                             window_seconds=self.window_s, as_of=_iso(as_of), thresholds=thresholds,
+                             features=list(self.features), windows=windows, overall=overall,
+                             labels=label_summary, alerts=alerts, warnings=self.warnings, reviews=self.reviews)
+
+    def _window_basics(self) -> list[dict]:
+        rows = self.con.execute("""
+            SELECT _wi, count(*), sum(CAST(_fb AS INTEGER)), count(_label),
+                   median(_lts - _t) FILTER (WHERE _label IS NOT NULL AND _lts IS NOT NULL),
+                   quantile_cont(_lts - _t, 0.9) FILTER (WHERE _label IS NOT NULL AND _lts IS NOT NULL),
+                   sum(CAST(_bad_json AS INTEGER))
+            FROM log GROUP BY _wi ORDER BY _wi""").fetchall()
+        return [{"n": int(r[1]), "n_fallback": int(r[2] or 0), "n_labelled": int(r[3]),
+                 "delay_median": _num(r[4]), "delay_p90": _num(r[5]), "n_bad_json": int(r[6] or 0)} for r in rows]
+
+    def _as_of(self, now) -> float | None:
+        if now is not None:
+            ts = pd.Timestamp(now)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            return ts.timestamp()
+        if not self.has_time:
+            return None
+        r = self.con.execute("SELECT max(_t), max(_lts) FROM log").fetchall()[0]
+        vals = [v for v in r if v is not None]
+        return float(max(vals)) if vals else None
+
+    # ------------------------------------------------------------------ decisions and fallbacks
+    def _decisions(self, windows: list[dict]) -> None:
+        ref_dec = self.ref.get("decisions") or {}
+        for wi, dec, c in self.con.execute("SELECT _wi, coalesce(_dec, '(none)'), count(*) FROM log GROUP BY ALL "
+                                           "ORDER BY 1, 2").fetchall():
+            windows[int(wi)]["decisions"][str(dec)] = c / windows[int(wi)]["n"]
+        if self.task != "regression":
+            for wi, pred, c in self.con.execute("SELECT _wi, coalesce(_prediction, '(none)'), count(*) FROM log "
+                                                "GROUP BY ALL ORDER BY 1, 2").fetchall():
+                windows[int(wi)]["predictions"][str(pred)] = c / windows[int(wi)]["n"]
+        for wi, version, c in self.con.execute("SELECT _wi, _version, count(*) FROM log WHERE _version IS NOT NULL "
+                                               "GROUP BY ALL ORDER BY 1, 2").fetchall():
+            windows[int(wi)].setdefault("model_versions", {})[str(version)] = c / windows[int(wi)]["n"]
+        for w in windows:
+            keys = sorted(set(ref_dec) | set(w["decisions"]))
+            w["decisions_ref"] = ref_dec
+            if ref_dec:
+                cur = np.array([[w["decisions"].get(k, 0.0) for k in keys]])
+                w["decisions_psi"] = float(psi_js(cur, np.array([ref_dec.get(k, 0.0) for k in keys]))[0][0])
+            if self.task == "binary":
+                w["flag_rate"] = w["decisions"].get("flag", 0.0)
+                w["flag_rate_ref"] = ref_dec.get("flag")
+
+    def _fallback(self, windows: list[dict]) -> None:
+        for wi, tier, c in self.con.execute("SELECT _wi, coalesce(_tier, 'model'), count(*) FROM log "
+                                            "GROUP BY ALL ORDER BY 1, 2").fetchall():
+            windows[int(wi)]["fallback"]["by_tier"][str(tier)] = c / windows[int(wi)]["n"]
+        for wi, reason, c in self.con.execute("""SELECT _wi, coalesce(_reason, '(none)'), count(*) FROM log
+                                                 WHERE _fb GROUP BY ALL ORDER BY 1, 3 DESC""").fetchall():
+            by = windows[int(wi)]["fallback"]["by_reason"]
+            if len(by) < 20:
+                by[str(reason)] = c / windows[int(wi)]["n"]

@@ -1,0 +1,430 @@
+"""Where the log comes from and how it lands in the run's DuckDB database.
+
+The serving log (SQLite through ``sqlite3``, any other database through
+SQLAlchemy) is read in chunks by a background thread; the inputs are parsed
+from JSON by DuckDB. A CSV/Parquet file (or a DataFrame) of records is read by
+DuckDB directly, and scored with the model when it carries no scores. Labels
+come from the log's ``labels`` table and an optional labels file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import SUPPORTED_SUFFIXES, reader_sql
+from ..errors import DataError, redact_url
+from ._util import _lit, _q
+
+CHUNK_ROWS = 100_000
+FILE_READERS = SUPPORTED_SUFFIXES  # records and labels files are read as data.read_table reads data.source
+SQLITE_SUFFIXES = {".db", ".sqlite", ".sqlite3"}
+
+
+@dataclass
+class _Source:
+    kind: str            # "sqlite" | "sqlalchemy" | "file" | "frame"
+    target: Any
+    label: str
+
+
+def resolve_source(case, log) -> _Source:
+    if isinstance(log, pd.DataFrame):
+        return _Source("frame", log, "DataFrame")
+    if log is None:
+        if case.spec.serving.log:
+            log = case.spec.serving.log
+        else:
+            path = case.root / "predictions.db"
+            if not path.exists():
+                raise DataError(f"no prediction log at {path}",
+                                "serve the model (`mlcase serve`) to start one, or pass --log with a log or a "
+                                "CSV/Parquet of recent records")
+            return _Source("sqlite", path, str(path))
+    text = str(log)
+    if "://" in text:
+        if text.startswith("sqlite:///"):
+            path = Path(text.removeprefix("sqlite:///").split("?", 1)[0])
+            if not path.exists():
+                raise DataError(f"--log: no SQLite file at {path}", "check the URL (sqlite:///path/to/predictions.db)")
+            return _Source("sqlite", path, str(path))
+        return _Source("sqlalchemy", text, redact_url(text))
+    path = Path(text)
+    if not path.is_absolute() and not path.exists():
+        path = case.resolve(path)
+    if not path.exists():
+        raise DataError(f"--log: no file at {path}",
+                        "pass the serving log (predictions.db), a SQLAlchemy URL, or a CSV/Parquet of records")
+    suffix = path.suffix.lower()
+    if suffix in FILE_READERS:
+        return _Source("file", path, str(path))
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if suffix in SQLITE_SUFFIXES or head.startswith(b"SQLite format 3"):
+        return _Source("sqlite", path, str(path))
+    raise DataError(f"--log: cannot read {path.name} (not SQLite, CSV or Parquet)",
+                    "pass the serving log (predictions.db) or a .csv/.parquet file of records")
+
+
+# ------------------------------------------------------------------ loading
+RAW_COLUMNS = ("_rid VARCHAR, _t DOUBLE, _version INTEGER, _tier VARCHAR, _fallback INTEGER, _reason VARCHAR, "
+               "_score DOUBLE, _decision VARCHAR, _prediction VARCHAR, _label0 VARCHAR, _arm VARCHAR, "
+               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _bad_json BOOLEAN")
+# what the log's columns beyond the first layout become (NULL where an older log lacks them)
+ARM_SQL = ("CAST(arm AS VARCHAR), TRY_CAST(audit AS INTEGER), nullif(TRY_CAST(sampling_probability AS DOUBLE), "
+           "'NaN'::DOUBLE), CAST(model_decision AS VARCHAR)")
+LABEL_COLUMNS = ["request_id", "label", "ts", "id", "source", "reviewer", "reviewed_at"]
+
+
+def _create_raw(run) -> None:
+    cols = ", ".join(f"{run.col[c]} {run.sql_type(c)}" for c in [*run.features, *run.extras])
+    run.con.execute(f"CREATE TABLE raw ({RAW_COLUMNS}{', ' + cols if cols else ''})")
+    run.con.execute("CREATE TABLE lab (_rid VARCHAR, _label VARCHAR, _lts DOUBLE, _seq BIGINT, _src VARCHAR, "
+                    "_reviewer VARCHAR, _rts DOUBLE)")
+
+
+def load(run, source: _Source, labels_file) -> None:
+    """Read the log (and the labels file) into the run's ``raw`` and ``lab`` tables."""
+    _create_raw(run)
+    if source.kind in ("sqlite", "sqlalchemy"):
+        _load_database(run, source)
+    else:
+        _load_records(run, source)
+    if labels_file is not None:
+        _load_labels_file(run, labels_file)
+    run.source = source
+
+
+def ts_sql(expr: str, type_name: str | None = None) -> str:
+    t = (type_name or "VARCHAR").upper()
+    if any(k in t for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL")):
+        return f"CAST({expr} AS DOUBLE)"
+    return f"epoch(TRY_CAST(CAST({expr} AS VARCHAR) AS TIMESTAMPTZ))"
+
+
+def _insert_log_chunk(run, tbl) -> None:
+    """Type one chunk of the predictions table into ``raw``, parsing the JSON inputs once."""
+    import duckdb
+
+    struct = _lit(run.json_struct())
+    feats = ", ".join(run.value_sql(c, f"_j.{_q(c)}") for c in [*run.features, *run.extras])
+    head = f"""INSERT INTO raw SELECT CAST(request_id AS VARCHAR), {ts_sql('ts')},
+                TRY_CAST(model_version AS INTEGER), CAST(tier AS VARCHAR), TRY_CAST(fallback AS INTEGER),
+                CAST(reason AS VARCHAR), nullif(TRY_CAST(score AS DOUBLE), 'NaN'::DOUBLE),
+                CAST(decision AS VARCHAR), CAST(prediction AS VARCHAR), NULL, {ARM_SQL}"""
+    run.con.register("_chunk", tbl)
+    try:
+        try:  # the common case: every row's inputs are JSON
+            run.con.execute(f"""{head}, inputs IS NULL {', ' + feats if feats else ''}
+                FROM (SELECT *, json_transform(inputs, {struct}) AS _j FROM _chunk)""")
+        except duckdb.InvalidInputException:  # some are not: mark them, keep the rest
+            run.con.execute(f"""{head}, NOT coalesce(json_valid(inputs), false) {', ' + feats if feats else ''}
+                FROM (SELECT *, CASE WHEN json_valid(inputs) THEN json_transform(inputs, {struct}) END AS _j
+                      FROM _chunk)""")
+    finally:
+        run.con.unregister("_chunk")
+
+
+def _load_database(run, source: _Source) -> None:
+    import pyarrow as pa
+
+    pred_cols = ["request_id", "ts", "model_version", "tier", "fallback", "reason", "score", "decision",
+                 "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision"]
+    reader = _SqliteReader(source.target) if source.kind == "sqlite" else _SqlAlchemyReader(source.target)
+    try:
+        tables = reader.tables()
+        if "predictions" not in tables:
+            raise DataError(f"--log: {source.label} has no 'predictions' table",
+                            "point --log at the serving log, or at a CSV/Parquet of records")
+        have = reader.columns("predictions")
+        for need in ("request_id", "inputs"):
+            if need not in have:
+                raise DataError(f"--log: the predictions table in {source.label} has no '{need}' column",
+                                "use the layout in docs/contracts.md (the serving log writes it)")
+        # read the next chunk while DuckDB types the current one
+        for rows in _prefetch(reader.chunks("predictions", pred_cols, have)):
+            _insert_log_chunk(run, pa.table(rows))
+        if "labels" in tables:
+            lab_have = reader.columns("labels")
+            if {"request_id", "label"} <= set(lab_have):
+                order = "id" if "id" in lab_have else None
+                for k, rows in enumerate(reader.chunks("labels", LABEL_COLUMNS, lab_have, order=order)):
+                    run.con.register("_labels_chunk", pa.table(rows))
+                    try:
+                        _insert_labels(run, "_labels_chunk", seq="id" if order else None,
+                                            offset=0 if order else k * CHUNK_ROWS)
+                    finally:
+                        run.con.unregister("_labels_chunk")
+    finally:
+        reader.close()
+    run.has_time = bool(run.con.execute("SELECT count(_t) > 0 FROM raw").fetchall()[0][0])
+
+
+def _insert_labels(run, table: str, seq: str | None, offset: int = 0) -> None:
+    """Append labels from a registered table or view (``request_id``, ``label``, and optionally ``ts``,
+    ``source``, ``reviewer``, ``reviewed_at``) to ``lab``."""
+    types = {r[0]: r[1] for r in run.con.execute(f"DESCRIBE {table}").fetchall()}
+    seq_sql = f"CAST({seq} AS BIGINT) + {offset}" if seq else f"row_number() OVER () + {offset}"
+    ts_expr = ts_sql("ts", types["ts"]) if "ts" in types else "NULL"
+    rts_expr = ts_sql("reviewed_at", types["reviewed_at"]) if "reviewed_at" in types else "NULL"
+    src = "CAST(source AS VARCHAR)" if "source" in types else "NULL"
+    reviewer = "nullif(trim(CAST(reviewer AS VARCHAR)), '')" if "reviewer" in types else "NULL"
+    run.con.execute(f"""INSERT INTO lab SELECT CAST(request_id AS VARCHAR), CAST(label AS VARCHAR),
+                         {ts_expr}, {seq_sql}, {src}, {reviewer}, {rts_expr} FROM {table}""")
+
+
+def _load_labels_file(run, path) -> None:
+    import duckdb
+
+    path = Path(path)
+    if not path.is_absolute() and not path.exists():
+        path = run.case.resolve(path)
+    if not path.exists():
+        raise DataError(f"--labels: no file at {path}", "pass a CSV/Parquet with request_id and label columns")
+    if path.suffix.lower() not in FILE_READERS:
+        raise DataError(f"--labels: unsupported file type '{path.suffix or path.name}'",
+                        "use a .csv or .parquet file with request_id and label columns")
+    try:
+        run.con.execute(f"CREATE TABLE _label_file AS SELECT * FROM {reader_sql(path)}")
+    except duckdb.Error as exc:
+        raise DataError(f"--labels: cannot read {path.name}: {str(exc).splitlines()[0]}",
+                        "check that the file is a valid " + path.suffix.lstrip(".").upper()) from None
+    have = {r[0] for r in run.con.execute("DESCRIBE _label_file").fetchall()}
+    missing = [c for c in ("request_id", "label") if c not in have]
+    if missing:
+        raise DataError(f"--labels: {path.name} lacks the column(s) {', '.join(missing)}",
+                        "give it a request_id column (from the prediction log) and a label column, "
+                        "optionally ts (when the label arrived)")
+    offset = int(run.con.execute("SELECT coalesce(max(_seq), 0) FROM lab").fetchall()[0][0])
+    _insert_labels(run, "_label_file", seq=None, offset=offset)
+    run.con.execute("DROP TABLE _label_file")
+
+
+def _load_records(run, source: _Source) -> None:
+    """A plain file (or DataFrame) of records: feature columns plus optional log columns."""
+    import duckdb
+
+    if source.kind == "frame":
+        run.con.register("_src_frame", source.target)
+        run.con.execute("CREATE VIEW src_view AS SELECT * FROM _src_frame")
+    try:
+        if source.kind != "frame":  # DuckDB reads the file's header here: a broken file fails here
+            run.con.execute(f"CREATE VIEW src_view AS SELECT * FROM {reader_sql(source.target)}")
+        types = {r[0]: r[1] for r in run.con.execute("DESCRIBE src_view").fetchall()}
+    except duckdb.Error as exc:
+        raise DataError(f"--log: cannot read {Path(source.label).name}: {str(exc).splitlines()[0]}",
+                        "check that the file is a valid CSV or Parquet file") from None
+    missing = [f for f in run.bundle.features if f not in types]
+    if missing:
+        raise DataError(f"--log: {source.label} lacks the model's feature column(s) {', '.join(missing[:10])}",
+                        "give the records file every feature column the model was trained on")
+
+    def pick(*names):
+        return next((c for c in names if c and c in types and c not in run.features), None)
+
+    ts = pick("ts", run.spec.data.time)
+    arm, audit, pi, mdec = pick("arm"), pick("audit"), pick("sampling_probability"), pick("model_decision")
+    rid = pick("request_id", run.spec.data.id)
+    label = pick("label", run.target)
+    score, decision, prediction = pick("score"), pick("decision"), pick("prediction")
+    tier, fallback, reason = pick("tier"), pick("fallback"), pick("reason")
+    run.has_time = ts is not None
+    run.has_inline_label = label is not None
+    scored = score is None
+    if scored:  # number the rows once, score them in chunks, join the scores back by row number
+        run.con.execute("CREATE TABLE src AS SELECT row_number() OVER () - 1 AS _row, * FROM src_view")
+        _score_records(run, int(run.con.execute("SELECT count(*) FROM src").fetchall()[0][0]))
+    exprs = [f"CAST({_q(rid)} AS VARCHAR)" if rid else (
+                 "CAST(_row AS VARCHAR)" if scored else "CAST(row_number() OVER () - 1 AS VARCHAR)"),
+             ts_sql(_q(ts), types[ts]) if ts else "NULL",
+             "NULL", f"CAST({_q(tier)} AS VARCHAR)" if tier else "'model'",
+             f"TRY_CAST({_q(fallback)} AS INTEGER)" if fallback else "0",
+             f"CAST({_q(reason)} AS VARCHAR)" if reason else "NULL",
+             f"nullif(TRY_CAST({_q(score)} AS DOUBLE), 'NaN'::DOUBLE)" if score else "_s._score",
+             (f"CAST({_q(decision)} AS VARCHAR)" if decision else ("_s._decision" if scored else "NULL")),
+             (f"CAST({_q(prediction)} AS VARCHAR)" if prediction else ("_s._prediction" if scored else "NULL")),
+             f"CAST({_q(label)} AS VARCHAR)" if label else "NULL",
+             f"CAST({_q(arm)} AS VARCHAR)" if arm else "NULL", f"TRY_CAST({_q(audit)} AS INTEGER)" if audit else "NULL",
+             f"TRY_CAST({_q(pi)} AS DOUBLE)" if pi else "NULL", f"CAST({_q(mdec)} AS VARCHAR)" if mdec else "NULL",
+             "false"]
+    for c in [*run.features, *run.extras]:
+        exprs.append(run.value_sql(c, _q(c)) if c in types else "NULL")
+    frm = "src LEFT JOIN _scored _s USING (_row)" if scored else "src_view"
+    run.con.execute(f"INSERT INTO raw SELECT {', '.join(exprs)} FROM {frm}")
+    for stmt in ("DROP TABLE IF EXISTS src", "DROP TABLE IF EXISTS _scored", "DROP VIEW src_view"):
+        run.con.execute(stmt)
+    if source.kind == "frame":
+        run.con.unregister("_src_frame")
+    if not run.con.execute("SELECT count(*) FROM raw").fetchall()[0][0]:
+        raise DataError(f"--log: {source.label} has no rows", "pass a file with recent records")
+
+
+def _score_records(run, n: int) -> None:
+    """Scores, decisions and predictions of a records file that carries none, in chunks."""
+    import pyarrow as pa
+
+    from ..data import _normalise_frame
+
+    cols = ", ".join(_q(f) for f in run.bundle.features)
+    parts = []
+    for start in range(0, n, CHUNK_ROWS):
+        df = run.con.execute(f"SELECT {cols} FROM src WHERE _row >= ? AND _row < ? ORDER BY _row",
+                              [start, start + CHUNK_ROWS]).df()
+        df = _normalise_frame(df)
+        try:
+            scores = run.bundle.scores(df[run.bundle.features])
+        except Exception as exc:
+            raise DataError(f"--log: the model cannot score the records ({type(exc).__name__}: "
+                            f"{str(exc)[:160]})", "check the records' column types against the training data") from None
+        decided = run.bundle.decide(scores)
+        if run.task == "binary":
+            flag = np.asarray(decided).astype(int)
+            dec = np.where(flag == 1, "flag", "auto")
+            pred = (np.where(flag == 1, run.classes[1], run.classes[0]) if run.classes
+                    else flag.astype(str))
+            score_v = np.asarray(scores, dtype=float)
+        elif run.task == "multiclass":
+            dec = np.full(len(df), "auto")
+            pred = np.asarray(decided).astype(str)
+            score_v = np.max(scores, axis=1)
+        else:
+            dec = np.full(len(df), "auto")
+            score_v = np.asarray(scores, dtype=float)
+            pred = score_v.astype(str)
+        parts.append(pa.table({"_row": pa.array(np.arange(start, start + len(df)), pa.int64()),
+                               "_score": pa.array(score_v, pa.float64()),
+                               "_decision": pa.array(dec.astype(str), pa.string()),
+                               "_prediction": pa.array(np.asarray(pred).astype(str), pa.string())}))
+    run.con.register("_scored_arrow", pa.concat_tables(parts))
+    run.con.execute("CREATE TABLE _scored AS SELECT * FROM _scored_arrow")
+    run.con.unregister("_scored_arrow")
+
+
+# =========================================================================== readers
+def _prefetch(chunks, depth: int = 2):
+    """Iterate ``chunks`` produced by a background thread, at most ``depth`` ahead (bounded memory)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", done))
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="mlcase-monitor-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+class _SqliteReader:
+    """Reads the serving log's tables with the sqlite3 module, in typed chunks."""
+
+    TEXT = {"request_id", "ts", "tier", "reason", "decision", "prediction", "inputs", "label", "arm",
+            "model_decision", "source", "reviewer", "reviewed_at"}
+    FLOAT = {"score", "sampling_probability"}
+
+    def __init__(self, path: Path):
+        try:
+            self.con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            self.con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"--log: {path} is not a readable SQLite database ({exc})",
+                            "pass the serving log (predictions.db) or a CSV/Parquet of records") from None
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+
+    def columns(self, table: str) -> list[str]:
+        return [r[1] for r in self.con.execute(f"PRAGMA table_info({_q(table)})")]
+
+    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None):
+        import pyarrow as pa
+
+        sel = []
+        for c in wanted:
+            if c not in have:
+                sel.append(f"NULL AS {c}")
+            elif c in self.TEXT:
+                sel.append(f"CAST({_q(c)} AS TEXT) AS {c}")
+            else:  # numbers only; anything else becomes NULL rather than a wrong number
+                sel.append(f"CASE WHEN typeof({_q(c)}) IN ('integer', 'real') THEN {_q(c)} END AS {c}")
+        types = {c: (pa.string() if c in self.TEXT else (pa.float64() if c in self.FLOAT else pa.int64()))
+                 for c in wanted}
+        cur = self.con.execute(f"SELECT {', '.join(sel)} FROM {_q(table)}" + (f" ORDER BY {_q(order)}" if order else ""))
+        while True:
+            rows = cur.fetchmany(CHUNK_ROWS)
+            if not rows:
+                return
+            cols = list(zip(*rows, strict=True))
+            yield {c: pa.array(cols[i], types[c]) for i, c in enumerate(wanted)}
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class _SqlAlchemyReader:
+    """Any database SQLAlchemy reaches; values arrive as text and are typed by DuckDB."""
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+
+        self.sa = sa
+        try:
+            self.engine = sa.create_engine(url)
+            self.insp = sa.inspect(self.engine)
+        except Exception as exc:  # driver missing, bad URL, server down: all user-fixable
+            raise DataError(f"--log: cannot open {redact_url(url)} ({type(exc).__name__}: {str(exc)[:160]})",
+                            "check the URL and that its database driver is installed") from None
+
+    def tables(self) -> set[str]:
+        return set(self.insp.get_table_names())
+
+    def columns(self, table: str) -> list[str]:
+        return [c["name"] for c in self.insp.get_columns(table)]
+
+    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None):
+        import pyarrow as pa
+
+        sel = ", ".join(_q(c) if c in have else f"NULL AS {c}" for c in wanted)
+        sql = f"SELECT {sel} FROM {_q(table)}" + (f" ORDER BY {_q(order)}" if order else "")
+        with self.engine.connect() as con:
+            result = con.execution_options(stream_results=True).execute(self.sa.text(sql))
+            while True:
+                rows = result.fetchmany(CHUNK_ROWS)
+                if not rows:
+                    return
+                cols = list(zip(*rows, strict=True))
+                yield {c: pa.array([None if v is None else str(v) for v in cols[i]], pa.string())
+                       for i, c in enumerate(wanted)}
+
+    def close(self) -> None:
+        self.engine.dispose()
