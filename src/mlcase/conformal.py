@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ModelError
+from .numeric import histogram
 
 CONFORMAL_VERSION = 1
 EPSILON = 1e-8            # MAPIE's tolerance when comparing scores with the quantile
@@ -44,8 +45,8 @@ BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
 
 
 # --------------------------------------------------------------------------- calibration
-def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str = "lac",
-              seed: int = 0) -> dict:
+def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, method: str = "lac",
+              seed: int = 0, scores=None) -> dict:
     """Calibrate split-conformal sets (or intervals) for ``bundle`` on the validation fold.
 
     Parameters
@@ -62,6 +63,10 @@ def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str 
         rule; noted in the result) and regression "absolute".
     seed : int
         Seeds the APS randomisation.
+    scores : array, optional
+        The bundle's scores on the calibration rows; default ``bundle.scores(X_valid)``.
+        The pipeline passes :func:`mlcase.evaluate.valid_scores` (out-of-fold scores
+        where the model was refitted on the validation rows); see :func:`calibrate_on`.
 
     Returns
     -------
@@ -78,9 +83,12 @@ def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str 
     if n == 0:
         raise ModelError("conformal: the calibration set is empty", "raise split.valid_size")
     notes: list[str] = []
+    s = bundle.scores(X_valid) if scores is None else np.asarray(scores, dtype="float64")
+    if len(s) != n:
+        raise ModelError(f"conformal: {len(s)} scores for {n} calibration rows", "pass one score per row")
     if bundle.task == "regression":
         method = "absolute"
-        scores = _mapie_regression_scores(bundle, X_valid, y_valid, alpha)
+        conformity = _mapie_regression_scores(s, y_valid, alpha)
     else:
         if method not in CLASSIFICATION_METHODS:
             raise ModelError(f"conformal.method '{method}' is not known", "use 'lac' or 'aps'")
@@ -88,8 +96,8 @@ def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str 
             notes.append(f"'{method}' sets need three or more classes (MAPIE refuses them for a binary "
                          "target); LAC was used")
             method = "lac"
-        scores = _mapie_classification_scores(bundle, X_valid, y_valid, alpha, method, seed)
-    q = conformal_quantile(scores, alpha)
+        conformity = _mapie_classification_scores(bundle, s, y_valid, alpha, method, seed)
+    q = conformal_quantile(conformity, alpha)
     result = {
         "version": CONFORMAL_VERSION,
         "task": bundle.task,
@@ -102,6 +110,14 @@ def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str 
     }
     bundle.conformal = result
     return result
+
+
+def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int = 0) -> dict:
+    """:func:`calibrate` on the dataset's validation rows, with their scores from
+    :func:`mlcase.evaluate.valid_scores` (the one source of validation-row scores)."""
+    from .evaluate import valid_scores
+
+    return calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=valid_scores(bundle, dataset))
 
 
 def conformal_quantile(scores, alpha: float) -> float:
@@ -120,57 +136,81 @@ def conformal_quantile(scores, alpha: float) -> float:
     return float(np.quantile(s, level, method="lower"))
 
 
-def _prefit(model):
-    """``model`` as MAPIE's prefit check accepts it.
+def _scores_estimator(task: str, scores: np.ndarray, n_classes: int | None = None):
+    """A fitted estimator that answers with given scores, looked up by row position (``X[:, 0]``).
 
-    MAPIE 1.x probes a prefit estimator that has ``n_features_in_`` by predicting on
-    a numpy array of zeros; mlcase's models read named DataFrame columns, and a
-    calibrated wrapper around a pipeline fails that probe although it is fitted.
-    The adapter forwards predictions unchanged and has no ``n_features_in_``.
+    MAPIE then computes its conformity scores from exactly the scores mlcase
+    gives it (the validation rows' :func:`mlcase.evaluate.valid_scores`), not
+    from a new prediction. Classification answers ``predict_proba`` with one
+    column per class of the bundle (``classes_`` = 0..K-1, the targets are passed
+    as those indices), so a model fitted on labels or on codes, or one that never
+    saw a rare class, calibrates alike.
     """
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-    is_classifier = hasattr(model, "predict_proba")
-    base = ClassifierMixin if is_classifier else RegressorMixin
+    scores = np.asarray(scores, dtype="float64")
+    if task == "regression":
+        class _Lookup(RegressorMixin, BaseEstimator):
+            def __init__(self):
+                self.fitted_ = True
 
-    class _Fitted(base, BaseEstimator):
+            def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
+                return self
+
+            def predict(self, X):
+                return scores[np.asarray(X)[:, 0].astype(int)]
+
+        return _Lookup()
+    proba = np.column_stack([1 - scores, scores]) if task == "binary" else scores
+
+    class _ProbaLookup(ClassifierMixin, BaseEstimator):
         def __init__(self):
             self.fitted_ = True
-            if is_classifier:
-                self.classes_ = model.classes_
+            self.classes_ = np.arange(n_classes or proba.shape[1])
 
         def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
             return self
 
+        def predict_proba(self, X):
+            return proba[np.asarray(X)[:, 0].astype(int)]
+
         def predict(self, X):
-            return model.predict(X)
+            return np.argmax(self.predict_proba(X), axis=1)
 
-        if is_classifier:
-            def predict_proba(self, X):
-                return model.predict_proba(X)
-
-    return _Fitted()
+    return _ProbaLookup()
 
 
-def _mapie_classification_scores(bundle, X, y, alpha, method, seed) -> np.ndarray:
+def _rows(n: int) -> np.ndarray:
+    return np.arange(n).reshape(-1, 1)
+
+
+def _mapie_classification_scores(bundle, scores, y, alpha, method, seed) -> np.ndarray:
     from mapie.classification import SplitConformalClassifier
 
-    scc = SplitConformalClassifier(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
-                                   conformity_score=method, prefit=True, random_state=seed)
+    y_idx = _class_index(bundle, np.asarray(y))
+    if (y_idx < 0).any():
+        bad = np.asarray(y)[y_idx < 0][0]
+        raise ModelError(f"conformal: the calibration target holds '{bad}', which is not a class of model "
+                         f"'{bundle.name}' ({', '.join(map(str, bundle.classes or []))})",
+                         "calibrate on rows of the same data the model was trained on")
+    n_classes = 2 if bundle.task == "binary" else len(bundle.classes)
+    est = _scores_estimator(bundle.task, scores, n_classes)
+    scc = SplitConformalClassifier(estimator=est, confidence_level=1 - alpha, conformity_score=method, prefit=True,
+                                   random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        scc.conformalize(X, y)
+        scc.conformalize(_rows(len(y_idx)), y_idx)
     return np.asarray(scc.conformity_scores, dtype="float64").ravel()
 
 
-def _mapie_regression_scores(bundle, X, y, alpha) -> np.ndarray:
+def _mapie_regression_scores(scores, y, alpha) -> np.ndarray:
     from mapie.regression import SplitConformalRegressor
 
-    scr = SplitConformalRegressor(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
+    scr = SplitConformalRegressor(estimator=_scores_estimator("regression", scores), confidence_level=1 - alpha,
                                   conformity_score="absolute", prefit=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        scr.conformalize(X, np.asarray(y, dtype="float64"))
+        scr.conformalize(_rows(len(scores)), np.asarray(y, dtype="float64"))
     return np.abs(np.asarray(scr.conformity_scores, dtype="float64").ravel())
 
 
@@ -257,7 +297,8 @@ def _plain(v):
 
 # --------------------------------------------------------------------------- evaluation
 def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd.DataFrame | None = None, *,
-                       calibration: tuple | None = None, train: tuple | None = None, seed: int = 0) -> dict:
+                       calibration: tuple | None = None, train: tuple | None = None, seed: int = 0,
+                       calibration_scores=None) -> dict:
     """Coverage, set size / width and the deferral policy on the test split.
 
     Parameters
@@ -276,6 +317,9 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         Regression with a boosted model: fits quantile models for CQR
         (reported next to the absolute-residual intervals; not served).
     seed : int
+    calibration_scores : array, optional
+        The bundle's scores on the calibration rows (the pipeline passes
+        :func:`mlcase.evaluate.valid_scores`); default ``bundle.scores`` of them.
 
     Returns
     -------
@@ -293,7 +337,8 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         if calibration is None:
             raise ModelError(f"model '{bundle.name}' has no conformal calibration",
                              "pass calibration=(X_valid, y_valid) or call calibrate first")
-        calibrate(bundle, calibration[0], calibration[1], spec.alpha, spec.method, seed=seed)
+        calibrate(bundle, calibration[0], calibration[1], spec.alpha, spec.method, seed=seed,
+                  scores=calibration_scores)
     conf = bundle.conformal
     rows_test = X_test if rows_test is None else rows_test
     y_test = np.asarray(y_test)
@@ -326,9 +371,11 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
             for other in CLASSIFICATION_METHODS if bundle.task == "multiclass" else ():
                 if other == conf["method"]:
                     continue
-                alt = dict(conf, method=other, quantile=_alt_quantile(bundle, calibration, alpha, other, seed))
+                alt = dict(conf, method=other, quantile=_alt_quantile(bundle, calibration, alpha, other, seed,
+                                                                      calibration_scores))
                 member = sets_from_scores(_proba(bundle, scores), alt)
-                covered = member[np.arange(len(y_test)), _class_index(bundle, y_test)]
+                yi = _class_index(bundle, y_test)
+                covered = member[np.arange(len(y_test)), yi] & (yi >= 0)
                 sizes = member.sum(axis=1)
                 out["methods"].append(_method_row(other, float(covered.mean()), size=float(sizes.mean()),
                                                   singleton=float((sizes == 1).mean())))
@@ -336,6 +383,7 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         out["assumptions"] = list(out.get("assumptions") or []) + [
             "coverage assumes calibration and new rows are exchangeable; with a time split, later rows may drift "
             "away from the calibration rows, so watch coverage over time"]
+    out.update(coverage_check(out, case.spec.split.method))
     d = out["deferral"]
     out["metrics"] = {
         "conformal_coverage": out["coverage"],
@@ -347,6 +395,36 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         "conformal_cost_combined": d["cost_combined"],
         "conformal_cost_model_only": d["cost_model_only"],
     }
+    return out
+
+
+#: test coverage further than this many ``coverage_sd`` outside the theory's band is flagged
+COVERAGE_SDS = 3.0
+
+
+def coverage_check(result: dict, split_method: str | None = None) -> dict:
+    """Whether the test coverage lies within its statistical bound, and a sentence when it does not.
+
+    The bound is the theory's band ``[1 - alpha, 1 - alpha + 1/(n + 1)]`` widened by
+    :data:`COVERAGE_SDS` times :func:`coverage_sd`. Outside it, the calibration rows do not
+    represent the test rows (a time split with drift, groups unlike each other) or the scores tie
+    (over-coverage).
+    """
+    lo, hi = result["coverage_bounds"]
+    sd = result["coverage_sd"]
+    cov = result["coverage"]
+    band = [max(0.0, lo - COVERAGE_SDS * sd), min(1.0, hi + COVERAGE_SDS * sd)]
+    ok = bool(band[0] <= cov <= band[1])
+    out = {"coverage_band": band, "coverage_ok": ok, "coverage_note": None}
+    if not ok:
+        why = {"time": "the test rows come later than the calibration rows and the data drifted",
+               "group": "the test groups differ from the calibration groups"}.get(
+            split_method or "", "the calibration rows do not represent the test rows")
+        side = "below" if cov < band[0] else "above"
+        out["coverage_note"] = (f"test coverage {cov:.3f} is {side} its statistical bound {band[0]:.3f} to "
+                                f"{band[1]:.3f} (target {1 - result['alpha']:.2f}, {COVERAGE_SDS:g} sd): "
+                                + (f"{why}; the sets or intervals cannot be trusted at their stated level"
+                                   if side == "below" else "the scores tie, so the sets are conservative"))
     return out
 
 
@@ -366,9 +444,10 @@ def coverage_sd(n_calibration: int, alpha: float, n_test: int | None = None) -> 
     return float(math.sqrt(var))
 
 
-def _alt_quantile(bundle, calibration, alpha, method, seed):
+def _alt_quantile(bundle, calibration, alpha, method, seed, scores=None):
     X, y = calibration
-    q = conformal_quantile(_mapie_classification_scores(bundle, X, np.asarray(y), alpha, method, seed), alpha)
+    s = bundle.scores(X) if scores is None else scores
+    q = conformal_quantile(_mapie_classification_scores(bundle, s, np.asarray(y), alpha, method, seed), alpha)
     return None if not math.isfinite(q) else q
 
 
@@ -384,10 +463,9 @@ def _method_row(method, coverage, size=None, singleton=None, width=None, wider=N
 
 
 def _class_index(bundle, y) -> np.ndarray:
-    if bundle.task == "binary":
-        return np.asarray(y).astype(int)
-    lookup = {str(c): i for i, c in enumerate(bundle.classes)}
-    return np.array([lookup.get(str(v), -1) for v in y])
+    from .tasks import get_task
+
+    return get_task(bundle.task).class_index(y, bundle.classes)
 
 
 def _capacity(case, n: int) -> tuple[float | None, int]:
@@ -526,11 +604,7 @@ def _evaluate_regression(case, bundle, conf, pred, y, rows) -> dict:
     combined = np.where(deferred, 0.0, model_only)
     abs_err = np.abs(pred - y)
     finite = np.isfinite(width)
-    fw = width[finite]
-    if len(fw) and np.ptp(fw) > 0:
-        hist_counts, edges = np.histogram(fw, bins=20)
-    else:
-        hist_counts, edges = np.array([len(fw)]), np.array([fw[0], fw[0]] if len(fw) else [])
+    hist_counts, edges = histogram(width, bins=20)  # equal widths up to rounding are one bin, not an error
     return {
         "coverage": float(covered.mean()),
         "mean_width": float(np.mean(width)) if finite.all() else None,

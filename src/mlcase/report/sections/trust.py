@@ -153,6 +153,8 @@ def conformal_html(conf: dict) -> str:
            f"<strong>{esc(_pct(cov))}</strong> (theory allows {esc(_pct((conf.get('coverage_bounds') or [None])[0]))}"
            f" to {esc(_pct((conf.get('coverage_bounds') or [None, None])[1]))}, give or take "
            f"{esc(_pct(2 * (conf.get('coverage_sd') or 0)))} of sampling noise).</p>"]
+    if conf.get("coverage_note"):
+        out.append(f"<p><strong>Coverage alert:</strong> {esc(conf['coverage_note'])}.</p>")
     methods = conf.get("methods") or []
     if methods:
         out.append(figure(coverage_figure(methods, target), height=300, caption="Coverage per method vs target"))
