@@ -173,28 +173,12 @@ def decide(case: Case, ceiling, evaluation) -> Decision:
     cand, best = ev["champion_candidate"], ev["best_baseline"]
     floor = _floor(ev)
     best_is_trivial = best not in (ev.get("nontrivial_baselines") or [])
-    lift = ev["lift"]["money_per_decision"]
-    metric = ev["lift"]["metric"]
-    op = float(ev["operating_cost"]["per_decision"])
-    min_lift = float(spec.constraints.min_lift)
-    required = op + min_lift
     cost = ev["cost_per_decision"]
     sd = ev.get("cost_sd_per_decision") or {}
     over_floor = ev.get("lift_over_model_free") or ev.get("lift_over_trivial") or {}
     beats = sorted((n for n, d in over_floor.items() if d["ci_low"] > 0), key=lambda n: cost[n])
     latency = ev.get("latency") or {}
-
-    evidence: dict[str, Any] = {
-        "candidate": cand, "best_baseline": best, "trivial_baseline": floor["name"], "best_model_free": floor["name"],
-        "cost_per_decision": cost, "lift_money_per_decision": lift, "lift_metric": metric,
-        "lift_over_model_free": over_floor.get(cand), "required_per_decision": required,
-        "operating_cost_per_decision": op, "min_lift": min_lift, "beats_trivial": beats, "beats_model_free": beats,
-        "latency_ok": latency.get("ok"), "latency_depends_on_margin": bool(latency.get("depends_on_margin")),
-        "value_per_period": ev.get("value_per_period"), "n_test": ev.get("n_test"),
-    }
-    if ceil:
-        evidence["ceiling"] = {k: ceil.get(k) for k in ("max_saving_per_decision", "required_per_decision",
-                                                       "best_current", "stop")}
+    evidence = _evidence(ev, spec, ceil, floor, over_floor, beats)
     notes = _notes(ev, cur)
 
     def done(verdict, reasons, champion=None):
@@ -218,6 +202,42 @@ def decide(case: Case, ceiling, evaluation) -> Decision:
         return done("NO_GO", reasons)
 
     # 4-6. the candidate against the best learned baseline and the floor
+    verdict, reasons, champion, info = _judge(ev, spec, floor, over_floor, beats, best_is_trivial, cur)
+    if info is not None:
+        evidence["to_decide"] = info
+    return done(verdict, reasons, champion)
+
+
+def _evidence(ev: dict, spec, ceil: dict | None, floor: dict, over_floor: dict, beats: list) -> dict[str, Any]:
+    """The numbers a decision rests on (stored with it and in the registry)."""
+    latency = ev.get("latency") or {}
+    op = float(ev["operating_cost"]["per_decision"])
+    min_lift = float(spec.constraints.min_lift)
+    cand = ev["champion_candidate"]
+    evidence: dict[str, Any] = {
+        "candidate": cand, "best_baseline": ev["best_baseline"], "trivial_baseline": floor["name"],
+        "best_model_free": floor["name"], "cost_per_decision": ev["cost_per_decision"],
+        "lift_money_per_decision": ev["lift"]["money_per_decision"], "lift_metric": ev["lift"]["metric"],
+        "lift_over_model_free": over_floor.get(cand), "required_per_decision": op + min_lift,
+        "operating_cost_per_decision": op, "min_lift": min_lift, "beats_trivial": beats, "beats_model_free": beats,
+        "latency_ok": latency.get("ok"), "latency_depends_on_margin": bool(latency.get("depends_on_margin")),
+        "value_per_period": ev.get("value_per_period"), "n_test": ev.get("n_test"),
+    }
+    if ceil:
+        evidence["ceiling"] = {k: ceil.get(k) for k in ("max_saving_per_decision", "required_per_decision",
+                                                       "best_current", "stop")}
+    return evidence
+
+
+def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_trivial: bool, cur: str):
+    """Rules 4-6: ``(verdict, reasons, champion, to_decide)`` from the lifts over the best baseline and the floor."""
+    cand, best = ev["champion_candidate"], ev["best_baseline"]
+    lift, metric, cost = ev["lift"]["money_per_decision"], ev["lift"]["metric"], ev["cost_per_decision"]
+    sd = ev.get("cost_sd_per_decision") or {}
+    latency = ev.get("latency") or {}
+    op = float(ev["operating_cost"]["per_decision"])
+    min_lift = float(spec.constraints.min_lift)
+    required = op + min_lift
     cand_floor = over_floor.get(cand) or {"estimate": -1.0, "ci_low": -1.0, "ci_high": -1.0}
     binding = min((lift, ev["lift"].get("diff_sd_per_decision") or 0.0, f"the best baseline ({best})"),
                   (cand_floor, cand_floor.get("diff_sd_per_decision") or 0.0,
@@ -244,27 +264,26 @@ def decide(case: Case, ceiling, evaluation) -> Decision:
                            f"{_m(value['high'], cur, 0)}), {_m(value['net_expected'], cur, 0)} after operating cost")
         if latency.get("ok"):
             reasons.append(_latency_line(cand, latency, broken=False))
-        return done("GO", reasons, cand)
+        return "GO", reasons, cand, None
     if L >= required and L > 0:
         reasons = [lift_line, floor_line, f"{need_line}; the point estimate over {versus} clears it but a 95% CI "
                                           "includes zero, so the evidence cannot decide", metric_line]
         text, info = _what_would_decide(ev, L, sd_diff, sd_pooled, cur)
-        evidence["to_decide"] = info
         if text:
             reasons.append(text[0].upper() + text[1:])
         reasons.append("the champion alias stays where it is until then")
-        return done("INCONCLUSIVE", reasons)
+        return "INCONCLUSIVE", reasons, None, info
     why = (f"the candidate does not beat {versus}" if L <= 0 else
            f"{need_line}; the lift over {versus} does not pay for operating the model")
     if best_is_trivial or best not in beats:
         reasons = [lift_line, floor_line, why,
                    f"the best baseline ({best}) is trivial or does not beat the best model-free policy, so nothing "
                    "is worth deploying"]
-        return done("NO_GO", reasons)
+        return "NO_GO", reasons, None, None
     reasons = [lift_line, floor_line, why, metric_line,
                f"the baseline ({best}) saves {_ci(over_floor[best], cur)} per decision over {floor['description']} "
                "(the best model-free policy); use it"]
-    return done("USE_BASELINE", reasons, best)
+    return "USE_BASELINE", reasons, best, None
 
 
 def sd_of(sd: dict, name: str, floor: dict) -> float:

@@ -12,7 +12,15 @@ from .. import tasks as T
 from ..case import Case
 from ..errors import ModelError
 from .calibration import calibrate_bundle, calibration_report
-from .common import features_of, is_rule, is_trivial, operating_cost, per_period, valid_scores, volume
+from .common import (
+    features_of,
+    is_rule,
+    is_trivial,
+    operating_cost,
+    per_period,
+    valid_scores,
+    volume,
+)
 from .latency import measure_latency
 from .lift import PairedLifts
 from .policies import FloorPolicies, choose_thresholds, model_free_policies

@@ -1,301 +1,28 @@
-"""Conformal prediction with deferral to human review; the only module that imports MAPIE.
-
-Split conformal on the validation fold (the calibration set):
-
-- classification: prediction sets with the LAC score (``1 - p(true class)``)
-  or APS (cumulated probability up to the true class, randomised at
-  calibration; sets include the last label, so APS over-covers slightly);
-- regression: intervals ``prediction +- q`` from absolute residuals, and, in
-  the evaluation only, conformalized quantile regression (CQR) for boosted
-  models.
-
-:func:`calibrate` runs MAPIE and keeps only what serving needs to rebuild the
-sets from ``bundle.scores`` (method, alpha, the conformal quantile): a small
-JSON dict stored in ``bundle.conformal``. :func:`predict_sets` rebuilds sets
-or intervals from that dict with numpy alone; a test pins it to MAPIE's own
-``predict_set`` / ``predict_interval``.
-
-:func:`evaluate_conformal` measures coverage and set size (or width) on the
-test split and the deferral policy: a case whose set is not a single class (or
-whose interval is wider than ``conformal.max_interval_width``) goes to human
-review, most uncertain first, as long as flagged + deferred cases stay within
-``constraints.review_capacity``.
-
-The quantile is the ``ceil((n + 1)(1 - alpha))``-th smallest calibration score,
-so for exchangeable data coverage is at least ``1 - alpha`` and, with
-continuous scores, at most ``1 - alpha + 1/(n + 1)``.
-"""
+"""Conformal sets and intervals judged on the test rows: coverage against its statistical bound,
+set size or width, the deferral policy within the review capacity, and CQR beside the served method."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from .errors import ModelError
-from .numeric import histogram
-
-CONFORMAL_VERSION = 1
-EPSILON = 1e-8            # MAPIE's tolerance when comparing scores with the quantile
-CLASSIFICATION_METHODS = ("lac", "aps")
-REGRESSION_METHODS = ("absolute",)
-BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
-
-
-# --------------------------------------------------------------------------- calibration
-def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, method: str = "lac",
-              seed: int = 0, scores=None) -> dict:
-    """Calibrate split-conformal sets (or intervals) for ``bundle`` on the validation fold.
-
-    Parameters
-    ----------
-    bundle : ModelBundle
-        Fitted; its model is not refitted.
-    X_valid, y_valid
-        The calibration set (``y`` encoded as the model was trained: 0/1 for
-        binary, labels for multiclass, floats for regression).
-    alpha : float
-        Miscoverage: sets hold the truth for at least ``1 - alpha`` of cases.
-    method : {"lac", "aps"}
-        Classification score; a binary target always uses "lac" (MAPIE's
-        rule; noted in the result) and regression "absolute".
-    seed : int
-        Seeds the APS randomisation.
-    scores : array, optional
-        The bundle's scores on the calibration rows; default ``bundle.scores(X_valid)``.
-        The pipeline passes :func:`mlcase.evaluate.valid_scores` (out-of-fold scores
-        where the model was refitted on the validation rows); see :func:`calibrate_on`.
-
-    Returns
-    -------
-    dict
-        ``{"version", "task", "method", "alpha", "quantile", "n_calibration",
-        "classes", "notes"}``, also stored in ``bundle.conformal``. ``quantile`` is
-        None when the calibration set is too small for ``alpha`` (sets hold
-        every class, intervals are unbounded).
-    """
-    if not 0 < alpha < 1:
-        raise ModelError(f"conformal.alpha {alpha} is outside (0, 1)", "set conformal.alpha to e.g. 0.1")
-    y_valid = np.asarray(y_valid)
-    n = len(y_valid)
-    if n == 0:
-        raise ModelError("conformal: the calibration set is empty", "raise split.valid_size")
-    notes: list[str] = []
-    s = bundle.scores(X_valid) if scores is None else np.asarray(scores, dtype="float64")
-    if len(s) != n:
-        raise ModelError(f"conformal: {len(s)} scores for {n} calibration rows", "pass one score per row")
-    if bundle.task == "regression":
-        method = "absolute"
-        conformity = _mapie_regression_scores(s, y_valid, alpha)
-    else:
-        if method not in CLASSIFICATION_METHODS:
-            raise ModelError(f"conformal.method '{method}' is not known", "use 'lac' or 'aps'")
-        if bundle.task == "binary" and method != "lac":
-            notes.append(f"'{method}' sets need three or more classes (MAPIE refuses them for a binary "
-                         "target); LAC was used")
-            method = "lac"
-        conformity = _mapie_classification_scores(bundle, s, y_valid, alpha, method, seed)
-    q = conformal_quantile(conformity, alpha)
-    result = {
-        "version": CONFORMAL_VERSION,
-        "task": bundle.task,
-        "method": method,
-        "alpha": float(alpha),
-        "quantile": None if not math.isfinite(q) else float(q),
-        "n_calibration": int(n),
-        "classes": None if bundle.classes is None else list(bundle.classes),
-        "notes": notes,
-    }
-    bundle.conformal = result
-    return result
+from ..errors import ModelError
+from ..numeric import histogram
+from .calibrate import (
+    BOOSTED,
+    CLASSIFICATION_METHODS,
+    _mapie_classification_scores,
+    calibrate,
+    conformal_quantile,
+)
+from .sets import _class_index, _proba, intervals_from_scores, sets_from_scores
 
 
-def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int = 0) -> dict:
-    """:func:`calibrate` on the dataset's validation rows, with their scores from
-    :func:`mlcase.evaluate.valid_scores` (the one source of validation-row scores)."""
-    from .evaluate import valid_scores
-
-    return calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=valid_scores(bundle, dataset))
-
-
-def conformal_quantile(scores, alpha: float) -> float:
-    """The ``ceil((n + 1)(1 - alpha))``-th smallest score (``inf`` when that exceeds ``n``).
-
-    The same finite-sample order statistic MAPIE uses.
-
-    >>> conformal_quantile(np.arange(1, 10), 0.2)   # ceil(10 * 0.8) = 8th smallest
-    8.0
-    """
-    s = np.asarray(scores, dtype="float64").ravel()
-    n = len(s)
-    level = np.ceil((n + 1) * (1 - alpha)) / n
-    if level > 1:
-        return math.inf
-    return float(np.quantile(s, level, method="lower"))
-
-
-def _scores_estimator(task: str, scores: np.ndarray, n_classes: int | None = None):
-    """A fitted estimator that answers with given scores, looked up by row position (``X[:, 0]``).
-
-    MAPIE then computes its conformity scores from exactly the scores mlcase
-    gives it (the validation rows' :func:`mlcase.evaluate.valid_scores`), not
-    from a new prediction. Classification answers ``predict_proba`` with one
-    column per class of the bundle (``classes_`` = 0..K-1, the targets are passed
-    as those indices), so a model fitted on labels or on codes, or one that never
-    saw a rare class, calibrates alike.
-    """
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-
-    scores = np.asarray(scores, dtype="float64")
-    if task == "regression":
-        class _Lookup(RegressorMixin, BaseEstimator):
-            def __init__(self):
-                self.fitted_ = True
-
-            def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
-                return self
-
-            def predict(self, X):
-                return scores[np.asarray(X)[:, 0].astype(int)]
-
-        return _Lookup()
-    proba = np.column_stack([1 - scores, scores]) if task == "binary" else scores
-
-    class _ProbaLookup(ClassifierMixin, BaseEstimator):
-        def __init__(self):
-            self.fitted_ = True
-            self.classes_ = np.arange(n_classes or proba.shape[1])
-
-        def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
-            return self
-
-        def predict_proba(self, X):
-            return proba[np.asarray(X)[:, 0].astype(int)]
-
-        def predict(self, X):
-            return np.argmax(self.predict_proba(X), axis=1)
-
-    return _ProbaLookup()
-
-
-def _rows(n: int) -> np.ndarray:
-    return np.arange(n).reshape(-1, 1)
-
-
-def _mapie_classification_scores(bundle, scores, y, alpha, method, seed) -> np.ndarray:
-    from mapie.classification import SplitConformalClassifier
-
-    y_idx = _class_index(bundle, np.asarray(y))
-    if (y_idx < 0).any():
-        bad = np.asarray(y)[y_idx < 0][0]
-        raise ModelError(f"conformal: the calibration target holds '{bad}', which is not a class of model "
-                         f"'{bundle.name}' ({', '.join(map(str, bundle.classes or []))})",
-                         "calibrate on rows of the same data the model was trained on")
-    n_classes = 2 if bundle.task == "binary" else len(bundle.classes)
-    est = _scores_estimator(bundle.task, scores, n_classes)
-    scc = SplitConformalClassifier(estimator=est, confidence_level=1 - alpha, conformity_score=method, prefit=True,
-                                   random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        scc.conformalize(_rows(len(y_idx)), y_idx)
-    return np.asarray(scc.conformity_scores, dtype="float64").ravel()
-
-
-def _mapie_regression_scores(scores, y, alpha) -> np.ndarray:
-    from mapie.regression import SplitConformalRegressor
-
-    scr = SplitConformalRegressor(estimator=_scores_estimator("regression", scores), confidence_level=1 - alpha,
-                                  conformity_score="absolute", prefit=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        scr.conformalize(_rows(len(scores)), np.asarray(y, dtype="float64"))
-    return np.abs(np.asarray(scr.conformity_scores, dtype="float64").ravel())
-
-
-# --------------------------------------------------------------------------- serving-side sets
-def predict_sets(bundle, X: pd.DataFrame, conformal: dict | None = None) -> list:
-    """Prediction sets (class-label lists) or intervals ``(low, high)`` from ``bundle.conformal``.
-
-    Needs no MAPIE object: only ``bundle.scores(X)`` and the stored quantile.
-    """
-    conf = _conf(bundle, conformal)
-    if bundle.task == "regression":
-        low, high = intervals_from_scores(bundle.scores(X), conf)
-        return [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
-    member = sets_from_scores(_proba(bundle, bundle.scores(X)), conf)
-    labels = np.asarray(conf.get("classes") or bundle.classes, dtype=object)
-    return [[_plain(c) for c in labels[row]] for row in member]
-
-
-def sets_from_scores(proba: np.ndarray, conformal: dict) -> np.ndarray:
-    """Boolean membership ``(n, n_classes)`` from class probabilities and a calibration dict."""
-    proba = np.asarray(proba, dtype="float64")
-    q = conformal.get("quantile")
-    if q is None:
-        return np.ones(proba.shape, dtype=bool)
-    if conformal["method"] == "lac":
-        return (1 - proba) - q <= EPSILON
-    if conformal["method"] == "aps":
-        return _aps_sets(proba, float(q))
-    raise ModelError(f"stored conformal method '{conformal['method']}' is not a classification method",
-                     "re-run `mlcase run` to recalibrate")
-
-
-def _aps_sets(proba: np.ndarray, q: float) -> np.ndarray:
-    """APS sets as MAPIE builds them with ``include_last_label=True``.
-
-    Classes in decreasing probability until the cumulated probability first
-    reaches ``q``; ties with the last included probability are included too.
-    """
-    order = np.argsort(proba, axis=1)[:, ::-1]
-    sorted_p = np.take_along_axis(proba, order, axis=1)
-    cum = np.take_along_axis(np.cumsum(sorted_p, axis=1), np.argsort(order, axis=1), axis=1)
-    diff = cum - q
-    last = np.asarray(np.ma.masked_less(diff, -EPSILON).argmin(axis=1))
-    none_reach = np.all(diff < -EPSILON, axis=1)   # only by rounding: the total is 1 and q <= 1
-    p_last = proba[np.arange(len(proba)), last]
-    tiny = p_last <= EPSILON
-    if tiny.any():
-        smallest_nonzero = np.where(proba < EPSILON, np.inf, proba).min(axis=1)
-        p_last = np.where(tiny, smallest_nonzero, p_last)
-    member = proba - p_last[:, None] >= -EPSILON
-    member[none_reach] = True
-    return member
-
-
-def intervals_from_scores(pred: np.ndarray, conformal: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(low, high)`` arrays: prediction -+ the calibrated absolute-residual quantile."""
-    pred = np.asarray(pred, dtype="float64")
-    q = conformal.get("quantile")
-    q = math.inf if q is None else float(q)
-    return pred - q, pred + q
-
-
-def _conf(bundle, conformal: dict | None) -> dict:
-    conf = conformal if conformal is not None else bundle.conformal
-    if not conf:
-        raise ModelError(f"model '{bundle.name}' has no conformal calibration",
-                         "run `mlcase run` (it calibrates the champion) or call mlcase.conformal.calibrate")
-    if conf.get("version", CONFORMAL_VERSION) != CONFORMAL_VERSION:
-        raise ModelError(f"conformal calibration format {conf.get('version')} is not readable by this mlcase",
-                         "re-run `mlcase run` to recalibrate")
-    return conf
-
-
-def _proba(bundle, scores: np.ndarray) -> np.ndarray:
-    scores = np.asarray(scores, dtype="float64")
-    if bundle.task == "binary":
-        return np.column_stack([1 - scores, scores])
-    return scores
-
-
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-
-# --------------------------------------------------------------------------- evaluation
 def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd.DataFrame | None = None, *,
                        calibration: tuple | None = None, train: tuple | None = None, seed: int = 0,
                        calibration_scores=None) -> dict:
@@ -367,18 +94,8 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         out.update(_evaluate_classification(case, bundle, conf, scores, y_test, rows_test))
         out["methods"] = [_method_row(conf["method"], out["coverage"], size=out["mean_set_size"],
                                       singleton=out["singleton_share"])]
-        if calibration is not None:
-            for other in CLASSIFICATION_METHODS if bundle.task == "multiclass" else ():
-                if other == conf["method"]:
-                    continue
-                alt = dict(conf, method=other, quantile=_alt_quantile(bundle, calibration, alpha, other, seed,
-                                                                      calibration_scores))
-                member = sets_from_scores(_proba(bundle, scores), alt)
-                yi = _class_index(bundle, y_test)
-                covered = member[np.arange(len(y_test)), yi] & (yi >= 0)
-                sizes = member.sum(axis=1)
-                out["methods"].append(_method_row(other, float(covered.mean()), size=float(sizes.mean()),
-                                                  singleton=float((sizes == 1).mean())))
+        if calibration is not None and bundle.task == "multiclass":
+            out["methods"] += _other_methods(bundle, conf, scores, y_test, calibration, calibration_scores, seed)
     if case.spec.split.method == "time":
         out["assumptions"] = list(out.get("assumptions") or []) + [
             "coverage assumes calibration and new rows are exchangeable; with a time split, later rows may drift "
@@ -444,6 +161,23 @@ def coverage_sd(n_calibration: int, alpha: float, n_test: int | None = None) -> 
     return float(math.sqrt(var))
 
 
+def _other_methods(bundle, conf, scores, y_test, calibration, calibration_scores, seed) -> list[dict]:
+    """The classification methods not served, calibrated on the same rows, for comparison."""
+    rows = []
+    for other in CLASSIFICATION_METHODS:
+        if other == conf["method"]:
+            continue
+        alt = dict(conf, method=other, quantile=_alt_quantile(bundle, calibration, conf["alpha"], other, seed,
+                                                              calibration_scores))
+        member = sets_from_scores(_proba(bundle, scores), alt)
+        yi = _class_index(bundle, y_test)
+        covered = member[np.arange(len(y_test)), yi] & (yi >= 0)
+        sizes = member.sum(axis=1)
+        rows.append(_method_row(other, float(covered.mean()), size=float(sizes.mean()),
+                                singleton=float((sizes == 1).mean())))
+    return rows
+
+
 def _alt_quantile(bundle, calibration, alpha, method, seed, scores=None):
     X, y = calibration
     s = bundle.scores(X) if scores is None else scores
@@ -462,14 +196,8 @@ def _method_row(method, coverage, size=None, singleton=None, width=None, wider=N
     return row
 
 
-def _class_index(bundle, y) -> np.ndarray:
-    from .tasks import get_task
-
-    return get_task(bundle.task).class_index(y, bundle.classes)
-
-
 def _capacity(case, n: int) -> tuple[float | None, int]:
-    from .tasks import capacity_rows, capacity_share
+    from ..tasks import capacity_rows, capacity_share
 
     share = capacity_share(case)
     return share, capacity_rows(share, n)
@@ -488,7 +216,7 @@ def _choose_deferred(candidates: np.ndarray, uncertainty: tuple, room: int) -> n
 
 
 def _evaluate_classification(case, bundle, conf, scores, y, rows) -> dict:
-    from .tasks import binary_costs
+    from ..tasks import binary_costs
 
     proba = _proba(bundle, scores)
     n = len(y)
@@ -576,7 +304,7 @@ _ASSUMPTIONS = [
 
 def _multiclass_costs(case, bundle):
     """Per-row costs of decisions given as class indices (the matrix lookup is :func:`mlcase.tasks.multiclass_cost`)."""
-    from .tasks import multiclass_cost
+    from ..tasks import multiclass_cost
 
     classes = np.asarray([str(c) for c in bundle.classes] + [None], dtype=object)  # index -1: a label not known
 
@@ -587,7 +315,7 @@ def _multiclass_costs(case, bundle):
 
 
 def _evaluate_regression(case, bundle, conf, pred, y, rows) -> dict:
-    from .tasks import regression_cost
+    from ..tasks import regression_cost
 
     low, high = intervals_from_scores(pred, conf)
     y = y.astype("float64")
@@ -645,13 +373,13 @@ def _cqr(case, bundle, X_test, y_test, calibration, train, alpha) -> dict | None
         return None
     from mapie.regression import ConformalizedQuantileRegressor
 
-    from .explain import unwrap
+    from ..explain import unwrap
 
     estimator = _quantile_pipeline(unwrap(bundle.model)[0])
     if estimator is None:
         return None
     cqr = ConformalizedQuantileRegressor(estimator=estimator, confidence_level=1 - alpha, prefit=False)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_mapie_info():
         warnings.simplefilter("ignore", UserWarning)
         cqr.fit(train[0], np.asarray(train[1], dtype="float64"))
         cqr.conformalize(calibration[0], np.asarray(calibration[1], dtype="float64"))
@@ -663,6 +391,22 @@ def _cqr(case, bundle, X_test, y_test, calibration, train, alpha) -> dict | None
     return _method_row("cqr", float(((y >= low) & (y <= high)).mean()), width=float(width.mean()),
                        wider=float((width > limit).mean()) if limit is not None else 0.0,
                        note=f"quantile {type(estimator[-1]).__name__} on the same preprocessing; report only")
+
+
+@contextlib.contextmanager
+def _quiet_mapie_info():
+    """MAPIE logs "The predictions are ill-sorted." on the root logger when the quantile models cross
+    (it sorts them itself); that line would land on the user's stderr in every regression run."""
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return "ill-sorted" not in record.getMessage()
+
+    root, drop = logging.getLogger(), _Drop()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def _quantile_pipeline(model):
