@@ -161,22 +161,11 @@ def metrics_html(ev: dict, cur: str) -> str:
         for k in _METRIC_COLS.get(task, []):
             if k in m:
                 row[k] = m[k]
-        row["cost / decision"] = _money(money.get("per_decision"), cur, 3)
-        row["cost / 1,000"] = _money(money.get("per_1000"), cur, 0)
-        row["total on test"] = _money(money.get("total_test"), cur, 0)
-        if period:
-            row[f"cost / {period}"] = _money(money.get("per_period"), cur, 0)
-        rows.append(row)
+        rows.append({**row, **_money_cols(money, cur, period)})
     for name, d in (ev.get("model_free") or {}).items():
-        money = d.get("money") or {}
-        row = {"model": f"model-free: {name}",
-               "role": "best model-free policy" if d.get("best") else "model-free policy", "what": d.get("description")}
-        row["cost / decision"] = _money(money.get("per_decision"), cur, 3)
-        row["cost / 1,000"] = _money(money.get("per_1000"), cur, 0)
-        row["total on test"] = _money(money.get("total_test"), cur, 0)
-        if period:
-            row[f"cost / {period}"] = _money(money.get("per_period"), cur, 0)
-        rows.append(row)
+        rows.append({"model": f"model-free: {name}",
+                     "role": "best model-free policy" if d.get("best") else "model-free policy",
+                     "what": d.get("description"), **_money_cols(d.get("money") or {}, cur, period)})
     note = ""
     cap = ev.get("capacity_check") or {}
     if cap:
@@ -187,6 +176,15 @@ def metrics_html(ev: dict, cur: str) -> str:
                "policies need no model (never act, act at random, a constant, the prior); a random policy's money "
                "is its exact expectation")
     return table(rows, caption=caption) + note
+
+
+def _money_cols(money: dict, cur: str, period: str | None) -> dict:
+    cols = {"cost / decision": _money(money.get("per_decision"), cur, 3),
+            "cost / 1,000": _money(money.get("per_1000"), cur, 0),
+            "total on test": _money(money.get("total_test"), cur, 0)}
+    if period:
+        cols[f"cost / {period}"] = _money(money.get("per_period"), cur, 0)
+    return cols
 
 
 def lift_html(ev: dict, cur: str) -> str:
