@@ -473,6 +473,11 @@ def test_report_section_shows_every_plot_and_the_numbers(planted_eval):
     assert html.count('class="plotly-fig"') >= 9
     assert f"{ev['thresholds']['logistic']:.4g}" in html
     assert "insufficient evidence" in html and "demographic parity difference" in html
+    # the model-free policies sit beside the models: in the ceiling, the money table and the lift plot
+    ceiling_html = next(c.html for c in top.children if c.id == "value-ceiling")
+    assert "model-free policy" in ceiling_html and "flagging 12% of cases at random" in ceiling_html
+    assert "model-free: random_review" in html and "best model-free policy" in html
+    assert "logistic vs model-free: random_review" in html and "vs model-free: never act" in html
     # ceiling only (a stopped run) still builds
     (only,) = section.build({"ceiling": data["ceiling"]})
     assert [c.id for c in only.children] == ["value-ceiling"] and "stopped" in only.html

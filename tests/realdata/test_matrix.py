@@ -73,9 +73,10 @@ def test_conformal_coverage_is_within_its_statistical_bound(run):
     assert conf["n_calibration"] > 0 and conf["n_test"] == results.load(run["case"], "evaluation")["n_test"]
     within = lo - 3 * sd <= conf["coverage"] <= hi + 3 * sd   # the theory's band, widened by 3 sd of the coverage
     assert conf["coverage_ok"] == within
-    if run["table"].split["method"] == "time":
-        # exchangeability does not hold across time: a miss must be flagged, with its reason
-        assert within or ("drifted" in conf["coverage_note"] and any("exchangeable" in a for a in conf["assumptions"]))
+    why = {"time": "drifted", "group": "test groups differ"}.get(run["table"].split["method"])
+    if why:
+        # rows are exchangeable only within time or as whole groups: a miss must be flagged, with its reason
+        assert within or (why in conf["coverage_note"] and any("exchangeable" in a for a in conf["assumptions"]))
     else:
         assert within, conf
 
@@ -109,9 +110,13 @@ def _record(run, ev) -> None:
     if table not in TABLES:
         return
     cand = ev["champion_candidate"]
+    conf = results.load(run["case"], "conformal") or {}
     doc[table.id] = {"table": f"{table.package}::{table.item}", "task": table.task, "split": table.split["method"],
                      "rows": ev["n_labelled"], "decision": run["summary"]["decision"],
                      "candidate": cand, "metric": ev["metrics"][cand], "best_model_free": ev["best_model_free"],
                      "lift_over_model_free": ev["lift_over_model_free"][cand],
-                     "lift_over_best_baseline": ev["lift"]["money_per_decision"], "note": table.note}
+                     "lift_over_best_baseline": ev["lift"]["money_per_decision"], "note": table.note,
+                     "conformal": {k: conf.get(k) for k in ("method", "coverage", "coverage_band", "coverage_ok")},
+                     "latency_p95_ms": {k: ev["latency"].get(k) for k in ("gate_ms", "single_p95_ms", "ok")},
+                     "stage_seconds": run["summary"].get("stage_seconds")}
     path.write_text(json.dumps(doc, indent=1, default=float))

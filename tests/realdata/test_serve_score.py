@@ -31,6 +31,13 @@ KEY = "realdata-key"
 pytestmark = pytest.mark.slow
 
 
+def _env() -> dict:
+    """This process's environment without the tracking URI MLflow set for the last run in it
+    (``mlflow.set_tracking_uri`` writes MLFLOW_TRACKING_URI into os.environ), plus the API key."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    return {**env, "MLCASE_API_KEY": KEY}
+
+
 @pytest.fixture(scope="module", params=["hpc-random", "boston-random"])
 def served(request, runs):
     run = runs.get(request.param)
@@ -40,7 +47,7 @@ def served(request, runs):
     bundle = tracking.load_bundle(case, version=version)
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(run["folder"]), "--port",
-                             str(port), "--version", str(version)], env={**os.environ, "MLCASE_API_KEY": KEY},
+                             str(port), "--version", str(version)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -100,6 +100,11 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         out["assumptions"] = list(out.get("assumptions") or []) + [
             "coverage assumes calibration and new rows are exchangeable; with a time split, later rows may drift "
             "away from the calibration rows, so watch coverage over time"]
+    elif case.spec.split.method == "group":
+        out["assumptions"] = list(out.get("assumptions") or []) + [
+            "coverage assumes calibration and new rows are exchangeable; with a group split, the test groups are "
+            "new groups, exchangeable with the calibration groups only as whole groups, so coverage of a new "
+            "group can differ from the target"]
     out.update(coverage_check(out, case.spec.split.method))
     d = out["deferral"]
     out["metrics"] = {
