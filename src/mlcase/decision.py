@@ -308,17 +308,19 @@ def _nothing_beats_the_floor(ev: dict, cand: str, best: str, floor: dict, over_f
     """NO_GO reasons when nothing beats the best model-free policy with a CI above zero."""
     reasons = [f"no model beats {floor['description']}: no model or learned baseline saves money over it with "
                "a 95% CI above zero"]
-    if cand in over_floor:
-        reasons.append(f"the candidate ({cand}) saves {_ci(over_floor[cand], cur)} per decision over it")
-    if best in over_floor and best != cand:
-        reasons.append(f"the best baseline ({best}) saves {_ci(over_floor[best], cur)} per decision over it")
+    for role, name in (("the candidate", cand), ("the best baseline", best)):
+        if name in over_floor and not (role == "the best baseline" and name == cand):
+            reasons.append(_versus_floor(f"{role} ({name})", over_floor[name], floor, cur))
     fv = ev.get("floor_vs_never")
     if fv and fv["policy"] == floor["name"] and fv["estimate"] > 0:
         reasons.append(f"{fv['description']} alone saves {_ci(fv, cur)} per decision over never acting: "
                        "a process decision, no model needed")
     elif fv and floor["name"] == "do_nothing":
-        reasons.append(f"{fv['description']} does not pay either: it saves {_ci(fv, cur)} per decision over never "
-                       "acting, so the process stays as it is and no model is needed")
+        cost = (f"it would cost {_m(-fv['estimate'], cur, 3)} more per decision than never acting (95% CI "
+                f"{_m(-fv['ci_high'], cur, 3)} to {_m(-fv['ci_low'], cur, 3)})" if fv["estimate"] < 0 else
+                "it saves nothing over never acting")
+        reasons.append(f"{fv['description']} does not pay either: {cost}, so the process stays as it is and no "
+                       "model is needed")
     elif floor.get("kind") is not None and floor["name"] != "do_nothing":
         reasons.append(f"{floor['description']} needs no model: keep the process model-free")
     info = None
@@ -328,6 +330,12 @@ def _nothing_beats_the_floor(ev: dict, cand: str, best: str, floor: dict, over_f
         if text:
             reasons.append(f"if the candidate's small saving is real, {text}")
     return reasons, info
+
+
+def _versus_floor(who: str, d: dict, floor: dict, cur: str) -> str:
+    if d["estimate"] == d["ci_low"] == d["ci_high"] == 0:
+        return f"{who} costs exactly what {floor['description']} costs on every test row"
+    return f"{who} saves {_ci(d, cur)} per decision over it"
 
 
 def _latency_line(cand: str, lat: dict, broken: bool) -> str:
