@@ -48,7 +48,7 @@ def test_default_with_real_signal_is_go(tmp_path, default_df):
     cost = ev["cost_per_decision"]
     assert lift["estimate"] == pytest.approx(cost["rule"] - cost["candidate"])
     text = " ".join(d.reasons)
-    assert f"${lift['estimate']:.3f}" in text and "CI excludes zero" in text and "per month" in text
+    assert f"${lift['estimate']:.3f}" in text and "both CIs exclude zero" in text and "per month" in text
     assert d.to_dict()["evidence"]["lift_money_per_decision"]["ci_low"] == pytest.approx(lift["ci_low"])
     assert set(d.to_dict()) == {"verdict", "reasons", "champion", "evidence"}
 
@@ -97,8 +97,11 @@ def test_shuffled_target_is_no_go(tmp_path, default_df):
     ev = evaluate(case, ds, default_bundles(ds, rule, candidate=hist_gbm, linear=True), "candidate")
     d = decide(case, value_ceiling(case, ds), ev)
     assert d.verdict == "NO_GO" and d.champion is None
-    assert all(v["ci_low"] <= 0 for v in ev["lift_over_trivial"].values())
-    assert d.reasons[0].startswith("nothing beats the trivial baseline (majority)")
+    assert all(v["ci_low"] <= 0 for v in ev["lift_over_model_free"].values())
+    # capacity 10%, a missed default costs 30% of the balance, a review $40: flagging at random does not pay
+    assert ev["best_model_free"] == "do_nothing" and ev["floor_vs_never"]["estimate"] < 0
+    assert d.reasons[0].startswith("no model beats never acting (flag nobody)")
+    assert any("flagging 10% of cases at random does not pay either" in r for r in d.reasons)
 
 
 def rule_world(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -127,7 +130,7 @@ def test_when_a_simple_rule_is_the_truth_use_the_baseline(tmp_path):
     assert d.verdict == "USE_BASELINE" and d.champion == "rule"
     assert ev["lift"]["money_per_decision"]["estimate"] < 0.05
     assert ev["lift_over_trivial"]["rule"]["ci_low"] > 0
-    assert any("over the trivial baseline (majority); use it" in r for r in d.reasons)
+    assert any("(the best model-free policy); use it" in r for r in d.reasons)
 
 
 def test_a_stopped_ceiling_is_no_go_without_an_evaluation(tmp_path):

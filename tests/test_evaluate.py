@@ -130,15 +130,31 @@ def test_ceiling_goes_on_when_capacity_leaves_room(tmp_path):
     assert c.stop is False and "training goes on" in c.reasons[-1]
 
 
-def test_ceiling_operating_cost_auto_counts_as_zero_and_regression_never_stops(tmp_path):
+def test_ceiling_operating_cost_auto_counts_as_zero_and_regression_has_a_model_free_floor(tmp_path):
     case = make_case(tmp_path / "a", planted(400), "y", costs={"false_negative": 1, "false_positive": 1},
                      constraints={"operating_cost": "auto", "min_lift": 0.0})
     c = value_ceiling(case, prepare(case))
     assert c.required_per_decision == 0.0 and "not measured yet" in " ".join(c.reasons)
     df = planted(300).assign(y=lambda d: d["x"] * 3.0)
-    reg = make_case(tmp_path / "b", df, "y", task="regression", positive=None, baselines=["mean"])
-    r = value_ceiling(reg, prepare(reg))
-    assert r.stop is False and r.applicable is False and "binary" in r.reasons[0]
+    reg = make_case(tmp_path / "b", df, "y", task="regression", positive=None, baselines=["mean"],
+                    costs={"under": 3.0, "over": 1.0})
+    ds = prepare(reg)
+    r = value_ceiling(reg, ds)
+    # by hand: constants fitted on the training target, costed on train + valid; a perfect model costs 0
+    idx = np.concatenate([ds.split.train, ds.split.valid])
+    y, y_train = ds.y[idx], ds.y_train
+
+    def cost(c):
+        return np.where(y > c, 3.0 * (y - c), 1.0 * (c - y)).mean()
+
+    q = np.sort(y_train)[int(np.argmax(np.cumsum(np.ones(len(y_train))) >= 3.0 * (len(y_train) - np.arange(1, len(y_train) + 1))))]
+    assert r.applicable is True and set(r.current) == {"mean", "median", "quantile"}
+    assert r.current["mean"]["cost_per_decision"] == pytest.approx(cost(y_train.mean()))
+    assert r.current["median"]["cost_per_decision"] == pytest.approx(cost(np.median(y_train)))
+    assert r.current["quantile"]["cost_per_decision"] == pytest.approx(cost(q))
+    assert np.mean(y_train <= q) == pytest.approx(0.75, abs=0.01)   # under costs 3x over: the 75% quantile
+    assert r.perfect["cost_per_decision"] == 0.0 and r.stop is False
+    assert r.max_saving_per_decision == pytest.approx(min(d["cost_per_decision"] for d in r.current.values()))
 
 
 def test_perfect_cost_uses_each_rows_own_cost():
@@ -310,7 +326,25 @@ def test_money_thresholds_and_lift_follow_the_rows(planted_eval):
         assert d["money"][name]["per_1000"] == pytest.approx(1000 * per_row.mean())
         assert d["money"][name]["total_test"] == pytest.approx(per_row.sum())
         assert d["money"][name]["per_period"] == pytest.approx(5000 * per_row.mean())
-    assert d["best_baseline"] == "rule" and d["trivial_baseline"] == "majority"
+    assert d["best_baseline"] == "rule"
+    # the floor: flagging 12% at random (the capacity) beats never flagging here; its cost is the exact
+    # expectation row by row, chosen on validation, judged on test
+    assert d["best_model_free"] == d["trivial_baseline"] == "random_review"
+    c_t, c_v = binary_costs(case, rows_t), binary_costs(case, rows_v)
+    ones, zeros = np.ones(len(rows_t)), np.zeros(len(rows_t))
+    random_t = 0.12 * c_t.of(ds.y_test, ones) + 0.88 * c_t.of(ds.y_test, zeros)
+    assert d["model_free"]["random_review"]["cost_per_decision"] == pytest.approx(random_t.mean())
+    assert d["model_free"]["do_nothing"]["cost_per_decision"] == pytest.approx(c_t.of(ds.y_test, zeros).mean())
+    vz, vo = np.zeros(len(rows_v)), np.ones(len(rows_v))
+    assert d["model_free"]["random_review"]["valid_cost_per_decision"] == pytest.approx(
+        (0.12 * c_v.of(ds.y_valid, vo) + 0.88 * c_v.of(ds.y_valid, vz)).mean())
+    assert d["model_free"]["random_review"]["valid_cost_per_decision"] < \
+        d["model_free"]["do_nothing"]["valid_cost_per_decision"]
+    over = d["lift_over_model_free"]["rule"]
+    assert over["estimate"] == pytest.approx(random_t.mean() - d["cost_per_decision"]["rule"])
+    fv = d["floor_vs_never"]
+    assert fv["policy"] == "random_review" and fv["rate"] == 0.12
+    assert fv["estimate"] == pytest.approx(c_t.of(ds.y_test, zeros).mean() - random_t.mean())
     lift = d["lift"]["money_per_decision"]
     assert lift["estimate"] == pytest.approx(d["cost_per_decision"]["rule"] - d["cost_per_decision"]["logistic"])
     assert lift["ci_low"] < lift["estimate"] < lift["ci_high"]
@@ -439,6 +473,11 @@ def test_report_section_shows_every_plot_and_the_numbers(planted_eval):
     assert html.count('class="plotly-fig"') >= 9
     assert f"{ev['thresholds']['logistic']:.4g}" in html
     assert "insufficient evidence" in html and "demographic parity difference" in html
+    # the model-free policies sit beside the models: in the ceiling, the money table and the lift plot
+    ceiling_html = next(c.html for c in top.children if c.id == "value-ceiling")
+    assert "model-free policy" in ceiling_html and "flagging 12% of cases at random" in ceiling_html
+    assert "model-free: random_review" in html and "best model-free policy" in html
+    assert "logistic vs model-free: random_review" in html and "vs model-free: never act" in html
     # ceiling only (a stopped run) still builds
     (only,) = section.build({"ceiling": data["ceiling"]})
     assert [c.id for c in only.children] == ["value-ceiling"] and "stopped" in only.html

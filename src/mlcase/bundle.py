@@ -84,11 +84,11 @@ class ModelBundle:
 
     # predictions -------------------------------------------------------------------
     def scores(self, X) -> np.ndarray:
-        """Positive-class probability (binary), class probabilities (multiclass), prediction (regression)."""
-        if self.task == "regression":
-            return np.asarray(self.model.predict(X), dtype="float64")
-        proba = np.asarray(self.model.predict_proba(X), dtype="float64")
-        return proba[:, 1] if self.task == "binary" else proba
+        """Positive-class probability (binary), class probabilities (multiclass: one column per
+        ``classes`` entry, whatever the model's own ``classes_``), prediction (regression)."""
+        from .tasks import get_task
+
+        return get_task(self.task).scores(self.model, X, self.classes)
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """The decision per row: binary flags at the threshold (1 = act), else the prediction."""

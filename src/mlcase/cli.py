@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         _print_error(f"internal error ({type(exc).__name__}: {str(exc)[:200]}). This is a bug in mlcase: "
-                     "please report it with the output of the same command run with --debug")
+                     "please report it with the traceback: rerun as `mlcase --debug <command> ...` (or with MLCASE_DEBUG=1)")
         return 70
 
 

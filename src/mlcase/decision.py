@@ -1,22 +1,28 @@
 """The go/no-go decision: GO, USE_BASELINE, NO_GO or INCONCLUSIVE, with reasons in plain words.
 
-Rules, in order (money is per decision, lift is the candidate's saving over the
-best non-trivial baseline on the test rows, with a paired bootstrap 95% CI):
+The floor is the best *model-free* policy (chosen on the validation rows):
+never act, act at random on the review capacity's share of cases, always act
+(where capacity allows), the cost-optimal constant class or the prior, the
+mean, median or cost-optimal quantile. Money is per decision on the test rows;
+every lift has a paired bootstrap 95% CI. Rules, in order:
 
 1. ``NO_GO`` when the value ceiling stopped the run (no model could pay for itself).
-2. ``NO_GO`` when nothing beats the trivial baseline (majority / mean / doing
-   nothing): no model or baseline saves money with a CI above zero.
+2. ``NO_GO`` when no model or learned baseline beats the best model-free policy
+   with a CI above zero. The reasons say which policy that is and, for a binary
+   decision, what acting at random saves over never acting ("a process
+   decision, no model needed"), or that it does not pay either.
 3. When the candidate breaks a constraint (latency): ``USE_BASELINE`` if the best
-   baseline beats the trivial one, else ``NO_GO``.
-4. ``GO`` when the lift is at least ``operating_cost + min_lift`` and its CI
-   excludes zero.
-5. ``INCONCLUSIVE`` when the point estimate clears that bar but the CI includes
+   learned baseline beats the floor, else ``NO_GO``. A latency verdict that
+   depends on the margin says so, with the numbers.
+4. ``GO`` when the candidate's lift over the best learned baseline *and* over the
+   floor are each at least ``operating_cost + min_lift`` with CIs above zero.
+5. ``INCONCLUSIVE`` when both point estimates clear that bar but a CI includes
    zero; the reasons say how many labelled rows, or how large an A/B test,
    would decide (statsmodels power at alpha 0.05, power 0.8, from the per-row
    cost spread).
-6. Otherwise ``USE_BASELINE`` (a baseline is as good, or the lift does not pay
-   for operating the model), or ``NO_GO`` when the best baseline is trivial or
-   itself beats nothing.
+6. Otherwise ``USE_BASELINE`` (a learned baseline beats the floor and the
+   candidate does not pay for itself over it), or ``NO_GO`` when the best
+   baseline is trivial or itself does not beat the floor.
 
 :func:`apply_decision` then moves the registry alias ``champion``.
 """
@@ -165,101 +171,186 @@ def decide(case: Case, ceiling, evaluation) -> Decision:
                          "evaluate the candidate first (mlcase.evaluate.evaluate)")
 
     cand, best = ev["champion_candidate"], ev["best_baseline"]
-    trivial = ev.get("trivial_baseline")
+    floor = _floor(ev)
     best_is_trivial = best not in (ev.get("nontrivial_baselines") or [])
-    lift = ev["lift"]["money_per_decision"]
-    L, lo = lift["estimate"], lift["ci_low"]
-    metric = ev["lift"]["metric"]
-    op = float(ev["operating_cost"]["per_decision"])
-    min_lift = float(spec.constraints.min_lift)
-    required = op + min_lift
     cost = ev["cost_per_decision"]
     sd = ev.get("cost_sd_per_decision") or {}
-    sd_pooled = float(((sd.get(cand, 0.0) ** 2 + sd.get(best, 0.0) ** 2) / 2) ** 0.5)
-    sd_diff = float(ev["lift"].get("diff_sd_per_decision") or 0.0)
-    over_trivial = ev.get("lift_over_trivial") or {}
-    beats = sorted((n for n, d in over_trivial.items() if d["ci_low"] > 0), key=lambda n: cost[n])
+    over_floor = ev.get("lift_over_model_free") or ev.get("lift_over_trivial") or {}
+    beats = sorted((n for n, d in over_floor.items() if d["ci_low"] > 0), key=lambda n: cost[n])
     latency = ev.get("latency") or {}
-
-    evidence: dict[str, Any] = {
-        "candidate": cand, "best_baseline": best, "trivial_baseline": trivial,
-        "cost_per_decision": cost, "lift_money_per_decision": lift, "lift_metric": metric,
-        "required_per_decision": required, "operating_cost_per_decision": op, "min_lift": min_lift,
-        "beats_trivial": beats, "latency_ok": latency.get("ok"), "value_per_period": ev.get("value_per_period"),
-        "n_test": ev.get("n_test"),
-    }
-    if ceil:
-        evidence["ceiling"] = {k: ceil.get(k) for k in ("max_saving_per_decision", "required_per_decision",
-                                                       "best_current", "stop")}
-    role = "the best baseline" if not best_is_trivial else "the trivial baseline"
-    lift_line = (f"the candidate ({cand}) costs {_m(cost[cand], cur, 3)} per decision on {ev['n_test']:,} test rows "
-                 f"against {_m(cost[best], cur, 3)} for {role} ({best}): a lift of {_ci(lift, cur)}")
-    metric_line = (f"{metric['name']} lift {metric['estimate']:+.4g} (95% CI {metric['ci_low']:+.4g} to "
-                   f"{metric['ci_high']:+.4g}; positive favours the candidate)")
-    need_line = (f"the model must add {_m(required, cur, 3)} per decision (operating cost {_m(op, cur, 3)} + "
-                 f"min_lift {_m(min_lift, cur, 3)})")
+    evidence = _evidence(ev, spec, ceil, floor, over_floor, beats)
     notes = _notes(ev, cur)
 
     def done(verdict, reasons, champion=None):
         return Decision(verdict, [*reasons, *notes], champion, evidence)
 
-    # 2. does anything beat the trivial baseline?
+    # 2. does anything beat the best model-free policy?
     if not beats:
-        reasons = [f"nothing beats the trivial baseline ({trivial}) on the test rows: no model or baseline saves "
-                   "money with a 95% CI above zero"]
-        if cand in over_trivial:
-            reasons.append(f"the candidate ({cand}) saves {_ci(over_trivial[cand], cur)} per decision over it")
-            d = over_trivial[cand]
-            if d["estimate"] > 0:
-                text, info = _what_would_decide(ev, d["estimate"], d.get("diff_sd_per_decision") or sd_diff,
-                                                sd_pooled, cur)
-                evidence["to_decide"] = info
-                if text:
-                    reasons.append(f"if that small saving is real, {text}")
+        reasons, info = _nothing_beats_the_floor(ev, cand, best, floor, over_floor, sd_of(sd, cand, floor), cur)
+        if info:
+            evidence["to_decide"] = info
         return done("NO_GO", reasons)
 
     # 3. constraints
     if latency.get("ok") is False:
-        reasons = [f"the candidate ({cand}) breaks the latency constraint: single-row p95 "
-                   f"{latency['single_p95_ms']:.1f} ms > latency_p95_ms {latency['limit_p95_ms']:g} ms"]
+        reasons = [_latency_line(cand, latency, broken=True)]
         if not best_is_trivial and best in beats:
-            reasons.append(f"the best baseline ({best}) saves {_ci(over_trivial[best], cur)} per decision over the "
-                           f"trivial baseline ({trivial}); use it")
+            reasons.append(f"the best baseline ({best}) saves {_ci(over_floor[best], cur)} per decision over "
+                           f"{floor['description']} (the best model-free policy); use it")
             return done("USE_BASELINE", reasons, best)
-        reasons.append("and no baseline beats the trivial one")
+        reasons.append("and no learned baseline beats the best model-free policy")
         return done("NO_GO", reasons)
 
-    # 4-6. the candidate against the best baseline
-    if L >= required and lo > 0:
-        reasons = [lift_line, f"{need_line}; the lift clears it and its CI excludes zero", metric_line]
+    # 4-6. the candidate against the best learned baseline and the floor
+    verdict, reasons, champion, info = _judge(ev, spec, floor, over_floor, beats, best_is_trivial, cur)
+    if info is not None:
+        evidence["to_decide"] = info
+    return done(verdict, reasons, champion)
+
+
+def _evidence(ev: dict, spec, ceil: dict | None, floor: dict, over_floor: dict, beats: list) -> dict[str, Any]:
+    """The numbers a decision rests on (stored with it and in the registry)."""
+    latency = ev.get("latency") or {}
+    op = float(ev["operating_cost"]["per_decision"])
+    min_lift = float(spec.constraints.min_lift)
+    cand = ev["champion_candidate"]
+    evidence: dict[str, Any] = {
+        "candidate": cand, "best_baseline": ev["best_baseline"], "trivial_baseline": floor["name"],
+        "best_model_free": floor["name"], "cost_per_decision": ev["cost_per_decision"],
+        "lift_money_per_decision": ev["lift"]["money_per_decision"], "lift_metric": ev["lift"]["metric"],
+        "lift_over_model_free": over_floor.get(cand), "required_per_decision": op + min_lift,
+        "operating_cost_per_decision": op, "min_lift": min_lift, "beats_trivial": beats, "beats_model_free": beats,
+        "latency_ok": latency.get("ok"), "latency_depends_on_margin": bool(latency.get("depends_on_margin")),
+        "value_per_period": ev.get("value_per_period"), "n_test": ev.get("n_test"),
+    }
+    if ceil:
+        evidence["ceiling"] = {k: ceil.get(k) for k in ("max_saving_per_decision", "required_per_decision",
+                                                       "best_current", "stop")}
+    return evidence
+
+
+def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_trivial: bool, cur: str):
+    """Rules 4-6: ``(verdict, reasons, champion, to_decide)`` from the lifts over the best baseline and the floor."""
+    cand, best = ev["champion_candidate"], ev["best_baseline"]
+    lift, metric, cost = ev["lift"]["money_per_decision"], ev["lift"]["metric"], ev["cost_per_decision"]
+    sd = ev.get("cost_sd_per_decision") or {}
+    latency = ev.get("latency") or {}
+    op = float(ev["operating_cost"]["per_decision"])
+    min_lift = float(spec.constraints.min_lift)
+    required = op + min_lift
+    cand_floor = over_floor.get(cand) or {"estimate": -1.0, "ci_low": -1.0, "ci_high": -1.0}
+    binding = min((lift, ev["lift"].get("diff_sd_per_decision") or 0.0, f"the best baseline ({best})"),
+                  (cand_floor, cand_floor.get("diff_sd_per_decision") or 0.0,
+                   f"{floor['description']} (the best model-free policy)"), key=lambda t: t[0]["estimate"])
+    L, sd_diff, versus = binding[0]["estimate"], binding[1], binding[2]
+    sd_pooled = float(((sd.get(cand, 0.0) ** 2 + sd.get(best, 0.0) ** 2) / 2) ** 0.5)
+    role = "the best baseline" if not best_is_trivial else "the trivial baseline"
+    lift_line = (f"the candidate ({cand}) costs {_m(cost[cand], cur, 3)} per decision on {ev['n_test']:,} test rows "
+                 f"against {_m(cost[best], cur, 3)} for {role} ({best}): a lift of {_ci(lift, cur)}")
+    floor_line = (f"over {floor['description']} (the best model-free policy, {_m(floor['cost'], cur, 3)} per "
+                  f"decision) the candidate saves {_ci(cand_floor, cur)}")
+    metric_line = (f"{metric['name']} lift {metric['estimate']:+.4g} (95% CI {metric['ci_low']:+.4g} to "
+                   f"{metric['ci_high']:+.4g}; positive favours the candidate)")
+    need_line = (f"the model must add {_m(required, cur, 3)} per decision (operating cost {_m(op, cur, 3)} + "
+                 f"min_lift {_m(min_lift, cur, 3)})")
+    both_clear = lift["ci_low"] > 0 and cand_floor["ci_low"] > 0
+    if L >= required and both_clear:
+        reasons = [lift_line, floor_line, f"{need_line}; the lift over {versus} clears it and both CIs exclude "
+                                          "zero", metric_line]
         value = ev.get("value_per_period")
         if value:
             reasons.append(f"value per {value['period']} at {value['decisions']:,.0f} decisions: "
                            f"{_m(value['expected'], cur, 0)} expected (range {_m(value['low'], cur, 0)} to "
                            f"{_m(value['high'], cur, 0)}), {_m(value['net_expected'], cur, 0)} after operating cost")
         if latency.get("ok"):
-            reasons.append(f"latency holds: single-row p95 {latency['single_p95_ms']:.1f} ms <= "
-                           f"{latency['limit_p95_ms']:g} ms")
-        return done("GO", reasons, cand)
+            reasons.append(_latency_line(cand, latency, broken=False))
+        return "GO", reasons, cand, None
     if L >= required and L > 0:
-        reasons = [lift_line, f"{need_line}; the point estimate clears it but the 95% CI includes zero, "
-                              "so the evidence cannot decide", metric_line]
+        reasons = [lift_line, floor_line, f"{need_line}; the point estimate over {versus} clears it but a 95% CI "
+                                          "includes zero, so the evidence cannot decide", metric_line]
         text, info = _what_would_decide(ev, L, sd_diff, sd_pooled, cur)
-        evidence["to_decide"] = info
         if text:
             reasons.append(text[0].upper() + text[1:])
         reasons.append("the champion alias stays where it is until then")
-        return done("INCONCLUSIVE", reasons)
-    why = ("the candidate does not beat it" if L <= 0 else
-           f"{need_line}; the lift does not pay for operating the model")
+        return "INCONCLUSIVE", reasons, None, info
+    why = (f"the candidate does not beat {versus}" if L <= 0 else
+           f"{need_line}; the lift over {versus} does not pay for operating the model")
     if best_is_trivial or best not in beats:
-        reasons = [lift_line, why, f"the best baseline ({best}) is trivial or beats nothing, so nothing is worth "
-                                   "deploying"]
-        return done("NO_GO", reasons)
-    reasons = [lift_line, why, metric_line,
-               f"the baseline ({best}) saves {_ci(over_trivial[best], cur)} per decision over the trivial baseline "
-               f"({trivial}); use it"]
-    return done("USE_BASELINE", reasons, best)
+        reasons = [lift_line, floor_line, why,
+                   f"the best baseline ({best}) is trivial or does not beat the best model-free policy, so nothing "
+                   "is worth deploying"]
+        return "NO_GO", reasons, None, None
+    reasons = [lift_line, floor_line, why, metric_line,
+               f"the baseline ({best}) saves {_ci(over_floor[best], cur)} per decision over {floor['description']} "
+               "(the best model-free policy); use it"]
+    return "USE_BASELINE", reasons, best, None
+
+
+def sd_of(sd: dict, name: str, floor: dict) -> float:
+    """Pooled per-row cost sd of a bundle and the floor policy."""
+    return float(((sd.get(name, 0.0) ** 2 + (floor.get("sd") or 0.0) ** 2) / 2) ** 0.5)
+
+
+def _floor(ev: dict) -> dict:
+    """The best model-free policy of an evaluation: name, description, test cost and sd."""
+    name = ev.get("best_model_free") or ev.get("trivial_baseline")
+    info = (ev.get("model_free") or {}).get(name)
+    if info is None:  # an evaluation from before model-free policies: a trivial bundle
+        return {"name": name, "description": f"the trivial baseline ({name})",
+                "cost": (ev.get("cost_per_decision") or {}).get(name), "sd": (ev.get("cost_sd_per_decision") or
+                                                                           {}).get(name), "kind": None}
+    return {"name": name, "description": info["description"], "cost": info["cost_per_decision"],
+            "sd": info.get("cost_sd_per_decision"), "kind": info.get("kind")}
+
+
+def _nothing_beats_the_floor(ev: dict, cand: str, best: str, floor: dict, over_floor: dict, sd_pooled: float,
+                             cur: str) -> tuple[list[str], dict | None]:
+    """NO_GO reasons when nothing beats the best model-free policy with a CI above zero."""
+    reasons = [f"no model beats {floor['description']}: no model or learned baseline saves money over it with "
+               "a 95% CI above zero"]
+    for role, name in (("the candidate", cand), ("the best baseline", best)):
+        if name in over_floor and not (role == "the best baseline" and name == cand):
+            reasons.append(_versus_floor(f"{role} ({name})", over_floor[name], floor, cur))
+    fv = ev.get("floor_vs_never")
+    if fv and fv["policy"] == floor["name"] and fv["estimate"] > 0:
+        reasons.append(f"{fv['description']} alone saves {_ci(fv, cur)} per decision over never acting: "
+                       "a process decision, no model needed")
+    elif fv and floor["name"] == "do_nothing":
+        cost = (f"it would cost {_m(-fv['estimate'], cur, 3)} more per decision than never acting (95% CI "
+                f"{_m(-fv['ci_high'], cur, 3)} to {_m(-fv['ci_low'], cur, 3)})" if fv["estimate"] < 0 else
+                "it saves nothing over never acting")
+        reasons.append(f"{fv['description']} does not pay either: {cost}, so the process stays as it is and no "
+                       "model is needed")
+    elif floor.get("kind") is not None and floor["name"] != "do_nothing":
+        reasons.append(f"{floor['description']} needs no model: keep the process model-free")
+    info = None
+    d = over_floor.get(cand)
+    if d and d["estimate"] > 0:
+        text, info = _what_would_decide(ev, d["estimate"], d.get("diff_sd_per_decision") or 0.0, sd_pooled, cur)
+        if text:
+            reasons.append(f"if the candidate's small saving is real, {text}")
+    return reasons, info
+
+
+def _versus_floor(who: str, d: dict, floor: dict, cur: str) -> str:
+    if d["estimate"] == d["ci_low"] == d["ci_high"] == 0:
+        return f"{who} costs exactly what {floor['description']} costs on every test row"
+    return f"{who} saves {_ci(d, cur)} per decision over it"
+
+
+def _latency_line(cand: str, lat: dict, broken: bool) -> str:
+    gate = lat.get("gate_ms", lat.get("single_p95_ms"))
+    how = (f"best of {lat['n_windows']} windows after warm-up, {lat.get('gate')}; windows "
+           f"{lat['single_p95_spread_ms'][0]:.2f} to {lat['single_p95_spread_ms'][1]:.2f} ms wall clock"
+           if "n_windows" in lat else "one window")
+    if broken:
+        line = (f"the candidate ({cand}) breaks the latency constraint: single-row p95 {gate:.2f} ms ({how}) > "
+                f"latency_p95_ms {lat['limit_p95_ms']:g} ms")
+    else:
+        line = f"latency holds: single-row p95 {gate:.2f} ms ({how}) <= {lat['limit_p95_ms']:g} ms"
+    if lat.get("depends_on_margin") and lat.get("margin_note"):
+        line += f"; {lat['margin_note']}"
+    return line
 
 
 def _notes(ev: dict, cur: str) -> list[str]:

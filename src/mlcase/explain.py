@@ -377,14 +377,44 @@ def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0)
     miss = float(np.max(np.abs(base + values.sum(axis=1) - raw))) if len(raw) else 0.0
     if miss > ADDITIVITY_TOL * max(1.0, float(np.max(np.abs(raw)))):
         raise _Unsupported(f"its values miss the model output by up to {miss:.3g}")
-    predicted = np.argmax(np.asarray(bundle.scores(X)), axis=1) if values.ndim == 3 else None
+    classes = list(bundle.classes) if bundle.classes is not None else None
+    predicted = None
+    if values.ndim == 3:
+        classes, predicted = _output_classes(bundle, inner, est, values.shape[2], X)
     what = f"{est_name} in a pipeline" if pre is not None else est_name
     if inner is not bundle.model:
         what += f" (inside {type(bundle.model).__name__})"
     return _Explanation(values=_fold(values, source, bundle.features), base=base, output_values=raw,
                         features=list(bundle.features), explainer=family, output=output, explained_model=what,
-                        task=task, classes=list(bundle.classes) if bundle.classes is not None else None,
-                        predicted=predicted, notes=notes)
+                        task=task, classes=classes, predicted=predicted, notes=notes)
+
+
+def _output_classes(bundle, inner, est, n_outputs: int, X) -> tuple[list, np.ndarray]:
+    """The class of each explained output and, per row, the output of the predicted class.
+
+    The explainer has one output per class the *model* knows (``classes_``: codes into
+    ``bundle.classes`` when fitted by the bake-off, labels otherwise); a class absent from
+    the training rows has no output, so the outputs are not always ``bundle.classes``.
+    """
+    scores = np.asarray(bundle.scores(X))
+    top = np.argmax(scores, axis=1)                       # index into bundle.classes
+    labels = list(bundle.classes)
+    known = getattr(inner, "classes_", getattr(est, "classes_", None))
+    if known is None or len(known) != n_outputs:
+        return labels[:n_outputs], np.minimum(top, n_outputs - 1)
+    known = np.asarray(known)
+    if known.dtype.kind in "iub":
+        cols = known.astype(int)
+    else:
+        pos = {str(c): i for i, c in enumerate(labels)}
+        cols = np.array([pos.get(str(c), -1) for c in known])
+    where = {int(c): j for j, c in enumerate(cols)}
+    predicted = np.array([where.get(int(t), -1) for t in top])
+    # a row whose top class the model never saw (only if every known class scores 0): its largest output
+    missing = predicted < 0
+    if missing.any():
+        predicted[missing] = np.argmax(scores[missing][:, np.clip(cols, 0, None)], axis=1)
+    return [labels[c] if 0 <= c < len(labels) else str(known[j]) for j, c in enumerate(cols)], predicted
 
 
 def _like(M: np.ndarray, Z):

@@ -194,8 +194,8 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
             bundle = bake.bundles[name]
             bundle.reference = monitor_mod.build_reference(dataset, bundle)
             if bundle.conformal is None:  # a USE_BASELINE champion serves prediction sets too
-                bundle.conformal = conformal.calibrate(bundle, dataset.X_valid, dataset.y_valid,
-                                                       case.spec.conformal.alpha, method=case.spec.conformal.method)
+                bundle.conformal = conformal.calibrate_on(bundle, dataset, case.spec.conformal.alpha,
+                                                          method=case.spec.conformal.method)
         versions = bakeoff_mod.register(case, bake)
         moved = decision_mod.apply_decision(case, verdict, versions)
         out.versions = {**versions, **(moved or {})}
@@ -223,14 +223,15 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
 
 def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
     from . import conformal, explain
+    from .evaluate import valid_scores
 
     X_test = dataset.X_test
     results.save(case, "explain", explain.explain_global(candidate, X_test, max_rows=300, seed=case.spec.split.seed))
     alpha = case.spec.conformal.alpha
-    candidate.conformal = conformal.calibrate(candidate, dataset.X_valid, dataset.y_valid, alpha,
-                                              method=case.spec.conformal.method)
+    conformal.calibrate_on(candidate, dataset, alpha, method=case.spec.conformal.method)
     conf = conformal.evaluate_conformal(case, candidate, X_test, dataset.y_test, dataset.rows("test"),
                                         calibration=(dataset.X_valid, dataset.y_valid),
+                                        calibration_scores=valid_scores(candidate, dataset),
                                         train=(dataset.X_train, dataset.y_train),
                                         seed=case.spec.split.seed)
     results.save(case, "conformal", conf)

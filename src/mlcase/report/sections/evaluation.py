@@ -36,7 +36,8 @@ def build(results: dict[str, dict]) -> list[Section]:
         cur = ev.get("currency", "$")
         children.append(Section(id="eval-metrics", title="Champion and baselines on the test rows",
                                 html=metrics_html(ev, cur)))
-        children.append(Section(id="eval-lift", title="Lift over the best baseline", html=lift_html(ev, cur)))
+        children.append(Section(id="eval-lift", title="Lift over the best baseline and the model-free floor",
+                                html=lift_html(ev, cur)))
         curves = ev.get("curves") or {}
         if curves.get("roc") or curves.get("pr"):
             children.append(Section(id="eval-roc-pr", title="ROC and precision-recall", html=roc_pr_html(ev)))
@@ -104,16 +105,23 @@ def ceiling_html(c: dict) -> str:
     if not c.get("applicable", True):
         return head
     period = (c.get("volume") or {}).get("period")
+    binary = c.get("task", "binary") == "binary"
     rows = []
     for name, d in (c.get("current") or {}).items():
-        rows.append({"process": name, "what": d.get("description"), "flags": f"{100 * d.get('flag_rate', 0):.3g}%",
-                     "cost per decision": _money(d.get("cost_per_decision"), cur),
-                     f"cost per {period or 'period'}": _money(d.get("cost_per_period"), cur, 0)})
+        row = {"process": name, "kind": "model-free policy" if d.get("model_free", True) else "rule baseline",
+               "what": d.get("description")}
+        if binary:
+            row["flags"] = f"{100 * d.get('flag_rate', 0):.3g}%"
+        rows.append({**row, "cost per decision": _money(d.get("cost_per_decision"), cur),
+                     f"cost per {period or 'period'}": _money(d.get("cost_per_period"), cur, 0),
+                     "best": "best" if name == c.get("best_current") else ""})
     p = c.get("perfect") or {}
-    rows.append({"process": "perfect classifier", "what": "knows the truth, within review capacity",
-                 "flags": f"{100 * p.get('flag_rate', 0):.3g}%",
-                 "cost per decision": _money(p.get("cost_per_decision"), cur),
-                 f"cost per {period or 'period'}": _money(p.get("cost_per_period"), cur, 0)})
+    row = {"process": "perfect model", "kind": "upper bound",
+           "what": "knows the truth" + (", within review capacity" if binary else "")}
+    if binary:
+        row["flags"] = f"{100 * p.get('flag_rate', 0):.3g}%"
+    rows.append({**row, "cost per decision": _money(p.get("cost_per_decision"), cur),
+                 f"cost per {period or 'period'}": _money(p.get("cost_per_period"), cur, 0), "best": ""})
     names = [r["process"] for r in rows]
     values = [d.get("cost_per_decision") for d in (c.get("current") or {}).values()] + [p.get("cost_per_decision")]
     best = (c.get("current") or {}).get(c.get("best_current") or "", {}).get("cost_per_decision")
@@ -126,7 +134,7 @@ def ceiling_html(c: dict) -> str:
                      "showarrow": False, "text": "a model must get below this line", "font": {"color": "#ef4444"}})
     fig = _fig([{"type": "bar", "x": names, "y": values, "marker": {"color": _COLORS[:len(names)]},
                  "name": "cost per decision"}],
-               {"title": {"text": "Cost per decision: current process vs perfect classifier"},
+               {"title": {"text": "Cost per decision: processes that need no model vs a perfect model"},
                 "yaxis": {"title": {"text": f"cost per decision ({cur})"}}, "shapes": shapes, "annotations": anns},
                height=320)
     return head + table(rows) + fig
@@ -153,20 +161,30 @@ def metrics_html(ev: dict, cur: str) -> str:
         for k in _METRIC_COLS.get(task, []):
             if k in m:
                 row[k] = m[k]
-        row["cost / decision"] = _money(money.get("per_decision"), cur, 3)
-        row["cost / 1,000"] = _money(money.get("per_1000"), cur, 0)
-        row["total on test"] = _money(money.get("total_test"), cur, 0)
-        if period:
-            row[f"cost / {period}"] = _money(money.get("per_period"), cur, 0)
-        rows.append(row)
+        rows.append({**row, **_money_cols(money, cur, period)})
+    for name, d in (ev.get("model_free") or {}).items():
+        rows.append({"model": f"model-free: {name}",
+                     "role": "best model-free policy" if d.get("best") else "model-free policy",
+                     "what": d.get("description"), **_money_cols(d.get("money") or {}, cur, period)})
     note = ""
     cap = ev.get("capacity_check") or {}
     if cap:
         note = (f"<p>Review capacity {100 * cap['capacity']:.3g}% of cases: the candidate's threshold flags "
                 f"{100 * cap['valid_flag_rate']:.3g}% of validation rows and {100 * cap['test_flag_rate']:.3g}% of "
                 f"test rows{' (above capacity: watch the flag rate)' if cap.get('test_over_capacity') else ''}.</p>")
-    caption = "Metrics at each model's own threshold; money from the case's cost matrix, row by row"
+    caption = ("Metrics at each model's own threshold; money from the case's cost matrix, row by row. Model-free "
+               "policies need no model (never act, act at random, a constant, the prior); a random policy's money "
+               "is its exact expectation")
     return table(rows, caption=caption) + note
+
+
+def _money_cols(money: dict, cur: str, period: str | None) -> dict:
+    cols = {"cost / decision": _money(money.get("per_decision"), cur, 3),
+            "cost / 1,000": _money(money.get("per_1000"), cur, 0),
+            "total on test": _money(money.get("total_test"), cur, 0)}
+    if period:
+        cols[f"cost / {period}"] = _money(money.get("per_period"), cur, 0)
+    return cols
 
 
 def lift_html(ev: dict, cur: str) -> str:
@@ -181,6 +199,18 @@ def lift_html(ev: dict, cur: str) -> str:
             f"{esc(metric.get('name'))} {esc(_ci(metric))}. The model must add {esc(_money(required, cur, 3))} per "
             f"decision (operating cost {esc(_money(op, cur, 3))}, {esc((ev.get('operating_cost') or {}).get('source'))}"
             f" + min_lift).</p>")
+    floor = ev.get("best_model_free") or ev.get("trivial_baseline")
+    fv = ev.get("floor_vs_never")
+    info = (ev.get("model_free") or {}).get(floor)
+    if info:
+        text += (f"<p>The floor is the best model-free policy on the validation rows: <strong>{esc(floor)}</strong> "
+                 f"({esc(info.get('description'))}), {esc(_money(info.get('cost_per_decision'), cur, 3))} per "
+                 "decision on the test rows. A model or baseline earns GO or USE_BASELINE only by beating it with "
+                 "a 95% CI above zero.</p>")
+    if fv:
+        text += (f"<p>{esc(fv['description'][0].upper() + fv['description'][1:])} saves "
+                 f"{esc(_ci(fv, cur))} per decision over never acting: what the process gains with no "
+                 "model at all.</p>")
     value = ev.get("value_per_period")
     if value:
         text += (f"<p>Value per {esc(value['period'])} at {esc(fmt(value['decisions']))} decisions: "
@@ -188,9 +218,12 @@ def lift_html(ev: dict, cur: str) -> str:
                  f"{esc(_money(value['high'], cur, 0))}; after operating cost "
                  f"{esc(_money(value['net_expected'], cur, 0))} "
                  f"({esc(_money(value['net_low'], cur, 0))} to {esc(_money(value['net_high'], cur, 0))}).</p>")
+    floor_label = f"model-free: {floor}" if ev.get("model_free") else floor
     rows = [{"comparison": f"{lift.get('candidate')} vs {lift.get('baseline')}", **_est(money)}]
-    for name, d in (ev.get("lift_over_trivial") or {}).items():
-        rows.append({"comparison": f"{name} vs {ev.get('trivial_baseline')}", **_est(d)})
+    for name, d in (ev.get("lift_over_model_free") or ev.get("lift_over_trivial") or {}).items():
+        rows.append({"comparison": f"{name} vs {floor_label}", **_est(d)})
+    if fv:
+        rows.append({"comparison": f"model-free: {fv['policy']} vs model-free: never act", **_est(fv)})
     y = [r["comparison"] for r in rows][::-1]
     est = [r["estimate"] for r in rows][::-1]
     lo = [r["estimate"] - r["ci_low"] for r in rows][::-1]
@@ -385,17 +418,33 @@ def latency_html(lat: dict) -> str:
     if "single_p50_ms" not in lat:
         return f"<p>{esc(lat.get('note', 'not measured'))}</p>"
     limit = lat.get("limit_p95_ms")
-    rows = [{"call": "single row", "p50 ms": lat["single_p50_ms"], "p95 ms": lat["single_p95_ms"],
-             "samples": lat.get("n_single")},
-            {"call": "1,000 rows", "p50 ms": lat["batch1000_p50_ms"], "p95 ms": lat["batch1000_p95_ms"],
-             "samples": lat.get("n_batch")}]
+    spread = lat.get("single_p95_spread_ms")
+    rows = [{"call": "single row (best window)", "p50 ms": lat["single_p50_ms"], "p95 ms": lat["single_p95_ms"],
+             "samples": lat.get("n_single")}]
+    if lat.get("single_p95_own_ms") is not None:
+        rows.append({"call": "single row, without waiting for a CPU", "p50 ms": None,
+                     "p95 ms": lat["single_p95_own_ms"], "samples": lat.get("n_single")})
+    rows.append({"call": "1,000 rows", "p50 ms": lat["batch1000_p50_ms"], "p95 ms": lat["batch1000_p95_ms"],
+                 "samples": lat.get("n_batch")})
+    gate = lat.get("gate_ms", lat["single_p95_ms"])
     verdict = ("no latency constraint in the spec" if limit is None else
-               f"single-row p95 {lat['single_p95_ms']:.1f} ms {'within' if lat.get('ok') else 'over'} the "
-               f"{limit:g} ms limit")
+               f"single-row p95 {gate:.2f} ms ({lat.get('gate', 'wall time')}) {'within' if lat.get('ok') else 'over'} "
+               f"the {limit:g} ms limit")
+    how = ""
+    if spread:
+        how = (f"<p>{esc(fmt(lat.get('n_single')))} single-row calls after {esc(fmt(lat.get('warmup')))} warm-up calls, in "
+               f"{esc(fmt(lat.get('n_windows')))} windows; the windows' p95 ranged from {spread[0]:.2f} to "
+               f"{spread[1]:.2f} ms (wall clock), and the best window is reported"
+               + (f"; {100 * lat['cpu_wait_share']:.0f}% of the timed wall time was spent waiting for a CPU"
+                  if lat.get("cpu_wait_share") is not None else "")
+               + (f" (load average {lat['load_average']:.2f} on {lat.get('cpu_count')} CPUs)"
+                  if lat.get("load_average") is not None else "") + ".</p>")
+    if lat.get("depends_on_margin") and lat.get("margin_note"):
+        how += f"<p><strong>Margin:</strong> {esc(lat['margin_note'])}.</p>"
     shapes, anns = [], []
     if limit is not None:
         # on a log axis plotly.js takes shapes in data units but annotations at log10 of the value
-        y_limit = math.log10(limit)
+        y_limit = math.log10(limit) if limit > 0 else 0
         shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": limit, "y1": limit,
                        "line": {"dash": "dash", "color": "#ef4444"}})
         anns.append({"xref": "paper", "yref": "y", "x": 1, "y": y_limit, "xanchor": "right", "yanchor": "bottom",
@@ -407,4 +456,4 @@ def latency_html(lat: dict) -> str:
                {"title": {"text": "Predict latency on this machine (ms, log scale)"}, "barmode": "group",
                 "yaxis": {"title": {"text": "ms"}, "type": "log"}, "shapes": shapes, "annotations": anns},
                height=300)
-    return f"<p>{esc(verdict)}.</p>" + table(rows) + fig
+    return f"<p>{esc(verdict)}.</p>" + how + table(rows) + fig

@@ -122,9 +122,11 @@ def _swarm_offsets(x, rng, width: float = 0.35):
     """Vertical offsets that spread dots where they are dense (a cheap beeswarm)."""
     import numpy as np
 
+    from ...numeric import histogram
+
     if len(x) < 2 or np.ptp(x) == 0:
         return rng.uniform(-width / 3, width / 3, len(x))
-    hist, edges = np.histogram(x, bins=min(40, len(x)))
+    hist, edges = histogram(x, bins=min(40, len(x)))  # values equal up to rounding are one bin, not an error
     idx = np.clip(np.digitize(x, edges[1:-1]), 0, len(hist) - 1)
     density = hist[idx] / hist.max()
     return rng.uniform(-1, 1, len(x)) * width * density
@@ -153,6 +155,8 @@ def conformal_html(conf: dict) -> str:
            f"<strong>{esc(_pct(cov))}</strong> (theory allows {esc(_pct((conf.get('coverage_bounds') or [None])[0]))}"
            f" to {esc(_pct((conf.get('coverage_bounds') or [None, None])[1]))}, give or take "
            f"{esc(_pct(2 * (conf.get('coverage_sd') or 0)))} of sampling noise).</p>"]
+    if conf.get("coverage_note"):
+        out.append(f"<p><strong>Coverage alert:</strong> {esc(conf['coverage_note'])}.</p>")
     methods = conf.get("methods") or []
     if methods:
         out.append(figure(coverage_figure(methods, target), height=300, caption="Coverage per method vs target"))

@@ -1,263 +1,31 @@
-"""Conformal prediction with deferral to human review; the only module that imports MAPIE.
-
-Split conformal on the validation fold (the calibration set):
-
-- classification: prediction sets with the LAC score (``1 - p(true class)``)
-  or APS (cumulated probability up to the true class, randomised at
-  calibration; sets include the last label, so APS over-covers slightly);
-- regression: intervals ``prediction +- q`` from absolute residuals, and, in
-  the evaluation only, conformalized quantile regression (CQR) for boosted
-  models.
-
-:func:`calibrate` runs MAPIE and keeps only what serving needs to rebuild the
-sets from ``bundle.scores`` (method, alpha, the conformal quantile): a small
-JSON dict stored in ``bundle.conformal``. :func:`predict_sets` rebuilds sets
-or intervals from that dict with numpy alone; a test pins it to MAPIE's own
-``predict_set`` / ``predict_interval``.
-
-:func:`evaluate_conformal` measures coverage and set size (or width) on the
-test split and the deferral policy: a case whose set is not a single class (or
-whose interval is wider than ``conformal.max_interval_width``) goes to human
-review, most uncertain first, as long as flagged + deferred cases stay within
-``constraints.review_capacity``.
-
-The quantile is the ``ceil((n + 1)(1 - alpha))``-th smallest calibration score,
-so for exchangeable data coverage is at least ``1 - alpha`` and, with
-continuous scores, at most ``1 - alpha + 1/(n + 1)``.
-"""
+"""Conformal sets and intervals judged on the test rows: coverage against its statistical bound,
+set size or width, the deferral policy within the review capacity, and CQR beside the served method."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from .errors import ModelError
-
-CONFORMAL_VERSION = 1
-EPSILON = 1e-8            # MAPIE's tolerance when comparing scores with the quantile
-CLASSIFICATION_METHODS = ("lac", "aps")
-REGRESSION_METHODS = ("absolute",)
-BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
-
-
-# --------------------------------------------------------------------------- calibration
-def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str = "lac",
-              seed: int = 0) -> dict:
-    """Calibrate split-conformal sets (or intervals) for ``bundle`` on the validation fold.
-
-    Parameters
-    ----------
-    bundle : ModelBundle
-        Fitted; its model is not refitted.
-    X_valid, y_valid
-        The calibration set (``y`` encoded as the model was trained: 0/1 for
-        binary, labels for multiclass, floats for regression).
-    alpha : float
-        Miscoverage: sets hold the truth for at least ``1 - alpha`` of cases.
-    method : {"lac", "aps"}
-        Classification score; a binary target always uses "lac" (MAPIE's
-        rule; noted in the result) and regression "absolute".
-    seed : int
-        Seeds the APS randomisation.
-
-    Returns
-    -------
-    dict
-        ``{"version", "task", "method", "alpha", "quantile", "n_calibration",
-        "classes", "notes"}``, also stored in ``bundle.conformal``. ``quantile`` is
-        None when the calibration set is too small for ``alpha`` (sets hold
-        every class, intervals are unbounded).
-    """
-    if not 0 < alpha < 1:
-        raise ModelError(f"conformal.alpha {alpha} is outside (0, 1)", "set conformal.alpha to e.g. 0.1")
-    y_valid = np.asarray(y_valid)
-    n = len(y_valid)
-    if n == 0:
-        raise ModelError("conformal: the calibration set is empty", "raise split.valid_size")
-    notes: list[str] = []
-    if bundle.task == "regression":
-        method = "absolute"
-        scores = _mapie_regression_scores(bundle, X_valid, y_valid, alpha)
-    else:
-        if method not in CLASSIFICATION_METHODS:
-            raise ModelError(f"conformal.method '{method}' is not known", "use 'lac' or 'aps'")
-        if bundle.task == "binary" and method != "lac":
-            notes.append(f"'{method}' sets need three or more classes (MAPIE refuses them for a binary "
-                         "target); LAC was used")
-            method = "lac"
-        scores = _mapie_classification_scores(bundle, X_valid, y_valid, alpha, method, seed)
-    q = conformal_quantile(scores, alpha)
-    result = {
-        "version": CONFORMAL_VERSION,
-        "task": bundle.task,
-        "method": method,
-        "alpha": float(alpha),
-        "quantile": None if not math.isfinite(q) else float(q),
-        "n_calibration": int(n),
-        "classes": None if bundle.classes is None else list(bundle.classes),
-        "notes": notes,
-    }
-    bundle.conformal = result
-    return result
+from ..errors import ModelError
+from ..numeric import histogram
+from .calibrate import (
+    BOOSTED,
+    CLASSIFICATION_METHODS,
+    _mapie_classification_scores,
+    calibrate,
+    conformal_quantile,
+)
+from .sets import _class_index, _proba, intervals_from_scores, sets_from_scores
 
 
-def conformal_quantile(scores, alpha: float) -> float:
-    """The ``ceil((n + 1)(1 - alpha))``-th smallest score (``inf`` when that exceeds ``n``).
-
-    The same finite-sample order statistic MAPIE uses.
-
-    >>> conformal_quantile(np.arange(1, 10), 0.2)   # ceil(10 * 0.8) = 8th smallest
-    8.0
-    """
-    s = np.asarray(scores, dtype="float64").ravel()
-    n = len(s)
-    level = np.ceil((n + 1) * (1 - alpha)) / n
-    if level > 1:
-        return math.inf
-    return float(np.quantile(s, level, method="lower"))
-
-
-def _prefit(model):
-    """``model`` as MAPIE's prefit check accepts it.
-
-    MAPIE 1.x probes a prefit estimator that has ``n_features_in_`` by predicting on
-    a numpy array of zeros; mlcase's models read named DataFrame columns, and a
-    calibrated wrapper around a pipeline fails that probe although it is fitted.
-    The adapter forwards predictions unchanged and has no ``n_features_in_``.
-    """
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-
-    is_classifier = hasattr(model, "predict_proba")
-    base = ClassifierMixin if is_classifier else RegressorMixin
-
-    class _Fitted(base, BaseEstimator):
-        def __init__(self):
-            self.fitted_ = True
-            if is_classifier:
-                self.classes_ = model.classes_
-
-        def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
-            return self
-
-        def predict(self, X):
-            return model.predict(X)
-
-        if is_classifier:
-            def predict_proba(self, X):
-                return model.predict_proba(X)
-
-    return _Fitted()
-
-
-def _mapie_classification_scores(bundle, X, y, alpha, method, seed) -> np.ndarray:
-    from mapie.classification import SplitConformalClassifier
-
-    scc = SplitConformalClassifier(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
-                                   conformity_score=method, prefit=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        scc.conformalize(X, y)
-    return np.asarray(scc.conformity_scores, dtype="float64").ravel()
-
-
-def _mapie_regression_scores(bundle, X, y, alpha) -> np.ndarray:
-    from mapie.regression import SplitConformalRegressor
-
-    scr = SplitConformalRegressor(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
-                                  conformity_score="absolute", prefit=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        scr.conformalize(X, np.asarray(y, dtype="float64"))
-    return np.abs(np.asarray(scr.conformity_scores, dtype="float64").ravel())
-
-
-# --------------------------------------------------------------------------- serving-side sets
-def predict_sets(bundle, X: pd.DataFrame, conformal: dict | None = None) -> list:
-    """Prediction sets (class-label lists) or intervals ``(low, high)`` from ``bundle.conformal``.
-
-    Needs no MAPIE object: only ``bundle.scores(X)`` and the stored quantile.
-    """
-    conf = _conf(bundle, conformal)
-    if bundle.task == "regression":
-        low, high = intervals_from_scores(bundle.scores(X), conf)
-        return [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
-    member = sets_from_scores(_proba(bundle, bundle.scores(X)), conf)
-    labels = np.asarray(conf.get("classes") or bundle.classes, dtype=object)
-    return [[_plain(c) for c in labels[row]] for row in member]
-
-
-def sets_from_scores(proba: np.ndarray, conformal: dict) -> np.ndarray:
-    """Boolean membership ``(n, n_classes)`` from class probabilities and a calibration dict."""
-    proba = np.asarray(proba, dtype="float64")
-    q = conformal.get("quantile")
-    if q is None:
-        return np.ones(proba.shape, dtype=bool)
-    if conformal["method"] == "lac":
-        return (1 - proba) - q <= EPSILON
-    if conformal["method"] == "aps":
-        return _aps_sets(proba, float(q))
-    raise ModelError(f"stored conformal method '{conformal['method']}' is not a classification method",
-                     "re-run `mlcase run` to recalibrate")
-
-
-def _aps_sets(proba: np.ndarray, q: float) -> np.ndarray:
-    """APS sets as MAPIE builds them with ``include_last_label=True``.
-
-    Classes in decreasing probability until the cumulated probability first
-    reaches ``q``; ties with the last included probability are included too.
-    """
-    order = np.argsort(proba, axis=1)[:, ::-1]
-    sorted_p = np.take_along_axis(proba, order, axis=1)
-    cum = np.take_along_axis(np.cumsum(sorted_p, axis=1), np.argsort(order, axis=1), axis=1)
-    diff = cum - q
-    last = np.asarray(np.ma.masked_less(diff, -EPSILON).argmin(axis=1))
-    none_reach = np.all(diff < -EPSILON, axis=1)   # only by rounding: the total is 1 and q <= 1
-    p_last = proba[np.arange(len(proba)), last]
-    tiny = p_last <= EPSILON
-    if tiny.any():
-        smallest_nonzero = np.where(proba < EPSILON, np.inf, proba).min(axis=1)
-        p_last = np.where(tiny, smallest_nonzero, p_last)
-    member = proba - p_last[:, None] >= -EPSILON
-    member[none_reach] = True
-    return member
-
-
-def intervals_from_scores(pred: np.ndarray, conformal: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(low, high)`` arrays: prediction -+ the calibrated absolute-residual quantile."""
-    pred = np.asarray(pred, dtype="float64")
-    q = conformal.get("quantile")
-    q = math.inf if q is None else float(q)
-    return pred - q, pred + q
-
-
-def _conf(bundle, conformal: dict | None) -> dict:
-    conf = conformal if conformal is not None else bundle.conformal
-    if not conf:
-        raise ModelError(f"model '{bundle.name}' has no conformal calibration",
-                         "run `mlcase run` (it calibrates the champion) or call mlcase.conformal.calibrate")
-    if conf.get("version", CONFORMAL_VERSION) != CONFORMAL_VERSION:
-        raise ModelError(f"conformal calibration format {conf.get('version')} is not readable by this mlcase",
-                         "re-run `mlcase run` to recalibrate")
-    return conf
-
-
-def _proba(bundle, scores: np.ndarray) -> np.ndarray:
-    scores = np.asarray(scores, dtype="float64")
-    if bundle.task == "binary":
-        return np.column_stack([1 - scores, scores])
-    return scores
-
-
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
-
-
-# --------------------------------------------------------------------------- evaluation
 def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd.DataFrame | None = None, *,
-                       calibration: tuple | None = None, train: tuple | None = None, seed: int = 0) -> dict:
+                       calibration: tuple | None = None, train: tuple | None = None, seed: int = 0,
+                       calibration_scores=None) -> dict:
     """Coverage, set size / width and the deferral policy on the test split.
 
     Parameters
@@ -276,6 +44,9 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         Regression with a boosted model: fits quantile models for CQR
         (reported next to the absolute-residual intervals; not served).
     seed : int
+    calibration_scores : array, optional
+        The bundle's scores on the calibration rows (the pipeline passes
+        :func:`mlcase.evaluate.valid_scores`); default ``bundle.scores`` of them.
 
     Returns
     -------
@@ -293,7 +64,8 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         if calibration is None:
             raise ModelError(f"model '{bundle.name}' has no conformal calibration",
                              "pass calibration=(X_valid, y_valid) or call calibrate first")
-        calibrate(bundle, calibration[0], calibration[1], spec.alpha, spec.method, seed=seed)
+        calibrate(bundle, calibration[0], calibration[1], spec.alpha, spec.method, seed=seed,
+                  scores=calibration_scores)
     conf = bundle.conformal
     rows_test = X_test if rows_test is None else rows_test
     y_test = np.asarray(y_test)
@@ -322,20 +94,18 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         out.update(_evaluate_classification(case, bundle, conf, scores, y_test, rows_test))
         out["methods"] = [_method_row(conf["method"], out["coverage"], size=out["mean_set_size"],
                                       singleton=out["singleton_share"])]
-        if calibration is not None:
-            for other in CLASSIFICATION_METHODS if bundle.task == "multiclass" else ():
-                if other == conf["method"]:
-                    continue
-                alt = dict(conf, method=other, quantile=_alt_quantile(bundle, calibration, alpha, other, seed))
-                member = sets_from_scores(_proba(bundle, scores), alt)
-                covered = member[np.arange(len(y_test)), _class_index(bundle, y_test)]
-                sizes = member.sum(axis=1)
-                out["methods"].append(_method_row(other, float(covered.mean()), size=float(sizes.mean()),
-                                                  singleton=float((sizes == 1).mean())))
+        if calibration is not None and bundle.task == "multiclass":
+            out["methods"] += _other_methods(bundle, conf, scores, y_test, calibration, calibration_scores, seed)
     if case.spec.split.method == "time":
         out["assumptions"] = list(out.get("assumptions") or []) + [
             "coverage assumes calibration and new rows are exchangeable; with a time split, later rows may drift "
             "away from the calibration rows, so watch coverage over time"]
+    elif case.spec.split.method == "group":
+        out["assumptions"] = list(out.get("assumptions") or []) + [
+            "coverage assumes calibration and new rows are exchangeable; with a group split, the test groups are "
+            "new groups, exchangeable with the calibration groups only as whole groups, so coverage of a new "
+            "group can differ from the target"]
+    out.update(coverage_check(out, case.spec.split.method))
     d = out["deferral"]
     out["metrics"] = {
         "conformal_coverage": out["coverage"],
@@ -347,6 +117,36 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         "conformal_cost_combined": d["cost_combined"],
         "conformal_cost_model_only": d["cost_model_only"],
     }
+    return out
+
+
+#: test coverage further than this many ``coverage_sd`` outside the theory's band is flagged
+COVERAGE_SDS = 3.0
+
+
+def coverage_check(result: dict, split_method: str | None = None) -> dict:
+    """Whether the test coverage lies within its statistical bound, and a sentence when it does not.
+
+    The bound is the theory's band ``[1 - alpha, 1 - alpha + 1/(n + 1)]`` widened by
+    :data:`COVERAGE_SDS` times :func:`coverage_sd`. Outside it, the calibration rows do not
+    represent the test rows (a time split with drift, groups unlike each other) or the scores tie
+    (over-coverage).
+    """
+    lo, hi = result["coverage_bounds"]
+    sd = result["coverage_sd"]
+    cov = result["coverage"]
+    band = [max(0.0, lo - COVERAGE_SDS * sd), min(1.0, hi + COVERAGE_SDS * sd)]
+    ok = bool(band[0] <= cov <= band[1])
+    out = {"coverage_band": band, "coverage_ok": ok, "coverage_note": None}
+    if not ok:
+        why = {"time": "the test rows come later than the calibration rows and the data drifted",
+               "group": "the test groups differ from the calibration groups"}.get(
+            split_method or "", "the calibration rows do not represent the test rows")
+        side = "below" if cov < band[0] else "above"
+        out["coverage_note"] = (f"test coverage {cov:.3f} is {side} its statistical bound {band[0]:.3f} to "
+                                f"{band[1]:.3f} (target {1 - result['alpha']:.2f}, {COVERAGE_SDS:g} sd): "
+                                + (f"{why}; the sets or intervals cannot be trusted at their stated level"
+                                   if side == "below" else "the scores tie, so the sets are conservative"))
     return out
 
 
@@ -366,9 +166,27 @@ def coverage_sd(n_calibration: int, alpha: float, n_test: int | None = None) -> 
     return float(math.sqrt(var))
 
 
-def _alt_quantile(bundle, calibration, alpha, method, seed):
+def _other_methods(bundle, conf, scores, y_test, calibration, calibration_scores, seed) -> list[dict]:
+    """The classification methods not served, calibrated on the same rows, for comparison."""
+    rows = []
+    for other in CLASSIFICATION_METHODS:
+        if other == conf["method"]:
+            continue
+        alt = dict(conf, method=other, quantile=_alt_quantile(bundle, calibration, conf["alpha"], other, seed,
+                                                              calibration_scores))
+        member = sets_from_scores(_proba(bundle, scores), alt)
+        yi = _class_index(bundle, y_test)
+        covered = member[np.arange(len(y_test)), yi] & (yi >= 0)
+        sizes = member.sum(axis=1)
+        rows.append(_method_row(other, float(covered.mean()), size=float(sizes.mean()),
+                                singleton=float((sizes == 1).mean())))
+    return rows
+
+
+def _alt_quantile(bundle, calibration, alpha, method, seed, scores=None):
     X, y = calibration
-    q = conformal_quantile(_mapie_classification_scores(bundle, X, np.asarray(y), alpha, method, seed), alpha)
+    s = bundle.scores(X) if scores is None else scores
+    q = conformal_quantile(_mapie_classification_scores(bundle, s, np.asarray(y), alpha, method, seed), alpha)
     return None if not math.isfinite(q) else q
 
 
@@ -383,15 +201,8 @@ def _method_row(method, coverage, size=None, singleton=None, width=None, wider=N
     return row
 
 
-def _class_index(bundle, y) -> np.ndarray:
-    if bundle.task == "binary":
-        return np.asarray(y).astype(int)
-    lookup = {str(c): i for i, c in enumerate(bundle.classes)}
-    return np.array([lookup.get(str(v), -1) for v in y])
-
-
 def _capacity(case, n: int) -> tuple[float | None, int]:
-    from .tasks import capacity_rows, capacity_share
+    from ..tasks import capacity_rows, capacity_share
 
     share = capacity_share(case)
     return share, capacity_rows(share, n)
@@ -410,7 +221,7 @@ def _choose_deferred(candidates: np.ndarray, uncertainty: tuple, room: int) -> n
 
 
 def _evaluate_classification(case, bundle, conf, scores, y, rows) -> dict:
-    from .tasks import binary_costs
+    from ..tasks import binary_costs
 
     proba = _proba(bundle, scores)
     n = len(y)
@@ -498,7 +309,7 @@ _ASSUMPTIONS = [
 
 def _multiclass_costs(case, bundle):
     """Per-row costs of decisions given as class indices (the matrix lookup is :func:`mlcase.tasks.multiclass_cost`)."""
-    from .tasks import multiclass_cost
+    from ..tasks import multiclass_cost
 
     classes = np.asarray([str(c) for c in bundle.classes] + [None], dtype=object)  # index -1: a label not known
 
@@ -509,7 +320,7 @@ def _multiclass_costs(case, bundle):
 
 
 def _evaluate_regression(case, bundle, conf, pred, y, rows) -> dict:
-    from .tasks import regression_cost
+    from ..tasks import regression_cost
 
     low, high = intervals_from_scores(pred, conf)
     y = y.astype("float64")
@@ -526,11 +337,7 @@ def _evaluate_regression(case, bundle, conf, pred, y, rows) -> dict:
     combined = np.where(deferred, 0.0, model_only)
     abs_err = np.abs(pred - y)
     finite = np.isfinite(width)
-    fw = width[finite]
-    if len(fw) and np.ptp(fw) > 0:
-        hist_counts, edges = np.histogram(fw, bins=20)
-    else:
-        hist_counts, edges = np.array([len(fw)]), np.array([fw[0], fw[0]] if len(fw) else [])
+    hist_counts, edges = histogram(width, bins=20)  # equal widths up to rounding are one bin, not an error
     return {
         "coverage": float(covered.mean()),
         "mean_width": float(np.mean(width)) if finite.all() else None,
@@ -571,13 +378,13 @@ def _cqr(case, bundle, X_test, y_test, calibration, train, alpha) -> dict | None
         return None
     from mapie.regression import ConformalizedQuantileRegressor
 
-    from .explain import unwrap
+    from ..explain import unwrap
 
     estimator = _quantile_pipeline(unwrap(bundle.model)[0])
     if estimator is None:
         return None
     cqr = ConformalizedQuantileRegressor(estimator=estimator, confidence_level=1 - alpha, prefit=False)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_mapie_info():
         warnings.simplefilter("ignore", UserWarning)
         cqr.fit(train[0], np.asarray(train[1], dtype="float64"))
         cqr.conformalize(calibration[0], np.asarray(calibration[1], dtype="float64"))
@@ -589,6 +396,22 @@ def _cqr(case, bundle, X_test, y_test, calibration, train, alpha) -> dict | None
     return _method_row("cqr", float(((y >= low) & (y <= high)).mean()), width=float(width.mean()),
                        wider=float((width > limit).mean()) if limit is not None else 0.0,
                        note=f"quantile {type(estimator[-1]).__name__} on the same preprocessing; report only")
+
+
+@contextlib.contextmanager
+def _quiet_mapie_info():
+    """MAPIE logs "The predictions are ill-sorted." on the root logger when the quantile models cross
+    (it sorts them itself); that line would land on the user's stderr in every regression run."""
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return "ill-sorted" not in record.getMessage()
+
+    root, drop = logging.getLogger(), _Drop()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def _quantile_pipeline(model):

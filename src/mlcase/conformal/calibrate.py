@@ -1,0 +1,187 @@
+"""Split-conformal calibration: MAPIE computes conformity scores from the scores mlcase gives it
+(the validation rows' :func:`mlcase.evaluate.valid_scores`), and the finite-sample quantile."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelError
+from .sets import CONFORMAL_VERSION, EPSILON, _class_index  # noqa: F401  (EPSILON: re-exported)
+
+CLASSIFICATION_METHODS = ("lac", "aps")
+REGRESSION_METHODS = ("absolute",)
+BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
+
+
+# --------------------------------------------------------------------------- calibration
+def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, method: str = "lac",
+              seed: int = 0, scores=None) -> dict:
+    """Calibrate split-conformal sets (or intervals) for ``bundle`` on the validation fold.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        Fitted; its model is not refitted.
+    X_valid, y_valid
+        The calibration set (``y`` encoded as the model was trained: 0/1 for
+        binary, labels for multiclass, floats for regression).
+    alpha : float
+        Miscoverage: sets hold the truth for at least ``1 - alpha`` of cases.
+    method : {"lac", "aps"}
+        Classification score; a binary target always uses "lac" (MAPIE's
+        rule; noted in the result) and regression "absolute".
+    seed : int
+        Seeds the APS randomisation.
+    scores : array, optional
+        The bundle's scores on the calibration rows; default ``bundle.scores(X_valid)``.
+        The pipeline passes :func:`mlcase.evaluate.valid_scores` (out-of-fold scores
+        where the model was refitted on the validation rows); see :func:`calibrate_on`.
+
+    Returns
+    -------
+    dict
+        ``{"version", "task", "method", "alpha", "quantile", "n_calibration",
+        "classes", "notes"}``, also stored in ``bundle.conformal``. ``quantile`` is
+        None when the calibration set is too small for ``alpha`` (sets hold
+        every class, intervals are unbounded).
+    """
+    if not 0 < alpha < 1:
+        raise ModelError(f"conformal.alpha {alpha} is outside (0, 1)", "set conformal.alpha to e.g. 0.1")
+    y_valid = np.asarray(y_valid)
+    n = len(y_valid)
+    if n == 0:
+        raise ModelError("conformal: the calibration set is empty", "raise split.valid_size")
+    notes: list[str] = []
+    s = bundle.scores(X_valid) if scores is None else np.asarray(scores, dtype="float64")
+    if len(s) != n:
+        raise ModelError(f"conformal: {len(s)} scores for {n} calibration rows", "pass one score per row")
+    if bundle.task == "regression":
+        method = "absolute"
+        conformity = _mapie_regression_scores(s, y_valid, alpha)
+    else:
+        if method not in CLASSIFICATION_METHODS:
+            raise ModelError(f"conformal.method '{method}' is not known", "use 'lac' or 'aps'")
+        if bundle.task == "binary" and method != "lac":
+            notes.append(f"'{method}' sets need three or more classes (MAPIE refuses them for a binary "
+                         "target); LAC was used")
+            method = "lac"
+        conformity = _mapie_classification_scores(bundle, s, y_valid, alpha, method, seed)
+    q = conformal_quantile(conformity, alpha)
+    result = {
+        "version": CONFORMAL_VERSION,
+        "task": bundle.task,
+        "method": method,
+        "alpha": float(alpha),
+        "quantile": None if not math.isfinite(q) else float(q),
+        "n_calibration": int(n),
+        "classes": None if bundle.classes is None else list(bundle.classes),
+        "notes": notes,
+    }
+    bundle.conformal = result
+    return result
+
+
+def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int = 0) -> dict:
+    """:func:`calibrate` on the dataset's validation rows, with their scores from
+    :func:`mlcase.evaluate.valid_scores` (the one source of validation-row scores)."""
+    from ..evaluate import valid_scores
+
+    return calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=valid_scores(bundle, dataset))
+
+
+def conformal_quantile(scores, alpha: float) -> float:
+    """The ``ceil((n + 1)(1 - alpha))``-th smallest score (``inf`` when that exceeds ``n``).
+
+    The same finite-sample order statistic MAPIE uses.
+
+    >>> conformal_quantile(np.arange(1, 10), 0.2)   # ceil(10 * 0.8) = 8th smallest
+    8.0
+    """
+    s = np.asarray(scores, dtype="float64").ravel()
+    n = len(s)
+    level = np.ceil((n + 1) * (1 - alpha)) / n
+    if level > 1:
+        return math.inf
+    return float(np.quantile(s, level, method="lower"))
+
+
+def _scores_estimator(task: str, scores: np.ndarray, n_classes: int | None = None):
+    """A fitted estimator that answers with given scores, looked up by row position (``X[:, 0]``).
+
+    MAPIE then computes its conformity scores from exactly the scores mlcase
+    gives it (the validation rows' :func:`mlcase.evaluate.valid_scores`), not
+    from a new prediction. Classification answers ``predict_proba`` with one
+    column per class of the bundle (``classes_`` = 0..K-1, the targets are passed
+    as those indices), so a model fitted on labels or on codes, or one that never
+    saw a rare class, calibrates alike.
+    """
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+    scores = np.asarray(scores, dtype="float64")
+    if task == "regression":
+        class _Lookup(RegressorMixin, BaseEstimator):
+            def __init__(self):
+                self.fitted_ = True
+
+            def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
+                return self
+
+            def predict(self, X):
+                return scores[np.asarray(X)[:, 0].astype(int)]
+
+        return _Lookup()
+    proba = np.column_stack([1 - scores, scores]) if task == "binary" else scores
+
+    class _ProbaLookup(ClassifierMixin, BaseEstimator):
+        def __init__(self):
+            self.fitted_ = True
+            self.classes_ = np.arange(n_classes or proba.shape[1])
+
+        def fit(self, X, y=None):  # pragma: no cover - prefit: never refitted
+            return self
+
+        def predict_proba(self, X):
+            return proba[np.asarray(X)[:, 0].astype(int)]
+
+        def predict(self, X):
+            return np.argmax(self.predict_proba(X), axis=1)
+
+    return _ProbaLookup()
+
+
+def _rows(n: int) -> np.ndarray:
+    return np.arange(n).reshape(-1, 1)
+
+
+def _mapie_classification_scores(bundle, scores, y, alpha, method, seed) -> np.ndarray:
+    from mapie.classification import SplitConformalClassifier
+
+    y_idx = _class_index(bundle, np.asarray(y))
+    if (y_idx < 0).any():
+        bad = np.asarray(y)[y_idx < 0][0]
+        raise ModelError(f"conformal: the calibration target holds '{bad}', which is not a class of model "
+                         f"'{bundle.name}' ({', '.join(map(str, bundle.classes or []))})",
+                         "calibrate on rows of the same data the model was trained on")
+    n_classes = 2 if bundle.task == "binary" else len(bundle.classes)
+    est = _scores_estimator(bundle.task, scores, n_classes)
+    scc = SplitConformalClassifier(estimator=est, confidence_level=1 - alpha, conformity_score=method, prefit=True,
+                                   random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        scc.conformalize(_rows(len(y_idx)), y_idx)
+    return np.asarray(scc.conformity_scores, dtype="float64").ravel()
+
+
+def _mapie_regression_scores(scores, y, alpha) -> np.ndarray:
+    from mapie.regression import SplitConformalRegressor
+
+    scr = SplitConformalRegressor(estimator=_scores_estimator("regression", scores), confidence_level=1 - alpha,
+                                  conformity_score="absolute", prefit=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        scr.conformalize(_rows(len(scores)), np.asarray(y, dtype="float64"))
+    return np.abs(np.asarray(scr.conformity_scores, dtype="float64").ravel())

@@ -1,0 +1,278 @@
+"""Calibration: expected calibration error, reliability curves, and calibrating a classifier on
+the validation rows' scores (from :func:`mlcase.evaluate.valid_scores`) when its ECE is poor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import tasks as T
+from ..case import Case
+from .common import features_of, valid_scores
+
+#: ECE (on the validation part) above which ``calibrate: auto`` tries a calibrator
+ECE_POOR = 0.02
+
+
+def expected_calibration_error(y, p, n_bins: int = 10, strategy: str = "quantile") -> float:
+    """Expected calibration error: the row-weighted mean gap between predicted and observed rates.
+
+    Binary ``p`` is P(positive) against 0/1 ``y``; a probability matrix uses the
+    top-label confidence against whether the top label is right (then ``y`` is
+    1 where the prediction is right).
+
+    >>> expected_calibration_error([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5])
+    0.0
+    """
+    curve = reliability_curve(y, p, n_bins, strategy)
+    n = sum(curve["count"])
+    return float(sum(c * abs(o - m) for m, o, c in zip(curve["mean_predicted"], curve["observed"],
+                                                        curve["count"], strict=True)) / max(n, 1))
+
+
+def reliability_curve(y, p, n_bins: int = 10, strategy: str = "quantile") -> dict:
+    """Per bin: mean predicted probability, observed rate and row count (empty bins dropped).
+
+    Quantile edges collapse where scores repeat (a constant score is one bin),
+    so a model with few distinct scores never gets empty or degenerate bins.
+    """
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    if strategy == "quantile":
+        edges = np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1))) if len(p) else np.array([0.0, 1.0])
+    else:
+        edges = np.linspace(0, 1, n_bins + 1)
+    if len(edges) < 2:
+        edges = np.array([edges[0], edges[0]])
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    out = {"mean_predicted": [], "observed": [], "count": []}
+    for b in range(len(edges) - 1):
+        m = idx == b
+        if m.any():
+            out["mean_predicted"].append(float(p[m].mean()))
+            out["observed"].append(float(y[m].mean()))
+            out["count"].append(int(m.sum()))
+    return out
+
+
+def top_label(y, proba, classes):
+    """Top-label confidence and whether the top label is right (multiclass)."""
+    proba = np.asarray(proba, dtype=float)
+    pred = np.asarray([str(c) for c in classes], dtype=object)[np.argmax(proba, axis=1)]
+    return proba.max(axis=1), (pred == np.asarray(y).astype(str)).astype(float)
+
+
+def ece_of(task: str, y, scores, classes=None) -> float:
+    if task == "binary":
+        return expected_calibration_error(y, scores)
+    conf, right = top_label(y, scores, classes)
+    return expected_calibration_error(right, conf)
+
+
+def reliability_of(task: str, y, scores, classes=None) -> dict:
+    if task == "binary":
+        return reliability_curve(y, scores)
+    conf, right = top_label(y, scores, classes)
+    return reliability_curve(right, conf)
+
+
+# --------------------------------------------------------------------------- calibrators
+def _rows(idx) -> np.ndarray:
+    return np.asarray(idx).reshape(-1, 1)
+
+
+class _Calibrators:
+    """Fits ``CalibratedClassifierCV(FrozenEstimator(...))`` on some validation rows and scores others.
+
+    Without ``bundle.oof_valid`` the calibrators see the model itself on the
+    validation rows (its scores there are :func:`valid_scores`). With
+    out-of-fold scores they see a lookup of those scores answering the same
+    response method scikit-learn would ask the model for (``decision_function``
+    before ``predict_proba``), and the final calibrated model gets the real
+    model put in the lookup's place, so the stored object is the usual
+    ``CalibratedClassifierCV(FrozenEstimator(model))``.
+    """
+
+    def __init__(self, task_name: str, bundle, X, proba: np.ndarray, y_model):
+        self.task_name, self.bundle, self.X, self.y_model = task_name, bundle, X, np.asarray(y_model)
+        self.task = T.get_task(task_name)
+        self.oof = getattr(bundle, "oof_valid", None) is not None
+        self.lookup = None
+        if self.oof:
+            from ._lookup import _LogitLookup, _ScoresLookup
+
+            model = bundle.model
+            kind = _ScoresLookup
+            if hasattr(model, "decision_function"):
+                kind = _LogitLookup if self._logit_link(model, X) else None
+            self.lookup = None if kind is None else kind(proba, model.classes_)
+
+    def _logit_link(self, model, X) -> bool:
+        """Whether a binary model's P(positive) is the logistic function of its decision function."""
+        if self.task_name != "binary" or len(X) == 0:
+            return False
+        sample = X.iloc[:20]
+        d = np.asarray(model.decision_function(sample), dtype=float).ravel()
+        p = self.task.scores(model, sample)
+        return bool(np.allclose(1 / (1 + np.exp(-d)), p, atol=1e-6))
+
+    @property
+    def usable(self) -> bool:
+        return not self.oof or self.lookup is not None
+
+    def fit(self, method: str, idx):
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.frozen import FrozenEstimator
+
+        idx = np.asarray(idx)
+        if not self.oof:
+            return CalibratedClassifierCV(FrozenEstimator(self.bundle.model), method=method).fit(
+                self.X.iloc[idx], self.y_model[idx])
+        return CalibratedClassifierCV(FrozenEstimator(self.lookup), method=method).fit(_rows(idx), self.y_model[idx])
+
+    def scores(self, cal, idx) -> np.ndarray:
+        idx = np.asarray(idx)
+        X = self.X.iloc[idx] if not self.oof else _rows(idx)
+        return self.task.scores(cal, X, self.bundle.classes)
+
+    def final(self, method: str):
+        """The calibrated model for the bundle, fitted on every validation row."""
+        from sklearn.frozen import FrozenEstimator
+
+        every = np.arange(len(self.y_model))
+        cal = self.fit(method, every)
+        if not self.oof:
+            return cal, None
+        calibrated_oof = self.scores(cal, every)
+        model = self.bundle.model
+        frozen = FrozenEstimator(model)
+        cal.estimator = frozen
+        for inner in cal.calibrated_classifiers_:
+            inner.estimator = frozen
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(model, attr):
+                setattr(cal, attr, getattr(model, attr))
+            elif hasattr(cal, attr):
+                delattr(cal, attr)
+        return cal, calibrated_oof
+
+
+def _skip_reason(bundle, y_model, classes) -> str | None:
+    known = getattr(bundle.model, "classes_", None)
+    n_classes = len(classes or [0, 1])
+    if known is None or not hasattr(bundle.model, "predict_proba"):
+        return "the model has no predict_proba; cannot calibrate"
+    if len(known) < n_classes:
+        return (f"the model knows {len(known)} of the {n_classes} classes (a class is absent from its training "
+                "rows); cannot calibrate")
+    values, counts = np.unique(np.asarray(y_model), return_counts=True)
+    if len(values) < n_classes or -1 in set(values.tolist()) or counts.min() < 2:
+        return "the validation part lacks some classes (or has a class with fewer than 2 rows); cannot calibrate"
+    return None
+
+
+def calibrate_bundle(case: Case, dataset, bundle) -> dict:
+    """Calibrate a classifier on the validation part when its ECE is poor (``evaluation.calibrate``).
+
+    ``auto`` tries calibrators only when the validation ECE exceeds
+    :data:`ECE_POOR`: sigmoid and isotonic are each scored by a two-fold
+    cross-fit on the validation rows, and the one with the lowest ECE is kept
+    if it lowers the ECE without raising the log loss (isotonic on little
+    signal can do the first and not the second). ``isotonic``/``sigmoid``
+    always calibrate with that method; ``none`` never. On success
+    ``bundle.model`` becomes ``CalibratedClassifierCV(FrozenEstimator(model))``
+    fitted on the validation rows. Scores come from
+    :func:`~mlcase.evaluate.valid_scores` (out-of-fold where the bake-off refitted
+    on those rows), and the target is spelled as the model's ``classes_`` (codes
+    or labels). Returns what was done, with the numbers.
+    """
+    task_name = case.spec.task
+    setting = case.spec.evaluation.calibrate
+    out: dict[str, Any] = {"setting": setting, "applied": False, "method": None}
+    if task_name == "regression":
+        out["note"] = "regression predictions are not probabilities; nothing to calibrate"
+        return out
+    task = T.get_task(task_name)
+    y = np.asarray(dataset.y_valid)
+    s = valid_scores(bundle, dataset)
+    ece_before = ece_of(task_name, y, s, bundle.classes)
+    out["ece_valid_before"] = ece_before
+    if setting == "none":
+        out["note"] = "evaluation.calibrate is 'none'"
+        return out
+    y_model = task.model_target(bundle.model, y, bundle.classes)
+    skip = _skip_reason(bundle, y_model, bundle.classes)
+    if skip:
+        out["note"] = skip
+        return out
+    X = features_of(dataset.rows("valid"), bundle, dataset)
+    fitter = _Calibrators(task_name, bundle, X, _as_matrix(task_name, s), y_model)
+    if not fitter.usable:
+        out["note"] = ("the model was refitted on the validation rows and scikit-learn would calibrate its "
+                       "decision function, which its out-of-fold probabilities do not give; kept as is")
+        return out
+    method = setting
+    if setting == "auto":
+        if ece_before <= ECE_POOR:
+            out["note"] = f"validation ECE {ece_before:.4f} is at most {ECE_POOR}; kept as is"
+            return out
+        trials = {m: _crossfit(case, fitter, s, y, m) for m in ("sigmoid", "isotonic")}
+        out["crossfit"] = trials
+        good = [m for m, t in trials.items()
+                if t["ece_after"] < t["ece_before"] and t["log_loss_after"] <= t["log_loss_before"]]
+        if not good:
+            out["note"] = ("neither sigmoid nor isotonic calibration lowered the cross-fitted validation ECE "
+                           "without raising the log loss; kept as is")
+            return out
+        method = min(good, key=lambda m: trials[m]["ece_after"])
+    out["method"] = method
+    out["uncalibrated_model"] = bundle.model
+    bundle.model, calibrated_oof = fitter.final(method)
+    if calibrated_oof is not None:
+        bundle.oof_valid = calibrated_oof
+    bundle.params = {**(bundle.params or {}), "calibration": method}
+    out["applied"] = True
+    return out
+
+
+def _as_matrix(task: str, scores) -> np.ndarray:
+    s = np.asarray(scores, dtype=float)
+    return np.column_stack([1 - s, s]) if task == "binary" else s
+
+
+def _crossfit(case, fitter: _Calibrators, raw, y, method) -> dict:
+    """ECE and log loss before/after calibration, each half scored by a calibrator fitted on the other half."""
+    from sklearn.model_selection import StratifiedKFold
+
+    task_name = case.spec.task
+    task = fitter.task
+    classes = fitter.bundle.classes
+    folds = StratifiedKFold(2, shuffle=True, random_state=case.spec.split.seed)
+    raw = np.asarray(raw, dtype=float)
+    after = np.zeros_like(raw)
+    for fit_idx, score_idx in folds.split(np.zeros(len(y)), fitter.y_model):
+        after[score_idx] = fitter.scores(fitter.fit(method, fit_idx), score_idx)
+    return {"ece_before": ece_of(task_name, y, raw, classes), "ece_after": ece_of(task_name, y, after, classes),
+            "log_loss_before": float(task.row_losses(y, raw, classes)[0].mean()),
+            "log_loss_after": float(task.row_losses(y, after, classes)[0].mean())}
+
+
+def calibration_report(case: Case, calibration: dict, uncalibrated, cand, X_test, y_test, scores_test,
+                       losses_test) -> dict:
+    """Add test-set ECE and reliability (before/after where a calibrator was fitted) to ``calibration``."""
+    task_name = case.spec.task
+    if task_name == "regression":
+        return calibration
+    calibration["ece_test"] = ece_of(task_name, y_test, scores_test, cand.classes)
+    key = "reliability_after" if uncalibrated is not None else "reliability"
+    calibration[key] = reliability_of(task_name, y_test, scores_test, cand.classes)
+    if uncalibrated is not None:
+        task = T.get_task(task_name)
+        s_raw = task.scores(uncalibrated, X_test, cand.classes)
+        calibration["ece_test_before"] = ece_of(task_name, y_test, s_raw, cand.classes)
+        calibration["ece_test_after"] = calibration["ece_test"]
+        calibration["reliability_before"] = reliability_of(task_name, y_test, s_raw, cand.classes)
+        calibration["log_loss_test_before"] = float(task.row_losses(y_test, s_raw, cand.classes)[0].mean())
+        calibration["log_loss_test_after"] = float(np.mean(losses_test))
+    return calibration

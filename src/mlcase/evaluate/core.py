@@ -1,0 +1,304 @@
+"""The evaluation stage: judge the candidate against the baselines and the model-free policies
+on the untouched test rows (see :func:`evaluate`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import tasks as T
+from ..case import Case
+from ..errors import ModelError
+from .calibration import calibrate_bundle, calibration_report
+from .common import (
+    features_of,
+    is_rule,
+    is_trivial,
+    operating_cost,
+    per_period,
+    valid_scores,
+    volume,
+)
+from .latency import measure_latency
+from .lift import PairedLifts
+from .policies import FloorPolicies, choose_thresholds, model_free_policies
+from .slices import slices as slice_report
+
+MAX_CURVE_POINTS = 200
+#: prefix of a model-free policy's key among the per-row cost arrays (bundles keep their names)
+FLOOR = "model-free:"
+
+
+@dataclass
+class Evaluation:
+    """The test-set judgement of the candidate against the baselines (see :func:`evaluate`)."""
+
+    data: dict
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    @property
+    def candidate(self) -> str:
+        return self.data["champion_candidate"]
+
+    @property
+    def best_baseline(self) -> str:
+        return self.data["best_baseline"]
+
+    def to_dict(self) -> dict:
+        return self.data
+
+
+def _resolve(bundles, candidate) -> tuple[dict, str]:
+    if not isinstance(bundles, dict) and hasattr(bundles, "bundles"):
+        candidate = candidate or getattr(bundles, "candidate", None)
+        bundles = bundles.bundles
+    if hasattr(candidate, "model"):
+        candidate = next((k for k, b in bundles.items() if b is candidate), candidate.name)
+    if candidate not in bundles:
+        raise ModelError(f"evaluate: the candidate '{candidate}' is not among the bundles ({', '.join(bundles)})",
+                         "pass the key of the candidate bundle")
+    return bundles, candidate
+
+
+def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed: int | None = None) -> Evaluation:
+    """Judge the candidate against every baseline and every model-free policy on the untouched test rows.
+
+    Parameters
+    ----------
+    case : Case
+    dataset : mlcase.data.Dataset
+    bundles : dict of str to ModelBundle
+        The candidate (role ``candidate``) and every baseline (role
+        ``baseline``), each fitted on the train part. A bake-off result with
+        ``.bundles`` and ``.candidate`` is accepted too.
+    candidate : str
+        The key of the candidate in ``bundles``.
+    seed : int, optional
+        Bootstrap seed (default ``split.seed``).
+
+    Returns
+    -------
+    Evaluation
+        ``.to_dict()`` holds ``champion_candidate``, ``best_baseline``,
+        ``metrics``, ``thresholds``, ``cost_per_decision``,
+        ``cost_sd_per_decision``, ``lift`` (candidate over the best learned
+        baseline), ``model_free`` (every policy that needs no model, with its
+        test money), ``best_model_free`` (chosen on validation; also
+        ``trivial_baseline``), ``lift_over_model_free`` (every bundle over it;
+        also ``lift_over_trivial``), ``floor_vs_never`` (binary: what acting at
+        random saves over never acting), ``value_per_period``, ``calibration``,
+        ``slices``, ``latency``, ``curves``, ``n_test`` and more.
+
+    Notes
+    -----
+    Every choice is made on the validation part, from
+    :func:`~mlcase.evaluate.valid_scores`: a poorly calibrated candidate gets a
+    calibrated model, every binary bundle gets its cost-minimising ``threshold``
+    within ``review_capacity``, the best baseline and the best model-free
+    policy are the cheapest there. The test part is used once.
+    """
+    bundles, candidate = _resolve(bundles, candidate)
+    spec = case.spec
+    seed = spec.split.seed if seed is None else seed
+    cand = bundles[candidate]
+    # baselines are the bundles not in the candidate role (other candidate families are shown, not compared)
+    baselines = [k for k, b in bundles.items() if k != candidate and getattr(b, "role", "baseline") != "candidate"]
+    trivial = [k for k in baselines if is_trivial(bundles[k])]
+    nontrivial = [k for k in baselines if not is_trivial(bundles[k])]
+    pool = nontrivial or trivial
+    if not pool:
+        raise ModelError("evaluate: no baseline bundle to compare the candidate with",
+                         "keep at least the majority baseline in baselines:")
+
+    # ---- choices on the validation part ------------------------------------------------
+    calibration = calibrate_bundle(case, dataset, cand)
+    uncalibrated = calibration.pop("uncalibrated_model", None)
+    thresholds, valid_cost, _ = choose_thresholds(case, dataset, bundles)
+    floor = model_free_policies(case, dataset)
+    # the cheapest on validation; on a tie the simpler one (a rule before a fitted model)
+    best = min(pool, key=lambda k: (round(valid_cost[k], 9), 0 if is_rule(bundles[k]) else 1))
+
+    # ---- the test part, once ------------------------------------------------------------
+    test = _test_part(case, dataset, bundles, floor)
+    lifts = PairedLifts(test["row_cost"], test["losses"], spec.evaluation.bootstrap, seed, test["finalize"])
+    data = {"task": spec.task, "currency": spec.costs.currency, "champion_candidate": candidate,
+            "best_baseline": best, "baselines": baselines, "nontrivial_baselines": nontrivial,
+            "roles": {k: b.role for k, b in bundles.items()}, "primary_metric": test["metric_name"],
+            "metrics": test["metrics"], "thresholds": thresholds, "valid_cost_per_decision": valid_cost}
+    data.update(_money_block(case, bundles, test))
+    data.update(_lift_block(case, bundles, candidate, best, floor, test, lifts, seed))
+    data["value_per_period"] = _value(case, cand, data["lift"])
+    data["calibration"] = calibration_report(case, calibration, uncalibrated, cand,
+                                             features_of(dataset.rows("test"), cand, dataset), dataset.y_test,
+                                             test["scores"][candidate], test["losses"][candidate])
+    data.update(_extras(case, dataset, bundles, candidate, best, test, seed))
+    data["curves"]["lift_samples"] = data["lift"]["samples_quantiles"]
+    data.update({"n_test": int(len(dataset.y_test)), "n_valid": int(len(dataset.y_valid)),
+                 "n_labelled": int(len(dataset.split.train) + len(dataset.y_valid) + len(dataset.y_test)),
+                 "test_size": float(spec.split.test_size)})
+    return Evaluation(data)
+
+
+def _test_part(case: Case, dataset, bundles: dict, floor: FloorPolicies) -> dict:
+    """Scores, metrics, per-row costs and losses of every bundle, and every model-free policy's costs."""
+    task = T.get_task(case.spec.task)
+    rows_t, y_t = dataset.rows("test"), dataset.y_test
+    costs_t = task.costs(case, rows_t, dataset.classes)
+    out: dict[str, Any] = {"scores": {}, "metrics": {}, "row_cost": {}, "losses": {}, "costs": costs_t,
+                           "finalize": None, "metric_name": task.primary_metric}
+    for name, b in bundles.items():
+        s = b.scores(features_of(rows_t, b, dataset))
+        out["scores"][name] = s
+        out["metrics"][name] = task.metrics(y_t, s, threshold=b.threshold, classes=b.classes)
+        out["row_cost"][name] = np.asarray(costs_t.of(y_t, b.decide(s)), dtype=float)
+        out["losses"][name], out["finalize"], out["metric_name"] = task.row_losses(y_t, s, b.classes)
+    for name, c in floor.test_costs(costs_t, y_t).items():
+        out["row_cost"][FLOOR + name] = c
+    return out
+
+
+def _money(case: Case, c: np.ndarray) -> dict:
+    per = float(c.mean()) if len(c) else 0.0
+    return {"per_decision": per, "per_1000": per * 1000, "total_test": float(c.sum()),
+            "per_period": per_period(case, per)}
+
+
+def _sd(c: np.ndarray) -> float:
+    return float(np.std(c, ddof=1)) if len(c) > 1 else 0.0
+
+
+def _money_block(case: Case, bundles: dict, test: dict) -> dict:
+    money_all = {k: _money(case, test["row_cost"][k]) for k in bundles}
+    return {"cost_per_decision": {k: v["per_decision"] for k, v in money_all.items()},
+            "cost_sd_per_decision": {k: _sd(test["row_cost"][k]) for k in bundles}, "money": money_all}
+
+
+def _lift_block(case: Case, bundles: dict, candidate: str, best: str, floor: FloorPolicies, test: dict,
+                lifts: PairedLifts, seed: int) -> dict:
+    task = T.get_task(case.spec.task)
+    spec = case.spec
+    money_ci = lifts.money(best, candidate)
+    lift = {"baseline": best, "candidate": candidate, "level": 0.95, "n_boot": spec.evaluation.bootstrap,
+            "seed": seed, "money_per_decision": {k: money_ci[k] for k in ("estimate", "ci_low", "ci_high")},
+            "metric": {"name": test["metric_name"], "lower_is_better": not task.greater_is_better,
+                       **lifts.metric(best, candidate)},
+            "diff_sd_per_decision": money_ci["diff_sd_per_decision"],
+            "samples_quantiles": np.quantile(lifts.money_samples(best, candidate),
+                                             np.linspace(0, 1, 101)).tolist()}
+    ref = FLOOR + floor.best
+    over_floor = {name: lifts.money(ref, name) for name in bundles}
+    model_free = {}
+    for p in floor.policies:
+        c = test["row_cost"][FLOOR + p.name]
+        model_free[p.name] = {**p.to_dict(), "valid_cost_per_decision": floor.valid_cost[p.name],
+                              "cost_per_decision": float(c.mean()) if len(c) else 0.0,
+                              "cost_sd_per_decision": _sd(c), "money": _money(case, c),
+                              "best": p.name == floor.best}
+    return {"lift": lift, "model_free": model_free, "best_model_free": floor.best, "trivial_baseline": floor.best,
+            "lift_over_model_free": over_floor, "lift_over_trivial": over_floor,
+            "floor_vs_never": _floor_vs_never(floor, lifts)}
+
+
+def _floor_vs_never(floor: FloorPolicies, lifts: PairedLifts) -> dict | None:
+    """Binary: what the acting model-free policy (at random at the capacity, or always) saves over never acting."""
+    names = [p.name for p in floor.policies]
+    if "do_nothing" not in names:
+        return None
+    acting = floor.best if floor.best != "do_nothing" else next((n for n in names if n != "do_nothing"), None)
+    if acting is None:
+        return None
+    policy = floor.by_name(acting)
+    return {"policy": acting, "description": policy.description, "rate": policy.params.get("rate"),
+            "versus": "do_nothing", **lifts.money(FLOOR + "do_nothing", FLOOR + acting)}
+
+
+def _value(case: Case, cand, lift: dict) -> dict | None:
+    vol = volume(case)
+    if not vol:
+        return None
+    op, _ = operating_cost(case, cand)
+    cnt, m = vol["count"], lift["money_per_decision"]
+    return {"period": vol["period"], "decisions": cnt,
+            "low": m["ci_low"] * cnt, "expected": m["estimate"] * cnt, "high": m["ci_high"] * cnt,
+            "net_low": (m["ci_low"] - op) * cnt, "net_expected": (m["estimate"] - op) * cnt,
+            "net_high": (m["ci_high"] - op) * cnt, "operating_cost_per_period": op * cnt, "versus": lift["baseline"]}
+
+
+def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test: dict, seed: int) -> dict:
+    """Operating cost, capacity check, curves, slices and latency."""
+    spec = case.spec
+    task_name = spec.task
+    cand = bundles[candidate]
+    y_t = dataset.y_test
+    capacity = T.capacity_share(case) if task_name == "binary" else None
+    op, op_source = operating_cost(case, cand)
+    out: dict[str, Any] = {"operating_cost": {"per_decision": op, "source": op_source},
+                           "min_lift": float(spec.constraints.min_lift), "volume": volume(case),
+                           "capacity": capacity, "flag_rate": None, "capacity_check": None}
+    curves: dict[str, Any] = {}
+    if task_name == "binary":
+        curves.update(_binary_curves(y_t, test["scores"]))
+        p_v = valid_scores(cand, dataset)
+        costs_v = T.binary_costs(case, dataset.rows("valid"))
+        curves["cost_vs_threshold"] = {
+            "part": "valid", "bundle": candidate, **_cost_curve(dataset.y_valid, p_v, costs_v, cand.threshold),
+            "chosen_threshold": cand.threshold, "capacity": capacity,
+            "capacity_threshold": T.capacity_threshold(p_v, capacity)}
+        out["flag_rate"] = {k: float(test["metrics"][k]["flag_rate"]) for k in bundles}
+        if capacity is not None:
+            out["capacity_check"] = {"capacity": capacity, "valid_flag_rate": float(cand.decide(p_v).mean()),
+                                     "test_flag_rate": out["flag_rate"][candidate],
+                                     "test_over_capacity": bool(out["flag_rate"][candidate] > capacity)}
+    elif task_name == "regression":
+        idx = np.random.default_rng(seed).permutation(len(y_t))[:300]
+        curves["predicted_vs_actual"] = {"actual": np.asarray(y_t, dtype=float)[idx].tolist(),
+                                         "predicted": np.asarray(test["scores"][candidate])[idx].tolist()}
+    out["curves"] = curves
+    rows_t = dataset.rows("test")
+    if spec.slices or spec.sensitive:
+        s = test["scores"][candidate]
+        pred = cand.decide(s) if task_name != "regression" else s
+        out["slices"] = slice_report(case, task_name, rows_t, y_t, pred, test["row_cost"][candidate],
+                                     test["row_cost"][best], seed)
+    else:
+        out["slices"] = {"columns": {}, "flags": [], "note": "no slices or sensitive columns in the spec"}
+    out["latency"] = measure_latency(cand, features_of(rows_t, cand, dataset), spec.constraints.latency_p95_ms,
+                                     seed=seed)
+    return out
+
+
+# --------------------------------------------------------------------------- curves
+def _thin(*arrays, n: int = MAX_CURVE_POINTS):
+    m = len(arrays[0])
+    if m <= n:
+        return [np.asarray(a).tolist() for a in arrays]
+    keep = np.unique(np.linspace(0, m - 1, n).round().astype(int))
+    return [np.asarray(a)[keep].tolist() for a in arrays]
+
+
+def _binary_curves(y, scores: dict[str, np.ndarray]) -> dict:
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    roc, pr = {}, {}
+    if len(np.unique(y)) < 2:
+        return {"roc": roc, "pr": pr}
+    for name, s in scores.items():
+        fpr, tpr, _ = roc_curve(y, s)
+        roc[name] = dict(zip(("fpr", "tpr"), _thin(fpr, tpr), strict=True))
+        prec, rec, _ = precision_recall_curve(y, s)
+        pr[name] = dict(zip(("recall", "precision"), _thin(rec, prec), strict=True))
+    return {"roc": roc, "pr": pr}
+
+
+def _cost_curve(y, p, costs: T.RowCosts, chosen: float) -> dict:
+    qs = np.quantile(p, np.linspace(0, 1, 101)) if len(p) else np.array([])
+    grid = np.unique(np.concatenate([np.linspace(0, 1, 51), qs, [chosen] if chosen <= 1 else []]))
+    df = T.cost_curve(y, p, costs, grid)
+    return {"threshold": df["threshold"].tolist(), "cost": df["cost"].tolist(), "flagged": df["flagged"].tolist()}

@@ -1,0 +1,184 @@
+"""Slices and fairness: the candidate's metrics and money per group of each slice and sensitive
+column, with bootstrap CIs, gaps between groups (fairlearn's MetricFrame and parity differences),
+and groups too small to judge marked as such."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..case import Case
+from .lift import bootstrap_means
+
+SLICE_BOOTSTRAP = 200
+
+
+def _slice_values(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.nunique() > 10:
+        codes, edges = pd.qcut(s, 4, labels=False, retbins=True, duplicates="drop")
+        labels = [f"{_edge(edges[i])} to {_edge(edges[i + 1])}" for i in range(len(edges) - 1)]
+        named = pd.Series([labels[int(c)] if c == c else "(missing)" for c in codes], index=s.index)
+        return named.astype(str)
+    return s.astype(str).where(s.notna(), "(missing)")
+
+
+def _edge(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _group_boot(num: np.ndarray, den: np.ndarray | None, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap samples of sum(num)/sum(den) (or mean(num)) resampling the group's rows (NaN: empty denominator)."""
+    if den is None:
+        return bootstrap_means([num], n_boot, seed)[:, 0]
+    m = bootstrap_means([num, den], n_boot, seed)  # same resampled rows: a ratio of means is a ratio of sums
+    return np.where(m[:, 1] > 0, m[:, 0] / np.where(m[:, 1] > 0, m[:, 1], 1), np.nan)
+
+
+def _quantiles(samples: np.ndarray) -> list[float]:
+    samples = samples[~np.isnan(samples)]
+    if len(samples) == 0:
+        return [float("nan"), float("nan")]
+    return [float(v) for v in np.quantile(samples, [0.025, 0.975])]
+
+
+def _slice_metric_defs(task: str):
+    """name -> (numerator(y, pred, cost), denominator or None, fairlearn-style point function)."""
+    if task == "binary":
+        return {
+            "selection_rate": (lambda y, f, c: f, None),
+            "accuracy": (lambda y, f, c: (f == y).astype(float), None),
+            "recall": (lambda y, f, c: (f * y).astype(float), lambda y, f, c: y.astype(float)),
+            "false_positive_rate": (lambda y, f, c: (f * (1 - y)).astype(float), lambda y, f, c: (1 - y).astype(float)),
+            "precision": (lambda y, f, c: (f * y).astype(float), lambda y, f, c: f.astype(float)),
+            "cost_per_decision": (lambda y, f, c: c, None),
+        }
+    if task == "multiclass":
+        return {"accuracy": (lambda y, f, c: (f == y).astype(float), None),
+                "cost_per_decision": (lambda y, f, c: c, None)}
+    return {"mae": (lambda y, f, c: np.abs(f - y), None),
+            "mean_error": (lambda y, f, c: f - y, None),
+            "cost_per_decision": (lambda y, f, c: c, None)}
+
+
+GAP_METRICS = {"binary": ("accuracy", "recall", "false_positive_rate", "selection_rate"),
+               "multiclass": ("accuracy",), "regression": ("mae",)}
+
+
+def slices(case: Case, task: str, rows: pd.DataFrame, y, pred, cost_cand, cost_base, seed: int) -> dict:
+    """The candidate per group of every ``slices`` and ``sensitive`` column of the spec (see the module)."""
+    spec = case.spec
+    ctx = {"task": task, "alert": spec.evaluation.slice_gap_alert, "min_n": spec.evaluation.min_slice_size,
+           "n_boot": min(spec.evaluation.bootstrap, SLICE_BOOTSTRAP), "seed": seed,
+           "defs": _slice_metric_defs(task), "cost_cand": np.asarray(cost_cand, dtype=float),
+           "cost_base": np.asarray(cost_base, dtype=float)}
+    if task == "multiclass":
+        ctx["y"], ctx["pred"] = np.asarray(y).astype(str), np.asarray(pred).astype(str)
+    else:
+        ctx["y"], ctx["pred"] = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
+    out: dict[str, Any] = {"columns": {}, "min_slice_size": ctx["min_n"], "gap_alert": ctx["alert"], "flags": []}
+    for col in dict.fromkeys([*spec.slices, *spec.sensitive]):
+        if col not in rows.columns:
+            out["columns"][col] = {"error": f"column '{col}' is not in the data"}
+            continue
+        info, flags = _column(ctx, col, _slice_values(rows[col]).to_numpy(), col in spec.sensitive)
+        out["columns"][col] = info
+        out["flags"].extend(flags)
+    return out
+
+
+def _point(name, num, den):
+    def fn(y_true, y_pred, cost):
+        yt, yp, cc = np.asarray(y_true), np.asarray(y_pred), np.asarray(cost, dtype=float)
+        a = num(yt, yp, cc)
+        if den is None:
+            return float(np.mean(a)) if len(a) else float("nan")
+        d = den(yt, yp, cc).sum()
+        return float(a.sum() / d) if d > 0 else float("nan")
+    fn.__name__ = name
+    return fn
+
+
+def _groups_table(ctx: dict, col: str, groups: np.ndarray) -> tuple[list[dict], dict]:
+    """One entry per group (metrics from fairlearn's MetricFrame, bootstrap CIs) and the bootstrap samples."""
+    from fairlearn.metrics import MetricFrame
+
+    task, defs, min_n, yv, fv, cc_all = (ctx["task"], ctx["defs"], ctx["min_n"], ctx["y"], ctx["pred"],
+                                         ctx["cost_cand"])
+    metrics = {name: _point(name, num, den) for name, (num, den) in defs.items()}
+    mf = MetricFrame(metrics=metrics, y_true=yv, y_pred=fv, sensitive_features=pd.Series(groups, name=col),
+                     sample_params={name: {"cost": cc_all} for name in metrics})
+    by_group = mf.by_group
+    table, boot = [], {}
+    for g in by_group.index:
+        m = groups == g
+        n_g = int(m.sum())
+        entry: dict[str, Any] = {"group": str(g), "n": n_g, "insufficient_evidence": n_g < min_n}
+        if task == "binary":
+            entry["positives"] = int(yv[m].sum())
+        cc = cc_all[m]
+        for j, (name, (num, den)) in enumerate(defs.items()):
+            entry[name] = _clean(by_group.loc[g, name])
+            d = None if den is None else np.asarray(den(yv[m], fv[m], cc), dtype=float)
+            if d is not None:
+                entry[f"{name}_n"] = int(d.sum())  # rows the rate is taken over (positives for recall)
+            if n_g >= min_n:
+                a = np.asarray(num(yv[m], fv[m], cc), dtype=float)
+                boot[(str(g), name)] = _group_boot(a, d, ctx["n_boot"], ctx["seed"] + j)
+                entry[f"{name}_ci"] = _quantiles(boot[(str(g), name)])
+        entry["baseline_cost_per_decision"] = float(np.mean(ctx["cost_base"][m]))
+        entry["lift_per_decision"] = entry["baseline_cost_per_decision"] - float(np.mean(cc))
+        table.append(entry)
+    return table, boot
+
+
+def _column(ctx: dict, col: str, groups: np.ndarray, sensitive: bool) -> tuple[dict, list[str]]:
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    task, min_n, alert, yv, fv = ctx["task"], ctx["min_n"], ctx["alert"], ctx["y"], ctx["pred"]
+    table, boot = _groups_table(ctx, col, groups)
+    ok = [e for e in table if not e["insufficient_evidence"]]
+    gaps = {}
+    overall_mae = float(np.mean(np.abs(fv - yv))) if task == "regression" else None
+    for name in GAP_METRICS[task]:
+        # a rate counts only where it rests on min_slice_size rows (recall: positives)
+        vals = [(e[name], e["group"]) for e in ok
+                if e.get(name) is not None and e.get(f"{name}_n", e["n"]) >= min_n]
+        if len(vals) >= 2:
+            (lo_v, lo_g), (hi_v, hi_g) = min(vals), max(vals)
+            scale = (1 / overall_mae if overall_mae else 0.0) if task == "regression" else 1.0
+            # groups are resampled independently, so the gap's samples are differences of theirs
+            gap_ci = _quantiles((boot[(hi_g, name)] - boot[(lo_g, name)]) * scale)
+            gaps[name] = {"gap": float((hi_v - lo_v) * scale), "ci": gap_ci, "low_group": lo_g,
+                          "high_group": hi_g, "relative_to_overall": task == "regression"}
+    largest = max(gaps.items(), key=lambda kv: kv[1]["gap"]) if gaps else None
+    info: dict[str, Any] = {"sensitive": sensitive, "groups": table, "gaps": gaps,
+                            "insufficient": [e["group"] for e in table if e["insufficient_evidence"]]}
+    flags = []
+    if largest:
+        info["largest_gap"] = {"metric": largest[0], **largest[1], "flagged": bool(largest[1]["gap"] > alert)}
+        if largest[1]["gap"] > alert:
+            lo_ci, hi_ci = largest[1]["ci"]
+            flags.append(f"{col}: {largest[0]} differs by {largest[1]['gap']:.3f} between "
+                         f"'{largest[1]['low_group']}' and '{largest[1]['high_group']}' "
+                         f"(95% CI {lo_ci:.3f} to {hi_ci:.3f}; alert above {alert})")
+    if sensitive and task == "binary":
+        keep = np.isin(groups, [e["group"] for e in ok])
+        if keep.any() and len(ok) >= 2:
+            dp = float(demographic_parity_difference(yv[keep], fv[keep], sensitive_features=groups[keep]))
+            eo = float(equalized_odds_difference(yv[keep], fv[keep], sensitive_features=groups[keep]))
+            info["demographic_parity_difference"] = dp
+            info["equalized_odds_difference"] = eo
+            for label, v in (("demographic parity difference", dp), ("equalized odds difference", eo)):
+                if v > alert:
+                    flags.append(f"{col}: {label} {v:.3f} (alert above {alert})")
+    return info, flags
+
+
+def _clean(v):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return None if f != f else f

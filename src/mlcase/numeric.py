@@ -1,0 +1,28 @@
+"""Small numeric helpers that must not fail on degenerate data (constant or near-constant values)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def histogram(values, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram`` of the finite values that never raises on (near-)constant data.
+
+    numpy refuses to cut ``bins`` finite-sized bins when the values differ only by
+    floating-point rounding (``Too many bins for data range``): absolute-residual
+    conformal intervals, for example, all have the same width up to rounding.
+    Values closer together than 8 float steps per bin are counted as one bin
+    ``[min, max]``; no finite value gives ``([], [])``.
+
+    >>> histogram([1.0, 1.0 + 1e-16, 1.0])
+    (array([3]), array([1., 1.]))
+    """
+    v = np.asarray(values, dtype="float64").ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return np.array([], dtype=int), np.array([], dtype="float64")
+    lo, hi = float(v.min()), float(v.max())
+    bins = max(1, int(bins))
+    if hi - lo <= 8 * bins * float(np.spacing(max(abs(lo), abs(hi)))):
+        return np.array([len(v)]), np.array([lo, hi])
+    return np.histogram(v, bins=bins)

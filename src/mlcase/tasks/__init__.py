@@ -1,0 +1,51 @@
+"""One object per task type: metrics and their direction, costs, model-free policies, response shape.
+
+Stages ask the task object (:func:`get_task`) instead of branching on
+``spec.task``, so adding a task type is adding one module here
+(``binary.py``, ``multiclass.py``, ``regression.py`` today) and one entry in
+:data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+from .base import (
+    EPS,
+    ModelFreePolicy,
+    Task,
+    capacity_rows,
+    capacity_share,
+    volume_per_period,
+)
+from .binary import (
+    BinaryTask,
+    RowCosts,
+    binary_costs,
+    capacity_threshold,
+    choose_threshold,
+    cost_curve,
+    perfect_cost,
+)
+from .multiclass import MulticlassCosts, MulticlassTask, multiclass_cost
+from .regression import (
+    RegressionCosts,
+    RegressionTask,
+    optimal_constant,
+    regression_cost,
+    regression_cost_of,
+    regression_rates,
+)
+
+TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask()}
+
+
+def get_task(name: str) -> Task:
+    """The task object of ``binary``, ``multiclass`` or ``regression``."""
+    return TASKS[name]
+
+
+__all__ = [
+    "EPS", "TASKS", "BinaryTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RegressionCosts",
+    "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share", "capacity_threshold",
+    "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
+    "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",
+]

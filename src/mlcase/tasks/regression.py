@@ -1,0 +1,126 @@
+"""Regression: a number per row, priced per unit below (``costs.under``) and above (``costs.over``) the truth.
+
+Model-free policies: the training mean and median, and, when under- and
+over-prediction cost differently, the cost-optimal constant: the weighted
+quantile of the training target where the money of predicting a little more
+equals the money of predicting a little less (``under / (under + over)`` for
+flat rates; per-row rates weight each row).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..case import Case
+from ..rules import cost_values
+from .base import ModelFreePolicy, Task, pct
+
+
+def regression_rates(case: Case, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row ``(under, over)``: money per unit of prediction below / above the truth (1 where not given)."""
+    c = case.spec.costs
+    under = cost_values(c.under if c.under is not None else 1.0, rows, "costs.under")
+    over = cost_values(c.over if c.over is not None else 1.0, rows, "costs.over")
+    return under, over
+
+
+def regression_cost_of(under, over, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-row cost of predictions given the rows' :func:`regression_rates`."""
+    err = np.asarray(pred, dtype=float) - np.asarray(y, dtype=float)
+    return np.where(err < 0, -err * under, err * over)
+
+
+def regression_cost(case: Case, rows: pd.DataFrame, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-row cost of a regression prediction: ``under`` per unit below the truth, ``over`` per unit above."""
+    return regression_cost_of(*regression_rates(case, rows), y, pred)
+
+
+class RegressionCosts:
+    """``.of(y, pred)``: each row's money for its prediction error."""
+
+    def __init__(self, under: np.ndarray, over: np.ndarray):
+        self.under, self.over = under, over
+
+    def of(self, y, pred) -> np.ndarray:
+        return regression_cost_of(self.under, self.over, y, pred)
+
+
+def optimal_constant(y, under, over) -> float:
+    """The constant ``c`` minimising ``sum(under * (y - c)+ + over * (c - y)+)``: a weighted quantile.
+
+    The cost is convex and piecewise linear in ``c`` with kinks at the ``y``
+    values, so the minimum is at the first sorted ``y`` where the weight of
+    rows below (their ``over``) reaches the weight of rows above (their ``under``).
+
+    >>> optimal_constant([1.0, 2.0, 3.0, 4.0], under=3.0, over=1.0)   # the 75% quantile
+    3.0
+    """
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0:
+        return 0.0
+    under = np.broadcast_to(np.asarray(under, dtype=float), y.shape)
+    over = np.broadcast_to(np.asarray(over, dtype=float), y.shape)
+    order = np.argsort(y, kind="stable")
+    ys, u, o = y[order], under[order], over[order]
+    below = np.cumsum(o)                 # over-cost weight of rows at or below ys[k]
+    above = u.sum() - np.cumsum(u)       # under-cost weight of rows strictly above ys[k]
+    k = int(np.argmax(below >= above))
+    return float(ys[k])
+
+
+def constant_value(name: str, description: str, value: float) -> ModelFreePolicy:
+    return ModelFreePolicy(name, description, name.split(":")[0], {"value": float(value)},
+                           lambda costs, y: costs.of(y, np.full(len(y), float(value))))
+
+
+def _num(v: float) -> str:
+    return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+
+
+class RegressionTask(Task):
+    name = "regression"
+    primary_metric = "rmse"
+    greater_is_better = False
+
+    def metrics(self, y, pred, **_) -> dict[str, float]:
+        from sklearn import metrics as m
+
+        y = np.asarray(y, dtype=float)
+        pred = np.asarray(pred, dtype=float)
+        out = {"rmse": float(np.sqrt(m.mean_squared_error(y, pred))),
+               "mae": float(m.mean_absolute_error(y, pred)),
+               "r2": float(m.r2_score(y, pred)) if len(y) > 1 else float("nan")}
+        if len(y) and np.all(y != 0):
+            out["mape"] = float(m.mean_absolute_percentage_error(y, pred))
+        return out
+
+    def row_losses(self, y, scores, classes=None):
+        err = np.asarray(scores, dtype=float) - np.asarray(y, dtype=float)
+        return err ** 2, np.sqrt, "rmse"
+
+    def costs(self, case: Case, rows: pd.DataFrame, classes=None) -> RegressionCosts:
+        return RegressionCosts(*regression_rates(case, rows))
+
+    def model_free(self, case: Case, rows: pd.DataFrame, y, classes=None) -> list[ModelFreePolicy]:
+        """Mean and median of the training target; the cost-optimal constant when under and over differ."""
+        y = np.asarray(y, dtype=float)
+        mean = float(np.mean(y)) if len(y) else 0.0
+        median = float(np.median(y)) if len(y) else 0.0
+        out = [constant_value("mean", f"predicting the training mean ({_num(mean)}) for every case", mean),
+               constant_value("median", f"predicting the training median ({_num(median)}) for every case", median)]
+        if case.spec.costs.regression_given():
+            under, over = regression_rates(case, rows)
+            if not (np.allclose(under, under[:1]) and np.allclose(over, over[:1]) and np.allclose(under, over)):
+                c = optimal_constant(y, under, over)
+                share = float(np.mean(y <= c)) if len(y) else 0.0
+                out.append(constant_value(
+                    "quantile", f"predicting the cost-optimal constant {_num(c)} (the training {pct(share)} "
+                                "quantile, where under- and over-prediction cost balance)", c))
+        return out
+
+    def perfect_cost(self, case: Case, rows: pd.DataFrame, y, classes=None):
+        return np.zeros(len(y)), {}
+
+    def scores(self, model, X, classes=None) -> np.ndarray:
+        return np.asarray(model.predict(X), dtype="float64")

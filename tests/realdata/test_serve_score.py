@@ -1,0 +1,116 @@
+"""Serving and batch scoring of multiclass and regression models from real runs.
+
+`mlcase serve` (the installed entry point: uvicorn on 127.0.0.1) and `mlcase score` on the model a
+real `mlcase run` registered (the multiclass job-scheduling table and the Boston regression table of
+the matrix): every answer equals the bundle's own scores, decisions and conformal sets or intervals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase import results, tracking
+from mlcase.cli import main
+from mlcase.conformal import predict_sets
+from mlcase.data import prepare
+from tests.e2e.test_server import wait_ready
+from tests.serving_case import free_port, records
+
+KEY = "realdata-key"
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict:
+    """This process's environment without the tracking URI MLflow set for the last run in it
+    (``mlflow.set_tracking_uri`` writes MLFLOW_TRACKING_URI into os.environ), plus the API key."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    return {**env, "MLCASE_API_KEY": KEY}
+
+
+@pytest.fixture(scope="module", params=["hpc-random", "boston-random"])
+def served(request, runs):
+    run = runs.get(request.param)
+    assert run["code"] == 0
+    case = run["case"]
+    version = results.load(case, "registry")["candidate_version"]
+    bundle = tracking.load_bundle(case, version=version)
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(run["folder"]), "--port",
+                             str(port), "--version", str(version)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready = wait_ready(url, proc)
+        with httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=30) as client:
+            yield {"run": run, "case": case, "ds": prepare(case), "bundle": bundle, "version": version,
+                   "client": client, "ready": ready}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_the_server_answers_as_the_bundle_does(served):
+    ds, bundle, client = served["ds"], served["bundle"], served["client"]
+    assert served["ready"]["ready"] and served["ready"]["model"]["version"] == served["version"]
+    recs = records(ds, n=40)
+    r = client.post("/predict", json=recs[:35])
+    assert r.status_code == 200, r.text
+    answers = r.json()["predictions"] + [client.post("/predict", json=rec).json()["predictions"][0]
+                                         for rec in recs[35:]]
+    frame = ds.X_test.iloc[:40]
+    scores, sets = bundle.scores(frame), predict_sets(bundle, frame)
+    assert [(a["tier"], a["fallback"], a["model_version"]) for a in answers] == [("model", False, served["version"])] * 40
+    if bundle.task == "multiclass":
+        for a, p, s in zip(answers, scores, sets, strict=True):
+            assert a["prediction"] == bundle.classes[int(np.argmax(p))]
+            assert a["scores"] == pytest.approx(dict(zip(bundle.classes, p, strict=True)), abs=1e-9)
+            assert a["score"] == pytest.approx(float(np.max(p)), abs=1e-9)
+            assert a["conformal"] == s and a["decision"] == ("auto" if len(s) == 1 else "review")
+        assert len(bundle.classes) == 4 and {len(s) for s in sets} - {1}   # some sets are ambiguous: reviewed
+    else:
+        got = np.array([a["prediction"] for a in answers])
+        assert np.max(np.abs(got - scores)) <= 1e-9 * max(1.0, float(np.max(np.abs(scores))))
+        for a, (lo, hi) in zip(answers, sets, strict=True):
+            assert a["conformal"] == pytest.approx([lo, hi], rel=1e-12) and a["decision"] == "auto"
+            assert lo < a["prediction"] < hi
+    # a malformed record names the field
+    bad = {**recs[0], ds.schema.numeric(ds.features)[0]: "many"}
+    r = client.post("/predict", json=bad)
+    assert r.status_code == 422 and ds.schema.numeric(ds.features)[0] in r.text
+
+
+def test_batch_scoring_writes_the_same_answers(served, tmp_path):
+    ds, bundle, case = served["ds"], served["bundle"], served["case"]
+    rows = ds.rows("test").reset_index(drop=True)
+    inp, out_path = tmp_path / "in.csv", tmp_path / "out.csv"
+    rows.to_csv(inp, index=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["score", str(served["run"]["folder"]), str(inp), "-o", str(out_path), "--version",
+                     str(served["version"]), "--json", "--quiet"])
+    assert code == 0, out.getvalue()
+    summary = json.loads(out.getvalue())
+    assert summary["rows"] == len(rows)
+    got = pd.read_csv(out_path)
+    assert list(got["row"]) == list(range(len(rows)))
+    scores, sets = bundle.scores(rows[bundle.features]), predict_sets(bundle, rows[bundle.features])
+    assert set(got["tier"]) == {"model"}
+    if bundle.task == "multiclass":
+        assert list(got["prediction"]) == [bundle.classes[int(i)] for i in np.argmax(scores, axis=1)]
+        assert np.max(np.abs(got["score"].to_numpy() - scores.max(axis=1))) <= 1e-9
+        assert [json.loads(c) for c in got["conformal"]] == sets
+    else:
+        assert np.max(np.abs(got["score"].to_numpy() - scores)) <= 1e-9 * max(1.0, float(np.max(np.abs(scores))))
+        assert np.allclose([json.loads(c) for c in got["conformal"]], np.asarray(sets), rtol=1e-12, atol=0)
+    assert case.spec.task == bundle.task

