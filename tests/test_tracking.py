@@ -120,3 +120,16 @@ def test_an_unreachable_store_is_a_note_not_a_crash(tmp_path):
     assert res.wait_tracking(timeout=60)
     assert res.candidate == "logistic" and res.run_id is None
     assert any(n.startswith("MLflow tracking failed") and "tracking_uri" in n for n in res.notes)
+
+
+def test_setup_leaves_no_tracking_uri_in_the_environment(tmp_path, monkeypatch):
+    """MLflow's set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; a `mlcase serve` started
+    later from the same process would inherit it and serve this case's store instead of its own."""
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    case = make_case(tmp_path, planted_binary(60), "label", name="env-leak")
+    tracking.setup(case)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert tracking.mlflow().get_tracking_uri() == case.tracking_uri  # MLflow itself still points at the case

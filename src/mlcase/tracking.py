@@ -222,8 +222,19 @@ def setup(case: Case) -> str:
     """
     mf = mlflow()
     exp_id = experiment_id(case)
-    mf.set_tracking_uri(case.tracking_uri)
-    mf.set_registry_uri(case.tracking_uri)
+    # set_tracking_uri()/set_registry_uri() also write MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into
+    # os.environ, which every later subprocess (a `mlcase serve` started from a notebook or a test)
+    # would inherit and so serve this case's store instead of its own: restore the user's values.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        mf.set_tracking_uri(case.tracking_uri)
+        mf.set_registry_uri(case.tracking_uri)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     mf.set_experiment(experiment_id=exp_id)
     return exp_id
 
