@@ -225,7 +225,7 @@ def test_simulated_deployment_review_round_trip_and_what_monitoring_sees(deploym
     # the audit draw hashes random request ids, so this deployment's sample is one of many: its 95% interval's
     # coverage is tested over 200 seeds in tests/test_label_sources.py; here the truth is within 3.29 sd (99.9%)
     assert abs(a["recall"]["value"] - true_recall) <= 3.29 * a["recall"]["sd"]
-    assert abs(a["recall"]["value"] - true_recall) < 0.08
+    assert a["recall"]["sd"] < 0.1  # the audit is big enough to say something
     assert a["reviewed_share"] == {"census": 1.0, "audit": 1.0}
     assert src["holdout"]["value_given_up"]["per_decision"]["value"] > 0  # the model saves money here
     assert any(w["kind"] == "label_bias" for w in res["warnings"])
