@@ -51,7 +51,7 @@ def served(request, runs):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        ready = wait_ready(url, proc)
+        ready = wait_ready(url, proc, key=KEY)
         with httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=30) as client:
             yield {"run": run, "case": case, "ds": prepare(case), "bundle": bundle, "version": version,
                    "client": client, "ready": ready}
