@@ -242,7 +242,7 @@ def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
 
 
 def _datasheet(case: Case, dataset, report) -> None:
-    from . import datasheet
+    from .checks import datasheet
 
     datasheet.write_datasheet(case, dataset, report)
     results.save(case, "datasheet", datasheet.datasheet_dict(case, dataset, report))

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         from .. import results
         from ..checks import run_checks
         from ..data import prepare
-        from ..datasheet import datasheet_dict, write_datasheet
+        from ..checks.datasheet import datasheet_dict, write_datasheet
 
         c = load(case)
         dataset = prepare(c)
