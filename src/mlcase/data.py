@@ -73,7 +73,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
                 df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
             except duckdb.Error as exc:
                 if _not_utf8(str(exc)):
-                    raise encoding_error(path, what, sql_fix=what == "data.source") from None
+                    raise encoding_error(path, f"{what}: {path.name}", sql_fix=what == "data.source") from None
                 msg = str(exc).splitlines()[0]
                 raise DataError(f"{what}: cannot read {path.name}: {msg}",
                                 "check that the file is a valid " + suffix.lstrip(".").upper()) from None
@@ -146,6 +146,19 @@ def read_notes(df: pd.DataFrame) -> dict[str, dict]:
     return dict(df.attrs.get(READ_NOTES) or {})
 
 
+def describe_read_notes(notes: dict[str, dict]) -> list[str]:
+    """One plain sentence per change :func:`read_notes` recorded (the checks report the same, with fixes)."""
+    lines = []
+    for raw, names in (notes.get("duplicate_columns") or {}).items():
+        lines.append(f"{len(names)} columns are named '{raw}'; they were read as {', '.join(names)}")
+    for col, tokens in (notes.get("missing_tokens") or {}).items():
+        shown = ", ".join(f"{t!r} x{c}" for t, c in list(tokens.items())[:5])
+        lines.append(f"column '{col}' is numeric; its missing-value markers ({shown}) were read as missing")
+    for col, counts in (notes.get("infinite") or {}).items():
+        lines.append(f"column '{col}' has {sum(counts.values())} infinite value(s), read as missing")
+    return lines
+
+
 # what spreadsheets and other tools write for a missing number (pandas' default ``na_values`` and a few more)
 MISSING_TOKENS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
                             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "na",
@@ -215,7 +228,11 @@ def _not_utf8(message: str) -> bool:
 
 def encoding_error(path: Path, what: str, sql_fix: bool = False) -> DataError:
     """A :class:`DataError` for a text file that is not UTF-8: where the first bad byte is and what
-    the encoding likely is (UTF-16 by its byte-order mark, else Latin-1/Windows-1252)."""
+    the encoding likely is (UTF-16 by its byte-order mark, else Latin-1/Windows-1252).
+
+    ``what`` names the file in the message (``"data.source: loans.csv"``, ``"input loans.csv"``);
+    ``sql_fix`` adds how to read it as Latin-1 in a ``data.source`` query.
+    """
     path = Path(path)
     with open(path, "rb") as f:
         raw = f.read(8 << 20)
@@ -235,7 +252,7 @@ def encoding_error(path: Path, what: str, sql_fix: bool = False) -> DataError:
     if sql_fix and iconv == "latin1":
         fix += (f", or read it as Latin-1 with data.source: \"SELECT * FROM read_csv('{path.name}', "
                 "encoding = 'latin-1')\"")
-    return DataError(f"{what}: {path.name} is not UTF-8 text{where}; its encoding looks like {guess}", fix,
+    return DataError(f"{what} is not UTF-8 text{where}; its encoding looks like {guess}", fix,
                      path=str(path), encoding=iconv)
 
 

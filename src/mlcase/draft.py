@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import infer_schema, read_table
+from .data import describe_read_notes, infer_schema, read_notes, read_table
 from .errors import DataError, SpecError
 
 
@@ -71,6 +71,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     lines = [
         f"# Drafted by `mlcase init` from {data.name} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",
+        *(f"# note: {' '.join(line.split())}" for line in describe_read_notes(read_notes(df))),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -140,6 +141,9 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
                 force: bool = False) -> Path:
     """Write the drafted spec to ``out`` (default ``case.yaml`` beside the data); never overwrite unless ``force``."""
     data = Path(data)
+    if not data.is_file():  # the data is checked first: a wrong DATA path is not the -o folder's fault
+        raise DataError(f"DATA {data}: {'is a folder' if data.is_dir() else 'no such file'}",
+                        "pass the path of a CSV or Parquet file (relative to the current folder)", path=str(data))
     out = Path(out) if out else data.resolve().parent / "case.yaml"
     if out.is_dir():
         out = out / "case.yaml"

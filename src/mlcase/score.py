@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,15 +168,42 @@ def _check_input(path: Path) -> str:
 
 
 def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
-    if kind == "csv":
-        yield from pd.read_csv(path, chunksize=chunk_rows, dtype=_input_dtypes(spec),
-                               sep="\t" if path.suffix.lower() == ".tsv" else ",")
-        return
-    import pyarrow.parquet as pq
+    with _reading(path):
+        if kind == "csv":
+            yield from pd.read_csv(path, chunksize=chunk_rows, dtype=_input_dtypes(spec),
+                                   sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            return
+        import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(batch_size=chunk_rows):
-        yield batch.to_pandas()
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+
+
+@contextmanager
+def _reading(path: Path):
+    """Reader errors of the input file as :class:`DataError` naming it (empty, not UTF-8, malformed)."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"input {path.name} is empty (no header row)",
+                        "score a file with a header row of the model's columns and at least one record",
+                        path=str(path)) from None
+    except UnicodeDecodeError:
+        from .data import encoding_error
+
+        raise encoding_error(path, f"input {path.name}") from None
+    except (pd.errors.ParserError, pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        while exc.__cause__ is not None:  # dask wraps the reader's own error
+            exc = exc.__cause__
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DataError(f"input {path.name}: cannot read it ({first})",
+                        f"check that it is a valid {'CSV' if path.suffix.lower() != '.parquet' else 'Parquet'} file",
+                        path=str(path)) from None
 
 
 class _Writer:
@@ -339,11 +367,12 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
     import dask
     import dask.dataframe as dd
 
-    if kind == "csv":
-        ddf = dd.read_csv(str(path), dtype=_input_dtypes(scorer.spec), blocksize=_blocksize(path, chunk_rows),
-                          sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    else:
-        ddf = dd.read_parquet(str(path))
+    with _reading(path):
+        if kind == "csv":
+            ddf = dd.read_csv(str(path), dtype=_input_dtypes(scorer.spec), blocksize=_blocksize(path, chunk_rows),
+                              sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        else:
+            ddf = dd.read_parquet(str(path))
     parts = ddf.to_delayed()
     client = None
     if scheduler:

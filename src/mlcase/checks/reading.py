@@ -45,8 +45,8 @@ def check_reading(ctx: Context) -> list[Check]:
         signs = " and ".join(f"{v:,} {k}" for k, v in counts.items() if v)
         out.append(Check(
             "infinite_values", "warning",
-            f"column '{col}' ({_role(ctx, col)}) holds {n:,} infinite value{'s' if n != 1 else ''} ({signs}); "
-            "they were read as missing", column=col, evidence={"infinite": dict(counts), "rows": int(len(ctx.frame))},
+            f"column '{col}' ({_role(ctx, col)}) holds {n:,} infinite value{'s' if n != 1 else ''} ({signs}), "
+            "read as missing", column=col, evidence={"infinite": dict(counts), "rows": int(len(ctx.frame))},
             fix=f"find where the infinities in '{col}' come from (a division by zero?) and fix them at the source; "
                 "serving and scoring refuse infinite values"))
     for col, tokens in (notes.get("missing_tokens") or {}).items():

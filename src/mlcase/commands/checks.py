@@ -19,15 +19,17 @@ def register(app: typer.Typer) -> None:
         """
         from .. import results
         from ..checks import run_checks
-        from ..data import prepare
         from ..checks.datasheet import datasheet_dict, write_datasheet
+        from ..data import prepare
+        from ..lock import case_lock
 
         c = load(case)
-        dataset = prepare(c)
-        report = run_checks(c, dataset)
-        path = write_datasheet(c, dataset, report)
-        results.save(c, "checks", report.to_dict())
-        results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
+        with case_lock(c, "check"):
+            dataset = prepare(c)
+            report = run_checks(c, dataset)
+            path = write_datasheet(c, dataset, report)
+            results.save(c, "checks", report.to_dict())
+            results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
         if json_out:
             emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path)})
         else:

@@ -24,12 +24,17 @@ def register(app: typer.Typer) -> None:
         from .. import results
         from ..bakeoff import run_bakeoff
         from ..data import prepare
+        from ..lock import case_lock, take_over
+        from ..tracking import client
 
         c = load(case)
-        dataset = prepare(c)
-        res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out)
-        res.wait_tracking()
-        results.save(c, "bakeoff", res.to_dict())
+        with case_lock(c, "bakeoff") as held:
+            dataset = prepare(c)
+            client(c)
+            take_over(c, held)
+            res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out)
+            res.wait_tracking()
+            results.save(c, "bakeoff", res.to_dict())
         if json_out:
             emit_json(_summary(res.to_dict()))
         else:
