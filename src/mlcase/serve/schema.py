@@ -87,6 +87,7 @@ class RecordSpec:
         self.features = list(features)
         self.target = schema.get("target")
         self.task = schema.get("task")
+        self.classes = [str(c) for c in schema.get("classes") or []] or None
         self.other_columns = [c for c in cols if c not in set(features)]
         self.domain_margin = float(domain_margin)
         self.max_unseen = int(max_unseen)
@@ -119,8 +120,8 @@ class RecordSpec:
         fields: dict[str, Any] = {}
         for r in self.rules.values():
             desc = self._describe(r)
-            if r.kind == "numeric":
-                typ: Any = Annotated[float, Field(allow_inf_nan=False)]
+            if r.kind == "numeric":  # true/false is not a number here (nor in batch scoring)
+                typ: Any = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=False)]
                 extra = {"examples": [r.lo]} if r.lo is not None else {}
             elif r.kind == "boolean":
                 typ = bool
@@ -203,6 +204,40 @@ class RecordSpec:
             out.append(Issue(index, name, msg))
         return out
 
+    # ------------------------------------------------------------------ labels
+    def label_issue(self, label) -> str | None:
+        """Why ``label`` cannot be an outcome of this model's target, or None when it can.
+
+        A classifier's label must be one of its classes (``1.0`` counts as ``"1"``); a regression
+        label must be a finite number. ``None`` (no outcome) is accepted; NaN, infinities and
+        booleans standing in for numbers are not.
+        """
+        if label is None:
+            return None
+        if isinstance(label, float) and not math.isfinite(label):
+            return f"expected {self._label_words()}, got {label!r}"
+        if self.task == "regression":
+            if isinstance(label, bool) or not isinstance(label, (int, float)):
+                try:
+                    value = float(label) if isinstance(label, str) else None
+                except ValueError:
+                    value = None
+                if value is None or not math.isfinite(value):
+                    return f"expected {self._label_words()}, got {_short(label)}"
+            return None
+        if self.classes is None:
+            return None
+        text = str(int(label)) if isinstance(label, float) and label.is_integer() else str(label)
+        if text not in self.classes:
+            return f"expected {self._label_words()}, got {_short(label)}"
+        return None
+
+    def _label_words(self) -> str:
+        if self.task == "regression":
+            return f"a finite number (the value of '{self.target}')"
+        shown = ", ".join(repr(c) for c in (self.classes or [])[:10])
+        return f"one of the classes of '{self.target}' ({shown}{' ...' if len(self.classes or []) > 10 else ''})"
+
     # ------------------------------------------------------------------ frames
     def frame(self, records: list[dict]) -> pd.DataFrame:
         """Validated records as a DataFrame with the dtypes training used."""
@@ -256,16 +291,17 @@ class RecordSpec:
             if r.required:
                 bad(isna, name, f"is required (it was never missing in training); send a {r.kind} value")
             if r.kind == "numeric":
-                if pd.api.types.is_bool_dtype(s):
-                    num = s.astype("float64")
-                else:
-                    num = pd.to_numeric(s, errors="coerce")
+                bools = np.zeros(n, dtype=bool)
+                if s.dtype == object or pd.api.types.is_bool_dtype(s):  # true/false is not a number
+                    bools = np.fromiter((isinstance(v, (bool, np.bool_)) for v in s), dtype=bool, count=n)
+                bad(bools, name, lambda p, s=s: f"expected a number, got {_short(s.iloc[p])}")
+                num = pd.to_numeric(s.where(~bools) if bools.any() else s, errors="coerce")
                 vals = num.to_numpy(dtype="float64", na_value=np.nan)
-                notnum = np.isnan(vals) & ~isna
+                notnum = np.isnan(vals) & ~isna & ~bools
                 bad(notnum, name, lambda p, s=s: f"expected a number, got {_short(s.iloc[p])}")
                 inf = np.isinf(vals)
                 bad(inf, name, "expected a finite number, got infinity")
-                vals = np.where(notnum | inf, np.nan, vals)
+                vals = np.where(notnum | inf | bools, np.nan, vals)
                 out[name] = vals
             elif r.kind == "boolean":
                 mapped = s.map(_to_bool, na_action="ignore")
@@ -346,6 +382,12 @@ class RecordSpec:
         return rec
 
 
+def _not_a_bool(v):
+    if isinstance(v, bool):
+        raise ValueError("a boolean is not a number")
+    return v
+
+
 def _number_to_text(v):
     if isinstance(v, bool):
         return v
@@ -377,6 +419,8 @@ def _kind_word(kind: str) -> str:
 
 
 def _short(v) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
     s = repr(v)
     return s if len(s) <= 40 else s[:37] + "..."
 
