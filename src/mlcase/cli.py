@@ -31,11 +31,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
+# the width of the console when stderr is not a terminal (a pipe, a CI log): tables are as wide as their
+# content, so no name is cut or wrapped at 80 columns
+PIPE_WIDTH = 100_000
+
+
 def console(quiet: bool = False):
-    """A Rich console on stderr (stdout stays clean for --json)."""
+    """A Rich console on stderr (stdout stays clean for --json); unlimited width when not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True, width=PIPE_WIDTH)
+    return out
 
 
 def emit_json(obj: Any) -> None:
