@@ -237,29 +237,24 @@ def winsor_caps(values: np.ndarray, q: float) -> tuple[float | None, float]:
 
 # --------------------------------------------------------------------------- corrections
 def holm(p) -> np.ndarray:
-    """Holm's step-down adjusted p-values (as ``multipletests(method="holm")``)."""
-    p = np.asarray(p, float)
-    m = len(p)
-    if m == 0:
-        return p
-    order = np.argsort(p, kind="mergesort")
-    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
-    out[order] = np.minimum(adj, 1.0)
-    return out
+    """Holm's step-down adjusted p-values (``statsmodels.stats.multitest.multipletests``, ``holm``)."""
+    return _adjusted(p, "holm")
 
 
 def benjamini_hochberg(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (as ``multipletests(method="fdr_bh")``)."""
+    """Benjamini-Hochberg adjusted p-values (``statsmodels.stats.multitest.multipletests``, ``fdr_bh``)."""
+    return _adjusted(p, "fdr_bh")
+
+
+def _adjusted(p, method: str) -> np.ndarray:
+    """Adjusted p-values over the tests that have one; a NaN p-value (no test) stays NaN and is not counted."""
     p = np.asarray(p, float)
-    m = len(p)
-    if m == 0:
-        return p
-    order = np.argsort(p, kind="mergesort")
-    scaled = p[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(scaled[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(adj, 1.0)
+    out = np.full(len(p), np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        from statsmodels.stats.multitest import multipletests
+
+        out[ok] = multipletests(p[ok], method=method)[1]
     return out
 
 
