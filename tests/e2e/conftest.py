@@ -8,6 +8,7 @@ console errors, page errors and any request that leaves the file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mlcase import results
 from mlcase.case import case_from_spec
 from mlcase.report.sections import Section, figure, table
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("MLCASE_CHROMIUM") or "/usr/bin/chromium")  # Debian's package
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CAPACITY = 0.1
@@ -32,11 +33,25 @@ MARKS = ", ".join([".plot path", ".plot image", ".plot text", ".pielayer path", 
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
 
+def chromium_missing(ci: str | None = None) -> str | None:
+    """Why the browser tests cannot run here, or None. On CI (``CI`` set to anything but empty, ``0`` or
+    ``false``) a missing Chromium is a failure, not a skip: CI must never pass without opening the report."""
+    if CHROMIUM.exists():
+        return None
+    why = f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium, or `make system-deps`)"
+    ci = os.environ.get("CI") if ci is None else ci
+    if ci and ci.strip().lower() not in ("0", "false", "no"):
+        pytest.fail(f"CI is set and {why}", pytrace=False)
+    return why
+
+
 @pytest.fixture(scope="session")
 def browser():
-    """A headless Chromium (Debian's package, driven by Playwright); skips when it is not installed."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    """A headless Chromium (Debian's package, driven by Playwright); skips when it is not installed,
+    fails instead when ``CI`` is set."""
+    why = chromium_missing()
+    if why:
+        pytest.skip(why)
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
