@@ -13,7 +13,6 @@ version and tags the version with where the card is.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata as _md
 from pathlib import Path
 from typing import Any
 
@@ -448,10 +447,9 @@ def _pkg_version(name: str) -> str:
         from . import __version__
 
         return __version__
-    try:
-        return _md.version(name)
-    except _md.PackageNotFoundError:
-        return "not installed"
+    from .packages import version
+
+    return version(name) or "not installed"  # xgboost: also from the xgboost-cpu wheel
 
 
 def _find(obj: Any, keys: tuple[str, ...]) -> Any:

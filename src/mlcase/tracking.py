@@ -242,17 +242,17 @@ def reset_cache() -> None:
 
 # --------------------------------------------------------------------------- runs
 def base_tags(case: Case, fingerprint: str | None = None, stage: str | None = None) -> dict[str, str]:
-    import importlib.metadata as md
-
     tags = {"mlcase.case": case.name, "mlcase.version": _version("mlcase"),
             "mlcase.pid": str(os.getpid()), "mlcase.host": socket.gethostname()}  # closed as KILLED if it dies
     if stage:
         tags["mlcase.stage"] = stage
     if fingerprint:
         tags["mlcase.data_fingerprint"] = fingerprint
+    from .packages import version
+
     for pkg in ("scikit-learn", "lightgbm", "xgboost", "optuna", "pandas"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            tags[f"mlcase.pkg.{pkg}"] = md.version(pkg)
+        if (v := version(pkg)) is not None:  # xgboost: also from the xgboost-cpu wheel
+            tags[f"mlcase.pkg.{pkg}"] = v
     commit = git_commit(case.root)
     if commit:
         tags["mlcase.git_commit"] = commit
@@ -488,13 +488,9 @@ MODEL_REQUIREMENTS = ("mlcase", "scikit-learn", "skops", "numpy", "pandas", "sci
 
 
 def pip_requirements() -> list[str]:
-    import importlib.metadata as md
+    from .packages import requirement
 
-    out = []
-    for pkg in MODEL_REQUIREMENTS:
-        with contextlib.suppress(md.PackageNotFoundError):
-            out.append(f"{pkg}=={md.version(pkg)}")
-    return out
+    return [r for r in map(requirement, MODEL_REQUIREMENTS) if r]  # xgboost: whichever wheel is installed
 
 
 def _artifact_name(bundle: ModelBundle) -> str:
