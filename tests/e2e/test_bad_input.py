@@ -1,7 +1,8 @@
 """Bad input through every CLI command: one line, exit 2, and nothing already written is touched.
 
-One small case (1,500 rows of ISLR ``Default``, ``candidates: [logistic]``) is run once with a
-model registered, a report, a card and a prediction log; each test works on a copy of it, breaks
+One small case (1,500 rows of ISLR ``Default``, ``candidates: [logistic]``; the session fixture
+``trained`` of ``conftest.py``) is run once with a model registered, a report, a card and a
+prediction log; each test works on a copy of it, breaks
 one thing, runs the command in-process and checks: the documented exit code, exactly one
 ``mlcase: error:`` line on stderr naming the thing (and the fix), no traceback, no "internal
 error", and every file that existed before byte-for-byte the same.
@@ -15,60 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
 from mlcase.cli import main
-
-from ..conftest import EXAMPLES
-
-
-# --------------------------------------------------------------------------- the trained case
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A case folder after `mlcase run`, with a served prediction log and the inputs the tests break."""
-    root = tmp_path_factory.mktemp("bad-input") / "case"
-    root.mkdir()
-    frame = pd.read_csv(EXAMPLES / "default" / "default.csv").head(1500)
-    frame.to_csv(root / "default.csv", index=False)
-    spec = yaml.safe_load((EXAMPLES / "default" / "case.yaml").read_text())
-    spec.update(candidates=["logistic"], budget="3s")
-    (root / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert main(["run", str(root), "--budget", "3s", "--quiet"]) == 0
-
-    from fastapi.testclient import TestClient
-
-    from mlcase.serve.app import create_app
-
-    records = frame.drop(columns=["default"]).head(60).to_dict("records")
-    with TestClient(create_app({"case": str(root), "warmup": 0})) as client:
-        answer = client.post("/predict", json=records)
-        assert answer.status_code == 200, answer.text
-    body = answer.json()
-    ids = [a["request_id"] for a in (body["predictions"] if isinstance(body, dict) else body)]
-    pd.DataFrame({"request_id": ids, "label": frame["default"].head(60)}).to_csv(root / "labels.csv", index=False)
-
-    scoring = frame.drop(columns=["default"]).head(40)
-    scoring.to_csv(root / "in.csv", index=False)
-    scoring.drop(columns=["income"]).to_csv(root / "in_missing.csv", index=False)
-    scoring.assign(balance="lots").to_csv(root / "in_types.csv", index=False)
-    (root / "in.json").write_text('{"a": 1}')
-    scoring.head(5).to_csv(root / "out.csv", index=False)  # an earlier output that must survive
-    pd.DataFrame({"foo": [1], "bar": [2]}).to_csv(root / "nocols.csv", index=False)
-    pd.DataFrame({"request_id": ["x1", "x2"], "label": ["Yes", "No"]}).to_csv(root / "unknown_ids.csv", index=False)
-    (root / "garbage.parquet").write_bytes(b"not a parquet file\x00\x01")
-
-    rng = np.random.default_rng(0)
-    n = 600
-    pd.DataFrame({"user": range(n), "arm": rng.choice(["control", "treatment"], n),
-                  "conv": rng.integers(0, 2, n), "rev": rng.exponential(10, n).round(2),
-                  "txt": rng.choice(["x", "y"], n)}).to_csv(root / "exp.csv", index=False)
-    pd.DataFrame({"user": range(n)}).to_csv(root / "ids.csv", index=False)
-    for name in ("mlflow.db", "predictions.db", "report/index.html", "model_card.md", ".mlcase/decision.json"):
-        assert (root / name).is_file(), name
-    return root
 
 
 # --------------------------------------------------------------------------- helpers
