@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MlcaseError, NotFoundError
+from ..formats import money
 from .frames import numeric_metric, read_frame
 
 DEFAULT_MAX_WEEKS = 8
@@ -352,7 +353,7 @@ def plan_from_case(case, *, alpha: float = 0.05, power: float = 0.8, sided: int 
     if estimate <= 0:
         p = plan("mean", 0.0, max(abs(estimate), 1e-9 * sd), sd=sd, alpha=alpha, power=power, sided=sided,
                  ratio=ratio, daily_traffic=volume, source=src)
-        verdict = (f"The offline lift is {currency}{estimate:.4g} per decision: the candidate does not beat the baseline "
+        verdict = (f"The offline lift is {money(estimate, currency)} per decision: the candidate does not beat the baseline "
                    "offline, so there is no improvement for an experiment to detect.")
         p.baseline = None
         p.feasibility = {"detectable": False, "reason": "no_offline_lift", "verdict_text": verdict,
@@ -363,9 +364,9 @@ def plan_from_case(case, *, alpha: float = 0.05, power: float = 0.8, sided: int 
     p.baseline, p.mde_relative = None, None
     feas: dict = {"lift": lift, "max_weeks": max_weeks, "sd": sd, "currency": currency,
                   "baseline": base, "candidate": champ}
-    ci_txt = f" (95% CI {lo:.4g} to {hi:.4g})" if lo is not None and hi is not None else ""
-    head = (f"The offline lift of {currency}{estimate:.4g} per decision{ci_txt}, with a spread of "
-            f"{currency}{sd:.4g} per decision, needs {p.n_control:,} decisions per arm.")
+    ci_txt = f" (95% CI {money(lo, currency)} to {money(hi, currency)})" if lo is not None and hi is not None else ""
+    head = (f"The offline lift of {money(estimate, currency)} per decision{ci_txt}, with a spread of "
+            f"{money(sd, currency)} per decision, needs {p.n_control:,} decisions per arm.")
     if p.weeks is None:
         feas.update(detectable=None, reason="no_volume",
                     verdict_text=head + " The case has no problem.volume, so the duration is unknown: set it "
@@ -382,7 +383,7 @@ def plan_from_case(case, *, alpha: float = 0.05, power: float = 0.8, sided: int 
             text = (f"At {rate} that is {p.weeks} week{'s' if p.weeks != 1 else ''}, within {max_weeks} weeks: "
                     "an experiment of reasonable length can detect it.")
             if feas.get("weeks_at_ci_low") and feas["weeks_at_ci_low"] > max_weeks:
-                text += (f" If the true lift is at the low end of its CI ({currency}{lo:.4g}) it would take "
+                text += (f" If the true lift is at the low end of its CI ({money(lo, currency)}) it would take "
                          f"{feas['weeks_at_ci_low']} weeks, so plan for the longer run or accept the risk.")
         else:
             text = (f"At {rate} that is {p.weeks} weeks, longer than {max_weeks} weeks: an experiment of reasonable "
