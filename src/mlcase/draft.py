@@ -13,7 +13,15 @@ from .errors import DataError, SpecError
 
 
 def _q(v) -> str:
-    return json.dumps(v, ensure_ascii=False)
+    """A YAML double-quoted scalar: JSON's escapes are YAML's, and non-printable characters (which YAML
+    refuses anywhere in a file, e.g. U+0085 in a column name) stay escaped."""
+    text = json.dumps(v, ensure_ascii=False)
+    return "".join(c if c.isprintable() or c in "\t" else json.dumps(c)[1:-1] for c in text)
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a YAML comment: one line, non-printable characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(text).split()))
 
 
 def _slug(text: str) -> str:
@@ -69,9 +77,9 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
     candidates = ["logistic", "hist_gbm", "lightgbm", "xgboost"] if task != "regression" else ["ridge", "hist_gbm", "lightgbm", "xgboost"]
     lines = [
-        f"# Drafted by `mlcase init` from {data.name} ({len(df):,} rows, {df.shape[1]} columns).",
+        f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",
-        *(f"# note: {' '.join(line.split())}" for line in describe_read_notes(read_notes(df))),
+        *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",

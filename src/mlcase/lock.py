@@ -4,8 +4,8 @@
 ``bakeoff`` and ``check``, which write the same results). The lock is an advisory ``flock``
 on that file, so the operating system releases it when its process ends, however it ends
 (a ``SIGKILL`` included); the file also holds the holder's PID, host, command and start
-time, so a second run is told who holds the case. A released lock leaves the file empty;
-a lock found with a holder written in it was never released: that run was killed, and its
+time, so a second run is told who holds the case. A released lock removes the file; a lock
+file found with a holder written in it was never released: that run was killed, and its
 MLflow runs, still ``RUNNING``, are closed as ``KILLED`` (:func:`take_over`).
 
 :func:`file_lock` is the same lock for any file; :mod:`mlcase.tracking` holds one while it
@@ -147,16 +147,22 @@ def file_lock(path: str | Path, command: str, *, timeout: float = 0.0, busy=None
             with _guard:
                 _held[key] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if _try_flock(fd, blocking=False):
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # its holder released it and removed the file meanwhile: lock the new one
+            continue
+        holder = _read(fd) or Holder(pid=-1, host="?", command="?", started_at="?", started_ms=0)
+        os.close(fd)
+        if time.monotonic() >= deadline:
+            raise (busy(holder) if busy else CaseBusy(
+                f"{path} is held by another mlcase {holder.command} ({holder.describe()})",
+                "wait for it to finish", pid=holder.pid, host=holder.host))
+        time.sleep(0.1)
     try:
-        deadline = time.monotonic() + timeout
-        while not _try_flock(fd, blocking=False):
-            if time.monotonic() >= deadline:
-                holder = _read(fd) or Holder(pid=-1, host="?", command="?", started_at="?", started_ms=0)
-                raise (busy(holder) if busy else CaseBusy(
-                    f"{path} is held by another mlcase {holder.command} ({holder.describe()})",
-                    "wait for it to finish", pid=holder.pid, host=holder.host))
-            time.sleep(0.1)
         previous = _read(fd)
         if fcntl is None and previous is not None and _alive(previous) and previous.pid != os.getpid():
             raise (busy(previous) if busy else CaseBusy(  # pragma: no cover - Windows
@@ -170,16 +176,30 @@ def file_lock(path: str | Path, command: str, *, timeout: float = 0.0, busy=None
         finally:
             with _guard:
                 _held.pop(key, None)
-            os.ftruncate(fd, 0)  # released: an empty file (never unlinked, so no one locks a stale inode)
+            # released: the file goes (a killed holder leaves it, with its name in it, for the next one);
+            # whoever opened it meanwhile finds it unlinked after taking the flock and opens a new one
+            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
     finally:
         os.close(fd)  # closing the descriptor releases the flock
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
 def case_lock(case, command: str = "run"):
     """Hold the case's run lock (``<case>/.mlcase/run.lock``) for ``command``; see :func:`file_lock`.
 
-    Raises :class:`CaseBusy` at once when another process holds it, naming that process.
+    Raises :class:`CaseBusy` at once when another process holds it, naming that process. A run that
+    stops on bad input leaves the case folder as it found it (no ``.mlcase/`` it did not need).
     """
+    created = not case.work_dir.exists()
     case.work_dir.mkdir(parents=True, exist_ok=True)
 
     def busy(holder: Holder) -> CaseBusy:
@@ -188,7 +208,13 @@ def case_lock(case, command: str = "run"):
                         "(a killed run's lock is taken over by the next run)",
                         pid=holder.pid, host=holder.host, path=str(case.work_dir / LOCK_FILE))
 
-    return file_lock(case.work_dir / LOCK_FILE, command, busy=busy)
+    try:
+        with file_lock(case.work_dir / LOCK_FILE, command, busy=busy) as held:
+            yield held
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                case.work_dir.rmdir()  # only when empty
 
 
 def take_over(case, lock: Lock) -> list[str]:

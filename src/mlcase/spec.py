@@ -56,7 +56,7 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"expected a duration like '90s', '2m', '1h' or '30d', got {value!r}")
         seconds = float(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "").lower() or None]
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected a positive duration, got {value!r}")
+        raise ValueError(f"expected a positive duration, got {value!r}; write one like '90s' or '2m'")
     return seconds
 
 
@@ -189,7 +189,7 @@ class Costs(_Model):
                 return v
         if isinstance(v, (int, float)):
             if not math.isfinite(v):  # .nan or .inf would turn every cost comparison into NaN
-                raise ValueError(f"expected a finite amount of money, got {v!r}")
+                raise ValueError(f"expected a finite amount of money, got {v!r}; write a number or a SQL expression")
             return float(v)
         raise ValueError(f"expected a number or a SQL expression, got {v!r}")
 
@@ -438,6 +438,8 @@ def _explain(err: dict) -> tuple[tuple, str]:
         return loc, f"{msg.lower()}, got {got!r}"
     if typ in ("float_parsing", "float_type", "int_parsing", "int_type"):
         return loc, f"expected a number, got {got!r}"
+    if typ == "finite_number":
+        return loc, f"expected a finite number, got {got!r}; .nan and .inf are not amounts"
     if typ == "string_pattern_mismatch":
         return loc, f"expected letters, digits, '-', '_' or '.', got {got!r}"
     return loc, f"{msg[0].lower() + msg[1:]}, got {got!r}"

@@ -237,6 +237,12 @@ def no_server(monkeypatch):
 @pytest.mark.parametrize("name, argv, setup, stdin, code, words", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_loses_nothing(trained, tmp_path, monkeypatch, capfd, no_server,
                                                  name, argv, setup, stdin, code, words):
+    one_line_and_nothing_lost(trained, tmp_path, monkeypatch, capfd, argv, setup, stdin, code, words)
+
+
+def one_line_and_nothing_lost(trained, tmp_path, monkeypatch, capfd, argv, setup, stdin, code, words) -> None:
+    """Run ``argv`` on a copy of the trained case after ``setup``: the exit code, one error line with
+    ``words`` and a fix, no traceback, every file byte-for-byte as before."""
     case = tmp_path / "case"
     shutil.copytree(trained, case)
     if setup is not None:
