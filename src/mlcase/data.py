@@ -72,7 +72,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
             try:
                 df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
             except duckdb.Error as exc:
-                if _not_utf8(str(exc)):
+                if _not_utf8(str(exc)) or (reader_sql(path).startswith("read_csv") and not _utf8_file(path)):
                     raise encoding_error(path, f"{what}: {path.name}", sql_fix=what == "data.source") from None
                 msg = str(exc).splitlines()[0]
                 raise DataError(f"{what}: cannot read {path.name}: {msg}",
@@ -219,6 +219,19 @@ def _raw_column_names(con, path: Path, df: pd.DataFrame) -> list[str] | None:
     if names is None or _unique_names(names) != [str(c) for c in df.columns]:
         return None
     return names
+
+
+def _utf8_file(path: Path, limit: int = 8 << 20) -> bool:
+    """Whether the first ``limit`` bytes of a text file are UTF-8 (a UTF-16 byte-order mark is not)."""
+    with open(path, "rb") as f:
+        raw = f.read(limit)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return len(raw) == limit and exc.start >= limit - 3  # only a character cut at the limit
+    return True
 
 
 def _not_utf8(message: str) -> bool:

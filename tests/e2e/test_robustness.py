@@ -98,6 +98,8 @@ CASES = [
      ["stdin column 'balance'", "expected a number, got True"]),
     ("explain-boolean-is-not-a-category", ["explain"], None, '[{"student": "No", "balance": 1, "income": 1}, '
      '{"student": false, "balance": 1, "income": 1}]', 2, ["stdin record 1: column 'student'", "got False"]),
+    ("score-header-only", ["score", "header.csv", "-o", "out.csv"], _file("header.csv", b"student,balance,income\n"),
+     None, 2, ["input header.csv has no records", "out.csv was not written"]),
     ("leaderboard-unknown-format", ["leaderboard", "--format", "xlsx"], None, None, 2, ["--format 'xlsx'", "csv"]),
 ]
 
@@ -147,6 +149,25 @@ def test_init_writes_what_reading_changed_as_notes(tmp_path, capfd):
     assert "note: column 'income' is numeric; its missing-value markers ('N/A' x2) were read as missing" in err
     spec = (tmp_path / "case.yaml").read_text()
     assert "# note: column 'income' is numeric" in spec and 'id: "income"' not in spec
+
+
+def test_dask_scores_a_column_whose_type_changes_between_blocks(trained, tmp_path, capfd):
+    """Dask inferred each column's dtype from the first block and failed on a later one (a fuzz finding)."""
+    case = tmp_path / "case"
+    shutil.copytree(trained, case)
+    frame = pd.read_csv(case / "in.csv")
+    frame["note"] = [str(i) if i < 30 else "text" for i in range(len(frame))]  # numbers, then text
+    frame["code"] = ["007"] * len(frame)
+    frame.to_csv(case / "mixed.csv", index=False)
+    outs = {}
+    for engine in ("local", "dask"):
+        capfd.readouterr()
+        code = main(["score", str(case), str(case / "mixed.csv"), "-o", str(case / f"{engine}.csv"),
+                     "--engine", engine, "--chunk-rows", "10", "--quiet"])
+        assert code == 0, capfd.readouterr().err
+        outs[engine] = pd.read_csv(case / f"{engine}.csv", dtype=str)
+    assert outs["local"].equals(outs["dask"]) and len(outs["local"]) == 40
+    assert set(outs["local"]["code"]) == {"007"} and outs["local"]["note"].iloc[-1] == "text"  # echoed as written
 
 
 # --------------------------------------------------------------------------- --debug and the bug hint
