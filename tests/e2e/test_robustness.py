@@ -275,9 +275,9 @@ def test_processes_starting_together_on_a_fresh_case_share_the_new_store(trained
     shutil.copytree(trained, case, ignore=shutil.ignore_patterns("mlflow.db*", "mlartifacts"))
     start = time.time() + 6  # the interpreters import mlflow first, then start together
     procs = [subprocess.Popen([sys.executable, "-c", FRESH, str(case), str(start)], cwd=REPO, text=True, env=ENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for _ in range(3)]
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for _ in range(2)]
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
-    assert outs == ["ok"] * 3, outs
+    assert outs == ["ok"] * 2, outs
     import sqlite3
 
     con = sqlite3.connect(case / "mlflow.db")

@@ -6,8 +6,8 @@ analysis uses. Each one matches its scipy/statsmodels counterpart (tested):
 Welch's t (``scipy.stats.ttest_ind(equal_var=False)``), the pooled two-proportion
 z-test (``statsmodels.stats.proportion.proportions_ztest``), Newcombe's hybrid
 score interval (``confint_proportions_2indep(method="newcomb")``), Mann-Whitney
-(``scipy.stats.mannwhitneyu``, asymptotic), Holm and Benjamini-Hochberg
-(``statsmodels.stats.multitest.multipletests``).
+(``scipy.stats.mannwhitneyu``, asymptotic), Holm (tested against ``multipletests``; see
+:func:`holm` for why it is not called) and Benjamini-Hochberg (``multipletests`` itself).
 """
 
 from __future__ import annotations
@@ -237,8 +237,21 @@ def winsor_caps(values: np.ndarray, q: float) -> tuple[float | None, float]:
 
 # --------------------------------------------------------------------------- corrections
 def holm(p) -> np.ndarray:
-    """Holm's step-down adjusted p-values (``statsmodels.stats.multitest.multipletests``, ``holm``)."""
-    return _adjusted(p, "holm")
+    """Holm's step-down adjusted p-values, as ``multipletests(method="holm")`` (tested equal).
+
+    Kept by hand on purpose: statsmodels 0.15's ``holm`` branch runs ``gc.collect()`` on every call,
+    measured at 64-79 ms per call in a process holding a few hundred thousand objects (its ``fdr_bh``
+    takes 0.01 ms); these three numpy lines take microseconds. A NaN p-value (no test) stays NaN and
+    is not counted.
+    """
+    p = np.asarray(p, float)
+    out = np.full(len(p), np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m:
+        order = ok[np.argsort(p[ok], kind="mergesort")]
+        out[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
+    return out
 
 
 def benjamini_hochberg(p) -> np.ndarray:

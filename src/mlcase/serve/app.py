@@ -658,6 +658,8 @@ def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None
             comps["Record"] = {"type": "object", "title": "Record"}
         lab = LabelIn.model_json_schema(ref_template="#/components/schemas/{model}")
         comps.update(lab.pop("$defs", {}))
+        if p is not None:  # what /labels accepts: the served target's classes (or a number)
+            lab["properties"]["label"] = p.primary.spec.label_schema()
         comps["LabelIn"] = lab
         doc["components"].setdefault("securitySchemes", {})["ApiKey"] = {
             "type": "apiKey", "in": "header", "name": "X-API-Key"}

@@ -205,32 +205,50 @@ class RecordSpec:
         return out
 
     # ------------------------------------------------------------------ labels
+    def label_values(self) -> list | None:
+        """The JSON values a label may take: each class as text, and as the number or boolean it spells
+        (``"1"`` and ``1``; ``"True"`` and ``true``). None for regression (any finite number)."""
+        if self.task == "regression" or not self.classes:
+            return None
+        out: list = []
+        for c in self.classes:
+            out.append(c)
+            if c in ("True", "False"):
+                out.append(c == "True")
+                continue
+            try:
+                number = float(c)
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                out.append(int(number) if number.is_integer() and c.lstrip("-").isdigit() else number)
+        return out
+
+    def label_schema(self) -> dict:
+        """The JSON schema of a label, for ``/openapi.json``: the classes (or a number), or null."""
+        values = self.label_values()
+        one = {"type": "number"} if values is None else {"enum": values}
+        return {"anyOf": [one, {"type": "null"}], "title": "Label",
+                "description": "The outcome: " + self._label_words() + "; null for none"}
+
     def label_issue(self, label) -> str | None:
         """Why ``label`` cannot be an outcome of this model's target, or None when it can.
 
-        A classifier's label must be one of its classes (``1.0`` counts as ``"1"``); a regression
-        label must be a finite number. ``None`` (no outcome) is accepted; NaN, infinities and
-        booleans standing in for numbers are not.
+        A classifier's label must be one of :meth:`label_values` (a class, or the number or boolean it
+        spells); a regression label a finite number. ``None`` (no outcome) is accepted; NaN, infinities
+        and booleans standing in for numbers are not.
         """
         if label is None:
             return None
-        if isinstance(label, float) and not math.isfinite(label):
-            return f"expected {self._label_words()}, got {label!r}"
-        if self.task == "regression":
-            if isinstance(label, bool) or not isinstance(label, (int, float)):
-                try:
-                    value = float(label) if isinstance(label, str) else None
-                except ValueError:
-                    value = None
-                if value is None or not math.isfinite(value):
-                    return f"expected {self._label_words()}, got {_short(label)}"
-            return None
-        if self.classes is None:
-            return None
-        text = str(int(label)) if isinstance(label, float) and label.is_integer() else str(label)
-        if text not in self.classes:
-            return f"expected {self._label_words()}, got {_short(label)}"
-        return None
+        values = self.label_values()
+        if values is None:
+            if self.task != "regression":
+                return None
+            ok = isinstance(label, (int, float)) and not isinstance(label, bool) and math.isfinite(label)
+        else:
+            ok = any(isinstance(label, bool) == isinstance(v, bool) and type(label) is not str and
+                     type(v) is not str and label == v or type(label) is str and label == v for v in values)
+        return None if ok else f"expected {self._label_words()}, got {_short(label)}"
 
     def _label_words(self) -> str:
         if self.task == "regression":
