@@ -151,9 +151,14 @@ def throughput(tmp: Path) -> dict:
         while not stop.is_set():
             body = json.dumps(recs[i % len(recs)] if i % 5 else recs[i % 10: i % 10 + 3]).encode()
             i += 1
-            conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
+            try:
+                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                continue
             if resp.status == 200:
                 with lock:
                     acked.extend(p["request_id"] for p in json.loads(data)["predictions"])
@@ -167,8 +172,10 @@ def throughput(tmp: Path) -> dict:
         time.sleep(20)
         with lock:
             n = len(acked)
-        stop.set()
         elapsed = time.monotonic() - t0
+        stop.set()
+        for th in threads:
+            th.join(timeout=10)
     finally:
         proc.kill()
         proc.wait(timeout=10)
