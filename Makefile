@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+RUNTIME := $(VENV)/.installed
 DEMO   ?= examples/telco-churn
 
 .PHONY: demo test install system-deps lint bench clean-demo help
@@ -18,10 +19,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# constraints.txt pins the versions CI tested; pyproject.toml keeps the lower bounds
+# constraints.txt pins the versions CI tested; pyproject.toml keeps the lower bounds.
+# `make demo` installs what mlcase needs to run; `make test` adds the dev extras (pytest, playwright ...)
+$(RUNTIME): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	@touch $@
+
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	@touch $@
+	@touch $@ $(RUNTIME)
 
 install: $(STAMP)
 
@@ -32,7 +38,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-demo: install
+demo: $(RUNTIME)
 	$(BIN)/mlcase run $(DEMO)
 
 test: install system-deps

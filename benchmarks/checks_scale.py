@@ -107,8 +107,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from mlcase.checks import run_checks
+    from mlcase.checks.datasheet import write_datasheet
     from mlcase.data import prepare
-    from mlcase.datasheet import write_datasheet
 
     with PeakRSS() as build:
         df = make_frame(args.rows, args.cols)

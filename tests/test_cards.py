@@ -50,8 +50,8 @@ def build_trust_case(folder: Path, churn_df, register: bool = False):
     from mlcase.baselines import MajorityBaseline
     from mlcase.candidates import build_pipeline, column_groups
     from mlcase.checks import run_checks
+    from mlcase.checks.datasheet import datasheet_dict, write_datasheet
     from mlcase.data import prepare
-    from mlcase.datasheet import datasheet_dict, write_datasheet
     from mlcase.decision import decide
     from mlcase.evaluate import evaluate, value_ceiling
 

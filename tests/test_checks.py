@@ -362,7 +362,7 @@ def test_high_missingness_and_high_cardinality_and_id_like(tmp_path):
 def test_mixed_type_column_read_from_csv_names_the_offending_values(tmp_path):
     df = frame()
     charges = np.round(np.random.default_rng(11).uniform(20, 8000, len(df)), 2).astype(str).astype(object)
-    charges[[3, 50, 700]] = " "
+    charges[[3, 50, 700]] = "pending"
     charges[[9, 90]] = "n/a"
     df["total_charges"] = charges
     df.to_csv(tmp_path / "data.csv", index=False)
@@ -371,8 +371,29 @@ def test_mixed_type_column_read_from_csv_names_the_offending_values(tmp_path):
     report = run_checks(case, prepare(case))
     c = only(report, "mixed_types")
     assert c.column == "total_charges" and c.evidence["offending_rows"] == 5
-    assert set(c.evidence["examples"]) == {" ", "n/a"} and "' '" in c.title and "'n/a'" in c.title
+    assert set(c.evidence["examples"]) == {"pending", "n/a"} and "'pending'" in c.title and "'n/a'" in c.title
     assert "TRY_CAST" in c.fix
+
+
+def test_numbers_with_missing_value_tokens_stay_numeric_with_a_warning(tmp_path):
+    """A numeric column with a few 'n/a' (or blank) cells is a numeric feature with missing values,
+    not an identifier dropped after a mixed_types warning; the tokens are reported."""
+    df = frame()
+    charges = np.round(np.random.default_rng(11).uniform(20, 8000, len(df)), 2).astype(str).astype(object)
+    charges[[3, 50, 700]] = " "
+    charges[[9]] = "n/a"
+    df["total_charges"] = charges
+    df.to_csv(tmp_path / "data.csv", index=False)
+    case = case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                           "data": {"source": "data.csv", "target": "y", "positive": "yes"}}, tmp_path)
+    ds = prepare(case)
+    assert ds.schema.columns["total_charges"].kind == "numeric" and "total_charges" in ds.features
+    assert int(ds.frame["total_charges"].isna().sum()) == 4
+    report = run_checks(case, ds)
+    assert "mixed_types" not in ids(report) and "id_like_feature" not in ids(report)
+    c = only(report, "missing_value_tokens")
+    assert c.column == "total_charges" and c.severity == "warning"
+    assert c.evidence["tokens"] == {"": 3, "n/a": 1} and "'n/a' (1)" in c.title
 
 
 def test_mixed_python_types_in_an_object_column(tmp_path):

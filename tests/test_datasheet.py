@@ -12,8 +12,8 @@ import pytest
 from mlcase import results
 from mlcase.case import case_from_spec, load_case
 from mlcase.checks import run_checks
+from mlcase.checks.datasheet import datasheet_dict, datasheet_markdown, write_datasheet
 from mlcase.data import prepare
-from mlcase.datasheet import datasheet_dict, datasheet_markdown, write_datasheet
 from mlcase.report.sections import checks as checks_section
 
 from .conftest import EXAMPLES

@@ -13,7 +13,6 @@ version and tags the version with where the card is.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata as _md
 from pathlib import Path
 from typing import Any
 
@@ -412,28 +411,18 @@ def _ethics(case, spec, res) -> list[str]:
 
 # --------------------------------------------------------------------------- HTML
 def card_html(markdown_text: str, title: str) -> str:
-    """A self-contained HTML page of the Markdown card (no scripts, no external requests)."""
+    """A self-contained HTML page of the Markdown card (no scripts, no external requests).
+
+    Rendered by the report's Jinja stack (``report/templates/model_card.html.j2``).
+    """
     from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    from .report.render import environment, static
 
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
-    from html import escape
-
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title>
-<style>
-body {{ font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 60rem; margin: 2rem auto;
-       padding: 0 1rem; color: #1d2330; }}
-h1 {{ font-size: 1.7rem; }} h2 {{ margin-top: 2rem; border-bottom: 1px solid #d8dde6; padding-bottom: .2rem; }}
-table {{ border-collapse: collapse; margin: .5rem 0; font-size: 14px; }}
-th, td {{ border: 1px solid #d8dde6; padding: .25rem .6rem; text-align: left; }}
-th {{ background: #f3f5f9; }}
-code {{ background: #f3f5f9; padding: 0 .2rem; border-radius: 3px; }}
-blockquote {{ color: #5a6476; border-left: 3px solid #d8dde6; margin-left: 0; padding-left: 1rem; }}
-</style></head>
-<body>
-{body}</body></html>
-"""
+    return environment().get_template("model_card.html.j2").render(
+        title=title, css=static("card.css"), body=Markup(body)) + "\n"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -459,10 +448,9 @@ def _pkg_version(name: str) -> str:
         from . import __version__
 
         return __version__
-    try:
-        return _md.version(name)
-    except _md.PackageNotFoundError:
-        return "not installed"
+    from .packages import version
+
+    return version(name) or "not installed"  # xgboost: also from the xgboost-cpu wheel
 
 
 def _find(obj: Any, keys: tuple[str, ...]) -> Any:

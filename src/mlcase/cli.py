@@ -31,11 +31,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
+# the width of the console when stderr is not a terminal (a pipe, a CI log): tables are as wide as their
+# content, so no name is cut or wrapped at 80 columns
+PIPE_WIDTH = 100_000
+
+
 def console(quiet: bool = False):
-    """A Rich console on stderr (stdout stays clean for --json)."""
+    """A Rich console on stderr (stdout stays clean for --json); unlimited width when not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True, width=PIPE_WIDTH)
+    return out
 
 
 def emit_json(obj: Any) -> None:
@@ -73,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, map errors to exit codes."""
     from .errors import MlcaseError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere before a bare `--` (`mlcase run CASE --debug` as `mlcase --debug run CASE`)
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" in argv[:end]:
+        _state["debug"] = True
+        argv = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+        argv.insert(0, "--debug")
     try:
         # with standalone_mode=False, click returns the code of a `typer.Exit(n)` instead of raising it
         code = app(args=argv, standalone_mode=False)
@@ -94,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors
             exc.show()
             return int(exc.exit_code)
-        if _state["debug"] or "--debug" in (argv or sys.argv):
+        if _state["debug"]:
             import traceback
 
             traceback.print_exc()
-        _print_error(f"internal error ({type(exc).__name__}: {str(exc)[:200]}). This is a bug in mlcase: "
-                     "please report it with the traceback: rerun as `mlcase --debug <command> ...` (or with MLCASE_DEBUG=1)")
+            hint = "please report it with the traceback above"
+        else:
+            hint = "please report it with the output of the same command run with --debug (anywhere on the line)"
+        _print_error(f"internal error ({type(exc).__name__}: {str(exc)[:200]}). This is a bug in mlcase: {hint}")
         return 70
 
 

@@ -25,6 +25,7 @@ SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parque
 # DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
 CSV_OPTIONS = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'VARCHAR']"
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
+READ_NOTES = "mlcase.read_notes"  # key in DataFrame.attrs of what reading changed (see _normalise_frame)
 
 
 # --------------------------------------------------------------------------- loading
@@ -46,6 +47,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
     where = "the case folder" if what == "data.source" else "the current folder"
     root = Path(root) if root is not None else Path.cwd()
     src = str(source)
+    raw_names = None
     if _SQL_START.match(src) or (re.match(r"^\s*[A-Za-z]+\s", src)
                                  and Path(src).suffix.lower() not in SUPPORTED_SUFFIXES):
         df = run_query(src, root, allowed or [], where=what)
@@ -64,10 +66,13 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
         con = connect(files=[path])
         try:
             df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
+            raw_names = _raw_column_names(con, path, df)
         except duckdb.PermissionException:
             raise DataError(f"{what}: {path} resolves to a file outside the case folder (a symbolic link?)",
                             "copy the file into the case folder, or declare its folder in data.allowed_paths") from None
         except duckdb.Error as exc:
+            if _not_utf8(str(exc)) or (reader_sql(path).startswith("read_csv") and not _utf8_file(path)):
+                raise encoding_error(path, f"{what}: {path.name}", sql_fix=what == "data.source") from None
             msg = str(exc).splitlines()[0]
             raise DataError(f"{what}: cannot read {path.name}: {msg}",
                             "check that the file is a valid " + suffix.lstrip(".").upper()) from None
@@ -75,7 +80,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
             con.close()
     if df.shape[0] == 0:
         raise DataError(f"{what}: the table from {src!r} is empty", f"point {what} at a table with rows")
-    return _normalise_frame(df)
+    return _normalise_frame(df, raw_names=raw_names)
 
 
 def _confine(path: Path, root: Path, allowed: list[str | Path], what: str) -> None:
@@ -96,9 +101,25 @@ def reader_sql(path: str | Path) -> str:
     return f"{reader}({literal}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
 
 
-def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    # DuckDB hands back pandas nullable/arrow dtypes for some columns; use plain numpy
-    # floats for numbers (NaN for missing) and pandas strings for text.
+def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd.DataFrame:
+    """Plain dtypes, unique column names, no infinities; what was changed is in ``attrs[READ_NOTES]``.
+
+    DuckDB hands back pandas nullable/arrow dtypes for some columns; numbers become numpy
+    floats (NaN for missing) or ints, text stays pandas strings. A text column whose values
+    are all numbers except missing-value tokens (``n/a``, ``NA``, ``-`` ...) becomes a numeric
+    column with those values missing; ``inf``/``-inf`` become missing too. Both are counted
+    in the notes, which :mod:`mlcase.checks.reading` reports, so nothing changes silently.
+    """
+    notes: dict[str, dict] = {}
+    names = [str(c) for c in df.columns]
+    if len(set(names)) < len(names) or (raw_names is not None and len(set(raw_names)) < len(raw_names)):
+        unique = _unique_names(names)
+        shown = raw_names if raw_names is not None and len(raw_names) == len(names) else names
+        groups: dict[str, list[str]] = {}
+        for raw, new in zip(shown, unique, strict=True):
+            groups.setdefault(raw, []).append(new)
+        notes["duplicate_columns"] = {k: v for k, v in groups.items() if len(v) > 1}
+        df = df.set_axis(unique, axis=1)
     out = {}
     for col in df.columns:
         s = df[col]
@@ -111,7 +132,148 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.to_datetime(s)
         else:
             out[col] = s
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+            tokens, numbers = _missing_tokens(s)
+            if tokens:
+                notes.setdefault("missing_tokens", {})[col] = tokens
+                out[col] = numbers
+        if pd.api.types.is_float_dtype(out[col]):
+            values = out[col].to_numpy() if isinstance(out[col], pd.Series) else np.asarray(out[col])
+            inf = np.isinf(values)
+            if inf.any():
+                notes.setdefault("infinite", {})[col] = {"inf": int((values[inf] > 0).sum()),
+                                                         "-inf": int((values[inf] < 0).sum())}
+                out[col] = np.where(inf, np.nan, values)
+    frame = pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    frame.attrs[READ_NOTES] = notes
+    return frame
+
+
+def read_notes(df: pd.DataFrame) -> dict[str, dict]:
+    """What reading changed in ``df`` (duplicate names, missing tokens, infinities): see :func:`_normalise_frame`."""
+    return dict(df.attrs.get(READ_NOTES) or {})
+
+
+def describe_read_notes(notes: dict[str, dict]) -> list[str]:
+    """One plain sentence per change :func:`read_notes` recorded (the checks report the same, with fixes)."""
+    lines = []
+    for raw, names in (notes.get("duplicate_columns") or {}).items():
+        lines.append(f"{len(names)} columns are named '{raw}'; they were read as {', '.join(names)}")
+    for col, tokens in (notes.get("missing_tokens") or {}).items():
+        shown = ", ".join(f"{t!r} x{c}" for t, c in list(tokens.items())[:5])
+        lines.append(f"column '{col}' is numeric; its missing-value markers ({shown}) were read as missing")
+    for col, counts in (notes.get("infinite") or {}).items():
+        lines.append(f"column '{col}' has {sum(counts.values())} infinite value(s), read as missing")
+    return lines
+
+
+# what spreadsheets and other tools write for a missing number (pandas' default ``na_values`` and a few more)
+MISSING_TOKENS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                            "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "na",
+                            "none", "NONE", "Null", "N.A.", "n.a.", "-", "--", "?", "missing", "MISSING", ".",
+                            "#VALUE!", "#DIV/0!"})
+
+
+def _missing_tokens(s: pd.Series) -> tuple[dict[str, int], pd.Series | None]:
+    """``({token: count}, numbers)`` when every non-missing value of a text column is a number or a
+    missing-value token (and at least one is a number); ``({}, None)`` otherwise."""
+    present = s.notna().to_numpy()
+    if not present.any():
+        return {}, None
+    text = s[present].astype(str).str.strip()
+    uniq = pd.unique(text)
+    found = [u for u in uniq if u in MISSING_TOKENS]
+    if not found:
+        return {}, None
+    rest = pd.Series([u for u in uniq if u not in MISSING_TOKENS], dtype="object")
+    if rest.empty or pd.to_numeric(rest, errors="coerce").isna().any():
+        return {}, None
+    is_token = text.isin(found)
+    numbers = np.full(len(s), np.nan)
+    numbers[present] = pd.to_numeric(text.where(~is_token), errors="coerce").to_numpy(dtype="float64")
+    counts = text[is_token].value_counts()
+    return {str(k): int(v) for k, v in counts.items()}, pd.Series(numbers, index=s.index)
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Names made unique the way DuckDB does it: the second ``x`` becomes ``x_1`` (then ``x_2`` ...)."""
+    out: list[str] = []
+    used: set[str] = set()
+    for n in names:
+        new, k = n, 0
+        while new in used or (new != n and new in names):
+            k += 1
+            new = f"{n}_{k}"
+        used.add(new)
+        out.append(new)
+    return out
+
+
+def _raw_column_names(con, path: Path, df: pd.DataFrame) -> list[str] | None:
+    """The column names as written in the file (DuckDB renames a repeated ``x`` to ``x_1``)."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            names = list(pq.read_schema(path).names)
+        else:
+            literal = "'" + str(path).replace("'", "''") + "'"
+            row = con.execute(f"SELECT * FROM read_csv({literal}, header = false, all_varchar = true) "
+                              "LIMIT 1").fetchone()
+            names = [str(v) for v in row] if row else None
+    except Exception:  # noqa: BLE001 - the names are a note; the data was read already
+        return None
+    # a file without a header row gives its first data row here: keep only names DuckDB deduplicated
+    if names is None or _unique_names(names) != [str(c) for c in df.columns]:
+        return None
+    return names
+
+
+def _utf8_file(path: Path, limit: int = 8 << 20) -> bool:
+    """Whether the first ``limit`` bytes of a text file are UTF-8 (a UTF-16 byte-order mark is not)."""
+    with open(path, "rb") as f:
+        raw = f.read(limit)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return len(raw) == limit and exc.start >= limit - 3  # only a character cut at the limit
+    return True
+
+
+def _not_utf8(message: str) -> bool:
+    text = message.lower()
+    return "not utf-8" in text or "invalid unicode" in text or "utf8" in text and "invalid" in text
+
+
+def encoding_error(path: Path, what: str, sql_fix: bool = False) -> DataError:
+    """A :class:`DataError` for a text file that is not UTF-8: where the first bad byte is and what
+    the encoding likely is (UTF-16 by its byte-order mark, else Latin-1/Windows-1252).
+
+    ``what`` names the file in the message (``"data.source: loans.csv"``, ``"input loans.csv"``);
+    ``sql_fix`` adds how to read it as Latin-1 in a ``data.source`` query.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        raw = f.read(8 << 20)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        guess, iconv = "UTF-16 (it starts with a UTF-16 byte-order mark)", "utf-16"
+    else:
+        guess, iconv = "Latin-1 (ISO-8859-1) or Windows-1252", "latin1"
+    where = ""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        snippet = raw[max(start, exc.start - 12):exc.start + 8].split(b"\n")[0]
+        where = f" (byte 0x{raw[exc.start]:02X} on line {line}: {snippet.decode('latin-1')!r})"
+    fix = f"convert it to UTF-8, e.g. `iconv -f {iconv} -t utf-8 {path.name} > {path.stem}-utf8{path.suffix}`"
+    if sql_fix and iconv == "latin1":
+        fix += (f", or read it as Latin-1 with data.source: \"SELECT * FROM read_csv('{path.name}', "
+                "encoding = 'latin-1')\"")
+    return DataError(f"{what} is not UTF-8 text{where}; its encoding looks like {guess}", fix,
+                     path=str(path), encoding=iconv)
 
 
 def load_frame(case: Case) -> pd.DataFrame:
@@ -414,6 +576,7 @@ class Dataset:
     fingerprint: str
     time: pd.Series | None = None
     excluded: dict[str, int] = field(default_factory=dict)
+    read_notes: dict[str, dict] = field(default_factory=dict)  # what reading changed (see _normalise_frame)
 
     @property
     def X(self) -> pd.DataFrame:
@@ -454,7 +617,8 @@ class Dataset:
     def summary(self) -> dict:
         return {"rows": int(len(self.frame)), "features": list(self.features), "task": self.task,
                 "classes": self.classes, "positive": self.positive, "fingerprint": self.fingerprint,
-                "split": self.split.to_dict(), "excluded": dict(self.excluded)}
+                "split": self.split.to_dict(), "excluded": dict(self.excluded),
+                "read_notes": dict(self.read_notes)}
 
 
 def fingerprint_frame(df: pd.DataFrame) -> str:
@@ -476,6 +640,7 @@ def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
     """Load (unless ``frame`` is given), validate, encode and split the case's data."""
     spec = case.spec
     df = load_frame(case) if frame is None else _normalise_frame(frame.reset_index(drop=True))
+    notes = read_notes(df)
     check_columns(case, df)
     excluded: dict[str, int] = {}
     target = spec.data.target
@@ -512,4 +677,4 @@ def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
                        groups=df[spec.data.group].to_numpy() if spec.data.group else None, rows=rows)
     return Dataset(frame=df, features=features, y=y, schema=schema, split=split, task=spec.task,
                    classes=classes, positive=positive, fingerprint=fingerprint_frame(df), time=time,
-                   excluded=excluded)
+                   excluded=excluded, read_notes=notes)

@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import infer_schema, read_table
+from .data import describe_read_notes, infer_schema, read_notes, read_table
 from .errors import DataError, SpecError
 
 
 def _q(v) -> str:
-    return json.dumps(v, ensure_ascii=False)
+    """A YAML double-quoted scalar: JSON's escapes are YAML's, and non-printable characters (which YAML
+    refuses anywhere in a file, e.g. U+0085 in a column name) stay escaped."""
+    text = json.dumps(v, ensure_ascii=False)
+    return "".join(c if c.isprintable() or c in "\t" else json.dumps(c)[1:-1] for c in text)
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a YAML comment: one line, non-printable characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(text).split()))
 
 
 def _slug(text: str) -> str:
@@ -69,8 +77,9 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
     candidates = ["logistic", "hist_gbm", "lightgbm", "xgboost"] if task != "regression" else ["ridge", "hist_gbm", "lightgbm", "xgboost"]
     lines = [
-        f"# Drafted by `mlcase init` from {data.name} ({len(df):,} rows, {df.shape[1]} columns).",
+        f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",
+        *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -140,6 +149,9 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
                 force: bool = False) -> Path:
     """Write the drafted spec to ``out`` (default ``case.yaml`` beside the data); never overwrite unless ``force``."""
     data = Path(data)
+    if not data.is_file():  # the data is checked first: a wrong DATA path is not the -o folder's fault
+        raise DataError(f"DATA {data}: {'is a folder' if data.is_dir() else 'no such file'}",
+                        "pass the path of a CSV or Parquet file (relative to the current folder)", path=str(data))
     out = Path(out) if out else data.resolve().parent / "case.yaml"
     if out.is_dir():
         out = out / "case.yaml"

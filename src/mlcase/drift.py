@@ -28,16 +28,21 @@ def psi_js(cur_counts: np.ndarray, ref_shares: np.ndarray) -> tuple[np.ndarray, 
     >>> float(psi[0]), float(js[0])
     (0.0, 0.0)
     """
+    from scipy.spatial.distance import jensenshannon
+
     cur_counts = np.atleast_2d(np.asarray(cur_counts, dtype=float))
     n = cur_counts.sum(1, keepdims=True)
     q = np.divide(cur_counts, n, out=np.zeros_like(cur_counts), where=n > 0)
     p = np.broadcast_to(np.asarray(ref_shares, dtype=float), q.shape)
+    # PSI has no implementation in scipy/statsmodels; it is the symmetric KL divergence of the shares,
+    # with the usual floor on empty bins
     pe, qe = np.clip(p, PSI_EPS, None), np.clip(q, PSI_EPS, None)
     psi = ((qe - pe) * np.log(qe / pe)).sum(1)
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(1)
-        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(1)
-    js = np.sqrt(np.clip((kl_p + kl_q) / 2, 0, 1))
-    psi = np.where(n[:, 0] > 0, psi, np.nan)
-    return psi, np.where(n[:, 0] > 0, js, np.nan)
+    has = n[:, 0] > 0
+    js = np.full(len(q), np.nan)
+    if has.any():
+        with np.errstate(invalid="ignore"):
+            js[has] = jensenshannon(p[has], q[has], base=2, axis=1)
+        # the divergence under the root can round to -1e-17 for identical shares: that is 0, not NaN
+        js[has] = np.nan_to_num(js[has], nan=0.0)
+    return np.where(has, psi, np.nan), js

@@ -98,11 +98,19 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
     'GO'
     """
     from .bakeoff import _parse_budget
-    from .data import prepare
+    from .lock import case_lock
 
     case = load_case(case)
     if budget is not None:
         _parse_budget(budget)  # a bad --budget fails before any work (SpecError, not ValueError)
+    with case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
+        return _run(case, budget, force, quiet, console, held)
+
+
+def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResult:
+    from .data import prepare
+    from .lock import take_over
+
     if console is None:
         from rich.console import Console
 
@@ -117,6 +125,10 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
 
         capacity_share(case)  # the review capacity must be usable as a share
         client(case)  # an unreachable, malformed or broken tracking store, too
+        killed = take_over(case, held)  # MLflow runs a killed run left RUNNING are closed as KILLED
+        if killed and not quiet:
+            console.print(f"[yellow]note:[/yellow] the previous run on this case (pid {held.stale.pid}) was killed; "
+                          f"its {len(killed)} MLflow run(s) left RUNNING are now KILLED")
         results.clear(case)
         results.save(case, "data", {**dataset.summary(), "schema": dataset.schema.to_dict()})
 
@@ -243,7 +255,7 @@ def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
 
 
 def _datasheet(case: Case, dataset, report) -> None:
-    from . import datasheet
+    from .checks import datasheet
 
     datasheet.write_datasheet(case, dataset, report)
     results.save(case, "datasheet", datasheet.datasheet_dict(case, dataset, report))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,9 +151,10 @@ def _records(frame: pd.DataFrame, features: list[str]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- readers and writers
-def _input_dtypes(spec) -> dict:
-    """Text columns read as text (so '007' stays '007'); numbers are parsed by the reader."""
-    return {c: "str" for c, r in spec.rules.items() if r.kind != "numeric"}
+# Every CSV column is read as text: the record rules parse the model's numbers themselves (as the server
+# does), other columns are echoed as written ('007' stays '007'), and Dask cannot meet a later block whose
+# inferred dtype differs from the first block's (a fuzz-found internal error)
+CSV_DTYPE = "str"
 
 
 def _check_input(path: Path) -> str:
@@ -167,15 +169,47 @@ def _check_input(path: Path) -> str:
 
 
 def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
-    if kind == "csv":
-        yield from pd.read_csv(path, chunksize=chunk_rows, dtype=_input_dtypes(spec),
-                               sep="\t" if path.suffix.lower() == ".tsv" else ",")
-        return
-    import pyarrow.parquet as pq
+    with _reading(path):
+        if kind == "csv":
+            yield from pd.read_csv(path, chunksize=chunk_rows, dtype=CSV_DTYPE,
+                                   sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            return
+        import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(batch_size=chunk_rows):
-        yield batch.to_pandas()
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+
+
+@contextmanager
+def _reading(path: Path, scoring: bool = False):
+    """Reader errors of the input file as :class:`DataError` naming it (empty, not UTF-8, malformed).
+
+    ``scoring``: the block also scores (a Dask task reads and scores its partition), so a ``ValueError``
+    is not taken for a reading error there.
+    """
+    import pyarrow as pa
+
+    readers = (pd.errors.ParserError, pa.ArrowException, OSError) + (() if scoring else (ValueError,))
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"input {path.name} is empty (no header row)",
+                        "score a file with a header row of the model's columns and at least one record",
+                        path=str(path)) from None
+    except UnicodeDecodeError:
+        from .data import encoding_error
+
+        raise encoding_error(path, f"input {path.name}") from None
+    except readers as exc:
+        if isinstance(exc, DataError):
+            raise
+        while exc.__cause__ is not None:  # dask wraps the reader's own error
+            exc = exc.__cause__
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DataError(f"input {path.name}: cannot read it ({first})",
+                        f"check that it is a valid {'CSV' if path.suffix.lower() != '.parquet' else 'Parquet'} file",
+                        path=str(path)) from None
 
 
 class _Writer:
@@ -295,9 +329,12 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     finally:
         # a failed run, or one where no row could be scored, keeps the earlier output; the errors file
         # of a run that got through the input is written either way (it says what is wrong)
-        out_w.close(commit=done and not (result.rows and not result.scored))
-        err_w.close(commit=done)
+        out_w.close(commit=done and result.scored > 0)
+        err_w.close(commit=done and result.rows > 0)
     result.seconds = time.perf_counter() - t0
+    if done and not result.rows:
+        raise DataError(f"input {input.name} has no records (a header at most); {output.name} was not written",
+                        "score a file with at least one record", path=str(input))
     if result.rows and not result.scored:
         detail = f" (row {first_issue['row']}, {first_issue['field']}: {first_issue['message']})" \
             if first_issue is not None else ""
@@ -339,11 +376,12 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
     import dask
     import dask.dataframe as dd
 
-    if kind == "csv":
-        ddf = dd.read_csv(str(path), dtype=_input_dtypes(scorer.spec), blocksize=_blocksize(path, chunk_rows),
-                          sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    else:
-        ddf = dd.read_parquet(str(path))
+    with _reading(path):
+        if kind == "csv":
+            ddf = dd.read_csv(str(path), dtype=CSV_DTYPE, blocksize=_blocksize(path, chunk_rows),
+                              sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        else:
+            ddf = dd.read_parquet(str(path))
     parts = ddf.to_delayed()
     client = None
     if scheduler:
@@ -355,28 +393,32 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
             raise DataError(f"cannot reach the Dask scheduler at {scheduler}: {exc}",
                             "start one (`dask scheduler`) or drop --scheduler to use local threads") from None
     try:
-        lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client
-                   else dask.compute(*[dask.delayed(len)(p) for p in parts], scheduler="threads"))
+        with _reading(path):  # the blocks are parsed here: a bad line or byte in any of them is bad input
+            lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client
+                       else dask.compute(*[dask.delayed(len)(p) for p in parts], scheduler="threads"))
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
         shipped = client.scatter(scorer, broadcast=True) if client else scorer
         tasks = [dask.delayed(_score_partition)(p, off, shipped) for p, off in zip(parts, offsets, strict=True)]
 
         def gen():
             window = 4
-            if client is not None:
-                futures = client.compute(tasks[:window])
-                nxt = window
-                while futures:
-                    f = futures.pop(0)
-                    if nxt < len(tasks):
-                        futures.append(client.compute(tasks[nxt]))
-                        nxt += 1
-                    yield f.result()
-            else:
-                for k in range(0, len(tasks), window):
-                    yield from dask.compute(*tasks[k:k + window], scheduler="threads")
-            if client is not None:
-                client.close()
+            try:
+                with _reading(path, scoring=True):
+                    if client is not None:
+                        futures = client.compute(tasks[:window])
+                        nxt = window
+                        while futures:
+                            f = futures.pop(0)
+                            if nxt < len(tasks):
+                                futures.append(client.compute(tasks[nxt]))
+                                nxt += 1
+                            yield f.result()
+                    else:
+                        for k in range(0, len(tasks), window):
+                            yield from dask.compute(*tasks[k:k + window], scheduler="threads")
+            finally:
+                if client is not None:
+                    client.close()
         return gen(), int(sum(lengths))
     except BaseException:
         if client is not None:

@@ -9,6 +9,7 @@ Unknown keys are errors, with the closest allowed key suggested.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -54,8 +55,8 @@ def parse_duration(value: Any) -> float:
         if not m:
             raise ValueError(f"expected a duration like '90s', '2m', '1h' or '30d', got {value!r}")
         seconds = float(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "").lower() or None]
-    if seconds < 0:
-        raise ValueError(f"expected a positive duration, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected a positive duration, got {value!r}; write one like '90s' or '2m'")
     return seconds
 
 
@@ -78,11 +79,17 @@ def parse_rate(value: Any, what: str = "rate") -> tuple[float, str | None]:
     period = m.group(2).lower()
     if period not in PERIOD_SECONDS:
         raise ValueError(f"unknown period {period!r} in {value!r}; use one of {', '.join(PERIOD_SECONDS)}")
-    return float(m.group(1).replace(",", "").replace("_", "")), period
+    try:
+        count = float(m.group(1).replace(",", "").replace("_", ""))
+    except ValueError:
+        raise ValueError(f"expected a {what} like '12000/month' or '300/day', got {value!r}") from None
+    return count, period
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    # no field takes NaN or infinity (a YAML .nan or .inf): every number in a case is a finite amount
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- sections
@@ -176,16 +183,17 @@ class Costs(_Model):
             if isinstance(v, bool):
                 raise ValueError(f"expected a number or a SQL expression, got {v!r}")
             return v
-        if isinstance(v, (int, float)):
-            return float(v)
         if isinstance(v, str):
             try:
-                return float(v)
+                v = float(v)
             except ValueError:
-                pass
-            if not re.search(r"[A-Za-z_]", v):
-                raise ValueError(f"expected a number or a SQL expression, got {v!r}")
-            return v
+                if not re.search(r"[A-Za-z_]", v):
+                    raise ValueError(f"expected a number or a SQL expression, got {v!r}") from None
+                return v
+        if isinstance(v, (int, float)):
+            if not math.isfinite(v):  # .nan or .inf would turn every cost comparison into NaN
+                raise ValueError(f"expected a finite amount of money, got {v!r}; write a number or a SQL expression")
+            return float(v)
         raise ValueError(f"expected a number or a SQL expression, got {v!r}")
 
     def binary_given(self) -> bool:
@@ -491,6 +499,8 @@ def _explain(err: dict) -> tuple[tuple, str]:
         return loc, f"{msg.lower()}, got {got!r}"
     if typ in ("float_parsing", "float_type", "int_parsing", "int_type"):
         return loc, f"expected a number, got {got!r}"
+    if typ == "finite_number":
+        return loc, f"expected a finite number, got {got!r}; .nan and .inf are not amounts"
     if typ == "string_pattern_mismatch":
         return loc, f"expected letters, digits, '-', '_' or '.', got {got!r}"
     return loc, f"{msg[0].lower() + msg[1:]}, got {got!r}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -33,7 +34,7 @@ from typing import Any
 
 from .bundle import BUNDLE_FILE, MODEL_FILE, ModelBundle, read_bundle, save_bundle, skops_types
 from .case import Case
-from .errors import ModelError, NotFoundError, redact_text, redact_url
+from .errors import MlcaseError, ModelError, NotFoundError, redact_text, redact_url
 
 __all__ = ["BUNDLE_FILE", "MODEL_FILE", "read_bundle", "save_bundle"]  # re-exported from mlcase.bundle
 
@@ -95,12 +96,20 @@ def client(case: Case):
     with _lock:
         if uri not in _clients:
             check_store(case)
-            if uri.startswith("sqlite:///"):
+            db = _sqlite_path(uri)
+            if db is not None:
                 case.root.mkdir(parents=True, exist_ok=True)
             try:
-                cl = MlflowClient(tracking_uri=uri, registry_uri=uri)
+                cl = _open_client(MlflowClient, uri, db)
+            except MlcaseError:
+                raise
             except Exception as exc:  # noqa: BLE001 - the one place a store is opened: a bad store is bad input
                 first = redact_text((str(exc).strip().splitlines() or [""])[0][:200])
+                if db is not None and _is_sqlite(db):  # a database MLflow could not open: never "move it away"
+                    raise ModelError(f"{_uri_origin(case)} {redact_url(uri)}: MLflow could not open this SQLite "
+                                     f"store ({type(exc).__name__}: {first})",
+                                     "if another mlcase process is using or upgrading it, wait for it and retry; "
+                                     "keep the file: it holds every run and model of the case") from None
                 raise ModelError(f"{_uri_origin(case)} {redact_url(uri)}: the MLflow store cannot be opened "
                                  f"({type(exc).__name__}: {first})",
                                  "point it at a valid MLflow store; an embedded mlflow.db that is not a database "
@@ -128,6 +137,42 @@ def _check_credentials(case: Case, cl) -> None:
                             "check the user name and password in the URI, or set MLFLOW_TRACKING_USERNAME and "
                             "MLFLOW_TRACKING_PASSWORD instead of writing them into it") from None
         # anything else shows up, with its own message, on the first real request
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (None for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _open_client(MlflowClient, uri: str, db: Path | None):
+    """An ``MlflowClient`` whose stores are initialised. A SQLite store is created (tables, migrations)
+    under a lock on ``<db>.lock``, so processes starting at once on a fresh store take turns instead
+    of racing through MLflow's table creation (which fails, and can leave the database half-built)."""
+    if db is None:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    from .lock import CaseBusy, file_lock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+
+    def busy(holder):
+        return CaseBusy(f"the MLflow store {db} is being created by another mlcase process ({holder.describe()})",
+                        "wait for it to finish, then retry; keep the file", path=str(db))
+
+    with file_lock(db.with_name(db.name + ".lock"), "store setup", timeout=120.0, busy=busy):
+        cl = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        cl.search_experiments(max_results=1)  # creates or upgrades the tracking tables, now
+        cl.search_registered_models(max_results=1)  # ... and the registry's
+    return cl
 
 
 # schemes MLflow's tracking and registry stores accept (a bare path is a local file store)
@@ -249,16 +294,17 @@ def reset_cache() -> None:
 
 # --------------------------------------------------------------------------- runs
 def base_tags(case: Case, fingerprint: str | None = None, stage: str | None = None) -> dict[str, str]:
-    import importlib.metadata as md
-
-    tags = {"mlcase.case": case.name, "mlcase.version": _version("mlcase")}
+    tags = {"mlcase.case": case.name, "mlcase.version": _version("mlcase"),
+            "mlcase.pid": str(os.getpid()), "mlcase.host": socket.gethostname()}  # closed as KILLED if it dies
     if stage:
         tags["mlcase.stage"] = stage
     if fingerprint:
         tags["mlcase.data_fingerprint"] = fingerprint
+    from .packages import version
+
     for pkg in ("scikit-learn", "lightgbm", "xgboost", "optuna", "pandas"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            tags[f"mlcase.pkg.{pkg}"] = md.version(pkg)
+        if (v := version(pkg)) is not None:  # xgboost: also from the xgboost-cpu wheel
+            tags[f"mlcase.pkg.{pkg}"] = v
     commit = git_commit(case.root)
     if commit:
         tags["mlcase.git_commit"] = commit
@@ -391,6 +437,28 @@ def end_run_id(case: Case, run_id: str, status: str = "FINISHED") -> None:
     client(case).set_terminated(run_id, status=status)
 
 
+def close_abandoned_runs(case: Case, since_ms: int, pid: int | None = None) -> list[str]:
+    """Close as ``KILLED`` the runs of the case's experiment left ``RUNNING`` by a process that died.
+
+    Only runs started since ``since_ms`` (when the dead process took the case's lock) are closed, and,
+    when they carry an ``mlcase.pid`` tag, only those of ``pid``. Returns the ids closed.
+    """
+    cl = client(case)
+    exp = cl.get_experiment_by_name(case.name)
+    if exp is None:
+        return []
+    runs = cl.search_runs([exp.experiment_id], max_results=5000,
+                          filter_string=f"attributes.status = 'RUNNING' AND attributes.start_time >= {int(since_ms) - 1000}")
+    closed = []
+    for r in runs:
+        owner = r.data.tags.get("mlcase.pid")
+        if pid is not None and owner is not None and owner != str(pid):
+            continue
+        cl.set_terminated(r.info.run_id, status="KILLED")
+        closed.append(r.info.run_id)
+    return closed
+
+
 def log_child_run(case: Case, parent_run_id: str, name: str, params: dict | None = None,
                   metrics: dict | None = None, tags: dict | None = None, start_time: float | None = None,
                   end_time: float | None = None, status: str = "FINISHED", steps: dict | None = None) -> str:
@@ -414,13 +482,9 @@ MODEL_REQUIREMENTS = ("mlcase", "scikit-learn", "skops", "numpy", "pandas", "sci
 
 
 def pip_requirements() -> list[str]:
-    import importlib.metadata as md
+    from .packages import requirement
 
-    out = []
-    for pkg in MODEL_REQUIREMENTS:
-        with contextlib.suppress(md.PackageNotFoundError):
-            out.append(f"{pkg}=={md.version(pkg)}")
-    return out
+    return [r for r in map(requirement, MODEL_REQUIREMENTS) if r]  # xgboost: whichever wheel is installed
 
 
 def _artifact_name(bundle: ModelBundle) -> str:

@@ -87,7 +87,7 @@ def test_explain_numeric_column_given_text(registered, capsys, monkeypatch):
     record = {k: (v.item() if hasattr(v, "item") else v) for k, v in ds.rows("test").iloc[0][ds.features].items()}
     record["tenure"] = "long"
     code, _, err = _run(["explain", str(case.root)], capsys, monkeypatch, stdin=json.dumps(record))
-    assert code == 2 and "column 'tenure' expects a number, got 'long'" in err
+    assert code == 2 and "column 'tenure' expected a number, got 'long'" in err
 
 
 def test_card_command_writes_and_logs_to_the_registered_version(registered, capsys, monkeypatch):

@@ -19,6 +19,7 @@ from tests.e2e.test_server import wait_ready
 from tests.serving_case import free_port, make_case, records
 
 pytestmark = pytest.mark.slow
+HANG_GUARD_S = 600  # not a performance claim: a server that stops answering fails the test instead of hanging
 REPO = Path(__file__).resolve().parents[2]
 SERVER = """
 import sys
@@ -75,8 +76,10 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(tmp_path):
         threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 20
-        while len(acked) < 600 and time.monotonic() < deadline:  # bounded load
+        # load until 600 predictions are acknowledged, however long that takes on this machine
+        # (the rate is measured by benchmarks/timing_guarantees.py); the deadline only guards a hang
+        deadline = time.monotonic() + HANG_GUARD_S
+        while len(acked) < 600 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)  # mid-load, no shutdown hook runs
         proc.wait(timeout=10)

@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..errors import DataError, MlcaseError
 from . import stats as st
-from .analyze import METHODS, _Rows, check_options, choose_method, numeric_metric
+from .analyze import METHODS, check_options, choose_method
+from .frames import _Rows, numeric_metric, read_frame
 
 
 @dataclass
@@ -143,7 +144,6 @@ def aa_test(data: pd.DataFrame | str | Path, metrics: Sequence[str] | str, *, sp
     from scipy import stats
 
     from .assign import parse_split
-    from .plan import read_frame
 
     from_file = not isinstance(data, pd.DataFrame)
     df = (read_frame(data) if from_file else data.copy()).reset_index(drop=True)

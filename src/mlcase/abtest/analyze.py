@@ -30,12 +30,12 @@ import pandas as pd
 
 from ..errors import DataError, MlcaseError
 from . import stats as st
+from .frames import _MAX_LISTED, _Rows, numeric_metric, read_frame
 
 SRM_THRESHOLD = 0.001
 DEFAULT_VALUES = ("", "none", "null", "nan", "na", "n/a", "default", "unassigned", "-")
 CONTROL_NAMES = ("control", "ctrl", "baseline", "a", "c", "0", "off", "old")
 METHODS = ("auto", "welch", "bootstrap", "mann-whitney", "winsorized")
-_MAX_LISTED = 5
 
 
 # --------------------------------------------------------------------------- result
@@ -73,41 +73,6 @@ class Analysis:
 
 
 # --------------------------------------------------------------------------- input helpers
-class _Rows:
-    """Names rows the way the user sees them: file lines (header = line 1) or DataFrame positions."""
-
-    def __init__(self, from_file: bool):
-        self.from_file = from_file
-
-    def name(self, positions) -> str:
-        pos = [int(p) for p in positions]
-        shown = [p + 2 if self.from_file else p for p in pos[:_MAX_LISTED]]
-        word = "line" if self.from_file else "row"
-        more = f" and {len(pos) - _MAX_LISTED} more" if len(pos) > _MAX_LISTED else ""
-        return f"{word}{'s' if len(pos) > 1 else ''} {', '.join(map(str, shown))}{more}"
-
-    def numbers(self, positions) -> list[int]:
-        return [int(p) + (2 if self.from_file else 0) for p in list(positions)[:_MAX_LISTED]]
-
-
-def numeric_metric(values: pd.Series, name: str, rows: _Rows | None = None) -> pd.Series:
-    """A metric column as floats; text that is not a number is an error naming the rows and values."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype(float)
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    num = pd.to_numeric(values, errors="coerce")
-    bad = values.notna() & num.isna() & ~values.astype(str).str.strip().isin(["", "nan", "NaN", "NA"])
-    if bad.any():
-        rows = rows or _Rows(False)
-        pos = np.flatnonzero(bad.to_numpy())
-        examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:3])
-        raise DataError(f"metric column {name!r} has non-numeric values ({examples}) on {rows.name(pos)}",
-                        "encode the metric as numbers (0/1 for conversions) or drop those rows",
-                        column=name, rows=rows.numbers(pos))
-    return num.astype(float)
-
-
 def _parse_split(split) -> tuple[list[str] | None, list[float] | None]:
     """Planned arm names (if the split names them) and shares."""
     if split is None:
@@ -318,7 +283,6 @@ def analyze(data: pd.DataFrame | str | Path, unit: str, variant: str, metrics: S
         Missing columns, one arm, more arms than planned, non-numeric metric values,
         units in two arms (unless ``drop_mixed``), duplicated units (unless ``aggregate``).
     """
-    from .plan import read_frame
 
     from_file = not isinstance(data, pd.DataFrame)
     df = read_frame(data) if from_file else data.copy()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..cli import JsonOpt, QuietOpt, console, emit_json
+from ._listing import Column, FormatOpt, Listing, check_format, show
 
 abtest_app = typer.Typer(
     name="abtest",
@@ -132,6 +133,7 @@ def analyze_cmd(
     drop_mixed: Annotated[bool, typer.Option("--drop-mixed", help="Leave out units seen in several arms instead of stopping.")] = False,
     aggregate: Annotated[str | None, typer.Option(help="Combine several rows of a unit: sum, mean, max or first.")] = None,
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML page with the CIs drawn.")] = None,
+    fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -139,6 +141,7 @@ def analyze_cmd(
     from ..abtest import analyze
     from ..errors import MlcaseError
 
+    fmt = check_format(fmt)
     cov: dict[str, str] = {}
     bare = [c.strip() for c in covariate or [] if "=" not in c]
     if len(bare) > 1:
@@ -166,31 +169,41 @@ def analyze_cmd(
     if json_out:
         emit_json({**result.to_dict(), "html": str(page) if page else None})
         return
-    _print_analysis(result, page, quiet)
+    _print_analysis(result, page, quiet, fmt)
 
 
-def _print_analysis(result, page, quiet: bool) -> None:
-    from rich.table import Table
+def _print_analysis(result, page, quiet: bool, fmt: str = "table") -> None:
+    from rich.markup import escape
 
     con = console(quiet)
     colour = {"SHIP": "green", "DONT_SHIP": "red", "INCONCLUSIVE": "yellow", "UNTRUSTWORTHY": "red"}[result.verdict]
     con.print(f"[bold {colour}]{result.verdict}[/]" + (" (preliminary)" if result.preliminary else ""))
     for w in result.warnings:
-        con.print(f"[yellow]warning:[/yellow] {w}")
-    table = Table(show_edge=False)
-    for col in ("metric / arm", "control", "treatment", "diff [95% CI]", "rel", "p adj"):
-        table.add_column(col)
+        con.print(f"[yellow]warning:[/yellow] {escape(w)}")
+    show(effects_listing(result), fmt, con)
+    con.print(escape(result.conclusion))
+    if page:
+        con.print(f"page written to {escape(str(page))}")
+
+
+def effects_listing(result) -> Listing:
+    """One row per metric and treatment arm: means, the difference with its CI, relative change, adjusted p."""
+    def ci(v):
+        est, lo, hi = v
+        return f"{est:+.3g} [{lo:+.3g}, {hi:+.3g}]"
+
+    columns = [Column("metric / arm"), Column("control", lambda v: f"{v:.4g}", True),
+               Column("treatment", lambda v: f"{v:.4g}", True), Column("diff [95% CI]", ci, True),
+               Column("rel", lambda v: f"{v:+.1%}" if v == v else "n/a", True),
+               Column("p adj", lambda v: f"{v[0]:.2g}" + (" *" if v[1] else ""), True)]
+    rows = []
     for r in result.metrics:
         lo, hi = r["estimate_ci"]
         rel = r["cuped"]["rel_diff"] if r.get("cuped") else r["rel_diff"]
         tag = " (CUPED)" if r.get("cuped") else ""
-        table.add_row(f"{r['metric']} / {r['arm']}{tag}", f"{r['mean_control']:.4g}", f"{r['mean_treatment']:.4g}",
-                      f"{r['estimate']:+.3g} [{lo:+.3g}, {hi:+.3g}]", f"{rel:+.1%}" if rel == rel else "n/a",
-                      f"{r['p_adjusted']:.2g}" + (" *" if r["significant"] else ""))
-    con.print(table)
-    con.print(result.conclusion)
-    if page:
-        con.print(f"page written to {page}")
+        rows.append([f"{r['metric']} / {r['arm']}{tag}", r["mean_control"], r["mean_treatment"],
+                     (r["estimate"], lo, hi), rel, (r["p_adjusted"], r["significant"])])
+    return Listing(title="Effects (* significant after adjustment)", columns=columns, rows=rows)
 
 
 @abtest_app.command("aa")

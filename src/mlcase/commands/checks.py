@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._listing import Column, FormatOpt, Listing, check_format, show
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def check(case: CaseArg = None, json_out: JsonOpt = False, quiet: QuietOpt = False):
+    def check(case: CaseArg = None, fmt: FormatOpt = "table", json_out: JsonOpt = False, quiet: QuietOpt = False):
         """Check the data against the case: leakage, imbalance, assumptions, label maturity, shift, proxies.
 
         Writes datasheet.md in the case folder and the results for the report.
@@ -19,17 +20,24 @@ def register(app: typer.Typer) -> None:
         """
         from .. import results
         from ..checks import run_checks
+        from ..checks.datasheet import datasheet_dict, write_datasheet
         from ..data import prepare
-        from ..datasheet import datasheet_dict, write_datasheet
+        from ..lock import case_lock
 
+        fmt = check_format(fmt)
         c = load(case)
-        dataset = prepare(c)
-        report = run_checks(c, dataset)
-        path = write_datasheet(c, dataset, report)
-        results.save(c, "checks", report.to_dict())
-        results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
+        with case_lock(c, "check"):
+            dataset = prepare(c)
+            report = run_checks(c, dataset)
+            path = write_datasheet(c, dataset, report)
+            results.save(c, "checks", report.to_dict())
+            results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
         if json_out:
             emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path)})
+        elif fmt != "table":
+            out = console(quiet)
+            show(findings_listing(c.name, report), fmt, out)
+            out.print(f"datasheet: {path}")
         else:
             from rich.markup import escape
 
@@ -43,3 +51,11 @@ def register(app: typer.Typer) -> None:
             out.print(f"datasheet: {escape(str(path))}")
         if report.has_errors:
             raise typer.Exit(1)
+
+
+def findings_listing(name: str, report) -> Listing:
+    """The findings of the checks, one row each (errors first), for ``--format csv|md``."""
+    rows = [[c.severity, c.id, c.column or "", c.title, c.fix or ""] for c in report.checks]
+    return Listing(title=f"Data checks of '{name}': {report.summary_lines()[0]}",
+                   columns=[Column("severity"), Column("check"), Column("column"), Column("finding"), Column("fix")],
+                   rows=rows)

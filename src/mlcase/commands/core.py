@@ -45,7 +45,14 @@ def _register_init(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="Replace an existing case.yaml.")] = False,
     ):
         """Draft a commented case.yaml from a data file."""
+        from rich.markup import escape
+
         from ..draft import write_draft
 
         path = write_draft(data, target, name=name, out=out, force=force)
-        console().print(f"wrote {path}: fill in the TODOs (decision, costs, capacity), then run `mlcase run {path.parent}`")
+        out_ = console()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# note: "):  # what reading the file changed (also a comment in the draft)
+                out_.print(f"[yellow]note:[/yellow] {escape(line.removeprefix('# note: '))}")
+        out_.print(f"wrote {escape(str(path))}: fill in the TODOs (decision, costs, capacity), then run "
+                   f"`mlcase run {escape(str(path.parent))}`")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._listing import Column, FormatOpt, Listing, check_format, money, number, show, size
 
 
 def register(app: typer.Typer) -> None:
@@ -24,25 +25,30 @@ def register(app: typer.Typer) -> None:
         from .. import results
         from ..bakeoff import run_bakeoff
         from ..data import prepare
+        from ..lock import case_lock, take_over
+        from ..tracking import client
 
         c = load(case)
-        dataset = prepare(c)
-        res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out)
-        res.wait_tracking()
-        results.save(c, "bakeoff", res.to_dict())
+        with case_lock(c, "bakeoff") as held:
+            dataset = prepare(c)
+            client(c)
+            take_over(c, held)
+            res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out)
+            res.wait_tracking()
+            results.save(c, "bakeoff", res.to_dict())
         if json_out:
             emit_json(_summary(res.to_dict()))
         else:
-            res.print(console(quiet))
-            _print_notes(console(quiet), res.to_dict())
+            show(leaderboard_listing(res.to_dict(), c.spec.costs.currency), "table", console(quiet))
+            _print_summary(console(quiet), res.to_dict())
 
     @app.command()
-    def leaderboard(case: CaseArg = None, json_out: JsonOpt = False):
+    def leaderboard(case: CaseArg = None, fmt: FormatOpt = "table", json_out: JsonOpt = False):
         """Print the stored leaderboard of the last bake-off (baselines and candidates)."""
         from .. import results
-        from ..bakeoff import leaderboard_table
         from ..errors import NotFoundError
 
+        fmt = check_format(fmt)
         c = load(case)
         data = results.load(c, "bakeoff")
         if data is None:
@@ -51,36 +57,62 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(_summary(data))
             return
-        out = console()
-        out.print(leaderboard_table(data))
-        _print_notes(out, data)
+        show(leaderboard_listing(data, c.spec.costs.currency), fmt, console())
+        _print_summary(console(), data)
 
     @app.command()
-    def models(case: CaseArg = None, json_out: JsonOpt = False):
+    def models(case: CaseArg = None, fmt: FormatOpt = "table", json_out: JsonOpt = False):
         """List the registered model versions of the case with their aliases and tags."""
         from .. import tracking
         from ..errors import redact_url
 
+        fmt = check_format(fmt)
         c = load(case)
         rows = tracking.versions(c)
         if json_out:
             emit_json({"case": c.name, "tracking_uri": redact_url(c.tracking_uri), "versions": rows})
             return
-        out = console()
         if not rows:
-            out.print(f"no registered versions of '{c.name}' in {redact_url(c.tracking_uri)}; `mlcase run` registers them")
+            console().print(f"no registered versions of '{c.name}' in {redact_url(c.tracking_uri)}; `mlcase run` registers them")
             return
-        from rich.table import Table
+        show(models_listing(c.name, rows), fmt, console())
 
-        table = Table(title=f"Registered versions of '{c.name}'", title_justify="left")
-        for col in ("version", "aliases", "role", "family", "cv mean", "created", "run", "decision"):
-            table.add_column(col, no_wrap=col in ("version", "created", "run"))
-        for r in rows:
-            tags = r.get("tags", {})
-            table.add_row(str(r["version"]), ", ".join(sorted(r.get("aliases", []))), tags.get("mlcase.role", ""),
-                          tags.get("mlcase.family", ""), _short(tags.get("mlcase.cv_mean")),
-                          (r.get("created") or "")[:16].replace("T", " "), (r.get("run_id") or "")[:8], tags.get("mlcase.verdict", ""))
-        out.print(table)
+
+def leaderboard_listing(data: dict, currency: str = "$") -> Listing:
+    """The leaderboard of a stored bake-off result (``BakeoffResult.to_dict()``): one row per model."""
+    metric = data.get("metric", "score")
+    title = f"Leaderboard ({metric}, lower is better; {(data.get('cv') or {}).get('folds', '?')}-fold CV" + (
+        ", interrupted" if data.get("interrupted") else "") + "); ★ candidate, ◆ best baseline"
+    columns = [Column(""), Column("name"), Column("kind"), Column("cv mean", number, True),
+               Column("± std", number, True), Column("trials", lambda v: "" if v is None else str(v), True),
+               Column("fit cpu s", lambda v: number(v, 3), True), Column("size", size, True),
+               Column("1-row ms", lambda v: number(v, 3), True),
+               Column(f"{currency}/decision", lambda v: money(v, currency), True), Column("note")]
+    rows = []
+    for r in data.get("leaderboard", []):
+        mark = "★" if r.get("selected") else ("◆" if r.get("name") == data.get("best_baseline") else "")
+        rows.append([mark, r.get("name"), r.get("kind"), r.get("cv_mean"), r.get("cv_std"), r.get("n_trials"),
+                     r.get("fit_cpu_s"), r.get("size_bytes"), r.get("predict_1_ms"),
+                     r.get("operating_cost_per_decision"), r.get("note") or ""])
+    return Listing(title=title, columns=columns, rows=rows, notes=list(data.get("notes") or []))
+
+
+def models_listing(name: str, rows: list[dict]) -> Listing:
+    """The registered versions of a case, newest first as the registry lists them."""
+    columns = [Column("version", right=True), Column("aliases"), Column("role"), Column("family"),
+               Column("cv mean", number, True), Column("created"), Column("run"), Column("decision")]
+    out = []
+    for r in rows:
+        tags = r.get("tags", {})
+        cv = tags.get("mlcase.cv_mean")
+        try:
+            cv = float(cv) if cv not in (None, "") else None
+        except ValueError:
+            pass
+        out.append([r["version"], ", ".join(sorted(r.get("aliases", []))), tags.get("mlcase.role", ""),
+                    tags.get("mlcase.family", ""), cv, (r.get("created") or "")[:16].replace("T", " "),
+                    r.get("run_id") or "", tags.get("mlcase.verdict", "")])
+    return Listing(title=f"Registered versions of '{name}'", columns=columns, rows=out)
 
 
 def _summary(data: dict) -> dict:
@@ -89,19 +121,10 @@ def _summary(data: dict) -> dict:
     return {k: data.get(k) for k in keep}
 
 
-def _print_notes(out, data: dict) -> None:
+def _print_summary(out, data: dict) -> None:
     from rich.markup import escape
 
-    for note in data.get("notes") or []:
-        out.print(f"[dim]note:[/dim] {escape(note)}")
     if data.get("candidate"):
         out.print(f"candidate: [bold]{escape(data['candidate'])}[/bold]; best baseline: "
                   f"{escape(str(data.get('best_baseline')))}; {data.get('elapsed_s', 0):.1f}s of "
                   f"{data.get('budget_s', 0):g}s budget")
-
-
-def _short(v) -> str:
-    try:
-        return f"{float(v):.5g}"
-    except (TypeError, ValueError):
-        return ""

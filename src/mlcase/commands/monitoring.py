@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._listing import Column, FormatOpt, Listing, check_format, number, show
 
 LogOpt = Annotated[str | None, typer.Option(
     "--log", help="Prediction log (SQLite file or SQLAlchemy URL) or a CSV/Parquet of recent records "
@@ -29,6 +30,7 @@ def register(app: typer.Typer) -> None:
         log: LogOpt = None,
         labels: LabelsOpt = None,
         window: WindowOpt = None,
+        fmt: FormatOpt = "table",
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ):
@@ -40,6 +42,7 @@ def register(app: typer.Typer) -> None:
         from .. import results
         from ..monitor import monitor
 
+        fmt = check_format(fmt)
         c = load(case)
         result = monitor(c, log=log, labels=labels, window=window)
         data = result.to_dict()
@@ -47,51 +50,59 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(data)
         else:
-            print_result(console(quiet), data)
+            print_result(console(quiet), data, fmt)
         if result.alerts:
             raise typer.Exit(1)
 
 
-def print_result(out, data: dict) -> None:
-    """A table of the windows, then the alerts and warnings."""
-    from rich.table import Table
+def print_result(out, data: dict, fmt: str = "table") -> None:
+    """A listing of the windows, then the warnings and alerts (on stderr)."""
+    from rich.markup import escape
 
     model = data.get("model") or {}
     version = f" v{model['version']}" if model.get("version") is not None else ""
-    out.print(f"[bold]{data['case']}[/bold]: {data['n_rows']} predictions in {data['n_windows']} window(s) of "
-              f"{_duration(data['window_seconds'])} from {data['source']} (model {model.get('name')}{version})")
-    t = Table(show_edge=False, pad_edge=False)
-    for col in ("window", "n", "labels", "top drift (PSI)", "score PSI", "fallback", "est. cost [95%]",
-                "realized cost"):
-        t.add_column(col, justify="left" if col in ("window", "top drift (PSI)", "labels") else "right",
-                     no_wrap=col == "window")
+    out.print(f"[bold]{escape(str(data['case']))}[/bold]: {data['n_rows']} predictions in {data['n_windows']} "
+              f"window(s) of {_duration(data['window_seconds'])} from {escape(str(data['source']))} "
+              f"(model {escape(str(model.get('name')))}{version})")
+    show(windows_listing(data), fmt, out)
+    for line in label_lines(data):
+        out.print(escape(line))
+    for w in data.get("warnings", []):
+        out.print(f"[yellow]warning[/yellow] {escape(w['message'])}")
+    for a in data["alerts"]:
+        out.print(f"[red]ALERT[/red] {escape(a['kind'])}: {escape(a['message'])}")
+    if data["alerts"]:
+        out.print(f"[red]{len(data['alerts'])} alert(s)[/red]; details with --json or in `mlcase report`")
+    else:
+        out.print("[green]no alerts[/green]")
+
+
+def windows_listing(data: dict) -> Listing:
+    """One row per monitoring window: size, labels, the top drifting feature, score drift, fallbacks, cost."""
+    columns = [Column("window"), Column("n", right=True), Column("labels"), Column("top drift (PSI)"),
+               Column("score PSI", lambda v: "–" if v is None else f"{v:.3f}", True),
+               Column("fallback", lambda v: "–" if v is None else f"{v:.1%}", True),
+               Column("est. cost [95%]", right=True), Column("realized cost", right=True)]
     daily = data["window_seconds"] % 86400 == 0
+    rows, styles = [], []
     for w in data["windows"]:
         drift = sorted(((s["psi"], f, s["status"]) for f, s in w["drift"].items() if s.get("psi") is not None),
                        reverse=True)
-        top = f"{drift[0][1]} {drift[0][0]:.3f}" + (" [red]drift[/red]" if drift[0][2] == "drift" else "") if drift else "–"
+        top = (f"{drift[0][1]} {drift[0][0]:.3f}" + (" drift" if drift[0][2] == "drift" else "")) if drift else "–"
         sd = w.get("score_drift")
         est = (w.get("estimated") or {}).get("cost")
         real = w.get("realized") or w.get("realized_so_far")
         labels = "immature" if not w["mature"] else f"{1 - (w['labels']['unlabelled_share'] or 0):.0%} labelled"
         real_txt = "–"
         if real and real.get("cost") is not None:
-            real_txt = f"{real['cost']:.4g}" + ("" if w.get("realized") else " (not final)")
-        t.add_row(w["window"].removesuffix("T00:00:00Z") if daily else w["window"], str(w["n"]) + (" (small)" if w["too_small"] else ""), labels, top,
-                  f"{sd['psi']:.3f}" if sd and sd.get("psi") is not None else "–",
-                  f"{w['fallback']['share']:.1%}",
-                  f"{est['value']:.3g} [{est['low']:.3g}, {est['high']:.3g}]" if est else "–", real_txt)
-    out.print(t)
-    for line in label_lines(data):
-        out.print(line)
-    for w in data.get("warnings", []):
-        out.print(f"[yellow]warning[/yellow] {w['message']}")
-    for a in data["alerts"]:
-        out.print(f"[red]ALERT[/red] {a['kind']}: {a['message']}")
-    if data["alerts"]:
-        out.print(f"[red]{len(data['alerts'])} alert(s)[/red]; details with --json or in `mlcase report`")
-    else:
-        out.print("[green]no alerts[/green]")
+            real_txt = number(real["cost"], 4) + ("" if w.get("realized") else " (not final)")
+        rows.append([w["window"].removesuffix("T00:00:00Z") if daily else w["window"],
+                     str(w["n"]) + (" (small)" if w["too_small"] else ""), labels, top,
+                     sd.get("psi") if sd else None, w["fallback"]["share"],
+                     f"{number(est['value'], 3)} [{number(est['low'], 3)}, {number(est['high'], 3)}]" if est else "–",
+                     real_txt])
+        styles.append("red" if drift and drift[0][2] == "drift" else None)
+    return Listing(title="Monitoring windows", columns=columns, rows=rows, styles=styles)
 
 
 def label_lines(data: dict) -> list[str]:

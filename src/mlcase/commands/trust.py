@@ -80,7 +80,6 @@ def register(app: typer.Typer) -> None:
 
 def _rows(case, bundle, row: str | None):
     """The rows to explain and a label for each: one row of the data by id, or records from stdin."""
-    import pandas as pd
 
     from ..errors import DataError, NotFoundError
 
@@ -118,15 +117,18 @@ def _rows(case, bundle, row: str | None):
         raise DataError(f"the JSON record lacks the model's feature columns {', '.join(missing[:8])}"
                         + (f" (and {len(missing) - 8} more)" if len(missing) > 8 else ""),
                         "add them to the record (null for unknown values)")
-    frame = pd.DataFrame.from_records(records)
-    kinds = {col.get("name"): col.get("kind") for col in (bundle.schema or {}).get("columns", [])}
-    for f in bundle.features:
-        if kinds.get(f) == "numeric":
-            values = pd.to_numeric(frame[f], errors="coerce")
-            bad = frame[f][values.isna() & frame[f].notna()]
-            if len(bad):
-                raise DataError(f"column '{f}' expects a number, got {bad.iloc[0]!r}", f"send a number for '{f}'")
-            frame[f] = values
+    from ..serve.schema import RecordSpec
+
+    spec = RecordSpec(bundle.schema or {}, bundle.features)  # the rules /predict applies, NaN and booleans included
+    clean, issues = spec.validate_records(records)
+    if issues:
+        first = issues[0]
+        more = f" (and {len(issues) - 1} more issue(s))" if len(issues) > 1 else ""
+        where = f"record {first.record}: " if len(records) > 1 else ""
+        raise DataError(f"stdin {where}column '{first.field}' {first.message}{more}",
+                        f"send what POST /predict accepts for '{first.field}' (see the served /docs)",
+                        field=first.field, record=first.record)
+    frame = spec.frame(clean)
     ids = case.spec.data.id
     return frame, [str(r.get(ids, i)) if ids else str(i) for i, r in enumerate(records)]
 

@@ -9,32 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .sections import esc, figure, table
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-.verdict{display:inline-block;padding:.3rem .8rem;border-radius:4px;font-weight:600;color:#fff}
-.SHIP{background:#2e7d32}.DONT_SHIP{background:#c62828}.INCONCLUSIVE{background:#f9a825;color:#222}
-.UNTRUSTWORTHY{background:#6a1b9a}.warn{background:#fff8e1;border-left:4px solid #f9a825;padding:.4rem .8rem;margin:.3rem 0}
-table.tbl{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}table.tbl td,table.tbl th{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
-table.tbl th{background:#f5f5f5}table.tbl td:first-child,table.tbl th:first-child{text-align:left}
-caption{text-align:left;font-weight:600;padding:.3rem 0}figure.plot{margin:1rem 0}.plotly-fig{min-height:320px}
-p.conclusion{font-size:1rem;line-height:1.5;background:#f7f9fc;padding:.8rem;border-radius:4px}
-"""
-
-_RENDER = """
-document.querySelectorAll('script[data-for]').forEach(function(s){
-  var spec = JSON.parse(s.textContent);
-  Plotly.newPlot(s.getAttribute('data-for'), spec.data || [], spec.layout || {}, {displaylogo:false, responsive:true});
-});
-"""
-
-
-def _plotly_js() -> str:
-    from .render import plotly_js
-
-    return plotly_js()
+from .sections import figure, table
 
 
 def _finite(v) -> bool:
@@ -94,23 +69,37 @@ def _effect_rows(result: dict) -> tuple[list[dict], list[dict]]:
 
 
 def render_page(result) -> str:
-    """The HTML text of the page for an :class:`~mlcase.abtest.Analysis` (or its ``to_dict()``)."""
-    d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    parts = [f"<h1>A/B test analysis: {esc(', '.join(d['settings']['metrics']))}</h1>",
-             f'<p><span class="verdict {esc(d["verdict"])}">{esc(d["verdict"])}</span>'
-             + (" <em>(preliminary: before the planned end)</em>" if d.get("preliminary") else "") + "</p>",
-             f'<p class="conclusion">{esc(d["conclusion"])}</p>']
-    parts += [f'<div class="warn">{esc(w)}</div>' for w in d.get("warnings", [])]
+    """The HTML text of the page for an :class:`~mlcase.abtest.Analysis` (or its ``to_dict()``).
 
-    # effects ---------------------------------------------------------------------
+    The sections are built here from the shared :func:`~mlcase.report.sections.figure` and
+    :func:`~mlcase.report.sections.table` helpers; the page is ``report/templates/abtest.html.j2``,
+    rendered by the report's Jinja environment.
+    """
+    from markupsafe import Markup
+
+    from .. import __version__
+    from .render import environment, plotly_js, static
+
+    d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    sections = [s for s in (_effects(d), _guardrails(d), _segments(d), _trust(d)) if s is not None]
+    for s in sections:
+        s["blocks"] = [Markup(b) for b in s["blocks"]]
+    return environment().get_template("abtest.html.j2").render(
+        version=__version__, verdict=d["verdict"], preliminary=bool(d.get("preliminary")),
+        metrics=d["settings"]["metrics"], conclusion=d["conclusion"], warnings=list(d.get("warnings", [])),
+        sections=sections, css=static("abtest.css"), js=static("abtest.js"), plotly=Markup(plotly_js()))
+
+
+def _effects(d: dict) -> dict:
     rel, absolute = _effect_rows(d)
-    parts.append("<h2>Effects (95% confidence intervals)</h2>")
+    blocks = []
     if rel:
-        parts.append(figure(forest_figure(rel, "Relative difference vs control"),
-                            caption="Green: significantly better; red: significantly worse; blue: not significant; "
-                                    "grey: before CUPED adjustment."))
+        blocks.append(figure(forest_figure(rel, "Relative difference vs control"),
+                             caption="Green: significantly better; red: significantly worse; blue: not significant; "
+                                     "grey: before CUPED adjustment."))
     if absolute:
-        parts.append(figure(forest_figure(absolute, "Shift vs control (Mann-Whitney / Hodges-Lehmann)", relative=False)))
+        blocks.append(figure(forest_figure(absolute, "Shift vs control (Mann-Whitney / Hodges-Lehmann)",
+                                           relative=False)))
     cols = ["metric", "arm", "method", "n_control", "n_treatment", "mean_control", "mean_treatment", "estimate",
             "ci_low", "ci_high", "rel_diff", "p_value", "p_adjusted", "significant"]
     trows = []
@@ -120,77 +109,81 @@ def render_page(result) -> str:
                       "method": r["method"] + (" + CUPED" if r.get("cuped") else ""),
                       "rel_diff": r["cuped"]["rel_diff"] if r.get("cuped") else r["rel_diff"],
                       "p_value": r["p_estimate"]})
-    parts.append(table(trows, cols, caption="Per metric and arm"))
+    blocks.append(table(trows, cols, caption="Per metric and arm"))
     why = [{"metric": r["metric"], "arm": r["arm"], "method": r["method_key"], "why": r["method_reason"]}
            for r in d["metrics"]]
-    parts.append(table(why, ["metric", "arm", "method", "why"], caption="Why this test"))
+    blocks.append(table(why, ["metric", "arm", "method", "why"], caption="Why this test"))
     cuped = [{"metric": r["metric"], "arm": r["arm"], **{k: r["cuped"][k] for k in (
         "covariate", "correlation", "theta", "diff", "ci_low", "ci_high", "p_value", "variance_reduction")}}
         for r in d["metrics"] if r.get("cuped")]
     if cuped:
-        parts.append(table(cuped, caption="CUPED adjustment"))
+        blocks.append(table(cuped, caption="CUPED adjustment"))
+    return {"title": "Effects (95% confidence intervals)", "blocks": blocks}
 
-    # guardrails ---------------------------------------------------------------------
-    if d.get("guardrails"):
-        parts.append("<h2>Guardrails</h2>")
-        by_scale: dict[str, list] = {}
-        for g in d["guardrails"]:
-            by_scale.setdefault(g["scale"], []).append(g)
-        for scale, gs in by_scale.items():
-            rows = [{"label": f"{g['metric']} · {g['arm']}", "estimate": g["estimate"], "ci_low": g["ci_low"],
-                     "ci_high": g["ci_high"], "colour": {"pass": "#2e7d32", "fail": "#c62828"}.get(g["status"], "#f9a825")}
-                    for g in gs]
-            margins = [{"x": (-g["margin"] if g["bad"] == "decrease" else g["margin"]), "name": f"{g['metric']} margin"}
-                       for g in gs]
-            parts.append(figure(forest_figure(rows, f"Guardrails ({scale} change)", relative=scale == "relative",
-                                              margins=margins)))
-        parts.append(table(d["guardrails"], ["metric", "arm", "bad", "margin", "scale", "estimate", "ci_low",
-                                             "ci_high", "status"], caption="Guardrails"))
 
-    # segments -----------------------------------------------------------------------
-    if d.get("segments"):
-        parts.append("<h2>Segments (Benjamini-Hochberg adjusted)</h2>")
-        tested = [s for s in d["segments"] if s.get("tested")]
-        rows = []
-        for s in tested:
-            if not all(_finite(s.get(k)) for k in ("diff", "ci_low", "ci_high")):
-                continue
-            mean_c = s.get("mean_control")
-            rel_ok = _finite(mean_c) and mean_c != 0 and "Mann-Whitney" not in s.get("method", "")
-            rows.append({"label": f"{s['metric']} · {s['segment']} · {s['arm']}",
-                         "estimate": s["diff"] / abs(mean_c) if rel_ok else s["diff"],
-                         "ci_low": s["ci_low"] / abs(mean_c) if rel_ok else s["ci_low"],
-                         "ci_high": s["ci_high"] / abs(mean_c) if rel_ok else s["ci_high"],
-                         "colour": "#2e7d32" if s.get("significant") else "#1565c0"})
-        if rows:
-            parts.append(figure(forest_figure(rows, "Difference per segment, relative to the segment's control mean"),
-                                caption="Green: significant after Benjamini-Hochberg; the CIs are not adjusted."))
-        parts.append(table(d["segments"], ["metric", "segment", "arm", "n_control", "n_treatment", "diff", "ci_low",
-                                           "ci_high", "p_value", "p_adjusted", "significant", "note"],
-                           caption="Segments"))
+def _guardrails(d: dict) -> dict | None:
+    if not d.get("guardrails"):
+        return None
+    blocks = []
+    by_scale: dict[str, list] = {}
+    for g in d["guardrails"]:
+        by_scale.setdefault(g["scale"], []).append(g)
+    for scale, gs in by_scale.items():
+        rows = [{"label": f"{g['metric']} · {g['arm']}", "estimate": g["estimate"], "ci_low": g["ci_low"],
+                 "ci_high": g["ci_high"], "colour": {"pass": "#2e7d32", "fail": "#c62828"}.get(g["status"], "#f9a825")}
+                for g in gs]
+        margins = [{"x": (-g["margin"] if g["bad"] == "decrease" else g["margin"]), "name": f"{g['metric']} margin"}
+                   for g in gs]
+        blocks.append(figure(forest_figure(rows, f"Guardrails ({scale} change)", relative=scale == "relative",
+                                           margins=margins)))
+    blocks.append(table(d["guardrails"], ["metric", "arm", "bad", "margin", "scale", "estimate", "ci_low",
+                                          "ci_high", "status"], caption="Guardrails"))
+    return {"title": "Guardrails", "blocks": blocks}
 
-    # trust ----------------------------------------------------------------------------
+
+def _segments(d: dict) -> dict | None:
+    if not d.get("segments"):
+        return None
+    blocks = []
+    rows = []
+    for s in (s for s in d["segments"] if s.get("tested")):
+        if not all(_finite(s.get(k)) for k in ("diff", "ci_low", "ci_high")):
+            continue
+        mean_c = s.get("mean_control")
+        rel_ok = _finite(mean_c) and mean_c != 0 and "Mann-Whitney" not in s.get("method", "")
+        rows.append({"label": f"{s['metric']} · {s['segment']} · {s['arm']}",
+                     "estimate": s["diff"] / abs(mean_c) if rel_ok else s["diff"],
+                     "ci_low": s["ci_low"] / abs(mean_c) if rel_ok else s["ci_low"],
+                     "ci_high": s["ci_high"] / abs(mean_c) if rel_ok else s["ci_high"],
+                     "colour": "#2e7d32" if s.get("significant") else "#1565c0"})
+    if rows:
+        blocks.append(figure(forest_figure(rows, "Difference per segment, relative to the segment's control mean"),
+                             caption="Green: significant after Benjamini-Hochberg; the CIs are not adjusted."))
+    blocks.append(table(d["segments"], ["metric", "segment", "arm", "n_control", "n_treatment", "diff", "ci_low",
+                                        "ci_high", "p_value", "p_adjusted", "significant", "note"],
+                        caption="Segments"))
+    return {"title": "Segments (Benjamini-Hochberg adjusted)", "blocks": blocks}
+
+
+def _trust(d: dict) -> dict:
     srm = d["srm"]
-    parts.append("<h2>Trust checks</h2>")
     srm_rows = [{"arm": a, "planned share": d["planned_split"][a], "expected": e, "observed": srm["observed"][a]}
                 for a, e in zip(d["arms"], srm["expected"], strict=True)]
-    parts.append(table(srm_rows, caption=f"Sample ratio: chi-square {srm['chi2']:.3g}, p = {srm['p_value']:.3g} "
-                                         f"({'MISMATCH' if srm['flagged'] else 'ok'} at {srm['threshold']})"))
+    blocks = [table(srm_rows, caption=f"Sample ratio: chi-square {srm['chi2']:.3g}, p = {srm['p_value']:.3g} "
+                                      f"({'MISMATCH' if srm['flagged'] else 'ok'} at {srm['threshold']})")]
     h = d["health"]
     health_rows = [{"arm": a, "units": h["units"].get(a, 0), "units in several arms": h["units_in_several_arms"].get(a, 0),
                     **{f"missing {m}": v.get(a, 0) for m, v in h["missing_metric_values"].items()}} for a in d["arms"]]
     miss = h["missing_or_default_assignment"]
-    parts.append(table(health_rows, caption=f"Assignment health: {miss['rows']} rows ({miss['units']} units) with a "
-                                            f"missing or default arm were left out"))
-    body = "\n".join(parts)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A/B analysis: {esc(d["verdict"])}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_CSS}</style>'
-            f'<script>{_plotly_js()}</script></head><body>{body}<script>{_RENDER}</script></body></html>')
+    blocks.append(table(health_rows, caption=f"Assignment health: {miss['rows']} rows ({miss['units']} units) with a "
+                                             f"missing or default arm were left out"))
+    return {"title": "Trust checks", "blocks": blocks}
 
 
 def write_page(result, path: str | Path) -> Path:
-    """Write :func:`render_page` to ``path`` (folders are created); returns the path."""
+    """Write :func:`render_page` to ``path`` (folders are created) atomically; returns the path."""
+    from .render import _write_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_page(result), encoding="utf-8")
+    _write_atomic(path, render_page(result))
     return path

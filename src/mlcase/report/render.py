@@ -17,6 +17,7 @@ PosixPath('.../examples/telco-churn/report/index.html')
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib
 import logging
 import os
@@ -212,14 +213,32 @@ def plotly_js() -> str:
     return text.replace("</script", "<\\/script")
 
 
-def render_html(results: dict, sections: list[Section]) -> str:
-    """The report page from the sections (the plotly.js bundle, CSS and JS inlined)."""
+@functools.cache
+def environment():
+    """The one Jinja environment of every page mlcase writes: the report, the model card, the A/B page.
+
+    Templates live in ``report/templates/``, their CSS and JS in ``report/static/`` (see :func:`static`);
+    every value is escaped unless it is :class:`markupsafe.Markup` (HTML built by the section helpers).
+    """
     import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+
+def static(name: str):
+    """A file of ``report/static/`` as :class:`markupsafe.Markup`, to inline in a page."""
     from markupsafe import Markup
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return Markup((STATIC / name).read_text(encoding="utf-8"))
+
+
+def render_html(results: dict, sections: list[Section]) -> str:
+    """The report page from the sections (the plotly.js bundle, CSS and JS inlined)."""
+    from markupsafe import Markup
+
+    env = environment()
     ctx = results.get("case") or {}
     has_figures = _has_figures(sections)
     return env.get_template("report.html.j2").render(
@@ -227,8 +246,8 @@ def render_html(results: dict, sections: list[Section]) -> str:
         sections=sections,
         stages=sorted(k for k in results if k != "case"),
         badge=_BADGES,
-        css=Markup((STATIC / "report.css").read_text(encoding="utf-8")),
-        js=Markup((STATIC / "report.js").read_text(encoding="utf-8")),
+        css=static("report.css"),
+        js=static("report.js"),
         plotly=Markup(plotly_js()) if has_figures else None,
     )
 

@@ -439,9 +439,15 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             raise InvalidRequest("the request body is an empty array", "send at least one {request_id, label}",
                                  issues=[{"record": None, "field": "(body)", "message": "empty array"}])
         issues, clean = [], []
+        served = next((t.spec for t in st.predictor.tiers if t.spec is not None), None)
         for i, item in enumerate(items):
             try:
-                clean.append(LabelIn.model_validate(item).model_dump())
+                label = LabelIn.model_validate(item).model_dump()
+                why = served.label_issue(label["label"]) if served is not None else None
+                if why:  # a label that is no outcome of the target ("Maybe", NaN) would poison monitoring
+                    issues.append({"record": i, "field": "label", "message": why})
+                else:
+                    clean.append(label)
             except ValidationError as exc:
                 for err in exc.errors(include_url=False):
                     loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)] or ["(record)"]
@@ -753,6 +759,8 @@ def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None
             comps["Record"] = {"type": "object", "title": "Record"}
         lab = LabelIn.model_json_schema(ref_template="#/components/schemas/{model}")
         comps.update(lab.pop("$defs", {}))
+        if p is not None:  # what /labels accepts: the served target's classes (or a number)
+            lab["properties"]["label"] = p.primary.spec.label_schema()
         comps["LabelIn"] = lab
         fb = FeedbackIn.model_json_schema(ref_template="#/components/schemas/{model}")
         comps.update(fb.pop("$defs", {}))

@@ -87,6 +87,7 @@ class RecordSpec:
         self.features = list(features)
         self.target = schema.get("target")
         self.task = schema.get("task")
+        self.classes = [str(c) for c in schema.get("classes") or []] or None
         self.other_columns = [c for c in cols if c not in set(features)]
         self.domain_margin = float(domain_margin)
         self.max_unseen = int(max_unseen)
@@ -119,8 +120,8 @@ class RecordSpec:
         fields: dict[str, Any] = {}
         for r in self.rules.values():
             desc = self._describe(r)
-            if r.kind == "numeric":
-                typ: Any = Annotated[float, Field(allow_inf_nan=False)]
+            if r.kind == "numeric":  # true/false is not a number here (nor in batch scoring)
+                typ: Any = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=False)]
                 extra = {"examples": [r.lo]} if r.lo is not None else {}
             elif r.kind == "boolean":
                 typ = bool
@@ -203,6 +204,58 @@ class RecordSpec:
             out.append(Issue(index, name, msg))
         return out
 
+    # ------------------------------------------------------------------ labels
+    def label_values(self) -> list | None:
+        """The JSON values a label may take: each class as text, and as the number or boolean it spells
+        (``"1"`` and ``1``; ``"True"`` and ``true``). None for regression (any finite number)."""
+        if self.task == "regression" or not self.classes:
+            return None
+        out: list = []
+        for c in self.classes:
+            out.append(c)
+            if c in ("True", "False"):
+                out.append(c == "True")
+                continue
+            try:
+                number = float(c)
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                out.append(int(number) if number.is_integer() and c.lstrip("-").isdigit() else number)
+        return out
+
+    def label_schema(self) -> dict:
+        """The JSON schema of a label, for ``/openapi.json``: the classes (or a number), or null."""
+        values = self.label_values()
+        one = {"type": "number"} if values is None else {"enum": values}
+        return {"anyOf": [one, {"type": "null"}], "title": "Label",
+                "description": "The outcome: " + self._label_words() + "; null for none"}
+
+    def label_issue(self, label) -> str | None:
+        """Why ``label`` cannot be an outcome of this model's target, or None when it can.
+
+        A classifier's label must be one of :meth:`label_values` (a class, or the number or boolean it
+        spells); a regression label a finite number. ``None`` (no outcome) is accepted; NaN, infinities
+        and booleans standing in for numbers are not.
+        """
+        if label is None:
+            return None
+        values = self.label_values()
+        if values is None:
+            if self.task != "regression":
+                return None
+            ok = isinstance(label, (int, float)) and not isinstance(label, bool) and math.isfinite(label)
+        else:
+            ok = any(isinstance(label, bool) == isinstance(v, bool) and type(label) is not str and
+                     type(v) is not str and label == v or type(label) is str and label == v for v in values)
+        return None if ok else f"expected {self._label_words()}, got {_short(label)}"
+
+    def _label_words(self) -> str:
+        if self.task == "regression":
+            return f"a finite number (the value of '{self.target}')"
+        shown = ", ".join(repr(c) for c in (self.classes or [])[:10])
+        return f"one of the classes of '{self.target}' ({shown}{' ...' if len(self.classes or []) > 10 else ''})"
+
     # ------------------------------------------------------------------ frames
     def frame(self, records: list[dict]) -> pd.DataFrame:
         """Validated records as a DataFrame with the dtypes training used."""
@@ -256,16 +309,17 @@ class RecordSpec:
             if r.required:
                 bad(isna, name, f"is required (it was never missing in training); send a {r.kind} value")
             if r.kind == "numeric":
-                if pd.api.types.is_bool_dtype(s):
-                    num = s.astype("float64")
-                else:
-                    num = pd.to_numeric(s, errors="coerce")
+                bools = np.zeros(n, dtype=bool)
+                if s.dtype == object or pd.api.types.is_bool_dtype(s):  # true/false is not a number
+                    bools = np.fromiter((isinstance(v, (bool, np.bool_)) for v in s), dtype=bool, count=n)
+                bad(bools, name, lambda p, s=s: f"expected a number, got {_short(s.iloc[p])}")
+                num = pd.to_numeric(s.where(~bools) if bools.any() else s, errors="coerce")
                 vals = num.to_numpy(dtype="float64", na_value=np.nan)
-                notnum = np.isnan(vals) & ~isna
+                notnum = np.isnan(vals) & ~isna & ~bools
                 bad(notnum, name, lambda p, s=s: f"expected a number, got {_short(s.iloc[p])}")
                 inf = np.isinf(vals)
                 bad(inf, name, "expected a finite number, got infinity")
-                vals = np.where(notnum | inf, np.nan, vals)
+                vals = np.where(notnum | inf | bools, np.nan, vals)
                 out[name] = vals
             elif r.kind == "boolean":
                 mapped = s.map(_to_bool, na_action="ignore")
@@ -346,6 +400,12 @@ class RecordSpec:
         return rec
 
 
+def _not_a_bool(v):
+    if isinstance(v, bool):
+        raise ValueError("a boolean is not a number")
+    return v
+
+
 def _number_to_text(v):
     if isinstance(v, bool):
         return v
@@ -377,6 +437,8 @@ def _kind_word(kind: str) -> str:
 
 
 def _short(v) -> str:
+    if isinstance(v, np.generic):
+        v = v.item()
     s = repr(v)
     return s if len(s) <= 40 else s[:37] + "..."
 

@@ -2,7 +2,7 @@
 
 Reads ``results["checks"]`` (:meth:`mlcase.checks.CheckReport.to_dict`, plus
 ``forced`` when a run went on past errors) and ``results["datasheet"]``
-(:func:`mlcase.datasheet.datasheet_dict`).
+(:func:`mlcase.checks.datasheet.datasheet_dict`).
 """
 
 from __future__ import annotations

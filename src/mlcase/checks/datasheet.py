@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .case import Case
-from .data import Dataset
+from ..case import Case
+from ..data import Dataset
 
 DATASHEET_FILE = "datasheet.md"
 MAX_LEVELS = 10

@@ -1,0 +1,51 @@
+"""Duplicate rows and duplicate ids (which make a test score look better than it is)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .context import Context
+from .registry import register
+from .report import Check
+from .stats import _row_hash
+from .thresholds import DUPLICATE_WARN_SHARE
+
+
+@register("duplicates", ids=("duplicate_rows", "duplicate_ids"), order=130)
+def check_duplicates(ctx: Context) -> list[Check]:
+    out: list[Check] = []
+    d = ctx.spec.data
+    frame = ctx.frame
+    columns = [c for c in frame.columns if c != d.id]
+    h = _row_hash(frame, columns)
+    dup = int(pd.Series(h).duplicated().sum())
+    fh = _row_hash(frame, ctx.features)
+    test_seen = int(pd.Index(fh[ctx.test]).isin(fh[ctx.train]).sum()) if len(ctx.test) else 0
+    share = dup / max(len(frame), 1)
+    if dup:
+        sev = "warning" if share >= DUPLICATE_WARN_SHARE else "info"
+        out.append(Check("duplicate_rows", sev,
+                         f"{dup:,} rows ({share:.2%}) repeat another row in every column"
+                         + (f" but '{d.id}'" if d.id else ""),
+                         evidence={"duplicates": dup, "share": share, "rows": int(len(frame)),
+                                   "test_rows_with_features_seen_in_train": test_seen,
+                                   "test_rows": int(len(ctx.test))},
+                         fix="remove double-logged rows at the source (or DISTINCT in data.source); "
+                             "duplicates across train and test make the test score look better than it is"))
+    if d.id:
+        ids = frame[d.id]
+        dup_ids = int(ids.duplicated().sum())
+        if dup_ids:
+            tr = pd.Index(ids.iloc[ctx.train].unique())
+            across = int(tr.isin(ids.iloc[ctx.test].unique()).sum())
+            split_note = ("" if ctx.spec.split.method == "group" and d.group == d.id
+                          else f"; {across:,} ids are in both train and test")
+            out.append(Check("duplicate_ids", "warning",
+                             f"{dup_ids:,} rows repeat an id of '{d.id}' ({ids.nunique():,} distinct ids "
+                             f"in {len(ids):,} rows){split_note}", column=d.id,
+                             evidence={"duplicate_rows": dup_ids, "distinct_ids": int(ids.nunique()),
+                                       "ids_in_train_and_test": across},
+                             fix=f"keep one row per id, or set data.group: {d.id} and split.method: group "
+                                 "so one entity never sits in both train and test"))
+    return out
+

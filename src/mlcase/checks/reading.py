@@ -1,0 +1,91 @@
+"""What reading the data changed, and text that was decoded wrongly upstream.
+
+:func:`mlcase.data.read_table` never changes a value silently: a repeated column name,
+a missing-value token in a numeric column (``n/a``) and an infinity are each counted in
+``dataset.read_notes`` and reported here, before any model sees the data. A file that is
+not UTF-8 does not get this far (the data stage stops with the encoding it looks like);
+text that was mis-decoded before it reached the file (``CafÃ©`` for ``Café``, or the
+replacement character ``\ufffd``) is found here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from .context import Context
+from .registry import register
+from .report import Check
+
+# UTF-8 bytes read as Latin-1/Windows-1252 ("Ã©" for "é", "â€™" for "’"), or the replacement character
+_MOJIBAKE = re.compile("\ufffd|[\u00c2\u00c3][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc]|\u00e2\u20ac")
+MAX_TEXT_VALUES = 50_000  # distinct values of a column scanned for mis-decoded text
+
+
+def _role(ctx: Context, column: str) -> str:
+    if column == ctx.spec.data.target:
+        return "the target"
+    return "a feature" if column in ctx.features else "not a feature"
+
+
+@register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens"), order=15)
+def check_reading(ctx: Context) -> list[Check]:
+    notes = getattr(ctx.ds, "read_notes", None) or {}
+    out: list[Check] = []
+    for raw, names in (notes.get("duplicate_columns") or {}).items():
+        out.append(Check(
+            "duplicate_column_names", "warning",
+            f"the data has {len(names)} columns named '{raw}'; they were read as {', '.join(repr(n) for n in names)}",
+            column=names[0], evidence={"name": raw, "read_as": list(names)},
+            fix=f"give each column its own name at the source (or alias them in data.source SQL); "
+                f"the spec's '{raw}' means the first one"))
+    for col, counts in (notes.get("infinite") or {}).items():
+        n = int(sum(counts.values()))
+        signs = " and ".join(f"{v:,} {k}" for k, v in counts.items() if v)
+        out.append(Check(
+            "infinite_values", "warning",
+            f"column '{col}' ({_role(ctx, col)}) holds {n:,} infinite value{'s' if n != 1 else ''} ({signs}), "
+            "read as missing", column=col, evidence={"infinite": dict(counts), "rows": int(len(ctx.frame))},
+            fix=f"find where the infinities in '{col}' come from (a division by zero?) and fix them at the source; "
+                "serving and scoring refuse infinite values"))
+    for col, tokens in (notes.get("missing_tokens") or {}).items():
+        n = int(sum(tokens.values()))
+        shown = ", ".join(f"{t!r} ({c:,})" for t, c in list(tokens.items())[:5])
+        out.append(Check(
+            "missing_value_tokens", "warning",
+            f"column '{col}' holds numbers and {n:,} missing-value marker{'s' if n != 1 else ''} ({shown}); "
+            "it was read as a numeric column with those values missing", column=col,
+            evidence={"tokens": dict(tokens), "rows": int(len(ctx.frame))},
+            fix=f"nothing to do if {shown.split(' (')[0]} means 'unknown'; otherwise fix those values of '{col}' "
+                "at the source (an empty cell is the plain way to write a missing value)"))
+    return out
+
+
+@register("text_encoding", ids=("text_encoding",), order=125)
+def check_text_encoding(ctx: Context) -> list[Check]:
+    out: list[Check] = []
+    target = ctx.spec.data.target
+    for c in [*ctx.features, target]:
+        s = ctx.frame[c]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) \
+                or pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        counts = s.astype("str").value_counts(dropna=True)
+        if len(counts) > MAX_TEXT_VALUES:
+            counts = counts.iloc[:MAX_TEXT_VALUES]
+        hit = counts.index.to_series().str.contains(_MOJIBAKE, regex=True).to_numpy()
+        if not hit.any():
+            continue
+        bad = counts[hit]
+        examples = [str(v)[:40] for v in bad.index[:3]]
+        n = int(bad.sum())
+        out.append(Check(
+            "text_encoding", "warning",
+            f"column '{c}' has {n:,} value{'s' if n != 1 else ''} that look mis-decoded "
+            f"(e.g. {', '.join(repr(e) for e in examples)})", column=c,
+            evidence={"rows": n, "distinct": int(len(bad)), "examples": examples},
+            fix=f"the text of '{c}' was written as UTF-8 and read as Latin-1 (or the reverse) before it reached "
+                "this file; re-export it as UTF-8 from the source system, or the same category will "
+                "appear under two spellings"))
+    return out

@@ -1,0 +1,75 @@
+"""Split shift: a feature distributed differently in train and test (PSI with a chi-square test, KS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..drift import psi_js
+from .context import Context, Skip
+from .registry import register
+from .report import Check
+from .stats import _numeric
+from .thresholds import SHIFT_PVALUE
+
+
+def _psi_bins(train: pd.Series, test: pd.Series) -> tuple[np.ndarray, np.ndarray, float | None, float | None]:
+    """Bin counts of train and test (train deciles, or its top 20 categories + other; missing its own bin)."""
+    a_num, b_num = _numeric(train), _numeric(test)
+    ks = ks_p = None
+    if a_num is not None:
+        fa, fb = a_num[~np.isnan(a_num)], b_num[~np.isnan(b_num)]
+        edges = np.unique(np.quantile(fa, np.linspace(0, 1, 11)[1:-1])) if len(fa) else np.array([])
+        ca = np.searchsorted(edges, a_num, side="right")
+        cb = np.searchsorted(edges, b_num, side="right")
+        ca[np.isnan(a_num)] = len(edges) + 1
+        cb[np.isnan(b_num)] = len(edges) + 1
+        k = len(edges) + 2
+        if len(fa) and len(fb):
+            from scipy.stats import ks_2samp
+
+            res = ks_2samp(fa, fb, method="asymp")
+            ks, ks_p = float(res.statistic), float(res.pvalue)
+    else:
+        cats = pd.Index(train.value_counts().index[:20])
+        ca = cats.get_indexer(train) + 2
+        cb = cats.get_indexer(test) + 2
+        ca[train.isna().to_numpy()] = 0
+        cb[test.isna().to_numpy()] = 0
+        k = len(cats) + 2
+    return np.bincount(ca, minlength=k), np.bincount(cb, minlength=k), ks, ks_p
+
+
+@register("split_shift", ids=("split_shift",), order=140)
+def check_split_shift(ctx: Context) -> list[Check]:
+    from scipy.stats import chi2
+
+    if len(ctx.test) == 0:
+        raise Skip("no test rows")
+    method = ctx.ds.split.method
+    warn = ctx.spec.monitoring.psi_warn
+    rows = {}
+    out = []
+    for c in ctx.features:
+        a, b = ctx.column(c, ctx.train_sample), ctx.column(c, ctx.test_sample)
+        na, nb, ks, ks_p = _psi_bins(a, b)
+        keep = (na + nb) > 0
+        psi = float(psi_js(nb[keep], na[keep] / na.sum())[0][0])
+        dof = max(int(keep.sum()) - 1, 1)
+        p = float(chi2.sf(psi / (1 / na.sum() + 1 / nb.sum()), dof))
+        rows[c] = {"psi": psi, "p_value": p, "ks": ks, "ks_p_value": ks_p}
+        if psi >= warn and p < SHIFT_PVALUE:
+            ks_txt = f", KS {ks:.2f}" if ks is not None else ""
+            fix = ("expected when the data drifts over time: the test rows are later, so the test score shows how the "
+                   f"model does on newer data; watch '{c}' in monitoring" if method == "time" else
+                   f"a {method} split should not shift; check that rows are independent and not ordered or "
+                   "duplicated by entity (set data.group if several rows share one)")
+            out.append(Check("split_shift", "warning",
+                             f"'{c}' is distributed differently in train and test (PSI {psi:.2f}{ks_txt}, {method} split)",
+                             column=c, evidence={"psi": psi, "p_value": p, "ks": ks, "ks_p_value": ks_p,
+                                                 "train_rows": int(na.sum()), "test_rows": int(nb.sum()),
+                                                 "split": method},
+                             fix=fix))
+    ctx.stats["split_shift"] = {"split": method, "features": rows}
+    return out
+

@@ -1,0 +1,56 @@
+"""How numbers and money are written for people (CLI, messages): never scientific notation.
+
+Money is written to the cent, and below a cent with three significant digits (``$0.0000000397``,
+not ``3.97e-08``); other numbers with a few significant digits and thousands separators.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def money(v: Any, currency: str = "$") -> str:
+    """Money for people: ``$1,234.50``; below a cent three significant digits (``$0.0000000397``).
+
+    >>> money(3.97e-08), money(0.004213), money(-1234.5), money(0), money(None)
+    ('$0.0000000397', '$0.00421', '-$1,234.50', '$0.00', '–')
+    """
+    if v is None or isinstance(v, bool):
+        return "–"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(f):
+        return "–"
+    sign = "-" if f < 0 else ""
+    a = abs(f)
+    if a == 0 or a >= 0.01:
+        return f"{sign}{currency}{a:,.2f}"
+    decimals = min(2 - math.floor(math.log10(a)), 20)  # three significant digits
+    return f"{sign}{currency}{a:.{decimals}f}"
+
+
+def number(v: Any, digits: int = 5) -> str:
+    """A number for people: up to ``digits`` significant digits, never scientific notation.
+
+    >>> number(1.5586726998), number(12345678.9), number(0.000012345), number(None)
+    ('1.5587', '12,345,679', '0.000012345', '–')
+    """
+    if v is None or isinstance(v, bool):
+        return "–" if v is None else str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(f):
+        return "–"
+    if f == 0:
+        return "0"
+    a = abs(f)
+    if a >= 10 ** digits:
+        return f"{f:,.0f}"
+    decimals = max(digits - 1 - math.floor(math.log10(a)), 0)
+    text = f"{f:,.{min(decimals, 20)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -1,0 +1,130 @@
+"""What reading the data changes is reported, never silent; text that is not UTF-8 gets its encoding named.
+
+Also: the checks are a registry of one function per check, and the abtest package has no import circle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase.case import case_from_spec
+from mlcase.checks import REGISTRY, Check, CheckReport, registered, run_checks
+from mlcase.data import prepare, read_notes, read_table
+from mlcase.errors import DataError
+
+from .test_checks import frame, ids, only
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "mlcase"
+
+
+def _case(tmp_path, source="data.csv"):
+    return case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                           "data": {"source": source, "target": "y", "positive": "yes"}}, tmp_path)
+
+
+def test_infinities_are_read_as_missing_and_reported_before_any_model(tmp_path):
+    df = frame()
+    df.loc[[4, 40, 400], "x2"] = [np.inf, -np.inf, np.inf]
+    df.to_csv(tmp_path / "data.csv", index=False)
+    case = _case(tmp_path)
+    ds = prepare(case)
+    assert not np.isinf(ds.frame["x2"]).any() and int(ds.frame["x2"].isna().sum()) == 3
+    assert ds.read_notes["infinite"] == {"x2": {"inf": 2, "-inf": 1}}
+    c = only(run_checks(case, ds), "infinite_values")
+    assert c.column == "x2" and c.severity == "warning" and "3 infinite values (2 inf and 1 -inf)" in c.title
+    assert "serving and scoring refuse infinite values" in c.fix
+
+
+def test_duplicate_column_names_are_reported_with_what_they_were_read_as(tmp_path):
+    df = frame()
+    df.to_csv(tmp_path / "data.csv", index=False)
+    lines = (tmp_path / "data.csv").read_text().splitlines()
+    lines[0] = lines[0].replace("noise", "x1")  # x1, x2, x1, colour, y
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    case = _case(tmp_path)
+    ds = prepare(case)
+    assert list(ds.frame.columns[:3]) == ["x1", "x2", "x1_1"]
+    c = only(run_checks(case, ds), "duplicate_column_names")
+    assert c.evidence == {"name": "x1", "read_as": ["x1", "x1_1"]} and "2 columns named 'x1'" in c.title
+    # a frame passed in directly with repeated names is renamed the same way, and said so
+    same = frame().rename(columns={"noise": "x1"})
+    ds2 = prepare(case, frame=same)
+    assert ds2.read_notes["duplicate_columns"] == {"x1": ["x1", "x1_1"]}
+    # a file without a header row has no names to repeat: DuckDB's column0... are not reported
+    (tmp_path / "nohead.csv").write_text("1,1,a\n2,1,b\n3,1,a\n")
+    assert read_notes(read_table("nohead.csv", tmp_path)) == {}
+
+
+def test_mis_decoded_text_is_found(tmp_path):
+    df = frame()
+    df["city"] = np.where(np.arange(len(df)) % 50 == 0, "ZÃ¼rich", np.where(np.arange(len(df)) % 2, "Zürich", "Genève"))
+    df.loc[7, "city"] = "Gen\ufffdve"
+    case, ds = _case(tmp_path), None
+    ds = prepare(case, frame=df)
+    c = only(run_checks(case, ds), "text_encoding")
+    assert c.column == "city" and c.evidence["rows"] == 41 and {"ZÃ¼rich", "Gen\ufffdve"} == set(c.evidence["examples"])
+    assert "text_encoding" not in ids(run_checks(case, prepare(case, frame=frame())))
+
+
+@pytest.mark.parametrize("encoding, words", [("latin-1", ["byte 0xE8 on line 3", "Latin-1", "iconv -f latin1"]),
+                                             ("utf-16", ["UTF-16", "iconv -f utf-16"])])
+def test_a_file_that_is_not_utf8_names_its_encoding(tmp_path, encoding, words):
+    pd.DataFrame({"a": [1, 2, 3], "city": ["Bern", "Genève", "Zürich"]}).to_csv(
+        tmp_path / "t.csv", index=False, encoding=encoding)
+    with pytest.raises(DataError) as err:
+        read_table("t.csv", tmp_path)
+    msg = str(err.value)
+    assert msg.startswith("data.source: t.csv is not UTF-8 text") and all(w in msg for w in words), msg
+    if encoding == "latin-1":  # the fix the message suggests works
+        fixed = read_table("SELECT * FROM read_csv('t.csv', encoding = 'latin-1')", tmp_path)
+        assert fixed["city"].tolist() == ["Bern", "Genève", "Zürich"]
+
+
+def test_every_check_is_one_registered_function():
+    entries = registered()
+    assert [e.order for e in entries] == sorted(e.order for e in entries)
+    assert len({e.name for e in entries}) == len(entries) == len(REGISTRY)
+    all_ids = [i for e in entries for i in e.ids]
+    assert len(all_ids) == len(set(all_ids))
+    assert {"target_leakage", "infinite_values", "text_encoding", "missing_value_tokens"} <= set(all_ids)
+    # the public names keep working
+    assert Check and CheckReport and run_checks
+    # and each check module stays small
+    for path in (SRC / "checks").glob("*.py"):
+        assert len(path.read_text().splitlines()) < 600, path
+
+
+def test_only_runs_the_named_checks(tmp_path):
+    case = _case(tmp_path)
+    report = run_checks(case, prepare(case, frame=frame()), only=["constant", "duplicates"])
+    assert set(report.ran) == {"constant_column", "near_constant_column", "duplicate_rows", "duplicate_ids"}
+
+
+def test_abtest_modules_import_no_circle():
+    """abtest/analyze.py and abtest/plan.py imported each other (inside functions); frames.py now serves both."""
+    graph = {}
+    for path in (SRC / "abtest").glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                deps.add(node.module.split(".")[0])
+        graph[path.stem] = deps - {"__init__"}
+    graph.pop("__init__", None)
+
+    def reach(start, node, seen):
+        for nxt in graph.get(node, ()):
+            if nxt == start:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                if reach(start, nxt, seen):
+                    return True
+        return False
+
+    assert not [m for m in graph if reach(m, m, set())], graph
+    assert "frames" in graph["plan"] and "frames" in graph["analyze"] and "analyze" not in graph["plan"]
