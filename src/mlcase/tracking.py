@@ -595,6 +595,22 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
     return bundle
 
 
+def bundle_file_hashes(case: Case, version: int) -> dict:
+    """sha256 of a registered version's files as they are in the store now, beside what was recorded at
+    registration (``recorded``): what ``mlcase replay`` shows when a version no longer verifies."""
+    from .bundle import sha256_file
+
+    cl = client(case)
+    mv = cl.get_model_version(case.name, str(version))
+    bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
+    run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(cl.download_artifacts(run_id, path, dst_path=tmp))
+        now = {key: sha256_file(local / name) if (local / name).is_file() else None
+               for key, name in (("model_sha256", MODEL_FILE), ("bundle_sha256", BUNDLE_FILE))}
+    return {**now, "recorded": {k: mv.tags.get(k) for k in ("model_sha256", "bundle_sha256")}}
+
+
 def run_data(case: Case, run_id: str) -> dict:
     cl = client(case)
     r = cl.get_run(run_id)

@@ -131,8 +131,8 @@ class Guard:
         if n:
             err = sum(r[0] for r in rows)
             fb = sum(r[1] for r in rows)
-            out["error_share"] = {"value": err / n, "low": float(wilson(err, n, 2 * self.alpha)[0])}
-            out["fallback_share"] = {"value": fb / n, "low": float(wilson(fb, n, 2 * self.alpha)[0])}
+            out["error_share"] = {"value": err / n, "low": max(0.0, float(wilson(err, n, 2 * self.alpha)[0]))}
+            out["fallback_share"] = {"value": fb / n, "low": max(0.0, float(wilson(fb, n, 2 * self.alpha)[0]))}
         if ms:
             out["model_ms_p95"] = float(np.percentile(ms, 95))
         return out
@@ -410,6 +410,8 @@ class Release:
             self._event("reload_refused", f"version {version}: {why}")
             if self.auto_rollback and old_version is not None:
                 with contextlib.suppress(Exception):
+                    tracking.set_version_tags(self.case, version, {"mlcase.rolled_back": why[:4000],
+                                                                   "mlcase.was_champion": "false"})
                     tracking.set_alias(self.case, "champion", old_version, record={
                         "action": "auto_rollback", "who": server_actor(),
                         "why": f"version {version} was refused by the server before serving: {why}",
@@ -470,7 +472,7 @@ class Release:
             self.canary = self._rebuild_canary()
         self._event("auto_rollback", f"champion {bad} -> {version}: {why}")
         with contextlib.suppress(Exception):
-            tracking.set_version_tags(self.case, bad, {"mlcase.rolled_back": why[:4000]})
+            tracking.set_version_tags(self.case, bad, {"mlcase.rolled_back": why[:4000], "mlcase.was_champion": "false"})
         try:
             tracking.set_alias(self.case, "champion", version, record={
                 "action": "auto_rollback", "who": server_actor(), "why": why, "evidence": {"guard": numbers}})
