@@ -728,6 +728,7 @@ def release_history(case: Case, limit: int = 1000, evidence: bool = False) -> li
         d["readiness"] = float(d["readiness"]) if d.get("readiness") not in (None, "", "None") else None
         d["run_id"] = r.info.run_id
         if evidence:
+            d["evidence"] = None  # until its artifact is readable (it is written just after the run's tags)
             with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
                 local = cl.download_artifacts(r.info.run_id, "release.json", dst_path=tmp)
                 d["evidence"] = json.loads(Path(local).read_text(encoding="utf-8")).get("evidence")
