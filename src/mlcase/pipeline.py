@@ -215,6 +215,11 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
         if champion_version:
             cards.log_card(case, champion_version)
 
+    with stage("readiness"):
+        from .releases import readiness
+
+        results.save(case, "readiness", readiness(case).to_dict())
+
     out.decision, out.reasons, out.champion = verdict.verdict, list(verdict.reasons), verdict.champion
     out.metrics = eval_dict.get("metrics", {}).get(bake.candidate, {})
     out.report = _report(case)

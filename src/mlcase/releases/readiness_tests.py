@@ -168,9 +168,13 @@ def _slices(ev: Evidence):
 
 @rubric("model.7", "model", "The model has been tested for considerations of inclusion")
 def _inclusion(ev: Evidence):
-    fair = (ev.results.get("evaluation") or {}).get("fairness")
-    if ev.spec.sensitive and fair:
-        return A, f"group metrics for {', '.join(ev.spec.sensitive)} are evaluated on every run", None
+    cols = ((ev.results.get("evaluation") or {}).get("slices") or {}).get("columns") or {}
+    fair = {c: cols[c] for c in ev.spec.sensitive if (cols.get(c) or {}).get("groups")}
+    if ev.spec.sensitive and len(fair) == len(ev.spec.sensitive):
+        gaps = [f"{c}: demographic parity difference {v['demographic_parity_difference']:.3g}"
+                for c, v in fair.items() if v.get("demographic_parity_difference") is not None]
+        return A, (f"group metrics with intervals for {', '.join(fair)} on every run (fairlearn)"
+                   + (f"; {'; '.join(gaps)}" if gaps else "")), None
     if ev.spec.sensitive:
         return M, f"sensitive columns declared ({', '.join(ev.spec.sensitive)}); no group metrics stored yet", RUN
     return X, "no sensitive column declared", "declare sensitive: [...] in case.yaml"
