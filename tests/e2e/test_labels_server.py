@@ -114,8 +114,9 @@ def deployment(tmp_path_factory):
 
 def test_holdout_share_is_binomial_and_stable_per_unit_across_a_restart(deployment):
     before, after, raised = deployment["before"], deployment["after"], deployment["raised"]
-    assert deployment["ready"]["routing"] == {"holdout": HOLDOUT, "audit_share": AUDIT, "arms": ["holdout", "model"],
-                                              "holdout_policy": "never", "salt": "the case name"}
+    assert deployment["ready"]["routing"] == {"holdout": HOLDOUT, "audit_share": AUDIT, "canary": 0.0,
+                                              "arms": ["holdout", "canary", "model"], "holdout_policy": "never",
+                                              "salt": "the case name"}
     arms = np.array([a["arm"] for a in before])
     lo, hi = band(N, HOLDOUT)
     assert lo <= (arms == "holdout").sum() <= hi
