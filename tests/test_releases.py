@@ -8,7 +8,14 @@ import yaml
 from scipy.stats import binom
 
 from mlcase.errors import SpecError
-from mlcase.serve.routing import CANARY_ARM, HOLDOUT_ARM, MODEL_ARM, Router, Shares, sampling_probability
+from mlcase.serve.routing import (
+    CANARY_ARM,
+    HOLDOUT_ARM,
+    MODEL_ARM,
+    Router,
+    Shares,
+    sampling_probability,
+)
 
 N = 50_000
 

@@ -108,7 +108,7 @@ def test_the_score_rises_test_by_test_as_a_bare_case_is_completed(tmp_path, caps
     steps.append(("released", score(root, capsys)))
 
     totals = [s["total"] for _, s in steps]
-    assert all(b > a for a, b in zip(totals, totals[1:], strict=False)), list(zip([n for n, _ in steps], totals))
+    assert all(b > a for a, b in zip(totals, totals[1:], strict=False)), [(n, s["total"]) for n, s in steps]
     flipped = {name: sorted(k for k, v in statuses(after).items() if v == "automated"
                             and statuses(before)[k] != "automated")
                for (_, before), (name, after) in zip(steps, steps[1:], strict=False)}

@@ -102,10 +102,8 @@ def _fmt(v) -> str:
 
 # --------------------------------------------------------------------------- reading the log
 def _read(case: Case, log: str | None, version: int | None) -> tuple[pd.DataFrame, int, str]:
-    from ..errors import redact_url
+    from ..errors import DataError, redact_url
     from ..serve.predlog import open_existing
-
-    from ..errors import DataError
 
     try:
         backend, target = open_existing(case, log)

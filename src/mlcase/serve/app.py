@@ -249,8 +249,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
 
-    from .review_routes import holdout_answers, units_of
     from .release_routes import add_release_routes, provenance_values
+    from .review_routes import holdout_answers, units_of
     from .routing import ACTED_ARMS, sampling_probability
 
     if isinstance(settings, dict):
