@@ -16,12 +16,7 @@ from mlcase.serve.routing import (
     Shares,
     sampling_probability,
 )
-
-N = 50_000
-
-
-def band(n: int, p: float) -> tuple[int, int]:
-    return int(binom.ppf(0.0005, n, p)), int(binom.ppf(0.9995, n, p))
+from tests.test_routing import N, band
 
 
 def bare_case(root, **extra):

@@ -21,17 +21,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from scipy.stats import binom
 
 from tests.e2e.test_server import running, wait_ready
 from tests.serving_case import bundle, free_port, make_case, records, register
+from tests.test_routing import band
 
 pytestmark = pytest.mark.slow
 SHARE = 0.3
-
-
-def band(n: int, p: float) -> tuple[int, int]:
-    return int(binom.ppf(0.0005, n, p)), int(binom.ppf(0.9995, n, p))
 
 
 def wait_for(fn, timeout: float = 120.0, every: float = 0.2):

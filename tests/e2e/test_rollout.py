@@ -16,10 +16,9 @@ import sqlite3
 import httpx
 import numpy as np
 import pytest
-import yaml
 
 from tests.e2e.test_server import running
-from tests.label_sim import population
+from tests.label_sim import population, simulated_case
 from tests.serving_case import register
 
 pytestmark = pytest.mark.slow
@@ -28,33 +27,8 @@ N, MIN_UNITS = 2000, 300
 
 @pytest.fixture(scope="module")
 def prevented(tmp_path_factory):
-    from sklearn.linear_model import LogisticRegression
-
-    from mlcase.bundle import ModelBundle
-    from mlcase.case import load_case
-    from mlcase.data import prepare
-    from mlcase.monitor import build_reference
-
     root = tmp_path_factory.mktemp("rollout") / "prevented"
-    root.mkdir()
-    train = population(4000, 100)
-    train["bad"] = np.where(train["y"] == 1, "yes", "no")
-    train[["unit", "x0", "x1", "bad"]].to_csv(root / "train.csv", index=False)
-    spec = {"name": "prevented", "decision": "which units get the intervention", "task": "binary",
-            "data": {"source": "train.csv", "target": "bad", "positive": "yes", "id": "unit"},
-            "costs": {"true_positive": 10, "false_positive": 10, "false_negative": 100},
-            "serving": {"reload_every": 0}, "releases": {"min_units": MIN_UNITS}}
-    (root / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    case = load_case(root)
-    ds = prepare(case)
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(ds.X_train, ds.y_train)
-
-    def version(threshold):
-        b = ModelBundle(model=model, name="logistic", role="candidate", task="binary", features=list(ds.features),
-                        schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive, threshold=threshold)
-        b.reference = build_reference(ds, b)
-        return b
-
+    case, _, version = simulated_case(root, serving={"reload_every": 0}, releases={"min_units": MIN_UNITS})
     poor = register(case, version(0.9), aliases=["champion"])
     good = register(case, version(0.1))
     return {"case": case, "root": root, "poor": poor, "good": good, "live": population(N, 7)}
