@@ -125,7 +125,7 @@ def test_always_valid_interval_keeps_its_level_under_peeking_where_the_fixed_one
 # --------------------------------------------------------------------------- readiness
 def test_a_bare_case_scores_zero_with_what_would_close_each_test_and_creates_no_store(tmp_path):
     from mlcase.releases import readiness
-    from mlcase.releases.readiness import GROUPS
+    from mlcase.releases.mltest import GROUPS
 
     case = bare_case(tmp_path / "c")
     r = readiness(case)
@@ -154,3 +154,16 @@ def test_readiness_exits_1_below_the_minimum_and_saves_its_result(tmp_path, caps
     assert "\n" not in err and "no prediction log" in err and "--canary" in err
     assert main(["replay", str(case.root)]) == 2
     assert "pass REQUEST_ID" in capsys.readouterr().err
+
+
+def test_every_public_name_of_releases_is_itself_after_its_modules_are_imported():
+    """No submodule is named like a function of the package (importing it would rebind the name)."""
+    import importlib
+    import pkgutil
+
+    import mlcase.releases as rel
+
+    for info in pkgutil.iter_modules(rel.__path__):
+        importlib.import_module(f"mlcase.releases.{info.name}")
+    for name in rel.__all__:
+        assert not isinstance(getattr(rel, name), type(rel)), name

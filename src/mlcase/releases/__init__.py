@@ -6,19 +6,20 @@
   ``canary``), recording who, when, from, to, why and the evidence (:mod:`.moves`);
 - :func:`rollout_status`: guardrails per arm and the canary as an experiment, with a
   ``promote`` / ``hold`` / ``rollback`` verdict (:mod:`.rollout`);
-- :func:`readiness`: the ML Test Score from the case's own evidence (:mod:`.readiness`);
-- :func:`replay` / :func:`replay_many`: recompute a logged decision exactly (:mod:`.replay`).
+- :func:`readiness`: the ML Test Score from the case's own evidence (:mod:`.mltest`, the 28 tests in :mod:`.mltest_rubric`);
+- :func:`replay` / :func:`replay_many`: recompute a logged decision exactly (:mod:`.replayer`).
 
 The server side (the canary arm, the registry watcher, auto-rollback) is :mod:`mlcase.serve.release`.
-Names resolve on first use, so importing this package imports nothing heavy.
+Names resolve on first use, so importing this package imports nothing heavy. (No submodule is named
+like a function it exports: importing a submodule binds its name on the package.)
 """
 
 from __future__ import annotations
 
 _LAZY = {"promote": "moves", "rollback": "moves", "history": "moves", "rollback_target": "moves",
          "ReleaseRefused": "moves", "rollout_status": "rollout", "RolloutStatus": "rollout", "NoCanary": "rollout",
-         "readiness": "readiness", "Readiness": "readiness", "replay": "replay", "replay_many": "replay",
-         "Replay": "replay", "always_valid_diff": "sequential"}
+         "readiness": "mltest", "Readiness": "mltest", "replay": "replayer", "replay_many": "replayer",
+         "Replay": "replayer", "always_valid_diff": "sequential"}
 
 __all__ = sorted(_LAZY)
 

@@ -56,7 +56,7 @@ def promote(case: Case, version: int, *, why: str | None = None, force: bool = F
         ``rollout`` (the canary's verdict and reasons, when it ran as one), ``run_id`` of the record.
     """
     from .. import tracking
-    from .readiness import readiness
+    from .mltest import readiness
 
     version = int(version)
     current = tracking.alias_version(case, "champion")

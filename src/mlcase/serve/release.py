@@ -240,9 +240,14 @@ class Release:
         from .. import tracking
 
         version = self._resolve(ref)
-        if version == self.champion_version:
-            raise SpecError(f"serving.canary: version {version} is the champion already",
-                            "canary another version (mlcase models lists them)")
+        if version == self.champion_version:  # promoted since the spec was written: nothing left to canary
+            self.st.notes.append(f"the canary version {version} is the champion now: no canary is served")
+            return
+        tags = next((v["tags"] for v in tracking.versions(self.case) if v["version"] == version), {})
+        if tags.get("mlcase.rolled_back"):
+            self.st.notes.append(f"the canary version {version} was rolled back ({tags['mlcase.rolled_back'][:200]}); "
+                                 "it is not served again: remove serving.canary or canary a new version")
+            return
         bundle = tracking.load_bundle(self.case, alias=None, version=version)
         self.canary = self._canary_predictor(bundle)
         self.canary_version, self.canary_share = version, float(share)

@@ -1,6 +1,6 @@
 """Release readiness: the ML Test Score (Breck et al., 2017) of the case, test by test.
 
-Reads ``results["readiness"]`` (:meth:`mlcase.releases.readiness.Readiness.to_dict`), which
+Reads ``results["readiness"]`` (:meth:`mlcase.releases.mltest.Readiness.to_dict`), which
 ``mlcase run`` and ``mlcase readiness`` write.
 """
 

@@ -1,4 +1,4 @@
-"""The 28 tests of the ML Test Score, each read from a case's own evidence (:mod:`.readiness`).
+"""The 28 tests of the ML Test Score, each read from a case's own evidence (:mod:`.mltest`).
 
 Test titles follow Breck et al. (2017), tables I-IV. Each function returns
 ``(status, evidence, what would close it)``; ``automated`` means mlcase reruns or
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .readiness import Evidence, rubric
+from .mltest import Evidence, rubric
 
 A, M, X = "automated", "manual", "missing"
 RUN = "run `mlcase run` on the case"

@@ -276,6 +276,9 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
                           max_interval_width=spec.conformal.max_interval_width)
         a = decider.answer(tier, scores[0], conformal, [], {})
         diffs, notes = _compare(row, a, tier, arm_bundle)
+        if row["arm"] == "holdout":
+            notes.append(f"a held-out unit: today's process decided {row['decision']!r} (logged, not replayed); "
+                         "the model's own decision is what was replayed")
         replayed = {"score": a.score, "scores": a.scores, "prediction": a.prediction, "decision": a.decision,
                     "conformal": a.conformal, "tier": a.tier, "model_version": a.model_version,
                     "threshold": tier.provenance().get("threshold")}

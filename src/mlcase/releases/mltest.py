@@ -265,7 +265,7 @@ def readiness(case: Case, log: str | None = None, minimum: float | None = None) 
     minimum : float, optional
         The score to pass; default ``releases.min_readiness``.
     """
-    from . import readiness_tests  # noqa: F401 - registers the 28 tests
+    from . import mltest_rubric  # noqa: F401 - registers the 28 tests
 
     ev = Evidence(case, log)
     tests = []
