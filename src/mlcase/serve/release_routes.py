@@ -6,6 +6,13 @@ Kept out of :mod:`mlcase.serve.app` (the factory); :func:`add_release_routes` is
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoints' ``Request`` annotation at run time
+from ..errors import MlcaseError
+
+
+class NoCanaryLoaded(MlcaseError):
+    """A canary share asked of a server that has no canary version loaded (409: the server's state)."""
+
+    http_status = 409
 
 
 def add_release_routes(app, st, check_key) -> None:

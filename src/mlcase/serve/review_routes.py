@@ -54,6 +54,7 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
 
     @app.put("/routing", summary="Change the holdout, canary or audit share at run time (no restart)",
              responses={200: {"description": "The shares now in force"}, 401: {"model": ErrorOut},
+                        409: {"model": ErrorOut, "description": "A canary share, but no canary is loaded"},
                         422: {"model": ErrorOut}},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "additionalProperties": False,
@@ -77,9 +78,10 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
                                  "leave holdout at 0", issues=[{"record": None, "field": "holdout",
                                                                 "message": "binary tasks only"}])
         if payload.get("canary") and (st.release is None or st.release.canary is None):
-            raise InvalidRequest("no canary version is loaded, so it cannot get a share",
-                                 "start the server with --canary N:10% (or serving.canary)",
-                                 issues=[{"record": None, "field": "canary", "message": "no canary loaded"}])
+            from .release_routes import NoCanaryLoaded
+
+            raise NoCanaryLoaded("no canary version is loaded, so it cannot get a share",
+                                 "start the server with --canary N:10% (or serving.canary)")
         try:
             st.router.update(**payload)
         except SpecError as exc:
