@@ -128,6 +128,15 @@ def test_canary_share_is_binomial_stable_per_unit_and_a_promote_under_load_drops
             again = c2.post("/predict", json=recs[::-1]).json()["predictions"][::-1]
         assert [a["arm"] for a in again] == arms.tolist()
 
+        # the split changes without a restart; widening only moves units into the canary
+        with httpx.Client(base_url=url, timeout=60) as c:
+            assert c.put("/routing", json={"canary": 0.5}).json()["canary"] == 0.5
+            wider = np.array([a["arm"] for a in c.post("/predict", json=recs).json()["predictions"]])
+            assert c.put("/routing", json={"canary": SHARE}).status_code == 200
+        assert (wider[arms == "canary"] == "canary").all()
+        lo, hi = band(n, 0.5)
+        assert lo <= (wider == "canary").sum() <= hi
+
         # a promote while requests keep coming: every request answered and logged, the switch seen
         with Load(url, recs) as load:
             wait_for(lambda: len(load.answers) >= 50)
@@ -142,7 +151,7 @@ def test_canary_share_is_binomial_stable_per_unit_and_a_promote_under_load_drops
         assert versions[-1] == v2 and {a["arm"] for a in load.answers[-40:]} == {"model"}
         rows = logged(log)
         assert all(a["request_id"] in rows for a in first + load.answers)
-        assert len(rows) == len(first) + len(load.answers)
+        assert len(rows) == 2 * len(first) + len(load.answers)
         release = httpx.get(f"{url}/release", timeout=10).json()
         assert release["canary"] is None and release["previous_version"] == v1
     finally:
@@ -179,6 +188,8 @@ def test_a_failing_canary_and_a_failing_champion_are_rolled_back_by_the_server(c
         assert "error share" in event["why"] and event["who"].startswith("mlcase serve on ")
         assert event["evidence"]["guard"]["records"] >= 20
         assert "canary" not in tracking.aliases(case)
+        r = httpx.put(f"{url}/routing", json={"canary": 0.2}, timeout=10)
+        assert r.status_code == 409 and "no canary version is loaded" in r.json()["message"]
         canary_answers = [a for a in load.answers if a["arm"] == "canary"]
         assert canary_answers and all(a["tier"] == "champion" and a["fallback"] for a in canary_answers)
 

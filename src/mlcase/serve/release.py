@@ -176,6 +176,7 @@ class Release:
         self.canary = None              # the canary arm's Predictor
         self.canary_version: int | None = None
         self.canary_share = 0.0
+        self.canary_in_registry = False  # the 'canary' alias was seen on our version: its removal ends the canary
         self.previous = None            # (Predictor, version) switched out, kept warm for a rollback
         self.watching: int | None = None  # a champion switched in by this server: the guard watches it
         self.refused: dict[int, str] = {}
@@ -257,8 +258,11 @@ class Release:
                 tracking.set_alias(self.case, "canary", version, record={
                     "action": "canary_start", "who": server_actor(), "why": f"serving {share:.1%} of units",
                     "evidence": {"share": share}})
+                self.canary_in_registry = True
             except Exception as exc:  # noqa: BLE001 - a read-only registry: the canary still runs here
                 self._event("note", f"could not set the registry alias 'canary' ({redact_text(str(exc))[:200]})")
+        else:
+            self.canary_in_registry = self.registry
         self._event("canary_start", f"version {version} on {share:.1%} of units")
 
     def _end_canary(self, action: str, why: str, evidence: dict | None = None, move_alias: bool = True) -> None:
@@ -267,7 +271,7 @@ class Release:
         version = self.canary_version
         self.st.router.update(canary=0.0)
         self._retire(self.canary)
-        self.canary, self.canary_version = None, None
+        self.canary, self.canary_version, self.canary_in_registry = None, None, False
         self.guard.reset(CANARY_ARM)
         if move_alias and self.registry and version is not None:
             try:
@@ -365,11 +369,12 @@ class Release:
             self._switch(champ)
         if self.canary_version is not None:
             can = aliases.get("canary")
+            self.canary_in_registry = self.canary_in_registry or can == self.canary_version
             if self.canary_version == self.champion_version:
                 self._end_canary("canary_end", f"version {self.canary_version} is the champion now", move_alias=True)
-            elif can is None:
+            elif can is None and self.canary_in_registry:
                 self._end_canary("canary_end", "the registry alias 'canary' was removed", move_alias=False)
-            elif can != self.canary_version and can != self.champion_version and can not in self.refused:
+            elif can is not None and can != self.canary_version and can != self.champion_version and can not in self.refused:
                 self._replace_canary(can)
 
     def _replace_canary(self, version: int) -> None:
@@ -383,7 +388,7 @@ class Release:
             self._event("canary_refused", f"version {version}: {exc}")
             return
         old = self.canary
-        self.canary, self.canary_version = pred, version
+        self.canary, self.canary_version, self.canary_in_registry = pred, version, True
         self.guard.reset(CANARY_ARM)
         self._retire(old)
         self._event("canary_start", f"version {version} on {self.st.router.shares.canary:.1%} of units "
