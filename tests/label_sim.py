@@ -47,3 +47,36 @@ def truth(pop: pd.DataFrame, log: pd.DataFrame, threshold: float = 0.5) -> dict:
     m = log["_arm"].to_numpy() == "model"
     return {"precision": float(p[f].mean()), "recall": float((y[m] & f[m]).sum() / y[m].sum()),
             "positive_rate": float(y[m].mean())}
+
+
+def simulated_case(root, **spec):
+    """A binary case on ``population(4000, 100)`` in ``root`` (extra spec sections in ``spec``) and a
+    calibrated logistic model: returns ``(case, dataset, version)`` where ``version(threshold)`` is a
+    registrable bundle of that model with its monitoring reference."""
+    import yaml
+    from sklearn.linear_model import LogisticRegression
+
+    from mlcase.bundle import ModelBundle
+    from mlcase.case import load_case
+    from mlcase.data import prepare
+    from mlcase.monitor import build_reference
+
+    root.mkdir(parents=True, exist_ok=True)
+    train = population(4000, 100)
+    train["bad"] = np.where(train["y"] == 1, "yes", "no")
+    train[["unit", "x0", "x1", "bad"]].to_csv(root / "train.csv", index=False)
+    full = {"name": "prevented", "decision": "which units get the intervention that prevents a bad outcome",
+            "task": "binary", "data": {"source": "train.csv", "target": "bad", "positive": "yes", "id": "unit"},
+            "costs": {"true_positive": 10, "false_positive": 10, "false_negative": 100}, **spec}
+    (root / "case.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
+    case = load_case(root)
+    ds = prepare(case)
+    model = LogisticRegression(C=1e6, max_iter=1000).fit(ds.X_train, ds.y_train)
+
+    def version(threshold: float) -> ModelBundle:
+        b = ModelBundle(model=model, name="logistic", role="candidate", task="binary", features=list(ds.features),
+                        schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive, threshold=threshold)
+        b.reference = build_reference(ds, b)
+        return b
+
+    return case, ds, version

@@ -79,7 +79,8 @@ def test_requests_without_a_unit_are_routed_by_request_id():
     ({"holdout": -0.1}, "holdout = -0.1"),
     ({"audit_share": "lots"}, "audit_share = 'lots'"),
     ({"holdout": True}, "holdout = True"),
-    ({"canary": 0.1}, "unknown share 'canary'"),
+    ({"champion": 0.1}, "unknown share 'champion'"),
+    ({"canary": 0.6}, "canary = 0.6 is not a share between 0 and 0.5"),
 ])
 def test_bad_shares_are_refused_with_one_line(changes, fragment):
     r = Router("s", Shares(holdout=0.02))

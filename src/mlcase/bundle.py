@@ -77,9 +77,10 @@ class ModelBundle:
     version: int | None = None       # registry version, filled on load
     run_id: str | None = None        # filled on load
     format_version: int = BUNDLE_VERSION
+    hashes: dict = field(default_factory=dict)  # sha256 of the files it was read from (filled on load, not saved)
 
     def metadata(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "model"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("model", "hashes")}
         return _jsonable(d)
 
     # predictions -------------------------------------------------------------------
@@ -98,6 +99,17 @@ class ModelBundle:
         if self.task == "multiclass":
             return np.asarray(self.classes, dtype=object)[np.argmax(scores, axis=1)]
         return scores
+
+
+def schema_sha256(bundle: ModelBundle) -> str:
+    """sha256 of the record schema a bundle validates requests against (its features and stored schema).
+
+    Canonical JSON (sorted keys), so the same schema always hashes alike; the prediction log
+    keeps it per row and ``mlcase replay`` compares it.
+    """
+    text = json.dumps({"features": list(bundle.features), "schema": _jsonable(bundle.schema)}, sort_keys=True,
+                      separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _jsonable(v):
@@ -378,4 +390,5 @@ def read_bundle(folder: Path, expected: dict[str, str] | None, what: str = "the 
     needed = check_trusted(model_path)
     model = sio.load(model_path, trusted=needed)
     meta.pop("format_version", None)
-    return ModelBundle(model=model, **meta)
+    meta.pop("hashes", None)
+    return ModelBundle(model=model, **meta, hashes=actual)

@@ -227,6 +227,11 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResu
         if champion_version:
             cards.log_card(case, champion_version)
 
+    with stage("readiness"):
+        from .releases import readiness
+
+        results.save(case, "readiness", readiness(case).to_dict())
+
     out.decision, out.reasons, out.champion = verdict.verdict, list(verdict.reasons), verdict.champion
     out.metrics = eval_dict.get("metrics", {}).get(bake.candidate, {})
     out.report = _report(case)

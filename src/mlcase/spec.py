@@ -251,6 +251,29 @@ class ConformalSpec(_Model):
     defer: bool = True
 
 
+class CanarySpec(_Model):
+    """``serving.canary``: ``"3:10%"``, ``"candidate:0.05"`` or ``{version: 3, share: 0.1}``."""
+
+    version: int | str = Field(description="Registry version number, or an alias such as 'candidate'.")
+    share: float = Field(gt=0, le=0.5, description="Share of units whose decision the canary makes.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, v):
+        if not isinstance(v, str):
+            return v
+        ref, sep, share = v.rpartition(":")
+        if not sep or not ref.strip() or not share.strip():
+            raise ValueError(f"expected 'VERSION:SHARE' such as '3:10%' or 'candidate:0.05', got {v!r}")
+        text = share.strip()
+        try:
+            value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"the share in {v!r} is not a number; write it as '10%' or 0.1") from None
+        ref = ref.strip()
+        return {"version": int(ref) if ref.isdigit() else ref, "share": value}
+
+
 class ServingSpec(_Model):
     fallback: list[Literal["previous_champion", "rule", "baseline", "constant"]] = Field(
         default_factory=lambda: ["previous_champion", "baseline", "constant"])
@@ -272,6 +295,12 @@ class ServingSpec(_Model):
                                "(the audit sample), logged with this sampling probability.")
     salt: str | None = Field(None, max_length=200, description="Salt of the arm hash; default the case name. A new salt "
                              "reshuffles which units are held out.")
+    canary: CanarySpec | None = Field(None, description="A staged rollout: 'N:10%' (registry version or alias N, share "
+                                      "of units) is acted on by version N; everyone else gets the champion.")
+    auto_rollback: bool = Field(False, description="Let the server roll back a canary or a new champion itself when "
+                                "a guardrail of releases.guardrails breaks.")
+    reload_every: Duration = Field(5.0, description="How often the server checks the registry's champion and canary "
+                                   "aliases (0: never; a pinned --version is never reloaded).")
 
     @field_validator("api_key")
     @classmethod
@@ -292,6 +321,30 @@ class MonitoringSpec(_Model):
     max_realized_cost: float | None = None
     min_window_rows: int = Field(50, ge=1)
     backlog_windows: int = Field(3, ge=1, description="Alert when the review backlog grows this many windows in a row.")
+
+
+class Guardrails(_Model):
+    """``releases.guardrails``: what a canary or a new champion must keep, per arm (``mlcase rollout status``)."""
+
+    max_error_share: float = Field(0.01, ge=0, le=1, description="Share of records whose model raised.")
+    max_fallback_share: float | None = Field(None, ge=0, le=1, description="Default monitoring.max_fallback_share.")
+    max_latency_p95_ms: float | None = Field(None, gt=0, description="Default constraints.latency_p95_ms.")
+    max_psi: float | None = Field(None, gt=0, description="Input and score drift; default monitoring.psi_alert.")
+    capacity_tolerance: float = Field(0.1, ge=0, description="The flag rate may pass the review capacity by this "
+                                      "relative share.")
+
+
+class ReleasesSpec(_Model):
+    """``releases``: when a release may go ahead (``mlcase promote``, ``rollout status``, auto-rollback)."""
+
+    min_readiness: float = Field(0.0, ge=0, le=7, description="ML Test Score `mlcase promote` needs (0-7).")
+    min_units: int = Field(200, ge=2, description="Labelled units per arm the canary's experiment plans for; "
+                           "before that, fixed-horizon intervals are marked as peeking.")
+    cost_margin: float = Field(0.0, ge=0, description="Money per decision the canary may cost more and still be "
+                               "promoted (non-inferiority margin).")
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    min_rows: int = Field(50, ge=5, description="Records per arm before an operational guardrail can break.")
+    guardrails: Guardrails = Field(default_factory=Guardrails)
 
 
 class EvaluationSpec(_Model):
@@ -332,6 +385,7 @@ class CaseSpec(_Model):
     serving: ServingSpec = Field(default_factory=ServingSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    releases: ReleasesSpec = Field(default_factory=ReleasesSpec)
     tracking_uri: str | None = None
 
     @field_validator("budget")

@@ -572,17 +572,31 @@ def _ensure_registered_model(cl, case: Case) -> None:
         cl.create_registered_model(case.name, tags={"mlcase.case": case.name})
 
 
-def set_alias(case: Case, alias: str, version: int, reason: str | None = None) -> None:
+def set_alias(case: Case, alias: str, version: int, reason: str | None = None, record: dict | None = None) -> None:
+    """Point ``alias`` at ``version``.
+
+    A move of ``champion`` is recorded in the release history (:func:`record_release`) as a
+    ``decision`` (what ``mlcase run`` does) unless ``record`` gives the event (``action``,
+    ``why``, ``evidence``...); a move of another alias is recorded when ``record`` is given.
+    """
     cl = client(case)
+    before = alias_version(case, alias)
     cl.set_registered_model_alias(case.name, alias, int(version))
     if reason:
         cl.set_model_version_tag(case.name, str(version), f"mlcase.alias.{alias}", reason[:4000])
+    if record is not None or (alias == "champion" and before != int(version)):
+        event = {"action": "decision", "why": reason or "set by mlcase run", **(record or {})}
+        record_release(case, {**event, "alias": alias, "from_version": before, "to_version": int(version)})
 
 
-def delete_alias(case: Case, alias: str) -> None:
+def delete_alias(case: Case, alias: str, record: dict | None = None) -> None:
+    """Remove ``alias`` (no error when it is not set); ``record``: the release event to record."""
     cl = client(case)
+    before = alias_version(case, alias) if record is not None else None
     with contextlib.suppress(Exception):
         cl.delete_registered_model_alias(case.name, alias)
+    if record is not None and before is not None:
+        record_release(case, {**record, "alias": alias, "from_version": before, "to_version": None})
 
 
 def alias_version(case: Case, alias: str) -> int | None:
@@ -656,6 +670,22 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
     return bundle
 
 
+def bundle_file_hashes(case: Case, version: int) -> dict:
+    """sha256 of a registered version's files as they are in the store now, beside what was recorded at
+    registration (``recorded``): what ``mlcase replay`` shows when a version no longer verifies."""
+    from .bundle import sha256_file
+
+    cl = client(case)
+    mv = cl.get_model_version(case.name, str(version))
+    bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
+    run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(cl.download_artifacts(run_id, path, dst_path=tmp))
+        now = {key: sha256_file(local / name) if (local / name).is_file() else None
+               for key, name in (("model_sha256", MODEL_FILE), ("bundle_sha256", BUNDLE_FILE))}
+    return {**now, "recorded": {k: mv.tags.get(k) for k in ("model_sha256", "bundle_sha256")}}
+
+
 def run_data(case: Case, run_id: str) -> dict:
     cl = client(case)
     r = cl.get_run(run_id)
@@ -672,3 +702,110 @@ def search_runs(case: Case, filter_string: str = "", max_results: int = 5000):
 def download_run_artifact(case: Case, run_id: str, path: str, dst: Path) -> Path:
     """Download one artifact (file or folder) of a run into ``dst``; return its local path."""
     return Path(client(case).download_artifacts(run_id, path, dst_path=str(dst)))
+
+
+# --------------------------------------------------------------------------- release history
+RELEASE_TAG = "mlcase.release"
+_RELEASE_FIELDS = ("action", "alias", "from_version", "to_version", "who", "when", "why", "forced", "readiness")
+
+
+def aliases(case: Case) -> dict[str, int]:
+    """Every alias of the case's registered model and the version it points at (one registry call)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        rm = client(case).get_registered_model(case.name)
+    except MlflowException:  # nothing registered yet
+        return {}
+    return {str(a): int(v) for a, v in (rm.aliases or {}).items()}
+
+
+def releases_experiment(case: Case) -> str:
+    """The id of ``<case>/releases``: the experiment whose runs are the release history (created on first use)."""
+    cl = client(case)
+    name = f"{case.name}/releases"
+    with _lock:
+        exp = cl.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        kwargs = {"artifact_location": case.artifact_location} if case.uses_embedded_store else {}
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return cl.create_experiment(name, **kwargs)
+        except MlflowException:  # another process created it first
+            return cl.get_experiment_by_name(name).experiment_id
+
+
+def release_actor() -> str:
+    """Who moves an alias: ``MLCASE_ACTOR``, else ``user@host``."""
+    import getpass
+    import socket
+
+    actor = os.environ.get("MLCASE_ACTOR")
+    if actor:
+        return actor[:200]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in this container
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def record_release(case: Case, event: dict) -> str:
+    """Record one release event as a finished run of ``<case>/releases``; return its run id.
+
+    The run's tags hold the event's fields (``mlcase.release.action``, ``from_version``,
+    ``to_version``, ``who``, ``when``, ``why``...); its ``evidence`` (the rollout status, the
+    readiness score, the guardrail numbers) goes into the artifact ``release.json``. The history
+    lives in the store that holds the registry it describes, so every machine that can move an
+    alias sees it (a file in the case folder would not be shared with a remote registry).
+    """
+    import json
+    from datetime import datetime
+
+    cl = client(case)
+    exp_id = releases_experiment(case)
+    entry = {"who": release_actor(), "when": datetime.now(UTC).isoformat(timespec="milliseconds"), **event}
+    tags = {f"{RELEASE_TAG}.{k}": ("" if entry.get(k) is None else str(entry[k]))[:4900]
+            for k in _RELEASE_FIELDS if k in entry}
+    tags.update({"mlcase.case": case.name, "mlcase.stage": "release",
+                 "mlflow.runName": f"{entry.get('action')} {entry.get('alias', '')} "
+                                   f"{entry.get('from_version')}->{entry.get('to_version')}"})
+    run_id = cl.create_run(exp_id, tags=tags).info.run_id
+    cl.log_text(run_id, json.dumps(entry, indent=1, default=str), "release.json")
+    cl.set_terminated(run_id, status="FINISHED")
+    return run_id
+
+
+def release_history(case: Case, limit: int = 1000, evidence: bool = False) -> list[dict]:
+    """Release events, newest first: the fields of :func:`record_release` (``evidence`` read only when asked)."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    cl = client(case)
+    exp = cl.get_experiment_by_name(f"{case.name}/releases")
+    if exp is None:
+        return []
+    try:
+        runs = cl.search_runs([exp.experiment_id], filter_string="tags.`mlcase.stage` = 'release'",
+                              order_by=["attributes.start_time DESC"], max_results=limit)
+    except MlflowException:
+        return []
+    out = []
+    prefix = f"{RELEASE_TAG}."
+    for r in runs:
+        d: dict[str, Any] = {k[len(prefix):]: v for k, v in r.data.tags.items() if k.startswith(prefix)}
+        for k in ("from_version", "to_version"):
+            d[k] = int(d[k]) if d.get(k, "").isdigit() else None
+        d["forced"] = d.get("forced") == "True"
+        d["readiness"] = float(d["readiness"]) if d.get("readiness") not in (None, "", "None") else None
+        d["run_id"] = r.info.run_id
+        if evidence:
+            d["evidence"] = None  # until its artifact is readable (it is written just after the run's tags)
+            with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
+                local = cl.download_artifacts(r.info.run_id, "release.json", dst_path=tmp)
+                d["evidence"] = json.loads(Path(local).read_text(encoding="utf-8")).get("evidence")
+        out.append(d)
+    return out

@@ -22,11 +22,10 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from scipy.stats import binom
 
 from tests.e2e.test_server import wait_ready
-from tests.label_sim import population
+from tests.label_sim import population, simulated_case
 from tests.serving_case import free_port, register
 
 pytestmark = pytest.mark.slow
@@ -67,30 +66,10 @@ def send(client, live: pd.DataFrame) -> list[dict]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     """A registered logistic model, served twice (a restart) on the same 3,000 units."""
-    from sklearn.linear_model import LogisticRegression
-
-    from mlcase.bundle import ModelBundle
-    from mlcase.case import load_case
-    from mlcase.data import prepare
-    from mlcase.monitor import build_reference
-
     root = tmp_path_factory.mktemp("labels") / "prevented"
-    root.mkdir()
-    train = population(4000, 100)
-    train["bad"] = np.where(train["y"] == 1, "yes", "no")
-    train[["unit", "x0", "x1", "bad"]].to_csv(root / "train.csv", index=False)
-    spec = {"name": "prevented", "decision": "which units get the intervention that prevents a bad outcome",
-            "task": "binary", "data": {"source": "train.csv", "target": "bad", "positive": "yes", "id": "unit"},
-            "costs": {"true_positive": 10, "false_positive": 10, "false_negative": 100},
-            "constraints": {"review_capacity": 0.5},
-            "serving": {"holdout": HOLDOUT, "audit_share": AUDIT, "holdout_policy": "never"}}
-    (root / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    case = load_case(root)
-    ds = prepare(case)
-    model = LogisticRegression(C=1e6, max_iter=1000).fit(ds.X_train, ds.y_train)
-    b = ModelBundle(model=model, name="logistic", role="candidate", task="binary", features=list(ds.features),
-                    schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive, threshold=0.5)
-    b.reference = build_reference(ds, b)
+    case, _, version = simulated_case(root, constraints={"review_capacity": 0.5}, serving={
+        "holdout": HOLDOUT, "audit_share": AUDIT, "holdout_policy": "never"})
+    b = version(0.5)
     register(case, b, aliases=["champion"])
     live = population(N, 7)
 
@@ -114,8 +93,9 @@ def deployment(tmp_path_factory):
 
 def test_holdout_share_is_binomial_and_stable_per_unit_across_a_restart(deployment):
     before, after, raised = deployment["before"], deployment["after"], deployment["raised"]
-    assert deployment["ready"]["routing"] == {"holdout": HOLDOUT, "audit_share": AUDIT, "arms": ["holdout", "model"],
-                                              "holdout_policy": "never", "salt": "the case name"}
+    assert deployment["ready"]["routing"] == {"holdout": HOLDOUT, "audit_share": AUDIT, "canary": 0.0,
+                                              "arms": ["holdout", "canary", "model"], "holdout_policy": "never",
+                                              "salt": "the case name"}
     arms = np.array([a["arm"] for a in before])
     lo, hi = band(N, HOLDOUT)
     assert lo <= (arms == "holdout").sum() <= hi

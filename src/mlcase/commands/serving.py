@@ -22,8 +22,15 @@ def register(app: typer.Typer) -> None:
         log: Annotated[str | None, typer.Option(
             help="Prediction log: a file path or SQLAlchemy URL (default serving.log or <case>/predictions.db).")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+        canary: Annotated[str | None, typer.Option(
+            help="VERSION:SHARE, e.g. 3:10%: registry version (or alias) acted on for that share of units "
+                 "(default serving.canary).")] = None,
     ):
-        """Serve the case's champion over HTTP (FastAPI on uvicorn): /predict, /labels, /health, /ready, /metrics, /docs."""
+        """Serve the case's champion over HTTP (FastAPI on uvicorn): /predict, /labels, /health, /ready, /metrics, /docs.
+
+        The champion follows the registry's alias (checked every serving.reload_every); /release shows
+        the versions in service and the canary.
+        """
         from ..serve.app import serve as run_server
 
         c = load(case)
@@ -32,7 +39,7 @@ def register(app: typer.Typer) -> None:
             console().print(f"mlcase: serving case '{c.name}' on http://{host}:{port} (docs at /docs, ready at /ready)")
 
         run_server(c, host=host, port=port, version=version, challenger=challenger, log_url=log, log_level=log_level,
-                   announce=announce)
+                   announce=announce, canary=canary)
 
     @app.command()
     def score(

@@ -8,6 +8,7 @@ quantile grid (``histogram``); categorical columns are grouped by value.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -107,8 +108,10 @@ def _numeric_drift(run, c: dict, ref: dict, W: int, with_missing: bool) -> list[
     # KS from the ECDF at the reference quantile grid (exact where the data have few distinct values)
     with np.errstate(invalid="ignore", divide="ignore"):
         F = below[:, np.searchsorted(bounds, grid)] / nn[:, None]
-    D = (np.nanmax(np.abs(F - np.asarray(ref["cdf"], dtype=float)), axis=1) if len(grid)
-         else np.full(len(nn), np.nan))
+    with warnings.catch_warnings():  # a window whose values are all missing has no KS distance (NaN, no warning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        D = (np.nanmax(np.abs(F - np.asarray(ref["cdf"], dtype=float)), axis=1) if len(grid)
+             else np.full(len(nn), np.nan))
     n_ref = float(ref["n"])
     with np.errstate(invalid="ignore", divide="ignore"):
         en = np.sqrt(n_ref * nn / (n_ref + nn))

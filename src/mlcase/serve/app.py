@@ -10,10 +10,13 @@ Endpoints: ``POST /predict`` (one record or a list; ``?explain=true`` adds SHAP
 contributions), ``POST /labels`` (delayed outcomes by request id), ``POST
 /feedback`` (one reviewer's verdict), ``GET``/``PUT /routing`` (the holdout
 and audit shares, changeable at run time), ``GET /health``, ``GET /ready``,
-``GET /metrics`` (Prometheus). Every endpoint but the probes needs the API key
-when one is set (``X-API-Key`` header or ``Authorization: Bearer``). Each
-record goes to an arm (:mod:`mlcase.serve.routing`): the ``holdout`` gets
-today's process instead of the model's decision, everyone else the model's. Errors the client can fix are :class:`~mlcase.errors.MlcaseError`
+``GET /metrics`` (Prometheus), ``GET /release`` and ``POST /release/check`` (the
+champion and canary in service, :mod:`mlcase.serve.release`). Every endpoint but
+the probes needs the API key when one is set (``X-API-Key`` header or
+``Authorization: Bearer``). Each record goes to an arm (:mod:`mlcase.serve.routing`):
+the ``holdout`` gets today's process instead of the model's decision, the ``canary``
+the canary version's, everyone else the champion's. The champion follows the
+registry's alias without a restart. Errors the client can fix are :class:`~mlcase.errors.MlcaseError`
 subclasses mapped to their status by one exception handler; a request that
 parsed never gets a 500: a failing model hands over to the next tier.
 """
@@ -80,6 +83,9 @@ class ServeSettings:
         ``constraints.latency_p95_ms``, else 1000.
     warmup : int
         Single-record predictions per model tier before ``/ready`` is 200.
+    canary : str, optional
+        ``"N:10%"``: registry version (or alias) N acted on for that share of units;
+        default ``serving.canary``.
     """
 
     case: Any
@@ -94,6 +100,7 @@ class ServeSettings:
     warmup: int = 200
     workers: int = 4
     log_synchronous: str = "NORMAL"
+    canary: str | None = None
 
 
 class State:
@@ -115,6 +122,7 @@ class State:
         self.router = None          # routing.Router: arms and the audit draw
         self.holdout_rule = None    # the Tier that decides for the holdout arm (None: never act)
         self.unit_field: str | None = None  # data.id: the unit a record is routed by, when it carries it
+        self.release = None         # release.Release: the canary, the registry watcher, the guard
 
 
 # --------------------------------------------------------------------------- loading
@@ -151,6 +159,9 @@ def _load_state(settings: ServeSettings) -> State:
         cb = injected.get("challenger") or registry(settings.challenger)
         st.challenger = Tier("challenger", cb, domain_margin=margin, max_unseen=max_unseen)
     _load_routing(st, case, chain)
+    from .release import Release
+
+    st.release = Release(st, case, settings, settings.canary)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return st
 
@@ -194,25 +205,18 @@ def _load_routing(st: State, case, chain) -> None:
 
 def _warm_up(st: State, n: int) -> dict:
     """Compile and check fast paths, then run predictions through every model tier."""
+    from .release import warm_tier
     from .schema import synthetic_records
 
     t0 = time.perf_counter()
     out = {"fast_path": {}}
+    canary = st.release.canary_tier() if st.release is not None else None
     tiers = [t for t in st.predictor.tiers if t.kind == "model"] + ([st.challenger] if st.challenger else [])
-    for t in tiers:
-        recs = synthetic_records(t.bundle.schema, t.spec, n=64)
-        try:
-            t.compile(recs)
-        except Exception as exc:  # noqa: BLE001 - a model that cannot be compiled is served through its pipeline
-            t.fast = None
-            out["fast_path"][t.name] = f"not used: {type(exc).__name__}: {exc}"[:300]
-            continue
-        out["fast_path"][t.name] = {"kind": t.fast.kind if t.fast else None, "max_abs_diff": t.fast_error}
-        for k in range(n if t.fast is not None else min(n, 5)):
-            with contextlib.suppress(Exception):
-                t.scores([recs[k % len(recs)]])
-        with contextlib.suppress(Exception):
-            t.scores(recs)
+    for t in tiers + ([canary] if canary is not None else []):
+        report = warm_tier(t, n)
+        out["fast_path"]["canary" if t is canary else t.name] = report["fast_path"]
+        if t is canary:
+            st.release.verify_canary(report)
     extra = [st.holdout_rule] if st.holdout_rule is not None and st.holdout_rule not in st.predictor.tiers else []
     for t in [*st.predictor.tiers, *extra]:
         if t.kind == "rule":  # the first DuckDB call imports and plans; pay it before /ready
@@ -245,8 +249,9 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
 
+    from .release_routes import add_release_routes, provenance_values
     from .review_routes import holdout_answers, units_of
-    from .routing import MODEL_ARM, sampling_probability
+    from .routing import ACTED_ARMS, sampling_probability
 
     if isinstance(settings, dict):
         settings = ServeSettings(**settings)
@@ -260,6 +265,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         threadpool_limits(limits=1)  # one row gains nothing from many threads, and they cost latency
         loaded = state if state is not None else await run_in_threadpool(_load_state, settings)
         st.__dict__.update(loaded.__dict__)
+        if st.release is not None:
+            st.release.st = st  # a reload swaps this state's predictor
         app.state.mlcase = st
 
         def warm():
@@ -268,6 +275,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             except Exception as exc:  # noqa: BLE001 - the server still serves through the pipelines
                 st.warmup = {"done": True, "error": f"{type(exc).__name__}: {exc}"}
             st.ready = True
+            if st.release is not None:
+                st.release.start()
 
         thread = threading.Thread(target=warm, name="mlcase-warmup", daemon=True)
         thread.start()
@@ -275,6 +284,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             yield
         finally:
             thread.join(timeout=60)
+            if st.release is not None:
+                await run_in_threadpool(st.release.stop)
             if st.predictor is not None:
                 st.predictor.close()
             if st.log is not None:
@@ -368,6 +379,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                  f"send e.g. {json.dumps(spec.example(), default=str)[:200]}",
                                  issues=[{"record": None, "field": "(body)",
                                           "message": "expected an object or a non-empty array"}])
+        p = st.predictor  # this request's champion chain, whatever a reload does meanwhile
         records, issues = spec.validate_records(items)
         if issues:
             metrics.invalid.inc(len({i.record for i in issues}))
@@ -375,15 +387,15 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             more = f" (and {len(issues) - 3} more)" if len(issues) > 3 else ""
             raise InvalidRequest(f"{len(issues)} invalid field(s): {first}{more}",
                                  "fix the fields named in 'detail'", issues=[i.to_dict() for i in issues])
-        answers = await st.predictor.apredict(records)
         ids = [uuid.uuid4().hex for _ in records]
         routes = st.router.route(units_of(st, items), ids)
+        answers, meta = await st.release.answer(p, records, routes)
         held = await holdout_answers(st, records, routes)
         shadow = await _shadow(st, records) if st.challenger is not None else None
-        explanations = await _explanations(st, records, answers) if explain else None
+        explanations = await _explanations(st, records, answers, p) if explain else None
         latency_ms = (time.perf_counter() - t0) * 1000.0
         out, rows = [], []
-        primary = st.predictor.primary.bundle
+        primary = p.primary.bundle
         for k, (rid, rec, a, route) in enumerate(zip(ids, records, answers, routes, strict=True)):
             d = a.to_dict()
             d["request_id"] = rid
@@ -392,7 +404,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                 decision, prediction, rule_decision = held[k]
                 d.update(decision=decision, prediction=prediction, score=None, conformal=None)
                 d.pop("scores", None)
-            audit = route.arm == MODEL_ARM and decision == "auto" and route.audit_draw
+            audit = route.arm in ACTED_ARMS and decision == "auto" and route.audit_draw
             d["arm"], d["audit"] = route.arm, audit
             if explanations is not None:
                 d["explanation"] = explanations[k] if held[k] is None else None
@@ -402,7 +414,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                          _dumps(a.scores), None if prediction is None else str(prediction), decision,
                          _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k]),
                          route.arm, route.unit_id, int(audit),
-                         sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision))
+                         sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision,
+                         *provenance_values(*meta[k])))
             metrics.predictions.labels(a.tier, decision).inc()
             metrics.arms.labels(route.arm, "yes" if audit else "no").inc()
             if a.fallback:
@@ -463,6 +476,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from .review_routes import add_review_routes
 
     add_review_routes(app, st, check_key, read_json, metrics)
+    add_release_routes(app, st, check_key)
 
     # ------------------------------------------------------------------ probes
     @app.get("/health", summary="The process is alive", response_model=HealthOut)
@@ -521,28 +535,32 @@ async def _shadow(st: State, records: list[dict]) -> list[dict]:
     return answers
 
 
-async def _explanations(st: State, records: list[dict], answers) -> list:
+async def _explanations(st: State, records: list[dict], answers, p) -> list:
+    """SHAP contributions of the records a model answered, each by the version that answered it."""
     try:
         from ..explain import explain_rows
     except ImportError as exc:
         raise InvalidRequest(f"explain=true is not available: mlcase.explain cannot be imported ({exc})",
                              "call without explain, or install the complete mlcase package") from None
-    tier = st.predictor.primary
-    idx = [k for k, a in enumerate(answers) if a.tier == "model"]
-    out: list = [None] * len(records)
-    if not idx:
-        return out
-    frame = tier.spec.frame([records[k] for k in idx])
     from starlette.concurrency import run_in_threadpool
 
-    try:
-        rows = await run_in_threadpool(explain_rows, tier.bundle, frame, 5)
-    except Exception as exc:  # noqa: BLE001 - the prediction stands without its explanation
-        return [None if k not in idx else {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-                for k in range(len(records))]
+    canary = st.release.canary_tier() if st.release is not None else None
+    tiers = {t.version: t for t in (p.primary, canary) if t is not None}
+    out: list = [None] * len(records)
     keep = ("base_value", "contributions", "other", "output", "output_space", "explained_class", "explainer")
-    for k, row in zip(idx, rows, strict=False):
-        out[k] = {key: row.get(key) for key in keep if key in row}
+    for version, tier in tiers.items():
+        idx = [k for k, a in enumerate(answers) if a.tier == "model" and a.model_version == version]
+        if not idx:
+            continue
+        frame = tier.spec.frame([records[k] for k in idx])
+        try:
+            rows = await run_in_threadpool(explain_rows, tier.bundle, frame, 5)
+        except Exception as exc:  # noqa: BLE001 - the prediction stands without its explanation
+            for k in idx:
+                out[k] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+            continue
+        for k, row in zip(idx, rows, strict=False):
+            out[k] = {key: row.get(key) for key in keep if key in row}
     return out
 
 
@@ -563,6 +581,10 @@ def _ready_body(st: State, detail: bool = True) -> dict:
     body["warmup"] = st.warmup
     if st.router is not None:
         body["routing"] = st.router.describe()
+    if st.release is not None:
+        rel = st.release.describe()
+        body["release"] = {k: rel[k] for k in ("champion_version", "canary", "previous_version", "follows_registry",
+                                              "auto_rollback", "last_check", "last_error")}
     if st.log is not None:
         body["log"] = st.log.stats()
         if not detail:  # the server is open to anyone: the log's counters, not where it lives
@@ -639,7 +661,8 @@ class _LogCollector:
 class _RequestMetrics:
     """Pure ASGI middleware: request count and latency by endpoint (no per-request task switch)."""
 
-    KNOWN = {"/predict", "/labels", "/feedback", "/routing", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
+    KNOWN = {"/predict", "/labels", "/feedback", "/routing", "/release", "/release/check", "/health", "/ready",
+             "/metrics", "/docs", "/openapi.json"}
 
     def __init__(self, app, metrics: _Metrics):
         self.app = app
@@ -684,12 +707,14 @@ def _models():
         decision: Literal["flag", "review", "auto"]
         conformal: list[Any] | None = Field(description="Conformal set (labels) or interval [lo, hi]")
         fallback: bool
-        tier: Literal["model", "previous_champion", "baseline", "rule", "constant"]
+        tier: Literal["model", "champion", "previous_champion", "baseline", "rule", "constant"] = Field(
+            description="model: the arm's own model; champion: the champion answered for a failing canary")
         reason: str | None
         model_version: int | None
         flags: Flags
         arm: str = Field("model", description="holdout: today's process answered (score and conformal set are "
-                                               "withheld); model: the model's decision")
+                                               "withheld); canary: the canary version's decision; model: the "
+                                               "champion's decision")
         audit: bool = Field(False, description="Also send this automatic decision to review (the audit sample)")
         explanation: dict[str, Any] | None = None
 

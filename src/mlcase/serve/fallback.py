@@ -32,7 +32,7 @@ from ..errors import ModelError, redact_text, redact_url
 from .fastpath import TOLERANCE, compile_fastpath
 from .schema import RecordSpec
 
-TIERS = ("model", "previous_champion", "baseline", "rule", "constant")
+TIERS = ("model", "champion", "previous_champion", "baseline", "rule", "constant")  # champion: a canary's fallback
 
 
 @dataclass
@@ -131,6 +131,40 @@ class Tier:
         if self.rule is not None:
             return "rule"
         return "model"
+
+    def provenance(self) -> dict:
+        """What made this tier's answers, as the prediction log keeps it (for ``mlcase replay``).
+
+        ``model_sha256``: of the model file (a rule from the spec: of its SQL; the constant: of
+        its answer); ``bundle_sha256``: of ``bundle.json``; ``threshold``: the decision threshold.
+        """
+        cached = self.__dict__.get("_provenance")
+        if cached is not None:
+            return cached
+        import hashlib
+        import json
+
+        hashes = getattr(self.bundle, "hashes", None) or {}
+        if self.constant is not None:
+            model = hashlib.sha256(json.dumps(self.constant, sort_keys=True, default=str).encode()).hexdigest()
+        elif self.rule is not None and not hashes:
+            model = hashlib.sha256(f"rule:{self.rule.expression}".encode()).hexdigest()
+        else:
+            model = hashes.get("model_sha256")
+        threshold = None
+        if self.rule is not None:
+            threshold = 0.5  # a rule's flags are 0/1
+        elif self.bundle is not None and self.constant is None and self.bundle.task == "binary":
+            threshold = 0.5 if self.bundle.threshold is None else float(self.bundle.threshold)
+        schema = None
+        if self.bundle is not None:
+            from ..bundle import schema_sha256
+
+            schema = schema_sha256(self.bundle)
+        out = {"model_sha256": model, "bundle_sha256": hashes.get("bundle_sha256"), "threshold": threshold,
+               "schema_sha256": schema}
+        self.__dict__["_provenance"] = out
+        return out
 
     def describe(self) -> dict:
         d = {"tier": self.name, "kind": self.kind}

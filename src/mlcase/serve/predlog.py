@@ -36,12 +36,19 @@ from ..errors import redact_url
 
 # columns added after the first layout: (name, SQL type); a log that lacks them gets them on open
 PREDICTION_COLUMNS_ADDED = (
-    ("arm", "TEXT"),                   # holdout | model (serve/routing.py; a canary arm comes later)
+    ("arm", "TEXT"),                   # holdout | canary | model (serve/routing.py; model = the champion's arm)
     ("unit_id", "TEXT"),               # the data.id the arm was drawn from (NULL: the request id was)
     ("audit", "INTEGER"),              # 1: an automatic decision also sent to review (the audit sample)
     ("sampling_probability", "REAL"),  # P(this row is sent to review): 1 flag/review, audit_share auto, 0 holdout auto
     ("model_decision", "TEXT"),        # what the model decided (differs from decision on the holdout arm)
     ("rule_decision", "TEXT"),         # what today's rule decided, where it was evaluated (the holdout arm)
+    # provenance, for `mlcase replay` and `mlcase rollout status` (mlcase.releases)
+    ("arm_version", "INTEGER"),        # the version the unit's arm routes to (the champion's, or the canary's)
+    ("model_sha256", "TEXT"),          # sha256 of the answering tier's model file (rule: of its SQL; constant: of its answer)
+    ("bundle_sha256", "TEXT"),         # sha256 of the answering tier's bundle.json (schema, threshold, calibration)
+    ("schema_sha256", "TEXT"),         # sha256 of the record schema the request was validated against
+    ("threshold", "REAL"),             # the answering tier's decision threshold (binary)
+    ("code_version", "TEXT"),          # the mlcase version that answered
 )
 LABEL_COLUMNS_ADDED = (
     ("channel", "TEXT"),      # how it arrived: api, file:<name>, review:<name>, feedback

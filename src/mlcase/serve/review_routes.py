@@ -52,12 +52,14 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
             raise Unavailable("the server is not loaded yet", "retry after /ready answers 200")
         return st.router.describe()
 
-    @app.put("/routing", summary="Change the holdout or audit share at run time (no restart)",
+    @app.put("/routing", summary="Change the holdout, canary or audit share at run time (no restart)",
              responses={200: {"description": "The shares now in force"}, 401: {"model": ErrorOut},
+                        409: {"model": ErrorOut, "description": "A canary share, but no canary is loaded"},
                         422: {"model": ErrorOut}},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "type": "object", "additionalProperties": False,
                  "properties": {"holdout": {"type": "number", "minimum": 0, "maximum": 0.5},
+                                "canary": {"type": "number", "minimum": 0, "maximum": 0.5},
                                 "audit_share": {"type": "number", "minimum": 0, "maximum": 1}}}}}},
                  "security": [{"ApiKey": []}, {}]})
     async def routing_put(request: Request):
@@ -75,6 +77,11 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
             raise InvalidRequest(f"a holdout needs a binary task (this model is {primary_task(st)})",
                                  "leave holdout at 0", issues=[{"record": None, "field": "holdout",
                                                                 "message": "binary tasks only"}])
+        if payload.get("canary") and (st.release is None or st.release.canary is None):
+            from .release_routes import NoCanaryLoaded
+
+            raise NoCanaryLoaded("no canary version is loaded, so it cannot get a share",
+                                 "start the server with --canary N:10% (or serving.canary)")
         try:
             st.router.update(**payload)
         except SpecError as exc:

@@ -24,15 +24,18 @@ Arms, in the order they are drawn:
     model still scores the record and its score and decision are logged, so the
     holdout's labels, which the model's action never touched, measure what the
     model would have done.
+``canary`` (``serving.canary``, ``mlcase serve --canary N:10%``)
+    a second registry version, acted on for this share of units: the staged
+    rollout :mod:`mlcase.releases` watches (``mlcase rollout status``). Drawn
+    after the holdout, so starting, widening or ending a canary never moves a
+    held-out unit.
 ``model``
-    everyone else: the model's decision is acted on.
-
-A ``canary`` arm (a second model version on a small share) slots in as one
-more entry of :data:`ARMS` before ``model`` with its own share; the routing,
-the log and monitoring by arm stay as they are.
+    everyone else: the champion's decision is acted on. (The log calls the
+    champion's arm ``model``, as it did before canaries existed, so older logs
+    read the same; ``mlcase rollout status`` shows it as "champion".)
 
 The *audit sample* is separate from the arms: with ``serving.audit_share``, that
-share of the model arm's automatic (``auto``) decisions is also sent to review,
+share of the acted-on arms' (``model`` and ``canary``) automatic (``auto``) decisions is also sent to review,
 drawn from the hash of the request id (every request its own draw), and logged
 with ``sampling_probability = audit_share`` so monitoring can weight it back to
 the whole population.
@@ -48,10 +51,12 @@ import numpy as np
 from ..errors import SpecError
 
 HOLDOUT_ARM = "holdout"
-ARMS = (HOLDOUT_ARM,)   # drawn in this order, each from its own hash; everyone else gets MODEL_ARM
-MODEL_ARM = "model"
+CANARY_ARM = "canary"
+ARMS = (HOLDOUT_ARM, CANARY_ARM)   # drawn in this order, each from its own hash; everyone else gets MODEL_ARM
+MODEL_ARM = "model"                # the champion's arm
+ACTED_ARMS = (MODEL_ARM, CANARY_ARM)  # arms where a model's decision is acted on (and audited)
 AUDIT_LAYER = "audit"
-MAX_SHARE = {"holdout": 0.5, "audit_share": 1.0}
+MAX_SHARE = {"holdout": 0.5, "canary": 0.5, "audit_share": 1.0}
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,10 @@ class Shares:
 
     holdout: float = 0.0
     audit_share: float = 0.0
+    canary: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"holdout": self.holdout, "audit_share": self.audit_share}
+        return {"holdout": self.holdout, "audit_share": self.audit_share, "canary": self.canary}
 
 
 def check_shares(changes: dict) -> dict:
@@ -122,7 +128,7 @@ class Router:
     def active(self) -> bool:
         """Whether any arm or the audit sample is switched on (else every record takes the model arm)."""
         s = self._shares
-        return s.holdout > 0 or s.audit_share > 0
+        return s.holdout > 0 or s.audit_share > 0 or s.canary > 0
 
     def update(self, **changes) -> Shares:
         """Change shares at run time (validated; the new shares apply to the next request)."""
@@ -183,11 +189,11 @@ def decision_of(flag: bool) -> str:
 
 
 def sampling_probability(arm: str, decision: str, audit_share: float) -> float:
-    """P(this row is sent to review): flagged and deferred cases always, the model arm's automatic
+    """P(this row is sent to review): flagged and deferred cases always, the acted-on arms' automatic
     decisions with the audit share, the holdout's automatic decisions never."""
     if decision in ("flag", "review"):
         return 1.0
-    return float(audit_share) if arm == MODEL_ARM else 0.0
+    return float(audit_share) if arm in ACTED_ARMS else 0.0
 
 
-__all__ = ["ARMS", "HOLDOUT_ARM", "MODEL_ARM", "Route", "Router", "Shares", "check_shares", "router_for", "sampling_probability"]
+__all__ = ["ACTED_ARMS", "ARMS", "CANARY_ARM", "HOLDOUT_ARM", "MODEL_ARM", "Route", "Router", "Shares", "check_shares", "router_for", "sampling_probability"]

@@ -1,0 +1,141 @@
+"""Moving the ``champion`` (and ``canary``) alias: ``mlcase promote`` and ``mlcase rollback``.
+
+Every move is recorded in the release history (:func:`mlcase.tracking.record_release`):
+who, when, from, to, why and the evidence (the readiness score, the rollout status).
+A running server picks the move up at its next registry check (``serving.reload_every``)
+or at once on ``POST /release/check``.
+"""
+
+from __future__ import annotations
+
+from ..case import Case
+from ..errors import MlcaseError, NotFoundError
+
+
+class ReleaseRefused(MlcaseError):
+    """A promote or rollback that the gates refuse (``--force`` overrides the readiness and rollout gates)."""
+
+    http_status = 409
+
+
+def rollback_target(case: Case, current: int, history: list[dict] | None = None,
+                    versions: list[dict] | None = None) -> int | None:
+    """The version ``mlcase rollback`` returns to from ``current``.
+
+    The version the champion last moved from to ``current`` (a promote or a decision), else the
+    newest earlier champion (tag ``mlcase.was_champion``); never a version that was rolled back.
+    """
+    from .. import tracking
+
+    history = tracking.release_history(case) if history is None else history
+    versions = tracking.versions(case) if versions is None else versions
+    bad = {v["version"] for v in versions if v["tags"].get("mlcase.rolled_back")}
+    for h in history:  # newest first
+        if (h.get("alias") == "champion" and h.get("to_version") == current
+                and h.get("action") not in ("rollback", "auto_rollback")
+                and h.get("from_version") not in (None, current) and h["from_version"] not in bad):
+            return h["from_version"]
+    older = [v["version"] for v in versions if v["version"] != current and v["version"] not in bad
+             and str(v["tags"].get("mlcase.was_champion", "")).lower() == "true"]
+    return max(older) if older else None
+
+
+def promote(case: Case, version: int, *, why: str | None = None, force: bool = False, log: str | None = None,
+            with_rollout: bool = True) -> dict:
+    """Point ``champion`` at ``version`` if it passes the gates; record the move with its evidence.
+
+    Gates (``force`` overrides both, and the record says so): the readiness score must reach
+    ``releases.min_readiness``, and when the version ran as a canary, ``mlcase rollout status``
+    must not say ``rollback``. The version must load with a valid signature. When the
+    ``canary`` alias points at ``version``, the canary ends (the alias is removed).
+
+    Returns
+    -------
+    dict
+        ``from_version``, ``to_version``, ``forced``, ``readiness`` (score, groups, minimum),
+        ``rollout`` (the canary's verdict and reasons, when it ran as one), ``run_id`` of the record.
+    """
+    from .. import tracking
+    from .mltest import readiness
+
+    version = int(version)
+    current = tracking.alias_version(case, "champion")
+    if current == version:
+        raise ReleaseRefused(f"version {version} is the champion already", "nothing to promote")
+    tracking.load_bundle(case, alias=None, version=version)  # exists, and its files and signature verify
+    ready = readiness(case, log=log)
+    rollout = _canary_verdict(case, version, log) if with_rollout else None
+    overridden = []
+    if not ready.passes:
+        overridden.append(f"readiness {ready.score:g} is below releases.min_readiness {ready.minimum:g}")
+    if rollout and rollout["verdict"] == "rollback":
+        overridden.append(f"the canary's rollout status says rollback ({'; '.join(rollout['reasons'][:2])})")
+    if overridden and not force:
+        steps = "; ".join(ready.next_steps(2)) if not ready.passes else ""
+        raise ReleaseRefused(f"promote version {version} refused: {'; '.join(overridden)}",
+                             (f"close: {steps}; " if steps else "") + "or pass --force (the record says so)")
+    evidence = {"readiness": {"score": ready.score, "groups": ready.groups, "minimum": ready.minimum},
+                "rollout": rollout, "overridden": overridden}
+    text = why or (f"canary verdict {rollout['verdict']}" if rollout else "promoted by hand")
+    if current is not None:
+        tracking.set_version_tags(case, current, {"mlcase.was_champion": "true"})
+    tracking.set_alias(case, "champion", version, reason=text, record={
+        "action": "promote", "why": text, "forced": bool(overridden), "readiness": ready.score, "evidence": evidence})
+    if tracking.alias_version(case, "canary") == version:
+        tracking.delete_alias(case, "canary", record={"action": "canary_end", "why": f"version {version} promoted"})
+    return {"action": "promote", "alias": "champion", "from_version": current, "to_version": version,
+            "forced": bool(overridden), "overridden": overridden, "why": text,
+            "readiness": evidence["readiness"], "rollout": rollout}
+
+
+def _canary_verdict(case: Case, version: int, log: str | None) -> dict | None:
+    """The rollout status of ``version`` when the log holds it as a canary, else None."""
+    from .rollout import NoCanary, rollout_status
+
+    try:
+        status = rollout_status(case, log=log, version=version)
+    except NoCanary:
+        return None
+    return {"verdict": status.verdict, "reasons": status.reasons, "canary_version": status.canary_version}
+
+
+def rollback(case: Case, *, to: int | None = None, why: str | None = None) -> dict:
+    """End a running canary, or move ``champion`` back to the version before it.
+
+    With a ``canary`` alias set (and ``to`` not given), the canary ends: the alias is removed
+    and every server stops routing units to it. Otherwise ``champion`` moves to ``to`` or to
+    :func:`rollback_target`; the version it leaves is tagged ``mlcase.rolled_back`` (and is no
+    longer anyone's ``previous_champion``).
+    """
+    from .. import tracking
+
+    al = tracking.aliases(case)
+    champ, canary = al.get("champion"), al.get("canary")
+    if to is None and canary is not None and canary != champ:
+        text = why or "canary rolled back by hand"
+        tracking.delete_alias(case, "canary", record={"action": "rollback", "why": text})
+        return {"action": "rollback", "alias": "canary", "from_version": canary, "to_version": None, "why": text}
+    if champ is None:
+        raise NotFoundError(f"case '{case.name}' has no champion to roll back", "promote a version first")
+    target = int(to) if to is not None else rollback_target(case, champ)
+    if target is None:
+        raise NotFoundError(f"no earlier champion of case '{case.name}' to roll back to from version {champ}",
+                            "pass --to N (mlcase models lists the versions)")
+    if target == champ:
+        raise ReleaseRefused(f"version {target} is the champion already", "pass --to with another version")
+    tracking.load_bundle(case, alias=None, version=target)  # the way back must load and verify
+    text = why or "rolled back by hand"
+    tracking.set_version_tags(case, champ, {"mlcase.rolled_back": text, "mlcase.was_champion": "false"})
+    tracking.set_alias(case, "champion", target, reason=text, record={"action": "rollback", "why": text})
+    return {"action": "rollback", "alias": "champion", "from_version": champ, "to_version": target, "why": text}
+
+
+def history(case: Case, limit: int = 100, evidence: bool = False) -> dict:
+    """The release history, newest first, and the aliases now (what ``mlcase releases`` prints)."""
+    from .. import tracking
+
+    return {"case": case.name, "aliases": tracking.aliases(case),
+            "events": tracking.release_history(case, limit=limit, evidence=evidence)}
+
+
+__all__ = ["ReleaseRefused", "history", "promote", "rollback", "rollback_target"]

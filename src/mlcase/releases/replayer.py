@@ -1,0 +1,325 @@
+"""``mlcase replay``: recompute a logged decision with exactly what made it, or name what differs.
+
+Every prediction-log row records the version its arm routes to (``arm_version``),
+the tier and version that answered, and the provenance of that tier: the sha256
+of its model file and of its ``bundle.json`` (schema, threshold, calibration), the
+sha256 of the schema the request was validated against, the threshold and the
+mlcase version (:data:`mlcase.serve.predlog.PREDICTION_COLUMNS_ADDED`).
+
+Replay loads that version from the registry (its files' hashes and signature are
+verified first), rebuilds the same tier (model, champion, previous champion,
+baseline, rule or constant), validates the logged inputs against its schema, and
+recomputes the score, the conformal set, the prediction and the decision, with
+the SHAP explanation of a model's answer. The decision and prediction must be
+identical; scores may differ by at most 1e-9 (the server may have used the
+compiled single-record fast path, which it keeps only within that tolerance of
+the pipeline). What differs is named: the model file hash (a file changed after
+registration), the bundle, the schema, the threshold, a version no longer in the
+registry, and, when outputs differ, the code version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..case import Case
+from ..errors import MlcaseError, NotFoundError, redact_text
+
+TOLERANCE = 1e-9
+_COLUMNS = ("request_id", "ts", "model_version", "tier", "fallback", "reason", "inputs", "score", "scores",
+            "prediction", "decision", "conformal", "arm", "model_decision", "arm_version", "model_sha256",
+            "bundle_sha256", "schema_sha256", "threshold", "code_version")
+
+
+@dataclass
+class Replay:
+    """One logged decision replayed: ``reproduced``, and every difference (``what``, ``logged``, ``now``)."""
+
+    request_id: str
+    reproduced: bool
+    differences: list[dict]
+    logged: dict
+    replayed: dict | None
+    explanation: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"request_id": self.request_id, "reproduced": self.reproduced, "differences": self.differences,
+                "logged": self.logged, "replayed": self.replayed, "explanation": self.explanation,
+                "notes": self.notes}
+
+    def summary(self) -> str:
+        if self.reproduced:
+            return (f"request {self.request_id}: reproduced: version {self.logged['model_version']} "
+                    f"({self.logged['tier']}) decides {self.logged['decision']!r} again")
+        first = "; ".join(f"{d['what']} differs (logged {_short(d['logged'])}, now {_short(d['now'])})"
+                          for d in self.differences[:3])
+        return f"request {self.request_id}: not reproduced: {first}"
+
+    def print(self, console) -> None:
+        from rich.markup import escape
+
+        console.print(("[green]" if self.reproduced else "[red]") + escape(self.summary()) + "[/]")
+        if self.replayed:
+            r = self.replayed
+            console.print(f"  score {r.get('score')}, prediction {r.get('prediction')!r}, decision "
+                          f"{r.get('decision')!r}, conformal {r.get('conformal')}, threshold {r.get('threshold')}")
+        for c in (self.explanation or {}).get("contributions", [])[:5]:
+            console.print(f"  {escape(str(c.get('feature')))} = {escape(str(c.get('value')))}: "
+                          f"{c.get('contribution'):+.4g}")
+        for n in self.notes:
+            console.print(f"  [dim]note: {escape(n)}[/dim]")
+
+
+def _short(v) -> str:
+    text = str(v)
+    return text[:12] + "…" if len(text) == 64 and all(ch in "0123456789abcdef" for ch in text) else text[:120]
+
+
+# --------------------------------------------------------------------------- reading the log
+def _rows(case: Case, log: str | None, request_ids: list[str] | None, last: int | None) -> pd.DataFrame:
+    from ..serve.predlog import open_existing
+
+    backend, _ = open_existing(case, log)
+    try:
+        have = set(backend.read_frame("SELECT * FROM predictions LIMIT 0").columns)
+        cols = ", ".join(c if c in have else f"NULL AS {c}" for c in _COLUMNS)
+        if request_ids is not None:
+            found = [r for k in range(0, len(request_ids), 500) for r in
+                     backend.lookup("predictions", request_ids[k:k + 500], ("request_id",))]
+            known = {r[0] for r in found}
+            missing = [r for r in request_ids if r not in known]
+            if missing:
+                raise NotFoundError(f"request id {missing[0]!r} is not in the prediction log"
+                                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                                    "use a request_id the server answered with, or pass --log with its log")
+            parts = []
+            for k in range(0, len(request_ids), 500):
+                chunk = request_ids[k:k + 500]
+                names = {f"r{i}": v for i, v in enumerate(chunk)}
+                parts.append(backend.read_frame(f"SELECT {cols} FROM predictions WHERE request_id IN "
+                                                f"({', '.join(':' + n for n in names)})", names))
+            rows = pd.concat(parts, ignore_index=True)
+            order = {r: i for i, r in enumerate(request_ids)}
+            return rows.sort_values("request_id", key=lambda s: s.map(order)).reset_index(drop=True)
+        return backend.read_frame(f"SELECT {cols} FROM predictions ORDER BY ts DESC LIMIT :n", {"n": int(last or 1)})
+    finally:
+        backend.close()
+
+
+# --------------------------------------------------------------------------- rebuilding what answered
+class _Refused(Exception):
+    def __init__(self, difference: dict):
+        super().__init__(difference["what"])
+        self.difference = difference
+
+
+class _Replayer:
+    """Bundles and tiers by version, loaded (and verified) once for many rows."""
+
+    def __init__(self, case: Case):
+        self.case = case
+        self._bundles: dict = {}
+
+    def bundle(self, version: int, logged: dict):
+        if version not in self._bundles:
+            self._bundles[version] = self._load(version, logged)
+        got = self._bundles[version]
+        if isinstance(got, dict):
+            raise _Refused(got)
+        return got
+
+    def _load(self, version: int, logged: dict):
+        from .. import tracking
+        from ..errors import ModelError
+
+        try:
+            return tracking.load_bundle(self.case, alias=None, version=int(version))
+        except NotFoundError:
+            return {"what": "model version", "logged": int(version), "now": "not in the registry any more"}
+        except ModelError as exc:
+            detail = redact_text(str(exc))
+            try:
+                files = tracking.bundle_file_hashes(self.case, int(version))
+            except Exception:  # noqa: BLE001 - the files are gone: the load error says it
+                files = {}
+            rec = files.get("recorded") or {}
+            for key, what in (("model_sha256", "model file hash"), ("bundle_sha256", "bundle.json hash")):
+                if files.get(key) and files[key] != rec.get(key):
+                    return {"what": what, "logged": logged.get(key) or rec.get(key), "now": files[key],
+                            "detail": detail}
+            return {"what": "signature", "logged": "valid when the decision was made", "now": detail}
+
+    def tier(self, row: dict, arm_bundle):
+        from ..serve.fallback import Tier, constant_answer
+
+        name = row["tier"] or "model"
+        spec = self.case.spec
+        if name == "constant":
+            return Tier("constant", constant=constant_answer(spec, arm_bundle.schema, arm_bundle.task,
+                                                              arm_bundle.classes, arm_bundle.positive))
+        if name == "rule":
+            cols = [c["name"] for c in arm_bundle.schema.get("columns", [])]
+            if row["model_version"] is not None and not _isnan(row["model_version"]):
+                b = self.bundle(int(row["model_version"]), row)
+                return Tier("rule", bundle=b, rule=b.rule, rule_columns=[c["name"] for c in b.schema.get("columns", [])])
+            if not spec.rule_baselines:
+                raise _Refused({"what": "rule", "logged": "the spec's rule", "now": "the spec has no rule"})
+            return Tier("rule", rule=spec.rule_baselines[0].rule, rule_columns=cols)
+        if row["model_version"] is None or _isnan(row["model_version"]):
+            raise _Refused({"what": "model version", "logged": None,
+                            "now": "the model was given to the server directly, not from the registry"})
+        return Tier(name, self.bundle(int(row["model_version"]), row))
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _value(v):
+    return None if v is None or _isnan(v) else v
+
+
+# --------------------------------------------------------------------------- replaying
+def _compare(row: dict, answer, tier, arm_bundle) -> tuple[list[dict], list[str]]:
+    from .. import __version__
+    from ..bundle import schema_sha256
+
+    diffs, notes = [], []
+    holdout = row["arm"] == "holdout"
+    logged_decision = row["model_decision"] if holdout and row["model_decision"] else row["decision"]
+    if answer.decision != logged_decision:
+        diffs.append({"what": "decision", "logged": logged_decision, "now": answer.decision})
+    if not holdout and str(answer.prediction) != str(row["prediction"]):
+        diffs.append({"what": "prediction", "logged": row["prediction"], "now": answer.prediction})
+    logged_score = _value(row["score"])
+    if logged_score is not None and answer.score is not None and arm_bundle.task != "multiclass" and \
+            not abs(float(logged_score) - float(answer.score)) <= TOLERANCE:
+        diffs.append({"what": "score", "logged": logged_score, "now": answer.score})
+    if row["scores"]:
+        old = json.loads(row["scores"])
+        if any(not abs(float(old[k]) - float(v)) <= TOLERANCE for k, v in (answer.scores or {}).items() if k in old):
+            diffs.append({"what": "scores", "logged": old, "now": answer.scores})
+    if not _same_set(json.loads(row["conformal"]) if row["conformal"] else None, answer.conformal):
+        diffs.append({"what": "conformal set", "logged": row["conformal"], "now": answer.conformal})
+    prov = tier.provenance()
+    for key, what in (("model_sha256", "model file hash"), ("bundle_sha256", "bundle.json hash (schema, threshold, "
+                                                                            "calibration)")):
+        if row.get(key) and prov.get(key) and row[key] != prov[key]:
+            diffs.append({"what": what, "logged": row[key], "now": prov[key]})
+    thr = _value(row.get("threshold"))
+    if thr is not None and prov.get("threshold") is not None and abs(float(thr) - prov["threshold"]) > 0:
+        diffs.append({"what": "threshold", "logged": thr, "now": prov["threshold"]})
+    if row.get("schema_sha256") and row["schema_sha256"] not in {schema_sha256(arm_bundle)} | (
+            {schema_sha256(tier.bundle)} if tier.bundle is not None else set()):
+        diffs.append({"what": "schema", "logged": row["schema_sha256"], "now": schema_sha256(arm_bundle)})
+    code = row.get("code_version")
+    if code and code != __version__:
+        (diffs.append if diffs else notes.append)(
+            {"what": "code version", "logged": code, "now": __version__} if diffs else
+            f"logged by mlcase {code}, replayed by {__version__}: the outputs are the same")
+    if not row.get("model_sha256"):
+        notes.append("logged before provenance was recorded: the files' hashes are checked against the registry only")
+    return diffs, notes
+
+
+def _same_set(old, new) -> bool:
+    if old is None or new is None:
+        return old is None and new is None
+    if len(old) != len(new):
+        return False
+    nums = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in list(old) + list(new))
+    if nums:
+        return all(abs(float(a) - float(b)) <= TOLERANCE for a, b in zip(old, new, strict=True))
+    return [str(x) for x in old] == [str(x) for x in new]
+
+
+def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
+    from ..serve.fallback import Decider, _call, conformal_sets
+
+    rp = _Replayer(case)
+    spec = case.spec
+    out: list[Replay] = []
+    for row in rows.to_dict("records"):
+        logged = {k: _value(row.get(k)) for k in ("model_version", "arm_version", "tier", "arm", "decision",
+                                                  "model_decision", "prediction", "score", "threshold", "code_version")}
+        rid = row["request_id"]
+        try:
+            arm_v = _value(row.get("arm_version")) or _value(row.get("model_version"))
+            if arm_v is None:
+                raise _Refused({"what": "model version", "logged": None, "now": "the answering model was not "
+                                "from the registry (or the row predates arm_version)"})
+            arm_bundle = rp.bundle(int(arm_v), row)
+            tier = rp.tier(row, arm_bundle)
+        except _Refused as r:
+            out.append(Replay(rid, False, [r.difference], logged, None))
+            continue
+        spec_r = tier.spec if tier.spec is not None else _record_spec(arm_bundle)
+        clean, issues = spec_r.validate_records([json.loads(row["inputs"] or "{}")])
+        if issues:
+            out.append(Replay(rid, False, [{"what": "schema", "logged": "the inputs were valid",
+                                            "now": f"{issues[0].field}: {issues[0].message}"}], logged, None))
+            continue
+        scores = _call(tier, clean)
+        if isinstance(scores, Exception):
+            out.append(Replay(rid, False, [{"what": f"{tier.name} tier", "logged": "answered", "now": str(scores)}],
+                              logged, None))
+            continue
+        conformal = None
+        if tier.kind == "model" and tier.bundle.conformal:
+            conformal = conformal_sets(tier.bundle, scores, lambda t=tier, c=clean: t.spec.frame(c))[0]
+        decider = Decider(arm_bundle.task, arm_bundle.classes, arm_bundle.positive, defer=spec.conformal.defer,
+                          max_interval_width=spec.conformal.max_interval_width)
+        a = decider.answer(tier, scores[0], conformal, [], {})
+        diffs, notes = _compare(row, a, tier, arm_bundle)
+        if row["arm"] == "holdout":
+            notes.append(f"a held-out unit: today's process decided {row['decision']!r} (logged, not replayed); "
+                         "the model's own decision is what was replayed")
+        replayed = {"score": a.score, "scores": a.scores, "prediction": a.prediction, "decision": a.decision,
+                    "conformal": a.conformal, "tier": a.tier, "model_version": a.model_version,
+                    "threshold": tier.provenance().get("threshold")}
+        explanation = _explain(tier, clean) if explain and tier.kind == "model" else None
+        out.append(Replay(rid, not diffs, diffs, logged, replayed, explanation, notes))
+    return out
+
+
+def _record_spec(bundle):
+    from ..serve.schema import RecordSpec
+
+    return RecordSpec(bundle.schema, bundle.features)
+
+
+def _explain(tier, records: list[dict]) -> dict | None:
+    try:
+        from ..explain import explain_rows
+
+        row = explain_rows(tier.bundle, tier.spec.frame(records), 5)[0]
+    except (ImportError, MlcaseError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    keep = ("base_value", "contributions", "other", "output", "output_space", "explained_class", "explainer")
+    return {k: row.get(k) for k in keep if k in row}
+
+
+def replay(case: Case, request_id: str, log: str | None = None, explain: bool = True) -> Replay:
+    """Recompute one logged decision (see the module docstring); ``reproduced`` says whether it matched.
+
+    Raises
+    ------
+    NotFoundError
+        The request id is not in the log, or there is no log.
+    """
+    return _replay_rows(case, _rows(case, log, [str(request_id)], None), explain)[0]
+
+
+def replay_many(case: Case, request_ids: list[str] | None = None, log: str | None = None, last: int | None = None,
+                explain: bool = False) -> list[Replay]:
+    """Replay many logged decisions (``request_ids``, or the ``last`` N), loading each version once."""
+    rows = _rows(case, log, [str(r) for r in request_ids] if request_ids is not None else None, last)
+    return _replay_rows(case, rows, explain)
+
+
+__all__ = ["Replay", "replay", "replay_many"]

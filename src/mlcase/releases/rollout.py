@@ -1,0 +1,402 @@
+"""``mlcase rollout status``: guardrails per arm and the canary analysed as an experiment.
+
+The canary is the newest version the prediction log shows on the ``canary`` arm
+(or ``version``); its period runs from its first to its last logged record, and
+the champion's arm (``model`` in the log) over the same period is the control.
+Per arm, from the log and its labels:
+
+- error share (the arm's own model raised) and fallback share, with Wilson intervals;
+- latency p95 (the request's ``latency_ms``);
+- drift of the inputs and of the scores against each version's training reference
+  (:func:`mlcase.monitor.monitor` on the arm's rows);
+- decision rate (flags) against the review capacity;
+- cost per decision: realized where labels arrived, estimated (CBPE, binary) before.
+
+The canary is then analysed as an experiment with :func:`mlcase.abtest.analyze`
+(sample ratio mismatch against the planned split, fixed-horizon CIs, guardrails;
+marked as *peeking* until ``releases.min_units`` labelled units per arm), and
+with always-valid intervals (:mod:`.sequential`) on the cost and the fallback
+share, which the verdict rests on, so looking every hour is safe.
+
+Verdict: ``rollback`` when a guardrail breaks on the canary (and not on the
+champion over the same rows, for drift and latency) or the canary costs more
+than ``releases.cost_margin`` with always-valid confidence; ``promote`` when no
+guardrail breaks, the sample ratio holds, both arms have ``releases.min_units``
+labelled units and the canary costs at most ``cost_margin`` more with always-valid
+confidence; ``hold`` otherwise. Exit codes: 0 promote, 1 hold, 3 rollback
+(2 is bad input, as for every command).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..case import Case
+from ..errors import NotFoundError
+
+EXIT = {"promote": 0, "hold": 1, "rollback": 3}
+ARM_NAMES = {"model": "champion", "canary": "canary"}
+
+
+class NoCanary(NotFoundError):
+    """The prediction log holds no canary (to analyse)."""
+
+
+@dataclass
+class RolloutStatus:
+    """What ``mlcase rollout status`` found; ``exit_code`` is 0 promote, 1 hold, 3 rollback."""
+
+    case: str
+    verdict: str
+    reasons: list[str]
+    canary_version: int
+    champion_versions: list[int]
+    period: dict
+    arms: dict
+    guardrails: list[dict]
+    experiment: dict
+    peeking: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT[self.verdict]
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("case", "verdict", "reasons", "canary_version", "champion_versions",
+                                              "period", "peeking", "arms", "guardrails", "experiment", "notes")} | {
+            "exit_code": self.exit_code}
+
+    def print(self, console) -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
+        colour = {"promote": "green", "hold": "yellow", "rollback": "red"}[self.verdict]
+        console.print(f"[bold]{self.case}[/bold]: canary version {self.canary_version} against champion "
+                      f"{', '.join(map(str, self.champion_versions))} from {self.period['from']} to "
+                      f"{self.period['to']}: [bold {colour}]{self.verdict}[/]")
+        t = Table(show_edge=False, pad_edge=False)
+        for col in ("guardrail", "champion", "canary", "limit", "status"):
+            t.add_column(col)
+        for g in self.guardrails:
+            t.add_row(g["name"], _fmt(g.get("champion")), _fmt(g.get("canary")), _fmt(g.get("limit")),
+                      {"ok": "ok", "broken": "[red]broken[/red]", "unknown": "[dim]unknown[/dim]"}[g["status"]])
+        console.print(t)
+        for r in self.reasons:
+            console.print(f"  - {escape(r)}")
+        for n in self.notes:
+            console.print(f"  [dim]note: {escape(n)}[/dim]")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+# --------------------------------------------------------------------------- reading the log
+def _read(case: Case, log: str | None, version: int | None) -> tuple[pd.DataFrame, int, str]:
+    from ..errors import DataError, redact_url
+    from ..serve.predlog import open_existing
+
+    try:
+        backend, target = open_existing(case, log)
+    except DataError as exc:
+        raise NoCanary(exc.message, "serve a canary first (`mlcase serve --canary N:10%`), or pass --log with its "
+                                    "prediction log") from None
+    try:
+        cols = set(backend.read_frame("SELECT * FROM predictions LIMIT 0").columns)
+        if not {"arm", "arm_version"} <= cols:
+            raise NoCanary(f"the prediction log {redact_url(target)} predates canaries (no arm_version column)",
+                           "serve a canary with `mlcase serve --canary N:10%`")
+        where = "arm = 'canary'" + ("" if version is None else " AND arm_version = :v")
+        found = backend.read_frame(f"SELECT arm_version, min(ts) AS t0, max(ts) AS t1 FROM predictions WHERE {where} "
+                                   "GROUP BY arm_version ORDER BY t1 DESC", {"v": version})
+        if found.empty:
+            what = "no canary" if version is None else f"no canary record of version {version}"
+            raise NoCanary(f"the prediction log {redact_url(target)} holds {what}",
+                           "serve one with `mlcase serve --canary N:10%` (or serving.canary) and send traffic")
+        v, t0, t1 = int(found["arm_version"].iloc[0]), found["t0"].iloc[0], found["t1"].iloc[0]
+        rows = backend.read_frame(
+            """SELECT p.request_id, p.ts, p.arm, p.arm_version, p.model_version, p.tier, p.fallback, p.reason,
+                      p.inputs, p.score, p.decision, p.prediction, p.latency_ms, p.unit_id, l.label
+               FROM predictions p LEFT JOIN (
+                   SELECT request_id, label FROM (SELECT request_id, label,
+                       row_number() OVER (PARTITION BY request_id ORDER BY id DESC) AS rn FROM labels) WHERE rn = 1
+               ) l ON l.request_id = p.request_id
+               WHERE p.ts >= :t0 AND p.ts <= :t1 AND (p.arm = 'model' OR (p.arm = 'canary' AND p.arm_version = :v))""",
+            {"t0": t0, "t1": t1, "v": v})
+    finally:
+        backend.close()
+    return rows, v, str(redact_url(target))
+
+
+def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
+    recs = [json.loads(x) if isinstance(x, str) else {} for x in rows["inputs"]]
+    return pd.DataFrame.from_records(recs, index=rows.index)
+
+
+def _labels(case: Case, bundle, labels: pd.Series) -> np.ndarray:
+    from types import SimpleNamespace
+
+    from ..monitor.performance import encode_labels
+
+    return encode_labels(SimpleNamespace(task=bundle.task, classes=bundle.classes, positive=bundle.positive), labels)
+
+
+def _costs(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame) -> np.ndarray:
+    """Cost per row of the decision made, where a label arrived (NaN elsewhere)."""
+    from .. import tasks
+
+    out = np.full(len(rows), np.nan)
+    has = rows["label"].notna().to_numpy()
+    if not has.any():
+        return out
+    y = _labels(case, bundle, rows["label"][has])
+    sub, Xs = rows[has], X[has]
+    if bundle.task == "binary":
+        ok = ~np.isnan(y)
+        flag = np.where(sub["decision"] == "flag", 1, np.where(sub["decision"] == "auto", 0,
+                        (sub["prediction"].astype(str) == str(bundle.positive)).astype(int)))
+        per = tasks.binary_costs(case, Xs.reset_index(drop=True)).of(np.nan_to_num(y).astype(int), flag)
+        vals = np.where(ok, per, np.nan)
+    elif bundle.task == "regression":
+        pred = pd.to_numeric(sub["prediction"], errors="coerce").to_numpy(float)
+        ok = ~np.isnan(y) & ~np.isnan(pred)
+        vals = np.full(len(sub), np.nan)
+        if ok.any():
+            vals[ok] = tasks.regression_cost(case, Xs[ok].reset_index(drop=True), y[ok], pred[ok])
+    else:
+        vals = tasks.multiclass_cost(case, y, sub["prediction"].astype(str).to_numpy())
+    out[has] = vals
+    return out
+
+
+# --------------------------------------------------------------------------- per arm
+def _arm(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame, cost: np.ndarray, capacity) -> dict:
+    from ..abtest.stats import wilson
+
+    alpha = case.spec.releases.alpha
+    n = len(rows)
+    err = rows["reason"].fillna("").str.match(r"^model: error").to_numpy()
+    fb = rows["fallback"].fillna(0).astype(int).to_numpy() == 1
+    flags = (rows["decision"] == "flag").to_numpy()
+
+    def share(k: np.ndarray) -> dict:
+        lo, hi = wilson(int(k.sum()), n, alpha) if n else (np.nan, np.nan)
+        return {"value": float(k.mean()) if n else None, "low": float(np.clip(lo, 0, 1)),
+                "high": float(np.clip(hi, 0, 1)), "count": int(k.sum())}
+
+    out = {"records": n, "units": int(rows["unit_id"].fillna(rows["request_id"]).nunique()),
+           "versions": sorted(int(v) for v in rows["arm_version"].dropna().unique()),
+           "error_share": share(err), "fallback_share": share(fb),
+           "latency_p95_ms": float(np.nanpercentile(rows["latency_ms"], 95)) if n else None,
+           "flag_rate": share(flags) if bundle.task == "binary" else None, "capacity": capacity}
+    lab = ~np.isnan(cost)
+    out["labelled"] = int(lab.sum())
+    out["realized_cost"] = ({"value": float(cost[lab].mean()), "n": int(lab.sum()),
+                             "sd": float(cost[lab].std(ddof=1)) if lab.sum() > 1 else None} if lab.any() else None)
+    out.update(_monitor(case, bundle, rows, X))
+    return out
+
+
+def _monitor(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame) -> dict:
+    """Drift of inputs and scores against the version's training reference, and the estimated cost (binary)."""
+    from ..monitor import monitor
+
+    frame = X.copy()
+    for c in ("ts", "request_id", "score", "decision", "prediction", "tier", "fallback", "reason"):
+        frame[c] = rows[c].to_numpy()
+    try:
+        res = monitor(case, log=frame, bundle=bundle, window="36500d").to_dict()
+    except Exception as exc:  # noqa: BLE001 - drift is one guardrail; the others stand without it
+        return {"drift": None, "score_psi": None, "estimated_cost": None,
+                "monitor_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    drift = {f: s.get("psi") for f, s in (res["overall"].get("drift") or {}).items() if s.get("psi") is not None}
+    top = max(drift.items(), key=lambda kv: kv[1]) if drift else (None, None)
+    sd = res["overall"].get("score_drift") or {}
+    est = (res["windows"][0].get("estimated") or {}).get("cost") if res["windows"] else None
+    return {"drift": {"max_psi": top[1], "feature": top[0]}, "score_psi": sd.get("psi"), "estimated_cost": est}
+
+
+# --------------------------------------------------------------------------- the experiment
+def _experiment(case: Case, rows: pd.DataFrame, cost: np.ndarray, share: float | None) -> dict:
+    """The canary as an A/B test: SRM, fixed-horizon CIs (peeking until the planned size) and always-valid CIs."""
+    from ..abtest import analyze
+    from .sequential import always_valid_diff
+
+    rel = case.spec.releases
+    units = rows["unit_id"].fillna(rows["request_id"]).astype(str)
+    frame = pd.DataFrame({"unit": units.to_numpy(), "arm": rows["arm"].map(ARM_NAMES).to_numpy(), "cost": cost,
+                          "fallback": rows["fallback"].fillna(0).astype(float).to_numpy(),
+                          "latency_ms": rows["latency_ms"].astype(float).to_numpy()})
+    per_unit = frame.groupby(["unit", "arm"], as_index=False).mean()
+    has_cost = per_unit["cost"].notna()
+    labelled = per_unit[has_cost].groupby("arm").size().to_dict()
+    out: dict = {"labelled_units": {a: int(labelled.get(a, 0)) for a in ("champion", "canary")},
+                 "planned_units": rel.min_units, "planned_split": None}
+    metrics = ["cost"] if min(out["labelled_units"].values()) >= 2 else ["fallback"]
+    split = None
+    if share:
+        hold = case.spec.serving.holdout
+        split = f"champion={(1 - hold - share) * 100:g},canary={share * 100:g}"
+        out["planned_split"] = {"champion": 1 - hold - share, "canary": share}
+    try:
+        a = analyze(per_unit, unit="unit", variant="arm", metrics=metrics, control="champion", split=split,
+                    guardrails=[] if metrics == ["fallback"] else ["fallback<=+0.01"],
+                    lower_is_better=metrics, alpha=rel.alpha, drop_mixed=True)
+        out["analysis"] = {k: v for k, v in a.to_dict().items() if k in (
+            "verdict", "trustworthy", "srm", "metrics", "guardrails", "warnings", "conclusion")}
+        out["srm_ok"] = a.trustworthy if share else None
+    except Exception as exc:  # noqa: BLE001 - e.g. one arm without units yet: the verdict holds
+        out["analysis"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        out["srm_ok"] = None
+    champ, can = per_unit[per_unit["arm"] == "champion"], per_unit[per_unit["arm"] == "canary"]
+    out["cost"] = (always_valid_diff(champ["cost"].dropna(), can["cost"].dropna(), rel.alpha, rel.min_units)
+                   if metrics == ["cost"] else None)
+    out["fallback"] = always_valid_diff(champ["fallback"], can["fallback"], rel.alpha, rel.min_units)
+    out["peeking"] = min(out["labelled_units"].values()) < rel.min_units
+    return out
+
+
+# --------------------------------------------------------------------------- the verdict
+def _guardrails(case: Case, arms: dict) -> list[dict]:
+    spec = case.spec
+    g = spec.releases.guardrails
+    min_rows = spec.releases.min_rows
+    max_fb = g.max_fallback_share if g.max_fallback_share is not None else spec.monitoring.max_fallback_share
+    max_lat = g.max_latency_p95_ms if g.max_latency_p95_ms is not None else spec.constraints.latency_p95_ms
+    max_psi = g.max_psi if g.max_psi is not None else spec.monitoring.psi_alert
+    c, m = arms["canary"], arms["champion"]
+    enough = c["records"] >= min_rows
+    out = []
+
+    def add(name, ch, ca, limit, broken, why=None):
+        status = "unknown" if ca is None or limit is None or not enough else ("broken" if broken else "ok")
+        out.append({"name": name, "champion": ch, "canary": ca, "limit": limit, "status": status, "why": why})
+
+    add("error share", m["error_share"]["value"], c["error_share"]["value"], g.max_error_share,
+        c["error_share"]["low"] > g.max_error_share, "the Wilson interval's lower bound is above the limit")
+    add("fallback share", m["fallback_share"]["value"], c["fallback_share"]["value"], max_fb,
+        c["fallback_share"]["low"] > max_fb, "the Wilson interval's lower bound is above the limit")
+    add("latency p95 (ms)", m["latency_p95_ms"], c["latency_p95_ms"], max_lat,
+        max_lat is not None and c["latency_p95_ms"] > max_lat and c["latency_p95_ms"] > (m["latency_p95_ms"] or 0),
+        "above the limit and above the champion's over the same period")
+    for name, key in (("input drift (max PSI)", "drift"), ("score drift (PSI)", "score_psi")):
+        ca = c.get(key)["max_psi"] if key == "drift" and c.get(key) else c.get(key)
+        ch = m.get(key)["max_psi"] if key == "drift" and m.get(key) else m.get(key)
+        add(name, ch, ca, max_psi, ca is not None and ca > max_psi and (ch is None or ch <= max_psi),
+            "above the limit on the canary's rows and not on the champion's")
+    cap = m.get("capacity")
+    if c.get("flag_rate") is not None and cap is not None:
+        limit = cap * (1 + g.capacity_tolerance)
+        add("flag rate vs capacity", m["flag_rate"]["value"], c["flag_rate"]["value"], limit,
+            c["flag_rate"]["low"] > limit, "the Wilson interval's lower bound passes the capacity (with tolerance)")
+    return out
+
+
+def _verdict(case: Case, guards: list[dict], exp: dict) -> tuple[str, list[str]]:
+    rel = case.spec.releases
+    broken = [g for g in guards if g["status"] == "broken"]
+    reasons = [f"{g['name']}: canary {_fmt(g['canary'])} against the limit {_fmt(g['limit'])} "
+               f"(champion {_fmt(g['champion'])}); {g['why']}" for g in broken]
+    cost = exp.get("cost")
+    if cost and cost["diff"] is not None and cost["low"] > rel.cost_margin:
+        reasons.append(f"the canary costs {cost['diff']:+.4g} per decision [always-valid {1 - rel.alpha:.0%}: "
+                       f"{cost['low']:+.4g}, {cost['high']:+.4g}], more than releases.cost_margin {rel.cost_margin:g}")
+    if reasons:
+        return "rollback", reasons
+    hold = []
+    units = exp["labelled_units"]
+    if min(units.values()) < rel.min_units:
+        hold.append(f"labelled units champion {units['champion']}, canary {units['canary']}: fewer than the planned "
+                    f"releases.min_units {rel.min_units} per arm")
+    if exp.get("srm_ok") is False:
+        hold.append("sample ratio mismatch: the arms' sizes do not match the planned split; find out why first")
+    if not cost or cost["diff"] is None:
+        hold.append("no labels yet: the cost of the canary is unknown (see the estimated cost)")
+    elif cost["high"] > rel.cost_margin:
+        hold.append(f"the canary's cost difference {cost['diff']:+.4g} [always-valid: {cost['low']:+.4g}, "
+                    f"{cost['high']:+.4g}] does not yet rule out more than releases.cost_margin {rel.cost_margin:g}")
+    unknown = [g["name"] for g in guards if g["status"] == "unknown" and g["limit"] is not None]
+    if unknown:
+        hold.append(f"guardrails not checked yet ({', '.join(unknown)}): fewer than releases.min_rows "
+                    f"{rel.min_rows} canary records, or no value")
+    if hold:
+        return "hold", hold
+    return "promote", [f"the canary costs {cost['diff']:+.4g} per decision [always-valid {1 - rel.alpha:.0%}: "
+                       f"{cost['low']:+.4g}, {cost['high']:+.4g}] on {units['canary']} labelled units, within "
+                       f"releases.cost_margin {rel.cost_margin:g}, and every guardrail holds"]
+
+
+def _planned_share(case: Case, version: int) -> float | None:
+    from .. import tracking
+
+    for h in tracking.release_history(case, limit=200, evidence=True):
+        if h.get("action") == "canary_start" and h.get("to_version") == version:
+            share = (h.get("evidence") or {}).get("share")
+            if share:
+                return float(share)
+    c = case.spec.serving.canary
+    return float(c.share) if c is not None else None
+
+
+def rollout_status(case: Case, log: str | None = None, version: int | None = None,
+                   share: float | None = None) -> RolloutStatus:
+    """Guardrails per arm, the canary as an experiment, and a verdict (see the module docstring).
+
+    Parameters
+    ----------
+    case : Case
+    log : str, optional
+        The prediction log (default ``serving.log`` or ``<case>/predictions.db``).
+    version : int, optional
+        The canary version to analyse (default the newest in the log).
+    share : float, optional
+        The canary's planned share of units, for the sample ratio check (default what the server
+        recorded when the canary started, else ``serving.canary``).
+    """
+    from .. import tracking
+    from ..tasks import capacity_share
+
+    rows, v, source = _read(case, log, version)
+    X = _inputs(rows)
+    bundles = {b: tracking.load_bundle(case, alias=None, version=b) for b in
+               sorted({int(x) for x in rows["arm_version"].dropna().unique()})}
+    canary_b = bundles[v]
+    cost = _costs(case, canary_b, rows, X)
+    capacity = capacity_share(case)
+    arms, notes = {}, []
+    for arm, name in ARM_NAMES.items():
+        sel = (rows["arm"] == arm).to_numpy()
+        if arm == "model":
+            versions = rows.loc[sel, "arm_version"].dropna()
+            b = bundles[int(versions.mode().iloc[0])] if len(versions) else canary_b
+        else:
+            b = canary_b
+        arms[name] = _arm(case, b, rows[sel], X[sel], cost[sel], capacity)
+    if len(arms["champion"]["versions"]) > 1:
+        notes.append(f"the champion changed during the canary (versions {arms['champion']['versions']})")
+    planned = share if share is not None else _planned_share(case, v)
+    if planned is None:
+        notes.append("the canary's planned share is unknown (pass --share): the sample ratio is not checked")
+    exp = _experiment(case, rows, cost, planned)
+    if exp["peeking"]:
+        notes.append(f"peeking: fewer than releases.min_units {case.spec.releases.min_units} labelled units per "
+                     "arm, so the fixed-horizon intervals of the analysis assume a look that has not come; the "
+                     "verdict rests on the always-valid intervals, which allow it")
+    guards = _guardrails(case, arms)
+    verdict, reasons = _verdict(case, guards, exp)
+    return RolloutStatus(case=case.name, verdict=verdict, reasons=reasons, canary_version=v,
+                         champion_versions=arms["champion"]["versions"],
+                         period={"from": str(rows["ts"].min()), "to": str(rows["ts"].max()), "log": source},
+                         arms=arms, guardrails=guards, experiment=exp, peeking=exp["peeking"], notes=notes)
+
+
+__all__ = ["EXIT", "NoCanary", "RolloutStatus", "rollout_status"]

@@ -1,0 +1,52 @@
+"""Release readiness: the ML Test Score (Breck et al., 2017) of the case, test by test.
+
+Reads ``results["readiness"]`` (:meth:`mlcase.releases.mltest.Readiness.to_dict`), which
+``mlcase run`` and ``mlcase readiness`` write.
+"""
+
+from __future__ import annotations
+
+from . import Section, esc, table
+
+TITLE = "Release readiness"
+ORDER = 70
+STAGES = ("readiness",)
+_BADGE = {"automated": "ok", "manual": "warning", "missing": "error"}
+
+
+def build(results: dict[str, dict]) -> list[Section]:
+    r = results.get("readiness")
+    if not r:
+        return []
+    status = "ok" if r["passes"] and r["score"] >= 3 else ("warning" if r["passes"] else "error")
+    return [Section(id="readiness", title=TITLE, html=readiness_html(r), order=ORDER, status=status)]
+
+
+def readiness_html(r: dict) -> str:
+    groups = r["groups"]
+    weakest = min(groups, key=groups.get)
+    head = (f'<p class="lead">ML Test Score <strong>{r["score"]:g}</strong> of 7: the minimum over the four groups '
+            f"(weakest: {esc(weakest)}). {esc(r['meaning'][:1].upper() + r['meaning'][1:])}. "
+            + (f"It reaches <code>releases.min_readiness</code> {r['minimum']:g}, so <code>mlcase promote</code> "
+               "goes ahead." if r["passes"] else
+               f"It is below <code>releases.min_readiness</code> {r['minimum']:g}: <code>mlcase promote</code> "
+               "refuses without <code>--force</code>.") + "</p>")
+    summary = table([{"group": g, "points": v, "automated": sum(t["status"] == "automated" for t in r["tests"]
+                                                                  if t["group"] == g),
+                      "manual": sum(t["status"] == "manual" for t in r["tests"] if t["group"] == g),
+                      "missing": sum(t["status"] == "missing" for t in r["tests"] if t["group"] == g)}
+                     for g, v in groups.items()], caption="Points per group (7 tests each; 1 automated, 0.5 manual)")
+    rows = "".join(
+        f'<tr><td>{esc(t["id"])}</td><td>{esc(t["title"])}</td>'
+        f'<td><span class="badge badge-{_BADGE[t["status"]]}">{esc(t["status"])}</span></td>'
+        f'<td>{esc(t["evidence"])}' + (f'<br><span class="muted">to close: {esc(t["close"])}</span>'
+                                       if t.get("close") else "") + "</td></tr>"
+        for t in r["tests"])
+    tests = ('<table class="tbl"><caption>The 28 tests, from this case\'s own evidence</caption><thead><tr>'
+             "<th>test</th><th></th><th>status</th><th>evidence</th></tr></thead><tbody>" + rows + "</tbody></table>")
+    steps = "".join(f"<li>{esc(s)}</li>" for s in r.get("next_steps") or [])
+    nxt = f"<p>What would raise the score most:</p><ul>{steps}</ul>" if steps else ""
+    cite = ('<p class="muted">Breck, Cai, Nielsen, Salib, Sculley: <em>The ML Test Score: A Rubric for ML '
+            f"Production Readiness and Technical Debt Reduction</em> (IEEE Big Data 2017). Computed "
+            f"{esc(r['computed_at'])}.</p>")
+    return head + summary + nxt + tests + cite
