@@ -154,7 +154,9 @@ def test_simulated_deployment_review_round_trip_and_what_monitoring_sees(deploym
     flip = rng.random(len(second)) < 0.15
     second["outcome"] = np.where(flip, np.where(second["outcome"] == "yes", "no", "yes"), second["outcome"])
     second["reviewer"] = "ben"
-    filled = pd.concat([queue, second], ignore_index=True)
+    # the second reviewer's verdicts come first: the last verdict per case wins, and the audit recall below is
+    # checked against the truth, which the first reviewer (who reads it off the simulation) gives
+    filled = pd.concat([second, queue], ignore_index=True)
     filled.to_csv(tmp_path / "filled.csv", index=False)
 
     bad = filled.copy()
@@ -210,7 +212,7 @@ def test_simulated_deployment_review_round_trip_and_what_monitoring_sees(deploym
     assert src["holdout"]["value_given_up"]["per_decision"]["value"] > 0  # the model saves money here
     assert any(w["kind"] == "label_bias" for w in res["warnings"])
     # reviewers against each other and against the model
-    pair = filled.iloc[:150].assign(ben=second["outcome"].to_numpy())
+    pair = queue.iloc[:150].assign(ben=second["outcome"].to_numpy())
     between = res["reviews"]["between_reviewers"]
     assert between["n"] == 150
     assert between["value"] == pytest.approx(cohen_kappa_score(pair["outcome"], pair["ben"]), abs=1e-9)
