@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from mlcase import results, tasks
-from mlcase.bakeoff import _choose, _Entry, cv_folds, run_bakeoff
+from mlcase.bakeoff import cv_folds, run_bakeoff
+from mlcase.bakeoff.core import _choose, _Entry
 from mlcase.case import case_from_spec
 from mlcase.data import prepare
 

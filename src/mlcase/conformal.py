@@ -45,7 +45,7 @@ BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
 
 # --------------------------------------------------------------------------- calibration
 def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str = "lac",
-              seed: int = 0) -> dict:
+              seed: int = 0, scores=None) -> dict:
     """Calibrate split-conformal sets (or intervals) for ``bundle`` on the validation fold.
 
     Parameters
@@ -62,6 +62,10 @@ def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str 
         rule; noted in the result) and regression "absolute".
     seed : int
         Seeds the APS randomisation.
+    scores : ndarray, optional
+        The model's scores on the calibration rows, when they must not come from the model
+        itself (:func:`mlcase.evaluate.valid_scores`: out-of-fold scores of a model that was
+        refitted on these rows).
 
     Returns
     -------
@@ -80,7 +84,7 @@ def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str 
     notes: list[str] = []
     if bundle.task == "regression":
         method = "absolute"
-        scores = _mapie_regression_scores(bundle, X_valid, y_valid, alpha)
+        conformity = _mapie_regression_scores(bundle, X_valid, y_valid, alpha, scores)
     else:
         if method not in CLASSIFICATION_METHODS:
             raise ModelError(f"conformal.method '{method}' is not known", "use 'lac' or 'aps'")
@@ -88,8 +92,8 @@ def calibrate(bundle, X_valid: pd.DataFrame, y_valid, alpha: float, method: str 
             notes.append(f"'{method}' sets need three or more classes (MAPIE refuses them for a binary "
                          "target); LAC was used")
             method = "lac"
-        scores = _mapie_classification_scores(bundle, X_valid, y_valid, alpha, method, seed)
-    q = conformal_quantile(scores, alpha)
+        conformity = _mapie_classification_scores(bundle, X_valid, y_valid, alpha, method, seed, scores)
+    q = conformal_quantile(conformity, alpha)
     result = {
         "version": CONFORMAL_VERSION,
         "task": bundle.task,
@@ -120,13 +124,15 @@ def conformal_quantile(scores, alpha: float) -> float:
     return float(np.quantile(s, level, method="lower"))
 
 
-def _prefit(model):
+def _prefit(model, fixed=None):
     """``model`` as MAPIE's prefit check accepts it.
 
     MAPIE 1.x probes a prefit estimator that has ``n_features_in_`` by predicting on
     a numpy array of zeros; mlcase's models read named DataFrame columns, and a
     calibrated wrapper around a pipeline fails that probe although it is fitted.
     The adapter forwards predictions unchanged and has no ``n_features_in_``.
+    With ``fixed`` (the model's output on the calibration rows, computed elsewhere), it
+    returns that for a batch of the same length instead of asking the model.
     """
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
@@ -143,19 +149,31 @@ def _prefit(model):
             return self
 
         def predict(self, X):
+            if fixed is not None and len(X) == len(fixed):
+                return self.classes_[np.argmax(fixed, axis=1)] if is_classifier else fixed
             return model.predict(X)
 
         if is_classifier:
             def predict_proba(self, X):
+                if fixed is not None and len(X) == len(fixed):
+                    return fixed
                 return model.predict_proba(X)
 
     return _Fitted()
 
 
-def _mapie_classification_scores(bundle, X, y, alpha, method, seed) -> np.ndarray:
+def _fixed(bundle, scores):
+    """The model's raw output (``predict_proba`` or ``predict``) from bundle scores."""
+    if scores is None:
+        return None
+    s = np.asarray(scores, dtype="float64")
+    return np.column_stack([1 - s, s]) if bundle.task == "binary" else s
+
+
+def _mapie_classification_scores(bundle, X, y, alpha, method, seed, scores=None) -> np.ndarray:
     from mapie.classification import SplitConformalClassifier
 
-    scc = SplitConformalClassifier(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
+    scc = SplitConformalClassifier(estimator=_prefit(bundle.model, _fixed(bundle, scores)), confidence_level=1 - alpha,
                                    conformity_score=method, prefit=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -163,10 +181,10 @@ def _mapie_classification_scores(bundle, X, y, alpha, method, seed) -> np.ndarra
     return np.asarray(scc.conformity_scores, dtype="float64").ravel()
 
 
-def _mapie_regression_scores(bundle, X, y, alpha) -> np.ndarray:
+def _mapie_regression_scores(bundle, X, y, alpha, scores=None) -> np.ndarray:
     from mapie.regression import SplitConformalRegressor
 
-    scr = SplitConformalRegressor(estimator=_prefit(bundle.model), confidence_level=1 - alpha,
+    scr = SplitConformalRegressor(estimator=_prefit(bundle.model, _fixed(bundle, scores)), confidence_level=1 - alpha,
                                   conformity_score="absolute", prefit=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -269,9 +287,11 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         Test features and encoded target.
     rows_test : DataFrame, optional
         All columns of the test rows (for SQL cost expressions); defaults to ``X_test``.
-    calibration : (X_valid, y_valid), optional
+    calibration : (X_valid, y_valid) or (X_valid, y_valid, scores), optional
         Calibrates the bundle when it is not calibrated yet, and lets the
-        evaluation compare LAC with APS (classification).
+        evaluation compare LAC with APS (classification); ``scores`` are the
+        model's scores on those rows when they must not come from the model
+        (:func:`mlcase.evaluate.valid_scores`).
     train : (X_train, y_train), optional
         Regression with a boosted model: fits quantile models for CQR
         (reported next to the absolute-residual intervals; not served).
@@ -293,7 +313,8 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         if calibration is None:
             raise ModelError(f"model '{bundle.name}' has no conformal calibration",
                              "pass calibration=(X_valid, y_valid) or call calibrate first")
-        calibrate(bundle, calibration[0], calibration[1], spec.alpha, spec.method, seed=seed)
+        calibrate(bundle, calibration[0], calibration[1], spec.alpha, spec.method, seed=seed,
+                  scores=calibration[2] if len(calibration) > 2 else None)
     conf = bundle.conformal
     rows_test = X_test if rows_test is None else rows_test
     y_test = np.asarray(y_test)
@@ -367,8 +388,9 @@ def coverage_sd(n_calibration: int, alpha: float, n_test: int | None = None) -> 
 
 
 def _alt_quantile(bundle, calibration, alpha, method, seed):
-    X, y = calibration
-    q = conformal_quantile(_mapie_classification_scores(bundle, X, np.asarray(y), alpha, method, seed), alpha)
+    X, y = calibration[0], calibration[1]
+    scores = calibration[2] if len(calibration) > 2 else None
+    q = conformal_quantile(_mapie_classification_scores(bundle, X, np.asarray(y), alpha, method, seed, scores), alpha)
     return None if not math.isfinite(q) else q
 
 

@@ -402,12 +402,65 @@ def _X(rows: pd.DataFrame, bundle, dataset) -> pd.DataFrame:
     return rows[cols]
 
 
+def valid_scores(bundle, dataset) -> np.ndarray:
+    """The bundle's scores on the validation rows: every choice made on those rows uses this one function.
+
+    A model refitted on rows that include the validation part carries cross-fitted
+    (out-of-fold) scores for them as ``bundle.oof_valid`` (aligned with
+    ``dataset.split.valid``): those are returned. Otherwise, the model's own scores.
+    """
+    oof = getattr(bundle, "oof_valid", None)
+    if oof is not None:
+        return np.asarray(oof)
+    return bundle.scores(_X(dataset.rows("valid"), bundle, dataset))
+
+
 # =========================================================================== calibration
-def _calibrator(model, method: str, X, y):
+def _calibrator(model, method: str, X, y, scores=None, task: str = "binary"):
+    """``CalibratedClassifierCV(FrozenEstimator(model))`` fitted on ``X, y``.
+
+    With ``scores`` (out-of-fold scores of the rows of ``X``, for a model that saw them), its
+    calibrators are refitted on what scikit-learn would read from an unseen model on those rows:
+    the log-odds for a binary model with a decision function, else the probabilities.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
-    return CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(X, y)
+    cal = CalibratedClassifierCV(FrozenEstimator(model), method=method).fit(X, y)
+    if scores is None:
+        return cal
+    resp = _response(model, scores, task)
+    cc = cal.calibrated_classifiers_[0]
+    classes = list(cal.classes_)
+    y = np.asarray(y)
+    if task == "binary":
+        cc.calibrators[0].fit(resp, (y == classes[1]).astype(float))
+    else:
+        for k, c in enumerate(cc.calibrators):
+            c.fit(resp[:, k], (y == classes[k]).astype(float))
+    return cal
+
+
+def _response(model, scores, task: str):
+    """What scikit-learn's calibration reads from ``model``, rebuilt from its scores (None when it cannot be)."""
+    s = np.asarray(scores, dtype="float64")
+    if not hasattr(model, "decision_function"):
+        return s
+    if task == "binary":
+        p = np.clip(s, 1e-15, 1 - 1e-15)
+        return np.log(p / (1 - p))
+    return None  # a multiclass decision function is not recoverable from probabilities
+
+
+def _calibrated_scores(cal, model, scores, task: str) -> np.ndarray:
+    """The calibrated wrapper's scores for rows whose (out-of-fold) scores are ``scores``."""
+    resp = _response(model, scores, task)
+    cc = cal.calibrated_classifiers_[0]
+    if task == "binary":
+        return np.clip(cc.calibrators[0].predict(resp), 0.0, 1.0)
+    P = np.column_stack([c.predict(resp[:, k]) for k, c in enumerate(cc.calibrators)])
+    total = P.sum(axis=1, keepdims=True)
+    return np.where(total > 0, P / np.where(total > 0, total, 1.0), 1.0 / P.shape[1])
 
 
 def calibrate_bundle(case: Case, dataset, bundle) -> dict:
@@ -420,7 +473,10 @@ def calibrate_bundle(case: Case, dataset, bundle) -> dict:
     signal can do the first and not the second). ``isotonic``/``sigmoid``
     always calibrate with that method; ``none`` never. On success
     ``bundle.model`` becomes ``CalibratedClassifierCV(FrozenEstimator(model))``
-    fitted on all validation rows. Returns what was done, with the numbers.
+    fitted on all validation rows. Every number comes from :func:`valid_scores`:
+    for a model refitted on the validation rows, the calibrator is fitted on their
+    out-of-fold scores, and ``bundle.oof_valid`` is calibrated with it. Returns what
+    was done, with the numbers.
     """
     task = case.spec.task
     setting = case.spec.evaluation.calibrate
@@ -430,20 +486,28 @@ def calibrate_bundle(case: Case, dataset, bundle) -> dict:
         return out
     rows = dataset.rows("valid")
     X, y = _X(rows, bundle, dataset), np.asarray(dataset.y_valid)
-    ece_before = _ece_of(task, y, bundle.scores(X), bundle.classes)
+    oof = getattr(bundle, "oof_valid", None)
+    scores = valid_scores(bundle, dataset)
+    ece_before = _ece_of(task, y, scores, bundle.classes)
     out["ece_valid_before"] = ece_before
+    if oof is not None:
+        out["valid_scores"] = "out-of-fold"
     if setting == "none":
         out["note"] = "evaluation.calibrate is 'none'"
         return out
     if len(np.unique(y)) < len(bundle.classes or [0, 1]) or np.unique(y, return_counts=True)[1].min() < 2:
         out["note"] = "the validation part lacks some classes; cannot calibrate"
         return out
+    if oof is not None and _response(bundle.model, oof, task) is None:
+        out["note"] = ("the model saw the validation rows and its multiclass decision function cannot be rebuilt "
+                       "from their out-of-fold scores; not calibrated")
+        return out
     method = setting
     if setting == "auto":
         if ece_before <= ECE_POOR:
             out["note"] = f"validation ECE {ece_before:.4f} is at most {ECE_POOR}; kept as is"
             return out
-        trials = {m: _crossfit(case, bundle, X, y, m) for m in ("sigmoid", "isotonic")}
+        trials = {m: _crossfit(case, bundle, X, y, m, oof) for m in ("sigmoid", "isotonic")}
         out["crossfit"] = trials
         good = [m for m, t in trials.items()
                 if t["ece_after"] < t["ece_before"] and t["log_loss_after"] <= t["log_loss_before"]]
@@ -454,24 +518,31 @@ def calibrate_bundle(case: Case, dataset, bundle) -> dict:
         method = min(good, key=lambda m: trials[m]["ece_after"])
     out["method"] = method
     out["uncalibrated_model"] = bundle.model
-    bundle.model = _calibrator(bundle.model, method, X, y)
+    cal = _calibrator(bundle.model, method, X, y, oof, task)
+    if oof is not None:
+        bundle.oof_valid = _calibrated_scores(cal, bundle.model, oof, task)
+    bundle.model = cal
     bundle.params = {**(bundle.params or {}), "calibration": method}
     out["applied"] = True
     return out
 
 
-def _crossfit(case, bundle, X, y, method) -> dict:
+def _crossfit(case, bundle, X, y, method, oof=None) -> dict:
     """ECE and log loss before/after calibration, each half scored by a calibrator fitted on the other half."""
     from sklearn.model_selection import StratifiedKFold
 
     task = case.spec.task
     folds = StratifiedKFold(2, shuffle=True, random_state=case.spec.split.seed)
-    raw = bundle.scores(X)
+    raw = bundle.scores(X) if oof is None else np.asarray(oof)
     after = np.zeros_like(np.asarray(raw, dtype=float))
     for fit_idx, score_idx in folds.split(X, y):
-        cal = _calibrator(bundle.model, method, X.iloc[fit_idx], y[fit_idx])
-        proba = np.asarray(cal.predict_proba(X.iloc[score_idx]), dtype=float)
-        after[score_idx] = proba[:, 1] if task == "binary" else proba
+        if oof is None:
+            cal = _calibrator(bundle.model, method, X.iloc[fit_idx], y[fit_idx])
+            proba = np.asarray(cal.predict_proba(X.iloc[score_idx]), dtype=float)
+            after[score_idx] = proba[:, 1] if task == "binary" else proba
+        else:
+            cal = _calibrator(bundle.model, method, X.iloc[fit_idx], y[fit_idx], raw[fit_idx], task)
+            after[score_idx] = _calibrated_scores(cal, bundle.model, raw[score_idx], task)
     return {"ece_before": _ece_of(task, y, raw, bundle.classes), "ece_after": _ece_of(task, y, after, bundle.classes),
             "log_loss_before": float(_row_losses(task, y, raw, bundle.classes)[0].mean()),
             "log_loss_after": float(_row_losses(task, y, after, bundle.classes)[0].mean())}
@@ -781,7 +852,7 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
     thresholds: dict[str, float | None] = {}
     valid_cost: dict[str, float] = {}
     for name, b in bundles.items():
-        s = b.scores(_X(rows_v, b, dataset))
+        s = valid_scores(b, dataset)
         if task == "binary":
             b.threshold, valid_cost[name] = T.choose_threshold(y_v, s, costs_v, capacity)
             thresholds[name] = float(b.threshold)
@@ -878,7 +949,7 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
     curves: dict[str, Any] = {}
     if task == "binary":
         curves.update(_binary_curves(y_t, scores))
-        p_v = cand.scores(_X(rows_v, cand, dataset))
+        p_v = valid_scores(cand, dataset)
         curves["cost_vs_threshold"] = {
             "part": "valid", "bundle": candidate, **_cost_curve(y_v, p_v, costs_v, cand.threshold),
             "chosen_threshold": cand.threshold, "capacity": capacity,
@@ -904,7 +975,7 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
         flag_rate = {kk: float(metrics[kk]["flag_rate"]) for kk in names}
         if capacity is not None:
             capacity_check = {"capacity": capacity,
-                              "valid_flag_rate": float(cand.decide(cand.scores(_X(rows_v, cand, dataset))).mean()),
+                              "valid_flag_rate": float(cand.decide(valid_scores(cand, dataset)).mean()),
                               "test_flag_rate": flag_rate[candidate],
                               "test_over_capacity": bool(flag_rate[candidate] > capacity)}
 
