@@ -133,6 +133,32 @@ def test_selection_is_on_log_loss_with_the_business_cost_beside_it(default_run):
 
 
 @pytest.mark.slow
+def test_refit_all_version_saw_every_labelled_row_and_says_which(default_run):
+    from mlcase import tracking
+    from mlcase.bakeoff import register, register_refit
+
+    case, ds, res, _ = default_run
+    versions = register(case, res)
+    evaluated = res.candidate_bundle
+    evaluated.threshold = 0.31  # what the evaluation would have chosen
+    info = register_refit(case, ds, res, res.candidate, versions["candidate_version"], {"log_loss": 0.07})
+    n_labelled = len(ds.split.train) + len(ds.split.valid) + len(ds.split.test)
+    refitted = info["bundle"]
+    assert info["rows_seen"] == n_labelled > info["evaluated_rows_seen"] == evaluated.metrics["rows_seen"]
+    assert refitted.threshold == 0.31 and refitted.name == evaluated.name
+    assert not np.allclose(refitted.scores(ds.X_test), evaluated.scores(ds.X_test))
+    tags = {int(v["version"]): v["tags"] for v in tracking.versions(case)}
+    new, old = tags[info["refit_version"]], tags[versions["candidate_version"]]
+    assert int(old["mlcase.rows_seen"]) == len(ds.split.train) + len(ds.split.valid)
+    assert old["mlcase.fitted_on"] == "train+valid" and old["mlcase.valid_scores"] == "out-of-fold"
+    assert int(new["mlcase.rows_seen"]) == n_labelled and new["mlcase.fitted_on"] == "train+valid+test"
+    assert new["mlcase.refit"] == "all" and new["mlcase.evaluated_version"] == str(versions["candidate_version"])
+    assert float(new["mlcase.test_log_loss"]) == 0.07 and "before this version saw the test rows" in new[
+        "mlcase.test_numbers"]
+    assert tracking.alias_version(case, "champion") is None  # only the decision moves the champion
+
+
+@pytest.mark.slow
 def test_select_on_cost_keeps_the_old_ranking(tmp_path):
     case = make_case(tmp_path, planted_binary(500), "label", name="bycost", split={"cv_folds": 3},
                      costs={"false_negative": 10, "false_positive": 2, "true_positive": 2},
