@@ -1,4 +1,4 @@
-"""Model families for the bake-off and their Optuna search spaces.
+"""Model families for the bake-off: defaults, zero-shot portfolios, Optuna search spaces, fitting on a clock.
 
 Each family builds a scikit-learn :class:`~sklearn.pipeline.Pipeline`: a
 ``ColumnTransformer`` that is fitted inside each cross-validation fold (so no
@@ -14,6 +14,12 @@ lightgbm       ordinal codes                                native (``cat_featur
 xgboost        ordinal codes                                native (``feature_types="c"``)
 random_forest  ordinal codes                                ordinal codes
 =============  ===========================================  ===========================
+
+Each family's first configurations are its library's defaults and a small zero-shot
+portfolio (:data:`PORTFOLIO`, :func:`portfolio`) taken from AutoGluon's published portfolio;
+then Optuna searches :func:`search_space`. Boosted families grow up to :data:`TREES_CAP`
+rounds and stop early on an inner 10% split (:func:`fit_with_deadline` with
+``early_stopping=True``), so the tree count is not searched.
 
 Every model runs single-threaded (``n_jobs=1``). :func:`fit_with_deadline` fits a
 pipeline so that it stops at a wall-clock deadline: LightGBM and XGBoost through
