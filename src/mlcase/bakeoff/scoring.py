@@ -221,7 +221,7 @@ class Plan:
 
     @property
     def parts(self) -> str:
-        return "train+valid" if self.mode == "cv" else "train"
+        return "train+valid" if len(self.valid_in_pool) else "train"
 
     def fit_rows(self, fold: int, size: int | None = None) -> np.ndarray:
         """Positions (in ``pool``) a trial fits on in ``fold``, at sample ``size`` (holdout mode)."""
@@ -245,13 +245,17 @@ def make_plan(case: Case, dataset) -> Plan:
     if n_train + len(split.valid) <= limit:
         pool = np.concatenate([split.train, split.valid])
         folds = cv_folds(case, dataset, rows=pool)
-        valid_in_pool = np.arange(n_train, len(pool))
-        if dataset.split.method == "time":
-            covered = np.zeros(len(pool), dtype=bool)
-            for _, val in folds:
-                covered[val] = True
-            valid_in_pool = valid_in_pool[covered[valid_in_pool]]
-        return Plan("cv", pool, folds, [len(pool)], valid_in_pool)
+        covered = np.zeros(len(pool), dtype=bool)
+        for _, val in folds:
+            covered[val] = True
+        if covered[n_train:].all():
+            return Plan("cv", pool, folds, [len(pool)], np.arange(n_train, len(pool)))
+        # time-ordered folds that leave some validation rows without an out-of-fold score (they would
+        # need a model fitted on later rows): search and refit on the train part, as before
+        pool = np.asarray(split.train)
+        return Plan("cv", pool, cv_folds(case, dataset, rows=pool), [len(pool)], np.array([], dtype=int),
+                    notes=["some validation rows precede every time-ordered fold: the search and the refit use "
+                           "the train part only"])
     pool = np.asarray(split.train)
     k = max(2, int(round(1 / HOLDOUT_SHARE)))
     fit, held = cv_folds(case, dataset, n_folds=k, rows=pool)[-1]   # the last fold: latest rows for a time split
