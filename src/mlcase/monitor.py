@@ -119,7 +119,6 @@ def build_reference(dataset, bundle) -> dict:
                            "n_valid": int(len(dataset.split.valid))}
     if len(dataset.split.valid) == 0:
         return ref
-    valid = dataset.frame.iloc[dataset.split.valid][bundle.features]
     from .evaluate import valid_scores
 
     scores = valid_scores(bundle, dataset)  # out-of-fold when the model was refitted on these rows
