@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,165 +13,18 @@ import numpy as np
 from .. import candidates as C
 from ..bundle import ModelBundle
 from ..case import Case
-from ..errors import SpecError
 from . import ensemble as E
 from . import refit as R
+from .entries import _baseline_entries, _best_baseline, _choose, _Entry, _leaderboard, _ranked
 from .result import BakeoffResult
 from .scoring import Plan, Scorer, make_plan
 from .search import Search, Trial
 from .timebox import MIN_RESERVE_S, PeakMemory, Progress, TimeBox, parse_budget
 from .writer import TrackingWriter
 
-COMPLEXITY_ENSEMBLE = 4
 BASELINE_RUNG = 2          # holdout mode: baselines fit on the third sample size at most (160,000 rows)
 SELECT_ROWS = 20_000       # ensemble selection reads at most this many out-of-fold rows
 RESERVE_MAX = 0.3          # the final steps never claim more than this share of the budget
-
-
-# --------------------------------------------------------------------------- leaderboard entries
-@dataclass
-class _Entry:
-    """A leaderboard entry while the bake-off runs (a baseline, a family's best trial, or the ensemble)."""
-
-    name: str
-    kind: str
-    family: str
-    make: Any                     # () -> unfitted estimator (baselines)
-    params: dict
-    folds: list[float] = field(default_factory=list)        # selection metric per fold
-    loss_folds: list[float] = field(default_factory=list)
-    cost_folds: list[float] = field(default_factory=list)
-    oof: np.ndarray | None = None                           # scores on the search's scored rows
-    n_trials: int = 1
-    n_trees: int | None = None
-    fold_fit_s: float = 0.0
-    search_s: float = 0.0
-    note: list[str] = field(default_factory=list)
-    rule: str | None = None
-    measures: dict = field(default_factory=dict)
-    recipe: dict = field(default_factory=dict)
-    rows_seen: int | None = None
-    cv_override: float | None = None                        # the ensemble's cross-fitted score
-    model: Any = None                                       # holdout mode: the fitted model the holdout scored
-
-    @property
-    def cv_mean(self) -> float | None:
-        if self.cv_override is not None:
-            return self.cv_override
-        return float(np.mean(self.folds)) if self.folds else None
-
-    @property
-    def cv_std(self) -> float | None:
-        return float(np.std(self.folds, ddof=1)) if len(self.folds) > 1 else (0.0 if self.folds else None)
-
-    @property
-    def cv_loss(self) -> float | None:
-        return float(np.mean(self.loss_folds)) if self.loss_folds else None
-
-    @property
-    def cv_cost(self) -> float | None:
-        vals = [c for c in self.cost_folds if c is not None]
-        return float(np.mean(vals)) if vals and len(vals) == len(self.cost_folds) else None
-
-
-def _baseline_entries(case: Case, dataset) -> list[_Entry]:
-    from ..baselines import MajorityBaseline, MeanBaseline, RuleBaseline
-    from ..rules import Rule
-    from ..spec import RuleBaseline as RuleSpec
-
-    spec = case.spec
-    task = spec.task
-    groups = C.column_groups(dataset.X_train, dataset.schema.to_dict())
-    seed = spec.split.seed
-    entries: list[_Entry] = []
-    rules = [(i, b) for i, b in enumerate(spec.baselines) if isinstance(b, RuleSpec)]
-    for i, b in enumerate(spec.baselines):
-        if isinstance(b, RuleSpec):
-            where = f"baselines[{i}].rule"
-            if task == "multiclass":
-                raise SpecError(f"{where}: rule baselines decide positive/negative, and this case is multiclass",
-                                "remove the rule baseline or make the task binary")
-            Rule(expression=b.rule, columns=list(dataset.features),
-                 kind="boolean" if task == "binary" else "numeric", where=where)  # fail before any fitting
-            name = "rule" if len(rules) == 1 else f"rule:{b.name or rules.index((i, b)) + 1}"
-            entries.append(_Entry(name, "baseline", "rule", lambda e=b.rule: RuleBaseline(e, task=task),
-                                  {"expression": b.rule}, rule=b.rule))
-            continue
-        if b == "linear":
-            fam = C.resolve_family("logistic", task)
-            entries.append(_Entry("linear", "baseline", fam,
-                                  lambda f=fam: C.build_pipeline(f, task, groups, None, seed), C.default_params(fam)))
-            continue
-        if task == "regression":
-            strategy = b if b in ("mean", "median") else "mean"
-            entries.append(_Entry(strategy, "baseline", "constant", lambda s=strategy: MeanBaseline(s),
-                                  {"strategy": strategy}))
-        else:
-            strategy = b if b in ("majority", "prior") else "prior"
-            entries.append(_Entry(strategy, "baseline", "constant", lambda s=strategy: MajorityBaseline(s),
-                                  {"strategy": strategy}))
-    if not any(e.family == "constant" for e in entries):  # the trivial baseline always runs
-        if task == "regression":
-            entries.insert(0, _Entry("mean", "baseline", "constant", lambda: MeanBaseline("mean"), {"strategy": "mean"}))
-        else:
-            entries.insert(0, _Entry("prior", "baseline", "constant", lambda: MajorityBaseline("prior"),
-                                     {"strategy": "prior"}))
-    seen, unique = set(), []
-    for e in entries:
-        if e.name not in seen:
-            seen.add(e.name)
-            unique.append(e)
-    return unique
-
-
-# --------------------------------------------------------------------------- choosing
-def _ranked(entries: dict[str, _Entry]) -> list[_Entry]:
-    return sorted(entries.values(), key=lambda e: (e.cv_mean is None, e.cv_mean if e.cv_mean is not None else 0.0,
-                                                   _complexity(e)))
-
-
-def _complexity(e: _Entry) -> int:
-    return COMPLEXITY_ENSEMBLE if e.family == "ensemble" else C.COMPLEXITY.get(e.family, -1)
-
-
-def _noise(a: _Entry, b: _Entry, k: int, row_loss=None, y=None) -> float:
-    """The noise of the difference between two entries' CV scores.
-
-    With out-of-fold scores on the same rows (selection on the loss): the standard error of
-    the paired per-row loss difference. Otherwise: the larger fold standard deviation over
-    the square root of the number of folds.
-    """
-    if row_loss is not None and a.oof is not None and b.oof is not None:
-        d = row_loss(y, a.oof) - row_loss(y, b.oof)
-        ok = np.isfinite(d)
-        if ok.sum() > 1:
-            return float(np.std(d[ok], ddof=1) / np.sqrt(ok.sum()))
-    return max(a.cv_std or 0, b.cv_std or 0) / math.sqrt(max(k, 1))
-
-
-def _choose(entries: dict[str, _Entry], folds, row_loss=None, y=None) -> tuple[str | None, str | None]:
-    """The best candidate, where scores within CV noise go to the simpler family (then fewer trees)."""
-    cands = [e for e in entries.values() if e.kind == "candidate" and e.cv_mean is not None and e.family != "ensemble"]
-    if not cands:
-        return None, None
-    top = min(cands, key=lambda e: e.cv_mean)
-    k = len(folds)
-    close = [e for e in cands if e.cv_mean - top.cv_mean <= _noise(e, top, k, row_loss, y)]
-    pick = min(close, key=lambda e: (_complexity(e), e.n_trees or 0, e.cv_mean))
-    if pick is top:
-        return top.name, None
-    diff = pick.cv_mean - top.cv_mean
-    noise = _noise(pick, top, k, row_loss, y)
-    top.note.append(f"{pick.name} chosen instead: within CV noise and simpler")
-    return pick.name, (f"chosen over {top.name}: {diff:.4g} worse, within CV noise ({noise:.4g}); "
-                       "the simpler model wins ties")
-
-
-def _best_baseline(entries: dict[str, _Entry]) -> str | None:
-    base = [e for e in entries.values() if e.kind == "baseline" and e.cv_mean is not None]
-    smart = [e for e in base if e.family != "constant"]
-    pool = smart or base
-    return min(pool, key=lambda e: e.cv_mean).name if pool else None
 
 
 # --------------------------------------------------------------------------- the run
@@ -238,12 +90,45 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
     -------
     BakeoffResult
     """
-    from .. import tracking
-
     t0 = time.monotonic()
     spec = case.spec
     budget_s = parse_budget(budget if budget is not None else case.overrides.get("budget", spec.budget))
-    box = TimeBox(t0, budget_s)
+    run, baselines, families = _setup(case, dataset, TimeBox(t0, budget_s), console, quiet, on_trial)
+    box, ctx, progress, writer = run.box, run.ctx, run.progress, run.writer
+    try:
+        with optuna_quiet(), C.single_thread():
+            run.search = Search(X=ctx.X, y=ctx.y, plan=run.plan, scorer=ctx.scorer, groups=ctx.groups,
+                                task=spec.task, seed=ctx.seed, families=families, box=box, max_trials=max_trials,
+                                progress=progress, on_record=lambda t: _on_trial(run, t))
+            try:
+                _baselines(run, baselines)
+                run.phases["baselines_s"] = round(box.elapsed(), 3)
+                run.search.run()
+            except KeyboardInterrupt:
+                run.interrupted = True
+                run.notes.append("interrupted (Ctrl-C): the search stopped early; results are the best so far")
+            run.phases["search_end_s"] = round(box.elapsed(), 3)
+            for fam, st in run.search.states.items():
+                run.entries[fam] = _family_entry(run, st)
+            candidate = _finish(run)
+            run.phases["refit_end_s"] = round(box.elapsed(), 3)
+            progress.stop()
+        result = _result(run, candidate, ctx.scorer, families, ctx.groups)
+    except BaseException:  # a bug or a second Ctrl-C: close the display and the tracking thread, re-raise
+        progress.stop()
+        writer.abort()
+        raise
+    result._writer = writer
+    result.wait_tracking(timeout=0)
+    result.elapsed_s = time.monotonic() - t0
+    return result
+
+
+def _setup(case: Case, dataset, box: TimeBox, console, quiet: bool, on_trial) -> tuple[_Run, list, list]:
+    """The rows of the search, the scorer, the baselines and families, the tracking writer and the display."""
+    from .. import tracking
+
+    spec = case.spec
     task, seed = spec.task, spec.split.seed
     plan = make_plan(case, dataset)
     X = dataset.frame.iloc[plan.pool][list(dataset.features)].reset_index(drop=True)
@@ -258,16 +143,15 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
     families = list(dict.fromkeys(C.resolve_family(f, task) for f in spec.candidates))
     C.import_families(families)
     ctx = R.Context(case, dataset, plan, X, y, groups, scorer, schema, seed)
-
     parent_of = tracking.active_run_id() if "mlflow" in sys.modules else None
     child_tags = tracking.base_tags(case, dataset.fingerprint, "bakeoff")
     writer = TrackingWriter(case, "bakeoff", child_tags,
-                            {"budget_s": budget_s, "metric": scorer.metric, "select_on": scorer.select_on,
+                            {"budget_s": box.budget, "metric": scorer.metric, "select_on": scorer.select_on,
                              "validation": plan.mode, "cv_folds": len(plan.folds),
                              "split_method": dataset.split.method, "families": ",".join(families),
                              "baselines": ",".join(e.name for e in baselines), "n_search_rows": len(X),
                              "seed": seed, "features": ",".join(dataset.features)[:5000]}, parent_of)
-    progress = Progress(None if quiet else (console or _stderr_console()), budget_s, t0)
+    progress = Progress(None if quiet else (console or _stderr_console()), box.budget, box.t0)
     run = _Run(case, dataset, box, plan, ctx, None, writer, progress, child_tags, on_trial=on_trial,
                notes=list(plan.notes))
     if spec.problem.volume_rate is None:
@@ -275,33 +159,7 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
                          "the retraining cost over the decisions")
     if groups.dropped:
         run.notes.append(f"columns not used by the models: {', '.join(groups.dropped)} (identifiers or empty)")
-    try:
-        with optuna_quiet(), C.single_thread():
-            run.search = Search(X=X, y=y, plan=plan, scorer=scorer, groups=groups, task=task, seed=seed,
-                                families=families, box=box, max_trials=max_trials, progress=progress,
-                                on_record=lambda t: _on_trial(run, t))
-            try:
-                _baselines(run, baselines)
-                run.phases["baselines_s"] = round(box.elapsed(), 3)
-                run.search.run()
-            except KeyboardInterrupt:
-                run.interrupted = True
-                run.notes.append("interrupted (Ctrl-C): the search stopped early; results are the best so far")
-            run.phases["search_end_s"] = round(box.elapsed(), 3)
-            for fam, st in run.search.states.items():
-                run.entries[fam] = _family_entry(run, st)
-            candidate = _finish(run)
-            run.phases["refit_end_s"] = round(box.elapsed(), 3)
-            progress.stop()
-        result = _result(run, candidate, scorer, families, groups)
-    except BaseException:  # a bug or a second Ctrl-C: close the display and the tracking thread, re-raise
-        progress.stop()
-        writer.abort()
-        raise
-    result._writer = writer
-    result.wait_tracking(timeout=0)
-    result.elapsed_s = time.monotonic() - t0
-    return result
+    return run, baselines, families
 
 
 # --------------------------------------------------------------------------- steps
@@ -495,64 +353,85 @@ def _store(run: _Run, e: _Entry, model, info: dict, oof_valid=None) -> ModelBund
 
 def _ensemble(run: _Run, single: str) -> str | None:
     """Caruana selection over the best trials; returns ``"ensemble"`` when it is kept, else None (the note says why)."""
-    scorer, search, spec = run.ctx.scorer, run.search, run.case.spec
-    if not scorer.by_loss:
-        return None
-    pool = search.kept()
-    members, per_family = [], {}
-    for t in sorted(pool, key=lambda t: t.value):
-        if per_family.get(t.family, 0) >= E.PER_FAMILY or len(members) >= E.MAX_MEMBERS:
-            continue
-        if run.plan.mode == "holdout" and t.model is None:
-            continue
-        per_family[t.family] = per_family.get(t.family, 0) + 1
-        members.append({"name": f"{t.family}:{t.number}", "oof": t.oof, "trial": t})
+    scorer = run.ctx.scorer
+    members = _ensemble_members(run) if scorer.by_loss else []
     if len(members) < 2:
         return None
     y = run.y_scored
-    ok = np.all([np.isfinite(m["oof"]).reshape(len(y), -1).all(axis=1) for m in members], axis=0)
-    idx = np.flatnonzero(ok)
-    if len(idx) > SELECT_ROWS:  # the selection reads a random subset of the rows (its cost grows with them)
-        idx = np.sort(np.random.default_rng(spec.split.seed).choice(idx, SELECT_ROWS, replace=False))
-        ok = np.zeros(len(y), dtype=bool)
-        ok[idx] = True
-    remap = np.full(len(y), -1)
-    remap[idx] = np.arange(len(idx))
-    if run.plan.mode == "holdout" or len(run.plan.folds) < 2:  # one holdout: five random folds of it
-        folds = list(np.array_split(np.random.default_rng(spec.split.seed).permutation(len(idx)), 5))
-    else:
-        folds = []
-        for _, val in run.plan.folds:
-            pos = search.where[val]
-            folds.append(remap[pos[ok[pos]]])
+    idx, folds = _selection_rows(run, members)
     finish = np.sqrt if run.ctx.task == "regression" else None
     sel = E.select([{"name": m["name"], "oof": m["oof"][idx]} for m in members], y[idx], run.ctx.task,
                    scorer.row_loss, folds, finish=finish)
     used = [m for m in members if m["name"] in sel["weights"]]
-    run_info = {k: v for k, v in sel.items() if k != "crossfit"}
-    run_info["kept"] = False
+    run.ensemble_info = info = {**{k: v for k, v in sel.items() if k != "crossfit"}, "kept": False}
     entry = _Entry("ensemble", "candidate", "ensemble", None, {"members": list(sel["weights"])},
                    n_trials=len(members), cv_override=sel["cv_loss"],
                    recipe={"family": "ensemble", "members": [_recipe(m["trial"]) | {"name": m["name"]} for m in used],
                            "weights": [sel["weights"][m["name"]] for m in used]})
     entry.loss_folds = [sel["cv_loss"]]
     run.entries["ensemble"] = entry
-    run.ensemble_info = run_info
     if not sel["worth"]:
         entry.note.append(f"not kept: {sel['reason']}; the single model stands")
         return None
-    # refit every member for serving, if the time box allows it
     need = sum(_refit_s(run, r) for r in entry.recipe["members"])
     if time.monotonic() + need > run.box.hard_end:
         entry.note.append(f"not kept: refitting its {len(used)} members needs about {need:.3g} s, past the time box")
-        run_info["reason"] = entry.note[-1]
+        info["reason"] = entry.note[-1]
         return None
+    b = _fit_ensemble(run, entry, {m["name"]: m["trial"].model for m in used},
+                      run.oof_valid(_scatter(sel["crossfit"], idx, len(y))))
+    limit = run.case.spec.constraints.latency_p95_ms
+    if limit is not None and b.metrics["predict_1_p95_ms"] > limit:
+        entry.note.append(f"not kept: its single-row latency ({b.metrics['predict_1_p95_ms']:.3g} ms, p95) exceeds "
+                          f"constraints.latency_p95_ms ({limit:g} ms); the single model stands")
+        info["reason"] = entry.note[-1]
+        run.bundles.pop("ensemble", None)
+        return None
+    entry.note.append(f"kept: {sel['reason']}")
+    info["kept"] = True
+    return "ensemble"
+
+
+def _ensemble_members(run: _Run) -> list[dict]:
+    """The best trials with out-of-fold scores, best first: at most PER_FAMILY of a family, MAX_MEMBERS in all."""
+    members, per_family = [], {}
+    for t in sorted(run.search.kept(), key=lambda t: t.value):
+        if per_family.get(t.family, 0) >= E.PER_FAMILY or len(members) >= E.MAX_MEMBERS:
+            continue
+        if run.plan.mode == "holdout" and t.model is None:
+            continue
+        per_family[t.family] = per_family.get(t.family, 0) + 1
+        members.append({"name": f"{t.family}:{t.number}", "oof": t.oof, "trial": t})
+    return members
+
+
+def _selection_rows(run: _Run, members: list[dict]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Scored rows every member has (at most SELECT_ROWS of them), and the folds the weights are cross-fitted on."""
+    y, seed = run.y_scored, run.case.spec.split.seed
+    ok = np.all([np.isfinite(m["oof"]).reshape(len(y), -1).all(axis=1) for m in members], axis=0)
+    idx = np.flatnonzero(ok)
+    if len(idx) > SELECT_ROWS:  # the selection reads a random subset of the rows (its cost grows with them)
+        idx = np.sort(np.random.default_rng(seed).choice(idx, SELECT_ROWS, replace=False))
+        ok = np.zeros(len(y), dtype=bool)
+        ok[idx] = True
+    if run.plan.mode == "holdout" or len(run.plan.folds) < 2:  # one holdout: five random folds of it
+        return idx, list(np.array_split(np.random.default_rng(seed).permutation(len(idx)), 5))
+    remap = np.full(len(y), -1)
+    remap[idx] = np.arange(len(idx))
+    folds = []
+    for _, val in run.plan.folds:
+        pos = run.search.where[val]
+        folds.append(remap[pos[ok[pos]]])
+    return idx, folds
+
+
+def _fit_ensemble(run: _Run, entry: _Entry, trial_models: dict, oof_valid) -> ModelBundle:
+    """Fit every member for serving (holdout mode: the scored models), build the ensemble, store its bundle."""
     ctx, fitted, info_all = run.ctx, [], {"fit_cpu_s": 0.0, "peak_mem_mb": 0.0}
-    models = {m["name"]: m["trial"].model for m in used}
     for m in entry.recipe["members"]:
         run.progress.update(f"refit ensemble member {m['name']}")
         if run.plan.mode == "holdout":
-            model, info = models[m["name"]], _scored_fit(m, m["params"])
+            model, info = trial_models[m["name"]], _scored_fit(m, m["params"])
         else:
             rows = _final_rows(run, m)
             model, info = R.fit(m, ctx.X.iloc[rows], ctx.y[rows], ctx.task, ctx.groups, ctx.seed, run.box.hard_end)
@@ -562,17 +441,7 @@ def _ensemble(run: _Run, single: str) -> str | None:
         info_all["rows_seen"] = info["rows_seen"]
     model = E.make_ensemble(ctx.task, fitted, entry.recipe["weights"])
     info_all["params"] = {"members": [n for n, _ in fitted], "weights": list(entry.recipe["weights"])}
-    crossfit_valid = run.oof_valid(_scatter(sel["crossfit"], idx, len(y)))
-    b = _store(run, entry, model, info_all, oof_valid=crossfit_valid)
-    limit = spec.constraints.latency_p95_ms
-    if limit is not None and b.metrics["predict_1_p95_ms"] > limit:
-        entry.note.append(f"not kept: its single-row latency ({b.metrics['predict_1_p95_ms']:.3g} ms, p95) exceeds "
-                          f"constraints.latency_p95_ms ({limit:g} ms); the single model stands")
-        run_info["reason"] = entry.note[-1]
-        return None
-    entry.note.append(f"kept: {sel['reason']}")
-    run_info["kept"] = True
-    return "ensemble"
+    return _store(run, entry, model, info_all, oof_valid=oof_valid)
 
 
 def _scatter(values: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
@@ -582,29 +451,9 @@ def _scatter(values: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- result
-def _leaderboard(run: _Run, metric: str, candidate: str | None) -> list[dict]:
-    rows = []
-    for e in _ranked(run.entries):
-        m = e.measures
-        rows.append({"name": e.name, "kind": e.kind, "cv_mean": e.cv_mean, "cv_std": e.cv_std, "metric": metric,
-                     "cv_loss": e.cv_loss if e.cv_override is None else e.cv_override, "cv_cost": e.cv_cost,
-                     "n_trials": e.n_trials, "rows_seen": e.rows_seen, "fit_cpu_s": m.get("fit_cpu_s"),
-                     "size_bytes": m.get("size_bytes"), "peak_mem_mb": m.get("peak_mem_mb"),
-                     "predict_1_ms": m.get("predict_1_ms"), "predict_1000_ms": m.get("predict_1000_ms"),
-                     "operating_cost_per_decision": m.get("operating_cost_per_decision"),
-                     "note": "; ".join(dict.fromkeys(e.note)), "family": e.family, "params": _jsonable(e.params),
-                     "folds": e.folds, "n_trees": e.n_trees, "search_s": round(e.search_s, 3),
-                     "selected": e.name == candidate, "refitted": e.name in run.bundles})
-    return rows
-
-
-def _jsonable(params: dict) -> dict:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
-
-
 def _result(run: _Run, candidate: str | None, scorer: Scorer, families: list[str], groups) -> BakeoffResult:
     best_baseline = _best_baseline(run.entries)
-    leaderboard = _leaderboard(run, scorer.metric, candidate)
+    leaderboard = _leaderboard(run.entries, run.bundles, scorer.metric, candidate)
     elapsed = run.box.elapsed()
     states = run.search.states
     fam_info = {f: {**st.info(), "share_of_search": None} for f, st in states.items()}
