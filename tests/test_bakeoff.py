@@ -270,6 +270,21 @@ def test_ties_within_cv_noise_go_to_the_simpler_family():
     assert _choose(both, [None] * 3)[0] == "lightgbm"
 
 
+def test_ties_on_paired_out_of_fold_losses_compare_like_with_like():
+    """Regression: the RMSE gap is judged in squared-error units, like the noise of the paired rows."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(scale=30_000, size=2000)
+    good, bad = y + rng.normal(scale=24_000, size=2000), y + rng.normal(scale=31_000, size=2000)
+    rmse = {n: float(np.sqrt(np.mean((p - y) ** 2))) for n, p in (("good", good), ("bad", bad))}
+    entries = {"lightgbm": _Entry("lightgbm", "candidate", "lightgbm", None, {}, folds=[rmse["good"]] * 3, oof=good),
+               "ridge": _Entry("ridge", "candidate", "ridge", None, {}, folds=[rmse["bad"]] * 3, oof=bad)}
+    sq = lambda yy, p: (p - yy) ** 2  # noqa: E731
+    assert _choose(entries, [None] * 3, sq, y) == ("lightgbm", None)
+    # the same two models a hair apart: within noise, the simpler one
+    entries["ridge"].oof, entries["ridge"].folds = good + rng.normal(scale=10, size=2000), [rmse["good"] + 1] * 3
+    assert _choose(entries, [None] * 3, sq, y)[0] == "ridge"
+
+
 def test_cv_folds_follow_the_split_method(tmp_path):
     rng = np.random.default_rng(1)
     n = 300

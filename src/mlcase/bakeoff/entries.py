@@ -121,19 +121,20 @@ def _complexity(e: _Entry) -> int:
     return COMPLEXITY_ENSEMBLE if e.family == "ensemble" else C.COMPLEXITY.get(e.family, -1)
 
 
-def _noise(a: _Entry, b: _Entry, k: int, row_loss=None, y=None) -> float:
-    """The noise of the difference between two entries' CV scores.
+def _gap(a: _Entry, b: _Entry, k: int, row_loss=None, y=None) -> tuple[float, float]:
+    """How much worse ``a`` scored than ``b``, and the noise of that difference, in the same units.
 
-    With out-of-fold scores on the same rows (selection on the loss): the standard error of
-    the paired per-row loss difference. Otherwise: the larger fold standard deviation over
-    the square root of the number of folds.
+    With out-of-fold scores on the same rows (selection on the loss): the mean paired per-row
+    loss difference (log loss; squared error for regression, the units the RMSE is the root of)
+    and its standard error. Otherwise: the difference of the CV means and the larger fold
+    standard deviation over the square root of the number of folds.
     """
     if row_loss is not None and a.oof is not None and b.oof is not None:
         d = row_loss(y, a.oof) - row_loss(y, b.oof)
-        ok = np.isfinite(d)
-        if ok.sum() > 1:
-            return float(np.std(d[ok], ddof=1) / np.sqrt(ok.sum()))
-    return max(a.cv_std or 0, b.cv_std or 0) / math.sqrt(max(k, 1))
+        d = d[np.isfinite(d)]
+        if len(d) > 1:
+            return float(np.mean(d)), float(np.std(d, ddof=1) / np.sqrt(len(d)))
+    return a.cv_mean - b.cv_mean, max(a.cv_std or 0, b.cv_std or 0) / math.sqrt(max(k, 1))
 
 
 def _choose(entries: dict[str, _Entry], folds, row_loss=None, y=None) -> tuple[str | None, str | None]:
@@ -143,14 +144,15 @@ def _choose(entries: dict[str, _Entry], folds, row_loss=None, y=None) -> tuple[s
         return None, None
     top = min(cands, key=lambda e: e.cv_mean)
     k = len(folds)
-    close = [e for e in cands if e.cv_mean - top.cv_mean <= _noise(e, top, k, row_loss, y)]
+    gaps = {e.name: _gap(e, top, k, row_loss, y) for e in cands}
+    close = [e for e in cands if gaps[e.name][0] <= gaps[e.name][1]]
     pick = min(close, key=lambda e: (_complexity(e), e.n_trees or 0, e.cv_mean))
     if pick is top:
         return top.name, None
-    diff = pick.cv_mean - top.cv_mean
-    noise = _noise(pick, top, k, row_loss, y)
+    diff, noise = gaps[pick.name]
+    unit = " per row" if row_loss is not None and pick.oof is not None and top.oof is not None else ""
     top.note.append(f"{pick.name} chosen instead: within CV noise and simpler")
-    return pick.name, (f"chosen over {top.name}: {diff:.4g} worse, within CV noise ({noise:.4g}); "
+    return pick.name, (f"chosen over {top.name}: {diff:.4g}{unit} worse, within CV noise ({noise:.4g}); "
                        "the simpler model wins ties")
 
 
