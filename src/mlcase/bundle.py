@@ -180,8 +180,11 @@ def _numpy_types() -> list:
 
 def _mlcase_types() -> list:
     from . import baselines, candidates, rules
+    from .bakeoff import ensemble
 
     return [
+        ensemble.EnsembleClassifier,   # Caruana ensembles of the bake-off's best trials
+        ensemble.EnsembleRegressor,
         baselines.MajorityBaseline,
         baselines.MeanBaseline,
         baselines.RuleBaseline,

@@ -1,4 +1,4 @@
-"""Model families for the bake-off and their Optuna search spaces.
+"""Model families for the bake-off: defaults, zero-shot portfolios, Optuna search spaces, fitting on a clock.
 
 Each family builds a scikit-learn :class:`~sklearn.pipeline.Pipeline`: a
 ``ColumnTransformer`` that is fitted inside each cross-validation fold (so no
@@ -14,6 +14,12 @@ lightgbm       ordinal codes                                native (``cat_featur
 xgboost        ordinal codes                                native (``feature_types="c"``)
 random_forest  ordinal codes                                ordinal codes
 =============  ===========================================  ===========================
+
+Each family's first configurations are its library's defaults and a small zero-shot
+portfolio (:data:`PORTFOLIO`, :func:`portfolio`) taken from AutoGluon's published portfolio;
+then Optuna searches :func:`search_space`. Boosted families grow up to :data:`TREES_CAP`
+rounds and stop early on an inner 10% split (:func:`fit_with_deadline` with
+``early_stopping=True``), so the tree count is not searched.
 
 Every model runs single-threaded (``n_jobs=1``). :func:`fit_with_deadline` fits a
 pipeline so that it stops at a wall-clock deadline: LightGBM and XGBoost through
@@ -39,6 +45,9 @@ COMPLEXITY = {"logistic": 0, "ridge": 0, "hist_gbm": 1, "lightgbm": 2, "xgboost"
 CLASSIFICATION = ("logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest")
 REGRESSION = ("ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
 # the parameter that counts trees / boosting rounds, per family
+TREES_CAP = 10_000      # boosting rounds at most; early stopping picks the count (AutoGluon's cap too)
+ES_FRACTION = 0.1       # rows held out of a boosted fit for its early stopping
+BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
 TREES_PARAM = {"hist_gbm": "max_iter", "lightgbm": "n_estimators", "xgboost": "n_estimators",
                "random_forest": "n_estimators"}
 
@@ -167,55 +176,120 @@ def resolve_family(name: str, task: str) -> str:
 
 
 def default_params(family: str) -> dict[str, Any]:
-    """Sensible defaults: the first trial of each family, and the linear baseline."""
+    """Each library's own defaults: the first trial of each family, and the linear baseline.
+
+    The tree count is what a plain ``fit`` grows; in the bake-off boosting grows up to
+    :data:`TREES_CAP` rounds and early stopping on an inner split picks the count.
+    """
     return {
         "logistic": {"C": 1.0},
         "ridge": {"alpha": 1.0},
+        # scikit-learn's defaults
         "hist_gbm": {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31, "min_samples_leaf": 20,
-                     "l2_regularization": 1e-6},
+                     "l2_regularization": 0.0},
+        # AutoGluon's LightGBM default ("GBM"): learning rate 0.05, LightGBM's own defaults otherwise
         "lightgbm": {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-                     "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 1e-6},
-        "xgboost": {"n_estimators": 200, "learning_rate": 0.05, "max_depth": 4, "min_child_weight": 1.0,
+                     "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 0.0, "extra_trees": False},
+        # AutoGluon's XGBoost default ("XGB"): learning rate 0.1, XGBoost's own defaults otherwise
+        "xgboost": {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0,
                     "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 1.0},
-        "random_forest": {"n_estimators": 100, "max_depth": 0, "min_samples_leaf": 5, "max_features": "sqrt"},
+        # AutoGluon's random forest default: 300 fully grown trees, sqrt features for classification
+        "random_forest": {"n_estimators": 300, "max_depth": 0, "min_samples_leaf": 1, "max_features": "sqrt"},
+    }[family]
+
+
+# Zero-shot portfolios: known-good configurations tried right after each family's defaults,
+# before any search. Boosting portfolios come from AutoGluon's zero-shot portfolio learned on the
+# TabRepo benchmark (autogluon/tabular/configs/zeroshot/zeroshot_portfolio_2023.py: the GBM
+# "Large", "_r131" and "_r96" entries, XGB "_r33" and "_r89", RF "_r195" and "_r127"); the
+# histogram-boosting entries carry the same tree shapes over to scikit-learn's parameters (the
+# same leaf-wise histogram algorithm); the linear ones bracket the default penalty by 10x.
+PORTFOLIO: dict[str, list[dict[str, Any]]] = {
+    "logistic": [{"C": 0.1}, {"C": 10.0}],
+    "ridge": [{"alpha": 10.0}, {"alpha": 0.1}],
+    "hist_gbm": [
+        {"learning_rate": 0.03, "max_leaf_nodes": 128, "min_samples_leaf": 3, "l2_regularization": 0.0},
+        {"learning_rate": 0.012, "max_leaf_nodes": 53, "min_samples_leaf": 14, "l2_regularization": 0.0},
+    ],
+    "lightgbm": [
+        {"learning_rate": 0.03, "num_leaves": 128, "colsample_bytree": 0.9, "min_child_samples": 3},
+        {"learning_rate": 0.0121, "num_leaves": 53, "colsample_bytree": 0.702, "min_child_samples": 14},
+        {"learning_rate": 0.0152, "num_leaves": 16, "colsample_bytree": 0.564, "min_child_samples": 48,
+         "extra_trees": True},
+    ],
+    "xgboost": [
+        {"learning_rate": 0.0181, "max_depth": 10, "min_child_weight": 0.603, "colsample_bytree": 0.692},
+        {"learning_rate": 0.0878, "max_depth": 5, "min_child_weight": 0.629, "colsample_bytree": 0.663},
+    ],
+    "random_forest": [
+        {"max_features": 0.75, "min_samples_leaf": 1},
+        {"max_features": 1.0, "min_samples_leaf": 5},
+    ],
+}
+
+
+def portfolio(family: str) -> list[dict[str, Any]]:
+    """The family's defaults, then its zero-shot portfolio (each a full parameter dict)."""
+    base = default_params(family)
+    return [dict(base)] + [{**base, **p} for p in PORTFOLIO.get(family, [])]
+
+
+def search_space(family: str) -> dict:
+    """The family's Optuna search space: parameter name -> :mod:`optuna.distributions` object.
+
+    Boosting has no tree count here: early stopping chooses it.
+    """
+    from optuna.distributions import CategoricalDistribution as Cat
+    from optuna.distributions import FloatDistribution as Float
+    from optuna.distributions import IntDistribution as Int
+
+    return {
+        "logistic": {"C": Float(1e-3, 100.0, log=True)},
+        "ridge": {"alpha": Float(1e-3, 1e3, log=True)},
+        "hist_gbm": {"learning_rate": Float(0.01, 0.3, log=True), "max_leaf_nodes": Int(8, 128, log=True),
+                     "min_samples_leaf": Int(2, 150, log=True), "l2_regularization": Float(1e-6, 10.0, log=True)},
+        "lightgbm": {"learning_rate": Float(0.01, 0.3, log=True), "num_leaves": Int(4, 128, log=True),
+                     "min_child_samples": Int(2, 150, log=True), "subsample": Float(0.5, 1.0),
+                     "colsample_bytree": Float(0.4, 1.0), "reg_lambda": Float(1e-6, 10.0, log=True),
+                     "extra_trees": Cat([False, True])},
+        "xgboost": {"learning_rate": Float(0.01, 0.3, log=True), "max_depth": Int(2, 10),
+                    "min_child_weight": Float(0.5, 20.0, log=True), "subsample": Float(0.5, 1.0),
+                    "colsample_bytree": Float(0.4, 1.0), "reg_lambda": Float(1e-3, 10.0, log=True)},
+        "random_forest": {"max_depth": Cat([0, 6, 10, 16]), "min_samples_leaf": Int(1, 50, log=True),
+                          "max_features": Cat(["sqrt", 0.5, 0.75, 1.0])},
     }[family]
 
 
 def suggest_params(family: str, trial) -> dict[str, Any]:
-    """The family's Optuna search space (``trial`` is an :class:`optuna.trial.Trial`)."""
-    s_f, s_i, s_c = trial.suggest_float, trial.suggest_int, trial.suggest_categorical
-    if family == "logistic":
-        return {"C": s_f("C", 1e-3, 100.0, log=True)}
-    if family == "ridge":
-        return {"alpha": s_f("alpha", 1e-3, 1e3, log=True)}
-    if family == "hist_gbm":
-        return {"learning_rate": s_f("learning_rate", 0.01, 0.3, log=True),
-                "max_iter": s_i("max_iter", 50, 600, log=True),
-                "max_leaf_nodes": s_i("max_leaf_nodes", 8, 96, log=True),
-                "min_samples_leaf": s_i("min_samples_leaf", 5, 150, log=True),
-                "l2_regularization": s_f("l2_regularization", 1e-6, 10.0, log=True)}
-    if family == "lightgbm":
-        return {"n_estimators": s_i("n_estimators", 50, 800, log=True),
-                "learning_rate": s_f("learning_rate", 0.01, 0.3, log=True),
-                "num_leaves": s_i("num_leaves", 8, 128, log=True),
-                "min_child_samples": s_i("min_child_samples", 5, 150, log=True),
-                "subsample": s_f("subsample", 0.5, 1.0),
-                "colsample_bytree": s_f("colsample_bytree", 0.5, 1.0),
-                "reg_lambda": s_f("reg_lambda", 1e-6, 10.0, log=True)}
-    if family == "xgboost":
-        return {"n_estimators": s_i("n_estimators", 50, 800, log=True),
-                "learning_rate": s_f("learning_rate", 0.01, 0.3, log=True),
-                "max_depth": s_i("max_depth", 2, 10),
-                "min_child_weight": s_f("min_child_weight", 0.5, 20.0, log=True),
-                "subsample": s_f("subsample", 0.5, 1.0),
-                "colsample_bytree": s_f("colsample_bytree", 0.5, 1.0),
-                "reg_lambda": s_f("reg_lambda", 1e-3, 10.0, log=True)}
-    if family == "random_forest":
-        return {"n_estimators": s_i("n_estimators", 50, 400, log=True),
-                "max_depth": s_c("max_depth", [0, 6, 10, 16]),
-                "min_samples_leaf": s_i("min_samples_leaf", 1, 50, log=True),
-                "max_features": s_c("max_features", ["sqrt", 0.5, 1.0])}
-    raise ValueError(f"unknown model family {family!r}")  # pragma: no cover
+    """A full parameter dict: the defaults with the search space's values drawn by ``trial`` (Optuna)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    out = dict(default_params(family))
+    for name, d in search_space(family).items():
+        if isinstance(d, CategoricalDistribution):
+            out[name] = trial.suggest_categorical(name, d.choices)
+        elif isinstance(d, IntDistribution):
+            out[name] = trial.suggest_int(name, d.low, d.high, log=d.log)
+        else:
+            out[name] = trial.suggest_float(name, d.low, d.high, log=d.log)
+    return out
+
+
+def in_space(family: str, params: dict) -> dict:
+    """The entries of ``params`` that lie inside the family's search space (to tell the sampler about them)."""
+    from optuna.distributions import CategoricalDistribution
+
+    out = {}
+    for name, d in search_space(family).items():
+        if name not in params:
+            continue
+        v = params[name]
+        if isinstance(d, CategoricalDistribution):
+            if v in d.choices:
+                out[name] = v
+        elif d.low <= v <= d.high:
+            out[name] = v
+    return out
 
 
 def make_model(family: str, task: str, groups: ColumnGroups, params: dict | None = None, seed: int = 0):
@@ -239,7 +313,7 @@ def make_model(family: str, task: str, groups: ColumnGroups, params: dict | None
         return cls(learning_rate=p["learning_rate"], max_iter=int(p["max_iter"]),
                    max_leaf_nodes=int(p["max_leaf_nodes"]), min_samples_leaf=int(p["min_samples_leaf"]),
                    l2_regularization=p["l2_regularization"], categorical_features=mask if n_cat else None,
-                   early_stopping=True, validation_fraction=0.1, n_iter_no_change=15, random_state=seed)
+                   early_stopping=False, random_state=seed)
     if family == "lightgbm":
         import lightgbm as lgb
 
@@ -249,7 +323,7 @@ def make_model(family: str, task: str, groups: ColumnGroups, params: dict | None
                    num_leaves=int(p["num_leaves"]), min_child_samples=int(p["min_child_samples"]),
                    subsample=p["subsample"], subsample_freq=1 if p["subsample"] < 1 else 0,
                    colsample_bytree=p["colsample_bytree"], reg_lambda=p["reg_lambda"],
-                   n_jobs=1, random_state=seed, verbose=-1, **extra)
+                   extra_trees=bool(p.get("extra_trees", False)), n_jobs=1, random_state=seed, verbose=-1, **extra)
     if family == "xgboost":
         import xgboost as xgb
 
@@ -338,7 +412,7 @@ def n_trees(pipe) -> int | None:
     return None
 
 
-def _grow(model, param: str, target: int, X, y, deadline: float, first_chunk: int) -> bool:
+def _grow(model, param: str, target: int, X, y, deadline: float, first_chunk: int, fit_kw: dict | None = None) -> bool:
     """Fit ``model`` with ``warm_start`` up to ``target`` of ``param``, checking the clock between chunks.
 
     Returns True when the deadline cut the growth short.
@@ -350,7 +424,7 @@ def _grow(model, param: str, target: int, X, y, deadline: float, first_chunk: in
             upto = min(target, done + chunk)
             t = time.monotonic()
             model.set_params(**{param: upto})
-            model.fit(X, y)
+            model.fit(X, y, **(fit_kw or {}))
             took = time.monotonic() - t
             fitted = int(model.n_iter_) if param == "max_iter" else len(model.estimators_)
             if fitted < upto:  # early stopping ended the growth
@@ -371,15 +445,51 @@ def _grow(model, param: str, target: int, X, y, deadline: float, first_chunk: in
     return truncated
 
 
-def fit_with_deadline(pipe, X: pd.DataFrame, y: np.ndarray, deadline: float | None = None) -> dict:
+def fit_with_deadline(pipe, X: pd.DataFrame, y: np.ndarray, deadline: float | None = None,
+                      early_stopping: bool = False, seed: int = 0) -> dict:
     """Fit ``pipe`` (from :func:`build_pipeline`) so that training stops at ``deadline``.
 
-    Returns ``{"truncated": bool, "n_trees": int | None, "fit_s": float}``. A
-    truncated model keeps what it learned so far and its tree count parameter is
-    set to the trees it has.
+    With ``early_stopping``, a boosted model grows up to :data:`TREES_CAP` rounds on 90%
+    of the rows and stops when its loss on the other 10% (:data:`ES_FRACTION`, stratified
+    for classification) has not improved for :func:`patience` rounds; the library's own
+    early stopping does it (LightGBM's ``early_stopping`` callback, XGBoost's
+    ``early_stopping_rounds``, scikit-learn's ``n_iter_no_change`` with ``X_val``).
+
+    Returns ``{"truncated", "n_trees", "best_iter", "fit_rows", "fit_s"}``: ``n_trees`` as
+    grown, ``best_iter`` the rounds early stopping kept (a refit grows that many), ``fit_rows``
+    the rows the trees were fitted on. A truncated model keeps what it learned so far and its
+    tree count parameter is set to the trees it has.
     """
     with single_thread():
-        return _fit_with_deadline(pipe, X, y, deadline)
+        return _fit_with_deadline(pipe, X, y, deadline, early_stopping, seed)
+
+
+def patience(learning_rate: float) -> int:
+    """Rounds without improvement before early stopping: 2.5 / learning rate, within [20, 300].
+
+    A smaller step needs more rounds to show an improvement (0.1 -> 25, 0.05 -> 50, 0.01 -> 250).
+    """
+    return int(np.clip(round(2.5 / max(float(learning_rate), 1e-6)), 20, 300))
+
+
+def _es_split(y: np.ndarray, seed: int, classify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the fit rows and of the early-stopping rows (``ES_FRACTION``, per class when classifying)."""
+    rng = np.random.default_rng(seed + 7919)
+    n = len(y)
+    if not classify:
+        perm = rng.permutation(n)
+        k = max(1, int(round(ES_FRACTION * n)))
+        return np.sort(perm[k:]), np.sort(perm[:k])
+    held = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = int(round(ES_FRACTION * len(idx)))
+        if k >= 1 and len(idx) - k >= 2:
+            held.append(rng.choice(idx, k, replace=False))
+    es = np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+    mask = np.ones(n, dtype=bool)
+    mask[es] = False
+    return np.flatnonzero(mask), es
 
 
 _limited = threading.local()
@@ -415,37 +525,73 @@ def import_families(families) -> None:
         import xgboost  # noqa: F401
 
 
-def _fit_with_deadline(pipe, X, y, deadline):
+def _fit_with_deadline(pipe, X, y, deadline, early_stopping=False, seed=0):
     t0 = time.monotonic()
     prep, model = pipe[:-1], pipe[-1]
     Xt = prep.fit_transform(X, y)
     name = type(model).__name__
-    truncated = False
-    if deadline is None:
-        model.fit(Xt, y)
-    elif name.startswith("LGBM"):
-        cb = _LightGBMDeadline(deadline)
-        model.fit(Xt, y, callbacks=[cb])
-        truncated = cb.stopped
-        if truncated:
-            model.set_params(n_estimators=max(1, n_trees(model)))
-    elif name.startswith("XGB"):
-        cb = _xgboost_deadline(deadline)
-        model.set_params(callbacks=[cb])
-        try:
-            model.fit(Xt, y)
-        finally:
-            model.set_params(callbacks=None)
-        truncated = cb.stopped
-        if truncated:
-            model.set_params(n_estimators=max(1, n_trees(model)))
-    elif name.startswith("HistGradientBoosting"):
-        truncated = _grow(model, "max_iter", int(model.max_iter), Xt, y, deadline, first_chunk=20)
-    elif name.startswith("RandomForest"):
-        truncated = _grow(model, "n_estimators", int(model.n_estimators), Xt, y, deadline, first_chunk=10)
+    y = np.asarray(y)
+    boosted = name.startswith(("LGBM", "XGB", "HistGradientBoosting"))
+    es = bool(early_stopping and boosted and len(y) >= 50)
+    fit, held = np.arange(len(y)), None
+    if es:
+        fit, held = _es_split(y, seed, classify=name.endswith("Classifier"))
+        es = len(held) > 0
+    if es:
+        rounds = patience(model.get_params()["learning_rate"])
+        key = "max_iter" if name.startswith("HistGradientBoosting") else "n_estimators"
+        model.set_params(**{key: TREES_CAP})
+        Xf, yf, Xe, ye = Xt[fit], y[fit], Xt[held], y[held]
     else:
-        model.fit(Xt, y)
-    return {"truncated": bool(truncated), "n_trees": n_trees(model), "fit_s": time.monotonic() - t0}
+        Xf, yf = Xt, y
+    truncated = False
+    best = None
+    if name.startswith("LGBM"):
+        import lightgbm as lgb
+
+        callbacks = [lgb.early_stopping(rounds, verbose=False)] if es else []
+        cb = _LightGBMDeadline(deadline) if deadline is not None else None
+        eval_kw = {"eval_X": (Xe,), "eval_y": (ye,)} if es else {}
+        model.fit(Xf, yf, callbacks=callbacks + ([cb] if cb else []), **eval_kw)
+        truncated = bool(cb and cb.stopped)
+        grown = n_trees(model)
+        best = int(model.best_iteration_) if es and getattr(model, "best_iteration_", 0) > 0 else grown
+        if truncated:
+            model.set_params(n_estimators=max(1, grown))
+    elif name.startswith("XGB"):
+        cb = _xgboost_deadline(deadline) if deadline is not None else None
+        model.set_params(callbacks=[cb] if cb else None, early_stopping_rounds=rounds if es else None)
+        try:
+            model.fit(Xf, yf, eval_set=[(Xe, ye)] if es else None, verbose=False)
+        finally:
+            model.set_params(callbacks=None, early_stopping_rounds=None)
+        truncated = bool(cb and cb.stopped)
+        grown = n_trees(model)
+        best = int(model.best_iteration) + 1 if es else grown
+        if truncated:
+            model.set_params(n_estimators=max(1, grown))
+    elif name.startswith("HistGradientBoosting"):
+        kw = {}
+        if es:
+            model.set_params(early_stopping=True, n_iter_no_change=rounds)
+            kw = {"X_val": Xe, "y_val": ye}
+        target = int(model.max_iter)
+        if deadline is None:
+            model.fit(Xf, yf, **kw)
+        else:
+            truncated = _grow(model, "max_iter", target, Xf, yf, deadline, first_chunk=20, fit_kw=kw)
+        grown = int(model.n_iter_)
+        stopped = es and not truncated and grown < target
+        best = max(1, grown - rounds) if stopped else grown
+        if es:
+            model.set_params(early_stopping=False, max_iter=grown)
+    elif name.startswith("RandomForest") and deadline is not None:
+        truncated = _grow(model, "n_estimators", int(model.n_estimators), Xf, yf, deadline, first_chunk=10)
+    else:
+        model.fit(Xf, yf)
+    trees = n_trees(model)
+    return {"truncated": bool(truncated), "n_trees": trees, "best_iter": best if best is not None else trees,
+            "fit_rows": int(len(yf)), "fit_s": time.monotonic() - t0}
 
 
 def effective_params(family: str, params: dict, trees: int | None) -> dict:

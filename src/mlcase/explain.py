@@ -17,6 +17,9 @@ fastest exact explainer its model family allows:
   prediction), for everything else (rule and majority baselines, unknown
   estimators).
 
+A weighted ensemble from the bake-off pools its members' log-odds, so its SHAP values are
+the weighted sum of its members' values (see :func:`_explain_ensemble`).
+
 A model calibrated after the bake-off
 (``CalibratedClassifierCV(FrozenEstimator(pipeline))``) is explained through
 the pipeline inside it, and the result says so: calibration is a monotone map
@@ -262,6 +265,8 @@ class _Explanation:
 
 def _explain(bundle, X: pd.DataFrame, background: pd.DataFrame | None = None, seed: int = 0) -> _Explanation:
     inner, notes = unwrap(bundle.model)
+    if type(inner).__name__ in ENSEMBLES:
+        return _explain_ensemble(bundle, inner, X, background, seed, notes)
     pre, est = _split_pipeline(inner)
     family = _family(est)
     if family in ("tree", "linear"):
@@ -278,6 +283,43 @@ def _explain(bundle, X: pd.DataFrame, background: pd.DataFrame | None = None, se
 
 class _Unsupported(Exception):
     """The fast path cannot explain this model; fall back to the model-agnostic explainer."""
+
+
+ENSEMBLES = ("EnsembleClassifier", "EnsembleRegressor")
+_ENSEMBLE_SPACE = {"binary": "log_odds", "multiclass": "margin", "regression": "prediction"}
+
+
+def _explain_ensemble(bundle, ens, X, background, seed, notes) -> _Explanation:
+    """A weighted ensemble (:mod:`mlcase.bakeoff.ensemble`): the weighted sum of its members' SHAP values.
+
+    The ensemble pools its members' log-odds (margins; predictions for regression) with
+    weights ``w``, so when every member is explained in that space its SHAP values are
+    ``sum_i w_i * shap_i`` and its base value ``sum_i w_i * base_i``: additive, like each
+    member's. When a member can only be explained in another space (a random forest's
+    probabilities), the ensemble is explained model-agnostically instead.
+    """
+    from dataclasses import replace
+
+    space = _ENSEMBLE_SPACE[bundle.task]
+    parts = []
+    for w, member in zip(ens.weights_, ens.estimators_, strict=True):
+        part = _explain(replace(bundle, model=member), X, background, seed)
+        if part.output != space:
+            return _explain_agnostic(bundle, X, background, seed, notes + [
+                f"a member ({part.explained_model}) is explained in {part.output}, not {space}: the ensemble is "
+                "explained model-agnostically"])
+        parts.append((float(w), part))
+    values = sum(w * p.values for w, p in parts)
+    base = sum(w * p.base for w, p in parts)
+    output = sum(w * p.output_values for w, p in parts)
+    predicted = np.argmax(np.asarray(bundle.scores(X)), axis=1) if values.ndim == 3 else None
+    explainers = sorted({p.explainer for _, p in parts})
+    members = ", ".join(f"{w:.2f} x {p.explained_model}" for w, p in parts)
+    return _Explanation(values=values, base=base, output_values=output, features=list(bundle.features),
+                        explainer="+".join(explainers), output=space,
+                        explained_model=f"weighted ensemble ({members})", task=bundle.task,
+                        classes=list(bundle.classes) if bundle.classes is not None else None, predicted=predicted,
+                        notes=notes + ["an ensemble's SHAP values are the weighted sum of its members' values"])
 
 
 def unwrap(model) -> tuple[Any, list[str]]:

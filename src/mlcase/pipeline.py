@@ -77,7 +77,7 @@ class _Timer:
 
 
 def run(case: Case | str | Path, budget: float | str | None = None, force: bool = False,
-        quiet: bool = False, console=None) -> RunResult:
+        quiet: bool = False, console=None, refit: str | None = None) -> RunResult:
     """Run a case end to end and return a :class:`RunResult`.
 
     Parameters
@@ -89,6 +89,9 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
         Go on past error-level data checks (the run records that it was forced).
     quiet : bool
         No progress output.
+    refit : {"none", "all"}, optional
+        Overrides the spec's ``refit``: ``"all"`` registers the champion refitted on every
+        labelled row beside the evaluated version (it becomes champion through the same decision).
 
     Examples
     --------
@@ -97,12 +100,18 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
     >>> result.decision                                   # doctest: +SKIP
     'GO'
     """
-    from .bakeoff import _parse_budget
+    from .bakeoff import parse_budget
     from .lock import case_lock
 
     case = load_case(case)
     if budget is not None:
-        _parse_budget(budget)  # a bad --budget fails before any work (SpecError, not ValueError)
+        parse_budget(budget)  # a bad --budget fails before any work (SpecError, not ValueError)
+    if refit is not None:
+        if refit not in ("none", "all"):
+            from .errors import SpecError
+
+            raise SpecError(f"refit: expected 'none' or 'all', got {refit!r}", "use --refit all or --refit none")
+        case.spec.refit = refit
     with case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
         return _run(case, budget, force, quiet, console, held)
 
@@ -209,8 +218,9 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResu
                 bundle.conformal = conformal.calibrate_on(bundle, dataset, case.spec.conformal.alpha,
                                                           method=case.spec.conformal.method)
         versions = bakeoff_mod.register(case, bake)
-        moved = decision_mod.apply_decision(case, verdict, versions)
-        out.versions = {**versions, **(moved or {})}
+        refit = _refit_all(case, dataset, bake, verdict, versions, eval_dict)
+        moved = decision_mod.apply_decision(case, verdict, refit.pop("versions", versions))
+        out.versions = {**versions, **refit, **(moved or {})}
         results.save(case, "registry", out.versions)
         with tracking.run(case, "evaluation", tags=tracking.base_tags(case, dataset.fingerprint, "evaluation")):
             tracking.log_metrics({f"test_{k}": v for k, v in eval_dict.get("metrics", {}).get(bake.candidate, {}).items()})
@@ -236,6 +246,33 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResu
     out.metrics = eval_dict.get("metrics", {}).get(bake.candidate, {})
     out.report = _report(case)
     return out
+
+
+def _refit_all(case: Case, dataset, bake, verdict, versions: dict, eval_dict: dict) -> dict:
+    """``refit: all``: register the decision's champion refitted on every labelled row, for the same decision.
+
+    Returns the registry fields to add (``refit_version``, ``evaluated_version``, ...), with
+    ``versions`` pointing the decision at the refitted version; empty when there is nothing
+    to refit (``refit: none``, or a decision that names no champion).
+    """
+    from . import bakeoff as bakeoff_mod
+
+    name = getattr(verdict, "champion", None)
+    if case.spec.refit != "all" or verdict.verdict not in ("GO", "USE_BASELINE") or name not in bake.bundles:
+        return {}
+    is_candidate = verdict.verdict == "GO"
+    evaluated = versions.get("candidate_version" if is_candidate else "baseline_version")
+    if not is_candidate and versions.get("baseline") != name:
+        evaluated = None
+    test = (eval_dict.get("metrics") or {}).get(name, {})
+    info = bakeoff_mod.register_refit(case, dataset, bake, name, evaluated, test)
+    info.pop("bundle", None)
+    moved = dict(versions)
+    if is_candidate:
+        moved["candidate_version"] = info["refit_version"]
+    else:
+        moved["by_name"] = {**(versions.get("by_name") or {}), name: info["refit_version"]}
+    return {"refit": info, "versions": moved}
 
 
 def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:

@@ -354,6 +354,18 @@ class EvaluationSpec(_Model):
     calibrate: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
 
 
+class BakeoffSpec(_Model):
+    """How the bake-off searches and selects (every field has a default)."""
+
+    select_on: Literal["loss", "cost"] = Field(
+        "loss", description="Rank trials on the proper loss (log loss, RMSE) or on the business cost at the best "
+                            "threshold per fold (the old behaviour). Money sets the threshold and the decision either way.")
+    ensemble: bool = Field(True, description="Consider a weighted ensemble of the best trials (Caruana selection); "
+                                             "kept only when its cross-fitted gain exceeds its noise.")
+    holdout_above: int = Field(100_000, ge=100, description="Past this many train + validation rows, validate on a "
+                                                            "holdout with growing samples instead of k folds.")
+
+
 TaskName = Literal["binary", "multiclass", "regression"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
 
@@ -380,6 +392,10 @@ class CaseSpec(_Model):
     baselines: list[BaselineSpec] = Field(default_factory=lambda: ["majority", "linear"])
     candidates: list[Literal[CANDIDATES]] = Field(default_factory=lambda: ["logistic", "hist_gbm", "lightgbm", "xgboost"])
     budget: Duration = 120.0
+    bakeoff: BakeoffSpec = Field(default_factory=BakeoffSpec)
+    refit: Literal["none", "all"] = Field(
+        "none", description="'all': after the decision, register the champion refitted on every labelled row "
+                            "beside the evaluated version (it becomes champion through the same decision).")
     slices: list[str] = Field(default_factory=list)
     conformal: ConformalSpec = Field(default_factory=ConformalSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)

@@ -28,7 +28,7 @@ def default_run(tmp_path_factory):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["run", str(folder), "--budget", "12s", "--json"])
+        code = main(["run", str(folder), "--budget", "12s", "--refit", "all", "--json"])
     return folder, code, out.getvalue()
 
 
@@ -51,16 +51,47 @@ def test_registry_aliases_follow_the_decision(default_run):
     cand, base = tracking.alias_version(case, "candidate"), tracking.alias_version(case, "baseline")
     assert cand and base and cand != base
     champion = tracking.alias_version(case, "champion")
-    if summary["decision"] == "GO":
-        assert champion == cand
-    elif summary["decision"] == "USE_BASELINE":
-        assert champion == base
+    refit = summary["registry"].get("refit")
+    if summary["decision"] in ("GO", "USE_BASELINE"):  # --refit all: the champion is the evaluated model refitted
+        assert refit and champion == refit["refit_version"]
+        assert refit["evaluated_version"] == (cand if summary["decision"] == "GO" else base)
+    else:
+        assert refit is None
     bundle = tracking.load_bundle(case, version=cand)
     assert bundle.threshold is not None and bundle.conformal and bundle.reference
     # the registered threshold is the one evaluation chose on the validation rows
     assert bundle.threshold == pytest.approx(results.load(case, "evaluation")["thresholds"][bundle.name], abs=1e-12)
     ds_rows = results.load(case, "data")["rows"]
     assert ds_rows == 10_000
+
+
+def test_refit_all_version_saw_every_labelled_row_and_its_tags_say_so(default_run):
+    folder, _, stdout = default_run
+    case = load_case(folder)
+    summary = json.loads(stdout)
+    if summary["decision"] not in ("GO", "USE_BASELINE"):
+        pytest.skip(f"the decision was {summary['decision']}: nothing became champion, so nothing was refitted")
+    refit = summary["registry"]["refit"]
+    versions = {int(v["version"]): v for v in tracking.versions(case)}
+    new, old = versions[refit["refit_version"]], versions[refit["evaluated_version"]]
+    n_rows = results.load(case, "data")["rows"]
+    split = results.load(case, "data")["split"]
+    # lineage: the evaluated version saw train + valid, the refit every labelled row
+    assert int(old["tags"]["mlcase.rows_seen"]) == split["n_train"] + split["n_valid"] < n_rows
+    assert old["tags"]["mlcase.fitted_on"] == "train+valid" and old["tags"]["mlcase.valid_scores"] == "out-of-fold"
+    assert int(new["tags"]["mlcase.rows_seen"]) == n_rows == refit["rows_seen"]
+    assert new["tags"]["mlcase.fitted_on"] == "train+valid+test" and new["tags"]["mlcase.refit"] == "all"
+    assert new["tags"]["mlcase.evaluated_version"] == str(refit["evaluated_version"])
+    assert "measured before this version saw the test rows" in new["tags"]["mlcase.test_numbers"]
+    ev = results.load(case, "evaluation")
+    name = refit["name"]
+    assert float(new["tags"]["mlcase.test_log_loss"]) == pytest.approx(ev["metrics"][name]["log_loss"])
+    # same threshold and conformal quantile as the evaluated version; a different model
+    a = tracking.load_bundle(case, version=refit["evaluated_version"])
+    b = tracking.load_bundle(case, version=refit["refit_version"])
+    assert b.threshold == a.threshold and b.conformal == a.conformal
+    X = pd.read_csv(folder / "default.csv").head(300)[list(a.features)]
+    assert not np.allclose(a.scores(X), b.scores(X))
 
 
 def test_the_card_and_datasheet_hold_the_real_numbers(default_run):

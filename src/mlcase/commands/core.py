@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
         budget: Annotated[str | None, typer.Option(help="Time budget for the bake-off, e.g. 90s or 2m.")] = None,
         force: Annotated[bool, typer.Option("--force", help="Run past error-level data checks (recorded).")] = False,
         fail_on_no_go: Annotated[bool, typer.Option("--fail-on-no-go", help="Exit 3 unless the decision is GO.")] = False,
+        refit: Annotated[str | None, typer.Option(
+            "--refit", help="'all': also register the champion refitted on every labelled row (overrides the "
+                            "spec's refit).")] = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ):
@@ -26,7 +29,7 @@ def register(app: typer.Typer) -> None:
         from ..pipeline import run as run_case
 
         c = load(case)
-        result = run_case(c, budget=budget, force=force, quiet=quiet or json_out, console=console(quiet))
+        result = run_case(c, budget=budget, force=force, quiet=quiet or json_out, console=console(quiet), refit=refit)
         if json_out:
             emit_json(result.summary())
         else:

@@ -37,9 +37,11 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
         Test features and encoded target.
     rows_test : DataFrame, optional
         All columns of the test rows (for SQL cost expressions); defaults to ``X_test``.
-    calibration : (X_valid, y_valid), optional
+    calibration : (X_valid, y_valid) or (X_valid, y_valid, scores), optional
         Calibrates the bundle when it is not calibrated yet, and lets the
-        evaluation compare LAC with APS (classification).
+        evaluation compare LAC with APS (classification); ``scores`` are the
+        model's scores on those rows when they must not come from the model
+        (:func:`mlcase.evaluate.valid_scores`).
     train : (X_train, y_train), optional
         Regression with a boosted model: fits quantile models for CQR
         (reported next to the absolute-residual intervals; not served).

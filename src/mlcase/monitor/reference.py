@@ -59,8 +59,9 @@ def build_reference(dataset, bundle) -> dict:
                            "n_valid": int(len(dataset.split.valid))}
     if len(dataset.split.valid) == 0:
         return ref
-    valid = dataset.frame.iloc[dataset.split.valid][bundle.features]
-    scores = bundle.scores(valid)
+    from ..evaluate import valid_scores
+
+    scores = valid_scores(bundle, dataset)  # out-of-fold when the model was refitted on these rows
     decided = bundle.decide(scores)
     if bundle.task == "binary":
         ref["score"] = _numeric_reference(scores)

@@ -107,6 +107,8 @@ def _compile(model, features, spec, task, raw: bool = False) -> FastPath:
 
     if type(model).__name__ == "CalibratedClassifierCV" and not raw:
         return _calibrated(model, features, spec, task)
+    if type(model).__name__ in ("EnsembleClassifier", "EnsembleRegressor") and not raw:
+        return _ensemble(model, features, spec, task)
     if not isinstance(model, Pipeline):
         raise Unsupported("not a Pipeline")
     steps = [s for _, s in model.steps if s not in (None, "passthrough")]
@@ -163,6 +165,34 @@ def _calibrated(model, features, spec, task) -> FastPath:
         return 1.0 if 1.0 < p <= 1.0 + 1e-5 else p
     return FastPath(base.n_out, base.blocks, calibrated, task, f"{base.kind} + {model.method} calibration",
                     base.sparse)
+
+
+class EnsembleFastPath(FastPath):
+    """A weighted ensemble: every member's compiled fast path, pooled as the ensemble pools them."""
+
+    def __init__(self, members: list[FastPath], weights, task: str):
+        from ..bakeoff.ensemble import pool_scores
+
+        self.members, self.weights, self.task = members, list(weights), task
+        self.kind = "ensemble of " + ", ".join(m.kind for m in members)
+        self.sparse = any(m.sparse for m in members)
+        self.n_out = sum(m.n_out for m in members)
+        self._pool = pool_scores
+
+    def encode(self, record: dict) -> np.ndarray:
+        return np.concatenate([m.encode(record) for m in self.members], axis=1)
+
+    def scores(self, record: dict):
+        out = self._pool(self.task, [np.atleast_1d(np.asarray(m.scores(record), dtype="float64"))[None, ...]
+                                     if self.task == "multiclass" else np.atleast_1d(m.scores(record))
+                                     for m in self.members], self.weights)
+        return np.asarray(out[0], dtype="float64") if self.task == "multiclass" else float(out[0])
+
+
+def _ensemble(model, features, spec, task) -> FastPath:
+    """:class:`mlcase.bakeoff.ensemble.EnsembleClassifier` / ``EnsembleRegressor``: each member compiled."""
+    members = [_compile(m, features, spec, task) for m in model.estimators_]
+    return EnsembleFastPath(members, model.weights_, task)
 
 
 def _raw(est, sparse):

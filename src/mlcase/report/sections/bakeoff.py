@@ -15,8 +15,9 @@ STAGES = ("bakeoff",)
 
 _COLORS = {"logistic": "#2563eb", "ridge": "#2563eb", "hist_gbm": "#f59e0b", "lightgbm": "#10b981",
            "xgboost": "#ef4444", "random_forest": "#8b5cf6"}
-_COLUMNS = ["", "name", "kind", "cv_mean", "cv_std", "n_trials", "n_trees", "fit_cpu_s", "size",
-            "peak_mem_mb", "predict_1_ms", "predict_1000_ms", "operating_cost_per_decision", "note"]
+_COLUMNS = ["", "name", "kind", "cv_mean", "cv_std", "cv_loss", "cv_cost", "n_trials", "rows_seen", "n_trees",
+            "fit_cpu_s", "size", "peak_mem_mb", "predict_1_ms", "predict_1000_ms", "operating_cost_per_decision",
+            "note"]
 
 
 def build(results: dict[str, dict]) -> list[Section]:
@@ -26,6 +27,9 @@ def build(results: dict[str, dict]) -> list[Section]:
     children = [Section(id="bakeoff-leaderboard", title="Leaderboard", html=leaderboard_html(data))]
     if data.get("trials"):
         children.append(Section(id="bakeoff-trials", title="CV score per trial over time", html=trials_html(data)))
+    lineage = lineage_html(data, results.get("registry") or {})
+    if lineage:
+        children.append(Section(id="bakeoff-lineage", title="Which rows each model saw", html=lineage))
     status = "warning" if data.get("interrupted") or not data.get("candidate") else "ok"
     return [Section(id="bakeoff", title=TITLE, order=ORDER, status=status, html=intro_html(data),
                     children=children)]
@@ -33,12 +37,31 @@ def build(results: dict[str, dict]) -> list[Section]:
 
 def intro_html(data: dict) -> str:
     cv = data.get("cv") or {}
+    plan = data.get("plan") or {}
     metric = (data.get("metric") or "score").replace("_", " ")
-    parts = [f"<p>Every baseline and every trial was scored by {esc(cv.get('folds'))}-fold cross-validation "
-             f"({esc(cv.get('method'))} folds) on the {esc(fmt(cv.get('n_train')))} training rows, by "
-             f"<strong>{esc(metric)}</strong> (lower is better). The bake-off took "
+    rows = "train and validation" if cv.get("parts", "train") == "train+valid" else "training"
+    if cv.get("mode", "cv") == "holdout":
+        sizes = ", ".join(fmt(x) for x in plan.get("sizes") or [])
+        how = (f"on a holdout of {esc(fmt(plan.get('n_holdout')))} of the {esc(fmt(cv.get('n_train')))} training "
+               f"rows, with samples that grow for the promising families ({esc(sizes)} rows)")
+    else:
+        how = (f"by {esc(cv.get('folds'))}-fold cross-validation ({esc(cv.get('method'))} folds) on the "
+               f"{esc(fmt(cv.get('n_train')))} {rows} rows")
+    other = "business cost" if data.get("metric") == "log_loss" or data.get("metric") == "rmse" else (
+        (data.get("loss_metric") or "loss").replace("_", " "))
+    parts = [f"<p>Every baseline and every trial was scored {how}, ranked by <strong>{esc(metric)}</strong> "
+             f"(lower is better; the {esc(other)} is shown beside it). The bake-off took "
              f"{esc(fmt(data.get('elapsed_s'), 3))} s of a {esc(fmt(data.get('budget_s'), 3))} s budget"
              + (", and was <strong>interrupted</strong>" if data.get("interrupted") else "") + ".</p>"]
+    if cv.get("parts") == "train+valid":
+        parts.append("<p>The chosen models were then refitted on the train and validation rows; the validation "
+                     "rows' thresholds, calibration and conformal sets use their out-of-fold scores, from models "
+                     "that did not see them.</p>")
+    ens = data.get("ensemble") or {}
+    if ens.get("weights"):
+        members = ", ".join(f"{esc(k)} ({v:.2f})" for k, v in ens["weights"].items())
+        verdict = "kept" if ens.get("kept") else "not kept"
+        parts.append(f"<p>Ensemble selection (Caruana): {members}; {verdict}: {esc(ens.get('reason'))}.</p>")
     if data.get("candidate"):
         parts.append(f"<p>Candidate: <strong>{esc(data['candidate'])}</strong>. Best baseline: "
                      f"<strong>{esc(data.get('best_baseline'))}</strong>. When two candidates differ by less "
@@ -59,8 +82,10 @@ def leaderboard_html(data: dict) -> str:
         mark = "★ candidate" if r.get("selected") else ("◆ best baseline" if r.get("name") == data.get("best_baseline") else "")
         rows.append({**r, "": mark, "size": _size(r.get("size_bytes"))})
     cur = "money per decision" if data.get("metric") == "business_cost" else data.get("metric")
-    return table(rows, _COLUMNS, caption=f"cv_mean: {cur} (lower is better); cost columns from the refit on "
-                                         "all training rows; operating cost per decision in the case's currency")
+    return table(rows, _COLUMNS, caption=f"cv_mean: {cur}, the ranking (lower is better); cv_loss: "
+                                         f"{data.get('loss_metric') or 'the proper loss'}; cv_cost: money per decision "
+                                         "at each fold's best threshold; running costs from the refit on rows_seen "
+                                         "rows; operating cost per decision in the case's currency")
 
 
 def trials_html(data: dict) -> str:
@@ -100,13 +125,36 @@ def trials_html(data: dict) -> str:
                       yaxis_title=f"CV {(data.get('metric') or '').replace('_', ' ')} (lower is better)",
                       margin={"l": 60, "r": 20, "t": 20, "b": 50}, height=380, legend={"orientation": "h"})
     fams = data.get("families") or {}
-    summary = [{"family": f, "slice_s": v.get("slice_s"), "trials": v.get("n_trials"), "complete": v.get("complete"),
-                "pruned": v.get("pruned"), "failed": v.get("failed"),
-                "note": v.get("skipped") or "; ".join(v.get("errors") or [])} for f, v in fams.items()]
+    summary = [{"family": f, "search_s": v.get("search_s"), "share": v.get("share_of_search"),
+                "trials": v.get("n_trials"), "complete": v.get("complete"), "pruned": v.get("pruned"),
+                "failed": v.get("failed"),
+                "note": v.get("stopped") or v.get("skipped") or "; ".join(e for e in v.get("errors") or [] if e)}
+               for f, v in fams.items()]
     return figure(fig, caption="Each point is one trial's mean CV score when it ended; open circles are trials "
                                "pruned by the median rule (mean of the folds they reached).") + \
-        table(summary, ["family", "slice_s", "trials", "complete", "pruned", "failed", "note"],
-              caption="Time slice and trials per family")
+        table(summary, ["family", "search_s", "share", "trials", "complete", "pruned", "failed", "note"],
+              caption="Search time per family: the time box goes to the families with the lowest estimated "
+                      "cost for improvement; clearly dominated families stop")
+
+
+def lineage_html(data: dict, registry: dict) -> str:
+    """Rows seen by the candidate, the best baseline and, with ``refit: all``, the refitted version."""
+    board = {r["name"]: r for r in data.get("leaderboard") or []}
+    rows = []
+    for role, name, version in (("candidate", data.get("candidate"), registry.get("candidate_version")),
+                                ("baseline", data.get("best_baseline"), registry.get("baseline_version"))):
+        if name and name in board:
+            rows.append({"version": version, "model": name, "role": role, "rows_seen": board[name].get("rows_seen"),
+                         "fitted_on": (data.get("cv") or {}).get("parts"), "test numbers": "measured on the test rows"})
+    refit = registry.get("refit") or {}
+    if refit:
+        rows.append({"version": refit.get("refit_version"), "model": refit.get("name"), "role": "champion (refit: all)",
+                     "rows_seen": refit.get("rows_seen"), "fitted_on": "train+valid+test",
+                     "test numbers": f"those of version {refit.get('evaluated_version')} (this one saw the test rows)"})
+    if not rows:
+        return ""
+    return table(rows, ["version", "model", "role", "rows_seen", "fitted_on", "test numbers"],
+                 caption="Registered versions and the labelled rows their models were fitted on")
 
 
 def _size(v) -> str | None:

@@ -1,0 +1,300 @@
+"""Ensemble selection (Caruana et al. 2004) over out-of-fold predictions, and the estimator it builds.
+
+:func:`caruana` is greedy forward selection with replacement: starting from nothing, add the
+model whose addition lowers the loss of the pooled out-of-fold prediction most, 25 times (the
+size AutoGluon uses: TabRepo found no gain above 25), and keep the prefix with the lowest
+loss; a model's weight is its share of the picks. On a tie the model already in the ensemble
+is picked again (AutoGluon's rule, which keeps ensembles small).
+
+Pooling is in log space: classifiers average log-probabilities and renormalise
+(``softmax(sum_i w_i log P_i)``, for two classes ``sigmoid(sum_i w_i logit p_i)``);
+regressors average predictions. Caruana and AutoGluon average probabilities; mlcase averages
+their logarithms so that the ensemble's log-odds (margin) is exactly the weighted sum of its
+members' log-odds, so SHAP values in log-odds add up over members (see
+:mod:`mlcase.explain`) and the single-row fast path replays the same sum.
+
+:func:`select` decides whether an ensemble is worth serving: the weights are cross-fitted
+(chosen on the other folds' rows, applied to each fold's rows) so its CV loss is not flattered
+by its own fitting, and it is kept only when its gain over the best single model exceeds
+:data:`NOISE_Z` standard errors of the paired per-row difference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+ENSEMBLE_SIZE = 25
+NOISE_Z = 2.0           # the gain must exceed this many standard errors of the paired row differences
+EPS = 1e-15
+MAX_MEMBERS = 12        # candidate models offered to the selection
+PER_FAMILY = 3          # at most this many configurations of one family are offered
+
+
+# --------------------------------------------------------------------------- pooling
+def pool_proba(probas: list[np.ndarray], weights) -> np.ndarray:
+    """``softmax(sum_i w_i log P_i)`` row by row (each ``P_i`` of shape (n, k), weights summing to 1)."""
+    w = np.asarray(weights, dtype="float64")
+    z = sum(wi * np.log(np.clip(np.asarray(P, dtype="float64"), EPS, 1.0)) for wi, P in zip(w, probas, strict=True))
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def pool_scores(task: str, scores: list[np.ndarray], weights) -> np.ndarray:
+    """Pool scores as :meth:`mlcase.bundle.ModelBundle.scores` returns them (binary: P(positive))."""
+    if task == "regression":
+        return sum(float(w) * np.asarray(s, dtype="float64") for w, s in zip(weights, scores, strict=True))
+    if task == "binary":
+        probas = [np.column_stack([1 - np.asarray(s, dtype="float64"), np.asarray(s, dtype="float64")])
+                  for s in scores]
+        return pool_proba(probas, weights)[:, 1]
+    return pool_proba(scores, weights)
+
+
+# --------------------------------------------------------------------------- selection
+def _to_space(task: str, s: np.ndarray) -> np.ndarray:
+    """Scores in the pooling space: log-probabilities (classification) or predictions (regression)."""
+    s = np.asarray(s, dtype="float64")
+    if task == "regression":
+        return s
+    if task == "binary":
+        s = np.column_stack([1 - s, s])
+    return np.log(np.clip(s, EPS, 1.0))
+
+
+def _from_space(task: str, z: np.ndarray) -> np.ndarray:
+    if task == "regression":
+        return z
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    p = e / e.sum(axis=1, keepdims=True)
+    return p[:, 1] if task == "binary" else p
+
+
+def caruana(preds: list[np.ndarray], y: np.ndarray, task: str, row_loss, size: int = ENSEMBLE_SIZE) -> np.ndarray:
+    """Greedy selection with replacement; returns one weight per model (shares of the picks).
+
+    Parameters
+    ----------
+    preds : list of ndarray
+        Each model's out-of-fold scores on the same rows.
+    y : ndarray
+    task : str
+    row_loss : callable
+        ``row_loss(y, scores) -> per-row losses`` (lower is better).
+    """
+    m = len(preds)
+    if m == 1:
+        return np.ones(1)
+    space = [_to_space(task, p) for p in preds]
+    counts = np.zeros(m)
+    total = np.zeros_like(space[0])
+    best_loss, best_counts = np.inf, None
+    for t in range(size):
+        losses = np.array([float(np.mean(row_loss(y, _from_space(task, (total + L) / (t + 1))))) for L in space])
+        ties = np.flatnonzero(np.isclose(losses, losses.min(), rtol=1e-12, atol=0))
+        used = [j for j in ties if counts[j] > 0]
+        pick = used[0] if used else ties[0]
+        counts[pick] += 1
+        total += space[pick]
+        if losses[pick] < best_loss - 1e-12:
+            best_loss, best_counts = losses[pick], counts.copy()
+    return best_counts / best_counts.sum()
+
+
+def select(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[np.ndarray],
+           finish=None) -> dict:
+    """Cross-fitted ensemble selection over ``members`` (dicts with ``name`` and ``oof`` on the same rows).
+
+    Parameters
+    ----------
+    members : list of dict
+        Candidate models, best first: ``{"name": ..., "oof": scores on the rows}``.
+    y : ndarray
+        Targets of the rows.
+    task : str
+    row_loss : callable
+        Per-row loss (log loss, or squared error for regression).
+    folds : list of ndarray
+        Row positions of each fold: the weights used on a fold are chosen on the other folds.
+    finish : callable, optional
+        ``finish(mean_row_loss) -> score`` (e.g. the square root for RMSE).
+
+    Returns
+    -------
+    dict
+        ``weights`` (name -> weight, chosen on all rows), ``cv_loss`` (cross-fitted),
+        ``single`` (the best single member and its loss), ``gain``, ``noise`` (standard error
+        of the paired per-row difference), ``z``, ``worth`` (bool) and ``reason``.
+    """
+    finish = finish or (lambda v: v)
+    preds = [np.asarray(m["oof"]) for m in members]
+    names = [m["name"] for m in members]
+    single_losses = [float(np.mean(row_loss(y, p))) for p in preds]
+    best = int(np.argmin(single_losses))
+    weights = caruana(preds, y, task, row_loss)
+    crossfit = np.empty_like(preds[0], dtype="float64")
+    for idx in folds:
+        rest = np.setdiff1d(np.arange(len(y)), idx, assume_unique=False)
+        w = caruana([p[rest] for p in preds], y[rest], task, row_loss)
+        crossfit[idx] = pool_scores(task, [p[idx] for p in preds], w)
+    ens_rows, single_rows = row_loss(y, crossfit), row_loss(y, preds[best])
+    diff = single_rows - ens_rows
+    gain = float(diff.mean())
+    noise = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
+    used = {n: float(w) for n, w in zip(names, weights, strict=True) if w > 0}
+    out = {"weights": used, "candidates": names, "cv_loss": finish(float(ens_rows.mean())),
+           "single": {"name": names[best], "cv_loss": finish(single_losses[best])},
+           "gain": gain, "noise": noise, "z": gain / noise if noise > 0 else float("inf"),
+           "n_rows": int(len(y)), "crossfit": crossfit}
+    if len(used) < 2:
+        out.update(worth=False, reason=f"one model dominates: the selection put all its weight on {next(iter(used))}")
+    elif gain <= NOISE_Z * noise:
+        out.update(worth=False, reason=(f"its cross-fitted gain over {names[best]} ({gain:.3g} per row) is within "
+                                        f"{NOISE_Z:g} standard errors of the paired difference ({noise:.3g})"))
+    else:
+        out.update(worth=True, reason=(f"cross-fitted gain {gain:.3g} per row over {names[best]}, "
+                                       f"{gain / noise:.1f} standard errors"))
+    return out
+
+
+# --------------------------------------------------------------------------- the estimator
+class _Ensemble(BaseEstimator):
+    """Weighted members; the shared part of :class:`EnsembleClassifier` and :class:`EnsembleRegressor`."""
+
+    def __init__(self, estimators=None, weights=None):
+        self.estimators = estimators
+        self.weights = weights
+
+    def _members(self):
+        if not self.estimators:
+            raise ValueError(f"{type(self).__name__}: estimators is empty; pass a list of (name, estimator) pairs")
+        return [(str(n), e) for n, e in self.estimators]
+
+    def _weights(self, m: int) -> np.ndarray:
+        w = np.ones(m) if self.weights is None else np.asarray(self.weights, dtype="float64")
+        if w.shape != (m,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+            raise ValueError(f"{type(self).__name__}: weights must be {m} non-negative numbers with a positive sum")
+        return w / w.sum()
+
+    def fit(self, X, y):
+        """Fit a clone of every member on ``X, y``."""
+        from sklearn.utils.validation import column_or_1d
+
+        y = column_or_1d(y, warn=True)
+        members = self._members()
+        self.weights_ = self._weights(len(members))
+        self.estimators_ = [clone(e).fit(X, y) for _, e in members]
+        self._finish_fit(X)
+        return self
+
+    @classmethod
+    def from_fitted(cls, estimators, weights):
+        """An ensemble of members already fitted on the same target (their fits are kept as they are)."""
+        obj = cls(estimators=list(estimators), weights=list(weights))
+        members = obj._members()
+        obj.weights_ = obj._weights(len(members))
+        obj.estimators_ = [e for _, e in members]
+        obj._finish_fit(None)
+        return obj
+
+    def _finish_fit(self, X) -> None:
+        first = self.estimators_[0]
+        n = getattr(first, "n_features_in_", None)
+        if n is None and X is not None:
+            n = np.asarray(X).shape[1] if hasattr(X, "shape") else None
+        if n is not None:
+            self.n_features_in_ = int(n)
+        names = getattr(first, "feature_names_in_", None)
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        if hasattr(first, "classes_"):
+            self.classes_ = np.asarray(first.classes_)
+
+    def _check_X(self, X):
+        check_is_fitted(self, "estimators_")
+        n = getattr(self, "n_features_in_", None)
+        shape = getattr(X, "shape", None)
+        if n is not None and shape is not None and len(shape) == 2 and shape[1] != n:
+            raise ValueError(f"X has {shape[1]} features, but {type(self).__name__} is expecting {n} features as input")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        first = (self.estimators or [(None, None)])[0][1]
+        if first is not None:
+            inner = first.__sklearn_tags__()
+            tags.input_tags.allow_nan = inner.input_tags.allow_nan
+            tags.input_tags.sparse = inner.input_tags.sparse
+        return tags
+
+
+class EnsembleClassifier(ClassifierMixin, _Ensemble):
+    """Weighted log-probability pooling of fitted classifiers: ``softmax(sum_i w_i log P_i(x))``.
+
+    Parameters
+    ----------
+    estimators : list of (str, estimator)
+        Members; all predict the same classes.
+    weights : list of float, optional
+        Non-negative, normalised to sum to 1 (equal when omitted).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> X, y = [[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]
+    >>> ens = EnsembleClassifier([("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=1))],
+    ...                          weights=[0.5, 0.5]).fit(X, y)
+    >>> ens.predict([[0.0], [3.0]]).tolist()
+    [0, 1]
+    """
+
+    def predict_proba(self, X):
+        self._check_X(X)
+        probas = [self._aligned(e, X) for e in self.estimators_]
+        if len(self.classes_) == 2:  # from P(second class) alone, as the single-row fast path pools them
+            p = pool_scores("binary", [P[:, 1] for P in probas], self.weights_)
+            return np.column_stack([1 - p, p])
+        return pool_proba(probas, self.weights_)
+
+    def _aligned(self, est, X) -> np.ndarray:
+        P = np.asarray(est.predict_proba(X), dtype="float64")
+        own = np.asarray(est.classes_)
+        if len(own) == len(self.classes_) and np.array_equal(own, self.classes_):
+            return P
+        out = np.zeros((P.shape[0], len(self.classes_)))
+        for j, c in enumerate(own):
+            out[:, np.flatnonzero(self.classes_ == c)[0]] = P[:, j]
+        return out
+
+    def predict(self, X):
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+class EnsembleRegressor(RegressorMixin, _Ensemble):
+    """Weighted average of fitted regressors' predictions.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LinearRegression
+    >>> ens = EnsembleRegressor([("a", LinearRegression()), ("b", LinearRegression())]).fit([[0.0], [1.0]], [0.0, 2.0])
+    >>> ens.predict([[2.0]]).round(6).tolist()
+    [4.0]
+    """
+
+    def predict(self, X):
+        self._check_X(X)
+        return sum(w * np.asarray(e.predict(X), dtype="float64") for w, e in zip(self.weights_, self.estimators_,
+                                                                               strict=True))
+
+
+def is_ensemble(model) -> bool:
+    return isinstance(model, _Ensemble)
+
+
+def make_ensemble(task: str, members: list[tuple[str, object]], weights) -> _Ensemble:
+    cls = EnsembleRegressor if task == "regression" else EnsembleClassifier
+    return cls.from_fitted(members, weights)

@@ -1,0 +1,130 @@
+"""The time box: one wall-clock budget for the whole bake-off, and the clock every fit checks.
+
+The search may go on while the time left exceeds what the final steps will need (the
+``reserve``: refitting the best model found so far and its ensemble members, measuring them,
+writing the leaderboard), estimated from the fits already timed. Every trial carries a deadline:
+boosting stops at it through a callback and forests grow in chunks that check the clock (see
+:func:`mlcase.candidates.fit_with_deadline`). Nothing is fitted past ``budget * HARD_SHARE``;
+the bake-off therefore ends within 10% of its budget, as long as the baselines themselves fit
+in it: they always run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from ..errors import SpecError
+
+HARD_SHARE = 1.1        # nothing is fitted past budget * HARD_SHARE
+MIN_RESERVE_S = 0.3     # the final steps' fixed cost (leaderboard, latency measures)
+
+
+def parse_budget(budget) -> float:
+    """Seconds from a number or a duration (``"90s"``, ``"2m"``); a bad value is a :class:`SpecError`."""
+    from ..spec import parse_duration
+
+    try:
+        seconds = parse_duration(budget)
+    except ValueError as exc:
+        raise SpecError(f"budget: {exc}", "give a duration such as 90s, 2m or 1h") from None
+    if seconds <= 0:
+        raise SpecError(f"budget: expected a positive duration, got {budget!r}", "give a duration such as 90s or 2m")
+    return seconds
+
+
+@dataclass
+class TimeBox:
+    """The bake-off's clock (``time.monotonic`` seconds).
+
+    Examples
+    --------
+    >>> box = TimeBox(t0=0.0, budget=60.0)
+    >>> box.end, box.hard_end
+    (60.0, 66.0)
+    """
+
+    t0: float
+    budget: float
+    reserve: float = MIN_RESERVE_S
+
+    @property
+    def end(self) -> float:
+        return self.t0 + self.budget
+
+    @property
+    def hard_end(self) -> float:
+        return self.t0 + HARD_SHARE * self.budget
+
+    @property
+    def search_end(self) -> float:
+        """When the search must stop so that the final steps fit in the budget."""
+        return self.end - self.reserve
+
+    def left(self, now: float | None = None) -> float:
+        """Seconds of search time left."""
+        return self.search_end - (time.monotonic() if now is None else now)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+
+class PeakMemory:
+    """Peak resident memory above the starting point while the block runs (sampled every 5 ms)."""
+
+    def __enter__(self):
+        import psutil
+
+        self._proc = psutil.Process()
+        self.start = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+        self.mb = max(0.0, (self.peak - self.start) / 2**20)
+        return False
+
+
+class Progress:
+    """Rich progress: family, trial, best so far, time left. Silent when ``console`` is None."""
+
+    def __init__(self, console, budget: float, t0: float):
+        self._p = None
+        if console is None:
+            return
+        from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+        from rich.text import Text
+
+        end = t0 + budget
+
+        class Left(ProgressColumn):
+            def render(self, task):
+                return Text(f"{max(0.0, end - time.monotonic()):5.1f}s left", style="cyan")
+
+        self._p = Progress(TextColumn("[bold]bake-off[/]"), BarColumn(bar_width=24), Left(),
+                           TextColumn("{task.description}"), console=console, transient=False,
+                           refresh_per_second=4)
+        self._t0, self._budget = t0, budget
+        self._task = self._p.add_task("starting", total=budget)
+        self._p.start()
+
+    def update(self, text: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, description=text,
+                           completed=min(self._budget, time.monotonic() - self._t0))
+
+    def stop(self) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=self._budget)
+            self._p.stop()
+            self._p = None

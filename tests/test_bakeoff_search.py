@@ -1,0 +1,155 @@
+"""The bake-off's search on planted truths: time goes where it pays, ensembles only where they help,
+and a million rows still get every family scored within 60 seconds."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase.bakeoff import run_bakeoff
+from mlcase.data import prepare
+from tests.test_bakeoff import make_case
+
+pytestmark = pytest.mark.slow
+
+
+def interaction_only(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Positive when sign(x0) == sign(x1): trees find it, a linear model cannot."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8))
+    logit = 4.0 * np.sign(x[:, 0]) * np.sign(x[:, 1]) + 0.5 * x[:, 2]
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    df = pd.DataFrame(x, columns=[f"x{i}" for i in range(8)])
+    df["label"] = np.where(y, "yes", "no")
+    return df
+
+
+def linear_and_interaction(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """A weak effect of ten columns (linear models get it right) plus a step interaction (trees do)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12))
+    logit = 0.35 * x[:, 2:12].sum(axis=1) + 2.0 * ((x[:, 0] > 0) & (x[:, 1] > 0)) - 1
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    df = pd.DataFrame(x, columns=[f"x{i}" for i in range(12)])
+    df["label"] = np.where(y, "yes", "no")
+    return df
+
+
+@pytest.fixture(scope="module")
+def dominated(tmp_path_factory):
+    case = make_case(tmp_path_factory.mktemp("alloc"), interaction_only(1500), "label", name="alloc",
+                     candidates=["logistic", "random_forest", "lightgbm"], split={"cv_folds": 3})
+    ds = prepare(case)
+    t = time.monotonic()
+    res = run_bakeoff(case, ds, budget=20, quiet=True)
+    return ds, res, time.monotonic() - t
+
+
+def test_allocation_gives_the_clearly_better_family_most_of_the_time(dominated):
+    ds, res, wall = dominated
+    fam = res.families
+    rows = {r["name"]: r for r in res.leaderboard}
+    assert rows["lightgbm"]["cv_mean"] < 0.5 * rows["logistic"]["cv_mean"]   # clearly better
+    assert fam["lightgbm"]["share_of_search"] > 0.5, fam
+    assert fam["lightgbm"]["search_s"] > max(fam["logistic"]["search_s"], fam["random_forest"]["search_s"])
+    # the linear family is stopped as dominated, and the leaderboard says why
+    assert fam["logistic"]["stopped"] and fam["logistic"]["stopped"].startswith("dominated")
+    assert "dominated" in rows["logistic"]["note"]
+    assert wall <= 20 * 1.1 + 2.0, (wall, res.phases)
+
+
+def test_an_ensemble_is_refused_where_one_model_dominates(tmp_path):
+    # one configuration per family: a linear model has nothing to add to boosting on an interaction
+    case = make_case(tmp_path, interaction_only(2000), "label", name="dominated",
+                     candidates=["logistic", "lightgbm"], split={"cv_folds": 3})
+    res = run_bakeoff(case, prepare(case), budget=60, quiet=True, max_trials=1)
+    ens = res.ensemble
+    assert ens and not ens["kept"] and res.candidate == "lightgbm"
+    assert ens["single"]["name"] == "lightgbm:0"
+    assert ens["gain"] <= 2 * ens["noise"] or len(ens["weights"]) == 1   # no gain beyond its noise
+    row = next(r for r in res.leaderboard if r["name"] == "ensemble")
+    assert row["note"].startswith("not kept:") and "the single model stands" in row["note"]
+    assert "ensemble" not in res.bundles
+
+
+def test_an_ensemble_is_chosen_where_members_are_complementary(tmp_path):
+    from sklearn.metrics import log_loss
+
+    from mlcase.bakeoff.ensemble import EnsembleClassifier
+    from mlcase.evaluate import valid_scores
+
+    case = make_case(tmp_path, linear_and_interaction(), "label", name="mixed",
+                     candidates=["logistic", "lightgbm", "hist_gbm"], split={"cv_folds": 3})
+    ds = prepare(case)
+    # two configurations per family, round-robin: no clock in the choices, so the outcome is the same on a
+    # busy machine as on a quiet one
+    res = run_bakeoff(case, ds, budget=60, quiet=True, max_trials=2)
+    ens = res.ensemble
+    assert res.candidate == "ensemble" and ens["kept"], (ens, res.leaderboard)
+    assert len(ens["weights"]) >= 2 and ens["gain"] > 2 * ens["noise"] > 0
+    bundle = res.candidate_bundle
+    assert isinstance(bundle.model, EnsembleClassifier)
+    assert len(bundle.model.estimators_) == len(ens["weights"])
+    # its validation scores are the cross-fitted ensemble's, not the refitted members' own
+    v = valid_scores(bundle, ds)
+    assert v.shape == (len(ds.split.valid),) and np.max(np.abs(v - bundle.scores(ds.X_valid))) > 1e-4
+    rows = {r["name"]: r for r in res.leaderboard}
+    assert rows["ensemble"]["cv_mean"] < min(rows[f]["cv_mean"] for f in ("logistic", "lightgbm", "hist_gbm"))
+    # on the untouched test rows it is at least as good as the best single family refitted the same way
+    test_loss = log_loss(ds.y_test, bundle.scores(ds.X_test))
+    singles = [log_loss(ds.y_test, b.scores(ds.X_test)) for n, b in res.bundles.items()
+               if b.role == "candidate" and n != "ensemble"]
+    assert test_loss <= min(singles) + 0.01
+
+
+def _million_rows(n: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 18))
+    region = rng.choice(np.array(["north", "south", "east", "west"]), n)
+    tier = rng.choice(np.array(["basic", "plus", "pro"]), n)
+    logit = -1.0 + 1.5 * np.sign(X[:, 0]) * np.sign(X[:, 1]) + 0.5 * X[:, 2] + 0.3 * (region == "south")
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(18)])
+    df["region"], df["tier"], df["label"] = region, tier, np.where(y, "yes", "no")
+    return df
+
+
+def test_a_million_rows_in_60s_scores_every_family_and_a_boosted_champion_beats_logistic(tmp_path):
+    from mlcase.decision import decide
+    from mlcase.evaluate import evaluate, value_ceiling
+
+    (tmp_path / "c").mkdir()
+    _million_rows().to_parquet(tmp_path / "c" / "data.parquet", index=False)
+    from mlcase.case import case_from_spec
+
+    case = case_from_spec({"name": "big", "decision": "act on the row", "task": "binary",
+                           "data": {"source": "data.parquet", "target": "label", "positive": "yes"},
+                           "costs": {"false_negative": 5, "false_positive": 1, "true_positive": 1},
+                           "split": {"test_size": 0.05, "valid_size": 0.05},
+                           "evaluation": {"bootstrap": 200, "calibrate": "none"}}, tmp_path / "c")
+    ds = prepare(case)
+    t = time.monotonic()
+    res = run_bakeoff(case, ds, budget=60, quiet=True)
+    wall = time.monotonic() - t
+    assert wall <= 60 * 1.1 + 3.0, (wall, res.phases)
+    assert res.plan["mode"] == "holdout" and res.plan["sizes"][0] == 10_000
+    rows = {r["name"]: r for r in res.leaderboard}
+    for fam in ("logistic", "hist_gbm", "lightgbm", "xgboost"):  # every family's defaults were scored
+        assert rows[fam]["cv_mean"] is not None and res.families[fam]["complete"] >= 1, (fam, rows[fam])
+    # the promising families moved on to bigger samples (successive halving on rows)
+    assert max(t["rows"] for t in res.trials) >= 40_000
+    boosted = {"hist_gbm", "lightgbm", "xgboost"}
+    cand = res.candidate_bundle
+    members = cand.params.get("members") or [res.candidate]
+    assert {m.split(":")[0] for m in members} <= boosted, members
+    ev = evaluate(case, ds, res.bundles, res.candidate)
+    assert ev["best_baseline"] == "linear"
+    lift = ev["lift"]
+    assert lift["metric"]["name"] == "log_loss" and lift["metric"]["ci_low"] > 0   # beats logistic on log loss
+    assert lift["money_per_decision"]["ci_low"] > 0                                  # and on money
+    verdict = decide(case, value_ceiling(case, ds), ev)
+    assert verdict.verdict == "GO" and verdict.champion == res.candidate
+    res.wait_tracking(timeout=60)

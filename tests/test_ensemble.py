@@ -1,0 +1,152 @@
+"""The bake-off's ensemble: Caruana selection, and the estimator served through every path
+(fast path, SHAP, calibration, skops bundles), on real pipelines fitted on Telco churn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase.bakeoff import ensemble as E
+from mlcase.bakeoff.scoring import binary_row_loss
+from mlcase.bundle import ModelBundle
+from tests.serving_case import make_case, records
+
+
+# --------------------------------------------------------------------------- selection on known truth
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def test_selection_keeps_an_ensemble_of_complementary_models_and_refuses_a_dominated_one():
+    rng = np.random.default_rng(0)
+    n = 4000
+    truth = rng.normal(scale=2.0, size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-truth))).astype(int)
+    folds = np.array_split(rng.permutation(n), 5)
+    # two models that each see the truth through their own independent noise: their average is better
+    a = 1 / (1 + np.exp(-(truth + rng.normal(scale=1.0, size=n))))
+    b = 1 / (1 + np.exp(-(truth + rng.normal(scale=1.0, size=n))))
+    sel = E.select([{"name": "a", "oof": a}, {"name": "b", "oof": b}], y, "binary", binary_row_loss, folds)
+    assert sel["worth"] and set(sel["weights"]) == {"a", "b"}
+    assert abs(sel["weights"]["a"] - 0.5) < 0.2
+    assert sel["gain"] > E.NOISE_Z * sel["noise"] > 0
+    assert sel["cv_loss"] < sel["single"]["cv_loss"]
+    # the cross-fitted loss is the honest one: weights chosen on all rows would flatter it
+    pooled = E.pool_scores("binary", [a, b], [sel["weights"]["a"], sel["weights"]["b"]])
+    assert float(binary_row_loss(y, pooled).mean()) <= sel["cv_loss"] + 1e-12
+    # a model that only adds noise to the truth the first one already has: all weight on the first
+    c = 1 / (1 + np.exp(-truth))
+    d = 1 / (1 + np.exp(-(truth + rng.normal(scale=2.0, size=n))))
+    sel = E.select([{"name": "c", "oof": c}, {"name": "d", "oof": d}], y, "binary", binary_row_loss, folds)
+    assert not sel["worth"] and sel["weights"] == {"c": 1.0}
+    assert sel["reason"].startswith("one model dominates")
+
+
+def test_pooling_is_in_log_space_for_classifiers_and_linear_for_regressors():
+    p1, p2 = np.array([0.9, 0.2]), np.array([0.6, 0.5])
+    pooled = E.pool_scores("binary", [p1, p2], [0.25, 0.75])
+    np.testing.assert_allclose(_logit(pooled), 0.25 * _logit(p1) + 0.75 * _logit(p2), rtol=1e-12)
+    P1 = np.array([[0.7, 0.2, 0.1]])
+    P2 = np.array([[0.2, 0.5, 0.3]])
+    P = E.pool_scores("multiclass", [P1, P2], [0.5, 0.5])
+    expected = np.sqrt(P1 * P2) / np.sqrt(P1 * P2).sum()
+    np.testing.assert_allclose(P, expected, rtol=1e-12)
+    np.testing.assert_allclose(E.pool_scores("regression", [np.array([1.0]), np.array([3.0])], [0.5, 0.5]), [2.0])
+
+
+# --------------------------------------------------------------------------- the estimator on real pipelines
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory):
+    from mlcase.candidates import build_pipeline, column_groups, fit_with_deadline
+
+    case, ds = make_case(tmp_path_factory.mktemp("ensemble") / "churn", n=2500)
+    schema = ds.schema.to_dict()
+    groups = column_groups(ds.X_train, schema)
+    members = []
+    for fam in ("logistic", "lightgbm", "xgboost", "hist_gbm"):
+        pipe = build_pipeline(fam, "binary", groups, {"n_estimators": 60, "max_iter": 60}, seed=0)
+        fit_with_deadline(pipe, ds.X_train, ds.y_train)
+        members.append((fam, pipe))
+    ens = E.make_ensemble("binary", members, [0.4, 0.3, 0.2, 0.1])
+    bundle = ModelBundle(model=ens, name="ensemble", role="candidate", task="binary", features=list(ds.features),
+                         schema=schema, classes=ds.classes, positive=ds.positive)
+    return case, ds, ens, bundle
+
+
+def test_ensemble_fast_path_equals_its_pipeline_and_a_calibrated_one_falls_through(churn):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    from mlcase.serve.fallback import Tier
+    from mlcase.serve.fastpath import TOLERANCE, compile_fastpath
+    from mlcase.serve.schema import RecordSpec
+
+    _, ds, ens, bundle = churn
+    spec = RecordSpec(ds.schema.to_dict(), ds.features)
+    recs = records(ds)
+    fast = compile_fastpath(ens, ds.features, spec, "binary")
+    assert fast is not None and fast.kind.startswith("ensemble of")
+    ref = ens.predict_proba(spec.frame(recs))[:, 1]
+    assert fast.check(recs, ref) <= TOLERANCE
+    # calibrated after the bake-off: served through its pipeline, with the same scores
+    cal = CalibratedClassifierCV(FrozenEstimator(ens), method="sigmoid").fit(ds.X_valid, ds.y_valid)
+    assert compile_fastpath(cal, ds.features, spec, "binary") is None
+    b = ModelBundle(model=cal, name="ensemble", role="candidate", task="binary", features=list(ds.features),
+                    schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive)
+    tier = Tier("model", b)
+    tier.compile(recs[:10])
+    assert tier.fast is None
+    np.testing.assert_allclose(tier.scores(recs[:20]), b.scores(spec.frame(recs[:20])), rtol=1e-12)
+
+
+def test_ensemble_shap_is_the_weighted_sum_of_its_members_and_adds_up(churn):
+    from dataclasses import replace
+
+    from mlcase import explain
+
+    _, ds, ens, bundle = churn
+    X = ds.X_test.head(60)
+    rows = explain.explain_rows(bundle, X, top=3)
+    p = bundle.scores(X)
+    out = np.array([r["output"] for r in rows])
+    # base + contributions == output == the ensemble's own log-odds, row by row (XGBoost sums in float32)
+    assert max(r["sum_check"]["abs_error"] for r in rows) < 1e-5
+    np.testing.assert_allclose(out, _logit(p), atol=1e-5)
+    assert rows[0]["output_space"] == "log_odds" and "weighted ensemble" in rows[0]["explained_model"]
+    # the contributions are the weighted sum of the members' own contributions
+    whole = explain._explain(bundle, X)
+    parts = [explain._explain(replace(bundle, model=m), X) for m in ens.estimators_]
+    np.testing.assert_allclose(whole.values, sum(w * e.values for w, e in zip(ens.weights_, parts, strict=True)),
+                               atol=1e-10)
+    g = explain.explain_global(bundle, ds.X_test, max_rows=100)
+    assert g["additivity_max_error"] < 1e-5
+
+
+def test_ensemble_round_trips_through_a_trusted_skops_bundle(churn, tmp_path):
+    from mlcase import tracking
+
+    _, ds, ens, bundle = churn
+    hashes = tracking.save_bundle(bundle, tmp_path / "b")
+    loaded = tracking.read_bundle(tmp_path / "b", expected=hashes)
+    assert type(loaded.model).__name__ == "EnsembleClassifier"
+    np.testing.assert_allclose(loaded.scores(ds.X_test), bundle.scores(ds.X_test), rtol=1e-12)
+
+
+def test_multiclass_and_regression_ensembles():
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    y = np.select([X["a"] > 0.5, X["b"] > 0], [2, 1], 0)
+    ens = E.EnsembleClassifier([("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=3))],
+                               weights=[2, 1]).fit(X, y)
+    P = ens.predict_proba(X)
+    assert P.shape == (300, 3) and np.allclose(P.sum(axis=1), 1) and list(ens.classes_) == [0, 1, 2]
+    assert (ens.predict(X) == y).mean() > 0.8
+    r = E.EnsembleRegressor([("a", LinearRegression()), ("b", DecisionTreeRegressor(max_depth=2))]).fit(X, X["a"] * 2)
+    expected = 0.5 * r.estimators_[0].predict(X) + 0.5 * r.estimators_[1].predict(X)
+    np.testing.assert_allclose(r.predict(X), expected)
+    with pytest.raises(ValueError, match="weights must be 2 non-negative numbers"):
+        E.EnsembleRegressor([("a", LinearRegression()), ("b", LinearRegression())], weights=[1, -1]).fit(X, X["a"])
