@@ -56,7 +56,7 @@ def _estimator_classes() -> set[str]:
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if (issubclass(cls, BaseEstimator) and cls.__module__.startswith("mlcase.")
-                    and not getattr(cls, "_never_stored", False)):  # e.g. evaluate's score lookups
+                    and not cls.__dict__.get("_never_stored", False)):  # set on the class itself, not inherited
                 found.add(B.type_name(cls))
     return found
 

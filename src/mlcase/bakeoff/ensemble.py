@@ -164,6 +164,8 @@ def select(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[
 class _Ensemble(BaseEstimator):
     """Weighted members; the shared part of :class:`EnsembleClassifier` and :class:`EnsembleRegressor`."""
 
+    _never_stored = True  # an abstract base: bundles hold EnsembleClassifier / EnsembleRegressor
+
     def __init__(self, estimators=None, weights=None):
         self.estimators = estimators
         self.weights = weights

@@ -36,6 +36,8 @@ class _LogitLookup(_ScoresLookup):
     """A lookup that also answers ``decision_function`` as the logit of P(positive), like a binary
     model whose probability is the logistic function of its decision function."""
 
+    _never_stored = True
+
     def decision_function(self, X):
         p = np.clip(self.predict_proba(X)[:, 1], 1e-15, 1 - 1e-15)
         return np.log(p) - np.log1p(-p)
