@@ -31,7 +31,7 @@ False
 from __future__ import annotations
 
 # the check modules register their checks on import; the order of the report is each check's `order`
-from . import assumptions, duplicates, features, labels, leakage, reading, shift, target  # noqa: F401
+from . import assumptions, duplicates, features, labels, leakage, personal, reading, shift, target  # noqa: F401
 from .context import Context, Skip
 from .registry import REGISTRY, register, registered, run_checks
 from .report import CHECKS_VERSION, SEVERITIES, Check, CheckReport
