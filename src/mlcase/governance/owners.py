@@ -67,3 +67,11 @@ def by_owner(alerts: list[dict]) -> dict[str, list[dict]]:
     for a in alerts:
         out.setdefault(a.get("owner") or UNASSIGNED, []).append(a)
     return out
+
+
+def owner_counts(alerts: list[dict]) -> dict[str, dict]:
+    """``{owner: {"n": alerts, "kinds": [...]}}``: who has to act on what."""
+    out: dict[str, dict] = {}
+    for owner, items in by_owner(alerts).items():
+        out[owner] = {"n": len(items), "kinds": list(dict.fromkeys(a["kind"] for a in items))}
+    return out

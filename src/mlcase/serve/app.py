@@ -115,6 +115,8 @@ class State:
         self.router = None          # routing.Router: arms and the audit draw
         self.holdout_rule = None    # the Tier that decides for the holdout arm (None: never act)
         self.unit_field: str | None = None  # data.id: the unit a record is routed by, when it carries it
+        self.policy = None          # governance.policy.LogPolicy: what the log keeps of each column
+        self.freshness = None       # freshness.Freshness: data.freshness limits (None: none set)
 
 
 # --------------------------------------------------------------------------- loading
@@ -122,6 +124,7 @@ def _load_state(settings: ServeSettings) -> State:
     from ..case import load_case
     from ..spec import CaseSpec
     from .fallback import Predictor, Tier, load_chain
+    from .freshness import load_governance
     from .predlog import PredictionLog, resolve_target
 
     st = State()
@@ -151,6 +154,7 @@ def _load_state(settings: ServeSettings) -> State:
         cb = injected.get("challenger") or registry(settings.challenger)
         st.challenger = Tier("challenger", cb, domain_margin=margin, max_unseen=max_unseen)
     _load_routing(st, case, chain)
+    load_governance(st, case, chain)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return st
 
@@ -245,6 +249,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
 
+    from .freshness import prepare_records
     from .review_routes import holdout_answers, units_of
     from .routing import MODEL_ARM, sampling_probability
 
@@ -368,14 +373,17 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                  f"send e.g. {json.dumps(spec.example(), default=str)[:200]}",
                                  issues=[{"record": None, "field": "(body)",
                                           "message": "expected an object or a non-empty array"}])
+        items, staleness, fresh_issues = prepare_records(st, items)
         records, issues = spec.validate_records(items)
+        issues = sorted([*issues, *fresh_issues], key=lambda i: i.record)
         if issues:
             metrics.invalid.inc(len({i.record for i in issues}))
             first = "; ".join(f"record {i.record} field '{i.field}': {i.message}" for i in issues[:3])
             more = f" (and {len(issues) - 3} more)" if len(issues) > 3 else ""
             raise InvalidRequest(f"{len(issues)} invalid field(s): {first}{more}",
                                  "fix the fields named in 'detail'", issues=[i.to_dict() for i in issues])
-        answers = await st.predictor.apredict(records)
+        answers = await st.predictor.apredict(records, skip=None if staleness is None or not st.freshness.fallback
+                                              else [f.stale for f in staleness])
         ids = [uuid.uuid4().hex for _ in records]
         routes = st.router.route(units_of(st, items), ids)
         held = await holdout_answers(st, records, routes)
@@ -394,15 +402,19 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                 d.pop("scores", None)
             audit = route.arm == MODEL_ARM and decision == "auto" and route.audit_draw
             d["arm"], d["audit"] = route.arm, audit
+            if staleness is not None:
+                d["flags"] = {**d["flags"], "stale": list(staleness[k].stale)}
             if explanations is not None:
                 d["explanation"] = explanations[k] if held[k] is None else None
             out.append(d)
             rows.append((rid, _now(), a.model_version, a.model_name, a.tier,
-                         int(a.fallback), a.reason, _dumps(rec), a.score if primary.task != "multiclass" else None,
+                         int(a.fallback), a.reason, _dumps(st.policy.inputs(rec)),
+                         a.score if primary.task != "multiclass" else None,
                          _dumps(a.scores), None if prediction is None else str(prediction), decision,
                          _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k]),
-                         route.arm, route.unit_id, int(audit),
-                         sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision))
+                         route.arm, st.policy.unit(route.unit_id), int(audit),
+                         sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision,
+                         None if staleness is None else _dumps(staleness[k].to_log())))
             metrics.predictions.labels(a.tier, decision).inc()
             metrics.arms.labels(route.arm, "yes" if audit else "no").inc()
             if a.fallback:
@@ -675,6 +687,8 @@ def _models():
         missing: list[str] = Field(default_factory=list, description="Optional features that were missing (imputed)")
         unknown_categories: list[str] = Field(default_factory=list, description="Features with a category unseen in training")
         out_of_range: list[str] = Field(default_factory=list, description="Numbers beyond the margin of the training range")
+        stale: list[str] = Field(default_factory=list, description="Features older than data.freshness allows "
+                                                                   "(from the record's _as_of)")
 
     class PredictionOut(BaseModel):
         request_id: str = Field(description="Quote it in POST /labels")
@@ -754,6 +768,8 @@ def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None
         if p is not None:
             rec = p.primary.spec.record_model().model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(rec.pop("$defs", {}))
+            if settings_state.freshness is not None:  # the features' as-of time, beside them
+                rec.setdefault("properties", {})["_as_of"] = settings_state.freshness.schema()
             comps["Record"] = rec
         else:
             comps["Record"] = {"type": "object", "title": "Record"}

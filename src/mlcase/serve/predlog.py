@@ -42,6 +42,7 @@ PREDICTION_COLUMNS_ADDED = (
     ("sampling_probability", "REAL"),  # P(this row is sent to review): 1 flag/review, audit_share auto, 0 holdout auto
     ("model_decision", "TEXT"),        # what the model decided (differs from decision on the holdout arm)
     ("rule_decision", "TEXT"),         # what today's rule decided, where it was evaluated (the holdout arm)
+    ("freshness", "TEXT"),             # JSON {"age_s": {feature: seconds or null}, "stale": [...]} (data.freshness)
 )
 LABEL_COLUMNS_ADDED = (
     ("channel", "TEXT"),      # how it arrived: api, file:<name>, review:<name>, feedback
@@ -556,4 +557,7 @@ def label_file(case, path: str | Path, url: str | None = None, channel: str | No
                         f"(e.g. {shown})",
                         "use the request_id values the server answered with, or pass --log with the log that "
                         "holds them")
+    from ..governance.stores import register_file
+
+    register_file(case, p, "labels file")  # `mlcase forget` and retention reach it
     return out
