@@ -7,8 +7,9 @@ does not):
 ============== ===================================================================
 e-mail          the WHATWG "valid e-mail address" pattern (what browsers check)
 phone           7-15 digits (9 or more without ``+``) and phone punctuation, valid per
-                Google's libphonenumber (``phonenumbers``), with a ``+`` prefix or
-                as a national number of :data:`PHONE_REGIONS`
+                Google's libphonenumber (``phonenumbers``): with a ``+`` prefix, or as
+                a North American number written with separators, or (when the column's
+                name says phone) as a national number of :data:`PHONE_REGIONS`
 card number     13-19 digits passing the Luhn checksum (``stdnum.luhn``)
 account number  an IBAN with a valid checksum (``stdnum.iban``)
 national id     formats with a checksum or an unambiguous shape (``stdnum``: US SSN
@@ -92,7 +93,7 @@ def _is_email(v: str) -> bool:
     return bool(_EMAIL.match(v))
 
 
-def _is_phone(v: str) -> bool:
+def _is_phone(v: str, regions: tuple = PHONE_REGIONS) -> bool:
     import phonenumbers
 
     if not _PHONE_SHAPE.match(v) or _DATE_SHAPE.match(v):
@@ -100,7 +101,7 @@ def _is_phone(v: str) -> bool:
     digits = sum(ch.isdigit() for ch in v)
     if not (7 if v.startswith("+") else 9) <= digits <= 15:  # 8-digit codes (ring numbers, lot numbers) are
         return False                                          # valid somewhere; a national number has 9 or more
-    for region in ((None,) if v.startswith("+") else PHONE_REGIONS):
+    for region in ((None,) if v.startswith("+") else regions):
         try:
             if phonenumbers.is_valid_number(phonenumbers.parse(v, region)):
                 return True
@@ -149,7 +150,14 @@ def _is_name(v: str) -> bool:
     return bool(_NAME.match(v)) and any(ch.isupper() for ch in v[:1])
 
 
-VALIDATORS = {"email": _is_email, "phone": _is_phone, "card_number": _is_card, "account_number": _is_iban,
+def _is_phone_unhinted(v: str) -> bool:
+    """Without a column name saying phone, only unambiguous numbers count: international (``+``), or written
+    with separators and valid in the North American plan (bird-ring and lot numbers such as ``1705-24645``
+    are valid national numbers of some European plans)."""
+    return _is_phone(v, ("US", "CA")) and (v.startswith("+") or any(ch in v for ch in " -()."))
+
+
+VALIDATORS = {"email": _is_email, "phone": _is_phone_unhinted, "card_number": _is_card, "account_number": _is_iban,
               "national_id": _is_national_id, "person_name": _is_name}
 
 
@@ -180,6 +188,8 @@ def scan_column(name: str, s: pd.Series) -> dict | None:
     words = _words(name)
     hints = {k for k, rx in _HINTS.items() if rx.search(words)}
     validators = dict(VALIDATORS)
+    if "phone" in hints:
+        validators["phone"] = _is_phone
     if _BARE_NAME.match(words):
         hints.add("person_name")
         validators["person_name"] = lambda v: bool(_LAST_FIRST.match(v))
