@@ -425,3 +425,49 @@ def test_deadman_command_exits_1_and_notifies(tmp_path, capsys):
     sent = json.loads((out / "platform_team.json").read_text())
     assert sent["source"] == "deadman" and {a["kind"] for a in sent["alerts"]} == {"no_traffic", "monitoring_gap"}
     assert main(["deadman", str(tmp_path), "--now", "2026-01-05T02:30:00Z", "--no-notify"]) == 0
+
+
+def test_the_sqlalchemy_log_and_a_compacted_parquet_store_are_erased_and_pruned_alike(tmp_path):
+    """The same interface on a SQLAlchemy URL and on a folder of Parquet files (how a compacted log plugs in)."""
+    from mlcase.governance import stores as S
+
+    root = tmp_path / "case"
+    write_spec(root, {"serving": {"retention": "2d"}})
+    case = load_case(root)
+    url = f"sqlite:///{root / 'shared.db'}?timeout=30"  # a URL with a query: the SQLAlchemy backend
+    log = PredictionLog(url)
+    log.write([row(f"r{k}", T0 + k * 3600, ["ana@example.com", "ben@example.com"][k % 2], {"balance": 1.0})
+               for k in range(96)])  # four days, hourly
+    log.add_labels([{"request_id": f"r{k}", "label": "No"} for k in range(96)])
+    log.close()
+    compacted = root / "compacted"
+    (compacted / "date=2026-01-05").mkdir(parents=True)
+    (compacted / "date=2026-01-08").mkdir(parents=True)
+    frame = pd.DataFrame({"request_id": [f"p{k}" for k in range(10)], "ts": [iso(T0 + k * 3600) for k in range(10)],
+                          "unit_id": ["ana@example.com", "ben@example.com"] * 5, "score": 0.1})
+    frame.to_parquet(compacted / "date=2026-01-05" / "part-0.parquet", index=False)
+    frame.assign(ts=[iso(T0 + 3 * DAY + k) for k in range(10)]).to_parquet(
+        compacted / "date=2026-01-08" / "part-0.parquet", index=False)
+
+    def factory(case, target):
+        return [S.ParquetLogStore(compacted)]
+
+    S.register_store(factory)
+    try:
+        receipt = forget(case, "ana@example.com", log=url)
+        by = {s["store"]: s["rows"] for s in receipt["stores"]}
+        assert by == {"compacted log": 10, "prediction log": 48 + 48}
+        assert scan(list(compacted.rglob("*.parquet")), "ana@example.com") == []
+        out = apply_retention(case, log=url, now="2026-01-08T12:00:00Z", dry_run=True)
+        assert out["before"] == "2026-01-06T00:00:00.000000Z"
+        assert {s["store"]: s["rows"] for s in out["stores"]} == {"compacted log": 5, "prediction log": 12 + 12}
+        window = {"window": "2026-01-05T00:00:00Z", "start": "2026-01-05T00:00:00Z", "n": 12}
+        assert S.PredictionLogStore(url).prune(out["before"], archive=[window], window_s=DAY) == 24
+        assert S.ParquetLogStore(compacted).prune(out["before"]) == 5
+        assert not (compacted / "date=2026-01-05" / "part-0.parquet").exists()  # emptied: removed
+        con = sqlite3.connect(root / "shared.db")
+        assert con.execute("SELECT count(*), min(ts) >= '2026-01-06' FROM predictions").fetchone() == (36, 1)
+        assert json.loads(con.execute("SELECT data FROM monitor_archive").fetchone()[0])["n"] == 12
+        con.close()
+    finally:
+        S.STORE_FACTORIES.remove(factory)

@@ -66,21 +66,35 @@ def record_heartbeat(case, now=None, n_rows: int | None = None) -> dict:
 def log_span(case, log: str | None = None) -> tuple[float | None, float | None, float | None]:
     """``(first, last, created)``: the first and last prediction times in the log (epoch seconds), and when
     a SQLite log file was last changed (None for other databases); all None when there is no log."""
-    from ..serve.predlog import open_backend, resolve_target
+    import sqlite3
+
+    from ..serve.predlog import resolve_target
 
     target = resolve_target(case, log)
-    created = None
+    sql = "SELECT min(ts), max(ts) FROM predictions"
     if "://" not in target or (target.startswith("sqlite:///") and "?" not in target):
         path = Path(target.removeprefix("sqlite:///"))
         if not path.is_file():
             return None, None, None
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # read only: never migrate it here
+        try:
+            row = con.execute(sql).fetchone()
+        except sqlite3.OperationalError:  # no predictions table yet
+            row = (None, None)
+        finally:
+            con.close()
         created = path.stat().st_mtime
-    backend = open_backend(target)
-    try:
-        row = backend.read_frame("SELECT min(ts) AS first, max(ts) AS last FROM predictions").iloc[0]
-    finally:
-        backend.close()
-    first, last = (None if v is None or v != v else _epoch(v) for v in (row["first"], row["last"]))
+    else:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(target)
+        try:
+            with engine.connect() as con:
+                row = tuple(con.execute(sa.text(sql)).fetchone())
+        finally:
+            engine.dispose()
+        created = None
+    first, last = (None if v is None else _epoch(v) for v in row)
     return first, last, created
 
 
