@@ -8,7 +8,7 @@ id, a severity (``error`` blocks ``mlcase run``, ``warning`` is reported,
 Each check is one function registered with :func:`register` (see
 :mod:`mlcase.checks.registry`), in a module by theme: :mod:`~.reading` (what reading
 the file changed: duplicate names, infinities, missing-value tokens, mis-decoded text),
-:mod:`~.target`, :mod:`~.features`, :mod:`~.duplicates`, :mod:`~.leakage`,
+:mod:`~.target`, :mod:`~.features`, :mod:`~.personal` (direct identifiers), :mod:`~.duplicates`, :mod:`~.leakage`,
 :mod:`~.labels`, :mod:`~.shift` and :mod:`~.assumptions`. :mod:`~.datasheet` turns the
 data and the findings into the datasheet.
 

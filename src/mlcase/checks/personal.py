@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from .context import Context
@@ -167,11 +168,14 @@ def _text_values(s: pd.Series) -> list[str] | None:
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_datetime64_any_dtype(s):
         return None
     if pd.api.types.is_numeric_dtype(s):
+        if pd.api.types.is_complex_dtype(s):
+            return None
         if not pd.api.types.is_integer_dtype(s):
-            v = s.dropna()
-            if len(v) == 0 or not (v == v.round()).all():
+            v = s.dropna().to_numpy(dtype="float64")
+            v = v[np.isfinite(v)]  # an inf is no identifier (and no integer)
+            if len(v) == 0 or not ((v == np.round(v)).all() and (np.abs(v) < 1e18).all()):
                 return None
-            s = v.astype("int64")
+            return [str(int(x)) for x in v]
         return [str(int(x)) for x in s.dropna()]
     return [str(x).strip() for x in s.dropna() if str(x).strip()]
 
