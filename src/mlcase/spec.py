@@ -69,6 +69,16 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(_duration)]
 
 
+def _positive_duration(value: Any) -> Any:
+    seconds = _duration(value)
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"expected a duration longer than zero, like '30s' or '180d', got {value!r}")
+    return seconds
+
+
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+
+
 def parse_rate(value: Any, what: str = "rate") -> tuple[float, str | None]:
     """Parse ``12000/month`` or ``300/day`` into ``(count, period)``; a bare number has no period."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -139,17 +149,9 @@ class DataSpec(_Model):
     unavailable_at_serving: list[str] = Field(default_factory=list)
     label_delay: Duration | None = None
     include_immature: bool = Field(False, description="Keep rows younger than label_delay in training.")
-    freshness: dict[str, Duration] = Field(
+    freshness: dict[str, PositiveDuration] = Field(
         default_factory=dict, description="How old each feature may be when the decision is made, e.g. "
                                           "{balance: 1d}; a request may carry the features' as-of time in '_as_of'.")
-
-    @field_validator("freshness")
-    @classmethod
-    def _fresh_positive(cls, v):
-        for col, seconds in v.items():
-            if seconds <= 0:
-                raise ValueError(f"freshness of '{col}': expected a positive age like '1d' or '6h', got {seconds!r}")
-        return v
 
     @field_validator("features", mode="before")
     @classmethod
@@ -287,19 +289,12 @@ class ServingSpec(_Model):
         default_factory=dict, description="What the prediction log keeps of each input column (and of data.id, "
                                           "logged as unit_id): raw, hashed (HMAC keyed by MLCASE_LOG_KEY) or drop; "
                                           "default hashed for personal_data, raw for the rest.")
-    retention: Duration | None = Field(
+    retention: PositiveDuration | None = Field(
         None, description="Prediction-log rows older than this are pruned by `mlcase retention` (e.g. 180d); the "
                           "monitoring windows they made are kept as aggregates.")
     on_stale: Literal["flag", "fallback"] = Field(
         "flag", description="A feature older than data.freshness allows: flag it in the answer, or also send the "
                             "record past every tier that reads it (the next fallback tier answers).")
-
-    @field_validator("retention")
-    @classmethod
-    def _retention_positive(cls, v):
-        if v is not None and v <= 0:
-            raise ValueError(f"expected a positive duration such as '180d', got {v!r}")
-        return v
 
     @field_validator("api_key")
     @classmethod
@@ -368,17 +363,10 @@ class MonitoringSpec(_Model):
     notify: list[NotifyCommand] = Field(
         default_factory=list, description="Commands run once per owner with that owner's alerts as JSON on stdin "
                                           "(no shell: a string is split like a shell would, a list is the argv).")
-    notify_timeout: Duration = Field(30.0, description="Time limit of one notify command.")
+    notify_timeout: PositiveDuration = Field(30.0, description="Time limit of one notify command.")
     dead_man_windows: int | None = Field(
         None, ge=1, description="Alert when no prediction arrived, or monitoring did not run, for this many "
                                 "windows (`mlcase deadman`, and `mlcase monitor`).")
-
-    @field_validator("notify_timeout")
-    @classmethod
-    def _timeout_positive(cls, v):
-        if v <= 0:
-            raise ValueError(f"expected a positive duration such as '30s', got {v!r}")
-        return v
 
     @field_validator("alert_owners")
     @classmethod
@@ -627,7 +615,8 @@ def _explain(err: dict) -> tuple[tuple, str]:
         "function-after[_number_or_expression(), union[float,str]]",))))
     # pydantic puts union member names in loc (e.g. 'float', 'str', 'RuleBaseline'); drop them
     loc = tuple(p for p in loc if p not in ("float", "str", "int", "bool", "RuleBaseline", "literal['auto']",
-                                             "function-before[_duration(), float]"))
+                                             "function-before[_duration(), float]",
+                                             "function-before[_positive_duration(), float]"))
     typ, msg, got = err["type"], err["msg"], err.get("input")
     if typ == "extra_forbidden":
         key = loc[-1]

@@ -11,10 +11,8 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from .review import LogOpt
 
-LogOpt = Annotated[str | None, typer.Option(
-    "--log", help="Prediction log (SQLite file or SQLAlchemy URL; default serving.log or <case>/predictions.db).",
-    show_default=False)]
 NowOpt = Annotated[str | None, typer.Option(
     "--now", help="The time to count back from (ISO 8601; default now).", show_default=False)]
 
