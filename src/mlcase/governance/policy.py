@@ -102,13 +102,7 @@ class LogPolicy:
 
     def limits(self, features: list[str]) -> dict[str, str]:
         """What cannot be done for each model input the log does not keep raw, in plain words."""
-        out = {}
-        for f in features:
-            how = self.of(f)
-            if how == HASHED:
-                out[f] = ("hashed in the prediction log (serving.log_inputs): its drift, SHAP reasons, rule verdicts "
-                          "and replay cannot be computed from the log")
-            elif how == DROP:
-                out[f] = ("dropped from the prediction log (serving.log_inputs): its drift, SHAP reasons, rule "
-                          "verdicts and replay cannot be computed from the log")
-        return out
+        what = {HASHED: "hashed in", DROP: "dropped from"}
+        return {f: f"{what[self.of(f)]} the prediction log (serving.log_inputs): its drift, per-row costs, SHAP "
+                   "reasons, rule verdicts and replay cannot be computed from the log"
+                for f in features if self.of(f) in what}

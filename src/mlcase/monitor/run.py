@@ -146,13 +146,6 @@ class _Run:
         self.con.execute(f"SET memory_limit = {_lit(DUCKDB_MEMORY_LIMIT)}")
         self.features = [f for f in bundle.features if f in reference["features"]]
         self.kinds = {f: reference["features"][f]["kind"] for f in self.features}
-        from ..governance.policy import LogPolicy
-
-        # a feature the log keeps hashed or drops cannot be compared with training: say so, do not guess
-        self.not_logged = LogPolicy.from_spec(self.spec).limits(self.features)
-        self.compared = [f for f in self.features if self.kinds[f] != "skipped" and f not in self.not_logged]
-        for f, why in self.not_logged.items():
-            warnings.append({"kind": "not_logged", "feature": f, "message": f"{f} is {why}"})
         self.archive: list[dict] = []  # windows kept after serving.retention pruned their rows
         classes = reference.get("classes") or ([str(c) for c in bundle.classes] if bundle.classes else None)
         self.classes = classes
@@ -161,6 +154,7 @@ class _Run:
         self.target = self.spec.data.target
         # columns besides the features that costs and assumption checks read (extracted from the inputs)
         self.extras = self._extra_columns(bundle.schema or {})
+        self._not_logged(warnings)
         self.col = {f: f"c{i}" for i, f in enumerate(self.features)}
         self.col.update({e: f"e{i}" for i, e in enumerate(self.extras)})
         self.has_time = False
@@ -174,6 +168,22 @@ class _Run:
         self.con.close()
 
     # ------------------------------------------------------------------ columns
+    def _not_logged(self, warnings: list) -> None:
+        """A column the log keeps hashed or drops cannot be compared with training nor priced: say so, do not
+        guess (``serving.log_inputs``)."""
+        from ..governance.policy import LogPolicy
+
+        policy = LogPolicy.from_spec(self.spec)
+        self.not_logged = policy.limits(self.features)
+        self.compared = [f for f in self.features if self.kinds[f] != "skipped" and f not in self.not_logged]
+        for f, why in self.not_logged.items():
+            warnings.append({"kind": "not_logged", "feature": f, "message": f"{f} is {why}"})
+        priced = [c for c in self.extras if policy.of(c) != "raw"]
+        if priced:
+            warnings.append({"kind": "not_logged", "feature": priced[0], "message": f"{', '.join(priced)}: "
+                             "per-row costs and assumption checks that read it see it as missing (the prediction "
+                             "log does not keep it raw)"})
+
     def _extra_columns(self, schema: dict) -> list[str]:
         known = [c["name"] for c in schema.get("columns", [])] or list(self.features)
         known = [c for c in known if c != self.target]
