@@ -471,3 +471,31 @@ def test_the_sqlalchemy_log_and_a_compacted_parquet_store_are_erased_and_pruned_
         con.close()
     finally:
         S.STORE_FACTORIES.remove(factory)
+
+
+def test_the_card_and_the_report_show_personal_data_retention_freshness_and_owners(tmp_path):
+    from mlcase import cards
+    from mlcase.report.sections import governance as section
+    from mlcase.spec import dump_spec
+
+    write_spec(tmp_path, {"personal_data": {"email": "to send the holder the outcome"},
+                          "data": {"source": "data.csv", "target": "default", "positive": "Yes", "id": "email",
+                                   "freshness": {"balance": "1d"}},
+                          "serving": {"retention": "180d", "on_stale": "fallback", "log_inputs": {"income": "drop"}},
+                          "monitoring": {"notify": ["./page.sh"], "dead_man_windows": 3}})
+    case = load_case(tmp_path)
+    card = "\n".join(cards._governance(case, case.spec, {}))
+    for text in ("| `email` | – | to send the holder the outcome | hashed |", "`income` not kept", "**Retention:** 180d",
+                 "`balance` at most 1d old; a stale feature sends the record to the next fallback tier",
+                 "| drift | warehouse team | owners.data |", "| fallback | platform team | owners.serving |",
+                 "| realized cost | credit team | owner |", "`./page.sh`", "after 3 empty window(s) of 1d"):
+        assert text in card, text
+    monitoring = {"alerts_by_owner": {"warehouse team": {"n": 2, "kinds": ["stale_features", "drift"]}},
+                  "notifications": [{"owner": "warehouse team", "ok": True, "error": None}],
+                  "windows": [{"window": "2026-01-05T00:00:00Z", "freshness": {"balance": {
+                      "stale_share": 0.5, "unknown_share": 0.25, "age_p50_s": 90000.0}}}]}
+    spec = yaml.safe_load(dump_spec(case.spec))
+    html = section.build({"case": {"spec": spec}, "monitoring": monitoring})[0].html
+    for text in ("to send the holder the outcome", "income not kept", "rows are kept 180d", "warehouse team",
+                 "stale features, drift", "sent", "Stale features per window"):
+        assert text in html, text

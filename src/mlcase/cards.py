@@ -412,7 +412,7 @@ def _ethics(case, spec, res) -> list[str]:
 def _governance(case, spec, res) -> list[str]:
     """Personal data, what the prediction log keeps and for how long, freshness limits, alert owners."""
     from .formats import duration
-    from .governance.summary import governance_summary
+    from .governance.summary import KEPT, governance_summary
 
     g = governance_summary(spec, ((res.get("checks") or {}).get("stats") or {}).get("personal_data"))
     L = ["## Data protection and operations", ""]
@@ -420,12 +420,12 @@ def _governance(case, spec, res) -> list[str]:
         L += ["Personal data:", ""]
         L += _md_table([{"column": f"`{p['column']}`", "holds": (p["kind"] or "–").replace("_", " "),
                          "purpose": p["purpose"] or f"{TODO} not declared under personal_data",
-                         "prediction log keeps it": p["logged"]} for p in g["personal_data"]])
+                         "prediction log keeps it": p["logged"]} for p in g["personal_data"]]) + [""]
     else:
         L.append("- **Personal data:** none declared under `personal_data`, and the data checks found none.")
     if g["unit_id"] is not None:
-        L.append(f"- **Prediction log:** the unit (`data.id`) is kept {g['unit_id']}"
-                 + ("; " + ", ".join(f"`{c}` {h}" for c, h in g["log_inputs"].items() if c != spec.data.id)
+        L.append(f"- **Prediction log:** the unit (`data.id`) {KEPT[g['unit_id']]}"
+                 + ("; " + ", ".join(f"`{c}` {KEPT[h]}" for c, h in g["log_inputs"].items() if c != spec.data.id)
                     if any(c != spec.data.id for c in g["log_inputs"]) else "")
                  + ". Hashed values are HMAC-SHA256 with a key kept outside the log (`MLCASE_LOG_KEY`).")
     L.append(f"- **Retention:** {duration(g['retention_seconds'])} (`mlcase retention`; monitoring windows are kept "
@@ -439,7 +439,7 @@ def _governance(case, spec, res) -> list[str]:
                  + f"; alert above {_pct(g['max_stale_share'])} stale answers per window.")
     L += ["", "Who owns which alert:", ""]
     L += _md_table([{"alert": a["alert"].replace("_", " "), "owner": a["owner"], "from": a["via"]}
-                    for a in g["alert_owners"]])
+                    for a in g["alert_owners"]]) + [""]
     if g["notify"]:
         L.append("- **Notified through:** " + ", ".join(f"`{n['program']}`" + (f" (for {', '.join(n['owners'])})"
                                                                                if n["owners"] else "")

@@ -4,6 +4,10 @@ retention, freshness limits, and who owns which alert."""
 from __future__ import annotations
 
 
+#: what the prediction log keeps of a column, in words
+KEPT = {"raw": "kept raw", "hashed": "kept hashed", "drop": "not kept"}
+
+
 def governance_summary(spec, found: list[dict] | None = None) -> dict:
     """The governance facts of a case spec (``found``: the ``personal_data`` check's columns, if run)."""
     from .owners import routing_table

@@ -16,7 +16,7 @@ STAGES: tuple[str, ...] = ()  # always built: the spec alone says most of it
 
 def build(results: dict[str, dict]) -> list[Section]:
     from ...formats import duration
-    from ...governance.summary import governance_summary
+    from ...governance.summary import KEPT, governance_summary
     from ...spec import CaseSpec
 
     spec_dict = (results.get("case") or {}).get("spec")
@@ -36,7 +36,8 @@ def build(results: dict[str, dict]) -> list[Section]:
                      "none.</p>")
     facts = []
     if g["unit_id"] is not None:
-        facts.append(f"the unit (<code>data.id</code>) is logged {esc(g['unit_id'])}")
+        facts.append(f"the log has the unit (<code>data.id</code>) {KEPT[g['unit_id']]}")
+    facts += [f"{esc(c)} {KEPT[how]}" for c, how in g["log_inputs"].items() if c != spec.data.id]
     facts.append(f"rows are kept {esc(duration(g['retention_seconds']))} (serving.retention), their monitoring "
                  "windows as aggregates" if g["retention_seconds"] else
                  "no retention period is set: the prediction log grows until someone deletes it")
@@ -48,7 +49,8 @@ def build(results: dict[str, dict]) -> list[Section]:
     if g["dead_man_windows"]:
         facts.append(f"the dead-man's switch fires after {g['dead_man_windows']} empty window(s) of "
                      f"{esc(duration(g['window_seconds']))}")
-    parts.append("<p>" + "; ".join(facts) + ".</p>")
+    text = "; ".join(facts)
+    parts.append("<p>" + text[:1].upper() + text[1:] + ".</p>")
     parts.append("<h3>Who owns which alert</h3>" + table(
         [{"alert": a["alert"].replace("_", " "), "owner": a["owner"], "from": a["via"]} for a in g["alert_owners"]]))
     mon = results.get("monitoring") or {}
