@@ -191,7 +191,7 @@ def test_forget_killed_mid_transaction_leaves_stores_consistent_and_a_rerun_fini
 
 
 def test_forget_killed_between_two_stores_finishes_on_rerun(stores, tmp_path):
-    root, case = stores["root"], stores["case"]
+    root = stores["root"]
     stores["log"].close()
     run_until_failpoint(["forget", str(root), "--subject", "chloe@example.com"], "forget:between-stores", tmp_path)
     assert "chloe@example.com" not in set(pd.read_csv(root / "queue.csv")["unit_id"])  # the first store is done

@@ -3,7 +3,6 @@ retention, freshness limits, and who owns which alert."""
 
 from __future__ import annotations
 
-
 #: what the prediction log keeps of a column, in words
 KEPT = {"raw": "kept raw", "hashed": "kept hashed", "drop": "not kept"}
 
