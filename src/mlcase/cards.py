@@ -85,7 +85,7 @@ def card_markdown(case: Case, res: dict[str, dict]) -> str:
     L += [f"> Written by mlcase {_pkg_version('mlcase')} on {_now()} from the stage results in `.mlcase/`. "
           "Sections marked TODO need a person.", ""]
     for section in (_details, _intended_use, _factors, _metrics, _evaluation_data, _training_data,
-                    _quantitative, _caveats, _ethics):
+                    _quantitative, _caveats, _ethics, _governance):
         L += section(case, spec, res)
         L.append("")
     return "\n".join(L).rstrip() + "\n"
@@ -406,6 +406,47 @@ def _ethics(case, spec, res) -> list[str]:
         L.append("")
         L.append("Sensitive columns named in the spec: " + ", ".join(f"`{s}`" for s in spec.sensitive)
                  + " (see Per-slice results).")
+    return L
+
+
+def _governance(case, spec, res) -> list[str]:
+    """Personal data, what the prediction log keeps and for how long, freshness limits, alert owners."""
+    from .formats import duration
+    from .governance.summary import KEPT, governance_summary
+
+    g = governance_summary(spec, ((res.get("checks") or {}).get("stats") or {}).get("personal_data"))
+    L = ["## Data protection and operations", ""]
+    if g["personal_data"]:
+        L += ["Personal data:", ""]
+        L += _md_table([{"column": f"`{p['column']}`", "holds": (p["kind"] or "–").replace("_", " "),
+                         "purpose": p["purpose"] or f"{TODO} not declared under personal_data",
+                         "prediction log keeps it": p["logged"]} for p in g["personal_data"]]) + [""]
+    else:
+        L.append("- **Personal data:** none declared under `personal_data`, and the data checks found none.")
+    if g["unit_id"] is not None:
+        L.append(f"- **Prediction log:** the unit (`data.id`) {KEPT[g['unit_id']]}"
+                 + ("; " + ", ".join(f"`{c}` {KEPT[h]}" for c, h in g["log_inputs"].items() if c != spec.data.id)
+                    if any(c != spec.data.id for c in g["log_inputs"]) else "")
+                 + ". Hashed values are HMAC-SHA256 with a key kept outside the log (`MLCASE_LOG_KEY`).")
+    L.append(f"- **Retention:** {duration(g['retention_seconds'])} (`mlcase retention`; monitoring windows are kept "
+             "as aggregates)" if g["retention_seconds"] else
+             "- **Retention:** not set: the prediction log is kept until someone deletes it (set `serving.retention`).")
+    if g["freshness"]:
+        L.append("- **Feature freshness:** " + ", ".join(f"`{f}` at most {duration(s)} old" for f, s in
+                                                        g["freshness"].items())
+                 + ("; a stale feature sends the record to the next fallback tier" if g["on_stale"] == "fallback"
+                    else "; a stale feature is flagged in the answer")
+                 + f"; alert above {_pct(g['max_stale_share'])} stale answers per window.")
+    L += ["", "Who owns which alert:", ""]
+    L += _md_table([{"alert": a["alert"].replace("_", " "), "owner": a["owner"], "from": a["via"]}
+                    for a in g["alert_owners"]]) + [""]
+    if g["notify"]:
+        L.append("- **Notified through:** " + ", ".join(f"`{n['program']}`" + (f" (for {', '.join(n['owners'])})"
+                                                                               if n["owners"] else "")
+                                                       for n in g["notify"]))
+    if g["dead_man_windows"]:
+        L.append(f"- **Dead-man's switch:** alerts after {g['dead_man_windows']} empty window(s) of "
+                 f"{duration(g['window_seconds'])} (no prediction, or no monitoring run).")
     return L
 
 

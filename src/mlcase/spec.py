@@ -69,6 +69,16 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(_duration)]
 
 
+def _positive_duration(value: Any) -> Any:
+    seconds = _duration(value)
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"expected a duration longer than zero, like '30s' or '180d', got {value!r}")
+    return seconds
+
+
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+
+
 def parse_rate(value: Any, what: str = "rate") -> tuple[float, str | None]:
     """Parse ``12000/month`` or ``300/day`` into ``(count, period)``; a bare number has no period."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -139,6 +149,9 @@ class DataSpec(_Model):
     unavailable_at_serving: list[str] = Field(default_factory=list)
     label_delay: Duration | None = None
     include_immature: bool = Field(False, description="Keep rows younger than label_delay in training.")
+    freshness: dict[str, PositiveDuration] = Field(
+        default_factory=dict, description="How old each feature may be when the decision is made, e.g. "
+                                          "{balance: 1d}; a request may carry the features' as-of time in '_as_of'.")
 
     @field_validator("features", mode="before")
     @classmethod
@@ -302,6 +315,18 @@ class ServingSpec(_Model):
     reload_every: Duration = Field(5.0, description="How often the server checks the registry's champion and canary "
                                    "aliases (0: never; a pinned --version is never reloaded).")
 
+
+    log_inputs: dict[str, Literal["raw", "hashed", "drop"]] = Field(
+        default_factory=dict, description="What the prediction log keeps of each input column (and of data.id, "
+                                          "logged as unit_id): raw, hashed (HMAC keyed by MLCASE_LOG_KEY) or drop; "
+                                          "default hashed for personal_data, raw for the rest.")
+    retention: PositiveDuration | None = Field(
+        None, description="Prediction-log rows older than this are pruned by `mlcase retention` (e.g. 180d); the "
+                          "monitoring windows they made are kept as aggregates.")
+    on_stale: Literal["flag", "fallback"] = Field(
+        "flag", description="A feature older than data.freshness allows: flag it in the answer, or also send the "
+                            "record past every tier that reads it (the next fallback tier answers).")
+
     @field_validator("api_key")
     @classmethod
     def _no_key_in_yaml(cls, v):
@@ -310,6 +335,46 @@ class ServingSpec(_Model):
                              "shared, and a key in it is no longer secret; remove it, and set the MLCASE_API_KEY "
                              "environment variable or serving.api_key_file (a file kept out of version control)")
         return v
+
+
+def _command(value: Any) -> list[str]:
+    """A notify command as an argv: a list as given, a string split like a POSIX shell would (never run by one)."""
+    import shlex
+
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split the command {value!r} into words ({exc}); check its quotes") from None
+    elif isinstance(value, list) and all(isinstance(a, str) for a in value):
+        argv = list(value)
+    else:
+        raise ValueError(f"expected a command (a string, or a list of its words), got {value!r}")
+    if not argv or not argv[0].strip():
+        raise ValueError("the command is empty; name the program to run")
+    return argv
+
+
+class NotifySpec(_Model):
+    """One notify command, optionally only for some owners."""
+
+    command: list[str] = Field(description="The program and its arguments (a string is split like a shell would).")
+    owners: list[str] | None = Field(None, description="Run it only for these owners (names or owner roles); "
+                                                       "default every owner with alerts.")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv(cls, v):
+        return _command(v)
+
+
+def _notify_entry(value: Any) -> Any:
+    if isinstance(value, (str, list)):
+        return {"command": value}
+    return value
+
+
+NotifyCommand = Annotated[NotifySpec, BeforeValidator(_notify_entry)]
 
 
 class MonitoringSpec(_Model):
@@ -321,6 +386,30 @@ class MonitoringSpec(_Model):
     max_realized_cost: float | None = None
     min_window_rows: int = Field(50, ge=1)
     backlog_windows: int = Field(3, ge=1, description="Alert when the review backlog grows this many windows in a row.")
+    max_stale_share: float = Field(0.05, ge=0, le=1, description="Alert when more of a window's answers than this "
+                                   "share used a feature older than data.freshness allows.")
+    alert_owners: dict[str, str] = Field(
+        default_factory=dict, description="Who owns each alert kind: a key of owners (a role) or a name, e.g. "
+                                          "{drift: data, fallback: serving}; the rest go to their default role.")
+    notify: list[NotifyCommand] = Field(
+        default_factory=list, description="Commands run once per owner with that owner's alerts as JSON on stdin "
+                                          "(no shell: a string is split like a shell would, a list is the argv).")
+    notify_timeout: PositiveDuration = Field(30.0, description="Time limit of one notify command.")
+    dead_man_windows: int | None = Field(
+        None, ge=1, description="Alert when no prediction arrived, or monitoring did not run, for this many "
+                                "windows (`mlcase deadman`, and `mlcase monitor`).")
+
+    @field_validator("alert_owners")
+    @classmethod
+    def _known_alert_kinds(cls, v):
+        from .governance.owners import ALERT_ROLES
+
+        for kind in v:
+            if kind not in ALERT_ROLES:
+                close = difflib.get_close_matches(kind, list(ALERT_ROLES), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"alert kinds: {', '.join(ALERT_ROLES)}"
+                raise ValueError(f"unknown alert kind '{kind}'; {hint}")
+        return v
 
 
 class Guardrails(_Model):
@@ -366,6 +455,32 @@ class BakeoffSpec(_Model):
                                                             "holdout with growing samples instead of k folds.")
 
 
+PERSONAL_KINDS = ("email", "phone", "card_number", "account_number", "national_id", "person_name", "other")
+
+
+class PersonalDatum(_Model):
+    """A column holding personal data, and why the case keeps it."""
+
+    column: str
+    purpose: str = Field(description="Why the case needs this column (shown in the datasheet and the model card).")
+    kind: Literal[PERSONAL_KINDS] | None = Field(None, description="What it holds; default what the checks found.")
+
+    @field_validator("purpose")
+    @classmethod
+    def _purpose_given(cls, v):
+        if not v.strip():
+            raise ValueError("the purpose is empty; say why the case keeps this column (e.g. 'to call the customer')")
+        return v.strip()
+
+
+def _personal_list(value: Any) -> Any:
+    """``{email: purpose, ...}`` is short for ``[{column: email, purpose: ...}, ...]``."""
+    if isinstance(value, dict):
+        return [{"column": k, "purpose": v} if not isinstance(v, dict) else {"column": k, **v}
+                for k, v in value.items()]
+    return value
+
+
 TaskName = Literal["binary", "multiclass", "regression"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
 
@@ -386,6 +501,9 @@ class CaseSpec(_Model):
     data: DataSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
     sensitive: list[str] = Field(default_factory=list)
+    personal_data: Annotated[list[PersonalDatum], BeforeValidator(_personal_list)] = Field(
+        default_factory=list, description="Columns holding personal data (direct identifiers), each with its "
+                                          "purpose; logged hashed by default (serving.log_inputs).")
     costs: Costs = Field(default_factory=Costs)
     constraints: Constraints = Field(default_factory=Constraints)
     compute: Compute = Field(default_factory=Compute)
@@ -437,6 +555,11 @@ class CaseSpec(_Model):
             raise ValueError("split.method is 'group' but data.group names no column; set data.group or use another split")
         if self.task == "regression" and self.split.method == "stratified":
             self.split.method = "random"
+        seen = set()
+        for p in self.personal_data:
+            if p.column in seen:
+                raise ValueError(f"personal_data: '{p.column}' is listed twice; keep one entry with its purpose")
+            seen.add(p.column)
         return self
 
     # convenience -----------------------------------------------------------
@@ -461,7 +584,18 @@ class CaseSpec(_Model):
             out["sensitive"] = list(self.sensitive)
         if self.slices:
             out["slices"] = list(self.slices)
+        if self.personal_data:
+            out["personal_data"] = [p.column for p in self.personal_data]
+        if d.freshness:
+            out["data.freshness"] = list(d.freshness)
+        if self.serving.log_inputs:
+            out["serving.log_inputs"] = list(self.serving.log_inputs)
         return out
+
+    @property
+    def personal_columns(self) -> list[str]:
+        """The columns declared under ``personal_data``."""
+        return [p.column for p in self.personal_data]
 
 
 # --------------------------------------------------------------------------- loading
@@ -553,7 +687,8 @@ def _explain(err: dict) -> tuple[tuple, str]:
         "function-after[_number_or_expression(), union[float,str]]",))))
     # pydantic puts union member names in loc (e.g. 'float', 'str', 'RuleBaseline'); drop them
     loc = tuple(p for p in loc if p not in ("float", "str", "int", "bool", "RuleBaseline", "literal['auto']",
-                                             "function-before[_duration(), float]"))
+                                             "function-before[_duration(), float]",
+                                             "function-before[_positive_duration(), float]"))
     typ, msg, got = err["type"], err["msg"], err.get("input")
     if typ == "extra_forbidden":
         key = loc[-1]
