@@ -43,11 +43,12 @@ def _jac(n, a, b, c):
     return np.column_stack([np.ones_like(t), t, -b * t * np.log(n)])
 
 
-def fit_power_law(n, m, p0=None) -> tuple[np.ndarray, bool]:
+def fit_power_law(n, m, p0=None, sigma=None) -> tuple[np.ndarray, bool]:
     """Least-squares fit of :func:`power_law` to the points; ``(params, ok)`` (flat at the mean when it fails).
 
     ``scipy.optimize.curve_fit`` (trust region, bounds ``b >= 0`` and ``0.05 <= c <= 2``, the
-    analytic Jacobian); ``p0`` starts it (the bootstrap starts from the fit on all rows).
+    analytic Jacobian), each point weighted by its standard error ``sigma`` when given; ``p0``
+    starts it (the bootstrap starts from the fit on all rows).
     """
     from scipy.optimize import curve_fit
 
@@ -60,7 +61,7 @@ def fit_power_law(n, m, p0=None) -> tuple[np.ndarray, bool]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            p, _ = curve_fit(power_law, n, m, p0=p0, bounds=(lo, hi), jac=_jac, maxfev=200)
+            p, _ = curve_fit(power_law, n, m, p0=p0, sigma=sigma, bounds=(lo, hi), jac=_jac, maxfev=200)
         return p, True
     except (RuntimeError, ValueError):
         return np.array([float(np.mean(m)), 0.0, 0.5]), False
@@ -103,9 +104,10 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
         return out
     n = np.array([p["fit_rows"] for p in points])
     C = np.column_stack([p["costs"] for p in points])
-    params, ok = fit_power_law(n, C.mean(axis=0))
+    sigma = C.std(axis=0, ddof=1) / np.sqrt(len(C))
+    params, ok = fit_power_law(n, C.mean(axis=0), sigma=sigma)
     targets = np.array(MULTIPLES) * out["labels_now"]
-    boot = _bootstrap(n, C, targets, seed, params)
+    boot = _bootstrap(n, C, targets, seed, params, sigma)
     out.update(fitted=ok, params={"a": float(params[0]), "b": float(params[1]), "c": float(params[2])},
                extrapolation=[_at(k, t, params, boot[:, i], references, C) for i, (k, t) in
                               enumerate(zip(MULTIPLES, targets, strict=True))])
@@ -115,12 +117,12 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
     return out
 
 
-def _bootstrap(n: np.ndarray, C: np.ndarray, targets: np.ndarray, seed: int, start) -> np.ndarray:
+def _bootstrap(n: np.ndarray, C: np.ndarray, targets: np.ndarray, seed: int, start, sigma) -> np.ndarray:
     """Extrapolations at ``targets`` of the law refitted on resampled rows (the same rows at every point)."""
     means = bootstrap_means([C[:, j] for j in range(C.shape[1])], N_BOOT, seed)
     out = np.full((N_BOOT, len(targets)), np.nan)
     for b in range(N_BOOT):
-        p, ok = fit_power_law(n, means[b], p0=start)
+        p, ok = fit_power_law(n, means[b], p0=start, sigma=sigma)
         out[b] = power_law(targets, *p)
     return out
 
