@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import tasks as T
+from ..bakeoff.core import OOF_FILE  # the bake-off writes it
 from ..case import Case
 from ..errors import NotFoundError, SpecError
 from . import curve as curve_mod
@@ -25,8 +26,6 @@ from .groups import group_value, groups_of
 from .labels import AUDIT_FILE, audit, export_audit
 from .refits import Refits, recipe_of
 from .slices import CANDIDATE, Part, find_weak_slices
-
-from ..bakeoff.core import OOF_FILE  # noqa: E402  (the bake-off writes it)
 
 VALID_FILE = "valid_scores.parquet"
 FLOOR = "model-free"
