@@ -388,6 +388,7 @@ def _ensemble(run: _Run, single: str) -> str | None:
         run.bundles.pop("ensemble", None)
         return None
     entry.note.append(f"kept: {sel['reason']}")
+    entry.oof = _scatter(sel["crossfit"], idx, len(y))  # its cross-fitted scores, kept for the analysis
     info["kept"] = True
     return "ensemble"
 
