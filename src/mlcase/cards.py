@@ -288,6 +288,7 @@ def _quantitative(case, spec, res) -> list[str]:
             L.append(f"- **Latency:** single-row p95 {_num(lat['single_p95_ms'])} ms")
         L.append("")
         L += _slices_md(ev.get("slices") or {})
+    L += _analysis_md(res.get("analysis"), cur)
     L += _conformal_md(res.get("conformal"))
     L += _explain_md(res.get("explain"))
     return L
@@ -317,6 +318,35 @@ def _slices_md(slices: dict) -> list[str]:
             L.append(f"Too few rows to judge: {', '.join(map(str, info['insufficient']))}.")
         L.append("")
     return L
+
+
+def _analysis_md(a: dict | None, cur: str) -> list[str]:
+    """Where the model loses, whether more labels would pay, what each group is worth, which labels look wrong."""
+    L = ["### Where the model loses, and what would help", ""]
+    if not a:
+        return L + [NOT_RUN, ""]
+    sl = a.get("slices") or {}
+    losing = [e for e in sl.get("money") or [] if e.get("loses_money")]
+    L.append(f"- **Weak slices:** {sl.get('scanned')} scanned, {len(sl.get('money') or [])} tried on the test rows "
+             "(Holm-corrected); " + ("none loses money beyond chance" if not losing else "loses money in " + "; ".join(
+                 f"`{e['label']}` ({_money(e['test']['estimate'], cur)} per decision, 95% CI "
+                 f"{_money(e['test']['ci_low'], cur)} to {_money(e['test']['ci_high'], cur)})" for e in losing)))
+    if sl.get("erring"):
+        L.append("- **Errs most (relative to a model-free prediction):** " + ", ".join(f"`{x}`" for x in sl["erring"]))
+    for e in (a.get("learning_curve") or {}).get("extrapolation") or []:
+        if e["multiple"] > 1:
+            L.append(f"- **With {e['multiple']:g}x the labels ({e['labels']:,}):** {_money(e['cost_per_decision'], cur)} "
+                     f"per decision expected (band {_money(e['band'][0], cur)} to {_money(e['band'][1], cur)})")
+    for g in ((a.get("feature_groups") or {}).get("groups") or [])[:5]:
+        w = g.get("worth_per_decision")
+        if w:
+            L.append(f"- **Columns `{g['group']}` are worth** {_money(w['estimate'], cur)} per decision (95% CI "
+                     f"{_money(w['ci_low'], cur)} to {_money(w['ci_high'], cur)})")
+    lb = a.get("labels") or {}
+    if lb.get("file"):
+        L.append(f"- **Label audit:** {lb.get('n_flagged') if lb.get('n_flagged') is not None else 'ranked'} rows look "
+                 f"mislabelled, {lb.get('n_conflicting_pairs')} conflicting near-duplicate pairs (`{Path(lb['file']).name}`)")
+    return L + [""]
 
 
 def _conformal_md(conf: dict | None) -> list[str]:

@@ -129,6 +129,9 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResu
 
     with stage("data"):
         dataset = prepare(case)  # bad input fails here, before anything is written
+        from .analysis import check_spec
+
+        check_spec(case, dataset)
         from .tasks import capacity_share
         from .tracking import client
 
@@ -196,8 +199,11 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResu
     with stage("trust"):
         _trust(case, dataset, candidate, bake, eval_dict)
 
+    with stage("analysis"):
+        analysis = _analysis(case, dataset, bake, eval_dict, budget)
+
     with stage("decision"):
-        verdict = decision_mod.decide(case, ceiling, evaluation)
+        verdict = decision_mod.decide(case, ceiling, evaluation, analysis=analysis)
         results.save(case, "decision", verdict.to_dict())
 
     with stage("registry"):
@@ -273,6 +279,32 @@ def _refit_all(case: Case, dataset, bake, verdict, versions: dict, eval_dict: di
     else:
         moved["by_name"] = {**(versions.get("by_name") or {}), name: info["refit_version"]}
     return {"refit": info, "versions": moved}
+
+
+def _analysis(case: Case, dataset, bake, eval_dict: dict, budget) -> dict | None:
+    """Weak slices, learning curve, feature-group value, label audit (``analysis.enabled``); tracked in MLflow."""
+    from . import analysis, tracking
+    from .bakeoff import parse_budget
+
+    if not case.spec.analysis.enabled:
+        return None
+    cand, base = eval_dict["champion_candidate"], eval_dict["best_baseline"]
+    analysis.save_valid_scores(case, dataset, {"candidate": bake.bundles[cand], "baseline": bake.bundles[base]})
+    seconds = parse_budget(budget if budget is not None else case.overrides.get("budget", case.spec.budget))
+    out = analysis.analyze(case, dataset, bake.bundles, eval_dict, bake.to_dict(), explain=results.load(case, "explain"),
+                           budget_s=seconds)
+    results.save(case, "analysis", out)
+    with tracking.run(case, "analysis", tags=tracking.base_tags(case, dataset.fingerprint, "analysis")):
+        tracking.log_dict(out, "analysis.json")
+        for name in (analysis.OOF_FILE, analysis.VALID_FILE):
+            if (case.work_dir / name).exists():
+                tracking.log_artifact(case.work_dir / name)
+        audit = (out.get("labels") or {}).get("file")
+        if audit:
+            tracking.log_artifact(audit)
+        tracking.log_metrics({"analysis_losing_slices": len((out.get("slices") or {}).get("losing") or []),
+                              "analysis_seconds": out["seconds"]})
+    return out
 
 
 def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:

@@ -481,6 +481,30 @@ def _personal_list(value: Any) -> Any:
     return value
 
 
+class AnalysisSpec(_Model):
+    """``analysis``: where the model loses, whether more labels would pay, which labels look wrong."""
+
+    enabled: bool = Field(True, description="Run the analysis stage after the evaluation (mlcase analyze runs it "
+                                            "on demand either way).")
+    time_share: float = Field(0.25, ge=0, le=4, description="Share of the run's budget the refits (learning "
+                              "curve, feature-group value) may take; 0 skips them.")
+    fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
+                                   description="Shares of the training rows the learning curve is measured at.")
+    bins: int = Field(5, ge=2, le=20, description="Quantile bins a numeric column is cut into for the slice search.")
+    max_slices: int = Field(10, ge=1, le=100, description="Slices tried on the test rows (Holm's correction is "
+                            "over these).")
+    error_ratio: float = Field(1.25, gt=1, description="A slice errs much more when its relative loss is at "
+                               "least this many times the rest's.")
+    label_audit_top: int = Field(50, ge=1, description="Rows of the label audit shown in the report.")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if not v or any(not 0 < f <= 1 for f in v):
+            raise ValueError(f"expected shares in (0, 1] such as [0.25, 0.5, 0.75, 1.0], got {v!r}")
+        return sorted(set(float(f) for f in v))
+
+
 TaskName = Literal["binary", "multiclass", "regression"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
 
@@ -515,6 +539,10 @@ class CaseSpec(_Model):
         "none", description="'all': after the decision, register the champion refitted on every labelled row "
                             "beside the evaluated version (it becomes champion through the same decision).")
     slices: list[str] = Field(default_factory=list)
+    feature_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Named groups of feature columns (e.g. one per data source) whose value "
+                                          "in money per decision the analysis measures; default each column.")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     conformal: ConformalSpec = Field(default_factory=ConformalSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
@@ -590,6 +618,8 @@ class CaseSpec(_Model):
             out["data.freshness"] = list(d.freshness)
         if self.serving.log_inputs:
             out["serving.log_inputs"] = list(self.serving.log_inputs)
+        for g, cols in self.feature_groups.items():
+            out[f"feature_groups.{g}"] = list(cols)
         return out
 
     @property

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["core", "checks", "model", "trust", "serving", "monitoring", "review", "governance", "abtest", "releases",
-           "report"]
+MODULES = ["core", "checks", "model", "trust", "analyze", "serving", "monitoring", "review", "governance", "abtest",
+           "releases", "report"]
 
 
 def register_all(app) -> None:
