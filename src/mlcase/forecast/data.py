@@ -66,6 +66,7 @@ class SeriesData:
     series_col: str | None
     fingerprint: str = ""
     notes: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # every column of the data as read
 
     @property
     def n_series(self) -> int:
@@ -230,6 +231,7 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
                       test_windows=fc.test_windows, target=target, time=d.time, series_col=d.series)
     _fit_windows(data, int(lengths.min()))
     data.fingerprint = fingerprint_frame(out)
+    data.columns = [str(c) for c in df.columns]
     return data
 
 

@@ -64,8 +64,8 @@ def pinball(cv: pd.DataFrame, forecast: np.ndarray, q: float) -> dict:
     from utilsforecast.losses import quantile_loss
 
     df = cv[[ID, DS, Y, "step"]].assign(f=forecast)
-    overall = float(quantile_loss(df[[ID, DS, Y, "f"]], ["f"], q=q)["f"].mean())
-    by_step = [float(quantile_loss(g[[ID, DS, Y, "f"]], ["f"], q=q)["f"].mean())
+    overall = float(quantile_loss(df[[ID, DS, Y, "f"]], {"f": "f"}, q=q)["f"].mean())
+    by_step = [float(quantile_loss(g[[ID, DS, Y, "f"]], {"f": "f"}, q=q)["f"].mean())
                for _, g in df.groupby("step", sort=True)]
     return {"q": float(q), "pinball": overall, "by_step": by_step}
 

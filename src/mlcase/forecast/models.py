@@ -64,7 +64,14 @@ def _future_covariates(history: pd.DataFrame, future: pd.DataFrame | None, h: in
     return out
 
 
-class GlobalForecaster(BaseEstimator):
+class _Forecaster(BaseEstimator):
+    """``predict(history)``: the forecast frame (what MLflow's pyfunc flavour calls)."""
+
+    def predict(self, history: pd.DataFrame) -> pd.DataFrame:
+        return self.forecast(history)
+
+
+class GlobalForecaster(_Forecaster):
     """A regressor on mlforecast features, shared by every series (see the module docstring).
 
     Parameters
@@ -128,7 +135,7 @@ def stats_model(kind: str, season_length: int):
             "auto_arima": lambda: M.AutoARIMA(season_length=m, alias=kind)}[kind]()
 
 
-class LocalForecaster(BaseEstimator):
+class LocalForecaster(_Forecaster):
     """A statsforecast model fitted on each history it forecasts from.
 
     Parameters
@@ -211,7 +218,7 @@ def rule_frame(values: np.ndarray, ds: pd.DatetimeIndex, cut_pos: int, target_po
     return frame
 
 
-class RuleForecaster(BaseEstimator):
+class RuleForecaster(_Forecaster):
     """Today's rule as a SQL expression over ``lag_<k>`` (``k`` steps back), ``step``, calendar parts and the
     known covariates, e.g. ``1.05 * lag_364`` (same day last year plus 5%). A NULL (a lag after the cut-off,
     or before the history) falls back to seasonal naive."""
