@@ -65,6 +65,7 @@ def build_bundle(case, data: SeriesData, bake: ForecastBakeoff, ev: dict, name: 
     model = make_model(case, data, bake, name).fit(data.frame)
     cal = dict(ev["conformal"][name])
     cal["scales"] = mase_scale(data.frame, data.season_length)
+    cal["floor"] = dict(ev["conformal"]["seasonal_naive"])  # the fallback's intervals
     test = ev["models"][name]["test"]
     reference = {"backtest_mase": ev["models"][name]["backtest"]["mase"], "test_mase": test["mase"],
                  "floor_test_mase": ev["models"]["seasonal_naive"]["test"]["mase"],
