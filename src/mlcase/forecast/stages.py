@@ -70,7 +70,8 @@ def build_bundle(case, data: SeriesData, bake: ForecastBakeoff, ev: dict, name: 
     reference = {"backtest_mase": ev["models"][name]["backtest"]["mase"], "test_mase": test["mase"],
                  "floor_test_mase": ev["models"]["seasonal_naive"]["test"]["mase"],
                  "mae_by_step_scaled": test["by_step"]["mase"], "coverage": test["coverage"]["coverage"],
-                 "residual_offsets": cal.get("quantile_offsets")}
+                 "residual_offsets": cal.get("quantile_offsets"),
+                 "residual_deciles": residual_deciles(bake.backtest, name, bake.scale)}
     role = "candidate" if name in bake.families else "baseline"
     return ModelBundle(model=model, name=name, role=role, task="forecast",
                        features=list(data.known) + list(data.past_only),
@@ -78,6 +79,15 @@ def build_bundle(case, data: SeriesData, bake: ForecastBakeoff, ev: dict, name: 
                        reference=reference, metrics={k: test[k] for k in ("mase", "smape", "rmse", "cost_per_point")},
                        params=bake.families.get(name, {}).get("params") or {}, rule=rule_names(case).get(name),
                        case_name=case.name, data_fingerprint=data.fingerprint)
+
+
+def residual_deciles(cv: pd.DataFrame, name: str, scale: dict) -> list[float]:
+    """Deciles of ``name``'s scaled signed residuals on the backtests (monitoring's drift reference)."""
+    import numpy as np
+
+    s = cv[ID].map(scale).to_numpy(dtype=float)
+    r = (cv["y"].to_numpy(dtype=float) - cv[name].to_numpy(dtype=float)) / s
+    return [float(v) for v in np.quantile(r, np.linspace(0.1, 0.9, 9))]
 
 
 def register_forecast(case, data: SeriesData, bake: ForecastBakeoff, ev: dict) -> dict:
