@@ -484,10 +484,9 @@ class CaseSpec(_Model):
             raise ValueError("split.method is 'group' but data.group names no column; set data.group or use another split")
         if self.task == "regression" and self.split.method == "stratified":
             self.split.method = "random"
-        if self.task == "forecast" or self.forecast is not None:
-            from .forecast.spec import check_forecast_spec
+        from .forecast.spec import check_forecast_spec
 
-            check_forecast_spec(self)
+        check_forecast_spec(self)  # a forecast case's fields, and no forecast field in another task
         return self
 
     # convenience -----------------------------------------------------------

@@ -69,11 +69,11 @@ def evaluate_forecast(case, data: SeriesData, bake: ForecastBakeoff) -> tuple[di
     for name in models:
         cal = C.calibrate(bake.backtest, name, bake.scale, alpha)
         offsets = C.quantile_offsets(bake.backtest, name, bake.scale, q)
-        fq = C.quantile_forecast(test, name, scale, offsets)
+        fq = C.quantile_forecast(test, name, bake.scale, offsets)
         cost = unit_costs(test[Y].to_numpy(), fq, under, over)
         point_cost = unit_costs(test[Y].to_numpy(), test[name].to_numpy(), under, over)
         errors[name], costs[name] = scaled_errors(test, name, scale), cost
-        cov = C.coverage(test, name, scale, cal)
+        cov = C.coverage(test, name, bake.scale, cal)  # the scores' scale: the same as calibration's
         pb = pinball(test, fq, q)
         calibrations[name] = {**cal, "quantile_offsets": offsets, "q": q}
         by_step_cost = pd.Series(cost).groupby(test["step"].to_numpy()).mean()
@@ -104,7 +104,8 @@ def evaluate_forecast(case, data: SeriesData, bake: ForecastBakeoff) -> tuple[di
            "backtest_period": {"start": str(bake.backtest[DS].min()), "end": str(bake.backtest[DS].max()),
                                "windows": data.backtest_windows},
            "conformal": calibrations, "samples": samples(data, test, [m for m in (candidate, best_baseline, FLOOR) if m],
-                                                         scale, calibrations),
+                                                         bake.scale, calibrations),
+           "conformal_scale": "each series' MASE scale before the first backtest cut-off (calibration and use alike)",
            "bootstrap": {"draws": int(case.spec.evaluation.bootstrap), "blocks": "series x cut-off"}}
     return out, test
 

@@ -60,11 +60,9 @@ def make_model(case, data: SeriesData, bake: ForecastBakeoff, name: str):
 
 def build_bundle(case, data: SeriesData, bake: ForecastBakeoff, ev: dict, name: str) -> ModelBundle:
     """``name`` fitted on every series' whole history, with its intervals, quantile offsets and test numbers."""
-    from .metrics import mase_scale
-
     model = make_model(case, data, bake, name).fit(data.frame)
     cal = dict(ev["conformal"][name])
-    cal["scales"] = mase_scale(data.frame, data.season_length)
+    cal["scales"] = dict(bake.scale)  # the scale the conformal scores were calibrated with
     cal["floor"] = dict(ev["conformal"]["seasonal_naive"])  # the fallback's intervals
     test = ev["models"][name]["test"]
     reference = {"backtest_mase": ev["models"][name]["backtest"]["mase"], "test_mase": test["mase"],
