@@ -396,7 +396,7 @@ class ForecastSpec(_Model):
     lags: list[int] | None = Field(None, description="Target lags of the learned models (default: 1..season and "
                                    "whole seasons up to a year).")
     input_size: int | None = Field(None, gt=0, description="Steps of history AutoETS/AutoARIMA fit on at each cut-off "
-                                   "(default: about a year).")
+                                   "(default: the last 8 seasons).")
 
     @field_validator("lags")
     @classmethod

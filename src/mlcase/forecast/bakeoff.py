@@ -139,14 +139,13 @@ def rule_names(case) -> dict[str, str]:
     return out
 
 
-def default_input_size(data: SeriesData, given: int | None) -> int | None:
-    """Steps AutoETS/AutoARIMA fit on at each cut-off: the spec's, else about a year (at least 4 seasons)."""
-    from .data import year_of
-
+def default_input_size(data: SeriesData, given: int | None) -> int:
+    """Steps AutoETS/AutoARIMA fit on at each cut-off: the spec's ``forecast.input_size``, else the last 8
+    seasons (at least 3 horizons and 30 steps). Their fit time grows with the history: on the Chicago
+    demo's 82 daily cut-offs AutoETS takes ~30 s on a year of history, ~5 s on 8 weeks (2 shared cores)."""
     if given:
         return int(given)
-    year = year_of(data.freq) or 0
-    return max(year + 1, 4 * data.season_length, 3 * data.horizon) if year else None
+    return max(8 * data.season_length, 3 * data.horizon, 30)
 
 
 def run_forecast_bakeoff(case, data: SeriesData, budget=None, console=None, quiet: bool = False,
