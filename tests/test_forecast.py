@@ -207,3 +207,28 @@ def test_conformal_level_and_infinite_interval():
     assert cal["quantile"] == [None]  # ceil(6 * 0.9) = 6 > 5 scores: no finite 90% interval
     cal = C.calibrate(cv, "m", {"a": 1.0}, alpha=0.2)
     assert cal["quantile"] == [5.0]   # ceil(6 * 0.8) = 5: the largest score
+
+
+# --------------------------------------------------------------------------- bundles
+def test_every_forecaster_round_trips_through_a_signed_bundle(series, tmp_path):
+    """Each forecaster a forecast bundle can hold is saved and read back through the exact allowlist and
+    forecasts the same numbers."""
+    from mlcase.bundle import ModelBundle, read_bundle, save_bundle
+    from mlcase.forecast.models import GlobalForecaster, LocalForecaster, RuleForecaster
+
+    _case, data = series
+    recipe = default_recipe(data)
+    history = data.before_test()
+    future = data.frame[data.frame["ds"] > history["ds"].max()].groupby("unique_id").head(7)
+    models = {"lightgbm": GlobalForecaster(recipe, boosting_model({"n_estimators": 20})),
+              "ridge": GlobalForecaster(recipe, linear_model(recipe)),
+              "seasonal_naive": LocalForecaster("seasonal_naive", 7, "D", 7),
+              "rule": RuleForecaster("1.05 * lag_7 + promo", known=("promo",), season_length=7, freq="D", horizon=7)}
+    for name, model in models.items():
+        model.fit(history)
+        b = ModelBundle(model=model, name=name, role="candidate", task="forecast", features=[], schema={})
+        folder = tmp_path / name
+        loaded = read_bundle(folder, save_bundle(b, folder))
+        before, after = model.forecast(history, future), loaded.model.forecast(history, future)
+        assert len(before) == 7 * 3
+        np.testing.assert_allclose(after["yhat"], before["yhat"], rtol=1e-12)

@@ -67,6 +67,8 @@ def _future_covariates(history: pd.DataFrame, future: pd.DataFrame | None, h: in
 class _Forecaster(BaseEstimator):
     """``predict(history)``: the forecast frame (what MLflow's pyfunc flavour calls)."""
 
+    _never_stored = True  # an abstract base: only its subclasses are saved in bundles
+
     def predict(self, history: pd.DataFrame) -> pd.DataFrame:
         return self.forecast(history)
 
