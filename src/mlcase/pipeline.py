@@ -300,30 +300,19 @@ def _run_forecast(case: Case, budget, force: bool, quiet: bool, console, held) -
         if explained is not None:
             results.save(case, "forecast_explain", explained)
     with stage("decision"):
-        from .decision import apply_decision
         from .forecast.decision import decide_forecast
 
         verdict = decide_forecast(case, ev)
         results.save(case, "decision", verdict.to_dict())
     with stage("registry"):
-        from .forecast.stages import register_forecast
-
-        versions = register_forecast(case, data, bake, ev)
-        moved = apply_decision(case, verdict, versions)
-        out.versions = {**versions, **(moved or {})}
-        results.save(case, "registry", out.versions)
-        with tracking.run(case, "evaluation", tags=tracking.base_tags(case, data.fingerprint, "evaluation")):
-            tracking.log_metrics({f"test_{k}": v for k, v in ev["models"][bake.candidate]["test"].items()
-                                  if isinstance(v, float)} if bake.candidate else {})
-            tracking.log_dict(ev, "forecast_evaluation.json")
-            tracking.log_dict(verdict.to_dict(), "decision.json")
-            tracking.set_tags({"mlcase.decision": verdict.verdict})
+        versions = _forecast_registry(case, data, bake, ev, verdict)
+        out.versions = versions
     with stage("model card"):
         from . import cards
 
         out.card, _html = cards.write_model_card(case)
-        if out.versions.get("champion_version") or versions.get("candidate_version"):
-            cards.log_card(case, out.versions.get("champion_version") or versions.get("candidate_version"))
+        if versions.get("champion_version") or versions.get("candidate_version"):
+            cards.log_card(case, versions.get("champion_version") or versions.get("candidate_version"))
     out.decision, out.reasons, out.champion = verdict.verdict, list(verdict.reasons), verdict.champion
     if bake.candidate:
         test = ev["models"][bake.candidate]["test"]
@@ -331,6 +320,25 @@ def _run_forecast(case: Case, budget, force: bool, quiet: bool, console, held) -
         out.metrics["coverage"] = test["coverage"]["coverage"]
     out.report = _report(case)
     return out
+
+
+def _forecast_registry(case: Case, data, bake, ev: dict, verdict) -> dict:
+    """Register a forecast case's candidate and best baseline, move ``champion`` as decided, track the evaluation."""
+    from . import tracking
+    from .decision import apply_decision
+    from .forecast.stages import register_forecast
+
+    versions = register_forecast(case, data, bake, ev)
+    versions = {**versions, **(apply_decision(case, verdict, versions) or {})}
+    results.save(case, "registry", versions)
+    with tracking.run(case, "evaluation", tags=tracking.base_tags(case, data.fingerprint, "evaluation")):
+        if bake.candidate:
+            tracking.log_metrics({f"test_{k}": v for k, v in ev["models"][bake.candidate]["test"].items()
+                                  if isinstance(v, float)})
+        tracking.log_dict(ev, "forecast_evaluation.json")
+        tracking.log_dict(verdict.to_dict(), "decision.json")
+        tracking.set_tags({"mlcase.decision": verdict.verdict})
+    return versions
 
 
 def _refit_all(case: Case, dataset, bake, verdict, versions: dict, eval_dict: dict) -> dict:

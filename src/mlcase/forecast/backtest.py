@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import DS, ID, Y, SeriesData, drop_last
+from .data import DS, ID, SeriesData, Y, drop_last
 from .features import make_mlforecast, scale_frame, series_scale, steps, with_past_lags
 
 

@@ -209,7 +209,7 @@ def run_forecast_bakeoff(case, data: SeriesData, budget=None, console=None, quie
             best_frames[family] = cv
         say(f"[dim]{family} trial {n}: MASE {loss:.4f} ({took:.1f}s; best {fam['backtest_mase']:.4f})[/dim]")
         n += 1
-    for family, cv in best_frames.items():
+    for cv in best_frames.values():
         result.backtest = merge([result.backtest, cv])
     for family in list(result.families):
         if family not in best_frames:
@@ -225,7 +225,6 @@ def run_forecast_bakeoff(case, data: SeriesData, budget=None, console=None, quie
 def _tell_fixed(study, family: str, params: dict, loss: float) -> None:
     """Tell TPE about a portfolio configuration (its parameters inside the search space)."""
     import optuna
-
     from optuna.distributions import FloatDistribution, IntDistribution
 
     if family == "ridge":

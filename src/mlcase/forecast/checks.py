@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pandas as pd
 
 from ..checks.report import Check, CheckReport
-from .data import ID, Y, SeriesData
+from .data import ID, SeriesData, Y
 
 IDS = ("series_length", "constant_series", "intermittent", "known_covariate_leak", "undeclared_columns")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .bakeoff import ForecastBakeoff, baseline_backtests, default_input_size, regressor
-from .data import DS, ID, Y, SeriesData
+from .data import DS, ID, SeriesData, Y
 
 FLOOR = "seasonal_naive"
 

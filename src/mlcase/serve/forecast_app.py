@@ -26,9 +26,9 @@ API_KEY_ENV = "MLCASE_API_KEY"
 
 def _load(settings):
     """``(case, service, log, notes)``: the champion (or the version asked) and the prediction log."""
+    from .. import tracking
     from ..case import load_case
     from ..forecast.service import ForecastService
-    from .. import tracking
     from .predlog import PredictionLog, resolve_target
 
     case = settings.case if hasattr(settings.case, "spec") else load_case(settings.case)
@@ -64,7 +64,7 @@ def create_forecast_app(settings, state=None):
 
     from ..bounded import JsonTooLarge, load_json
 
-    st: dict = {"ready": False}
+    st: dict = {"ready": False}  # case, service, log, notes, key, max_body (set in lifespan)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -115,22 +115,7 @@ def create_forecast_app(settings, state=None):
                              fix="send a JSON object {series, history, future} or a list of them")
         except JsonTooLarge as exc:
             raise BodyTooLarge(str(exc), "send fewer series per request (serving.max_body_bytes)") from None
-        items = data if isinstance(data, list) else [data]
-        if not items:
-            raise DataError("the request body is an empty list", "send at least one series")
-        service = st["service"]
-        parsed = [service.frames(item, f"request[{i}]" if isinstance(data, list) else "request")
-                  for i, item in enumerate(items)]
-        horizon = [item.get("horizon") if isinstance(item, dict) else None for item in items]
-        answers = []
-        for (history, future, series), h in zip(parsed, horizon, strict=True):
-            if h is not None and (not isinstance(h, int) or isinstance(h, bool)):
-                raise DataError(f"horizon: expected a whole number of steps, got {h!r}", "send e.g. 14")
-            answers.append(await run_in_threadpool(service.answer, history, future, series, h))
-        rows = [_row(a, history) for a, (history, _f, _s) in zip(answers, parsed, strict=True)]
-        await run_in_threadpool(st["log"].write, rows)
-        for a, r in zip(answers, rows, strict=True):
-            a["request_id"] = r[0]
+        answers = await run_in_threadpool(_answer_all, st, data)
         return answers if isinstance(data, list) else answers[0]
 
     @app.get("/health", summary="The process is alive")
@@ -148,6 +133,27 @@ def create_forecast_app(settings, state=None):
                 "notes": st["notes"]}
 
     return app
+
+
+def _answer_all(st: dict, data) -> list[dict]:
+    """Validate every series of a request, forecast each, commit them to the log, then return the answers."""
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise DataError("the request body is an empty list", "send at least one series")
+    service = st["service"]
+    parsed = [service.frames(item, f"request[{i}]" if isinstance(data, list) else "request")
+              for i, item in enumerate(items)]
+    answers = []
+    for (history, future, series), item in zip(parsed, items, strict=True):
+        h = item.get("horizon")
+        if h is not None and (not isinstance(h, int) or isinstance(h, bool)):
+            raise DataError(f"horizon: expected a whole number of steps, got {h!r}", "send e.g. 14")
+        answers.append(service.answer(history, future, series, h))
+    rows = [_row(a, history) for a, (history, _f, _s) in zip(answers, parsed, strict=True)]
+    st["log"].write(rows)  # committed before the answer leaves
+    for a, r in zip(answers, rows, strict=True):
+        a["request_id"] = r[0]
+    return answers
 
 
 def _row(answer: dict, history) -> tuple:

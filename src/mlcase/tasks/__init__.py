@@ -25,6 +25,7 @@ from .binary import (
     cost_curve,
     perfect_cost,
 )
+from .forecast import ForecastTask
 from .multiclass import MulticlassCosts, MulticlassTask, multiclass_cost
 from .regression import (
     RegressionCosts,
@@ -34,8 +35,6 @@ from .regression import (
     regression_cost_of,
     regression_rates,
 )
-
-from .forecast import ForecastTask
 
 TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask(),
                           "forecast": ForecastTask()}
