@@ -118,16 +118,21 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
         return _run(case, budget, force, quiet, console, held)
 
 
-def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResult:
-    from .data import prepare
-    from .lock import take_over
-
+def _start(case: Case, force: bool, quiet: bool, console):
+    """``(console, result, stage timer)`` of a run."""
     if console is None:
         from rich.console import Console
 
         console = Console(stderr=True, quiet=quiet)
     out = RunResult(case=case, forced=force)
-    stage = _Timer(out, console, quiet)
+    return console, out, _Timer(out, console, quiet)
+
+
+def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResult:
+    from .data import prepare
+    from .lock import take_over
+
+    console, out, stage = _start(case, force, quiet, console)
 
     with stage("data"):
         dataset = prepare(case)  # bad input fails here, before anything is written
@@ -257,12 +262,7 @@ def _run_forecast(case: Case, budget, force: bool, quiet: bool, console, held) -
     from .forecast.data import load_series
     from .lock import take_over
 
-    if console is None:
-        from rich.console import Console
-
-        console = Console(stderr=True, quiet=quiet)
-    out = RunResult(case=case, forced=force)
-    stage = _Timer(out, console, quiet)
+    console, out, stage = _start(case, force, quiet, console)
     with stage("data"):
         data = load_series(case)  # bad input fails here, before anything is written
         tracking.client(case)

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from mlcase.cli import main
 
 from ..conftest import EXAMPLES
 from ..serving_case import free_port
+from .test_server import wait_ready
 
 pytestmark = pytest.mark.slow
 VERDICTS = {"GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE"}
@@ -164,15 +164,7 @@ def serving(folder: Path, version: int):
                             stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read()[-2000:])
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the forecast server never became ready"
-            time.sleep(0.2)
+        wait_ready(url, proc)
         with httpx.Client(base_url=url, timeout=60) as client:
             yield client
     finally:
