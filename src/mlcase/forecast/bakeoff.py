@@ -141,8 +141,9 @@ def rule_names(case) -> dict[str, str]:
 
 def default_input_size(data: SeriesData, given: int | None) -> int:
     """Steps AutoETS/AutoARIMA fit on at each cut-off: the spec's ``forecast.input_size``, else the last 8
-    seasons (at least 3 horizons and 30 steps). Their fit time grows with the history: on the Chicago
-    demo's 82 daily cut-offs AutoETS takes ~30 s on a year of history, ~5 s on 8 weeks (2 shared cores)."""
+    seasons (at least 3 horizons and 30 steps). Their fit time grows with the history. Measured on the
+    Chicago demo (82 daily cut-offs, load average ~6 on 2 cores): the bake-off and evaluation stages took
+    50.6 s with a year of history and 20.2 s with 8 weeks; AutoETS's test MASE was 1.244 and 1.271."""
     if given:
         return int(given)
     return max(8 * data.season_length, 3 * data.horizon, 30)

@@ -13,8 +13,10 @@ over the horizon: that would need a Bonferroni level ``alpha / H``).
 
 Why not mlforecast's ``PredictionIntervals``: it takes ``np.quantile`` of the scores per series
 and step without the ``(n + 1)`` correction, which under-covers with the few windows a backtest
-has (with 10 windows a 90% interval covers about 82%, see the closing note), and it refits the
-model on extra windows of its own instead of reusing the backtest's residuals.
+has. Measured (20,000 simulated calibration sets of |N(0, 1)| scores, 90% target): with 10
+windows ``np.quantile`` covers 83.3%, the conformal rank 90.9%; with 20, 86.4% and 90.5%; with
+30, 87.4% and 90.3%. It also refits the model on extra windows of its own instead of reusing
+the backtest's residuals.
 
 The same residuals give the quantile forecast the costs call for: ``yhat + Q_q(residual_h) · scale``
 (:func:`quantile_offsets`), the forecast that minimises ``under``/``over`` costs when ``q`` is
