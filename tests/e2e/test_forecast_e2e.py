@@ -252,3 +252,14 @@ def test_init_drafts_a_forecast_case_that_runs_its_checks(tmp_path):
     assert case.spec.task == "forecast" and case.spec.forecast.freq == "D" and case.spec.forecast.horizon == 14
     assert main(["init", str(tmp_path / "ridership.csv"), "--target", "ridership", "--task", "forecast",
                  "--force"]) == 2   # no --time: one line, exit 2
+
+
+def test_record_commands_refuse_a_forecast_case_in_one_line(demo, capsys):
+    """Commands built for records say so in one line (exit 2); `mlcase check` runs the series checks."""
+    folder, _ = demo
+    assert main(["bakeoff", str(folder), "--budget", "2s"]) == 2
+    assert main(["explain", str(folder), "--row", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "forecast case reads it as series" in err and "history (unique_id, ds, y)" in err
+    code, report = run_json("check", str(folder), "--json")
+    assert code == 0 and report["datasheet"] is None and "series_length" in report["ran"]

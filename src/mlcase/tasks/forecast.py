@@ -48,4 +48,10 @@ class ForecastTask(Task):
 
     def scores(self, model, X, classes=None) -> np.ndarray:
         """The point forecasts of a forecaster given a history frame (``unique_id, ds, y``)."""
+        from ..errors import ModelError
+
+        if not hasattr(X, "columns") or not {"unique_id", "ds", "y"} <= set(X.columns):
+            raise ModelError("a forecast model forecasts from a series' history (unique_id, ds, y), not from a "
+                             "record", "use POST /forecast or `mlcase score`; the report shows SHAP of the "
+                             "boosting model's features")
         return model.forecast(X)["yhat"].to_numpy(dtype="float64")

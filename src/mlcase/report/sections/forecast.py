@@ -95,7 +95,7 @@ def _by_step_figure(ev: dict):
     for name, m in ev["models"].items():
         v = m["test"]["by_step"]["mase"]
         fig.add_trace(go.Scatter(x=list(range(1, len(v) + 1)), y=v, mode="lines+markers", name=name))
-    fig.update_layout(xaxis_title="horizon step", yaxis_title="MASE", margin={"t": 20})
+    fig.update_layout(xaxis_title="horizon step", yaxis_title="MASE (log scale)", yaxis_type="log", margin={"t": 20})
     return fig
 
 
