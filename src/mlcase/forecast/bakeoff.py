@@ -256,7 +256,8 @@ def _next_family(families: list[str], queue: dict, result: ForecastBakeoff, n: i
 
 
 def _reserve(result: ForecastBakeoff) -> float:
-    """Seconds the final steps need: the test period and the refit of each family's best, ~2 trials each."""
+    """Seconds the final steps need: the test period of each family's best (about one trial each, as long as
+    its slowest) and of the slow statistical baselines (fewer windows than the backtest: half)."""
     per = [max(f["trial_seconds"]) if f.get("trial_seconds") else 0.0 for f in result.families.values()]
     slow = sum(v for k, v in result.baseline_seconds.items() if k in ("auto_ets", "auto_arima"))
-    return 2.0 * sum(per) + 0.5 * slow + 0.5
+    return 1.2 * sum(per) + 0.5 * slow + 0.5
