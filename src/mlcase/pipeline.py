@@ -257,7 +257,6 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResu
 
 def _run_forecast(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResult:
     """The stage order of ``task: forecast`` (:mod:`mlcase.forecast`): the same stages, on series and cut-offs."""
-    from . import forecast as F  # noqa: F401 - the package's modules are imported stage by stage
     from . import tracking
     from .forecast.data import load_series
     from .lock import take_over

@@ -106,8 +106,3 @@ def register_forecast(case, data: SeriesData, bake: ForecastBakeoff, ev: dict) -
             out[f"{alias}_version"] = version
             out[alias] = name
     return out
-
-
-def history_tail(frame: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The last ``n`` rows of every series."""
-    return frame.groupby(ID, observed=True, sort=False).tail(n).reset_index(drop=True)
