@@ -190,7 +190,14 @@ def _mlcase_types() -> list:
         rules.Rule,                    # RuleBaseline.rule_
         candidates.datetime_to_days,   # FunctionTransformer of date columns
         candidates._to_text,           # FunctionTransformer of categorical columns
+        *_forecast_types(),
     ]
+
+
+def _forecast_types() -> list:
+    from .forecast import models
+
+    return [models.GlobalForecaster, models.LocalForecaster, models.RuleForecaster]  # task: forecast
 
 
 #: The model-file allowlist, by the top-level module of the names it holds: each group is

@@ -81,6 +81,10 @@ def log_card(case: Case | str | Path, version: int) -> dict:
 def card_markdown(case: Case, res: dict[str, dict]) -> str:
     """The card as Markdown, from the spec and the stage results ``res`` (``results.load_all``)."""
     spec = case.spec
+    if spec.task == "forecast":
+        from .forecast.card import forecast_card_markdown
+
+        return forecast_card_markdown(case, res)
     L: list[str] = [f"# Model card: {case.name}", ""]
     L += [f"> Written by mlcase {_pkg_version('mlcase')} on {_now()} from the stage results in `.mlcase/`. "
           "Sections marked TODO need a person.", ""]

@@ -142,6 +142,7 @@ class DataSpec(_Model):
     id: str | None = None
     time: str | None = None
     group: str | None = None
+    series: str | None = Field(None, description="Forecast: the column naming each series (one series when left out).")
     label_time: str | None = Field(
         None, description="Column with the time each label became known; a label known before data.time means "
                           "the features were recorded after the outcome (a leak).")
@@ -255,6 +256,9 @@ class RuleBaseline(_Model):
 
 
 BaselineSpec = Literal["majority", "prior", "mean", "median", "linear"] | RuleBaseline
+#: the baselines of a forecast case (statsforecast models, and a rule over lag_<k> columns)
+FORECAST_BASELINES = ("naive", "seasonal_naive", "moving_average", "auto_ets", "auto_arima")
+BaselineSpec = BaselineSpec | Literal[FORECAST_BASELINES]
 
 
 class ConformalSpec(_Model):
@@ -505,8 +509,40 @@ class AnalysisSpec(_Model):
         return sorted(set(float(f) for f in v))
 
 
-TaskName = Literal["binary", "multiclass", "regression"]
+TaskName = Literal["binary", "multiclass", "regression", "forecast"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
+
+
+class ForecastSpec(_Model):
+    """``forecast``: the horizon, the frequency and the covariates of a ``task: forecast`` case."""
+
+    horizon: int = Field(gt=0, le=10_000, description="Steps each forecast covers (e.g. 14 days).")
+    freq: str | None = Field(None, description="pandas frequency alias (D, W-SUN, MS, h ...); inferred from data.time "
+                             "when left out.")
+    season_length: int | None = Field(None, gt=0, description="Steps in a season (7 for daily data, 12 monthly, ...); "
+                                      "from the frequency when left out.")
+    known: list[str] = Field(default_factory=list, description="Covariates known in advance for every future step "
+                             "(calendar, holidays, planned prices, schedules): used at the step they describe.")
+    past_only: list[str] = Field(default_factory=list, description="Covariates observed only up to the forecast's "
+                                 "cut-off (weather, sales of other items): used lagged by at least the horizon.")
+    backtest_windows: int = Field(20, ge=2, le=500, description="Rolling-origin cut-offs before the test period "
+                                  "(tuning, model choice, conformal calibration).")
+    test_windows: int = Field(8, ge=1, le=500, description="Cut-offs in the test period, the last part of the "
+                              "history, forecast once at the end.")
+    step: int | None = Field(None, gt=0, description="Steps between two cut-offs (default: the horizon).")
+    quantile: float | None = Field(None, gt=0, lt=1, description="The quantile acted on; default under / (under + "
+                                   "over) from costs (the newsvendor's critical ratio), else the median.")
+    lags: list[int] | None = Field(None, description="Target lags of the learned models (default: 1..season and "
+                                   "whole seasons up to a year).")
+    input_size: int | None = Field(None, gt=0, description="Steps of history AutoETS/AutoARIMA fit on at each cut-off "
+                                   "(default: the last 8 seasons).")
+
+    @field_validator("lags")
+    @classmethod
+    def _positive_lags(cls, v):
+        if v is not None and (not v or any(int(x) < 1 for x in v)):
+            raise ValueError(f"expected a list of positive lags such as [1, 7, 364], got {v!r}")
+        return v
 
 
 class CaseSpec(_Model):
@@ -548,6 +584,8 @@ class CaseSpec(_Model):
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     releases: ReleasesSpec = Field(default_factory=ReleasesSpec)
+    forecast: ForecastSpec | None = Field(None, description="task: forecast: horizon, frequency, covariates, "
+                                          "backtest windows.")
     tracking_uri: str | None = None
 
     @field_validator("budget")
@@ -569,6 +607,15 @@ class CaseSpec(_Model):
                              "capacity as a share (0.08)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw):
+        if isinstance(raw, dict) and raw.get("task") == "forecast":
+            from .forecast.spec import forecast_defaults
+
+            return forecast_defaults(raw)
+        return raw
+
     @model_validator(mode="after")
     def _task_consistency(self):
         if self.spec_version != SPEC_VERSION:
@@ -588,6 +635,9 @@ class CaseSpec(_Model):
             if p.column in seen:
                 raise ValueError(f"personal_data: '{p.column}' is listed twice; keep one entry with its purpose")
             seen.add(p.column)
+        from .forecast.spec import check_forecast_spec
+
+        check_forecast_spec(self)  # a forecast case's fields, and no forecast field in another task
         return self
 
     # convenience -----------------------------------------------------------
@@ -599,7 +649,7 @@ class CaseSpec(_Model):
         """Every column the spec names, keyed by the YAML path that names it."""
         d = self.data
         out: dict[str, list[str]] = {"data.target": [d.target]}
-        for key in ("id", "time", "group", "label_time"):
+        for key in ("id", "time", "group", "label_time", "series"):
             if getattr(d, key):
                 out[f"data.{key}"] = [getattr(d, key)]
         if d.features.include:
@@ -620,6 +670,10 @@ class CaseSpec(_Model):
             out["serving.log_inputs"] = list(self.serving.log_inputs)
         for g, cols in self.feature_groups.items():
             out[f"feature_groups.{g}"] = list(cols)
+        if self.forecast is not None:
+            for key in ("known", "past_only"):
+                if getattr(self.forecast, key):
+                    out[f"forecast.{key}"] = list(getattr(self.forecast, key))
         return out
 
     @property

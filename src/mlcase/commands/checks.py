@@ -27,17 +27,24 @@ def register(app: typer.Typer) -> None:
         fmt = check_format(fmt)
         c = load(case)
         with case_lock(c, "check"):
-            dataset = prepare(c)
-            report = run_checks(c, dataset)
-            path = write_datasheet(c, dataset, report)
+            if c.spec.task == "forecast":  # series checks (mlcase.forecast.checks); no datasheet for series yet
+                from ..forecast.checks import run_forecast_checks
+                from ..forecast.data import load_series
+
+                report, path = run_forecast_checks(c, load_series(c)), None
+            else:
+                dataset = prepare(c)
+                report = run_checks(c, dataset)
+                path = write_datasheet(c, dataset, report)
+                results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
             results.save(c, "checks", report.to_dict())
-            results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
         if json_out:
-            emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path)})
+            emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path) if path else None})
         elif fmt != "table":
             out = console(quiet)
             show(findings_listing(c.name, report), fmt, out)
-            out.print(f"datasheet: {path}")
+            if path:
+                out.print(f"datasheet: {path}")
         else:
             from rich.markup import escape
 
@@ -48,7 +55,8 @@ def register(app: typer.Typer) -> None:
                 out.print(f"[{_STYLE[chk.severity]}]{chk.severity.upper():<7}[/] {escape(chk.line())}")
                 if chk.fix and chk.severity != "info":
                     out.print(f"        [dim]fix:[/dim] {escape(chk.fix)}")
-            out.print(f"datasheet: {escape(str(path))}")
+            if path:
+                out.print(f"datasheet: {escape(str(path))}")
         if report.has_errors:
             raise typer.Exit(1)
 

@@ -49,6 +49,18 @@ def register(app: typer.Typer) -> None:
 
         fmt = check_format(fmt)
         c = load(case)
+        if c.spec.task == "forecast":  # realized error by horizon step against the actuals (mlcase.forecast.monitor)
+            from ..forecast.monitor import monitor_forecasts
+
+            data = monitor_forecasts(c, log=log, labels=labels)
+            results.save(c, "forecast_monitoring", data)
+            if json_out:
+                emit_json(data)
+            else:
+                print_forecast(console(quiet), data)
+            if data["alerts"]:
+                raise typer.Exit(1)
+            return
         result = monitor(c, log=log, labels=labels, window=window)
         data = monitoring_done(c, result.to_dict(), log=log, send=not no_notify)
         results.save(c, "monitoring", data)
@@ -58,6 +70,20 @@ def register(app: typer.Typer) -> None:
             print_result(console(quiet), data, fmt)
         if result.alerts:
             raise typer.Exit(1)
+
+
+def print_forecast(out, data: dict) -> None:
+    """A forecast case's monitoring, on stderr: by step, then the alerts."""
+    from rich.markup import escape
+
+    out.print(f"{data['points']} forecast points with actuals, from {data['requests']} logged forecasts")
+    for r in data["by_step"]:
+        out.print(f"  step {r['step']:>3}: {r['points']:>5} points  MASE {r['model_mase']:.3f}  seasonal naive "
+                  f"{r['seasonal_naive_mase']:.3f}  coverage {r['coverage']:.1%}")
+    for w in data["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {escape(w)}")
+    for a in data["alerts"]:
+        out.print(f"[red]alert ({a['kind']}):[/red] {escape(a['message'])}")
 
 
 def print_result(out, data: dict, fmt: str = "table") -> None:

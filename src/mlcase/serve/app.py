@@ -260,6 +260,10 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
 
     if isinstance(settings, dict):
         settings = ServeSettings(**settings)
+    if getattr(getattr(settings.case, "spec", None), "task", None) == "forecast":
+        from .forecast_app import create_forecast_app
+
+        return create_forecast_app(settings, state=state)
     st = State()
     metrics = _Metrics(lambda: st)
 
@@ -837,6 +841,7 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
     from ..errors import MlcaseError
 
     settings = ServeSettings(case=case, version=version, challenger=challenger, **kw)
+    forecasting = getattr(getattr(case, "spec", None), "task", None) == "forecast"
     probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:  # a taken port or a wrong --host fails here with one line, not after loading the models
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -846,6 +851,10 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
                           "pass a free --port, or a --host address of this machine") from None
     finally:
         probe.close()
+    if forecasting:  # task: forecast has its own server (POST /forecast)
+        from .forecast_app import serve_forecast
+
+        return serve_forecast(settings, host, port, log_level=log_level, announce=announce)
     state = _load_state(settings)  # a missing model, a bad --version or a bad log fails here, as one line
     if announce is not None:
         announce(state.case)
