@@ -88,7 +88,17 @@ class ModelBundle:
         ``classes`` entry, whatever the model's own ``classes_``), prediction (regression)."""
         from .tasks import get_task
 
-        return get_task(self.task).scores(self.model, X, self.classes)
+        return get_task(self.task).scores(self.model, self._own_columns(X), self.classes)
+
+    def _own_columns(self, X):
+        """``X`` cut to the bundle's features, in their order, when it holds more (an id, the label):
+        a pipeline picks its columns by name, but not every model does (an ensemble checks the width)."""
+        cols = getattr(X, "columns", None)
+        if cols is None or not self.features or list(cols) == list(self.features):
+            return X
+        if set(self.features).issubset(cols):
+            return X[list(self.features)]
+        return X
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """The decision per row: binary flags at the threshold (1 = act), else the prediction."""
