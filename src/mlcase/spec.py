@@ -132,6 +132,8 @@ class DataSpec(_Model):
     id: str | None = None
     time: str | None = None
     group: str | None = None
+    item: str | None = Field(None, description="Ranking: the item column (movie, product, document); enables the "
+                                               "recommendation baselines (popularity, recency, ALS).")
     label_time: str | None = Field(
         None, description="Column with the time each label became known; a label known before data.time means "
                           "the features were recorded after the outcome (a leak).")
@@ -149,7 +151,9 @@ class DataSpec(_Model):
 
 
 class SplitSpec(_Model):
-    method: Literal["random", "stratified", "time", "group"] = "stratified"
+    method: Literal["random", "stratified", "time", "group", "group_time"] = Field(
+        "stratified", description="'group_time' (ranking): each group's last interactions (by data.time) are "
+                                  "held out, so no group's future reaches its past.")
     test_size: float = Field(0.2, gt=0, lt=1)
     valid_size: float = Field(0.2, gt=0, lt=1, description="Share of the training part carved out for threshold and calibration choices.")
     seed: int = 42
@@ -173,10 +177,15 @@ class Costs(_Model):
     under: CostValue | None = Field(None, description="Regression: cost per unit of under-prediction.")
     over: CostValue | None = Field(None, description="Regression: cost per unit of over-prediction.")
     matrix: dict[str, dict[str, float]] | None = Field(None, description="Multiclass: matrix[actual][predicted].")
+    relevant_item: CostValue | None = Field(None, description="Ranking: the value of a relevant item shown at "
+                                            "position 1 (a number or a SQL expression over the row).")
+    position_discount: Literal["log2", "linear", "none"] | list[float] = Field(
+        "log2", description="Ranking: the share of an item's value kept at position p: 'log2' (DCG's 1/log2(p+1)), "
+                            "'linear' (1/p), 'none', or one number per position.")
     currency: str = "$"
 
     @field_validator("true_positive", "false_positive", "false_negative", "true_negative",
-                     "under", "over", mode="before")
+                     "under", "over", "relevant_item", mode="before")
     @classmethod
     def _number_or_expression(cls, v):
         if v is None or isinstance(v, bool):
@@ -241,7 +250,18 @@ class RuleBaseline(_Model):
     name: str | None = None
 
 
-BaselineSpec = Literal["majority", "prior", "mean", "median", "linear"] | RuleBaseline
+BaselineSpec = Literal["majority", "prior", "mean", "median", "linear", "popularity", "recency", "als"] | RuleBaseline
+
+
+class RankingSpec(_Model):
+    """``ranking``: the list people see and what counts as relevant (task: ranking only)."""
+
+    k: int = Field(10, ge=1, le=1000, description="The list length people see; NDCG@k, MAP@k, recall@k use it.")
+    relevant_from: float | None = Field(
+        None, description="A target at or above this counts as relevant (a click, a purchase, a rating of 4+); "
+                          "default 1 for a 0/1 target, else the target's 75th percentile.")
+    gain: Literal["graded", "binary"] = Field(
+        "graded", description="NDCG's gain: 'graded' (target - relevant_from + 1 for relevant items) or 'binary'.")
 
 
 class ConformalSpec(_Model):
@@ -366,7 +386,7 @@ class BakeoffSpec(_Model):
                                                             "holdout with growing samples instead of k folds.")
 
 
-TaskName = Literal["binary", "multiclass", "regression"]
+TaskName = Literal["binary", "multiclass", "regression", "ranking"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
 
 
@@ -402,6 +422,7 @@ class CaseSpec(_Model):
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     releases: ReleasesSpec = Field(default_factory=ReleasesSpec)
+    ranking: RankingSpec | None = Field(None, description="Ranking only: k, what counts as relevant, the gain.")
     tracking_uri: str | None = None
 
     @field_validator("budget")
@@ -437,6 +458,10 @@ class CaseSpec(_Model):
             raise ValueError("split.method is 'group' but data.group names no column; set data.group or use another split")
         if self.task == "regression" and self.split.method == "stratified":
             self.split.method = "random"
+        if self.task == "ranking" or self.ranking is not None or self.split.method == "group_time":
+            from .tasks.ranking import check_spec
+
+            check_spec(self)
         return self
 
     # convenience -----------------------------------------------------------
@@ -448,7 +473,7 @@ class CaseSpec(_Model):
         """Every column the spec names, keyed by the YAML path that names it."""
         d = self.data
         out: dict[str, list[str]] = {"data.target": [d.target]}
-        for key in ("id", "time", "group", "label_time"):
+        for key in ("id", "time", "group", "item", "label_time"):
             if getattr(d, key):
                 out[f"data.{key}"] = [getattr(d, key)]
         if d.features.include:

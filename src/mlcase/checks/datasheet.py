@@ -94,7 +94,7 @@ def _outcome(dataset: Dataset, rows: np.ndarray | slice) -> dict:
     y = dataset.y[rows]
     if dataset.task == "binary":
         return {"rows": int(len(y)), "positives": int(y.sum()), "positive_rate": float(y.mean()) if len(y) else None}
-    if dataset.task == "regression":
+    if dataset.task in ("regression", "ranking"):  # ranking: the mean gain
         return {"rows": int(len(y)), "mean": float(np.mean(y)) if len(y) else None}
     vc = pd.Series(y).value_counts()
     return {"rows": int(len(y)), "top_class": str(vc.index[0]) if len(vc) else None,

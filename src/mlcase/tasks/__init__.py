@@ -35,17 +35,20 @@ from .regression import (
     regression_rates,
 )
 
-TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask()}
+from .ranking import RankingTask
+
+TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask(),
+                          "ranking": RankingTask()}
 
 
 def get_task(name: str) -> Task:
-    """The task object of ``binary``, ``multiclass`` or ``regression``."""
+    """The task object of ``binary``, ``multiclass``, ``regression`` or ``ranking``."""
     return TASKS[name]
 
 
 __all__ = [
     "EPS", "TASKS", "BinaryTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RegressionCosts",
-    "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share", "capacity_threshold",
+    "RankingTask", "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share", "capacity_threshold",
     "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
     "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",
 ]
