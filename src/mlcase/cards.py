@@ -287,6 +287,9 @@ def _quantitative(case, spec, res) -> list[str]:
         if lat.get("single_p95_ms") is not None:
             L.append(f"- **Latency:** single-row p95 {_num(lat['single_p95_ms'])} ms")
         L.append("")
+        from .report.sections.ranking import card_markdown as ranking_md
+
+        L += ranking_md(ev)
         L += _slices_md(ev.get("slices") or {})
     L += _conformal_md(res.get("conformal"))
     L += _explain_md(res.get("explain"))
@@ -304,6 +307,7 @@ def _slices_md(slices: dict) -> list[str]:
             continue
         groups = info.get("groups") or []
         keep = ["group", "n"] + [k for k in ("accuracy", "recall", "false_positive_rate", "selection_rate", "mae",
+                                             "ndcg", "floor_ndcg", "ndcg_lift_over_floor",
                                              "cost_per_decision", "lift_per_decision")
                                  if any(k in g for g in groups)]
         L += [f"**{col}**" + (" (sensitive)" if info.get("sensitive") else ""), ""]
@@ -475,6 +479,10 @@ def _costs_text(spec) -> str:
     if spec.task == "regression":
         return f"under-prediction {_short(c.under if c.under is not None else 1)} per unit, over-prediction " \
                f"{_short(c.over if c.over is not None else 1)} per unit"
+    if spec.task == "ranking":
+        return (f"a relevant item at position 1 is worth {_short(c.relevant_item if c.relevant_item is not None else 1)}"
+                f", discounted by position ({c.position_discount}); a list costs the value it leaves against the "
+                "best order of its items")
     return "a cost matrix" if c.matrix else "none given (each error costs 1)"
 
 

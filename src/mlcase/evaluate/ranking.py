@@ -298,26 +298,37 @@ def _slices(case: Case, dataset, candidate: str, best_floor: str, test: _Part, j
     out: dict[str, Any] = {"columns": {}, "flags": [], "min_slice_size": min_size, "unit": "list",
                            "metric": f"ndcg@{k_of(case)}", "versus": best_floor}
     gap_alert = spec.evaluation.slice_gap_alert
+    c_cost, f_cost = judged[candidate]["cost"], judged[FLOOR + best_floor]["cost"]
     for col, lab in labels.items():
-        rows, small = [], []
+        groups, small = [], []
         for value in pd.unique(lab):
             sel = (lab == value) & cand["has_relevant"]
             n = int(sel.sum())
             if n < min_size:
                 small.append(str(value))
+            if n == 0:
+                continue
             c, f = cand["ndcg"][sel], floor["ndcg"][sel]
-            boot = bootstrap_means([c, c - f], SLICE_BOOT, seed) if n else np.full((SLICE_BOOT, 2), np.nan)
-            rows.append({"value": str(value), "lists": n, "ndcg": float(c.mean()) if n else None,
-                         "ndcg_ci": ci(boot[:, 0], float(c.mean()) if n else float("nan")),
-                         "floor_ndcg": float(f.mean()) if n else None,
-                         "lift_over_floor": ci(boot[:, 1], float((c - f).mean()) if n else float("nan"))})
-        judged_rows = [r for r in rows if r["lists"] >= min_size]
-        if len(judged_rows) >= 2:
-            vals = [r["ndcg"] for r in judged_rows]
-            gap = max(vals) - min(vals)
+            boot = bootstrap_means([c, c - f, c_cost[sel], f_cost[sel] - c_cost[sel]], SLICE_BOOT, seed)
+            q = np.quantile(boot, [0.025, 0.975], axis=0)
+            groups.append({"group": str(value), "n": n, "ndcg": float(c.mean()), "ndcg_ci": q[:, 0].tolist(),
+                           "floor_ndcg": float(f.mean()), "ndcg_lift_over_floor": float((c - f).mean()),
+                           "ndcg_lift_over_floor_ci": q[:, 1].tolist(), "cost_per_decision": float(c_cost[sel].mean()),
+                           "cost_per_decision_ci": q[:, 2].tolist(),
+                           "lift_per_decision": float((f_cost[sel] - c_cost[sel]).mean()),
+                           "insufficient_evidence": n < min_size})
+        judged_groups = [g for g in groups if not g["insufficient_evidence"]]
+        info: dict[str, Any] = {"groups": groups, "insufficient": small, "sensitive": False}
+        if len(judged_groups) >= 2:
+            lo = min(judged_groups, key=lambda g: g["ndcg"])
+            hi = max(judged_groups, key=lambda g: g["ndcg"])
+            gap = hi["ndcg"] - lo["ndcg"]
+            info["largest_gap"] = {"metric": f"ndcg@{k_of(case)}", "gap": gap, "low_group": lo["group"],
+                                   "high_group": hi["group"], "flagged": gap > gap_alert}
             if gap > gap_alert:
-                out["flags"].append(f"{col}: NDCG@{k_of(case)} differs by {gap:.3f} between its slices")
-        out["columns"][col] = {"rows": rows, "insufficient": small}
+                out["flags"].append(f"{col}: NDCG@{k_of(case)} differs by {gap:.3f} between '{lo['group']}' and "
+                                    f"'{hi['group']}'")
+        out["columns"][col] = info
     return out
 
 

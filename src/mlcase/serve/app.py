@@ -477,6 +477,9 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
 
     add_review_routes(app, st, check_key, read_json, metrics)
     add_release_routes(app, st, check_key)
+    from .rank_routes import add_rank_routes
+
+    add_rank_routes(app, st, check_key, read_json, metrics)
 
     # ------------------------------------------------------------------ probes
     @app.get("/health", summary="The process is alive", response_model=HealthOut)
