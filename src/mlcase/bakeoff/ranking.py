@@ -47,8 +47,8 @@ class _Ctx:
     """The rows of the search (the train and validation parts), their folds and how they are scored."""
 
     def __init__(self, case: Case, dataset):
-        from ..tasks.ranking import Groups, k_of
         from ..rankers import label_levels
+        from ..tasks.ranking import Groups, k_of
 
         spec = case.spec
         split = dataset.split

@@ -26,6 +26,7 @@ from .binary import (
     perfect_cost,
 )
 from .multiclass import MulticlassCosts, MulticlassTask, multiclass_cost
+from .ranking import RankingTask
 from .regression import (
     RegressionCosts,
     RegressionTask,
@@ -34,8 +35,6 @@ from .regression import (
     regression_cost_of,
     regression_rates,
 )
-
-from .ranking import RankingTask
 
 TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask(),
                           "ranking": RankingTask()}

@@ -142,12 +142,20 @@ def relevance_of(case: Case, target: pd.Series) -> Relevance:
     spec = case.spec.ranking
     thr = spec.relevant_from if spec is not None else None
     if thr is None:
-        uniq = np.unique(vals)
-        thr = 1.0 if set(uniq.tolist()) <= {0.0, 1.0} else float(np.quantile(vals, 0.75))
+        thr = default_threshold(vals)
     if not (vals >= thr - 1e-12).any():
         raise DataError(f"ranking.relevant_from {thr:g}: no row of '{name}' reaches it, so nothing is relevant",
                         f"set ranking.relevant_from to at most {vals.max():g}")
     return Relevance(float(thr), spec.gain if spec is not None else "graded")
+
+
+def default_threshold(values) -> float:
+    """``ranking.relevant_from`` when none is given: 1 for a 0/1 target, else the 75th percentile."""
+    vals = np.asarray(values, dtype=float)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals) or set(np.unique(vals).tolist()) <= {0.0, 1.0}:
+        return 1.0
+    return float(np.quantile(vals, 0.75))
 
 
 # --------------------------------------------------------------------------- per-group arithmetic
