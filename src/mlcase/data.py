@@ -431,9 +431,9 @@ def encode_target(case: Case, y: pd.Series) -> tuple[np.ndarray, list | None, An
     name = spec.data.target
     yy = y.dropna()
     if spec.task == "ranking":  # the gain per row (see mlcase.tasks.ranking)
-        from .tasks.ranking import relevance_of
+        from .tasks.ranking import numeric_target, relevance_of
 
-        return relevance_of(case, y).gains(pd.to_numeric(y, errors="coerce")), None, None
+        return relevance_of(case, y).gains(numeric_target(case, y)), None, None
     if spec.task == "regression":
         if not pd.api.types.is_numeric_dtype(y):
             bad = yy[pd.to_numeric(yy, errors="coerce").isna()].astype(str).unique()[:3]

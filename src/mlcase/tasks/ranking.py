@@ -128,17 +128,37 @@ class Relevance:
         return {"relevant_from": self.threshold, "gain": self.gain}
 
 
-def relevance_of(case: Case, target: pd.Series) -> Relevance:
-    """The case's :class:`Relevance` for this target column (checks that it is numeric)."""
+def numeric_target(case: Case, target: pd.Series) -> pd.Series:
+    """The target as numbers: booleans and a two-valued text column (clicked yes/no) become 1/0
+    (1 = ``data.positive``, else the value that looks positive); numbers stay numbers."""
     name = case.spec.data.target
     y = target
     if pd.api.types.is_bool_dtype(y):
-        y = y.astype(float)
-    if not pd.api.types.is_numeric_dtype(y):
-        bad = y.dropna()[pd.to_numeric(y.dropna(), errors="coerce").isna()].astype(str).unique()[:3]
-        raise DataError(f"data.target '{name}' is not numeric (e.g. {', '.join(bad)}); a ranking target is a "
-                        "relevance, a 0/1 interaction or a rating", "encode it as numbers (clicked: 1, not: 0)")
-    vals = pd.to_numeric(y, errors="coerce").dropna().to_numpy(dtype=float)
+        return y.astype(float)
+    if pd.api.types.is_numeric_dtype(y):
+        return pd.to_numeric(y, errors="coerce").astype(float)
+    num = pd.to_numeric(y, errors="coerce")
+    if num[y.notna()].notna().all():
+        return num.astype(float)
+    values = sorted(map(str, y.dropna().unique()))
+    if len(values) == 2:
+        from ..data import _guess_positive
+
+        positive = case.spec.data.positive
+        positive = str(positive) if positive is not None else _guess_positive(values)
+        if positive not in values:
+            raise DataError(f"data.positive '{positive}' is not a value of target '{name}' (values: "
+                            f"{', '.join(values)})", f"set data.positive to one of {', '.join(values)}")
+        return pd.Series(np.where(y.isna(), np.nan, (y.astype(str) == positive).astype(float)), index=y.index)
+    bad = y.dropna()[num[y.notna()].isna()].astype(str).unique()[:3]
+    raise DataError(f"data.target '{name}' is not numeric (e.g. {', '.join(bad)}); a ranking target is a "
+                    "relevance, a 0/1 interaction or a rating", "encode it as numbers (clicked: 1, not: 0)")
+
+
+def relevance_of(case: Case, target: pd.Series) -> Relevance:
+    """The case's :class:`Relevance` for this target column (see :func:`numeric_target`)."""
+    name = case.spec.data.target
+    vals = numeric_target(case, target).dropna().to_numpy(dtype=float)
     spec = case.spec.ranking
     thr = spec.relevant_from if spec is not None else None
     if thr is None:
