@@ -43,7 +43,7 @@ import pandas as pd
 from .errors import ModelError
 
 TREE_ESTIMATORS = (
-    "LGBMClassifier", "LGBMRegressor", "XGBClassifier", "XGBRegressor",
+    "LGBMClassifier", "LGBMRegressor", "LGBMRanker", "XGBClassifier", "XGBRegressor", "XGBRanker",
     "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
     "GradientBoostingClassifier", "GradientBoostingRegressor",
