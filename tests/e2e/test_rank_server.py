@@ -126,3 +126,9 @@ def test_rank_falls_back_to_popularity_on_a_failing_model_and_logs_each_item(tra
     assert rk["clicks_per_list"] == pytest.approx(np.mean(pos <= 2))
     # one relevant item per list: NDCG@2 is 1 at position 1, 1/log2(3) at position 2, else 0
     assert rk["realized_ndcg"] == pytest.approx(np.mean(np.where(pos == 1, 1, np.where(pos == 2, 1 / np.log2(3), 0))))
+    # the list-level frame an A/B analysis reads: one row per list, clicks in the top k from the feedback
+    from mlcase.monitor.ranking import list_frame
+
+    lists = list_frame(case, log)
+    assert len(lists) == len(chosen) and set(lists["tier"]) == {"popularity"}
+    assert lists.set_index("list_id")["clicks"].to_dict() == {lid: int(p <= 2) for lid, p in chosen.items()}

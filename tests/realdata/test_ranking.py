@@ -135,3 +135,8 @@ def test_the_demo_floor_is_popularity_and_shows_coverage_and_cold_start(demo):
     assert rk["popularity_bias"]["model-free:popularity"]["ratio"] > 1  # popularity favours popular items
     assert "cold_start_items" in ev["slices"]["columns"] and "cold_start_group" in ev["slices"]["columns"]
     assert len(rk["by_position"]["relevance_rate"][ev["champion_candidate"]]) == 10
+    # the A/B plan from the case: money per list, the offline lift and its spread over the test lists
+    from mlcase.abtest.plan import plan_from_case
+
+    plan = plan_from_case(folder)
+    assert plan.feasibility["lift"] == {k: ev["lift"]["money_per_decision"][k] for k in plan.feasibility["lift"]}

@@ -70,3 +70,48 @@ def _summary(df: pd.DataFrame, k: int) -> dict:
             "rate_by_position": rate,
             "realized_ndcg": float(np.mean(ndcg)) if ndcg else None, "n_lists_ndcg": len(ndcg),
             "clicks_per_list": float(np.mean(clicks)) if clicks else None}
+
+
+def list_frame(case, log=None) -> pd.DataFrame:
+    """One row per list served by ``POST /rank``: what an A/B analysis of list-level metrics reads.
+
+    Columns: ``list_id``, ``group`` (the unit: user, query or session), ``ts`` (when it was
+    served), ``tier`` (model, previous_champion, baseline or popularity), ``arm``, ``items``,
+    ``labelled`` (items with feedback), ``clicks`` (relevant items in the top k, from the
+    feedback; a click is an outcome at or above ``ranking.relevant_from``) and ``clicked`` (1 when
+    any was). ``mlcase abtest analyze FILE --unit group --variant arm --metric clicks --aggregate
+    sum`` then compares clicks per user (or per session) between the arms.
+
+    Parameters
+    ----------
+    case : Case
+    log : str or Path, optional
+        The prediction log (SQLite file or SQLAlchemy URL); default ``serving.log`` or
+        ``<case>/predictions.db``.
+    """
+    from ..serve.predlog import open_existing
+    from ..tasks.ranking import k_of
+
+    backend, _ = open_existing(case, None if log is None else str(log) if "://" in str(log) else f"sqlite:///{log}")
+    try:
+        pred = backend.read_frame("SELECT request_id, ts, tier, arm, unit_id, prediction FROM predictions "
+                                  "WHERE request_id LIKE '%:%'")
+        lab = backend.read_frame("SELECT request_id, label FROM labels ORDER BY id")
+    finally:
+        backend.close()
+    k = k_of(case)
+    thr = case.spec.ranking.relevant_from if case.spec.ranking is not None else None
+    if pred.empty:
+        return pd.DataFrame(columns=["list_id", "group", "ts", "tier", "arm", "items", "labelled", "clicks",
+                                     "clicked"])
+    last = lab.drop_duplicates("request_id", keep="last").set_index("request_id")["label"]
+    pred["y"] = pd.to_numeric(pred["request_id"].map(last), errors="coerce")
+    pred["list_id"] = pred["request_id"].str.rsplit(":", n=1).str[0]
+    pred["pos"] = pd.to_numeric(pred["prediction"], errors="coerce")
+    pred["hit"] = (pred["y"] >= (1.0 if thr is None else thr) - 1e-12) & (pred["pos"] <= k)
+    out = pred.groupby("list_id", sort=False).agg(
+        group=("unit_id", "first"), ts=("ts", "first"), tier=("tier", "first"), arm=("arm", "first"),
+        items=("request_id", "size"), labelled=("y", "count"), clicks=("hit", "sum")).reset_index()
+    out["clicks"] = out["clicks"].astype(int)
+    out["clicked"] = (out["clicks"] > 0).astype(int)
+    return out
