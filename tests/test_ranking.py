@@ -10,7 +10,13 @@ import yaml
 from mlcase.case import load_case
 from mlcase.data import prepare
 from mlcase.errors import DataError, SpecError
-from mlcase.tasks.ranking import Groups, group_time_split, list_metrics, list_values, position_discount
+from mlcase.tasks.ranking import (
+    Groups,
+    group_time_split,
+    list_metrics,
+    list_values,
+    position_discount,
+)
 
 
 def _lists(seed: int, n_groups: int = 40, ties: bool = False):

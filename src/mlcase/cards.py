@@ -218,6 +218,13 @@ def _evaluation_data(case, spec, res) -> list[str]:
     split = data.get("split") or {}
     L = ["## Evaluation data", ""]
     n_test = ev.get("n_test") or split.get("n_test")
+    if ev.get("unit") == "list":  # ranking: a decision is a list
+        L.append(f"- **Test lists:** {n_test} ({ev.get('n_test_rows')} rows), held out by a {spec.split.method} "
+                 f"split (test share {spec.split.test_size:g}, seed {spec.split.seed}); used once, for the numbers "
+                 f"in this card.")
+        L.append(f"- **Validation lists:** {ev.get('n_valid')} ({ev.get('n_valid_rows')} rows), used to choose the "
+                 "best baseline and the model-free floor.")
+        return L
     L.append(f"- **Test rows:** {n_test if n_test is not None else 'not run'}, held out by a "
              f"{spec.split.method} split (test share {spec.split.test_size:g}, seed {spec.split.seed}); "
              "used once, for the numbers in this card.")

@@ -249,7 +249,8 @@ def datasheet_markdown(sheet: dict) -> str:
         L.append(f"- **Target:** `{t['column']}` (multiclass): "
                  + ", ".join(f"{k} {v:,}" for k, v in t["classes"].items()))
     else:
-        L.append(f"- **Target:** `{t['column']}` (regression): mean {_num(t['mean'])}, sd {_num(t['std'])}, "
+        L.append(f"- **Target:** `{t['column']}` ({t['task']}{', as its gain' if t['task'] == 'ranking' else ''}): "
+                 f"mean {_num(t['mean'])}, sd {_num(t['std'])}, "
                  f"min {_num(t['min'])}, median {_num(t['median'])}, max {_num(t['max'])}")
     parts = []
     for part, o in comp["splits"].items():

@@ -38,7 +38,7 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
     from fastapi import Request
     from fastapi.responses import Response
 
-    from .app import ErrorOut, InvalidRequest, Unavailable, _json_default, _now
+    from .app import ErrorOut, InvalidRequest, Unavailable, _json_default, _now, commit_rows
 
     @app.post("/rank", summary="Order one group's candidate items (ranking cases)",
               responses={200: {"description": "The items, best first, with scores and positions"},
@@ -100,17 +100,7 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
         metrics.predictions.labels(tier_name, "shown").inc(min(k, len(order)))
         if reasons:
             metrics.fallbacks.labels(tier_name, "error").inc()
-        from .predlog import LogFull
-
-        try:
-            fut = st.log.submit(rows)
-        except LogFull as exc:
-            raise Unavailable(f"{exc}; the list was not recorded", "retry in a moment") from None
-        try:
-            await asyncio.wrap_future(fut)
-        except Exception as exc:  # noqa: BLE001 - the client must not take it as recorded
-            raise Unavailable(f"the prediction log could not record this list ({str(exc)[:200]})",
-                              "retry; the operator should check the prediction log") from None
+        await commit_rows(st, rows, "list")
         body = {"list_id": list_id, "group": group, "k": k, "tier": tier_name, "fallback": bool(reasons),
                 "reason": reason, "model_version": version, "items": out_items}
         return Response(json.dumps(body, default=_json_default, allow_nan=False), media_type="application/json")
