@@ -51,6 +51,8 @@ def _keys(values) -> np.ndarray:
 class _ItemScore(RegressorMixin, BaseEstimator):
     """A score learned per item from the training rows; unknown items score ``fill_``."""
 
+    _never_stored = True  # an abstract base: only its subclasses are fitted and saved
+
     def _lookup(self, X) -> np.ndarray:
         check_is_fitted(self, "scores_")
         keys = _keys(_frame(X)[self.item].to_numpy())
@@ -73,7 +75,7 @@ class PopularityRanker(_ItemScore):
     >>> import pandas as pd
     >>> X = pd.DataFrame({"movie": ["a", "a", "b", "c"]})
     >>> PopularityRanker(item="movie").fit(X, [1, 1, 0, 1]).predict(pd.DataFrame({"movie": ["a", "b", "z"]})).tolist()
-    [2.0000005, 5e-07, 0.0]
+    [2.000001, 5e-07, 0.0]
     """
 
     def __init__(self, item: str = "item"):

@@ -42,8 +42,8 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
 
     @app.post("/rank", summary="Order one group's candidate items (ranking cases)",
               responses={200: {"description": "The items, best first, with scores and positions"},
-                         401: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut},
-                         503: {"model": ErrorOut}},
+                         401: {"model": ErrorOut}, 404: {"model": ErrorOut, "description": "Not a ranking case"},
+                         413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                   "type": "object", "required": ["group", "items"], "properties": {
                       "group": {"description": "The group (data.group): the user, query or session",
@@ -60,10 +60,11 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
             raise Unavailable("the model is not loaded yet", "retry after /ready answers 200")
         primary = p.primary.bundle
         info = (primary.ranking if primary is not None else None) or {}
-        if primary is None or primary.task != "ranking":
-            raise InvalidRequest("POST /rank serves ranking cases; this case's model is "
-                                 f"{primary.task if primary is not None else 'not loaded'}", "use POST /predict",
-                                 issues=[{"record": None, "field": "(body)", "message": "not a ranking case"}])
+        if primary is None or primary.task != "ranking":  # the endpoint does not exist for this case: 404
+            from ..errors import NotFoundError
+
+            raise NotFoundError("POST /rank serves ranking cases; this case's model is "
+                                f"{primary.task if primary is not None else 'not loaded'}", "use POST /predict")
         payload = await read_json(request)
         group, items, k = _parse(payload, info, InvalidRequest)
         tiers = [t for t in p.tiers if t.kind == "model" and t.bundle is not None and t.bundle.task == "ranking"]
