@@ -148,7 +148,10 @@ def coverage_check(result: dict, split_method: str | None = None) -> dict:
         out["coverage_note"] = (f"test coverage {cov:.3f} is {side} its statistical bound {band[0]:.3f} to "
                                 f"{band[1]:.3f} (target {1 - result['alpha']:.2f}, {COVERAGE_SDS:g} sd): "
                                 + (f"{why}; the sets or intervals cannot be trusted at their stated level"
-                                   if side == "below" else "the scores tie, so the sets are conservative"))
+                                   if side == "below" else
+                                   f"{why} (here the test rows are easier), so the sets are conservative"
+                                   if split_method in ("time", "group") else
+                                   "the scores tie, so the sets are conservative"))
     return out
 
 
