@@ -33,7 +33,7 @@ from typing import Any
 from .errors import MlcaseError
 
 KINDS = ("local", "dask")
-CONNECT_TIMEOUT_S = 10.0       # how long an unreachable scheduler is waited for
+CONNECT_TIMEOUT_S = 10.0       # how long an unreachable scheduler is waited for (MLCASE_SCHEDULER_TIMEOUT)
 MEMORY_SHARE = 0.5             # default share of the machine's memory a data set may take before it counts as large
 
 
@@ -151,7 +151,7 @@ class DaskEngine(Engine):
     kind = "dask"
 
     def __init__(self, address: str | None = None, workers: int | None = None, memory_limit: str | int | None = None,
-                 timeout_s: float = CONNECT_TIMEOUT_S):
+                 timeout_s: float | None = None):
         import dask
         from distributed import Client
 
@@ -159,6 +159,7 @@ class DaskEngine(Engine):
         self.client = None
         self._address = address
         if address:
+            timeout_s = timeout_s or float(os.environ.get("MLCASE_SCHEDULER_TIMEOUT") or CONNECT_TIMEOUT_S)
             try:
                 self.client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:

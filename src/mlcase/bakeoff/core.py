@@ -17,8 +17,8 @@ from . import ensemble as E
 from . import refit as R
 from .entries import _baseline_entries, _best_baseline, _choose, _Entry, _leaderboard, _ranked
 from .result import BakeoffResult
-from .scoring import Plan, Scorer, make_plan
 from .runners import study_storage
+from .scoring import Plan, Scorer, make_plan
 from .search import Search, Trial
 from .timebox import MIN_RESERVE_S, PeakMemory, Progress, TimeBox, parse_budget
 from .writer import TrackingWriter

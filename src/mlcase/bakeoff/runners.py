@@ -81,7 +81,9 @@ class _Running:
     """A trial on the cluster: its pending record and one future per fold."""
 
     pending: Pending
-    futures: list
+    futures: list                                  # one per fold; None until submitted
+    deadline_wall: float = 0.0
+    any_complete: bool = False
     results: dict = field(default_factory=dict)   # fold -> fit_fold's result, until absorbed in order
     absorbed: int = 0
     over: bool = False
@@ -132,27 +134,46 @@ class ClusterRunner:
     # ------------------------------------------------------------------ the runner's interface
     def start(self, p: Pending) -> None:
         s = self.search
-        n = len(s.plan.folds)
         end = s.fold_end(p.until)
-        deadline_wall = time.time() + max(end - time.monotonic(), 0.0)
-        data = self._shipped()
-        t = p.trial
-        futures = [self.engine.submit(remote_fold, data, t.family, t.params, t.size, k, deadline_wall,
-                                      s.any_complete, key=f"fold-{t.family}-{t.number}-{k}") for k in range(n)]
-        self.running_.append(_Running(p, futures))
+        self.running_.append(_Running(p, [None] * len(s.plan.folds), time.time() + max(end - time.monotonic(), 0.0),
+                                      s.any_complete))
+        self._feed()
         self._show()
 
     def full(self) -> bool:
-        return self._folds_running() >= self.engine.slots
+        self._feed()
+        return any(f is None for r in self.running_ for f in r.futures) or self._folds_running() >= self.engine.slots
+
+    def _feed(self) -> None:
+        """Submit waiting folds (oldest trial first) while fewer run than the cluster has threads.
+
+        Folds wait here rather than in the scheduler's queue: a worker then holds only the fold it
+        is fitting, so a worker that dies takes that fold's trial with it and no other, and a
+        fold's deadline starts to count when it can run.
+        """
+        free = self.engine.slots - self._folds_running()
+        data = None
+        for r in self.running_:
+            for k, f in enumerate(r.futures):
+                if free <= 0:
+                    return
+                if f is None and not r.over:
+                    data = data or self._shipped()
+                    t = r.pending.trial
+                    r.futures[k] = self.engine.submit(remote_fold, data, t.family, t.params, t.size, k,
+                                                      r.deadline_wall, r.any_complete,
+                                                      key=f"fold-{t.family}-{t.number}-{k}")
+                    free -= 1
 
     def running(self) -> int:
         return len(self.running_)
 
     def finished(self, block: bool = False) -> list[Pending]:
         done = self._collect()
-        while block and not done and self.running_:
-            futures = [f for r in self.running_ for f in r.futures if f is not None]
-            self.engine.wait_any(futures, timeout=WAIT_S)
+        if block and not done and self.running_:  # wait for the next fold to finish (or refresh the display)
+            futures = [f for r in self.running_ for f in r.futures if f is not None and not f.done()]
+            if futures:
+                self.engine.wait_any(futures, timeout=WAIT_S)
             self._show()
             done = self._collect()
         return done
@@ -168,6 +189,7 @@ class ClusterRunner:
     def _collect(self) -> list[Pending]:
         """Absorb the folds that are done, in fold order; return the trials that are over."""
         over = []
+        self._feed()
         for r in self.running_:
             for k, f in enumerate(r.futures):
                 if f is None or not f.done() or k in r.results:
@@ -195,6 +217,7 @@ class ClusterRunner:
                 over.append(r)
         self.running_ = [r for r in self.running_ if not r.over]
         if over:
+            self._feed()
             self._show()
         return [r.pending for r in over]
 

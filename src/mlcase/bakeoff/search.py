@@ -299,7 +299,7 @@ class Search:
         self.collect(block=False)
 
     def collect(self, block: bool = False) -> None:
-        """Finish the trials the runner has done (``block``: wait for at least one)."""
+        """Finish the trials the runner has done (``block``: first wait for the runner to make progress)."""
         for p in self.runner.finished(block):
             p.trial.duration_s = time.monotonic() - p.started
             p.trial.elapsed_s = self.box.elapsed()

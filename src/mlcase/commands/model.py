@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._engine import EngineOpt, SchedulerOpt
 from ._listing import Column, FormatOpt, Listing, check_format, money, number, show, size
 
 
@@ -15,6 +16,8 @@ def register(app: typer.Typer) -> None:
     def bakeoff(
         case: CaseArg = None,
         budget: Annotated[str | None, typer.Option(help="Time budget, e.g. 90s or 2m (default: the spec's budget).")] = None,
+        engine: EngineOpt = None,
+        scheduler: SchedulerOpt = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ):
@@ -25,15 +28,17 @@ def register(app: typer.Typer) -> None:
         from .. import results
         from ..bakeoff import run_bakeoff
         from ..data import prepare
+        from ..engine import engine_for
         from ..lock import case_lock, take_over
         from ..tracking import client
 
         c = load(case)
-        with case_lock(c, "bakeoff") as held:
+        with engine_for(c, engine, scheduler, console=None if quiet or json_out else console(quiet)) as eng, \
+                case_lock(c, "bakeoff") as held:
             dataset = prepare(c)
             client(c)
             take_over(c, held)
-            res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out)
+            res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out, engine=eng)
             res.wait_tracking()
             results.save(c, "bakeoff", res.to_dict())
         if json_out:
