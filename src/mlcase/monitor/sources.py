@@ -136,6 +136,13 @@ def _load_database(run, source: _Source) -> None:
     pred_cols = ["request_id", "ts", "model_version", "tier", "fallback", "reason", "score", "decision",
                  "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision"]
     reader = _SqliteReader(source.target) if source.kind == "sqlite" else _SqlAlchemyReader(source.target)
+    files, tail = [], None
+    if source.kind == "sqlite":  # the compacted part (Parquet) and the live tail: every row once
+        from .compact import CompactedLog
+
+        store = CompactedLog(source.target)
+        batches = store.batches(reader.con)
+        files, tail = store.files(batches), (store.tail_where(batches) if batches else None)
     try:
         tables = reader.tables()
         if "predictions" not in tables:
@@ -147,8 +154,10 @@ def _load_database(run, source: _Source) -> None:
                 raise DataError(f"--log: the predictions table in {source.label} has no '{need}' column",
                                 "use the layout in docs/contracts.md (the serving log writes it)")
         # read the next chunk while DuckDB types the current one
-        for rows in _prefetch(reader.chunks("predictions", pred_cols, have)):
+        for rows in _prefetch(reader.chunks("predictions", pred_cols, have, where=tail)):
             _insert_log_chunk(run, pa.table(rows))
+        if files:
+            _insert_compacted(run, files)
         if "labels" in tables:
             lab_have = reader.columns("labels")
             if {"request_id", "label"} <= set(lab_have):
@@ -163,6 +172,42 @@ def _load_database(run, source: _Source) -> None:
     finally:
         reader.close()
     run.has_time = bool(run.con.execute("SELECT count(_t) > 0 FROM raw").fetchall()[0][0])
+
+
+def _insert_compacted(run, files: list) -> None:
+    """Type the compacted part of the log (:mod:`.compact`) into ``raw``: its inputs are typed columns already."""
+    src = f"read_parquet([{', '.join(_lit(str(f)) for f in files)}], union_by_name = true)"
+    have = {r[0] for r in run.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+
+    def col(name: str, expr: str) -> str:
+        return expr if name in have else "NULL"
+
+    feats = []
+    needs_json = False
+    for c in [*run.features, *run.extras]:
+        typed = f"inputs.{c}"
+        if typed in have:
+            feats.append(run.value_sql(c, _q(typed)))
+        elif "_inputs_valid" in have:  # typed at compaction, and no record had this key
+            feats.append(run.value_sql(c, "NULL"))
+        else:
+            feats.append(run.value_sql(c, f"json_extract_string(inputs, {_lit('$.' + json_path_key(c))})"))
+            needs_json = True
+    bad = "NOT coalesce(_inputs_valid, false)" if "_inputs_valid" in have and not needs_json else (
+        "NOT coalesce(json_valid(inputs), false)")
+    exprs = ["CAST(request_id AS VARCHAR)", ts_sql("ts"), col("model_version", "TRY_CAST(model_version AS INTEGER)"),
+             col("tier", "CAST(tier AS VARCHAR)"), col("fallback", "TRY_CAST(fallback AS INTEGER)"),
+             col("reason", "CAST(reason AS VARCHAR)"), col("score", "nullif(TRY_CAST(score AS DOUBLE), 'NaN'::DOUBLE)"),
+             col("decision", "CAST(decision AS VARCHAR)"), col("prediction", "CAST(prediction AS VARCHAR)"), "NULL",
+             col("arm", "CAST(arm AS VARCHAR)"), col("audit", "TRY_CAST(audit AS INTEGER)"),
+             col("sampling_probability", "nullif(TRY_CAST(sampling_probability AS DOUBLE), 'NaN'::DOUBLE)"),
+             col("model_decision", "CAST(model_decision AS VARCHAR)"), f"inputs IS NULL OR {bad}", *feats]
+    run.con.execute(f"INSERT INTO raw SELECT {', '.join(exprs)} FROM {src}")
+
+
+def json_path_key(name: str) -> str:
+    """A JSON path step for a key (quoted, so any key works)."""
+    return '"' + str(name).replace('"', '\\"') + '"'
 
 
 def _insert_labels(run, table: str, seq: str | None, offset: int = 0) -> None:
@@ -366,7 +411,8 @@ class _SqliteReader:
     def columns(self, table: str) -> list[str]:
         return [r[1] for r in self.con.execute(f"PRAGMA table_info({_q(table)})")]
 
-    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None):
+    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None,
+               where: str | None = None):
         import pyarrow as pa
 
         sel = []
@@ -379,7 +425,8 @@ class _SqliteReader:
                 sel.append(f"CASE WHEN typeof({_q(c)}) IN ('integer', 'real') THEN {_q(c)} END AS {c}")
         types = {c: (pa.string() if c in self.TEXT else (pa.float64() if c in self.FLOAT else pa.int64()))
                  for c in wanted}
-        cur = self.con.execute(f"SELECT {', '.join(sel)} FROM {_q(table)}" + (f" ORDER BY {_q(order)}" if order else ""))
+        cur = self.con.execute(f"SELECT {', '.join(sel)} FROM {_q(table)}" + (f" WHERE {where}" if where else "")
+                               + (f" ORDER BY {_q(order)}" if order else ""))
         while True:
             rows = cur.fetchmany(CHUNK_ROWS)
             if not rows:
@@ -411,7 +458,8 @@ class _SqlAlchemyReader:
     def columns(self, table: str) -> list[str]:
         return [c["name"] for c in self.insp.get_columns(table)]
 
-    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None):
+    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None,
+               where: str | None = None):
         import pyarrow as pa
 
         sel = ", ".join(_q(c) if c in have else f"NULL AS {c}" for c in wanted)
