@@ -321,6 +321,9 @@ class MonitoringSpec(_Model):
     max_realized_cost: float | None = None
     min_window_rows: int = Field(50, ge=1)
     backlog_windows: int = Field(3, ge=1, description="Alert when the review backlog grows this many windows in a row.")
+    compact_after: int = Field(100_000, ge=0, description="`mlcase monitor` compacts the closed windows of the SQLite "
+                               "serving log into Parquet once this many closed rows wait (0: never by itself; "
+                               "`mlcase log compact` does it on demand).")
 
 
 class Guardrails(_Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["core", "checks", "model", "trust", "serving", "monitoring", "review", "abtest", "releases", "report"]
+MODULES = ["core", "checks", "model", "trust", "serving", "monitoring", "log", "review", "abtest", "releases", "report"]
 
 
 def register_all(app) -> None:

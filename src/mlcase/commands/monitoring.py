@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._engine import EngineOpt, SchedulerOpt
 from ._listing import Column, FormatOpt, Listing, check_format, number, show
 
 LogOpt = Annotated[str | None, typer.Option(
@@ -31,6 +32,8 @@ def register(app: typer.Typer) -> None:
         labels: LabelsOpt = None,
         window: WindowOpt = None,
         fmt: FormatOpt = "table",
+        engine: EngineOpt = None,
+        scheduler: SchedulerOpt = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ):
@@ -43,8 +46,11 @@ def register(app: typer.Typer) -> None:
         from ..monitor import monitor
 
         fmt = check_format(fmt)
+        from ..engine import engine_for
+
         c = load(case)
-        result = monitor(c, log=log, labels=labels, window=window)
+        with engine_for(c, engine, scheduler, console=None if quiet or json_out else console(quiet)) as eng:
+            result = monitor(c, log=log, labels=labels, window=window, engine=eng)
         data = result.to_dict()
         results.save(c, "monitoring", data)
         if json_out:

@@ -166,15 +166,15 @@ class CompactedLog:
         for f in self.files():
             con = duckdb.connect()
             try:
-                have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(f))})").fetchall()}
+                have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(f))}, hive_partitioning = false)").fetchall()}
                 cond = " OR ".join(f"CAST({_q(c)} AS VARCHAR) = {_lit(subject)}" for c in columns if c in have)
                 if not cond:
                     continue
-                n = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(f))}) WHERE {cond}").fetchall()[0][0]
+                n = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(f))}, hive_partitioning = false) WHERE {cond}").fetchall()[0][0]
                 if not n:
                     continue
                 tmp = f.with_name(f".{f.name}.tmp")
-                con.execute(f"COPY (SELECT * FROM read_parquet({_lit(str(f))}) WHERE NOT ({cond})) TO "
+                con.execute(f"COPY (SELECT * FROM read_parquet({_lit(str(f))}, hive_partitioning = false) WHERE NOT coalesce({cond}, false)) TO "
                             f"{_lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
                 tmp.replace(f)
                 removed += int(n)
@@ -369,6 +369,9 @@ def _write_parts(dk, store: CompactedLog, batch: str) -> list[str]:
             typed = ", json_valid(inputs) AS _inputs_valid, " + ", ".join(
                 f"_j.{_q(k)} AS {_q(INPUT_PREFIX + k)}" for k in struct)
     table = "typed" if typed else "rows"
+    from .sources import ts_sql
+
+    typed += f", {ts_sql('ts')} AS _t"   # the time as monitoring reads it (epoch seconds), parsed once
     date = "strftime(TRY_CAST(ts AS TIMESTAMPTZ), '%Y-%m-%d')"
     days = [r[0] for r in dk.execute(f"SELECT DISTINCT coalesce({date}, 'unknown') FROM {table} ORDER BY 1").fetchall()]
     written = []

@@ -48,6 +48,7 @@ class MonitorResult:
     alerts: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
     reviews: dict | None = None
+    compacted: dict | None = None      # what compacting the closed windows first did (mlcase.monitor.compact)
 
     @property
     def exit_code(self) -> int:
@@ -64,4 +65,4 @@ class MonitorResult:
                 "features": self.features, "n_rows": self.n_rows, "n_windows": len(self.windows),
                 "status": "alert" if self.alerts else "ok", "n_alerts": len(self.alerts), "alerts": self.alerts,
                 "warnings": self.warnings, "labels": self.labels, "overall": self.overall, "reviews": self.reviews,
-                "windows": self.windows}
+                "compacted": self.compacted, "windows": self.windows}

@@ -157,7 +157,10 @@ def _load_database(run, source: _Source) -> None:
         for rows in _prefetch(reader.chunks("predictions", pred_cols, have, where=tail)):
             _insert_log_chunk(run, pa.table(rows))
         if files:
-            _insert_compacted(run, files)
+            if getattr(run, "engine", None) is not None and run.engine.parallel:
+                _type_on_workers(run, files)
+            else:
+                _attach_compacted(run, files)
         if "labels" in tables:
             lab_have = reader.columns("labels")
             if {"request_id", "label"} <= set(lab_have):
@@ -174,9 +177,57 @@ def _load_database(run, source: _Source) -> None:
     run.has_time = bool(run.con.execute("SELECT count(_t) > 0 FROM raw").fetchall()[0][0])
 
 
-def _insert_compacted(run, files: list) -> None:
-    """Type the compacted part of the log (:mod:`.compact`) into ``raw``: its inputs are typed columns already."""
-    src = f"read_parquet([{', '.join(_lit(str(f)) for f in files)}], union_by_name = true)"
+def _type_on_workers(run, files: list) -> None:
+    """The Dask engine: each worker types some date partitions (windows) of the compacted part; ``raw`` gets them.
+
+    A worker reads its partitions with its own DuckDB (memory capped like this one's) and sends
+    back the typed, projected rows; the windows' statistics are then computed here, over the
+    same rows the local engine reads, so the result is the same.
+    """
+    import pyarrow as pa
+
+    by_day: dict[str, list] = {}
+    for f in files:
+        by_day.setdefault(Path(f).parent.name, []).append(str(f))
+    sqls = [compacted_select(run, g, like="raw") for g in by_day.values()]
+    eng = run.engine
+    futures = [eng.submit(type_partitions, sql, run.memory_limit, key="monitor-partitions") for sql in sqls]
+    for fut in futures:
+        tbl: pa.Table = fut.result()
+        run.con.register("_part", tbl)
+        try:
+            run.con.execute("INSERT INTO raw SELECT * FROM _part")
+        finally:
+            run.con.unregister("_part")
+
+
+def type_partitions(sql: str, memory_limit: str):
+    """Run a :func:`compacted_select` on a worker: the typed rows as an Arrow table."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+        return con.execute(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _attach_compacted(run, files: list) -> None:
+    """Make ``raw`` the live tail read so far plus the compacted part of the log (:mod:`.compact`).
+
+    The compacted part is not copied: ``raw`` becomes a view over the tail's table and the
+    Parquet files (whose inputs and times are typed already), so the windowed ``log`` table is
+    the only copy of the rows DuckDB makes.
+    """
+    run.con.execute("ALTER TABLE raw RENAME TO raw_tail")
+    run.con.execute(f"CREATE VIEW raw AS SELECT * FROM raw_tail UNION ALL {compacted_select(run, files)}")
+
+
+def compacted_select(run, files: list, like: str = "raw_tail") -> str:
+    """A SELECT of the compacted files shaped like the table ``like`` (``raw``'s columns)."""
+    src = f"read_parquet([{', '.join(_lit(str(f)) for f in files)}], union_by_name = true, hive_partitioning = false)"
     have = {r[0] for r in run.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
 
     def col(name: str, expr: str) -> str:
@@ -195,14 +246,15 @@ def _insert_compacted(run, files: list) -> None:
             needs_json = True
     bad = "NOT coalesce(_inputs_valid, false)" if "_inputs_valid" in have and not needs_json else (
         "NOT coalesce(json_valid(inputs), false)")
-    exprs = ["CAST(request_id AS VARCHAR)", ts_sql("ts"), col("model_version", "TRY_CAST(model_version AS INTEGER)"),
+    exprs = ["CAST(request_id AS VARCHAR)", "_t" if "_t" in have else ts_sql("ts"), col("model_version", "TRY_CAST(model_version AS INTEGER)"),
              col("tier", "CAST(tier AS VARCHAR)"), col("fallback", "TRY_CAST(fallback AS INTEGER)"),
              col("reason", "CAST(reason AS VARCHAR)"), col("score", "nullif(TRY_CAST(score AS DOUBLE), 'NaN'::DOUBLE)"),
              col("decision", "CAST(decision AS VARCHAR)"), col("prediction", "CAST(prediction AS VARCHAR)"), "NULL",
              col("arm", "CAST(arm AS VARCHAR)"), col("audit", "TRY_CAST(audit AS INTEGER)"),
              col("sampling_probability", "nullif(TRY_CAST(sampling_probability AS DOUBLE), 'NaN'::DOUBLE)"),
              col("model_decision", "CAST(model_decision AS VARCHAR)"), f"inputs IS NULL OR {bad}", *feats]
-    run.con.execute(f"INSERT INTO raw SELECT {', '.join(exprs)} FROM {src}")
+    names = [r[0] for r in run.con.execute(f"DESCRIBE {like}").fetchall()]
+    return f"SELECT {', '.join(f'{e} AS {_q(n)}' for e, n in zip(exprs, names, strict=True))} FROM {src}"
 
 
 def json_path_key(name: str) -> str:
