@@ -191,9 +191,13 @@ def _type_on_workers(run, files: list) -> None:
         by_day.setdefault(Path(f).parent.name, []).append(str(f))
     sqls = [compacted_select(run, g, like="raw") for g in by_day.values()]
     eng = run.engine
-    futures = [eng.submit(type_partitions, sql, run.memory_limit, key="monitor-partitions") for sql in sqls]
-    for fut in futures:
-        tbl: pa.Table = fut.result()
+    ahead = 2 * eng.slots   # partitions typed ahead of this process: the workers hold no more than these
+    futures = [eng.submit(type_partitions, sql, run.memory_limit, key="monitor-partitions") for sql in sqls[:ahead]]
+    for k in range(len(sqls)):
+        tbl: pa.Table = futures[k].result()
+        futures[k] = None
+        if k + ahead < len(sqls):
+            futures.append(eng.submit(type_partitions, sqls[k + ahead], run.memory_limit, key="monitor-partitions"))
         run.con.register("_part", tbl)
         try:
             run.con.execute("INSERT INTO raw SELECT * FROM _part")
@@ -244,15 +248,16 @@ def compacted_select(run, files: list, like: str = "raw_tail") -> str:
         else:
             feats.append(run.value_sql(c, f"json_extract_string(inputs, {_lit('$.' + json_path_key(c))})"))
             needs_json = True
+    # typed at compaction: _inputs_valid is NULL for NULL inputs, so the JSON text is never read here
     bad = "NOT coalesce(_inputs_valid, false)" if "_inputs_valid" in have and not needs_json else (
-        "NOT coalesce(json_valid(inputs), false)")
+        "inputs IS NULL OR NOT coalesce(json_valid(inputs), false)")
     exprs = ["CAST(request_id AS VARCHAR)", "_t" if "_t" in have else ts_sql("ts"), col("model_version", "TRY_CAST(model_version AS INTEGER)"),
              col("tier", "CAST(tier AS VARCHAR)"), col("fallback", "TRY_CAST(fallback AS INTEGER)"),
              col("reason", "CAST(reason AS VARCHAR)"), col("score", "nullif(TRY_CAST(score AS DOUBLE), 'NaN'::DOUBLE)"),
              col("decision", "CAST(decision AS VARCHAR)"), col("prediction", "CAST(prediction AS VARCHAR)"), "NULL",
              col("arm", "CAST(arm AS VARCHAR)"), col("audit", "TRY_CAST(audit AS INTEGER)"),
              col("sampling_probability", "nullif(TRY_CAST(sampling_probability AS DOUBLE), 'NaN'::DOUBLE)"),
-             col("model_decision", "CAST(model_decision AS VARCHAR)"), f"inputs IS NULL OR {bad}", *feats]
+             col("model_decision", "CAST(model_decision AS VARCHAR)"), bad, *feats]
     names = [r[0] for r in run.con.execute(f"DESCRIBE {like}").fetchall()]
     return f"SELECT {', '.join(f'{e} AS {_q(n)}' for e, n in zip(exprs, names, strict=True))} FROM {src}"
 
