@@ -91,11 +91,11 @@ def bakeoff_child(out: Path, kind: str, workers: int | None, budget: float) -> d
 # --------------------------------------------------------------------------- the monitoring log
 def generate_log(out: Path, rows: int, days: int = 30, seed: int = 1) -> dict:
     """A case and its bundle (monitor_scale's), then ``rows`` logged predictions as compacted partitions."""
+    import monitor_scale as M
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import monitor_scale as M
     from mlcase.monitor.compact import MANIFEST, MANIFEST_DDL
     from mlcase.serve.predlog import SQLITE_DDL
 

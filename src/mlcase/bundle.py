@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,7 +190,14 @@ def _mlcase_types() -> list:
         rules.Rule,                    # RuleBaseline.rule_
         candidates.datetime_to_days,   # FunctionTransformer of date columns
         candidates._to_text,           # FunctionTransformer of categorical columns
+        *_forecast_types(),
     ]
+
+
+def _forecast_types() -> list:
+    from .forecast import models
+
+    return [models.GlobalForecaster, models.LocalForecaster, models.RuleForecaster]  # task: forecast
 
 
 #: The model-file allowlist, by the top-level module of the names it holds: each group is
@@ -262,8 +268,9 @@ def sha256_file(path: Path) -> str:
 
 def signing_key_path() -> Path:
     """``$XDG_CONFIG_HOME/mlcase/signing.key`` (default ``~/.config/mlcase/signing.key``)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "mlcase" / "signing.key"
+    from .keys import config_dir
+
+    return config_dir() / "signing.key"
 
 
 def signing_key() -> bytes:
@@ -272,44 +279,11 @@ def signing_key() -> bytes:
     The key lives outside the artifact store, so whoever can rewrite the store's files and
     tags still cannot sign a model. Every machine that registers or loads a case's models
     needs the same key (set ``MLCASE_SIGNING_KEY`` from a secret store on servers).
+    See :mod:`mlcase.keys`.
     """
-    env = os.environ.get(SIGNING_KEY_ENV)
-    if env is not None:
-        if len(env.strip()) < 16:
-            raise ModelError(f"{SIGNING_KEY_ENV} is shorter than 16 characters",
-                             "set it to a long random value, e.g. `python -c \"import secrets; "
-                             "print(secrets.token_hex(32))\"`")
-        return env.strip().encode("utf-8")
-    path = signing_key_path()
-    try:
-        if not path.exists():
-            _create_key_file(path)
-        key = path.read_bytes().strip()
-    except OSError as exc:
-        raise ModelError(f"the signing key file {path} cannot be used ({exc.strerror or type(exc).__name__})",
-                         f"make its folder writable, or set {SIGNING_KEY_ENV}") from None
-    if len(key) < 16:
-        raise ModelError(f"the signing key file {path} holds fewer than 16 characters",
-                         f"delete it (a new one is created) or set {SIGNING_KEY_ENV}")
-    return key
+    from .keys import secret_key
 
-
-def _create_key_file(path: Path) -> None:
-    """Write a random key with mode 0600; atomic (link), so two processes starting at once agree on one key."""
-    import secrets
-
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".signing.key.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:  # another process created it first: use theirs
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    return secret_key(SIGNING_KEY_ENV, signing_key_path().name, ModelError, "signing key")
 
 
 def key_id(key: bytes | None = None) -> str:

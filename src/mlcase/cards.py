@@ -81,11 +81,15 @@ def log_card(case: Case | str | Path, version: int) -> dict:
 def card_markdown(case: Case, res: dict[str, dict]) -> str:
     """The card as Markdown, from the spec and the stage results ``res`` (``results.load_all``)."""
     spec = case.spec
+    if spec.task == "forecast":
+        from .forecast.card import forecast_card_markdown
+
+        return forecast_card_markdown(case, res)
     L: list[str] = [f"# Model card: {case.name}", ""]
     L += [f"> Written by mlcase {_pkg_version('mlcase')} on {_now()} from the stage results in `.mlcase/`. "
           "Sections marked TODO need a person.", ""]
     for section in (_details, _intended_use, _factors, _metrics, _evaluation_data, _training_data,
-                    _quantitative, _caveats, _ethics):
+                    _quantitative, _caveats, _ethics, _governance):
         L += section(case, spec, res)
         L.append("")
     return "\n".join(L).rstrip() + "\n"
@@ -288,6 +292,7 @@ def _quantitative(case, spec, res) -> list[str]:
             L.append(f"- **Latency:** single-row p95 {_num(lat['single_p95_ms'])} ms")
         L.append("")
         L += _slices_md(ev.get("slices") or {})
+    L += _analysis_md(res.get("analysis"), cur)
     L += _conformal_md(res.get("conformal"))
     L += _explain_md(res.get("explain"))
     return L
@@ -317,6 +322,35 @@ def _slices_md(slices: dict) -> list[str]:
             L.append(f"Too few rows to judge: {', '.join(map(str, info['insufficient']))}.")
         L.append("")
     return L
+
+
+def _analysis_md(a: dict | None, cur: str) -> list[str]:
+    """Where the model loses, whether more labels would pay, what each group is worth, which labels look wrong."""
+    L = ["### Where the model loses, and what would help", ""]
+    if not a:
+        return L + [NOT_RUN, ""]
+    sl = a.get("slices") or {}
+    losing = [e for e in sl.get("money") or [] if e.get("loses_money")]
+    L.append(f"- **Weak slices:** {sl.get('scanned')} scanned, {len(sl.get('money') or [])} tried on the test rows "
+             "(Holm-corrected); " + ("none loses money beyond chance" if not losing else "loses money in " + "; ".join(
+                 f"`{e['label']}` ({_money(e['test']['estimate'], cur)} per decision, 95% CI "
+                 f"{_money(e['test']['ci_low'], cur)} to {_money(e['test']['ci_high'], cur)})" for e in losing)))
+    if sl.get("erring"):
+        L.append("- **Errs most (relative to a model-free prediction):** " + ", ".join(f"`{x}`" for x in sl["erring"]))
+    for e in (a.get("learning_curve") or {}).get("extrapolation") or []:
+        if e["multiple"] > 1:
+            L.append(f"- **With {e['multiple']:g}x the labels ({e['labels']:,}):** {_money(e['cost_per_decision'], cur)} "
+                     f"per decision expected (band {_money(e['band'][0], cur)} to {_money(e['band'][1], cur)})")
+    for g in ((a.get("feature_groups") or {}).get("groups") or [])[:5]:
+        w = g.get("worth_per_decision")
+        if w:
+            L.append(f"- **Columns `{g['group']}` are worth** {_money(w['estimate'], cur)} per decision (95% CI "
+                     f"{_money(w['ci_low'], cur)} to {_money(w['ci_high'], cur)})")
+    lb = a.get("labels") or {}
+    if lb.get("file"):
+        L.append(f"- **Label audit:** {lb.get('n_flagged') if lb.get('n_flagged') is not None else 'ranked'} rows look "
+                 f"mislabelled, {lb.get('n_conflicting_pairs')} conflicting near-duplicate pairs (`{Path(lb['file']).name}`)")
+    return L + [""]
 
 
 def _conformal_md(conf: dict | None) -> list[str]:
@@ -406,6 +440,47 @@ def _ethics(case, spec, res) -> list[str]:
         L.append("")
         L.append("Sensitive columns named in the spec: " + ", ".join(f"`{s}`" for s in spec.sensitive)
                  + " (see Per-slice results).")
+    return L
+
+
+def _governance(case, spec, res) -> list[str]:
+    """Personal data, what the prediction log keeps and for how long, freshness limits, alert owners."""
+    from .formats import duration
+    from .governance.summary import KEPT, governance_summary
+
+    g = governance_summary(spec, ((res.get("checks") or {}).get("stats") or {}).get("personal_data"))
+    L = ["## Data protection and operations", ""]
+    if g["personal_data"]:
+        L += ["Personal data:", ""]
+        L += _md_table([{"column": f"`{p['column']}`", "holds": (p["kind"] or "–").replace("_", " "),
+                         "purpose": p["purpose"] or f"{TODO} not declared under personal_data",
+                         "prediction log keeps it": p["logged"]} for p in g["personal_data"]]) + [""]
+    else:
+        L.append("- **Personal data:** none declared under `personal_data`, and the data checks found none.")
+    if g["unit_id"] is not None:
+        L.append(f"- **Prediction log:** the unit (`data.id`) {KEPT[g['unit_id']]}"
+                 + ("; " + ", ".join(f"`{c}` {KEPT[h]}" for c, h in g["log_inputs"].items() if c != spec.data.id)
+                    if any(c != spec.data.id for c in g["log_inputs"]) else "")
+                 + ". Hashed values are HMAC-SHA256 with a key kept outside the log (`MLCASE_LOG_KEY`).")
+    L.append(f"- **Retention:** {duration(g['retention_seconds'])} (`mlcase retention`; monitoring windows are kept "
+             "as aggregates)" if g["retention_seconds"] else
+             "- **Retention:** not set: the prediction log is kept until someone deletes it (set `serving.retention`).")
+    if g["freshness"]:
+        L.append("- **Feature freshness:** " + ", ".join(f"`{f}` at most {duration(s)} old" for f, s in
+                                                        g["freshness"].items())
+                 + ("; a stale feature sends the record to the next fallback tier" if g["on_stale"] == "fallback"
+                    else "; a stale feature is flagged in the answer")
+                 + f"; alert above {_pct(g['max_stale_share'])} stale answers per window.")
+    L += ["", "Who owns which alert:", ""]
+    L += _md_table([{"alert": a["alert"].replace("_", " "), "owner": a["owner"], "from": a["via"]}
+                    for a in g["alert_owners"]]) + [""]
+    if g["notify"]:
+        L.append("- **Notified through:** " + ", ".join(f"`{n['program']}`" + (f" (for {', '.join(n['owners'])})"
+                                                                               if n["owners"] else "")
+                                                       for n in g["notify"]))
+    if g["dead_man_windows"]:
+        L.append(f"- **Dead-man's switch:** alerts after {g['dead_man_windows']} empty window(s) of "
+                 f"{duration(g['window_seconds'])} (no prediction, or no monitoring run).")
     return L
 
 

@@ -639,6 +639,9 @@ def immature_mask(time: pd.Series, label_delay: float | None) -> np.ndarray:
 def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
     """Load (unless ``frame`` is given), validate, encode and split the case's data."""
     spec = case.spec
+    if spec.task == "forecast":
+        raise SpecError("this command reads the data as records, and a forecast case reads it as series",
+                        "use mlcase run, check, serve, score, monitor, card or report on a forecast case")
     df = load_frame(case) if frame is None else _normalise_frame(frame.reset_index(drop=True))
     notes = read_notes(df)
     check_columns(case, df)

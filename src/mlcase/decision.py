@@ -141,7 +141,7 @@ def _what_would_decide(ev: dict, effect: float, sd_diff: float, sd_pooled: float
 
 
 # --------------------------------------------------------------------------- decide
-def decide(case: Case, ceiling, evaluation) -> Decision:
+def decide(case: Case, ceiling, evaluation, analysis: dict | None = None) -> Decision:
     """GO / USE_BASELINE / NO_GO / INCONCLUSIVE from the value ceiling and the evaluation.
 
     Parameters
@@ -152,6 +152,10 @@ def decide(case: Case, ceiling, evaluation) -> Decision:
         NO_GO and ``evaluation`` may be None.
     evaluation : Evaluation or dict or None
         :func:`mlcase.evaluate.evaluate` (or its ``to_dict()``).
+    analysis : dict, optional
+        :func:`mlcase.analysis.analyze`: its ``reasons`` are added (a slice that loses money
+        with the hybrid that would fix it, for any verdict; for ``INCONCLUSIVE``, how many more
+        labelled rows the learning curve expects would settle it). They never change the verdict.
 
     Returns
     -------
@@ -180,9 +184,14 @@ def decide(case: Case, ceiling, evaluation) -> Decision:
     latency = ev.get("latency") or {}
     evidence = _evidence(ev, spec, ceil, floor, over_floor, beats)
     notes = _notes(ev, cur)
+    extra = (analysis or {}).get("reasons") or {}
+    if analysis:
+        evidence["analysis"] = {"losing_slices": (analysis.get("slices") or {}).get("losing", []),
+                                "settle": analysis.get("settle")}
 
     def done(verdict, reasons, champion=None):
-        return Decision(verdict, [*reasons, *notes], champion, evidence)
+        return Decision(verdict, [*reasons, *extra.get("any", []), *extra.get(verdict, []), *notes], champion,
+                        evidence)
 
     # 2. does anything beat the best model-free policy?
     if not beats:

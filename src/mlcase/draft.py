@@ -43,7 +43,8 @@ def infer_task(y: pd.Series) -> str:
     return "multiclass"
 
 
-def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir: str | Path | None = None) -> str:
+def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir: str | Path | None = None,
+               task: str | None = None, time: str | None = None, series: str | None = None) -> str:
     """Return the text of a commented ``case.yaml`` drafted from ``data``.
 
     Task and positive class are inferred from the target, likely id and time
@@ -56,15 +57,21 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     if target not in df.columns:
         raise DataError(f"--target '{target}' is not a column of {data.name}",
                         f"pick one of: {', '.join(map(str, df.columns[:30]))}")
+    if task == "forecast":
+        from .forecast.draft import draft_forecast_spec
+
+        return draft_forecast_spec(data, df, target, time, series, _slug(name or data.stem),
+                                   _source(data, case_dir), _comment, _q)
+    if task is not None or series is not None:
+        raise SpecError(f"--task {task or ''}{' --series' if series else ''}: only a forecast case is set by hand "
+                        "(binary, multiclass and regression are inferred from the target)",
+                        "pass --task forecast --time COL [--series COL], or leave --task out")
     task = infer_task(df[target])
     schema = infer_schema(df, target, task)
     kinds = {c: schema.columns[c].kind for c in df.columns}
     id_col = next((c for c, k in kinds.items() if k == "id" and c != target), None)
-    time_col = next((c for c, k in kinds.items() if k == "datetime" and c != target), None)
-    try:
-        source = str(data.resolve().relative_to(case_dir.resolve()))
-    except ValueError:
-        source = str(data.resolve())
+    time_col = time or next((c for c, k in kinds.items() if k == "datetime" and c != target), None)
+    source = _source(data, case_dir)
     name = _slug(name or data.stem)
     positive = None
     if task == "binary":
@@ -145,8 +152,17 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     return "\n".join(lines) + "\n"
 
 
+def _source(data: Path, case_dir: Path) -> str:
+    """The data path as the case refers to it (relative to the case folder when inside it)."""
+    try:
+        return str(data.resolve().relative_to(case_dir.resolve()))
+    except ValueError:
+        return str(data.resolve())
+
+
 def write_draft(data: str | Path, target: str, name: str | None = None, out: str | Path | None = None,
-                force: bool = False) -> Path:
+                force: bool = False, task: str | None = None, time: str | None = None,
+                series: str | None = None) -> Path:
     """Write the drafted spec to ``out`` (default ``case.yaml`` beside the data); never overwrite unless ``force``."""
     data = Path(data)
     if not data.is_file():  # the data is checked first: a wrong DATA path is not the -o folder's fault
@@ -160,7 +176,7 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
     if not out.parent.is_dir():
         raise SpecError(f"-o {out}: the folder {out.parent} does not exist",
                         "create it first, or pass -o a path in an existing folder")
-    text = draft_spec(data, target, name, case_dir=out.resolve().parent)
+    text = draft_spec(data, target, name, case_dir=out.resolve().parent, task=task, time=time, series=series)
     from .spec import parse_spec
 
     parse_spec(text, source=out.name)  # the draft must load

@@ -54,3 +54,17 @@ def number(v: Any, digits: int = 5) -> str:
     decimals = max(digits - 1 - math.floor(math.log10(a)), 0)
     text = f"{f:,.{min(decimals, 20)}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as case.yaml writes it: ``180d``, ``6h``, ``90m``, ``45s`` (the largest whole unit).
+
+    >>> duration(15552000), duration(5400), duration(90.5)
+    ('180d', '90m', '90.5s')
+    """
+    if seconds is None:
+        return "–"
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

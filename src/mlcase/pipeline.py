@@ -119,27 +119,41 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
 
             raise SpecError(f"refit: expected 'none' or 'all', got {refit!r}", "use --refit all or --refit none")
         case.spec.refit = refit
-    from .engine import engine_for
+    from .engine import engine_for, resolve
 
+    if case.spec.task == "forecast":  # the forecast bake-off runs in this process
+        if resolve(case, engine, scheduler)["kind"] == "dask" and not quiet:
+            _start(case, force, quiet, console)[0].print(
+                "[yellow]note:[/yellow] the forecast bake-off runs on the local engine; --engine dask is ignored")
+        with case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
+            return _run_forecast(case, budget, force, quiet, console, held)
     # the engine first: an unreachable scheduler fails before anything is written
     with engine_for(case, engine, scheduler, console=None if quiet else console) as eng, \
             case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
         return _run(case, budget, force, quiet, console, held, eng)
 
 
-def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=None) -> RunResult:
-    from .data import prepare
-    from .lock import take_over
-
+def _start(case: Case, force: bool, quiet: bool, console):
+    """``(console, result, stage timer)`` of a run."""
     if console is None:
         from rich.console import Console
 
         console = Console(stderr=True, quiet=quiet)
     out = RunResult(case=case, forced=force)
-    stage = _Timer(out, console, quiet)
+    return console, out, _Timer(out, console, quiet)
+
+
+def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=None) -> RunResult:
+    from .data import prepare
+    from .lock import take_over
+
+    console, out, stage = _start(case, force, quiet, console)
 
     with stage("data"):
         dataset = prepare(case)  # bad input fails here, before anything is written
+        from .analysis import check_spec
+
+        check_spec(case, dataset)
         from .tasks import capacity_share
         from .tracking import client
 
@@ -207,8 +221,11 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
     with stage("trust"):
         _trust(case, dataset, candidate, bake, eval_dict)
 
+    with stage("analysis"):
+        analysis = _analysis(case, dataset, bake, eval_dict, budget)
+
     with stage("decision"):
-        verdict = decision_mod.decide(case, ceiling, evaluation)
+        verdict = decision_mod.decide(case, ceiling, evaluation, analysis=analysis)
         results.save(case, "decision", verdict.to_dict())
 
     with stage("registry"):
@@ -259,6 +276,91 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
     return out
 
 
+def _run_forecast(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResult:
+    """The stage order of ``task: forecast`` (:mod:`mlcase.forecast`): the same stages, on series and cut-offs."""
+    from . import tracking
+    from .forecast.data import load_series
+    from .lock import take_over
+
+    console, out, stage = _start(case, force, quiet, console)
+    with stage("data"):
+        data = load_series(case)  # bad input fails here, before anything is written
+        tracking.client(case)
+        take_over(case, held)
+        results.clear(case)
+        results.save(case, "data", data.summary())
+    with stage("checks"):
+        from .forecast.checks import run_forecast_checks
+
+        report = run_forecast_checks(case, data)
+        results.save(case, "checks", {**report.to_dict(), "forced": bool(force and report.has_errors)})
+        if report.has_errors:
+            out.check_errors = [_check_line(c) for c in report.errors]
+            if not force:
+                out.stopped_at, out.report = "checks", _report(case)
+                raise ChecksFailed(f"data checks found {len(out.check_errors)} error(s): {'; '.join(out.check_errors[:5])}",
+                                   "fix the data or the spec (see the report), or run with --force to go on anyway")
+    with stage("bake-off"):
+        from .forecast.bakeoff import run_forecast_bakeoff
+
+        bake = run_forecast_bakeoff(case, data, budget=budget, console=console, quiet=quiet)
+        results.save(case, "forecast_bakeoff", bake.to_dict())
+        with tracking.run(case, "forecast-bakeoff", tags=tracking.base_tags(case, data.fingerprint, "bakeoff")):
+            tracking.log_dict(bake.to_dict(), "forecast_bakeoff.json")
+            tracking.log_metrics({f"backtest_mase_{r['model']}": r["backtest_mase"] for r in bake.leaderboard()})
+    with stage("evaluation"):
+        from .forecast.evaluate import evaluate_forecast
+
+        ev, _test = evaluate_forecast(case, data, bake)
+        results.save(case, "forecast_evaluation", ev)
+    with stage("trust"):
+        from .forecast.stages import explain_boosting
+
+        explained = explain_boosting(case, data, bake)
+        if explained is not None:
+            results.save(case, "forecast_explain", explained)
+    with stage("decision"):
+        from .forecast.decision import decide_forecast
+
+        verdict = decide_forecast(case, ev)
+        results.save(case, "decision", verdict.to_dict())
+    with stage("registry"):
+        versions = _forecast_registry(case, data, bake, ev, verdict)
+        out.versions = versions
+    with stage("model card"):
+        from . import cards
+
+        out.card, _html = cards.write_model_card(case)
+        if versions.get("champion_version") or versions.get("candidate_version"):
+            cards.log_card(case, versions.get("champion_version") or versions.get("candidate_version"))
+    out.decision, out.reasons, out.champion = verdict.verdict, list(verdict.reasons), verdict.champion
+    if bake.candidate:
+        test = ev["models"][bake.candidate]["test"]
+        out.metrics = {k: test[k] for k in ("mase", "smape", "rmse", "pinball", "cost_per_point")}
+        out.metrics["coverage"] = test["coverage"]["coverage"]
+    out.report = _report(case)
+    return out
+
+
+def _forecast_registry(case: Case, data, bake, ev: dict, verdict) -> dict:
+    """Register a forecast case's candidate and best baseline, move ``champion`` as decided, track the evaluation."""
+    from . import tracking
+    from .decision import apply_decision
+    from .forecast.stages import register_forecast
+
+    versions = register_forecast(case, data, bake, ev)
+    versions = {**versions, **(apply_decision(case, verdict, versions) or {})}
+    results.save(case, "registry", versions)
+    with tracking.run(case, "evaluation", tags=tracking.base_tags(case, data.fingerprint, "evaluation")):
+        if bake.candidate:
+            tracking.log_metrics({f"test_{k}": v for k, v in ev["models"][bake.candidate]["test"].items()
+                                  if isinstance(v, float)})
+        tracking.log_dict(ev, "forecast_evaluation.json")
+        tracking.log_dict(verdict.to_dict(), "decision.json")
+        tracking.set_tags({"mlcase.decision": verdict.verdict})
+    return versions
+
+
 def _refit_all(case: Case, dataset, bake, verdict, versions: dict, eval_dict: dict) -> dict:
     """``refit: all``: register the decision's champion refitted on every labelled row, for the same decision.
 
@@ -284,6 +386,32 @@ def _refit_all(case: Case, dataset, bake, verdict, versions: dict, eval_dict: di
     else:
         moved["by_name"] = {**(versions.get("by_name") or {}), name: info["refit_version"]}
     return {"refit": info, "versions": moved}
+
+
+def _analysis(case: Case, dataset, bake, eval_dict: dict, budget) -> dict | None:
+    """Weak slices, learning curve, feature-group value, label audit (``analysis.enabled``); tracked in MLflow."""
+    from . import analysis, tracking
+    from .bakeoff import parse_budget
+
+    if not case.spec.analysis.enabled:
+        return None
+    cand, base = eval_dict["champion_candidate"], eval_dict["best_baseline"]
+    analysis.save_valid_scores(case, dataset, {"candidate": bake.bundles[cand], "baseline": bake.bundles[base]})
+    seconds = parse_budget(budget if budget is not None else case.overrides.get("budget", case.spec.budget))
+    out = analysis.analyze(case, dataset, bake.bundles, eval_dict, bake.to_dict(), explain=results.load(case, "explain"),
+                           budget_s=seconds)
+    results.save(case, "analysis", out)
+    with tracking.run(case, "analysis", tags=tracking.base_tags(case, dataset.fingerprint, "analysis")):
+        tracking.log_dict(out, "analysis.json")
+        for name in (analysis.OOF_FILE, analysis.VALID_FILE):
+            if (case.work_dir / name).exists():
+                tracking.log_artifact(case.work_dir / name)
+        audit = (out.get("labels") or {}).get("file")
+        if audit:
+            tracking.log_artifact(audit)
+        tracking.log_metrics({"analysis_losing_slices": len((out.get("slices") or {}).get("losing") or []),
+                              "analysis_seconds": out["seconds"]})
+    return out
 
 
 def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:

@@ -255,6 +255,9 @@ def import_reviews(case, path, log: str | None = None, bundle=None) -> dict:
             "stored": 0, "already_imported": 0, "sources": {}}
     finally:
         backend.close()
+    from .governance.stores import register_file
+
+    register_file(case, p, "review file")
     return {"file": str(p), "rows": int(len(df)), "reviewed": len(reviews), **out,
             "skipped_unreviewed": int(len(df) - len(items)), "log": redact_url(where)}
 
@@ -341,6 +344,9 @@ def export_queue(case, output, since=None, log: str | None = None, now=None, rea
     for c in REVIEW_COLUMNS:
         queue[c] = None
     _write(queue, out_path)
+    from .governance.stores import register_file
+
+    register_file(case, out_path, "review queue")  # `mlcase forget` and retention reach it
     by_why = {k: int(v) for k, v in queue["why"].value_counts().items()}
     return {"rows": int(len(queue)), "by_why": by_why, "output": str(out_path),
             "since": None if since is None else since_iso, "log": redact_url(where), "warnings": warnings}
@@ -365,11 +371,17 @@ def _rule_verdicts(case, logged: list, inputs: list[dict], warnings: list[str]) 
         return out
     import pandas as pd
 
+    from .governance.policy import LogPolicy
     from .rules import Rule
 
     frame = pd.DataFrame([inputs[k] for k in todo])
     try:
         rule = Rule(rules[0].rule, columns=list(frame.columns), kind="boolean", where="baselines rule")
+        hidden = LogPolicy.from_spec(case.spec).limits(rule.used_columns)
+        if hidden:  # the rule would read hashes: say what cannot be done instead
+            warnings.append(f"the rule's verdict is left empty where it was not logged: {', '.join(hidden)} is "
+                            f"{next(iter(hidden.values())).split(':')[0]}")
+            return out
         flags = rule.predict(frame)
     except MlcaseError as exc:
         warnings.append(f"the rule's verdict is left empty: {exc}")
@@ -391,9 +403,17 @@ def _reasons(case, df, inputs: list[dict], top: int, warnings: list[str]) -> lis
     by_version: dict[int, list[int]] = {}
     for k in rows:
         by_version.setdefault(int(df["model_version"].iloc[k]), []).append(k)
+    from .governance.policy import LogPolicy
+
+    policy = LogPolicy.from_spec(case.spec)
     for version, idx in by_version.items():
         try:
             bundle = tracking.load_bundle(case, alias=None, version=version)
+            hidden = policy.limits(bundle.features)
+            if hidden:  # SHAP on hashes would explain nothing: say so
+                warnings.append(f"no SHAP reasons for model version {version}: {', '.join(hidden)} is "
+                                f"{next(iter(hidden.values())).split(':')[0]}")
+                continue
             frame = RecordSpec(bundle.schema, bundle.features).frame([inputs[k] for k in idx])
             explained = explain_rows(bundle, frame, top=top)
         except Exception as exc:  # noqa: BLE001 - the queue stands without its reasons; the warning says why

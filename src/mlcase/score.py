@@ -386,6 +386,11 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
     kind = _check_input(input)
+    if case.spec.task == "forecast":  # one forecast per series (mlcase.forecast.batch)
+        from .forecast.batch import forecast_file
+
+        return forecast_file(case, input, output, version=version, errors_path=errors_path, engine=engine,
+                             scheduler=scheduler, bundles=bundles)
     if engine not in ("local", "dask"):
         raise DataError(f"engine {engine!r} is not known", "use engine='local' or 'dask'")
     if chunk_rows < 1:

@@ -69,6 +69,16 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(_duration)]
 
 
+def _positive_duration(value: Any) -> Any:
+    seconds = _duration(value)
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"expected a duration longer than zero, like '30s' or '180d', got {value!r}")
+    return seconds
+
+
+PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
+
+
 def parse_rate(value: Any, what: str = "rate") -> tuple[float, str | None]:
     """Parse ``12000/month`` or ``300/day`` into ``(count, period)``; a bare number has no period."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -132,6 +142,7 @@ class DataSpec(_Model):
     id: str | None = None
     time: str | None = None
     group: str | None = None
+    series: str | None = Field(None, description="Forecast: the column naming each series (one series when left out).")
     label_time: str | None = Field(
         None, description="Column with the time each label became known; a label known before data.time means "
                           "the features were recorded after the outcome (a leak).")
@@ -139,6 +150,9 @@ class DataSpec(_Model):
     unavailable_at_serving: list[str] = Field(default_factory=list)
     label_delay: Duration | None = None
     include_immature: bool = Field(False, description="Keep rows younger than label_delay in training.")
+    freshness: dict[str, PositiveDuration] = Field(
+        default_factory=dict, description="How old each feature may be when the decision is made, e.g. "
+                                          "{balance: 1d}; a request may carry the features' as-of time in '_as_of'.")
 
     @field_validator("features", mode="before")
     @classmethod
@@ -242,6 +256,9 @@ class RuleBaseline(_Model):
 
 
 BaselineSpec = Literal["majority", "prior", "mean", "median", "linear"] | RuleBaseline
+#: the baselines of a forecast case (statsforecast models, and a rule over lag_<k> columns)
+FORECAST_BASELINES = ("naive", "seasonal_naive", "moving_average", "auto_ets", "auto_arima")
+BaselineSpec = BaselineSpec | Literal[FORECAST_BASELINES]
 
 
 class ConformalSpec(_Model):
@@ -302,6 +319,18 @@ class ServingSpec(_Model):
     reload_every: Duration = Field(5.0, description="How often the server checks the registry's champion and canary "
                                    "aliases (0: never; a pinned --version is never reloaded).")
 
+
+    log_inputs: dict[str, Literal["raw", "hashed", "drop"]] = Field(
+        default_factory=dict, description="What the prediction log keeps of each input column (and of data.id, "
+                                          "logged as unit_id): raw, hashed (HMAC keyed by MLCASE_LOG_KEY) or drop; "
+                                          "default hashed for personal_data, raw for the rest.")
+    retention: PositiveDuration | None = Field(
+        None, description="Prediction-log rows older than this are pruned by `mlcase retention` (e.g. 180d); the "
+                          "monitoring windows they made are kept as aggregates.")
+    on_stale: Literal["flag", "fallback"] = Field(
+        "flag", description="A feature older than data.freshness allows: flag it in the answer, or also send the "
+                            "record past every tier that reads it (the next fallback tier answers).")
+
     @field_validator("api_key")
     @classmethod
     def _no_key_in_yaml(cls, v):
@@ -310,6 +339,46 @@ class ServingSpec(_Model):
                              "shared, and a key in it is no longer secret; remove it, and set the MLCASE_API_KEY "
                              "environment variable or serving.api_key_file (a file kept out of version control)")
         return v
+
+
+def _command(value: Any) -> list[str]:
+    """A notify command as an argv: a list as given, a string split like a POSIX shell would (never run by one)."""
+    import shlex
+
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split the command {value!r} into words ({exc}); check its quotes") from None
+    elif isinstance(value, list) and all(isinstance(a, str) for a in value):
+        argv = list(value)
+    else:
+        raise ValueError(f"expected a command (a string, or a list of its words), got {value!r}")
+    if not argv or not argv[0].strip():
+        raise ValueError("the command is empty; name the program to run")
+    return argv
+
+
+class NotifySpec(_Model):
+    """One notify command, optionally only for some owners."""
+
+    command: list[str] = Field(description="The program and its arguments (a string is split like a shell would).")
+    owners: list[str] | None = Field(None, description="Run it only for these owners (names or owner roles); "
+                                                       "default every owner with alerts.")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv(cls, v):
+        return _command(v)
+
+
+def _notify_entry(value: Any) -> Any:
+    if isinstance(value, (str, list)):
+        return {"command": value}
+    return value
+
+
+NotifyCommand = Annotated[NotifySpec, BeforeValidator(_notify_entry)]
 
 
 class MonitoringSpec(_Model):
@@ -324,6 +393,30 @@ class MonitoringSpec(_Model):
     compact_after: int = Field(100_000, ge=0, description="`mlcase monitor` compacts the closed windows of the SQLite "
                                "serving log into Parquet once this many closed rows wait (0: never by itself; "
                                "`mlcase log compact` does it on demand).")
+    max_stale_share: float = Field(0.05, ge=0, le=1, description="Alert when more of a window's answers than this "
+                                   "share used a feature older than data.freshness allows.")
+    alert_owners: dict[str, str] = Field(
+        default_factory=dict, description="Who owns each alert kind: a key of owners (a role) or a name, e.g. "
+                                          "{drift: data, fallback: serving}; the rest go to their default role.")
+    notify: list[NotifyCommand] = Field(
+        default_factory=list, description="Commands run once per owner with that owner's alerts as JSON on stdin "
+                                          "(no shell: a string is split like a shell would, a list is the argv).")
+    notify_timeout: PositiveDuration = Field(30.0, description="Time limit of one notify command.")
+    dead_man_windows: int | None = Field(
+        None, ge=1, description="Alert when no prediction arrived, or monitoring did not run, for this many "
+                                "windows (`mlcase deadman`, and `mlcase monitor`).")
+
+    @field_validator("alert_owners")
+    @classmethod
+    def _known_alert_kinds(cls, v):
+        from .governance.owners import ALERT_ROLES
+
+        for kind in v:
+            if kind not in ALERT_ROLES:
+                close = difflib.get_close_matches(kind, list(ALERT_ROLES), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"alert kinds: {', '.join(ALERT_ROLES)}"
+                raise ValueError(f"unknown alert kind '{kind}'; {hint}")
+        return v
 
 
 class Guardrails(_Model):
@@ -387,8 +480,90 @@ class EngineSpec(_Model):
         return {"kind": v} if isinstance(v, str) else v
 
 
-TaskName = Literal["binary", "multiclass", "regression"]
+PERSONAL_KINDS = ("email", "phone", "card_number", "account_number", "national_id", "person_name", "other")
+
+
+class PersonalDatum(_Model):
+    """A column holding personal data, and why the case keeps it."""
+
+    column: str
+    purpose: str = Field(description="Why the case needs this column (shown in the datasheet and the model card).")
+    kind: Literal[PERSONAL_KINDS] | None = Field(None, description="What it holds; default what the checks found.")
+
+    @field_validator("purpose")
+    @classmethod
+    def _purpose_given(cls, v):
+        if not v.strip():
+            raise ValueError("the purpose is empty; say why the case keeps this column (e.g. 'to call the customer')")
+        return v.strip()
+
+
+def _personal_list(value: Any) -> Any:
+    """``{email: purpose, ...}`` is short for ``[{column: email, purpose: ...}, ...]``."""
+    if isinstance(value, dict):
+        return [{"column": k, "purpose": v} if not isinstance(v, dict) else {"column": k, **v}
+                for k, v in value.items()]
+    return value
+
+
+class AnalysisSpec(_Model):
+    """``analysis``: where the model loses, whether more labels would pay, which labels look wrong."""
+
+    enabled: bool = Field(True, description="Run the analysis stage after the evaluation (mlcase analyze runs it "
+                                            "on demand either way).")
+    time_share: float = Field(0.25, ge=0, le=4, description="Share of the run's budget the refits (learning "
+                              "curve, feature-group value) may take; 0 skips them.")
+    fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
+                                   description="Shares of the training rows the learning curve is measured at.")
+    bins: int = Field(5, ge=2, le=20, description="Quantile bins a numeric column is cut into for the slice search.")
+    max_slices: int = Field(10, ge=1, le=100, description="Slices tried on the test rows (Holm's correction is "
+                            "over these).")
+    error_ratio: float = Field(1.25, gt=1, description="A slice errs much more when its relative loss is at "
+                               "least this many times the rest's.")
+    label_audit_top: int = Field(50, ge=1, description="Rows of the label audit shown in the report.")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if not v or any(not 0 < f <= 1 for f in v):
+            raise ValueError(f"expected shares in (0, 1] such as [0.25, 0.5, 0.75, 1.0], got {v!r}")
+        return sorted(set(float(f) for f in v))
+
+
+TaskName = Literal["binary", "multiclass", "regression", "forecast"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
+
+
+class ForecastSpec(_Model):
+    """``forecast``: the horizon, the frequency and the covariates of a ``task: forecast`` case."""
+
+    horizon: int = Field(gt=0, le=10_000, description="Steps each forecast covers (e.g. 14 days).")
+    freq: str | None = Field(None, description="pandas frequency alias (D, W-SUN, MS, h ...); inferred from data.time "
+                             "when left out.")
+    season_length: int | None = Field(None, gt=0, description="Steps in a season (7 for daily data, 12 monthly, ...); "
+                                      "from the frequency when left out.")
+    known: list[str] = Field(default_factory=list, description="Covariates known in advance for every future step "
+                             "(calendar, holidays, planned prices, schedules): used at the step they describe.")
+    past_only: list[str] = Field(default_factory=list, description="Covariates observed only up to the forecast's "
+                                 "cut-off (weather, sales of other items): used lagged by at least the horizon.")
+    backtest_windows: int = Field(20, ge=2, le=500, description="Rolling-origin cut-offs before the test period "
+                                  "(tuning, model choice, conformal calibration).")
+    test_windows: int = Field(8, ge=1, le=500, description="Cut-offs in the test period, the last part of the "
+                              "history, forecast once at the end.")
+    step: int | None = Field(None, gt=0, description="Steps between two cut-offs (default: the horizon).")
+    quantile: float | None = Field(None, gt=0, lt=1, description="The quantile acted on; default under / (under + "
+                                   "over) from costs (the newsvendor's critical ratio), else the median.")
+    lags: list[int] | None = Field(None, description="Target lags of the learned models (default: 1..season and "
+                                   "whole seasons up to a year).")
+    input_size: int | None = Field(None, gt=0, description="Steps of history AutoETS/AutoARIMA fit on at each cut-off "
+                                   "(default: the last 8 seasons).")
+
+    @field_validator("lags")
+    @classmethod
+    def _positive_lags(cls, v):
+        if v is not None and (not v or any(int(x) < 1 for x in v)):
+            raise ValueError(f"expected a list of positive lags such as [1, 7, 364], got {v!r}")
+        return v
 
 
 class CaseSpec(_Model):
@@ -407,6 +582,9 @@ class CaseSpec(_Model):
     data: DataSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
     sensitive: list[str] = Field(default_factory=list)
+    personal_data: Annotated[list[PersonalDatum], BeforeValidator(_personal_list)] = Field(
+        default_factory=list, description="Columns holding personal data (direct identifiers), each with its "
+                                          "purpose; logged hashed by default (serving.log_inputs).")
     costs: Costs = Field(default_factory=Costs)
     constraints: Constraints = Field(default_factory=Constraints)
     compute: Compute = Field(default_factory=Compute)
@@ -419,11 +597,17 @@ class CaseSpec(_Model):
         "none", description="'all': after the decision, register the champion refitted on every labelled row "
                             "beside the evaluated version (it becomes champion through the same decision).")
     slices: list[str] = Field(default_factory=list)
+    feature_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Named groups of feature columns (e.g. one per data source) whose value "
+                                          "in money per decision the analysis measures; default each column.")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     conformal: ConformalSpec = Field(default_factory=ConformalSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     releases: ReleasesSpec = Field(default_factory=ReleasesSpec)
+    forecast: ForecastSpec | None = Field(None, description="task: forecast: horizon, frequency, covariates, "
+                                          "backtest windows.")
     tracking_uri: str | None = None
 
     @field_validator("budget")
@@ -445,6 +629,15 @@ class CaseSpec(_Model):
                              "capacity as a share (0.08)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw):
+        if isinstance(raw, dict) and raw.get("task") == "forecast":
+            from .forecast.spec import forecast_defaults
+
+            return forecast_defaults(raw)
+        return raw
+
     @model_validator(mode="after")
     def _task_consistency(self):
         if self.spec_version != SPEC_VERSION:
@@ -459,6 +652,14 @@ class CaseSpec(_Model):
             raise ValueError("split.method is 'group' but data.group names no column; set data.group or use another split")
         if self.task == "regression" and self.split.method == "stratified":
             self.split.method = "random"
+        seen = set()
+        for p in self.personal_data:
+            if p.column in seen:
+                raise ValueError(f"personal_data: '{p.column}' is listed twice; keep one entry with its purpose")
+            seen.add(p.column)
+        from .forecast.spec import check_forecast_spec
+
+        check_forecast_spec(self)  # a forecast case's fields, and no forecast field in another task
         return self
 
     # convenience -----------------------------------------------------------
@@ -470,7 +671,7 @@ class CaseSpec(_Model):
         """Every column the spec names, keyed by the YAML path that names it."""
         d = self.data
         out: dict[str, list[str]] = {"data.target": [d.target]}
-        for key in ("id", "time", "group", "label_time"):
+        for key in ("id", "time", "group", "label_time", "series"):
             if getattr(d, key):
                 out[f"data.{key}"] = [getattr(d, key)]
         if d.features.include:
@@ -483,7 +684,24 @@ class CaseSpec(_Model):
             out["sensitive"] = list(self.sensitive)
         if self.slices:
             out["slices"] = list(self.slices)
+        if self.personal_data:
+            out["personal_data"] = [p.column for p in self.personal_data]
+        if d.freshness:
+            out["data.freshness"] = list(d.freshness)
+        if self.serving.log_inputs:
+            out["serving.log_inputs"] = list(self.serving.log_inputs)
+        for g, cols in self.feature_groups.items():
+            out[f"feature_groups.{g}"] = list(cols)
+        if self.forecast is not None:
+            for key in ("known", "past_only"):
+                if getattr(self.forecast, key):
+                    out[f"forecast.{key}"] = list(getattr(self.forecast, key))
         return out
+
+    @property
+    def personal_columns(self) -> list[str]:
+        """The columns declared under ``personal_data``."""
+        return [p.column for p in self.personal_data]
 
 
 # --------------------------------------------------------------------------- loading
@@ -575,7 +793,8 @@ def _explain(err: dict) -> tuple[tuple, str]:
         "function-after[_number_or_expression(), union[float,str]]",))))
     # pydantic puts union member names in loc (e.g. 'float', 'str', 'RuleBaseline'); drop them
     loc = tuple(p for p in loc if p not in ("float", "str", "int", "bool", "RuleBaseline", "literal['auto']",
-                                             "function-before[_duration(), float]"))
+                                             "function-before[_duration(), float]",
+                                             "function-before[_positive_duration(), float]"))
     typ, msg, got = err["type"], err["msg"], err.get("input")
     if typ == "extra_forbidden":
         key = loc[-1]

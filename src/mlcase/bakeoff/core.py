@@ -396,6 +396,7 @@ def _ensemble(run: _Run, single: str) -> str | None:
         run.bundles.pop("ensemble", None)
         return None
     entry.note.append(f"kept: {sel['reason']}")
+    entry.oof = _scatter(sel["crossfit"], idx, len(y))  # its cross-fitted scores, kept for the analysis
     info["kept"] = True
     return "ensemble"
 
@@ -482,6 +483,7 @@ def _result(run: _Run, candidate: str | None, scorer: Scorer, families: list[str
     case = run.case
     case.root.mkdir(parents=True, exist_ok=True)
     frame.to_csv(case.root / "leaderboard.csv", index=False)
+    save_oof(run)
     top = result.row(candidate) if candidate else None
     run.phases["leaderboard_s"] = round(run.box.elapsed(), 3)
     run.writer.close({"metrics": {"elapsed_s": elapsed, **({"best_cv_mean": top["cv_mean"]} if top else {})},
@@ -501,6 +503,36 @@ def _engine_info(run: _Run) -> dict:
     info["study"] = run.study_path
     info["workers_lost"] = getattr(runner, "workers_lost", 0)
     return info
+
+
+OOF_FILE = "oof.parquet"
+
+
+def save_oof(run: _Run) -> None:
+    """Keep every entry's out-of-fold scores as ``<case>/.mlcase/oof.parquet`` (for ``mlcase analyze``).
+
+    One row per scored row: ``row`` (its position in ``dataset.frame``), then one column per
+    entry (``name``; multiclass: ``name::k`` for class code ``k``). The analysis stage reads
+    it instead of refitting anything.
+    """
+    import pandas as pd
+
+    scored = run.search.scored
+    cols = {"row": run.plan.pool[scored].astype("int64")}
+    for name, e in run.entries.items():
+        if e.oof is None or len(e.oof) != len(scored):
+            continue
+        a = np.asarray(e.oof, dtype="float64")
+        if a.ndim == 1:
+            cols[name] = a
+        else:
+            for k in range(a.shape[1]):
+                cols[f"{name}::{k}"] = a[:, k]
+    path = run.case.work_dir / OOF_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{OOF_FILE}.tmp")
+    pd.DataFrame(cols).to_parquet(tmp, index=False)
+    tmp.replace(path)
 
 
 def _json(d: dict) -> str:

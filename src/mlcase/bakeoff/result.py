@@ -106,13 +106,28 @@ class BakeoffResult:
                 "budget_s": self.budget_s, "metric": self.metric, "metric_direction": "lower", "cv": self.cv,
                 "trials": self.trials, "families": self.families, "notes": self.notes, "phases": self.phases,
                 "plan": self.plan, "ensemble": self.ensemble, "select_on": self.select_on,
-                "loss_metric": self.loss_metric,
+                "loss_metric": self.loss_metric, "recipes": stored_recipes(self.recipes),
                 "run_id": self.run_id or (self._writer.run_id if self._writer is not None else None),
                 "fingerprint": self.fingerprint, "engine": self.engine}
 
     def print(self, console) -> None:
         """Print the leaderboard as a Rich table."""
         console.print(leaderboard_table(self.to_dict()))
+
+
+def stored_recipes(recipes: dict) -> dict:
+    """The recipes that can be stored as JSON (fitted families and ensembles; a baseline's is a factory)."""
+    keep = ("family", "params", "best_iters", "fit_rows", "grown", "fit_s", "fit_s_per_row", "rung", "size",
+            "name", "weights")
+    out = {}
+    for name, r in (recipes or {}).items():
+        if not r or r.get("make") is not None:
+            continue
+        entry = {k: r[k] for k in keep if k in r}
+        if r.get("members"):
+            entry["members"] = [{k: m[k] for k in keep if k in m} for m in r["members"]]
+        out[name] = entry
+    return out
 
 
 def leaderboard_table(data: dict):

@@ -8,7 +8,7 @@ id, a severity (``error`` blocks ``mlcase run``, ``warning`` is reported,
 Each check is one function registered with :func:`register` (see
 :mod:`mlcase.checks.registry`), in a module by theme: :mod:`~.reading` (what reading
 the file changed: duplicate names, infinities, missing-value tokens, mis-decoded text),
-:mod:`~.target`, :mod:`~.features`, :mod:`~.duplicates`, :mod:`~.leakage`,
+:mod:`~.target`, :mod:`~.features`, :mod:`~.personal` (direct identifiers), :mod:`~.duplicates`, :mod:`~.leakage`,
 :mod:`~.labels`, :mod:`~.shift` and :mod:`~.assumptions`. :mod:`~.datasheet` turns the
 data and the findings into the datasheet.
 
@@ -31,7 +31,7 @@ False
 from __future__ import annotations
 
 # the check modules register their checks on import; the order of the report is each check's `order`
-from . import assumptions, duplicates, features, labels, leakage, reading, shift, target  # noqa: F401
+from . import assumptions, duplicates, features, labels, leakage, personal, reading, shift, target  # noqa: F401
 from .context import Context, Skip
 from .registry import REGISTRY, register, registered, run_checks
 from .report import CHECKS_VERSION, SEVERITIES, Check, CheckReport

@@ -120,6 +120,27 @@ def _slices(case: Case, dataset: Dataset) -> list[dict]:
     return out
 
 
+def personal_data_rows(case: Case, found: list[dict] | None) -> list[dict]:
+    """Each column holding personal data: declared under ``personal_data`` (with its purpose) or found by the
+    ``personal_data`` check, with what the prediction log keeps of it."""
+    from ..governance.policy import LogPolicy
+
+    policy = LogPolicy.from_spec(case.spec)
+    rows: dict[str, dict] = {}
+    for p in case.spec.personal_data:
+        rows[p.column] = {"column": p.column, "kind": p.kind, "purpose": p.purpose, "declared_as": "personal_data",
+                          "match_share": None}
+    for f in found or []:
+        r = rows.setdefault(f["column"], {"column": f["column"], "kind": None, "purpose": None,
+                                          "declared_as": f.get("declared_as"), "match_share": None})
+        r["kind"] = r["kind"] or f.get("kind")
+        if f.get("detected"):
+            r["match_share"] = f.get("match_share")
+    for r in rows.values():
+        r["logged"] = policy.of(r["column"])
+    return list(rows.values())
+
+
 def datasheet_dict(case: Case, dataset: Dataset, report) -> dict:
     """The datasheet's content as a dict (what the report renders and ``datasheet.md`` shows).
 
@@ -138,11 +159,15 @@ def datasheet_dict(case: Case, dataset: Dataset, report) -> dict:
     split = dataset.split
     used = int(len(split.train) + len(split.valid) + len(split.test))
     roles = _roles(case, dataset)
+    rdict = report.to_dict() if hasattr(report, "to_dict") else dict(report or {})
+    personal = personal_data_rows(case, rdict.get("stats", {}).get("personal_data"))
+    hidden = {p["column"] for p in personal}
     columns = []
     for name, info in dataset.schema.columns.items():
         columns.append({"name": name, "role": roles.get(name, "not used"), "kind": info.kind, "dtype": info.dtype,
                         "missing_share": info.missing_rate, "distinct": info.n_unique,
-                        "summary": _column_summary(frame[name], info.kind)})
+                        "summary": "personal data: values not shown" if name in hidden else
+                        _column_summary(frame[name], info.kind)})
     target: dict[str, Any] = {"column": d.target, "task": dataset.task, **_outcome(dataset, slice(None))}
     if dataset.task == "binary":
         target.update(positive=dataset.positive, negative=dataset.classes[0])
@@ -175,7 +200,6 @@ def datasheet_dict(case: Case, dataset: Dataset, report) -> dict:
         preprocessing.append(f"Sensitive columns, never features (used for fairness slices): {', '.join(spec.sensitive)}.")
     preprocessing.append(f"Split: {split.method}, test {spec.split.test_size:g} of the rows, validation "
                          f"{spec.split.valid_size:g} of the rest, seed {spec.split.seed}.")
-    rdict = report.to_dict() if hasattr(report, "to_dict") else dict(report or {})
     proxies = [c for c in rdict.get("checks", []) if c["id"] == "proxy"]
     return {
         "name": spec.name,
@@ -187,7 +211,7 @@ def datasheet_dict(case: Case, dataset: Dataset, report) -> dict:
                         "rows_used": used, "excluded": excluded, "n_columns": int(frame.shape[1]),
                         "n_features": len(dataset.features), "columns": columns, "target": target,
                         "splits": splits, "split_method": split.method, "time_range": time_range,
-                        "slices": _slices(case, dataset),
+                        "slices": _slices(case, dataset), "personal_data": personal,
                         "one_feature": rdict.get("stats", {}).get("one_feature")},
         "collection": {"source": d.source, "fingerprint": dataset.fingerprint, "time": d.time,
                        "label_delay_days": d.label_delay / 86400 if d.label_delay else None,
@@ -263,6 +287,14 @@ def datasheet_markdown(sheet: dict) -> str:
     L += _md_table([{**c, "missing": _pct(c["missing_share"]), "distinct": f"{c['distinct']:,}"} for c in comp["columns"]],
                    [("name", "column"), ("role", "role"), ("kind", "kind"), ("dtype", "type"),
                     ("missing", "missing"), ("distinct", "distinct"), ("summary", "summary")])
+    if comp.get("personal_data"):
+        L += ["### Personal data", ""]
+        L += _md_table([{**p, "kind": (p["kind"] or "–").replace("_", " "), "purpose": p["purpose"] or
+                         "**TODO** not declared under personal_data", "declared_as": p["declared_as"] or "**not declared**",
+                         "found": _pct(p["match_share"]) if p["match_share"] is not None else "–"}
+                        for p in comp["personal_data"]],
+                       [("column", "column"), ("kind", "holds"), ("purpose", "purpose"), ("declared_as", "declared as"),
+                        ("logged", "prediction log keeps it"), ("found", "values that look like it")])
     if comp["slices"]:
         L += ["### Slices", ""]
         measure = ("positive_rate", "positive rate") if t["task"] == "binary" else (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["core", "checks", "model", "trust", "serving", "monitoring", "log", "review", "abtest", "releases", "report"]
+MODULES = ["core", "checks", "model", "trust", "analyze", "serving", "monitoring", "log", "review", "governance", "abtest",
+           "releases", "report"]
 
 
 def register_all(app) -> None:

@@ -30,28 +30,35 @@ def register(app: typer.Typer) -> None:
         large = P.is_large(c)
         with case_lock(c, "check"):
             prof = None
-            if large:  # out of core: every row profiled by DuckDB under a memory cap, the checks on a sample
-                prof = P.profile(c)
-                dataset = prepare(c, frame=P.sample_frame(c))
-                results.save(c, "profile", prof)
+            if c.spec.task == "forecast":  # series checks (mlcase.forecast.checks); no datasheet for series yet
+                from ..forecast.checks import run_forecast_checks
+                from ..forecast.data import load_series
+
+                report, path = run_forecast_checks(c, load_series(c)), None
             else:
-                dataset = prepare(c)
-            report = run_checks(c, dataset)
-            path = write_datasheet(c, dataset, report)
+                if large:  # out of core: every row profiled by DuckDB under a memory cap, the checks on a sample
+                    prof = P.profile(c)
+                    dataset = prepare(c, frame=P.sample_frame(c))
+                    results.save(c, "profile", prof)
+                else:
+                    dataset = prepare(c)
+                report = run_checks(c, dataset)
+                path = write_datasheet(c, dataset, report)
+                results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
             results.save(c, "checks", report.to_dict())
-            results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
         note = None
         if prof is not None:
             note = (f"the source ({prof['bytes'] / 2**20:,.0f} MiB of Parquet) exceeds engine.memory_share of memory: "
                     f"{prof['rows']:,} rows profiled out of core (DuckDB, memory limit {prof['memory_limit']}), "
                     f"the checks ran on a uniform sample of {len(dataset.frame):,} rows")
         if json_out:
-            emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path),
+            emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path) if path else None,
                        **({"profile": prof, "note": note} if prof is not None else {})})
         elif fmt != "table":
             out = console(quiet)
             show(findings_listing(c.name, report), fmt, out)
-            out.print(f"datasheet: {path}")
+            if path:
+                out.print(f"datasheet: {path}")
         else:
             from rich.markup import escape
 
@@ -64,7 +71,8 @@ def register(app: typer.Typer) -> None:
                 out.print(f"[{_STYLE[chk.severity]}]{chk.severity.upper():<7}[/] {escape(chk.line())}")
                 if chk.fix and chk.severity != "info":
                     out.print(f"        [dim]fix:[/dim] {escape(chk.fix)}")
-            out.print(f"datasheet: {escape(str(path))}")
+            if path:
+                out.print(f"datasheet: {escape(str(path))}")
         if report.has_errors:
             raise typer.Exit(1)
 

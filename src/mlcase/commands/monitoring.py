@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ..formats import duration
 from ._engine import EngineOpt, SchedulerOpt
 from ._listing import Column, FormatOpt, Listing, check_format, number, show
 
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
         log: LogOpt = None,
         labels: LabelsOpt = None,
         window: WindowOpt = None,
+        no_notify: Annotated[bool, typer.Option("--no-notify", help="Do not run monitoring.notify commands.")] = False,
         fmt: FormatOpt = "table",
         engine: EngineOpt = None,
         scheduler: SchedulerOpt = None,
@@ -40,18 +42,33 @@ def register(app: typer.Typer) -> None:
         """Drift, delayed-label performance, estimated performance and alerts per time window.
 
         Exits 1 when an alert fires (drift, fallback share, estimated or realized cost, broken
-        assumption), 0 otherwise; the results are saved for `mlcase report`.
+        assumption, stale features, review backlog, no traffic, monitoring gap), 0 otherwise. Alerts
+        are grouped by their owner, and each owner's are sent to the monitoring.notify commands; the
+        results are saved for `mlcase report`.
         """
         from .. import results
+        from ..governance.notify import monitoring_done
         from ..monitor import monitor
 
         fmt = check_format(fmt)
         from ..engine import engine_for
 
         c = load(case)
+        if c.spec.task == "forecast":  # realized error by horizon step against the actuals (mlcase.forecast.monitor)
+            from ..forecast.monitor import monitor_forecasts
+
+            data = monitor_forecasts(c, log=log, labels=labels)
+            results.save(c, "forecast_monitoring", data)
+            if json_out:
+                emit_json(data)
+            else:
+                print_forecast(console(quiet), data)
+            if data["alerts"]:
+                raise typer.Exit(1)
+            return
         with engine_for(c, engine, scheduler, console=None if quiet or json_out else console(quiet)) as eng:
             result = monitor(c, log=log, labels=labels, window=window, engine=eng)
-        data = result.to_dict()
+        data = monitoring_done(c, result.to_dict(), log=log, send=not no_notify)
         results.save(c, "monitoring", data)
         if json_out:
             emit_json(data)
@@ -61,6 +78,20 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
+def print_forecast(out, data: dict) -> None:
+    """A forecast case's monitoring, on stderr: by step, then the alerts."""
+    from rich.markup import escape
+
+    out.print(f"{data['points']} forecast points with actuals, from {data['requests']} logged forecasts")
+    for r in data["by_step"]:
+        out.print(f"  step {r['step']:>3}: {r['points']:>5} points  MASE {r['model_mase']:.3f}  seasonal naive "
+                  f"{r['seasonal_naive_mase']:.3f}  coverage {r['coverage']:.1%}")
+    for w in data["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {escape(w)}")
+    for a in data["alerts"]:
+        out.print(f"[red]alert ({a['kind']}):[/red] {escape(a['message'])}")
+
+
 def print_result(out, data: dict, fmt: str = "table") -> None:
     """A listing of the windows, then the warnings and alerts (on stderr)."""
     from rich.markup import escape
@@ -68,15 +99,29 @@ def print_result(out, data: dict, fmt: str = "table") -> None:
     model = data.get("model") or {}
     version = f" v{model['version']}" if model.get("version") is not None else ""
     out.print(f"[bold]{escape(str(data['case']))}[/bold]: {data['n_rows']} predictions in {data['n_windows']} "
-              f"window(s) of {_duration(data['window_seconds'])} from {escape(str(data['source']))} "
+              f"window(s) of {duration(data['window_seconds'])} from {escape(str(data['source']))} "
               f"(model {escape(str(model.get('name')))}{version})")
     show(windows_listing(data), fmt, out)
     for line in label_lines(data):
         out.print(escape(line))
     for w in data.get("warnings", []):
         out.print(f"[yellow]warning[/yellow] {escape(w['message'])}")
-    for a in data["alerts"]:
-        out.print(f"[red]ALERT[/red] {escape(a['kind'])}: {escape(a['message'])}")
+    print_alerts(out, data)
+
+
+def print_alerts(out, data: dict) -> None:
+    """The alerts grouped by owner, then what the notify commands did (on stderr)."""
+    from rich.markup import escape
+
+    from ..governance.notify import notify_lines
+    from ..governance.owners import by_owner
+
+    for owner, alerts in by_owner(data["alerts"]).items():
+        out.print(f"[bold]{escape(owner)}[/bold]: {len(alerts)} alert(s)")
+        for a in alerts:
+            out.print(f"  [red]ALERT[/red] {escape(a['kind'])}: {escape(a['message'])}")
+    for line in notify_lines(data.get("notifications") or []):
+        out.print(escape(line))
     if data["alerts"]:
         out.print(f"[red]{len(data['alerts'])} alert(s)[/red]; details with --json or in `mlcase report`")
     else:
@@ -139,10 +184,3 @@ def label_lines(data: dict) -> list[str]:
         lines.append(f"reviews: {rev['n_verdicts']} verdicts on {rev['n_cases']} cases{kappa}; backlog "
                      f"{(rev.get('backlog') or {}).get('backlog', 0)}")
     return lines
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -198,6 +198,7 @@ def calibrate_bundle(case: Case, dataset, bundle) -> dict:
     s = valid_scores(bundle, dataset)
     ece_before = ece_of(task_name, y, s, bundle.classes)
     out["ece_valid_before"] = ece_before
+    out["valid_scores"] = "out-of-fold" if getattr(bundle, "oof_valid", None) is not None else "model"
     if setting == "none":
         out["note"] = "evaluation.calibrate is 'none'"
         return out

@@ -13,8 +13,10 @@ class MonitorResult:
     ----------
     alerts : list of dict
         ``kind`` (drift, score_drift, fallback, estimated_cost, realized_cost,
-        assumption, review_backlog), ``feature`` or ``assumption``, ``window``,
-        ``value``, ``threshold``, ``message``. Any alert makes ``mlcase monitor`` exit 1.
+        assumption, review_backlog, stale_features, no_traffic, monitoring_gap),
+        ``feature`` or ``assumption``, ``window``, ``value``, ``threshold``,
+        ``message`` and ``owner`` (:mod:`mlcase.governance.owners`). Any alert
+        makes ``mlcase monitor`` exit 1.
     windows : list of dict
         One per time window, oldest first (see :func:`monitor`). Each realized
         metric says what its labels rest on (``labels``: basis, rows, sources);
@@ -55,6 +57,12 @@ class MonitorResult:
         """1 when an alert fired (for cron and CI), else 0."""
         return 1 if self.alerts else 0
 
+    def alerts_by_owner(self) -> dict[str, dict]:
+        """``{owner: {"n": alerts, "kinds": [...]}}``: who has to act on what."""
+        from ..governance.owners import owner_counts
+
+        return owner_counts(self.alerts)
+
     @property
     def n_rows(self) -> int:
         return int(sum(w["n"] for w in self.windows))
@@ -64,5 +72,6 @@ class MonitorResult:
                 "window_seconds": self.window_seconds, "as_of": self.as_of, "thresholds": self.thresholds,
                 "features": self.features, "n_rows": self.n_rows, "n_windows": len(self.windows),
                 "status": "alert" if self.alerts else "ok", "n_alerts": len(self.alerts), "alerts": self.alerts,
+                "alerts_by_owner": self.alerts_by_owner(),
                 "warnings": self.warnings, "labels": self.labels, "overall": self.overall, "reviews": self.reviews,
                 "compacted": self.compacted, "windows": self.windows}

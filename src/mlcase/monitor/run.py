@@ -23,6 +23,7 @@ from ..errors import DataError, ModelError, NotFoundError, RuleError, SpecError
 from . import alerts as _alerts
 from . import assumptions as _assumptions
 from . import drift as _drift
+from . import governance as _governance
 from . import performance as _performance
 from . import reviews as _reviews
 from . import sources as _sources
@@ -179,7 +180,7 @@ class _Run:
         self.con.execute(f"SET memory_limit = {_lit(DUCKDB_MEMORY_LIMIT)}")
         self.features = [f for f in bundle.features if f in reference["features"]]
         self.kinds = {f: reference["features"][f]["kind"] for f in self.features}
-        self.compared = [f for f in self.features if self.kinds[f] != "skipped"]
+        self.archive: list[dict] = []  # windows kept after serving.retention pruned their rows
         classes = reference.get("classes") or ([str(c) for c in bundle.classes] if bundle.classes else None)
         self.classes = classes
         self.positive = reference.get("positive") or (classes[1] if classes and len(classes) == 2 else None)
@@ -187,6 +188,7 @@ class _Run:
         self.target = self.spec.data.target
         # columns besides the features that costs and assumption checks read (extracted from the inputs)
         self.extras = self._extra_columns(bundle.schema or {})
+        self._not_logged(warnings)
         self.col = {f: f"c{i}" for i, f in enumerate(self.features)}
         self.col.update({e: f"e{i}" for i, e in enumerate(self.extras)})
         self.has_time = False
@@ -200,6 +202,22 @@ class _Run:
         self.con.close()
 
     # ------------------------------------------------------------------ columns
+    def _not_logged(self, warnings: list) -> None:
+        """A column the log keeps hashed or drops cannot be compared with training nor priced: say so, do not
+        guess (``serving.log_inputs``)."""
+        from ..governance.policy import LogPolicy
+
+        policy = LogPolicy.from_spec(self.spec)
+        self.not_logged = policy.limits(self.features)
+        self.compared = [f for f in self.features if self.kinds[f] != "skipped" and f not in self.not_logged]
+        for f, why in self.not_logged.items():
+            warnings.append({"kind": "not_logged", "feature": f, "message": f"{f} is {why}"})
+        priced = [c for c in self.extras if policy.of(c) != "raw"]
+        if priced:
+            warnings.append({"kind": "not_logged", "feature": priced[0], "message": f"{', '.join(priced)}: "
+                             "per-row costs and assumption checks that read it see it as missing (the prediction "
+                             "log does not keep it raw)"})
+
     def _extra_columns(self, schema: dict) -> list[str]:
         known = [c["name"] for c in schema.get("columns", [])] or list(self.features)
         known = [c for c in known if c != self.target]
@@ -279,7 +297,7 @@ class _Run:
         if self.n_no_time:
             self.warnings.append({"kind": "timestamps", "message": f"{self.n_no_time} logged rows have no readable "
                                   "timestamp and were left out"})
-        if not self.windows:
+        if not self.windows and not self.archive:
             raise DataError(f"--log: {self.source.label} holds no predictions" + (
                 " with a readable timestamp" if self.n_no_time else ""),
                 "serve some traffic first, or pass a file of recent records")
@@ -306,7 +324,10 @@ class _Run:
 
     # ------------------------------------------------------------------ compute
     def compute(self, now) -> MonitorResult:
+        self.archive = _governance.read_archive(self)
         self._build_log()
+        if not self.windows:  # every row was pruned by serving.retention: the archived windows are the report
+            return self._archived_only()
         W = len(self.windows)
         base = self._window_basics()
         as_of = self._as_of(now)
@@ -340,17 +361,35 @@ class _Run:
             overall["by_source"] = self.by_source
         self.reviews = _reviews.compute_reviews(self, windows)
         _assumptions.check_assumptions(self, windows)
+        _governance.compute_freshness(self, windows)
+        windows = _governance.merge_archive(self, windows)
         alerts = _alerts.compute_alerts(self, windows)
+        alerts += _governance.stale_alerts(self, windows) + _governance.gap_alerts(self, windows)
+        _governance.finish_alerts(self, alerts)
         _alerts.summary_warnings(self, windows, overall, label_summary)
-        thresholds = {"psi_alert": self.mon.psi_alert, "psi_warn": self.mon.psi_warn, "alpha": self.alpha,
-                      "max_fallback_share": self.mon.max_fallback_share,
-                      "max_estimated_cost": self.mon.max_estimated_cost,
-                      "max_realized_cost": self.mon.max_realized_cost, "min_window_rows": self.mon.min_window_rows,
-                      "label_delay_seconds": delay, "backlog_windows": self.mon.backlog_windows}
         return MonitorResult(case=self.case.name, source=self.source.label, model={}, task=self.task,
-                             window_seconds=self.window_s, as_of=_iso(as_of), thresholds=thresholds,
+                             window_seconds=self.window_s, as_of=_iso(as_of), thresholds=self._thresholds(),
                              features=list(self.features), windows=windows, overall=overall,
                              labels=label_summary, alerts=alerts, warnings=self.warnings, reviews=self.reviews)
+
+    def _thresholds(self) -> dict:
+        return {"psi_alert": self.mon.psi_alert, "psi_warn": self.mon.psi_warn, "alpha": self.alpha,
+                "max_fallback_share": self.mon.max_fallback_share, "max_estimated_cost": self.mon.max_estimated_cost,
+                "max_realized_cost": self.mon.max_realized_cost, "min_window_rows": self.mon.min_window_rows,
+                "label_delay_seconds": self.spec.data.label_delay, "backlog_windows": self.mon.backlog_windows,
+                "max_stale_share": self.mon.max_stale_share, "dead_man_windows": self.mon.dead_man_windows}
+
+    def _archived_only(self) -> MonitorResult:
+        """The result when every row was pruned: the archived windows, their alerts, nothing recomputed."""
+        windows = _governance.merge_archive(self, [])
+        alerts = _alerts.compute_alerts(self, windows) + _governance.stale_alerts(self, windows)
+        _governance.finish_alerts(self, alerts)
+        labels = {"labels": 0, "duplicated_request_ids": 0, "conflicting_request_ids": 0, "unmatched_request_ids": 0}
+        return MonitorResult(case=self.case.name, source=self.source.label, model={}, task=self.task,
+                             window_seconds=self.window_s, as_of=windows[-1]["end"], thresholds=self._thresholds(),
+                             features=list(self.features), windows=windows,
+                             overall={"n": 0, "drift": {}, "score_drift": None}, labels=labels, alerts=alerts,
+                             warnings=self.warnings, reviews=None)
 
     def _window_basics(self) -> list[dict]:
         rows = self.con.execute("""

@@ -74,10 +74,10 @@ def resolve_source(case, log) -> _Source:
 # ------------------------------------------------------------------ loading
 RAW_COLUMNS = ("_rid VARCHAR, _t DOUBLE, _version INTEGER, _tier VARCHAR, _fallback INTEGER, _reason VARCHAR, "
                "_score DOUBLE, _decision VARCHAR, _prediction VARCHAR, _label0 VARCHAR, _arm VARCHAR, "
-               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _bad_json BOOLEAN")
+               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _fresh VARCHAR, _bad_json BOOLEAN")
 # what the log's columns beyond the first layout become (NULL where an older log lacks them)
 ARM_SQL = ("CAST(arm AS VARCHAR), TRY_CAST(audit AS INTEGER), nullif(TRY_CAST(sampling_probability AS DOUBLE), "
-           "'NaN'::DOUBLE), CAST(model_decision AS VARCHAR)")
+           "'NaN'::DOUBLE), CAST(model_decision AS VARCHAR), CAST(freshness AS VARCHAR)")
 LABEL_COLUMNS = ["request_id", "label", "ts", "id", "source", "reviewer", "reviewed_at"]
 
 
@@ -134,7 +134,7 @@ def _load_database(run, source: _Source) -> None:
     import pyarrow as pa
 
     pred_cols = ["request_id", "ts", "model_version", "tier", "fallback", "reason", "score", "decision",
-                 "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision"]
+                 "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision", "freshness"]
     reader = _SqliteReader(source.target) if source.kind == "sqlite" else _SqlAlchemyReader(source.target)
     files, tail = [], None
     if source.kind == "sqlite":  # the compacted part (Parquet) and the live tail: every row once
@@ -331,6 +331,7 @@ def _load_records(run, source: _Source) -> None:
 
     ts = pick("ts", run.spec.data.time)
     arm, audit, pi, mdec = pick("arm"), pick("audit"), pick("sampling_probability"), pick("model_decision")
+    fresh = pick("freshness")
     rid = pick("request_id", run.spec.data.id)
     label = pick("label", run.target)
     score, decision, prediction = pick("score"), pick("decision"), pick("prediction")
@@ -353,7 +354,7 @@ def _load_records(run, source: _Source) -> None:
              f"CAST({_q(label)} AS VARCHAR)" if label else "NULL",
              f"CAST({_q(arm)} AS VARCHAR)" if arm else "NULL", f"TRY_CAST({_q(audit)} AS INTEGER)" if audit else "NULL",
              f"TRY_CAST({_q(pi)} AS DOUBLE)" if pi else "NULL", f"CAST({_q(mdec)} AS VARCHAR)" if mdec else "NULL",
-             "false"]
+             f"CAST({_q(fresh)} AS VARCHAR)" if fresh else "NULL", "false"]
     for c in [*run.features, *run.extras]:
         exprs.append(run.value_sql(c, _q(c)) if c in types else "NULL")
     frm = "src LEFT JOIN _scored _s USING (_row)" if scored else "src_view"
@@ -451,7 +452,7 @@ class _SqliteReader:
     """Reads the serving log's tables with the sqlite3 module, in typed chunks."""
 
     TEXT = {"request_id", "ts", "tier", "reason", "decision", "prediction", "inputs", "label", "arm",
-            "model_decision", "source", "reviewer", "reviewed_at"}
+            "model_decision", "source", "reviewer", "reviewed_at", "freshness"}
     FLOAT = {"score", "sampling_probability"}
 
     def __init__(self, path: Path):

@@ -133,8 +133,13 @@ def collect_sections(results: dict, builders: Iterable[Builder] | None = None) -
     found: list[Section] = []
     sources: list[tuple[str, object]] = section_modules()
     sources += [(getattr(b, "__name__", "extra"), b) for b in (builders or [])]
+    replaced: set[str] = set()
     for name, src in sources:
-        found.extend(_sections_from(name, src, results))
+        made = _sections_from(name, src, results)
+        if any(s.status != "not_run" for s in made):  # a task's own sections replace the placeholders it names
+            replaced.update(getattr(src, "REPLACES", ()))
+        found.extend(made)
+    found = [s for s in found if not (s.status == "not_run" and s.id in replaced)]
     found.sort(key=lambda s: s.order)  # stable: equal orders keep discovery order
     _unique_ids(found, set())
     return found

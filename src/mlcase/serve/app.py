@@ -123,6 +123,8 @@ class State:
         self.holdout_rule = None    # the Tier that decides for the holdout arm (None: never act)
         self.unit_field: str | None = None  # data.id: the unit a record is routed by, when it carries it
         self.release = None         # release.Release: the canary, the registry watcher, the guard
+        self.policy = None          # governance.policy.LogPolicy: what the log keeps of each column
+        self.freshness = None       # freshness.Freshness: data.freshness limits (None: none set)
 
 
 # --------------------------------------------------------------------------- loading
@@ -130,6 +132,7 @@ def _load_state(settings: ServeSettings) -> State:
     from ..case import load_case
     from ..spec import CaseSpec
     from .fallback import Predictor, Tier, load_chain
+    from .freshness import load_governance
     from .predlog import PredictionLog, resolve_target
 
     st = State()
@@ -162,6 +165,7 @@ def _load_state(settings: ServeSettings) -> State:
     from .release import Release
 
     st.release = Release(st, case, settings, settings.canary)
+    load_governance(st, case, chain)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return st
 
@@ -249,12 +253,17 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
 
+    from .freshness import prepare_records
     from .release_routes import add_release_routes, provenance_values
     from .review_routes import holdout_answers, units_of
     from .routing import ACTED_ARMS, sampling_probability
 
     if isinstance(settings, dict):
         settings = ServeSettings(**settings)
+    if getattr(getattr(settings.case, "spec", None), "task", None) == "forecast":
+        from .forecast_app import create_forecast_app
+
+        return create_forecast_app(settings, state=state)
     st = State()
     metrics = _Metrics(lambda: st)
 
@@ -380,7 +389,9 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                  issues=[{"record": None, "field": "(body)",
                                           "message": "expected an object or a non-empty array"}])
         p = st.predictor  # this request's champion chain, whatever a reload does meanwhile
+        items, staleness, fresh_issues = prepare_records(st, items)
         records, issues = spec.validate_records(items)
+        issues = sorted([*issues, *fresh_issues], key=lambda i: i.record)
         if issues:
             metrics.invalid.inc(len({i.record for i in issues}))
             first = "; ".join(f"record {i.record} field '{i.field}': {i.message}" for i in issues[:3])
@@ -389,7 +400,9 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                  "fix the fields named in 'detail'", issues=[i.to_dict() for i in issues])
         ids = [uuid.uuid4().hex for _ in records]
         routes = st.router.route(units_of(st, items), ids)
-        answers, meta = await st.release.answer(p, records, routes)
+        answers, meta = await st.release.answer(
+            p, records, routes, skip=None if staleness is None or not st.freshness.fallback
+            else [f.stale for f in staleness])
         held = await holdout_answers(st, records, routes)
         shadow = await _shadow(st, records) if st.challenger is not None else None
         explanations = await _explanations(st, records, answers, p) if explain else None
@@ -406,16 +419,20 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                 d.pop("scores", None)
             audit = route.arm in ACTED_ARMS and decision == "auto" and route.audit_draw
             d["arm"], d["audit"] = route.arm, audit
+            if staleness is not None:
+                d["flags"] = {**d["flags"], "stale": list(staleness[k].stale)}
             if explanations is not None:
                 d["explanation"] = explanations[k] if held[k] is None else None
             out.append(d)
             rows.append((rid, _now(), a.model_version, a.model_name, a.tier,
-                         int(a.fallback), a.reason, _dumps(rec), a.score if primary.task != "multiclass" else None,
+                         int(a.fallback), a.reason, _dumps(st.policy.inputs(rec)),
+                         a.score if primary.task != "multiclass" else None,
                          _dumps(a.scores), None if prediction is None else str(prediction), decision,
                          _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k]),
-                         route.arm, route.unit_id, int(audit),
+                         route.arm, st.policy.unit(route.unit_id), int(audit),
                          sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision,
-                         *provenance_values(*meta[k])))
+                         *provenance_values(*meta[k]),
+                         None if staleness is None else _dumps(staleness[k].to_log())))
             metrics.predictions.labels(a.tier, decision).inc()
             metrics.arms.labels(route.arm, "yes" if audit else "no").inc()
             if a.fallback:
@@ -698,6 +715,8 @@ def _models():
         missing: list[str] = Field(default_factory=list, description="Optional features that were missing (imputed)")
         unknown_categories: list[str] = Field(default_factory=list, description="Features with a category unseen in training")
         out_of_range: list[str] = Field(default_factory=list, description="Numbers beyond the margin of the training range")
+        stale: list[str] = Field(default_factory=list, description="Features older than data.freshness allows "
+                                                                   "(from the record's _as_of)")
 
     class PredictionOut(BaseModel):
         request_id: str = Field(description="Quote it in POST /labels")
@@ -779,6 +798,8 @@ def _custom_openapi(app, settings_state: State, settings: ServeSettings) -> None
         if p is not None:
             rec = p.primary.spec.record_model().model_json_schema(ref_template="#/components/schemas/{model}")
             comps.update(rec.pop("$defs", {}))
+            if settings_state.freshness is not None:  # the features' as-of time, beside them
+                rec.setdefault("properties", {})["_as_of"] = settings_state.freshness.schema()
             comps["Record"] = rec
         else:
             comps["Record"] = {"type": "object", "title": "Record"}
@@ -820,6 +841,7 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
     from ..errors import MlcaseError
 
     settings = ServeSettings(case=case, version=version, challenger=challenger, **kw)
+    forecasting = getattr(getattr(case, "spec", None), "task", None) == "forecast"
     probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:  # a taken port or a wrong --host fails here with one line, not after loading the models
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -829,6 +851,10 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
                           "pass a free --port, or a --host address of this machine") from None
     finally:
         probe.close()
+    if forecasting:  # task: forecast has its own server (POST /forecast)
+        from .forecast_app import serve_forecast
+
+        return serve_forecast(settings, host, port, log_level=log_level, announce=announce)
     state = _load_state(settings)  # a missing model, a bad --version or a bad log fails here, as one line
     if announce is not None:
         announce(state.case)

@@ -62,7 +62,7 @@ class Answer:
 
 
 class TierFailed(Exception):
-    """A tier did not answer; ``code`` is one of error, timeout, busy, out_of_domain."""
+    """A tier did not answer; ``code`` is one of error, timeout, busy, out_of_domain, stale."""
 
     def __init__(self, code: str, detail: str):
         self.code = code
@@ -123,6 +123,15 @@ class Tier:
     @property
     def version(self) -> int | None:
         return None if self.bundle is None else self.bundle.version
+
+    @property
+    def reads(self) -> frozenset:
+        """The input columns this tier reads (none for the constant)."""
+        if self.rule is not None:
+            return frozenset(self.rule.used_columns)
+        if self.bundle is not None:
+            return frozenset(self.bundle.features)
+        return frozenset()
 
     @property
     def kind(self) -> str:
@@ -371,7 +380,7 @@ class Predictor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # the plan: a generator that yields (tier, indices) and receives scores or a TierFailed
-    def _plan(self, records: list[dict], flags: list[dict]):
+    def _plan(self, records: list[dict], flags: list[dict], skip: list[dict] | None = None):
         n = len(records)
         reasons: list[list[TierFailed]] = [[] for _ in range(n)]
         answered: dict[int, tuple[Tier, Any]] = {}
@@ -385,7 +394,12 @@ class Predictor:
                 pending = []
                 break
             todo = []
+            reads = tier.reads if skip else frozenset()
             for i in pending:
+                stale = [why for f, why in skip[i].items() if f in reads] if skip else None
+                if stale:  # serving.on_stale: fallback: a tier that reads a stale feature steps aside
+                    reasons[i].append(_failed(tier, "stale", "; ".join(stale)))
+                    continue
                 why = tier.spec.out_of_domain(tier.spec.flags(records[i]) if tier is not self.tiers[0] else flags[i]) \
                     if (tier.check_domain and tier.spec is not None) else None
                 if why:
@@ -450,9 +464,9 @@ class Predictor:
         return make
 
     # sync driver (batch scoring): no time limit, direct calls
-    def predict(self, records: list[dict]) -> list[Answer]:
+    def predict(self, records: list[dict], skip: list[dict] | None = None) -> list[Answer]:
         flags = self._flags(records)
-        plan = self._plan(records, flags)
+        plan = self._plan(records, flags, skip)
         try:
             tier, idxs = next(plan)
             while True:
@@ -462,9 +476,11 @@ class Predictor:
         return self._finish(records, flags, answered, reasons, self._frame_for(records))
 
     # async driver (server): fast path inline, other calls in the pool with the time limit
-    async def apredict(self, records: list[dict]) -> list[Answer]:
+    async def apredict(self, records: list[dict], skip: list[dict] | None = None) -> list[Answer]:
+        """Answer ``records``; ``skip[i]`` maps features of record ``i`` that no tier reading them may use
+        (stale features, with why) to the reason."""
         flags = self._flags(records)
-        plan = self._plan(records, flags)
+        plan = self._plan(records, flags, skip)
         try:
             tier, idxs = next(plan)
             while True:

@@ -49,6 +49,7 @@ PREDICTION_COLUMNS_ADDED = (
     ("schema_sha256", "TEXT"),         # sha256 of the record schema the request was validated against
     ("threshold", "REAL"),             # the answering tier's decision threshold (binary)
     ("code_version", "TEXT"),          # the mlcase version that answered
+    ("freshness", "TEXT"),             # JSON {"age_s": {feature: seconds or null}, "stale": [...]} (data.freshness)
 )
 LABEL_COLUMNS_ADDED = (
     ("channel", "TEXT"),      # how it arrived: api, file:<name>, review:<name>, feedback
@@ -563,4 +564,7 @@ def label_file(case, path: str | Path, url: str | None = None, channel: str | No
                         f"(e.g. {shown})",
                         "use the request_id values the server answered with, or pass --log with the log that "
                         "holds them")
+    from ..governance.stores import register_file
+
+    register_file(case, p, "labels file")  # `mlcase forget` and retention reach it
     return out

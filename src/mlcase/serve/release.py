@@ -295,10 +295,11 @@ class Release:
         return self.canary.primary if self.canary is not None else None
 
     # ------------------------------------------------------------------ answering
-    async def answer(self, p, records: list[dict], routes) -> tuple[list, list[tuple]]:
+    async def answer(self, p, records: list[dict], routes, skip=None) -> tuple[list, list[tuple]]:
         """Answers per record from its arm's chain, and per record ``(arm_version, provenance)``: the
         version its arm routes to and :meth:`~mlcase.serve.fallback.Tier.provenance` of the tier that
-        answered (with the ``schema_sha256`` the record was validated against)."""
+        answered (with the ``schema_sha256`` the record was validated against). ``skip`` (per record, the
+        stale features a tier must not read: ``data.freshness``) is passed to the chain's ``apredict``."""
         canary = self.canary
         n = len(records)
         idx_c = [k for k, r in enumerate(routes) if r.arm == CANARY_ARM] if canary is not None else []
@@ -315,7 +316,8 @@ class Release:
             if not idx:
                 continue
             t0 = time.perf_counter()
-            got = await pred.apredict([records[k] for k in idx])
+            got = await pred.apredict([records[k] for k in idx],
+                                      skip=None if skip is None else [skip[k] for k in idx])
             self.guard.record(arm, got, (time.perf_counter() - t0) * 1000.0)
             by_name = {t.name: t for t in pred.tiers}
             for k, a in zip(idx, got, strict=True):

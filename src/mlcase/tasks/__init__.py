@@ -25,6 +25,7 @@ from .binary import (
     cost_curve,
     perfect_cost,
 )
+from .forecast import ForecastTask
 from .multiclass import MulticlassCosts, MulticlassTask, multiclass_cost
 from .regression import (
     RegressionCosts,
@@ -35,7 +36,8 @@ from .regression import (
     regression_rates,
 )
 
-TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask()}
+TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask(),
+                          "forecast": ForecastTask()}
 
 
 def get_task(name: str) -> Task:
@@ -44,7 +46,7 @@ def get_task(name: str) -> Task:
 
 
 __all__ = [
-    "EPS", "TASKS", "BinaryTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RegressionCosts",
+    "EPS", "TASKS", "BinaryTask", "ForecastTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RegressionCosts",
     "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share", "capacity_threshold",
     "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
     "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",

@@ -1,0 +1,194 @@
+"""Learning curve: would more labels pay?
+
+The candidate's configuration is cross-validated on 25/50/75/100% of each fold's fit rows
+(``analysis.fractions``; the bake-off's folds, early stopping and scorer, see
+:mod:`.refits`); every point scores the same out-of-fold rows, so the points pair row by
+row. The money per decision ``m(n)`` at ``n`` fit rows is fitted with an inverse power law
+
+    m(n) = a + b * n ** (-c),   b >= 0, 0.05 <= c <= 2
+
+(``scipy.optimize.curve_fit``), and extrapolated to the rows the served model is refitted on
+now (1x) and to 2x and 4x the labels. Its uncertainty is a bootstrap over the rows: the same
+resampled rows at every point, the law refitted each time; the band is the 2.5-97.5%
+percentile of the extrapolations. The band covers the noise of the points, not a wrong
+functional form; ``tests/test_analysis_curve.py`` checks it against fits on more rows of a
+real table.
+
+:func:`settle` turns the curve into "how many more labelled rows would likely settle" an
+``INCONCLUSIVE`` decision: the lift grows by what the curve expects from more rows while its
+CI narrows with the larger test part.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..evaluate.lift import bootstrap_means
+
+N_BOOT = 200
+MULTIPLES = (1.0, 2.0, 4.0)
+GRID = (1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+Z_ALPHA, Z_POWER = 1.959963984540054, 0.8416212335729143   # 95% two-sided, 80% power
+
+
+def power_law(n, a, b, c):
+    """``a + b * n ** -c``: the money (or loss) per decision at ``n`` fit rows."""
+    return a + b * np.power(np.asarray(n, dtype=float), -c)
+
+
+def _jac(n, a, b, c):
+    t = np.power(np.asarray(n, dtype=float), -c)
+    return np.column_stack([np.ones_like(t), t, -b * t * np.log(n)])
+
+
+def fit_power_law(n, m, p0=None, sigma=None) -> tuple[np.ndarray, bool]:
+    """Least-squares fit of :func:`power_law` to the points; ``(params, ok)`` (flat at the mean when it fails).
+
+    ``scipy.optimize.curve_fit`` (trust region, bounds ``b >= 0`` and ``0.05 <= c <= 2``, the
+    analytic Jacobian), each point weighted by its standard error ``sigma`` when given; ``p0``
+    starts it (the bootstrap starts from the fit on all rows).
+    """
+    from scipy.optimize import curve_fit
+
+    n, m = np.asarray(n, dtype=float), np.asarray(m, dtype=float)
+    if p0 is None:
+        span = float(m[0] - m[-1])
+        p0 = (float(m[-1]) - max(span, 0) * 0.5, max(span, 1e-9) * n[0] ** 0.5, 0.5)
+    lo, hi = np.array([-np.inf, 0.0, 0.05]), np.array([np.inf, np.inf, 2.0])
+    p0 = np.clip(np.asarray(p0, dtype=float), lo + [0, 1e-12, 1e-9], hi - [0, 0, 1e-9])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p, _ = curve_fit(power_law, n, m, p0=p0, sigma=sigma, bounds=(lo, hi), jac=_jac, maxfev=200)
+        return p, True
+    except (RuntimeError, ValueError):
+        return np.array([float(np.mean(m)), 0.0, 0.5]), False
+
+
+def learning_curve(refits, fractions, base_oof: dict | None, references: dict[str, np.ndarray], seed: int,
+                   time_note: str) -> dict:
+    """The curve's points, the fitted law, and the money at 1x/2x/4x the labels with its bootstrap band.
+
+    Parameters
+    ----------
+    refits : Refits
+    fractions : list of float
+    base_oof : dict, optional
+        The candidate's own out-of-fold scores (``{"scores", "fit_rows"}``), used for 100%.
+    references : dict of str to ndarray
+        Per-row costs (of the scored rows) of what the saving is measured against (the best
+        baseline, the best model-free policy).
+    """
+    points, skipped = [], []
+    for f in sorted(set(float(x) for x in fractions)):
+        got = base_oof if (f >= 1.0 and base_oof is not None) else refits.oof(fraction=f)
+        if got is None:
+            skipped.append(f)
+            continue
+        if got.get("truncated"):
+            skipped.append(f)
+            continue
+        costs = refits.row_costs(got["scores"])
+        loss = refits.row_loss(got["scores"])
+        points.append({"fraction": f, "fit_rows": float(got["fit_rows"]), "costs": costs,
+                       "cost_per_decision": float(costs.mean()), "loss": float(np.mean(loss))})
+    out = {"fractions": [float(x) for x in fractions], "points": [{k: v for k, v in p.items() if k != "costs"}
+                                                                 for p in points],
+           "skipped_fractions": skipped, "time": time_note, "n_rows": int(len(refits.scored)),
+           "labels_now": int(len(refits.plan.pool)), "fitted": False}
+    if len(points) < 3:
+        out["note"] = (f"only {len(points)} point(s) fitted within the time share "
+                       f"({', '.join(f'{100 * f:.0f}%' for f in skipped)} skipped); a curve needs 3")
+        return out
+    n = np.array([p["fit_rows"] for p in points])
+    C = np.column_stack([p["costs"] for p in points])
+    sigma = C.std(axis=0, ddof=1) / np.sqrt(len(C))
+    params, ok = fit_power_law(n, C.mean(axis=0), sigma=sigma)
+    targets = np.array(MULTIPLES) * out["labels_now"]
+    boot = _bootstrap(n, C, targets, seed, params, sigma)
+    out.update(fitted=ok, params={"a": float(params[0]), "b": float(params[1]), "c": float(params[2])},
+               extrapolation=[_at(k, t, params, boot[:, i], references, C) for i, (k, t) in
+                              enumerate(zip(MULTIPLES, targets, strict=True))])
+    out["gain_2x"] = _gain(out["extrapolation"], 2.0)
+    out["gain_4x"] = _gain(out["extrapolation"], 4.0)
+    out["_boot"] = boot  # kept in memory for settle(); dropped before saving
+    return out
+
+
+def _bootstrap(n: np.ndarray, C: np.ndarray, targets: np.ndarray, seed: int, start, sigma) -> np.ndarray:
+    """Extrapolations at ``targets`` of the law refitted on resampled rows (the same rows at every point)."""
+    means = bootstrap_means([C[:, j] for j in range(C.shape[1])], N_BOOT, seed)
+    out = np.full((N_BOOT, len(targets)), np.nan)
+    for b in range(N_BOOT):
+        p, ok = fit_power_law(n, means[b], p0=start, sigma=sigma)
+        out[b] = power_law(targets, *p)
+    return out
+
+
+def _at(k: float, target: float, params, samples: np.ndarray, references: dict, C: np.ndarray) -> dict:
+    est = float(power_law(target, *params))
+    lo, hi = (float(v) for v in np.nanquantile(samples, [0.025, 0.975]))
+    entry = {"multiple": k, "labels": int(round(target)), "cost_per_decision": est, "band": [lo, hi],
+             "saving_over": {}}
+    for name, ref in references.items():
+        r = float(np.mean(ref))
+        entry["saving_over"][name] = {"estimate": r - est, "band": [r - hi, r - lo]}
+    return entry
+
+
+def _gain(extrapolation: list[dict], k: float) -> dict | None:
+    now = next((e for e in extrapolation if e["multiple"] == 1.0), None)
+    later = next((e for e in extrapolation if e["multiple"] == k), None)
+    if now is None or later is None:
+        return None
+    return {"estimate": now["cost_per_decision"] - later["cost_per_decision"]}
+
+
+def settle(curve: dict, evaluation: dict, required: float) -> dict | None:
+    """How many more labelled rows would likely settle an undecided lift (see the module).
+
+    With ``k`` times today's labels the lift is expected to grow by ``m(N) - m(kN)`` (the
+    curve) and its test part to hold ``k`` times the rows; the lift is settled when it clears
+    ``required`` and is ``(z_0.975 + z_0.8)`` standard errors above zero (95% CI, 80% power).
+    Returns None without a fitted curve or an undecided lift.
+    """
+    if not curve.get("fitted"):
+        return None
+    lift = _binding_lift(evaluation)
+    if lift is None:
+        return None
+    L, sd, versus = lift
+    n_test = int(evaluation.get("n_test") or 0)
+    n_labelled = int(evaluation.get("n_labelled") or 0)
+    if n_test <= 0 or sd <= 0:
+        return None
+    p = curve["params"]
+    now = curve["labels_now"]
+    base = power_law(now, p["a"], p["b"], p["c"])
+    for k in GRID:
+        gain = float(base - power_law(k * now, p["a"], p["b"], p["c"]))
+        L_k = L + gain
+        se = sd / np.sqrt(k * n_test)
+        if L_k >= required and L_k >= (Z_ALPHA + Z_POWER) * se:
+            return {"multiple": k, "more_labelled_rows": int(round((k - 1) * n_labelled)),
+                    "labelled_rows": int(round(k * n_labelled)), "expected_lift": L_k, "gain_from_curve": gain,
+                    "lift_now": L, "versus": versus, "sd_diff_per_decision": sd}
+    return {"multiple": None, "lift_now": L, "versus": versus, "sd_diff_per_decision": sd,
+            "more_labelled_rows": None, "max_multiple_tried": GRID[-1]}
+
+
+def _binding_lift(ev: dict) -> tuple[float, float, str] | None:
+    """The smaller of the candidate's lifts over the best baseline and over the floor (the one that binds)."""
+    lift = (ev.get("lift") or {}).get("money_per_decision")
+    if not lift:
+        return None
+    cand = ev.get("champion_candidate")
+    over_floor = (ev.get("lift_over_model_free") or {}).get(cand)
+    options = [(lift["estimate"], float(ev["lift"].get("diff_sd_per_decision") or 0.0),
+                f"the best baseline ({ev.get('best_baseline')})")]
+    if over_floor:
+        options.append((over_floor["estimate"], float(over_floor.get("diff_sd_per_decision") or 0.0),
+                        "the best model-free policy"))
+    return min(options, key=lambda t: t[0])

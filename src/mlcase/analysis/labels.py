@@ -1,0 +1,176 @@
+"""Label audit: rows whose given label looks wrong, and near-duplicates whose labels disagree.
+
+- **Label issues** come from cleanlab (confident learning, Northcutt et al. 2021) on the
+  bake-off's out-of-fold probabilities, so no row is judged by a model that saw its label:
+  ``cleanlab.filter.find_label_issues`` (``prune_by_noise_rate``) says which rows, and
+  ``cleanlab.rank.get_label_quality_scores`` (self-confidence) ranks them. Regression has no
+  yes/no answer: ``cleanlab.regression.rank.get_label_quality_scores`` ranks the rows and the
+  lowest ``analysis.label_audit_top`` are listed for review.
+- **Near-duplicates with conflicting labels**: rows whose features are (nearly) the same but
+  whose labels differ. The rule is cleanlab's (Datalab's ``near_duplicate`` check): two rows
+  are near-duplicates when their distance is below 0.13 times the median distance of a row
+  to its nearest neighbour, on standardised numeric and one-hot categorical features
+  (scikit-learn's ``NearestNeighbors``). Datalab itself needs the ``cleanlab[datalab]``
+  extra, which pulls in Hugging Face ``datasets`` and ``huggingface_hub`` (26 wheels here)
+  for this one check, so the same rule is applied directly.
+
+:func:`export_audit` writes the rows for a reviewer, in the style of ``mlcase review
+export``: what the row is and why it is listed, the given and the suggested label, the
+row's inputs as ``input.<column>``, and empty ``outcome``, ``reviewer``, ``reviewed_at``,
+``note`` columns to fill in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NEAR_DUPLICATE = 0.13      # cleanlab's NearDuplicateIssueManager default threshold
+MAX_NEIGHBOUR_ROWS = 50_000
+AUDIT_FILE = "label_audit.csv"
+
+
+def label_issues(task: str, y_codes: np.ndarray, scores: np.ndarray, classes: list | None, top: int) -> dict:
+    """cleanlab on out-of-fold scores: which rows look mislabelled, ranked (see the module).
+
+    Parameters
+    ----------
+    y_codes : ndarray
+        Binary: 0/1; multiclass: class codes into ``classes``; regression: the target.
+    scores : ndarray
+        Binary: P(positive); multiclass: probability columns; regression: predictions.
+    """
+    if task == "regression":
+        from cleanlab.regression.rank import get_label_quality_scores
+
+        quality = get_label_quality_scores(np.asarray(y_codes, dtype=float), np.asarray(scores, dtype=float))
+        order = np.argsort(quality, kind="stable")[:top]
+        return {"method": "cleanlab.regression.rank.get_label_quality_scores", "flagged": None,
+                "quality": quality, "ranked": order, "suggested": np.asarray(scores, dtype=float)}
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    probs = np.column_stack([1 - scores, scores]) if task == "binary" else np.asarray(scores, dtype=float)
+    probs = np.clip(probs, 1e-9, None)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    labels = np.asarray(y_codes, dtype=int)
+    flagged = find_label_issues(labels, probs, filter_by="prune_by_noise_rate")
+    quality = get_label_quality_scores(labels, probs, method="self_confidence")
+    ranked = np.flatnonzero(flagged)
+    ranked = ranked[np.argsort(quality[ranked], kind="stable")]
+    return {"method": "cleanlab.filter.find_label_issues (prune_by_noise_rate)", "flagged": flagged,
+            "quality": quality, "ranked": ranked, "suggested": np.argmax(probs, axis=1)}
+
+
+def near_duplicates(X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 0) -> list[tuple[int, int]]:
+    """Pairs of rows (positions in ``X``) that are near-duplicates and whose labels conflict.
+
+    Classification: the labels differ. Regression: they differ by more than the target's
+    interquartile range (values that close are a matter of noise, not of a wrong label).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(X)
+    if n < 3:
+        return []
+    keep = np.arange(n)
+    if n > MAX_NEIGHBOUR_ROWS:
+        keep = np.sort(np.random.default_rng(seed).choice(n, MAX_NEIGHBOUR_ROWS, replace=False))
+    Z = _encode(X.iloc[keep])
+    if Z.shape[1] == 0:
+        return []
+    nn = NearestNeighbors(n_neighbors=2).fit(Z)
+    dist, _ = nn.kneighbors(Z)
+    radius = NEAR_DUPLICATE * max(float(np.median(dist[:, 1])), 1e-12)
+    _, neigh = nn.radius_neighbors(Z, radius=radius)
+    yk = np.asarray(y)[keep]
+    if task == "regression":
+        q1, q3 = np.quantile(yk.astype(float), [0.25, 0.75])
+        spread = max(float(q3 - q1), 1e-12)
+    pairs = []
+    for i, js in enumerate(neigh):
+        for j in js:
+            if j <= i:
+                continue
+            differ = (abs(float(yk[i]) - float(yk[j])) > spread) if task == "regression" else yk[i] != yk[j]
+            if differ:
+                pairs.append((int(keep[i]), int(keep[j])))
+    return pairs
+
+
+def _encode(X: pd.DataFrame) -> np.ndarray:
+    """Standardised numbers (missing: the median, plus an indicator) and one-hot categories (scaled by 1/sqrt 2)."""
+    parts = []
+    for col in X.columns:
+        s = X[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+            miss = np.isnan(v)
+            med = np.nanmedian(v) if (~miss).any() else 0.0
+            v = np.where(miss, med, v)
+            sd = v.std()
+            parts.append(((v - v.mean()) / sd if sd > 0 else v * 0)[:, None])
+            if miss.any():
+                parts.append(miss[:, None].astype(float))
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            v = s.astype("int64").to_numpy(dtype=float)
+            sd = v.std()
+            parts.append(((v - v.mean()) / sd if sd > 0 else v * 0)[:, None])
+        else:
+            codes = pd.Categorical(s.astype("string").fillna("(missing)"))
+            if len(codes.categories) > 200:
+                continue  # an identifier-like column says nothing about similarity
+            parts.append(np.eye(len(codes.categories))[codes.codes] / np.sqrt(2))
+    return np.hstack(parts) if parts else np.zeros((len(X), 0))
+
+
+def audit(task: str, frame: pd.DataFrame, features: list[str], y_labels: np.ndarray, y_codes: np.ndarray,
+          scores: np.ndarray, classes: list | None, ids: np.ndarray, top: int, seed: int) -> tuple[dict, pd.DataFrame]:
+    """The label audit of the out-of-fold rows: a summary for the report and the rows for the reviewer."""
+    found = label_issues(task, y_codes, scores, classes, top)
+    pairs = near_duplicates(frame[features], y_labels, task, seed)
+    quality = found["quality"]
+    label_of = (lambda k: classes[int(k)]) if task == "multiclass" else (
+        (lambda k: int(k)) if task == "binary" else (lambda v: float(v)))
+    rows = []
+    for i in found["ranked"]:
+        prob_given = (scores[i] if y_codes[i] == 1 else 1 - scores[i]) if task == "binary" else (
+            scores[i, int(y_codes[i])] if task == "multiclass" else None)
+        rows.append({"row": ids[i], "why": "label_issue", "given_label": _plain(y_labels[i]),
+                     "suggested_label": label_of(found["suggested"][i]), "label_quality": float(quality[i]),
+                     "score_of_given": None if prob_given is None else float(prob_given), "duplicate_of": None})
+    for i, j in pairs:
+        for a, b in ((i, j), (j, i)):
+            rows.append({"row": ids[a], "why": "conflicting_duplicate", "given_label": _plain(y_labels[a]),
+                         "suggested_label": None, "label_quality": float(quality[a]), "score_of_given": None,
+                         "duplicate_of": ids[b]})
+    table = pd.DataFrame(rows, columns=["row", "why", "given_label", "suggested_label", "label_quality",
+                                        "score_of_given", "duplicate_of"])
+    n_flagged = int(np.sum(found["flagged"])) if found["flagged"] is not None else None
+    summary = {"method": found["method"], "n_rows": int(len(y_codes)), "n_flagged": n_flagged,
+               "flagged_share": (n_flagged / len(y_codes)) if n_flagged is not None and len(y_codes) else None,
+               "n_conflicting_pairs": len(pairs), "near_duplicate_rule": f"distance < {NEAR_DUPLICATE} x median "
+               "nearest-neighbour distance (cleanlab's rule)",
+               "top": table.head(top).to_dict(orient="records")}
+    return summary, table
+
+
+def export_audit(table: pd.DataFrame, frame: pd.DataFrame, ids: np.ndarray, features: list[str], path: Path) -> Path:
+    """Write the audit rows for a reviewer (CSV), with the row's inputs and empty review columns."""
+    from ..review import INPUT_PREFIX, REVIEW_COLUMNS, _write
+
+    pos = {v: k for k, v in enumerate(ids)}
+    out = table.copy()
+    picked = frame.iloc[[pos[r] for r in out["row"]]][features].reset_index(drop=True)
+    for col in features:
+        out[INPUT_PREFIX + col] = picked[col].to_numpy()
+    for col in REVIEW_COLUMNS:
+        out[col] = None
+    _write(out, Path(path))
+    return Path(path)
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v

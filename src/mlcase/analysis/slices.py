@@ -1,0 +1,470 @@
+"""Weak-slice discovery: where the champion loses money against a fallback, or errs much more than elsewhere.
+
+Three parts of the labelled rows play three roles, so that no number is judged on the rows
+that chose it:
+
+1. **Discovery** (the out-of-fold rows of the train part: every row scored by a model that
+   did not see it). Each column is cut into slices: numeric columns into quantile bins
+   (``analysis.bins``, learned here) and a missing slice, categories with at least
+   ``evaluation.min_slice_size`` rows each, the rarer ones grouped into one slice. Pairs of
+   slices of the most telling columns are added (a column's best single slice ranks it). For
+   every slice the per-row money difference ``candidate - reference`` (positive: the
+   candidate loses) gets a t statistic, against each fallback (the best learned baseline,
+   the best model-free policy), and the candidate's *relative loss* (its loss over a
+   model-free prediction's) a delta-method z statistic against the rest's.
+   The best ``analysis.max_slices`` of each kind are *tried*: ranked by their statistic,
+   none overlapping a better one by half its rows or more.
+2. **Validation** (the validation part, scored out of fold): the hybrid "the fallback in
+   this slice, the candidate elsewhere" of every tried slice is evaluated there like any
+   candidate; the slices whose switch saves money there make up the combined hybrid.
+3. **Test** (the untouched test part): each tried slice's money lost per decision with a
+   bootstrap CI, a one-sided t-test p-value, and Holm's correction over the slices tried
+   (statsmodels ``multipletests``). A slice *loses money* when it has at least
+   ``min_slice_size`` test rows, its Holm-adjusted p is below 0.05 and its 95% CI is above
+   zero; it *errs much more* when its relative loss is at least ``analysis.error_ratio``
+   times the rest's, with a bootstrap CI above 1 and a Holm-adjusted p below 0.05. The
+   hybrids are reported on the test rows.
+
+The money criterion is what the decision acts on. The error criterion describes where the
+model is least sure of itself; real data is uneven (some slices are simply harder), so it
+names real slices on most tables, not only broken ones.
+
+Because discovery and test rows are disjoint, Holm over the slices tried keeps the chance of
+naming any slice that does not really lose at 5% or less, however many slices discovery
+scanned (measured in ``tests/test_analysis_slices.py``).
+
+Everything here works on per-row arrays (:class:`Part`), so the search runs on stored
+per-row costs without any model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluate.lift import bootstrap_means, ci
+
+ALPHA = 0.05
+PAIR_COLUMNS = 6          # pairs are formed among this many most telling columns
+MIN_DISCOVERY_T = 1.0     # a slice is tried only when discovery leans its way at least this much
+OVERLAP = 0.5             # a slice sharing this share of the smaller one's rows with a better one is not tried
+CANDIDATE = "candidate"
+
+
+@dataclass
+class Part:
+    """The rows of one role: the columns slices are cut on, per-row costs, and per-row losses.
+
+    ``costs`` maps ``"candidate"`` and each fallback's name to its per-row cost (money per
+    decision); ``loss`` is the candidate's per-row loss (log loss, squared error) and
+    ``ref_loss`` the same loss of a model-free prediction (the training prior or mean), so
+    the error criterion compares how much of the no-model loss the candidate removes in a
+    slice with how much it removes elsewhere (a scale-free *relative loss*).
+    """
+
+    frame: pd.DataFrame
+    costs: dict[str, np.ndarray]
+    loss: np.ndarray | None = None
+    ref_loss: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.frame = self.frame.reset_index(drop=True)
+        self.costs = {k: np.asarray(v, dtype=float) for k, v in self.costs.items()}
+        if self.loss is not None:
+            self.loss = np.asarray(self.loss, dtype=float)
+            self.ref_loss = (np.ones_like(self.loss) if self.ref_loss is None
+                             else np.asarray(self.ref_loss, dtype=float))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def diff(self, reference: str) -> np.ndarray:
+        """Per-row money the candidate loses against ``reference`` (positive: the reference is cheaper)."""
+        return self.costs[CANDIDATE] - self.costs[reference]
+
+
+# --------------------------------------------------------------------------- slices
+@dataclass
+class Slice:
+    """A slice: one condition per column (a set of values, an interval, or missing)."""
+
+    conditions: list[dict]
+
+    @property
+    def columns(self) -> list[str]:
+        return [c["column"] for c in self.conditions]
+
+    @property
+    def label(self) -> str:
+        return " and ".join(_cond_label(c) for c in self.conditions)
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        m = np.ones(len(frame), dtype=bool)
+        for c in self.conditions:
+            m &= _cond_mask(frame[c["column"]], c)
+        return m
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "columns": self.columns, "conditions": self.conditions}
+
+
+def _cond_mask(s: pd.Series, c: dict) -> np.ndarray:
+    if c["op"] == "missing":
+        return s.isna().to_numpy()
+    if c["op"] == "between":
+        v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            return (v >= c["low"]) & (v < c["high"])
+    return s.astype(str).isin([str(x) for x in c["values"]]).to_numpy() & s.notna().to_numpy()
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _cond_label(c: dict) -> str:
+    col = c["column"]
+    if c["op"] == "missing":
+        return f"{col} is missing"
+    if c["op"] == "between":
+        lo, hi = c["low"], c["high"]
+        if lo == -np.inf:
+            return f"{col} < {_num(hi)}"
+        if hi == np.inf:
+            return f"{col} >= {_num(lo)}"
+        return f"{_num(lo)} <= {col} < {_num(hi)}"
+    vals = c["values"]
+    if c.get("other"):
+        return f"{col} is one of {len(vals)} rare values"
+    return f"{col} = {vals[0]}" if len(vals) == 1 else f"{col} in {{{', '.join(map(str, vals))}}}"
+
+
+def base_slices(frame: pd.DataFrame, min_rows: int, bins: int) -> dict[str, list[Slice]]:
+    """Single-column slices of every column, learned on ``frame`` (the discovery rows)."""
+    out: dict[str, list[Slice]] = {}
+    for col in frame.columns:
+        s = frame[col]
+        found: list[Slice] = []
+        if s.isna().sum() >= min_rows:
+            found.append(Slice([{"column": col, "op": "missing"}]))
+        v = s.dropna()
+        if len(v) == 0:
+            continue
+        numeric = pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v)
+        if numeric and v.nunique() > max(bins, 10):
+            edges = np.unique(np.quantile(v.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
+            if len(edges) < 3:  # one value holds most rows: it and the rest
+                top = float(v.mode().iloc[0])
+                edges = np.array([-np.inf, top, np.nextafter(top, np.inf), np.inf])
+            edges[0], edges[-1] = -np.inf, np.inf
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                found.append(Slice([{"column": col, "op": "between", "low": float(lo), "high": float(hi)}]))
+        else:
+            counts = v.astype(str).value_counts()
+            common = [k for k, n in counts.items() if n >= min_rows]
+            rare = [k for k, n in counts.items() if n < min_rows]
+            if len(common) < 2 and not rare:
+                continue  # a constant column cuts nothing
+            found += [Slice([{"column": col, "op": "in", "values": [k]}]) for k in common]
+            if rare and counts[rare].sum() >= min_rows:
+                found.append(Slice([{"column": col, "op": "in", "values": rare, "other": True}]))
+        if found:
+            out[col] = found
+    return out
+
+
+# --------------------------------------------------------------------------- statistics
+def _sums(M: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = M.sum(axis=0).astype(float)
+    s1 = M.T @ a
+    s2 = M.T @ (a * a)
+    return n, s1, s2
+
+
+def _t_mean(M: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``a`` in each slice (column of ``M``) and its one-sample t statistic."""
+    n, s1, s2 = _sums(M, a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        var = (s2 - n * mean ** 2) / (n - 1)
+        t = mean / np.sqrt(np.maximum(var, 0) / n)
+    return mean, np.where(np.isfinite(t), t, 0.0)
+
+
+def _log_ratio_var(n, sa, sb, saa, sbb, sab):
+    """Delta-method variance of log(mean(a) / mean(b)) over ``n`` paired rows, from their sums."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma, mb = sa / n, sb / n
+        va = (saa - n * ma ** 2) / (n - 1)
+        vb = (sbb - n * mb ** 2) / (n - 1)
+        cab = (sab - n * ma * mb) / (n - 1)
+        return np.maximum(va / ma ** 2 + vb / mb ** 2 - 2 * cab / (ma * mb), 0) / n, ma / mb
+
+
+def _relative_loss(M: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How much worse the candidate's relative loss (its loss over the no-model loss) is in each slice than
+    in the rest: the ratio of the two relative losses and a delta-method z statistic of its log."""
+    sums = [M.T @ v for v in (a, b, a * a, b * b, a * b)]
+    tot = [v.sum() for v in (a, b, a * a, b * b, a * b)]
+    n = M.sum(axis=0).astype(float)
+    v_in, r_in = _log_ratio_var(n, *sums)
+    v_out, r_out = _log_ratio_var(len(a) - n, *[t - x for t, x in zip(tot, sums, strict=True)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = r_in / r_out
+        z = np.log(ratio) / np.sqrt(v_in + v_out)
+    return np.where(np.isfinite(ratio), ratio, 0.0), np.where(np.isfinite(z), z, 0.0)
+
+
+@dataclass
+class _Scan:
+    slices: list[Slice]
+    masks: np.ndarray            # discovery rows x slices
+    n: np.ndarray
+    stats: dict = field(default_factory=dict)
+
+
+def scan(disc: Part, references: list[str], min_rows: int, bins: int) -> _Scan:
+    """Every single-column slice and the pairs of the most telling columns, with their discovery statistics."""
+    singles = base_slices(disc.frame, min_rows, bins)
+    flat = [s for ss in singles.values() for s in ss]
+    if not flat:
+        return _Scan([], np.zeros((len(disc), 0), dtype=bool), np.zeros(0))
+    M = np.column_stack([s.mask(disc.frame) for s in flat])
+    Mf = M.astype(float)
+    score = np.zeros(len(flat))
+    for ref in references:
+        score = np.maximum(score, np.abs(_t_mean(Mf, disc.diff(ref))[1]))
+    if disc.loss is not None:
+        score = np.maximum(score, np.abs(_relative_loss(Mf, disc.loss, disc.ref_loss)[1]))
+    best_col: dict[str, float] = {}
+    for s, v in zip(flat, score, strict=True):
+        best_col[s.columns[0]] = max(best_col.get(s.columns[0], 0.0), float(v))
+    top = sorted(best_col, key=lambda c: -best_col[c])[:PAIR_COLUMNS]
+    pairs, pair_masks = [], []
+    col_index = {c: [i for i, s in enumerate(flat) if s.columns[0] == c] for c in top}
+    for a in range(len(top)):
+        for b in range(a + 1, len(top)):
+            for i in col_index[top[a]]:
+                for j in col_index[top[b]]:
+                    m = M[:, i] & M[:, j]
+                    if m.sum() >= min_rows:
+                        pairs.append(Slice(flat[i].conditions + flat[j].conditions))
+                        pair_masks.append(m)
+    all_slices = flat + pairs
+    masks = np.column_stack([M] + pair_masks) if pair_masks else M
+    out = _Scan(all_slices, masks, masks.sum(axis=0))
+    masks_f = np.column_stack([Mf] + [m.astype(float) for m in pair_masks]) if pair_masks else Mf
+    for ref in references:
+        out.stats[("money", ref)] = _t_mean(masks_f, disc.diff(ref))
+    if disc.loss is not None:
+        out.stats[("error", None)] = _relative_loss(masks_f, disc.loss, disc.ref_loss)
+    return out
+
+
+def _choose(sc: _Scan, t: np.ndarray, max_slices: int) -> list[int]:
+    """The slices tried: best statistic first, none overlapping an already tried one by half its rows."""
+    chosen: list[int] = []
+    for i in np.argsort(-t, kind="stable"):
+        if t[i] < MIN_DISCOVERY_T or len(chosen) >= max_slices:
+            break
+        mi = sc.masks[:, i]
+        if any((mi & sc.masks[:, j]).sum() >= OVERLAP * min(sc.n[i], sc.n[j]) for j in chosen):
+            continue
+        chosen.append(int(i))
+    return chosen
+
+
+# --------------------------------------------------------------------------- the search
+def find_weak_slices(disc: Part, valid: Part, test: Part, references: list[str], *, min_size: int = 30,
+                     bins: int = 5, max_slices: int = 10, error_ratio: float = 1.25, n_boot: int = 1000,
+                     seed: int = 0, describe: dict[str, str] | None = None) -> dict[str, Any]:
+    """Search slices on ``disc``, evaluate their hybrids on ``valid``, judge them on ``test`` (see the module).
+
+    Parameters
+    ----------
+    disc, valid, test : Part
+        The discovery, validation and test rows (same columns; ``costs`` hold ``"candidate"``
+        and every name in ``references``).
+    references : list of str
+        The fallbacks a slice may hand its rows to (the best baseline, the best model-free policy).
+    min_size : int
+        Rows a slice needs on the test part to be judged (and on discovery to be tried).
+    describe : dict, optional
+        Words for each reference ("the best baseline (linear)").
+
+    Returns
+    -------
+    dict
+        ``money`` and ``error`` (the slices tried, each with its discovery statistic, test
+        numbers, Holm-adjusted p and verdict), ``losing`` and ``erring`` (the labels of the
+        slices judged so), ``hybrid`` (the combined hybrid, chosen on validation, judged on
+        test) and what was scanned.
+    """
+    describe = describe or {}
+    disc_min = max(5, min(min_size, len(disc) // 20))
+    sc = scan(disc, references, disc_min, bins)
+    out: dict[str, Any] = {"n_discovery": len(disc), "n_valid": len(valid), "n_test": len(test),
+                           "scanned": len(sc.slices), "min_size": min_size, "alpha": ALPHA,
+                           "references": {r: describe.get(r, r) for r in references},
+                           "money": [], "error": [], "losing": [], "erring": [], "hybrid": None}
+    if not sc.slices:
+        return out
+    # money: for each slice, the fallback discovery finds cheapest there
+    means = np.column_stack([sc.stats[("money", r)][0] for r in references])
+    ts = np.column_stack([sc.stats[("money", r)][1] for r in references])
+    pick = np.argmax(means, axis=1)
+    t_money = ts[np.arange(len(sc.slices)), pick]
+    rng_seed = seed
+    for i in _choose(sc, t_money, max_slices):
+        ref = references[pick[i]]
+        out["money"].append(_money_entry(sc.slices[i], ref, sc, i, t_money[i], valid, test, n_boot, rng_seed))
+        rng_seed += 1
+    _holm(out["money"])
+    for e in out["money"]:
+        e["loses_money"] = bool(e["n_test"] >= min_size and e["p_holm"] < ALPHA and e["test"]["ci_low"] > 0)
+    out["losing"] = [e["label"] for e in out["money"] if e["loses_money"]]
+    if ("error", None) in sc.stats and test.loss is not None:
+        _, t_err = sc.stats[("error", None)]
+        for i in _choose(sc, t_err, max_slices):
+            out["error"].append(_error_entry(sc.slices[i], t_err[i], test, n_boot, rng_seed))
+            rng_seed += 1
+        _holm(out["error"])
+        for e in out["error"]:
+            e["errs_more"] = bool(e["n_test"] >= min_size and e["p_holm"] < ALPHA and e["ratio"] >= error_ratio
+                                  and (e["ratio_ci"] or [0])[0] > 1.0)
+        out["erring"] = [e["label"] for e in out["error"] if e["errs_more"]]
+    out["hybrid"] = _combined_hybrid(out["money"], valid, test, n_boot, seed, describe)
+    return out
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values (equal to statsmodels' ``multipletests(p, method="holm")[1]``).
+
+    Written out because ``multipletests`` runs a full ``gc.collect()`` on every call: 85 ms
+    measured here, several times the whole search on stored costs, which the many-seed test
+    runs hundreds of times. ``tests/test_analysis_slices.py`` checks it against statsmodels.
+    """
+    p = np.asarray(p, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def _holm(entries: list[dict]) -> None:
+    if not entries:
+        return
+    adj = holm([e["p"] for e in entries])
+    for e, a in zip(entries, adj, strict=True):
+        e["p_holm"] = float(a)
+        e["tried"] = len(entries)
+
+
+def _one_sided_p(a: np.ndarray) -> float:
+    """One-sided p-value that the mean of ``a`` is above zero (t-test; 1 when it cannot be told)."""
+    from scipy import stats
+
+    if len(a) < 2 or np.allclose(a, a[0]):
+        return 0.0 if len(a) >= 2 and a[0] > 0 else 1.0
+    return float(stats.ttest_1samp(a, 0.0, alternative="greater").pvalue)
+
+
+def _mean_ci(a: np.ndarray, n_boot: int, seed: int) -> dict:
+    if len(a) == 0:
+        return {"estimate": None, "ci_low": None, "ci_high": None}
+    return ci(bootstrap_means([a], n_boot, seed)[:, 0], float(a.mean()))
+
+
+def _saving(part: Part, mask: np.ndarray, ref: str, n_boot: int, seed: int) -> dict:
+    """What switching ``mask``'s rows to ``ref`` saves per decision over the candidate alone, on all rows of a part."""
+    if len(part) == 0:
+        return {"estimate": None, "ci_low": None, "ci_high": None, "n_in_slice": 0}
+    gain = np.where(mask, part.diff(ref), 0.0)
+    return {**_mean_ci(gain, n_boot, seed), "n_in_slice": int(mask.sum())}
+
+
+def _money_entry(s: Slice, ref: str, sc: _Scan, i: int, t: float, valid: Part, test: Part, n_boot: int,
+                 seed: int) -> dict:
+    mt = s.mask(test.frame)
+    d_test = test.diff(ref)[mt]
+    mv = s.mask(valid.frame)
+    entry = {"label": s.label, "slice": s.to_dict(), "reference": ref, "n_discovery": int(sc.n[i]),
+             "discovery_loss_per_decision": float(sc.stats[("money", ref)][0][i]), "discovery_t": float(t),
+             "n_test": int(mt.sum()), "share_of_test": float(mt.mean()) if len(mt) else 0.0,
+             "test": _mean_ci(d_test, n_boot, seed), "p": _one_sided_p(d_test),
+             "cost_in_slice": {"candidate": float(test.costs[CANDIDATE][mt].mean()) if mt.any() else None,
+                               "reference": float(test.costs[ref][mt].mean()) if mt.any() else None},
+             "hybrid_valid": _saving(valid, mv, ref, n_boot, seed),
+             "hybrid_test": _saving(test, mt, ref, n_boot, seed)}
+    return entry
+
+
+def _error_entry(s: Slice, t: float, test: Part, n_boot: int, seed: int) -> dict:
+    """The slice's relative loss against the rest's on the test rows: ratio, bootstrap CI and one-sided p."""
+    mt = s.mask(test.frame)
+    n_in = int(mt.sum())
+    out = {"label": s.label, "slice": s.to_dict(), "discovery_z": float(t), "n_test": n_in,
+           "share_of_test": float(mt.mean()) if len(mt) else 0.0, "ratio": 0.0, "ratio_ci": None, "p": 1.0,
+           "relative_loss_in_slice": None, "relative_loss_elsewhere": None}
+    if n_in < 2 or len(mt) - n_in < 2:
+        return out
+    a, b = test.loss, test.ref_loss
+    boot_in = bootstrap_means([a[mt], b[mt]], n_boot, seed)
+    boot_out = bootstrap_means([a[~mt], b[~mt]], n_boot, seed + 7)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r_in, r_out = a[mt].mean() / b[mt].mean(), a[~mt].mean() / b[~mt].mean()
+        samples = (boot_in[:, 0] / boot_in[:, 1]) / (boot_out[:, 0] / boot_out[:, 1])
+    samples = samples[np.isfinite(samples)]
+    ratio = float(r_in / r_out) if np.isfinite(r_in / r_out) else 0.0
+    out.update(ratio=ratio, relative_loss_in_slice=float(r_in), relative_loss_elsewhere=float(r_out),
+               ratio_ci=[float(v) for v in np.quantile(samples, [0.025, 0.975])] if len(samples) else None,
+               # one-sided p that the ratio is above 1: the delta-method z of its log (a bootstrap fraction
+               # could not go below 1 / n_boot, too coarse for Holm over ten slices)
+               p=_ratio_p(mt, a, b))
+    return out
+
+
+def _ratio_p(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import stats
+
+    _, z = _relative_loss(mask[:, None].astype(float), a, b)
+    return float(stats.norm.sf(z[0])) if np.isfinite(z[0]) and z[0] != 0 else 1.0
+
+
+def _combined_hybrid(money: list[dict], valid: Part, test: Part, n_boot: int, seed: int,
+                     describe: dict) -> dict | None:
+    """The fallback in every tried slice whose switch saves money on the validation rows, the candidate elsewhere."""
+    chosen = [e for e in money if (e["hybrid_valid"]["estimate"] or 0) > 0]
+    if not chosen:
+        return None
+
+    def costs(part: Part) -> np.ndarray:
+        c = part.costs[CANDIDATE].copy()
+        taken = np.zeros(len(part), dtype=bool)
+        for e in chosen:
+            m = Slice(e["slice"]["conditions"]).mask(part.frame) & ~taken
+            c[m] = part.costs[e["reference"]][m]
+            taken |= m
+        return c, taken
+
+    out = {"slices": [{"label": e["label"], "reference": e["reference"],
+                       "reference_description": describe.get(e["reference"], e["reference"])} for e in chosen]}
+    for name, part in (("valid", valid), ("test", test)):
+        if len(part) == 0:
+            out[name] = None
+            continue
+        h, taken = costs(part)
+        lifts = {}
+        for other in part.costs:
+            diffs = part.costs[other] - h
+            lifts[other] = _mean_ci(diffs, n_boot, seed)
+        out[name] = {"cost_per_decision": float(h.mean()),
+                     "cost_of": {k: float(v.mean()) for k, v in part.costs.items()},
+                     "saving_over": lifts,
+                     "share_in_slices": float(taken.mean()) if len(h) else 0.0}
+    return out

@@ -1,0 +1,87 @@
+"""``mlcase analyze``: where the model loses money, whether more labels would pay, which labels look wrong."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def analyze(
+        case: CaseArg = None,
+        budget: Annotated[str | None, typer.Option(help="The run's budget the refits take analysis.time_share of "
+                                                   "(default the spec's budget), e.g. 60s.")] = None,
+        json_out: JsonOpt = False,
+        quiet: QuietOpt = False,
+    ):
+        """Analyse the last run without re-running the bake-off: weak slices, learning curve, feature-group
+        value, label audit (written to label_audit.csv); rewrites the decision's reasons, the report and the card."""
+        from .. import results
+        from ..analysis import analyze_case
+        from ..cards import write_model_card
+        from ..decision import decide
+        from ..report.render import build_report
+
+        c = load(case)
+        out = analyze_case(c, budget=budget)
+        res = results.load_all(c)
+        old = res.get("decision") or {}
+        verdict = decide(c, res.get("ceiling"), res.get("evaluation"), analysis=out)
+        if old.get("verdict") == verdict.verdict:  # reasons only: the verdict (and the registry) stay as decided
+            results.save(c, "decision", verdict.to_dict())
+        report = build_report(c)
+        md, _ = write_model_card(c)
+        doc = summary(out)
+        doc.update(case=c.name, report=str(report), model_card=str(md), decision=verdict.verdict,
+                   reasons=list(verdict.reasons))
+        if json_out:
+            emit_json(doc)
+            return
+        _print(console(quiet), doc)
+
+
+def summary(out: dict) -> dict:
+    """The headline numbers of an analysis (what ``--json`` prints besides the decision)."""
+    sl = out.get("slices") or {}
+    lc = out.get("learning_curve") or {}
+    fg = out.get("feature_groups") or {}
+    lb = out.get("labels") or {}
+    return {"losing_slices": sl.get("losing", []), "erring_slices": sl.get("erring", []),
+            "slices_scanned": sl.get("scanned"), "slices_tried": len(sl.get("money") or []),
+            "hybrid": sl.get("hybrid"), "learning_curve": {k: lc.get(k) for k in ("points", "extrapolation", "fitted",
+                                                                                   "skipped", "note", "time")},
+            "settle": out.get("settle"),
+            "feature_groups": [{"group": g["group"], "worth_per_decision": g.get("worth_per_decision")}
+                               for g in fg.get("groups") or []],
+            "feature_groups_not_measured": fg.get("not_measured", []),
+            "label_audit": {k: lb.get(k) for k in ("n_rows", "n_flagged", "n_conflicting_pairs", "file", "skipped")},
+            "seconds": out.get("seconds")}
+
+
+def _print(con, doc: dict) -> None:
+    con.print(f"[bold]{doc['case']}[/bold]: analysis in {doc['seconds']:.1f} s (decision {doc['decision']})")
+    losing = doc["losing_slices"]
+    con.print(f"  slices: {doc['slices_scanned']} scanned, {doc['slices_tried']} tried on the test rows; "
+              + (f"loses money in: {', '.join(losing)}" if losing else "no slice loses money beyond chance"))
+    for e in doc["learning_curve"].get("extrapolation") or []:
+        lo, hi = e["band"]
+        con.print(f"  learning curve: {e['multiple']:g}x labels ({e['labels']:,}): {e['cost_per_decision']:,.4g} per "
+                  f"decision (band {lo:,.4g} to {hi:,.4g})")
+    if doc["learning_curve"].get("note") or doc["learning_curve"].get("skipped"):
+        con.print(f"  learning curve: {doc['learning_curve'].get('note') or doc['learning_curve'].get('skipped')}")
+    for g in doc["feature_groups"][:8]:
+        w = g.get("worth_per_decision") or {}
+        if w:
+            con.print(f"  feature group {g['group']}: worth {w['estimate']:,.4g} per decision "
+                      f"(95% CI {w['ci_low']:,.4g} to {w['ci_high']:,.4g})")
+    lab = doc["label_audit"]
+    if lab.get("file"):
+        con.print(f"  label audit: {lab.get('n_flagged')} rows look mislabelled, {lab.get('n_conflicting_pairs')} "
+                  f"conflicting near-duplicate pairs; for review: {lab['file']}")
+    for r in doc["reasons"]:
+        con.print(f"  - {r}")
+    con.print(f"report: {doc['report']}")

@@ -1,0 +1,119 @@
+"""``mlcase score`` for a forecast case: forecast every series of a file, each as ``POST /forecast`` would.
+
+The input is the case's long layout (``data.series``, ``data.time``, the target and the
+covariates). Rows with the target filled are each series' history; rows after them with the
+target empty carry the known covariates of the steps to forecast. The output has one row per
+series and step: ``series, ds, step, forecast, lo, hi, quantile_forecast, tier, fallback,
+reason``; a series the service refuses (too short, a gap, a missing covariate) goes to the
+errors file with the reason, and the others are still forecast. On ``--engine dask`` the
+series are forecast in parallel by a Dask bag (each partition a group of series).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError, MlcaseError
+
+
+def _items(case, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    d = case.spec.data
+    for col in [c for c in (d.time, d.target, d.series) if c]:
+        if col not in frame.columns:
+            raise DataError(f"INPUT: the column '{col}' of the case's data is missing",
+                            "score a file laid out like the case's data (series, time, target, covariates)")
+    key = frame[d.series].astype(str) if d.series else pd.Series("series", index=frame.index)
+    return [(str(k), part) for k, part in frame.groupby(key, sort=False)]
+
+
+def _request(case, part: pd.DataFrame, known: list[str], past: list[str]) -> dict:
+    d = case.spec.data
+    target = pd.to_numeric(part[d.target], errors="coerce")
+    seen = target.notna().to_numpy()
+    last = int(seen.nonzero()[0].max()) + 1 if seen.any() else 0
+    hist, fut = part.iloc[:last], part.iloc[last:]
+    history = [{"ds": str(t), "y": y, **{c: r[c] for c in past if c in part.columns}}
+               for t, y, (_, r) in zip(hist[d.time], hist[d.target], hist.iterrows(), strict=True)]
+    future = [{"ds": str(t), **{c: r[c] for c in known if c in part.columns}}
+              for t, (_, r) in zip(fut[d.time], fut.iterrows(), strict=True)]
+    return {"history": history, "future": future or None}
+
+
+def forecast_frame(case, service, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(forecasts, errors)`` of every series in ``frame`` (see the module docstring)."""
+    rows, errors = [], []
+    for series, part in _items(case, frame):
+        try:
+            item = {"series": series, **_request(case, part.sort_values(case.spec.data.time, kind="stable"),
+                                                 service.known, service.past_only)}
+            history, future, _ = service.frames(item, f"series '{series}'")
+            answer = service.answer(history, future, series)
+        except MlcaseError as exc:
+            errors.append({"series": series, "issue": str(exc)})
+            continue
+        for p in answer["points"]:
+            rows.append({"series": series, "ds": p["ds"], "step": p["step"], "forecast": p["forecast"],
+                         "lo": p["lo"], "hi": p["hi"], "quantile_forecast": p["quantile_forecast"],
+                         "tier": answer["tier"], "fallback": answer["fallback"], "reason": answer["reason"]})
+    cols = ["series", "ds", "step", "forecast", "lo", "hi", "quantile_forecast", "tier", "fallback", "reason"]
+    return pd.DataFrame(rows, columns=cols), pd.DataFrame(errors, columns=["series", "issue"])
+
+
+def forecast_file(case, input, output, version=None, errors_path=None, engine: str = "local", scheduler=None,
+                  bundles: dict | None = None):
+    """Forecast every series of ``input`` into ``output`` (CSV or Parquet); returns a :class:`mlcase.score.ScoreResult`."""
+    from .. import tracking
+    from ..data import read_table
+    from ..score import ScoreResult, _check_output
+    from .service import ForecastService
+
+    t0 = time.perf_counter()
+    input, output = Path(input), Path(output)
+    errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
+    _check_output(output, "-o", input)
+    _check_output(errors_path, "--errors", input, output)
+    bundle = (bundles or {}).get("model") or tracking.load_bundle(case, alias=None if version else "champion",
+                                                                  version=version)
+    frame = read_table(input.resolve(), what="INPUT")
+    service = ForecastService(bundle)
+    try:
+        if engine == "dask":
+            out, err = _dask(case, service, frame, scheduler)
+        else:
+            out, err = forecast_frame(case, service, frame)
+    finally:
+        service.close()
+    _write(out, output)
+    _write(err, errors_path)
+    fallbacks = out.drop_duplicates("series")["tier"].value_counts().to_dict() if len(out) else {}
+    fallbacks.pop("model", None)
+    return ScoreResult(output=output, errors_path=errors_path, rows=int(len(frame)), scored=int(len(out)),
+                       invalid_rows=int(len(err)), issues=int(len(err)), fallbacks=fallbacks, engine=engine,
+                       seconds=time.perf_counter() - t0, model_version=bundle.version,
+                       notes=[f"{out['series'].nunique() if len(out) else 0} series forecast {service.horizon} steps "
+                              "ahead (one output row per series and step)"])
+
+
+def _dask(case, service, frame: pd.DataFrame, scheduler):
+    import dask.bag as db
+
+    if scheduler:
+        raise DataError("--scheduler: forecast scoring runs its Dask bag on local threads (the served model and its "
+                        "fallback stay in this process)", "drop --scheduler, or use --engine local")
+    groups = [part for _, part in _items(case, frame)]
+    results = db.from_sequence(groups, npartitions=min(len(groups), 16)).map(
+        lambda p: forecast_frame(case, service, p)).compute(scheduler="threads")
+    return (pd.concat([r[0] for r in results], ignore_index=True),
+            pd.concat([r[1] for r in results], ignore_index=True))
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    tmp.replace(path)

@@ -1,0 +1,59 @@
+"""Data checks of a forecast case, reported like every other case's (:class:`mlcase.checks.CheckReport`)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..checks.report import Check, CheckReport
+from .data import ID, SeriesData, Y
+
+IDS = ("series_length", "constant_series", "intermittent", "known_covariate_leak", "undeclared_columns")
+
+
+def run_forecast_checks(case, data: SeriesData) -> CheckReport:
+    """The checks of :data:`IDS` on the prepared series."""
+    t0 = time.perf_counter()
+    report = CheckReport(rows=int(len(data.frame)), ran=list(IDS))
+    f = data.frame
+    lengths = f.groupby(ID, observed=True).size()
+    for note in data.notes:
+        report.checks.append(Check("series_length", "warning", note, evidence={"shortest": int(lengths.min())},
+                                   fix="forecast a shorter horizon or fewer windows, or add history"))
+    sd = f.groupby(ID, observed=True)[Y].std(ddof=0)
+    flat = sd[sd == 0].index.tolist()
+    if flat:
+        report.checks.append(Check("constant_series", "warning", f"{len(flat)} series never change (e.g. '{flat[0]}'): "
+                                   "every forecaster ties on them", evidence={"series": flat[:20]},
+                                   fix="drop them, or forecast them with a rule"))
+    zeros = f.groupby(ID, observed=True)[Y].apply(lambda s: float((s == 0).mean()))
+    sparse = zeros[zeros > 0.5]
+    if len(sparse):
+        report.checks.append(Check("intermittent", "warning", f"{len(sparse)} series are zero more than half the "
+                                   "time: MASE and sMAPE judge such demand poorly", evidence={
+                                       "series": sparse.index.tolist()[:20], "largest_zero_share": float(sparse.max())},
+                                   fix="judge them on the money (costs.under/over) and consider a Croston-type model"))
+    for col in data.known:
+        x, y = f[col].to_numpy(dtype=float), f[Y].to_numpy(dtype=float)
+        if np.std(x) > 0 and np.std(y) > 0:
+            r = float(np.corrcoef(x, y)[0, 1])
+            if abs(r) >= 0.98:
+                report.checks.append(Check(
+                    "known_covariate_leak", "error", f"known covariate '{col}' moves with the target at the same step "
+                    f"(correlation {r:.3f}): it looks measured with the outcome, not known in advance", column=col,
+                    evidence={"correlation": r}, fix=f"move '{col}' to forecast.past_only (used lagged by the "
+                    "horizon), or drop it"))
+    declared = {data.target, data.time, data.series_col, *data.known, *data.past_only}
+    unused = [c for c in data.columns if c not in declared and c != "rownames"]
+    if unused:
+        report.checks.append(Check("undeclared_columns", "info", f"{len(unused)} column(s) are not used: a covariate "
+                                   "must be declared known in advance or past-only, so the future is never used by "
+                                   "accident", evidence={"columns": unused[:30]},
+                                   fix="list the ones you can use in forecast.known or forecast.past_only"))
+    order = {"error": 0, "warning": 1, "info": 2}
+    report.checks.sort(key=lambda c: order.get(c.severity, 3))
+    report.stats = {"series": int(data.n_series), "shortest": int(lengths.min()), "longest": int(lengths.max()),
+                    "freq": data.freq, "season_length": data.season_length}
+    report.elapsed_s = time.perf_counter() - t0
+    return report

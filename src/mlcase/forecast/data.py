@@ -1,0 +1,257 @@
+"""The series of a forecast case: read, checked, put on a regular grid, and cut into rolling origins.
+
+The long layout is Nixtla's (``unique_id``, ``ds``, ``y`` and the covariates), which
+statsforecast, mlforecast and utilsforecast all take. The history of each series is cut
+into three periods, in time order::
+
+    | training ............ | backtest: B cut-offs, `step` apart | test: T cut-offs |
+
+Every cut-off forecasts ``horizon`` steps. The backtest windows tune the candidates, pick
+the model and calibrate the conformal intervals; the test period, the last part of each
+series, is forecast once at the end, by models trained on what came before its first
+cut-off (:func:`test_cutoff`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..case import Case
+from ..errors import DataError, SpecError
+
+ID, DS, Y = "unique_id", "ds", "y"
+ONE_SERIES = "series"  # the unique_id of a case without data.series
+
+#: steps in a season by the frequency's base (pandas offset name without its anchor)
+_SEASONS = {"D": 7, "B": 5, "C": 5, "W": 52, "M": 12, "MS": 12, "ME": 12, "SM": 24, "SMS": 24, "BM": 12,
+            "BMS": 12, "BME": 12, "Q": 4, "QS": 4, "QE": 4, "BQ": 4, "BQS": 4, "BQE": 4, "Y": 1, "YS": 1,
+            "YE": 1, "A": 1, "AS": 1, "h": 24, "H": 24, "bh": 8, "BH": 8, "min": 60, "T": 60, "s": 60, "S": 60}
+#: steps in a year by the frequency's base (for the default lags and AutoETS's input size)
+_YEAR = {"D": 364, "B": 260, "C": 260, "W": 52, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4, "QE": 4,
+         "h": 24 * 7 * 4, "H": 24 * 7 * 4}
+
+
+@dataclass
+class SeriesData:
+    """The prepared series of a case (see the module docstring).
+
+    Attributes
+    ----------
+    frame : DataFrame
+        ``unique_id`` (str), ``ds`` (datetime), ``y`` (float) and the covariates, sorted by
+        series and time, one row per step with no gap.
+    freq : str
+        pandas frequency alias (given or inferred).
+    season_length, horizon, step : int
+    known, past_only : list of str
+        Covariates known in advance, and observed only up to the cut-off.
+    backtest_windows, test_windows : int
+        Cut-offs in the backtest and test periods (fewer than asked when the series are short).
+    """
+
+    frame: pd.DataFrame
+    freq: str
+    season_length: int
+    horizon: int
+    step: int
+    known: list[str]
+    past_only: list[str]
+    backtest_windows: int
+    test_windows: int
+    target: str
+    time: str
+    series_col: str | None
+    fingerprint: str = ""
+    notes: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # every column of the data as read
+
+    @property
+    def n_series(self) -> int:
+        return int(self.frame[ID].nunique())
+
+    @property
+    def test_span(self) -> int:
+        """Steps at the end of each series that belong to the test period."""
+        return (self.test_windows - 1) * self.step + self.horizon
+
+    @property
+    def backtest_span(self) -> int:
+        return (self.backtest_windows - 1) * self.step + self.horizon
+
+    def before_test(self) -> pd.DataFrame:
+        """Each series without its test period: what the backtests and the tuning may read."""
+        return drop_last(self.frame, self.test_span)
+
+    def train_part(self) -> pd.DataFrame:
+        """Each series before its first backtest cut-off (the MASE scale of the backtests comes from it)."""
+        return drop_last(self.frame, self.test_span + self.backtest_span)
+
+    def cutoffs(self, period: str) -> pd.DataFrame:
+        """``unique_id, cutoff`` of every window of ``period`` (``backtest`` or ``test``)."""
+        span, windows = ((self.test_span, self.test_windows) if period == "test"
+                         else (self.test_span + self.backtest_span, self.backtest_windows))
+        offset = pd.tseries.frequencies.to_offset(self.freq)
+        last = self.frame.groupby(ID, observed=True)[DS].max()
+        rows = []
+        for uid, end in last.items():
+            first = end - (span - 0) * offset
+            for k in range(windows):
+                rows.append({ID: uid, "cutoff": first + k * self.step * offset})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict:
+        lengths = self.frame.groupby(ID, observed=True).size()
+        return {"rows": int(len(self.frame)), "task": "forecast", "series": self.n_series,
+                "series_column": self.series_col, "target": self.target, "time": self.time,
+                "freq": self.freq, "season_length": self.season_length, "horizon": self.horizon,
+                "step": self.step, "known": list(self.known), "past_only": list(self.past_only),
+                "backtest_windows": self.backtest_windows, "test_windows": self.test_windows,
+                "start": str(self.frame[DS].min()), "end": str(self.frame[DS].max()),
+                "shortest_series": int(lengths.min()), "longest_series": int(lengths.max()),
+                "fingerprint": self.fingerprint, "notes": list(self.notes),
+                "features": list(self.known) + list(self.past_only)}
+
+
+def drop_last(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Each series without its last ``n`` rows (``frame`` sorted by series and time)."""
+    if n <= 0:
+        return frame
+    pos = frame.groupby(ID, observed=True).cumcount(ascending=False)
+    return frame[pos.to_numpy() >= n].reset_index(drop=True)
+
+
+def season_of(freq: str) -> int:
+    """Steps in a season of ``freq`` (7 for daily data, 12 for monthly ...; 1 when unknown)."""
+    base = _base(freq)
+    return _SEASONS.get(base, 1)
+
+
+def year_of(freq: str) -> int | None:
+    """Steps in a year of ``freq`` (364 for daily: whole weeks, so a lag keeps the weekday)."""
+    return _YEAR.get(_base(freq))
+
+
+def _base(freq: str) -> str:
+    name = pd.tseries.frequencies.to_offset(freq).name
+    base = name.split("-")[0]
+    return base.lstrip("0123456789") or base
+
+
+def infer_freq(frame: pd.DataFrame, time: str) -> str:
+    """The frequency of the series (pandas' ``infer_freq`` on the longest series, else the usual gap)."""
+    longest = frame.groupby(ID, observed=True)[DS].count().idxmax()
+    ds = pd.DatetimeIndex(frame.loc[frame[ID] == longest, DS].sort_values().unique())
+    if len(ds) < 3:
+        raise DataError(f"data.time '{time}': the longest series has {len(ds)} time steps, too few to forecast",
+                        "a forecast case needs series with many time steps")
+    freq = pd.infer_freq(ds)
+    if freq is None:
+        gap = pd.Series(np.diff(ds.asi8)).mode().iloc[0]
+        freq = pd.tseries.frequencies.to_offset(pd.Timedelta(int(gap), unit="ns")).freqstr
+    return freq
+
+
+def _regular(frame: pd.DataFrame, freq: str, time: str) -> None:
+    """Every series must have one row per step of ``freq`` from its first to its last time."""
+    offset = pd.tseries.frequencies.to_offset(freq)
+    for uid, part in frame.groupby(ID, observed=True, sort=False):
+        ds = pd.DatetimeIndex(part[DS])
+        grid = pd.date_range(ds[0], ds[-1], freq=offset)
+        if len(grid) != len(ds) or not grid.equals(ds):
+            missing = grid.difference(ds)
+            off_grid = ds.difference(grid)
+            what = (f"{len(missing)} missing step(s), the first at {missing[0].date() if len(missing) else ''}"
+                    if len(missing) else f"{len(off_grid)} time(s) off the {freq} grid, e.g. {off_grid[0]}")
+            raise DataError(f"data.time '{time}': series '{uid}' is not regular at frequency {freq}: {what}",
+                            "fill the missing steps (e.g. 0 for no demand) or set forecast.freq to the data's "
+                            "frequency")
+
+
+def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
+    """Read the case's data and return its :class:`SeriesData` (a one-line :class:`DataError` for bad data)."""
+    from ..data import check_columns, fingerprint_frame, load_frame, parse_time
+
+    spec = case.spec
+    fc = spec.forecast
+    if spec.task != "forecast" or fc is None:
+        raise SpecError("this case is not a forecast case", "set task: forecast and a forecast section")
+    df = load_frame(case) if frame is None else frame.reset_index(drop=True)
+    check_columns(case, df)
+    d = spec.data
+    target = d.target
+    y = pd.to_numeric(df[target], errors="coerce") if not pd.api.types.is_numeric_dtype(df[target]) else df[target]
+    bad = df[target][y.isna() & df[target].notna()]
+    if len(bad):
+        raise DataError(f"data.target '{target}' is not numeric (e.g. {bad.astype(str).iloc[0]!r})",
+                        "a forecast case forecasts a number; pick a numeric column")
+    time = parse_time(case, df)
+    out = pd.DataFrame({ID: df[d.series].astype(str) if d.series else ONE_SERIES,
+                        DS: pd.to_datetime(time).astype("datetime64[ns]"), Y: y.astype("float64")})
+    covariates = list(fc.known) + list(fc.past_only)
+    for c in covariates:
+        col = df[c]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            codes = pd.to_numeric(col, errors="coerce")
+            if codes.isna().sum() > col.isna().sum():
+                raise DataError(f"forecast covariate '{c}' is not numeric (e.g. {col.dropna().astype(str).iloc[0]!r})",
+                                "encode it as numbers (0/1 for a flag, a price, a count) before forecasting")
+            col = codes
+        out[c] = col.astype("float64")
+    dup = out.duplicated([ID, DS])
+    if dup.any():
+        first = out[dup].iloc[0]
+        raise DataError(f"data.time '{d.time}': {int(dup.sum())} repeated time(s) within a series (e.g. series "
+                        f"'{first[ID]}' at {first[DS]})", "keep one row per series and time (aggregate the others)")
+    out = out.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+    missing_y = out[Y].isna()
+    if missing_y.any():
+        first = out[missing_y].iloc[0]
+        raise DataError(f"data.target '{target}': {int(missing_y.sum())} missing value(s) (first in series "
+                        f"'{first[ID]}' at {first[DS].date()})", "fill them (e.g. 0 for no demand) or drop that series")
+    freq = fc.freq or infer_freq(out, d.time)
+    try:
+        pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        raise SpecError(f"forecast.freq: '{freq}' is not a pandas frequency",
+                        "use an alias such as D, W-SUN, MS, QS or h") from None
+    _regular(out, freq, d.time)
+    for c in fc.known:
+        if out[c].isna().any():
+            raise DataError(f"forecast.known: covariate '{c}' has {int(out[c].isna().sum())} missing value(s)",
+                            "a covariate known in advance must be filled in for every step; fill it or move it to "
+                            "forecast.past_only")
+    season = fc.season_length or season_of(freq)
+    step = fc.step or fc.horizon
+    lengths = out.groupby(ID, observed=True).size()
+    data = SeriesData(frame=out, freq=freq, season_length=season, horizon=fc.horizon, step=step,
+                      known=list(fc.known), past_only=list(fc.past_only), backtest_windows=fc.backtest_windows,
+                      test_windows=fc.test_windows, target=target, time=d.time, series_col=d.series)
+    _fit_windows(data, int(lengths.min()))
+    data.fingerprint = fingerprint_frame(out)
+    data.columns = [str(c) for c in df.columns]
+    return data
+
+
+def min_train(data: SeriesData) -> int:
+    """Steps of history the first backtest cut-off needs: two seasons and the largest lag, at least 30."""
+    return max(30, 2 * data.season_length + 1)
+
+
+def _fit_windows(data: SeriesData, shortest: int) -> None:
+    """Fewer windows when the shortest series cannot hold them all (a note says so); too short is an error."""
+    need = min_train(data)
+    asked = (data.backtest_windows, data.test_windows)
+    while data.test_span + data.backtest_span + need > shortest and data.backtest_windows > 2:
+        data.backtest_windows -= 1
+    while data.test_span + data.backtest_span + need > shortest and data.test_windows > 1:
+        data.test_windows -= 1
+    if data.test_span + data.backtest_span + need > shortest:
+        raise DataError(f"the shortest series has {shortest} steps; {need} of training history, 2 backtest windows "
+                        f"and a test window of {data.horizon} steps need {need + data.backtest_span + data.test_span}",
+                        "forecast a shorter horizon (forecast.horizon), or drop the short series")
+    if (data.backtest_windows, data.test_windows) != asked:
+        data.notes.append(f"the shortest series ({shortest} steps) holds {data.backtest_windows} backtest and "
+                          f"{data.test_windows} test windows (asked: {asked[0]} and {asked[1]})")

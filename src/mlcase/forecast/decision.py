@@ -1,0 +1,117 @@
+"""The decision of a forecast case: GO, USE_BASELINE, NO_GO or INCONCLUSIVE, in plain words.
+
+Seasonal naive (the value one season back) is the model-free floor. Lifts are the test
+period's MASE gains (the floor's or the baseline's MASE minus the model's) with 95% bootstrap
+CIs over (series, cut-off) blocks; money at the chosen quantile is given beside them. In order:
+
+1. ``NO_GO`` when neither the candidate nor the best baseline (chosen on the backtests) beats
+   seasonal naive with a CI above zero: keep the seasonal-naive forecast, no model needed.
+2. ``GO`` when the candidate beats seasonal naive and the best baseline, each with a CI above
+   zero, and (when costs are given) does not cost more per forecast point than the best baseline
+   at the quantile by more than ``min_lift + operating_cost`` going the wrong way.
+3. ``INCONCLUSIVE`` when both point estimates favour the candidate but a CI includes zero; the
+   reasons say how many more test windows would decide.
+4. ``USE_BASELINE`` when the best baseline beats seasonal naive (CI above zero); else ``NO_GO``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..decision import Decision
+from .evaluate import FLOOR
+
+
+def _ci(d: dict, digits: int = 3) -> str:
+    return f"{d['estimate']:.{digits}f} (95% CI {d['ci_low']:.{digits}f} to {d['ci_high']:.{digits}f})"
+
+
+def _money(d: dict, cur: str) -> str:
+    def m(v):
+        return f"{'-' if v < 0 else ''}{cur}{abs(v):,.3f}"
+
+    return f"{m(d['estimate'])} (95% CI {m(d['ci_low'])} to {m(d['ci_high'])})"
+
+
+def _names(name: str) -> str:
+    return {"seasonal_naive": "seasonal naive", "naive": "naive (last value)", "moving_average": "the moving average",
+            "auto_ets": "AutoETS", "auto_arima": "AutoARIMA"}.get(name, name)
+
+
+def windows_to_decide(lift: dict, blocks: int) -> int | None:
+    """Test blocks (series x cut-offs) a lift of this size needs for a CI clear of zero (normal approximation)."""
+    est, sd = lift["estimate"], lift.get("sd") or 0.0
+    if est <= 0 or sd <= 0:
+        return None
+    per_block_sd = sd * math.sqrt(blocks)
+    return int(math.ceil((1.96 * per_block_sd / est) ** 2))
+
+
+def decide_forecast(case, ev: dict) -> Decision:
+    """The verdict from :func:`mlcase.forecast.evaluate.evaluate_forecast`'s results."""
+    cand, best = ev.get("candidate"), ev.get("best_baseline")
+    models, lifts = ev["models"], ev["lifts"]
+    cur = ev["costs"]["currency"]
+    spec = case.spec
+    op = spec.constraints.operating_cost if isinstance(spec.constraints.operating_cost, float) else 0.0
+    bar = op + spec.constraints.min_lift
+    floor_mase = models[FLOOR]["test"]["mase"]
+    evidence = {"floor": FLOOR, "candidate": cand, "best_baseline": best, "floor_mase": floor_mase,
+                "quantile": ev["quantile"], "bar_per_point": bar}
+    reasons: list[str] = []
+    c_floor = lifts.get(cand, {}).get("over_floor") if cand else None
+    b_floor = lifts.get(best, {}).get("over_floor") if best and best != FLOOR else None
+    if c_floor:
+        reasons.append(f"the candidate ({cand}) has test MASE {models[cand]['test']['mase']:.3f} against seasonal "
+                       f"naive's {floor_mase:.3f}: a MASE gain of {_ci(c_floor['mase'])}; at the {ev['quantile']:.0%} "
+                       f"quantile it saves {_money(c_floor['cost'], cur)} per forecast point")
+    if b_floor:
+        reasons.append(f"the best baseline ({_names(best)}, chosen on the backtests) has test MASE "
+                       f"{models[best]['test']['mase']:.3f}: a gain over seasonal naive of {_ci(b_floor['mase'])}")
+    cand_beats = bool(c_floor and c_floor["mase"]["ci_low"] > 0)
+    base_beats = bool(b_floor and b_floor["mase"]["ci_low"] > 0)
+    evidence.update(candidate_beats_floor=cand_beats, baseline_beats_floor=base_beats)
+    if not cand_beats and not base_beats:
+        why = ("no model beats seasonal naive in MASE with a 95% CI above zero over the "
+               f"{ev['test_period']['blocks']} test windows (series x cut-offs)")
+        more = _more(c_floor["mase"] if c_floor else None, ev)
+        return Decision("NO_GO", [why, *reasons, *([more] if more else []),
+                                  "keep the seasonal-naive forecast (the value one season back): no model needed"],
+                        champion=None, evidence=evidence)
+    if cand_beats:
+        c_base = lifts[cand].get("over_best_baseline") if best != FLOOR else c_floor
+        if best != FLOOR and c_base:
+            reasons.append(f"over the best baseline ({_names(best)}) the candidate's MASE gain is {_ci(c_base['mase'])} "
+                           f"and it saves {_money(c_base['cost'], cur)} per forecast point at the quantile")
+        clears = c_base is not None and c_base["mase"]["ci_low"] > 0
+        costs_more = c_base is not None and c_base["cost"]["ci_high"] < -bar
+        evidence.update(candidate_beats_baseline=clears, candidate_costs_more=costs_more)
+        if clears and not costs_more:
+            return Decision("GO", [f"GO: the candidate ({cand}) beats seasonal naive and the best baseline in MASE, "
+                                   "each with a 95% CI above zero", *reasons], champion=cand, evidence=evidence)
+        if costs_more:
+            reasons.append(f"but it costs more than {_names(best)} at the quantile, with a CI below zero")
+        elif c_base is not None and c_base["mase"]["estimate"] > 0:
+            more = _more(c_base["mase"], ev)
+            return Decision("INCONCLUSIVE", [f"the candidate ({cand}) beats seasonal naive, and its gain over the best "
+                                             f"baseline ({_names(best)}) is positive but its CI includes zero",
+                                             *reasons, *([more] if more else [])], champion=None, evidence=evidence)
+    if base_beats:
+        return Decision("USE_BASELINE", [f"USE_BASELINE: {_names(best)} beats seasonal naive with a CI above zero and the "
+                                         f"candidate does not beat {_names(best)}", *reasons],
+                        champion=best, evidence=evidence)
+    return Decision("NO_GO", [f"the candidate ({cand}) beats seasonal naive but not the best baseline, which does not "
+                              "beat seasonal naive itself", *reasons], champion=None, evidence=evidence)
+
+
+def _more(lift: dict | None, ev: dict) -> str | None:
+    if not lift:
+        return None
+    need = windows_to_decide(lift, ev["test_period"]["blocks"])
+    if need is None:
+        return None
+    have = ev["test_period"]["blocks"]
+    if need <= have:
+        return None
+    return (f"a gain of this size would need about {need} test windows (series x cut-offs) for a CI clear of zero; "
+            f"the test period has {have}: raise forecast.test_windows if the history allows")

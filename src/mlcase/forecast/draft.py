@@ -1,0 +1,72 @@
+"""``mlcase init DATA --target Y --task forecast --time COL [--series COL]``: draft a forecast case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+
+
+def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | None, series: str | None,
+                        name: str, source: str, comment, quote) -> str:
+    """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
+    from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
+    from .data import ID, infer_freq, season_of
+
+    if not time:
+        raise DataError("--time: a forecast case needs the time column", "pass --time DATE_COLUMN")
+    for flag, col in (("--time", time), ("--series", series)):
+        if col and col not in df.columns:
+            raise DataError(f"{flag} '{col}' is not a column of {data.name}",
+                            f"pick one of: {', '.join(map(str, df.columns[:30]))}")
+    if not pd.api.types.is_numeric_dtype(df[target]):
+        raise DataError(f"--target '{target}' is not numeric", "a forecast case forecasts a number")
+    ds = pd.to_datetime(df[time], errors="coerce", format="mixed")
+    if ds.isna().all():
+        raise DataError(f"--time '{time}' holds no dates", "pass the column with the dates")
+    frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
+    try:
+        freq = infer_freq(frame, time)
+    except DataError:
+        freq = "D"
+    season = season_of(freq)
+    horizon = {7: 14, 12: 12, 4: 4, 52: 8, 24: 48, 5: 10}.get(season, max(2, season))
+    others = [c for c in df.columns if c not in (target, time, series, "rownames")
+              and pd.api.types.is_numeric_dtype(df[c])]
+    n_series = frame[ID].nunique()
+    lines = [
+        f"# Drafted by `mlcase init` from {comment(data.name)} ({len(df):,} rows, {n_series} series, frequency {freq}).",
+        "# Every section has a default; the comments say what the owner must decide.",
+        f"name: {name}",
+        "decision: TODO say what the forecast drives (how much to stock, how many staff to roster), in one sentence",
+        "owner: TODO team",
+        "problem:",
+        "  current_process: TODO how the forecast is made today (e.g. the same day last year plus a margin)",
+        "  target: TODO what success looks like",
+        "task: forecast",
+        "data:",
+        f"  source: {quote(source)}",
+        f"  target: {quote(target)}",
+        f"  time: {quote(time)}",
+        f"  series: {quote(series) if series else 'null'}" + ("               # one series" if not series else ""),
+        "forecast:",
+        f"  horizon: {horizon}                    # TODO steps ahead each forecast covers",
+        f"  freq: {freq}                       # inferred from the data",
+        f"  season_length: {season}",
+        "  known: []                      # TODO covariates known in advance (calendar, holidays, schedules, prices)",
+        "  past_only: []                  # TODO covariates only known once they happen (weather): used lagged",
+        *(f"  # candidate covariate: {comment(c)}" for c in others[:20]),
+        "  backtest_windows: 20           # rolling cut-offs for tuning, model choice and intervals",
+        "  test_windows: 8                # the last cut-offs, forecast once at the end",
+        "costs:                           # TODO money per unit of error",
+        "  under: 1                       # per unit the actual exceeds the forecast (a shortage)",
+        "  over: 1                        # per unit the forecast exceeds the actual (waste)",
+        "baselines: [naive, seasonal_naive, moving_average, auto_ets]",
+        "  # - rule: \"1.05 * lag_364\"    # TODO today's rule over lag_<k> columns (k steps back)",
+        "candidates: [lightgbm, ridge]",
+        "budget: 2m",
+        "conformal: {alpha: 0.1}          # 90% intervals per horizon step",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,151 @@
+"""Monitoring of a forecast case as actuals arrive: realized error and coverage by horizon step, residual
+drift, and an alert when the model falls behind seasonal naive.
+
+Every forecast the server logged (one log row per series forecast: its points and intervals in
+``prediction``, seasonal naive's forecast of the same steps in ``scores``, the series' MASE scale
+in ``conformal``) is joined with the actuals (a CSV/Parquet file laid out like the case's data)
+on series and time. Per horizon step: how many points have an actual, the model's and seasonal
+naive's scaled absolute error (their mean is MASE), and the share of actuals inside the interval.
+Alerts:
+
+- ``behind_seasonal_naive``: the model's realized MASE exceeds seasonal naive's on the same points
+  (at least ``monitoring.min_window_rows`` of them), with the paired bootstrap CI over forecasts;
+- ``interval_coverage``: realized coverage below the target by more than 3 binomial sd;
+- ``residual_drift``: the PSI of the realized scaled residuals over the deciles of the backtest's
+  exceeds ``monitoring.psi_alert``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+
+def _read_log(case, log: str | None) -> pd.DataFrame:
+    from ..serve.predlog import resolve_target
+
+    target = resolve_target(case, log)
+    query = ("SELECT request_id, ts, model_version, model_name, tier, inputs, prediction, scores, conformal "
+             "FROM predictions")
+    if "://" in target and not target.startswith("sqlite:///"):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(target)
+        with engine.connect() as con:
+            df = pd.read_sql(sqlalchemy.text(query), con)
+    else:
+        import sqlite3
+
+        path = Path(target.removeprefix("sqlite:///"))
+        if not path.exists():
+            raise DataError(f"no prediction log at {path}", "serve the case first (mlcase serve), or pass --log")
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+            df = pd.read_sql(query, con)
+    return df[df["inputs"].fillna("").str.contains('"task": "forecast"', regex=False)]
+
+
+def _points(logged: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for r in logged.itertuples():
+        series = json.loads(r.inputs)["series"]
+        naive = json.loads(r.scores or "[]")
+        scale = (json.loads(r.conformal or "{}") or {}).get("scale") or 1.0
+        for p in json.loads(r.prediction or "[]"):
+            rows.append({"request_id": r.request_id, "series": str(series), "ds": pd.Timestamp(p["ds"]),
+                         "step": int(p["step"]), "forecast": p["forecast"], "lo": p["lo"], "hi": p["hi"],
+                         "naive": naive[p["step"] - 1] if len(naive) >= p["step"] else np.nan, "scale": scale,
+                         "tier": r.tier, "model_version": r.model_version})
+    return pd.DataFrame(rows)
+
+
+def _actuals(case, path) -> pd.DataFrame:
+    from ..data import read_table
+
+    d = case.spec.data
+    frame = read_table(Path(path).resolve(), what="--labels")
+    missing = [c for c in (d.time, d.target) if c not in frame.columns]
+    if missing:
+        raise DataError(f"--labels: the actuals file lacks the column '{missing[0]}'",
+                        f"give the actuals as {d.series + ', ' if d.series else ''}{d.time}, {d.target}")
+    out = pd.DataFrame({"series": frame[d.series].astype(str) if d.series and d.series in frame.columns else "series",
+                        "ds": pd.to_datetime(frame[d.time]).astype("datetime64[ns]"),
+                        "actual": pd.to_numeric(frame[d.target], errors="coerce")})
+    return out.dropna(subset=["actual"]).drop_duplicates(["series", "ds"], keep="last")
+
+
+def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) -> dict:
+    """The monitoring results of a forecast case (saved as ``forecast_monitoring``); see the module docstring."""
+    from ..drift import psi_js
+
+    if labels is None:
+        raise DataError("a forecast case is monitored against its actuals", "pass --labels ACTUALS.csv (series, time, "
+                        "target as in the case's data)")
+    logged = _read_log(case, log)
+    points = _points(logged)
+    out = {"task": "forecast", "requests": int(len(logged)), "points": 0, "by_step": [], "alerts": [],
+           "warnings": [], "drift": None}
+    if points.empty:
+        out["warnings"].append("the log holds no forecasts yet")
+        return out
+    joined = points.merge(_actuals(case, labels), on=["series", "ds"], how="inner")
+    out["points"] = int(len(joined))
+    if joined.empty:
+        out["warnings"].append("no logged forecast has its actual yet")
+        return out
+    y = joined["actual"].to_numpy(dtype=float)
+    joined["err_model"] = np.abs(y - joined["forecast"].to_numpy(dtype=float)) / joined["scale"]
+    joined["err_naive"] = np.abs(y - joined["naive"].to_numpy(dtype=float)) / joined["scale"]
+    joined["inside"] = (y >= joined["lo"].astype(float)) & (y <= joined["hi"].astype(float))
+    joined["residual"] = (y - joined["forecast"].to_numpy(dtype=float)) / joined["scale"]
+    for step, g in joined.groupby("step", sort=True):
+        out["by_step"].append({"step": int(step), "points": int(len(g)), "model_mase": float(g["err_model"].mean()),
+                               "seasonal_naive_mase": float(g["err_naive"].mean()),
+                               "coverage": float(g["inside"].mean()), "mean_residual": float(g["residual"].mean())})
+    spec = case.spec
+    model_mase, naive_mase = float(joined["err_model"].mean()), float(joined["err_naive"].mean())
+    per_req = joined.groupby("request_id")[["err_naive", "err_model"]].mean()
+    diff = (per_req["err_naive"] - per_req["err_model"]).to_numpy()
+    rng = np.random.default_rng(spec.split.seed)
+    boots = diff[rng.integers(0, len(diff), size=(1000, len(diff)))].mean(axis=1)
+    lift = {"estimate": float(diff.mean()), "ci_low": float(np.percentile(boots, 2.5)),
+            "ci_high": float(np.percentile(boots, 97.5))}
+    out.update(model_mase=model_mase, seasonal_naive_mase=naive_mase, lift_over_seasonal_naive=lift)
+    enough = len(joined) >= spec.monitoring.min_window_rows
+    if enough and model_mase > naive_mase:
+        out["alerts"].append({"kind": "behind_seasonal_naive", "message": (
+            f"the model's realized MASE {model_mase:.3f} is worse than seasonal naive's {naive_mase:.3f} on the same "
+            f"{len(joined)} points (gain {lift['estimate']:.3f}, 95% CI {lift['ci_low']:.3f} to {lift['ci_high']:.3f})"
+            "; retrain, or serve seasonal naive")})
+    alpha = spec.conformal.alpha
+    cov = float(joined["inside"].mean())
+    sd = float(np.sqrt(alpha * (1 - alpha) / len(joined)))
+    out.update(coverage=cov, coverage_target=1 - alpha)
+    if enough and cov < 1 - alpha - 3 * sd:
+        out["alerts"].append({"kind": "interval_coverage", "message": (
+            f"intervals cover {cov:.1%} of {len(joined)} actuals, below the {1 - alpha:.0%} target by more than 3 sd")})
+    ref = (bundle.reference if bundle is not None else _reference(case)) or {}
+    deciles = ref.get("residual_deciles")
+    if deciles and enough:
+        counts = np.bincount(np.searchsorted(np.asarray(deciles), joined["residual"].to_numpy()), minlength=10)
+        psi, js = psi_js(counts[None, :].astype(float), np.full(10, 0.1))
+        out["drift"] = {"psi": float(psi[0]), "js": float(js[0]), "points": int(len(joined)),
+                        "reference": "deciles of the backtest's scaled residuals"}
+        if psi[0] > spec.monitoring.psi_alert:
+            out["alerts"].append({"kind": "residual_drift", "message": (
+                f"the residuals drifted from the backtest's (PSI {psi[0]:.3f} > {spec.monitoring.psi_alert})")})
+    return out
+
+
+def _reference(case) -> dict | None:
+    from .. import tracking
+    from ..errors import NotFoundError
+
+    try:
+        return tracking.load_bundle(case, alias="champion").reference
+    except NotFoundError:
+        return None

@@ -1,0 +1,151 @@
+"""One forecast for one series, with its intervals, as ``POST /forecast`` and ``mlcase score`` answer it.
+
+:class:`ForecastService` holds the served bundle and the seasonal-naive fallback (which needs no
+model: it reads the history it is given). A request brings a series id, its recent history
+(``ds``, the target and the past-only covariates) and the known covariates of the steps to
+forecast. The model answers when it can; when it fails, runs past its time limit or the history
+is shorter than its lags need, seasonal naive answers, with ``fallback: true`` and the reason.
+A request the client can fix (no history, a value that is not a number, a missing known
+covariate) is a :class:`~mlcase.errors.DataError` naming it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .data import DS, ID, Y
+from .metrics import mase_scale
+from .models import YHAT, LocalForecaster
+
+
+class ForecastService:
+    """Forecasts from a forecast bundle (``bundle`` None: seasonal naive only, from ``schema``)."""
+
+    def __init__(self, bundle, schema: dict | None = None, timeout_s: float = 10.0):
+        self.bundle = bundle
+        self.schema = dict(bundle.schema if bundle is not None else schema or {})
+        s = self.schema
+        self.horizon, self.freq, self.season = int(s["horizon"]), s["freq"], int(s["season_length"])
+        self.known, self.past_only = list(s.get("known") or []), list(s.get("past_only") or [])
+        self.min_history = int(s.get("min_history") or self.season)
+        self.conformal = dict((bundle.conformal if bundle is not None else None) or {})
+        self.floor = LocalForecaster("seasonal_naive", self.season, self.freq, self.horizon).fit()
+        self.timeout_s = timeout_s
+        self._pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlcase-forecast")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ input
+    def frames(self, item: dict, where: str = "request") -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+        """``(history, future, series)`` from one request object (a :class:`DataError` names what is wrong)."""
+        if not isinstance(item, dict):
+            raise DataError(f"{where}: expected an object with 'history' (and 'series', 'future'), got "
+                            f"{type(item).__name__}", "send {\"series\": ..., \"history\": [{\"ds\": ..., \"y\": ...}]}")
+        series = str(item.get("series") if item.get("series") is not None else "series")
+        hist = item.get("history")
+        if not isinstance(hist, list) or not hist or not all(isinstance(r, dict) for r in hist):
+            raise DataError(f"{where}.history: expected a non-empty list of objects with 'ds' and 'y'",
+                            f"send at least {self.min_history} past steps of the series")
+        history = self._table(hist, f"{where}.history", [Y, *self.past_only])
+        history.insert(0, ID, series)
+        future = None
+        fut = item.get("future")
+        if fut is not None:
+            if not isinstance(fut, list) or not all(isinstance(r, dict) for r in fut):
+                raise DataError(f"{where}.future: expected a list of objects with 'ds' and the known covariates",
+                                f"send one object per future step with {', '.join(self.known) or 'ds'}")
+            future = self._table(fut, f"{where}.future", self.known) if fut else None
+            if future is not None:
+                future.insert(0, ID, series)
+        return history, future, series
+
+    def _table(self, rows: list[dict], where: str, numeric: list[str]) -> pd.DataFrame:
+        missing = [c for c in ["ds", *numeric] if any(c not in r for r in rows)]
+        if missing:
+            i = next(i for i, r in enumerate(rows) if missing[0] not in r)
+            raise DataError(f"{where}[{i}]: '{missing[0]}' is missing", f"send '{missing[0]}' in every row")
+        ds = pd.to_datetime(pd.Series([r["ds"] for r in rows]), errors="coerce", format="mixed")
+        if ds.isna().any():
+            i = int(np.flatnonzero(ds.isna())[0])
+            raise DataError(f"{where}[{i}].ds: {rows[i]['ds']!r} is not a date", "send ISO dates such as 2016-08-28")
+        out = pd.DataFrame({DS: ds.astype("datetime64[ns]")})
+        for c in numeric:
+            values = pd.to_numeric(pd.Series([r[c] for r in rows], dtype="object"), errors="coerce")
+            bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{where}[{i}].{c}: {rows[i][c]!r} is not a finite number", f"send a number for '{c}'")
+            out[c] = values.to_numpy(dtype=float)
+        out = out.sort_values(DS, kind="stable").reset_index(drop=True)
+        if out[DS].duplicated().any():
+            raise DataError(f"{where}: a time appears twice ({out[DS][out[DS].duplicated()].iloc[0]})",
+                            "send one row per step")
+        grid = pd.date_range(out[DS].iloc[0], out[DS].iloc[-1], freq=self.freq)
+        if len(grid) != len(out) or not grid.equals(pd.DatetimeIndex(out[DS])):
+            raise DataError(f"{where}: the times are not consecutive steps of frequency {self.freq}",
+                            "send every step, without gaps")
+        return out
+
+    # ------------------------------------------------------------------ answer
+    def answer(self, history: pd.DataFrame, future: pd.DataFrame | None, series: str,
+               h: int | None = None) -> dict:
+        """The forecast of one series: points with intervals, and which tier answered and why."""
+        h = int(h or self.horizon)
+        if not 1 <= h <= self.horizon:
+            raise DataError(f"horizon: expected 1 to {self.horizon} steps, got {h}",
+                            f"ask for at most {self.horizon} steps (the model's horizon)")
+        if len(history) < self.season:
+            raise DataError(f"history: {len(history)} steps, fewer than one season ({self.season}); even the seasonal-"
+                            "naive fallback cannot forecast", f"send at least {self.min_history} past steps")
+        if self.known and (future is None or len(future) < h):
+            raise DataError(f"future: the known covariates {', '.join(self.known)} are needed for each of the {h} "
+                            "steps", "send one object per future step with them")
+        t0 = time.perf_counter()
+        tier, reason, fc = "model", None, None
+        if self.bundle is None:
+            tier, reason = "seasonal_naive", "no model is loaded"
+        elif len(history) < self.min_history:
+            tier, reason = "seasonal_naive", (f"the history has {len(history)} steps; the model's lags need "
+                                              f"{self.min_history}")
+        else:
+            job = self._pool.submit(self.bundle.model.forecast, history, future, h)
+            try:
+                fc = job.result(timeout=self.timeout_s)
+                if len(fc) != h or not np.isfinite(fc[YHAT].to_numpy(dtype=float)).all():
+                    raise ValueError("the model returned a forecast with missing or infinite values")
+            except cf.TimeoutError:
+                tier, reason, fc = "seasonal_naive", f"the model took longer than {self.timeout_s:g} s", None
+            except DataError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failing model hands over to seasonal naive
+                tier, reason, fc = "seasonal_naive", f"the model failed: {type(exc).__name__}: {str(exc)[:200]}", None
+        naive = self.floor.forecast(history, None, h)
+        if fc is None:
+            fc = naive
+        return self._points(fc, naive, history, series, tier, reason, (time.perf_counter() - t0) * 1000)
+
+    def _points(self, fc, naive, history, series, tier, reason, ms) -> dict:
+        cal = self.conformal if tier == "model" else (self.conformal.get("floor") or {})
+        scales = self.conformal.get("scales") or {}
+        scale = scales.get(series) or mase_scale(history.assign(**{ID: series}), self.season)[series]
+        q = dict(zip(cal.get("steps") or [], cal.get("quantile") or [], strict=False))
+        offsets = {int(k): v for k, v in (cal.get("quantile_offsets") or {}).items()}
+        points = []
+        for i, (ds, yhat) in enumerate(zip(fc[DS], fc[YHAT].to_numpy(dtype=float), strict=True), start=1):
+            width = q.get(i)
+            half = None if width is None else float(width) * scale
+            points.append({"ds": pd.Timestamp(ds).isoformat(), "step": i, "forecast": float(yhat),
+                           "lo": None if half is None else float(yhat - half),
+                           "hi": None if half is None else float(yhat + half),
+                           "quantile_forecast": float(yhat + offsets.get(i, 0.0) * scale) if offsets else None})
+        return {"series": series, "tier": tier, "fallback": tier != "model", "reason": reason, "points": points,
+                "seasonal_naive": [float(v) for v in naive[YHAT]], "scale": float(scale),
+                "alpha": cal.get("alpha"), "quantile": cal.get("q"), "latency_ms": round(ms, 3),
+                "model_name": self.bundle.name if self.bundle is not None else None,
+                "model_version": self.bundle.version if self.bundle is not None else None}

@@ -1,0 +1,139 @@
+"""Erasure: ``mlcase forget CASE --subject ID`` removes a person's rows from every store of the case.
+
+The subject is a ``data.id`` value. Its rows are found in every store (:func:`stores.stores_for`)
+by its unit (raw, or its keyed hash when the log keeps ``data.id`` hashed) and by the request ids
+the stores hold for it; then each store erases them in one atomic step, the prediction log last
+(it is where request ids are found). A receipt goes to ``<case>/.mlcase/governance/erasures/``:
+when, how many rows, from which stores, and what erasure cannot reach. It holds no identifier:
+not the subject, not its hash, not a request id.
+
+Killed at any point, the stores stay consistent (each step is a transaction or an atomic rename)
+and the journal (``pending-<key>.json``, named by a keyed hash of the subject under its own
+context) remembers what was done: running the same ``forget`` again finishes the job and writes
+one receipt counting the rows of both runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+from ..errors import DataError
+from .failpoints import failpoint
+from .stores import Subject, governance_dir, stores_for
+
+ERASURES_DIR = "erasures"
+RECEIPT_VERSION = 1
+NOT_REACHED = ("the training data (data.source) and the models registered from it are not changed: remove the "
+               "subject there and re-run `mlcase run` if the model must forget them too",
+               "copies outside the case (exports sent elsewhere, backups, a shared MLflow server) are not reached")
+
+
+def forget(case, subject, log: str | None = None, files: list | None = None) -> dict:
+    """Erase a subject's rows from the prediction log, its labels, the review and label files, and
+    every registered store; return the receipt.
+
+    Parameters
+    ----------
+    case : Case
+    subject : str
+        A ``data.id`` value.
+    log : str, optional
+        The prediction log (default ``serving.log`` or ``<case>/predictions.db``).
+    files : list of path, optional
+        More CSV/Parquet files of records to erase from (with ``unit_id`` or the ``data.id`` column,
+        or ``request_id``).
+
+    Returns
+    -------
+    dict
+        The receipt: ``erasure_id``, ``started_at``, ``finished_at``, ``runs``, ``stores`` (store,
+        location, rows), ``rows``, ``notes``, ``path``.
+    """
+    from ..lock import case_lock
+    from ..serve.predlog import now_iso
+
+    for f in files or []:
+        if not Path(f).is_file():
+            raise DataError(f"--file {f}: no such file", "pass CSV or Parquet files of records that exist")
+    subj = Subject(case, subject)
+    notes = list(NOT_REACHED) + _policy_notes(case)
+    gdir = governance_dir(case)
+    with case_lock(case, "forget"):
+        gdir.mkdir(parents=True, exist_ok=True)
+        journal_path = gdir / f"pending-{subj.journal_key(case)}.json"
+        journal = _read(journal_path) or {"erasure_id": uuid.uuid4().hex, "started_at": now_iso(), "runs": 0,
+                                          "stores": {}}
+        journal["runs"] += 1
+        _write(journal_path, journal)
+        stores = stores_for(case, log, files)
+        ids: set[str] = set()
+        for st in stores:
+            ids |= st.find(subj)
+        for st in stores:
+            key = f"{st.name}|{st.location}"
+            entry = journal["stores"].setdefault(key, {"store": st.name, "location": st.location, "planned": None,
+                                                      "rows": 0, "done": False})
+            if entry["done"]:
+                continue
+            if entry["planned"] is None:  # counted before the first attempt, so a kill after commit still counts
+                entry["planned"] = st.erase(subj, ids, dry_run=True)
+                _write(journal_path, journal)
+            n = st.erase(subj, ids)
+            resumed = journal["runs"] > 1
+            entry["rows"] = max(entry["planned"], n) if resumed else n
+            entry["done"] = True
+            _write(journal_path, journal)
+            failpoint("forget:between-stores")
+        receipt = {"receipt_version": RECEIPT_VERSION, "kind": "erasure", "erasure_id": journal["erasure_id"],
+                   "started_at": journal["started_at"], "finished_at": now_iso(), "runs": journal["runs"],
+                   "subject": "not recorded (a receipt holds no identifier)",
+                   "stores": [{k: e[k] for k in ("store", "location", "rows")} for e in journal["stores"].values()],
+                   "notes": notes}
+        receipt["rows"] = sum(s["rows"] for s in receipt["stores"])
+        out = gdir / ERASURES_DIR / f"{receipt['finished_at'].replace(':', '').replace('-', '')[:15]}Z-" \
+                                    f"{receipt['erasure_id'][:8]}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write(out, receipt)
+        journal_path.unlink(missing_ok=True)
+    return {**receipt, "path": str(out)}
+
+
+def _policy_notes(case) -> list[str]:
+    from .policy import DROP, LogPolicy
+
+    spec = case.spec
+    if spec.data.id and LogPolicy.from_spec(spec).of(spec.data.id) == DROP:
+        return [f"data.id '{spec.data.id}' is dropped from the prediction log (serving.log_inputs), so the log "
+                "cannot tell whose rows are whose; only files that carry it were searched"]
+    return ["requests that did not carry data.id were logged without a unit and cannot be found by subject"]
+
+
+def receipts(case) -> list[dict]:
+    """Every erasure receipt of the case, oldest first."""
+    folder = governance_dir(case) / ERASURES_DIR
+    return [r for p in sorted(folder.glob("*.json")) if (r := _read(p))] if folder.is_dir() else []
+
+
+def pending(case) -> int:
+    """Erasures started and not finished (a rerun with the same subject finishes each)."""
+    gdir = governance_dir(case)
+    return len(list(gdir.glob("pending-*.json"))) if gdir.is_dir() else 0
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,164 @@
+"""Know why: where the model loses, whether more labels would pay, what each group of columns is worth,
+and which labels look wrong. Reads ``results["analysis"]`` (:func:`mlcase.analysis.analyze`)."""
+
+from __future__ import annotations
+
+from . import Section, esc, figure, fmt, table
+
+TITLE = "Know why"
+ORDER = 35
+STAGES = ("analysis",)
+
+
+def build(results: dict) -> list[Section]:
+    a = results.get("analysis")
+    if not a:
+        return []
+    cur = (((results.get("case") or {}).get("spec") or {}).get("costs") or {}).get("currency", "$")
+    children = [Section(id="analysis-slices", title="Where the model loses", html=slices_html(a, cur),
+                        status="warning" if (a.get("slices") or {}).get("losing") else "ok"),
+                Section(id="analysis-curve", title="Would more labels pay?", html=curve_html(a, cur)),
+                Section(id="analysis-groups", title="What each group of columns is worth", html=groups_html(a, cur)),
+                Section(id="analysis-labels", title="Labels that look wrong", html=labels_html(a))]
+    intro = (f"<p>Analysed in {esc(fmt(a.get('seconds')))} s; re-run any time with <code>mlcase analyze</code> "
+             "(no new bake-off).</p>")
+    return [Section(id="analysis", title=TITLE, html=intro, order=ORDER, children=children)]
+
+
+def _m(v, cur: str) -> str:
+    if v is None:
+        return "–"
+    return f"{'-' if v < 0 else ''}{cur}{abs(v):,.2f}"
+
+
+def _ci(d: dict | None, cur: str) -> str:
+    if not d or d.get("estimate") is None:
+        return "–"
+    return f"{_m(d['estimate'], cur)} ({_m(d.get('ci_low'), cur)} to {_m(d.get('ci_high'), cur)})"
+
+
+def slices_html(a: dict, cur: str) -> str:
+    sl = a.get("slices") or {}
+    refs = sl.get("references") or {}
+    out = [f"<p>Slices of single columns and pairs were found on {esc(sl.get('discovery'))} "
+           f"({esc(sl.get('scanned'))} scanned), the {esc(len(sl.get('money') or []))} most telling were tried on "
+           f"the {esc(sl.get('n_test'))} untouched test rows with Holm's correction over them. A slice loses money "
+           f"when it has at least {esc(sl.get('min_size'))} test rows and its money lost per decision has a 95% CI "
+           "above zero with a Holm-adjusted p below 0.05. Its hybrid hands the slice to the fallback and keeps the "
+           "candidate elsewhere; it is evaluated on the validation rows and reported on the test rows.</p>"]
+    if sl.get("note"):
+        out.append(f'<p class="note">Note: {esc(sl["note"])}.</p>')
+    losing = sl.get("losing") or []
+    out.append(f"<p><strong>{'Loses money in: ' + esc(', '.join(losing)) if losing else 'No slice loses money beyond chance.'}"
+               "</strong></p>")
+    rows = [{"slice": e["label"], "against": refs.get(e["reference"], e["reference"]), "test rows": e["n_test"],
+             f"lost per decision ({cur}, 95% CI)": _ci(e.get("test"), cur), "Holm p": e.get("p_holm"),
+             "hybrid saves on validation": _ci(e.get("hybrid_valid"), cur),
+             "hybrid saves on test": _ci(e.get("hybrid_test"), cur),
+             "verdict": "loses money" if e.get("loses_money") else ""} for e in sl.get("money") or []]
+    if rows:
+        out.append(table(rows, caption="Slices tried: money the candidate loses against the fallback"))
+    h = sl.get("hybrid")
+    if h and h.get("test"):
+        names = "; ".join(f"{s['label']} → {s['reference_description']}" for s in h["slices"])
+        t, v = h["test"]["saving_over"], (h.get("valid") or {}).get("saving_over") or {}
+        out.append(f"<p>Combined hybrid (every slice whose switch saved money on validation: {esc(names)}): "
+                   f"{esc(_m(h['test']['cost_per_decision'], cur))} per decision on test; saves "
+                   f"{esc(_ci(t.get('candidate'), cur))} over the candidate alone on test, "
+                   f"{esc(_ci(v.get('candidate'), cur))} on validation.</p>")
+    err = [{"slice": e["label"], "test rows": e["n_test"], "relative loss here / elsewhere": e.get("ratio"),
+            "95% CI": e.get("ratio_ci"), "Holm p": e.get("p_holm"),
+            "verdict": "errs much more" if e.get("errs_more") else ""} for e in sl.get("error") or []]
+    if err:
+        out.append(table(err, caption="Where the candidate errs most, relative to a model-free prediction "
+                                      "(descriptive: real data is uneven, some slices are simply harder)"))
+    return "".join(out)
+
+
+def curve_html(a: dict, cur: str) -> str:
+    lc = a.get("learning_curve") or {}
+    if lc.get("skipped"):
+        return f"<p>Not measured: {esc(lc['skipped'])}.</p>"
+    out = [f"<p>The candidate's configuration ({esc(lc.get('model'))}) cross-validated on "
+           f"{esc(', '.join(f'{100 * f:.0f}%' for f in lc.get('fractions') or []))} of the training rows; the money "
+           "per decision is fitted with an inverse power law <code>a + b·n^-c</code> and extrapolated with a "
+           "bootstrap band (the rows resampled, the law refitted).</p>"]
+    for key in ("note_model", "note"):
+        if lc.get(key):
+            out.append(f'<p class="note">Note: {esc(lc[key])}.</p>')
+    pts = lc.get("points") or []
+    ext = lc.get("extrapolation") or []
+    if pts:
+        out.append(figure(_curve_figure(pts, ext, cur), height=320, caption="Money per decision by fit rows"))
+        out.append(table([{"share": p["fraction"], "fit rows": p["fit_rows"], f"cost per decision ({cur})":
+                           p["cost_per_decision"], "loss": p["loss"]} for p in pts], caption="Points"))
+    if ext:
+        rows = []
+        for e in ext:
+            row = {"labels": f"{e['multiple']:g}x ({e['labels']:,})", f"cost per decision ({cur})": e["cost_per_decision"],
+                   "95% band": f"{_m(e['band'][0], cur)} to {_m(e['band'][1], cur)}"}
+            for name, s in (e.get("saving_over") or {}).items():
+                row[f"saves over {name}"] = f"{_m(s['estimate'], cur)} ({_m(s['band'][0], cur)} to {_m(s['band'][1], cur)})"
+            rows.append(row)
+        out.append(table(rows, caption="Expected money per decision with more labels"))
+    st = a.get("settle")
+    if st and st.get("multiple"):
+        more = f"{st['more_labelled_rows']:,}"
+        out.append(f"<p>With about {esc(more)} more labelled rows "
+                   f"({esc(st['multiple'])}x today's) the lift over {esc(st['versus'])} would likely be settled.</p>")
+    out.append(f'<p class="muted">{esc(lc.get("time"))}.</p>')
+    return "".join(out)
+
+
+def _curve_figure(pts: list[dict], ext: list[dict], cur: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[p["fit_rows"] for p in pts], y=[p["cost_per_decision"] for p in pts],
+                             mode="markers+lines", name="cross-validated"))
+    if ext:
+        xs = [e["labels"] for e in ext]
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[e["band"][1] for e in ext] + [e["band"][0] for e in ext][::-1],
+                                 fill="toself", mode="none", name="95% band", opacity=0.3))
+        fig.add_trace(go.Scatter(x=xs, y=[e["cost_per_decision"] for e in ext], mode="markers+lines",
+                                 line={"dash": "dash"}, name="power law"))
+    fig.update_layout(xaxis_title="labelled rows the model is fitted on", yaxis_title=f"cost per decision ({cur})",
+                      xaxis_type="log", margin={"t": 20})
+    return fig
+
+
+def groups_html(a: dict, cur: str) -> str:
+    fg = a.get("feature_groups") or {}
+    if fg.get("skipped"):
+        return f"<p>Not measured: {esc(fg['skipped'])}.</p>"
+    what = "the groups named in <code>feature_groups</code>" if fg.get("named_in_spec") else "each column"
+    out = [f"<p>Each of {what} left out in turn, the candidate's configuration cross-validated without it: a group "
+           "is worth what its absence costs per decision (paired bootstrap 95% CI over "
+           f"{esc(fg.get('n_rows'))} out-of-fold rows).</p>"]
+    rows = [{"group": g["group"], "columns": ", ".join(g.get("columns") or [])[:80],
+             f"worth per decision ({cur}, 95% CI)": _ci(g.get("worth_per_decision"), cur),
+             "loss without / with": f"{fmt(g.get('loss_without'))} / {fmt(g.get('loss_with'))}",
+             "earns its keep": g.get("pays") if "pays" in g else g.get("note")} for g in fg.get("groups") or []]
+    if rows:
+        out.append(table(rows, caption="What each group is worth"))
+    if fg.get("not_measured"):
+        out.append(f"<p>Not measured within the time share: {esc(', '.join(fg['not_measured']))}.</p>")
+    out.append(f'<p class="muted">{esc(fg.get("time"))}.</p>')
+    return "".join(out)
+
+
+def labels_html(a: dict) -> str:
+    lb = a.get("labels") or {}
+    if lb.get("skipped"):
+        return f"<p>Not run: {esc(lb['skipped'])}.</p>"
+    flagged = (f"{lb['n_flagged']:,} of {lb['n_rows']:,} rows ({100 * (lb.get('flagged_share') or 0):.3g}%) look "
+               "mislabelled" if lb.get("n_flagged") is not None else
+               f"the {len(lb.get('top') or [])} rows of {lb.get('n_rows')} whose label fits least are listed")
+    out = [f"<p>{esc(lb.get('method'))} on the bake-off's out-of-fold scores: {esc(flagged)}; "
+           f"{esc(lb.get('n_conflicting_pairs'))} pairs of near-duplicates have conflicting labels "
+           f"({esc(lb.get('near_duplicate_rule'))}). All {esc(lb.get('rows_in_file'))} rows are in "
+           f"<code>{esc(lb.get('file'))}</code> for a reviewer (fill in outcome, reviewer, reviewed_at, note).</p>"]
+    top = lb.get("top") or []
+    if top:
+        out.append(table(top[:25], caption="Rows to review first"))
+    return "".join(out)

@@ -1,0 +1,185 @@
+"""The server of a ``task: forecast`` case: ``POST /forecast``, ``/health``, ``/ready``.
+
+``mlcase serve`` starts it instead of the record server when the case forecasts
+(:func:`mlcase.serve.app.serve` hands over). It loads the ``champion`` (or ``--version``),
+answers through :class:`mlcase.forecast.service.ForecastService` (seasonal naive when the
+model fails, is too slow, or the history is too short for its lags; also when no model is
+registered yet), commits every answer to the prediction log before it responds (one row per
+series forecast: ``prediction`` holds the points, ``scores`` the seasonal-naive forecast of the
+same steps, which monitoring compares against), and keeps the same guards as the record
+server: the API key (``MLCASE_API_KEY`` or ``serving.api_key_file``), the body size and JSON
+depth limits, one-line 4xx errors.
+"""
+
+
+import contextlib
+import json
+import os
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from ..errors import DataError, MlcaseError, NotFoundError
+
+API_KEY_ENV = "MLCASE_API_KEY"
+
+
+def _load(settings):
+    """``(case, service, log, notes)``: the champion (or the version asked) and the prediction log."""
+    from .. import tracking
+    from ..case import load_case
+    from ..forecast.service import ForecastService
+    from .predlog import PredictionLog, resolve_target
+
+    case = settings.case if hasattr(settings.case, "spec") else load_case(settings.case)
+    bundle = (settings.bundles or {}).get("model")
+    notes = []
+    if bundle is None and settings.registry:
+        try:
+            bundle = tracking.load_bundle(case, alias=None if settings.version else "champion",
+                                          version=settings.version)
+        except NotFoundError as exc:
+            if settings.version is not None:
+                raise
+            notes.append(f"no champion is registered ({exc.message}); seasonal naive answers every request")
+    schema = bundle.schema if bundle is not None else _schema_from_spec(case)
+    timeout = (settings.timeout_ms or case.spec.serving.timeout_ms or 10_000.0) / 1000.0
+    service = ForecastService(bundle, schema=schema, timeout_s=timeout)
+    log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
+    return case, service, log, notes
+
+
+def _schema_from_spec(case) -> dict:
+    from ..forecast.data import load_series
+    from ..forecast.stages import schema_of
+
+    return schema_of(load_series(case), None)
+
+
+def create_forecast_app(settings, state=None):
+    """The FastAPI app of a forecast case (``settings``: :class:`mlcase.serve.app.ServeSettings`)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    from ..bounded import JsonTooLarge, load_json
+
+    st: dict = {"ready": False}  # case, service, log, notes, key, max_body (set in lifespan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        loaded = state if state is not None else await run_in_threadpool(_load, settings)
+        st["case"], st["service"], st["log"], st["notes"] = loaded
+        key = settings.api_key or os.environ.get(API_KEY_ENV)
+        if key is None and st["case"].spec.serving.api_key_file:
+            from .app import _key_from_file
+
+            key = _key_from_file(st["case"], st["case"].spec.serving.api_key_file)
+        st["key"], st["max_body"] = key, settings.max_body_bytes or st["case"].spec.serving.max_body_bytes
+        st["ready"] = True
+        try:
+            yield
+        finally:
+            st["service"].close()
+            await run_in_threadpool(st["log"].close)
+
+    app = FastAPI(title="mlcase forecast server", version="1", lifespan=lifespan,
+                  description="Forecasts a case's series with its registered model; seasonal naive when the model "
+                              "cannot answer.")
+
+    @app.exception_handler(MlcaseError)
+    async def _error(request: Request, exc: MlcaseError):
+        status = 422 if isinstance(exc, DataError) else (exc.http_status if 400 <= exc.http_status < 600 else 400)
+        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status)
+
+    def check_key(request: Request) -> None:
+        key = st.get("key")
+        if not key:
+            return
+        given = request.headers.get("x-api-key")
+        if given is None or not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), key.encode("utf-8")):
+            from .app import Unauthorized
+
+            raise Unauthorized("missing or wrong API key", f"send it in the X-API-Key header (set by {API_KEY_ENV})")
+
+    @app.post("/forecast", summary="Forecast one series (an object) or several (a list)")
+    async def forecast(request: Request):
+        from .app import BodyTooLarge, Unavailable
+
+        check_key(request)
+        if not st["ready"]:
+            raise Unavailable("the model is not loaded yet", "retry after /ready answers 200")
+        body = await request.body()
+        try:
+            data = load_json(body, "the request body", max_bytes=st["max_body"],
+                             fix="send a JSON object {series, history, future} or a list of them")
+        except JsonTooLarge as exc:
+            raise BodyTooLarge(str(exc), "send fewer series per request (serving.max_body_bytes)") from None
+        answers = await run_in_threadpool(_answer_all, st, data)
+        return answers if isinstance(data, list) else answers[0]
+
+    @app.get("/health", summary="The process is alive")
+    async def health():
+        return {"status": "alive"}
+
+    @app.get("/ready", summary="The model is loaded")
+    async def ready():
+        if not st["ready"]:
+            return JSONResponse({"ready": False}, status_code=503)
+        svc = st["service"]
+        return {"ready": True, "task": "forecast", "model_version": svc.bundle.version if svc.bundle else None,
+                "model_name": svc.bundle.name if svc.bundle else None, "horizon": svc.horizon, "freq": svc.freq,
+                "min_history": svc.min_history, "known": svc.known, "past_only": svc.past_only,
+                "notes": st["notes"]}
+
+    return app
+
+
+def _answer_all(st: dict, data) -> list[dict]:
+    """Validate every series of a request, forecast each, commit them to the log, then return the answers."""
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise DataError("the request body is an empty list", "send at least one series")
+    service = st["service"]
+    parsed = [service.frames(item, f"request[{i}]" if isinstance(data, list) else "request")
+              for i, item in enumerate(items)]
+    answers = []
+    for (history, future, series), item in zip(parsed, items, strict=True):
+        h = item.get("horizon")
+        if h is not None and (not isinstance(h, int) or isinstance(h, bool)):
+            raise DataError(f"horizon: expected a whole number of steps, got {h!r}", "send e.g. 14")
+        answers.append(service.answer(history, future, series, h))
+    rows = [_row(a, history) for a, (history, _f, _s) in zip(answers, parsed, strict=True)]
+    st["log"].write(rows)  # committed before the answer leaves
+    for a, r in zip(answers, rows, strict=True):
+        a["request_id"] = r[0]
+    return answers
+
+
+def _row(answer: dict, history) -> tuple:
+    """A prediction-log row (:data:`mlcase.serve.predlog.COLUMNS` order) for one series forecast."""
+    from .. import __version__
+    from .predlog import COLUMNS
+
+    inputs = {"series": answer["series"], "history_end": history["ds"].iloc[-1].isoformat(),
+              "history_steps": int(len(history)), "task": "forecast"}
+    values = {"request_id": uuid.uuid4().hex, "ts": datetime.now(UTC).isoformat(),
+              "model_version": answer["model_version"], "model_name": answer["model_name"], "tier": answer["tier"],
+              "fallback": int(answer["fallback"]), "reason": answer["reason"], "inputs": json.dumps(inputs),
+              "score": answer["points"][0]["forecast"], "scores": json.dumps(answer["seasonal_naive"]),
+              "prediction": json.dumps(answer["points"]), "decision": None, "conformal": json.dumps(
+                  {"alpha": answer["alpha"], "scale": answer["scale"]}),
+              "latency_ms": answer["latency_ms"], "challenger": None, "arm": "model", "code_version": __version__}
+    return tuple(values.get(c) for c in COLUMNS)
+
+
+def serve_forecast(settings, host: str, port: int, log_level: str = "warning", announce=None) -> None:
+    """Run the forecast server with uvicorn until interrupted."""
+    import uvicorn
+
+    state = _load(settings)  # a bad --version or log fails here, as one line
+    if announce is not None:
+        announce(state[0])
+    app = create_forecast_app(settings, state=state)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                                  timeout_graceful_shutdown=10)).run()

