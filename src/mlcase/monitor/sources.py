@@ -257,7 +257,8 @@ def compacted_select(run, files: list, like: str = "raw_tail") -> str:
              col("decision", "CAST(decision AS VARCHAR)"), col("prediction", "CAST(prediction AS VARCHAR)"), "NULL",
              col("arm", "CAST(arm AS VARCHAR)"), col("audit", "TRY_CAST(audit AS INTEGER)"),
              col("sampling_probability", "nullif(TRY_CAST(sampling_probability AS DOUBLE), 'NaN'::DOUBLE)"),
-             col("model_decision", "CAST(model_decision AS VARCHAR)"), bad, *feats]
+             col("model_decision", "CAST(model_decision AS VARCHAR)"), col("freshness", "CAST(freshness AS VARCHAR)"),
+             bad, *feats]
     names = [r[0] for r in run.con.execute(f"DESCRIBE {like}").fetchall()]
     return f"SELECT {', '.join(f'{e} AS {_q(n)}' for e, n in zip(exprs, names, strict=True))} FROM {src}"
 
