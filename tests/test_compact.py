@@ -24,9 +24,20 @@ from mlcase import monitor as M
 from mlcase.cli import main
 from mlcase.monitor.compact import MANIFEST, CompactedLog, compact
 
-from .test_monitor import START, add_labels, draw, fresh_case, iso, predicted_ts, trained, write_log  # noqa: F401
+from .test_monitor import (  # noqa: F401
+    SPEC,
+    START,
+    add_labels,
+    draw,
+    fresh_case,
+    iso,
+    predicted_ts,
+    trained,
+    write_log,
+)
 
 N, DAYS = 3000, 6
+SPEC_DATA = SPEC["data"]
 
 
 def _log(tmp_path, trained, name="predictions.db", seed=11):
@@ -205,12 +216,66 @@ def test_log_compact_command_and_the_store_for_retention(trained, tmp_path, caps
     assert out["rows"] == N and out["files"] == DAYS
     assert main(["log", "compact", str(tmp_path), "--log", str(tmp_path / "nope.db")]) == 2
     assert "no prediction log at" in capsys.readouterr().err
-    store = CompactedLog(db)
+    from mlcase.case import load_case
+    from mlcase.governance.stores import Subject, stores_for
+
+    case = load_case(tmp_path)
+    store, *_ = [s for s in stores_for(case, str(db)) if s.name == "compacted log"]   # registered for governance
     con = sqlite3.connect(db)
-    unit = con.execute("SELECT request_id FROM predictions LIMIT 1").fetchone()[0]
+    rid = con.execute("SELECT request_id FROM predictions LIMIT 1").fetchone()[0]
     con.close()
-    assert store.erase(unit) == 1 and _every_row(db)[unit] == 0
+    nobody = Subject(case, "nobody", column="unit_id")
+    assert store.erase(nobody, {rid}, dry_run=True) == 1 and _every_row(db)[rid] == 1   # a dry run changes nothing
+    assert store.erase(nobody, {rid}) == 1 and _every_row(db)[rid] == 0
     first_day = str((START + pd.Timedelta(days=1)).date())
     gone = store.prune(first_day)
     assert gone > 0 and not (tmp_path / "predictions.compacted" / f"date={START.date()}").exists()
     assert sum(_every_row(db).values()) == N - 1 - gone
+
+
+def test_forget_reaches_the_compacted_log_and_hashed_inputs_survive_compaction(trained, tmp_path):
+    """A subject logged under a keyed hash (personal data) is erased from the compacted Parquet part too, and
+    monitoring then reads exactly what it reads from a log that was never compacted and had the same erasure."""
+    from mlcase.governance.forget import forget
+    from mlcase.governance.policy import LogPolicy
+
+    case = fresh_case(tmp_path, trained, data={**SPEC_DATA, "id": "email"},
+                      personal_data={"email": "to call the customer back"}, serving={"log_inputs": {"c": "hashed"}})
+    db, ids = _log(tmp_path, trained)
+    policy = LogPolicy.from_spec(case.spec)
+    people = ["ana@example.com", "ben@example.com", "chloe@example.com"]
+    con = sqlite3.connect(db)  # as the server logs it: the unit and column c as keyed hashes
+    rows = con.execute("SELECT request_id, inputs FROM predictions").fetchall()
+    con.executemany("UPDATE predictions SET unit_id = ?, inputs = ? WHERE request_id = ?",
+                    [(policy.unit(people[int(r[1:]) % 3]), raw if raw == "not json" else
+                      json.dumps(policy.inputs(json.loads(raw))), r) for r, raw in rows])
+    con.commit()
+    con.close()
+    plain = tmp_path / "plain.db"
+    shutil.copy(db, plain)
+    compact(case, log=db, before="2030-01-01")
+    files = sorted((tmp_path / "predictions.compacted").glob("date=*/*.parquet"))
+    part = duckdb.sql(f"SELECT unit_id, \"inputs.c\" AS c FROM read_parquet({[str(f) for f in files]})").df()
+    assert len(part) == N and part["unit_id"].str.startswith("hmac:").all()
+    assert part["c"].dropna().str.startswith("hmac:").all() and part["c"].nunique() == 3   # typed, still hashed
+    assert not any(p.encode() in f.read_bytes() for f in files for p in people)            # never the identifier
+    hers = {r for r in ids if int(r[1:]) % 3 == 0}
+    shutil.copy(files[0], files[0].with_name("part-killed-0.parquet"))   # left by a killed compaction: her rows too
+    hashed = policy.unit("ana@example.com")
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet({[str(f) for f in files]}) WHERE unit_id = '{hashed}'"
+                      ).fetchall()[0][0] == len(hers)
+
+    receipt = forget(case, "ana@example.com", log=str(db))
+    by = {s["store"]: s["rows"] for s in receipt["stores"]}
+    assert by["compacted log"] == len(hers)
+    left = _every_row(db)
+    assert not hers & set(left) and sum(left.values()) == N - len(hers)
+    files = sorted((tmp_path / "predictions.compacted").glob("date=*/*.parquet"))
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet({[str(f) for f in files]}) WHERE unit_id = '{hashed}' "
+                      f"OR request_id IN ({', '.join(repr(r) for r in hers)})").fetchall()[0][0] == 0
+    assert sorted(p.name for p in (tmp_path / "predictions.compacted").rglob("*")
+                  if p.is_file() and p.name != ".compact.lock") == sorted(f.name for f in CompactedLog(db).files())
+    forget(case, "ana@example.com", log=str(plain))   # the same erasure on a log never compacted
+    erased = _result(case, db, trained["bundle"])
+    assert erased["n_rows"] == N - len(hers)
+    _same(erased, _result(case, plain, trained["bundle"]))

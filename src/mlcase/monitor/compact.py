@@ -8,8 +8,8 @@ columns, so monitoring reads them without parsing JSON. Monitoring then reads
 the compacted part plus the *live tail*: the rows no batch covers.
 
 Nothing is lost or duplicated, whatever moment the compaction is killed at: the SQLite log
-keeps every row (deleting old rows is retention's job, :meth:`CompactedLog.prune` and the
-SQLite store's own), and a batch exists only once its manifest row is committed in the log's
+keeps every row (deleting old rows is retention's job: :class:`CompactedLogStore`, registered
+with :mod:`mlcase.governance.stores`, and the SQLite store), and a batch exists only once its manifest row is committed in the log's
 own database (table :data:`MANIFEST`), in one SQLite transaction, after its Parquet files are
 written and renamed into place. A batch covers exactly the rows with ``ts_from <= ts < ts_to``
 (text comparison, as stored) and ``rowid <= max_rowid`` (read in the same snapshot as the
@@ -22,6 +22,7 @@ Labels stay in the SQLite log (few rows, appended as outcomes arrive).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -89,11 +90,8 @@ class CompactResult:
 
 # =========================================================================== reading
 class CompactedLog:
-    """The compacted part of one SQLite log: its committed batches, their files, the tail predicate.
-
-    It is also a store of the prediction log for retention and erasure (:meth:`prune`,
-    :meth:`erase`), beside the SQLite store.
-    """
+    """The compacted part of one SQLite log: its committed batches, their files, the tail predicate
+    (:class:`CompactedLogStore` erases and prunes it)."""
 
     def __init__(self, db: str | Path):
         self.db = Path(db)
@@ -134,53 +132,125 @@ class CompactedLog:
         lo, hi, rowid = min(b.ts_from for b in batches), max(b.ts_to for b in batches), min(b.max_rowid for b in batches)
         return f"({a}ts >= {_lit(hi)} OR {a}ts < {_lit(lo)} OR {a}rowid > {rowid}) AND NOT ({covered})"
 
-    # ------------------------------------------------------------------ retention and erasure
-    def prune(self, before: str) -> int:
-        """Delete the date partitions older than ``before`` (``YYYY-MM-DD``); returns the rows removed.
 
-        The manifest keeps its batches, so the rows they covered stay out of the live tail:
-        pruning the compacted part removes them from monitoring, as retention means to.
-        """
-        import pyarrow.parquet as pq
+class CompactedLogStore:
+    """The compacted part of a SQLite log as a store of :mod:`mlcase.governance.stores` (erasure, retention).
 
-        removed = 0
-        if not self.folder.exists():
-            return 0
-        for part in sorted(self.folder.glob("date=*")):
-            if part.name.removeprefix("date=") < before:
-                for f in part.glob("*.parquet"):
-                    removed += pq.ParquetFile(f).metadata.num_rows
-                    f.unlink()
-                part.rmdir() if not any(part.iterdir()) else None
-        return removed
+    ``find`` / ``erase`` / ``prune`` act on every Parquet file under the folder, each rewritten by
+    DuckDB without the rows that go (column types kept, unlike a pandas round trip that turns an
+    integer column with nulls into floats) into a temporary file renamed over it, or deleted when
+    no row is left: a kill leaves each file before or after. They hold the compaction lock, and
+    (unless ``dry_run``) first delete the files of a killed compaction (orphans, temporary files), so no copy
+    of an erased row survives anywhere in the folder, and a compaction running at the same time
+    cannot bring rows back from its own read of the SQLite log. The manifest keeps its batches
+    (their ``n_rows`` count what was compacted): rows erased or pruned here stay out of the live
+    tail, where the SQLite store removes them anyway.
+    """
 
-    def erase(self, subject: str, columns: tuple[str, ...] = ("unit_id", "request_id")) -> int:
-        """Remove every compacted row whose ``columns`` equal ``subject``; returns the rows removed.
+    name = "compacted log"
 
-        Each file holding such rows is rewritten without them into a temporary file that then
-        replaces it (atomic per file); a file left without rows is deleted.
-        """
+    def __init__(self, db: str | Path):
+        self.log = CompactedLog(db)
+
+    @property
+    def location(self) -> str:
+        return str(self.log.folder)
+
+    def find(self, subject) -> set[str]:
+        """Request ids of the rows whose ``unit_id`` is the subject (as logged, raw or hashed)."""
+        with self._locked(clean=False) as con:
+            return {r[0] for f, have in self._files() if "unit_id" in have
+                    for r in con.execute(f"SELECT CAST(request_id AS VARCHAR) FROM {_read(f)} "
+                                         f"WHERE {self._unit_sql(subject)}").fetchall()}
+
+    def erase(self, subject, ids: set[str], dry_run: bool = False) -> int:
+        """Remove the subject's rows (its ``unit_id``, or one of ``ids``); the rows removed (or counted)."""
+        def cond(have):
+            terms = [self._unit_sql(subject)] if "unit_id" in have else []
+            if ids and "request_id" in have:
+                terms.append("CAST(request_id AS VARCHAR) IN (SELECT id FROM _ids)")
+            return " OR ".join(terms)
+        return self._rewrite(cond, dry_run, ids=ids)
+
+    def prune(self, before: str, dry_run: bool = False, **_) -> int:
+        """Remove the rows logged before ``before`` (ISO-8601 UTC, compared as the log's ``ts`` text)."""
+        return self._rewrite(lambda have: f"CAST(ts AS VARCHAR) < {_lit(before)}" if "ts" in have else "", dry_run)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _unit_sql(subject) -> str:
+        return f"CAST(unit_id AS VARCHAR) IN ({', '.join(_lit(v) for v in subject.values)})"
+
+    @contextlib.contextmanager
+    def _locked(self, clean: bool = True):
         import duckdb
 
-        removed = 0
-        for f in self.files():
-            con = duckdb.connect()
+        from ..lock import file_lock
+
+        with file_lock(self.log.folder / ".compact.lock", "log compact", timeout=600):
+            sq = sqlite3.connect(str(self.log.db), timeout=30, isolation_level=None)
             try:
-                have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(f))}, hive_partitioning = false)").fetchall()}
-                cond = " OR ".join(f"CAST({_q(c)} AS VARCHAR) = {_lit(subject)}" for c in columns if c in have)
-                if not cond:
-                    continue
-                n = con.execute(f"SELECT count(*) FROM read_parquet({_lit(str(f))}, hive_partitioning = false) WHERE {cond}").fetchall()[0][0]
-                if not n:
-                    continue
-                tmp = f.with_name(f".{f.name}.tmp")
-                con.execute(f"COPY (SELECT * FROM read_parquet({_lit(str(f))}, hive_partitioning = false) WHERE NOT coalesce({cond}, false)) TO "
-                            f"{_lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
-                tmp.replace(f)
-                removed += int(n)
+                sq.execute("PRAGMA busy_timeout=30000")
+                if clean and _has_table(sq, MANIFEST):
+                    _remove_orphans(self.log, sq)
+            finally:
+                sq.close()
+            con = duckdb.connect()
+            con.execute("SET TimeZone = 'UTC'")
+            try:
+                yield con
             finally:
                 con.close()
+
+    def _files(self) -> list[tuple[Path, set]]:
+        import duckdb
+
+        out = []
+        for f in sorted(self.log.folder.glob("date=*/*.parquet")):
+            if not f.name.startswith("."):
+                out.append((f, {r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM {_read(f)}").fetchall()}))
+        return out
+
+    def _rewrite(self, cond_of, dry_run: bool, ids: set[str] | None = None) -> int:
+        import pyarrow as pa
+
+        removed = 0
+        with self._locked(clean=not dry_run) as con:
+            if ids:
+                con.register("_ids", pa.table({"id": sorted(ids)}))
+            for f, have in self._files():
+                cond = cond_of(have)
+                if not cond:
+                    continue
+                n, total = (int(v) for v in con.execute(
+                    f"SELECT count(*) FILTER (WHERE coalesce({cond}, false)), count(*) FROM {_read(f)}").fetchone())
+                removed += n
+                if dry_run or not n:
+                    continue
+                if n == total:
+                    f.unlink()
+                    if not any(f.parent.iterdir()):
+                        f.parent.rmdir()
+                    continue
+                tmp = f.with_name(f".{f.name}.tmp")
+                con.execute(f"COPY (SELECT * FROM {_read(f)} WHERE NOT coalesce({cond}, false)) TO {_lit(str(tmp))} "
+                            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)")
+                tmp.replace(f)
         return removed
+
+
+def compacted_stores(case, target: str) -> list:
+    """The store of the compacted part of the case's log at ``target``, when it has one
+    (``register_store`` factory of :mod:`mlcase.governance.stores`)."""
+    try:
+        db = sqlite_log(case, target)
+    except DataError:  # not a SQLite file, or none yet: nothing compacted
+        return []
+    return [CompactedLogStore(db)] if compacted_folder(db).is_dir() else []
+
+
+def _read(f: Path) -> str:
+    return f"read_parquet({_lit(str(f))}, hive_partitioning = false)"
 
 
 def _connect_ro(db: Path) -> sqlite3.Connection:
@@ -443,5 +513,5 @@ def auto_compact(case, db: Path, window: float, min_rows: int = AUTO_MIN_ROWS) -
     return compact(case, db, window=window)
 
 
-__all__ = ["compact", "auto_compact", "CompactedLog", "CompactResult", "Batch", "compacted_folder", "cut_for",
+__all__ = ["compact", "auto_compact", "CompactedLog", "CompactedLogStore", "compacted_stores", "CompactResult", "Batch", "compacted_folder", "cut_for",
            "sqlite_log", "MANIFEST", "INPUT_PREFIX"]
