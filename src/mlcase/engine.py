@@ -319,7 +319,7 @@ def resolve(case=None, engine: str | None = None, scheduler: str | None = None,
     Returns ``{"kind", "scheduler", "workers", "memory_limit"}``; a ``--scheduler`` alone implies Dask.
     """
     spec = getattr(getattr(case, "spec", None), "engine", None)
-    kind = engine or (spec.kind if spec is not None else None) or ("dask" if scheduler else "local")
+    kind = engine or ("dask" if scheduler else None) or (spec.kind if spec is not None else None) or "local"
     if kind not in KINDS:
         raise EngineError(f"--engine {kind!r} is not known", "use --engine local or --engine dask")
     address = scheduler or (spec.scheduler if spec is not None else None)
