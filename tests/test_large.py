@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from mlcase.bakeoff.large import run_large_bakeoff
 from mlcase.case import load_case
