@@ -121,6 +121,11 @@ def test_every_family_baseline_and_calibrator_round_trips_through_the_allowlist(
     needed: set[str] = set()
     checked = []
     for task in _task_names():
+        if task == "ranking":  # LambdaRank / rank:ndcg pipelines and mlcase.rankers, fitted on lists
+            found, names = _ranking_round_trips(tmp_path, X, y)
+            needed |= found
+            checked += names
+            continue
         yy = _targets(X, y)[task]
         for family in candidates.family_names(task):
             pipe = candidates.build_pipeline(family, task, candidates.column_groups(X),
@@ -150,6 +155,33 @@ def test_every_family_baseline_and_calibrator_round_trips_through_the_allowlist(
     assert needed <= B.trusted_type_names()
     assert {"functools.partial", "sklearn.utils.validation.check_array", "lightgbm.basic.Booster",
             "xgboost.core.Booster", "mlcase.rules.Rule"} <= needed
+
+
+def _ranking_round_trips(tmp_path, X, y) -> tuple[set, list]:
+    """Every ranking family and ranker of mlcase.rankers.__all__, saved and loaded through the allowlist."""
+    from mlcase import candidates, rankers
+
+    lists = X.assign(user=np.arange(len(X)) // 6, item=np.arange(len(X)) % 11, when=pd.Timestamp("2024-01-01")
+                     + pd.to_timedelta(np.arange(len(X)), unit="h"))
+    gain = y.astype(float)
+    levels = rankers.label_levels(gain)
+    needed, names = set(), []
+    for family in ("lightgbm", "xgboost"):
+        pipe = rankers.make_ranker(family, candidates.column_groups(X), {"n_estimators": 5}, 0, 5, levels)
+        rankers.fit_ranker(pipe, X, gain, lists["user"].to_numpy(), levels, n_trees=5)
+        needed |= set(_round_trip(tmp_path, pipe, "ranking", X, f"ranking:{family}"))
+        names.append(f"ranking:{family}")
+    made = {"PopularityRanker": lambda: rankers.PopularityRanker(item="item"),
+            "RecencyRanker": lambda: rankers.RecencyRanker(item="item", time="when"),
+            "RuleRanker": lambda: rankers.RuleRanker("x1 DESC, x2", ["x1", "x2"]),
+            "ALSRanker": lambda: rankers.ALSRanker(group="user", item="item", factors=4, iterations=3)}
+    for name in rankers.__all__:
+        if name in made:
+            est = made[name]().fit(lists, gain)
+            needed |= set(_round_trip(tmp_path, est, "ranking", lists, f"ranking:{name}"))
+            names.append(f"ranking:{name}")
+    assert len(names) == 6
+    return needed, names
 
 
 def test_a_model_holding_an_untrusted_class_cannot_be_saved(tmp_path):

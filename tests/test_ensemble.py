@@ -150,3 +150,12 @@ def test_multiclass_and_regression_ensembles():
     np.testing.assert_allclose(r.predict(X), expected)
     with pytest.raises(ValueError, match="weights must be 2 non-negative numbers"):
         E.EnsembleRegressor([("a", LinearRegression()), ("b", LinearRegression())], weights=[1, -1]).fit(X, X["a"])
+
+
+def test_an_ensemble_bundle_scores_a_frame_with_more_columns_than_its_features(churn):
+    """`mlcase explain` hands the case's rows (id and label included) to the bundle; an ensemble checks
+    the width of what it gets, so the bundle cuts the frame to its features (hpc-random exited 70)."""
+    _, ds, _, bundle = churn
+    X = ds.X_test.head(40)
+    wide = X.assign(extra_id=np.arange(len(X)), label=1)[["extra_id", *reversed(list(X.columns)), "label"]]
+    np.testing.assert_allclose(bundle.scores(wide), bundle.scores(X), rtol=0, atol=0)

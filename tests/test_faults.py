@@ -193,3 +193,30 @@ def test_out_of_fold_validation_scores_feed_thresholds_calibration_and_conformal
     with pytest.raises(Exception, match="oof_valid has 3 rows"):
         oof.oof_valid = np.zeros(3)
         valid_scores(oof, ds)
+
+
+# --------------------------------------------------------------------------- a small validation part
+@pytest.mark.parametrize("setting", ["auto", "sigmoid", "isotonic"])
+def test_calibration_on_a_validation_part_with_fewer_than_five_rows_of_a_class(tmp_path, setting):
+    """mtcars (32 cars): the validation part has 2-3 rows of a class; scikit-learn's default 5 folds refused it
+    (`mlcase run --force` exited 70). A frozen model is calibrated on every row; the cross-fit says it cannot
+    measure a half with one row of a class, and calibration then keeps the model as it is."""
+    from sklearn.linear_model import LogisticRegression
+
+    df = _rd("datasets", "mtcars").sample(frac=1, random_state=40)
+    df["am"] = df["am"].map({0: "auto", 1: "manual"})
+    case = make_case(tmp_path, df, "am", positive="manual", baselines=["majority"],
+                     evaluation={"bootstrap": 200, "calibrate": setting})
+    ds = prepare(case)
+    counts = pd.Series(ds.y_valid).value_counts()
+    assert counts.min() < 5  # the case of the bug
+    b = fit_bundle(ds, sk_pipeline(ds, LogisticRegression(C=0.05, max_iter=2000)), "logistic", "candidate")
+    before = b.scores(ds.X_test)
+    out = calibrate_bundle(case, ds, b)
+    if out.get("applied"):
+        assert out["method"] == setting and b.scores(ds.X_test).shape == before.shape
+        assert np.all((b.scores(ds.X_test) >= 0) & (b.scores(ds.X_test) <= 1))
+    else:
+        assert out["note"] and np.array_equal(b.scores(ds.X_test), before)
+    if setting == "auto" and "crossfit" in out:
+        assert all(np.isnan(t["ece_after"]) or t["ece_after"] >= 0 for t in out["crossfit"].values())

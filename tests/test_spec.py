@@ -97,7 +97,7 @@ def test_minimal_spec_gets_defaults_and_round_trips():
         ("budget: -5s\n", "budget", 7, "positive duration"),
         ("budget: soon\n", "budget", 7, "duration like"),
         ("colour: red\n", "colour", 7, "unknown key"),
-        ("split: {method: shuffle}\n", "split.method", 7, "'random', 'stratified', 'time' or 'group'"),
+        ("split: {method: shuffle}\n", "split.method", 7, "'random', 'stratified', 'time', 'group' or 'group_time'"),
         ("constraints:\n  review_capacity: 1.5\n", "constraints.review_capacity", 8, "between 0 and 1"),
         ("problem:\n  volume: lots\n", "problem.volume", 8, "12000/month"),
     ],

@@ -71,6 +71,7 @@ class ModelBundle:
     metrics: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     rule: str | None = None
+    ranking: dict | None = None      # ranking: group/item columns, k, relevance, the popularity fallback
     case_name: str | None = None
     data_fingerprint: str | None = None
     version: int | None = None       # registry version, filled on load
@@ -88,7 +89,17 @@ class ModelBundle:
         ``classes`` entry, whatever the model's own ``classes_``), prediction (regression)."""
         from .tasks import get_task
 
-        return get_task(self.task).scores(self.model, X, self.classes)
+        return get_task(self.task).scores(self.model, self._own_columns(X), self.classes)
+
+    def _own_columns(self, X):
+        """``X`` cut to the bundle's features, in their order, when it holds more (an id, the label):
+        a pipeline picks its columns by name, but not every model does (an ensemble checks the width)."""
+        cols = getattr(X, "columns", None)
+        if cols is None or not self.features or list(cols) == list(self.features):
+            return X
+        if set(self.features).issubset(cols):
+            return X[list(self.features)]
+        return X
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """The decision per row: binary flags at the threshold (1 = act), else the prediction."""
@@ -154,13 +165,13 @@ def _sklearn_types() -> list:
 def _lightgbm_types() -> list:
     import lightgbm as lgb
 
-    return [lgb.LGBMClassifier, lgb.LGBMRegressor, lgb.Booster]
+    return [lgb.LGBMClassifier, lgb.LGBMRegressor, lgb.LGBMRanker, lgb.Booster]
 
 
 def _xgboost_types() -> list:
     import xgboost as xgb
 
-    return [xgb.XGBClassifier, xgb.XGBRegressor, xgb.Booster]
+    return [xgb.XGBClassifier, xgb.XGBRegressor, xgb.XGBRanker, xgb.Booster]
 
 
 def _python_types() -> list:
@@ -178,7 +189,7 @@ def _numpy_types() -> list:
 
 
 def _mlcase_types() -> list:
-    from . import baselines, candidates, rules
+    from . import baselines, candidates, rankers, rules
     from .bakeoff import ensemble
 
     return [
@@ -187,7 +198,11 @@ def _mlcase_types() -> list:
         baselines.MajorityBaseline,
         baselines.MeanBaseline,
         baselines.RuleBaseline,
-        rules.Rule,                    # RuleBaseline.rule_
+        rules.Rule,                    # RuleBaseline.rule_, RuleRanker.keys_
+        rankers.PopularityRanker,      # ranking baselines (arrays and dicts of ids only)
+        rankers.RecencyRanker,
+        rankers.RuleRanker,
+        rankers.ALSRanker,
         candidates.datetime_to_days,   # FunctionTransformer of date columns
         candidates._to_text,           # FunctionTransformer of categorical columns
         *_forecast_types(),

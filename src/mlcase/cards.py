@@ -222,6 +222,13 @@ def _evaluation_data(case, spec, res) -> list[str]:
     split = data.get("split") or {}
     L = ["## Evaluation data", ""]
     n_test = ev.get("n_test") or split.get("n_test")
+    if ev.get("unit") == "list":  # ranking: a decision is a list
+        L.append(f"- **Test lists:** {n_test} ({ev.get('n_test_rows')} rows), held out by a {spec.split.method} "
+                 f"split (test share {spec.split.test_size:g}, seed {spec.split.seed}); used once, for the numbers "
+                 f"in this card.")
+        L.append(f"- **Validation lists:** {ev.get('n_valid')} ({ev.get('n_valid_rows')} rows), used to choose the "
+                 "best baseline and the model-free floor.")
+        return L
     L.append(f"- **Test rows:** {n_test if n_test is not None else 'not run'}, held out by a "
              f"{spec.split.method} split (test share {spec.split.test_size:g}, seed {spec.split.seed}); "
              "used once, for the numbers in this card.")
@@ -291,6 +298,9 @@ def _quantitative(case, spec, res) -> list[str]:
         if lat.get("single_p95_ms") is not None:
             L.append(f"- **Latency:** single-row p95 {_num(lat['single_p95_ms'])} ms")
         L.append("")
+        from .report.sections.ranking import card_markdown as ranking_md
+
+        L += ranking_md(ev)
         L += _slices_md(ev.get("slices") or {})
     L += _analysis_md(res.get("analysis"), cur)
     L += _conformal_md(res.get("conformal"))
@@ -309,6 +319,7 @@ def _slices_md(slices: dict) -> list[str]:
             continue
         groups = info.get("groups") or []
         keep = ["group", "n"] + [k for k in ("accuracy", "recall", "false_positive_rate", "selection_rate", "mae",
+                                             "ndcg", "floor_ndcg", "ndcg_lift_over_floor",
                                              "cost_per_decision", "lift_per_decision")
                                  if any(k in g for g in groups)]
         L += [f"**{col}**" + (" (sensitive)" if info.get("sensitive") else ""), ""]
@@ -329,6 +340,8 @@ def _analysis_md(a: dict | None, cur: str) -> list[str]:
     L = ["### Where the model loses, and what would help", ""]
     if not a:
         return L + [NOT_RUN, ""]
+    if a.get("skipped"):
+        return L + [f"Not available: {a['skipped']}.", ""]
     sl = a.get("slices") or {}
     losing = [e for e in sl.get("money") or [] if e.get("loses_money")]
     L.append(f"- **Weak slices:** {sl.get('scanned')} scanned, {len(sl.get('money') or [])} tried on the test rows "
@@ -550,6 +563,10 @@ def _costs_text(spec) -> str:
     if spec.task == "regression":
         return f"under-prediction {_short(c.under if c.under is not None else 1)} per unit, over-prediction " \
                f"{_short(c.over if c.over is not None else 1)} per unit"
+    if spec.task == "ranking":
+        return (f"a relevant item at position 1 is worth {_short(c.relevant_item if c.relevant_item is not None else 1)}"
+                f", discounted by position ({c.position_discount}); a list costs the value it leaves against the "
+                "best order of its items")
     return "a cost matrix" if c.matrix else "none given (each error costs 1)"
 
 

@@ -412,7 +412,7 @@ def check_columns(case: Case, df: pd.DataFrame) -> None:
 def select_features(case: Case, df: pd.DataFrame) -> list[str]:
     """The feature columns: ``features.include`` or every column not reserved by the spec."""
     d = case.spec.data
-    reserved = {d.target, d.id, d.group, d.time, d.label_time, *case.spec.sensitive}
+    reserved = {d.target, d.id, d.group, d.item, d.time, d.label_time, *case.spec.sensitive}
     reserved.discard(None)
     if d.features.include:
         feats = [c for c in d.features.include if c not in reserved]
@@ -430,6 +430,10 @@ def encode_target(case: Case, y: pd.Series) -> tuple[np.ndarray, list | None, An
     spec = case.spec
     name = spec.data.target
     yy = y.dropna()
+    if spec.task == "ranking":  # the gain per row (see mlcase.tasks.ranking)
+        from .tasks.ranking import numeric_target, relevance_of
+
+        return relevance_of(case, y).gains(numeric_target(case, y)), None, None
     if spec.task == "regression":
         if not pd.api.types.is_numeric_dtype(y):
             bad = yy[pd.to_numeric(yy, errors="coerce").isna()].astype(str).unique()[:3]
@@ -576,6 +580,7 @@ class Dataset:
     fingerprint: str
     time: pd.Series | None = None
     excluded: dict[str, int] = field(default_factory=dict)
+    relevance: Any = None  # ranking: mlcase.tasks.ranking.Relevance (threshold and gain of the raw target)
     read_notes: dict[str, dict] = field(default_factory=dict)  # what reading changed (see _normalise_frame)
 
     @property
@@ -672,12 +677,24 @@ def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
             excluded["immature_label"] = int(imm.sum())
             rows = rows[~imm]
     method = spec.split.method
-    if method == "stratified" and spec.task == "regression":
+    if method == "stratified" and spec.task in ("regression", "ranking"):
         method = "random"
-    split = make_split(len(df), method, spec.split.test_size, spec.split.valid_size, spec.split.seed,
-                       y=y if spec.task != "regression" else None,
-                       time=time.to_numpy() if time is not None else None,
-                       groups=df[spec.data.group].to_numpy() if spec.data.group else None, rows=rows)
+    relevance = None
+    if spec.task == "ranking":
+        from .tasks import ranking
+
+        ranking.check_dataset(case, df)
+        relevance = ranking.relevance_of(case, df[target])
+    if method == "group_time":
+        from .tasks.ranking import group_time_split
+
+        split = Split(*group_time_split(df[spec.data.group].to_numpy(), time.to_numpy(), rows,
+                                        spec.split.test_size, spec.split.valid_size), method=method)
+    else:
+        split = make_split(len(df), method, spec.split.test_size, spec.split.valid_size, spec.split.seed,
+                           y=y if spec.task not in ("regression", "ranking") else None,
+                           time=time.to_numpy() if time is not None else None,
+                           groups=df[spec.data.group].to_numpy() if spec.data.group else None, rows=rows)
     return Dataset(frame=df, features=features, y=y, schema=schema, split=split, task=spec.task,
                    classes=classes, positive=positive, fingerprint=fingerprint_frame(df), time=time,
-                   excluded=excluded, read_notes=notes)
+                   excluded=excluded, read_notes=notes, relevance=relevance)

@@ -119,8 +119,9 @@ def _what_would_decide(ev: dict, effect: float, sd_diff: float, sd_pooled: float
         total = int(n_rows / test_size)
         more = max(0, total - int(ev.get("n_labelled") or 0))
         info.update(labelled_rows_needed=total, more_labelled_rows=more)
-        parts.append(f"about {n_rows:,} test rows (the test set has {ev['n_test']:,}); at test_size "
-                     f"{test_size:g} that is about {total:,} labelled rows, {more:,} more than now")
+        unit = ev.get("unit", "row")  # ranking: lists
+        parts.append(f"about {n_rows:,} test {unit}s (the test set has {ev['n_test']:,}); at test_size "
+                     f"{test_size:g} that is about {total:,} labelled {unit}s, {more:,} more than now")
     if n_arm is not None:
         vol = ev.get("volume")
         when = ""
@@ -254,7 +255,8 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
     L, sd_diff, versus = binding[0]["estimate"], binding[1], binding[2]
     sd_pooled = float(((sd.get(cand, 0.0) ** 2 + sd.get(best, 0.0) ** 2) / 2) ** 0.5)
     role = "the best baseline" if not best_is_trivial else "the trivial baseline"
-    lift_line = (f"the candidate ({cand}) costs {_m(cost[cand], cur, 3)} per decision on {ev['n_test']:,} test rows "
+    unit = ev.get("unit", "row")  # ranking: a decision is a list
+    lift_line = (f"the candidate ({cand}) costs {_m(cost[cand], cur, 3)} per decision on {ev['n_test']:,} test {unit}s "
                  f"against {_m(cost[best], cur, 3)} for {role} ({best}): a lift of {_ci(lift, cur)}")
     floor_line = (f"over {floor['description']} (the best model-free policy, {_m(floor['cost'], cur, 3)} per "
                   f"decision) the candidate saves {_ci(cand_floor, cur)}")

@@ -44,12 +44,14 @@ def infer_task(y: pd.Series) -> str:
 
 
 def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir: str | Path | None = None,
-               task: str | None = None, time: str | None = None, series: str | None = None) -> str:
+               task: str | None = None, time: str | None = None, series: str | None = None,
+               group: str | None = None, item: str | None = None) -> str:
     """Return the text of a commented ``case.yaml`` drafted from ``data``.
 
-    Task and positive class are inferred from the target, likely id and time
-    columns are filled in, every section is present with a default and a
-    comment saying what the owner has to decide.
+    Task and positive class are inferred from the target (or ``task`` is given), likely id
+    and time columns are filled in, every section is present with a default and a
+    comment saying what the owner has to decide. ``task="ranking"`` needs ``group`` (and
+    takes ``item``): see :func:`_draft_ranking`.
     """
     data = Path(data)
     case_dir = Path(case_dir) if case_dir else data.resolve().parent
@@ -57,16 +59,23 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     if target not in df.columns:
         raise DataError(f"--target '{target}' is not a column of {data.name}",
                         f"pick one of: {', '.join(map(str, df.columns[:30]))}")
+    for flag, col in (("--group", group), ("--item", item)):
+        if col is not None and col not in df.columns:
+            raise DataError(f"{flag} '{col}' is not a column of {data.name}",
+                            f"pick one of: {', '.join(map(str, df.columns[:30]))}")
     if task == "forecast":
         from .forecast.draft import draft_forecast_spec
 
         return draft_forecast_spec(data, df, target, time, series, _slug(name or data.stem),
                                    _source(data, case_dir), _comment, _q)
-    if task is not None or series is not None:
-        raise SpecError(f"--task {task or ''}{' --series' if series else ''}: only a forecast case is set by hand "
-                        "(binary, multiclass and regression are inferred from the target)",
-                        "pass --task forecast --time COL [--series COL], or leave --task out")
-    task = infer_task(df[target])
+    if series is not None:
+        raise SpecError("--series: only a forecast case has series", "pass --task forecast --time COL --series COL, "
+                        "or leave --series out")
+    if task == "ranking" or (task is None and group is not None and item is not None):
+        return _draft_ranking(data, df, target, name, case_dir, group, item)
+    if task not in (None, "binary", "multiclass", "regression"):
+        raise SpecError(f"--task {task!r} is not a task", "use binary, multiclass, regression, ranking or forecast")
+    task = task or infer_task(df[target])
     schema = infer_schema(df, target, task)
     kinds = {c: schema.columns[c].kind for c in df.columns}
     id_col = next((c for c, k in kinds.items() if k == "id" and c != target), None)
@@ -160,9 +169,69 @@ def _source(data: Path, case_dir: Path) -> str:
         return str(data.resolve())
 
 
+def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, case_dir: Path,
+                   group: str | None, item: str | None) -> str:
+    """The draft of a ranking case: lists by ``group``, items by ``item``, k, relevance and the value of a list."""
+    from .tasks.ranking import default_threshold
+
+    if group is None:
+        raise SpecError("--task ranking needs --group: the column naming the query, user or session of each list",
+                        "pass --group COL (and --item COL for recommendation baselines)")
+    y = pd.to_numeric(df[target], errors="coerce")
+    if y.isna().all():
+        raise DataError(f"--target '{target}' is not numeric; a ranking target is a relevance, a 0/1 interaction "
+                        "or a rating", "encode it as numbers (clicked: 1, not: 0)")
+    schema = infer_schema(df, target, "ranking")
+    kinds = {c: schema.columns[c].kind for c in df.columns}
+    time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
+    source = _source(data, case_dir)
+    threshold = default_threshold(y.to_numpy())
+    sizes = df.groupby(group).size()
+    baselines = ["popularity", "linear", *(["als"] if item else []), *(["recency"] if item and time_col else [])]
+    lines = [
+        f"# Drafted by `mlcase init --task ranking` from {_comment(data.name)} ({len(df):,} rows, "
+        f"{sizes.size:,} lists of {sizes.median():g} items at the median).",
+        "# Every section below has a default; the comments say what the owner must decide.",
+        *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
+        f"name: {_slug(name or data.stem)}",
+        "decision: TODO which list the ranking orders (a feed, search results, recommendations), in one sentence",
+        "owner: TODO team",
+        "problem:",
+        "  current_process: TODO how lists are ordered today (most popular first?)",
+        f"  volume: {sizes.size}/month          # TODO lists shown per period",
+        "  target: TODO what success looks like",
+        "task: ranking",
+        "data:",
+        f"  source: {_q(source)}",
+        f"  target: {_q(target)}                # the relevance, interaction or rating of an item for its group",
+        f"  group: {_q(group)}                  # one list per value: the query, user or session",
+        f"  item: {_q(item) if item else 'null'}" + ("                   # enables popularity, recency and ALS baselines"
+                                                     if item else "                # set the item column for recommendation baselines"),
+        f"  time: {_q(time_col) if time_col else 'null'}" + ("   # each group's last interactions are held out" if time_col else ""),
+        "  features: {exclude: []}         # TODO drop columns that must not drive the order",
+        "ranking:",
+        "  k: 10                           # TODO the list length people see",
+        f"  relevant_from: {threshold:g}              # TODO a target at or above this counts as relevant",
+        "  gain: graded                    # graded (target - relevant_from + 1) or binary",
+        f"split: {{method: {'group_time' if time_col else 'group'}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
+        "costs:",
+        "  relevant_item: 1                # TODO money a relevant item brings at position 1 (a number or SQL over the row)",
+        "  position_discount: log2         # DCG's 1/log2(p+1); or linear, none, or a list per position",
+        "constraints:",
+        "  latency_p95_ms: 100",
+        "  min_lift: 0.0                  # money per list the model must add over the best baseline",
+        "  operating_cost: auto",
+        f"baselines: [{', '.join(baselines)}]   # + a rule: {{rule: \"some_count DESC\"}} (an ORDER BY)",
+        "candidates: [lightgbm, xgboost]  # LambdaRank and rank:ndcg",
+        "budget: 2m",
+        "monitoring: {psi_alert: 0.25, window: 1d}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_draft(data: str | Path, target: str, name: str | None = None, out: str | Path | None = None,
                 force: bool = False, task: str | None = None, time: str | None = None,
-                series: str | None = None) -> Path:
+                series: str | None = None, group: str | None = None, item: str | None = None) -> Path:
     """Write the drafted spec to ``out`` (default ``case.yaml`` beside the data); never overwrite unless ``force``."""
     data = Path(data)
     if not data.is_file():  # the data is checked first: a wrong DATA path is not the -o folder's fault
@@ -176,7 +245,8 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
     if not out.parent.is_dir():
         raise SpecError(f"-o {out}: the folder {out.parent} does not exist",
                         "create it first, or pass -o a path in an existing folder")
-    text = draft_spec(data, target, name, case_dir=out.resolve().parent, task=task, time=time, series=series)
+    text = draft_spec(data, target, name, case_dir=out.resolve().parent, task=task, time=time, series=series,
+                      group=group, item=item)
     from .spec import parse_spec
 
     parse_spec(text, source=out.name)  # the draft must load

@@ -43,7 +43,7 @@ import pandas as pd
 from .errors import ModelError
 
 TREE_ESTIMATORS = (
-    "LGBMClassifier", "LGBMRegressor", "XGBClassifier", "XGBRegressor",
+    "LGBMClassifier", "LGBMRegressor", "LGBMRanker", "XGBClassifier", "XGBRegressor", "XGBRanker",
     "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
     "GradientBoostingClassifier", "GradientBoostingRegressor",
@@ -513,7 +513,8 @@ def _explain_agnostic(bundle, X, background, seed, notes) -> _Explanation:
 
     values, base, raw = permutation_shap(f, codec.encode(X), codec.encode(bg), PERMUTATIONS, seed)
     predicted = np.argmax(raw, axis=1) if task == "multiclass" else None
-    output = {"binary": "probability", "multiclass": "probability", "regression": "prediction"}[task]
+    output = {"binary": "probability", "multiclass": "probability", "regression": "prediction",
+              "ranking": "score"}[task]
     return _Explanation(values=values, base=base, output_values=raw, features=list(bundle.features),
                         explainer="permutation", output=output,
                         explained_model=type(bundle.model).__name__ + (f" ({bundle.name})" if bundle.name else ""),

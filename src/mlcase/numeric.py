@@ -26,3 +26,25 @@ def histogram(values, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
     if hi - lo <= 8 * bins * float(np.spacing(max(abs(lo), abs(hi)))):
         return np.array([len(v)]), np.array([lo, hi])
     return np.histogram(v, bins=bins)
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values, as ``statsmodels``' ``multipletests(p, method="holm")[1]``.
+
+    Kept by hand on purpose: statsmodels 0.15's ``holm`` branch runs ``gc.collect()`` on every call,
+    measured at 64-85 ms per call in a process holding a few hundred thousand objects (its ``fdr_bh``
+    takes 0.01 ms), and the slice search and the A/B analysis call it many times; these numpy lines take
+    microseconds. Tested equal to statsmodels in ``tests/test_abtest_analyze.py`` and
+    ``tests/test_analysis_slices.py``. A NaN p-value (no test) stays NaN and is not counted.
+
+    >>> holm([0.01, 0.04, float("nan"), 0.03]).round(3).tolist()
+    [0.03, 0.06, nan, 0.06]
+    """
+    p = np.asarray(p, float)
+    out = np.full(len(p), np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m:
+        order = ok[np.argsort(p[ok], kind="mergesort")]
+        out[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
+    return out

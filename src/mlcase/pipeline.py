@@ -239,10 +239,10 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
             bake.best_baseline = evaluation.best_baseline
         from . import conformal
 
-        for name in {bake.candidate, bake.best_baseline}:
+        for name in {bake.candidate, bake.best_baseline} - {None}:
             bundle = bake.bundles[name]
             bundle.reference = monitor_mod.build_reference(dataset, bundle)
-            if bundle.conformal is None:  # a USE_BASELINE champion serves prediction sets too
+            if bundle.conformal is None and case.spec.task != "ranking":  # a USE_BASELINE champion serves prediction sets too
                 bundle.conformal = conformal.calibrate_on(bundle, dataset, case.spec.conformal.alpha,
                                                           method=case.spec.conformal.method)
         versions = bakeoff_mod.register(case, bake)
@@ -395,6 +395,10 @@ def _analysis(case: Case, dataset, bake, eval_dict: dict, budget) -> dict | None
 
     if not case.spec.analysis.enabled:
         return None
+    if case.spec.task == "ranking":  # a list's loss is not a sum of row losses: slices, curve, audit do not apply
+        out = {"skipped": analysis.NOT_FOR_RANKING, "seconds": 0.0}
+        results.save(case, "analysis", out)
+        return out
     cand, base = eval_dict["champion_candidate"], eval_dict["best_baseline"]
     analysis.save_valid_scores(case, dataset, {"candidate": bake.bundles[cand], "baseline": bake.bundles[base]})
     seconds = parse_budget(budget if budget is not None else case.overrides.get("budget", case.spec.budget))
@@ -418,8 +422,10 @@ def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
     from . import conformal, explain
     from .evaluate import valid_scores
 
-    X_test = dataset.X_test
+    X_test = dataset.rows("test")[list(candidate.features)]
     results.save(case, "explain", explain.explain_global(candidate, X_test, max_rows=300, seed=case.spec.split.seed))
+    if case.spec.task == "ranking":  # a score orders a list: SHAP per item score, no conformal sets
+        return
     alpha = case.spec.conformal.alpha
     conformal.calibrate_on(candidate, dataset, alpha, method=case.spec.conformal.method)
     conf = conformal.evaluate_conformal(case, candidate, X_test, dataset.y_test, dataset.rows("test"),

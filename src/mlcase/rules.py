@@ -173,6 +173,11 @@ def validate_spec_expressions(case, frame: pd.DataFrame, features: list[str], sa
         if not isinstance(b, RuleBaseline):
             continue
         where = f"baselines[{i}].rule"
+        if spec.task == "ranking":  # an ORDER BY clause over the features (mlcase.rankers.RuleRanker)
+            from .rankers import RuleRanker
+
+            RuleRanker(b.rule, list(features)).fit(head).predict(head)
+            continue
         if spec.task == "multiclass":
             raise SpecError(f"{where}: rule baselines decide positive/negative, and this case is multiclass",
                             "remove the rule baseline or make the task binary")
@@ -184,7 +189,8 @@ def validate_spec_expressions(case, frame: pd.DataFrame, features: list[str], sa
                             "features (the target, id, time, group, sensitive and excluded columns are not)",
                             "write the rule over feature columns only: it is also served as a fallback", columns=not_features)
         Rule(b.rule, list(features), kind="boolean" if spec.task == "binary" else "numeric", where=where).evaluate(head)
-    for name in ("true_positive", "false_positive", "false_negative", "true_negative", "under", "over"):
+    for name in ("true_positive", "false_positive", "false_negative", "true_negative", "under", "over",
+                 "relevant_item"):
         value = getattr(spec.costs, name)
         if isinstance(value, str):
             Rule(value, columns, kind="numeric", where=f"costs.{name}").evaluate(head)

@@ -143,6 +143,8 @@ class DataSpec(_Model):
     time: str | None = None
     group: str | None = None
     series: str | None = Field(None, description="Forecast: the column naming each series (one series when left out).")
+    item: str | None = Field(None, description="Ranking: the item column (movie, product, document); enables the "
+                                               "recommendation baselines (popularity, recency, ALS).")
     label_time: str | None = Field(
         None, description="Column with the time each label became known; a label known before data.time means "
                           "the features were recorded after the outcome (a leak).")
@@ -163,7 +165,9 @@ class DataSpec(_Model):
 
 
 class SplitSpec(_Model):
-    method: Literal["random", "stratified", "time", "group"] = "stratified"
+    method: Literal["random", "stratified", "time", "group", "group_time"] = Field(
+        "stratified", description="'group_time' (ranking): each group's last interactions (by data.time) are "
+                                  "held out, so no group's future reaches its past.")
     test_size: float = Field(0.2, gt=0, lt=1)
     valid_size: float = Field(0.2, gt=0, lt=1, description="Share of the training part carved out for threshold and calibration choices.")
     seed: int = 42
@@ -187,10 +191,15 @@ class Costs(_Model):
     under: CostValue | None = Field(None, description="Regression: cost per unit of under-prediction.")
     over: CostValue | None = Field(None, description="Regression: cost per unit of over-prediction.")
     matrix: dict[str, dict[str, float]] | None = Field(None, description="Multiclass: matrix[actual][predicted].")
+    relevant_item: CostValue | None = Field(None, description="Ranking: the value of a relevant item shown at "
+                                            "position 1 (a number or a SQL expression over the row).")
+    position_discount: Literal["log2", "linear", "none"] | list[float] = Field(
+        "log2", description="Ranking: the share of an item's value kept at position p: 'log2' (DCG's 1/log2(p+1)), "
+                            "'linear' (1/p), 'none', or one number per position.")
     currency: str = "$"
 
     @field_validator("true_positive", "false_positive", "false_negative", "true_negative",
-                     "under", "over", mode="before")
+                     "under", "over", "relevant_item", mode="before")
     @classmethod
     def _number_or_expression(cls, v):
         if v is None or isinstance(v, bool):
@@ -255,10 +264,21 @@ class RuleBaseline(_Model):
     name: str | None = None
 
 
-BaselineSpec = Literal["majority", "prior", "mean", "median", "linear"] | RuleBaseline
+BaselineSpec = Literal["majority", "prior", "mean", "median", "linear", "popularity", "recency", "als"] | RuleBaseline
 #: the baselines of a forecast case (statsforecast models, and a rule over lag_<k> columns)
 FORECAST_BASELINES = ("naive", "seasonal_naive", "moving_average", "auto_ets", "auto_arima")
 BaselineSpec = BaselineSpec | Literal[FORECAST_BASELINES]
+
+
+class RankingSpec(_Model):
+    """``ranking``: the list people see and what counts as relevant (task: ranking only)."""
+
+    k: int = Field(10, ge=1, le=1000, description="The list length people see; NDCG@k, MAP@k, recall@k use it.")
+    relevant_from: float | None = Field(
+        None, description="A target at or above this counts as relevant (a click, a purchase, a rating of 4+); "
+                          "default 1 for a 0/1 target, else the target's 75th percentile.")
+    gain: Literal["graded", "binary"] = Field(
+        "graded", description="NDCG's gain: 'graded' (target - relevant_from + 1 for relevant items) or 'binary'.")
 
 
 class ConformalSpec(_Model):
@@ -530,7 +550,7 @@ class AnalysisSpec(_Model):
         return sorted(set(float(f) for f in v))
 
 
-TaskName = Literal["binary", "multiclass", "regression", "forecast"]
+TaskName = Literal["binary", "multiclass", "regression", "forecast", "ranking"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
 
 
@@ -608,6 +628,7 @@ class CaseSpec(_Model):
     releases: ReleasesSpec = Field(default_factory=ReleasesSpec)
     forecast: ForecastSpec | None = Field(None, description="task: forecast: horizon, frequency, covariates, "
                                           "backtest windows.")
+    ranking: RankingSpec | None = Field(None, description="Ranking only: k, what counts as relevant, the gain.")
     tracking_uri: str | None = None
 
     @field_validator("budget")
@@ -660,6 +681,10 @@ class CaseSpec(_Model):
         from .forecast.spec import check_forecast_spec
 
         check_forecast_spec(self)  # a forecast case's fields, and no forecast field in another task
+        if self.task == "ranking" or self.ranking is not None or self.split.method == "group_time":
+            from .tasks.ranking import check_spec
+
+            check_spec(self)
         return self
 
     # convenience -----------------------------------------------------------
@@ -671,7 +696,7 @@ class CaseSpec(_Model):
         """Every column the spec names, keyed by the YAML path that names it."""
         d = self.data
         out: dict[str, list[str]] = {"data.target": [d.target]}
-        for key in ("id", "time", "group", "label_time", "series"):
+        for key in ("id", "time", "group", "item", "label_time", "series"):
             if getattr(d, key):
                 out[f"data.{key}"] = [getattr(d, key)]
         if d.features.include:

@@ -528,7 +528,7 @@ def log_bundle(case: Case, bundle: ModelBundle, aliases: list[str] = (), tags: d
         model_info = mf.sklearn.log_model(
             bundle.model, name=f"model-{bundle.role}", serialization_format="skops", skops_trusted_types=trusted,
             signature=signature, input_example=input_example, pip_requirements=pip_requirements(),
-            pyfunc_predict_fn="predict_proba" if bundle.task not in ("regression", "forecast") else "predict")
+            pyfunc_predict_fn="predict_proba" if bundle.task not in ("regression", "forecast", "ranking") else "predict")
     except Exception as exc:  # the bundle above is what mlcase serves; the MLflow model is a convenience
         model_error = redact_text(f"{type(exc).__name__}: {str(exc)[:300]}")
         logging.getLogger(__name__).warning("the MLflow model flavour of %s was not logged (%s); "

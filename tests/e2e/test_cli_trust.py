@@ -60,6 +60,7 @@ def test_explain_json_record_on_stdin(registered, capsys, monkeypatch):
     code, out, err = _run(["explain", str(case.root)], capsys, monkeypatch, stdin=json.dumps([record, record]))
     assert code == 0, err
     assert err.count("P(Yes) = ") == 2
+    assert err.count(", decision flag (threshold") + err.count(", decision auto (threshold") == 2  # not "decision 0"
     assert "base value" in err and "all other columns" in err and "linear explainer" in err
 
 

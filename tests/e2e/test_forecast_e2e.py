@@ -228,6 +228,10 @@ def test_forecast_endpoint_and_monitoring_against_actuals(demo, tmp_path):
     code, mon = run_json("monitor", str(folder), "--labels", str(tmp_path / "actuals.csv"), "--json")
     assert code == 1, mon
     assert {a["kind"] for a in mon["alerts"]} >= {"behind_seasonal_naive"}
+    spec = load_case(folder).spec  # each alert reaches its owner, as the tabular monitor's do
+    assert all(a["owner"] == (spec.owners.get("model") or spec.owner or "unassigned") for a in mon["alerts"]
+               if a["kind"] == "behind_seasonal_naive")
+    assert sum(v["n"] for v in mon["alerts_by_owner"].values()) == len(mon["alerts"])
     assert len(mon["by_step"]) == 14 and mon["points"] >= (12 + 2 + 1) * 14 and mon["requests"] >= 15
     assert mon["model_mase"] > mon["seasonal_naive_mase"]
 

@@ -180,6 +180,19 @@ def test_review_export_says_what_it_cannot_do_for_a_hashed_feature(served):
     assert b"@example.org" not in (served["root"] / "queue.csv").read_bytes()
 
 
+def test_replay_names_the_hashed_input_it_cannot_read_back(served):
+    """The log holds income's hash, not the value the model read: replay refuses that row in words, not with a
+    schema error about a string where a number was expected."""
+    from mlcase.releases import replay_many
+
+    answered = [a for a in served["answers"] if a["tier"] == "model"][:5]
+    replays = replay_many(served["case"], [a["request_id"] for a in answered])
+    assert len(replays) == 5 and not any(r.reproduced for r in replays)
+    for r in replays:
+        (d,) = r.differences
+        assert d["what"] == "inputs" and "'income' is hashed in the prediction log" in d["now"]
+
+
 def test_forget_erases_a_subject_while_the_server_serves(served):
     from mlcase.governance.policy import LogPolicy
 

@@ -7,7 +7,7 @@ Welch's t (``scipy.stats.ttest_ind(equal_var=False)``), the pooled two-proportio
 z-test (``statsmodels.stats.proportion.proportions_ztest``), Newcombe's hybrid
 score interval (``confint_proportions_2indep(method="newcomb")``), Mann-Whitney
 (``scipy.stats.mannwhitneyu``, asymptotic), Holm (tested against ``multipletests``; see
-:func:`holm` for why it is not called) and Benjamini-Hochberg (``multipletests`` itself).
+:func:`mlcase.numeric.holm` for why it is not called) and Benjamini-Hochberg (``multipletests`` itself).
 """
 
 from __future__ import annotations
@@ -236,22 +236,7 @@ def winsor_caps(values: np.ndarray, q: float) -> tuple[float | None, float]:
 
 
 # --------------------------------------------------------------------------- corrections
-def holm(p) -> np.ndarray:
-    """Holm's step-down adjusted p-values, as ``multipletests(method="holm")`` (tested equal).
-
-    Kept by hand on purpose: statsmodels 0.15's ``holm`` branch runs ``gc.collect()`` on every call,
-    measured at 64-79 ms per call in a process holding a few hundred thousand objects (its ``fdr_bh``
-    takes 0.01 ms); these three numpy lines take microseconds. A NaN p-value (no test) stays NaN and
-    is not counted.
-    """
-    p = np.asarray(p, float)
-    out = np.full(len(p), np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    if m:
-        order = ok[np.argsort(p[ok], kind="mergesort")]
-        out[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
-    return out
+from ..numeric import holm  # noqa: E402, F401  (one Holm for the A/B analysis and the slice search)
 
 
 def benjamini_hochberg(p) -> np.ndarray:

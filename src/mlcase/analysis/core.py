@@ -32,6 +32,11 @@ FLOOR = "model-free"
 BASELINE = "baseline"
 
 
+#: why a ranking case has no analysis stage (its losses are per list: see evaluate.ranking's slices instead)
+NOT_FOR_RANKING = ("the analysis (weak slices, learning curve, feature-group value, label audit) works on rows, "
+                   "and a ranking case is judged by lists; it is not available for ranking cases yet")
+
+
 def check_spec(case: Case, dataset) -> None:
     """``feature_groups`` names only feature columns (checked before any stage writes)."""
     for name, cols in (case.spec.feature_groups or {}).items():
@@ -357,6 +362,9 @@ def analyze_case(case: Case, budget: float | str | None = None) -> dict:
     from ..bakeoff import parse_budget
     from ..data import prepare
 
+    if case.spec.task == "ranking":
+        raise SpecError(f"mlcase analyze: {NOT_FOR_RANKING}", "read the report's ranking section (NDCG by k, "
+                        "cold-start slices, lift per position) instead")
     res = results.load_all(case)
     evaluation, bakeoff, registry = res.get("evaluation"), res.get("bakeoff"), res.get("registry") or {}
     if not evaluation or not bakeoff:

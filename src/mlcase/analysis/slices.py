@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluate.lift import bootstrap_means, ci
+from ..numeric import holm
 
 ALPHA = 0.05
 PAIR_COLUMNS = 6          # pairs are formed among this many most telling columns
@@ -337,22 +338,6 @@ def find_weak_slices(disc: Part, valid: Part, test: Part, references: list[str],
                                   and (e["ratio_ci"] or [0])[0] > 1.0)
         out["erring"] = [e["label"] for e in out["error"] if e["errs_more"]]
     out["hybrid"] = _combined_hybrid(out["money"], valid, test, n_boot, seed, describe)
-    return out
-
-
-def holm(p) -> np.ndarray:
-    """Holm's step-down adjusted p-values (equal to statsmodels' ``multipletests(p, method="holm")[1]``).
-
-    Written out because ``multipletests`` runs a full ``gc.collect()`` on every call: 85 ms
-    measured here, several times the whole search on stored costs, which the many-seed test
-    runs hundreds of times. ``tests/test_analysis_slices.py`` checks it against statsmodels.
-    """
-    p = np.asarray(p, dtype=float)
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
-    out = np.empty(m)
-    out[order] = adj
     return out
 
 

@@ -96,6 +96,10 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
     -------
     BakeoffResult
     """
+    if case.spec.task == "ranking":  # lists, not rows: group-aware folds, NDCG, rankers (see .ranking)
+        from .ranking import run_ranking_bakeoff
+
+        return run_ranking_bakeoff(case, dataset, budget, console, quiet, max_trials, on_trial)
     t0 = time.monotonic()
     spec = case.spec
     budget_s = parse_budget(budget if budget is not None else case.overrides.get("budget", spec.budget))

@@ -94,7 +94,7 @@ def _outcome(dataset: Dataset, rows: np.ndarray | slice) -> dict:
     y = dataset.y[rows]
     if dataset.task == "binary":
         return {"rows": int(len(y)), "positives": int(y.sum()), "positive_rate": float(y.mean()) if len(y) else None}
-    if dataset.task == "regression":
+    if dataset.task in ("regression", "ranking"):  # ranking: the mean gain
         return {"rows": int(len(y)), "mean": float(np.mean(y)) if len(y) else None}
     vc = pd.Series(y).value_counts()
     return {"rows": int(len(y)), "top_class": str(vc.index[0]) if len(vc) else None,
@@ -273,7 +273,8 @@ def datasheet_markdown(sheet: dict) -> str:
         L.append(f"- **Target:** `{t['column']}` (multiclass): "
                  + ", ".join(f"{k} {v:,}" for k, v in t["classes"].items()))
     else:
-        L.append(f"- **Target:** `{t['column']}` (regression): mean {_num(t['mean'])}, sd {_num(t['std'])}, "
+        L.append(f"- **Target:** `{t['column']}` ({t['task']}{', as its gain' if t['task'] == 'ranking' else ''}): "
+                 f"mean {_num(t['mean'])}, sd {_num(t['std'])}, "
                  f"min {_num(t['min'])}, median {_num(t['median'])}, max {_num(t['max'])}")
     parts = []
     for part, o in comp["splits"].items():

@@ -31,7 +31,7 @@ def check_target_balance(ctx: Context) -> list[Check]:
     ds = ctx.ds
     target = ctx.spec.data.target
     y = ds.y[ctx.train]
-    if ds.task == "regression":
+    if ds.task in ("regression", "ranking"):  # ranking: the gain per row
         std = float(np.std(y)) if len(y) else 0.0
         if std == 0:
             return [Check("target_constant", "error",

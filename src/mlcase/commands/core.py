@@ -50,17 +50,20 @@ def _register_init(app: typer.Typer) -> None:
         name: Annotated[str | None, typer.Option(help="Case name (default: the file's name).")] = None,
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write case.yaml (default: beside the data).")] = None,
         force: Annotated[bool, typer.Option("--force", help="Replace an existing case.yaml.")] = False,
-        task: Annotated[str | None, typer.Option(help="forecast: draft a forecast case (other tasks are inferred "
-                                                      "from the target).")] = None,
+        task: Annotated[str | None, typer.Option("--task", help="binary, multiclass, regression, ranking or forecast "
+                                                                "(default: inferred from the target).")] = None,
         time: Annotated[str | None, typer.Option(help="The time column (a forecast case needs it).")] = None,
         series: Annotated[str | None, typer.Option(help="Forecast: the column naming each series.")] = None,
+        group: Annotated[str | None, typer.Option("--group", help="Ranking: the query, user or session column.")] = None,
+        item: Annotated[str | None, typer.Option("--item", help="Ranking: the item column.")] = None,
     ):
         """Draft a commented case.yaml from a data file."""
         from rich.markup import escape
 
         from ..draft import write_draft
 
-        path = write_draft(data, target, name=name, out=out, force=force, task=task, time=time, series=series)
+        path = write_draft(data, target, name=name, out=out, force=force, task=task, time=time, series=series,
+                           group=group, item=item)
         out_ = console()
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.startswith("# note: "):  # what reading the file changed (also a comment in the draft)

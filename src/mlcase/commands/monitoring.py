@@ -56,8 +56,12 @@ def register(app: typer.Typer) -> None:
         c = load(case)
         if c.spec.task == "forecast":  # realized error by horizon step against the actuals (mlcase.forecast.monitor)
             from ..forecast.monitor import monitor_forecasts
+            from ..governance.owners import assign, owner_counts
 
             data = monitor_forecasts(c, log=log, labels=labels)
+            assign(data["alerts"], c.spec)  # forecast alerts reach their owners like any other
+            data["alerts_by_owner"] = owner_counts(data["alerts"])
+            data = monitoring_done(c, {**data, "n_rows": data.get("requests")}, log=log, send=not no_notify)
             results.save(c, "forecast_monitoring", data)
             if json_out:
                 emit_json(data)

@@ -150,7 +150,10 @@ def _print(out, doc: dict, bundle) -> None:
     for item in doc["rows"]:
         pred = item["prediction"]
         what = f"P({bundle.positive or 'positive'}) = {pred:.3f}" if bundle.task == "binary" else f"prediction {pred}"
-        decision = f", decision {item['decision']}" if bundle.task == "binary" else ""
+        # the server's words for a binary decision at the threshold (1: act on the row, 0: leave it)
+        decision = (f", decision {({1: 'flag', 0: 'auto'}).get(item['decision'], item['decision'])} "
+                    f"(threshold {bundle.threshold if bundle.threshold is not None else 0.5:.3g})"
+                    if bundle.task == "binary" else "")
         out.print(f"[bold]row {item['row']}[/bold]: {what}{decision}  [dim]({doc['model']}{ver})[/dim]")
         if item.get("conformal"):
             conf = item["conformal"]

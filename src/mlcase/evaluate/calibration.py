@@ -126,10 +126,13 @@ class _Calibrators:
         from sklearn.frozen import FrozenEstimator
 
         idx = np.asarray(idx)
+        # a frozen model predicts the same on every fold (ensemble="auto" is False for it): the folds only have to
+        # exist, so 2 (scikit-learn's default of 5 needs 5 rows of each class, which a small validation part lacks)
         if not self.oof:
-            return CalibratedClassifierCV(FrozenEstimator(self.bundle.model), method=method).fit(
+            return CalibratedClassifierCV(FrozenEstimator(self.bundle.model), method=method, cv=2).fit(
                 self.X.iloc[idx], self.y_model[idx])
-        return CalibratedClassifierCV(FrozenEstimator(self.lookup), method=method).fit(_rows(idx), self.y_model[idx])
+        return CalibratedClassifierCV(FrozenEstimator(self.lookup), method=method, cv=2).fit(
+            _rows(idx), self.y_model[idx])
 
     def scores(self, cal, idx) -> np.ndarray:
         idx = np.asarray(idx)
@@ -253,6 +256,12 @@ def _crossfit(case, fitter: _Calibrators, raw, y, method) -> dict:
     raw = np.asarray(raw, dtype=float)
     after = np.zeros_like(raw)
     for fit_idx, score_idx in folds.split(np.zeros(len(y)), fitter.y_model):
+        values, counts = np.unique(fitter.y_model[fit_idx], return_counts=True)
+        if counts.min() < 2 or len(values) < len(np.unique(fitter.y_model)):  # a class too rare to fit on half
+            nan = float("nan")
+            return {"ece_before": ece_of(task_name, y, raw, classes), "ece_after": nan,
+                    "log_loss_before": float(task.row_losses(y, raw, classes)[0].mean()), "log_loss_after": nan,
+                    "note": "a class has fewer than 2 rows in half of the validation part: not measurable"}
         after[score_idx] = fitter.scores(fitter.fit(method, fit_idx), score_idx)
     return {"ece_before": ece_of(task_name, y, raw, classes), "ece_after": ece_of(task_name, y, after, classes),
             "log_loss_before": float(task.row_losses(y, raw, classes)[0].mean()),

@@ -104,6 +104,10 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
     within ``review_capacity``, the best baseline and the best model-free
     policy are the cheapest there. The test part is used once.
     """
+    if case.spec.task == "ranking":  # lists, not rows (see .ranking)
+        from .ranking import evaluate_ranking
+
+        return evaluate_ranking(case, dataset, bundles, candidate, seed=seed)
     bundles, candidate = _resolve(bundles, candidate)
     spec = case.spec
     seed = spec.split.seed if seed is None else seed

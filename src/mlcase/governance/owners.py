@@ -22,6 +22,12 @@ ALERT_ROLES = {
     "assumption": "model",
     "review_backlog": "review",
     "guardrail": "model",
+    "label_bias": "model",            # labels (#15): acted-on labels differ from the holdout's
+    "estimate_check": "model",
+    "audit": "review",
+    "behind_seasonal_naive": "model",  # forecast monitoring (#19)
+    "interval_coverage": "model",
+    "residual_drift": "data",
 }
 UNASSIGNED = "unassigned"
 

@@ -33,7 +33,7 @@ def label_summary(run) -> dict:
 def encode_labels(run, labels: pd.Series) -> np.ndarray:
     """Labels as the task's targets: binary 0/1 (NaN if unknown), regression floats, multiclass strings."""
     s = labels.astype("str")
-    if run.task == "regression":
+    if run.task in ("regression", "ranking"):  # ranking: an item's outcome (a click 1/0, a rating)
         return pd.to_numeric(s, errors="coerce").to_numpy("float64")
     if run.task == "multiclass":
         return s.to_numpy()
@@ -142,6 +142,8 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
     if n == 0:
         return None
     out: dict[str, Any] = {"n": int(n)}
+    if run.task == "ranking":  # list metrics come from mlcase.monitor.ranking
+        return {**out, "label_mean": float(np.nanmean(y)) if np.isfinite(y).any() else None}
     if run.task == "binary":
         f = _floats(df["_flag"])
         ok = ~np.isnan(f)

@@ -70,6 +70,12 @@ def build_reference(dataset, bundle) -> dict:
         if bundle.classes is not None:
             ref["predictions"] = _shares(np.where(flags == 1, str(bundle.classes[1]), str(bundle.classes[0])))
         ref["calibration"] = _calibration(np.asarray(dataset.y_valid, dtype=float), scores, flags)
+    elif bundle.task == "ranking":  # /rank logs 'shown' (in a list's top k) or 'below_k' per item
+        ref["score"] = _numeric_reference(np.asarray(scores, dtype=float))
+        info = bundle.ranking or {}
+        sizes = dataset.rows("valid").groupby(info.get("group") or dataset.frame.columns[0]).size().to_numpy()
+        shown = float(np.minimum(sizes, int(info.get("k") or 10)).sum() / max(sizes.sum(), 1))
+        ref["decisions"] = {"shown": shown, "below_k": 1.0 - shown} if shown < 1 else {"shown": 1.0}
     elif bundle.task == "multiclass":
         ref["score"] = _numeric_reference(np.max(scores, axis=1))
         ref["decisions"] = {"auto": 1.0}

@@ -102,6 +102,11 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
         try:
             _sources.load(run, source, labels)
             result = run.compute(now)
+            if bundle.task == "ranking":  # lists: position rates, realized NDCG@k, clicks per list
+                from .ranking import list_metrics
+
+                info = bundle.ranking or {}
+                result.ranking = list_metrics(run, int(info.get("k") or 10), info.get("relevance"))
         finally:
             run.close()
     result.model = {"name": bundle.name, "role": bundle.role, "version": bundle.version, "alias": alias_used,

@@ -242,7 +242,10 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
     from ..serve.fallback import Decider, _call, conformal_sets
 
     rp = _Replayer(case)
+    from ..governance.policy import LogPolicy
+
     spec = case.spec
+    policy = LogPolicy.from_spec(spec)
     out: list[Replay] = []
     for row in rows.to_dict("records"):
         logged = {k: _value(row.get(k)) for k in ("model_version", "arm_version", "tier", "arm", "decision",
@@ -259,6 +262,12 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
             out.append(Replay(rid, False, [r.difference], logged, None))
             continue
         spec_r = tier.spec if tier.spec is not None else _record_spec(arm_bundle)
+        hidden = policy.limits(list(spec_r.features))
+        if hidden:  # serving.log_inputs / personal_data: the log holds a hash (or nothing), not the value read
+            col = next(iter(hidden))
+            out.append(Replay(rid, False, [{"what": "inputs", "logged": f"{col} as the log keeps it",
+                                            "now": f"'{col}' is {hidden[col]}"}], logged, None))
+            continue
         clean, issues = spec_r.validate_records([json.loads(row["inputs"] or "{}")])
         if issues:
             out.append(Replay(rid, False, [{"what": "schema", "logged": "the inputs were valid",

@@ -437,17 +437,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             metrics.arms.labels(route.arm, "yes" if audit else "no").inc()
             if a.fallback:
                 metrics.fallbacks.labels(a.tier, a.reason_code or "unknown").inc()
-        from .predlog import LogFull
-
-        try:
-            fut = st.log.submit(rows)
-        except LogFull as exc:
-            raise Unavailable(f"{exc}; the prediction was not recorded", "retry in a moment") from None
-        try:
-            await asyncio.wrap_future(fut)
-        except Exception as exc:  # noqa: BLE001 - counted by the log; the client must not take it as recorded
-            raise Unavailable(f"the prediction log could not record this prediction ({str(exc)[:200]})",
-                              "retry; the operator should check the prediction log (mlcase_predlog_failed_rows)") from None
+        await commit_rows(st, rows, "prediction")
         return Response(json.dumps({"predictions": out}, default=_json_default, allow_nan=False),
                         media_type="application/json")
 
@@ -494,6 +484,9 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
 
     add_review_routes(app, st, check_key, read_json, metrics)
     add_release_routes(app, st, check_key)
+    from .rank_routes import add_rank_routes
+
+    add_rank_routes(app, st, check_key, read_json, metrics)
 
     # ------------------------------------------------------------------ probes
     @app.get("/health", summary="The process is alive", response_model=HealthOut)
@@ -522,6 +515,24 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     app.state.mlcase = st
     app.state.metrics = metrics
     return app
+
+
+async def commit_rows(st: State, rows: list[tuple], what: str = "prediction") -> None:
+    """Put ``rows`` on the prediction log and wait for their commit; 503 when the log is full or fails.
+
+    The server answers only after this returns, so an acknowledged answer survives a crash.
+    """
+    from .predlog import LogFull
+
+    try:
+        fut = st.log.submit(rows)
+    except LogFull as exc:
+        raise Unavailable(f"{exc}; the {what} was not recorded", "retry in a moment") from None
+    try:
+        await asyncio.wrap_future(fut)
+    except Exception as exc:  # noqa: BLE001 - counted by the log; the client must not take it as recorded
+        raise Unavailable(f"the prediction log could not record this {what} ({str(exc)[:200]})",
+                          "retry; the operator should check the prediction log (mlcase_predlog_failed_rows)") from None
 
 
 def _flag(v: str | None) -> bool:

@@ -61,6 +61,16 @@ COLUMNS = ("request_id", "ts", "model_version", "model_name", "tier", "fallback"
            "scores", "prediction", "decision", "conformal", "latency_ms", "challenger",
            *(c for c, _ in PREDICTION_COLUMNS_ADDED))
 LABEL_COLUMNS = ("request_id", "label", "ts", "source", *(c for c, _ in LABEL_COLUMNS_ADDED))
+
+
+def prediction_row(**values) -> tuple:
+    """One prediction-log row in :data:`COLUMNS` order from named values (a column not named is NULL).
+
+    Prefer it to a positional tuple: a column added to the log later cannot shift the others."""
+    unknown = set(values) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not prediction-log columns: {sorted(unknown)}")
+    return tuple(values.get(c) for c in COLUMNS)
 # what a label rests on (monitoring reads it): the holdout arm, the audit sample, a review of a flagged or
 # deferred case, or a delayed outcome of the model's arm (biased where the model's action changes the outcome)
 LABEL_SOURCES = ("holdout", "audit", "review", "outcome")

@@ -42,6 +42,9 @@ def add_release_routes(app, st, check_key) -> None:
         return await run_in_threadpool(st.release.check)
 
 
+PROVENANCE_COLUMNS = ("arm_version", "model_sha256", "bundle_sha256", "schema_sha256", "threshold", "code_version")
+
+
 def provenance_values(arm_version, prov: dict) -> tuple:
     """The prediction log's provenance columns of one record, in ``PREDICTION_COLUMNS_ADDED`` order."""
     from .. import __version__

