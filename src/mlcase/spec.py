@@ -410,6 +410,9 @@ class MonitoringSpec(_Model):
     max_realized_cost: float | None = None
     min_window_rows: int = Field(50, ge=1)
     backlog_windows: int = Field(3, ge=1, description="Alert when the review backlog grows this many windows in a row.")
+    compact_after: int = Field(100_000, ge=0, description="`mlcase monitor` compacts the closed windows of the SQLite "
+                               "serving log into Parquet once this many closed rows wait (0: never by itself; "
+                               "`mlcase log compact` does it on demand).")
     max_stale_share: float = Field(0.05, ge=0, le=1, description="Alert when more of a window's answers than this "
                                    "share used a feature older than data.freshness allows.")
     alert_owners: dict[str, str] = Field(
@@ -477,6 +480,24 @@ class BakeoffSpec(_Model):
                                              "kept only when its cross-fitted gain exceeds its noise.")
     holdout_above: int = Field(100_000, ge=100, description="Past this many train + validation rows, validate on a "
                                                             "holdout with growing samples instead of k folds.")
+
+
+class EngineSpec(_Model):
+    """``engine``: where trials, scoring and monitoring windows run (``engine: dask`` is short for ``{kind: dask}``)."""
+
+    kind: Literal["local", "dask"] = Field("local", description="local: this process; dask: a Dask cluster.")
+    scheduler: str | None = Field(None, description="Address of a running Dask scheduler (tcp://host:8786); "
+                                  "without it a LocalCluster sized to the machine's cores is started.")
+    workers: int | None = Field(None, ge=1, description="Workers of the LocalCluster (default: one per core).")
+    memory_limit: str | None = Field(None, description="Memory of each LocalCluster worker, e.g. 2GB "
+                                     "(default: the machine's memory shared between the workers).")
+    memory_share: float = Field(0.5, gt=0, le=1, description="A Parquet data source larger than this share of "
+                                "the memory is trained on out of core (Dask estimators).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, v):
+        return {"kind": v} if isinstance(v, str) else v
 
 
 PERSONAL_KINDS = ("email", "phone", "card_number", "account_number", "national_id", "person_name", "other")
@@ -591,6 +612,7 @@ class CaseSpec(_Model):
     candidates: list[Literal[CANDIDATES]] = Field(default_factory=lambda: ["logistic", "hist_gbm", "lightgbm", "xgboost"])
     budget: Duration = 120.0
     bakeoff: BakeoffSpec = Field(default_factory=BakeoffSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
     refit: Literal["none", "all"] = Field(
         "none", description="'all': after the decision, register the champion refitted on every labelled row "
                             "beside the evaluated version (it becomes champion through the same decision).")

@@ -56,12 +56,16 @@ def _lit(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def connect(directories: Iterable[str | Path] = (), files: Iterable[str | Path] = ()):
+def connect(directories: Iterable[str | Path] = (), files: Iterable[str | Path] = (),
+            memory_limit: str | None = None, spill: str | Path | None = None):
     """An in-memory DuckDB connection locked down to read only ``directories`` and ``files``.
 
     With neither, nothing outside DuckDB's memory is reachable (what rules, costs and
     assumption checks run on: their rows are registered as a view, which is not an
     external access). The configuration is locked: no statement can undo it.
+    ``memory_limit`` (``"512MB"``) caps DuckDB's memory; past it, it spills to the folder
+    ``spill`` (a temporary folder mlcase made; none by default), so a query over data larger
+    than memory still runs (out-of-core profiles).
     """
     import duckdb
 
@@ -69,7 +73,10 @@ def connect(directories: Iterable[str | Path] = (), files: Iterable[str | Path] 
                                              "autoload_known_extensions": False,
                                              "allow_community_extensions": False})
     try:
-        con.execute("SET temp_directory = ''")  # no spill folder (the default .tmp/ would be writable)
+        # no spill folder unless mlcase gave one (the default .tmp/ would be writable)
+        con.execute(f"SET temp_directory = {_lit(str(spill)) if spill else repr('')}")
+        if memory_limit:
+            con.execute(f"SET memory_limit = {_lit(memory_limit)}")
         dirs = sorted({_dir_entry(d) for d in directories for d in _variants(d)})
         paths = sorted({str(v) for f in files for v in _variants(f)})
         if dirs:

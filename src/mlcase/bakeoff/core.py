@@ -17,6 +17,7 @@ from . import ensemble as E
 from . import refit as R
 from .entries import _baseline_entries, _best_baseline, _choose, _Entry, _leaderboard, _ranked
 from .result import BakeoffResult
+from .runners import study_storage
 from .scoring import Plan, Scorer, make_plan
 from .search import Search, Trial
 from .timebox import MIN_RESERVE_S, PeakMemory, Progress, TimeBox, parse_budget
@@ -49,6 +50,7 @@ class _Run:
     interrupted: bool = False
     on_trial: Any = None
     ensemble_info: dict = field(default_factory=dict)
+    study_path: str | None = None
 
     @property
     def y_scored(self) -> np.ndarray:
@@ -65,7 +67,7 @@ class _Run:
 
 
 def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=None, quiet: bool = False,
-                max_trials: int | None = None, on_trial=None) -> BakeoffResult:
+                max_trials: int | None = None, on_trial=None, engine=None) -> BakeoffResult:
     """Baselines, then a time-boxed search across the candidate families, an ensemble, the refit.
 
     Parameters
@@ -85,6 +87,10 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
     on_trial : callable, optional
         Called with each finished trial's record (a dict: family, number, state, value,
         params, elapsed_s ...), in the calling thread.
+    engine : mlcase.engine.Engine, optional
+        Where the trials' folds run (:mod:`mlcase.engine`): this process (default), or a Dask
+        cluster, where the families' trials and their folds run side by side under the same
+        allocation and time box (:mod:`mlcase.bakeoff.runners`).
 
     Returns
     -------
@@ -101,9 +107,11 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
     box, ctx, progress, writer = run.box, run.ctx, run.progress, run.writer
     try:
         with optuna_quiet(), C.single_thread():
+            storage, run.study_path = study_storage(case, engine)
             run.search = Search(X=ctx.X, y=ctx.y, plan=run.plan, scorer=ctx.scorer, groups=ctx.groups,
                                 task=spec.task, seed=ctx.seed, families=families, box=box, max_trials=max_trials,
-                                progress=progress, on_record=lambda t: _on_trial(run, t))
+                                progress=progress, on_record=lambda t: _on_trial(run, t), engine=engine,
+                                storage=storage)
             try:
                 _baselines(run, baselines)
                 run.phases["baselines_s"] = round(box.elapsed(), 3)
@@ -474,7 +482,7 @@ def _result(run: _Run, candidate: str | None, scorer: Scorer, families: list[str
         phases=run.phases, trials=[t.record() for t in run.search.trials], families=fam_info, notes=run.notes,
         fingerprint=run.dataset.fingerprint, input_example=run.ctx.X.head(5), plan=run.plan.to_dict(),
         ensemble=run.ensemble_info, select_on=scorer.select_on,
-        loss_metric=scorer.loss_name, recipes=run.recipes)
+        loss_metric=scorer.loss_name, recipes=run.recipes, engine=_engine_info(run))
     frame = result.leaderboard_frame()
     case = run.case
     case.root.mkdir(parents=True, exist_ok=True)
@@ -489,6 +497,16 @@ def _result(run: _Run, candidate: str | None, scorer: Scorer, families: list[str
                      status="KILLED" if run.interrupted else "FINISHED",
                      timeout=1.0 if run.interrupted else max(0.0, run.box.hard_end - time.monotonic()))
     return result
+
+
+def _engine_info(run: _Run) -> dict:
+    """Where the trials ran: the engine, its workers, the Optuna study's file, workers lost mid-trial."""
+    runner = run.search.runner
+    eng = getattr(runner, "engine", None)
+    info = eng.info.to_dict() if eng is not None else {"kind": "local", "workers": 1}
+    info["study"] = run.study_path
+    info["workers_lost"] = getattr(runner, "workers_lost", 0)
+    return info
 
 
 OOF_FILE = "oof.parquet"

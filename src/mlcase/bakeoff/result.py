@@ -63,6 +63,7 @@ class BakeoffResult:
     select_on: str = "loss"
     loss_metric: str = "log_loss"
     recipes: dict = field(default_factory=dict, repr=False)
+    engine: dict = field(default_factory=dict)     # where the trials ran (mlcase.engine: kind, workers, study)
     _writer: Any = field(default=None, repr=False)
 
     def wait_tracking(self, timeout: float | None = None) -> bool:
@@ -107,7 +108,7 @@ class BakeoffResult:
                 "plan": self.plan, "ensemble": self.ensemble, "select_on": self.select_on,
                 "loss_metric": self.loss_metric, "recipes": stored_recipes(self.recipes),
                 "run_id": self.run_id or (self._writer.run_id if self._writer is not None else None),
-                "fingerprint": self.fingerprint}
+                "fingerprint": self.fingerprint, "engine": self.engine}
 
     def print(self, console) -> None:
         """Print the leaderboard as a Rich table."""

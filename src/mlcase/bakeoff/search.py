@@ -130,12 +130,16 @@ class Search:
 
     def __init__(self, *, X: pd.DataFrame, y: np.ndarray, plan: Plan, scorer: Scorer, groups, task: str,
                  seed: int, families: list[str], box: TimeBox, max_trials: int | None, on_record=None,
-                 progress=None):
+                 progress=None, engine=None, storage=None):
         import optuna
+
+        from .runners import make_runner
 
         self.X, self.y, self.plan, self.scorer, self.groups = X, y, plan, scorer, groups
         self.task, self.seed, self.box, self.max_trials = task, seed, box, max_trials
         self.on_record, self.progress = on_record, progress
+        self.storage = storage              # where the families' Optuna studies live (None: in memory)
+        self.busy: set[str] = set()         # families with a trial running (one at a time per family)
         self.rng = np.random.default_rng(seed)
         self.scored = np.concatenate([val for _, val in plan.folds])
         self.where = np.full(len(plan.pool), -1)
@@ -149,25 +153,35 @@ class Search:
             self.states[fam] = st
         self.trials: list[Trial] = []
         self._optuna = optuna
+        self.runner = make_runner(self, engine)   # where the trials' folds run: this process, or a Dask cluster
 
     # ------------------------------------------------------------------ public
     def run(self) -> None:
         """Defaults of every family first, then the allocation loop, until the time box or ``max_trials``."""
         order = sorted(self.states.values(), key=lambda s: (C.COMPLEXITY.get(s.name, 9), s.index))
-        for i, st in enumerate(order):
-            left = self.box.left()
-            if left <= 0 and self.any_complete:
-                st.stopped = st.stopped or "no time left in the budget"
-                continue
-            # a family's defaults may use its share of what is left, keeping as much for the adaptive phase
-            self.step(st, until=time.monotonic() + left / (len(order) - i + 1))
-        if self.plan.mode == "holdout" and not self.max_trials:
-            self._halving()
-        while True:
-            st = self._round_robin() if self.max_trials else self._select()
-            if st is None:
-                break
-            self.step(st)
+        try:
+            for i, st in enumerate(order):
+                left = self.box.left()
+                if left <= 0 and self.any_complete:
+                    st.stopped = st.stopped or "no time left in the budget"
+                    continue
+                # a family's defaults may use its share of what is left, keeping as much for the adaptive phase
+                self.step(st, until=time.monotonic() + left / (len(order) - i + 1))
+            self.drain()
+            if self.plan.mode == "holdout" and not self.max_trials:
+                self._halving()
+                self.drain()
+            while True:
+                st = self._round_robin() if self.max_trials else self._select()
+                if st is None:
+                    if self.runner.running():  # every open family has a trial running: wait for one
+                        self.collect(block=True)
+                        continue
+                    break
+                self.step(st)
+            self.drain()
+        finally:
+            self.runner.cancel()  # an interrupted search leaves nothing running
 
     @property
     def any_complete(self) -> bool:
@@ -184,7 +198,8 @@ class Search:
 
     # ------------------------------------------------------------------ allocation
     def _round_robin(self) -> FamilyState | None:
-        open_ = [st for st in self.states.values() if st.stopped is None and len(st.trials) < self.max_trials]
+        open_ = [st for st in self.states.values() if st.stopped is None and len(st.trials) < self.max_trials
+                 and st.name not in self.busy]
         if not open_ or (self.box.left() <= 0 and self.any_complete):
             for st in open_:
                 st.stopped = "no time left in the budget"
@@ -211,7 +226,7 @@ class Search:
         left = self.box.left()
         if left <= 0:
             return None
-        live = [st for st in self.states.values() if st.stopped is None]
+        live = [st for st in self.states.values() if st.stopped is None and st.name not in self.busy]
         untried = [st for st in live if not st.complete]
         if untried:
             st = min(untried, key=lambda s: (len(s.trials), s.index))
@@ -254,8 +269,12 @@ class Search:
 
     # ------------------------------------------------------------------ one trial
     def step(self, st: FamilyState, until: float | None = None) -> None:
+        """Start the next trial of ``st`` on the runner; return once a slot is free for another.
+
+        In this process (the local engine) the trial is finished on return; on a Dask cluster
+        it runs while the search goes on choosing trials for the other families.
+        """
         self._maybe_grow(st)
-        optuna = self._optuna
         if st.queue:
             params, source = st.queue.pop(0)
             otrial = None
@@ -270,55 +289,86 @@ class Search:
             best = st.best
             expected = st.time2eval_best * size / max(best.size, 1) if best is not None else 0.0
             until = time.monotonic() + max(TRIAL_FACTOR * expected, 0.2 * self.box.left())
-        if self.progress is not None:
+        if self.progress is not None and not self.runner.parallel:
             self.progress.update(f"{st.name} trial {trial.number + 1}" + (
                 f" · best {self.best_value:.5g}" if math.isfinite(self.best_value) else ""))
-        start = time.monotonic()
-        try:
-            self._evaluate(trial, otrial, until)
-        except KeyboardInterrupt:  # the interrupted trial is dropped; the caller keeps the best so far
-            raise
-        except Exception as exc:  # recorded on the trial and in the leaderboard note; the search goes on
-            trial.state, trial.note = "FAILED", f"{type(exc).__name__}: {str(exc)[:300]}"
-        trial.duration_s = time.monotonic() - start
-        trial.elapsed_s = self.box.elapsed()
-        self._finish(st, trial, otrial, optuna)
+        self.busy.add(st.name)
+        self.runner.start(Pending(st, trial, otrial, until, time.monotonic()))
+        while self.runner.full():
+            self.collect(block=True)
+        self.collect(block=False)
+
+    def collect(self, block: bool = False) -> None:
+        """Finish the trials the runner has done (``block``: first wait for the runner to make progress)."""
+        for p in self.runner.finished(block):
+            p.trial.duration_s = time.monotonic() - p.started
+            p.trial.elapsed_s = self.box.elapsed()
+            self.busy.discard(p.state.name)
+            self._finish(p.state, p.trial, p.otrial, self._optuna)
+
+    def drain(self) -> None:
+        """Wait for every running trial and finish it."""
+        while self.runner.running():
+            self.collect(block=True)
+        self.collect(block=False)
+
+    def fold_end(self, until: float | None) -> float:
+        """When a trial's last fold must be done (monotonic seconds)."""
+        return self.box.search_end if until is None else min(until, self.box.search_end)
 
     def _evaluate(self, trial: Trial, otrial, until: float | None = None) -> None:
-        plan, X, y, scorer = self.plan, self.X, self.y, self.scorer
-        n = len(plan.folds)
-        oof = None
-        for k, (_, val) in enumerate(plan.folds):
+        """Score ``trial`` fold after fold in this process (pruned after any fold, stopped at the time box)."""
+        n = len(self.plan.folds)
+        for k in range(n):
             now = time.monotonic()
-            end = self.box.search_end if until is None else min(until, self.box.search_end)
+            end = self.fold_end(until)
             if now >= end and self.any_complete:
-                trial.state, trial.note = "PRUNED", "time box reached before all folds were scored"
+                self.absorb(trial, otrial, k, TIME_BOX_REACHED)
                 return
             deadline = now + max(end - now, 0.0) / (n - k)
-            rows = plan.fit_rows(k, trial.size)
-            pipe = C.build_pipeline(trial.family, self.task, self.groups, trial.params, self.seed)
-            out = C.fit_with_deadline(pipe, X.iloc[rows], y[rows], deadline, early_stopping=True, seed=self.seed + k)
-            trial.fit_s += out["fit_s"]
-            trial.truncated |= out["truncated"]
-            if out["best_iter"] is not None:
-                trial.best_iters.append(int(out["best_iter"]))
-            trial.fit_rows.append(int(out["fit_rows"]))
-            s = scorer.scores(pipe, X.iloc[val])
-            if oof is None:
-                oof = np.full((len(self.scored),) + s.shape[1:], np.nan)
-            oof[self.where[val]] = s
-            trial.folds.append(scorer.fold(y[val], s, val))
-            if plan.mode == "holdout":
-                trial.model = pipe
-            if otrial is not None and n > 1:
-                otrial.report(float(np.mean([f["score"] for f in trial.folds])), k)
-                if k < n - 1 and otrial.should_prune():
-                    trial.state, trial.note = "PRUNED", f"pruned after fold {k + 1}: worse than the median trial"
-                    return
+            out = fit_fold(self.fold_data(), trial.family, trial.params, trial.size, k, deadline)
+            if self.absorb(trial, otrial, k, out):
+                return
+
+    def fold_data(self) -> FoldData:
+        """What every fold of every trial reads: the rows, the plan, the scorer (shipped once to a cluster)."""
+        if getattr(self, "_fold_data", None) is None:
+            self._fold_data = FoldData(self.X, self.y, self.plan, self.scorer, self.groups, self.task, self.seed,
+                                       self.scored, self.where)
+        return self._fold_data
+
+    def absorb(self, trial: Trial, otrial, k: int, out: dict) -> bool:
+        """Add fold ``k``'s result to ``trial`` (folds in order); True when the trial is over (pruned or done).
+
+        ``out`` is :func:`fit_fold`'s result, or :data:`TIME_BOX_REACHED` when the fold did not start.
+        """
+        if out.get("skipped"):
+            trial.state, trial.note, trial.oof = "PRUNED", "time box reached before all folds were scored", None
+            return True
+        n = len(self.plan.folds)
+        trial.fit_s += out["fit_s"]
+        trial.truncated |= out["truncated"]
+        if out["best_iter"] is not None:
+            trial.best_iters.append(int(out["best_iter"]))
+        trial.fit_rows.append(int(out["fit_rows"]))
+        s = out["scores"]
+        if trial.oof is None:
+            trial.oof = np.full((len(self.scored),) + s.shape[1:], np.nan)
+        trial.oof[self.where[self.plan.folds[k][1]]] = s
+        trial.folds.append(out["fold"])
+        if self.plan.mode == "holdout":
+            trial.model = out["model"]
+        if otrial is not None and n > 1:
+            otrial.report(float(np.mean([f["score"] for f in trial.folds])), k)
+            if k < n - 1 and otrial.should_prune():
+                trial.state, trial.note, trial.oof = "PRUNED", f"pruned after fold {k + 1}: worse than the median trial", None
+                return True
+        if k < n - 1:
+            return False
         trial.state = "COMPLETE"
         if trial.truncated:
             trial.note = "cut by the time box"
-        trial.oof = oof
+        return True
 
     def _finish(self, st: FamilyState, trial: Trial, otrial, optuna) -> None:
         st.trials.append(trial)
@@ -381,6 +431,7 @@ class Search:
                     return
                 self._promote(st)
                 self.step(st, until=time.monotonic() + max(TRIAL_FACTOR * expected, 0.2 * self.box.left()))
+            self.drain()  # the next rung ranks the families on this one's results
 
     def _promote(self, st: FamilyState, n: int = 1) -> None:
         """Move a family to its next sample size; its best ``n`` configurations go first there."""
@@ -422,8 +473,53 @@ class Search:
         sampler = optuna.samplers.TPESampler(seed=self.seed + 101 * C.COMPLEXITY.get(fam, 0) + 7 * rung
                                              + sum(map(ord, fam)), n_startup_trials=5)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-        return optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner,
+        return optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner, storage=self.storage,
                                    study_name=f"{fam}:{rung}")
+
+
+@dataclass
+class Pending:
+    """A trial handed to the runner: its family, the Optuna trial that proposed it, its deadline, its start."""
+
+    state: FamilyState
+    trial: Trial
+    otrial: Any
+    until: float | None
+    started: float
+
+
+@dataclass
+class FoldData:
+    """What a fold reads besides its configuration (picklable: a cluster gets one copy per worker)."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    plan: Plan
+    scorer: Scorer
+    groups: Any
+    task: str
+    seed: int
+    scored: np.ndarray
+    where: np.ndarray
+
+
+TIME_BOX_REACHED = {"skipped": True}
+
+
+def fit_fold(data: FoldData, family: str, params: dict, size: int, k: int, deadline: float) -> dict:
+    """Fit one configuration on fold ``k``'s rows (sample ``size``) until ``deadline``; score its validation rows.
+
+    The one place a trial's model is fitted and scored, in this process or on a Dask worker.
+    """
+    plan, X, y = data.plan, data.X, data.y
+    rows = plan.fit_rows(k, size)
+    val = plan.folds[k][1]
+    pipe = C.build_pipeline(family, data.task, data.groups, params, data.seed)
+    out = C.fit_with_deadline(pipe, X.iloc[rows], y[rows], deadline, early_stopping=True, seed=data.seed + k)
+    s = data.scorer.scores(pipe, X.iloc[val])
+    return {"fit_s": out["fit_s"], "truncated": bool(out["truncated"]), "best_iter": out["best_iter"],
+            "fit_rows": int(out["fit_rows"]), "scores": s, "fold": data.scorer.fold(y[val], s, val),
+            "model": pipe if plan.mode == "holdout" else None}
 
 
 def _plain(params: dict) -> dict:

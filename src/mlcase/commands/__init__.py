@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["core", "checks", "model", "trust", "analyze", "serving", "monitoring", "review", "governance", "abtest",
+MODULES = ["core", "checks", "model", "trust", "analyze", "serving", "monitoring", "log", "review", "governance", "abtest",
            "releases", "report"]
 
 

@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         Exits 0 when no check is an error, 1 when one is (2 for bad input).
         """
         from .. import results
+        from ..checks import profile as P
         from ..checks import run_checks
         from ..checks.datasheet import datasheet_dict, write_datasheet
         from ..data import prepare
@@ -26,20 +27,33 @@ def register(app: typer.Typer) -> None:
 
         fmt = check_format(fmt)
         c = load(case)
+        large = P.is_large(c)
         with case_lock(c, "check"):
+            prof = None
             if c.spec.task == "forecast":  # series checks (mlcase.forecast.checks); no datasheet for series yet
                 from ..forecast.checks import run_forecast_checks
                 from ..forecast.data import load_series
 
                 report, path = run_forecast_checks(c, load_series(c)), None
             else:
-                dataset = prepare(c)
+                if large:  # out of core: every row profiled by DuckDB under a memory cap, the checks on a sample
+                    prof = P.profile(c)
+                    dataset = prepare(c, frame=P.sample_frame(c))
+                    results.save(c, "profile", prof)
+                else:
+                    dataset = prepare(c)
                 report = run_checks(c, dataset)
                 path = write_datasheet(c, dataset, report)
                 results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})
             results.save(c, "checks", report.to_dict())
+        note = None
+        if prof is not None:
+            note = (f"the source ({prof['bytes'] / 2**20:,.0f} MiB of Parquet) exceeds engine.memory_share of memory: "
+                    f"{prof['rows']:,} rows profiled out of core (DuckDB, memory limit {prof['memory_limit']}), "
+                    f"the checks ran on a uniform sample of {len(dataset.frame):,} rows")
         if json_out:
-            emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path) if path else None})
+            emit_json({"case": c.name, **report.to_dict(), "datasheet": str(path) if path else None,
+                       **({"profile": prof, "note": note} if prof is not None else {})})
         elif fmt != "table":
             out = console(quiet)
             show(findings_listing(c.name, report), fmt, out)
@@ -51,6 +65,8 @@ def register(app: typer.Typer) -> None:
             out = console(quiet)
             lines = report.summary_lines()
             out.print(f"[bold]{escape(c.name)}[/bold]: {escape(lines[0])}")
+            if note:
+                out.print(f"[yellow]note:[/yellow] {escape(note)}")
             for chk in report.checks:
                 out.print(f"[{_STYLE[chk.severity]}]{chk.severity.upper():<7}[/] {escape(chk.line())}")
                 if chk.fix and chk.severity != "info":

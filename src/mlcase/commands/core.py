@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._engine import EngineOpt, SchedulerOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +23,8 @@ def register(app: typer.Typer) -> None:
         refit: Annotated[str | None, typer.Option(
             "--refit", help="'all': also register the champion refitted on every labelled row (overrides the "
                             "spec's refit).")] = None,
+        engine: EngineOpt = None,
+        scheduler: SchedulerOpt = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ):
@@ -29,7 +32,8 @@ def register(app: typer.Typer) -> None:
         from ..pipeline import run as run_case
 
         c = load(case)
-        result = run_case(c, budget=budget, force=force, quiet=quiet or json_out, console=console(quiet), refit=refit)
+        result = run_case(c, budget=budget, force=force, quiet=quiet or json_out, console=console(quiet), refit=refit,
+                          engine=engine, scheduler=scheduler)
         if json_out:
             emit_json(result.summary())
         else:

@@ -7,7 +7,33 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._engine import EngineOpt, SchedulerOpt
 from ._listing import Column, FormatOpt, Listing, check_format, money, number, show, size
+
+
+def _bakeoff_large(c, engine, scheduler, json_out: bool, quiet: bool) -> None:
+    """``mlcase bakeoff`` on a source larger than memory (:mod:`mlcase.bakeoff.large`); saved as ``bakeoff_large``."""
+    from rich.markup import escape
+
+    from .. import results
+    from ..bakeoff.large import check_large, run_large_bakeoff
+    from ..engine import engine_for
+    from ..lock import case_lock
+
+    out = console(quiet)
+    with engine_for(c, engine, scheduler, console=None if quiet or json_out else out) as eng:
+        check_large(c, eng)  # before anything is written
+        with case_lock(c, "bakeoff"):
+            res = run_large_bakeoff(c, eng, console=out, quiet=quiet or json_out).to_dict()
+            results.save(c, "bakeoff_large", res)
+    if json_out:
+        emit_json(res)
+        return
+    out.print(f"out of core: {res['rows']:,} rows in {res['partitions']} partitions ({res['source_bytes'] / 2**20:,.1f} "
+              f"MiB), validated on {res['valid_rows']:,}")
+    for r in res["leaderboard"]:
+        out.print(f"  {escape(r['name']):<10} {r['kind']:<9} {res['metric']} {r[res['metric']]:.4f}  {escape(r['estimator'])}")
+    out.print(f"best candidate: {res['candidate']}")
 
 
 def register(app: typer.Typer) -> None:
@@ -15,6 +41,8 @@ def register(app: typer.Typer) -> None:
     def bakeoff(
         case: CaseArg = None,
         budget: Annotated[str | None, typer.Option(help="Time budget, e.g. 90s or 2m (default: the spec's budget).")] = None,
+        engine: EngineOpt = None,
+        scheduler: SchedulerOpt = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ):
@@ -25,15 +53,21 @@ def register(app: typer.Typer) -> None:
         from .. import results
         from ..bakeoff import run_bakeoff
         from ..data import prepare
+        from ..engine import engine_for
         from ..lock import case_lock, take_over
         from ..tracking import client
 
         c = load(case)
-        with case_lock(c, "bakeoff") as held:
+        from ..checks.profile import is_large
+
+        if is_large(c):  # Parquet past engine.memory_share: LightGBM's and XGBoost's Dask estimators
+            return _bakeoff_large(c, engine, scheduler, json_out, quiet)
+        with engine_for(c, engine, scheduler, console=None if quiet or json_out else console(quiet)) as eng, \
+                case_lock(c, "bakeoff") as held:
             dataset = prepare(c)
             client(c)
             take_over(c, held)
-            res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out)
+            res = run_bakeoff(c, dataset, budget=budget, console=console(quiet), quiet=quiet or json_out, engine=eng)
             res.wait_tracking()
             results.save(c, "bakeoff", res.to_dict())
         if json_out:

@@ -12,6 +12,7 @@ import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
 from ..formats import duration
+from ._engine import EngineOpt, SchedulerOpt
 from ._listing import Column, FormatOpt, Listing, check_format, number, show
 
 LogOpt = Annotated[str | None, typer.Option(
@@ -33,6 +34,8 @@ def register(app: typer.Typer) -> None:
         window: WindowOpt = None,
         no_notify: Annotated[bool, typer.Option("--no-notify", help="Do not run monitoring.notify commands.")] = False,
         fmt: FormatOpt = "table",
+        engine: EngineOpt = None,
+        scheduler: SchedulerOpt = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ):
@@ -48,6 +51,8 @@ def register(app: typer.Typer) -> None:
         from ..monitor import monitor
 
         fmt = check_format(fmt)
+        from ..engine import engine_for
+
         c = load(case)
         if c.spec.task == "forecast":  # realized error by horizon step against the actuals (mlcase.forecast.monitor)
             from ..forecast.monitor import monitor_forecasts
@@ -65,7 +70,8 @@ def register(app: typer.Typer) -> None:
             if data["alerts"]:
                 raise typer.Exit(1)
             return
-        result = monitor(c, log=log, labels=labels, window=window)
+        with engine_for(c, engine, scheduler, console=None if quiet or json_out else console(quiet)) as eng:
+            result = monitor(c, log=log, labels=labels, window=window, engine=eng)
         data = monitoring_done(c, result.to_dict(), log=log, send=not no_notify)
         results.save(c, "monitoring", data)
         if json_out:

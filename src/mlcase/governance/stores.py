@@ -16,7 +16,8 @@ it (:mod:`mlcase.governance.forget`).
 :func:`stores_for` lists a case's stores: the files mlcase wrote or read that hold log rows
 (review exports and imports, label files; :func:`register_file` records them in
 ``<case>/.mlcase/governance/files.json``), the entries of :data:`STORE_FACTORIES` (the compacted
-Parquet log adds one: ``register_store(lambda case, target: [ParquetLogStore(folder)])``), and the
+Parquet part of a SQLite log, :class:`mlcase.monitor.compact.CompactedLogStore`, is registered here;
+``register_store(lambda case, target: [ParquetLogStore(folder)])`` adds any other folder), and the
 prediction log itself, always last: it is where a subject's request ids are found, so it is
 erased after every store that needs them.
 """
@@ -428,3 +429,13 @@ def stores_for(case, log: str | None = None, files: list | None = None) -> list:
         out.extend(factory(case, target))
     out.append(PredictionLogStore(target))
     return out
+
+
+def _compacted_log(case, target: str) -> list:
+    """The compacted Parquet part of the SQLite log at ``target`` (``mlcase log compact``), when it has one."""
+    from ..monitor.compact import compacted_stores
+
+    return compacted_stores(case, target)
+
+
+register_store(_compacted_log)

@@ -50,6 +50,7 @@ class MonitorResult:
     alerts: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
     reviews: dict | None = None
+    compacted: dict | None = None      # what compacting the closed windows first did (mlcase.monitor.compact)
     ranking: dict | None = None  # ranking cases: mlcase.monitor.ranking.list_metrics
 
     @property
@@ -74,4 +75,5 @@ class MonitorResult:
                 "status": "alert" if self.alerts else "ok", "n_alerts": len(self.alerts), "alerts": self.alerts,
                 "alerts_by_owner": self.alerts_by_owner(),
                 "warnings": self.warnings, "labels": self.labels, "overall": self.overall, "reviews": self.reviews,
-                "windows": self.windows, **({"ranking": self.ranking} if self.ranking is not None else {})}
+                "compacted": self.compacted, "windows": self.windows,
+                **({"ranking": self.ranking} if self.ranking is not None else {})}

@@ -36,7 +36,7 @@ DUCKDB_MEMORY_LIMIT = "512MB"  # DuckDB spills to the run's temporary folder pas
 
 
 def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, alpha: float = DRIFT_ALPHA,
-            alias: str = "champion") -> MonitorResult:
+            alias: str = "champion", engine=None, compact: bool | None = None) -> MonitorResult:
     """Compare the served data and outcomes with the training reference, window by window.
 
     Parameters
@@ -62,6 +62,12 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
         log or its labels, so a replayed log gives the same answer.
     alpha : float
         Level of the drift tests.
+    engine : mlcase.engine.Engine, optional
+        The Dask engine types the compacted part's date partitions (its windows) on the
+        workers; the local engine (default) reads them here. The result is the same.
+    compact : bool, optional
+        Compact the closed windows of the case's own SQLite log first (:mod:`.compact`);
+        default: when ``monitoring.compact_after`` closed rows wait (0 turns it off).
 
     Returns
     -------
@@ -78,6 +84,7 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
         raise SpecError(f"--window: expected a positive duration, got {window!r}", "give a duration such as 1d or 6h")
     source = _sources.resolve_source(case, log)  # before the registry: a wrong path fails fast
     warnings: list[dict] = []
+    compacted = _auto_compact(case, source, window_s, compact, warnings)
     alias_used = None
     if bundle is None:
         bundle, alias_used = default_bundle(case, alias)
@@ -91,6 +98,7 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
                          f"reads {REFERENCE_VERSION}", "re-run `mlcase run` to register the model with a new reference")
     with tempfile.TemporaryDirectory(prefix="mlcase-monitor-") as tmp:
         run = _Run(case, bundle, reference, window_s, alpha, warnings, Path(tmp))
+        run.engine = engine
         try:
             _sources.load(run, source, labels)
             result = run.compute(now)
@@ -103,7 +111,31 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
             run.close()
     result.model = {"name": bundle.name, "role": bundle.role, "version": bundle.version, "alias": alias_used,
                     "threshold": bundle.threshold}
+    result.compacted = compacted
     return result
+
+
+def _auto_compact(case, source, window_s: float, compact: bool | None, warnings: list) -> dict | None:
+    """Compact the closed windows of the case's own SQLite log when enough wait (or ``compact`` says so)."""
+    from . import compact as _compact
+
+    if source.kind != "sqlite" or compact is False:
+        return None
+    min_rows = case.spec.monitoring.compact_after
+    if compact is None and not min_rows:
+        return None
+    try:
+        from ..serve.predlog import resolve_target
+
+        if Path(resolve_target(case)).resolve() != Path(source.target).resolve():
+            return None  # a log given with --log is read, never written
+        done = _compact.compact(case, source.target, window=window_s) if compact else \
+            _compact.auto_compact(case, Path(source.target), window_s, min_rows)
+    except Exception as exc:  # noqa: BLE001 - compaction is an optimisation: monitoring reads the SQLite log anyway
+        warnings.append({"kind": "compaction", "message": f"the closed windows were not compacted "
+                         f"({type(exc).__name__}: {str(exc)[:160]}); monitoring read the SQLite log"})
+        return None
+    return done.to_dict() if done is not None else None
 
 
 def default_bundle(case, alias: str = "champion"):
@@ -145,9 +177,11 @@ class _Run:
         self.window_s = float(window_s)
         self.alpha = alpha
         self.warnings = warnings
-        self.con = duckdb.connect(str(tmp / "monitor.duckdb"))
+        self.con = duckdb.connect(":memory:")  # spills to temp_directory past memory_limit
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(f"SET temp_directory = {_lit(str(tmp / 'spill'))}")
+        self.memory_limit = DUCKDB_MEMORY_LIMIT
+        self.engine = None
         self.con.execute(f"SET memory_limit = {_lit(DUCKDB_MEMORY_LIMIT)}")
         self.features = [f for f in bundle.features if f in reference["features"]]
         self.kinds = {f: reference["features"][f]["kind"] for f in self.features}
@@ -289,7 +323,9 @@ class _Run:
                                 .fetchall()[0][0])
         self.has_reviews = bool(self.con.execute("SELECT count(*) > 0 FROM lab WHERE _reviewer IS NOT NULL")
                                 .fetchall()[0][0])
-        self.con.execute("DROP TABLE raw")
+        kind = self.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'raw'").fetchall()
+        self.con.execute("DROP VIEW raw" if kind and kind[0][0] == "VIEW" else "DROP TABLE raw")
+        self.con.execute("DROP TABLE IF EXISTS raw_tail")
 
     # ------------------------------------------------------------------ compute
     def compute(self, now) -> MonitorResult:

@@ -136,6 +136,13 @@ def _load_database(run, source: _Source) -> None:
     pred_cols = ["request_id", "ts", "model_version", "tier", "fallback", "reason", "score", "decision",
                  "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision", "freshness"]
     reader = _SqliteReader(source.target) if source.kind == "sqlite" else _SqlAlchemyReader(source.target)
+    files, tail = [], None
+    if source.kind == "sqlite":  # the compacted part (Parquet) and the live tail: every row once
+        from .compact import CompactedLog
+
+        store = CompactedLog(source.target)
+        batches = store.batches(reader.con)
+        files, tail = store.files(batches), (store.tail_where(batches) if batches else None)
     try:
         tables = reader.tables()
         if "predictions" not in tables:
@@ -147,8 +154,13 @@ def _load_database(run, source: _Source) -> None:
                 raise DataError(f"--log: the predictions table in {source.label} has no '{need}' column",
                                 "use the layout in docs/contracts.md (the serving log writes it)")
         # read the next chunk while DuckDB types the current one
-        for rows in _prefetch(reader.chunks("predictions", pred_cols, have)):
+        for rows in _prefetch(reader.chunks("predictions", pred_cols, have, where=tail)):
             _insert_log_chunk(run, pa.table(rows))
+        if files:
+            if getattr(run, "engine", None) is not None and run.engine.parallel:
+                _type_on_workers(run, files)
+            else:
+                _attach_compacted(run, files)
         if "labels" in tables:
             lab_have = reader.columns("labels")
             if {"request_id", "label"} <= set(lab_have):
@@ -163,6 +175,97 @@ def _load_database(run, source: _Source) -> None:
     finally:
         reader.close()
     run.has_time = bool(run.con.execute("SELECT count(_t) > 0 FROM raw").fetchall()[0][0])
+
+
+def _type_on_workers(run, files: list) -> None:
+    """The Dask engine: each worker types some date partitions (windows) of the compacted part; ``raw`` gets them.
+
+    A worker reads its partitions with its own DuckDB (memory capped like this one's) and sends
+    back the typed, projected rows; the windows' statistics are then computed here, over the
+    same rows the local engine reads, so the result is the same.
+    """
+    import pyarrow as pa
+
+    by_day: dict[str, list] = {}
+    for f in files:
+        by_day.setdefault(Path(f).parent.name, []).append(str(f))
+    sqls = [compacted_select(run, g, like="raw") for g in by_day.values()]
+    eng = run.engine
+    ahead = 2 * eng.slots   # partitions typed ahead of this process: the workers hold no more than these
+    futures = [eng.submit(type_partitions, sql, run.memory_limit, key="monitor-partitions") for sql in sqls[:ahead]]
+    for k in range(len(sqls)):
+        tbl: pa.Table = futures[k].result()
+        futures[k] = None
+        if k + ahead < len(sqls):
+            futures.append(eng.submit(type_partitions, sqls[k + ahead], run.memory_limit, key="monitor-partitions"))
+        run.con.register("_part", tbl)
+        try:
+            run.con.execute("INSERT INTO raw SELECT * FROM _part")
+        finally:
+            run.con.unregister("_part")
+
+
+def type_partitions(sql: str, memory_limit: str):
+    """Run a :func:`compacted_select` on a worker: the typed rows as an Arrow table."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = {_lit(memory_limit)}")
+        return con.execute(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _attach_compacted(run, files: list) -> None:
+    """Make ``raw`` the live tail read so far plus the compacted part of the log (:mod:`.compact`).
+
+    The compacted part is not copied: ``raw`` becomes a view over the tail's table and the
+    Parquet files (whose inputs and times are typed already), so the windowed ``log`` table is
+    the only copy of the rows DuckDB makes.
+    """
+    run.con.execute("ALTER TABLE raw RENAME TO raw_tail")
+    run.con.execute(f"CREATE VIEW raw AS SELECT * FROM raw_tail UNION ALL {compacted_select(run, files)}")
+
+
+def compacted_select(run, files: list, like: str = "raw_tail") -> str:
+    """A SELECT of the compacted files shaped like the table ``like`` (``raw``'s columns)."""
+    src = f"read_parquet([{', '.join(_lit(str(f)) for f in files)}], union_by_name = true, hive_partitioning = false)"
+    have = {r[0] for r in run.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+
+    def col(name: str, expr: str) -> str:
+        return expr if name in have else "NULL"
+
+    feats = []
+    needs_json = False
+    for c in [*run.features, *run.extras]:
+        typed = f"inputs.{c}"
+        if typed in have:
+            feats.append(run.value_sql(c, _q(typed)))
+        elif "_inputs_valid" in have:  # typed at compaction, and no record had this key
+            feats.append(run.value_sql(c, "NULL"))
+        else:
+            feats.append(run.value_sql(c, f"json_extract_string(inputs, {_lit('$.' + json_path_key(c))})"))
+            needs_json = True
+    # typed at compaction: _inputs_valid is NULL for NULL inputs, so the JSON text is never read here
+    bad = "NOT coalesce(_inputs_valid, false)" if "_inputs_valid" in have and not needs_json else (
+        "inputs IS NULL OR NOT coalesce(json_valid(inputs), false)")
+    exprs = ["CAST(request_id AS VARCHAR)", "_t" if "_t" in have else ts_sql("ts"), col("model_version", "TRY_CAST(model_version AS INTEGER)"),
+             col("tier", "CAST(tier AS VARCHAR)"), col("fallback", "TRY_CAST(fallback AS INTEGER)"),
+             col("reason", "CAST(reason AS VARCHAR)"), col("score", "nullif(TRY_CAST(score AS DOUBLE), 'NaN'::DOUBLE)"),
+             col("decision", "CAST(decision AS VARCHAR)"), col("prediction", "CAST(prediction AS VARCHAR)"), "NULL",
+             col("arm", "CAST(arm AS VARCHAR)"), col("audit", "TRY_CAST(audit AS INTEGER)"),
+             col("sampling_probability", "nullif(TRY_CAST(sampling_probability AS DOUBLE), 'NaN'::DOUBLE)"),
+             col("model_decision", "CAST(model_decision AS VARCHAR)"), col("freshness", "CAST(freshness AS VARCHAR)"),
+             bad, *feats]
+    names = [r[0] for r in run.con.execute(f"DESCRIBE {like}").fetchall()]
+    return f"SELECT {', '.join(f'{e} AS {_q(n)}' for e, n in zip(exprs, names, strict=True))} FROM {src}"
+
+
+def json_path_key(name: str) -> str:
+    """A JSON path step for a key (quoted, so any key works)."""
+    return '"' + str(name).replace('"', '\\"') + '"'
 
 
 def _insert_labels(run, table: str, seq: str | None, offset: int = 0) -> None:
@@ -367,7 +470,8 @@ class _SqliteReader:
     def columns(self, table: str) -> list[str]:
         return [r[1] for r in self.con.execute(f"PRAGMA table_info({_q(table)})")]
 
-    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None):
+    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None,
+               where: str | None = None):
         import pyarrow as pa
 
         sel = []
@@ -380,7 +484,8 @@ class _SqliteReader:
                 sel.append(f"CASE WHEN typeof({_q(c)}) IN ('integer', 'real') THEN {_q(c)} END AS {c}")
         types = {c: (pa.string() if c in self.TEXT else (pa.float64() if c in self.FLOAT else pa.int64()))
                  for c in wanted}
-        cur = self.con.execute(f"SELECT {', '.join(sel)} FROM {_q(table)}" + (f" ORDER BY {_q(order)}" if order else ""))
+        cur = self.con.execute(f"SELECT {', '.join(sel)} FROM {_q(table)}" + (f" WHERE {where}" if where else "")
+                               + (f" ORDER BY {_q(order)}" if order else ""))
         while True:
             rows = cur.fetchmany(CHUNK_ROWS)
             if not rows:
@@ -412,7 +517,8 @@ class _SqlAlchemyReader:
     def columns(self, table: str) -> list[str]:
         return [c["name"] for c in self.insp.get_columns(table)]
 
-    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None):
+    def chunks(self, table: str, wanted: list[str], have: list[str], order: str | None = None,
+               where: str | None = None):
         import pyarrow as pa
 
         sel = ", ".join(_q(c) if c in have else f"NULL AS {c}" for c in wanted)

@@ -587,7 +587,8 @@ class Chain:
         return self.tiers[0]
 
 
-def load_chain(case, version: int | None = None, bundles: dict | None = None, registry: bool = True) -> Chain:
+def load_chain(case, version: int | None = None, bundles: dict | None = None, registry: bool = True,
+               fallbacks: bool = True) -> Chain:
     """The served model and the fallback tiers of ``serving.fallback`` for a case.
 
     Parameters
@@ -599,6 +600,8 @@ def load_chain(case, version: int | None = None, bundles: dict | None = None, re
         Bundles by role (``model``, ``previous_champion``, ``baseline``) that replace the registry's.
     registry : bool
         Read the case's registry for the roles not in ``bundles``.
+    fallbacks : bool
+        False: the served model's tier only (batch scoring loads the others when a row needs them).
 
     Without a ``champion`` alias the registered ``baseline`` is served, and the chain's
     notes say so.
@@ -637,12 +640,22 @@ def load_chain(case, version: int | None = None, bundles: dict | None = None, re
             served = "baseline"
             notes.append("no 'champion' alias is registered (the decision was not GO): serving the 'baseline'")
     tiers = [Tier("model", primary, check_domain=True, domain_margin=margin, max_unseen=max_unseen)]
+    if not fallbacks:
+        decider = Decider(primary.task, primary.classes, primary.positive, defer=spec.conformal.defer,
+                          max_interval_width=spec.conformal.max_interval_width)
+        return Chain(tiers, decider, served, notes, unavailable)
 
     def fetch(role: str, loader):
         if role in injected:
             return injected[role]
         if not registry:
             return None
+        if role == "baseline" and primary.version is not None:
+            from .. import tracking
+
+            if tracking.alias_version(case, "baseline") == primary.version:  # not loaded a second time
+                unavailable.append({"tier": role, "reason": f"it is the served model (version {primary.version})"})
+                return False
         try:
             b = loader()
         except MlcaseError as exc:

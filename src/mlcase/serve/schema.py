@@ -362,6 +362,21 @@ class RecordSpec:
                     f"({', '.join(flags['unknown_categories'][:5])})")
         return None
 
+    def domain_mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Vectorised ``out_of_domain(flags(rec)) is not None`` for a typed frame (batch scoring)."""
+        n = len(frame)
+        ood = np.zeros(n, dtype=bool)
+        unseen = np.zeros(n, dtype=int)
+        for name, r in self.rules.items():
+            s = frame[name]
+            if r.known and r.kind == "categorical":
+                unseen += (s.notna().to_numpy() & ~s.isin(r.known).to_numpy())
+            if name in self._lo:
+                v = s.to_numpy(dtype="float64", na_value=np.nan)
+                with np.errstate(invalid="ignore"):
+                    ood |= (v < self._lo[name]) | (v > self._hi[name])
+        return ood | (unseen > self.max_unseen)
+
     def frame_flags(self, frame: pd.DataFrame) -> tuple[np.ndarray, list[dict]]:
         """Vectorised :meth:`flags` for a typed frame: (out-of-domain mask, per-row flags)."""
         n = len(frame)
