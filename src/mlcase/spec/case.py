@@ -1,0 +1,189 @@
+"""``CaseSpec``: the whole ``case.yaml`` and the checks that span its sections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from .base import (
+    SPEC_VERSION,
+    Duration,
+    _Model,
+    parse_rate,
+)
+from .sections import (
+    CANDIDATES,
+    AnalysisSpec,
+    Assumption,
+    BakeoffSpec,
+    BaselineSpec,
+    Compute,
+    ConformalSpec,
+    Constraints,
+    Costs,
+    DataSpec,
+    EngineSpec,
+    EvaluationSpec,
+    ForecastSpec,
+    MonitoringSpec,
+    PersonalDatum,
+    Problem,
+    RankingSpec,
+    ReleasesSpec,
+    RuleBaseline,
+    ServingSpec,
+    SplitSpec,
+    TaskName,
+    _personal_list,
+)
+
+
+class CaseSpec(_Model):
+    """The whole ``case.yaml``."""
+
+    spec_version: int = SPEC_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    decision: str
+    owner: str | None = None
+    problem: Problem = Field(default_factory=Problem)
+    goals: list[str] = Field(default_factory=list)
+    non_goals: list[str] = Field(default_factory=list)
+    owners: dict[str, str] = Field(default_factory=dict)
+    assumptions: list[Assumption] = Field(default_factory=list)
+    task: TaskName
+    data: DataSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    sensitive: list[str] = Field(default_factory=list)
+    personal_data: Annotated[list[PersonalDatum], BeforeValidator(_personal_list)] = Field(
+        default_factory=list, description="Columns holding personal data (direct identifiers), each with its "
+                                          "purpose; logged hashed by default (serving.log_inputs).")
+    costs: Costs = Field(default_factory=Costs)
+    constraints: Constraints = Field(default_factory=Constraints)
+    compute: Compute = Field(default_factory=Compute)
+    baselines: list[BaselineSpec] = Field(default_factory=lambda: ["majority", "linear"])
+    candidates: list[Literal[CANDIDATES]] = Field(default_factory=lambda: ["logistic", "hist_gbm", "lightgbm", "xgboost"])
+    budget: Duration = 120.0
+    bakeoff: BakeoffSpec = Field(default_factory=BakeoffSpec)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    refit: Literal["none", "all"] = Field(
+        "none", description="'all': after the decision, register the champion refitted on every labelled row "
+                            "beside the evaluated version (it becomes champion through the same decision).")
+    slices: list[str] = Field(default_factory=list)
+    feature_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Named groups of feature columns (e.g. one per data source) whose value "
+                                          "in money per decision the analysis measures; default each column.")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    conformal: ConformalSpec = Field(default_factory=ConformalSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    releases: ReleasesSpec = Field(default_factory=ReleasesSpec)
+    forecast: ForecastSpec | None = Field(None, description="task: forecast: horizon, frequency, covariates, "
+                                          "backtest windows.")
+    ranking: RankingSpec | None = Field(None, description="Ranking only: k, what counts as relevant, the gain.")
+    tracking_uri: str | None = None
+
+    @field_validator("budget")
+    @classmethod
+    def _budget_positive(cls, v):
+        if v <= 0:
+            raise ValueError(f"expected a positive time budget like '90s' or '2m', got {v!r}")
+        return v
+
+    @field_validator("constraints")
+    @classmethod
+    def _capacity_needs_volume(cls, v, info):
+        cap = v.review_capacity
+        problem = info.data.get("problem")
+        if isinstance(cap, str) and problem is not None and problem.volume is None:
+            _, period = parse_rate(cap, "review capacity")
+            raise ValueError(f"review_capacity '{cap}' is a count per {period}, which needs problem.volume to "
+                             "become a share of decisions; set problem.volume (e.g. '12000/month') or give the "
+                             "capacity as a share (0.08)")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw):
+        if isinstance(raw, dict) and raw.get("task") == "forecast":
+            from ..forecast.spec import forecast_defaults
+
+            return forecast_defaults(raw)
+        return raw
+
+    @model_validator(mode="after")
+    def _task_consistency(self):
+        if self.spec_version != SPEC_VERSION:
+            raise ValueError(f"spec_version {self.spec_version} is not supported by this mlcase (expected {SPEC_VERSION})")
+        if self.task == "regression" and self.costs.binary_given():
+            raise ValueError("costs: true_positive/false_positive/... apply to binary tasks; a regression case uses 'under' and 'over'")
+        if self.task == "binary" and self.costs.regression_given():
+            raise ValueError("costs: 'under'/'over' apply to regression; a binary case uses true_positive, false_positive, false_negative, true_negative")
+        if self.split.method == "time" and not self.data.time:
+            raise ValueError("split.method is 'time' but data.time names no column; set data.time or use another split")
+        if self.split.method == "group" and not self.data.group:
+            raise ValueError("split.method is 'group' but data.group names no column; set data.group or use another split")
+        if self.task == "regression" and self.split.method == "stratified":
+            self.split.method = "random"
+        seen = set()
+        for p in self.personal_data:
+            if p.column in seen:
+                raise ValueError(f"personal_data: '{p.column}' is listed twice; keep one entry with its purpose")
+            seen.add(p.column)
+        from ..forecast.spec import check_forecast_spec
+
+        check_forecast_spec(self)  # a forecast case's fields, and no forecast field in another task
+        if self.task == "ranking" or self.ranking is not None or self.split.method == "group_time":
+            from ..tasks.ranking import check_spec
+
+            check_spec(self)
+        return self
+
+    # convenience -----------------------------------------------------------
+    @property
+    def rule_baselines(self) -> list[RuleBaseline]:
+        return [b for b in self.baselines if isinstance(b, RuleBaseline)]
+
+    def named_columns(self) -> dict[str, list[str]]:
+        """Every column the spec names, keyed by the YAML path that names it."""
+        d = self.data
+        out: dict[str, list[str]] = {"data.target": [d.target]}
+        for key in ("id", "time", "group", "item", "label_time", "series"):
+            if getattr(d, key):
+                out[f"data.{key}"] = [getattr(d, key)]
+        if d.features.include:
+            out["data.features.include"] = list(d.features.include)
+        if d.features.exclude:
+            out["data.features.exclude"] = list(d.features.exclude)
+        if d.unavailable_at_serving:
+            out["data.unavailable_at_serving"] = list(d.unavailable_at_serving)
+        if self.sensitive:
+            out["sensitive"] = list(self.sensitive)
+        if self.slices:
+            out["slices"] = list(self.slices)
+        if self.personal_data:
+            out["personal_data"] = [p.column for p in self.personal_data]
+        if d.freshness:
+            out["data.freshness"] = list(d.freshness)
+        if self.serving.log_inputs:
+            out["serving.log_inputs"] = list(self.serving.log_inputs)
+        for g, cols in self.feature_groups.items():
+            out[f"feature_groups.{g}"] = list(cols)
+        if self.forecast is not None:
+            for key in ("known", "past_only"):
+                if getattr(self.forecast, key):
+                    out[f"forecast.{key}"] = list(getattr(self.forecast, key))
+        return out
+
+    @property
+    def personal_columns(self) -> list[str]:
+        """The columns declared under ``personal_data``."""
+        return [p.column for p in self.personal_data]
+
+
