@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import _thread
 import argparse
-import http.client
 import json
 import os
 import subprocess
@@ -133,49 +132,22 @@ def timeout(tmp: Path) -> dict:
 def throughput(tmp: Path) -> dict:
     from tests.e2e.test_server import wait_ready
     from tests.e2e.test_server_durability import SERVER
-    from tests.serving_case import free_port, make_case, records
+    from tests.serving_case import LoadClients, free_port, make_case, records
 
     case, ds = make_case(tmp / "churn", n=1500)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLCASE_API_KEY"}
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(case.root), str(port)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    recs = records(ds, n=50)
-    acked = []
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def client(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        i = k
-        while not stop.is_set():
-            body = json.dumps(recs[i % len(recs)] if i % 5 else recs[i % 10: i % 10 + 3]).encode()
-            i += 1
-            try:
-                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                continue
-            if resp.status == 200:
-                with lock:
-                    acked.extend(p["request_id"] for p in json.loads(data)["predictions"])
-
+    load = LoadClients(port, records(ds, n=50))
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc)
-        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(6)]
         t0 = time.monotonic()
-        for th in threads:
-            th.start()
+        load.start()
         time.sleep(20)
-        with lock:
-            n = len(acked)
+        n = load.n_acked()
         elapsed = time.monotonic() - t0
-        stop.set()
-        for th in threads:
-            th.join(timeout=10)
+        load.stop()
     finally:
         proc.kill()
         proc.wait(timeout=10)

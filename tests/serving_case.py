@@ -136,3 +136,61 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class LoadClients:
+    """``n`` threads posting to ``/predict`` on 127.0.0.1:``port`` until :meth:`stop`: one record per call, three
+    every fifth call. ``acked`` holds the request ids of the 200 answers, ``failures`` the connection errors
+    (a client reconnects after each). Used by the durability test and ``benchmarks/timing_guarantees.py``."""
+
+    def __init__(self, port: int, recs: list[dict], n: int = 6):
+        import threading
+
+        self.port, self.recs = port, recs
+        self.acked: list[str] = []
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._client, args=(k,), daemon=True) for k in range(n)]
+
+    def start(self) -> LoadClients:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        for t in self.threads:
+            t.join(timeout=timeout)
+
+    def n_acked(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+    def _client(self, k: int) -> None:
+        import http.client
+        import json
+        import time
+
+        recs = self.recs
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        i = k
+        while not self._stop.is_set():
+            body = json.dumps(recs[i % len(recs)] if i % 5 else recs[i % 10: i % 10 + 3]).encode()
+            i += 1
+            try:
+                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as exc:
+                with self.lock:
+                    self.failures.append(type(exc).__name__)
+                conn.close()
+                if self._stop.is_set():
+                    return
+                time.sleep(0.01)
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                continue
+            if resp.status == 200:
+                with self.lock:
+                    self.acked.extend(p["request_id"] for p in json.loads(data)["predictions"])

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_server import wait_ready
-from tests.serving_case import free_port, make_case, records
+from tests.serving_case import LoadClients, free_port, make_case, records
 
 pytestmark = pytest.mark.slow
 HANG_GUARD_S = 600  # not a performance claim: a server that stops answering fails the test instead of hanging
@@ -42,59 +39,27 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(tmp_path):
     # tests/e2e/test_server.py runs the same app through `mlcase serve` on a registered champion
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(case.root), str(port)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    recs = records(ds, n=50)
-    acked: list[str] = []
-    failures: list[str] = []
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def client(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        i = k
-        while not stop.is_set():
-            body = json.dumps(recs[i % len(recs)] if i % 5 else recs[i % 10: i % 10 + 3]).encode()
-            i += 1
-            try:
-                conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException) as exc:
-                with lock:
-                    failures.append(type(exc).__name__)
-                conn.close()
-                if stop.is_set():
-                    return
-                time.sleep(0.01)
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                continue
-            if resp.status == 200:
-                with lock:
-                    acked.extend(p["request_id"] for p in json.loads(data)["predictions"])
-
+    load = LoadClients(port, records(ds, n=50))
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc)
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
-        for t in threads:
-            t.start()
+        load.start()
         # load until 600 predictions are acknowledged, however long that takes on this machine
         # (the rate is measured by benchmarks/timing_guarantees.py); the deadline only guards a hang
         deadline = time.monotonic() + HANG_GUARD_S
-        while len(acked) < 600 and proc.poll() is None and time.monotonic() < deadline:
+        while load.n_acked() < 600 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)  # mid-load, no shutdown hook runs
         proc.wait(timeout=10)
         time.sleep(0.3)
-        stop.set()
-        for t in threads:
-            t.join(timeout=10)
+        load.stop()
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    with lock:
-        answered = list(acked)
+    with load.lock:
+        answered = list(load.acked)
     assert len(answered) >= 600
-    assert failures, "the kill should have cut requests in flight"
+    assert load.failures, "the kill should have cut requests in flight"
     con = sqlite3.connect(case.root / "predictions.db")
     logged = {r[0] for r in con.execute("SELECT request_id FROM predictions")}
     missing = set(answered) - logged
