@@ -10,13 +10,17 @@ partition set) and ``xgboost`` as :class:`xgboost.dask.DaskXGBClassifier` / ``Da
 collective). Text columns become categories (``categorize``: one pass over the data); both libraries split
 on them natively. The validation rows are scored on the workers, partition by partition, with the fitted
 model, and only sums come back: log loss and Brier score (binary) or squared error (regression), for each
-candidate and for the training prior (``majority`` / ``mean``) as the floor to beat.
+candidate and for the training prior (``majority`` / ``mean``) as the floor to beat. The spec's other
+``baselines`` are validated the same way (:mod:`mlcase.bakeoff.large_baselines`): ``linear`` by scikit-learn's
+SGD with ``partial_fit`` over the training partitions, and each rule through the same DuckDB sandbox as in memory,
+its training rates summed from counts on the workers.
 
 Left out on purpose (see docs/contracts.md): the Optuna search (each family is fitted once with fixed,
-conservative settings: a search multiplies full passes over data that does not fit), multiclass targets,
-and the stages after the bake-off (evaluation in money, conformal sets, SHAP, registration), which still
-take a frame in memory. ``mlcase check`` profiles the same source out of core; a sample of it is what the
-rest of the pipeline can use.
+conservative settings: a search multiplies full passes over data that does not fit), a ``linear`` baseline
+through dask-ml (not installed: a heavy dependency for one baseline; ``partial_fit`` needs only scikit-learn),
+multiclass targets, and the stages after the bake-off (evaluation in money, conformal sets, SHAP,
+registration), which still take a frame in memory. ``mlcase check`` profiles the same source out of
+core; a sample of it is what the rest of the pipeline can use.
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ def run_large_bakeoff(case, engine, console=None, quiet: bool = False) -> LargeB
         row = _validate(client, valid, features, task, b["model"], b["name"], "baseline", b["estimator"])
         row.update({k: b[k] for k in ("expression", "fit_s") if k in b})
         rows.append(row)
+        if console is not None and not quiet:
+            console.print(f"{b['name']} ({b['estimator']}): validation {out.metric} {row[out.metric]:.4f}")
     for fam in families:
         started = time.perf_counter()
         est = _estimator(fam, task, client, case.spec.split.seed)

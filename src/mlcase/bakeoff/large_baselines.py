@@ -7,8 +7,9 @@
   feature is standardised) and, for the regression target, its mean and deviation (SGD on a raw target of large
   scale diverges). Categorical features are one-hot over their known categories (``categorize``); an unseen or
   missing category is all zeros. :data:`EPOCHS` passes, the partitions in a seeded order and the rows of each
-  shuffled with the same seed; averaged SGD (:data:`SGD`) lands close to the in-memory optimum on the same rows. The fitted model is a :class:`StreamedLinear`, which scores a partition's
-  feature frame on a worker like any candidate.
+  shuffled with the same seed; averaged SGD (:data:`SGD`) lands close to the in-memory optimum on the same
+  rows. The fitted model is a :class:`StreamedLinear`, which scores a partition's feature frame on a worker
+  like any candidate.
 - rules (``{rule: ..., name: ...}``): the same :class:`mlcase.rules.Rule` (the SQL guard, then DuckDB) evaluated on
   each training partition on the workers; only four counts per rule and partition come back (rows, positives, rows
   flagged, positives among them), from which :meth:`mlcase.baselines.RuleBaseline.from_sums` builds the model
