@@ -234,11 +234,38 @@ class RuleBaseline(BaseEstimator):
                              "a rule decides positive or negative")
         positive = (yy == self.classes_[1]).astype("float64")
         flags = self.rule_.predict(frame).astype(bool)
-        prior = float(positive.mean())
-        self.n_flagged_ = int(flags.sum())
-        self.rate_flagged_ = float((positive[flags].sum() + prior) / (flags.sum() + 1))
-        self.rate_unflagged_ = float((positive[~flags].sum() + prior) / ((~flags).sum() + 1))
+        return self._set_rates(len(positive), float(positive.sum()), int(flags.sum()), float(positive[flags].sum()))
+
+    def _set_rates(self, rows: int, positives: float, flagged: int, flagged_positives: float):
+        """The positive rate where the rule fires and where it does not, from four counts (shrunk by one pseudo-row)."""
+        prior = positives / rows
+        self.n_flagged_ = int(flagged)
+        self.rate_flagged_ = float((flagged_positives + prior) / (flagged + 1))
+        self.rate_unflagged_ = float((positives - flagged_positives + prior) / (rows - flagged + 1))
         return self
+
+    @classmethod
+    def from_sums(cls, expression: str, columns: list[str], task: str = "binary", *, rows: int, positives: float = 0.0,
+                  flagged: int = 0, flagged_positives: float = 0.0, mean: float = 0.0, where: str = "rule baseline"):
+        """A fitted rule baseline from sums over its training rows, for rows that are never in one place.
+
+        The out-of-core bake-off (:mod:`mlcase.bakeoff.large`) sums, per partition, the rows, the positives, the
+        rows the rule flags and the positives among them; with these sums this is the model :meth:`fit` gives on
+        the same rows. The classes are ``[0.0, 1.0]`` (binary); ``mean`` is the training mean (regression).
+        """
+        from .rules import Rule
+
+        self = cls(expression, task)
+        self.rule_ = Rule(expression=expression, columns=[str(c) for c in columns],
+                          kind="boolean" if task == "binary" else "numeric", where=where)
+        validate_data(self, pd.DataFrame(columns=self.rule_.columns), skip_check_array=True)  # the feature names
+        if task == "regression":
+            self.fill_value_ = float(mean)
+            return self
+        if rows <= 0:
+            raise ValueError("the training data is empty (0 samples); pass at least one row")
+        self.classes_ = np.array([0.0, 1.0])
+        return self._set_rates(rows, positives, flagged, flagged_positives)
 
     # ------------------------------------------------------------------ predict
     def flags(self, X) -> np.ndarray:

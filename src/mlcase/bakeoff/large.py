@@ -10,13 +10,17 @@ partition set) and ``xgboost`` as :class:`xgboost.dask.DaskXGBClassifier` / ``Da
 collective). Text columns become categories (``categorize``: one pass over the data); both libraries split
 on them natively. The validation rows are scored on the workers, partition by partition, with the fitted
 model, and only sums come back: log loss and Brier score (binary) or squared error (regression), for each
-candidate and for the training prior (``majority`` / ``mean``) as the floor to beat.
+candidate and for the training prior (``majority`` / ``mean``) as the floor to beat. The spec's other
+``baselines`` are validated the same way (:mod:`mlcase.bakeoff.large_baselines`): ``linear`` by scikit-learn's
+SGD with ``partial_fit`` over the training partitions, and each rule through the same DuckDB sandbox as in memory,
+its training rates summed from counts on the workers.
 
 Left out on purpose (see docs/contracts.md): the Optuna search (each family is fitted once with fixed,
-conservative settings: a search multiplies full passes over data that does not fit), multiclass targets,
-and the stages after the bake-off (evaluation in money, conformal sets, SHAP, registration), which still
-take a frame in memory. ``mlcase check`` profiles the same source out of core; a sample of it is what the
-rest of the pipeline can use.
+conservative settings: a search multiplies full passes over data that does not fit), a ``linear`` baseline
+through dask-ml (not installed: a heavy dependency for one baseline; ``partial_fit`` needs only scikit-learn),
+multiclass targets, and the stages after the bake-off (evaluation in money, conformal sets, SHAP,
+registration), which still take a frame in memory. ``mlcase check`` profiles the same source out of
+core; a sample of it is what the rest of the pipeline can use.
 """
 
 from __future__ import annotations
@@ -75,29 +79,14 @@ def run_large_bakeoff(case, engine, console=None, quiet: bool = False) -> LargeB
     -------
     LargeBakeoff
     """
-    import dask.dataframe as dd
-
-    from ..checks.profile import source_bytes, source_files
-    from ..data import select_features
+    from ..checks.profile import source_bytes
+    from .large_baselines import baseline_models
 
     t0 = time.perf_counter()
     client, families = check_large(case, engine)
     task = case.spec.task
     nbytes = source_bytes(case)
-    files = [str(f) for f in source_files(case)]
-    target = case.spec.data.target
-    df = dd.read_parquet(files)
-    if target not in df.columns:
-        raise SpecError(f"data.target '{target}' is not a column of {case.spec.data.source}",
-                        f"columns: {', '.join(map(str, df.columns[:20]))}")
-    features = select_features(case, df)   # only its columns are read: the same choice as in memory
-    text = [c for c in features if not _numeric(df[c].dtype)]
-    df = df[[*features, target]]
-    if text:
-        df = df.astype({c: "category" for c in text}).categorize(columns=text)
-    df = df.assign(_y=_target_column(df[target], case, task)).drop(columns=[target])
-    train, valid = df.random_split([1 - case.spec.split.valid_size, case.spec.split.valid_size],
-                                   random_state=case.spec.split.seed)
+    train, valid, features = read_split(case)
     if getattr(engine.info, "started_cluster", False):
         # LightGBM's network set-up logs to each worker's C stdout; a LocalCluster's workers share this
         # command's, which --json keeps for its one object
@@ -105,10 +94,16 @@ def run_large_bakeoff(case, engine, console=None, quiet: bool = False) -> LargeB
     train, valid = client.persist([train, valid])   # read once, kept on the workers (spilled past their memory)
     n_train, n_valid, prior = client.compute([train.shape[0], valid.shape[0], train["_y"].mean()], sync=True)
     out = LargeBakeoff(task=task, rows=int(n_train + n_valid), train_rows=int(n_train), valid_rows=int(n_valid),
-                       partitions=df.npartitions, source_bytes=nbytes,
+                       partitions=train.npartitions, source_bytes=nbytes,
                        metric="log_loss" if task == "binary" else "rmse")
     floor = "majority" if task == "binary" else "mean"
     rows = [_validate(client, valid, features, task, _Constant(float(prior), task), floor, "baseline", "prior")]
+    for b in baseline_models(case, client, train, features, task, float(prior)):   # linear and rules, if named
+        row = _validate(client, valid, features, task, b["model"], b["name"], "baseline", b["estimator"])
+        row.update({k: b[k] for k in ("expression", "fit_s") if k in b})
+        rows.append(row)
+        if console is not None and not quiet:
+            console.print(f"{b['name']} ({b['estimator']}): validation {out.metric} {row[out.metric]:.4f}")
     for fam in families:
         started = time.perf_counter()
         est = _estimator(fam, task, client, case.spec.split.seed)
@@ -130,6 +125,34 @@ def run_large_bakeoff(case, engine, console=None, quiet: bool = False) -> LargeB
     return out
 
 
+def read_split(case) -> tuple[Any, Any, list[str]]:
+    """``(train, valid, features)``: the source's partitions as Dask frames (lazy), split as the bake-off splits them.
+
+    Text features become categories (``categorize``: one pass); ``_y`` is the target as numbers. The split is
+    :meth:`dask.dataframe.DataFrame.random_split` seeded with ``split.seed``, so the same source always gives
+    the same rows (tests compare against in-memory fits on them).
+    """
+    import dask.dataframe as dd
+
+    from ..checks.profile import source_files
+    from ..data import select_features
+
+    task, target = case.spec.task, case.spec.data.target
+    df = dd.read_parquet([str(f) for f in source_files(case)])
+    if target not in df.columns:
+        raise SpecError(f"data.target '{target}' is not a column of {case.spec.data.source}",
+                        f"columns: {', '.join(map(str, df.columns[:20]))}")
+    features = select_features(case, df)   # only its columns are read: the same choice as in memory
+    text = [c for c in features if not numeric_dtype(df[c].dtype)]
+    df = df[[*features, target]]
+    if text:
+        df = df.astype({c: "category" for c in text}).categorize(columns=text)
+    df = df.assign(_y=_target_column(df[target], case, task)).drop(columns=[target])
+    train, valid = df.random_split([1 - case.spec.split.valid_size, case.spec.split.valid_size],
+                                   random_state=case.spec.split.seed)
+    return train, valid, features
+
+
 def check_large(case, engine) -> tuple[Any, list[str]]:
     """``(client, families)`` for :func:`run_large_bakeoff`, or the one-line :class:`SpecError` saying why not
     (called before anything is written)."""
@@ -148,10 +171,31 @@ def check_large(case, engine) -> tuple[Any, list[str]]:
     if not families:
         raise SpecError(f"candidates {list(case.spec.candidates)}: none has a Dask estimator for data larger than "
                         "memory", "add lightgbm or xgboost to candidates")
+    _check_expressions(case)
     return client, families
 
 
-def _numeric(dtype) -> bool:
+def _check_expressions(case, rows: int = 200) -> None:
+    """The spec's SQL (rule baselines, costs, assumption checks) run by DuckDB on the first ``rows`` rows of the
+    first partition, as :func:`mlcase.rules.validate_spec_expressions` runs them in memory: a bad rule is a
+    one-line :class:`~mlcase.errors.RuleError` naming ``baselines[i].rule`` before anything is read or written."""
+    import pyarrow.parquet as pq
+
+    from ..checks.profile import source_files
+    from ..data import select_features
+    from ..rules import validate_spec_expressions
+
+    files = source_files(case)
+    if not files:
+        return
+    with pq.ParquetFile(files[0]) as f:
+        batch = next(f.iter_batches(batch_size=rows), None)
+        head = (batch if batch is not None else f.schema_arrow.empty_table()).to_pandas()
+    validate_spec_expressions(case, head, select_features(case, head))
+
+
+def numeric_dtype(dtype) -> bool:
+    """Whether a column is a number (or a bool) to the models; any other column is a category."""
     import pandas as pd
 
     return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
