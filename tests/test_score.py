@@ -101,6 +101,41 @@ def test_score_command_with_the_registered_champion(churn, tmp_path):
     # one positional argument is the input (the case defaults to ./case.yaml)
     rc = main(["score", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")])
     assert rc == 2
+    # the console script (which freezes the GC before the interpreter shuts down) leaves its output
+    # whole, its one JSON object flushed on stdout, and its exit codes as main() returns them
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = str(Path(sys.executable).parent / "mlcase")
+    proc = subprocess.run([script, "score", str(case.root), str(tmp_path / "in.csv"), "-o",
+                           str(tmp_path / "out.parquet"), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert res["scored"] == len(got) == len(df) - 2 and res["fallbacks"] == {"constant": 1}
+    assert list(got["row"]) == list(out["row"]) and np.allclose(got["score"], out["score"], equal_nan=True)
+    proc = subprocess.run([script, "score", str(case.root), str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "nope.csv" in proc.stderr and not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 62, 63])
+def test_distinct_rows_is_numpys_unique_by_rows(k):
+    from mlcase.score import distinct_rows
+
+    rng = np.random.default_rng(k)
+    member = rng.random((3000, k)) < 0.2
+    member[:5] = False                     # an empty set
+    member[5:10] = True                    # every class
+    patterns, inverse = distinct_rows(member)
+    expect = np.unique(member, axis=0)
+    assert patterns.dtype == bool and inverse.shape == (len(member),)
+    assert (patterns[inverse] == member).all()
+    assert sorted(map(tuple, patterns)) == sorted(map(tuple, expect))
+    empty, inv = distinct_rows(np.zeros((0, k), dtype=bool))
+    assert empty.shape[0] == 0 and inv.shape == (0,)
 
 
 def test_the_vectorised_path_answers_as_the_fallback_chain_does_record_by_record(churn, tmp_path):
