@@ -191,6 +191,9 @@ def main() -> None:
     print("  (mlcase's rows/s includes reading the input, validation, conformal sets, decisions and writing the "
           "output; the bare rows/s is predict_proba alone, or reading + predict_proba)")
     ratio = s_rate / b_rate
+    per_rep = [r["rows_per_s"] / b["rows_per_s"] for r, b in zip(scored, bare, strict=True)]
+    print(f"  (ratio within each repetition, both run back to back: {', '.join(f'{x:.2f}' for x in per_rep)}; "
+          f"median {statistics.median(per_rep):.2f})")
     print(f"\nrows/s mlcase score / bare predict_proba: {ratio:.2f} (goal >= {GOAL_RATIO}): "
           f"{'met' if ratio >= GOAL_RATIO else 'NOT met'}; against reading + predict_proba: {s_rate / b_io_rate:.2f}")
     print(f"start-up of mlcase score (process wall - scoring_s): {s_proc:.2f}s (goal < {GOAL_STARTUP_S:.0f}s): "
