@@ -383,6 +383,7 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
         Bundles by role, instead of the registry (see :func:`mlcase.serve.fallback.load_chain`).
     """
     from .serve.fallback import load_chain
+    from .startup import fewer_gc_passes
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -400,7 +401,8 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     _check_output(output, "-o", input)
     _check_output(errors_path, "--errors", input, output)
     registry = bundles is None or "model" not in bundles
-    chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
+    with fewer_gc_passes():  # the imports of MLflow, skops and scikit-learn, and the model file
+        chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
     scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, dict(bundles or {}),
                                                            chain.primary.bundle, registry))
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
@@ -461,7 +463,14 @@ def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarra
     The serving path's sets (:func:`mlcase.conformal.sets.predict_sets`), built from the
     membership matrix at once: a chunk has few distinct sets, each written to JSON once.
     """
-    from .conformal.sets import _conf, _plain, _proba, intervals_from_scores, sets_from_scores
+    from .conformal.sets import (
+        _conf,
+        _plain,
+        _proba,
+        distinct_rows,
+        intervals_from_scores,
+        sets_from_scores,
+    )
 
     conf = _conf(bundle, None)
     if bundle.task == "regression":
@@ -473,25 +482,6 @@ def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarra
     patterns, inverse = distinct_rows(member)
     text = np.asarray([json.dumps([_plain(c) for c in labels[p]], default=str) for p in patterns], dtype=object)
     return text[inverse], member.sum(axis=1), None
-
-
-def distinct_rows(member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of a boolean matrix and each row's index among them (``np.unique(axis=0)``'s answer).
-
-    Up to 62 columns, each row is one integer (a bit per column) and the integers are
-    made unique: ``np.unique(member, axis=0)`` sorts the rows as structured records, which
-    took 0.16 s of the 0.95 s ``mlcase score`` spent on 200k rows of a binary model
-    (benchmarks/score_speed.py); this takes a few milliseconds.
-    """
-    member = np.asarray(member, dtype=bool)
-    k = member.shape[1] if member.ndim == 2 else 0
-    if member.ndim != 2 or k > 62:
-        patterns, inverse = np.unique(member, axis=0, return_inverse=True)
-        return patterns, np.asarray(inverse).reshape(-1)
-    bits = np.arange(k, dtype=np.int64)
-    codes = member.astype(np.int64) @ (np.int64(1) << bits)
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    return ((uniq[:, None] >> bits) & 1).astype(bool), np.asarray(inverse).reshape(-1)
 
 
 def _full_chain(case, version, bundles: dict, primary, registry: bool):
