@@ -103,6 +103,12 @@ def test_compacted_part_plus_tail_is_every_row_once_and_monitors_the_same(traine
     first = compact(case, log=db, before=iso(START + pd.Timedelta(days=3)))
     assert first.rows > 0 and first.tail_rows == N - first.rows
     assert _every_row(db) == Counter(ids)
+    # SQLite finds the tail's candidates through the ts index and the rowid, never by reading the whole log
+    con = sqlite3.connect(db)
+    tail = CompactedLog(db).tail_where(CompactedLog(db).batches(con))
+    plan = [row[-1] for row in con.execute(f"EXPLAIN QUERY PLAN SELECT request_id FROM predictions WHERE {tail}")]
+    con.close()
+    assert not any(step.startswith("SCAN") for step in plan) and any("predictions_ts" in step for step in plan), plan
     # rows logged after the compaction, one of them with a time the batch already covered (a late row)
     late = draw(2, np.random.default_rng(99))
     for path in (db, plain):

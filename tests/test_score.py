@@ -101,6 +101,41 @@ def test_score_command_with_the_registered_champion(churn, tmp_path):
     # one positional argument is the input (the case defaults to ./case.yaml)
     rc = main(["score", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")])
     assert rc == 2
+    # the console script (which freezes the GC before the interpreter shuts down) leaves its output
+    # whole, its one JSON object flushed on stdout, and its exit codes as main() returns them
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = str(Path(sys.executable).parent / "mlcase")
+    proc = subprocess.run([script, "score", str(case.root), str(tmp_path / "in.csv"), "-o",
+                           str(tmp_path / "out.parquet"), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    got = pd.read_parquet(tmp_path / "out.parquet")
+    assert res["scored"] == len(got) == len(df) - 2 and res["fallbacks"] == {"constant": 1}
+    assert list(got["row"]) == list(out["row"]) and np.allclose(got["score"], out["score"], equal_nan=True)
+    proc = subprocess.run([script, "score", str(case.root), str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "nope.csv" in proc.stderr and not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 62, 63])
+def test_distinct_rows_is_numpys_unique_by_rows(k):
+    from mlcase.conformal.sets import distinct_rows
+
+    rng = np.random.default_rng(k)
+    member = rng.random((3000, k)) < 0.2
+    member[:5] = False                     # an empty set
+    member[5:10] = True                    # every class
+    patterns, inverse = distinct_rows(member)
+    expect = np.unique(member, axis=0)
+    assert patterns.dtype == bool and inverse.shape == (len(member),)
+    assert (patterns[inverse] == member).all()
+    assert sorted(map(tuple, patterns)) == sorted(map(tuple, expect))
+    empty, inv = distinct_rows(np.zeros((0, k), dtype=bool))
+    assert empty.shape[0] == 0 and inv.shape == (0,)
 
 
 def test_the_vectorised_path_answers_as_the_fallback_chain_does_record_by_record(churn, tmp_path):
@@ -126,3 +161,53 @@ def test_the_vectorised_path_answers_as_the_fallback_chain_does_record_by_record
     for col, values in slow.items():
         assert [str(v) for v in out[col]] == [str(v) for v in _typed(col, values)], col
     assert (out["decision"] == "review").any() and out["conformal"].str.startswith("[").all()
+
+
+def test_fewer_gc_passes_while_loading_restores_the_thresholds(churn, tmp_path):
+    """The GC's thresholds are raised only inside the loading block: nested, in threads ending in any
+    order, on errors, and around score_file whether it succeeds or fails."""
+    import gc
+    import threading
+
+    from mlcase.errors import NotFoundError
+    from mlcase.startup import fewer_gc_passes
+
+    before = gc.get_threshold()
+    with fewer_gc_passes(young=60_000):
+        assert gc.get_threshold() == (60_000, *before[1:])
+        with fewer_gc_passes():
+            pass
+        assert gc.get_threshold()[0] == 60_000            # the inner block does not restore early
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError, match="inside"), fewer_gc_passes():
+        raise RuntimeError("inside")
+    assert gc.get_threshold() == before
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with fewer_gc_passes(young=60_000):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def second():
+        a_in.wait(5)
+        with fewer_gc_passes(young=60_000):
+            b_in.set()
+            a_out.wait(5)
+            seen["after_first_left"] = gc.get_threshold()[0]
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen["after_first_left"] == 60_000 and gc.get_threshold() == before
+    case, ds, b, df = churn
+    df.to_csv(tmp_path / "in.csv", index=False)
+    score_file(case, tmp_path / "in.csv", tmp_path / "out.csv", bundles={"model": b}, progress=False)
+    assert gc.get_threshold() == before
+    with pytest.raises(NotFoundError):
+        score_file(case, tmp_path / "in.csv", tmp_path / "out2.csv", version=999, progress=False)
+    assert gc.get_threshold() == before and not (tmp_path / "out2.csv").exists()

@@ -159,7 +159,7 @@ class ChunkScorer:
             answers = self.predictor.predict(_records(frame.iloc[rest], list(self.spec.rules)))
             for c, values in _answer_columns(answers).items():
                 cols[c][rest] = values
-        return {c: _typed(c, list(v)) for c, v in cols.items()}
+        return {c: _typed(c, v) for c, v in cols.items()}
 
 
 def _answer_columns(answers) -> dict:
@@ -223,7 +223,8 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn) -> dict:
             "reason": np.full(n, None, dtype=object), "model_version": np.full(n, bundle.version, dtype=object)}
 
 
-def _typed(name: str, values: list):
+def _typed(name: str, values):
+    """An output column from a list or an object array of per-row values."""
     if name == "score":
         return np.asarray(values, dtype="float64")
     if name == "fallback":
@@ -382,6 +383,7 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
         Bundles by role, instead of the registry (see :func:`mlcase.serve.fallback.load_chain`).
     """
     from .serve.fallback import load_chain
+    from .startup import fewer_gc_passes
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -399,7 +401,8 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     _check_output(output, "-o", input)
     _check_output(errors_path, "--errors", input, output)
     registry = bundles is None or "model" not in bundles
-    chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
+    with fewer_gc_passes():  # the imports of MLflow, skops and scikit-learn, and the model file
+        chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
     scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, dict(bundles or {}),
                                                            chain.primary.bundle, registry))
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
@@ -421,9 +424,10 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
                 result.scored += len(out)
                 result.invalid_rows += errs["row"].nunique() if len(errs) else 0
                 result.issues += len(errs)
-                for tier, fb in zip(out["tier"], out["fallback"], strict=True):
-                    if fb:
-                        result.fallbacks[tier] = result.fallbacks.get(tier, 0) + 1
+                fb = np.asarray(out["fallback"], dtype=bool)
+                if fb.any():
+                    for tier, cnt in out.loc[fb, "tier"].value_counts().items():
+                        result.fallbacks[tier] = result.fallbacks.get(tier, 0) + int(cnt)
                 for d, cnt in out["decision"].value_counts().items():
                     result.decisions[str(d)] = result.decisions.get(str(d), 0) + int(cnt)
                 out_w.write(out)
@@ -459,7 +463,14 @@ def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarra
     The serving path's sets (:func:`mlcase.conformal.sets.predict_sets`), built from the
     membership matrix at once: a chunk has few distinct sets, each written to JSON once.
     """
-    from .conformal.sets import _conf, _plain, _proba, intervals_from_scores, sets_from_scores
+    from .conformal.sets import (
+        _conf,
+        _plain,
+        _proba,
+        distinct_rows,
+        intervals_from_scores,
+        sets_from_scores,
+    )
 
     conf = _conf(bundle, None)
     if bundle.task == "regression":
@@ -468,9 +479,9 @@ def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarra
         return text, np.full(len(low), 2), high - low
     member = sets_from_scores(_proba(bundle, scores), conf)
     labels = np.asarray(conf.get("classes") or bundle.classes, dtype=object)
-    patterns, inverse = np.unique(member, axis=0, return_inverse=True)
+    patterns, inverse = distinct_rows(member)
     text = np.asarray([json.dumps([_plain(c) for c in labels[p]], default=str) for p in patterns], dtype=object)
-    return text[inverse.reshape(-1)], member.sum(axis=1), None
+    return text[inverse], member.sum(axis=1), None
 
 
 def _full_chain(case, version, bundles: dict, primary, registry: bool):

@@ -122,15 +122,20 @@ class CompactedLog:
 
     @staticmethod
     def tail_where(batches: list[Batch], alias: str = "") -> str:
-        """SQL (SQLite) selecting the rows of ``predictions`` no batch covers: the live tail."""
+        """SQL (SQLite) selecting the rows of ``predictions`` (``alias``) no batch covers: the live tail."""
         if not batches:
             return "1=1"
         a = f"{alias}." if alias else ""
         covered = " OR ".join(f"({a}ts >= {_lit(b.ts_from)} AND {a}ts < {_lit(b.ts_to)} AND {a}rowid <= {b.max_rowid})"
                               for b in batches)
-        # the first three terms only let SQLite find the candidates through the ts index and the rowid
+        # the candidates, found through the ts index and the rowid: SQLite scans the whole table for
+        # `ts >= hi OR ts < lo OR rowid > n` (two ranges of one column in an OR), but searches each
+        # term of a union (0.22 s -> 0.03 s for a 33k-row tail of a 1M-row log, benchmarks/monitor_scale.py)
         lo, hi, rowid = min(b.ts_from for b in batches), max(b.ts_to for b in batches), min(b.max_rowid for b in batches)
-        return f"({a}ts >= {_lit(hi)} OR {a}ts < {_lit(lo)} OR {a}rowid > {rowid}) AND NOT ({covered})"
+        candidates = (f"SELECT rowid FROM predictions WHERE ts >= {_lit(hi)} UNION ALL "
+                      f"SELECT rowid FROM predictions WHERE ts < {_lit(lo)} UNION ALL "
+                      f"SELECT rowid FROM predictions WHERE rowid > {rowid}")
+        return f"{a}rowid IN ({candidates}) AND NOT ({covered})"
 
 
 class CompactedLogStore:
