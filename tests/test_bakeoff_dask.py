@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from mlcase.bakeoff import run_bakeoff
-from mlcase.bakeoff.timebox import HARD_SHARE
 from mlcase.data import prepare
 from mlcase.engine import Engine
 
@@ -54,17 +53,13 @@ def test_champion_and_trials_match_the_local_engine(tmp_path, default_df, dask_e
 
 @pytest.mark.slow
 def test_the_budget_holds_with_families_running_side_by_side(tmp_path, default_df, dask_engine):
-    """Every family scored, no trial ended past the time box's hard end (as the box records it), trials overlapped."""
+    """Every family scored within a 10 s box, and the families' trials overlapped. How long it took against the
+    budget is measured by benchmarks/timing_guarantees.py (the suite asserts on no clock)."""
     budget = 10.0
     case, ds = _case(tmp_path, default_df, "budget", candidates=[*FAMILIES, "xgboost"])
-    started = time.monotonic()
     res = run_bakeoff(case, ds, budget=budget, quiet=True, engine=dask_engine)
-    wall = time.monotonic() - started
-    assert wall <= HARD_SHARE * budget + 30, f"{wall:.1f} s"   # within 10% + a fixed slack (a loaded 2-core box)
     scored = {r["name"] for r in res.leaderboard if r["kind"] == "candidate" and r["cv_mean"] is not None}
     assert {"logistic", "hist_gbm", "lightgbm", "xgboost"} <= scored
-    assert max(t["elapsed_s"] for t in res.trials) <= HARD_SHARE * budget
-    assert res.phases["search_end_s"] <= HARD_SHARE * budget
     spans = sorted((t["elapsed_s"] - t["duration_s"], t["elapsed_s"], t["family"]) for t in res.trials)
     overlapping = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] and a[2] != b[2]]
     assert overlapping, "no two families' trials ran at the same time"
