@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import _thread
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -48,17 +47,15 @@ def default_run(tmp_path_factory, default_df):
                      baselines=["majority", "linear", {"rule": DEFAULT_RULE}],
                      candidates=["logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest"])
     ds = prepare(case)
-    t = time.monotonic()
     res = run_bakeoff(case, ds, budget=20, quiet=True)
-    wall = time.monotonic() - t
-    return case, ds, res, wall
+    return case, ds, res
 
 
 @pytest.mark.slow
 def test_a_20s_budget_gives_every_family_a_slice(default_run):
     """How long the budget actually takes is measured by benchmarks/timing_guarantees.py, not asserted here."""
-    case, ds, res, wall = default_run
-    assert res.elapsed_s <= wall and res.budget_s == 20 and not res.interrupted
+    case, ds, res = default_run
+    assert res.budget_s == 20 and not res.interrupted
     # every family scored its defaults at least, and the search ended before the budget
     assert set(res.families) == {"logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest"}
     assert all(f["complete"] >= 1 for f in res.families.values()), res.families
@@ -73,7 +70,7 @@ def test_models_are_refitted_on_train_and_valid_with_out_of_fold_valid_scores(de
     from mlcase import candidates as C
     from mlcase.evaluate import valid_scores
 
-    case, ds, res, _ = default_run
+    case, ds, res = default_run
     rows = {r["name"]: r for r in res.leaderboard}
     for name in ("majority", "linear", "rule"):
         assert rows[name]["kind"] == "baseline" and np.isfinite(rows[name]["cv_mean"]), name
@@ -112,7 +109,7 @@ def test_models_are_refitted_on_train_and_valid_with_out_of_fold_valid_scores(de
 
 @pytest.mark.slow
 def test_selection_is_on_log_loss_with_the_business_cost_beside_it(default_run):
-    case, ds, res, _ = default_run
+    case, ds, res = default_run
     assert res.metric == "log_loss" and res.select_on == "loss"
     pool = _pool(ds)
     rows = ds.frame.iloc[pool].reset_index(drop=True)
@@ -136,7 +133,7 @@ def test_refit_all_version_saw_every_labelled_row_and_says_which(default_run):
     from mlcase import tracking
     from mlcase.bakeoff import register, register_refit
 
-    case, ds, res, _ = default_run
+    case, ds, res = default_run
     versions = register(case, res)
     evaluated = res.candidate_bundle
     evaluated.threshold = 0.31  # what the evaluation would have chosen
@@ -173,7 +170,7 @@ def test_select_on_cost_keeps_the_old_ranking(tmp_path):
 
 @pytest.mark.slow
 def test_leaderboard_rows_carry_running_costs(default_run):
-    case, ds, res, _ = default_run
+    case, ds, res = default_run
     row = next(r for r in res.leaderboard if r["name"] == res.candidate)
     for key in ("fit_cpu_s", "size_bytes", "peak_mem_mb", "predict_1_ms", "predict_1000_ms"):
         assert row[key] is not None and row[key] >= 0, key
@@ -192,7 +189,7 @@ def test_leaderboard_is_written_tracked_and_reported(default_run):
     from mlcase import tracking
     from mlcase.report.sections import bakeoff as section
 
-    case, ds, res, _ = default_run
+    case, ds, res = default_run
     csv = pd.read_csv(case.root / "leaderboard.csv")
     assert list(csv["name"]) == [r["name"] for r in res.leaderboard]
     assert {"cv_mean", "cv_std", "fit_cpu_s", "operating_cost_per_decision", "note"} <= set(csv.columns)
@@ -219,7 +216,7 @@ def test_leaderboard_command_prints_the_stored_result(default_run):
 
     from mlcase.cli import app
 
-    case, _, res, _ = default_run
+    case, _, res = default_run
     results.save(case, "bakeoff", res.to_dict())
     from mlcase.spec import dump_spec
 

@@ -154,19 +154,21 @@ def test_a_hashed_unit_is_found_from_the_identifier(tmp_path):
 
 
 def run_until_failpoint(argv: list[str], point: str, tmp: Path) -> None:
-    """Start ``mlcase argv`` stopping at failpoint ``point``, wait for it to get there, and SIGKILL it."""
+    """Start ``mlcase argv`` stopping at failpoint ``point``, wait for it to get there, and SIGKILL it.
+
+    A process that ends before the point fails the test with its stderr; one that never gets there is a hang,
+    which the callers' ``pytest.mark.timeout`` stops (no assertion on how long it took)."""
     marker = tmp / f"at-{point.replace(':', '_')}"
     env = {**os.environ, "MLCASE_FAILPOINT": point, "MLCASE_FAILPOINT_FILE": str(marker)}
     proc = subprocess.Popen([MLCASE, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
     while not marker.exists():
         assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "the failpoint was never reached"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
 
 
+@pytest.mark.timeout(300)  # a hang guard for the failpoint wait, not a timing assertion
 def test_forget_killed_mid_transaction_leaves_stores_consistent_and_a_rerun_finishes(stores, tmp_path):
     root, case = stores["root"], stores["case"]
     stores["log"].close()
@@ -190,6 +192,7 @@ def test_forget_killed_mid_transaction_leaves_stores_consistent_and_a_rerun_fini
     assert scan(files_of(root), "ben@example.com") == []
 
 
+@pytest.mark.timeout(300)  # a hang guard for the failpoint wait, not a timing assertion
 def test_forget_killed_between_two_stores_finishes_on_rerun(stores, tmp_path):
     root = stores["root"]
     stores["log"].close()
@@ -280,6 +283,7 @@ def test_retention_keeps_the_monitoring_report_of_a_pruned_window(served_days, t
     assert [a["window"] for a in after.alerts] == [a["window"] for a in before.alerts]
 
 
+@pytest.mark.timeout(300)  # a hang guard for the failpoint wait, not a timing assertion
 def test_retention_killed_mid_way_keeps_every_row_and_a_rerun_finishes(served_days, tmp_path):
     case, log = served_days["case"], fresh_log(served_days, tmp_path)
     argv = ["retention", str(case.root), "--log", str(log), "--now", "2026-01-15T06:00:00Z"]
