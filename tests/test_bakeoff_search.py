@@ -114,19 +114,24 @@ def _million_rows(n: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
     return df
 
 
+def million_row_case(folder):
+    """The 1M-row case of the test below, in ``folder`` (also timed by benchmarks/timing_guarantees.py)."""
+    from mlcase.case import case_from_spec
+
+    folder.mkdir()
+    _million_rows().to_parquet(folder / "data.parquet", index=False)
+    return case_from_spec({"name": "big", "decision": "act on the row", "task": "binary",
+                           "data": {"source": "data.parquet", "target": "label", "positive": "yes"},
+                           "costs": {"false_negative": 5, "false_positive": 1, "true_positive": 1},
+                           "split": {"test_size": 0.05, "valid_size": 0.05},
+                           "evaluation": {"bootstrap": 200, "calibrate": "none"}}, folder)
+
+
 def test_a_million_rows_in_60s_scores_every_family_and_a_boosted_champion_beats_logistic(tmp_path):
     from mlcase.decision import decide
     from mlcase.evaluate import evaluate, value_ceiling
 
-    (tmp_path / "c").mkdir()
-    _million_rows().to_parquet(tmp_path / "c" / "data.parquet", index=False)
-    from mlcase.case import case_from_spec
-
-    case = case_from_spec({"name": "big", "decision": "act on the row", "task": "binary",
-                           "data": {"source": "data.parquet", "target": "label", "positive": "yes"},
-                           "costs": {"false_negative": 5, "false_positive": 1, "true_positive": 1},
-                           "split": {"test_size": 0.05, "valid_size": 0.05},
-                           "evaluation": {"bootstrap": 200, "calibrate": "none"}}, tmp_path / "c")
+    case = million_row_case(tmp_path / "c")
     ds = prepare(case)
     res = run_bakeoff(case, ds, budget=60, quiet=True)   # the 60 s it takes: benchmarks/timing_guarantees.py
     assert res.plan["mode"] == "holdout" and res.plan["sizes"][0] == 10_000

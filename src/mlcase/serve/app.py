@@ -56,6 +56,13 @@ class Unavailable(MlcaseError):
     http_status = 503
 
 
+def loaded(part):
+    """``part`` of the server state (router, release), or the 503 a caller gets before the server has loaded it."""
+    if part is None:
+        raise Unavailable("the server is not loaded yet", "retry after /ready answers 200")
+    return part
+
+
 # --------------------------------------------------------------------------- settings
 @dataclass
 class ServeSettings:

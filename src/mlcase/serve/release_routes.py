@@ -20,7 +20,7 @@ def add_release_routes(app, st, check_key) -> None:
     from fastapi import Request
     from starlette.concurrency import run_in_threadpool
 
-    from .app import ErrorOut, Unavailable
+    from .app import ErrorOut, Unavailable, loaded
 
     doc = {200: {"description": "The champion and canary in service, the guard's numbers, recent events"},
            401: {"model": ErrorOut}, 503: {"model": ErrorOut}}
@@ -29,9 +29,7 @@ def add_release_routes(app, st, check_key) -> None:
              openapi_extra={"security": [{"ApiKey": []}, {}]})
     async def release_get(request: Request):
         check_key(request)
-        if st.release is None:
-            raise Unavailable("the server is not loaded yet", "retry after /ready answers 200")
-        return st.release.describe()
+        return loaded(st.release).describe()
 
     @app.post("/release/check", summary="Read the registry's champion and canary aliases now (no restart)",
               responses=doc, openapi_extra={"security": [{"ApiKey": []}, {}]})

@@ -13,7 +13,7 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
     from pydantic import ValidationError
     from starlette.concurrency import run_in_threadpool
 
-    from .app import ErrorOut, FeedbackIn, FeedbackOut, InvalidRequest, Unavailable
+    from .app import ErrorOut, FeedbackIn, FeedbackOut, InvalidRequest, Unavailable, loaded
 
     # ------------------------------------------------------------------ /feedback
     @app.post("/feedback", summary="Store one reviewer's verdict on a case as its label",
@@ -48,9 +48,7 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
              responses={200: {"description": "Shares, arms and the holdout's policy"}, 401: {"model": ErrorOut}})
     async def routing_get(request: Request):
         check_key(request)
-        if st.router is None:
-            raise Unavailable("the server is not loaded yet", "retry after /ready answers 200")
-        return st.router.describe()
+        return loaded(st.router).describe()
 
     @app.put("/routing", summary="Change the holdout, canary or audit share at run time (no restart)",
              responses={200: {"description": "The shares now in force"}, 401: {"model": ErrorOut},
@@ -66,8 +64,7 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
         from ..errors import SpecError
 
         check_key(request)
-        if st.router is None:
-            raise Unavailable("the server is not loaded yet", "retry after /ready answers 200")
+        loaded(st.router)
         payload = await read_json(request)
         if not isinstance(payload, dict):
             raise InvalidRequest("the body must be a JSON object such as {\"holdout\": 0.05}",
