@@ -383,7 +383,6 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
         Bundles by role, instead of the registry (see :func:`mlcase.serve.fallback.load_chain`).
     """
     from .serve.fallback import load_chain
-    from .startup import fewer_gc_passes
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
@@ -401,8 +400,7 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     _check_output(output, "-o", input)
     _check_output(errors_path, "--errors", input, output)
     registry = bundles is None or "model" not in bundles
-    with fewer_gc_passes():  # the imports of MLflow, skops and scikit-learn, and the model file
-        chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
+    chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
     scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, dict(bundles or {}),
                                                            chain.primary.bundle, registry))
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,

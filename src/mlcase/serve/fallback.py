@@ -589,6 +589,19 @@ class Chain:
 
 def load_chain(case, version: int | None = None, bundles: dict | None = None, registry: bool = True,
                fallbacks: bool = True) -> Chain:
+    """The served model and the fallback tiers of ``serving.fallback`` for a case (see :func:`_load_chain`).
+
+    Loaded with fewer garbage-collector passes (:func:`mlcase.startup.fewer_gc_passes`): the imports of
+    MLflow, skops and scikit-learn and the model files, for ``mlcase score``, the server and its reloads alike.
+    """
+    from ..startup import fewer_gc_passes
+
+    with fewer_gc_passes():
+        return _load_chain(case, version, bundles, registry, fallbacks)
+
+
+def _load_chain(case, version: int | None = None, bundles: dict | None = None, registry: bool = True,
+                fallbacks: bool = True) -> Chain:
     """The served model and the fallback tiers of ``serving.fallback`` for a case.
 
     Parameters
