@@ -395,8 +395,9 @@ def _analysis(case: Case, dataset, bake, eval_dict: dict, budget) -> dict | None
 
     if not case.spec.analysis.enabled:
         return None
-    if case.spec.task == "ranking":  # a list's loss is not a sum of row losses: slices, curve, audit do not apply
-        out = {"skipped": analysis.NOT_FOR_RANKING, "seconds": 0.0}
+    why = analysis.not_applicable(case)  # a list's loss is not a sum of row losses (ranking)
+    if why:
+        out = {"skipped": why, "seconds": 0.0}
         results.save(case, "analysis", out)
         return out
     cand, base = eval_dict["champion_candidate"], eval_dict["best_baseline"]

@@ -18,13 +18,13 @@ The analysis stage runs after the evaluation (``analysis.enabled``) and again on
 from __future__ import annotations
 
 from .core import (
-    NOT_FOR_RANKING,
     OOF_FILE,
     VALID_FILE,
     analyze,
     analyze_case,
     check_spec,
     load_oof,
+    not_applicable,
     oof_scores,
     save_valid_scores,
 )
@@ -32,6 +32,6 @@ from .curve import fit_power_law, learning_curve, power_law, settle
 from .labels import AUDIT_FILE, label_issues, near_duplicates
 from .slices import Part, Slice, find_weak_slices, holm
 
-__all__ = ["AUDIT_FILE", "NOT_FOR_RANKING", "OOF_FILE", "VALID_FILE", "Part", "Slice", "analyze", "analyze_case", "check_spec",
-           "find_weak_slices", "fit_power_law", "holm", "label_issues", "learning_curve", "load_oof",
+__all__ = ["AUDIT_FILE", "OOF_FILE", "VALID_FILE", "Part", "Slice", "analyze", "analyze_case", "check_spec",
+           "find_weak_slices", "fit_power_law", "holm", "label_issues", "learning_curve", "load_oof", "not_applicable",
            "near_duplicates", "oof_scores", "power_law", "save_valid_scores", "settle"]

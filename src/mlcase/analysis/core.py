@@ -32,9 +32,18 @@ FLOOR = "model-free"
 BASELINE = "baseline"
 
 
-#: why a ranking case has no analysis stage (its losses are per list: see evaluate.ranking's slices instead)
-NOT_FOR_RANKING = ("the analysis (weak slices, learning curve, feature-group value, label audit) works on rows, "
-                   "and a ranking case is judged by lists; it is not available for ranking cases yet")
+#: why a case of a task the row-level analysis does not cover has none (its losses are per list or per series)
+NOT_APPLICABLE = {
+    "ranking": "the analysis (weak slices, learning curve, feature-group value, label audit) works on rows, and a "
+               "ranking case is judged by lists; it is not available for ranking cases yet",
+    "forecast": "the analysis (weak slices, learning curve, feature-group value, label audit) works on rows, and a "
+                "forecast case is judged by series and cut-offs; it is not available for forecast cases yet",
+}
+
+
+def not_applicable(case: Case) -> str | None:
+    """Why the analysis does not apply to ``case`` (its task), or ``None`` when it does."""
+    return NOT_APPLICABLE.get(case.spec.task)
 
 
 def check_spec(case: Case, dataset) -> None:
@@ -362,9 +371,9 @@ def analyze_case(case: Case, budget: float | str | None = None) -> dict:
     from ..bakeoff import parse_budget
     from ..data import prepare
 
-    if case.spec.task == "ranking":
-        raise SpecError(f"mlcase analyze: {NOT_FOR_RANKING}", "read the report's ranking section (NDCG by k, "
-                        "cold-start slices, lift per position) instead")
+    why = not_applicable(case)
+    if why:
+        raise SpecError(f"mlcase analyze: {why}", f"read the report's {case.spec.task} sections instead")
     res = results.load_all(case)
     evaluation, bakeoff, registry = res.get("evaluation"), res.get("bakeoff"), res.get("registry") or {}
     if not evaluation or not bakeoff:
