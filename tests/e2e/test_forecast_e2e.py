@@ -265,5 +265,8 @@ def test_record_commands_refuse_a_forecast_case_in_one_line(demo, capsys):
     assert main(["explain", str(folder), "--row", "3"]) == 2
     err = capsys.readouterr().err
     assert "forecast case reads it as series" in err and "history (unique_id, ds, y)" in err
+    assert main(["analyze", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "judged by series and cut-offs" in err and len(err.strip().splitlines()) == 1
     code, report = run_json("check", str(folder), "--json")
     assert code == 0 and report["datasheet"] is None and "series_length" in report["ran"]
