@@ -56,11 +56,7 @@ def register(app: typer.Typer) -> None:
         c = load(case)
         if c.spec.task == "forecast":  # realized error by horizon step against the actuals (mlcase.forecast.monitor)
             from ..forecast.monitor import monitor_forecasts
-            from ..governance.owners import assign, owner_counts
-
-            data = monitor_forecasts(c, log=log, labels=labels)
-            assign(data["alerts"], c.spec)  # forecast alerts reach their owners like any other
-            data["alerts_by_owner"] = owner_counts(data["alerts"])
+            data = monitor_forecasts(c, log=log, labels=labels)  # its alerts reach their owners like any other
             data = monitoring_done(c, {**data, "n_rows": data.get("requests")}, log=log, send=not no_notify)
             results.save(c, "forecast_monitoring", data)
             if json_out:

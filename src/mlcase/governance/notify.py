@@ -100,9 +100,9 @@ def monitoring_done(case, data: dict, log=None, send: bool = True) -> dict:
     database_log = log is None or not str(log).lower().endswith((".csv", ".parquet", ".pq"))
     silent = deadman.silence_alerts(case, log=log) if database_log else []
     deadman.record_heartbeat(case, n_rows=data.get("n_rows"))
+    data["alerts"] = assign(data["alerts"] + silent, case.spec)  # every alert, whichever monitor raised it
+    data["alerts_by_owner"] = owner_counts(data["alerts"])
     if silent:
-        data["alerts"] = data["alerts"] + assign(silent, case.spec)
         data["n_alerts"], data["status"] = len(data["alerts"]), "alert"
-        data["alerts_by_owner"] = owner_counts(data["alerts"])
     data["notifications"] = notify(case, data["alerts"]) if send else []
     return data
