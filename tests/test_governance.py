@@ -153,6 +153,17 @@ def test_a_hashed_unit_is_found_from_the_identifier(tmp_path):
     assert scan([root / "predictions.db", root / "predictions.db-wal"], hashed) == []
 
 
+def test_a_unit_follows_its_own_columns_policy():
+    """``data.id`` by default; a ranking list's unit is its group column, hashed or dropped as that column is."""
+    from mlcase.governance.policy import DROP, HASHED
+
+    policy = LogPolicy({"user": HASHED, "session": DROP, "email": HASHED}, "email", "c")
+    assert policy.unit("ana@example.com").startswith("hmac:")
+    assert policy.unit("u1", column="user") == policy.inputs({"user": "u1"})["user"] != "u1"
+    assert policy.unit("s1", column="session") is None and "session" not in policy.inputs({"session": "s1"})
+    assert policy.unit("q7", column="query") == "q7"   # a raw column stays raw
+
+
 def run_until_failpoint(argv: list[str], point: str, tmp: Path) -> None:
     """Start ``mlcase argv`` stopping at failpoint ``point``, wait for it to get there, and SIGKILL it.
 

@@ -74,14 +74,16 @@ class LogPolicy:
                 out[k] = self._hash(k, v)
         return out
 
-    def unit(self, unit_id: str | None) -> str | None:
-        """``unit_id`` as the log keeps it (the ``data.id`` column's policy)."""
-        if unit_id is None or not self.id_column:
+    def unit(self, unit_id: str | None, column: str | None = None) -> str | None:
+        """``unit_id`` as the log keeps it, under ``column``'s policy (default ``data.id``; a ranking list's
+        unit is its ``data.group``)."""
+        column = column or self.id_column
+        if unit_id is None or not column:
             return unit_id
-        how = self.of(self.id_column)
+        how = self.of(column)
         if how == RAW:
             return unit_id
-        return self._hash(self.id_column, unit_id) if how == HASHED else None
+        return self._hash(column, unit_id) if how == HASHED else None
 
     def check_columns(self, features: list[str], freshness: dict | None = None) -> None:
         """Every column ``serving.log_inputs`` and ``data.freshness`` name must be an input (or ``data.id``)."""

@@ -101,7 +101,7 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
                 request_id=rid, ts=_now(), model_version=version, model_name=name, tier=tier_name,
                 fallback=int(bool(reasons)), reason=reason, inputs=_dumps(st.policy.inputs(rec)),
                 score=float(scores[i]), prediction=str(pos), decision=decision, latency_ms=latency_ms, arm="model",
-                unit_id=_as_logged(st.policy.inputs({gcol: str(group)}).get(gcol)), audit=0,
+                unit_id=st.policy.unit(str(group), column=gcol), audit=0,
                 sampling_probability=0.0, model_decision=decision,
                 **dict(zip(PROVENANCE_COLUMNS, provenance_values(version, prov), strict=True))))
         metrics.predictions.labels(tier_name, "shown").inc(min(k, len(order)))
@@ -213,7 +213,3 @@ def popularity_scores(items: list[dict], info: dict) -> np.ndarray:
     keys = _keys([it.get(item_col) for it in items])
     return np.array([pop.get(k, 0.0) for k in keys], dtype=float) + keep
 
-
-def _as_logged(value):
-    """The unit id as the log keeps it (``None`` where the policy drops the group column)."""
-    return None if value is None else str(value)
