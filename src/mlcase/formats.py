@@ -10,20 +10,29 @@ import math
 from typing import Any
 
 
+def _as_text_or_float(v: Any) -> str | float:
+    """``v`` as a finite float, or the text to show instead: ``–`` for missing and non-finite values,
+    ``str(v)`` for a boolean or anything not a number."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return f if math.isfinite(f) else "–"
+
+
 def money(v: Any, currency: str = "$") -> str:
     """Money for people: ``$1,234.50``; below a cent three significant digits (``$0.0000000397``).
 
     >>> money(3.97e-08), money(0.004213), money(-1234.5), money(0), money(None)
     ('$0.0000000397', '$0.00421', '-$1,234.50', '$0.00', '–')
     """
-    if v is None or isinstance(v, bool):
-        return "–"
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if not math.isfinite(f):
-        return "–"
+    f = "–" if isinstance(v, bool) else _as_text_or_float(v)
+    if isinstance(f, str):
+        return f
     sign = "-" if f < 0 else ""
     a = abs(f)
     if a == 0 or a >= 0.01:
@@ -38,14 +47,9 @@ def number(v: Any, digits: int = 5) -> str:
     >>> number(1.5586726998), number(12345678.9), number(0.000012345), number(None)
     ('1.5587', '12,345,679', '0.000012345', '–')
     """
-    if v is None or isinstance(v, bool):
-        return "–" if v is None else str(v)
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if not math.isfinite(f):
-        return "–"
+    f = _as_text_or_float(v)
+    if isinstance(f, str):
+        return f
     if f == 0:
         return "0"
     a = abs(f)
