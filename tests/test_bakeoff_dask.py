@@ -72,9 +72,14 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(tmp_path, default_df, d
     killed: list[str] = []
 
     def killer():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
+        # the worker to kill fits a random forest fold and, for the first 20 s, also holds the only copy of the
+        # shipped rows (Dask's memory manager keeps one): the other worker's folds then lose their input and run again
+        start = time.monotonic()
+        while time.monotonic() < start + 60 and not killed:
+            holders = {w for k, ws in client.who_has().items() if str(k).startswith("FoldData") for w in ws}
             for worker, keys in client.processing().items():
+                if worker not in holders and time.monotonic() < start + 20:
+                    continue
                 if any(str(k).startswith("fold-random_forest") for k in keys):
                     pid = client.run(os.getpid, workers=[worker])[worker]
                     os.kill(pid, signal.SIGKILL)
@@ -95,3 +100,39 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(tmp_path, default_df, d
     scored = {r["name"] for r in res.leaderboard if r["kind"] == "candidate" and r["cv_mean"] is not None}
     assert {"logistic", "lightgbm", "random_forest"} <= scored
     assert res.candidate is not None
+
+
+def _rows(data):
+    return len(data)
+
+
+@pytest.mark.slow
+def test_a_task_whose_scattered_input_died_with_a_worker_is_seen_as_lost_input_not_as_a_failure(dask_engine):
+    """Dask's memory manager keeps one replica of scattered rows, so a worker that dies can take the rows that a
+    fold on the other worker waits for: the scheduler cancels it ("lost dependencies"). The engine hands it back as
+    done, not as an exception out of the wait, and says it lost its input (the bake-off then ships the rows again
+    and reruns that fold; ``test_a_worker_killed_mid_trial_loses_only_that_trial`` runs the whole path)."""
+    from mlcase.engine import is_killed_worker, is_lost_input
+
+    client = dask_engine.client
+    client.wait_for_workers(2, timeout=120)
+    holder, other = sorted(client.scheduler_info()["workers"])[:2]
+    rows = client.scatter(np.arange(1000), workers=[holder], hash=False)
+    busy = client.submit(time.sleep, 3, workers=[other], pure=False)   # the other worker's only thread is busy
+    waiting = client.submit(_rows, rows, workers=[other], pure=False)   # so this waits for it, needing the rows
+    os.kill(client.run(os.getpid, workers=[holder])[holder], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    done: list = []
+    while not done and time.monotonic() < deadline:
+        done = dask_engine.wait_any([waiting], timeout=1)
+    busy.result(timeout=60)
+    client.wait_for_workers(2, timeout=120)
+    assert done == [waiting]
+    assert rows.cancelled()      # the client knows the rows are gone, so the bake-off sends them again
+    late = client.submit(_rows, rows, pure=False)
+    assert dask_engine.wait_any([late], timeout=30) == [late]
+    for fut in (waiting, late):
+        with pytest.raises(BaseException) as info:
+            fut.result()
+        assert is_lost_input(info.value) and is_killed_worker(info.value), info.value
+    assert not is_lost_input(ValueError("lost dependencies"))

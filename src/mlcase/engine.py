@@ -245,6 +245,8 @@ class DaskEngine(Engine):
                 res = wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
         except TimeoutError:
             return []
+        except cf.CancelledError:  # a cancelled future is done: its caller reads why from its result
+            return [f for f in futures if f.done()]
         return list(res.done)
 
     def map(self, fn, items: list, *args, **kwargs) -> list:
@@ -297,6 +299,19 @@ def _redact(address: str) -> str:
     from .errors import redact_url
 
     return redact_url(address)
+
+
+LOST_INPUT = ("lost dependencies", "already forgotten")
+
+
+def is_lost_input(exc: BaseException) -> bool:
+    """True when the scheduler cancelled a task because data it needed (scattered, so not recomputable)
+    was lost with a worker that died: the task did not fail, and it can run again on the data sent again.
+
+    Dask says so in one of two ways: a task submitted after the data was lost is cancelled for "lost
+    dependencies"; one that was waiting for it is forgotten with it ("already forgotten").
+    """
+    return type(exc).__name__ == "FutureCancelledError" and str(getattr(exc, "reason", "")) in LOST_INPUT
 
 
 def is_killed_worker(exc: BaseException) -> bool:

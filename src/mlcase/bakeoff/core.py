@@ -506,6 +506,7 @@ def _engine_info(run: _Run) -> dict:
     info = eng.info.to_dict() if eng is not None else {"kind": "local", "workers": 1}
     info["study"] = run.study_path
     info["workers_lost"] = getattr(runner, "workers_lost", 0)
+    info["folds_rerun"] = getattr(runner, "folds_rerun", 0)
     return info
 
 

@@ -18,7 +18,10 @@ own clock) that boosting and forests stop at.
 
 A worker that dies while it fits a fold fails that fold with :class:`distributed.KilledWorker`;
 the trial is recorded as ``FAILED`` with a note saying so, its other folds are cancelled, and
-the search goes on with the workers left (the cluster's nanny restarts the dead one).
+the search goes on with the workers left (the cluster's nanny restarts the dead one). A fold of
+another trial that the scheduler cancels because the rows it needed were lost with that worker
+("lost dependencies": scattered data cannot be recomputed) did not fail: the rows are scattered
+again and the fold runs again, once.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class _Running:
     results: dict = field(default_factory=dict)   # fold -> fit_fold's result, until absorbed in order
     absorbed: int = 0
     over: bool = False
+    rerun: set = field(default_factory=set)       # folds sent again after their input was lost
 
 
 @dataclass
@@ -123,11 +127,14 @@ class ClusterRunner:
         self.running_: list[_Running] = []
         self._data = None
         self.workers_lost = 0
+        self.folds_rerun = 0          # folds sent again because their input was lost with a dead worker
         engine.warm(["mlcase.candidates", "sklearn.ensemble", "sklearn.linear_model",
                      *(m for m in ("lightgbm", "xgboost") if m in search.states)])
 
     def _shipped(self):
-        if self._data is None:  # the rows, the plan and the scorer go to every worker once
+        if self._data is None or getattr(self._data, "cancelled", lambda: False)():
+            # the rows, the plan and the scorer go to every worker once, and again if they were lost
+            # (Dask's active memory manager keeps one replica of them, so a worker that dies can take them)
             self._data = self.engine.scatter(self.search.fold_data())
         return self._data
 
@@ -188,6 +195,8 @@ class ClusterRunner:
 
     def _collect(self) -> list[Pending]:
         """Absorb the folds that are done, in fold order; return the trials that are over."""
+        from ..engine import is_lost_input
+
         over = []
         self._feed()
         for r in self.running_:
@@ -199,6 +208,14 @@ class ClusterRunner:
                 except KeyboardInterrupt:
                     raise
                 except BaseException as exc:  # noqa: BLE001 - a failed fold fails its trial, in fold order
+                    if is_lost_input(exc) and k not in r.rerun:
+                        # the rows were lost with a dead worker while this fold waited or ran on another:
+                        # ship them again and run the fold again (once), instead of losing its trial too
+                        r.rerun.add(k)
+                        self.folds_rerun += 1
+                        r.futures[k] = None
+                        self._data = None
+                        continue
                     r.results[k] = _Raised(exc)
             while not r.over and r.absorbed in r.results:
                 k = r.absorbed
