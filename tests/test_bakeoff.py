@@ -353,6 +353,30 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_so_far(tmp_path):
     assert res.candidate_bundle.scores(ds.X_test).shape == (len(ds.split.test),)
 
 
+def test_a_ctrl_c_that_a_library_swallowed_still_stops_the_search_at_the_next_trial(tmp_path):
+    """A KeyboardInterrupt raised inside a finalizer or a callback that catches it is lost; the search
+    stops before its next trial anyway, because the SIGINT handler also set a flag."""
+    case = make_case(tmp_path, planted_binary(400), "label", name="swallowed",
+                     candidates=["logistic", "hist_gbm"], split={"cv_folds": 3})
+    ds = prepare(case)
+    done, swallowed = [], []
+
+    def press_ctrl_c_and_swallow_it(trial: dict) -> None:
+        done.append(trial)
+        if len(done) == 2:
+            try:
+                _thread.interrupt_main()
+                for _ in range(10_000):  # the handler runs at the next bytecode, inside this try
+                    pass
+            except KeyboardInterrupt:
+                swallowed.append(True)
+
+    res = run_bakeoff(case, ds, budget=60, quiet=True, on_trial=press_ctrl_c_and_swallow_it)
+    assert swallowed, "the interrupt was not delivered inside the callback"
+    assert res.interrupted and len(res.trials) == 2
+    assert res.candidate is not None
+
+
 @pytest.mark.slow
 def test_regression_bakeoff_ranks_by_rmse(tmp_path):
     rng = np.random.default_rng(3)

@@ -20,7 +20,7 @@ from .result import BakeoffResult
 from .runners import study_storage
 from .scoring import Plan, Scorer, make_plan
 from .search import Search, Trial
-from .timebox import MIN_RESERVE_S, PeakMemory, Progress, TimeBox, parse_budget
+from .timebox import MIN_RESERVE_S, CtrlC, PeakMemory, Progress, TimeBox, parse_budget
 from .writer import TrackingWriter
 
 BASELINE_RUNG = 2          # holdout mode: baselines fit on the third sample size at most (160,000 rows)
@@ -106,12 +106,13 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
     run, baselines, families = _setup(case, dataset, TimeBox(t0, budget_s), console, quiet, on_trial)
     box, ctx, progress, writer = run.box, run.ctx, run.progress, run.writer
     try:
-        with optuna_quiet(), C.single_thread():
+        with optuna_quiet(), C.single_thread(), CtrlC() as ctrl_c:
             storage, run.study_path = study_storage(case, engine)
             run.search = Search(X=ctx.X, y=ctx.y, plan=run.plan, scorer=ctx.scorer, groups=ctx.groups,
                                 task=spec.task, seed=ctx.seed, families=families, box=box, max_trials=max_trials,
                                 progress=progress, on_record=lambda t: _on_trial(run, t), engine=engine,
                                 storage=storage)
+            run.search.ctrl_c = ctrl_c
             try:
                 _baselines(run, baselines)
                 run.phases["baselines_s"] = round(box.elapsed(), 3)

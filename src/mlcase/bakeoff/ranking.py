@@ -37,7 +37,7 @@ from ..case import Case
 from .entries import _best_baseline, _choose, _Entry, _leaderboard, _ranked
 from .refit import TREES_SCALE_CAP, latency_ms, model_size, operating_cost
 from .result import BakeoffResult
-from .timebox import PeakMemory, Progress, TimeBox, parse_budget
+from .timebox import CtrlC, PeakMemory, Progress, TimeBox, parse_budget
 from .writer import TrackingWriter
 
 TRIAL_FACTOR = 3.0       # a trial may take this many times its family's best trial, or a fifth of the time left
@@ -232,6 +232,7 @@ def _search(run: dict, families: list[_Family], max_trials: int | None) -> None:
     box: TimeBox = run["box"]
     ctx: _Ctx = run["ctx"]
     while True:
+        run["ctrl_c"].check()      # a Ctrl-C that a finalizer swallowed still stops the search here
         open_ = [f for f in families if f.stopped is None and (max_trials is None or len(f.trials) < max_trials)]
         if not open_:
             return
@@ -385,7 +386,8 @@ def run_ranking_bakeoff(case: Case, dataset, budget: float | str | None = None, 
                            "notes": [], "phases": {}}
     interrupted = False
     try:
-        with optuna_quiet(), C.single_thread():
+        with optuna_quiet(), C.single_thread(), CtrlC() as ctrl_c:
+            run["ctrl_c"] = ctrl_c
             fams = [_Family(f, ctx.seed) for f in families]
             try:
                 _run_baselines(run)

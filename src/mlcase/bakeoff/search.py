@@ -152,6 +152,7 @@ class Search:
             st.study = self._study(fam, 0)
             self.states[fam] = st
         self.trials: list[Trial] = []
+        self.ctrl_c = None                  # a timebox.CtrlC: the search stops at its next trial once pressed
         self._optuna = optuna
         self.runner = make_runner(self, engine)   # where the trials' folds run: this process, or a Dask cluster
 
@@ -175,6 +176,8 @@ class Search:
                 st = self._round_robin() if self.max_trials else self._select()
                 if st is None:
                     if self.runner.running():  # every open family has a trial running: wait for one
+                        if self.ctrl_c is not None:
+                            self.ctrl_c.check()
                         self.collect(block=True)
                         continue
                     break
@@ -274,6 +277,8 @@ class Search:
         In this process (the local engine) the trial is finished on return; on a Dask cluster
         it runs while the search goes on choosing trials for the other families.
         """
+        if self.ctrl_c is not None:
+            self.ctrl_c.check()
         self._maybe_grow(st)
         if st.queue:
             params, source = st.queue.pop(0)
