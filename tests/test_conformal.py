@@ -397,3 +397,9 @@ def test_coverage_check_names_the_reason_on_each_side_and_split():
     assert "above" in above and "test groups differ" in above and "conservative" in above
     assert "later than the calibration rows" in coverage_check({**base, "coverage": hi + 0.01}, "time")["coverage_note"]
     assert "scores tie" in coverage_check({**base, "coverage": hi + 0.01}, "random")["coverage_note"]
+    # a serving fit cut by the time box is named as the reason of an under-coverage (beside the split's own)
+    cut = coverage_check({**base, "coverage": lo - 0.2}, "random", refit_cut=True)["coverage_note"]
+    assert "serving fit was cut by the time box" in cut and "do not represent" not in cut
+    cut_group = coverage_check({**base, "coverage": lo - 0.2}, "group", refit_cut=True)["coverage_note"]
+    assert "test groups differ" in cut_group and "serving fit was cut" in cut_group
+    assert coverage_check({**base, "coverage": 0.905}, "random", refit_cut=True)["coverage_note"] is None

@@ -643,11 +643,109 @@ def set_version_tags(case: Case, version: int, tags: dict[str, Any]) -> None:
         cl.set_model_version_tag(case.name, str(version), k, str(v)[:4000])
 
 
+# --------------------------------------------------------------------------- the registry's answers, remembered
+REGISTRY_CACHE = "registry-cache.json"
+RACY_NS = 2_000_000_000      # a store written less than this before it was looked at is not remembered (see below)
+_STAMP_FILES = ("", "-wal", "-journal")
+
+
+def _store_stamp(case: Case) -> list | None:
+    """The embedded SQLite store as the file system sees it now (size, mtime, inode of the database and of
+    its write-ahead log and journal), or ``None`` when the case uses another store."""
+    if not case.uses_embedded_store:
+        return None
+    db = case.root / "mlflow.db"
+    stamp = []
+    for suffix in _STAMP_FILES:
+        try:
+            st = os.stat(f"{db}{suffix}")
+        except OSError:
+            stamp.append(None)
+            continue
+        stamp.append([st.st_size, st.st_mtime_ns, st.st_ino])
+    return stamp if stamp[0] is not None else None
+
+
+def _cache_key(alias: str | None, version: int | None) -> str:
+    return f"version:{int(version)}" if version is not None else f"alias:{alias}"
+
+
+def _remembered(case: Case, key: str) -> ModelBundle | None:
+    """The bundle the registry gave for ``key`` when the store was exactly as it is now, or ``None``.
+
+    Resolving an alias through MLflow costs about a second per process (importing MLflow, then
+    opening its tracking and registry stores: SQLAlchemy and the schema check), which was half of
+    ``mlcase score``'s start-up. What the registry answered is kept in ``.mlcase/registry-cache.json``
+    with the store's stamp; any write to the store (a run, an alias moved in the MLflow UI, a tag)
+    changes the stamp, and the next load asks MLflow again. A store written within ``RACY_NS`` of
+    when it was stamped is not remembered, so a file system with coarse timestamps cannot hide a
+    write that left size and mtime as they were (git's "racy" index entries, the same rule). The
+    bundle is verified as always: its files against the recorded hashes and the HMAC signature under
+    this machine's key, so the cache can make a load faster but never make a bundle trusted.
+    """
+    import json
+
+    stamp = _store_stamp(case)
+    if stamp is None:
+        return None
+    try:
+        saved = json.loads((case.work_dir / REGISTRY_CACHE).read_text(encoding="utf-8"))
+        entry = saved["entries"][key] if saved.get("stamp") == stamp else None
+        if entry is None:
+            return None
+        folder = case.root / entry["folder"]
+        bundle = read_bundle(folder, expected=dict(entry["tags"]), what=f"registered version {entry['version']}")
+    except (OSError, ValueError, KeyError, TypeError, MlcaseError):
+        return None  # not remembered, or no longer true: MLflow answers, and says what is wrong
+    bundle.version, bundle.run_id = int(entry["version"]), str(entry["run_id"])
+    return bundle
+
+
+def _remember(case: Case, key: str, stamp: list | None, stamped_ns: int, mv, run_artifact_uri: str,
+              path: str) -> None:
+    """Keep what the registry answered for ``key`` (see :func:`_remembered`); best effort, never an error.
+
+    ``stamp`` was taken at ``stamped_ns`` (``time.time_ns()``), before the registry was asked."""
+    import json
+    from urllib.parse import unquote, urlsplit
+
+    if stamp is None or stamp != _store_stamp(case) or stamped_ns - max(
+            s[1] for s in stamp if s is not None) < RACY_NS:
+        return
+    parts = urlsplit(run_artifact_uri)
+    if parts.scheme not in ("file", ""):
+        return
+    try:
+        folder = (Path(unquote(parts.path)) / path).resolve().relative_to(case.root.resolve())
+    except (ValueError, OSError):
+        return  # artifacts outside the case folder: always asked for
+    target = case.work_dir / REGISTRY_CACHE
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        try:
+            saved = json.loads(target.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = {}
+        entries = saved.get("entries", {}) if saved.get("stamp") == stamp else {}
+        entries[key] = {"version": int(mv.version), "run_id": mv.run_id, "folder": folder.as_posix(),
+                        "tags": {k: mv.tags.get(k) for k in ("model_sha256", "bundle_sha256", "hmac_sha256",
+                                                              "signing_key_id") if mv.tags.get(k) is not None}}
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"stamp": stamp, "entries": entries}), encoding="utf-8")
+        os.replace(tmp, target)
+
+
 def load_bundle(case: Case, alias: str | None = "champion", version: int | None = None) -> ModelBundle:
     """Load a registered bundle by alias (default ``champion``) or version number.
 
     The hashes recorded at registration are checked (see :func:`read_bundle`). Thread-safe.
+    While the embedded store is unchanged, the registry's answer is remembered (see :func:`_remembered`).
     """
+    key = _cache_key(alias, version)
+    hit = _remembered(case, key)
+    if hit is not None:
+        return hit
+    stamped_ns, stamp = time.time_ns(), _store_stamp(case)
     from mlflow.exceptions import MlflowException
 
     cl = client(case)
@@ -667,6 +765,9 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
         bundle = read_bundle(Path(local), expected=dict(mv.tags), what=f"registered version {mv.version}")
     bundle.version = int(mv.version)
     bundle.run_id = mv.run_id
+    if stamp is not None:
+        with contextlib.suppress(Exception):  # noqa: BLE001 - remembering is an optimisation only
+            _remember(case, key, stamp, stamped_ns, mv, cl.get_run(run_id).info.artifact_uri, path)
     return bundle
 
 

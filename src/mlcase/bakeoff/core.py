@@ -333,6 +333,7 @@ def _fit_entry(run: _Run, e: _Entry) -> None:
     model, info = R.fit(e.recipe, ctx.X.iloc[rows], ctx.y[rows], ctx.task, ctx.groups, ctx.seed, run.box.hard_end)
     if info["truncated"]:
         e.note.append(f"refit cut by the time box at {info['n_trees']} trees")
+        e.refit_cut = True
     if info["n_trees"] is not None:
         e.n_trees = int(info["n_trees"])
     _store(run, e, model, info)
@@ -352,7 +353,7 @@ def _scored_fit(recipe: dict, params: dict) -> dict:
 def _store(run: _Run, e: _Entry, model, info: dict, oof_valid=None) -> ModelBundle:
     """Measure a fitted entry and keep its bundle and its recipe."""
     ctx = run.ctx
-    e.measures = R.measures(ctx, model, info)
+    e.measures = {**R.measures(ctx, model, info), **({"refit_cut": True} if e.refit_cut else {})}
     e.rows_seen = int(info["rows_seen"])
     metrics = {"cv_mean": e.cv_mean, "cv_std": e.cv_std, "cv_metric": ctx.scorer.metric, "cv_folds": e.folds,
                "cv_loss": e.cv_loss, "cv_loss_metric": ctx.scorer.loss_name, "cv_cost": e.cv_cost, **e.measures}

@@ -107,7 +107,7 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
             "coverage assumes calibration and new rows are exchangeable; with a group split, the test groups are "
             "new groups, exchangeable with the calibration groups only as whole groups, so coverage of a new "
             "group can differ from the target"]
-    out.update(coverage_check(out, case.spec.split.method))
+    out.update(coverage_check(out, case.spec.split.method, refit_cut=bool((bundle.metrics or {}).get("refit_cut"))))
     d = out["deferral"]
     out["metrics"] = {
         "conformal_coverage": out["coverage"],
@@ -126,13 +126,14 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
 COVERAGE_SDS = 3.0
 
 
-def coverage_check(result: dict, split_method: str | None = None) -> dict:
+def coverage_check(result: dict, split_method: str | None = None, refit_cut: bool = False) -> dict:
     """Whether the test coverage lies within its statistical bound, and a sentence when it does not.
 
     The bound is the theory's band ``[1 - alpha, 1 - alpha + 1/(n + 1)]`` widened by
     :data:`COVERAGE_SDS` times :func:`coverage_sd`. Outside it, the calibration rows do not
-    represent the test rows (a time split with drift, groups unlike each other) or the scores tie
-    (over-coverage).
+    represent the test rows (a time split with drift, groups unlike each other), the served model's
+    fit was cut by the time box (``refit_cut``: it is weaker than the fits that calibrated it), or the
+    scores tie (over-coverage).
     """
     lo, hi = result["coverage_bounds"]
     sd = result["coverage_sd"]
@@ -144,6 +145,10 @@ def coverage_check(result: dict, split_method: str | None = None) -> dict:
         why = {"time": "the test rows come later than the calibration rows and the data drifted",
                "group": "the test groups differ from the calibration groups"}.get(
             split_method or "", "the calibration rows do not represent the test rows")
+        if refit_cut and cov < band[0]:
+            cut = ("the model's serving fit was cut by the time box, so it is weaker than the complete fits of its "
+                   "configuration whose out-of-fold scores calibrated it (raise the budget)")
+            why = f"{why}, or {cut}" if split_method in ("time", "group") else cut
         side = "below" if cov < band[0] else "above"
         out["coverage_note"] = (f"test coverage {cov:.3f} is {side} its statistical bound {band[0]:.3f} to "
                                 f"{band[1]:.3f} (target {1 - result['alpha']:.2f}, {COVERAGE_SDS:g} sd): "
