@@ -644,7 +644,7 @@ def set_version_tags(case: Case, version: int, tags: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- the registry's answers, remembered
-REGISTRY_CACHE = "registry-cache.json"
+REGISTRY_CACHE = "cache/registry.json"   # under .mlcase/, apart from the stage results
 RACY_NS = 2_000_000_000      # a store written less than this before it was looked at is not remembered (see below)
 _STAMP_FILES = ("", "-wal", "-journal")
 
@@ -675,7 +675,7 @@ def _remembered(case: Case, key: str) -> ModelBundle | None:
 
     Resolving an alias through MLflow costs about a second per process (importing MLflow, then
     opening its tracking and registry stores: SQLAlchemy and the schema check), which was half of
-    ``mlcase score``'s start-up. What the registry answered is kept in ``.mlcase/registry-cache.json``
+    ``mlcase score``'s start-up. What the registry answered is kept in ``.mlcase/cache/registry.json``
     with the store's stamp; any write to the store (a run, an alias moved in the MLflow UI, a tag)
     changes the stamp, and the next load asks MLflow again. A store written within ``RACY_NS`` of
     when it was stamped is not remembered, so a file system with coarse timestamps cannot hide a
