@@ -249,6 +249,12 @@ def main() -> None:
     report(bake, mon, args)
 
 
+def _engines(rows: list[dict]) -> tuple[dict | None, dict | None, dict | None]:
+    """The rows of the 1-worker and 2-worker Dask engines and of the local engine (None where not run)."""
+    by = {r["engine"]: r for r in rows}
+    return by.get("dask x1"), by.get("dask x2"), by.get("local")
+
+
 def report(bake: list[dict], mon: list[dict], args) -> None:
     if bake:
         print(f"\nBake-off, wa_churn (7,043 rows), five families, budget {args.budget:g}s")
@@ -257,8 +263,7 @@ def report(bake: list[dict], mon: list[dict], args) -> None:
         for r in bake:
             print(f"{r['engine']:<10}{r['trials']:>8}{r['complete']:>10}{r['trials_per_min']:>12.1f}"
                   f"{r['best_cv_log_loss']:>18.5f}{r['elapsed_s']:>11.1f}{r['start_s']:>17.1f}  {r['load']}")
-        by = {r["engine"]: r for r in bake}
-        one, two, loc = by.get("dask x1"), by.get("dask x2"), by.get("local")
+        one, two, loc = _engines(bake)
         if one and two:
             print(f"speed-up 2 workers / 1 worker: {two['trials_per_min'] / one['trials_per_min']:.2f}x trials/min")
         if one and loc:
@@ -272,8 +277,7 @@ def report(bake: list[dict], mon: list[dict], args) -> None:
             wp = ", ".join(f"{x:.0f}" for x in r["worker_peak_rss_mb"]) or "-"
             print(f"{r['engine']:<10}{r['seconds']:>9.1f}{r['peak_rss_mb']:>13.0f}{wp:>18}  "
                   f"{','.join(r['drifted'])}  {r['load']}")
-        by = {r["engine"]: r for r in mon}
-        one, two, loc = by.get("dask x1"), by.get("dask x2"), by.get("local")
+        one, two, loc = _engines(mon)
         if one and two:
             print(f"speed-up 2 workers / 1 worker: {one['seconds'] / two['seconds']:.2f}x")
         if one and loc:

@@ -46,13 +46,23 @@ def to_json(data: Any, indent: int | None = 1) -> str:
     return json.dumps(_clean(json.loads(json.dumps(data, default=_default))), indent=indent)
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temp file beside it (per process), then a rename, so a reader
+    never sees half a file and a crash leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def save(case: Case, stage: str, data: dict) -> Path:
-    """Write ``<case>/.mlcase/<stage>.json`` atomically (write to a temp file, then rename)."""
-    case.work_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``<case>/.mlcase/<stage>.json`` atomically (see :func:`write_atomic`)."""
     path = case.work_dir / f"{stage}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(to_json({"results_version": RESULTS_VERSION, "stage": stage, "data": data}))
-    os.replace(tmp, path)
+    write_atomic(path, to_json({"results_version": RESULTS_VERSION, "stage": stage, "data": data}))
     return path
 
 

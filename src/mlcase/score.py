@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -525,9 +525,7 @@ def _warm_up(scorer: ChunkScorer, path: Path, kind: str) -> None:
     On 200k rows (``benchmarks/score_speed.py``) it moved about 0.1 s of one-time work out of the rows/s.
     A file that cannot be read, or a record that cannot be scored, is left for the run itself to report.
     """
-    import contextlib
-
-    with contextlib.suppress(Exception):
+    with suppress(Exception):
         first = next(iter(_iter_local(path, kind, scorer.spec, 1)), None)
         if first is not None and len(first):
             scorer(first.iloc[:1], 0)

@@ -670,8 +670,8 @@ def _cache_key(alias: str | None, version: int | None) -> str:
     return f"version:{int(version)}" if version is not None else f"alias:{alias}"
 
 
-def _remembered(case: Case, key: str) -> ModelBundle | None:
-    """The bundle the registry gave for ``key`` when the store was exactly as it is now, or ``None``.
+def _remembered(case: Case, key: str, stamp: list | None) -> ModelBundle | None:
+    """The bundle the registry gave for ``key`` when the store was exactly as ``stamp`` says (now), or ``None``.
 
     Resolving an alias through MLflow costs about a second per process (importing MLflow, then
     opening its tracking and registry stores: SQLAlchemy and the schema check), which was half of
@@ -685,7 +685,6 @@ def _remembered(case: Case, key: str) -> ModelBundle | None:
     """
     import json
 
-    stamp = _store_stamp(case)
     if stamp is None:
         return None
     try:
@@ -703,9 +702,8 @@ def _remembered(case: Case, key: str) -> ModelBundle | None:
 
 def _remember(case: Case, key: str, stamp: list | None, stamped_ns: int, mv, run_artifact_uri: str,
               path: str) -> None:
-    """Keep what the registry answered for ``key`` (see :func:`_remembered`); best effort, never an error.
-
-    ``stamp`` was taken at ``stamped_ns`` (``time.time_ns()``), before the registry was asked."""
+    """Keep what the registry answered for ``key`` (see :func:`_remembered`); best effort: the caller ignores
+    its errors (a read-only case folder only loses the saving). ``stamp`` was taken at ``stamped_ns`` (``time.time_ns()``), before the registry was asked."""
     import json
     from urllib.parse import unquote, urlsplit
 
@@ -719,20 +717,18 @@ def _remember(case: Case, key: str, stamp: list | None, stamped_ns: int, mv, run
         folder = (Path(unquote(parts.path)) / path).resolve().relative_to(case.root.resolve())
     except (ValueError, OSError):
         return  # artifacts outside the case folder: always asked for
+    from .results import write_atomic
+
     target = case.work_dir / REGISTRY_CACHE
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        try:
-            saved = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            saved = {}
-        entries = saved.get("entries", {}) if saved.get("stamp") == stamp else {}
-        entries[key] = {"version": int(mv.version), "run_id": mv.run_id, "folder": folder.as_posix(),
-                        "tags": {k: mv.tags.get(k) for k in ("model_sha256", "bundle_sha256", "hmac_sha256",
-                                                              "signing_key_id") if mv.tags.get(k) is not None}}
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"stamp": stamp, "entries": entries}), encoding="utf-8")
-        os.replace(tmp, target)
+    try:
+        saved = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    entries = saved.get("entries", {}) if isinstance(saved, dict) and saved.get("stamp") == stamp else {}
+    entries[key] = {"version": int(mv.version), "run_id": mv.run_id, "folder": folder.as_posix(),
+                    "tags": {k: mv.tags.get(k) for k in ("model_sha256", "bundle_sha256", "hmac_sha256",
+                                                          "signing_key_id") if mv.tags.get(k) is not None}}
+    write_atomic(target, json.dumps({"stamp": stamp, "entries": entries}))
 
 
 def load_bundle(case: Case, alias: str | None = "champion", version: int | None = None) -> ModelBundle:
@@ -742,10 +738,10 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
     While the embedded store is unchanged, the registry's answer is remembered (see :func:`_remembered`).
     """
     key = _cache_key(alias, version)
-    hit = _remembered(case, key)
+    stamped_ns, stamp = time.time_ns(), _store_stamp(case)
+    hit = _remembered(case, key, stamp)
     if hit is not None:
         return hit
-    stamped_ns, stamp = time.time_ns(), _store_stamp(case)
     from mlflow.exceptions import MlflowException
 
     cl = client(case)

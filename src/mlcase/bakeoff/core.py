@@ -333,7 +333,6 @@ def _fit_entry(run: _Run, e: _Entry) -> None:
     model, info = R.fit(e.recipe, ctx.X.iloc[rows], ctx.y[rows], ctx.task, ctx.groups, ctx.seed, run.box.hard_end)
     if info["truncated"]:
         e.note.append(f"refit cut by the time box at {info['n_trees']} trees")
-        e.refit_cut = True
     if info["n_trees"] is not None:
         e.n_trees = int(info["n_trees"])
     _store(run, e, model, info)
@@ -353,7 +352,9 @@ def _scored_fit(recipe: dict, params: dict) -> dict:
 def _store(run: _Run, e: _Entry, model, info: dict, oof_valid=None) -> ModelBundle:
     """Measure a fitted entry and keep its bundle and its recipe."""
     ctx = run.ctx
-    e.measures = {**R.measures(ctx, model, info), **({"refit_cut": True} if e.refit_cut else {})}
+    e.measures = R.measures(ctx, model, info)
+    if info.get("truncated"):  # its serving fit was cut by the time box: weaker than the fits that scored it
+        e.measures["refit_cut"] = True
     e.rows_seen = int(info["rows_seen"])
     metrics = {"cv_mean": e.cv_mean, "cv_std": e.cv_std, "cv_metric": ctx.scorer.metric, "cv_folds": e.folds,
                "cv_loss": e.cv_loss, "cv_loss_metric": ctx.scorer.loss_name, "cv_cost": e.cv_cost, **e.measures}
@@ -442,7 +443,7 @@ def _selection_rows(run: _Run, members: list[dict]) -> tuple[np.ndarray, list[np
 
 def _fit_ensemble(run: _Run, entry: _Entry, trial_models: dict, oof_valid) -> ModelBundle:
     """Fit every member for serving (holdout mode: the scored models), build the ensemble, store its bundle."""
-    ctx, fitted, info_all = run.ctx, [], {"fit_cpu_s": 0.0, "peak_mem_mb": 0.0}
+    ctx, fitted, info_all = run.ctx, [], {"fit_cpu_s": 0.0, "peak_mem_mb": 0.0, "truncated": False}
     for m in entry.recipe["members"]:
         run.progress.update(f"refit ensemble member {m['name']}")
         if run.plan.mode == "holdout":
@@ -454,6 +455,7 @@ def _fit_ensemble(run: _Run, entry: _Entry, trial_models: dict, oof_valid) -> Mo
         info_all["fit_cpu_s"] += info["fit_cpu_s"]
         info_all["peak_mem_mb"] = max(info_all["peak_mem_mb"], info["peak_mem_mb"])
         info_all["rows_seen"] = info["rows_seen"]
+        info_all["truncated"] |= bool(info["truncated"])
     model = E.make_ensemble(ctx.task, fitted, entry.recipe["weights"])
     info_all["params"] = {"members": [n for n, _ in fitted], "weights": list(entry.recipe["weights"])}
     return _store(run, entry, model, info_all, oof_valid=oof_valid)

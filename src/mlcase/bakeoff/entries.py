@@ -36,7 +36,6 @@ class _Entry:
     note: list[str] = field(default_factory=list)
     rule: str | None = None
     measures: dict = field(default_factory=dict)
-    refit_cut: bool = False          # its serving fit was cut by the time box (fewer trees than its configuration)
     recipe: dict = field(default_factory=dict)
     rows_seen: int | None = None
     cv_override: float | None = None                        # the ensemble's cross-fitted score

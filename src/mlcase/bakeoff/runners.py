@@ -132,7 +132,7 @@ class ClusterRunner:
                      *(m for m in ("lightgbm", "xgboost") if m in search.states)])
 
     def _shipped(self):
-        if self._data is None or getattr(self._data, "cancelled", lambda: False)():
+        if self._data is None or self._data.cancelled():
             # the rows, the plan and the scorer go to every worker once, and again if they were lost
             # (Dask's active memory manager keeps one replica of them, so a worker that dies can take them)
             self._data = self.engine.scatter(self.search.fold_data())

@@ -182,8 +182,8 @@ def _trust(d: dict) -> dict:
 
 def write_page(result, path: str | Path) -> Path:
     """Write :func:`render_page` to ``path`` (folders are created) atomically; returns the path."""
-    from .render import _write_atomic
+    from ..results import write_atomic
 
     path = Path(path)
-    _write_atomic(path, render_page(result))
+    write_atomic(path, render_page(result))
     return path

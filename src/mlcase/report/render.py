@@ -20,7 +20,6 @@ import datetime as _dt
 import functools
 import importlib
 import logging
-import os
 import pkgutil
 import re
 import traceback
@@ -95,7 +94,7 @@ def write_report(case: Case | str | Path, *, builders: Iterable[Builder] | None 
     sections = collect_sections(results, builders=builders)
     html = render_html(results, sections)
     path = case.report_dir / "index.html"
-    _write_atomic(path, html)
+    results_mod.write_atomic(path, html)
     outline = [{"id": s.id, "title": s.title, "status": s.status} for s in sections]
     return ReportResult(path=path, sections=outline)
 
@@ -266,12 +265,3 @@ _BADGES = {"ok": "ok", "warning": "warning", "error": "error", "failed": "sectio
            "not_run": "not run yet"}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
