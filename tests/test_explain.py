@@ -13,6 +13,7 @@ from mlcase.errors import ModelError
 from mlcase.explain import explain_global, explain_rows, feature_sources
 
 FAMILIES = ["logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest"]
+BAKEOFF_FAMILIES = FAMILIES + ["catboost"]
 
 
 def _estimator(family: str, task: str):
@@ -244,13 +245,13 @@ def test_permutation_shap_matches_exact_values():
     assert base[0] == 0.0
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", BAKEOFF_FAMILIES)
 def test_bakeoff_pipelines_add_up(churn, family):
     """The bake-off's own pipelines (native categorical trees, one-hot with missing indicators)."""
     from mlcase.candidates import build_pipeline, column_groups
 
     groups = column_groups(churn.X_train, churn.schema.to_dict())
-    params = {"n_estimators": 30, "max_iter": 30}
+    params = {"n_estimators": 30, "max_iter": 30, "iterations": 30}
     model = build_pipeline(family, "binary", groups, params).fit(churn.X_train, churn.y_train)
     g = explain_global(_bundle(model, churn, family), churn.X_test, max_rows=60)
     assert g["additivity_max_error"] < 1e-5

@@ -174,6 +174,14 @@ def _xgboost_types() -> list:
     return [xgb.XGBClassifier, xgb.XGBRegressor, xgb.XGBRanker, xgb.Booster]
 
 
+def _catboost_types() -> list:
+    import catboost
+
+    # the fitted model is CatBoost's own binary format inside the estimator's state; the
+    # signature check above is what keeps a crafted one from reaching CatBoost's loader
+    return [catboost.CatBoostClassifier, catboost.CatBoostRegressor]
+
+
 def _python_types() -> list:
     import collections
     import functools
@@ -226,6 +234,7 @@ TRUSTED_TYPES = {
     "sklearn": _sklearn_types,
     "lightgbm": _lightgbm_types,
     "xgboost": _xgboost_types,
+    "catboost": _catboost_types,
     "numpy": _numpy_types,
     "collections": _python_types,
     "functools": _python_types,

@@ -12,6 +12,7 @@ ridge          same as logistic (regression)                one-hot
 hist_gbm       ordinal codes                                native (``categorical_features``)
 lightgbm       ordinal codes                                native (``cat_feature``)
 xgboost        ordinal codes                                native (``feature_types="c"``)
+catboost       numbers as they are; categories as text      native (``cat_features``: ordered target statistics)
 random_forest  ordinal codes                                ordinal codes
 =============  ===========================================  ===========================
 
@@ -41,15 +42,16 @@ import numpy as np
 import pandas as pd
 
 # simpler first: the tie rule prefers a lower rank when scores are within CV noise
-COMPLEXITY = {"logistic": 0, "ridge": 0, "hist_gbm": 1, "lightgbm": 2, "xgboost": 2, "random_forest": 3}
-CLASSIFICATION = ("logistic", "hist_gbm", "lightgbm", "xgboost", "random_forest")
-REGRESSION = ("ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
+COMPLEXITY = {"logistic": 0, "ridge": 0, "hist_gbm": 1, "lightgbm": 2, "xgboost": 2, "catboost": 2,
+              "random_forest": 3}
+CLASSIFICATION = ("logistic", "hist_gbm", "lightgbm", "xgboost", "catboost", "random_forest")
+REGRESSION = ("ridge", "hist_gbm", "lightgbm", "xgboost", "catboost", "random_forest")
 # the parameter that counts trees / boosting rounds, per family
 TREES_CAP = 10_000      # boosting rounds at most; early stopping picks the count (AutoGluon's cap too)
 ES_FRACTION = 0.1       # rows held out of a boosted fit for its early stopping
-BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
+BOOSTED = ("hist_gbm", "lightgbm", "xgboost", "catboost")
 TREES_PARAM = {"hist_gbm": "max_iter", "lightgbm": "n_estimators", "xgboost": "n_estimators",
-               "random_forest": "n_estimators"}
+               "catboost": "iterations", "random_forest": "n_estimators"}
 
 
 # --------------------------------------------------------------------------- columns
@@ -112,7 +114,8 @@ def _to_text(X) -> np.ndarray:
 
 
 def make_preprocessor(groups: ColumnGroups, encoding: str):
-    """The ``ColumnTransformer``: ``encoding="onehot"`` (linear models) or ``"ordinal"`` (trees).
+    """The ``ColumnTransformer``: ``encoding="onehot"`` (linear models), ``"ordinal"`` (trees) or ``"text"``
+    (CatBoost: categories as text, so an object array).
 
     Output columns: numeric, then datetime, then categorical.
     """
@@ -156,6 +159,16 @@ def make_preprocessor(groups: ColumnGroups, encoding: str):
                                            encoded_missing_value=np.nan, min_frequency=5, max_categories=200,
                                            dtype=np.float64)),
             ]), list(groups.categorical)))
+    elif encoding == "text":  # CatBoost: its own statistics of each category, so categories stay text
+        if groups.numeric:
+            parts.append(("num", "passthrough", list(groups.numeric)))
+        if groups.datetime:
+            parts.append(("date", days, list(groups.datetime)))
+        if groups.categorical:
+            parts.append(("cat", Pipeline([
+                ("text", FunctionTransformer(_to_text, feature_names_out="one-to-one")),
+                ("impute", SimpleImputer(strategy="constant", fill_value="(missing)", keep_empty_features=True)),
+            ]), list(groups.categorical)))
     else:  # pragma: no cover - programming error
         raise ValueError(f"unknown encoding {encoding!r}")
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False)
@@ -193,6 +206,8 @@ def default_params(family: str) -> dict[str, Any]:
         # AutoGluon's XGBoost default ("XGB"): learning rate 0.1, XGBoost's own defaults otherwise
         "xgboost": {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0,
                     "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 1.0},
+        # AutoGluon's CatBoost default ("CAT"): learning rate 0.05, CatBoost's own defaults otherwise
+        "catboost": {"iterations": 1000, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0},
         # AutoGluon's random forest default: 300 fully grown trees, sqrt features for classification
         "random_forest": {"n_estimators": 300, "max_depth": 0, "min_samples_leaf": 1, "max_features": "sqrt"},
     }[family]
@@ -201,7 +216,8 @@ def default_params(family: str) -> dict[str, Any]:
 # Zero-shot portfolios: known-good configurations tried right after each family's defaults,
 # before any search. Boosting portfolios come from AutoGluon's zero-shot portfolio learned on the
 # TabRepo benchmark (autogluon/tabular/configs/zeroshot/zeroshot_portfolio_2023.py: the GBM
-# "Large", "_r131" and "_r96" entries, XGB "_r33" and "_r89", RF "_r195" and "_r127"); the
+# "Large", "_r131" and "_r96" entries, XGB "_r33" and "_r89", CAT "_r177" and "_r137", RF "_r195"
+# and "_r127"); the
 # histogram-boosting entries carry the same tree shapes over to scikit-learn's parameters (the
 # same leaf-wise histogram algorithm); the linear ones bracket the default penalty by 10x.
 PORTFOLIO: dict[str, list[dict[str, Any]]] = {
@@ -220,6 +236,10 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {
     "xgboost": [
         {"learning_rate": 0.0181, "max_depth": 10, "min_child_weight": 0.603, "colsample_bytree": 0.692},
         {"learning_rate": 0.0878, "max_depth": 5, "min_child_weight": 0.629, "colsample_bytree": 0.663},
+    ],
+    "catboost": [
+        {"learning_rate": 0.0686, "depth": 6, "l2_leaf_reg": 2.154, "max_ctr_complexity": 4, "one_hot_max_size": 10},
+        {"learning_rate": 0.0494, "depth": 4, "l2_leaf_reg": 4.559, "max_ctr_complexity": 3, "one_hot_max_size": 3},
     ],
     "random_forest": [
         {"max_features": 0.75, "min_samples_leaf": 1},
@@ -255,6 +275,9 @@ def search_space(family: str) -> dict:
         "xgboost": {"learning_rate": Float(0.01, 0.3, log=True), "max_depth": Int(2, 10),
                     "min_child_weight": Float(0.5, 20.0, log=True), "subsample": Float(0.5, 1.0),
                     "colsample_bytree": Float(0.4, 1.0), "reg_lambda": Float(1e-3, 10.0, log=True)},
+        # AutoGluon's CatBoost search space, the depth widened by one each way
+        "catboost": {"learning_rate": Float(0.01, 0.2, log=True), "depth": Int(4, 8),
+                     "l2_leaf_reg": Float(1.0, 10.0, log=True)},
         "random_forest": {"max_depth": Cat([0, 6, 10, 16]), "min_samples_leaf": Int(1, 50, log=True),
                           "max_features": Cat(["sqrt", 0.5, 0.75, 1.0])},
     }[family]
@@ -334,6 +357,14 @@ def make_model(family: str, task: str, groups: ColumnGroups, params: dict | None
                    reg_lambda=p["reg_lambda"], tree_method="hist", n_jobs=1, random_state=seed,
                    enable_categorical=bool(n_cat), feature_types=["q"] * n_num + ["c"] * n_cat,
                    max_cat_to_onehot=4, verbosity=0)
+    if family == "catboost":
+        import catboost
+
+        cls = catboost.CatBoostClassifier if classify else catboost.CatBoostRegressor
+        extra = {k: p[k] for k in ("max_ctr_complexity", "one_hot_max_size") if p.get(k) is not None}
+        return cls(iterations=int(p["iterations"]), learning_rate=p["learning_rate"], depth=int(p["depth"]),
+                   l2_leaf_reg=p["l2_leaf_reg"], cat_features=list(range(n_num, n_num + n_cat)) or None,
+                   thread_count=1, random_seed=seed, verbose=0, allow_writing_files=False, **extra)
     if family == "random_forest":
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
@@ -357,7 +388,7 @@ def build_pipeline(family: str, task: str, groups: ColumnGroups, params: dict | 
     """
     from sklearn.pipeline import Pipeline
 
-    encoding = "onehot" if family in ("logistic", "ridge") else "ordinal"
+    encoding = "onehot" if family in ("logistic", "ridge") else "text" if family == "catboost" else "ordinal"
     return Pipeline([("prep", make_preprocessor(groups, encoding)),
                      ("model", make_model(family, task, groups, params, seed))])
 
@@ -397,6 +428,20 @@ def _xgboost_deadline(deadline: float):
     return XGBoostDeadline()
 
 
+class _CatBoostDeadline:
+    """CatBoost callback: stop boosting once the clock passes ``deadline`` (``time.monotonic``)."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.stopped = False
+
+    def after_iteration(self, info) -> bool:
+        if time.monotonic() >= self.deadline:
+            self.stopped = True
+            return False
+        return True
+
+
 def n_trees(pipe) -> int | None:
     """Trees / boosting rounds in a fitted pipeline's model (None for linear models)."""
     model = pipe[-1] if hasattr(pipe, "steps") else pipe
@@ -407,6 +452,8 @@ def n_trees(pipe) -> int | None:
         return int(model.booster_.current_iteration())
     if name.startswith("XGB"):
         return int(model.get_booster().num_boosted_rounds())
+    if name.startswith("CatBoost"):
+        return int(model.tree_count_)
     if name.startswith("RandomForest"):
         return len(model.estimators_)
     return None
@@ -523,6 +570,8 @@ def import_families(families) -> None:
         import lightgbm  # noqa: F401
     if "xgboost" in families:
         import xgboost  # noqa: F401
+    if "catboost" in families:
+        import catboost  # noqa: F401
 
 
 def _fit_with_deadline(pipe, X, y, deadline, early_stopping=False, seed=0):
@@ -531,7 +580,7 @@ def _fit_with_deadline(pipe, X, y, deadline, early_stopping=False, seed=0):
     Xt = prep.fit_transform(X, y)
     name = type(model).__name__
     y = np.asarray(y)
-    boosted = name.startswith(("LGBM", "XGB", "HistGradientBoosting"))
+    boosted = name.startswith(("LGBM", "XGB", "CatBoost", "HistGradientBoosting"))
     es = bool(early_stopping and boosted and len(y) >= 50)
     fit, held = np.arange(len(y)), None
     if es:
@@ -539,7 +588,8 @@ def _fit_with_deadline(pipe, X, y, deadline, early_stopping=False, seed=0):
         es = len(held) > 0
     if es:
         rounds = patience(model.get_params()["learning_rate"])
-        key = "max_iter" if name.startswith("HistGradientBoosting") else "n_estimators"
+        key = ("max_iter" if name.startswith("HistGradientBoosting") else
+               "iterations" if name.startswith("CatBoost") else "n_estimators")
         model.set_params(**{key: TREES_CAP})
         Xf, yf, Xe, ye = Xt[fit], y[fit], Xt[held], y[held]
     else:
@@ -570,6 +620,14 @@ def _fit_with_deadline(pipe, X, y, deadline, early_stopping=False, seed=0):
         best = int(model.best_iteration) + 1 if es else grown
         if truncated:
             model.set_params(n_estimators=max(1, grown))
+    elif name.startswith("CatBoost"):
+        cb = _CatBoostDeadline(deadline) if deadline is not None else None
+        kw = {"eval_set": (Xe, ye), "early_stopping_rounds": rounds, "use_best_model": True} if es else {}
+        model.fit(Xf, yf, callbacks=[cb] if cb else None, **kw)
+        truncated = bool(cb and cb.stopped)
+        # with early stopping the model keeps the best round's trees (``use_best_model``); a fitted
+        # CatBoost model refuses set_params, so its ``iterations`` stays the cap (as LightGBM's does)
+        grown = best = n_trees(model)
     elif name.startswith("HistGradientBoosting"):
         kw = {}
         if es:

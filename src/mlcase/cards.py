@@ -23,7 +23,7 @@ from .errors import redact_url
 CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
 ARTIFACT_DIR = "model_card"
-LIBRARIES = ("scikit-learn", "lightgbm", "xgboost", "shap", "mapie", "pandas", "numpy", "mlflow")
+LIBRARIES = ("scikit-learn", "lightgbm", "xgboost", "catboost", "shap", "mapie", "pandas", "numpy", "mlflow")
 NOT_RUN = "_Not run: no results for this stage in `.mlcase/`. Run `mlcase run`, then `mlcase card`._"
 TODO = "**TODO (for a person):**"
 

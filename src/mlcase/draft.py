@@ -91,7 +91,8 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         rate = float((df[target].astype(str) == positive).mean())
     cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col)]
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
-    candidates = ["logistic", "hist_gbm", "lightgbm", "xgboost"] if task != "regression" else ["ridge", "hist_gbm", "lightgbm", "xgboost"]
+    candidates = (["logistic", "hist_gbm", "lightgbm", "xgboost", "catboost"] if task != "regression"
+                  else ["ridge", "hist_gbm", "lightgbm", "xgboost", "catboost"])
     lines = [
         f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",

@@ -44,6 +44,7 @@ from .errors import ModelError
 
 TREE_ESTIMATORS = (
     "LGBMClassifier", "LGBMRegressor", "LGBMRanker", "XGBClassifier", "XGBRegressor", "XGBRanker",
+    "CatBoostClassifier", "CatBoostRegressor",
     "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
     "GradientBoostingClassifier", "GradientBoostingRegressor",
@@ -374,7 +375,8 @@ def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0)
 
     Z = pre.transform(X) if pre is not None else X
     Zd = _dense(Z)
-    if not np.issubdtype(Zd.dtype, np.number):
+    catboost = type(est).__module__.startswith("catboost")  # categories stay text: an object matrix
+    if not catboost and not np.issubdtype(Zd.dtype, np.number):
         raise _Unsupported("the preprocessed matrix is not numeric")
     source = feature_sources(pre, bundle.features, Zd.shape[1], X)
     est_name = type(est).__name__
@@ -388,11 +390,14 @@ def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0)
         cats = getattr(est, "is_categorical_", None)
         if est_name.startswith("HistGradientBoosting") and cats is not None and np.any(cats):
             raise _Unsupported("shap's TreeExplainer does not follow its native categorical splits")
-        try:
-            sv = shap.TreeExplainer(est)(Zd, check_additivity=False)
-        except Exception as exc:  # shap raises bare Exceptions for trees it cannot read
-            raise _Unsupported(f"{type(exc).__name__}: {str(exc)[:120]}") from None
-        values, base = np.asarray(sv.values, dtype="float64"), np.asarray(sv.base_values, dtype="float64")
+        if catboost:
+            values, base = _catboost_shap(est, Zd)
+        else:
+            try:
+                sv = shap.TreeExplainer(est)(Zd, check_additivity=False)
+            except Exception as exc:  # shap raises bare Exceptions for trees it cannot read
+                raise _Unsupported(f"{type(exc).__name__}: {str(exc)[:120]}") from None
+            values, base = np.asarray(sv.values, dtype="float64"), np.asarray(sv.base_values, dtype="float64")
     elif family == "linear":
         bg = Zd if background is None else _dense(pre.transform(background) if pre is not None else background)
         sv = shap.LinearExplainer(est, shap.maskers.Independent(bg, max_samples=len(bg)))(Zd)
@@ -466,6 +471,19 @@ def _like(M: np.ndarray, Z):
     return M
 
 
+def _catboost_shap(est, Z) -> tuple[np.ndarray, np.ndarray]:
+    """Exact tree SHAP from CatBoost itself (``ShapValues``, the algorithm shap's TreeExplainer calls
+    for CatBoost), on the object matrix whose text columns are its categories: ``(values, base)``,
+    values ``(n, features)`` or ``(n, features, classes)``."""
+    from catboost import Pool
+
+    sv = np.asarray(est.get_feature_importance(Pool(Z, cat_features=est.get_cat_feature_indices()),
+                                               type="ShapValues"), dtype="float64")
+    if sv.ndim == 3:  # multiclass: (n, classes, features + 1)
+        return np.transpose(sv[:, :, :-1], (0, 2, 1)), sv[:, :, -1]
+    return sv[:, :-1], sv[:, -1]
+
+
 def _raw_output(est, Z, output: str, task: str) -> np.ndarray:
     """The model output the explainer explains, computed by the model itself."""
     if output == "probability":
@@ -477,6 +495,8 @@ def _raw_output(est, Z, output: str, task: str) -> np.ndarray:
         return np.asarray(est.predict(Z, raw_score=True), dtype="float64")
     if name.startswith("XGB"):
         return np.asarray(est.predict(Z, output_margin=True), dtype="float64")
+    if name.startswith("CatBoost"):
+        return np.asarray(est.predict(Z, prediction_type="RawFormulaVal"), dtype="float64")
     return np.asarray(est.decision_function(Z), dtype="float64")
 
 

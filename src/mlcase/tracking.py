@@ -302,7 +302,7 @@ def base_tags(case: Case, fingerprint: str | None = None, stage: str | None = No
         tags["mlcase.data_fingerprint"] = fingerprint
     from .packages import version
 
-    for pkg in ("scikit-learn", "lightgbm", "xgboost", "optuna", "pandas"):
+    for pkg in ("scikit-learn", "lightgbm", "xgboost", "catboost", "optuna", "pandas"):
         if (v := version(pkg)) is not None:  # xgboost: also from the xgboost-cpu wheel
             tags[f"mlcase.pkg.{pkg}"] = v
     commit = git_commit(case.root)
@@ -478,7 +478,7 @@ def log_child_run(case: Case, parent_run_id: str, name: str, params: dict | None
 # what a logged MLflow model needs to load (given explicitly: MLflow's own inference spawns
 # subprocesses and takes seconds per model)
 MODEL_REQUIREMENTS = ("mlcase", "scikit-learn", "skops", "numpy", "pandas", "scipy", "lightgbm", "xgboost",
-                      "duckdb", "sqlglot")
+                      "catboost", "duckdb", "sqlglot")
 
 
 def pip_requirements() -> list[str]:

@@ -129,7 +129,7 @@ class ClusterRunner:
         self.workers_lost = 0
         self.folds_rerun = 0          # folds sent again because their input was lost with a dead worker
         engine.warm(["mlcase.candidates", "sklearn.ensemble", "sklearn.linear_model",
-                     *(m for m in ("lightgbm", "xgboost") if m in search.states)])
+                     *(m for m in ("lightgbm", "xgboost", "catboost") if m in search.states)])
 
     def _shipped(self):
         if self._data is None or self._data.cancelled():

@@ -9,12 +9,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..candidates import BOOSTED  # noqa: F401  (re-exported: conformal.BOOSTED)
 from ..errors import ModelError
 from .sets import CONFORMAL_VERSION, EPSILON, _class_index  # noqa: F401  (EPSILON: re-exported)
 
 CLASSIFICATION_METHODS = ("lac", "aps")
 REGRESSION_METHODS = ("absolute",)
-BOOSTED = ("hist_gbm", "lightgbm", "xgboost")
 
 
 # --------------------------------------------------------------------------- calibration

@@ -439,6 +439,8 @@ def _quantile_pipeline(model):
         q = clone(last).set_params(loss="quantile", quantile=0.5)
     elif name == "LGBMRegressor":
         q = clone(last).set_params(objective="quantile", alpha=0.5)
+    elif name.startswith("CatBoost"):  # MAPIE cannot set CatBoost's quantile, and its input is text
+        return None
     else:
         q = HistGradientBoostingRegressor(loss="quantile", quantile=0.5, max_iter=200, random_state=0)
     return Pipeline(steps + [(model.steps[-1][0], q)])

@@ -223,7 +223,9 @@ def pin_threads(model) -> None:
         params = model.get_params(deep=True)
     except Exception:  # not a scikit-learn estimator: nothing to pin
         return
-    pins = {k: 1 for k in params if k.split("__")[-1] in ("n_jobs", "nthread", "num_threads")}
+    # CatBoost (``thread_count``) refuses set_params once fitted; the bake-off builds it with one thread
+    pins = {k: 1 for k, v in params.items()
+            if k.split("__")[-1] in ("n_jobs", "nthread", "num_threads", "thread_count") and v != 1}
     if pins:
         try:
             model.set_params(**pins)

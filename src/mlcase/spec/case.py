@@ -67,7 +67,8 @@ class CaseSpec(_Model):
     constraints: Constraints = Field(default_factory=Constraints)
     compute: Compute = Field(default_factory=Compute)
     baselines: list[BaselineSpec] = Field(default_factory=lambda: ["majority", "linear"])
-    candidates: list[Literal[CANDIDATES]] = Field(default_factory=lambda: ["logistic", "hist_gbm", "lightgbm", "xgboost"])
+    candidates: list[Literal[CANDIDATES]] = Field(
+        default_factory=lambda: ["logistic", "hist_gbm", "lightgbm", "xgboost", "catboost"])
     budget: Duration = 120.0
     bakeoff: BakeoffSpec = Field(default_factory=BakeoffSpec)
     engine: EngineSpec = Field(default_factory=EngineSpec)

@@ -472,7 +472,7 @@ class AnalysisSpec(_Model):
 
 
 TaskName = Literal["binary", "multiclass", "regression", "forecast", "ranking"]
-CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "random_forest")
+CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "catboost", "random_forest")
 
 
 class ForecastSpec(_Model):

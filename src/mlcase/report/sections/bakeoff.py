@@ -14,7 +14,8 @@ ORDER = 20
 STAGES = ("bakeoff",)
 
 _COLORS = {"logistic": "#2563eb", "ridge": "#2563eb", "hist_gbm": "#f59e0b", "lightgbm": "#10b981",
-           "xgboost": "#ef4444", "random_forest": "#8b5cf6"}
+           "xgboost": "#ef4444", "catboost": "#eab308",
+           "random_forest": "#8b5cf6"}
 _COLUMNS = ["", "name", "kind", "cv_mean", "cv_std", "cv_loss", "cv_cost", "n_trials", "rows_seen", "n_trees",
             "fit_cpu_s", "size", "peak_mem_mb", "predict_1_ms", "predict_1000_ms", "operating_cost_per_decision",
             "note"]
