@@ -136,11 +136,11 @@ def test_a_million_rows_in_60s_scores_every_family_and_a_boosted_champion_beats_
     res = run_bakeoff(case, ds, budget=60, quiet=True)   # the 60 s it takes: benchmarks/timing_guarantees.py
     assert res.plan["mode"] == "holdout" and res.plan["sizes"][0] == 10_000
     rows = {r["name"]: r for r in res.leaderboard}
-    for fam in ("logistic", "hist_gbm", "lightgbm", "xgboost"):  # every family's defaults were scored
+    for fam in ("logistic", "hist_gbm", "lightgbm", "xgboost", "catboost"):  # every family's defaults were scored
         assert rows[fam]["cv_mean"] is not None and res.families[fam]["complete"] >= 1, (fam, rows[fam])
     # the promising families moved on to bigger samples (successive halving on rows)
     assert max(t["rows"] for t in res.trials) >= 40_000
-    boosted = {"hist_gbm", "lightgbm", "xgboost"}
+    boosted = {"hist_gbm", "lightgbm", "xgboost", "catboost"}
     cand = res.candidate_bundle
     members = cand.params.get("members") or [res.candidate]
     assert {m.split(":")[0] for m in members} <= boosted, members
