@@ -277,9 +277,13 @@ def test_ties_on_paired_out_of_fold_losses_compare_like_with_like():
                "ridge": _Entry("ridge", "candidate", "ridge", None, {}, folds=[rmse["bad"]] * 3, oof=bad)}
     sq = lambda yy, p: (p - yy) ** 2  # noqa: E731
     assert _choose(entries, [None] * 3, sq, y) == ("lightgbm", None)
-    # the same two models a hair apart: within noise, the simpler one
+    assert not entries["lightgbm"].note
+    # the same two models a hair apart: ranked on a proper loss the lower one stays, and the leaderboard names
+    # the simpler one within noise (on cost, as above, the simpler one would be chosen)
     entries["ridge"].oof, entries["ridge"].folds = good + rng.normal(scale=10, size=2000), [rmse["good"] + 1] * 3
-    assert _choose(entries, [None] * 3, sq, y)[0] == "ridge"
+    assert _choose(entries, [None] * 3, sq, y) == ("lightgbm", None)
+    assert "ridge is simpler and within CV noise" in entries["lightgbm"].note[0] and " per row worse" in \
+        entries["lightgbm"].note[0]
 
 
 def test_cv_folds_follow_the_split_method(tmp_path):

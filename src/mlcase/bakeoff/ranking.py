@@ -5,8 +5,8 @@ other tasks: the :class:`~mlcase.bakeoff.timebox.TimeBox` (budget, reserve for t
 hard end at 110%), the families' defaults and zero-shot portfolios
 (:func:`mlcase.candidates.portfolio`), a seeded Optuna TPE study per family after them
 (:func:`mlcase.candidates.suggest_params`), the background MLflow writer (one child run per
-baseline and trial), the leaderboard entries and the tie rule (simpler within CV noise,
-:func:`mlcase.bakeoff.entries._choose`), the refit with rounds scaled by the rows, running
+baseline and trial), the leaderboard entries and the tie rule (NDCG has no per-row loss, so a
+simpler family within CV noise wins, :func:`mlcase.bakeoff.entries._choose`), the refit with rounds scaled by the rows, running
 costs and :class:`~mlcase.bakeoff.result.BakeoffResult`. What differs:
 
 - **Folds keep lists whole.** ``split.method: group``: group k-fold over the train and

@@ -31,7 +31,8 @@ class BakeoffResult:
         ``bundle.oof_valid`` holds the out-of-fold scores of the validation rows; the
         (sub)sample of the train part in holdout mode.
     candidate : str or None
-        Name of the chosen candidate (ties within CV noise go to the simpler family).
+        Name of the chosen candidate (the lowest CV loss; ranked on cost, ties within CV noise go to the
+        simpler family).
     best_baseline : str or None
         Name of the best non-trivial baseline (rule or linear), else the trivial one.
     plan : dict
