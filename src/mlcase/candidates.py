@@ -129,6 +129,9 @@ def make_preprocessor(groups: ColumnGroups, encoding: str):
         StandardScaler,
     )
 
+    def missing_level():  # a missing category is a level of its own
+        return SimpleImputer(strategy="constant", fill_value="(missing)", keep_empty_features=True)
+
     def impute_scale():
         return [("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
                 ("scale", StandardScaler())]
@@ -143,31 +146,23 @@ def make_preprocessor(groups: ColumnGroups, encoding: str):
         if groups.categorical:
             parts.append(("cat", Pipeline([
                 ("text", FunctionTransformer(_to_text, feature_names_out="one-to-one")),
-                ("impute", SimpleImputer(strategy="constant", fill_value="(missing)", keep_empty_features=True)),
+                ("impute", missing_level()),
                 ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
                                          max_categories=50, sparse_output=False)),
             ]), list(groups.categorical)))
-    elif encoding == "ordinal":
+    elif encoding in ("ordinal", "text"):  # trees: numbers as they are, dates as days
         if groups.numeric:
             parts.append(("num", "passthrough", list(groups.numeric)))
         if groups.datetime:
             parts.append(("date", days, list(groups.datetime)))
         if groups.categorical:
+            codes = (("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                                encoded_missing_value=np.nan, min_frequency=5, max_categories=200,
+                                                dtype=np.float64)) if encoding == "ordinal"
+                     # CatBoost keeps its own statistics of each category: categories stay text
+                     else ("impute", missing_level()))
             parts.append(("cat", Pipeline([
-                ("text", FunctionTransformer(_to_text, feature_names_out="one-to-one")),
-                ("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                           encoded_missing_value=np.nan, min_frequency=5, max_categories=200,
-                                           dtype=np.float64)),
-            ]), list(groups.categorical)))
-    elif encoding == "text":  # CatBoost: its own statistics of each category, so categories stay text
-        if groups.numeric:
-            parts.append(("num", "passthrough", list(groups.numeric)))
-        if groups.datetime:
-            parts.append(("date", days, list(groups.datetime)))
-        if groups.categorical:
-            parts.append(("cat", Pipeline([
-                ("text", FunctionTransformer(_to_text, feature_names_out="one-to-one")),
-                ("impute", SimpleImputer(strategy="constant", fill_value="(missing)", keep_empty_features=True)),
+                ("text", FunctionTransformer(_to_text, feature_names_out="one-to-one")), codes,
             ]), list(groups.categorical)))
     else:  # pragma: no cover - programming error
         raise ValueError(f"unknown encoding {encoding!r}")
