@@ -389,52 +389,50 @@ def build_pipeline(family: str, task: str, groups: ColumnGroups, params: dict | 
 
 
 # --------------------------------------------------------------------------- fitting on a clock
-class _LightGBMDeadline:
-    """LightGBM callback: stop boosting once the clock passes ``deadline`` (``time.monotonic``)."""
-
-    order = 5
+class _Deadline:
+    """A training callback's clock: ``due()`` once ``time.monotonic()`` passes ``deadline`` (then ``stopped``)."""
 
     def __init__(self, deadline: float):
         self.deadline = deadline
         self.stopped = False
 
+    def due(self) -> bool:
+        self.stopped = self.stopped or time.monotonic() >= self.deadline
+        return self.stopped
+
+
+class _LightGBMDeadline(_Deadline):
+    """LightGBM callback: stop boosting once the clock passes the deadline."""
+
+    order = 5
+
     def __call__(self, env) -> None:
         import lightgbm as lgb
 
-        if time.monotonic() >= self.deadline:
-            self.stopped = True
+        if self.due():
             raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+
+class _CatBoostDeadline(_Deadline):
+    """CatBoost callback (``after_iteration`` returns False to stop): stop once the clock passes the deadline."""
+
+    def after_iteration(self, info) -> bool:
+        return not self.due()
 
 
 def _xgboost_deadline(deadline: float):
     import xgboost as xgb
 
-    class XGBoostDeadline(xgb.callback.TrainingCallback):
+    class XGBoostDeadline(_Deadline, xgb.callback.TrainingCallback):
         """Stop boosting once the clock passes the deadline."""
 
-        stopped = False
+        def __init__(self):
+            _Deadline.__init__(self, deadline)
 
         def after_iteration(self, model, epoch, evals_log) -> bool:
-            if time.monotonic() >= deadline:
-                self.stopped = True
-                return True
-            return False
+            return self.due()
 
     return XGBoostDeadline()
-
-
-class _CatBoostDeadline:
-    """CatBoost callback: stop boosting once the clock passes ``deadline`` (``time.monotonic``)."""
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-        self.stopped = False
-
-    def after_iteration(self, info) -> bool:
-        if time.monotonic() >= self.deadline:
-            self.stopped = True
-            return False
-        return True
 
 
 def n_trees(pipe) -> int | None:
