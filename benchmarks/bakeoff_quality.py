@@ -246,10 +246,11 @@ def run_tool(tool: str, work: Path, name: str, budget: float) -> dict:
         cfg = DATASETS[name]
         cmd = [str(python), "-c", AG_CHILD, str(work), cfg["target"], cfg["task"], str(budget)]
     else:
-        cmd = [sys.executable, __file__, "--child", tool, "--work", str(work), "--datasets", name,
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", tool, "--work", str(work), "--datasets", name,
                "--budgets", str(budget)]
     load0 = os.getloadavg()[0]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    # in the table's own folder: FLAML's CatBoost writes its training logs into the working directory
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout)[-1500:]}
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlcase import candidates as C
 from mlcase.bakeoff import run_bakeoff
 from mlcase.data import prepare
 from tests.test_bakeoff import make_case
@@ -140,7 +141,7 @@ def test_a_million_rows_in_60s_scores_every_family_and_a_boosted_champion_beats_
         assert rows[fam]["cv_mean"] is not None and res.families[fam]["complete"] >= 1, (fam, rows[fam])
     # the promising families moved on to bigger samples (successive halving on rows)
     assert max(t["rows"] for t in res.trials) >= 40_000
-    boosted = {"hist_gbm", "lightgbm", "xgboost", "catboost"}
+    boosted = set(C.BOOSTED)
     cand = res.candidate_bundle
     members = cand.params.get("members") or [res.candidate]
     assert {m.split(":")[0] for m in members} <= boosted, members

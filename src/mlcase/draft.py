@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .candidates import resolve_family
 from .data import describe_read_notes, infer_schema, read_notes, read_table
 from .errors import DataError, SpecError
+from .spec import DEFAULT_CANDIDATES
 
 
 def _q(v) -> str:
@@ -91,8 +93,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         rate = float((df[target].astype(str) == positive).mean())
     cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col)]
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
-    candidates = (["logistic", "hist_gbm", "lightgbm", "xgboost", "catboost"] if task != "regression"
-                  else ["ridge", "hist_gbm", "lightgbm", "xgboost", "catboost"])
+    candidates = [resolve_family(f, task) for f in DEFAULT_CANDIDATES]
     lines = [
         f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",

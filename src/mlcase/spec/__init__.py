@@ -34,6 +34,7 @@ from .loading import (
 )
 from .sections import (
     CANDIDATES,
+    DEFAULT_CANDIDATES,
     FORECAST_BASELINES,
     PERSONAL_KINDS,
     AnalysisSpec,
@@ -73,6 +74,7 @@ __all__ = [
     "BaselineSpec",
     "CanarySpec",
     "CANDIDATES",
+    "DEFAULT_CANDIDATES",
     "CaseSpec",
     "Compute",
     "ConformalSpec",

@@ -19,6 +19,7 @@ from .base import (
 )
 from .sections import (
     CANDIDATES,
+    DEFAULT_CANDIDATES,
     AnalysisSpec,
     Assumption,
     BakeoffSpec,
@@ -67,8 +68,7 @@ class CaseSpec(_Model):
     constraints: Constraints = Field(default_factory=Constraints)
     compute: Compute = Field(default_factory=Compute)
     baselines: list[BaselineSpec] = Field(default_factory=lambda: ["majority", "linear"])
-    candidates: list[Literal[CANDIDATES]] = Field(
-        default_factory=lambda: ["logistic", "hist_gbm", "lightgbm", "xgboost", "catboost"])
+    candidates: list[Literal[CANDIDATES]] = Field(default_factory=lambda: list(DEFAULT_CANDIDATES))
     budget: Duration = 120.0
     bakeoff: BakeoffSpec = Field(default_factory=BakeoffSpec)
     engine: EngineSpec = Field(default_factory=EngineSpec)

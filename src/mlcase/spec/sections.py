@@ -473,6 +473,7 @@ class AnalysisSpec(_Model):
 
 TaskName = Literal["binary", "multiclass", "regression", "forecast", "ranking"]
 CANDIDATES = ("logistic", "ridge", "hist_gbm", "lightgbm", "xgboost", "catboost", "random_forest")
+DEFAULT_CANDIDATES = ("logistic", "hist_gbm", "lightgbm", "xgboost", "catboost")  # ridge for regression
 
 
 class ForecastSpec(_Model):
