@@ -77,8 +77,8 @@ def status(root, log, capsys) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_a_better_canary_is_held_while_peeking_then_promoted(prevented, tmp_path, capsys):
-    log = tmp_path / "better.db"
+def test_a_better_canary_is_held_while_peeking_then_promoted(prevented, capsys):
+    log = prevented["root"].parent / "better.db"  # the replay test reads it: not this test's own tmp_path
     answers = deploy(prevented, prevented["poor"], prevented["good"], log, labelled=300)
     arms = np.array([a["arm"] for a in answers])
     assert 800 < (arms == "canary").sum() < 1200
