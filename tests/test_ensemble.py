@@ -43,6 +43,30 @@ def test_selection_keeps_an_ensemble_of_complementary_models_and_refuses_a_domin
     assert sel["reason"].startswith("one model dominates")
 
 
+def test_the_single_model_is_judged_as_it_is_chosen_on_the_other_folds():
+    """Twelve equally good models (the truth through independent noise): the one with the lowest loss on all
+    rows is partly lucky. The ensemble's weights are cross-fitted, so the single model it must beat is chosen
+    the same way, on the other folds' rows, and scored on each fold's."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    truth = rng.normal(scale=2.0, size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-truth))).astype(int)
+    folds = np.array_split(rng.permutation(n), 5)
+    preds = [1 / (1 + np.exp(-(truth + rng.normal(scale=0.5, size=n)))) for _ in range(12)]
+    sel = E.select([{"name": f"m{i}", "oof": p} for i, p in enumerate(preds)], y, "binary", binary_row_loss, folds)
+    losses = np.array([binary_row_loss(y, p) for p in preds])
+    by_hand = np.empty(n)
+    for idx in folds:
+        rest = np.setdiff1d(np.arange(n), idx)
+        by_hand[idx] = losses[np.argmin(losses[:, rest].mean(axis=1)), idx]
+    ens = binary_row_loss(y, sel["crossfit"])
+    assert sel["gain"] == pytest.approx(float((by_hand - ens).mean()), rel=1e-9)
+    flattered = float((losses[np.argmin(losses.mean(axis=1))] - ens).mean())  # the best on all rows, as before
+    assert by_hand.mean() > losses.mean(axis=1).min()                          # its luck does not carry over
+    assert sel["gain"] > flattered
+    assert sel["single"]["cv_loss"] == pytest.approx(losses.mean(axis=1).min())  # reported as it scored
+
+
 def test_pooling_is_in_log_space_for_classifiers_and_linear_for_regressors():
     p1, p2 = np.array([0.9, 0.2]), np.array([0.6, 0.5])
     pooled = E.pool_scores("binary", [p1, p2], [0.25, 0.75])
