@@ -29,6 +29,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from ..numeric import sig
+
 ENSEMBLE_SIZE = 25
 NOISE_Z = 2.0           # the gain must exceed this many standard errors of the paired row differences
 EPS = 1e-15
@@ -163,10 +165,10 @@ def select(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[
     if len(used) < 2:
         out.update(worth=False, reason=f"one model dominates: the selection put all its weight on {next(iter(used))}")
     elif gain <= NOISE_Z * noise:
-        out.update(worth=False, reason=(f"its cross-fitted gain over {names[best]} ({gain:.3g} per row) is within "
-                                        f"{NOISE_Z:g} standard errors of the paired difference ({noise:.3g})"))
+        out.update(worth=False, reason=(f"its cross-fitted gain over {names[best]} ({sig(gain)} per row) is within "
+                                        f"{NOISE_Z:g} standard errors of the paired difference ({sig(noise)})"))
     else:
-        out.update(worth=True, reason=(f"cross-fitted gain {gain:.3g} per row over {names[best]}, "
+        out.update(worth=True, reason=(f"cross-fitted gain {sig(gain)} per row over {names[best]}, "
                                        f"{gain / noise:.1f} standard errors"))
     return out
 

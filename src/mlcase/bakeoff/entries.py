@@ -11,6 +11,7 @@ import numpy as np
 from .. import candidates as C
 from ..case import Case
 from ..errors import SpecError
+from ..numeric import sig
 
 COMPLEXITY_ENSEMBLE = 4
 
@@ -168,11 +169,11 @@ def _choose(entries: dict[str, _Entry], folds, row_loss=None, y=None) -> tuple[s
     diff, noise = gaps[pick.name]
     unit = " per row" if row_loss is not None and pick.oof is not None and top.oof is not None else ""
     if row_loss is not None:
-        top.note.append(f"{pick.name} is simpler and within CV noise ({diff:.4g}{unit} worse, noise {noise:.4g}); "
+        top.note.append(f"{pick.name} is simpler and within CV noise ({sig(diff, 4)}{unit} worse, noise {sig(noise, 4)}); "
                         "the lowest loss is kept")
         return top.name, None
     top.note.append(f"{pick.name} chosen instead: within CV noise and simpler")
-    return pick.name, (f"chosen over {top.name}: {diff:.4g}{unit} worse, within CV noise ({noise:.4g}); "
+    return pick.name, (f"chosen over {top.name}: {sig(diff, 4)}{unit} worse, within CV noise ({sig(noise, 4)}); "
                        "the simpler model wins ties")
 
 
