@@ -138,28 +138,26 @@ def select(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[
     finish = finish or (lambda v: v)
     preds = [np.asarray(m["oof"]) for m in members]
     names = [m["name"] for m in members]
-    single_losses = [float(np.mean(row_loss(y, p))) for p in preds]
+    member_rows = np.array([row_loss(y, p) for p in preds])  # (members, rows): per-row losses, computed once
+    single_losses = member_rows.mean(axis=1)
     best = int(np.argmin(single_losses))
     weights = caruana(preds, y, task, row_loss)
     crossfit = np.empty_like(preds[0], dtype="float64")
+    # the single model it must beat is chosen like the weights: on the other folds' rows, scored on each fold's.
+    # Chosen on all rows, its loss would be flattered by the choice while the ensemble's is not
+    single_rows = member_rows[best].copy()  # (every row is in one fold; this is only a default)
     for idx in folds:
         rest = np.setdiff1d(np.arange(len(y)), idx, assume_unique=False)
         w = caruana([p[rest] for p in preds], y[rest], task, row_loss)
         crossfit[idx] = pool_scores(task, [p[idx] for p in preds], w)
+        single_rows[idx] = member_rows[int(np.argmin(member_rows[:, rest].mean(axis=1))), idx]
     ens_rows = row_loss(y, crossfit)
-    # the single model is chosen the same way: on the other folds' rows, then scored on each fold's. Chosen on all
-    # rows, its loss would be flattered by the choice while the ensemble's weights are not
-    single_rows = row_loss(y, preds[best])  # (every row is in one fold; this is only a default)
-    for idx in folds:
-        rest = np.setdiff1d(np.arange(len(y)), idx, assume_unique=False)
-        pick = int(np.argmin([float(np.mean(row_loss(y[rest], p[rest]))) for p in preds]))
-        single_rows[idx] = row_loss(y[idx], preds[pick][idx])
     diff = single_rows - ens_rows
     gain = float(diff.mean())
     noise = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
     used = {n: float(w) for n, w in zip(names, weights, strict=True) if w > 0}
     out = {"weights": used, "candidates": names, "cv_loss": finish(float(ens_rows.mean())),
-           "single": {"name": names[best], "cv_loss": finish(single_losses[best])},
+           "single": {"name": names[best], "cv_loss": finish(float(single_losses[best]))},
            "gain": gain, "noise": noise, "z": gain / noise if noise > 0 else float("inf"),
            "n_rows": int(len(y)), "crossfit": crossfit}
     if len(used) < 2:
