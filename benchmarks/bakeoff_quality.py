@@ -21,7 +21,9 @@ Printed per table and budget: test log loss (RMSE for regression), ROC AUC (macr
 for multiclass), business cost per decision at the case's costs (binary: the same rule for
 every tool, flag a row when its expected saving ``p * (FN - TP) - (1 - p) * (FP - TN)`` is
 positive, at most the review capacity, largest savings first), and wall time; ratios are
-mlcase / FLAML and mlcase / AutoGluon (below 1 is better for log loss, RMSE and cost).
+mlcase / FLAML and mlcase / AutoGluon (below 1 is better for log loss, RMSE and cost). The loss
+ratio also gets a 95% interval from the paired per-row differences on the same test rows
+(:func:`ratio_ci`): a ratio whose interval holds 1 is within the test split's noise.
 
 The tables come in two sets chosen before any tuning: ``dev`` (tuning only; includes the demo
 tables) and ``heldout`` (reported; never used to tune).
@@ -266,7 +268,8 @@ def metrics(name: str, test: pd.DataFrame, out: dict) -> dict:
     scores = np.asarray(out["scores"], dtype="float64")
     y = test[cfg["target"]]
     if cfg["task"] == "regression":
-        return {"loss": float(np.sqrt(np.mean((scores - y.to_numpy(dtype=float)) ** 2))), "auc": None, "cost": None}
+        sq = (scores - y.to_numpy(dtype=float)) ** 2
+        return {"loss": float(np.sqrt(np.mean(sq))), "auc": None, "cost": None, "rows": sq}
     classes = out["classes"]
     if cfg["task"] == "binary":
         pos = str(cfg["positive"])
@@ -275,7 +278,7 @@ def metrics(name: str, test: pd.DataFrame, out: dict) -> dict:
         y01 = (y.astype(str) == pos).to_numpy().astype(int)
         p = np.clip(p, 1e-15, 1 - 1e-15)
         return {"loss": float(log_loss(y01, p, labels=[0, 1])), "auc": float(roc_auc_score(y01, p)),
-                "cost": business_cost(name, test, y01, p)}
+                "cost": business_cost(name, test, y01, p), "rows": -np.log(np.where(y01 == 1, p, 1 - p))}
     order = sorted(classes)
     proba = scores[:, [classes.index(c) for c in order]]
     proba = np.clip(proba, 1e-15, 1)
@@ -283,7 +286,22 @@ def metrics(name: str, test: pd.DataFrame, out: dict) -> dict:
     ys = y.astype(str).to_numpy()
     return {"loss": float(log_loss(ys, proba, labels=order)),
             "auc": float(roc_auc_score(ys, proba, labels=order, multi_class="ovr", average="macro")),
-            "cost": None}
+            "cost": None, "rows": -np.log(proba[np.arange(len(ys)), [order.index(v) for v in ys]])}
+
+
+def ratio_ci(ours: np.ndarray, theirs: np.ndarray, task: str) -> list[float]:
+    """95% interval of the loss ratio ours / theirs from the paired per-row differences on the same test rows.
+
+    Log loss is a mean of per-row losses, so the ratio is ``1 + mean(d) / mean(theirs)`` with a
+    normal interval on ``mean(d)``; RMSE is the square root of such a mean (squared errors).
+    """
+    d = np.asarray(ours, dtype="float64") - np.asarray(theirs, dtype="float64")
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    base = float(np.mean(theirs))
+    lo, hi = 1 + (d.mean() - half) / base, 1 + (d.mean() + half) / base
+    if task == "regression":
+        lo, hi = np.sqrt(max(lo, 0.0)), np.sqrt(max(hi, 0.0))
+    return [float(lo), float(hi)]
 
 
 def business_cost(name: str, test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> float:
@@ -344,6 +362,10 @@ def main(argv: list[str] | None = None) -> None:
                     results[tool] = {**({k: out[k] for k in ("wall_s", "model", "trials", "load", "bakeoff_s")
                                          if k in out}),
                                      **(metrics(name, test, out) if "error" not in out else {"error": out["error"]})}
+            rows_of = {t: r.pop("rows", None) for t, r in results.items()}
+            for t in tools:
+                if t != "mlcase" and rows_of.get("mlcase") is not None and rows_of.get(t) is not None:
+                    results[t]["ratio_ci"] = ratio_ci(rows_of["mlcase"], rows_of[t], DATASETS[name]["task"])
             row = {"dataset": name, "domain": DATASETS[name]["domain"], "task": DATASETS[name]["task"],
                    "rows": len(df), "budget": budget, **{t: results[t] for t in tools}}
             rows.append(row)
@@ -372,6 +394,10 @@ def print_row(row: dict, tools: list[str]) -> None:
                     theirs = row[t].get(key)
                     line += f"{ours / theirs:11.3f}" if ours is not None and theirs else f"{'–':>11}"
         print(line)
+    for t in tools:
+        ci = row[t].get("ratio_ci") if t != "mlcase" else None
+        if ci:
+            print(f"  {'ml/' + t[:5] + ' loss':12} 95% CI {ci[0]:.3f} to {ci[1]:.3f} (paired per-row differences)")
     print(f"  {'model':12}" + "".join(f"{str(row[t].get('model', row[t].get('error', '?'))[:13]):>14}" for t in tools))
     for t in tools:
         if "error" in row[t]:
@@ -390,8 +416,12 @@ def print_summary(rows: list[dict], tools: list[str]) -> None:
             wins = [r["dataset"] for r in sel if r["mlcase"]["loss"] <= r[t]["loss"]]
             binary = [r for r in sel if r["task"] == "binary"]
             bwins = [r for r in binary if r["mlcase"]["loss"] <= r[t]["loss"]]
+            worse = [r["dataset"] for r in sel if r[t].get("ratio_ci") and r[t]["ratio_ci"][0] > 1]
+            better = [r["dataset"] for r in sel if r[t].get("ratio_ci") and r[t]["ratio_ci"][1] < 1]
             print(f"  {budget:g}s vs {t}: {len(wins)}/{len(sel)} tables ({len(bwins)}/{len(binary)} binary); "
-                  f"geometric mean loss ratio {np.exp(np.mean([np.log(r['mlcase']['loss'] / r[t]['loss']) for r in sel])):.3f}"
+                  f"geometric mean loss ratio {np.exp(np.mean([np.log(r['mlcase']['loss'] / r[t]['loss']) for r in sel])):.3f}; "
+                  f"95% CI of the ratio below 1 on {len(better)}, above 1 on {len(worse)}"
+                  f"{' (' + ', '.join(worse) + ')' if worse else ''}"
                   if sel else f"  {budget:g}s vs {t}: no results")
 
 
