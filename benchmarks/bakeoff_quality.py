@@ -262,14 +262,14 @@ def run_tool(tool: str, work: Path, name: str, budget: float) -> dict:
 
 # --------------------------------------------------------------------------- metrics
 def metrics(name: str, test: pd.DataFrame, out: dict) -> dict:
-    from sklearn.metrics import log_loss, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     cfg = DATASETS[name]
     scores = np.asarray(out["scores"], dtype="float64")
     y = test[cfg["target"]]
     if cfg["task"] == "regression":
         sq = (scores - y.to_numpy(dtype=float)) ** 2
-        return {"loss": float(np.sqrt(np.mean(sq))), "auc": None, "cost": None, "rows": sq}
+        return {"loss": float(np.sqrt(sq.mean())), "auc": None, "cost": None, "rows": sq}
     classes = out["classes"]
     if cfg["task"] == "binary":
         pos = str(cfg["positive"])
@@ -277,16 +277,18 @@ def metrics(name: str, test: pd.DataFrame, out: dict) -> dict:
         p = scores if scores.ndim == 1 else scores[:, classes.index(pos)]
         y01 = (y.astype(str) == pos).to_numpy().astype(int)
         p = np.clip(p, 1e-15, 1 - 1e-15)
-        return {"loss": float(log_loss(y01, p, labels=[0, 1])), "auc": float(roc_auc_score(y01, p)),
-                "cost": business_cost(name, test, y01, p), "rows": -np.log(np.where(y01 == 1, p, 1 - p))}
+        rows = -np.log(np.where(y01 == 1, p, 1 - p))  # log loss is their mean
+        return {"loss": float(rows.mean()), "auc": float(roc_auc_score(y01, p)),
+                "cost": business_cost(name, test, y01, p), "rows": rows}
     order = sorted(classes)
     proba = scores[:, [classes.index(c) for c in order]]
     proba = np.clip(proba, 1e-15, 1)
     proba = proba / proba.sum(axis=1, keepdims=True)
     ys = y.astype(str).to_numpy()
-    return {"loss": float(log_loss(ys, proba, labels=order)),
+    rows = -np.log(proba[np.arange(len(ys)), [order.index(v) for v in ys]])
+    return {"loss": float(rows.mean()),
             "auc": float(roc_auc_score(ys, proba, labels=order, multi_class="ovr", average="macro")),
-            "cost": None, "rows": -np.log(proba[np.arange(len(ys)), [order.index(v) for v in ys]])}
+            "cost": None, "rows": rows}
 
 
 def ratio_ci(ours: np.ndarray, theirs: np.ndarray, task: str) -> list[float]:
@@ -295,8 +297,10 @@ def ratio_ci(ours: np.ndarray, theirs: np.ndarray, task: str) -> list[float]:
     Log loss is a mean of per-row losses, so the ratio is ``1 + mean(d) / mean(theirs)`` with a
     normal interval on ``mean(d)``; RMSE is the square root of such a mean (squared errors).
     """
+    from mlcase.evaluate.lift import diff_sd
+
     d = np.asarray(ours, dtype="float64") - np.asarray(theirs, dtype="float64")
-    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    half = 1.96 * diff_sd(ours, theirs) / np.sqrt(len(d))
     base = float(np.mean(theirs))
     lo, hi = 1 + (d.mean() - half) / base, 1 + (d.mean() + half) / base
     if task == "regression":
