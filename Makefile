@@ -7,6 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUNTIME := $(VENV)/.installed
 DEMO   ?= examples/telco-churn
+# the suite runs on this many pytest-xdist workers, a test file per worker (its module fixtures are
+# built once): 13 min on 2 cores, against 21.5 min in one process that left the second core idle
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install system-deps lint bench clean-demo help
 
@@ -42,7 +45,7 @@ demo: $(RUNTIME)
 	$(BIN)/mlcase run $(DEMO)
 
 test: install system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
