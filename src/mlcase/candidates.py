@@ -435,6 +435,20 @@ def _xgboost_deadline(deadline: float):
     return XGBoostDeadline()
 
 
+def xgb_best_rounds(model, early_stopping: bool, grown: int) -> int:
+    """Rounds an XGBoost fit kept: early stopping's best round + 1, else every round grown.
+
+    XGBoost defines ``best_iteration`` only once early stopping has scored a round: a deadline
+    that stops the fit after its first round (a refit given no time left) leaves it undefined.
+    """
+    if not early_stopping:
+        return grown
+    try:
+        return int(model.best_iteration) + 1
+    except AttributeError:
+        return grown
+
+
 def n_trees(pipe) -> int | None:
     """Trees / boosting rounds in a fitted pipeline's model (None for linear models)."""
     model = pipe[-1] if hasattr(pipe, "steps") else pipe
@@ -610,7 +624,7 @@ def _fit_with_deadline(pipe, X, y, deadline, early_stopping=False, seed=0):
             model.set_params(callbacks=None, early_stopping_rounds=None)
         truncated = bool(cb and cb.stopped)
         grown = n_trees(model)
-        best = int(model.best_iteration) + 1 if es else grown
+        best = xgb_best_rounds(model, es, grown)
         if truncated:
             model.set_params(n_estimators=max(1, grown))
     elif name.startswith("CatBoost"):

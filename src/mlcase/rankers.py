@@ -379,7 +379,7 @@ def _fit_ranker(pipe, X, y, groups, levels, deadline, early_stopping, seed, n_tr
             model.set_params(callbacks=None, early_stopping_rounds=None)
         truncated = bool(cb and cb.stopped)
         grown = int(model.get_booster().num_boosted_rounds())
-        best = int(model.best_iteration) + 1 if es else grown
+        best = C.xgb_best_rounds(model, es, grown)
     if truncated or es:
         model.set_params(**{key: max(1, grown)})
     return {"truncated": truncated, "n_trees": grown, "best_iter": best, "fit_rows": int(len(yf)),
