@@ -34,9 +34,6 @@ def test_a_fit_past_its_deadline_keeps_its_first_rounds_and_predicts(boston, fam
     assert 1 <= out["best_iter"] <= out["n_trees"] < 50
     pred = pipe.predict_proba(X)[:, 1] if task == "binary" else pipe.predict(X)
     assert pred.shape == (len(X),) and np.isfinite(pred).all()
-    # a model stopped after its first rounds is barely better than the mean, never a full fit
-    if task == "regression":
-        assert np.std(pred) < np.std(y)
 
 
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost"])

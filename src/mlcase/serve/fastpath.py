@@ -499,10 +499,9 @@ def _xgboost(est, task, sparse):
     if objective is None:
         raise Unsupported("XGBoost with a custom objective")
     booster.set_param({"nthread": 1})
-    try:
-        rng = (0, est.best_iteration + 1)
-    except AttributeError:
-        rng = (0, 0)
+    from ..candidates import xgb_best_rounds
+
+    rng = (0, xgb_best_rounds(est, True, 0))  # the rounds early stopping kept; 0: every round
     missing = est.missing
     to_input = _csr if sparse else (lambda x: x)
 
