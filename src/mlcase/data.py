@@ -469,21 +469,42 @@ def _guess_positive(values: list[str]) -> str:
     return values[-1]
 
 
+def to_times(s: pd.Series) -> pd.Series:
+    """A time column as datetimes; values that are not times become NaT (the caller names them).
+
+    Numbers are read as R and statsmodels write time indexes: whole numbers from 1678 to 2261
+    (the years pandas' nanosecond times can hold) are years (``plm::Grunfeld``'s 1935), and
+    decimal years of whole months are months (R's ``time()`` of a monthly or quarterly series:
+    1949.0833 is February 1949). Numbers past 1e8 are Unix seconds. Anything else numeric
+    (1949.37, a step count 1, 2, 3) is not a time. Text and dates parse as pandas does
+    (``format="mixed"``).
+    """
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return pd.to_datetime(s, errors="coerce", format="mixed")
+    v = pd.to_numeric(s, errors="coerce").astype("float64")
+    finite = v[np.isfinite(v)]
+    if len(finite) and finite.min() > 1e8:
+        return pd.to_datetime(v, unit="s", errors="coerce")
+    year = np.floor(v + 1e-9)
+    month = (v - year) * 12
+    ok = np.isfinite(v) & (year >= 1678) & (year <= 2261) & (np.abs(month - np.rint(month)) < 1e-6)
+    parts = pd.DataFrame({"year": year.where(ok, 2000), "month": np.rint(month).where(ok, 0) + 1, "day": 1})
+    return pd.to_datetime(parts, errors="coerce").where(ok)
+
+
 def parse_time(case: Case, df: pd.DataFrame) -> pd.Series | None:
     col = case.spec.data.time
     if not col:
         return None
     s = df[col]
-    if pd.api.types.is_datetime64_any_dtype(s):
-        return s
-    if pd.api.types.is_numeric_dtype(s):
-        return pd.to_datetime(s, unit="s") if s.max() > 1e8 else pd.Series(pd.to_datetime(s.astype("Int64").astype(str), format="%Y", errors="coerce"))
-    parsed = pd.to_datetime(s, errors="coerce", format="mixed")
+    parsed = to_times(s)
     bad = s[parsed.isna() & s.notna()]
     if len(bad):
         examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
         raise DataError(f"data.time '{col}': {len(bad)} values do not parse as dates (e.g. {examples})",
-                        "use ISO dates like 2024-01-31, or clean the column")
+                        "use ISO dates like 2024-01-31 (or whole years, or Unix seconds), or clean the column")
     return parsed
 
 

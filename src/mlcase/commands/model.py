@@ -85,6 +85,15 @@ def register(app: typer.Typer) -> None:
         fmt = check_format(fmt)
         c = load(case)
         data = results.load(c, "bakeoff")
+        if data is None and c.spec.task == "forecast":
+            data = results.load(c, "forecast_bakeoff")
+            if data is not None:
+                if json_out:
+                    emit_json({k: data.get(k) for k in ("task", "leaderboard", "candidate", "best_baseline",
+                                                        "seconds", "budget_seconds", "notes")})
+                    return
+                show(forecast_listing(data), fmt, console())
+                return
         if data is None:
             raise NotFoundError(f"no bake-off results for case '{c.name}' in {c.work_dir}",
                                 "run `mlcase run` or `mlcase bakeoff` first")
@@ -147,6 +156,19 @@ def models_listing(name: str, rows: list[dict]) -> Listing:
                     tags.get("mlcase.family", ""), cv, (r.get("created") or "")[:16].replace("T", " "),
                     r.get("run_id") or "", tags.get("mlcase.verdict", "")])
     return Listing(title=f"Registered versions of '{name}'", columns=columns, rows=out)
+
+
+def forecast_listing(data: dict) -> Listing:
+    """The leaderboard of a stored forecast bake-off (``ForecastBakeoff.to_dict()``): one row per model."""
+    title = (f"Leaderboard (backtest MASE, lower is better; {data.get('seconds', 0):.1f}s of "
+             f"{data.get('budget_seconds', 0):g}s budget); ★ candidate, ◆ best baseline")
+    columns = [Column(""), Column("model"), Column("role"), Column("backtest MASE", lambda v: number(v, 4), True),
+               Column("trials", lambda v: "" if v is None else str(v), True),
+               Column("seconds", lambda v: number(v, 3), True)]
+    rows = [["★" if r.get("model") == data.get("candidate") else ("◆" if r.get("model") == data.get("best_baseline")
+             else ""), r.get("model"), r.get("role"), r.get("backtest_mase"), r.get("trials"), r.get("seconds")]
+            for r in data.get("leaderboard", [])]
+    return Listing(title=title, columns=columns, rows=rows, notes=list(data.get("notes") or []))
 
 
 def _summary(data: dict) -> dict:

@@ -30,24 +30,33 @@ def _items(case, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _request(case, part: pd.DataFrame, known: list[str], past: list[str]) -> dict:
+    from ..data import to_times
+
     d = case.spec.data
     target = pd.to_numeric(part[d.target], errors="coerce")
     seen = target.notna().to_numpy()
+    # rows before the series' first value are not part of it (as in training: forecast.data.load_series)
+    first = int(seen.nonzero()[0].min()) if seen.any() else 0
     last = int(seen.nonzero()[0].max()) + 1 if seen.any() else 0
-    hist, fut = part.iloc[:last], part.iloc[last:]
-    history = [{"ds": str(t), "y": y, **{c: r[c] for c in past if c in part.columns}}
-               for t, y, (_, r) in zip(hist[d.time], hist[d.target], hist.iterrows(), strict=True)]
-    future = [{"ds": str(t), **{c: r[c] for c in known if c in part.columns}}
-              for t, (_, r) in zip(fut[d.time], fut.iterrows(), strict=True)]
+    parsed = to_times(part[d.time])  # whole years and decimal years as in training, sent as ISO dates
+    times = [str(v) if pd.isna(t) else t.isoformat() for v, t in zip(part[d.time], parsed, strict=True)]
+    hist, fut = part.iloc[first:last], part.iloc[last:]
+    history = [{"ds": t, "y": y, **{c: r[c] for c in past if c in part.columns}}
+               for t, y, (_, r) in zip(times[first:last], hist[d.target], hist.iterrows(), strict=True)]
+    future = [{"ds": t, **{c: r[c] for c in known if c in part.columns}}
+              for t, (_, r) in zip(times[last:], fut.iterrows(), strict=True)]
     return {"history": history, "future": future or None}
 
 
 def forecast_frame(case, service, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(forecasts, errors)`` of every series in ``frame`` (see the module docstring)."""
+    from ..data import to_times
+
     rows, errors = [], []
     for series, part in _items(case, frame):
         try:
-            item = {"series": series, **_request(case, part.sort_values(case.spec.data.time, kind="stable"),
+            item = {"series": series, **_request(case, part.sort_values(case.spec.data.time, kind="stable",
+                                                                        key=to_times),
                                                  service.known, service.past_only)}
             history, future, _ = service.frames(item, f"series '{series}'")
             answer = service.answer(history, future, series)

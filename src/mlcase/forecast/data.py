@@ -206,6 +206,20 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
         raise DataError(f"data.time '{d.time}': {int(dup.sum())} repeated time(s) within a series (e.g. series "
                         f"'{first[ID]}' at {first[DS]})", "keep one row per series and time (aggregate the others)")
     out = out.sort_values([ID, DS], kind="stable").reset_index(drop=True)
+    # a series that starts later than the others has missing values before its start (a wide table
+    # melted to long, as fpp3::us_employment): those rows are not part of the series
+    started = out[Y].notna().groupby(out[ID], observed=True, sort=False).cummax()
+    notes = []
+    if not started.all():
+        dropped = out.loc[~started, ID]
+        gone = sorted(set(dropped) - set(out.loc[started, ID]))
+        if gone:
+            raise DataError(f"data.target '{target}': series '{gone[0]}' has no value at all"
+                            + (f" ({len(gone)} such series)" if len(gone) > 1 else ""),
+                            "drop the series without values")
+        notes.append(f"{len(dropped):,} rows before the first value of their series were dropped "
+                     f"({dropped.nunique():,} series start later than the data)")
+        out = out[started.to_numpy()].reset_index(drop=True)
     missing_y = out[Y].isna()
     if missing_y.any():
         first = out[missing_y].iloc[0]
@@ -229,6 +243,7 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
     data = SeriesData(frame=out, freq=freq, season_length=season, horizon=fc.horizon, step=step,
                       known=list(fc.known), past_only=list(fc.past_only), backtest_windows=fc.backtest_windows,
                       test_windows=fc.test_windows, target=target, time=d.time, series_col=d.series)
+    data.notes.extend(notes)
     _fit_windows(data, int(lengths.min()))
     data.fingerprint = fingerprint_frame(out)
     data.columns = [str(c) for c in df.columns]
@@ -249,9 +264,13 @@ def _fit_windows(data: SeriesData, shortest: int) -> None:
     while data.test_span + data.backtest_span + need > shortest and data.test_windows > 1:
         data.test_windows -= 1
     if data.test_span + data.backtest_span + need > shortest:
+        least = need + 3  # two backtest windows and a test window of one step each
+        fix = ("forecast a shorter horizon (forecast.horizon), or drop the short series" if shortest >= least else
+               f"even at horizon 1 a series needs {least} steps ({need} of training history: two seasons and the "
+               "largest lag, at least 30); drop the shorter series, or predict it as a regression case")
         raise DataError(f"the shortest series has {shortest} steps; {need} of training history, 2 backtest windows "
                         f"and a test window of {data.horizon} steps need {need + data.backtest_span + data.test_span}",
-                        "forecast a shorter horizon (forecast.horizon), or drop the short series")
+                        fix)
     if (data.backtest_windows, data.test_windows) != asked:
         data.notes.append(f"the shortest series ({shortest} steps) holds {data.backtest_windows} backtest and "
                           f"{data.test_windows} test windows (asked: {asked[0]} and {asked[1]})")

@@ -13,6 +13,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
                         name: str, source: str, comment, quote) -> str:
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
+    from ..data import to_times
     from .data import ID, infer_freq, season_of
 
     if not time:
@@ -23,7 +24,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
                             f"pick one of: {', '.join(map(str, df.columns[:30]))}")
     if not pd.api.types.is_numeric_dtype(df[target]):
         raise DataError(f"--target '{target}' is not numeric", "a forecast case forecasts a number")
-    ds = pd.to_datetime(df[time], errors="coerce", format="mixed")
+    ds = to_times(df[time])
     if ds.isna().all():
         raise DataError(f"--time '{time}' holds no dates", "pass the column with the dates")
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()

@@ -18,15 +18,24 @@ Covariates are kept apart:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from .data import DS, ID, Y, year_of
 
+# mlforecast warns on every fit and forecast whose early rows lack the deepest lags (60 times in one
+# run on fpp3::us_employment). Missing lags are expected: LightGBM reads them as missing and the
+# linear model imputes them (linear_model), so the warning says nothing a user can act on.
+warnings.filterwarnings("ignore", message="Found null values in", category=UserWarning, module="mlforecast")
+
 #: calendar features by the frequency's base (mlforecast date features: pandas ``DatetimeIndex`` attributes)
 _CALENDAR = {"D": ["dayofweek", "month", "dayofyear"], "B": ["dayofweek", "month", "dayofyear"],
              "W": ["week", "month"], "M": ["month"], "MS": ["month"], "ME": ["month"], "Q": ["quarter"],
              "QS": ["quarter"], "QE": ["quarter"], "h": ["hour", "dayofweek"], "H": ["hour", "dayofweek"]}
+#: rows a series must keep for fitting after its deepest default lag (or a season, if longer)
+MIN_FIT_ROWS = 12
 #: calendar features a linear model sees one-hot (their numbers are labels, not amounts)
 ONE_HOT = ("dayofweek", "month", "quarter", "hour")
 
@@ -36,18 +45,27 @@ def default_recipe(data, spec_lags: list[int] | None = None) -> dict:
     from .data import _base
 
     m = max(1, data.season_length)
+    rolling = [[1, "mean", m], [1, "mean", 4 * m], [1, "std", m]]
+    if m > 1:
+        rolling.append([m, "seasonal_mean", 4])
     if spec_lags:
         lags = sorted({int(x) for x in spec_lags})
     else:
         lags = set(range(1, m + 1)) | {2 * m, 3 * m, 4 * m}
         year = year_of(data.freq)
-        shortest = int(data.frame.groupby(ID, observed=True).size().min())
+        lengths = data.frame.groupby(ID, observed=True).size()
+        shortest = int(lengths.min())
         if year and year > 4 * m and shortest - data.test_span - data.backtest_span > 2 * year:
             lags.add(year)
+        # the first backtest cut-off trains on the history before it; a lag deeper than that history
+        # leaves no row to fit (datasets::AirPassengers: 36 months before it, lags to 48 and a 48-month
+        # window: every trial failed). Keep what leaves a typical series at least a season of rows
+        room = int(lengths.median()) - data.test_span - data.backtest_span - max(m, MIN_FIT_ROWS)
+        lags = {x for x in lags if x <= room} or {1}
+        rolling = [r for r in rolling if r[1] != "seasonal_mean" and r[0] + r[2] <= room] + [
+            [r[0], r[1], min(r[2], (room - r[0]) // m)] for r in rolling
+            if r[1] == "seasonal_mean" and (room - r[0]) // m >= 2]
         lags = sorted(lags)
-    rolling = [[1, "mean", m], [1, "mean", 4 * m], [1, "std", m]]
-    if m > 1:
-        rolling.append([m, "seasonal_mean", 4])
     return {"freq": data.freq, "season_length": m, "lags": lags, "rolling": rolling,
             "calendar": list(_CALENDAR.get(_base(data.freq), [])), "known": list(data.known),
             "past_only": list(data.past_only), "past_lag": int(data.horizon), "horizon": int(data.horizon)}

@@ -64,7 +64,7 @@ def _points(logged: pd.DataFrame) -> pd.DataFrame:
 
 
 def _actuals(case, path) -> pd.DataFrame:
-    from ..data import read_table
+    from ..data import read_table, to_times
 
     d = case.spec.data
     frame = read_table(Path(path).resolve(), what="--labels")
@@ -73,7 +73,7 @@ def _actuals(case, path) -> pd.DataFrame:
         raise DataError(f"--labels: the actuals file lacks the column '{missing[0]}'",
                         f"give the actuals as {d.series + ', ' if d.series else ''}{d.time}, {d.target}")
     out = pd.DataFrame({"series": frame[d.series].astype(str) if d.series and d.series in frame.columns else "series",
-                        "ds": pd.to_datetime(frame[d.time]).astype("datetime64[ns]"),
+                        "ds": to_times(frame[d.time]).astype("datetime64[ns]"),
                         "actual": pd.to_numeric(frame[d.target], errors="coerce")})
     return out.dropna(subset=["actual"]).drop_duplicates(["series", "ds"], keep="last")
 

