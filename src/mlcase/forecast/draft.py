@@ -12,8 +12,8 @@ from ..errors import DataError
 def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | None, series: str | None,
                         name: str, source: str, comment, quote) -> str:
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
-    from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
     from ..data import to_times
+    from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
     from .data import ID, infer_freq, season_of
 
     if not time:
