@@ -153,3 +153,26 @@ def test_a_million_rows_in_60s_scores_every_family_and_a_boosted_champion_beats_
     verdict = decide(case, value_ceiling(case, ds), ev)
     assert verdict.verdict == "GO" and verdict.champion == res.candidate
     res.wait_tracking(timeout=60)
+
+
+def test_a_kept_ensemble_scores_every_validation_row_when_the_selection_reads_a_sample(tmp_path, monkeypatch):
+    """The selection reads at most SELECT_ROWS rows. On ggplot2::diamonds (43,152 rows) the rows it did not
+    read had no out-of-fold score, the conformal quantile was NaN and every served interval unbounded.
+    Here the selection reads 400 of the 2,400 rows: every validation row still has a finite score that is
+    not the refitted model's own, and the conformal quantile is finite."""
+    from mlcase import conformal
+    from mlcase.bakeoff import core
+    from mlcase.evaluate import valid_scores
+
+    monkeypatch.setattr(core, "SELECT_ROWS", 400)
+    case = make_case(tmp_path, linear_and_interaction(), "label", name="mixed",
+                     candidates=["logistic", "lightgbm", "hist_gbm"], split={"cv_folds": 3})
+    ds = prepare(case)
+    res = run_bakeoff(case, ds, budget=60, quiet=True, max_trials=2)
+    assert res.candidate == "ensemble" and res.ensemble["n_rows"] == 400, (res.ensemble, res.leaderboard)
+    bundle = res.candidate_bundle
+    assert np.isfinite(bundle.oof_valid).all()
+    v = valid_scores(bundle, ds)
+    assert np.isfinite(v).all() and np.max(np.abs(v - bundle.scores(ds.X_valid))) > 1e-4
+    q = conformal.calibrate_on(bundle, ds, 0.1)["quantile"]
+    assert q is not None and 0 < q < 1

@@ -42,6 +42,13 @@ def valid_scores(bundle, dataset) -> np.ndarray:
             raise ModelError(f"model '{bundle.name}': oof_valid has {len(oof)} rows but the validation part has "
                              f"{len(dataset.split.valid)}", "store one out-of-fold score per validation row, in "
                              "the order of dataset.split.valid")
+        missing = ~np.isfinite(oof).reshape(len(oof), -1).all(axis=1)
+        if missing.any():
+            # a row no out-of-fold model scored (a member's fold cut by the time box) gets the model's own
+            # score rather than NaN, which would make the conformal quantile and the thresholds NaN
+            rows = dataset.rows("valid").iloc[np.flatnonzero(missing)]
+            oof = oof.copy()
+            oof[missing] = bundle.scores(features_of(rows, bundle, dataset))
         return oof
     return bundle.scores(features_of(dataset.rows("valid"), bundle, dataset))
 
