@@ -752,8 +752,17 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
             mv = cl.get_model_version_by_alias(case.name, alias)
     except MlflowException:
         what = f"version {version}" if version is not None else f"alias '{alias}'"
+        fix = "run `mlcase run` first (or pick an existing version with --version)"
+        try:
+            aliases = sorted(cl.get_registered_model(case.name).aliases)
+        except MlflowException:
+            aliases = []
+        if aliases:  # the case was run; this alias or version is not among what it registered
+            fix = (f"the case's aliases are {', '.join(aliases)}"
+                   + ("; no champion is set until a decision is GO" if alias == "champion" else "")
+                   + ": pass --alias with one of them, or --version N (`mlcase models` lists them)")
         raise NotFoundError(f"no registered model {what} for case '{case.name}' in {redact_url(case.tracking_uri)}",
-                            "run `mlcase run` first (or pick an existing version with --version)") from None
+                            fix) from None
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
     run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
     with tempfile.TemporaryDirectory() as tmp:

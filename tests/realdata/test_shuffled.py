@@ -76,3 +76,18 @@ def test_shuffled_target_where_random_review_does_not_pay_keeps_the_process(tmp_
     fv = ev["floor_vs_never"]
     assert fv["policy"] == "random_review" and fv["estimate"] < 0
     assert any(r.startswith("flagging 30% of cases at random does not pay either") for r in reasons)
+    # no champion after NO_GO: `mlcase explain` explains what `mlcase serve` serves (the baseline) and says so;
+    # asking for the champion names the aliases there are instead of "run `mlcase run` first"
+    folder = tmp_path / "loses"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["explain", str(folder), "--row", "3", "--json"]) == 0
+    doc = json.loads(out.getvalue())
+    assert doc["model"] == "linear" and "explaining the 'baseline'" in doc["note"]
+    assert len(doc["rows"]) == 1 and doc["rows"][0]["row"] == "3"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["explain", str(folder), "--row", "3", "--alias", "champion"]) != 0
+    line = err.getvalue().strip()
+    assert "no registered model alias 'champion'" in line and "the case's aliases are baseline, candidate" in line
+    assert "no champion is set until a decision is GO" in line and "\n" not in line

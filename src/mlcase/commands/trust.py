@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
                                                 "position when the case names no id). Without it, a JSON "
                                                 "record (or a list of records) is read from stdin.")] = None,
         top: Annotated[int, typer.Option(help="How many contributions to show.", min=1)] = 5,
-        alias: Annotated[str, typer.Option(help="Registry alias of the model to explain.")] = "champion",
+        alias: Annotated[str | None, typer.Option(help="Registry alias of the model to explain (default: the one "
+                                                  "`mlcase serve` serves: the champion, else the baseline).")] = None,
         version: Annotated[int | None, typer.Option(help="Registry version (instead of --alias).")] = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
@@ -27,8 +28,23 @@ def register(app: typer.Typer) -> None:
         from .. import tracking
         from ..explain import explain_rows
 
+        from ..errors import NotFoundError
+
         c = load(case)
-        bundle = tracking.load_bundle(c, alias=None if version is not None else alias, version=version)
+        note = None
+        if version is None and alias is None:
+            try:
+                bundle = tracking.load_bundle(c, alias="champion")
+            except NotFoundError:  # as the server: without a champion the baseline is served
+                try:
+                    bundle = tracking.load_bundle(c, alias="baseline")
+                except NotFoundError:
+                    raise NotFoundError(f"case '{c.name}' has no registered 'champion' or 'baseline' model",
+                                        "run `mlcase run` first, or pass --version N") from None
+                note = ("no 'champion' alias is registered (the decision was not GO): explaining the 'baseline', "
+                        "which `mlcase serve` serves; pass --alias candidate for the candidate")
+        else:
+            bundle = tracking.load_bundle(c, alias=None if version is not None else alias, version=version)
         frame, labels = _rows(c, bundle, row)
         explained = explain_rows(bundle, frame, top=top)
         sets = _conformal_sets(bundle, frame)
@@ -37,9 +53,13 @@ def register(app: typer.Typer) -> None:
             if s is not None:
                 item["conformal"] = s
         doc = {"case": c.name, "model": bundle.name, "version": bundle.version, "rows": explained}
+        if note:
+            doc["note"] = note
         if json_out:
             emit_json(doc)
             return
+        if note:
+            console(quiet).print(f"note: {note}")
         _print(console(quiet), doc, bundle)
 
     @app.command()

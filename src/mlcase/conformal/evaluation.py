@@ -107,7 +107,8 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
             "coverage assumes calibration and new rows are exchangeable; with a group split, the test groups are "
             "new groups, exchangeable with the calibration groups only as whole groups, so coverage of a new "
             "group can differ from the target"]
-    out.update(coverage_check(out, case.spec.split.method, refit_cut=bool((bundle.metrics or {}).get("refit_cut"))))
+    out.update(coverage_check(out, case.spec.split.method, refit_cut=bool((bundle.metrics or {}).get("refit_cut")),
+                              refit=getattr(bundle, "oof_valid", None) is not None))
     d = out["deferral"]
     out["metrics"] = {
         "conformal_coverage": out["coverage"],
@@ -126,14 +127,16 @@ def evaluate_conformal(case, bundle, X_test: pd.DataFrame, y_test, rows_test: pd
 COVERAGE_SDS = 3.0
 
 
-def coverage_check(result: dict, split_method: str | None = None, refit_cut: bool = False) -> dict:
+def coverage_check(result: dict, split_method: str | None = None, refit_cut: bool = False,
+                   refit: bool = False) -> dict:
     """Whether the test coverage lies within its statistical bound, and a sentence when it does not.
 
     The bound is the theory's band ``[1 - alpha, 1 - alpha + 1/(n + 1)]`` widened by
     :data:`COVERAGE_SDS` times :func:`coverage_sd`. Outside it, the calibration rows do not
     represent the test rows (a time split with drift, groups unlike each other), the served model's
-    fit was cut by the time box (``refit_cut``: it is weaker than the fits that calibrated it), or the
-    scores tie (over-coverage).
+    fit was cut by the time box (``refit_cut``: it is weaker than the fits that calibrated it). Above
+    it, the served model was refitted on the calibration rows too (``refit``: it errs less than the
+    out-of-fold fits that calibrated it), or the scores tie.
     """
     lo, hi = result["coverage_bounds"]
     sd = result["coverage_sd"]
@@ -156,7 +159,9 @@ def coverage_check(result: dict, split_method: str | None = None, refit_cut: boo
                                    if side == "below" else
                                    f"{why} (here the test rows are easier), so the sets are conservative"
                                    if split_method in ("time", "group") else
-                                   "the scores tie, so the sets are conservative"))
+                                   "the served model was refitted on more rows than the out-of-fold fits that "
+                                   "calibrated it and errs less than they did, so the sets are conservative"
+                                   if refit else "the scores tie, so the sets are conservative"))
     return out
 
 
