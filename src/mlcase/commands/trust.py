@@ -26,9 +26,8 @@ def register(app: typer.Typer) -> None:
     ):
         """Explain predictions: the score, the decision and the columns that pushed it (SHAP)."""
         from .. import tracking
-        from ..explain import explain_rows
-
         from ..errors import NotFoundError
+        from ..explain import explain_rows
 
         c = load(case)
         note = None
