@@ -246,6 +246,34 @@ def test_regression_coverage_and_cqr(tmp_path, churn_df):
     assert "deferral limit" in page and "MAE (automated)" in page and "cqr" in page
 
 
+def test_cqr_on_samples_past_its_row_cap_keeps_its_coverage(tmp_path, churn_df, monkeypatch):
+    """CQR (report only) ran for over 15 minutes on nycflights13::flights after a 20 s bake-off: past
+    CQR_MAX_ROWS each part is a random sample and the quantile models keep at most CQR_MAX_TREES trees."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from mlcase.conformal import evaluation
+
+    monkeypatch.setattr(evaluation, "CQR_MAX_ROWS", 600)
+    spec = {"name": "charges", "decision": "budget", "task": "regression",
+            "data": {"source": "x.csv", "target": "monthly_charges", "id": "customer_id",
+                     "features": {"exclude": ["churn", "total_charges"]}},
+            "split": {"test_size": 0.3, "valid_size": 0.3, "seed": 3}, "conformal": {"alpha": ALPHA}}
+    case = case_from_spec(spec, tmp_path)
+    ds = prepare(case, churn_df)
+    assert min(len(ds.y_train), len(ds.y_valid), len(ds.y_test)) > 600
+    model = _pipeline(ds, HistGradientBoostingRegressor(max_iter=1000, early_stopping=False, random_state=0))
+    bundle = _bundle(model.fit(ds.X_train, ds.y_train), ds, "hist_gbm")
+    assert evaluation._quantile_pipeline(bundle.model)[-1].max_iter == evaluation.CQR_MAX_TREES
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = evaluation._cqr(case, bundle, ds.X_test, ds.y_test, (ds.X_valid, ds.y_valid),
+                              (ds.X_train, ds.y_train), ALPHA)
+    assert f"600 of {len(ds.y_train):,} training rows" in row["note"]
+    assert f"600 of {len(ds.y_test):,} test rows" in row["note"]
+    tol = _tol(600, 600)
+    assert 1 - ALPHA - tol <= row["coverage"] <= 1 - ALPHA + 1 / 601 + tol
+
+
 # --------------------------------------------------------------------------- deferral
 @pytest.mark.parametrize("capacity", [0.02, 0.12, 0.2, 0.35])
 def test_deferral_never_exceeds_capacity(churn_case, capacity):
