@@ -473,13 +473,14 @@ def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarra
         _proba,
         distinct_rows,
         intervals_from_scores,
+        json_interval,
         sets_from_scores,
     )
 
     conf = _conf(bundle, None)
     if bundle.task == "regression":
         low, high = intervals_from_scores(scores.reshape(-1), conf)
-        text = np.asarray([json.dumps([float(a), float(b)]) for a, b in zip(low, high, strict=True)], dtype=object)
+        text = np.asarray([json.dumps(json_interval(a, b)) for a, b in zip(low, high, strict=True)], dtype=object)
         return text, np.full(len(low), 2), high - low
     member = sets_from_scores(_proba(bundle, scores), conf)
     labels = np.asarray(conf.get("classes") or bundle.classes, dtype=object)

@@ -23,6 +23,7 @@ import pytest
 from mlcase import results, tracking
 from mlcase.cli import main
 from mlcase.conformal import predict_sets
+from mlcase.conformal.sets import json_interval
 from mlcase.data import prepare
 from tests.e2e.test_server import wait_ready
 from tests.serving_case import free_port, records
@@ -38,7 +39,7 @@ def _env() -> dict:
     return {**env, "MLCASE_API_KEY": KEY}
 
 
-@pytest.fixture(scope="module", params=["hpc-random", "boston-random"])
+@pytest.fixture(scope="module", params=["hpc-random", "boston-random", "mtcars-tiny"])
 def served(request, runs):
     run = runs.get(request.param)
     assert run["code"] == 0
@@ -64,13 +65,15 @@ def test_the_server_answers_as_the_bundle_does(served):
     ds, bundle, client = served["ds"], served["bundle"], served["client"]
     assert served["ready"]["ready"] and served["ready"]["model"]["version"] == served["version"]
     recs = records(ds, n=40)
-    r = client.post("/predict", json=recs[:35])
+    k = len(recs)  # 40, or every test row of a smaller table
+    batch = max(1, k - 5)
+    r = client.post("/predict", json=recs[:batch])
     assert r.status_code == 200, r.text
     answers = r.json()["predictions"] + [client.post("/predict", json=rec).json()["predictions"][0]
-                                         for rec in recs[35:]]
-    frame = ds.X_test.iloc[:40]
+                                         for rec in recs[batch:]]
+    frame = ds.X_test.iloc[:k]
     scores, sets = bundle.scores(frame), predict_sets(bundle, frame)
-    assert [(a["tier"], a["fallback"], a["model_version"]) for a in answers] == [("model", False, served["version"])] * 40
+    assert [(a["tier"], a["fallback"], a["model_version"]) for a in answers] == [("model", False, served["version"])] * k
     if bundle.task == "multiclass":
         for a, p, s in zip(answers, scores, sets, strict=True):
             assert a["prediction"] == bundle.classes[int(np.argmax(p))]
@@ -82,8 +85,14 @@ def test_the_server_answers_as_the_bundle_does(served):
         got = np.array([a["prediction"] for a in answers])
         assert np.max(np.abs(got - scores)) <= 1e-9 * max(1.0, float(np.max(np.abs(scores))))
         for a, (lo, hi) in zip(answers, sets, strict=True):
-            assert a["conformal"] == pytest.approx([lo, hi], rel=1e-12) and a["decision"] == "auto"
+            # an unbounded side is null (JSON has no infinity: the server answered 500 to every request)
+            want = json_interval(lo, hi)
+            assert [v is None for v in a["conformal"]] == [v is None for v in want] and a["decision"] == "auto"
+            assert [v for v in a["conformal"] if v is not None] == pytest.approx([v for v in want if v is not None],
+                                                                                rel=1e-12)
             assert lo < a["prediction"] < hi
+        if served["run"]["table"].id == "mtcars-tiny":
+            assert bundle.conformal["quantile"] is None and {tuple(a["conformal"]) for a in answers} == {(None, None)}
     # a malformed record names the field
     bad = {**recs[0], ds.schema.numeric(ds.features)[0]: "many"}
     r = client.post("/predict", json=bad)
@@ -112,5 +121,7 @@ def test_batch_scoring_writes_the_same_answers(served, tmp_path):
         assert [json.loads(c) for c in got["conformal"]] == sets
     else:
         assert np.max(np.abs(got["score"].to_numpy() - scores)) <= 1e-9 * max(1.0, float(np.max(np.abs(scores))))
-        assert np.allclose([json.loads(c) for c in got["conformal"]], np.asarray(sets), rtol=1e-12, atol=0)
+        written = np.asarray([json.loads(c) for c in got["conformal"]], dtype="float64")  # null -> nan
+        expected = np.asarray([json_interval(lo, hi) for lo, hi in sets], dtype="float64")
+        assert np.allclose(written, expected, rtol=1e-12, atol=0, equal_nan=True)
     assert case.spec.task == bundle.task

@@ -398,6 +398,9 @@ def _cqr(case, bundle, X_test, y_test, calibration, train, alpha) -> dict | None
     """CQR intervals from quantile versions of a boosted model (report only)."""
     if calibration is None or train is None or bundle.name not in BOOSTED:
         return None
+    n_cal = len(calibration[1])
+    if math.ceil((n_cal + 1) * (1 - alpha)) > n_cal:  # too few rows for the level: MAPIE refuses (raises)
+        return None
     from mapie.regression import ConformalizedQuantileRegressor
 
     from ..explain import unwrap

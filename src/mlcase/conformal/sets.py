@@ -92,6 +92,12 @@ def intervals_from_scores(pred: np.ndarray, conformal: dict) -> tuple[np.ndarray
     return pred - q, pred + q
 
 
+def json_interval(low, high) -> list[float | None]:
+    """``[low, high]`` for JSON: an unbounded side is ``null`` (a calibration set too small for the level
+    gives (-inf, inf); JSON has no infinity, and a server that wrote it failed every request with a 500)."""
+    return [float(v) if math.isfinite(float(v)) else None for v in (low, high)]
+
+
 def _conf(bundle, conformal: dict | None) -> dict:
     conf = conformal if conformal is not None else bundle.conformal
     if not conf:

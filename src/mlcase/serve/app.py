@@ -742,7 +742,7 @@ def _models():
         score: float | None = Field(description="Binary: P(positive); regression: the prediction; multiclass: top probability")
         scores: dict[str, float] | None = Field(None, description="Multiclass: probability per class")
         decision: Literal["flag", "review", "auto"]
-        conformal: list[Any] | None = Field(description="Conformal set (labels) or interval [lo, hi]")
+        conformal: list[Any] | None = Field(description="Conformal set (labels) or interval [lo, hi]; a null bound is unbounded (too few calibration rows for the level)")
         fallback: bool
         tier: Literal["model", "champion", "previous_champion", "baseline", "rule", "constant"] = Field(
             description="model: the arm's own model; champion: the champion answered for a failing canary")

@@ -278,7 +278,7 @@ class Decider:
         s = float(score)
         decision = "auto"
         if self.max_width is not None and conformal is not None and len(conformal) == 2 and (
-                conformal[1] - conformal[0] > self.max_width):
+                None in conformal or conformal[1] - conformal[0] > self.max_width):  # None: unbounded
             decision = "review"
         return Answer(prediction=s, score=s, decision=decision, **common)
 
@@ -328,23 +328,25 @@ def conformal_sets(bundle, scores: np.ndarray, frame_fn) -> list | None:
 
 def normalise_sets(out, bundle, n: int) -> list:
     """Whatever :func:`predict_sets` returned, as JSON-ready per-row sets or intervals."""
+    from ..conformal.sets import json_interval
+
     if isinstance(out, dict):
         for key in ("sets", "set", "intervals", "interval"):
             if key in out:
                 return normalise_sets(out[key], bundle, n)
         if "lower" in out and "upper" in out:
-            return [[float(lo), float(hi)] for lo, hi in zip(np.ravel(out["lower"]), np.ravel(out["upper"]), strict=False)]
+            return [json_interval(lo, hi) for lo, hi in zip(np.ravel(out["lower"]), np.ravel(out["upper"]), strict=False)]
     if hasattr(out, "to_numpy"):
         out = out.to_numpy()
     if isinstance(out, tuple) and len(out) == 2 and bundle.task == "regression":
-        return [[float(lo), float(hi)] for lo, hi in zip(np.ravel(out[0]), np.ravel(out[1]), strict=False)]
+        return [json_interval(lo, hi) for lo, hi in zip(np.ravel(out[0]), np.ravel(out[1]), strict=False)]
     arr = out
     if isinstance(arr, np.ndarray) and arr.dtype == bool:
         arr = arr.reshape(n, -1)
         return [[_json(c) for c, keep in zip(bundle.classes, row, strict=False) if keep] for row in arr]
     if bundle.task == "regression":
         a = np.asarray(arr, dtype="float64").reshape(n, 2)
-        return [[float(lo), float(hi)] for lo, hi in a]
+        return [json_interval(lo, hi) for lo, hi in a]
     return [[_json(v) for v in row] for row in arr]
 
 
