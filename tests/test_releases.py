@@ -167,3 +167,18 @@ def test_every_public_name_of_releases_is_itself_after_its_modules_are_imported(
         importlib.import_module(f"mlcase.releases.{info.name}")
     for name in rel.__all__:
         assert not isinstance(getattr(rel, name), type(rel)), name
+
+
+def test_replay_compares_numbers_relative_to_their_size():
+    """The values `mlcase replay` reported as "not reproduced" on datasets::mtcars: a regression prediction
+    logged from a batch and recomputed for one row differ in the last bits. A real change is still caught,
+    and a price in the thousands gets the same relative tolerance as a probability."""
+    from mlcase.releases.replayer import _close, _same_prediction, _same_set
+
+    assert _same_prediction(16.125183207241708, 16.12518320724171, "regression")
+    assert not _same_prediction(16.125183207241708, 16.1252, "regression")
+    assert _same_prediction("yes", "yes", "binary") and not _same_prediction("yes", "no", "binary")
+    assert _close(4512.000000000001, 4512.0) and not _close(4512.0, 4512.0001)
+    assert _close(0.3, 0.3 + 1e-12) and not _close(0.3, 0.3 + 1e-8)
+    assert _same_set([None, None], [None, None]) and _same_set([1.5, 2.5], [1.5 + 1e-13, 2.5])
+    assert not _same_set([1.5, 2.5], [1.5, 2.6])
