@@ -776,6 +776,24 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
     return bundle
 
 
+#: what the server and `mlcase explain` say when no decision set a champion
+NO_CHAMPION_NOTE = "no 'champion' alias is registered (the decision was not GO): serving the 'baseline'"
+
+
+def load_served(case: Case) -> tuple[ModelBundle, str | None]:
+    """The bundle `mlcase serve` serves by default: the ``champion``, else the ``baseline`` (with
+    :data:`NO_CHAMPION_NOTE`); a one-line :class:`NotFoundError` when the case registered neither."""
+    try:
+        return load_bundle(case, alias="champion"), None
+    except NotFoundError:
+        pass
+    try:
+        return load_bundle(case, alias="baseline"), NO_CHAMPION_NOTE
+    except NotFoundError:
+        raise NotFoundError(f"case '{case.name}' has no registered 'champion' or 'baseline' model in "
+                            f"{redact_url(case.tracking_uri)}", "run `mlcase run` first, or pass --version N") from None
+
+
 def bundle_file_hashes(case: Case, version: int) -> dict:
     """sha256 of a registered version's files as they are in the store now, beside what was recorded at
     registration (``recorded``): what ``mlcase replay`` shows when a version no longer verifies."""

@@ -84,19 +84,18 @@ def register(app: typer.Typer) -> None:
 
         fmt = check_format(fmt)
         c = load(case)
-        data = results.load(c, "bakeoff")
-        if data is None and c.spec.task == "forecast":
-            data = results.load(c, "forecast_bakeoff")
-            if data is not None:
-                if json_out:
-                    emit_json({k: data.get(k) for k in ("task", "leaderboard", "candidate", "best_baseline",
-                                                        "seconds", "budget_seconds", "notes")})
-                    return
-                show(forecast_listing(data), fmt, console())
-                return
+        forecast = c.spec.task == "forecast"
+        data = results.load(c, "forecast_bakeoff" if forecast else "bakeoff")
         if data is None:
             raise NotFoundError(f"no bake-off results for case '{c.name}' in {c.work_dir}",
                                 "run `mlcase run` or `mlcase bakeoff` first")
+        if forecast:
+            if json_out:
+                emit_json({k: data.get(k) for k in ("task", "leaderboard", "candidate", "best_baseline", "seconds",
+                                                    "budget_seconds", "notes")})
+            else:
+                show(forecast_listing(data), fmt, console())
+            return
         if json_out:
             emit_json(_summary(data))
             return

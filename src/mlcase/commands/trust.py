@@ -26,20 +26,13 @@ def register(app: typer.Typer) -> None:
     ):
         """Explain predictions: the score, the decision and the columns that pushed it (SHAP)."""
         from .. import tracking
-        from ..errors import NotFoundError
         from ..explain import explain_rows
 
         c = load(case)
         note = None
-        if version is None and alias is None:
-            try:
-                bundle = tracking.load_bundle(c, alias="champion")
-            except NotFoundError:  # as the server: without a champion the baseline is served
-                try:
-                    bundle = tracking.load_bundle(c, alias="baseline")
-                except NotFoundError:
-                    raise NotFoundError(f"case '{c.name}' has no registered 'champion' or 'baseline' model",
-                                        "run `mlcase run` first, or pass --version N") from None
+        if version is None and alias is None:  # what `mlcase serve` serves
+            bundle, served_note = tracking.load_served(c)
+            if served_note:
                 note = ("no 'champion' alias is registered (the decision was not GO): explaining the 'baseline', "
                         "which `mlcase serve` serves; pass --alias candidate for the candidate")
         else:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data import to_times
 from ..errors import DataError, MlcaseError
 
 
@@ -30,8 +31,6 @@ def _items(case, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _request(case, part: pd.DataFrame, known: list[str], past: list[str]) -> dict:
-    from ..data import to_times
-
     d = case.spec.data
     target = pd.to_numeric(part[d.target], errors="coerce")
     seen = target.notna().to_numpy()
@@ -50,8 +49,6 @@ def _request(case, part: pd.DataFrame, known: list[str], past: list[str]) -> dic
 
 def forecast_frame(case, service, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(forecasts, errors)`` of every series in ``frame`` (see the module docstring)."""
-    from ..data import to_times
-
     rows, errors = [], []
     for series, part in _items(case, frame):
         try:

@@ -61,11 +61,16 @@ def default_recipe(data, spec_lags: list[int] | None = None) -> dict:
         # leaves no row to fit (datasets::AirPassengers: 36 months before it, lags to 48 and a 48-month
         # window: every trial failed). Keep what leaves a typical series at least a season of rows
         room = int(lengths.median()) - data.test_span - data.backtest_span - max(m, MIN_FIT_ROWS)
-        lags = {x for x in lags if x <= room} or {1}
-        rolling = [r for r in rolling if r[1] != "seasonal_mean" and r[0] + r[2] <= room] + [
-            [r[0], r[1], min(r[2], (room - r[0]) // m)] for r in rolling
-            if r[1] == "seasonal_mean" and (room - r[0]) // m >= 2]
-        lags = sorted(lags)
+        lags = sorted({x for x in lags if x <= room} or {1})
+        kept = []
+        for lag, kind, window in rolling:
+            if kind == "seasonal_mean":  # a window of whole seasons: shortened, kept while it spans two
+                window = min(window, (room - lag) // m)
+                if window >= 2:
+                    kept.append([lag, kind, window])
+            elif lag + window <= room:
+                kept.append([lag, kind, window])
+        rolling = kept
     return {"freq": data.freq, "season_length": m, "lags": lags, "rolling": rolling,
             "calendar": list(_CALENDAR.get(_base(data.freq), [])), "known": list(data.known),
             "past_only": list(data.past_only), "past_lag": int(data.horizon), "horizon": int(data.horizon)}

@@ -14,9 +14,10 @@ the SHAP explanation of a model's answer. The decision and a class prediction mu
 be identical; scores, a regression prediction and interval bounds may differ by at
 most 1e-9 relative to their size (the server may have used the compiled
 single-record fast path, which it keeps only within that tolerance of the
-pipeline, or scored the row in a batch, which rounds the last bits differently). What differs is named: the model file hash (a file changed after
-registration), the bundle, the schema, the threshold, a version no longer in the
-registry, and, when outputs differ, the code version.
+pipeline, or scored the row in a batch, which rounds the last bits differently).
+What differs is named: the model file hash (a file changed after registration),
+the bundle, the schema, the threshold, a version no longer in the registry, and,
+when outputs differ, the code version.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, redact_text, redact_url
+from ..errors import ModelError, redact_text
 from .fastpath import TOLERANCE, compile_fastpath
 from .schema import RecordSpec
 
@@ -623,7 +623,7 @@ def _load_chain(case, version: int | None = None, bundles: dict | None = None, r
     Without a ``champion`` alias the registered ``baseline`` is served, and the chain's
     notes say so.
     """
-    from ..errors import MlcaseError, NotFoundError
+    from ..errors import MlcaseError
 
     spec = case.spec
     serving = spec.serving
@@ -646,16 +646,12 @@ def _load_chain(case, version: int | None = None, bundles: dict | None = None, r
     elif version is not None:
         primary, served = load(v=version), f"version {version}"
     else:
-        try:
-            primary = load(alias="champion")
-        except NotFoundError:
-            try:
-                primary = load(alias="baseline")
-            except NotFoundError:
-                raise NotFoundError(f"case '{case.name}' has no registered 'champion' or 'baseline' model in "
-                                    f"{redact_url(case.tracking_uri)}", "run `mlcase run` first, or pass --version N") from None
+        from .. import tracking
+
+        primary, note = tracking.load_served(case)
+        if note:
             served = "baseline"
-            notes.append("no 'champion' alias is registered (the decision was not GO): serving the 'baseline'")
+            notes.append(note)
     tiers = [Tier("model", primary, check_domain=True, domain_margin=margin, max_unseen=max_unseen)]
     if not fallbacks:
         decider = Decider(primary.task, primary.classes, primary.positive, defer=spec.conformal.defer,
