@@ -9,6 +9,8 @@ must stay wrong.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import binom
@@ -134,6 +136,29 @@ def test_kappa_against_sklearn_and_its_interval():
     three = rng.choice(["a", "b", "c"], 200)
     assert kappa(three, three)["value"] == pytest.approx(1.0)
     assert kappa(["x"] * 5, ["x"] * 5)["value"] is None  # one category: undefined, not 1
+    # total agreement where statsmodels' variance rounds below zero: kappa 1, no interval, and no
+    # "invalid value encountered in sqrt" printed over `mlcase monitor`'s table (seen on Ecdat::Fishing)
+    same = [str(v) for v in [3, 0, 2, 1, 3, 0, 3, 0, 2, 2, 3, 1, 3, 2, 3, 0, 3]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        k = kappa(same, same)
+    assert k["value"] == pytest.approx(1.0) and k["agreement"] == 1.0 and k["low"] is None
+
+
+def test_reviewers_of_a_regression_case_are_compared_as_numbers_not_as_categories():
+    """Kappa of carData::SLID's reviewed wages read 1.0 for identical numbers and would call 10.5 against
+    10.6 a plain disagreement; numbers get the mean absolute difference and the share that agree exactly."""
+    import pandas as pd
+
+    from mlcase.monitor.reviews import _between
+
+    v = pd.DataFrame({"_rid": ["a", "a", "b", "b", "c", "c"], "_reviewer": ["ann", "bob"] * 3,
+                      "_label": ["10.5", "10.5", "20", "21", "7", "9"]})
+    bt = _between(v, "regression")
+    assert bt["n"] == 3 and bt["value"] is None and bt["measure"] == "mean absolute difference"
+    assert bt["mean_abs_diff"] == pytest.approx(1.0) and bt["agreement"] == pytest.approx(1 / 3)
+    assert _between(v, "multiclass")["value"] == pytest.approx(cohen_kappa_score(["10.5", "20", "7"],
+                                                                                 ["10.5", "21", "9"]))
 
 
 def test_weighted_ratio_and_proportion_edges():

@@ -140,3 +140,35 @@ def test_replay_reproduces_every_logged_answer(served):
                      "--log", str(served["run"]["folder"] / "predictions.db")])
     summary = json.loads(out.getvalue())
     assert code == 0 and summary["replayed"] == len(recs) and summary["reproduced"] == len(recs), summary
+
+
+def test_monitoring_reads_the_served_log_with_its_scores_and_costs(served):
+    """The log keeps the score the server answered (multiclass: the top probability, which the log left
+    empty, so score drift was never computed for a served multiclass model), and monitoring prices the
+    labelled answers as the evaluation does (multiclass: each error costs 1 without costs.matrix; it
+    priced nothing)."""
+    import sqlite3
+
+    client, ds, folder = served["client"], served["ds"], served["run"]["folder"]
+    recs = records(ds, n=30)  # mtcars: its 6 test cars
+    truth = ds.rows("test")[served["case"].spec.data.target].iloc[:len(recs)].tolist()
+    answers = client.post("/predict", json=recs).json()["predictions"]
+    got = client.post("/labels", json=[{"request_id": a["request_id"], "label": str(t) if served["bundle"].task == "multiclass" else float(t)}
+                                       for a, t in zip(answers, truth, strict=True)])
+    assert got.status_code == 200 and got.json()["attached"] == len(recs)
+    with sqlite3.connect(folder / "predictions.db") as con:
+        logged = dict(con.execute("SELECT request_id, score FROM predictions").fetchall())
+    assert [logged[a["request_id"]] for a in answers] == pytest.approx([a["score"] for a in answers], rel=1e-12)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["monitor", str(folder), "--json", "--no-notify", "--quiet"])
+    assert code in (0, 1), out.getvalue()
+    doc = json.loads(out.getvalue())
+    overall = doc["overall"]
+    assert overall["score_drift"]["n"] == len(logged) and overall["score_drift"]["psi"] is not None
+    realized = [w["realized"] for w in doc["windows"] if w.get("realized")]
+    assert realized and sum(r["n"] for r in realized) >= len(recs)
+    if served["bundle"].task == "multiclass":
+        assert all(r["cost"] == pytest.approx(1 - r["accuracy"]) for r in realized)
+    else:
+        assert all(r["rmse"] > 0 for r in realized)

@@ -85,7 +85,8 @@ def print_forecast(out, data: dict) -> None:
     out.print(f"{data['points']} forecast points with actuals, from {data['requests']} logged forecasts")
     for r in data["by_step"]:
         out.print(f"  step {r['step']:>3}: {r['points']:>5} points  MASE {r['model_mase']:.3f}  seasonal naive "
-                  f"{r['seasonal_naive_mase']:.3f}  coverage {r['coverage']:.1%}")
+                  f"{r['seasonal_naive_mase']:.3f}  coverage "
+                  + (f"{r['coverage']:.1%}" if r["coverage"] is not None else "– (no interval)"))
     for w in data["warnings"]:
         out.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for a in data["alerts"]:
@@ -149,7 +150,7 @@ def windows_listing(data: dict) -> Listing:
             real_txt = number(real["cost"], 4) + ("" if w.get("realized") else " (not final)")
         rows.append([w["window"].removesuffix("T00:00:00Z") if daily else w["window"],
                      str(w["n"]) + (" (small)" if w["too_small"] else ""), labels, top,
-                     sd.get("psi") if sd else None, w["fallback"]["share"],
+                     sd["psi"] if sd and sd.get("psi") is not None else "–", w["fallback"]["share"],
                      f"{number(est['value'], 3)} [{number(est['low'], 3)}, {number(est['high'], 3)}]" if est else "–",
                      real_txt])
         styles.append("red" if drift and drift[0][2] == "drift" else None)
@@ -181,6 +182,9 @@ def label_lines(data: dict) -> list[str]:
     if rev:
         bt = rev.get("between_reviewers") or {}
         kappa = f", reviewer vs reviewer kappa {ci(bt)} on {bt['n']} cases" if bt.get("n") else ""
+        if bt.get("n") and bt.get("mean_abs_diff") is not None:  # regression: numbers, not categories
+            kappa = (f", reviewers differ by {number(bt['mean_abs_diff'], 4)} on average on {bt['n']} cases "
+                     f"reviewed twice ({bt['agreement']:.0%} identical)")
         lines.append(f"reviews: {rev['n_verdicts']} verdicts on {rev['n_cases']} cases{kappa}; backlog "
                      f"{(rev.get('backlog') or {}).get('backlog', 0)}")
     return lines

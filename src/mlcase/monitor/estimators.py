@@ -113,7 +113,8 @@ def kappa(a, b) -> dict:
     index = {c: i for i, c in enumerate(cats)}
     table = np.zeros((len(cats), len(cats)))
     np.add.at(table, ([index[x] for x in a], [index[x] for x in b]), 1)
-    res = cohens_kappa(table, return_results=True)
+    with np.errstate(invalid="ignore"):  # total agreement: a variance of -1e-17 has no square root (no interval)
+        res = cohens_kappa(table, return_results=True)
     value = float(res.kappa)
     if not math.isfinite(value):
         return {**_none(n), "agreement": agree}

@@ -182,11 +182,12 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
 
         out.update({"accuracy": float(np.mean(pred == y)),
                     "macro_f1": float(m.f1_score(y, pred, average="macro", zero_division=0))})
-        if run.spec.costs.matrix:
-            from ..tasks import multiclass_cost
+        from ..tasks import multiclass_cost
 
-            per = multiclass_cost(run.case, y, pred)
-            out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
+        # as the evaluation prices it: costs.matrix, else each error costs 1 (monitoring priced nothing
+        # without a matrix, so `mlcase monitor` showed no realized cost where `mlcase run` had shown one)
+        per = multiclass_cost(run.case, y, pred)
+        out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
     return out
 
 

@@ -30,7 +30,7 @@ def compute_reviews(run, windows: list[dict]) -> dict | None:
     verdicts = _verdicts(run)
     return {"n_verdicts": int(len(verdicts)), "n_cases": int(verdicts["_rid"].nunique()) if len(verdicts) else 0,
             "n_reviewers": int(verdicts["_reviewer"].nunique()) if len(verdicts) else 0,
-            "model_agreement": _model_agreement(run, verdicts), "between_reviewers": _between(verdicts),
+            "model_agreement": _model_agreement(run, verdicts), "between_reviewers": _between(verdicts, run.task),
             "backlog": _backlog(run, windows)}
 
 
@@ -80,8 +80,12 @@ def _model_agreement(run, v: pd.DataFrame) -> dict | None:
     return out
 
 
-def _between(v: pd.DataFrame) -> dict | None:
-    """Cohen's kappa of the first two reviewers of every case reviewed more than once."""
+def _between(v: pd.DataFrame, task: str = "binary") -> dict | None:
+    """Cohen's kappa of the first two reviewers of every case reviewed more than once.
+
+    Regression verdicts are numbers, not categories: kappa would count 10.5 against 10.6 as a plain
+    disagreement, so they get the mean absolute difference and the share that agree exactly instead.
+    """
     if len(v) == 0:
         return None
     firsts = v.groupby("_rid", sort=False).head(2)
@@ -92,6 +96,13 @@ def _between(v: pd.DataFrame) -> dict | None:
                 "note": "no case was reviewed by two reviewers"}
     a = pairs.groupby("_rid", sort=False)["_label"].nth(0).astype("str").to_numpy()
     b = pairs.groupby("_rid", sort=False)["_label"].nth(1).astype("str").to_numpy()
+    if task == "regression":
+        x, y = (pd.to_numeric(pd.Series(z), errors="coerce").to_numpy(dtype=float) for z in (a, b))
+        ok = ~np.isnan(x) & ~np.isnan(y)
+        d = np.abs(x[ok] - y[ok])
+        return {"n": int(ok.sum()), "value": None, "low": None, "high": None,
+                "agreement": float((d <= 1e-9 * np.maximum(1.0, np.abs(x[ok]))).mean()) if ok.any() else None,
+                "mean_abs_diff": float(d.mean()) if ok.any() else None, "measure": "mean absolute difference"}
     return kappa(a, b)
 
 

@@ -415,7 +415,6 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         explanations = await _explanations(st, records, answers, p) if explain else None
         latency_ms = (time.perf_counter() - t0) * 1000.0
         out, rows = [], []
-        primary = p.primary.bundle
         for k, (rid, rec, a, route) in enumerate(zip(ids, records, answers, routes, strict=True)):
             d = a.to_dict()
             d["request_id"] = rid
@@ -433,7 +432,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             out.append(d)
             rows.append((rid, _now(), a.model_version, a.model_name, a.tier,
                          int(a.fallback), a.reason, _dumps(st.policy.inputs(rec)),
-                         a.score if primary.task != "multiclass" else None,
+                         a.score,  # multiclass: the top probability, as answered and as monitoring's reference
                          _dumps(a.scores), None if prediction is None else str(prediction), decision,
                          _dumps(a.conformal), latency_ms, None if shadow is None else _dumps(shadow[k]),
                          route.arm, st.policy.unit(route.unit_id), int(audit),

@@ -383,7 +383,10 @@ def _reviews_html(reviews: dict) -> str:
         parts.append(table(rows, caption=f"Reviewers vs the model: Cohen's kappa {_ci(ag)}, agreement "
                                          f"{_pct(ag.get('agreement'))} on {fmt(ag.get('n'))} verdicts"))
     bt = reviews.get("between_reviewers")
-    if bt and bt.get("n"):
+    if bt and bt.get("n") and bt.get("mean_abs_diff") is not None:
+        parts.append(f"<p>Reviewers vs each other on {fmt(bt['n'])} cases reviewed twice: their numbers differ "
+                     f"by {fmt(bt['mean_abs_diff'])} on average, {_pct(bt.get('agreement'))} identical.</p>")
+    elif bt and bt.get("n"):
         parts.append(f"<p>Reviewers vs each other on {fmt(bt['n'])} cases reviewed twice: Cohen's kappa "
                      f"{esc(_ci(bt))}, raw agreement {_pct(bt.get('agreement'))}.</p>")
     elif bt:
