@@ -96,6 +96,36 @@ def test_the_guard_breaks_on_a_failing_arm_and_not_on_a_few_unlucky_records(tmp_
     assert g.broken(MODEL_ARM)[0] == []
 
 
+def test_a_canary_psi_breaks_its_guardrail_only_where_the_change_is_significant(tmp_path):
+    """PSI grows as a sample shrinks, and the canary is the smaller arm. Found on carData::SLID: a canary
+    of about 90 records was rolled back for a score PSI of 0.264 (limit 0.25) that its champion, on twice
+    the rows, did not reach. With no drift at all, 50 records (releases.min_rows) exceed PSI 0.25 in more
+    than a fifth of draws; the guardrail now also needs the drift test's p < releases.alpha, as monitoring does."""
+    from mlcase.drift import psi_js
+    from mlcase.releases.rollout import _guardrails
+
+    ref = np.full(10, 0.1)  # monitoring's 10 quantile bins
+    psi = psi_js(np.random.default_rng(0).multinomial(50, ref, size=4000), ref)[0]
+    assert (psi > 0.25).mean() > 0.2  # the raw rule would roll back over a fifth of sound canaries
+
+    case = bare_case(tmp_path / "c", releases={"min_rows": 50})
+
+    def arm(score_psi, p, drift_psi, drift_p):
+        share = {"value": 0.0, "low": 0.0, "high": 0.05, "count": 0}
+        return {"records": 90, "error_share": share, "fallback_share": share, "latency_p95_ms": 5.0,
+                "flag_rate": None, "capacity": None, "score_psi": score_psi, "score_p_value": p,
+                "drift": {"max_psi": drift_psi, "feature": "age", "p_value": drift_p,
+                          "max_significant_psi": drift_psi if drift_p < 0.05 else None}}
+
+    champion = arm(0.148, 0.2, 0.068, 0.4)
+    noisy = {g["name"]: g for g in _guardrails(case, {"canary": arm(0.264, 0.31, 0.30, 0.2), "champion": champion})}
+    assert noisy["score drift (PSI)"]["status"] == "ok" and noisy["input drift (max PSI)"]["status"] == "ok"
+    assert noisy["score drift (PSI)"]["why"] is None and noisy["score drift (PSI)"]["rule"].startswith("broken when")
+    real = {g["name"]: g for g in _guardrails(case, {"canary": arm(0.41, 1e-6, 0.30, 1e-4), "champion": champion})}
+    assert real["score drift (PSI)"]["status"] == "broken" and real["input drift (max PSI)"]["status"] == "broken"
+    assert "significant at p < 0.05" in real["score drift (PSI)"]["why"]
+
+
 # --------------------------------------------------------------------------- always-valid intervals
 def test_always_valid_interval_keeps_its_level_under_peeking_where_the_fixed_one_does_not():
     """A/A: 400 canaries, each looked at 20 times (every 50 units per arm up to 1,000). The fixed-horizon 95%

@@ -191,7 +191,10 @@ def test_a_failing_canary_and_a_failing_champion_are_rolled_back_by_the_server(c
         r = httpx.put(f"{url}/routing", json={"canary": 0.2}, timeout=10)
         assert r.status_code == 409 and "no canary version is loaded" in r.json()["message"]
         canary_answers = [a for a in load.answers if a["arm"] == "canary"]
-        assert canary_answers and all(a["tier"] == "champion" and a["fallback"] for a in canary_answers)
+        # the failing canary (v3) never answered its arm: the champion did, or, when a loaded machine made the
+        # champion too slow too (4 x latency_p95_ms), the chain's next tier; both are fallbacks
+        assert canary_answers and all(a["fallback"] and a["model_version"] != v3 for a in canary_answers)
+        assert any(a["tier"] == "champion" for a in canary_answers)
 
         # 2. a failing version promoted (past the rollout gate, which says rollback): the server switches,
         #    sees it fail, switches back and moves the alias back

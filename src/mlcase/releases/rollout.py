@@ -218,11 +218,16 @@ def _monitor(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame) -> dict:
     except Exception as exc:  # noqa: BLE001 - drift is one guardrail; the others stand without it
         return {"drift": None, "score_psi": None, "estimated_cost": None,
                 "monitor_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    drift = {f: s.get("psi") for f, s in (res["overall"].get("drift") or {}).items() if s.get("psi") is not None}
-    top = max(drift.items(), key=lambda kv: kv[1]) if drift else (None, None)
+    drift = {f: s for f, s in (res["overall"].get("drift") or {}).items() if s.get("psi") is not None}
+    top = max(drift, key=lambda f: drift[f]["psi"]) if drift else None
     sd = res["overall"].get("score_drift") or {}
     est = (res["windows"][0].get("estimated") or {}).get("cost") if res["windows"] else None
-    return {"drift": {"max_psi": top[1], "feature": top[0]}, "score_psi": sd.get("psi"), "estimated_cost": est}
+    return {"drift": {"max_psi": drift[top]["psi"] if top else None, "feature": top,
+                      "p_value": drift[top].get("p_value") if top else None,
+                      # the largest PSI among the features whose change is significant, as monitoring judges drift
+                      "max_significant_psi": max((s["psi"] for s in drift.values() if s.get("p_value") is not None
+                                                  and s["p_value"] < case.spec.releases.alpha), default=None)},
+            "score_psi": sd.get("psi"), "score_p_value": sd.get("p_value"), "estimated_cost": est}
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -277,9 +282,11 @@ def _guardrails(case: Case, arms: dict) -> list[dict]:
     enough = c["records"] >= min_rows
     out = []
 
-    def add(name, ch, ca, limit, broken, why=None):
+    def add(name, ch, ca, limit, broken, rule):
+        """``rule`` says when the guardrail breaks; ``why`` is the rule only for a broken one."""
         status = "unknown" if ca is None or limit is None or not enough else ("broken" if broken else "ok")
-        out.append({"name": name, "champion": ch, "canary": ca, "limit": limit, "status": status, "why": why})
+        out.append({"name": name, "champion": ch, "canary": ca, "limit": limit, "status": status,
+                    "rule": f"broken when {rule}", "why": rule if status == "broken" else None})
 
     add("error share", m["error_share"]["value"], c["error_share"]["value"], g.max_error_share,
         c["error_share"]["low"] > g.max_error_share, "the Wilson interval's lower bound is above the limit")
@@ -288,11 +295,22 @@ def _guardrails(case: Case, arms: dict) -> list[dict]:
     add("latency p95 (ms)", m["latency_p95_ms"], c["latency_p95_ms"], max_lat,
         max_lat is not None and c["latency_p95_ms"] > max_lat and c["latency_p95_ms"] > (m["latency_p95_ms"] or 0),
         "above the limit and above the champion's over the same period")
+    # PSI grows as a sample shrinks (about (bins - 1) / n with no drift at all), and the canary is the smaller
+    # arm: a PSI breaks the guardrail only where its test says the change is real (p < releases.alpha), as
+    # monitoring's drift status does; a noisy PSI on a few canary rows is not a reason to roll back
+    alpha = spec.releases.alpha
     for name, key in (("input drift (max PSI)", "drift"), ("score drift (PSI)", "score_psi")):
-        ca = c.get(key)["max_psi"] if key == "drift" and c.get(key) else c.get(key)
-        ch = m.get(key)["max_psi"] if key == "drift" and m.get(key) else m.get(key)
-        add(name, ch, ca, max_psi, ca is not None and ca > max_psi and (ch is None or ch <= max_psi),
-            "above the limit on the canary's rows and not on the champion's")
+        if key == "drift":
+            ca, ch = ((x.get("drift") or {}).get("max_psi") for x in (c, m))
+            sig_c, sig_m = ((x.get("drift") or {}).get("max_significant_psi") for x in (c, m))
+            broken = sig_c is not None and sig_c > max_psi and (sig_m is None or sig_m <= max_psi)
+        else:
+            ca, ch = c.get(key), m.get(key)
+            pc, pm = c.get("score_p_value"), m.get("score_p_value")
+            broken = (ca is not None and ca > max_psi and pc is not None and pc < alpha
+                      and (ch is None or ch <= max_psi or pm is None or pm >= alpha))
+        add(name, ch, ca, max_psi, broken,
+            f"a change significant at p < {alpha:g} is above the limit on the canary's rows and not on the champion's")
     cap = m.get("capacity")
     if c.get("flag_rate") is not None and cap is not None:
         limit = cap * (1 + g.capacity_tolerance)
