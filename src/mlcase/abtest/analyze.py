@@ -379,7 +379,8 @@ def analyze(data: pd.DataFrame | str | Path, unit: str, variant: str, metrics: S
                                 "(control=50,treatment=50 names them)", column=variant, rows=rows.numbers(pos))
             raise DataError(f"--variant {variant!r} has {len(arms)} arms ({', '.join(arms)}) but the split plans "
                             f"{len(shares)}", "name the arms in the split (control=50,treatment=50) so a missing arm is seen")
-    if shares is None:
+    assumed_equal = shares is None  # no --split: the check is against an equal split, and says so
+    if assumed_equal:
         shares = [1.0 / len(arms)] * len(arms)
     planned = dict(zip(arms, shares, strict=True))
 
@@ -442,12 +443,16 @@ def analyze(data: pd.DataFrame | str | Path, unit: str, variant: str, metrics: S
 
     # ---- sample ratio mismatch ---------------------------------------------------------
     srm = st.srm(counts, shares)
-    srm.update(observed=dict(zip(arms, counts, strict=True)), flagged=srm["p_value"] < SRM_THRESHOLD, threshold=SRM_THRESHOLD)
+    srm.update(observed=dict(zip(arms, counts, strict=True)), flagged=srm["p_value"] < SRM_THRESHOLD, threshold=SRM_THRESHOLD,
+               assumed_equal_split=assumed_equal)
     trustworthy = not srm["flagged"]
     if srm["flagged"]:
+        against = (f"an equal split ({'/'.join(f'{s * 100:.3g}' for s in shares)}, assumed: no --split was given)"
+                   if assumed_equal else f"a planned {'/'.join(f'{s * 100:.3g}' for s in shares)} split")
+        cause = ("if the arms were planned unequal, pass their shares as --split" if assumed_equal
+                 else "the assignment or logging is broken, do not trust the effects")
         warnings.insert(0, f"sample ratio mismatch: {', '.join(f'{a} {n:,}' for a, n in zip(arms, counts, strict=True))} "
-                           f"against a planned {'/'.join(f'{s * 100:g}' for s in shares)} split (chi-square p = "
-                           f"{srm['p_value']:.2g} < {SRM_THRESHOLD}); the assignment or logging is broken, do not trust the effects")
+                           f"against {against} (chi-square p = {srm['p_value']:.2g} < {SRM_THRESHOLD}); {cause}")
     if counts[0] == 0:
         raise DataError(f"the control arm {control!r} has no units", "check --control and the variant column")
     treatments = [a for a, n in zip(arms, counts, strict=True) if a != control and n > 0]
@@ -715,12 +720,19 @@ def _conclude(a: Analysis) -> str:
     parts = []
     if a.preliminary:
         parts.append("PRELIMINARY: the experiment has not reached its planned end.")
-    if not a.trustworthy:
+    assumed = a.srm.get("assumed_equal_split")
+    if not a.trustworthy and assumed:
+        parts.append(f"UNTRUSTWORTHY: sample ratio mismatch (chi-square p = {a.srm['p_value']:.2g}): the arms are not "
+                     "equal in size, and no --split says they were planned unequal. If they were, pass the planned "
+                     "shares as --split; if not, the effects below may be biased: find the cause (assignment, "
+                     "redirects, logging, bot filtering) before reading them.")
+    elif not a.trustworthy:
         parts.append(f"UNTRUSTWORTHY: sample ratio mismatch (chi-square p = {a.srm['p_value']:.2g}): the arms do not "
                      "have the planned sizes, so the effects below may be biased. Find the cause (assignment, "
                      "redirects, logging, bot filtering) before reading them.")
     else:
-        parts.append(f"The split matches the plan (sample ratio p = {a.srm['p_value']:.2g}).")
+        parts.append(f"The split matches {'an equal split (assumed: no --split was given)' if assumed else 'the plan'} "
+                     f"(sample ratio p = {a.srm['p_value']:.2g}).")
     primary = a.settings["metrics"][0]
     for r in a.metrics:
         if r["metric"] == primary:
@@ -755,7 +767,9 @@ def _conclude(a: Analysis) -> str:
              "DONT_SHIP": "Verdict: DO NOT SHIP: a treatment makes the primary metric significantly worse or fails a guardrail.",
              "INCONCLUSIVE": f"Verdict: INCONCLUSIVE: no significant effect on {primary}; effects outside the CI are "
                              "unlikely, effects inside it cannot be told from zero.",
-             "UNTRUSTWORTHY": "Verdict: UNTRUSTWORTHY: fix the sample ratio mismatch and rerun the experiment."}
+             "UNTRUSTWORTHY": "Verdict: UNTRUSTWORTHY: " + ("pass the planned --split, or fix the sample ratio mismatch "
+                                                           "and rerun the experiment." if assumed else
+                                                           "fix the sample ratio mismatch and rerun the experiment.")}
     parts.append(words[a.verdict])
     if a.preliminary and a.verdict != "UNTRUSTWORTHY":
         parts.append("Keep it running until the planned end before acting on this.")
