@@ -364,9 +364,42 @@ def _latency_line(cand: str, lat: dict, broken: bool) -> str:
     return line
 
 
+# A candidate this good on this many test rows is more often a leak than an easy decision
+NEAR_PERFECT = {"roc_auc": 0.995, "accuracy": 0.99, "r2": 0.995}
+NEAR_PERFECT_MIN_TEST = 100
+NEAR_PERFECT_MAJORITY = 0.95  # ... accuracy only where the majority class is not this share of the rows
+
+
+def near_perfect(ev: dict) -> str | None:
+    """A caveat when the candidate's test metric is near-perfect, or None.
+
+    A leakage warning (one feature at 0.95 to 0.98) lets a run go on, and the model then reads
+    the leak: on Ecdat::Fishing, ``catch`` is the catch rate of the mode the angler chose (a
+    warning at 0.976), and the candidate is right on 99.6% of the test rows against 84% without
+    it (``tests/realdata/test_near_perfect.py``). The reasons must say so beside the GO.
+    """
+    metrics = ev.get("metrics") or {}
+    cand = metrics.get(ev.get("champion_candidate")) or {}
+    n = int(ev.get("n_test") or 0)
+    if n < NEAR_PERFECT_MIN_TEST:
+        return None
+    for name, bar in NEAR_PERFECT.items():
+        v = cand.get(name)
+        if v is None or not v == v or v < bar:
+            continue
+        if name == "accuracy" and (ev.get("task") == "binary" or (metrics.get("majority") or {}).get(
+                "accuracy", 0.0) >= NEAR_PERFECT_MAJORITY):
+            continue  # binary is judged on AUC; where one class is nearly every row, accuracy says nothing
+        return (f"near-perfect on test ({name} {v:.4f} on {n:,} rows): real decisions are rarely this easy. Check "
+                "that no feature is recorded after, or computed from, the outcome before trusting this model: the "
+                "data checks' target_leakage warnings name the likeliest, and the report's SHAP importance shows "
+                "which features carry the model")
+    return None
+
+
 def _notes(ev: dict, cur: str) -> list[str]:
-    """Caveats that do not change the verdict: slice gaps, small slices, capacity on test."""
-    out = []
+    """Caveats that do not change the verdict: a near-perfect candidate, slice gaps, small slices, capacity on test."""
+    out = [note] if (note := near_perfect(ev)) else []
     slices = ev.get("slices") or {}
     for flag in slices.get("flags", []):
         out.append(f"slice alert: {flag}")
