@@ -133,6 +133,86 @@ def test_init_run_and_score_on_r_decimal_time(tmp_path):
     assert fc["forecast"].between(300, 800).all()  # the last year ran from 390 to 622 passengers
 
 
+def test_quarters_and_iso_weeks_as_fpp3_writes_them(tmp_path):
+    """fpp3's tables write tsibble's quarters and weeks as text ("1981 Q1", "1991 W06"), which pandas does not
+    parse: `mlcase init` said the column "holds no dates" (fpp3::aus_arrivals, us_gasoline)."""
+    arrivals = _table("fpp3", "aus_arrivals")
+    t = to_times(arrivals["Quarter"])
+    assert t.notna().all() and t.iloc[0] == pd.Timestamp("1981-01-01") and t.iloc[3] == pd.Timestamp("1981-10-01")
+    gas = _table("fpp3", "us_gasoline")
+    w = to_times(gas["Week"])
+    assert w.notna().all() and w.iloc[0] == pd.Timestamp("1991-02-04")  # ISO week 6 of 1991 starts on Monday 4 Feb
+    assert (w.diff().dropna() == pd.Timedelta(days=7)).all()  # 53-week years included
+    arrivals.to_csv(tmp_path / "data.csv", index=False)
+    case = _case(tmp_path, target="Arrivals", time="Quarter", series="Origin")
+    data = load_series(case)
+    assert data.freq.startswith("QS") and data.season_length == 4 and data.frame["unique_id"].nunique() == 4
+
+
+def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does(tmp_path):
+    """datasets::UKDriverDeaths: seasonal naive wins (NO_GO), so no champion is set. `mlcase serve` answered
+    with seasonal naive, but `mlcase score` stopped with "no registered model alias 'champion'"."""
+    import contextlib
+    import io
+    import json
+
+    from mlcase.cli import main
+
+    deaths = _table("datasets", "UKDriverDeaths")
+    deaths.to_csv(tmp_path / "data.csv", index=False)
+    assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
+    assert code in (0, 3) and json.loads(out.getvalue())["decision"] != "GO", out.getvalue()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "fc.csv"), "--json",
+                     "-q"]) == 0
+    summary = json.loads(out.getvalue())
+    assert summary["model_version"] is None and "seasonal naive forecast every series" in summary["notes"][0]
+    fc = pd.read_csv(tmp_path / "fc.csv", parse_dates=["ds"])
+    assert list(fc["ds"]) == list(pd.date_range("1985-01-01", periods=12, freq="MS"))
+    assert set(fc["tier"]) == {"seasonal_naive"}
+    assert fc["forecast"].tolist() == deaths["value"].iloc[-12:].astype(float).tolist()  # last year, month by month
+
+    # served the same way, a year ahead of the last 12 months; monitored against those months, the points have
+    # no interval, so coverage is not measured (it read 0.0%, and would have alerted the model's owner)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    from tests.e2e.test_server import wait_ready
+    from tests.serving_case import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(tmp_path), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_ready(url, proc)["model_version"] is None
+        history = [{"ds": f"{int(t)}-{round((t % 1) * 12) + 1:02d}-01", "y": float(v)}
+                   for t, v in zip(deaths["time"].iloc[:-12], deaths["value"].iloc[:-12], strict=True)]
+        answer = httpx.post(f"{url}/forecast", json=[{"history": history}], timeout=30).json()[0]
+        assert answer["tier"] == "seasonal_naive" and all(p["lo"] is None for p in answer["points"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    actuals = deaths.iloc[-12:]
+    actuals.to_csv(tmp_path / "actuals.csv", index=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["monitor", str(tmp_path), "--labels", str(tmp_path / "actuals.csv"), "--json", "--no-notify",
+                     "-q"])
+    doc = json.loads(out.getvalue())
+    assert code == 0 and doc["points"] == 12 and doc["coverage"] is None and doc["points_with_interval"] == 0
+    assert all(r["coverage"] is None for r in doc["by_step"]) and not doc["alerts"]
+    assert any("coverage is not measured" in w for w in doc["warnings"])
+    assert doc["model_mase"] == pytest.approx(doc["seasonal_naive_mase"])
+
+
 def test_the_default_recipe_fits_the_history_before_the_first_cutoff(tmp_path):
     """AirPassengers keeps 36 months before its first backtest cut-off: the default lags to 48 and the
     48-month windows left no row to fit, and every learned trial failed. Now the recipe keeps what

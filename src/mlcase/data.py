@@ -477,12 +477,16 @@ def to_times(s: pd.Series) -> pd.Series:
     decimal years of whole months are months (R's ``time()`` of a monthly or quarterly series:
     1949.0833 is February 1949). Numbers past 1e8 are Unix seconds. Anything else numeric
     (1949.37, a step count 1, 2, 3) is not a time. Text and dates parse as pandas does
-    (``format="mixed"``).
+    (``format="mixed"``), and quarters and ISO weeks as fpp3's tables write them ("1981 Q1", "1991 W06").
     """
     if pd.api.types.is_datetime64_any_dtype(s):
         return s
     if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        return pd.to_datetime(s, errors="coerce", format="mixed")
+        parsed = pd.to_datetime(s, errors="coerce", format="mixed")
+        left = parsed.isna() & s.notna()
+        if left.any():  # tsibble's quarters and ISO weeks, as fpp3's tables write them: "1981 Q1", "1991 W06"
+            parsed[left] = _period_strings(s[left])
+        return parsed
     v = pd.to_numeric(s, errors="coerce").astype("float64")
     finite = v[np.isfinite(v)]
     if len(finite) and finite.min() > 1e8:
@@ -492,6 +496,28 @@ def to_times(s: pd.Series) -> pd.Series:
     ok = np.isfinite(v) & (year >= 1678) & (year <= 2261) & (np.abs(month - np.rint(month)) < 1e-6)
     parts = pd.DataFrame({"year": year.where(ok, 2000), "month": np.rint(month).where(ok, 0) + 1, "day": 1})
     return pd.to_datetime(parts, errors="coerce").where(ok)
+
+
+_QUARTER = r"^\s*(\d{4})\s*[-/ ]?\s*[Qq]([1-4])\s*$"
+_ISO_WEEK = r"^\s*(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})\s*$"
+
+
+def _period_strings(s: pd.Series) -> pd.Series:
+    """Quarters ("1981 Q1", "1981-Q1": the quarter's first day) and ISO weeks ("1991 W06": its Monday)
+    that pandas does not parse (it reads "1981Q1" but not "1981 Q1"); anything else is NaT."""
+    text = s.astype(str)
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    q = text.str.extract(_QUARTER)
+    has = q[0].notna()
+    if has.any():
+        out[has] = pd.to_datetime(pd.DataFrame({"year": q.loc[has, 0].astype(int),
+                                                "month": (q.loc[has, 1].astype(int) - 1) * 3 + 1, "day": 1}))
+    w = text.str.extract(_ISO_WEEK)
+    has = w[0].notna() & out.isna()
+    if has.any():
+        out[has] = pd.to_datetime(w.loc[has, 0] + "-W" + w.loc[has, 1].str.zfill(2) + "-1", format="%G-W%V-%u",
+                                  errors="coerce")
+    return out
 
 
 def parse_time(case: Case, df: pd.DataFrame) -> pd.Series | None:

@@ -29,6 +29,12 @@ def register(app: typer.Typer) -> None:
         from ..explain import explain_rows
 
         c = load(case)
+        if c.spec.task == "forecast":  # its bundle forecasts series from their history; a row has no SHAP of its own
+            from ..errors import SpecError
+
+            raise SpecError("mlcase explain explains one row's prediction, and a forecast case forecasts series from "
+                            "their history", "the SHAP importance of the forecast model's lag and calendar features is "
+                            "in the report (`mlcase report`) and the model card")
         note = None
         if version is None and alias is None:  # what `mlcase serve` serves
             bundle, served_note = tracking.load_served(c)

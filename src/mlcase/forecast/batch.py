@@ -81,10 +81,26 @@ def forecast_file(case, input, output, version=None, errors_path=None, engine: s
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
     _check_output(output, "-o", input)
     _check_output(errors_path, "--errors", input, output)
-    bundle = (bundles or {}).get("model") or tracking.load_bundle(case, alias=None if version else "champion",
-                                                                  version=version)
+    from ..errors import NotFoundError
+
+    notes = []
+    bundle = (bundles or {}).get("model")
+    if bundle is None:
+        try:
+            bundle = tracking.load_bundle(case, alias=None if version else "champion", version=version)
+        except NotFoundError as exc:
+            if version is not None:
+                raise
+            # as `mlcase serve` does: no champion (the decision kept seasonal naive), so seasonal naive answers
+            notes.append(f"no champion is registered ({exc.message}); seasonal naive forecast every series")
     frame = read_table(input.resolve(), what="INPUT")
-    service = ForecastService(bundle)
+    schema = None
+    if bundle is None:  # seasonal naive needs only the case's frequency, season and horizon
+        from .data import load_series
+        from .stages import schema_of
+
+        schema = schema_of(load_series(case), None)
+    service = ForecastService(bundle, schema=schema)
     try:
         if engine == "dask":
             out, err = _dask(case, service, frame, scheduler)
@@ -98,9 +114,9 @@ def forecast_file(case, input, output, version=None, errors_path=None, engine: s
     fallbacks.pop("model", None)
     return ScoreResult(output=output, errors_path=errors_path, rows=int(len(frame)), scored=int(len(out)),
                        invalid_rows=int(len(err)), issues=int(len(err)), fallbacks=fallbacks, engine=engine,
-                       seconds=time.perf_counter() - t0, model_version=bundle.version,
-                       notes=[f"{out['series'].nunique() if len(out) else 0} series forecast {service.horizon} steps "
-                              "ahead (one output row per series and step)"])
+                       seconds=time.perf_counter() - t0, model_version=bundle.version if bundle is not None else None,
+                       notes=[*notes, f"{out['series'].nunique() if len(out) else 0} series forecast {service.horizon} "
+                              "steps ahead (one output row per series and step)"])
 
 
 def _dask(case, service, frame: pd.DataFrame, scheduler):

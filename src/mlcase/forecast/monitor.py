@@ -26,6 +26,12 @@ import pandas as pd
 from ..errors import DataError
 
 
+def _share(inside: pd.Series) -> float | None:
+    """The share of actuals inside their interval, over the points that had one (None when none had)."""
+    v = inside.dropna()
+    return float(v.mean()) if len(v) else None
+
+
 def _read_log(case, log: str | None) -> pd.DataFrame:
     from ..serve.predlog import resolve_target
 
@@ -100,12 +106,14 @@ def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) ->
     y = joined["actual"].to_numpy(dtype=float)
     joined["err_model"] = np.abs(y - joined["forecast"].to_numpy(dtype=float)) / joined["scale"]
     joined["err_naive"] = np.abs(y - joined["naive"].to_numpy(dtype=float)) / joined["scale"]
-    joined["inside"] = (y >= joined["lo"].astype(float)) & (y <= joined["hi"].astype(float))
+    lo, hi = joined["lo"].astype(float), joined["hi"].astype(float)
+    # a point answered without an interval (seasonal naive with no model loaded) is not a miss: NaN, left out
+    joined["inside"] = ((y >= lo) & (y <= hi)).astype(float).where(lo.notna() & hi.notna())
     joined["residual"] = (y - joined["forecast"].to_numpy(dtype=float)) / joined["scale"]
     for step, g in joined.groupby("step", sort=True):
         out["by_step"].append({"step": int(step), "points": int(len(g)), "model_mase": float(g["err_model"].mean()),
                                "seasonal_naive_mase": float(g["err_naive"].mean()),
-                               "coverage": float(g["inside"].mean()), "mean_residual": float(g["residual"].mean())})
+                               "coverage": _share(g["inside"]), "mean_residual": float(g["residual"].mean())})
     spec = case.spec
     model_mase, naive_mase = float(joined["err_model"].mean()), float(joined["err_naive"].mean())
     per_req = joined.groupby("request_id")[["err_naive", "err_model"]].mean()
@@ -122,12 +130,17 @@ def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) ->
             f"{len(joined)} points (gain {lift['estimate']:.3f}, 95% CI {lift['ci_low']:.3f} to {lift['ci_high']:.3f})"
             "; retrain, or serve seasonal naive")})
     alpha = spec.conformal.alpha
-    cov = float(joined["inside"].mean())
-    sd = float(np.sqrt(alpha * (1 - alpha) / len(joined)))
-    out.update(coverage=cov, coverage_target=1 - alpha)
-    if enough and cov < 1 - alpha - 3 * sd:
+    with_interval = joined["inside"].notna()
+    cov = _share(joined["inside"])
+    out.update(coverage=cov, coverage_target=1 - alpha, points_with_interval=int(with_interval.sum()))
+    if cov is None:
+        out["warnings"].append("no forecast with an actual had an interval (seasonal naive answered without a model), "
+                               "so coverage is not measured")
+    elif with_interval.sum() >= spec.monitoring.min_window_rows and cov < 1 - alpha - 3 * float(
+            np.sqrt(alpha * (1 - alpha) / with_interval.sum())):
         out["alerts"].append({"kind": "interval_coverage", "message": (
-            f"intervals cover {cov:.1%} of {len(joined)} actuals, below the {1 - alpha:.0%} target by more than 3 sd")})
+            f"intervals cover {cov:.1%} of {int(with_interval.sum())} actuals, below the {1 - alpha:.0%} target by "
+            "more than 3 sd")})
     ref = (bundle.reference if bundle is not None else _reference(case)) or {}
     deciles = ref.get("residual_deciles")
     if deciles and enough:

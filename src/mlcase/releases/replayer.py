@@ -340,12 +340,26 @@ def replay(case: Case, request_id: str, log: str | None = None, explain: bool = 
     NotFoundError
         The request id is not in the log, or there is no log.
     """
+    _check_task(case)
     return _replay_rows(case, _rows(case, log, [str(request_id)], None), explain)[0]
+
+
+def _check_task(case: Case) -> None:
+    """A forecast answer cannot be replayed: its log row keeps the series, the history's end and length and
+    the points, not the history the forecast was computed from (a request carries it, and it can be long)."""
+    if case.spec.task == "forecast":
+        from ..errors import SpecError
+
+        raise SpecError("mlcase replay recomputes a logged record's answer, and a forecast case logs each forecast's "
+                        "series, history end and points but not the history it was computed from",
+                        "to check a forecast, send the same history to POST /forecast of the same version "
+                        "(mlcase serve --version N)")
 
 
 def replay_many(case: Case, request_ids: list[str] | None = None, log: str | None = None, last: int | None = None,
                 explain: bool = False) -> list[Replay]:
     """Replay many logged decisions (``request_ids``, or the ``last`` N), loading each version once."""
+    _check_task(case)
     rows = _rows(case, log, [str(r) for r in request_ids] if request_ids is not None else None, last)
     return _replay_rows(case, rows, explain)
 
