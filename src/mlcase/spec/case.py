@@ -132,6 +132,9 @@ class CaseSpec(_Model):
             raise ValueError("split.method is 'group' but data.group names no column; set data.group or use another split")
         if self.task == "regression" and self.split.method == "stratified":
             self.split.method = "random"
+        if self.serving.holdout > 0 and self.task != "binary":  # before a whole run, not at `mlcase serve`
+            raise ValueError(f"serving.holdout needs a binary task (this case is {self.task}): a holdout keeps the "
+                             "model's action from some units; set serving.holdout: 0 for this case")
         seen = set()
         for p in self.personal_data:
             if p.column in seen:
