@@ -77,12 +77,17 @@ def test_conformal_coverage_is_within_its_statistical_bound(run):
     if why:
         # rows are exchangeable only within time or as whole groups: a miss must be flagged, with its reason
         assert within or (why in conf["coverage_note"] and any("exchangeable" in a for a in conf["assumptions"]))
-    elif not within:
-        # a random split misses only when the served model's fit was cut by the time box (a loaded machine):
-        # it is then weaker than the fits that calibrated it, and the note must say so
+    elif not within and conf["coverage"] < lo:
+        # a random split under-covers only when the served model's fit was cut by the time box (a loaded
+        # machine): it is then weaker than the fits that calibrated it, and the note must say so
         board = {r["name"]: r for r in results.load(run["case"], "bakeoff")["leaderboard"]}
         assert "refit cut by the time box" in (board[conf["model"]].get("note") or ""), conf
         assert "serving fit was cut by the time box" in conf["coverage_note"], conf
+    elif not within:
+        # it over-covers when the served model, refitted on more rows, errs less than the out-of-fold fits that
+        # calibrated it (modeldata::ames on a loaded machine, whose best trial's folds were cut by the time box:
+        # 0.964 against a bound up to 0.958): conservative sets, and the note names the refit
+        assert "refitted on more rows than the out-of-fold fits" in conf["coverage_note"], conf
 
 
 def test_explain_answers_for_a_real_row(run):
