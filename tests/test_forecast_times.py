@@ -170,7 +170,7 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "fc.csv"), "--json",
                      "-q"]) == 0
     summary = json.loads(out.getvalue())
-    assert summary["model_version"] is None and "seasonal naive forecast every series" in summary["notes"][0]
+    assert summary["model_version"] is None and "seasonal naive answers every series" in summary["notes"][0]
     fc = pd.read_csv(tmp_path / "fc.csv", parse_dates=["ds"])
     assert list(fc["ds"]) == list(pd.date_range("1985-01-01", periods=12, freq="MS"))
     assert set(fc["tier"]) == {"seasonal_naive"}

@@ -71,35 +71,18 @@ def forecast_frame(case, service, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd
 def forecast_file(case, input, output, version=None, errors_path=None, engine: str = "local", scheduler=None,
                   bundles: dict | None = None):
     """Forecast every series of ``input`` into ``output`` (CSV or Parquet); returns a :class:`mlcase.score.ScoreResult`."""
-    from .. import tracking
     from ..data import read_table
     from ..score import ScoreResult, _check_output
-    from .service import ForecastService
+    from .service import ForecastService, load_served
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
     _check_output(output, "-o", input)
     _check_output(errors_path, "--errors", input, output)
-    from ..errors import NotFoundError
-
-    notes = []
-    bundle = (bundles or {}).get("model")
-    if bundle is None:
-        try:
-            bundle = tracking.load_bundle(case, alias=None if version else "champion", version=version)
-        except NotFoundError as exc:
-            if version is not None:
-                raise
-            # as `mlcase serve` does: no champion (the decision kept seasonal naive), so seasonal naive answers
-            notes.append(f"no champion is registered ({exc.message}); seasonal naive forecast every series")
+    bundle, schema, notes = (bundles["model"], None, []) if (bundles or {}).get("model") is not None else \
+        load_served(case, version)  # as `mlcase serve`: the champion, else seasonal naive
     frame = read_table(input.resolve(), what="INPUT")
-    schema = None
-    if bundle is None:  # seasonal naive needs only the case's frequency, season and horizon
-        from .data import load_series
-        from .stages import schema_of
-
-        schema = schema_of(load_series(case), None)
     service = ForecastService(bundle, schema=schema)
     try:
         if engine == "dask":

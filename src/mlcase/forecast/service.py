@@ -150,3 +150,30 @@ class ForecastService:
                 "alpha": cal.get("alpha"), "quantile": cal.get("q"), "latency_ms": round(ms, 3),
                 "model_name": self.bundle.name if self.bundle is not None else None,
                 "model_version": self.bundle.version if self.bundle is not None else None}
+
+
+def load_served(case, version: int | None = None) -> tuple[object | None, dict, list[str]]:
+    """``(bundle, schema, notes)`` of what `mlcase serve` and `mlcase score` forecast with: the ``champion``
+    (or ``version``); with no champion (the decision kept seasonal naive), no bundle, the schema seasonal naive
+    needs (frequency, season, horizon) from the case's data, and a note saying so. A missing ``version`` is
+    the registry's one-line :class:`~mlcase.errors.NotFoundError`."""
+    from .. import tracking
+    from ..errors import NotFoundError
+
+    try:
+        bundle = tracking.load_bundle(case, alias=None if version else "champion", version=version)
+        return bundle, bundle.schema, []
+    except NotFoundError as exc:
+        if version is not None:
+            raise
+        return None, seasonal_naive_schema(case), [
+            f"no champion is registered ({exc.message}); seasonal naive answers every series"]
+
+
+def seasonal_naive_schema(case) -> dict:
+    """What seasonal naive needs with no model (frequency, season, horizon), from the case's data."""
+    from .data import load_series
+    from .stages import schema_of
+
+    return schema_of(load_series(case), None)
+

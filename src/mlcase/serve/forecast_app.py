@@ -19,41 +19,28 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from ..errors import DataError, MlcaseError, NotFoundError
+from ..errors import DataError, MlcaseError
 
 API_KEY_ENV = "MLCASE_API_KEY"
 
 
 def _load(settings):
     """``(case, service, log, notes)``: the champion (or the version asked) and the prediction log."""
-    from .. import tracking
     from ..case import load_case
-    from ..forecast.service import ForecastService
+    from ..forecast.service import ForecastService, load_served, seasonal_naive_schema
     from .predlog import PredictionLog, resolve_target
 
     case = settings.case if hasattr(settings.case, "spec") else load_case(settings.case)
     bundle = (settings.bundles or {}).get("model")
     notes = []
     if bundle is None and settings.registry:
-        try:
-            bundle = tracking.load_bundle(case, alias=None if settings.version else "champion",
-                                          version=settings.version)
-        except NotFoundError as exc:
-            if settings.version is not None:
-                raise
-            notes.append(f"no champion is registered ({exc.message}); seasonal naive answers every request")
-    schema = bundle.schema if bundle is not None else _schema_from_spec(case)
+        bundle, schema, notes = load_served(case, settings.version)
+    else:
+        schema = bundle.schema if bundle is not None else seasonal_naive_schema(case)
     timeout = (settings.timeout_ms or case.spec.serving.timeout_ms or 10_000.0) / 1000.0
     service = ForecastService(bundle, schema=schema, timeout_s=timeout)
     log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return case, service, log, notes
-
-
-def _schema_from_spec(case) -> dict:
-    from ..forecast.data import load_series
-    from ..forecast.stages import schema_of
-
-    return schema_of(load_series(case), None)
 
 
 def create_forecast_app(settings, state=None):
