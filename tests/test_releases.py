@@ -114,8 +114,9 @@ def test_a_canary_psi_breaks_its_guardrail_only_where_the_change_is_significant(
         share = {"value": 0.0, "low": 0.0, "high": 0.05, "count": 0}
         return {"records": 90, "error_share": share, "fallback_share": share, "latency_p95_ms": 5.0,
                 "flag_rate": None, "capacity": None, "score_psi": score_psi, "score_p_value": p,
+                "score_significant_psi": score_psi if p < 0.05 else None,
                 "drift": {"max_psi": drift_psi, "feature": "age", "p_value": drift_p,
-                          "max_significant_psi": drift_psi if drift_p < 0.05 else None}}
+                          "significant_psi": drift_psi if drift_p < 0.05 else None}}
 
     champion = arm(0.148, 0.2, 0.068, 0.4)
     noisy = {g["name"]: g for g in _guardrails(case, {"canary": arm(0.264, 0.31, 0.30, 0.2), "champion": champion})}

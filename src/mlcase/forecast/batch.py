@@ -80,8 +80,8 @@ def forecast_file(case, input, output, version=None, errors_path=None, engine: s
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
     _check_output(output, "-o", input)
     _check_output(errors_path, "--errors", input, output)
-    bundle, schema, notes = (bundles["model"], None, []) if (bundles or {}).get("model") is not None else \
-        load_served(case, version)  # as `mlcase serve`: the champion, else seasonal naive
+    given = (bundles or {}).get("model")  # else as `mlcase serve`: the champion, else seasonal naive
+    bundle, schema, notes = (given, None, []) if given is not None else load_served(case, version)
     frame = read_table(input.resolve(), what="INPUT")
     service = ForecastService(bundle, schema=schema)
     try:

@@ -99,10 +99,11 @@ def _between(v: pd.DataFrame, task: str = "binary") -> dict | None:
     if task == "regression":
         x, y = (pd.to_numeric(pd.Series(z), errors="coerce").to_numpy(dtype=float) for z in (a, b))
         ok = ~np.isnan(x) & ~np.isnan(y)
-        d = np.abs(x[ok] - y[ok])
+        x, y = x[ok], y[ok]
         return {"n": int(ok.sum()), "value": None, "low": None, "high": None,
-                "agreement": float((d <= 1e-9 * np.maximum(1.0, np.abs(x[ok]))).mean()) if ok.any() else None,
-                "mean_abs_diff": float(d.mean()) if ok.any() else None, "measure": "mean absolute difference"}
+                "agreement": float(np.isclose(x, y, rtol=1e-9, atol=1e-9).mean()) if ok.any() else None,
+                "mean_abs_diff": float(np.abs(x - y).mean()) if ok.any() else None,
+                "measure": "mean absolute difference"}
     return kappa(a, b)
 
 

@@ -218,16 +218,21 @@ def _monitor(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame) -> dict:
     except Exception as exc:  # noqa: BLE001 - drift is one guardrail; the others stand without it
         return {"drift": None, "score_psi": None, "estimated_cost": None,
                 "monitor_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    alpha = case.spec.releases.alpha
+
+    def significant(st: dict) -> bool:
+        return st.get("p_value") is not None and st["p_value"] < alpha
+
     drift = {f: s for f, s in (res["overall"].get("drift") or {}).items() if s.get("psi") is not None}
     top = max(drift, key=lambda f: drift[f]["psi"]) if drift else None
     sd = res["overall"].get("score_drift") or {}
     est = (res["windows"][0].get("estimated") or {}).get("cost") if res["windows"] else None
+    # beside each PSI, the largest one whose change is significant (as monitoring judges drift): the guardrail's
     return {"drift": {"max_psi": drift[top]["psi"] if top else None, "feature": top,
                       "p_value": drift[top].get("p_value") if top else None,
-                      # the largest PSI among the features whose change is significant, as monitoring judges drift
-                      "max_significant_psi": max((s["psi"] for s in drift.values() if s.get("p_value") is not None
-                                                  and s["p_value"] < case.spec.releases.alpha), default=None)},
-            "score_psi": sd.get("psi"), "score_p_value": sd.get("p_value"), "estimated_cost": est}
+                      "significant_psi": max((s["psi"] for s in drift.values() if significant(s)), default=None)},
+            "score_psi": sd.get("psi"), "score_p_value": sd.get("p_value"),
+            "score_significant_psi": sd.get("psi") if significant(sd) else None, "estimated_cost": est}
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -298,19 +303,16 @@ def _guardrails(case: Case, arms: dict) -> list[dict]:
     # PSI grows as a sample shrinks (about (bins - 1) / n with no drift at all), and the canary is the smaller
     # arm: a PSI breaks the guardrail only where its test says the change is real (p < releases.alpha), as
     # monitoring's drift status does; a noisy PSI on a few canary rows is not a reason to roll back
-    alpha = spec.releases.alpha
-    for name, key in (("input drift (max PSI)", "drift"), ("score drift (PSI)", "score_psi")):
-        if key == "drift":
-            ca, ch = ((x.get("drift") or {}).get("max_psi") for x in (c, m))
-            sig_c, sig_m = ((x.get("drift") or {}).get("max_significant_psi") for x in (c, m))
-            broken = sig_c is not None and sig_c > max_psi and (sig_m is None or sig_m <= max_psi)
-        else:
-            ca, ch = c.get(key), m.get(key)
-            pc, pm = c.get("score_p_value"), m.get("score_p_value")
-            broken = (ca is not None and ca > max_psi and pc is not None and pc < alpha
-                      and (ch is None or ch <= max_psi or pm is None or pm >= alpha))
-        add(name, ch, ca, max_psi, broken,
-            f"a change significant at p < {alpha:g} is above the limit on the canary's rows and not on the champion's")
+    def over(psi) -> bool:
+        return psi is not None and psi > max_psi
+
+    rule = (f"a change significant at p < {spec.releases.alpha:g} is above the limit on the canary's rows and not "
+            "on the champion's")
+    dc, dm = c.get("drift") or {}, m.get("drift") or {}
+    add("input drift (max PSI)", dm.get("max_psi"), dc.get("max_psi"), max_psi,
+        over(dc.get("significant_psi")) and not over(dm.get("significant_psi")), rule)
+    add("score drift (PSI)", m.get("score_psi"), c.get("score_psi"), max_psi,
+        over(c.get("score_significant_psi")) and not over(m.get("score_significant_psi")), rule)
     cap = m.get("capacity")
     if c.get("flag_rate") is not None and cap is not None:
         limit = cap * (1 + g.capacity_tolerance)
