@@ -168,8 +168,10 @@ def child_mlcase(work: Path, name: str, budget: float) -> dict:
     scores = np.asarray(final.scores(X), dtype="float64")
     res.wait_tracking(timeout=60)
     classes = [str(c) for c in (final.classes or [])]
+    ens = res.ensemble or {}
     return {"wall_s": wall, "bakeoff_s": bake_s, "model": res.candidate, "trials": len(res.trials),
-            "classes": classes, "scores": scores.tolist()}
+            "classes": classes, "scores": scores.tolist(),
+            "ensemble": {k: ens.get(k) for k in ("kind", "kept", "weights", "z", "reason", "caruana")}}
 
 
 def child_flaml(work: Path, name: str, budget: float) -> dict:
@@ -368,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
                 results = {}
                 for tool in order:
                     out = run_tool(tool, work, name, budget)
-                    results[tool] = {**({k: out[k] for k in ("wall_s", "model", "trials", "load", "bakeoff_s")
+                    results[tool] = {**({k: out[k] for k in ("wall_s", "model", "trials", "load", "bakeoff_s", "ensemble")
                                          if k in out}),
                                      **(metrics(name, test, out) if "error" not in out else {"error": out["error"]})}
             rows_of = {t: r.pop("rows", None) for t, r in results.items()}

@@ -375,15 +375,22 @@ def _ensemble(run: _Run, single: str) -> str | None:
     y = run.y_scored
     idx, folds = _selection_rows(run, members)
     finish = np.sqrt if run.ctx.task == "regression" else None
-    sel = E.select([{"name": m["name"], "oof": m["oof"][idx]} for m in members], y[idx], run.ctx.task,
-                   scorer.row_loss, folds, finish=finish)
+    offered = [{"name": m["name"], "oof": m["oof"][idx]} for m in members]
+    sel = E.select(offered, y[idx], run.ctx.task, scorer.row_loss, folds, finish=finish)
+    caruana_note = None
+    if not sel["worth"] and run.case.spec.bakeoff.bag:  # the near-ties of the best, pooled with equal weights
+        caruana_note = f"Caruana selection not kept: {sel['reason']}"
+        sel = E.bag(offered, y[idx], run.ctx.task, scorer.row_loss, folds, finish=finish) | {"caruana": caruana_note}
     used = [m for m in members if m["name"] in sel["weights"]]
-    run.ensemble_info = info = {**{k: v for k, v in sel.items() if k != "crossfit"}, "kept": False}
+    run.ensemble_info = info = {"kind": "caruana", **{k: v for k, v in sel.items() if k != "crossfit"}, "kept": False}
     entry = _Entry("ensemble", "candidate", "ensemble", None, {"members": list(sel["weights"])},
                    n_trials=len(members), cv_override=sel["cv_loss"],
                    recipe={"family": "ensemble", "members": [_recipe(m["trial"]) | {"name": m["name"]} for m in used],
-                           "weights": [sel["weights"][m["name"]] for m in used]})
+                           "weights": [sel["weights"][m["name"]] for m in used]},
+                   note=[caruana_note] if caruana_note else [])
     entry.loss_folds = [sel["cv_loss"]]
+    yi = y[idx]  # its business cost beside the loss, at each fold's best threshold (as a trial's), cross-fitted
+    entry.cost_folds = [scorer.cost(yi[f], sel["crossfit"][f], idx[f]) for f in folds if len(f)]
     run.entries["ensemble"] = entry
     if not sel["worth"]:
         entry.note.append(f"not kept: {sel['reason']}; the single model stands")

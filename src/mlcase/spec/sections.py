@@ -399,6 +399,11 @@ class BakeoffSpec(_Model):
                             "threshold per fold (the old behaviour). Money sets the threshold and the decision either way.")
     ensemble: bool = Field(True, description="Consider a weighted ensemble of the best trials (Caruana selection); "
                                              "kept only when its cross-fitted gain exceeds its noise.")
+    bag: bool = Field(True, description="With ensemble: true, where the weighted ensemble is not kept, serve an "
+                                        "equal-weight bag of the trials that CV cannot tell from the best (within "
+                                        "2 standard errors and 2% of its loss; after many trials the best is partly "
+                                        "the luckiest), unless its cross-fitted loss is worse beyond noise; false "
+                                        "serves the single best trial.")
     holdout_above: int = Field(100_000, ge=100, description="Past this many train + validation rows, validate on a "
                                                             "holdout with growing samples instead of k folds.")
 

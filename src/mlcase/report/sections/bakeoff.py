@@ -62,7 +62,11 @@ def intro_html(data: dict) -> str:
     if ens.get("weights"):
         members = ", ".join(f"{esc(k)} ({v:.2f})" for k, v in ens["weights"].items())
         verdict = "kept" if ens.get("kept") else "not kept"
-        parts.append(f"<p>Ensemble selection (Caruana): {members}; {verdict}: {esc(ens.get('reason'))}.</p>")
+        if ens.get("kind") == "bag":
+            parts.append(f"<p>{esc(ens.get('caruana'))}. Bag of near-ties (equal weights): {members}; {verdict}: "
+                         f"{esc(ens.get('reason'))}.</p>")
+        else:
+            parts.append(f"<p>Ensemble selection (Caruana): {members}; {verdict}: {esc(ens.get('reason'))}.</p>")
     if data.get("candidate"):
         parts.append(f"<p>Candidate: <strong>{esc(data['candidate'])}</strong>. Best baseline: "
                      f"<strong>{esc(data.get('best_baseline'))}</strong>. When two candidates differ by less "
