@@ -13,9 +13,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # bundles are signed with a key from the user's config folder: tests (and the servers and CLIs they
 # start, which inherit this) use a fresh one instead of writing to ~/.config
 if "MLCASE_SIGNING_KEY" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="mlcase-test-config-")
+    # removed when this process ends (each pytest process, xdist's workers too, made one and left it behind)
+    atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
