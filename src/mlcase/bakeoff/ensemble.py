@@ -117,6 +117,49 @@ def caruana(preds: list[np.ndarray], y: np.ndarray, task: str, row_loss, size: i
     return best_counts / best_counts.sum()
 
 
+def _crossfit(preds: list[np.ndarray], member_rows: np.ndarray, y: np.ndarray, task: str, row_loss,
+              folds: list[np.ndarray], choose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cross-fit a pooling rule and the single model it must beat.
+
+    For each fold, ``choose(rest) -> (members, weights, single)`` picks on the other folds' rows
+    (``rest``) the members to pool, their weights and the best single member; the pool and that
+    single member are then scored on the fold's rows. Chosen on all rows, either loss would be
+    flattered by its own choice.
+
+    Returns
+    -------
+    crossfit : ndarray
+        The pooled out-of-fold scores.
+    pooled_rows : ndarray
+        The pool's per-row losses.
+    diff : ndarray
+        Per row, the single model's loss minus the pool's (positive where the pool is better).
+    """
+    every = np.arange(len(y))
+    crossfit = np.empty_like(preds[0], dtype="float64")
+    single_rows = member_rows[int(np.argmin(member_rows.mean(axis=1)))].copy()  # every row is in one fold
+    for idx in folds:
+        used, w, single = choose(np.setdiff1d(every, idx))
+        crossfit[idx] = pool_scores(task, [preds[j][idx] for j in used], w)
+        single_rows[idx] = member_rows[single, idx]
+    pooled_rows = row_loss(y, crossfit)
+    return crossfit, pooled_rows, single_rows - pooled_rows
+
+
+def _verdict(kind: str, weights: dict, names: list[str], best: int, member_rows: np.ndarray, y: np.ndarray,
+             crossfit: np.ndarray, pooled_rows: np.ndarray, diff: np.ndarray, finish) -> dict:
+    """The result both rules share: weights, cross-fitted loss, the single model's, gain, noise and z."""
+    gain, noise = _mean_se(diff)
+    out = {"weights": weights, "candidates": names,
+           "cv_loss": finish(float(pooled_rows.mean())),
+           "single": {"name": names[best], "cv_loss": finish(float(member_rows[best].mean()))},
+           "gain": gain, "noise": noise, "z": gain / noise if noise > 0 else float("inf"),
+           "n_rows": int(len(y)), "crossfit": crossfit}
+    if kind:
+        out["kind"] = kind
+    return out
+
+
 def select(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[np.ndarray],
            finish=None) -> dict:
     """Cross-fitted ensemble selection over ``members`` (dicts with ``name`` and ``oof`` on the same rows).
@@ -146,25 +189,18 @@ def select(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[
     preds = [np.asarray(m["oof"]) for m in members]
     names = [m["name"] for m in members]
     member_rows = np.array([row_loss(y, p) for p in preds])  # (members, rows): per-row losses, computed once
-    single_losses = member_rows.mean(axis=1)
-    best = int(np.argmin(single_losses))
+    best = int(np.argmin(member_rows.mean(axis=1)))
     weights = caruana(preds, y, task, row_loss)
-    crossfit = np.empty_like(preds[0], dtype="float64")
-    # the single model it must beat is chosen like the weights: on the other folds' rows, scored on each fold's.
-    # Chosen on all rows, its loss would be flattered by the choice while the ensemble's is not
-    single_rows = member_rows[best].copy()  # (every row is in one fold; this is only a default)
-    for idx in folds:
-        rest = np.setdiff1d(np.arange(len(y)), idx, assume_unique=False)
+    every = list(range(len(preds)))
+
+    def choose(rest):
         w = caruana([p[rest] for p in preds], y[rest], task, row_loss)
-        crossfit[idx] = pool_scores(task, [p[idx] for p in preds], w)
-        single_rows[idx] = member_rows[int(np.argmin(member_rows[:, rest].mean(axis=1))), idx]
-    ens_rows = row_loss(y, crossfit)
-    gain, noise = _mean_se(single_rows - ens_rows)
+        return every, w, int(np.argmin(member_rows[:, rest].mean(axis=1)))
+
+    crossfit, pooled_rows, diff = _crossfit(preds, member_rows, y, task, row_loss, folds, choose)
     used = {n: float(w) for n, w in zip(names, weights, strict=True) if w > 0}
-    out = {"weights": used, "candidates": names, "cv_loss": finish(float(ens_rows.mean())),
-           "single": {"name": names[best], "cv_loss": finish(float(single_losses[best]))},
-           "gain": gain, "noise": noise, "z": gain / noise if noise > 0 else float("inf"),
-           "n_rows": int(len(y)), "crossfit": crossfit}
+    out = _verdict("", used, names, best, member_rows, y, crossfit, pooled_rows, diff, finish)
+    gain, noise = out["gain"], out["noise"]
     if len(used) < 2:
         out.update(worth=False, reason=f"one model dominates: the selection put all its weight on {next(iter(used))}")
     elif gain <= NOISE_Z * noise:
@@ -232,22 +268,17 @@ def bag(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[np.
     preds = [np.asarray(m["oof"]) for m in members]
     names = [m["name"] for m in members]
     member_rows = np.array([row_loss(y, p) for p in preds])
-    every = np.arange(len(y))
-    chosen = _near_ties(member_rows, every, BAG_SIZE, finish)
+    chosen = _near_ties(member_rows, np.arange(len(y)), BAG_SIZE, finish)
     best = chosen[0]
-    crossfit = np.empty_like(preds[0], dtype="float64")
-    single_rows = member_rows[best].copy()
-    for idx in folds:
-        ties = _near_ties(member_rows, np.setdiff1d(every, idx), BAG_SIZE, finish)
-        crossfit[idx] = pool_scores(task, [preds[j][idx] for j in ties], np.full(len(ties), 1 / len(ties)))
-        single_rows[idx] = member_rows[ties[0], idx]
-    bag_rows = row_loss(y, crossfit)
-    gain, noise = _mean_se(single_rows - bag_rows)
-    out = {"kind": "bag", "weights": {names[j]: 1 / len(chosen) for j in chosen}, "candidates": names,
-           "cv_loss": finish(float(bag_rows.mean())),
-           "single": {"name": names[best], "cv_loss": finish(float(member_rows[best].mean()))},
-           "gain": gain, "noise": noise, "z": gain / noise if noise > 0 else float("inf"),
-           "n_rows": int(len(y)), "crossfit": crossfit}
+
+    def choose(rest):
+        ties = _near_ties(member_rows, rest, BAG_SIZE, finish)
+        return ties, np.full(len(ties), 1 / len(ties)), ties[0]
+
+    crossfit, pooled_rows, diff = _crossfit(preds, member_rows, y, task, row_loss, folds, choose)
+    out = _verdict("bag", {names[j]: 1 / len(chosen) for j in chosen}, names, best, member_rows, y, crossfit,
+                   pooled_rows, diff, finish)
+    gain, noise = out["gain"], out["noise"]
     if len(chosen) < 2:
         out.update(worth=False, reason=(f"no other trial is within {NOISE_Z:g} standard errors and {TIE_REL:.0%} of "
                                         f"{names[best]}"))
