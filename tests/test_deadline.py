@@ -54,3 +54,27 @@ def test_a_ranker_past_its_deadline_keeps_its_first_rounds_and_ranks(boston, fam
                              early_stopping=True, seed=0, k=5)
     assert out["truncated"] and 1 <= out["best_iter"] <= out["n_trees"] < 50
     assert np.isfinite(pipe.predict(X)).all()
+
+
+@pytest.mark.parametrize("deadline", [None, 600.0])
+def test_a_forest_stops_growing_at_its_memory_cap_and_its_refit_rebuilds_it(boston, monkeypatch, deadline):
+    """Fully grown trees grow with the rows (on 80,000 noisy rows 300 of them take 400 MB), so a
+    forest stops growing at ``FOREST_BYTES`` (here 1 MB, where Boston's 300 trees take 12.8 MB), with
+    or without a clock, and its tree count is what a refit rebuilds."""
+    monkeypatch.setattr(C, "FOREST_BYTES", 2**20)
+    X = boston.drop(columns=["medv"])
+    y = boston["medv"].to_numpy(float)
+    groups = C.column_groups(X, {c: {"kind": "numeric"} for c in X.columns})
+    params = C.default_params("random_forest")
+    pipe = C.build_pipeline("random_forest", "regression", groups, params, 0)
+    out = C.fit_with_deadline(pipe, X, y, None if deadline is None else time.monotonic() + deadline)
+    forest = pipe[-1]
+    per_tree = C.forest_bytes(forest) / len(forest.estimators_)
+    assert not out["truncated"] and 10 <= out["n_trees"] < params["n_estimators"]
+    assert 0.9 * 2**20 <= C.forest_bytes(forest) <= 1.1 * 2**20 and per_tree < 0.1 * 2**20  # at the cap
+    again = C.build_pipeline("random_forest", "regression", groups,
+                             C.effective_params("random_forest", params, out["n_trees"]), 0)
+    monkeypatch.setattr(C, "FOREST_BYTES", 2**40)             # the refit is not capped: same count, same trees
+    C.fit_with_deadline(again, X, y)
+    assert len(again[-1].estimators_) == out["n_trees"]
+    np.testing.assert_array_equal(again.predict(X), pipe.predict(X))

@@ -52,6 +52,12 @@ ES_FRACTION = 0.1       # rows held out of a boosted fit for its early stopping
 BOOSTED = ("hist_gbm", "lightgbm", "xgboost", "catboost")
 TREES_PARAM = {"hist_gbm": "max_iter", "lightgbm": "n_estimators", "xgboost": "n_estimators",
                "catboost": "iterations", "random_forest": "n_estimators"}
+# A forest stops growing at this size in memory. Fully grown trees have about one leaf per few
+# rows, so their size grows with the rows: on 80,000 noisy rows (20 features) a tree of the
+# defaults took 1.35 MB, and the 300 of the defaults would take 400 MB per fitted fold; refitted on
+# the 1M-row test table's rows, gigabytes, and a bag of forests several times that. AutoGluon caps
+# its forests' tree count by their measured memory too (RFModel, from the size of the first trees).
+FOREST_BYTES = 256 * 2**20
 
 
 # --------------------------------------------------------------------------- columns
@@ -466,9 +472,20 @@ def n_trees(pipe) -> int | None:
     return None
 
 
-def _grow(model, param: str, target: int, X, y, deadline: float, first_chunk: int, fit_kw: dict | None = None) -> bool:
+def forest_bytes(model) -> int:
+    """Memory of a fitted forest's trees: their node arrays and value arrays."""
+    from sklearn.tree._tree import NODE_DTYPE
+
+    return int(sum(e.tree_.node_count * NODE_DTYPE.itemsize + e.tree_.value.nbytes for e in model.estimators_))
+
+
+def _grow(model, param: str, target: int, X, y, deadline: float | None, first_chunk: int, fit_kw: dict | None = None,
+          max_bytes: float | None = None) -> bool:
     """Fit ``model`` with ``warm_start`` up to ``target`` of ``param``, checking the clock between chunks.
 
+    With ``max_bytes`` (forests), the growth also stops where the trees would pass that size,
+    judged from the mean size of the trees grown so far; the size parameter is then set to the
+    trees grown, as for a cut (this is not reported as a cut: the clock did not stop it).
     Returns True when the deadline cut the growth short.
     """
     done, chunk, truncated = 0, max(1, min(first_chunk, target)), False
@@ -485,6 +502,11 @@ def _grow(model, param: str, target: int, X, y, deadline: float, first_chunk: in
                 break
             per_unit = took / max(upto - done, 1)
             done = upto
+            if max_bytes is not None:
+                target = max(done, min(target, int(max_bytes // max(forest_bytes(model) / done, 1))))
+            if deadline is None:
+                chunk = target - done
+                continue
             left = deadline - time.monotonic()
             if done < target and left <= per_unit:
                 truncated = True
@@ -650,8 +672,9 @@ def _fit_with_deadline(pipe, X, y, deadline, early_stopping=False, seed=0):
         best = max(1, grown - rounds) if stopped else grown
         if es:
             model.set_params(early_stopping=False, max_iter=grown)
-    elif name.startswith("RandomForest") and deadline is not None:
-        truncated = _grow(model, "n_estimators", int(model.n_estimators), Xf, yf, deadline, first_chunk=10)
+    elif name.startswith("RandomForest"):
+        truncated = _grow(model, "n_estimators", int(model.n_estimators), Xf, yf, deadline, first_chunk=10,
+                          max_bytes=FOREST_BYTES)
     else:
         model.fit(Xf, yf)
     trees = n_trees(model)
