@@ -367,7 +367,14 @@ def _store(run: _Run, e: _Entry, model, info: dict, oof_valid=None) -> ModelBund
 
 
 def _ensemble(run: _Run, single: str) -> str | None:
-    """Caruana selection over the best trials; returns ``"ensemble"`` when it is kept, else None (the note says why)."""
+    """Caruana selection over the best trials; returns ``"ensemble"`` when it is kept, else None (the note says why).
+
+    Where Caruana's ensemble is not worth serving, the bag of near-ties of the best is judged
+    instead (``bakeoff.bag``). Where the chosen members cannot all be refitted for serving within
+    the time box, the same rule is run again among the members that can (the heaviest weights
+    first), so the pool served is still one its cross-fitted verdict was reached on; with fewer
+    than two left, the single model stands.
+    """
     scorer = run.ctx.scorer
     members = _ensemble_members(run) if scorer.by_loss else []
     if len(members) < 2:
@@ -376,30 +383,35 @@ def _ensemble(run: _Run, single: str) -> str | None:
     idx, folds = _selection_rows(run, members)
     finish = np.sqrt if run.ctx.task == "regression" else None
     offered = [{"name": m["name"], "oof": m["oof"][idx]} for m in members]
-    sel = E.select(offered, y[idx], run.ctx.task, scorer.row_loss, folds, finish=finish)
-    caruana_note = None
-    if not sel["worth"] and run.case.spec.bakeoff.bag:  # the near-ties of the best, pooled with equal weights
-        caruana_note = f"Caruana selection not kept: {sel['reason']}"
-        sel = E.bag(offered, y[idx], run.ctx.task, scorer.row_loss, folds, finish=finish) | {"caruana": caruana_note}
-    used = [m for m in members if m["name"] in sel["weights"]]
-    run.ensemble_info = info = {"kind": "caruana", **{k: v for k, v in sel.items() if k != "crossfit"}, "kept": False}
-    entry = _Entry("ensemble", "candidate", "ensemble", None, {"members": list(sel["weights"])},
-                   n_trials=len(members), cv_override=sel["cv_loss"],
-                   recipe={"family": "ensemble", "members": [_recipe(m["trial"]) | {"name": m["name"]} for m in used],
-                           "weights": [sel["weights"][m["name"]] for m in used]},
-                   note=[caruana_note] if caruana_note else [])
-    entry.loss_folds = [sel["cv_loss"]]
-    yi = y[idx]  # its business cost beside the loss, at each fold's best threshold (as a trial's), cross-fitted
-    entry.cost_folds = [scorer.cost(yi[f], sel["crossfit"][f], idx[f]) for f in folds if len(f)]
-    run.entries["ensemble"] = entry
+
+    def judge(among: list[dict]) -> tuple[dict, str | None]:
+        sel = E.select(among, y[idx], run.ctx.task, scorer.row_loss, folds, finish=finish)
+        if sel["worth"] or not run.case.spec.bakeoff.bag:
+            return sel, None
+        note = f"Caruana selection not kept: {sel['reason']}"  # the near-ties of the best, pooled with equal weights
+        return E.bag(among, y[idx], run.ctx.task, scorer.row_loss, folds, finish=finish) | {"caruana": note}, note
+
+    sel, caruana_note = judge(offered)
+    entry, used = _ensemble_entry(run, members, sel, idx, folds, caruana_note)
     if not sel["worth"]:
         entry.note.append(f"not kept: {sel['reason']}; the single model stands")
         return None
     need = sum(_refit_s(run, r) for r in entry.recipe["members"])
     if time.monotonic() + need > run.box.hard_end:
-        entry.note.append(f"not kept: refitting its {len(used)} members needs about {need:.3g} s, past the time box")
-        info["reason"] = entry.note[-1]
-        return None
+        past = f"refitting its {len(used)} members needs about {need:.3g} s, past the time box"
+        fit_in = _members_within(run, entry, run.box.hard_end - time.monotonic())
+        if len(fit_in) < 2:
+            entry.note.append(f"not kept: {past}")
+            run.ensemble_info["reason"] = entry.note[-1]
+            return None
+        sel, caruana_note = judge([o for o in offered if o["name"] in fit_in])
+        notes = [n for n in (f"{past}; selected again among the {len(fit_in)} that fit", caruana_note) if n]
+        entry, used = _ensemble_entry(run, members, sel, idx, folds, "; ".join(notes))
+        if not sel["worth"]:
+            entry.note.append(f"not kept: {sel['reason']}; the single model stands")
+            run.ensemble_info["reason"] = "; ".join(entry.note)
+            return None
+    info = run.ensemble_info
     b = _fit_ensemble(run, entry, {m["name"]: m["trial"].model for m in used},
                       run.oof_valid(_ensemble_oof(run, used, sel, idx)))
     limit = run.case.spec.constraints.latency_p95_ms
@@ -413,6 +425,36 @@ def _ensemble(run: _Run, single: str) -> str | None:
     entry.oof = _scatter(sel["crossfit"], idx, len(y))  # its cross-fitted scores, kept for the analysis
     info["kept"] = True
     return "ensemble"
+
+
+def _ensemble_entry(run: _Run, members: list[dict], sel: dict, idx: np.ndarray, folds: list[np.ndarray],
+                    note: str | None) -> tuple[_Entry, list[dict]]:
+    """The leaderboard's ``ensemble`` row for selection ``sel`` (and ``run.ensemble_info``), and its members."""
+    scorer, y = run.ctx.scorer, run.y_scored
+    used = [m for m in members if m["name"] in sel["weights"]]
+    run.ensemble_info = {"kind": "caruana", **{k: v for k, v in sel.items() if k != "crossfit"}, "kept": False}
+    entry = _Entry("ensemble", "candidate", "ensemble", None, {"members": list(sel["weights"])},
+                   n_trials=len(members), cv_override=sel["cv_loss"],
+                   recipe={"family": "ensemble", "members": [_recipe(m["trial"]) | {"name": m["name"]} for m in used],
+                           "weights": [sel["weights"][m["name"]] for m in used]},
+                   note=[note] if note else [])
+    entry.loss_folds = [sel["cv_loss"]]
+    yi = y[idx]  # its business cost beside the loss, at each fold's best threshold (as a trial's), cross-fitted
+    entry.cost_folds = [scorer.cost(yi[f], sel["crossfit"][f], idx[f]) for f in folds if len(f)]
+    run.entries["ensemble"] = entry
+    return entry, used
+
+
+def _members_within(run: _Run, entry: _Entry, left_s: float) -> list[str]:
+    """Names of the ensemble's members that can be refitted in ``left_s`` seconds, the heaviest weights first."""
+    ranked = sorted(zip(entry.recipe["weights"], entry.recipe["members"], strict=True), key=lambda wm: -wm[0])
+    out, spent = [], 0.0
+    for _, m in ranked:
+        s = _refit_s(run, m)
+        if spent + s <= left_s:
+            out.append(m["name"])
+            spent += s
+    return out
 
 
 def _ensemble_members(run: _Run) -> list[dict]:
