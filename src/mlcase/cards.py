@@ -419,7 +419,11 @@ def _caveats(case, spec, res) -> list[str]:
             if c.get("severity") in ("error", "warning"):
                 col = f" (`{c['column']}`)" if c.get("column") else ""
                 fix = f" Recommendation: {c['fix']}" if c.get("fix") else ""
-                items.append(f"**{c['severity']}** `{c.get('id')}`{col}: {c.get('title')}.{fix}")
+                if c.get("accepted"):
+                    fix = f" Accepted by the owner: {c['accepted']}"
+                    items.append(f"**{c['severity']}, accepted** `{c.get('id')}`{col}: {c.get('title')}.{fix}")
+                else:
+                    items.append(f"**{c['severity']}** `{c.get('id')}`{col}: {c.get('title')}.{fix}")
         if checks.get("forced"):
             items.append("**The run went past error-level data checks (`--force`).**")
     else:

@@ -185,7 +185,7 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
                 problems = "; ".join(out.check_errors[:5])
                 more = f" (+{len(out.check_errors) - 5} more)" if len(out.check_errors) > 5 else ""
                 raise ChecksFailed(f"data checks found {len(out.check_errors)} error(s): {problems}{more}",
-                                   "fix the data or the spec (see `mlcase check`), or run with --force to go on anyway")
+                                   _checks_fix())
 
     from . import decision as decision_mod
     from . import evaluate as evaluate_mod
@@ -299,7 +299,7 @@ def _run_forecast(case: Case, budget, force: bool, quiet: bool, console, held) -
             if not force:
                 out.stopped_at, out.report = "checks", _report(case)
                 raise ChecksFailed(f"data checks found {len(out.check_errors)} error(s): {'; '.join(out.check_errors[:5])}",
-                                   "fix the data or the spec (see the report), or run with --force to go on anyway")
+                                   _checks_fix())
     with stage("bake-off"):
         from .forecast.bakeoff import run_forecast_bakeoff
 
@@ -459,3 +459,9 @@ def _report(case: Case) -> Path | None:
     from .report.render import build_report
 
     return build_report(case)
+
+
+def _checks_fix() -> str:
+    from .checks.report import CHECKS_FIX
+
+    return CHECKS_FIX

@@ -222,7 +222,8 @@ def datasheet_dict(case: Case, dataset: Dataset, report) -> dict:
                  "possible_proxies": [{"feature": c["column"], **c["evidence"]} for c in proxies]},
         "checks": {"counts": rdict.get("counts", {}), "has_errors": rdict.get("has_errors", False),
                    "findings": [{"id": c["id"], "severity": c["severity"], "column": c.get("column"),
-                                 "title": c["title"]} for c in rdict.get("checks", [])],
+                                 "title": c["title"], **({"accepted": c["accepted"]} if c.get("accepted") else {})}
+                                for c in rdict.get("checks", [])],
                    "passed": rdict.get("passed", []),
                    "assumptions": [{"text": a["text"], "check": a["check"], "holds": a["value"],
                                     "measured": a["measured"]} for a in rdict.get("stats", {}).get("assumptions", [])]},
@@ -332,15 +333,16 @@ def datasheet_markdown(sheet: dict) -> str:
     L += _todos(sheet, "uses") + ["", "## Distribution and maintenance", ""] + _todos(sheet, "maintenance")
     ch = sheet["checks"]
     n = ch.get("counts", {})
+    accepted = f", {n['accepted']} accepted by the owner" if n.get("accepted") else ""
     L += ["", "## Data checks", "",
-          f"{n.get('error', 0)} error(s), {n.get('warning', 0)} warning(s), {n.get('info', 0)} note(s); "
+          f"{n.get('error', 0)} error(s), {n.get('warning', 0)} warning(s), {n.get('info', 0)} note(s){accepted}; "
           f"passed: {', '.join(ch['passed']) or 'none'}.", ""]
     for a in ch.get("assumptions", []):
         state = {True: "holds", False: "**does not hold**", None: "could not be evaluated"}[a["holds"]]
         measured = "; ".join(f"`{k}` = {_num(v)}" for k, v in a["measured"].items())
         L.append(f"- Assumption \"{a['text']}\" {state} on the training rows" + (f" (measured {measured})" if measured else ""))
     L += [f"- **{f['severity']}** `{f['id']}`" + (f" ({f['column']})" if f.get("column") else "") + f": {f['title']}"
-          for f in ch["findings"]]
+          + (f" *Accepted by the owner: {f['accepted']}*" if f.get("accepted") else "") for f in ch["findings"]]
     return "\n".join(L).rstrip() + "\n"
 
 

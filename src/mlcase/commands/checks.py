@@ -7,7 +7,7 @@ import typer
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
 from ._listing import Column, FormatOpt, Listing, check_format, show
 
-_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim", "accepted": "cyan"}
 
 
 def register(app: typer.Typer) -> None:
@@ -68,8 +68,10 @@ def register(app: typer.Typer) -> None:
             if note:
                 out.print(f"[yellow]note:[/yellow] {escape(note)}")
             for chk in report.checks:
-                out.print(f"[{_STYLE[chk.severity]}]{chk.severity.upper():<7}[/] {escape(chk.line())}")
-                if chk.fix and chk.severity != "info":
+                out.print(f"[{_STYLE[chk.label]}]{chk.label.upper():<7}[/] {escape(chk.line())}")
+                if chk.accepted:
+                    out.print(f"        [dim]accepted:[/dim] {escape(chk.accepted)}")
+                elif chk.fix and chk.severity != "info":
                     out.print(f"        [dim]fix:[/dim] {escape(chk.fix)}")
             if path:
                 out.print(f"datasheet: {escape(str(path))}")
@@ -79,7 +81,7 @@ def register(app: typer.Typer) -> None:
 
 def findings_listing(name: str, report) -> Listing:
     """The findings of the checks, one row each (errors first), for ``--format csv|md``."""
-    rows = [[c.severity, c.id, c.column or "", c.title, c.fix or ""] for c in report.checks]
+    rows = [[c.label, c.id, c.column or "", c.title, c.accepted or c.fix or ""] for c in report.checks]
     return Listing(title=f"Data checks of '{name}': {report.summary_lines()[0]}",
                    columns=[Column("severity"), Column("check"), Column("column"), Column("finding"), Column("fix")],
                    rows=rows)

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from ..checks.report import Check, CheckReport
+from ..checks.report import Check, CheckReport, apply_accepted
 from .data import ID, SeriesData, Y
 
 IDS = ("series_length", "constant_series", "intermittent", "known_covariate_leak", "undeclared_columns")
@@ -51,8 +51,8 @@ def run_forecast_checks(case, data: SeriesData) -> CheckReport:
                                    "must be declared known in advance or past-only, so the future is never used by "
                                    "accident", evidence={"columns": unused[:30]},
                                    fix="list the ones you can use in forecast.known or forecast.past_only"))
-    order = {"error": 0, "warning": 1, "info": 2}
-    report.checks.sort(key=lambda c: order.get(c.severity, 3))
+    named = [c for c in (case.spec.data.target, case.spec.data.time, case.spec.data.series) if c]
+    apply_accepted(report, case.spec.checks.accept, set(IDS), [*f.columns, *named])  # sorts: errors first
     report.stats = {"series": int(data.n_series), "shortest": int(lengths.min()), "longest": int(lengths.max()),
                     "freq": data.freq, "season_length": data.season_length}
     report.elapsed_s = time.perf_counter() - t0

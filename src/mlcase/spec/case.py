@@ -24,6 +24,7 @@ from .sections import (
     Assumption,
     BakeoffSpec,
     BaselineSpec,
+    ChecksSpec,
     Compute,
     ConformalSpec,
     Constraints,
@@ -64,6 +65,7 @@ class CaseSpec(_Model):
     personal_data: Annotated[list[PersonalDatum], BeforeValidator(_personal_list)] = Field(
         default_factory=list, description="Columns holding personal data (direct identifiers), each with its "
                                           "purpose; logged hashed by default (serving.log_inputs).")
+    checks: ChecksSpec = Field(default_factory=ChecksSpec)
     costs: Costs = Field(default_factory=Costs)
     constraints: Constraints = Field(default_factory=Constraints)
     compute: Compute = Field(default_factory=Compute)

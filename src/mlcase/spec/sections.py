@@ -426,6 +426,32 @@ class EngineSpec(_Model):
         return {"kind": v} if isinstance(v, str) else v
 
 
+class AcceptedFinding(_Model):
+    """A data-check finding the owner accepts, and why: it no longer stops ``mlcase run``.
+
+    The finding is still measured and shown on every run (report, datasheet, model card), marked
+    accepted with this reason; ``--force`` instead goes past every error, unnamed and unexplained.
+    """
+
+    check: str = Field(description="The check's id as `mlcase check` prints it (class_balance, target_leakage ...).")
+    column: str | None = Field(None, description="Only its finding on this column (default: on any column).")
+    reason: str = Field(description="Why the case goes on anyway (shown wherever the finding is).")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_given(cls, v):
+        if not v.strip():
+            raise ValueError("the reason is empty; say why the case may go on with this finding")
+        return v.strip()
+
+
+class ChecksSpec(_Model):
+    """``checks``: findings of the data checks the owner accepts (each with a reason)."""
+
+    accept: list[AcceptedFinding] = Field(default_factory=list, description="Findings that no longer stop a run; "
+                                          "a check id that does not exist, or a column the data lacks, is an error.")
+
+
 PERSONAL_KINDS = ("email", "phone", "card_number", "account_number", "national_id", "person_name", "other")
 
 

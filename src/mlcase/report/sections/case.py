@@ -159,7 +159,8 @@ def check_errors(checks: dict | None) -> int:
     if isinstance(errors, int) and not isinstance(errors, bool):
         return errors
     items = checks.get("checks") or checks.get("results") or []
-    return sum(1 for c in items if isinstance(c, dict) and str(c.get("severity", "")).lower() == "error")
+    return sum(1 for c in items if isinstance(c, dict) and str(c.get("severity", "")).lower() == "error"
+               and not c.get("accepted"))
 
 
 # --------------------------------------------------------------------------- the case

@@ -65,17 +65,21 @@ def checks_html(checks: dict) -> str:
     """The summary line, the findings table (errors first) and what was skipped."""
     n = checks.get("counts") or {}
     passed = checks.get("passed") or []
+    accepted = f", {n['accepted']} accepted by the owner" if n.get("accepted") else ""
     head = (f"<p><strong>{n.get('error', 0)}</strong> error(s), <strong>{n.get('warning', 0)}</strong> warning(s), "
-            f"{n.get('info', 0)} note(s) from {len(checks.get('ran') or [])} checks on "
+            f"{n.get('info', 0)} note(s){accepted} from {len(checks.get('ran') or [])} checks on "
             f"{int(checks.get('rows') or 0):,} rows.</p>")
     if checks.get("forced"):
         head += ('<p class="failed"><strong>This run was forced past error-level checks</strong> '
                  "(<code>--force</code>); its results rest on data the checks rejected.</p>")
     rows = []
     for c in checks.get("checks") or []:
+        label = "accepted" if c.get("accepted") else c["severity"]
+        accepted = (f'<br><em>Accepted by the owner ({esc(c["severity"])}): {esc(c["accepted"])}</em>'
+                    if c.get("accepted") else "")
         rows.append(
-            f'<tr class="sev-{esc(c["severity"])}"><td>{badge(c["severity"])}</td><td><code>{esc(c["id"])}</code></td>'
-            f"<td>{esc(c.get('column') or '')}</td><td>{esc(c['title'])}"
+            f'<tr class="sev-{esc(label)}"><td>{badge(label)}</td><td><code>{esc(c["id"])}</code></td>'
+            f"<td>{esc(c.get('column') or '')}</td><td>{esc(c['title'])}{accepted}"
             f"{_evidence_details(c.get('evidence'))}</td>"
             f'<td class="muted">{esc(_evidence_text(c.get("evidence")))}</td><td>{esc(c.get("fix") or "")}</td></tr>')
     body = ""
