@@ -9,6 +9,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     field_validator,
@@ -21,6 +22,15 @@ from .base import (
     _Model,
     parse_rate,
 )
+
+
+def _said(why: str):
+    """A validator of a required text that says why (a purpose, a reason): stripped, and refused when empty."""
+    def check(v: str) -> str:
+        if not v.strip():
+            raise ValueError(why)
+        return v.strip()
+    return AfterValidator(check)
 
 
 # --------------------------------------------------------------------------- sections
@@ -435,14 +445,8 @@ class AcceptedFinding(_Model):
 
     check: str = Field(description="The check's id as `mlcase check` prints it (class_balance, target_leakage ...).")
     column: str | None = Field(None, description="Only its finding on this column (default: on any column).")
-    reason: str = Field(description="Why the case goes on anyway (shown wherever the finding is).")
-
-    @field_validator("reason")
-    @classmethod
-    def _reason_given(cls, v):
-        if not v.strip():
-            raise ValueError("the reason is empty; say why the case may go on with this finding")
-        return v.strip()
+    reason: Annotated[str, _said("the reason is empty; say why the case may go on with this finding")] = Field(
+        description="Why the case goes on anyway (shown wherever the finding is).")
 
 
 class ChecksSpec(_Model):
@@ -459,15 +463,10 @@ class PersonalDatum(_Model):
     """A column holding personal data, and why the case keeps it."""
 
     column: str
-    purpose: str = Field(description="Why the case needs this column (shown in the datasheet and the model card).")
+    purpose: Annotated[str, _said("the purpose is empty; say why the case keeps this column "
+                                  "(e.g. 'to call the customer')")] = Field(
+        description="Why the case needs this column (shown in the datasheet and the model card).")
     kind: Literal[PERSONAL_KINDS] | None = Field(None, description="What it holds; default what the checks found.")
-
-    @field_validator("purpose")
-    @classmethod
-    def _purpose_given(cls, v):
-        if not v.strip():
-            raise ValueError("the purpose is empty; say why the case keeps this column (e.g. 'to call the customer')")
-        return v.strip()
 
 
 def _personal_list(value: Any) -> Any:
