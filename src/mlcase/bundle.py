@@ -101,6 +101,15 @@ class ModelBundle:
             return X[list(self.features)]
         return X
 
+    @property
+    def valid_threshold(self) -> float | None:
+        """The threshold on the scale of :func:`mlcase.evaluate.valid_scores` (out-of-fold scores).
+
+        It differs from :attr:`threshold` where the served model's own scores are cut at the
+        rate the out-of-fold threshold planned (:func:`mlcase.evaluate.policies.rate_matched`).
+        """
+        return self.metrics.get("threshold_oof", self.threshold)
+
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """The decision per row: binary flags at the threshold (1 = act), else the prediction."""
         if self.task == "binary":

@@ -222,7 +222,7 @@ def weak_slices(case: Case, dataset, plan, bundles: dict, cand: str, base: str, 
     v_scores = {r: valid_scores(b, dataset) for r, b in roles.items()}
     t_scores = {r: b.scores(features_of(dataset.rows("test"), b, dataset)) for r, b in roles.items()}
     thresholds = {r: b.threshold for r, b in roles.items()}
-    valid = _Rows(case, dataset, floor, v_idx, v_scores, thresholds, const)
+    valid = _Rows(case, dataset, floor, v_idx, v_scores, {r: b.valid_threshold for r, b in roles.items()}, const)
     test = _Rows(case, dataset, floor, t_idx, t_scores, thresholds, const)
     if len(disc_idx) >= max(50, 2 * spec.evaluation.min_slice_size):
         disc = _Rows(case, dataset, floor, pool[disc_idx], {CANDIDATE: s_c[disc_idx], BASELINE: s_b[disc_idx]},

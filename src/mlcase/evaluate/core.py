@@ -250,14 +250,17 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
     if task_name == "binary":
         curves.update(_binary_curves(y_t, test["scores"]))
         p_v = valid_scores(cand, dataset)
+        t_v = cand.valid_threshold
         costs_v = T.binary_costs(case, dataset.rows("valid"))
         curves["cost_vs_threshold"] = {
-            "part": "valid", "bundle": candidate, **_cost_curve(dataset.y_valid, p_v, costs_v, cand.threshold),
-            "chosen_threshold": cand.threshold, "capacity": capacity,
+            "part": "valid", "bundle": candidate, **_cost_curve(dataset.y_valid, p_v, costs_v, t_v),
+            "chosen_threshold": t_v, "capacity": capacity,
             "capacity_threshold": T.capacity_threshold(p_v, capacity)}
         out["flag_rate"] = {k: float(test["metrics"][k]["flag_rate"]) for k in bundles}
+        out["threshold_notes"] = {k: b.metrics["threshold_note"] for k, b in bundles.items()
+                                  if b.metrics.get("threshold_note")}
         if capacity is not None:
-            out["capacity_check"] = {"capacity": capacity, "valid_flag_rate": float(cand.decide(p_v).mean()),
+            out["capacity_check"] = {"capacity": capacity, "valid_flag_rate": float(np.mean(p_v >= t_v)),
                                      "test_flag_rate": out["flag_rate"][candidate],
                                      "test_over_capacity": bool(out["flag_rate"][candidate] > capacity)}
     elif task_name == "regression":
