@@ -585,3 +585,8 @@ def test_a_threshold_in_crowded_scores_is_carried_to_the_served_model_by_its_rat
     cc = ev["capacity_check"]
     assert cc["valid_flag_rate"] <= 0.1 and not cc["test_over_capacity"]
     assert len(y_t) == 155
+    from mlcase.report.sections.evaluation import metrics_html
+
+    html = metrics_html(ev, "$")                                   # the report says which and why
+    assert "Thresholds carried to the served model by their rate" in html
+    assert all(f"<strong>{name}</strong>" in html for name in notes)

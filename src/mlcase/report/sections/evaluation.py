@@ -172,6 +172,11 @@ def metrics_html(ev: dict, cur: str) -> str:
         note = (f"<p>Review capacity {100 * cap['capacity']:.3g}% of cases: the candidate's threshold flags "
                 f"{100 * cap['valid_flag_rate']:.3g}% of validation rows and {100 * cap['test_flag_rate']:.3g}% of "
                 f"test rows{' (above capacity: watch the flag rate)' if cap.get('test_over_capacity') else ''}.</p>")
+    matched = ev.get("threshold_notes") or {}
+    if matched:
+        note += ("<p>Thresholds carried to the served model by their rate (the out-of-fold threshold would flag "
+                 "a different share of rows there): " + "; ".join(f"<strong>{esc(k)}</strong>: {esc(v)}"
+                                                                  for k, v in matched.items()) + ".</p>")
     caption = ("Metrics at each model's own threshold; money from the case's cost matrix, row by row. Model-free "
                "policies need no model (never act, act at random, a constant, the prior); a random policy's money "
                "is its exact expectation")
