@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..case import Case
 from ..data import Dataset
 from .context import Context, Skip
-from .report import SEVERITIES, Check, CheckReport, apply_accepted
+from .report import Check, CheckReport, apply_accepted
 from .thresholds import SAMPLE_ROWS
 
 
@@ -97,10 +97,9 @@ def run_checks(case: Case, dataset: Dataset, *, sample_rows: int = SAMPLE_ROWS,
             ran.extend(entry.ids)
         except Skip as why:
             skipped.update({i: str(why) for i in entry.ids})
-    order = {s: i for i, s in enumerate(SEVERITIES)}
-    found.sort(key=lambda c: order[c.severity])
     report = CheckReport(checks=found, ran=ran, skipped=skipped, rows=int(len(dataset.frame)),
                          excluded=dict(dataset.excluded), stats=ctx.stats)
+    # marks the accepted findings, then orders them: errors first, accepted ones after the rest of their severity
     apply_accepted(report, case.spec.checks.accept, {i for e in registered() for i in e.ids}, dataset.frame.columns)
     report.elapsed_s = time.perf_counter() - t0
     return report
