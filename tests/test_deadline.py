@@ -78,3 +78,25 @@ def test_a_forest_stops_growing_at_its_memory_cap_and_its_refit_rebuilds_it(bost
     C.fit_with_deadline(again, X, y)
     assert len(again[-1].estimators_) == out["n_trees"]
     np.testing.assert_array_equal(again.predict(X), pipe.predict(X))
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_the_forest_portfolio_holds_trees_to_their_leaf_count(boston, task):
+    """FLAML's zero-shot forests are held to a leaf count; each tree keeps to it, and the search draws one."""
+    import optuna
+
+    X = boston.drop(columns=["medv"])
+    y = boston["medv"].to_numpy(float) if task == "regression" else (boston["medv"] > 25).to_numpy(int)
+    groups = C.column_groups(X, {c: {"kind": "numeric"} for c in X.columns})
+    held = [p for p in C.portfolio("random_forest", task) if p["max_leaf_nodes"]]
+    assert len(held) == 2 and C.portfolio("random_forest", task)[0]["max_leaf_nodes"] == 0  # defaults: unlimited
+    assert {p["max_leaf_nodes"] for p in held} == ({591, 8937} if task == "regression" else {102, 1156})
+    pipe = C.build_pipeline("random_forest", task, groups, {**held[0], "max_leaf_nodes": 8, "n_estimators": 20}, 0)
+    leaves = [t.get_n_leaves() for t in pipe.fit(X, y)[-1].estimators_]
+    assert leaves == [8] * 20                       # every tree grows to the cap and stops there
+    unlimited = C.build_pipeline("random_forest", task, groups, {**C.default_params("random_forest"),
+                                                                  "n_estimators": 20}, 0).fit(X, y)
+    assert min(t.get_n_leaves() for t in unlimited[-1].estimators_) > 8
+    trial = optuna.create_study().ask()
+    drawn = C.suggest_params("random_forest", trial)
+    assert 4 <= drawn["max_leaf_nodes"] <= 32768

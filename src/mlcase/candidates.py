@@ -209,8 +209,9 @@ def default_params(family: str) -> dict[str, Any]:
                     "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 1.0},
         # AutoGluon's CatBoost default ("CAT"): learning rate 0.05, CatBoost's own defaults otherwise
         "catboost": {"iterations": 1000, "learning_rate": 0.05, "depth": 6, "l2_leaf_reg": 3.0},
-        # AutoGluon's random forest default: 300 fully grown trees, sqrt features for classification
-        "random_forest": {"n_estimators": 300, "max_depth": 0, "min_samples_leaf": 1, "max_features": "sqrt"},
+        # AutoGluon's random forest default: 300 fully grown trees (no depth or leaf limit: 0), sqrt features
+        "random_forest": {"n_estimators": 300, "max_depth": 0, "min_samples_leaf": 1, "max_features": "sqrt",
+                          "max_leaf_nodes": 0},
     }[family]
 
 
@@ -245,14 +246,29 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {
     "random_forest": [
         {"max_features": 0.75, "min_samples_leaf": 1},
         {"max_features": 1.0, "min_samples_leaf": 5},
+        # FLAML's zero-shot portfolio for binary tasks (flaml/default/rf/binary.json, its first two
+        # entries): forests held to a leaf count, each tree seeing a small share of the columns
+        {"max_features": 0.245, "max_leaf_nodes": 1156},
+        {"max_features": 0.1, "max_leaf_nodes": 102},
+    ],
+}
+# Where a task's portfolio differs: FLAML's regression forests (flaml/default/rf/regression.json,
+# its first and third entries) see most of the columns
+PORTFOLIO_REGRESSION: dict[str, list[dict[str, Any]]] = {
+    "random_forest": [
+        {"max_features": 0.75, "min_samples_leaf": 1},
+        {"max_features": 1.0, "min_samples_leaf": 5},
+        {"max_features": 0.695, "max_leaf_nodes": 8937},
+        {"max_features": 0.668, "max_leaf_nodes": 591},
     ],
 }
 
 
-def portfolio(family: str) -> list[dict[str, Any]]:
-    """The family's defaults, then its zero-shot portfolio (each a full parameter dict)."""
+def portfolio(family: str, task: str | None = None) -> list[dict[str, Any]]:
+    """The family's defaults, then its zero-shot portfolio for ``task`` (each a full parameter dict)."""
     base = default_params(family)
-    return [dict(base)] + [{**base, **p} for p in PORTFOLIO.get(family, [])]
+    table = PORTFOLIO_REGRESSION if task == "regression" and family in PORTFOLIO_REGRESSION else PORTFOLIO
+    return [dict(base)] + [{**base, **p} for p in table.get(family, [])]
 
 
 def search_space(family: str) -> dict:
@@ -279,8 +295,10 @@ def search_space(family: str) -> dict:
         # AutoGluon's CatBoost search space, the depth widened by one each way
         "catboost": {"learning_rate": Float(0.01, 0.2, log=True), "depth": Int(4, 8),
                      "l2_leaf_reg": Float(1.0, 10.0, log=True)},
+        # the leaf count and the column share searched as FLAML does (4 to 32,768 leaves, log scale)
         "random_forest": {"max_depth": Cat([0, 6, 10, 16]), "min_samples_leaf": Int(1, 50, log=True),
-                          "max_features": Cat(["sqrt", 0.5, 0.75, 1.0])},
+                          "max_features": Cat(["sqrt", 0.1, 0.25, 0.5, 0.75, 1.0]),
+                          "max_leaf_nodes": Int(4, 32768, log=True)},
     }[family]
 
 
@@ -372,7 +390,7 @@ def make_model(family: str, task: str, groups: ColumnGroups, params: dict | None
         cls = RandomForestClassifier if classify else RandomForestRegressor
         return cls(n_estimators=int(p["n_estimators"]), max_depth=int(p["max_depth"]) or None,
                    min_samples_leaf=int(p["min_samples_leaf"]), max_features=p["max_features"],
-                   n_jobs=1, random_state=seed)
+                   max_leaf_nodes=int(p.get("max_leaf_nodes") or 0) or None, n_jobs=1, random_state=seed)
     raise ValueError(f"unknown model family {family!r}")  # pragma: no cover
 
 

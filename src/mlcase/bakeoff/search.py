@@ -148,7 +148,7 @@ class Search:
         self.states: dict[str, FamilyState] = {}
         for i, fam in enumerate(families):
             st = FamilyState(fam, i, queue=[(p, "default" if j == 0 else "portfolio")
-                                            for j, p in enumerate(C.portfolio(fam))])
+                                            for j, p in enumerate(C.portfolio(fam, task))])
             st.study = self._study(fam, 0)
             self.states[fam] = st
         self.trials: list[Trial] = []
