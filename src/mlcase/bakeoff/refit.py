@@ -222,7 +222,32 @@ def refit_all(case: Case, dataset, result, name: str | None = None) -> ModelBund
     out.params = {**evaluated.params, "refit": "all"}
     out.version = out.run_id = None
     out.oof_valid = None
+    _carry_threshold(out, evaluated, dataset)
     return out
+
+
+def _carry_threshold(out: ModelBundle, evaluated: ModelBundle, dataset) -> None:
+    """Carry the evaluated version's threshold to the version refitted on every row by its rate.
+
+    The decision is a cut in the ranking. Where the refitted model's scores on the validation rows
+    would put a different share above the evaluated threshold than the evaluated model's do (both
+    models saw these rows), the refit serves at the cut of its own scores that flags the evaluated
+    share, as :func:`mlcase.evaluate.policies.rate_matched` does for the evaluated model.
+    """
+    from .. import tasks as T
+
+    if evaluated.threshold is None or getattr(evaluated, "task", None) != "binary" or not len(dataset.split.valid):
+        return
+    X = dataset.X_valid
+    carried = T.carried_by_rate(out.scores(X), evaluated.scores(X), evaluated.threshold)
+    if carried is None:
+        return
+    out.threshold, planned, served = carried
+    out.metrics = {**out.metrics, "threshold_evaluated": float(evaluated.threshold),
+                   "threshold_refit_note": (
+                       f"the evaluated threshold {evaluated.threshold:.6g} would make the version refitted on every "
+                       f"row flag {served:.1%} of the validation rows instead of the evaluated {planned:.1%}; it "
+                       f"serves at {out.threshold:.6g}, the cut where its own scores flag that share")}
 
 
 def _recalibrated(evaluated_model, refitted):

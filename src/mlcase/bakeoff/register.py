@@ -77,7 +77,8 @@ def register_refit(case: Case, dataset, result: BakeoffResult, name: str, evalua
     Returns
     -------
     dict
-        ``{"refit_version", "evaluated_version", "name", "rows_seen", "evaluated_rows_seen", "refit_s"}``.
+        ``{"refit_version", "evaluated_version", "name", "rows_seen", "evaluated_rows_seen", "refit_s",
+        "threshold", "threshold_note"}`` (the note where the threshold was carried by its rate).
     """
     from .. import tracking
     from .refit import refit_all
@@ -88,6 +89,8 @@ def register_refit(case: Case, dataset, result: BakeoffResult, name: str, evalua
             "mlcase.evaluated_version": evaluated_version if evaluated_version is not None else "",
             "mlcase.test_numbers": (f"from version {evaluated_version}, measured before this version saw the test "
                                     "rows (it was refitted on every labelled row after the decision)")}
+    if bundle.metrics.get("threshold_refit_note"):
+        tags["mlcase.threshold_carried"] = bundle.metrics["threshold_refit_note"]
     for k, v in (test_metrics or {}).items():
         if isinstance(v, (int, float)):
             tags[f"mlcase.test_{k}"] = v
@@ -97,4 +100,5 @@ def register_refit(case: Case, dataset, result: BakeoffResult, name: str, evalua
     m = bundle.metrics
     return {"refit_version": version, "evaluated_version": evaluated_version, "name": name,
             "rows_seen": m.get("rows_seen"), "evaluated_rows_seen": m.get("evaluated_rows_seen"),
-            "refit_s": m.get("refit_s"), "bundle": bundle}
+            "refit_s": m.get("refit_s"), "threshold": bundle.threshold,
+            "threshold_note": m.get("threshold_refit_note"), "bundle": bundle}

@@ -70,9 +70,6 @@ def decision_threshold(case: Case, rows: pd.DataFrame, y, p) -> tuple[float, flo
     return T.choose_threshold(y, p, T.binary_costs(case, rows), T.capacity_share(case))
 
 
-RATE_TOLERANCE = 0.25   # the served model may flag this share more or fewer rows than planned (at least 2 points)
-
-
 def rate_matched(bundle, dataset, oof: np.ndarray, t: float) -> tuple[float, str] | None:
     """The threshold at which the served model flags as many validation rows as the plan, where the
     threshold chosen on out-of-fold scores would not.
@@ -92,11 +89,10 @@ def rate_matched(bundle, dataset, oof: np.ndarray, t: float) -> tuple[float, str
     """
     if getattr(bundle, "oof_valid", None) is None or len(oof) == 0:
         return None
-    own = np.asarray(bundle.scores(dataset.X_valid), dtype="float64")
-    planned, served = float(np.mean(oof >= t)), float(np.mean(own >= t))
-    if planned == 0 or abs(served - planned) <= max(0.02, RATE_TOLERANCE * planned):
+    carried = T.carried_by_rate(bundle.scores(dataset.X_valid), oof, t)
+    if carried is None:
         return None
-    matched = T.capacity_threshold(own, planned)
+    matched, planned, served = carried
     return matched, (f"the out-of-fold threshold {t:.6g} would make the served model flag {served:.1%} of the "
                      f"validation rows instead of the planned {planned:.1%}; it serves at {matched:.6g}, "
                      "the cut where its own scores flag the planned share")

@@ -21,6 +21,7 @@ from .binary import (
     RowCosts,
     binary_costs,
     capacity_threshold,
+    carried_by_rate,
     choose_threshold,
     cost_curve,
     perfect_cost,
@@ -49,7 +50,7 @@ def get_task(name: str) -> Task:
 __all__ = [
     "EPS", "TASKS", "BinaryTask", "ForecastTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RankingTask",
     "RegressionCosts", "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share",
-    "capacity_threshold",
+    "capacity_threshold", "carried_by_rate",
     "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
     "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",
 ]

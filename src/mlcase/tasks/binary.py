@@ -117,6 +117,25 @@ def capacity_threshold(p, capacity) -> float | None:
     return float(t if ps[k] < t else np.nextafter(t, np.inf))
 
 
+RATE_TOLERANCE = 0.25   # a model may flag this share more or fewer rows than planned (at least 2 points)
+
+
+def carried_by_rate(own, reference, t: float) -> tuple[float, float, float] | None:
+    """``(threshold, planned, served)``: the cut in ``own`` scores that flags the share ``t`` flags in ``reference``.
+
+    Both are scores of the same rows by two fits of one configuration (out-of-fold and refitted,
+    or refitted on more rows). Where ``t`` flags about the same share of ``own`` (within
+    :data:`RATE_TOLERANCE` of it, at least 2 points), returns None: the threshold carries over as it is.
+    """
+    own, reference = np.asarray(own, dtype="float64"), np.asarray(reference, dtype="float64")
+    if len(own) == 0 or len(reference) == 0:
+        return None
+    planned, served = float(np.mean(reference >= t)), float(np.mean(own >= t))
+    if planned == 0 or abs(served - planned) <= max(0.02, RATE_TOLERANCE * planned):
+        return None
+    return capacity_threshold(own, planned), planned, served
+
+
 def cost_curve(y, p, costs: RowCosts, grid: np.ndarray | None = None) -> pd.DataFrame:
     """Mean cost per row and share flagged for thresholds on a grid (for plots)."""
     grid = np.linspace(0, 1, 101) if grid is None else grid

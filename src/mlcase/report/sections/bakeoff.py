@@ -158,8 +158,10 @@ def lineage_html(data: dict, registry: dict) -> str:
                      "test numbers": f"those of version {refit.get('evaluated_version')} (this one saw the test rows)"})
     if not rows:
         return ""
+    note = (f"<p>Threshold of the refitted version, carried by its rate: {esc(refit['threshold_note'])}.</p>"
+            if refit.get("threshold_note") else "")
     return table(rows, ["version", "model", "role", "rows_seen", "fitted_on", "test numbers"],
-                 caption="Registered versions and the labelled rows their models were fitted on")
+                 caption="Registered versions and the labelled rows their models were fitted on") + note
 
 
 def _size(v) -> str | None:
