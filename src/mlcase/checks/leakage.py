@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 
 from .context import Context, Skip
 from .registry import register
 from .report import Check
-from .stats import _fmt_score, _predictiveness, _target
-from .thresholds import LEAK_ERROR, LEAK_MIN_MINORITY, LEAK_WARN, PROXY_AUC, PROXY_R2
+from .stats import N_FOLDS, _fmt_score, _predictiveness, _target
+from .thresholds import IDENTITY_R2, LEAK_ERROR, LEAK_MIN_MINORITY, LEAK_WARN, PROXY_AUC, PROXY_R2
 
 
 @register("leakage", ids=("target_leakage",), order=50)
@@ -46,6 +49,70 @@ def check_leakage(ctx: Context) -> list[Check]:
                              "decision time, a simple rule on it may be all the case needs"))
     return out
 
+
+
+IDENTITY_MAX_COLUMNS = 300   # wider tables skip the identity check (its least squares grows with the columns)
+
+
+@register("identity", ids=("target_identity",), order=51)
+def check_identity(ctx: Context) -> list[Check]:
+    """A regression target that a linear formula of several numeric features gives exactly.
+
+    causaldata::nhefs's ``wt82_71`` is ``wt82 - wt71``: no one column predicts it (the
+    one-feature check saw nothing), ridge regression found the formula, and the case went GO
+    with a test R^2 of 1.000. An accounting identity (a total and its parts, a difference of two
+    readings) is known only when its parts are, which is rarely at decision time.
+    """
+    if ctx.ds.task != "regression":
+        raise Skip("the identity check is for regression targets")
+    cols = [c for c in ctx.features if ctx.encoded(c)[0] is not None]
+    if len(cols) < 2 or len(cols) > IDENTITY_MAX_COLUMNS:
+        raise Skip(f"{len(cols)} numeric features (2 to {IDENTITY_MAX_COLUMNS} are checked)")
+    X = np.column_stack([ctx.encoded(c)[0] for c in cols])
+    y = np.asarray(ctx.ds.y[ctx.train_sample], dtype="float64")
+    ok = np.isfinite(y)
+    X, y, fold = X[ok], y[ok], ctx.fold[ok]
+    X = np.where(np.isfinite(X), X, np.nan)
+    with warnings.catch_warnings():                  # a column missing in every row has no median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        X = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)   # a missing value: the column's median
+    X = np.nan_to_num(X, nan=0.0)
+    sd = X.std(axis=0)
+    keep = sd > 0
+    X, cols, sd = X[:, keep], [c for c, k in zip(cols, keep, strict=True) if k], sd[keep]
+    if len(cols) < 2 or len(y) < max(50, 3 * len(cols)) or y.std() == 0:
+        raise Skip("too few rows or varying numeric columns for a linear fit")
+    Z = np.column_stack([np.ones(len(y)), (X - X.mean(axis=0)) / sd])
+    pred = np.empty(len(y))
+    for f in range(N_FOLDS):
+        into, out = fold != f, fold == f
+        if into.sum() <= Z.shape[1] or not out.any():
+            raise Skip("too few rows per fold for a linear fit")
+        pred[out] = Z[out] @ np.linalg.lstsq(Z[into], y[into], rcond=None)[0]
+    r2 = 1 - float(((y - pred) ** 2).sum()) / float(((y - y.mean()) ** 2).sum())
+    ctx.stats["identity"] = {"r2": r2, "rows": int(len(y)), "columns": len(cols)}
+    if r2 < IDENTITY_R2:
+        return []
+    # the fewest columns, by the size of their standardised coefficients, that give the formula
+    beta = np.linalg.lstsq(Z, y, rcond=None)[0][1:]
+    order = np.argsort(-np.abs(beta))
+    names: list[str] = []
+    for k in range(1, min(len(cols), 8) + 1):
+        names = [cols[j] for j in order[:k]]
+        sub = Z[:, [0, *(1 + order[:k])]]
+        fit = sub @ np.linalg.lstsq(sub, y, rcond=None)[0]
+        if 1 - float(((y - fit) ** 2).sum()) / float(((y - y.mean()) ** 2).sum()) >= IDENTITY_R2:
+            break
+    if len(names) == 1:
+        return []  # one column alone: the one-feature check (target_leakage) reports it
+    listed = ", ".join(f"'{c}'" for c in names)
+    return [Check("target_identity", "error",
+                  f"a linear formula of {listed} gives the target almost exactly (out-of-fold R^2 {r2:.4f})",
+                  column=names[0], evidence={"r2": r2, "columns": names, "rows": int(len(y)),
+                                             "threshold": IDENTITY_R2},
+                  fix=f"check whether the target is computed from {listed} (a total and its parts, a "
+                      "difference of two readings); if a part is only known after the outcome, add it to "
+                      "data.unavailable_at_serving (or data.features.exclude)")]
 
 
 @register("proxies", ids=("proxy",), order=150)

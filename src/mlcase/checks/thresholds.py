@@ -8,6 +8,7 @@ HIGH_CARDINALITY = 100       # distinct values of a categorical feature (warning
 DUPLICATE_WARN_SHARE = 0.01  # duplicate rows above this share warn; fewer are info
 LEAK_ERROR = 0.98            # one-feature AUC (or R^2) at or above this: target leakage (error)
 LEAK_WARN = 0.95             # ... at or above this: suspiciously strong (warning)
+IDENTITY_R2 = 0.999          # out-of-fold R^2 of a linear fit on the numeric features: an exact identity (error)
 LEAK_MIN_MINORITY = 30       # fewer rows of the rarer class than this: an AUC is too noisy to call a leak an error
 PROXY_AUC = 0.8              # one-feature AUC predicting a sensitive column (warning)
 PROXY_R2 = 0.5               # ... R^2 for a numeric sensitive column
