@@ -246,29 +246,27 @@ PORTFOLIO: dict[str, list[dict[str, Any]]] = {
     "random_forest": [
         {"max_features": 0.75, "min_samples_leaf": 1},
         {"max_features": 1.0, "min_samples_leaf": 5},
-        # FLAML's zero-shot portfolio for binary tasks (flaml/default/rf/binary.json, its first two
-        # entries): forests held to a leaf count, each tree seeing a small share of the columns
-        {"max_features": 0.245, "max_leaf_nodes": 1156},
-        {"max_features": 0.1, "max_leaf_nodes": 102},
     ],
 }
-# Where a task's portfolio differs: FLAML's regression forests (flaml/default/rf/regression.json,
-# its first and third entries) see most of the columns
-PORTFOLIO_REGRESSION: dict[str, list[dict[str, Any]]] = {
-    "random_forest": [
-        {"max_features": 0.75, "min_samples_leaf": 1},
-        {"max_features": 1.0, "min_samples_leaf": 5},
-        {"max_features": 0.695, "max_leaf_nodes": 8937},
-        {"max_features": 0.668, "max_leaf_nodes": 591},
-    ],
+# Entries that differ by task, tried after the shared ones: FLAML's zero-shot forests, held to a
+# leaf count (flaml/default/rf/binary.json, its first two entries, for classification, where each
+# tree sees a small share of the columns; regression.json, its first and third, where most)
+TASK_PORTFOLIO: dict[str, dict[str, list[dict[str, Any]]]] = {
+    "random_forest": {
+        "classification": [{"max_features": 0.245, "max_leaf_nodes": 1156},
+                           {"max_features": 0.1, "max_leaf_nodes": 102}],
+        "regression": [{"max_features": 0.695, "max_leaf_nodes": 8937},
+                       {"max_features": 0.668, "max_leaf_nodes": 591}],
+    },
 }
 
 
 def portfolio(family: str, task: str | None = None) -> list[dict[str, Any]]:
     """The family's defaults, then its zero-shot portfolio for ``task`` (each a full parameter dict)."""
     base = default_params(family)
-    table = PORTFOLIO_REGRESSION if task == "regression" and family in PORTFOLIO_REGRESSION else PORTFOLIO
-    return [dict(base)] + [{**base, **p} for p in table.get(family, [])]
+    kind = "regression" if task == "regression" else "classification"
+    entries = PORTFOLIO.get(family, []) + TASK_PORTFOLIO.get(family, {}).get(kind, [])
+    return [dict(base)] + [{**base, **p} for p in entries]
 
 
 def search_space(family: str) -> dict:

@@ -31,9 +31,6 @@ def _slug(text: str) -> str:
     return s or "case"
 
 
-MIN_CLASS_ROWS = 20   # a class with fewer rows stops a multiclass run (the class_balance check)
-
-
 def infer_task(y: pd.Series) -> str:
     """binary, multiclass or regression, from the target's values.
 
@@ -42,6 +39,8 @@ def infer_task(y: pd.Series) -> str:
     a class (AER::Medicaid1986's doctor ``visits``: 0 to 16, then 24, 48 and 50, once each).
     Whole numbers without gaps (a 1 to 5 rating, class codes) stay classes.
     """
+    from .checks.thresholds import MIN_CLASS_ROWS  # fewer rows of a class stop a multiclass run
+
     values = y.dropna()
     n_unique = values.nunique()
     if n_unique == 2:
@@ -50,7 +49,7 @@ def infer_task(y: pd.Series) -> str:
         if n_unique > 20 or not (values % 1 == 0).all():
             return "regression"
         gaps = values.max() - values.min() + 1 > n_unique
-        if n_unique > 2 and gaps and values.value_counts().min() < MIN_CLASS_ROWS:
+        if gaps and values.value_counts().min() < MIN_CLASS_ROWS:
             return "regression"
     if n_unique <= 1:
         raise DataError(f"target '{y.name}' has a single value ({values.iloc[0] if len(values) else 'empty'})",

@@ -236,7 +236,7 @@ def _carry_threshold(out: ModelBundle, evaluated: ModelBundle, dataset) -> None:
     """
     from .. import tasks as T
 
-    if evaluated.threshold is None or getattr(evaluated, "task", None) != "binary" or not len(dataset.split.valid):
+    if evaluated.threshold is None or evaluated.task != "binary" or not len(dataset.split.valid):
         return
     X = dataset.X_valid
     carried = T.carried_by_rate(out.scores(X), evaluated.scores(X), evaluated.threshold)

@@ -10,7 +10,7 @@ import pandas as pd
 from .context import Context, Skip
 from .registry import register
 from .report import Check
-from .stats import N_FOLDS, _fmt_score, _predictiveness, _target
+from .stats import _fmt_score, _predictiveness, _target
 from .thresholds import IDENTITY_R2, LEAK_ERROR, LEAK_MIN_MINORITY, LEAK_WARN, PROXY_AUC, PROXY_R2
 
 
@@ -79,29 +79,24 @@ def check_identity(ctx: Context) -> list[Check]:
     X = np.nan_to_num(X, nan=0.0)
     sd = X.std(axis=0)
     keep = sd > 0
-    X, cols, sd = X[:, keep], [c for c, k in zip(cols, keep, strict=True) if k], sd[keep]
-    if len(cols) < 2 or len(y) < max(50, 3 * len(cols)) or y.std() == 0:
+    cols = [c for c, k in zip(cols, keep, strict=True) if k]
+    X = (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]   # standardised: a date in ns would swamp the rest
+    if len(cols) < 2 or len(y) < max(50, 3 * len(cols)) or y.std() == 0 or len(np.unique(fold)) < 2:
         raise Skip("too few rows or varying numeric columns for a linear fit")
-    Z = np.column_stack([np.ones(len(y)), (X - X.mean(axis=0)) / sd])
-    pred = np.empty(len(y))
-    for f in range(N_FOLDS):
-        into, out = fold != f, fold == f
-        if into.sum() <= Z.shape[1] or not out.any():
-            raise Skip("too few rows per fold for a linear fit")
-        pred[out] = Z[out] @ np.linalg.lstsq(Z[into], y[into], rcond=None)[0]
-    r2 = 1 - float(((y - pred) ** 2).sum()) / float(((y - y.mean()) ** 2).sum())
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import PredefinedSplit, cross_val_predict
+
+    r2 = float(r2_score(y, cross_val_predict(LinearRegression(), X, y, cv=PredefinedSplit(fold))))
     ctx.stats["identity"] = {"r2": r2, "rows": int(len(y)), "columns": len(cols)}
     if r2 < IDENTITY_R2:
         return []
     # the fewest columns, by the size of their standardised coefficients, that give the formula
-    beta = np.linalg.lstsq(Z, y, rcond=None)[0][1:]
-    order = np.argsort(-np.abs(beta))
+    order = np.argsort(-np.abs(LinearRegression().fit(X, y).coef_))
     names: list[str] = []
     for k in range(1, min(len(cols), 8) + 1):
         names = [cols[j] for j in order[:k]]
-        sub = Z[:, [0, *(1 + order[:k])]]
-        fit = sub @ np.linalg.lstsq(sub, y, rcond=None)[0]
-        if 1 - float(((y - fit) ** 2).sum()) / float(((y - y.mean()) ** 2).sum()) >= IDENTITY_R2:
+        if LinearRegression().fit(X[:, order[:k]], y).score(X[:, order[:k]], y) >= IDENTITY_R2:
             break
     if len(names) == 1:
         return []  # one column alone: the one-feature check (target_leakage) reports it
