@@ -348,6 +348,27 @@ def _jsonable(v):
 # `Unnamed: 0`, readr as `...1`: row labels, often in the order the rows were sorted in (by the label)
 _ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|^key$|customer_?id|account_?(id|number)"
                       r"|^rownames$|^unnamed: ?0$|^\.\.\.1$)", re.I)
+# the key of an entity that has several rows (a person, household, patient, firm): named like an
+# identifier (the names above, and the short forms of survey and panel tables), values repeating
+_ENTITY_NAME = re.compile(r"(^id$|_id$|^id_|^(pid|hhid|idno|caseid|nr|subject|patient|household|person_?id)$"
+                          r"|customer_?id|account_?(id|number))", re.I)
+
+
+def entity_key(name: str, s: pd.Series) -> tuple[int, float] | None:
+    """``(values, rows per value)`` when column ``name`` looks like an entity key with repeated rows, else None."""
+    from .checks.thresholds import ENTITY_MIN_ROWS, ENTITY_MIN_VALUES
+
+    if not _ENTITY_NAME.search(str(name)):
+        return None
+    if not len(s) or s.isna().any():          # a key with gaps cannot keep every row with its entity
+        return None
+    values = int(s.nunique())
+    if values < ENTITY_MIN_VALUES:
+        return None
+    per = len(s) / values
+    return (values, per) if per >= ENTITY_MIN_ROWS else None
+
+
 _TIME_NAME = re.compile(r"(date|time|_at$|timestamp|^ts$|month|period)", re.I)
 
 

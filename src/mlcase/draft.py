@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .candidates import resolve_family
-from .data import describe_read_notes, infer_schema, read_notes, read_table
+from .data import describe_read_notes, entity_key, infer_schema, read_notes, read_table
 from .errors import DataError, SpecError
 from .spec import DEFAULT_CANDIDATES
 
@@ -94,6 +94,10 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     kinds = {c: schema.columns[c].kind for c in df.columns}
     id_col = next((c for c, k in kinds.items() if k == "id" and c != target), None)
     time_col = time or next((c for c, k in kinds.items() if k == "datetime" and c != target), None)
+    # a key with several rows per entity keeps each entity on one side of the split (a time split
+    # already holds out the future, which is the question for the entities in the data)
+    group_col = None if time_col else next(
+        (c for c in df.columns if c not in (target, id_col) and entity_key(c, df[c]) is not None), None)
     source = _source(data, case_dir)
     name = _slug(name or data.stem)
     positive = None
@@ -130,11 +134,13 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     lines += [
         f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature" if id_col else ""),
         f"  time: {_q(time_col) if time_col else 'null'}" + ("   # enables time splits and time-window monitoring" if time_col else "               # set a date column to split by time"),
-        "  group: null",
+        f"  group: {_q(group_col)}" + ("                # an entity with several rows: its rows stay on one side of the split "
+                                        "(null if every decision is about an entity already in the data)" if group_col else "")
+        if group_col else "  group: null",
         "  features: {exclude: []}         # TODO drop columns that must not drive the decision",
         "  unavailable_at_serving: []      # TODO columns that exist in history but not when the decision is made",
         "  label_delay: null               # e.g. 90d: how long until the outcome is known",
-        f"split: {{method: {'time' if time_col else ('stratified' if task != 'regression' else 'random')}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
+        f"split: {{method: {'time' if time_col else 'group' if group_col else ('stratified' if task != 'regression' else 'random')}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
         "sensitive: []                     # TODO columns to check for fairness (never used as features)",
     ]
     if task == "binary":

@@ -1,5 +1,5 @@
 """Checks of the feature columns: the spec's feature list, constant, missing, high-cardinality,
-identifier-like and mixed-type columns."""
+identifier-like, entity-key and mixed-type columns."""
 
 from __future__ import annotations
 
@@ -120,6 +120,40 @@ def check_id_like(ctx: Context) -> list[Check]:
                                                  "increasing_with_row_order": bool(row_number)},
                              fix=f"set data.id: {c} (or exclude it); a model can only memorise identifiers, "
                                  "and their order can leak when they were assigned"))
+    return out
+
+
+@register("entity_key", ids=("entity_key_feature",), order=115)
+def check_entity_key(ctx: Context) -> list[Check]:
+    """A feature named like an identifier whose values repeat: the key of an entity with several rows.
+
+    Panel and repeated-measures tables (a household's purchases, a person's years) keep one key per
+    entity. Split at random, an entity's rows fall on both sides, and a model that learns the key (or
+    anything that singles the entity out) is scored on entities it has already seen: the test
+    measures known entities, not new ones. scikit-learn's answer is GroupKFold; here it is
+    ``data.group`` with ``split.method: group``. On Ecdat::Catsup (300 households, 9 purchases
+    each) the drafted random split put the lift over the linear baseline at $0.156 per decision;
+    with the households kept apart it is $0.060.
+    """
+    from ..data import entity_key
+
+    if ctx.spec.split.method in ("group", "group_time", "time") or ctx.spec.data.group:
+        return []
+    out = []
+    for c in ctx.features:
+        found = entity_key(c, ctx.frame[c])
+        if found is None:
+            continue
+        values, per = found
+        out.append(Check("entity_key_feature", "warning",
+                         f"feature '{c}' looks like the key of an entity with several rows ({values:,} values, "
+                         f"{per:.1f} rows each): a random split puts one entity's rows in both training and test, "
+                         "so the test measures entities the model has already seen",
+                         column=c, evidence={"distinct": values, "rows_per_value": round(per, 2),
+                                             "split": ctx.spec.split.method},
+                         fix=f"set data.group: {c} and split.method: group to score new entities (the key then "
+                             "stops being a feature), or accept the finding if every decision is about an entity "
+                             "already in the data"))
     return out
 
 
