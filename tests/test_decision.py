@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +22,7 @@ DEFAULT_COSTS = {"false_negative": "0.3 * balance", "false_positive": 40, "true_
 def default_case(tmp_path, df, rule: str, **spec):
     """ISLR Default: review a credit line; a missed default costs 30% of the balance, a review $40."""
     return make_case(tmp_path, df, "default", positive="Yes", data={"id": "account_id"},
-                     problem={"volume": "12000/month"}, costs=DEFAULT_COSTS,
+                     problem={"volume": "12000/month"}, costs=spec.pop("costs", DEFAULT_COSTS),
                      constraints={"review_capacity": 0.1, "min_lift": 0.5, **spec.pop("constraints", {})},
                      baselines=["majority", {"rule": rule}], evaluation={"bootstrap": 500}, **spec)
 
@@ -51,6 +53,30 @@ def test_default_with_real_signal_is_go(tmp_path, default_df):
     assert f"${lift['estimate']:.3f}" in text and "both CIs exclude zero" in text and "per month" in text
     assert d.to_dict()["evidence"]["lift_money_per_decision"]["ci_low"] == pytest.approx(lift["ci_low"])
     assert set(d.to_dict()) == {"verdict", "reasons", "champion", "evidence"}
+
+
+def test_money_in_small_units_keeps_its_significant_digits_in_the_reasons(tmp_path, default_df):
+    """AER::Municipalities (expenditures in millions, per head) put every amount of its decision under a cent,
+    and the reasons read "a lift of $0.000 (95% CI -$0.000 to $0.000)". The same case as above in units of
+    100,000 dollars decides the same, and its reasons carry three significant digits of every amount."""
+    from mlcase.formats import money
+
+    rule = "balance > 2000"
+    small = {"false_negative": "0.3e-5 * balance", "false_positive": 40e-5, "true_positive": 40e-5}
+    case = default_case(tmp_path, default_df, rule, costs=small, constraints={"min_lift": 0.5e-5})
+    ds = prepare(case)
+    ev = evaluate(case, ds, default_bundles(ds, rule), "candidate")
+    d = decide(case, value_ceiling(case, ds), ev)
+    assert d.verdict == "GO"
+    lift = ev["lift"]["money_per_decision"]
+    assert 0 < lift["ci_low"] < lift["estimate"] < 0.01
+    text = " ".join(d.reasons)
+    for v in (lift["estimate"], lift["ci_low"], lift["ci_high"]):
+        shown = money(v, digits=3)
+        assert shown in text and shown.rstrip("0").endswith(tuple("123456789"))
+    assert re.findall(r"\$0\.0+(?![0-9])", text) == ["$0.000"]      # "$0.000" only for the zero operating cost
+    value = ev["value_per_period"]                  # about $0.6 a month: cents, not "$1 (range $0 to $1)"
+    assert value["expected"] < 10 and f"{money(value['expected'])} expected" in text
 
 
 def test_a_broken_latency_constraint_falls_back_to_the_baseline(tmp_path, default_df):

@@ -19,6 +19,7 @@ from typing import Any
 from . import results as _results
 from .case import Case, load_case
 from .errors import redact_url
+from .formats import money as _money_text
 
 CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
@@ -610,10 +611,7 @@ def _pct(v: Any) -> str:
 
 
 def _money(v: Any, cur: str) -> str:
-    if v is None:
-        return "–"
-    f = float(v)
-    return f"{'-' if f < 0 else ''}{cur}{abs(f):,.2f}"
+    return _money_text(v, cur)
 
 
 def _short(v: Any) -> str:

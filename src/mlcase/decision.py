@@ -34,6 +34,7 @@ from typing import Any
 
 from .case import Case
 from .errors import ModelError
+from .formats import money as _money_text
 
 VERDICTS = ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
 ALPHA, POWER = 0.05, 0.8
@@ -64,9 +65,7 @@ def _as_dict(obj) -> dict | None:
 
 
 def _m(v: float | None, cur: str, digits: int = 2) -> str:
-    if v is None:
-        return "n/a"
-    return f"{'-' if v < 0 else ''}{cur}{abs(v):,.{digits}f}"
+    return "n/a" if v is None else _money_text(v, cur, digits)
 
 
 def _ci(d: dict, cur: str) -> str:
@@ -270,9 +269,11 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
                                           "zero", metric_line]
         value = ev.get("value_per_period")
         if value:
+            # whole money where the amounts are large; cents (and below a cent, three digits) where they are not
+            d = 0 if max(abs(value[k] or 0) for k in ("expected", "low", "high")) >= 100 else 2
             reasons.append(f"value per {value['period']} at {value['decisions']:,.0f} decisions: "
-                           f"{_m(value['expected'], cur, 0)} expected (range {_m(value['low'], cur, 0)} to "
-                           f"{_m(value['high'], cur, 0)}), {_m(value['net_expected'], cur, 0)} after operating cost")
+                           f"{_m(value['expected'], cur, d)} expected (range {_m(value['low'], cur, d)} to "
+                           f"{_m(value['high'], cur, d)}), {_m(value['net_expected'], cur, d)} after operating cost")
         if latency.get("ok"):
             reasons.append(_latency_line(cand, latency, broken=False))
         return "GO", reasons, cand, None

@@ -24,11 +24,12 @@ def _as_text_or_float(v: Any) -> str | float:
     return f if math.isfinite(f) else "–"
 
 
-def money(v: Any, currency: str = "$") -> str:
-    """Money for people: ``$1,234.50``; below a cent three significant digits (``$0.0000000397``).
+def money(v: Any, currency: str = "$", digits: int = 2) -> str:
+    """Money for people: ``$1,234.50`` (``digits`` decimals); below a cent three significant digits
+    (``$0.0000000397``), so an amount in small units never reads as ``$0.000``.
 
-    >>> money(3.97e-08), money(0.004213), money(-1234.5), money(0), money(None)
-    ('$0.0000000397', '$0.00421', '-$1,234.50', '$0.00', '–')
+    >>> money(3.97e-08), money(0.004213), money(-1234.5), money(0), money(None), money(0.1564, digits=3)
+    ('$0.0000000397', '$0.00421', '-$1,234.50', '$0.00', '–', '$0.156')
     """
     f = "–" if isinstance(v, bool) else _as_text_or_float(v)
     if isinstance(f, str):
@@ -36,7 +37,7 @@ def money(v: Any, currency: str = "$") -> str:
     sign = "-" if f < 0 else ""
     a = abs(f)
     if a == 0 or a >= 0.01:
-        return f"{sign}{currency}{a:,.2f}"
+        return f"{sign}{currency}{a:,.{digits}f}"
     decimals = min(2 - math.floor(math.log10(a)), 20)  # three significant digits
     return f"{sign}{currency}{a:.{decimals}f}"
 

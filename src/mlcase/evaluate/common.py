@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .. import formats as F
 from .. import tasks as T
 from ..case import Case
 from ..errors import ModelError
@@ -99,10 +100,7 @@ def per_period(case: Case, per_decision: float | None) -> float | None:
 
 
 def money(v: float | None, currency: str = "$", digits: int = 2) -> str:
-    if v is None:
-        return "n/a"
-    sign = "-" if v < 0 else ""
-    return f"{sign}{currency}{abs(v):,.{digits}f}"
+    return "n/a" if v is None else F.money(v, currency, digits)
 
 
 def num(v: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...formats import money as _money_text
 from . import Section, esc, fmt, table
 
 TITLE = "The case"
@@ -269,7 +270,7 @@ def _money(v: Any, cur: str, digits: int = 2, keep: bool = False) -> str:
     """``$1,234.50``, ``-$0.412``; whole amounts lose their ``.00`` unless ``keep``."""
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         return str(v)
-    text = f"{'-' if v < 0 else ''}{cur}{abs(v):,.{digits}f}"
+    text = _money_text(v, cur, digits)
     return text[:-3] if digits == 2 and not keep and text.endswith(".00") else text
 
 

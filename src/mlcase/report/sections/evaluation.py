@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ...formats import money as _money_text
 from . import Section, esc, figure, fmt, table
 
 TITLE = "Evaluation"
@@ -69,9 +70,7 @@ def build(results: dict[str, dict]) -> list[Section]:
 
 # --------------------------------------------------------------------------- helpers
 def _money(v: Any, cur: str, digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    return f"{'-' if v < 0 else ''}{cur}{abs(v):,.{digits}f}"
+    return _money_text(v, cur, digits)
 
 
 def _ci(d: dict | None, cur: str | None = None, digits: int = 3) -> str:

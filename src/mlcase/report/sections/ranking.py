@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...formats import money as _money_text
 from . import Section, esc, figure, fmt, table
 
 TITLE = "Ranking"
@@ -25,9 +26,7 @@ def _label(name: str) -> str:
 
 
 def _money(v: Any, cur: str, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    return f"{'-' if v < 0 else ''}{cur}{abs(v):,.{digits}f}"
+    return _money_text(v, cur, digits)
 
 
 def _ci_money(d: dict | None, cur: str) -> str:
