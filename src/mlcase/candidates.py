@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .times import as_datetimes
+
 # simpler first: the tie rule prefers a lower rank when scores are within CV noise
 COMPLEXITY = {"logistic": 0, "ridge": 0, "hist_gbm": 1, "lightgbm": 2, "xgboost": 2, "catboost": 2,
               "random_forest": 3}
@@ -106,7 +108,7 @@ def datetime_to_days(X) -> np.ndarray:
     frame = pd.DataFrame(X)
     out = np.empty(frame.shape, dtype="float64")
     for i, col in enumerate(frame.columns):
-        s = pd.to_datetime(frame[col], errors="coerce")
+        s = as_datetimes(frame[col])
         out[:, i] = (s - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
     return out
 

@@ -18,12 +18,13 @@ import pandas as pd
 
 from .case import Case
 from .errors import DataError, SpecError
+from .times import as_datetimes, is_zoned
 
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
                       ".pq": "read_parquet"}
 # DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
-CSV_OPTIONS = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'VARCHAR']"
+CSV_OPTIONS = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'TIMESTAMPTZ', 'VARCHAR']"
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
 READ_NOTES = "mlcase.read_notes"  # key in DataFrame.attrs of what reading changed (see _normalise_frame)
 
@@ -129,7 +130,9 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
             out[col] = pd.to_numeric(s, errors="coerce").astype("float64") if (
                 s.isna().any() or not pd.api.types.is_integer_dtype(s)) else s.astype("int64")
         elif pd.api.types.is_datetime64_any_dtype(s):
-            out[col] = pd.to_datetime(s)
+            if is_zoned(s):          # the same instants in UTC, without the zone (see mlcase.times)
+                notes.setdefault("zoned_times", {})[col] = str(s.dt.tz)
+            out[col] = as_datetimes(s)
         else:
             out[col] = s
             tokens, numbers = _missing_tokens(s)
@@ -163,6 +166,8 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
         lines.append(f"column '{col}' is numeric; its missing-value markers ({shown}) were read as missing")
     for col, counts in (notes.get("infinite") or {}).items():
         lines.append(f"column '{col}' has {sum(counts.values())} infinite value(s), read as missing")
+    for col, zone in (notes.get("zoned_times") or {}).items():
+        lines.append(f"column '{col}' holds times with a zone ({zone}); they were read as UTC times without one")
     return lines
 
 
@@ -541,9 +546,9 @@ def to_times(s: pd.Series) -> pd.Series:
     (``format="mixed"``), and quarters and ISO weeks as fpp3's tables write them ("1981 Q1", "1991 W06").
     """
     if pd.api.types.is_datetime64_any_dtype(s):
-        return s
+        return as_datetimes(s)
     if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        parsed = pd.to_datetime(s, errors="coerce", format="mixed")
+        parsed = as_datetimes(s)
         left = parsed.isna() & s.notna()
         if left.any():  # tsibble's quarters and ISO weeks, as fpp3's tables write them: "1981 Q1", "1991 W06"
             parsed[left] = _period_strings(s[left])

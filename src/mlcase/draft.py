@@ -31,12 +31,17 @@ def _slug(text: str) -> str:
     return s or "case"
 
 
+COUNT_MIN_VALUES = 8    # whole numbers from 0 with a rare top take at least this many values to be a count
+
+
 def infer_task(y: pd.Series) -> str:
     """binary, multiclass or regression, from the target's values.
 
     Numbers are a regression target when they are fractional or take more than 20 values, and
     when they look like a count: whole numbers with gaps between them and a value too rare to be
-    a class (AER::Medicaid1986's doctor ``visits``: 0 to 16, then 24, 48 and 50, once each).
+    a class (AER::Medicaid1986's doctor ``visits``: 0 to 16, then 24, 48 and 50, once each), or
+    at least ``COUNT_MIN_VALUES`` whole numbers from 0 whose rare values are all above the common
+    ones (vcd::Bundesliga's home goals: 0 to 10, with 9 and 10 scored once or twice).
     Whole numbers without gaps (a 1 to 5 rating, class codes) stay classes.
     """
     from .checks.thresholds import MIN_CLASS_ROWS  # fewer rows of a class stop a multiclass run
@@ -49,8 +54,13 @@ def infer_task(y: pd.Series) -> str:
         if n_unique > 20 or not (values % 1 == 0).all():
             return "regression"
         gaps = values.max() - values.min() + 1 > n_unique
-        if gaps and values.value_counts().min() < MIN_CLASS_ROWS:
+        counts = values.value_counts()
+        if gaps and counts.min() < MIN_CLASS_ROWS:
             return "regression"
+        rare, common = counts.index[counts < MIN_CLASS_ROWS], counts.index[counts >= MIN_CLASS_ROWS]
+        if (values.min() == 0 and n_unique >= COUNT_MIN_VALUES and len(rare) and len(common)
+                and rare.min() > common.max()):
+            return "regression"          # counts from 0 whose top values are rare: a count's tail
     if n_unique <= 1:
         raise DataError(f"target '{y.name}' has a single value ({values.iloc[0] if len(values) else 'empty'})",
                         "pick a column whose values differ between rows")

@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import RuleError, SpecError
+from .times import as_datetimes
 
 __all__ = ["ALSRanker", "PopularityRanker", "RecencyRanker", "RuleRanker", "fit_ranker", "make_ranker"]
 
@@ -103,7 +104,7 @@ class RecencyRanker(_ItemScore):
     def fit(self, X, y):
         X = _frame(X)
         keys = _keys(X[self.item].to_numpy())
-        t = pd.to_datetime(X[self.time]).astype("int64").to_numpy() / 1e9
+        t = as_datetimes(X[self.time]).astype("int64").to_numpy() / 1e9
         rel = np.asarray(y, dtype=float) > 0
         frame = pd.DataFrame({"k": keys[rel], "t": t[rel]})
         last = frame.groupby("k", sort=False)["t"].max()

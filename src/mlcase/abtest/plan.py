@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..errors import DataError, MlcaseError, NotFoundError
 from ..formats import money
+from ..times import as_datetimes
 from .frames import numeric_metric, read_frame
 
 DEFAULT_MAX_WEEKS = 8
@@ -271,7 +272,7 @@ def estimate_from_history(history: pd.DataFrame | str | Path, metric: str, time:
         if time not in df.columns:
             raise DataError(f"--history: no time column {time!r}", "pass --time with a date column of the history file",
                             column=time)
-        days = pd.to_datetime(df[time], errors="coerce").dt.normalize().dropna()
+        days = as_datetimes(df[time]).dt.normalize().dropna()
         if days.empty:
             raise DataError(f"--history: column {time!r} holds no dates", "pass a date or timestamp column")
         span = (days.max() - days.min()).days + 1

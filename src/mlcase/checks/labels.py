@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from ..data import immature_mask
+from ..times import as_datetimes
 from .context import Context, Skip
 from .registry import register
 from .report import Check
@@ -21,7 +21,7 @@ def check_label_time(ctx: Context) -> list[Check]:
         raise Skip("no data.label_time column")
     if ctx.ds.time is None:
         raise Skip("data.label_time needs data.time (the time the features describe)")
-    label_time = pd.to_datetime(ctx.frame[d.label_time], errors="coerce", format="mixed")
+    label_time = as_datetimes(ctx.frame[d.label_time])
     feat_time = ctx.ds.time
     ok = label_time.notna() & feat_time.notna()
     before = (label_time < feat_time) & ok

@@ -29,7 +29,8 @@ def _role(ctx: Context, column: str) -> str:
     return "a feature" if column in ctx.features else "not a feature"
 
 
-@register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens"), order=15)
+@register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens", "zoned_times"),
+          order=15)
 def check_reading(ctx: Context) -> list[Check]:
     notes = getattr(ctx.ds, "read_notes", None) or {}
     out: list[Check] = []
@@ -59,6 +60,14 @@ def check_reading(ctx: Context) -> list[Check]:
             evidence={"tokens": dict(tokens), "rows": int(len(ctx.frame))},
             fix=f"nothing to do if {shown.split(' (')[0]} means 'unknown'; otherwise fix those values of '{col}' "
                 "at the source (an empty cell is the plain way to write a missing value)"))
+    for col, zone in (notes.get("zoned_times") or {}).items():
+        out.append(Check(
+            "zoned_times", "info",
+            f"column '{col}' ({_role(ctx, col)}) holds times with a zone ({zone}); they were read as the same "
+            "instants in UTC, without the zone, as scoring and serving read them", column=col,
+            evidence={"zone": zone},
+            fix=f"nothing to do if '{col}' is compared across places as instants; send local wall-clock times "
+                "without a zone if the local hour is what matters"))
     return out
 
 

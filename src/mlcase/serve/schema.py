@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..times import as_datetimes
 
 MAX_TEXT = 10_000
 
@@ -278,7 +279,7 @@ class RecordSpec:
                 return pd.Series(values, dtype="object")
             return np.array(values, dtype=bool)
         if r.kind == "datetime":
-            return pd.to_datetime(pd.Series(values, dtype="object"), utc=False, errors="coerce", format="mixed")
+            return as_datetimes(pd.Series(values, dtype="object"))
         return pd.Series(values, dtype="str")
 
     def validate_frame(self, df: pd.DataFrame, offset: int = 0) -> tuple[pd.DataFrame, list[Issue], np.ndarray]:
@@ -329,7 +330,7 @@ class RecordSpec:
                 bad(notbool, name, lambda p, s=s: f"expected true or false, got {_short(s.iloc[p])}")
                 out[name] = self._column(r, [None if (m is None or m != m) else bool(m) for m in mapped])
             elif r.kind == "datetime":
-                out[name] = pd.to_datetime(s, errors="coerce", format="mixed")
+                out[name] = as_datetimes(s)
             else:
                 text = s.astype("str")
                 toolong = (text.str.len().fillna(0).to_numpy() > MAX_TEXT)
