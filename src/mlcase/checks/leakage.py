@@ -61,7 +61,9 @@ def check_identity(ctx: Context) -> list[Check]:
     causaldata::nhefs's ``wt82_71`` is ``wt82 - wt71``: no one column predicts it (the
     one-feature check saw nothing), ridge regression found the formula, and the case went GO
     with a test R^2 of 1.000. An accounting identity (a total and its parts, a difference of two
-    readings) is known only when its parts are, which is rarely at decision time. For a class
+    readings) is known only when its parts are, which is rarely at decision time. A product or a
+    ratio is a linear formula of the logarithms: openintro::mlbbat10's ``bat_avg`` is ``hit /
+    at_bat``, fitted on the rows where the target and those columns are positive. For a class
     target see :func:`_class_identity`.
     """
     if ctx.ds.task in ("binary", "multiclass"):
@@ -71,29 +73,76 @@ def check_identity(ctx: Context) -> list[Check]:
     cols = [c for c in ctx.features if ctx.encoded(c)[0] is not None]
     if len(cols) < 2 or len(cols) > IDENTITY_MAX_COLUMNS:
         raise Skip(f"{len(cols)} numeric features (2 to {IDENTITY_MAX_COLUMNS} are checked)")
-    X = np.column_stack([ctx.encoded(c)[0] for c in cols])
+    raw = np.column_stack([ctx.encoded(c)[0] for c in cols])
     y = np.asarray(ctx.ds.y[ctx.train_sample], dtype="float64")
     ok = np.isfinite(y)
-    X, y, fold = X[ok], y[ok], ctx.fold[ok]
-    X = np.where(np.isfinite(X), X, np.nan)
+    raw, y, fold = np.where(np.isfinite(raw[ok]), raw[ok], np.nan), y[ok], ctx.fold[ok]
     with warnings.catch_warnings():                  # a column missing in every row has no median
         warnings.simplefilter("ignore", RuntimeWarning)
-        X = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)   # a missing value: the column's median
+        X = np.where(np.isnan(raw), np.nanmedian(raw, axis=0), raw)   # a missing value: the column's median
     X = np.nan_to_num(X, nan=0.0)
-    sd = X.std(axis=0)
+    found = _linear_identity(X, y, fold, cols)
+    if found is None:
+        raise Skip("too few rows or varying numeric columns for a linear fit")
+    r2, names = found
+    ctx.stats["identity"] = {"r2": r2, "rows": int(len(y)), "columns": len(cols)}
+    if r2 >= IDENTITY_R2:
+        if len(names) == 1:
+            return []  # one column alone: the one-feature check (target_leakage) reports it
+        listed = ", ".join(f"'{c}'" for c in names)
+        return [Check("target_identity", "error",
+                      f"a linear formula of {listed} gives the target almost exactly (out-of-fold R^2 {r2:.4f})",
+                      column=names[0], evidence={"r2": r2, "columns": names, "rows": int(len(y)),
+                                                 "threshold": IDENTITY_R2},
+                      fix=f"check whether the target is computed from {listed} (a total and its parts, a "
+                          "difference of two readings); if a part is only known after the outcome, add it to "
+                          "data.unavailable_at_serving (or data.features.exclude)")]
+    # a product or a ratio (a rate, a share, an average per unit) is a linear formula of the logs, on the
+    # rows where the target and the columns it is made of are positive
+    pos = y > 0
+    share = np.mean(np.nan_to_num(raw[pos], nan=0.0) > 0, axis=0) if pos.any() else np.zeros(len(cols))
+    use = share >= IDENTITY_POSITIVE_SHARE
+    rows = pos & np.all(np.nan_to_num(raw[:, use], nan=0.0) > 0, axis=1)
+    if use.sum() < 2:
+        return []
+    log_cols = [c for c, u in zip(cols, use, strict=True) if u]
+    found = _linear_identity(np.log(raw[rows][:, use]), np.log(y[rows]), fold[rows], log_cols)
+    if found is None:
+        return []
+    r2, names = found
+    ctx.stats["identity"].update({"log_r2": r2, "log_rows": int(rows.sum())})
+    if r2 < IDENTITY_R2 or len(names) < 2:
+        return []  # one column: a power of it, a monotone transform the one-feature check reports
+    listed = ", ".join(f"'{c}'" for c in names)
+    return [Check("target_identity", "error",
+                  f"a product or ratio of {listed} gives the target almost exactly (out-of-fold R^2 {r2:.4f} of "
+                  f"its logarithm, on the {int(rows.sum()):,} rows where they are positive)",
+                  column=names[0], evidence={"log_r2": r2, "columns": names, "rows": int(rows.sum()),
+                                             "threshold": IDENTITY_R2},
+                  fix=f"check whether the target is computed from {listed} (a rate, a share, an average per "
+                      "unit); if a part is only known after the outcome, add it to data.unavailable_at_serving "
+                      "(or data.features.exclude)")]
+
+
+IDENTITY_POSITIVE_SHARE = 0.9   # a column positive on this share of the rows with a positive target enters the logs
+
+
+def _linear_identity(X: np.ndarray, y: np.ndarray, fold: np.ndarray, cols: list[str]):
+    """``(out-of-fold R^2 of a linear fit, the fewest columns that give R^2 >= IDENTITY_R2 in sample)``, or None
+    when there are too few rows or varying columns to fit."""
+    sd = X.std(axis=0) if len(X) else np.zeros(len(cols))
     keep = sd > 0
     cols = [c for c, k in zip(cols, keep, strict=True) if k]
     X = (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]   # standardised: a date in ns would swamp the rest
     if len(cols) < 2 or len(y) < max(50, 3 * len(cols)) or y.std() == 0 or len(np.unique(fold)) < 2:
-        raise Skip("too few rows or varying numeric columns for a linear fit")
+        return None
     from sklearn.linear_model import LinearRegression
     from sklearn.metrics import r2_score
     from sklearn.model_selection import PredefinedSplit, cross_val_predict
 
     r2 = float(r2_score(y, cross_val_predict(LinearRegression(), X, y, cv=PredefinedSplit(fold))))
-    ctx.stats["identity"] = {"r2": r2, "rows": int(len(y)), "columns": len(cols)}
     if r2 < IDENTITY_R2:
-        return []
+        return r2, []
     # the fewest columns, by the size of their standardised coefficients, that give the formula
     order = np.argsort(-np.abs(LinearRegression().fit(X, y).coef_))
     names: list[str] = []
@@ -101,16 +150,7 @@ def check_identity(ctx: Context) -> list[Check]:
         names = [cols[j] for j in order[:k]]
         if LinearRegression().fit(X[:, order[:k]], y).score(X[:, order[:k]], y) >= IDENTITY_R2:
             break
-    if len(names) == 1:
-        return []  # one column alone: the one-feature check (target_leakage) reports it
-    listed = ", ".join(f"'{c}'" for c in names)
-    return [Check("target_identity", "error",
-                  f"a linear formula of {listed} gives the target almost exactly (out-of-fold R^2 {r2:.4f})",
-                  column=names[0], evidence={"r2": r2, "columns": names, "rows": int(len(y)),
-                                             "threshold": IDENTITY_R2},
-                  fix=f"check whether the target is computed from {listed} (a total and its parts, a "
-                      "difference of two readings); if a part is only known after the outcome, add it to "
-                      "data.unavailable_at_serving (or data.features.exclude)")]
+    return r2, names
 
 
 IDENTITY_MAX_LEVELS = 64     # a column with more codes than this is not paired (its pairs only memorise)
