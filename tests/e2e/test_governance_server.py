@@ -21,8 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.test_server import wait_ready
-from tests.serving_case import bundle, default_frame, free_port, register
+from tests.e2e.test_server import mlcase_serve
+from tests.serving_case import bundle, default_frame, register
 
 pytestmark = pytest.mark.slow
 MLCASE = str(Path(sys.executable).parent / "mlcase")
@@ -61,12 +61,7 @@ def served(tmp_path_factory):
     b = bundle(ds, family="logistic", threshold=0.2)
     b.reference = build_reference(ds, b)
     register(case, b, aliases=["champion"])
-    port = free_port()
-    proc = subprocess.Popen([MLCASE, "serve", str(root), "--port", str(port)], env=dict(os.environ),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        ready = wait_ready(url, proc)
+    with mlcase_serve(root) as (url, proc, ready):
         client = httpx.Client(base_url=url, timeout=60)
         now = datetime.now(UTC)
         test = ds.frame.iloc[ds.split.test[:N]]
@@ -87,9 +82,6 @@ def served(tmp_path_factory):
         yield {"root": root, "case": case, "client": client, "items": items, "answers": answers, "ready": ready,
                "sent": sent, "proc": proc}
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def log_files(root: Path) -> list[Path]:

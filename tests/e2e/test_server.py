@@ -39,6 +39,22 @@ def wait_ready(url: str, proc=None, timeout: float = 120.0, key: str | None = No
     raise TimeoutError(f"{url} never became ready")
 
 
+@contextlib.contextmanager
+def mlcase_serve(root: Path, key: str | None = None):
+    """``mlcase serve ROOT`` (the installed entry point, so a packaging mistake cannot hide) on a free port of
+    127.0.0.1, with ``key`` as its API key: yields ``(url, process, /ready's answer)``, then stops it."""
+    port = free_port()
+    env = {**os.environ, "MLCASE_API_KEY": key} if key else dict(os.environ)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(root), "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield url, proc, wait_ready(url, proc, key=key)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A churn case with three registered versions and `mlcase serve` running on it."""
@@ -55,21 +71,11 @@ def served(tmp_path_factory):
     champion = bundle(ds, threshold=0.3)
     calibrate(champion, ds.X_valid, ds.y_valid, alpha=0.1)
     v3 = register(case, champion, aliases=["champion"], tags={"mlcase.was_champion": "true"})
-    port = free_port()
-    env = {**os.environ, "MLCASE_API_KEY": KEY}
-    # the installed entry point, so a packaging mistake cannot hide
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(root), "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        ready = wait_ready(url, proc, key=KEY)
+    with mlcase_serve(root, key=KEY) as (url, proc, ready):
         client = httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=30)
         yield {"case": case, "ds": ds, "url": url, "client": client, "ready": ready, "champion": champion,
                "versions": (v1, v2, v3), "proc": proc}
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_ready_names_the_champion_and_the_chain(served):

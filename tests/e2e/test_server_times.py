@@ -9,21 +9,15 @@ read as the same instant in UTC without the zone (:mod:`mlcase.times`), in train
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import httpx
 import numpy as np
 import pytest
 import yaml
 
-from tests.e2e.test_server import wait_ready
-from tests.serving_case import bundle, free_port, register
+from tests.e2e.test_server import mlcase_serve
+from tests.serving_case import bundle, register
 
 pytestmark = pytest.mark.slow
-MLCASE = str(Path(sys.executable).parent / "mlcase")
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +42,8 @@ def served(tmp_path_factory):
     ds = prepare(case)
     b = bundle(ds, family="lightgbm", threshold=0.5)
     register(case, b, aliases=["champion"])
-    port = free_port()
-    proc = subprocess.Popen([MLCASE, "serve", str(root), "--port", str(port)], env=dict(os.environ),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-        with httpx.Client(base_url=url, timeout=60) as client:
-            yield {"ds": ds, "bundle": b, "client": client, "case": case}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with mlcase_serve(root) as (url, _, _), httpx.Client(base_url=url, timeout=60) as client:
+        yield {"ds": ds, "bundle": b, "client": client, "case": case}
 
 
 def test_a_zoned_column_is_read_as_utc_times_and_said_so(served):
