@@ -149,6 +149,28 @@ def test_quarters_and_iso_weeks_as_fpp3_writes_them(tmp_path):
     assert data.freq.startswith("QS") and data.season_length == 4 and data.frame["unique_id"].nunique() == 4
 
 
+def test_zoned_five_minute_times_keep_their_frequency(tmp_path):
+    """fpp3::bank_calls counts calls per five minutes in business hours, written "2003-03-03T07:00:00Z". pandas
+    reads text as microseconds, and the usual-gap fallback read those as nanoseconds: `mlcase init` drafted
+    ``freq: 300ms`` and the run said "67,820,285 missing step(s)". The gap is five minutes, and the series'
+    nights and weekends are what is missing, which the error says."""
+    from mlcase.draft import draft_spec
+
+    calls = _table("fpp3", "bank_calls")
+    t = to_times(calls["DateTime"])
+    assert t.notna().all() and t.iloc[1] - t.iloc[0] == pd.Timedelta(minutes=5)
+    calls.to_csv(tmp_path / "data.csv", index=False)
+    text = draft_spec(tmp_path / "data.csv", "Calls", case_dir=tmp_path, task="forecast", time="DateTime")
+    assert "freq: 5min" in text and "frequency 5min" in text
+    case = _case(tmp_path, target="Calls", time="DateTime")
+    with pytest.raises(DataError) as err:
+        load_series(case)
+    msg = str(err.value)
+    assert "not regular at frequency 5min" in msg and "missing step(s), the first at 2003-03-03" in msg
+    # 7:00 to 21:55 on weekdays, March to October 2003: 67,849 five-minute steps, 27,716 of them with rows
+    assert "40133 missing step(s)" in msg
+
+
 def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does(tmp_path):
     """datasets::UKDriverDeaths: seasonal naive wins (NO_GO), so no champion is set. `mlcase serve` answered
     with seasonal naive, but `mlcase score` stopped with "no registered model alias 'champion'"."""

@@ -104,7 +104,7 @@ class RecencyRanker(_ItemScore):
     def fit(self, X, y):
         X = _frame(X)
         keys = _keys(X[self.item].to_numpy())
-        t = as_datetimes(X[self.time]).astype("int64").to_numpy() / 1e9
+        t = ((as_datetimes(X[self.time]) - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)).to_numpy()
         rel = np.asarray(y, dtype=float) > 0
         frame = pd.DataFrame({"k": keys[rel], "t": t[rel]})
         last = frame.groupby("k", sort=False)["t"].max()

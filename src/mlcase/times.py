@@ -13,7 +13,8 @@ import pandas as pd
 
 
 def as_datetimes(values) -> pd.Series:
-    """``values`` as zone-less UTC datetimes (``datetime64[ns]``); what does not parse is ``NaT``.
+    """``values`` as zone-less UTC datetimes (pandas' ``datetime64``, in the unit pandas reads them in:
+    microseconds for text); what does not parse is ``NaT``.
 
     >>> as_datetimes(["2020-05-01T10:00:00Z", "2020-05-01T12:00:00+02:00", "2020-05-01", "soon"]).tolist()
     [Timestamp('2020-05-01 10:00:00'), Timestamp('2020-05-01 10:00:00'), Timestamp('2020-05-01 00:00:00'), NaT]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from ..case import Case
@@ -148,9 +147,9 @@ def infer_freq(frame: pd.DataFrame, time: str) -> str:
         raise DataError(f"data.time '{time}': the longest series has {len(ds)} time steps, too few to forecast",
                         "a forecast case needs series with many time steps")
     freq = pd.infer_freq(ds)
-    if freq is None:
-        gap = pd.Series(np.diff(ds.asi8)).mode().iloc[0]
-        freq = pd.tseries.frequencies.to_offset(pd.Timedelta(int(gap), unit="ns")).freqstr
+    if freq is None:   # the usual gap, as a Timedelta whatever the times' unit (pandas reads text as microseconds)
+        gap = pd.Series(ds[1:] - ds[:-1]).mode().iloc[0]
+        freq = pd.tseries.frequencies.to_offset(pd.Timedelta(gap)).freqstr
     return freq
 
 
