@@ -265,6 +265,20 @@ def test_bakeoff_pipelines_add_up(churn, family):
         assert g["explainer"] == ("linear" if family == "logistic" else "tree")
 
 
+def test_spline_curves_add_up_per_source_column(churn):
+    """The linear family with spline curves: each number's basis columns are summed back into it, and the
+    values add up to the model's log-odds (LinearExplainer on the basis)."""
+    from mlcase.candidates import build_pipeline, column_groups
+
+    groups = column_groups(churn.X_train, churn.schema.to_dict())
+    model = build_pipeline("logistic", "binary", groups, {"splines": 5}).fit(churn.X_train, churn.y_train)
+    basis = model[0].named_transformers_["num"][-1]
+    assert basis.n_features_out_ == 7 * basis.n_features_in_      # 5 knots, cubic: 7 curves per column
+    g = explain_global(_bundle(model, churn, "logistic"), churn.X_test, max_rows=60)
+    assert g["explainer"] == "linear" and g["additivity_max_error"] < 1e-5
+    assert sorted(r["feature"] for r in g["importance"]) == sorted(churn.features)
+
+
 def test_feature_sources_follow_indicators_one_hot_and_later_steps():
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler

@@ -105,10 +105,12 @@ def test_tier_drops_a_fast_path_that_disagrees(churn):
     assert fast.check(recs, ref) > 1e-3
 
 
-@pytest.mark.parametrize("family", ["logistic", "hist_gbm", "lightgbm", "xgboost"])
-def test_bakeoff_pipelines_and_their_calibrated_versions(churn, family):
+@pytest.mark.parametrize("family,params", [("logistic", None), ("logistic", {"splines": 5}), ("hist_gbm", None),
+                                           ("lightgbm", None), ("xgboost", None)])
+def test_bakeoff_pipelines_and_their_calibrated_versions(churn, family, params):
     """The pipelines mlcase.candidates builds (imputer with missing indicators, text cast, infrequent
-    categories, native categorical boosters), bare and wrapped in the evaluation's calibration."""
+    categories, native categorical boosters, the linear family's spline curves), bare and wrapped in the
+    evaluation's calibration."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
@@ -117,7 +119,8 @@ def test_bakeoff_pipelines_and_their_calibrated_versions(churn, family):
     _, ds = churn
     schema = ds.schema.to_dict()
     spec = RecordSpec(schema, ds.features)
-    model = build_pipeline(family, "binary", column_groups(ds.X_train, schema), seed=0).fit(ds.X_train, ds.y_train)
+    model = build_pipeline(family, "binary", column_groups(ds.X_train, schema), params, seed=0).fit(ds.X_train,
+                                                                                                  ds.y_train)
     recs = _edge_records(ds, spec)
     frame = spec.frame(recs)
     fast = compile_fastpath(model, ds.features, spec, "binary")

@@ -146,9 +146,10 @@ class Search:
         self.where[self.scored] = np.arange(len(self.scored))
         self.y_scored = y[self.scored]
         self.states: dict[str, FamilyState] = {}
+        self.curves = C.curves_fit(len(X), len(groups.numeric))   # the linear families may try splines
         for i, fam in enumerate(families):
             st = FamilyState(fam, i, queue=[(p, "default" if j == 0 else "portfolio")
-                                            for j, p in enumerate(C.portfolio(fam, task))])
+                                            for j, p in enumerate(C.portfolio(fam, task, self.curves))])
             st.study = self._study(fam, 0)
             self.states[fam] = st
         self.trials: list[Trial] = []
@@ -285,7 +286,7 @@ class Search:
             otrial = None
         else:
             otrial = st.study.ask()
-            params, source = C.suggest_params(st.name, otrial), "tpe"
+            params, source = C.suggest_params(st.name, otrial, self.curves), "tpe"
         size = self.plan.sizes[st.rung]
         trial = Trial(st.name, len(st.trials), params, st.rung, size, source=source)
         if until is None and st.complete:
@@ -399,8 +400,8 @@ class Search:
 
     def _tell(self, st: FamilyState, trial: Trial) -> None:
         """Tell the family's sampler about a configuration it did not suggest (portfolio, promotion)."""
-        space = C.search_space(st.name)
-        params = C.in_space(st.name, trial.params)
+        space = C.search_space(st.name, self.curves)
+        params = C.in_space(st.name, trial.params, self.curves)
         if not params:
             return
         ot = self._optuna.trial.create_trial(params=params, distributions={k: space[k] for k in params},

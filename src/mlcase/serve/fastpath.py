@@ -8,7 +8,8 @@ fitted transformers into plain numpy:
 * numeric blocks (``passthrough``, :class:`~sklearn.impute.SimpleImputer`,
   :class:`~sklearn.preprocessing.StandardScaler`, :class:`~sklearn.preprocessing.MinMaxScaler`
   and pipelines of those) replay the same floating point operations in the same
-  order;
+  order; a :class:`~sklearn.preprocessing.SplineTransformer` (the linear families'
+  additive curves) is called itself on the one row;
 * categorical blocks (:class:`~sklearn.preprocessing.OneHotEncoder`,
   :class:`~sklearn.preprocessing.OrdinalEncoder`,
   :class:`~sklearn.preprocessing.TargetEncoder`, optionally after a
@@ -244,7 +245,12 @@ def _numeric_ops(trans) -> list[Callable[[np.ndarray], np.ndarray]]:
     """The fitted numeric transformer as a list of in-place numpy operations."""
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        MinMaxScaler,
+        SplineTransformer,
+        StandardScaler,
+    )
 
     if trans == "passthrough":
         return []
@@ -304,6 +310,12 @@ def _numeric_ops(trans) -> list[Callable[[np.ndarray], np.ndarray]]:
         return [minmax]
     if isinstance(trans, FunctionTransformer) and trans.func is None:
         return []
+    if isinstance(trans, SplineTransformer):
+        # the fitted basis itself, on the one row: 0.48 ms for 20 numbers (scikit-learn evaluates one
+        # B-spline per column), against microseconds for the plain linear form
+        def spline(v, trans=trans):
+            return trans.transform(v.reshape(1, -1)).ravel()
+        return [spline]
     raise Unsupported(f"numeric transformer {type(trans).__name__}")
 
 
