@@ -205,6 +205,15 @@ def _numpy_types() -> list:
     return [np.dtype]
 
 
+def _scipy_types() -> list:
+    from scipy.interpolate import BSpline
+
+    # SplineTransformer's fitted basis (the linear families' splines) is a list of BSpline objects;
+    # each keeps the array-conversion function of its array namespace (numpy's asarray through
+    # SciPy's array-API layer), taken here from a real BSpline so the name follows SciPy's version
+    return [BSpline, BSpline(np.arange(8.0), np.ones(4), 3)._asarray]
+
+
 def _mlcase_types() -> list:
     from . import baselines, candidates, rankers, rules
     from .bakeoff import ensemble
@@ -245,6 +254,7 @@ TRUSTED_TYPES = {
     "xgboost": _xgboost_types,
     "catboost": _catboost_types,
     "numpy": _numpy_types,
+    "scipy": _scipy_types,
     "collections": _python_types,
     "functools": _python_types,
     "mlcase": _mlcase_types,

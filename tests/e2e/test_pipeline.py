@@ -202,7 +202,8 @@ def test_init_spec_runs_unchanged(tmp_path, capsys, example, target):
     assert main(["init", str(tmp_path / src.name), "--target", target]) == 0
     spec_before = (tmp_path / "case.yaml").read_text()
     code = main(["run", str(tmp_path), "--budget", "5s", "--json"])
-    out = json.loads(capsys.readouterr().out)
-    assert code == 0, out
+    printed = capsys.readouterr()
+    assert code == 0 and printed.out, printed.err
+    out = json.loads(printed.out)
     assert out["decision"] in ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
     assert (tmp_path / "case.yaml").read_text() == spec_before
