@@ -102,18 +102,3 @@ def test_planted_slice_is_named_and_nothing_else_beyond_chance(stored):
           f"(99.9% band of a 5% rate: <= {hi:.0f})")
     assert hits >= 0.8 * N_PLANTED
     assert false_runs <= hi
-
-
-
-def test_a_mean_of_rounding_is_no_money():
-    """Nine rows losing $0.30 and one saving $2.70 sum to about 1e-16 in floating point, not 0: a hybrid's saving
-    on modeldata::two_class_dat read "95% CI $0.00000000000000000915 to $0.035". A resampled mean within the
-    sum's rounding is 0; a real one, however small against the costs, stays."""
-    from mlcase.evaluate.lift import bootstrap_means
-
-    gains = np.array([-0.3] * 9 + [2.7])
-    assert gains.sum() != 0.0                                       # the rounding is there
-    boot = bootstrap_means([gains, gains + 1e-9], 400, 0)
-    balanced = np.isclose(boot[:, 0], 0.0, atol=1e-12)             # resamples whose true mean is 0
-    assert balanced.any() and np.all(boot[balanced, 0] == 0.0)
-    assert np.all(boot[:, 1] != 0.0)                                 # a billionth of a dollar is real

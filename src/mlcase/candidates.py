@@ -63,13 +63,14 @@ FOREST_BYTES = 256 * 2**20
 # The linear families try splines (five knots: seven basis columns per number) only while that
 # basis for every training row fits in this much memory. Measured on the 1M-row test table (18
 # numbers): a spline logistic fit peaked at 2.5 GB of RSS against 1.0 GB plain, in 17 s against 6 s.
-SPLINE_KNOTS = 5
+SPLINE_KNOTS, SPLINE_DEGREE = 5, 3
 SPLINE_BYTES = 512 * 2**20
 
 
 def curves_fit(rows: int, numeric: int) -> bool:
     """Whether the spline basis of ``numeric`` columns over ``rows`` rows fits :data:`SPLINE_BYTES`."""
-    return rows * numeric * (SPLINE_KNOTS + 2) * 8 <= SPLINE_BYTES
+    per_number = SPLINE_KNOTS + SPLINE_DEGREE - 1        # SplineTransformer's columns per input column
+    return rows * numeric * per_number * 8 <= SPLINE_BYTES
 
 
 # --------------------------------------------------------------------------- columns
@@ -163,8 +164,8 @@ def make_preprocessor(groups: ColumnGroups, encoding: str, splines: int = 0):
     parts = []
     if encoding == "onehot":
         if groups.numeric:
-            curve = [("spline", SplineTransformer(n_knots=int(splines), knots="quantile",
-                                                  extrapolation="constant"))] if splines else []
+            curve = [("spline", SplineTransformer(n_knots=int(splines), degree=SPLINE_DEGREE,
+                                                  knots="quantile", extrapolation="constant"))] if splines else []
             parts.append(("num", Pipeline(impute_scale() + curve), list(groups.numeric)))
         if groups.datetime:
             parts.append(("date", Pipeline([("days", days), *impute_scale()]), list(groups.datetime)))
