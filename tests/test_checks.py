@@ -410,8 +410,13 @@ def test_constant_and_near_constant_columns(tmp_path):
     df.loc[df.index[:8], "flag"] = 1                       # 0.4% ones
     _, _, report = checked(tmp_path, df)
     assert only(report, "constant_column").column == "country"
+    assert "has one value ('NL') in every row" in only(report, "constant_column").title
     c = only(report, "near_constant_column")
     assert c.column == "flag" and c.evidence["top_share"] == pytest.approx(0.996)
+    # a number read by pandas is shown as the number (openintro::epa2012 read "np.int64(2012)")
+    assert "feature 'flag' is 0 in 99.60% of rows" in c.title, c.title
+    df["flag"] = 2012
+    assert "has one value (2012) in every row" in only(checked(tmp_path / "one", df)[2], "constant_column", "flag").title
     assert not {"constant_column", "near_constant_column"} & ids(checked(tmp_path / "ok", frame())[2])
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 
 def _as_text_or_float(v: Any) -> str | float:
     """``v`` as a finite float, or the text to show instead: ``–`` for missing and non-finite values,
@@ -22,6 +24,15 @@ def _as_text_or_float(v: Any) -> str | float:
     except (TypeError, ValueError):
         return str(v)
     return f if math.isfinite(f) else "–"
+
+
+def shown(v: Any) -> str:
+    """A data value in a message: ``2012``, ``'N'`` (text quoted), ``2020-01-01 00:00:00``, never
+    ``np.int64(2012)`` or ``Timestamp(...)`` (a cell read by pandas is a NumPy or pandas scalar, whose
+    ``repr`` names its type)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    return repr(v) if isinstance(v, str) else str(v)
 
 
 def money(v: Any, currency: str = "$", digits: int = 2) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..formats import shown
 from .context import Context
 from .registry import register
 from .report import Check
@@ -53,7 +54,7 @@ def check_constant(ctx: Context) -> list[Check]:
         info = ctx.ds.schema.columns[c]
         if info.n_unique <= 1:
             value = None if info.n_unique == 0 else ctx.frame[c].dropna().iloc[0]
-            what = "is empty" if info.n_unique == 0 else f"has one value ({value!r}) in every row"
+            what = "is empty" if info.n_unique == 0 else f"has one value ({shown(value)}) in every row"
             out.append(Check("constant_column", "warning", f"feature '{c}' {what}", column=c,
                              evidence={"distinct": info.n_unique, "missing_share": info.missing_rate},
                              fix=f"add '{c}' to data.features.exclude; a column that never changes cannot help"))
@@ -65,7 +66,7 @@ def check_constant(ctx: Context) -> list[Check]:
         share = float(top.iloc[0]) / len(s)
         if share >= NEAR_CONSTANT_SHARE:
             out.append(Check("near_constant_column", "warning",
-                             f"feature '{c}' is {top.index[0]!r} in {share:.2%} of rows", column=c,
+                             f"feature '{c}' is {shown(top.index[0])} in {share:.2%} of rows", column=c,
                              evidence={"top_value": str(top.index[0]), "top_share": share, "distinct": info.n_unique,
                                        "rows": int(len(s))},
                              fix=f"exclude '{c}' (data.features.exclude) unless its rare values matter; "
