@@ -429,3 +429,39 @@ def test_a_deleted_hash_tag_is_refused_not_skipped(registered, tmp_path):
         model_file.write_bytes(forged["original"])
         tracking.set_version_tags(case, version, tags)
     assert tracking.load_bundle(case, alias="champion").version == version  # restored: it loads again
+
+
+class _ThreadProbe(BaseEstimator):
+    """A regressor that records how many OpenMP threads its caller may use while it predicts."""
+
+    def fit(self, X, y):
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X):
+        from threadpoolctl import threadpool_info
+
+        _ThreadProbe.seen = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
+        return np.zeros(len(X))
+
+
+def test_a_few_rows_are_scored_on_one_openmp_thread_and_a_batch_on_all():
+    """Single-row predictions spread over OpenMP threads spin-wait on a busy machine (vcd::Baseball: a
+    HistGradientBoosting member's p95 went from 7 ms to 82 ms with one other process running); the server
+    and the latency check score few rows on one thread, batch scoring keeps them all."""
+    import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime, as a fitted tree model would)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from mlcase.candidates import FEW_ROWS
+
+    X = pd.DataFrame({"a": np.arange(FEW_ROWS + 1, dtype=float)})
+    b = ModelBundle(model=_ThreadProbe().fit(X, None), name="probe", role="candidate", task="regression",
+                    features=["a"], schema={})
+    with threadpool_limits(limits=2, user_api="openmp"):  # the suite runs on one (OMP_NUM_THREADS=1)
+        before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
+        assert before and set(before) == {2}
+        b.scores(X.iloc[:1])
+        assert set(_ThreadProbe.seen) == {1}
+        b.scores(X)
+        assert _ThreadProbe.seen == before
+        assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"] == before

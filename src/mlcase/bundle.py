@@ -87,9 +87,11 @@ class ModelBundle:
     def scores(self, X) -> np.ndarray:
         """Positive-class probability (binary), class probabilities (multiclass: one column per
         ``classes`` entry, whatever the model's own ``classes_``), prediction (regression)."""
+        from .candidates import few_rows
         from .tasks import get_task
 
-        return get_task(self.task).scores(self.model, self._own_columns(X), self.classes)
+        with few_rows(len(X)):
+            return get_task(self.task).scores(self.model, self._own_columns(X), self.classes)
 
     def _own_columns(self, X):
         """``X`` cut to the bundle's features, in their order, when it holds more (an id, the label):

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..candidates import few_rows
 from ..errors import ModelError, redact_text
 from .fastpath import TOLERANCE, compile_fastpath
 from .schema import RecordSpec
@@ -201,7 +202,12 @@ class Tier:
         self.fast = fast
 
     def scores(self, records: list[dict]):
-        """Scores for ``records`` (binary: P(positive); the rule: 0/1 flags as floats)."""
+        """Scores for ``records`` (binary: P(positive); the rule: 0/1 flags as floats); a few records
+        on one OpenMP thread (:func:`mlcase.candidates.few_rows`)."""
+        with few_rows(len(records)):
+            return self._scores(records)
+
+    def _scores(self, records: list[dict]):
         if self.rule is not None:
             frame = _rule_frame(self.rule.used_columns, records)
             return self.rule.predict(frame).astype("float64")
