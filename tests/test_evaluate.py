@@ -435,7 +435,12 @@ def test_regression_and_multiclass_are_judged_in_their_units(tmp_path):
     d = evaluate(case, ds, b, "linear").to_dict()
     err = {k: v.scores(ds.X_test) - ds.y_test for k, v in b.items()}
     cost = {k: np.where(e < 0, -2 * e, e) for k, e in err.items()}
-    assert d["cost_per_decision"]["linear"] == pytest.approx(cost["linear"].mean())
+    # under-prediction costs twice as much: the prediction is the 2/3 quantile, the mean + 0.43 sd (sd 0.5)
+    lin, s = b["linear"], b["linear"].scores(ds.X_test)
+    assert lin.point is not None and np.mean(lin.decide(s) - s) == pytest.approx(0.43 * 0.5, abs=0.08)
+    told = lin.decide(s) - ds.y_test
+    assert d["cost_per_decision"]["linear"] == pytest.approx(np.where(told < 0, -2 * told, told).mean())
+    assert d["cost_per_decision"]["linear"] < 0.95 * cost["linear"].mean()   # the quantile pays for itself
     assert d["lift"]["metric"]["name"] == "rmse"
     rmse = {k: np.sqrt((e ** 2).mean()) for k, e in err.items()}
     assert d["lift"]["metric"]["estimate"] == pytest.approx(rmse["mean"] - rmse["linear"])

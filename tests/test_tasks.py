@@ -111,6 +111,42 @@ def test_flat_rates_give_the_quantile_of_the_rates():
     assert T.optimal_constant(y, 1.0, 1.0) == pytest.approx(np.quantile(y, 0.5, method="inverted_cdf"))
 
 
+def test_the_point_map_is_the_cost_weighted_quantile_of_the_outcome_given_the_score():
+    # y = score + N(0, 1); under-prediction costs 3, over-prediction 1: the cheapest prediction is the
+    # 75% quantile, score + 0.674
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0, 10, 4000)
+    y = s + rng.normal(size=len(s))
+    a, b = T.point_map(y, s, 3.0, 1.0)
+    assert b == pytest.approx(1.0, abs=0.03) and a == pytest.approx(0.674, abs=0.08)
+    # per-row rates in the same 3:1 ratio (money scaled per row) give the same quantile
+    scale = rng.uniform(0.5, 20, len(s))
+    a2, b2 = T.point_map(y, s, 3.0 * scale, 1.0 * scale)
+    assert b2 == pytest.approx(1.0, abs=0.03) and a2 == pytest.approx(0.674, abs=0.1)
+    point, note = T.choose_point(y, s, 3.0, 1.0)
+    assert point is not None and "cheapest prediction" in note
+
+
+def test_a_point_map_is_kept_only_where_it_saves_money_on_rows_it_was_not_fitted_on():
+    rng = np.random.default_rng(1)
+    # a skewed outcome: y = exp(x + N(0, 1)); the score is its mean exp(x + 0.5), the median is exp(x)
+    x = rng.uniform(0, 2, 3000)
+    y, s = np.exp(x + rng.normal(size=len(x))), np.exp(x + 0.5)
+    point, note = T.choose_point(y[:1500], s[:1500], 1.0, 1.0)
+    assert point is not None, note
+    assert point["slope"] == pytest.approx(np.exp(-0.5), abs=0.08)   # the median is the mean scaled by e^-0.5
+    held_y, held_s = y[1500:], s[1500:]
+    mapped = T.decide_point(held_s, point)
+    assert np.mean(np.abs(held_y - mapped)) < 0.93 * np.mean(np.abs(held_y - held_s))
+    # symmetric noise under symmetric costs: the score already is the median, and stays the prediction
+    y_sym = x + rng.normal(size=len(x))
+    point, note = T.choose_point(y_sym, x, 1.0, 1.0)
+    assert point is None and "not enough to keep" in note
+    assert np.array_equal(T.decide_point(x, None), x)
+    # too few rows to fit and check a map on
+    assert T.choose_point(y[:30], s[:30], 1.0, 1.0)[0] is None
+
+
 def test_multiclass_scores_have_one_column_per_class_whether_fitted_on_labels_or_codes():
     from sklearn.linear_model import LogisticRegression
 

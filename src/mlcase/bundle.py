@@ -51,6 +51,10 @@ class ModelBundle:
         Class labels in the order of ``predict_proba`` columns (binary: ``[negative, positive]``).
     threshold : float or None
         Binary decision threshold on the positive-class probability.
+    point : dict or None
+        Regression: ``{"intercept", "slope"}`` of the prediction ``intercept + slope * score`` that
+        costs least under the case's ``costs.under``/``costs.over`` (see
+        :func:`mlcase.tasks.choose_point`); None predicts the score itself.
     conformal : dict or None
         Conformal calibration (see :mod:`mlcase.conformal`).
     reference : dict or None
@@ -66,6 +70,7 @@ class ModelBundle:
     classes: list | None = None
     positive: Any = None
     threshold: float | None = None
+    point: dict | None = None
     conformal: dict | None = None
     reference: dict | None = None
     metrics: dict = field(default_factory=dict)
@@ -113,12 +118,17 @@ class ModelBundle:
         return self.metrics.get("threshold_oof", self.threshold)
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
-        """The decision per row: binary flags at the threshold (1 = act), else the prediction."""
+        """The decision per row: binary flags at the threshold (1 = act), the class (multiclass), the
+        prediction (regression: the score, or its :attr:`point` map where the costs call for one)."""
         if self.task == "binary":
             t = 0.5 if self.threshold is None else self.threshold
             return (scores >= t).astype("int64")
         if self.task == "multiclass":
             return np.asarray(self.classes, dtype=object)[np.argmax(scores, axis=1)]
+        if self.task == "regression":
+            from .tasks import decide_point
+
+            return decide_point(scores, self.point)
         return scores
 
 

@@ -164,8 +164,8 @@ def explain_rows(bundle, X: pd.DataFrame, top: int = 5, background: pd.DataFrame
         total = base + float(contrib.sum())
         if bundle.task == "multiclass":
             prediction = _json_value(np.asarray(bundle.classes, dtype=object)[int(np.argmax(scores[r]))])
-        else:
-            prediction = float(scores[r])
+        else:  # binary: the probability; regression: the prediction (the score, or its cost map)
+            prediction = float(decisions[r] if bundle.task == "regression" else scores[r])
         out.append({
             "prediction": prediction,
             "decision": _json_value(decisions[r]),

@@ -215,7 +215,7 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn) -> dict:
         decision = np.where(review, "review", "auto")
     else:
         score = scores.reshape(-1)
-        prediction = np.asarray([str(float(v)) for v in score], dtype=object)
+        prediction = np.asarray([str(float(v)) for v in bundle.decide(score)], dtype=object)
         if decider.max_width is not None and width is not None:
             review = width > decider.max_width
         decision = np.where(review, "review", "auto")

@@ -82,15 +82,16 @@ def test_the_server_answers_as_the_bundle_does(served):
             assert a["conformal"] == s and a["decision"] == ("auto" if len(s) == 1 else "review")
         assert len(bundle.classes) == 4 and {len(s) for s in sets} - {1}   # some sets are ambiguous: reviewed
     else:
-        got = np.array([a["prediction"] for a in answers])
-        assert np.max(np.abs(got - scores)) <= 1e-9 * max(1.0, float(np.max(np.abs(scores))))
+        got, told = np.array([a["prediction"] for a in answers]), bundle.decide(scores)
+        assert np.max(np.abs(got - told)) <= 1e-9 * max(1.0, float(np.max(np.abs(told))))
+        assert np.max(np.abs(np.array([a["score"] for a in answers]) - scores)) <= 1e-9 * max(1.0, np.max(scores))
         for a, (lo, hi) in zip(answers, sets, strict=True):
             # an unbounded side is null (JSON has no infinity: the server answered 500 to every request)
             want = json_interval(lo, hi)
             assert [v is None for v in a["conformal"]] == [v is None for v in want] and a["decision"] == "auto"
             assert [v for v in a["conformal"] if v is not None] == pytest.approx([v for v in want if v is not None],
                                                                                 rel=1e-12)
-            assert lo < a["prediction"] < hi
+            assert lo < a["score"] < hi   # the interval is about the outcome, centred on the score
         if served["run"]["table"].id == "mtcars-tiny":
             assert bundle.conformal["quantile"] is None and {tuple(a["conformal"]) for a in answers} == {(None, None)}
     # a malformed record names the field
@@ -121,6 +122,8 @@ def test_batch_scoring_writes_the_same_answers(served, tmp_path):
         assert [json.loads(c) for c in got["conformal"]] == sets
     else:
         assert np.max(np.abs(got["score"].to_numpy() - scores)) <= 1e-9 * max(1.0, float(np.max(np.abs(scores))))
+        told = bundle.decide(scores)
+        assert np.max(np.abs(got["prediction"].to_numpy() - told)) <= 1e-9 * max(1.0, float(np.max(np.abs(told))))
         written = np.asarray([json.loads(c) for c in got["conformal"]], dtype="float64")  # null -> nan
         expected = np.asarray([json_interval(lo, hi) for lo, hi in sets], dtype="float64")
         assert np.allclose(written, expected, rtol=1e-12, atol=0, equal_nan=True)
@@ -172,3 +175,10 @@ def test_monitoring_reads_the_served_log_with_its_scores_and_costs(served):
         assert all(r["cost"] == pytest.approx(1 - r["accuracy"]) for r in realized)
     else:
         assert all(r["rmse"] > 0 for r in realized)
+        # priced on what was answered: the prediction (the score's point map where the costs call for one)
+        from mlcase.tasks import regression_cost
+
+        rows = ds.rows("test").iloc[:len(recs)]
+        owed = regression_cost(served["case"], rows, np.asarray(truth, dtype=float),
+                               np.array([a["prediction"] for a in answers]))
+        assert sum(r["cost_total"] for r in realized) == pytest.approx(float(owed.sum()), rel=1e-9)

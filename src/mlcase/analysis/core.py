@@ -119,14 +119,16 @@ class _Rows:
         return Part(self.frame[columns], self.costs, self.loss, self.ref_loss)
 
 
-def _decide(task: str, s: np.ndarray, threshold, dataset, y, costs_obj, case: Case):
+def _decide(task: str, s: np.ndarray, rule, dataset, y, costs_obj, case: Case):
+    """The decisions of scores ``s`` under ``rule``: a threshold (binary) or a point map (regression);
+    None on out-of-fold discovery rows, where the model's own rule is chosen on these rows."""
     if task == "binary":
-        if threshold is None:  # out-of-fold discovery rows: the model's own cost-minimising threshold there
-            threshold, _ = T.choose_threshold(y, s, costs_obj, T.capacity_share(case))
-        return (s >= threshold).astype(int)
+        if rule is None:
+            rule, _ = T.choose_threshold(y, s, costs_obj, T.capacity_share(case))
+        return (s >= rule).astype(int)
     if task == "multiclass":
         return np.asarray(dataset.classes, dtype=object)[np.argmax(s, axis=1)]
-    return s
+    return T.decide_point(s, rule, y, costs_obj)
 
 
 def _constant_scores(case: Case, dataset):
@@ -221,8 +223,11 @@ def weak_slices(case: Case, dataset, plan, bundles: dict, cand: str, base: str, 
     v_idx, t_idx = np.asarray(dataset.split.valid), np.asarray(dataset.split.test)
     v_scores = {r: valid_scores(b, dataset) for r, b in roles.items()}
     t_scores = {r: b.scores(features_of(dataset.rows("test"), b, dataset)) for r, b in roles.items()}
-    thresholds = {r: b.threshold for r, b in roles.items()}
-    valid = _Rows(case, dataset, floor, v_idx, v_scores, {r: b.valid_threshold for r, b in roles.items()}, const)
+    # the decision rule of each role: its threshold (binary), its point map (regression)
+    regression = spec.task == "regression"
+    thresholds = {r: b.point if regression else b.threshold for r, b in roles.items()}
+    valid = _Rows(case, dataset, floor, v_idx, v_scores,
+                  {r: b.point if regression else b.valid_threshold for r, b in roles.items()}, const)
     test = _Rows(case, dataset, floor, t_idx, t_scores, thresholds, const)
     if len(disc_idx) >= max(50, 2 * spec.evaluation.min_slice_size):
         disc = _Rows(case, dataset, floor, pool[disc_idx], {CANDIDATE: s_c[disc_idx], BASELINE: s_b[disc_idx]},

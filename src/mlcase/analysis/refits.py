@@ -109,8 +109,8 @@ class Refits:
             decided = (s >= t).astype(int)
         elif self.task == "multiclass":
             decided = np.asarray(self.dataset.classes, dtype=object)[np.argmax(s, axis=1)]
-        else:
-            decided = s
+        else:  # regression: the point map chosen on these scores, as the binary threshold is
+            decided = T.decide_point(s, None, y, self.costs)
         return np.asarray(self.costs.of(y, decided), dtype=float)
 
     def row_loss(self, scores: np.ndarray) -> np.ndarray:

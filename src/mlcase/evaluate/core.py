@@ -264,14 +264,15 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
                                      "test_flag_rate": out["flag_rate"][candidate],
                                      "test_over_capacity": bool(out["flag_rate"][candidate] > capacity)}
     elif task_name == "regression":
+        out["point_notes"] = {k: b.metrics["point_note"] for k, b in bundles.items() if b.point}
         idx = np.random.default_rng(seed).permutation(len(y_t))[:300]
         curves["predicted_vs_actual"] = {"actual": np.asarray(y_t, dtype=float)[idx].tolist(),
-                                         "predicted": np.asarray(test["scores"][candidate])[idx].tolist()}
+                                         "predicted": np.asarray(cand.decide(test["scores"][candidate]))[idx].tolist()}
     out["curves"] = curves
     rows_t = dataset.rows("test")
     if spec.slices or spec.sensitive:
         s = test["scores"][candidate]
-        pred = cand.decide(s) if task_name != "regression" else s
+        pred = cand.decide(s)
         out["slices"] = slice_report(case, task_name, rows_t, y_t, pred, test["row_cost"][candidate],
                                      test["row_cost"][best], seed)
     else:

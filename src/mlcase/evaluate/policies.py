@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import tasks as T
 from ..case import Case
-from .common import valid_scores
+from .common import is_trivial, valid_scores
 
 
 @dataclass
@@ -102,7 +102,9 @@ def choose_thresholds(case: Case, dataset, bundles: dict) -> tuple[dict, dict, d
     """Every bundle's decision rule and validation cost, from :func:`valid_scores`.
 
     Binary bundles get their cost-minimising ``threshold`` within the review
-    capacity (set on the bundle). Returns ``(thresholds, valid_cost, valid_scores)``.
+    capacity; regression bundles their ``point`` map where the costs call for one
+    (:func:`mlcase.tasks.choose_point`); both are set on the bundle. Returns
+    ``(thresholds, valid_cost, valid_scores)``.
     """
     task_name = case.spec.task
     task = T.get_task(task_name)
@@ -124,6 +126,8 @@ def choose_thresholds(case: Case, dataset, bundles: dict) -> tuple[dict, dict, d
                 b.threshold = matched[0]
             thresholds[name] = float(b.threshold)
         else:
+            if task_name == "regression" and not is_trivial(b):  # a constant stays the constant it is named
+                b.point, b.metrics["point_note"] = T.choose_point(y_v, s, costs_v.under, costs_v.over)
             valid_cost[name] = float(costs_v.of(y_v, b.decide(s)).mean()) if len(y_v) else 0.0
             thresholds[name] = None
     return thresholds, valid_cost, scores

@@ -171,8 +171,11 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
             return None
         out.update(get_task("regression").metrics(y[ok], pred[ok]))
         rows = df.iloc[np.flatnonzero(ok)].drop(columns=[c for c in df.columns if c.startswith("_")])
+        # money on what was predicted: the score, or its point map where the costs called for one
+        told = _floats(df["_prediction"]) if "_prediction" in df else pred
+        told = np.where(np.isnan(told), pred, told)
         try:
-            per = regression_cost(run.case, rows, y[ok], pred[ok])
+            per = regression_cost(run.case, rows, y[ok], told[ok])
             out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
         except RuleError as exc:
             run.warnings.append({"kind": "costs", "message": f"business cost not computed: {exc}"})

@@ -399,7 +399,7 @@ def _score_records(run, n: int) -> None:
         else:
             dec = np.full(len(df), "auto")
             score_v = np.asarray(scores, dtype=float)
-            pred = score_v.astype(str)
+            pred = np.asarray(decided, dtype=float).astype(str)
         parts.append(pa.table({"_row": pa.array(np.arange(start, start + len(df)), pa.int64()),
                                "_score": pa.array(score_v, pa.float64()),
                                "_decision": pa.array(dec.astype(str), pa.string()),

@@ -282,11 +282,12 @@ class Decider:
             return Answer(prediction=pred, score=float(np.max(p)), decision=decision,
                           scores={str(k): float(v) for k, v in zip(classes, p, strict=False)}, **common)
         s = float(score)
+        pred = float(bundle.decide(np.asarray([s]))[0]) if bundle is not None else s
         decision = "auto"
         if self.max_width is not None and conformal is not None and len(conformal) == 2 and (
                 None in conformal or conformal[1] - conformal[0] > self.max_width):  # None: unbounded
             decision = "review"
-        return Answer(prediction=s, score=s, decision=decision, **common)
+        return Answer(prediction=pred, score=s, decision=decision, **common)
 
 
 def _json(v):

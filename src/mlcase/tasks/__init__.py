@@ -32,7 +32,10 @@ from .ranking import RankingTask
 from .regression import (
     RegressionCosts,
     RegressionTask,
+    choose_point,
+    decide_point,
     optimal_constant,
+    point_map,
     regression_cost,
     regression_cost_of,
     regression_rates,
@@ -50,7 +53,7 @@ def get_task(name: str) -> Task:
 __all__ = [
     "EPS", "TASKS", "BinaryTask", "ForecastTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RankingTask",
     "RegressionCosts", "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share",
-    "capacity_threshold", "carried_by_rate",
+    "capacity_threshold", "carried_by_rate", "choose_point", "decide_point", "point_map",
     "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
     "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",
 ]

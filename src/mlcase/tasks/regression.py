@@ -69,6 +69,88 @@ def optimal_constant(y, under, over) -> float:
     return float(ys[k])
 
 
+POINT_ROWS = 20_000   # rows the point map is fitted on (a deterministic sample past that)
+POINT_FOLDS = 5       # the map is kept only where it lowers the cost on rows it was not fitted on
+
+
+def point_map(y, s, under, over) -> tuple[float, float]:
+    """``(intercept, slope)`` of the prediction ``intercept + slope * s`` that costs least on these rows.
+
+    A model's score estimates the mean, which is the money-optimal prediction only when the money is
+    squared error. Priced per unit below (``under``) and above (``over``) the truth, the cheapest
+    prediction is a quantile of the outcome (the median where both are equal), and on a skewed
+    target the two differ by far: on Ecdat::MedExp (medical expenses, skew 27) LightGBM's mean
+    prediction had a mean absolute error of 242 against 159 for the training median, and 157 once
+    mapped. This is quantile regression of ``y`` on the score, with each row's own rates:
+    a linear program (HiGHS, the solver scikit-learn's ``QuantileRegressor`` calls; that estimator
+    takes one quantile for all rows, and ``costs.under``/``costs.over`` may differ per row).
+    """
+    from scipy.optimize import linprog
+
+    y, s = np.asarray(y, dtype=float), np.asarray(s, dtype=float)
+    n = len(y)
+    u = np.broadcast_to(np.asarray(under, dtype=float), (n,))
+    o = np.broadcast_to(np.asarray(over, dtype=float), (n,))
+    if n > POINT_ROWS:
+        keep = np.sort(np.random.default_rng(0).choice(n, POINT_ROWS, replace=False))
+        y, s, u, o, n = y[keep], s[keep], u[keep], o[keep], POINT_ROWS
+    centre, scale = float(np.mean(s)), float(np.std(s)) or 1.0
+    z = (s - centre) / scale
+    from scipy import sparse
+
+    eye = sparse.identity(n, format="csr")
+    # y = a + b z + below - above, below and above >= 0, costing under and over per unit
+    a_eq = sparse.hstack([np.ones((n, 1)), z[:, None], eye, -eye], format="csr")
+    cost = np.concatenate([[0.0, 0.0], u, o])
+    bounds = [(None, None), (None, None)] + [(0, None)] * (2 * n)
+    res = linprog(cost, A_eq=a_eq, b_eq=y, bounds=bounds, method="highs")
+    if res.status != 0:
+        return 0.0, 1.0
+    a, b = float(res.x[0]), float(res.x[1])
+    return a - b * centre / scale, b / scale
+
+
+def choose_point(y, s, under, over) -> tuple[dict | None, str]:
+    """The point map for these validation scores (see :func:`point_map`), or None with the reason.
+
+    Like a binary threshold, the map is fitted on scores of rows the model did not see; it is
+    kept only where, cross-fitted over :data:`POINT_FOLDS` folds of those rows, it costs less than
+    the score itself by more than one standard error of the paired difference. So a model whose
+    score is already the cheapest prediction (squared error, or a symmetric outcome) keeps it.
+    """
+    y, s = np.asarray(y, dtype=float), np.asarray(s, dtype=float)
+    n = len(y)
+    u = np.broadcast_to(np.asarray(under, dtype=float), (n,))
+    o = np.broadcast_to(np.asarray(over, dtype=float), (n,))
+    if n < 10 * POINT_FOLDS or not (np.isfinite(s).all() and np.isfinite(y).all()):
+        return None, f"{n} validation rows are too few to fit a prediction map on"
+    folds = np.random.default_rng(0).permutation(n) % POINT_FOLDS
+    mapped = np.empty(n)
+    for k in range(POINT_FOLDS):
+        fit, held = folds != k, folds == k
+        a, b = point_map(y[fit], s[fit], u[fit], o[fit])
+        mapped[held] = a + b * s[held]
+    saving = regression_cost_of(u, o, y, s) - regression_cost_of(u, o, y, mapped)
+    se = float(np.std(saving, ddof=1) / np.sqrt(n))
+    plain, gain = float(regression_cost_of(u, o, y, s).mean()), float(saving.mean())
+    if gain <= se:
+        return None, (f"the score as prediction costs {_num(plain)} per case on the validation rows; a fitted map "
+                      f"would save {_num(gain)} (standard error {_num(se)}), not enough to keep")
+    a, b = point_map(y, s, u, o)
+    return ({"intercept": a, "slope": b},
+            f"predicts {_num(a + 0.0)} + {b + 0.0:.4g} x score, the cheapest prediction for the costs: cross-fitted on the "
+            f"validation rows it costs {_num(plain - gain)} per case against {_num(plain)} for the score itself")
+
+
+def decide_point(s, point: dict | None, y=None, costs=None) -> np.ndarray:
+    """Predictions from scores ``s``: ``point``'s map, or without one the map :func:`choose_point`
+    keeps on these labelled rows (``y`` and their :class:`RegressionCosts`), else the scores."""
+    s = np.asarray(s, dtype="float64")
+    if point is None and y is not None and costs is not None:
+        point, _ = choose_point(y, s, costs.under, costs.over)
+    return s if not point else point["intercept"] + point["slope"] * s
+
+
 def constant_value(name: str, description: str, value: float) -> ModelFreePolicy:
     return ModelFreePolicy(name, description, name.split(":")[0], {"value": float(value)},
                            lambda costs, y: costs.of(y, np.full(len(y), float(value))))

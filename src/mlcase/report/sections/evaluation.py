@@ -172,6 +172,12 @@ def metrics_html(ev: dict, cur: str) -> str:
         note += ("<p>Thresholds carried to the served model by their rate (the out-of-fold threshold would flag "
                  "a different share of rows there): " + "; ".join(f"<strong>{esc(k)}</strong>: {esc(v)}"
                                                                   for k, v in matched.items()) + ".</p>")
+    points = ev.get("point_notes") or {}
+    if points:
+        note += ("<p>Each model's prediction is its score mapped to the cheapest prediction for the costs (a "
+                 "quantile of the outcome: the median where under- and over-prediction cost the same), where that "
+                 "saves money on validation rows the map was not fitted on; the metrics are the score's: "
+                 + "; ".join(f"<strong>{esc(k)}</strong> {esc(v)}" for k, v in points.items()) + ".</p>")
     caption = ("Metrics at each model's own threshold; money from the case's cost matrix, row by row. Model-free "
                "policies need no model (never act, act at random, a constant, the prior); a random policy's money "
                "is its exact expectation")
