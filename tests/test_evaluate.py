@@ -463,6 +463,44 @@ def test_regression_and_multiclass_are_judged_in_their_units(tmp_path):
     assert md["lift_over_trivial"]["logistic"]["ci_low"] > 0
 
 
+def test_a_multiclass_decision_is_the_class_of_least_expected_cost(tmp_path):
+    """With an uneven cost matrix the most probable class is not the cheapest decision: missing a 'high'
+    case costs 20 here, so a row that is probably 'mid' but possibly 'high' is called 'high'."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlcase.tasks import cost_matrix, decide_classes, multiclass_cost
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    x = rng.normal(size=n)
+    lab = np.where(x < -0.5, "low", np.where(x < 0.5, "mid", "high"))
+    df = pd.DataFrame({"x": x + rng.normal(scale=0.6, size=n), "y": lab})
+    matrix = {"high": {"low": 20.0, "mid": 20.0}}
+    case = make_case(tmp_path, df, "y", task="multiclass", positive=None, costs={"matrix": matrix},
+                     baselines=["majority"])
+    ds = prepare(case)
+    b = {"logistic": fit_bundle(ds, LogisticRegression(max_iter=500), "logistic", "candidate"),
+         "majority": fit_bundle(ds, MajorityBaseline(), "majority")}
+    d = evaluate(case, ds, b, "logistic").to_dict()
+    lg = b["logistic"]
+    assert lg.cost_matrix == cost_matrix(case, lg.classes) and lg.cost_matrix is not None
+    p = lg.scores(ds.X_test)
+    likeliest = np.asarray(lg.classes, dtype=object)[np.argmax(p, axis=1)]
+    cheapest = lg.decide(p)
+    cost = {k: multiclass_cost(case, ds.y_test, v).mean() for k, v in (("argmax", likeliest), ("bayes", cheapest))}
+    assert d["cost_per_decision"]["logistic"] == pytest.approx(cost["bayes"])
+    assert cost["bayes"] < 0.9 * cost["argmax"], cost
+    assert (cheapest == "high").mean() > (likeliest == "high").mean()
+    moved = f"{np.mean(cheapest != likeliest):.1%}"
+    assert d["decision_note"].startswith("each row gets the class of least expected cost") and moved in d["decision_note"]
+    # the even matrix (every error 1) is the plain argmax; and the docstring's row
+    assert cost_matrix(make_case(tmp_path / "even", df, "y", task="multiclass", positive=None), lg.classes) is None
+    row = np.array([[0.4, 0.5, 0.1]])  # classes sorted: high, low, mid
+    uneven = [[0, 5, 1], [1, 0, 1], [1, 1, 0]]
+    assert decide_classes(row, ["high", "low", "mid"], None)[0] == "low"
+    assert decide_classes(row, ["high", "low", "mid"], uneven)[0] == "high"   # 0.6 against 2.1 and 0.9
+
+
 # --------------------------------------------------------------------------- report section
 def test_report_section_shows_every_plot_and_the_numbers(planted_eval):
     from mlcase.report.sections import evaluation as section

@@ -51,6 +51,10 @@ class ModelBundle:
         Class labels in the order of ``predict_proba`` columns (binary: ``[negative, positive]``).
     threshold : float or None
         Binary decision threshold on the positive-class probability.
+    cost_matrix : list of lists or None
+        Multiclass: ``C[i][j]``, the money when the truth is ``classes[i]`` and the decision
+        ``classes[j]``, where the case's ``costs.matrix`` is uneven (see
+        :func:`mlcase.tasks.cost_matrix`); the decision is then the class of least expected cost.
     point : dict or None
         Regression: ``{"intercept", "slope"}`` of the prediction ``intercept + slope * score`` that
         costs least under the case's ``costs.under``/``costs.over`` (see
@@ -71,6 +75,7 @@ class ModelBundle:
     positive: Any = None
     threshold: float | None = None
     point: dict | None = None
+    cost_matrix: list | None = None
     conformal: dict | None = None
     reference: dict | None = None
     metrics: dict = field(default_factory=dict)
@@ -118,13 +123,15 @@ class ModelBundle:
         return self.metrics.get("threshold_oof", self.threshold)
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
-        """The decision per row: binary flags at the threshold (1 = act), the class (multiclass), the
+        """The decision per row: binary flags at the threshold (1 = act), the class of least expected cost (multiclass), the
         prediction (regression: the score, or its :attr:`point` map where the costs call for one)."""
         if self.task == "binary":
             t = 0.5 if self.threshold is None else self.threshold
             return (scores >= t).astype("int64")
         if self.task == "multiclass":
-            return np.asarray(self.classes, dtype=object)[np.argmax(scores, axis=1)]
+            from .tasks import decide_classes
+
+            return decide_classes(scores, self.classes, self.cost_matrix)
         if self.task == "regression":
             from .tasks import decide_point
 

@@ -210,6 +210,8 @@ def _metrics(case, spec, res) -> list[str]:
     if not ev:
         return L + ["", NOT_RUN]
     L.append(f"- **Primary metric:** {ev.get('primary_metric')} (model selection); the decision is made in money.")
+    if ev.get("decision_note"):
+        L.append(f"- **Decision:** {ev['decision_note']}.")
     for k, v in (ev.get("point_notes") or {}).items():
         L.append(f"- **Prediction of {k}:** {v}.")
     thresholds = {k: v for k, v in (ev.get("thresholds") or {}).items() if v is not None}

@@ -163,7 +163,7 @@ def explain_rows(bundle, X: pd.DataFrame, top: int = 5, background: pd.DataFrame
         output = float(exp.row_output(r, k))
         total = base + float(contrib.sum())
         if bundle.task == "multiclass":
-            prediction = _json_value(np.asarray(bundle.classes, dtype=object)[int(np.argmax(scores[r]))])
+            prediction = _json_value(decisions[r])
         else:  # binary: the probability; regression: the prediction (the score, or its cost map)
             prediction = float(decisions[r] if bundle.task == "regression" else scores[r])
         out.append({
@@ -313,7 +313,7 @@ def _explain_ensemble(bundle, ens, X, background, seed, notes) -> _Explanation:
     values = sum(w * p.values for w, p in parts)
     base = sum(w * p.base for w, p in parts)
     output = sum(w * p.output_values for w, p in parts)
-    predicted = np.argmax(np.asarray(bundle.scores(X)), axis=1) if values.ndim == 3 else None
+    predicted = _decided(bundle, bundle.scores(X)) if values.ndim == 3 else None
     explainers = sorted({p.explainer for _, p in parts})
     members = ", ".join(f"{w:.2f} x {p.explained_model}" for w, p in parts)
     return _Explanation(values=values, base=base, output_values=output, features=list(bundle.features),
@@ -436,16 +436,24 @@ def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0)
                         task=task, classes=classes, predicted=predicted, notes=notes)
 
 
+def _decided(bundle, scores) -> np.ndarray:
+    """Per row, the index into ``bundle.classes`` of the class the bundle decides (the most probable,
+    or the cheapest under an uneven cost matrix): the class whose output an explanation shows."""
+    at = {str(c): i for i, c in enumerate(bundle.classes)}
+    return np.array([at[str(d)] for d in bundle.decide(np.asarray(scores))], dtype=int)
+
+
 def _output_classes(bundle, inner, est, n_outputs: int, X) -> tuple[list, np.ndarray]:
-    """The class of each explained output and, per row, the output of the predicted class.
+    """The class of each explained output and, per row, the output of the decided class (the most
+    probable one, or the cheapest under an uneven cost matrix: :meth:`ModelBundle.decide`).
 
     The explainer has one output per class the *model* knows (``classes_``: codes into
     ``bundle.classes`` when fitted by the bake-off, labels otherwise); a class absent from
     the training rows has no output, so the outputs are not always ``bundle.classes``.
     """
     scores = np.asarray(bundle.scores(X))
-    top = np.argmax(scores, axis=1)                       # index into bundle.classes
     labels = list(bundle.classes)
+    top = _decided(bundle, scores)
     known = getattr(inner, "classes_", getattr(est, "classes_", None))
     if known is None or len(known) != n_outputs:
         return labels[:n_outputs], np.minimum(top, n_outputs - 1)
@@ -532,7 +540,7 @@ def _explain_agnostic(bundle, X, background, seed, notes) -> _Explanation:
         return np.asarray(bundle.scores(codec.decode(codes)), dtype="float64")
 
     values, base, raw = permutation_shap(f, codec.encode(X), codec.encode(bg), PERMUTATIONS, seed)
-    predicted = np.argmax(raw, axis=1) if task == "multiclass" else None
+    predicted = _decided(bundle, raw) if task == "multiclass" else None
     output = {"binary": "probability", "multiclass": "probability", "regression": "prediction",
               "ranking": "score"}[task]
     return _Explanation(values=values, base=base, output_values=raw, features=list(bundle.features),

@@ -105,9 +105,11 @@ def test_explain_answers_for_a_real_row(run):
     frame = frame[frame[case.spec.data.id].astype(str) == row] if case.spec.data.id else frame.iloc[[0]]
     scores = bundle.scores(frame[bundle.features])
     if case.spec.task == "multiclass":
-        assert item["prediction"] == bundle.classes[int(np.argmax(scores[0]))]
-    else:  # regression: the score, or its point map where the costs call for one
+        assert item["prediction"] == bundle.decide(scores)[0]   # the cheapest class under costs.matrix
+    elif case.spec.task == "regression":  # the score, or its point map where the costs call for one
         assert item["prediction"] == pytest.approx(float(bundle.decide(scores)[0]), rel=1e-9)
+    else:  # binary: the probability
+        assert item["prediction"] == pytest.approx(float(scores[0]), rel=1e-9)
 
 
 def test_a_skewed_target_priced_by_its_absolute_error_is_predicted_near_its_median(runs):

@@ -76,7 +76,7 @@ def test_the_server_answers_as_the_bundle_does(served):
     assert [(a["tier"], a["fallback"], a["model_version"]) for a in answers] == [("model", False, served["version"])] * k
     if bundle.task == "multiclass":
         for a, p, s in zip(answers, scores, sets, strict=True):
-            assert a["prediction"] == bundle.classes[int(np.argmax(p))]
+            assert a["prediction"] == bundle.decide(p[None, :])[0]
             assert a["scores"] == pytest.approx(dict(zip(bundle.classes, p, strict=True)), abs=1e-9)
             assert a["score"] == pytest.approx(float(np.max(p)), abs=1e-9)
             assert a["conformal"] == s and a["decision"] == ("auto" if len(s) == 1 else "review")
@@ -117,7 +117,7 @@ def test_batch_scoring_writes_the_same_answers(served, tmp_path):
     scores, sets = bundle.scores(rows[bundle.features]), predict_sets(bundle, rows[bundle.features])
     assert set(got["tier"]) == {"model"}
     if bundle.task == "multiclass":
-        assert list(got["prediction"]) == [bundle.classes[int(i)] for i in np.argmax(scores, axis=1)]
+        assert list(got["prediction"]) == [str(c) for c in bundle.decide(scores)]
         assert np.max(np.abs(got["score"].to_numpy() - scores.max(axis=1))) <= 1e-9
         assert [json.loads(c) for c in got["conformal"]] == sets
     else:

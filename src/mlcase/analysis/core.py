@@ -127,7 +127,7 @@ def _decide(task: str, s: np.ndarray, rule, dataset, y, costs_obj, case: Case):
             rule, _ = T.choose_threshold(y, s, costs_obj, T.capacity_share(case))
         return (s >= rule).astype(int)
     if task == "multiclass":
-        return np.asarray(dataset.classes, dtype=object)[np.argmax(s, axis=1)]
+        return T.decide_classes(s, dataset.classes, T.cost_matrix(case, dataset.classes))
     return T.decide_point(s, rule, y, costs_obj)
 
 

@@ -108,7 +108,7 @@ class Refits:
             t, _ = T.choose_threshold(y, s, self.costs, T.capacity_share(self.case))
             decided = (s >= t).astype(int)
         elif self.task == "multiclass":
-            decided = np.asarray(self.dataset.classes, dtype=object)[np.argmax(s, axis=1)]
+            decided = T.decide_classes(s, self.dataset.classes, T.cost_matrix(self.case, self.dataset.classes))
         else:  # regression: the point map chosen on these scores, as the binary threshold is
             decided = T.decide_point(s, None, y, self.costs)
         return np.asarray(self.costs.of(y, decided), dtype=float)

@@ -263,6 +263,11 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
             out["capacity_check"] = {"capacity": capacity, "valid_flag_rate": float(np.mean(p_v >= t_v)),
                                      "test_flag_rate": out["flag_rate"][candidate],
                                      "test_over_capacity": bool(out["flag_rate"][candidate] > capacity)}
+    elif task_name == "multiclass" and cand.cost_matrix is not None:
+        likeliest = np.asarray(cand.classes, dtype=object)[np.argmax(test["scores"][candidate], axis=1)]
+        moved = float(np.mean(cand.decide(test["scores"][candidate]) != likeliest))
+        out["decision_note"] = (f"each row gets the class of least expected cost under costs.matrix, not the most "
+                                f"probable class: a different class on {moved:.1%} of the test rows")
     elif task_name == "regression":
         out["point_notes"] = {k: b.metrics["point_note"] for k, b in bundles.items() if b.point}
         idx = np.random.default_rng(seed).permutation(len(y_t))[:300]

@@ -126,6 +126,8 @@ def choose_thresholds(case: Case, dataset, bundles: dict) -> tuple[dict, dict, d
                 b.threshold = matched[0]
             thresholds[name] = float(b.threshold)
         else:
+            if task_name == "multiclass":
+                b.cost_matrix = T.cost_matrix(case, b.classes)
             if task_name == "regression" and not is_trivial(b):  # a constant stays the constant it is named
                 b.point, b.metrics["point_note"] = T.choose_point(y_v, s, costs_v.under, costs_v.over)
             valid_cost[name] = float(costs_v.of(y_v, b.decide(s)).mean()) if len(y_v) else 0.0

@@ -277,7 +277,8 @@ class Decider:
         if self.task == "multiclass":
             p = np.asarray(score, dtype="float64")
             classes = bundle.classes if bundle is not None and bundle.classes else self.classes
-            pred = classes[int(np.argmax(p))]
+            pred = (bundle.decide(p[None, :])[0] if bundle is not None and bundle.classes
+                    else classes[int(np.argmax(p))])
             decision = "review" if (self.defer and conformal is not None and len(conformal) != 1) else "auto"
             return Answer(prediction=pred, score=float(np.max(p)), decision=decision,
                           scores={str(k): float(v) for k, v in zip(classes, p, strict=False)}, **common)

@@ -27,7 +27,13 @@ from .binary import (
     perfect_cost,
 )
 from .forecast import ForecastTask
-from .multiclass import MulticlassCosts, MulticlassTask, multiclass_cost
+from .multiclass import (
+    MulticlassCosts,
+    MulticlassTask,
+    cost_matrix,
+    decide_classes,
+    multiclass_cost,
+)
 from .ranking import RankingTask
 from .regression import (
     RegressionCosts,
@@ -53,7 +59,7 @@ def get_task(name: str) -> Task:
 __all__ = [
     "EPS", "TASKS", "BinaryTask", "ForecastTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RankingTask",
     "RegressionCosts", "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share",
-    "capacity_threshold", "carried_by_rate", "choose_point", "decide_point", "point_map",
+    "capacity_threshold", "carried_by_rate", "choose_point", "cost_matrix", "decide_classes", "decide_point", "point_map",
     "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
     "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",
 ]

@@ -35,6 +35,36 @@ def multiclass_cost(case: Case, y, pred) -> np.ndarray:
                      for a, p in zip(y, pred, strict=True)], dtype=float)
 
 
+def cost_matrix(case: Case, classes) -> list[list[float]] | None:
+    """``C[i][j]``: the money when the truth is ``classes[i]`` and the decision ``classes[j]``
+    (:func:`multiclass_cost`'s cells), or None where every error costs the same and a right answer
+    nothing: the most probable class is then the cheapest decision."""
+    matrix = case.spec.costs.matrix
+    if not matrix or classes is None:
+        return None
+    names = [str(c) for c in classes]
+    m = np.array([[float(matrix.get(a, {}).get(p, 0.0 if a == p else 1.0)) for p in names] for a in names])
+    off = m[~np.eye(len(names), dtype=bool)]
+    if np.allclose(np.diag(m), 0) and len(off) and np.allclose(off, off[0]) and off[0] > 0:
+        return None
+    return m.tolist()
+
+
+def decide_classes(proba, classes, matrix: list | None) -> np.ndarray:
+    """The decision per row: the class of least expected cost, ``argmin_j sum_i p_i C[i][j]`` (the Bayes
+    decision), or the most probable class where :func:`cost_matrix` is None.
+
+    With an uneven matrix the two differ: on a three-class table where calling a 'high' case 'low'
+    costs 5 and every other error 1, a row with P = (low 0.5, mid 0.1, high 0.4) is called 'high'
+    (expected cost 0.6, against 2.1 for 'low' and 0.9 for 'mid').
+    """
+    proba = np.asarray(proba, dtype="float64")
+    labels = np.asarray(classes, dtype=object)
+    if matrix is None:
+        return labels[np.argmax(proba, axis=1)]
+    return labels[np.argmin(proba @ np.asarray(matrix, dtype="float64"), axis=1)]
+
+
 class MulticlassCosts:
     """``.of(y, pred)``: the cost matrix row by row (labels in, money out)."""
 

@@ -172,6 +172,8 @@ def metrics_html(ev: dict, cur: str) -> str:
         note += ("<p>Thresholds carried to the served model by their rate (the out-of-fold threshold would flag "
                  "a different share of rows there): " + "; ".join(f"<strong>{esc(k)}</strong>: {esc(v)}"
                                                                   for k, v in matched.items()) + ".</p>")
+    if ev.get("decision_note"):
+        note += f"<p>The decision: {esc(ev['decision_note'])}.</p>"
     points = ev.get("point_notes") or {}
     if points:
         note += ("<p>Each model's prediction is its score mapped to the cheapest prediction for the costs (a "
