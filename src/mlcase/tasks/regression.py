@@ -133,16 +133,18 @@ def choose_point(y, s, under, over) -> tuple[dict | None, str]:
         fit, held = folds != k, folds == k
         a, b = point_map(y[fit], s[fit], u[fit], o[fit])
         mapped[held] = a + b * s[held]
-    saving = regression_cost_of(u, o, y, s) - regression_cost_of(u, o, y, mapped)
+    as_scored = regression_cost_of(u, o, y, s)
+    saving = as_scored - regression_cost_of(u, o, y, mapped)
     se = float(np.std(saving, ddof=1) / np.sqrt(n))
-    plain, gain = float(regression_cost_of(u, o, y, s).mean()), float(saving.mean())
+    plain, gain = float(as_scored.mean()), float(saving.mean())
     if gain <= se:
         return None, (f"the score as prediction costs {_num(plain)} per case on the validation rows; a fitted map "
                       f"would save {_num(gain)} (standard error {_num(se)}), not enough to keep")
     a, b = point_map(y, s, u, o)
     return ({"intercept": a, "slope": b},
-            f"predicts {_num(a + 0.0)} + {b + 0.0:.4g} x score, the cheapest prediction for the costs: cross-fitted on the "
-            f"validation rows it costs {_num(plain - gain)} per case against {_num(plain)} for the score itself")
+            f"predicts {_num(a + 0.0)} {'-' if b < 0 else '+'} {abs(b):.4g} x score, the cheapest prediction for the "
+            f"costs: cross-fitted on the validation rows it costs {_num(plain - gain)} per case against "
+            f"{_num(plain)} for the score itself")
 
 
 def decide_point(s, point: dict | None, y=None, costs=None) -> np.ndarray:
