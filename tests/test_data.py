@@ -180,6 +180,8 @@ def test_row_labels_written_by_r_pandas_and_readr_are_identifiers_not_features(t
     text = draft_spec(tmp_path / "penguins.csv", "species", case_dir=tmp_path)
     spec = yaml.safe_load(text)
     assert spec["data"]["id"] == "rownames" and spec["task"] == "multiclass"
+    # the costs section shows how to price errors, with two of the table's own classes
+    assert spec["costs"] == {"matrix": None} and '{"Adelie": {"Gentoo": 5}}' in text, text
     (tmp_path / "case.yaml").write_text(text)
     case = load_case(tmp_path / "case.yaml")
     ds = prepare(case)

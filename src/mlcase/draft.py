@@ -173,13 +173,20 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         ]
     elif task == "regression":
         lines += [
-            "costs:                          # TODO money per unit of error",
-            "  under: 1",
-            "  over: 1",
+            "costs:                          # TODO money per unit of error; the prediction is then the cheapest quantile",
+            "  under: 1                       # per unit predicted below the truth",
+            "  over: 1                        # per unit predicted above it (1:1: the median, 3:1 under: the 75% quantile)",
             "constraints:",
         ]
     else:
-        lines += ["constraints:"]
+        top = [str(v) for v in df[target].value_counts().index[:2]]
+        example = f'{{{_q(top[0])}: {{{_q(top[-1])}: 5}}}}' if len(top) == 2 else '{"a": {"b": 5}}'
+        lines += [
+            "costs:                          # TODO money per decision by actual and predicted class (unset: each error 1)",
+            f"  matrix: null                   # e.g. {_comment(example)}: calling a {_comment(top[0])} case "
+            f"{_comment(top[-1])} costs 5; each row then gets the class of least expected cost",
+            "constraints:",
+        ]
     lines += [
         "  latency_p95_ms: 100",
         "  min_lift: 0.0                  # money per decision the model must add over the best baseline",
