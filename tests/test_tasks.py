@@ -127,6 +127,28 @@ def test_the_point_map_is_the_cost_weighted_quantile_of_the_outcome_given_the_sc
     assert point is not None and "cheapest prediction" in note
 
 
+def test_the_point_map_solves_the_cost_weighted_quantile_regression_exactly():
+    """The map is solved in its dual (two constraints, one bounded variable per row: ratdat::surveys' analysis
+    spent minutes in the primal); its cost equals the primal linear program's optimum, per-row rates included."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(5)
+    n = 800
+    s = rng.uniform(0, 10, n)
+    y = np.exp(s / 3 + rng.normal(size=n))
+    under, over = rng.uniform(0.5, 3, n), rng.uniform(0.5, 3, n)
+    a, b = T.point_map(y, s, under, over)
+    eye = sparse.identity(n, format="csr")
+    primal = linprog(np.concatenate([[0, 0], under, over]),
+                     A_eq=sparse.hstack([np.ones((n, 1)), s[:, None], eye, -eye], format="csr"), b_eq=y,
+                     bounds=[(None, None)] * 2 + [(0, None)] * (2 * n), method="highs")
+    assert primal.status == 0
+    cost = T.regression_cost_of(under, over, y, a + b * s).sum()
+    assert cost == pytest.approx(primal.fun, rel=1e-7)
+    assert (a, b) == pytest.approx(tuple(primal.x[:2]), rel=1e-5, abs=1e-6)
+
+
 def test_a_point_map_is_kept_only_where_it_saves_money_on_rows_it_was_not_fitted_on():
     rng = np.random.default_rng(1)
     # a skewed outcome: y = exp(x + N(0, 1)); the score is its mean exp(x + 0.5), the median is exp(x)

@@ -82,8 +82,9 @@ def point_map(y, s, under, over) -> tuple[float, float]:
     target the two differ by far: on Ecdat::MedExp (medical expenses, skew 27) LightGBM's mean
     prediction had a mean absolute error of 242 against 159 for the training median, and 157 once
     mapped. This is quantile regression of ``y`` on the score, with each row's own rates:
-    a linear program (HiGHS, the solver scikit-learn's ``QuantileRegressor`` calls; that estimator
-    takes one quantile for all rows, and ``costs.under``/``costs.over`` may differ per row).
+    a linear program (HiGHS through SciPy), solved in its dual form. scikit-learn's
+    ``QuantileRegressor`` solves the primal with the same solver, takes one quantile for all rows
+    (``costs.under``/``costs.over`` may differ per row) and took 8.8 s on 20,000 rows where this takes 0.23 s.
     """
     from scipy.optimize import linprog
 
@@ -95,18 +96,14 @@ def point_map(y, s, under, over) -> tuple[float, float]:
         keep = np.sort(np.random.default_rng(0).choice(n, POINT_ROWS, replace=False))
         y, s, u, o, n = y[keep], s[keep], u[keep], o[keep], POINT_ROWS
     centre, scale = float(np.mean(s)), float(np.std(s)) or 1.0
-    z = (s - centre) / scale
-    from scipy import sparse
-
-    eye = sparse.identity(n, format="csr")
-    # y = a + b z + below - above, below and above >= 0, costing under and over per unit
-    a_eq = sparse.hstack([np.ones((n, 1)), z[:, None], eye, -eye], format="csr")
-    cost = np.concatenate([[0.0, 0.0], u, o])
-    bounds = [(None, None), (None, None)] + [(0, None)] * (2 * n)
-    res = linprog(cost, A_eq=a_eq, b_eq=y, bounds=bounds, method="highs")
+    X = np.column_stack([np.ones(n), (s - centre) / scale])
+    # the dual of  min sum(under * below + over * above)  s.t.  y = X beta + below - above:
+    # max y'l  s.t.  X'l = 0,  -over <= l <= under; beta is the constraints' multipliers. Two constraints
+    # instead of n: 0.23 s for 20,000 rows against 8.6 s for the primal (what QuantileRegressor solves)
+    res = linprog(-y, A_eq=X.T, b_eq=np.zeros(2), bounds=np.column_stack([-o, u]), method="highs")
     if res.status != 0:
         return 0.0, 1.0
-    a, b = float(res.x[0]), float(res.x[1])
+    a, b = (float(v) for v in -res.eqlin.marginals)
     return a - b * centre / scale, b / scale
 
 
@@ -148,11 +145,13 @@ def choose_point(y, s, under, over) -> tuple[dict | None, str]:
 
 
 def decide_point(s, point: dict | None, y=None, costs=None) -> np.ndarray:
-    """Predictions from scores ``s``: ``point``'s map, or without one the map :func:`choose_point`
-    keeps on these labelled rows (``y`` and their :class:`RegressionCosts`), else the scores."""
+    """Predictions from scores ``s``: ``point``'s map, or without one the map fitted on these labelled
+    rows (``y`` and their :class:`RegressionCosts`; in sample, as the analysis chooses a binary
+    threshold on the rows it compares), else the scores."""
     s = np.asarray(s, dtype="float64")
-    if point is None and y is not None and costs is not None:
-        point, _ = choose_point(y, s, costs.under, costs.over)
+    if point is None and y is not None and costs is not None and len(s):
+        a, b = point_map(y, s, costs.under, costs.over)
+        point = {"intercept": a, "slope": b}
     return s if not point else point["intercept"] + point["slope"] * s
 
 
