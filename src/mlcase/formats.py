@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 
 def _as_text_or_float(v: Any) -> str | float:
     """``v`` as a finite float, or the text to show instead: ``–`` for missing and non-finite values,
@@ -29,8 +27,8 @@ def _as_text_or_float(v: Any) -> str | float:
 def shown(v: Any) -> str:
     """A data value in a message: ``2012``, ``'N'`` (text quoted), ``2020-01-01 00:00:00``, never
     ``np.int64(2012)`` or ``Timestamp(...)`` (a cell read by pandas is a NumPy or pandas scalar, whose
-    ``repr`` names its type)."""
-    if isinstance(v, np.generic):
+    ``repr`` names its type). NumPy is not imported for it: this module is read at every CLI start."""
+    if type(v).__module__ == "numpy" and hasattr(v, "item"):
         v = v.item()
     return repr(v) if isinstance(v, str) else str(v)
 

@@ -208,8 +208,9 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn) -> dict:
         score = s
     elif decider.task == "multiclass":
         classes = bundle.classes if bundle.classes else decider.classes
-        decided = bundle.decide(scores) if bundle.classes else np.asarray(classes, dtype=object)[np.argmax(scores, axis=1)]
-        prediction = np.asarray([str(c) for c in decided], dtype=object)
+        from .tasks import decide_classes
+
+        prediction = np.asarray([str(c) for c in decide_classes(scores, classes, bundle.cost_matrix)], dtype=object)
         score = np.max(scores, axis=1)
         if decider.defer and size is not None:
             review = size != 1

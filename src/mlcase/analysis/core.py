@@ -100,7 +100,7 @@ class _Rows:
     """Per-row costs and losses of the candidate, the best baseline and the floor on one part of the rows."""
 
     def __init__(self, case: Case, dataset, floor, idx: np.ndarray, scores: dict[str, np.ndarray],
-                 thresholds: dict[str, float | None], const_scores):
+                 rules: dict, const_scores):
         task_name = case.spec.task
         task = T.get_task(task_name)
         rows = dataset.frame.iloc[idx]
@@ -108,7 +108,7 @@ class _Rows:
         costs_obj = task.costs(case, rows, dataset.classes)
         self.costs, self.idx = {}, idx
         for role, s in scores.items():
-            self.costs[role] = np.asarray(costs_obj.of(y, _decide(task_name, s, thresholds.get(role), dataset, y,
+            self.costs[role] = np.asarray(costs_obj.of(y, _decide(task_name, s, rules.get(role), dataset, y,
                                                                   costs_obj, case)), dtype=float)
         self.costs[FLOOR] = floor.test_costs(costs_obj, y)[floor.best]
         self.loss = task.row_losses(y, scores[CANDIDATE], dataset.classes)[0]
@@ -225,10 +225,10 @@ def weak_slices(case: Case, dataset, plan, bundles: dict, cand: str, base: str, 
     t_scores = {r: b.scores(features_of(dataset.rows("test"), b, dataset)) for r, b in roles.items()}
     # the decision rule of each role: its threshold (binary), its point map (regression)
     regression = spec.task == "regression"
-    thresholds = {r: b.point if regression else b.threshold for r, b in roles.items()}
+    rules = {r: b.point if regression else b.threshold for r, b in roles.items()}
     valid = _Rows(case, dataset, floor, v_idx, v_scores,
                   {r: b.point if regression else b.valid_threshold for r, b in roles.items()}, const)
-    test = _Rows(case, dataset, floor, t_idx, t_scores, thresholds, const)
+    test = _Rows(case, dataset, floor, t_idx, t_scores, rules, const)
     if len(disc_idx) >= max(50, 2 * spec.evaluation.min_slice_size):
         disc = _Rows(case, dataset, floor, pool[disc_idx], {CANDIDATE: s_c[disc_idx], BASELINE: s_b[disc_idx]},
                      {}, const)

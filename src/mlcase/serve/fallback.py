@@ -277,8 +277,9 @@ class Decider:
         if self.task == "multiclass":
             p = np.asarray(score, dtype="float64")
             classes = bundle.classes if bundle is not None and bundle.classes else self.classes
-            pred = (bundle.decide(p[None, :])[0] if bundle is not None and bundle.classes
-                    else classes[int(np.argmax(p))])
+            from ..tasks import decide_classes
+
+            pred = decide_classes(p[None, :], classes, bundle.cost_matrix if bundle is not None else None)[0]
             decision = "review" if (self.defer and conformal is not None and len(conformal) != 1) else "auto"
             return Answer(prediction=pred, score=float(np.max(p)), decision=decision,
                           scores={str(k): float(v) for k, v in zip(classes, p, strict=False)}, **common)

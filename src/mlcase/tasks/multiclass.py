@@ -31,8 +31,13 @@ def multiclass_cost(case: Case, y, pred) -> np.ndarray:
     pred = np.asarray(pred, dtype=object)
     if not matrix:
         return (y.astype(str) != pred.astype(str)).astype(float)
-    return np.array([float(matrix.get(str(a), {}).get(str(p), 0.0 if str(a) == str(p) else 1.0))
-                     for a, p in zip(y, pred, strict=True)], dtype=float)
+    return np.array([_cell(matrix, a, p) for a, p in zip(y, pred, strict=True)], dtype=float)
+
+
+def _cell(matrix: dict, actual, predicted) -> float:
+    """``costs.matrix[actual][predicted]``; a cell not given costs 0 on the diagonal and 1 off it."""
+    a, p = str(actual), str(predicted)
+    return float(matrix.get(a, {}).get(p, 0.0 if a == p else 1.0))
 
 
 def cost_matrix(case: Case, classes) -> list[list[float]] | None:
@@ -42,9 +47,8 @@ def cost_matrix(case: Case, classes) -> list[list[float]] | None:
     matrix = case.spec.costs.matrix
     if not matrix or classes is None:
         return None
-    names = [str(c) for c in classes]
-    m = np.array([[float(matrix.get(a, {}).get(p, 0.0 if a == p else 1.0)) for p in names] for a in names])
-    off = m[~np.eye(len(names), dtype=bool)]
+    m = np.array([[_cell(matrix, a, p) for p in classes] for a in classes])
+    off = m[~np.eye(len(classes), dtype=bool)]
     if np.allclose(np.diag(m), 0) and len(off) and np.allclose(off, off[0]) and off[0] > 0:
         return None
     return m.tolist()
