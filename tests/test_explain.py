@@ -142,6 +142,19 @@ def test_multiclass_explains_predicted_class(tmp_path, churn_df):
     for r in rows:
         assert r["explained_class"] == r["prediction"] == r["decision"]
         assert r["sum_check"]["abs_error"] < 1e-6
+    # under an uneven cost matrix the decided class is explained, where it is not the most probable one
+    X = ds.X_test.iloc[:40]
+    p = bundle.scores(X)
+    likeliest = np.asarray(bundle.classes, dtype=object)[np.argmax(p, axis=1)]
+    rare = bundle.classes[int(np.argmin(p.mean(axis=0)))]
+    bundle.cost_matrix = [[0.0 if a == b else (50.0 if a == rare else 1.0) for b in bundle.classes]
+                          for a in bundle.classes]   # missing the rarest class costs 50
+    decided = bundle.decide(p)
+    moved = np.flatnonzero(decided != likeliest)
+    assert len(moved) > 0
+    for r, want in zip(explain_rows(bundle, X.iloc[moved[:3]]), decided[moved[:3]], strict=True):
+        assert r["explained_class"] == r["prediction"] == r["decision"] == want
+        assert r["sum_check"]["abs_error"] < 1e-6
 
 
 def test_calibrated_wrapper_explains_inner_pipeline(churn):
