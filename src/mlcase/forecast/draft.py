@@ -25,8 +25,17 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     if not pd.api.types.is_numeric_dtype(df[target]):
         raise DataError(f"--target '{target}' is not numeric", "a forecast case forecasts a number")
     ds = to_times(df[time])
-    if ds.isna().all():
-        raise DataError(f"--time '{time}' holds no dates", "pass the column with the dates")
+    bad = df[time][ds.isna() & df[time].notna()]
+    if len(bad):
+        # the run reads every value of data.time (data.parse_time); a draft from the few that parse fails
+        # there: fpp2::elecdemand's step count 1..17,520 holds 584 'years' (1678 to 2261)
+        shown = ", ".join(str(v) for v in bad.unique()[:3])
+        numeric = pd.api.types.is_numeric_dtype(df[time])
+        raise DataError(f"--time '{time}': {len(bad):,} of {int(df[time].notna().sum()):,} values are not dates "
+                        f"(e.g. {shown})",
+                        "pass the column with the dates: ISO dates, whole years, R's decimal years of months or "
+                        "quarters, or Unix seconds" + (" (a step count or the decimal years of a weekly or daily "
+                                                       "series are not dates: write the dates out)" if numeric else ""))
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
     try:
         freq = infer_freq(frame, time)

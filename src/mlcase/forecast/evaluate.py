@@ -44,9 +44,9 @@ def test_backtests(case, data: SeriesData, bake: ForecastBakeoff) -> pd.DataFram
 
     frames, _ = baseline_backtests(case, data, "test", default_input_size(data, case.spec.forecast.input_size))
     seed = case.spec.split.seed
-    if bake.families:
-        regs = {f: regressor(f, fam["params"], bake.recipe, seed) for f, fam in bake.families.items()}
-        frames.append(learned_backtest(data, bake.recipe, regs, "test"))
+    for f, fam in bake.families.items():  # each on its own recipe (levels or changes)
+        recipe = bake.recipe_of(f)
+        frames.append(learned_backtest(data, recipe, {f: regressor(f, fam["params"], recipe, seed)}, "test"))
     return merge(frames)
 
 

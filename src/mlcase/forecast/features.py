@@ -45,7 +45,10 @@ def default_recipe(data, spec_lags: list[int] | None = None) -> dict:
     from .data import _base
 
     m = max(1, data.season_length)
-    rolling = [[1, "mean", m], [1, "mean", 4 * m], [1, "std", m]]
+    # a window spans at least two steps: with a season of one step (yearly data) a 1-step mean is lag 1
+    # again, and mlforecast's 1-step std is NaN or inf (0/0). On dslabs::gapminder (185 yearly series)
+    # that inf made every ridge trial fail, and dropping its NaN rows left LightGBM 22% of the rows
+    rolling = ([[1, "mean", m]] if m > 1 else []) + [[1, "mean", 4 * m], [1, "std", m if m > 1 else 4]]
     if m > 1:
         rolling.append([m, "seasonal_mean", 4])
     if spec_lags:
@@ -84,7 +87,7 @@ def max_lag(recipe: dict) -> int:
         deepest = max(deepest, int(lag) + span)
     if recipe["past_only"]:
         deepest = max(deepest, int(recipe["past_lag"]))
-    return deepest
+    return deepest + int(recipe.get("diff") or 0)  # a differenced target loses its first steps too
 
 
 def _lag_transforms(recipe: dict) -> dict:
@@ -106,9 +109,14 @@ def make_mlforecast(recipe: dict, models: dict):
     """An ``mlforecast.MLForecast`` with the recipe's features and ``models`` (name -> estimator)."""
     from mlforecast import MLForecast
 
+    extra = {}
+    if recipe.get("diff"):
+        from mlforecast.target_transforms import Differences
+
+        extra["target_transforms"] = [Differences([int(recipe["diff"])])]
     return MLForecast(models=models, freq=recipe["freq"], lags=[int(x) for x in recipe["lags"]],
                       lag_transforms=_lag_transforms(recipe), date_features=list(recipe["calendar"]),
-                      num_threads=1)
+                      num_threads=1, **extra)
 
 
 def with_past_lags(frame: pd.DataFrame, recipe: dict) -> pd.DataFrame:

@@ -21,12 +21,13 @@ def explain_boosting(case, data: SeriesData, bake: ForecastBakeoff, max_rows: in
     from ..explain import explain_global
     from .features import make_mlforecast, scale_frame, series_scale, with_past_lags
 
-    df = with_past_lags(data.before_test(), bake.recipe)
-    fc = make_mlforecast(bake.recipe, {})
+    recipe = bake.recipe_of("lightgbm")
+    df = with_past_lags(data.before_test(), recipe)
+    fc = make_mlforecast(recipe, {})
     rows = fc.preprocess(scale_frame(df, series_scale(df)), static_features=[], dropna=True).tail(2000)
     features = list(fc.ts.features_order_)
     X = rows[features]
-    model = regressor("lightgbm", bake.families["lightgbm"]["params"], bake.recipe, case.spec.split.seed)
+    model = regressor("lightgbm", bake.families["lightgbm"]["params"], recipe, case.spec.split.seed)
     model.fit(X, rows["y"])
     bundle = ModelBundle(model=model, name="lightgbm", role="candidate", task="regression", features=features,
                          schema={})
@@ -47,8 +48,9 @@ def schema_of(data: SeriesData, recipe: dict | None) -> dict:
 def make_model(case, data: SeriesData, bake: ForecastBakeoff, name: str):
     """The unfitted forecaster of a model name (a family, a statsforecast baseline, a rule)."""
     if name in bake.families:
-        return GlobalForecaster(recipe=bake.recipe, regressor=regressor(name, bake.families[name]["params"],
-                                                                        bake.recipe, case.spec.split.seed))
+        recipe = bake.recipe_of(name)
+        return GlobalForecaster(recipe=recipe, regressor=regressor(name, bake.families[name]["params"], recipe,
+                                                                   case.spec.split.seed))
     rules = rule_names(case)
     if name in rules:
         return RuleForecaster(expression=rules[name], known=tuple(data.known), season_length=data.season_length,
@@ -73,7 +75,7 @@ def build_bundle(case, data: SeriesData, bake: ForecastBakeoff, ev: dict, name: 
     role = "candidate" if name in bake.families else "baseline"
     return ModelBundle(model=model, name=name, role=role, task="forecast",
                        features=list(data.known) + list(data.past_only),
-                       schema=schema_of(data, bake.recipe if name in bake.families else None), conformal=cal,
+                       schema=schema_of(data, bake.recipe_of(name) if name in bake.families else None), conformal=cal,
                        reference=reference, metrics={k: test[k] for k in ("mase", "smape", "rmse", "cost_per_point")},
                        params=bake.families.get(name, {}).get("params") or {}, rule=rule_names(case).get(name),
                        case_name=case.name, data_fingerprint=data.fingerprint)
