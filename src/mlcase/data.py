@@ -598,8 +598,18 @@ def parse_time(case: Case, df: pd.DataFrame) -> pd.Series | None:
     if len(bad):
         examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
         raise DataError(f"data.time '{col}': {len(bad)} values do not parse as dates (e.g. {examples})",
-                        "use ISO dates like 2024-01-31 (or whole years, or Unix seconds), or clean the column")
+                        times_fix(s) + ", or clean the column")
     return parsed
+
+
+def times_fix(s: pd.Series) -> str:
+    """What a time column must hold, for an error about values of ``s`` that are not times."""
+    fix = ("use ISO dates like 2024-01-31, whole years (1678 to 2261, the span pandas' times hold), R's decimal "
+           "years of months or quarters, or Unix seconds")
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        # dslabs::historic_co2's ice-core years (1649, -800000), a step count, a weekly series' decimal years
+        fix += " (a step count or the decimal years of a weekly or daily series are not dates: write the dates out)"
+    return fix
 
 
 # --------------------------------------------------------------------------- splits

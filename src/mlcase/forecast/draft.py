@@ -12,7 +12,7 @@ from ..errors import DataError
 def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | None, series: str | None,
                         name: str, source: str, comment, quote) -> str:
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
-    from ..data import to_times
+    from ..data import times_fix, to_times
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
     from .data import ID, infer_freq, season_of
 
@@ -30,12 +30,8 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         # the run reads every value of data.time (data.parse_time); a draft from the few that parse fails
         # there: fpp2::elecdemand's step count 1..17,520 holds 584 'years' (1678 to 2261)
         shown = ", ".join(str(v) for v in bad.unique()[:3])
-        numeric = pd.api.types.is_numeric_dtype(df[time])
         raise DataError(f"--time '{time}': {len(bad):,} of {int(df[time].notna().sum()):,} values are not dates "
-                        f"(e.g. {shown})",
-                        "pass the column with the dates: ISO dates, whole years, R's decimal years of months or "
-                        "quarters, or Unix seconds" + (" (a step count or the decimal years of a weekly or daily "
-                                                       "series are not dates: write the dates out)" if numeric else ""))
+                        f"(e.g. {shown})", "pass the column with the dates: " + times_fix(df[time]))
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
     try:
         freq = infer_freq(frame, time)

@@ -53,7 +53,9 @@ class ForecastService:
         if not isinstance(hist, list) or not hist or not all(isinstance(r, dict) for r in hist):
             raise DataError(f"{where}.history: expected a non-empty list of objects with 'ds' and 'y'",
                             f"send at least {self.min_history} past steps of the series")
-        history = self._table(hist, f"{where}.history", [Y, *self.past_only])
+        # a past-only covariate may be null, as it may be missing in training (the model reads it as missing);
+        # the target may not, and the future's known covariates are checked where they are read
+        history = self._table(hist, f"{where}.history", [Y, *self.past_only], optional=self.past_only)
         history.insert(0, ID, series)
         future = None
         fut = item.get("future")
@@ -66,7 +68,7 @@ class ForecastService:
                 future.insert(0, ID, series)
         return history, future, series
 
-    def _table(self, rows: list[dict], where: str, numeric: list[str]) -> pd.DataFrame:
+    def _table(self, rows: list[dict], where: str, numeric: list[str], optional=()) -> pd.DataFrame:
         missing = [c for c in ["ds", *numeric] if any(c not in r for r in rows)]
         if missing:
             i = next(i for i, r in enumerate(rows) if missing[0] not in r)
@@ -77,8 +79,11 @@ class ForecastService:
             raise DataError(f"{where}[{i}].ds: {rows[i]['ds']!r} is not a date", "send ISO dates such as 2016-08-28")
         out = pd.DataFrame({DS: ds.astype("datetime64[ns]")})
         for c in numeric:
-            values = pd.to_numeric(pd.Series([r[c] for r in rows], dtype="object"), errors="coerce")
+            raw = pd.Series([r[c] for r in rows], dtype="object")
+            values = pd.to_numeric(raw, errors="coerce")
             bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+            if c in optional:
+                bad &= raw.notna().to_numpy()  # null is missing; text or an infinity is still wrong
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise DataError(f"{where}[{i}].{c}: {rows[i][c]!r} is not a finite number", f"send a number for '{c}'")

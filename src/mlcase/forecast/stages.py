@@ -33,7 +33,8 @@ def explain_boosting(case, data: SeriesData, bake: ForecastBakeoff, max_rows: in
                          schema={})
     out = explain_global(bundle, X, max_rows=max_rows, seed=case.spec.split.seed)
     out["note"] = ("SHAP of LightGBM on mlforecast's features (refitted on the last 2,000 training rows before the "
-                   "test period; target scaled per series)")
+                   "test period; target scaled per series" + (", then each step's change" if recipe.get("diff") else "")
+                   + ")")
     return out
 
 
