@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcase.case import case_from_spec
+from mlcase.case import case_from_spec, load_case
 from mlcase.data import parse_time, to_times
 from mlcase.errors import DataError
 from mlcase.forecast.data import load_series
@@ -370,3 +370,26 @@ def test_a_past_only_covariate_may_be_null_in_a_request_as_in_training(tmp_path)
     model = GlobalForecaster(recipe, linear_model(recipe)).fit(data.frame)
     out = model.forecast(history.assign(unique_id=data.frame["unique_id"].iloc[0]))
     assert len(out) == 2 and np.isfinite(out["yhat"]).all()
+
+
+def test_days_with_a_gap_are_days_not_hours(tmp_path):
+    """pandas finds no frequency in days with one missing, and mlcase fell back to the usual gap, which pandas
+    names ``24h``: stevedata::ukg_eeri (a daily exchange-rate index, weekdays only) was drafted as an hourly
+    series, with a season of 24 steps and a 48-step horizon. Whole days are now days; weekdays only are
+    business days, so the run names the 269 holidays missing from ukg_eeri; a week is anchored on its weekday."""
+    from mlcase.cli import main
+    from mlcase.forecast.data import ID, infer_freq, season_of
+
+    eeri = _table("stevedata", "ukg_eeri")
+    eeri.to_csv(tmp_path / "data.csv", index=False)
+    assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "date"]) == 0
+    text = (tmp_path / "case.yaml").read_text()
+    assert "freq: B" in text and "season_length: 5" in text and "horizon: 10" in text
+    with pytest.raises(DataError, match="not regular at frequency B: 269 missing step"):
+        load_series(load_case(tmp_path / "case.yaml"))
+
+    deaths = _table("dslabs", "pr_death_counts").drop(index=[100])   # one day missing
+    frame = pd.DataFrame({ID: "s", "ds": pd.to_datetime(deaths["date"])})
+    assert infer_freq(frame, "date") == "D" and season_of("D") == 7
+    weeks = pd.DataFrame({ID: "s", "ds": pd.date_range("2020-01-07", periods=30, freq="7D").delete(5)})
+    assert infer_freq(weeks, "ds") == "W-TUE" and season_of("W-TUE") == 52

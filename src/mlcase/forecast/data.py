@@ -148,9 +148,27 @@ def infer_freq(frame: pd.DataFrame, time: str) -> str:
                         "a forecast case needs series with many time steps")
     freq = pd.infer_freq(ds)
     if freq is None:   # the usual gap, as a Timedelta whatever the times' unit (pandas reads text as microseconds)
-        gap = pd.Series(ds[1:] - ds[:-1]).mode().iloc[0]
-        freq = pd.tseries.frequencies.to_offset(pd.Timedelta(gap)).freqstr
+        gap = pd.Timedelta(pd.Series(ds[1:] - ds[:-1]).mode().iloc[0])
+        freq = _calendar_freq(ds, gap)
     return freq
+
+
+def _calendar_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str:
+    """The frequency of times whose usual gap is ``gap`` (pandas found none: a step is missing somewhere).
+
+    Whole days are days, not hours: pandas names a one-day Timedelta ``24h``, and a daily series with
+    one gap was drafted as hourly, with a season of 24 (stevedata::ukg_eeri, a daily exchange-rate index).
+    Days that are all weekdays are business days (holidays are then missing steps the run names), and
+    a gap of seven days is a week anchored on the first time's weekday.
+    """
+    day = pd.Timedelta(days=1)
+    if gap == day:
+        return "B" if bool((ds.dayofweek < 5).all()) else "D"
+    if gap == 7 * day:
+        return f"W-{ds[0].day_name()[:3].upper()}"
+    if gap > day and gap % day == pd.Timedelta(0):
+        return f"{gap // day}D"
+    return pd.tseries.frequencies.to_offset(gap).freqstr
 
 
 def _regular(frame: pd.DataFrame, freq: str, time: str) -> None:
