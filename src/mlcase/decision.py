@@ -38,6 +38,10 @@ from .formats import money as _money_text
 
 VERDICTS = ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
 ALPHA, POWER = 0.05, 0.8
+#: a bootstrap over fewer test units than this (rows; lists in a ranking case) is no evidence for a GO:
+#: wooldridge::ncaa_rpi as a ranking (4 seasons of 84 teams) held out one season, and the "95% CI" of a
+#: lift on one list was one point ($0.405 to $0.405), so the case went GO
+MIN_TEST_UNITS = 10
 
 
 @dataclass
@@ -264,6 +268,13 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
     need_line = (f"the model must add {_m(required, cur, 3)} per decision (operating cost {_m(op, cur, 3)} + "
                  f"min_lift {_m(min_lift, cur, 3)})")
     both_clear = lift["ci_low"] > 0 and cand_floor["ci_low"] > 0
+    n_units = int(ev.get("n_test") or 0)
+    if L >= required and both_clear and n_units < MIN_TEST_UNITS:
+        return "INCONCLUSIVE", [
+            lift_line, floor_line, f"{need_line}; the lift over {versus} clears it, but the test holds {n_units} "
+            f"{unit}{'s' if n_units != 1 else ''}: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence",
+            metric_line, f"hold out at least {MIN_TEST_UNITS} test {unit}s (more labelled {unit}s, or a larger "
+            "split.test_size)", "the champion alias stays where it is until then"], None, None
     if L >= required and both_clear:
         reasons = [lift_line, floor_line, f"{need_line}; the lift over {versus} clears it and both CIs exclude "
                                           "zero", metric_line]

@@ -229,6 +229,8 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     schema = infer_schema(df, target, "ranking")
     kinds = {c: schema.columns[c].kind for c in df.columns}
     time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
+    # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
+    id_col = next((c for c, k in kinds.items() if k == "id" and c not in (target, group, item)), None)
     source = _source(data, case_dir)
     threshold = default_threshold(y.to_numpy())
     sizes = df.groupby(group).size()
@@ -253,6 +255,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         f"  item: {_q(item) if item else 'null'}" + ("                   # enables popularity, recency and ALS baselines"
                                                      if item else "                # set the item column for recommendation baselines"),
         f"  time: {_q(time_col) if time_col else 'null'}" + ("   # each group's last interactions are held out" if time_col else ""),
+        f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature" if id_col else ""),
         "  features: {exclude: []}         # TODO drop columns that must not drive the order",
         "ranking:",
         "  k: 10                           # TODO the list length people see",

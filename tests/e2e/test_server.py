@@ -228,7 +228,7 @@ def test_metrics_count_requests_fallbacks_and_decisions(served):
     key = 'mlcase_fallbacks_total{reason="out_of_domain",tier="rule"}'
     assert after[key] - before.get(key, 0) == 3
     ok = 'mlcase_requests_total{endpoint="/predict",status="200"}'
-    assert after[ok] - before[ok] == 4
+    assert after[ok] - before.get(ok, 0) == 4  # (no /predict before it when run alone)
     assert after['mlcase_request_latency_seconds_count{endpoint="/predict"}'] >= after[ok]
     decided = sum(v for k, v in after.items() if k.startswith("mlcase_predictions_total{"))
     assert decided == after["mlcase_predlog_written_rows_total"]  # every answer was logged
