@@ -211,6 +211,14 @@ def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_fe
     assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
     assert any(f"the test holds 1 list: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence" in r
                for r in doc["reasons"])
+    # the served model is the linear baseline (a Ridge on the items' features): explaining a row was an
+    # internal error ('Ridge' object has no attribute 'decision_function')
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["explain", str(path), "--row", "1", "--json"]) == 0
+    row = json.loads(out.getvalue())["rows"][0]
+    assert row["explainer"] == "linear" and row["sum_check"]["abs_error"] < 1e-9
+    assert row["output"] == pytest.approx(row["prediction"])
 
 
 def test_groups_helper_orders_rows_by_list():

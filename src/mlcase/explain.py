@@ -496,7 +496,7 @@ def _raw_output(est, Z, output: str, task: str) -> np.ndarray:
     """The model output the explainer explains, computed by the model itself."""
     if output == "probability":
         return np.asarray(est.predict_proba(Z), dtype="float64")
-    if task == "regression":
+    if task in ("regression", "ranking"):  # a ranker's score is its prediction (a ranking's linear baseline is a Ridge)
         return np.asarray(est.predict(Z), dtype="float64")
     name = type(est).__name__
     if name.startswith("LGBM"):
