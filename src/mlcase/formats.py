@@ -33,16 +33,27 @@ def shown(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
+#: amounts smaller than this are float rounding, not money (an operating cost per decision is about 1e-7)
+MONEY_NOISE = 1e-12
+
+
 def money(v: Any, currency: str = "$", digits: int = 2) -> str:
     """Money for people: ``$1,234.50`` (``digits`` decimals); below a cent three significant digits
     (``$0.0000000397``), so an amount in small units never reads as ``$0.000``.
 
+    Below ``1e-12`` is the rounding of a sum of costs, not money (AER::Fatalities as a ranking: popularity's
+    cost over a perfect list summed to -8.88e-16 and read "-$0.000000000000000888"): it is $0.00.
+
     >>> money(3.97e-08), money(0.004213), money(-1234.5), money(0), money(None), money(0.1564, digits=3)
     ('$0.0000000397', '$0.00421', '-$1,234.50', '$0.00', '–', '$0.156')
+    >>> money(-8.88e-16)
+    '$0.00'
     """
     f = "–" if isinstance(v, bool) else _as_text_or_float(v)
     if isinstance(f, str):
         return f
+    if abs(f) < MONEY_NOISE:
+        f = 0.0
     sign = "-" if f < 0 else ""
     a = abs(f)
     if a == 0 or a >= 0.01:
