@@ -385,8 +385,9 @@ def test_days_with_a_gap_are_days_not_hours(tmp_path):
     assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "date"]) == 0
     text = (tmp_path / "case.yaml").read_text()
     assert "freq: B" in text and "season_length: 5" in text and "horizon: 10" in text
-    with pytest.raises(DataError, match="not regular at frequency B: 269 missing step"):
+    with pytest.raises(DataError, match="not regular at frequency B: 269 missing step") as err:
         load_series(load_case(tmp_path / "case.yaml"))
+    assert "a price or a rate keeps the day before's" in str(err.value) and "\n" not in str(err.value)
 
     deaths = _table("dslabs", "pr_death_counts").drop(index=[100])   # one day missing
     frame = pd.DataFrame({ID: "s", "ds": pd.to_datetime(deaths["date"])})

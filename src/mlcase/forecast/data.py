@@ -182,9 +182,10 @@ def _regular(frame: pd.DataFrame, freq: str, time: str) -> None:
             off_grid = ds.difference(grid)
             what = (f"{len(missing)} missing step(s), the first at {missing[0].date() if len(missing) else ''}"
                     if len(missing) else f"{len(off_grid)} time(s) off the {freq} grid, e.g. {off_grid[0]}")
+            holiday = "; on a business day's holiday, a price or a rate keeps the day before's" if _base(freq) == "B" else ""
             raise DataError(f"data.time '{time}': series '{uid}' is not regular at frequency {freq}: {what}",
-                            "fill the missing steps (e.g. 0 for no demand) or set forecast.freq to the data's "
-                            "frequency")
+                            f"fill the missing steps (e.g. 0 for no demand{holiday}) or set forecast.freq to the "
+                            "data's frequency")
 
 
 def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
