@@ -592,24 +592,27 @@ def parse_time(case: Case, df: pd.DataFrame) -> pd.Series | None:
     col = case.spec.data.time
     if not col:
         return None
-    s = df[col]
+    return times_of(df[col], f"data.time '{col}'")
+
+
+def times_of(s: pd.Series, name: str) -> pd.Series:
+    """``s`` as times (:func:`to_times`), or a one-line :class:`DataError` naming ``name`` where a value is not one.
+
+    ``mlcase init`` reads a drafted time column with it too, so it never drafts a column the run stops on
+    (fpp2::elecdemand's row numbers 1 to 17,520 hold 584 'years', 1678 to 2261).
+    """
     parsed = to_times(s)
     bad = s[parsed.isna() & s.notna()]
     if len(bad):
         examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
-        raise DataError(f"data.time '{col}': {len(bad)} values do not parse as dates (e.g. {examples})",
-                        times_fix(s) + ", or clean the column")
+        fix = ("use ISO dates like 2024-01-31, whole years (1678 to 2261, the span pandas' times hold), R's decimal "
+               "years of months or quarters, or Unix seconds")
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            # dslabs::historic_co2's ice-core years (1649, -800000), a step count, a weekly series' decimal years
+            fix += " (a step count or the decimal years of a weekly or daily series are not dates: write the dates out)"
+        raise DataError(f"{name}: {len(bad):,} values do not parse as dates (e.g. {examples})",
+                        fix + ", or clean the column")
     return parsed
-
-
-def times_fix(s: pd.Series) -> str:
-    """What a time column must hold, for an error about values of ``s`` that are not times."""
-    fix = ("use ISO dates like 2024-01-31, whole years (1678 to 2261, the span pandas' times hold), R's decimal "
-           "years of months or quarters, or Unix seconds")
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        # dslabs::historic_co2's ice-core years (1649, -800000), a step count, a weekly series' decimal years
-        fix += " (a step count or the decimal years of a weekly or daily series are not dates: write the dates out)"
-    return fix
 
 
 # --------------------------------------------------------------------------- splits

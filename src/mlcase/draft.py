@@ -102,7 +102,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     task = task or infer_task(df[target])
     schema = infer_schema(df, target, task)
     kinds = {c: schema.columns[c].kind for c in df.columns}
-    id_col = next((c for c, k in kinds.items() if k == "id" and c != target), None)
+    id_col = _id_column(kinds, target)
     time_col = time or next((c for c, k in kinds.items() if k == "datetime" and c != target), None)
     # a panel (each row one entity in one period, with the period in whole years or dates) is split
     # by its period: the decision is about the entities' next periods
@@ -146,7 +146,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     if task == "binary":
         lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rate:.1%} of rows)")
     lines += [
-        f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature" if id_col else ""),
+        _id_line(id_col),
         f"  time: {_q(time_col) if time_col else 'null'}" + (
             f"   # a panel: each row one '{panel[0]}' in one '{panel[1]}'; the test is its last periods "
             f"(data.group: {panel[0]} with split.method: group scores new ones instead)" if panel else
@@ -206,6 +206,16 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     return "\n".join(lines) + "\n"
 
 
+def _id_column(kinds: dict, *taken) -> str | None:
+    """The first column inferred as an identifier that is not one of ``taken`` (target, group, item)."""
+    return next((c for c, k in kinds.items() if k == "id" and c not in taken), None)
+
+
+def _id_line(id_col: str | None) -> str:
+    return f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature"
+                                                            if id_col else "")
+
+
 def _source(data: Path, case_dir: Path) -> str:
     """The data path as the case refers to it (relative to the case folder when inside it)."""
     try:
@@ -230,7 +240,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     kinds = {c: schema.columns[c].kind for c in df.columns}
     time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
     # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
-    id_col = next((c for c, k in kinds.items() if k == "id" and c not in (target, group, item)), None)
+    id_col = _id_column(kinds, target, group, item)
     source = _source(data, case_dir)
     threshold = default_threshold(y.to_numpy())
     sizes = df.groupby(group).size()
@@ -255,7 +265,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         f"  item: {_q(item) if item else 'null'}" + ("                   # enables popularity, recency and ALS baselines"
                                                      if item else "                # set the item column for recommendation baselines"),
         f"  time: {_q(time_col) if time_col else 'null'}" + ("   # each group's last interactions are held out" if time_col else ""),
-        f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature" if id_col else ""),
+        _id_line(id_col),
         "  features: {exclude: []}         # TODO drop columns that must not drive the order",
         "ranking:",
         "  k: 10                           # TODO the list length people see",

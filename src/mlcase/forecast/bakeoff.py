@@ -66,6 +66,11 @@ class ForecastBakeoff:
         """The feature recipe of a family's best configuration (levels or changes)."""
         return family_recipe(self.recipe, self.families[family]["params"] or {})
 
+    def configured(self, family: str, seed: int) -> tuple[dict, object]:
+        """``(recipe, unfitted regressor)`` of a family's best configuration."""
+        recipe = self.recipe_of(family)
+        return recipe, regressor(family, self.families[family]["params"] or {}, recipe, seed)
+
     def leaderboard(self) -> list[dict]:
         from .metrics import scaled_errors
 

@@ -12,7 +12,7 @@ from ..errors import DataError
 def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | None, series: str | None,
                         name: str, source: str, comment, quote) -> str:
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
-    from ..data import times_fix, to_times
+    from ..data import times_of
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
     from .data import ID, infer_freq, season_of
 
@@ -24,14 +24,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
                             f"pick one of: {', '.join(map(str, df.columns[:30]))}")
     if not pd.api.types.is_numeric_dtype(df[target]):
         raise DataError(f"--target '{target}' is not numeric", "a forecast case forecasts a number")
-    ds = to_times(df[time])
-    bad = df[time][ds.isna() & df[time].notna()]
-    if len(bad):
-        # the run reads every value of data.time (data.parse_time); a draft from the few that parse fails
-        # there: fpp2::elecdemand's step count 1..17,520 holds 584 'years' (1678 to 2261)
-        shown = ", ".join(str(v) for v in bad.unique()[:3])
-        raise DataError(f"--time '{time}': {len(bad):,} of {int(df[time].notna().sum()):,} values are not dates "
-                        f"(e.g. {shown})", "pass the column with the dates: " + times_fix(df[time]))
+    ds = times_of(df[time], f"--time '{time}'")  # as the run reads it
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
     try:
         freq = infer_freq(frame, time)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .bakeoff import ForecastBakeoff, baseline_backtests, default_input_size, regressor
+from .bakeoff import ForecastBakeoff, baseline_backtests, default_input_size
 from .data import DS, ID, SeriesData, Y
 
 FLOOR = "seasonal_naive"
@@ -44,9 +44,9 @@ def test_backtests(case, data: SeriesData, bake: ForecastBakeoff) -> pd.DataFram
 
     frames, _ = baseline_backtests(case, data, "test", default_input_size(data, case.spec.forecast.input_size))
     seed = case.spec.split.seed
-    for f, fam in bake.families.items():  # each on its own recipe (levels or changes)
-        recipe = bake.recipe_of(f)
-        frames.append(learned_backtest(data, recipe, {f: regressor(f, fam["params"], recipe, seed)}, "test"))
+    for f in bake.families:  # each on its own recipe (levels or changes)
+        recipe, model = bake.configured(f, seed)
+        frames.append(learned_backtest(data, recipe, {f: model}, "test"))
     return merge(frames)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..bundle import ModelBundle
-from .bakeoff import ForecastBakeoff, default_input_size, regressor, rule_names
+from .bakeoff import ForecastBakeoff, default_input_size, rule_names
 from .data import ID, SeriesData
 from .features import max_lag
 from .models import GlobalForecaster, LocalForecaster, RuleForecaster
@@ -21,13 +21,12 @@ def explain_boosting(case, data: SeriesData, bake: ForecastBakeoff, max_rows: in
     from ..explain import explain_global
     from .features import make_mlforecast, scale_frame, series_scale, with_past_lags
 
-    recipe = bake.recipe_of("lightgbm")
+    recipe, model = bake.configured("lightgbm", case.spec.split.seed)
     df = with_past_lags(data.before_test(), recipe)
     fc = make_mlforecast(recipe, {})
     rows = fc.preprocess(scale_frame(df, series_scale(df)), static_features=[], dropna=True).tail(2000)
     features = list(fc.ts.features_order_)
     X = rows[features]
-    model = regressor("lightgbm", bake.families["lightgbm"]["params"], recipe, case.spec.split.seed)
     model.fit(X, rows["y"])
     bundle = ModelBundle(model=model, name="lightgbm", role="candidate", task="regression", features=features,
                          schema={})
@@ -49,9 +48,8 @@ def schema_of(data: SeriesData, recipe: dict | None) -> dict:
 def make_model(case, data: SeriesData, bake: ForecastBakeoff, name: str):
     """The unfitted forecaster of a model name (a family, a statsforecast baseline, a rule)."""
     if name in bake.families:
-        recipe = bake.recipe_of(name)
-        return GlobalForecaster(recipe=recipe, regressor=regressor(name, bake.families[name]["params"], recipe,
-                                                                   case.spec.split.seed))
+        recipe, model = bake.configured(name, case.spec.split.seed)
+        return GlobalForecaster(recipe=recipe, regressor=model)
     rules = rule_names(case)
     if name in rules:
         return RuleForecaster(expression=rules[name], known=tuple(data.known), season_length=data.season_length,
