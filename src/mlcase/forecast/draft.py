@@ -46,7 +46,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         "  target: TODO what success looks like",
         "task: forecast",
         "data:",
-        f"  source: {quote(source)}",
+        source,
         f"  target: {quote(target)}",
         f"  time: {quote(time)}",
         f"  series: {quote(series) if series else 'null'}" + ("               # one series" if not series else ""),
