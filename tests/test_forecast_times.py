@@ -397,3 +397,58 @@ def test_days_with_a_gap_are_days_not_hours(tmp_path):
     assert infer_freq(frame, "date") == "D" and season_of("D") == 7
     weeks = pd.DataFrame({ID: "s", "ds": pd.date_range("2020-01-07", periods=30, freq="7D").delete(5)})
     assert infer_freq(weeks, "ds") == "W-TUE" and season_of("W-TUE") == 52
+
+
+@pytest.mark.slow
+def test_a_verdict_on_fewer_test_windows_than_a_ci_needs_is_inconclusive(tmp_path):
+    """fpp3::souvenirs (84 months, horizon 12) held out one test window, and a bootstrap over one block printed
+    its "95% CI" as one point. On AirPassengers with one test window the case went USE_BASELINE (AutoETS,
+    "CI 0.429 to 0.429"): a CI above zero over fewer than 6 blocks is no evidence, so seasonal naive stays."""
+    import contextlib
+    import io
+    import json
+
+    import yaml
+
+    from mlcase.cli import main
+    from mlcase.forecast.decision import MIN_TEST_BLOCKS
+
+    _table("datasets", "AirPassengers").to_csv(tmp_path / "air.csv", index=False)
+    assert main(["init", str(tmp_path / "air.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
+    spec = yaml.safe_load((tmp_path / "case.yaml").read_text())
+    spec["forecast"]["test_windows"] = 1
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
+    result = json.loads(out.getvalue())
+    assert code == 0 and result["decision"] == "INCONCLUSIVE", result
+    reasons = " | ".join(result["reasons"])
+    assert "holds 1 window" in reasons and f"fewer than {MIN_TEST_BLOCKS} is no evidence" in reasons
+    assert "(no CI: one test window)" in reasons and "95% CI" not in reasons
+    assert result.get("champion") is None
+
+
+def test_init_drafts_a_horizon_the_shortest_series_holds_and_refuses_a_series_too_short(tmp_path):
+    """fpp3::insurance (40 months of quotes) was drafted at horizon 12, and the run refused the draft (40 steps
+    cannot hold 30 of training history, two backtest windows and a test window of 12). The draft now takes the
+    longest horizon that fits; on 28 months no horizon fits, and init says so, as the run would."""
+    import yaml
+
+    from mlcase.draft import draft_spec
+    from mlcase.forecast.data import load_series
+
+    quotes = _table("fpp3", "insurance")
+    quotes.to_csv(tmp_path / "data.csv", index=False)
+    text = draft_spec(tmp_path / "data.csv", "Quotes", case_dir=tmp_path, task="forecast", time="Month")
+    spec = yaml.safe_load(text)
+    assert spec["forecast"]["horizon"] == 3 and "the shortest series, 40 steps, holds" in text
+    (tmp_path / "case.yaml").write_text(text)
+    from mlcase.case import load_case
+
+    data = load_series(load_case(tmp_path / "case.yaml"))  # the run's reading accepts the draft
+    assert data.horizon == 3 and data.test_windows >= 1 and data.backtest_windows >= 2
+    quotes.head(28).to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DataError, match=r"^the shortest series has 28 steps, too few for a forecast case") as err:
+        draft_spec(tmp_path / "short.csv", "Quotes", case_dir=tmp_path, task="forecast", time="Month")
+    assert "even at horizon 1 a series needs 33 steps" in err.value.fix

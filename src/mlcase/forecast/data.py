@@ -268,24 +268,35 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
     return data
 
 
-def min_train(data: SeriesData) -> int:
+def min_train(season_length: int) -> int:
     """Steps of history the first backtest cut-off needs: two seasons and the largest lag, at least 30."""
-    return max(30, 2 * data.season_length + 1)
+    return max(30, 2 * season_length + 1)
+
+
+def longest_horizon(shortest: int, season_length: int) -> int:
+    """The longest horizon whose two backtest windows and one test window (a step apart by a horizon) fit
+    the shortest series after its training history; below 1 no forecast case fits."""
+    return (shortest - min_train(season_length)) // 3
+
+
+def too_short(shortest: int, season_length: int) -> str:
+    """The fix for a series too short at any horizon."""
+    need = min_train(season_length)
+    return (f"even at horizon 1 a series needs {need + 3} steps ({need} of training history: two seasons and the "
+            "largest lag, at least 30); drop the shorter series, or predict it as a regression case")
 
 
 def _fit_windows(data: SeriesData, shortest: int) -> None:
     """Fewer windows when the shortest series cannot hold them all (a note says so); too short is an error."""
-    need = min_train(data)
+    need = min_train(data.season_length)
     asked = (data.backtest_windows, data.test_windows)
     while data.test_span + data.backtest_span + need > shortest and data.backtest_windows > 2:
         data.backtest_windows -= 1
     while data.test_span + data.backtest_span + need > shortest and data.test_windows > 1:
         data.test_windows -= 1
     if data.test_span + data.backtest_span + need > shortest:
-        least = need + 3  # two backtest windows and a test window of one step each
-        fix = ("forecast a shorter horizon (forecast.horizon), or drop the short series" if shortest >= least else
-               f"even at horizon 1 a series needs {least} steps ({need} of training history: two seasons and the "
-               "largest lag, at least 30); drop the shorter series, or predict it as a regression case")
+        fix = ("forecast a shorter horizon (forecast.horizon), or drop the short series"
+               if longest_horizon(shortest, data.season_length) >= 1 else too_short(shortest, data.season_length))
         raise DataError(f"the shortest series has {shortest} steps; {need} of training history, 2 backtest windows "
                         f"and a test window of {data.horizon} steps need {need + data.backtest_span + data.test_span}",
                         fix)

@@ -12,6 +12,9 @@ CIs over (series, cut-off) blocks; money at the chosen quantile is given beside 
 3. ``INCONCLUSIVE`` when both point estimates favour the candidate but a CI includes zero; the
    reasons say how many more test windows would decide.
 4. ``USE_BASELINE`` when the best baseline beats seasonal naive (CI above zero); else ``NO_GO``.
+
+A CI above zero counts only over at least :data:`MIN_TEST_BLOCKS` test blocks; over fewer, a model that
+beats seasonal naive gets ``INCONCLUSIVE`` (seasonal naive stays).
 """
 
 from __future__ import annotations
@@ -21,8 +24,16 @@ import math
 from ..decision import Decision
 from .evaluate import FLOOR
 
+#: A "95% CI above zero" over fewer test blocks (series x cut-offs) than this is no evidence: when every
+#: block favours a model the bootstrap's interval lies above zero, and under no difference that happens
+#: with probability 2^-n, above the 2.5% a one-sided 95% bound claims until n = 6 (fpp3::souvenirs,
+#: 84 months at horizon 12, held out one window and printed its "95% CI" as one point)
+MIN_TEST_BLOCKS = 6
+
 
 def _ci(d: dict, digits: int = 3) -> str:
+    if d["ci_low"] == d["ci_high"]:  # one block: the bootstrap has one value
+        return f"{d['estimate']:.{digits}f} (no CI: one test window)"
     return f"{d['estimate']:.{digits}f} (95% CI {d['ci_low']:.{digits}f} to {d['ci_high']:.{digits}f})"
 
 
@@ -30,6 +41,8 @@ def _money(d: dict, cur: str) -> str:
     def m(v):
         return f"{'-' if v < 0 else ''}{cur}{abs(v):,.3f}"
 
+    if d["ci_low"] == d["ci_high"]:
+        return f"{m(d['estimate'])} (no CI: one test window)"
     return f"{m(d['estimate'])} (95% CI {m(d['ci_low'])} to {m(d['ci_high'])})"
 
 
@@ -61,6 +74,7 @@ def decide_forecast(case, ev: dict) -> Decision:
     reasons: list[str] = []
     c_floor = lifts.get(cand, {}).get("over_floor") if cand else None
     b_floor = lifts.get(best, {}).get("over_floor") if best and best != FLOOR else None
+    blocks = int(ev["test_period"]["blocks"])
     if c_floor:
         reasons.append(f"the candidate ({cand}) has test MASE {models[cand]['test']['mase']:.3f} against seasonal "
                        f"naive's {floor_mase:.3f}: a MASE gain of {_ci(c_floor['mase'])}; at the {ev['quantile']:.0%} "
@@ -78,6 +92,15 @@ def decide_forecast(case, ev: dict) -> Decision:
         return Decision("NO_GO", [why, *reasons, *([more] if more else []),
                                   "keep the seasonal-naive forecast (the value one season back): no model needed"],
                         champion=None, evidence=evidence)
+    if blocks < MIN_TEST_BLOCKS:
+        return Decision("INCONCLUSIVE", [
+            f"{'the candidate' if cand_beats else _names(best)} beats seasonal naive with a CI above zero, but the "
+            f"test period holds {blocks} window{'s' if blocks != 1 else ''} (series x cut-offs): when every window "
+            f"favours a model by chance (probability 2^-{blocks} = {2.0 ** -blocks:.1%}) the CI lies above zero, "
+            f"so fewer than {MIN_TEST_BLOCKS} is no evidence", *reasons,
+            f"hold out at least {MIN_TEST_BLOCKS} test windows (raise forecast.test_windows if the history allows, "
+            "or forecast more series); until then keep the seasonal-naive forecast"],
+            champion=None, evidence={**evidence, "test_blocks": blocks, "min_test_blocks": MIN_TEST_BLOCKS})
     if cand_beats:
         c_base = lifts[cand].get("over_best_baseline") if best != FLOOR else c_floor
         if best != FLOOR and c_base:

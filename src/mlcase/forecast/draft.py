@@ -14,7 +14,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
     from ..data import times_of
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
-    from .data import ID, infer_freq, season_of
+    from .data import ID, infer_freq, longest_horizon, season_of, too_short
 
     if not time:
         raise DataError("--time: a forecast case needs the time column", "pass --time DATE_COLUMN")
@@ -32,6 +32,15 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         freq = "D"
     season = season_of(freq)
     horizon = {7: 14, 12: 12, 4: 4, 52: 8, 24: 48, 5: 10}.get(season, max(2, season))
+    # the run needs each series to hold its training history, two backtest windows and a test window:
+    # fpp3::insurance (40 months) was drafted at horizon 12, and the run refused the draft
+    shortest = int(frame.groupby(ID).size().min())
+    fits = longest_horizon(shortest, season)
+    if fits < 1:
+        raise DataError(f"the shortest series has {shortest} steps, too few for a forecast case",
+                        too_short(shortest, season))
+    shortened = fits < horizon
+    horizon = min(horizon, fits)
     others = [c for c in df.columns if c not in (target, time, series, "rownames")
               and pd.api.types.is_numeric_dtype(df[c])]
     n_series = frame[ID].nunique()
@@ -51,7 +60,8 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         f"  time: {quote(time)}",
         f"  series: {quote(series) if series else 'null'}" + ("               # one series" if not series else ""),
         "forecast:",
-        f"  horizon: {horizon}                    # TODO steps ahead each forecast covers",
+        f"  horizon: {horizon}                    # TODO steps ahead each forecast covers"
+        + (f" (the longest the shortest series, {shortest} steps, holds)" if shortened else ""),
         f"  freq: {freq}                       # inferred from the data",
         f"  season_length: {season}",
         "  known: []                      # TODO covariates known in advance (calendar, holidays, schedules, prices)",
