@@ -189,7 +189,10 @@ def test_forecast_endpoint_falls_back_on_a_failing_model(demo):
     version = _register(folder, broken, "broken")
     body = _requests(folder, [5000])[0]
     with serving(folder, version) as client:
-        assert client.get("/ready").json()["model_version"] == version
+        ready = client.get("/ready").json()
+        assert ready["model_version"] == version
+        # the warm-up forecast went through the failing model too, and said so
+        assert any(n.startswith("warm-up: the model did not answer (the model failed") for n in ready["notes"])
         r = client.post("/forecast", json=body)
         assert r.status_code == 200, r.text
         a = r.json()
@@ -215,6 +218,9 @@ def test_forecast_endpoint_and_monitoring_against_actuals(demo, tmp_path):
     from mlcase import tracking
 
     with serving(folder, tracking.alias_version(load_case(folder), "candidate")) as client:
+        # before /ready said so, one made-up forecast went through the model (its first call compiles and imports)
+        assert any(n.startswith("warmed up: one forecast through the model tier")
+                   for n in client.get("/ready").json()["notes"])
         answers = client.post("/forecast", json=good).json()
         assert [a["tier"] for a in answers] == ["model", "model"]
         assert all(a["points"][0]["lo"] < a["points"][0]["forecast"] < a["points"][0]["hi"] for a in answers)
@@ -234,6 +240,10 @@ def test_forecast_endpoint_and_monitoring_against_actuals(demo, tmp_path):
     assert sum(v["n"] for v in mon["alerts_by_owner"].values()) == len(mon["alerts"])
     assert len(mon["by_step"]) == 14 and mon["points"] >= (12 + 2 + 1) * 14 and mon["requests"] >= 15
     assert mon["model_mase"] > mon["seasonal_naive_mase"]
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(folder / "predictions.db")) as con:  # the warm-up is not a prediction
+        assert con.execute("SELECT count(*) FROM predictions WHERE inputs LIKE '%warm-up%'").fetchone()[0] == 0
 
 
 def test_score_forecasts_every_series_of_a_file(demo, tmp_path):

@@ -39,6 +39,14 @@ def _load(settings):
         schema = bundle.schema if bundle is not None else seasonal_naive_schema(case)
     timeout = (settings.timeout_ms or case.spec.serving.timeout_ms or 10_000.0) / 1000.0
     service = ForecastService(bundle, schema=schema, timeout_s=timeout)
+    try:
+        warm = service.warm_up()
+        if warm["tier"] != "seasonal_naive" or bundle is None:
+            notes.append(f"warmed up: one forecast through the {warm['tier']} tier in {warm['ms']:,.0f} ms")
+        else:
+            notes.append(f"warm-up: the model did not answer ({warm['reason']}); seasonal naive did")
+    except Exception as exc:  # noqa: BLE001 - the server still serves; the first request pays instead
+        notes.append(f"warm-up failed ({type(exc).__name__}: {str(exc)[:200]}); the first request pays for it")
     log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return case, service, log, notes
 
