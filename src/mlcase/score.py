@@ -58,8 +58,9 @@ class ScoreResult:
 
     def print(self, console) -> None:
         rate = self.rows / self.scoring_s if self.scoring_s else 0
+        rate_text = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"  # a forecast's few rows: 0.42, not 0
         console.print(f"scored {self.scored} of {self.rows} rows in {self.seconds:.1f}s (start-up {self.startup_s:.1f}s, "
-                      f"then {rate:,.0f} rows/s, "
+                      f"then {rate_text} rows/s, "
                       f"engine {self.engine}, model version {self.model_version}) -> {self.output}")
         if self.invalid_rows:
             console.print(f"[yellow]{self.invalid_rows} invalid row(s) ({self.issues} issue(s)) written to "
