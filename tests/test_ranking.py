@@ -211,6 +211,10 @@ def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_fe
     assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
     assert any(f"the test holds 1 list: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence" in r
                for r in doc["reasons"])
+    # a bootstrap over one list is one value: no "95% CI $0.405 to $0.405"; the learned baseline's win over the
+    # floor is no evidence either (a USE_BASELINE on one list was as unearned as the GO)
+    assert any("(every resample gives this value: no CI)" in r for r in doc["reasons"])
+    assert not any("95% CI" in r and "beat" not in r for r in doc["reasons"][:3])
     # the served model is the linear baseline (a Ridge on the items' features): explaining a row was an
     # internal error ('Ridge' object has no attribute 'decision_function')
     out = io.StringIO()

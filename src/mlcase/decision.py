@@ -38,7 +38,8 @@ from .formats import money as _money_text
 
 VERDICTS = ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
 ALPHA, POWER = 0.05, 0.8
-#: a bootstrap over fewer test units than this (rows; lists in a ranking case) is no evidence for a GO:
+#: a bootstrap over fewer test units than this (rows; lists in a ranking case) is no evidence for a GO or a
+#: USE_BASELINE:
 #: wooldridge::ncaa_rpi as a ranking (4 seasons of 84 teams) held out one season, and the "95% CI" of a
 #: lift on one list was one point ($0.405 to $0.405), so the case went GO
 MIN_TEST_UNITS = 10
@@ -73,7 +74,16 @@ def _m(v: float | None, cur: str, digits: int = 2) -> str:
 
 
 def _ci(d: dict, cur: str) -> str:
+    if d["ci_low"] == d["ci_high"]:  # one test unit (or all alike): every resample gives the same value
+        return f"{_m(d['estimate'], cur, 3)} (every resample gives this value: no CI)"
     return f"{_m(d['estimate'], cur, 3)} (95% CI {_m(d['ci_low'], cur, 3)} to {_m(d['ci_high'], cur, 3)})"
+
+
+def _and(names: list[str], most: int = 2) -> str:
+    """``a``, ``a and b``, ``a, b and 3 more``."""
+    if len(names) <= most:
+        return " and ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
 
 
 # --------------------------------------------------------------------------- sample sizes
@@ -204,6 +214,18 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None) -> Dec
             evidence["to_decide"] = info
         return done("NO_GO", reasons)
 
+    # a CI resampled from a handful of test units is no evidence, for a baseline as for the candidate
+    n_units = int(ev.get("n_test") or 0)
+    if n_units < MIN_TEST_UNITS:
+        unit = ev.get("unit", "row")
+        return done("INCONCLUSIVE", [
+            f"{_and(beats)} beat{'s' if len(beats) == 1 else ''} the best model-free policy ({floor['description']}) "
+            f"with a CI above zero, but the test holds {n_units} {unit}{'s' if n_units != 1 else ''}: a CI resampled from "
+            f"fewer than {MIN_TEST_UNITS} is no evidence",
+            *[f"{n} saves {_ci(over_floor[n], cur)} per decision over it" for n in beats[:2]],
+            f"hold out at least {MIN_TEST_UNITS} test {unit}s (more labelled {unit}s, or a larger split.test_size)",
+            "the champion alias stays where it is until then"])
+
     # 3. constraints
     if latency.get("ok") is False:
         reasons = [_latency_line(cand, latency, broken=True)]
@@ -268,13 +290,6 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
     need_line = (f"the model must add {_m(required, cur, 3)} per decision (operating cost {_m(op, cur, 3)} + "
                  f"min_lift {_m(min_lift, cur, 3)})")
     both_clear = lift["ci_low"] > 0 and cand_floor["ci_low"] > 0
-    n_units = int(ev.get("n_test") or 0)
-    if L >= required and both_clear and n_units < MIN_TEST_UNITS:
-        return "INCONCLUSIVE", [
-            lift_line, floor_line, f"{need_line}; the lift over {versus} clears it, but the test holds {n_units} "
-            f"{unit}{'s' if n_units != 1 else ''}: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence",
-            metric_line, f"hold out at least {MIN_TEST_UNITS} test {unit}s (more labelled {unit}s, or a larger "
-            "split.test_size)", "the champion alias stays where it is until then"], None, None
     if L >= required and both_clear:
         reasons = [lift_line, floor_line, f"{need_line}; the lift over {versus} clears it and both CIs exclude "
                                           "zero", metric_line]
