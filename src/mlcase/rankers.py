@@ -43,7 +43,8 @@ def _keys(values) -> np.ndarray:
     """Ids as strings, so 42, 42.0 and '42' (a JSON request, a CSV, a Parquet file) name one item."""
     s = pd.Series(np.asarray(values, dtype=object))
     num = pd.to_numeric(s, errors="coerce")
-    whole = num.notna() & (num == np.round(num))
+    # a finite whole number an int64 holds exactly; a title "Infinity" (ggplot2movies::movies) is text
+    whole = num.notna() & np.isfinite(num) & (num.abs() < 2**53) & (num == np.round(num))
     out = s.astype(str).to_numpy(dtype=object)
     out[whole.to_numpy()] = num[whole].astype("int64").astype(str).to_numpy(dtype=object)
     return out
