@@ -452,3 +452,25 @@ def test_init_drafts_a_horizon_the_shortest_series_holds_and_refuses_a_series_to
     with pytest.raises(DataError, match=r"^the shortest series has 28 steps, too few for a forecast case") as err:
         draft_spec(tmp_path / "short.csv", "Quotes", case_dir=tmp_path, task="forecast", time="Month")
     assert "even at horizon 1 a series needs 33 steps" in err.value.fix
+
+
+def test_a_series_with_missing_steps_is_noted_in_the_draft_with_advice_for_a_level(tmp_path):
+    """nycflights13::weather (hourly temperatures at three airports, 27 hours missing at EWR) was drafted
+    without a word, then the run stopped and advised '0 for no demand' for a temperature."""
+    from mlcase.draft import draft_spec
+    from mlcase.forecast.data import load_series
+
+    weather = _table("nycflights13", "weather")
+    weather.to_csv(tmp_path / "data.csv", index=False)
+    text = draft_spec(tmp_path / "data.csv", "temp", case_dir=tmp_path, task="forecast", time="time_hour",
+                      series="origin")
+    note = next(line for line in text.splitlines() if line.startswith("# note: the run stops here"))
+    assert "series 'EWR' is not regular at frequency h: 27 missing step(s)" in note
+    assert "for a level such as a temperature" in note and "no demand" not in note
+    (tmp_path / "case.yaml").write_text(text)
+    weather = weather.dropna(subset=["temp"])
+    from mlcase.case import load_case
+
+    with pytest.raises(DataError, match="missing step") as err:  # the run says the same (one more: a null temp)
+        load_series(load_case(tmp_path / "case.yaml"), weather)
+    assert "the step before's value or an interpolation" in err.value.fix

@@ -171,6 +171,11 @@ def _calendar_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str:
     return pd.tseries.frequencies.to_offset(gap).freqstr
 
 
+#: how to fill a missing step: "0 for no demand" was the advice for nycflights13::weather's hourly temperatures
+FILL_HINT = ("0 where nothing happened, as for sales or counts; for a level such as a temperature, a price or a "
+             "rate, the step before's value or an interpolation")
+
+
 def _regular(frame: pd.DataFrame, freq: str, time: str) -> None:
     """Every series must have one row per step of ``freq`` from its first to its last time."""
     offset = pd.tseries.frequencies.to_offset(freq)
@@ -184,7 +189,7 @@ def _regular(frame: pd.DataFrame, freq: str, time: str) -> None:
                     if len(missing) else f"{len(off_grid)} time(s) off the {freq} grid, e.g. {off_grid[0]}")
             holiday = "; on a business day's holiday, a price or a rate keeps the day before's" if _base(freq) == "B" else ""
             raise DataError(f"data.time '{time}': series '{uid}' is not regular at frequency {freq}: {what}",
-                            f"fill the missing steps (e.g. 0 for no demand{holiday}) or set forecast.freq to the "
+                            f"fill the missing steps ({FILL_HINT}{holiday}) or set forecast.freq to the "
                             "data's frequency")
 
 
@@ -242,7 +247,7 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
     if missing_y.any():
         first = out[missing_y].iloc[0]
         raise DataError(f"data.target '{target}': {int(missing_y.sum())} missing value(s) (first in series "
-                        f"'{first[ID]}' at {first[DS].date()})", "fill them (e.g. 0 for no demand) or drop that series")
+                        f"'{first[ID]}' at {first[DS].date()})", f"fill them ({FILL_HINT}) or drop that series")
     freq = fc.freq or infer_freq(out, d.time)
     try:
         pd.tseries.frequencies.to_offset(freq)

@@ -14,7 +14,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
     from ..data import times_of
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
-    from .data import ID, infer_freq, longest_horizon, season_of, too_short
+    from .data import ID, _regular, infer_freq, longest_horizon, season_of, too_short
 
     if not time:
         raise DataError("--time: a forecast case needs the time column", "pass --time DATE_COLUMN")
@@ -30,6 +30,11 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         freq = infer_freq(frame, time)
     except DataError:
         freq = "D"
+    try:  # a gap the run refuses is said at the top of the draft (nycflights13::weather: 28 hours missing)
+        _regular(frame.sort_values([ID, "ds"], kind="stable"), freq, time)
+        gaps = None
+    except DataError as exc:
+        gaps = str(exc)
     season = season_of(freq)
     horizon = {7: 14, 12: 12, 4: 4, 52: 8, 24: 48, 5: 10}.get(season, max(2, season))
     # the run needs each series to hold its training history, two backtest windows and a test window:
@@ -47,6 +52,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     lines = [
         f"# Drafted by `mlcase init` from {comment(data.name)} ({len(df):,} rows, {n_series} series, frequency {freq}).",
         "# Every section has a default; the comments say what the owner must decide.",
+        *([f"# note: the run stops here until the data is fixed: {comment(gaps)}"] if gaps else []),
         f"name: {name}",
         "decision: TODO say what the forecast drives (how much to stock, how many staff to roster), in one sentence",
         "owner: TODO team",
