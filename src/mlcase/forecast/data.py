@@ -176,7 +176,7 @@ FILL_HINT = ("0 where nothing happened, as for sales or counts; for a level such
              "rate, the step before's value or an interpolation")
 
 
-def _regular(frame: pd.DataFrame, freq: str, time: str) -> None:
+def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:
     """Every series must have one row per step of ``freq`` from its first to its last time."""
     offset = pd.tseries.frequencies.to_offset(freq)
     for uid, part in frame.groupby(ID, observed=True, sort=False):
@@ -254,7 +254,7 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
     except ValueError:
         raise SpecError(f"forecast.freq: '{freq}' is not a pandas frequency",
                         "use an alias such as D, W-SUN, MS, QS or h") from None
-    _regular(out, freq, d.time)
+    check_regular(out, freq, d.time)
     for c in fc.known:
         if out[c].isna().any():
             raise DataError(f"forecast.known: covariate '{c}' has {int(out[c].isna().sum())} missing value(s)",

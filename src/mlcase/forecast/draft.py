@@ -14,7 +14,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
     from ..data import times_of
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
-    from .data import ID, _regular, infer_freq, longest_horizon, season_of, too_short
+    from .data import ID, check_regular, infer_freq, longest_horizon, season_of, too_short
 
     if not time:
         raise DataError("--time: a forecast case needs the time column", "pass --time DATE_COLUMN")
@@ -31,7 +31,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     except DataError:
         freq = "D"
     try:  # a gap the run refuses is said at the top of the draft (nycflights13::weather: 28 hours missing)
-        _regular(frame.sort_values([ID, "ds"], kind="stable"), freq, time)
+        check_regular(frame.sort_values([ID, "ds"], kind="stable"), freq, time)
         gaps = None
     except DataError as exc:
         gaps = str(exc)
