@@ -31,19 +31,16 @@ from .evaluate import FLOOR
 MIN_TEST_BLOCKS = 6
 
 
-def _ci(d: dict, digits: int = 3) -> str:
-    if d["ci_low"] == d["ci_high"]:  # one block: the bootstrap has one value
-        return f"{d['estimate']:.{digits}f} (no CI: one test window)"
-    return f"{d['estimate']:.{digits}f} (95% CI {d['ci_low']:.{digits}f} to {d['ci_high']:.{digits}f})"
+def _ci(d: dict, digits: int = 3, fmt=None) -> str:
+    """``estimate (95% CI low to high)``; one block gives the bootstrap one value, so no CI."""
+    fmt = fmt or (lambda v: f"{v:.{digits}f}")
+    if d["ci_low"] == d["ci_high"]:
+        return f"{fmt(d['estimate'])} (no CI: one test window)"
+    return f"{fmt(d['estimate'])} (95% CI {fmt(d['ci_low'])} to {fmt(d['ci_high'])})"
 
 
 def _money(d: dict, cur: str) -> str:
-    def m(v):
-        return f"{'-' if v < 0 else ''}{cur}{abs(v):,.3f}"
-
-    if d["ci_low"] == d["ci_high"]:
-        return f"{m(d['estimate'])} (no CI: one test window)"
-    return f"{m(d['estimate'])} (95% CI {m(d['ci_low'])} to {m(d['ci_high'])})"
+    return _ci(d, fmt=lambda v: f"{'-' if v < 0 else ''}{cur}{abs(v):,.3f}")
 
 
 def _names(name: str) -> str:
