@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,20 @@ if "MLCASE_SIGNING_KEY" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A bake-off's MLflow runs are written by a background thread that outlives ``run_bakeoff``.
+
+    Wait for it before the test's ``tmp_path`` is removed (``tmp_path_retention_policy``): a
+    writer left running wrote into a deleted store ("attempt to write a readonly database"),
+    and MLflow's logged errors landed in the next test's stderr on that worker (a CI run
+    failed a one-line-error test on them).
+    """
+    for thread in threading.enumerate():
+        if thread.name == "mlcase-tracking":
+            thread.join(timeout=300)
 EXAMPLES = REPO / "examples"
 
 

@@ -49,12 +49,14 @@ def dominated(tmp_path_factory):
     return ds, res
 
 
-def test_allocation_gives_the_clearly_better_family_most_of_the_time(dominated):
+def test_allocation_gives_the_clearly_better_family_the_largest_share(dominated):
     ds, res = dominated
     fam = res.families
     rows = {r["name"]: r for r in res.leaderboard}
     assert rows["lightgbm"]["cv_mean"] < 0.5 * rows["logistic"]["cv_mean"]   # clearly better
-    assert fam["lightgbm"]["share_of_search"] > 0.5, fam
+    # more than an even split and more than any other family; not a fixed majority: the share is of seconds, and
+    # on a loaded CI core the forest's opening trials took longer (LightGBM got 48% there, 63-68% on a quiet core)
+    assert fam["lightgbm"]["share_of_search"] > 1 / 3, fam
     assert fam["lightgbm"]["search_s"] > max(fam["logistic"]["search_s"], fam["random_forest"]["search_s"])
     # the linear family is stopped as dominated, and the leaderboard says why
     assert fam["logistic"]["stopped"] and fam["logistic"]["stopped"].startswith("dominated")
@@ -215,19 +217,21 @@ def million_row_case(folder):
                            "evaluation": {"bootstrap": 200, "calibrate": "none"}}, folder)
 
 
-def test_a_million_rows_in_60s_scores_every_family_and_a_boosted_champion_beats_logistic(tmp_path):
+def test_a_million_rows_scores_every_family_and_a_boosted_champion_beats_logistic(tmp_path):
+    """Each family's defaults on the first 10,000-row sample, counted (``max_trials=1``), not timed: the 60 s
+    the same case takes under a budget is benchmarks/timing_guarantees.py's (a 60 s budget here reached the
+    40,000-row sample on one machine and not on a slower CI one)."""
     from mlcase.decision import decide
     from mlcase.evaluate import evaluate, value_ceiling
 
     case = million_row_case(tmp_path / "c")
     ds = prepare(case)
-    res = run_bakeoff(case, ds, budget=60, quiet=True)   # the 60 s it takes: benchmarks/timing_guarantees.py
-    assert res.plan["mode"] == "holdout" and res.plan["sizes"][0] == 10_000
+    res = run_bakeoff(case, ds, budget=600, quiet=True, max_trials=1)
+    assert res.plan["mode"] == "holdout" and res.plan["sizes"][:3] == [10_000, 40_000, 160_000]
     rows = {r["name"]: r for r in res.leaderboard}
     for fam in ("logistic", "hist_gbm", "lightgbm", "xgboost", "catboost"):  # every family's defaults were scored
-        assert rows[fam]["cv_mean"] is not None and res.families[fam]["complete"] >= 1, (fam, rows[fam])
-    # the promising families moved on to bigger samples (successive halving on rows)
-    assert max(t["rows"] for t in res.trials) >= 40_000
+        assert rows[fam]["cv_mean"] is not None and res.families[fam]["complete"] == 1, (fam, rows[fam])
+    assert {t["rows"] for t in res.trials} == {10_000}
     # a spline basis for 800k rows x 18 numbers (about 800 MB) is past SPLINE_BYTES: logistic stays plain,
     # where 50,000 rows of the same table may try it
     assert not C.curves_fit(len(ds.split.train) + len(ds.split.valid), 18) and C.curves_fit(50_000, 18)
@@ -244,6 +248,29 @@ def test_a_million_rows_in_60s_scores_every_family_and_a_boosted_champion_beats_
     verdict = decide(case, value_ceiling(case, ds), ev)
     assert verdict.verdict == "GO" and verdict.champion == res.candidate
     res.wait_tracking(timeout=60)
+
+
+def test_holdout_mode_grows_each_family_sample_with_its_best_configuration_first(tmp_path):
+    """Past ``bakeoff.holdout_above`` rows a family moves from the 10,000-row sample to the next after
+    GROW_AFTER trials there, its best configuration first (FLAML's sample growth). Counted with
+    ``max_trials``, so no clock decides it: under a budget the move waits until it fits in the time left."""
+    from mlcase.bakeoff import search
+
+    case = make_case(tmp_path, interaction_only(20_000, seed=1), "label", name="grow",
+                     candidates=["logistic", "lightgbm"], bakeoff={"holdout_above": 10_000},
+                     split={"test_size": 0.05, "valid_size": 0.05})
+    ds = prepare(case)
+    res = run_bakeoff(case, ds, budget=600, quiet=True, max_trials=search.GROW_AFTER + 1)
+    sizes = res.plan["sizes"]
+    assert res.plan["mode"] == "holdout" and len(sizes) == 2 and sizes[0] == 10_000 < 15_000 < sizes[1], res.plan
+    for fam in ("logistic", "lightgbm"):
+        trials = sorted((t for t in res.trials if t["family"] == fam), key=lambda t: t["number"])
+        assert [t["rows"] for t in trials] == [10_000] * search.GROW_AFTER + [sizes[1]], (fam, trials)
+        best_small = min(trials[:-1], key=lambda t: t["value"])
+        assert trials[-1]["source"] == "promoted" and trials[-1]["params"] == best_small["params"], fam
+    # LightGBM finds the interaction logistic cannot, on the bigger sample too
+    rows = {r["name"]: r for r in res.leaderboard}
+    assert rows["lightgbm"]["cv_mean"] < 0.5 * rows["logistic"]["cv_mean"] and res.candidate in ("lightgbm", "ensemble")
 
 
 def test_a_kept_ensemble_scores_every_validation_row_when_the_selection_reads_a_sample(tmp_path, monkeypatch):
