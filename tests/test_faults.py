@@ -50,8 +50,14 @@ def test_regression_conformal_on_real_prices_at_any_scale(tmp_path, scale):
     b = fit_bundle(ds, LinearRegression(), "linear", "candidate")
     conformal.calibrate_on(b, ds, 0.1)
     out = conformal.evaluate_conformal(case, b, ds.X_test, ds.y_test, ds.rows("test"))
-    assert out["width_histogram"]["counts"] == [len(ds.y_test)]
-    assert out["mean_width"] == pytest.approx(2 * out["quantile"], rel=1e-9)
+    # a price is never below 0: the intervals of the 3 cheapest test predictions (-+ 9.9 at scale 1) stop at 0,
+    # every other keeps the one width 2q, and coverage is what the unclipped intervals give
+    q, pred, y = out["quantile"], b.scores(ds.X_test), ds.y_test.astype(float)
+    low, high = conformal.intervals_from_scores(pred, b.conformal)
+    clipped = low == 0
+    assert b.conformal["floor"] == 0 and low.min() == 0 and clipped.sum() == 3
+    assert np.allclose((high - low)[~clipped], 2 * q, rtol=1e-9) and out["width_histogram"]["counts"][-1] == len(y) - 3
+    assert out["coverage"] == np.mean(np.abs(y - pred) <= q)
     assert out["coverage_ok"] and 0.75 < out["coverage"] <= 1.0
     # the model-free floor at this scale: the cost-optimal constant is a third-quantile price
     ev = evaluate(case, ds, {"linear": b, "mean": fit_bundle(ds, MeanBaseline(), "mean")}, "linear")

@@ -19,7 +19,7 @@ REGRESSION_METHODS = ("absolute",)
 
 # --------------------------------------------------------------------------- calibration
 def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, method: str = "lac",
-              seed: int = 0, scores=None) -> dict:
+              seed: int = 0, scores=None, floor: float | None = None) -> dict:
     """Calibrate split-conformal sets (or intervals) for ``bundle`` on the validation fold.
 
     Parameters
@@ -40,6 +40,9 @@ def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, metho
         The bundle's scores on the calibration rows; default ``bundle.scores(X_valid)``.
         The pipeline passes :func:`mlcase.evaluate.valid_scores` (out-of-fold scores
         where the model was refitted on the validation rows); see :func:`calibrate_on`.
+    floor : float, optional
+        Regression: the least value the target takes; intervals are not drawn below it.
+        :func:`calibrate_on` passes 0 when no train or validation target is negative.
 
     Returns
     -------
@@ -81,6 +84,8 @@ def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, metho
         "classes": None if bundle.classes is None else list(bundle.classes),
         "notes": notes,
     }
+    if bundle.task == "regression" and floor is not None:
+        result["floor"] = float(floor)
     bundle.conformal = result
     return result
 
@@ -90,7 +95,12 @@ def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int =
     :func:`mlcase.evaluate.valid_scores` (the one source of validation-row scores)."""
     from ..evaluate import valid_scores
 
-    return calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=valid_scores(bundle, dataset))
+    floor = None
+    if bundle.task == "regression":
+        seen = np.concatenate([np.asarray(dataset.y_train, dtype="float64"), np.asarray(dataset.y_valid, dtype="float64")])
+        floor = 0.0 if len(seen) and np.nanmin(seen) >= 0 else None
+    return calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=valid_scores(bundle, dataset),
+                     floor=floor)
 
 
 def conformal_quantile(scores, alpha: float) -> float:

@@ -389,7 +389,9 @@ def _evaluate_regression(case, bundle, conf, pred, y, rows) -> dict:
         },
         "assumptions": [
             "cost_combined assumes reviewers set deferred cases to their true value (no review fee in the costs)",
-            "absolute-residual intervals all have the same width; adaptive widths come from CQR",
+            "absolute-residual intervals all have the same width; adaptive widths come from CQR"
+            + (f" (those that would reach below the target's floor {conf['floor']:g} stop there)"
+               if conf.get("floor") is not None else ""),
         ],
     }
 

@@ -85,11 +85,18 @@ def _aps_sets(proba: np.ndarray, q: float) -> np.ndarray:
 
 
 def intervals_from_scores(pred: np.ndarray, conformal: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(low, high)`` arrays: prediction -+ the calibrated absolute-residual quantile."""
+    """``(low, high)`` arrays: prediction -+ the calibrated absolute-residual quantile, the low side
+    raised to the calibration's ``floor`` where it has one (a target never below 0 in the rows it was
+    learnt from: a price or a count gets no negative bound, and no covered value leaves the interval)."""
     pred = np.asarray(pred, dtype="float64")
     q = conformal.get("quantile")
     q = math.inf if q is None else float(q)
-    return pred - q, pred + q
+    low, high = pred - q, pred + q
+    floor = conformal.get("floor")
+    if floor is not None:
+        low = np.maximum(low, float(floor))
+        high = np.maximum(high, float(floor))
+    return low, high
 
 
 def json_interval(low, high) -> list[float | None]:
