@@ -474,3 +474,57 @@ def test_a_series_with_missing_steps_is_noted_in_the_draft_with_advice_for_a_lev
     with pytest.raises(DataError, match="missing step") as err:  # the run says the same (one more: a null temp)
         load_series(load_case(tmp_path / "case.yaml"), weather)
     assert "the step before's value or an interpolation" in err.value.fix
+
+
+def test_quarters_with_missing_values_are_quarters_and_their_gaps_are_named_on_the_quarters(tmp_path):
+    """datasets::presidents (quarterly approval, 6 quarters without a value): with those rows left out, pandas
+    infers no frequency, the usual gap (92 days) was taken as the step, and the draft said "not regular at 92D,
+    117 missing steps, the first at 1945-07-02", a grid drifting off the quarters."""
+    from mlcase.forecast.data import DS, ID, infer_freq
+
+    pres = _table("datasets", "presidents").dropna()
+    case = _case(tmp_path)
+    with pytest.raises(DataError) as err:
+        load_series(case, pres)
+    # the first quarter without a value opens the series, so 5 are missing inside it
+    assert ("not regular at frequency QS-JAN: 5 missing step(s), the first at 1948-07-01" in str(err.value)
+            and "the step before's value or an interpolation" in err.value.fix), str(err.value)
+    # month ends, months and years are calendar steps too, whatever their lengths in days
+    for times, freq in ((pd.date_range("2001-03-31", periods=30, freq="QE-DEC"), "QE-MAR"),
+                        (pd.date_range("2001-01-01", periods=40, freq="MS"), "MS"),
+                        (pd.date_range("1990-07-01", periods=30, freq="YS-JUL"), "YS-JUL")):
+        frame = pd.DataFrame({ID: "s", DS: times.delete([3, 4, 9])})
+        assert infer_freq(frame, "t") == freq
+        assert pd.date_range(times[0], times[-1], freq=freq).equals(times)
+
+
+def test_series_told_apart_by_more_columns_are_drafted_as_one_key_and_refused_in_one_line_otherwise(tmp_path):
+    """fpp2::prisonLF (prisoner counts per state, gender, legal status and quarter): `init --series state`
+    failed with an internal error (IndexError) on the repeated quarters. The draft now joins state + gender +
+    legal into one series key in its source query (32 series, regular, quarterly), and a run over state alone
+    says which columns tell the rows apart."""
+    import yaml
+
+    from mlcase.draft import write_draft
+
+    prison = _table("fpp2", "prisonLF")
+    prison.to_csv(tmp_path / "prison.csv", index=False)
+    out = write_draft(tmp_path / "prison.csv", "count", task="forecast", time="t", series="state")
+    spec = yaml.safe_load(out.read_text())
+    assert spec["data"]["series"] == "series_key"
+    assert spec["data"]["source"] == ("SELECT *, concat_ws('/', \"state\", \"gender\", \"legal\") AS series_key "
+                                      "FROM 'prison.csv'")
+    assert "state + gender + legal tell them apart" in out.read_text()
+    data = load_series(load_case(out))
+    assert data.freq == "QS-MAR" and data.frame[ID_].nunique() == 32 and len(data.frame) == len(prison)
+    assert "ACT/Female/Remanded" in set(data.frame[ID_])
+    # the same table with data.series: state is one line naming the key
+    spec["data"].update(source="prison.csv", series="state")
+    out.write_text(yaml.safe_dump(spec))
+    with pytest.raises(DataError) as err:
+        load_series(load_case(out))
+    assert "repeated time(s) within a series (e.g. series 'ACT'" in str(err.value)
+    assert "the rows are told apart by state + gender + legal" in err.value.fix
+
+
+ID_ = "unique_id"

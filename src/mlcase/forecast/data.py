@@ -162,6 +162,9 @@ def _calendar_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str:
     a gap of seven days is a week anchored on the first time's weekday.
     """
     day = pd.Timedelta(days=1)
+    calendar = _months_freq(ds, gap)
+    if calendar:
+        return calendar
     if gap == day:
         return "B" if bool((ds.dayofweek < 5).all()) else "D"
     if gap == 7 * day:
@@ -171,9 +174,81 @@ def _calendar_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str:
     return pd.tseries.frequencies.to_offset(gap).freqstr
 
 
+def _months_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str | None:
+    """Months, quarters or years, where every time is the first (or the last) day of its month: their gaps
+    vary (28 to 31, 89 to 92, 365 or 366 days), and a quarterly series with missing quarters was drafted
+    at "92D", its grid drifting off the quarters (datasets::presidents' approval ratings)."""
+    midnight = bool((ds == ds.normalize()).all())
+    start, end = bool((ds.day == 1).all()), bool(ds.is_month_end.all())
+    if not midnight or not (start or end):
+        return None
+    days = gap / pd.Timedelta(days=1)
+    months = ds.year * 12 + ds.month
+    first = ds[0].month
+    if 28 <= days <= 31:
+        return "MS" if start else "ME"
+    if 89 <= days <= 92 and bool(((months - months[0]) % 3 == 0).all()):
+        anchor = pd.Timestamp(2000, (first - 1) % 3 + 1, 1).strftime("%b").upper()
+        return f"{'QS' if start else 'QE'}-{anchor}"
+    if 365 <= days <= 366 and bool((ds.month == first).all()):
+        return f"{'YS' if start else 'YE'}-{pd.Timestamp(2000, first, 1).strftime('%b').upper()}"
+    return None
+
+
 #: how to fill a missing step: "0 for no demand" was the advice for nycflights13::weather's hourly temperatures
 FILL_HINT = ("0 where nothing happened, as for sales or counts; for a level such as a temperature, a price or a "
              "rate, the step before's value or an interpolation")
+
+
+def series_keys(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | None, target: str) -> list[str]:
+    """The columns that, with ``series``, give each series one row per time, or ``[]`` where none do.
+
+    ``frame`` holds the series id and time of ``df``'s rows (its index). Columns are added greedily,
+    the one that leaves the fewest repeated times first, among the columns with few values (keys, not
+    measurements): fpp2::prisonLF's prisoner counts repeat per state and quarter, and are told apart by
+    gender and legal status.
+    """
+    keys = frame[[ID, DS]].copy()
+    left = int(keys.duplicated().sum())
+    chosen: list[str] = []
+    pool = [c for c in df.columns if c not in (time, target, series, "rownames")
+            and not pd.api.types.is_float_dtype(df[c]) and df[c].notna().all()
+            and df[c].nunique() <= max(50, len(df) // 20)]
+    while left and pool:
+        counts = {c: int(keys.assign(_k=df.loc[frame.index, c].to_numpy()).duplicated().sum()) for c in pool}
+        best = min(pool, key=counts.get)
+        if counts[best] >= left:
+            break
+        keys[f"_k{len(chosen)}"] = df.loc[frame.index, best].to_numpy()
+        chosen.append(best)
+        pool.remove(best)
+        left = counts[best]
+    return ([series] if series else []) + chosen if chosen and not left else []
+
+
+def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str | None, target: str) -> None:
+    """One row per series and time; else a one-line error naming the columns that tell the rows apart."""
+    dup = frame.duplicated([ID, DS])
+    if not dup.any():
+        return
+    first = frame[dup].iloc[0]
+    keys = series_keys(df, frame, time, series, target)
+    fix = "keep one row per series and time (aggregate the others)"
+    if keys:
+        fix = (f"the rows are told apart by {' + '.join(keys)}: make those one series column, e.g. "
+               f"{key_column_sql(keys)} AS series_key in data.source with data.series: series_key "
+               "(`mlcase init --task forecast --series` does this in its draft), or aggregate them per time")
+    raise DataError(f"data.time '{time}': {int(dup.sum())} repeated time(s) within a series (e.g. series "
+                    f"'{first[ID]}' at {first[DS]})", fix)
+
+
+def key_column_sql(keys: list[str]) -> str:
+    """DuckDB's expression joining the key columns into one series id.
+
+    >>> print(key_column_sql(["state", "legal"]))
+    concat_ws('/', "state", "legal")
+    """
+    return "concat_ws('/', " + ", ".join('"' + k.replace('"', '""') + '"' for k in keys) + ")"
 
 
 def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:
@@ -223,11 +298,7 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
                                 "encode it as numbers (0/1 for a flag, a price, a count) before forecasting")
             col = codes
         out[c] = col.astype("float64")
-    dup = out.duplicated([ID, DS])
-    if dup.any():
-        first = out[dup].iloc[0]
-        raise DataError(f"data.time '{d.time}': {int(dup.sum())} repeated time(s) within a series (e.g. series "
-                        f"'{first[ID]}' at {first[DS]})", "keep one row per series and time (aggregate the others)")
+    check_unique(out, df, d.time, d.series, target)
     out = out.sort_values([ID, DS], kind="stable").reset_index(drop=True)
     # a series that starts later than the others has missing values before its start (a wide table
     # melted to long, as fpp3::us_employment): those rows are not part of the series

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,17 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
     from ..data import times_of
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
-    from .data import ID, check_regular, infer_freq, longest_horizon, season_of, too_short
+    from .data import (
+        ID,
+        check_regular,
+        check_unique,
+        infer_freq,
+        key_column_sql,
+        longest_horizon,
+        season_of,
+        series_keys,
+        too_short,
+    )
 
     if not time:
         raise DataError("--time: a forecast case needs the time column", "pass --time DATE_COLUMN")
@@ -26,6 +37,22 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         raise DataError(f"--target '{target}' is not numeric", "a forecast case forecasts a number")
     ds = times_of(df[time], f"--time '{time}'")  # as the run reads it
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
+    keyed = None
+    if frame.duplicated([ID, "ds"]).any():
+        # a series column that is not the whole key (fpp2::prisonLF: state, where gender and legal status also
+        # tell the quarterly counts apart): the draft reads one series per key, joined in the source query
+        keys = series_keys(df, frame, time, series, target)
+        if not keys:
+            check_unique(frame, df, time, series, target)   # the one-line error: aggregate them
+        series = next(n for n in ("series_key", "series_key_", "series_key__") if n not in df.columns)
+        path = json.loads(source.splitlines()[0].split("source: ", 1)[1])
+        query = f"SELECT *, {key_column_sql(keys)} AS {series} FROM '{path.replace(chr(39), chr(39) * 2)}'"
+        source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
+        df = df.assign(**{series: df[keys].astype(str).agg("/".join, axis=1)})
+        frame[ID] = df.loc[frame.index, series]
+        keyed = (f"rows repeat per {keys[0] if len(keys) > 1 else 'time'} and time; {' + '.join(keys)} tell them "
+                 f"apart, so the source joins them into '{series}', one series each; aggregate in the source "
+                 "instead for fewer, summed series")
     try:
         freq = infer_freq(frame, time)
     except DataError:
@@ -52,6 +79,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     lines = [
         f"# Drafted by `mlcase init` from {comment(data.name)} ({len(df):,} rows, {n_series} series, frequency {freq}).",
         "# Every section has a default; the comments say what the owner must decide.",
+        *([f"# note: {comment(keyed)}"] if keyed else []),
         *([f"# note: the run stops here until the data is fixed: {comment(gaps)}"] if gaps else []),
         f"name: {name}",
         "decision: TODO say what the forecast drives (how much to stock, how many staff to roster), in one sentence",
