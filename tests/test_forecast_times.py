@@ -528,3 +528,18 @@ def test_series_told_apart_by_more_columns_are_drafted_as_one_key_and_refused_in
 
 
 ID_ = "unique_id"
+
+
+def test_a_lift_alike_on_every_test_window_is_not_said_to_have_one_window():
+    """fpp3::prices (annual wheat prices, 8 test windows): at a season of 1 seasonal naive is naive, their gain
+    is 0 on every window, and the reasons read "0.000 (no CI: one test window)"."""
+    from mlcase.forecast.decision import _ci
+    from mlcase.forecast.metrics import Blocks
+
+    cv = pd.DataFrame({ID_: "series", "cutoff": np.repeat(np.arange(8), 2)})
+    loss = _table("fpp3", "prices")["wheat"].dropna().to_numpy()[:16]
+    boot = Blocks(cv)
+    same = boot.lift(loss, loss)
+    assert same["blocks"] == 8 and same["ci_low"] == same["ci_high"] == 0
+    assert _ci(same) == "0.000 (the same on each of the 8 test windows: no CI)"
+    assert _ci(Blocks(cv.assign(cutoff=0)).lift(loss, loss)) == "0.000 (no CI: one test window)"

@@ -32,9 +32,11 @@ MIN_TEST_BLOCKS = 6
 
 
 def _ci(d: dict, digits: int = 3, fmt=None) -> str:
-    """``estimate (95% CI low to high)``; one block gives the bootstrap one value, so no CI."""
+    """``estimate (95% CI low to high)``; one block (or blocks all alike) gives the bootstrap one value, so no CI."""
     fmt = fmt or (lambda v: f"{v:.{digits}f}")
     if d["ci_low"] == d["ci_high"]:
+        if d.get("blocks", 1) > 1:   # every window alike: at a season of 1, seasonal naive is naive (fpp3::prices)
+            return f"{fmt(d['estimate'])} (the same on each of the {d['blocks']} test windows: no CI)"
         return f"{fmt(d['estimate'])} (no CI: one test window)"
     return f"{fmt(d['estimate'])} (95% CI {fmt(d['ci_low'])} to {fmt(d['ci_high'])})"
 
