@@ -82,7 +82,10 @@ def test_a_target_with_three_values_and_a_constant_feature(tmp_path):
     assert ev["slices"]["columns"]["same"]["groups"][0]["n"] == len(ds.y_test)
     conformal.calibrate_on(b, ds, 0.1)
     out = conformal.evaluate_conformal(case, b, ds.X_test, ds.y_test, ds.rows("test"))
-    assert len(out["width_histogram"]["counts"]) == 1 and out["coverage_ok"]
+    # widths equal up to rounding share one bin (the intervals stopped at the target's floor 0 are narrower)
+    low, _ = conformal.intervals_from_scores(b.scores(ds.X_test), b.conformal)
+    counts = out["width_histogram"]["counts"]
+    assert sum(counts) == len(ds.y_test) and counts[-1] == (low > 0).sum() > 0.9 * len(low) and out["coverage_ok"]
 
 
 # --------------------------------------------------------------------------- labels against codes

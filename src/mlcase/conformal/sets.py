@@ -93,7 +93,7 @@ def intervals_from_scores(pred: np.ndarray, conformal: dict) -> tuple[np.ndarray
     q = math.inf if q is None else float(q)
     low, high = pred - q, pred + q
     floor = conformal.get("floor")
-    if floor is not None:
+    if floor is not None and math.isfinite(q):   # an unbounded interval (too few calibration rows) stays unbounded
         low = np.maximum(low, float(floor))
         high = np.maximum(high, float(floor))
     return low, high
