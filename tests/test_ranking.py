@@ -248,6 +248,10 @@ def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
     assert doc["decision"] == "NO_GO" and doc["reasons"][0] == "the value ceiling stopped the run before training"
     assert "popularity (items most often relevant in the 192 training rows first) at $0.00 per decision" in doc["reasons"][1]
     assert not any("0.000000" in r for r in doc["reasons"])
+    # and the stop says why: nothing to save (it read "the model must add $0.00 ..., more than the most any model
+    # could save", $0.00 more than $0.00; plm::Crime's counties by year the same)
+    assert "already costs what a perfect model would on these rows: there is nothing for a model to save" in \
+        doc["reasons"][2] and not any("more than the most" in r for r in doc["reasons"])
 
 
 def test_groups_helper_orders_rows_by_list():

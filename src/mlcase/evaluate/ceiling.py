@@ -151,8 +151,12 @@ def _reasons(case, current, best, best_cost, pc, saving, required, op, min_lift,
             f"{money(min_lift, currency)})")
     if not stop:
         return [line, f"{need}; the ceiling leaves room for that, so training goes on"]
-    reasons = [line, f"{need}, more than the most any model could save: no model could pay for itself, "
-                     "so the run stops before training"]
+    if saving <= 0:   # plm::Crime by year: popularity's top 10 counties were all relevant, as perfect as can be
+        reasons = [line, f"{best_txt} already costs what a perfect model would on these rows: there is nothing "
+                         "for a model to save, so the run stops before training"]
+    else:
+        reasons = [line, f"{need}, more than the most any model could save: no model could pay for itself, "
+                         "so the run stops before training"]
     flag_rate = perfect_info.get("flag_rate")
     if capacity is not None and flag_rate is not None and flag_rate >= capacity - 1.0 / max(n, 1):
         reasons.append(f"the review capacity ({pct(capacity)}) binds: a larger capacity or cheaper reviews "
