@@ -453,7 +453,15 @@ def test_mixed_type_column_read_from_csv_names_the_offending_values(tmp_path):
     c = only(report, "mixed_types")
     assert c.column == "total_charges" and c.evidence["offending_rows"] == 5
     assert set(c.evidence["examples"]) == {"pending", "n/a"} and "'pending'" in c.title and "'n/a'" in c.title
-    assert "TRY_CAST" in c.fix
+    # the fix's query names the case's file and runs as written: the five become missing, the rest numbers
+    from mlcase.data import read_table, reader_sql
+
+    query = ("SELECT * REPLACE (TRY_CAST(trim(\"total_charges\") AS DOUBLE) AS \"total_charges\") FROM "
+             + reader_sql("data.csv"))
+    assert c.fix.endswith(f"e.g. {query}"), c.fix
+
+    cast = read_table(query, root=tmp_path, allowed=[])["total_charges"]
+    assert cast.isna().sum() == 5 and cast.dtype == "float64"
 
 
 def test_numbers_with_missing_value_tokens_stay_numeric_with_a_warning(tmp_path):

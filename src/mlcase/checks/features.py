@@ -4,6 +4,7 @@ identifier-like, entity-key and mixed-type columns."""
 from __future__ import annotations
 
 import numbers
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -192,14 +193,14 @@ def check_mixed_types(ctx: Context) -> list[Check]:
                 main = by_kind.index[0]
                 bad = counts[kinds.to_numpy() != main]
                 out.append(_mixed(c, f"mostly {main} values, but {int(bad.sum()):,} rows hold other types",
-                                  bad, total, {k: int(v) for k, v in by_kind.items()}))
+                                  bad, total, {k: int(v) for k, v in by_kind.items()}, ctx.spec.data.source))
                 continue
         parsed = pd.to_numeric(pd.Series(counts.index.astype(str)), errors="coerce").to_numpy()
         numeric_rows = int(counts.to_numpy()[~np.isnan(parsed)].sum())
         if 0.5 <= numeric_rows / total < 1:
             bad = counts[np.isnan(parsed)]
             out.append(_mixed(c, f"{numeric_rows / total:.1%} of values are numbers, {int(bad.sum()):,} rows are not",
-                              bad, total, {"number": numeric_rows, "text": int(bad.sum())}))
+                              bad, total, {"number": numeric_rows, "text": int(bad.sum())}, ctx.spec.data.source))
     return out
 
 
@@ -212,12 +213,23 @@ def _value_kind(v: Any) -> str:
     return type(v).__name__
 
 
-def _mixed(c: str, what: str, bad: pd.Series, total: int, kinds: dict) -> Check:
+def _mixed(c: str, what: str, bad: pd.Series, total: int, kinds: dict, source: str) -> Check:
+    from ..data import _SQL_START, SUPPORTED_SUFFIXES, reader_sql
+
     examples = _examples(bad.index)
+    name = '"' + c.replace('"', '""') + '"'
+    # trim(): DuckDB 2.0.1 pushes a bare TRY_CAST of a CSV column into the reader, which then fails on the
+    # first 'pending' ("CSV Error on Line: 5") instead of giving NULL
+    cast = f"TRY_CAST(trim({name}) AS DOUBLE) AS {name}"
+    # the query to paste: over the case's own file (it read 'file.csv'), or the change to make in its query
+    # (read with mlcase's own CSV options, as the run reads it)
+    file = not _SQL_START.match(str(source)) and Path(str(source)).suffix.lower() in SUPPORTED_SUFFIXES
+    example = (f"SELECT * REPLACE ({cast}) FROM {reader_sql(source)}" if file else
+               f"replace {name} by {cast} in data.source's query")
     return Check("mixed_types", "warning", f"column '{c}' mixes types: {what} (e.g. {', '.join(examples)})",
                  column=c, evidence={"kinds": kinds, "offending_rows": int(bad.sum()), "rows": total,
                                      "examples": [str(v) for v in list(bad.index)[:5]],
                                      "example_counts": [int(v) for v in bad.to_numpy()[:5]]},
-                 fix=f"clean those values of '{c}' at the source, or cast in data.source, e.g. "
-                     f"SELECT * REPLACE (TRY_CAST(\"{c}\" AS DOUBLE) AS \"{c}\") FROM 'file.csv'")
+                 fix=f"clean those values of '{c}' at the source, or cast in data.source (they become missing), "
+                     f"e.g. {example}")
 
