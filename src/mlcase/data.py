@@ -30,6 +30,17 @@ READ_NOTES = "mlcase.read_notes"  # key in DataFrame.attrs of what reading chang
 
 
 # --------------------------------------------------------------------------- loading
+def is_query(source: str | Path) -> bool:
+    """Whether a ``data.source`` is a SQL query (else a file path).
+
+    >>> is_query("SELECT * FROM 'a.csv'"), is_query("data/a.csv")
+    (True, False)
+    """
+    src = str(source)
+    return bool(_SQL_START.match(src) or (re.match(r"^\s*[A-Za-z]+\s", src)
+                                          and Path(src).suffix.lower() not in SUPPORTED_SUFFIXES))
+
+
 def read_table(source: str | Path, root: str | Path | None = None, what: str = "data.source",
                allowed: list[str | Path] | None = None) -> pd.DataFrame:
     """Read a CSV/Parquet file or run a DuckDB SQL query over such files.
@@ -49,8 +60,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
     root = Path(root) if root is not None else Path.cwd()
     src = str(source)
     raw_names = None
-    if _SQL_START.match(src) or (re.match(r"^\s*[A-Za-z]+\s", src)
-                                 and Path(src).suffix.lower() not in SUPPORTED_SUFFIXES):
+    if is_query(src):
         df = run_query(src, root, allowed or [], where=what)
     else:
         path = Path(src)
@@ -98,8 +108,9 @@ def reader_sql(path: str | Path) -> str:
     :data:`CSV_OPTIONS` for CSV so text such as Yes/No stays text; every file mlcase reads goes through it."""
     path = Path(path)
     reader = SUPPORTED_SUFFIXES[path.suffix.lower()]
-    literal = "'" + str(path).replace("'", "''") + "'"
-    return f"{reader}({literal}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
+    from .sql import literal
+
+    return f"{reader}({literal(str(path))}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
 
 
 def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd.DataFrame:

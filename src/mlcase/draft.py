@@ -92,7 +92,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         from .forecast.draft import draft_forecast_spec
 
         return draft_forecast_spec(data, df, target, time, series, _slug(name or data.stem),
-                                   _source(data, case_dir), _comment, _q)
+                                   _source(data, case_dir), _comment, _q, _source_path(data, case_dir))
     if series is not None:
         raise SpecError("--series: only a forecast case has series", "pass --task forecast --time COL --series COL, "
                         "or leave --series out")
@@ -237,10 +237,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     few = [c for c in counts.index[train < MIN_CLASS_ROWS]][::-1]
     if not few or len(few) >= len(counts) - 1:
         return []   # none, or the table is too small for any class: the run's finding says to collect rows
-    try:
-        path = str(data.resolve().relative_to(case_dir.resolve()))
-    except ValueError:
-        path = str(data.resolve())
+    path = _source_path(data, case_dir)
     listed = ", ".join(f"'{c}' ({counts[c]:,} rows)" for c in few[:4])
     listed += f" and {len(few) - 4} more" if len(few) > 4 else ""
     where = ("in the oldest 64% of rows, the drafted time split's training part" if time_col is not None else
@@ -258,12 +255,19 @@ def _source(data: Path, case_dir: Path) -> str:
     folder): the run reads nothing outside the case folder unless the spec declares it, and the
     draft of ``mlcase init DATA -o elsewhere/case.yaml`` must run as written.
     """
+    path = _source_path(data, case_dir)
+    if not Path(path).is_absolute():
+        return f"  source: {_q(path)}"
+    return (f"  source: {_q(path)}\n"
+            f"  allowed_paths: [{_q(path)}]   # the file is outside the case folder: only it may be read there")
+
+
+def _source_path(data: Path, case_dir: Path) -> str:
+    """``data`` relative to the case folder when inside it, else absolute (as ``data.source`` names it)."""
     try:
-        return f"  source: {_q(str(data.resolve().relative_to(case_dir.resolve())))}"
+        return str(data.resolve().relative_to(case_dir.resolve()))
     except ValueError:
-        path = _q(str(data.resolve()))
-        return (f"  source: {path}\n"
-                f"  allowed_paths: [{path}]   # the file is outside the case folder: only it may be read there")
+        return str(data.resolve())
 
 
 def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, case_dir: Path,

@@ -52,8 +52,16 @@ AGGREGATES = {"avg", "mean", "sum", "count", "min", "max", "stddev", "stddev_sam
 
 
 # --------------------------------------------------------------------------- the engine
-def _lit(text: str) -> str:
+def literal(text: str) -> str:
+    """``text`` as a SQL string literal.
+
+    >>> print(literal("it's.csv"))
+    'it''s.csv'
+    """
     return "'" + str(text).replace("'", "''") + "'"
+
+
+_lit = literal
 
 
 def connect(directories: Iterable[str | Path] = (), files: Iterable[str | Path] = (),

@@ -4,7 +4,6 @@ identifier-like, entity-key and mixed-type columns."""
 from __future__ import annotations
 
 import numbers
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -214,7 +213,7 @@ def _value_kind(v: Any) -> str:
 
 
 def _mixed(c: str, what: str, bad: pd.Series, total: int, kinds: dict, source: str) -> Check:
-    from ..data import _SQL_START, SUPPORTED_SUFFIXES, reader_sql
+    from ..data import is_query, reader_sql
 
     examples = _examples(bad.index)
     name = '"' + c.replace('"', '""') + '"'
@@ -223,9 +222,8 @@ def _mixed(c: str, what: str, bad: pd.Series, total: int, kinds: dict, source: s
     cast = f"TRY_CAST(trim({name}) AS DOUBLE) AS {name}"
     # the query to paste: over the case's own file (it read 'file.csv'), or the change to make in its query
     # (read with mlcase's own CSV options, as the run reads it)
-    file = not _SQL_START.match(str(source)) and Path(str(source)).suffix.lower() in SUPPORTED_SUFFIXES
-    example = (f"SELECT * REPLACE ({cast}) FROM {reader_sql(source)}" if file else
-               f"replace {name} by {cast} in data.source's query")
+    example = (f"replace {name} by {cast} in data.source's query" if is_query(source) else
+               f"SELECT * REPLACE ({cast}) FROM {reader_sql(source)}")
     return Check("mixed_types", "warning", f"column '{c}' mixes types: {what} (e.g. {', '.join(examples)})",
                  column=c, evidence={"kinds": kinds, "offending_rows": int(bad.sum()), "rows": total,
                                      "examples": [str(v) for v in list(bad.index)[:5]],

@@ -32,17 +32,18 @@ def drop_classes_query(classes: list[str], target: str, path: str) -> str:
     >>> print(drop_classes_query(["Pig", "Goat"], "species", "pets.csv"))
     SELECT * FROM 'pets.csv' WHERE "species" NOT IN ('Pig', 'Goat')
     """
-    listed = ", ".join("'" + str(c).replace("'", "''") + "'" for c in classes)
+    from ..sql import literal
+
     column = '"' + target.replace('"', '""') + '"'
-    return f"SELECT * FROM '{path.replace(chr(39), chr(39) * 2)}' WHERE {column} NOT IN ({listed})"
+    return f"SELECT * FROM {literal(path)} WHERE {column} NOT IN ({', '.join(literal(c) for c in classes)})"
 
 
 def rare_classes_fix(classes: list[str], target: str, source: str, left: int | None = None) -> str:
     """How to go past classes too rare to learn: drop (or merge) them in the source, with the query to write
     (and, where ``left`` = 2 classes would remain, that the task then is binary)."""
-    from ..data import _SQL_START
+    from ..data import is_query
 
-    if _SQL_START.match(str(source)):
+    if is_query(source):
         query = drop_classes_query(classes, target, "...")
         example = "add " + query[query.index("WHERE"):] + " to data.source's query"
     else:

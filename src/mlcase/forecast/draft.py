@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +10,11 @@ from ..errors import DataError
 
 
 def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | None, series: str | None,
-                        name: str, source: str, comment, quote) -> str:
+                        name: str, source: str, comment, quote, path: str) -> str:
     """The text of a commented forecast ``case.yaml`` (frequency, horizon and covariates guessed from the data)."""
     from ..data import times_of
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
+    from ..sql import literal
     from .data import (
         ID,
         check_regular,
@@ -45,8 +45,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         if not keys:
             check_unique(frame, df, time, series, target)   # the one-line error: aggregate them
         series = next(n for n in ("series_key", "series_key_", "series_key__") if n not in df.columns)
-        path = json.loads(source.splitlines()[0].split("source: ", 1)[1])
-        query = f"SELECT *, {key_column_sql(keys)} AS {series} FROM '{path.replace(chr(39), chr(39) * 2)}'"
+        query = f"SELECT *, {key_column_sql(keys)} AS {series} FROM {literal(path)}"
         source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
         df = df.assign(**{series: df[keys].astype(str).agg("/".join, axis=1)})
         frame[ID] = df.loc[frame.index, series]
