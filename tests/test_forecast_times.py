@@ -231,7 +231,8 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
     doc = json.loads(out.getvalue())
     assert code == 0 and doc["points"] == 12 and doc["coverage"] is None and doc["points_with_interval"] == 0
     assert all(r["coverage"] is None for r in doc["by_step"]) and not doc["alerts"]
-    assert any("coverage is not measured" in w for w in doc["warnings"])
+    assert any("(seasonal naive answered without a model), so coverage is not measured" in w
+               for w in doc["warnings"])
     assert doc["model_mase"] == pytest.approx(doc["seasonal_naive_mase"])
 
 
@@ -442,12 +443,13 @@ def test_init_drafts_a_horizon_the_shortest_series_holds_and_refuses_a_series_to
     quotes.to_csv(tmp_path / "data.csv", index=False)
     text = draft_spec(tmp_path / "data.csv", "Quotes", case_dir=tmp_path, task="forecast", time="Month")
     spec = yaml.safe_load(text)
-    assert spec["forecast"]["horizon"] == 3 and "the shortest series, 40 steps, holds" in text
+    # 3 fits; 1 is the longest that also leaves the test windows a verdict needs (see the test below)
+    assert spec["forecast"]["horizon"] == 1 and "the shortest series, 40 steps, holds the 6 test windows" in text
     (tmp_path / "case.yaml").write_text(text)
     from mlcase.case import load_case
 
     data = load_series(load_case(tmp_path / "case.yaml"))  # the run's reading accepts the draft
-    assert data.horizon == 3 and data.test_windows >= 1 and data.backtest_windows >= 2
+    assert data.horizon == 1 and data.test_windows >= 6 and data.backtest_windows >= 2
     quotes.head(28).to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DataError, match=r"^the shortest series has 28 steps, too few for a forecast case") as err:
         draft_spec(tmp_path / "short.csv", "Quotes", case_dir=tmp_path, task="forecast", time="Month")
@@ -543,3 +545,121 @@ def test_a_lift_alike_on_every_test_window_is_not_said_to_have_one_window():
     assert same["blocks"] == 8 and same["ci_low"] == same["ci_high"] == 0
     assert _ci(same) == "0.000 (the same on each of the 8 test windows: no CI)"
     assert _ci(Blocks(cv.assign(cutoff=0)).lift(loss, loss)) == "0.000 (no CI: one test window)"
+
+
+def test_init_drafts_a_horizon_that_leaves_the_test_windows_a_verdict_needs(tmp_path):
+    """datasets::USAccDeaths (72 months) was drafted at the longest horizon that fit (10 on 60 training months),
+    which holds one test window: the run could only keep seasonal naive. The draft now takes the longest horizon
+    whose test period holds MIN_TEST_BLOCKS windows, and the run reads it so."""
+    import yaml
+
+    from mlcase.case import load_case
+    from mlcase.draft import draft_spec
+    from mlcase.forecast.decision import MIN_TEST_BLOCKS
+
+    _table("datasets", "USAccDeaths").to_csv(tmp_path / "data.csv", index=False)
+    text = draft_spec(tmp_path / "data.csv", "value", case_dir=tmp_path, task="forecast", time="time")
+    spec = yaml.safe_load(text)
+    assert spec["forecast"]["horizon"] == 5 and f"holds the {MIN_TEST_BLOCKS} test windows a verdict needs" in text
+    (tmp_path / "case.yaml").write_text(text)
+    data = load_series(load_case(tmp_path / "case.yaml"))
+    assert data.test_windows * data.n_series >= MIN_TEST_BLOCKS and data.backtest_windows >= 2
+    # a long series keeps the season's horizon; a series that holds no verdict at any horizon is told so
+    _table("datasets", "AirPassengers").to_csv(tmp_path / "air.csv", index=False)
+    air = draft_spec(tmp_path / "air.csv", "value", case_dir=tmp_path, task="forecast", time="time")
+    assert yaml.safe_load(air)["forecast"]["horizon"] == 12 and "a verdict needs" not in air
+    _table("datasets", "USAccDeaths").head(36).to_csv(tmp_path / "short.csv", index=False)
+    short = draft_spec(tmp_path / "short.csv", "value", case_dir=tmp_path, task="forecast", time="time")
+    assert yaml.safe_load(short)["forecast"]["horizon"] == 2
+    assert "# note: the shortest series (36 steps) holds fewer than the 6 test windows" in short
+
+
+def test_intervals_the_backtests_cannot_calibrate_are_said_before_the_run_and_in_its_verdict(tmp_path):
+    """datasets::JohnsonJohnson (84 quarters, one series) holds 5 backtest windows: a 90% split-conformal
+    interval needs 9 scores per step, so the champion's forecasts carried none, and only monitoring said so
+    (blaming seasonal naive). The check names the gap and a fix; the suggested alpha gives intervals."""
+    import contextlib
+    import io
+    import json
+
+    import yaml
+
+    from mlcase.cli import main
+    from mlcase.forecast.checks import run_forecast_checks
+
+    def run_checks(case):
+        return run_forecast_checks(case, load_series(case))
+
+    _table("datasets", "JohnsonJohnson").to_csv(tmp_path / "data.csv", index=False)
+    assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
+    case = load_case(tmp_path / "case.yaml")
+    report = run_checks(case)
+    gap = next(c for c in report.checks if c.id == "no_intervals")
+    assert gap.severity == "warning" and gap.evidence == {"alpha": 0.1, "per_step": 5, "needed": 9}
+    assert "90% intervals need 9 backtest forecasts per horizon step and the backtests hold 5" in gap.title
+    assert gap.fix.startswith("set conformal.alpha: 0.2 (80% intervals need 5)")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
+    result = json.loads(out.getvalue())
+    assert code in (0, 3) and result["champion"], result     # AutoETS or a model beats seasonal naive here
+    assert any("carry no 90% interval at any step: the backtests hold 5 forecast(s) per step" in r
+               for r in result["reasons"]), result["reasons"]
+    # served, the champion answers without an interval, and monitoring says why (it blamed seasonal naive)
+    from mlcase.forecast.service import ForecastService, load_served
+    from mlcase.serve.forecast_app import _row
+    from mlcase.serve.predlog import PredictionLog, resolve_target
+
+    jj = _table("datasets", "JohnsonJohnson")
+    bundle, _schema, _notes = load_served(case)
+    service = ForecastService(bundle, timeout_s=60)
+    history = load_series(case).frame.iloc[:-4][["unique_id", "ds", "y"]].reset_index(drop=True)
+    answer = service.answer(history, None, "series")
+    service.close()
+    assert answer["tier"] == "model" and all(p["lo"] is None for p in answer["points"])
+    log = PredictionLog(resolve_target(case))
+    log.write([_row(answer, history)])
+    log.close()
+    jj.iloc[-4:].to_csv(tmp_path / "actuals.csv", index=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["monitor", str(tmp_path), "--labels", str(tmp_path / "actuals.csv"), "--json", "--no-notify",
+                     "-q"]) == 0
+    doc = json.loads(out.getvalue())
+    assert doc["points"] == 4 and doc["coverage"] is None
+    assert any("the model's intervals were never calibrated" in w for w in doc["warnings"]), doc["warnings"]
+
+    spec = yaml.safe_load((tmp_path / "case.yaml").read_text())
+    spec["conformal"] = {"alpha": 0.2}                       # the fix, as written
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec))
+    assert not [c for c in run_checks(load_case(tmp_path / "case.yaml")).checks if c.id == "no_intervals"]
+    from mlcase.forecast.conformal import conformal_level
+
+    assert conformal_level(5, 0.2) <= 5 < conformal_level(5, 0.1)
+
+
+def test_a_yearly_auto_ets_champion_asks_for_the_history_it_fits_on(tmp_path):
+    """datasets::nhtemp (yearly) served AutoETS with a min_history of 2 (two seasons of one step): its warm-up
+    failed with statsforecast's "tiny datasets", and so did any request under 7 values."""
+    from mlcase.bundle import ModelBundle
+    from mlcase.forecast.models import LocalForecaster
+    from mlcase.forecast.service import ForecastService
+    from mlcase.forecast.stages import schema_of
+
+    temps = _table("datasets", "nhtemp")
+    temps.to_csv(tmp_path / "data.csv", index=False)
+    data = load_series(_case(tmp_path, horizon=2))
+    assert data.season_length == 1 and schema_of(data, None)["min_history"] == 2
+    schema = schema_of(data, None, "auto_ets")
+    assert schema["min_history"] == 7
+    model = LocalForecaster("auto_ets", 1, data.freq, 2).fit()
+    service = ForecastService(ModelBundle(model=model, name="auto_ets", role="baseline", task="forecast",
+                                          features=[], schema=schema), timeout_s=60)
+    try:
+        assert service.warm_up()["tier"] == "model"
+        frame = data.frame
+        for n, tier in ((6, "seasonal_naive"), (7, "model")):
+            out = service.answer(frame.tail(n).reset_index(drop=True), None, "series")
+            assert out["tier"] == tier and (tier == "model" or "need 7" in out["reason"]), out["reason"]
+    finally:
+        service.close()

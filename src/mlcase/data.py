@@ -372,6 +372,10 @@ _ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|id_?code|id_?num|casei
                           r"person_?id)$)", re.I)
 ENTITY_MIN_VALUES = 10       # an entity key has at least this many values ...
 ENTITY_MIN_ROWS = 1.5        # ... and this many rows per value on average
+# a column named like an identifier with fewer rows per value than an entity key is an identifier, even
+# when a few values repeat: MASS::biopsy's `ID` (sample codes, 645 values in 699 rows, a resubmitted
+# sample repeats) fell between the two rules and was a numeric feature, the top "drift" in monitoring
+ID_MIN_DISTINCT = 1 / ENTITY_MIN_ROWS
 
 
 def entity_key(name: str, s: pd.Series) -> tuple[int, float] | None:
@@ -442,7 +446,8 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
         return info
     if pd.api.types.is_numeric_dtype(s):
         is_int = pd.api.types.is_integer_dtype(s) or (len(nonnull) and np.all(np.mod(nonnull, 1) == 0))
-        if is_int and n_unique > 0.95 * max(len(nonnull), 1) and len(nonnull) > 50 and _ID_NAME.search(name):
+        if (is_int and n_unique > ID_MIN_DISTINCT * max(len(nonnull), 1) and len(nonnull) > 50
+                and _ID_NAME.search(name)):
             info.kind = "id"
         else:
             info.kind = "numeric"
@@ -456,6 +461,9 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
     values = nonnull.astype(str)
     if n_unique > 0.95 * max(len(values), 1) and len(values) > 50:
         info.kind = "id" if (_ID_NAME.search(name) or values.str.len().mean() < 40) else "text"
+        return info
+    if n_unique > ID_MIN_DISTINCT * max(len(values), 1) and len(values) > 50 and _ID_NAME.search(name):
+        info.kind = "id"
         return info
     if n_unique <= max(50, int(0.05 * len(values))):
         info.kind = "categorical"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -9,7 +10,8 @@ import numpy as np
 from ..checks.report import Check, CheckReport, apply_accepted
 from .data import ID, SeriesData, Y
 
-IDS = ("series_length", "constant_series", "intermittent", "known_covariate_leak", "undeclared_columns")
+IDS = ("series_length", "no_intervals", "constant_series", "intermittent", "known_covariate_leak",
+       "undeclared_columns")
 
 
 def run_forecast_checks(case, data: SeriesData) -> CheckReport:
@@ -21,6 +23,9 @@ def run_forecast_checks(case, data: SeriesData) -> CheckReport:
     for note in data.notes:
         report.checks.append(Check("series_length", "warning", note, evidence={"shortest": int(lengths.min())},
                                    fix="forecast a shorter horizon or fewer windows, or add history"))
+    gap = _interval_gap(case, data)
+    if gap:
+        report.checks.append(gap)
     sd = f.groupby(ID, observed=True)[Y].std(ddof=0)
     flat = sd[sd == 0].index.tolist()
     if flat:
@@ -57,3 +62,34 @@ def run_forecast_checks(case, data: SeriesData) -> CheckReport:
                     "freq": data.freq, "season_length": data.season_length}
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def _interval_gap(case, data: SeriesData) -> Check | None:
+    """A warning when the backtests hold too few forecasts per horizon step for the spec's intervals.
+
+    Split conformal at level ``1 - alpha`` over ``n`` scores is infinite while ``ceil((n + 1)(1 - alpha)) > n``:
+    90% needs 9. datasets::JohnsonJohnson (80 quarters, one series) held 4 backtest windows, so its forecasts
+    carried no interval, and only monitoring said so, blaming the fallback.
+    """
+    from .conformal import conformal_level
+    from .decision import MIN_TEST_BLOCKS
+
+    alpha = float(case.spec.conformal.alpha)
+    n = data.backtest_windows * data.n_series
+    if conformal_level(n, alpha) <= n:
+        return None
+    need = next(k for k in range(n + 1, 10_000) if conformal_level(k, alpha) <= k)
+    per_series = -(-need // data.n_series)
+    windows = data.backtest_windows + data.test_windows
+    test_min = -(-MIN_TEST_BLOCKS // data.n_series)
+    wider = math.ceil(20 / (n + 1)) / 20          # the smallest alpha in steps of 0.05 that n scores hold
+    ways = [f"set conformal.alpha: {wider:g} ({1 - wider:.0%} intervals need {n})"] if n >= 2 and wider < 0.5 else []
+    if per_series + test_min <= windows:
+        ways.append(f"set forecast.backtest_windows: {per_series} and test_windows: {windows - per_series} "
+                    "(the same history)")
+    ways.append("add history or forecast more series")
+    return Check("no_intervals", "warning",
+                 f"{1 - alpha:.0%} intervals need {need} backtest forecasts per horizon step and the backtests hold "
+                 f"{n} ({data.backtest_windows} window(s) x {data.n_series} series): the forecasts will carry no "
+                 "interval", evidence={"alpha": alpha, "per_step": n, "needed": need},
+                 fix="; or ".join(ways))

@@ -355,6 +355,16 @@ def longest_horizon(shortest: int, season_length: int) -> int:
     return (shortest - min_train(season_length)) // 3
 
 
+def verdict_horizon(shortest: int, season_length: int, n_series: int) -> int:
+    """The longest horizon at which the shortest series holds two backtest windows and enough test windows
+    for a verdict (:data:`~mlcase.forecast.decision.MIN_TEST_BLOCKS` series x cut-offs over all series);
+    below 1 no horizon does."""
+    from .decision import MIN_TEST_BLOCKS
+
+    per_series = -(-MIN_TEST_BLOCKS // max(int(n_series), 1))
+    return (shortest - min_train(season_length)) // (2 + per_series)
+
+
 def too_short(shortest: int, season_length: int) -> str:
     """The fix for a series too short at any horizon."""
     need = min_train(season_length)

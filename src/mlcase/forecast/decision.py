@@ -60,7 +60,23 @@ def windows_to_decide(lift: dict, blocks: int) -> int | None:
 
 
 def decide_forecast(case, ev: dict) -> Decision:
-    """The verdict from :func:`mlcase.forecast.evaluate.evaluate_forecast`'s results."""
+    """The verdict from :func:`mlcase.forecast.evaluate.evaluate_forecast`'s results, and what the champion's
+    forecasts will lack: steps whose interval the backtests were too few to calibrate (datasets::JohnsonJohnson,
+    one series of 84 quarters, served AutoETS without an interval and no reason said so)."""
+    verdict = _decide(case, ev)
+    cal = (ev.get("conformal") or {}).get(verdict.champion) or {}
+    open_steps = [s for s, q in zip(cal.get("steps") or [], cal.get("quantile") or [], strict=False) if q is None]
+    if verdict.champion and open_steps:
+        n = min(cal.get("n") or [0])
+        verdict.reasons.append(
+            f"the champion's forecasts carry no {1 - float(cal['alpha']):.0%} interval at "
+            f"{'any step' if len(open_steps) == len(cal['steps']) else 'step(s) ' + ', '.join(map(str, open_steps))}: "
+            f"the backtests hold {n} forecast(s) per step, too few to calibrate one (see the check no_intervals)")
+        verdict.evidence["steps_without_interval"] = open_steps
+    return verdict
+
+
+def _decide(case, ev: dict) -> Decision:
     cand, best = ev.get("candidate"), ev.get("best_baseline")
     models, lifts = ev["models"], ev["lifts"]
     cur = ev["costs"]["currency"]

@@ -25,7 +25,9 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         season_of,
         series_keys,
         too_short,
+        verdict_horizon,
     )
+    from .decision import MIN_TEST_BLOCKS
 
     if not time:
         raise DataError("--time: a forecast case needs the time column", "pass --time DATE_COLUMN")
@@ -72,14 +74,25 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
                         too_short(shortest, season))
     shortened = fits < horizon
     horizon = min(horizon, fits)
+    n_series = frame[ID].nunique()
+    # at the longest horizon that fits, datasets::USAccDeaths (60 months) held one test window, and a verdict
+    # needs MIN_TEST_BLOCKS: the drafted case could only ever keep seasonal naive
+    verdict = verdict_horizon(shortest, season, n_series)
+    held = (f" (the longest at which the shortest series, {shortest} steps, holds the {MIN_TEST_BLOCKS} test "
+            "windows a verdict needs)") if 1 <= verdict < horizon else ""
+    horizon = max(1, min(horizon, verdict)) if verdict >= 1 else horizon
+    no_verdict = None if verdict >= 1 else (
+        f"the shortest series ({shortest} steps) holds fewer than the {MIN_TEST_BLOCKS} test windows (series x "
+        "cut-offs) a verdict needs at any horizon, so the run can only keep seasonal naive (NO_GO) or say "
+        "INCONCLUSIVE; add history or forecast more series")
     others = [c for c in df.columns if c not in (target, time, series, "rownames")
               and pd.api.types.is_numeric_dtype(df[c])]
-    n_series = frame[ID].nunique()
     lines = [
         f"# Drafted by `mlcase init` from {comment(data.name)} ({len(df):,} rows, {n_series} series, frequency {freq}).",
         "# Every section has a default; the comments say what the owner must decide.",
         *([f"# note: {comment(keyed)}"] if keyed else []),
         *([f"# note: the run stops here until the data is fixed: {comment(gaps)}"] if gaps else []),
+        *([f"# note: {comment(no_verdict)}"] if no_verdict else []),
         f"name: {name}",
         "decision: TODO say what the forecast drives (how much to stock, how many staff to roster), in one sentence",
         "owner: TODO team",
@@ -94,7 +107,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         f"  series: {quote(series) if series else 'null'}" + ("               # one series" if not series else ""),
         "forecast:",
         f"  horizon: {horizon}                    # TODO steps ahead each forecast covers"
-        + (f" (the longest the shortest series, {shortest} steps, holds)" if shortened else ""),
+        + (held or (f" (the longest the shortest series, {shortest} steps, holds)" if shortened else "")),
         f"  freq: {freq}                       # inferred from the data",
         f"  season_length: {season}",
         "  known: []                      # TODO covariates known in advance (calendar, holidays, schedules, prices)",

@@ -37,9 +37,14 @@ def explain_boosting(case, data: SeriesData, bake: ForecastBakeoff, max_rows: in
     return out
 
 
-def schema_of(data: SeriesData, recipe: dict | None) -> dict:
-    """The forecast schema a bundle carries: what a request must send."""
-    need = max(max_lag(recipe) if recipe else 0, 2 * data.season_length, 1)
+#: the fewest past values a local model fits on: statsforecast's AutoETS raises "tiny datasets" below 7
+#: (datasets::nhtemp, yearly, served AutoETS with a ``min_history`` of 2 and failed its own warm-up)
+LOCAL_MIN_HISTORY = {"auto_ets": 7}
+
+
+def schema_of(data: SeriesData, recipe: dict | None, name: str | None = None) -> dict:
+    """The forecast schema a bundle carries: what a request must send (``name``: the served model)."""
+    need = max(max_lag(recipe) if recipe else 0, 2 * data.season_length, LOCAL_MIN_HISTORY.get(name, 1))
     return {"task": "forecast", "target": data.target, "time": data.time, "series": data.series_col,
             "freq": data.freq, "horizon": data.horizon, "season_length": data.season_length,
             "known": list(data.known), "past_only": list(data.past_only), "min_history": int(need), "columns": []}
@@ -74,7 +79,8 @@ def build_bundle(case, data: SeriesData, bake: ForecastBakeoff, ev: dict, name: 
     role = "candidate" if name in bake.families else "baseline"
     return ModelBundle(model=model, name=name, role=role, task="forecast",
                        features=list(data.known) + list(data.past_only),
-                       schema=schema_of(data, bake.recipe_of(name) if name in bake.families else None), conformal=cal,
+                       schema=schema_of(data, bake.recipe_of(name) if name in bake.families else None, name),
+                       conformal=cal,
                        reference=reference, metrics={k: test[k] for k in ("mase", "smape", "rmse", "cost_per_point")},
                        params=bake.families.get(name, {}).get("params") or {}, rule=rule_names(case).get(name),
                        case_name=case.name, data_fingerprint=data.fingerprint)
