@@ -252,6 +252,17 @@ def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
     # could save", $0.00 more than $0.00; plm::Crime's counties by year the same)
     assert "already costs what a perfect model would on these rows: there is nothing for a model to save" in \
         doc["reasons"][2] and not any("more than the most" in r for r in doc["reasons"])
+    # nothing is registered, by design: score, serve and leaderboard say why, not "run `mlcase run` first"
+    # (Ecdat::Airline's owner was sent back to the run they had made)
+    from mlcase.case import load_case
+    from mlcase.errors import NotFoundError
+    from mlcase.tracking import load_served
+
+    with pytest.raises(NotFoundError, match=r"registered no model: its last run stopped at the value ceiling "
+                        r"\(popularity .* nothing for a model to save") as err:
+        load_served(load_case(path))
+    assert "run `mlcase run` first" not in err.value.fix and "model-free process" in err.value.fix
+    assert main(["leaderboard", str(path)]) == 2
 
 
 def test_groups_helper_orders_rows_by_list():

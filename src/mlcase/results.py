@@ -101,3 +101,14 @@ def clear(case: Case, stages: list[str] | None = None) -> None:
     for p in case.work_dir.glob("*.json"):
         if stages is None or p.stem in stages:
             p.unlink()
+
+
+def ceiling_stop(case: Case) -> str | None:
+    """Why the case's last run stopped at the value ceiling before training (its decision's last reason), or
+    None when it did not: such a run registers no model and leaves no bake-off, by design, and commands that
+    need them say so instead of "run `mlcase run` first" (Ecdat::Airline, where popularity was already perfect)."""
+    ceiling = load(case, "ceiling") or {}
+    if not ceiling.get("stop") or load(case, "bakeoff") is not None:
+        return None
+    reasons = (load(case, "decision") or {}).get("reasons") or []
+    return reasons[-1] if reasons else "a process that needs no model already does as well as a model could"

@@ -777,6 +777,8 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
 
 
 #: what the server and `mlcase explain` say when no decision set a champion
+CEILING_FIX = ("keep the model-free process the decision names; a run that gets past the ceiling (new data, other "
+               "costs) registers models")
 NO_CHAMPION_NOTE = "no 'champion' alias is registered (the decision was not GO): serving the 'baseline'"
 
 
@@ -790,8 +792,15 @@ def load_served(case: Case) -> tuple[ModelBundle, str | None]:
     try:
         return load_bundle(case, alias="baseline"), NO_CHAMPION_NOTE
     except NotFoundError:
-        raise NotFoundError(f"case '{case.name}' has no registered 'champion' or 'baseline' model in "
-                            f"{redact_url(case.tracking_uri)}", "run `mlcase run` first, or pass --version N") from None
+        pass
+    from .results import ceiling_stop
+
+    why = ceiling_stop(case)
+    if why:
+        raise NotFoundError(f"case '{case.name}' registered no model: its last run stopped at the value ceiling "
+                            f"({why})", CEILING_FIX)
+    raise NotFoundError(f"case '{case.name}' has no registered 'champion' or 'baseline' model in "
+                        f"{redact_url(case.tracking_uri)}", "run `mlcase run` first, or pass --version N")
 
 
 def bundle_file_hashes(case: Case, version: int) -> dict:

@@ -87,6 +87,12 @@ def register(app: typer.Typer) -> None:
         forecast = c.spec.task == "forecast"
         data = results.load(c, "forecast_bakeoff" if forecast else "bakeoff")
         if data is None:
+            why = None if forecast else results.ceiling_stop(c)
+            if why:
+                from ..tracking import CEILING_FIX
+
+                raise NotFoundError(f"case '{c.name}' has no bake-off: its last run stopped at the value ceiling "
+                                    f"({why})", CEILING_FIX)
             raise NotFoundError(f"no bake-off results for case '{c.name}' in {c.work_dir}",
                                 "run `mlcase run` or `mlcase bakeoff` first")
         if forecast:
