@@ -183,6 +183,9 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
     deaths = _table("datasets", "UKDriverDeaths")
     deaths.to_csv(tmp_path / "data.csv", index=False)
     assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
+    # 5 backtest windows fit beside 8 test windows: too few for 90% intervals, so the draft asks for 80%
+    assert "conformal: {alpha: 0.2}          # 80% intervals per horizon step: the 5 backtest window(s)" in (
+        tmp_path / "case.yaml").read_text()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
@@ -197,9 +200,14 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
     assert list(fc["ds"]) == list(pd.date_range("1985-01-01", periods=12, freq="MS"))
     assert set(fc["tier"]) == {"seasonal_naive"}
     assert fc["forecast"].tolist() == deaths["value"].iloc[-12:].astype(float).tolist()  # last year, month by month
+    # with the intervals the run calibrated for seasonal naive on its backtests (it gave none without a model)
+    from mlcase import results
 
-    # served the same way, a year ahead of the last 12 months; monitored against those months, the points have
-    # no interval, so coverage is not measured (it read 0.0%, and would have alerted the model's owner)
+    floor = results.load(load_case(tmp_path / "case.yaml"), "forecast_evaluation")["conformal"]["seasonal_naive"]
+    assert None not in floor["quantile"] and fc["lo"].notna().all() and (fc["hi"] > fc["forecast"]).all()
+
+    # served the same way, a year ahead of the last 12 months, with the same intervals; monitored against those
+    # months, their coverage is measured (with no interval at all it read 0.0%, and alerted the model's owner)
     import subprocess
     import sys
     from pathlib import Path
@@ -218,7 +226,9 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         history = [{"ds": f"{int(t)}-{round((t % 1) * 12) + 1:02d}-01", "y": float(v)}
                    for t, v in zip(deaths["time"].iloc[:-12], deaths["value"].iloc[:-12], strict=True)]
         answer = httpx.post(f"{url}/forecast", json=[{"history": history}], timeout=30).json()[0]
-        assert answer["tier"] == "seasonal_naive" and all(p["lo"] is None for p in answer["points"])
+        assert answer["tier"] == "seasonal_naive" and all(p["lo"] < p["forecast"] < p["hi"] for p in answer["points"])
+        half = [(p["hi"] - p["lo"]) / 2 / answer["scale"] for p in answer["points"]]
+        assert half == pytest.approx(floor["quantile"])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -229,10 +239,9 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         code = main(["monitor", str(tmp_path), "--labels", str(tmp_path / "actuals.csv"), "--json", "--no-notify",
                      "-q"])
     doc = json.loads(out.getvalue())
-    assert code == 0 and doc["points"] == 12 and doc["coverage"] is None and doc["points_with_interval"] == 0
-    assert all(r["coverage"] is None for r in doc["by_step"]) and not doc["alerts"]
-    assert any("(seasonal naive answered without a model), so coverage is not measured" in w
-               for w in doc["warnings"])
+    assert code == 0 and doc["points"] == 12 and doc["points_with_interval"] == 12
+    assert 0.0 <= doc["coverage"] <= 1.0 and all(r["coverage"] in (0.0, 1.0) for r in doc["by_step"])
+    assert not any("coverage is not measured" in w for w in doc["warnings"])
     assert doc["model_mase"] == pytest.approx(doc["seasonal_naive_mase"])
 
 
@@ -568,6 +577,9 @@ def test_init_drafts_a_horizon_that_leaves_the_test_windows_a_verdict_needs(tmp_
     _table("datasets", "AirPassengers").to_csv(tmp_path / "air.csv", index=False)
     air = draft_spec(tmp_path / "air.csv", "value", case_dir=tmp_path, task="forecast", time="time")
     assert yaml.safe_load(air)["forecast"]["horizon"] == 12 and "a verdict needs" not in air
+    # its 2 backtest windows calibrate no interval worth the name: the draft keeps 90% and says so
+    assert "{alpha: 0.1}          # 90% intervals per horizon step: the 2 backtest window(s) the shortest series " \
+           "holds calibrate none (see the check no_intervals)" in air
     _table("datasets", "USAccDeaths").head(36).to_csv(tmp_path / "short.csv", index=False)
     short = draft_spec(tmp_path / "short.csv", "value", case_dir=tmp_path, task="forecast", time="time")
     assert yaml.safe_load(short)["forecast"]["horizon"] == 2
@@ -592,6 +604,10 @@ def test_intervals_the_backtests_cannot_calibrate_are_said_before_the_run_and_in
 
     _table("datasets", "JohnsonJohnson").to_csv(tmp_path / "data.csv", index=False)
     assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
+    spec = yaml.safe_load((tmp_path / "case.yaml").read_text())
+    assert spec["conformal"] == {"alpha": 0.2}            # the draft asks for the level the windows hold ...
+    spec["conformal"] = {"alpha": 0.1}                    # ... and an owner who wants 90% is told why not
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec))
     case = load_case(tmp_path / "case.yaml")
     report = run_checks(case)
     gap = next(c for c in report.checks if c.id == "no_intervals")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -71,7 +70,7 @@ def _interval_gap(case, data: SeriesData) -> Check | None:
     90% needs 9. datasets::JohnsonJohnson (80 quarters, one series) held 4 backtest windows, so its forecasts
     carried no interval, and only monitoring said so, blaming the fallback.
     """
-    from .conformal import conformal_level
+    from .conformal import conformal_level, widest_alpha
     from .decision import MIN_TEST_BLOCKS
 
     alpha = float(case.spec.conformal.alpha)
@@ -82,8 +81,8 @@ def _interval_gap(case, data: SeriesData) -> Check | None:
     per_series = -(-need // data.n_series)
     windows = data.backtest_windows + data.test_windows
     test_min = -(-MIN_TEST_BLOCKS // data.n_series)
-    wider = math.ceil(20 / (n + 1)) / 20          # the smallest alpha in steps of 0.05 that n scores hold
-    ways = [f"set conformal.alpha: {wider:g} ({1 - wider:.0%} intervals need {n})"] if n >= 2 and wider < 0.5 else []
+    wider = widest_alpha(n)
+    ways = [f"set conformal.alpha: {wider:g} ({1 - wider:.0%} intervals need {n})"] if wider else []
     if per_series + test_min <= windows:
         ways.append(f"set forecast.backtest_windows: {per_series} and test_windows: {windows - per_series} "
                     "(the same history)")

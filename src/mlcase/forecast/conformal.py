@@ -42,6 +42,18 @@ def conformal_level(n: int, alpha: float) -> int:
     return int(math.ceil((n + 1) * (1 - alpha) - 1e-12))
 
 
+#: the widest alpha a fix or a draft suggests: an 80% interval needs 4 scores per step; fewer calibrate an
+#: "interval" from two or three errors, which says little about the next one
+MAX_SUGGESTED_ALPHA = 0.2
+
+
+def widest_alpha(n: int) -> float | None:
+    """The smallest ``alpha``, in steps of 0.05, whose interval ``n`` scores calibrate (None past
+    :data:`MAX_SUGGESTED_ALPHA`)."""
+    alpha = math.ceil(20 / (n + 1)) / 20 if n >= 1 else 1.0
+    return alpha if alpha <= MAX_SUGGESTED_ALPHA + 1e-9 else None
+
+
 def calibrate(cv: pd.DataFrame, model: str, scale: dict[str, float], alpha: float) -> dict:
     """Per-step conformal quantiles of ``model``'s scaled absolute errors in a backtest frame.
 

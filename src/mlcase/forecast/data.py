@@ -372,14 +372,28 @@ def too_short(shortest: int, season_length: int) -> str:
             "largest lag, at least 30); drop the shorter series, or predict it as a regression case")
 
 
+def fitted_windows(shortest: int, season_length: int, horizon: int, step: int, backtest: int,
+                   test: int) -> tuple[int, int]:
+    """``(backtest, test)`` windows the shortest series holds after its training history: the backtest windows
+    give way first (down to 2), then the test windows (down to 1); ``(2, 1)`` may still not fit."""
+    need = min_train(season_length)
+
+    def span(b, t):
+        return need + (b - 1) * step + horizon + (t - 1) * step + horizon
+
+    while span(backtest, test) > shortest and backtest > 2:
+        backtest -= 1
+    while span(backtest, test) > shortest and test > 1:
+        test -= 1
+    return backtest, test
+
+
 def _fit_windows(data: SeriesData, shortest: int) -> None:
     """Fewer windows when the shortest series cannot hold them all (a note says so); too short is an error."""
     need = min_train(data.season_length)
     asked = (data.backtest_windows, data.test_windows)
-    while data.test_span + data.backtest_span + need > shortest and data.backtest_windows > 2:
-        data.backtest_windows -= 1
-    while data.test_span + data.backtest_span + need > shortest and data.test_windows > 1:
-        data.test_windows -= 1
+    data.backtest_windows, data.test_windows = fitted_windows(shortest, data.season_length, data.horizon, data.step,
+                                                              *asked)
     if data.test_span + data.backtest_span + need > shortest:
         fix = ("forecast a shorter horizon (forecast.horizon), or drop the short series"
                if longest_horizon(shortest, data.season_length) >= 1 else too_short(shortest, data.season_length))

@@ -15,10 +15,12 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     from ..data import times_of
     from ..spec import parse_spec  # noqa: F401 - the caller validates the draft
     from ..sql import literal
+    from .conformal import conformal_level, widest_alpha
     from .data import (
         ID,
         check_regular,
         check_unique,
+        fitted_windows,
         infer_freq,
         key_column_sql,
         longest_horizon,
@@ -85,6 +87,14 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         f"the shortest series ({shortest} steps) holds fewer than the {MIN_TEST_BLOCKS} test windows (series x "
         "cut-offs) a verdict needs at any horizon, so the run can only keep seasonal naive (NO_GO) or say "
         "INCONCLUSIVE; add history or forecast more series")
+    # the windows the run will fit, and the intervals they calibrate: datasets::JohnsonJohnson's 5 backtest windows
+    # (one series) hold no 90% interval, so the draft asks for the level they do hold
+    backtests, _tests = fitted_windows(shortest, season, horizon, horizon, 20, 8)
+    per_step = backtests * n_series
+    alpha = 0.1 if conformal_level(per_step, 0.1) <= per_step else (widest_alpha(per_step) or 0.1)
+    interval_note = ("" if conformal_level(per_step, 0.1) <= per_step else
+                     f": the {backtests} backtest window(s) the shortest series holds calibrate "
+                     + ("no 90% interval" if alpha != 0.1 else "none (see the check no_intervals)"))
     others = [c for c in df.columns if c not in (target, time, series, "rownames")
               and pd.api.types.is_numeric_dtype(df[c])]
     lines = [
@@ -122,6 +132,6 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         "  # - rule: \"1.05 * lag_364\"    # TODO today's rule over lag_<k> columns (k steps back)",
         "candidates: [lightgbm, ridge]",
         "budget: 2m",
-        "conformal: {alpha: 0.1}          # 90% intervals per horizon step",
+        f"conformal: {{alpha: {alpha:g}}}          # {1 - alpha:.0%} intervals per horizon step{interval_note}",
     ]
     return "\n".join(lines) + "\n"

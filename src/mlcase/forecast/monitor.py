@@ -138,7 +138,7 @@ def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) ->
         # ridge answered every request, and this said seasonal naive had)
         by_model = bool((joined["tier"] == "model").any())
         why = ("the model's intervals were never calibrated: its backtests held too few forecasts per step, see the "
-               "check no_intervals" if by_model else "seasonal naive answered without a model")
+               "check no_intervals" if by_model else "seasonal naive answered, without a calibrated interval")
         out["warnings"].append(f"no forecast with an actual had an interval ({why}), so coverage is not measured")
     elif with_interval.sum() >= spec.monitoring.min_window_rows and cov < 1 - alpha - 3 * float(
             np.sqrt(alpha * (1 - alpha) / with_interval.sum())):

@@ -35,6 +35,8 @@ class ForecastService:
         self.known, self.past_only = list(s.get("known") or []), list(s.get("past_only") or [])
         self.min_history = int(s.get("min_history") or self.season)
         self.conformal = dict((bundle.conformal if bundle is not None else None) or {})
+        if bundle is None and s.get("floor_conformal"):  # the run's calibration of seasonal naive, with no model
+            self.conformal = {"floor": dict(s["floor_conformal"])}
         self.floor = LocalForecaster("seasonal_naive", self.season, self.freq, self.horizon).fit()
         self.timeout_s = timeout_s
         self._pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlcase-forecast")
@@ -197,9 +199,17 @@ def load_served(case, version: int | None = None) -> tuple[object | None, dict, 
 
 
 def seasonal_naive_schema(case) -> dict:
-    """What seasonal naive needs with no model (frequency, season, horizon), from the case's data."""
+    """What seasonal naive needs with no model (frequency, season, horizon), from the case's data, and its
+    intervals as the run calibrated them on the backtests (``floor_conformal``; a NO_GO case's forecasts,
+    "keep seasonal naive", came without any: datasets::UKDriverDeaths, fpp2::wmurders)."""
+    from .. import results
     from .data import load_series
     from .stages import schema_of
 
-    return schema_of(load_series(case), None)
+    schema = schema_of(load_series(case), None)
+    ev = results.load(case, "forecast_evaluation") or {}
+    floor = (ev.get("conformal") or {}).get("seasonal_naive")
+    if floor and int(ev.get("horizon") or 0) == int(schema["horizon"]):
+        schema["floor_conformal"] = floor
+    return schema
 
