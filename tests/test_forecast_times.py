@@ -676,6 +676,6 @@ def test_a_yearly_auto_ets_champion_asks_for_the_history_it_fits_on(tmp_path):
         frame = data.frame
         for n, tier in ((6, "seasonal_naive"), (7, "model")):
             out = service.answer(frame.tail(n).reset_index(drop=True), None, "series")
-            assert out["tier"] == tier and (tier == "model" or "need 7" in out["reason"]), out["reason"]
+            assert out["tier"] == tier and (tier == "model" or "the model needs 7" in out["reason"]), out["reason"]
     finally:
         service.close()

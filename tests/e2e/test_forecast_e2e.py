@@ -225,7 +225,7 @@ def test_forecast_endpoint_and_monitoring_against_actuals(demo, tmp_path):
         assert [a["tier"] for a in answers] == ["model", "model"]
         assert all(a["points"][0]["lo"] < a["points"][0]["forecast"] < a["points"][0]["hi"] for a in answers)
         short = client.post("/forecast", json={**good[0], "history": good[0]["history"][-30:]}).json()
-        assert short["tier"] == "seasonal_naive" and "lags need" in short["reason"]
+        assert short["tier"] == "seasonal_naive" and "the model needs" in short["reason"]
     with serving(folder, version) as client:
         r = client.post("/forecast", json=_requests(folder, ends))
         assert r.status_code == 200 and all(a["tier"] == "model" for a in r.json())

@@ -4,7 +4,8 @@
 model: it reads the history it is given). A request brings a series id, its recent history
 (``ds``, the target and the past-only covariates) and the known covariates of the steps to
 forecast. The model answers when it can; when it fails, runs past its time limit or the history
-is shorter than its lags need, seasonal naive answers, with ``fallback: true`` and the reason.
+is shorter than the model needs (its lags, two seasons, AutoETS's 7 values), seasonal naive
+answers, with ``fallback: true`` and the reason.
 A request the client can fix (no history, a value that is not a number, a missing known
 covariate) is a :class:`~mlcase.errors.DataError` naming it.
 """
@@ -140,7 +141,7 @@ class ForecastService:
         if self.bundle is None:
             tier, reason = "seasonal_naive", "no model is loaded"
         elif len(history) < self.min_history:
-            tier, reason = "seasonal_naive", (f"the history has {len(history)} steps; the model's lags need "
+            tier, reason = "seasonal_naive", (f"the history has {len(history)} steps; the model needs "
                                               f"{self.min_history}")
         else:
             job = self._pool.submit(self.bundle.model.forecast, history, future, h)
