@@ -82,7 +82,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     verdict = verdict_horizon(shortest, season, n_series)
     held = (f" (the longest at which the shortest series, {shortest} steps, holds the {MIN_TEST_BLOCKS} test "
             "windows a verdict needs)") if 1 <= verdict < horizon else ""
-    horizon = max(1, min(horizon, verdict)) if verdict >= 1 else horizon
+    horizon = min(horizon, verdict) if verdict >= 1 else horizon
     no_verdict = None if verdict >= 1 else (
         f"the shortest series ({shortest} steps) holds fewer than the {MIN_TEST_BLOCKS} test windows (series x "
         "cut-offs) a verdict needs at any horizon, so the run can only keep seasonal naive (NO_GO) or say "
