@@ -102,3 +102,22 @@ def test_planted_slice_is_named_and_nothing_else_beyond_chance(stored):
           f"(99.9% band of a 5% rate: <= {hi:.0f})")
     assert hits >= 0.8 * N_PLANTED
     assert false_runs <= hi
+
+
+def test_a_slice_that_loses_the_same_on_every_row_says_so_not_a_ci_of_one_value(tmp_path):
+    """wooldridge::k401ksubs: among 35 eligible participants with low income the candidate flagged none, so it lost
+    the same $0.400 on each against random flagging; the reason read "95% CI $0.400 to $0.400; Holm-adjusted p 0"."""
+    from mlcase.analysis.core import reasons
+    from mlcase.case import case_from_spec
+
+    case = case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                           "data": {"source": "d.csv", "target": "y", "positive": "yes"}}, tmp_path)
+    entry = {"loses_money": True, "reference": "random", "label": "p401k = 1 and inc < 19.39", "n_test": 35,
+             "share_of_test": 0.0222, "test": {"estimate": 0.4, "ci_low": 0.4, "ci_high": 0.4}, "p_holm": 0.0,
+             "tried": 8, "hybrid_valid": {}, "hybrid_test": {}}
+    varied = {**entry, "label": "inc >= 55.17", "test": {"estimate": 0.242, "ci_low": 0.107, "ci_high": 0.403},
+              "p_holm": 0.0085}
+    lines = reasons({"slices": {"money": [entry, varied]}, "describe": {}}, {}, case)["any"]
+    assert "loses $0.400 per decision against random (the same on each of its 35 test rows: no CI; one of 8 " \
+           "slices tried)" in lines[0] and "Holm" not in lines[0]
+    assert "(95% CI $0.107 to $0.403; Holm-adjusted p 0.0085 over 8 slices tried)" in lines[1]

@@ -344,10 +344,15 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
             continue
         ref = describe.get(e["reference"], e["reference"])
         t, hv, ht = e["test"], e["hybrid_valid"], e["hybrid_test"]
+        # every row alike (wooldridge::k401ksubs: no candidate flag among 35 eligible participants) gives a CI of
+        # one value and a p of 0, which read as "95% CI $0.400 to $0.400; Holm-adjusted p 0"
+        same = t["ci_low"] == t["ci_high"]
+        evidence = (f"the same on each of its {e['n_test']:,} test rows: no CI; one of {e['tried']} slices tried"
+                    if same else f"95% CI {m(t['ci_low'])} to {m(t['ci_high'])}; Holm-adjusted p {e['p_holm']:.2g} "
+                    f"over {e['tried']} slices tried")
         line = (f"in the slice '{e['label']}' ({e['n_test']:,} test rows, {100 * e['share_of_test']:.3g}% of "
-                f"decisions) the candidate loses {m(t['estimate'])} per decision against {ref} (95% CI "
-                f"{m(t['ci_low'])} to {m(t['ci_high'])}; Holm-adjusted p {e['p_holm']:.2g} over {e['tried']} "
-                f"slices tried): consider the hybrid '{ref} in this slice, the candidate elsewhere'")
+                f"decisions) the candidate loses {m(t['estimate'])} per decision against {ref} ({evidence}): "
+                f"consider the hybrid '{ref} in this slice, the candidate elsewhere'")
         if hv.get("estimate") is not None:
             line += (f", which saves {m(hv['estimate'])} per decision over the candidate alone on the validation "
                      f"rows (95% CI {m(hv['ci_low'])} to {m(hv['ci_high'])})")
