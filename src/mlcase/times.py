@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+# the one unit of a time axis: microseconds, pandas 3's unit for parsed text, hold years 1 to 9999 (nanoseconds
+# stop at 1678 to 2261, and HistData::Arbuthnot's christenings start in 1629)
+TIME_DTYPE = "datetime64[us]"
+
 
 def as_datetimes(values) -> pd.Series:
     """``values`` as zone-less UTC datetimes (pandas' ``datetime64``, in the unit pandas reads them in:

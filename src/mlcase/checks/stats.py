@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..times import TIME_DTYPE
+
 N_BINS = 32                  # quantile bins of a numeric feature for target-rate encoding
 N_FOLDS = 5                  # out-of-fold encoding folds
 MONOTONE_RHO2 = 0.9          # squared rank correlation from which a regression target's monotone fit is scored
@@ -21,7 +23,7 @@ def _numeric(s: pd.Series) -> np.ndarray | None:
     if pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(dtype="float64", na_value=np.nan)
     if pd.api.types.is_datetime64_any_dtype(s):
-        v = s.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
+        v = s.to_numpy(dtype=TIME_DTYPE).astype("int64").astype("float64")
         v[s.isna().to_numpy()] = np.nan
         return v
     return None

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..case import Case
 from ..errors import DataError, SpecError
+from ..times import TIME_DTYPE
 
 ID, DS, Y = "unique_id", "ds", "y"
 ONE_SERIES = "series"  # the unique_id of a case without data.series
@@ -287,7 +288,7 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
                         "a forecast case forecasts a number; pick a numeric column")
     time = parse_time(case, df)
     out = pd.DataFrame({ID: df[d.series].astype(str) if d.series else ONE_SERIES,
-                        DS: pd.to_datetime(time).astype("datetime64[ns]"), Y: y.astype("float64")})
+                        DS: pd.to_datetime(time).astype(TIME_DTYPE), Y: y.astype("float64")})
     covariates = list(fc.known) + list(fc.past_only)
     for c in covariates:
         col = df[c]

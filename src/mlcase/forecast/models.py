@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import DataError, RuleError
+from ..times import TIME_DTYPE
 from .data import DS, ID, Y
 
 YHAT = "yhat"
@@ -54,7 +55,7 @@ def _future_covariates(history: pd.DataFrame, future: pd.DataFrame | None, h: in
                         "send every known covariate for every step of the horizon")
     fut = future[[ID, DS, *known]].copy()
     fut[ID] = fut[ID].astype(str)
-    fut[DS] = pd.to_datetime(fut[DS]).astype("datetime64[ns]")
+    fut[DS] = pd.to_datetime(fut[DS]).astype(TIME_DTYPE)
     out = steps.merge(fut, on=[ID, DS], how="left")
     missing = out[known].isna().any(axis=1)
     if missing.any():

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..times import TIME_DTYPE
 
 
 def _share(inside: pd.Series) -> float | None:
@@ -79,7 +80,7 @@ def _actuals(case, path) -> pd.DataFrame:
         raise DataError(f"--labels: the actuals file lacks the column '{missing[0]}'",
                         f"give the actuals as {d.series + ', ' if d.series else ''}{d.time}, {d.target}")
     out = pd.DataFrame({"series": frame[d.series].astype(str) if d.series and d.series in frame.columns else "series",
-                        "ds": to_times(frame[d.time]).astype("datetime64[ns]"),
+                        "ds": to_times(frame[d.time]).astype(TIME_DTYPE),
                         "actual": pd.to_numeric(frame[d.target], errors="coerce")})
     return out.dropna(subset=["actual"]).drop_duplicates(["series", "ds"], keep="last")
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..data import to_times
 from ..errors import DataError
+from ..times import TIME_DTYPE
 from .data import DS, ID, Y
 from .metrics import mase_scale
 from .models import YHAT, LocalForecaster
@@ -101,7 +102,7 @@ class ForecastService:
         if ds.isna().any():
             i = int(np.flatnonzero(ds.isna())[0])
             raise DataError(f"{where}[{i}].ds: {rows[i]['ds']!r} is not a date", "send ISO dates such as 2016-08-28")
-        out = pd.DataFrame({DS: ds.astype("datetime64[ns]")})
+        out = pd.DataFrame({DS: ds.astype(TIME_DTYPE)})
         for c in numeric:
             raw = pd.Series([r[c] for r in rows], dtype="object")
             values = pd.to_numeric(raw, errors="coerce")
