@@ -10,7 +10,9 @@ CIs over (series, cut-off) blocks; money at the chosen quantile is given beside 
    zero, and (when costs are given) does not cost more per forecast point than the best baseline
    at the quantile by more than ``min_lift + operating_cost`` going the wrong way.
 3. ``INCONCLUSIVE`` when both point estimates favour the candidate but a CI includes zero; the
-   reasons say how many more test windows would decide.
+   reasons say how many more test windows would decide. Where the best baseline beats seasonal naive
+   (CI above zero), it serves until then where no champion is set (``serves_without_champion``), as a
+   tabular case's server falls back to its ``baseline``.
 4. ``USE_BASELINE`` when the best baseline beats seasonal naive (CI above zero); else ``NO_GO``.
 
 A CI above zero counts only over at least :data:`MIN_TEST_BLOCKS` test blocks; over fewer, a model that
@@ -131,9 +133,15 @@ def _decide(case, ev: dict) -> Decision:
             reasons.append(f"but it costs more than {_names(best)} at the quantile, with a CI below zero")
         elif c_base is not None and c_base["mase"]["estimate"] > 0:
             more = _more(c_base["mase"], ev)
+            serve = []
+            if base_beats:  # the baseline is proven better than the floor; the candidate is not proven better than it
+                evidence["serves_without_champion"] = best
+                serve = [f"until it is settled, the best baseline ({_names(best)}) serves where no champion is set: "
+                         "it beats seasonal naive with a 95% CI above zero"]
             return Decision("INCONCLUSIVE", [f"the candidate ({cand}) beats seasonal naive, and its gain over the best "
                                              f"baseline ({_names(best)}) is positive but its CI includes zero",
-                                             *reasons, *([more] if more else [])], champion=None, evidence=evidence)
+                                             *reasons, *([more] if more else []), *serve], champion=None,
+                            evidence=evidence)
     if base_beats:
         return Decision("USE_BASELINE", [f"USE_BASELINE: {_names(best)} beats seasonal naive with a CI above zero and the "
                                          f"candidate does not beat {_names(best)}", *reasons],

@@ -184,7 +184,8 @@ class ForecastService:
 
 def load_served(case, version: int | None = None) -> tuple[object | None, dict, list[str]]:
     """``(bundle, schema, notes)`` of what `mlcase serve` and `mlcase score` forecast with: the ``champion``
-    (or ``version``); with no champion (the decision kept seasonal naive), no bundle, the schema seasonal naive
+    (or ``version``); with no champion, the ``baseline`` where the decision found it better than seasonal naive
+    (:func:`_proven_baseline`), else (the decision kept seasonal naive) no bundle, the schema seasonal naive
     needs (frequency, season, horizon) from the case's data, and a note saying so. A missing ``version`` is
     the registry's one-line :class:`~mlcase.errors.NotFoundError`."""
     from .. import tracking
@@ -196,8 +197,30 @@ def load_served(case, version: int | None = None) -> tuple[object | None, dict, 
     except NotFoundError as exc:
         if version is not None:
             raise
+        baseline = _proven_baseline(case)
+        if baseline is not None:
+            return baseline, baseline.schema, [
+                f"no champion is registered (the decision was INCONCLUSIVE): serving the best baseline, "
+                f"{baseline.name} (version {baseline.version}), which beats seasonal naive with a 95% CI above zero"]
         return None, seasonal_naive_schema(case), [
             f"no champion is registered ({exc.message}); seasonal naive answers every series"]
+
+
+def _proven_baseline(case):
+    """The registered ``baseline`` where the last decision left no champion but found it better than seasonal
+    naive with a CI above zero (``serves_without_champion``: fpp3::us_change, where ridge's gain over the moving
+    average was not settled, and seasonal naive, the worst of the three, answered); else None."""
+    from .. import results, tracking
+    from ..errors import NotFoundError
+
+    name = ((results.load(case, "decision") or {}).get("evidence") or {}).get("serves_without_champion")
+    if not name:
+        return None
+    try:
+        bundle = tracking.load_bundle(case, alias="baseline")
+    except NotFoundError:
+        return None
+    return bundle if bundle.name == name else None
 
 
 def seasonal_naive_schema(case) -> dict:
