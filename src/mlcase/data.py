@@ -123,7 +123,7 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
     DuckDB hands back pandas nullable/arrow dtypes for some columns; numbers become numpy
     floats (NaN for missing) or ints, text stays pandas strings. A text column whose values
     are all numbers except missing-value tokens (``n/a``, ``NA``, ``-`` ...) becomes a numeric
-    column with those values missing; ``inf``/``-inf`` become missing too. Both are counted
+    column with those values missing; text of only spaces, and ``inf``/``-inf``, become missing too. All are counted
     in the notes, which :mod:`mlcase.checks.reading` reports, so nothing changes silently.
     """
     notes: dict[str, dict] = {}
@@ -154,6 +154,11 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
             if tokens:
                 notes.setdefault("missing_tokens", {})[col] = tokens
                 out[col] = numbers
+            else:
+                blanks = _blank_text(s)
+                if blanks is not None:  # medicaldata::opt writes an unknown outcome as '   ': not a class
+                    notes.setdefault("blank_text", {})[col] = s[blanks].astype(str).value_counts().to_dict()
+                    out[col] = s.mask(blanks)
         if pd.api.types.is_float_dtype(out[col]):
             values = out[col].to_numpy() if isinstance(out[col], pd.Series) else np.asarray(out[col])
             inf = np.isinf(values)
@@ -164,6 +169,25 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(df)))
     frame.attrs[READ_NOTES] = notes
     return frame
+
+
+def _blank_text(s: pd.Series) -> pd.Series | None:
+    """Where a text column holds only spaces (a missing value as fixed-width files and some exports write
+    it; an empty cell is read as missing already), or None where it holds none."""
+    text = s.astype(str)
+    blank = s.notna() & text.str.strip().eq("") & text.ne("")
+    return blank if blank.any() else None
+
+
+def blank_text_summary(blank: dict[str, dict]) -> str:
+    """``column 'a' has 3 values of only spaces``, or for many columns the first few with their counts."""
+    n = {col: int(sum(c.values())) for col, c in blank.items()}
+    if len(n) == 1:
+        (col, k), = n.items()
+        return f"column '{col}' has {k:,} value{'s' if k != 1 else ''} of only spaces"
+    shown = ", ".join(f"'{c}' ({k:,})" for c, k in list(n.items())[:5])
+    return (f"{len(n)} columns have values of only spaces: {shown}"
+            + (f" and {len(n) - 5} more" if len(n) > 5 else ""))
 
 
 def read_notes(df: pd.DataFrame) -> dict[str, dict]:
@@ -179,6 +203,9 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
     for col, tokens in (notes.get("missing_tokens") or {}).items():
         shown = ", ".join(f"{t!r} x{c}" for t, c in list(tokens.items())[:5])
         lines.append(f"column '{col}' is numeric; its missing-value markers ({shown}) were read as missing")
+    blank = notes.get("blank_text") or {}
+    if blank:
+        lines.append(f"{blank_text_summary(blank)}: read as missing")
     for col, counts in (notes.get("infinite") or {}).items():
         lines.append(f"column '{col}' has {sum(counts.values())} infinite value(s), read as missing")
     for col, zone in (notes.get("zoned_times") or {}).items():

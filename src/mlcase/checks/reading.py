@@ -14,6 +14,7 @@ import re
 
 import pandas as pd
 
+from ..data import blank_text_summary
 from .context import Context
 from .registry import register
 from .report import Check
@@ -29,8 +30,8 @@ def _role(ctx: Context, column: str) -> str:
     return "a feature" if column in ctx.features else "not a feature"
 
 
-@register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens", "zoned_times"),
-          order=15)
+@register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens", "blank_text",
+                          "zoned_times"), order=15)
 def check_reading(ctx: Context) -> list[Check]:
     notes = getattr(ctx.ds, "read_notes", None) or {}
     out: list[Check] = []
@@ -60,6 +61,16 @@ def check_reading(ctx: Context) -> list[Check]:
             evidence={"tokens": dict(tokens), "rows": int(len(ctx.frame))},
             fix=f"nothing to do if {shown.split(' (')[0]} means 'unknown'; otherwise fix those values of '{col}' "
                 "at the source (an empty cell is the plain way to write a missing value)"))
+    blank = notes.get("blank_text") or {}
+    if blank:  # one finding for the table: medicaldata::opt writes '   ' for unknown in 80 columns
+        first = next((c for c in blank if c == ctx.spec.data.target), next(iter(blank)))
+        blank = {first: blank[first], **blank}  # the target first, where it is one of them
+        out.append(Check(
+            "blank_text", "warning", f"{blank_text_summary(blank)}; read as missing", column=first,
+            evidence={"columns": {c: {repr(k): int(v) for k, v in counts.items()} for c, counts in blank.items()},
+                      "rows": int(len(ctx.frame))},
+            fix="nothing to do if they mean 'unknown'; otherwise write the values at the source (an empty cell is "
+                "the plain way to write a missing value)"))
     for col, zone in (notes.get("zoned_times") or {}).items():
         out.append(Check(
             "zoned_times", "info",
