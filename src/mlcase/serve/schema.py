@@ -98,8 +98,10 @@ class RecordSpec:
             kind = c["kind"]
             cats = [str(v) for v in c.get("categories") or []] or None
             bool_as_text = kind == "boolean" and "bool" not in str(c.get("dtype", "")).lower()
+            # an identifier is no model input (candidates.column_groups drops it): never required (medicaldata::
+            # indo_rct's patient `id` was, and a request without it, or with it null, was refused)
             self.rules[name] = FieldRule(
-                name=name, kind=kind, required=float(c.get("missing_rate") or 0.0) == 0.0,
+                name=name, kind=kind, required=float(c.get("missing_rate") or 0.0) == 0.0 and kind != "id",
                 categories=cats, lo=c.get("min"), hi=c.get("max"), bool_as_text=bool_as_text,
                 known=frozenset(cats or ()))
         self._lo = {}
@@ -149,6 +151,8 @@ class RecordSpec:
 
     @staticmethod
     def _describe(r: FieldRule) -> str:
+        if r.kind == "id":
+            return "an identifier: optional, and no model reads it"
         parts = [f"{r.kind}{'' if r.required else ', optional (imputed as in training when missing)'}"]
         if r.kind == "numeric" and r.lo is not None:
             parts.append(f"training range [{r.lo:g}, {r.hi:g}]")
@@ -347,7 +351,8 @@ class RecordSpec:
         for name, r in self.rules.items():
             v = rec.get(name)
             if v is None:
-                missing.append(name)
+                if r.kind != "id":  # no model reads an identifier: its absence changes no answer
+                    missing.append(name)
             elif r.known and r.kind == "categorical" and v not in r.known:
                 unknown.append(name)
             elif name in self._lo and not (self._lo[name] <= v <= self._hi[name]):
