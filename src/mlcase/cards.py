@@ -332,7 +332,8 @@ def _slices_md(slices: dict) -> list[str]:
         gap = info.get("largest_gap")
         if gap:
             L.append("")
-            L.append(f"Largest gap: {gap.get('metric')} {_num(gap.get('gap'))} between {gap.get('low_group')} and "
+            rel = " times the overall MAE" if gap.get("relative_to_overall") else ""
+            L.append(f"Largest gap: {gap.get('metric')} {_num(gap.get('gap'))}{rel} between {gap.get('low_group')} and "
                      f"{gap.get('high_group')}" + (" — **above the alert level**" if gap.get("flagged") else ""))
         if info.get("insufficient"):
             L.append(f"Too few rows to judge: {', '.join(map(str, info['insufficient']))}.")

@@ -160,7 +160,9 @@ def _column(ctx: dict, col: str, groups: np.ndarray, sensitive: bool) -> tuple[d
         info["largest_gap"] = {"metric": largest[0], **largest[1], "flagged": bool(largest[1]["gap"] > alert)}
         if largest[1]["gap"] > alert:
             lo_ci, hi_ci = largest[1]["ci"]
-            flags.append(f"{col}: {largest[0]} differs by {largest[1]['gap']:.3f} between "
+            # a regression gap is a share of the overall MAE: say so, or 0.232 reads as dollars (AER::CPSSW8)
+            unit = f" times the overall MAE ({overall_mae:.4g})" if task == "regression" else ""
+            flags.append(f"{col}: {largest[0]} differs by {largest[1]['gap']:.3f}{unit} between "
                          f"'{largest[1]['low_group']}' and '{largest[1]['high_group']}' "
                          f"(95% CI {lo_ci:.3f} to {hi_ci:.3f}; alert above {alert})")
     if sensitive and task == "binary":

@@ -394,7 +394,8 @@ def slices_html(slices: dict, cur: str) -> str:
         if lg:
             ci = lg.get("ci") or [None, None]
             ci_txt = f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})" if None not in ci else ""
-            extra.append(f"largest gap: {lg['metric']} {lg['gap']:.3f}{ci_txt} between '{lg['low_group']}' and "
+            rel = " times the overall MAE" if lg.get("relative_to_overall") else ""
+            extra.append(f"largest gap: {lg['metric']} {lg['gap']:.3f}{rel}{ci_txt} between '{lg['low_group']}' and "
                          f"'{lg['high_group']}'{', flagged' if lg.get('flagged') else ''}")
         for key, label in (("demographic_parity_difference", "demographic parity difference"),
                            ("equalized_odds_difference", "equalized odds difference")):
