@@ -79,3 +79,33 @@ def test_settle_counts_labels_for_an_undecided_lift():
     assert st["more_labelled_rows"] == round((k - 1) * 1250)
     flat = settle({**curve, "params": {"a": 100.0, "b": 0.0, "c": 0.5}}, ev, 0.0)
     assert flat["multiple"] is None or flat["multiple"] > k
+
+
+def test_settle_promises_no_count_the_band_of_the_gain_does_not_support():
+    """MASS::Insurance (43 labels): the law fitted with its exponent at the bound (a -21.87, b 36.86, c 0.05)
+    expected a $0.052 lift to reach $1.093 with 2x the labels, and the reasons said "about 54 more labelled
+    rows would likely settle it". Some bootstrap refits were flat (b = 0), so the gain's 95% band starts at
+    zero: the count is no promise, and settle says the band is too wide instead."""
+    fitted = {"a": -21.86673273348876, "b": 36.859960625861845, "c": 0.05}
+    rng = np.random.default_rng(0)
+    b = np.where(rng.random(200) < 0.1, 0.0, rng.normal(fitted["b"], 15.0, 200).clip(0))
+    boot = np.column_stack([np.full(200, fitted["a"]), b, np.full(200, 0.05)])
+    curve = {"fitted": True, "labels_now": 43, "params": fitted, "_boot_params": boot}
+    ev = {"lift": {"money_per_decision": {"estimate": 0.05233279365256749}, "diff_sd_per_decision": 1.3965637458849016},
+          "best_baseline": "linear", "champion_candidate": "lightgbm", "n_test": 11, "n_labelled": 54,
+          "lift_over_model_free": {}}
+    st = settle(curve, ev, required=0.0)
+    assert st["uncertain"] and st["multiple"] is None and st["multiple_at_estimate"] == 2.0
+    assert st["expected_lift"] == pytest.approx(1.0927, abs=1e-3) and st["gain_band"][0] == pytest.approx(0.0)
+    from mlcase.analysis.core import reasons
+    from mlcase.case import case_from_spec
+
+    case = case_from_spec({"name": "t", "decision": "d", "task": "regression",
+                           "data": {"source": "d.csv", "target": "y"}}, ".")
+    line = reasons({"settle": st}, ev, case)["INCONCLUSIVE"][0]
+    assert "best guess is that 2x today's labels would settle" in line and "too wide to promise" in line
+    # a band that settles even at its low end keeps the count
+    tight = {**curve, "_boot_params": np.column_stack([np.full(200, fitted["a"]), np.full(200, fitted["b"]),
+                                                       np.full(200, 0.05)])}
+    kept = settle(tight, ev, required=0.0)
+    assert kept["multiple"] == 2.0 and kept["more_labelled_rows"] == 54 and "uncertain" not in kept

@@ -277,10 +277,10 @@ def _refit_part(case: Case, dataset, plan, evaluation: dict, bakeoff: dict, oof,
                 "time is skipped, never cut short)")
 
     curve = curve_mod.learning_curve(refits, cfg.fractions, base_oof, refs, seed, "")
-    boot = curve.pop("_boot", None)
-    del boot
+    curve.pop("_boot", None)
     op = float((evaluation.get("operating_cost") or {}).get("per_decision") or 0.0)
     settle = curve_mod.settle(curve, evaluation, op + float(case.spec.constraints.min_lift))
+    curve.pop("_boot_params", None)
     curve["model"] = name
     if rnote:
         curve["note_model"] = rnote
@@ -361,7 +361,14 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
         out["any"].append(line)
     st = result.get("settle")
     if st:
-        if st.get("multiple"):
+        if st.get("uncertain"):
+            lo, hi = st["gain_band"]
+            out["INCONCLUSIVE"].append(
+                f"the learning curve's best guess is that {st['multiple_at_estimate']:g}x today's labels would settle "
+                f"the lift over {st['versus']} (from {m(st['lift_now'])} to about {m(st['expected_lift'])} per "
+                f"decision), but its 95% band for that gain runs from {m(lo)} to {m(hi)}: too wide to promise; "
+                "add labels in steps and rerun `mlcase analyze`")
+        elif st.get("multiple"):
             out["INCONCLUSIVE"].append(
                 f"the learning curve expects the lift over {st['versus']} to grow from {m(st['lift_now'])} to about "
                 f"{m(st['expected_lift'])} per decision with {st['multiple']:g}x today's labels: about "

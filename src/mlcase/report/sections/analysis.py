@@ -109,6 +109,12 @@ def curve_html(a: dict, cur: str) -> str:
         more = f"{st['more_labelled_rows']:,}"
         out.append(f"<p>With about {esc(more)} more labelled rows "
                    f"({esc(st['multiple'])}x today's) the lift over {esc(st['versus'])} would likely be settled.</p>")
+    elif st and st.get("uncertain"):
+        lo, hi = st["gain_band"]
+        k = f"{st['multiple_at_estimate']:g}"
+        out.append(f"<p>The curve's best guess is that {esc(k)}x today's "
+                   f"labels would settle the lift over {esc(st['versus'])}, but its 95% band for that gain runs from "
+                   f"{esc(_m(lo, cur))} to {esc(_m(hi, cur))}: too wide to promise.</p>")
     out.append(f'<p class="muted">{esc(lc.get("time"))}.</p>')
     return "".join(out)
 
