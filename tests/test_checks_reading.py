@@ -131,7 +131,8 @@ def test_every_check_is_one_registered_function():
 def test_only_runs_the_named_checks(tmp_path):
     case = _case(tmp_path)
     report = run_checks(case, prepare(case, frame=frame()), only=["constant", "duplicates"])
-    assert set(report.ran) == {"constant_column", "near_constant_column", "duplicate_rows", "duplicate_ids"}
+    assert set(report.ran) == {"constant_column", "near_constant_column", "duplicate_rows", "duplicate_ids",
+                                "duplicate_items"}
 
 
 def test_abtest_modules_import_no_circle():

@@ -93,3 +93,17 @@ def duration(seconds: float | None) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def rough_duration(seconds: float) -> str:
+    """An age as people say it: the largest unit it reaches, to a tenth (``3d``, ``1.5h``, ``45s``).
+
+    An age is measured, not configured: 3 days and one second is "3d", not ``duration``'s "259201s".
+
+    >>> rough_duration(259201), rough_duration(5400), rough_duration(45.2)
+    ('3d', '1.5h', '45s')
+    """
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{round(seconds / size, 1):g}{unit}"
+    return f"{round(seconds):g}s"

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..formats import duration
+from ..formats import duration, rough_duration
 
 AS_OF_FIELD = "_as_of"
 MAX_CLOCK_SKEW_S = 300.0  # an as-of time this far ahead of the server's clock is taken as now
@@ -98,7 +98,7 @@ class Freshness:
                 age = max(0.0, now - given[f])
                 ages[f] = round(age, 3)
                 if age > limit:
-                    stale[f] = f"{f} is {duration(round(age))} old (data.freshness allows {duration(limit)})"
+                    stale[f] = f"{f} is {rough_duration(age)} old (data.freshness allows {duration(limit)})"
             out.append(Staleness(ages, stale))
         return out
 
