@@ -40,36 +40,6 @@ def test_numbers_that_are_times():
     assert list(to_times(pd.Series([1565, 1629]))) == [pd.Timestamp("1565-01-01"), pd.Timestamp("1629-01-01")]
 
 
-def test_a_history_from_before_1678_is_checked_run_and_scored(tmp_path):
-    """HistData::Arbuthnot (christenings in London, 1629 to 1710): `mlcase init` refused its years ("whole
-    years (1678 to 2261, the span pandas' times hold)"), and past that the run stopped with an internal error
-    (OutOfBoundsDatetime), because the forecast path cast times to nanoseconds. Times are microseconds now
-    (pandas 3's unit for parsed text), so the case is checked, run and scored into 1711."""
-    import contextlib
-    import io
-    import json
-
-    from mlcase.cli import main
-
-    _table("HistData", "Arbuthnot")[["Year", "Males"]].to_csv(tmp_path / "data.csv", index=False)
-    assert main(["init", str(tmp_path / "data.csv"), "-t", "Males", "--task", "forecast", "--time", "Year"]) == 0
-    data = load_series(load_case(tmp_path / "case.yaml"))
-    assert data.freq == "YS-JAN" and len(data.frame) == 82
-    assert (data.frame["ds"].iloc[0], data.frame["ds"].iloc[-1]) == (pd.Timestamp("1629-01-01"),
-                                                                     pd.Timestamp("1710-01-01"))
-    assert main(["check", str(tmp_path), "--quiet"]) == 0
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
-    assert code in (0, 3) and json.loads(out.getvalue())["decision"] in ("GO", "NO_GO", "INCONCLUSIVE")
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "fc.csv"), "-q"]) == 0
-    fc = pd.read_csv(tmp_path / "fc.csv")
-    horizon = load_case(tmp_path / "case.yaml").spec.forecast.horizon
-    assert fc["ds"].str[:4].tolist() == [str(1711 + i) for i in range(horizon)]
-    assert fc["forecast"].between(2_000, 10_000).all()  # christenings of boys per year: 2,890 to 8,426 in the data
-
-
 def test_a_step_count_as_time_is_a_one_line_error(tmp_path):
     case = _case(tmp_path, time="t")
     with pytest.raises(DataError) as err:
@@ -711,57 +681,3 @@ def test_a_yearly_auto_ets_champion_asks_for_the_history_it_fits_on(tmp_path):
             assert out["tier"] == tier and (tier == "model" or "the model needs 7" in out["reason"]), out["reason"]
     finally:
         service.close()
-
-
-def test_an_inconclusive_candidate_leaves_the_proven_baseline_serving_not_seasonal_naive(tmp_path):
-    """fpp3::us_change (quarterly US consumption): ridge and the moving average both beat seasonal naive with
-    a CI above zero, and ridge's gain over the moving average is not settled (INCONCLUSIVE). No champion was
-    set, so `mlcase serve` and `mlcase score` answered with seasonal naive, the worst of the three. Now the
-    decision names the baseline that serves until it is settled, and serving and scoring use it."""
-    import contextlib
-    import io
-    import json
-
-    from mlcase import results
-    from mlcase.cli import main
-    from mlcase.forecast.bakeoff import run_forecast_bakeoff
-    from mlcase.forecast.decision import decide_forecast
-    from mlcase.forecast.evaluate import evaluate_forecast
-    from mlcase.forecast.service import load_served
-    from mlcase.pipeline import _forecast_registry
-
-    changes = _table("fpp3", "us_change").iloc[:-4]  # the last year held out, as a new user would
-    changes.to_csv(tmp_path / "data.csv", index=False)
-    assert main(["init", str(tmp_path / "data.csv"), "-t", "Consumption", "--task", "forecast",
-                 "--time", "Quarter"]) == 0
-    case = load_case(tmp_path / "case.yaml")
-    data = load_series(case)
-    bake = run_forecast_bakeoff(case, data, budget=120, quiet=True, max_trials=10)
-    ev, _ = evaluate_forecast(case, data, bake)
-    verdict = decide_forecast(case, ev)
-    assert (verdict.verdict, bake.candidate, bake.best_baseline) == ("INCONCLUSIVE", "ridge", "moving_average")
-    lifts = ev["lifts"]
-    assert lifts["ridge"]["over_floor"]["mase"]["ci_low"] > 0 and lifts["ridge"]["over_best_baseline"]["mase"][
-        "ci_low"] < 0 < lifts["ridge"]["over_best_baseline"]["mase"]["estimate"]
-    assert lifts["moving_average"]["over_floor"]["mase"]["ci_low"] > 0
-    assert verdict.champion is None and verdict.evidence["serves_without_champion"] == "moving_average"
-    assert "until it is settled, the best baseline (the moving average) serves" in verdict.reasons[-1]
-    results.save(case, "decision", verdict.to_dict())
-    versions = _forecast_registry(case, data, bake, ev, verdict)
-    assert versions["champion_version"] is None
-
-    bundle, _schema, notes = load_served(case)
-    assert (bundle.name, bundle.version) == ("moving_average", versions["baseline_version"])
-    assert "(the decision was INCONCLUSIVE): serving the best baseline, moving_average" in notes[0]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "fc.csv"), "--json",
-                     "-q"]) == 0
-    assert json.loads(out.getvalue())["model_version"] == versions["baseline_version"]
-    fc = pd.read_csv(tmp_path / "fc.csv")
-    assert set(fc["tier"]) == {"model"} and len(fc) == 4
-    assert not np.allclose(fc["forecast"], changes["Consumption"].iloc[-4:])  # not last year's quarters
-
-    # a decision that does not find the baseline better than seasonal naive keeps seasonal naive
-    results.save(case, "decision", {**verdict.to_dict(), "evidence": {}})
-    assert load_served(case)[0] is None
