@@ -174,9 +174,9 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
 def _blank_text(s: pd.Series) -> pd.Series | None:
     """Where a text column holds only spaces (a missing value as fixed-width files and some exports write
     it; an empty cell is read as missing already), or None where it holds none."""
-    text = s.astype(str)
-    blank = s.notna() & text.str.strip().eq("") & text.ne("")
-    return blank if blank.any() else None
+    # judged on the distinct values, not every row: a text column repeats its values
+    blanks = [v for v in pd.unique(s.dropna()) if isinstance(v, str) and v and not v.strip()]
+    return s.isin(blanks) if blanks else None
 
 
 def blank_text_summary(blank: dict[str, dict]) -> str:

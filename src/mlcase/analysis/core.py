@@ -277,7 +277,6 @@ def _refit_part(case: Case, dataset, plan, evaluation: dict, bakeoff: dict, oof,
                 "time is skipped, never cut short)")
 
     curve = curve_mod.learning_curve(refits, cfg.fractions, base_oof, refs, seed, "")
-    curve.pop("_boot", None)
     op = float((evaluation.get("operating_cost") or {}).get("per_decision") or 0.0)
     settle = curve_mod.settle(curve, evaluation, op + float(case.spec.constraints.min_lift))
     curve.pop("_boot_params", None)

@@ -114,8 +114,7 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
                               enumerate(zip(MULTIPLES, targets, strict=True))])
     out["gain_2x"] = _gain(out["extrapolation"], 2.0)
     out["gain_4x"] = _gain(out["extrapolation"], 4.0)
-    out["_boot"] = boot  # kept in memory for settle(); dropped before saving
-    out["_boot_params"] = boot_params
+    out["_boot_params"] = boot_params  # each resample's law, for settle(); dropped before saving
     return out
 
 
