@@ -198,6 +198,15 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
                      "-q"]) == 0
     summary = json.loads(out.getvalue())
     assert summary["model_version"] is None and "seasonal naive answers every series" in summary["notes"][0]
+    assert (summary["series"], summary["scored"], summary["rows"]) == (1, 12, len(deaths))
+    # said as what it is: 12 points of one series from the file's rows, by seasonal naive (it read "scored 12 of
+    # 192 rows ... then 0 rows/s ... model version None")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "fc.csv")]) == 0
+    said = " ".join(out.getvalue().split())
+    assert f"forecast 12 point(s) of 1 series from {len(deaths)} input rows in" in said, said
+    assert "seasonal naive) ->" in said and "every series forecast" in said and "None" not in said, said
     fc = pd.read_csv(tmp_path / "fc.csv", parse_dates=["ds"])
     assert list(fc["ds"]) == list(pd.date_range("1985-01-01", periods=12, freq="MS"))
     assert set(fc["tier"]) == {"seasonal_naive"}
@@ -231,6 +240,16 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         assert answer["tier"] == "seasonal_naive" and all(p["lo"] < p["forecast"] < p["hi"] for p in answer["points"])
         half = [(p["hi"] - p["lo"]) / 2 / answer["scale"] for p in answer["points"]]
         assert half == pytest.approx(floor["quantile"])
+        # the rows may name the time and the target as the case's data does ('time', 'value': R's decimal
+        # years), as /rank takes the item column by its own name; a row with neither names both
+        own = [{"time": float(t), "value": float(v)}
+               for t, v in zip(deaths["time"].iloc[:-12], deaths["value"].iloc[:-12], strict=True)]
+        again = httpx.post(f"{url}/forecast", json={"history": own}, timeout=30).json()
+        assert [p["forecast"] for p in again["points"]] == [p["forecast"] for p in answer["points"]]
+        assert [p["ds"] for p in again["points"]] == [p["ds"] for p in answer["points"]]
+        bad = httpx.post(f"{url}/forecast", json={"history": [{"when": 1969.0, "y": 1.0}]}, timeout=30)
+        assert bad.status_code == 422 and "'ds' is missing" in bad.json()["message"]
+        assert "(or 'time', its column in the case)" in bad.json()["message"] + bad.json().get("fix", "")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -241,7 +260,8 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         code = main(["monitor", str(tmp_path), "--labels", str(tmp_path / "actuals.csv"), "--json", "--no-notify",
                      "-q"])
     doc = json.loads(out.getvalue())
-    assert code == 0 and doc["points"] == 12 and doc["points_with_interval"] == 12
+    # two forecasts of the same 12 months were served and logged (by 'ds'/'y' and by the case's own names)
+    assert code == 0 and doc["points"] == 24 and doc["points_with_interval"] == 24
     assert 0.0 <= doc["coverage"] <= 1.0 and all(r["coverage"] in (0.0, 1.0) for r in doc["by_step"])
     assert not any("coverage is not measured" in w for w in doc["warnings"])
     assert doc["model_mase"] == pytest.approx(doc["seasonal_naive_mase"])

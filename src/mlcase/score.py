@@ -46,6 +46,7 @@ class ScoreResult:
     scoring_s: float = 0.0      # from the first chunk read to the last one written
     model_version: int | None = None
     notes: list = field(default_factory=list)
+    series: int | None = None   # a forecast: the series forecast (``scored`` is then their points)
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "errors": str(self.errors_path), "rows": self.rows,
@@ -54,9 +55,12 @@ class ScoreResult:
                 "seconds": round(self.seconds, 3), "startup_s": round(self.startup_s, 3),
                 "scoring_s": round(self.scoring_s, 3),
                 "rows_per_s": round(self.rows / self.scoring_s) if self.scoring_s else None,
-                "model_version": self.model_version, "notes": self.notes}
+                "model_version": self.model_version, "notes": self.notes,
+                **({"series": self.series} if self.series is not None else {})}
 
     def print(self, console) -> None:
+        if self.series is not None:
+            return self._print_forecast(console)
         rate = self.rows / self.scoring_s if self.scoring_s else 0
         rate_text = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"  # a forecast's few rows: 0.42, not 0
         console.print(f"scored {self.scored} of {self.rows} rows in {self.seconds:.1f}s (start-up {self.startup_s:.1f}s, "
@@ -70,6 +74,24 @@ class ScoreResult:
         if self.fallbacks:
             parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.fallbacks.items()))
             console.print(f"answered by a fallback tier: {parts}")
+        for note in self.notes:
+            console.print(f"note: {note}")
+
+    def _print_forecast(self, console) -> None:
+        # forecast::gas printed "scored 12 of 476 rows ... then 0 rows/s, ... model version None": 476 rows
+        # were its history and future, 12 the points forecast, and None meant seasonal naive answered
+        model = f"model version {self.model_version}" if self.model_version is not None else "seasonal naive"
+        console.print(f"forecast {self.scored} point(s) of {self.series} series from {self.rows} input rows in "
+                      f"{self.seconds:.1f}s (start-up {self.startup_s:.1f}s, engine {self.engine}, {model}) "
+                      f"-> {self.output}")
+        if self.invalid_rows:
+            console.print(f"[yellow]{self.invalid_rows} series not forecast, each with its reason in "
+                          f"{self.errors_path}[/yellow]")
+        else:
+            console.print("every series forecast")
+        if self.fallbacks:
+            parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.fallbacks.items()))
+            console.print(f"series answered by a fallback tier: {parts}")
         for note in self.notes:
             console.print(f"note: {note}")
 

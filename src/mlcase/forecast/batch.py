@@ -82,9 +82,11 @@ def forecast_file(case, input, output, version=None, errors_path=None, engine: s
     _check_output(errors_path, "--errors", input, output)
     given = (bundles or {}).get("model")  # else as `mlcase serve`: the champion, else seasonal naive
     bundle, schema, notes = (given, None, []) if given is not None else load_served(case, version)
-    frame = read_table(input.resolve(), what="INPUT")
     service = ForecastService(bundle, schema=schema)
+    startup_s = time.perf_counter() - t0
     try:
+        frame = read_table(input.resolve(), what="INPUT")
+        t1 = time.perf_counter()
         if engine == "dask":
             out, err = _dask(case, service, frame, scheduler)
         else:
@@ -95,11 +97,13 @@ def forecast_file(case, input, output, version=None, errors_path=None, engine: s
     _write(err, errors_path)
     fallbacks = out.drop_duplicates("series")["tier"].value_counts().to_dict() if len(out) else {}
     fallbacks.pop("model", None)
+    n_series = int(out["series"].nunique()) if len(out) else 0
     return ScoreResult(output=output, errors_path=errors_path, rows=int(len(frame)), scored=int(len(out)),
                        invalid_rows=int(len(err)), issues=int(len(err)), fallbacks=fallbacks, engine=engine,
-                       seconds=time.perf_counter() - t0, model_version=bundle.version if bundle is not None else None,
-                       notes=[*notes, f"{out['series'].nunique() if len(out) else 0} series forecast {service.horizon} "
-                              "steps ahead (one output row per series and step)"])
+                       seconds=time.perf_counter() - t0, startup_s=startup_s, scoring_s=time.perf_counter() - t1,
+                       model_version=bundle.version if bundle is not None else None, series=n_series,
+                       notes=[*notes, f"{n_series} series forecast {service.horizon} steps ahead (one output row per "
+                              "series and step)"])
 
 
 def _dask(case, service, frame: pd.DataFrame, scheduler):

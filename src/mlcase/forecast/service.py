@@ -36,6 +36,9 @@ class ForecastService:
         self.horizon, self.freq, self.season = int(s["horizon"]), s["freq"], int(s["season_length"])
         self.known, self.past_only = list(s.get("known") or []), list(s.get("past_only") or [])
         self.min_history = int(s.get("min_history") or self.season)
+        # the case's own names of the time and the target, which a row may send instead of 'ds' and 'y'
+        # (as /rank takes the item column by its own name): forecast::gas sends 'time' and 'value'
+        self.aliases = {k: n for k, n in (("ds", s.get("time")), (Y, s.get("target"))) if n and n != k}
         self.conformal = dict((bundle.conformal if bundle is not None else None) or {})
         if bundle is None and s.get("floor_conformal"):  # the run's calibration of seasonal naive, with no model
             self.conformal = {"floor": dict(s["floor_conformal"])}
@@ -80,7 +83,7 @@ class ForecastService:
                             f"send at least {self.min_history} past steps of the series")
         # a past-only covariate may be null, as it may be missing in training (the model reads it as missing);
         # the target may not, and the future's known covariates are checked where they are read
-        history = self._table(hist, f"{where}.history", [Y, *self.past_only], optional=self.past_only)
+        history = self._table(self._named(hist), f"{where}.history", [Y, *self.past_only], optional=self.past_only)
         history.insert(0, ID, series)
         future = None
         fut = item.get("future")
@@ -88,16 +91,24 @@ class ForecastService:
             if not isinstance(fut, list) or not all(isinstance(r, dict) for r in fut):
                 raise DataError(f"{where}.future: expected a list of objects with 'ds' and the known covariates",
                                 f"send one object per future step with {', '.join(self.known) or 'ds'}")
-            future = self._table(fut, f"{where}.future", self.known) if fut else None
+            future = self._table(self._named(fut), f"{where}.future", self.known) if fut else None
             if future is not None:
                 future.insert(0, ID, series)
         return history, future, series
+
+    def _named(self, rows: list[dict]) -> list[dict]:
+        """``rows`` with the case's time and target columns read as 'ds' and 'y' where a row sends those names."""
+        if not any(n in r for r in rows for n in self.aliases.values()):
+            return rows
+        return [{**r, **{k: r[n] for k, n in self.aliases.items() if k not in r and n in r}} for r in rows]
 
     def _table(self, rows: list[dict], where: str, numeric: list[str], optional=()) -> pd.DataFrame:
         missing = [c for c in ["ds", *numeric] if any(c not in r for r in rows)]
         if missing:
             i = next(i for i, r in enumerate(rows) if missing[0] not in r)
-            raise DataError(f"{where}[{i}]: '{missing[0]}' is missing", f"send '{missing[0]}' in every row")
+            name = self.aliases.get(missing[0])
+            raise DataError(f"{where}[{i}]: '{missing[0]}' is missing",
+                            f"send '{missing[0]}'{f' (or {name!r}, its column in the case)' if name else ''} in every row")
         ds = to_times(pd.Series([r["ds"] for r in rows]))
         if ds.isna().any():
             i = int(np.flatnonzero(ds.isna())[0])
