@@ -701,3 +701,36 @@ def test_a_yearly_auto_ets_champion_asks_for_the_history_it_fits_on(tmp_path):
             assert out["tier"] == tier and (tier == "model" or "the model needs 7" in out["reason"]), out["reason"]
     finally:
         service.close()
+
+
+def test_a_gain_too_small_for_the_history_is_not_sent_to_raise_test_windows():
+    """stevedata::commodity_prices (Brent crude, 744 monthly steps): a MASE gain of 0.019 over AutoETS would need
+    "about 6075 test windows ...: raise forecast.test_windows if the history allows". The history holds 52 beside
+    two backtest windows, so the advice is that the history cannot settle it; a gain it can settle keeps the advice,
+    with the most it holds."""
+    from mlcase.forecast.data import fitted_windows, most_test_windows
+    from mlcase.forecast.decision import _more, windows_to_decide
+    from mlcase.forecast.metrics import Blocks
+
+    oil = _table("stevedata", "commodity_prices")["oil_brent"].to_numpy()
+    for shortest, season, h, step in [(744, 12, 12, 12), (84, 12, 6, 6), (1201, 7, 14, 7), (60, 1, 5, 5)]:
+        most = most_test_windows(shortest, season, h, step)
+        assert fitted_windows(shortest, season, h, step, 2, most) == (2, most)
+        assert fitted_windows(shortest, season, h, step, 2, most + 1)[1] == most  # one more does not fit
+    most = most_test_windows(len(oil) - 12, 12, 12, 12)
+    assert most == 57
+    cv = pd.DataFrame({ID_: "series", "cutoff": np.repeat(np.arange(8), 12)})
+    base = np.abs(np.diff(oil))[-96:]                     # a month-on-month error over 8 windows of 12 steps
+    noise = np.random.default_rng(0).normal(0, 1.0, 96)
+    noise -= noise.mean()                                 # the gains below are exactly 0.02 and 0.1 a point
+    ev = {"test_period": {"blocks": 8, "most_blocks": most}}
+    small = Blocks(cv).lift(base, base - 0.02 + noise)
+    need = windows_to_decide(small, 8)
+    assert need > most and small["estimate"] > 0
+    said = _more(small, ev)
+    assert f"would need about {need:,} test windows" in said and "this history holds at most 57" in said
+    assert "too small a gain for this history to settle" in said and "raise forecast.test_windows" not in said
+    big = Blocks(cv).lift(base, base - 0.1 + noise)
+    need = windows_to_decide(big, 8)
+    assert 8 < need <= most, need
+    assert _more(big, ev).endswith("the test period has 8: raise forecast.test_windows (the history holds up to 57)")

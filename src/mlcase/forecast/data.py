@@ -389,6 +389,12 @@ def fitted_windows(shortest: int, season_length: int, horizon: int, step: int, b
     return backtest, test
 
 
+def most_test_windows(shortest: int, season_length: int, horizon: int, step: int) -> int:
+    """The most test windows the shortest series holds beside the fewest backtest windows (2)."""
+    room = shortest - min_train(season_length) - step - 2 * horizon
+    return max(room // step + 1, 0) if room >= 0 else 0
+
+
 def _fit_windows(data: SeriesData, shortest: int) -> None:
     """Fewer windows when the shortest series cannot hold them all (a note says so); too short is an error."""
     need = min_train(data.season_length)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .bakeoff import ForecastBakeoff, baseline_backtests, default_input_size
-from .data import DS, ID, SeriesData, Y
+from .data import DS, ID, SeriesData, Y, most_test_windows
 
 FLOOR = "seasonal_naive"
 
@@ -100,7 +100,10 @@ def evaluate_forecast(case, data: SeriesData, bake: ForecastBakeoff) -> tuple[di
            "costs": {"under": under, "over": over, "currency": case.spec.costs.currency}, "alpha": alpha,
            "horizon": data.horizon, "freq": data.freq, "season_length": data.season_length,
            "test_period": {"start": str(test[DS].min()), "end": str(test[DS].max()), "windows": data.test_windows,
-                           "series": data.n_series, "points": int(len(test)), "blocks": blocks.n_blocks},
+                           "series": data.n_series, "points": int(len(test)), "blocks": blocks.n_blocks,
+                           "most_blocks": data.n_series * most_test_windows(
+                               int(data.frame.groupby(ID, observed=True).size().min()), data.season_length,
+                               data.horizon, data.step)},
            "backtest_period": {"start": str(bake.backtest[DS].min()), "end": str(bake.backtest[DS].max()),
                                "windows": data.backtest_windows},
            "conformal": calibrations, "samples": samples(data, test, [m for m in (candidate, best_baseline, FLOOR) if m],
