@@ -471,6 +471,8 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
         # of a run that got through the input is written either way (it says what is wrong)
         out_w.close(commit=done and result.scored > 0)
         err_w.close(commit=done and result.rows > 0)
+    if case.spec.task == "ranking" and done and result.scored:
+        _rank_lists(case, output, result)
     result.seconds = time.perf_counter() - t0
     result.scoring_s = result.seconds - result.startup_s
     if done and not result.rows:
@@ -484,6 +486,52 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
                         f"fix the columns named in {errors_path} (types and values as in training), then score again",
                         path=str(errors_path))
     return result
+
+
+def _rank_lists(case, output: Path, result: ScoreResult) -> None:
+    """A ranking case's output as lists: each row's ``position`` in its group (1 = best, ties in input order,
+    as ``POST /rank`` orders a list) and ``decision`` ``shown`` within the top ``ranking.k``, else ``below_k``.
+
+    ordinal::soup was scored row by row, each with ``decision: auto``: nothing said which soup came first for
+    whom. DuckDB orders the written output by group out of core, and the rewrite replaces it in one step.
+    """
+    import os
+
+    import duckdb
+
+    group = case.spec.data.group
+    k = int(case.spec.ranking.k) if case.spec.ranking is not None else 10
+    kind = "parquet" if output.suffix.lower() in (".parquet", ".pq") else "csv"
+    tmp = output.with_name(f".{output.name}.ranked")
+
+    def lit(path: Path) -> str:
+        return "'" + str(path).replace("'", "''") + "'"
+
+    con = duckdb.connect()
+    try:
+        src = (f"read_parquet({lit(output)})" if kind == "parquet"
+               else f"read_csv({lit(output)}, header = true, all_varchar = true)")  # every value written as read
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+        if group not in cols:
+            result.notes.append(f"no positions: the output has no '{group}' column to make lists of")
+            return
+        q = '"' + group.replace('"', '""') + '"'
+        num = "CAST({} AS {})".format
+        order = f'{num("score", "DOUBLE")} DESC NULLS LAST, {num(chr(34) + "row" + chr(34), "BIGINT")}'
+        con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN position <= {k} THEN 'shown' ELSE 'below_k' END AS decision)
+                              FROM (SELECT *, row_number() OVER (PARTITION BY {q} ORDER BY {order}) AS position
+                                    FROM {src})
+                              ORDER BY {num(chr(34) + "row" + chr(34), "BIGINT")})
+                        TO {lit(tmp)} (FORMAT {kind}{", HEADER" if kind == "csv" else ""})""")
+        counts = con.execute(f"SELECT count(DISTINCT {q}), count(*) FILTER (WHERE position <= {k}) "
+                             f"FROM (SELECT {q}, row_number() OVER (PARTITION BY {q}) AS position FROM {src})").fetchone()
+    finally:
+        con.close()
+    os.replace(tmp, output)
+    result.decisions = {"shown": int(counts[1]), "below_k": int(result.scored - counts[1])}
+    result.notes.append(f"{counts[0]:,} lists of '{group}': each row's position in its list (1 = best, ties in input "
+                        f"order) and decision 'shown' in the top {k} (ranking.k), else 'below_k', as POST /rank "
+                        "orders and logs them")
 
 
 def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -134,3 +134,37 @@ def test_rank_falls_back_to_popularity_on_a_failing_model_and_logs_each_item(tra
     lists = list_frame(case, log)
     assert len(lists) == len(chosen) and set(lists["tier"]) == {"popularity"}
     assert lists.set_index("list_id")["clicks"].to_dict() == {lid: int(p <= 2) for lid, p in chosen.items()}
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_batch_scoring_orders_each_list_as_rank_does(travel, tmp_path, suffix):
+    """ordinal::soup's `mlcase score` wrote each row's score with ``decision: auto`` and no order: which mode
+    comes first for whom was left to the reader. Each row now has its position in its group's list and
+    ``shown`` in the top k, the order and the decision ``POST /rank`` gives the same items."""
+    import pandas as pd
+
+    from mlcase.score import score_file
+    from mlcase.serve.app import ServeSettings, create_app
+
+    case, ds, good, _ = travel
+    test = ds.rows("test")[["individual", "mode", *ds.features]].sample(frac=1.0, random_state=0)  # lists interleaved
+    test.to_csv(tmp_path / "in.csv", index=False)
+    out_path = tmp_path / f"out.{suffix}"
+    res = score_file(case, tmp_path / "in.csv", out_path, bundles={"model": good}, progress=False)
+    out = pd.read_csv(out_path) if suffix == "csv" else pd.read_parquet(out_path)
+    assert out["row"].tolist() == list(range(len(test)))          # the input's order is kept
+    lists = test["individual"].nunique()
+    assert res.decisions == {"shown": 2 * lists, "below_k": len(test) - 2 * lists}
+    assert any(f"{lists:,} lists of 'individual'" in n for n in res.notes)
+    scores = good.scores(test[good.features])
+    for _, part in out.assign(expect=scores).groupby("individual"):
+        order = part.sort_values("position")
+        assert order["position"].tolist() == list(range(1, len(part) + 1))
+        assert order["expect"].is_monotonic_decreasing
+        assert order["decision"].tolist() == ["shown", "shown"] + ["below_k"] * (len(part) - 2)
+    who = int(test["individual"].iloc[0])
+    items, _ = _items(ds, who)
+    with running(create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=1))) as url:
+        served = httpx.post(f"{url}/rank", json={"group": who, "items": items}).json()
+    mine = out[out["individual"].astype(str) == str(who)].sort_values("position")
+    assert mine["mode"].astype(str).tolist() == [str(i["item"]) for i in served["items"]]
