@@ -168,3 +168,33 @@ def test_batch_scoring_orders_each_list_as_rank_does(travel, tmp_path, suffix):
         served = httpx.post(f"{url}/rank", json={"group": who, "items": items}).json()
     mine = out[out["individual"].astype(str) == str(who)].sort_values("position")
     assert mine["mode"].astype(str).tolist() == [str(i["item"]) for i in served["items"]]
+
+
+def test_an_item_id_the_model_reads_is_named_once_when_missing(travel):
+    """wooldridge::school93_98 served ALS, which reads the item id (schid) as its input: a list without it got 16
+    issues for 8 items, each item's schid twice ("is required (it was never missing in training)" and "is
+    required: the item id"). Each missing item id is one issue."""
+    from mlcase.bakeoff.ranking import ranking_info
+    from mlcase.bundle import ModelBundle
+    from mlcase.rankers import ALSRanker
+    from mlcase.serve.app import ServeSettings, create_app
+
+    case, ds, _, _ = travel
+    rows = ds.rows("train")
+    als = ALSRanker(group="individual", item="mode").fit(rows[["individual", "mode"]], ds.y_train)
+    b = ModelBundle(model=als, name="als", role="baseline", task="ranking", features=["individual", "mode"],
+                    schema=ds.schema.to_dict(), version=1)
+    b.ranking = ranking_info(case, ds, rows, ds.y_train)
+    app = create_app(ServeSettings(case=case, bundles={"model": b}, registry=False, warmup=1))
+    who = int(ds.rows("test")["individual"].iloc[0])
+    items, _ = _items(ds, who)
+    with running(app) as url:
+        ok = httpx.post(f"{url}/rank", json={"group": who, "items": items})
+        bad = httpx.post(f"{url}/rank", json={"group": who, "items": [{k: v for k, v in it.items() if k != "mode"}
+                                                                       for it in items]})
+    assert ok.status_code == 200 and len(ok.json()["items"]) == len(items), ok.text
+    detail = bad.json()["detail"]
+    assert bad.status_code == 422 and len(detail) == len(items), detail
+    assert all(d["field"] == "mode" and d["message"] == "is required: the item id (mode) of each candidate"
+               for d in detail)
+    assert bad.json()["message"].startswith(f"{len(items)} invalid field(s)")
