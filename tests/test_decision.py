@@ -241,5 +241,5 @@ def test_a_candidate_that_is_the_baseline_model_is_named_so_not_given_a_zero_lif
     assert ev["best_baseline"] == "linear" and ev["lift"]["metric"]["ci_high"] == 0
     assert d.verdict == "USE_BASELINE" and d.champion == "linear"
     text = " ".join(d.reasons)
-    assert ("the candidate (candidate) scores exactly as the best baseline (linear) on every test row" in text
-            and "+0 (95% CI" not in text), d.reasons
+    assert ("the candidate (candidate) scores exactly as the best baseline (linear) on every test row: it answers "
+            "as the baseline does, so there is nothing to gain over it" in text and "+0 (95% CI" not in text), d.reasons

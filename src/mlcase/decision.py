@@ -312,8 +312,10 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
         reasons.append("the champion alias stays where it is until then")
         return "INCONCLUSIVE", reasons, None, info
     same = all(d[k] == 0 for d in (lift, metric) for k in ("estimate", "ci_low", "ci_high"))
-    why = (f"the candidate ({cand}) scores exactly as the best baseline ({best}) on every test {unit}: the same "
-           "model, so there is nothing to gain over it" if same else
+    # "the same model" was said of LightGBM's LambdaRank and the linear baseline on ordinal::soup, whose lists
+    # differ only by item: two models that give the same answers, not one
+    why = (f"the candidate ({cand}) scores exactly as the best baseline ({best}) on every test {unit}: it answers "
+           "as the baseline does, so there is nothing to gain over it" if same else
            f"the candidate does not beat {versus}" if L <= 0 else
            f"{need_line}; the lift over {versus} does not pay for operating the model")
     if best_is_trivial or best not in beats:
