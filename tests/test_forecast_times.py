@@ -250,6 +250,10 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         bad = httpx.post(f"{url}/forecast", json={"history": [{"when": 1969.0, "y": 1.0}]}, timeout=30)
         assert bad.status_code == 422 and "'ds' is missing" in bad.json()["message"]
         assert "(or 'time', its column in the case)" in bad.json()["message"] + bad.json().get("fix", "")
+        # a bad value is named as it was sent
+        text = httpx.post(f"{url}/forecast", json={"history": [{**own[0], "value": "n/a"}, *own[1:]]}, timeout=30)
+        assert text.status_code == 422 and text.json()["message"].startswith(
+            "request.history[0].value: 'n/a' is not a finite number; send a number for 'value'"), text.json()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

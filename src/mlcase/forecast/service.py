@@ -83,7 +83,7 @@ class ForecastService:
                             f"send at least {self.min_history} past steps of the series")
         # a past-only covariate may be null, as it may be missing in training (the model reads it as missing);
         # the target may not, and the future's known covariates are checked where they are read
-        history = self._table(self._named(hist), f"{where}.history", [Y, *self.past_only], optional=self.past_only)
+        history = self._table(*self._named(hist), f"{where}.history", [Y, *self.past_only], optional=self.past_only)
         history.insert(0, ID, series)
         future = None
         fut = item.get("future")
@@ -91,18 +91,20 @@ class ForecastService:
             if not isinstance(fut, list) or not all(isinstance(r, dict) for r in fut):
                 raise DataError(f"{where}.future: expected a list of objects with 'ds' and the known covariates",
                                 f"send one object per future step with {', '.join(self.known) or 'ds'}")
-            future = self._table(self._named(fut), f"{where}.future", self.known) if fut else None
+            future = self._table(*self._named(fut), f"{where}.future", self.known) if fut else None
             if future is not None:
                 future.insert(0, ID, series)
         return history, future, series
 
-    def _named(self, rows: list[dict]) -> list[dict]:
-        """``rows`` with the case's time and target columns read as 'ds' and 'y' where a row sends those names."""
-        if not any(n in r for r in rows for n in self.aliases.values()):
-            return rows
-        return [{**r, **{k: r[n] for k, n in self.aliases.items() if k not in r and n in r}} for r in rows]
+    def _named(self, rows: list[dict]) -> tuple[list[dict], dict]:
+        """``(rows, shown)``: the case's time and target columns read as 'ds' and 'y' where a row sends those
+        names, and the names the request used (an error names the field as it was sent)."""
+        used = {k: n for k, n in self.aliases.items() if any(k not in r and n in r for r in rows)}
+        if not used:
+            return rows, {}
+        return [{**r, **{k: r[n] for k, n in used.items() if k not in r and n in r}} for r in rows], used
 
-    def _table(self, rows: list[dict], where: str, numeric: list[str], optional=()) -> pd.DataFrame:
+    def _table(self, rows: list[dict], shown: dict, where: str, numeric: list[str], optional=()) -> pd.DataFrame:
         missing = [c for c in ["ds", *numeric] if any(c not in r for r in rows)]
         if missing:
             i = next(i for i, r in enumerate(rows) if missing[0] not in r)
@@ -112,7 +114,8 @@ class ForecastService:
         ds = to_times(pd.Series([r["ds"] for r in rows]))
         if ds.isna().any():
             i = int(np.flatnonzero(ds.isna())[0])
-            raise DataError(f"{where}[{i}].ds: {rows[i]['ds']!r} is not a date", "send ISO dates such as 2016-08-28")
+            raise DataError(f"{where}[{i}].{shown.get('ds', 'ds')}: {rows[i]['ds']!r} is not a date",
+                            "send ISO dates such as 2016-08-28")
         out = pd.DataFrame({DS: ds.astype(TIME_DTYPE)})
         for c in numeric:
             raw = pd.Series([r[c] for r in rows], dtype="object")
@@ -122,7 +125,9 @@ class ForecastService:
                 bad &= raw.notna().to_numpy()  # null is missing; text or an infinity is still wrong
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise DataError(f"{where}[{i}].{c}: {rows[i][c]!r} is not a finite number", f"send a number for '{c}'")
+                name = shown.get(c, c)
+                raise DataError(f"{where}[{i}].{name}: {rows[i][c]!r} is not a finite number",
+                                f"send a number for '{name}'")
             out[c] = values.to_numpy(dtype=float)
         out = out.sort_values(DS, kind="stable").reset_index(drop=True)
         if out[DS].duplicated().any():
