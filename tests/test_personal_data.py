@@ -103,7 +103,9 @@ def test_an_email_as_data_id_warns_that_the_log_keeps_it_raw(tmp_path, default_d
 
 TABLES_WITHOUT_IDENTIFIERS = [("ISLR", "Default"), ("modeldata", "wa_churn"), ("datasets", "mtcars"),
                               ("MASS", "Boston"), ("gt", "towny"), ("causaldata", "restaurant_inspections"),
-                              ("openintro", "country_iso"), ("Stat2Data", "Hawks")]
+                              ("openintro", "country_iso"), ("Stat2Data", "Hawks"),
+                              # order ids 2015-000001 ... read as North American numbers 201-500-0001 ...
+                              ("gt", "pizzaplace")]
 
 
 def test_no_false_positive_on_real_tables_without_identifiers():
@@ -117,6 +119,23 @@ def test_no_false_positive_on_real_tables_without_identifiers():
             if hit:
                 flagged.append((package, item, c, hit["kind"]))
     assert flagged == []
+
+
+def test_a_north_american_number_counts_unhinted_only_grouped_as_it_is_written():
+    """gt::pizzaplace's order ids (``2015-000001``) were "phone numbers" (100% of the sample valid in the North
+    American plan once its digits were read 201-500-0001), and the run stopped at the personal data check. The
+    same digits grouped as a number is written still count; under a phone-like name every plan still does."""
+    from mlcase.checks.personal import _is_phone_unhinted
+
+    for v in ["201-555-0123", "(201) 555-0123", "201.555.0123", "1 201 555 0123", "(201) 5550123",
+              "+1 201 555 0123"]:
+        assert _is_phone_unhinted(v), v
+    for v in ["2015-000001", "20155-50123", "201-5550-123", "2015550123"]:
+        assert not _is_phone_unhinted(v), v
+    ids = pd.Series([f"2015-{i:06d}" for i in range(1, 1500)])
+    assert scan_column("id", ids) is None and scan_column("order_ref", ids) is None
+    phones = pd.Series([f"{(201, 415, 646)[i % 3]}-{201 + i % 700}-{i:04d}" for i in range(1500)])
+    assert scan_column("contact", phones)["kind"] == "phone"
 
 
 def test_real_person_names_are_found_by_their_column_and_values():

@@ -156,11 +156,19 @@ def _is_name(v: str) -> bool:
     return bool(_NAME.match(v)) and (v[:1].isupper() or v.islower())
 
 
+# how a North American number is grouped when written: 201-555-0123, (201) 555-0123, 1 201 555 0123, (201) 5550123
+_NANP_GROUPS = {(3, 3, 4), (1, 3, 3, 4), (3, 7)}
+
+
 def _is_phone_unhinted(v: str) -> bool:
     """Without a column name saying phone, only unambiguous numbers count: international (``+``), or written
-    with separators and valid in the North American plan (bird-ring and lot numbers such as ``1705-24645``
-    are valid national numbers of some European plans)."""
-    return _is_phone(v, ("US", "CA")) and (v.startswith("+") or any(ch in v for ch in " -()."))
+    with separators and valid in the North American plan, grouped as it writes them (bird-ring and lot numbers
+    such as ``1705-24645`` are valid national numbers of some European plans, and gt::pizzaplace's order ids
+    ``2015-000001`` read as 201-500-0001)."""
+    if v.startswith("+"):
+        return _is_phone(v, ("US", "CA"))
+    groups = tuple(len(g) for g in re.findall(r"\d+", v))
+    return groups in _NANP_GROUPS and any(ch in v for ch in " -().") and _is_phone(v, ("US", "CA"))
 
 
 VALIDATORS = {"email": _is_email, "phone": _is_phone_unhinted, "card_number": _is_card, "account_number": _is_iban,
