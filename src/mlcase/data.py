@@ -399,7 +399,7 @@ _ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|^rownames$|^unnamed: ?0$|^
 # identifier (the words above, and the short forms of survey and panel tables), values repeating
 # (Stata's panels write ``idcode``: sampleSelection::nlswork, 4,711 women in 28,534 person-years, went GO
 # on a random split that put each woman's years on both sides)
-_ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|id_?code|id_?num|caseid|nr|subject|student|patient|household|"
+_ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|id_?code|id_?num|id_?case|caseid|nr|subject|student|patient|household|"
                           r"person_?id)$)", re.I)
 ENTITY_MIN_VALUES = 10       # an entity key has at least this many values ...
 ENTITY_MIN_ROWS = 1.5        # ... and this many rows per value on average
