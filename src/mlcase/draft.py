@@ -279,9 +279,18 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         raise SpecError("--task ranking needs --group: the column naming the query, user or session of each list",
                         "pass --group COL (and --item COL for recommendation baselines)")
     y = pd.to_numeric(df[target], errors="coerce")
+    positive = None
     if y.isna().all():
-        raise DataError(f"--target '{target}' is not numeric; a ranking target is a relevance, a 0/1 interaction "
-                        "or a rating", "encode it as numbers (clicked: 1, not: 0)")
+        # two values as text are an interaction, as the run reads them with data.positive (mlmRev::Contraception's
+        # use, 'Y' or 'N', was refused here though the run takes it)
+        values = sorted(map(str, df[target].dropna().unique()))
+        if len(values) != 2:
+            raise DataError(f"--target '{target}' is not numeric; a ranking target is a relevance, a 0/1 "
+                            "interaction or a rating", "encode it as numbers (clicked: 1, not: 0)")
+        from .data import _guess_positive
+
+        positive = _guess_positive(values)
+        y = (df[target].astype(str) == positive).astype(float).where(df[target].notna())
     schema = infer_schema(df, target, "ranking")
     kinds = {c: schema.columns[c].kind for c in df.columns}
     time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
@@ -308,6 +317,8 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         "data:",
         source,
         f"  target: {_q(target)}                # the relevance, interaction or rating of an item for its group",
+        *([f"  positive: {_q(positive)}              # the value that counts as an interaction (1); the other is 0"]
+          if positive is not None else []),
         f"  group: {_q(group)}                  # one list per value: the query, user or session",
         f"  item: {_q(item) if item else 'null'}" + ("                   # enables popularity, recency and ALS baselines"
                                                      if item else "                # set the item column for recommendation baselines"),
