@@ -59,39 +59,26 @@ class ScoreResult:
                 **({"series": self.series} if self.series is not None else {})}
 
     def print(self, console) -> None:
-        if self.series is not None:
-            return self._print_forecast(console)
-        rate = self.rows / self.scoring_s if self.scoring_s else 0
-        rate_text = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"  # a forecast's few rows: 0.42, not 0
-        console.print(f"scored {self.scored} of {self.rows} rows in {self.seconds:.1f}s (start-up {self.startup_s:.1f}s, "
-                      f"then {rate_text} rows/s, "
-                      f"engine {self.engine}, model version {self.model_version}) -> {self.output}")
-        if self.invalid_rows:
-            console.print(f"[yellow]{self.invalid_rows} invalid row(s) ({self.issues} issue(s)) written to "
-                          f"{self.errors_path}[/yellow]")
+        if self.series is None:
+            rate = self.rows / self.scoring_s if self.scoring_s else 0
+            rate_text = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+            head = (f"scored {self.scored} of {self.rows} rows in {self.seconds:.1f}s (start-up {self.startup_s:.1f}s, "
+                    f"then {rate_text} rows/s, engine {self.engine}, model version {self.model_version})")
+            bad = f"{self.invalid_rows} invalid row(s) ({self.issues} issue(s)) written to {self.errors_path}"
+            clean, by_tier = "no invalid rows", "answered by a fallback tier"
         else:
-            console.print("no invalid rows")
+            # forecast::gas printed "scored 12 of 476 rows ... then 0 rows/s, ... model version None": 476 rows
+            # were its history and future, 12 the points forecast, and None meant seasonal naive answered
+            model = f"model version {self.model_version}" if self.model_version is not None else "seasonal naive"
+            head = (f"forecast {self.scored} point(s) of {self.series} series from {self.rows} input rows in "
+                    f"{self.seconds:.1f}s (start-up {self.startup_s:.1f}s, engine {self.engine}, {model})")
+            bad = f"{self.invalid_rows} series not forecast, each with its reason in {self.errors_path}"
+            clean, by_tier = "every series forecast", "series answered by a fallback tier"
+        console.print(f"{head} -> {self.output}")
+        console.print(f"[yellow]{bad}[/yellow]" if self.invalid_rows else clean)
         if self.fallbacks:
             parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.fallbacks.items()))
-            console.print(f"answered by a fallback tier: {parts}")
-        for note in self.notes:
-            console.print(f"note: {note}")
-
-    def _print_forecast(self, console) -> None:
-        # forecast::gas printed "scored 12 of 476 rows ... then 0 rows/s, ... model version None": 476 rows
-        # were its history and future, 12 the points forecast, and None meant seasonal naive answered
-        model = f"model version {self.model_version}" if self.model_version is not None else "seasonal naive"
-        console.print(f"forecast {self.scored} point(s) of {self.series} series from {self.rows} input rows in "
-                      f"{self.seconds:.1f}s (start-up {self.startup_s:.1f}s, engine {self.engine}, {model}) "
-                      f"-> {self.output}")
-        if self.invalid_rows:
-            console.print(f"[yellow]{self.invalid_rows} series not forecast, each with its reason in "
-                          f"{self.errors_path}[/yellow]")
-        else:
-            console.print("every series forecast")
-        if self.fallbacks:
-            parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.fallbacks.items()))
-            console.print(f"series answered by a fallback tier: {parts}")
+            console.print(f"{by_tier}: {parts}")
         for note in self.notes:
             console.print(f"note: {note}")
 
