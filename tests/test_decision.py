@@ -243,3 +243,17 @@ def test_a_candidate_that_is_the_baseline_model_is_named_so_not_given_a_zero_lif
     text = " ".join(d.reasons)
     assert ("the candidate (candidate) scores exactly as the best baseline (linear) on every test row: it answers "
             "as the baseline does, so there is nothing to gain over it" in text and "+0 (95% CI" not in text), d.reasons
+
+
+def test_a_calibration_that_raised_the_test_ece_says_so():
+    """Ecdat::Yogurt: sigmoid calibration was chosen on the validation rows' cross-fit and the reason read "the
+    candidate was calibrated (sigmoid) on the validation rows: test ECE 0.0914 -> 0.1747", like an improvement."""
+    from mlcase.decision import _notes
+
+    worse = {"calibration": {"applied": True, "method": "sigmoid", "ece_test_before": 0.0914, "ece_test_after": 0.1747}}
+    line = next(n for n in _notes(worse, "USD") if "calibrated" in n)
+    assert line.startswith("the candidate was calibrated (sigmoid) on the validation rows: test ECE 0.0914 -> 0.1747;")
+    assert "did not carry over to the test rows" in line and "evaluation.calibrate: none" in line
+    better = {"calibration": {**worse["calibration"], "ece_test_before": 0.1936, "ece_test_after": 0.1267}}
+    assert [n for n in _notes(better, "USD") if "calibrated" in n] == [
+        "the candidate was calibrated (sigmoid) on the validation rows: test ECE 0.1936 -> 0.1267"]

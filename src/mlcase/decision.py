@@ -447,8 +447,15 @@ def _notes(ev: dict, cur: str) -> list[str]:
                    f"above the review capacity {100 * cap['capacity']:.3g}%; watch the flag rate in monitoring")
     cal = ev.get("calibration") or {}
     if cal.get("applied"):
-        out.append(f"the candidate was calibrated ({cal.get('method')}) on the validation rows: test ECE "
-                   f"{cal.get('ece_test_before', float('nan')):.4f} -> {cal.get('ece_test_after', float('nan')):.4f}")
+        before, after = cal.get("ece_test_before", float("nan")), cal.get("ece_test_after", float("nan"))
+        line = (f"the candidate was calibrated ({cal.get('method')}) on the validation rows: test ECE "
+                f"{before:.4f} -> {after:.4f}")
+        if after > before:
+            # Ecdat::Yogurt (4 brands): sigmoid won on the validation rows' cross-fit, then doubled the test ECE,
+            # and the reason read like an improvement
+            line += ("; it did not carry over to the test rows (calibration was chosen on the validation rows "
+                     "alone): set evaluation.calibrate: none to keep the model's own scores")
+        out.append(line)
     return out
 
 

@@ -347,7 +347,10 @@ def calibration_html(cal: dict) -> str:
                 f"Expected calibration error on the test rows: {esc(fmt(cal.get('ece_test_before'), 3))} before, "
                 f"{esc(fmt(cal.get('ece_test_after'), 3))} after; log loss "
                 f"{esc(fmt(cal.get('log_loss_test_before'), 4))}"
-                f" before, {esc(fmt(cal.get('log_loss_test_after'), 4))} after.</p>")
+                f" before, {esc(fmt(cal.get('log_loss_test_after'), 4))} after."
+                + (" The calibration, chosen on the validation rows alone, did not carry over to the test rows: "
+                   "<code>evaluation.calibrate: none</code> keeps the model's own scores."
+                   if (cal.get("ece_test_after") or 0) > (cal.get("ece_test_before") or 0) else "") + "</p>")
     else:
         text = (f"<p>Not recalibrated ({esc(cal.get('note') or cal.get('setting'))}). Expected calibration error "
                 f"on the test rows: {esc(fmt(cal.get('ece_test'), 3))}.</p>")
