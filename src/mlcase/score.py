@@ -502,21 +502,23 @@ def _rank_lists(case, output: Path, result: ScoreResult) -> None:
         if group not in cols:
             result.notes.append(f"no positions: the output has no '{group}' column to make lists of")
             return
-        q = '"' + group.replace('"', '""') + '"'
-        num = "CAST({} AS {})".format
-        order = f'{num("score", "DOUBLE")} DESC NULLS LAST, {num(chr(34) + "row" + chr(34), "BIGINT")}'
+        g = '"' + group.replace('"', '""') + '"'
+        row = 'CAST("row" AS BIGINT)'
         con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN position <= {k} THEN 'shown' ELSE 'below_k' END AS decision)
-                              FROM (SELECT *, row_number() OVER (PARTITION BY {q} ORDER BY {order}) AS position
+                              FROM (SELECT *, row_number() OVER (PARTITION BY {g}
+                                                                 ORDER BY CAST(score AS DOUBLE) DESC NULLS LAST, {row})
+                                              AS position
                                     FROM {src})
-                              ORDER BY {num(chr(34) + "row" + chr(34), "BIGINT")})
+                              ORDER BY {row})
                         TO {lit(tmp)} (FORMAT {kind}{", HEADER" if kind == "csv" else ""})""")
-        counts = con.execute(f"SELECT count(DISTINCT {q}), count(*) FILTER (WHERE position <= {k}) "
-                             f"FROM (SELECT {q}, row_number() OVER (PARTITION BY {q}) AS position FROM {src})").fetchone()
+        lists, shown = con.execute(f"SELECT count(*), sum(least(n, {k})) FROM (SELECT count(*) AS n FROM {src} "
+                                   f"GROUP BY {g})").fetchone()
+        os.replace(tmp, output)
     finally:
         con.close()
-    os.replace(tmp, output)
-    result.decisions = {"shown": int(counts[1]), "below_k": int(result.scored - counts[1])}
-    result.notes.append(f"{counts[0]:,} lists of '{group}': each row's position in its list (1 = best, ties in input "
+        tmp.unlink(missing_ok=True)   # a failed rewrite leaves the scored output as it was, and no stray file
+    result.decisions = {"shown": int(shown), "below_k": int(result.scored - shown)}
+    result.notes.append(f"{lists:,} lists of '{group}': each row's position in its list (1 = best, ties in input "
                         f"order) and decision 'shown' in the top {k} (ranking.k), else 'below_k', as POST /rank "
                         "orders and logs them")
 
