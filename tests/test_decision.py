@@ -257,3 +257,28 @@ def test_a_calibration_that_raised_the_test_ece_says_so():
     better = {"calibration": {**worse["calibration"], "ece_test_before": 0.1936, "ece_test_after": 0.1267}}
     assert [n for n in _notes(better, "USD") if "calibrated" in n] == [
         "the candidate was calibrated (sigmoid) on the validation rows: test ECE 0.1936 -> 0.1267"]
+
+
+def test_the_report_says_a_calibration_did_not_carry_over_only_when_it_raised_the_test_ece():
+    from mlcase.report.sections.evaluation import calibration_html
+
+    worse = {"applied": True, "method": "sigmoid", "ece_test_before": 0.0914, "ece_test_after": 0.1747}
+    assert "did not carry over to the test rows" in calibration_html(worse)
+    assert "did not carry over" not in calibration_html({**worse, "ece_test_after": 0.05})
+
+
+def test_an_out_of_core_target_reads_positive_1_as_the_float_1():
+    """The out-of-core path compares the target with data.positive without loading its classes: `1` is 1.0 in a
+    0/1 column R wrote as floats (stevedata::anes_vote84's `vote`), and text stays text."""
+    import pandas as pd
+
+    from mlcase.bakeoff.large import _target_column
+    from mlcase.case import case_from_spec
+
+    def case(pos):
+        return case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                               "data": {"source": "d.csv", "target": "vote", "positive": pos}}, ".")
+
+    votes = pd.Series([0.0, 1.0, None, 1.0])
+    assert _target_column(votes, case(1), "binary").tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert _target_column(pd.Series(["no", "yes"]), case("yes"), "binary").tolist() == [0.0, 1.0]

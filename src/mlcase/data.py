@@ -596,13 +596,7 @@ def label_in(value, values: list[str]):
         number = float(value)
     except (TypeError, ValueError):
         return value
-    same = []
-    for v in values:
-        try:
-            if float(v) == number:
-                same.append(v)
-        except ValueError:
-            continue
+    same = [v for v in values if pd.to_numeric(v, errors="coerce") == number]
     return same[0] if len(same) == 1 else value
 
 

@@ -290,14 +290,13 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         from .data import _guess_positive
 
         positive = _guess_positive(values)
-        y = (df[target].astype(str) == positive).astype(float).where(df[target].notna())
     schema = infer_schema(df, target, "ranking")
     kinds = {c: schema.columns[c].kind for c in df.columns}
     time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
     # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
     id_col = _id_column(kinds, target, group, item)
     source = _source(data, case_dir)
-    threshold = default_threshold(y.to_numpy())
+    threshold = 1.0 if positive is not None else default_threshold(y.to_numpy())   # an interaction is 1
     sizes = df.groupby(group).size()
     baselines = [*(["popularity"] if item else []), "linear", *(["als"] if item else []),
                  *(["recency"] if item and time_col else [])]

@@ -160,14 +160,12 @@ def _more(lift: dict | None, ev: dict) -> str | None:
     if need <= have:
         return None
     most = ev["test_period"].get("most_blocks")
-    if most is not None and need > most:
+    head = f"a gain of this size would need about {need:,} test windows (series x cut-offs) for a CI clear of zero"
+    if most is None:
+        return f"{head}; the test period has {have}: raise forecast.test_windows if the history allows"
+    if need > most:
         # stevedata::commodity_prices (one monthly series of 744 steps) was told to raise forecast.test_windows
-        # to "about 6075", where the history holds 52 at most
-        return (f"a gain of this size would need about {need:,} test windows (series x cut-offs) for a CI clear of "
-                f"zero; the test period has {have}, and this history holds at most {most:,}: too small a gain for "
-                "this history to settle")
-    return (f"a gain of this size would need about {need:,} test windows (series x cut-offs) for a CI clear of zero; "
-            f"the test period has {have}: raise forecast.test_windows (the history holds up to {most:,})"
-            if most is not None else
-            f"a gain of this size would need about {need:,} test windows (series x cut-offs) for a CI clear of zero; "
-            f"the test period has {have}: raise forecast.test_windows if the history allows")
+        # to "about 6075", where the history holds 57 at most
+        return (f"{head}; the test period has {have}, and this history holds at most {most:,}: too small a gain "
+                "for this history to settle")
+    return f"{head}; the test period has {have}: raise forecast.test_windows (the history holds up to {most:,})"
