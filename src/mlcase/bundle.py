@@ -58,7 +58,8 @@ class ModelBundle:
     point : dict or None
         Regression: ``{"intercept", "slope"}`` of the prediction ``intercept + slope * score`` that
         costs least under the case's ``costs.under``/``costs.over`` (see
-        :func:`mlcase.tasks.choose_point`); None predicts the score itself.
+        :func:`mlcase.tasks.choose_point`), and ``"floor"`` (0) where the training target never went
+        below it (:func:`mlcase.tasks.target_floor`); None predicts the score itself.
     conformal : dict or None
         Conformal calibration (see :mod:`mlcase.conformal`).
     reference : dict or None

@@ -129,13 +129,18 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
     notes: dict[str, dict] = {}
     names = [str(c) for c in df.columns]
     if len(set(names)) < len(names) or (raw_names is not None and len(set(raw_names)) < len(raw_names)):
-        unique = _unique_names(names)
+        unique = read_names(names)
         shown = raw_names if raw_names is not None and len(raw_names) == len(names) else names
         groups: dict[str, list[str]] = {}
         for raw, new in zip(shown, unique, strict=True):
             groups.setdefault(raw, []).append(new)
         notes["duplicate_columns"] = {k: v for k, v in groups.items() if len(v) > 1}
         df = df.set_axis(unique, axis=1)
+    if raw_names is not None and len(raw_names) == len(names):
+        renamed = {raw: new for raw, new in zip(raw_names, names, strict=True)
+                   if raw != new and raw_names.count(raw) == 1}   # spelt differently from an earlier name
+        if renamed:
+            notes["case_only_names"] = renamed
     out = {}
     for col in df.columns:
         s = df[col]
@@ -200,6 +205,8 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
     lines = []
     for raw, names in (notes.get("duplicate_columns") or {}).items():
         lines.append(f"{len(names)} columns are named '{raw}'; they were read as {', '.join(names)}")
+    for raw, new in (notes.get("case_only_names") or {}).items():
+        lines.append(f"column '{raw}' was read as '{new}': its name differs from an earlier column's only in case")
     for col, tokens in (notes.get("missing_tokens") or {}).items():
         shown = ", ".join(f"{t!r} x{c}" for t, c in list(tokens.items())[:5])
         lines.append(f"column '{col}' is numeric; its missing-value markers ({shown}) were read as missing")
@@ -241,16 +248,19 @@ def _missing_tokens(s: pd.Series) -> tuple[dict[str, int], pd.Series | None]:
     return {str(k): int(v) for k, v in counts.items()}, pd.Series(numbers, index=s.index)
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    """Names made unique the way DuckDB does it: the second ``x`` becomes ``x_1`` (then ``x_2`` ...)."""
+def read_names(names) -> list[str]:
+    """Column names as mlcase reads them, which are DuckDB's: unique ignoring case, so a repeated ``x``
+    becomes ``x_1`` and the second of ``class`` and ``Class`` (DAAG::science) ``Class_1`` (then ``_2`` ...).
+    A scoring file or a request is read through the same names as the training data was."""
     out: list[str] = []
     used: set[str] = set()
-    for n in names:
-        new, k = n, 0
-        while new in used or (new != n and new in names):
-            k += 1
-            new = f"{n}_{k}"
-        used.add(new)
+    count: dict[str, int] = {}
+    for n in (str(v) for v in names):
+        new = n
+        while new.lower() in used:
+            count[n.lower()] = count.get(n.lower(), 0) + 1
+            new = f"{n}_{count[n.lower()]}"
+        used.add(new.lower())
         out.append(new)
     return out
 
@@ -270,7 +280,7 @@ def _raw_column_names(con, path: Path, df: pd.DataFrame) -> list[str] | None:
     except Exception:  # noqa: BLE001 - the names are a note; the data was read already
         return None
     # a file without a header row gives its first data row here: keep only names DuckDB deduplicated
-    if names is None or _unique_names(names) != [str(c) for c in df.columns]:
+    if names is None or read_names(names) != [str(c) for c in df.columns]:
         return None
     return names
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import read_names
 from .errors import DataError
 
 OUTPUT_COLUMNS = ["prediction", "score", "decision", "conformal", "fallback", "tier", "reason", "model_version"]
@@ -129,6 +130,9 @@ class ChunkScorer:
     def __call__(self, chunk: pd.DataFrame, offset: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(output rows, error rows) for ``chunk``, whose first row is input row ``offset``."""
         chunk = chunk.reset_index(drop=True)
+        names = read_names(chunk.columns)
+        if names != list(chunk.columns):   # 'class' and 'Class': named as the training data was read
+            chunk = chunk.set_axis(names, axis=1)
         clean, issues, ok = self.spec.validate_frame(chunk, offset=offset)
         errors = pd.DataFrame([i.to_dict() for i in issues], columns=["record", "field", "message"]).rename(
             columns={"record": "row"})

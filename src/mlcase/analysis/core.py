@@ -128,6 +128,9 @@ def _decide(task: str, s: np.ndarray, rule, dataset, y, costs_obj, case: Case):
         return (s >= rule).astype(int)
     if task == "multiclass":
         return T.decide_classes(s, dataset.classes, T.cost_matrix(case, dataset.classes))
+    if rule is None:   # out-of-fold rows: the map is fitted here, at the floor the served models keep
+        floor = T.target_floor(dataset.y_train, dataset.y_valid)
+        rule = None if floor is None else {"floor": floor}
     return T.decide_point(s, rule, y, costs_obj)
 
 

@@ -109,8 +109,9 @@ class Refits:
             decided = (s >= t).astype(int)
         elif self.task == "multiclass":
             decided = T.decide_classes(s, self.dataset.classes, T.cost_matrix(self.case, self.dataset.classes))
-        else:  # regression: the point map chosen on these scores, as the binary threshold is
-            decided = T.decide_point(s, None, y, self.costs)
+        else:  # regression: the point map chosen on these scores, as the binary threshold is, at the served floor
+            floor = T.target_floor(self.dataset.y_train, self.dataset.y_valid)
+            decided = T.decide_point(s, None if floor is None else {"floor": floor}, y, self.costs)
         return np.asarray(self.costs.of(y, decided), dtype=float)
 
     def row_loss(self, scores: np.ndarray) -> np.ndarray:

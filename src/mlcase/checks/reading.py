@@ -42,6 +42,14 @@ def check_reading(ctx: Context) -> list[Check]:
             column=names[0], evidence={"name": raw, "read_as": list(names)},
             fix=f"give each column its own name at the source (or alias them in data.source SQL); "
                 f"the spec's '{raw}' means the first one"))
+    for raw, new in (notes.get("case_only_names") or {}).items():
+        out.append(Check(
+            "duplicate_column_names", "warning",
+            f"column '{raw}' was read as '{new}': its name differs from an earlier column's only in case, and "
+            "DuckDB's names (mlcase's SQL) ignore case",
+            column=new, evidence={"name": raw, "read_as": new},
+            fix=f"scoring files and requests may name it '{raw}' (read as '{new}' as in training); the spec and SQL "
+                f"(rules, assumptions) must say '{new}', or rename the column at the source"))
     for col, counts in (notes.get("infinite") or {}).items():
         n = int(sum(counts.values()))
         signs = " and ".join(f"{v:,} {k}" for k, v in counts.items() if v)

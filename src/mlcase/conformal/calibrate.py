@@ -94,11 +94,9 @@ def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int =
     """:func:`calibrate` on the dataset's validation rows, with their scores from
     :func:`mlcase.evaluate.valid_scores` (the one source of validation-row scores)."""
     from ..evaluate import valid_scores
+    from ..tasks import target_floor
 
-    floor = None
-    if bundle.task == "regression":
-        seen = np.concatenate([np.asarray(dataset.y_train, dtype="float64"), np.asarray(dataset.y_valid, dtype="float64")])
-        floor = 0.0 if len(seen) and np.nanmin(seen) >= 0 else None
+    floor = target_floor(dataset.y_train, dataset.y_valid) if bundle.task == "regression" else None
     return calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=valid_scores(bundle, dataset),
                      floor=floor)
 

@@ -269,7 +269,7 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
         out["decision_note"] = (f"each row gets the class of least expected cost under costs.matrix, not the most "
                                 f"probable class: a different class on {moved:.1%} of the test rows")
     elif task_name == "regression":
-        out["point_notes"] = {k: b.metrics["point_note"] for k, b in bundles.items() if b.point}
+        out["point_notes"] = {k: b.metrics["point_note"] for k, b in bundles.items() if b.point and "slope" in b.point}
         idx = np.random.default_rng(seed).permutation(len(y_t))[:300]
         curves["predicted_vs_actual"] = {"actual": np.asarray(y_t, dtype=float)[idx].tolist(),
                                          "predicted": np.asarray(cand.decide(test["scores"][candidate]))[idx].tolist()}

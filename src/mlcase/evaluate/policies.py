@@ -114,6 +114,7 @@ def choose_thresholds(case: Case, dataset, bundles: dict) -> tuple[dict, dict, d
     thresholds: dict[str, float | None] = {}
     valid_cost: dict[str, float] = {}
     scores: dict[str, np.ndarray] = {}
+    floor = T.target_floor(dataset.y_train, y_v) if task_name == "regression" else None
     for name, b in bundles.items():
         s = scores[name] = valid_scores(b, dataset)
         if task_name == "binary":
@@ -130,6 +131,9 @@ def choose_thresholds(case: Case, dataset, bundles: dict) -> tuple[dict, dict, d
                 b.cost_matrix = T.cost_matrix(case, b.classes)
             if task_name == "regression" and not is_trivial(b):  # a constant stays the constant it is named
                 b.point, b.metrics["point_note"] = T.choose_point(y_v, s, costs_v.under, costs_v.over)
+                if floor is not None:
+                    b.point = {**(b.point or {}), "floor": floor}
+                    b.metrics["point_note"] += f", never below {floor:g} (no training target was)"
             valid_cost[name] = float(costs_v.of(y_v, b.decide(s)).mean()) if len(y_v) else 0.0
             thresholds[name] = None
     return thresholds, valid_cost, scores

@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 
+from ..data import read_names
 from ..errors import DataError
 from ..times import as_datetimes
 
@@ -174,6 +175,8 @@ class RecordSpec:
                                                    f"{', '.join(self.features[:8])}{' ...' if len(self.features) > 8 else ''}, "
                                                    f"got {type(item).__name__}"))
                 continue
+            if len({str(k).lower() for k in item}) < len(item):   # 'class' and 'Class', as training read them
+                item = dict(zip(read_names(item), item.values(), strict=True))
             try:
                 rec = model.model_validate(item)
             except ValidationError as exc:

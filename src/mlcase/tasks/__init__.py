@@ -45,6 +45,7 @@ from .regression import (
     regression_cost,
     regression_cost_of,
     regression_rates,
+    target_floor,
 )
 
 TASKS: dict[str, Task] = {"binary": BinaryTask(), "multiclass": MulticlassTask(), "regression": RegressionTask(),
@@ -60,6 +61,7 @@ __all__ = [
     "EPS", "TASKS", "BinaryTask", "ForecastTask", "ModelFreePolicy", "MulticlassCosts", "MulticlassTask", "RankingTask",
     "RegressionCosts", "RegressionTask", "RowCosts", "Task", "binary_costs", "capacity_rows", "capacity_share",
     "capacity_threshold", "carried_by_rate", "choose_point", "cost_matrix", "decide_classes", "decide_point", "point_map",
+    "target_floor",
     "choose_threshold", "cost_curve", "get_task", "multiclass_cost", "optimal_constant", "perfect_cost",
     "regression_cost", "regression_cost_of", "regression_rates", "volume_per_period",
 ]

@@ -144,15 +144,30 @@ def choose_point(y, s, under, over) -> tuple[dict | None, str]:
             f"{_num(plain)} for the score itself")
 
 
+def target_floor(*ys) -> float | None:
+    """0 where the target was never below 0 in these labelled rows (a count, an amount, a duration),
+    else None: the floor a point prediction (:func:`decide_point`) and a conformal interval stop at."""
+    seen = np.concatenate([np.asarray(y, dtype="float64").ravel() for y in ys]) if ys else np.empty(0)
+    seen = seen[np.isfinite(seen)]
+    return 0.0 if len(seen) and seen.min() >= 0 else None
+
+
 def decide_point(s, point: dict | None, y=None, costs=None) -> np.ndarray:
     """Predictions from scores ``s``: ``point``'s map, or without one the map fitted on these labelled
     rows (``y`` and their :class:`RegressionCosts`; in sample, as the analysis chooses a binary
-    threshold on the rows it compares), else the scores."""
+    threshold on the rows it compares), else the scores; never below ``point["floor"]`` where the
+    point has one (:func:`target_floor`). A linear model, or a map with an intercept, can predict
+    -0.48 trips on AER::RecreationDemand, where no row of the training data was below 0; by the
+    pinball loss's shape, raising a prediction to the floor never costs more on a row whose truth is
+    at or above it."""
     s = np.asarray(s, dtype="float64")
-    if point is None and y is not None and costs is not None and len(s):
+    point = point or {}
+    floor = point.get("floor")
+    if "slope" not in point and y is not None and costs is not None and len(s):
         a, b = point_map(y, s, costs.under, costs.over)
-        point = {"intercept": a, "slope": b}
-    return s if not point else point["intercept"] + point["slope"] * s
+        point = {**point, "intercept": a, "slope": b}
+    pred = point["intercept"] + point["slope"] * s if "slope" in point else s
+    return pred if floor is None else np.maximum(pred, float(floor))
 
 
 def constant_value(name: str, description: str, value: float) -> ModelFreePolicy:
