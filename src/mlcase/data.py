@@ -709,8 +709,10 @@ class Split:
 
 
 def _holdout(idx: np.ndarray, frac: float, method: str, rng: np.random.Generator,
-             y: np.ndarray | None, time: np.ndarray | None, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``idx`` into (keep, holdout) with the holdout about ``frac`` of the rows."""
+             y: np.ndarray | None, time: np.ndarray | None, groups: np.ndarray | None,
+             part: str = "test", whole: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into (keep, holdout) with the holdout about ``frac`` of the rows (``part`` names
+    the holdout in errors, ``whole`` the number of distinct times in all the rows)."""
     n = len(idx)
     n_hold = max(1, int(round(frac * n)))
     if method == "time":
@@ -720,8 +722,15 @@ def _holdout(idx: np.ndarray, frac: float, method: str, rng: np.random.Generator
         keep = order[time[order] < cut_value]
         hold = order[time[order] >= cut_value]
         if len(keep) == 0:
-            raise DataError("split: all rows share one time value, so a time split is impossible",
-                            "use split.method: random or stratified")
+            # openintro::get_it_dunn_run: two race days; the test took the later one (51% of the rows) and
+            # the error said "all rows share one time value"
+            first = pd.Series(time[order[:1]]).astype(str).iloc[0]
+            left = "" if part == "test" else " left after the test part"
+            held = f"{len(np.unique(time[idx]))} distinct time(s)" + (f" of the data's {whole}" if whole else "")
+            raise DataError(f"split: by time, the {part} part (the last {frac:.0%} of the {n:,} rows{left}) reaches back "
+                            f"to their earliest time ({first}): they hold {held}, so no earlier rows are left to "
+                            "train on",
+                            "use split.method: random or stratified, or a data.time with more distinct times")
         return np.sort(keep), np.sort(hold)
     if method == "group":
         uniq = np.unique(groups[idx])
@@ -768,7 +777,8 @@ def make_split(n: int, method: str, test_size: float, valid_size: float, seed: i
     if len(idx) < 10:
         raise DataError(f"split: only {len(idx)} usable rows; at least 10 are needed", "add data")
     rest, test = _holdout(idx, test_size, method, rng, y, time, groups)
-    train, valid = _holdout(rest, valid_size, method, rng, y, time, groups)
+    train, valid = _holdout(rest, valid_size, method, rng, y, time, groups, part="validation",
+                            whole=len(np.unique(time[idx])) if method == "time" else None)
     return Split(train=train, valid=valid, test=test, method=method)
 
 

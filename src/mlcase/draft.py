@@ -109,6 +109,9 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     # by its period: the decision is about the entities' next periods
     panel = None if time_col else panel_keys(df, exclude=(target, id_col))
     time_col = time_col or (panel[1] if panel else None)
+    unsplit = None if time or not time_col else _time_unsplittable(df[time_col])
+    if unsplit:
+        time_col, panel = None, None
     # a key with several rows per entity keeps each entity on one side of the split (a time split
     # already holds out the future, which is the question for the entities in the data)
     group_col = None if time_col else next(
@@ -147,13 +150,14 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     ]
     if task == "binary":
         lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rate:.1%} of rows)")
+    time_comment = (f"               # {_comment(unsplit)}" if unsplit else
+                    f"   # a panel: each row one '{panel[0]}' in one '{panel[1]}'; the test is its last periods "
+                    f"(data.group: {panel[0]} with split.method: group scores new ones instead)" if panel else
+                    "   # enables time splits and time-window monitoring" if time_col else
+                    "               # set a date column to split by time")
     lines += [
         _id_line(id_col),
-        f"  time: {_q(time_col) if time_col else 'null'}" + (
-            f"   # a panel: each row one '{panel[0]}' in one '{panel[1]}'; the test is its last periods "
-            f"(data.group: {panel[0]} with split.method: group scores new ones instead)" if panel else
-            "   # enables time splits and time-window monitoring" if time_col else
-            "               # set a date column to split by time"),
+        f"  time: {_q(time_col) if time_col else 'null'}" + time_comment,
         f"  group: {_q(group_col)}" + ("                # an entity with several rows: its rows stay on one side of the split "
                                         "(null if every decision is about an entity already in the data)" if group_col else "")
         if group_col else "  group: null",
@@ -206,6 +210,22 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         "monitoring: {psi_alert: 0.25, window: 1d, max_fallback_share: 0.05}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _time_unsplittable(values: pd.Series) -> str | None:
+    """Why a time split on ``values`` (a date column, or a panel's periods) cannot be drafted, else None:
+    the split the draft writes (test and validation 20% each) must leave earlier rows to train on."""
+    from .data import make_split
+    from .times import as_datetimes
+
+    t = values.dropna()
+    try:
+        t = as_datetimes(t) if not pd.api.types.is_numeric_dtype(t) else t
+        make_split(len(t), "time", 0.2, 0.2, 42, time=t.to_numpy())
+    except (DataError, ValueError, TypeError):
+        return (f"'{values.name}' has {t.nunique()} distinct time(s), too few to split by time: set a "
+                "date column with more, or keep the split below")
+    return None
 
 
 def _id_column(kinds: dict, *taken) -> str | None:

@@ -148,7 +148,9 @@ def _predictiveness(values: np.ndarray | None, codes: np.ndarray, fold: np.ndarr
         r2 = 1 - sse / sst
         if values is not None:
             ok = ~np.isnan(values)
-            if ok.sum() > 2 and np.std(values[ok]) > 0:
+            # np.ptp, not np.std: the std of stevedata::ESS9GB's constant 'edition' (1.2) is 4e-16 in floating point,
+            # and numpy's corrcoef then printed 'invalid value encountered in divide' into `mlcase run`
+            if ok.sum() > 2 and np.ptp(values[ok]) > 0 and np.ptp(y[ok]) > 0:
                 r = np.corrcoef(values[ok], y[ok])[0, 1]
                 r2 = max(r2, float(r * r) * ok.mean())
                 rho = np.corrcoef(_ranks(values[ok]), _ranks(y[ok]))[0, 1]
