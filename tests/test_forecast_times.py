@@ -738,3 +738,39 @@ def test_a_gain_too_small_for_the_history_is_not_sent_to_raise_test_windows():
     need = windows_to_decide(big, 8)
     assert 8 < need <= most, need
     assert _more(big, ev).endswith("the test period has 8: raise forecast.test_windows (the history holds up to 57)")
+
+
+def test_a_value_missing_inside_a_series_is_noted_in_the_draft_as_the_run_refuses_it(tmp_path):
+    """DAAG::measles (London's yearly measles deaths from 1629) has 62 years without a value; `mlcase init`
+    drafted it without a word, and the run stopped on them. The draft's note now says what the run says."""
+    from mlcase.draft import draft_spec
+
+    measles = _table("DAAG", "measles")
+    measles.to_csv(tmp_path / "data.csv", index=False)
+    text = draft_spec(tmp_path / "data.csv", "value", case_dir=tmp_path, task="forecast", time="time")
+    note = next(line for line in text.splitlines() if line.startswith("# note: the run stops here"))
+    assert "data.target 'value': 62 missing value(s) (first in series 'series' at 1637-01-01)" in note
+    (tmp_path / "case.yaml").write_text(text)
+    with pytest.raises(DataError, match="62 missing value") as err:
+        load_series(load_case(tmp_path / "case.yaml"), measles)
+    assert "or drop that series" in err.value.fix
+
+
+def test_dates_written_as_eight_digit_numbers_are_days(tmp_path):
+    """Ecdat::Yen writes each Friday as a number, 19750103; `mlcase init` refused it as "not a date". A
+    column of whole numbers that are all dates as YYYYMMDD is those days; one that is not stays refused."""
+    yen = _table("Ecdat", "Yen")
+    days = to_times(yen["date"])
+    assert days.notna().all() and days.iloc[0] == pd.Timestamp("1975-01-03")
+    assert (days.diff().dropna() == pd.Timedelta(days=7)).mean() > 0.99
+    assert to_times(pd.Series([19750103, 19751340])).isna().all()       # month 13: not dates
+    assert to_times(pd.Series([1975, 1976])).iloc[0] == pd.Timestamp("1975-01-01")  # years stay years
+    yen.to_csv(tmp_path / "data.csv", index=False)
+    from mlcase.draft import draft_spec
+
+    text = draft_spec(tmp_path / "data.csv", "s", case_dir=tmp_path, task="forecast", time="date")
+    assert "frequency W-FRI" in text.splitlines()[0]
+    (tmp_path / "case.yaml").write_text(text)
+    data = load_series(load_case(tmp_path / "case.yaml"), yen)
+    assert data.freq == "W-FRI" and data.frame["ds"].nunique() == len(yen)
+    assert data.frame["ds"].iloc[-1] == to_times(yen["date"]).iloc[-1]

@@ -621,7 +621,8 @@ def to_times(s: pd.Series) -> pd.Series:
     """A time column as datetimes; values that are not times become NaT (the caller names them).
 
     Numbers are read as R and statsmodels write time indexes: whole numbers from 1500 to 2999
-    (``YEAR_SPAN``) are years (``plm::Grunfeld``'s 1935), and
+    (``YEAR_SPAN``) are years (``plm::Grunfeld``'s 1935), eight-digit ones that are all dates as
+    ``YYYYMMDD`` are those days (``Ecdat::Yen``'s 19750103), and
     decimal years of whole months are months (R's ``time()`` of a monthly or quarterly series:
     1949.0833 is February 1949). Numbers past 1e8 are Unix seconds. Anything else numeric
     (1949.37, a step count 1, 2, 3) is not a time. Text and dates parse as pandas does
@@ -639,6 +640,12 @@ def to_times(s: pd.Series) -> pd.Series:
     finite = v[np.isfinite(v)]
     if len(finite) and finite.min() > 1e8:
         return pd.to_datetime(v, unit="s", errors="coerce")
+    if len(finite) and finite.min() >= YEAR_SPAN[0] * 10_000 + 101 and finite.max() <= YEAR_SPAN[1] * 10_000 + 1231 \
+            and (finite == np.floor(finite)).all():
+        # dates written as numbers, YYYYMMDD (Ecdat::Yen's 19750103; ISO 8601's basic form), where every one is a date
+        days = pd.to_datetime(finite.astype("int64").astype(str), format="%Y%m%d", errors="coerce")
+        if days.notna().all():
+            return pd.Series(days.to_numpy(), index=finite.index).reindex(v.index).astype(TIME_DTYPE)
     year = np.floor(v + 1e-9)
     month = (v - year) * 12
     ok = np.isfinite(v) & (year >= YEAR_SPAN[0]) & (year <= YEAR_SPAN[1]) & (np.abs(month - np.rint(month)) < 1e-6)
@@ -685,7 +692,7 @@ def times_of(s: pd.Series, name: str) -> pd.Series:
     bad = s[parsed.isna() & s.notna()]
     if len(bad):
         examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
-        fix = ("use ISO dates like 2024-01-31, whole years (1500 to 2999), R's decimal "
+        fix = ("use ISO dates like 2024-01-31 (or 20240131), whole years (1500 to 2999), R's decimal "
                "years of months or quarters, or Unix seconds")
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             # dslabs::historic_co2's ice-core years (1649, -800000), a step count, a weekly series' decimal years

@@ -17,7 +17,10 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     from ..sql import literal
     from .conformal import conformal_level, widest_alpha
     from .data import (
+        DS,
         ID,
+        Y,
+        check_filled,
         check_regular,
         check_unique,
         fitted_windows,
@@ -65,6 +68,14 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         gaps = None
     except DataError as exc:
         gaps = str(exc)
+    if not gaps:   # a value missing inside a series stops the run too (DAAG::measles: 62 years missing from 1637)
+        filled = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")}).sort_values(
+            [ID, DS], kind="stable")
+        filled = filled[filled[Y].notna().groupby(filled[ID], sort=False).cummax().to_numpy()]
+        try:
+            check_filled(filled, target)
+        except DataError as exc:
+            gaps = str(exc)
     season = season_of(freq)
     horizon = {7: 14, 12: 12, 4: 4, 52: 8, 24: 48, 5: 10}.get(season, max(2, season))
     # the run needs each series to hold its training history, two backtest windows and a test window:
