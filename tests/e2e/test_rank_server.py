@@ -170,6 +170,33 @@ def test_batch_scoring_orders_each_list_as_rank_does(travel, tmp_path, suffix):
     assert mine["mode"].astype(str).tolist() == [str(i["item"]) for i in served["items"]]
 
 
+
+def test_an_item_beyond_the_training_range_is_ranked_by_the_model_as_rank_does(travel, tmp_path):
+    """stevedata::CFT15 ranked by year: `mlcase score` answered one state's row, outside the training range of
+    `termshouse`, with the constant tier (52.2, the mean vote share), and the list put it first, among model
+    scores of -2 to 3. POST /rank orders a whole list by one tier; the batch score now does the same."""
+    import pandas as pd
+
+    from mlcase.score import score_file
+    from mlcase.serve.app import ServeSettings, create_app
+
+    case, ds, good, _ = travel
+    who = int(ds.rows("test")["individual"].iloc[0])
+    items, rows = _items(ds, who)
+    far = {**items[-1], "travel": 50_000}                                  # 35x the longest trip in training
+    items = [*items[:-1], far]
+    rows = pd.DataFrame(items).assign(individual=who)
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    res = score_file(case, tmp_path / "in.csv", tmp_path / "out.csv", bundles={"model": good}, progress=False)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert res.fallbacks == {} and set(out["tier"]) == {"model"}
+    expect = good.scores(rows[good.features])
+    assert np.allclose(out["score"], expect)
+    with running(create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=1))) as url:
+        served = httpx.post(f"{url}/rank", json={"group": who, "items": items}).json()
+    assert served["tier"] == "model"
+    assert out.sort_values("position")["mode"].astype(str).tolist() == [str(i["item"]) for i in served["items"]]
+
 def test_an_item_id_the_model_reads_is_named_once_when_missing(travel):
     """wooldridge::school93_98 served ALS, which reads the item id (schid) as its input: a list without it got 16
     issues for 8 items, each item's schid twice ("is required (it was never missing in training)" and "is

@@ -661,7 +661,11 @@ def _load_chain(case, version: int | None = None, bundles: dict | None = None, r
         if note:
             served = "baseline"
             notes.append(note)
-    tiers = [Tier("model", primary, check_domain=True, domain_margin=margin, max_unseen=max_unseen)]
+    # a ranking list is ordered by one tier's scores (POST /rank): an item outside the training range answered
+    # by the constant would sit among the model's scores on another scale (stevedata::CFT15's batch score put a
+    # state's out-of-range row first in its year at the constant 52.2, against model scores of -2 to 3)
+    domain = primary.task != "ranking"
+    tiers = [Tier("model", primary, check_domain=domain, domain_margin=margin, max_unseen=max_unseen)]
     if not fallbacks:
         decider = Decider(primary.task, primary.classes, primary.positive, defer=spec.conformal.defer,
                           max_interval_width=spec.conformal.max_interval_width)
@@ -694,7 +698,7 @@ def _load_chain(case, version: int | None = None, bundles: dict | None = None, r
         if entry == "previous_champion":
             b = fetch(entry, lambda: _previous_champion(case, primary.version, load))
             if b:
-                tiers.append(Tier("previous_champion", b, check_domain=True, domain_margin=margin,
+                tiers.append(Tier("previous_champion", b, check_domain=domain, domain_margin=margin,
                                   max_unseen=max_unseen))
             elif b is None:
                 unavailable.append({"tier": entry, "reason": "no earlier champion version is registered"})
