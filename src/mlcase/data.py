@@ -81,6 +81,12 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
         con = connect(files=[path])
         try:
             df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
+            if df.shape[1] == 1 and "," in str(df.columns[0]) and reader_sql(path).startswith("read_csv"):
+                # one ragged row, and DuckDB's sniffer found no delimiter: the table came back as one column
+                # named 'a,b,c', with every row a string
+                short = _short_row(path)
+                if short:
+                    raise DataError(f"{what}: cannot read {path.name}: {short}", RAGGED_FIX)
             raw_names = _raw_column_names(con, path, df)
         except duckdb.PermissionException:
             raise DataError(f"{what}: {path} resolves to a file outside the case folder (a symbolic link?)",
@@ -88,6 +94,9 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
         except duckdb.Error as exc:
             if _not_utf8(str(exc)) or (reader_sql(path).startswith("read_csv") and not _utf8_file(path)):
                 raise encoding_error(path, f"{what}: {path.name}", sql_fix=what == "data.source") from None
+            short = _short_row(path) if reader_sql(path).startswith("read_csv") else None
+            if short:
+                raise DataError(f"{what}: cannot read {path.name}: {short}", RAGGED_FIX) from None
             msg = str(exc).splitlines()[0]
             raise DataError(f"{what}: cannot read {path.name}: {msg}",
                             "check that the file is a valid " + suffix.lstrip(".").upper()) from None
@@ -283,6 +292,37 @@ def _raw_column_names(con, path: Path, df: pd.DataFrame) -> list[str] | None:
     if names is None or read_names(names) != [str(c) for c in df.columns]:
         return None
     return names
+
+
+RAGGED_FIX = ("quote every field that holds a line break or a comma (pandas: df.to_csv(path, "
+              "quoting=csv.QUOTE_NONNUMERIC)), or remove them")
+
+
+def _short_row(path: Path, limit: int = 5_000_000) -> str | None:
+    """Where a CSV that DuckDB refused has a row with more or fewer fields than its header (in the first
+    ``limit`` rows), as a phrase; else None. dslabs::trump_tweets written by pandas' ``to_csv`` left a tweet's
+    carriage return (a bare ``\\r``) unquoted, and DuckDB said only "The CSV Parser state machine reached an
+    invalid state"; Python's csv module reads the same row as two, which names the line."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            rows = csv.reader(f)
+            header = next(rows, None)
+            if not header:
+                return None
+            for i, row in enumerate(rows, start=2):
+                if i > limit:
+                    return None
+                if row and len(row) != len(header):
+                    with open(path, "rb") as raw:
+                        bare_cr = re.search(rb"\r(?!\n)", raw.read(64 << 20)) is not None
+                    why = (": a carriage return (\\r) inside a field that is not quoted ends the row early"
+                           if bare_cr and len(row) < len(header) else "")
+                    return f"row {i:,} (the header is row 1) has {len(row)} fields where the header has {len(header)}{why}"
+    except (OSError, csv.Error):
+        return None
+    return None
 
 
 def _utf8_file(path: Path, limit: int = 8 << 20) -> bool:
