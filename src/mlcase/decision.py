@@ -400,6 +400,9 @@ def _latency_line(cand: str, lat: dict, broken: bool) -> str:
 NEAR_PERFECT = {"roc_auc": 0.995, "accuracy": 0.99, "r2": 0.995}
 NEAR_PERFECT_MIN_TEST = 100
 NEAR_PERFECT_MAJORITY = 0.95  # ... accuracy only where the majority class is not this share of the rows
+NEAR_PERFECT_LISTS = None
+NEAR_PERFECT_MIN_LISTS = 20   # ranking: test lists ...
+NEAR_PERFECT_VALUE = 0.995    # ... worth this share of the best order of their items (ordinary rankers: 0.75 to 0.93)
 
 
 def near_perfect(ev: dict) -> str | None:
@@ -413,6 +416,8 @@ def near_perfect(ev: dict) -> str | None:
     metrics = ev.get("metrics") or {}
     cand = metrics.get(ev.get("champion_candidate")) or {}
     n = int(ev.get("n_test") or 0)
+    if ev.get("task") == "ranking":
+        return _near_perfect_lists(cand, n)
     if n < NEAR_PERFECT_MIN_TEST:
         return None
     for name, bar in NEAR_PERFECT.items():
@@ -427,6 +432,20 @@ def near_perfect(ev: dict) -> str | None:
                 "data checks' target_leakage warnings name the likeliest, and the report's SHAP importance shows "
                 "which features carry the model")
     return None
+
+
+def _near_perfect_lists(cand: dict, lists: int) -> str | None:
+    """A ranking candidate whose test lists are worth the best order of their items: openintro::mlb_teams ranked
+    by year ordered all 24 test seasons as well as their wins do (cost $0.000) and went GO without a word, where
+    `losses` (games minus wins) and the division `rank` order each season by themselves. The per-column leakage
+    checks look across lists, not within them."""
+    value, ideal = cand.get("value_per_list"), cand.get("ideal_value_per_list")
+    if lists < NEAR_PERFECT_MIN_LISTS or not value or not ideal or ideal <= 0 or value < NEAR_PERFECT_VALUE * ideal:
+        return None
+    return (f"near-perfect on test (the candidate's lists are worth {value / ideal:.1%} of the best order of their items, "
+            f"on {lists:,} lists): real decisions are rarely this easy. Check that no feature orders each list by itself "
+            "because it is recorded after, or computed from, the outcome (a rank within the list, a count the outcome "
+            "adds to) before trusting this model: the report's SHAP importance shows which features carry it")
 
 
 def _notes(ev: dict, cur: str) -> list[str]:

@@ -58,3 +58,30 @@ def test_a_near_perfect_candidate_gets_the_leak_caveat_in_its_reasons(tmp_path, 
     summary, ev, _ = run(tmp_path / "clean", empty_store, data={"features": {"exclude": ["catch"]}})
     assert ev["metrics"][ev["champion_candidate"]]["accuracy"] < 0.9
     assert not any(r.startswith("near-perfect") for r in summary["reasons"])
+
+
+MLB = Table("mlb-seasons", "openintro", "mlb_teams", "ranking", "wins", {"method": "group", "seed": 1},
+            {"decision": "which teams to feature first in a season's preview", "data": {"group": "year"},
+             "ranking": {"k": 10, "gain": "graded"}, "baselines": ["linear"], "candidates": ["lightgbm"]},
+            drop=("team_name", "ball_park"),
+            note="2,784 team seasons in 145 years; `losses` is games minus wins, `rank` the division's order")
+
+
+def test_a_ranking_whose_lists_are_worth_the_best_order_gets_the_leak_caveat(tmp_path, empty_store):
+    """openintro::mlb_teams ranked by year: the candidate ordered every test season as its wins do (cost $0.000)
+    and went GO without a word, where `losses` and the division `rank` order a season by themselves. The
+    per-column leakage checks look across lists, not within one; the decision's reasons now say it."""
+    MLB.write(tmp_path / "mlb")
+    shutil.copy(empty_store, tmp_path / "mlb" / "mlflow.db")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(tmp_path / "mlb"), "--json", "--quiet"])
+    assert code in (0, 3), out.getvalue()
+    summary = json.loads(out.getvalue())
+    ev = results.load(load_case(tmp_path / "mlb"), "evaluation")
+    cand = ev["metrics"][ev["champion_candidate"]]
+    share = cand["value_per_list"] / cand["ideal_value_per_list"]
+    assert share >= 0.995 and ev["n_test"] >= 20 and ev["metrics"]["linear"]["value_per_list"] < 0.99 * cand["value_per_list"]
+    note = next(r for r in summary["reasons"] if r.startswith("near-perfect on test"))
+    assert f"worth {share:.1%} of the best order of their items, on {ev['n_test']:,} lists" in note
+    assert "a rank within the list" in note
