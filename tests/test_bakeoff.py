@@ -407,8 +407,12 @@ def test_regression_bakeoff_ranks_by_rmse(tmp_path):
     rows = {r["name"]: r for r in res.leaderboard}
     assert res.metric == "rmse" and rows["mean"]["metric"] == "rmse"
     assert rows["lightgbm"]["cv_mean"] < 0.6 < rows["linear"]["cv_mean"] < rows["mean"]["cv_mean"]
-    assert res.candidate in ("lightgbm", "ensemble") and res.best_baseline == "linear"
-    assert rows[res.candidate]["cv_mean"] <= rows["lightgbm"]["cv_mean"]
+    # the champion is the candidate of least CV rmse (within its CV noise), whichever family that is: on a loaded
+    # 2-core machine the time box gave LightGBM fewer trials, and the tuned ridge (0.307) came first
+    best = min(rows[f]["cv_mean"] for f in ("lightgbm", "ridge"))
+    assert res.best_baseline == "linear" and rows[res.candidate]["cv_mean"] < 0.6
+    noise = max(rows[f]["cv_std"] or 0.0 for f in ("lightgbm", "ridge"))
+    assert rows[res.candidate]["cv_mean"] <= best + noise
 
 
 @pytest.mark.slow

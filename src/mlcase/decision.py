@@ -400,7 +400,6 @@ def _latency_line(cand: str, lat: dict, broken: bool) -> str:
 NEAR_PERFECT = {"roc_auc": 0.995, "accuracy": 0.99, "r2": 0.995}
 NEAR_PERFECT_MIN_TEST = 100
 NEAR_PERFECT_MAJORITY = 0.95  # ... accuracy only where the majority class is not this share of the rows
-NEAR_PERFECT_LISTS = None
 NEAR_PERFECT_MIN_LISTS = 20   # ranking: test lists ...
 NEAR_PERFECT_VALUE = 0.995    # ... worth this share of the best order of their items (ordinary rankers: 0.75 to 0.93)
 
