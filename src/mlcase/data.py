@@ -79,9 +79,10 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
         if allowed is not None:
             _confine(path, root, allowed, what)
         con = connect(files=[path])
+        is_csv = reader_sql(path).startswith("read_csv")
         try:
             df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
-            if df.shape[1] == 1 and "," in str(df.columns[0]) and reader_sql(path).startswith("read_csv"):
+            if df.shape[1] == 1 and "," in str(df.columns[0]) and is_csv:
                 # one ragged row, and DuckDB's sniffer found no delimiter: the table came back as one column
                 # named 'a,b,c', with every row a string
                 short = _short_row(path)
@@ -92,9 +93,9 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
             raise DataError(f"{what}: {path} resolves to a file outside the case folder (a symbolic link?)",
                             "copy the file into the case folder, or declare its folder in data.allowed_paths") from None
         except duckdb.Error as exc:
-            if _not_utf8(str(exc)) or (reader_sql(path).startswith("read_csv") and not _utf8_file(path)):
+            if _not_utf8(str(exc)) or (is_csv and not _utf8_file(path)):
                 raise encoding_error(path, f"{what}: {path.name}", sql_fix=what == "data.source") from None
-            short = _short_row(path) if reader_sql(path).startswith("read_csv") else None
+            short = _short_row(path) if is_csv else None
             if short:
                 raise DataError(f"{what}: cannot read {path.name}: {short}", RAGGED_FIX) from None
             msg = str(exc).splitlines()[0]

@@ -69,11 +69,9 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     except DataError as exc:
         gaps = str(exc)
     if not gaps:   # a value missing inside a series stops the run too (DAAG::measles: 62 years missing from 1637)
-        filled = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")}).sort_values(
-            [ID, DS], kind="stable")
-        filled = filled[filled[Y].notna().groupby(filled[ID], sort=False).cummax().to_numpy()]
+        filled = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")})
         try:
-            check_filled(filled, target)
+            check_filled(filled.sort_values([ID, DS], kind="stable"), target)
         except DataError as exc:
             gaps = str(exc)
     season = season_of(freq)
