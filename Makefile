@@ -45,7 +45,7 @@ demo: $(RUNTIME)
 	$(BIN)/mlcase run $(DEMO)
 
 test: install system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -58,10 +58,47 @@ def test_allocation_gives_the_clearly_better_family_more_than_an_even_share(domi
     # nor more than the forest: shares are of seconds, and on a loaded CI core the forest's one opening trial took
     # 12.9 s beside LightGBM's 12.2 s over four trials (LightGBM's share 48% there, 63-68% on a quiet core)
     assert fam["lightgbm"]["share_of_search"] > max(1 / 3, fam["logistic"]["share_of_search"]), fam
-    # the linear family is stopped as dominated, and the leaderboard says why
-    assert fam["logistic"]["stopped"] and fam["logistic"]["stopped"].startswith("dominated")
-    assert "dominated" in rows["logistic"]["note"]
+    # where the linear family is stopped, it is as dominated, and the leaderboard says why. Whether the search reaches
+    # that point before the box closes depends on the clock: a fresh-clone CI under load once ran out of time first
+    # (the rule itself is tested without a clock below)
+    stopped = fam["logistic"]["stopped"]
+    assert stopped is None or (stopped.startswith("dominated") and "dominated" in rows["logistic"]["note"]), fam
     # that the budget holds at 20 s and 60 s is measured by benchmarks/timing_guarantees.py (no timing assertion in tests)
+
+
+def test_a_family_far_behind_is_stopped_as_dominated_whatever_the_clock(tmp_path):
+    """The dominance rule on three finished trials per family (no time box during them): 20 s left is far less than
+    the logistic family would need to reach LightGBM at its rate of improvement, and it trails by many standard
+    errors of the paired per-row loss difference, so the next choice stops it and picks LightGBM."""
+    import time
+
+    from mlcase.bakeoff import core
+    from mlcase.bakeoff.search import DOMINATED_Z, Search
+    from mlcase.bakeoff.timebox import TimeBox
+
+    case = make_case(tmp_path, interaction_only(1500), "label", name="rule",
+                     candidates=["logistic", "lightgbm"], split={"cv_folds": 3})
+    run, _, families = core._setup(case, prepare(case), TimeBox(time.monotonic(), 600.0), None, True, None)
+    try:
+        ctx = run.ctx
+        with core.optuna_quiet(), C.single_thread():
+            search = Search(X=ctx.X, y=ctx.y, plan=run.plan, scorer=ctx.scorer, groups=ctx.groups, task="binary",
+                            seed=0, families=families, box=run.box, max_trials=None)
+            for fam in families:
+                for _ in range(3):
+                    search.step(search.states[fam])
+            search.drain()
+    finally:
+        run.writer.abort()
+    logistic, lgbm = search.states["logistic"], search.states["lightgbm"]
+    assert len(logistic.complete) == len(lgbm.complete) == 3
+    assert lgbm.best_loss < 0.5 * logistic.best_loss
+    search.box = TimeBox(time.monotonic(), 20.0)
+    assert search.eci(logistic) > 0.5 * search.box.left()   # it would need more than half of what is left
+    assert search._behind(logistic.best, lgbm.best) > DOMINATED_Z
+    assert search._select() is lgbm
+    assert logistic.stopped.startswith("dominated: its best trial trails the best family by ")
+    assert lgbm.stopped is None
 
 
 def test_an_ensemble_is_refused_where_one_model_dominates(tmp_path):

@@ -55,8 +55,12 @@ def test_run_names_the_slice_and_offers_the_hybrid(ran, capsys):
     good = next(e for e in a["slices"]["money"] if e["label"] == "cut = Good")
     assert good["loses_money"] and good["test"]["ci_low"] > 0 and good["p_holm"] < 0.05
     assert good["hybrid_valid"]["estimate"] > 0 and good["hybrid_test"]["estimate"] > 0
-    h = a["slices"]["hybrid"]
-    assert h["test"]["saving_over"]["candidate"]["estimate"] > 0  # the hybrid beats the candidate alone
+    h = a["slices"]["hybrid"]   # every slice whose switch saved money on the validation rows, judged on the test rows
+    assert "cut = Good" in [s["label"] for s in h["slices"]]
+    if len(h["slices"]) == 1:  # the planted slice alone: the hybrid beats the candidate alone on the test rows
+        assert h["test"]["saving_over"]["candidate"]["estimate"] > 0
+    # (with other slices beside it, chosen on validation noise, the test rows may say otherwise: a weaker candidate on
+    # a loaded CI core once added slices that lost $214 per decision on test; that is the report's honest verdict)
     assert a["labels"]["file"].endswith("label_audit.csv")
     assert a["learning_curve"].get("points") or a["learning_curve"].get("note")
     assert a["feature_groups"].get("named_in_spec") is True or a["feature_groups"].get("skipped")
