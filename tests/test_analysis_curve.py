@@ -103,7 +103,12 @@ def test_settle_promises_no_count_the_band_of_the_gain_does_not_support():
     case = case_from_spec({"name": "t", "decision": "d", "task": "regression",
                            "data": {"source": "d.csv", "target": "y"}}, ".")
     line = reasons({"settle": st}, ev, case)["INCONCLUSIVE"][0]
-    assert "best guess is that 2x today's labels would settle" in line and "too wide to promise" in line
+    assert "best guess is that 2x today's labels would settle" in line and "too uncertain to promise" in line
+    # the shortfall is named: at the band's low end (a gain of 0) the lift stays $0.052, and 2x the labels (22 test
+    # rows) settle only a lift of 2.8 standard errors, 2.8 x 1.397 / sqrt(22) = $0.834
+    assert st["worst_lift"] == pytest.approx(0.0523, abs=1e-3)
+    assert st["needed_lift"] == pytest.approx(2.8016 * 1.3966 / np.sqrt(22), rel=1e-3)
+    assert "at its low end the lift would be $0.052, short of the $0.834 that would settle it" in line
     # a band that settles even at its low end keeps the count
     tight = {**curve, "_boot_params": np.column_stack([np.full(200, fitted["a"]), np.full(200, fitted["b"]),
                                                        np.full(200, 0.05)])}

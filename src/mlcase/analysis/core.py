@@ -365,11 +365,13 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
     if st:
         if st.get("uncertain"):
             lo, hi = st["gain_band"]
+            short = (f": at its low end the lift would be {m(st['worst_lift'])}, short of the {m(st['needed_lift'])} "
+                     "that would settle it" if st.get("worst_lift") is not None else "")
             out["INCONCLUSIVE"].append(
                 f"the learning curve's best guess is that {st['multiple_at_estimate']:g}x today's labels would settle "
                 f"the lift over {st['versus']} (from {m(st['lift_now'])} to about {m(st['expected_lift'])} per "
-                f"decision), but its 95% band for that gain runs from {m(lo)} to {m(hi)}: too wide to promise; "
-                "add labels in steps and rerun `mlcase analyze`")
+                f"decision), but its 95% band for that gain runs from {m(lo)} to {m(hi)}{short}; too uncertain to "
+                "promise a count: add labels in steps and rerun `mlcase analyze`")
         elif st.get("multiple"):
             out["INCONCLUSIVE"].append(
                 f"the learning curve expects the lift over {st['versus']} to grow from {m(st['lift_now'])} to about "

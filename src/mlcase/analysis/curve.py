@@ -191,10 +191,13 @@ def settle(curve: dict, evaluation: dict, required: float) -> dict | None:
             lo, hi = (float(v) for v in np.nanquantile(gains, [0.025, 0.975]))
             out["gain_band"] = [lo, hi]
             worst = L + lo
-            if worst >= required and worst >= (Z_ALPHA + Z_POWER) * se:
+            needed = max(required, (Z_ALPHA + Z_POWER) * se)
+            if worst >= needed:
                 return out
+            # the reasons name the shortfall: at the band's low end the lift reaches `worst_lift`, short of `needed`
+            # (a band above zero can still fall short: Ecdat::LaborSupply read "too wide" beside a positive band)
             return {**out, "multiple": None, "uncertain": True, "multiple_at_estimate": k,
-                    "more_labelled_rows": None, "labelled_rows": None}
+                    "more_labelled_rows": None, "labelled_rows": None, "worst_lift": worst, "needed_lift": needed}
     return {"multiple": None, "lift_now": L, "versus": versus, "sd_diff_per_decision": sd,
             "more_labelled_rows": None, "max_multiple_tried": GRID[-1]}
 

@@ -114,7 +114,10 @@ def curve_html(a: dict, cur: str) -> str:
         k = f"{st['multiple_at_estimate']:g}"
         out.append(f"<p>The curve's best guess is that {esc(k)}x today's "
                    f"labels would settle the lift over {esc(st['versus'])}, but its 95% band for that gain runs from "
-                   f"{esc(_m(lo, cur))} to {esc(_m(hi, cur))}: too wide to promise.</p>")
+                   f"{esc(_m(lo, cur))} to {esc(_m(hi, cur))}"
+                   + (f": at its low end the lift would be {esc(_m(st['worst_lift'], cur))}, short of the "
+                      f"{esc(_m(st['needed_lift'], cur))} that would settle it" if st.get("worst_lift") is not None
+                      else "") + "; too uncertain to promise a count.</p>")
     out.append(f'<p class="muted">{esc(lc.get("time"))}.</p>')
     return "".join(out)
 
