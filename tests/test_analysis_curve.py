@@ -114,3 +114,20 @@ def test_settle_promises_no_count_the_band_of_the_gain_does_not_support():
                                                        np.full(200, 0.05)])}
     kept = settle(tight, ev, required=0.0)
     assert kept["multiple"] == 2.0 and kept["more_labelled_rows"] == 54 and "uncertain" not in kept
+
+
+def test_a_lift_the_curve_does_not_grow_is_said_to_need_only_a_larger_test_part():
+    """survival::colon: the curve's gain at 16x the labels was under a tenth of a cent, and the reason read "grow
+    from $0.057 to about $0.057"; it now says the lift stays, and that the larger test part settles it."""
+    from mlcase.analysis.core import reasons
+    from mlcase.case import case_from_spec
+
+    case = case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                           "data": {"source": "d.csv", "target": "y"}}, ".")
+    base = {"multiple": 16.0, "more_labelled_rows": 22305, "labelled_rows": 23792, "lift_now": 0.0571,
+            "versus": "the best baseline (linear)", "sd_diff_per_decision": 1.27}
+    flat = reasons({"settle": {**base, "expected_lift": 0.05712}}, {}, case)["INCONCLUSIVE"][0]
+    assert "to stay about $0.057 per decision, so only a larger test part would settle it: 16x today's labels" in flat
+    assert "grow" not in flat and "about 22,305 more labelled rows (23,792 in all) would likely settle it" in flat
+    grows = reasons({"settle": {**base, "expected_lift": 0.081}}, {}, case)["INCONCLUSIVE"][0]
+    assert "to grow from $0.057 to about $0.081 per decision with 16x today's labels: about 22,305 more" in grows

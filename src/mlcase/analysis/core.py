@@ -373,11 +373,17 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
                 f"decision), but its 95% band for that gain runs from {m(lo)} to {m(hi)}{short}; too uncertain to "
                 "promise a count: add labels in steps and rerun `mlcase analyze`")
         elif st.get("multiple"):
+            # a gain too small to show in money (survival::colon: "$0.057 to about $0.057") is said as no growth:
+            # then the larger test part alone settles the lift
+            grows = m(st["expected_lift"]) != m(st["lift_now"])
+            expect = (f"expects the lift over {st['versus']} to grow from {m(st['lift_now'])} to about "
+                      f"{m(st['expected_lift'])} per decision with {st['multiple']:g}x today's labels" if grows else
+                      f"expects the lift over {st['versus']} to stay about {m(st['lift_now'])} per decision, so only "
+                      f"a larger test part would settle it: {st['multiple']:g}x today's labels")
             out["INCONCLUSIVE"].append(
-                f"the learning curve expects the lift over {st['versus']} to grow from {m(st['lift_now'])} to about "
-                f"{m(st['expected_lift'])} per decision with {st['multiple']:g}x today's labels: about "
-                f"{st['more_labelled_rows']:,} more labelled rows ({st['labelled_rows']:,} in all) would likely "
-                "settle it (95% CI above zero with 80% power on the larger test part)")
+                f"the learning curve {expect}: about {st['more_labelled_rows']:,} more labelled rows "
+                f"({st['labelled_rows']:,} in all) would likely settle it (95% CI above zero with 80% power on the "
+                "larger test part)")
         else:
             out["INCONCLUSIVE"].append(
                 f"the learning curve does not expect even {st['max_multiple_tried']:g}x today's labels to settle the "
