@@ -259,6 +259,25 @@ def test_a_calibration_that_raised_the_test_ece_says_so():
         "the candidate was calibrated (sigmoid) on the validation rows: test ECE 0.1936 -> 0.1267"]
 
 
+def test_far_fewer_test_flags_than_planned_are_said():
+    """Stat2Data::InsuranceVote (review capacity 10%): the threshold flagged 8.9% of the validation rows and 1 of the
+    69 test rows; the scores of the Democrats crowd within 0.003 at the cut. The model lost to flagging 10% at random
+    and nothing said that its review capacity went unused."""
+    from scipy.stats import binom
+
+    from mlcase.decision import _notes
+
+    p = float(binom.cdf(1, 69, 5 / 56))
+    assert 0.01 < p < 0.05
+    under = {"capacity_check": {"capacity": 0.1, "valid_flag_rate": 5 / 56, "test_flag_rate": 1 / 69,
+                                "test_over_capacity": False, "test_under_plan_p": p, "test_under_plan": True}}
+    line = next(n for n in _notes(under, "USD") if "flags" in n)
+    assert line.startswith(f"the threshold chosen on validation flags 1.45% of test rows against the 8.93% it "
+                           f"flagged there (binomial p {p:.2g}): part of the review capacity goes unused")
+    as_planned = {"capacity_check": {**under["capacity_check"], "test_under_plan": False}}
+    assert not [n for n in _notes(as_planned, "USD") if "flags" in n]
+
+
 def test_the_report_says_a_calibration_did_not_carry_over_only_when_it_raised_the_test_ece():
     from mlcase.report.sections.evaluation import calibration_html
 

@@ -633,6 +633,14 @@ def test_a_threshold_in_crowded_scores_is_carried_to_the_served_model_by_its_rat
     cc = ev["capacity_check"]
     assert cc["valid_flag_rate"] <= 0.1 and not cc["test_over_capacity"]
     assert len(y_t) == 155
+    # far fewer test flags than planned is said: the one-sided binomial chance of so few at the planned rate
+    from scipy.stats import binom
+
+    k = round(cc["test_flag_rate"] * 155)
+    assert cc["test_under_plan_p"] == pytest.approx(binom.cdf(k, 155, cc["valid_flag_rate"]))
+    assert cc["test_under_plan"] == (cc["test_under_plan_p"] < 0.05)
+    if k <= 6:   # the Caruana ensemble here: 2 of 155 (1.3%) against 9.7% planned, p 2e-5
+        assert cc["test_under_plan"] and cc["test_under_plan_p"] < 0.01
     from mlcase.report.sections.evaluation import metrics_html
 
     html = metrics_html(ev, "$")                                   # the report says which and why

@@ -463,6 +463,11 @@ def _notes(ev: dict, cur: str) -> list[str]:
     if cap.get("test_over_capacity"):
         out.append(f"the threshold chosen on validation flags {100 * cap['test_flag_rate']:.3g}% of test rows, "
                    f"above the review capacity {100 * cap['capacity']:.3g}%; watch the flag rate in monitoring")
+    elif cap.get("test_under_plan"):
+        out.append(f"the threshold chosen on validation flags {100 * cap['test_flag_rate']:.3g}% of test rows against "
+                   f"the {100 * cap['valid_flag_rate']:.3g}% it flagged there (binomial p {cap['test_under_plan_p']:.2g})"
+                   ": part of the review capacity goes unused (scores that crowd at the cut do this), and the test "
+                   "cost counts the cases it leaves unflagged; watch the flag rate in monitoring")
     cal = ev.get("calibration") or {}
     if cal.get("applied"):
         before, after = cal.get("ece_test_before", float("nan")), cal.get("ece_test_after", float("nan"))
