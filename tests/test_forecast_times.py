@@ -564,6 +564,19 @@ def test_series_told_apart_by_more_columns_are_drafted_as_one_key_and_refused_in
     assert "the rows are told apart by state + gender + legal" in err.value.fix
 
 
+def test_rows_told_apart_without_a_series_column_are_said_in_plain_words(tmp_path):
+    """openintro::pm25_2011_durham (daily PM2.5 at one site, two instruments on some days): `init --time date`
+    without --series read "rows repeat per time and time; poc tell them apart"."""
+    from mlcase.draft import write_draft
+
+    pm = _table("openintro", "pm25_2011_durham")
+    pm.to_csv(tmp_path / "pm.csv", index=False)
+    out = write_draft(tmp_path / "pm.csv", "daily_mean_pm2_5_concentration", task="forecast", time="date")
+    text = out.read_text()
+    assert "rows repeat per time; poc tells them apart, so the source joins them into 'series_key'" in text
+    assert "time and time" not in text
+
+
 ID_ = "unique_id"
 
 

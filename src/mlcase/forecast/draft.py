@@ -48,7 +48,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     if frame.duplicated([ID, "ds"]).any():
         # a series column that is not the whole key (fpp2::prisonLF: state, where gender and legal status also
         # tell the quarterly counts apart): the draft reads one series per key, joined in the source query
-        keys = series_keys(df, frame, time, series, target)
+        keys, given = series_keys(df, frame, time, series, target), series
         if not keys:
             check_unique(frame, df, time, series, target)   # the one-line error: aggregate them
         series = next(n for n in ("series_key", "series_key_", "series_key__") if n not in df.columns)
@@ -56,9 +56,10 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
         df = df.assign(**{series: df[keys].astype(str).agg("/".join, axis=1)})
         frame[ID] = df.loc[frame.index, series]
-        keyed = (f"rows repeat per {keys[0] if len(keys) > 1 else 'time'} and time; {' + '.join(keys)} tell them "
-                 f"apart, so the source joins them into '{series}', one series each; aggregate in the source "
-                 "instead for fewer, summed series")
+        # (openintro::pm25_2011_durham, no --series: "rows repeat per time and time; poc tell them apart")
+        keyed = (f"rows repeat per {f'{given} and ' if given else ''}time; {' + '.join(keys)} "
+                 f"tell{'s' if len(keys) == 1 else ''} them apart, so the source joins them into '{series}', one "
+                 "series each; aggregate in the source instead for fewer, summed series")
     try:
         freq = infer_freq(frame, time)
     except DataError:
