@@ -261,7 +261,7 @@ def test_a_calibration_that_raised_the_test_ece_says_so():
 
 def test_far_fewer_test_flags_than_planned_are_said():
     """Stat2Data::InsuranceVote (review capacity 10%): the threshold flagged 8.9% of the validation rows and 1 of the
-    69 test rows; the scores of the Democrats crowd within 0.003 at the cut. The model lost to flagging 10% at random
+    69 test rows; the top scores (Democrats) crowd within 0.004 of the cut. The model lost to flagging 10% at random
     and nothing said that its review capacity went unused."""
     from scipy.stats import binom
 

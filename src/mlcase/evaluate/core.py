@@ -264,7 +264,7 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
 
             planned, served = float(np.mean(p_v >= t_v)), out["flag_rate"][candidate]
             # far fewer flags on the test rows than planned leaves review capacity unused (Stat2Data::InsuranceVote:
-            # 8.9% of validation rows, 1 of 69 test rows, where the scores crowd within 0.003 at the cut): the one-
+            # 8.9% of validation rows, 1 of 69 test rows, where the top scores crowd within 0.004 of the cut): the one-
             # sided binomial chance of so few flags at the planned rate
             p_under = float(binom.cdf(round(served * len(y_t)), len(y_t), planned)) if len(y_t) and planned else 1.0
             out["capacity_check"] = {"capacity": capacity, "valid_flag_rate": planned, "test_flag_rate": served,
