@@ -278,6 +278,19 @@ def test_far_fewer_test_flags_than_planned_are_said():
     assert not [n for n in _notes(as_planned, "USD") if "flags" in n]
 
 
+def test_small_slices_are_counted_in_the_unit_they_are_judged_in():
+    """Ecdat::PatentsRD ranked by year: the slices of a ranking are lists, and the note read "test rows"."""
+    from mlcase.decision import _notes
+
+    ranking = {"slices": {"unit": "list", "min_slice_size": 30, "flags": [],
+                          "columns": {"cold_start_items": {"insufficient": ["no new items"]}}}}
+    assert _notes(ranking, "USD") == ["slice cold_start_items: no new items has fewer than 30 test lists: "
+                                      "insufficient evidence, no verdict for them"]
+    rows = {"slices": {"min_slice_size": 30, "columns": {"race": {"insufficient": ["hispan", "other"]}}}}
+    assert _notes(rows, "USD") == ["slice race: hispan, other have fewer than 30 test rows: insufficient evidence, "
+                                   "no verdict for them"]
+
+
 def test_the_report_says_a_calibration_did_not_carry_over_only_when_it_raised_the_test_ece():
     from mlcase.report.sections.evaluation import calibration_html
 

@@ -456,8 +456,10 @@ def _notes(ev: dict, cur: str) -> list[str]:
     for col, info in (slices.get("columns") or {}).items():
         small = info.get("insufficient") or []
         if small:
+            # a ranking's slices are of lists (Ecdat::PatentsRD read "no new items has fewer than 30 test rows")
+            unit = slices.get("unit") or "row"
             out.append(f"slice {col}: {', '.join(map(str, small[:5]))} "
-                       f"{'has' if len(small) == 1 else 'have'} fewer than {slices.get('min_slice_size')} test rows: "
+                       f"{'has' if len(small) == 1 else 'have'} fewer than {slices.get('min_slice_size')} test {unit}s: "
                        "insufficient evidence, no verdict for them")
     cap = ev.get("capacity_check") or {}
     if cap.get("test_over_capacity"):
