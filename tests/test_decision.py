@@ -284,11 +284,12 @@ def test_small_slices_are_counted_in_the_unit_they_are_judged_in():
 
     ranking = {"slices": {"unit": "list", "min_slice_size": 30, "flags": [],
                           "columns": {"cold_start_items": {"insufficient": ["no new items"]}}}}
-    assert _notes(ranking, "USD") == ["slice cold_start_items: no new items has fewer than 30 test lists: "
+    assert _notes(ranking, "USD") == ["slice cold_start_items: 'no new items' has fewer than 30 test lists: "
                                       "insufficient evidence, no verdict for them"]
-    rows = {"slices": {"min_slice_size": 30, "columns": {"race": {"insufficient": ["hispan", "other"]}}}}
-    assert _notes(rows, "USD") == ["slice race: hispan, other have fewer than 30 test rows: insufficient evidence, "
-                                   "no verdict for them"]
+    # values are quoted (nlme::Phenobarb's ApgarInd read "slice ApgarInd: < 5, >= 5 have fewer than ...")
+    rows = {"slices": {"min_slice_size": 30, "columns": {"ApgarInd": {"insufficient": ["< 5", ">= 5"]}}}}
+    assert _notes(rows, "USD") == ["slice ApgarInd: '< 5', '>= 5' have fewer than 30 test rows: insufficient "
+                                   "evidence, no verdict for them"]
 
 
 def test_the_report_says_a_calibration_did_not_carry_over_only_when_it_raised_the_test_ece():

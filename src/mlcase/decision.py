@@ -458,7 +458,8 @@ def _notes(ev: dict, cur: str) -> list[str]:
         if small:
             # a ranking's slices are of lists (Ecdat::PatentsRD read "no new items has fewer than 30 test rows")
             unit = slices.get("unit") or "row"
-            out.append(f"slice {col}: {', '.join(map(str, small[:5]))} "
+            # values quoted: nlme::Phenobarb's ApgarInd read "slice ApgarInd: < 5, >= 5 have fewer than ..."
+            out.append(f"slice {col}: {', '.join(repr(str(v)) for v in small[:5])} "
                        f"{'has' if len(small) == 1 else 'have'} fewer than {slices.get('min_slice_size')} test {unit}s: "
                        "insufficient evidence, no verdict for them")
     cap = ev.get("capacity_check") or {}
