@@ -491,6 +491,24 @@ def test_init_drafts_a_horizon_the_shortest_series_holds_and_refuses_a_series_to
     assert "even at horizon 1 a series needs 33 steps" in err.value.fix
 
 
+def test_a_panel_too_short_to_forecast_names_its_shortest_series_and_how_many_are_short(tmp_path):
+    """tidyr::who2 (tuberculosis counts of 219 countries by year): `init` said "the shortest series has 3 steps"
+    and left the user to find which of 219 and how many more."""
+    from mlcase.draft import draft_spec
+
+    who = _table("tidyr", "who2")[["country", "year", "sp_m_014"]]
+    who.to_csv(tmp_path / "who.csv", index=False)
+    sizes = who.groupby("country").size()
+    with pytest.raises(DataError) as err:
+        draft_spec(tmp_path / "who.csv", "sp_m_014", case_dir=tmp_path, task="forecast", time="year",
+                   series="country")
+    short = int((sizes < 33).sum())
+    assert 0 < short < len(sizes) == 219
+    assert err.value.message == (f"the shortest series has {sizes.min()} steps (series '{sizes.idxmin()}'; {short} "
+                                 "of 219 series have fewer than 33), too few for a forecast case")
+    assert "even at horizon 1 a series needs 33 steps" in err.value.fix
+
+
 def test_a_series_with_missing_steps_is_noted_in_the_draft_with_advice_for_a_level(tmp_path):
     """nycflights13::weather (hourly temperatures at three airports, 27 hours missing at EWR) was drafted
     without a word, then the run stopped and advised '0 for no demand' for a temperature."""

@@ -27,6 +27,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         infer_freq,
         key_column_sql,
         longest_horizon,
+        min_train,
         season_of,
         series_keys,
         too_short,
@@ -79,10 +80,15 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     horizon = {7: 14, 12: 12, 4: 4, 52: 8, 24: 48, 5: 10}.get(season, max(2, season))
     # the run needs each series to hold its training history, two backtest windows and a test window:
     # fpp3::insurance (40 months) was drafted at horizon 12, and the run refused the draft
-    shortest = int(frame.groupby(ID).size().min())
+    sizes = frame.groupby(ID).size()
+    shortest = int(sizes.min())
     fits = longest_horizon(shortest, season)
     if fits < 1:
-        raise DataError(f"the shortest series has {shortest} steps, too few for a forecast case",
+        # which series, and how many like it (tidyr::who2: 219 countries, some with 3 years of counts)
+        enough = min_train(season) + 3
+        which = (f" (series '{sizes.idxmin()}'; {int((sizes < enough).sum()):,} of {len(sizes):,} series have fewer "
+                 f"than {enough})") if len(sizes) > 1 else ""
+        raise DataError(f"the shortest series has {shortest} steps{which}, too few for a forecast case",
                         too_short(shortest, season))
     shortened = fits < horizon
     horizon = min(horizon, fits)
