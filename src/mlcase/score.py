@@ -97,16 +97,20 @@ class ChunkScorer:
     (``fallback``: a callable returning the full chain). Both paths give the same answers.
     """
 
-    def __init__(self, chain, fallback=None):
+    def __init__(self, chain, fallback=None, echo: tuple[str, ...] = ()):
         self.tiers = chain.tiers
         self.decider = chain.decider
         self._fallback = fallback          # () -> Chain with every tier; None: ``chain`` is complete
         self._predictor = None
         self.loaded_fallbacks = fallback is None
+        # columns written to the output even where they are the model's inputs: a ranking's group and item
+        # (wooldridge::crime4 ranked by year: the ALS baseline's inputs are the group and item, so neither was
+        # written, and the output had no lists)
+        self.echo = frozenset(echo)
 
     def __getstate__(self):
         return {"tiers": self.tiers, "decider": self.decider, "_fallback": self._fallback, "_predictor": None,
-                "loaded_fallbacks": self.loaded_fallbacks}
+                "loaded_fallbacks": self.loaded_fallbacks, "echo": self.echo}
 
     @property
     def predictor(self):
@@ -136,7 +140,7 @@ class ChunkScorer:
         clean, issues, ok = self.spec.validate_frame(chunk, offset=offset)
         errors = pd.DataFrame([i.to_dict() for i in issues], columns=["record", "field", "message"]).rename(
             columns={"record": "row"})
-        keep = [c for c in chunk.columns if c not in self.spec.rules]
+        keep = [c for c in chunk.columns if c not in self.spec.rules or c in self.echo]
         out = chunk.loc[ok, keep].reset_index(drop=True)
         out.insert(0, "row", np.flatnonzero(ok) + offset)
         cols = self._answer(clean.reset_index(drop=True)) if len(clean) else {c: [] for c in OUTPUT_COLUMNS}
@@ -421,8 +425,10 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     _check_output(errors_path, "--errors", input, output)
     registry = bundles is None or "model" not in bundles
     chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
+    d = case.spec.data
     scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, dict(bundles or {}),
-                                                           chain.primary.bundle, registry))
+                                                           chain.primary.bundle, registry),
+                         echo=tuple(c for c in (d.group, d.item) if c) if case.spec.task == "ranking" else ())
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
                          model_version=chain.primary.version, notes=list(chain.notes))
     if engine == "local":

@@ -225,3 +225,34 @@ def test_an_item_id_the_model_reads_is_named_once_when_missing(travel):
     assert all(d["field"] == "mode" and d["message"] == "is required: the item id (mode) of each candidate"
                for d in detail)
     assert bad.json()["message"].startswith(f"{len(items)} invalid field(s)")
+
+
+def test_a_served_baseline_that_reads_only_the_group_and_item_still_writes_them_and_the_lists(travel, tmp_path):
+    """wooldridge::crime4 ranked by year (NO_GO, so the ALS baseline served): `mlcase score` wrote every column but
+    `year` and `county`, the ALS model's two inputs (a model's inputs are not echoed), and said "no positions: the
+    output has no 'year' column to make lists of". A ranking's group and item are always written."""
+    import pandas as pd
+
+    from mlcase.bakeoff.ranking import ranking_info
+    from mlcase.bundle import ModelBundle
+    from mlcase.rankers import ALSRanker
+    from mlcase.score import score_file
+
+    case, ds, _, _ = travel
+    rows = ds.rows("train")
+    als = ALSRanker(group="individual", item="mode", seed=0).fit(rows[["individual", "mode"]], ds.y_train)
+    b = ModelBundle(model=als, name="als", role="baseline", task="ranking", features=["individual", "mode"],
+                    schema=ds.schema.to_dict(), version=1)
+    b.ranking = ranking_info(case, ds, rows, ds.y_train)
+    test = ds.rows("test")[["individual", "mode", *ds.features]]
+    test.to_csv(tmp_path / "in.csv", index=False)
+    res = score_file(case, tmp_path / "in.csv", tmp_path / "out.csv", bundles={"model": b}, progress=False)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert {"individual", "mode", "position"} <= set(out.columns)
+    assert not any(n.startswith("no positions") for n in res.notes)
+    lists = test["individual"].nunique()
+    assert any(f"{lists:,} lists of 'individual'" in n for n in res.notes)
+    assert out["individual"].tolist() == test["individual"].tolist() and out["mode"].tolist() == test["mode"].tolist()
+    for _, part in out.groupby("individual"):
+        assert sorted(part["position"]) == list(range(1, len(part) + 1))
+        assert part.sort_values("position")["score"].is_monotonic_decreasing
