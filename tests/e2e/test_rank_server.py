@@ -256,3 +256,8 @@ def test_a_served_baseline_that_reads_only_the_group_and_item_still_writes_them_
     for _, part in out.groupby("individual"):
         assert sorted(part["position"]) == list(range(1, len(part) + 1))
         assert part.sort_values("position")["score"].is_monotonic_decreasing
+    # one list is one list (crime4's held-out year read "1 lists of 'year'")
+    one = test[test["individual"] == test["individual"].iloc[0]]
+    one.to_csv(tmp_path / "one.csv", index=False)
+    res = score_file(case, tmp_path / "one.csv", tmp_path / "one_out.csv", bundles={"model": b}, progress=False)
+    assert any(n.startswith("1 list of 'individual': each row's position") for n in res.notes), res.notes
