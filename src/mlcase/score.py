@@ -528,9 +528,9 @@ def _rank_lists(case, output: Path, result: ScoreResult) -> None:
         con.close()
         tmp.unlink(missing_ok=True)   # a failed rewrite leaves the scored output as it was, and no stray file
     result.decisions = {"shown": int(shown), "below_k": int(result.scored - shown)}
-    result.notes.append(f"{lists:,} {'list' if lists == 1 else 'lists'} of '{group}': each row's position in its list (1 = best, ties in input "
-                        f"order) and decision 'shown' in the top {k} (ranking.k), else 'below_k', as POST /rank "
-                        "orders and logs them")
+    result.notes.append(f"{lists:,} {'list' if lists == 1 else 'lists'} of '{group}': each row's position in its "
+                        f"list (1 = best, ties in input order) and decision 'shown' in the top {k} (ranking.k), else "
+                        "'below_k', as POST /rank orders and logs them")
 
 
 def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
