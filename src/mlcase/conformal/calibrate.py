@@ -185,11 +185,21 @@ def _mapie_classification_scores(bundle, scores, y, alpha, method, seed) -> np.n
 
 
 def _mapie_regression_scores(scores, y, alpha) -> np.ndarray:
+    from mapie.conformity_scores import AbsoluteConformityScore
     from mapie.regression import SplitConformalRegressor
 
+    y = np.asarray(y, dtype="float64")
+    score = AbsoluteConformityScore()
+    # MAPIE checks that y == y_pred + |y - y_pred| within an absolute eps (1e-8): a check of float arithmetic,
+    # which round-off alone fails on a target in the 1e13s (openintro::gdp_countries, GDP in dollars: an internal
+    # error). Its tolerance scales with the values here: 16 ulps of the largest.
+    finite = np.abs(np.concatenate([np.asarray(scores, dtype="float64").ravel(), y]))
+    finite = finite[np.isfinite(finite)]
+    if len(finite):
+        score.eps = max(float(score.eps), 16 * float(np.finfo(float).eps) * float(finite.max()))
     scr = SplitConformalRegressor(estimator=_scores_estimator("regression", scores), confidence_level=1 - alpha,
-                                  conformity_score="absolute", prefit=True)
+                                  conformity_score=score, prefit=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        scr.conformalize(_rows(len(scores)), np.asarray(y, dtype="float64"))
+        scr.conformalize(_rows(len(scores)), y)
     return np.abs(np.asarray(scr.conformity_scores, dtype="float64").ravel())
