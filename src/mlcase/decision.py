@@ -207,36 +207,29 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None) -> Dec
         return Decision(verdict, [*reasons, *extra.get("any", []), *extra.get(verdict, []), *notes], champion,
                         evidence)
 
+    # a CI resampled from a handful of test units is no evidence, for a baseline as for the candidate, and for a
+    # NO_GO while a model is ahead of the floor: "no model needed" would be as unearned as a GO (wooldridge::vote1
+    # ranked by state, 6 test lists: NO_GO beside a saving of $0.124 per list, 95% CI $0.000 to $0.372)
     n_units, unit = int(ev.get("n_test") or 0), ev.get("unit", "row")
+    ahead = beats or sorted((n for n, d in over_floor.items() if (d.get("estimate") or 0) > 0), key=lambda n: cost[n])
+    if ahead and n_units < MIN_TEST_UNITS:
+        few = (f"the test holds {n_units} {unit}{'s' if n_units != 1 else ''}: a CI resampled from fewer than "
+               f"{MIN_TEST_UNITS} is no evidence")
+        lead = (f"{_and(beats)} beat{'s' if len(beats) == 1 else ''} the best model-free policy ({floor['description']}) "
+                f"with a CI above zero, but {few}" if beats else
+                f"{_and(ahead)} save{'s' if len(ahead) == 1 else ''} money over the best model-free policy "
+                f"({floor['description']}) with a CI that includes zero, and {few} either way")
+        return done("INCONCLUSIVE", [
+            lead, *[f"{n} saves {_ci(over_floor[n], cur)} per decision over it" for n in ahead[:2]],
+            f"hold out at least {MIN_TEST_UNITS} test {unit}s (more labelled {unit}s, or a larger split.test_size)",
+            "the champion alias stays where it is until then"])
+
     # 2. does anything beat the best model-free policy?
     if not beats:
-        # a model ahead of the floor on a handful of test units is no evidence either way: "no model needed" would
-        # be as unearned as a GO (wooldridge::vote1 ranked by state, 6 test lists: NO_GO beside a saving of
-        # $0.124 per list, 95% CI $0.000 to $0.372)
-        ahead = sorted((n for n, d in over_floor.items() if (d.get("estimate") or 0) > 0), key=lambda n: cost[n])
-        if ahead and n_units < MIN_TEST_UNITS:
-            return done("INCONCLUSIVE", [
-                f"{_and(ahead)} save{'s' if len(ahead) == 1 else ''} money over the best model-free policy "
-                f"({floor['description']}) with a CI that includes zero, and the test holds {n_units} "
-                f"{unit}{'s' if n_units != 1 else ''}: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence "
-                "either way",
-                *[f"{n} saves {_ci(over_floor[n], cur)} per decision over it" for n in ahead[:2]],
-                f"hold out at least {MIN_TEST_UNITS} test {unit}s (more labelled {unit}s, or a larger split.test_size)",
-                "the champion alias stays where it is until then"])
         reasons, info = _nothing_beats_the_floor(ev, cand, best, floor, over_floor, sd_of(sd, cand, floor), cur)
         if info:
             evidence["to_decide"] = info
         return done("NO_GO", reasons)
-
-    # a CI resampled from a handful of test units is no evidence, for a baseline as for the candidate
-    if n_units < MIN_TEST_UNITS:
-        return done("INCONCLUSIVE", [
-            f"{_and(beats)} beat{'s' if len(beats) == 1 else ''} the best model-free policy ({floor['description']}) "
-            f"with a CI above zero, but the test holds {n_units} {unit}{'s' if n_units != 1 else ''}: a CI resampled from "
-            f"fewer than {MIN_TEST_UNITS} is no evidence",
-            *[f"{n} saves {_ci(over_floor[n], cur)} per decision over it" for n in beats[:2]],
-            f"hold out at least {MIN_TEST_UNITS} test {unit}s (more labelled {unit}s, or a larger split.test_size)",
-            "the champion alias stays where it is until then"])
 
     # 3. constraints
     if latency.get("ok") is False:

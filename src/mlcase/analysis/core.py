@@ -375,13 +375,12 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
         elif st.get("multiple"):
             # a gain too small to show in money (survival::colon: "$0.057 to about $0.057") is said as no growth:
             # then the larger test part alone settles the lift
-            grows = m(st["expected_lift"]) != m(st["lift_now"])
-            expect = (f"expects the lift over {st['versus']} to grow from {m(st['lift_now'])} to about "
-                      f"{m(st['expected_lift'])} per decision with {st['multiple']:g}x today's labels" if grows else
-                      f"expects the lift over {st['versus']} to stay about {m(st['lift_now'])} per decision, so only "
-                      f"a larger test part would settle it: {st['multiple']:g}x today's labels")
+            now, later, k = m(st["lift_now"]), m(st["expected_lift"]), f"{st['multiple']:g}x today's labels"
+            expect = (f"to grow from {now} to about {later} per decision with {k}" if later != now else
+                      f"to stay about {now} per decision, so only a larger test part would settle it: {k}")
             out["INCONCLUSIVE"].append(
-                f"the learning curve {expect}: about {st['more_labelled_rows']:,} more labelled rows "
+                f"the learning curve expects the lift over {st['versus']} {expect}: about "
+                f"{st['more_labelled_rows']:,} more labelled rows "
                 f"({st['labelled_rows']:,} in all) would likely settle it (95% CI above zero with 80% power on the "
                 "larger test part)")
         else:

@@ -193,10 +193,9 @@ def _mapie_regression_scores(scores, y, alpha) -> np.ndarray:
     # MAPIE checks that y == y_pred + |y - y_pred| within an absolute eps (1e-8): a check of float arithmetic,
     # which round-off alone fails on a target in the 1e13s (openintro::gdp_countries, GDP in dollars: an internal
     # error). Its tolerance scales with the values here: 16 ulps of the largest.
-    finite = np.abs(np.concatenate([np.asarray(scores, dtype="float64").ravel(), y]))
-    finite = finite[np.isfinite(finite)]
-    if len(finite):
-        score.eps = max(float(score.eps), 16 * float(np.finfo(float).eps) * float(finite.max()))
+    values = np.abs(np.concatenate([np.asarray(scores, dtype="float64").ravel(), y]))
+    top = float(np.max(values[np.isfinite(values)], initial=0.0))
+    score.eps = max(float(score.eps), 16 * float(np.finfo(float).eps) * top)
     scr = SplitConformalRegressor(estimator=_scores_estimator("regression", scores), confidence_level=1 - alpha,
                                   conformity_score=score, prefit=True)
     with warnings.catch_warnings():

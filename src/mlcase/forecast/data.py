@@ -373,11 +373,18 @@ def verdict_horizon(shortest: int, season_length: int, n_series: int) -> int:
     return (shortest - min_train(season_length)) // (2 + per_series)
 
 
+def min_series_length(season_length: int) -> int:
+    """The fewest steps a series may hold: its training history, two backtest windows and a test window of one step
+    (the length at which :func:`longest_horizon` first reaches 1)."""
+    return min_train(season_length) + 3
+
+
 def too_short(shortest: int, season_length: int) -> str:
     """The fix for a series too short at any horizon."""
     need = min_train(season_length)
-    return (f"even at horizon 1 a series needs {need + 3} steps ({need} of training history: two seasons and the "
-            "largest lag, at least 30); drop the shorter series, or predict it as a regression case")
+    return (f"even at horizon 1 a series needs {min_series_length(season_length)} steps ({need} of training "
+            "history: two seasons and the largest lag, at least 30); drop the shorter series, or predict it as a "
+            "regression case")
 
 
 def fitted_windows(shortest: int, season_length: int, horizon: int, step: int, backtest: int,

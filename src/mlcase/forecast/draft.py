@@ -27,7 +27,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         infer_freq,
         key_column_sql,
         longest_horizon,
-        min_train,
+        min_series_length,
         season_of,
         series_keys,
         too_short,
@@ -85,7 +85,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     fits = longest_horizon(shortest, season)
     if fits < 1:
         # which series, and how many like it (tidyr::who2: 219 countries, some with 3 years of counts)
-        enough = min_train(season) + 3
+        enough = min_series_length(season)
         which = (f" (series '{sizes.idxmin()}'; {int((sizes < enough).sum()):,} of {len(sizes):,} series have fewer "
                  f"than {enough})") if len(sizes) > 1 else ""
         raise DataError(f"the shortest series has {shortest} steps{which}, too few for a forecast case",
