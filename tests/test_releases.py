@@ -169,6 +169,22 @@ def test_a_bare_case_scores_zero_with_what_would_close_each_test_and_creates_no_
     assert readiness(case, minimum=0.5).passes is False
 
 
+def test_after_a_decision_that_moved_no_champion_readiness_names_the_decision_not_a_first_run(tmp_path):
+    """mi::nlsyV ended NO_GO; four tests then said "run `mlcase run` on the case", as if it never ran."""
+    from mlcase import results
+    from mlcase.releases import readiness
+
+    case = bare_case(tmp_path / "c")
+    first = {t["id"]: t["close"] for t in readiness(case).to_dict()["tests"]}
+    assert first["infrastructure.4"] == "run `mlcase run` on the case"
+    results.save(case, "decision", {"verdict": "NO_GO", "reasons": ["nothing beats the floor"]})
+    after = {t["id"]: t for t in readiness(case).to_dict()["tests"]}
+    for test in ("infrastructure.1", "infrastructure.4", "monitoring.1", "monitoring.4"):
+        assert after[test]["close"].startswith("the last run's decision, NO_GO, registers no champion"), test
+        assert "mlcase promote --version N" in after[test]["close"]
+    assert after["monitoring.1"]["evidence"] == "no champion"
+
+
 def test_readiness_exits_1_below_the_minimum_and_saves_its_result(tmp_path, capsys):
     import json
 

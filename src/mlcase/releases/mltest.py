@@ -168,6 +168,17 @@ class Evidence:
         return next((x for x in self.versions if x["version"] == v), None)
 
     @cached_property
+    def champion_fix(self) -> str:
+        """What would register a champion: a first run, or, after a run whose decision moved none (NO_GO,
+        INCONCLUSIVE), acting on its reasons; "run `mlcase run`" alone read as if the run never happened
+        (mi::nlsyV, NO_GO: four tests said so)."""
+        verdict = (self.results.get("decision") or {}).get("verdict")
+        if not verdict or self.champion:
+            return "run `mlcase run` on the case"
+        return (f"the last run's decision, {verdict}, registers no champion: act on its reasons and run again "
+                "(a GO or USE_BASELINE registers one), or `mlcase promote --version N` to serve one anyway")
+
+    @cached_property
     def champion_run_tags(self) -> dict:
         from .. import tracking
 

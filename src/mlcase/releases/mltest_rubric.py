@@ -22,7 +22,7 @@ def _schema(ev: Evidence):
         n = len((ev.results["data"].get("schema") or {}).get("columns", []))
         return A, f"a schema of {n} columns is stored with the champion; the server validates every request", None
     if ev.has("data"):
-        return M, "a schema was inferred, but no registered champion enforces it at serving", RUN
+        return M, "a schema was inferred, but no registered champion enforces it at serving", ev.champion_fix
     return X, "no schema inferred yet", RUN
 
 
@@ -192,7 +192,7 @@ def _reproducible(ev: Evidence):
     if fp:
         return M, "the data fingerprint and seed are recorded, not the code's commit", \
             "run mlcase from a git checkout of the case, so the commit is recorded"
-    return X, "no registered champion with recorded inputs", RUN
+    return X, "no registered champion with recorded inputs", ev.champion_fix
 
 
 @rubric("infrastructure.2", "infrastructure", "Model specs are unit tested")
@@ -216,7 +216,7 @@ def _integration(ev: Evidence):
 @rubric("infrastructure.4", "infrastructure", "Model quality is validated before serving")
 def _validated(ev: Evidence):
     if not ev.champion:
-        return X, "no champion", RUN
+        return X, "no champion", ev.champion_fix
     tags = ev.champion.get("tags", {})
     promoted = [h for h in ev.history if h.get("action") == "promote" and h.get("to_version") == ev.champion["version"]]
     if tags.get("mlcase.verdict") or promoted:
@@ -267,7 +267,8 @@ def _dependencies(ev: Evidence):
     tags = ev.champion_run_tags
     pkgs = {k.removeprefix("mlcase.pkg."): v for k, v in tags.items() if k.startswith("mlcase.pkg.")}
     if not pkgs:
-        return X, "the champion's package versions are not recorded", RUN
+        return X, "the champion's package versions are not recorded" if ev.champion else "no champion", \
+            ev.champion_fix
     changed = []
     for name, version in sorted(pkgs.items()):
         try:
@@ -302,13 +303,13 @@ def _skew(ev: Evidence):
     if ev.champion:
         return M, "the champion carries a training reference; served data is not compared yet", \
             "run `mlcase monitor` on the prediction log"
-    return X, "no reference to compare with", RUN
+    return X, "no reference to compare with", ev.champion_fix
 
 
 @rubric("monitoring.4", "monitoring", "Models are not too stale")
 def _stale(ev: Evidence):
     if not ev.champion or not ev.champion.get("created"):
-        return X, "no champion", RUN
+        return X, "no champion", ev.champion_fix
     age = (datetime.now(UTC) - datetime.fromisoformat(ev.champion["created"])).total_seconds() / 86400
     limit = ev.spec.compute.retrain_every / 86400
     if age <= limit:
