@@ -715,7 +715,7 @@ def test_a_regression_slice_gap_says_it_is_a_share_of_the_overall_mae(tmp_path):
     by_discipline = out["columns"]["discipline"]["largest_gap"]
     assert by_discipline["flagged"] and by_discipline["ci"][0] <= 0 < by_discipline["ci"][1]
     flag = next(f for f in out["flags"] if f.startswith("discipline: "))
-    assert f"to {by_discipline['ci'][1]:.3f}, which includes no gap: it may be chance; alert above 0.1)" in flag
+    assert f"to {by_discipline['ci'][1]:.3f}, which includes zero: the gap may be chance; alert above 0.1)" in flag
 
 
 def test_a_count_is_never_predicted_below_zero(tmp_path):

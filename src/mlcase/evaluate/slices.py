@@ -164,7 +164,7 @@ def _column(ctx: dict, col: str, groups: np.ndarray, sensitive: bool) -> tuple[d
             unit = f" times the overall MAE ({overall_mae:.4g})" if task == "regression" else ""
             # the alert is on the point estimate (as fairlearn's thresholds are); a CI down to zero or below says
             # the gap may be chance (openintro::evals by rank: 0.166, 95% CI -0.266 to 0.565)
-            chance = ", which includes no gap: it may be chance" if lo_ci <= 0 else ""
+            chance = ", which includes zero: the gap may be chance" if lo_ci <= 0 else ""
             flags.append(f"{col}: {largest[0]} differs by {largest[1]['gap']:.3f}{unit} between "
                          f"'{largest[1]['low_group']}' and '{largest[1]['high_group']}' "
                          f"(95% CI {lo_ci:.3f} to {hi_ci:.3f}{chance}; alert above {alert})")
