@@ -274,6 +274,7 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     benefits.to_csv(tmp_path / "benefits.csv", index=False)
     drafted = yaml.safe_load(draft_spec(tmp_path / "benefits.csv", "math4", case_dir=tmp_path))
     assert drafted["data"]["group"] == "distid" and drafted["split"]["method"] == "group"
+    assert drafted["data"]["id"] == "rownames" and drafted["data"]["features"]["exclude"] == ["schid"]
     assert entity_key("rownames", df["rownames"]) is None                     # one row each
     assert entity_key("id", pd.Series([1.0, 1.0, None] * 20 + list(range(20)))) is None
     assert entity_key("price.heinz41", df["price.heinz41"]) is None           # repeats, but not a key's name

@@ -161,7 +161,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"  group: {_q(group_col)}" + ("                # an entity with several rows: its rows stay on one side of the split "
                                         "(null if every decision is about an entity already in the data)" if group_col else "")
         if group_col else "  group: null",
-        "  features: {exclude: []}         # TODO drop columns that must not drive the decision",
+        _features_line(kinds, "decision", target, id_col, group_col, time_col),
         "  unavailable_at_serving: []      # TODO columns that exist in history but not when the decision is made",
         "  label_delay: null               # e.g. 90d: how long until the outcome is known",
         f"split: {{method: {'time' if time_col else 'group' if group_col else ('stratified' if task != 'regression' else 'random')}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
@@ -231,6 +231,17 @@ def _time_unsplittable(values: pd.Series) -> str | None:
 def _id_column(kinds: dict, *taken) -> str | None:
     """The first column inferred as an identifier that is not one of ``taken`` (target, group, item)."""
     return next((c for c, k in kinds.items() if k == "id" and c not in taken), None)
+
+
+def _features_line(kinds: dict, what: str, *taken) -> str:
+    """``features: {exclude: [...]}`` with the identifiers other than data.id already in it: a second one
+    (wooldridge::benefits' `schid` beside `rownames`, mstate::ebmt1's `patid`) was a feature of the first run."""
+    more = [c for c, k in kinds.items() if k == "id" and c not in taken]
+    if not more:
+        return f"  features: {{exclude: []}}         # TODO drop columns that must not drive the {what}"
+    return (f"  features: {{exclude: [{', '.join(map(_q, more))}]}}   # {'looks' if len(more) == 1 else 'look'} like "
+            f"{'an identifier' if len(more) == 1 else 'identifiers'} too; TODO drop columns that must not drive the "
+            f"{what}")
 
 
 def _id_line(id_col: str | None) -> str:
@@ -343,7 +354,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
                                                      if item else "                # set the item column for recommendation baselines"),
         f"  time: {_q(time_col) if time_col else 'null'}" + ("   # each group's last interactions are held out" if time_col else ""),
         _id_line(id_col),
-        "  features: {exclude: []}         # TODO drop columns that must not drive the order",
+        _features_line(kinds, "order", target, id_col, group, item, time_col),
         "ranking:",
         "  k: 10                           # TODO the list length people see",
         f"  relevant_from: {threshold:g}              # TODO a target at or above this counts as relevant",
