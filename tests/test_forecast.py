@@ -232,3 +232,44 @@ def test_every_forecaster_round_trips_through_a_signed_bundle(series, tmp_path):
         before, after = model.forecast(history, future), loaded.model.forecast(history, future)
         assert len(before) == 7 * 3
         np.testing.assert_allclose(after["yhat"], before["yhat"], rtol=1e-12)
+
+
+def test_money_at_the_quantile_against_an_unsettled_mase_is_inconclusive_not_no_model_needed():
+    """vcdExtra::CyclingDeaths (London cyclist deaths per fortnight, 0 to 3): over 8 test windows no model beat
+    seasonal naive in MASE with a CI above zero, and the case said "no model needed", while the forecasts acted
+    on (at the median, the quantile its costs ask for) saved money over seasonal naive with CIs well above zero.
+    The numbers are that run's; with the money's CI down to zero the verdict is still NO_GO."""
+    from types import SimpleNamespace
+
+    from mlcase.forecast.decision import decide_forecast
+
+    def lift(mase, mase_ci, cost, cost_ci):
+        return {"mase": {"estimate": mase, "ci_low": mase_ci[0], "ci_high": mase_ci[1], "sd": 0.1, "blocks": 8},
+                "cost": {"estimate": cost, "ci_low": cost_ci[0], "ci_high": cost_ci[1], "sd": 0.06, "blocks": 8}}
+
+    ev = {"candidate": "lightgbm", "best_baseline": "moving_average", "quantile": 0.5,
+          "costs": {"under": 1.0, "over": 1.0, "currency": "$"},
+          "test_period": {"windows": 8, "series": 1, "blocks": 8, "most_blocks": 9},
+          "models": {"seasonal_naive": {"test": {"mase": 0.725}}, "moving_average": {"test": {"mase": 0.714}},
+                     "lightgbm": {"test": {"mase": 0.689}}},
+          "lifts": {"lightgbm": {"over_floor": lift(0.036, (-0.147, 0.244), 0.258, (0.123, 0.398))},
+                    "moving_average": {"over_floor": lift(0.011, (-0.200, 0.228), 0.371, (0.270, 0.486))}}}
+    case = SimpleNamespace(spec=SimpleNamespace(constraints=SimpleNamespace(operating_cost=0.0, min_lift=0.0)))
+    d = decide_forecast(case, ev)
+    assert (d.verdict, d.champion, d.evidence["measures_disagree"]) == ("INCONCLUSIVE", None, True)
+    assert d.reasons[0].startswith("the candidate's (lightgbm) and the best baseline's (the moving average) forecasts "
+                                   "at the 50% quantile save money over seasonal naive with a 95% CI above zero")
+    assert "at the quantile it saves $0.371 (95% CI $0.270 to $0.486)" in d.reasons[2]
+    assert d.reasons[-1] == "no champion is set: seasonal naive keeps serving until the two agree"
+
+    # the money's CI down to zero for both: nothing is evidence for a model, and seasonal naive stays
+    for name in ("lightgbm", "moving_average"):
+        ev["lifts"][name]["over_floor"]["cost"]["ci_low"] = -0.01
+    d = decide_forecast(case, ev)
+    assert d.verdict == "NO_GO" and d.reasons[-1].endswith("no model needed") and "measures_disagree" not in d.evidence
+    # a bar above the saving's lower bound (operating cost per point) is not cleared either
+    ev["lifts"]["moving_average"]["over_floor"]["cost"]["ci_low"] = 0.270
+    case.spec.constraints.operating_cost = 0.3
+    assert decide_forecast(case, ev).verdict == "NO_GO"
+    case.spec.constraints.operating_cost = 0.0
+    assert decide_forecast(case, ev).reasons[0].startswith("the best baseline's (the moving average) forecast at")

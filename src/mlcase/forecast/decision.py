@@ -5,11 +5,13 @@ period's MASE gains (the floor's or the baseline's MASE minus the model's) with 
 CIs over (series, cut-off) blocks; money at the chosen quantile is given beside them. In order:
 
 1. ``NO_GO`` when neither the candidate nor the best baseline (chosen on the backtests) beats
-   seasonal naive with a CI above zero: keep the seasonal-naive forecast, no model needed.
+   seasonal naive with a CI above zero: keep the seasonal-naive forecast, no model needed (but see 3.).
 2. ``GO`` when the candidate beats seasonal naive and the best baseline, each with a CI above
    zero, and (when costs are given) does not cost more per forecast point than the best baseline
    at the quantile by more than ``min_lift + operating_cost`` going the wrong way.
-3. ``INCONCLUSIVE`` when both point estimates favour the candidate but a CI includes zero; the
+3. ``INCONCLUSIVE`` when both point estimates favour the candidate but a CI includes zero, or when nothing
+   beats seasonal naive in MASE but the candidate's forecast at the quantile saves money over it with a CI
+   above the bar (the measures disagree); the
    reasons say how many more test windows would decide. Where the best baseline beats seasonal naive
    (CI above zero), it serves until then where no champion is set (``serves_without_champion``), as a
    tabular case's server falls back to its ``baseline``.
@@ -98,7 +100,8 @@ def _decide(case, ev: dict) -> Decision:
                        f"quantile it saves {_money(c_floor['cost'], cur)} per forecast point")
     if b_floor:
         reasons.append(f"the best baseline ({_names(best)}, chosen on the backtests) has test MASE "
-                       f"{models[best]['test']['mase']:.3f}: a gain over seasonal naive of {_ci(b_floor['mase'])}")
+                       f"{models[best]['test']['mase']:.3f}: a gain over seasonal naive of {_ci(b_floor['mase'])}; "
+                       f"at the quantile it saves {_money(b_floor['cost'], cur)} per forecast point")
     cand_beats = bool(c_floor and c_floor["mase"]["ci_low"] > 0)
     base_beats = bool(b_floor and b_floor["mase"]["ci_low"] > 0)
     evidence.update(candidate_beats_floor=cand_beats, baseline_beats_floor=base_beats)
@@ -106,6 +109,23 @@ def _decide(case, ev: dict) -> Decision:
         why = ("no model beats seasonal naive in MASE with a 95% CI above zero over the "
                f"{ev['test_period']['blocks']} test windows (series x cut-offs)")
         more = _more(c_floor["mase"] if c_floor else None, ev)
+        # the forecast acted on (at the quantile) saving money with a CI above zero is evidence for a model that
+        # MASE, on the point forecast, does not settle either way: "no model needed" would be unearned
+        # (vcdExtra::CyclingDeaths: lightgbm's MASE gain 0.036, CI -0.147 to 0.244, beside $0.258 saved per point,
+        # CI $0.123 to $0.398; the moving average's 0.011 beside $0.371, CI $0.270 to $0.486)
+        saving = [(f"the candidate's ({cand})" if n == cand else f"the best baseline's ({_names(n)})")
+                  for n, lift in ((cand, c_floor), (best, b_floor))
+                  if lift and lift["cost"]["ci_low"] > bar and lift["mase"]["estimate"] > 0]
+        if saving and blocks >= MIN_TEST_BLOCKS:
+            evidence["measures_disagree"] = True
+            one = len(saving) == 1
+            return Decision("INCONCLUSIVE", [
+                f"{' and '.join(saving)} forecast{'' if one else 's'} at the {ev['quantile']:.0%} quantile "
+                f"save{'s' if one else ''} money over seasonal naive with a 95% CI above zero, but "
+                f"{'its' if one else 'their'} MASE gain's CI includes zero: the two measures disagree, so neither "
+                "a model nor 'no model needed' is settled", *reasons, *([more] if more else []),
+                "no champion is set: seasonal naive keeps serving until the two agree"],
+                champion=None, evidence=evidence)
         return Decision("NO_GO", [why, *reasons, *([more] if more else []),
                                   "keep the seasonal-naive forecast (the value one season back): no model needed"],
                         champion=None, evidence=evidence)
