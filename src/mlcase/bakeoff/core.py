@@ -20,7 +20,15 @@ from .result import BakeoffResult
 from .runners import study_storage
 from .scoring import Plan, Scorer, make_plan
 from .search import Search, Trial
-from .timebox import MIN_RESERVE_S, CtrlC, PeakMemory, Progress, TimeBox, parse_budget
+from .timebox import (
+    MIN_RESERVE_S,
+    CtrlC,
+    PeakMemory,
+    Progress,
+    TimeBox,
+    baselines_overran,
+    parse_budget,
+)
 from .writer import TrackingWriter
 
 BASELINE_RUNG = 2          # holdout mode: baselines fit on the third sample size at most (160,000 rows)
@@ -541,6 +549,9 @@ def _result(run: _Run, candidate: str | None, scorer: Scorer, families: list[str
     total = sum(st.total_time for st in states.values()) or 1.0
     for f, st in states.items():
         fam_info[f]["share_of_search"] = round(st.total_time / total, 4)
+    overran = baselines_overran(run.phases, run.box.budget, fam_info)
+    if overran:
+        run.notes.append(overran)
     result = BakeoffResult(
         leaderboard=leaderboard, bundles=run.bundles, candidate=candidate,
         best_baseline=best_baseline if best_baseline in run.bundles else None, elapsed_s=elapsed,

@@ -22,6 +22,19 @@ HARD_SHARE = 1.1        # nothing is fitted past budget * HARD_SHARE
 MIN_RESERVE_S = 0.3     # the final steps' fixed cost (leaderboard, latency measures)
 
 
+def baselines_overran(phases: dict, budget: float, families: dict) -> str | None:
+    """What to say when the baselines alone used the whole budget: they always run, and the first candidate's
+    default after them, so the run overran it (modeldata::grants_other, 8,190 rows x 1,503 columns: 22 s of a
+    20 s budget on the baselines, 41 s in all, and every family but logistic unsearched)."""
+    took = float(phases.get("baselines_s") or 0.0)
+    if budget <= 0 or took < budget:
+        return None
+    ran = [f for f, info in families.items() if (info or {}).get("n_trials")]
+    what = f"only {', '.join(ran)} ran (the first candidate always does)" if ran else "no candidate ran"
+    return (f"the baselines alone took {took:.1f}s of the {budget:g}s budget, so {what}: raise --budget well past "
+            f"{took:.0f}s for a search")
+
+
 class CtrlC:
     """Ctrl-C during the search: Python's ``KeyboardInterrupt`` as usual, and a flag the search checks
     before each trial (:meth:`check`).
