@@ -498,7 +498,10 @@ def test_a_panel_too_short_to_forecast_names_its_shortest_series_and_how_many_ar
 
     who = _table("tidyr", "who2")[["country", "year", "sp_m_014"]]
     who.to_csv(tmp_path / "who.csv", index=False)
-    sizes = who.groupby("country").size()
+    # counted as the run counts them: from each series' first value
+    who = who.sort_values(["country", "year"])
+    sizes = who[who["sp_m_014"].notna().groupby(who["country"]).cummax()].groupby("country").size().reindex(
+        who["country"].unique(), fill_value=0)      # a country without a count is a series of none
     with pytest.raises(DataError) as err:
         draft_spec(tmp_path / "who.csv", "sp_m_014", case_dir=tmp_path, task="forecast", time="year",
                    series="country")
@@ -507,6 +510,33 @@ def test_a_panel_too_short_to_forecast_names_its_shortest_series_and_how_many_ar
     assert err.value.message == (f"the shortest series has {sizes.min()} steps (series '{sizes.idxmin()}'; {short} "
                                  "of 219 series have fewer than 33), too few for a forecast case")
     assert "even at horizon 1 a series needs 33 steps" in err.value.fix
+
+
+def test_init_counts_a_series_from_its_first_value_as_the_run_does_and_writes_the_query_that_drops_it(tmp_path):
+    """gt::countrypops (215 countries, 1960 to 2022): West Bank and Gaza has values from 1990 only. init counted
+    its 61 rows (the last two years held out), drafted horizon 2, and the run refused the draft: 31 steps."""
+    from mlcase.case import load_case
+    from mlcase.draft import draft_spec
+    from mlcase.forecast.data import load_series
+
+    pops = _table("gt", "countrypops")[["country_name", "year", "population"]]
+    late = pops[pops["country_name"] == "West Bank and Gaza"]
+    assert len(late) == 63 and late["population"].first_valid_index() == late.index[30]
+    pops.to_csv(tmp_path / "all.csv", index=False)
+    text = draft_spec(tmp_path / "all.csv", "population", case_dir=tmp_path, task="forecast", time="year",
+                      series="country_name")
+    (tmp_path / "case.yaml").write_text(text)
+    data = load_series(load_case(tmp_path / "case.yaml"))     # the run reads the draft (33 steps: horizon 1)
+    assert data.horizon == 1 and min(data.frame.groupby("unique_id").size()) == 33
+
+    pops[pops["year"] <= 2020].to_csv(tmp_path / "held.csv", index=False)
+    with pytest.raises(DataError) as err:
+        draft_spec(tmp_path / "held.csv", "population", case_dir=tmp_path, task="forecast", time="year",
+                   series="country_name")
+    assert err.value.message == ("the shortest series has 31 steps (series 'West Bank and Gaza'; 1 of 215 series has "
+                                 "fewer than 33), too few for a forecast case")
+    assert ("drop the shorter series (e.g. data.source: SELECT * FROM 'held.csv' WHERE "
+            "\"country_name\" NOT IN ('West Bank and Gaza')), or predict it as a regression case") in err.value.fix
 
 
 def test_a_series_with_missing_steps_is_noted_in_the_draft_with_advice_for_a_level(tmp_path):

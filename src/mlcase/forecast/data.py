@@ -227,6 +227,13 @@ def series_keys(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | 
     return ([series] if series else []) + chosen if chosen and not left else []
 
 
+def started(out: pd.DataFrame) -> pd.Series:
+    """Which rows of ``out`` (sorted by series and time) are part of their series: from its first value on. A
+    series that starts later than the others has missing values before its start (a wide table melted to long,
+    as fpp3::us_employment, or gt::countrypops' West Bank and Gaza from 1990 of 1960 to 2022)."""
+    return out[Y].notna().groupby(out[ID], observed=True, sort=False).cummax()
+
+
 def check_filled(out: pd.DataFrame, target: str) -> None:
     """The one-line error for a target missing inside a series (``out``'s ``y``, sorted by series and
     time; rows before a series' first value do not count); the draft notes the same (DAAG::measles:
@@ -312,20 +319,19 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
         out[c] = col.astype("float64")
     check_unique(out, df, d.time, d.series, target)
     out = out.sort_values([ID, DS], kind="stable").reset_index(drop=True)
-    # a series that starts later than the others has missing values before its start (a wide table
-    # melted to long, as fpp3::us_employment): those rows are not part of the series
-    started = out[Y].notna().groupby(out[ID], observed=True, sort=False).cummax()
+    # rows before a series' first value are not part of the series
+    begun = started(out)
     notes = []
-    if not started.all():
-        dropped = out.loc[~started, ID]
-        gone = sorted(set(dropped) - set(out.loc[started, ID]))
+    if not begun.all():
+        dropped = out.loc[~begun, ID]
+        gone = sorted(set(dropped) - set(out.loc[begun, ID]))
         if gone:
             raise DataError(f"data.target '{target}': series '{gone[0]}' has no value at all"
                             + (f" ({len(gone)} such series)" if len(gone) > 1 else ""),
                             "drop the series without values")
         notes.append(f"{len(dropped):,} rows before the first value of their series were dropped "
                      f"({dropped.nunique():,} series start later than the data)")
-        out = out[started.to_numpy()].reset_index(drop=True)
+        out = out[begun.to_numpy()].reset_index(drop=True)
     check_filled(out, target)
     freq = fc.freq or infer_freq(out, d.time)
     try:
@@ -379,12 +385,12 @@ def min_series_length(season_length: int) -> int:
     return min_train(season_length) + 3
 
 
-def too_short(shortest: int, season_length: int) -> str:
-    """The fix for a series too short at any horizon."""
+def too_short(shortest: int, season_length: int, drop: str | None = None) -> str:
+    """The fix for a series too short at any horizon (``drop``: a query without the short series)."""
     need = min_train(season_length)
     return (f"even at horizon 1 a series needs {min_series_length(season_length)} steps ({need} of training "
-            "history: two seasons and the largest lag, at least 30); drop the shorter series, or predict it as a "
-            "regression case")
+            "history: two seasons and the largest lag, at least 30); drop the shorter series"
+            + (f" (e.g. data.source: {drop})" if drop else "") + ", or predict it as a regression case")
 
 
 def fitted_windows(shortest: int, season_length: int, horizon: int, step: int, backtest: int,

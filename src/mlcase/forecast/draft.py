@@ -30,6 +30,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         min_series_length,
         season_of,
         series_keys,
+        started,
         too_short,
         verdict_horizon,
     )
@@ -80,16 +81,30 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     horizon = {7: 14, 12: 12, 4: 4, 52: 8, 24: 48, 5: 10}.get(season, max(2, season))
     # the run needs each series to hold its training history, two backtest windows and a test window:
     # fpp3::insurance (40 months) was drafted at horizon 12, and the run refused the draft
-    sizes = frame.groupby(ID).size()
+    # counted as the run counts them, from each series' first value (gt::countrypops: West Bank and Gaza's 61
+    # years hold 31 values, and the draft's horizon 2 was refused by the run)
+    ordered = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")}).sort_values(
+        [ID, DS], kind="stable")
+    sizes = ordered[started(ordered).to_numpy()].groupby(ID).size().reindex(ordered[ID].unique(), fill_value=0)
+    if not sizes.any():
+        raise DataError(f"--target '{target}' has no value in {data.name}", "pick the column that holds the numbers "
+                        "to forecast")
     shortest = int(sizes.min())
     fits = longest_horizon(shortest, season)
     if fits < 1:
         # which series, and how many like it (tidyr::who2: 219 countries, some with 3 years of counts)
         enough = min_series_length(season)
-        which = (f" (series '{sizes.idxmin()}'; {int((sizes < enough).sum()):,} of {len(sizes):,} series have fewer "
-                 f"than {enough})") if len(sizes) > 1 else ""
+        short = sizes[sizes < enough]
+        which = (f" (series '{sizes.idxmin()}'; {len(short):,} of {len(sizes):,} series {'has' if len(short) == 1 else 'have'}"
+                 f" fewer than {enough})") if len(sizes) > 1 else ""
+        drop = None
+        if series and not keyed and len(short) < len(sizes) and len(short) <= 10:
+            # the query that drops them, ready to paste (gt::countrypops: West Bank and Gaza, 31 of 63 years)
+            from ..checks.target import drop_classes_query
+
+            drop = drop_classes_query(sorted(map(str, short.index)), series, path)
         raise DataError(f"the shortest series has {shortest} steps{which}, too few for a forecast case",
-                        too_short(shortest, season))
+                        too_short(shortest, season, drop))
     shortened = fits < horizon
     horizon = min(horizon, fits)
     n_series = frame[ID].nunique()
