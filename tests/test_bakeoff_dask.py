@@ -49,22 +49,29 @@ def test_champion_and_trials_match_the_local_engine(tmp_path, default_df, dask_e
     assert {r["name"]: r["cv_mean"] for r in dask.leaderboard} == pytest.approx(board, rel=1e-12)
     X = local.input_example
     np.testing.assert_allclose(dask.candidate_bundle.scores(X), local.candidate_bundle.scores(X), rtol=1e-10)
+    # side by side on the two workers: with no clock to close the box, every family's trials are submitted
+    assert _overlapping(dask), "no two families' trials ran at the same time"
+
+
+def _overlapping(res) -> list[tuple]:
+    """Pairs of trials of different families whose (start, end) spans overlap, in order of start."""
+    spans = sorted((t["elapsed_s"] - t["duration_s"], t["elapsed_s"], t["family"]) for t in res.trials)
+    return [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] and a[2] != b[2]]
 
 
 @pytest.mark.slow
 def test_the_budget_holds_with_families_running_side_by_side(tmp_path, default_df, dask_engine):
-    """Under a 10 s box the families' trials overlapped on the two workers. How many families a 10 s box scores
-    depends on the machine (a loaded CI core left xgboost unscored; every family's trials are counted in the test
-    above), and how long it took against the budget is measured by benchmarks/timing_guarantees.py (the suite
-    asserts on no clock)."""
+    """A 10 s box on the two workers scores the simplest family and a boosted one. How many families it scores,
+    and whether their trials overlap, depend on the machine: a loaded CI core left xgboost unscored, and in
+    stop 45's fresh-clone run (36 min, against 24 to 26 for the same suite before) the few trials that fitted
+    ran one after another. The test above asserts the overlap with no clock; how long the box took against the
+    budget is measured by benchmarks/timing_guarantees.py (the suite asserts on no clock)."""
     budget = 10.0
     case, ds = _case(tmp_path, default_df, "budget", candidates=[*FAMILIES, "xgboost"])
     res = run_bakeoff(case, ds, budget=budget, quiet=True, engine=dask_engine)
     scored = {r["name"] for r in res.leaderboard if r["kind"] == "candidate" and r["cv_mean"] is not None}
     assert "logistic" in scored and len(scored & {"hist_gbm", "lightgbm", "xgboost"}) >= 1, scored
-    spans = sorted((t["elapsed_s"] - t["duration_s"], t["elapsed_s"], t["family"]) for t in res.trials)
-    overlapping = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] and a[2] != b[2]]
-    assert overlapping, "no two families' trials ran at the same time"
+    assert res.engine["kind"] == "dask" and not res.interrupted
 
 
 @pytest.mark.slow
