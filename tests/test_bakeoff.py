@@ -232,21 +232,29 @@ def test_leaderboard_command_prints_the_stored_result(default_run):
 
 
 def test_baselines_that_use_up_the_budget_are_said_as_the_reason_for_the_overrun(tmp_path, capsys):
-    """modeldata::grants_other (8,190 rows x 1,503 columns): the baselines took 22 s of a 20 s budget, the first
+    """modeldata::grants_other (8,190 rows x 1,503 columns): the baselines took 22.1 s of a 20 s budget, the first
     candidate's default (which always runs) 14 s more, and the leaderboard said "41.5s of 20s budget" with no
-    why. A budget far under the baselines' time does the same here."""
+    why. The note follows the recorded phases (no clock is asserted here; benchmarks/timing_guarantees.py
+    measures the box), and the leaderboard command says it for grants_other's own numbers."""
+    from mlcase.bakeoff.timebox import baselines_overran
     from mlcase.cli import main
     from mlcase.spec import dump_spec
 
     case = make_case(tmp_path, planted_binary(600), "label", name="overrun", candidates=["logistic", "lightgbm"])
     res = run_bakeoff(case, prepare(case), budget=0.05, quiet=True)
-    took = res.phases["baselines_s"]
-    assert took >= 0.05 and res.elapsed_s > res.budget_s
-    assert res.families["logistic"]["n_trials"] == 1 and res.families["lightgbm"]["n_trials"] == 0
-    note = (f"the baselines alone took {took:.1f}s of the 0.05s budget, so only logistic ran (the first candidate "
-            f"always does): raise --budget well past {took:.0f}s for a search")
-    assert note in res.notes
-    results.save(case, "bakeoff", res.to_dict())
+    assert res.families["logistic"]["n_trials"] >= 1          # the first candidate always runs
+    said = [n for n in res.notes if n.startswith("the baselines alone took")]
+    assert said == ([baselines_overran(res.phases, 0.05, res.families)]
+                    if res.phases["baselines_s"] >= 0.05 else [])
+
+    grants = {"baselines_s": 22.106, "search_end_s": 36.558, "refit_end_s": 41.446}
+    note = ("the baselines alone took 22.1s of the 20s budget, so only logistic ran (the first candidate always "
+            "does): raise --budget well past 22s for a search")
+    families = {"logistic": {"n_trials": 1}, "lightgbm": {"n_trials": 0}}
+    assert baselines_overran(grants, 20.0, families) == note
+    assert baselines_overran({**grants, "baselines_s": 19.9}, 20.0, families) is None
+    results.save(case, "bakeoff", {**res.to_dict(), "phases": grants, "budget_s": 20.0, "elapsed_s": 41.5,
+                                   "families": families})
     (tmp_path / "case.yaml").write_text(dump_spec(case.spec))
     assert main(["leaderboard", str(tmp_path)]) == 0
     assert f"note: {note}" in " ".join(capsys.readouterr().err.split())
