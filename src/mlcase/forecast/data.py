@@ -238,7 +238,7 @@ def check_filled(out: pd.DataFrame, target: str) -> None:
     """The one-line error for a target missing inside a series (``out``'s ``y``, sorted by series and
     time; rows before a series' first value do not count); the draft notes the same (DAAG::measles:
     62 years missing from 1637)."""
-    missing_y = out[Y].isna() & out[Y].notna().groupby(out[ID], sort=False).cummax()
+    missing_y = out[Y].isna() & started(out)
     if missing_y.any():
         first = out[missing_y].iloc[0]
         raise DataError(f"data.target '{target}': {int(missing_y.sum())} missing value(s) (first in series "
