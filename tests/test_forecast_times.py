@@ -424,7 +424,8 @@ def test_days_with_a_gap_are_days_not_hours(tmp_path):
     assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "date"]) == 0
     text = (tmp_path / "case.yaml").read_text()
     assert "freq: B" in text and "season_length: 5" in text and "horizon: 10" in text
-    with pytest.raises(DataError, match="not regular at frequency B: 269 missing step") as err:
+    # one series is "the series", not its placeholder id (stevedata::Arca's error said "series 'series'")
+    with pytest.raises(DataError, match="'date': the series is not regular at frequency B: 269 missing step") as err:
         load_series(load_case(tmp_path / "case.yaml"))
     assert "a price or a rate keeps the day before's" in str(err.value) and "\n" not in str(err.value)
 
@@ -810,7 +811,7 @@ def test_a_value_missing_inside_a_series_is_noted_in_the_draft_as_the_run_refuse
     measles.to_csv(tmp_path / "data.csv", index=False)
     text = draft_spec(tmp_path / "data.csv", "value", case_dir=tmp_path, task="forecast", time="time")
     note = next(line for line in text.splitlines() if line.startswith("# note: the run stops here"))
-    assert "data.target 'value': 62 missing value(s) (first in series 'series' at 1637-01-01)" in note
+    assert "data.target 'value': 62 missing value(s) (first in the series at 1637-01-01)" in note
     (tmp_path / "case.yaml").write_text(text)
     with pytest.raises(DataError, match="62 missing value") as err:
         load_series(load_case(tmp_path / "case.yaml"), measles)

@@ -234,6 +234,13 @@ def started(out: pd.DataFrame) -> pd.Series:
     return out[Y].notna().groupby(out[ID], observed=True, sort=False).cummax()
 
 
+def series_named(frame: pd.DataFrame, uid) -> str:
+    """How an error names series ``uid`` of ``frame``: by its id, or "the series" in a case of one series, whose
+    id is the placeholder ``ONE_SERIES`` (stevedata::Arca's one price series was "series 'series'")."""
+    one = str(uid) == ONE_SERIES and frame[ID].nunique() == 1
+    return "the series" if one else f"series '{uid}'"
+
+
 def check_filled(out: pd.DataFrame, target: str) -> None:
     """The one-line error for a target missing inside a series (``out``'s ``y``, sorted by series and
     time; rows before a series' first value do not count); the draft notes the same (DAAG::measles:
@@ -241,8 +248,9 @@ def check_filled(out: pd.DataFrame, target: str) -> None:
     missing_y = out[Y].isna() & started(out)
     if missing_y.any():
         first = out[missing_y].iloc[0]
-        raise DataError(f"data.target '{target}': {int(missing_y.sum())} missing value(s) (first in series "
-                        f"'{first[ID]}' at {first[DS].date()})", f"fill them ({FILL_HINT}) or drop that series")
+        raise DataError(f"data.target '{target}': {int(missing_y.sum())} missing value(s) (first in "
+                        f"{series_named(out, first[ID])} at {first[DS].date()})",
+                        f"fill them ({FILL_HINT}) or drop that series")
 
 
 def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str | None, target: str) -> None:
@@ -282,7 +290,7 @@ def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:
             what = (f"{len(missing)} missing step(s), the first at {missing[0].date() if len(missing) else ''}"
                     if len(missing) else f"{len(off_grid)} time(s) off the {freq} grid, e.g. {off_grid[0]}")
             holiday = "; on a business day's holiday, a price or a rate keeps the day before's" if _base(freq) == "B" else ""
-            raise DataError(f"data.time '{time}': series '{uid}' is not regular at frequency {freq}: {what}",
+            raise DataError(f"data.time '{time}': {series_named(frame, uid)} is not regular at frequency {freq}: {what}",
                             f"fill the missing steps ({FILL_HINT}{holiday}) or set forecast.freq to the "
                             "data's frequency")
 

@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import DataError, RuleError
 from ..times import TIME_DTYPE
-from .data import DS, ID, Y
+from .data import DS, ID, Y, series_named
 
 YHAT = "yhat"
 
@@ -176,8 +176,9 @@ class LocalForecaster(_Forecaster):
         short = hist.groupby(ID, observed=True).size()
         need = self.season_length if self.kind in ("seasonal_naive", "moving_average") else 1
         if (short < need).any():
-            raise DataError(f"{self.kind} needs at least {need} past values per series; series '{short.idxmin()}' "
-                            f"has {int(short.min())}", f"send at least {need} past values")
+            raise DataError(f"{self.kind} needs at least {need} past values per series; "
+                            f"{series_named(hist, short.idxmin())} has {int(short.min())}",
+                            f"send at least {need} past values")
         sf = StatsForecast(models=[stats_model(self.kind, self.season_length)], freq=self.freq, n_jobs=1)
         out = sf.forecast(df=hist, h=h)
         return out.rename(columns={self.kind: YHAT})[[ID, DS, YHAT]]
