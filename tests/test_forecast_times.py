@@ -613,6 +613,28 @@ def test_series_told_apart_by_more_columns_are_drafted_as_one_key_and_refused_in
     assert "the rows are told apart by state + gender + legal" in err.value.fix
 
 
+def test_calendar_parts_that_disagree_with_the_date_are_not_a_series_key(tmp_path):
+    """mosaicData::Birthdays (births per state and day) writes 29 February and 31 November of 1969, which its
+    `date` rolls to 1 March and 1 December: `init --series state` keyed the series by state + month, twelve
+    pieces of each state with 11-month gaps, and the run stopped on 6,350 missing days in 'AK/1'. A calendar
+    part (nearly a function of the date) is no key: the draft now names the rows and the columns that clash."""
+    from mlcase.draft import write_draft
+    from mlcase.forecast.data import _part_of_time
+
+    births = _table("mosaicData", "Birthdays")
+    births = births[births["year"] == 1969]                      # one year: 51 states, 18,615 days + 24 clashes
+    births.to_csv(tmp_path / "births.csv", index=False)
+    ds = pd.to_datetime(births["date"])
+    assert _part_of_time(births["month"], ds) and _part_of_time(births["wday"], ds)
+    assert not _part_of_time(births["state"], ds)
+    with pytest.raises(DataError) as err:
+        write_draft(tmp_path / "births.csv", "births", task="forecast", time="date", series="state")
+    msg = str(err.value)
+    assert "repeated time(s) within a series" in msg and "\n" not in msg
+    assert "'month', 'day' disagree with 'date' (e.g. month 2, day 29 at 1969-03-01)" in err.value.fix
+    assert not (tmp_path / "case.yaml").exists()
+
+
 def test_rows_told_apart_without_a_series_column_are_said_in_plain_words(tmp_path):
     """openintro::pm25_2011_durham (daily PM2.5 at one site, two instruments on some days): `init --time date`
     without --series read "rows repeat per time and time; poc tell them apart"."""

@@ -214,7 +214,7 @@ def series_keys(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | 
     chosen: list[str] = []
     pool = [c for c in df.columns if c not in (time, target, series, "rownames")
             and not pd.api.types.is_float_dtype(df[c]) and df[c].notna().all()
-            and df[c].nunique() <= max(50, len(df) // 20)]
+            and df[c].nunique() <= max(50, len(df) // 20) and not _part_of_time(df.loc[frame.index, c], frame[DS])]
     while left and pool:
         counts = {c: int(keys.assign(_k=df.loc[frame.index, c].to_numpy()).duplicated().sum()) for c in pool}
         best = min(pool, key=counts.get)
@@ -225,6 +225,21 @@ def series_keys(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | 
         pool.remove(best)
         left = counts[best]
     return ([series] if series else []) + chosen if chosen and not left else []
+
+
+#: a column that takes its time's usual value on at least this share of rows is a part of the time, not a key
+TIME_PART_SHARE = 0.95
+
+
+def _part_of_time(values: pd.Series, ds: pd.Series) -> bool:
+    """Whether ``values`` is (nearly) a function of the time ``ds``: a calendar part (``year``, ``month``, ``day``,
+    ``wday``) beside the date. A key names several series at one time; a calendar part names the time again, and
+    where it disagrees with it, the row is a data error. mosaicData::Birthdays writes 29 February of 1969 and
+    other non-leap years, which its `date` rolls to 1 March: the 309 repeated (state, date) rows were told apart
+    by `month`, and the draft keyed each state's series by month, twelve series with 11-month gaps."""
+    counts = pd.DataFrame({"t": ds.to_numpy(), "v": values.to_numpy()}).groupby(["t", "v"], sort=False).size()
+    usual = counts.groupby(level=0, sort=False).max()     # rows with their time's most common value, per time
+    return bool(usual.sum() >= TIME_PART_SHARE * len(values))
 
 
 def started(out: pd.DataFrame) -> pd.Series:
@@ -261,6 +276,20 @@ def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str |
     first = frame[dup].iloc[0]
     keys = series_keys(df, frame, time, series, target)
     fix = "keep one row per series and time (aggregate the others)"
+    clash = [c for c in df.columns if c not in (time, target, series, "rownames") and df[c].notna().all()
+             and _part_of_time(df.loc[frame.index, c], frame[DS])
+             and frame.assign(_k=df.loc[frame.index, c].to_numpy()).duplicated([ID, DS, "_k"]).sum() < dup.sum()]
+    if clash and not keys:
+        # calendar parts that name another time than the time column on the repeated rows: dates that do not
+        # exist, rolled over (mosaicData::Birthdays' 29 February 1969 is its `date` 1969-03-01)
+        at = frame.index[(frame[DS] == first[DS]).to_numpy()]
+        usual = df.loc[at, clash].mode().iloc[0]              # the calendar parts most rows at that time give
+        pair = frame.index[((frame[ID] == first[ID]) & (frame[DS] == first[DS])).to_numpy()]
+        row = next((df.loc[i] for i in pair if (df.loc[i, clash] != usual).any()), df.loc[pair[0]])
+        seen = ", ".join(f"{c} {row[c]}" for c in clash)
+        fix = (f"on the repeated rows {', '.join(map(repr, clash))} disagree with '{time}' (e.g. {seen} at "
+               f"{first[DS].date()}): a date that does not exist, rolled over; correct or drop those rows in "
+               "data.source, or aggregate them per series and time")
     if keys:
         fix = (f"the rows are told apart by {' + '.join(keys)}: make those one series column, e.g. "
                f"{key_column_sql(keys)} AS series_key in data.source with data.series: series_key "
