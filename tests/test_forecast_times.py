@@ -635,6 +635,32 @@ def test_calendar_parts_that_disagree_with_the_date_are_not_a_series_key(tmp_pat
     assert not (tmp_path / "case.yaml").exists()
 
 
+def test_whole_years_beside_a_month_column_are_drafted_as_the_dates_they_make(tmp_path):
+    """Stat2Data::CO2Hawaii (monthly CO2 at Mauna Loa, 1988-2017) has `Year` and `Month` and a step count `t`:
+    `init --time Year` keyed the series by Month, twelve series of 30 yearly readings, and refused them as too
+    short. The draft now makes the date in its source query, and the run reads one monthly series."""
+    import yaml
+
+    from mlcase.draft import write_draft
+
+    co2 = _table("Stat2Data", "CO2Hawaii")
+    co2.to_csv(tmp_path / "co2.csv", index=False)
+    out = write_draft(tmp_path / "co2.csv", "CO2", task="forecast", time="Year")
+    spec, text = yaml.safe_load(out.read_text()), out.read_text()
+    assert spec["data"]["source"] == ("SELECT *, make_date(CAST(\"Year\" AS INTEGER), CAST(\"Month\" AS INTEGER), 1) "
+                                      "AS date FROM 'co2.csv'")
+    assert spec["data"]["time"] == "date" and spec["data"]["series"] is None
+    assert spec["forecast"]["freq"] == "MS" and spec["forecast"]["season_length"] == 12
+    assert "rows repeat per Year; Month names the rest of the time, so the source makes the date 'date'" in text
+    data = load_series(load_case(out))
+    assert data.n_series == 1 and len(data.frame) == 360
+    assert data.frame["ds"].iloc[0] == pd.Timestamp(f"{co2['Year'].min()}-01-01")
+    # a month column outside 1 to 12 is no month: the rows stay repeated, told apart as 12 short series
+    co2.assign(Month=co2["Month"] + 12).to_csv(tmp_path / "co2b.csv", index=False)
+    with pytest.raises(DataError, match="the shortest series has 30 steps"):
+        write_draft(tmp_path / "co2b.csv", "CO2", task="forecast", time="Year", out=tmp_path / "b.yaml")
+
+
 def test_rows_told_apart_without_a_series_column_are_said_in_plain_words(tmp_path):
     """openintro::pm25_2011_durham (daily PM2.5 at one site, two instruments on some days): `init --time date`
     without --series read "rows repeat per time and time; poc tell them apart"."""

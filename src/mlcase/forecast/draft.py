@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,18 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     ds = times_of(df[time], f"--time '{time}'")  # as the run reads it
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
     keyed = None
+    dated = _date_from_parts(df, frame, time, series, target)
+    if dated:
+        # whole years beside a month (and day) column: the time is the date they make (Stat2Data::CO2Hawaii's
+        # Year and Month were drafted as 12 series of 30 yearly readings, one per month, and refused as too short)
+        expr, parts = dated
+        time = next(n for n in ("date", "date_", "date__") if n not in df.columns)
+        query = f"SELECT *, {expr} AS {time} FROM {literal(path)}"
+        source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
+        df = df.assign(**{time: _compose(df, parts)})
+        frame["ds"] = times_of(df.loc[frame.index, time], f"--time '{time}'")
+        keyed = (f"rows repeat per {' and '.join(parts[:1])}; {' + '.join(parts[1:])} "
+                 f"name{'s' if len(parts) == 2 else ''} the rest of the time, so the source makes the date '{time}'")
     if frame.duplicated([ID, "ds"]).any():
         # a series column that is not the whole key (fpp2::prisonLF: state, where gender and legal status also
         # tell the quarterly counts apart): the draft reads one series per key, joined in the source query
@@ -166,3 +179,40 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         f"conformal: {{alpha: {alpha:g}}}          # {1 - alpha:.0%} intervals per horizon step{interval_note}",
     ]
     return "\n".join(lines) + "\n"
+
+
+_MONTH_NAME = re.compile(r"^(month|mon|mo|mnth)$", re.I)
+_DAY_NAME = re.compile(r"^(day|mday|dom|day_?of_?month)$", re.I)
+
+
+def _whole(s: pd.Series, low: int, high: int) -> bool:
+    v = pd.to_numeric(s, errors="coerce")
+    return bool(v.notna().all() and (v % 1 == 0).all() and v.between(low, high).all())
+
+
+def _date_from_parts(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | None,
+                     target: str) -> tuple[str, list[str]] | None:
+    """``(DuckDB expression, [year, month(, day)])`` where ``time`` holds whole years that repeat within a series
+    and a month column (1 to 12, with a day column 1 to 31 if any) tells the rows apart; else None."""
+    from .data import ID
+    ds = frame["ds"]
+    if not frame.duplicated([ID, "ds"]).any() or not ((ds.dt.month == 1) & (ds.dt.day == 1)).all():
+        return None
+    rest = [c for c in df.columns if c not in (time, target, series)]
+    month = next((c for c in rest if _MONTH_NAME.match(str(c)) and _whole(df[c], 1, 12)), None)
+    if month is None:
+        return None
+    day = next((c for c in rest if _DAY_NAME.match(str(c)) and _whole(df[c], 1, 31)), None)
+    parts = [time, month] + ([day] if day else [])
+    if frame.assign(**{f"_{i}": df.loc[frame.index, c].to_numpy() for i, c in enumerate(parts[1:])}).duplicated(
+            [ID, "ds", *(f"_{i}" for i in range(len(parts) - 1))]).any():
+        return None                                     # the parts do not make each row's time
+    cols = [f'CAST("{c.replace(chr(34), chr(34) * 2)}" AS INTEGER)' for c in parts]
+    return f"make_date({', '.join(cols + ([] if day else ['1']))})", parts
+
+
+def _compose(df: pd.DataFrame, parts: list[str]) -> pd.Series:
+    """The dates ``_date_from_parts`` makes, in pandas (as DuckDB's ``make_date`` makes them in the source)."""
+    y, m = (pd.to_numeric(df[c]).astype(int) for c in parts[:2])
+    d = pd.to_numeric(df[parts[2]]).astype(int) if len(parts) > 2 else 1
+    return pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d})).dt.strftime("%Y-%m-%d")
