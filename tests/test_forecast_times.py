@@ -604,6 +604,12 @@ def test_series_told_apart_by_more_columns_are_drafted_as_one_key_and_refused_in
     data = load_series(load_case(out))
     assert data.freq == "QS-MAR" and data.frame[ID_].nunique() == 32 and len(data.frame) == len(prison)
     assert "ACT/Female/Remanded" in set(data.frame[ID_])
+    # the actuals laid out like the raw table are joined per series (the key was missing: every row was 'series')
+    from mlcase.forecast.monitor import _actuals
+
+    prison.groupby(["state", "gender", "legal"]).tail(2).to_csv(tmp_path / "actuals.csv", index=False)
+    got = _actuals(load_case(out), tmp_path / "actuals.csv")
+    assert got["series"].nunique() == 32 and "ACT/Female/Remanded" in set(got["series"])
     # the same table with data.series: state is one line naming the key
     spec["data"].update(source="prison.csv", series="state")
     out.write_text(yaml.safe_dump(spec))
@@ -655,6 +661,20 @@ def test_whole_years_beside_a_month_column_are_drafted_as_the_dates_they_make(tm
     data = load_series(load_case(out))
     assert data.n_series == 1 and len(data.frame) == 360
     assert data.frame["ds"].iloc[0] == pd.Timestamp(f"{co2['Year'].min()}-01-01")
+    # a file laid out like the raw data (no `date`), as `mlcase score` and `monitor --labels` read it: the drafted
+    # source's expression makes the column (score refused it: "the column 'date' of the case's data is missing")
+    from mlcase.forecast.data import derive_columns
+    from mlcase.forecast.monitor import _actuals
+
+    case = load_case(out)
+    raw = co2.tail(24).reset_index(drop=True)
+    made = derive_columns(case, raw)
+    assert list(pd.to_datetime(made["date"])) == list(data.frame["ds"].tail(24)) and made["CO2"].equals(raw["CO2"])
+    raw.to_csv(tmp_path / "actuals.csv", index=False)
+    got = _actuals(case, tmp_path / "actuals.csv")
+    assert len(got) == 24 and list(got["ds"]) == list(data.frame["ds"].tail(24))
+    with pytest.raises(DataError, match="INPUT: the column 'date' of the case's data is missing, and its source's "):
+        derive_columns(case, raw.drop(columns="Month"))
     # a month column outside 1 to 12 is no month: the rows stay repeated, told apart as 12 short series
     co2.assign(Month=co2["Month"] + 12).to_csv(tmp_path / "co2b.csv", index=False)
     with pytest.raises(DataError, match="the shortest series has 30 steps"):

@@ -18,10 +18,12 @@ import pandas as pd
 
 from ..data import to_times
 from ..errors import DataError, MlcaseError
+from .data import derive_columns
 
 
 def _items(case, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     d = case.spec.data
+    frame = derive_columns(case, frame)
     for col in [c for c in (d.time, d.target, d.series) if c]:
         if col not in frame.columns:
             raise DataError(f"INPUT: the column '{col}' of the case's data is missing",

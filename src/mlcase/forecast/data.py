@@ -14,6 +14,7 @@ cut-off (:func:`test_cutoff`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -266,6 +267,35 @@ def check_filled(out: pd.DataFrame, target: str) -> None:
         raise DataError(f"data.target '{target}': {int(missing_y.sum())} missing value(s) (first in "
                         f"{series_named(out, first[ID])} at {first[DS].date()})",
                         f"fill them ({FILL_HINT}) or drop that series")
+
+
+#: the source query ``mlcase init`` drafts to derive one column (a series key, a date from its parts)
+_DRAFTED = re.compile(r"SELECT \*, (?P<expr>.+) AS (?P<name>\w+) FROM '(?:[^']|'')*'", re.S)
+
+
+def derive_columns(case, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the column the case's drafted source query derives, where the file lacks it.
+
+    ``init`` drafts ``SELECT *, <expr> AS series_key FROM 'data.csv'`` (the columns that tell the series apart,
+    fpp2::prisonLF) or ``... make_date(Year, Month, 1) AS date ...`` (Stat2Data::CO2Hawaii), so a file laid out
+    like the raw data lacked the column the case reads, and `mlcase score` refused it. The same expression runs
+    on the file's rows, in a DuckDB connection that reaches no file."""
+    from ..sql import connect
+
+    m = _DRAFTED.fullmatch(str(case.spec.data.source).strip())
+    if not m or m["name"] in frame.columns:
+        return frame
+    con = connect()
+    try:
+        con.register("input_rows", frame)
+        values = con.execute(f"SELECT {m['expr']} AS v FROM input_rows").df()["v"]
+    except Exception as exc:  # noqa: BLE001 - a column the expression reads is missing or of another type
+        raise DataError(f"INPUT: the column '{m['name']}' of the case's data is missing, and its source's "
+                        f"{m['expr']} does not run on the file ({str(exc).splitlines()[0][:160]})",
+                        "score a file laid out like the case's data (series, time, target, covariates)") from None
+    finally:
+        con.close()
+    return frame.assign(**{m["name"]: values.to_numpy()})
 
 
 def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str | None, target: str) -> None:

@@ -74,7 +74,9 @@ def _actuals(case, path) -> pd.DataFrame:
     from ..data import read_table, to_times
 
     d = case.spec.data
-    frame = read_table(Path(path).resolve(), what="--labels")
+    from .data import derive_columns
+
+    frame = derive_columns(case, read_table(Path(path).resolve(), what="--labels"))  # a drafted series key or date
     missing = [c for c in (d.time, d.target) if c not in frame.columns]
     if missing:
         raise DataError(f"--labels: the actuals file lacks the column '{missing[0]}'",
