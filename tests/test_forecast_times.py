@@ -636,7 +636,7 @@ def test_calendar_parts_that_disagree_with_the_date_are_not_a_series_key(tmp_pat
     with pytest.raises(DataError) as err:
         write_draft(tmp_path / "births.csv", "births", task="forecast", time="date", series="state")
     msg = str(err.value)
-    assert "repeated time(s) within a series" in msg and "\n" not in msg
+    assert "repeated time(s) within a series (e.g. series 'AL' at 1969-03-01);" in msg and "\n" not in msg
     assert "'month', 'day' disagree with 'date' (e.g. month 2, day 29 at 1969-03-01)" in err.value.fix
     assert not (tmp_path / "case.yaml").exists()
 

@@ -324,8 +324,9 @@ def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str |
         fix = (f"the rows are told apart by {' + '.join(keys)}: make those one series column, e.g. "
                f"{key_column_sql(keys)} AS series_key in data.source with data.series: series_key "
                "(`mlcase init --task forecast --series` does this in its draft), or aggregate them per time")
-    raise DataError(f"data.time '{time}': {int(dup.sum())} repeated time(s) within a series (e.g. series "
-                    f"'{first[ID]}' at {first[DS]})", fix)
+    when = first[DS].date() if first[DS] == first[DS].normalize() else first[DS]   # a day is written as a date
+    raise DataError(f"data.time '{time}': {int(dup.sum())} repeated time(s) within a series (e.g. "
+                    f"{series_named(frame, first[ID])} at {when})", fix)
 
 
 def key_column_sql(keys: list[str]) -> str:
