@@ -280,6 +280,8 @@ def derive_columns(case, frame: pd.DataFrame) -> pd.DataFrame:
     fpp2::prisonLF) or ``... make_date(Year, Month, 1) AS date ...`` (Stat2Data::CO2Hawaii), so a file laid out
     like the raw data lacked the column the case reads, and `mlcase score` refused it. The same expression runs
     on the file's rows, in a DuckDB connection that reaches no file."""
+    import duckdb
+
     from ..sql import connect
 
     m = _DRAFTED.fullmatch(str(case.spec.data.source).strip())
@@ -289,7 +291,7 @@ def derive_columns(case, frame: pd.DataFrame) -> pd.DataFrame:
     try:
         con.register("input_rows", frame)
         values = con.execute(f"SELECT {m['expr']} AS v FROM input_rows").df()["v"]
-    except Exception as exc:  # noqa: BLE001 - a column the expression reads is missing or of another type
+    except duckdb.Error as exc:  # a column the expression reads is missing, or of another type
         raise DataError(f"INPUT: the column '{m['name']}' of the case's data is missing, and its source's "
                         f"{m['expr']} does not run on the file ({str(exc).splitlines()[0][:160]})",
                         "score a file laid out like the case's data (series, time, target, covariates)") from None

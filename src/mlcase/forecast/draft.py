@@ -195,6 +195,7 @@ def _date_from_parts(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: s
     """``(DuckDB expression, [year, month(, day)])`` where ``time`` holds whole years that repeat within a series
     and a month column (1 to 12, with a day column 1 to 31 if any) tells the rows apart; else None."""
     from .data import ID
+
     ds = frame["ds"]
     if not frame.duplicated([ID, "ds"]).any() or not ((ds.dt.month == 1) & (ds.dt.day == 1)).all():
         return None

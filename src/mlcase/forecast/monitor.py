@@ -72,10 +72,9 @@ def _points(logged: pd.DataFrame) -> pd.DataFrame:
 
 def _actuals(case, path) -> pd.DataFrame:
     from ..data import read_table, to_times
-
-    d = case.spec.data
     from .data import derive_columns
 
+    d = case.spec.data
     frame = derive_columns(case, read_table(Path(path).resolve(), what="--labels"))  # a drafted series key or date
     missing = [c for c in (d.time, d.target) if c not in frame.columns]
     if missing:
