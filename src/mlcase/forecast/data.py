@@ -282,22 +282,29 @@ def derive_columns(case, frame: pd.DataFrame) -> pd.DataFrame:
     on the file's rows, in a DuckDB connection that reaches no file."""
     import duckdb
 
-    from ..sql import connect
-
     m = _DRAFTED.fullmatch(str(case.spec.data.source).strip())
     if not m or m["name"] in frame.columns:
         return frame
-    con = connect()
     try:
-        con.register("input_rows", frame)
-        values = con.execute(f"SELECT {m['expr']} AS v FROM input_rows").df()["v"]
+        values = evaluate_sql(frame, m["expr"])
     except duckdb.Error as exc:  # a column the expression reads is missing, or of another type
         raise DataError(f"INPUT: the column '{m['name']}' of the case's data is missing, and its source's "
                         f"{m['expr']} does not run on the file ({str(exc).splitlines()[0][:160]})",
                         "score a file laid out like the case's data (series, time, target, covariates)") from None
+    return frame.assign(**{m["name"]: values})
+
+
+def evaluate_sql(frame: pd.DataFrame, expr: str):
+    """DuckDB's values of the SQL expression ``expr`` on each row of ``frame``, in a connection that reaches no file:
+    the draft and :func:`derive_columns` compute a drafted column as the source query does."""
+    from ..sql import connect
+
+    con = connect()
+    try:
+        con.register("input_rows", frame)
+        return con.execute(f"SELECT {expr} AS v FROM input_rows").df()["v"].to_numpy()
     finally:
         con.close()
-    return frame.assign(**{m["name"]: values.to_numpy()})
 
 
 def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str | None, target: str) -> None:

@@ -24,6 +24,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         check_filled,
         check_regular,
         check_unique,
+        evaluate_sql,
         fitted_windows,
         infer_freq,
         key_column_sql,
@@ -56,9 +57,9 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         time = next(n for n in ("date", "date_", "date__") if n not in df.columns)
         query = f"SELECT *, {expr} AS {time} FROM {literal(path)}"
         source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
-        df = df.assign(**{time: _compose(df, parts)})
+        df = df.assign(**{time: evaluate_sql(df, expr)})          # as the source query makes it
         frame["ds"] = times_of(df.loc[frame.index, time], f"--time '{time}'")
-        keyed = (f"rows repeat per {' and '.join(parts[:1])}; {' + '.join(parts[1:])} "
+        keyed = (f"rows repeat per {parts[0]}; {' + '.join(parts[1:])} "
                  f"name{'s' if len(parts) == 2 else ''} the rest of the time, so the source makes the date '{time}'")
     if frame.duplicated([ID, "ds"]).any():
         # a series column that is not the whole key (fpp2::prisonLF: state, where gender and legal status also
@@ -210,10 +211,3 @@ def _date_from_parts(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: s
         return None                                     # the parts do not make each row's time
     cols = [f'CAST("{c.replace(chr(34), chr(34) * 2)}" AS INTEGER)' for c in parts]
     return f"make_date({', '.join(cols + ([] if day else ['1']))})", parts
-
-
-def _compose(df: pd.DataFrame, parts: list[str]) -> pd.Series:
-    """The dates ``_date_from_parts`` makes, in pandas (as DuckDB's ``make_date`` makes them in the source)."""
-    y, m = (pd.to_numeric(df[c]).astype(int) for c in parts[:2])
-    d = pd.to_numeric(df[parts[2]]).astype(int) if len(parts) > 2 else 1
-    return pd.to_datetime(pd.DataFrame({"year": y, "month": m, "day": d})).dt.strftime("%Y-%m-%d")
