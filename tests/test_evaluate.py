@@ -239,6 +239,39 @@ def test_bootstrap_means_are_the_same_whatever_the_chunking():
     assert np.allclose(chunked, [big[rng.integers(0, big.size, size=(1, big.size))].mean() for _ in range(12)])
 
 
+def test_bootstrap_means_of_few_distinct_values_count_them_with_the_same_law(monkeypatch):
+    """Past COUNTED_FROM draws, rows of few distinct values are resampled by a multinomial count:
+    the paired bootstrap law (spread, pairing, percentiles) is the one of drawing row indices."""
+    from mlcase.evaluate import lift
+
+    rng = np.random.default_rng(11)
+    n = 60_000                                             # x 1,000 resamples: past COUNTED_FROM
+    wrong_a = (rng.random(n) < 0.20).astype(float)         # one model's 0/1 errors
+    wrong_b = np.where(rng.random(n) < 0.8, wrong_a, (rng.random(n) < 0.25).astype(float))  # a correlated one
+    cost = np.choose(rng.integers(0, 3, n), [0.0, 5.0, 40.0]) * wrong_a   # cells of a cost matrix
+    counted = bootstrap_means([wrong_a, wrong_b, cost], 1000, seed=3)
+    monkeypatch.setattr(lift, "COUNTED_FROM", float("inf"))
+    drawn = bootstrap_means([wrong_a, wrong_b, cost], 1000, seed=3)
+    assert not np.allclose(counted, drawn)                 # a different random stream ...
+    for m in (counted, drawn):                             # ... and the same law
+        sd = m[:, 0].std()
+        assert sd == pytest.approx(np.sqrt(wrong_a.mean() * (1 - wrong_a.mean()) / n), rel=0.1)
+        assert m.mean(axis=0) == pytest.approx([wrong_a.mean(), wrong_b.mean(), cost.mean()], rel=0.002)
+    diff_c, diff_d = counted[:, 0] - counted[:, 1], drawn[:, 0] - drawn[:, 1]
+    # pairing kept: the difference of two correlated error rates is far tighter than unpaired
+    assert diff_c.std() == pytest.approx(diff_d.std(), rel=0.1)
+    assert diff_c.std() < 0.6 * np.hypot(counted[:, 0].std(), counted[:, 1].std())
+    # two 1,000-draw estimates of a 2.5% tail differ by about 0.12 sd by chance alone: 0.35 is 3 of those
+    for q in (2.5, 97.5):
+        assert abs(np.percentile(diff_c, q) - np.percentile(diff_d, q)) < 0.35 * diff_d.std()
+        assert abs(np.percentile(counted[:, 2], q) - np.percentile(drawn[:, 2], q)) < 0.35 * drawn[:, 2].std()
+    # continuous rows are still drawn (their distinct values are as many as the rows)
+    monkeypatch.setattr(lift, "COUNTED_FROM", 1)
+    smooth = rng.normal(size=500)
+    idx = np.random.default_rng(4).integers(0, 500, size=(20, 500))
+    assert np.allclose(bootstrap_means([smooth], 20, seed=4)[:, 0], smooth[idx].mean(axis=1))
+
+
 # --------------------------------------------------------------------------- evaluate
 @pytest.fixture(scope="module")
 def planted_eval(tmp_path_factory):

@@ -13,7 +13,8 @@
   to its nearest neighbour, on standardised numeric and one-hot categorical features
   (scikit-learn's ``NearestNeighbors``). Datalab itself needs the ``cleanlab[datalab]``
   extra, which pulls in Hugging Face ``datasets`` and ``huggingface_hub`` (26 wheels here)
-  for this one check, so the same rule is applied directly.
+  for this one check, so the same rule is applied directly. Each such row is listed once, with
+  its nearest conflicting near-duplicate (:func:`conflicting_partners`).
 
 :func:`export_audit` writes the rows for a reviewer, in the style of ``mlcase review
 export``: what the row is and why it is listed, the given and the suggested label, the
@@ -30,6 +31,9 @@ import pandas as pd
 
 NEAR_DUPLICATE = 0.13      # cleanlab's NearDuplicateIssueManager default threshold
 MAX_NEIGHBOUR_ROWS = 50_000
+#: distinct feature vectors searched for a near (not equal) duplicate of each; within 0.13 of the
+#: median nearest-neighbour distance there are seldom more than one or two
+NEAR_NEIGHBOURS = 10
 #: cleanlab's regression score (OUTRE) compares each row with its k = n/2 nearest rows, so its
 #: time and memory grow with n^2: 10,000 rows took 11.4 s and 964 MB here, and the 43,152
 #: out-of-fold rows of ggplot2::diamonds ran for minutes at 15 GB before they were stopped.
@@ -85,39 +89,91 @@ def label_issues(task: str, y_codes: np.ndarray, scores: np.ndarray, classes: li
 
 
 def near_duplicates(X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 0) -> list[tuple[int, int]]:
-    """Pairs of rows (positions in ``X``) that are near-duplicates and whose labels conflict.
+    """Pairs ``(i, j)``, ``i < j`` (positions in ``X``), of each row and its nearest conflicting near-duplicate.
+
+    See :func:`conflicting_partners`; a pair is listed once even when both rows point at each other.
+    """
+    partner = conflicting_partners(X, y, task, seed)
+    return sorted({(min(i, j), max(i, j)) for i, j in partner.items()})
+
+
+def conflicting_partners(X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 0) -> dict[int, int]:
+    """Each row that has a near-duplicate with a conflicting label, and its nearest such row.
 
     Classification: the labels differ. Regression: they differ by more than the target's
     interquartile range (values that close are a matter of noise, not of a wrong label).
+
+    One partner per row, as cleanlab's Datalab reports near-duplicates per row: listing every
+    conflicting pair is quadratic where rows repeat. openintro::military (1.4 million rows of
+    six coded columns) has a median nearest-neighbour distance of 0, and its 50,000 sampled
+    rows gave 5,695,896 pairs, an 11.4-million-row, 1.1 GB ``label_audit.csv`` and 238 s.
+    Exact duplicates are therefore grouped first (a row's conflicting twin is at distance 0, so
+    it is the nearest); only the distinct feature vectors are searched for near ones, through
+    their :data:`NEAR_NEIGHBOURS` nearest neighbours.
     """
     from sklearn.neighbors import NearestNeighbors
 
     n = len(X)
     if n < 3:
-        return []
+        return {}
     keep = np.arange(n)
     if n > MAX_NEIGHBOUR_ROWS:
         keep = np.sort(np.random.default_rng(seed).choice(n, MAX_NEIGHBOUR_ROWS, replace=False))
     Z = _encode(X.iloc[keep])
     if Z.shape[1] == 0:
-        return []
-    nn = NearestNeighbors(n_neighbors=2).fit(Z)
-    dist, _ = nn.kneighbors(Z)
-    radius = NEAR_DUPLICATE * max(float(np.median(dist[:, 1])), 1e-12)
-    _, neigh = nn.radius_neighbors(Z, radius=radius)
+        return {}
     yk = np.asarray(y)[keep]
     if task == "regression":
-        q1, q3 = np.quantile(yk.astype(float), [0.25, 0.75])
+        yk = yk.astype(float)
+        q1, q3 = np.quantile(yk, [0.25, 0.75])
         spread = max(float(q3 - q1), 1e-12)
-    pairs = []
-    for i, js in enumerate(neigh):
-        for j in js:
-            if j <= i:
+    dist, _ = NearestNeighbors(n_neighbors=2).fit(Z).kneighbors(Z)
+    radius = NEAR_DUPLICATE * float(np.median(dist[:, 1]))
+    U, inv = np.unique(Z, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    members = pd.Series(np.arange(len(keep))).groupby(inv).agg(list).to_dict()  # distinct vector -> its rows
+
+    def conflict(i: int, rows: list[int]) -> int | None:
+        """The first of ``rows`` whose label conflicts with row i's, if any."""
+        for j in rows:
+            if j != i and ((abs(yk[i] - yk[j]) > spread) if task == "regression" else yk[i] != yk[j]):
+                return j
+        return None
+
+    partner: dict[int, int] = {}
+    for rows in members.values():  # exact duplicates: any conflicting twin is at distance 0
+        if len(rows) < 2:
+            continue
+        if task == "regression":
+            lo, hi = min(rows, key=lambda r: yk[r]), max(rows, key=lambda r: yk[r])
+            if yk[hi] - yk[lo] <= spread:
                 continue
-            differ = (abs(float(yk[i]) - float(yk[j])) > spread) if task == "regression" else yk[i] != yk[j]
-            if differ:
-                pairs.append((int(keep[i]), int(keep[j])))
-    return pairs
+            for i in rows:
+                j = hi if yk[hi] - yk[i] >= yk[i] - yk[lo] else lo
+                if abs(yk[i] - yk[j]) > spread:
+                    partner[i] = j
+        else:
+            first_of = {}
+            for r in rows:
+                first_of.setdefault(yk[r], r)
+            if len(first_of) < 2:
+                continue
+            for i in rows:
+                partner[i] = next(r for lab, r in first_of.items() if lab != yk[i])
+    if radius > 0 and len(U) > 1:  # near, not equal: the distinct vectors' nearest neighbours within the radius
+        k = min(NEAR_NEIGHBOURS + 1, len(U))
+        d_u, n_u = NearestNeighbors(n_neighbors=k).fit(U).kneighbors(U)
+        for u in np.flatnonzero((d_u[:, 1:] <= radius).any(axis=1)):
+            near = [int(v) for v, d in zip(n_u[u, 1:], d_u[u, 1:]) if 0 < d <= radius]
+            for i in members[u]:
+                if i in partner:
+                    continue
+                for v in near:
+                    j = conflict(i, members[v])
+                    if j is not None:
+                        partner[i] = j
+                        break
+    return {int(keep[i]): int(keep[j]) for i, j in partner.items()}
 
 
 def _encode(X: pd.DataFrame) -> np.ndarray:
@@ -150,7 +206,7 @@ def audit(task: str, frame: pd.DataFrame, features: list[str], y_labels: np.ndar
           scores: np.ndarray, classes: list | None, ids: np.ndarray, top: int, seed: int) -> tuple[dict, pd.DataFrame]:
     """The label audit of the out-of-fold rows: a summary for the report and the rows for the reviewer."""
     found = label_issues(task, y_codes, scores, classes, top)
-    pairs = near_duplicates(frame[features], y_labels, task, seed)
+    partner = conflicting_partners(frame[features], y_labels, task, seed)
     quality = found["quality"]
     label_of = (lambda k: classes[int(k)]) if task == "multiclass" else (
         (lambda k: int(k)) if task == "binary" else (lambda v: float(v)))
@@ -161,17 +217,17 @@ def audit(task: str, frame: pd.DataFrame, features: list[str], y_labels: np.ndar
         rows.append({"row": ids[i], "why": "label_issue", "given_label": _plain(y_labels[i]),
                      "suggested_label": label_of(found["suggested"][i]), "label_quality": float(quality[i]),
                      "score_of_given": None if prob_given is None else float(prob_given), "duplicate_of": None})
-    for i, j in pairs:
-        for a, b in ((i, j), (j, i)):
-            rows.append({"row": ids[a], "why": "conflicting_duplicate", "given_label": _plain(y_labels[a]),
-                         "suggested_label": None, "label_quality": float(quality[a]), "score_of_given": None,
-                         "duplicate_of": ids[b]})
+    for a, b in sorted(partner.items()):
+        rows.append({"row": ids[a], "why": "conflicting_duplicate", "given_label": _plain(y_labels[a]),
+                     "suggested_label": None, "label_quality": float(quality[a]), "score_of_given": None,
+                     "duplicate_of": ids[b]})
     table = pd.DataFrame(rows, columns=["row", "why", "given_label", "suggested_label", "label_quality",
                                         "score_of_given", "duplicate_of"])
     n_flagged = int(np.sum(found["flagged"])) if found["flagged"] is not None else None
     summary = {"method": found["method"], "n_rows": int(len(y_codes)), "n_flagged": n_flagged,
                "flagged_share": (n_flagged / len(y_codes)) if n_flagged is not None and len(y_codes) else None,
-               "n_conflicting_pairs": len(pairs), "near_duplicate_rule": f"distance < {NEAR_DUPLICATE} x median "
+               "n_conflicting_pairs": len({(min(a, b), max(a, b)) for a, b in partner.items()}),
+               "n_conflicting_rows": len(partner), "near_duplicate_rule": f"distance < {NEAR_DUPLICATE} x median "
                "nearest-neighbour distance (cleanlab's rule)",
                "top": table.head(top).to_dict(orient="records")}
     return summary, table

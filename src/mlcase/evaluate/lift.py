@@ -6,6 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 LEVEL = 0.95
+#: resamples x rows from which :func:`bootstrap_means` counts distinct values instead of drawing
+#: rows: openintro::military's 281,325 test rows took 1.7 s per call the row-drawing way, and
+#: its slice analysis made 52 such calls (89 s of its 113 s)
+COUNTED_FROM = 20_000_000
+#: ... when the rows take at most one distinct value (tuple) per this many rows
+COUNTED_SHARE = 10
 
 
 def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
@@ -13,7 +19,10 @@ def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndar
 
     Resample ``b`` draws row indices ``rng.integers(0, n, n)`` (``rng =
     np.random.default_rng(seed)``), the same indices for every array, so
-    differences are paired. Returns an ``(n_boot, len(arrays))`` matrix.
+    differences are paired. Returns an ``(n_boot, len(arrays))`` matrix. Past
+    :data:`COUNTED_FROM` draws, rows that take few distinct values are resampled by
+    counting how often each value comes (a multinomial draw): the same bootstrap law,
+    a different random stream.
     """
     arrays = [np.asarray(a, dtype=float) for a in arrays]
     n = len(arrays[0]) if arrays else 0
@@ -22,12 +31,44 @@ def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndar
         out[:] = np.nan
         return out
     rng = np.random.default_rng(seed)
+    inverse = _few_values(arrays, n) if n * n_boot >= COUNTED_FROM else None
+    if inverse is not None:
+        # The rows take few distinct values (a cost matrix's cells, 0/1 errors): a resample is
+        # then a multinomial draw of how many times each value comes, exactly the same law as
+        # drawing n row indices, in O(n_boot x values) instead of O(n_boot x n).
+        first = np.unique(inverse, return_index=True)[1]
+        values = np.column_stack(arrays)[first]
+        counts = rng.multinomial(n, np.bincount(inverse, minlength=len(first)) / n, size=n_boot)
+        out[:] = counts @ values / n
+        return _zero_rounding(out, arrays, n)
     step = max(1, 2_000_000 // n)
     for start in range(0, n_boot, step):
         b = min(step, n_boot - start)
         idx = rng.integers(0, n, size=(b, n))
         for j, a in enumerate(arrays):
             out[start:start + b, j] = a[idx].mean(axis=1)
+    return _zero_rounding(out, arrays, n)
+
+
+def _few_values(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
+    """Each row's code among the distinct value tuples of ``arrays``, or None past n / COUNTED_SHARE of them.
+
+    pandas' hash factorisation: ``np.unique(axis=0)`` sorts, 0.28 s a call on military's test rows.
+    """
+    import pandas as pd
+
+    code = np.zeros(n, dtype=np.int64)
+    for a in arrays:
+        c, uniq = pd.factorize(a, use_na_sentinel=False)
+        if len(uniq) * COUNTED_SHARE > n:
+            return None
+        code, combined = pd.factorize(code * len(uniq) + c)
+        if len(combined) * COUNTED_SHARE > n:
+            return None
+    return code
+
+
+def _zero_rounding(out: np.ndarray, arrays: list[np.ndarray], n: int) -> np.ndarray:
     # A mean within the summation's rounding (n ulps of the largest value) of 0 is 0: nine rows
     # losing $0.30 and one saving $2.70 sum to 1e-16, not 0, and a CI bound read
     # "$0.00000000000000000915" (a hybrid's saving on modeldata::two_class_dat).
