@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcase.analysis.labels import audit, conflicting_partners, export_audit, label_issues, near_duplicates
+from mlcase.analysis.labels import (
+    audit,
+    conflicting_partners,
+    export_audit,
+    label_issues,
+    near_duplicates,
+)
 
 FLIP = 0.05
 

@@ -164,7 +164,7 @@ def conflicting_partners(X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 
         k = min(NEAR_NEIGHBOURS + 1, len(U))
         d_u, n_u = NearestNeighbors(n_neighbors=k).fit(U).kneighbors(U)
         for u in np.flatnonzero((d_u[:, 1:] <= radius).any(axis=1)):
-            near = [int(v) for v, d in zip(n_u[u, 1:], d_u[u, 1:]) if 0 < d <= radius]
+            near = n_u[u, 1:][(d_u[u, 1:] > 0) & (d_u[u, 1:] <= radius)]
             for i in members[u]:
                 if i in partner:
                     continue
