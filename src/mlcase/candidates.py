@@ -384,6 +384,7 @@ def make_model(family: str, task: str, groups: ColumnGroups, params: dict | None
     if family == "hist_gbm":
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+        empty_columns_bin()
         cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
         mask = [False] * n_num + [True] * n_cat
         return cls(learning_rate=p["learning_rate"], max_iter=int(p["max_iter"]),
@@ -426,6 +427,35 @@ def make_model(family: str, task: str, groups: ColumnGroups, params: dict | None
                    min_samples_leaf=int(p["min_samples_leaf"]), max_features=p["max_features"],
                    max_leaf_nodes=int(p.get("max_leaf_nodes") or 0) or None, n_jobs=1, random_state=seed)
     raise ValueError(f"unknown model family {family!r}")  # pragma: no cover
+
+
+def empty_columns_bin() -> None:
+    """Let scikit-learn's HistGradientBoosting* fit a column that has no value in the rows it is given.
+
+    scikit-learn 1.9 takes a column's bin thresholds as the midpoints of its distinct values with
+    ``sliding_window_view(values, 2)``, which raises "window shape cannot be larger than input
+    array shape" when the column holds no value at all (one value gives no threshold, and works).
+    A column empty in the fit rows is common in time-ordered folds: stevedata::gss_abortion split
+    by year never asked ``hispanic`` before 2000, so the early folds hold no value of it and both
+    of hist_gbm's trials failed. The column gets no threshold, as a one-valued column does (every
+    row in one bin, never split on). Patched once, in place; a no-op where the binning works.
+    """
+    from sklearn.ensemble._hist_gradient_boosting import binning
+
+    found = binning._find_binning_thresholds
+    if getattr(found, "empty_safe", False):
+        return
+
+    def thresholds(col_data, max_bins, sample_weight=None):
+        has = ~np.isnan(col_data)
+        if sample_weight is not None:
+            has &= np.asarray(sample_weight) != 0
+        if not has.any():
+            return np.asarray([], dtype=binning.X_DTYPE)
+        return found(col_data, max_bins, sample_weight)
+
+    thresholds.empty_safe = True
+    binning._find_binning_thresholds = thresholds
 
 
 def build_pipeline(family: str, task: str, groups: ColumnGroups, params: dict | None = None, seed: int = 0):

@@ -242,7 +242,8 @@ def _search(run: dict, families: list[_Family], max_trials: int | None) -> None:
             return
         fam = min(open_, key=lambda f: (len(f.trials), families.index(f)))
         if fam.best is None and sum(t["state"] == "FAILED" for t in fam.trials) >= 2:
-            fam.stopped = "its defaults failed twice"
+            why = next((t["note"] for t in reversed(fam.trials) if t.get("note")), None)
+            fam.stopped = "its defaults failed twice" + (f" ({why})" if why else "")
             continue
         left = max(box.left(), 0.0)
         best_s = fam.best["duration_s"] if fam.best else None

@@ -235,7 +235,8 @@ class Search:
         if untried:
             st = min(untried, key=lambda s: (len(s.trials), s.index))
             if len(st.trials) >= 2:  # two failures or prunings on the defaults: give up on it
-                st.stopped = "its defaults failed twice"
+                why = next((t.note for t in reversed(st.trials) if t.note), None)
+                st.stopped = "its defaults failed twice" + (f" ({why})" if why else "")
                 return self._select()
             return st
         choices, inv = [], []

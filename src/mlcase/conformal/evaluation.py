@@ -457,8 +457,11 @@ def _quantile_pipeline(model):
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
 
+    from ..candidates import empty_columns_bin
+
     if not isinstance(model, Pipeline):
         return None
+    empty_columns_bin()  # the quantile model is a HistGradientBoosting one unless the model is LightGBM
     last = model[-1]
     name = type(last).__name__
     steps = [(n, clone(s)) for n, s in model.steps[:-1]]
