@@ -72,7 +72,7 @@ def test_conflicting_near_duplicates_and_the_review_file(credit, tmp_path):
     ids = np.arange(len(frame))
     p = np.clip(np.where(labels == 1, 0.2, 0.1), 0, 1)
     summary, table = audit("binary", frame, list(df.columns), labels, labels, p, None, ids, 20, 0)
-    assert summary["n_conflicting_pairs"] >= 15
+    assert summary["n_conflicting_pairs"] >= 15 and summary["n_conflicting_rows"] >= 30   # both rows of each
     path = export_audit(table, frame, ids, list(df.columns), tmp_path / "label_audit.csv")
     out = pd.read_csv(path)
     assert list(out.columns[:7]) == ["row", "why", "given_label", "suggested_label", "label_quality",

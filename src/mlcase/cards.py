@@ -343,6 +343,8 @@ def _slices_md(slices: dict) -> list[str]:
 
 def _analysis_md(a: dict | None, cur: str) -> list[str]:
     """Where the model loses, whether more labels would pay, what each group is worth, which labels look wrong."""
+    from .analysis.labels import conflicts_said
+
     L = ["### Where the model loses, and what would help", ""]
     if not a:
         return L + [NOT_RUN, ""]
@@ -368,7 +370,7 @@ def _analysis_md(a: dict | None, cur: str) -> list[str]:
     lb = a.get("labels") or {}
     if lb.get("file"):
         L.append(f"- **Label audit:** {lb.get('n_flagged') if lb.get('n_flagged') is not None else 'ranked'} rows look "
-                 f"mislabelled, {lb.get('n_conflicting_pairs')} conflicting near-duplicate pairs (`{Path(lb['file']).name}`)")
+                 f"mislabelled, {conflicts_said(lb)} (`{Path(lb['file']).name}`)")
     return L + [""]
 
 

@@ -248,5 +248,13 @@ def export_audit(table: pd.DataFrame, frame: pd.DataFrame, ids: np.ndarray, feat
     return Path(path)
 
 
+def conflicts_said(summary: dict) -> str:
+    """The audit's near-duplicates in words (an audit from before the rows were counted says pairs)."""
+    rows = summary.get("n_conflicting_rows")
+    if rows is None:
+        return f"{summary.get('n_conflicting_pairs')} conflicting near-duplicate pairs"
+    return f"{rows:,} row{'' if rows == 1 else 's'} with a near-duplicate of another label"
+
+
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
