@@ -811,8 +811,11 @@ def _holdout(idx: np.ndarray, frac: float, method: str, rng: np.random.Generator
         return np.sort(idx[~mask]), np.sort(idx[mask])
     if method == "stratified" and y is not None:
         keep_parts, hold_parts = [], []
-        for cls in np.unique(y[idx]):
-            members = idx[y[idx] == cls]
+        # the classes in np.unique's (sorted) order, found by hashing: np.unique sorted openintro::military's
+        # 1.4 million labels as strings, 11 s of its run
+        codes, classes = pd.factorize(y[idx])
+        for j in np.argsort(np.asarray(classes), kind="stable"):
+            members = idx[codes == j]
             members = rng.permutation(members)
             k = int(round(frac * len(members)))
             if len(members) >= 2:
