@@ -675,6 +675,20 @@ def test_whole_years_beside_a_month_column_are_drafted_as_the_dates_they_make(tm
     assert len(got) == 24 and list(got["ds"]) == list(data.frame["ds"].tail(24))
     with pytest.raises(DataError, match="INPUT: the column 'date' of the case's data is missing, and its source's "):
         derive_columns(case, raw.drop(columns="Month"))
+    # the server reads the same raw rows: POST /forecast with Year and Month (it asked for 'date')
+    from mlcase.forecast.service import ForecastService, seasonal_naive_schema
+
+    service = ForecastService(None, seasonal_naive_schema(case))
+    try:
+        rows = raw[["Year", "Month", "CO2"]].to_dict("records")
+        history, _, _ = service.frames({"history": rows})
+        assert list(history["ds"]) == list(data.frame["ds"].tail(24)) and list(history["y"]) == list(raw["CO2"])
+        answer = service.answer(history, None, "series")
+        assert len(answer["points"]) == service.horizon and answer["points"][0]["ds"] == "2018-01-01T00:00:00"
+        with pytest.raises(DataError, match=r"'ds' is missing.*\(or 'date', its column in the case\)"):
+            service.frames({"history": [{k: v for k, v in r.items() if k != "Month"} for r in rows]})
+    finally:
+        service.close()
     # a month column outside 1 to 12 is no month: the rows stay repeated, told apart as 12 short series
     co2.assign(Month=co2["Month"] + 12).to_csv(tmp_path / "co2b.csv", index=False)
     with pytest.raises(DataError, match="the shortest series has 30 steps"):

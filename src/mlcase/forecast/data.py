@@ -282,7 +282,7 @@ def derive_columns(case, frame: pd.DataFrame) -> pd.DataFrame:
     on the file's rows, in a DuckDB connection that reaches no file."""
     import duckdb
 
-    m = _DRAFTED.fullmatch(str(case.spec.data.source).strip())
+    m = drafted_column(case)
     if not m or m["name"] in frame.columns:
         return frame
     try:
@@ -292,6 +292,12 @@ def derive_columns(case, frame: pd.DataFrame) -> pd.DataFrame:
                         f"{m['expr']} does not run on the file ({str(exc).splitlines()[0][:160]})",
                         "score a file laid out like the case's data (series, time, target, covariates)") from None
     return frame.assign(**{m["name"]: values})
+
+
+def drafted_column(case) -> dict | None:
+    """``{"name", "expr"}`` of the column the case's drafted source query derives (see :func:`derive_columns`)."""
+    m = _DRAFTED.fullmatch(str(case.spec.data.source).strip())
+    return {"name": m["name"], "expr": m["expr"]} if m else None
 
 
 def evaluate_sql(frame: pd.DataFrame, expr: str):

@@ -39,6 +39,7 @@ class ForecastService:
         # the case's own names of the time and the target, which a row may send instead of 'ds' and 'y'
         # (as /rank takes the item column by its own name): forecast::gas sends 'time' and 'value'
         self.aliases = {k: n for k, n in (("ds", s.get("time")), (Y, s.get("target"))) if n and n != k}
+        self.time_from = s.get("time_from")  # the drafted source's date expression (Year, Month -> date)
         self.conformal = dict((bundle.conformal if bundle is not None else None) or {})
         if bundle is None and s.get("floor_conformal"):  # the run's calibration of seasonal naive, with no model
             self.conformal = {"floor": dict(s["floor_conformal"])}
@@ -98,11 +99,28 @@ class ForecastService:
 
     def _named(self, rows: list[dict]) -> tuple[list[dict], dict]:
         """``(rows, shown)``: the case's time and target columns read as 'ds' and 'y' where a row sends those
-        names, and the names the request used (an error names the field as it was sent)."""
+        names, and the names the request used (an error names the field as it was sent). Rows laid out as the
+        raw data (Year and Month, no date) get the date the case's source query makes, as `mlcase score` does."""
+        rows = self._dated(rows)
         used = {k: n for k, n in self.aliases.items() if any(k not in r and n in r for r in rows)}
         if not used:
             return rows, {}
         return [{**r, **{k: r[n] for k, n in used.items() if k not in r and n in r}} for r in rows], used
+
+    def _dated(self, rows: list[dict]) -> list[dict]:
+        time = self.aliases.get("ds")
+        if not self.time_from or not time or all("ds" in r or time in r for r in rows):
+            return rows
+        import duckdb
+
+        from .data import evaluate_sql
+
+        try:
+            values = evaluate_sql(pd.DataFrame(rows), self.time_from)
+        except (duckdb.Error, ValueError, TypeError):
+            return rows  # the columns it reads are missing too: the error names the time column
+        return [r if ("ds" in r or time in r) else {**r, time: str(pd.Timestamp(v).date()) if pd.notna(v) else None}
+                for r, v in zip(rows, values, strict=True)]
 
     def _table(self, rows: list[dict], shown: dict, where: str, numeric: list[str], optional=()) -> pd.DataFrame:
         missing = [c for c in ["ds", *numeric] if any(c not in r for r in rows)]
@@ -247,7 +265,7 @@ def seasonal_naive_schema(case) -> dict:
     from .data import load_series
     from .stages import schema_of
 
-    schema = schema_of(load_series(case), None)
+    schema = schema_of(load_series(case), None, case=case)
     ev = results.load(case, "forecast_evaluation") or {}
     floor = (ev.get("conformal") or {}).get("seasonal_naive")
     if floor and int(ev.get("horizon") or 0) == int(schema["horizon"]):
