@@ -129,8 +129,9 @@ def conflicting_partners(X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 
         spread = max(float(q3 - q1), 1e-12)
     dist, _ = NearestNeighbors(n_neighbors=2).fit(Z).kneighbors(Z)
     radius = NEAR_DUPLICATE * float(np.median(dist[:, 1]))
-    U, inv = np.unique(Z, axis=0, return_inverse=True)
-    inv = inv.ravel()
+    # distinct feature vectors by a hash of each row (np.unique(axis=0) sorts a copy of the whole matrix)
+    inv, first = _row_codes(Z)
+    U = Z[first]
     members = pd.Series(np.arange(len(keep))).groupby(inv).agg(list).to_dict()  # distinct vector -> its rows
 
     def conflict(i: int, rows: list[int]) -> int | None:
@@ -174,6 +175,15 @@ def conflicting_partners(X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 
                         partner[i] = j
                         break
     return {int(keep[i]): int(keep[j]) for i, j in partner.items()}
+
+
+def _row_codes(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(code of each row, first row of each code)``: equal rows share a code (pandas' 64-bit row hash)."""
+    hashes = pd.util.hash_pandas_object(pd.DataFrame(Z), index=False).to_numpy()
+    codes, distinct = pd.factorize(hashes)
+    first = np.full(len(distinct), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return codes, first
 
 
 def _encode(X: pd.DataFrame) -> np.ndarray:
