@@ -676,9 +676,11 @@ def test_whole_years_beside_a_month_column_are_drafted_as_the_dates_they_make(tm
     with pytest.raises(DataError, match="INPUT: the column 'date' of the case's data is missing, and its source's "):
         derive_columns(case, raw.drop(columns="Month"))
     # the server reads the same raw rows: POST /forecast with Year and Month (it asked for 'date')
-    from mlcase.forecast.service import ForecastService, seasonal_naive_schema
+    from mlcase.forecast.service import ForecastService, load_served
 
-    service = ForecastService(None, seasonal_naive_schema(case))
+    bundle, schema, notes = load_served(case)            # no run yet: seasonal naive, with the case's expression
+    assert bundle is None and schema["time_from"].startswith("make_date(") and "seasonal naive" in notes[0]
+    service = ForecastService(bundle, schema)
     try:
         rows = raw[["Year", "Month", "CO2"]].to_dict("records")
         history, _, _ = service.frames({"history": rows})

@@ -27,11 +27,13 @@ from .models import YHAT, LocalForecaster
 
 
 class ForecastService:
-    """Forecasts from a forecast bundle (``bundle`` None: seasonal naive only, from ``schema``)."""
+    """Forecasts from a forecast bundle (``bundle`` None: seasonal naive only, from ``schema``); ``schema``
+    (default the bundle's) says what a request must send."""
 
     def __init__(self, bundle, schema: dict | None = None, timeout_s: float = 10.0):
         self.bundle = bundle
-        self.schema = dict(bundle.schema if bundle is not None else schema or {})
+        # the schema given (load_served's: the bundle's and the case's time expression), else the bundle's
+        self.schema = dict(schema if schema is not None else bundle.schema if bundle is not None else {})
         s = self.schema
         self.horizon, self.freq, self.season = int(s["horizon"]), s["freq"], int(s["season_length"])
         self.known, self.past_only = list(s.get("known") or []), list(s.get("past_only") or [])
@@ -227,17 +229,29 @@ def load_served(case, version: int | None = None) -> tuple[object | None, dict, 
 
     try:
         bundle = tracking.load_bundle(case, alias=None if version else "champion", version=version)
-        return bundle, bundle.schema, []
+        return bundle, with_time_from(case, bundle.schema), []
     except NotFoundError as exc:
         if version is not None:
             raise
         baseline = _proven_baseline(case)
         if baseline is not None:
-            return baseline, baseline.schema, [
+            return baseline, with_time_from(case, baseline.schema), [
                 f"no champion is registered (the decision was INCONCLUSIVE): serving the best baseline, "
                 f"{baseline.name} (version {baseline.version}), which beats seasonal naive with a 95% CI above zero"]
-        return None, seasonal_naive_schema(case), [
+        return None, with_time_from(case, seasonal_naive_schema(case)), [
             f"no champion is registered ({exc.message}); seasonal naive answers every series"]
+
+
+def with_time_from(case, schema: dict) -> dict:
+    """``schema`` with ``time_from``: the SQL expression the case's drafted source makes its time column with
+    (Year and Month columns: ``make_date(Year, Month, 1)``), read from the case as it is now, so a request's
+    rows may come laid out as the raw file (wooldridge::cement's history got a 422 asking for 'date')."""
+    from .data import drafted_column
+
+    drafted = drafted_column(case)
+    if not drafted or drafted["name"] != schema.get("time"):
+        return schema
+    return {**schema, "time_from": drafted["expr"]}
 
 
 def _proven_baseline(case):
@@ -265,7 +279,7 @@ def seasonal_naive_schema(case) -> dict:
     from .data import load_series
     from .stages import schema_of
 
-    schema = schema_of(load_series(case), None, case=case)
+    schema = schema_of(load_series(case), None)
     ev = results.load(case, "forecast_evaluation") or {}
     floor = (ev.get("conformal") or {}).get("seasonal_naive")
     if floor and int(ev.get("horizon") or 0) == int(schema["horizon"]):

@@ -42,20 +42,12 @@ def explain_boosting(case, data: SeriesData, bake: ForecastBakeoff, max_rows: in
 LOCAL_MIN_HISTORY = {"auto_ets": 7}
 
 
-def schema_of(data: SeriesData, recipe: dict | None, name: str | None = None, case=None) -> dict:
-    """The forecast schema a bundle carries: what a request must send (``name``: the served model).
-
-    ``time_from``: the SQL expression the case's drafted source makes its time column with (Year and
-    Month columns: ``make_date(Year, Month, 1)``), so a request's rows may come in the raw layout too.
-    """
-    from .data import drafted_column
-
+def schema_of(data: SeriesData, recipe: dict | None, name: str | None = None) -> dict:
+    """The forecast schema a bundle carries: what a request must send (``name``: the served model)."""
     need = max(max_lag(recipe) if recipe else 0, 2 * data.season_length, LOCAL_MIN_HISTORY.get(name, 1))
-    drafted = drafted_column(case) if case is not None else None
     return {"task": "forecast", "target": data.target, "time": data.time, "series": data.series_col,
             "freq": data.freq, "horizon": data.horizon, "season_length": data.season_length,
-            "known": list(data.known), "past_only": list(data.past_only), "min_history": int(need), "columns": [],
-            "time_from": drafted["expr"] if drafted and drafted["name"] == data.time else None}
+            "known": list(data.known), "past_only": list(data.past_only), "min_history": int(need), "columns": []}
 
 
 def make_model(case, data: SeriesData, bake: ForecastBakeoff, name: str):
@@ -87,7 +79,7 @@ def build_bundle(case, data: SeriesData, bake: ForecastBakeoff, ev: dict, name: 
     role = "candidate" if name in bake.families else "baseline"
     return ModelBundle(model=model, name=name, role=role, task="forecast",
                        features=list(data.known) + list(data.past_only),
-                       schema=schema_of(data, bake.recipe_of(name) if name in bake.families else None, name, case),
+                       schema=schema_of(data, bake.recipe_of(name) if name in bake.families else None, name),
                        conformal=cal,
                        reference=reference, metrics={k: test[k] for k in ("mase", "smape", "rmse", "cost_per_point")},
                        params=bake.families.get(name, {}).get("params") or {}, rule=rule_names(case).get(name),

@@ -27,7 +27,12 @@ API_KEY_ENV = "MLCASE_API_KEY"
 def _load(settings):
     """``(case, service, log, notes)``: the champion (or the version asked) and the prediction log."""
     from ..case import load_case
-    from ..forecast.service import ForecastService, load_served, seasonal_naive_schema
+    from ..forecast.service import (
+        ForecastService,
+        load_served,
+        seasonal_naive_schema,
+        with_time_from,
+    )
     from .predlog import PredictionLog, resolve_target
 
     case = settings.case if hasattr(settings.case, "spec") else load_case(settings.case)
@@ -36,7 +41,7 @@ def _load(settings):
     if bundle is None and settings.registry:
         bundle, schema, notes = load_served(case, settings.version)
     else:
-        schema = bundle.schema if bundle is not None else seasonal_naive_schema(case)
+        schema = with_time_from(case, bundle.schema if bundle is not None else seasonal_naive_schema(case))
     timeout = (settings.timeout_ms or case.spec.serving.timeout_ms or 10_000.0) / 1000.0
     service = ForecastService(bundle, schema=schema, timeout_s=timeout)
     try:
