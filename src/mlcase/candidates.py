@@ -440,11 +440,15 @@ def empty_columns_bin() -> None:
     of hist_gbm's trials failed. The column gets no threshold, as a one-valued column does (every
     row in one bin, never split on). Patched once, in place; a no-op where the binning works.
     """
+    import inspect
+
     from sklearn.ensemble._hist_gradient_boosting import binning
 
-    found = binning._find_binning_thresholds
-    if getattr(found, "empty_safe", False):
+    found = getattr(binning, "_find_binning_thresholds", None)
+    if found is None or getattr(found, "empty_safe", False):
         return
+    if list(inspect.signature(found).parameters) != ["col_data", "max_bins", "sample_weight"]:
+        return  # another scikit-learn: its binning is left as it is
 
     def thresholds(col_data, max_bins, sample_weight=None):
         has = ~np.isnan(col_data)
