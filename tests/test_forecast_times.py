@@ -920,3 +920,27 @@ def test_dates_written_as_eight_digit_numbers_are_days(tmp_path):
     data = load_series(load_case(tmp_path / "case.yaml"), yen)
     assert data.freq == "W-FRI" and data.frame["ds"].nunique() == len(yen)
     assert data.frame["ds"].iloc[-1] == to_times(yen["date"]).iloc[-1]
+
+
+def test_the_draft_reads_gaps_from_each_series_first_value_as_the_run_does(tmp_path):
+    """Ecdat::USGDPpresidents has a row per decade from 1610 and GDP per capita from 1790 on, every year. The draft
+    said "the run stops here until the data is fixed: 147 missing step(s), the first at 1611", and the run read
+    230 regular years."""
+    from mlcase.case import load_case
+    from mlcase.draft import draft_spec
+    from mlcase.forecast.data import load_series
+
+    gdp = _table("Ecdat", "USGDPpresidents")[["Year", "realGDPperCapita"]]
+    assert gdp["Year"].iloc[:3].tolist() == [1610, 1620, 1630] and gdp["realGDPperCapita"].isna().iloc[-1]
+    gdp = gdp[gdp["Year"] <= 2020]       # 2021 has no value yet: a missing value the run does refuse
+    gdp.to_csv(tmp_path / "gdp.csv", index=False)
+    text = draft_spec(tmp_path / "gdp.csv", "realGDPperCapita", case_dir=tmp_path, task="forecast", time="Year")
+    assert "the run stops here" not in text
+    (tmp_path / "case.yaml").write_text(text)
+    data = load_series(load_case(tmp_path / "case.yaml"))
+    assert len(data.frame) == 231 and data.frame["ds"].iloc[0] == pd.Timestamp("1790-01-01")
+    # a gap after the first value is still said
+    gdp[gdp["Year"] != 1900].to_csv(tmp_path / "gap.csv", index=False)
+    text = draft_spec(tmp_path / "gap.csv", "realGDPperCapita", case_dir=tmp_path, task="forecast", time="Year")
+    note = next(line for line in text.splitlines() if line.startswith("# note: the run stops here"))
+    assert "1 missing step(s), the first at 1900-01-01" in note
