@@ -9,6 +9,7 @@ import pytest
 from mlcase.analysis.labels import (
     audit,
     conflicting_partners,
+    conflicts_said,
     export_audit,
     label_issues,
     near_duplicates,
@@ -171,3 +172,4 @@ def test_coded_features_list_each_conflicting_row_once_with_an_identical_twin():
                            np.full((len(y), 4), 0.25), sorted(set(y)), np.arange(len(y)), 10, 0)
     dup = table[table["why"] == "conflicting_duplicate"]
     assert len(dup) == dup["row"].nunique() == len(partner) == summary["n_conflicting_rows"]
+    assert conflicts_said(summary) == f"{len(partner):,} rows with a near-duplicate of another label"

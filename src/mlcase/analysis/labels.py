@@ -93,7 +93,10 @@ def near_duplicates(X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 0) ->
 
     See :func:`conflicting_partners`; a pair is listed once even when both rows point at each other.
     """
-    partner = conflicting_partners(X, y, task, seed)
+    return _pairs(conflicting_partners(X, y, task, seed))
+
+
+def _pairs(partner: dict[int, int]) -> list[tuple[int, int]]:
     return sorted({(min(i, j), max(i, j)) for i, j in partner.items()})
 
 
@@ -236,7 +239,7 @@ def audit(task: str, frame: pd.DataFrame, features: list[str], y_labels: np.ndar
     n_flagged = int(np.sum(found["flagged"])) if found["flagged"] is not None else None
     summary = {"method": found["method"], "n_rows": int(len(y_codes)), "n_flagged": n_flagged,
                "flagged_share": (n_flagged / len(y_codes)) if n_flagged is not None and len(y_codes) else None,
-               "n_conflicting_pairs": len({(min(a, b), max(a, b)) for a, b in partner.items()}),
+               "n_conflicting_pairs": len(_pairs(partner)),
                "n_conflicting_rows": len(partner), "near_duplicate_rule": f"distance < {NEAR_DUPLICATE} x median "
                "nearest-neighbour distance (cleanlab's rule)",
                "top": table.head(top).to_dict(orient="records")}

@@ -79,10 +79,10 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     # the frequency and the gaps as the run reads them: each series from its first value on (Ecdat::USGDPpresidents
     # has a row per decade from 1610 and GDP per capita from 1790 on; the draft said "the run stops here: 147 missing
     # steps, the first at 1611", and the run read 230 regular years)
-    filled = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")}).sort_values(
+    ordered = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")}).sort_values(
         [ID, DS], kind="stable")
-    begun = filled[started(filled).to_numpy()]
-    read = begun if len(begun) else filled
+    begun = ordered[started(ordered).to_numpy()]
+    read = begun if len(begun) else ordered
     try:
         freq = infer_freq(read, time)
     except DataError:
@@ -103,9 +103,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     # fpp3::insurance (40 months) was drafted at horizon 12, and the run refused the draft
     # counted as the run counts them, from each series' first value (gt::countrypops: West Bank and Gaza's 61
     # years hold 31 values, and the draft's horizon 2 was refused by the run)
-    ordered = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")}).sort_values(
-        [ID, DS], kind="stable")
-    sizes = ordered[started(ordered).to_numpy()].groupby(ID).size().reindex(ordered[ID].unique(), fill_value=0)
+    sizes = begun.groupby(ID).size().reindex(ordered[ID].unique(), fill_value=0)
     if not sizes.any():
         raise DataError(f"--target '{target}' has no value in {data.name}", "pick the column that holds the numbers "
                         "to forecast")

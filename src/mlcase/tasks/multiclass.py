@@ -28,9 +28,7 @@ def multiclass_cost(case: Case, y, pred) -> np.ndarray:
     costs 0 on the diagonal and 1 off it; with no matrix, each error costs 1."""
     matrix = case.spec.costs.matrix
     n = len(y)
-    codes, texts = _as_text(np.concatenate([np.asarray(y, dtype=object), np.asarray(pred, dtype=object)]))
-    same, names = pd.factorize(texts)           # values that read the same are one label (1 and '1')
-    codes = same[codes]
+    codes, names = _as_text(np.concatenate([np.asarray(y, dtype=object), np.asarray(pred, dtype=object)]))
     if not matrix:
         return (codes[:n] != codes[n:]).astype(float)
     k = len(names)
@@ -39,14 +37,16 @@ def multiclass_cost(case: Case, y, pred) -> np.ndarray:
 
 
 def _as_text(values) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, texts)``: each value's position in ``texts``, its distinct values as strings.
+    """``(codes, texts)``: each value's position in ``texts``, the distinct labels as strings (values that
+    read the same are one label: 1 and '1').
 
     One hash pass and one ``str()`` per distinct value: ``astype(str)`` of the rows, and a dict
     lookup per row, took 25 s of openintro::military's run (226,335 test rows, costs read ~100
     times).
     """
     codes, distinct = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
-    return codes, np.array([str(v) for v in distinct], dtype=object)
+    same, texts = pd.factorize(np.array([str(v) for v in distinct], dtype=object))
+    return same[codes], np.asarray(texts, dtype=object)
 
 
 def _positions(values, classes) -> np.ndarray:
@@ -154,9 +154,8 @@ class MulticlassTask(Task):
 
     def model_free(self, case: Case, rows: pd.DataFrame, y, classes=None) -> list[ModelFreePolicy]:
         """The constant class that costs least on the training rows, and the prior."""
-        codes, texts = _as_text(y)
-        found, seen = pd.factorize(texts)       # values that read the same are one label
-        per_text = np.bincount(found[codes], minlength=len(seen)).astype(float) if len(codes) else np.zeros(len(seen))
+        codes, seen = _as_text(y)
+        per_text = np.bincount(codes, minlength=len(seen)).astype(float)
         classes = [str(c) for c in (classes if classes is not None else sorted(seen))]
         count_of = dict(zip(seen, per_text, strict=True))
         counts = np.array([count_of.get(c, 0.0) for c in classes], dtype=float)
