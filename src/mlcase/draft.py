@@ -32,7 +32,7 @@ def _slug(text: str) -> str:
     return s or "case"
 
 
-COUNT_MIN_VALUES = 8    # whole numbers from 0 with a rare top take at least this many values to be a count
+COUNT_MIN_VALUES = 5    # whole numbers from 0 with a rare top take at least this many values to be a count
 
 
 def infer_task(y: pd.Series) -> str:
@@ -42,7 +42,8 @@ def infer_task(y: pd.Series) -> str:
     when they look like a count: whole numbers with gaps between them and a value too rare to be
     a class (AER::Medicaid1986's doctor ``visits``: 0 to 16, then 24, 48 and 50, once each), or
     at least ``COUNT_MIN_VALUES`` whole numbers from 0 whose rare values are all above the common
-    ones (vcd::Bundesliga's home goals: 0 to 10, with 9 and 10 scored once or twice).
+    ones (vcd::Bundesliga's home goals: 0 to 10, with 9 and 10 scored once or twice; vcd::VonBort's
+    deaths by horse kick per corps and year: 0 to 4, with 3 and 4 seen 11 and 2 times in 280).
     Whole numbers without gaps (a 1 to 5 rating, class codes) stay classes.
     """
     from .checks.thresholds import MIN_CLASS_ROWS  # fewer rows of a class stop a multiclass run
@@ -253,7 +254,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     """Comment lines for classes the drafted run will refuse (fewer than ``MIN_CLASS_ROWS`` training rows at the
     drafted split: the oldest 64% of rows under a time split, else 64% of each class), with the source query
     that drops them, ready to paste (openintro::seattlepets' pigs and goats stopped the draft's first run)."""
-    from .checks.target import drop_classes_query
+    from .checks.target import drop_classes_query, whole_numbers
     from .checks.thresholds import MIN_CLASS_ROWS
 
     share = (1 - 0.2) * (1 - 0.2)
@@ -274,8 +275,11 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     where = ("in the oldest 64% of rows, the drafted time split's training part" if time_col is not None else
              f"about {math.ceil(MIN_CLASS_ROWS / share)} in this file at the drafted split")
     then = "" if len(counts) - len(few) > 2 else " (two classes then remain: set task: binary and data.positive)"
+    numbers = whole_numbers(counts.index)
+    ordered = (f" (or, if '{target}' is a count or an ordered scale, set task: regression, which needs no rows of "
+               "each value)" if numbers else "")
     note = (f"{listed}: too few to learn from (a run needs {MIN_CLASS_ROWS} training rows of a class, {where}) "
-            f"and stops; drop or merge them{then}, e.g.")
+            f"and stops; drop or merge them{then}{ordered}, e.g.")
     return [f"# note: {_comment(note)}", f"#   source: {_q(drop_classes_query([str(c) for c in few], target, path))}"]
 
 

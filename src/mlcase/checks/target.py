@@ -38,9 +38,11 @@ def drop_classes_query(classes: list[str], target: str, path: str) -> str:
     return f"SELECT * FROM {literal(path)} WHERE {column} NOT IN ({', '.join(literal(c) for c in classes)})"
 
 
-def rare_classes_fix(classes: list[str], target: str, source: str, left: int | None = None) -> str:
+def rare_classes_fix(classes: list[str], target: str, source: str, left: int | None = None,
+                     numbers: tuple[float, float] | None = None) -> str:
     """How to go past classes too rare to learn: drop (or merge) them in the source, with the query to write
-    (and, where ``left`` = 2 classes would remain, that the task then is binary)."""
+    (and, where ``left`` = 2 classes would remain, that the task then is binary); where the classes are whole
+    numbers from ``numbers[0]`` to ``numbers[1]``, that a count or a scale is a regression target."""
     from ..data import is_query
 
     if is_query(source):
@@ -49,8 +51,18 @@ def rare_classes_fix(classes: list[str], target: str, source: str, left: int | N
     else:
         example = f"data.source: {drop_classes_query(classes, target, str(source))}"
     binary = " (two classes then remain: set task: binary and data.positive)" if left == 2 else ""
-    return (f"drop their rows or merge them into a related class in the source, e.g. {example}{binary}; or collect "
-            f"more labelled rows of {'them' if len(classes) > 1 else 'it'}")
+    ordered = (f"; or, if '{target}' is a count or an ordered scale ({numbers[0]:g} to {numbers[1]:g}), set task: "
+               "regression, which predicts a number and needs no rows of each value" if numbers else "")
+    return (f"drop their rows or merge them into a related class in the source, e.g. {example}{binary}{ordered}; "
+            f"or collect more labelled rows of {'them' if len(classes) > 1 else 'it'}")
+
+
+def whole_numbers(labels) -> tuple[float, float] | None:
+    """``(lowest, highest)`` where every class label reads as a whole number (a count, a scale), else None."""
+    values = pd.to_numeric(pd.Series([str(v) for v in labels]), errors="coerce")
+    if values.isna().any() or not (values % 1 == 0).all():
+        return None
+    return float(values.min()), float(values.max())
 
 
 @register("target_balance", ids=("class_balance", "target_constant"), order=30)
@@ -91,13 +103,14 @@ def check_target_balance(ctx: Context) -> list[Check]:
                 f"all would give {MIN_CLASS_ROWS} in training; the case has {labelled:,})" if need else
                 f"collect labelled rows of '{rare}'")
         more += ", or widen the time window" if ctx.spec.split.method == "time" else ""
-        fix = (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few)) if ds.task == "multiclass"
+        fix = (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few), whole_numbers(counts))
+               if ds.task == "multiclass"
                and len(few) < len(counts) - 1 else
                more + (", or merge it with a related class" if ds.task == "multiclass" else ""))
         return [Check("class_balance", "error",
                       f"only {n_rare} training row{'s' if n_rare != 1 else ''} of class '{rare}' ({share:.2%} of {n:,}); "
                       f"too few to learn from (at least {MIN_CLASS_ROWS} are needed)"
-                      + (f"; {len(few)} classes have fewer" if len(few) > 1 else ""),
+                      + (f"; {len(few)} classes have fewer than {MIN_CLASS_ROWS}" if len(few) > 1 else ""),
                       column=target, evidence=evidence, fix=fix)]
     limit = IMBALANCE_RATE if ds.task == "binary" else IMBALANCE_RATE * 2 / len(counts)
     if share < limit:

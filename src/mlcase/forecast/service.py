@@ -82,8 +82,8 @@ class ForecastService:
         series = str(item.get("series") if item.get("series") is not None else "series")
         hist = item.get("history")
         if not isinstance(hist, list) or not hist or not all(isinstance(r, dict) for r in hist):
-            raise DataError(f"{where}.history: expected a non-empty list of objects with 'ds' and 'y'",
-                            f"send at least {self.min_history} past steps of the series")
+            raise DataError(f"{where}.history: expected a non-empty list of objects with {self._said('ds')} and "
+                            f"{self._said(Y)}", f"send at least {self.min_history} past steps of the series")
         # a past-only covariate may be null, as it may be missing in training (the model reads it as missing);
         # the target may not, and the future's known covariates are checked where they are read
         history = self._table(*self._named(hist), f"{where}.history", [Y, *self.past_only], optional=self.past_only)
@@ -92,12 +92,17 @@ class ForecastService:
         fut = item.get("future")
         if fut is not None:
             if not isinstance(fut, list) or not all(isinstance(r, dict) for r in fut):
-                raise DataError(f"{where}.future: expected a list of objects with 'ds' and the known covariates",
+                raise DataError(f"{where}.future: expected a list of objects with {self._said('ds')} and the known covariates",
                                 f"send one object per future step with {', '.join(self.known) or 'ds'}")
             future = self._table(*self._named(fut), f"{where}.future", self.known) if fut else None
             if future is not None:
                 future.insert(0, ID, series)
         return history, future, series
+
+    def _said(self, key: str) -> str:
+        """``'ds' (or 'date')``: a field as a request may name it, the case's own column beside it."""
+        name = self.aliases.get(key)
+        return f"'{key}'" + (f" (or {name!r})" if name else "")
 
     def _named(self, rows: list[dict]) -> tuple[list[dict], dict]:
         """``(rows, shown)``: the case's time and target columns read as 'ds' and 'y' where a row sends those
