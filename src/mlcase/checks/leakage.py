@@ -10,7 +10,7 @@ import pandas as pd
 from .context import Context, Skip
 from .registry import register
 from .report import Check
-from .stats import _fmt_score, _predictiveness, _target
+from .stats import N_BINS, _fmt_score, _predictiveness, _target
 from .thresholds import IDENTITY_R2, LEAK_ERROR, LEAK_MIN_MINORITY, LEAK_WARN, PROXY_AUC, PROXY_R2
 
 
@@ -21,10 +21,15 @@ def check_leakage(ctx: Context) -> list[Check]:
     target = _target(y, kind=kind)
     scores: dict[str, float] = {}
     metric = "r2" if kind == "regression" else "auc"
+    lookups: dict[str, dict] = {}
     for c in ctx.features:
         values, codes = ctx.encoded(c)
         score, metric = _predictiveness(values, codes, ctx.fold, target)
         scores[c] = score
+        if values is None or len(np.unique(values[~np.isnan(values)])) <= 2 * N_BINS:  # codes are its values
+            found = lookup(codes, y)
+            if found is not None:
+                lookups[c] = found
     ctx.stats["one_feature"] = {"metric": metric, "rows": int(len(y)),
                                 "scores": dict(sorted(((k, v) for k, v in scores.items() if v == v),
                                                       key=lambda kv: -kv[1]))}
@@ -33,8 +38,8 @@ def check_leakage(ctx: Context) -> list[Check]:
         minority = int(pd.Series(y).value_counts().min()) if len(y) else 0
     out = []
     for c, score in scores.items():
-        if not score == score or score < LEAK_WARN:
-            continue
+        if not score == score or score < LEAK_WARN or (c in lookups and score < LEAK_ERROR):
+            continue  # below the bar, or a lookup that says more (below)
         sev = "error" if score >= LEAK_ERROR else "warning"
         if sev == "error" and minority is not None and minority < LEAK_MIN_MINORITY:
             sev = "warning"  # with a handful of positives a near-perfect AUC is weak evidence
@@ -47,7 +52,60 @@ def check_leakage(ctx: Context) -> list[Check]:
                          fix=f"check whether '{c}' is only known after the outcome; if so add it to "
                              "data.unavailable_at_serving (or data.features.exclude). If it is truly known at "
                              "decision time, a simple rule on it may be all the case needs"))
+    for c, found in lookups.items():
+        if scores[c] == scores[c] and scores[c] >= LEAK_ERROR:
+            continue  # said above
+        sev = "error" if found["share"] >= LEAK_ERROR else "warning"
+        if sev == "error" and minority is not None and minority < LEAK_MIN_MINORITY:
+            sev = "warning"
+        out.append(Check("target_leakage", sev,
+                         f"'{c}' determines the target: {found['pure']:,} of its {found['levels']:,} repeated values "
+                         f"each have one target value ({found['share']:.1%} of the {found['rows']:,} training rows "
+                         f"in them; chance alone would give {found['chance']:.1%})",
+                         column=c, evidence={**found, "metric": "lookup", "score": found["share"],
+                                             "one_feature": scores[c] if scores[c] == scores[c] else None,
+                                             "threshold": LEAK_ERROR if sev == "error" else LEAK_WARN},
+                         fix=f"check whether the target is a relabelling of '{c}' (a code and its name, a lookup "
+                             "in another table) or is only known with it after the outcome; if so add it to "
+                             "data.unavailable_at_serving (or data.features.exclude). If it is truly known at "
+                             "decision time, the lookup table may be all the case needs"))
     return out
+
+
+LOOKUP_MIN_COVER = 0.5    # the rows in repeated values of a column are at least this share of the rows
+LOOKUP_MAX_CHANCE = 0.25  # ... and chance alone would make at most this share of them one-valued
+LOOKUP_TOP_VALUES = 256   # the target's commonest values that the chance is summed over
+
+
+def lookup(codes: np.ndarray, y) -> dict | None:
+    """How far one column's values fix the target, or None where they do not say.
+
+    The share of training rows, among those whose value of the column repeats, whose target is
+    the only one their value has; and the share the target's own frequencies would give by
+    chance (a value seen m times is one-valued with probability sum_v p_v^m). The one-feature
+    scores above are out-of-fold, so a value seen in one fold only is scored at the overall
+    mean: nycflights13::airports' ``tz`` (the UTC offset) is one value per ``tzone`` name, yet
+    ``tzone`` scored an out-of-fold R^2 of 0.941, under the warning, because two airports in
+    Chongqing (+8 hours among American -5 to -10) and two in Vancouver were seen in one fold.
+    A value seen once says nothing and is left out.
+    """
+    y = pd.Series(np.asarray(y)).astype(str)   # one target value: equal as the labels read
+    frame = pd.DataFrame({"code": codes, "y": y.to_numpy()})
+    sizes = frame.groupby("code", sort=False)["y"].agg(["size", "nunique", "first"])
+    repeated = sizes[sizes["size"] >= 2]
+    rows = int(repeated["size"].sum())
+    if len(y) == 0 or rows < LOOKUP_MIN_COVER * len(y) or len(repeated) < 2:
+        return None
+    one = repeated[repeated["nunique"] == 1]
+    if one["first"].nunique() < 2:
+        return None   # one value of the target in all of them: a constant, not a lookup
+    p = y.value_counts(normalize=True).to_numpy()[:LOOKUP_TOP_VALUES]   # the rest add at most their p^2
+    m = repeated["size"].to_numpy()
+    chance = float((m * (p[None, :] ** m[:, None]).sum(axis=1)).sum() / rows)
+    share = float(one["size"].sum() / rows)
+    if chance > LOOKUP_MAX_CHANCE or share < LEAK_WARN:
+        return None
+    return {"share": share, "chance": chance, "rows": rows, "levels": int(len(repeated)), "pure": int(len(one))}
 
 
 
