@@ -386,6 +386,16 @@ def test_a_draft_with_classes_too_rare_to_learn_gives_the_query_that_drops_them(
     text = out.read_text()
     note = next(line for line in text.splitlines() if line.startswith("# note: 'Pig'"))
     assert "'Pig' (6 rows), 'Goat' (38 rows): too few to learn from" in note and "set task: binary" in note
+    assert "set task: regression" not in note                   # species are no scale
+    # a 1 to 5 rating whose ends are rare: classes that are whole numbers may be read as a scale
+    rng = np.random.default_rng(0)
+    rating = pd.DataFrame({"x": rng.normal(size=300), "stars": rng.choice([2, 3, 4], 300)})
+    rating.loc[:7, "stars"], rating.loc[8:15, "stars"] = 1, 5
+    rating.to_csv(tmp_path / "stars.csv", index=False)
+    stars = write_draft(tmp_path / "stars.csv", "stars", out=tmp_path / "stars.yaml").read_text()
+    said = next(line for line in stars.splitlines() if line.startswith("# note: "))
+    assert yaml.safe_load(stars)["task"] == "multiclass" and "(or, if 'stars' is a count or an ordered scale, set " \
+        "task: regression" in said, said
     query = next(line for line in text.splitlines() if line.startswith("#   source: "))[len("#   source: "):]
     spec = yaml.safe_load(text)
     assert spec["task"] == "multiclass" and spec["data"]["time"] == "license_issue_date"

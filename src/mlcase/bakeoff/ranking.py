@@ -105,7 +105,7 @@ class _Ctx:
                                     "too few to score 2 cross-validation folds on",
                                     "lower ranking.relevant_from so that more lists hold a relevant item, or add "
                                     "lists")
-            return [(a, b) for a, b in folds], "group k-fold"
+            return folds, "group k-fold"
         valid = np.arange(self.n_train, n)
         if not (self.y[valid] > 0).any():
             raise DataError(f"{where}: no list's later rows (the validation part) hold a relevant item, so the "
