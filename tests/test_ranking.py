@@ -400,3 +400,28 @@ def test_folds_of_lists_without_a_relevant_item_are_stratified_away_or_refused(t
                                         r"relevant item, too few to score 2 cross-validation folds on") as e:
         run_bakeoff(case, prepare(case), budget=2)
     assert "lower ranking.relevant_from" in e.value.fix
+
+
+def test_a_ranking_of_who_and_what_alone_learns_from_the_item_and_als(tmp_path):
+    """Ecdat::incidents.byCountryYr (204 countries' attacks in each of 50 years) ranked by year has no column
+    but the list, the item and the target: the run stopped at "data.features: no feature columns are left",
+    though popularity and ALS need nothing else (an interaction log, as implicit and lenskit take). The item is
+    now the learned rankers' one feature, and the bake-off scores them beside popularity and ALS. Without an
+    item and no other column there is still nothing to learn from, and the error stands."""
+    import json
+
+    from mlcase.errors import SpecError
+
+    path, doc = _drafted_run(tmp_path, "Ecdat", "incidents.byCountryYr", "Freq", "iyear", "country_txt")
+    case = load_case(path)
+    assert prepare(case).features == ["country_txt"]
+    assert doc["decision"] in ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE"), doc
+    bake = json.loads((path.parent / ".mlcase" / "bakeoff.json").read_text())["data"]
+    cv = {r["name"]: r["cv_mean"] for r in bake["leaderboard"]}
+    assert {"popularity", "als"} <= set(cv) and any(f in cv for f in ("lightgbm", "xgboost")), cv
+    assert all(np.isfinite(v) for v in cv.values())
+    case.spec.data.item = None                               # the country a plain column again: a feature
+    assert prepare(case).features == ["country_txt"]
+    case.spec.data.features.exclude = ["country_txt"]
+    with pytest.raises(SpecError, match="data.features: no feature columns are left"):
+        prepare(case)

@@ -261,3 +261,25 @@ def test_a_served_baseline_that_reads_only_the_group_and_item_still_writes_them_
     one.to_csv(tmp_path / "one.csv", index=False)
     res = score_file(case, tmp_path / "one.csv", tmp_path / "one_out.csv", bundles={"model": b}, progress=False)
     assert any(n.startswith("1 list of 'individual': each row's position") for n in res.notes), res.notes
+
+
+def test_the_list_key_an_als_model_reads_is_not_compared_for_drift(travel):
+    """Ecdat::incidents.byCountryYr (countries ranked by attacks in each year) served its ALS baseline, which reads
+    the list key 'iyear' and the item; monitoring compared 'iyear' with training and raised its one alert, PSI 7.9:
+    new years are new lists, by design. The list key is now left out of drift, with the reason; the item stays."""
+    from mlcase.bakeoff.ranking import ranking_info
+    from mlcase.bundle import ModelBundle
+    from mlcase.monitor import build_reference
+    from mlcase.rankers import ALSRanker
+
+    case, ds, _, _ = travel
+    rows = ds.rows("train")
+    als = ALSRanker(group="individual", item="mode").fit(rows[["individual", "mode"]], ds.y_train)
+    b = ModelBundle(model=als, name="als", role="baseline", task="ranking", features=["individual", "mode"],
+                    schema=ds.schema.to_dict(), version=1)
+    b.ranking = ranking_info(case, ds, rows, ds.y_train)
+    ref = build_reference(ds, b)
+    assert ref["features"]["individual"] == {"kind": "skipped", "reason": "the list key (data.group): new lists "
+                                                                        "bring new values; not compared"}
+    assert ref["features"]["mode"]["kind"] == "categorical" and set(ref["features"]["mode"]["shares"]) == {
+        "air", "train", "bus", "car"}

@@ -43,9 +43,14 @@ def build_reference(dataset, bundle) -> dict:
     train = dataset.frame.iloc[dataset.split.train]
     kinds = feature_kinds(schema, features, train)
     feats = {}
+    # a ranking's list key (ALS reads it): each list has its own, and new lists bring new ones by design
+    # (Ecdat::incidents.byCountryYr, countries ranked by year: PSI 7.9 on 'iyear' was the only alert)
+    list_key = (bundle.ranking or {}).get("group") if bundle.task == "ranking" else None
     for f in features:
         kind = kinds[f]
-        if kind == "numeric":
+        if f == list_key:
+            feats[f] = {"kind": "skipped", "reason": "the list key (data.group): new lists bring new values; not compared"}
+        elif kind == "numeric":
             feats[f] = _numeric_reference(pd.to_numeric(train[f], errors="coerce").to_numpy("float64"))
         elif kind in ("categorical", "boolean"):
             feats[f] = _categorical_reference(_canon(train[f], kind == "boolean"), kind)
