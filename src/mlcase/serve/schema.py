@@ -203,7 +203,9 @@ class RecordSpec:
                 r = self.rules[name]
                 got = err.get("input")
                 msg = f"expected a {_kind_word(r.kind)}, got {_short(got)}"
-                if typ == "finite_number":
+                if got is None and r.required:   # a null where training never had a gap: say so, as for a missing key
+                    msg = f"is null, and it was never missing in training; send a {r.kind} value"
+                elif typ == "finite_number":
                     msg = f"expected a finite number, got {_short(got)}"
                 elif typ == "string_too_long":
                     msg = f"is longer than {MAX_TEXT} characters"
