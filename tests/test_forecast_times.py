@@ -963,3 +963,29 @@ def test_a_request_without_history_is_told_the_fields_by_the_names_the_case_uses
     with pytest.raises(DataError, match=r"objects with 'ds' and 'y'") as e:
         plain.frames({})
     assert "(or " not in str(e.value)
+
+
+def test_a_multiple_of_a_unit_has_the_season_of_its_own_steps(tmp_path):
+    """A four-weekly series (retail's 13 periods a year) was drafted with a season of 52 steps (4W-SUN: four
+    years), and stevedata::thatcher_approval's polls, read at 28D, with the daily season, 7 steps of 28 days,
+    and a yearly lag of 364 steps, 28 years. A multiple of a unit divides the unit's season where it can,
+    else takes the year where that is at most 53 steps."""
+    import yaml
+
+    from mlcase.draft import draft_spec
+    from mlcase.forecast.data import season_of, year_of
+
+    assert (season_of("28D"), year_of("28D")) == (13, 13)
+    assert (season_of("14D"), season_of("7D"), season_of("2h"), season_of("2MS")) == (26, 52, 12, 6)
+    assert (season_of("2D"), year_of("2D"), season_of("10D"), year_of("10D")) == (1, 182, 1, None)
+    assert (season_of("D"), year_of("D"), season_of("MS")) == (7, 364, 12)   # plain units as before
+    rng = np.random.default_rng(0)
+    t = np.arange(13 * 9)
+    df = pd.DataFrame({"period_start": pd.date_range("2015-01-04", periods=len(t), freq="28D"),
+                       "sales": 100 + 20 * np.sin(2 * np.pi * t / 13) + rng.normal(0, 2, len(t))})
+    df.to_csv(tmp_path / "periods.csv", index=False)
+    spec = yaml.safe_load(draft_spec(tmp_path / "periods.csv", "sales", case_dir=tmp_path, task="forecast",
+                                     time="period_start"))
+    # pandas names regular four-week steps 4W-SUN: 13 a year too (it drafted 52 steps of four weeks, 4 years)
+    assert spec["forecast"]["freq"] == "4W-SUN" and spec["forecast"]["season_length"] == 13
+    assert (season_of("4W-SUN"), year_of("4W-SUN")) == (13, 13)

@@ -125,14 +125,32 @@ def drop_last(frame: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 def season_of(freq: str) -> int:
-    """Steps in a season of ``freq`` (7 for daily data, 12 for monthly ...; 1 when unknown)."""
-    base = _base(freq)
-    return _SEASONS.get(base, 1)
+    """Steps in a season of ``freq`` (7 for daily data, 12 for monthly ...; 1 when unknown).
+
+    A multiple of a unit divides its season where it can (``2h``: a day of 12 steps), else takes the
+    year where that is at most 53 steps (``28D``, four-week periods: 13 a year), else has none. A
+    four-weekly series was drafted with the daily season of 7 steps, 196 days.
+    """
+    base, n = _base(freq), _multiple(freq)
+    season = _SEASONS.get(base, 1)
+    if n == 1 or season == 1:
+        return season
+    if season % n == 0 and season // n > 1:
+        return season // n
+    year = year_of(freq)   # 7D: a week a step, 52 a year
+    return year if year is not None and year <= 53 else 1
 
 
 def year_of(freq: str) -> int | None:
-    """Steps in a year of ``freq`` (364 for daily: whole weeks, so a lag keeps the weekday)."""
-    return _YEAR.get(_base(freq))
+    """Steps in a year of ``freq`` (364 for daily: whole weeks, so a lag keeps the weekday; 13 for ``28D``),
+    or None where a whole number of steps does not make one."""
+    year, n = _YEAR.get(_base(freq)), _multiple(freq)
+    return None if year is None or year % n else year // n
+
+
+def _multiple(freq: str) -> int:
+    """How many units one step of ``freq`` spans (28 for ``28D``, 1 for ``D`` and ``MS``)."""
+    return max(int(pd.tseries.frequencies.to_offset(freq).n), 1)
 
 
 def _base(freq: str) -> str:
