@@ -197,21 +197,29 @@ def test_an_item_beyond_the_training_range_is_ranked_by_the_model_as_rank_does(t
     assert served["tier"] == "model"
     assert out.sort_values("position")["mode"].astype(str).tolist() == [str(i["item"]) for i in served["items"]]
 
+def _als(travel):
+    """The travel case's ALS baseline as a served bundle (it reads only the list key and the item)."""
+    from mlcase.bakeoff.ranking import ranking_info
+    from mlcase.bundle import ModelBundle
+    from mlcase.rankers import ALSRanker
+
+    case, ds, _, _ = travel
+    rows = ds.rows("train")
+    als = ALSRanker(group="individual", item="mode", seed=0).fit(rows[["individual", "mode"]], ds.y_train)
+    b = ModelBundle(model=als, name="als", role="baseline", task="ranking", features=["individual", "mode"],
+                    schema=ds.schema.to_dict(), version=1)
+    b.ranking = ranking_info(case, ds, rows, ds.y_train)
+    return b
+
+
 def test_an_item_id_the_model_reads_is_named_once_when_missing(travel):
     """wooldridge::school93_98 served ALS, which reads the item id (schid) as its input: a list without it got 16
     issues for 8 items, each item's schid twice ("is required (it was never missing in training)" and "is
     required: the item id"). Each missing item id is one issue."""
-    from mlcase.bakeoff.ranking import ranking_info
-    from mlcase.bundle import ModelBundle
-    from mlcase.rankers import ALSRanker
     from mlcase.serve.app import ServeSettings, create_app
 
     case, ds, _, _ = travel
-    rows = ds.rows("train")
-    als = ALSRanker(group="individual", item="mode").fit(rows[["individual", "mode"]], ds.y_train)
-    b = ModelBundle(model=als, name="als", role="baseline", task="ranking", features=["individual", "mode"],
-                    schema=ds.schema.to_dict(), version=1)
-    b.ranking = ranking_info(case, ds, rows, ds.y_train)
+    b = _als(travel)
     app = create_app(ServeSettings(case=case, bundles={"model": b}, registry=False, warmup=1))
     who = int(ds.rows("test")["individual"].iloc[0])
     items, _ = _items(ds, who)
@@ -233,17 +241,10 @@ def test_a_served_baseline_that_reads_only_the_group_and_item_still_writes_them_
     output has no 'year' column to make lists of". A ranking's group and item are always written."""
     import pandas as pd
 
-    from mlcase.bakeoff.ranking import ranking_info
-    from mlcase.bundle import ModelBundle
-    from mlcase.rankers import ALSRanker
     from mlcase.score import score_file
 
     case, ds, _, _ = travel
-    rows = ds.rows("train")
-    als = ALSRanker(group="individual", item="mode", seed=0).fit(rows[["individual", "mode"]], ds.y_train)
-    b = ModelBundle(model=als, name="als", role="baseline", task="ranking", features=["individual", "mode"],
-                    schema=ds.schema.to_dict(), version=1)
-    b.ranking = ranking_info(case, ds, rows, ds.y_train)
+    b = _als(travel)
     test = ds.rows("test")[["individual", "mode", *ds.features]]
     test.to_csv(tmp_path / "in.csv", index=False)
     res = score_file(case, tmp_path / "in.csv", tmp_path / "out.csv", bundles={"model": b}, progress=False)
@@ -267,18 +268,10 @@ def test_the_list_key_an_als_model_reads_is_not_compared_for_drift(travel):
     """Ecdat::incidents.byCountryYr (countries ranked by attacks in each year) served its ALS baseline, which reads
     the list key 'iyear' and the item; monitoring compared 'iyear' with training and raised its one alert, PSI 7.9:
     new years are new lists, by design. The list key is now left out of drift, with the reason; the item stays."""
-    from mlcase.bakeoff.ranking import ranking_info
-    from mlcase.bundle import ModelBundle
     from mlcase.monitor import build_reference
-    from mlcase.rankers import ALSRanker
 
-    case, ds, _, _ = travel
-    rows = ds.rows("train")
-    als = ALSRanker(group="individual", item="mode").fit(rows[["individual", "mode"]], ds.y_train)
-    b = ModelBundle(model=als, name="als", role="baseline", task="ranking", features=["individual", "mode"],
-                    schema=ds.schema.to_dict(), version=1)
-    b.ranking = ranking_info(case, ds, rows, ds.y_train)
-    ref = build_reference(ds, b)
+    ds = travel[1]
+    ref = build_reference(ds, _als(travel))
     assert ref["features"]["individual"] == {"kind": "skipped", "reason": "the list key (data.group): new lists "
                                                                         "bring new values; not compared"}
     assert ref["features"]["mode"]["kind"] == "categorical" and set(ref["features"]["mode"]["shares"]) == {
