@@ -396,8 +396,8 @@ def test_folds_of_lists_without_a_relevant_item_are_stratified_away_or_refused(t
     top = df.groupby("site")["yield"].max().sort_values()
     case = load_case(path)
     case.spec.ranking.relevant_from = float(top.iloc[-2]) + 0.01     # only Waseca's best years reach it
-    with pytest.raises(DataError, match=r"ranking.relevant_from 4\d\.\d+: 1 of the \d lists in training have a "
-                                        r"relevant item, too few to score 2 cross-validation folds on") as e:
+    with pytest.raises(DataError, match=r"ranking.relevant_from 4\d\.\d+: lists with a relevant item, 1 of \d in "
+                                        r"training, are too few to score 2 cross-validation folds on") as e:
         run_bakeoff(case, prepare(case), budget=2)
     assert "lower ranking.relevant_from" in e.value.fix
 

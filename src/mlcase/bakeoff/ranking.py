@@ -101,8 +101,8 @@ class _Ctx:
                 folds = [(a, b) for a, b in folds if has[b].any() and (self.y[a] > 0).any()]
                 if len(folds) < 2:
                     lists = len(pd.unique(self.g[has]))
-                    raise DataError(f"{where}: {lists} of the {n_groups} lists in training have a relevant item, "
-                                    "too few to score 2 cross-validation folds on",
+                    raise DataError(f"{where}: lists with a relevant item, {lists} of {n_groups} in training, are too "
+                                    "few to score 2 cross-validation folds on",
                                     "lower ranking.relevant_from so that more lists hold a relevant item, or add "
                                     "lists")
             return folds, "group k-fold"
