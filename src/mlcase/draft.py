@@ -254,7 +254,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     """Comment lines for classes the drafted run will refuse (fewer than ``MIN_CLASS_ROWS`` training rows at the
     drafted split: the oldest 64% of rows under a time split, else 64% of each class), with the source query
     that drops them, ready to paste (openintro::seattlepets' pigs and goats stopped the draft's first run)."""
-    from .checks.target import drop_classes_query, whole_numbers
+    from .checks.target import drop_classes_query, regression_hint, whole_numbers
     from .checks.thresholds import MIN_CLASS_ROWS
 
     share = (1 - 0.2) * (1 - 0.2)
@@ -275,8 +275,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     where = ("in the oldest 64% of rows, the drafted time split's training part" if time_col is not None else
              f"about {math.ceil(MIN_CLASS_ROWS / share)} in this file at the drafted split")
     then = "" if len(counts) - len(few) > 2 else " (two classes then remain: set task: binary and data.positive)"
-    ordered = (f" (or, if '{target}' is a count or an ordered scale, set task: regression, which needs no rows of "
-               "each value)" if whole_numbers(counts.index) else "")
+    ordered = f" (or, {regression_hint(target)})" if whole_numbers(counts.index) else ""
     note = (f"{listed}: too few to learn from (a run needs {MIN_CLASS_ROWS} training rows of a class, {where}) "
             f"and stops; drop or merge them{then}{ordered}, e.g.")
     return [f"# note: {_comment(note)}", f"#   source: {_q(drop_classes_query([str(c) for c in few], target, path))}"]

@@ -10,7 +10,7 @@ import pandas as pd
 from .context import Context, Skip
 from .registry import register
 from .report import Check
-from .stats import N_BINS, _fmt_score, _predictiveness, _target
+from .stats import _fmt_score, _predictiveness, _target, values_are_codes
 from .thresholds import IDENTITY_R2, LEAK_ERROR, LEAK_MIN_MINORITY, LEAK_WARN, PROXY_AUC, PROXY_R2
 
 
@@ -26,7 +26,7 @@ def check_leakage(ctx: Context) -> list[Check]:
         values, codes = ctx.encoded(c)
         score, metric = _predictiveness(values, codes, ctx.fold, target)
         scores[c] = score
-        if values is None or len(np.unique(values[~np.isnan(values)])) <= 2 * N_BINS:  # codes are its values
+        if values is None or values_are_codes(np.unique(values[~np.isnan(values)])):  # a code per value
             found = lookup(codes, y)
             if found is not None:
                 lookups[c] = found

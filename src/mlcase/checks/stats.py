@@ -38,13 +38,18 @@ def _codes(s: pd.Series, values: np.ndarray | None) -> np.ndarray:
     if len(finite) == 0:
         return np.zeros(len(values), dtype="int64")
     uniq = np.unique(finite)
-    if len(uniq) <= 2 * N_BINS:
+    if values_are_codes(uniq):
         edges = uniq[1:]
     else:
         edges = np.unique(np.quantile(finite, np.linspace(0, 1, N_BINS + 1)[1:-1]))
     codes = np.searchsorted(edges, values, side="right").astype("int64")
     codes[np.isnan(values)] = len(edges) + 1
     return codes
+
+
+def values_are_codes(distinct: np.ndarray) -> bool:
+    """Whether a numeric column of these distinct finite values is coded by its values (few), not by bins."""
+    return len(distinct) <= 2 * N_BINS
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

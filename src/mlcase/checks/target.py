@@ -51,10 +51,16 @@ def rare_classes_fix(classes: list[str], target: str, source: str, left: int | N
     else:
         example = f"data.source: {drop_classes_query(classes, target, str(source))}"
     binary = " (two classes then remain: set task: binary and data.positive)" if left == 2 else ""
-    ordered = (f"; or, if '{target}' is a count or an ordered scale ({numbers[0]:g} to {numbers[1]:g}), set task: "
-               "regression, which predicts a number and needs no rows of each value" if numbers else "")
+    ordered = f"; or, {regression_hint(target, numbers)}" if numbers else ""
     return (f"drop their rows or merge them into a related class in the source, e.g. {example}{binary}{ordered}; "
             f"or collect more labelled rows of {'them' if len(classes) > 1 else 'it'}")
+
+
+def regression_hint(target: str, numbers: tuple[float, float] | None = None) -> str:
+    """That whole-number classes may be a count or a scale, a regression target (the finding's fix and the draft)."""
+    span = f" ({numbers[0]:g} to {numbers[1]:g})" if numbers else ""
+    return (f"if '{target}' is a count or an ordered scale{span}, set task: regression, which predicts a number and "
+            "needs no rows of each value")
 
 
 def whole_numbers(labels) -> tuple[float, float] | None:
