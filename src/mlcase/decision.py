@@ -34,6 +34,7 @@ from typing import Any
 
 from .case import Case
 from .errors import ModelError
+from .formats import listing
 from .formats import money as _money_text
 
 VERDICTS = ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
@@ -81,9 +82,7 @@ def _ci(d: dict, cur: str) -> str:
 
 def _and(names: list[str], most: int = 2) -> str:
     """``a``, ``a and b``, ``a, b and 3 more``."""
-    if len(names) <= most:
-        return " and ".join(names)
-    return f"{', '.join(names[:most])} and {len(names) - most} more"
+    return listing(names, most)
 
 
 # --------------------------------------------------------------------------- sample sizes
@@ -155,7 +154,7 @@ def _what_would_decide(ev: dict, effect: float, sd_diff: float, sd_pooled: float
 
 
 # --------------------------------------------------------------------------- decide
-def decide(case: Case, ceiling, evaluation, analysis: dict | None = None) -> Decision:
+def decide(case: Case, ceiling, evaluation, analysis: dict | None = None, bakeoff: dict | None = None) -> Decision:
     """GO / USE_BASELINE / NO_GO / INCONCLUSIVE from the value ceiling and the evaluation.
 
     Parameters
@@ -170,6 +169,11 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None) -> Dec
         :func:`mlcase.analysis.analyze`: its ``reasons`` are added (a slice that loses money
         with the hybrid that would fix it, for any verdict; for ``INCONCLUSIVE``, how many more
         labelled rows the learning curve expects would settle it). They never change the verdict.
+    bakeoff : dict, optional
+        The bake-off's record (``BakeoffResult.to_dict()``). Where its time box ran out before some
+        candidate families were tried, a USE_BASELINE or NO_GO is INCONCLUSIVE instead: the search
+        that would have to find a better model never ran (the verdict on what it did try is kept
+        in the reasons and the evidence).
 
     Returns
     -------
@@ -203,9 +207,23 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None) -> Dec
         evidence["analysis"] = {"losing_slices": (analysis.get("slices") or {}).get("losing", []),
                                 "settle": analysis.get("settle")}
 
+    starved = _starved(bakeoff)
+
     def done(verdict, reasons, champion=None):
-        return Decision(verdict, [*reasons, *extra.get("any", []), *extra.get(verdict, []), *notes], champion,
-                        evidence)
+        more = [*extra.get("any", []), *extra.get(verdict, []), *notes]
+        if starved and verdict in ("USE_BASELINE", "NO_GO"):
+            # openintro::london_boroughs: a 20 s budget went to the baselines and logistic's defaults, no boosted
+            # family ran, and USE_BASELINE read as if the search had found nothing better than the baseline
+            evidence.update(unsearched=starved[0], verdict_on_what_ran=verdict)
+            return Decision("INCONCLUSIVE", [
+                f"the search is incomplete: {starved[1]}",
+                f"on what it tried the verdict would be {verdict}: {reasons[0]}",
+                *(r.removesuffix("; use it") for r in reasons[1:]), *more,
+                "the champion alias stays where it is until then"], None, evidence)
+        if starved:
+            evidence["unsearched"] = starved[0]
+            more.append(f"the search is incomplete: {starved[1]}")
+        return Decision(verdict, [*reasons, *more], champion, evidence)
 
     # a CI resampled from a handful of test units is no evidence, for a baseline as for the candidate, and for a
     # NO_GO while a model is ahead of the floor: "no model needed" would be as unearned as a GO (wooldridge::vote1
@@ -246,6 +264,17 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None) -> Dec
     if info is not None:
         evidence["to_decide"] = info
     return done(verdict, reasons, champion)
+
+
+def _starved(bakeoff: dict | None) -> tuple[list[str], str] | None:
+    """The candidate families the bake-off never tried for lack of time, and what to say of it."""
+    from .bakeoff.timebox import search_starved, unsearched
+
+    bakeoff = bakeoff or {}
+    families = bakeoff.get("families") or {}
+    said = search_starved(bakeoff.get("phases") or {}, float(bakeoff.get("budget_s") or 0), families,
+                          bool(bakeoff.get("interrupted")))
+    return (unsearched(families), said) if said else None
 
 
 def _evidence(ev: dict, spec, ceil: dict | None, floor: dict, over_floor: dict, beats: list) -> dict[str, Any]:

@@ -107,3 +107,17 @@ def rough_duration(seconds: float) -> str:
         if seconds >= size:
             return f"{round(seconds / size, 1):g}{unit}"
     return f"{round(seconds):g}s"
+
+
+def listing(names: list[str], most: int | None = None) -> str:
+    """``a``, ``a and b``, ``a, b and c``; past ``most`` names, ``a, b and 3 more``.
+
+    >>> listing(["hist_gbm", "lightgbm", "xgboost"])
+    'hist_gbm, lightgbm and xgboost'
+    >>> listing(["a", "b", "c", "d"], most=2)
+    'a, b and 2 more'
+    """
+    names = [str(n) for n in names]
+    if most is not None and len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else ""

@@ -203,7 +203,8 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
 
     with stage("bake-off"):
         bake = bakeoff_mod.run_bakeoff(case, dataset, budget=budget, console=console, quiet=quiet, engine=engine)
-        results.save(case, "bakeoff", bake.to_dict())
+        record = bake.to_dict()
+        results.save(case, "bakeoff", record)
     if bake.candidate is None:
         out.stopped_at = "bake-off"
         out.report = _report(case)
@@ -224,7 +225,7 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
         analysis = _analysis(case, dataset, bake, eval_dict, budget)
 
     with stage("decision"):
-        verdict = decision_mod.decide(case, ceiling, evaluation, analysis=analysis)
+        verdict = decision_mod.decide(case, ceiling, evaluation, analysis=analysis, bakeoff=record)
         results.save(case, "decision", verdict.to_dict())
 
     with stage("registry"):

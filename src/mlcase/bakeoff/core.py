@@ -26,7 +26,7 @@ from .timebox import (
     PeakMemory,
     Progress,
     TimeBox,
-    baselines_overran,
+    search_starved,
     parse_budget,
 )
 from .writer import TrackingWriter
@@ -549,9 +549,8 @@ def _result(run: _Run, candidate: str | None, scorer: Scorer, families: list[str
     total = sum(st.total_time for st in states.values()) or 1.0
     for f, st in states.items():
         fam_info[f]["share_of_search"] = round(st.total_time / total, 4)
-    overran = baselines_overran(run.phases, run.box.budget, fam_info)
-    if overran:
-        run.notes.append(overran)
+    if starved := search_starved(run.phases, run.box.budget, fam_info, run.interrupted):
+        run.notes.append(starved)
     result = BakeoffResult(
         leaderboard=leaderboard, bundles=run.bundles, candidate=candidate,
         best_baseline=best_baseline if best_baseline in run.bundles else None, elapsed_s=elapsed,

@@ -37,7 +37,7 @@ from ..case import Case
 from .entries import _best_baseline, _choose, _Entry, _leaderboard, _ranked
 from .refit import TREES_SCALE_CAP, latency_ms, model_size, operating_cost
 from .result import BakeoffResult
-from .timebox import CtrlC, PeakMemory, Progress, TimeBox, parse_budget
+from .timebox import CtrlC, PeakMemory, Progress, TimeBox, parse_budget, search_starved
 from .writer import TrackingWriter
 
 TRIAL_FACTOR = 3.0       # a trial may take this many times its family's best trial, or a fifth of the time left
@@ -499,6 +499,8 @@ def _result(run: dict, fams: list[_Family], candidate: str | None, interrupted: 
                             "best_value": f.best["value"] if f.best else None, "stopped": f.stopped,
                             "errors": [t["note"] for t in f.trials if t["state"] == "FAILED"],
                             "search_s": round(spent, 3), "share_of_search": round(spent / total, 4)}
+    if starved := search_starved(run["phases"], budget_s, fam_info, interrupted):
+        run["notes"].append(starved)
     cols = list(dict.fromkeys([*ctx.features, ctx.group, *(c for c in (case.spec.data.item,) if c)]))
     result = BakeoffResult(
         leaderboard=board, bundles=run["bundles"], candidate=candidate,

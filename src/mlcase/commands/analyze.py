@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         out = analyze_case(c, budget=budget)
         res = results.load_all(c)
         old = res.get("decision") or {}
-        verdict = decide(c, res.get("ceiling"), res.get("evaluation"), analysis=out)
+        verdict = decide(c, res.get("ceiling"), res.get("evaluation"), analysis=out, bakeoff=res.get("bakeoff"))
         if old.get("verdict") == verdict.verdict:  # reasons only: the verdict (and the registry) stay as decided
             results.save(c, "decision", verdict.to_dict())
         report = build_report(c)

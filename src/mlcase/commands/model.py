@@ -185,13 +185,13 @@ def _summary(data: dict) -> dict:
 def _print_summary(out, data: dict) -> None:
     from rich.markup import escape
 
-    from ..bakeoff.timebox import baselines_overran
+    from ..bakeoff.timebox import search_starved
 
     if data.get("candidate"):
         out.print(f"candidate: [bold]{escape(data['candidate'])}[/bold]; best baseline: "
                   f"{escape(str(data.get('best_baseline')))}; {data.get('elapsed_s', 0):.1f}s of "
                   f"{data.get('budget_s', 0):g}s budget")
-        overran = baselines_overran(data.get("phases") or {}, float(data.get("budget_s") or 0), data.get("families")
-                                    or {})
-        if overran:
-            out.print(f"note: {escape(overran)}")
+        starved = search_starved(data.get("phases") or {}, float(data.get("budget_s") or 0),
+                                 data.get("families") or {}, bool(data.get("interrupted")))
+        if starved and starved not in (data.get("notes") or []):  # the listing's notes say it already
+            out.print(f"note: {escape(starved)}")
