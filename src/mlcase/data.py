@@ -672,10 +672,19 @@ def label_in(value, values: list[str]):
     return same[0] if len(same) == 1 else value
 
 
-def _guess_positive(values: list[str]) -> str:
+POSITIVE_NAMES = ("1", "yes", "true", "bad", "default", "churn", "positive", "fraud", "y", "1.0")
+
+
+def _guess_positive(values: list[str], counts: dict[str, int] | None = None) -> str:
+    """The class a binary decision acts on: one named as a positive (``yes``, ``1``, ``fraud`` ...); else, given
+    ``counts`` (the draft), the rarer class, since a decision acts on the rarer event (openintro::
+    simpsons_paradox_covid's "death" of "death"/"survived": the last value would act on 99.7% of rows); else
+    the last value (a spec without ``data.positive`` reads as it always has)."""
     for v in values:
-        if v.lower() in ("1", "yes", "true", "bad", "default", "churn", "positive", "fraud", "y", "1.0"):
+        if v.lower() in POSITIVE_NAMES:
             return v
+    if counts:
+        return min(reversed(values), key=lambda v: counts.get(v, 0))
     return values[-1]
 
 

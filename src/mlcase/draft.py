@@ -123,8 +123,9 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     if task == "binary":
         from .data import _guess_positive
 
-        values = sorted(map(str, df[target].dropna().unique()))
-        positive = _guess_positive(values)
+        labels = df[target].dropna().astype(str)
+        values = sorted(labels.unique())
+        positive = _guess_positive(values, labels.value_counts().to_dict())
         rate = float((df[target].astype(str) == positive).mean())
     cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col)]
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
@@ -150,7 +151,11 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"  target: {_q(target)}",
     ]
     if task == "binary":
-        lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rate:.1%} of rows)")
+        from .data import POSITIVE_NAMES
+
+        rarer = "" if positive.lower() in POSITIVE_NAMES else "the rarer class, "
+        lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rarer}{rate:.1%} of "
+                     "rows)")
     time_comment = (f"               # {_comment(unsplit)}" if unsplit else
                     f"   # a panel: each row one '{panel[0]}' in one '{panel[1]}'; the test is its last periods "
                     f"(data.group: {panel[0]} with split.method: group scores new ones instead)" if panel else
