@@ -26,8 +26,8 @@ from .timebox import (
     PeakMemory,
     Progress,
     TimeBox,
-    search_starved,
     parse_budget,
+    search_starved,
 )
 from .writer import TrackingWriter
 
