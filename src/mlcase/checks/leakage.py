@@ -299,11 +299,15 @@ def _class_rule(ctx: Context, cols: list[str], single: dict, yc: np.ndarray, fol
     X = np.column_stack([v if v is not None else c.astype("float64")
                          for v, c in (ctx.encoded(name) for name in cols)])
     guess = np.empty(len(yc), dtype=yc.dtype)
-    for f in np.unique(fold):
-        tree = DecisionTreeClassifier(max_depth=RULE_DEPTH, random_state=0).fit(X[fold != f], yc[fold != f])
-        guess[fold == f] = tree.predict(X[fold == f])
+    with warnings.catch_warnings():
+        # "y could represent a regression problem": scikit-learn's word on classes as many as rows
+        # (ggplot2::luv_colours' colour names), printed to the user's terminal; the class_balance check says it
+        warnings.simplefilter("ignore", UserWarning)
+        for f in np.unique(fold):
+            tree = DecisionTreeClassifier(max_depth=RULE_DEPTH, random_state=0).fit(X[fold != f], yc[fold != f])
+            guess[fold == f] = tree.predict(X[fold == f])
+        tree = DecisionTreeClassifier(max_depth=RULE_DEPTH, random_state=0).fit(X, yc)
     acc = float((guess == yc).mean())
-    tree = DecisionTreeClassifier(max_depth=RULE_DEPTH, random_state=0).fit(X, yc)
     used = [cols[j] for j in dict.fromkeys(int(i) for i in tree.tree_.feature if i >= 0)]
     ctx.stats["identity"].update(rule_accuracy=acc, rule_columns=used)
     one = (ctx.stats.get("one_feature") or {}).get("scores", {})

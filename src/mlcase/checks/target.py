@@ -63,6 +63,17 @@ def regression_hint(target: str, numbers: tuple[float, float] | None = None) -> 
             "needs no rows of each value")
 
 
+UNIQUE_TARGET_FIX = ("pick a column whose values repeat, the classes to predict; a number written as text must be "
+                     "cleaned to numbers to be a regression target")
+
+
+def unique_target_said(target: str, distinct: int, rows: int) -> str:
+    """That a class target has a value of its own in every row (ggplot2::luv_colours' 657 colour names): it names
+    rows, and no class repeats to be learned (the draft refuses it; the class_balance check says the same)."""
+    return (f"target '{target}' has a different value in every row ({distinct:,} values in {rows:,} rows): it names "
+            "each row, and classes to predict must repeat")
+
+
 def whole_numbers(labels) -> tuple[float, float] | None:
     """``(lowest, highest)`` where every class label reads as a whole number (a count, a scale), else None."""
     values = pd.to_numeric(pd.Series([str(v) for v in labels]), errors="coerce")
@@ -96,6 +107,10 @@ def check_target_balance(ctx: Context) -> list[Check]:
     evidence = {"rows": n, "counts": counts, "smallest_class": rare, "smallest_share": share}
     if ds.task == "binary":
         evidence.update(positive=ds.positive, positives=counts[labels[1]], positive_rate=counts[labels[1]] / n)
+    if ds.task == "multiclass" and len(counts) == n > MIN_CLASS_ROWS:
+        return [Check("class_balance", "error", unique_target_said(target, n, n).replace("every row",
+                                                                                        "every training row"),
+                      column=target, evidence=evidence, fix=UNIQUE_TARGET_FIX)]
     if n_rare < MIN_CLASS_ROWS:
         few = [k for k, v in sorted(counts.items(), key=lambda kv: kv[1]) if v < MIN_CLASS_ROWS]
         evidence["too_few"] = {k: counts[k] for k in few}
