@@ -257,7 +257,9 @@ def test_baselines_that_use_up_the_budget_are_said_as_the_reason_for_the_overrun
         "lightgbm never ran: the baselines took 19.9s of the 20s budget and logistic the rest: raise --budget well "
         "past 37s for a search")
     assert search_starved(grants, 20.0, {**families, "lightgbm": {"n_trials": 2}}) is None
-    from mlcase.report.sections import bakeoff as section      # the report's bake-off section is a warning then
+    from mlcase.report.sections import (
+        bakeoff as section,  # the report's bake-off section is a warning then
+    )
     record = {**res.to_dict(), "phases": grants, "budget_s": 20.0, "interrupted": False}
     assert section.build({"bakeoff": {**record, "families": families}})[0].status == "warning"
     assert section.build({"bakeoff": {**record, "families": {f: {"n_trials": 2} for f in families}}})[0].status == "ok"
