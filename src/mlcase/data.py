@@ -393,9 +393,10 @@ class ColumnInfo:
     mean: float | None = None
     std: float | None = None
     quantiles: list[float] | None = None
+    infinite: int = 0  # infinities the read turned into missing values; serving reads them so too
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return {k: v for k, v in self.__dict__.items() if k != "infinite" or v}
 
 
 @dataclass
@@ -583,6 +584,9 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
 def infer_schema(df: pd.DataFrame, target: str, task: str, positive: Any = None,
                  classes: list | None = None) -> Schema:
     cols = {c: infer_column(c, df[c]) for c in df.columns}
+    for c, counts in (read_notes(df).get("infinite") or {}).items():
+        if c in cols:
+            cols[c].infinite = int(sum(counts.values()))
     return Schema(columns=cols, target=target, task=task, classes=classes, positive=positive)
 
 

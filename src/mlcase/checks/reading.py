@@ -58,7 +58,8 @@ def check_reading(ctx: Context) -> list[Check]:
             f"column '{col}' ({_role(ctx, col)}) holds {n:,} infinite value{'s' if n != 1 else ''} ({signs}), "
             "read as missing", column=col, evidence={"infinite": dict(counts), "rows": int(len(ctx.frame))},
             fix=f"find where the infinities in '{col}' come from (a division by zero?) and fix them at the source; "
-                "serving and scoring refuse infinite values"))
+                f"serving and scoring read an infinity in '{col}' as missing too, as training did (in a column "
+                "without infinities in training they refuse one)"))
     for col, tokens in (notes.get("missing_tokens") or {}).items():
         n = int(sum(tokens.values()))
         shown = ", ".join(f"{t!r} ({c:,})" for t, c in list(tokens.items())[:5])

@@ -50,6 +50,7 @@ class FieldRule:
     hi: float | None = None          # training max
     bool_as_text: bool = False       # boolean column stored as 'True'/'False' text in training
     known: frozenset = field(default_factory=frozenset)
+    infinite: bool = False           # training read infinities here as missing: so does serving
 
 
 @dataclass
@@ -104,7 +105,7 @@ class RecordSpec:
             self.rules[name] = FieldRule(
                 name=name, kind=kind, required=float(c.get("missing_rate") or 0.0) == 0.0 and kind != "id",
                 categories=cats, lo=c.get("min"), hi=c.get("max"), bool_as_text=bool_as_text,
-                known=frozenset(cats or ()))
+                known=frozenset(cats or ()), infinite=bool(c.get("infinite")))
         self._lo = {}
         self._hi = {}
         for r in self.rules.values():
@@ -125,7 +126,9 @@ class RecordSpec:
         for r in self.rules.values():
             desc = self._describe(r)
             if r.kind == "numeric":  # true/false is not a number here (nor in batch scoring)
-                typ: Any = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=False)]
+                # an infinity is refused, unless training read this column's infinities as missing
+                # (drc::germination's `end`, infinite where a seed never germinated): then it is missing here too
+                typ: Any = Annotated[float, Field(allow_inf_nan=r.infinite), BeforeValidator(_not_a_bool)]
                 extra = {"examples": [r.lo]} if r.lo is not None else {}
             elif r.kind == "boolean":
                 typ = bool
@@ -154,7 +157,8 @@ class RecordSpec:
     def _describe(r: FieldRule) -> str:
         if r.kind == "id":
             return "an identifier: optional, and no model reads it"
-        parts = [f"{r.kind}{'' if r.required else ', optional (imputed as in training when missing)'}"]
+        parts = [f"{r.kind}{'' if r.required else ', optional (imputed as in training when missing)'}"
+                 + (", an infinity read as missing, as in training" if r.infinite else "")]
         if r.kind == "numeric" and r.lo is not None:
             parts.append(f"training range [{r.lo:g}, {r.hi:g}]")
         if r.categories:
@@ -182,7 +186,8 @@ class RecordSpec:
             except ValidationError as exc:
                 issues.extend(self._issues(i, exc))
                 continue
-            clean.append({f: getattr(rec, f) for f in self.features})
+            clean.append({f: _finite_or_none(getattr(rec, f)) if self.rules[f].infinite else getattr(rec, f)
+                          for f in self.features})
         return clean, issues
 
     def _issues(self, index: int, exc) -> list[Issue]:
@@ -330,7 +335,8 @@ class RecordSpec:
                 notnum = np.isnan(vals) & ~isna & ~bools
                 bad(notnum, name, lambda p, s=s: f"expected a number, got {_short(s.iloc[p])}")
                 inf = np.isinf(vals)
-                bad(inf, name, "expected a finite number, got infinity")
+                if not r.infinite:      # else missing, as training read this column's infinities
+                    bad(inf, name, "expected a finite number, got infinity")
                 vals = np.where(notnum | inf | bools, np.nan, vals)
                 out[name] = vals
             elif r.kind == "boolean":
@@ -500,3 +506,8 @@ def synthetic_records(schema: dict, spec: RecordSpec, n: int = 64, seed: int = 0
                 rec[name] = f"value-{i}"
         out.append(rec)
     return out
+
+
+def _finite_or_none(v):
+    """A field whose infinities training read as missing: an infinity (or NaN) is missing here too."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
