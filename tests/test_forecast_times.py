@@ -989,3 +989,36 @@ def test_a_multiple_of_a_unit_has_the_season_of_its_own_steps(tmp_path):
     # pandas names regular four-week steps 4W-SUN: 13 a year too (it drafted 52 steps of four weeks, 4 years)
     assert spec["forecast"]["freq"] == "4W-SUN" and spec["forecast"]["season_length"] == 13
     assert (season_of("4W-SUN"), year_of("4W-SUN")) == (13, 13)
+
+
+def test_monthly_data_dated_on_a_varying_day_is_told_to_date_each_row_by_its_month(tmp_path):
+    """openintro::goog: Google's monthly prices, dated on each month's first trading day (2006-01-03, 2006-02-01,
+    2006-04-03 ...). No calendar frequency fits them: the draft said "not regular at frequency D: 2,856 missing
+    step(s)", the sweep's 78 rows "at frequency 31D", and a run could not start. The draft and the run now say
+    what the times are and give the query that dates each row by its month; the draft writes freq: MS, and the
+    case with that query runs as monthly data."""
+    import yaml
+
+    from mlcase.draft import draft_spec
+    from mlcase.forecast.data import infer_freq
+
+    goog = _table("openintro", "goog")
+    goog.to_csv(tmp_path / "goog.csv", index=False)
+    text = draft_spec(tmp_path / "goog.csv", "close", case_dir=tmp_path, task="forecast", time="date")
+    said = ("data.time 'date': one time a month, on days 1 to 4 of the month: monthly data dated on a varying day "
+            "(a first or last trading day?), so no calendar frequency fits it")
+    assert said in " ".join(text.split()) and "date_trunc('month', \"date\")" in text
+    spec = yaml.safe_load(text)
+    assert spec["forecast"]["freq"] == "MS" and spec["forecast"]["season_length"] == 12
+    spec["data"]["source"] = "SELECT * REPLACE (date_trunc('month', \"date\") AS \"date\") FROM 'goog.csv'"
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec))
+    data = load_series(load_case(tmp_path / "case.yaml"))
+    assert data.freq == "MS" and data.frame["ds"].min() == pd.Timestamp("2006-01-01") and len(data.frame) == 98
+    with pytest.raises(DataError, match="one time a month") as err:     # the run, without the fix, says the same
+        load_series(load_case(tmp_path / "case.yaml"), frame=goog.assign(date=pd.to_datetime(goog["date"])))
+    assert "the run then reads it at frequency MS" in err.value.fix
+    # two times in a month, or every time on the first: not this case
+    days = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-02", periods=90, freq="3D")})
+    assert infer_freq(days, "ds") == "3D"
+    firsts = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=40, freq="MS").delete([5])})
+    assert infer_freq(firsts, "ds") == "MS"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ..case import Case
@@ -168,9 +169,41 @@ def infer_freq(frame: pd.DataFrame, time: str) -> str:
                         "a forecast case needs series with many time steps")
     freq = pd.infer_freq(ds)
     if freq is None:   # the usual gap, as a Timedelta whatever the times' unit (pandas reads text as microseconds)
+        _months_on_varying_days(ds, time)
         gap = pd.Timedelta(pd.Series(ds[1:] - ds[:-1]).mode().iloc[0])
         freq = _calendar_freq(ds, gap)
     return freq
+
+
+#: calendar steps a series of one time per month can take, by the usual number of months between times
+_MONTH_STEPS = {1: ("a month", "month", "MS"), 3: ("a quarter", "quarter", "QS"), 12: ("a year", "year", "YS")}
+
+
+def _months_on_varying_days(ds: pd.DatetimeIndex, time: str) -> None:
+    """One time a month (a quarter, a year) on a day that varies near its start or end is that period's data:
+    a one-line error says to write the period's first day. openintro::goog's monthly prices are dated on each
+    month's first trading day (2014-01-02, 2013-12-02, 2013-11-01 ...): the usual gap was 31 days, and the run
+    said "not regular at frequency 31D: 94 missing step(s)"."""
+    months = ds.year * 12 + ds.month
+    steps = np.diff(months)
+    if len(steps) < 2 or (steps <= 0).any():
+        return                                    # two times in one month: not monthly data
+    usual = int(pd.Series(steps).mode().iloc[0])
+    if usual not in _MONTH_STEPS or (ds.day == 1).all() or ds.is_month_end.all():
+        return                                    # no period; or on its first or last day (_months_freq reads it)
+    start, end = bool((ds.day <= 7).all()), bool((ds.day >= ds.days_in_month - 6).all())
+    if not (start or end):
+        return
+    what, unit, freq = _MONTH_STEPS[usual]
+    days = f"days {ds.day.min()} to {ds.day.max()}"
+    col = '"' + time.replace('"', '""') + '"'
+    err = DataError(f"data.time '{time}': one time {what}, on {days} of the month: {unit}ly data dated on a "
+                    f"varying day (a first or last trading day?), so no calendar frequency fits it",
+                    f"date each row by its {unit}'s first day, e.g. SELECT * REPLACE (date_trunc('{unit}', {col}) "
+                    f"AS {col}) FROM ... in data.source (pandas: .dt.to_period('{freq[0]}').dt.start_time); the "
+                    f"run then reads it at frequency {freq}")
+    err.freq = freq       # the draft writes the frequency the fixed data will have
+    raise err
 
 
 def _calendar_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str:
@@ -378,6 +411,7 @@ def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:
         ds = pd.DatetimeIndex(part[DS])
         grid = pd.date_range(ds[0], ds[-1], freq=offset)
         if len(grid) != len(ds) or not grid.equals(ds):
+            _months_on_varying_days(ds, time)   # a month's data on its first trading day: say so, not "missing"
             missing = grid.difference(ds)
             off_grid = ds.difference(grid)
             what = (f"{len(missing)} missing step(s), the first at {missing[0].date() if len(missing) else ''}"

@@ -83,13 +83,14 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         [ID, DS], kind="stable")
     begun = ordered[started(ordered).to_numpy()]
     read = begun if len(begun) else ordered
+    gaps = None
     try:
         freq = infer_freq(read, time)
-    except DataError:
-        freq = "D"
+    except DataError as exc:   # what the run will say (openintro::goog: monthly prices on a varying day)
+        freq, gaps = getattr(exc, "freq", "D"), str(exc)
     try:  # a gap the run refuses is said at the top of the draft (nycflights13::weather: 28 hours missing)
-        check_regular(read, freq, time)
-        gaps = None
+        if not gaps:
+            check_regular(read, freq, time)
     except DataError as exc:
         gaps = str(exc)
     if not gaps:   # a value missing inside a series stops the run too (DAAG::measles: 62 years missing from 1637)
