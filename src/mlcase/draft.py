@@ -145,7 +145,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
-        *(_rare_classes_note(df, target, time_col, data, case_dir) if task == "multiclass" else []),
+        *(_rare_classes_note(df, target, time_col, data, case_dir) if task in ("binary", "multiclass") else []),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -283,13 +283,23 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
         oldest = t.rank(method="first") <= share * len(y)
         train = y[oldest.to_numpy()].value_counts().reindex(counts.index, fill_value=0)
     few = [c for c in counts.index[train < MIN_CLASS_ROWS]][::-1]
+    where = ("in the oldest 64% of rows, the drafted time split's training part" if time_col is not None else
+             f"about {math.ceil(MIN_CLASS_ROWS / share)} in this file at the drafted split")
+    if len(counts) == 2 and len(few) == 1:
+        # a binary target cannot drop its rarer class (openintro::climber_drugs: 21 positive screenings in 211, 13
+        # in training): the run stops at once, so the draft says so first, with how many rows its rate needs
+        rare = few[0]
+        need = math.ceil(MIN_CLASS_ROWS * len(y) / train[rare]) if train[rare] else None
+        more = (f"about {need:,} labelled rows in all at its rate would give {MIN_CLASS_ROWS}; this file has "
+                f"{len(y):,}" if need else "there are none")
+        note = (f"{rare!r} ({counts[rare]:,} rows): too few to learn from (a run needs {MIN_CLASS_ROWS} training rows "
+                f"of each class, {where}) and stops; collect more labelled rows of it ({more})")
+        return [f"# note: {_comment(note)}"]
     if not few or len(few) >= len(counts) - 1:
         return []   # none, or the table is too small for any class: the run's finding says to collect rows
     path = _source_path(data, case_dir)
     listed = ", ".join(f"'{c}' ({counts[c]:,} rows)" for c in few[:4])
     listed += f" and {len(few) - 4} more" if len(few) > 4 else ""
-    where = ("in the oldest 64% of rows, the drafted time split's training part" if time_col is not None else
-             f"about {math.ceil(MIN_CLASS_ROWS / share)} in this file at the drafted split")
     then = "" if len(counts) - len(few) > 2 else " (two classes then remain: set task: binary and data.positive)"
     ordered = f" (or, {regression_hint(target)})" if whole_numbers(counts.index) else ""
     note = (f"{listed}: too few to learn from (a run needs {MIN_CLASS_ROWS} training rows of a class, {where}) "
