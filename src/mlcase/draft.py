@@ -292,7 +292,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
         need = math.ceil(MIN_CLASS_ROWS * len(y) / train[rare]) if train[rare] else None
         more = (f"about {need:,} labelled rows in all at its rate would give {MIN_CLASS_ROWS}; this file has "
                 f"{len(y):,}" if need else "there are none")
-        note = (f"{rare!r} ({counts[rare]:,} rows): too few to learn from (a run needs {MIN_CLASS_ROWS} training rows "
+        note = (f"'{rare}' ({counts[rare]:,} rows): too few to learn from (a run needs {MIN_CLASS_ROWS} training rows "
                 f"of each class, {where}) and stops; collect more labelled rows of it ({more})")
         return [f"# note: {_comment(note)}"]
     if not few or len(few) >= len(counts) - 1:
