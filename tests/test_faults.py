@@ -195,10 +195,18 @@ def test_out_of_fold_validation_scores_feed_thresholds_calibration_and_conformal
     for b in (plain, oof):
         conformal.calibrate_on(b, ds, 0.1)
     assert oof.conformal["quantile"] == pytest.approx(plain.conformal["quantile"], abs=1e-9)
-    # out-of-fold scores that differ move the conformal quantile: it is fitted on them
-    oof.oof_valid = np.clip(valid_scores(oof, ds) + 0.2, 0, 1)
-    conformal.calibrate_on(oof, ds, 0.1)
-    assert oof.conformal["quantile"] != pytest.approx(plain.conformal["quantile"], abs=1e-3)
+    # out-of-fold scores that differ move the conformal quantile, which is fitted on them, down to the model's own
+    # on those rows and no further (conformal.calibrate_on)
+    own, rng, moved = plain.conformal["quantile"], np.random.default_rng(0), []
+    mine = valid_scores(plain, ds)
+    for shifted in (np.clip(mine + rng.normal(0, 0.15, len(mine)), 0, 1), np.clip(mine - 0.2, 0, 1),
+                    np.clip(mine + 0.2, 0, 1)):
+        oof.oof_valid = shifted
+        folds = conformal.calibrate(oof, None, ds.y_valid, 0.1, scores=shifted)["quantile"]
+        conformal.calibrate_on(oof, ds, 0.1)
+        assert oof.conformal["quantile"] == pytest.approx(max(own, folds), abs=1e-12)
+        moved.append(folds)
+    assert max(moved) > own + 1e-3 and min(moved) < own - 1e-3
     with pytest.raises(Exception, match="oof_valid has 3 rows"):
         oof.oof_valid = np.zeros(3)
         valid_scores(oof, ds)
