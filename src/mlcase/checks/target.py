@@ -67,11 +67,12 @@ UNIQUE_TARGET_FIX = ("pick a column whose values repeat, the classes to predict;
                      "cleaned to numbers to be a regression target")
 
 
-def unique_target_said(target: str, distinct: int, rows: int) -> str:
+def unique_target_said(target: str, distinct: int, rows: int, where: str = "row") -> str:
     """That a class target has a value of its own in every row (ggplot2::luv_colours' 657 colour names): it names
-    rows, and no class repeats to be learned (the draft refuses it; the class_balance check says the same)."""
-    return (f"target '{target}' has a different value in every row ({distinct:,} values in {rows:,} rows): it names "
-            "each row, and classes to predict must repeat")
+    rows, and no class repeats to be learned (the draft refuses it; the class_balance check says the same of
+    every ``where="training row"``)."""
+    return (f"target '{target}' has a different value in every {where} ({distinct:,} values in {rows:,} rows): it "
+            "names each row, and classes to predict must repeat")
 
 
 def whole_numbers(labels) -> tuple[float, float] | None:
@@ -108,8 +109,7 @@ def check_target_balance(ctx: Context) -> list[Check]:
     if ds.task == "binary":
         evidence.update(positive=ds.positive, positives=counts[labels[1]], positive_rate=counts[labels[1]] / n)
     if ds.task == "multiclass" and len(counts) == n > MIN_CLASS_ROWS:
-        return [Check("class_balance", "error", unique_target_said(target, n, n).replace("every row",
-                                                                                        "every training row"),
+        return [Check("class_balance", "error", unique_target_said(target, n, n, where="training row"),
                       column=target, evidence=evidence, fix=UNIQUE_TARGET_FIX)]
     if n_rare < MIN_CLASS_ROWS:
         few = [k for k, v in sorted(counts.items(), key=lambda kv: kv[1]) if v < MIN_CLASS_ROWS]
