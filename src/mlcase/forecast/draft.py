@@ -46,20 +46,31 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
                             f"pick one of: {', '.join(map(str, df.columns[:30]))}")
     if not pd.api.types.is_numeric_dtype(df[target]):
         raise DataError(f"--target '{target}' is not numeric", "a forecast case forecasts a number")
+    given_time, part = time, None
+    year = _year_beside(df, time, series, target)
+    if year:
+        # --time names the month or quarter of a year column beside it (Stat2Data::Inflation's Month 1 to 12,
+        # wooldridge::ezanders' JAN to DEC beside `year`): the time is the date the two make
+        part, time = time, year
     ds = times_of(df[time], f"--time '{time}'")  # as the run reads it
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
     keyed = None
-    dated = _date_from_parts(df, frame, time, series, target)
+    dated = _date_from_parts(df, frame, time, series, target, part)
+    if part and not dated:
+        ds = times_of(df[given_time], f"--time '{given_time}'")     # the error the column itself gets
     if dated:
-        # whole years beside a month (and day) column: the time is the date they make (Stat2Data::CO2Hawaii's
-        # Year and Month were drafted as 12 series of 30 yearly readings, one per month, and refused as too short)
+        # whole years beside a month (and day) or quarter column: the time is the date they make
+        # (Stat2Data::CO2Hawaii's Year and Month were drafted as 12 series of 30 yearly readings, one per month,
+        # and refused as too short; Stat2Data::ResidualOil's Year and Qtr as 4 series of 34 years)
         expr, parts = dated
         time = next(n for n in ("date", "date_", "date__") if n not in df.columns)
         query = f"SELECT *, {expr} AS {time} FROM {literal(path)}"
         source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
         df = df.assign(**{time: evaluate_sql(df, expr)})          # as the source query makes it
         frame["ds"] = times_of(df.loc[frame.index, time], f"--time '{time}'")
-        keyed = (f"rows repeat per {parts[0]}; {' + '.join(parts[1:])} "
+        keyed = (f"--time '{part}' holds the {'quarter' if _QUARTER_NAME.match(str(part)) else 'month'} of "
+                 f"'{parts[0]}', so the source makes the date '{time}' of the two" if part else
+                 f"rows repeat per {parts[0]}; {' + '.join(parts[1:])} "
                  f"name{'s' if len(parts) == 2 else ''} the rest of the time, so the source makes the date '{time}'")
     if frame.duplicated([ID, "ds"]).any():
         # a series column that is not the whole key (fpp2::prisonLF: state, where gender and legal status also
@@ -188,7 +199,10 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
 
 
 _MONTH_NAME = re.compile(r"^(month|mon|mo|mnth)$", re.I)
+_QUARTER_NAME = re.compile(r"^(quarter|qtr|qrt|q)$", re.I)
 _DAY_NAME = re.compile(r"^(day|mday|dom|day_?of_?month)$", re.I)
+_YEAR_NAME = re.compile(r"^(year|yr|yyyy)$", re.I)
+_MONTHS = "JANFEBMARAPRMAYJUNJULAUGSEPOCTNOVDEC"
 
 
 def _whole(s: pd.Series, low: int, high: int) -> bool:
@@ -196,23 +210,70 @@ def _whole(s: pd.Series, low: int, high: int) -> bool:
     return bool(v.notna().all() and (v % 1 == 0).all() and v.between(low, high).all())
 
 
+def _month_names(s: pd.Series) -> bool:
+    """Every value a month's name or its abbreviation, in any case ("JAN", "Sept", "december")."""
+    t = s.astype(str).str.strip().str.upper()
+    abbreviations = {_MONTHS[i:i + 3] for i in range(0, 36, 3)}
+    return bool(s.notna().all() and t.str.fullmatch(r"[A-Z]{3,9}").all()
+                and all(m[:3] in abbreviations for m in t.unique()))
+
+
+def _quarter_labels(s: pd.Series) -> bool:
+    return bool(s.notna().all() and s.astype(str).str.strip().str.fullmatch(r"[Qq][1-4]").all())
+
+
+def _sql_name(c: str) -> str:
+    return '"' + str(c).replace('"', '""') + '"'
+
+
+def _month_sql(df: pd.DataFrame, c: str) -> str | None:
+    """The DuckDB expression of the month (1 to 12) that column ``c`` holds, or None where it holds none."""
+    if _MONTH_NAME.match(str(c)):
+        if _whole(df[c], 1, 12):
+            return f"CAST({_sql_name(c)} AS INTEGER)"
+        if _month_names(df[c]):
+            return (f"CAST((strpos('{_MONTHS}', upper(substr(trim(CAST({_sql_name(c)} AS VARCHAR)), 1, 3))) + 2) "
+                    "// 3 AS INTEGER)")
+    if _QUARTER_NAME.match(str(c)):   # a quarter's first month
+        if _whole(df[c], 1, 4):
+            return f"(CAST({_sql_name(c)} AS INTEGER) - 1) * 3 + 1"
+        if _quarter_labels(df[c]):
+            return f"(CAST(right(trim(CAST({_sql_name(c)} AS VARCHAR)), 1) AS INTEGER) - 1) * 3 + 1"
+    return None
+
+
+def _year_beside(df: pd.DataFrame, time: str, series: str | None, target: str) -> str | None:
+    """The year column beside ``time`` where ``time`` holds a month or a quarter (its name says which, its values
+    are 1 to 12, month names, 1 to 4 or Q1 to Q4) and one other column is named and valued as whole years."""
+    from ..data import YEAR_SPAN
+
+    if _month_sql(df, time) is None:
+        return None
+    years = [c for c in df.columns if c not in (time, target, series) and _YEAR_NAME.match(str(c))
+             and _whole(df[c], *YEAR_SPAN)]
+    return years[0] if len(years) == 1 else None
+
+
 def _date_from_parts(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | None,
-                     target: str) -> tuple[str, list[str]] | None:
-    """``(DuckDB expression, [year, month(, day)])`` where ``time`` holds whole years that repeat within a series
-    and a month column (1 to 12, with a day column 1 to 31 if any) tells the rows apart; else None."""
+                     target: str, part: str | None = None) -> tuple[str, list[str]] | None:
+    """``(DuckDB expression, [year, month or quarter(, day)])`` where ``time`` holds whole years that repeat within
+    a series and a month column (1 to 12 or month names, with a day column 1 to 31 if any) or a quarter column
+    (1 to 4 or Q1 to Q4) tells the rows apart (``part``: the one --time named); else None."""
     from .data import ID
 
     ds = frame["ds"]
     if not frame.duplicated([ID, "ds"]).any() or not ((ds.dt.month == 1) & (ds.dt.day == 1)).all():
         return None
     rest = [c for c in df.columns if c not in (time, target, series)]
-    month = next((c for c in rest if _MONTH_NAME.match(str(c)) and _whole(df[c], 1, 12)), None)
+    month = part if part is not None else next((c for c in rest if _month_sql(df, c)), None)
     if month is None:
         return None
-    day = next((c for c in rest if _DAY_NAME.match(str(c)) and _whole(df[c], 1, 31)), None)
+    day = next((c for c in rest if c != month and _DAY_NAME.match(str(c)) and _whole(df[c], 1, 31)), None) \
+        if _MONTH_NAME.match(str(month)) else None
     parts = [time, month] + ([day] if day else [])
     if frame.assign(**{f"_{i}": df.loc[frame.index, c].to_numpy() for i, c in enumerate(parts[1:])}).duplicated(
             [ID, "ds", *(f"_{i}" for i in range(len(parts) - 1))]).any():
         return None                                     # the parts do not make each row's time
-    cols = [f'CAST("{c.replace(chr(34), chr(34) * 2)}" AS INTEGER)' for c in parts]
-    return f"make_date({', '.join(cols + ([] if day else ['1']))})", parts
+    cols = [f"CAST({_sql_name(time)} AS INTEGER)", _month_sql(df, month)] + \
+        ([f"CAST({_sql_name(day)} AS INTEGER)"] if day else ["1"])
+    return f"make_date({', '.join(cols)})", parts

@@ -37,6 +37,7 @@ from .base import ModelFreePolicy, Task
 RANKING_FAMILIES = ("lightgbm", "xgboost")
 DEFAULT_K = 10
 CURVE_KS = (1, 2, 3, 5, 10, 20, 50)
+MIN_GROUPS = 4    # lists: the fewest that leave some to train on, some to validate on and some to test on
 
 
 # --------------------------------------------------------------------------- spec
@@ -445,12 +446,18 @@ def _last(r: np.ndarray, t: np.ndarray, share: float) -> tuple[np.ndarray, np.nd
 
 def check_dataset(case: Case, df: pd.DataFrame) -> None:
     """Ranking's checks of the prepared frame: numeric target; a group column with repeated values."""
-    g = case.spec.data.group
+    check_groups(df, case.spec.data.group, "data.group")
+
+
+def check_groups(df: pd.DataFrame, g: str, name: str) -> None:
+    """A one-line :class:`DataError` where column ``g`` (``name``: the field or flag that set it) makes too few
+    lists, or lists of one item. ``init`` asks it too, so it never drafts a case the run refuses here
+    (nlme::Wheat2 by its 4 blocks)."""
     n_groups = df[g].nunique()
-    if n_groups < 4:
-        raise DataError(f"data.group '{g}' has {n_groups} distinct value(s); ranking needs many lists to learn "
-                        "and test on", "point data.group at the query, user or session column")
+    if n_groups < MIN_GROUPS:
+        raise DataError(f"{name} '{g}' has {n_groups} distinct value(s); ranking needs many lists to learn "
+                        f"and test on (at least {MIN_GROUPS})", f"point {name} at the query, user or session column")
     if n_groups == len(df):
-        raise DataError(f"data.group '{g}' is different on every row, so every list has one item and there is "
-                        "nothing to order", "point data.group at the column that groups items into lists")
+        raise DataError(f"{name} '{g}' is different on every row, so every list has one item and there is "
+                        f"nothing to order", f"point {name} at the column that groups items into lists")
 
