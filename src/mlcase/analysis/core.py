@@ -250,6 +250,24 @@ def weak_slices(case: Case, dataset, plan, bundles: dict, cand: str, base: str, 
     return found
 
 
+def _baseline_refits(case: Case, dataset, plan, bakeoff: dict, name: str | None, b_oof, refits: Refits,
+                     deadline: float) -> tuple[Refits | None, tuple | None]:
+    """The best baseline's own refits where it is a learned model (the linear baseline; not a constant or a
+    rule), with its stored out-of-fold scores as its 100% point: ``(Refits, (Refits, full, name))``."""
+    entry = next((e for e in bakeoff.get("leaderboard") or [] if e.get("name") == name
+                  and e.get("kind") == "baseline"), None)
+    if entry is None or entry.get("family") in (None, "constant", "rule") or entry.get("params") is None:
+        return None, None
+    rows = max(int(entry.get("rows_seen") or 0), 1)
+    recipe = {"family": entry["family"], "params": dict(entry["params"]),
+              "fit_s_per_row": float(entry.get("fit_cpu_s") or 0.0) / rows}
+    b_refits = Refits(case, dataset, plan, recipe, deadline)
+    full = None
+    if b_oof is not None and np.isfinite(b_oof[refits.scored].reshape(len(refits.scored), -1)).all():
+        full = {"scores": b_oof, "fit_rows": float(np.mean([len(f) for f, _ in plan.folds])), "truncated": False}
+    return b_refits, (b_refits, full, name)
+
+
 def _refit_part(case: Case, dataset, plan, evaluation: dict, bakeoff: dict, oof, floor, explain, deadline: float,
                 share_s: float, budget: float) -> dict:
     """Learning curve, what more labels would settle, and feature-group value (the parts that refit)."""
@@ -274,12 +292,18 @@ def _refit_part(case: Case, dataset, plan, evaluation: dict, bakeoff: dict, oof,
     seed = case.spec.split.seed
 
     def time_note() -> str:
+        fits, seconds = refits.fits + (b_refits.fits if b_refits else 0), refits.seconds + (
+            b_refits.seconds if b_refits else 0.0)
         return (f"refits get analysis.time_share {cfg.time_share:g} of the run's budget ({budget:g} s): "
-                f"{share_s:.1f} s; they used {refits.seconds:.1f} s in {refits.fits} fold fits (each fit is "
+                f"{share_s:.1f} s; they used {seconds:.1f} s in {fits} fold fits"
+                + (f" ({b_refits.fits} of the best baseline's, for its own curve)" if b_refits and b_refits.fits
+                   else "") + " (each fit is "
                 "estimated from the bake-off's timed folds before it starts, and one that would not finish in "
                 "time is skipped, never cut short)")
 
-    curve = curve_mod.learning_curve(refits, cfg.fractions, base_oof, refs, seed, "")
+    b_refits, baseline = _baseline_refits(case, dataset, plan, bakeoff, evaluation["best_baseline"], b_oof,
+                                          refits, deadline)
+    curve = curve_mod.learning_curve(refits, cfg.fractions, base_oof, refs, seed, "", baseline=baseline)
     op = float((evaluation.get("operating_cost") or {}).get("per_decision") or 0.0)
     settle = curve_mod.settle(curve, evaluation, op + float(case.spec.constraints.min_lift))
     curve.pop("_boot_params", None)
@@ -363,6 +387,11 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
         out["any"].append(line)
     st = result.get("settle")
     if st:
+        # over a learned baseline the gain is net of the baseline's own (stated where it is not zero in money)
+        net = (f", net of the {m(st['baseline_gain'])} the baseline's own curve gains with them"
+               if st.get("baseline_gain") and m(st["baseline_gain"]) != m(0.0) else "")
+        fixed = (" (assuming the best baseline gains nothing from more rows: its own curve did not fit)"
+                 if st.get("baseline_assumed_fixed") else "")
         if st.get("uncertain"):
             lo, hi = st["gain_band"]
             short = (f": at its low end the lift would be {m(st['worst_lift'])}, short of the {m(st['needed_lift'])} "
@@ -370,23 +399,24 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
             out["INCONCLUSIVE"].append(
                 f"the learning curve's best guess is that {st['multiple_at_estimate']:g}x today's labels would settle "
                 f"the lift over {st['versus']} (from {m(st['lift_now'])} to about {m(st['expected_lift'])} per "
-                f"decision), but its 95% band for that gain runs from {m(lo)} to {m(hi)}{short}; too uncertain to "
-                "promise a count: add labels in steps and rerun `mlcase analyze`")
+                f"decision{net}), but its 95% band for that gain runs from {m(lo)} to {m(hi)}{short}; too uncertain "
+                f"to promise a count{fixed}: add labels in steps and rerun `mlcase analyze`")
         elif st.get("multiple"):
             # a gain too small to show in money (survival::colon: "$0.057 to about $0.057") is said as no growth:
             # then the larger test part alone settles the lift
             now, later, k = m(st["lift_now"]), m(st["expected_lift"]), f"{st['multiple']:g}x today's labels"
-            expect = (f"to grow from {now} to about {later} per decision with {k}" if later != now else
-                      f"to stay about {now} per decision, so only a larger test part would settle it: {k}")
+            expect = (f"to grow from {now} to about {later} per decision with {k}{net}" if later != now else
+                      f"to stay about {now} per decision{net}, so only a larger test part would settle it: {k}")
             out["INCONCLUSIVE"].append(
                 f"the learning curve expects the lift over {st['versus']} {expect}: about "
                 f"{st['more_labelled_rows']:,} more labelled rows "
                 f"({st['labelled_rows']:,} in all) would likely settle it (95% CI above zero with 80% power on the "
-                "larger test part)")
+                f"larger test part){fixed}")
         else:
             out["INCONCLUSIVE"].append(
                 f"the learning curve does not expect even {st['max_multiple_tried']:g}x today's labels to settle the "
-                f"lift over {st['versus']} ({m(st['lift_now'])} per decision now): more labels are unlikely to pay")
+                f"lift over {st['versus']} ({m(st['lift_now'])} per decision now{net}): more labels are unlikely to "
+                f"pay{fixed}")
     return out
 
 
