@@ -745,7 +745,7 @@ def _no_invented_years(s: pd.Series, parsed: pd.Series) -> pd.Series:
         return parsed
     text = s[suspect].astype(str)
     year = parsed[suspect].dt.year.map(lambda y: f"{y:04d}")
-    has_year = pd.Series([y in t for t, y in zip(text, year)], index=text.index)
+    has_year = pd.Series([y in t for t, y in zip(text, year, strict=True)], index=text.index)
     dated = text.str.count(r"\d+") >= 3
     clock = text.str.match(_TIME_OF_DAY)
     keep = has_year | (dated & ~clock)
