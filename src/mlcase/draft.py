@@ -295,8 +295,21 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
         note = (f"'{rare}' ({counts[rare]:,} rows): too few to learn from (a run needs {MIN_CLASS_ROWS} training rows "
                 f"of each class, {where}) and stops; collect more labelled rows of it ({more})")
         return [f"# note: {_comment(note)}"]
-    if not few or len(few) >= len(counts) - 1:
-        return []   # none, or the table is too small for any class: the run's finding says to collect rows
+    if not few:
+        return []
+    if len(few) >= len(counts) - 1:
+        # the table is too small for (almost) any class: nothing to drop, and the run stops at once, so the draft
+        # says so first, as for a binary target (heplots::Skulls: 5 epochs of 24 skulls, about 15 in training)
+        rare = few[0]
+        need = math.ceil(MIN_CLASS_ROWS * len(y) / train[rare]) if train[rare] else None
+        more = (f"about {need:,} labelled rows in all at the rate of '{rare}' would give {MIN_CLASS_ROWS} of it; this "
+                f"file has {len(y):,}" if need else f"there are no training rows of '{rare}'")
+        listed = "every class is" if len(few) == len(counts) else f"every class but '{counts.index[0]}' is"
+        ordered = f"; or {regression_hint(target)}" if whole_numbers(counts.index) else ""
+        note = (f"{listed} too rare to learn from ({len(few)} of {len(counts)}; the rarest, '{rare}', has "
+                f"{counts[rare]:,} rows; a run needs {MIN_CLASS_ROWS} training rows of each class, {where}), so the "
+                f"run stops; collect more labelled rows ({more}){ordered}")
+        return [f"# note: {_comment(note)}"]
     path = _source_path(data, case_dir)
     listed = ", ".join(f"'{c}' ({counts[c]:,} rows)" for c in few[:4])
     listed += f" and {len(few) - 4} more" if len(few) > 4 else ""
