@@ -762,6 +762,33 @@ def test_a_year_beside_a_quarter_or_a_month_name_is_drafted_as_the_dates_they_ma
         service.close()
 
 
+def test_a_day_column_is_used_only_where_the_month_does_not_date_the_row_and_rows_dated_by_a_coarser_time_are_said(
+        tmp_path):
+    """mosaicData::Utilities (monthly bills with the day each meter was read): `init --time year` took year, month
+    and the reading day, and drafted a 29-day series with 118 missing steps; the year and month already date each
+    bill, so the series is monthly (and its 9 missing months are said). wooldridge::traffic2 (12 monthly accident
+    counts a year, dated by `year` alone, month dummies beside): 7 dummy columns were joined into 82 "series" of
+    108 rows and refused as "1 steps" long; the error now says each year holds 12 rows."""
+    import yaml
+
+    from mlcase.draft import write_draft
+
+    bills = _table("mosaicData", "Utilities")
+    bills.to_csv(tmp_path / "u.csv", index=False)
+    out = write_draft(tmp_path / "u.csv", "kwh", task="forecast", time="year")
+    spec, text = yaml.safe_load(out.read_text()), out.read_text()
+    assert "make_date(CAST(\"year\" AS INTEGER), CAST(\"month\" AS INTEGER), 1)" in spec["data"]["source"]
+    assert spec["forecast"]["freq"] == "MS" and "9 missing step(s), the first at 2001-01-01" in text
+    traffic = _table("wooldridge", "traffic2")
+    traffic.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError) as err:
+        write_draft(tmp_path / "t.csv", "totacc", task="forecast", time="year", out=tmp_path / "t.yaml")
+    assert str(err.value).startswith("data.time 'year': 99 repeated time(s) within a series (e.g. the series at "
+                                     "1981-01-01); every time holds 12 rows, as if it held 12 months dated by 'year' "
+                                     "alone: write each row's full date in data.source")
+    assert not (tmp_path / "t.yaml").exists()
+
+
 def test_rows_told_apart_without_a_series_column_are_said_in_plain_words(tmp_path):
     """openintro::pm25_2011_durham (daily PM2.5 at one site, two instruments on some days): `init --time date`
     without --series read "rows repeat per time and time; poc tell them apart"."""

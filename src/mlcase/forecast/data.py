@@ -276,8 +276,18 @@ def series_keys(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | 
         chosen.append(best)
         pool.remove(best)
         left = counts[best]
-    return ([series] if series else []) + chosen if chosen and not left else []
+    if not chosen or left:
+        return []
+    if len(keys.drop(columns=DS).drop_duplicates()) > len(keys) / 2:
+        # keys that leave most series a single step name rows, not series (wooldridge::traffic2: its monthly
+        # accident counts repeat per year, and 7 dummy columns made 82 "series" of 108 rows, refused as 1 step long)
+        return []
+    return ([series] if series else []) + chosen
 
+
+#: names of calendar parts: a column so named that disagrees with the time on repeated rows is a rolled-over date
+_CALENDAR = re.compile(r"^(year|yr|month|mon|mo|mnth|day|mday|wday|dow|yday|doy|week|wk|quarter|qtr|hour|date)s?$",
+                       re.I)
 
 #: a column that takes its time's usual value on at least this share of rows is a part of the time, not a key
 TIME_PART_SHARE = 0.95
@@ -373,7 +383,7 @@ def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str |
     keys = series_keys(df, frame, time, series, target)
     fix = "keep one row per series and time (aggregate the others)"
     clash = [c for c in df.columns if c not in (time, target, series, "rownames") and df[c].notna().all()
-             and _part_of_time(df.loc[frame.index, c], frame[DS])
+             and _CALENDAR.match(str(c)) and _part_of_time(df.loc[frame.index, c], frame[DS])
              and frame.assign(_k=df.loc[frame.index, c].to_numpy()).duplicated([ID, DS, "_k"]).sum() < dup.sum()]
     if clash and not keys:
         # calendar parts that name another time than the time column on the repeated rows: dates that do not
@@ -386,6 +396,14 @@ def check_unique(frame: pd.DataFrame, df: pd.DataFrame, time: str, series: str |
         fix = (f"on the repeated rows {', '.join(map(repr, clash))} disagree with '{time}' (e.g. {seen} at "
                f"{first[DS].date()}): a date that does not exist, rolled over; correct or drop those rows in "
                "data.source, or aggregate them per series and time")
+    per = frame.groupby([ID, DS], observed=True, sort=False).size()
+    if not keys and not clash and per.min() > 1 and per.nunique() == 1:
+        # every time holds the same number of rows: finer steps dated by a coarser time (wooldridge::traffic2's
+        # 12 monthly accident counts a year, dated by `year` alone, with month dummies beside them)
+        finer = {12: "months", 4: "quarters", 52: "weeks", 7: "days", 24: "hours"}.get(int(per.iloc[0]), "steps")
+        fix = (f"every time holds {int(per.iloc[0])} rows, as if it held {int(per.iloc[0])} {finer} dated by "
+               f"'{time}' alone: write each row's full date in data.source (e.g. make_date(year, month, 1) from a "
+               "month column), or aggregate the rows per time")
     if keys:
         fix = (f"the rows are told apart by {' + '.join(keys)}: make those one series column, e.g. "
                f"{key_column_sql(keys)} AS series_key in data.source with data.series: series_key "

@@ -268,11 +268,16 @@ def _date_from_parts(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: s
     month = part if part is not None else next((c for c in rest if _month_sql(df, c)), None)
     if month is None:
         return None
+    def repeats(parts: list[str]) -> bool:
+        return bool(frame.assign(**{f"_{i}": df.loc[frame.index, c].to_numpy() for i, c in enumerate(parts[1:])})
+                    .duplicated([ID, "ds", *(f"_{i}" for i in range(len(parts) - 1))]).any())
+
+    # a day column only where the year and month do not already make each row's time (mosaicData::Utilities:
+    # monthly bills with the day each meter was read, drafted as a 29-day series with 118 missing steps)
     day = next((c for c in rest if c != month and _DAY_NAME.match(str(c)) and _whole(df[c], 1, 31)), None) \
-        if _MONTH_NAME.match(str(month)) else None
+        if _MONTH_NAME.match(str(month)) and repeats([time, month]) else None
     parts = [time, month] + ([day] if day else [])
-    if frame.assign(**{f"_{i}": df.loc[frame.index, c].to_numpy() for i, c in enumerate(parts[1:])}).duplicated(
-            [ID, "ds", *(f"_{i}" for i in range(len(parts) - 1))]).any():
+    if repeats(parts):
         return None                                     # the parts do not make each row's time
     cols = [f"CAST({_sql_name(time)} AS INTEGER)", _month_sql(df, month)] + \
         ([f"CAST({_sql_name(day)} AS INTEGER)"] if day else ["1"])
