@@ -729,6 +729,7 @@ def to_times(s: pd.Series) -> pd.Series:
 
 
 _QUARTER = r"^\s*(\d{4})\s*[-/ ]?\s*[Qq]([1-4])\s*$"
+_ISO_WEEK = r"^\s*(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})\s*$"
 _QUARTER_FIRST = r"^\s*[Qq]([1-4])\s*[-/ ]?\s*(\d{4})\s*$"     # "Q4 2010", "Q42010" (causaldata::organ_donations)
 _TIME_OF_DAY = r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([AaPp]\.?[Mm]\.?)?\s*$"
 
@@ -752,7 +753,6 @@ def _no_invented_years(s: pd.Series, parsed: pd.Series) -> pd.Series:
     out = parsed.copy()
     out[keep.index[~keep.to_numpy()]] = pd.NaT
     return out
-_ISO_WEEK = r"^\s*(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})\s*$"
 
 
 def _period_strings(s: pd.Series) -> pd.Series:

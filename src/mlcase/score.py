@@ -24,6 +24,7 @@ import pandas as pd
 
 from .data import read_names
 from .errors import DataError
+from .sql import identifier
 
 OUTPUT_COLUMNS = ["prediction", "score", "decision", "conformal", "fallback", "tier", "reason", "model_version"]
 ERROR_COLUMNS = ["row", "field", "message"]
@@ -512,7 +513,7 @@ def _rank_lists(case, output: Path, result: ScoreResult) -> None:
         if group not in cols:
             result.notes.append(f"no positions: the output has no '{group}' column to make lists of")
             return
-        g = '"' + group.replace('"', '""') + '"'
+        g = identifier(group)
         row = 'CAST("row" AS BIGINT)'
         con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN position <= {k} THEN 'shown' ELSE 'below_k' END AS decision)
                               FROM (SELECT *, row_number() OVER (PARTITION BY {g}

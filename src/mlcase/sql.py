@@ -64,6 +64,15 @@ def literal(text: str) -> str:
 _lit = literal
 
 
+def identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier (a column name with any character).
+
+    >>> print(identifier('a"b c'))
+    "a""b c"
+    """
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def connect(directories: Iterable[str | Path] = (), files: Iterable[str | Path] = (),
             memory_limit: str | None = None, spill: str | Path | None = None):
     """An in-memory DuckDB connection locked down to read only ``directories`` and ``files``.

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..formats import shown
+from ..sql import identifier
 from .context import Context
 from .registry import register
 from .report import Check
@@ -216,7 +217,7 @@ def _mixed(c: str, what: str, bad: pd.Series, total: int, kinds: dict, source: s
     from ..data import is_query, reader_sql
 
     examples = _examples(bad.index)
-    name = '"' + c.replace('"', '""') + '"'
+    name = identifier(c)
     # trim(): DuckDB 2.0.1 pushes a bare TRY_CAST of a CSV column into the reader, which then fails on the
     # first 'pending' ("CSV Error on Line: 5") instead of giving NULL
     cast = f"TRY_CAST(trim({name}) AS DOUBLE) AS {name}"

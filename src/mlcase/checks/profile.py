@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..case import Case
+from ..sql import identifier
 
 MEMORY_LIMIT = "512MB"
 SAMPLE_ROWS = 200_000
@@ -98,9 +99,7 @@ def profile(case: Case, memory_limit: str = MEMORY_LIMIT) -> dict:
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def q(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
+q = identifier
 
 
 def _numeric_type(t: str) -> bool:

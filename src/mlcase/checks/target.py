@@ -32,9 +32,9 @@ def drop_classes_query(classes: list[str], target: str, path: str) -> str:
     >>> print(drop_classes_query(["Pig", "Goat"], "species", "pets.csv"))
     SELECT * FROM 'pets.csv' WHERE "species" NOT IN ('Pig', 'Goat')
     """
-    from ..sql import literal
+    from ..sql import identifier, literal
 
-    column = '"' + target.replace('"', '""') + '"'
+    column = identifier(target)
     return f"SELECT * FROM {literal(path)} WHERE {column} NOT IN ({', '.join(literal(c) for c in classes)})"
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..case import Case
 from ..errors import DataError, SpecError
+from ..sql import identifier
 from ..times import TIME_DTYPE
 
 ID, DS, Y = "unique_id", "ds", "y"
@@ -196,7 +197,7 @@ def _months_on_varying_days(ds: pd.DatetimeIndex, time: str) -> None:
         return
     what, unit, freq = _MONTH_STEPS[usual]
     days = f"days {ds.day.min()} to {ds.day.max()}"
-    col = '"' + time.replace('"', '""') + '"'
+    col = identifier(time)
     err = DataError(f"data.time '{time}': one time {what}, on {days} of the month: {unit}ly data dated on a "
                     f"varying day (a first or last trading day?), so no calendar frequency fits it",
                     f"date each row by its {unit}'s first day, e.g. SELECT * REPLACE (date_trunc('{unit}', {col}) "
@@ -419,7 +420,7 @@ def key_column_sql(keys: list[str]) -> str:
     >>> print(key_column_sql(["state", "legal"]))
     concat_ws('/', "state", "legal")
     """
-    return "concat_ws('/', " + ", ".join('"' + k.replace('"', '""') + '"' for k in keys) + ")"
+    return "concat_ws('/', " + ", ".join(identifier(k) for k in keys) + ")"
 
 
 def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..sql import identifier
 
 
 def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | None, series: str | None,
@@ -222,23 +223,19 @@ def _quarter_labels(s: pd.Series) -> bool:
     return bool(s.notna().all() and s.astype(str).str.strip().str.fullmatch(r"[Qq][1-4]").all())
 
 
-def _sql_name(c: str) -> str:
-    return '"' + str(c).replace('"', '""') + '"'
-
-
 def _month_sql(df: pd.DataFrame, c: str) -> str | None:
     """The DuckDB expression of the month (1 to 12) that column ``c`` holds, or None where it holds none."""
     if _MONTH_NAME.match(str(c)):
         if _whole(df[c], 1, 12):
-            return f"CAST({_sql_name(c)} AS INTEGER)"
+            return f"CAST({identifier(c)} AS INTEGER)"
         if _month_names(df[c]):
-            return (f"CAST((strpos('{_MONTHS}', upper(substr(trim(CAST({_sql_name(c)} AS VARCHAR)), 1, 3))) + 2) "
+            return (f"CAST((strpos('{_MONTHS}', upper(substr(trim(CAST({identifier(c)} AS VARCHAR)), 1, 3))) + 2) "
                     "// 3 AS INTEGER)")
     if _QUARTER_NAME.match(str(c)):   # a quarter's first month
         if _whole(df[c], 1, 4):
-            return f"(CAST({_sql_name(c)} AS INTEGER) - 1) * 3 + 1"
+            return f"(CAST({identifier(c)} AS INTEGER) - 1) * 3 + 1"
         if _quarter_labels(df[c]):
-            return f"(CAST(right(trim(CAST({_sql_name(c)} AS VARCHAR)), 1) AS INTEGER) - 1) * 3 + 1"
+            return f"(CAST(right(trim(CAST({identifier(c)} AS VARCHAR)), 1) AS INTEGER) - 1) * 3 + 1"
     return None
 
 
@@ -279,6 +276,6 @@ def _date_from_parts(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: s
     parts = [time, month] + ([day] if day else [])
     if repeats(parts):
         return None                                     # the parts do not make each row's time
-    cols = [f"CAST({_sql_name(time)} AS INTEGER)", _month_sql(df, month)] + \
-        ([f"CAST({_sql_name(day)} AS INTEGER)"] if day else ["1"])
+    cols = [f"CAST({identifier(time)} AS INTEGER)", _month_sql(df, month)] + \
+        ([f"CAST({identifier(day)} AS INTEGER)"] if day else ["1"])
     return f"make_date({', '.join(cols)})", parts

@@ -8,15 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-
-def _q(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + str(text).replace("'", "''") + "'"
+from ..sql import identifier as _q  # noqa: F401 - the monitoring modules import them from here
+from ..sql import literal as _lit  # noqa: F401
 
 
 def _floats(s: pd.Series) -> np.ndarray:
