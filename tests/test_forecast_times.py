@@ -789,6 +789,67 @@ def test_a_day_column_is_used_only_where_the_month_does_not_date_the_row_and_row
     assert not (tmp_path / "t.yaml").exists()
 
 
+def test_forecast_fill_fills_market_holidays_in_the_run_and_in_a_served_history_alike(tmp_path):
+    """causaldata::google_stock (daily returns on trading days) misses Memorial Day and 3 July 2015, and
+    Stat2Data::AppleStock Labor Day: each run stopped at "2 missing step(s)" with "fill the missing steps" as the fix,
+    which meant writing a calendar join in SQL. `forecast.fill` does it: previous (a level keeps the day before's),
+    zero or interpolate, in the run and in a served request's history, so both read the same series."""
+    import yaml
+
+    from mlcase.draft import write_draft
+    from mlcase.forecast.service import ForecastService, load_served
+
+    stock = _table("causaldata", "google_stock")
+    stock.to_csv(tmp_path / "data.csv", index=False)
+    out = write_draft(tmp_path / "data.csv", "Google_Return", task="forecast", time="Date")
+    text = out.read_text()
+    assert "the run stops here until the data is fixed or forecast.fill is set" in text
+    assert "  fill: null                     # TODO the gap the note names stops the run" in text
+    with pytest.raises(DataError, match=r"2 missing step\(s\), the first at 2015-05-25.*forecast.fill: zero, "
+                                        r"previous or interpolate does it in the run"):
+        load_series(load_case(out))
+    spec = yaml.safe_load(text)
+    ys = {}
+    for how in ("previous", "zero", "interpolate"):
+        spec["forecast"]["fill"] = how
+        out.write_text(yaml.safe_dump(spec))
+        data = load_series(load_case(out))
+        f = data.frame.set_index("ds")["y"]
+        assert len(f) == len(stock) + 2 and f.index.is_unique and data.fill == how
+        assert any(f"forecast.fill: {how} filled 2 missing value(s) of 'Google_Return' (2 of them missing steps)" in n
+                   for n in data.notes)
+        ys[how] = f
+    holiday, before, after = pd.Timestamp("2015-05-25"), pd.Timestamp("2015-05-22"), pd.Timestamp("2015-05-26")
+    assert ys["previous"][holiday] == ys["previous"][before] and ys["zero"][holiday] == 0.0
+    assert ys["interpolate"][holiday] == pytest.approx((ys["previous"][before] + ys["previous"][after]) / 2)
+    # the server fills a request's history the same way (previous, the case's setting now: interpolate)
+    spec["forecast"]["fill"] = "previous"
+    out.write_text(yaml.safe_dump(spec))
+    case = load_case(out)
+    bundle, schema, _ = load_served(case)
+    assert schema["fill"] == "previous"
+    rows = stock.rename(columns={"Google_Return": "y", "Date": "ds"})[["ds", "y"]].head(30).to_dict("records")
+    service = ForecastService(bundle, schema)
+    try:
+        history, _, _ = service.frames({"history": rows})
+        assert len(history) == 31 and history.set_index("ds")["y"][holiday] == rows[
+            next(i for i, r in enumerate(rows) if r["ds"] == "2015-05-22")]["y"]
+        nulls = [dict(r) for r in rows]
+        nulls[5]["y"] = None                              # a null value is filled too
+        assert service.frames({"history": nulls})[0]["y"].notna().all()
+        nulls[0]["y"] = None                              # nothing before the first step to fill it from
+        with pytest.raises(DataError, match=r"request.history\[0\]: 'y' .*is null at the first step"):
+            service.frames({"history": nulls})
+    finally:
+        service.close()
+    service = ForecastService(None, {**schema, "fill": None})   # without it, the request's gap is refused as before
+    try:
+        with pytest.raises(DataError, match="the times are not consecutive steps of frequency B"):
+            service.frames({"history": rows})
+    finally:
+        service.close()
+
+
 def test_rows_told_apart_without_a_series_column_are_said_in_plain_words(tmp_path):
     """openintro::pm25_2011_durham (daily PM2.5 at one site, two instruments on some days): `init --time date`
     without --series read "rows repeat per time and time; poc tell them apart"."""

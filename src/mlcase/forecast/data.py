@@ -70,6 +70,7 @@ class SeriesData:
     fingerprint: str = ""
     notes: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # every column of the data as read
+    fill: str | None = None                           # forecast.fill: how gaps were filled (and are when served)
 
     @property
     def n_series(self) -> int:
@@ -251,7 +252,44 @@ def _months_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str | None:
 
 #: how to fill a missing step: "0 for no demand" was the advice for nycflights13::weather's hourly temperatures
 FILL_HINT = ("0 where nothing happened, as for sales or counts; for a level such as a temperature, a price or a "
-             "rate, the step before's value or an interpolation")
+             "rate, the step before's value or an interpolation; forecast.fill: zero, previous or interpolate does "
+             "it in the run")
+
+
+def fill_gaps(out: pd.DataFrame, freq: str, how: str, known: list[str]) -> tuple[pd.DataFrame, int, int]:
+    """``out`` (series id, time, ``y`` and covariates, sorted by series and time from each series' first value) with
+    each series on the regular grid of ``freq`` and its missing target values filled ``how`` (``forecast.fill``:
+    previous, zero or interpolate); the known covariates of a missing step keep the step before's, past-only ones
+    stay missing (the models read them so). A series with a time off the grid is left as it is, for
+    :func:`check_regular` to name. Returns ``(frame, steps added, target values filled)``.
+
+    The serving history of a case with ``forecast.fill`` is filled by the same function, so a request with a
+    market holiday missing gets what training got (Stat2Data::AppleStock's Labor Day, causaldata::google_stock's
+    Memorial Day: each stopped the run as "1 missing step(s)").
+    """
+    offset = pd.tseries.frequencies.to_offset(freq)
+    parts, added = [], 0
+    for uid, part in out.groupby(ID, observed=True, sort=False):
+        have = pd.DatetimeIndex(part[DS])
+        grid = pd.date_range(have[0], have[-1], freq=offset)
+        if len(grid) != len(have) and have.isin(grid).all():
+            part = part.set_index(DS).reindex(grid).rename_axis(DS).reset_index()
+            part[ID] = uid
+            added += len(grid) - len(have)
+            if known:
+                part[known] = part[known].ffill()
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)[list(out.columns)] if parts else out
+    missing = frame[Y].isna()
+    if missing.any():
+        by = frame.groupby(ID, observed=True, sort=False)[Y]
+        if how == "zero":
+            frame[Y] = frame[Y].fillna(0.0)
+        elif how == "interpolate":
+            frame[Y] = by.transform(lambda s: s.interpolate(limit_area="inside")).fillna(by.ffill())
+        else:
+            frame[Y] = by.ffill()
+    return frame, added, int(missing.sum())
 
 
 def series_keys(df: pd.DataFrame, frame: pd.DataFrame, time: str, series: str | None, target: str) -> list[str]:
@@ -486,13 +524,20 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
         notes.append(f"{len(dropped):,} rows before the first value of their series were dropped "
                      f"({dropped.nunique():,} series start later than the data)")
         out = out[begun.to_numpy()].reset_index(drop=True)
-    check_filled(out, target)
+    if not fc.fill:
+        check_filled(out, target)
     freq = fc.freq or infer_freq(out, d.time)
     try:
         pd.tseries.frequencies.to_offset(freq)
     except ValueError:
         raise SpecError(f"forecast.freq: '{freq}' is not a pandas frequency",
                         "use an alias such as D, W-SUN, MS, QS or h") from None
+    if fc.fill:
+        out, added, filled = fill_gaps(out, freq, fc.fill, list(fc.known))
+        if filled:
+            notes.append(f"forecast.fill: {fc.fill} filled {filled:,} missing value(s) of '{target}' "
+                         f"({added:,} of them missing steps), {filled / len(out):.1%} of the steps; the backtests "
+                         "score the filled values as actuals")
     check_regular(out, freq, d.time)
     for c in fc.known:
         if out[c].isna().any():
@@ -504,7 +549,7 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
     lengths = out.groupby(ID, observed=True).size()
     data = SeriesData(frame=out, freq=freq, season_length=season, horizon=fc.horizon, step=step,
                       known=list(fc.known), past_only=list(fc.past_only), backtest_windows=fc.backtest_windows,
-                      test_windows=fc.test_windows, target=target, time=d.time, series_col=d.series)
+                      test_windows=fc.test_windows, target=target, time=d.time, series_col=d.series, fill=fc.fill)
     data.notes.extend(notes)
     _fit_windows(data, int(lengths.min()))
     data.fingerprint = fingerprint_frame(out)

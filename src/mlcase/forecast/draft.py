@@ -163,7 +163,8 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         f"# Drafted by `mlcase init` from {comment(data.name)} ({len(df):,} rows, {n_series} series, frequency {freq}).",
         "# Every section has a default; the comments say what the owner must decide.",
         *([f"# note: {comment(keyed)}"] if keyed else []),
-        *([f"# note: the run stops here until the data is fixed: {comment(gaps)}"] if gaps else []),
+        *([f"# note: the run stops here until the data is fixed or forecast.fill is set: {comment(gaps)}"]
+          if gaps else []),
         *([f"# note: {comment(no_verdict)}"] if no_verdict else []),
         f"name: {name}",
         "decision: TODO say what the forecast drives (how much to stock, how many staff to roster), in one sentence",
@@ -185,6 +186,9 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         "  known: []                      # TODO covariates known in advance (calendar, holidays, schedules, prices)",
         "  past_only: []                  # TODO covariates only known once they happen (weather): used lagged",
         *(f"  # candidate covariate: {comment(c)}" for c in others[:20]),
+        ("  fill: null                     # TODO the gap the note names stops the run: previous (a level: a price, "
+         "a rate), zero (counts, sales) or interpolate fills it" if gaps else
+         "  fill: null                     # a missing step stops the run; previous, zero or interpolate fills it"),
         "  backtest_windows: 20           # rolling cut-offs for tuning, model choice and intervals",
         "  test_windows: 8                # the last cut-offs, forecast once at the end",
         "costs:                           # TODO money per unit of error",

@@ -42,6 +42,7 @@ class ForecastService:
         # (as /rank takes the item column by its own name): forecast::gas sends 'time' and 'value'
         self.aliases = {k: n for k, n in (("ds", s.get("time")), (Y, s.get("target"))) if n and n != k}
         self.time_from = s.get("time_from")  # the drafted source's date expression (Year, Month -> date)
+        self.fill = s.get("fill")            # forecast.fill: a history's gaps are filled as training's were
         self.conformal = dict((bundle.conformal if bundle is not None else None) or {})
         if bundle is None and s.get("floor_conformal"):  # the run's calibration of seasonal naive, with no model
             self.conformal = {"floor": dict(s["floor_conformal"])}
@@ -86,7 +87,8 @@ class ForecastService:
                             f"{self._said(Y)}", f"send at least {self.min_history} past steps of the series")
         # a past-only covariate may be null, as it may be missing in training (the model reads it as missing);
         # the target may not, and the future's known covariates are checked where they are read
-        history = self._table(*self._named(hist), f"{where}.history", [Y, *self.past_only], optional=self.past_only)
+        history = self._table(*self._named(hist), f"{where}.history", [Y, *self.past_only],
+                              optional=[*self.past_only, *([Y] if self.fill else [])])
         history.insert(0, ID, series)
         future = None
         fut = item.get("future")
@@ -158,10 +160,19 @@ class ForecastService:
         if out[DS].duplicated().any():
             raise DataError(f"{where}: a time appears twice ({out[DS][out[DS].duplicated()].iloc[0]})",
                             "send one row per step")
+        if self.fill and where.endswith("history"):
+            from .data import fill_gaps
+
+            filled, _, _ = fill_gaps(out.assign(**{ID: "request"}), self.freq, self.fill, self.known)
+            out = filled.drop(columns=ID)
+            if out[Y].isna().any():   # nothing before it to fill from
+                raise DataError(f"{where}[0]: {self._said(Y)} is null at the first step",
+                                "start the history at a step with a value")
         grid = pd.date_range(out[DS].iloc[0], out[DS].iloc[-1], freq=self.freq)
         if len(grid) != len(out) or not grid.equals(pd.DatetimeIndex(out[DS])):
             raise DataError(f"{where}: the times are not consecutive steps of frequency {self.freq}",
-                            "send every step, without gaps")
+                            "send every step, without gaps" + (f" (forecast.fill: {self.fill} fills a missing step, "
+                                                              "not a time off the grid)" if self.fill else ""))
         return out
 
     # ------------------------------------------------------------------ answer

@@ -47,7 +47,8 @@ def schema_of(data: SeriesData, recipe: dict | None, name: str | None = None) ->
     need = max(max_lag(recipe) if recipe else 0, 2 * data.season_length, LOCAL_MIN_HISTORY.get(name, 1))
     return {"task": "forecast", "target": data.target, "time": data.time, "series": data.series_col,
             "freq": data.freq, "horizon": data.horizon, "season_length": data.season_length,
-            "known": list(data.known), "past_only": list(data.past_only), "min_history": int(need), "columns": []}
+            "known": list(data.known), "past_only": list(data.past_only), "min_history": int(need), "columns": [],
+            **({"fill": data.fill} if data.fill else {})}
 
 
 def make_model(case, data: SeriesData, bake: ForecastBakeoff, name: str):

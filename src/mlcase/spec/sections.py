@@ -533,6 +533,11 @@ class ForecastSpec(_Model):
                                    "whole seasons up to a year).")
     input_size: int | None = Field(None, gt=0, description="Steps of history AutoETS/AutoARIMA fit on at each cut-off "
                                    "(default: the last 8 seasons).")
+    fill: Literal["previous", "zero", "interpolate"] | None = Field(
+        None, description="How missing steps and missing target values inside a series are filled, in the run and in "
+        "a served request's history alike: previous (a level: a price, a rate, a temperature; a market holiday "
+        "keeps the day before's), zero (counts and sales: nothing happened), interpolate (linear between the "
+        "neighbours); null stops the run and names the first gap.")
 
     @field_validator("lags")
     @classmethod
