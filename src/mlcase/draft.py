@@ -33,6 +33,7 @@ def _slug(text: str) -> str:
 
 
 COUNT_MIN_VALUES = 5    # whole numbers from 0 with a rare top take at least this many values to be a count
+RANK_MIN_VALUES = 10    # whole numbers from 1 with a rare top take at least this many to be places, not ratings
 DRAFT_TRAIN_SHARE = (1 - 0.2) * (1 - 0.2)   # the share of rows the drafted split trains on
 
 
@@ -44,7 +45,8 @@ def infer_task(y: pd.Series) -> str:
     a class (AER::Medicaid1986's doctor ``visits``: 0 to 16, then 24, 48 and 50, once each), or
     at least ``COUNT_MIN_VALUES`` whole numbers from 0 whose rare values are all above the common
     ones (vcd::Bundesliga's home goals: 0 to 10, with 9 and 10 scored once or twice; vcd::VonBort's
-    deaths by horse kick per corps and year: 0 to 4, with 3 and 4 seen 11 and 2 times in 280).
+    deaths by horse kick per corps and year: 0 to 4, with 3 and 4 seen 11 and 2 times in 280), or at least
+    ``RANK_MIN_VALUES`` from 1 so (places in a contest: bakeoff::episodes_raw's 1 to 13).
     Whole numbers without gaps (a 1 to 5 rating, class codes) stay classes, unless the table is too
     small to learn them as classes: five or more values, at most one with ``MIN_CLASS_ROWS`` training
     rows at the drafted split (carData::OBrienKaiserLong's scores 1 to 11 in 192 rows).
@@ -66,6 +68,11 @@ def infer_task(y: pd.Series) -> str:
         if (values.min() == 0 and n_unique >= COUNT_MIN_VALUES and len(rare) and len(common)
                 and rare.min() > common.max()):
             return "regression"          # counts from 0 whose top values are rare: a count's tail
+        if (values.min() == 1 and n_unique >= RANK_MIN_VALUES and len(rare) and len(common)
+                and rare.min() > common.max()):
+            # places from 1 whose last places are rare (bakeoff::episodes_raw's technical-challenge places 1 to 13:
+            # 13th twice in 704, drafted as 13 classes and stopped at the first run); a 1 to 5 rating stays classes
+            return "regression"
         if n_unique >= COUNT_MIN_VALUES and (counts * DRAFT_TRAIN_SHARE >= MIN_CLASS_ROWS).sum() <= 1:
             # a scale the table is too small to learn as classes (carData::OBrienKaiserLong's scores 1 to 11 in
             # 192 rows: every one under 20 training rows, and the run stopped); as a number it can be learned
