@@ -25,11 +25,9 @@ from . import curve as curve_mod
 from .groups import group_value, groups_of
 from .labels import AUDIT_FILE, audit, export_audit
 from .refits import Refits, recipe_of
-from .slices import CANDIDATE, Part, find_weak_slices
+from .slices import BASELINE, CANDIDATE, FLOOR, Part, find_weak_slices
 
 VALID_FILE = "valid_scores.parquet"
-FLOOR = "model-free"
-BASELINE = "baseline"
 
 
 #: why a case of a task the row-level analysis does not cover has none (its losses are per list or per series)

@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 
 from ..evaluate.lift import bootstrap_means
+from .slices import BASELINE, FLOOR
 
 N_BOOT = 200
 MULTIPLES = (1.0, 2.0, 4.0)
@@ -145,9 +146,7 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
     out.update(fitted=ok, params={"a": float(params[0]), "b": float(params[1]), "c": float(params[2])},
                extrapolation=[_at(k, t, params, boot[:, i], references, C) for i, (k, t) in
                               enumerate(zip(MULTIPLES, targets, strict=True))])
-    if b_boot is not None:
-        from .core import BASELINE
-
+    if b_boot is not None and out["baseline_curve"]["fitted"]:
         bp = out["baseline_curve"]["params"]
         for i, entry in enumerate(out["extrapolation"]):
             est = float(power_law(targets[i], bp["a"], bp["b"], bp["c"])) - entry["cost_per_decision"]
@@ -204,7 +203,7 @@ def settle(curve: dict, evaluation: dict, required: float) -> dict | None:
     lift = _binding_lift(evaluation)
     if lift is None:
         return None
-    L, sd, versus = lift
+    L, sd, versus, kind = lift
     n_test = int(evaluation.get("n_test") or 0)
     n_labelled = int(evaluation.get("n_labelled") or 0)
     if n_test <= 0 or sd <= 0:
@@ -214,7 +213,7 @@ def settle(curve: dict, evaluation: dict, required: float) -> dict | None:
     base = power_law(now, p["a"], p["b"], p["c"])
     boot = curve.get("_boot_params")
     # over a learned baseline, the gain is what the candidate gains beyond what the baseline gains with the rows
-    against = (curve.get("baseline_curve") or {}) if versus.startswith("the best baseline") else {}
+    against = (curve.get("baseline_curve") or {}) if kind == BASELINE else {}
     bp = against.get("params") if against.get("fitted") else None
     b_boot = curve.get("_boot_params_baseline") if bp else None
     fixed = {"baseline_assumed_fixed": True} if against and bp is None else {}   # its own curve did not fit
@@ -257,16 +256,17 @@ def settle(curve: dict, evaluation: dict, required: float) -> dict | None:
             "more_labelled_rows": None, "max_multiple_tried": GRID[-1], **fixed}
 
 
-def _binding_lift(ev: dict) -> tuple[float, float, str] | None:
-    """The smaller of the candidate's lifts over the best baseline and over the floor (the one that binds)."""
+def _binding_lift(ev: dict) -> tuple[float, float, str, str] | None:
+    """The smaller of the candidate's lifts over the best baseline and over the floor (the one that binds):
+    ``(lift, sd of the paired difference, how the reasons name it, BASELINE or FLOOR)``."""
     lift = (ev.get("lift") or {}).get("money_per_decision")
     if not lift:
         return None
     cand = ev.get("champion_candidate")
     over_floor = (ev.get("lift_over_model_free") or {}).get(cand)
     options = [(lift["estimate"], float(ev["lift"].get("diff_sd_per_decision") or 0.0),
-                f"the best baseline ({ev.get('best_baseline')})")]
+                f"the best baseline ({ev.get('best_baseline')})", BASELINE)]
     if over_floor:
         options.append((over_floor["estimate"], float(over_floor.get("diff_sd_per_decision") or 0.0),
-                        "the best model-free policy"))
+                        "the best model-free policy", FLOOR))
     return min(options, key=lambda t: t[0])

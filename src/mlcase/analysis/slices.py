@@ -53,6 +53,8 @@ PAIR_COLUMNS = 6          # pairs are formed among this many most telling column
 MIN_DISCOVERY_T = 1.0     # a slice is tried only when discovery leans its way at least this much
 OVERLAP = 0.5             # a slice sharing this share of the smaller one's rows with a better one is not tried
 CANDIDATE = "candidate"
+BASELINE = "baseline"     # the best baseline, as the references of a slice and of the learning curve name it
+FLOOR = "model-free"      # the best model-free policy
 
 
 @dataclass
