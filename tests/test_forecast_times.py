@@ -819,6 +819,14 @@ def test_forecast_fill_fills_market_holidays_in_the_run_and_in_a_served_history_
         assert any(f"forecast.fill: {how} filled 2 missing value(s) of 'Google_Return' (2 of them missing steps)" in n
                    for n in data.notes)
         ys[how] = f
+    # the known covariates of an added step keep the step before's; one missing in the data stays missing (refused)
+    from mlcase.forecast.data import fill_gaps
+
+    days = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05"])
+    got, added, filled = fill_gaps(pd.DataFrame({"unique_id": "s", "ds": days, "y": [1.0, 2.0, 4.0, 5.0],
+                                                 "promo": [1.0, 0.0, None, 1.0]}), "D", "interpolate", ["promo"])
+    assert (added, filled) == (1, 1) and list(got["y"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert got["promo"].tolist()[:3] == [1.0, 0.0, 0.0] and np.isnan(got["promo"].iloc[3])
     holiday, before, after = pd.Timestamp("2015-05-25"), pd.Timestamp("2015-05-22"), pd.Timestamp("2015-05-26")
     assert ys["previous"][holiday] == ys["previous"][before] and ys["zero"][holiday] == 0.0
     assert ys["interpolate"][holiday] == pytest.approx((ys["previous"][before] + ys["previous"][after]) / 2)

@@ -275,9 +275,10 @@ def fill_gaps(out: pd.DataFrame, freq: str, how: str, known: list[str]) -> tuple
         if len(grid) != len(have) and have.isin(grid).all():
             part = part.set_index(DS).reindex(grid).rename_axis(DS).reset_index()
             part[ID] = uid
-            added += len(grid) - len(have)
-            if known:
-                part[known] = part[known].ffill()
+            new = ~grid.isin(have)
+            added += int(new.sum())
+            if known:   # only the added steps: a known covariate missing in the data is still refused
+                part.loc[new, known] = part[known].ffill()[new]
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)[list(out.columns)] if parts else out
     missing = frame[Y].isna()

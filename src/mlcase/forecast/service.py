@@ -21,7 +21,7 @@ import pandas as pd
 from ..data import to_times
 from ..errors import DataError
 from ..times import TIME_DTYPE
-from .data import DS, ID, Y
+from .data import DS, ID, Y, fill_gaps
 from .metrics import mase_scale
 from .models import YHAT, LocalForecaster
 
@@ -161,8 +161,6 @@ class ForecastService:
             raise DataError(f"{where}: a time appears twice ({out[DS][out[DS].duplicated()].iloc[0]})",
                             "send one row per step")
         if self.fill and where.endswith("history"):
-            from .data import fill_gaps
-
             filled, _, _ = fill_gaps(out.assign(**{ID: "request"}), self.freq, self.fill, self.known)
             out = filled.drop(columns=ID)
             if out[Y].isna().any():   # nothing before it to fill from
