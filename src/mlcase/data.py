@@ -24,7 +24,11 @@ SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
                       ".pq": "read_parquet"}
 # DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
-CSV_OPTIONS = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'TIMESTAMPTZ', 'VARCHAR']"
+# header = true: the first row names the columns, as pandas reads a CSV. DuckDB's sniffer reads a first row whose
+# types match the data's as data: Ecdat::nkill.byCountryYr's header (rownames, 1970 ... 2018: years, over counts)
+# became a data row, the columns column00 to column49, and `init --target 2018` said "not a column"
+CSV_OPTIONS = (", header = true, auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'TIMESTAMPTZ', "
+               "'VARCHAR']")
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
 # whole numbers a time column reads as years: microseconds (TIME_DTYPE) hold them, so a history from before
 # 1678, where nanoseconds stop, is a history (HistData::Arbuthnot's christenings from 1629, Playfair's wheat
@@ -119,7 +123,8 @@ def _confine(path: Path, root: Path, allowed: list[str | Path], what: str) -> No
 
 def reader_sql(path: str | Path) -> str:
     """The DuckDB table function reading a CSV/Parquet file (``read_csv_auto('...', ...)``), with
-    :data:`CSV_OPTIONS` for CSV so text such as Yes/No stays text; every file mlcase reads goes through it."""
+    :data:`CSV_OPTIONS` for CSV so text such as Yes/No stays text and the first row names the columns; every file
+    mlcase reads goes through it."""
     path = Path(path)
     reader = SUPPORTED_SUFFIXES[path.suffix.lower()]
     from .sql import literal
