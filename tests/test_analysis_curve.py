@@ -172,6 +172,12 @@ def test_the_gain_over_a_learned_baseline_is_net_of_what_the_baseline_learns(tmp
     for e in both["extrapolation"]:
         s = e["saving_over"]["baseline"]
         assert s["baseline_learns"] and abs(s["estimate"]) < 0.05 and s["band"][0] < 0 < s["band"][1]
+    # the report says so, and draws the baseline's curve beside the candidate's
+    from mlcase.report.sections.analysis import curve_html
+
+    html = curve_html({"learning_curve": {**both, "model": "ridge"}, "settle": new}, "$")
+    assert "The best baseline (linear) learns from more rows too" in html and "best baseline (linear)" in html
+    assert "assumes it stays put" not in html
     from mlcase.analysis.core import reasons
 
     line = reasons({"settle": new}, ev, case)["INCONCLUSIVE"][0]

@@ -292,11 +292,15 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     few = [c for c in counts.index[train < MIN_CLASS_ROWS]][::-1]
     where = ("in the oldest 64% of rows, the drafted time split's training part" if time_col is not None else
              f"about {math.ceil(MIN_CLASS_ROWS / share)} in this file at the drafted split")
+    def rows_needed(rare) -> int | None:
+        """Labelled rows in all at which the class's rate gives MIN_CLASS_ROWS training rows (None: no rows)."""
+        return math.ceil(MIN_CLASS_ROWS * len(y) / train[rare]) if train[rare] else None
+
     if len(counts) == 2 and len(few) == 1:
         # a binary target cannot drop its rarer class (openintro::climber_drugs: 21 positive screenings in 211, 13
         # in training): the run stops at once, so the draft says so first, with how many rows its rate needs
         rare = few[0]
-        need = math.ceil(MIN_CLASS_ROWS * len(y) / train[rare]) if train[rare] else None
+        need = rows_needed(rare)
         more = (f"about {need:,} labelled rows in all at its rate would give {MIN_CLASS_ROWS}; this file has "
                 f"{len(y):,}" if need else "there are none")
         note = (f"'{rare}' ({counts[rare]:,} rows): too few to learn from (a run needs {MIN_CLASS_ROWS} training rows "
@@ -308,7 +312,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
         # the table is too small for (almost) any class: nothing to drop, and the run stops at once, so the draft
         # says so first, as for a binary target (heplots::Skulls: 5 epochs of 24 skulls, about 15 in training)
         rare = few[0]
-        need = math.ceil(MIN_CLASS_ROWS * len(y) / train[rare]) if train[rare] else None
+        need = rows_needed(rare)
         more = (f"about {need:,} labelled rows in all at the rate of '{rare}' would give {MIN_CLASS_ROWS} of it; this "
                 f"file has {len(y):,}" if need else f"there are no training rows of '{rare}'")
         listed = "every class is" if len(few) == len(counts) else f"every class but '{counts.index[0]}' is"

@@ -249,13 +249,13 @@ def weak_slices(case: Case, dataset, plan, bundles: dict, cand: str, base: str, 
 
 
 def _baseline_refits(case: Case, dataset, plan, bakeoff: dict, name: str | None, b_oof, refits: Refits,
-                     deadline: float) -> tuple[Refits | None, tuple | None]:
+                     deadline: float) -> tuple | None:
     """The best baseline's own refits where it is a learned model (the linear baseline; not a constant or a
-    rule), with its stored out-of-fold scores as its 100% point: ``(Refits, (Refits, full, name))``."""
+    rule), with its stored out-of-fold scores as its 100% point: ``(Refits, full, name)``, else None."""
     entry = next((e for e in bakeoff.get("leaderboard") or [] if e.get("name") == name
                   and e.get("kind") == "baseline"), None)
     if entry is None or entry.get("family") in (None, "constant", "rule") or entry.get("params") is None:
-        return None, None
+        return None
     rows = max(int(entry.get("rows_seen") or 0), 1)
     recipe = {"family": entry["family"], "params": dict(entry["params"]),
               "fit_s_per_row": float(entry.get("fit_cpu_s") or 0.0) / rows}
@@ -263,7 +263,7 @@ def _baseline_refits(case: Case, dataset, plan, bakeoff: dict, name: str | None,
     full = None
     if b_oof is not None and np.isfinite(b_oof[refits.scored].reshape(len(refits.scored), -1)).all():
         full = {"scores": b_oof, "fit_rows": float(np.mean([len(f) for f, _ in plan.folds])), "truncated": False}
-    return b_refits, (b_refits, full, name)
+    return b_refits, full, name
 
 
 def _refit_part(case: Case, dataset, plan, evaluation: dict, bakeoff: dict, oof, floor, explain, deadline: float,
@@ -290,6 +290,7 @@ def _refit_part(case: Case, dataset, plan, evaluation: dict, bakeoff: dict, oof,
     seed = case.spec.split.seed
 
     def time_note() -> str:
+        b_refits = baseline[0] if baseline else None
         fits, seconds = refits.fits + (b_refits.fits if b_refits else 0), refits.seconds + (
             b_refits.seconds if b_refits else 0.0)
         return (f"refits get analysis.time_share {cfg.time_share:g} of the run's budget ({budget:g} s): "
@@ -299,8 +300,8 @@ def _refit_part(case: Case, dataset, plan, evaluation: dict, bakeoff: dict, oof,
                 "estimated from the bake-off's timed folds before it starts, and one that would not finish in "
                 "time is skipped, never cut short)")
 
-    b_refits, baseline = _baseline_refits(case, dataset, plan, bakeoff, evaluation["best_baseline"], b_oof,
-                                          refits, deadline)
+    baseline = _baseline_refits(case, dataset, plan, bakeoff, evaluation["best_baseline"], b_oof,
+                                refits, deadline)
     curve = curve_mod.learning_curve(refits, cfg.fractions, base_oof, refs, seed, "", baseline=baseline)
     op = float((evaluation.get("operating_cost") or {}).get("per_decision") or 0.0)
     settle = curve_mod.settle(curve, evaluation, op + float(case.spec.constraints.min_lift))

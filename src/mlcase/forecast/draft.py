@@ -57,8 +57,8 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     frame = pd.DataFrame({ID: df[series].astype(str) if series else "series", "ds": ds}).dropna()
     keyed = None
     dated = _date_from_parts(df, frame, time, series, target, part)
-    if part and not dated:
-        ds = times_of(df[given_time], f"--time '{given_time}'")     # the error the column itself gets
+    if part and not dated:   # a month or a quarter alone is no date: the column's own one-line error
+        times_of(df[given_time], f"--time '{given_time}'")
     if dated:
         # whole years beside a month (and day) or quarter column: the time is the date they make
         # (Stat2Data::CO2Hawaii's Year and Month were drafted as 12 series of 30 yearly readings, one per month,

@@ -88,7 +88,7 @@ class ForecastService:
         # a past-only covariate may be null, as it may be missing in training (the model reads it as missing);
         # the target may not, and the future's known covariates are checked where they are read
         history = self._table(*self._named(hist), f"{where}.history", [Y, *self.past_only],
-                              optional=[*self.past_only, *([Y] if self.fill else [])])
+                              optional=[*self.past_only, *([Y] if self.fill else [])], fill=bool(self.fill))
         history.insert(0, ID, series)
         future = None
         fut = item.get("future")
@@ -131,7 +131,9 @@ class ForecastService:
         return [r if ("ds" in r or time in r) else {**r, time: str(pd.Timestamp(v).date()) if pd.notna(v) else None}
                 for r, v in zip(rows, values, strict=True)]
 
-    def _table(self, rows: list[dict], shown: dict, where: str, numeric: list[str], optional=()) -> pd.DataFrame:
+    def _table(self, rows: list[dict], shown: dict, where: str, numeric: list[str], optional=(),
+               fill: bool = False) -> pd.DataFrame:
+        """The rows as a frame sorted by time, checked (``fill``: a history's gaps filled by ``forecast.fill``)."""
         missing = [c for c in ["ds", *numeric] if any(c not in r for r in rows)]
         if missing:
             i = next(i for i, r in enumerate(rows) if missing[0] not in r)
@@ -160,7 +162,7 @@ class ForecastService:
         if out[DS].duplicated().any():
             raise DataError(f"{where}: a time appears twice ({out[DS][out[DS].duplicated()].iloc[0]})",
                             "send one row per step")
-        if self.fill and where.endswith("history"):
+        if fill:
             filled, _, _ = fill_gaps(out.assign(**{ID: "request"}), self.freq, self.fill, self.known)
             out = filled.drop(columns=ID)
             if out[Y].isna().any():   # nothing before it to fill from
