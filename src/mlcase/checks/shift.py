@@ -25,7 +25,10 @@ def _psi_bins(train: pd.Series, test: pd.Series) -> tuple[np.ndarray, np.ndarray
         ca[np.isnan(a_num)] = len(edges) + 1
         cb[np.isnan(b_num)] = len(edges) + 1
         k = len(edges) + 2
-        if len(fa) and len(fb):
+        # KS's asymptotic distribution needs m*n/(m+n) to round to at least 1: one value on each side rounds to 0,
+        # and scipy divided by it (survival::cgd0's `etime6`, one event time in 128 patients, printed
+        # "RuntimeWarning: divide by zero" in the middle of `mlcase run`)
+        if min(len(fa), len(fb)) >= 2:
             from scipy.stats import ks_2samp
 
             res = ks_2samp(fa, fb, method="asymp")
