@@ -245,8 +245,11 @@ def _months_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str | None:
     if 89 <= days <= 92 and bool(((months - months[0]) % 3 == 0).all()):
         anchor = pd.Timestamp(2000, (first - 1) % 3 + 1, 1).strftime("%b").upper()
         return f"{'QS' if start else 'QE'}-{anchor}"
-    if 365 <= days <= 366 and bool((ds.month == first).all()):
-        return f"{'YS' if start else 'YE'}-{pd.Timestamp(2000, first, 1).strftime('%b').upper()}"
+    years = round(days / 365.2425)
+    if years >= 1 and abs(days - years * 365.2425) <= 1.5 and bool((ds.month == first).all()):
+        # a year, or several: HistData::Wheat's prices every five years from 1565 were drafted at "1826D" (five
+        # years and a leap day), a grid that drifted off the years until the run named 48 missing steps
+        return f"{years if years > 1 else ''}{'YS' if start else 'YE'}-{pd.Timestamp(2000, first, 1).strftime('%b').upper()}"
     return None
 
 
@@ -472,12 +475,18 @@ def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:
             _months_on_varying_days(ds, time)   # a month's data on its first trading day: say so, not "missing"
             missing = grid.difference(ds)
             off_grid = ds.difference(grid)
-            what = (f"{len(missing)} missing step(s), the first at {missing[0].date() if len(missing) else ''}"
-                    if len(missing) else f"{len(off_grid)} time(s) off the {freq} grid, e.g. {off_grid[0]}")
             holiday = "; on a business day's holiday, a price or a rate keeps the day before's" if _base(freq) == "B" else ""
+            if len(missing):
+                what = f"{len(missing)} missing step(s), the first at {missing[0].date()}"
+                fix = f"fill the missing steps ({FILL_HINT}{holiday}) or set forecast.freq to the data's frequency"
+            else:
+                # no step is missing: filling cannot help (HistData::Wheat's prices every five years to 1820, then 1821)
+                first = off_grid[0].date() if off_grid[0] == off_grid[0].normalize() else off_grid[0]
+                what = f"{len(off_grid)} time(s) off the {freq} grid, e.g. {first}"
+                fix = ("drop the time(s) off the grid, or date each on its step, in data.source (a WHERE or a CASE "
+                       "in its query), or set forecast.freq to the data's frequency")
             raise DataError(f"data.time '{time}': {series_named(frame, uid)} is not regular at frequency {freq}: {what}",
-                            f"fill the missing steps ({FILL_HINT}{holiday}) or set forecast.freq to the "
-                            "data's frequency")
+                            fix)
 
 
 def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
