@@ -11,7 +11,7 @@ import pytest
 from mlcase.case import case_from_spec, load_case
 from mlcase.data import parse_time, to_times
 from mlcase.errors import DataError
-from mlcase.forecast.data import load_series
+from mlcase.forecast.data import DS, ID, load_series
 
 
 def _table(package: str, item: str) -> pd.DataFrame:
@@ -254,6 +254,33 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         text = httpx.post(f"{url}/forecast", json={"history": [{**own[0], "value": "n/a"}, *own[1:]]}, timeout=30)
         assert text.status_code == 422 and text.json()["message"].startswith(
             "request.history[0].value: 'n/a' is not a finite number; send a number for 'value'"), text.json()
+        # Prometheus sees the forecast server as it sees the record server (it answered 404: stevedata::PPGE):
+        # two forecasts by seasonal naive for want of a model, two refused requests
+        prom = httpx.get(f"{url}/metrics", timeout=30)
+        assert prom.status_code == 200, prom.text
+        lines = dict(line.rsplit(" ", 1) for line in prom.text.splitlines() if line and not line.startswith("#"))
+        assert float(lines['mlcase_predictions_total{decision="forecast",tier="seasonal_naive"}']) == 2
+        assert float(lines['mlcase_fallbacks_total{reason="no_model",tier="seasonal_naive"}']) == 2
+        assert float(lines["mlcase_invalid_records_total"]) == 2
+        assert float(lines['mlcase_requests_total{endpoint="/forecast",status="422"}']) == 2
+        assert float(lines['mlcase_requests_total{endpoint="/forecast",status="200"}']) == 2
+        assert float(lines["mlcase_predlog_written_rows_total"]) == 2 and float(lines["mlcase_ready"]) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # with an API key, a caller without it learns only that the server is ready, as from the record server (it
+    # was told the model, its horizon and the warm-up notes)
+    import os
+
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(tmp_path), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MLCASE_API_KEY": "s3cret-forecast"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_ready(url, proc, key="s3cret-forecast")["horizon"] == 12
+        assert httpx.get(f"{url}/ready", timeout=30).json() == {"ready": True}
+        assert httpx.post(f"{url}/forecast", json={"history": own}, timeout=30).status_code == 401
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -1183,3 +1210,29 @@ def test_monthly_data_dated_on_a_varying_day_is_told_to_date_each_row_by_its_mon
     assert infer_freq(days, "ds") == "3D"
     firsts = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=40, freq="MS").delete([5])})
     assert infer_freq(firsts, "ds") == "MS"
+
+
+def test_a_step_of_several_years_is_its_calendar_frequency_and_a_time_off_it_is_named(tmp_path):
+    """HistData::Wheat: prices every five years from 1565 to 1820, then 1821. The usual gap (five years and a
+    leap day) was drafted as "1826D", a grid that drifted off the years, and the run said "48 missing step(s),
+    the first at 1584-12-31" and told to fill them. Now it is five years, and 1821 is named as off the grid."""
+    from mlcase.forecast.data import check_regular, infer_freq
+
+    wheat = _table("HistData", "Wheat")
+    wheat.to_csv(tmp_path / "data.csv", index=False)
+    case = _case(tmp_path, target="Wheat", time="Year", horizon=2)
+    frame = pd.DataFrame({ID: "s", DS: to_times(wheat["Year"]), "y": wheat["Wheat"]})
+    assert infer_freq(frame, "Year") == "5YS-JAN"
+    with pytest.raises(DataError) as err:
+        check_regular(frame, "5YS-JAN", "Year")
+    assert "1 time(s) off the 5YS-JAN grid, e.g. 1821-01-01; drop the time(s) off the grid" in str(err.value), err.value
+    assert "missing" not in str(err.value)
+    # without 1821 the run reads the 52 prices at their five-year step
+    case.spec.data.source = f"SELECT * FROM '{tmp_path / 'data.csv'}' WHERE Year <> 1821"
+    data = load_series(case)
+    assert data.freq == "5YS-JAN" and len(data.frame) == 52
+    # a decade is ten years; a year is still a year
+    decades = pd.DataFrame({ID: "s", DS: pd.to_datetime([f"{y}-01-01" for y in range(1790, 2030, 10)]), "y": 1.0})
+    assert infer_freq(decades.drop(index=[3]), "t") == "10YS-JAN"
+    years = pd.DataFrame({ID: "s", DS: pd.to_datetime([f"{y}-01-01" for y in range(1950, 2000)]), "y": 1.0})
+    assert infer_freq(years.drop(index=[5]), "t") == "YS-JAN"

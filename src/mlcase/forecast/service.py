@@ -190,12 +190,12 @@ class ForecastService:
             raise DataError(f"future: the known covariates {', '.join(self.known)} are needed for each of the {h} "
                             "steps", "send one object per future step with them")
         t0 = time.perf_counter()
-        tier, reason, fc = "model", None, None
+        tier, reason, code, fc = "model", None, None, None
         if self.bundle is None:
-            tier, reason = "seasonal_naive", "no model is loaded"
+            tier, reason, code = "seasonal_naive", "no model is loaded", "no_model"
         elif len(history) < self.min_history:
-            tier, reason = "seasonal_naive", (f"the history has {len(history)} steps; the model needs "
-                                              f"{self.min_history}")
+            tier, reason, code = "seasonal_naive", (f"the history has {len(history)} steps; the model needs "
+                                                    f"{self.min_history}"), "short_history"
         else:
             job = self._pool.submit(self.bundle.model.forecast, history, future, h)
             try:
@@ -203,15 +203,18 @@ class ForecastService:
                 if len(fc) != h or not np.isfinite(fc[YHAT].to_numpy(dtype=float)).all():
                     raise ValueError("the model returned a forecast with missing or infinite values")
             except cf.TimeoutError:
-                tier, reason, fc = "seasonal_naive", f"the model took longer than {self.timeout_s:g} s", None
+                tier, reason, code, fc = "seasonal_naive", f"the model took longer than {self.timeout_s:g} s", "timeout", None
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failing model hands over to seasonal naive
-                tier, reason, fc = "seasonal_naive", f"the model failed: {type(exc).__name__}: {str(exc)[:200]}", None
+                tier, reason, code, fc = ("seasonal_naive", f"the model failed: {type(exc).__name__}: {str(exc)[:200]}",
+                                          "error", None)
         naive = self.floor.forecast(history, None, h)
         if fc is None:
             fc = naive
-        return self._points(fc, naive, history, series, tier, reason, (time.perf_counter() - t0) * 1000)
+        out = self._points(fc, naive, history, series, tier, reason, (time.perf_counter() - t0) * 1000)
+        out["reason_code"] = code  # a short code for metrics (the reason itself is free text)
+        return out
 
     def _points(self, fc, naive, history, series, tier, reason, ms) -> dict:
         cal = self.conformal if tier == "model" else (self.conformal.get("floor") or {})

@@ -695,7 +695,7 @@ class _LogCollector:
 class _RequestMetrics:
     """Pure ASGI middleware: request count and latency by endpoint (no per-request task switch)."""
 
-    KNOWN = {"/predict", "/labels", "/feedback", "/routing", "/release", "/release/check", "/health", "/ready",
+    KNOWN = {"/predict", "/forecast", "/rank", "/labels", "/feedback", "/routing", "/release", "/release/check", "/health", "/ready",
              "/metrics", "/docs", "/openapi.json"}
 
     def __init__(self, app, metrics: _Metrics):

@@ -1,4 +1,4 @@
-"""The server of a ``task: forecast`` case: ``POST /forecast``, ``/health``, ``/ready``.
+"""The server of a ``task: forecast`` case: ``POST /forecast``, ``/health``, ``/ready``, ``/metrics``.
 
 ``mlcase serve`` starts it instead of the record server when the case forecasts
 (:func:`mlcase.serve.app.serve` hands over). It loads the ``champion`` (or ``--version``),
@@ -7,8 +7,10 @@ model fails, is too slow, or the history is too short for its lags; also when no
 registered yet), commits every answer to the prediction log before it responds (one row per
 series forecast: ``prediction`` holds the points, ``scores`` the seasonal-naive forecast of the
 same steps, which monitoring compares against), and keeps the same guards as the record
-server: the API key (``MLCASE_API_KEY`` or ``serving.api_key_file``), the body size and JSON
-depth limits, one-line 4xx errors.
+server: the API key (``MLCASE_API_KEY`` or ``serving.api_key_file``; without it ``/ready`` says only
+whether it is ready), the body size and JSON depth limits, one-line 4xx errors, and the same Prometheus
+metrics (requests and latency by endpoint, forecasts by tier, fallbacks by tier and reason, refused
+requests, the prediction log's counters).
 """
 
 
@@ -18,6 +20,7 @@ import os
 import secrets
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from ..errors import DataError, MlcaseError
 
@@ -59,12 +62,14 @@ def _load(settings):
 def create_forecast_app(settings, state=None):
     """The FastAPI app of a forecast case (``settings``: :class:`mlcase.serve.app.ServeSettings`)."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
     from ..bounded import JsonTooLarge, load_json
+    from .app import _Metrics, _RequestMetrics
 
     st: dict = {"ready": False}  # case, service, log, notes, key, max_body (set in lifespan)
+    metrics = _Metrics(lambda: SimpleNamespace(log=st.get("log"), ready=st["ready"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -90,6 +95,8 @@ def create_forecast_app(settings, state=None):
     @app.exception_handler(MlcaseError)
     async def _error(request: Request, exc: MlcaseError):
         status = 422 if isinstance(exc, DataError) else (exc.http_status if 400 <= exc.http_status < 600 else 400)
+        if status == 422:
+            metrics.invalid.inc()
         return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status)
 
     def check_key(request: Request) -> None:
@@ -116,6 +123,10 @@ def create_forecast_app(settings, state=None):
         except JsonTooLarge as exc:
             raise BodyTooLarge(str(exc), "send fewer series per request (serving.max_body_bytes)") from None
         answers = await run_in_threadpool(_answer_all, st, data)
+        for a in answers:
+            metrics.predictions.labels(a["tier"], "forecast").inc()
+            if a["fallback"]:
+                metrics.fallbacks.labels(a["tier"], a.get("reason_code") or "unknown").inc()
         return answers if isinstance(data, list) else answers[0]
 
     @app.get("/health", summary="The process is alive")
@@ -123,15 +134,28 @@ def create_forecast_app(settings, state=None):
         return {"status": "alive"}
 
     @app.get("/ready", summary="The model is loaded")
-    async def ready():
+    async def ready(request: Request):
         if not st["ready"]:
             return JSONResponse({"ready": False}, status_code=503)
+        from .app import Unauthorized
+
+        try:
+            check_key(request)
+        except Unauthorized:  # without the key: ready or not, nothing about models or notes
+            return {"ready": True}
         svc = st["service"]
         return {"ready": True, "task": "forecast", "model_version": svc.bundle.version if svc.bundle else None,
                 "model_name": svc.bundle.name if svc.bundle else None, "horizon": svc.horizon, "freq": svc.freq,
                 "min_history": svc.min_history, "known": svc.known, "past_only": svc.past_only,
                 "notes": st["notes"]}
 
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prom():
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
 
 
