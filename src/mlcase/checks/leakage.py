@@ -11,7 +11,15 @@ from .context import Context, Skip
 from .registry import register
 from .report import Check
 from .stats import _fmt_score, _predictiveness, _target, values_are_codes
-from .thresholds import IDENTITY_R2, LEAK_ERROR, LEAK_MIN_MINORITY, LEAK_WARN, PROXY_AUC, PROXY_R2
+from .thresholds import (
+    IDENTITY_R2,
+    LEAK_ERROR,
+    LEAK_MIN_MINORITY,
+    LEAK_PERFECT_MIN_MINORITY,
+    LEAK_WARN,
+    PROXY_AUC,
+    PROXY_R2,
+)
 
 
 @register("leakage", ids=("target_leakage",), order=50)
@@ -41,8 +49,9 @@ def check_leakage(ctx: Context) -> list[Check]:
         if not score == score or score < LEAK_WARN or (c in lookups and score < LEAK_ERROR):
             continue  # below the bar, or a lookup that says more (below)
         sev = "error" if score >= LEAK_ERROR else "warning"
-        if sev == "error" and minority is not None and minority < LEAK_MIN_MINORITY:
-            sev = "warning"  # with a handful of positives a near-perfect AUC is weak evidence
+        perfect = metric == "auc" and score >= 1.0 and minority is not None and minority >= LEAK_PERFECT_MIN_MINORITY
+        if sev == "error" and minority is not None and minority < LEAK_MIN_MINORITY and not perfect:
+            sev = "warning"  # with a handful of positives a near-perfect AUC is weak evidence; a perfect one is not
         what = "almost perfectly" if score >= LEAK_ERROR else "very strongly"
         out.append(Check("target_leakage", sev,
                          f"'{c}' alone predicts the target {what} (one-feature {_fmt_score(score, metric)})",
