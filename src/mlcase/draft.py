@@ -123,7 +123,10 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     schema = infer_schema(df, target, task)
     kinds = {c: schema.columns[c].kind for c in df.columns}
     id_col = _id_column(kinds, target)
-    time_col = time or next((c for c, k in kinds.items() if k == "datetime" and c != target), None)
+    # the first date column a time split can use: Ecdat::breaches' first, `Date_Posted_or_Updated`, holds 43 days,
+    # too few, and the draft split at random beside `breach_start`'s 732
+    dates = [c for c, k in kinds.items() if k == "datetime" and c != target]
+    time_col = time or next((c for c in dates if not _time_unsplittable(df[c])), dates[0] if dates else None)
     # a panel (each row one entity in one period, with the period in whole years or dates) is split
     # by its period: the decision is about the entities' next periods
     panel = None if time_col else panel_keys(df, exclude=(target, id_col))

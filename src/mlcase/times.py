@@ -9,6 +9,8 @@ plain dates that was sent ``2020-05-01T10:00:00Z`` (what JSON clients write) fai
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 # the one unit of a time axis: microseconds, pandas 3's unit for parsed text, hold years 1 to 9999 (nanoseconds
@@ -34,3 +36,46 @@ def as_datetimes(values) -> pd.Series:
 def is_zoned(s: pd.Series) -> bool:
     """Whether ``s`` is a datetime column with a time zone."""
     return isinstance(s.dtype, pd.DatetimeTZDtype)
+
+
+# month/day/year, as the US writes dates and as Excel and SAS export them ("9/30/1990", "10/16/2009 0:00:00"): DuckDB's
+# CSV sniffer reads ISO dates only, so openintro::birds' strike dates and Ecdat::breaches' `Date_of_Breach` were text,
+# a category with a value per day, and the draft found no time to split by in 800 breach dates
+_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def us_dates(values: pd.Series) -> pd.Series | None:
+    """``values`` (text) as datetimes where every value is a month/day/year date (with an optional time), else
+    None. A first number above 12 is a day (day/month/year, as most of the world writes dates): such a
+    column stays text, since a single day/month value cannot be told from a month/day one when it is served.
+
+    >>> us_dates(pd.Series(["9/30/1990 0:00:00", "11/29/1993", None])).tolist()
+    [Timestamp('1990-09-30 00:00:00'), Timestamp('1993-11-29 00:00:00'), NaT]
+    >>> us_dates(pd.Series(["30/9/1990", "1/2/1990"])) is None
+    True
+    """
+    first = values.first_valid_index()
+    if first is None or not isinstance(values[first], str) or not _US_DATE.match(values[first].strip()):
+        return None                                      # the usual case, decided on one value
+    parsed = {}
+    for v in pd.unique(values.dropna()):
+        m = _US_DATE.match(v.strip()) if isinstance(v, str) else None
+        t = _us_date(m) if m and int(m.group(1)) <= 12 else None
+        if t is None:
+            return None                                  # not a date, a day first, or no day (2/30/1990)
+        parsed[v] = t
+    return pd.Series(values.map(parsed), index=values.index).astype(TIME_DTYPE)
+
+
+def us_date(value: str):
+    """One month/day/year text as a ``Timestamp``, or None where it is not one (the server reads a request so)."""
+    m = _US_DATE.match(value.strip()) if isinstance(value, str) else None
+    return _us_date(m) if m else None
+
+
+def _us_date(m: re.Match):
+    month, day, year, hour, minute, second = (int(g) if g else 0 for g in m.groups())
+    try:
+        return pd.Timestamp(year, month, day, hour, minute, second)
+    except ValueError:
+        return None

@@ -31,7 +31,7 @@ def _role(ctx: Context, column: str) -> str:
 
 
 @register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens", "blank_text",
-                          "zoned_times"), order=15)
+                          "zoned_times", "us_dates"), order=15)
 def check_reading(ctx: Context) -> list[Check]:
     notes = getattr(ctx.ds, "read_notes", None) or {}
     out: list[Check] = []
@@ -88,6 +88,13 @@ def check_reading(ctx: Context) -> list[Check]:
             evidence={"zone": zone},
             fix=f"nothing to do if '{col}' is compared across places as instants; send local wall-clock times "
                 "without a zone if the local hour is what matters"))
+    for col, n in (notes.get("us_dates") or {}).items():
+        out.append(Check(
+            "us_dates", "info",
+            f"column '{col}' ({_role(ctx, col)}) holds month/day/year dates ({n:,} values, e.g. 9/30/1990); they were "
+            "read as dates, as scoring and serving read them", column=col, evidence={"values": n},
+            fix=f"nothing to do if '{col}' is month first; if it is day first, write ISO dates (2024-01-31) at the "
+                "source"))
     return out
 
 

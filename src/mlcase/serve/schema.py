@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..data import read_names
 from ..errors import DataError
-from ..times import as_datetimes
+from ..times import as_datetimes, us_date
 
 MAX_TEXT = 10_000
 
@@ -134,7 +134,7 @@ class RecordSpec:
                 typ = bool
                 extra = {"examples": [True]}
             elif r.kind == "datetime":
-                typ = datetime
+                typ = Annotated[datetime, BeforeValidator(_us_date_text)]
                 extra = {}
             elif r.kind == "id":
                 typ = Annotated[str, BeforeValidator(_number_to_text), Field(max_length=MAX_TEXT)]
@@ -438,6 +438,12 @@ def _not_a_bool(v):
     if isinstance(v, bool):
         raise ValueError("a boolean is not a number")
     return v
+
+
+def _us_date_text(v):
+    """A month/day/year text (``9/30/1990 0:00:00``) as the datetime training read it; anything else as sent."""
+    t = us_date(v) if isinstance(v, str) and "/" in v else None
+    return t.to_pydatetime() if t is not None else v
 
 
 def _number_to_text(v):
