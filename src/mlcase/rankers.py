@@ -197,8 +197,8 @@ class ALSRanker(RegressorMixin, BaseEstimator):
 
     Confidence of a training row is ``1 + alpha * gain`` where it is relevant (its gain from
     the case), nothing otherwise. The score is the dot product of the group's and the item's
-    factors; a group or item never seen in training scores by its item's popularity, below
-    every known score.
+    factors; a group or item never seen in training, or never relevant there, scores by its item's
+    popularity, below every known score.
 
     Parameters
     ----------
@@ -244,6 +244,11 @@ class ALSRanker(RegressorMixin, BaseEstimator):
         self.item_factors_ = np.asarray(model.item_factors, dtype="float64")
         counts = np.asarray(matrix.getnnz(axis=0), dtype=float)
         self.popularity_ = counts / max(float(counts.max()), 1.0)
+        # a group (item) with no relevant training row has no interaction to learn from: ALS leaves its factors at
+        # zero, and every item scored 0 for it, in the order sent (gapminder's 1952, a year with no life expectancy
+        # past the relevance bar, was served Afghanistan, Albania, Algeria ...). It is cold, as one never seen.
+        self.group_seen_ = np.asarray(matrix.getnnz(axis=1) > 0)
+        self.item_seen_ = counts > 0
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -252,6 +257,8 @@ class ALSRanker(RegressorMixin, BaseEstimator):
         g = np.array([self.groups_.get(k, -1) for k in _keys(X[self.group].to_numpy())])
         i = np.array([self.items_.get(k, -1) for k in _keys(X[self.item].to_numpy())])
         known = (g >= 0) & (i >= 0)
+        if hasattr(self, "group_seen_"):     # (models fitted before it knew) treat every group and item as seen
+            known &= self.group_seen_[np.maximum(g, 0)] & self.item_seen_[np.maximum(i, 0)]
         out = np.empty(len(X))
         out[known] = np.einsum("ij,ij->i", self.group_factors_[g[known]], self.item_factors_[i[known]])
         floor = (out[known].min() if known.any() else 0.0) - 2.0
