@@ -100,7 +100,7 @@ def client(case: Case):
             if db is not None:
                 case.root.mkdir(parents=True, exist_ok=True)
             try:
-                cl = _open_client(MlflowClient, uri, db)
+                cl = _open_client(MlflowClient, uri, db, root=case.root if case.uses_embedded_store else None)
             except MlcaseError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the one place a store is opened: a bad store is bad input
@@ -154,10 +154,11 @@ def _is_sqlite(path: Path) -> bool:
         return False
 
 
-def _open_client(MlflowClient, uri: str, db: Path | None):
+def _open_client(MlflowClient, uri: str, db: Path | None, root: Path | None = None):
     """An ``MlflowClient`` whose stores are initialised. A SQLite store is created (tables, migrations)
     under a lock on ``<db>.lock``, so processes starting at once on a fresh store take turns instead
-    of racing through MLflow's table creation (which fails, and can leave the database half-built)."""
+    of racing through MLflow's table creation (which fails, and can leave the database half-built).
+    The embedded store of a case folder that was moved or copied (``root``) follows it: :func:`_follow_move`."""
     if db is None:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     from .lock import CaseBusy, file_lock
@@ -172,7 +173,54 @@ def _open_client(MlflowClient, uri: str, db: Path | None):
         cl = MlflowClient(tracking_uri=uri, registry_uri=uri)
         cl.search_experiments(max_results=1)  # creates or upgrades the tracking tables, now
         cl.search_registered_models(max_results=1)  # ... and the registry's
+        if root is not None:
+            moved = _follow_move(db, Path(root).resolve())
+            if moved:
+                import sys
+
+                sys.stderr.write(f"note: this case was moved or copied from {moved}: its MLflow store now reads and "
+                                 f"writes artifacts under {Path(root).resolve() / 'mlartifacts'}\n")
     return cl
+
+
+def _follow_move(db: Path, root: Path) -> str | None:
+    """Point the embedded store ``db`` at the case folder ``root`` it now lies in; the folder it came from, or None.
+
+    MLflow stores every artifact location as an absolute path (``file:///old/case/mlartifacts/...``). A case folder
+    that was moved (a CI runner's checkout, a container) failed every load with "internal error (MlflowException:
+    Failed to download artifacts ...)", and a copy read, and wrote, the original folder's artifacts. Every text
+    value that starts with the old folder, as a ``file://`` URI or a path, is rewritten in one transaction.
+    """
+    import sqlite3
+    from urllib.parse import unquote, urlsplit
+
+    con = sqlite3.connect(db, timeout=60, isolation_level=None)
+    try:
+        olds: set[str] = set()
+        for (loc,) in con.execute("SELECT artifact_location FROM experiments"):
+            path = Path(unquote(urlsplit(loc).path)) if str(loc).startswith("file://") else Path(str(loc))
+            old = path.parent if path.name == "mlartifacts" else (path.parent.parent if path.parent.name == "mlruns"
+                                                                  else None)
+            if old is not None and old.is_absolute() and old != root:
+                olds.add(str(old))
+        if not olds:
+            return None
+        con.execute("BEGIN IMMEDIATE")
+        tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                                            "'sqlite_%' AND name != 'alembic_version'")]
+        for old in sorted(olds):
+            prefixes = [(Path(old).as_uri() + "/", root.as_uri() + "/"), (old + "/", str(root) + "/")]
+            for table in tables:
+                cols = [c[1] for c in con.execute(f'PRAGMA table_info("{table}")')
+                        if any(k in str(c[2]).upper() for k in ("CHAR", "TEXT", "CLOB"))]
+                for col in cols:
+                    for before, after in prefixes:
+                        con.execute(f'UPDATE "{table}" SET "{col}" = ? || substr("{col}", ?) '
+                                    f'WHERE substr("{col}", 1, ?) = ?', (after, len(before) + 1, len(before), before))
+        con.execute("COMMIT")
+        return ", ".join(sorted(olds))
+    finally:
+        con.close()
 
 
 # schemes MLflow's tracking and registry stores accept (a bare path is a local file store)
