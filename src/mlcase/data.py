@@ -470,9 +470,11 @@ ROW_LABEL_NAME = re.compile(_ROW_LABEL, re.I)
 # on a random split that put each woman's years on both sides)
 # Stata's compact keys join the entity's short name and `id` (wooldridge::benefits' `schid`, a school per row,
 # was a numeric feature; its `distid`, 537 districts, was not a key); a bare `id$` would also take `paid`, `valid`
+# (HLMdiag::autism's `childid`, 155 children at up to five ages, was split at random: a child's visits on both sides)
 _ENTITY_NAME = re.compile(rf"({_ID_WORDS}|^(pid|hid|hhid|idno|id_?code|id_?num|id_?case|caseid|nr|subject|student|patient|household|"
                           r"person_?id|(sch|school|dist|district|firm|cust|user|emp|stu|fam|pers|pat|plant|store|county|"
-                          r"state|city|hosp|bank)id)$)", re.I)
+                          r"state|city|hosp|bank|child|mother|teacher|doctor|clinic|site|farm|plot|animal|tree|herd|"
+                          r"litter)id)$)", re.I)
 
 
 def named(rx: re.Pattern, name) -> bool:
