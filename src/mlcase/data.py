@@ -553,7 +553,9 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
     n_unique = int(nonnull.nunique())
     dtype = str(s.dtype)
     info = ColumnInfo(name=name, kind="categorical", dtype=dtype, missing_rate=round(missing, 6), n_unique=n_unique)
-    if pd.api.types.is_bool_dtype(s) or (n_unique <= 2 and set(map(str, nonnull.unique())) <= {"True", "False"}):
+    # (an empty column is no boolean: nlme::Quinidine's `dose`, missing in every row with a measured concentration,
+    # was read as one, and `explain` and /predict refused its doses: "expected a boolean (true/false), got 249.0")
+    if pd.api.types.is_bool_dtype(s) or (0 < n_unique <= 2 and set(map(str, nonnull.unique())) <= {"True", "False"}):
         info.kind = "boolean"
         return info
     if pd.api.types.is_datetime64_any_dtype(s):
