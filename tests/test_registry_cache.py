@@ -108,6 +108,10 @@ def test_a_moved_or_copied_case_folder_loads_and_writes_its_own_artifacts(regist
 
     case, v1, v2 = registered
     tracking.reset_cache()
+    capsys.readouterr()
+    assert tracking.load_bundle(case).version == v1           # in place: nothing moved (MLflow's Default experiment
+    assert "moved" not in capsys.readouterr().err             # sits in the cwd of the first command, not the case)
+    tracking.reset_cache()
     copy = tmp_path / "elsewhere" / "case"
     shutil.copytree(case.root, copy)
     shutil.rmtree(case.root / "mlartifacts")          # the original's artifacts are gone (moved, not copied)

@@ -197,12 +197,12 @@ def _follow_move(db: Path, root: Path) -> str | None:
     con = sqlite3.connect(db, timeout=60, isolation_level=None)
     try:
         olds: set[str] = set()
+        # the experiments mlcase created hold <case>/mlartifacts; MLflow's Default experiment holds <cwd>/mlruns/0,
+        # the folder the first command happened to run in, which says nothing of where the case was
         for (loc,) in con.execute("SELECT artifact_location FROM experiments"):
             path = Path(unquote(urlsplit(loc).path)) if str(loc).startswith("file://") else Path(str(loc))
-            old = path.parent if path.name == "mlartifacts" else (path.parent.parent if path.parent.name == "mlruns"
-                                                                  else None)
-            if old is not None and old.is_absolute() and old != root:
-                olds.add(str(old))
+            if path.name == "mlartifacts" and path.is_absolute() and path.parent != root:
+                olds.add(str(path.parent))
         if not olds:
             return None
         con.execute("BEGIN IMMEDIATE")
