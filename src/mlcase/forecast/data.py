@@ -249,7 +249,8 @@ def _months_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str | None:
     if years >= 1 and abs(days - years * 365.2425) <= 1.5 and bool((ds.month == first).all()):
         # a year, or several: HistData::Wheat's prices every five years from 1565 were drafted at "1826D" (five
         # years and a leap day), a grid that drifted off the years until the run named 48 missing steps
-        return f"{years if years > 1 else ''}{'YS' if start else 'YE'}-{pd.Timestamp(2000, first, 1).strftime('%b').upper()}"
+        month = pd.Timestamp(2000, first, 1).strftime("%b").upper()
+        return f"{years if years > 1 else ''}{'YS' if start else 'YE'}-{month}"
     return None
 
 

@@ -203,7 +203,8 @@ class ForecastService:
                 if len(fc) != h or not np.isfinite(fc[YHAT].to_numpy(dtype=float)).all():
                     raise ValueError("the model returned a forecast with missing or infinite values")
             except cf.TimeoutError:
-                tier, reason, code, fc = "seasonal_naive", f"the model took longer than {self.timeout_s:g} s", "timeout", None
+                tier, reason, code, fc = ("seasonal_naive", f"the model took longer than {self.timeout_s:g} s", "timeout",
+                                          None)
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failing model hands over to seasonal naive

@@ -695,8 +695,8 @@ class _LogCollector:
 class _RequestMetrics:
     """Pure ASGI middleware: request count and latency by endpoint (no per-request task switch)."""
 
-    KNOWN = {"/predict", "/forecast", "/rank", "/labels", "/feedback", "/routing", "/release", "/release/check", "/health", "/ready",
-             "/metrics", "/docs", "/openapi.json"}
+    KNOWN = {"/predict", "/forecast", "/rank", "/labels", "/feedback", "/routing", "/release", "/release/check",
+             "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
 
     def __init__(self, app, metrics: _Metrics):
         self.app = app
