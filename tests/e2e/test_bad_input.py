@@ -245,6 +245,12 @@ def one_line_and_nothing_lost(trained, tmp_path, monkeypatch, capfd, argv, setup
     ``words`` and a fix, no traceback, every file byte-for-byte as before."""
     case = tmp_path / "case"
     shutil.copytree(trained, case)
+    # settled where it is, as a copied case is by its first command: its store follows the folder (the artifact paths
+    # are rewritten), so what is compared below is the bad input's doing alone. Straight on the SQLite file: an
+    # MLflow store opened in this process would be reused by the command even after `setup` replaced the file.
+    from mlcase.tracking import _follow_move
+
+    assert _follow_move(case / "mlflow.db", case.resolve()) == str(trained.resolve())
     if setup is not None:
         setup(case)
     before = _snapshot(case)
