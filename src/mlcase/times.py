@@ -55,27 +55,23 @@ def us_dates(values: pd.Series) -> pd.Series | None:
     True
     """
     first = values.first_valid_index()
-    if first is None or not isinstance(values[first], str) or not _US_DATE.match(values[first].strip()):
+    if first is None or us_date(values[first]) is None:
         return None                                      # the usual case, decided on one value
     parsed = {}
     for v in pd.unique(values.dropna()):
-        m = _US_DATE.match(v.strip()) if isinstance(v, str) else None
-        t = _us_date(m) if m and int(m.group(1)) <= 12 else None
-        if t is None:
-            return None                                  # not a date, a day first, or no day (2/30/1990)
-        parsed[v] = t
+        parsed[v] = us_date(v)
+        if parsed[v] is None:
+            return None                                  # not a date, a day first (month 30), or no day (2/30/1990)
     return pd.Series(values.map(parsed), index=values.index).astype(TIME_DTYPE)
 
 
-def us_date(value: str):
+def us_date(value):
     """One month/day/year text as a ``Timestamp``, or None where it is not one (the server reads a request so)."""
     m = _US_DATE.match(value.strip()) if isinstance(value, str) else None
-    return _us_date(m) if m else None
-
-
-def _us_date(m: re.Match):
+    if m is None:
+        return None
     month, day, year, hour, minute, second = (int(g) if g else 0 for g in m.groups())
     try:
         return pd.Timestamp(year, month, day, hour, minute, second)
-    except ValueError:
+    except ValueError:                                   # a month past 12, a day past the month's last
         return None

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -174,12 +175,11 @@ def _open_client(MlflowClient, uri: str, db: Path | None, root: Path | None = No
         cl.search_experiments(max_results=1)  # creates or upgrades the tracking tables, now
         cl.search_registered_models(max_results=1)  # ... and the registry's
         if root is not None:
-            moved = _follow_move(db, Path(root).resolve())
+            root = Path(root).resolve()
+            moved = _follow_move(db, root)
             if moved:
-                import sys
-
                 sys.stderr.write(f"note: this case was moved or copied from {moved}: its MLflow store now reads and "
-                                 f"writes artifacts under {Path(root).resolve() / 'mlartifacts'}\n")
+                                 f"writes artifacts under {root / 'mlartifacts'}\n")
     return cl
 
 

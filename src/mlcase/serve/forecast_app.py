@@ -66,7 +66,7 @@ def create_forecast_app(settings, state=None):
     from starlette.concurrency import run_in_threadpool
 
     from ..bounded import JsonTooLarge, load_json
-    from .app import _Metrics, _RequestMetrics
+    from .app import Unauthorized, _Metrics, _RequestMetrics
 
     st: dict = {"ready": False}  # case, service, log, notes, key, max_body (set in lifespan)
     metrics = _Metrics(lambda: SimpleNamespace(log=st.get("log"), ready=st["ready"]))
@@ -105,8 +105,6 @@ def create_forecast_app(settings, state=None):
             return
         given = request.headers.get("x-api-key")
         if given is None or not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), key.encode("utf-8")):
-            from .app import Unauthorized
-
             raise Unauthorized("missing or wrong API key", f"send it in the X-API-Key header (set by {API_KEY_ENV})")
 
     @app.post("/forecast", summary="Forecast one series (an object) or several (a list)")
@@ -137,8 +135,6 @@ def create_forecast_app(settings, state=None):
     async def ready(request: Request):
         if not st["ready"]:
             return JSONResponse({"ready": False}, status_code=503)
-        from .app import Unauthorized
-
         try:
             check_key(request)
         except Unauthorized:  # without the key: ready or not, nothing about models or notes
