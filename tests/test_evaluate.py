@@ -25,7 +25,7 @@ from mlcase.evaluate import (
     perfect_cost,
     value_ceiling,
 )
-from mlcase.tasks import RowCosts, binary_costs
+from mlcase.tasks import RowCosts, binary_costs, binary_flags, capacity_share, choose_cut
 
 FAST = {"bootstrap": 300}
 
@@ -348,12 +348,16 @@ def test_money_thresholds_and_lift_follow_the_rows(planted_eval):
     d = ev.to_dict()
     rows_v, rows_t = ds.rows("valid"), ds.rows("test")
     for name, b in bundles.items():
-        # each threshold is the validation cost minimiser, within capacity
-        t, _ = decision_threshold(case, rows_v, ds.y_valid, b.scores(ds.X_valid))
+        # each threshold is the validation cost minimiser, within capacity; a constant's scores are one block,
+        # of which the capacity's share is flagged (choose_cut), the others cut between distinct scores
+        t, share, _ = choose_cut(ds.y_valid, b.scores(ds.X_valid), binary_costs(case, rows_v), capacity_share(case))
         assert d["thresholds"][name] == pytest.approx(t) and b.threshold == pytest.approx(t)
-        assert (b.scores(ds.X_valid) >= t).mean() <= 0.12
+        assert b.tie_share == share and (share is None) == (name != "majority")
+        if share is None:
+            assert t == decision_threshold(case, rows_v, ds.y_valid, b.scores(ds.X_valid))[0]
+        assert binary_flags(b.scores(ds.X_valid), t, share).mean() <= 0.12
         # money on test: the spec's per-row costs at that threshold
-        per_row = binary_costs(case, rows_t).of(ds.y_test, b.scores(ds.X_test) >= t)
+        per_row = binary_costs(case, rows_t).of(ds.y_test, binary_flags(b.scores(ds.X_test), t, share))
         assert d["cost_per_decision"][name] == pytest.approx(per_row.mean())
         assert d["cost_sd_per_decision"][name] == pytest.approx(per_row.std(ddof=1))
         assert d["money"][name]["per_1000"] == pytest.approx(1000 * per_row.mean())

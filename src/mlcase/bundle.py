@@ -51,6 +51,10 @@ class ModelBundle:
         Class labels in the order of ``predict_proba`` columns (binary: ``[negative, positive]``).
     threshold : float or None
         Binary decision threshold on the positive-class probability.
+    tie_share : float or None
+        Binary: the share of the rows scored exactly at ``threshold`` that are flagged, where the
+        review capacity falls inside a block of tied scores (:func:`mlcase.tasks.choose_cut`); None
+        flags every row at it.
     cost_matrix : list of lists or None
         Multiclass: ``C[i][j]``, the money when the truth is ``classes[i]`` and the decision
         ``classes[j]``, where the case's ``costs.matrix`` is uneven (see
@@ -75,6 +79,7 @@ class ModelBundle:
     classes: list | None = None
     positive: Any = None
     threshold: float | None = None
+    tie_share: float | None = None
     point: dict | None = None
     cost_matrix: list | None = None
     conformal: dict | None = None
@@ -123,12 +128,22 @@ class ModelBundle:
         """
         return self.metrics.get("threshold_oof", self.threshold)
 
-    def decide(self, scores: np.ndarray) -> np.ndarray:
+    @property
+    def valid_tie_share(self) -> float | None:
+        """:attr:`tie_share` at :attr:`valid_threshold` (the out-of-fold scores' own)."""
+        return self.metrics.get("tie_share_oof") if "threshold_oof" in self.metrics else self.tie_share
+
+    def decide(self, scores: np.ndarray, draws=None) -> np.ndarray:
         """The decision per row: binary flags at the threshold (1 = act), the class of least expected cost (multiclass), the
-        prediction (regression: the score, or its :attr:`point` map where the costs call for one)."""
+        prediction (regression: the score, or its :attr:`point` map where the costs call for one).
+
+        ``draws``: binary, one uniform number in [0, 1) per row choosing the rows at a split threshold
+        (:attr:`tie_share`) that are flagged; without them, exactly that share is (:func:`mlcase.tasks.binary_flags`).
+        """
         if self.task == "binary":
-            t = 0.5 if self.threshold is None else self.threshold
-            return (scores >= t).astype("int64")
+            from .tasks import binary_flags
+
+            return binary_flags(scores, self.threshold, self.tie_share, draws)
         if self.task == "multiclass":
             from .tasks import decide_classes
 

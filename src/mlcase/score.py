@@ -217,9 +217,8 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn) -> dict:
                 conformal = np.asarray([json.dumps(x, default=str) for x in sets], dtype=object)
     review = np.zeros(n, dtype=bool)
     if decider.task == "binary":
-        t = 0.5 if bundle.threshold is None else bundle.threshold
         s = scores.reshape(-1)
-        flag = s >= t
+        flag = bundle.decide(s).astype(bool)  # at a split threshold: exactly its share of the chunk's tied rows
         if decider.defer and size is not None:
             review = size != 1
         decision = np.where(review, "review", np.where(flag, "flag", "auto"))

@@ -121,9 +121,8 @@ def _decide(task: str, s: np.ndarray, rule, dataset, y, costs_obj, case: Case):
     """The decisions of scores ``s`` under ``rule``: a threshold (binary) or a point map (regression);
     None on out-of-fold discovery rows, where the model's own rule is chosen on these rows."""
     if task == "binary":
-        if rule is None:
-            rule, _ = T.choose_threshold(y, s, costs_obj, T.capacity_share(case))
-        return (s >= rule).astype(int)
+        t, share = T.choose_cut(y, s, costs_obj, T.capacity_share(case))[:2] if rule is None else rule
+        return T.binary_flags(s, t, share)
     if task == "multiclass":
         return T.decide_classes(s, dataset.classes, T.cost_matrix(case, dataset.classes))
     if rule is None:   # out-of-fold rows: the map is fitted here, at the floor the served models keep
@@ -226,9 +225,9 @@ def weak_slices(case: Case, dataset, plan, bundles: dict, cand: str, base: str, 
     t_scores = {r: b.scores(features_of(dataset.rows("test"), b, dataset)) for r, b in roles.items()}
     # the decision rule of each role: its threshold (binary), its point map (regression)
     regression = spec.task == "regression"
-    rules = {r: b.point if regression else b.threshold for r, b in roles.items()}
+    rules = {r: b.point if regression else (b.threshold, b.tie_share) for r, b in roles.items()}
     valid = _Rows(case, dataset, floor, v_idx, v_scores,
-                  {r: b.point if regression else b.valid_threshold for r, b in roles.items()}, const)
+                  {r: b.point if regression else (b.valid_threshold, b.valid_tie_share) for r, b in roles.items()}, const)
     test = _Rows(case, dataset, floor, t_idx, t_scores, rules, const)
     if len(disc_idx) >= max(50, 2 * spec.evaluation.min_slice_size):
         disc = _Rows(case, dataset, floor, pool[disc_idx], {CANDIDATE: s_c[disc_idx], BASELINE: s_b[disc_idx]},

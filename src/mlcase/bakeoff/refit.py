@@ -239,10 +239,10 @@ def _carry_threshold(out: ModelBundle, evaluated: ModelBundle, dataset) -> None:
     if evaluated.threshold is None or evaluated.task != "binary" or not len(dataset.split.valid):
         return
     X = dataset.X_valid
-    carried = T.carried_by_rate(out.scores(X), evaluated.scores(X), evaluated.threshold)
+    carried = T.carried_by_rate(out.scores(X), evaluated.scores(X), evaluated.threshold, evaluated.tie_share)
     if carried is None:
         return
-    out.threshold, planned, served = carried
+    out.threshold, out.tie_share, planned, served = carried
     out.metrics = {**out.metrics, "threshold_evaluated": float(evaluated.threshold),
                    "threshold_refit_note": (
                        f"the evaluated threshold {evaluated.threshold:.6g} would make the version refitted on every "

@@ -122,9 +122,9 @@ class Scorer:
     def cost(self, y: np.ndarray, s: np.ndarray, idx: np.ndarray) -> float | None:
         """Business cost per decision on rows ``idx`` (positions in the scored rows); None without costs."""
         if self.costs is not None:
-            from ..tasks import choose_threshold
+            from ..tasks import choose_cut
 
-            return float(choose_threshold(y, s, self.costs.take(idx), self.capacity)[1])
+            return float(choose_cut(y, s, self.costs.take(idx), self.capacity)[2])
         if self.matrix is not None:
             decision = np.argmin(s @ self.matrix, axis=1)
             return float(self.matrix[np.asarray(y, dtype=int), decision].mean())

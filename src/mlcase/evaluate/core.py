@@ -160,7 +160,8 @@ def _test_part(case: Case, dataset, bundles: dict, floor: FloorPolicies) -> dict
     for name, b in bundles.items():
         s = b.scores(features_of(rows_t, b, dataset))
         out["scores"][name] = s
-        out["metrics"][name] = task.metrics(y_t, s, threshold=b.threshold, classes=b.classes)
+        out["metrics"][name] = task.metrics(y_t, s, threshold=b.threshold, classes=b.classes,
+                                               tie_share=getattr(b, "tie_share", None))
         out["row_cost"][name] = np.asarray(costs_t.of(y_t, b.decide(s)), dtype=float)
         out["losses"][name], out["finalize"], out["metric_name"] = task.row_losses(y_t, s, b.classes)
     for name, c in floor.test_costs(costs_t, y_t).items():
@@ -262,7 +263,8 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
         if capacity is not None:
             from scipy.stats import binom
 
-            planned, served = float(np.mean(p_v >= t_v)), out["flag_rate"][candidate]
+            planned = float(np.mean(T.binary_flags(p_v, t_v, cand.valid_tie_share)))
+            served = out["flag_rate"][candidate]
             # far fewer flags on the test rows than planned leaves review capacity unused (Stat2Data::InsuranceVote:
             # 8.9% of validation rows, 1 of 69 test rows, where the top scores crowd within 0.004 of the cut): the one-
             # sided binomial chance of so few flags at the planned rate

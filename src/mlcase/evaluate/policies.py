@@ -70,7 +70,8 @@ def decision_threshold(case: Case, rows: pd.DataFrame, y, p) -> tuple[float, flo
     return T.choose_threshold(y, p, T.binary_costs(case, rows), T.capacity_share(case))
 
 
-def rate_matched(bundle, dataset, oof: np.ndarray, t: float) -> tuple[float, str] | None:
+def rate_matched(bundle, dataset, oof: np.ndarray, t: float, tie_share: float | None = None
+                 ) -> tuple[float, float | None, str] | None:
     """The threshold at which the served model flags as many validation rows as the plan, where the
     threshold chosen on out-of-fold scores would not.
 
@@ -89,13 +90,14 @@ def rate_matched(bundle, dataset, oof: np.ndarray, t: float) -> tuple[float, str
     """
     if getattr(bundle, "oof_valid", None) is None or len(oof) == 0:
         return None
-    carried = T.carried_by_rate(bundle.scores(dataset.X_valid), oof, t)
+    carried = T.carried_by_rate(bundle.scores(dataset.X_valid), oof, t, tie_share)
     if carried is None:
         return None
-    matched, planned, served = carried
-    return matched, (f"the out-of-fold threshold {t:.6g} would make the served model flag {served:.1%} of the "
-                     f"validation rows instead of the planned {planned:.1%}; it serves at {matched:.6g}, "
-                     "the cut where its own scores flag the planned share")
+    matched, share, planned, served = carried
+    return matched, share, (f"the out-of-fold threshold {t:.6g} would make the served model flag {served:.1%} of the "
+                            f"validation rows instead of the planned {planned:.1%}; it serves at {matched:.6g}, "
+                            "the cut where its own scores flag the planned share"
+                            + (f" ({share:.1%} of the rows tied at it, drawn at random)" if share is not None else ""))
 
 
 def choose_thresholds(case: Case, dataset, bundles: dict) -> tuple[dict, dict, dict]:
@@ -118,13 +120,15 @@ def choose_thresholds(case: Case, dataset, bundles: dict) -> tuple[dict, dict, d
     for name, b in bundles.items():
         s = scores[name] = valid_scores(b, dataset)
         if task_name == "binary":
-            b.threshold, valid_cost[name] = T.choose_threshold(y_v, s, costs_v, capacity)
+            b.threshold, b.tie_share, valid_cost[name] = T.choose_cut(y_v, s, costs_v, capacity)
             b.metrics.pop("threshold_oof", None)
             b.metrics.pop("threshold_note", None)
-            matched = rate_matched(b, dataset, s, b.threshold)
+            b.metrics.pop("tie_share_oof", None)
+            matched = rate_matched(b, dataset, s, b.threshold, b.tie_share)
             if matched is not None:
-                b.metrics["threshold_oof"], b.metrics["threshold_note"] = float(b.threshold), matched[1]
-                b.threshold = matched[0]
+                b.metrics["threshold_oof"], b.metrics["threshold_note"] = float(b.threshold), matched[2]
+                b.metrics["tie_share_oof"] = b.tie_share
+                b.threshold, b.tie_share = matched[0], matched[1]
             thresholds[name] = float(b.threshold)
         else:
             if task_name == "multiclass":

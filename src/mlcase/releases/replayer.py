@@ -189,6 +189,17 @@ def _value(v):
     return None if v is None or _isnan(v) else v
 
 
+def _drawn(answer, tier) -> bool:
+    """Whether a binary answer's score sits at its bundle's split threshold (its decision a draw)."""
+    b = tier.bundle
+    if b is None or b.task != "binary" or b.tie_share is None or b.threshold is None or answer.score is None \
+            or tier.rule is not None or answer.decision == "review":
+        return False
+    from ..tasks.binary import AT_CUT
+
+    return abs(float(answer.score) - float(b.threshold)) <= AT_CUT * max(1.0, abs(float(b.threshold)))
+
+
 # --------------------------------------------------------------------------- replaying
 def _compare(row: dict, answer, tier, arm_bundle) -> tuple[list[dict], list[str]]:
     from .. import __version__
@@ -203,6 +214,12 @@ def _compare(row: dict, answer, tier, arm_bundle) -> tuple[list[dict], list[str]
         # "not reproduced" on dslabs::movielens: position 12 against the score -0.42)
         notes.append(f"position {row['prediction']} and '{logged_decision}' follow from the scores of the whole "
                      "list; the item's score was replayed")
+    elif _drawn(answer, tier) and (answer.decision != logged_decision or not _same_prediction(
+            row["prediction"], answer.prediction, arm_bundle.task)):
+        # a score at a split threshold is flagged by a draw (Decider.answer): the same score may go either way
+        notes.append(f"the score {answer.score:.6g} sits at the split threshold, where {tier.bundle.tie_share:.1%} of "
+                     f"the rows are flagged by a draw: '{logged_decision}' then and '{answer.decision}' now are both "
+                     "the model's decision")
     else:
         if answer.decision != logged_decision:
             diffs.append({"what": "decision", "logged": logged_decision, "now": answer.decision})

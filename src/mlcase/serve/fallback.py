@@ -254,8 +254,12 @@ class Decider:
         self.positive = positive
         self.defer = defer
         self.max_width = max_interval_width
+        self._rng = np.random.default_rng()  # draws at a split threshold (answer)
 
     def answer(self, tier: Tier, score, conformal, reasons: list[TierFailed], flags: dict) -> Answer:
+        """The answer to one record from its tier's score. A binary score at a split threshold (the review capacity
+        falls inside a block of tied scores: :func:`mlcase.tasks.choose_cut`) is flagged with the bundle's
+        ``tie_share`` as its chance, drawn here, as a review queue takes some of many equal cases."""
         bundle = tier.bundle
         reason = "; ".join(f"{r.tier}: {r}" for r in reasons) if reasons else None
         code = reasons[0].code if reasons else None
@@ -266,9 +270,14 @@ class Decider:
             c = tier.constant
             return Answer(prediction=c["prediction"], score=c.get("score"), decision=c["decision"], **common)
         if self.task == "binary":
-            t = 0.5 if bundle is None or bundle.threshold is None or tier.rule is not None else bundle.threshold
             s = float(score)
-            flag = s >= t
+            if bundle is None or bundle.threshold is None or tier.rule is not None:
+                flag = s >= 0.5
+            else:
+                from ..tasks import binary_flags
+
+                draws = None if bundle.tie_share is None else self._rng.random(1)
+                flag = bool(binary_flags([s], bundle.threshold, bundle.tie_share, draws)[0])
             decision = "flag" if flag else "auto"
             if self.defer and conformal is not None and len(conformal) != 1:
                 decision = "review"

@@ -77,13 +77,34 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, costs: RowCosts, capacity: fl
 
     Candidates are the distinct scores; flagging is ``p >= t``. Returns
     ``(threshold, mean cost per row)``. Ties in cost go to the higher threshold
-    (fewer flags).
+    (fewer flags). :func:`choose_cut` also cuts inside a block of tied scores.
     """
+    t, _, cost = _cut(y, p, costs, capacity, split_ties=False)
+    return t, cost
+
+
+def choose_cut(y: np.ndarray, p: np.ndarray, costs: RowCosts, capacity: float | None = None
+               ) -> tuple[float, float | None, float]:
+    """:func:`choose_threshold` that may also cut a block of tied scores where the review capacity falls inside it.
+
+    Returns ``(threshold, tie_share, mean cost per row)``: rows scored above the threshold are flagged, and
+    ``tie_share`` of the rows scored at it (None: all of them). A model whose scores come in a few tied
+    values (a table of one or two coded features) has a top block larger than the capacity; a threshold
+    between distinct scores then flags nobody and the capacity goes unused, while the block's rows are
+    still the likeliest. Flagging a share of them, drawn at random, is what a review queue does with
+    equal scores: stevedata::fakeLogit (10,000 rows, one feature of five values) and Stat2Data::Putts1
+    went NO_GO, "no model beats flagging 10% of cases at random", with a model that flagged 0% of the
+    test rows. The cost of the partial block is its exact expectation.
+    """
+    return _cut(y, p, costs, capacity, split_ties=True)
+
+
+def _cut(y, p, costs: RowCosts, capacity, split_ties: bool) -> tuple[float, float | None, float]:
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=float)
     n = len(y)
     if n == 0:
-        return 1.0, 0.0
+        return 1.0, None, 0.0
     order = np.argsort(-p, kind="stable")
     ps = p[order]
     base = costs.if_not_flagged(y).sum()  # flag nobody
@@ -93,13 +114,50 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, costs: RowCosts, capacity: fl
     valid_k = np.concatenate([[True], ps[:-1] > ps[1:], [True]])
     ks = np.arange(n + 1)
     allowed = valid_k.copy()
+    cap_k = None
     if capacity is not None:
-        allowed &= ks <= capacity_rows(capacity, n)
+        cap_k = capacity_rows(capacity, n)
+        allowed &= ks <= cap_k
     total = np.where(allowed, base + cum, np.inf)
     k = int(np.argmin(total))  # first minimum = fewest flags among ties
+    if split_ties and cap_k is not None and 0 < cap_k < n and not valid_k[cap_k]:
+        # the capacity falls inside a block of tied scores [a, b): flag (cap_k - a) / (b - a) of it
+        a = int(np.flatnonzero(valid_k[:cap_k + 1])[-1])
+        b = cap_k + int(np.flatnonzero(valid_k[cap_k:])[0])
+        share = (cap_k - a) / (b - a)
+        partial = base + cum[a] + share * (cum[b] - cum[a])
+        if partial < total[k] - 1e-9 * max(1.0, abs(total[k])):
+            return float(ps[a]), float(share), float(partial / n)
     # flag nobody: just above the top score, with room for float noise of a recomputed score
     t = max(float(ps[0]) + 1e-12, float(np.nextafter(ps[0], np.inf))) if k == 0 else float(ps[k - 1])
-    return t, float(total[k] / n)
+    return t, None, float(total[k] / n)
+
+
+AT_CUT = 1e-9   # relative: scores this close to the threshold are at it (one row scored alone or in a batch)
+
+
+def binary_flags(p, threshold: float | None, tie_share: float | None = None, draws=None) -> np.ndarray:
+    """0/1 flags: ``p >= threshold``, or, with ``tie_share``, every row above the threshold and that share of the
+    rows at it (see :func:`choose_cut`).
+
+    ``draws`` (one uniform number in [0, 1) per row: the server's, one request at a time) flags a row at the
+    threshold where its draw is below the share. Without draws, exactly the share (rounded) of the rows at the
+    threshold is flagged, chosen by a fixed random permutation: the evaluation's and batch scoring's way, whose
+    cost is then that of the share planned, the same on every run.
+    """
+    p = np.asarray(p, dtype=float)
+    t = 0.5 if threshold is None else float(threshold)
+    if tie_share is None:
+        return (p >= t).astype("int64")
+    at = np.abs(p - t) <= AT_CUT * max(1.0, abs(t))
+    flags = (p > t) & ~at
+    idx = np.flatnonzero(at)
+    if draws is None:
+        chosen = idx[np.random.default_rng(0).permutation(len(idx))[:int(round(float(tie_share) * len(idx)))]]
+    else:
+        chosen = idx[np.asarray(draws, dtype=float).reshape(-1)[idx] < float(tie_share)]
+    flags[chosen] = True
+    return flags.astype("int64")
 
 
 def capacity_threshold(p, capacity) -> float | None:
@@ -117,23 +175,41 @@ def capacity_threshold(p, capacity) -> float | None:
     return float(t if ps[k] < t else np.nextafter(t, np.inf))
 
 
+def capacity_cut(p, share: float) -> tuple[float, float | None]:
+    """``(threshold, tie_share)`` that flags ``share`` of these scores: where that share falls inside a block of
+    tied scores, the block's score and the part of it to flag (:func:`binary_flags`)."""
+    ps = np.sort(np.asarray(p, dtype=float))[::-1]
+    k = capacity_rows(share, len(ps))
+    if k == 0 or k >= len(ps) or ps[k] < ps[k - 1]:
+        return capacity_threshold(ps, share), None
+    t = ps[k - 1]
+    above, at = int((ps > t).sum()), int((ps == t).sum())
+    return float(t), float((k - above) / at)
+
+
 RATE_TOLERANCE = 0.25   # a model may flag this share more or fewer rows than planned (at least 2 points)
 
 
-def carried_by_rate(own, reference, t: float) -> tuple[float, float, float] | None:
-    """``(threshold, planned, served)``: the cut in ``own`` scores that flags the share ``t`` flags in ``reference``.
+def carried_by_rate(own, reference, t: float, tie_share: float | None = None
+                    ) -> tuple[float, float | None, float, float] | None:
+    """``(threshold, tie_share, planned, served)``: the cut in ``own`` scores that flags the share ``t`` (with
+    ``tie_share``) flags in ``reference``.
 
     Both are scores of the same rows by two fits of one configuration (out-of-fold and refitted,
     or refitted on more rows). Where ``t`` flags about the same share of ``own`` (within
     :data:`RATE_TOLERANCE` of it, at least 2 points), returns None: the threshold carries over as it is.
+    Where the share falls inside a block of tied scores of ``own``, that share of the block is flagged
+    (:func:`capacity_cut`), not none of it.
     """
     own, reference = np.asarray(own, dtype="float64"), np.asarray(reference, dtype="float64")
     if len(own) == 0 or len(reference) == 0:
         return None
-    planned, served = float(np.mean(reference >= t)), float(np.mean(own >= t))
+    planned = float(np.mean(binary_flags(reference, t, tie_share)))
+    served = float(np.mean(binary_flags(own, t, tie_share)))
     if planned == 0 or abs(served - planned) <= max(0.02, RATE_TOLERANCE * planned):
         return None
-    return capacity_threshold(own, planned), planned, served
+    cut, share = capacity_cut(own, planned)
+    return cut, share, planned, served
 
 
 def cost_curve(y, p, costs: RowCosts, grid: np.ndarray | None = None) -> pd.DataFrame:
@@ -194,12 +270,12 @@ class BinaryTask(Task):
     primary_metric = "log_loss"
     greater_is_better = False
 
-    def metrics(self, y, p, threshold: float | None = 0.5, **_) -> dict[str, float]:
+    def metrics(self, y, p, threshold: float | None = 0.5, tie_share: float | None = None, **_) -> dict[str, float]:
         from sklearn import metrics as m
 
         y = np.asarray(y).astype(int)
+        flag = binary_flags(p, threshold, tie_share)
         p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-        flag = (p >= (0.5 if threshold is None else threshold)).astype(int)
         out = {"log_loss": float(m.log_loss(y, p, labels=[0, 1])),
                "brier": float(m.brier_score_loss(y, p, labels=[0, 1])),
                "accuracy": float(m.accuracy_score(y, flag)),

@@ -1,0 +1,144 @@
+"""Scores in a few tied values, with the review capacity inside the top block.
+
+A table of one or two coded features gives every model a handful of distinct scores. Where the
+likeliest block holds more rows than the review capacity, a threshold between distinct scores
+flags nobody: Stat2Data::Putts1 (587 golf putts, the putt's length in feet, 3 to 7) and
+stevedata::fakeLogit (10,000 rows, one feature of five values) went NO_GO, "no model beats
+flagging 10% of cases at random", with models that flagged 0% of the test rows against the 10%
+planned. A review queue takes a share of many equal cases; the threshold now does too: it flags
+the rows above the block and a drawn share of the block (``tie_share``), in the evaluation (the
+exact share), in batch scoring and in the server (a draw per request), and replay says a drawn
+decision is a draw, not a change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcase import results, tracking
+from mlcase.case import load_case
+from mlcase.cli import main
+from mlcase.tasks import RowCosts, binary_flags, capacity_cut, choose_cut, choose_threshold
+from tests.e2e.test_server import wait_ready
+from tests.serving_case import free_port
+
+from .tables import Table
+
+KEY = "tied-key"
+COSTS = {"true_positive": 1, "false_positive": 1, "false_negative": 5, "true_negative": 0}
+
+
+def test_a_capacity_inside_a_tied_block_flags_its_share_of_the_block():
+    # 30 rows tied at 0.9 (2 of 3 positive), 70 at 0.2; capacity 10%: the old cut flagged nobody
+    p = np.r_[np.full(30, 0.9), np.full(70, 0.2)]
+    y = np.r_[np.tile([1, 1, 0], 10), np.zeros(70, dtype=int)]
+    n = len(y)
+    costs = RowCosts(np.ones(n), np.ones(n), np.full(n, 5.0), np.zeros(n))
+    t_old, cost_old = choose_threshold(y, p, costs, 0.1)
+    assert binary_flags(p, t_old).sum() == 0 and cost_old == pytest.approx(100 / n)
+    t, share, cost = choose_cut(y, p, costs, 0.1)
+    assert t == 0.9 and share == pytest.approx(10 / 30)
+    # the block's expected cost: 10 of its 30 rows flagged, 2/3 of them positive (each saves 5 - 1),
+    # 1/3 negative (each costs 1 more)
+    assert cost == pytest.approx((100 - 10 * (2 / 3 * 4 - 1 / 3 * 1)) / n)
+    flags = binary_flags(p, t, share)
+    assert flags.sum() == 10 and flags[30:].sum() == 0
+    # draws flag about the share (a server's one request at a time); exact without them
+    draws = np.random.default_rng(1).random(n)
+    assert abs(int(binary_flags(p, t, share, draws)[:30].sum()) - 10) <= 8
+    assert capacity_cut(p, 0.1) == (0.9, pytest.approx(1 / 3))
+    # without ties the cut is the old one
+    q = np.linspace(0.99, 0.01, n)
+    assert choose_cut(y, q, costs, 0.1)[:2] == (choose_threshold(y, q, costs, 0.1)[0], None)
+
+
+PUTTS = Table("putts-random", "Stat2Data", "Putts1", "binary", "Made", {"method": "stratified", "seed": 42},
+              {"decision": "coach a putt", "baselines": ["majority", "linear"], "candidates": ["lightgbm"],
+               "costs": COSTS, "constraints": {"review_capacity": 0.1}, "budget": "8s"},
+              note="587 putts; Length 3 to 7 feet, the only feature")
+FAKE = Table("fakelogit-random", "stevedata", "fakeLogit", "binary", "y", {"method": "stratified", "seed": 42},
+             {"decision": "act on a row", "baselines": ["majority", "linear"], "candidates": ["logistic"],
+              "costs": COSTS, "constraints": {"review_capacity": 0.1}, "budget": "8s"},
+             note="10,000 rows; x in 0..4 (five values), y drawn from a logit of x")
+
+
+def _run(table: Table, folder: Path, store: Path) -> tuple[dict, dict]:
+    table.write(folder)
+    shutil.copy(store, folder / "mlflow.db")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(folder), "--json", "--quiet"])
+    assert code in (0, 3), out.getvalue()
+    return json.loads(out.getvalue()), results.load(load_case(folder), "evaluation")
+
+
+@pytest.mark.slow
+def test_tied_scores_use_the_review_capacity_in_evaluation_serving_and_replay(tmp_path, empty_store):
+    folder = tmp_path / "putts"
+    summary, ev = _run(PUTTS, folder, empty_store)
+    cand = ev["champion_candidate"]
+    # the test rows are flagged at the capacity (was 0%), and every model beats random review on them
+    check = ev["capacity_check"]
+    assert 0.08 <= check["test_flag_rate"] <= 0.1 and not check["test_under_plan"]
+    assert not any("flags 0% of test rows" in r for r in summary["reasons"])
+    assert not any("saves -$" in r for r in summary["reasons"]), summary["reasons"]
+
+    case = load_case(folder)
+    version = results.load(case, "registry")["candidate_version"]
+    bundle = tracking.load_bundle(case, version=version)
+    assert bundle.name == cand and bundle.tie_share is not None and 0 < bundle.tie_share < 1
+    lengths = pd.DataFrame({"Length": [3, 4, 5, 6, 7]})
+    at_cut = np.abs(bundle.scores(lengths) - bundle.threshold) <= 1e-9
+    assert at_cut.sum() == 1
+    top = int(lengths["Length"][at_cut].iloc[0])
+
+    # the server draws per request: the share of the tied block's requests flagged is the bundle's
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(folder), "--port", str(port),
+                             "--version", str(version)], env={**env, "MLCASE_API_KEY": KEY},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    n = 400
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, key=KEY)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, timeout=30) as client:
+            r = client.post("/predict", json=[{"Length": top}] * n)
+            assert r.status_code == 200, r.text
+            answers = r.json()["predictions"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    flagged = sum(a["decision"] == "flag" for a in answers)
+    sd = (n * bundle.tie_share * (1 - bundle.tie_share)) ** 0.5
+    assert abs(flagged - n * bundle.tie_share) <= 4 * sd, (flagged, bundle.tie_share)
+    assert all(a["score"] == pytest.approx(bundle.threshold, abs=1e-9) for a in answers)
+
+    # replay: every drawn decision is the model's, whichever way the draw went this time
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["replay", str(folder), "--last", str(n), "--json", "--log", str(folder / "predictions.db")])
+    replay = json.loads(out.getvalue())
+    assert code == 0 and replay["replayed"] == n and replay["reproduced"] == n, replay
+
+
+@pytest.mark.slow
+def test_a_logit_of_a_five_valued_feature_beats_random_review(tmp_path, empty_store):
+    summary, ev = _run(FAKE, tmp_path / "fake", empty_store)
+    # before: NO_GO, both models flagged 0% of the test rows and lost $0.150 a decision to random review
+    assert summary["decision"] in ("GO", "USE_BASELINE"), summary["reasons"]
+    assert all(0.08 <= ev["flag_rate"][m] <= 0.1 for m in ("linear", ev["champion_candidate"]))
+    over = next(r for r in summary["reasons"] if "over flagging 10% of cases at random" in r)
+    assert "CI $" in over and "CI -$" not in over, over
+
