@@ -215,9 +215,11 @@ def _metrics(case, spec, res) -> list[str]:
     for k, v in (ev.get("point_notes") or {}).items():
         L.append(f"- **Prediction of {k}:** {v}.")
     thresholds = {k: v for k, v in (ev.get("thresholds") or {}).items() if v is not None}
+    ties = ev.get("tie_shares") or {}
     if thresholds:
         L.append("- **Decision thresholds** (chosen on the validation rows to minimise cost within capacity): "
-                 + ", ".join(f"{k} {_num(v)}" for k, v in thresholds.items()))
+                 + ", ".join(f"{k} {_num(v)}" + (f" ({_pct(ties[k])} of the rows scored at it, drawn at random)"
+                                                   if k in ties else "") for k, v in thresholds.items()))
     return L
 
 

@@ -95,6 +95,9 @@ def test_tied_scores_use_the_review_capacity_in_evaluation_serving_and_replay(tm
     assert not any("flags 0% of test rows" in r for r in summary["reasons"])
     assert not any("saves -$" in r for r in summary["reasons"]), summary["reasons"]
 
+    assert 0 < ev["tie_shares"][cand] < 1
+    card = (folder / "model_card.md").read_text()
+    assert f"{cand} " in card and "of the rows scored at it, drawn at random" in card
     case = load_case(folder)
     version = results.load(case, "registry")["candidate_version"]
     bundle = tracking.load_bundle(case, version=version)

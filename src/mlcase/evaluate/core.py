@@ -260,6 +260,8 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
         out["flag_rate"] = {k: float(test["metrics"][k]["flag_rate"]) for k in bundles}
         out["threshold_notes"] = {k: b.metrics["threshold_note"] for k, b in bundles.items()
                                   if b.metrics.get("threshold_note")}
+        # the share of the rows scored at the threshold that are flagged, where the capacity splits a tied block
+        out["tie_shares"] = {k: float(b.tie_share) for k, b in bundles.items() if b.tie_share is not None}
         if capacity is not None:
             from scipy.stats import binom
 
