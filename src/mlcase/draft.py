@@ -246,6 +246,11 @@ def _time_unsplittable(values: pd.Series) -> str | None:
     from .times import as_datetimes
 
     t = values.dropna()
+    if len(t) < len(values):
+        # a row without a time has no side of a time split; a time missing for some rows is often the outcome's
+        # own (vcdExtra::Donner's `death`, the date only the dead have: drafted as the time, its split failed)
+        return (f"'{values.name}' is missing in {len(values) - len(t):,} of {len(values):,} rows, which a time split "
+                "cannot place: fill it, or set a date column every row has")
     try:
         t = as_datetimes(t) if not pd.api.types.is_numeric_dtype(t) else t
         make_split(len(t), "time", 0.2, 0.2, 42, time=t.to_numpy())

@@ -61,7 +61,7 @@ def check_label_maturity(ctx: Context) -> list[Check]:
         raise Skip("a positive rate by age needs a binary or numeric target")
     test = np.zeros(len(ctx.frame), dtype=bool)
     test[ctx.test] = True
-    keep = ~test
+    keep = ~test & ctx.ds.time.notna().to_numpy()  # a row without a time has no age
     t = ctx.ds.time[keep]
     y = ctx.ds.y[keep].astype("float64")
     age = ((t.max() - t).dt.total_seconds()).to_numpy()
@@ -74,7 +74,9 @@ def check_label_maturity(ctx: Context) -> list[Check]:
             k *= 2
         edges.append(np.inf)
     else:
-        qs = np.unique(np.quantile(age, np.linspace(0, 1, 11)))
+        qs = np.unique(np.quantile(age, np.linspace(0, 1, 11))) if len(age) else np.array([])
+        if len(qs) < 3:  # one or two distinct ages: no recent rows to set against older ones
+            raise Skip("too few distinct times to compare recent labels with older ones")
         edges = [0.0, *qs[1:-1].tolist(), np.inf]
         recent = age < edges[1]
     table = []
