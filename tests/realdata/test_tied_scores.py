@@ -145,3 +145,8 @@ def test_a_logit_of_a_five_valued_feature_beats_random_review(tmp_path, empty_st
     over = next(r for r in summary["reasons"] if "over flagging 10% of cases at random" in r)
     assert "CI $" in over and "CI -$" not in over, over
 
+    # the conformal sets of five tied scores hold all of a tie or none: above the band, the note says why
+    conf = results.load(load_case(tmp_path / "fake"), "conformal")
+    assert conf["coverage"] >= conf["coverage_band"][0]
+    if conf["coverage"] > conf["coverage_band"][1]:
+        assert "scores take 5 distinct values" in conf["coverage_note"], conf["coverage_note"]
