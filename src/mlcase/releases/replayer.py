@@ -193,8 +193,8 @@ def _drawn(answer, tier) -> bool:
     """Whether a binary answer's score sits at its bundle's split threshold (its decision a draw)."""
     b = tier.bundle
     if b is None or b.task != "binary" or b.tie_share is None or b.threshold is None or answer.score is None \
-            or tier.rule is not None or answer.decision == "review":
-        return False
+            or tier.rule is not None:
+        return False  # (a deferred answer's predicted class is drawn too)
     from ..tasks.binary import AT_CUT
 
     return abs(float(answer.score) - float(b.threshold)) <= AT_CUT * max(1.0, abs(float(b.threshold)))
