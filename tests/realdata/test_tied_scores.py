@@ -150,3 +150,24 @@ def test_a_logit_of_a_five_valued_feature_beats_random_review(tmp_path, empty_st
     assert conf["coverage"] >= conf["coverage_band"][0]
     if conf["coverage"] > conf["coverage_band"][1]:
         assert "scores take 5 distinct values" in conf["coverage_note"], conf["coverage_note"]
+    # the slice hybrids "random review in this slice, the candidate elsewhere" would spend the capacity twice
+    analysis = results.load(load_case(tmp_path / "fake"), "analysis")
+    over = [e for e in analysis["slices"]["money"] if e.get("loses_money")]
+    assert over and all(e["hybrid_over_capacity"] and e["hybrid_flag_rate"] > 0.105 for e in over)
+    assert analysis["slices"]["hybrid"] is None
+    assert not any("consider the hybrid" in r for r in summary["reasons"])
+    assert any("over the review capacity of 10%, so it is no option" in r for r in summary["reasons"])
+
+
+def test_a_hybrid_is_held_to_the_review_capacity():
+    from mlcase.analysis.slices import CANDIDATE, FLOOR, Part
+
+    n = 100
+    flags = {CANDIDATE: np.r_[np.ones(10), np.zeros(90)], FLOOR: np.full(n, 0.1)}
+    part = Part(pd.DataFrame({"x": np.arange(n)}), {CANDIDATE: np.zeros(n), FLOOR: np.zeros(n)},
+                flags=flags, capacity=0.1)
+    slice_ = np.arange(n) >= 50                       # random review on half the rows: 10 + 5 flags
+    assert part.hybrid_flag_rate(slice_, FLOOR) == pytest.approx(0.15) and part.over_capacity(slice_, FLOOR)
+    first = np.arange(n) < 50                         # the candidate's own flags traded for 5: within capacity
+    assert part.hybrid_flag_rate(first, FLOOR) == pytest.approx(0.05) and not part.over_capacity(first, FLOOR)
+    assert not Part(part.frame, part.costs).over_capacity(slice_, FLOOR)   # no flags (regression): no limit

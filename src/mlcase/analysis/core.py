@@ -105,16 +105,25 @@ class _Rows:
         y = dataset.y[idx]
         costs_obj = task.costs(case, rows, dataset.classes)
         self.costs, self.idx = {}, idx
+        # binary: each role's flags (the floor's expected share per row), so a hybrid's flag rate can be held
+        # against the review capacity
+        self.flags: dict[str, np.ndarray] | None = {} if task_name == "binary" else None
         for role, s in scores.items():
-            self.costs[role] = np.asarray(costs_obj.of(y, _decide(task_name, s, rules.get(role), dataset, y,
-                                                                  costs_obj, case)), dtype=float)
+            decided = _decide(task_name, s, rules.get(role), dataset, y, costs_obj, case)
+            self.costs[role] = np.asarray(costs_obj.of(y, decided), dtype=float)
+            if self.flags is not None:
+                self.flags[role] = np.asarray(decided, dtype=float)
         self.costs[FLOOR] = floor.test_costs(costs_obj, y)[floor.best]
+        if self.flags is not None:
+            best = floor.by_name(floor.best)
+            self.flags[FLOOR] = np.full(len(idx), float(best.params.get("rate", 1.0 if best.kind == "always" else 0.0)))
+        self.capacity = T.capacity_share(case) if task_name == "binary" else None
         self.loss = task.row_losses(y, scores[CANDIDATE], dataset.classes)[0]
         self.ref_loss = task.row_losses(y, const_scores(len(idx)), dataset.classes)[0]
         self.frame = rows
 
     def part(self, columns: list[str]) -> Part:
-        return Part(self.frame[columns], self.costs, self.loss, self.ref_loss)
+        return Part(self.frame[columns], self.costs, self.loss, self.ref_loss, self.flags, self.capacity)
 
 
 def _decide(task: str, s: np.ndarray, rule, dataset, y, costs_obj, case: Case):
@@ -375,8 +384,14 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
                     if same else f"95% CI {m(t['ci_low'])} to {m(t['ci_high'])}; Holm-adjusted p {e['p_holm']:.2g} "
                     f"over {e['tried']} slices tried")
         line = (f"in the slice '{e['label']}' ({e['n_test']:,} test rows, {100 * e['share_of_test']:.3g}% of "
-                f"decisions) the candidate loses {m(t['estimate'])} per decision against {ref} ({evidence}): "
-                f"consider the hybrid '{ref} in this slice, the candidate elsewhere'")
+                f"decisions) the candidate loses {m(t['estimate'])} per decision against {ref} ({evidence})")
+        if e.get("hybrid_over_capacity"):
+            cap = (evaluation or {}).get("capacity") or T.capacity_share(case)
+            out["any"].append(line + f"; the hybrid '{ref} in this slice, the candidate elsewhere' would flag "
+                              f"{100 * (e.get('hybrid_flag_rate') or 0):.3g}% of cases, over the review capacity of "
+                              f"{100 * cap:.3g}%, so it is no option: the slice's cases compete for the same reviews")
+            continue
+        line += f": consider the hybrid '{ref} in this slice, the candidate elsewhere'"
         if hv.get("estimate") is not None:
             line += (f", which saves {m(hv['estimate'])} per decision over the candidate alone on the validation "
                      f"rows (95% CI {m(hv['ci_low'])} to {m(hv['ci_high'])})")

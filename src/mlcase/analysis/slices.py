@@ -72,6 +72,8 @@ class Part:
     costs: dict[str, np.ndarray]
     loss: np.ndarray | None = None
     ref_loss: np.ndarray | None = None
+    flags: dict[str, np.ndarray] | None = None   # binary: each role's flags per row (a random policy's share)
+    capacity: float | None = None                # binary: the review capacity the hybrids are held to
 
     def __post_init__(self):
         self.frame = self.frame.reset_index(drop=True)
@@ -83,6 +85,22 @@ class Part:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def hybrid_flag_rate(self, mask: np.ndarray, reference: str) -> float | None:
+        """The share of rows a hybrid (``reference`` on ``mask``, the candidate elsewhere) flags; None without flags."""
+        if not self.flags or reference not in self.flags or len(self) == 0:
+            return None
+        return float(np.mean(np.where(mask, self.flags[reference], self.flags[CANDIDATE])))
+
+    def over_capacity(self, mask: np.ndarray, reference: str) -> bool:
+        """Whether that hybrid flags more than the review capacity allows (and more than the candidate does):
+        a hybrid that adds the reference's flags in a slice to the candidate's elsewhere can spend the capacity
+        twice (stevedata::fakeLogit: "flagging 10% of cases at random in this slice, the candidate elsewhere",
+        about 12% at a capacity of 10%)."""
+        rate = self.hybrid_flag_rate(mask, reference)
+        if rate is None or self.capacity is None:
+            return False
+        return rate > self.capacity + 0.005 and rate > float(np.mean(self.flags[CANDIDATE])) + 1e-9
 
     def diff(self, reference: str) -> np.ndarray:
         """Per-row money the candidate loses against ``reference`` (positive: the reference is cheaper)."""
@@ -399,7 +417,9 @@ def _money_entry(s: Slice, ref: str, sc: _Scan, i: int, t: float, valid: Part, t
              "cost_in_slice": {"candidate": float(test.costs[CANDIDATE][mt].mean()) if mt.any() else None,
                                "reference": float(test.costs[ref][mt].mean()) if mt.any() else None},
              "hybrid_valid": _saving(valid, mv, ref, n_boot, seed),
-             "hybrid_test": _saving(test, mt, ref, n_boot, seed)}
+             "hybrid_test": _saving(test, mt, ref, n_boot, seed),
+             "hybrid_flag_rate": test.hybrid_flag_rate(mt, ref),
+             "hybrid_over_capacity": bool(valid.over_capacity(mv, ref) or test.over_capacity(mt, ref))}
     return entry
 
 
@@ -438,7 +458,7 @@ def _ratio_p(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 def _combined_hybrid(money: list[dict], valid: Part, test: Part, n_boot: int, seed: int,
                      describe: dict) -> dict | None:
     """The fallback in every tried slice whose switch saves money on the validation rows, the candidate elsewhere."""
-    chosen = [e for e in money if (e["hybrid_valid"]["estimate"] or 0) > 0]
+    chosen = [e for e in money if (e["hybrid_valid"]["estimate"] or 0) > 0 and not e.get("hybrid_over_capacity")]
     if not chosen:
         return None
 
