@@ -506,3 +506,33 @@ def test_a_refitted_model_whose_own_scores_sit_apart_from_its_fold_models_keeps_
     kept = calibrate_on(fitted, ds2, ALPHA)
     assert "out_of_fold_quantile" not in kept
     assert kept["quantile"] == calibrate(fitted, None, ds2.y_valid, ALPHA, scores=valid_scores(fitted, ds2))["quantile"]
+
+
+def test_a_small_calibration_set_is_judged_by_the_exact_distribution_of_its_coverage():
+    """nlme::Relaxin (32 calibration, 40 test rows) covered 0.675 and stevedata::EBJ (15 and 19) 0.632: below the
+    normal 3-sd band (0.699, 0.658), so both were said not to be trusted; their chances under exchangeability are
+    0.6% and 0.9%. The band now takes the beta-binomial's own 0.135% tails where they are wider. Simulated split
+    conformal on exchangeable rows lands outside it at most about as often as the tails say."""
+    from mlcase.conformal.evaluation import coverage_check, coverage_sd
+
+    def check(n, m, cov):
+        return coverage_check({"alpha": 0.1, "coverage_bounds": [0.9, min(1.0, 0.9 + 1 / (n + 1))],
+                               "coverage_sd": coverage_sd(n, 0.1, m), "coverage": cov, "n_calibration": n,
+                               "n_test": m}, "random")
+
+    for n, m, cov in ((32, 40, 0.675), (15, 19, 0.632)):
+        out = check(n, m, cov)
+        assert out["coverage_ok"] and out["coverage_band"][0] < 0.9 - 3 * coverage_sd(n, 0.1, m)
+    assert not check(32, 40, 0.55)["coverage_ok"]
+    big = check(1600, 2000, 0.939)                     # many rows: the normal band, as before
+    assert not big["coverage_ok"] and big["coverage_band"][1] == pytest.approx(0.9 + 1 / 1601 + 3 * coverage_sd(
+        1600, 0.1, 2000), abs=2e-3)
+    rng = np.random.default_rng(0)
+    n, m, k = 32, 40, 30                               # k = ceil(33 * 0.9)
+    band = check(n, m, 0.9)["coverage_band"]
+    covs = []
+    for _ in range(20000):
+        q = np.sort(rng.random(n))[k - 1]             # the conformal quantile of n uniform scores
+        covs.append(np.mean(rng.random(m) <= q))
+    outside = np.mean((np.asarray(covs) < band[0] - 1e-12) | (np.asarray(covs) > band[1] + 1e-12))
+    assert outside <= 0.004, outside

@@ -153,6 +153,9 @@ def coverage_check(result: dict, split_method: str | None = None, refit_cut: boo
     sd = result["coverage_sd"]
     cov = result["coverage"]
     band = [max(0.0, lo - COVERAGE_SDS * sd), min(1.0, hi + COVERAGE_SDS * sd)]
+    exact = _exact_band(result.get("n_calibration"), result.get("n_test"), result["alpha"])
+    if exact is not None:  # never narrower than the normal one
+        band = [min(band[0], exact[0]), max(band[1], exact[1])]
     ok = bool(band[0] <= cov <= band[1])
     out = {"coverage_band": band, "coverage_ok": ok, "coverage_note": None}
     if not ok:
@@ -177,6 +180,26 @@ def coverage_check(result: dict, split_method: str | None = None, refit_cut: boo
                                    "calibrated it and errs less than they did, so the sets are conservative"
                                    if refit else "the scores tie, so the sets are conservative"))
     return out
+
+
+def _exact_band(n_calibration, n_test, alpha: float) -> list[float] | None:
+    """The test coverage's band at the tails of :data:`COVERAGE_SDS` normal sds (0.135% each side), from its exact
+    distribution: given the calibration rows a new row is covered with a chance that is Beta(k, n + 1 - k),
+    ``k = ceil((n + 1)(1 - alpha))``, so the count covered among ``m`` test rows is beta-binomial. On a few dozen
+    calibration rows that distribution is skewed, and the normal band is too narrow below: nlme::Relaxin
+    (32 calibration, 40 test rows) covered 0.675 against a normal band from 0.699, an outcome with a chance of
+    0.6% (stevedata::EBJ, 15 and 19 rows: 0.632 against 0.658, 0.9%), and both were said not to be trusted."""
+    if not n_calibration or not n_test:
+        return None
+    from scipy.stats import betabinom, norm
+
+    n, m = int(n_calibration), int(n_test)
+    k = math.ceil((n + 1) * (1 - alpha))
+    if k > n:
+        return None   # too few calibration rows for the level: the sets hold everything
+    tail = float(norm.sf(COVERAGE_SDS))
+    dist = betabinom(m, k, n + 1 - k)
+    return [float(dist.ppf(tail)) / m, float(dist.ppf(1 - tail)) / m]
 
 
 def coverage_sd(n_calibration: int, alpha: float, n_test: int | None = None) -> float:
