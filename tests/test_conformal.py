@@ -455,6 +455,9 @@ def test_coverage_check_names_the_reason_on_each_side_and_split():
     assert "above" in above and "test groups differ" in above and "conservative" in above
     assert "later than the calibration rows" in coverage_check({**base, "coverage": hi + 0.01}, "time")["coverage_note"]
     assert "scores tie" in coverage_check({**base, "coverage": hi + 0.01}, "random")["coverage_note"]
+    # a model of few distinct scores: the ties are named, not the refit (openintro::health_coverage)
+    tied = coverage_check({**base, "coverage": hi + 0.01}, "random", refit=True, distinct=5)["coverage_note"]
+    assert "scores take 5 distinct values" in tied and "refitted" not in tied
     # a model refitted on the calibration rows (calibrated on out-of-fold scores) errs less than those fits:
     # ggplot2::diamonds' ensemble covered 0.915 against a bound up to 0.913
     refit = coverage_check({**base, "coverage": hi + 0.01}, "random", refit=True)["coverage_note"]

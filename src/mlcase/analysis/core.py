@@ -115,8 +115,7 @@ class _Rows:
                 self.flags[role] = np.asarray(decided, dtype=float)
         self.costs[FLOOR] = floor.test_costs(costs_obj, y)[floor.best]
         if self.flags is not None:
-            best = floor.by_name(floor.best)
-            self.flags[FLOOR] = np.full(len(idx), float(best.params.get("rate", 1.0 if best.kind == "always" else 0.0)))
+            self.flags[FLOOR] = np.full(len(idx), float(floor.by_name(floor.best).params["rate"]))
         self.capacity = T.capacity_share(case) if task_name == "binary" else None
         self.loss = task.row_losses(y, scores[CANDIDATE], dataset.classes)[0]
         self.ref_loss = task.row_losses(y, const_scores(len(idx)), dataset.classes)[0]

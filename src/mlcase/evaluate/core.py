@@ -161,7 +161,7 @@ def _test_part(case: Case, dataset, bundles: dict, floor: FloorPolicies) -> dict
         s = b.scores(features_of(rows_t, b, dataset))
         out["scores"][name] = s
         out["metrics"][name] = task.metrics(y_t, s, threshold=b.threshold, classes=b.classes,
-                                               tie_share=getattr(b, "tie_share", None))
+                                               tie_share=b.tie_share)
         out["row_cost"][name] = np.asarray(costs_t.of(y_t, b.decide(s)), dtype=float)
         out["losses"][name], out["finalize"], out["metric_name"] = task.row_losses(y_t, s, b.classes)
     for name, c in floor.test_costs(costs_t, y_t).items():

@@ -195,9 +195,9 @@ def _drawn(answer, tier) -> bool:
     if b is None or b.task != "binary" or b.tie_share is None or b.threshold is None or answer.score is None \
             or tier.rule is not None:
         return False  # (a deferred answer's predicted class is drawn too)
-    from ..tasks.binary import AT_CUT
+    from ..tasks.binary import at_threshold
 
-    return abs(float(answer.score) - float(b.threshold)) <= AT_CUT * max(1.0, abs(float(b.threshold)))
+    return bool(at_threshold([answer.score], b.threshold)[0])
 
 
 # --------------------------------------------------------------------------- replaying

@@ -274,10 +274,8 @@ class Decider:
             if bundle is None or bundle.threshold is None or tier.rule is not None:
                 flag = s >= 0.5
             else:
-                from ..tasks import binary_flags
-
                 draws = None if bundle.tie_share is None else self._rng.random(1)
-                flag = bool(binary_flags([s], bundle.threshold, bundle.tie_share, draws)[0])
+                flag = bool(bundle.decide(np.asarray([s]), draws)[0])
             decision = "flag" if flag else "auto"
             if self.defer and conformal is not None and len(conformal) != 1:
                 decision = "review"

@@ -136,6 +136,12 @@ def _cut(y, p, costs: RowCosts, capacity, split_ties: bool) -> tuple[float, floa
 AT_CUT = 1e-9   # relative: scores this close to the threshold are at it (one row scored alone or in a batch)
 
 
+def at_threshold(p, threshold: float) -> np.ndarray:
+    """Which scores sit at the threshold (within :data:`AT_CUT`): the rows a split threshold flags by a draw."""
+    t = float(threshold)
+    return np.abs(np.asarray(p, dtype=float) - t) <= AT_CUT * max(1.0, abs(t))
+
+
 def binary_flags(p, threshold: float | None, tie_share: float | None = None, draws=None) -> np.ndarray:
     """0/1 flags: ``p >= threshold``, or, with ``tie_share``, every row above the threshold and that share of the
     rows at it (see :func:`choose_cut`).
@@ -149,7 +155,7 @@ def binary_flags(p, threshold: float | None, tie_share: float | None = None, dra
     t = 0.5 if threshold is None else float(threshold)
     if tie_share is None:
         return (p >= t).astype("int64")
-    at = np.abs(p - t) <= AT_CUT * max(1.0, abs(t))
+    at = at_threshold(p, t)
     flags = (p > t) & ~at
     idx = np.flatnonzero(at)
     if draws is None:
