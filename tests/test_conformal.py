@@ -527,6 +527,17 @@ def test_a_small_calibration_set_is_judged_by_the_exact_distribution_of_its_cove
         out = check(n, m, cov)
         assert out["coverage_ok"] and out["coverage_band"][0] < 0.9 - 3 * coverage_sd(n, 0.1, m)
     assert not check(32, 40, 0.55)["coverage_ok"]
+    # the report and the model card alert on the same band: Relaxin's 0.675 was still "below its target beyond
+    # sampling noise" in the card, and a warning in the report, against the normal 0.699
+    from mlcase.conformal import coverage_floor
+    from mlcase.report.sections.trust import _coverage_status
+
+    relaxin = {"alpha": 0.1, "coverage_bounds": [0.9, 0.9 + 1 / 33], "coverage_sd": coverage_sd(32, 0.1, 40),
+               "coverage": 0.675, "n_calibration": 32, "n_test": 40}
+    relaxin.update(check(32, 40, 0.675))
+    assert coverage_floor(relaxin) == relaxin["coverage_band"][0] < 0.675
+    assert _coverage_status(relaxin) == "ok"
+    assert _coverage_status({**relaxin, **check(32, 40, 0.55), "coverage": 0.55}) == "warning"
     big = check(1600, 2000, 0.939)                     # many rows: the normal band, as before
     assert not big["coverage_ok"] and big["coverage_band"][1] == pytest.approx(0.9 + 1 / 1601 + 3 * coverage_sd(
         1600, 0.1, 2000), abs=2e-3)

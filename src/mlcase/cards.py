@@ -18,6 +18,7 @@ from typing import Any
 
 from . import results as _results
 from .case import Case, load_case
+from .conformal.evaluation import coverage_floor
 from .errors import redact_url
 from .formats import money as _money
 
@@ -447,11 +448,11 @@ def _caveats(case, spec, res) -> list[str]:
         items.append(f"Slice gap: {flag if isinstance(flag, str) else _flag_text(flag)}")
     conf = res.get("conformal") or {}
     if conf.get("coverage") is not None and conf.get("coverage_bounds"):
-        lo = conf["coverage_bounds"][0] - 3 * (conf.get("coverage_sd") or 0)
-        if conf["coverage"] < lo:
+        if conf["coverage"] < coverage_floor(conf):
             items.append(f"Conformal coverage {_pct(conf['coverage'])} is below its target "
-                         f"{_pct(conf.get('target_coverage'))} beyond sampling noise: the test rows may differ "
-                         "from the validation rows (drift); recalibrate before relying on the sets.")
+                         f"{_pct(conf.get('target_coverage'))} beyond sampling noise: "
+                         + (conf.get("coverage_note") or "the test rows may differ from the validation rows (drift)")
+                         + "; recalibrate before relying on the sets.")
     for a in conf.get("assumptions") or []:
         items.append(f"Deferral assumption: {a}.")
     items.append("Monitor drift and realised costs after deployment (`mlcase monitor`); retrain every "

@@ -428,11 +428,14 @@ def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
         return
     alpha = case.spec.conformal.alpha
     conformal.calibrate_on(candidate, dataset, alpha, method=case.spec.conformal.method)
+    group = case.spec.data.group if case.spec.split.method == "group" else None
     conf = conformal.evaluate_conformal(case, candidate, X_test, dataset.y_test, dataset.rows("test"),
                                         calibration=(dataset.X_valid, dataset.y_valid),
                                         calibration_scores=valid_scores(candidate, dataset),
                                         train=(dataset.X_train, dataset.y_train),
-                                        seed=case.spec.split.seed)
+                                        seed=case.spec.split.seed,
+                                        groups=(dataset.rows("valid")[group], dataset.rows("test")[group])
+                                        if group else None)
     results.save(case, "conformal", conf)
     from . import tracking
 

@@ -41,11 +41,19 @@ from .calibrate import (
     calibrate_on,
     conformal_quantile,
 )
-from .evaluation import COVERAGE_SDS, coverage_check, coverage_sd, evaluate_conformal
+from .evaluation import (
+    COVERAGE_SDS,
+    coverage_check,
+    coverage_floor,
+    coverage_sd,
+    evaluate_conformal,
+    group_design,
+)
 from .sets import intervals_from_scores, predict_sets, sets_from_scores
 
 __all__ = [
     "BOOSTED", "CLASSIFICATION_METHODS", "CONFORMAL_VERSION", "COVERAGE_SDS", "EPSILON", "REGRESSION_METHODS",
-    "calibrate", "calibrate_on", "conformal_quantile", "coverage_check", "coverage_sd", "evaluate_conformal",
+    "calibrate", "calibrate_on", "conformal_quantile", "coverage_check", "coverage_floor", "coverage_sd",
+    "evaluate_conformal", "group_design",
     "intervals_from_scores", "predict_sets", "sets_from_scores",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...conformal.evaluation import coverage_floor
 from . import Section, esc, figure, fmt, table
 
 TITLE = "Explanations and uncertainty"
@@ -258,7 +259,7 @@ def _coverage_status(conf: dict) -> str | None:
     cov, bounds = conf.get("coverage"), conf.get("coverage_bounds")
     if cov is None or not bounds:
         return None
-    return "warning" if cov < bounds[0] - 3 * (conf.get("coverage_sd") or 0) else "ok"
+    return "warning" if cov < coverage_floor(conf) else "ok"
 
 
 # --------------------------------------------------------------------------- helpers
