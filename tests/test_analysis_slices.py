@@ -139,3 +139,27 @@ def test_a_column_that_is_mostly_one_value_is_sliced_as_equal_to_it_and_above_it
     masks = [_cond_mask(s4, s.conditions[0]) for s in found["s4_methods"]]
     assert masks[1].sum() == (s4 == 0).sum() and masks[2].sum() == (s4 > 0).sum() > 30
     assert not any("e-3" in s.label for col in found for s in found[col])
+
+
+def test_a_hybrid_that_lost_on_the_validation_rows_is_not_offered():
+    """modeldata::credit_data with a rule baseline at a review capacity of 5%: the slice 'Records = no and
+    140 <= Income < 185' lost $6.577 a decision against random review on the test rows (Holm p 0.018), and the
+    reasons said "consider the hybrid", which had lost $3.527 a decision on the validation rows, its independent
+    check (CI -$9.390 to $0.491). A hybrid is offered only where it saved there."""
+    from mlcase.analysis.core import reasons
+    from mlcase.case import case_from_spec
+
+    case = case_from_spec({"name": "t", "decision": "d", "task": "binary", "data": {"source": "d.csv", "target": "y"},
+                           "constraints": {"review_capacity": 0.05}}, ".")
+    entry = {"loses_money": True, "reference": "random_review", "label": "Records = no and 140 <= Income < 185",
+             "n_test": 149, "share_of_test": 0.167, "tried": 10, "p_holm": 0.018,
+             "test": {"estimate": 6.577, "ci_low": 2.550, "ci_high": 11.120},
+             "hybrid_valid": {"estimate": -3.527, "ci_low": -9.390, "ci_high": 0.491},
+             "hybrid_test": {"estimate": 1.100, "ci_low": 0.387, "ci_high": 1.869}}
+    describe = {"random_review": "flagging 5% of cases at random"}
+    line = reasons({"slices": {"money": [entry]}, "describe": describe}, {}, case)["any"][0]
+    assert "consider the hybrid" not in line
+    assert "would not have saved on the validation rows (-$3.527 per decision" in line and "watch the slice" in line
+    saved = {**entry, "hybrid_valid": {"estimate": 2.1, "ci_low": 0.4, "ci_high": 3.8}}
+    line = reasons({"slices": {"money": [saved]}, "describe": describe}, {}, case)["any"][0]
+    assert "consider the hybrid 'flagging 5% of cases at random in this slice, the candidate elsewhere'" in line

@@ -100,10 +100,15 @@ def test_ceiling_stops_when_a_perfect_model_within_capacity_cannot_pay(tmp_path)
     perfect = (10 * pos - (10 - 2) * k) / n          # the k reviewed positives cost 2 instead of 10
     flags = (ds.frame["x"].to_numpy()[idx] > 2).astype(int)
     y = ds.y[idx]
-    rule = (10 * ((y == 1) & (flags == 0)).sum() + 2 * flags.sum()) / n
+    # the rule fires on more rows than the 2% capacity: it flags a random 2% of them (the capacity's share)
+    assert flags.mean() > 0.02
+    take = 0.02 / flags.mean()
+    rule = (10 * (y == 1).sum() + take * ((2 - 10) * ((y == 1) & (flags == 1)).sum() + 2 * ((y == 0) & (flags == 1))
+                                          .sum())) / n
     best = min(do_nothing, rule)
     assert c.current["do_nothing"]["cost_per_decision"] == pytest.approx(do_nothing)
     assert c.current["high_x"]["cost_per_decision"] == pytest.approx(rule)
+    assert c.current["high_x"]["flag_rate"] == pytest.approx(0.02) and not c.current["high_x"]["within_capacity"]
     assert c.perfect["cost_per_decision"] == pytest.approx(perfect)
     assert c.max_saving_per_decision == pytest.approx(best - perfect)
     assert c.required_per_decision == pytest.approx(0.6)

@@ -66,7 +66,8 @@ def served(tmp_path_factory):
     v1 = register(case, previous, tags={"mlcase.was_champion": "true"})
     rule_model = RuleBaseline(RULE).fit(ds.X_train, ds.y_train)
     base = ModelBundle(model=rule_model, name="rule", role="baseline", task="binary", features=list(ds.features),
-                       schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive, threshold=0.5, rule=RULE)
+                       schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive,
+                       threshold=rule_model.rate_flagged_, rule=RULE)  # the cut the evaluation gives it: where it fires
     v2 = register(case, base, aliases=["baseline"])
     champion = bundle(ds, threshold=0.3)
     calibrate(champion, ds.X_valid, ds.y_valid, alpha=0.1)

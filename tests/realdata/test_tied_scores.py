@@ -171,3 +171,55 @@ def test_a_hybrid_is_held_to_the_review_capacity():
     first = np.arange(n) < 50                         # the candidate's own flags traded for 5: within capacity
     assert part.hybrid_flag_rate(first, FLOOR) == pytest.approx(0.05) and not part.over_capacity(first, FLOOR)
     assert not Part(part.frame, part.costs).over_capacity(slice_, FLOOR)   # no flags (regression): no limit
+
+
+CREDIT_RULE = Table("credit-rule", "modeldata", "credit_data", "binary", "Status", {"method": "stratified", "seed": 1},
+                    {"decision": "send a loan application to manual review", "data": {"positive": "bad"},
+                     "costs": {"true_positive": 100, "false_positive": 100, "false_negative": 1500,
+                               "true_negative": 0},
+                     "constraints": {"review_capacity": 0.05},
+                     "baselines": ["majority", {"rule": "Records = 'yes'"}], "candidates": ["lightgbm"]},
+                    note="the expert's rule fires on 17% of applicants (a record of arrears), at a capacity of 5%")
+
+
+@pytest.mark.slow
+def test_a_rule_tier_over_the_capacity_flags_the_share_its_evaluation_counted(tmp_path, empty_store):
+    """modeldata::credit_data with the expert's rule ``Records = 'yes'`` (17% of applicants, 55% of them bad) at a
+    review capacity of 5%. The evaluation cut the rule baseline inside its block of flagged rows (a share of them
+    flagged, its cost counted so), but the rule tier of the fallback chain flagged every row the rule fires on:
+    while the model was down, 17% of applicants went to a review queue sized for 5%."""
+    from mlcase.serve.fallback import Predictor, load_chain
+
+    folder = tmp_path / "credit"
+    _run(CREDIT_RULE, folder, empty_store)
+    case = load_case(folder)
+    # the value ceiling holds the rule to the capacity too: costed at its raw 17% it beat a perfect classifier held
+    # to 5% ($293.88 against $352.32 a decision) and the run stopped before training
+    ceiling = results.load(case, "ceiling")
+    held = next(v for v in ceiling["current"].values() if v["description"] == "Records = 'yes'")
+    assert not ceiling["stop"] and held["within_capacity"] is False
+    assert held["fires"] > 0.15 and held["flag_rate"] == pytest.approx(0.05, abs=1e-9)
+    assert held["cost_per_decision"] > ceiling["perfect"]["cost_per_decision"]
+    # the candidate served (as `mlcase serve --version`), the registered rule baseline its fallback
+    chain = load_chain(case, version=results.load(case, "registry")["candidate_version"])
+    rule = next(t for t in chain.tiers if t.kind == "rule")
+    b = rule.bundle
+    assert b is not None and b.rule == "Records = 'yes'"
+    assert b.threshold == pytest.approx(b.model.rate_flagged_) and 0 < b.tie_share < 0.5
+    df = CREDIT_RULE.frame()
+    fires = df[df["Records"] == "yes"].head(400)
+    records = json.loads(fires.drop(columns=["Status"]).to_json(orient="records"))
+    predictor = Predictor([rule], chain.decider, timeout_s=None, workers=1)
+    try:
+        answers = predictor.predict(records)
+    finally:
+        predictor.close()
+    n = len(answers)
+    flagged = sum(a.decision == "flag" for a in answers)
+    sd = (n * b.tie_share * (1 - b.tie_share)) ** 0.5
+    assert all(a.tier == "rule" and a.score == 1.0 for a in answers)
+    assert abs(flagged - n * b.tie_share) <= 4 * sd, (flagged, n, b.tie_share)
+    # a row the rule does not fire on is not flagged
+    calm = json.loads(df[df["Records"] == "no"].head(50).drop(columns=["Status"]).to_json(orient="records"))
+    assert not any(a.decision == "flag" for a in Predictor([rule], chain.decider, timeout_s=None,
+                                                           workers=1).predict(calm))

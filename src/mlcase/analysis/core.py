@@ -390,6 +390,16 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
                               f"{100 * (e.get('hybrid_flag_rate') or 0):.3g}% of cases, over the review capacity of "
                               f"{100 * cap:.3g}%, so it is no option: the slice's cases compete for the same reviews")
             continue
+        if hv.get("estimate") is not None and hv["estimate"] <= 0:
+            # the slice was found on the test rows; the validation rows are the hybrid's independent check, and
+            # there it lost (modeldata::credit_data at a capacity of 5%: -$3.527 a decision, CI -$9.390 to $0.491,
+            # and still "consider the hybrid")
+            out["any"].append(
+                line + f"; the hybrid '{ref} in this slice, the candidate elsewhere' would not have saved on the "
+                f"validation rows ({m(hv['estimate'])} per decision over the candidate alone, 95% CI "
+                f"{m(hv['ci_low'])} to {m(hv['ci_high'])}), so the slice's loss may be the test rows' own: watch "
+                "the slice after launch rather than change the policy")
+            continue
         line += f": consider the hybrid '{ref} in this slice, the candidate elsewhere'"
         if hv.get("estimate") is not None:
             line += (f", which saves {m(hv['estimate'])} per decision over the candidate alone on the validation "

@@ -192,12 +192,14 @@ def _value(v):
 def _drawn(answer, tier) -> bool:
     """Whether a binary answer's score sits at its bundle's split threshold (its decision a draw)."""
     b = tier.bundle
-    if b is None or b.task != "binary" or b.tie_share is None or b.threshold is None or answer.score is None \
-            or tier.rule is not None:
+    if b is None or b.task != "binary" or b.tie_share is None or b.threshold is None or answer.score is None:
         return False  # (a deferred answer's predicted class is drawn too)
+    score = tier.rule_score(answer.score) if tier.rule is not None else answer.score
+    if score is None:
+        return False
     from ..tasks.binary import at_threshold
 
-    return bool(at_threshold([answer.score], b.threshold)[0])
+    return bool(at_threshold([score], b.threshold)[0])
 
 
 # --------------------------------------------------------------------------- replaying

@@ -134,6 +134,23 @@ class Tier:
             return frozenset(self.bundle.features)
         return frozenset()
 
+    def rule_score(self, flag: float) -> float | None:
+        """A rule tier's 0/1 flag as the score its fitted rule baseline gives it (the positive rate where the rule
+        fires, or where it does not), where the tier carries that baseline with a threshold; else None.
+
+        The evaluation cut the rule baseline's scores under the review capacity like any model's
+        (:func:`mlcase.tasks.choose_cut`): a rule that fires on more rows than the capacity flags only a share
+        of them (``tie_share``), and its cost is counted so. The tier decides by that cut, not by the rule's raw
+        flags, which would send every row it fires on to review while the model is down (modeldata::credit_data's
+        ``Records = 'yes'``, 17% of applicants, at a capacity of 5%)."""
+        b = self.bundle
+        if self.rule is None or b is None or b.task != "binary" or b.threshold is None:
+            return None
+        hi, lo = getattr(b.model, "rate_flagged_", None), getattr(b.model, "rate_unflagged_", None)
+        if hi is None or lo is None:
+            return None
+        return float(hi if flag >= 0.5 else lo)
+
     @property
     def kind(self) -> str:
         if self.constant is not None:
@@ -271,11 +288,12 @@ class Decider:
             return Answer(prediction=c["prediction"], score=c.get("score"), decision=c["decision"], **common)
         if self.task == "binary":
             s = float(score)
-            if bundle is None or bundle.threshold is None or tier.rule is not None:
+            cut = tier.rule_score(s) if tier.rule is not None else s   # a rule tier: its baseline's score
+            if bundle is None or bundle.threshold is None or cut is None:
                 flag = s >= 0.5
             else:
                 draws = None if bundle.tie_share is None else self._rng.random(1)
-                flag = bool(bundle.decide(np.asarray([s]), draws)[0])
+                flag = bool(bundle.decide(np.asarray([cut]), draws)[0])
             decision = "flag" if flag else "auto"
             if self.defer and conformal is not None and len(conformal) != 1:
                 decision = "review"
