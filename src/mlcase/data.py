@@ -18,17 +18,12 @@ import pandas as pd
 
 from .case import Case
 from .errors import DataError, SpecError
+from .sql import CSV_OPTIONS  # noqa: F401  (the options every CSV is read with; re-exported: data.CSV_OPTIONS)
 from .times import TIME_DTYPE, as_datetimes, is_zoned, us_dates
 
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
                       ".pq": "read_parquet"}
-# DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
-# header = true: the first row names the columns, as pandas reads a CSV. DuckDB's sniffer reads a first row whose
-# types match the data's as data: Ecdat::nkill.byCountryYr's header (rownames, 1970 ... 2018: years, over counts)
-# became a data row, the columns column00 to column49, and `init --target 2018` said "not a column"
-CSV_OPTIONS = (", header = true, auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'TIMESTAMPTZ', "
-               "'VARCHAR']")
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
 # whole numbers a time column reads as years: microseconds (TIME_DTYPE) hold them, so a history from before
 # 1678, where nanoseconds stop, is a history (HistData::Arbuthnot's christenings from 1629, Playfair's wheat

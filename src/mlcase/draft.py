@@ -123,6 +123,14 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     schema = infer_schema(df, target, task)
     kinds = {c: schema.columns[c].kind for c in df.columns}
     id_col = _id_column(kinds, target)
+    counted = _count_column(df, target, id_col) if task in ("binary", "multiclass") else None
+    cells = len(df)
+    if counted is not None:   # a table of counts: drafted as the cases it counts (the source repeats each row)
+        drop = [counted] + [c for c in df.columns if c == id_col or _row_number(df[c])]
+        df = df.loc[df.index.repeat(df[counted].astype("int64"))].drop(columns=drop).reset_index(drop=True)
+        schema = infer_schema(df, target, task)
+        kinds = {c: schema.columns[c].kind for c in df.columns}
+        id_col = None
     # the first date column a time split can use: Ecdat::breaches' first, `Date_Posted_or_Updated`, holds 43 days,
     # too few, and the draft split at random beside `breach_start`'s 732
     dates = [c for c, k in kinds.items() if k == "datetime" and c != target]
@@ -139,6 +147,11 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     group_col = None if time_col else next(
         (c for c in df.columns if c not in (target, id_col) and entity_key(c, df[c]) is not None), None)
     source = _source(data, case_dir)
+    if counted is not None:
+        source = (f"  # each of the {cells:,} rows is a cell of a table of counts: '{_comment(counted)}' cases with its "
+                  "values; the query repeats each row that many times (one row per case)\n"
+                  f"  source: {_q(count_query(_source_path(data, case_dir), counted, drop[1:]))}"
+                  + ("\n" + source.split("\n", 1)[1] if "\n" in source else ""))
     name = _slug(name or data.stem)
     positive = None
     if task == "binary":
@@ -258,6 +271,75 @@ def _time_unsplittable(values: pd.Series) -> str | None:
         return (f"'{values.name}' has {t.nunique()} distinct time(s), too few to split by time: set a "
                 "date column with more, or keep the split below")
     return None
+
+
+#: the names of a column that counts the cases a row stands for (R's as.data.frame(table) writes `Freq`)
+COUNT_NAMES = ("freq", "frequency", "count", "counts", "n", "number", "cases")
+#: a table of counts is expanded in the draft only up to this many cases
+COUNT_MAX_CASES = 5_000_000
+#: the cells of a table of counts are combinations of a few values per column (a number: of a few codes)
+COUNT_MAX_LEVELS = 50
+COUNT_NUMERIC_LEVELS = 12
+
+
+def _count_column(df: pd.DataFrame, target: str, id_col: str | None) -> str | None:
+    """The column that counts the cases each row stands for, where the table is one of counts: vcdExtra::Accident's
+    80 rows (age, result, mode, gender) each hold `Freq` victims, 186,730 in all. Read as 80 cases, the count was a
+    feature (a cell of deaths counts fewer than its cell of injuries) and every CI was over 16 test rows.
+
+    A count is named so (:data:`COUNT_NAMES`), holds whole numbers from 0 that sum to more than the rows, is not
+    the target (a class), and each row is one cell: no two rows share their other values, each of which takes
+    few values (:data:`COUNT_MAX_LEVELS`; a number :data:`COUNT_NUMERIC_LEVELS`). A table of successes among the
+    count (MASS::eagles' `y` of `n` attempts, COUNT::titanicgrp's `survive` of `cases`, tidyr::table1's `cases`
+    of `population`, HSAUR::GHQ's `cases` and `non.cases`) is binomial, not cells of cases alike, and is left as
+    it is."""
+    by_name = {str(c).lower(): c for c in df.columns}
+    col = next((by_name[n] for n in COUNT_NAMES if n in by_name), None)
+    if col is None or col in (target, id_col) or not pd.api.types.is_numeric_dtype(df[col]):
+        return None
+    v = df[col]
+    if v.isna().any() or (v < 0).any() or not (v == v.round()).all():
+        return None
+    total = float(v.sum())
+    if not len(df) < total <= COUNT_MAX_CASES:
+        return None
+    rest = [c for c in df.columns if c not in (col, id_col) and not _row_number(df[c])]
+    if len(rest) < 2 or v.nunique() < 2 or df[rest].duplicated().any():
+        return None
+    for c in rest:
+        x = df[c]
+        if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+            if x.nunique() > COUNT_MAX_LEVELS:
+                return None
+            continue
+        if x.nunique() > COUNT_NUMERIC_LEVELS:   # a measurement (heplots::Rohwer's `n` is a test score beside them)
+            return None
+        if x.nunique() > 2 and (((x >= 0) & (x <= v)).all() or (x >= v).all()):
+            return None   # successes among the count, or its denominator: a binomial table, not cells of cases
+        if str(col).lower() in str(c).lower():
+            return None   # a second count beside it (HSAUR::GHQ's `non.cases` beside `cases`)
+    return col
+
+
+def _row_number(x: pd.Series) -> bool:
+    """Whether a column numbers the rows (1, 2, ... or 0, 1, ...: R's row names written out)."""
+    if not pd.api.types.is_integer_dtype(x) or len(x) < 2:
+        return False
+    start = int(x.iloc[0])
+    return start in (0, 1) and bool((x.to_numpy() == range(start, start + len(x))).all())
+
+
+def count_query(path: str, count: str, drop: list[str]) -> str:
+    """A ``data.source`` query that repeats each row of the file at ``path`` ``count`` times, without ``count``
+    (and ``drop``, an identifier of cells).
+
+    >>> print(count_query("acc.csv", "Freq", ["rownames"]))
+    SELECT t.* EXCLUDE ("Freq", "rownames") FROM 'acc.csv' AS t, range(t."Freq") AS r(i)
+    """
+    from .sql import identifier, literal
+
+    cols = ", ".join(identifier(c) for c in [count, *drop])
+    return f"SELECT t.* EXCLUDE ({cols}) FROM {literal(path)} AS t, range(t.{identifier(count)}) AS r(i)"
 
 
 def _id_column(kinds: dict, *taken) -> str | None:

@@ -43,6 +43,14 @@ _FORBIDDEN_IN_QUERY = re.compile(
     r"^(query|query_table|getenv|current_setting|set_variable|getvariable|json_execute_serialized_sql|"
     r"which_secret|duckdb_secrets|duckdb_settings|duckdb_extensions|load|install|attach|copy|export|import)$", re.I)
 # table functions whose string arguments are file paths (made absolute against the case folder)
+# DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
+# header = true: the first row names the columns, as pandas reads a CSV. DuckDB's sniffer reads a first row whose
+# types match the data's as data: Ecdat::nkill.byCountryYr's header (rownames, 1970 ... 2018: years, over counts)
+# became a data row, the columns column00 to column49, and `init --target 2018` said "not a column".
+# A query's FROM 'file.csv' reads with them too (:func:`_absolute_paths`)
+CSV_OPTIONS = (", header = true, auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'TIMESTAMPTZ', "
+               "'VARCHAR']")
+_CSV_TABLE = re.compile(r"\.(csv|tsv)(\.gz)?$", re.I)
 _FILE_FUNC = re.compile(r"^(read_.*|.*_scan|glob|sniff_csv|parquet_.*)$", re.I)
 AGGREGATES = {"avg", "mean", "sum", "count", "min", "max", "stddev", "stddev_samp", "stddev_pop",
               "variance", "var_samp", "var_pop", "median", "quantile", "quantile_cont", "quantile_disc",
@@ -184,25 +192,31 @@ def _absolute_paths(text: str, tree, root: str | Path, where: str) -> str:
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     spans: list[tuple[int, int, str]] = []
 
-    def add(node, value: str) -> None:
+    def add(node, value: str, csv_table: bool = False) -> None:
         if "://" in value:
             raise SpecError(f"{where}: the query reads a URL ({value.split('://', 1)[0]}://...)",
                             "data.source may read only files in the case folder or in data.allowed_paths")
         meta = node.meta or {}
         start, end = meta.get("start"), meta.get("end")
-        if start is None or end is None or Path(value).is_absolute():
+        if start is None or end is None or (Path(value).is_absolute() and not csv_table):
             return
         quote = text[start]
         if quote not in "'\"" or text[end] != quote:
             return
         absolute = os.path.normpath(Path(root).absolute() / value)
+        if csv_table:
+            # FROM 'file.csv' reads as mlcase reads the file itself (CSV_OPTIONS): DuckDB's own sniffer read
+            # datasets::Titanic's Survived (No/Yes) as booleans behind a query, and data.positive 'Yes' was
+            # "not a value of target 'Survived' (values: False, True)"
+            spans.append((start, end, f"read_csv_auto('{absolute.replace(chr(39), chr(39) * 2)}'{CSV_OPTIONS})"))
+            return
         spans.append((start, end, quote + absolute.replace(quote, quote * 2) + quote))
 
     for table in tree.find_all(exp.Table):
         ident = table.this
         if isinstance(ident, exp.Identifier) and ident.quoted and not table.db and (
                 ident.name.lower() not in ctes) and re.search(r"[./*]", ident.name):
-            add(ident, ident.name)
+            add(ident, ident.name, csv_table=bool(_CSV_TABLE.search(ident.name)))
     for func in tree.find_all(exp.Func):
         name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
         if not _FILE_FUNC.match(name):

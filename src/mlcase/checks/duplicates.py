@@ -24,14 +24,25 @@ def check_duplicates(ctx: Context) -> list[Check]:
     share = dup / max(len(frame), 1)
     if dup:
         sev = "warning" if share >= DUPLICATE_WARN_SHARE else "info"
-        out.append(Check("duplicate_rows", sev,
-                         f"{dup:,} rows ({share:.2%}) repeat another row in every column"
-                         + (f" but '{d.id}'" if d.id else ""),
+        grid = _combinations(frame, columns)
+        forced = grid is not None and grid < len(frame)
+        msg = f"{dup:,} rows ({share:.2%}) repeat another row in every column" + (f" but '{d.id}'" if d.id else "")
+        fix = ("remove double-logged rows at the source (or DISTINCT in data.source); "
+               "duplicates across train and test make the test score look better than it is")
+        if forced:
+            # the columns' values allow fewer combinations than there are rows: the rows must repeat (a table of
+            # counts repeated into its cases, vcdExtra::Accident's 186,730 victims in 80 cells; a few coded answers)
+            sev = "info"
+            msg += (f": the columns allow at most {grid:,} combinations of values for {len(frame):,} rows, so rows "
+                    "repeat wherever cases are alike")
+            fix = ("nothing to do where each row is a case; if rows were logged twice, remove them at the source "
+                   "(or DISTINCT in data.source)")
+        out.append(Check("duplicate_rows", sev, msg,
                          evidence={"duplicates": dup, "share": share, "rows": int(len(frame)),
+                                   "combinations": grid,
                                    "test_rows_with_features_seen_in_train": test_seen,
                                    "test_rows": int(len(ctx.test))},
-                         fix="remove double-logged rows at the source (or DISTINCT in data.source); "
-                             "duplicates across train and test make the test score look better than it is"))
+                         fix=fix))
     if d.id:
         ids = frame[d.id]
         dup_ids = int(ids.duplicated().sum())
@@ -49,6 +60,17 @@ def check_duplicates(ctx: Context) -> list[Check]:
                                  "so one entity never sits in both train and test"))
     out.extend(_duplicate_items(ctx))
     return out
+
+
+def _combinations(frame: pd.DataFrame, columns: list) -> int | None:
+    """How many combinations of values ``columns`` allow (the product of their distinct counts, missing counted
+    as a value); None past 10^12."""
+    total = 1
+    for c in columns:
+        total *= max(1, int(frame[c].nunique(dropna=False)))
+        if total > 10 ** 12:
+            return None
+    return total
 
 
 def _duplicate_items(ctx: Context) -> list[Check]:

