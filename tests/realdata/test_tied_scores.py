@@ -219,6 +219,9 @@ def test_a_rule_tier_over_the_capacity_flags_the_share_its_evaluation_counted(tm
     sd = (n * b.tie_share * (1 - b.tie_share)) ** 0.5
     assert all(a.tier == "rule" and a.score == 1.0 for a in answers)
     assert abs(flagged - n * b.tie_share) <= 4 * sd, (flagged, n, b.tie_share)
+    # the holdout arm's rule (serving.holdout_policy: rule) decides through the same cut
+    held = sum(chain.decider.flag_of(rule, 1.0) for _ in range(n))
+    assert abs(held - n * b.tie_share) <= 4 * sd and not chain.decider.flag_of(rule, 0.0)
     # a row the rule does not fire on is not flagged
     calm = json.loads(df[df["Records"] == "no"].head(50).drop(columns=["Status"]).to_json(orient="records"))
     assert not any(a.decision == "flag" for a in Predictor([rule], chain.decider, timeout_s=None,

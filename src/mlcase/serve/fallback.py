@@ -273,6 +273,16 @@ class Decider:
         self.max_width = max_interval_width
         self._rng = np.random.default_rng()  # draws at a split threshold (answer)
 
+    def flag_of(self, tier: Tier, score: float) -> bool:
+        """Whether a binary tier's score is flagged: at or above its bundle's threshold, a draw at a split one; a rule
+        tier's 0/1 by its rule baseline's cut (:meth:`Tier.rule_score`), or as it is where it has none."""
+        bundle = tier.bundle
+        cut = tier.rule_score(score) if tier.rule is not None else score
+        if bundle is None or bundle.threshold is None or cut is None:
+            return bool(score >= 0.5)
+        draws = None if bundle.tie_share is None else self._rng.random(1)
+        return bool(bundle.decide(np.asarray([cut]), draws)[0])
+
     def answer(self, tier: Tier, score, conformal, reasons: list[TierFailed], flags: dict) -> Answer:
         """The answer to one record from its tier's score. A binary score at a split threshold (the review capacity
         falls inside a block of tied scores: :func:`mlcase.tasks.choose_cut`) is flagged with the bundle's
@@ -288,12 +298,7 @@ class Decider:
             return Answer(prediction=c["prediction"], score=c.get("score"), decision=c["decision"], **common)
         if self.task == "binary":
             s = float(score)
-            cut = tier.rule_score(s) if tier.rule is not None else s   # a rule tier: its baseline's score
-            if bundle is None or bundle.threshold is None or cut is None:
-                flag = s >= 0.5
-            else:
-                draws = None if bundle.tie_share is None else self._rng.random(1)
-                flag = bool(bundle.decide(np.asarray([cut]), draws)[0])
+            flag = self.flag_of(tier, s)
             decision = "flag" if flag else "auto"
             if self.defer and conformal is not None and len(conformal) != 1:
                 decision = "review"

@@ -133,7 +133,9 @@ async def holdout_answers(st, records: list[dict], routes) -> list:
     if st.holdout_rule is not None:
         res = await st.predictor._acall(st.holdout_rule, [records[k] for k in hold])
         if not isinstance(res, TierFailed):
-            flags, used_rule = [bool(v >= 0.5) for v in res], True
+            # the rule as its evaluation counted it: under the review capacity (Decider.flag_of)
+            decider = st.predictor.decider
+            flags, used_rule = [decider.flag_of(st.holdout_rule, float(v)) for v in res], True
     neg, pos = (st.predictor.decider.classes or [None, None])[:2]
     for j, k in enumerate(hold):
         decision = decision_of(flags[j])
