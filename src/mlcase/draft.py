@@ -78,6 +78,14 @@ def infer_task(y: pd.Series) -> str:
             # 192 rows: every one under 20 training rows, and the run stopped); as a number it can be learned
             return "regression"
     if n_unique <= 1:
+        missing = int(y.isna().sum())
+        if n_unique == 1 and missing:
+            # vcdExtra::Heart's Disease: 'Disease' or empty; the empty cells were the other class (R's level "None")
+            raise DataError(f"target '{y.name}' has a single value ({values.iloc[0]}) in {len(values):,} rows and is "
+                            f"empty in the other {missing:,}, which are read as unlabelled",
+                            f"if an empty '{y.name}' is a class of its own, write it as a value in the file (or "
+                            f"coalesce(\"{y.name}\", 'none') in a data.source query); else pick a column whose "
+                            "values differ between rows")
         raise DataError(f"target '{y.name}' has a single value ({values.iloc[0] if len(values) else 'empty'})",
                         "pick a column whose values differ between rows")
     if n_unique == len(values) and n_unique > MIN_CLASS_ROWS:

