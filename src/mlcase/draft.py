@@ -168,7 +168,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         labels = df[target].dropna().astype(str)
         values = sorted(labels.unique())
         positive = _guess_positive(values, labels.value_counts().to_dict())
-        rate = float((df[target].astype(str) == positive).mean())
+        rate = float((labels == positive).mean())   # of the labelled rows, as the run counts them
     cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col)]
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
     candidates = [resolve_family(f, task) for f in DEFAULT_CANDIDATES]
@@ -177,6 +177,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
         *(_rare_classes_note(df, target, time_col, data, case_dir) if task in ("binary", "multiclass") else []),
+        *_unlabelled_note(df[target]),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -197,7 +198,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
 
         rarer = "" if positive.lower() in POSITIVE_NAMES else "the rarer class, "
         lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rarer}{rate:.1%} of "
-                     "rows)")
+                     + ("rows)" if df[target].notna().all() else "the labelled rows)"))
     time_comment = (f"               # {_comment(unsplit)}" if unsplit else
                     f"   # a panel: each row one '{panel[0]}' in one '{panel[1]}'; the test is its last periods "
                     f"(data.group: {panel[0]} with split.method: group scores new ones instead)" if panel else
@@ -369,6 +370,19 @@ def _features_line(kinds: dict, what: str, *taken) -> str:
 def _id_line(id_col: str | None) -> str:
     return f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature"
                                                             if id_col else "")
+
+
+def _unlabelled_note(y: pd.Series) -> list[str]:
+    """A note where the target is empty in some rows: the run reads them as unlabelled and drops them. Where empty
+    means a class (vcdExtra::Caesar's Infection: 'Type 1', 'Type 2', and empty for R's level "None", 179 of 251
+    patients), the case would otherwise learn Type 1 against Type 2 and say the positive class is 11.6% of rows."""
+    missing = int(y.isna().sum())
+    if not missing:
+        return []
+    text = (f"'{y.name}' is empty in {missing:,} of {len(y):,} rows: the run reads them as unlabelled and leaves them "
+            "out; if an empty value is a class of its own (none, no event), write it in the file or coalesce it in "
+            "a data.source query")
+    return [f"# note: {_comment(text)}"]
 
 
 def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data: Path, case_dir: Path) -> list[str]:

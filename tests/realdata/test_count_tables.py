@@ -116,3 +116,14 @@ def test_a_target_of_one_value_and_empty_cells_says_the_empty_ones_are_unlabelle
     assert len(line.splitlines()) == 1
     assert "has a single value (Disease) in 6 rows and is empty in the other 6, which are read as unlabelled" in line
     assert "coalesce(\"Disease\", 'none')" in line
+
+
+def test_a_target_empty_in_many_rows_is_said_in_the_draft(tmp_path):
+    """vcdExtra::Caesar's Infection is 'Type 1', 'Type 2' or empty (R's level "None", 179 of 251 patients once the
+    cells are repeated): the draft said the positive class was "11.6% of rows", counting the empty ones, while the
+    run read 72 labelled rows (40% of them 'Type 1'). The draft now says the empty rows are read as unlabelled,
+    and gives the rate among the labelled ones."""
+    spec = drafted(tmp_path / "caesar", "vcdExtra", "Caesar", "Infection")
+    text = (tmp_path / "caesar" / "case.yaml").read_text()
+    assert "'Infection' is empty in 179 of 251 rows: the run reads them as unlabelled" in text
+    assert spec["data"]["positive"] == "Type 1" and "(the rarer class, 40.3% of the labelled rows)" in text
