@@ -156,6 +156,12 @@ def conformal_html(conf: dict) -> str:
            f"<strong>{esc(_pct(cov))}</strong> (theory allows {esc(_pct((conf.get('coverage_bounds') or [None])[0]))}"
            f" to {esc(_pct((conf.get('coverage_bounds') or [None, None])[1]))}, give or take "
            f"{esc(_pct(2 * (conf.get('coverage_sd') or 0)))} of sampling noise).</p>"]
+    design = conf.get("coverage_design")
+    if design:
+        out.append(f"<p>The split is by group: a group's rows are covered or missed together (intra-group correlation "
+                   f"{esc(fmt(design.get('intra_group_correlation')))}), so the noise is counted over groups: the "
+                   f"{esc(fmt(conf.get('n_test')))} test rows of {esc(fmt(design.get('groups_test')))} groups are worth "
+                   f"about {esc(fmt(round(design.get('n_test_effective') or 0)))} independent rows.</p>")
     if conf.get("coverage_note"):
         out.append(f"<p><strong>Coverage alert:</strong> {esc(conf['coverage_note'])}.</p>")
     methods = conf.get("methods") or []
