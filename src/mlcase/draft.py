@@ -176,7 +176,8 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
-        *(_rare_classes_note(df, target, time_col, data, case_dir) if task in ("binary", "multiclass") else []),
+        *(_rare_classes_note(df, target, time_col, data, case_dir, drop if counted is not None else None)
+          if task in ("binary", "multiclass") else []),
         *_unlabelled_note(df[target]),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
@@ -385,7 +386,8 @@ def _unlabelled_note(y: pd.Series) -> list[str]:
     return [f"# note: {_comment(text)}"]
 
 
-def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data: Path, case_dir: Path) -> list[str]:
+def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data: Path, case_dir: Path,
+                       counted: list[str] | None = None) -> list[str]:
     """Comment lines for classes the drafted run will refuse (fewer than ``MIN_CLASS_ROWS`` training rows at the
     drafted split: the oldest 64% of rows under a time split, else 64% of each class), with the source query
     that drops them, ready to paste (openintro::seattlepets' pigs and goats stopped the draft's first run)."""
@@ -440,7 +442,10 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
     ordered = f" (or, {regression_hint(target)})" if whole_numbers(counts.index) else ""
     note = (f"{listed}: too few to learn from (a run needs {MIN_CLASS_ROWS} training rows of a class, {where}) "
             f"and stops; drop or merge them{then}{ordered}, e.g.")
-    return [f"# note: {_comment(note)}", f"#   source: {_q(drop_classes_query([str(c) for c in few], target, path))}"]
+    query = drop_classes_query([str(c) for c in few], target, path)
+    if counted is not None:   # the count query's cases, less the rare classes' (a WHERE on its table's rows)
+        query = f"{count_query(path, counted[0], counted[1:])} WHERE t.{query.split(' WHERE ', 1)[1]}"
+    return [f"# note: {_comment(note)}", f"#   source: {_q(query)}"]
 
 
 def _source(data: Path, case_dir: Path) -> str:

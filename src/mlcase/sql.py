@@ -42,7 +42,6 @@ _FORBIDDEN_FUNC = re.compile(
 _FORBIDDEN_IN_QUERY = re.compile(
     r"^(query|query_table|getenv|current_setting|set_variable|getvariable|json_execute_serialized_sql|"
     r"which_secret|duckdb_secrets|duckdb_settings|duckdb_extensions|load|install|attach|copy|export|import)$", re.I)
-# table functions whose string arguments are file paths (made absolute against the case folder)
 # DuckDB's CSV sniffer turns Yes/No into booleans; keep the file's own values
 # header = true: the first row names the columns, as pandas reads a CSV. DuckDB's sniffer reads a first row whose
 # types match the data's as data: Ecdat::nkill.byCountryYr's header (rownames, 1970 ... 2018: years, over counts)
@@ -51,6 +50,7 @@ _FORBIDDEN_IN_QUERY = re.compile(
 CSV_OPTIONS = (", header = true, auto_type_candidates = ['BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'TIMESTAMPTZ', "
                "'VARCHAR']")
 _CSV_TABLE = re.compile(r"\.(csv|tsv)(\.gz)?$", re.I)
+# table functions whose string arguments are file paths (made absolute against the case folder)
 _FILE_FUNC = re.compile(r"^(read_.*|.*_scan|glob|sniff_csv|parquet_.*)$", re.I)
 AGGREGATES = {"avg", "mean", "sum", "count", "min", "max", "stddev", "stddev_samp", "stddev_pop",
               "variance", "var_samp", "var_pop", "median", "quantile", "quantile_cont", "quantile_disc",

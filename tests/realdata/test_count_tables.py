@@ -127,3 +127,17 @@ def test_a_target_empty_in_many_rows_is_said_in_the_draft(tmp_path):
     text = (tmp_path / "caesar" / "case.yaml").read_text()
     assert "'Infection' is empty in 179 of 251 rows: the run reads them as unlabelled" in text
     assert spec["data"]["positive"] == "Type 1" and "(the rarer class, 40.3% of the labelled rows)" in text
+
+
+def test_the_rare_class_query_of_a_table_of_counts_keeps_the_counting(tmp_path):
+    """vcd::JointSports (40 cells, 1,271 students' opinions): 'very bad' (26 students) is too rare to learn; the
+    draft's suggested source dropped it from the raw file, undoing the repeat of the cells. It now drops it from
+    the count query's cases."""
+    from mlcase.data import read_table
+
+    drafted(tmp_path / "js", "vcd", "JointSports", "opinion")
+    line = next(x for x in (tmp_path / "js" / "case.yaml").read_text().splitlines() if x.startswith("#   source"))
+    query = yaml.safe_load(line[1:].strip())["source"]
+    assert "range(t.\"Freq\")" in query and "NOT IN ('very bad')" in query
+    cases = read_table(query, root=tmp_path / "js")
+    assert len(cases) == 1271 - 26 and "very bad" not in set(cases["opinion"])
