@@ -504,6 +504,16 @@ def entity_key(name: str, s: pd.Series) -> tuple[int, float] | None:
     return (values, per) if per >= ENTITY_MIN_ROWS else None
 
 
+def few_entities(name: str, s: pd.Series) -> int | None:
+    """The number of entities a column named like an entity key names, where they are too few for a group split
+    (2 to ``ENTITY_MIN_VALUES - 1``, several rows each); else None. nlme::Glucose2's ``Subject`` (7 people, 28
+    readings each) is drafted with a random split, so its test rows are of the same 7 people."""
+    if not named(_ENTITY_NAME, name) or not len(s) or s.isna().any():
+        return None
+    values = int(s.nunique())
+    return values if 2 <= values < ENTITY_MIN_VALUES and len(s) / values >= ENTITY_MIN_ROWS else None
+
+
 _TIME_NAME = re.compile(r"(date|time|_at$|timestamp|^ts$|month|period)", re.I)
 _YEAR_NAME = re.compile(r"(^|[^a-z])(year|yr)s?([^a-z]|$)", re.I)
 PANEL_MIN_ENTITIES = 5       # a panel has at least this many entities ...

@@ -218,7 +218,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"  time: {_q(time_col) if time_col else 'null'}" + time_comment,
         f"  group: {_q(group_col)}" + ("                # an entity with several rows: its rows stay on one side of the split "
                                         "(null if every decision is about an entity already in the data)" if group_col else "")
-        if group_col else "  group: null",
+        if group_col else "  group: null" + _few_entities_comment(df, target, id_col, time_col),
         _features_line(kinds, "decision", target, id_col, group_col, time_col),
         "  unavailable_at_serving: []      # TODO columns that exist in history but not when the decision is made",
         "  label_delay: null               # e.g. 90d: how long until the outcome is known",
@@ -383,6 +383,24 @@ def _features_line(kinds: dict, what: str, *taken) -> str:
 def _id_line(id_col: str | None) -> str:
     return f"  id: {_q(id_col) if id_col else 'null'}" + ("                 # looks like an identifier; never a feature"
                                                             if id_col else "")
+
+
+def _few_entities_comment(df: pd.DataFrame, target: str, id_col: str | None, time_col: str | None) -> str:
+    """A comment on ``group: null`` where a column names too few entities for a group split: the test rows are
+    then of the same entities, and the case judges decisions about them, not about new ones."""
+    from .data import ENTITY_MIN_VALUES, few_entities
+
+    if time_col:
+        return ""
+    for c in df.columns:
+        if c in (target, id_col):
+            continue
+        k = few_entities(str(c), df[c])
+        if k:
+            return (f"                # '{_comment(c)}' names only {k} entities with several rows each, too few to "
+                    f"hold some out (a group split needs {ENTITY_MIN_VALUES}): the test rows are of the same {k}, so "
+                    "the case judges decisions about them, not about new ones")
+    return ""
 
 
 def _unlabelled_note(y: pd.Series) -> list[str]:
