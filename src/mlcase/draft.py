@@ -299,6 +299,8 @@ COUNT_MAX_CASES = 5_000_000
 #: the cells of a table of counts are combinations of a few values per column (a number: of a few codes)
 COUNT_MAX_LEVELS = 50
 COUNT_NUMERIC_LEVELS = 12
+#: a level that names what the count counts, or a margin: the rows are not cells of one table of cases
+COUNT_MEASURES = {"total", "totals", "all", "sum", "population", "cases", "count", "n"}
 
 
 def _count_column(df: pd.DataFrame, target: str, id_col: str | None) -> str | None:
@@ -311,7 +313,8 @@ def _count_column(df: pd.DataFrame, target: str, id_col: str | None) -> str | No
     few values (:data:`COUNT_MAX_LEVELS`; a number :data:`COUNT_NUMERIC_LEVELS`). A table of successes among the
     count (MASS::eagles' `y` of `n` attempts, COUNT::titanicgrp's `survive` of `cases`, tidyr::table1's `cases`
     of `population`, HSAUR::GHQ's `cases` and `non.cases`) is binomial, not cells of cases alike, and is left as
-    it is."""
+    it is; so is a count of several measures told apart by a column (tidyr::table2's `type`: cases or population)
+    or a table with margins (a level 'Total')."""
     by_name = {str(c).lower(): c for c in df.columns}
     col = next((by_name[n] for n in COUNT_NAMES if n in by_name), None)
     if col is None or col in (target, id_col) or not pd.api.types.is_numeric_dtype(df[col]):
@@ -330,6 +333,8 @@ def _count_column(df: pd.DataFrame, target: str, id_col: str | None) -> str | No
         if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
             if x.nunique() > COUNT_MAX_LEVELS:
                 return None
+            if {str(v).strip().lower() for v in x.dropna().unique()} & COUNT_MEASURES:
+                return None   # the count is of several measures (tidyr::table2's cases and population) or has margins
             continue
         if x.nunique() > COUNT_NUMERIC_LEVELS:   # a measurement (heplots::Rohwer's `n` is a test score beside them)
             return None

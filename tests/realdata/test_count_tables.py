@@ -76,6 +76,7 @@ def test_titanic_counted_runs_to_a_decision_on_its_2201_passengers(tmp_path, emp
     ("tidyr", "table1", "country"),     # `cases` among `population`
     ("pscl", "RockTheVote", "treated"),  # `r` registered among `n` voters
     ("HSAUR", "GHQ", "sex"),            # `cases` beside `non.cases`
+    ("tidyr", "table2", "country"),     # `count` of cases or of the population, by `type`
 ])
 def test_a_binomial_table_is_left_as_it_is(tmp_path, package, item, target):
     spec = drafted(tmp_path / item, package, item, target)
