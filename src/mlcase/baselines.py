@@ -273,10 +273,15 @@ class RuleBaseline(BaseEstimator):
         check_is_fitted(self)
         return self.rule_.predict(self._frame(X, reset=False))
 
+    def score_of(self, flags) -> np.ndarray:
+        """P(positive) of rows from whether the rule fires on them (binary): the serving rule tier evaluates the rule
+        on the raw record and asks the fitted baseline for the score its threshold cuts."""
+        check_is_fitted(self)
+        return np.where(np.asarray(flags).astype(bool), self.rate_flagged_, self.rate_unflagged_)
+
     @available_if(_has_proba)
     def predict_proba(self, X) -> np.ndarray:
-        f = self.flags(X).astype(bool)
-        p = np.where(f, self.rate_flagged_, self.rate_unflagged_)
+        p = self.score_of(self.flags(X))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:

@@ -18,7 +18,6 @@ from typing import Any
 
 from . import results as _results
 from .case import Case, load_case
-from .conformal.evaluation import coverage_floor
 from .errors import redact_url
 from .formats import money as _money
 
@@ -448,6 +447,9 @@ def _caveats(case, spec, res) -> list[str]:
         items.append(f"Slice gap: {flag if isinstance(flag, str) else _flag_text(flag)}")
     conf = res.get("conformal") or {}
     if conf.get("coverage") is not None and conf.get("coverage_bounds"):
+        # imported here: conformal at the top of the module cost every import of it 0.5 s
+        from .conformal.evaluation import coverage_floor
+
         if conf["coverage"] < coverage_floor(conf):
             items.append(f"Conformal coverage {_pct(conf['coverage'])} is below its target "
                          f"{_pct(conf.get('target_coverage'))} beyond sampling noise: "

@@ -493,14 +493,19 @@ ID_MIN_DISTINCT = 1 / ENTITY_MIN_ROWS
 
 def entity_key(name: str, s: pd.Series) -> tuple[int, float] | None:
     """``(values, rows per value)`` when column ``name`` looks like an entity key with repeated rows, else None."""
+    counted = _entities(name, s)
+    return counted if counted is not None and counted[0] >= ENTITY_MIN_VALUES else None
+
+
+def _entities(name: str, s: pd.Series) -> tuple[int, float] | None:
+    """``(values, rows per value)`` of a column named like an entity key, without gaps, with several rows per value;
+    else None."""
     if not named(_ENTITY_NAME, name):
         return None
     if not len(s) or s.isna().any():          # a key with gaps cannot keep every row with its entity
         return None
     values = int(s.nunique())
-    if values < ENTITY_MIN_VALUES:
-        return None
-    per = len(s) / values
+    per = len(s) / max(values, 1)
     return (values, per) if per >= ENTITY_MIN_ROWS else None
 
 
@@ -508,10 +513,8 @@ def few_entities(name: str, s: pd.Series) -> int | None:
     """The number of entities a column named like an entity key names, where they are too few for a group split
     (2 to ``ENTITY_MIN_VALUES - 1``, several rows each); else None. nlme::Glucose2's ``Subject`` (7 people, 28
     readings each) is drafted with a random split, so its test rows are of the same 7 people."""
-    if not named(_ENTITY_NAME, name) or not len(s) or s.isna().any():
-        return None
-    values = int(s.nunique())
-    return values if 2 <= values < ENTITY_MIN_VALUES and len(s) / values >= ENTITY_MIN_ROWS else None
+    counted = _entities(name, s)
+    return counted[0] if counted is not None and 2 <= counted[0] < ENTITY_MIN_VALUES else None
 
 
 _TIME_NAME = re.compile(r"(date|time|_at$|timestamp|^ts$|month|period)", re.I)

@@ -198,7 +198,7 @@ def test_a_rule_tier_over_the_capacity_flags_the_share_its_evaluation_counted(tm
     ceiling = results.load(case, "ceiling")
     held = next(v for v in ceiling["current"].values() if v["description"] == "Records = 'yes'")
     assert not ceiling["stop"] and held["within_capacity"] is False
-    assert held["fires"] > 0.15 and held["flag_rate"] == pytest.approx(0.05, abs=1e-9)
+    assert held["fires"] > 0.15 and held["flag_rate"] == pytest.approx(0.05, abs=1e-3)   # whole reviews: 0.0500 - 1/n
     assert held["cost_per_decision"] > ceiling["perfect"]["cost_per_decision"]
     # the candidate served (as `mlcase serve --version`), the registered rule baseline its fallback
     chain = load_chain(case, version=results.load(case, "registry")["candidate_version"])

@@ -77,16 +77,19 @@ def _current(case: Case, dataset, rows, y, capacity) -> dict[str, dict]:
         c = float(costs.of(y, flags).mean())
         entry = {"description": rb.rule, "model_free": False, "within_capacity": within, "fires": share}
         if within is False:
-            # a rule that fires on more rows than the review capacity can flag only a share of them, as the
-            # evaluation counts it (its block of flagged rows split at the capacity: mlcase.tasks.choose_cut),
-            # or none where flagging them costs more. Costed at its raw rate it beat a perfect classifier held
+            # a rule that fires on more rows than the review capacity flags only a share of them, cut as the
+            # evaluation cuts its scores (mlcase.tasks.choose_cut: its block of flagged rows split at the capacity,
+            # or none where flagging them costs more). Costed at its raw rate it beat a perfect classifier held
             # to the capacity, and the run stopped before training (modeldata::credit_data's `Records = 'yes'`,
             # 17% of applicants at a capacity of 5%: $293.88 a decision against the perfect model's $352.32)
-            c0 = costs.if_not_flagged(y)
-            gain = float(np.mean(np.where(flags, costs.if_flagged(y) - c0, 0.0)))
-            take = capacity / share if gain < 0 else 0.0
-            c = float(c0.mean()) + take * gain
-            share, entry["held_to_capacity"] = share * take, take
+            from ..tasks.binary import at_threshold
+
+            scores = flags.astype(float)
+            t, tie, c = T.choose_cut(y, scores, costs, capacity)
+            at = at_threshold(scores, t)   # the expected share flagged, as choose_cut's cost is the expected one
+            held = float(np.mean(scores > t) - np.mean(at & (scores > t)) + (1.0 if tie is None else tie) * np.mean(at))
+            entry["held_to_capacity"] = held / share
+            share = held
         current[rb.name or f"rule: {rb.rule}"] = {
             "cost_per_decision": c, "flag_rate": share, "cost_per_period": per_period(case, c), **entry}
     return current

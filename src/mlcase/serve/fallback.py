@@ -144,12 +144,10 @@ class Tier:
         flags, which would send every row it fires on to review while the model is down (modeldata::credit_data's
         ``Records = 'yes'``, 17% of applicants, at a capacity of 5%)."""
         b = self.bundle
-        if self.rule is None or b is None or b.task != "binary" or b.threshold is None:
+        if self.rule is None or b is None or b.task != "binary" or b.threshold is None \
+                or not hasattr(b.model, "score_of"):
             return None
-        hi, lo = getattr(b.model, "rate_flagged_", None), getattr(b.model, "rate_unflagged_", None)
-        if hi is None or lo is None:
-            return None
-        return float(hi if flag >= 0.5 else lo)
+        return float(b.model.score_of([flag >= 0.5])[0])
 
     @property
     def kind(self) -> str:

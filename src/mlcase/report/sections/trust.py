@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...conformal.evaluation import coverage_floor
 from . import Section, esc, figure, fmt, table
 
 TITLE = "Explanations and uncertainty"
@@ -265,6 +264,9 @@ def _coverage_status(conf: dict) -> str | None:
     cov, bounds = conf.get("coverage"), conf.get("coverage_bounds")
     if cov is None or not bounds:
         return None
+    # imported here: conformal at the top of the module cost every import of it 0.5 s
+    from ...conformal.evaluation import coverage_floor
+
     return "warning" if cov < coverage_floor(conf) else "ok"
 
 
