@@ -345,7 +345,7 @@ def _slices_md(slices: dict) -> list[str]:
 
 def _analysis_md(a: dict | None, cur: str) -> list[str]:
     """Where the model loses, whether more labels would pay, what each group is worth, which labels look wrong."""
-    from .analysis.labels import conflicts_said
+    from .analysis.labels import conflicts_said, flagged_said
 
     L = ["### Where the model loses, and what would help", ""]
     if not a:
@@ -371,8 +371,7 @@ def _analysis_md(a: dict | None, cur: str) -> list[str]:
                      f"{_money(w['ci_low'], cur)} to {_money(w['ci_high'], cur)})")
     lb = a.get("labels") or {}
     if lb.get("file"):
-        L.append(f"- **Label audit:** {lb.get('n_flagged') if lb.get('n_flagged') is not None else 'ranked'} rows look "
-                 f"mislabelled, {conflicts_said(lb)} (`{Path(lb['file']).name}`)")
+        L.append(f"- **Label audit:** {flagged_said(lb)}; {conflicts_said(lb)} (`{Path(lb['file']).name}`)")
     return L + [""]
 
 

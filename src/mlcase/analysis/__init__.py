@@ -29,9 +29,9 @@ from .core import (
     save_valid_scores,
 )
 from .curve import fit_power_law, learning_curve, power_law, settle
-from .labels import AUDIT_FILE, conflicts_said, label_issues, near_duplicates
+from .labels import AUDIT_FILE, conflicts_said, flagged_said, label_issues, near_duplicates
 from .slices import Part, Slice, find_weak_slices, holm
 
 __all__ = ["AUDIT_FILE", "OOF_FILE", "VALID_FILE", "Part", "Slice", "analyze", "analyze_case", "check_spec",
-           "conflicts_said", "find_weak_slices", "fit_power_law", "holm", "label_issues", "learning_curve", "load_oof", "not_applicable",
+           "conflicts_said", "find_weak_slices", "flagged_said", "fit_power_law", "holm", "label_issues", "learning_curve", "load_oof", "not_applicable",
            "near_duplicates", "oof_scores", "power_law", "save_valid_scores", "settle"]

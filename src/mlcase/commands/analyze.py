@@ -58,13 +58,14 @@ def summary(out: dict) -> dict:
             "feature_groups": [{"group": g["group"], "worth_per_decision": g.get("worth_per_decision")}
                                for g in fg.get("groups") or []],
             "feature_groups_not_measured": fg.get("not_measured", []),
-            "label_audit": {k: lb.get(k) for k in ("n_rows", "n_flagged", "n_conflicting_pairs", "n_conflicting_rows",
-                                                   "file", "skipped")},
+            "label_audit": {k: lb.get(k) for k in ("n_rows", "n_flagged", "n_flagged_if_right", "n_flagged_excess",
+                                                   "n_conflicting_pairs", "n_conflicting_rows", "file", "skipped",
+                                                   "n_listed")},
             "seconds": out.get("seconds")}
 
 
 def _print(con, doc: dict) -> None:
-    from ..analysis import conflicts_said
+    from ..analysis import conflicts_said, flagged_said
 
     con.print(f"[bold]{doc['case']}[/bold]: analysis in {doc['seconds']:.1f} s (decision {doc['decision']})")
     losing = doc["losing_slices"]
@@ -83,8 +84,7 @@ def _print(con, doc: dict) -> None:
                       f"(95% CI {w['ci_low']:,.4g} to {w['ci_high']:,.4g})")
     lab = doc["label_audit"]
     if lab.get("file"):
-        con.print(f"  label audit: {lab.get('n_flagged')} rows look mislabelled, {conflicts_said(lab)}; "
-                  f"for review: {lab['file']}")
+        con.print(f"  label audit: {flagged_said(lab)}; {conflicts_said(lab)}; for review: {lab['file']}")
     for r in doc["reasons"]:
         con.print(f"  - {r}")
     con.print(f"report: {doc['report']}")

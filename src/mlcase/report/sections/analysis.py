@@ -172,15 +172,12 @@ def groups_html(a: dict, cur: str) -> str:
 
 
 def labels_html(a: dict) -> str:
-    from ...analysis.labels import conflicts_said
+    from ...analysis.labels import conflicts_said, flagged_said
 
     lb = a.get("labels") or {}
     if lb.get("skipped"):
         return f"<p>Not run: {esc(lb['skipped'])}.</p>"
-    flagged = (f"{lb['n_flagged']:,} of {lb['n_rows']:,} rows ({100 * (lb.get('flagged_share') or 0):.3g}%) look "
-               "mislabelled" if lb.get("n_flagged") is not None else
-               f"the {len(lb.get('top') or [])} rows of {lb.get('n_rows')} whose label fits least are listed")
-    out = [f"<p>{esc(lb.get('method'))} on the bake-off's out-of-fold scores: {esc(flagged)}; "
+    out = [f"<p>{esc(lb.get('method'))} on the bake-off's out-of-fold scores: {esc(flagged_said(lb))}; "
            f"{esc(conflicts_said(lb))} ({esc(lb.get('near_duplicate_rule'))}). All {esc(lb.get('rows_in_file'))} rows are in "
            f"<code>{esc(lb.get('file'))}</code> for a reviewer (fill in outcome, reviewer, reviewed_at, note).</p>"]
     top = lb.get("top") or []
