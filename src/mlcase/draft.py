@@ -187,6 +187,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         *(_rare_classes_note(df, target, time_col, data, case_dir, (drop, per) if counted is not None else None)
           if task in ("binary", "multiclass") else []),
         *_unlabelled_note(df[target]),
+        *_identifier_target_note(df[target]),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -406,6 +407,20 @@ def _few_entities_comment(df: pd.DataFrame, target: str, id_col: str | None, tim
                     f"hold some out (a group split needs {ENTITY_MIN_VALUES}): the test rows are of the same {k}, so "
                     "the case judges decisions about them, not about new ones")
     return ""
+
+
+def _identifier_target_note(y: pd.Series) -> list[str]:
+    """A note where the target is named like a row's or an entity's key and holds many numbers: a model of it
+    predicts a code, not an outcome. The sweep's runs on causaldata::scorecard's ``unitid`` (a college's number,
+    predicted from its name) and mlmRev::Gcsemv's ``student`` (numbered within each school) went GO."""
+    from .data import _ENTITY_NAME, _ID_NAME, named
+
+    values = pd.to_numeric(y.dropna(), errors="coerce")
+    if not (named(_ID_NAME, y.name) or named(_ENTITY_NAME, y.name)) or values.isna().any() or values.nunique() < 20:
+        return []
+    text = (f"the target '{y.name}' is named like an identifier ({values.nunique():,} different numbers): a model of "
+            "it predicts a code, not an outcome; if the outcome is another column, pass that as --target")
+    return [f"# note: {_comment(text)}"]
 
 
 def _unlabelled_note(y: pd.Series) -> list[str]:

@@ -21,3 +21,17 @@ def test_too_few_entities_for_a_group_split_are_said_in_the_draft(tmp_path):
     spec = drafted(tmp_path / "theoph", "datasets", "Theoph", "conc")
     assert spec["data"]["group"] == "Subject" and spec["split"]["method"] == "group"
     assert "names only" not in (tmp_path / "theoph" / "case.yaml").read_text()
+
+
+def test_a_target_named_like_an_identifier_is_said_in_the_draft(tmp_path):
+    """mlmRev::Gcsemv's ``student`` (numbered within each school) and stevedata::anes_vote84's ``uid`` (a
+    respondent's number) as targets: the sweep's runs went GO and USE_BASELINE on predicting a code. The draft says
+    the target is named like an identifier; an outcome with an identifier-free name (ISLR::College's ``Accept``) is
+    left alone."""
+    drafted(tmp_path / "gcse", "mlmRev", "Gcsemv", "student")
+    assert "# note: the target 'student' is named like an identifier (649 different numbers)" in (
+        tmp_path / "gcse" / "case.yaml").read_text()
+    drafted(tmp_path / "anes", "stevedata", "anes_vote84", "uid")
+    assert "the target 'uid' is named like an identifier" in (tmp_path / "anes" / "case.yaml").read_text()
+    drafted(tmp_path / "college", "ISLR", "College", "Accept")
+    assert "named like an identifier" not in (tmp_path / "college" / "case.yaml").read_text()
