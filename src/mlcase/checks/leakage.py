@@ -197,10 +197,11 @@ def check_identity(ctx: Context) -> list[Check]:
     if r2 < IDENTITY_R2 or len(names) < 2:
         return []  # one column: a power of it, a monotone transform the one-feature check reports
     listed = ", ".join(f"'{c}'" for c in names)
+    logged = [c for c in names if c in log_cols]
     return [Check("target_identity", "error",
                   f"a product or ratio of {listed} gives the target almost exactly (out-of-fold R^2 {r2:.4f} of "
-                  f"its logarithm, on the {int(rows.sum()):,} rows where it and "
-                  f"{', '.join(repr(c) for c in names if c in log_cols)} are positive"
+                  f"its logarithm, on the {int(rows.sum()):,} rows where "
+                  + (f"it and {', '.join(repr(c) for c in logged)} are" if logged else "it is") + " positive"
                   f"{_broken(broken, int(rows.sum()))})",
                   column=names[0], evidence={"log_r2": r2, "columns": names, "rows": int(rows.sum()),
                                              "broken_rows": broken, "threshold": IDENTITY_R2},
