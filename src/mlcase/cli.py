@@ -80,7 +80,7 @@ def _root(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, map errors to exit codes."""
-    from .errors import MlcaseError
+    from .errors import MlcaseError, storage_error
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # --debug is accepted anywhere before a bare `--` (`mlcase run CASE --debug` as `mlcase --debug run CASE`)
@@ -106,19 +106,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except OSError as exc:
+        said = storage_error(exc)
+        if said is None:
+            return _internal(exc)
+        _print_error(said)
+        return 2
     except Exception as exc:  # a bug: short message, traceback behind --debug
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click/typer usage errors
-            exc.show()
-            return int(exc.exit_code)
-        if _state["debug"]:
-            import traceback
+        return _internal(exc)
 
-            traceback.print_exc()
-            hint = "please report it with the traceback above"
-        else:
-            hint = "please report it with the output of the same command run with --debug (anywhere on the line)"
-        _print_error(f"internal error ({type(exc).__name__}: {str(exc)[:200]}). This is a bug in mlcase: {hint}")
-        return 70
+
+def _internal(exc: BaseException) -> int:
+    """A bug: a short message, the traceback behind --debug, exit 70 (click's usage errors show themselves)."""
+    if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+        exc.show()
+        return int(exc.exit_code)
+    if _state["debug"]:
+        import traceback
+
+        traceback.print_exc()
+        hint = "please report it with the traceback above"
+    else:
+        hint = "please report it with the output of the same command run with --debug (anywhere on the line)"
+    _print_error(f"internal error ({type(exc).__name__}: {str(exc)[:200]}). This is a bug in mlcase: {hint}")
+    return 70
 
 
 def _print_error(msg: str) -> None:

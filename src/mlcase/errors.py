@@ -7,6 +7,8 @@ and exits with code 2, the server maps it to a 4xx response.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 
 
@@ -131,6 +133,37 @@ class RedactingStream:
 
     def __getattr__(self, name):  # flush, fileno, isatty, encoding, buffer ...
         return getattr(self._stream, name)
+
+
+_NO_RIGHTS = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+# an atomic write's temporary file: <name>.tmp, .<name>.<pid>.tmp, .<name>.<pid>
+_TEMP_NAME = re.compile(r"^(?P<name>.+?)(\.\d+)?\.tmp$|^\.(?P<hidden>.+?)\.\d+$")
+
+
+def storage_error(exc: OSError) -> str | None:
+    """The one line for a file the machine would not let mlcase read or write (no rights, a read-only disk, a
+    full disk), naming the path and the fix; None for any other ``OSError`` (a bug until said otherwise).
+
+    ``mlcase report`` on a case folder mounted read-only ended in "internal error (PermissionError: ...
+    report/.index.html.14732.tmp)"; every command that writes into the case folder did the same. Files are
+    replaced only once fully written (a temporary file, then a rename), so what was there is unchanged.
+    """
+    if exc.errno not in _NO_RIGHTS | _NO_SPACE or not exc.filename:
+        return None
+    from pathlib import Path
+
+    path = Path(str(exc.filename))
+    m = _TEMP_NAME.match(path.name)
+    if m:   # the temporary file of an atomic write: name the file it stands for
+        path = path.with_name((m.group("name") or m.group("hidden")).removeprefix("."))
+    what = (exc.strerror or os.strerror(exc.errno)).lower()
+    if exc.errno in _NO_SPACE:
+        return (f"{what}: {path}; free space on that disk (or raise the quota) and retry: files are replaced only "
+                "once fully written, so what was there is unchanged")
+    return (f"{what}: {path}; mlcase reads the case's files and writes its results into the case folder: run it "
+            "as a user who may write there, or on a writable copy of the folder (cp -r); what was there is "
+            "unchanged")
 
 
 class SpecError(MlcaseError, ValueError):

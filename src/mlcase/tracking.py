@@ -165,6 +165,8 @@ def _open_client(MlflowClient, uri: str, db: Path | None, root: Path | None = No
     from .lock import CaseBusy, file_lock
 
     db.parent.mkdir(parents=True, exist_ok=True)
+    if _is_sqlite(db) and not os.access(db.parent, os.W_OK):
+        return _open_read_only(MlflowClient, uri, db, root)
 
     def busy(holder):
         return CaseBusy(f"the MLflow store {db} is being created by another mlcase process ({holder.describe()})",
@@ -183,6 +185,47 @@ def _open_client(MlflowClient, uri: str, db: Path | None, root: Path | None = No
     return cl
 
 
+def _open_read_only(MlflowClient, uri: str, db: Path, root: Path | None):
+    """The client of a store in a folder no one here may write to (a read-only mount, a copy without write rights).
+
+    Nothing can be created or upgraded there, so no lock is taken (``mlcase score`` on such a case failed on
+    creating ``mlflow.db.lock``); MLflow reads the store as it is, and every command that only reads works. A case
+    moved there cannot follow its move (:func:`_follow_move` rewrites the store): that is said, with the fix.
+    """
+    import sqlite3
+
+    from .errors import ModelError
+
+    if root is not None:
+        con = sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            olds = _moved_from(con, Path(root).resolve())
+        finally:
+            con.close()
+        if olds:
+            raise ModelError(f"this case was moved from {', '.join(sorted(olds))} to {root}, a folder mlcase may not "
+                             "write to, and its MLflow store still points at the old folder",
+                             "run any mlcase command on it once where it is writable (mlcase models CASE), which "
+                             "rewrites the store, then make it read-only", path=str(db))
+    cl = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    cl.search_experiments(max_results=1)
+    return cl
+
+
+def _moved_from(con, root: Path) -> set[str]:
+    """The case folders other than ``root`` the store's experiments point at (reads only)."""
+    from urllib.parse import unquote, urlsplit
+
+    olds: set[str] = set()
+    # the experiments mlcase created hold <case>/mlartifacts; MLflow's Default experiment holds <cwd>/mlruns/0,
+    # the folder the first command happened to run in, which says nothing of where the case was
+    for (loc,) in con.execute("SELECT artifact_location FROM experiments"):
+        path = Path(unquote(urlsplit(loc).path)) if str(loc).startswith("file://") else Path(str(loc))
+        if path.name == "mlartifacts" and path.is_absolute() and path.parent != root:
+            olds.add(str(path.parent))
+    return olds
+
+
 def _follow_move(db: Path, root: Path) -> str | None:
     """Point the embedded store ``db`` at the case folder ``root`` it now lies in; the folder it came from, or None.
 
@@ -192,17 +235,10 @@ def _follow_move(db: Path, root: Path) -> str | None:
     value that starts with the old folder, as a ``file://`` URI or a path, is rewritten in one transaction.
     """
     import sqlite3
-    from urllib.parse import unquote, urlsplit
 
     con = sqlite3.connect(db, timeout=60, isolation_level=None)
     try:
-        olds: set[str] = set()
-        # the experiments mlcase created hold <case>/mlartifacts; MLflow's Default experiment holds <cwd>/mlruns/0,
-        # the folder the first command happened to run in, which says nothing of where the case was
-        for (loc,) in con.execute("SELECT artifact_location FROM experiments"):
-            path = Path(unquote(urlsplit(loc).path)) if str(loc).startswith("file://") else Path(str(loc))
-            if path.name == "mlartifacts" and path.is_absolute() and path.parent != root:
-                olds.add(str(path.parent))
+        olds = _moved_from(con, root)
         if not olds:
             return None
         con.execute("BEGIN IMMEDIATE")

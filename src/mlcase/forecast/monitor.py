@@ -46,13 +46,16 @@ def _read_log(case, log: str | None) -> pd.DataFrame:
         with engine.connect() as con:
             df = pd.read_sql(sqlalchemy.text(query), con)
     else:
-        import sqlite3
-
         path = Path(target.removeprefix("sqlite:///"))
         if not path.exists():
             raise DataError(f"no prediction log at {path}", "serve the case first (mlcase serve), or pass --log")
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+        from ..serve.predlog import connect_read_only
+
+        con = connect_read_only(path)
+        try:
             df = pd.read_sql(query, con)
+        finally:
+            con.close()
     return df[df["inputs"].fillna("").str.contains('"task": "forecast"', regex=False)]
 
 

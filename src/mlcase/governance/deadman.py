@@ -68,7 +68,7 @@ def log_span(case, log: str | None = None) -> tuple[float | None, float | None, 
     a SQLite log file was last changed (None for other databases); all None when there is no log."""
     import sqlite3
 
-    from ..serve.predlog import resolve_target
+    from ..serve.predlog import connect_read_only, resolve_target
 
     target = resolve_target(case, log)
     sql = "SELECT min(ts), max(ts) FROM predictions"
@@ -76,7 +76,7 @@ def log_span(case, log: str | None = None) -> tuple[float | None, float | None, 
         path = Path(target.removeprefix("sqlite:///"))
         if not path.is_file():
             return None, None, None
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)  # read only: never migrate it here
+        con = connect_read_only(path)  # read only: never migrate it here
         try:
             row = con.execute(sql).fetchone()
         except sqlite3.OperationalError:  # no predictions table yet

@@ -259,7 +259,9 @@ def _read(f: Path) -> str:
 
 
 def _connect_ro(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    from ..serve.predlog import connect_read_only
+
+    return connect_read_only(db, check_same_thread=False)
 
 
 def _has_table(con: sqlite3.Connection, name: str) -> bool:

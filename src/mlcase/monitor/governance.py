@@ -15,8 +15,6 @@ their rows, the no-traffic gaps of the dead-man's switch, and the owner of every
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 from ._util import _lit, _num
 
@@ -68,7 +66,9 @@ def read_archive(run) -> list[dict]:
     source = run.source
     rows: list[tuple] = []
     if source.kind == "sqlite":
-        con = sqlite3.connect(f"{Path(source.target).resolve().as_uri()}?mode=ro", uri=True)
+        from ..serve.predlog import connect_read_only
+
+        con = connect_read_only(source.target)
         try:
             if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'monitor_archive'").fetchone():
                 rows = con.execute("SELECT window_seconds, data FROM monitor_archive ORDER BY window_start").fetchall()

@@ -457,8 +457,10 @@ class _SqliteReader:
     FLOAT = {"score", "sampling_probability"}
 
     def __init__(self, path: Path):
+        from ..serve.predlog import connect_read_only
+
         try:
-            self.con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            self.con = connect_read_only(path, check_same_thread=False)
             self.con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise DataError(f"--log: {path} is not a readable SQLite database ({exc})",

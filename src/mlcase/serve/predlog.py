@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
 import sqlite3
 import threading
@@ -529,6 +530,27 @@ def label_rows(labels: list[dict], info: dict, channel: str) -> list[tuple]:
                      label_source(arm, audit, x.get("reviewer") is not None), channel, x.get("reviewer"),
                      x.get("reviewed_at"), x.get("note")))
     return rows
+
+
+def connect_read_only(path: str | Path, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A read-only connection to a SQLite log, also in a folder this process may not write to.
+
+    The log is in WAL mode, and SQLite creates its shared-memory file even to read one: on a case folder
+    mounted read-only, ``mlcase monitor`` failed with "attempt to write a readonly database". Where the folder
+    is not writable and no ``-wal`` file lies beside the log, no server has it open, and it is opened as the
+    immutable file it is here.
+    """
+    path = Path(path).resolve()
+    uri = f"{path.as_uri()}?mode=ro"
+    con = sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
+    try:
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        con.close()
+        if os.access(path.parent, os.W_OK) or path.with_name(path.name + "-wal").exists():
+            raise
+        con = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=check_same_thread)
+    return con
 
 
 def open_existing(case, url: str | None = None):

@@ -1,0 +1,128 @@
+"""A case folder this process may not write to: a read-only mount in a container, a copy without write rights.
+
+Commands that only read work on it (``mlcase score`` failed on creating ``mlflow.db.lock``); commands that write
+into it say so in one line, naming the file and the fix, and leave what was there unchanged (``mlcase report``
+and ``mlcase card`` ended in "internal error (PermissionError ...)"); the serving log is read from it
+(``mlcase monitor`` failed with "attempt to write a readonly database": SQLite creates a WAL log's
+shared-memory file even to read it); a case moved there, whose store cannot follow the move, is said.
+
+As root the permission bits bind only without the capabilities that override them, so the commands run under
+``setpriv`` with those dropped (the test is skipped where that is not possible); as any other user they run as
+they are.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.serving_case import bundle, make_case, register
+
+CLI = "import sys; from mlcase.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _without_write_rights() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permission bits cannot be made to bind")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+
+
+def _run(args: list[str], code: str = CLI) -> subprocess.CompletedProcess:
+    return subprocess.run([*_without_write_rights(), sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def _freeze(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    folder.chmod(0o555)
+
+
+def _thaw(folder: Path) -> None:
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.fixture()
+def frozen(tmp_path):
+    """A case with a registered champion, its report and card written, then made read-only."""
+    case, ds = make_case(tmp_path / "case", data="default", n=1500)
+    register(case, bundle(ds, "logistic"), aliases=["champion"])
+    from mlcase.cli import main
+
+    assert main(["check", str(case.root), "-q"]) == 0   # stage results for the report
+    assert main(["report", str(case.root), "-q"]) == 0 and main(["card", str(case.root)]) == 0
+    ds.X_test.head(40).to_csv(tmp_path / "in.csv", index=False)
+    _freeze(case.root)
+    yield case, tmp_path
+    _thaw(case.root)
+
+
+def test_reading_commands_work_and_writing_ones_say_so_on_a_read_only_case(frozen):
+    case, tmp = frozen
+    report = case.root / "report" / "index.html"
+    before = report.read_bytes(), (case.root / "model_card.md").read_bytes()
+    out = _run(["score", str(case.root), str(tmp / "in.csv"), "-o", str(tmp / "out.csv")])
+    assert out.returncode == 0, out.stderr[-1500:]
+    import pandas as pd
+
+    scored = pd.read_csv(tmp / "out.csv")
+    assert len(scored) == 40 and scored["score"].between(0, 1).all()
+    for cmd, path in (("report", report), ("card", case.root / "model_card.md")):
+        out = _run([cmd, str(case.root)])
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1, out.stderr[-1500:]
+        assert lines[0].startswith(f"mlcase: error: permission denied: {path};") and "internal error" not in lines[0]
+        assert "writable copy of the folder" in lines[0]
+    assert (report.read_bytes(), (case.root / "model_card.md").read_bytes()) == before   # unchanged
+
+
+def test_a_case_moved_to_a_read_only_folder_says_its_store_cannot_follow(tmp_path):
+    case, ds = make_case(tmp_path / "case", data="default", n=1500)
+    register(case, bundle(ds, "logistic"), aliases=["champion"])
+    moved = tmp_path / "mounted"
+    shutil.copytree(case.root, moved)
+    shutil.rmtree(moved / ".mlcase", ignore_errors=True)   # no registry answer remembered from the old folder
+    _freeze(moved)
+    try:
+        out = _run(["models", str(moved)])
+    finally:
+        _thaw(moved)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-1500:]
+    assert f"this case was moved from {case.root.resolve()} to {moved.resolve()}" in lines[0]
+    assert "rewrites the store" in lines[0]
+
+
+def test_a_serving_log_in_wal_mode_is_read_from_a_read_only_folder(tmp_path):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    db = folder / "predictions.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE predictions (request_id TEXT, score REAL)")
+    con.executemany("INSERT INTO predictions VALUES (?, ?)", [(f"r{i}", i / 10) for i in range(7)])
+    con.commit()
+    con.close()
+    assert not Path(f"{db}-wal").exists()   # closed: checkpointed
+    _freeze(folder)
+    try:
+        plain = _run([str(db)], "import sqlite3, sys; c = sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True); "
+                                "print(c.execute('SELECT count(*) FROM predictions').fetchone()[0])")
+        ours = _run([str(db)], "import sys; from mlcase.serve.predlog import connect_read_only; "
+                               "print(connect_read_only(sys.argv[1]).execute('SELECT count(*) FROM predictions')"
+                               ".fetchone()[0])")
+    finally:
+        _thaw(folder)
+    assert plain.returncode != 0 and "readonly database" in plain.stderr   # what the monitor met
+    assert ours.returncode == 0 and ours.stdout.strip() == "7", ours.stderr[-1500:]
