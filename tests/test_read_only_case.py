@@ -126,3 +126,17 @@ def test_a_serving_log_in_wal_mode_is_read_from_a_read_only_folder(tmp_path):
         _thaw(folder)
     assert plain.returncode != 0 and "readonly database" in plain.stderr   # what the monitor met
     assert ours.returncode == 0 and ours.stdout.strip() == "7", ours.stderr[-1500:]
+
+
+def test_a_data_file_this_process_may_not_read_is_one_line(tmp_path):
+    case, _ = make_case(tmp_path / "case", data="default", n=800)
+    data = case.root / "data.csv"
+    data.chmod(0)
+    try:
+        out = _run(["check", str(case.root)])
+    finally:
+        data.chmod(0o644)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-1500:]
+    assert lines[0] == (f"mlcase: error: permission denied: {data}; make it readable by the user mlcase runs as, or "
+                        "run mlcase as one who may read it")

@@ -161,6 +161,8 @@ def storage_error(exc: OSError) -> str | None:
     if exc.errno in _NO_SPACE:
         return (f"{what}: {path}; free space on that disk (or raise the quota) and retry: files are replaced only "
                 "once fully written, so what was there is unchanged")
+    if path.exists() and not os.access(path, os.R_OK):
+        return f"{what}: {path}; make it readable by the user mlcase runs as, or run mlcase as one who may read it"
     return (f"{what}: {path}; mlcase reads the case's files and writes its results into the case folder: run it "
             "as a user who may write there, or on a writable copy of the folder (cp -r); what was there is "
             "unchanged")
