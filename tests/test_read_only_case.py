@@ -1,4 +1,5 @@
-"""A case folder this process may not write to: a read-only mount in a container, a copy without write rights.
+"""A case folder this process may not write to (a read-only mount in a container, a copy without write rights), or
+that arrived without its artifacts (mlflow.db committed, mlartifacts not).
 
 Commands that only read work on it (``mlcase score`` failed on creating ``mlflow.db.lock``); commands that write
 into it say so in one line, naming the file and the fix, and leave what was there unchanged (``mlcase report``
@@ -140,3 +141,22 @@ def test_a_data_file_this_process_may_not_read_is_one_line(tmp_path):
     assert out.returncode == 2 and len(lines) == 1, out.stderr[-1500:]
     assert lines[0] == (f"mlcase: error: permission denied: {data}; make it readable by the user mlcase runs as, or "
                         "run mlcase as one who may read it")
+
+
+def test_a_case_copied_without_its_artifacts_says_what_is_missing(tmp_path, capfd):
+    """A case folder committed or copied with mlflow.db but without mlartifacts (ignored by git, say): MLflow says
+    only "Failed to download artifacts from path ..., please ensure that the path is correct", and `mlcase score`
+    ended in "internal error". It now names the missing folder and the fix."""
+    from mlcase.cli import main
+
+    case, ds = make_case(tmp_path / "case", data="default", n=800)
+    register(case, bundle(ds, "logistic"), aliases=["champion"])
+    copy = tmp_path / "checkout"
+    shutil.copytree(case.root, copy, ignore=shutil.ignore_patterns("mlartifacts", ".mlcase"))
+    ds.X_test.head(5).to_csv(tmp_path / "in.csv", index=False)
+    capfd.readouterr()
+    assert main(["score", str(copy), str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv")]) == 2
+    err = [line for line in capfd.readouterr().err.strip().splitlines() if line.startswith("mlcase: error:")]
+    assert len(err) == 1 and "its files are missing (" in err[0] and str(copy / "mlartifacts") in err[0]
+    assert "restore mlartifacts beside mlflow.db" in err[0] and "internal error" not in err[0]
+    assert not (tmp_path / "out.csv").exists()

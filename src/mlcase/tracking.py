@@ -815,6 +815,32 @@ def _remember(case: Case, key: str, stamp: list | None, stamped_ns: int, mv, run
     write_atomic(target, json.dumps({"stamp": stamp, "entries": entries}))
 
 
+def _unreadable(cl, mv, run_id: str, path: str, tmp: str) -> ModelError:
+    """Why a registered version's files could not be copied out, in one line. MLflow says only "Failed to download
+    artifacts from path ..., please ensure that the path is correct" (the cause goes to its debug log), and a case
+    folder committed or copied without its ``mlartifacts`` (the store kept, the files not) ended in "internal
+    error". For files on this machine the two causes are told apart: the files are not there, or the copy could
+    not be written (a full or read-only temporary folder)."""
+    from urllib.parse import unquote, urlsplit
+
+    what = f"registered version {mv.version}"
+    try:
+        where = cl.get_run(run_id).info.artifact_uri
+    except Exception:  # noqa: BLE001 - the store answered the version; its run is only for the message
+        where = None
+    if where and where.startswith("file://"):
+        src = Path(unquote(urlsplit(where).path)) / path
+        if not src.exists():
+            return ModelError(f"{what}: its files are missing ({src} does not exist): the case folder's "
+                              "mlartifacts is incomplete, deleted or not copied with mlflow.db",
+                              "restore mlartifacts beside mlflow.db (copy the whole case folder), or run `mlcase run` "
+                              "to train and register the models again")
+        return ModelError(f"{what}: its files in {src} could not be copied to the temporary folder {tmp}",
+                          "free space there, or point TMPDIR at a writable folder with room")
+    return ModelError(f"{what}: its files could not be downloaded from {redact_url(str(where or 'its run'))}",
+                      "check that the artifact store is reachable and holds the run's files")
+
+
 def load_bundle(case: Case, alias: str | None = "champion", version: int | None = None) -> ModelBundle:
     """Load a registered bundle by alias (default ``champion``) or version number.
 
@@ -850,7 +876,10 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
     run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
     with tempfile.TemporaryDirectory() as tmp:
-        local = cl.download_artifacts(run_id, path, dst_path=tmp)
+        try:
+            local = cl.download_artifacts(run_id, path, dst_path=tmp)
+        except MlflowException:
+            raise _unreadable(cl, mv, run_id, path, tmp) from None
         bundle = read_bundle(Path(local), expected=dict(mv.tags), what=f"registered version {mv.version}")
     bundle.version = int(mv.version)
     bundle.run_id = mv.run_id
