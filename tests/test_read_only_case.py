@@ -160,3 +160,25 @@ def test_a_case_copied_without_its_artifacts_says_what_is_missing(tmp_path, capf
     assert len(err) == 1 and "its files are missing (" in err[0] and str(copy / "mlartifacts") in err[0]
     assert "restore mlartifacts beside mlflow.db" in err[0] and "internal error" not in err[0]
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_disk_that_fills_up_while_the_report_is_written_leaves_the_old_report(tmp_path):
+    """The report written past the process's file size limit, as on a disk that fills up under it: one line with the fix, exit 2, and the report that was there is the same, with no temporary file
+    left beside it."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        pytest.skip("no prlimit to set a file size limit")
+    case, _ = make_case(tmp_path / "case", data="default", n=1500)
+    from mlcase.cli import main
+
+    assert main(["check", str(case.root), "-q"]) == 0 and main(["report", str(case.root), "-q"]) == 0
+    report = case.root / "report" / "index.html"
+    before = report.read_bytes()
+    assert len(before) > 20_000
+    out = subprocess.run([prlimit, "--fsize=10000", sys.executable, "-c", CLI, "report", str(case.root)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-1500:]
+    assert lines[0].startswith("mlcase: error: file too large") and "what was there is unchanged" in lines[0]
+    assert report.read_bytes() == before and sorted(p.name for p in report.parent.iterdir()) == ["index.html"]

@@ -411,8 +411,9 @@ def _few_entities_comment(df: pd.DataFrame, target: str, id_col: str | None, tim
 
 def _identifier_target_note(y: pd.Series) -> list[str]:
     """A note where the target is named like a row's or an entity's key and holds many numbers: a model of it
-    predicts a code, not an outcome. The sweep's runs on causaldata::scorecard's ``unitid`` (a college's number,
-    predicted from its name) and mlmRev::Gcsemv's ``student`` (numbered within each school) went GO."""
+    predicts a code, not an outcome. The sweep's runs on mlmRev::Gcsemv's ``student`` (numbered within each school)
+    and Ecdat::Ketchup's ``Ketchup.hid`` (a household's number) went GO. A name without an identifier's word
+    (causaldata::scorecard's ``unitid``) is not caught: ``[a-z]id$`` would take ``humid``, ``acid``, ``rapid``."""
     from .data import _ENTITY_NAME, _ID_NAME, named
 
     values = pd.to_numeric(y.dropna(), errors="coerce")

@@ -136,7 +136,7 @@ class RedactingStream:
 
 
 _NO_RIGHTS = {errno.EACCES, errno.EPERM, errno.EROFS}
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}   # EFBIG: past the process's file size limit (ulimit -f)
 # an atomic write's temporary file: <name>.tmp, .<name>.<pid>.tmp, .<name>.<pid>
 _TEMP_NAME = re.compile(r"^(?P<name>.+?)(\.\d+)?\.tmp$|^\.(?P<hidden>.+?)\.\d+$")
 
@@ -149,18 +149,22 @@ def storage_error(exc: OSError) -> str | None:
     report/.index.html.14732.tmp)"; every command that writes into the case folder did the same. Files are
     replaced only once fully written (a temporary file, then a rename), so what was there is unchanged.
     """
-    if exc.errno not in _NO_RIGHTS | _NO_SPACE or not exc.filename:
+    if exc.errno not in _NO_RIGHTS | _NO_SPACE or (not exc.filename and exc.errno in _NO_RIGHTS):
         return None
     from pathlib import Path
 
+    what = (exc.strerror or os.strerror(exc.errno)).lower()
+    if not exc.filename:   # a write to a file already open: the disk filled up under it
+        return (f"{what}; free space on the disk the case folder (or the temporary folder) is on, or raise the "
+                "quota or the file size limit, and retry: files are replaced only once fully written, so what was "
+                "there is unchanged")
     path = Path(str(exc.filename))
     m = _TEMP_NAME.match(path.name)
     if m:   # the temporary file of an atomic write: name the file it stands for
         path = path.with_name((m.group("name") or m.group("hidden")).removeprefix("."))
-    what = (exc.strerror or os.strerror(exc.errno)).lower()
     if exc.errno in _NO_SPACE:
-        return (f"{what}: {path}; free space on that disk (or raise the quota) and retry: files are replaced only "
-                "once fully written, so what was there is unchanged")
+        return (f"{what}: {path}; free space on that disk (or raise the quota, or the file size limit) and retry: "
+                "files are replaced only once fully written, so what was there is unchanged")
     if path.exists() and not os.access(path, os.R_OK):
         return f"{what}: {path}; make it readable by the user mlcase runs as, or run mlcase as one who may read it"
     return (f"{what}: {path}; mlcase reads the case's files and writes its results into the case folder: run it "
