@@ -92,6 +92,11 @@ def test_flags_are_counted_against_labels_drawn_from_the_models_own_probabilitie
                        np.arange(n), 20, 0)
     assert 0.8 * flipped.sum() < summary["n_flagged_excess"] < 1.2 * flipped.sum()
     assert "more than on labels drawn from the model's own out-of-fold probabilities" in flagged_said(summary)
+    from mlcase.report.sections.analysis import labels_html
+
+    assert "Rows to review first" in labels_html({"labels": summary})
+    weak_summary = {**summary, "n_flagged_excess": 0}   # the report's table says what the rows are
+    assert "The rows whose labels the model finds least likely" in labels_html({"labels": weak_summary})
 
 
 def test_a_weak_model_on_a_real_table_flags_no_more_than_its_uncertainty():

@@ -182,5 +182,7 @@ def labels_html(a: dict) -> str:
            f"<code>{esc(lb.get('file'))}</code> for a reviewer (fill in outcome, reviewer, reviewed_at, note).</p>"]
     top = lb.get("top") or []
     if top:
-        out.append(table(top[:25], caption="Rows to review first"))
+        hardest = lb.get("n_flagged_if_right") is not None and not lb.get("n_flagged_excess")
+        out.append(table(top[:25], caption="The rows whose labels the model finds least likely" if hardest
+                         else "Rows to review first"))
     return "".join(out)
