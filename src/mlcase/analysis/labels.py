@@ -109,7 +109,7 @@ def label_issues(task: str, y_codes: np.ndarray, scores: np.ndarray, classes: li
     cum = np.cumsum(sample, axis=1)
     null = []
     for _ in range(NULL_DRAWS):
-        drawn = np.minimum((cum < rng.random(len(sample))[:, None] * cum[:, -1:]).sum(axis=1), probs.shape[1] - 1)
+        drawn = np.minimum((cum < rng.random(len(sample))[:, None]).sum(axis=1), probs.shape[1] - 1)   # rows sum to 1
         if len(np.unique(drawn)) == probs.shape[1]:   # a draw that misses a class is no labelling of this data
             null.append(np.sum(find_label_issues(drawn, sample, filter_by="prune_by_noise_rate")) * len(probs)
                         / len(sample))

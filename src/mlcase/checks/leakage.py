@@ -233,12 +233,13 @@ def _identity_with_levels(X: np.ndarray, y: np.ndarray, fold: np.ndarray, cols: 
     from it are set aside (Ecdat::USGDPpresidents' ``Year`` from population, prices and the source of the
     unemployment figures reached 0.9991 of its logarithm with 6 of 144 rows set aside).
     """
-    found = _linear_identity(X, y, fold, cols) if X.shape[1] else None
+    from sklearn.linear_model import LinearRegression
+
+    found = _linear_identity(X, y, fold, cols)
     if (found is not None and found[0] >= IDENTITY_R2) or not factors or len(y) < IDENTITY_MIN_ROWS or y.std() == 0:
         return found
-    sd = X.std(axis=0) if len(X) else np.zeros(X.shape[1])
-    Z = np.column_stack([np.ones(len(y)), (X[:, sd > 0] - X[:, sd > 0].mean(axis=0)) / sd[sd > 0]])
-    rest = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+    Z, _ = _standardised(X)
+    rest = y - LinearRegression().fit(Z, y).predict(Z)
 
     def explained(codes: np.ndarray) -> float:   # between-value share of the rest's sum of squares
         _, inv = np.unique(codes, return_inverse=True)
@@ -252,8 +253,7 @@ def _identity_with_levels(X: np.ndarray, y: np.ndarray, fold: np.ndarray, cols: 
         dummies.append((codes[:, None] == present[None, 1:]).astype("float64"))
         names += [name] * (len(present) - 1)
     W = np.column_stack([Z, *dummies])
-    fitted = W @ np.linalg.lstsq(W, y, rcond=None)[0]
-    if 1 - np.sum((y - fitted) ** 2) / np.sum((y - y.mean()) ** 2) < IDENTITY_FACTOR_GATE:
+    if LinearRegression().fit(W, y).score(W, y) < IDENTITY_FACTOR_GATE:
         return found
     more = _linear_identity(np.column_stack([X, *dummies]), y, fold, cols + names, trim=False)
     if found is None or (more is not None and more[0] > found[0]):
@@ -288,6 +288,13 @@ IDENTITY_TRIM_MIN_ROWS = 50
 IDENTITY_TRIM_STEP = 0.02   # set aside this share of the rows furthest from the fit at each step
 
 
+def _standardised(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(the varying columns standardised, which columns vary)``: a date in ns would swamp the rest."""
+    sd = X.std(axis=0) if len(X) else np.zeros(X.shape[1])
+    keep = sd > 0
+    return (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep], keep
+
+
 def _linear_identity(X: np.ndarray, y: np.ndarray, fold: np.ndarray, cols: list[str], trim: bool = True):
     """``(out-of-fold R^2 of a linear fit, the fewest columns that give R^2 >= IDENTITY_R2 in sample, rows that
     break it)``, or None when there are too few rows or varying columns to fit.
@@ -302,10 +309,8 @@ def _linear_identity(X: np.ndarray, y: np.ndarray, fold: np.ndarray, cols: list[
     with typos becomes exact, while a relation with noise everywhere gains little (trimming the largest 10%
     of normal residuals leaves about 60% of their variance).
     """
-    sd = X.std(axis=0) if len(X) else np.zeros(len(cols))
-    keep = sd > 0
+    X, keep = _standardised(X)
     cols = [c for c, k in zip(cols, keep, strict=True) if k]
-    X = (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]   # standardised: a date in ns would swamp the rest
     if len(cols) < 2 or len(y) < max(IDENTITY_MIN_ROWS, 3 * len(cols)) or y.std() == 0 or len(np.unique(fold)) < 2:
         return None
     from sklearn.linear_model import LinearRegression

@@ -460,8 +460,7 @@ class _SqliteReader:
         from ..serve.predlog import connect_read_only
 
         try:
-            self.con = connect_read_only(path, check_same_thread=False)
-            self.con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            self.con = connect_read_only(path, check_same_thread=False)   # it reads sqlite_master once
         except sqlite3.DatabaseError as exc:
             raise DataError(f"--log: {path} is not a readable SQLite database ({exc})",
                             "pass the serving log (predictions.db) or a CSV/Parquet of records") from None

@@ -542,15 +542,22 @@ def connect_read_only(path: str | Path, check_same_thread: bool = True) -> sqlit
     """
     path = Path(path).resolve()
     uri = f"{path.as_uri()}?mode=ro"
-    con = sqlite3.connect(uri, uri=True, check_same_thread=check_same_thread)
+
+    def opened(u: str) -> sqlite3.Connection:   # read once: a file that is not a database raises DatabaseError
+        con = sqlite3.connect(u, uri=True, check_same_thread=check_same_thread)
+        try:
+            con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.DatabaseError:
+            con.close()
+            raise
+        return con
+
     try:
-        con.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return opened(uri)
     except sqlite3.OperationalError:
-        con.close()
         if os.access(path.parent, os.W_OK) or path.with_name(path.name + "-wal").exists():
             raise
-        con = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=check_same_thread)
-    return con
+        return opened(uri + "&immutable=1")
 
 
 def open_existing(case, url: str | None = None):
