@@ -343,6 +343,26 @@ def test_small_slices_are_counted_in_the_unit_they_are_judged_in():
                                    "evidence, no verdict for them"]
 
 
+def test_a_calibration_that_raised_the_test_log_loss_says_so():
+    """fpp2::elecdaily: isotonic lowered the test ECE (0.0544 -> 0.0449) and raised the test log loss
+    (0.149 -> 1.424); the reason gave the ECE alone and read like an improvement."""
+    from mlcase.decision import _notes
+    from mlcase.report.sections.evaluation import calibration_html
+
+    cal = {"applied": True, "method": "isotonic", "ece_test_before": 0.0544, "ece_test_after": 0.0449,
+           "log_loss_test_before": 0.1495, "log_loss_test_after": 0.1882}
+    line = next(n for n in _notes({"calibration": cal}, "USD") if "calibrated" in n)
+    assert line.startswith("the candidate was calibrated (isotonic) on the validation rows: test ECE 0.0544 -> "
+                           "0.0449, log loss 0.1495 -> 0.1882; it did not carry over to the test rows (its log loss "
+                           "rose;"), line
+    assert "did not carry over to the test rows (its log loss rose)" in calibration_html(cal)
+    both = {**cal, "ece_test_after": 0.06}
+    assert "(its ECE and log loss rose;" in next(n for n in _notes({"calibration": both}, "USD") if "calibrated" in n)
+    fine = {**cal, "log_loss_test_after": 0.12}
+    assert "did not carry over" not in next(n for n in _notes({"calibration": fine}, "USD") if "calibrated" in n)
+    assert "did not carry over" not in calibration_html(fine)
+
+
 def test_the_report_says_a_calibration_did_not_carry_over_only_when_it_raised_the_test_ece():
     from mlcase.report.sections.evaluation import calibration_html
 

@@ -129,10 +129,12 @@ class _Calibrators:
         # a frozen model predicts the same on every fold (ensemble="auto" is False for it): the folds only have to
         # exist, so 2 (scikit-learn's default of 5 needs 5 rows of each class, which a small validation part lacks)
         if not self.oof:
-            return CalibratedClassifierCV(FrozenEstimator(self.bundle.model), method=method, cv=2).fit(
+            cal = CalibratedClassifierCV(FrozenEstimator(self.bundle.model), method=method, cv=2).fit(
                 self.X.iloc[idx], self.y_model[idx])
-        return CalibratedClassifierCV(FrozenEstimator(self.lookup), method=method, cv=2).fit(
-            _rows(idx), self.y_model[idx])
+        else:
+            cal = CalibratedClassifierCV(FrozenEstimator(self.lookup), method=method, cv=2).fit(
+                _rows(idx), self.y_model[idx])
+        return bounded(cal, len(idx)) if method == "isotonic" else cal
 
     def scores(self, cal, idx) -> np.ndarray:
         idx = np.asarray(idx)
@@ -159,6 +161,33 @@ class _Calibrators:
             elif hasattr(cal, attr):
                 delattr(cal, attr)
         return cal, calibrated_oof
+
+
+def bounded(cal, n: int):
+    """Keep a fitted isotonic calibrator's probabilities within [1/(n+1), n/(n+1)] for ``n`` calibration rows.
+
+    Isotonic regression gives a block of rows its observed rate, so a block with no positive says 0 and one with
+    no negative says 1: certainties that ``n`` rows cannot support, and that the log loss charges without limit
+    where they are wrong. fpp2::elecdaily's `WorkDay` (58 validation rows) got the map 0, 0, 1, 1, a hard
+    classifier; 3 of its 73 test rows were work days scored 0, and the test log loss went 0.149 -> 1.424. Bounded
+    to 1/59 it is 0.188 (the run then says the calibration did not carry over). The bound is the smallest rate
+    the calibration rows can tell from zero (a rate over all ``n`` of them, with one more row), so it moves no
+    estimate that those rows support. Refitting on the fitted thresholds, which are already monotone, returns
+    them clipped to ``y_min``/``y_max`` (scikit-learn's own bounds), so the map is otherwise unchanged.
+    """
+    lo = 1.0 / (n + 1)
+    for inner in cal.calibrated_classifiers_:
+        for iso in inner.calibrators:
+            iso.set_params(y_min=lo, y_max=1.0 - lo).fit(iso.X_thresholds_, iso.y_thresholds_)
+    return cal
+
+
+def regressed(cal: dict) -> list[str]:
+    """The test measures (``ECE``, ``log loss``) that an applied calibration made worse."""
+    pairs = (("ECE", "ece_test_before", "ece_test_after"),
+             ("log loss", "log_loss_test_before", "log_loss_test_after"))
+    return [name for name, b, a in pairs
+            if cal.get(b) is not None and cal.get(a) is not None and cal[a] > cal[b]]
 
 
 def _skip_reason(bundle, y_model, classes) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ...evaluate.calibration import regressed
 from ...formats import money as _money
 from . import Section, esc, figure, fmt, table
 
@@ -348,9 +349,10 @@ def calibration_html(cal: dict) -> str:
                 f"{esc(fmt(cal.get('ece_test_after'), 3))} after; log loss "
                 f"{esc(fmt(cal.get('log_loss_test_before'), 4))}"
                 f" before, {esc(fmt(cal.get('log_loss_test_after'), 4))} after."
-                + (" The calibration, chosen on the validation rows alone, did not carry over to the test rows: "
+                + (f" The calibration, chosen on the validation rows alone, did not carry over to the test rows "
+                   f"(its {esc(' and '.join(regressed(cal)))} rose): "
                    "<code>evaluation.calibrate: none</code> keeps the model's own scores."
-                   if (cal.get("ece_test_after") or 0) > (cal.get("ece_test_before") or 0) else "") + "</p>")
+                   if regressed(cal) else "") + "</p>")
     else:
         text = (f"<p>Not recalibrated ({esc(cal.get('note') or cal.get('setting'))}). Expected calibration error "
                 f"on the test rows: {esc(fmt(cal.get('ece_test'), 3))}.</p>")
