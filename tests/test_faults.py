@@ -243,7 +243,7 @@ def test_calibration_on_a_validation_part_with_fewer_than_five_rows_of_a_class(t
 def test_an_isotonic_calibration_on_few_rows_says_no_probability_of_0_or_1(tmp_path):
     """fpp2::elecdaily's `WorkDay` (365 days): isotonic calibration on the 58 validation rows mapped the lowest
     scores to exactly 0, and work days scored 0 among the test rows sent the test log loss past 2.4 (the
-    sweep's ensemble: 0.149 -> 1.424). The map is bounded to [1/(n+1), n/(n+1)] for n calibration rows."""
+    sweep's ensemble: 0.149 -> 1.424). The map is bounded to [1/(n+2), (n+1)/(n+2)] for n calibration rows."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -258,7 +258,7 @@ def test_an_isotonic_calibration_on_few_rows_says_no_probability_of_0_or_1(tmp_p
         assert out["applied"] and out["method"] == "isotonic"
         n = len(ds.y_valid)
         p, y = b.scores(ds.X_test), np.asarray(ds.y_test, dtype=float)
-        assert p.min() == pytest.approx(1 / (n + 1)) and p.max() <= n / (n + 1) + 1e-12, (n, p.min(), p.max())
+        assert p.min() == pytest.approx(1 / (n + 2)) and p.max() <= (n + 1) / (n + 2) + 1e-12, (n, p.min(), p.max())
         log_loss = float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
         assert log_loss < 0.5, log_loss    # 2.43 and 2.48 with the zeros
         # the bound survives the registry's pickle and the calibrator the server compiles
