@@ -121,7 +121,7 @@ class _Calibrators:
     def usable(self) -> bool:
         return not self.oof or self.lookup is not None
 
-    def fit(self, method: str, idx):
+    def fit(self, method: str, idx, bound: bool = False):
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.frozen import FrozenEstimator
 
@@ -134,7 +134,7 @@ class _Calibrators:
         else:
             cal = CalibratedClassifierCV(FrozenEstimator(self.lookup), method=method, cv=2).fit(
                 _rows(idx), self.y_model[idx])
-        return bounded(cal, len(idx)) if method == "isotonic" else cal
+        return bounded(cal, len(idx)) if bound and method == "isotonic" else cal
 
     def scores(self, cal, idx) -> np.ndarray:
         idx = np.asarray(idx)
@@ -146,7 +146,7 @@ class _Calibrators:
         from sklearn.frozen import FrozenEstimator
 
         every = np.arange(len(self.y_model))
-        cal = self.fit(method, every)
+        cal = self.fit(method, every, bound=True)
         if not self.oof:
             return cal, None
         calibrated_oof = self.scores(cal, every)
@@ -170,12 +170,16 @@ def bounded(cal, n: int):
     no negative says 1: certainties that ``n`` rows cannot support, and that the log loss charges without limit
     where they are wrong. fpp2::elecdaily's `WorkDay` (58 validation rows) got the map 0, 0, 1, 1, a hard
     classifier; 3 of its 73 test rows were work days scored 0, and the test log loss went 0.149 -> 1.424. Bounded,
-    the same map gives 0.189. Rerun twice with ``calibrate: auto``, the cross-fit on the validation rows kept the
-    model's own scores once and chose the bounded map once (test log loss 0.154 -> 0.207, which the run reports as
-    a calibration that did not carry over). The bound is Laplace's rule of succession for a block of all ``n`` rows
-    with no event: a smaller block's rule gives more, so no value the rows support is moved. Refitting on the
-    fitted thresholds, which are already monotone, returns them clipped to ``y_min``/``y_max`` (scikit-learn's own
-    bounds), so the map is otherwise unchanged.
+    the same map gives 0.189. The bound is Laplace's rule of succession for a block of all ``n`` rows with no
+    event: a smaller block's rule gives more, so no value the rows support moves. Refitting on the fitted
+    thresholds, which are already monotone, returns them clipped to ``y_min``/``y_max`` (scikit-learn's own bounds),
+    so the map is otherwise unchanged.
+
+    Only the calibrator that ships is bounded. The cross-fit that chooses between sigmoid and isotonic scores the
+    unbounded map, whose certainties its log loss punishes: bounded there too, isotonic won the cross-fit on the
+    churn table of ``tests/e2e/test_cli_trust.py``, where it had lost, so the bound would have made isotonic, which
+    scikit-learn advises against on small calibration sets, the choice more often. Bounding the shipped map alone
+    keeps the choice where it was and limits what a certainty the validation halves did not meet can cost.
     """
     lo = 1.0 / (n + 2)
     for inner in cal.calibrated_classifiers_:
