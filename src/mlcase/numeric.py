@@ -50,6 +50,37 @@ def holm(p) -> np.ndarray:
     return out
 
 
+#: a gain counts when it exceeds this many standard errors of the paired per-row differences (the ensemble's rule
+#: in :mod:`mlcase.bakeoff.ensemble` and the calibration's in :mod:`mlcase.evaluate.calibration`)
+NOISE_Z = 2.0
+
+
+def mean_se(d, groups=None) -> tuple[float, float]:
+    """Mean and standard error of paired per-row differences ``d`` (an infinite error for a single one).
+
+    With ``groups``, the error is cluster-robust (the sandwich estimate over groups, with the small-sample
+    factor G / (G - 1)): rows of one group move together, and counting them as independent would shrink
+    the error by up to the square root of the group size. One group gives an infinite error.
+
+    >>> mean_se([1.0, 2.0, 3.0])
+    (2.0, 0.5773502691896258)
+    >>> mean_se([1.0, 1.0, 3.0, 3.0], groups=["a", "a", "b", "b"])
+    (2.0, 1.0)
+    """
+    d = np.asarray(d, dtype="float64")
+    mean = float(d.mean())
+    if groups is None:
+        return mean, (float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf"))
+    import pandas as pd
+
+    codes, uniq = pd.factorize(pd.Series(np.asarray(groups, dtype=object)), use_na_sentinel=False)
+    g = len(uniq)
+    if g < 2:
+        return mean, float("inf")
+    per = np.bincount(codes, weights=d - mean, minlength=g)  # each group's summed deviation
+    return mean, float(np.sqrt(g / (g - 1) * np.sum(per ** 2)) / len(d))
+
+
 def sig(v: float, digits: int = 3) -> str:
     """``v`` to ``digits`` significant digits without an exponent, for notes people read.
 

@@ -34,10 +34,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from ..numeric import sig
+from ..numeric import NOISE_Z, mean_se, sig
 
 ENSEMBLE_SIZE = 25
-NOISE_Z = 2.0           # the gain must exceed this many standard errors of the paired row differences
 EPS = 1e-15
 MAX_MEMBERS = 12        # candidate models offered to the selection
 PER_FAMILY = 3          # at most this many configurations of one family are offered
@@ -149,7 +148,7 @@ def _crossfit(preds: list[np.ndarray], member_rows: np.ndarray, y: np.ndarray, t
 def _verdict(kind: str, weights: dict, names: list[str], best: int, member_rows: np.ndarray, y: np.ndarray,
              crossfit: np.ndarray, pooled_rows: np.ndarray, diff: np.ndarray, finish) -> dict:
     """The result both rules share: weights, cross-fitted loss, the single model's, gain, noise and z."""
-    gain, noise = _mean_se(diff)
+    gain, noise = mean_se(diff)
     out = {"weights": weights, "candidates": names,
            "cv_loss": finish(float(pooled_rows.mean())),
            "single": {"name": names[best], "cv_loss": finish(float(member_rows[best].mean()))},
@@ -212,11 +211,6 @@ def select(members: list[dict], y: np.ndarray, task: str, row_loss, folds: list[
     return out
 
 
-def _mean_se(d: np.ndarray) -> tuple[float, float]:
-    """Mean and standard error of paired differences (an infinite error for a single one)."""
-    return float(d.mean()), (float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf"))
-
-
 def _near_ties(member_rows: np.ndarray, rows: np.ndarray, size: int, finish) -> list[int]:
     """Members that CV cannot tell from the best on ``rows``, best first, at most ``size`` (the best among them).
 
@@ -233,7 +227,7 @@ def _near_ties(member_rows: np.ndarray, rows: np.ndarray, size: int, finish) -> 
     top = float(finish(means[best]))
     out = []
     for j in np.argsort(means, kind="stable"):
-        gap, se = _mean_se(sub[j] - sub[best])
+        gap, se = mean_se(sub[j] - sub[best])
         close = float(finish(means[j])) <= top * (1 + TIE_REL) if top > 0 else bool(means[j] <= means[best])
         if j == best or (gap <= NOISE_Z * se and close):
             out.append(int(j))

@@ -398,7 +398,11 @@ class EvaluationSpec(_Model):
     bootstrap: int = Field(1000, ge=100)
     slice_gap_alert: float = Field(0.1, gt=0)
     min_slice_size: int = Field(30, ge=1)
-    calibrate: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
+    calibrate: Literal["auto", "isotonic", "sigmoid", "none"] = Field(
+        "auto", description="Calibrate the candidate's probabilities on the validation rows. auto: only when its "
+                            "validation ECE exceeds 0.02 and a calibrator's cross-fitted log-loss gain exceeds 2 "
+                            "standard errors (isotonic is tried from 1,000 validation rows); isotonic, sigmoid: "
+                            "always, with that method; none: never.")
 
 
 class BakeoffSpec(_Model):
