@@ -329,14 +329,14 @@ def _crossfit(case, fitter: _Calibrators, raw, y, method, groups=None) -> dict:
     before = task.row_losses(y, raw, classes)[0]
     out = {"ece_before": ece_of(task_name, y, raw, classes), "log_loss_before": float(before.mean())}
     nan = float("nan")
-    halves = None
-    if groups is not None and len(np.unique(groups.astype(str))) >= 2:
-        halves = StratifiedGroupKFold(2, shuffle=True, random_state=case.spec.split.seed).split(
-            np.zeros(len(y)), fitter.y_model, groups=groups.astype(str))
+    seed = case.spec.split.seed
+    groups = None if groups is None else np.asarray(groups).astype(str)
+    if groups is not None and len(np.unique(groups)) >= 2:
+        halves = StratifiedGroupKFold(2, shuffle=True, random_state=seed).split(raw, fitter.y_model, groups=groups)
+        out["groups"] = int(len(np.unique(groups)))
     else:
         groups = None
-        halves = StratifiedKFold(2, shuffle=True, random_state=case.spec.split.seed).split(
-            np.zeros(len(y)), fitter.y_model)
+        halves = StratifiedKFold(2, shuffle=True, random_state=seed).split(raw, fitter.y_model)
     after = np.zeros_like(raw)
     for fit_idx, score_idx in halves:
         values, counts = np.unique(fitter.y_model[fit_idx], return_counts=True)
@@ -346,8 +346,6 @@ def _crossfit(case, fitter: _Calibrators, raw, y, method, groups=None) -> dict:
         after[score_idx] = fitter.scores(fitter.fit(method, fit_idx), score_idx)
     after_rows = task.row_losses(y, after, classes)[0]
     gain, noise = mean_se(before - after_rows, groups)
-    if groups is not None:
-        out["groups"] = int(len(np.unique(groups.astype(str))))
     return {**out, "ece_after": ece_of(task_name, y, after, classes), "log_loss_after": float(after_rows.mean()),
             "gain": gain, "noise": noise}
 
