@@ -188,3 +188,27 @@ def test_the_gain_over_a_learned_baseline_is_net_of_what_the_baseline_learns(tmp
     assert guess["baseline_assumed_fixed"] and guess["multiple_at_estimate"] == 1.25
     line = reasons({"settle": guess}, ev, case)["INCONCLUSIVE"][0]
     assert "(assuming the best baseline gains nothing from more rows: its own curve did not fit)" in line
+
+
+def test_a_baseline_gain_at_the_rounding_of_floats_is_not_named():
+    """MASS::biopsy (malignant or benign, 140 test rows): the candidate's curve and the linear baseline's fitted the
+    same gain, and the reason read "(from $0.086 to about $0.086 per decision, net of the $0.00000000000810 the
+    baseline's own curve gains with them)". The settle record below is that run's."""
+    from mlcase.analysis.core import reasons
+    from mlcase.case import case_from_spec
+
+    case = case_from_spec({"name": "t", "decision": "d", "task": "binary",
+                           "data": {"source": "d.csv", "target": "y"}}, ".")
+    st = {"multiple": None, "more_labelled_rows": None, "labelled_rows": None, "expected_lift": 0.08571428571428585,
+          "gain_from_curve": 0.0, "lift_now": 0.08571428571428585, "versus": "the best baseline (linear)",
+          "sd_diff_per_decision": 0.5813, "baseline_gain": 8.101519455294692e-12,
+          "gain_band": [-0.029925665894183127, 0.022128200083108764], "uncertain": True,
+          "multiple_at_estimate": 3.0, "worst_lift": 0.055788619820102726, "needed_lift": 0.07946734004013425}
+    line = reasons({"settle": st}, {}, case)["INCONCLUSIVE"][0]
+    assert "net of" not in line and "from $0.086 to about $0.086" not in line
+    assert "3x today's labels would settle the lift over the best baseline (linear) (it stays about $0.086 per " \
+           "decision; only the test part grows), but its 95% band for that gain runs from -$0.030 to $0.022" in line
+    # a baseline gain of a tenth of the lift is material and named, as is a lift that grows
+    grows = reasons({"settle": {**st, "expected_lift": 0.11, "baseline_gain": 0.0086}}, {}, case)["INCONCLUSIVE"][0]
+    assert "(from $0.086 to about $0.110 per decision, net of the $0.00860 the baseline's own curve gains with " \
+           "them)" in grows

@@ -28,6 +28,8 @@ from .refits import Refits, recipe_of
 from .slices import BASELINE, CANDIDATE, FLOOR, Part, find_weak_slices
 
 VALID_FILE = "valid_scores.parquet"
+#: the baseline's own gain from more labels is named where it is at least this share of the lift
+NET_MATERIAL = 0.01
 
 
 #: why a case of a task the row-level analysis does not cover has none (its losses are per list or per series)
@@ -414,9 +416,17 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
         out["any"].append(line)
     st = result.get("settle")
     if st:
-        # over a learned baseline the gain is net of the baseline's own (stated where it is not zero in money)
-        net = (f", net of the {m(st['baseline_gain'])} the baseline's own curve gains with them"
-               if st.get("baseline_gain") and m(st["baseline_gain"]) != m(0.0) else "")
+        # over a learned baseline the gain is net of the baseline's own, stated where it is material: MASS::biopsy's
+        # read "from $0.086 to about $0.086 per decision, net of the $0.00000000000810 the baseline's own curve
+        # gains with them", a difference of two fitted curves at the rounding of floats
+        bg = st.get("baseline_gain") or 0.0
+        scale = max(abs(st.get("lift_now") or 0.0), abs(st.get("expected_lift") or 0.0))
+        net = (f", net of the {m(bg)} the baseline's own curve gains with them"
+               if abs(bg) >= NET_MATERIAL * scale and m(bg) != m(0.0) else "")
+        # a gain too small to show in money (survival::colon: "$0.057 to about $0.057") is said as no growth
+        now, later = m(st["lift_now"]), m(st.get("expected_lift", st["lift_now"]))
+        grow = (f"from {now} to about {later} per decision{net}" if later != now else
+                f"it stays about {now} per decision{net}; only the test part grows")
         fixed = (" (assuming the best baseline gains nothing from more rows: its own curve did not fit)"
                  if st.get("baseline_assumed_fixed") else "")
         if st.get("uncertain"):
@@ -425,13 +435,12 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
                      "that would settle it" if st.get("worst_lift") is not None else "")
             out["INCONCLUSIVE"].append(
                 f"the learning curve's best guess is that {st['multiple_at_estimate']:g}x today's labels would settle "
-                f"the lift over {st['versus']} (from {m(st['lift_now'])} to about {m(st['expected_lift'])} per "
-                f"decision{net}), but its 95% band for that gain runs from {m(lo)} to {m(hi)}{short}; too uncertain "
-                f"to promise a count{fixed}: add labels in steps and rerun `mlcase analyze`")
+                f"the lift over {st['versus']} ({grow}), but its 95% band for that gain runs from {m(lo)} to "
+                f"{m(hi)}{short}; too uncertain to promise a count{fixed}: add labels in steps and rerun "
+                "`mlcase analyze`")
         elif st.get("multiple"):
-            # a gain too small to show in money (survival::colon: "$0.057 to about $0.057") is said as no growth:
-            # then the larger test part alone settles the lift
-            now, later, k = m(st["lift_now"]), m(st["expected_lift"]), f"{st['multiple']:g}x today's labels"
+            # no growth: then the larger test part alone settles the lift
+            k = f"{st['multiple']:g}x today's labels"
             expect = (f"to grow from {now} to about {later} per decision with {k}{net}" if later != now else
                       f"to stay about {now} per decision{net}, so only a larger test part would settle it: {k}")
             out["INCONCLUSIVE"].append(
