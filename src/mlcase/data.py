@@ -707,14 +707,31 @@ def label_in(value, values: list[str]):
 POSITIVE_NAMES = ("1", "yes", "true", "bad", "default", "churn", "positive", "fraud", "y", "1.0")
 
 
-def _guess_positive(values: list[str], counts: dict[str, int] | None = None) -> str:
-    """The class a binary decision acts on: one named as a positive (``yes``, ``1``, ``fraud`` ...); else, given
-    ``counts`` (the draft), the rarer class, since a decision acts on the rarer event (openintro::
-    simpsons_paradox_covid's "death" of "death"/"survived": the last value would act on 99.7% of rows); else
-    the last value (a spec without ``data.positive`` reads as it always has)."""
+def named_positive(values: list[str], codes: bool = False) -> str | None:
+    """The value named as a positive (``yes``, ``1``, ``fraud`` ...), or None.
+
+    With ``codes`` (the draft), ``1`` names a positive only beside ``0`` (or ``-1``), as an indicator: beside
+    ``2`` it is the first of two level codes, as R's tables write them (survival::nwtco's ``histol``: 1 is a
+    favourable histology, 88.6% of the children, 2 the unfavourable one the decision would act on).
+    """
     for v in values:
-        if v.lower() in POSITIVE_NAMES:
-            return v
+        low = v.lower()
+        if low not in POSITIVE_NAMES:
+            continue
+        if codes and low in ("1", "1.0") and not any(o.lower() in ("0", "0.0", "-1", "-1.0") for o in values if o != v):
+            continue
+        return v
+    return None
+
+
+def _guess_positive(values: list[str], counts: dict[str, int] | None = None) -> str:
+    """The class a binary decision acts on: one named as a positive (:func:`named_positive`; given ``counts``,
+    the draft's, ``1`` only as an indicator); else, given ``counts``, the rarer class, since a decision acts on
+    the rarer event (openintro::simpsons_paradox_covid's "death" of "death"/"survived": the last value would act
+    on 99.7% of rows); else the last value (a spec without ``data.positive`` reads as it always has)."""
+    named = named_positive(values, codes=bool(counts))
+    if named is not None:
+        return named
     if counts:
         return min(reversed(values), key=lambda v: counts.get(v, 0))
     return values[-1]

@@ -204,9 +204,9 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"  target: {_q(target)}",
     ]
     if task == "binary":
-        from .data import POSITIVE_NAMES
+        from .data import named_positive
 
-        rarer = "" if positive.lower() in POSITIVE_NAMES else "the rarer class, "
+        rarer = "" if named_positive(values, codes=True) == positive else "the rarer class, "
         lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rarer}{rate:.1%} of "
                      + ("rows)" if df[target].notna().all() else "the labelled rows)"))
     time_comment = (f"               # {_comment(unsplit)}" if unsplit else
