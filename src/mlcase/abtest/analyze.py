@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MlcaseError
+from ..formats import number
 from . import stats as st
 from .frames import _MAX_LISTED, _Rows, numeric_metric, read_frame
 
@@ -675,13 +676,13 @@ def _verdict(trustworthy: bool, rows: list[dict], guards: list[dict], primary: s
 def _num(v: float, kind: str) -> str:
     if v is None or not np.isfinite(v):
         return "n/a"
-    return f"{v:.2%}" if kind == "proportion" else f"{v:,.4g}"
+    return f"{v:.2%}" if kind == "proportion" else number(v, 4)
 
 
 def _delta(v: float, kind: str) -> str:
     if v is None or not np.isfinite(v):
         return "n/a"
-    return f"{v * 100:+.2f} points" if kind == "proportion" else f"{v:+,.4g}"
+    return f"{v * 100:+.2f} points" if kind == "proportion" else ("+" if v >= 0 else "") + number(v, 4)
 
 
 def _pct(v: float) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..case import Case
+from ..formats import number
 from ..rules import cost_values
 from .base import ModelFreePolicy, Task, pct
 
@@ -176,7 +177,8 @@ def constant_value(name: str, description: str, value: float) -> ModelFreePolicy
 
 
 def _num(v: float) -> str:
-    return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+    # never scientific: Ecdat::Housing's median price read "predicting the training median (6.295e+04)"
+    return number(v, 4)
 
 
 class RegressionTask(Task):
