@@ -386,3 +386,12 @@ def test_an_out_of_core_target_reads_positive_1_as_the_float_1():
     votes = pd.Series([0.0, 1.0, None, 1.0])
     assert _target_column(votes, case(1), "binary").tolist() == [0.0, 1.0, 0.0, 1.0]
     assert _target_column(pd.Series(["no", "yes"]), case("yes"), "binary").tolist() == [0.0, 1.0]
+
+
+def test_the_metric_lift_is_written_without_scientific_notation(tmp_path):
+    """causaldata::gapminder's population (a regression in people) read "rmse lift +9.675e+07 (95% CI +5.354e+07
+    to +1.32e+08 ...)". The same lift in the reasons of a decision now reads as the number it is."""
+    case, ds, ev = brca_with_the_baseline_model_as_candidate(tmp_path)
+    ev["lift"]["metric"] = {"name": "rmse", "estimate": 96746112.3, "ci_low": 53540000.0, "ci_high": 132000000.0}
+    text = " ".join(decide(case, value_ceiling(case, ds), ev).reasons)
+    assert "rmse lift +96,746,112 (95% CI +53,540,000 to +132,000,000; positive favours the candidate)" in text

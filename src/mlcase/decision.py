@@ -35,7 +35,7 @@ from typing import Any
 from .case import Case
 from .errors import ModelError
 from .evaluate.calibration import regressed
-from .formats import listing
+from .formats import listing, signed
 from .formats import money as _money_text
 
 VERDICTS = ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
@@ -320,8 +320,9 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
                  f"against {_m(cost[best], cur, 3)} for {role} ({best}): a lift of {_ci(lift, cur)}")
     floor_line = (f"over {floor['description']} (the best model-free policy, {_m(floor['cost'], cur, 3)} per "
                   f"decision) the candidate saves {_ci(cand_floor, cur)}")
-    metric_line = (f"{metric['name']} lift {metric['estimate']:+.4g} (95% CI {metric['ci_low']:+.4g} to "
-                   f"{metric['ci_high']:+.4g}; positive favours the candidate)")
+    # never scientific: causaldata::gapminder's population read "rmse lift +9.675e+07"
+    metric_line = (f"{metric['name']} lift {signed(metric['estimate'])} (95% CI {signed(metric['ci_low'])} to "
+                   f"{signed(metric['ci_high'])}; positive favours the candidate)")
     need_line = (f"the model must add {_m(required, cur, 3)} per decision (operating cost {_m(op, cur, 3)} + "
                  f"min_lift {_m(min_lift, cur, 3)})")
     both_clear = lift["ci_low"] > 0 and cand_floor["ci_low"] > 0

@@ -81,6 +81,16 @@ def number(v: Any, digits: int = 5) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def signed(v: Any, digits: int = 4) -> str:
+    """:func:`number` with its sign, for a difference: ``+0.006``, ``-12.35``, ``+96,746,112``.
+
+    >>> signed(0.0060231), signed(-12.3456), signed(96746112.3), signed(0)
+    ('+0.006023', '-12.35', '+96,746,112', '+0')
+    """
+    text = number(v, digits)
+    return text if text.startswith(("-", "–")) else "+" + text
+
+
 def duration(seconds: float | None) -> str:
     """A duration as case.yaml writes it: ``180d``, ``6h``, ``90m``, ``45s`` (the largest whole unit).
 

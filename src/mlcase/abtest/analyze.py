@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MlcaseError
-from ..formats import number
+from ..formats import number, signed
 from . import stats as st
 from .frames import _MAX_LISTED, _Rows, numeric_metric, read_frame
 
@@ -682,7 +682,7 @@ def _num(v: float, kind: str) -> str:
 def _delta(v: float, kind: str) -> str:
     if v is None or not np.isfinite(v):
         return "n/a"
-    return f"{v * 100:+.2f} points" if kind == "proportion" else ("+" if v >= 0 else "") + number(v, 4)
+    return f"{v * 100:+.2f} points" if kind == "proportion" else signed(v)
 
 
 def _pct(v: float) -> str:
@@ -746,7 +746,7 @@ def _conclude(a: Analysis) -> str:
     for g in a.guardrails:
         margin = f"{g['margin']:.1%}" if g["scale"] == "relative" else f"{g['margin']:g}"
         move = "drop" if g["bad"] == "decrease" else "rise"
-        est = _pct(g["estimate"]) if g["scale"] == "relative" else f"{g['estimate']:+.4g}"
+        est = _pct(g["estimate"]) if g["scale"] == "relative" else signed(g['estimate'])
         if g["status"] == "pass":
             parts.append(f"Guardrail {g['metric']} ({g['arm']}) held: change {est}, a {move} beyond {margin} is ruled out.")
         elif g["status"] == "fail":

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MlcaseError, NotFoundError
-from ..formats import money
+from ..formats import money, number, signed
 from ..times import as_datetimes
 from .frames import numeric_metric, read_frame
 
@@ -69,7 +69,7 @@ class Plan:
         kind = "rate" if self.metric == "proportion" else "mean"
         rel = f" ({self.mde_relative:+.1%} relative)" if self.mde_relative is not None else ""
         test = "two-sided" if self.sided == 2 else "one-sided"
-        words = (f"To detect a change of {self.mde:+.4g}{rel} in the {kind} from a baseline of {self.baseline:.4g} "
+        words = (f"To detect a change of {signed(self.mde)}{rel} in the {kind} from a baseline of {number(self.baseline, 4)} "
                  f"with {self.power:.0%} power at alpha {self.alpha:g} ({test}), you need "
                  f"{self.n_control:,} units in control and {self.n_treatment:,} in treatment "
                  f"({self.n_total:,} in all).")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ..formats import number
 
 
 def register(app: typer.Typer) -> None:
@@ -73,15 +74,15 @@ def _print(con, doc: dict) -> None:
               + (f"loses money in: {', '.join(losing)}" if losing else "no slice loses money beyond chance"))
     for e in doc["learning_curve"].get("extrapolation") or []:
         lo, hi = e["band"]
-        con.print(f"  learning curve: {e['multiple']:g}x labels ({e['labels']:,}): {e['cost_per_decision']:,.4g} per "
-                  f"decision (band {lo:,.4g} to {hi:,.4g})")
+        con.print(f"  learning curve: {e['multiple']:g}x labels ({e['labels']:,}): {number(e['cost_per_decision'], 4)} per "
+                  f"decision (band {number(lo, 4)} to {number(hi, 4)})")
     if doc["learning_curve"].get("note") or doc["learning_curve"].get("skipped"):
         con.print(f"  learning curve: {doc['learning_curve'].get('note') or doc['learning_curve'].get('skipped')}")
     for g in doc["feature_groups"][:8]:
         w = g.get("worth_per_decision") or {}
         if w:
-            con.print(f"  feature group {g['group']}: worth {w['estimate']:,.4g} per decision "
-                      f"(95% CI {w['ci_low']:,.4g} to {w['ci_high']:,.4g})")
+            con.print(f"  feature group {g['group']}: worth {number(w['estimate'], 4)} per decision "
+                      f"(95% CI {number(w['ci_low'], 4)} to {number(w['ci_high'], 4)})")
     lab = doc["label_audit"]
     if lab.get("file"):
         con.print(f"  label audit: {flagged_said(lab)}; {conflicts_said(lab)}; for review: {lab['file']}")

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..case import Case
 from ..errors import MlcaseError, NotFoundError, redact_text
+from ..formats import signed
 
 TOLERANCE = 1e-9
 _COLUMNS = ("request_id", "ts", "model_version", "tier", "fallback", "reason", "inputs", "score", "scores",
@@ -72,7 +73,7 @@ class Replay:
                           f"{r.get('decision')!r}, conformal {r.get('conformal')}, threshold {r.get('threshold')}")
         for c in (self.explanation or {}).get("contributions", [])[:5]:
             console.print(f"  {escape(str(c.get('feature')))} = {escape(str(c.get('value')))}: "
-                          f"{c.get('contribution'):+.4g}")
+                          f"{signed(c.get('contribution'))}")
         for n in self.notes:
             console.print(f"  [dim]note: {escape(n)}[/dim]")
 

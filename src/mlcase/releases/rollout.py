@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..case import Case
 from ..errors import NotFoundError
+from ..formats import signed
 
 EXIT = {"promote": 0, "hold": 1, "rollback": 3}
 ARM_NAMES = {"model": "champion", "canary": "canary"}
@@ -328,8 +329,8 @@ def _verdict(case: Case, guards: list[dict], exp: dict) -> tuple[str, list[str]]
                f"(champion {_fmt(g['champion'])}); {g['why']}" for g in broken]
     cost = exp.get("cost")
     if cost and cost["diff"] is not None and cost["low"] > rel.cost_margin:
-        reasons.append(f"the canary costs {cost['diff']:+.4g} per decision [always-valid {1 - rel.alpha:.0%}: "
-                       f"{cost['low']:+.4g}, {cost['high']:+.4g}], more than releases.cost_margin {rel.cost_margin:g}")
+        reasons.append(f"the canary costs {signed(cost['diff'])} per decision [always-valid {1 - rel.alpha:.0%}: "
+                       f"{signed(cost['low'])}, {signed(cost['high'])}], more than releases.cost_margin {rel.cost_margin:g}")
     if reasons:
         return "rollback", reasons
     hold = []
@@ -342,16 +343,16 @@ def _verdict(case: Case, guards: list[dict], exp: dict) -> tuple[str, list[str]]
     if not cost or cost["diff"] is None:
         hold.append("no labels yet: the cost of the canary is unknown (see the estimated cost)")
     elif cost["high"] > rel.cost_margin:
-        hold.append(f"the canary's cost difference {cost['diff']:+.4g} [always-valid: {cost['low']:+.4g}, "
-                    f"{cost['high']:+.4g}] does not yet rule out more than releases.cost_margin {rel.cost_margin:g}")
+        hold.append(f"the canary's cost difference {signed(cost['diff'])} [always-valid: {signed(cost['low'])}, "
+                    f"{signed(cost['high'])}] does not yet rule out more than releases.cost_margin {rel.cost_margin:g}")
     unknown = [g["name"] for g in guards if g["status"] == "unknown" and g["limit"] is not None]
     if unknown:
         hold.append(f"guardrails not checked yet ({', '.join(unknown)}): fewer than releases.min_rows "
                     f"{rel.min_rows} canary records, or no value")
     if hold:
         return "hold", hold
-    return "promote", [f"the canary costs {cost['diff']:+.4g} per decision [always-valid {1 - rel.alpha:.0%}: "
-                       f"{cost['low']:+.4g}, {cost['high']:+.4g}] on {units['canary']} labelled units, within "
+    return "promote", [f"the canary costs {signed(cost['diff'])} per decision [always-valid {1 - rel.alpha:.0%}: "
+                       f"{signed(cost['low'])}, {signed(cost['high'])}] on {units['canary']} labelled units, within "
                        f"releases.cost_margin {rel.cost_margin:g}, and every guardrail holds"]
 
 
