@@ -225,3 +225,17 @@ def test_regression_floor_descriptions_never_read_in_scientific_notation():
     assert text["mean"] == f"predicting the training mean ({y.mean():,.0f}) for every case" == \
         "predicting the training mean (68,122) for every case"
     assert text["quantile"].startswith("predicting the cost-optimal constant 74,500 (the training 67% quantile")
+
+
+def test_the_tables_of_the_report_write_numbers_by_one_rule():
+    """Slice edges, the datasheet, the model card and the analysis' slices each had their own copy of "thousands
+    with commas, else 4 significant digits", which printed 1.2e-05 for a small edge. They are formats.number now."""
+    from mlcase.analysis.slices import _num as analysis_edge
+    from mlcase.cards import _num as card_num
+    from mlcase.checks.datasheet import _num as datasheet_num
+    from mlcase.evaluate.slices import _edge
+
+    for f in (analysis_edge, datasheet_num, _edge):
+        assert [f(v) for v in (1.2e-5, 0.5, 12.3456, 62950.0, -1234.56)] == \
+            ["0.000012", "0.5", "12.35", "62,950", "-1,235"]
+    assert card_num(1.2e-5) == "0.000012" and card_num(62950.0) == "62,950" and card_num(None) == "–"

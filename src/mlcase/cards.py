@@ -20,6 +20,7 @@ from . import results as _results
 from .case import Case, load_case
 from .errors import redact_url
 from .formats import money as _money
+from .formats import number
 
 CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
@@ -613,7 +614,7 @@ def _num(v: Any) -> str:
         f = float(v)
         if f != f:
             return "–"
-        return f"{f:,.0f}" if abs(f) >= 1000 else f"{f:.4g}"
+        return number(f, 4)
     return str(v)
 
 

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluate.lift import bootstrap_means, ci
+from ..formats import number
 from ..numeric import holm
 
 ALPHA = 0.05
@@ -143,7 +144,7 @@ def _cond_mask(s: pd.Series, c: dict) -> np.ndarray:
 
 
 def _num(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return number(v, 4)
 
 
 def _cond_label(c: dict) -> str:

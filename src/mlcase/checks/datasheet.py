@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..case import Case
 from ..data import Dataset
+from ..formats import number
 
 DATASHEET_FILE = "datasheet.md"
 MAX_LEVELS = 10
@@ -52,7 +53,7 @@ def _num(x: Any) -> str:
         x = float(x)
         if x != x:
             return "–"
-        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+        return number(x, 4)
     return str(x)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..case import Case
+from ..formats import number
 from .lift import bootstrap_means
 
 SLICE_BOOTSTRAP = 200
@@ -25,7 +26,7 @@ def _slice_values(s: pd.Series) -> pd.Series:
 
 
 def _edge(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return number(v, 4)
 
 
 def _group_boot(num: np.ndarray, den: np.ndarray | None, n_boot: int, seed: int) -> np.ndarray:
