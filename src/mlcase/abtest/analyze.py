@@ -746,7 +746,7 @@ def _conclude(a: Analysis) -> str:
     for g in a.guardrails:
         margin = f"{g['margin']:.1%}" if g["scale"] == "relative" else f"{g['margin']:g}"
         move = "drop" if g["bad"] == "decrease" else "rise"
-        est = _pct(g["estimate"]) if g["scale"] == "relative" else signed(g['estimate'])
+        est = _pct(g["estimate"]) if g["scale"] == "relative" else signed(g["estimate"])
         if g["status"] == "pass":
             parts.append(f"Guardrail {g['metric']} ({g['arm']}) held: change {est}, a {move} beyond {margin} is ruled out.")
         elif g["status"] == "fail":
