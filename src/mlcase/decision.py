@@ -10,7 +10,11 @@ every lift has a paired bootstrap 95% CI. Rules, in order:
 2. ``NO_GO`` when no model or learned baseline beats the best model-free policy
    with a CI above zero. The reasons say which policy that is and, for a binary
    decision, what acting at random saves over never acting ("a process
-   decision, no model needed"), or that it does not pay either.
+   decision, no model needed"), or that it does not pay either. Except: where the candidate's
+   threshold flagged far fewer test rows than planned (one-sided binomial p < 0.05) and its
+   ranking at the planned share of the test rows saves at least the bar of rule 4 over the
+   floor, ``INCONCLUSIVE``: the test rows cannot tell a threshold that did not carry from a
+   model that is not needed.
 3. When the candidate breaks a constraint (latency): ``USE_BASELINE`` if the best
    learned baseline beats the floor, else ``NO_GO``. A latency verdict that
    depends on the margin says so, with the numbers.
@@ -245,6 +249,9 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None, bakeof
 
     # 2. does anything beat the best model-free policy?
     if not beats:
+        short = _short_of_plan(ev, spec, floor, cur)
+        if short:
+            return done("INCONCLUSIVE", short)
         reasons, info = _nothing_beats_the_floor(ev, cand, best, floor, over_floor, sd_of(sd, cand, floor), cur)
         if info:
             evidence["to_decide"] = info
@@ -380,6 +387,46 @@ def _floor(ev: dict) -> dict:
                                                                            {}).get(name), "kind": None}
     return {"name": name, "description": info["description"], "cost": info["cost_per_decision"],
             "sd": info.get("cost_sd_per_decision"), "kind": info.get("kind")}
+
+
+def _short_of_plan(ev: dict, spec, floor: dict, cur: str) -> list[str] | None:
+    """INCONCLUSIVE reasons where nothing beats the floor as served only because the candidate's threshold flagged
+    far fewer test rows than planned, while its ranking at the planned rate pays; else None.
+
+    palmerpenguins::penguins_raw (`Sex`, 58 validation rows, a time split): the threshold cut at the validation
+    rows' fifth-highest score flagged 1 test row in 71 against 8.6% planned, and the case read NO_GO, "a process
+    decision, no model needed", beside a logistic regression with a test AUC of 0.979. Whether the threshold
+    carries is what the test rows could not tell; that the ranking pays, they did.
+    """
+    cap = ev.get("capacity_check") or {}
+    at = cap.get("at_planned_rate")
+    if not (cap.get("test_under_plan") and at):
+        return None
+    d = at["over_floor"]
+    required = float(ev["operating_cost"]["per_decision"]) + float(spec.constraints.min_lift)
+    if not (d["estimate"] >= required and d["estimate"] > 0):
+        return None
+    cand = ev["champion_candidate"]
+    served = (ev.get("lift_over_model_free") or {}).get(cand)
+    pays = d["ci_low"] > 0
+    reasons = [
+        f"as served, no model beats {floor['description']} with a CI above zero, but the candidate's ({cand}) "
+        f"threshold did not carry to the test rows: it flagged {100 * cap['test_flag_rate']:.3g}% of them against "
+        f"the {100 * cap['valid_flag_rate']:.3g}% it flagged on the validation rows (binomial p "
+        f"{cap['test_under_plan_p']:.2g}), so 'no model needed' is not what they show",
+        f"flagging {100 * at['flag_rate']:.3g}% of the test rows by the candidate's score (the planned share) saves "
+        f"{_ci(d, cur)} per decision over it" + (f", against {_ci(served, cur)} as served" if served else "")
+        + (": its ranking pays; whether its threshold carries is what the test rows could not settle" if pays else
+           ": the point estimate clears the bar, but a 95% CI includes zero")]
+    if not pays:
+        sd_pooled = sd_of(ev.get("cost_sd_per_decision") or {}, cand, floor)
+        text, _ = _what_would_decide(ev, d["estimate"], d.get("diff_sd_per_decision") or 0.0, sd_pooled, cur)
+        if text:
+            reasons.append(text[0].upper() + text[1:])
+    reasons += [f"the threshold is cut among the top scores of {ev.get('n_valid'):,} validation rows: a larger "
+                "validation part (split.valid_size) would cut it from more of them; after launch, watch the flag "
+                "rate", "the champion alias stays where it is until then"]
+    return reasons
 
 
 def _nothing_beats_the_floor(ev: dict, cand: str, best: str, floor: dict, over_floor: dict, sd_pooled: float,

@@ -143,6 +143,9 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
                                              features_of(dataset.rows("test"), cand, dataset), dataset.y_test,
                                              test["scores"][candidate], test["losses"][candidate])
     data.update(_extras(case, dataset, bundles, candidate, best, test, seed))
+    if data.get("capacity_check"):
+        data["capacity_check"]["at_planned_rate"] = _at_planned_rate(
+            case, dataset, candidate, test, FLOOR + floor.best, data["capacity_check"]["valid_flag_rate"], seed)
     data["curves"]["lift_samples"] = data["lift"]["samples_quantiles"]
     data.update({"n_test": int(len(dataset.y_test)), "n_valid": int(len(dataset.y_valid)),
                  "n_labelled": int(len(dataset.split.train) + len(dataset.y_valid) + len(dataset.y_test)),
@@ -167,6 +170,28 @@ def _test_part(case: Case, dataset, bundles: dict, floor: FloorPolicies) -> dict
     for name, c in floor.test_costs(costs_t, y_t).items():
         out["row_cost"][FLOOR + name] = c
     return out
+
+
+def _at_planned_rate(case: Case, dataset, candidate: str, test: dict, floor: str, planned: float, seed: int
+                     ) -> dict | None:
+    """The candidate's test cost where it flags the planned share of the test rows by its score, and what that
+    saves over the floor (a paired bootstrap of its own, so the evaluation's other draws are unchanged).
+
+    The served threshold is cut on the validation rows; where scores crowd near 1 and the validation part is
+    small, it can flag far fewer test rows than planned (palmerpenguins::penguins_raw: 1.4% of the test rows
+    against 8.6%, a test AUC of 0.979). The ranking at the planned rate tells whether the model would pay if the
+    threshold carried; the decision reads it only where the test flags fell short (no labels choose the cut).
+    """
+    if not planned:
+        return None
+    s = test["scores"][candidate]
+    t, share = T.capacity_cut(s, planned)
+    flags = T.binary_flags(s, t, share)
+    costs = np.asarray(test["costs"].of(dataset.y_test, flags), dtype=float)
+    lifts = PairedLifts({floor: test["row_cost"][floor], "at_rate": costs}, {}, case.spec.evaluation.bootstrap,
+                        seed)
+    return {"flag_rate": float(np.mean(flags)), "cost_per_decision": float(costs.mean()),
+            "over_floor": lifts.money(floor, "at_rate")}
 
 
 def _money(case: Case, c: np.ndarray) -> dict:
