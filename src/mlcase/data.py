@@ -399,9 +399,10 @@ class ColumnInfo:
     std: float | None = None
     quantiles: list[float] | None = None
     infinite: int = 0  # infinities the read turned into missing values; serving reads them so too
+    missing_tokens: list[str] | None = None  # the markers ('.', 'NA' ...) the read turned into missing values; so too
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "infinite" or v}
+        return {k: v for k, v in self.__dict__.items() if k not in ("infinite", "missing_tokens") or v}
 
 
 @dataclass
@@ -612,9 +613,13 @@ def infer_column(name: str, s: pd.Series) -> ColumnInfo:
 def infer_schema(df: pd.DataFrame, target: str, task: str, positive: Any = None,
                  classes: list | None = None) -> Schema:
     cols = {c: infer_column(c, df[c]) for c in df.columns}
-    for c, counts in (read_notes(df).get("infinite") or {}).items():
+    notes = read_notes(df)
+    for c, counts in (notes.get("infinite") or {}).items():
         if c in cols:
             cols[c].infinite = int(sum(counts.values()))
+    for c, tokens in (notes.get("missing_tokens") or {}).items():
+        if c in cols:
+            cols[c].missing_tokens = sorted(tokens)
     return Schema(columns=cols, target=target, task=task, classes=classes, positive=positive)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -51,6 +52,7 @@ class FieldRule:
     bool_as_text: bool = False       # boolean column stored as 'True'/'False' text in training
     known: frozenset = field(default_factory=frozenset)
     infinite: bool = False           # training read infinities here as missing: so does serving
+    tokens: frozenset = field(default_factory=frozenset)  # ... and these markers ('.', 'NA' ...)
 
 
 @dataclass
@@ -105,7 +107,8 @@ class RecordSpec:
             self.rules[name] = FieldRule(
                 name=name, kind=kind, required=float(c.get("missing_rate") or 0.0) == 0.0 and kind != "id",
                 categories=cats, lo=c.get("min"), hi=c.get("max"), bool_as_text=bool_as_text,
-                known=frozenset(cats or ()), infinite=bool(c.get("infinite")))
+                known=frozenset(cats or ()), infinite=bool(c.get("infinite")),
+                tokens=frozenset(c.get("missing_tokens") or ()))
         self._lo = {}
         self._hi = {}
         for r in self.rules.values():
@@ -129,6 +132,8 @@ class RecordSpec:
                 # an infinity is refused, unless training read this column's infinities as missing
                 # (drc::germination's `end`, infinite where a seed never germinated): then it is missing here too
                 typ: Any = Annotated[float, Field(allow_inf_nan=r.infinite), BeforeValidator(_not_a_bool)]
+                if r.tokens:  # medicaldata::opt writes an unknown lab value as '.', which training read as missing
+                    typ = Annotated[typ | None, BeforeValidator(partial(_token_to_none, r.tokens))]
                 extra = {"examples": [r.lo]} if r.lo is not None else {}
             elif r.kind == "boolean":
                 typ = bool
@@ -158,7 +163,9 @@ class RecordSpec:
         if r.kind == "id":
             return "an identifier: optional, and no model reads it"
         parts = [f"{r.kind}{'' if r.required else ', optional (imputed as in training when missing)'}"
-                 + (", an infinity read as missing, as in training" if r.infinite else "")]
+                 + (", an infinity read as missing, as in training" if r.infinite else "")
+                 + (f", {' or '.join(repr(t) for t in sorted(r.tokens))} read as missing, as in training"
+                    if r.tokens else "")]
         if r.kind == "numeric" and r.lo is not None:
             parts.append(f"training range [{r.lo:g}, {r.hi:g}]")
         if r.categories:
@@ -322,6 +329,8 @@ class RecordSpec:
                 out[name] = self._column(r, [None] * n)
                 continue
             s = df[name].reset_index(drop=True)
+            if r.tokens and s.dtype == object:
+                s = s.mask(s.map(lambda v, t=r.tokens: isinstance(v, str) and v.strip() in t))
             isna = s.isna().to_numpy()
             if r.required:
                 bad(isna, name, f"is required (it was never missing in training); send a {r.kind} value")
@@ -432,6 +441,11 @@ class RecordSpec:
             else:
                 rec[name] = r.categories[0] if r.categories else "x"
         return rec
+
+
+def _token_to_none(tokens: frozenset, v):
+    """A missing-value marker that training read as missing (``'.'``) is missing here too."""
+    return None if isinstance(v, str) and v.strip() in tokens else v
 
 
 def _not_a_bool(v):
