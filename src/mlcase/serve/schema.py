@@ -329,7 +329,7 @@ class RecordSpec:
                 out[name] = self._column(r, [None] * n)
                 continue
             s = df[name].reset_index(drop=True)
-            if r.tokens and s.dtype == object:
+            if r.tokens and not pd.api.types.is_numeric_dtype(s):   # object, or pandas 3's str
                 s = s.mask(s.map(lambda v, t=r.tokens: isinstance(v, str) and v.strip() in t))
             isna = s.isna().to_numpy()
             if r.required:
