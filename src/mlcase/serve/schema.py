@@ -330,7 +330,7 @@ class RecordSpec:
                 continue
             s = df[name].reset_index(drop=True)
             if r.tokens and not pd.api.types.is_numeric_dtype(s):   # object, or pandas 3's str
-                s = s.mask(s.map(lambda v, t=r.tokens: isinstance(v, str) and v.strip() in t))
+                s = s.mask(s.map(partial(_is_token, r.tokens)))
             isna = s.isna().to_numpy()
             if r.required:
                 bad(isna, name, f"is required (it was never missing in training); send a {r.kind} value")
@@ -443,9 +443,14 @@ class RecordSpec:
         return rec
 
 
+def _is_token(tokens: frozenset, v) -> bool:
+    """Whether ``v`` is a missing-value marker that training read as missing (``'.'``)."""
+    return isinstance(v, str) and v.strip() in tokens
+
+
 def _token_to_none(tokens: frozenset, v):
-    """A missing-value marker that training read as missing (``'.'``) is missing here too."""
-    return None if isinstance(v, str) and v.strip() in tokens else v
+    """A marker training read as missing is missing here too (a record's field)."""
+    return None if _is_token(tokens, v) else v
 
 
 def _not_a_bool(v):
