@@ -342,6 +342,32 @@ def test_a_failing_model_hands_over_to_the_baseline(small):
     assert 'mlcase_fallbacks_total{reason="error",tier="baseline"} 1.0' in metrics
 
 
+def test_an_answer_of_the_constant_tier_is_replayed(tmp_path, capsys):
+    """A record the registered champion fails on is answered by the constant tier, and `mlcase replay` reproduces
+    that answer. It replayed it through the tier's model, which the constant has none of: "not reproduced:
+    constant tier differs (logged answered, now error: AttributeError: 'NoneType' object has no attribute
+    'scores')" (texmex::summer, whose linear candidate overflowed on a field of 1e308)."""
+    from mlcase.cli import main
+
+    case, ds = make_case(tmp_path / "churn", n=1500, serving={"fallback": ["constant"]})
+    failing = bundle(ds, family="logistic_no_imputer")  # raises on a missing total_charges
+    v = register(case, failing, aliases=["champion"])
+    rec = next(r for r in records(ds) if r["total_charges"] is not None)
+    with mlcase_serve(case.root) as (url, _proc, ready):
+        assert [f["tier"] for f in ready["fallbacks"]] == ["constant"]
+        out = httpx.post(f"{url}/predict", json=[rec, {**rec, "total_charges": None}], timeout=30).json()["predictions"]
+    assert (out[0]["tier"], out[1]["tier"]) == ("model", "constant")
+    assert out[1]["fallback"] and out[1]["reason"].startswith("model: error:") and out[1]["model_version"] is None
+    capsys.readouterr()
+    code = main(["replay", str(case.root), out[1]["request_id"], out[0]["request_id"], "--json", "--no-explain"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["replayed"] == 2 and doc["reproduced"] == 2, doc
+    const = next(r for r in doc["results"] if r["request_id"] == out[1]["request_id"])
+    assert const["replayed"]["tier"] == "constant" and const["replayed"]["decision"] == out[1]["decision"] == "auto"
+    assert any("model: error:" in n for n in const["notes"]), const["notes"]
+    assert v == out[0]["model_version"]
+
+
 def test_a_slow_model_times_out_to_the_next_tier(small):
     from mlcase.serve.app import ServeSettings, create_app
 

@@ -57,8 +57,9 @@ class Replay:
 
     def summary(self) -> str:
         if self.reproduced:
-            return (f"request {self.request_id}: reproduced: version {self.logged['model_version']} "
-                    f"({self.logged['tier']}) decides {self.logged['decision']!r} again")
+            v = self.logged["model_version"]
+            who = f"version {v} ({self.logged['tier']})" if v is not None else f"the {self.logged['tier']} tier"
+            return f"request {self.request_id}: reproduced: {who} decides {self.logged['decision']!r} again"
         first = "; ".join(f"{d['what']} differs (logged {_short(d['logged'])}, now {_short(d['now'])})"
                           for d in self.differences[:3])
         return f"request {self.request_id}: not reproduced: {first}"
@@ -232,11 +233,11 @@ def _compare(row: dict, answer, tier, arm_bundle) -> tuple[list[dict], list[str]
     if logged_score is not None and answer.score is not None and arm_bundle.task != "multiclass" and \
             not _close(logged_score, answer.score):
         diffs.append({"what": "score", "logged": logged_score, "now": answer.score})
-    if row["scores"]:
+    if _value(row["scores"]):  # a null beside JSON text in the column is read as NaN
         old = json.loads(row["scores"])
         if any(not _close(old[k], v) for k, v in (answer.scores or {}).items() if k in old):
             diffs.append({"what": "scores", "logged": old, "now": answer.scores})
-    if not _same_set(json.loads(row["conformal"]) if row["conformal"] else None, answer.conformal):
+    if not _same_set(json.loads(row["conformal"]) if _value(row["conformal"]) else None, answer.conformal):
         diffs.append({"what": "conformal set", "logged": row["conformal"], "now": answer.conformal})
     prov = tier.provenance()
     for key, what in (("model_sha256", "model file hash"), ("bundle_sha256", "bundle.json hash (schema, threshold, "
@@ -299,6 +300,9 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
     for row in rows.to_dict("records"):
         logged = {k: _value(row.get(k)) for k in ("model_version", "arm_version", "tier", "arm", "decision",
                                                   "model_decision", "prediction", "score", "threshold", "code_version")}
+        for k in ("model_version", "arm_version"):  # a column with nulls is read as floats: 2.0
+            if logged[k] is not None:
+                logged[k] = int(logged[k])
         rid = row["request_id"]
         try:
             arm_v = _value(row.get("arm_version")) or _value(row.get("model_version"))
@@ -322,7 +326,10 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
             out.append(Replay(rid, False, [{"what": "schema", "logged": "the inputs were valid",
                                             "now": f"{issues[0].field}: {issues[0].message}"}], logged, None))
             continue
-        scores = _call(tier, clean)
+        if tier.kind == "constant":  # no model: its answer is the case's constant, whatever the inputs
+            scores = [None]
+        else:
+            scores = _call(tier, clean)
         if isinstance(scores, Exception):
             out.append(Replay(rid, False, [{"what": f"{tier.name} tier", "logged": "answered", "now": str(scores)}],
                               logged, None))
@@ -334,6 +341,10 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
                           max_interval_width=spec.conformal.max_interval_width)
         a = decider.answer(tier, scores[0], conformal, [], {})
         diffs, notes = _compare(row, a, tier, arm_bundle)
+        if tier.kind == "constant":
+            why = _value(row.get("reason"))
+            notes.append("the constant tier's answer was replayed, not why the tiers before it did not answer"
+                         + (f" (logged: {why})" if why else ""))
         if row["arm"] == "holdout":
             notes.append(f"a held-out unit: today's process decided {row['decision']!r} (logged, not replayed); "
                          "the model's own decision is what was replayed")
