@@ -872,9 +872,8 @@ def test_forecast_fill_fills_market_holidays_in_the_run_and_in_a_served_history_
         nulls = [dict(r) for r in rows]
         nulls[5]["y"] = None                              # a null value is filled too
         assert service.frames({"history": nulls})[0]["y"].notna().all()
-        nulls[0]["y"] = None                              # nothing before the first step to fill it from
-        with pytest.raises(DataError, match=r"request.history\[0\]: 'y' .*is null at the first step"):
-            service.frames({"history": nulls})
+        nulls[0]["y"] = None      # before the series' first value: left out, as training reads a series
+        assert service.frames({"history": nulls})[0]["ds"].iloc[0] == pd.Timestamp(rows[1]["ds"])
     finally:
         service.close()
     service = ForecastService(None, {**schema, "fill": None})   # without it, the request's gap is refused as before
@@ -1236,3 +1235,29 @@ def test_a_step_of_several_years_is_its_calendar_frequency_and_a_time_off_it_is_
     assert infer_freq(decades.drop(index=[3]), "t") == "10YS-JAN"
     years = pd.DataFrame({ID: "s", DS: pd.to_datetime([f"{y}-01-01" for y in range(1950, 2000)]), "y": 1.0})
     assert infer_freq(years.drop(index=[5]), "t") == "YS-JAN"
+
+
+def test_a_request_may_send_the_steps_before_the_series_first_value_as_training_read_them(tmp_path):
+    """wooldridge::phillips: last year's unemployment (`unem_1`) is null in 1948, the table's first year. The run reads
+    the series from its first value on (1949), but the server refused the case's own rows: "request.history[0].unem_1:
+    None is not a finite number". Steps before the first value are now left out, as in training; a null after it, or
+    a history with no value at all, is still refused."""
+    from mlcase.forecast.data import DS, Y
+    from mlcase.forecast.service import ForecastService
+
+    df = _table("wooldridge", "phillips")
+    assert np.isnan(df["unem_1"].iloc[0]) and df["unem_1"].iloc[1:].notna().all()
+    spec = {"name": "p", "decision": "plan", "task": "forecast", "costs": {"under": 1, "over": 1},
+            "data": {"source": "d.csv", "target": "unem_1", "time": "year"}, "forecast": {"horizon": 2}}
+    data = load_series(case_from_spec(spec, tmp_path), df)
+    service = ForecastService(None, {"horizon": 2, "freq": data.freq, "season_length": 1, "past_only": [],
+                                     "known": [], "time": "year", "target": "unem_1"})
+    rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in df.to_dict("records")]
+    history, _future, _series = service.frames({"history": rows[::-1]})   # in any order, as a list may come
+    assert history[DS].dt.year.tolist() == data.frame[DS].dt.year.tolist() == list(range(1949, 1949 + len(df) - 1))
+    assert np.allclose(history[Y], data.frame[Y])
+    with pytest.raises(DataError, match=r"request.history\[5\].unem_1: None is not a finite number"):
+        service.frames({"history": [*rows[:5], dict(rows[5], unem_1=None), *rows[6:]]})
+    with pytest.raises(DataError, match=r"request.history: 'y' \(or 'unem_1'\) is null in every row"):
+        service.frames({"history": [dict(r, unem_1=None) for r in rows]})

@@ -146,34 +146,49 @@ class ForecastService:
             raise DataError(f"{where}[{i}].{shown.get('ds', 'ds')}: {rows[i]['ds']!r} is not a date",
                             "send ISO dates such as 2016-08-28")
         out = pd.DataFrame({DS: ds.astype(TIME_DTYPE)})
+        before = self._before_first_value(rows, ds, where) if Y in numeric else None
         for c in numeric:
             raw = pd.Series([r[c] for r in rows], dtype="object")
             values = pd.to_numeric(raw, errors="coerce")
             bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
             if c in optional:
                 bad &= raw.notna().to_numpy()  # null is missing; text or an infinity is still wrong
+            if before is not None:
+                bad &= ~before   # steps before the series' first value are not read (below)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 name = shown.get(c, c)
                 raise DataError(f"{where}[{i}].{name}: {rows[i][c]!r} is not a finite number",
                                 f"send a number for '{name}'")
             out[c] = values.to_numpy(dtype=float)
+        if before is not None and before.any():
+            out = out[~before]
         out = out.sort_values(DS, kind="stable").reset_index(drop=True)
         if out[DS].duplicated().any():
             raise DataError(f"{where}: a time appears twice ({out[DS][out[DS].duplicated()].iloc[0]})",
                             "send one row per step")
         if fill:
             filled, _, _ = fill_gaps(out.assign(**{ID: "request"}), self.freq, self.fill, self.known)
-            out = filled.drop(columns=ID)
-            if out[Y].isna().any():   # nothing before it to fill from
-                raise DataError(f"{where}[0]: {self._said(Y)} is null at the first step",
-                                "start the history at a step with a value")
+            out = filled.drop(columns=ID)   # (the steps before the first value were left out above)
         grid = pd.date_range(out[DS].iloc[0], out[DS].iloc[-1], freq=self.freq)
         if len(grid) != len(out) or not grid.equals(pd.DatetimeIndex(out[DS])):
             raise DataError(f"{where}: the times are not consecutive steps of frequency {self.freq}",
                             "send every step, without gaps" + (f" (forecast.fill: {self.fill} fills a missing step, "
                                                               "not a time off the grid)" if self.fill else ""))
         return out
+
+    def _before_first_value(self, rows: list[dict], ds: pd.Series, where: str) -> np.ndarray:
+        """Which history rows come, in time, before the first with a value: training reads a series from its first
+        value on (:func:`mlcase.forecast.data.started`), so a request may send those steps, as the case's own rows
+        hold them (wooldridge::phillips' last year's unemployment, `unem_1`, is null in 1948, the first year).
+        A history with no value at all is refused."""
+        null = pd.Series([r[Y] for r in rows], dtype="object").isna().to_numpy()
+        order = np.argsort(ds.to_numpy(), kind="stable")
+        before = np.zeros(len(rows), dtype=bool)
+        before[order] = np.cumprod(null[order]).astype(bool)
+        if before.all():
+            raise DataError(f"{where}: {self._said(Y)} is null in every row", "send the series' past values")
+        return before
 
     # ------------------------------------------------------------------ answer
     def answer(self, history: pd.DataFrame, future: pd.DataFrame | None, series: str,
