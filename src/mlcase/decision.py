@@ -26,7 +26,8 @@ every lift has a paired bootstrap 95% CI. Rules, in order:
    cost spread).
 6. Otherwise ``USE_BASELINE`` (a learned baseline beats the floor and the
    candidate does not pay for itself over it), or ``NO_GO`` when the best
-   baseline is trivial or itself does not beat the floor.
+   baseline is trivial or itself does not beat the floor (with rule 2's exception:
+   a threshold that did not carry while the ranking pays is ``INCONCLUSIVE``).
 
 :func:`apply_decision` then moves the registry alias ``champion``.
 """
@@ -362,6 +363,13 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
            f"the candidate does not beat {versus}" if L <= 0 else
            f"{need_line}; the lift over {versus} does not pay for operating the model")
     if best_is_trivial or best not in beats:
+        served = (f"neither the candidate nor the best baseline ({best}) beats {floor['description']}"
+                  if versus.startswith(floor["description"]) else
+                  f"the candidate does not beat {versus}, and the best baseline ({best}) does not beat "
+                  f"{floor['description']}")
+        short = _short_of_plan(ev, spec, floor, cur, as_served=served)
+        if short:  # "nothing is worth deploying" is not what the test rows show either
+            return "INCONCLUSIVE", [lift_line, floor_line, *short], None, None
         reasons = [lift_line, floor_line, why,
                    f"the best baseline ({best}) is trivial or does not beat the best model-free policy, so nothing "
                    "is worth deploying"]
@@ -389,7 +397,7 @@ def _floor(ev: dict) -> dict:
             "sd": info.get("cost_sd_per_decision"), "kind": info.get("kind")}
 
 
-def _short_of_plan(ev: dict, spec, floor: dict, cur: str) -> list[str] | None:
+def _short_of_plan(ev: dict, spec, floor: dict, cur: str, as_served: str | None = None) -> list[str] | None:
     """INCONCLUSIVE reasons where nothing beats the floor as served only because the candidate's threshold flagged
     far fewer test rows than planned, while its ranking at the planned rate pays; else None.
 
@@ -397,6 +405,10 @@ def _short_of_plan(ev: dict, spec, floor: dict, cur: str) -> list[str] | None:
     rows' fifth-highest score flagged 1 test row in 71 against 8.6% planned, and the case read NO_GO, "a process
     decision, no model needed", beside a logistic regression with a test AUC of 0.979. Whether the threshold
     carries is what the test rows could not tell; that the ranking pays, they did.
+
+    ``as_served`` says what the served models did not do (default: no model beats the floor with a CI above zero).
+    modeldata::two_class_dat: another candidate family beat the floor, so rule 2 passed, and rules 4-6 read NO_GO,
+    "nothing is worth deploying", while the champion candidate had flagged 3.8% of the test rows against 9.4%.
     """
     cap = ev.get("capacity_check") or {}
     at = cap.get("at_planned_rate")
@@ -410,7 +422,8 @@ def _short_of_plan(ev: dict, spec, floor: dict, cur: str) -> list[str] | None:
     served = (ev.get("lift_over_model_free") or {}).get(cand)
     pays = d["ci_low"] > 0
     reasons = [
-        f"as served, no model beats {floor['description']} with a CI above zero, but the candidate's ({cand}) "
+        f"as served, {as_served or 'no model beats ' + floor['description'] + ' with a CI above zero'}, but the "
+        f"candidate's ({cand}) "
         f"threshold did not carry to the test rows: it flagged {100 * cap['test_flag_rate']:.3g}% of them against "
         f"the {100 * cap['valid_flag_rate']:.3g}% it flagged on the validation rows (binomial p "
         f"{cap['test_under_plan_p']:.2g}), so 'no model needed' is not what they show",
