@@ -173,6 +173,37 @@ def test_a_hybrid_is_held_to_the_review_capacity():
     assert not Part(part.frame, part.costs).over_capacity(slice_, FLOOR)   # no flags (regression): no limit
 
 
+def test_a_hybrid_over_the_capacity_on_the_validation_rows_is_said_with_their_rate(tmp_path):
+    """modeldata::two_class_dat: a slice hybrid over the capacity on the validation rows (where it is chosen) but not
+    on the test rows read "would flag 5.82% of cases, over the review capacity of 10%": the test rows' rate, under it.
+    The reason now names the part over the capacity with its own rate."""
+    from mlcase.analysis.core import reasons
+    from mlcase.analysis.slices import BASELINE, CANDIDATE, FLOOR, Part, find_weak_slices
+    from mlcase.case import case_from_spec
+
+    def part(n: int, cand_flags: int, seed: int) -> Part:
+        rng = np.random.default_rng(seed)
+        x = np.tile(["a", "b", "c", "d"], n // 4)
+        in_slice = x == "a"
+        costs = {CANDIDATE: np.where(in_slice, 1.0, 0.0) + rng.normal(0, 0.1, n),
+                 FLOOR: np.where(in_slice, 0.0, 1.0) + rng.normal(0, 0.1, n), BASELINE: np.ones(n)}
+        flags = np.zeros(n)
+        flags[np.flatnonzero(~in_slice)[:cand_flags]] = 1.0      # the candidate flags outside the slice only
+        return Part(pd.DataFrame({"x": x}), costs, flags={CANDIDATE: flags, FLOOR: np.full(n, 0.1),
+                                                          BASELINE: np.zeros(n)}, capacity=0.1)
+
+    found = find_weak_slices(part(400, 40, 0), part(400, 40, 1), part(400, 20, 2), [BASELINE, FLOOR], n_boot=200)
+    e = next(e for e in found["money"] if e["label"] == "x = a")
+    assert e["loses_money"] and e["hybrid_over_capacity_on"] == ["validation"] and e["hybrid_over_capacity"]
+    assert e["hybrid_flag_rate_valid"] == pytest.approx(0.125) and e["hybrid_flag_rate"] == pytest.approx(0.075)
+    case = case_from_spec({"name": "t", "decision": "review", "task": "binary", "data": {"source": "d.csv",
+                                                                                       "target": "y"}}, tmp_path)
+    said = reasons({"slices": {**found, "money": [dict(e, tried=1)]}, "describe": {FLOOR: "random review"}},
+                   {"capacity": 0.1}, case)["any"]
+    assert any("would flag 12.5% of the validation rows, over the review capacity of 10%, so it is no option" in r
+               for r in said), said
+
+
 CREDIT_RULE = Table("credit-rule", "modeldata", "credit_data", "binary", "Status", {"method": "stratified", "seed": 1},
                     {"decision": "send a loan application to manual review", "data": {"positive": "bad"},
                      "costs": {"true_positive": 100, "false_positive": 100, "false_negative": 1500,

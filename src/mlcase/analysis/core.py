@@ -393,9 +393,12 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
                 f"decisions) the candidate loses {m(t['estimate'])} per decision against {ref} ({evidence})")
         if e.get("hybrid_over_capacity"):
             cap = (evaluation or {}).get("capacity") or T.capacity_share(case)
+            rates = {"validation": e.get("hybrid_flag_rate_valid"), "test": e.get("hybrid_flag_rate")}
+            on = e.get("hybrid_over_capacity_on") or ["test"]   # (an analysis from before the parts were kept)
+            flags = " and ".join(f"{100 * (rates[p] or 0):.3g}% of the {p} rows" for p in on)
             out["any"].append(line + f"; the hybrid '{ref} in this slice, the candidate elsewhere' would flag "
-                              f"{100 * (e.get('hybrid_flag_rate') or 0):.3g}% of cases, over the review capacity of "
-                              f"{100 * cap:.3g}%, so it is no option: the slice's cases compete for the same reviews")
+                              f"{flags}, over the review capacity of {100 * cap:.3g}%, so it is no option: the "
+                              "slice's cases compete for the same reviews")
             continue
         if hv.get("estimate") is not None and hv["estimate"] <= 0:
             # the slice was found on the test rows; the validation rows are the hybrid's independent check, and

@@ -420,7 +420,13 @@ def _money_entry(s: Slice, ref: str, sc: _Scan, i: int, t: float, valid: Part, t
              "hybrid_valid": _saving(valid, mv, ref, n_boot, seed),
              "hybrid_test": _saving(test, mt, ref, n_boot, seed),
              "hybrid_flag_rate": test.hybrid_flag_rate(mt, ref),
-             "hybrid_over_capacity": bool(valid.over_capacity(mv, ref) or test.over_capacity(mt, ref))}
+             "hybrid_flag_rate_valid": valid.hybrid_flag_rate(mv, ref),
+             # which parts it spends the capacity twice on: the reason names them with their rates (modeldata::
+             # two_class_dat's validation rows: "would flag 5.82% of cases, over the review capacity of 10%" gave
+             # the test rows' rate, under it)
+             "hybrid_over_capacity_on": [name for name, part, mask in (("validation", valid, mv), ("test", test, mt))
+                                         if part.over_capacity(mask, ref)]}
+    entry["hybrid_over_capacity"] = bool(entry["hybrid_over_capacity_on"])
     return entry
 
 
