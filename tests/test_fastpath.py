@@ -172,3 +172,34 @@ def test_an_identifier_the_models_drop_is_optional_in_a_request(tmp_path, family
         assert np.array_equal(got, ref)
     fast = compile_fastpath(model, ds.features, spec, "binary")
     assert fast is not None and fast.check(spec.validate_records(without)[0], ref) <= TOLERANCE
+
+
+@pytest.mark.parametrize("family", ["logistic", "catboost"])
+def test_the_fast_path_refuses_what_the_pipeline_refuses_and_text_categories_use_the_pipeline(churn, family):
+    """Ecdat::MedExp: a record with 1e308 in a field was answered 1.0 by the linear baseline's fast path (the scaled
+    value is infinite, and the coefficients' logistic of it is 1), while its pipeline refuses the row ("Input X
+    contains infinity"); `mlcase replay`, which runs the pipeline, then found the logged answer not reproduced. The
+    fast path now refuses it too, so the next tier answers, as for a batch. CatBoost, which reads categories as
+    text, is served through its pipeline and said so, not with "not used: ValueError: could not convert string"."""
+    from mlcase.candidates import build_pipeline, column_groups
+    from mlcase.serve.release import warm_tier
+
+    case, ds = churn
+    schema = ds.schema.to_dict()
+    spec = RecordSpec(schema, ds.features)
+    model = build_pipeline(family, "binary", column_groups(ds.X_train, schema), None, seed=0).fit(ds.X_train,
+                                                                                                  ds.y_train)
+    if family == "catboost":
+        assert compile_fastpath(model, ds.features, spec, "binary") is None
+        tier = Tier("model", bundle(ds, family="lightgbm"))
+        tier.bundle.model = model
+        assert warm_tier(tier, 5)["fast_path"] == {"kind": None, "max_abs_diff": None}
+        return
+    fast = compile_fastpath(model, ds.features, spec, "binary")
+    rec = {**records(ds, n=1)[0], "paperless_billing": 1e308}
+    with pytest.raises(ValueError, match="infinity"):
+        model.predict_proba(spec.frame([rec]))
+    with pytest.raises(ValueError, match="infinity"):
+        fast.scores(rec)
+    ok = records(ds, n=5)
+    assert fast.check(ok, model.predict_proba(spec.frame(ok))[:, 1]) <= TOLERANCE

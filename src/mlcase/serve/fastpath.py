@@ -402,6 +402,10 @@ def _categorical_block(trans, cols: list[str], sl: slice, spec) -> Callable:
     out = _dense(trans.transform(_block_frame(spec, cols, rows)))
     if out.shape[1] != width:
         raise Unsupported("categorical block width differs")
+    if not np.issubdtype(np.asarray(out).dtype, np.number):
+        # CatBoost reads categories as text: nothing to tabulate ("not used: ValueError: could not convert
+        # string to float: 'No'" on /ready)
+        raise Unsupported("categories reach the model as text")
     base_out = out[0].astype("float64")
     tables: list[dict] = [dict() for _ in cols]
     for k, (j, v) in enumerate(index, start=1):
@@ -468,6 +472,7 @@ def _final(est, task: str, sparse: bool) -> tuple[Callable, str]:
         intercept = float(est.intercept_)
 
         def linear(x):
+            _finite(x)
             return float(x[0] @ coef + intercept)
         return linear, "coefficients"
     if getattr(est, "feature_names_in_", None) is not None:
@@ -548,6 +553,14 @@ def _csr(x):
     return sparse.csr_matrix(x)
 
 
+def _finite(x: np.ndarray) -> None:
+    """Refuse a row scikit-learn's linear models refuse: a scaled value past float64 (1e308 in a 0/1 column) is
+    infinite, and the pipeline raises where the bare coefficients answered 1.0 (Ecdat::MedExp: the server's single
+    record got the baseline's 1.0, and `mlcase replay` of it, through the pipeline, "Input X contains infinity")."""
+    if not np.isfinite(x).all():
+        raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
+
+
 def _logistic(est, task):
     from scipy.special import expit, softmax
 
@@ -559,12 +572,14 @@ def _logistic(est, task):
         coef_t = coef.T
 
         def logistic_binary(x):
+            _finite(x)
             return float(expit((x @ coef_t + intercept)[0, 0]))
         return logistic_binary, "logistic coefficients"
     if task == "multiclass" and coef.shape[0] > 2:
         wt = coef.T
 
         def logistic_multi(x):
+            _finite(x)
             return softmax(x[0] @ wt + intercept)
         return logistic_multi, "logistic coefficients"
     raise Unsupported("logistic regression for this task")
