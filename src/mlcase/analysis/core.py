@@ -21,6 +21,7 @@ from .. import tasks as T
 from ..bakeoff.core import OOF_FILE  # the bake-off writes it
 from ..case import Case
 from ..errors import NotFoundError, SpecError
+from ..formats import p_value
 from . import curve as curve_mod
 from .groups import group_value, groups_of
 from .labels import AUDIT_FILE, audit, export_audit
@@ -387,7 +388,7 @@ def reasons(result: dict, evaluation: dict, case: Case) -> dict[str, list[str]]:
         # one value and a p of 0, which read as "95% CI $0.400 to $0.400; Holm-adjusted p 0"
         same = t["ci_low"] == t["ci_high"]
         evidence = (f"the same on each of its {e['n_test']:,} test rows: no CI; one of {e['tried']} slices tried"
-                    if same else f"95% CI {m(t['ci_low'])} to {m(t['ci_high'])}; Holm-adjusted p {e['p_holm']:.2g} "
+                    if same else f"95% CI {m(t['ci_low'])} to {m(t['ci_high'])}; Holm-adjusted p {p_value(e['p_holm'])} "
                     f"over {e['tried']} slices tried")
         line = (f"in the slice '{e['label']}' ({e['n_test']:,} test rows, {100 * e['share_of_test']:.3g}% of "
                 f"decisions) the candidate loses {m(t['estimate'])} per decision against {ref} ({evidence})")

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data import YEAR_SPAN
 from ..evaluate.lift import bootstrap_means, ci
 from ..formats import number
 from ..numeric import holm
@@ -143,8 +144,9 @@ def _cond_mask(s: pd.Series, c: dict) -> np.ndarray:
     return s.astype(str).isin([str(x) for x in c["values"]]).to_numpy() & s.notna().to_numpy()
 
 
-def _num(v: float) -> str:
-    return number(v, 4)
+def _num(v: float, year: bool = False) -> str:
+    """An edge as written in a slice's label; a year without a thousands separator (vcd::Bundesliga: 'Year < 1,972')."""
+    return number(v, 4).replace(",", "") if year else number(v, 4)
 
 
 def _cond_label(c: dict) -> str:
@@ -152,16 +154,16 @@ def _cond_label(c: dict) -> str:
     if c["op"] == "missing":
         return f"{col} is missing"
     if c["op"] == "between":
-        lo, hi = c["low"], c["high"]
+        lo, hi, y = c["low"], c["high"], bool(c.get("years"))
         if c.get("equals") is not None:    # one value holding most rows, and the rows past it (see base_slices)
-            return f"{col} = {_num(c['equals'])}"
+            return f"{col} = {_num(c['equals'], y)}"
         if c.get("above") is not None:
-            return f"{col} > {_num(c['above'])}"
+            return f"{col} > {_num(c['above'], y)}"
         if lo == -np.inf:
-            return f"{col} < {_num(hi)}"
+            return f"{col} < {_num(hi, y)}"
         if hi == np.inf:
-            return f"{col} >= {_num(lo)}"
-        return f"{_num(lo)} <= {col} < {_num(hi)}"
+            return f"{col} >= {_num(lo, y)}"
+        return f"{_num(lo, y)} <= {col} < {_num(hi, y)}"
     vals = c["values"]
     if c.get("other"):
         return f"{col} is one of {len(vals)} rare values"
@@ -187,8 +189,12 @@ def base_slices(frame: pd.DataFrame, min_rows: int, bins: int) -> dict[str, list
                 top = float(v.mode().iloc[0])
                 edges = np.array([-np.inf, top, np.nextafter(top, np.inf), np.inf])
             edges[0], edges[-1] = -np.inf, np.inf
+            x = v.to_numpy(dtype=float)
+            years = bool((x == np.floor(x)).all() and x.min() >= YEAR_SPAN[0] and x.max() <= YEAR_SPAN[1])
             for lo, hi in zip(edges[:-1], edges[1:], strict=True):
                 cond = {"column": col, "op": "between", "low": float(lo), "high": float(hi)}
+                if years:   # whole numbers from 1500 to 2999, as the time columns read them: years
+                    cond["years"] = True
                 # that value's bin ends a float past it: said as '= 0' and '> 0', not as "s4_methods >=
                 # 4.941e-324" (modeldata::check_times, where most packages have no S4 methods)
                 if top is not None and lo == top:

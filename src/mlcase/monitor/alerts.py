@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..formats import p_value
+
 
 def compute_alerts(run, windows: list[dict]) -> list[dict]:
     """The alerts of every window (drift, score drift, fallback share, costs, broken assumptions)."""
@@ -15,14 +17,14 @@ def compute_alerts(run, windows: list[dict]) -> list[dict]:
                 alerts.append({"kind": "drift", "feature": f, "window": name, "value": st["psi"],
                                "threshold": mon.psi_alert,
                                "message": f"{f}: PSI {st['psi']:.3f} >= {mon.psi_alert:g} in window {name} "
-                                          f"({test} p={st['p_value']:.2g}, missing {st['missing_rate']:.1%} vs "
+                                          f"({test} p {p_value(st['p_value'], eq=True)}, missing {st['missing_rate']:.1%} vs "
                                           f"{st['missing_rate_ref']:.1%} in training)"})
         sd = w["score_drift"]
         if sd and sd["status"] == "drift":
             alerts.append({"kind": "score_drift", "feature": "score", "window": name, "value": sd["psi"],
                            "threshold": mon.psi_alert,
                            "message": f"score distribution: PSI {sd['psi']:.3f} >= {mon.psi_alert:g} in window "
-                                      f"{name} (KS p={sd['p_value']:.2g})"})
+                                      f"{name} (KS p {p_value(sd['p_value'], eq=True)})"})
         fb = w["fallback"]
         if fb["share"] > mon.max_fallback_share and (not w["too_small"] or fb["share"] >= 1.0):
             tiers = ", ".join(f"{t} {s:.1%}" for t, s in fb["by_tier"].items() if t != "model")
