@@ -364,7 +364,7 @@ def _judge(ev: dict, spec, floor: dict, over_floor: dict, beats: list, best_is_t
            f"{need_line}; the lift over {versus} does not pay for operating the model")
     if best_is_trivial or best not in beats:
         served = (f"neither the candidate nor the best baseline ({best}) beats {floor['description']}"
-                  if versus.startswith(floor["description"]) else
+                  if binding[0] is cand_floor else
                   f"the candidate does not beat {versus}, and the best baseline ({best}) does not beat "
                   f"{floor['description']}")
         short = _short_of_plan(ev, spec, floor, cur, as_served=served)

@@ -21,7 +21,7 @@ import pandas as pd
 from ..data import to_times
 from ..errors import DataError
 from ..times import TIME_DTYPE
-from .data import DS, ID, Y, fill_gaps
+from .data import DS, ID, Y, fill_gaps, started
 from .metrics import mase_scale
 from .models import YHAT, LocalForecaster
 
@@ -183,9 +183,8 @@ class ForecastService:
         hold them (wooldridge::phillips' last year's unemployment, `unem_1`, is null in 1948, the first year).
         A history with no value at all is refused."""
         null = pd.Series([r[Y] for r in rows], dtype="object").isna().to_numpy()
-        order = np.argsort(ds.to_numpy(), kind="stable")
-        before = np.zeros(len(rows), dtype=bool)
-        before[order] = np.cumprod(null[order]).astype(bool)
+        probe = pd.DataFrame({ID: "request", DS: ds.to_numpy(), Y: np.where(null, np.nan, 0.0)})
+        before = ~started(probe.sort_values(DS, kind="stable")).reindex(probe.index).to_numpy()
         if before.all():
             raise DataError(f"{where}: {self._said(Y)} is null in every row", "send the series' past values")
         return before
