@@ -384,6 +384,12 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         explain = _flag(request.query_params.get("explain"))
         if st.predictor is None:
             raise Unavailable("the model is not loaded yet", "retry after /ready answers 200")
+        primary = st.predictor.primary.bundle
+        if primary is not None and primary.task == "ranking":  # a list is ordered by /rank, never row by row: 404
+            from ..errors import NotFoundError
+
+            raise NotFoundError("POST /predict scores rows of binary, multiclass and regression cases; this case "
+                                "ranks the items of a list", "use POST /rank with {group, items}")
         payload = await read_json(request)
         spec = st.predictor.primary.spec
         if isinstance(payload, dict):
