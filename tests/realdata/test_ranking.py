@@ -147,7 +147,7 @@ def test_the_demo_floor_is_popularity_and_shows_coverage_and_cold_start(demo):
     assert plan.feasibility["lift"] == {k: ev["lift"]["money_per_decision"][k] for k in plan.feasibility["lift"]}
 
 
-def test_replay_reproduces_served_lists_item_by_item(travel):
+def test_replay_reproduces_served_lists_item_by_item(travel, capsys):
     """`mlcase replay` of ranked items (AER::TravelMode): a row holds the item's score, its position and
     shown / below_k; the position follows from the whole list's scores, so the score is what is replayed,
     and every item reproduces (all were "not reproduced": position 12 against the score, on dslabs::movielens)."""
@@ -177,3 +177,11 @@ def test_replay_reproduces_served_lists_item_by_item(travel):
     doc = json.loads(out.getvalue())
     assert code == 0 and doc["replayed"] == sent == doc["reproduced"] == 24, doc["results"][0]
     assert all("follow from the scores of the whole list" in r["notes"][0] for r in doc["results"])
+    # what was replayed is the item's score; its position is the logged one, not a pointwise decision 'auto'
+    first = doc["results"][0]
+    assert (first["replayed"]["decision"], first["replayed"]["prediction"]) == (None, None), first["replayed"]
+    assert first["replayed"]["position"] == first["logged"]["prediction"]
+    capsys.readouterr()
+    assert main(["replay", str(folder), "--last", "1", "--no-explain"]) == 0
+    text = capsys.readouterr().err
+    assert "scores the item" in text and "logged at position" in text and "'auto'" not in text, text

@@ -59,6 +59,8 @@ class Replay:
         if self.reproduced:
             v = self.logged["model_version"]
             who = f"version {v} ({self.logged['tier']})" if v is not None else f"the {self.logged['tier']} tier"
+            if self.replayed is not None and self.replayed.get("position") is not None:  # a ranked item
+                return f"request {self.request_id}: reproduced: {who} scores the item {self.replayed['score']:.6g} again"
             return f"request {self.request_id}: reproduced: {who} decides {self.logged['decision']!r} again"
         first = "; ".join(f"{d['what']} differs (logged {_short(d['logged'])}, now {_short(d['now'])})"
                           for d in self.differences[:3])
@@ -68,7 +70,9 @@ class Replay:
         from rich.markup import escape
 
         console.print(("[green]" if self.reproduced else "[red]") + escape(self.summary()) + "[/]")
-        if self.replayed:
+        if self.replayed and self.replayed.get("position") is not None:
+            console.print(f"  score {self.replayed.get('score')} (logged at position {self.replayed['position']})")
+        elif self.replayed:
             r = self.replayed
             console.print(f"  score {r.get('score')}, prediction {r.get('prediction')!r}, decision "
                           f"{r.get('decision')!r}, conformal {r.get('conformal')}, threshold {r.get('threshold')}")
@@ -351,6 +355,10 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
         replayed = {"score": a.score, "scores": a.scores, "prediction": a.prediction, "decision": a.decision,
                     "conformal": a.conformal, "tier": a.tier, "model_version": a.model_version,
                     "threshold": tier.provenance().get("threshold")}
+        if arm_bundle.task == "ranking":
+            # one item's row replays its score only; its position and shown / below_k are the list's (a pointwise
+            # answer's prediction and decision 'auto' printed beside "decides 'shown' again" on DAAG::spam7)
+            replayed.update(prediction=None, decision=None, position=_value(row["prediction"]))
         explanation = _explain(tier, clean) if explain and tier.kind == "model" else None
         out.append(Replay(rid, not diffs, diffs, logged, replayed, explanation, notes))
     return out
