@@ -341,8 +341,12 @@ def test_a_model_ahead_of_the_floor_on_a_handful_of_test_lists_is_inconclusive_n
     ahead = [k for k, d in over.items() if d["estimate"] > 0]
     assert "als" in ahead                                           # a seeded baseline: no clock in its fit
     assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
-    assert f"and the test holds {n} lists: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence either " \
-        "way" in doc["reasons"][0]
+    # most of its states hold one or two districts, and a list of one item, or of items all worth the same, has
+    # no order to get right: the evidence is the lists whose order matters
+    k = int(ev["n_test_ordered"])
+    assert 0 < k < n
+    assert f"and the test holds {k} list{'s' if k != 1 else ''} whose order matters (of {n}): a CI resampled from " \
+        f"fewer than {MIN_TEST_UNITS} is no evidence either way" in doc["reasons"][0]
     assert "the champion alias stays where it is until then" in doc["reasons"]
     assert not any("no model needed" in r or "keep the process model-free" in r for r in doc["reasons"])
 
@@ -489,3 +493,23 @@ def test_a_ranking_of_who_and_what_alone_learns_from_the_item_and_als(tmp_path):
     case.spec.data.features.exclude = ["country_txt"]
     with pytest.raises(SpecError, match="data.features: no feature columns are left"):
         prepare(case)
+
+
+def test_test_lists_whose_items_are_all_worth_the_same_are_inconclusive_not_no_go(tmp_path):
+    """ISLR::Auto as a ranking (cars by `origin` within each number of cylinders, 5 lists): the group split held
+    out the 8-cylinder list, all American cars (origin 1, none relevant at origin 2 and above). Every order of
+    it is worth the same, and the case read NO_GO, "the candidate costs exactly what a random order of each
+    list's items costs on every test row ... keep the process model-free": on a test that cannot tell one order
+    from another."""
+    import json
+
+    path, doc = _drafted_run(tmp_path, "ISLR", "Auto", "origin", "cylinders", "name")
+    ev = json.loads((path.parent / ".mlcase" / "evaluation.json").read_text())["data"]
+    case = load_case(path)
+    test = prepare(case).rows("test")
+    y = test["origin"].to_numpy()
+    assert ev["n_test"] == 1 and (y < case.spec.ranking.relevant_from).all()   # one list, no relevant car in it
+    assert ev["n_test_ordered"] == 0
+    assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
+    assert doc["reasons"][0].startswith("none of the 1 test list can tell one order from another"), doc["reasons"]
+    assert not any("model-free: keep" in r or "no model needed" in r for r in doc["reasons"])

@@ -235,10 +235,26 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None, bakeof
     # NO_GO while a model is ahead of the floor: "no model needed" would be as unearned as a GO (wooldridge::vote1
     # ranked by state, 6 test lists: NO_GO beside a saving of $0.124 per list, 95% CI $0.000 to $0.372)
     n_units, unit = int(ev.get("n_test") or 0), ev.get("unit", "row")
+    if ev.get("n_test_ordered") is not None:
+        # a ranking's evidence is in the lists some order is worth more than another: a list whose items are all
+        # equally relevant costs every policy the same (ISLR::Auto's origin ranked by cylinders held out one list,
+        # of American cars only, and read NO_GO: "the candidate costs exactly what a random order costs")
+        n_units = int(ev["n_test_ordered"])
+        if n_units == 0:
+            n = int(ev.get("n_test") or 0)
+            return done("INCONCLUSIVE", [
+                f"none of the {n} test list{'s' if n != 1 else ''} can tell one order from another: every item of "
+                f"{'each' if n != 1 else 'it'} is worth the same (all relevant alike, or none relevant), so every "
+                "model, baseline and model-free order is worth the same on the test",
+                "hold out lists whose items differ in relevance: more labelled lists, a larger split.test_size, or "
+                "a ranking.relevant_from that tells the items apart",
+                "the champion alias stays where it is until then"])
     ahead = beats or sorted((n for n, d in over_floor.items() if (d.get("estimate") or 0) > 0), key=lambda n: cost[n])
     if ahead and n_units < MIN_TEST_UNITS:
-        few = (f"the test holds {n_units} {unit}{'s' if n_units != 1 else ''}: a CI resampled from fewer than "
-               f"{MIN_TEST_UNITS} is no evidence")
+        held = f"{n_units} {unit}{'s' if n_units != 1 else ''}"
+        if n_units != int(ev.get("n_test") or 0):  # a ranking's lists whose items are all worth the same
+            held += f" whose order matters (of {int(ev.get('n_test') or 0)})"
+        few = f"the test holds {held}: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence"
         lead = (f"{_and(beats)} beat{'s' if len(beats) == 1 else ''} the best model-free policy ({floor['description']}) "
                 f"with a CI above zero, but {few}" if beats else
                 f"{_and(ahead)} save{'s' if len(ahead) == 1 else ''} money over the best model-free policy "
@@ -449,7 +465,7 @@ def _nothing_beats_the_floor(ev: dict, cand: str, best: str, floor: dict, over_f
                "a 95% CI above zero"]
     for role, name in (("the candidate", cand), ("the best baseline", best)):
         if name in over_floor and not (role == "the best baseline" and name == cand):
-            reasons.append(_versus_floor(f"{role} ({name})", over_floor[name], floor, cur))
+            reasons.append(_versus_floor(f"{role} ({name})", over_floor[name], floor, cur, ev.get("unit", "row")))
     fv = ev.get("floor_vs_never")
     if fv and fv["policy"] == floor["name"] and fv["estimate"] > 0:
         reasons.append(f"{fv['description']} alone saves {_ci(fv, cur)} per decision over never acting: "
@@ -471,9 +487,9 @@ def _nothing_beats_the_floor(ev: dict, cand: str, best: str, floor: dict, over_f
     return reasons, info
 
 
-def _versus_floor(who: str, d: dict, floor: dict, cur: str) -> str:
+def _versus_floor(who: str, d: dict, floor: dict, cur: str, unit: str = "row") -> str:
     if d["estimate"] == d["ci_low"] == d["ci_high"] == 0:
-        return f"{who} costs exactly what {floor['description']} costs on every test row"
+        return f"{who} costs exactly what {floor['description']} costs on every test {unit}"
     return f"{who} saves {_ci(d, cur)} per decision over it"
 
 

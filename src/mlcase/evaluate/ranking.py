@@ -119,12 +119,23 @@ def evaluate_ranking(case: Case, dataset, bundles, candidate: str | None = None,
     data["ranking"] = _ranking_block(case, dataset, bundles, candidate, best, best_floor, test, scores,
                                      floor_scores, judged, seed, k)
     data["slices"] = _slices(case, dataset, candidate, best_floor, test, judged, seed)
-    data.update({"n_test": int(len(test.groups)), "n_valid": int(len(valid.groups)),
+    data.update({"n_test": int(len(test.groups)), "n_test_ordered": _ordered_lists(test),
+                 "n_valid": int(len(valid.groups)),
                  "n_test_rows": int(len(test.y)), "n_valid_rows": int(len(valid.y)),
                  "n_labelled": int(len(Groups(dataset.frame.iloc[np.concatenate(
                      [dataset.split.train, dataset.split.valid, dataset.split.test])][spec.data.group]))),
                  "test_size": float(spec.split.test_size)})
     return Evaluation(data)
+
+
+def _ordered_lists(part: _Part) -> int:
+    """How many of the part's lists some order is worth more than another: a list whose items are all worth the
+    same (every one relevant alike, or none) costs every policy the same, so it cannot tell them apart
+    (ISLR::Auto's origin ranked by cylinders held out one list of American cars, and read NO_GO)."""
+    if not len(part.y):
+        return 0
+    worst, best = part.costs.lists(part.y, -part.y)   # the least relevant first, ties averaged over their orders
+    return int((np.abs(best - worst) > 1e-12 * np.maximum(1.0, np.abs(best))).sum())
 
 
 def _policy_scores(policy, part: _Part) -> np.ndarray:
