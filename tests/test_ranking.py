@@ -513,3 +513,24 @@ def test_test_lists_whose_items_are_all_worth_the_same_are_inconclusive_not_no_g
     assert doc["decision"] == "INCONCLUSIVE", doc["reasons"]
     assert doc["reasons"][0].startswith("none of the 1 test list can tell one order from another"), doc["reasons"]
     assert not any("model-free: keep" in r or "no model needed" in r for r in doc["reasons"])
+
+
+def test_a_slice_that_is_the_whole_test_is_no_slice_and_small_ones_are_counted_in_lists_with_a_relevant_item(tmp_path):
+    """Stat2Data::Blood1 as a ranking (`Overwt` within each systolic blood pressure): a group split holds out only
+    groups training never saw, so 'new (cold start)' is every test list, and the decision said "slice
+    cold_start_group: 'new (cold start)' has fewer than 30 test lists" beside its 37 test lists (the slices
+    count the lists with a relevant item)."""
+    import json
+
+    from mlcase.decision import _notes
+
+    path, doc = _drafted_run(tmp_path, "Stat2Data", "Blood1", "Overwt", "SystolicBP", None)
+    ev = json.loads((path.parent / ".mlcase" / "evaluation.json").read_text())["data"]
+    cold = ev["slices"]["columns"]["cold_start_group"]
+    assert [g["group"] for g in cold["groups"]] == ["new (cold start)"] and cold["insufficient"] == []
+    assert ev["n_test"] >= 30, ev["n_test"]
+    assert not any("cold_start_group" in r for r in doc["reasons"]), doc["reasons"]
+    small = {"slices": {"unit": "list", "counted": ev["slices"]["counted"], "min_slice_size": 30,
+                        "columns": {"cold_start_items": {"insufficient": ["no new items"]}}}}
+    assert _notes(small, "USD") == ["slice cold_start_items: 'no new items' has fewer than 30 test lists with a "
+                                    "relevant item: insufficient evidence, no verdict for them"]

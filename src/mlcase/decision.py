@@ -569,10 +569,12 @@ def _notes(ev: dict, cur: str) -> list[str]:
         small = info.get("insufficient") or []
         if small:
             # a ranking's slices are of lists (Ecdat::PatentsRD read "no new items has fewer than 30 test rows")
-            unit = slices.get("unit") or "row"
+            # a ranking's are counted in its lists with a relevant item (Stat2Data::Blood1 read "fewer than 30
+            # test lists" of 37)
+            counted = slices.get("counted") or f"test {slices.get('unit') or 'row'}s"
             # values quoted: nlme::Phenobarb's ApgarInd read "slice ApgarInd: < 5, >= 5 have fewer than ..."
             out.append(f"slice {col}: {', '.join(repr(str(v)) for v in small[:5])} "
-                       f"{'has' if len(small) == 1 else 'have'} fewer than {slices.get('min_slice_size')} test {unit}s: "
+                       f"{'has' if len(small) == 1 else 'have'} fewer than {slices.get('min_slice_size')} {counted}: "
                        "insufficient evidence, no verdict for them")
     cap = ev.get("capacity_check") or {}
     if cap.get("test_over_capacity"):
