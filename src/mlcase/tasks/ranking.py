@@ -176,12 +176,14 @@ def default_threshold(values) -> float:
     """``ranking.relevant_from`` when none is given: 1 for a 0/1 target, else the 75th percentile; where that
     is the least value (three in four targets at it), the next value above it, so not every item is relevant
     (Stat2Data::FinalFourShort17: 416 of 512 seeds sent no team to the Final Four, ``In`` = 0; at
-    ``relevant_from: 0`` a random order was already perfect, and the run stopped at the value ceiling)."""
+    ``relevant_from: 0`` a random order was already perfect, and the run stopped at the value ceiling). The
+    percentile is a value the target takes (Stat2Data::FinalFourShort's years drafted ``relevant_from: 2002.25``,
+    and graded gains of 0.75, 1.75 ... for whole years)."""
     vals = np.asarray(values, dtype=float)
     vals = vals[np.isfinite(vals)]
     if not len(vals) or set(np.unique(vals).tolist()) <= {0.0, 1.0}:
         return 1.0
-    q = float(np.quantile(vals, 0.75))
+    q = float(np.quantile(vals, 0.75, method="higher"))
     above = vals[vals > vals.min()]
     return float(above.min()) if q <= vals.min() and len(above) else q
 
