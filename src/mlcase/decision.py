@@ -29,6 +29,10 @@ every lift has a paired bootstrap 95% CI. Rules, in order:
    baseline is trivial or itself does not beat the floor (with rule 2's exception:
    a threshold that did not carry while the ranking pays is ``INCONCLUSIVE``).
 
+Before rule 2, a GO or USE_BASELINE needs :data:`MIN_TEST_UNITS` test units (rows; a ranking's lists whose
+items are not all worth the same), else ``INCONCLUSIVE``, as is a NO_GO there while a model is ahead of the
+floor, and any verdict where no test list's order matters.
+
 :func:`apply_decision` then moves the registry alias ``champion``.
 """
 
