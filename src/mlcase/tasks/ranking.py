@@ -455,6 +455,9 @@ def check_groups(df: pd.DataFrame, g: str, name: str) -> None:
     """A one-line :class:`DataError` where column ``g`` (``name``: the field or flag that set it) makes too few
     lists, or lists of one item. ``init`` asks it too, so it never drafts a case the run refuses here
     (nlme::Wheat2 by its 4 blocks)."""
+    from ..data import grouped
+
+    grouped(df, g, name)
     n_groups = df[g].nunique()
     if n_groups < MIN_GROUPS:
         raise DataError(f"{name} '{g}' has {n_groups} distinct value(s); ranking needs many lists to learn "
