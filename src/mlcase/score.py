@@ -514,23 +514,31 @@ def _rank_lists(case, output: Path, result: ScoreResult) -> None:
             return
         g = identifier(group)
         row = 'CAST("row" AS BIGINT)'
-        con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN position <= {k} THEN 'shown' ELSE 'below_k' END AS decision)
-                              FROM (SELECT *, row_number() OVER (PARTITION BY {g}
-                                                                 ORDER BY CAST(score AS DOUBLE) DESC NULLS LAST, {row})
-                                              AS position
+        # a row without a group is in no list: no position, decision 'no_group' (Stat2Data::LeafWidth's rows with
+        # no Year were ranked together as one list, positions 1 and 2, as if they were a query's items)
+        con.execute(f"""COPY (SELECT * REPLACE (CASE WHEN position IS NULL THEN 'no_group'
+                                                     WHEN position <= {k} THEN 'shown' ELSE 'below_k' END AS decision)
+                              FROM (SELECT *, CASE WHEN {g} IS NULL THEN NULL ELSE row_number() OVER (
+                                                   PARTITION BY {g} ORDER BY CAST(score AS DOUBLE) DESC NULLS LAST,
+                                                   {row}) END AS position
                                     FROM {src})
                               ORDER BY {row})
                         TO {lit(tmp)} (FORMAT {kind}{", HEADER" if kind == "csv" else ""})""")
-        lists, shown = con.execute(f"SELECT count(*), sum(least(n, {k})) FROM (SELECT count(*) AS n FROM {src} "
-                                   f"GROUP BY {g})").fetchone()
+        lists, shown = con.execute(f"SELECT count(*), coalesce(sum(least(n, {k})), 0) FROM (SELECT count(*) AS n "
+                                   f"FROM {src} WHERE {g} IS NOT NULL GROUP BY {g})").fetchone()
+        (no_group,) = con.execute(f"SELECT count(*) FROM {src} WHERE {g} IS NULL").fetchone()
         os.replace(tmp, output)
     finally:
         con.close()
         tmp.unlink(missing_ok=True)   # a failed rewrite leaves the scored output as it was, and no stray file
-    result.decisions = {"shown": int(shown), "below_k": int(result.scored - shown)}
+    result.decisions = {"shown": int(shown), "below_k": int(result.scored - shown - no_group)}
     result.notes.append(f"{lists:,} {'list' if lists == 1 else 'lists'} of '{group}': each row's position in its "
                         f"list (1 = best, ties in input order) and decision 'shown' in the top {k} (ranking.k), else "
                         "'below_k', as POST /rank orders and logs them")
+    if no_group:
+        result.decisions["no_group"] = int(no_group)
+        result.notes.append(f"{no_group:,} row(s) have no '{group}', so they are in no list: no position, decision "
+                            "'no_group' (POST /rank refuses an item list without its group)")
 
 
 def _conformal_column(bundle, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -280,3 +280,31 @@ def test_the_list_key_an_als_model_reads_is_not_compared_for_drift(travel):
                                                                         "bring new values; not compared"}
     assert ref["features"]["mode"]["kind"] == "categorical" and set(ref["features"]["mode"]["shares"]) == {
         "air", "train", "bus", "car"}
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_batch_rows_without_a_group_are_in_no_list(travel, tmp_path, suffix):
+    """Rows scored without their group (Stat2Data::LeafWidth's sweep: two rows with no Year) were ranked
+    together as one list, positions 1 and 2, as if they were one query's items. They are in no list now: no
+    position, decision 'no_group', counted and said; the other lists are ordered as before."""
+    import pandas as pd
+
+    from mlcase.score import score_file
+
+    case, ds, good, _ = travel
+    test = ds.rows("test")[["individual", "mode", *ds.features]].reset_index(drop=True)
+    test["individual"] = test["individual"].astype("float64")
+    test.loc[[0, 5], "individual"] = np.nan
+    test.to_csv(tmp_path / "in.csv", index=False)
+    out_path = tmp_path / f"out.{suffix}"
+    res = score_file(case, tmp_path / "in.csv", out_path, bundles={"model": good}, progress=False)
+    out = pd.read_csv(out_path) if suffix == "csv" else pd.read_parquet(out_path)
+    none = out[out["individual"].isna()]
+    assert none["row"].tolist() == [0, 5] and none["position"].isna().all()
+    assert (none["decision"] == "no_group").all()
+    lists = test["individual"].nunique()
+    rest = out[out["individual"].notna()]
+    assert res.decisions == {"shown": int(rest.groupby("individual").size().clip(upper=2).sum()),
+                             "below_k": int((rest["decision"] == "below_k").sum()), "no_group": 2}
+    assert any(n.startswith("2 row(s) have no 'individual', so they are in no list") for n in res.notes)
+    assert any(f"{lists:,} lists of 'individual'" in n for n in res.notes)
