@@ -354,6 +354,9 @@ def test_a_model_ahead_of_the_floor_on_a_handful_of_test_lists_is_inconclusive_n
         f"fewer than {MIN_TEST_UNITS} is no evidence either way" in doc["reasons"][0]
     assert "the champion alias stays where it is until then" in doc["reasons"]
     assert not any("no model needed" in r or "keep the process model-free" in r for r in doc["reasons"])
+    # a policy's description has no parentheses of its own inside the decision's ("over popularity (items most
+    # often relevant ...) (the best model-free policy" on openintro::sowc_child_mortality)
+    assert not any(") (" in r or "))" in r for r in doc["reasons"]), doc["reasons"]
 
 
 def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
@@ -365,7 +368,7 @@ def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
 
     path, doc = _drafted_run(tmp_path, "AER", "Fatalities", "fatal", "year", "state")
     assert doc["decision"] == "NO_GO" and doc["reasons"][0] == "the value ceiling stopped the run before training"
-    assert "popularity (items most often relevant in the 192 training rows first) at $0.00 per decision" in doc["reasons"][1]
+    assert "popularity, the items most often relevant in the 192 training rows first at $0.00 per decision" in doc["reasons"][1]
     assert not any("0.000000" in r for r in doc["reasons"])
     # and the stop says why: nothing to save (it read "the model must add $0.00 ..., more than the most any model
     # could save", $0.00 more than $0.00; plm::Crime's counties by year the same)
@@ -378,7 +381,7 @@ def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
     from mlcase.tracking import load_served
 
     with pytest.raises(NotFoundError, match=r"registered no model: its last run stopped at the value ceiling "
-                        r"\(popularity .* nothing for a model to save") as err:
+                        r"\(popularity, .* nothing for a model to save") as err:
         load_served(load_case(path))
     assert "run `mlcase run` first" not in err.value.fix and "model-free process" in err.value.fix
     assert main(["leaderboard", str(path)]) == 2

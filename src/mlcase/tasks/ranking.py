@@ -382,11 +382,13 @@ class RankingTask(Task):
         out[0].score = lambda rows: np.zeros(len(rows))
         if d.item:
             pop = PopularityRanker(item=d.item).fit(rows, y)
-            out.append(_policy("popularity", f"popularity (items most often relevant in the {len(rows):,} "
-                                             "training rows first)", pop))
+            # no parentheses: the decision's lines put the policy's description in their own ("over popularity
+            # (items most often ...) (the best model-free policy, ...)" on openintro::sowc_child_mortality)
+            out.append(_policy("popularity", f"popularity, the items most often relevant in the {len(rows):,} "
+                                             "training rows first", pop))
             if d.time and any(b == "recency" for b in case.spec.baselines):
                 rec = RecencyRanker(item=d.item, time=d.time).fit(rows, y)
-                out.append(_policy("recency", "recency (items most recently relevant in training first)", rec))
+                out.append(_policy("recency", "recency, the items most recently relevant in training first", rec))
         return out
 
     def perfect_cost(self, case: Case, rows: pd.DataFrame, y, classes=None):
