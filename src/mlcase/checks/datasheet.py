@@ -191,6 +191,10 @@ def datasheet_dict(case: Case, dataset: Dataset, report) -> dict:
                              "their labels may not be in yet.")
     elif d.label_delay and d.include_immature:
         preprocessing.append("Rows younger than the label delay are kept (data.include_immature: true).")
+    if excluded.get("no_time"):
+        preprocessing.append(f"{excluded['no_time']:,} rows without a value in the time column '{d.time}' were "
+                             f"excluded: a {dataset.split.method.replace('_', ' ')} split cannot place them before or "
+                             "after its cut.")
     chosen = "listed in data.features.include" if d.features.include else "every column not reserved by the spec"
     preprocessing.append(f"{len(dataset.features)} feature columns: {chosen}"
                          + (f", minus data.features.exclude ({', '.join(d.features.exclude)})" if d.features.exclude else "")
