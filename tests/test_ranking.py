@@ -385,6 +385,12 @@ def test_money_rounding_noise_reads_as_zero_in_the_value_ceiling(tmp_path):
         load_served(load_case(path))
     assert "run `mlcase run` first" not in err.value.fix and "model-free process" in err.value.fix
     assert main(["leaderboard", str(path)]) == 2
+    # readiness: no model was compared with a baseline (it read "every run compares the candidate with the
+    # baselines (best: None)")
+    from mlcase.releases.mltest import readiness
+
+    simpler = next(t for t in readiness(load_case(path)).to_dict()["tests"] if t["id"] == "model.5")
+    assert "None" not in simpler["evidence"] and "stopped at the value ceiling" in simpler["evidence"], simpler
 
 
 def test_groups_helper_orders_rows_by_list():

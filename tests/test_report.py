@@ -258,6 +258,11 @@ def test_tables_mark_numbers_for_alignment():
     html = table([{"model": "rule", "auc": np.float64(0.71234), "n": np.int64(12000), "ok": True}])
     assert "<td>rule</td>" in html and "<td>yes</td>" in html
     assert '<td class="num">0.7123</td>' in html and '<td class="num">12000</td>' in html
+    # never scientific notation: the leaderboard's operating cost per decision read "3.151e-07" on every
+    # sweep case (AER::PSID7682 as a ranking), where the CLI's listing said $0.000000315
+    small = table([{"operating_cost_per_decision": 3.151e-07, "p": 1e-06, "cv": 0.05151}])
+    assert '<td class="num">0.0000003151</td>' in small and '<td class="num">0.000001</td>' in small
+    assert '<td class="num">0.05151</td>' in small and "e-0" not in small
 
 
 def test_figure_data_is_strict_json_with_gaps_as_null():

@@ -152,6 +152,9 @@ def _simpler(ev: Evidence):
     d = ev.results.get("decision") or {}
     if d.get("verdict"):
         best = (ev.results.get("evaluation") or {}).get("best_baseline")
+        if best is None:  # the value ceiling stopped the run before training ("best: None" on ceiling-stopped cases)
+            return A, (f"every run prices the best model-free process first; this one stopped at the value ceiling "
+                       f"before training, so no model stands over it; decision {d['verdict']}"), None
         return A, f"every run compares the candidate with the baselines (best: {best}); decision {d['verdict']}", None
     return X, "no decision yet", RUN
 

@@ -50,7 +50,11 @@ def fmt(v: Any, digits: int = 4) -> str:
             return "–"
         if abs(v) >= 1000:
             return f"{v:,.0f}"
-        return f"{v:.{digits}g}"
+        # never scientific notation: an operating cost per decision read "3.151e-07" in every leaderboard (the
+        # CLI's listing said $0.000000315), a tiny p-value "1e-06"
+        from ...formats import number
+
+        return number(v, digits)
     return str(v)
 
 
