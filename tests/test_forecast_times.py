@@ -1261,3 +1261,34 @@ def test_a_request_may_send_the_steps_before_the_series_first_value_as_training_
         service.frames({"history": [*rows[:5], dict(rows[5], unem_1=None), *rows[6:]]})
     with pytest.raises(DataError, match=r"request.history: 'y' \(or 'unem_1'\) is null in every row"):
         service.frames({"history": [dict(r, unem_1=None) for r in rows]})
+
+
+def test_rows_without_a_series_key_are_one_line_in_the_run_and_left_out_by_the_drafted_query(tmp_path):
+    """fpp3::aus_arrivals (quarterly arrivals per origin country) with the last two Japanese quarters' Origin
+    blanked (a known truth: rows that name no series). The run read them as a series named 'nan', and `init`
+    said "series 'Japan' is not regular"; the run now names the rows and the fix, and `init` drafts a source
+    query that leaves them out, which runs: Japan ends two quarters earlier, still regular."""
+    import yaml
+
+    from mlcase.draft import write_draft
+
+    arrivals = _table("fpp3", "aus_arrivals")
+    japan = arrivals.index[arrivals["Origin"] == "Japan"][-2:]
+    arrivals.loc[japan, "Origin"] = None
+    arrivals.to_csv(tmp_path / "data.csv", index=False)
+    first = int(japan[0]) + 1
+    with pytest.raises(DataError) as err:
+        load_series(_case(tmp_path, "Arrivals", "Quarter", "Origin"))
+    assert str(err.value).startswith(f"data.series 'Origin': 2 row(s) have no value (e.g. row {first} of the data), "
+                                     "so they belong to no series")
+    assert 'WHERE "Origin" IS NOT NULL' in err.value.fix
+    (tmp_path / "drafted").mkdir()
+    out = write_draft(tmp_path / "data.csv", "Arrivals", task="forecast", time="Quarter", series="Origin",
+                      out=tmp_path / "drafted" / "case.yaml")
+    spec = yaml.safe_load(out.read_text())
+    assert spec["data"]["source"].endswith('WHERE "Origin" IS NOT NULL')
+    assert "2 row(s) without a value in 'Origin' belong to no series" in out.read_text()
+    assert "not regular" not in out.read_text()
+    data = load_series(load_case(out))
+    assert sorted(data.frame[ID_].unique()) == ["Japan", "NZ", "UK", "US"]
+    assert len(data.frame) == len(arrivals) - 2

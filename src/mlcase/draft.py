@@ -514,6 +514,15 @@ def _source(data: Path, case_dir: Path) -> str:
             f"  allowed_paths: [{_q(path)}]   # the file is outside the case folder: only it may be read there")
 
 
+def _without_nulls(data: Path, case_dir: Path, source: str, col: str, n: int, what: str) -> str:
+    """``source`` (:func:`_source`'s lines) as a query that leaves out the ``n`` rows where ``col`` is null."""
+    from .sql import identifier, literal
+
+    query = f"SELECT * FROM {literal(_source_path(data, case_dir))} WHERE {identifier(col)} IS NOT NULL"
+    return "\n".join([f"  source: {_q(query)}", f"  # {n:,} row(s) without a value in '{_comment(col)}' belong to "
+                      f"no {what}: the query leaves them out", *source.splitlines()[1:]])
+
+
 def _source_path(data: Path, case_dir: Path) -> str:
     """``data`` relative to the case folder when inside it, else absolute (as ``data.source`` names it)."""
     try:
@@ -530,6 +539,12 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     if group is None:
         raise SpecError("--task ranking needs --group: the column naming the query, user or session of each list",
                         "pass --group COL (and --item COL for recommendation baselines)")
+    source = _source(data, case_dir)
+    keyless = int(df[group].isna().sum())
+    if keyless:
+        # rows without a list: the run refuses them, so the draft's source query leaves them out, said
+        # (openintro::yrbss_samp's text_while_driving_30d is empty on 8 rows)
+        source, df = _without_nulls(data, case_dir, source, group, keyless, "list"), df[df[group].notna()]
     check_groups(df, group, "--group")   # as the run checks it (nlme::Wheat2's 3 blocks were drafted, then refused)
     y = pd.to_numeric(df[target], errors="coerce")
     positive = None
@@ -548,7 +563,6 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
     # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
     id_col = _id_column(kinds, target, group, item)
-    source = _source(data, case_dir)
     threshold = 1.0 if positive is not None else default_threshold(y.to_numpy())   # an interaction is 1
     sizes = df.groupby(group).size()
     baselines = [*(["popularity"] if item else []), "linear", *(["als"] if item else []),

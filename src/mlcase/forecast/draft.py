@@ -47,6 +47,16 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
                             f"pick one of: {', '.join(map(str, df.columns[:30]))}")
     if not pd.api.types.is_numeric_dtype(df[target]):
         raise DataError(f"--target '{target}' is not numeric", "a forecast case forecasts a number")
+    where = ""
+    if series and df[series].isna().any():
+        # rows without a series key: the run refuses them, so the source query leaves them out (fpp3::aus_arrivals
+        # with two Origin blanked was drafted with "series 'Japan' is not regular: 2 missing step(s)")
+        keyless = int(df[series].isna().sum())
+        where = f" WHERE {identifier(series)} IS NOT NULL"
+        source = "\n".join([f"  source: {quote(f'SELECT * FROM {literal(path)}{where}')}",
+                            f"  # {keyless:,} row(s) without a value in '{comment(series)}' belong to no series: the "
+                            "query leaves them out", *source.splitlines()[1:]])
+        df = df[df[series].notna()]
     given_time, part = time, None
     year = _year_beside(df, time, series, target)
     if year:
@@ -65,7 +75,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         # and refused as too short; Stat2Data::ResidualOil's Year and Qtr as 4 series of 34 years)
         expr, parts = dated
         time = next(n for n in ("date", "date_", "date__") if n not in df.columns)
-        query = f"SELECT *, {expr} AS {time} FROM {literal(path)}"
+        query = f"SELECT *, {expr} AS {time} FROM {literal(path)}{where}"
         source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
         df = df.assign(**{time: evaluate_sql(df, expr)})          # as the source query makes it
         frame["ds"] = times_of(df.loc[frame.index, time], f"--time '{time}'")
@@ -80,7 +90,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         if not keys:
             check_unique(frame, df, time, series, target)   # the one-line error: aggregate them
         series = next(n for n in ("series_key", "series_key_", "series_key__") if n not in df.columns)
-        query = f"SELECT *, {key_column_sql(keys)} AS {series} FROM {literal(path)}"
+        query = f"SELECT *, {key_column_sql(keys)} AS {series} FROM {literal(path)}{where}"
         source = "\n".join([f"  source: {quote(query)}", *source.splitlines()[1:]])
         df = df.assign(**{series: df[keys].astype(str).agg("/".join, axis=1)})
         frame[ID] = df.loc[frame.index, series]
