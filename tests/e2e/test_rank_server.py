@@ -80,6 +80,7 @@ def test_rank_orders_by_the_model_and_validates_like_predict(travel):
         noitem = httpx.post(f"{url}/rank", json={"group": who, "items": [{k: v for k, v in items[0].items()
                                                                            if k != "mode"}]})
         row = httpx.post(f"{url}/predict", json=items[0])
+        listed = httpx.post(f"{url}/rank", json={"group": [who, who], "items": items})
     expect = good.scores(rows[good.features])
     assert (out["tier"], out["fallback"], out["k"]) == ("model", False, 2)
     assert [i["item"] for i in out["items"]] == rows["mode"].to_numpy()[np.argsort(-expect, kind="stable")].tolist()
@@ -88,6 +89,10 @@ def test_rank_orders_by_the_model_and_validates_like_predict(travel):
     assert bad.status_code == 422 and bad.json()["detail"][0] == {
         "record": 0, "field": "wait", "message": "expected a number, got 'soon'"}
     assert nogroup.status_code == 422 and "group" in nogroup.json()["message"]
+    # a group sent as an array is not "required": it is the wrong type (a sweep of Stat2Data::LeafWidth)
+    assert listed.status_code == 422 and listed.json()["detail"][0] == {
+        "record": None, "field": "group",
+        "message": "expected the individual the list is for as a string or a number, got an array"}
     assert noitem.status_code == 422 and "item 0 field 'mode'" in noitem.json()["message"]
     # a ranking model scores items within a list; /predict would answer a pointwise score with a decision of
     # 'auto' and log it as a row no list holds (a sweep of AER::PSID7682 found it answered 200)

@@ -133,8 +133,11 @@ def _parse(payload, info: dict, InvalidRequest):
     problems = []
     if extra:
         problems.append(("(body)", f"unknown field(s) {', '.join(extra)}; the fields are group, items, k"))
-    if group is None or isinstance(group, (bool, dict, list)):
+    if group is None:
         problems.append(("group", f"is required: the {group_col} the list is for (a string or a number)"))
+    elif isinstance(group, (bool, dict, list)):  # [1, 2] was told "is required" though it was sent
+        problems.append(("group", f"expected the {group_col} the list is for as a string or a number, got "
+                                  f"{'a boolean' if isinstance(group, bool) else 'an object' if isinstance(group, dict) else 'an array'}"))
     if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
         problems.append(("items", "expected a non-empty array of objects (the candidate items)"))
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
