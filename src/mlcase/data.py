@@ -923,6 +923,16 @@ def _holdout(idx: np.ndarray, frac: float, method: str, rng: np.random.Generator
     return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
 
 
+def _leave_out(rows: np.ndarray, mask: np.ndarray, excluded: dict[str, int], key: str, every: DataError) -> np.ndarray:
+    """``rows`` without those ``mask`` marks, counted in ``excluded[key]``; ``every`` is raised when it marks all."""
+    if mask.all():
+        raise every
+    if mask.any():
+        excluded[key] = int(mask.sum())
+        return rows[~mask]
+    return rows
+
+
 def grouped(df: pd.DataFrame, g: str, name: str, what: str = "group") -> None:
     """A one-line :class:`DataError` where column ``g`` (``name``: the field or flag that set it) has rows without
     a value: such a row belongs to no list or entity, so no group split can place it (openintro::yrbss_samp's
@@ -1060,27 +1070,20 @@ def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
     schema = infer_schema(df, target, spec.task, positive=positive, classes=classes)
     rows = np.arange(len(df))
     if time is not None and spec.data.label_delay and not spec.data.include_immature:
-        imm = immature_mask(time, spec.data.label_delay)
-        if imm.all():
-            raise DataError(f"data.label_delay: every row is younger than the label delay ({spec.data.label_delay / 86400:g} days)",
-                            "shorten label_delay or set data.include_immature: true")
-        if imm.any():
-            excluded["immature_label"] = int(imm.sum())
-            rows = rows[~imm]
+        rows = _leave_out(rows, np.asarray(immature_mask(time, spec.data.label_delay)), excluded, "immature_label",
+                          DataError(f"data.label_delay: every row is younger than the label delay "
+                                    f"({spec.data.label_delay / 86400:g} days)",
+                                    "shorten label_delay or set data.include_immature: true"))
     method = spec.split.method
     if method == "stratified" and spec.task in ("regression", "ranking"):
         method = "random"
     if method in ("time", "group_time") and time is not None:
         # a row without a time has no place in a time split: both sides of the cut compared it False and it was
-        # dropped without a word (openintro::mn_police_use_of_force with 3 response times blanked: 2,997 of
-        # 3,000 rows used, the datasheet's counts the only trace); it is excluded and said
-        no_time = np.asarray(pd.isna(time))[rows]
-        if no_time.all():
-            raise DataError(f"data.time '{spec.data.time}': no row has a time, so a time split cannot place any",
-                            "fill the column, or use split.method: stratified or random")
-        if no_time.any():
-            excluded["no_time"] = int(no_time.sum())
-            rows = rows[~no_time]
+        # dropped without a word (nycflights13::planes: 70 planes with no year; the datasheet's counts the only
+        # trace); it is excluded and said
+        rows = _leave_out(rows, np.asarray(pd.isna(time))[rows], excluded, "no_time",
+                          DataError(f"data.time '{spec.data.time}': no row has a time, so a time split cannot place "
+                                    "any", "fill the column, or use split.method: stratified or random"))
     if spec.data.group and (spec.task == "ranking" or method in ("group", "group_time")):
         grouped(df, spec.data.group, "data.group")
     relevance = None
