@@ -933,7 +933,7 @@ def _leave_out(rows: np.ndarray, mask: np.ndarray, excluded: dict[str, int], key
     return rows
 
 
-def grouped(df: pd.DataFrame, g: str, name: str, what: str = "group") -> None:
+def check_keyed(df: pd.DataFrame, g: str, name: str, what: str = "group") -> None:
     """A one-line :class:`DataError` where column ``g`` (``name``: the field or flag that set it) has rows without
     a value: such a row belongs to no list or entity, so no group split can place it (openintro::yrbss_samp's
     `text_while_driving_30d` is empty on 8 rows, and the split was an internal error, "'<' not supported
@@ -1085,7 +1085,7 @@ def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
                           DataError(f"data.time '{spec.data.time}': no row has a time, so a time split cannot place "
                                     "any", "fill the column, or use split.method: stratified or random"))
     if spec.data.group and (spec.task == "ranking" or method in ("group", "group_time")):
-        grouped(df, spec.data.group, "data.group")
+        check_keyed(df, spec.data.group, "data.group")
     relevance = None
     if spec.task == "ranking":
         from .tasks import ranking

@@ -518,9 +518,9 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
     if d.series:
         # a row without a series key was read as a series named 'nan', and its series "missed" the step
         # (fpp3::aus_arrivals with two Origin blanked: "series 'Japan' is not regular: 2 missing step(s)")
-        from ..data import grouped
+        from ..data import check_keyed
 
-        grouped(df, d.series, "data.series", "series")
+        check_keyed(df, d.series, "data.series", "series")
     out = pd.DataFrame({ID: df[d.series].astype(str) if d.series else ONE_SERIES,
                         DS: pd.to_datetime(time).astype(TIME_DTYPE), Y: y.astype("float64")})
     covariates = list(fc.known) + list(fc.past_only)

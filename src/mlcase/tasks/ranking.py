@@ -456,10 +456,8 @@ def check_dataset(case: Case, df: pd.DataFrame) -> None:
 def check_groups(df: pd.DataFrame, g: str, name: str) -> None:
     """A one-line :class:`DataError` where column ``g`` (``name``: the field or flag that set it) makes too few
     lists, or lists of one item. ``init`` asks it too, so it never drafts a case the run refuses here
-    (nlme::Wheat2 by its 4 blocks)."""
-    from ..data import grouped
-
-    grouped(df, g, name)
+    (nlme::Wheat2 by its 4 blocks). Rows without a group are :func:`mlcase.data.check_keyed`'s to refuse (and the
+    draft's source query leaves them out)."""
     n_groups = df[g].nunique()
     if n_groups < MIN_GROUPS:
         raise DataError(f"{name} '{g}' has {n_groups} distinct value(s); ranking needs many lists to learn "
