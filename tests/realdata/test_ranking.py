@@ -185,3 +185,40 @@ def test_replay_reproduces_served_lists_item_by_item(travel, capsys):
     assert main(["replay", str(folder), "--last", "1", "--no-explain"]) == 0
     text = capsys.readouterr().err
     assert "scores the item" in text and "logged at position" in text and "'auto'" not in text, text
+
+
+def test_replay_reproduces_a_list_the_popularity_fallback_ordered(travel, capsys):
+    """When no model tier answers a list in time, item popularity orders it. `mlcase replay` said "not
+    reproduced: the order came from item popularity, not from a model", and exited 1 (Stat2Data::Blood1's list of
+    1e308s, which its linear model refused). It now replays each item's score from the bundle's item counts and
+    the list's tie-break (the order sent), and says why the models did not answer as the log keeps it."""
+    import httpx
+
+    from mlcase.data import prepare
+    from mlcase.serve.app import ServeSettings, create_app
+    from tests.e2e.test_server import running
+
+    folder, _ = travel
+    case = load_case(folder)
+    test = prepare(case).rows("test")
+    features = [c for c in test.columns if c not in ("choice", "individual")]
+    who = test["individual"].unique()[0]
+    rows = test[test["individual"] == who]
+    items = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r[features].items()}
+             for _, r in rows.iterrows()]
+    # a time limit no model meets: every model tier times out and popularity orders the list
+    app = create_app(ServeSettings(case=case, warmup=0, timeout_ms=0.001))
+    with running(app) as url:
+        out = httpx.post(f"{url}/rank", json={"group": int(who), "items": items}, timeout=30).json()
+    assert out["tier"] == "popularity" and out["fallback"], out
+    pop = {str(i["item"]): i["score"] for i in out["items"]}
+    assert len(set(round(v) for v in pop.values())) > 1       # training counts, not only the order sent
+    capsys.readouterr()
+    assert main(["replay", str(folder), "--last", str(len(items)), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["replayed"] == doc["reproduced"] == len(items), doc["results"][0]
+    first = doc["results"][0]
+    assert first["replayed"]["tier"] == "popularity" and first["replayed"]["score"] == pytest.approx(
+        first["logged"]["score"], abs=1e-12)
+    assert "popularity fallback score was replayed from the bundle's item counts" in first["notes"][0]
+    assert "timeout" in first["notes"][0]

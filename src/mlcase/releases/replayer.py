@@ -113,10 +113,25 @@ def _rows(case: Case, log: str | None, request_ids: list[str] | None, last: int 
                                                 f"({', '.join(':' + n for n in names)})", names))
             rows = pd.concat(parts, ignore_index=True)
             order = {r: i for i, r in enumerate(request_ids)}
-            return rows.sort_values("request_id", key=lambda s: s.map(order)).reset_index(drop=True)
-        return backend.read_frame(f"SELECT {cols} FROM predictions ORDER BY ts DESC LIMIT :n", {"n": int(last or 1)})
+            rows = rows.sort_values("request_id", key=lambda s: s.map(order)).reset_index(drop=True)
+        else:
+            rows = backend.read_frame(f"SELECT {cols} FROM predictions ORDER BY ts DESC LIMIT :n", {"n": int(last or 1)})
+        return _with_list_sizes(backend, rows)
     finally:
         backend.close()
+
+
+def _with_list_sizes(backend, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with ``list_size``: for an item the popularity fallback ordered, how many items its list held
+    (its request ids are ``<list id>:<position>``); the others get none."""
+    sizes = {}
+    for rid in rows.loc[rows["tier"] == "popularity", "request_id"].astype(str):
+        lid = rid.rsplit(":", 1)[0]
+        if lid not in sizes:
+            found = backend.read_frame("SELECT count(*) AS n FROM predictions WHERE request_id LIKE :p",
+                                       {"p": lid + ":%"})   # a list id is a uuid's hex: no LIKE wildcards
+            sizes[lid] = int(found["n"].iloc[0])
+    return rows.assign(list_size=[sizes.get(str(r).rsplit(":", 1)[0]) for r in rows["request_id"]])
 
 
 # --------------------------------------------------------------------------- rebuilding what answered
@@ -167,9 +182,6 @@ class _Replayer:
 
         name = row["tier"] or "model"
         spec = self.case.spec
-        if name == "popularity":  # a ranking list no model could order: by the bundle's item counts, not a model
-            raise _Refused({"what": "tier", "logged": "popularity (every model tier failed for this list)",
-                            "now": "not replayed: the order came from item popularity, not from a model"})
         if name == "constant":
             return Tier("constant", constant=constant_answer(spec, arm_bundle.schema, arm_bundle.task,
                                                               arm_bundle.classes, arm_bundle.positive))
@@ -314,6 +326,9 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
                 raise _Refused({"what": "model version", "logged": None, "now": "the answering model was not "
                                 "from the registry (or the row predates arm_version)"})
             arm_bundle = rp.bundle(int(arm_v), row)
+            if row["tier"] == "popularity":  # no model ordered the list: the bundle's item counts did
+                out.append(_popularity(rid, row, logged, arm_bundle))
+                continue
             tier = rp.tier(row, arm_bundle)
         except _Refused as r:
             out.append(Replay(rid, False, [r.difference], logged, None))
@@ -362,6 +377,34 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
         explanation = _explain(tier, clean) if explain and tier.kind == "model" else None
         out.append(Replay(rid, not diffs, diffs, logged, replayed, explanation, notes))
     return out
+
+
+def _popularity(rid: str, row: dict, logged: dict, bundle) -> Replay:
+    """An item the popularity fallback ordered (every model tier failed for its list), replayed from the bundle's
+    item counts: the served score is the item's training popularity less a billionth per place in the request,
+    which breaks ties in the order sent (:func:`mlcase.serve.rank_routes.popularity_scores`). It reproduces when
+    the logged score is that popularity less such a tie-break within its list (Stat2Data::Blood1's list of
+    1e308s, which the linear model refused, was "not reproduced: the order came from item popularity")."""
+    from ..rankers import _keys
+    from ..serve.rank_routes import TIE_STEP
+
+    info = bundle.ranking or {}
+    pop, item_col = info.get("popularity") or {}, info.get("item")
+    inputs = json.loads(row["inputs"] or "{}")
+    base = float(pop.get(_keys([inputs.get(item_col)])[0], 0.0)) if item_col and pop else 0.0
+    score, n = _value(row["score"]), int(_value(row.get("list_size")) or 0)
+    place = round((base - score) / TIE_STEP) if score is not None else -1
+    now = base - max(place, 0) * TIE_STEP
+    diffs = [] if score is not None and 0 <= place < max(n, 1) and _close(score, now) else [
+        {"what": "popularity score", "logged": score, "now": f"{base:g} (the item's training popularity)"}]
+    why = _value(row.get("reason"))
+    notes = [f"position {row['prediction']} and '{logged['decision']}' follow from the scores of the whole list; "
+             "the item's popularity fallback score was replayed from the bundle's item counts"
+             + (f", not why the model tiers did not answer (logged: {why})" if why else "")]
+    replayed = {"score": now, "scores": None, "prediction": None, "decision": None, "conformal": None,
+                "tier": "popularity", "model_version": logged["model_version"], "threshold": None,
+                "position": _value(row["prediction"])}
+    return Replay(rid, not diffs, diffs, logged, replayed, None, notes)
 
 
 def _record_spec(bundle):

@@ -31,6 +31,8 @@ import uuid
 import numpy as np
 
 POPULARITY = "popularity"
+#: the popularity fallback's tie-break: a billionth of a point per place in the request (the order sent)
+TIE_STEP = 1e-9
 
 
 def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
@@ -212,7 +214,7 @@ def popularity_scores(items: list[dict], info: dict) -> np.ndarray:
 
     pop = info.get("popularity") or {}
     n = len(items)
-    keep = -np.arange(n, dtype=float) * 1e-9  # ties and unseen items: the order sent
+    keep = -np.arange(n, dtype=float) * TIE_STEP  # ties and unseen items: the order sent
     item_col = info.get("item")
     if not item_col or not pop:
         return keep
