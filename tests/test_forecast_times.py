@@ -1209,6 +1209,32 @@ def test_monthly_data_dated_on_a_varying_day_is_told_to_date_each_row_by_its_mon
     assert infer_freq(days, "ds") == "3D"
     firsts = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-01", periods=40, freq="MS").delete([5])})
     assert infer_freq(firsts, "ds") == "MS"
+    weeks4 = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2020-01-13", periods=40, freq="28D").delete([5])})
+    assert infer_freq(weeks4, "ds") == "28D"                 # 4-weekly, one missing: two times in some month
+
+
+def test_monthly_polls_on_any_day_of_the_month_are_told_to_date_each_row_by_its_month(tmp_path):
+    """stevedata::thatcher_approval: monthly polls, dated on the 1st for 1980 to 1982 and on days 10 to 29 after,
+    with six months missing. The draft read them at "28D" (the usual gap) and said "138 missing step(s)" to
+    fill; a fill at 28 days would have invented 138 polls. They are monthly data on a varying day: the fix's
+    query makes them monthly, and with forecast.fill the case runs on 131 months."""
+    import yaml
+
+    from mlcase.draft import draft_spec
+
+    polls = _table("stevedata", "thatcher_approval")
+    polls.to_csv(tmp_path / "polls.csv", index=False)
+    text = draft_spec(tmp_path / "polls.csv", "thatcher_dis", case_dir=tmp_path, task="forecast", time="date")
+    said = ("data.time 'date': one time a month, on days 1 to 29 of the month: monthly data dated on a varying day "
+            "(a poll's or a reading's day?), so no calendar frequency fits it")
+    assert said in " ".join(text.split()) and "138 missing" not in text
+    spec = yaml.safe_load(text)
+    assert spec["forecast"]["freq"] == "MS"
+    spec["data"]["source"] = "SELECT * REPLACE (date_trunc('month', \"date\") AS \"date\") FROM 'polls.csv'"
+    spec["forecast"]["fill"] = "previous"
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec))
+    data = load_series(load_case(tmp_path / "case.yaml"))
+    assert data.freq == "MS" and len(data.frame) == 131 and len(polls) == 125
 
 
 def test_a_step_of_several_years_is_its_calendar_frequency_and_a_time_off_it_is_named(tmp_path):

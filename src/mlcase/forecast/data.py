@@ -193,14 +193,16 @@ def _months_on_varying_days(ds: pd.DatetimeIndex, time: str) -> None:
     usual = int(pd.Series(steps).mode().iloc[0])
     if usual not in _MONTH_STEPS or (ds.day == 1).all() or ds.is_month_end.all():
         return                                    # no period; or on its first or last day (_months_freq reads it)
+    # anywhere in the month: stevedata::thatcher_approval's monthly polls, on the 1st and then on days 10 to 28,
+    # were read at "28D" (the usual gap) with "138 missing steps" to fill; 4-weekly or 30-day data puts two times
+    # in some month and is not read as monthly above
     start, end = bool((ds.day <= 7).all()), bool((ds.day >= ds.days_in_month - 6).all())
-    if not (start or end):
-        return
+    why = "a first or last trading day?" if start or end else "a poll's or a reading's day?"
     what, unit, freq = _MONTH_STEPS[usual]
     days = f"days {ds.day.min()} to {ds.day.max()}"
     col = identifier(time)
     err = DataError(f"data.time '{time}': one time {what}, on {days} of the month: {unit}ly data dated on a "
-                    f"varying day (a first or last trading day?), so no calendar frequency fits it",
+                    f"varying day ({why}), so no calendar frequency fits it",
                     f"date each row by its {unit}'s first day, e.g. SELECT * REPLACE (date_trunc('{unit}', {col}) "
                     f"AS {col}) FROM ... in data.source (pandas: .dt.to_period('{freq[0]}').dt.start_time); the "
                     f"run then reads it at frequency {freq}")
