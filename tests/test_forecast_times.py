@@ -254,6 +254,11 @@ def test_a_case_without_a_champion_scores_with_seasonal_naive_as_its_server_does
         text = httpx.post(f"{url}/forecast", json={"history": [{**own[0], "value": "n/a"}, *own[1:]]}, timeout=30)
         assert text.status_code == 422 and text.json()["message"].startswith(
             "request.history[0].value: 'n/a' is not a finite number; send a number for 'value'"), text.json()
+        # a body over serving.max_body_bytes says how little history the model needs, not only "fewer series"
+        # (mosaicData::Births' whole history of 7,305 days is a 1 MB body)
+        big = httpx.post(f"{url}/forecast", json=[{"history": history}] * 700, timeout=60)
+        assert big.status_code == 413, big.text
+        assert "or a shorter history; the model needs at least" in big.json()["message"], big.json()
         # Prometheus sees the forecast server as it sees the record server (it answered 404: stevedata::PPGE):
         # two forecasts by seasonal naive for want of a model, two refused requests
         prom = httpx.get(f"{url}/metrics", timeout=30)

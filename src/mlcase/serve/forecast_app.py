@@ -119,7 +119,12 @@ def create_forecast_app(settings, state=None):
             data = load_json(body, "the request body", max_bytes=st["max_body"],
                              fix="send a JSON object {series, history, future} or a list of them")
         except JsonTooLarge as exc:
-            raise BodyTooLarge(str(exc), "send fewer series per request (serving.max_body_bytes)") from None
+            # a series' whole history is more than the model reads (mosaicData::Births' 7,305 days: 1 MB): say
+            # how little it needs, not only "fewer series"
+            svc = st.get("service")
+            need = f"; the model needs at least {svc.min_history:,} steps of each" if svc is not None else ""
+            raise BodyTooLarge(str(exc), f"send fewer series per request, or a shorter history{need} "
+                                         "(serving.max_body_bytes sets the limit)") from None
         answers = await run_in_threadpool(_answer_all, st, data)
         for a in answers:
             metrics.predictions.labels(a["tier"], "forecast").inc()
