@@ -1323,3 +1323,31 @@ def test_rows_without_a_series_key_are_one_line_in_the_run_and_left_out_by_the_d
     data = load_series(load_case(out))
     assert sorted(data.frame[ID_].unique()) == ["Japan", "NZ", "UK", "US"]
     assert len(data.frame) == len(arrivals) - 2
+
+
+def test_trading_days_with_a_few_weekend_dates_are_business_days_and_those_dates_are_named_first(tmp_path):
+    """stevedata::aluminum_premiums: 916 trading days a region, 5 of them on a weekend. They were read as daily
+    data with "390 missing step(s)" (the weekends), and as business days the 23 holidays were named while the 5
+    weekend dates, which no forecast.fill can place, were not: a fill then filled nothing. They are business
+    days, the weekend dates are named first, and with them dropped and forecast.fill set the case runs."""
+    import yaml
+
+    from mlcase.draft import draft_spec
+
+    prem = _table("stevedata", "aluminum_premiums")
+    days = pd.to_datetime(prem["date"])
+    assert int((days.dt.day_of_week >= 5).sum()) == 5 * prem["group"].nunique()
+    prem.to_csv(tmp_path / "prem.csv", index=False)
+    text = draft_spec(tmp_path / "prem.csv", "price", case_dir=tmp_path, task="forecast", time="date", series="group")
+    spec = yaml.safe_load(text)
+    assert spec["forecast"]["freq"] == "B" and "390 missing" not in text
+    spec["forecast"]["fill"] = "previous"
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(DataError) as err:
+        load_series(load_case(tmp_path / "case.yaml"))
+    assert "5 time(s) off the B grid, e.g. 2018-07-01 (Sunday), and 23 step(s) missing, which forecast.fill can " \
+        "fill after" in str(err.value)
+    spec["data"]["source"] = "SELECT * FROM 'prem.csv' WHERE isodow(CAST(date AS DATE)) < 6"
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec))
+    data = load_series(load_case(tmp_path / "case.yaml"))
+    assert data.freq == "B" and len(data.frame) == len(prem) - 4 * 5 + 4 * 23

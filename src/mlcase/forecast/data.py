@@ -223,7 +223,10 @@ def _calendar_freq(ds: pd.DatetimeIndex, gap: pd.Timedelta) -> str:
     if calendar:
         return calendar
     if gap == day:
-        return "B" if bool((ds.dayofweek < 5).all()) else "D"
+        # business days where at most 1 in 100 times falls on a weekend: stevedata::aluminum_premiums' 916 trading
+        # days hold 5 weekend dates, and were read as daily with "390 missing step(s)" (the weekends); as business
+        # days the run names the 5 dates off the grid instead
+        return "B" if float((ds.day_of_week >= 5).mean()) <= 0.01 else "D"
     if gap == 7 * day:
         return f"W-{ds[0].day_name()[:3].upper()}"
     if gap > day and gap % day == pd.Timedelta(0):
@@ -479,15 +482,19 @@ def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:
             missing = grid.difference(ds)
             off_grid = ds.difference(grid)
             holiday = "; on a business day's holiday, a price or a rate keeps the day before's" if _base(freq) == "B" else ""
-            if len(missing):
-                what = f"{len(missing)} missing step(s), the first at {missing[0].date()}"
-                fix = f"fill the missing steps ({FILL_HINT}{holiday}) or set forecast.freq to the data's frequency"
-            else:
-                # no step is missing: filling cannot help (HistData::Wheat's prices every five years to 1820, then 1821)
+            if len(off_grid):
+                # a time off the grid first: filling cannot help while it is there (HistData::Wheat's prices every
+                # five years to 1820, then 1821; stevedata::aluminum_premiums' 5 weekend dates among trading days
+                # were said as "23 missing step(s)", and forecast.fill then filled nothing)
                 first = off_grid[0].date() if off_grid[0] == off_grid[0].normalize() else off_grid[0]
-                what = f"{len(off_grid)} time(s) off the {freq} grid, e.g. {first}"
+                gaps = f", and {len(missing)} step(s) missing, which forecast.fill can fill after" if len(missing) else ""
+                weekday = f" ({first:%A})" if _base(freq) in ("B", "C", "D") else ""   # a weekend among trading days
+                what = f"{len(off_grid)} time(s) off the {freq} grid, e.g. {first}{weekday}{gaps}"
                 fix = ("drop the time(s) off the grid, or date each on its step, in data.source (a WHERE or a CASE "
                        "in its query), or set forecast.freq to the data's frequency")
+            else:
+                what = f"{len(missing)} missing step(s), the first at {missing[0].date()}"
+                fix = f"fill the missing steps ({FILL_HINT}{holiday}) or set forecast.freq to the data's frequency"
             raise DataError(f"data.time '{time}': {series_named(frame, uid)} is not regular at frequency {freq}: {what}",
                             fix)
 

@@ -211,7 +211,7 @@ def rule_frame(values: np.ndarray, ds: pd.DatetimeIndex, cut_pos: int, target_po
         col[ok] = values[src[ok]]
         out[f"lag_{k}"] = col
     out["step"] = target_pos - cut_pos
-    out["dayofweek"] = ds.dayofweek.to_numpy()
+    out["dayofweek"] = ds.day_of_week.to_numpy()   # the column keeps its name; the attribute is pandas 3's
     out["month"] = ds.month.to_numpy()
     out["dayofyear"] = ds.dayofyear.to_numpy()
     out["year"] = ds.year.to_numpy()
