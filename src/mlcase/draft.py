@@ -514,11 +514,12 @@ def _source(data: Path, case_dir: Path) -> str:
             f"  allowed_paths: [{_q(path)}]   # the file is outside the case folder: only it may be read there")
 
 
-def _without_nulls(data: Path, case_dir: Path, source: str, col: str, n: int, what: str) -> str:
-    """``source`` (:func:`_source`'s lines) as a query that leaves out the ``n`` rows where ``col`` is null."""
+def without_nulls(path: str, source: str, col: str, n: int, what: str) -> str:
+    """``source`` (:func:`_source`'s lines) as a query over ``path`` that leaves out the ``n`` rows where ``col``
+    is null, said in a comment (the ranking draft's groups and the forecast draft's series keys)."""
     from .sql import identifier, literal
 
-    query = f"SELECT * FROM {literal(_source_path(data, case_dir))} WHERE {identifier(col)} IS NOT NULL"
+    query = f"SELECT * FROM {literal(path)} WHERE {identifier(col)} IS NOT NULL"
     return "\n".join([f"  source: {_q(query)}", f"  # {n:,} row(s) without a value in '{_comment(col)}' belong to "
                       f"no {what}: the query leaves them out", *source.splitlines()[1:]])
 
@@ -544,7 +545,8 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     if keyless:
         # rows without a list: the run refuses them, so the draft's source query leaves them out, said
         # (openintro::yrbss_samp's text_while_driving_30d is empty on 8 rows)
-        source, df = _without_nulls(data, case_dir, source, group, keyless, "list"), df[df[group].notna()]
+        source = without_nulls(_source_path(data, case_dir), source, group, keyless, "list")
+        df = df[df[group].notna()]
     check_groups(df, group, "--group")   # as the run checks it (nlme::Wheat2's 3 blocks were drafted, then refused)
     y = pd.to_numeric(df[target], errors="coerce")
     positive = None

@@ -206,10 +206,14 @@ def test_replay_reproduces_a_list_the_popularity_fallback_ordered(travel, capsys
     rows = test[test["individual"] == who]
     items = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r[features].items()}
              for _, r in rows.iterrows()]
-    # a time limit no model meets: every model tier times out and popularity orders the list
+    # a time limit no model meets: the model tiers time out and popularity orders the list (a tier whose
+    # answer is done before the limit is checked may still answer a list: the last list is popularity's)
     app = create_app(ServeSettings(case=case, warmup=0, timeout_ms=0.001))
     with running(app) as url:
-        out = httpx.post(f"{url}/rank", json={"group": int(who), "items": items}, timeout=30).json()
+        for _ in range(30):
+            out = httpx.post(f"{url}/rank", json={"group": int(who), "items": items}, timeout=30).json()
+            if out["tier"] == "popularity":
+                break
     assert out["tier"] == "popularity" and out["fallback"], out
     pop = {str(i["item"]): i["score"] for i in out["items"]}
     assert len(set(round(v) for v in pop.values())) > 1       # training counts, not only the order sent

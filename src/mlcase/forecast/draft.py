@@ -51,11 +51,10 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     if series and df[series].isna().any():
         # rows without a series key: the run refuses them, so the source query leaves them out (fpp3::aus_arrivals
         # with two Origin blanked was drafted with "series 'Japan' is not regular: 2 missing step(s)")
-        keyless = int(df[series].isna().sum())
-        where = f" WHERE {identifier(series)} IS NOT NULL"
-        source = "\n".join([f"  source: {quote(f'SELECT * FROM {literal(path)}{where}')}",
-                            f"  # {keyless:,} row(s) without a value in '{comment(series)}' belong to no series: the "
-                            "query leaves them out", *source.splitlines()[1:]])
+        from ..draft import without_nulls
+
+        where = f" WHERE {identifier(series)} IS NOT NULL"   # kept by the queries below that derive a column
+        source = without_nulls(path, source, series, int(df[series].isna().sum()), "series")
         df = df[df[series].notna()]
     given_time, part = time, None
     year = _year_beside(df, time, series, target)

@@ -385,13 +385,10 @@ def _popularity(rid: str, row: dict, logged: dict, bundle) -> Replay:
     which breaks ties in the order sent (:func:`mlcase.serve.rank_routes.popularity_scores`). It reproduces when
     the logged score is that popularity less such a tie-break within its list (Stat2Data::Blood1's list of
     1e308s, which the linear model refused, was "not reproduced: the order came from item popularity")."""
-    from ..rankers import _keys
-    from ..serve.rank_routes import TIE_STEP
+    from ..serve.rank_routes import TIE_STEP, popularity_scores
 
-    info = bundle.ranking or {}
-    pop, item_col = info.get("popularity") or {}, info.get("item")
-    inputs = json.loads(row["inputs"] or "{}")
-    base = float(pop.get(_keys([inputs.get(item_col)])[0], 0.0)) if item_col and pop else 0.0
+    # the served function on the item alone: its popularity, with no tie-break (first place in a list of one)
+    base = float(popularity_scores([json.loads(row["inputs"] or "{}")], bundle.ranking or {})[0])
     score, n = _value(row["score"]), int(_value(row.get("list_size")) or 0)
     place = round((base - score) / TIE_STEP) if score is not None else -1
     now = base - max(place, 0) * TIE_STEP

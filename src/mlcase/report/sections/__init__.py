@@ -22,6 +22,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...formats import number
+
 _ids = itertools.count()
 
 
@@ -52,8 +54,6 @@ def fmt(v: Any, digits: int = 4) -> str:
             return f"{v:,.0f}"
         # never scientific notation: an operating cost per decision read "3.151e-07" in every leaderboard (the
         # CLI's listing said $0.000000315), a tiny p-value "1e-06"
-        from ...formats import number
-
         return number(v, digits)
     return str(v)
 
