@@ -126,7 +126,7 @@ def test_shuffled_target_is_no_go(tmp_path, default_df):
     assert all(v["ci_low"] <= 0 for v in ev["lift_over_model_free"].values())
     # capacity 10%, a missed default costs 30% of the balance, a review $40: flagging at random does not pay
     assert ev["best_model_free"] == "do_nothing" and ev["floor_vs_never"]["estimate"] < 0
-    assert d.reasons[0].startswith("no model beats never acting (flag nobody)")
+    assert d.reasons[0].startswith("no model beats never acting, flagging nobody")
     assert any("flagging 10% of cases at random does not pay either" in r for r in d.reasons)
 
 

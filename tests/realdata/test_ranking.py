@@ -187,18 +187,14 @@ def test_replay_reproduces_served_lists_item_by_item(travel, capsys):
     assert "scores the item" in text and "logged at position" in text and "'auto'" not in text, text
 
 
-def test_replay_reproduces_a_list_the_popularity_fallback_ordered(travel, capsys):
-    """When no model tier answers a list in time, item popularity orders it. `mlcase replay` said "not
-    reproduced: the order came from item popularity, not from a model", and exited 1 (Stat2Data::Blood1's list of
-    1e308s, which its linear model refused). It now replays each item's score from the bundle's item counts and
-    the list's tie-break (the order sent), and says why the models did not answer as the log keeps it."""
+def _popularity_list(folder) -> tuple[list[dict], dict]:
+    """Serve the travel case under a time limit no model meets until item popularity orders a list."""
     import httpx
 
     from mlcase.data import prepare
     from mlcase.serve.app import ServeSettings, create_app
     from tests.e2e.test_server import running
 
-    folder, _ = travel
     case = load_case(folder)
     test = prepare(case).rows("test")
     features = [c for c in test.columns if c not in ("choice", "individual")]
@@ -215,6 +211,16 @@ def test_replay_reproduces_a_list_the_popularity_fallback_ordered(travel, capsys
             if out["tier"] == "popularity":
                 break
     assert out["tier"] == "popularity" and out["fallback"], out
+    return items, out
+
+
+def test_replay_reproduces_a_list_the_popularity_fallback_ordered(travel, capsys):
+    """When no model tier answers a list in time, item popularity orders it. `mlcase replay` said "not
+    reproduced: the order came from item popularity, not from a model", and exited 1 (Stat2Data::Blood1's list of
+    1e308s, which its linear model refused). It now replays each item's score from the bundle's item counts and
+    the list's tie-break (the order sent), and says why the models did not answer as the log keeps it."""
+    folder, _ = travel
+    items, out = _popularity_list(folder)
     pop = {str(i["item"]): i["score"] for i in out["items"]}
     assert len(set(round(v) for v in pop.values())) > 1       # training counts, not only the order sent
     capsys.readouterr()
@@ -226,3 +232,27 @@ def test_replay_reproduces_a_list_the_popularity_fallback_ordered(travel, capsys
         first["logged"]["score"], abs=1e-12)
     assert "popularity fallback score was replayed from the bundle's item counts" in first["notes"][0]
     assert "timeout" in first["notes"][0]
+
+
+def test_replay_of_a_popularity_list_whose_item_the_log_hashes_names_the_hashed_column(travel, capsys):
+    """With the item column hashed in the log (personal_data), the popularity replay looked the hash up
+    among the bundle's items, found a popularity of 0 and said "popularity score: logged 118, now 0": a
+    difference that was not there. The item is not in the log to read again; replay says so, as it does for a
+    model's hashed input."""
+    folder, _ = travel
+    path = folder / "case.yaml"
+    before = path.read_text()
+    spec = yaml.safe_load(before)
+    spec["personal_data"] = {"mode": "a traveller's choice, in this test"}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        items, _ = _popularity_list(folder)
+        capsys.readouterr()
+        assert main(["replay", str(folder), "--last", str(len(items)), "--json"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+    finally:
+        path.write_text(before)
+    assert doc["replayed"] == len(items) and doc["reproduced"] == 0, doc
+    diffs = [r["differences"] for r in doc["results"]]
+    assert all(d[0]["what"] == "inputs" and "'mode' is hashed in the prediction log" in d[0]["now"]
+               for d in diffs), diffs

@@ -70,7 +70,7 @@ def test_shuffled_target_where_random_review_does_not_pay_keeps_the_process(tmp_
     summary, ev, _ = shuffled_run(tmp_path / "loses", empty_store, DOES_NOT_PAY)
     assert summary["decision"] == "NO_GO"
     reasons = summary["reasons"]
-    assert reasons[0].startswith("no model beats never acting (flag nobody)")
+    assert reasons[0].startswith("no model beats never acting, flagging nobody")
     assert ev["best_model_free"] == "do_nothing"
     assert all(d["ci_low"] <= 0 for d in ev["lift_over_model_free"].values())
     fv = ev["floor_vs_never"]

@@ -327,18 +327,15 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
                                 "from the registry (or the row predates arm_version)"})
             arm_bundle = rp.bundle(int(arm_v), row)
             if row["tier"] == "popularity":  # no model ordered the list: the bundle's item counts did
+                item_col = (arm_bundle.ranking or {}).get("item")
+                _not_hidden(policy, [item_col] if item_col else [])
                 out.append(_popularity(rid, row, logged, arm_bundle))
                 continue
             tier = rp.tier(row, arm_bundle)
+            spec_r = tier.spec if tier.spec is not None else _record_spec(arm_bundle)
+            _not_hidden(policy, list(spec_r.features))
         except _Refused as r:
             out.append(Replay(rid, False, [r.difference], logged, None))
-            continue
-        spec_r = tier.spec if tier.spec is not None else _record_spec(arm_bundle)
-        hidden = policy.limits(list(spec_r.features))
-        if hidden:  # serving.log_inputs / personal_data: the log holds a hash (or nothing), not the value read
-            col = next(iter(hidden))
-            out.append(Replay(rid, False, [{"what": "inputs", "logged": f"{col} as the log keeps it",
-                                            "now": f"'{col}' is {hidden[col]}"}], logged, None))
             continue
         clean, issues = spec_r.validate_records([json.loads(row["inputs"] or "{}")])
         if issues:
@@ -377,6 +374,16 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
         explanation = _explain(tier, clean) if explain and tier.kind == "model" else None
         out.append(Replay(rid, not diffs, diffs, logged, replayed, explanation, notes))
     return out
+
+
+def _not_hidden(policy, columns: list[str]) -> None:
+    """Refuse a replay whose inputs the log keeps hashed or not at all (serving.log_inputs / personal_data): the
+    value read is not there to read again. An item the popularity fallback ordered is looked up by its item
+    column, so a hashed item is refused the same way (it was "not reproduced" against a popularity of 0)."""
+    hidden = policy.limits(columns)
+    if hidden:
+        col = next(iter(hidden))
+        raise _Refused({"what": "inputs", "logged": f"{col} as the log keeps it", "now": f"'{col}' is {hidden[col]}"})
 
 
 def _popularity(rid: str, row: dict, logged: dict, bundle) -> Replay:

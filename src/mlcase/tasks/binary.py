@@ -261,7 +261,7 @@ def random_review(rate: float) -> ModelFreePolicy:
 
 
 def never_act() -> ModelFreePolicy:
-    return ModelFreePolicy("do_nothing", "never acting (flag nobody)", "never", {"rate": 0.0},
+    return ModelFreePolicy("do_nothing", "never acting, flagging nobody", "never", {"rate": 0.0},
                            lambda costs, y: costs.if_not_flagged(y))
 
 
