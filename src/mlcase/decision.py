@@ -259,8 +259,11 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None, bakeof
         if n_units != int(ev.get("n_test") or 0):  # a ranking's lists whose items are all worth the same
             held += f" whose order matters (of {int(ev.get('n_test') or 0)})"
         few = f"the test holds {held}: a CI resampled from fewer than {MIN_TEST_UNITS} is no evidence"
+        # one test list (Stat2Data::Goldenrod, 1 list): every resample is that list, and "with a CI above zero"
+        # stood beside "every resample gives this value: no CI"
+        spread = any(over_floor[n]["ci_low"] != over_floor[n]["ci_high"] for n in beats)
         lead = (f"{_and(beats)} beat{'s' if len(beats) == 1 else ''} the best model-free policy ({floor['description']}) "
-                f"with a CI above zero, but {few}" if beats else
+                f"{'with a CI above zero' if spread else 'in every resample (all alike: no CI)'}, but {few}" if beats else
                 f"{_and(ahead)} save{'s' if len(ahead) == 1 else ''} money over the best model-free policy "
                 f"({floor['description']}) with a CI that includes zero, and {few} either way")
         return done("INCONCLUSIVE", [

@@ -560,6 +560,12 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         from .data import _guess_positive
 
         positive = _guess_positive(values)
+    if df.groupby(group)[target].nunique().le(1).all():
+        # nlme::Quinidine's Height ranked by Subject: one height per patient, so every order of every list is
+        # worth the same; the run stopped at the value ceiling with "a random order ... costs $0.00"
+        raise DataError(f"--target '{target}' never differs within a '{group}' list ({df[group].nunique():,} lists): "
+                        "no order of a list's items is worth more than another, so there is nothing to rank",
+                        "pick a target that differs among the items of a list, or another --group")
     schema = infer_schema(df, target, "ranking")
     kinds = {c: schema.columns[c].kind for c in df.columns}
     time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)

@@ -95,6 +95,23 @@ def check_target_balance(ctx: Context) -> list[Check]:
                           f"target '{target}' has one value ({y[0] if len(y) else 'none'}) in every training row",
                           column=target, evidence={"rows": int(len(y)), "std": std},
                           fix="check the target column and the data filter; there is nothing to predict")]
+        group = ctx.spec.data.group
+        if ds.task == "ranking" and group in ctx.frame.columns:
+            lists = pd.Series(y).groupby(pd.factorize(ctx.frame[group].iloc[ctx.train].to_numpy())[0]).nunique()
+            if len(lists) and lists.le(1).all():
+                # nlme::Quinidine's Height ranked by Subject (one height per patient): every order of every list
+                # is worth the same, and the run stopped at the value ceiling ("a random order costs $0.00")
+                rel = ctx.spec.ranking
+                at = (f" at ranking.relevant_from {rel.relevant_from:g}, gain {rel.gain}"
+                      if rel is not None and rel.relevant_from is not None else "")
+                return [Check("target_constant", "error",
+                              f"every item of each of the {len(lists):,} training lists is worth the same: the "
+                              f"relevance of '{target}'{at} never differs within a '{group}', so no order of a "
+                              "list's items is worth more than another",
+                              column=target, evidence={"lists": int(len(lists)), "rows": int(len(y))},
+                              fix="rank by a target that differs among the items of a list, set "
+                                  "ranking.relevant_from so some list holds items on both sides of it, or group "
+                                  "by another column (data.group)")]
         return []
     if ds.task == "binary":
         labels = list(ds.classes)
