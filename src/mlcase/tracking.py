@@ -864,13 +864,15 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
         what = f"version {version}" if version is not None else f"alias '{alias}'"
         fix = "run `mlcase run` first (or pick an existing version with --version)"
         try:
-            aliases = sorted(cl.get_registered_model(case.name).aliases)
+            aliases = dict(sorted(cl.get_registered_model(case.name).aliases.items()))
         except MlflowException:
-            aliases = []
+            aliases = {}
         if aliases:  # the case was run; this alias or version is not among what it registered
-            fix = (f"the case's aliases are {', '.join(aliases)}"
+            # no flag named here: `serve` takes --version and --canary, `explain` --alias (serve's refusal of
+            # --canary 3:50% said "pass --alias", which serve does not have)
+            fix = (f"the case's aliases are {', '.join(f'{a} (version {v})' for a, v in aliases.items())}"
                    + ("; no champion is set until a decision is GO" if alias == "champion" else "")
-                   + ": pass --alias with one of them, or --version N (`mlcase models` lists them)")
+                   + ": pick one of them or another registered version (`mlcase models` lists them)")
         raise NotFoundError(f"no registered model {what} for case '{case.name}' in {redact_url(case.tracking_uri)}",
                             fix) from None
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")

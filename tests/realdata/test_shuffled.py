@@ -89,5 +89,30 @@ def test_shuffled_target_where_random_review_does_not_pay_keeps_the_process(tmp_
     with contextlib.redirect_stderr(err):
         assert main(["explain", str(folder), "--row", "3", "--alias", "champion"]) != 0
     line = err.getvalue().strip()
-    assert "no registered model alias 'champion'" in line and "the case's aliases are baseline, candidate" in line
+    assert "no registered model alias 'champion'" in line and "the case's aliases are baseline (version 2), candidate (version 1)" in line
     assert "no champion is set until a decision is GO" in line and "\n" not in line
+    # the baseline served for want of a champion, canaried on itself, started no canary and said so only in
+    # /ready's notes; the start now says it. A version never registered names the aliases, and no flag serve lacks
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.e2e.test_server import wait_ready
+    from tests.serving_case import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(folder), "--port", str(port),
+                             "--canary", "2:50%"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = wait_ready(f"http://127.0.0.1:{port}", proc)
+    finally:
+        proc.terminate()
+        said = proc.communicate(timeout=60)[1]
+    assert ready["release"]["canary"] is None and ready["serving"] == "baseline", ready
+    assert ("mlcase: note: the canary version 2 is the baseline served to every unit: no canary is served; canary "
+            "another version") in said, said
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["serve", str(folder), "--port", str(free_port()), "--canary", "3:50%"]) == 2
+    line = err.getvalue().strip()
+    assert "no registered model version 3" in line and "--alias" not in line and "\n" not in line, line

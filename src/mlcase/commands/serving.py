@@ -35,8 +35,12 @@ def register(app: typer.Typer) -> None:
 
         c = load(case)
 
-        def announce(_case) -> None:  # after the models and the log are loaded: a bad input fails before this
+        def announce(_case, notes=()) -> None:  # after the models and the log are loaded: a bad input fails before
             console().print(f"mlcase: serving case '{c.name}' on http://{host}:{port} (docs at /docs, ready at /ready)")
+            # said where the operator reads it: `--canary 2:50%` on the version already served started no canary,
+            # and only /ready's notes said so
+            for note in notes:
+                console().print(f"mlcase: note: {note}", markup=False, highlight=False)
 
         run_server(c, host=host, port=port, version=version, challenger=challenger, log_url=log, log_level=log_level,
                    announce=announce, canary=canary)

@@ -853,7 +853,8 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
           challenger: int | None = None, log_level: str = "warning", announce=None, **kw) -> None:
     """Run the server with uvicorn until interrupted (what ``mlcase serve`` calls).
 
-    ``announce(case)`` is called once the models and the log are loaded, before uvicorn starts.
+    ``announce(case, notes)`` is called once the models and the log are loaded, before uvicorn starts, with what
+    /ready's ``notes`` say (the baseline served for want of a champion, a canary not served, ...).
     """
     import uvicorn
 
@@ -880,7 +881,7 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
         return serve_forecast(settings, host, port, log_level=log_level, announce=announce)
     state = _load_state(settings)  # a missing model, a bad --version or a bad log fails here, as one line
     if announce is not None:
-        announce(state.case)
+        announce(state.case, list(state.notes))
     app = create_app(settings, state=state)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             timeout_graceful_shutdown=10)

@@ -242,7 +242,9 @@ class Release:
 
         version = self._resolve(ref)
         if version == self.champion_version:  # promoted since the spec was written: nothing left to canary
-            self.st.notes.append(f"the canary version {version} is the champion now: no canary is served")
+            # or, with no champion alias, the baseline served in its place (`--canary 2:50%` on the baseline)
+            now = "the champion now" if self.st.serving == "champion" else f"the {self.st.serving} served to every unit"
+            self.st.notes.append(f"the canary version {version} is {now}: no canary is served; canary another version")
             return
         tags = next((v["tags"] for v in tracking.versions(self.case) if v["version"] == version), {})
         if tags.get("mlcase.rolled_back"):
