@@ -157,6 +157,13 @@ def test_from_case_too_small_an_effect_or_volume(tmp_path):
     q = plan_from_case(case)
     assert q.feasibility["detectable"] is False
     assert "does not beat the baseline" in q.summary()
+    assert q.n_control == q.n_total == 0            # no sample size for a loss: there is no gain to size it for
+    # a lift of exactly 0 (modeldata::ames' Pool_Area after NO_GO: every model predicts 0) was "plan: the effect
+    # size 1e-09 is too small to detect with any sample; choose a larger --mde"
+    results.save(case, "evaluation", _evaluation(0.0, 0.0, 0.0))
+    z = plan_from_case(case)
+    assert z.feasibility["reason"] == "no_offline_lift" and z.n_control == 0
+    assert z.summary().startswith("The offline lift is $0.00 per decision: the candidate does not beat the baseline")
 
     nov = _case(tmp_path / "novol", volume=None)
     results.save(nov, "evaluation", _evaluation())
