@@ -30,10 +30,13 @@ def test_a_history_from_before_1678_is_checked_run_and_scored(tmp_path):
     assert (data.frame["ds"].iloc[0], data.frame["ds"].iloc[-1]) == (pd.Timestamp("1629-01-01"),
                                                                      pd.Timestamp("1710-01-01"))
     assert main(["check", str(tmp_path), "--quiet"]) == 0
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["run", str(tmp_path), "--budget", "5s", "--json", "--quiet"])
-    assert code in (0, 3) and json.loads(out.getvalue())["decision"] in ("GO", "NO_GO", "INCONCLUSIVE")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):      # --refit all: a forecast's models see every step already, said
+        code = main(["run", str(tmp_path), "--budget", "5s", "--refit", "all"])
+    verdict = json.loads((tmp_path / ".mlcase" / "decision.json").read_text())["data"]["verdict"]
+    assert code in (0, 3) and verdict in ("GO", "NO_GO", "INCONCLUSIVE")
+    assert ("note: a forecast's registered models are fitted on every series' whole history already; refit: all "
+            "changes nothing") in " ".join(err.getvalue().split()), err.getvalue()
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "fc.csv"), "-q"]) == 0
     fc = pd.read_csv(tmp_path / "fc.csv")

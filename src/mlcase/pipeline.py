@@ -118,6 +118,12 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
             from .errors import SpecError
 
             raise SpecError(f"refit: expected 'none' or 'all', got {refit!r}", "use --refit all or --refit none")
+        if refit == "all" and case.spec.task == "ranking":
+            # the spec's validator refuses it on assignment too, and that was an internal error (ValidationError)
+            from .errors import SpecError
+
+            raise SpecError("--refit all is not available for task: ranking yet",
+                            "run without --refit: the ranker registered is the one the decision evaluated")
         case.spec.refit = refit
     from .engine import engine_for, resolve
 
@@ -125,6 +131,10 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
         if resolve(case, engine, scheduler)["kind"] == "dask" and not quiet:
             _start(case, force, quiet, console)[0].print(
                 "[yellow]note:[/yellow] the forecast bake-off runs on the local engine; --engine dask is ignored")
+        if case.spec.refit == "all" and not quiet:
+            _start(case, force, quiet, console)[0].print(
+                "[yellow]note:[/yellow] a forecast's registered models are fitted on every series' whole history "
+                "already; refit: all changes nothing")
         with case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
             return _run_forecast(case, budget, force, quiet, console, held)
     # the engine first: an unreachable scheduler fails before anything is written
