@@ -654,6 +654,12 @@ def test_a_verdict_on_one_test_list_does_not_claim_a_ci_above_zero(tmp_path):
     assert doc["decision"] == "INCONCLUSIVE" and "the test holds 1 list" in lead, doc["reasons"]
     assert "with a CI above zero" not in lead and "in every resample (all alike: no CI)" in lead, lead
     assert "(every resample gives this value: no CI)" in doc["reasons"][1], doc["reasons"]
+    # nor can an experiment be sized from one list: `abtest plan --from-case` said "pass --sd"
+    from mlcase.abtest.plan import plan_from_case
+
+    with pytest.raises(DataError) as err:
+        plan_from_case(path)
+    assert "the cost per decision does not vary over the evaluation's 1 test list" in str(err.value)
 
 
 def test_lists_of_one_item_and_a_group_split_that_left_one_list(tmp_path):

@@ -346,6 +346,15 @@ def plan_from_case(case, *, alpha: float = 0.05, power: float = 0.8, sided: int 
         raise DataError(f"case {case.name}: the evaluation has no cost_sd_per_decision",
                         "rerun `mlcase run` so the evaluation records the spread of cost per decision")
     sd = float(math.sqrt(np.mean(np.square(chosen))))
+    if not sd > 0:
+        # Stat2Data::Goldenrod ranked within Fate03 holds out one list: "plan: a mean metric needs its standard
+        # deviation per unit; pass --sd", to a user who passed --from-case
+        n = ev.get("n_test")
+        units = f"{n:,} test {ev.get('unit', 'row')}{'s' if n != 1 else ''}" if isinstance(n, int) else "test"
+        raise DataError(f"case {case.name}: the cost per decision does not vary over the evaluation's {units}, so "
+                        "no spread is known to size an experiment with",
+                        "hold out more test units (a larger split.test_size) and rerun, or plan with "
+                        "--baseline, --sd and --mde")
     estimate = float(lift["estimate"])
     lo, hi = lift.get("ci_low"), lift.get("ci_high")
     volume = daily_traffic if daily_traffic is not None else daily_volume(case)
