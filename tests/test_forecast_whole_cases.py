@@ -43,6 +43,15 @@ def test_a_history_from_before_1678_is_checked_run_and_scored(tmp_path):
     horizon = load_case(tmp_path / "case.yaml").spec.forecast.horizon
     assert fc["ds"].str[:4].tolist() == [str(1711 + i) for i in range(horizon)]
     assert fc["forecast"].between(2_000, 10_000).all()  # christenings of boys per year: 2,890 to 8,426 in the data
+    # /forecast has no canary or shadow arm: the flag was accepted, recorded, and nothing reached it
+    from tests.serving_case import free_port
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["serve", str(tmp_path), "--port", str(free_port()), "--canary", "1:50%"]) == 2
+    assert err.getvalue().strip() == (
+        "mlcase: error: --canary: /forecast has no canary or shadow arm yet (this case is forecast), so nothing would "
+        "reach that version; serve without it; promote a version after its evaluation (`mlcase promote`)")
 
 
 def test_an_inconclusive_candidate_leaves_the_proven_baseline_serving_not_seasonal_naive(tmp_path):

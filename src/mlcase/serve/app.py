@@ -146,6 +146,7 @@ def _load_state(settings: ServeSettings) -> State:
     case = settings.case if hasattr(settings.case, "spec") else load_case(settings.case)
     st.case = case
     spec: CaseSpec = case.spec
+    _no_second_arm(settings, spec.task)
     serving = spec.serving
     st.api_key = settings.api_key or os.environ.get(API_KEY_ENV) or _key_from_file(case, serving.api_key_file)
     st.max_body = settings.max_body_bytes or serving.max_body_bytes
@@ -175,6 +176,20 @@ def _load_state(settings: ServeSettings) -> State:
     load_governance(st, case, chain)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
     return st
+
+
+def _no_second_arm(settings: ServeSettings, task: str) -> None:
+    """``--canary`` and ``--challenger`` on a ranking or forecast case: a one-line :class:`SpecError`. /rank and
+    /forecast answer with the champion's chain only, and a canary was started and recorded in the release history
+    that no list or series ever reached (`mlcase rollout status`: "the prediction log holds no canary")."""
+    asked = [f for f, v in (("--canary", settings.canary), ("--challenger", settings.challenger)) if v is not None]
+    if task in ("ranking", "forecast") and asked:
+        from ..errors import SpecError
+
+        route = "/rank" if task == "ranking" else "/forecast"
+        raise SpecError(f"{asked[0]}: {route} has no canary or shadow arm yet (this case is {task}), so nothing "
+                        "would reach that version",
+                        "serve without it; promote a version after its evaluation (`mlcase promote`)")
 
 
 def _key_from_file(case, path: str | None) -> str | None:
@@ -877,6 +892,8 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
         probe.close()
     if forecasting:  # task: forecast has its own server (POST /forecast)
         from .forecast_app import serve_forecast
+
+        _no_second_arm(settings, "forecast")
 
         return serve_forecast(settings, host, port, log_level=log_level, announce=announce)
     state = _load_state(settings)  # a missing model, a bad --version or a bad log fails here, as one line

@@ -137,6 +137,12 @@ class CaseSpec(_Model):
         if self.serving.holdout > 0 and self.task != "binary":  # before a whole run, not at `mlcase serve`
             raise ValueError(f"serving.holdout needs a binary task (this case is {self.task}): a holdout keeps the "
                              "model's action from some units; set serving.holdout: 0 for this case")
+        if self.serving.canary is not None and self.task in ("ranking", "forecast"):
+            # /rank and /forecast answer with the champion's chain only: a canary was started and recorded in the
+            # release history, and no list or series ever reached it
+            route = "/rank" if self.task == "ranking" else "/forecast"
+            raise ValueError(f"serving.canary: {route} has no canary arm yet (this case is {self.task}), so nothing "
+                             "would reach it; remove serving.canary and promote a version after its evaluation")
         seen = set()
         for p in self.personal_data:
             if p.column in seen:
