@@ -36,13 +36,16 @@ def encode_labels(run, labels: pd.Series) -> np.ndarray:
     if run.task in ("regression", "ranking"):  # ranking: an item's outcome (a click 1/0, a rating)
         return pd.to_numeric(s, errors="coerce").to_numpy("float64")
     if run.task == "multiclass":
-        # a class written as a number the way a float column writes it ('3.0' for class 3, from a labels file
-        # with gaps) is that class: it counted as a wrong prediction, and accuracy read 0.0 on stevedata::CFT15
-        from ..data import label_in
+        # a label is read as a reviewer's outcome is (review.Target): '3.0' for class 3 (a labels file with gaps
+        # writes floats), ' yes' or 'YES' for the one class 'yes'. A '3.0' counted as a wrong prediction, and
+        # accuracy read 0.0 on stevedata::CFT15
+        from ..review import Target
 
         classes = [str(c) for c in (run.classes or [])]
-        same = {v: str(label_in(v, classes)) for v in pd.unique(s)} if classes else {}
-        return s.map(same).to_numpy() if same else s.to_numpy()
+        if not classes:
+            return s.to_numpy()
+        target = Target("multiclass", classes)
+        return s.map({v: target.canonical(v) or v for v in pd.unique(s)}).to_numpy()
     y = np.full(len(s), np.nan)
     neg = run.classes[0] if run.classes else None
     y[(s == str(run.positive)).to_numpy()] = 1
