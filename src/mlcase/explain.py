@@ -391,7 +391,9 @@ def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0)
         if est_name.startswith("HistGradientBoosting") and cats is not None and np.any(cats):
             raise _Unsupported("shap's TreeExplainer does not follow its native categorical splits")
         if catboost:
-            values, base = _catboost_shap(est, Zd)
+            # the matrix as the model read it: _dense turns text categories that read as numbers into floats
+            # (datasets::attenu's station, '117'), and CatBoost refused floats for its categorical columns
+            values, base = _catboost_shap(est, Z if not hasattr(Z, "toarray") else Zd)
         else:
             try:
                 sv = shap.TreeExplainer(est)(Zd, check_additivity=False)
