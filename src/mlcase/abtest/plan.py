@@ -364,8 +364,9 @@ def plan_from_case(case, *, alpha: float = 0.05, power: float = 0.8, sided: int 
         # no sample size: there is no effect to size it for (a lift of exactly 0, modeldata::ames' Pool_Area
         # after NO_GO, was "plan: the effect size 1e-09 is too small to detect with any sample; choose a larger
         # --mde", and a loss was sized as if it were a gain)
-        p = Plan("mean", None, sd, 0.0, None, alpha, power, sided, ratio, 0.0, 0, 0, 0, daily_traffic=volume,
-                 source=src)
+        p = Plan(metric="mean", baseline=None, sd=sd, mde=0.0, mde_relative=None, alpha=alpha, power=power,
+                 sided=sided, ratio=ratio, effect_size=0.0, n_control=0, n_treatment=0, n_total=0,
+                 daily_traffic=volume, source=src)
         verdict = (f"The offline lift is {money(estimate, currency)} per decision: the candidate does not beat the baseline "
                    "offline, so there is no improvement for an experiment to detect.")
         p.baseline = None

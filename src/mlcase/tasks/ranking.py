@@ -458,14 +458,15 @@ def check_groups(df: pd.DataFrame, g: str, name: str) -> None:
     lists, or lists of one item. ``init`` asks it too, so it never drafts a case the run refuses here
     (nlme::Wheat2 by its 4 blocks). Rows without a group are :func:`mlcase.data.check_keyed`'s to refuse (and the
     draft's source query leaves them out)."""
-    n_groups = df[g].nunique()
+    sizes = df.groupby(g, observed=True).size()   # one pass: the lists and how many items each holds
+    n_groups = len(sizes)
     if n_groups < MIN_GROUPS:
         raise DataError(f"{name} '{g}' has {n_groups} distinct value(s); ranking needs many lists to learn "
                         f"and test on (at least {MIN_GROUPS})", f"point {name} at the query, user or session column")
     if n_groups == len(df):
         raise DataError(f"{name} '{g}' is different on every row, so every list has one item and there is "
                         f"nothing to order", f"point {name} at the column that groups items into lists")
-    ordered = int((df.groupby(g).size() >= 2).sum())
+    ordered = int((sizes >= 2).sum())
     if ordered < MIN_GROUPS:
         # AER::MASchools by expbil: 173 schools spend nothing on bilingual teaching, the other 46 amounts are one
         # or two schools each; the run held out the big list and read "target 'score4' has one value (0.0)"
