@@ -124,10 +124,22 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     if series is not None:
         raise SpecError("--series: only a forecast case has series", "pass --task forecast --time COL --series COL, "
                         "or leave --series out")
+    if time is not None:   # a time column given is read as the run reads it (COUNT::lbw's 0/1 `smoke` was drafted)
+        from .data import times_of
+
+        if time not in df.columns:
+            raise DataError(f"--time '{time}' is not a column of {data.name}",
+                            f"pick one of: {', '.join(map(str, df.columns[:30]))}")
+        times_of(df[time], f"--time '{time}'")
     if task == "ranking" or (task is None and group is not None and item is not None):
-        return _draft_ranking(data, df, target, name, case_dir, group, item)
+        return _draft_ranking(data, df, target, name, case_dir, group, item, time)
+    if item is not None:
+        raise SpecError("--item: only a ranking case has items", "pass --task ranking --group COL --item COL, "
+                        "or leave --item out")
     if task not in (None, "binary", "multiclass", "regression"):
         raise SpecError(f"--task {task!r} is not a task", "use binary, multiclass, regression, ranking or forecast")
+    if task is not None:
+        _check_given_task(df[target], task)
     task = task or infer_task(df[target])
     schema = infer_schema(df, target, task)
     kinds = {c: schema.columns[c].kind for c in df.columns}
@@ -157,8 +169,10 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         time_col, panel = None, None
     # a key with several rows per entity keeps each entity on one side of the split (a time split
     # already holds out the future, which is the question for the entities in the data)
-    group_col = None if time_col else next(
+    group_col = group if group is not None else None if time_col else next(
         (c for c in df.columns if c not in (target, id_col) and entity_key(c, df[c]) is not None), None)
+    if group_col is not None and group_col == id_col:
+        id_col = None   # the entity the rows share is no row identifier
     source = _source(data, case_dir)
     if counted is not None:
         times = ("that many times (one row per case)" if per == 1 else
@@ -209,6 +223,9 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         rarer = "" if named_positive(values, codes=True) == positive else "the rarer class, "
         lines.append(f"  positive: {_q(positive)}              # the class the decision acts on ({rarer}{rate:.1%} of "
                      + ("rows)" if df[target].notna().all() else "the labelled rows)"))
+    # a --group given splits by it unless a --time was given too (the future is then the question)
+    method = ("time" if time_col and (time is not None or group is None) else "group" if group_col else
+              "stratified" if task != "regression" else "random")
     time_comment = (f"               # {_comment(unsplit)}" if unsplit else
                     f"   # a panel: each row one '{panel[0]}' in one '{panel[1]}'; the test is its last periods "
                     f"(data.group: {panel[0]} with split.method: group scores new ones instead)" if panel else
@@ -223,7 +240,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         _features_line(kinds, "decision", target, id_col, group_col, time_col),
         "  unavailable_at_serving: []      # TODO columns that exist in history but not when the decision is made",
         "  label_delay: null               # e.g. 90d: how long until the outcome is known",
-        f"split: {{method: {'time' if time_col else 'group' if group_col else ('stratified' if task != 'regression' else 'random')}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
+        f"split: {{method: {method}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
         "sensitive: []                     # TODO columns to check for fairness (never used as features)",
     ]
     if task == "binary":
@@ -532,8 +549,27 @@ def _source_path(data: Path, case_dir: Path) -> str:
         return str(data.resolve())
 
 
+def _check_given_task(y: pd.Series, task: str) -> None:
+    """A one-line refusal where ``--task`` cannot learn ``y``, as the run would stop on it (COUNT::lbw's
+    mother's `age`, 24 values, was drafted as a binary case with --task binary, and `mlcase check` refused it)."""
+    values = sorted(map(str, y.dropna().unique()))
+    shown = ", ".join(values[:5]) + (", ..." if len(values) > 5 else "")
+    if task == "binary" and len(values) != 2:
+        raise DataError(f"--task binary: target '{y.name}' has {len(values)} value{'s' if len(values) != 1 else ''} "
+                        f"({shown}); a binary task needs exactly 2",
+                        "pass --task multiclass or regression, or leave --task out to infer it")
+    if task == "multiclass" and len(values) < 3:
+        raise DataError(f"--task multiclass: target '{y.name}' has {len(values)} value{'s' if len(values) != 1 else ''}"
+                        f" ({shown}); multiclass needs 3 or more", "pass --task binary for two classes, or leave --task out")
+    if task == "regression" and not pd.api.types.is_numeric_dtype(y):
+        bad = y.dropna()[pd.to_numeric(y.dropna(), errors="coerce").isna()].astype(str).unique()[:3]
+        if len(bad):
+            raise DataError(f"--task regression: target '{y.name}' is not numeric (e.g. {', '.join(bad)})",
+                            "pass --task binary or multiclass for a categorical target, or leave --task out")
+
+
 def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, case_dir: Path,
-                   group: str | None, item: str | None) -> str:
+                   group: str | None, item: str | None, time: str | None = None) -> str:
     """The draft of a ranking case: lists by ``group``, items by ``item``, k, relevance and the value of a list."""
     from .tasks.ranking import check_groups, default_threshold
 
@@ -568,7 +604,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
                         "pick a target that differs among the items of a list, or another --group")
     schema = infer_schema(df, target, "ranking")
     kinds = {c: schema.columns[c].kind for c in df.columns}
-    time_col = next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
+    time_col = time or next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
     # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
     id_col = _id_column(kinds, target, group, item)
     threshold = 1.0 if positive is not None else default_threshold(y.to_numpy())   # an interaction is 1

@@ -64,7 +64,7 @@ class Target:
     def canonical(self, value) -> str | None:
         """The stored label for ``value`` (a class name, or a number as text), or None if it is not one."""
         text = str(value).strip()
-        if self.task == "regression":
+        if self.task in ("regression", "ranking"):  # a ranking label is the item's outcome: a click, a rating
             try:
                 v = float(text)
             except ValueError:
@@ -90,7 +90,7 @@ class Target:
         return None
 
     def describe(self) -> str:
-        return "a number" if self.task == "regression" else "one of " + ", ".join(self.classes or [])
+        return "a number" if self.task in ("regression", "ranking") else "one of " + ", ".join(self.classes or [])
 
 
 def _blank(v) -> bool:

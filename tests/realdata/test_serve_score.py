@@ -182,3 +182,43 @@ def test_monitoring_reads_the_served_log_with_its_scores_and_costs(served):
         owed = regression_cost(served["case"], rows, np.asarray(truth, dtype=float),
                                np.array([a["prediction"] for a in answers]))
         assert sum(r["cost_total"] for r in realized) == pytest.approx(float(owed.sum()), rel=1e-9)
+
+
+def test_a_labels_file_whose_label_is_no_outcome_of_the_target_is_refused_whole(served, tmp_path, capsys):
+    """`mlcase label` stored a file as written: 'zz' as the outcome of a regression (the sweep's
+    COUNT::lbw) and two different labels for one request (which of them monitoring read was the row
+    order). Both are refused with one line naming the row, and nothing of the file is attached; a good
+    file stores each label as the target's value it spells ('8' read from a spreadsheet as 8.0)."""
+    import sqlite3
+
+    client, ds, folder = served["client"], served["ds"], served["run"]["folder"]
+    recs = records(ds, n=3)
+    ids = [a["request_id"] for a in client.post("/predict", json=recs).json()["predictions"]]
+    truth = ds.rows("test")[served["case"].spec.data.target].iloc[:len(recs)].tolist()
+    multiclass = served["bundle"].task == "multiclass"
+
+    def stored() -> dict:
+        with sqlite3.connect(folder / "predictions.db") as con:
+            return dict(con.execute(f"SELECT request_id, label FROM labels WHERE request_id IN "
+                                    f"({','.join('?' * len(ids))})", ids).fetchall())
+
+    def label(rows) -> tuple[int, list[str]]:
+        path = tmp_path / "outcomes.csv"
+        pd.DataFrame(rows, columns=["request_id", "label"]).to_csv(path, index=False)
+        capsys.readouterr()
+        code = main(["label", str(path), str(folder)])
+        return code, capsys.readouterr().err.strip().splitlines()
+
+    code, err = label([(ids[0], truth[0]), (ids[1], "zz_no_outcome"), (ids[2], truth[2])])
+    words = "one of " + ", ".join(str(c) for c in served["bundle"].classes) if multiclass else "a number"
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"mlcase: error: outcomes.csv row 2 (request_id {ids[1]}): label 'zz_no_outcome' is "
+                             f"not {words}; nothing was attached"), err
+    other = next(c for c in ("L", "F", "M", "VF") if c != truth[0]) if multiclass else truth[0] + 1
+    code, err = label([(ids[0], truth[0]), (ids[1], truth[1]), (ids[0], other)])
+    assert code == 2 and len(err) == 1 and f"request_id {ids[0]} has two labels" in err[0] and "row 3" in err[0], err
+    assert stored() == {}
+    code, err = label([(i, t) for i, t in zip(ids, truth, strict=True)] + [(ids[0], truth[0])])  # repeated alike: fine
+    assert code == 0, err
+    expect = [str(t) for t in truth] if multiclass else [repr(float(t)) for t in truth]
+    assert [stored()[i] for i in ids] == expect

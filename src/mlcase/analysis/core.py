@@ -48,7 +48,13 @@ def not_applicable(case: Case) -> str | None:
 
 
 def check_spec(case: Case, dataset) -> None:
-    """``feature_groups`` names only feature columns (checked before any stage writes)."""
+    """``feature_groups`` names only feature columns, and ``costs.matrix`` only the target's classes (checked
+    before any stage writes: a class the target lacks stopped the run at the bake-off, after the last run's
+    results were cleared)."""
+    if case.spec.task == "multiclass" and dataset.classes is not None:
+        from ..tasks.multiclass import check_matrix
+
+        check_matrix(case.spec.costs.matrix, dataset.classes)
     for name, cols in (case.spec.feature_groups or {}).items():
         missing = [c for c in cols if c not in dataset.features]
         if missing:

@@ -87,11 +87,11 @@ class Scorer:
         """``matrix[actual][predicted]`` as an array; missing cells cost 0 on the diagonal, 1 off it."""
         classes = self.classes
         m = np.array([[0.0 if a == p else 1.0 for p in classes] for a in classes])
+        from ..tasks.multiclass import check_matrix
+
+        check_matrix(matrix, classes)
         for a, row in matrix.items():
             for p, v in row.items():
-                if str(a) not in classes or str(p) not in classes:
-                    raise SpecError(f"costs.matrix names class '{a if str(a) not in classes else p}', which the target does not have",
-                                    f"use the target's classes: {', '.join(classes)}")
                 m[classes.index(str(a)), classes.index(str(p))] = float(v)
         return m
 

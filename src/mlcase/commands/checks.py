@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
                     results.save(c, "profile", prof)
                 else:
                     dataset = prepare(c)
+                from ..analysis import check_spec
+
+                check_spec(c, dataset)   # as `mlcase run` checks the spec against the data, before writing
                 report = run_checks(c, dataset)
                 path = write_datasheet(c, dataset, report)
                 results.save(c, "datasheet", {**datasheet_dict(c, dataset, report), "path": str(path)})

@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
         from ..errors import MlcaseError
         from ..releases import replay_many
 
-        if not request_ids and not last:
+        if not request_ids and last is None:
             raise MlcaseError("replay: no request id given", "pass REQUEST_ID (from /predict) or --last N")
         c = load(case)
         out = replay_many(c, request_ids or None, log=log, last=last, explain=explain and len(request_ids or []) == 1)

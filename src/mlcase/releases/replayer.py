@@ -455,6 +455,9 @@ def _check_task(case: Case) -> None:
 def replay_many(case: Case, request_ids: list[str] | None = None, log: str | None = None, last: int | None = None,
                 explain: bool = False) -> list[Replay]:
     """Replay many logged decisions (``request_ids``, or the ``last`` N), loading each version once."""
+    if last is not None and last < 1:  # SQLite reads LIMIT -1 as no limit: --last -1 replayed the whole log
+        raise MlcaseError(f"--last {last}: replays the last N logged decisions, so N is at least 1",
+                          "pass --last 1 or more, or request ids")
     _check_task(case)
     rows = _rows(case, log, [str(r) for r in request_ids] if request_ids is not None else None, last)
     return _replay_rows(case, rows, explain)

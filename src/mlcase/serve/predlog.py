@@ -574,6 +574,52 @@ def open_existing(case, url: str | None = None):
     return open_backend(target), target
 
 
+def _checked_labels(case, records: list[dict], name: str) -> list[dict]:
+    """``records`` with each label as the target's value it spells (review.Target.canonical: a class, or a
+    number as text), or a DataError naming the first row whose label is none, or a request id given two.
+
+    A labels file was stored as written: 'zz' as the outcome of a regression, or two different labels for
+    one request in one file (which one monitoring read was the order of the rows). A blank label stays
+    blank (no outcome yet).
+    """
+    from ..errors import DataError
+
+    if not any(r["label"] is not None for r in records):
+        return records
+    from .. import results
+    from ..review import Target, _served_bundle
+
+    seen = results.load(case, "data") or {}   # the last run's classes: loading the served model took 6 s more
+    if seen.get("task") and (seen.get("schema") or {}).get("target") == case.spec.data.target:
+        classes = seen.get("classes")
+        target = Target(seen["task"], None if classes is None else [str(c) for c in classes],
+                        None if seen.get("positive") is None else str(seen["positive"]))
+    else:
+        from ..errors import NotFoundError
+
+        try:
+            target = Target.of(_served_bundle(case))
+        except NotFoundError:   # no run here and no model registered: nothing says what the target's values are
+            return records
+    if target.task not in ("binary", "multiclass", "regression", "ranking"):
+        return records
+    out, first = [], {}
+    for k, r in enumerate(records):
+        label = None if r["label"] is None else target.canonical(r["label"])
+        if r["label"] is not None and label is None:
+            raise DataError(f"{name} row {k + 1} (request_id {r['request_id']}): label {str(r['label'])[:60]!r} is "
+                            f"not {target.describe()}; nothing was attached",
+                            f"write {target.describe()}, or leave the label empty where the outcome is not known")
+        if label is not None:
+            row, was = first.setdefault(r["request_id"], (k, label))
+            if was != label:
+                raise DataError(f"{name}: request_id {r['request_id']} has two labels, {was!r} (row {row + 1}) "
+                                f"and {label!r} (row {k + 1}); nothing was attached",
+                                "keep one label per request in a file (a later file may correct it)")
+        out.append({**r, "label": label})
+    return out
+
+
 def label_file(case, path: str | Path, url: str | None = None, channel: str | None = None) -> dict:
     """Attach the labels in a CSV/Parquet file (columns ``request_id``, ``label``) to a case's prediction log."""
     from ..data import read_table
@@ -589,10 +635,11 @@ def label_file(case, path: str | Path, url: str | None = None, channel: str | No
     if missing:
         raise DataError(f"{p.name}: the labels file lacks the column(s) {', '.join(missing)}",
                         "give it a request_id column (from /predict) and a label column")
+    records = [{"request_id": r, "label": (None if v is None or (isinstance(v, float) and v != v) else v)}
+               for r, v in zip(df["request_id"].astype(str), df["label"].tolist(), strict=True)]
+    records = _checked_labels(case, records, p.name)
     backend, target = open_existing(case, url)
     try:
-        records = [{"request_id": r, "label": (None if v is None or (isinstance(v, float) and v != v) else v)}
-                   for r, v in zip(df["request_id"].astype(str), df["label"].tolist(), strict=True)]
         out = attach_labels(backend, records, channel or f"file:{p.name}")
     finally:
         backend.close()

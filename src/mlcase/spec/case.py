@@ -99,6 +99,14 @@ class CaseSpec(_Model):
             raise ValueError(f"expected a positive time budget like '90s' or '2m', got {v!r}")
         return v
 
+    @field_validator("candidates")
+    @classmethod
+    def _some_candidate(cls, v):
+        if not v:  # the bake-off then fitted nothing and said "every candidate failed or ran out of time"
+            raise ValueError(f"no model family to try; list at least one of {', '.join(CANDIDATES)} "
+                             "(the baselines always run beside them)")
+        return v
+
     @field_validator("constraints")
     @classmethod
     def _capacity_needs_volume(cls, v, info):
@@ -128,6 +136,11 @@ class CaseSpec(_Model):
             raise ValueError("costs: true_positive/false_positive/... apply to binary tasks; a regression case uses 'under' and 'over'")
         if self.task == "binary" and self.costs.regression_given():
             raise ValueError("costs: 'under'/'over' apply to regression; a binary case uses true_positive, false_positive, false_negative, true_negative")
+        if self.task in ("binary", "regression") and self.costs.matrix:
+            # the matrix was accepted and never read: the case was priced at the default costs
+            words = ("true_positive, false_positive, false_negative and true_negative" if self.task == "binary"
+                     else "'under' and 'over'")
+            raise ValueError(f"costs.matrix applies to multiclass cases; a {self.task} case is priced by {words}")
         if self.split.method == "time" and not self.data.time:
             raise ValueError("split.method is 'time' but data.time names no column; set data.time or use another split")
         if self.split.method == "group" and not self.data.group:

@@ -94,6 +94,18 @@ class DataSpec(_Model):
             return {"include": v}
         return v
 
+    @model_validator(mode="after")
+    def _target_has_one_role(self):
+        # data.id or data.group naming the target was accepted, and the run learned the label with the column
+        # that holds it dropped from the features as an identifier; a wrong line in case.yaml, not a choice
+        roles = {"id": "an identifier", "time": "the time column", "group": "the group column",
+                 "series": "the series column", "item": "the item column", "label_time": "the label's time"}
+        for key, what in roles.items():
+            if getattr(self, key) == self.target:
+                raise ValueError(f"data.{key} '{self.target}' is the target: the label cannot also be {what}; "
+                                 f"set data.{key} to another column (or remove it)")
+        return self
+
 
 class SplitSpec(_Model):
     method: Literal["random", "stratified", "time", "group", "group_time"] = Field(

@@ -56,6 +56,18 @@ def _positions(values, classes) -> np.ndarray:
     return np.array([pos.get(t, -1) for t in texts], dtype=int)[codes]
 
 
+def check_matrix(matrix: dict | None, classes) -> None:
+    """A :class:`~mlcase.errors.SpecError` where ``costs.matrix`` names a class the target does not have."""
+    from ..errors import SpecError
+
+    names = [str(c) for c in classes]
+    for a, row in (matrix or {}).items():
+        for p in row:
+            if str(a) not in names or str(p) not in names:
+                raise SpecError(f"costs.matrix names class '{a if str(a) not in names else p}', which the target "
+                                "does not have", f"use the target's classes: {', '.join(names)}")
+
+
 def _cell(matrix: dict, actual, predicted) -> float:
     """``costs.matrix[actual][predicted]``; a cell not given costs 0 on the diagonal and 1 off it."""
     a, p = str(actual), str(predicted)
