@@ -118,3 +118,16 @@ def test_a_cost_matrix_naming_a_class_the_target_lacks_is_refused_before_anythin
     (folder / ".mlcase" / "decision.json").write_text("{}")   # a last run's result stays where it was
     assert _refusal(capsys, ["run", str(folder), "--budget", "5s", "--quiet"]) == "mlcase: error: " + fix
     assert (folder / ".mlcase" / "decision.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("flags,line", [
+    (["--from-case", "{case}", "--mde", "-1"],
+     "--mde: --from-case takes the effect and its spread from the case's evaluation, so --mde would be ignored; "
+     "leave --mde out, or plan without --from-case"),
+    (["--baseline", "0.1", "--mde", "5%", "--metric", "bwt"],
+     "--metric: it names a column of --history, which is not given; pass --history FILE with it, or leave --metric out"),
+])
+def test_abtest_plan_refuses_a_flag_its_source_does_not_read(lbw, capsys, flags, line):
+    """`abtest plan --from-case CASE --mde -1` planned on the case's lift and dropped --mde without a word."""
+    got = _refusal(capsys, ["abtest", "plan", *[f.format(case=lbw) for f in flags]])
+    assert got == "mlcase: error: " + line

@@ -112,6 +112,28 @@ def test_explain_answers_for_a_real_row(run):
         assert item["prediction"] == pytest.approx(float(scores[0]), rel=1e-9)
 
 
+def test_the_constant_fallback_answers_the_most_common_training_class(run):
+    """The last fallback tier answers the training part's most common class. It read a numeric target's mean
+    as a 0/1 rate: MASS::Boston's `rad` classes (1 to 8 and 24; 5 and 24 the most common) were answered '1'. A model
+    saved before the class shares were kept gets the class its target's quantiles hold most often."""
+    from mlcase.data import prepare
+    from mlcase.serve.fallback import constant_answer
+
+    case = run["case"]
+    if case.spec.task not in ("binary", "multiclass"):
+        pytest.skip("a regression's constant is its mean")
+    bundle = tracking.load_bundle(case, alias="candidate")
+    ds = prepare(case)
+    y = ds.rows("train")[case.spec.data.target].astype(str)
+    top = y.value_counts().index[0]
+    assert bundle.reference["label_shares"][top] == pytest.approx((y == top).mean())
+    answer = constant_answer(case.spec, bundle.schema, bundle.task, bundle.classes, bundle.positive, bundle.reference)
+    assert str(answer["prediction"]) == top and answer["score"] is None
+    if case.spec.data.target == "rad":   # without the shares: a common class (5: 22%, 24: 25%), not 1 (4%)
+        old = constant_answer(case.spec, bundle.schema, bundle.task, bundle.classes, bundle.positive, None)
+        assert str(old["prediction"]) in bundle.classes and (y == str(old["prediction"])).mean() > 0.2, old
+
+
 def test_a_skewed_target_priced_by_its_absolute_error_is_predicted_near_its_median(runs):
     """Ecdat::MedExp: expenses with a mean of 170 and a median of 32, priced at 1 per unit of error either way.
 

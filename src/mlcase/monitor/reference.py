@@ -62,6 +62,13 @@ def build_reference(dataset, bundle) -> dict:
                            "positive": None if bundle.positive is None else str(bundle.positive),
                            "score": None, "decisions": {}, "predictions": {}, "calibration": None,
                            "n_valid": int(len(dataset.split.valid))}
+    if bundle.task in ("binary", "multiclass") and bundle.classes is not None and len(dataset.split.train):
+        # the training classes' shares: the constant fallback answers the most common (a numeric target's mean
+        # told it for 0/1 only: AER::EquationCitations' volumes 52 to 265 were answered 1, no class at all)
+        y = np.asarray(dataset.y_train)
+        names = (np.where(y.astype(int) == 1, str(bundle.classes[1]), str(bundle.classes[0]))
+                 if bundle.task == "binary" else y.astype(str))
+        ref["label_shares"] = _shares(names)
     if len(dataset.split.valid) == 0:
         return ref
     from ..evaluate import valid_scores

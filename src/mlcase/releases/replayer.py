@@ -184,7 +184,8 @@ class _Replayer:
         spec = self.case.spec
         if name == "constant":
             return Tier("constant", constant=constant_answer(spec, arm_bundle.schema, arm_bundle.task,
-                                                              arm_bundle.classes, arm_bundle.positive))
+                                                              arm_bundle.classes, arm_bundle.positive,
+                                                              arm_bundle.reference))
         if name == "rule":
             cols = [c["name"] for c in arm_bundle.schema.get("columns", [])]
             if row["model_version"] is not None and not _isnan(row["model_version"]):

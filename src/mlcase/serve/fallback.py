@@ -575,8 +575,10 @@ def _call_and_release(tier: Tier, recs: list[dict]):
 
 
 # --------------------------------------------------------------------------- building the chain
-def constant_answer(case_spec, schema: dict, task: str, classes: list | None, positive) -> dict:
-    """The constant tier's answer: ``serving.default_action`` or the majority decision of the training data."""
+def constant_answer(case_spec, schema: dict, task: str, classes: list | None, positive,
+                    reference: dict | None = None) -> dict:
+    """The constant tier's answer: ``serving.default_action`` or the majority decision of the training data
+    (the model's ``reference``, which holds the training classes' shares)."""
     target = next((c for c in schema.get("columns", []) if c["name"] == schema.get("target")), None)
     action = case_spec.serving.default_action if case_spec is not None else None
     if task == "binary":
@@ -585,12 +587,12 @@ def constant_answer(case_spec, schema: dict, task: str, classes: list | None, po
             return {"prediction": pos if action == "flag" else neg, "score": None, "decision": action}
         if action is not None:
             return {"prediction": action, "score": None, "decision": "flag" if str(action) == str(pos) else "auto"}
-        majority = _majority(target)
+        majority = _majority(target, classes, reference)
         if majority is None:
             return {"prediction": neg, "score": None, "decision": "auto"}
         return {"prediction": majority, "score": None, "decision": "flag" if str(majority) == str(pos) else "auto"}
     if task == "multiclass":
-        majority = action or _majority(target) or (classes[0] if classes else None)
+        majority = action or _majority(target, classes, reference) or (classes[0] if classes else None)
         return {"prediction": majority, "score": None, "decision": "auto" if action not in ("review",) else "review"}
     mean = target.get("mean") if target else None
     if action is not None:
@@ -601,13 +603,34 @@ def constant_answer(case_spec, schema: dict, task: str, classes: list | None, po
     return {"prediction": mean, "score": mean, "decision": "auto"}
 
 
-def _majority(target: dict | None):
+def _majority(target: dict | None, classes: list | None = None, reference: dict | None = None):
+    """The most common training class: from the reference's class shares; for a model saved before they were
+    kept, a text target's first category, or the class a numeric target's quantiles hold most often (its mean
+    said 1 or 0, right for a 0/1 target only)."""
+    shares = (reference or {}).get("label_shares")
+    if shares:
+        top = max(shares, key=shares.get)
+        return next((c for c in classes or [] if str(c) == top), top)
     if not target:
         return None
     if target.get("categories"):
         return target["categories"][0]
+    grid = target.get("quantiles") or []
+    if classes and grid and target.get("kind") == "numeric":
+        def count(c):
+            try:
+                return sum(float(q) == float(c) for q in grid)
+            except (TypeError, ValueError):
+                return 0
+        best = max(classes, key=count)
+        if count(best):
+            return best
     if target.get("mean") is not None and target.get("kind") in ("numeric", "boolean"):
-        return 1 if target["mean"] >= 0.5 else 0
+        value = 1 if target["mean"] >= 0.5 else 0
+        if not classes:
+            return value
+        spelled = {str(value), str(bool(value)), f"{value:.1f}"}
+        return next((c for c in classes if str(c) in spelled), None)
     return None
 
 
@@ -755,7 +778,8 @@ def _load_chain(case, version: int | None = None, bundles: dict | None = None, r
                 continue
         elif entry == "constant":
             tiers.append(Tier("constant", constant=constant_answer(spec, primary.schema, primary.task,
-                                                                     primary.classes, primary.positive)))
+                                                                     primary.classes, primary.positive,
+                                                                     primary.reference)))
         names.add(tiers[-1].name)
     decider = Decider(primary.task, primary.classes, primary.positive, defer=spec.conformal.defer,
                       max_interval_width=spec.conformal.max_interval_width)
