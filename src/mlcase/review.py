@@ -164,8 +164,8 @@ def store_reviews(backend, reviews: list[dict], channel: str, where: str = "revi
         if r["request_id"] not in info:
             raise NotFoundError(f"{where} row {r['_row']}: request_id {r['request_id']!r} is not in the prediction "
                                 "log; nothing was imported",
-                                "use the request_id the server answered with, or pass --log with the log that "
-                                "holds it")
+                                "use the request_id the server answered with" + (
+                                    "" if where == "feedback" else ", or pass --log with the log that holds it"))
         ts = _iso_utc(info[r["request_id"]][2])
         if ts is not None and pd.Timestamp(r["reviewed_at"]) < pd.Timestamp(ts):
             raise ReviewRejected(f"{where} row {r['_row']} (request_id {r['request_id']}): reviewed_at "

@@ -222,3 +222,14 @@ def test_a_labels_file_whose_label_is_no_outcome_of_the_target_is_refused_whole(
     assert code == 0, err
     expect = [str(t) for t in truth] if multiclass else [repr(float(t)) for t in truth]
     assert [stored()[i] for i in ids] == expect
+    # the same through /labels: two labels for one request in one body are refused, naming the first
+    first = truth[1] if multiclass else float(truth[1])
+    second = next(c for c in ("L", "F", "M", "VF") if c != truth[1]) if multiclass else float(truth[1]) + 1
+    got = client.post("/labels", json=[{"request_id": ids[1], "label": first}, {"request_id": ids[1], "label": second}])
+    assert got.status_code == 422, got.text
+    assert got.json()["detail"] == [{"record": 1, "field": "label", "message": f"request_id {ids[1]} has label "
+                                     f"{first!r} in record 0; send one label per request"}]
+    if multiclass:   # an HTTP client has no --log to pass
+        got = client.post("/feedback", json={"request_id": "never-served", "outcome": truth[0], "reviewer": "ann"})
+        assert got.status_code == 404 and got.json()["message"].endswith(
+            "is not in the prediction log; nothing was imported; use the request_id the server answered with"), got.text

@@ -485,14 +485,20 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         if not items:
             raise InvalidRequest("the request body is an empty array", "send at least one {request_id, label}",
                                  issues=[{"record": None, "field": "(body)", "message": "empty array"}])
-        issues, clean = [], []
+        issues, clean, first = [], [], {}
         served = next((t.spec for t in st.predictor.tiers if t.spec is not None), None)
         for i, item in enumerate(items):
             try:
                 label = LabelIn.model_validate(item).model_dump()
                 why = served.label_issue(label["label"]) if served is not None else None
+                j, was = first.setdefault(label["request_id"], (i, label["label"])) if label["label"] is not None \
+                    else (i, None)
                 if why:  # a label that is no outcome of the target ("Maybe", NaN) would poison monitoring
                     issues.append({"record": i, "field": "label", "message": why})
+                elif was is not None and str(was) != str(label["label"]):
+                    # both were stored, and which one monitoring read was their order (`mlcase label` refuses it)
+                    issues.append({"record": i, "field": "label", "message": f"request_id {label['request_id']} "
+                                   f"has label {was!r} in record {j}; send one label per request"})
                 else:
                     clean.append(label)
             except ValidationError as exc:
