@@ -116,3 +116,16 @@ def test_shuffled_target_where_random_review_does_not_pay_keeps_the_process(tmp_
         assert main(["serve", str(folder), "--port", str(free_port()), "--canary", "3:50%"]) == 2
     line = err.getvalue().strip()
     assert "no registered model version 3" in line and "--alias" not in line and "\n" not in line, line
+    # promoting the candidate the NO_GO judged is a hand's override: it moves (the gates are readiness and a
+    # canary's verdict), and it now says, and records, that it goes against the case's decision
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["promote", str(folder), "--version", "1"]) == 0
+    said = " ".join((out.getvalue() + err.getvalue()).split())
+    assert ("note: promoted against the decision: the case's last decision is NO_GO for version 1 (no model beats "
+            "never acting, flagging nobody") in said, said
+    from mlcase import tracking
+
+    move = next(h for h in tracking.release_history(load_case(folder), evidence=True) if h["action"] == "promote")
+    assert move["to_version"] == 1 and move["evidence"]["against_decision"].startswith(
+        "the case's last decision is NO_GO for version 1")

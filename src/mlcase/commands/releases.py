@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
                         f"minimum {r['minimum']:g}" + (f"; canary verdict {out['rollout']['verdict']}"
                                                        if out.get("rollout") else "") + ")"
                         + (f"; forced past: {'; '.join(out['overridden'])}" if out["forced"] else ""))
+        if out.get("against_decision"):
+            console().print(f"[yellow]note:[/yellow] promoted against the decision: {out['against_decision']}; "
+                            "the release history records it")
 
     @app.command()
     def rollback(

@@ -74,8 +74,9 @@ def promote(case: Case, version: int, *, why: str | None = None, force: bool = F
         steps = "; ".join(ready.next_steps(2)) if not ready.passes else ""
         raise ReleaseRefused(f"promote version {version} refused: {'; '.join(overridden)}",
                              (f"close: {steps}; " if steps else "") + "or pass --force (the record says so)")
+    against = _against_decision(case, version, rollout)
     evidence = {"readiness": {"score": ready.score, "groups": ready.groups, "minimum": ready.minimum},
-                "rollout": rollout, "overridden": overridden}
+                "rollout": rollout, "overridden": overridden, "against_decision": against}
     text = why or (f"canary verdict {rollout['verdict']}" if rollout else "promoted by hand")
     if current is not None:
         tracking.set_version_tags(case, current, {"mlcase.was_champion": "true"})
@@ -85,7 +86,22 @@ def promote(case: Case, version: int, *, why: str | None = None, force: bool = F
         tracking.delete_alias(case, "canary", record={"action": "canary_end", "why": f"version {version} promoted"})
     return {"action": "promote", "alias": "champion", "from_version": current, "to_version": version,
             "forced": bool(overridden), "overridden": overridden, "why": text,
-            "readiness": evidence["readiness"], "rollout": rollout}
+            "readiness": evidence["readiness"], "rollout": rollout, "against_decision": against}
+
+
+def _against_decision(case: Case, version: int, rollout: dict | None) -> str | None:
+    """What the case's last decision said of ``version`` when a hand promotes the candidate it did not make
+    champion (and no canary of it says promote), else None. Promoting a NO_GO candidate was answered as any move
+    ("champion: version None -> 1"), with nothing saying the case's own gate had said no."""
+    from .. import results
+
+    decision, registry = results.load(case, "decision") or {}, results.load(case, "registry") or {}
+    verdict = decision.get("verdict")
+    if (verdict in (None, "GO") or registry.get("candidate_version") != version
+            or (rollout or {}).get("verdict") == "promote"):
+        return None
+    first = (decision.get("reasons") or [""])[0]
+    return f"the case's last decision is {verdict} for version {version}" + (f" ({first[:160]})" if first else "")
 
 
 def _canary_verdict(case: Case, version: int, log: str | None) -> dict | None:
