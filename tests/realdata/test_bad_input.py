@@ -131,3 +131,11 @@ def test_abtest_plan_refuses_a_flag_its_source_does_not_read(lbw, capsys, flags,
     """`abtest plan --from-case CASE --mde -1` planned on the case's lift and dropped --mde without a word."""
     got = _refusal(capsys, ["abtest", "plan", *[f.format(case=lbw) for f in flags]])
     assert got == "mlcase: error: " + line
+
+
+def test_init_of_a_ranking_case_takes_the_time_it_is_given(tmp_path):
+    """`--task ranking --time breach_start` drafted Ecdat::breaches with its first date column
+    (Date_Posted_or_Updated) instead: the --time flag never reached the ranking draft."""
+    spec = drafted(tmp_path / "breaches", "Ecdat", "breaches", "Individuals_Affected", "--task", "ranking",
+                   "--group", "year", "--item", "Location_of_Breached_Information", "--time", "breach_start")
+    assert spec["data"]["time"] == "breach_start" and spec["split"]["method"] == "group_time"
