@@ -130,6 +130,25 @@ def test_batch_scoring_writes_the_same_answers(served, tmp_path):
     assert case.spec.task == bundle.task
 
 
+def test_a_date_in_a_numeric_column_of_a_parquet_file_is_an_invalid_row(served, tmp_path, capsys):
+    """A Parquet column of dates where the model has a number was read as its nanoseconds since 1970: every row
+    went 'out of domain' to the constant tier, and the summary said "no invalid rows". Each row is now invalid,
+    as the server refuses a date for a number."""
+    ds, bundle = served["ds"], served["bundle"]
+    col = next(c["name"] for c in bundle.schema["columns"] if c["kind"] == "numeric" and c["name"] in bundle.features)
+    rows = ds.rows("test").reset_index(drop=True).head(5)
+    rows[col] = pd.Timestamp("2020-01-01")
+    inp, out_path = tmp_path / "in.parquet", tmp_path / "out.csv"
+    rows.to_parquet(inp)
+    capsys.readouterr()
+    code = main(["score", str(served["run"]["folder"]), str(inp), "-o", str(out_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"none of its 5 row(s) could be scored (row 0, {col}: expected a number, got the date '2020-01-01 " in err[0]
+    assert not out_path.exists()
+    assert len(pd.read_csv(tmp_path / "out.errors.csv")) == 5
+
+
 def test_replay_reproduces_every_logged_answer(served):
     """`mlcase replay` of every answer the server logged for a batch reproduces it, null interval bounds
     (mtcars) included. The batch-versus-one-row rounding that made mtcars "not reproduced" in the sweep

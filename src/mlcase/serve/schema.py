@@ -334,7 +334,12 @@ class RecordSpec:
             isna = s.isna().to_numpy()
             if r.required:
                 bad(isna, name, f"is required (it was never missing in training); send a {r.kind} value")
-            if r.kind == "numeric":
+            if r.kind == "numeric" and (pd.api.types.is_datetime64_any_dtype(s) or
+                                        pd.api.types.is_timedelta64_dtype(s)):
+                # a Parquet date column read as its nanoseconds: every row went out of range to the constant tier
+                bad(~isna, name, lambda p, s=s: f"expected a number, got the date {_short(str(s.iloc[p]))}")
+                out[name] = np.full(n, np.nan)
+            elif r.kind == "numeric":
                 bools = np.zeros(n, dtype=bool)
                 if s.dtype == object or pd.api.types.is_bool_dtype(s):  # true/false is not a number
                     bools = np.fromiter((isinstance(v, (bool, np.bool_)) for v in s), dtype=bool, count=n)
