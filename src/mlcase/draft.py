@@ -112,6 +112,10 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     if target not in df.columns:
         raise DataError(f"--target '{target}' is not a column of {data.name}",
                         f"pick one of: {', '.join(map(str, df.columns[:30]))}")
+    for flag, col in (("--group", group), ("--item", item), ("--time", time), ("--series", series)):
+        if col is not None and col == target:
+            raise SpecError(f"{flag} '{col}' is the target: the label cannot also be the {flag[2:]} column",
+                            f"pass another column to {flag}, or leave it out")
     for flag, col in (("--group", group), ("--item", item)):
         if col is not None and col not in df.columns:
             raise DataError(f"{flag} '{col}' is not a column of {data.name}",

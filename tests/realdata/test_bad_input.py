@@ -71,6 +71,8 @@ def test_replay_of_the_last_minus_one_is_refused(lbw, capsys, n):
                            "exactly 2; pass --task multiclass or regression, or leave --task out to infer it"),
     (["--item", "race"], "--item: only a ranking case has items; pass --task ranking --group COL --item COL, or "
                          "leave --item out"),
+    (["--group", "age"], "--group 'age' is the target: the label cannot also be the group column; pass another "
+                         "column to --group, or leave it out"),
 ])
 def test_init_refuses_a_flag_the_run_would_stop_on_or_ignore(tmp_path, capsys, flags, line):
     """`mlcase init data.csv -t age --time smoke` (a 0/1 column), `--task binary` on the 24 ages and
