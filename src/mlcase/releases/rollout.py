@@ -386,6 +386,10 @@ def rollout_status(case: Case, log: str | None = None, version: int | None = Non
     from .. import tracking
     from ..tasks import capacity_share
 
+    if case.spec.task in ("ranking", "forecast"):   # it said "serve one with --canary", which serve refuses there
+        route = "/rank" if case.spec.task == "ranking" else "/forecast"
+        raise NoCanary(f"{route} has no canary arm yet (this case is {case.spec.task}), so there is no canary to "
+                       "judge", "promote a version after its evaluation (`mlcase promote`)")
     rows, v, source = _read(case, log, version)
     X = _inputs(rows)
     bundles = {b: tracking.load_bundle(case, alias=None, version=b) for b in
