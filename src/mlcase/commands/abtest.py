@@ -59,18 +59,20 @@ def plan_cmd(
     # the case's lift); each is refused, naming the source that sets it
     given = {"--mde": mde, "--baseline": baseline, "--sd": sd, "--kind": kind, "--history": history,
              "--metric": metric, "--time": time}
-    unread = ([f for f in given if given[f] is not None] if from_case is not None else
-              [f for f in ("--baseline", "--sd") if given[f] is not None] if history is not None else
-              [f for f in ("--metric", "--time") if given[f] is not None])
-    if unread and from_case is None and history is None:
-        raise MlcaseError(f"{unread[0]}: it names a column of --history, which is not given",
-                          f"pass --history FILE with it, or leave {', '.join(unread)} out")
+    if from_case is not None:
+        unread = [f for f, v in given.items() if v is not None]
+        source, other = "--from-case takes the effect and its spread from the case's evaluation", "--from-case"
+    elif history is not None:
+        unread = [f for f in ("--baseline", "--sd") if given[f] is not None]
+        source, other = "--history gives the metric's mean and sd", "--history"
+    else:
+        unread = [f for f in ("--metric", "--time") if given[f] is not None]
+        if unread:
+            raise MlcaseError(f"{unread[0]}: it names a column of --history, which is not given",
+                              f"pass --history FILE with it, or leave {', '.join(unread)} out")
     if unread:
-        source = ("--from-case takes the effect and its spread from the case's evaluation" if from_case is not None
-                  else "--history gives the metric's mean and sd")
         raise MlcaseError(f"{unread[0]}: {source}, so {', '.join(unread)} would be ignored",
-                          f"leave {', '.join(unread)} out, or plan without "
-                          + ("--from-case" if from_case is not None else "--history"))
+                          f"leave {', '.join(unread)} out, or plan without {other}")
     if from_case is not None:
         p = plan_from_case(from_case, alpha=alpha, power=power, sided=sided, ratio=r,
                               daily_traffic=daily_traffic, max_weeks=max_weeks)

@@ -491,16 +491,18 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             try:
                 label = LabelIn.model_validate(item).model_dump()
                 why = served.label_issue(label["label"]) if served is not None else None
-                j, was = first.setdefault(label["request_id"], (i, label["label"])) if label["label"] is not None \
-                    else (i, None)
                 if why:  # a label that is no outcome of the target ("Maybe", NaN) would poison monitoring
                     issues.append({"record": i, "field": "label", "message": why})
-                elif was is not None and str(was) != str(label["label"]):
-                    # both were stored, and which one monitoring read was their order (`mlcase label` refuses it)
-                    issues.append({"record": i, "field": "label", "message": f"request_id {label['request_id']} "
-                                   f"has label {was!r} in record {j}; send one label per request"})
-                else:
-                    clean.append(label)
+                    continue
+                if label["label"] is not None:
+                    # two labels for one request were both stored, and which one monitoring read was their order
+                    # (`mlcase label` refuses a file with them)
+                    j, was = first.setdefault(label["request_id"], (i, label["label"]))
+                    if str(was) != str(label["label"]):
+                        issues.append({"record": i, "field": "label", "message": f"request_id {label['request_id']} "
+                                       f"has label {was!r} in record {j}; send one label per request"})
+                        continue
+                clean.append(label)
             except ValidationError as exc:
                 for err in exc.errors(include_url=False):
                     loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)] or ["(record)"]
