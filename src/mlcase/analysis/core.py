@@ -55,6 +55,19 @@ def check_spec(case: Case, dataset) -> None:
         from ..tasks.multiclass import check_matrix
 
         check_matrix(case.spec.costs.matrix, dataset.classes)
+    if case.spec.task != "forecast" and len(dataset.features):
+        from ..candidates import column_groups
+
+        groups = column_groups(dataset.frame[list(dataset.features)], dataset.schema.to_dict())
+        if not (groups.numeric or groups.categorical or groups.datetime):
+            # every feature left is an identifier or empty, which the models drop: nycflights13::planes ranked by
+            # `tailnum` alone (one plane per value) stopped the bake-off with Ridge's "0 feature(s)", an internal
+            # error, after the last run's results were cleared
+            empty = set(dataset.frame[list(groups.dropped)].columns[dataset.frame[list(groups.dropped)].isna().all()])
+            shown = ", ".join(f"'{c}' ({'empty' if c in empty else 'an identifier'})"
+                              for c in groups.dropped[:5])
+            raise SpecError(f"data.features: no feature a model can learn from; the models drop {shown}",
+                            "include a column that describes the cases (not a key), or fewer data.features.exclude")
     for name, cols in (case.spec.feature_groups or {}).items():
         missing = [c for c in cols if c not in dataset.features]
         if missing:
