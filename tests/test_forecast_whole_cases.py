@@ -106,3 +106,26 @@ def test_an_inconclusive_candidate_leaves_the_proven_baseline_serving_not_season
     # a decision that does not find the baseline better than seasonal naive keeps seasonal naive
     results.save(case, "decision", {**verdict.to_dict(), "evidence": {}})
     assert load_served(case)[0] is None
+
+
+def test_an_assumption_check_on_a_forecast_case_is_refused_not_skipped(tmp_path, capsys):
+    """datasets::JohnsonJohnson (quarterly earnings) with `assumptions: [{check: "avg(zz_nope) < 1"}]`: the series
+    checks never read assumptions, so a check on a missing column, or in bad SQL, passed and the case ran."""
+    import yaml
+
+    from mlcase.cli import main
+
+    _table("datasets", "JohnsonJohnson")[["time", "value"]].to_csv(tmp_path / "data.csv", index=False)
+    assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
+    spec = yaml.safe_load((tmp_path / "case.yaml").read_text())
+    spec["assumptions"] = [{"text": "earnings are positive", "check": "avg(zz_nope) < 1"}]
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    capsys.readouterr()
+    assert main(["check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "assumptions[0].check: a forecast case does not evaluate assumption checks yet, so it would never run; keep "
+        "the assumption's text and remove its check"), err
+    spec["assumptions"] = [{"text": "earnings are positive"}]      # the text alone is kept
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["check", str(tmp_path), "--quiet"]) == 0
