@@ -63,8 +63,7 @@ def check_spec(case: Case, dataset) -> None:
             # every feature left is an identifier or empty, which the models drop: nycflights13::planes ranked by
             # `tailnum` alone (one plane per value) stopped the bake-off with Ridge's "0 feature(s)", an internal
             # error, after the last run's results were cleared
-            empty = set(dataset.frame[list(groups.dropped)].columns[dataset.frame[list(groups.dropped)].isna().all()])
-            shown = ", ".join(f"'{c}' ({'empty' if c in empty else 'an identifier'})"
+            shown = ", ".join(f"'{c}' ({'empty' if dataset.frame[c].isna().all() else 'an identifier'})"
                               for c in groups.dropped[:5])
             raise SpecError(f"data.features: no feature a model can learn from; the models drop {shown}",
                             "include a column that describes the cases (not a key), or fewer data.features.exclude")
