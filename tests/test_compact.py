@@ -189,6 +189,36 @@ def test_a_compaction_killed_mid_way_loses_and_duplicates_no_row(trained, tmp_pa
     _same(_result(case, db, trained["bundle"]), _result(case, plain, trained["bundle"]))
 
 
+def test_a_compaction_killed_mid_way_leaves_no_copy_of_the_log_where_erasure_cannot_reach(trained, tmp_path):
+    """A compaction copies the batch's rows (inputs, unit ids) into a scratch database. Killed before its commit,
+    that copy must sit in the compacted folder, where retention, erasure and the next compaction delete it, and
+    not in the system's temporary folder (where it was, one full copy per killed run, out of `mlcase forget`'s
+    reach)."""
+    from mlcase.monitor.compact import SCRATCH_PREFIX, CompactedLogStore
+
+    case = fresh_case(tmp_path, trained)
+    db, ids = _log(tmp_path, trained)
+    folder = tmp_path / "predictions.compacted"
+    systmp = tmp_path / "systmp"
+    systmp.mkdir()
+    for clean in ("retention", "compaction"):
+        proc = subprocess.run([sys.executable, "-c", KILLER, str(db), "before-commit"], timeout=120,
+                              env={**os.environ, "TMPDIR": str(systmp)})
+        assert proc.returncode == -signal.SIGKILL
+        assert not [p for p in systmp.rglob("*") if p.is_file()]      # nothing of the log outside the case
+        scratch = list(folder.glob(f"{SCRATCH_PREFIX}*"))
+        assert len(scratch) == 1
+        con = duckdb.connect(str(scratch[0] / "c.duckdb"))
+        assert con.execute("SELECT count(*) FROM rows").fetchall()[0][0] == N   # it held every row ...
+        con.close()
+        if clean == "retention":
+            assert CompactedLogStore(db).prune(before="2000-01-01") == 0
+        else:
+            assert compact(case, log=db, before="2030-01-01").removed_orphans >= 1
+        assert not list(folder.glob(f"{SCRATCH_PREFIX}*"))             # ... and is gone
+        assert _every_row(db) == Counter(ids)
+
+
 def test_monitoring_a_partitioned_log_on_dask_equals_the_local_result(trained, tmp_path, dask_engine):
     case = fresh_case(tmp_path, trained)
     db, _ = _log(tmp_path, trained)

@@ -39,6 +39,7 @@ CHUNK_ROWS = 100_000
 AUTO_MIN_ROWS = 100_000          # monitor compacts by itself once this many closed rows wait
 DUCKDB_MEMORY_LIMIT = "512MB"
 INPUT_PREFIX = "inputs."
+SCRATCH_PREFIX = ".scratch-"       # a compaction's working database, inside the compacted folder
 MANIFEST_DDL = (f"CREATE TABLE IF NOT EXISTS {MANIFEST} (batch TEXT PRIMARY KEY, created TEXT NOT NULL, "
                 "ts_from TEXT NOT NULL, ts_to TEXT NOT NULL, max_rowid INTEGER NOT NULL, n_rows INTEGER NOT NULL, "
                 "files TEXT NOT NULL)")
@@ -353,9 +354,15 @@ def _cut_text(before: str) -> str:
 
 
 def _remove_orphans(store: CompactedLog, con: sqlite3.Connection) -> int:
-    """Delete Parquet files no committed batch lists (a compaction killed before its commit)."""
+    """Delete Parquet files no committed batch lists and the scratch database of a compaction killed before its
+    commit (the caller holds the compaction lock, so no compaction is running); the files deleted."""
+    import shutil
+
     listed = {f for b in store.batches(con) for f in b.files}
     n = 0
+    for scratch in store.folder.glob(f"{SCRATCH_PREFIX}*"):
+        n += sum(1 for f in scratch.rglob("*") if f.is_file())
+        shutil.rmtree(scratch, ignore_errors=True)
     for f in store.folder.glob("date=*/*"):
         rel = f.relative_to(store.folder).as_posix()
         if rel not in listed:
@@ -377,7 +384,10 @@ def _compact_batch(con: sqlite3.Connection, store: CompactedLog, ts_from: str, c
     batch = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     cols = [r[1] for r in con.execute("PRAGMA table_info(predictions)")]
     where = "ts >= ? AND ts < ?"
-    with tempfile.TemporaryDirectory(prefix="mlcase-compact-") as tmp:
+    # the scratch database holds a copy of the batch's rows (inputs and unit ids): it lives in the compacted
+    # folder, not the system's temporary folder, so that a compaction killed mid-way leaves it where the next
+    # compaction and `mlcase forget` delete it, rather than a copy that erasure cannot reach
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=store.folder) as tmp:
         dk = duckdb.connect(str(Path(tmp) / "c.duckdb"))
         try:
             dk.execute(f"SET memory_limit = {_lit(DUCKDB_MEMORY_LIMIT)}")
