@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
     where = "the case folder" if what == "data.source" else "the current folder"
     root = Path(root) if root is not None else Path.cwd()
     src = str(source)
-    raw_names = None
+    raw_names, comma = None, None
     if is_query(src):
         df = run_query(src, root, allowed or [], where=what)
     else:
@@ -88,6 +90,8 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
                 if short:
                     raise DataError(f"{what}: cannot read {path.name}: {short}", RAGGED_FIX)
             raw_names = _raw_column_names(con, path, df)
+            if is_csv:   # sniffed only where a column needs it (a number such as '1,500')
+                comma = cache(partial(comma_reading, path))
         except duckdb.PermissionException:
             raise DataError(f"{what}: {path} resolves to a file outside the case folder (a symbolic link?)",
                             "copy the file into the case folder, or declare its folder in data.allowed_paths") from None
@@ -104,7 +108,28 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
             con.close()
     if df.shape[0] == 0:
         raise DataError(f"{what}: the table from {src!r} is empty", f"point {what} at a table with rows")
-    return _normalise_frame(df, raw_names=raw_names)
+    return _normalise_frame(df, raw_names=raw_names, comma=comma)
+
+
+def csv_delimiter(path: Path) -> str | None:
+    """The delimiter DuckDB's sniffer finds in a CSV file (``,``, ``;``, a tab ...), or None where it cannot
+    tell; batch scoring splits a file by it, as training read it."""
+    from .sql import connect, literal
+
+    con = connect(files=[path])
+    try:
+        return str(con.execute(f"SELECT Delimiter FROM sniff_csv({literal(str(path))})").fetchone()[0]) or None
+    except Exception:  # noqa: BLE001 - a hint; the reader reports a file it cannot read
+        return None
+    finally:
+        con.close()
+
+
+def comma_reading(path: Path) -> str | None:
+    """How a comma inside a number of this CSV file reads: ``'decimal'`` where the file is delimited by ``;`` (a
+    spreadsheet's export in a locale that writes 13,62), ``'thousands'`` where commas or tabs delimit it (a number
+    such as "25,879" is quoted there), None where DuckDB's sniffer cannot tell."""
+    return {";": "decimal", ",": "thousands", "\t": "thousands"}.get(csv_delimiter(path) or "")
 
 
 def _confine(path: Path, root: Path, allowed: list[str | Path], what: str) -> None:
@@ -127,14 +152,18 @@ def reader_sql(path: str | Path) -> str:
     return f"{reader}({literal(str(path))}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
 
 
-def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd.DataFrame:
+def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
+                     comma: str | Callable[[], str | None] | None = None) -> pd.DataFrame:
     """Plain dtypes, unique column names, no infinities; what was changed is in ``attrs[READ_NOTES]``.
 
     DuckDB hands back pandas nullable/arrow dtypes for some columns; numbers become numpy
     floats (NaN for missing) or ints, text stays pandas strings. A text column whose values
     are all numbers except missing-value tokens (``n/a``, ``NA``, ``-`` ...) becomes a numeric
-    column with those values missing; text of only spaces, and ``inf``/``-inf``, become missing too. All are counted
-    in the notes, which :mod:`mlcase.checks.reading` reports, so nothing changes silently.
+    column with those values missing; text of only spaces, and ``inf``/``-inf``, become missing too. A text column
+    of numbers written with a comma (``13,62`` from a ``;``-delimited export, ``25,879`` with thousands
+    separators) becomes numeric, the comma read as :func:`number_text` decides (``comma``: the file's hint for
+    ``1,500``, which either reading fits). All are counted in the notes, which :mod:`mlcase.checks.reading`
+    reports, so nothing changes silently.
     """
     notes: dict[str, dict] = {}
     names = [str(c) for c in df.columns]
@@ -166,8 +195,15 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
         elif (dates := us_dates(s)) is not None:
             notes.setdefault("us_dates", {})[col] = int(dates.notna().sum())
             out[col] = dates
+        elif (written := number_text(s, comma)) is not None and written[0] != "ambiguous":
+            notes.setdefault("comma_numbers", {})[col] = {"as": written[0], "values": int(s.notna().sum()),
+                                                          "examples": written[1]}
+            out[col] = parse_comma_numbers(s, written[0])
         else:
             out[col] = s
+            if written is not None:   # '1,500' and '2,250' only: 1.5 or 1500? the file does not say
+                notes.setdefault("comma_numbers", {})[col] = {"as": "ambiguous", "values": int(s.notna().sum()),
+                                                              "examples": written[1]}
             tokens, numbers = _missing_tokens(s)
             if tokens:
                 notes.setdefault("missing_tokens", {})[col] = tokens
@@ -187,6 +223,71 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None) -> pd
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(df)))
     frame.attrs[READ_NOTES] = notes
     return frame
+
+
+# a number written with a decimal comma ('13,62', '-0,5', '1.234,5' with dots between thousands) and one written
+# with commas between thousands ('25,879', '1,234,567.25'); DuckDB's CSV reader and pandas read both as text
+_DECIMAL_COMMA = re.compile(r"^[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})*(?:\.\d+)?$")
+
+
+def number_text(s: pd.Series, comma: str | Callable[[], str | None] | None = None) -> tuple[str, list[str]] | None:
+    """``(reading, examples)`` when every value of a text column is a number written with a comma in it (some
+    value has one): ``'decimal'`` (``13,62``), ``'thousands'`` (``25,879``), or ``'ambiguous'``. ``comma`` is
+    the file's word (:func:`comma_reading`: a ``;`` file writes decimal commas, a ``,`` file thousands); a
+    reading it contradicts is no number (None). Without it, only a shape that nothing else has decides
+    (``1.234,5``; ``1,234,567``; ``1,234.5``): ``4,6`` may be a pair, and ``1,500`` fits both readings.
+
+    >>> number_text(pd.Series(["13,62", "8", "-0,5"]), "decimal")[0], number_text(pd.Series(["25,879"]), "thousands")[0]
+    ('decimal', 'thousands')
+    >>> number_text(pd.Series(["4,6", "20,22"]), "thousands") is None, number_text(pd.Series(["4,6", "20,22"]))[0]
+    (True, 'ambiguous')
+    >>> number_text(pd.Series(["1.234,5", "8"]))[0], number_text(pd.Series(["a,b"])) is None
+    ('decimal', True)
+    """
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return None
+    uniq = [u.strip() for u in pd.unique(s.dropna()) if isinstance(u, str)]
+    if not uniq or len(uniq) < s.dropna().nunique() or not any("," in u for u in uniq):
+        return None      # not all text, or no comma in any value
+    if not all(u and (u[0].isdigit() or u[0] in "+-") for u in uniq):
+        return None      # cheap refusal of text columns before the regular expressions
+    dec = all(_DECIMAL_COMMA.match(u) for u in uniq)
+    thou = all(_THOUSANDS.match(u) for u in uniq)
+    if not (dec or thou):
+        return None
+    examples = [u for u in uniq if "," in u][:3]
+    hint = comma() if callable(comma) else comma
+    if dec and thou and not any(re.match(r"^[+-]?0,", u) for u in uniq):   # '0,125' is no thousands
+        return (hint or "ambiguous"), examples   # every comma is followed by three digits and no value has a dot
+    reading = "decimal" if dec else "thousands"
+    if hint is None:   # no delimiter to go by (Parquet, a query): only a shape no pair or list has decides
+        sure = (re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+,\d+$") if dec else
+                re.compile(r"^[+-]?\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?$|^[+-]?\d{1,3}(?:,\d{3})+\.\d+$"))
+        return (reading if any(sure.match(u) for u in uniq) else "ambiguous"), examples
+    # a file whose delimiter says otherwise keeps its text: a quoted '4,6' in a comma-delimited file is a pair
+    # (DAAG::hotspots' sources), not 4.6, and '1,234.5' in a ';' file is no number of that locale
+    return (reading, examples) if hint == reading else None
+
+
+def comma_number(reading: str | None, v):
+    """One value as :func:`parse_comma_numbers` reads it: a text written so (``'13,62'`` with ``'decimal'``) as
+    its number, anything else as given (a JSON number, plain ``'13.5'`` text, a word the caller refuses)."""
+    if not reading or not isinstance(v, str):
+        return v
+    t = v.strip()
+    if reading == "decimal" and _DECIMAL_COMMA.match(t) and ("," in t or "." in t):
+        return float(t.replace(".", "").replace(",", "."))
+    if reading == "thousands" and "," in t and _THOUSANDS.match(t):
+        return float(t.replace(",", ""))
+    return v
+
+
+def parse_comma_numbers(s: pd.Series, reading: str) -> pd.Series:
+    """The numbers of :func:`number_text`'s column read as ``reading`` (``'decimal'`` or ``'thousands'``);
+    anything else (a value sent later that is no such number) is missing."""
+    values = s.astype("object").where(s.notna(), None).map(partial(comma_number, reading))
+    return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
 def _blank_text(s: pd.Series) -> pd.Series | None:
@@ -232,7 +333,14 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
         lines.append(f"column '{col}' holds times with a zone ({zone}); they were read as UTC times without one")
     for col, n in (notes.get("us_dates") or {}).items():
         lines.append(f"column '{col}' holds month/day/year dates ({n:,} values); they were read as dates")
+    for col, info in (notes.get("comma_numbers") or {}).items():
+        lines.append(f"column '{col}' holds numbers written with a comma (e.g. {info['examples'][0]!r}); "
+                     + ("they were kept as text: the comma may be a decimal comma or a thousands separator"
+                        if info["as"] == "ambiguous" else f"they were read as numbers ({COMMA_WORDS[info['as']]})"))
     return lines
+
+
+COMMA_WORDS = {"decimal": "the comma as the decimal point", "thousands": "the commas between thousands"}
 
 
 # what spreadsheets and other tools write for a missing number (pandas' default ``na_values`` and a few more)
@@ -400,9 +508,10 @@ class ColumnInfo:
     quantiles: list[float] | None = None
     infinite: int = 0  # infinities the read turned into missing values; serving reads them so too
     missing_tokens: list[str] | None = None  # the markers ('.', 'NA' ...) the read turned into missing values; so too
+    comma: str | None = None  # numbers written with a comma ('decimal': 13,62; 'thousands': 25,879): read so too
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("infinite", "missing_tokens") or v}
+        return {k: v for k, v in self.__dict__.items() if k not in ("infinite", "missing_tokens", "comma") or v}
 
 
 @dataclass
@@ -620,6 +729,9 @@ def infer_schema(df: pd.DataFrame, target: str, task: str, positive: Any = None,
     for c, tokens in (notes.get("missing_tokens") or {}).items():
         if c in cols:
             cols[c].missing_tokens = sorted(tokens)
+    for c, info in (notes.get("comma_numbers") or {}).items():
+        if c in cols and info["as"] != "ambiguous":
+            cols[c].comma = info["as"]
     return Schema(columns=cols, target=target, task=task, classes=classes, positive=positive)
 
 

@@ -152,7 +152,16 @@ def sample_frame(case: Case, rows: int | None = None, memory_limit: str = MEMORY
                              f"REPEATABLE ({int(case.spec.split.seed)})").df()
         finally:
             con.close()
-    return _normalise_frame(df)
+    src = str(case.spec.data.source).strip()
+    path = Path(src) if Path(src).is_absolute() else case.root / src
+    comma = None
+    if path.suffix.lower() in (".csv", ".tsv") and path.is_file():   # '1,500' reads as the whole file does
+        from functools import partial
+
+        from ..data import comma_reading
+
+        comma = partial(comma_reading, path)
+    return _normalise_frame(df, comma=comma)
 
 
 __all__ = ["profile", "sample_frame", "is_large", "source_bytes", "source_files", "MEMORY_LIMIT", "SAMPLE_ROWS"]

@@ -14,7 +14,7 @@ import re
 
 import pandas as pd
 
-from ..data import blank_text_summary
+from ..data import COMMA_WORDS, blank_text_summary
 from .context import Context
 from .registry import register
 from .report import Check
@@ -31,7 +31,7 @@ def _role(ctx: Context, column: str) -> str:
 
 
 @register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens", "blank_text",
-                          "zoned_times", "us_dates"), order=15)
+                          "zoned_times", "us_dates", "comma_numbers"), order=15)
 def check_reading(ctx: Context) -> list[Check]:
     notes = getattr(ctx.ds, "read_notes", None) or {}
     out: list[Check] = []
@@ -95,7 +95,43 @@ def check_reading(ctx: Context) -> list[Check]:
             "read as dates, as scoring and serving read them", column=col, evidence={"values": n},
             fix=f"nothing to do if '{col}' is month first; if it is day first, write ISO dates (2024-01-31) at the "
                 "source"))
+    for col, info in (notes.get("comma_numbers") or {}).items():
+        shown = ", ".join(repr(e) for e in info["examples"])
+        if info["as"] == "ambiguous":
+            out.append(_ambiguous_commas(ctx, col, info, shown))
+            continue
+        out.append(Check(
+            "comma_numbers", "info",
+            f"column '{col}' ({_role(ctx, col)}) holds numbers written with a comma ({info['values']:,} values, e.g. "
+            f"{shown}); they were read as numbers, {COMMA_WORDS[info['as']]}, as scoring and serving read them",
+            column=col, evidence={"as": info["as"], "values": info["values"], "examples": info["examples"]},
+            fix=f"nothing to do if '{col}' is a number; if its commas mean something else, write the numbers at the "
+                "source with a dot as the decimal point and no thousands separators"))
     return out
+
+
+def _ambiguous_commas(ctx: Context, col: str, info: dict, shown: str) -> Check:
+    """'1,500' with no other value that tells: 1.5 (a decimal comma) or 1500 (a thousands separator)?"""
+    from ..data import is_query, reader_sql
+    from ..sql import identifier
+
+    name = identifier(col)
+    decimal = f"CAST(replace(replace(trim({name}), '.', ''), ',', '.') AS DOUBLE) AS {name}"
+    thousands = f"CAST(replace(trim({name}), ',', '') AS DOUBLE) AS {name}"
+    source = ctx.spec.data.source
+
+    def query(expr: str) -> str:
+        return (f"replace {name} by {expr} in data.source's query" if is_query(source) else
+                f"data.source: SELECT * REPLACE ({expr}) FROM {reader_sql(source)}")
+
+    return Check(
+        "comma_numbers", "warning",
+        f"column '{col}' ({_role(ctx, col)}) holds numbers written with a comma ({info['values']:,} values, e.g. "
+        f"{shown}) that nothing says how to read (a decimal comma, a thousands separator, or no number at all: "
+        "a pair such as 4,6); it was kept as text, so models read each value as a category", column=col,
+        evidence={"as": "ambiguous", "values": info["values"], "examples": info["examples"]},
+        fix=f"nothing to do if they are no numbers; else say which they are: for thousands, {query(thousands)}; "
+            f"for a decimal comma, {query(decimal)}")
 
 
 @register("text_encoding", ids=("text_encoding",), order=125)

@@ -32,7 +32,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 
-from ..data import read_names
+from ..data import comma_number, read_names
 from ..errors import DataError
 from ..times import as_datetimes, us_date
 
@@ -53,6 +53,7 @@ class FieldRule:
     known: frozenset = field(default_factory=frozenset)
     infinite: bool = False           # training read infinities here as missing: so does serving
     tokens: frozenset = field(default_factory=frozenset)  # ... and these markers ('.', 'NA' ...)
+    comma: str | None = None         # training read '13,62' (decimal) or '25,879' (thousands) text as numbers
 
 
 @dataclass
@@ -108,7 +109,7 @@ class RecordSpec:
                 name=name, kind=kind, required=float(c.get("missing_rate") or 0.0) == 0.0 and kind != "id",
                 categories=cats, lo=c.get("min"), hi=c.get("max"), bool_as_text=bool_as_text,
                 known=frozenset(cats or ()), infinite=bool(c.get("infinite")),
-                tokens=frozenset(c.get("missing_tokens") or ()))
+                tokens=frozenset(c.get("missing_tokens") or ()), comma=c.get("comma"))
         self._lo = {}
         self._hi = {}
         for r in self.rules.values():
@@ -134,6 +135,8 @@ class RecordSpec:
                 typ: Any = Annotated[float, Field(allow_inf_nan=r.infinite), BeforeValidator(_not_a_bool)]
                 if r.tokens:  # medicaldata::opt writes an unknown lab value as '.', which training read as missing
                     typ = Annotated[typ | None, BeforeValidator(partial(_token_to_none, r.tokens))]
+                if r.comma:   # a ';' export's '13,62', read as training read it
+                    typ = Annotated[typ, BeforeValidator(partial(comma_number, r.comma))]
                 extra = {"examples": [r.lo]} if r.lo is not None else {}
             elif r.kind == "boolean":
                 typ = bool
@@ -331,6 +334,8 @@ class RecordSpec:
             s = df[name].reset_index(drop=True)
             if r.tokens and not pd.api.types.is_numeric_dtype(s):   # object, or pandas 3's str
                 s = s.mask(s.map(partial(_is_token, r.tokens)))
+            if r.comma and r.kind == "numeric" and not pd.api.types.is_numeric_dtype(s):
+                s = s.astype("object").map(partial(comma_number, r.comma), na_action="ignore")
             isna = s.isna().to_numpy()
             if r.required:
                 bad(isna, name, f"is required (it was never missing in training); send a {r.kind} value")
