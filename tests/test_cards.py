@@ -11,6 +11,7 @@ from mlcase import results
 from mlcase.bundle import ModelBundle
 from mlcase.cards import card_markdown, write_model_card
 from mlcase.case import load_case
+from mlcase.data import prepare
 
 from .conftest import write_case
 
@@ -172,6 +173,8 @@ def test_html_card_is_self_contained(built):
 def test_missing_stages_are_marked_not_run(tmp_path, churn_df):
     path = write_case(tmp_path, SPEC, churn_df.head(50), "churn.csv")
     case = load_case(path)
+    ds = prepare(case)   # a run that stopped after reading the data: every later stage is not run
+    results.save(case, "data", {**ds.summary(), "schema": ds.schema.to_dict()})
     md, _ = write_model_card(case)
     text = md.read_text()
     assert text.count("_Not run: no results for this stage") >= 4

@@ -41,6 +41,11 @@ def write_model_card(case: Case | str | Path) -> tuple[Path, Path]:
     """
     case = load_case(case)
     res = _results.load_all(case)
+    if not res:   # an empty card would replace the one the last run wrote
+        from .errors import NotFoundError
+
+        raise NotFoundError(f"no stage results in {case.work_dir} to write the model card from",
+                            f"run `mlcase run {case.root}` first")
     text = card_markdown(case, res)
     md_path, html_path = case.root / CARD_MD, case.root / CARD_HTML
     case.root.mkdir(parents=True, exist_ok=True)
@@ -66,11 +71,11 @@ def log_card(case: Case | str | Path, version: int) -> dict:
     from .errors import NotFoundError
 
     case = load_case(case)
-    md_path, html_path = write_model_card(case)
-    entry = next((v for v in tracking.versions(case) if v["version"] == int(version)), None)
-    if entry is None or not entry.get("run_id"):
+    entry = next((v for v in tracking.versions(case) if str(v["version"]) == str(version)), None)
+    if entry is None or not entry.get("run_id"):   # before the card is rewritten: a refusal changes nothing
         raise NotFoundError(f"no registered model version {version} for case '{case.name}' in {redact_url(case.tracking_uri)}",
                             "run `mlcase run` first, or pass a version that `mlcase versions` lists")
+    md_path, html_path = write_model_card(case)
     run_id = entry["run_id"]
     for path in (md_path, html_path):
         tracking.log_run_text(case, run_id, path.read_text(encoding="utf-8"), f"{ARTIFACT_DIR}/{path.name}")

@@ -64,9 +64,20 @@ class Case:
         return p if p.is_absolute() else self.root / p
 
 
+def path_arg(value, what: str, fix: str = "pass a path (a str or pathlib.Path)") -> Path:
+    """A file or folder a caller of the Python API named, as a :class:`Path`; anything else (a DataFrame where
+    the function reads a file, a number) is a :class:`SpecError` naming ``what``, not pathlib's ``TypeError``."""
+    import os
+
+    if isinstance(value, str | os.PathLike) and str(value).strip():
+        return Path(value)
+    got = "an empty path" if isinstance(value, str | os.PathLike) else f"a {type(value).__name__}"
+    raise SpecError(f"{what}: got {got}, not a path", fix)
+
+
 def find_case_file(case: str | Path | None = None) -> Path:
     """A ``case.yaml`` path from a file, a folder holding one, or ``./case.yaml``."""
-    p = Path(case) if case else Path("case.yaml")
+    p = path_arg(case, "case", "pass a Case, or the path of a case.yaml or its folder") if case else Path("case.yaml")
     if p.is_dir():
         for name in ("case.yaml", "case.yml"):
             if (p / name).is_file():

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .case import Case
+from .case import Case, load_case
 from .errors import DataError, SpecError
 from .sql import CSV_OPTIONS  # noqa: F401  (the options every CSV is read with; re-exported: data.CSV_OPTIONS)
 from .times import TIME_DTYPE, as_datetimes, is_zoned, us_dates
@@ -1170,6 +1170,10 @@ def immature_mask(time: pd.Series, label_delay: float | None) -> np.ndarray:
 
 def prepare(case: Case, frame: pd.DataFrame | None = None) -> Dataset:
     """Load (unless ``frame`` is given), validate, encode and split the case's data."""
+    case = load_case(case)   # a path works too, as for mlcase.run
+    if frame is not None and not isinstance(frame, pd.DataFrame):
+        raise SpecError(f"prepare: frame is a {type(frame).__name__}, not a DataFrame",
+                        "pass the rows as a pandas DataFrame, or no frame to read data.source")
     spec = case.spec
     if spec.task == "forecast":
         raise SpecError("this command reads the data as records, and a forecast case reads it as series",

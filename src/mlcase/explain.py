@@ -146,7 +146,10 @@ def explain_rows(bundle, X: pd.DataFrame, top: int = 5, background: pd.DataFrame
         (``{"base_plus_contributions", "output", "abs_error"}``), ``explainer``
         and ``explained_model``.
     """
-    X = _features(bundle, X)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ModelError(f"explain: top {top!r} is not a whole number of at least 1",
+                         "pass top=5, say: the contributions to list per row")
+    X = _checked(bundle, _features(bundle, X))
     if len(X) == 0:
         return []
     bg = _features(bundle, background) if background is not None else typical_rows(bundle, X)
@@ -746,9 +749,34 @@ def _transformer_sources(trans, in_cols: list[str], width: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- helpers
-def _features(bundle, X: pd.DataFrame) -> pd.DataFrame:
-    if not isinstance(X, pd.DataFrame):
-        X = pd.DataFrame(X)
+def _checked(bundle, X: pd.DataFrame) -> pd.DataFrame:
+    """The rows typed by the model's record rules (as the server reads a request); a value they refuse (text in
+    a numeric column) is a :class:`ModelError` naming the row and the column, not the imputer's error."""
+    if not bundle.schema:
+        return X
+    from .serve.schema import RecordSpec
+
+    clean, issues, _ok = RecordSpec(bundle.schema, bundle.features).validate_frame(X)
+    bad = [i for i in issues if "required" not in i.message]   # a missing value is the model's to impute
+    if bad:
+        raise ModelError(f"explain: row {bad[0].record}, column '{bad[0].field}' {bad[0].message}",
+                         "pass the values as the model's training data wrote them")
+    typed = X.copy()
+    for c in bundle.features:
+        if pd.api.types.is_numeric_dtype(clean[c]) and not pd.api.types.is_numeric_dtype(X[c]):
+            typed[c] = clean[c].reindex(X.index)
+    return typed
+
+
+def _features(bundle, X) -> pd.DataFrame:
+    if isinstance(X, dict):   # one record, as /explain takes it
+        X = pd.DataFrame([X])
+    elif not isinstance(X, pd.DataFrame):
+        try:
+            X = pd.DataFrame(X)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"explain: the rows are not a table ({type(X).__name__}: {str(exc)[:80]})",
+                             "pass a DataFrame, a list of records or one record as a dict") from None
     missing = [f for f in bundle.features if f not in X.columns]
     if missing:
         raise ModelError(f"explain: the rows lack the model's feature columns {', '.join(missing[:5])}",

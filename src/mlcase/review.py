@@ -242,10 +242,12 @@ def import_reviews(case, path, log: str | None = None, bundle=None) -> dict:
         ``rows`` read, ``reviewed`` (rows with an outcome), ``stored``, ``already_imported``,
         ``skipped_unreviewed``, ``sources`` (stored labels by source) and ``log``.
     """
+    from .case import load_case, path_arg
     from .errors import redact_url
     from .serve.predlog import open_existing
 
-    p = Path(path)
+    case = load_case(case)
+    p = path_arg(path, "review file", "pass the path of the filled-in CSV or Parquet review file")
     df = read_review_file(p)
     items = []
     for k, rec in enumerate(df.to_dict(orient="records")):
@@ -311,11 +313,13 @@ def export_queue(case, output, since=None, log: str | None = None, now=None, rea
     """
     import pandas as pd
 
+    from .case import load_case, path_arg
     from .errors import redact_url
     from .serve.predlog import open_existing
     from .spec import parse_duration
 
-    out_path = Path(output)
+    case = load_case(case)
+    out_path = path_arg(output, "-o", "pass the path of the .csv or .parquet file to write the queue to")
     if out_path.suffix.lower() not in SUFFIXES:
         raise DataError(f"-o {out_path.name}: unsupported file type '{out_path.suffix or out_path.name}'",
                         "write the queue to a .csv or .parquet file")

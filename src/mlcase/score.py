@@ -416,7 +416,10 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     from .serve.fallback import load_chain
 
     t0 = time.perf_counter()
-    input, output = Path(input), Path(output)
+    from .case import load_case, path_arg
+
+    case = load_case(case)
+    input, output = path_arg(input, "input"), path_arg(output, "output")
     kind = _check_input(input)
     if case.spec.task == "forecast":  # one forecast per series (mlcase.forecast.batch)
         from .forecast.batch import forecast_file

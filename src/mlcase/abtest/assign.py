@@ -124,8 +124,12 @@ def assign(unit_ids: Iterable, salt: str, split: str | Sequence[float] = "50/50"
     """
     from .. import __version__
 
-    if not str(salt).strip():
-        raise MlcaseError("--salt is empty", "pass a salt unique to this experiment, e.g. --salt checkout-2026-05")
+    if not isinstance(salt, str) or not salt.strip():
+        raise MlcaseError(f"--salt {'is empty' if isinstance(salt, str) or salt is None else f'{salt!r} is no text'}",
+                          "pass a salt unique to this experiment, e.g. --salt checkout-2026-05")
+    if isinstance(unit_ids, str | bytes) or not isinstance(unit_ids, Iterable):
+        raise DataError(f"assign: unit_ids is one {type(unit_ids).__name__}, not a list of ids",
+                        "pass the ids as a list or a column, e.g. assign(frame['user_id'], salt)")
     shares = parse_split(split)
     arms = list(arms) if arms else default_arms(len(shares))
     if len(arms) != len(shares):

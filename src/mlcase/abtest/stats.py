@@ -145,6 +145,10 @@ def bootstrap_diff(yc: np.ndarray, yt: np.ndarray, alpha: float = 0.05, n_boot: 
     percentile interval is too eager (Hall 1988; checked by the A/A tests).
     The relative difference uses the same ``c`` with its delta-method error.
     """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        from ..errors import SpecError
+
+        raise SpecError(f"n_boot {n_boot!r}: not a whole number of resamples", "pass n_boot=2000, say (at least 1)")
     rng = np.random.default_rng(seed)
     yc, yt = np.asarray(yc, float), np.asarray(yt, float)
     mc_b, vc_b = bootstrap_moments(yc, n_boot, rng)

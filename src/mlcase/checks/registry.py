@@ -85,6 +85,16 @@ def run_checks(case: Case, dataset: Dataset, *, sample_rows: int = SAMPLE_ROWS,
         :class:`~mlcase.errors.RuleError` (bad input) rather than becoming a finding.
     """
     t0 = time.perf_counter()
+    if only is not None:   # a name that matches no check would run none, and the empty report would look clean
+        from ..errors import SpecError
+
+        if isinstance(only, str):
+            only = [only]
+        names = [e.name for e in registered()]
+        unknown = [o for o in only if o not in names]
+        if unknown:
+            raise SpecError(f"only: no data check is named {', '.join(repr(u) for u in unknown)}",
+                            f"name checks from: {', '.join(names)}")
     ctx = Context(case, dataset, sample_rows)
     found: list[Check] = []
     ran: list[str] = []

@@ -90,6 +90,11 @@ def write_report(case: Case | str | Path, *, builders: Iterable[Builder] | None 
     """Like :func:`build_report`, and also return the outline (which sections failed or have not run)."""
     case = load_case(case)
     results = results_mod.load_all(case)
+    if not results:   # an empty report would replace the one the last run wrote
+        from ..errors import NotFoundError
+
+        raise NotFoundError(f"no stage results in {case.work_dir} to build the report from",
+                            f"run `mlcase run {case.root}` first")
     results["case"] = case_context(case)
     sections = collect_sections(results, builders=builders)
     html = render_html(results, sections)

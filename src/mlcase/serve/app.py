@@ -109,6 +109,28 @@ class ServeSettings:
     log_synchronous: str = "NORMAL"
     canary: str | None = None
 
+    def __post_init__(self):
+        """The numbers a caller of the Python API sets (the CLI's flags are checked by Typer and the spec)."""
+        from ..errors import SpecError
+        from .predlog import check_synchronous
+
+        def whole(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise SpecError(f"ServeSettings.{name} {v!r}: not a whole number of at least {low}",
+                                f"pass {name}={max(low, 1)} or more")
+
+        whole("warmup", 0)
+        whole("workers", 1)
+        if self.max_body_bytes is not None:
+            whole("max_body_bytes", 1)
+        if self.timeout_ms is not None and (isinstance(self.timeout_ms, bool) or
+                                            not isinstance(self.timeout_ms, int | float) or
+                                            not 0 < self.timeout_ms < float("inf")):
+            raise SpecError(f"ServeSettings.timeout_ms {self.timeout_ms!r}: not a positive number of milliseconds",
+                            "pass timeout_ms=250, say, or leave it unset for serving.timeout_ms")
+        self.log_synchronous = check_synchronous(self.log_synchronous)
+
 
 class State:
     """Everything the endpoints use, built in ``lifespan``."""
@@ -281,6 +303,15 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     from .routing import ACTED_ARMS, sampling_probability
 
     if isinstance(settings, dict):
+        from dataclasses import fields
+
+        known = [f.name for f in fields(ServeSettings)]
+        unknown = [k for k in settings if k not in known]
+        if unknown or "case" not in settings:
+            from ..errors import SpecError
+
+            raise SpecError(f"create_app: {'no setting is named ' + ', '.join(map(repr, unknown)) if unknown else 'no case'}",
+                            f"pass a ServeSettings, or a dict with case and any of: {', '.join(known[1:])}")
         settings = ServeSettings(**settings)
     if getattr(getattr(settings.case, "spec", None), "task", None) == "forecast":
         from .forecast_app import create_forecast_app
@@ -885,8 +916,10 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
         os.environ.setdefault(var, "1")
     import socket
 
-    from ..errors import MlcaseError
+    from ..errors import MlcaseError, SpecError
 
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise SpecError(f"port {port!r}: not a port number", "pass a whole number from 1 to 65535, e.g. --port 8000")
     settings = ServeSettings(case=case, version=version, challenger=challenger, **kw)
     forecasting = getattr(getattr(case, "spec", None), "task", None) == "forecast"
     probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)

@@ -156,9 +156,9 @@ class _SqliteBackend(_Backend):
     db_errors = (sqlite3.Error,)
 
     def __init__(self, path: str, synchronous: str = "NORMAL"):
+        self.synchronous = check_synchronous(synchronous)   # before anything is created: it goes into a PRAGMA
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.synchronous = synchronous
         self.con = self.connect()
         for ddl in SQLITE_DDL:
             self.con.execute(ddl)
@@ -331,6 +331,19 @@ class _SqlAlchemyBackend(_Backend):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def check_synchronous(value) -> str:
+    """SQLite's ``PRAGMA synchronous`` level for the log, upper-cased; anything else is a :class:`SpecError`."""
+    from ..errors import SpecError
+
+    if not isinstance(value, str) or value.strip().upper() not in SYNCHRONOUS:
+        raise SpecError(f"log_synchronous {value!r}: not a SQLite synchronous level",
+                        f"pass one of {', '.join(SYNCHRONOUS)} (NORMAL keeps every acknowledged prediction)")
+    return value.strip().upper()
 
 
 def open_backend(target: str, synchronous: str = "NORMAL"):
@@ -622,10 +635,12 @@ def _checked_labels(case, records: list[dict], name: str) -> list[dict]:
 
 def label_file(case, path: str | Path, url: str | None = None, channel: str | None = None) -> dict:
     """Attach the labels in a CSV/Parquet file (columns ``request_id``, ``label``) to a case's prediction log."""
+    from ..case import load_case, path_arg
     from ..data import read_table
     from ..errors import DataError
 
-    p = Path(path)
+    case = load_case(case)
+    p = path_arg(path, "labels file", "pass the path of a CSV or Parquet file with request_id and label columns")
     if not p.is_file():
         raise DataError(f"labels file {p}: {'is a folder' if p.is_dir() else 'no such file'}",
                         "pass a CSV or Parquet file with request_id and label columns")
