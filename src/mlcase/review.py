@@ -196,6 +196,8 @@ def read_review_file(path: Path):
     """A CSV/Parquet review file with every value as text (ids and notes are never re-typed)."""
     import pandas as pd
 
+    from .data import csv_sep
+
     if not path.is_file():
         raise DataError(f"review file {path}: {'is a folder' if path.is_dir() else 'no such file'}",
                         "pass the CSV or Parquet file the reviewers filled in")
@@ -205,7 +207,8 @@ def read_review_file(path: Path):
                         "use a .csv or .parquet file")
     try:
         if suffix == ".csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+            # a queue reviewed in a spreadsheet comes back as it saves CSV: ';' where the locale writes 0,5
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", sep=csv_sep(path))
         else:
             df = pd.read_parquet(path)
             df = df.astype(object).where(df.notna(), None)

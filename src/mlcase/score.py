@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import read_names
+from .data import csv_sep, read_names
 from .errors import DataError
 from .sql import identifier
 
@@ -292,18 +292,10 @@ def _check_input(path: Path) -> str:
     raise DataError(f"input {path.name}: unsupported file type '{path.suffix}'", "score a .csv or .parquet file")
 
 
-def _sep(path: Path) -> str:
-    """The file's delimiter as training's reader (DuckDB's sniffer) finds it: a ';' export scores as it trained."""
-    from .data import csv_delimiter
-
-    found = csv_delimiter(path)
-    return found if found in (",", ";", "\t", "|") else ("\t" if path.suffix.lower() == ".tsv" else ",")
-
-
 def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
     with _reading(path):
         if kind == "csv":
-            yield from pd.read_csv(path, chunksize=chunk_rows, dtype=CSV_DTYPE, sep=_sep(path))
+            yield from pd.read_csv(path, chunksize=chunk_rows, dtype=CSV_DTYPE, sep=csv_sep(path))
             return
         import pyarrow.parquet as pq
 
@@ -632,7 +624,7 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
 
     with _reading(path):
         if kind == "csv":
-            ddf = dd.read_csv(str(path), dtype=CSV_DTYPE, blocksize=_blocksize(path, chunk_rows), sep=_sep(path))
+            ddf = dd.read_csv(str(path), dtype=CSV_DTYPE, blocksize=_blocksize(path, chunk_rows), sep=csv_sep(path))
         else:
             ddf = dd.read_parquet(str(path))
     parts = ddf.to_delayed()

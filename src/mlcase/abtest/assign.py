@@ -171,7 +171,9 @@ def read_ids(path: str | Path, column: str | None = None) -> list[str]:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
         elif path.suffix.lower() == ".csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            from ..data import csv_sep
+
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=csv_sep(path))
         else:
             lines = [ln.strip() for ln in path.read_text().splitlines()]
             return [ln for ln in lines if ln]

@@ -61,7 +61,10 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         if suffix == ".parquet":
             df = pd.read_parquet(path)
         elif suffix in (".csv", ".txt", ".tsv"):
-            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            from ..data import csv_sep
+
+            sep = csv_sep(path)   # a ';' file (a spreadsheet's export where 0,5 is a half) writes decimal commas
+            df = pd.read_csv(path, sep=sep, decimal="," if sep == ";" else ".")
         else:
             raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}", "use a .csv or .parquet file")
     except (ValueError, OSError, pd.errors.ParserError) as exc:
