@@ -33,6 +33,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from .arguments import registry_version, whole_number
 from .bundle import BUNDLE_FILE, MODEL_FILE, ModelBundle, read_bundle, save_bundle, skops_types
 from .case import Case
 from .errors import MlcaseError, ModelError, NotFoundError, redact_text, redact_url
@@ -663,9 +664,10 @@ def set_alias(case: Case, alias: str, version: int, reason: str | None = None, r
     ``decision`` (what ``mlcase run`` does) unless ``record`` gives the event (``action``,
     ``why``, ``evidence``...); a move of another alias is recorded when ``record`` is given.
     """
+    version = registry_version(version)
     cl = client(case)
     before = alias_version(case, alias)
-    cl.set_registered_model_alias(case.name, alias, int(version))
+    cl.set_registered_model_alias(case.name, alias, version)
     if reason:
         cl.set_model_version_tag(case.name, str(version), f"mlcase.alias.{alias}", reason[:4000])
     if record is not None or (alias == "champion" and before != int(version)):
@@ -722,6 +724,7 @@ def versions(case: Case) -> list[dict]:
 
 
 def set_version_tags(case: Case, version: int, tags: dict[str, Any]) -> None:
+    version = registry_version(version)
     cl = client(case)
     for k, v in tags.items():
         cl.set_model_version_tag(case.name, str(version), k, str(v)[:4000])
@@ -751,7 +754,7 @@ def _store_stamp(case: Case) -> list | None:
 
 
 def _cache_key(alias: str | None, version: int | None) -> str:
-    return f"version:{int(version)}" if version is not None else f"alias:{alias}"
+    return f"version:{registry_version(version)}" if version is not None else f"alias:{alias}"
 
 
 def _remembered(case: Case, key: str, stamp: list | None) -> ModelBundle | None:
@@ -846,7 +849,17 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
 
     The hashes recorded at registration are checked (see :func:`read_bundle`). Thread-safe.
     While the embedded store is unchanged, the registry's answer is remembered (see :func:`_remembered`).
+    A ``version`` that is not a registry version number (``'abc'``, ``1.5``, ``True``, ``0``) is a
+    :class:`~mlcase.errors.SpecError` naming it (it was a bare "invalid literal for int()" from
+    ``score_file``, ``ServeSettings`` and every other caller).
     """
+    if version is not None:
+        version = registry_version(version)
+    elif not isinstance(alias, str) or not alias:
+        from .errors import SpecError
+
+        raise SpecError(f"alias={alias!r} with no version names no registered model",
+                        "give an alias such as 'champion', or a version number such as 3")
     key = _cache_key(alias, version)
     stamped_ns, stamp = time.time_ns(), _store_stamp(case)
     hit = _remembered(case, key, stamp)
@@ -923,6 +936,7 @@ def bundle_file_hashes(case: Case, version: int) -> dict:
     registration (``recorded``): what ``mlcase replay`` shows when a version no longer verifies."""
     from .bundle import sha256_file
 
+    version = registry_version(version)
     cl = client(case)
     mv = cl.get_model_version(case.name, str(version))
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
@@ -1026,21 +1040,38 @@ def record_release(case: Case, event: dict) -> str:
     return run_id
 
 
+_RUNS_PAGE = 10_000   # release events read per request to the store
+
+
 def release_history(case: Case, limit: int = 1000, evidence: bool = False) -> list[dict]:
-    """Release events, newest first: the fields of :func:`record_release` (``evidence`` read only when asked)."""
+    """Release events, newest first: the fields of :func:`record_release` (``evidence`` read only when asked).
+
+    ``limit`` is how many of the newest events to read, at least 1: ``limit=-1`` and ``limit=0`` returned no
+    event at all while the history held six, and ``limit='x'`` ended in MLflow's TypeError.
+    """
     import json
 
     from mlflow.exceptions import MlflowException
 
+    limit = whole_number(limit, "limit", "a number of release events to list",
+                         "give how many of the newest events to list, such as 50", minimum=1)
     cl = client(case)
     exp = cl.get_experiment_by_name(f"{case.name}/releases")
     if exp is None:
         return []
+    runs, token = [], None
     try:
-        runs = cl.search_runs([exp.experiment_id], filter_string="tags.`mlcase.stage` = 'release'",
-                              order_by=["attributes.start_time DESC"], max_results=limit)
+        while len(runs) < limit:  # MLflow refuses max_results above its page size (50,000): read page by page
+            page = cl.search_runs([exp.experiment_id], filter_string="tags.`mlcase.stage` = 'release'",
+                                  order_by=["attributes.start_time DESC"],
+                                  max_results=min(limit - len(runs), _RUNS_PAGE), page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token or not page:
+                break
     except MlflowException:
-        return []
+        if not runs:
+            return []
     out = []
     prefix = f"{RELEASE_TAG}."
     for r in runs:

@@ -33,6 +33,7 @@ from ..case import Case
 
 GROUPS = ("data", "model", "infrastructure", "monitoring")
 POINTS = {"automated": 1.0, "manual": 0.5, "missing": 0.0}
+MAX_SCORE = 7.0   # the score is the minimum over the groups of the sum of their 7 tests' points
 # Breck et al., section VI: what a final score means
 BANDS = ((0.0, "more of a research project than a productionized system"),
          (1.0, "not totally untested, but it is worth considering the possibility of serious holes in reliability"),
@@ -274,8 +275,12 @@ def readiness(case: Case, log: str | None = None, minimum: float | None = None) 
     log : str, optional
         The prediction log (default ``serving.log`` or ``<case>/predictions.db``).
     minimum : float, optional
-        The score to pass; default ``releases.min_readiness``.
+        The score to pass, from 0 to 7 (the score is the lowest group's points, 7 tests a group); default
+        ``releases.min_readiness``. Anything else is a :class:`~mlcase.errors.SpecError` (``minimum='high'``
+        ended in a bare ValueError; ``minimum=-1`` passed every case and ``minimum=8`` none).
     """
+    if minimum is not None:
+        minimum = _minimum(minimum)
     from . import mltest_rubric  # noqa: F401 - registers the 28 tests
 
     ev = Evidence(case, log)
@@ -283,7 +288,27 @@ def readiness(case: Case, log: str | None = None, minimum: float | None = None) 
     for tid, group, title, fn in REGISTRY:
         status, evidence, close = fn(ev)
         tests.append(TestResult(tid, group, title, status, evidence, None if status == "automated" else close))
-    return Readiness(case.name, tests, case.spec.releases.min_readiness if minimum is None else float(minimum))
+    return Readiness(case.name, tests, case.spec.releases.min_readiness if minimum is None else minimum)
+
+
+def _minimum(minimum) -> float:
+    """``minimum`` as a float when it is a number from 0 to :data:`MAX_SCORE`, else a :class:`SpecError`."""
+    import math
+    import numbers
+
+    from ..errors import SpecError
+
+    fix = (f"give a score from 0 to {MAX_SCORE:g} such as 2 (the same scale as releases.min_readiness), or leave "
+           "it out for releases.min_readiness")
+    if isinstance(minimum, bool) or not isinstance(minimum, numbers.Real):
+        shown = repr(minimum) if len(repr(minimum)) <= 60 else repr(minimum)[:57] + "..."
+        raise SpecError(f"minimum={shown} is not a readiness score (got {type(minimum).__name__})", fix,
+                        argument="minimum")
+    value = float(minimum)
+    if not math.isfinite(value) or not 0 <= value <= MAX_SCORE:
+        raise SpecError(f"minimum={minimum!r} is outside the readiness score's range, 0 to {MAX_SCORE:g} "
+                        f"(the lowest group's points, {MAX_SCORE:g} tests a group)", fix, argument="minimum")
+    return value
 
 
 __all__ = ["GROUPS", "Readiness", "TestResult", "readiness"]

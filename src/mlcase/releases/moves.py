@@ -8,6 +8,7 @@ or at once on ``POST /release/check``.
 
 from __future__ import annotations
 
+from ..arguments import registry_version
 from ..case import Case
 from ..errors import MlcaseError, NotFoundError
 
@@ -55,10 +56,10 @@ def promote(case: Case, version: int, *, why: str | None = None, force: bool = F
         ``from_version``, ``to_version``, ``forced``, ``readiness`` (score, groups, minimum),
         ``rollout`` (the canary's verdict and reasons, when it ran as one), ``run_id`` of the record.
     """
+    version = registry_version(version)  # promote(case, True) promoted version 1, promote(case, 1.5) too
     from .. import tracking
     from .mltest import readiness
 
-    version = int(version)
     current = tracking.alias_version(case, "champion")
     if current == version:
         raise ReleaseRefused(f"version {version} is the champion already", "nothing to promote")
@@ -123,6 +124,8 @@ def rollback(case: Case, *, to: int | None = None, why: str | None = None) -> di
     :func:`rollback_target`; the version it leaves is tagged ``mlcase.rolled_back`` (and is no
     longer anyone's ``previous_champion``).
     """
+    if to is not None:  # rollback(to=2.9) moved the champion to version 2
+        to = registry_version(to, "to")
     from .. import tracking
 
     al = tracking.aliases(case)
@@ -133,7 +136,7 @@ def rollback(case: Case, *, to: int | None = None, why: str | None = None) -> di
         return {"action": "rollback", "alias": "canary", "from_version": canary, "to_version": None, "why": text}
     if champ is None:
         raise NotFoundError(f"case '{case.name}' has no champion to roll back", "promote a version first")
-    target = int(to) if to is not None else rollback_target(case, champ)
+    target = to if to is not None else rollback_target(case, champ)
     if target is None:
         raise NotFoundError(f"no earlier champion of case '{case.name}' to roll back to from version {champ}",
                             "pass --to N (mlcase models lists the versions)")

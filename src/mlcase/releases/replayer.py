@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..case import Case
-from ..errors import MlcaseError, NotFoundError, redact_text
+from ..errors import MlcaseError, NotFoundError, SpecError, redact_text
 from ..formats import signed
 
 TOLERANCE = 1e-9
@@ -445,8 +446,6 @@ def _check_task(case: Case) -> None:
     """A forecast answer cannot be replayed: its log row keeps the series, the history's end and length and
     the points, not the history the forecast was computed from (a request carries it, and it can be long)."""
     if case.spec.task == "forecast":
-        from ..errors import SpecError
-
         raise SpecError("mlcase replay recomputes a logged record's answer, and a forecast case logs each forecast's "
                         "series, history end and points but not the history it was computed from",
                         "to check a forecast, send the same history to POST /forecast of the same version "
@@ -455,13 +454,48 @@ def _check_task(case: Case) -> None:
 
 def replay_many(case: Case, request_ids: list[str] | None = None, log: str | None = None, last: int | None = None,
                 explain: bool = False) -> list[Replay]:
-    """Replay many logged decisions (``request_ids``, or the ``last`` N), loading each version once."""
-    if last is not None and last < 1:  # SQLite reads LIMIT -1 as no limit: --last -1 replayed the whole log
-        raise MlcaseError(f"--last {last}: replays the last N logged decisions, so N is at least 1",
-                          "pass --last 1 or more, or request ids")
+    """Replay many logged decisions (``request_ids``, or the ``last`` N), loading each version once.
+
+    ``request_ids`` is a list (or other collection) of one or more request ids; ``last`` a whole number, at least
+    1. A string for ``request_ids`` was read one character at a time ("request id '1' is not in the prediction
+    log"), an empty list ended in pandas' "No objects to concatenate", and ``last=2.5`` was taken as 2: each is
+    a :class:`~mlcase.errors.SpecError` naming the argument.
+    """
+    from ..arguments import whole_number
+
+    if request_ids is not None:
+        request_ids = _request_ids(request_ids)
+    if last is not None:
+        if isinstance(last, int) and not isinstance(last, bool) and last < 1:
+            # SQLite reads LIMIT -1 as no limit: --last -1 replayed the whole log
+            raise SpecError(f"--last {last}: replays the last N logged decisions, so N is at least 1",
+                            "pass --last 1 or more, or request ids")
+        last = whole_number(last, "last", "a number of logged decisions to replay",
+                            "give a whole number such as 10 (the newest N logged decisions), or request_ids")
     _check_task(case)
-    rows = _rows(case, log, [str(r) for r in request_ids] if request_ids is not None else None, last)
+    rows = _rows(case, log, request_ids, last)
     return _replay_rows(case, rows, explain)
+
+
+def _request_ids(request_ids) -> list[str]:
+    """``request_ids`` as a list of strings, or a :class:`SpecError` for a single string, an empty collection
+    or something that is not a collection of ids."""
+    fix = "give a list of request ids such as ['3f2c…'] (what /predict answered with), or last=N"
+    if isinstance(request_ids, (str, bytes)):
+        raise SpecError(f"request_ids={request_ids[:40]!r} is one string, not a list of request ids "
+                        "(it would be read one character at a time)",
+                        "give a list such as [" + repr(request_ids[:40]) + "], or call replay(case, request_id) "
+                        "for one")
+    if isinstance(request_ids, dict) or not isinstance(request_ids, Iterable):
+        raise SpecError(f"request_ids={str(request_ids)[:40]} ({type(request_ids).__name__}) is not a list of "
+                        "request ids", fix)
+    ids = list(request_ids)
+    if not ids:
+        raise SpecError("request_ids is empty: no logged decision to replay", fix)
+    for r in ids:
+        if isinstance(r, bool) or not isinstance(r, (str, int)) or (isinstance(r, str) and not r.strip()):
+            raise SpecError(f"request_ids holds {r!r:.60}, which is not a request id", fix)
+    return [str(r) for r in ids]
 
 
 __all__ = ["Replay", "replay", "replay_many"]

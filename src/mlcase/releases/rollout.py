@@ -384,8 +384,11 @@ def rollout_status(case: Case, log: str | None = None, version: int | None = Non
         recorded when the canary started, else ``serving.canary``).
     """
     from .. import tracking
+    from ..arguments import registry_version
     from ..tasks import capacity_share
 
+    if version is not None:  # version=True read the log's records of version 1
+        version = registry_version(version)
     if case.spec.task in ("ranking", "forecast"):   # it said "serve one with --canary", which serve refuses there
         route = "/rank" if case.spec.task == "ranking" else "/forecast"
         raise NoCanary(f"{route} has no canary arm yet (this case is {case.spec.task}), so there is no canary to "
