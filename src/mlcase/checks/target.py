@@ -158,7 +158,16 @@ def check_target_balance(ctx: Context) -> list[Check]:
                 f"collect labelled rows of '{rare}'")
         more += ", or widen the time window" if ctx.spec.split.method == "time" else ""
         numbers = whole_numbers(counts) if ds.task == "multiclass" else None
-        fix = (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few), numbers)
+        from .reading import merge_spelling, spaces_only, spelling_twins
+
+        twins = spelling_twins(few, [c for c in counts if c not in few]) if ds.task == "multiclass" else {}
+        if twins and len(twins) == len(few):   # medicaldata::opt: 'No' (1 row) is 'No ' (146) without its space
+            pairs = ", ".join(f"'{r}' is '{t}'" for r, t in list(twins.items())[:3])
+            fix = (f"{pairs} spelt another way: read them as one class, "
+                   f"{merge_spelling(target, ctx.spec.data.source, all(spaces_only(p) for p in twins.items()))}")
+        else:
+            fix = None
+        fix = fix or (rare_classes_fix(few, target, ctx.spec.data.source, len(counts) - len(few), numbers)
                if ds.task == "multiclass"
                and len(few) < len(counts) - 1 else
                more + (", or merge it with a related class" if ds.task == "multiclass" else "")
