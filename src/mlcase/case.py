@@ -97,6 +97,25 @@ def load_case(case: str | Path | Case | None = None) -> Case:
     return Case(spec=spec, root=path.resolve().parent, path=path.resolve())
 
 
+def as_case(case) -> Case:
+    """``case`` as a :class:`Case`: a Case as it is, a path (``str`` or ``Path``) of a ``case.yaml`` or of the
+    folder holding one loaded with :func:`load_case`; anything else is a :class:`SpecError`.
+
+    What the API functions that take a case call first, so ``monitor("examples/telco-churn")`` works as
+    ``mlcase.run`` does.
+    """
+    import os
+
+    if isinstance(case, Case):
+        return case
+    if isinstance(case, (str, os.PathLike)):
+        return load_case(case)
+    if hasattr(case, "spec") and hasattr(case, "root"):   # a case-like object (tests, wrappers)
+        return case
+    raise SpecError(f"case: expected a Case or the path of a case.yaml (or its folder), got a {type(case).__name__}",
+                    "pass mlcase.load_case(path) or the path itself")
+
+
 def case_from_spec(spec: CaseSpec | dict, root: str | Path) -> Case:
     """A case built in code (notebooks, tests); ``root`` is where its files go."""
     from .spec import spec_from_dict

@@ -75,3 +75,66 @@ def us_date(value):
         return pd.Timestamp(year, month, day, hour, minute, second)
     except ValueError:                                   # a month past 12, a day past the month's last
         return None
+
+
+# a number written as text that is epoch seconds, not a date: a decimal point, or nine digits and more (`date +%s`
+# gives ten); eight digits stay a date, as pandas reads them (20260115)
+_EPOCH_TEXT = re.compile(r"^[+-]?(\d{9,}(\.\d*)?|\d+\.\d+)$")
+
+
+def read_now(now, arg: str = "now") -> float:
+    """The time a caller passed as ``now``, in epoch seconds (UTC); ``None`` is the current time.
+
+    ``now`` is epoch seconds (an int or float: ``time.time()``), a ``datetime``/``Timestamp``/``date``
+    (without a zone: UTC), or ISO-8601 text (``2026-01-15T06:00:00Z``, ``2026-01-15``; ``"now"``; digits
+    as ``date +%s`` writes them). Anything else is a :class:`~mlcase.errors.SpecError` naming ``arg``:
+    a number read as nanoseconds (pandas' unit) put ``now=time.time()`` in 1970, silently.
+
+    >>> read_now(1768456800) == read_now("2026-01-15T06:00:00Z") == read_now("2026-01-15 06:00")
+    True
+    """
+    import math
+    from datetime import UTC, date, datetime
+
+    import numpy as np
+
+    from .errors import SpecError
+
+    fix = ("pass an ISO-8601 time (2026-01-15T06:00:00Z), a datetime, or epoch seconds (time.time()); "
+           "leave it out for the current time")
+    if now is None:
+        return datetime.now(UTC).timestamp()
+    seconds = None
+    if isinstance(now, (bool, np.bool_)):
+        raise SpecError(f"{arg}: expected a time, got {now!r}", fix)
+    if isinstance(now, (int, float, np.integer, np.floating)):
+        seconds = float(now)
+    elif isinstance(now, str):
+        text = now.strip()
+        if text.lower() == "now":
+            return datetime.now(UTC).timestamp()
+        if _EPOCH_TEXT.match(text):
+            seconds = float(text)
+    elif not isinstance(now, (datetime, date, np.datetime64, pd.Timestamp)):
+        raise SpecError(f"{arg}: expected a time, got a {type(now).__name__}", fix)
+    if seconds is not None:
+        if not math.isfinite(seconds):
+            raise SpecError(f"{arg}: expected a time, got {now!r}", fix)
+        try:  # what the rest reads it as: a date between years 1 and 9999
+            datetime.fromtimestamp(seconds, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise SpecError(f"{arg}: {now!r} is not a time in epoch seconds (milliseconds? divide by 1000)",
+                            fix) from None
+        return seconds
+    if isinstance(now, str) and now.strip().lower() in ("today", "tomorrow", "yesterday"):
+        ts = None  # pandas reads "today" as the local clock's time: not a time mlcase can tell the zone of
+    else:
+        try:
+            ts = pd.Timestamp(now)
+        except (ValueError, TypeError, OverflowError):
+            ts = None
+    if ts is None or pd.isna(ts):
+        shown = repr(now) if len(repr(now)) <= 60 else repr(now)[:57] + "..."
+        raise SpecError(f"{arg}: cannot read {shown} as a time", fix)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.timestamp()

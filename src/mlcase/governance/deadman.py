@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..formats import duration
-from .stores import governance_dir
+from .stores import check_log, governance_dir
 
 HEARTBEAT = "heartbeat.json"
 
@@ -54,9 +54,12 @@ def read_heartbeat(case) -> dict:
 
 def record_heartbeat(case, now=None, n_rows: int | None = None) -> dict:
     """Note that monitoring ran (``mlcase monitor`` calls it after each run)."""
+    from ..case import as_case
+    from ..times import read_now
     from .forget import _write
 
-    beat = {"last_monitor_run": _iso(_epoch(now)), "rows": n_rows}
+    case = as_case(case)
+    beat = {"last_monitor_run": _iso(read_now(now)), "rows": n_rows}
     governance_dir(case).mkdir(parents=True, exist_ok=True)
     _write(governance_dir(case) / HEARTBEAT, beat)
     return beat
@@ -103,13 +106,18 @@ def silence_alerts(case, now=None, log: str | None = None, windows: int | None =
     """``no_traffic`` after the last prediction and ``monitoring_gap`` since the last heartbeat, at ``now``.
 
     ``windows`` overrides ``monitoring.dead_man_windows``; with neither set, nothing is checked.
+    ``now``: epoch seconds, a datetime or ISO-8601 text (default the current time).
     """
+    from ..case import as_case
+    from ..times import read_now
+
+    case = as_case(case)
+    t = read_now(now)
     mon = case.spec.monitoring
     n = windows or mon.dead_man_windows
     if not n:
         return []
     w = mon.window
-    t = _epoch(now)
     first, last, changed = log_span(case, log)
     out = []
     if last is not None:
@@ -156,11 +164,16 @@ def _alert(kind: str, window: str | None, value: int, threshold: int, message: s
 
 def check(case, now=None, log: str | None = None, windows: int | None = None) -> dict:
     """What ``mlcase deadman`` reports: the silences at ``now``, with owners."""
+    from ..case import as_case
+    from ..times import read_now
     from .owners import assign
 
-    alerts = assign(silence_alerts(case, now, log, windows), case.spec)
+    case = as_case(case)
+    t = read_now(now)
+    log = check_log(log)
+    alerts = assign(silence_alerts(case, t, log, windows), case.spec)
     first, last, _ = log_span(case, log)
-    return {"case": case.name, "checked_at": _iso(_epoch(now)), "windows": windows or
+    return {"case": case.name, "checked_at": _iso(t), "windows": windows or
             case.spec.monitoring.dead_man_windows, "window_seconds": case.spec.monitoring.window,
             "last_prediction": _iso(last), "last_monitor_run": read_heartbeat(case).get("last_monitor_run"),
             "status": "alert" if alerts else "ok", "alerts": alerts}

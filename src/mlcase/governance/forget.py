@@ -20,9 +20,8 @@ import os
 import uuid
 from pathlib import Path
 
-from ..errors import DataError
 from .failpoints import failpoint
-from .stores import Subject, governance_dir, stores_for
+from .stores import Subject, check_files, check_log, governance_dir, stores_for
 
 ERASURES_DIR = "erasures"
 RECEIPT_VERSION = 1
@@ -37,12 +36,13 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
 
     Parameters
     ----------
-    case : Case
-    subject : str
-        A ``data.id`` value.
-    log : str, optional
+    case : Case, str or Path
+        The case, or the path of its ``case.yaml`` (or of the folder holding it).
+    subject : str or int
+        One ``data.id`` value (one subject per call).
+    log : str or Path, optional
         The prediction log (default ``serving.log`` or ``<case>/predictions.db``).
-    files : list of path, optional
+    files : path or list of path, optional
         More CSV/Parquet files of records to erase from (with ``unit_id`` or the ``data.id`` column,
         or ``request_id``).
 
@@ -52,13 +52,15 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
         The receipt: ``erasure_id``, ``started_at``, ``finished_at``, ``runs``, ``stores`` (store,
         location, rows), ``rows``, ``notes``, ``path``.
     """
+    from ..case import as_case
     from ..lock import case_lock
     from ..serve.predlog import now_iso
 
-    for f in files or []:
-        if not Path(f).is_file():
-            raise DataError(f"--file {f}: no such file", "pass CSV or Parquet files of records that exist")
+    # every argument is checked before the journal is written: a refusal leaves nothing to resume
+    case = as_case(case)
     subj = Subject(case, subject)
+    log = check_log(log)
+    files = check_files(files)
     notes = list(NOT_REACHED) + _policy_notes(case)
     gdir = governance_dir(case)
     with case_lock(case, "forget"):

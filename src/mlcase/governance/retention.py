@@ -16,7 +16,7 @@ import math
 from datetime import UTC, datetime
 
 from ..errors import SpecError
-from .stores import PredictionLogStore, governance_dir, stores_for
+from .stores import PredictionLogStore, check_log, governance_dir, stores_for
 
 
 def cutoff(case, now=None) -> tuple[str, float]:
@@ -24,16 +24,17 @@ def cutoff(case, now=None) -> tuple[str, float]:
 
     ``now - serving.retention``, rounded down to a boundary of ``monitoring.window``.
     """
-    import pandas as pd
+    from ..case import as_case
+    from ..times import read_now
 
+    case = as_case(case)
+    t = read_now(now)
     keep = case.spec.serving.retention
     if keep is None:
         raise SpecError("serving.retention is not set, so nothing is too old to keep",
                         "set serving.retention in case.yaml (e.g. 180d) to prune older rows")
-    t = pd.Timestamp(now if now is not None else datetime.now(UTC))
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     w = case.spec.monitoring.window
-    edge = math.floor((t.timestamp() - keep) / w) * w
+    edge = math.floor((t - keep) / w) * w
     iso = datetime.fromtimestamp(edge, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     return iso, edge
 
@@ -43,11 +44,13 @@ def apply_retention(case, log: str | None = None, now=None, dry_run: bool = Fals
 
     Parameters
     ----------
-    case : Case
-    log : str, optional
+    case : Case, str or Path
+        The case, or the path of its ``case.yaml`` (or of the folder holding it).
+    log : str or Path, optional
         The prediction log (default ``serving.log`` or ``<case>/predictions.db``).
-    now : datetime or str, optional
-        The time the retention period counts back from (default now).
+    now : datetime, str or float, optional
+        The time the retention period counts back from: a datetime, ISO-8601 text or epoch seconds
+        (default now).
     dry_run : bool
         Count what would go; change nothing.
 
@@ -57,9 +60,12 @@ def apply_retention(case, log: str | None = None, now=None, dry_run: bool = Fals
         ``before`` (the cut-off), ``stores`` (store, location, rows), ``rows``, ``archived_windows``,
         ``dry_run``.
     """
+    from ..case import as_case
     from ..lock import case_lock
     from ..serve.predlog import now_iso
 
+    case = as_case(case)
+    log = check_log(log)
     before, edge = cutoff(case, now)
     with case_lock(case, "retention"):
         stores = stores_for(case, log)

@@ -44,6 +44,68 @@ def governance_dir(case) -> Path:
     return case.work_dir / "governance"
 
 
+# --------------------------------------------------------------------------- the arguments, checked first
+def check_log(log) -> str | None:
+    """``log`` as the stores read it (a path or a SQLAlchemy URL, as text), or None for the case's own log.
+
+    Anything else (a DataFrame, a list) is a :class:`SpecError`; a path to no file is a :class:`DataError`:
+    a typo would otherwise erase or prune nothing, and say it did.
+    """
+    from ..errors import DataError, SpecError
+
+    if log is None:
+        return None
+    if not isinstance(log, (str, os.PathLike)):
+        raise SpecError(f"log: expected the path or SQLAlchemy URL of the prediction log, got a {type(log).__name__}",
+                        "pass the serving log's path (predictions.db) or its URL, or leave it out for the case's own")
+    text = os.fspath(log)
+    if not text.strip():
+        raise SpecError("log is empty", "pass the serving log's path (predictions.db) or its URL, or leave it out")
+    if "://" not in text and not Path(text).is_file():
+        raise DataError(f"log: no prediction log at {text}",
+                        "pass the serving log's path (predictions.db) or its URL, or leave it out for the case's own")
+    return text
+
+
+def check_files(files) -> list[Path]:
+    """``files`` as a list of existing files: one path (str or Path) counts as a list of one."""
+    from ..errors import DataError, SpecError
+
+    if files is None:
+        return []
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    if not isinstance(files, (list, tuple, set, frozenset)):
+        raise SpecError(f"files: expected a list of CSV/Parquet paths, got a {type(files).__name__}",
+                        "pass a list of paths (or one path) of records files")
+    out = []
+    for f in files:
+        if not isinstance(f, (str, os.PathLike)):
+            raise SpecError(f"files: expected paths of CSV/Parquet files, got a {type(f).__name__}",
+                            "pass a list of paths (or one path) of records files")
+        if not Path(f).is_file():
+            raise DataError(f"--file {f}: no such file", "pass CSV or Parquet files of records that exist")
+        out.append(Path(f))
+    return out
+
+
+def check_subject(value):
+    """``value`` if it is one identifier (text or a number), else a :class:`SpecError`.
+
+    A list was hashed as its text (``"['ana']"``): it matched nobody, and the receipt said 0 rows were erased.
+    """
+    import numbers
+
+    from ..errors import SpecError
+
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Number)) or \
+            (isinstance(value, str) and ("\n" in value or "\r" in value)):
+        shown = f"a {type(value).__name__}" if not isinstance(value, str) else "text of several lines"
+        raise SpecError(f"subject: expected one data.id value (text or a number), got {shown}",
+                        "pass one subject per call, e.g. forget(case, 'ana@example.com'); call forget once per subject")
+    return value
+
+
 # --------------------------------------------------------------------------- the subject
 class Subject:
     """Whose rows to find: an identifier (a ``data.id`` value), kept in memory only.
@@ -58,7 +120,7 @@ class Subject:
         if not self.column:
             raise SpecError(f"case '{case.name}' names no data.id, so the log cannot tell whose rows are whose",
                             "set data.id to the column that identifies a person (the server logs it as unit_id)")
-        text = canonical(value)
+        text = canonical(check_subject(value))
         if not text:
             raise SpecError("--subject is empty", "pass the data.id value of the person whose rows to erase")
         self.raw = text

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, SpecError
+from ..times import read_now
 from ._util import _lit, _q
 
 MANIFEST = "compacted_batches"
@@ -294,16 +296,18 @@ def compact(case=None, log: str | Path | None = None, before: str | None = None,
 
     Parameters
     ----------
-    case : Case, optional
-        Its ``serving.log`` (or ``<case>/predictions.db``) and ``monitoring.window``.
+    case : Case, str or Path, optional
+        Its ``serving.log`` (or ``<case>/predictions.db``) and ``monitoring.window``; a path is loaded.
     log : path, optional
         The SQLite log (instead of the case's).
     before : str, optional
         Compact rows with ``ts`` before this (ISO date or time); default the start of the
         current window (``window``, default ``monitoring.window`` or one day), so only closed
         windows are compacted.
-    now : float, optional
-        Epoch seconds "now" is (tests and replays).
+    window : float or str, optional
+        The monitoring window, in seconds or as a duration (``1d``); positive.
+    now : float, datetime or str, optional
+        The time "now" is: epoch seconds, a datetime or ISO-8601 text (tests and replays).
     stop_after : str, optional
         For tests of crash safety only: return right after this step (``"files"``).
 
@@ -311,13 +315,22 @@ def compact(case=None, log: str | Path | None = None, before: str | None = None,
     -------
     CompactResult
     """
+    from ..case import as_case
     from ..lock import file_lock
 
     t0 = time.perf_counter()
-    db = sqlite_log(case, log)
+    case = as_case(case) if case is not None else None
     if window is None:
         window = case.spec.monitoring.window if case is not None else 86400.0
-    cut = _cut_text(before) if before else cut_for(time.time() if now is None else now, float(window))
+    window = check_window(window)
+    t = read_now(now)   # checked even when `before` sets the cut: a bad argument is refused, whatever else is given
+    if log is not None and not isinstance(log, (str, os.PathLike)):
+        raise SpecError(f"log: expected the path of a SQLite serving log, got a {type(log).__name__}",
+                        "pass the serving log's path (predictions.db), or leave it out for the case's own")
+    if before is not None and not isinstance(before, str):
+        before = _before_text(before)
+    db = sqlite_log(case, log)
+    cut = _cut_text(before) if before else cut_for(t, window)
     store = CompactedLog(db)
     store.folder.mkdir(parents=True, exist_ok=True)
     result = CompactResult(log=str(db), folder=str(store.folder), cut=cut)
@@ -340,6 +353,28 @@ def compact(case=None, log: str | Path | None = None, before: str | None = None,
             con.close()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def check_window(window) -> float:
+    """``window`` (seconds, a ``timedelta``, or a duration such as ``1d``) as positive seconds, else a
+    :class:`SpecError`: ``window=-5`` compacted every row, closed windows or not; ``window=0`` divided by zero."""
+    from ..spec import parse_duration
+
+    fix = "give a positive duration: seconds (86400) or text such as 1d, 6h or 30m"
+    try:
+        seconds = parse_duration(window)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"window: {str(exc).split(';')[0]}", fix) from None
+    if seconds <= 0:
+        raise SpecError(f"window: expected a positive duration, got {window!r}", fix)
+    return float(seconds)
+
+
+def _before_text(before) -> str:
+    """``before`` given as a datetime or epoch seconds, as the text :func:`_cut_text` reads."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(read_now(before, "before"), UTC).isoformat()
 
 
 def _cut_text(before: str) -> str:
@@ -517,7 +552,7 @@ def closed_rows_waiting(db: Path, window: float, now: float | None = None) -> in
             return 0
         batches = CompactedLog(db).batches(con)
         ts_from = batches[-1].ts_to if batches else ""
-        cut = cut_for(time.time() if now is None else now, window)
+        cut = cut_for(read_now(now), window)
         return int(con.execute("SELECT count(*) FROM predictions WHERE ts >= ? AND ts < ?", (ts_from, cut)).fetchone()[0])
     finally:
         con.close()

@@ -11,12 +11,12 @@ alerts (:mod:`.alerts`) over it.
 from __future__ import annotations
 
 import json
+import numbers
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..drift import psi_js
 from ..errors import DataError, ModelError, NotFoundError, RuleError, SpecError
@@ -36,12 +36,13 @@ DUCKDB_MEMORY_LIMIT = "512MB"  # DuckDB spills to the run's temporary folder pas
 
 
 def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, alpha: float = DRIFT_ALPHA,
-            alias: str = "champion", engine=None, compact: bool | None = None) -> MonitorResult:
+            alias: str | None = None, engine=None, compact: bool | None = None) -> MonitorResult:
     """Compare the served data and outcomes with the training reference, window by window.
 
     Parameters
     ----------
-    case : mlcase.case.Case
+    case : mlcase.case.Case, str or Path
+        The case, or the path of its ``case.yaml`` (or of the folder holding it).
     log : str, Path or DataFrame, optional
         The prediction log: a SQLite file or SQLAlchemy URL holding the
         ``predictions`` (and ``labels``) tables, or a CSV/Parquet file (or a
@@ -49,19 +50,23 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
         (or the spec's time column), ``request_id``, ``score``, ``decision``,
         ``prediction``, ``tier``, ``fallback``, ``reason`` and ``label`` (or the
         target column). Default: ``serving.log`` or ``<case>/predictions.db``.
-    labels : str or Path, optional
-        CSV/Parquet of delayed labels: ``request_id``, ``label`` and optionally
-        ``ts`` (when the label arrived). Read after the log's own labels; the
-        last label of a request id wins.
+    labels : str, Path or DataFrame, optional
+        CSV/Parquet (or a DataFrame) of delayed labels: ``request_id``, ``label``
+        and optionally ``ts`` (when the label arrived). Read after the log's own
+        labels; the last label of a request id wins.
     window : str or float, optional
         Window length (``1d``, ``6h``, seconds); default ``monitoring.window``.
     bundle : ModelBundle, optional
-        Default: the registered ``alias`` (``champion``), else ``baseline``.
-    now : datetime or str, optional
-        The time label maturity is judged at; default the latest time in the
-        log or its labels, so a replayed log gives the same answer.
+        Default: the model registered under ``alias``.
+    now : datetime, str or float, optional
+        The time label maturity is judged at (a datetime, ISO-8601 text or epoch
+        seconds); default the latest time in the log or its labels, so a
+        replayed log gives the same answer.
     alpha : float
-        Level of the drift tests.
+        Level of the drift tests, between 0 and 1.
+    alias : str, optional
+        The registered alias to monitor; default ``champion``, else ``baseline``
+        when no champion is set. A given alias that is not registered is refused.
     engine : mlcase.engine.Engine, optional
         The Dask engine types the compacted part's date partitions (its windows) on the
         workers; the local engine (default) reads them here. The result is the same.
@@ -73,8 +78,11 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
     -------
     MonitorResult
     """
+    from ..case import as_case
     from ..spec import parse_duration
+    from ..times import read_now
 
+    case = as_case(case)
     spec = case.spec
     try:
         window_s = spec.monitoring.window if window is None else parse_duration(window)
@@ -82,12 +90,20 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
         raise SpecError(f"--window: {exc}", "give a duration such as 1d, 6h or 30m") from None
     if window_s <= 0:
         raise SpecError(f"--window: expected a positive duration, got {window!r}", "give a duration such as 1d or 6h")
+    as_of = read_now(now) if now is not None else None
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
+        raise SpecError(f"alpha: the level of the drift tests must be between 0 and 1, got {alpha!r}",
+                        "pass e.g. alpha=0.05")
+    if alias is not None and (not isinstance(alias, str) or not alias.strip()):
+        raise SpecError(f"alias: expected the name of a registered alias, got {alias!r}",
+                        "pass e.g. alias='champion', or leave it out")
     source = _sources.resolve_source(case, log)  # before the registry: a wrong path fails fast
+    labels = _sources.check_labels(case, labels)
     warnings: list[dict] = []
-    compacted = _auto_compact(case, source, window_s, compact, warnings)
     alias_used = None
-    if bundle is None:
-        bundle, alias_used = default_bundle(case, alias)
+    if bundle is None:  # before compacting: a refusal changes nothing
+        bundle, alias_used = default_bundle(case) if alias is None else (_alias_bundle(case, alias), alias)
+    compacted = _auto_compact(case, source, window_s, compact, warnings)
     reference = bundle.reference
     if not reference:
         reference = _reference_from_case(case, bundle)
@@ -101,7 +117,7 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
         run.engine = engine
         try:
             _sources.load(run, source, labels)
-            result = run.compute(now)
+            result = run.compute(as_of)
             if bundle.task == "ranking":  # lists: position rates, realized NDCG@k, clicks per list
                 from .ranking import list_metrics
 
@@ -150,6 +166,14 @@ def default_bundle(case, alias: str = "champion"):
             tried.append(name)
     raise NotFoundError(f"no registered model under the alias(es) {', '.join(tried)} for case '{case.name}'",
                         "run `mlcase run` first, or pass a bundle")
+
+
+def _alias_bundle(case, alias: str):
+    """The bundle registered under ``alias``, asked for by name: no other alias stands in for it (the
+    registry's refusal names the aliases the case has)."""
+    from .. import tracking
+
+    return tracking.load_bundle(case, alias)
 
 
 def _reference_from_case(case, bundle) -> dict:
@@ -406,11 +430,10 @@ class _Run:
         return [{"n": int(r[1]), "n_fallback": int(r[2] or 0), "n_labelled": int(r[3]),
                  "delay_median": _num(r[4]), "delay_p90": _num(r[5]), "n_bad_json": int(r[6] or 0)} for r in rows]
 
-    def _as_of(self, now) -> float | None:
+    def _as_of(self, now: float | None) -> float | None:
+        """``now`` (epoch seconds, read by :func:`mlcase.times.read_now`), else the log's latest time."""
         if now is not None:
-            ts = pd.Timestamp(now)
-            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-            return ts.timestamp()
+            return float(now)
         if not self.has_time:
             return None
         r = self.con.execute("SELECT max(_t), max(_lts) FROM log").fetchall()[0]

@@ -33,9 +33,24 @@ class _Source:
     label: str
 
 
+def _check_frame(frame: pd.DataFrame, arg: str, needs: str) -> None:
+    """A DataFrame given for ``arg`` must have rows and named columns (DuckDB's own refusal is no message)."""
+    if frame.shape[1] == 0 or len(frame) == 0:
+        what = "no columns" if frame.shape[1] == 0 else "no rows"
+        raise DataError(f"{arg}: the DataFrame has {what}", f"pass a DataFrame with {needs}, one row per record")
+    bad = [c for c in frame.columns if not isinstance(c, str)]
+    if bad:
+        raise DataError(f"{arg}: the DataFrame's column names must be text, got {bad[0]!r}",
+                        f"name its columns ({needs}), e.g. frame.columns = frame.columns.astype(str)")
+
+
 def resolve_source(case, log) -> _Source:
     if isinstance(log, pd.DataFrame):
+        _check_frame(log, "log", "the model's feature columns (and ts, request_id, score ... where known)")
         return _Source("frame", log, "DataFrame")
+    if log is not None and not isinstance(log, (str, Path)) and not hasattr(log, "__fspath__"):
+        raise DataError(f"log: expected a path, a SQLAlchemy URL or a DataFrame, got a {type(log).__name__}",
+                        "pass the serving log (predictions.db), a SQLAlchemy URL, or a CSV/Parquet of records")
     if log is None:
         if case.spec.serving.log:
             log = case.spec.serving.log
@@ -281,26 +296,60 @@ def _insert_labels(run, table: str, seq: str | None, offset: int = 0) -> None:
                          {ts_expr}, {seq_sql}, {src}, {reviewer}, {rts_expr} FROM {table}""")
 
 
-def _load_labels_file(run, path) -> None:
-    import duckdb
-
-    path = Path(path)
+def check_labels(case, labels):
+    """``labels`` as :func:`load` reads it: a DataFrame (with rows and ``request_id``, ``label``) or the path
+    of an existing CSV/Parquet file; checked before monitoring changes anything (a compaction)."""
+    if labels is None:
+        return None
+    if isinstance(labels, pd.DataFrame):
+        _check_frame(labels, "labels", "request_id and label columns")
+        missing = [c for c in ("request_id", "label") if c not in labels.columns]
+        if missing:
+            raise DataError(f"labels: the DataFrame lacks the column(s) {', '.join(missing)}",
+                            "give it a request_id column (from the prediction log) and a label column, "
+                            "optionally ts (when the label arrived)")
+        return labels
+    if not isinstance(labels, (str, Path)) and not hasattr(labels, "__fspath__"):
+        raise DataError(f"labels: expected the path of a CSV/Parquet file or a DataFrame, got a "
+                        f"{type(labels).__name__}", "pass a CSV/Parquet (or a DataFrame) with request_id and label "
+                        "columns")
+    path = Path(labels)
     if not path.is_absolute() and not path.exists():
-        path = run.case.resolve(path)
+        path = case.resolve(path)
     if not path.exists():
         raise DataError(f"--labels: no file at {path}", "pass a CSV/Parquet with request_id and label columns")
     if path.suffix.lower() not in FILE_READERS:
         raise DataError(f"--labels: unsupported file type '{path.suffix or path.name}'",
                         "use a .csv or .parquet file with request_id and label columns")
-    try:
-        run.con.execute(f"CREATE TABLE _label_file AS SELECT * FROM {reader_sql(path)}")
-    except duckdb.Error as exc:
-        raise DataError(f"--labels: cannot read {path.name}: {str(exc).splitlines()[0]}",
-                        "check that the file is a valid " + path.suffix.lstrip(".").upper()) from None
+    return path
+
+
+def _load_labels_file(run, path) -> None:
+    import duckdb
+
+    labels = check_labels(run.case, path)
+    if isinstance(labels, pd.DataFrame):
+        name = "DataFrame"
+        run.con.register("_label_frame", labels)
+        try:
+            run.con.execute("CREATE TABLE _label_file AS SELECT * FROM _label_frame")
+        except duckdb.Error as exc:
+            raise DataError(f"labels: cannot read the DataFrame: {str(exc).splitlines()[0]}",
+                            "pass plain columns (text, numbers, times) request_id, label and optionally ts") from None
+        finally:
+            run.con.unregister("_label_frame")
+    else:
+        path = labels
+        name = path.name
+        try:
+            run.con.execute(f"CREATE TABLE _label_file AS SELECT * FROM {reader_sql(path)}")
+        except duckdb.Error as exc:
+            raise DataError(f"--labels: cannot read {path.name}: {str(exc).splitlines()[0]}",
+                            "check that the file is a valid " + path.suffix.lstrip(".").upper()) from None
     have = {r[0] for r in run.con.execute("DESCRIBE _label_file").fetchall()}
     missing = [c for c in ("request_id", "label") if c not in have]
     if missing:
-        raise DataError(f"--labels: {path.name} lacks the column(s) {', '.join(missing)}",
+        raise DataError(f"--labels: {name} lacks the column(s) {', '.join(missing)}",
                         "give it a request_id column (from the prediction log) and a label column, "
                         "optionally ts (when the label arrived)")
     offset = int(run.con.execute("SELECT coalesce(max(_seq), 0) FROM lab").fetchall()[0][0])
@@ -312,11 +361,11 @@ def _load_records(run, source: _Source) -> None:
     """A plain file (or DataFrame) of records: feature columns plus optional log columns."""
     import duckdb
 
-    if source.kind == "frame":
-        run.con.register("_src_frame", source.target)
-        run.con.execute("CREATE VIEW src_view AS SELECT * FROM _src_frame")
     try:
-        if source.kind != "frame":  # DuckDB reads the file's header here: a broken file fails here
+        if source.kind == "frame":
+            run.con.register("_src_frame", source.target)
+            run.con.execute("CREATE VIEW src_view AS SELECT * FROM _src_frame")
+        else:  # DuckDB reads the file's header here: a broken file fails here
             run.con.execute(f"CREATE VIEW src_view AS SELECT * FROM {reader_sql(source.target)}")
         types = {r[0]: r[1] for r in run.con.execute("DESCRIBE src_view").fetchall()}
     except duckdb.Error as exc:
