@@ -77,7 +77,8 @@ def path_arg(value, what: str, fix: str = "pass a path (a str or pathlib.Path)")
 
 def find_case_file(case: str | Path | None = None) -> Path:
     """A ``case.yaml`` path from a file, a folder holding one, or ``./case.yaml``."""
-    p = path_arg(case, "case", "pass a Case, or the path of a case.yaml or its folder") if case else Path("case.yaml")
+    p = (path_arg(case, "case", "pass a Case (mlcase.load_case(path)), or the path of a case.yaml or its folder")
+         if case else Path("case.yaml"))
     if p.is_dir():
         for name in ("case.yaml", "case.yml"):
             if (p / name).is_file():
@@ -89,8 +90,10 @@ def find_case_file(case: str | Path | None = None) -> Path:
 
 
 def load_case(case: str | Path | Case | None = None) -> Case:
-    """Load a case from a ``case.yaml`` path or the folder holding one (default ``./case.yaml``)."""
-    if isinstance(case, Case):
+    """Load a case from a ``case.yaml`` path or the folder holding one (default ``./case.yaml``); a :class:`Case`
+    (or a case-like object with ``spec`` and ``root``: tests, wrappers) is returned as it is. Anything else is a
+    :class:`SpecError` naming ``case``."""
+    if isinstance(case, Case) or (hasattr(case, "spec") and hasattr(case, "root")):
         return case
     path = find_case_file(case)
     spec = load_spec(path)
@@ -98,22 +101,12 @@ def load_case(case: str | Path | Case | None = None) -> Case:
 
 
 def as_case(case) -> Case:
-    """``case`` as a :class:`Case`: a Case as it is, a path (``str`` or ``Path``) of a ``case.yaml`` or of the
-    folder holding one loaded with :func:`load_case`; anything else is a :class:`SpecError`.
-
-    What the API functions that take a case call first, so ``monitor("examples/telco-churn")`` works as
-    ``mlcase.run`` does.
-    """
-    import os
-
-    if isinstance(case, Case):
-        return case
-    if isinstance(case, (str, os.PathLike)):
-        return load_case(case)
-    if hasattr(case, "spec") and hasattr(case, "root"):   # a case-like object (tests, wrappers)
-        return case
-    raise SpecError(f"case: expected a Case or the path of a case.yaml (or its folder), got a {type(case).__name__}",
-                    "pass mlcase.load_case(path) or the path itself")
+    """``case`` as a :class:`Case` (see :func:`load_case`), where the API function has no default case: ``None`` is
+    a :class:`SpecError`, not ``./case.yaml``. What the functions that take a case call first, so
+    ``monitor("examples/telco-churn")`` works as ``mlcase.run`` does."""
+    if case is None:
+        raise SpecError("case: got None, not a case", "pass mlcase.load_case(path) or the path of a case.yaml")
+    return load_case(case)
 
 
 def case_from_spec(spec: CaseSpec | dict, root: str | Path) -> Case:

@@ -332,8 +332,9 @@ def export_queue(case, output, since=None, log: str | None = None, now=None, rea
             seconds = parse_duration(since)
         except ValueError as exc:
             raise DataError(f"--since: {exc}", "give a duration such as 7d, 12h or 30m") from None
-        t_now = pd.Timestamp(now if now is not None else datetime.now(UTC))
-        t_now = t_now.tz_localize("UTC") if t_now.tzinfo is None else t_now.tz_convert("UTC")
+        from .times import read_now
+
+        t_now = pd.Timestamp(read_now(now), unit="s", tz="UTC")   # epoch seconds too, as monitor reads them
         since_iso = (t_now - pd.Timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
     backend, where = open_existing(case, log)
     try:
