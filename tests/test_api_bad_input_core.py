@@ -145,3 +145,16 @@ def test_abtest_resamples_and_assignment_arguments():
     with pytest.raises(MlcaseError, match=r"^--salt is empty"):
         assign(["a", "b"], None)
     assert len(assign(["a", "b"], "exp-1").frame) == 2
+
+
+def test_run_takes_the_engine_and_leaves_the_callers_case_as_it_was(loans):
+    """mlcase.run had no engine or scheduler (pipeline.run has), and refit="all" was written into the caller's
+    Case, so a later mlcase.run(case) of the same object refitted too."""
+    import mlcase
+
+    case, _, _ = loans
+    before = case.spec.refit
+    with pytest.raises(MlcaseError, match="gpu"):
+        mlcase.run(case, refit="all", engine="gpu", quiet=True)   # refused before anything is written
+    assert case.spec.refit == before
+    assert not (case.root / ".mlcase").exists()

@@ -90,6 +90,16 @@ def test_a_latin_1_file_names_its_encoding(tmp_path):
     assert load_spec(_write(tmp_path / "bom.yaml", "\ufeff" + MINIMAL)).name == "loans"  # a UTF-8 BOM is fine
 
 
+def test_utf16_without_a_mark_is_named_and_a_binary_file_is_not_called_utf16():
+    """A file of bytes with a NUL near its start was "UTF-16 text" (a probe passed b'\\x00\\x01\\x02binary')."""
+    with pytest.raises(SpecError, match="case.yaml is UTF-16 text, not UTF-8"):
+        decode_spec(MINIMAL.encode("utf-16-le"))                  # no byte-order mark
+    with pytest.raises(SpecError, match="case.yaml is UTF-16 text, not UTF-8"):
+        decode_spec(MINIMAL.encode("utf-16-be"))
+    with pytest.raises(SpecError, match=r"^case.yaml is not text \(it holds NUL bytes\); pass the case.yaml"):
+        decode_spec(b"\x00\x01\x02binary" + bytes(range(256)))
+
+
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path

@@ -33,8 +33,10 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-def run(case, budget=None, force: bool = False, quiet: bool = False, console=None, refit=None):
+def run(case, budget=None, force: bool = False, quiet: bool = False, console=None, refit=None, engine=None,
+        scheduler=None):
     """Run a case end to end; see :func:`mlcase.pipeline.run`."""
     from .pipeline import run as _run
 
-    return _run(case, budget=budget, force=force, quiet=quiet, console=console, refit=refit)
+    return _run(case, budget=budget, force=force, quiet=quiet, console=console, refit=refit, engine=engine,
+                scheduler=scheduler)

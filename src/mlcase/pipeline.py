@@ -124,7 +124,10 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
 
             raise SpecError("--refit all is not available for task: ranking yet",
                             "run without --refit: the ranker registered is the one the decision evaluated")
-        case.spec.refit = refit
+        import copy  # the caller's Case keeps its own spec: a later run of it reads case.yaml's refit
+
+        case = copy.copy(case)
+        case.spec = case.spec.model_copy(update={"refit": refit})
     from .engine import engine_for, resolve
 
     if case.spec.task == "forecast":  # the forecast bake-off runs in this process

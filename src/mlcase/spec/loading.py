@@ -189,8 +189,14 @@ def load_spec(path: str | Path) -> CaseSpec:
 
 def decode_spec(data: bytes, source: str = "case.yaml") -> str:
     """The text of a case spec: UTF-8 (a byte-order mark is allowed), else a :class:`SpecError` naming the encoding."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 1 and b"\x00" in data[:2]):
+    head = data[:64]
+    # UTF-16 without a mark: every other byte of ASCII text is NUL (b'n\x00a\x00'); other NULs are no text at all
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+        len(head) > 3 and (head[1::2].count(0) == len(head[1::2]) or head[0::2].count(0) == len(head[0::2])))
+    if utf16:
         raise SpecError(f"{source} is UTF-16 text, not UTF-8", "save it as UTF-8 (your editor's encoding menu)")
+    if b"\x00" in data:
+        raise SpecError(f"{source} is not text (it holds NUL bytes)", "pass the case.yaml, a YAML text file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
