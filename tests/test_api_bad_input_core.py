@@ -158,3 +158,21 @@ def test_run_takes_the_engine_and_leaves_the_callers_case_as_it_was(loans):
         mlcase.run(case, refit="all", engine="gpu", quiet=True)   # refused before anything is written
     assert case.spec.refit == before
     assert not (case.root / ".mlcase").exists()
+
+
+def test_the_stages_refuse_what_is_no_prepared_dataset(loans):
+    from mlcase.bakeoff import run_bakeoff
+    from mlcase.checks import run_checks
+    from mlcase.evaluate import evaluate
+
+    case, ds, _ = loans
+    for call, where in ((lambda: run_checks(case, None), "run_checks"), (lambda: run_bakeoff(case, ds.frame), "run_bakeoff"),
+                        (lambda: evaluate(case, None, {}), "evaluate")):
+        with pytest.raises(SpecError) as err:
+            call()
+        assert _one_line(err.value).startswith(f"{where}: dataset is a ") and "mlcase.data.prepare(case)" in str(err.value)
+    with pytest.raises(SpecError, match=r"^evaluate: bundles is None"):
+        evaluate(case, ds, None)
+    with pytest.raises(SpecError, match=r"^max_trials=-1 is not a number of trials"):
+        run_bakeoff(case, ds, max_trials=-1)
+    assert not (case.root / "mlflow.db").exists()

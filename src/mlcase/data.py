@@ -1160,6 +1160,14 @@ class Dataset:
                 "read_notes": dict(self.read_notes)}
 
 
+def require_dataset(dataset, where: str) -> None:
+    """``dataset`` is what :func:`prepare` returns, else a :class:`SpecError` naming ``where`` (a stage called with
+    None or a DataFrame got an AttributeError from deep inside before)."""
+    if not isinstance(dataset, Dataset):
+        raise SpecError(f"{where}: dataset is a {type(dataset).__name__}, not a prepared dataset",
+                        "pass mlcase.data.prepare(case) (it reads, checks and splits the case's data)")
+
+
 def fingerprint_frame(df: pd.DataFrame) -> str:
     h = hashlib.sha256()
     h.update(",".join(map(str, df.columns)).encode())

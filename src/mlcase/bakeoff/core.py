@@ -104,6 +104,13 @@ def run_bakeoff(case: Case, dataset, budget: float | str | None = None, console=
     -------
     BakeoffResult
     """
+    from ..arguments import whole_number
+    from ..data import require_dataset
+
+    require_dataset(dataset, "run_bakeoff")
+    if max_trials is not None:
+        max_trials = whole_number(max_trials, "max_trials", "a number of trials",
+                                  "give the most trials per family, such as 20, or None for the time box alone")
     if case.spec.task == "ranking":  # lists, not rows: group-aware folds, NDCG, rankers (see .ranking)
         from .ranking import run_ranking_bakeoff
 

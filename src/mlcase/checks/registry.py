@@ -84,6 +84,9 @@ def run_checks(case: Case, dataset: Dataset, *, sample_rows: int = SAMPLE_ROWS,
         Errors first, then warnings, then notes. An invalid assumption check raises
         :class:`~mlcase.errors.RuleError` (bad input) rather than becoming a finding.
     """
+    from ..data import require_dataset
+
+    require_dataset(dataset, "run_checks")
     t0 = time.perf_counter()
     if only is not None:   # a name that matches no check would run none, and the empty report would look clean
         from ..errors import SpecError

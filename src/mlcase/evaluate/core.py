@@ -104,6 +104,13 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
     within ``review_capacity``, the best baseline and the best model-free
     policy are the cheapest there. The test part is used once.
     """
+    from ..data import require_dataset
+
+    require_dataset(dataset, "evaluate")
+    if bundles is None:
+        from ..errors import SpecError
+
+        raise SpecError("evaluate: bundles is None", "pass the bake-off's result (run_bakeoff) or a dict of bundles")
     if case.spec.task == "ranking":  # lists, not rows (see .ranking)
         from .ranking import evaluate_ranking
 
