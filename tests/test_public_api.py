@@ -33,3 +33,20 @@ def test_cli_help_imports_no_heavy_library():
     code = ("import sys\nfrom mlcase.cli import main\nsys.argv=['mlcase','--help']\n"
             "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])")
     assert _imported_after(code) == set()
+
+
+def test_an_eof_error_from_a_library_is_an_internal_error_not_ctrl_c(capsys):
+    """click turns an EOFError into Abort (a prompt at the end of input); mlcase prompts for nothing, and a
+    gzip cut short made `mlcase check` say "aborted" with exit 130, as if the user had pressed Ctrl-C."""
+    from mlcase import cli
+
+    @cli.app.command("raise-eof-for-test", hidden=True)
+    def _eof():
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    try:
+        assert cli.main(["raise-eof-for-test"]) == 70
+    finally:
+        cli.app.registered_commands = [c for c in cli.app.registered_commands if c.name != "raise-eof-for-test"]
+    err = capsys.readouterr().err
+    assert "internal error (EOFError: Compressed file ended" in err and "aborted" not in err

@@ -98,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
+    except typer.Abort as exc:
+        # click turns an EOFError into Abort, as for a prompt at the end of input; mlcase prompts for nothing, so
+        # one is a library's (a gzipped file cut short): a bug to report, not Ctrl-C (exit 130, "aborted")
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, EOFError):
+            return _internal(cause)
         _print_error("aborted")
         return 130
     except KeyboardInterrupt:

@@ -27,6 +27,26 @@ SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
                       ".pq": "read_parquet"}
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
+
+
+def table_suffix(path: str | Path) -> str:
+    """The suffix that says how a data file reads, lower-cased: ``.csv`` for ``sales.csv.gz`` (a gzipped CSV, which
+    DuckDB and pandas read as it is), else the last one.
+
+    >>> table_suffix("exports/Sales.CSV.gz"), table_suffix("a.parquet"), table_suffix("notes.gz")
+    ('.csv', '.parquet', '.gz')
+    """
+    suffixes = [x.lower() for x in Path(path).suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] == ".gz" and suffixes[-2] in (".csv", ".tsv"):
+        return suffixes[-2]
+    return suffixes[-1] if suffixes else ""
+
+
+def _open_bytes(path: Path):
+    """The file's bytes as a stream, a gzipped CSV unpacked."""
+    import gzip
+
+    return gzip.open(path, "rb") if Path(path).suffix.lower() == ".gz" else open(path, "rb")
 # whole numbers a time column reads as years: microseconds (TIME_DTYPE) hold them, so a history from before
 # 1678, where nanoseconds stop, is a history (HistData::Arbuthnot's christenings from 1629, Playfair's wheat
 # prices from 1565); below 1500 a whole number is more likely a step count (1200) than a year
@@ -43,7 +63,7 @@ def is_query(source: str | Path) -> bool:
     """
     src = str(source)
     return bool(_SQL_START.match(src) or (re.match(r"^\s*[A-Za-z]+\s", src)
-                                          and Path(src).suffix.lower() not in SUPPORTED_SUFFIXES))
+                                          and table_suffix(src) not in SUPPORTED_SUFFIXES))
 
 
 def read_table(source: str | Path, root: str | Path | None = None, what: str = "data.source",
@@ -70,10 +90,10 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
     else:
         path = Path(src)
         path = path if path.is_absolute() else root / path
-        suffix = path.suffix.lower()
+        suffix = table_suffix(path)
         if suffix not in SUPPORTED_SUFFIXES:
             raise DataError(f"{what}: unsupported file type '{path.suffix or path.name}'",
-                            "use a .csv or .parquet file, or a DuckDB SQL query over such files")
+                            "use a .csv (or .csv.gz) or .parquet file, or a DuckDB SQL query over such files")
         if not path.exists():
             raise DataError(f"{what}: no file at {path}",
                             f"check the path (it is relative to {where})", path=str(path))
@@ -129,7 +149,7 @@ def csv_sep(path: Path) -> str:
     """The delimiter to split a CSV file by with pandas: the one DuckDB's sniffer finds (training's reader), else a
     tab for ``.tsv`` and a comma; a file saved by a spreadsheet in a locale with decimal commas is ``;``."""
     found = csv_delimiter(Path(path))
-    return found if found in (",", ";", "\t", "|") else ("\t" if Path(path).suffix.lower() == ".tsv" else ",")
+    return found if found in (",", ";", "\t", "|") else ("\t" if table_suffix(path) == ".tsv" else ",")
 
 
 def comma_reading(path: Path) -> str | None:
@@ -153,7 +173,7 @@ def reader_sql(path: str | Path) -> str:
     :data:`CSV_OPTIONS` for CSV so text such as Yes/No stays text and the first row names the columns; every file
     mlcase reads goes through it."""
     path = Path(path)
-    reader = SUPPORTED_SUFFIXES[path.suffix.lower()]
+    reader = SUPPORTED_SUFFIXES[table_suffix(path)]
     from .sql import literal
 
     return f"{reader}({literal(str(path))}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
@@ -425,9 +445,10 @@ def _short_row(path: Path, limit: int = 5_000_000) -> str | None:
     carriage return (a bare ``\\r``) unquoted, and DuckDB said only "The CSV Parser state machine reached an
     invalid state"; Python's csv module reads the same row as two, which names the line."""
     import csv
+    import io
 
     try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        with io.TextIOWrapper(_open_bytes(path), newline="", encoding="utf-8", errors="replace") as f:
             rows = csv.reader(f)
             header = next(rows, None)
             if not header:
@@ -436,20 +457,23 @@ def _short_row(path: Path, limit: int = 5_000_000) -> str | None:
                 if i > limit:
                     return None
                 if row and len(row) != len(header):
-                    with open(path, "rb") as raw:
+                    with _open_bytes(path) as raw:
                         bare_cr = re.search(rb"\r(?!\n)", raw.read(64 << 20)) is not None
                     why = (": a carriage return (\\r) inside a field that is not quoted ends the row early"
                            if bare_cr and len(row) < len(header) else "")
                     return f"row {i:,} (the header is row 1) has {len(row)} fields where the header has {len(header)}{why}"
-    except (OSError, csv.Error):
+    except (OSError, EOFError, csv.Error):
         return None
     return None
 
 
 def _utf8_file(path: Path, limit: int = 8 << 20) -> bool:
     """Whether the first ``limit`` bytes of a text file are UTF-8 (a UTF-16 byte-order mark is not)."""
-    with open(path, "rb") as f:
-        raw = f.read(limit)
+    try:
+        with _open_bytes(path) as f:
+            raw = f.read(limit)
+    except (OSError, EOFError):   # a gzipped file cut short: the reader's own error says what is wrong
+        return True
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False
     try:
@@ -472,7 +496,7 @@ def encoding_error(path: Path, what: str, sql_fix: bool = False) -> DataError:
     ``sql_fix`` adds how to read it as Latin-1 in a ``data.source`` query.
     """
     path = Path(path)
-    with open(path, "rb") as f:
+    with _open_bytes(path) as f:
         raw = f.read(8 << 20)
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         guess, iconv = "UTF-16 (it starts with a UTF-16 byte-order mark)", "utf-16"

@@ -28,6 +28,17 @@ def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in " ".join(str(text).split()))
 
 
+
+def _stem(data: Path) -> str:
+    """The file's name without its suffixes: ``sales`` for ``sales.csv.gz`` (the case's default name)."""
+    from .data import table_suffix
+
+    name = data.name
+    for suffix in (".gz", table_suffix(data)):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or data.stem
+
 def _slug(text: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.").lower()
     return s or "case"
@@ -123,7 +134,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     if task == "forecast":
         from .forecast.draft import draft_forecast_spec
 
-        return draft_forecast_spec(data, df, target, time, series, _slug(name or data.stem),
+        return draft_forecast_spec(data, df, target, time, series, _slug(name or _stem(data)),
                                    _source(data, case_dir), _comment, _q, _source_path(data, case_dir))
     if series is not None:
         raise SpecError("--series: only a forecast case has series", "pass --task forecast --time COL --series COL, "
@@ -186,7 +197,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
                   f"values; the query repeats each row {times}\n"
                   f"  source: {_q(count_query(_source_path(data, case_dir), counted, drop[1:], per))}"
                   + ("\n" + source.split("\n", 1)[1] if "\n" in source else ""))
-    name = _slug(name or data.stem)
+    name = _slug(name or _stem(data))
     positive = None
     if task == "binary":
         from .data import _guess_positive
@@ -631,7 +642,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         f"{sizes.size:,} lists of {sizes.median():g} items at the median).",
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
-        f"name: {_slug(name or data.stem)}",
+        f"name: {_slug(name or _stem(data))}",
         "decision: TODO which list the ranking orders (a feed, search results, recommendations), in one sentence",
         "owner: TODO team",
         "problem:",

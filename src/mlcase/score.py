@@ -284,12 +284,15 @@ CSV_DTYPE = "str"
 def _check_input(path: Path) -> str:
     if not path.exists():
         raise DataError(f"no input file at {path}", "check the path")
-    suffix = path.suffix.lower()
+    from .data import table_suffix
+
+    suffix = table_suffix(path)
     if suffix in (".csv", ".tsv", ".txt"):
         return "csv"
     if suffix in (".parquet", ".pq"):
         return "parquet"
-    raise DataError(f"input {path.name}: unsupported file type '{path.suffix}'", "score a .csv or .parquet file")
+    raise DataError(f"input {path.name}: unsupported file type '{path.suffix}'",
+                    "score a .csv (or .csv.gz) or .parquet file")
 
 
 def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
@@ -667,8 +670,11 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
         raise
 
 
-def _blocksize(path: Path, chunk_rows: int) -> int:
-    """Bytes per Dask partition for about ``chunk_rows`` rows (from the first 1000 lines)."""
+def _blocksize(path: Path, chunk_rows: int) -> int | None:
+    """Bytes per Dask partition for about ``chunk_rows`` rows (from the first 1000 lines); None (one partition)
+    for a gzipped file, which cannot be split at byte offsets."""
+    if path.suffix.lower() == ".gz":
+        return None
     with open(path, "rb") as f:
         head = [f.readline() for _ in range(1001)]
     lines = [h for h in head[1:] if h]

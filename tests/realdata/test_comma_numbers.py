@@ -107,10 +107,16 @@ def test_scoring_and_serving_read_a_decimal_comma_as_training_did(prestige, tmp_
     capsys.readouterr()
     assert main(["score", str(tmp_path), str(tmp_path / "data.csv"), "-o", str(tmp_path / "a.csv")]) == 0
     assert main(["score", str(tmp_path), str(tmp_path / "plain.csv"), "-o", str(tmp_path / "b.csv")]) == 0
-    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
-    assert len(a) == len(b) == len(prestige)
+    import gzip
+
+    (tmp_path / "data.csv.gz").write_bytes(gzip.compress((tmp_path / "data.csv").read_bytes()))
+    assert main(["score", str(tmp_path), str(tmp_path / "data.csv.gz"), "-o", str(tmp_path / "c.csv"),
+                 "--engine", "dask"]) == 0   # gzipped, on Dask (one partition: a gzip cannot be split)
+    a, b, c = (pd.read_csv(tmp_path / f"{k}.csv") for k in "abc")
+    assert len(a) == len(b) == len(c) == len(prestige)
     assert (a["tier"] == "model").all()
     np.testing.assert_allclose(a["prediction"], b["prediction"])
+    np.testing.assert_allclose(c["prediction"], b["prediction"])
 
     from mlcase import load_case
     from mlcase.serve.schema import RecordSpec
@@ -123,3 +129,26 @@ def test_scoring_and_serving_read_a_decimal_comma_as_training_did(prestige, tmp_
     good, issues = rs.validate_records([row, as_text])
     assert not issues
     assert good[1]["education"] == pytest.approx(13.11) and good[1]["women"] == pytest.approx(11.16)
+
+
+def test_a_gzipped_csv_is_read_drafted_and_named_as_the_csv_and_one_cut_short_is_one_line(prestige, tmp_path,
+                                                                                          capsys):
+    """`prestige.csv.gz` was "unsupported file type '.gz'" (DuckDB and pandas read it as it is); a gzip cut short
+    then stopped `mlcase check` with "aborted" and exit 130, as if Ctrl-C, from the EOFError of the encoding probe."""
+    import gzip
+
+    prestige.to_csv(tmp_path / "prestige.csv", index=False)
+    (tmp_path / "prestige.csv.gz").write_bytes(gzip.compress((tmp_path / "prestige.csv").read_bytes()))
+    pd.testing.assert_frame_equal(read_table(tmp_path / "prestige.csv.gz"), read_table(tmp_path / "prestige.csv"))
+    (tmp_path / "prestige.csv").unlink()
+    assert main(["init", str(tmp_path / "prestige.csv.gz"), "--target", "prestige"]) == 0
+    spec = yaml.safe_load((tmp_path / "case.yaml").read_text())
+    assert spec["name"] == "prestige" and spec["data"]["source"] == "prestige.csv.gz"
+    capsys.readouterr()
+    assert main(["check", str(tmp_path)]) == 0
+    whole = (tmp_path / "prestige.csv.gz").read_bytes()
+    (tmp_path / "prestige.csv.gz").write_bytes(whole[:len(whole) // 2])
+    capsys.readouterr()
+    assert main(["check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mlcase: error: data.source: cannot read prestige.csv.gz: ")
