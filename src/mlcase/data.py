@@ -93,7 +93,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
         suffix = table_suffix(path)
         if suffix not in SUPPORTED_SUFFIXES:
             raise DataError(f"{what}: unsupported file type '{path.suffix or path.name}'",
-                            "use a .csv (or .csv.gz) or .parquet file, or a DuckDB SQL query over such files")
+                            "use a .csv or .parquet file (a .csv.gz too), or a DuckDB SQL query over such files")
         if not path.exists():
             raise DataError(f"{what}: no file at {path}",
                             f"check the path (it is relative to {where})", path=str(path))
@@ -131,11 +131,32 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
     return _normalise_frame(df, raw_names=raw_names, comma=comma)
 
 
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def header_delimiter(path: Path) -> str | None:
+    """The one delimiter the header row (column names) holds outside quotes, or None (one column, or several
+    kinds). A header decides where the values cannot: in a ';' export with decimal commas every value has one
+    comma, and DuckDB's sniffer split HistData::Pollen's rows at them ('-2,3482;3,6314' as two columns)."""
+    try:
+        with _open_bytes(path) as f:
+            line = f.readline(1 << 20).decode("utf-8-sig", errors="replace")
+    except (OSError, EOFError):
+        return None
+    outside = re.sub(r'"[^"]*"', "", line)
+    found = [d for d in DELIMITERS if d in outside]
+    return found[0] if len(found) == 1 else None
+
+
 def csv_delimiter(path: Path) -> str | None:
-    """The delimiter DuckDB's sniffer finds in a CSV file (``,``, ``;``, a tab ...), or None where it cannot
-    tell; batch scoring splits a file by it, as training read it."""
+    """The delimiter of a CSV file: the header's (:func:`header_delimiter`), else the one DuckDB's sniffer finds
+    (``,``, ``;``, a tab ...), or None where neither can tell; batch scoring splits a file by it, as training
+    read it."""
     from .sql import connect, literal
 
+    found = header_delimiter(path)
+    if found:
+        return found
     con = connect(files=[path])
     try:
         return str(con.execute(f"SELECT Delimiter FROM sniff_csv({literal(str(path))})").fetchone()[0]) or None
@@ -149,7 +170,7 @@ def csv_sep(path: Path) -> str:
     """The delimiter to split a CSV file by with pandas: the one DuckDB's sniffer finds (training's reader), else a
     tab for ``.tsv`` and a comma; a file saved by a spreadsheet in a locale with decimal commas is ``;``."""
     found = csv_delimiter(Path(path))
-    return found if found in (",", ";", "\t", "|") else ("\t" if table_suffix(path) == ".tsv" else ",")
+    return found if found in DELIMITERS else ("\t" if table_suffix(path) == ".tsv" else ",")
 
 
 def comma_reading(path: Path) -> str | None:
@@ -176,7 +197,12 @@ def reader_sql(path: str | Path) -> str:
     reader = SUPPORTED_SUFFIXES[table_suffix(path)]
     from .sql import literal
 
-    return f"{reader}({literal(str(path))}{CSV_OPTIONS if reader == 'read_csv_auto' else ''})"
+    if reader != "read_csv_auto":
+        return f"{reader}({literal(str(path))})"
+    # the header's delimiter where it is not a comma: DuckDB's sniffer can split a ';' file at its decimal commas
+    delim = header_delimiter(path) if path.is_file() else None
+    extra = f", delim = {literal(delim)}" if delim and delim != "," else ""
+    return f"{reader}({literal(str(path))}{CSV_OPTIONS}{extra})"
 
 
 def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,

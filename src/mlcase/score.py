@@ -292,7 +292,7 @@ def _check_input(path: Path) -> str:
     if suffix in (".parquet", ".pq"):
         return "parquet"
     raise DataError(f"input {path.name}: unsupported file type '{path.suffix}'",
-                    "score a .csv (or .csv.gz) or .parquet file")
+                    "score a .csv or .parquet file (a .csv.gz too)")
 
 
 def _iter_local(path: Path, kind: str, spec, chunk_rows: int):

