@@ -28,6 +28,12 @@ SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parque
                       ".pq": "read_parquet"}
 _SQL_START = re.compile(r"^\s*(select|with|from)\b", re.I)
 
+# whole numbers a time column reads as years: microseconds (TIME_DTYPE) hold them, so a history from before
+# 1678, where nanoseconds stop, is a history (HistData::Arbuthnot's christenings from 1629, Playfair's wheat
+# prices from 1565); below 1500 a whole number is more likely a step count (1200) than a year
+YEAR_SPAN = (1500, 2999)
+READ_NOTES = "mlcase.read_notes"  # key in DataFrame.attrs of what reading changed (see _normalise_frame)
+
 
 def table_suffix(path: str | Path) -> str:
     """The suffix that says how a data file reads, lower-cased: ``.csv`` for ``sales.csv.gz`` (a gzipped CSV, which
@@ -47,11 +53,6 @@ def _open_bytes(path: Path):
     import gzip
 
     return gzip.open(path, "rb") if Path(path).suffix.lower() == ".gz" else open(path, "rb")
-# whole numbers a time column reads as years: microseconds (TIME_DTYPE) hold them, so a history from before
-# 1678, where nanoseconds stop, is a history (HistData::Arbuthnot's christenings from 1629, Playfair's wheat
-# prices from 1565); below 1500 a whole number is more likely a step count (1200) than a year
-YEAR_SPAN = (1500, 2999)
-READ_NOTES = "mlcase.read_notes"  # key in DataFrame.attrs of what reading changed (see _normalise_frame)
 
 
 # --------------------------------------------------------------------------- loading
