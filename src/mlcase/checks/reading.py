@@ -112,17 +112,14 @@ def check_reading(ctx: Context) -> list[Check]:
 
 def _ambiguous_commas(ctx: Context, col: str, info: dict, shown: str) -> Check:
     """'1,500' with no other value that tells: 1.5 (a decimal comma) or 1500 (a thousands separator)?"""
-    from ..data import is_query, reader_sql
     from ..sql import identifier
 
     name = identifier(col)
     decimal = f"CAST(replace(replace(trim({name}), '.', ''), ',', '.') AS DOUBLE) AS {name}"
     thousands = f"CAST(replace(trim({name}), ',', '') AS DOUBLE) AS {name}"
-    source = ctx.spec.data.source
 
     def query(expr: str) -> str:
-        return (f"replace {name} by {expr} in data.source's query" if is_query(source) else
-                f"data.source: SELECT * REPLACE ({expr}) FROM {reader_sql(source)}")
+        return replace_in_source(name, expr, ctx.spec.data.source)
 
     return Check(
         "comma_numbers", "warning",
@@ -177,18 +174,24 @@ def spelling_twins(rare, others) -> dict[str, str]:
             if spelling_key(r) in keys and keys[spelling_key(r)] != str(r)}
 
 
-def merge_spelling(column: str, source: str, spaces_only: bool) -> str:
-    """The query (or the change to data.source's query) that reads ``column``'s spellings of one value as one:
-    trimmed where they differ only in spaces, also lower-cased where they differ in case."""
+def replace_in_source(name: str, expr: str, source: str) -> str:
+    """How to read column ``name`` (quoted) as ``expr`` (``... AS name``): the ``data.source`` query over the
+    case's file, or the change to make in its query."""
     from ..data import is_query, reader_sql
+
+    return (f"replace {name} by {expr} in data.source's query" if is_query(source) else
+            f"data.source: SELECT * REPLACE ({expr}) FROM {reader_sql(source)}")
+
+
+def merge_spelling(column: str, source: str, spaces: bool) -> str:
+    """The query (or the change to data.source's query) that reads ``column``'s spellings of one value as one:
+    trimmed where they differ only in ``spaces``, also lower-cased where they differ in case."""
     from ..sql import identifier
 
     name = identifier(column)
     # nullif: a value of only spaces trims to '', which would be a category of its own (medicaldata::opt's '   ')
-    inner = f"trim({name})" if spaces_only else f"lower(trim({name}))"
-    expr = f"nullif({inner}, '') AS {name}"
-    return (f"replace {name} by {expr} in data.source's query" if is_query(source) else
-            f"data.source: SELECT * REPLACE ({expr}) FROM {reader_sql(source)}")
+    inner = f"trim({name})" if spaces else f"lower(trim({name}))"
+    return replace_in_source(name, f"nullif({inner}, '') AS {name}", source)
 
 
 def spaces_only(values) -> bool:
