@@ -176,9 +176,10 @@ def csv_sep(path: Path) -> str:
 
 def comma_reading(path: Path) -> str | None:
     """How a comma inside a number of this CSV file reads: ``'decimal'`` where the file is delimited by ``;`` (a
-    spreadsheet's export in a locale that writes 13,62), ``'thousands'`` where commas or tabs delimit it (a number
-    such as "25,879" is quoted there), None where DuckDB's sniffer cannot tell."""
-    return {";": "decimal", ",": "thousands", "\t": "thousands"}.get(csv_delimiter(path) or "")
+    spreadsheet's export in a locale that writes 13,62), ``'thousands'`` where commas delimit it (a number such as
+    "25,879" is quoted there), ``'shape'`` where tabs do (either locale saves tab-delimited text, so the values'
+    shape decides), None where nothing tells."""
+    return {";": "decimal", ",": "thousands", "\t": "shape"}.get(csv_delimiter(path) or "")
 
 
 def _confine(path: Path, root: Path, allowed: list[str | Path], what: str) -> None:
@@ -289,9 +290,10 @@ _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})*(?:\.\d+)?(?:[eE][+-]?\d+)?$")
 def number_text(s: pd.Series, comma: str | Callable[[], str | None] | None = None) -> tuple[str, list[str]] | None:
     """``(reading, examples)`` when every value of a text column is a number written with a comma in it (some
     value has one): ``'decimal'`` (``13,62``), ``'thousands'`` (``25,879``), or ``'ambiguous'``. ``comma`` is
-    the file's word (:func:`comma_reading`: a ``;`` file writes decimal commas, a ``,`` file thousands); a
-    reading it contradicts is no number (None). Without it, only a shape that nothing else has decides
-    (``1.234,5``; ``1,234,567``; ``1,234.5``): ``4,6`` may be a pair, and ``1,500`` fits both readings.
+    the file's word (:func:`comma_reading`: a ``;`` file writes decimal commas, a ``,`` file thousands, a tab
+    file either, told by the values' shape); a reading it contradicts is no number (None). Without it, only a
+    shape that nothing else has decides (``1.234,5``; ``1,234,567``; ``1,234.5``): ``4,6`` may be a pair, and
+    ``1,500`` fits both readings.
 
     >>> number_text(pd.Series(["13,62", "8", "-0,5"]), "decimal")[0], number_text(pd.Series(["25,879"]), "thousands")[0]
     ('decimal', 'thousands')
@@ -314,8 +316,11 @@ def number_text(s: pd.Series, comma: str | Callable[[], str | None] | None = Non
     examples = [u for u in uniq if "," in u][:3]
     hint = comma() if callable(comma) else comma
     if dec and thou and not any(re.match(r"^[+-]?0,", u) for u in uniq):   # '0,125' is no thousands
-        return (hint or "ambiguous"), examples   # every comma is followed by three digits and no value has a dot
+        # every comma is followed by three digits and no value has a dot
+        return (hint if hint in ("decimal", "thousands") else "ambiguous"), examples
     reading = "decimal" if dec else "thousands"
+    if hint == "shape":   # a tab-delimited file: '13,62' can only be a decimal comma, '1,234,567' thousands
+        return reading, examples
     if hint is None:   # no delimiter to go by (Parquet, a query): only a shape no pair or list has decides
         sure = (re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+,\d+$") if dec else
                 re.compile(r"^[+-]?\d{1,3}(?:,\d{3}){2,}(?:\.\d+)?$|^[+-]?\d{1,3}(?:,\d{3})+\.\d+$"))

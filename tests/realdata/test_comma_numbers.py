@@ -173,3 +173,13 @@ def test_a_semicolon_export_reads_back_every_number(tmp_path, package, item):
     if item == "Pollen":
         assert main(["init", str(tmp_path / "data.csv"), "--target", "nub"]) == 0
         assert yaml.safe_load((tmp_path / "case.yaml").read_text())["task"] == "regression"
+
+
+def test_a_tab_delimited_export_with_decimal_commas_reads_as_numbers(prestige, tmp_path):
+    """A spreadsheet in a decimal-comma locale saves "text (tab delimited)" with 13,11 too; a tab says nothing of
+    the locale, so the values' shape decides (before, they stayed text, with no note at all)."""
+    prestige.to_csv(tmp_path / "data.tsv", index=False, sep="\t", decimal=",")
+    back = read_table(tmp_path / "data.tsv")
+    for c in NUMBERS:
+        np.testing.assert_allclose(back[c].to_numpy(), prestige[c].to_numpy())
+    assert {c: v["as"] for c, v in read_notes(back)["comma_numbers"].items()} == dict.fromkeys(NUMBERS, "decimal")
