@@ -44,7 +44,7 @@ def whole_number(value, name: str, what: str, fix: str, *, minimum: int = 1, tex
     ...
     mlcase.errors.SpecError: version=1.5 is not a registry version number (it has a fractional part); give 3
     """
-    shown = f"{name}={value!r}"
+    shown = said(name, value)
     if isinstance(value, bool):
         raise SpecError(f"{shown} is not {what} (a bool, which Python would read as {int(value)})", fix,
                         argument=name)
@@ -58,10 +58,10 @@ def whole_number(value, name: str, what: str, fix: str, *, minimum: int = 1, tex
     elif isinstance(value, str) and text:
         digits = value.strip()
         if not (digits.isascii() and digits.isdigit()):
-            raise SpecError(f"{name}={value[:40]!r} is not {what}", fix, argument=name)
+            raise SpecError(f"{said(name, value[:40])} is not {what}", fix, argument=name)
         number = int(digits)
     else:
-        raise SpecError(f"{name}={_short(value)} is not {what} (got {type(value).__name__})", fix, argument=name)
+        raise SpecError(f"{said(name, value)} is not {what} (got {type(value).__name__})", fix, argument=name)
     if number < minimum:
         raise SpecError(f"{shown} is not {what}: the smallest is {minimum}", fix, argument=name)
     return number
@@ -80,9 +80,18 @@ def registry_version(value, name: str = "version") -> int:
     return whole_number(value, name, "a registry version number", VERSION_FIX, minimum=1, text=True)
 
 
+def said(name: str, value) -> str:
+    """An argument as a message names it: ``version=1.5`` for a Python argument, ``--version 0`` for a command-line
+    flag (a command checks its flags under their own names before it calls the function)."""
+    return f"{name} {_short(value)}" if name.startswith("--") else f"{name}={_short(value)}"
+
+
+RELEASE_LIMIT = ("a number of release events to list", "give how many of the newest events to list, such as 50")
+
+
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-__all__ = ["VERSION_FIX", "registry_version", "whole_number"]
+__all__ = ["RELEASE_LIMIT", "VERSION_FIX", "registry_version", "said", "whole_number"]

@@ -33,7 +33,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .arguments import registry_version, whole_number
+from .arguments import RELEASE_LIMIT, registry_version, whole_number
 from .bundle import BUNDLE_FILE, MODEL_FILE, ModelBundle, read_bundle, save_bundle, skops_types
 from .case import Case
 from .errors import MlcaseError, ModelError, NotFoundError, redact_text, redact_url
@@ -1053,8 +1053,7 @@ def release_history(case: Case, limit: int = 1000, evidence: bool = False) -> li
 
     from mlflow.exceptions import MlflowException
 
-    limit = whole_number(limit, "limit", "a number of release events to list",
-                         "give how many of the newest events to list, such as 50", minimum=1)
+    limit = whole_number(limit, "limit", *RELEASE_LIMIT, minimum=1)
     cl = client(case)
     exp = cl.get_experiment_by_name(f"{case.name}/releases")
     if exp is None:

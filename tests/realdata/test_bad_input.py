@@ -141,3 +141,19 @@ def test_init_of_a_ranking_case_takes_the_time_it_is_given(tmp_path):
     spec = drafted(tmp_path / "breaches", "Ecdat", "breaches", "Individuals_Affected", "--task", "ranking",
                    "--group", "year", "--item", "Location_of_Breached_Information", "--time", "breach_start")
     assert spec["data"]["time"] == "breach_start" and spec["split"]["method"] == "group_time"
+
+
+@pytest.mark.parametrize("args,said", [
+    (["releases", "--limit", "0"], "--limit 0 is not a number of release events to list"),
+    (["promote", "--version", "0"], "--version 0 is not a registry version number"),
+    (["rollback", "--to", "0"], "--to 0 is not a registry version number"),
+    (["readiness", "--min-score", "9"], "--min-score 9.0 is outside the readiness score's range, 0 to 7"),
+    (["rollout", "status", "--version", "-2"], "--version -2 is not a registry version number"),
+    (["serve", "--challenger", "0"], "--challenger 0 is not a registry version number"),
+])
+def test_a_flag_out_of_range_is_named_as_typed(lbw, capsys, args, said):
+    """The Python functions name their arguments (version=0); the commands check their flags first, so a
+    command line reads "--version 0", not a keyword it never typed."""
+    cmd = args[:2] if args[0] == "rollout" else args[:1]
+    line = _refusal(capsys, [*cmd, str(lbw), *args[len(cmd):]])
+    assert line.startswith(f"mlcase: error: {said}")

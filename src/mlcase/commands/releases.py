@@ -33,8 +33,10 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ):
         """Move the champion alias to VERSION (running servers switch without a restart)."""
+        from ..arguments import registry_version
         from ..releases import promote as do_promote
 
+        registry_version(version, "--version")   # the flag named as typed (the function says version=...)
         c = load(case)
         out = do_promote(c, version, why=why, force=force, log=log)
         if json_out:
@@ -58,8 +60,11 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ):
         """End a running canary, or move the champion alias back to the version before it."""
+        from ..arguments import registry_version
         from ..releases import rollback as do_rollback
 
+        if to is not None:
+            registry_version(to, "--to")
         c = load(case)
         out = do_rollback(c, to=to, why=why)
         if json_out:
@@ -77,8 +82,10 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ):
         """The release history: every move of the champion and canary aliases, newest first."""
+        from ..arguments import RELEASE_LIMIT, whole_number
         from ..releases import history
 
+        whole_number(limit, "--limit", *RELEASE_LIMIT)
         c = load(case)
         out = history(c, limit=limit, evidence=evidence)
         if json_out:
@@ -101,8 +108,11 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ):
         """Guardrails per arm and the canary as an experiment: promote (exit 0), hold (1) or rollback (3)."""
+        from ..arguments import registry_version
         from ..releases import rollout_status
 
+        if version is not None:
+            registry_version(version, "--version")
         c = load(case)
         status = rollout_status(c, log=log, version=version, share=share)
         if json_out:
@@ -127,7 +137,10 @@ def register(app: typer.Typer) -> None:
         """
         from .. import results
         from ..releases import readiness
+        from ..releases.mltest import _minimum
 
+        if min_score is not None:
+            _minimum(min_score, "--min-score")
         c = load(case)
         r = readiness(c, log=log, minimum=min_score)
         results.save(c, "readiness", r.to_dict())

@@ -31,8 +31,12 @@ def register(app: typer.Typer) -> None:
         The champion follows the registry's alias (checked every serving.reload_every); /release shows
         the versions in service and the canary.
         """
+        from ..arguments import registry_version
         from ..serve.app import serve as run_server
 
+        for flag, value in (("--version", version), ("--challenger", challenger)):
+            if value is not None:
+                registry_version(value, flag)
         c = load(case)
 
         def announce(_case, notes=()) -> None:  # after the models and the log are loaded: a bad input fails before
@@ -68,6 +72,10 @@ def register(app: typer.Typer) -> None:
             from ..errors import SpecError
 
             raise SpecError(f"--engine {engine!r} is not known", "use --engine local or --engine dask")
+        if version is not None:
+            from ..arguments import registry_version
+
+            registry_version(version, "--version")
         case, input = (first, second) if second is not None else (None, first)
         c = load(case)
         result = score_file(c, input, output, engine=engine, scheduler=scheduler, version=version,

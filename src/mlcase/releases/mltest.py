@@ -291,23 +291,23 @@ def readiness(case: Case, log: str | None = None, minimum: float | None = None) 
     return Readiness(case.name, tests, case.spec.releases.min_readiness if minimum is None else minimum)
 
 
-def _minimum(minimum) -> float:
+def _minimum(minimum, name: str = "minimum") -> float:
     """``minimum`` as a float when it is a number from 0 to :data:`MAX_SCORE`, else a :class:`SpecError`."""
     import math
     import numbers
 
+    from ..arguments import said
     from ..errors import SpecError
 
     fix = (f"give a score from 0 to {MAX_SCORE:g} such as 2 (the same scale as releases.min_readiness), or leave "
            "it out for releases.min_readiness")
     if isinstance(minimum, bool) or not isinstance(minimum, numbers.Real):
-        shown = repr(minimum) if len(repr(minimum)) <= 60 else repr(minimum)[:57] + "..."
-        raise SpecError(f"minimum={shown} is not a readiness score (got {type(minimum).__name__})", fix,
-                        argument="minimum")
+        raise SpecError(f"{said(name, minimum)} is not a readiness score (got {type(minimum).__name__})", fix,
+                        argument=name)
     value = float(minimum)
     if not math.isfinite(value) or not 0 <= value <= MAX_SCORE:
-        raise SpecError(f"minimum={minimum!r} is outside the readiness score's range, 0 to {MAX_SCORE:g} "
-                        f"(the lowest group's points, {MAX_SCORE:g} tests a group)", fix, argument="minimum")
+        raise SpecError(f"{said(name, minimum)} is outside the readiness score's range, 0 to {MAX_SCORE:g} "
+                        f"(the lowest group's points, {MAX_SCORE:g} tests a group)", fix, argument=name)
     return value
 
 
