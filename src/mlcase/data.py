@@ -502,10 +502,13 @@ def _short_row(path: Path, limit: int = 5_000_000) -> str | None:
 
 def _utf8_file(path: Path, limit: int = 8 << 20) -> bool:
     """Whether the first ``limit`` bytes of a text file are UTF-8 (a UTF-16 byte-order mark is not)."""
+    import gzip
+    import zlib
+
     try:
         with _open_bytes(path) as f:
             raw = f.read(limit)
-    except (OSError, EOFError):   # a gzipped file cut short: the reader's own error says what is wrong
+    except (EOFError, gzip.BadGzipFile, zlib.error):   # a gzip cut short: the reader's own error says what is wrong
         return True
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False

@@ -94,8 +94,9 @@ def parse_budget(budget) -> float:
 
     try:
         seconds = parse_duration(budget)
-    except ValueError as exc:
-        raise SpecError(f"budget: {exc}", "give a duration such as 90s, 2m or 1h") from None
+    except ValueError as exc:   # the spec's own message may carry its fix already: said once
+        said, _, fix = str(exc).partition("; ")
+        raise SpecError(f"budget: {said}", fix or "give a duration such as 90s, 2m or 1h") from None
     if seconds <= 0:
         raise SpecError(f"budget: expected a positive duration, got {budget!r}", "give a duration such as 90s or 2m")
     return seconds

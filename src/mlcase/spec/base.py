@@ -41,7 +41,7 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"expected a duration like '90s', '2m', '1h' or '30d', got {value!r}")
         seconds = float(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "").lower() or None]
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected a positive duration, got {value!r}")
+        raise ValueError(f"expected a positive duration, got {value!r}; write one like '90s' or '2m'")
     return seconds
 
 
