@@ -251,7 +251,11 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
             notes.setdefault("us_dates", {})[col] = int(dates.notna().sum())
             out[col] = dates
         elif (written := number_text(s, comma)) is not None and written[0] != "ambiguous":
-            notes.setdefault("comma_numbers", {})[col] = {"as": written[0], "values": int(s.notna().sum()),
+            text = s.dropna().astype(str).str.strip()
+            tokens = text[text.isin(MISSING_TOKENS)].value_counts()
+            if len(tokens):   # as a column of plain numbers with its markers: missing, here and in serving
+                notes.setdefault("missing_tokens", {})[col] = {str(k): int(v) for k, v in tokens.items()}
+            notes.setdefault("comma_numbers", {})[col] = {"as": written[0], "values": int(len(text) - tokens.sum()),
                                                           "examples": written[1]}
             out[col] = parse_comma_numbers(s, written[0])
         else:
@@ -307,6 +311,7 @@ def number_text(s: pd.Series, comma: str | Callable[[], str | None] | None = Non
     uniq = [u.strip() for u in pd.unique(s.dropna()) if isinstance(u, str)]
     if not uniq or len(uniq) < s.dropna().nunique() or not any("," in u for u in uniq):
         return None      # not all text, or no comma in any value
+    uniq = [u for u in uniq if u not in MISSING_TOKENS]   # 'NA' or '-' beside '13,62': a missing number
     if not all(u and (u[0].isdigit() or u[0] in "+-") for u in uniq):
         return None      # cheap refusal of text columns before the regular expressions
     dec = all(_DECIMAL_COMMA.match(u) for u in uniq)

@@ -487,14 +487,14 @@ def _rare_classes_note(df: pd.DataFrame, target: str, time_col: str | None, data
         oldest = t.rank(method="first") <= share * len(y)
         train = y[oldest.to_numpy()].value_counts().reindex(counts.index, fill_value=0)
     few = [c for c in counts.index[train < MIN_CLASS_ROWS]][::-1]
-    from .checks.reading import merge_spelling, spaces_only, spelling_twins
+    from .checks.reading import merge_spelling, spaces_only, spelling_key, spelling_twins
 
     twins = spelling_twins(few, [c for c in counts.index if c not in few])
     if few and len(twins) == len(few):   # medicaldata::opt: 'No' (1 row) is 'No ' (146) without its space
         pairs = ", ".join(f"'{r}' ({counts[r]:,} row{'s' if counts[r] != 1 else ''}) is '{t}' ({counts[t]:,})"
                           for r, t in list(twins.items())[:3])
         query = merge_spelling(target, _source_path(data, case_dir), all(spaces_only(p) for p in twins.items()))
-        left = counts.index.map(lambda c: " ".join(str(c).split()).casefold()).nunique()
+        left = counts.index.map(spelling_key).nunique()
         then = " (two classes then remain: set task: binary and data.positive)" if left == 2 else ""
         note = f"{pairs} spelt another way: the run reads them as different classes; read them as one{then}, e.g."
         return [f"# note: {_comment(note)}", f"#   source: {_q(query.removeprefix('data.source: '))}"]

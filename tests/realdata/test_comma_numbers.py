@@ -183,3 +183,24 @@ def test_a_tab_delimited_export_with_decimal_commas_reads_as_numbers(prestige, t
     for c in NUMBERS:
         np.testing.assert_allclose(back[c].to_numpy(), prestige[c].to_numpy())
     assert {c: v["as"] for c, v in read_notes(back)["comma_numbers"].items()} == dict.fromkeys(NUMBERS, "decimal")
+
+
+def test_missing_value_markers_beside_decimal_commas_are_missing_numbers(prestige, tmp_path):
+    """A ';' export that writes an unknown value as 'NA' or '-': the column stayed text (the markers are no
+    numbers), as categories. It reads as numbers with those cells missing, as a plain numeric column with
+    markers does, and the schema carries the markers so serving reads them as missing too."""
+    df = prestige.copy()
+    df["women"] = df["women"].map(lambda v: f"{v}".replace(".", ",")).astype(object)
+    df.loc[[3, 40], "women"], df.loc[7, "women"] = "NA", "-"
+    df.to_csv(tmp_path / "data.csv", index=False, sep=";", decimal=",")
+    back = read_table(tmp_path / "data.csv")
+    assert back["women"].dtype == "float64" and back["women"].isna().sum() == 3
+    keep = ~back["women"].isna()
+    np.testing.assert_allclose(back.loc[keep, "women"], prestige.loc[keep, "women"])
+    notes = read_notes(back)
+    assert notes["missing_tokens"]["women"] == {"NA": 2, "-": 1}
+    assert notes["comma_numbers"]["women"]["values"] == len(prestige) - 3
+    from mlcase.data import infer_schema
+
+    col = next(c for c in infer_schema(back, "prestige", "regression").to_dict()["columns"] if c["name"] == "women")
+    assert col["comma"] == "decimal" and col["missing_tokens"] == ["-", "NA"]

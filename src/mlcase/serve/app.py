@@ -918,7 +918,7 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
 
     from ..errors import MlcaseError, SpecError
 
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise SpecError(f"port {port!r}: not a port number", "pass a whole number from 1 to 65535, e.g. --port 8000")
     settings = ServeSettings(case=case, version=version, challenger=challenger, **kw)
     forecasting = getattr(getattr(case, "spec", None), "task", None) == "forecast"
