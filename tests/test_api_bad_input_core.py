@@ -85,9 +85,9 @@ def test_paths_and_frames_where_the_other_is_expected(loans, tmp_path):
 
 
 @pytest.mark.parametrize("kw,words", [
-    ({"workers": 0}, "ServeSettings.workers 0: not a whole number of at least 1"),
-    ({"warmup": -1}, "ServeSettings.warmup -1: not a whole number of at least 0"),
-    ({"max_body_bytes": -1}, "ServeSettings.max_body_bytes -1"),
+    ({"workers": 0}, "ServeSettings.workers=0 is not a number of worker threads: the smallest is 1"),
+    ({"warmup": -1}, "ServeSettings.warmup=-1 is not a number of warm-up predictions: the smallest is 0"),
+    ({"max_body_bytes": -1}, "ServeSettings.max_body_bytes=-1 is not a request size in bytes"),
     ({"timeout_ms": -5}, "ServeSettings.timeout_ms -5: not a positive number of milliseconds"),
     ({"log_synchronous": "FAST"}, "log_synchronous 'FAST': not a SQLite synchronous level"),
 ])

@@ -101,9 +101,10 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
         if allowed is not None:
             _confine(path, root, allowed, what)
         con = connect(files=[path])
-        is_csv = reader_sql(path).startswith("read_csv")
+        reader = reader_sql(path)   # once: for a CSV it reads the header's delimiter
+        is_csv = reader.startswith("read_csv")
         try:
-            df = con.execute(f"SELECT * FROM {reader_sql(path)}").df()
+            df = con.execute(f"SELECT * FROM {reader}").df()
             if df.shape[1] == 1 and "," in str(df.columns[0]) and is_csv:
                 # one ragged row, and DuckDB's sniffer found no delimiter: the table came back as one column
                 # named 'a,b,c', with every row a string

@@ -111,19 +111,16 @@ class ServeSettings:
 
     def __post_init__(self):
         """The numbers a caller of the Python API sets (the CLI's flags are checked by Typer and the spec)."""
+        from ..arguments import whole_number
         from ..errors import SpecError
         from .predlog import check_synchronous
 
-        def whole(name: str, low: int) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise SpecError(f"ServeSettings.{name} {v!r}: not a whole number of at least {low}",
-                                f"pass {name}={max(low, 1)} or more")
-
-        whole("warmup", 0)
-        whole("workers", 1)
-        if self.max_body_bytes is not None:
-            whole("max_body_bytes", 1)
+        for name, low, what in (("warmup", 0, "a number of warm-up predictions"),
+                                ("workers", 1, "a number of worker threads"),
+                                ("max_body_bytes", 1, "a request size in bytes")):
+            if getattr(self, name) is not None:
+                setattr(self, name, whole_number(getattr(self, name), f"ServeSettings.{name}", what,
+                                                 f"pass {name}={max(low, 1)} or more", minimum=low))
         if self.timeout_ms is not None and (isinstance(self.timeout_ms, bool) or
                                             not isinstance(self.timeout_ms, int | float) or
                                             not 0 < self.timeout_ms < float("inf")):
