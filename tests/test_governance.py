@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -513,3 +514,39 @@ def test_the_card_and_the_report_show_personal_data_retention_freshness_and_owne
     for text in ("to send the holder the outcome", "income not kept", "rows are kept 180d", "warehouse team",
                  "stale features, drift", "sent", "Stale features per window"):
         assert text in html, text
+
+
+KILLED_WITH_A_COPY = textwrap.dedent("""
+    import os, shutil, signal, sys
+    from mlcase.case import load_case
+    from mlcase.scratch import scratch
+    case = load_case(sys.argv[1])
+    with scratch(case, "monitor-") as tmp:          # what monitoring's spill holds: the log's rows
+        shutil.copy(case.root / "predictions.db", tmp / "spill.db")
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_forget_deletes_the_copy_a_killed_command_left_in_the_case_and_names_a_running_ones(stores):
+    """A command killed while it held a copy of the log (monitoring's DuckDB spill, in ``.mlcase/scratch`` since
+    its copies left the system's temporary folder) cannot delete it: erasure does, and says so; a copy that a
+    running command holds is named, not pulled from under it."""
+    from mlcase.scratch import scratch, scratch_root
+
+    root, case = stores["root"], stores["case"]
+    stores["log"].close()
+    with scratch(case, "running-") as mine:                    # held by this process all along
+        proc = subprocess.run([sys.executable, "-c", KILLED_WITH_A_COPY, str(root)], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        left = [p for p in scratch_root(case).rglob("*") if p.is_file()]
+        assert scan(left, "ana@example.com")                   # the killed command's copy holds her rows
+        receipt = forget(case, "ana@example.com")
+        notes = " ".join(receipt["notes"])
+        assert "1 scratch folder(s) that killed commands left in .mlcase/scratch" in notes, notes
+        assert "1 command(s) still running hold a scratch copy" in notes, notes
+        assert mine.is_dir()
+    everything = [p for p in root.rglob("*") if p.is_file()]
+    assert scan(everything, "ana@example.com") == []            # no byte of hers anywhere in the case
+    assert not scratch_root(case).exists()
+    assert "scratch" not in " ".join(forget(case, "ben@example.com")["notes"])   # nothing left to say

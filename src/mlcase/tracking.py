@@ -25,7 +25,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -37,6 +36,8 @@ from .arguments import RELEASE_LIMIT, registry_version, whole_number
 from .bundle import BUNDLE_FILE, MODEL_FILE, ModelBundle, read_bundle, save_bundle, skops_types
 from .case import Case
 from .errors import MlcaseError, ModelError, NotFoundError, redact_text, redact_url
+from .governance.failpoints import failpoint
+from .scratch import scratch
 
 __all__ = ["BUNDLE_FILE", "MODEL_FILE", "read_bundle", "save_bundle"]  # re-exported from mlcase.bundle
 
@@ -597,8 +598,8 @@ def log_bundle(case: Case, bundle: ModelBundle, aliases: list[str] = (), tags: d
         raise ModelError("log_bundle needs an active MLflow run", "call it inside `with tracking.run(case, ...)`")
     artifact_path = _artifact_name(bundle)
     model_error = None
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "bundle"
+    with scratch(case, "log-bundle-") as tmp:
+        folder = tmp / "bundle"
         hashes = save_bundle(bundle, folder)
         trusted = skops_types(folder)
         mf.log_artifacts(str(folder), artifact_path)
@@ -818,12 +819,12 @@ def _remember(case: Case, key: str, stamp: list | None, stamped_ns: int, mv, run
     write_atomic(target, json.dumps({"stamp": stamp, "entries": entries}))
 
 
-def _unreadable(cl, mv, run_id: str, path: str, tmp: str) -> ModelError:
+def _unreadable(cl, mv, run_id: str, path: str, tmp) -> ModelError:
     """Why a registered version's files could not be copied out, in one line. MLflow says only "Failed to download
     artifacts from path ..., please ensure that the path is correct" (the cause goes to its debug log), and a case
     folder committed or copied without its ``mlartifacts`` (the store kept, the files not) ended in "internal
     error". For files on this machine the two causes are told apart: the files are not there, or the copy could
-    not be written (a full or read-only temporary folder)."""
+    not be written (a full disk)."""
     from urllib.parse import unquote, urlsplit
 
     what = f"registered version {mv.version}"
@@ -838,8 +839,8 @@ def _unreadable(cl, mv, run_id: str, path: str, tmp: str) -> ModelError:
                               "mlartifacts is incomplete, deleted or not copied with mlflow.db",
                               "restore mlartifacts beside mlflow.db (copy the whole case folder), or run `mlcase run` "
                               "to train and register the models again")
-        return ModelError(f"{what}: its files in {src} could not be copied to the temporary folder {tmp}",
-                          "free space there, or point TMPDIR at a writable folder with room")
+        return ModelError(f"{what}: its files in {src} could not be copied to the scratch folder {tmp}",
+                          "free space there (the case folder's disk, or TMPDIR's where the case folder is read-only)")
     return ModelError(f"{what}: its files could not be downloaded from {redact_url(str(where or 'its run'))}",
                       "check that the artifact store is reachable and holds the run's files")
 
@@ -890,11 +891,12 @@ def load_bundle(case: Case, alias: str | None = "champion", version: int | None 
                             fix) from None
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
     run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch(case, "load-bundle-") as tmp:
         try:
-            local = cl.download_artifacts(run_id, path, dst_path=tmp)
+            local = cl.download_artifacts(run_id, path, dst_path=str(tmp))
         except MlflowException:
             raise _unreadable(cl, mv, run_id, path, tmp) from None
+        failpoint("load-bundle:downloaded")
         bundle = read_bundle(Path(local), expected=dict(mv.tags), what=f"registered version {mv.version}")
     bundle.version = int(mv.version)
     bundle.run_id = mv.run_id
@@ -941,8 +943,8 @@ def bundle_file_hashes(case: Case, version: int) -> dict:
     mv = cl.get_model_version(case.name, str(version))
     bundle_uri = mv.tags.get("mlcase.bundle_uri", f"runs:/{mv.run_id}/bundle")
     run_id, _, path = bundle_uri.removeprefix("runs:/").partition("/")
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(cl.download_artifacts(run_id, path, dst_path=tmp))
+    with scratch(case, "verify-bundle-") as tmp:
+        local = Path(cl.download_artifacts(run_id, path, dst_path=str(tmp)))
         now = {key: sha256_file(local / name) if (local / name).is_file() else None
                for key, name in (("model_sha256", MODEL_FILE), ("bundle_sha256", BUNDLE_FILE))}
     return {**now, "recorded": {k: mv.tags.get(k) for k in ("model_sha256", "bundle_sha256")}}
@@ -1082,8 +1084,8 @@ def release_history(case: Case, limit: int = 1000, evidence: bool = False) -> li
         d["run_id"] = r.info.run_id
         if evidence:
             d["evidence"] = None  # until its artifact is readable (it is written just after the run's tags)
-            with contextlib.suppress(Exception), tempfile.TemporaryDirectory() as tmp:
-                local = cl.download_artifacts(r.info.run_id, "release.json", dst_path=tmp)
+            with contextlib.suppress(Exception), scratch(case, "release-") as tmp:
+                local = cl.download_artifacts(r.info.run_id, "release.json", dst_path=str(tmp))
                 d["evidence"] = json.loads(Path(local).read_text(encoding="utf-8")).get("evidence")
         out.append(d)
     return out

@@ -14,13 +14,13 @@ cap. The SQL sandbox (:mod:`mlcase.sql`) applies as for any read of the source.
 from __future__ import annotations
 
 import glob
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from ..case import Case
+from ..scratch import scratch
 from ..sql import identifier
 
 MEMORY_LIMIT = "512MB"
@@ -73,7 +73,7 @@ def is_large(case: Case, total_memory: int | None = None) -> bool:
     return n > 0 and larger_than_memory(n, case.spec.engine.memory_share, total_memory)
 
 
-def _connect(case: Case, spill: str, memory_limit: str):
+def _connect(case: Case, spill: str | Path, memory_limit: str):
     from ..sql import connect
 
     dirs = [case.root] + [Path(p) if Path(p).is_absolute() else case.root / p for p in case.spec.data.allowed_paths]
@@ -84,7 +84,7 @@ def profile(case: Case, memory_limit: str = MEMORY_LIMIT) -> dict:
     """Per-column statistics over every row of the source, computed by DuckDB under ``memory_limit``."""
     t0 = time.perf_counter()
     query = _source_query(case)
-    with tempfile.TemporaryDirectory(prefix="mlcase-profile-") as tmp:
+    with scratch(case, "profile-") as tmp:
         con = _connect(case, tmp, memory_limit)
         try:
             types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {query}").fetchall()}
@@ -145,7 +145,7 @@ def sample_frame(case: Case, rows: int | None = None, memory_limit: str = MEMORY
 
     rows = SAMPLE_ROWS if rows is None else rows
     query = _source_query(case)
-    with tempfile.TemporaryDirectory(prefix="mlcase-profile-") as tmp:
+    with scratch(case, "profile-") as tmp:
         con = _connect(case, tmp, memory_limit)
         try:
             df = con.execute(f"SELECT * FROM ({query}) USING SAMPLE reservoir({int(rows)} ROWS) "

@@ -89,6 +89,7 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
             entry["done"] = True
             _write(journal_path, journal)
             failpoint("forget:between-stores")
+        notes += _scratch_notes(case)
         receipt = {"receipt_version": RECEIPT_VERSION, "kind": "erasure", "erasure_id": journal["erasure_id"],
                    "started_at": journal["started_at"], "finished_at": now_iso(), "runs": journal["runs"],
                    "subject": "not recorded (a receipt holds no identifier)",
@@ -101,6 +102,22 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
         _write(out, receipt)
         journal_path.unlink(missing_ok=True)
     return {**receipt, "path": str(out)}
+
+
+def _scratch_notes(case) -> list[str]:
+    """Delete the scratch folders killed commands left (copies of the log or the data: :mod:`mlcase.scratch`) and
+    say what a command still running holds."""
+    from ..scratch import sweep
+
+    swept = sweep(case)
+    out = []
+    if swept["removed"]:
+        out.append(f"{swept['removed']} scratch folder(s) that killed commands left in .mlcase/scratch (copies of "
+                   "the log or the data) were deleted")
+    if swept["live"]:
+        out.append(f"{swept['live']} command(s) still running hold a scratch copy in .mlcase/scratch; it is deleted "
+                   "when they end: run `mlcase forget` again after them to be sure")
+    return out
 
 
 def _policy_notes(case) -> list[str]:

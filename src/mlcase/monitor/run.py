@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +111,15 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
     if reference.get("version") != REFERENCE_VERSION:
         raise ModelError(f"the model's monitoring reference has version {reference.get('version')}, this mlcase "
                          f"reads {REFERENCE_VERSION}", "re-run `mlcase run` to register the model with a new reference")
-    with tempfile.TemporaryDirectory(prefix="mlcase-monitor-") as tmp:
-        run = _Run(case, bundle, reference, window_s, alpha, warnings, Path(tmp))
+    from ..governance.failpoints import failpoint
+    from ..scratch import scratch
+
+    with scratch(case, "monitor-") as tmp:  # the spill holds the log's rows: in the case, where forget reaches
+        run = _Run(case, bundle, reference, window_s, alpha, warnings, tmp)
         run.engine = engine
         try:
             _sources.load(run, source, labels)
+            failpoint("monitor:loaded")
             result = run.compute(as_of)
             if bundle.task == "ranking":  # lists: position rates, realized NDCG@k, clicks per list
                 from .ranking import list_metrics
