@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mlcase.case import load_case
 from mlcase.forecast.data import load_series
@@ -108,24 +109,83 @@ def test_an_inconclusive_candidate_leaves_the_proven_baseline_serving_not_season
     assert load_served(case)[0] is None
 
 
-def test_an_assumption_check_on_a_forecast_case_is_refused_not_skipped(tmp_path, capsys):
-    """datasets::JohnsonJohnson (quarterly earnings) with `assumptions: [{check: "avg(zz_nope) < 1"}]`: the series
-    checks never read assumptions, so a check on a missing column, or in bad SQL, passed and the case ran."""
+def test_a_forecast_cases_assumptions_are_checked_on_the_training_series_and_on_the_served_actuals(tmp_path, capsys):
+    """datasets::JohnsonJohnson (quarterly earnings per share). A forecast case refused every assumption check
+    ("does not evaluate assumption checks yet"), so the one place a case states what it relies on was text only.
+    Now `mlcase check` evaluates each on the series without their test period (as a tabular case's on its training
+    rows): false is an error that stops the run, under the data's own column names. `mlcase monitor` checks them
+    again on the actuals of the logged forecasts and alerts the model's owner when one breaks."""
+    import contextlib
+    import io
+    import json
+
     import yaml
 
     from mlcase.cli import main
+    from mlcase.forecast.data import Y
+    from mlcase.serve.app import ServeSettings, create_app
+    from tests.e2e.test_server import running
 
-    _table("datasets", "JohnsonJohnson")[["time", "value"]].to_csv(tmp_path / "data.csv", index=False)
+    jj = _table("datasets", "JohnsonJohnson")[["time", "value"]]
+    jj["quarter"] = ((jj["time"] % 1) * 4).round().astype(int) + 1     # a column the series do not declare
+    jj.to_csv(tmp_path / "data.csv", index=False)
     assert main(["init", str(tmp_path / "data.csv"), "-t", "value", "--task", "forecast", "--time", "time"]) == 0
     spec = yaml.safe_load((tmp_path / "case.yaml").read_text())
-    spec["assumptions"] = [{"text": "earnings are positive", "check": "avg(zz_nope) < 1"}]
-    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    capsys.readouterr()
-    assert main(["check", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].endswith(
-        "assumptions[0].check: a forecast case does not evaluate assumption checks yet, so it would never run; keep "
-        "the assumption's text and remove its check"), err
-    spec["assumptions"] = [{"text": "earnings are positive"}]      # the text alone is kept
-    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    assert main(["check", str(tmp_path), "--quiet"]) == 0
+    spec["budget"], spec["owner"] = "10s", "earnings team"
+
+    def check(*assumptions, force=False):
+        (tmp_path / "case.yaml").write_text(yaml.safe_dump({**spec, "assumptions": list(assumptions)},
+                                                           sort_keys=False))
+        capsys.readouterr()
+        code = main(["check", str(tmp_path), "--json"])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err.strip().splitlines()
+
+    # a wrong column is one line naming it, and a column of the file the series do not keep says how to keep it
+    code, _, err = check({"text": "x", "check": "avg(zz_nope) < 1"})
+    assert code == 2 and len(err) == 1 and "unknown column 'zz_nope'" in err[0], err
+    code, _, err = check({"text": "quarters", "check": "max(quarter) <= 4"})
+    assert code == 2 and len(err) == 1, err
+    assert "declare 'quarter' in forecast.known or forecast.past_only to check it" in err[0], err
+
+    positive = {"text": "earnings are positive", "check": "min(value) > 0"}
+    under_5 = {"text": "earnings stay under 5 a share", "check": "max(value) < 5"}
+    code, out, _ = check(positive, under_5)
+    doc = json.loads(out)
+    before_test = load_series(load_case(tmp_path), jj).before_test()[Y]
+    assert code == 1 and before_test.max() < jj["value"].max()              # the test quarters are not read
+    measured = {a["text"]: (a["value"], a["measured"]) for a in doc["stats"]["assumptions"]}
+    assert measured == {positive["text"]: (True, {"min(value)": pytest.approx(before_test.min())}),
+                        under_5["text"]: (False, {"max(value)": pytest.approx(before_test.max())})}
+    errors = [c for c in doc["checks"] if c["severity"] == "error"]
+    assert [c["id"] for c in errors] == ["assumption"]
+    assert f"is false on the training data: measured max(value) = {before_test.max():.4g}" in errors[0]["title"]
+    assert main(["run", str(tmp_path), "--quiet"]) != 0                     # a false assumption stops the run
+    assert not (tmp_path / ".mlcase" / "decision.json").exists()
+
+    # accepted, the case runs and serves; its forecasts' actuals break the assumption again
+    spec["checks"] = {"accept": [{"check": "assumption", "reason": "earnings grew past 5 in 1975"}]}
+    spec["monitoring"] = {"min_window_rows": 4}
+    assert check(positive, under_5)[0] == 0
+    assert main(["run", str(tmp_path), "--quiet"]) == 0
+    case = load_case(tmp_path)
+    history = [{"time": float(t), "value": float(v)} for t, v in zip(jj["time"].iloc[:-4], jj["value"].iloc[:-4],
+                                                                      strict=True)]
+    import httpx
+
+    with running(create_app(ServeSettings(case=case, warmup=0))) as url:
+        r = httpx.post(f"{url}/forecast", json={"history": history}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["points"]) == 4, r.text
+    jj.iloc[-4:][["time", "value"]].to_csv(tmp_path / "actuals.csv", index=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["monitor", str(tmp_path), "--labels", str(tmp_path / "actuals.csv"), "--json", "--no-notify"])
+    mon = json.loads(out.getvalue())
+    assert code == 1 and mon["points"] == 4, mon
+    last = jj["value"].iloc[-4:]
+    assert [(a["text"], a["status"], a["n"]) for a in mon["assumptions"]] == [(positive["text"], "ok", 4),
+                                                                              (under_5["text"], "broken", 4)]
+    assert mon["assumptions"][1]["measured"] == {"max(value)": pytest.approx(last.max())}
+    alert = [a for a in mon["alerts"] if a["kind"] == "assumption"]
+    assert len(alert) == 1 and alert[0]["owner"] == "earnings team", mon["alerts"]
+    assert "assumption broken on the actuals of 4 forecast points" in alert[0]["message"]

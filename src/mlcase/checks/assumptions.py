@@ -14,18 +14,26 @@ from .report import Check
 
 @register("assumptions", ids=("assumption",), order=10)
 def check_assumptions(ctx: Context) -> list[Check]:
-    from ..rules import Rule
-
     items = [(i, a) for i, a in enumerate(ctx.spec.assumptions) if a.check]
     if not items:
         raise Skip("no assumptions with a check in the spec")
-    columns = list(ctx.frame.columns)
+    out, results = evaluate_assumptions(items, ctx.frame.iloc[ctx.train], list(ctx.frame.columns))
+    ctx.stats["assumptions"] = results
+    return out
+
+
+def evaluate_assumptions(items: list, train: pd.DataFrame, columns: list[str]) -> tuple[list[Check], list[dict]]:
+    """Evaluate ``(index, assumption)`` pairs on the training rows ``train``: a check per assumption that is false
+    (an error) or NULL (a warning), and what each measured. Shared by the tabular checks and a forecast case's,
+    which passes its series without their test period, under the data's own column names."""
+    from ..rules import Rule
+
     out = []
     results = []
     for i, a in items:
         where = f"assumptions[{i}].check"
         rule = Rule(a.check, columns, kind="aggregate", where=where)
-        rows = ctx.frame.iloc[ctx.train][rule.used_columns] if rule.used_columns else ctx.frame.iloc[ctx.train, :0]
+        rows = train[rule.used_columns] if rule.used_columns else train.iloc[:, :0]
         value = rule.check(rows)
         measured = _measure_operands(a.check, columns, where, rows)
         results.append({"text": a.text, "check": a.check, "value": value, "measured": measured})
@@ -46,8 +54,7 @@ def check_assumptions(ctx: Context) -> list[Check]:
                              f"(check: {a.check})", evidence=evidence,
                              fix="the data contradicts what the case assumes: fix the data or its filter, or "
                                  f"revise the assumption and its check ({where}) with the owner"))
-    ctx.stats["assumptions"] = results
-    return out
+    return out, results
 
 
 def _fmt_value(v) -> str:

@@ -87,6 +87,12 @@ def print_forecast(out, data: dict) -> None:
         out.print(f"  step {r['step']:>3}: {r['points']:>5} points  MASE {r['model_mase']:.3f}  seasonal naive "
                   f"{r['seasonal_naive_mase']:.3f}  coverage "
                   + (f"{r['coverage']:.1%}" if r["coverage"] is not None else "– (no interval)"))
+    for a in data.get("assumptions") or []:
+        shown = {"ok": "holds", "broken": "broken", "unknown": "is NULL",
+                 "too_small": "false"}[a["status"]] + f" on {a['n']} actuals"
+        if a["status"] == "too_small":
+            shown += ", too few to alert (monitoring.min_window_rows)"
+        out.print(f"  assumption '{escape(a['text'])}': {shown}")
     for w in data["warnings"]:
         out.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for a in data["alerts"]:

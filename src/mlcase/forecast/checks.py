@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 
 from ..checks.report import Check, CheckReport, apply_accepted
-from .data import ID, SeriesData, Y
+from .data import DS, ID, SeriesData, Y
 
 IDS = ("series_length", "no_intervals", "constant_series", "intermittent", "known_covariate_leak",
        "undeclared_columns")
@@ -55,12 +56,49 @@ def run_forecast_checks(case, data: SeriesData) -> CheckReport:
                                    "must be declared known in advance or past-only, so the future is never used by "
                                    "accident", evidence={"columns": unused[:30]},
                                    fix="list the ones you can use in forecast.known or forecast.past_only"))
+    measured = _assumptions(case, data, report)
     named = [c for c in (case.spec.data.target, case.spec.data.time, case.spec.data.series) if c]
-    apply_accepted(report, case.spec.checks.accept, set(IDS), [*f.columns, *named])  # sorts: errors first
+    apply_accepted(report, case.spec.checks.accept, set(report.ran), [*f.columns, *named])  # sorts: errors first
     report.stats = {"series": int(data.n_series), "shortest": int(lengths.min()), "longest": int(lengths.max()),
                     "freq": data.freq, "season_length": data.season_length}
+    if measured is not None:
+        report.stats["assumptions"] = measured
     report.elapsed_s = time.perf_counter() - t0
     return report
+
+
+def _named_rows(data: SeriesData, frame: pd.DataFrame) -> pd.DataFrame:
+    """Series rows under the data's own column names (the target, time and series columns as the spec names them),
+    which is what an assumption check is written against."""
+    rename = {Y: data.target, DS: data.time}
+    if data.series_col:
+        rename[ID] = data.series_col
+    out = frame.rename(columns=rename)
+    return out if data.series_col else out.drop(columns=[ID])
+
+
+def _assumptions(case, data: SeriesData, report: CheckReport) -> list[dict] | None:
+    """The spec's assumption checks on each series without its test period (what a tabular case's checks read:
+    the training rows), as check ``assumption``: false is an error that stops the run, NULL a warning."""
+    from ..checks.assumptions import evaluate_assumptions
+    from ..errors import RuleError
+
+    items = [(i, a) for i, a in enumerate(case.spec.assumptions) if a.check]
+    if not items:
+        return None
+    report.ran.append("assumption")
+    rows = _named_rows(data, data.before_test())
+    try:
+        found, measured = evaluate_assumptions(items, rows, list(rows.columns))
+    except RuleError as exc:
+        unused = sorted(set(data.columns) - set(rows.columns) - {"rownames"})
+        named = [c for c in unused if f"'{c}'" in str(exc) or f'"{c}"' in str(exc)]
+        if named:  # a column of the file the series do not keep: say how to keep it
+            raise RuleError(f"{exc.message}: a forecast case's series keep only the columns the spec declares",
+                            f"declare '{named[0]}' in forecast.known or forecast.past_only to check it") from None
+        raise
+    report.checks += found
+    return measured
 
 
 def _interval_gap(case, data: SeriesData) -> Check | None:

@@ -86,7 +86,48 @@ def _actuals(case, path) -> pd.DataFrame:
     out = pd.DataFrame({"series": frame[d.series].astype(str) if d.series and d.series in frame.columns else "series",
                         "ds": to_times(frame[d.time]).astype(TIME_DTYPE),
                         "actual": pd.to_numeric(frame[d.target], errors="coerce")})
+    # the file's own columns ride along (prefixed), for the assumption checks
+    out = pd.concat([out, frame.add_prefix(RAW).set_index(out.index)], axis=1)
     return out.dropna(subset=["actual"]).drop_duplicates(["series", "ds"], keep="last")
+
+
+RAW = "raw:"   # the actuals file's own columns in the joined frame
+
+
+def _assumptions(case, joined: pd.DataFrame, out: dict) -> None:
+    """The spec's assumption checks on the actuals of the logged forecasts (a tabular case checks them per window on
+    the log): ``out["assumptions"]``, and an alert for one that is false on at least ``min_window_rows`` points. A
+    check that reads a column the actuals file lacks is a warning that names it, as on the log."""
+    from ..checks.assumptions import _measure_operands
+    from ..errors import RuleError
+    from ..rules import Rule
+
+    items = [(i, a) for i, a in enumerate(case.spec.assumptions) if a.check]
+    if not items:
+        return
+    rows = joined[[c for c in joined.columns if c.startswith(RAW)]].rename(columns=lambda c: c[len(RAW):])
+    rows[case.spec.data.target] = joined["actual"].to_numpy()     # the actual, as a number
+    columns = list(rows.columns)
+    enough = len(rows) >= case.spec.monitoring.min_window_rows
+    out["assumptions"] = []
+    for i, a in items:
+        where = f"assumptions[{i}].check"
+        try:
+            rule = Rule(a.check, columns, kind="aggregate", where=where)
+            value = rule.check(rows[rule.used_columns] if rule.used_columns else rows.iloc[:, :0])
+        except RuleError as exc:
+            out["warnings"].append(f"assumption '{a.text}' is not checked on the actuals: {exc}")
+            continue
+        value = value.item() if hasattr(value, "item") else value
+        status = ("unknown" if value is None else "ok" if bool(value) else "broken" if enough else "too_small")
+        measured = _measure_operands(a.check, columns, where, rows)
+        out["assumptions"].append({"text": a.text, "check": a.check, "value": value, "n": int(len(rows)),
+                                   "measured": measured, "status": status})
+        if status == "broken":
+            shown = "; ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in measured.items())
+            out["alerts"].append({"kind": "assumption", "assumption": a.text, "message": (
+                f"assumption broken on the actuals of {len(rows)} forecast points: \"{a.text}\""
+                + (f" (measured {shown})" if shown else "") + f" (check: {a.check})")})
 
 
 def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) -> dict:
@@ -128,6 +169,7 @@ def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) ->
     lift = {"estimate": float(diff.mean()), "ci_low": float(np.percentile(boots, 2.5)),
             "ci_high": float(np.percentile(boots, 97.5))}
     out.update(model_mase=model_mase, seasonal_naive_mase=naive_mase, lift_over_seasonal_naive=lift)
+    _assumptions(case, joined, out)
     enough = len(joined) >= spec.monitoring.min_window_rows
     if enough and model_mase > naive_mase:
         out["alerts"].append({"kind": "behind_seasonal_naive", "message": (

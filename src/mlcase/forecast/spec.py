@@ -51,10 +51,6 @@ def check_forecast_spec(spec) -> None:
                              "write the money per unit of error as a number")
         if isinstance(v, float) and v < 0:
             raise ValueError(f"costs.{c}: expected money >= 0 per unit, got {v}")
-    checked = [i for i, a in enumerate(spec.assumptions) if a.check]
-    if checked:   # the series checks never read them: a check on a missing column or in bad SQL passed silently
-        raise ValueError(f"assumptions[{checked[0]}].check: a forecast case does not evaluate assumption checks yet, "
-                         "so it would never run; keep the assumption's text and remove its check")
     bad = [b for b in names if b in TABULAR_BASELINES]
     if bad:
         raise ValueError(f"baselines: '{bad[0]}' is not a forecast baseline; use {', '.join(FORECAST_BASELINES)} "

@@ -149,6 +149,9 @@ def monitoring_html(mon: dict) -> str:
         parts.append(table(mon["by_step"], caption="Realized error and coverage by horizon step"))
     if mon.get("drift"):
         parts.append(table([mon["drift"]], caption="Residual drift against the backtests"))
+    if mon.get("assumptions"):
+        parts.append(table([{k: a.get(k) for k in ("text", "check", "n", "status")} for a in mon["assumptions"]],
+                           caption="The case's assumptions, checked on the actuals of the logged forecasts"))
     for a in mon.get("alerts") or []:
         parts.append(f'<p class="warn">alert: {esc(a.get("message"))}</p>')
     return "".join(parts)
