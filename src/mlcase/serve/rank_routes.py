@@ -25,6 +25,7 @@ into click-through by position and realized NDCG@k.
 
 import asyncio
 import json
+import math
 import time
 import uuid
 
@@ -140,6 +141,10 @@ def _parse(payload, info: dict, InvalidRequest):
     elif isinstance(group, (bool, dict, list)):  # [1, 2] was told "is required" though it was sent
         problems.append(("group", f"expected the {group_col} the list is for as a string or a number, got "
                                   f"{'a boolean' if isinstance(group, bool) else 'an object' if isinstance(group, dict) else 'an array'}"))
+    elif isinstance(group, float) and not math.isfinite(group):
+        # NaN, Infinity and 1e400 parse as floats: the log's JSON cannot hold them, and the list was a 500
+        problems.append(("group", f"expected the {group_col} the list is for as a string or a finite number, "
+                                  f"got {group!r}"))
     if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
         problems.append(("items", "expected a non-empty array of objects (the candidate items)"))
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:

@@ -1,0 +1,76 @@
+"""`POST /rank` and `POST /forecast` given the requests a client team gets wrong, on real tables: every
+mistake is a one-line 4xx naming the field and the fix, never a 500 or a 200 that silently answered
+something else, and nothing reaches the prediction log but what was answered.
+
+The forecast server is fpp2::h02 (monthly, decimal-year times) served by seasonal naive from its own
+data (no model registered: nothing to train); the ranking server is AER::TravelMode's case from
+:mod:`tests.realdata.test_ranking` (trained once at a small budget).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from mlcase.case import load_case
+
+from .test_ranking import travel  # noqa: F401 - the trained ranking case, a fixture
+
+H02_SPEC = {
+    "name": "h02", "decision": "how much corticosteroid to stock each month", "task": "forecast",
+    "data": {"source": "data.csv", "target": "value", "time": "time", "series": None},
+    "forecast": {"horizon": 12, "freq": "MS", "season_length": 12},
+    "baselines": ["naive", "seasonal_naive"], "candidates": ["ridge"], "budget": "5s", "conformal": {"alpha": 0.15},
+}
+
+
+def _rows(folder) -> int:
+    with sqlite3.connect(folder / "predictions.db") as db:
+        return db.execute("select count(*) from predictions").fetchone()[0]
+
+
+def _one_line(r, *words) -> str:
+    msg = r.json()["message"]
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    return msg
+
+
+# ---------------------------------------------------------------- /rank
+@pytest.fixture(scope="module")
+def ranked(travel):  # noqa: F811 - the fixture imported above
+    """``(client, folder, body)``: AER::TravelMode's ranking server and one traveller's valid list."""
+    from fastapi.testclient import TestClient
+
+    from mlcase.data import prepare
+    from mlcase.serve.app import ServeSettings, create_app
+
+    folder, _ = travel
+    case = load_case(folder)
+    test = prepare(case).rows("test")
+    who = test["individual"].iloc[0]
+    rows = test[test["individual"] == who]
+    features = [c for c in test.columns if c not in ("choice", "individual")]
+    items = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r[features].items()}
+             for _, r in rows.iterrows()]
+    with TestClient(create_app(ServeSettings(case=case, warmup=5))) as client:
+        body = {"group": int(who), "items": items}
+        ok = client.post("/rank", json=body)
+        assert ok.status_code == 200, ok.text
+        yield client, folder, body
+
+
+def test_a_rank_group_of_nan_or_infinity_is_a_422_not_a_500(ranked):
+    """`{"group": NaN}` (and Infinity, 1e400) passed the group check, then writing the log raised: a 500."""
+    client, folder, body = ranked
+    before = _rows(folder)
+    items = json.dumps(body["items"])
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400"):
+        r = client.post("/rank", content=f'{{"group": {literal}, "items": {items}}}'.encode(),
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 422, (literal, r.text)
+        _one_line(r, "field 'group'", "finite number")
+        assert r.json()["detail"][0]["field"] == "group"
+    assert _rows(folder) == before
