@@ -74,3 +74,30 @@ def test_a_rank_group_of_nan_or_infinity_is_a_422_not_a_500(ranked):
         _one_line(r, "field 'group'", "finite number")
         assert r.json()["detail"][0]["field"] == "group"
     assert _rows(folder) == before
+
+
+def test_a_rank_query_string_is_refused_not_ignored(ranked):
+    """`POST /rank?k=1` answered with the body's k (the case's default): the client's list length was ignored."""
+    client, folder, body = ranked
+    before = _rows(folder)
+    r = client.post("/rank?k=1", json=body)
+    assert r.status_code == 422, r.text
+    _one_line(r, "query parameter 'k'", "JSON body")
+    assert r.json()["detail"][0]["field"] == "k"
+    assert _rows(folder) == before
+    ok = client.post("/rank", json={**body, "k": 1}).json()
+    assert [i["shown"] for i in ok["items"]] == [True] + [False] * (len(body["items"]) - 1)
+    scores = [i["score"] for i in ok["items"]]
+    assert scores == sorted(scores, reverse=True) and [i["position"] for i in ok["items"]] == list(
+        range(1, len(scores) + 1))
+    assert _rows(folder) == before + len(body["items"])
+
+
+def test_a_rank_body_that_is_not_json_is_told_the_shape_of_a_list(ranked):
+    """A form post to /rank was told to "send a JSON object (one record) or a JSON array of records", /predict's
+    shape: an array is refused by /rank."""
+    client, _, _ = ranked
+    r = client.post("/rank", data={"group": "1"})
+    assert r.status_code == 422, r.text
+    msg = _one_line(r, "not valid JSON", '"group"', '"items"')
+    assert "array of records" not in msg

@@ -376,8 +376,9 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             raise Unauthorized("missing or wrong API key" if given else "this endpoint needs an API key",
                                f"send it in the X-API-Key header (set by {API_KEY_ENV} or serving.api_key_file)")
 
-    async def read_json(request: Request):
-        """The request's JSON body, bounded: size (413) and nesting depth (422) checked before parsing."""
+    async def read_json(request: Request, fix: str = "send a JSON object (one record) or a JSON array of records"):
+        """The request's JSON body, bounded: size (413) and nesting depth (422) checked before parsing (``fix``: what
+        a body that is not JSON is told to send; /rank's is an object {group, items}, not records)."""
         from ..bounded import JsonTooLarge, load_json
         from ..errors import DataError
 
@@ -398,8 +399,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                 chunks.append(chunk)
             body = b"".join(chunks)
         try:
-            return load_json(body, "the request body", max_bytes=limit,
-                             fix="send a JSON object (one record) or a JSON array of records")
+            return load_json(body, "the request body", max_bytes=limit, fix=fix)
         except JsonTooLarge as exc:
             raise BodyTooLarge(str(exc), "send fewer records per request (serving.max_body_bytes sets the limit)") from None
         except DataError as exc:

@@ -68,7 +68,13 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
 
             raise NotFoundError("POST /rank serves ranking cases; this case's model is "
                                 f"{primary.task if primary is not None else 'not loaded'}", "use POST /predict")
-        payload = await read_json(request)
+        if request.query_params:  # ?k=3 was ignored: the list came back with the body's k (default 10)
+            name = next(iter(request.query_params))
+            raise InvalidRequest(f"query parameter '{name}': POST /rank reads no query parameters",
+                                 'send it in the JSON body instead, e.g. {"group": ..., "items": [...], "k": 3}',
+                                 issues=[{"record": None, "field": name,
+                                          "message": "not a query parameter of /rank; send it in the body"}])
+        payload = await read_json(request, fix='send a JSON object {"group": ..., "items": [{...}, ...], "k": 10}')
         group, items, k = _parse(payload, info, InvalidRequest)
         tiers = [t for t in p.tiers if t.kind == "model" and t.bundle is not None and t.bundle.task == "ranking"]
         records, issues = _validate(tiers[0], items, info, group)
