@@ -105,6 +105,25 @@ def test_a_forecast_series_id_that_is_an_object_or_nan_is_refused(h02):
     assert client.post("/forecast", json={"series": 7, "history": history}).json()["series"] == "7"
 
 
+def test_a_history_whose_intervals_overflow_is_a_422_and_is_not_logged(h02):
+    """Values near 1e308 make the intervals infinite: the forecast was logged (with `Infinity` in its JSON), then
+    the response could not be rendered, a 500 with a traceback; the client never got what the log holds."""
+    client, folder, history = h02
+    before = _rows(folder)
+    huge = [{**h, "value": 1.7e308 if i % 2 else -1.7e308} for i, h in enumerate(history)]
+    r = client.post("/forecast", json={"history": huge})
+    assert r.status_code == 422, r.text
+    _one_line(r, "request.history", "too large", "smaller units")
+    assert _rows(folder) == before
+    # a valid answer: the right number of steps, a month apart from the history's end, and one log row (no run
+    # calibrated intervals for this case: lo and hi are null, never reversed)
+    ok = client.post("/forecast", json={"history": history})
+    points = ok.json()["points"]
+    assert [p["ds"][:10] for p in points[:2]] == ["2008-07-01", "2008-08-01"] and len(points) == 12
+    assert all(p["lo"] is None or p["lo"] <= p["forecast"] <= p["hi"] for p in points)
+    assert _rows(folder) == before + 1
+
+
 # ---------------------------------------------------------------- /rank
 @pytest.fixture(scope="module")
 def ranked(travel):  # noqa: F811 - the fixture imported above

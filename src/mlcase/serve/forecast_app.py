@@ -176,8 +176,10 @@ def _answer_all(st: dict, data) -> list[dict]:
         _check_fields(item, w, service.horizon)
     parsed = [service.frames(item, w) for item, w in zip(items, where, strict=True)]
     answers = []
-    for (history, future, series), item in zip(parsed, items, strict=True):
-        answers.append(service.answer(history, future, series, item.get("horizon")))
+    for (history, future, series), item, w in zip(parsed, items, where, strict=True):
+        answer = service.answer(history, future, series, item.get("horizon"))
+        _check_finite(answer, w)
+        answers.append(answer)
     rows = [_row(a, history) for a, (history, _f, _s) in zip(answers, parsed, strict=True)]
     st["log"].write(rows)  # committed before the answer leaves
     for a, r in zip(answers, rows, strict=True):
@@ -208,6 +210,17 @@ def _check_fields(item, where: str, horizon: int) -> None:
     if s is not None and (isinstance(s, (bool, dict, list)) or (isinstance(s, float) and not math.isfinite(s))):
         raise DataError(f"{where}.series: expected the series id as a string or a number, got {s!r}",
                         'send e.g. "store-1", or leave it out for a single series')
+
+
+def _check_finite(answer: dict, where: str) -> None:
+    """A :class:`DataError` where the answer holds an infinity (values near 1e308 overflow the intervals): it
+    was logged, then the response failed to render (a 500), so the log kept a forecast nobody received."""
+    numbers = [answer.get("scale"), *answer.get("seasonal_naive", [])]
+    for p in answer["points"]:
+        numbers += [p["forecast"], p["lo"], p["hi"], p["quantile_forecast"]]
+    if not all(v is None or math.isfinite(v) for v in numbers):
+        raise DataError(f"{where}.history: the values are too large to forecast (the forecast or its interval "
+                        "overflows to infinity)", "send the series in smaller units, e.g. thousands")
 
 
 def _row(answer: dict, history) -> tuple:
