@@ -124,6 +124,17 @@ def test_a_history_whose_intervals_overflow_is_a_422_and_is_not_logged(h02):
     assert _rows(folder) == before + 1
 
 
+def test_predict_or_rank_on_a_forecast_server_says_to_use_forecast(h02):
+    """A client of the record or ranking server posting to /predict or /rank got FastAPI's bare
+    `{"detail": "Not Found"}`, which names neither the route to use nor the body it takes."""
+    client, folder, history = h02
+    for route in ("/predict", "/rank"):
+        r = client.post(route, json={"history": history})
+        assert r.status_code == 404, r.text
+        _one_line(r, f"POST {route}", "forecast case", "use POST /forecast")
+    assert client.get("/docs").status_code == 200 and "/predict" not in client.get("/openapi.json").json()["paths"]
+
+
 # ---------------------------------------------------------------- /rank
 @pytest.fixture(scope="module")
 def ranked(travel):  # noqa: F811 - the fixture imported above

@@ -137,6 +137,15 @@ def create_forecast_app(settings, state=None):
                 metrics.fallbacks.labels(a["tier"], a.get("reason_code") or "unknown").inc()
         return answers if isinstance(data, list) else answers[0]
 
+    @app.post("/predict", include_in_schema=False)
+    @app.post("/rank", include_in_schema=False)
+    async def not_here(request: Request):
+        # a client of the record or ranking server got FastAPI's bare {"detail": "Not Found"}
+        from ..errors import NotFoundError
+
+        raise NotFoundError(f"POST {request.url.path} is not served for a forecast case",
+                            'use POST /forecast with {"series": ..., "history": [{"ds": ..., "y": ...}, ...]}')
+
     @app.get("/health", summary="The process is alive")
     async def health():
         return {"status": "alive"}
