@@ -151,6 +151,8 @@ class ForecastService:
             raw = pd.Series([r[c] for r in rows], dtype="object")
             values = pd.to_numeric(raw, errors="coerce")
             bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+            if c == Y:  # the target is a quantity: true was read as 1 (a covariate may be a flag, as in training)
+                bad |= raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
             if c in optional:
                 bad &= raw.notna().to_numpy()  # null is missing; text or an infinity is still wrong
             if before is not None:
@@ -193,10 +195,13 @@ class ForecastService:
     def answer(self, history: pd.DataFrame, future: pd.DataFrame | None, series: str,
                h: int | None = None) -> dict:
         """The forecast of one series: points with intervals, and which tier answered and why."""
-        h = int(h or self.horizon)
-        if not 1 <= h <= self.horizon:
-            raise DataError(f"horizon: expected 1 to {self.horizon} steps, got {h}",
-                            f"ask for at most {self.horizon} steps (the model's horizon)")
+        if h is None:
+            h = self.horizon
+        # 0 was read as "not given" (the whole horizon came back), 2.5 and True as 2 and 1
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 1 <= h <= self.horizon:
+            raise DataError(f"horizon: expected a whole number of steps from 1 to {self.horizon}, got {h!r}",
+                            f"ask for at most {self.horizon} steps (the model's horizon), or leave it out for all")
+        h = int(h)
         if len(history) < self.season:
             raise DataError(f"history: {len(history)} steps, fewer than one season ({self.season}); even the seasonal-"
                             "naive fallback cannot forecast", f"send at least {self.min_history} past steps")
