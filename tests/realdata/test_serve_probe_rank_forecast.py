@@ -198,3 +198,29 @@ def test_a_rank_body_that_is_not_json_is_told_the_shape_of_a_list(ranked):
     assert r.status_code == 422, r.text
     msg = _one_line(r, "not valid JSON", '"group"', '"items"')
     assert "array of records" not in msg
+
+
+def test_a_forecast_history_value_of_true_is_refused_and_the_api_checks_the_horizon_as_the_server_does(h02):
+    """A history value `true` was read as 1 and answered with a 200 (pandas' to_numeric takes a boolean for a
+    number). `ForecastService.answer(h=0)`, the Python API under the server, read 0 as "not given" and answered the
+    whole horizon; 2.5 and True went through as 2 and 1."""
+    from mlcase.errors import DataError
+    from mlcase.forecast.service import ForecastService, seasonal_naive_schema, with_time_from
+
+    client, folder, history = h02
+    before = _rows(folder)
+    sent = [dict(r) for r in history]
+    sent[5]["value"] = True
+    r = client.post("/forecast", json={"history": sent})
+    assert r.status_code == 422, r.text
+    _one_line(r, "request.history[5].value", "True is not a finite number")
+    assert _rows(folder) == before
+
+    case = load_case(folder)
+    service = ForecastService(None, schema=with_time_from(case, seasonal_naive_schema(case)))
+    past, future, series = service.frames({"history": history}, "request")
+    for h in (0, 2.5, True, 13, "3"):
+        with pytest.raises(DataError, match=r"horizon: expected a whole number of steps from 1 to 12, got "):
+            service.answer(past, future, series, h)
+    assert len(service.answer(past, future, series, np.int64(3))["points"]) == 3
+    assert len(service.answer(past, future, series)["points"]) == 12

@@ -538,7 +538,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         if issues:
             raise InvalidRequest(f"{len(issues)} invalid field(s) in the labels: record {issues[0]['record']} "
                                  f"field '{issues[0]['field']}': {issues[0]['message']}",
-                                 "send objects with a request_id (from /predict) and a label", issues=issues)
+                                 "send objects with a request_id (as the answer being labelled gave it) and a label", issues=issues)
         result = await run_in_threadpool(st.log.add_labels, clean, "api")
         metrics.labels_in.inc(result["attached"])
         return result

@@ -128,7 +128,7 @@ def create_forecast_app(settings, state=None):
             # how little it needs, not only "fewer series"
             svc = st.get("service")
             need = f"; the model needs at least {svc.min_history:,} steps of each" if svc is not None else ""
-            raise BodyTooLarge(str(exc), f"send fewer series per request, or a shorter history{need} "
+            raise BodyTooLarge(exc.message, f"send fewer series per request, or a shorter history{need} "
                                          "(serving.max_body_bytes sets the limit)") from None
         answers = await run_in_threadpool(_answer_all, st, data)
         for a in answers:
