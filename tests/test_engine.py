@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import psutil
 import pytest
@@ -36,6 +37,30 @@ def test_a_local_cluster_starts_sized_as_asked_and_shuts_down_cleanly():
         assert started  # the worker's nanny and process
     gone, alive = psutil.wait_procs([psutil.Process(p) for p in started if psutil.pid_exists(p)], timeout=20)
     assert not alive, f"worker processes left running: {[p.pid for p in alive]}"
+
+
+def _worker_folder(dask_worker) -> str:
+    return dask_worker.local_directory
+
+
+def test_a_local_cluster_started_for_a_case_spills_inside_the_case_not_in_the_system_temporary_folder(tmp_path):
+    """A LocalCluster's workers hold the case's rows and spill them to disk past their memory target. They spilled
+    into the system's temporary folder (``dask-scratch-space``), where a killed run left them out of reach of the next
+    command and of `mlcase forget`; for a case they now spill in its scratch area, gone when the engine closes."""
+    from mlcase.case import case_from_spec
+    from mlcase.engine import engine_for
+    from mlcase.scratch import scratch_root
+
+    case = case_from_spec({"name": "e", "decision": "d", "task": "binary", "engine": "dask",
+                           "data": {"source": "x.csv", "target": "y"}}, tmp_path)
+    with engine_for(case, workers=1) as eng:
+        assert eng.map(_square, [3]) == [9]
+        folders = list(eng.client.run(_worker_folder).values())
+        assert len(folders) == 1 and Path(folders[0]).is_relative_to(scratch_root(case)), folders
+        assert Path(folders[0]).is_dir()
+    assert not scratch_root(case).exists() and not (tmp_path / ".mlcase").exists()   # the case as it was
+    with engine_for(None, "dask", workers=1) as eng:   # no case: Dask's own folder, as before
+        assert not Path(next(iter(eng.client.run(_worker_folder).values()))).is_relative_to(tmp_path)
 
 
 def test_engine_settings_come_from_the_command_line_over_the_spec(tmp_path):

@@ -151,7 +151,7 @@ class DaskEngine(Engine):
     kind = "dask"
 
     def __init__(self, address: str | None = None, workers: int | None = None, memory_limit: str | int | None = None,
-                 timeout_s: float | None = None):
+                 timeout_s: float | None = None, local_directory: str | None = None):
         import dask
         from distributed import Client
 
@@ -179,7 +179,8 @@ class DaskEngine(Engine):
                                   "distributed.admin.system-monitor.gil.enabled": False}):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                             memory_limit=memory_limit if memory_limit is not None else "auto",
-                                            dashboard_address=":0", silence_logs=40)
+                                            dashboard_address=":0", silence_logs=40,
+                                            local_directory=local_directory)
                 self.client = Client(self.cluster, set_as_default=False)
         self.info = self._info()
 
@@ -347,14 +348,16 @@ def resolve(case=None, engine: str | None = None, scheduler: str | None = None,
 
 @contextlib.contextmanager
 def open_engine(kind: str = "local", scheduler: str | None = None, workers: int | None = None,
-                memory_limit: str | int | None = None, console=None):
+                memory_limit: str | int | None = None, console=None, local_directory: str | None = None):
     """An :class:`Engine` for the block: connected (or its LocalCluster started) on entry, closed on exit.
 
-    With a ``console``, the Dask engine says where it runs and prints its dashboard link.
+    With a ``console``, the Dask engine says where it runs and prints its dashboard link. ``local_directory``
+    is where a LocalCluster's workers spill (default Dask's, in the system's temporary folder).
     """
     if kind not in KINDS:
         raise EngineError(f"engine {kind!r} is not known", "use 'local' or 'dask'")
-    eng: Engine = Engine() if kind == "local" else DaskEngine(scheduler, workers, memory_limit)
+    eng: Engine = Engine() if kind == "local" else DaskEngine(scheduler, workers, memory_limit,
+                                                              local_directory=local_directory)
     try:
         if console is not None and eng.parallel:
             console.print(eng.describe())
@@ -365,11 +368,25 @@ def open_engine(kind: str = "local", scheduler: str | None = None, workers: int 
         eng.close()
 
 
+@contextlib.contextmanager
 def engine_for(case=None, engine: str | None = None, scheduler: str | None = None, workers: int | None = None,
                console=None):
-    """:func:`open_engine` with the settings :func:`resolve` reads from the command line and the spec."""
+    """:func:`open_engine` with the settings :func:`resolve` reads from the command line and the spec.
+
+    A LocalCluster started for a case spills in the case's scratch area (:mod:`mlcase.scratch`): its workers hold
+    the case's rows, and a killed run's spill is then deleted by the next command and by ``mlcase forget``,
+    where one in the system's temporary folder stayed out of their reach.
+    """
     s = resolve(case, engine, scheduler, workers)
-    return open_engine(s["kind"], s["scheduler"], s["workers"], s["memory_limit"], console=console)
+    if case is None or s["kind"] != "dask" or s["scheduler"]:
+        with open_engine(s["kind"], s["scheduler"], s["workers"], s["memory_limit"], console=console) as eng:
+            yield eng
+        return
+    from .scratch import scratch
+
+    with scratch(case, "dask-") as tmp, open_engine(s["kind"], s["scheduler"], s["workers"], s["memory_limit"],
+                                                     console=console, local_directory=str(tmp)) as eng:
+        yield eng
 
 
 def memory_bytes() -> int:
