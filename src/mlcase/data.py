@@ -21,7 +21,7 @@ import pandas as pd
 from .case import Case, load_case
 from .errors import DataError, SpecError
 from .sql import CSV_OPTIONS  # noqa: F401  (the options every CSV is read with; re-exported: data.CSV_OPTIONS)
-from .times import TIME_DTYPE, as_datetimes, is_zoned, us_dates
+from .times import TIME_DTYPE, as_datetimes, is_zoned, offset_dates, us_dates
 
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
@@ -112,6 +112,8 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
                 if short:
                     raise DataError(f"{what}: cannot read {path.name}: {short}", RAGGED_FIX)
             raw_names = _raw_column_names(con, path, df)
+            if is_csv and any(is_zoned(df[c]) for c in df.columns):
+                df = _offset_days_as_written(con, reader, df)
             if is_csv:   # sniffed only where a column needs it (a number such as '1,500')
                 comma = cache(partial(comma_reading, path))
         except duckdb.PermissionException:
@@ -250,6 +252,10 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
             out[col] = as_datetimes(s)
         elif (dates := us_dates(s)) is not None:
             notes.setdefault("us_dates", {})[col] = int(dates.notna().sum())
+            out[col] = dates
+        elif (dates := offset_dates(s)) is not None:
+            notes.setdefault("offset_dates", {})[col] = {"values": int(dates.notna().sum()),
+                                                         "example": str(s.dropna().iloc[0]).strip()}
             out[col] = dates
         elif (written := number_text(s, comma)) is not None and written[0] != "ambiguous":
             text = s.dropna().astype(str).str.strip()
@@ -399,6 +405,9 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
         lines.append(f"column '{col}' holds times with a zone ({zone}); they were read as UTC times without one")
     for col, n in (notes.get("us_dates") or {}).items():
         lines.append(f"column '{col}' holds month/day/year dates ({n:,} values); they were read as dates")
+    for col, info in (notes.get("offset_dates") or {}).items():
+        lines.append(f"column '{col}' holds days written as local midnight with a UTC offset (e.g. {info['example']!r}); "
+                     "they were read as those days")
     for col, info in (notes.get("comma_numbers") or {}).items():
         lines.append(f"column '{col}' holds numbers written with a comma (e.g. {info['examples'][0]!r}); "
                      + ("they were kept as text: the comma may be a decimal comma or a thousands separator"
@@ -451,6 +460,23 @@ def read_names(names) -> list[str]:
             new = f"{n}_{count[n.lower()]}"
         used.add(new.lower())
         out.append(new)
+    return out
+
+
+def _offset_days_as_written(con, reader: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each zoned column whose text is days at local midnight with an offset put back as that text, which
+    :func:`mlcase.times.offset_dates` reads as the days (DuckDB reads it as instants and drops the offset, so the day
+    cannot be told from what it returns; scoring and serving read the text, and the same days)."""
+    zoned = [c for c in df.columns if is_zoned(df[c])]
+    cols = ", ".join('"' + str(c).replace('"', '""') + '"' for c in zoned)
+    try:
+        text = con.execute(f"SELECT {cols} FROM {reader[:-1]}, all_varchar = true)").df()
+    except Exception:  # noqa: BLE001 - the instants DuckDB read stand
+        return df
+    out = df.copy()
+    for c in zoned:
+        if c in text.columns and offset_dates(text[c]) is not None:
+            out[c] = text[c].to_numpy()
     return out
 
 

@@ -30,7 +30,38 @@ def as_datetimes(values) -> pd.Series:
         return s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         return pd.to_datetime(s, errors="coerce")
+    if (days := offset_dates(s)) is not None:
+        return days
     return pd.to_datetime(s, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
+
+
+# a day written as local midnight with its UTC offset, as a database's zoned timestamp of dates exports it
+# (PostgreSQL's timestamptz: "2024-03-04 00:00:00+01")
+_MIDNIGHT_WITH_OFFSET = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[T ]00:00(?::00(?:\.0+)?)?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)\s*$")
+
+
+def offset_dates(values: pd.Series) -> pd.Series | None:
+    """Text whose every value is a day written as local midnight with a UTC offset: those days; else None.
+
+    Converted to UTC, ``1920-01-01T00:00:00+01:00`` was 23:00 on 31 December 1919, so a monthly series exported
+    from a zoned timestamp column (datasets::nottem, written so) was drafted as month-ends at 23:00 (frequency
+    ``ME``), and every forecast was dated the day before the month it meant. Such a value names a day; a time of
+    day other than midnight, or one value without an offset, keeps the instant reading of :func:`as_datetimes`.
+
+    >>> offset_dates(pd.Series(["1920-01-01T00:00:00+01:00", "1920-02-01 00:00+01", None])).tolist()
+    [Timestamp('1920-01-01 00:00:00'), Timestamp('1920-02-01 00:00:00'), NaT]
+    >>> offset_dates(pd.Series(["1920-01-01T10:00:00+01:00"])) is None
+    True
+    """
+    text = values.dropna()
+    if text.empty or not isinstance(text.iloc[0], str) or not _MIDNIGHT_WITH_OFFSET.match(text.iloc[0]):
+        return None                                       # the usual case, decided on one value
+    days = text.astype(str).str.extract(_MIDNIGHT_WITH_OFFSET, expand=False)
+    if days.isna().any():
+        return None
+    out = pd.Series(pd.NaT, index=values.index, dtype=TIME_DTYPE)
+    out[text.index] = pd.to_datetime(days, format="%Y-%m-%d", errors="coerce").astype(TIME_DTYPE)
+    return None if out[text.index].isna().any() else out
 
 
 def is_zoned(s: pd.Series) -> bool:

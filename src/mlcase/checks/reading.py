@@ -31,7 +31,7 @@ def _role(ctx: Context, column: str) -> str:
 
 
 @register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens", "blank_text",
-                          "zoned_times", "us_dates", "comma_numbers"), order=15)
+                          "zoned_times", "us_dates", "offset_dates", "comma_numbers"), order=15)
 def check_reading(ctx: Context) -> list[Check]:
     notes = getattr(ctx.ds, "read_notes", None) or {}
     out: list[Check] = []
@@ -88,6 +88,13 @@ def check_reading(ctx: Context) -> list[Check]:
             evidence={"zone": zone},
             fix=f"nothing to do if '{col}' is compared across places as instants; send local wall-clock times "
                 "without a zone if the local hour is what matters"))
+    for col, info in (notes.get("offset_dates") or {}).items():
+        out.append(Check(
+            "offset_dates", "info",
+            f"column '{col}' ({_role(ctx, col)}) holds days written as local midnight with a UTC offset ({info['values']:,} "
+            f"values, e.g. {info['example']!r}); they were read as those days, not as the instants in UTC (the day "
+            "before, east of Greenwich), as scoring and serving read them", column=col, evidence=info,
+            fix=f"nothing to do if '{col}' names days; if the instants matter, export them in UTC"))
     for col, n in (notes.get("us_dates") or {}).items():
         out.append(Check(
             "us_dates", "info",
