@@ -58,7 +58,7 @@ def run_forecast_checks(case, data: SeriesData) -> CheckReport:
                                    fix="list the ones you can use in forecast.known or forecast.past_only"))
     measured = _assumptions(case, data, report)
     named = [c for c in (case.spec.data.target, case.spec.data.time, case.spec.data.series) if c]
-    apply_accepted(report, case.spec.checks.accept, set(report.ran), [*f.columns, *named])  # sorts: errors first
+    apply_accepted(report, case.spec.checks.accept, {*IDS, "assumption"}, [*f.columns, *named])  # sorts: errors first
     report.stats = {"series": int(data.n_series), "shortest": int(lengths.min()), "longest": int(lengths.max()),
                     "freq": data.freq, "season_length": data.season_length}
     if measured is not None:
