@@ -73,7 +73,14 @@ def _points(logged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _actuals(case, path) -> pd.DataFrame:
+def _actuals(case, path, points: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The actuals file as ``series, ds, actual`` (and its own columns, prefixed), one row per series and time.
+
+    Checked row by row before anything is joined (each was dropped or overwritten in silence, and monitoring said
+    "no logged forecast has its actual yet" or scored the wrong value): a time that is not a time, an actual that
+    is not a finite number (a blank one is not known yet, and is left out), a time off the case's frequency grid
+    (a time zone or a day-first date moved it between the logged steps), and two different actuals for one series
+    and time are each a one-line DataError naming the row."""
     from ..data import read_table, to_times
     from .data import derive_columns
 
@@ -83,12 +90,80 @@ def _actuals(case, path) -> pd.DataFrame:
     if missing:
         raise DataError(f"--labels: the actuals file lacks the column '{missing[0]}'",
                         f"give the actuals as {d.series + ', ' if d.series else ''}{d.time}, {d.target}")
+    frame = frame.reset_index(drop=True)
+    raw_t, raw_y = frame[d.time], frame[d.target]
+    ds = to_times(raw_t).astype(TIME_DTYPE)
+    actual = pd.to_numeric(raw_y, errors="coerce")
     out = pd.DataFrame({"series": frame[d.series].astype(str) if d.series and d.series in frame.columns else "series",
-                        "ds": to_times(frame[d.time]).astype(TIME_DTYPE),
-                        "actual": pd.to_numeric(frame[d.target], errors="coerce")})
+                        "ds": ds, "actual": actual})
+    _check_actuals(case, out, raw_t, raw_y, points)
     # the file's own columns ride along (prefixed), for the assumption checks
     out = pd.concat([out, frame.add_prefix(RAW).set_index(out.index)], axis=1)
     return out.dropna(subset=["actual"]).drop_duplicates(["series", "ds"], keep="last")
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    return values.isna() | values.astype(str).str.strip().eq("")
+
+
+def _check_actuals(case, out: pd.DataFrame, raw_t: pd.Series, raw_y: pd.Series, points: pd.DataFrame | None) -> None:
+    """A DataError naming the first row of the actuals whose time or value cannot be joined as written (see
+    :func:`_actuals`); rows are numbered from 1 after the header, as a spreadsheet shows them less one."""
+    d = case.spec.data
+    bad = np.flatnonzero((out["ds"].isna() & ~_blank(raw_t)).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"--labels row {i + 1}: {d.time} {str(raw_t.iloc[i])[:40]!r} is not a time; nothing was "
+                        "monitored", f"write {d.time} as the case's data does (e.g. 2020-01-31)")
+    y = out["actual"].to_numpy(dtype=float)
+    bad = np.flatnonzero((np.isnan(y) & ~_blank(raw_y).to_numpy()) | np.isinf(y))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"--labels row {i + 1}: {d.target} {str(raw_y.iloc[i])[:40]!r} is not a finite number; "
+                        "nothing was monitored",
+                        f"write {d.target} as a number, or leave it empty where the actual is not known yet")
+    known = out[out["actual"].notna() & out["ds"].notna()]
+    if points is not None and len(points):
+        off = ~_on_grid(known["ds"], case.spec.forecast.freq if case.spec.forecast else None, points)
+        if off.any():
+            i = int(known.index[np.flatnonzero(off.to_numpy())[0]])
+            got, step = _shown(out["ds"].iloc[i]), _shown(points["ds"].iloc[0])
+            written = str(raw_t.iloc[i])[:40]
+            read = "" if written in (got, str(out["ds"].iloc[i])) else f" (written {written!r})"
+            raise DataError(f"--labels row {i + 1}: {d.time} {got}{read} falls between the steps the forecasts were "
+                            f"made for (e.g. {step}); nothing was monitored",
+                            "date each actual on its step as the case's data does: no time zone or time of day it "
+                            "lacks, day and month in its order")
+    both = known[known.duplicated(["series", "ds"], keep=False)]
+    for _, group in both.groupby(["series", "ds"], sort=False):
+        if group["actual"].nunique() > 1:
+            a, b = group.index[0], group.index[group["actual"] != group["actual"].iloc[0]][0]
+            where = ("" if not d.series else f"series {group['series'].iloc[0]!r} at ") + _shown(group["ds"].iloc[0])
+            raise DataError(f"--labels: {where} has two actuals, {group['actual'].loc[a]:g} (row {a + 1}) and "
+                            f"{group['actual'].loc[b]:g} (row {b + 1}); nothing was monitored",
+                            "keep one actual per series and time in the file")
+
+
+def _shown(t) -> str:
+    t = pd.Timestamp(t)
+    return str(t.date()) if t == t.normalize() else str(t)
+
+
+def _on_grid(ds: pd.Series, freq: str | None, points: pd.DataFrame) -> pd.Series:
+    """Whether each time is a step of ``freq`` aligned with the logged forecasts' steps (all True where no
+    frequency is known)."""
+    if not freq:
+        steps = pd.DatetimeIndex(points.sort_values("ds")["ds"].drop_duplicates())
+        freq = pd.infer_freq(steps) if len(steps) >= 3 else None
+        if not freq:
+            return pd.Series(True, index=ds.index)
+    offset = pd.tseries.frequencies.to_offset(freq)
+    anchor = pd.Timestamp(points["ds"].iloc[0])
+    if isinstance(offset, (pd.offsets.Tick, pd.offsets.Day)):
+        step = pd.Timedelta(days=offset.n) if isinstance(offset, pd.offsets.Day) else pd.Timedelta(offset)
+        return ((ds - anchor) % step) == pd.Timedelta(0)
+    clock = anchor - anchor.normalize()
+    return ds.map(offset.is_on_offset).astype(bool) & ((ds - ds.dt.normalize()) == clock)
 
 
 RAW = "raw:"   # the actuals file's own columns in the joined frame
@@ -144,7 +219,7 @@ def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) ->
     if points.empty:
         out["warnings"].append("the log holds no forecasts yet")
         return out
-    joined = points.merge(_actuals(case, labels), on=["series", "ds"], how="inner")
+    joined = points.merge(_actuals(case, labels, points), on=["series", "ds"], how="inner")
     out["points"] = int(len(joined))
     if joined.empty:
         out["warnings"].append("no logged forecast has its actual yet")
