@@ -55,14 +55,23 @@ def register(app: typer.Typer) -> None:
 
         c = load(case)
         if c.spec.task == "forecast":  # realized error by horizon step against the actuals (mlcase.forecast.monitor)
+            from ..errors import DataError
             from ..forecast.monitor import monitor_forecasts
+
+            # a forecast case is monitored per horizon step over every logged forecast, in this process: --window 0
+            # and --engine bogus were accepted and ignored, as if they had been applied
+            unused = [f for f, v in (("--window", window), ("--engine", engine), ("--scheduler", scheduler)) if v]
+            if unused:
+                raise DataError(f"{unused[0]} does not apply to a forecast case: its monitoring is by horizon step "
+                                "over every logged forecast with an actual, not by time window or on a cluster",
+                                f"drop {unused[0]}")
             data = monitor_forecasts(c, log=log, labels=labels)  # its alerts reach their owners like any other
             data = monitoring_done(c, {**data, "n_rows": data.get("requests")}, log=log, send=not no_notify)
             results.save(c, "forecast_monitoring", data)
             if json_out:
                 emit_json(data)
             else:
-                print_forecast(console(quiet), data)
+                print_forecast(console(quiet), data, fmt)
             if data["alerts"]:
                 raise typer.Exit(1)
             return
@@ -78,15 +87,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
 
-def print_forecast(out, data: dict) -> None:
-    """A forecast case's monitoring, on stderr: by step, then the alerts."""
+def print_forecast(out, data: dict, fmt: str = "table") -> None:
+    """A forecast case's monitoring: the listing by horizon step (``fmt``: csv and md on stdout), then the
+    assumptions, warnings and alerts on stderr. ``--format csv`` printed the steps on stderr, nothing on stdout."""
     from rich.markup import escape
 
     out.print(f"{data['points']} forecast points with actuals, from {data['requests']} logged forecasts")
-    for r in data["by_step"]:
-        out.print(f"  step {r['step']:>3}: {r['points']:>5} points  MASE {r['model_mase']:.3f}  seasonal naive "
-                  f"{r['seasonal_naive_mase']:.3f}  coverage "
-                  + (f"{r['coverage']:.1%}" if r["coverage"] is not None else "– (no interval)"))
+    if data["by_step"] or fmt != "table":
+        show(forecast_listing(data), fmt, out)
     for a in data.get("assumptions") or []:
         shown = {"ok": "holds", "broken": "broken", "unknown": "is NULL",
                  "too_small": "false"}[a["status"]] + f" on {a['n']} actuals"
@@ -99,6 +107,19 @@ def print_forecast(out, data: dict) -> None:
         out.print(f"[red]alert ({a['kind']}):[/red] {escape(a['message'])}")
 
 
+def forecast_listing(data: dict) -> Listing:
+    """One row per horizon step: points with an actual, the model's and seasonal naive's MASE, interval coverage."""
+    def share(v):
+        return "– (no interval)" if v is None else f"{v:.1%}"
+
+    columns = [Column("step", right=True), Column("points", right=True),
+               Column("MASE", lambda v: f"{v:.3f}", True), Column("seasonal naive MASE", lambda v: f"{v:.3f}", True),
+               Column("coverage", share, True), Column("mean scaled residual", lambda v: f"{v:+.3f}", True)]
+    rows = [[r["step"], r["points"], r["model_mase"], r["seasonal_naive_mase"], r["coverage"], r["mean_residual"]]
+            for r in data["by_step"]]
+    return Listing(title="Forecast monitoring by horizon step", columns=columns, rows=rows)
+
+
 def print_result(out, data: dict, fmt: str = "table") -> None:
     """A listing of the windows, then the warnings and alerts (on stderr)."""
     from rich.markup import escape
@@ -109,6 +130,8 @@ def print_result(out, data: dict, fmt: str = "table") -> None:
               f"window(s) of {duration(data['window_seconds'])} from {escape(str(data['source']))} "
               f"(model {escape(str(model.get('name')))}{version})")
     show(windows_listing(data), fmt, out)
+    for line in ranking_lines(data):
+        out.print(escape(line))
     for line in label_lines(data):
         out.print(escape(line))
     for w in data.get("warnings", []):
@@ -141,9 +164,18 @@ def windows_listing(data: dict) -> Listing:
                Column("score PSI", lambda v: "–" if v is None else f"{v:.3f}", True),
                Column("fallback", lambda v: "–" if v is None else f"{v:.1%}", True),
                Column("est. cost [95%]", right=True), Column("realized cost", right=True)]
+    ranking = data.get("ranking") if data.get("task") == "ranking" else None
+    by_window = {}
+    if ranking is not None:
+        # a ranking model's realized quality is NDCG@k over the lists with feedback (mlcase.monitor.ranking); the
+        # listing showed only est. and realized cost, always '–' for lists, and the NDCG was in --json alone
+        k = ranking.get("k")
+        columns[-2:] = [Column("lists (with feedback)", right=True),
+                        Column(f"NDCG@{k}", lambda v: "–" if v is None else f"{v:.3f}", True)]
+        by_window = {r["window"]: r for r in ranking.get("windows") or []}
     daily = data["window_seconds"] % 86400 == 0
     rows, styles = [], []
-    for w in data["windows"]:
+    for wi, w in enumerate(data["windows"]):
         drift = sorted(((s["psi"], f, s["status"]) for f, s in w["drift"].items() if s.get("psi") is not None),
                        reverse=True)
         top = (f"{drift[0][1]} {drift[0][0]:.3f}" + (" drift" if drift[0][2] == "drift" else "")) if drift else "–"
@@ -154,13 +186,34 @@ def windows_listing(data: dict) -> Listing:
         real_txt = "–"
         if real and real.get("cost") is not None:
             real_txt = number(real["cost"], 4) + ("" if w.get("realized") else " (not final)")
+        last = [f"{number(est['value'], 3)} [{number(est['low'], 3)}, {number(est['high'], 3)}]" if est else "–",
+                real_txt]
+        if ranking is not None:
+            r = by_window.get(wi) or {}
+            last = [f"{r.get('n_lists', 0)} ({r.get('n_lists_with_feedback', 0)})", r.get("realized_ndcg")]
         rows.append([w["window"].removesuffix("T00:00:00Z") if daily else w["window"],
                      str(w["n"]) + (" (small)" if w["too_small"] else ""), labels, top,
-                     sd["psi"] if sd and sd.get("psi") is not None else "–", w["fallback"]["share"],
-                     f"{number(est['value'], 3)} [{number(est['low'], 3)}, {number(est['high'], 3)}]" if est else "–",
-                     real_txt])
+                     sd["psi"] if sd and sd.get("psi") is not None else "–", w["fallback"]["share"], *last])
         styles.append("red" if drift and drift[0][2] == "drift" else None)
     return Listing(title="Monitoring windows", columns=columns, rows=rows, styles=styles)
+
+
+def ranking_lines(data: dict) -> list[str]:
+    """A ranking case's lists over all windows: realized NDCG@k, relevant items per list, the rate by position."""
+    r = data.get("ranking") if data.get("task") == "ranking" else None
+    if not r or not r.get("n_lists"):
+        return [f"lists: {r['note']}"] if r and r.get("note") else []
+    k = r.get("k")
+    line = f"lists: {r['n_lists']} served, {r['n_lists_with_feedback']} with feedback on {r['n_items_labelled']} item(s)"
+    if r.get("realized_ndcg") is not None:
+        line += f"; realized NDCG@{k} {r['realized_ndcg']:.3f} over {r['n_lists_ndcg']} list(s) with a relevant item"
+    elif r.get("n_lists_with_feedback"):
+        line += (f"; no NDCG@{k}: no labelled item reached ranking.relevant_from "
+                 f"{(r.get('relevance') or {}).get('relevant_from')}")
+    if r.get("clicks_per_list") is not None:
+        line += f"; {r['clicks_per_list']:.3g} relevant item(s) per list in the top {k}"
+    rates = [f"{p['position']}: {p['rate']:.0%} of {p['n']}" for p in r.get("rate_by_position") or [] if p["n"]]
+    return [line] + ([f"relevant rate by position: {', '.join(rates)}"] if rates else [])
 
 
 def label_lines(data: dict) -> list[str]:
