@@ -190,3 +190,16 @@ def test_ranking_monitor_shows_realized_ndcg_per_window_as_the_labels_give_it(tr
     assert any(x.startswith("relevant rate by position: 1: ") for x in err), err
     code, table_out, err = _cli("monitor", folder, "--no-notify")
     assert table_out == "" and any("NDCG@1" in x for x in err), err
+
+
+def test_label_on_a_forecast_case_is_refused_and_points_to_monitor_labels(h02, tmp_path):
+    """`mlcase label` with a forecast's request id and one number stored it as that 12-step forecast's label (exit 0):
+    nothing reads it, a forecast's actuals are per month (`mlcase monitor --labels`). Now one line, nothing stored."""
+    folder, year = h02
+    with sqlite3.connect(folder / "predictions.db") as db:
+        rid = db.execute("select request_id from predictions").fetchone()[0]
+    pd.DataFrame({"request_id": [rid], "label": [float(year["value"].iloc[0])]}).to_csv(tmp_path / "l.csv", index=False)
+    before = _stores(folder)
+    code, out, err = _cli("label", tmp_path / "l.csv", folder)
+    assert code == 2 and len(err) == 1 and "mlcase monitor --labels l.csv" in err[0], err
+    assert _stores(folder) == before

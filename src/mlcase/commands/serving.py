@@ -97,6 +97,12 @@ def register(app: typer.Typer) -> None:
         from ..serve.predlog import label_file
 
         c = load(case)
+        if c.spec.task == "forecast":  # one number on a whole forecast was stored, and nothing reads it
+            from ..errors import DataError
+
+            raise DataError(f"{file.name}: a forecast case's actuals are per series and time, not one label per "
+                            "logged request, so nothing was attached",
+                            f"pass them to `mlcase monitor --labels {file.name}` laid out like the case's data")
         out = label_file(c, file, url=log)
         if json_out:
             emit_json(out)
