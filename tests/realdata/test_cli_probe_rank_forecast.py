@@ -115,8 +115,9 @@ def test_forecast_monitor_prints_its_steps_as_csv_on_stdout_and_refuses_window_a
      ["row 1", "value 'about half' is not a finite number", "leave it empty"]),
     ("a time that is not one", [("2007-07-01", 0.5), ("July 07?", 0.6)],
      ["row 2", "time 'July 07?' is not a time"]),
-    ("a time zone that moves each month to the day before", [("2007-07-01T00:00:00+02:00", 0.5)],
-     ["row 1", "2007-06-30 22:00:00", "falls between the steps", "no time zone"]),
+    # (a day at local midnight with its offset, 2007-07-01T00:00:00+02:00, is that day: see test_offset_dates.py)
+    ("a time of day with a zone, off the steps in UTC", [("2007-07-01T10:00:00+02:00", 0.5)],
+     ["row 1", "2007-07-01 08:00:00", "falls between the steps", "no time zone"]),
     ("a mid-month date", [("2007-07-15", 0.5)],
      ["row 1", "time 2007-07-15 falls between the steps", "(e.g. 2007-07-01)"]),
 ])
