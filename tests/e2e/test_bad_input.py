@@ -177,6 +177,9 @@ CASES = [
     ("monitor-labels-unreadable", ["monitor", "--labels", "garbage.parquet"], None, None, 2, ["--labels", "garbage"]),
     ("monitor-bad-window", ["monitor", "--window", "soon"], None, None, 2, ["--window", "'soon'"]),
     ("monitor-zero-window", ["monitor", "--window", "0s"], None, None, 2, ["--window", "positive"]),
+    # one fix: the duration parser's own ('; write one like ...') came first, then the window's
+    ("monitor-negative-window", ["monitor", "--window", "-1d"], None, None, 2,
+     ["--window: expected a positive duration, got '-1d'; give a duration such as 1d"]),
     # abtest
     ("abtest-plan-bad-mde", ["abtest", "plan", "--baseline", "0.1", "--mde", "abc"], None, None, 2, ["--mde", "'abc'"]),
     ("abtest-plan-zero-mde", ["abtest", "plan", "--baseline", "0.1", "--mde", "0"], None, None, 2, ["--mde"]),

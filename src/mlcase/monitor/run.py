@@ -85,8 +85,8 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
     spec = case.spec
     try:
         window_s = spec.monitoring.window if window is None else parse_duration(window)
-    except ValueError as exc:
-        raise SpecError(f"--window: {exc}", "give a duration such as 1d, 6h or 30m") from None
+    except ValueError as exc:  # the duration's own fix ('; write one like ...') gives way to the window's
+        raise SpecError(f"--window: {str(exc).split('; ')[0]}", "give a duration such as 1d, 6h or 30m") from None
     if window_s <= 0:
         raise SpecError(f"--window: expected a positive duration, got {window!r}", "give a duration such as 1d or 6h")
     as_of = read_now(now) if now is not None else None
