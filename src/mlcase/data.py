@@ -20,7 +20,7 @@ import pandas as pd
 
 from .case import Case, load_case
 from .errors import DataError, SpecError
-from .sql import CSV_OPTIONS  # noqa: F401  (the options every CSV is read with; re-exported: data.CSV_OPTIONS)
+from .sql import CSV_OPTIONS, identifier  # noqa: F401  (the options every CSV is read with; re-exported: data.CSV_OPTIONS)
 from .times import TIME_DTYPE, as_datetimes, is_zoned, offset_dates, us_dates
 
 SCHEMA_VERSION = 1
@@ -104,7 +104,12 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
         reader = reader_sql(path)   # once: for a CSV it reads the header's delimiter
         is_csv = reader.startswith("read_csv")
         try:
-            df = con.execute(f"SELECT * FROM {reader}").df()
+            try:
+                df = con.execute(f"SELECT * FROM {reader}").df()
+            except duckdb.ConversionException as exc:
+                df = _infinite_times_as_text(con, reader, exc) if is_csv else None
+                if df is None:
+                    raise
             if df.shape[1] == 1 and "," in str(df.columns[0]) and is_csv:
                 # one ragged row, and DuckDB's sniffer found no delimiter: the table came back as one column
                 # named 'a,b,c', with every row a string
@@ -463,12 +468,35 @@ def read_names(names) -> list[str]:
     return out
 
 
+def _infinite_times_as_text(con, reader: str, exc: Exception) -> pd.DataFrame | None:
+    """The table with each DATE or TIMESTAMP column holding an infinity read as text, or None (``exc`` stands).
+
+    DuckDB's sniffer takes a column of ``inf`` (a labels file with one row, a metric that overflowed) for a DATE of
+    infinity, which no datetime holds: the read failed with "Conversion Error: Could not convert DATE (infinity) to
+    microseconds; check that the file is a valid CSV". As text, what reads the column names the value and its row.
+    """
+    if "infinity" not in str(exc).lower():
+        return None
+    import duckdb
+
+    try:
+        kinds = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+        timed = [r[0] for r in kinds if str(r[1]).upper().startswith(("DATE", "TIMESTAMP"))]
+        bad = [c for c in timed if con.execute(f"SELECT count(*) FROM {reader} WHERE isinf({identifier(c)})").fetchone()[0]]
+        if not bad:
+            return None
+        text = ", ".join(f"CAST({identifier(c)} AS VARCHAR) AS {identifier(c)}" for c in bad)
+        return con.execute(f"SELECT * REPLACE ({text}) FROM {reader}").df()
+    except duckdb.Error:
+        return None
+
+
 def _offset_days_as_written(con, reader: str, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with each zoned column whose text is days at local midnight with an offset put back as that text, which
     :func:`mlcase.times.offset_dates` reads as the days (DuckDB reads it as instants and drops the offset, so the day
     cannot be told from what it returns; scoring and serving read the text, and the same days)."""
     zoned = [c for c in df.columns if is_zoned(df[c])]
-    cols = ", ".join('"' + str(c).replace('"', '""') + '"' for c in zoned)
+    cols = ", ".join(identifier(c) for c in zoned)
     try:
         text = con.execute(f"SELECT {cols} FROM {reader[:-1]}, all_varchar = true)").df()
     except Exception:  # noqa: BLE001 - the instants DuckDB read stand

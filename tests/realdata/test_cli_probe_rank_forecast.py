@@ -120,6 +120,10 @@ def test_forecast_monitor_prints_its_steps_as_csv_on_stdout_and_refuses_window_a
      ["row 1", "2007-07-01 08:00:00", "falls between the steps", "no time zone"]),
     ("a mid-month date", [("2007-07-15", 0.5)],
      ["row 1", "time 2007-07-15 falls between the steps", "(e.g. 2007-07-01)"]),
+    # DuckDB's sniffer took a column of 'inf' for a DATE of infinity, and the read failed with "Conversion Error:
+    # Could not convert DATE (infinity) to microseconds; check that the file is a valid CSV"
+    ("an actual that overflowed", [("2007-07-01", "inf")],
+     ["row 1", "value 'inf' is not a finite number"]),
 ])
 def test_forecast_actuals_the_monitor_cannot_join_as_written_are_refused(h02, tmp_path, mistake, rows, words):
     """Each of these was exit 0: two actuals for one month kept the last (a wrong MASE, 'ok'), a word or a time
