@@ -74,7 +74,7 @@ class Plan:
                  f"{self.n_control:,} units in control and {self.n_treatment:,} in treatment "
                  f"({self.n_total:,} in all).")
         if self.weeks is not None:
-            words += (f" At {self.daily_traffic:,.0f} eligible units a day that is {self.days} days, "
+            words += (f" At {self.daily_traffic:,.0f} eligible units a day that is {self.days} day{'s' if self.days != 1 else ''}, "
                       f"run for {self.weeks} whole week{'s' if self.weeks != 1 else ''} ({self.duration_days} days).")
         return words
 
@@ -108,7 +108,17 @@ def required_n(effect_size: float, alpha: float = 0.05, power: float = 0.8, rati
     solver = TTestIndPower() if kind == "t" else NormalIndPower()
     alternative = "two-sided" if sided == 2 else "larger"
     lo = 2.0 + 1e-9 if kind == "t" else 1e-6  # a t-test needs two units per arm
-    if solver.power(es, lo, alpha, ratio=ratio, alternative=alternative) >= power:
+
+    def power_at(x: float) -> float:
+        # the non-central t's tail is NaN in scipy for some large effects at few units (measured: d = 12 to 25 at
+        # 2 units per arm, from a history whose sd is small next to a relative --mde); brentq then stopped on the
+        # NaN ("internal error"). There the t power is all but 1, as is the normal power that stands in for it
+        value = float(solver.power(es, x, alpha, ratio=ratio, alternative=alternative))
+        if not math.isfinite(value):
+            value = float(NormalIndPower().power(es, x, alpha, ratio=ratio, alternative=alternative))
+        return value
+
+    if power_at(lo) >= power:
         return lo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsmodels warns before it falls back to its bracketing solver
@@ -121,7 +131,7 @@ def required_n(effect_size: float, alpha: float = 0.05, power: float = 0.8, rati
             from scipy.optimize import brentq
 
             def gap(x: float) -> float:
-                return solver.power(es, x, alpha, ratio=ratio, alternative=alternative) - power
+                return power_at(x) - power
 
             hi = 10.0
             while hi < 1e13 and not gap(hi) > 0:
@@ -148,6 +158,17 @@ def parse_mde(value: str | float) -> tuple[float, bool]:
 
 
 # --------------------------------------------------------------------------- the plan
+_EXAMPLES = {"--baseline": "--baseline 0.1", "--mde": "--mde 0.01 or --mde 5%", "--sd": "--sd 12.5",
+             "--ratio": "--ratio 1 (50/50) or --split 10/90", "--daily-traffic": "--daily-traffic 2000"}
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def plan(metric: str, baseline: float, mde: float | str, *, sd: float | None = None, relative: bool = False,
          alpha: float = 0.05, power: float = 0.8, sided: int = 2, ratio: float = 1.0,
          daily_traffic: float | None = None, source: str = "arguments") -> Plan:
@@ -181,6 +202,14 @@ def plan(metric: str, baseline: float, mde: float | str, *, sd: float | None = N
     if isinstance(mde, str):
         mde, rel = parse_mde(mde)
         relative = relative or rel
+    # a NaN or infinite number was taken as given: --baseline nan planned a mean "from a baseline of –" (+nan%
+    # relative), --sd inf or --mde inf said the effect was zero, --ratio inf was an internal error and
+    # --daily-traffic inf a run of 0 days; each is refused, naming the option
+    for opt, value in (("--baseline", baseline), ("--mde", mde), ("--sd", sd), ("--ratio", ratio),
+                       ("--daily-traffic", daily_traffic)):
+        if value is not None and not _finite(value):
+            raise MlcaseError(f"plan: {opt} must be a finite number, got {value!r}",
+                              f"pass {opt} as a number, e.g. {_EXAMPLES[opt]}")
     if not 0 < alpha < 1:
         raise MlcaseError(f"plan: --alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
     if not alpha < power < 1:
@@ -232,7 +261,8 @@ def plan(metric: str, baseline: float, mde: float | str, *, sd: float | None = N
             raise MlcaseError(f"plan: --daily-traffic must be positive, got {daily_traffic}",
                               "pass the number of eligible units per day, both arms together")
         p.daily_traffic = float(daily_traffic)
-        p.days = int(math.ceil(p.n_total / daily_traffic - 1e-9))
+        # at least one day: a traffic above the sample size needed "0 days" (the -1e-9 guard rounded it down)
+        p.days = max(1, int(math.ceil(p.n_total / daily_traffic - 1e-9)))
         p.weeks = max(1, int(math.ceil(p.days / 7)))
         p.duration_days = 7 * p.weeks
     return p
@@ -328,6 +358,10 @@ def plan_from_case(case, *, alpha: float = 0.05, power: float = 0.8, sided: int 
     from .. import results
     from ..case import load_case
 
+    if isinstance(max_weeks, bool) or not isinstance(max_weeks, int | np.integer) or max_weeks < 1:
+        # --max-weeks 0 or -3 was taken: "that is 73 weeks, longer than -3 weeks"
+        raise MlcaseError(f"plan: --max-weeks must be a whole number of weeks, at least 1, got {max_weeks!r}",
+                          "pass the longest experiment you would run, e.g. --max-weeks 8")
     case = load_case(case)
     ev = results.load(case, "evaluation")
     if not ev:
