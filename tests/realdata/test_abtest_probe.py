@@ -108,3 +108,32 @@ def test_plan_from_case_refuses_max_weeks_below_one(weeks, tmp_path, capsys):
     folder = BY_ID["boston-random"].write(tmp_path / "case")
     code, text = _cli(capsys, "plan", "--from-case", folder, "--max-weeks", weeks)
     _one_line_error(code, text, "--max-weeks")
+
+
+# --------------------------------------------------------------------------- infinite metric values
+def _growth(jtrain2: pd.DataFrame, path):
+    # earnings growth 1978 over 1975: re75 is 0 for most men, so pandas writes inf (and NaN for 0/0)
+    df = jtrain2.assign(growth=jtrain2["re78"] / jtrain2["re75"])
+    assert np.isinf(df["growth"]).any()
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("command", ["analyze", "aa", "plan"])
+def test_an_infinite_metric_value_is_refused_naming_its_lines(jtrain2, command, tmp_path, capsys):
+    # before: analyze said SHIP with a treatment mean of inf, CI [nan, nan]; aa "0.0% significant"; plan a
+    # baseline of inf
+    path = _growth(jtrain2, tmp_path / "nsw.csv")
+    args = {"analyze": ["analyze", path, "--unit", "uid", "--variant", "arm", "--metric", "growth", "--split", "58/42"],
+            "aa": ["aa", path, "--metric", "growth", "--method", "welch"],
+            "plan": ["plan", "--history", path, "--metric", "growth", "--mde", "5%"]}[command]
+    code, text = _cli(capsys, *args)
+    first = int(np.flatnonzero(np.isinf(jtrain2["re78"] / jtrain2["re75"]))[0]) + 2
+    _one_line_error(code, text, "'growth'", "infinite", f"lines {first}, ")
+
+
+def test_an_infinite_covariate_is_refused(jtrain2, tmp_path, capsys):
+    path = _growth(jtrain2, tmp_path / "nsw.csv")
+    code, text = _cli(capsys, "analyze", path, "--unit", "uid", "--variant", "arm", "--metric", "re78",
+                      "--covariate", "growth", "--split", "58/42")
+    _one_line_error(code, text, "'growth'", "infinite")

@@ -35,20 +35,28 @@ class _Rows:
 
 def numeric_metric(values: pd.Series, name: str, rows: _Rows | None = None) -> pd.Series:
     """A metric column as floats; text that is not a number is an error naming the rows and values."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype(float)
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    num = pd.to_numeric(values, errors="coerce")
-    bad = values.notna() & num.isna() & ~values.astype(str).str.strip().isin(["", "nan", "NaN", "NA"])
-    if bad.any():
-        rows = rows or _Rows(False)
-        pos = np.flatnonzero(bad.to_numpy())
-        examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:3])
-        raise DataError(f"metric column {name!r} has non-numeric values ({examples}) on {rows.name(pos)}",
-                        "encode the metric as numbers (0/1 for conversions) or drop those rows",
+    rows = rows or _Rows(False)
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        num = values.astype(float)
+    else:
+        num = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & num.isna() & ~values.astype(str).str.strip().isin(["", "nan", "NaN", "NA"])
+        if bad.any():
+            pos = np.flatnonzero(bad.to_numpy())
+            examples = ", ".join(repr(v) for v in pd.unique(values[bad])[:3])
+            raise DataError(f"metric column {name!r} has non-numeric values ({examples}) on {rows.name(pos)}",
+                            "encode the metric as numbers (0/1 for conversions) or drop those rows",
+                            column=name, rows=rows.numbers(pos))
+        num = num.astype(float)
+    # an infinite value (a ratio metric over zero sessions, "inf" in an export) was taken as a number: the
+    # analysis said SHIP with a mean of inf, CI [nan, nan] and p 0.0005, the A/A check "0% significant"
+    inf = np.isinf(num.to_numpy(dtype=float))
+    if inf.any():
+        pos = np.flatnonzero(inf)
+        raise DataError(f"metric column {name!r} has infinite values on {rows.name(pos)}",
+                        "fix or drop those rows (a ratio over zero has no value: leave it empty)",
                         column=name, rows=rows.numbers(pos))
-    return num.astype(float)
+    return num
 
 
 def read_frame(path: str | Path) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import DataError, MlcaseError, NotFoundError
 from ..formats import money, number, signed
 from ..times import as_datetimes
-from .frames import numeric_metric, read_frame
+from .frames import _Rows, numeric_metric, read_frame
 
 DEFAULT_MAX_WEEKS = 8
 
@@ -292,7 +292,8 @@ def estimate_from_history(history: pd.DataFrame | str | Path, metric: str, time:
     if metric not in df.columns:
         raise DataError(f"--history: no column {metric!r}; the columns are {', '.join(map(str, df.columns[:20]))}",
                         "pass --metric with a column of the history file", column=metric)
-    y = numeric_metric(df[metric], metric).dropna().to_numpy(dtype=float)
+    rows = _Rows(not isinstance(history, pd.DataFrame))  # a bad value is named by its file line, as in analyze
+    y = numeric_metric(df[metric], metric, rows).dropna().to_numpy(dtype=float)
     if len(y) < 2:
         raise DataError(f"--history: column {metric!r} has fewer than 2 values", "use a longer history")
     binary = bool(np.isin(y, (0.0, 1.0)).all())
