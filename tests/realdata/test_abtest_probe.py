@@ -137,3 +137,48 @@ def test_an_infinite_covariate_is_refused(jtrain2, tmp_path, capsys):
     code, text = _cli(capsys, "analyze", path, "--unit", "uid", "--variant", "arm", "--metric", "re78",
                       "--covariate", "growth", "--split", "58/42")
     _one_line_error(code, text, "'growth'", "infinite")
+
+
+# --------------------------------------------------------------------------- A/A
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy, on two equal lengths
+def test_aa_rate_leaves_out_splits_with_an_arm_too_small_to_test(tooth, tmp_path, capsys):
+    # ToothGrowth (60 rows) re-split 3/97: nearly half the splits leave 0 or 1 guinea pig in the small arm;
+    # their NaN p-values were counted as "not significant" and Welch's 13.9% read as 6.6%, "within the band"
+    path = tmp_path / "tooth.csv"
+    tooth.to_csv(path, index=False)
+    code, text = _cli(capsys, "aa", path, "--metric", "len", "--split", "3/97", "--method", "welch", "--json")
+    assert code == 0, text
+    res = json.loads(text)
+    m = res["metrics"][0]
+    assert 300 < m["n_splits_tested"] < 700
+    assert any("fewer than 2 units" in n for n in res["notes"])
+    # the same re-splits (the 97% pseudo-treatment arm drawn as aa draws it), tested with scipy on the valid ones
+    from scipy import stats
+
+    from mlcase.abtest.aa import _masks
+
+    y = tooth["len"].to_numpy(float)
+    rng = np.random.default_rng(0)
+    ps = [stats.ttest_ind(y[row], y[~row], equal_var=False).pvalue
+          for chunk in _masks(len(y), 0.97, 1000, rng, 5_000_000) for row in chunk if 2 <= row.sum() <= len(y) - 2]
+    assert len(ps) == m["n_splits_tested"]
+    assert m["false_positive_rate"] == pytest.approx(np.mean(np.asarray(ps) < 0.05))
+    assert not m["within_band"]
+
+
+def test_aa_with_two_units_is_refused(tooth, tmp_path, capsys):
+    # --unit supp names the supplement (2 values), not a unit: "0.0% significant, the test is conservative"
+    path = tmp_path / "tooth.csv"
+    tooth.to_csv(path, index=False)
+    code, text = _cli(capsys, "aa", path, "--metric", "len", "--unit", "supp", "--method", "welch")
+    _one_line_error(code, text, "2 units", "'supp'")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, opt", [(["--seed", "-1"], "--seed"), (["--sims", "1000000000"], "--sims")])
+def test_aa_refuses_a_negative_seed_and_a_runaway_number_of_sims(jtrain2, args, opt, tmp_path, capsys):
+    # --seed -1 was an internal error; --sims 1e9 ran for hours towards an 8 GB array
+    path = tmp_path / "nsw.csv"
+    jtrain2.to_csv(path, index=False)
+    code, text = _cli(capsys, "aa", path, "--metric", "re78", "--method", "welch", *args)
+    _one_line_error(code, text, opt)
