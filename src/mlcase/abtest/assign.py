@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ import pandas as pd
 
 from ..errors import DataError, MlcaseError
 
+_FLOAT_INTEGER = re.compile(r"[+-]?\d+\.0+")
 BUCKETS = 10_000  # resolution of the split: 0.01%
 LOG_COLUMNS = ["unit", "arm", "bucket", "salt", "split", "assigned_at", "mlcase_version"]
 
@@ -96,8 +98,18 @@ class Assignment:
     def write(self, path: str | Path) -> Path:
         """Append-free write of the assignment log (CSV, one row per unit)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.frame.to_csv(path, index=False)
+        # --out naming a folder, or a place nothing can be written, was an internal error (IsADirectoryError,
+        # FileNotFoundError under /proc); it is one line naming the path
+        if path.is_dir():
+            raise MlcaseError(f"--out {path} is a folder", "pass a file path for the log, e.g. --out "
+                              f"{path / 'assignments.csv'}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.frame.to_csv(path, index=False)
+        except OSError as exc:
+            raise MlcaseError(f"--out {path}: cannot write the assignment log there "
+                              f"({(exc.strerror or type(exc).__name__).lower()})",
+                              "pass --out a file in a folder you may write to") from None
         return path
 
 
@@ -132,6 +144,16 @@ def assign(unit_ids: Iterable, salt: str, split: str | Sequence[float] = "50/50"
                         "pass the ids as a list or a column, e.g. assign(frame['user_id'], salt)")
     shares = parse_split(split)
     arms = list(arms) if arms else default_arms(len(shares))
+    if any(not str(a).strip() for a in arms):
+        # --arms 'a,,b' named an arm '' (the log's arm column then read as missing, which analyze leaves out)
+        raise MlcaseError(f"--arms {','.join(map(str, arms))!r} has an empty arm name",
+                          "name every arm, comma-separated, e.g. --arms control,treatment")
+    widths = np.diff(np.concatenate([[0], np.round(np.cumsum(shares) * BUCKETS).astype(int)]))
+    narrow = [f"{w * 100:g}%" for w, b in zip(shares, widths, strict=True) if b < 1]
+    if narrow:
+        # --split 0.001/99.999 assigned no unit to control: a share under the 0.01% resolution rounds to none
+        raise MlcaseError(f"--split {split!r}: {', '.join(narrow)} is below the assignment's resolution of "
+                          f"{100 / BUCKETS:g}%, so that arm would get no unit", "give every arm at least 0.01%")
     if len(arms) != len(shares):
         raise MlcaseError(f"--arms names {len(arms)} arms ({', '.join(arms)}) but --split has {len(shares)} shares",
                           "give one share per arm, control first")
@@ -176,7 +198,7 @@ def read_ids(path: str | Path, column: str | None = None) -> list[str]:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=csv_sep(path))
         else:
             lines = [ln.strip() for ln in path.read_text().splitlines()]
-            return [ln for ln in lines if ln]
+            return _integers_as_written([ln for ln in lines if ln])
     except (ValueError, OSError, pd.errors.ParserError) as exc:  # ArrowInvalid and UnicodeDecodeError are ValueErrors
         raise DataError(f"{path.name}: cannot read it ({str(exc).splitlines()[0][:120]})",
                         "pass a valid CSV or Parquet file of unit ids, or a text file with one id per line") from None
@@ -193,4 +215,19 @@ def read_ids(path: str | Path, column: str | None = None) -> list[str]:
         lines = (np.flatnonzero(blank.to_numpy()) + 2)[:5].tolist()
         raise DataError(f"{path.name}: column {column!r} has {int(blank.sum())} empty ids (lines {lines})",
                         "remove the rows without an id", column=column, rows=lines)
+    if path.suffix.lower() == ".csv":
+        return _integers_as_written(ids.astype(str).tolist())
     return [_id_text(v) for v in ids.tolist()]
+
+
+def _integers_as_written(ids: list[str]) -> list[str]:
+    """Ids read as text; a column of whole numbers written as floats (``1.0``, ``2.0``) is read as the integers.
+
+    Such a column (pandas' export of an id column that once held a NaN) hashed as the text ``'1.0'``: the
+    same units as the Parquet file of the same ids (floats, hashed as ``'1'``) or as integers got other arms
+    (50% agreement on openintro::resume), against the promise that ``7``, ``7.0`` and ``'7'`` are one unit.
+    """
+    text = [_id_text(v) for v in ids]
+    if text and all(_FLOAT_INTEGER.fullmatch(t) for t in text):
+        return [str(int(t.split(".", 1)[0])) for t in text]
+    return text
