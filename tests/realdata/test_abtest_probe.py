@@ -240,3 +240,34 @@ def test_assign_out_that_cannot_be_written_is_one_line(resume_ids, where, tmp_pa
     target = tmp_path if where == "folder" else tmp_path / "ids.csv" / "log.csv"
     code, text = _cli(capsys, "assign", tmp_path / "ids.csv", "--salt", "s", "--out", target)
     _one_line_error(code, text, "--out", str(target))
+
+
+# --------------------------------------------------------------------------- analyze
+def _nsw(jtrain2, tmp_path):
+    path = tmp_path / "nsw.csv"
+    jtrain2.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("where", ["folder", "nowhere"])
+def test_analyze_html_that_cannot_be_written_is_one_line(jtrain2, where, tmp_path, capsys):
+    # --html naming a folder was "internal error (IsADirectoryError)"; under a file, NotADirectoryError
+    path = _nsw(jtrain2, tmp_path)
+    target = tmp_path if where == "folder" else path / "page.html"
+    code, text = _cli(capsys, "analyze", path, "--unit", "uid", "--variant", "arm", "--metric", "re78",
+                      "--split", "58/42", "--html", target)
+    _one_line_error(code, text, "--html", str(target))
+
+
+def test_analyze_a_metric_named_twice_is_reported_once(jtrain2, tmp_path, capsys):
+    path = _nsw(jtrain2, tmp_path)
+    code, text = _cli(capsys, "analyze", path, "--unit", "uid", "--variant", "arm", "--metric", "re78",
+                      "--metric", "unem78", "--metric", "re78", "--split", "58/42", "--method", "welch", "--json")
+    assert code == 0, text
+    res = json.loads(text)
+    assert [m["metric"] for m in res["metrics"]] == ["re78", "unem78"]
+    assert res["conclusion"].count("raised re78") == 1
+    from scipy import stats
+
+    c, t = (jtrain2.loc[jtrain2["arm"] == a, "re78"] for a in ("control", "treatment"))
+    assert res["metrics"][0]["p_value"] == pytest.approx(stats.ttest_ind(t, c, equal_var=False).pvalue)

@@ -289,7 +289,8 @@ def analyze(data: pd.DataFrame | str | Path, unit: str, variant: str, metrics: S
     df = read_frame(data) if from_file else data.copy()
     df = df.reset_index(drop=True)
     rows = _Rows(from_file)
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    # a metric named twice was analysed and reported twice (two rows, two sentences in the conclusion)
+    metrics = [metrics] if isinstance(metrics, str) else list(dict.fromkeys(metrics))
     if not metrics:
         raise MlcaseError("analyze: no metric given", "pass --metric COL (repeat for more metrics)")
     if not 0 < alpha < 1:

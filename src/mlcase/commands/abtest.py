@@ -160,6 +160,9 @@ def analyze_cmd(
     from ..errors import MlcaseError
 
     fmt = check_format(fmt)
+    if html is not None and html.is_dir():
+        # --html naming a folder was "internal error (IsADirectoryError)", after the whole analysis
+        raise MlcaseError(f"--html {html} is a folder", f"pass a file path for the page, e.g. --html {html / 'abtest.html'}")
     cov: dict[str, str] = {}
     bare = [c.strip() for c in covariate or [] if "=" not in c]
     if len(bare) > 1:
@@ -181,9 +184,16 @@ def analyze_cmd(
                      drop_mixed=drop_mixed, aggregate=aggregate)
     page = None
     if html is not None:
+        from ..errors import storage_error
         from ..report.abtest_page import write_page
 
-        page = write_page(result, html)
+        try:
+            page = write_page(result, html)
+        except OSError as exc:
+            # a path nothing can be written to (/proc/x.html) was an internal error
+            raise MlcaseError(storage_error(exc) or f"--html {html}: cannot write the page there "
+                              f"({(exc.strerror or type(exc).__name__).lower()}); pass --html a file in a folder you "
+                              "may write to") from None
     if json_out:
         emit_json({**result.to_dict(), "html": str(page) if page else None})
         return
