@@ -165,14 +165,18 @@ def test_a_unit_follows_its_own_columns_policy():
     assert policy.unit("q7", column="query") == "q7"   # a raw column stays raw
 
 
-def run_until_failpoint(argv: list[str], point: str, tmp: Path) -> None:
-    """Start ``mlcase argv`` stopping at failpoint ``point``, wait for it to get there, and SIGKILL it.
+def run_until_failpoint(argv: list[str], point: str, tmp: Path, cwd: Path | None = None,
+                        env: dict | None = None) -> None:
+    """Start ``mlcase argv`` (in ``cwd``, with ``env`` added to the environment) stopping at failpoint ``point``,
+    wait for it to get there, and SIGKILL it.
 
     A process that ends before the point fails the test with its stderr; one that never gets there is a hang,
     which the callers' ``pytest.mark.timeout`` stops (no assertion on how long it took)."""
     marker = tmp / f"at-{point.replace(':', '_')}"
-    env = {**os.environ, "MLCASE_FAILPOINT": point, "MLCASE_FAILPOINT_FILE": str(marker)}
-    proc = subprocess.Popen([MLCASE, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    marker.unlink(missing_ok=True)
+    env = {**os.environ, **(env or {}), "MLCASE_FAILPOINT": point, "MLCASE_FAILPOINT_FILE": str(marker)}
+    proc = subprocess.Popen([MLCASE, *argv], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
     while not marker.exists():
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -26,15 +24,17 @@ from mlcase import results
 from mlcase.case import load_case
 from mlcase.scratch import HELD, scratch, scratch_root, sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a hang guard for the failpoint wait
 MLCASE = str(Path(sys.executable).parent / "mlcase")
 
 
 @pytest.fixture()
-def case_copy(runs, tmp_path):
+def case_copy(runs, tmp_path, monkeypatch):
     """A copy of the mtcars case a real `mlcase run` registered (the session's folder stays as it is)."""
     run = runs.get("mtcars-tiny")
     assert run["code"] == 0
+    for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):   # set by mlflow for a run in this process
+        monkeypatch.delenv(k, raising=False)
     folder = tmp_path / "case"
     shutil.copytree(run["folder"], folder)
     shutil.rmtree(folder / ".mlcase" / "cache", ignore_errors=True)   # load from the registry, not the memo
@@ -45,21 +45,11 @@ def case_copy(runs, tmp_path):
 
 
 def _killed_at(point: str, args: list[str], folder: Path, systmp: Path) -> None:
-    """Run `mlcase ARGS` with TMPDIR=systmp until it reaches the failpoint, then SIGKILL it."""
-    marker = folder.parent / "failpoint.txt"
-    marker.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env.update({"TMPDIR": str(systmp), "MLCASE_FAILPOINT": point, "MLCASE_FAILPOINT_FILE": str(marker)})
-    proc = subprocess.Popen([MLCASE, *args], cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not marker.exists():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "the failpoint was never reached"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    proc.stderr.close()
+    """Run `mlcase ARGS` in the case with TMPDIR=systmp until it reaches the failpoint, then SIGKILL it (the
+    fixture took out the tracking URI MLflow set for an earlier run in this process)."""
+    from tests.test_governance import run_until_failpoint
+
+    run_until_failpoint(args, point, folder.parent, cwd=folder, env={"TMPDIR": str(systmp)})
 
 
 def _files(folder: Path) -> list[Path]:
