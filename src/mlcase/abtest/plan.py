@@ -357,12 +357,12 @@ def plan_from_case(case, *, alpha: float = 0.05, power: float = 0.8, sided: int 
         When the case has no evaluation yet.
     """
     from .. import results
+    from ..arguments import whole_number
     from ..case import load_case
 
-    if isinstance(max_weeks, bool) or not isinstance(max_weeks, int | np.integer) or max_weeks < 1:
-        # --max-weeks 0 or -3 was taken: "that is 73 weeks, longer than -3 weeks"
-        raise MlcaseError(f"plan: --max-weeks must be a whole number of weeks, at least 1, got {max_weeks!r}",
-                          "pass the longest experiment you would run, e.g. --max-weeks 8")
+    # --max-weeks 0 or -3 was taken: "that is 73 weeks, longer than -3 weeks"
+    max_weeks = whole_number(max_weeks, "--max-weeks", "a number of weeks",
+                             "pass the longest experiment you would run, e.g. --max-weeks 8")
     case = load_case(case)
     ev = results.load(case, "evaluation")
     if not ev:
