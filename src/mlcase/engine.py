@@ -378,15 +378,14 @@ def engine_for(case=None, engine: str | None = None, scheduler: str | None = Non
     where one in the system's temporary folder stayed out of their reach.
     """
     s = resolve(case, engine, scheduler, workers)
-    if case is None or s["kind"] != "dask" or s["scheduler"]:
-        with open_engine(s["kind"], s["scheduler"], s["workers"], s["memory_limit"], console=console) as eng:
-            yield eng
-        return
-    from .scratch import scratch
+    with contextlib.ExitStack() as stack:
+        local = None
+        if case is not None and s["kind"] == "dask" and not s["scheduler"]:
+            from .scratch import scratch
 
-    with scratch(case, "dask-") as tmp, open_engine(s["kind"], s["scheduler"], s["workers"], s["memory_limit"],
-                                                     console=console, local_directory=str(tmp)) as eng:
-        yield eng
+            local = str(stack.enter_context(scratch(case, "dask-")))
+        yield stack.enter_context(open_engine(s["kind"], s["scheduler"], s["workers"], s["memory_limit"],
+                                              console=console, local_directory=local))
 
 
 def memory_bytes() -> int:

@@ -173,7 +173,7 @@ def _assumptions(case, joined: pd.DataFrame, out: dict) -> None:
     """The spec's assumption checks on the actuals of the logged forecasts (a tabular case checks them per window on
     the log): ``out["assumptions"]``, and an alert for one that is false on at least ``min_window_rows`` points. A
     check that reads a column the actuals file lacks is a warning that names it, as on the log."""
-    from ..checks.assumptions import _measure_operands
+    from ..checks.assumptions import _fmt_value, _measure_operands
     from ..errors import RuleError
     from ..rules import Rule
 
@@ -199,7 +199,7 @@ def _assumptions(case, joined: pd.DataFrame, out: dict) -> None:
         out["assumptions"].append({"text": a.text, "check": a.check, "value": value, "n": int(len(rows)),
                                    "measured": measured, "status": status})
         if status == "broken":
-            shown = "; ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in measured.items())
+            shown = "; ".join(f"{k} = {_fmt_value(v)}" for k, v in measured.items())
             out["alerts"].append({"kind": "assumption", "assumption": a.text, "message": (
                 f"assumption broken on the actuals of {len(rows)} forecast points: \"{a.text}\""
                 + (f" (measured {shown})" if shown else "") + f" (check: {a.check})")})

@@ -193,17 +193,19 @@ class ForecastService:
 
     # ------------------------------------------------------------------ answer
     def answer(self, history: pd.DataFrame, future: pd.DataFrame | None, series: str,
-               h: int | None = None) -> dict:
-        """The forecast of one series: points with intervals, and which tier answered and why."""
+               h: int | None = None, where: str | None = None) -> dict:
+        """The forecast of one series: points with intervals, and which tier answered and why (``where``: the
+        request's name in a message, ``request[1]``)."""
+        at = f"{where}." if where else ""
         if h is None:
             h = self.horizon
         # 0 was read as "not given" (the whole horizon came back), 2.5 and True as 2 and 1
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 1 <= h <= self.horizon:
-            raise DataError(f"horizon: expected a whole number of steps from 1 to {self.horizon}, got {h!r}",
+            raise DataError(f"{at}horizon: expected a whole number of steps from 1 to {self.horizon}, got {h!r}",
                             f"ask for at most {self.horizon} steps (the model's horizon), or leave it out for all")
         h = int(h)
         if len(history) < self.season:
-            raise DataError(f"history: {len(history)} steps, fewer than one season ({self.season}); even the seasonal-"
+            raise DataError(f"{at}history: {len(history)} steps, fewer than one season ({self.season}); even the seasonal-"
                             "naive fallback cannot forecast", f"send at least {self.min_history} past steps")
         if self.known and (future is None or len(future) < h):
             raise DataError(f"future: the known covariates {', '.join(self.known)} are needed for each of the {h} "

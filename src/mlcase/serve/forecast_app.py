@@ -182,11 +182,11 @@ def _answer_all(st: dict, data) -> list[dict]:
     service = st["service"]
     where = [f"request[{i}]" if isinstance(data, list) else "request" for i in range(len(items))]
     for item, w in zip(items, where, strict=True):
-        _check_fields(item, w, service.horizon)
+        _check_fields(item, w)
     parsed = [service.frames(item, w) for item, w in zip(items, where, strict=True)]
     answers = []
     for (history, future, series), item, w in zip(parsed, items, where, strict=True):
-        answer = service.answer(history, future, series, item.get("horizon"))
+        answer = service.answer(history, future, series, item.get("horizon"), where=w)
         _check_finite(answer, w)
         answers.append(answer)
     rows = [_row(a, history) for a, (history, _f, _s) in zip(answers, parsed, strict=True)]
@@ -200,21 +200,16 @@ def _answer_all(st: dict, data) -> list[dict]:
 FIELDS = ("series", "history", "future", "horizon")
 
 
-def _check_fields(item, where: str, horizon: int) -> None:
+def _check_fields(item, where: str) -> None:
     """A :class:`DataError` for a request field the service would misread: a field it does not know (a
-    misspelt ``horizn`` was ignored: the model's whole horizon came back), a horizon that is not a whole number
-    from 1 (0 was read as "not given"), a series id that is not a string or a number (an object was logged as
-    its Python repr)."""
+    misspelt ``horizn`` was ignored: the model's whole horizon came back), a series id that is not a string or a
+    number (an object was logged as its Python repr). The horizon is the service's to check."""
     if not isinstance(item, dict):
         return  # the service names it
     extra = sorted(set(item) - set(FIELDS), key=str)
     if extra:
         raise DataError(f"{where}: unknown field(s) {', '.join(map(repr, extra))}; the fields are "
                         f"{', '.join(FIELDS)}", "rename or drop them (a step's values go in its 'history' row)")
-    h = item.get("horizon")
-    if h is not None and (not isinstance(h, int) or isinstance(h, bool) or not 1 <= h <= horizon):
-        raise DataError(f"{where}.horizon: expected a whole number of steps from 1 to {horizon}, got {h!r}",
-                        f"send e.g. {horizon}, or leave it out for the model's whole horizon")
     s = item.get("series")
     if s is not None and (isinstance(s, (bool, dict, list)) or (isinstance(s, float) and not math.isfinite(s))):
         raise DataError(f"{where}.series: expected the series id as a string or a number, got {s!r}",
