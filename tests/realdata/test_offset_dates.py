@@ -58,7 +58,7 @@ def test_months_written_with_an_offset_are_read_drafted_and_forecast_as_those_mo
         same = client.post("/forecast", json={"history": plain})
         assert [p["forecast"] for p in same.json()["points"]] == [p["forecast"] for p in r.json()["points"]]
 
-    # an offset west of Greenwich names the same days (in UTC they were 05:00 on the day: the same date, by luck)
+    # an offset west of Greenwich names the same days (in UTC they were 05:00 on each day, not the day itself)
     west = _nottem("-05:00")
     assert read_table(_write(tmp_path / "west.csv", west))["month"].tolist() == df["_day"].tolist()
 

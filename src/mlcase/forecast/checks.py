@@ -91,8 +91,8 @@ def _assumptions(case, data: SeriesData, report: CheckReport) -> list[dict] | No
     try:
         found, measured = evaluate_assumptions(items, rows, list(rows.columns))
     except RuleError as exc:
-        unused = sorted(set(data.columns) - set(rows.columns) - {"rownames"})
-        named = [c for c in unused if f"'{c}'" in str(exc) or f'"{c}"' in str(exc)]
+        unused = set(data.columns) - set(rows.columns)
+        named = [c for c in getattr(exc, "columns", None) or [] if c in unused]   # the unknown ones it names
         if named:  # a column of the file the series do not keep: say how to keep it
             raise RuleError(f"{exc.message}: a forecast case's series keep only the columns the spec declares",
                             f"declare '{named[0]}' in forecast.known or forecast.past_only to check it") from None
