@@ -787,7 +787,7 @@ def test_a_canary_or_holdout_on_a_ranking_case_is_refused_not_recorded_and_ignor
         assert err == [f"mlcase: error: {flag}: /rank has no canary or shadow arm yet (this case is ranking), so "
                        "nothing would reach that version; serve without it; promote a version after its evaluation "
                        "(`mlcase promote`)"], err
-    for serving, words in (({"canary": "1:10%"}, "serving.canary: /rank has no canary arm yet (this case is ranking)"),
+    for serving, words in (({"canary": "1:10%"}, "serving.canary (line 10): /rank has no canary arm yet (this case is ranking)"),
                            ({"holdout": 0.1}, "serving.holdout needs a binary task (this case is ranking)")):
         (tmp_path / "case.yaml").write_text(yaml.safe_dump({**spec, "serving": serving}, sort_keys=False))
         with pytest.raises(SpecError) as exc:

@@ -157,3 +157,32 @@ def test_a_flag_out_of_range_is_named_as_typed(lbw, capsys, args, said):
     cmd = args[:2] if args[0] == "rollout" else args[:1]
     line = _refusal(capsys, [*cmd, str(lbw), *args[len(cmd):]])
     assert line.startswith(f"mlcase: error: {said}")
+
+
+@pytest.mark.parametrize("split,field,instead", [
+    ({"test_size": 0.3}, "split.test_size", "set forecast.test_windows (cut-offs held out at the end)"),
+    ({"valid_size": 0.1}, "split.valid_size", "set forecast.backtest_windows (cut-offs before the test period)"),
+    ({"cv_folds": 3}, "split.cv_folds", "set forecast.backtest_windows (cut-offs before the test period)"),
+    ({"method": "random"}, "split.method", "write 'method: time'"),
+])
+def test_a_forecast_case_refuses_the_split_fields_it_does_not_read(tmp_path, capsys, split, field, instead):
+    """fpp2::h02 (monthly drug sales) drafted as a forecast: `split: {test_size: 0.3}` was accepted and
+    unread (a forecast case holds out its last forecast.test_windows cut-offs), so the user believed 30% was
+    held out. Refused with the field's line; the defaults a dumped spec holds, and `method: time`, still load."""
+    from mlcase.spec import dump_spec, load_spec
+
+    folder = tmp_path / "h02"
+    drafted(folder, "fpp2", "h02", "value", "--task", "forecast", "--time", "time")
+    ok = yaml.safe_load((folder / "case.yaml").read_text())
+    ok["split"] = {"method": "time", "test_size": 0.2, "seed": 3}
+    (folder / "case.yaml").write_text(yaml.safe_dump(ok, sort_keys=False))
+    spec = load_spec(folder / "case.yaml")
+    assert spec.split.seed == 3 and spec.split.method == "time"
+    (folder / "dumped.yaml").write_text(dump_spec(spec))
+    assert load_spec(folder / "dumped.yaml").split.test_size == 0.2   # what the report validates again
+
+    bad = {**ok, "split": split}
+    (folder / "case.yaml").write_text(yaml.safe_dump(bad, sort_keys=False))
+    line = _refusal(capsys, ["check", str(folder)])
+    assert f"{field} (line " in line and "a forecast case does not read it" in line and line.endswith(instead)
+    assert not (folder / ".mlcase" / "checks.json").exists()

@@ -17,9 +17,37 @@ TABULAR_BASELINES = ("majority", "prior", "mean", "median", "linear")
 def forecast_defaults(raw: dict) -> dict:
     """The raw spec of a forecast case with its baselines and candidates filled in when left out."""
     raw = dict(raw)
+    _unread_split(raw.get("split"))
     raw.setdefault("baselines", list(DEFAULT_BASELINES))
     raw.setdefault("candidates", list(CANDIDATES))
     return raw
+
+
+#: split fields a forecast case does not read, and what it reads instead
+_SPLIT_INSTEAD = {"test_size": "forecast.test_windows (cut-offs held out at the end)",
+                  "valid_size": "forecast.backtest_windows (cut-offs before the test period)",
+                  "cv_folds": "forecast.backtest_windows (cut-offs before the test period)",
+                  "method": "nothing: a forecast case always holds out its last cut-offs"}
+
+
+def _unread_split(split) -> None:
+    """Refuse a ``split`` field written for a forecast case that it would not read (it splits by cut-offs).
+
+    Checked on the raw spec, so a value equal to the field's default passes: that is what a dumped spec holds
+    (:func:`mlcase.spec.dump_spec` writes the defaults, and the report validates it again), and it changes
+    nothing. ``method: time`` is what a forecast case does, so it passes too.
+    """
+    from ..spec.sections import SplitSpec
+
+    if not isinstance(split, dict):
+        return
+    for key, instead in _SPLIT_INSTEAD.items():
+        if key not in split or split[key] == SplitSpec.model_fields[key].default or (key, split[key]) == ("method", "time"):
+            continue
+        raise ValueError(f"split.{key}: a forecast case does not read it (it splits by cut-offs, not by a share of "
+                         f"rows); remove split.{key} and set {instead}" if not instead.startswith("nothing")
+                         else f"split.{key}: a forecast case does not read it: it always holds out its last "
+                         f"cut-offs (forecast.test_windows); remove split.{key} or write 'method: time'")
 
 
 def check_forecast_spec(spec) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,10 @@ def spec_from_dict(raw: Any, lines: dict | None = None, source: str = "case.yaml
         seen = set()
         for err in exc.errors():
             loc, text = _explain(err)
+            if not loc:  # a check across fields names the one it is about first ("split.test_size: ..."): use its line
+                named = re.match(r"([a-z_]+(?:\.[a-z_]+)*): ", text)
+                if named and named[1].split(".")[0] in CaseSpec.model_fields:
+                    loc, text = tuple(named[1].split(".")), text[named.end():]
             key = (loc, text)
             if key in seen:
                 continue
