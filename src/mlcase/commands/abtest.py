@@ -42,7 +42,7 @@ def plan_cmd(
     metric: Annotated[str | None, typer.Option(help="The metric column in --history.")] = None,
     time: Annotated[str | None, typer.Option(help="A date column in --history; gives the daily traffic.")] = None,
     from_case: Annotated[Path | None, typer.Option("--from-case", help="Take the effect from this case's offline evaluation.")] = None,
-    max_weeks: Annotated[int, typer.Option(help="Longest experiment you would run (with --from-case).")] = 8,
+    max_weeks: Annotated[int | None, typer.Option(help="Longest experiment you would run (with --from-case; default 8).")] = None,
     json_out: JsonOpt = False,
 ):
     """Sample size per arm and duration in whole weeks."""
@@ -73,9 +73,13 @@ def plan_cmd(
     if unread:
         raise MlcaseError(f"{unread[0]}: {source}, so {', '.join(unread)} would be ignored",
                           f"leave {', '.join(unread)} out, or plan without {other}")
+    if max_weeks is not None and from_case is None:
+        # --max-weeks 2 without --from-case printed a plan of 6 weeks and no word that 2 was never read
+        raise MlcaseError(f"--max-weeks {max_weeks}: only a plan --from-case weighs the weeks the lift needs "
+                          "against a longest run", "leave --max-weeks out, or plan --from-case CASE")
     if from_case is not None:
         p = plan_from_case(from_case, alpha=alpha, power=power, sided=sided, ratio=r,
-                              daily_traffic=daily_traffic, max_weeks=max_weeks)
+                              daily_traffic=daily_traffic, **({} if max_weeks is None else {"max_weeks": max_weeks}))
     elif history is not None:
         if not metric:
             raise MlcaseError("--history needs --metric COL", "name the metric's column in the history file")
