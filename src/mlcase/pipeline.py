@@ -128,12 +128,10 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
 
         case = copy.copy(case)
         case.spec = case.spec.model_copy(update={"refit": refit})
-    from .engine import engine_for, resolve
+    from .engine import engine_for
 
+    engine, scheduler = bakeoff_engine(case, engine, scheduler, console, quiet)
     if case.spec.task == "forecast":  # the forecast bake-off runs in this process
-        if resolve(case, engine, scheduler)["kind"] == "dask" and not quiet:
-            _start(case, force, quiet, console)[0].print(
-                "[yellow]note:[/yellow] the forecast bake-off runs on the local engine; --engine dask is ignored")
         if case.spec.refit == "all" and not quiet:
             _start(case, force, quiet, console)[0].print(
                 "[yellow]note:[/yellow] a forecast's registered models are fitted on every series' whole history "
@@ -144,6 +142,27 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
     with engine_for(case, engine, scheduler, console=None if quiet else console) as eng, \
             case_lock(case, "run") as held:  # one run at a time per case; a killed run's lock is taken over
         return _run(case, budget, force, quiet, console, held, eng)
+
+
+def bakeoff_engine(case: Case, engine: str | None, scheduler: str | None, console=None, quiet: bool = False) -> tuple:
+    """``(engine, scheduler)`` for a bake-off of ``case``: as given, except where the bake-off runs in this process.
+
+    The ranking bake-off (lists, group-aware folds) and the forecast one (rolling cut-offs) run their trials
+    here, so ``--engine dask`` (or ``engine: dask``) would start a LocalCluster no trial reaches: it is dropped
+    with a note on ``console`` (ranking said nothing and started the cluster).
+    """
+    from .engine import resolve
+
+    if case.spec.task in ("ranking", "forecast") and resolve(case, engine, scheduler)["kind"] == "dask":
+        if not quiet:
+            if console is None:
+                from rich.console import Console
+
+                console = Console(stderr=True)
+            console.print(f"[yellow]note:[/yellow] the {case.spec.task} bake-off runs on the local engine; "
+                          "--engine dask is ignored")
+        return "local", None
+    return engine, scheduler
 
 
 def _start(case: Case, force: bool, quiet: bool, console):

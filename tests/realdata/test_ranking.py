@@ -256,3 +256,20 @@ def test_replay_of_a_popularity_list_whose_item_the_log_hashes_names_the_hashed_
     diffs = [r["differences"] for r in doc["results"]]
     assert all(d[0]["what"] == "inputs" and "'mode' is hashed in the prediction log" in d[0]["now"]
                for d in diffs), diffs
+
+
+def test_engine_dask_on_a_ranking_case_says_the_bake_off_runs_locally_and_starts_no_cluster(travel, tmp_path,
+                                                                                              capsys):
+    """`mlcase run --engine dask` on AER::TravelMode started a LocalCluster of one worker per core, which no
+    ranking trial reached (the ranking bake-off runs in this process), and said nothing about it."""
+    folder = tmp_path / "travel"
+    shutil.copytree(travel[0], folder, ignore=shutil.ignore_patterns(".mlcase", "report"))
+    capsys.readouterr()
+    code = main(["run", str(folder), "--engine", "dask", "--budget", "4s", "--force"])
+    err = capsys.readouterr().err
+    assert code in (0, 3), err[-2000:]
+    assert "note: the ranking bake-off runs on the local engine; --engine dask is ignored" in " ".join(err.split())
+    assert "Dask engine" not in err and "dashboard" not in err.lower(), err[-2000:]
+    from mlcase import results
+
+    assert results.load(load_case(folder), "decision")["verdict"] in ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")

@@ -62,6 +62,9 @@ def register(app: typer.Typer) -> None:
 
         if is_large(c):  # Parquet past engine.memory_share: LightGBM's and XGBoost's Dask estimators
             return _bakeoff_large(c, engine, scheduler, json_out, quiet)
+        from ..pipeline import bakeoff_engine
+
+        engine, scheduler = bakeoff_engine(c, engine, scheduler, console(quiet), quiet or json_out)
         with engine_for(c, engine, scheduler, console=None if quiet or json_out else console(quiet)) as eng, \
                 case_lock(c, "bakeoff") as held:
             dataset = prepare(c)
