@@ -215,6 +215,53 @@ def reader_sql(path: str | Path) -> str:
     return f"{reader}({literal(str(path))}{CSV_OPTIONS}{extra})"
 
 
+# values no model input holds: a Parquet file's list, struct and map columns, a DataFrame's lists and dicts
+_NESTED = (list, tuple, dict, set, np.ndarray)
+
+
+def _nested_error(name: str, what: str) -> DataError:
+    return DataError(f"column '{name}' holds {what}, which mlcase cannot read as a number, text, boolean or time",
+                     f"leave it out (data.source: SELECT * EXCLUDE (\"{name}\") FROM 'file.parquet'), or turn it into "
+                     "such columns first", column=name)
+
+
+def _plain_column(name: str, s: pd.Series) -> pd.Series:
+    """``s`` in the dtypes every later stage reads, or a :class:`DataError` naming a column of nested values.
+
+    An Arrow-backed column (``pd.ArrowDtype``: ``pd.read_csv(..., dtype_backend="pyarrow")``) is converted as
+    pyarrow converts a Parquet file for batch scoring (a date as a datetime, a dictionary as a categorical);
+    exact decimals (money from a database driver) become numbers, ``datetime.date`` values datetimes, as DuckDB
+    reads both from a file; bytes become UTF-8 text, as batch scoring reads them. A DuckDB BLOB column was an
+    internal error ("unhashable type: 'bytearray'"), a list or struct column another.
+    """
+    if isinstance(s.dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        t = s.dtype.pyarrow_dtype
+        if pa.types.is_nested(t):
+            raise _nested_error(name, f"nested values ({t})")
+        s = pa.array(s).to_pandas(date_as_object=False).set_axis(s.index)
+    if s.dtype != object:
+        return s
+    kind = pd.api.types.infer_dtype(s, skipna=True)
+    if kind == "decimal":
+        return s.astype("float64")
+    if kind == "date":
+        return pd.to_datetime(s).astype(TIME_DTYPE)
+    if kind in ("bytes", "mixed"):
+        values = s.dropna()
+        if kind == "mixed" and any(isinstance(v, _NESTED) for v in values):
+            first = next(v for v in values if isinstance(v, _NESTED))
+            raise _nested_error(name, "structs or maps" if isinstance(first, dict) else "lists")
+        if any(isinstance(v, (bytes, bytearray)) for v in values):
+            try:
+                return s.map(lambda v: v.decode("utf-8") if isinstance(v, (bytes, bytearray)) else v,
+                             na_action="ignore")
+            except UnicodeDecodeError:
+                raise _nested_error(name, "binary data that is not UTF-8 text") from None
+    return s
+
+
 def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
                      comma: str | Callable[[], str | None] | None = None) -> pd.DataFrame:
     """Plain dtypes, unique column names, no infinities; what was changed is in ``attrs[READ_NOTES]``.
@@ -245,12 +292,16 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
             notes["case_only_names"] = renamed
     out = {}
     for col in df.columns:
-        s = df[col]
+        s = _plain_column(col, df[col])
         if pd.api.types.is_bool_dtype(s):
             out[col] = s.astype("object").where(s.notna(), None) if s.isna().any() else s.astype(bool)
         elif pd.api.types.is_numeric_dtype(s):
-            out[col] = pd.to_numeric(s, errors="coerce").astype("float64") if (
-                s.isna().any() or not pd.api.types.is_integer_dtype(s)) else s.astype("int64")
+            if s.isna().any() or not pd.api.types.is_integer_dtype(s):
+                out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+            elif pd.api.types.is_unsigned_integer_dtype(s) and s.max() > np.iinfo("int64").max:
+                out[col] = s.astype("uint64")   # as int64, 2**63 + 7 was read as -9223372036854775801
+            else:
+                out[col] = s.astype("int64")
         elif pd.api.types.is_datetime64_any_dtype(s):
             if is_zoned(s):          # the same instants in UTC, without the zone (see mlcase.times)
                 notes.setdefault("zoned_times", {})[col] = str(s.dt.tz)
