@@ -175,7 +175,7 @@ def store_reviews(backend, reviews: list[dict], channel: str, where: str = "revi
     fresh = [r for r in reviews if (r["request_id"], r["reviewer"], r["label"], r["reviewed_at"]) not in stored]
     rows = label_rows(fresh, {k: v[:2] for k, v in info.items()}, channel)
     if rows:
-        backend.add_labels(rows)
+        rows = backend.add_labels(rows)   # less any whose prediction an erasure removed since the lookup
     by = {}
     for row in rows:
         by[row[3]] = by.get(row[3], 0) + 1

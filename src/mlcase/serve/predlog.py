@@ -90,6 +90,13 @@ SQLITE_DDL = (
 )
 
 
+# a label is stored only while its prediction is in the log, checked in the INSERT itself: the lookup before it
+# (its arm and audit flag) is another statement, and a `forget` or `retention` committed in between left a label
+# of an erased prediction behind (the request id and outcome of a forgotten subject)
+ADD_LABEL_SQL = (f"INSERT INTO labels ({', '.join(LABEL_COLUMNS)}) SELECT :values "
+                 "WHERE EXISTS (SELECT 1 FROM predictions WHERE request_id = :request_id)")
+
+
 class LogFull(Exception):
     """The writer's queue is full: the caller should answer 503 and the client retry."""
 
@@ -196,20 +203,21 @@ class _SqliteBackend(_Backend):
             con.execute("ROLLBACK")
             raise
 
-    def add_labels(self, rows: list[tuple]) -> None:
-        """Insert label rows (tuples in :data:`LABEL_COLUMNS` order) in one transaction: all or none."""
+    def add_labels(self, rows: list[tuple]) -> list[tuple]:
+        """Insert label rows (tuples in :data:`LABEL_COLUMNS` order) in one transaction; see :data:`ADD_LABEL_SQL`."""
         con = self.connect()
         try:
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany(f"INSERT INTO labels ({','.join(LABEL_COLUMNS)}) "
-                                f"VALUES ({','.join('?' * len(LABEL_COLUMNS))})", rows)
+                sql = ADD_LABEL_SQL.replace(":request_id", "?").replace(":values", ",".join("?" * len(LABEL_COLUMNS)))
+                stored = [r for r in rows if con.execute(sql, (*r, r[0])).rowcount == 1]
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
         finally:
             con.close()
+        return stored
 
     def lookup(self, table: str, ids: list[str], columns: tuple[str, ...]) -> list[tuple]:
         """``(request_id, *columns)`` of the rows of ``table`` with these request ids."""
@@ -302,10 +310,11 @@ class _SqlAlchemyBackend(_Backend):
         with self.engine.begin() as con:
             con.execute(self.predictions.insert(), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
 
-    def add_labels(self, rows: list[tuple]) -> None:
-        """Insert label rows (tuples in :data:`LABEL_COLUMNS` order) in one transaction: all or none."""
+    def add_labels(self, rows: list[tuple]) -> list[tuple]:
+        """Insert label rows (tuples in :data:`LABEL_COLUMNS` order) in one transaction; see :data:`ADD_LABEL_SQL`."""
+        sql = self.sa.text(ADD_LABEL_SQL.replace(":values", ", ".join(f":{c}" for c in LABEL_COLUMNS)))
         with self.engine.begin() as con:
-            con.execute(self.labels.insert(), [dict(zip(LABEL_COLUMNS, r, strict=True)) for r in rows])
+            return [r for r in rows if con.execute(sql, dict(zip(LABEL_COLUMNS, r, strict=True))).rowcount == 1]
 
     def lookup(self, table: str, ids: list[str], columns: tuple[str, ...]) -> list[tuple]:
         """``(request_id, *columns)`` of the rows of ``table`` with these request ids."""
@@ -521,8 +530,11 @@ def attach_labels(backend, labels: list[dict], channel: str) -> dict:
     unknown = [k for k, i in enumerate(ids) if i not in info]
     rows = label_rows([{**x, "request_id": rid} for rid, x in zip(ids, labels, strict=True) if rid in info],
                       info, channel)
-    if rows:
-        backend.add_labels(rows)
+    stored = backend.add_labels(rows) if rows else []
+    if len(stored) < len(rows):  # their predictions were erased meanwhile (forget, retention): unknown now
+        gone = {r[0] for r in rows} - {r[0] for r in stored}
+        unknown = [k for k, i in enumerate(ids) if i not in info or i in gone]
+    rows = stored
     missing = sorted({ids[k] for k in unknown})
     return {"attached": len(rows), "unknown": len(unknown), "unknown_request_ids": missing[:100],
             "sources": {s: n for s in LABEL_SOURCES if (n := sum(r[3] == s for r in rows))}}
