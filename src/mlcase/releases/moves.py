@@ -57,6 +57,15 @@ def promote(case: Case, version: int, *, why: str | None = None, force: bool = F
         ``rollout`` (the canary's verdict and reasons, when it ran as one), ``run_id`` of the record.
     """
     version = registry_version(version)  # promote(case, True) promoted version 1, promote(case, 1.5) too
+    from ..lock import case_lock
+
+    # a run rewrites the evidence read here (readiness, the decision) and moves the champion itself: a promote
+    # during one went through on half-written results, and either move could record the wrong 'from'
+    with case_lock(case, "promote"):
+        return _promote(case, version, why, force, log, with_rollout)
+
+
+def _promote(case: Case, version: int, why: str | None, force: bool, log: str | None, with_rollout: bool) -> dict:
     from .. import tracking
     from .mltest import readiness
 
@@ -126,6 +135,13 @@ def rollback(case: Case, *, to: int | None = None, why: str | None = None) -> di
     """
     if to is not None:  # rollback(to=2.9) moved the champion to version 2
         to = registry_version(to, "to")
+    from ..lock import case_lock
+
+    with case_lock(case, "rollback"):  # not in the middle of a run's (or a promote's) move of the champion
+        return _rollback(case, to, why)
+
+
+def _rollback(case: Case, to: int | None, why: str | None) -> dict:
     from .. import tracking
 
     al = tracking.aliases(case)
