@@ -77,6 +77,7 @@ class ReportView:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     external_requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)  # alert/confirm/prompt: a script ran that the report never opens
 
     def figures(self) -> list[dict]:
         """Every ``.plotly-fig``: its id, render state and size of the SVG plotly drew."""
@@ -94,6 +95,7 @@ class ReportView:
         assert self.console_errors == [], f"console errors: {self.console_errors}"
         assert self.page_errors == [], f"page errors: {self.page_errors}"
         assert self.external_requests == [], f"requests leaving the file: {self.external_requests}"
+        assert self.dialogs == [], f"dialogs opened: {self.dialogs}"
         for fig in self.figures():
             assert fig["rendered"] == "true", f"plot {fig['id']} was not drawn ({fig['rendered']})"
             assert fig["svg_width"] > 100 and fig["svg_height"] > 100, f"plot {fig['id']} is empty: {fig}"
@@ -116,6 +118,7 @@ def open_report(browser):
         view = ReportView(page)
         page.on("console", lambda m: view.console_errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: view.page_errors.append(str(e)))
+        page.on("dialog", lambda d: (view.dialogs.append(d.message), d.dismiss()))
         page.on("request", lambda r: None if r.url.startswith(LOCAL_SCHEMES) else view.external_requests.append(r.url))
         page.goto(Path(path).resolve().as_uri(), wait_until="load")
         if javascript:

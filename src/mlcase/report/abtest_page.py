@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .sections import figure, table
+from .sections import figure, plot_text, table
 
 
 def _finite(v) -> bool:
@@ -35,7 +35,7 @@ def forest_figure(rows: list[dict], title: str, relative: bool = True, margins: 
             marker={"size": 10, "color": r.get("colour", "#1565c0")},
             error_x={"type": "data", "symmetric": False, "array": [hi - est], "arrayminus": [est - lo],
                      "thickness": 2, "width": 6},
-            hovertemplate=f"{r['label']}<br>estimate %{{x:.4g}}{'%' if relative else ''}<br>95% CI "
+            hovertemplate=f"{plot_text(r['label'])}<br>estimate %{{x:.4g}}{'%' if relative else ''}<br>95% CI "
                           f"[{lo:.4g}, {hi:.4g}]<extra></extra>"))
     fig.add_vline(x=0, line={"color": "#555", "width": 1})
     for m in margins or []:

@@ -88,6 +88,7 @@ def figure(fig, height: int | None = None, caption: str | None = None) -> str:
     layout = spec.get("layout") or {}
     if "template" in layout and layout["template"] == _default_template():
         spec = {**spec, "layout": {k: v for k, v in layout.items() if k != "template"}}
+    spec = plot_text(spec)
     from ...results import to_json
 
     payload = to_json(spec, indent=None).replace("</", "<\\/")  # NaN/inf -> null: the page's JSON.parse refuses NaN
@@ -96,6 +97,27 @@ def figure(fig, height: int | None = None, caption: str | None = None) -> str:
     cap = f'<figcaption>{esc(caption)}</figcaption>' if caption else ""
     return (f'<figure class="plot"><div class="plotly-fig" id="{fid}"{style}></div>'
             f'<script type="application/json" data-for="{fid}">{payload}</script>{cap}</figure>')
+
+
+_PLOTLY_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def plot_text(v: Any) -> Any:
+    """``v`` with every string escaped for plotly.js, which draws a subset of HTML in whatever text it shows
+    (names, category ticks, hover labels, annotations: ``<a href>`` became a link, ``<b>`` bold, ``<br>`` a new
+    line, so a category ``<a href="javascript:alert(1)">x</a>`` read "x") and decodes ``&lt;`` back to ``<``.
+    Keys ending in ``template`` (``hovertemplate``, ``texttemplate``, a layout's ``template``) are the builders'
+    own markup; a builder escapes with this function what it puts in one (not with :func:`esc`:
+    plotly.js knows no ``&quot;``)."""
+    if isinstance(v, str):
+        return v.translate(_PLOTLY_ENTITIES)
+    if isinstance(v, dict):
+        return {k: w if str(k).endswith("template") else plot_text(w) for k, w in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plot_text(w) for w in v]
+    if getattr(v, "dtype", None) is not None and v.dtype.kind in "OUST":  # an array of text (numbers stay arrays)
+        return [plot_text(w) for w in v.tolist()]
+    return v
 
 
 @functools.cache

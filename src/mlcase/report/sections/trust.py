@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Section, esc, figure, fmt, table
+from . import Section, esc, figure, fmt, plot_text, table
 
 TITLE = "Explanations and uncertainty"
 ORDER = 40
@@ -110,7 +110,7 @@ def beeswarm_figure(swarm: list[dict], output: str | None):
         fig.add_trace(go.Scatter(
             x=shap_vals, y=y_pos + jitter, mode="markers", marker=marker, name=entry["feature"], showlegend=False,
             text=[_short(v) for v in values],
-            hovertemplate=f"{esc(entry['feature'])} = %{{text}}<br>SHAP %{{x:.4g}}<extra></extra>"))
+            hovertemplate=f"{plot_text(entry['feature'])} = %{{text}}<br>SHAP %{{x:.4g}}<extra></extra>"))
     fig.add_vline(x=0, line_color="#cbd5e1")
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=40), xaxis_title=f"SHAP value ({_space(output)})",
                       yaxis=dict(tickvals=list(range(n)), ticktext=[r["feature"] for r in rows][::-1],
