@@ -21,7 +21,7 @@ import pandas as pd
 from .case import Case, load_case
 from .errors import DataError, SpecError
 from .sql import CSV_OPTIONS, identifier  # noqa: F401  (the options every CSV is read with; re-exported: data.CSV_OPTIONS)
-from .times import TIME_DTYPE, as_datetimes, is_zoned, offset_dates, us_dates
+from .times import TIME_DTYPE, as_datetimes, is_zoned, offset_dates, us_dates, zoned_days
 
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
@@ -117,6 +117,8 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
                 if short:
                     raise DataError(f"{what}: cannot read {path.name}: {short}", RAGGED_FIX)
             raw_names = _raw_column_names(con, path, df)
+            if not is_csv:
+                df = _parquet_zones(path, df)
             if is_csv and any(is_zoned(df[c]) for c in df.columns):
                 df = _offset_days_as_written(con, reader, df)
             if is_csv:   # sniffed only where a column needs it (a number such as '1,500')
@@ -302,6 +304,10 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
                 out[col] = s.astype("uint64")   # as int64, 2**63 + 7 was read as -9223372036854775801
             else:
                 out[col] = s.astype("int64")
+        elif (dates := zoned_days(s)) is not None:
+            notes.setdefault("offset_dates", {})[col] = {"values": int(dates.notna().sum()),
+                                                         "example": str(s.dropna().iloc[0])}
+            out[col] = dates
         elif pd.api.types.is_datetime64_any_dtype(s):
             if is_zoned(s):          # the same instants in UTC, without the zone (see mlcase.times)
                 notes.setdefault("zoned_times", {})[col] = str(s.dt.tz)
@@ -557,6 +563,25 @@ def _offset_days_as_written(con, reader: str, df: pd.DataFrame) -> pd.DataFrame:
         if c in text.columns and offset_dates(text[c]) is not None:
             out[c] = text[c].to_numpy()
     return out
+
+
+def _parquet_zones(path: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each zoned time column in the zone its Parquet file names (DuckDB returns every one in UTC), so a
+    column of local midnights reads as those days (:func:`mlcase.times.zoned_days`), as its CSV does."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        zones = {f.name: f.type.tz for f in pq.read_schema(path) if pa.types.is_timestamp(f.type) and f.type.tz}
+    except Exception:  # noqa: BLE001 - the zone is a refinement; DuckDB read the data already
+        return df
+    for name, tz in zones.items():
+        if name in df.columns and is_zoned(df[name]):
+            try:
+                df[name] = df[name].dt.tz_convert(tz)
+            except Exception:  # noqa: BLE001 - a zone pandas does not know: the instants in UTC, as before
+                pass
+    return df
 
 
 def _raw_column_names(con, path: Path, df: pd.DataFrame) -> list[str] | None:

@@ -64,6 +64,22 @@ def offset_dates(values: pd.Series) -> pd.Series | None:
     return None if out[text.index].isna().any() else out
 
 
+def zoned_days(s: pd.Series) -> pd.Series | None:
+    """A zoned datetime column whose every value is local midnight in a zone other than UTC: those days; else None.
+
+    The typed form of :func:`offset_dates`: a Parquet file's ``timestamp[tz=Australia/Sydney]`` column of quarter
+    starts (a database's timestamptz of dates) read as UTC was 13:00 the day before, and a forecast case refused
+    its series as "not regular", where the CSV of the same table read its days.
+    """
+    if not is_zoned(s) or str(s.dt.tz) in ("UTC", "utc", "Etc/UTC"):
+        return None
+    local = s.dt.tz_localize(None)
+    values = local.dropna()
+    if values.empty or not (values == values.dt.normalize()).all():
+        return None
+    return local.astype(TIME_DTYPE)
+
+
 def is_zoned(s: pd.Series) -> bool:
     """Whether ``s`` is a datetime column with a time zone."""
     return isinstance(s.dtype, pd.DatetimeTZDtype)

