@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Annotated
 
 import typer
@@ -19,10 +21,15 @@ def register(app: typer.Typer) -> None:
         quiet: QuietOpt = False,
     ):
         """Rebuild <case>/report/index.html from <case>/.mlcase/*.json (no retraining) and print its path."""
+        from ..lock import case_lock
         from ..report.render import write_report
 
         c = load(case)
-        result = write_report(c)   # refuses a case with no stage results (it would empty the report)
+        # not while a run rewrites the results it reads and the report it writes: a report built then said
+        # "5 not run yet", and one finishing after the run's replaced the run's full report (a folder this user
+        # may not write has no run of theirs to wait for: write_report names the file it cannot write)
+        with case_lock(c, "report") if os.access(c.work_dir, os.W_OK) else contextlib.nullcontext():
+            result = write_report(c)   # refuses a case with no stage results (it would empty the report)
         if json_out:
             emit_json(result.to_dict())
             return
