@@ -27,7 +27,12 @@ def as_datetimes(values) -> pd.Series:
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values, dtype="object")
     if pd.api.types.is_datetime64_any_dtype(s):
-        return s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
+        if s.dt.tz is None:
+            return s
+        # local midnights in a zone are those days, as training read them (mlcase.data): a Parquet file to score
+        # gave them to the model as the instants in UTC, 13 hours earlier in Sydney, a day before the day meant
+        days = zoned_days(s)
+        return days if days is not None else s.dt.tz_convert("UTC").dt.tz_localize(None)
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         return pd.to_datetime(s, errors="coerce")
     if (days := offset_dates(s)) is not None:

@@ -194,3 +194,11 @@ def test_zoned_local_midnights_in_parquet_read_as_their_days_as_the_csv_does(tmp
     pd.testing.assert_frame_equal(series["parquet"], series["csv"])   # QS: 127 time(s) off the QS grid"
     notes = read_notes(read_table(tmp_path / "parquet" / "data.parquet"))
     assert notes["offset_dates"]["Quarter"] == {"values": 508, "example": "1981-01-01 00:00:00+11:00"}
+    # the same column read to score (a Parquet file through pyarrow, a DataFrame): the days training read, not the
+    # instants in UTC (1980-12-31 13:00, the day before), so a date feature does not shift between fit and scoring
+    from mlcase.times import as_datetimes
+
+    scored = pq.read_table(tmp_path / "parquet" / "data.parquet").to_pandas()["Quarter"]
+    assert str(scored.dt.tz) == "Australia/Sydney"
+    assert as_datetimes(scored).tolist() == read_table(tmp_path / "parquet" / "data.parquet")["Quarter"].tolist()
+    assert as_datetimes(scored).iloc[0] == pd.Timestamp("1981-01-01")
