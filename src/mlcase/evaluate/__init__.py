@@ -29,6 +29,7 @@ Modules: :mod:`.policies` (model-free policies, thresholds under capacity),
 
 from __future__ import annotations
 
+from ..latency import measure_latency
 from .calibration import (
     ECE_POOR,
     calibrate_bundle,
@@ -38,7 +39,6 @@ from .calibration import (
 from .ceiling import Ceiling, perfect_cost, value_ceiling
 from .common import TRIVIAL, is_trivial, operating_cost, valid_scores
 from .core import Evaluation, evaluate
-from .latency import measure_latency
 from .lift import bootstrap_means, paired_bootstrap
 from .policies import FloorPolicies, decision_threshold, model_free_policies
 

@@ -11,6 +11,7 @@ import numpy as np
 from .. import tasks as T
 from ..case import Case
 from ..errors import ModelError
+from ..latency import measure_latency
 from .calibration import calibrate_bundle, calibration_report
 from .common import (
     features_of,
@@ -21,7 +22,6 @@ from .common import (
     valid_scores,
     volume,
 )
-from .latency import measure_latency
 from .lift import PairedLifts
 from .policies import FloorPolicies, choose_thresholds, model_free_policies
 from .slices import slices as slice_report

@@ -28,10 +28,10 @@ import pandas as pd
 from .. import tasks as T
 from ..case import Case
 from ..errors import ModelError
+from ..latency import measure_latency
 from ..tasks.ranking import CURVE_KS, Groups, k_of, list_metrics
 from .common import features_of, operating_cost, valid_scores, volume
 from .core import FLOOR, Evaluation, _money, _sd, _value
-from .latency import measure_latency
 from .lift import PairedLifts, bootstrap_means, ci
 
 SLICE_BOOT = 300
