@@ -74,7 +74,9 @@ def redact_url(url: str) -> str:
         return url
     try:
         parts = urlsplit(url)
-    except ValueError:  # not parseable as a URL: keep the scheme only
+    except ValueError:  # not parseable as a URL: keep the scheme only, where a userinfo or a query may hide a secret
+        if not {"@", "?"} & set(url.split("://", 1)[1]):
+            return url  # a '[' outside an IPv6 host (a column named '[link=http://x]y[/link]'): nothing secret in it
         return url.split("://", 1)[0] + "://" + REDACTED
     netloc = parts.netloc
     if "@" in netloc:
