@@ -38,12 +38,16 @@ PIPE_WIDTH = 100_000
 
 
 def console(quiet: bool = False):
-    """A Rich console on stderr (stdout stays clean for --json); unlimited width when not a terminal."""
+    """A Rich console on stderr (stdout stays clean for --json); unlimited width when not a terminal.
+
+    Text from the data (names, values, paths) goes into its markup through :func:`mlcase.formats.markup_escape`.
+    """
     from rich.console import Console
 
-    out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    # emoji=False: a name such as 'x:cat:y' or 'A:ok:B' (from the data) is printed as written, not as 'x🐈y'
+    out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True, emoji=False)
     if not out.is_terminal:
-        out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True, width=PIPE_WIDTH)
+        out = Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True, emoji=False, width=PIPE_WIDTH)
     return out
 
 

@@ -360,9 +360,9 @@ def open_engine(kind: str = "local", scheduler: str | None = None, workers: int 
                                                               local_directory=local_directory)
     try:
         if console is not None and eng.parallel:
-            console.print(eng.describe())
+            console.print(eng.describe(), markup=False)  # a scheduler's address is text
             if eng.info.dashboard:
-                console.print(f"Dask dashboard: {eng.info.dashboard}")
+                console.print(f"Dask dashboard: {eng.info.dashboard}", markup=False)
         yield eng
     finally:
         eng.close()

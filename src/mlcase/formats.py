@@ -143,3 +143,30 @@ def listing(names: list[str], most: int | None = None) -> str:
     if most is not None and len(names) > most:
         return f"{', '.join(names[:most])} and {len(names) - most} more"
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else ""
+
+
+def markup_escape(text: Any) -> str:
+    r"""``text`` (a column, class, arm or series name, a path, a message quoting them) as Rich markup that
+    prints it as written: ``[red]``, ``[/]`` or ``[link=...]`` in a name are not styles, and ``[/]`` does
+    not raise :class:`rich.errors.MarkupError`.
+
+    :func:`rich.markup.escape` escapes only brackets that read as a tag, and Rich prints any other
+    ``\[`` as ``[``: a column named ``\[`` printed as ``[``. Here every ``[`` is escaped; a run of
+    backslashes before a tag-like bracket is doubled (Rich halves it), and before any other bracket it
+    keeps one more (Rich drops one); a trailing backslash is doubled as Rich's own escape does, so it
+    cannot escape the tag that follows it.
+
+    >>> markup_escape("[/]x")
+    '\\[/]x'
+    >>> from rich.markup import render
+    >>> [render(f"[b]{markup_escape(s)}[/b]").plain for s in ("[red]a", "\\[", "a\\[b]", "x[")]
+    ['[red]a', '\\[', 'a\\[b]', 'x[']
+    """
+    import re
+
+    def one(m: re.Match) -> str:
+        slashes, tag = m.group(1), m.group(2)
+        return slashes * 2 + "\\[" if (tag or not slashes) else slashes + "\\["
+
+    out = re.sub(r"(\\*)\[(?=([a-z#/@][^[]*?\])?)", one, str(text))
+    return out + "\\" if (len(out) - len(out.rstrip("\\"))) % 2 else out

@@ -43,16 +43,18 @@ class RunResult:
                 "forced": self.forced, "stopped_at": self.stopped_at, "check_errors": self.check_errors}
 
     def print(self, console) -> None:
+        from .formats import markup_escape
+
         colour = {"GO": "green", "USE_BASELINE": "yellow", "NO_GO": "red", "INCONCLUSIVE": "magenta"}.get(
             self.decision or "", "white")
-        console.print(f"\n[bold]{self.case.name}[/bold]: decision [bold {colour}]{self.decision}[/]"
-                      + (f" (champion: {self.champion})" if self.champion else ""))
+        console.print(f"\n[bold]{markup_escape(self.case.name)}[/bold]: decision [bold {colour}]{markup_escape(str(self.decision))}[/]"
+                      + (f" (champion: {markup_escape(str(self.champion))})" if self.champion else ""))
         for r in self.reasons:
-            console.print(f"  - {r}")
+            console.print(f"  - {markup_escape(r)}")
         if self.report:
-            console.print(f"report: {self.report}")
+            console.print(f"report: {markup_escape(str(self.report))}")
         if self.card:
-            console.print(f"model card: {self.card}")
+            console.print(f"model card: {markup_escape(str(self.card))}")
 
 
 class _Timer:

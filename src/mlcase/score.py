@@ -76,13 +76,15 @@ class ScoreResult:
                     f"{self.seconds:.1f}s (start-up {self.startup_s:.1f}s, engine {self.engine}, {model})")
             bad = f"{self.invalid_rows} series not forecast, each with its reason in {self.errors_path}"
             clean, by_tier = "every series forecast", "series answered by a fallback tier"
-        console.print(f"{head} -> {self.output}")
-        console.print(f"[yellow]{bad}[/yellow]" if self.invalid_rows else clean)
+        from .formats import markup_escape
+
+        console.print(f"{markup_escape(head)} -> {markup_escape(str(self.output))}")
+        console.print(f"[yellow]{markup_escape(bad)}[/yellow]" if self.invalid_rows else clean)
         if self.fallbacks:
             parts = ", ".join(f"{k}: {v}" for k, v in sorted(self.fallbacks.items()))
-            console.print(f"{by_tier}: {parts}")
+            console.print(f"{by_tier}: {markup_escape(parts)}")
         for note in self.notes:
-            console.print(f"note: {note}")
+            console.print(f"note: {markup_escape(note)}")
 
 
 # --------------------------------------------------------------------------- the per-chunk work

@@ -103,7 +103,10 @@ def run_large_bakeoff(case, engine, console=None, quiet: bool = False) -> LargeB
         row.update({k: b[k] for k in ("expression", "fit_s") if k in b})
         rows.append(row)
         if console is not None and not quiet:
-            console.print(f"{b['name']} ({b['estimator']}): validation {out.metric} {row[out.metric]:.4f}")
+            from ..formats import markup_escape
+
+            console.print(f"{markup_escape(str(b['name']))} ({markup_escape(str(b['estimator']))}): validation {out.metric} "
+                          f"{row[out.metric]:.4f}")
     for fam in families:
         started = time.perf_counter()
         est = _estimator(fam, task, client, case.spec.split.seed)

@@ -135,6 +135,8 @@ def leaderboard_table(data: dict):
     """A Rich table of a stored bake-off result (``BakeoffResult.to_dict()``)."""
     from rich.table import Table
 
+    from ..formats import markup_escape
+
     metric = data.get("metric", "score")
     cv = data.get("cv", {})
     how = f"{cv.get('folds', '?')}-fold CV" if cv.get("mode", "cv") == "cv" else "holdout"
@@ -149,10 +151,10 @@ def leaderboard_table(data: dict):
         table.add_column(col, justify=justify, overflow="fold")
     for r in data.get("leaderboard", []):
         mark = "★" if r.get("selected") else ("◆" if r["name"] == data.get("best_baseline") else "")
-        table.add_row(mark, r["name"], r["kind"], _num(r.get("cv_loss", r.get("cv_mean"))), _num(r.get("cv_cost")),
+        table.add_row(mark, markup_escape(str(r["name"])), markup_escape(str(r["kind"])), _num(r.get("cv_loss", r.get("cv_mean"))), _num(r.get("cv_cost")),
                       _num(r.get("cv_std")), str(r.get("n_trials") or ""), _num(r.get("rows_seen"), 9),
                       _num(r.get("fit_cpu_s"), 3), _size(r.get("size_bytes")), _num(r.get("predict_1_ms"), 3),
-                      _num(r.get("operating_cost_per_decision"), 3), r.get("note") or "")
+                      _num(r.get("operating_cost_per_decision"), 3), markup_escape(r.get("note") or ""))
     return table
 
 

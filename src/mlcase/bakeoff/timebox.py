@@ -188,7 +188,9 @@ class Progress:
 
     def update(self, text: str) -> None:
         if self._p is not None:
-            self._p.update(self._task, description=text,
+            from ..formats import markup_escape
+
+            self._p.update(self._task, description=markup_escape(text),
                            completed=min(self._budget, time.monotonic() - self._t0))
 
     def stop(self) -> None:

@@ -70,21 +70,22 @@ def show(listing: Listing, fmt: str, console) -> None:
     elif fmt == "md":
         sys.stdout.write(markdown(listing) + "\n")
     else:
-        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=escape(listing.title), title_justify="left")
+        from ..formats import markup_escape
+
+        table = Table(title=markup_escape(listing.title), title_justify="left")
         for c in listing.columns:
-            table.add_column(escape(c.name), justify="right" if c.right else "left", no_wrap=True)
+            table.add_column(markup_escape(c.name), justify="right" if c.right else "left", no_wrap=True)
         for i, row in enumerate(listing.rows):
             style = listing.styles[i] if i < len(listing.styles) else None
-            table.add_row(*[escape(c.show(v)) for c, v in zip(listing.columns, row, strict=True)], style=style)
+            table.add_row(*[markup_escape(c.show(v)) for c, v in zip(listing.columns, row, strict=True)], style=style)
         console.print(table)
     sys.stdout.flush()
-    from rich.markup import escape
+    from ..formats import markup_escape
 
     for note in listing.notes:
-        console.print(f"[dim]note:[/dim] {escape(note)}")
+        console.print(f"[dim]note:[/dim] {markup_escape(note)}")
 
 
 def markdown(listing: Listing) -> str:

@@ -97,11 +97,13 @@ def plan_cmd(
     if json_out:
         emit_json(p.to_dict())
         return
+    from ..formats import markup_escape
+
     con = console()
-    con.print(f"[bold]Plan[/bold] ({p.source})")
-    con.print(p.summary())
+    con.print(f"[bold]Plan[/bold] ({markup_escape(str(p.source))})")
+    con.print(markup_escape(p.summary()))
     for note in p.notes:
-        con.print(f"[yellow]note:[/yellow] {note}")
+        con.print(f"[yellow]note:[/yellow] {markup_escape(note)}")
 
 
 @abtest_app.command("assign")
@@ -129,7 +131,8 @@ def assign_cmd(
         emit_json({**result.to_dict(), "log": str(path)})
         return
     counts = ", ".join(f"{a} {n:,}" for a, n in result.counts().items())
-    console().print(f"assigned {len(result.frame):,} units with salt {salt!r}: {counts}; log written to {path}")
+    console().print(f"assigned {len(result.frame):,} units with salt {salt!r}: {counts}; log written to {path}",
+                    markup=False)  # arm names, the salt and the path are text
 
 
 @abtest_app.command("analyze")
@@ -205,17 +208,17 @@ def analyze_cmd(
 
 
 def _print_analysis(result, page, quiet: bool, fmt: str = "table") -> None:
-    from rich.markup import escape
+    from ..formats import markup_escape
 
     con = console(quiet)
     colour = {"SHIP": "green", "DONT_SHIP": "red", "INCONCLUSIVE": "yellow", "UNTRUSTWORTHY": "red"}[result.verdict]
     con.print(f"[bold {colour}]{result.verdict}[/]" + (" (preliminary)" if result.preliminary else ""))
     for w in result.warnings:
-        con.print(f"[yellow]warning:[/yellow] {escape(w)}")
+        con.print(f"[yellow]warning:[/yellow] {markup_escape(w)}")
     show(effects_listing(result), fmt, con)
-    con.print(escape(result.conclusion))
+    con.print(markup_escape(result.conclusion))
     if page:
-        con.print(f"page written to {escape(str(page))}")
+        con.print(f"page written to {markup_escape(str(page))}")
 
 
 def effects_listing(result) -> Listing:
@@ -260,10 +263,12 @@ def aa_cmd(
     if json_out:
         emit_json(result.to_dict())
         return
+    from ..formats import markup_escape
+
     con = console()
     for note in result.notes:
-        con.print(f"note: {note}")
-    con.print(result.conclusion)
+        con.print(f"note: {markup_escape(note)}")
+    con.print(markup_escape(result.conclusion))
     bad = [m["metric"] for m in result.metrics if not m["within_band"]]
     if bad:
-        con.print(f"[yellow]outside the band:[/yellow] {', '.join(bad)}")
+        con.print(f"[yellow]outside the band:[/yellow] {markup_escape(', '.join(map(str, bad)))}")

@@ -67,25 +67,26 @@ def summary(out: dict) -> dict:
 
 def _print(con, doc: dict) -> None:
     from ..analysis import conflicts_said, flagged_said
+    from ..formats import markup_escape
 
-    con.print(f"[bold]{doc['case']}[/bold]: analysis in {doc['seconds']:.1f} s (decision {doc['decision']})")
+    con.print(f"[bold]{markup_escape(doc['case'])}[/bold]: analysis in {doc['seconds']:.1f} s (decision {doc['decision']})")
     losing = doc["losing_slices"]
     con.print(f"  slices: {doc['slices_scanned']} scanned, {doc['slices_tried']} tried on the test rows; "
-              + (f"loses money in: {', '.join(losing)}" if losing else "no slice loses money beyond chance"))
+              + (f"loses money in: {markup_escape(', '.join(losing))}" if losing else "no slice loses money beyond chance"))
     for e in doc["learning_curve"].get("extrapolation") or []:
         lo, hi = e["band"]
         con.print(f"  learning curve: {e['multiple']:g}x labels ({e['labels']:,}): {number(e['cost_per_decision'], 4)} per "
                   f"decision (band {number(lo, 4)} to {number(hi, 4)})")
     if doc["learning_curve"].get("note") or doc["learning_curve"].get("skipped"):
-        con.print(f"  learning curve: {doc['learning_curve'].get('note') or doc['learning_curve'].get('skipped')}")
+        con.print(f"  learning curve: {markup_escape(str(doc['learning_curve'].get('note') or doc['learning_curve'].get('skipped')))}")
     for g in doc["feature_groups"][:8]:
         w = g.get("worth_per_decision") or {}
         if w:
-            con.print(f"  feature group {g['group']}: worth {number(w['estimate'], 4)} per decision "
+            con.print(f"  feature group {markup_escape(str(g['group']))}: worth {number(w['estimate'], 4)} per decision "
                       f"(95% CI {number(w['ci_low'], 4)} to {number(w['ci_high'], 4)})")
     lab = doc["label_audit"]
     if lab.get("file"):
-        con.print(f"  label audit: {flagged_said(lab)}; {conflicts_said(lab)}; for review: {lab['file']}")
+        con.print(f"  label audit: {markup_escape(flagged_said(lab))}; {markup_escape(conflicts_said(lab))}; for review: {markup_escape(str(lab['file']))}")
     for r in doc["reasons"]:
-        con.print(f"  - {r}")
-    con.print(f"report: {doc['report']}")
+        con.print(f"  - {markup_escape(r)}")
+    con.print(f"report: {markup_escape(str(doc['report']))}")

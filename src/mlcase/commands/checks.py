@@ -61,23 +61,23 @@ def register(app: typer.Typer) -> None:
             out = console(quiet)
             show(findings_listing(c.name, report), fmt, out)
             if path:
-                out.print(f"datasheet: {path}")
+                out.print(f"datasheet: {path}", markup=False)
         else:
-            from rich.markup import escape
+            from ..formats import markup_escape
 
             out = console(quiet)
             lines = report.summary_lines()
-            out.print(f"[bold]{escape(c.name)}[/bold]: {escape(lines[0])}")
+            out.print(f"[bold]{markup_escape(c.name)}[/bold]: {markup_escape(lines[0])}")
             if note:
-                out.print(f"[yellow]note:[/yellow] {escape(note)}")
+                out.print(f"[yellow]note:[/yellow] {markup_escape(note)}")
             for chk in report.checks:
-                out.print(f"[{_STYLE[chk.label]}]{chk.label.upper():<7}[/] {escape(chk.line())}")
+                out.print(f"[{_STYLE[chk.label]}]{chk.label.upper():<7}[/] {markup_escape(chk.line())}")
                 if chk.accepted:
-                    out.print(f"        [dim]accepted:[/dim] {escape(chk.accepted)}")
+                    out.print(f"        [dim]accepted:[/dim] {markup_escape(chk.accepted)}")
                 elif chk.fix and chk.severity != "info":
-                    out.print(f"        [dim]fix:[/dim] {escape(chk.fix)}")
+                    out.print(f"        [dim]fix:[/dim] {markup_escape(chk.fix)}")
             if path:
-                out.print(f"datasheet: {escape(str(path))}")
+                out.print(f"datasheet: {markup_escape(str(path))}")
         if report.has_errors:
             raise typer.Exit(1)
 

@@ -40,14 +40,16 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(receipt)
             return
+        from ..formats import markup_escape
+
         out = console(quiet)
         out.print(f"erased {receipt['rows']} row(s) from {len(receipt['stores'])} store(s)"
                   + (f" (finished a run that was interrupted; {receipt['runs']} runs)" if receipt["runs"] > 1 else ""))
         for s in receipt["stores"]:
-            out.print(f"  {s['store']}: {s['rows']} row(s) ({s['location']})")
-        out.print(f"receipt: {receipt['path']}")
+            out.print(f"  {markup_escape(str(s['store']))}: {s['rows']} row(s) ({markup_escape(str(s['location']))})")
+        out.print(f"receipt: {markup_escape(str(receipt['path']))}")
         for note in receipt["notes"]:
-            out.print(f"[yellow]note[/yellow] {note}")
+            out.print(f"[yellow]note[/yellow] {markup_escape(note)}")
 
     @app.command("retention")
     def retention_cmd(
@@ -73,7 +75,7 @@ def register(app: typer.Typer) -> None:
         out.print(f"{verb} {out_data['rows']} row(s) older than {out_data['before']} "
                   f"(serving.retention {duration(out_data['retention_seconds'])})")
         for s in out_data["stores"]:
-            out.print(f"  {s['store']}: {s['rows']} row(s) ({s['location']})")
+            out.print(f"  {s['store']}: {s['rows']} row(s) ({s['location']})", markup=False)
         if out_data["archived_windows"]:
             out.print(f"kept {len(out_data['archived_windows'])} monitoring window(s) as aggregates "
                       f"({out_data['archived_windows'][0]} to {out_data['archived_windows'][-1]})")

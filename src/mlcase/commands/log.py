@@ -30,8 +30,7 @@ def register(app: typer.Typer) -> None:
         Safe to kill at any moment and to run again: a batch counts only once its manifest row is
         committed in the log; `mlcase monitor` then reads the Parquet part plus the live tail.
         """
-        from rich.markup import escape
-
+        from ..formats import markup_escape
         from ..monitor.compact import compact
 
         c = load(case)
@@ -42,7 +41,7 @@ def register(app: typer.Typer) -> None:
         out = console(quiet)
         if result.rows:
             out.print(f"compacted {result.rows:,} row(s) logged before {result.cut} into {result.files} Parquet file(s) "
-                      f"in {escape(result.folder)} ({result.seconds:.1f}s); {result.tail_rows:,} row(s) in the live tail")
+                      f"in {markup_escape(result.folder)} ({result.seconds:.1f}s); {result.tail_rows:,} row(s) in the live tail")
         else:
             out.print(f"nothing to compact before {result.cut}; {result.tail_rows:,} row(s) in the live tail")
         if result.removed_orphans:

@@ -13,11 +13,10 @@ from ._listing import Column, FormatOpt, Listing, check_format, money, number, s
 
 def _bakeoff_large(c, engine, scheduler, json_out: bool, quiet: bool) -> None:
     """``mlcase bakeoff`` on a source larger than memory (:mod:`mlcase.bakeoff.large`); saved as ``bakeoff_large``."""
-    from rich.markup import escape
-
     from .. import results
     from ..bakeoff.large import check_large, run_large_bakeoff
     from ..engine import engine_for
+    from ..formats import markup_escape
     from ..lock import case_lock
 
     out = console(quiet)
@@ -32,8 +31,8 @@ def _bakeoff_large(c, engine, scheduler, json_out: bool, quiet: bool) -> None:
     out.print(f"out of core: {res['rows']:,} rows in {res['partitions']} partitions ({res['source_bytes'] / 2**20:,.1f} "
               f"MiB), validated on {res['valid_rows']:,}")
     for r in res["leaderboard"]:
-        out.print(f"  {escape(r['name']):<10} {r['kind']:<9} {res['metric']} {r[res['metric']]:.4f}  {escape(r['estimator'])}")
-    out.print(f"best candidate: {res['candidate']}")
+        out.print(f"  {markup_escape(r['name']):<10} {r['kind']:<9} {res['metric']} {r[res['metric']]:.4f}  {markup_escape(r['estimator'])}")
+    out.print(f"best candidate: {markup_escape(str(res['candidate']))}")
 
 
 def register(app: typer.Typer) -> None:
@@ -124,7 +123,8 @@ def register(app: typer.Typer) -> None:
             emit_json({"case": c.name, "tracking_uri": redact_url(c.tracking_uri), "versions": rows})
             return
         if not rows:
-            console().print(f"no registered versions of '{c.name}' in {redact_url(c.tracking_uri)}; `mlcase run` registers them")
+            console().print(f"no registered versions of '{c.name}' in {redact_url(c.tracking_uri)}; `mlcase run` registers "
+                            "them", markup=False)
             return
         show(models_listing(c.name, rows), fmt, console())
 
@@ -186,15 +186,14 @@ def _summary(data: dict) -> dict:
 
 
 def _print_summary(out, data: dict) -> None:
-    from rich.markup import escape
-
     from ..bakeoff.timebox import search_starved
+    from ..formats import markup_escape
 
     if data.get("candidate"):
-        out.print(f"candidate: [bold]{escape(data['candidate'])}[/bold]; best baseline: "
-                  f"{escape(str(data.get('best_baseline')))}; {data.get('elapsed_s', 0):.1f}s of "
+        out.print(f"candidate: [bold]{markup_escape(data['candidate'])}[/bold]; best baseline: "
+                  f"{markup_escape(str(data.get('best_baseline')))}; {data.get('elapsed_s', 0):.1f}s of "
                   f"{data.get('budget_s', 0):g}s budget")
         starved = search_starved(data.get("phases") or {}, float(data.get("budget_s") or 0),
                                  data.get("families") or {}, bool(data.get("interrupted")))
         if starved and starved not in (data.get("notes") or []):  # the listing's notes say it already
-            out.print(f"note: {escape(starved)}")
+            out.print(f"note: {markup_escape(starved)}")

@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
 def print_forecast(out, data: dict, fmt: str = "table") -> None:
     """A forecast case's monitoring: the listing by horizon step (``fmt``: csv and md on stdout), then the
     assumptions, warnings and alerts on stderr. ``--format csv`` printed the steps on stderr, nothing on stdout."""
-    from rich.markup import escape
+    from ..formats import markup_escape
 
     out.print(f"{data['points']} forecast points with actuals, from {data['requests']} logged forecasts")
     if data["by_step"] or fmt != "table":
@@ -100,11 +100,11 @@ def print_forecast(out, data: dict, fmt: str = "table") -> None:
                  "too_small": "false"}[a["status"]] + f" on {a['n']} actuals"
         if a["status"] == "too_small":
             shown += ", too few to alert (monitoring.min_window_rows)"
-        out.print(f"  assumption '{escape(a['text'])}': {shown}")
+        out.print(f"  assumption '{markup_escape(a['text'])}': {shown}")
     for w in data["warnings"]:
-        out.print(f"[yellow]warning:[/yellow] {escape(w)}")
+        out.print(f"[yellow]warning:[/yellow] {markup_escape(w)}")
     for a in data["alerts"]:
-        out.print(f"[red]alert ({a['kind']}):[/red] {escape(a['message'])}")
+        out.print(f"[red]alert ({a['kind']}):[/red] {markup_escape(a['message'])}")
 
 
 def forecast_listing(data: dict) -> Listing:
@@ -122,36 +122,35 @@ def forecast_listing(data: dict) -> Listing:
 
 def print_result(out, data: dict, fmt: str = "table") -> None:
     """A listing of the windows, then the warnings and alerts (on stderr)."""
-    from rich.markup import escape
+    from ..formats import markup_escape
 
     model = data.get("model") or {}
     version = f" v{model['version']}" if model.get("version") is not None else ""
-    out.print(f"[bold]{escape(str(data['case']))}[/bold]: {data['n_rows']} predictions in {data['n_windows']} "
-              f"window(s) of {duration(data['window_seconds'])} from {escape(str(data['source']))} "
-              f"(model {escape(str(model.get('name')))}{version})")
+    out.print(f"[bold]{markup_escape(str(data['case']))}[/bold]: {data['n_rows']} predictions in {data['n_windows']} "
+              f"window(s) of {duration(data['window_seconds'])} from {markup_escape(str(data['source']))} "
+              f"(model {markup_escape(str(model.get('name')))}{version})")
     show(windows_listing(data), fmt, out)
     for line in ranking_lines(data):
-        out.print(escape(line))
+        out.print(markup_escape(line))
     for line in label_lines(data):
-        out.print(escape(line))
+        out.print(markup_escape(line))
     for w in data.get("warnings", []):
-        out.print(f"[yellow]warning[/yellow] {escape(w['message'])}")
+        out.print(f"[yellow]warning[/yellow] {markup_escape(w['message'])}")
     print_alerts(out, data)
 
 
 def print_alerts(out, data: dict) -> None:
     """The alerts grouped by owner, then what the notify commands did (on stderr)."""
-    from rich.markup import escape
-
+    from ..formats import markup_escape
     from ..governance.notify import notify_lines
     from ..governance.owners import by_owner
 
     for owner, alerts in by_owner(data["alerts"]).items():
-        out.print(f"[bold]{escape(owner)}[/bold]: {len(alerts)} alert(s)")
+        out.print(f"[bold]{markup_escape(owner)}[/bold]: {len(alerts)} alert(s)")
         for a in alerts:
-            out.print(f"  [red]ALERT[/red] {escape(a['kind'])}: {escape(a['message'])}")
+            out.print(f"  [red]ALERT[/red] {markup_escape(a['kind'])}: {markup_escape(a['message'])}")
     for line in notify_lines(data.get("notifications") or []):
-        out.print(escape(line))
+        out.print(markup_escape(line))
     if data["alerts"]:
         out.print(f"[red]{len(data['alerts'])} alert(s)[/red]; details with --json or in `mlcase report`")
     else:

@@ -42,13 +42,15 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(out)
             return
+        from ..formats import markup_escape
+
         r = out["readiness"]
         console().print(f"champion: version {out['from_version']} -> {out['to_version']} (readiness {r['score']:g}, "
                         f"minimum {r['minimum']:g}" + (f"; canary verdict {out['rollout']['verdict']}"
                                                        if out.get("rollout") else "") + ")"
-                        + (f"; forced past: {'; '.join(out['overridden'])}" if out["forced"] else ""))
+                        + (f"; forced past: {markup_escape('; '.join(out['overridden']))}" if out["forced"] else ""))
         if out.get("against_decision"):
-            console().print(f"[yellow]note:[/yellow] promoted against the decision: {out['against_decision']}; "
+            console().print(f"[yellow]note:[/yellow] promoted against the decision: {markup_escape(str(out['against_decision']))}; "
                             "the release history records it")
 
     @app.command()
@@ -187,11 +189,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_history(out, data: dict) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    from ..formats import markup_escape
+
     al = data["aliases"]
-    out.print(f"[bold]{data['case']}[/bold]: " + (", ".join(f"{k} -> version {v}" for k, v in sorted(al.items()))
+    out.print(f"[bold]{markup_escape(str(data['case']))}[/bold]: " + (", ".join(f"{k} -> version {v}" for k, v in sorted(al.items()))
                                                  or "no aliases"))
     if not data["events"]:
         out.print("no release recorded yet")
@@ -201,6 +204,6 @@ def _print_history(out, data: dict) -> None:
         t.add_column(col, overflow="fold")
     for e in data["events"]:
         t.add_row((e.get("when") or "")[:19].replace("T", " "), e.get("action", ""), e.get("alias", ""),
-                  str(e.get("from_version") or "–"), str(e.get("to_version") or "–"), escape(e.get("who", "")),
-                  escape((e.get("why") or "")[:160]) + (" [red](forced)[/red]" if e.get("forced") else ""))
+                  str(e.get("from_version") or "–"), str(e.get("to_version") or "–"), markup_escape(e.get("who", "")),
+                  markup_escape((e.get("why") or "")[:160]) + (" [red](forced)[/red]" if e.get("forced") else ""))
     out.print(t)

@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
             return
         out = console(quiet)
         n = len(result.sections)
+        from ..formats import markup_escape
+
         out.print(f"report: {n} section(s)"
-                  + (f", [red]{len(result.failed)} failed[/red] ({', '.join(result.failed)})" if result.failed else "")
-                  + (f", {len(result.not_run)} not run yet ({', '.join(result.not_run)})" if result.not_run else ""))
+                  + (f", [red]{len(result.failed)} failed[/red] ({markup_escape(', '.join(result.failed))})" if result.failed else "")
+                  + (f", {len(result.not_run)} not run yet ({markup_escape(', '.join(result.not_run))})" if result.not_run else ""))
         typer.echo(result.path.resolve().as_uri() if open_path else str(result.path))

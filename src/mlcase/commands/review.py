@@ -49,11 +49,13 @@ def export_cmd(
     if json_out:
         emit_json(out)
         return
+    from ..formats import markup_escape
+
     con = console(quiet)
     why = ", ".join(f"{n} {k}" for k, n in out["by_why"].items()) or "none"
-    con.print(f"wrote {out['rows']} case(s) waiting for review to {out['output']} ({why})")
+    con.print(f"wrote {out['rows']} case(s) waiting for review to {markup_escape(str(out['output']))} ({why})")
     for w in out["warnings"]:
-        con.print(f"[yellow]warning[/yellow] {w}")
+        con.print(f"[yellow]warning[/yellow] {markup_escape(w)}")
 
 
 @review_app.command("import")
@@ -80,4 +82,4 @@ def import_cmd(
         msg += f"; {out['already_imported']} were stored before"
     if out["skipped_unreviewed"]:
         msg += f"; {out['skipped_unreviewed']} row(s) without an outcome skipped"
-    console(quiet).print(msg)
+    console(quiet).print(msg, markup=False)

@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
         c = load(case)
 
         def announce(_case, notes=()) -> None:  # after the models and the log are loaded: a bad input fails before
-            console().print(f"mlcase: serving case '{c.name}' on http://{host}:{port} (docs at /docs, ready at /ready)")
+            console().print(f"mlcase: serving case '{c.name}' on http://{host}:{port} (docs at /docs, ready at /ready)",
+                            markup=False, highlight=False)
             # said where the operator reads it: `--canary 2:50%` on the version already served started no canary,
             # and only /ready's notes said so
             for note in notes:
@@ -110,4 +111,4 @@ def register(app: typer.Typer) -> None:
             msg = f"attached {out['attached']} label(s) to predictions in {out['log']}"
             if out["unknown"]:
                 msg += f"; {out['unknown']} request id(s) are not in the log (e.g. {', '.join(out['unknown_request_ids'][:3])})"
-            console().print(msg)
+            console().print(msg, markup=False)  # request ids come from the labels file: text, never markup

@@ -57,7 +57,9 @@ def register(app: typer.Typer) -> None:
             emit_json(doc)
             return
         if note:
-            console(quiet).print(f"note: {note}")
+            from ..formats import markup_escape
+
+            console(quiet).print(f"note: {markup_escape(note)}")
         _print(console(quiet), doc, bundle)
 
     @app.command()
@@ -83,11 +85,13 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(doc)
             return
+        from ..formats import markup_escape
+
         out = console(quiet)
-        out.print(f"model card: {md}")
-        out.print(f"            {html}")
+        out.print(f"model card: {markup_escape(str(md))}")
+        out.print(f"            {markup_escape(str(html))}")
         if logged:
-            out.print(f"logged to MLflow with model version {logged['version']}: {logged['artifact_uri']}")
+            out.print(f"logged to MLflow with model version {logged['version']}: {markup_escape(str(logged['artifact_uri']))}")
         elif log:
             out.print("[dim]not logged: no registered model version yet (run `mlcase run`)[/dim]")
 
@@ -160,20 +164,24 @@ def _conformal_sets(bundle, frame) -> list:
 def _print(out, doc: dict, bundle) -> None:
     from rich.table import Table
 
+    from ..formats import markup_escape
+
     ver = f" version {doc['version']}" if doc.get("version") is not None else ""
     for item in doc["rows"]:
         pred = item["prediction"]
-        what = f"P({bundle.positive or 'positive'}) = {pred:.3f}" if bundle.task == "binary" else f"prediction {pred}"
+        what = (f"P({bundle.positive or 'positive'}) = {pred:.3f}" if bundle.task == "binary"
+                else f"prediction {pred}")
         # the server's words for a binary decision at the threshold (1: act on the row, 0: leave it)
         decision = (f", decision {({1: 'flag', 0: 'auto'}).get(item['decision'], item['decision'])} "
                     f"(threshold {bundle.threshold if bundle.threshold is not None else 0.5:.3g})"
                     if bundle.task == "binary" else "")
-        out.print(f"[bold]row {item['row']}[/bold]: {what}{decision}  [dim]({doc['model']}{ver})[/dim]")
+        out.print(f"[bold]row {markup_escape(str(item['row']))}[/bold]: {markup_escape(what)}{decision}  "
+                  f"[dim]({markup_escape(str(doc['model']))}{ver})[/dim]")
         if item.get("conformal"):
             conf = item["conformal"]
             shown = conf.get("set", conf.get("interval"))
             out.print(f"  conformal {'interval' if 'interval' in conf else 'set'} at "
-                      f"{100 * (1 - conf['alpha']):.0f}%: {shown}")
+                      f"{100 * (1 - conf['alpha']):.0f}%: {markup_escape(str(shown))}")
         table = Table(box=None, pad_edge=False)
         table.add_column("feature")
         table.add_column("value")
@@ -181,11 +189,11 @@ def _print(out, doc: dict, bundle) -> None:
         table.add_row("[dim]base value[/dim]", "", f"{item['base_value']:+.4f}")
         for c in item["contributions"]:
             colour = "red" if c["contribution"] > 0 else "blue"
-            table.add_row(c["feature"], _short(c["value"]), f"[{colour}]{c['contribution']:+.4f}[/]")
+            table.add_row(markup_escape(str(c["feature"])), markup_escape(_short(c["value"])), f"[{colour}]{c['contribution']:+.4f}[/]")
         table.add_row("[dim]all other columns[/dim]", "", f"{item['other']:+.4f}")
         table.add_row("[bold]output[/bold]", "", f"[bold]{item['output']:+.4f}[/bold]")
         out.print(table)
-        out.print(f"  [dim]{item['explainer']} explainer on {item['explained_model']}; "
+        out.print(f"  [dim]{markup_escape(str(item['explainer']))} explainer on {markup_escape(str(item['explained_model']))}; "
                   f"base + contributions - output = {item['sum_check']['abs_error']:.1e}[/dim]")
 
 

@@ -190,8 +190,10 @@ def run_forecast_bakeoff(case, data: SeriesData, budget=None, console=None, quie
     baselines = [c for f in frames for c in f.columns if c not in (ID, "ds", "cutoff", "step", "y")]
     result = ForecastBakeoff(recipe=recipe, backtest=merge(frames), baselines=baselines, budget=seconds,
                              baseline_seconds=base_seconds, scale=mase_scale(data.train_part(), data.season_length))
+    from ..formats import markup_escape
+
     say = (lambda msg: console.print(msg)) if console is not None and not quiet else (lambda msg: None)
-    say(f"[dim]baselines: {', '.join(f'{b} MASE {_mase(result.backtest, b, result.scale):.3f}' for b in baselines)}[/dim]")
+    say(f"[dim]baselines: {', '.join(f'{markup_escape(str(b))} MASE {_mase(result.backtest, b, result.scale):.3f}' for b in baselines)}[/dim]")
     seed = spec.split.seed
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     studies = {f: optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed + i))

@@ -106,24 +106,25 @@ class Readiness:
                 "tests": [t.to_dict() for t in self.tests]}
 
     def print(self, console) -> None:
-        from rich.markup import escape
         from rich.table import Table
+
+        from ..formats import markup_escape
 
         mark = {"automated": "[green]automated[/green]", "manual": "[yellow]manual[/yellow]",
                 "missing": "[red]missing[/red]"}
-        table = Table(title=f"ML Test Score of '{self.case}'", title_justify="left", show_lines=False)
+        table = Table(title=markup_escape(f"ML Test Score of '{self.case}'"), title_justify="left", show_lines=False)
         for col in ("test", "status", "evidence / to close"):
             table.add_column(col, overflow="fold")
         for t in self.tests:
-            note = escape(t.evidence) + (f"\n[dim]to close: {escape(t.close)}[/dim]" if t.close else "")
-            table.add_row(f"{t.id} {escape(t.title)}", mark[t.status], note)
+            note = markup_escape(t.evidence) + (f"\n[dim]to close: {markup_escape(t.close)}[/dim]" if t.close else "")
+            table.add_row(f"{t.id} {markup_escape(t.title)}", mark[t.status], note)
         console.print(table)
         groups = ", ".join(f"{g} {v:g}" for g, v in self.groups.items())
         verdict = "passes" if self.passes else "is below"
         console.print(f"score [bold]{self.score:g}[/bold] of 7 (the minimum over {groups}); it {verdict} "
                       f"releases.min_readiness {self.minimum:g}: {self.meaning}")
         for step in self.next_steps():
-            console.print(f"  next: {escape(step)}")
+            console.print(f"  next: {markup_escape(step)}")
 
 
 # --------------------------------------------------------------------------- evidence

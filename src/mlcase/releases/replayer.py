@@ -68,20 +68,20 @@ class Replay:
         return f"request {self.request_id}: not reproduced: {first}"
 
     def print(self, console) -> None:
-        from rich.markup import escape
+        from ..formats import markup_escape
 
-        console.print(("[green]" if self.reproduced else "[red]") + escape(self.summary()) + "[/]")
+        console.print(("[green]" if self.reproduced else "[red]") + markup_escape(self.summary()) + "[/]")
         if self.replayed and self.replayed.get("position") is not None:
-            console.print(f"  score {self.replayed.get('score')} (logged at position {self.replayed['position']})")
+            console.print(markup_escape(f"  score {self.replayed.get('score')} (logged at position {self.replayed['position']})"))
         elif self.replayed:
             r = self.replayed
-            console.print(f"  score {r.get('score')}, prediction {r.get('prediction')!r}, decision "
-                          f"{r.get('decision')!r}, conformal {r.get('conformal')}, threshold {r.get('threshold')}")
+            console.print(markup_escape(f"  score {r.get('score')}, prediction {r.get('prediction')!r}, decision "
+                                 f"{r.get('decision')!r}, conformal {r.get('conformal')}, threshold {r.get('threshold')}"))
         for c in (self.explanation or {}).get("contributions", [])[:5]:
-            console.print(f"  {escape(str(c.get('feature')))} = {escape(str(c.get('value')))}: "
+            console.print(f"  {markup_escape(str(c.get('feature')))} = {markup_escape(str(c.get('value')))}: "
                           f"{signed(c.get('contribution'))}")
         for n in self.notes:
-            console.print(f"  [dim]note: {escape(n)}[/dim]")
+            console.print(f"  [dim]note: {markup_escape(n)}[/dim]")
 
 
 def _short(v) -> str:

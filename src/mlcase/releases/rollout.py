@@ -73,24 +73,25 @@ class RolloutStatus:
             "exit_code": self.exit_code}
 
     def print(self, console) -> None:
-        from rich.markup import escape
         from rich.table import Table
 
+        from ..formats import markup_escape
+
         colour = {"promote": "green", "hold": "yellow", "rollback": "red"}[self.verdict]
-        console.print(f"[bold]{self.case}[/bold]: canary version {self.canary_version} against champion "
+        console.print(f"[bold]{markup_escape(str(self.case))}[/bold]: canary version {self.canary_version} against champion "
                       f"{', '.join(map(str, self.champion_versions))} from {self.period['from']} to "
                       f"{self.period['to']}: [bold {colour}]{self.verdict}[/]")
         t = Table(show_edge=False, pad_edge=False)
         for col in ("guardrail", "champion", "canary", "limit", "status"):
             t.add_column(col)
         for g in self.guardrails:
-            t.add_row(g["name"], _fmt(g.get("champion")), _fmt(g.get("canary")), _fmt(g.get("limit")),
+            t.add_row(markup_escape(str(g["name"])), _fmt(g.get("champion")), _fmt(g.get("canary")), _fmt(g.get("limit")),
                       {"ok": "ok", "broken": "[red]broken[/red]", "unknown": "[dim]unknown[/dim]"}[g["status"]])
         console.print(t)
         for r in self.reasons:
-            console.print(f"  - {escape(r)}")
+            console.print(f"  - {markup_escape(r)}")
         for n in self.notes:
-            console.print(f"  [dim]note: {escape(n)}[/dim]")
+            console.print(f"  [dim]note: {markup_escape(n)}[/dim]")
 
 
 def _fmt(v) -> str:
