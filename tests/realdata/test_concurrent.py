@@ -128,3 +128,42 @@ def test_a_label_whose_prediction_is_erased_after_its_lookup_is_not_stored(loans
     con.close()
     gone = [f"req-{k:02d}".encode() for k in range(0, 30, 3)]
     assert not [p.name for p in Path(case.root).rglob("predictions.db*") if any(g in p.read_bytes() for g in gone)]
+
+
+def _log_loans(case, frame, first: int, n: int) -> list[str]:
+    """``n`` requests for the loans of ``frame`` from row ``first``, logged now through the server's writer."""
+    import json
+
+    ids = [f"req-{k:03d}" for k in range(first, first + n)]
+    log = PredictionLog(str(case.root / "predictions.db"))
+    log.write([prediction_row(request_id=rid, ts=now_iso(), model_version=1, tier="model", fallback=0,
+                              unit_id=str(row["loan_id"]), arm="model", score=0.1, prediction="No", decision="auto",
+                              inputs=json.dumps({k: row[k] for k in ("student", "balance", "income")}))
+               for rid, (_, row) in zip(ids, frame.iloc[first:first + n].iterrows(), strict=True)])
+    log.close()
+    return ids
+
+
+def test_a_compaction_asked_past_now_stops_at_the_current_window_so_later_rows_are_compacted_later(tmp_path, capsys):
+    """`mlcase log compact --before <a time after now>` while the server logged: the batch covered every time up to
+    that cut, so the rows logged afterwards (times before the cut, row ids after the batch's) stayed in the live tail
+    for good, and every later compaction found "nothing to compact". Now the cut stops at the start of the current
+    window, says so, and a compaction once the window has closed takes those rows."""
+    import datetime as dt
+    from collections import Counter
+
+    from mlcase.monitor.compact import compact
+    from tests.test_compact import _every_row
+
+    case, _ = make_case(tmp_path / "loans", data="default")
+    frame = default_frame(40)
+    early = _log_loans(case, frame, 0, 25)
+    assert main(["log", "compact", str(case.root), "--before", "2099-01-01"]) == 0
+    err = capsys.readouterr().err
+    assert "past the start of the current window" in err and "2099-01-01" in err, err
+    late = _log_loans(case, frame, 25, 15)   # the server goes on logging, with today's times
+    db = case.root / "predictions.db"
+    assert _every_row(db) == Counter(early + late)
+    later = compact(case, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))   # today's window has closed
+    assert later.lowered_from is None and later.tail_rows == 0
+    assert _every_row(db) == Counter(early + late)   # each row once, all in the compacted part

@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
         case: CaseArg = None,
         log: Annotated[Path | None, typer.Option("--log", help="The SQLite serving log (default: serving.log or "
                                                  "<case>/predictions.db).", show_default=False)] = None,
-        before: Annotated[str | None, typer.Option(help="Compact rows logged before this date or time (default: the "
-                                                   "start of the current monitoring window, so closed windows only).",
+        before: Annotated[str | None, typer.Option(help="Compact rows logged before this date or time, never past "
+                                                   "the start of the current monitoring window (also the default), so "
+                                                   "closed windows only.",
                                                    show_default=False)] = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
@@ -44,5 +45,8 @@ def register(app: typer.Typer) -> None:
                       f"in {markup_escape(result.folder)} ({result.seconds:.1f}s); {result.tail_rows:,} row(s) in the live tail")
         else:
             out.print(f"nothing to compact before {result.cut}; {result.tail_rows:,} row(s) in the live tail")
+        if result.lowered_from:
+            out.print(f"--before {escape(str(before))} is past the start of the current window: compacted up to "
+                      f"{result.cut} only (rows still logged into this window would stay in the live tail for good)")
         if result.removed_orphans:
             out.print(f"removed {result.removed_orphans} file(s) an interrupted compaction had left")

@@ -84,11 +84,12 @@ class CompactResult:
     removed_orphans: int = 0
     seconds: float = 0.0
     tail_rows: int | None = None
+    lowered_from: str | None = None   # the cut asked for (``before``), when it lay past the current window's start
 
     def to_dict(self) -> dict:
         return {"log": self.log, "folder": self.folder, "cut": self.cut, "batches": self.batches, "rows": self.rows,
                 "files": self.files, "removed_orphans": self.removed_orphans, "seconds": round(self.seconds, 3),
-                "tail_rows": self.tail_rows}
+                "tail_rows": self.tail_rows, "lowered_from": self.lowered_from}
 
 
 # =========================================================================== reading
@@ -301,9 +302,12 @@ def compact(case=None, log: str | Path | None = None, before: str | None = None,
     log : path, optional
         The SQLite log (instead of the case's).
     before : str, optional
-        Compact rows with ``ts`` before this (ISO date or time); default the start of the
-        current window (``window``, default ``monitoring.window`` or one day), so only closed
-        windows are compacted.
+        Compact rows with ``ts`` before this (ISO date or time), but never past the start of the
+        current window (``window``, default ``monitoring.window`` or one day), which is also the
+        default, so only closed windows are compacted: the server still logs rows into the
+        current window, and those a cut past it covered by time but not by row would stay in the
+        live tail for good (the next batch starts at the cut). A lowered cut is reported in
+        :attr:`CompactResult.lowered_from`.
     window : float or str, optional
         The monitoring window, in seconds or as a duration (``1d``); positive.
     now : float, datetime or str, optional
@@ -330,10 +334,13 @@ def compact(case=None, log: str | Path | None = None, before: str | None = None,
     if before is not None and not isinstance(before, str):
         before = _before_text(before)
     db = sqlite_log(case, log)
-    cut = _cut_text(before) if before else cut_for(t, window)
+    cut = cut_for(t, window)   # the start of the current window: rows are still being logged after it
+    asked = _cut_text(before) if before else cut
     store = CompactedLog(db)
     store.folder.mkdir(parents=True, exist_ok=True)
-    result = CompactResult(log=str(db), folder=str(store.folder), cut=cut)
+    result = CompactResult(log=str(db), folder=str(store.folder), cut=min(asked, cut),
+                           lowered_from=asked if asked > cut else None)
+    cut = result.cut
     # one compaction at a time per log (two would both cover the same rows)
     with file_lock(store.folder / ".compact.lock", "log compact", timeout=600):
         con = sqlite3.connect(str(db), timeout=30, isolation_level=None, check_same_thread=False)
