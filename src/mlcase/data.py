@@ -21,7 +21,7 @@ import pandas as pd
 from .case import Case, load_case
 from .errors import DataError, SpecError
 from .sql import CSV_OPTIONS, identifier  # noqa: F401  (the options every CSV is read with; re-exported: data.CSV_OPTIONS)
-from .times import TIME_DTYPE, as_datetimes, is_zoned, offset_dates, us_dates, zoned_days
+from .times import TIME_DTYPE, as_datetimes, durations, is_zoned, offset_dates, us_dates, zoned_days
 
 SCHEMA_VERSION = 1
 SUPPORTED_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet",
@@ -118,7 +118,7 @@ def read_table(source: str | Path, root: str | Path | None = None, what: str = "
                     raise DataError(f"{what}: cannot read {path.name}: {short}", RAGGED_FIX)
             raw_names = _raw_column_names(con, path, df)
             if not is_csv:
-                df = _parquet_zones(path, df)
+                df = _parquet_types(path, df)
             if is_csv and any(is_zoned(df[c]) for c in df.columns):
                 df = _offset_days_as_written(con, reader, df)
             if is_csv:   # sniffed only where a column needs it (a number such as '1,500')
@@ -250,6 +250,8 @@ def _plain_column(name: str, s: pd.Series) -> pd.Series:
         return s.astype("float64")
     if kind == "date":
         return pd.to_datetime(s).astype(TIME_DTYPE)
+    if kind == "timedelta":      # datetime.timedelta values: durations, read as seconds
+        return pd.to_timedelta(s)
     if kind in ("bytes", "mixed"):
         values = s.dropna()
         if kind == "mixed" and any(isinstance(v, _NESTED) for v in values):
@@ -297,6 +299,10 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
         s = _plain_column(col, df[col])
         if pd.api.types.is_bool_dtype(s):
             out[col] = s.astype("object").where(s.notna(), None) if s.isna().any() else s.astype(bool)
+        elif (seconds := durations(s)) is not None:   # as seconds, in training, scoring and serving alike
+            notes.setdefault("durations", {})[col] = {"values": int(seconds.notna().sum()),
+                                                      "example": str(s.dropna().iloc[0]).strip()}
+            out[col] = seconds
         elif pd.api.types.is_numeric_dtype(s):
             if s.isna().any() or not pd.api.types.is_integer_dtype(s):
                 out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
@@ -470,6 +476,8 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
     for col, info in (notes.get("offset_dates") or {}).items():
         lines.append(f"column '{col}' holds days written as local midnight with a UTC offset (e.g. {info['example']!r}); "
                      "they were read as those days")
+    for col, info in (notes.get("durations") or {}).items():
+        lines.append(f"column '{col}' holds durations (e.g. {info['example']!r}); they were read as seconds")
     for col, info in (notes.get("comma_numbers") or {}).items():
         lines.append(f"column '{col}' holds numbers written with a comma (e.g. {info['examples'][0]!r}); "
                      + ("they were kept as text: the comma may be a decimal comma or a thousands separator"
@@ -565,16 +573,22 @@ def _offset_days_as_written(con, reader: str, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _parquet_zones(path: Path, df: pd.DataFrame) -> pd.DataFrame:
+def _parquet_types(path: Path, df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with each zoned time column in the zone its Parquet file names (DuckDB returns every one in UTC), so a
-    column of local midnights reads as those days (:func:`mlcase.times.zoned_days`), as its CSV does."""
+    column of local midnights reads as those days (:func:`mlcase.times.zoned_days`), as its CSV does; and each
+    ``duration`` column as durations (DuckDB returns the integer in the file's unit: ``duration[ms]`` read 1000 times
+    ``duration[s]``), which :func:`_normalise_frame` reads as seconds."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        zones = {f.name: f.type.tz for f in pq.read_schema(path) if pa.types.is_timestamp(f.type) and f.type.tz}
-    except Exception:  # noqa: BLE001 - the zone is a refinement; DuckDB read the data already
+        schema = pq.read_schema(path)
+    except Exception:  # noqa: BLE001 - zones and units are refinements; DuckDB read the data already
         return df
+    zones = {f.name: f.type.tz for f in schema if pa.types.is_timestamp(f.type) and f.type.tz}
+    for f in schema:
+        if pa.types.is_duration(f.type) and f.name in df.columns and pd.api.types.is_integer_dtype(df[f.name]):
+            df[f.name] = pd.to_timedelta(df[f.name], unit=f.type.unit)
     for name, tz in zones.items():
         if name in df.columns and is_zoned(df[name]):
             try:
@@ -712,9 +726,11 @@ class ColumnInfo:
     infinite: int = 0  # infinities the read turned into missing values; serving reads them so too
     missing_tokens: list[str] | None = None  # the markers ('.', 'NA' ...) the read turned into missing values; so too
     comma: str | None = None  # numbers written with a comma ('decimal': 13,62; 'thousands': 25,879): read so too
+    duration: bool = False    # durations read as seconds (a Parquet duration, '0 days 01:00:00', 'PT1H'): read so too
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("infinite", "missing_tokens", "comma") or v}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("infinite", "missing_tokens", "comma", "duration") or v}
 
 
 @dataclass
@@ -935,6 +951,9 @@ def infer_schema(df: pd.DataFrame, target: str, task: str, positive: Any = None,
     for c, info in (notes.get("comma_numbers") or {}).items():
         if c in cols and info["as"] != "ambiguous":
             cols[c].comma = info["as"]
+    for c in notes.get("durations") or {}:
+        if c in cols:
+            cols[c].duration = True
     return Schema(columns=cols, target=target, task=task, classes=classes, positive=positive)
 
 

@@ -190,3 +190,66 @@ def read_now(now, arg: str = "now") -> float:
         raise SpecError(f"{arg}: cannot read {shown} as a time", fix)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.timestamp()
+
+
+# a duration written as text: pandas' own ("0 days 01:00:00", "-1 days +23:59:30.5": DataFrame.to_csv of a timedelta
+# column) and ISO 8601's ("PT1H30M", "P2DT3H", "PT0.5S": what JSON clients send); no months or years (not a fixed
+# length), and no bare "01:00:00", which is a time of day as often as a duration
+_DURATION_TEXT = re.compile(r"^\s*(?:[+-]?\d+ days? [+-]?\d{1,2}:\d{2}:\d{2}(?:\.\d+)?"
+                            r"|[+-]?P(?=\d|T\d)(?:\d+(?:\.\d+)?[WD])?(?:T(?=\d)(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?"
+                            r"(?:\d+(?:\.\d+)?S)?)?)\s*$")
+
+
+def duration_seconds(value):
+    """One duration as seconds (a float): a ``timedelta``, ``numpy.timedelta64`` or duration text (see
+    :func:`durations`); anything else as it is, so a number stays a number (seconds) and other text is refused where
+    it is checked. How batch scoring and the server read a value of a column that training read as durations.
+
+    >>> duration_seconds("PT1H30M"), duration_seconds("0 days 00:00:01.500000"), duration_seconds(7.0)
+    (5400.0, 1.5, 7.0)
+    """
+    import datetime
+
+    import numpy as np
+
+    if isinstance(value, np.timedelta64):
+        value = pd.Timedelta(value)
+    if isinstance(value, datetime.timedelta):      # pd.Timedelta too
+        return float("nan") if pd.isna(value) else value.total_seconds()
+    if isinstance(value, str) and _DURATION_TEXT.match(value):
+        try:
+            return pd.Timedelta(value.strip()).total_seconds()
+        except ValueError:
+            return value
+    return value
+
+
+def durations(values: pd.Series) -> pd.Series | None:
+    """A column of durations as seconds (floats, NaN where missing), or None where it is no such column.
+
+    A timedelta column (a Parquet ``duration``, DuckDB's INTERVAL, a DataFrame's ``timedelta64``) and text whose every
+    value is a duration (``0 days 01:00:00``, ``PT1H``) are durations. They were read three ways: a Parquet file's as
+    an integer in the file's unit (``duration[ms]`` 1000 times ``duration[s]`` of the same times), a DataFrame's as a
+    category, the CSV's as text; and batch scoring refused them in a numeric column.
+
+    >>> durations(pd.Series(["PT1H", "0 days 00:01:00", None])).tolist()
+    [3600.0, 60.0, nan]
+    >>> durations(pd.Series(["PT1H", "soon"])) is None
+    True
+    """
+    if pd.api.types.is_timedelta64_dtype(values):
+        return values.dt.total_seconds().astype("float64")
+    if not pd.api.types.is_string_dtype(values.dtype):     # text only (object or str)
+        return None
+    text = values.dropna()
+    if text.empty or not isinstance(text.iloc[0], str) or not _DURATION_TEXT.match(text.iloc[0]):
+        return None                                       # the usual case, decided on one value
+    if not text.astype(str).str.match(_DURATION_TEXT).all():
+        return None
+    try:
+        seconds = pd.to_timedelta(text.astype(str).str.strip()).dt.total_seconds()
+    except ValueError:
+        return None
+    out = pd.Series(float("nan"), index=values.index, dtype="float64")
+    out[text.index] = seconds.to_numpy()
+    return out

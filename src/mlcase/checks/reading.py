@@ -31,7 +31,7 @@ def _role(ctx: Context, column: str) -> str:
 
 
 @register("reading", ids=("duplicate_column_names", "infinite_values", "missing_value_tokens", "blank_text",
-                          "zoned_times", "us_dates", "offset_dates", "comma_numbers"), order=15)
+                          "zoned_times", "us_dates", "offset_dates", "comma_numbers", "durations"), order=15)
 def check_reading(ctx: Context) -> list[Check]:
     notes = getattr(ctx.ds, "read_notes", None) or {}
     out: list[Check] = []
@@ -102,6 +102,13 @@ def check_reading(ctx: Context) -> list[Check]:
             "read as dates, as scoring and serving read them", column=col, evidence={"values": n},
             fix=f"nothing to do if '{col}' is month first; if it is day first, write ISO dates (2024-01-31) at the "
                 "source"))
+    for col, info in (notes.get("durations") or {}).items():
+        out.append(Check(
+            "durations", "info",
+            f"column '{col}' ({_role(ctx, col)}) holds durations ({info['values']:,} values, e.g. {info['example']!r}); "
+            "they were read as seconds, as scoring and serving read them (a number sent for it is seconds)",
+            column=col, evidence=info,
+            fix=f"nothing to do; send '{col}' to the server as seconds or as text such as 'PT1H30M'"))
     for col, info in (notes.get("comma_numbers") or {}).items():
         shown = ", ".join(repr(e) for e in info["examples"])
         if info["as"] == "ambiguous":

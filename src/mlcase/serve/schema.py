@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..data import comma_number, read_names
 from ..errors import DataError
-from ..times import as_datetimes, us_date
+from ..times import as_datetimes, duration_seconds, us_date
 
 MAX_TEXT = 10_000
 
@@ -54,6 +54,7 @@ class FieldRule:
     infinite: bool = False           # training read infinities here as missing: so does serving
     tokens: frozenset = field(default_factory=frozenset)  # ... and these markers ('.', 'NA' ...)
     comma: str | None = None         # training read '13,62' (decimal) or '25,879' (thousands) text as numbers
+    duration: bool = False           # training read durations ('PT1H', '0 days 01:00:00', a timedelta) as seconds
 
 
 @dataclass
@@ -109,7 +110,8 @@ class RecordSpec:
                 name=name, kind=kind, required=float(c.get("missing_rate") or 0.0) == 0.0 and kind != "id",
                 categories=cats, lo=c.get("min"), hi=c.get("max"), bool_as_text=bool_as_text,
                 known=frozenset(cats or ()), infinite=bool(c.get("infinite")),
-                tokens=frozenset(c.get("missing_tokens") or ()), comma=c.get("comma"))
+                tokens=frozenset(c.get("missing_tokens") or ()), comma=c.get("comma"),
+                duration=bool(c.get("duration")))
         self._lo = {}
         self._hi = {}
         for r in self.rules.values():
@@ -137,6 +139,8 @@ class RecordSpec:
                     typ = Annotated[typ | None, BeforeValidator(partial(_token_to_none, r.tokens))]
                 if r.comma:   # a ';' export's '13,62', read as training read it
                     typ = Annotated[typ, BeforeValidator(partial(comma_number, r.comma))]
+                if r.duration:   # 'PT1H' or '0 days 01:00:00' as seconds, as training read the column
+                    typ = Annotated[typ, BeforeValidator(duration_seconds)]
                 extra = {"examples": [r.lo]} if r.lo is not None else {}
             elif r.kind == "boolean":
                 typ = bool
@@ -167,6 +171,7 @@ class RecordSpec:
             return "an identifier: optional, and no model reads it"
         parts = [f"{r.kind}{'' if r.required else ', optional (imputed as in training when missing)'}"
                  + (", an infinity read as missing, as in training" if r.infinite else "")
+                 + (", a duration: seconds, or text such as 'PT1H30M' or '0 days 01:30:00'" if r.duration else "")
                  + (f", {' or '.join(repr(t) for t in sorted(r.tokens))} read as missing, as in training"
                     if r.tokens else "")]
         if r.kind == "numeric" and r.lo is not None:
@@ -336,13 +341,18 @@ class RecordSpec:
                 s = s.mask(s.map(partial(_is_token, r.tokens)))
             if r.comma and r.kind == "numeric" and not pd.api.types.is_numeric_dtype(s):
                 s = s.astype("object").map(partial(comma_number, r.comma), na_action="ignore")
+            if r.duration and r.kind == "numeric" and not pd.api.types.is_numeric_dtype(s):
+                # a Parquet duration (timedelta64), or its CSV's text: seconds, as training read the column
+                s = (s.dt.total_seconds() if pd.api.types.is_timedelta64_dtype(s) else
+                     s.astype("object").map(duration_seconds, na_action="ignore"))
             isna = s.isna().to_numpy()
             if r.required:
                 bad(isna, name, f"is required (it was never missing in training); send a {r.kind} value")
             if r.kind == "numeric" and (pd.api.types.is_datetime64_any_dtype(s) or
                                         pd.api.types.is_timedelta64_dtype(s)):
                 # a Parquet date column read as its nanoseconds: every row went out of range to the constant tier
-                bad(~isna, name, lambda p, s=s: f"expected a number, got the date {_short(str(s.iloc[p]))}")
+                what = "duration" if pd.api.types.is_timedelta64_dtype(s) else "date"
+                bad(~isna, name, lambda p, s=s, w=what: f"expected a number, got the {w} {_short(str(s.iloc[p]))}")
                 out[name] = np.full(n, np.nan)
             elif r.kind == "numeric":
                 bools = np.zeros(n, dtype=bool)
