@@ -243,9 +243,13 @@ def _plain_column(name: str, s: pd.Series) -> pd.Series:
         if pa.types.is_nested(t):
             raise _nested_error(name, f"nested values ({t})")
         s = pa.array(s).to_pandas(date_as_object=False).set_axis(s.index)
+    if pd.api.types.is_complex_dtype(s):   # as float64 the imaginary parts were dropped without a word
+        raise _nested_error(name, "complex numbers")
     if s.dtype != object:
         return s
     kind = pd.api.types.infer_dtype(s, skipna=True)
+    if kind == "complex" or (kind == "mixed" and any(isinstance(v, complex) for v in s.dropna())):
+        raise _nested_error(name, "complex numbers")
     if kind == "decimal":
         return s.astype("float64")
     if kind == "date":

@@ -284,3 +284,13 @@ def test_a_duration_feature_scores_and_serves_as_training_read_it(dunn, runs, tm
     _, issues = rs.validate_records([{**first, "run_time": "an hour"}])
     assert [i.field for i in issues] == ["run_time"]
 
+
+def test_complex_numbers_are_refused_naming_the_column(credit, tmp_path):
+    BY_ID["credit-random"].write(tmp_path, credit)
+    frame = credit.assign(Amount=credit["Amount"] + 1j * credit["Price"])   # was: read as Amount, imaginary parts
+    with pytest.raises(DataError) as err:                                    # dropped without a word
+        prepare(tmp_path, frame)
+    assert err.value.column == "Amount"
+    assert str(err.value).startswith("column 'Amount' holds complex numbers")
+    with pytest.raises(DataError, match="column 'Amount' holds complex numbers"):
+        prepare(tmp_path, frame.assign(Amount=frame["Amount"].astype(object)))
