@@ -167,3 +167,30 @@ def test_a_compaction_asked_past_now_stops_at_the_current_window_so_later_rows_a
     later = compact(case, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))   # today's window has closed
     assert later.lowered_from is None and later.tail_rows == 0
     assert _every_row(db) == Counter(early + late)   # each row once, all in the compacted part
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "run.lock"}
+
+
+@pytest.mark.timeout(600)
+def test_analyze_and_card_are_refused_while_a_run_holds_the_case(runs, tmp_path, capsys):
+    """`mlcase analyze` and `mlcase card` read the stage results a run rewrites and write results, the report, the card
+    and label_audit.csv: during a run they built them from half-written results, and one ending after the run
+    replaced the run's own. Now they say who holds the case and write nothing (MASS Boston, a finished run)."""
+    import shutil
+
+    from mlcase.case import load_case
+
+    done = runs.get("boston-random")
+    assert done["code"] == 0, done["summary"]
+    case = load_case(shutil.copytree(done["folder"], tmp_path / "boston"))
+    before = _files(case.root)
+    assert "model_card.md" in before and any(k.startswith(".mlcase/") and k.endswith(".json") for k in before)
+    capsys.readouterr()
+    with HeldBy(case) as pid:
+        _refused(capsys, ["analyze", str(case.root), "--budget", "5s"], pid)
+        _refused(capsys, ["card", str(case.root)], pid)
+    assert _files(case.root) == before   # not a byte written
+    assert main(["card", str(case.root), "--no-log", "--quiet"]) == 0   # after the run: as before

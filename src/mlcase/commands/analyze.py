@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Annotated
 
 import typer
@@ -25,17 +27,20 @@ def register(app: typer.Typer) -> None:
         from ..analysis import analyze_case
         from ..cards import write_model_card
         from ..decision import decide
+        from ..lock import case_lock
         from ..report.render import build_report
 
         c = load(case)
-        out = analyze_case(c, budget=budget)
-        res = results.load_all(c)
-        old = res.get("decision") or {}
-        verdict = decide(c, res.get("ceiling"), res.get("evaluation"), analysis=out, bakeoff=res.get("bakeoff"))
-        if old.get("verdict") == verdict.verdict:  # reasons only: the verdict (and the registry) stay as decided
-            results.save(c, "decision", verdict.to_dict())
-        report = build_report(c)
-        md, _ = write_model_card(c)
+        # not while a run rewrites the results it reads and the report and card it writes (see `mlcase report`)
+        with case_lock(c, "analyze") if os.access(c.work_dir, os.W_OK) else contextlib.nullcontext():
+            out = analyze_case(c, budget=budget)
+            res = results.load_all(c)
+            old = res.get("decision") or {}
+            verdict = decide(c, res.get("ceiling"), res.get("evaluation"), analysis=out, bakeoff=res.get("bakeoff"))
+            if old.get("verdict") == verdict.verdict:  # reasons only: the verdict (and the registry) stay as decided
+                results.save(c, "decision", verdict.to_dict())
+            report = build_report(c)
+            md, _ = write_model_card(c)
         doc = summary(out)
         doc.update(case=c.name, report=str(report), model_card=str(md), decision=verdict.verdict,
                    reasons=list(verdict.reasons))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Annotated
 
@@ -73,14 +75,17 @@ def register(app: typer.Typer) -> None:
         """Write the model card (model_card.md and model_card.html) from the case's stage results."""
         from .. import results
         from ..cards import _model, log_card, write_model_card
+        from ..lock import case_lock
 
         c = load(case)
-        md, html = write_model_card(c)   # refuses a case with no stage results (it would empty the card)
         logged = None
-        if log:
-            described = _model(results.load_all(c))
-            if described["version"] is not None:
-                logged = log_card(c, int(described["version"]))
+        # not while a run rewrites the results it reads and the card it writes (see `mlcase report`)
+        with case_lock(c, "card") if os.access(c.work_dir, os.W_OK) else contextlib.nullcontext():
+            md, html = write_model_card(c)   # refuses a case with no stage results (it would empty the card)
+            if log:
+                described = _model(results.load_all(c))
+                if described["version"] is not None:
+                    logged = log_card(c, int(described["version"]))
         doc = {"case": c.name, "markdown": str(md), "html": str(html), "logged": logged}
         if json_out:
             emit_json(doc)
