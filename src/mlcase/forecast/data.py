@@ -501,13 +501,15 @@ def check_regular(frame: pd.DataFrame, freq: str, time: str) -> None:
 
 def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
     """Read the case's data and return its :class:`SeriesData` (a one-line :class:`DataError` for bad data)."""
-    from ..data import check_columns, fingerprint_frame, load_frame, parse_time
+    from ..data import _normalise_frame, check_columns, fingerprint_frame, load_frame, parse_time
 
     spec = case.spec
     fc = spec.forecast
     if spec.task != "forecast" or fc is None:
         raise SpecError("this case is not a forecast case", "set task: forecast and a forecast section")
-    df = load_frame(case) if frame is None else frame.reset_index(drop=True)
+    # a DataFrame is read as data.source is (as prepare reads one): Arrow and nullable dtypes, decimals, zoned days,
+    # repeated names; as it was, an Arrow-backed or Decimal target was "not numeric" and zoned days the UTC instants
+    df = load_frame(case) if frame is None else _normalise_frame(frame.reset_index(drop=True))
     check_columns(case, df)
     d = spec.data
     target = d.target
