@@ -308,7 +308,11 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
                                                       "example": str(s.dropna().iloc[0]).strip()}
             out[col] = seconds
         elif pd.api.types.is_numeric_dtype(s):
-            if s.isna().any() or not pd.api.types.is_integer_dtype(s):
+            if pd.api.types.is_float_dtype(s) and s.dtype.itemsize < 8:
+                # a float32 (float16) as the number its CSV writes: widened bit for bit, 21.6 read 21.600000381469727
+                narrow = s.to_numpy(dtype=np.dtype(f"float{s.dtype.itemsize * 8}"), na_value=np.nan)
+                out[col] = pd.Series(narrow.astype(str), index=s.index).astype("float64")
+            elif s.isna().any() or not pd.api.types.is_integer_dtype(s):
                 out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
             elif pd.api.types.is_unsigned_integer_dtype(s) and s.max() > np.iinfo("int64").max:
                 out[col] = s.astype("uint64")   # as int64, 2**63 + 7 was read as -9223372036854775801
