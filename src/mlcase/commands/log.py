@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         else:
             out.print(f"nothing to compact before {result.cut}; {result.tail_rows:,} row(s) in the live tail")
         if result.lowered_from:
-            out.print(f"--before {escape(str(before))} is past the start of the current window: compacted up to "
+            out.print(f"--before {markup_escape(before)} is past the start of the current window: compacted up to "
                       f"{result.cut} only (rows still logged into this window would stay in the live tail for good)")
         if result.removed_orphans:
             out.print(f"removed {result.removed_orphans} file(s) an interrupted compaction had left")
