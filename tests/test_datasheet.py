@@ -71,7 +71,7 @@ def test_datasheet_of_wa_churn_slices_and_sensitive_column(tmp_path, churn_df):
     roles = {c["name"]: c["role"] for c in sheet["composition"]["columns"]}
     assert roles["senior_citizen"] == "sensitive" and roles["customer_id"] == "id" and roles["tenure"] == "feature"
     md = path.read_text()
-    assert "senior_citizen (never features)" in md and "**Not for:** pricing" in md
+    assert "`senior_citizen` (never features)" in md and "**Not for:** pricing" in md
     json.dumps(sheet)  # results.save must be able to store it
 
 

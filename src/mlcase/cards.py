@@ -13,15 +13,14 @@ version and tags the version with where the card is.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from pathlib import Path
 from typing import Any
 
 from . import results as _results
 from .case import Case, load_case
 from .errors import redact_url
+from .formats import md_cell, md_code, md_text, number
 from .formats import money as _money
-from .formats import number
 
 CARD_MD = "model_card.md"
 CARD_HTML = "model_card.html"
@@ -132,28 +131,28 @@ def _details(case, spec, res) -> list[str]:
         row = m["row"]
         family = row.get("family") or m["name"]
         kind = row.get("kind")
-        L.append(f"- **Model:** {_code(m['name'])} ({_text(family)}{', ' + _text(kind) if kind else ''}), the {m['role']}"
+        L.append(f"- **Model:** {md_code(m['name'])} ({md_text(family)}{', ' + md_text(kind) if kind else ''}), the {m['role']}"
                  + (f"; decision **{m['verdict']}**" if m["verdict"] else "; no decision yet"))
         if m["version"] is not None:
-            L.append(f"- **Registered:** `{case.name}` version {m['version']} in {_code(redact_url(case.tracking_uri))}")
+            L.append(f"- **Registered:** `{case.name}` version {m['version']} in {md_code(redact_url(case.tracking_uri))}")
         else:
             L.append("- **Registered:** not yet (the registry stage has not run)" if "registry" not in res
                      else "- **Registered:** no version for this model")
         if row.get("params"):
             params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(row["params"].items()))
-            L.append(f"- **Parameters:** {_text(params)}")
+            L.append(f"- **Parameters:** {md_text(params)}")
         if row.get("cv_mean") is not None:
             L.append(f"- **Cross-validated {row.get('metric') or 'score'}:** {_num(row['cv_mean'])}"
                      + (f" (sd {_num(row['cv_std'])})" if row.get("cv_std") is not None else ""))
     trained = _stage_time(case, "bakeoff") or _stage_time(case, "evaluation")
     L.append(f"- **Training date:** {trained or 'not run'}")
-    L.append(f"- **Decision it supports:** {_text(spec.decision)}")
+    L.append(f"- **Decision it supports:** {md_text(spec.decision)}")
     owner = spec.owner or spec.owners.get("model")
     if owner or spec.owners:
         extra = "; ".join(f"{k}: {v}" for k, v in spec.owners.items())
-        L.append(f"- **Owners:** {_text(owner or '')}{' (' + _text(extra) + ')' if extra else ''}")
+        L.append(f"- **Owners:** {md_text(owner or '')}{' (' + md_text(extra) + ')' if extra else ''}")
     fp = _find(res, ("fingerprint", "data_fingerprint"))
-    L.append(f"- **Data fingerprint:** {_code(fp) if fp else 'unknown (the data stage has not run)'}")
+    L.append(f"- **Data fingerprint:** {md_code(fp) if fp else 'unknown (the data stage has not run)'}")
     versions = ", ".join(f"{p} {_pkg_version(p)}" for p in LIBRARIES if _pkg_version(p) != "not installed")
     L.append(f"- **Software:** mlcase {_pkg_version('mlcase')}; {versions}")
     conf = res.get("conformal")
@@ -166,26 +165,26 @@ def _details(case, spec, res) -> list[str]:
 
 def _intended_use(case, spec, res) -> list[str]:
     decision = res.get("decision")
-    L = ["## Intended use", "", f"- **Primary use:** {_text(spec.decision)}."]
+    L = ["## Intended use", "", f"- **Primary use:** {md_text(spec.decision)}."]
     if spec.problem.current_process:
-        L.append(f"- **It replaces or supports:** {_text(spec.problem.current_process)}.")
+        L.append(f"- **It replaces or supports:** {md_text(spec.problem.current_process)}.")
     if spec.problem.volume:
-        L.append(f"- **Volume:** {_text(spec.problem.volume)} decisions.")
+        L.append(f"- **Volume:** {md_text(spec.problem.volume)} decisions.")
     if spec.goals:
-        L.append("- **Goals:** " + "; ".join(map(_text, spec.goals)) + ".")
+        L.append("- **Goals:** " + "; ".join(map(md_text, spec.goals)) + ".")
     if spec.owners:
-        L.append("- **Primary users:** " + ", ".join(f"{_text(v)} ({_text(k)})" for k, v in spec.owners.items()) + ".")
+        L.append("- **Primary users:** " + ", ".join(f"{md_text(v)} ({md_text(k)})" for k, v in spec.owners.items()) + ".")
     if decision:
         L += ["", f"**Decision: {decision.get('verdict')}.**", ""]
-        L += [f"- {_text(r)}" for r in decision.get("reasons") or []]
+        L += [f"- {md_text(r)}" for r in decision.get("reasons") or []]
     else:
         L += ["", "Decision: " + NOT_RUN]
     L += ["", "### Out-of-scope uses", ""]
-    L += [f"- {_text(g)}" for g in spec.non_goals]
-    L += [f"- Any decision other than the one above ({_text(spec.decision)}).",
+    L += [f"- {md_text(g)}" for g in spec.non_goals]
+    L += [f"- Any decision other than the one above ({md_text(spec.decision)}).",
           "- Populations, periods or data sources unlike the training data (see Training data)."]
     if spec.data.unavailable_at_serving:
-        L.append("- Requests that supply " + ", ".join(map(_code, spec.data.unavailable_at_serving))
+        L.append("- Requests that supply " + ", ".join(map(md_code, spec.data.unavailable_at_serving))
                  + " (not available at serving time).")
     return L
 
@@ -193,10 +192,10 @@ def _intended_use(case, spec, res) -> list[str]:
 def _factors(case, spec, res) -> list[str]:
     L = ["## Factors", ""]
     if spec.slices:
-        L.append("- **Slices evaluated:** " + ", ".join(map(_code, spec.slices)))
+        L.append("- **Slices evaluated:** " + ", ".join(map(md_code, spec.slices)))
     if spec.sensitive:
         L.append("- **Sensitive columns** (kept out of the features, evaluated as groups): "
-                 + ", ".join(map(_code, spec.sensitive)))
+                 + ", ".join(map(md_code, spec.sensitive)))
     if not spec.slices and not spec.sensitive:
         L.append("- No slices or sensitive columns are named in `case.yaml`; results are for the whole population "
                  "only. Add `slices:` and `sensitive:` to see subgroups.")
@@ -207,8 +206,8 @@ def _factors(case, spec, res) -> list[str]:
 def _metrics(case, spec, res) -> list[str]:
     ev = res.get("evaluation")
     L = ["## Metrics", ""]
-    L.append(f"- **Money:** every decision is costed from `costs:` in {_text(spec.costs.currency)}: "
-             + _text(_costs_text(spec)) + ".")
+    L.append(f"- **Money:** every decision is costed from `costs:` in {md_text(spec.costs.currency)}: "
+             + md_text(_costs_text(spec)) + ".")
     cap = spec.constraints.review_capacity
     if cap is not None:
         L.append(f"- **Review capacity:** {cap} (thresholds never flag more).")
@@ -218,14 +217,14 @@ def _metrics(case, spec, res) -> list[str]:
         return L + ["", NOT_RUN]
     L.append(f"- **Primary metric:** {ev.get('primary_metric')} (model selection); the decision is made in money.")
     if ev.get("decision_note"):
-        L.append(f"- **Decision:** {_text(ev['decision_note'])}.")
+        L.append(f"- **Decision:** {md_text(ev['decision_note'])}.")
     for k, v in (ev.get("point_notes") or {}).items():
-        L.append(f"- **Prediction of {_text(k)}:** {_text(v)}.")
+        L.append(f"- **Prediction of {md_text(k)}:** {md_text(v)}.")
     thresholds = {k: v for k, v in (ev.get("thresholds") or {}).items() if v is not None}
     ties = ev.get("tie_shares") or {}
     if thresholds:
         L.append("- **Decision thresholds** (chosen on the validation rows to minimise cost within capacity): "
-                 + ", ".join(f"{_text(k)} {_num(v)}" + (f" ({_pct(ties[k])} of the rows scored at it, drawn at random)"
+                 + ", ".join(f"{md_text(k)} {_num(v)}" + (f" ({_pct(ties[k])} of the rows scored at it, drawn at random)"
                                                    if k in ties else "") for k, v in thresholds.items()))
     return L
 
@@ -251,7 +250,7 @@ def _evaluation_data(case, spec, res) -> list[str]:
         L.append(f"- **Validation rows:** {n_valid}, used for thresholds, calibration and conformal calibration.")
     shift = [c for c in (res.get("checks") or {}).get("checks", []) if "shift" in str(c.get("id", ""))]
     if shift:
-        L.append("- **Split shift:** " + "; ".join(_text(c.get("title", "")) for c in shift))
+        L.append("- **Split shift:** " + "; ".join(md_text(c.get("title", "")) for c in shift))
     return L
 
 
@@ -262,17 +261,17 @@ def _training_data(case, spec, res) -> list[str]:
     sheet = case.root / "datasheet.md"
     L.append("- **Datasheet:** " + ("[datasheet.md](datasheet.md)" if sheet.exists() or "datasheet" in res
                                     else "not written yet (run `mlcase check` or `mlcase run`)"))
-    L.append(f"- **Source:** {_code(spec.data.source)}; target {_code(spec.data.target)}"
-             + (f" (positive: {_code(spec.data.positive)})" if spec.data.positive is not None else ""))
+    L.append(f"- **Source:** {md_code(spec.data.source)}; target {md_code(spec.data.target)}"
+             + (f" (positive: {md_code(spec.data.positive)})" if spec.data.positive is not None else ""))
     n_train = split.get("n_train")
     if data.get("rows") is not None:
         L.append(f"- **Rows:** {data['rows']} labelled" + (f", {n_train} for training" if n_train else ""))
     if data.get("features"):
         feats = data["features"]
-        shown = ", ".join(map(_code, feats[:25])) + (f" and {len(feats) - 25} more" if len(feats) > 25 else "")
+        shown = ", ".join(map(md_code, feats[:25])) + (f" and {len(feats) - 25} more" if len(feats) > 25 else "")
         L.append(f"- **Features ({len(feats)}):** {shown}")
     if data.get("excluded"):
-        L.append("- **Rows excluded:** " + _text(", ".join(f"{k}: {v}" for k, v in data["excluded"].items())))
+        L.append("- **Rows excluded:** " + md_text(", ".join(f"{k}: {v}" for k, v in data["excluded"].items())))
     if not data:
         L.append("- " + NOT_RUN)
     return L
@@ -302,7 +301,7 @@ def _quantitative(case, spec, res) -> list[str]:
         L += ["### Test results", "", *_md_table(rows), ""]
         lift = (ev.get("lift") or {}).get("money_per_decision")
         if lift:
-            L.append(f"- **Saving over {_text(ev['lift'].get('baseline'))}:** {_money(lift.get('estimate'), cur)} per decision "
+            L.append(f"- **Saving over {md_text(ev['lift'].get('baseline'))}:** {_money(lift.get('estimate'), cur)} per decision "
                      f"(95% CI {_money(lift.get('ci_low'), cur)} to {_money(lift.get('ci_high'), cur)})")
         value = ev.get("value_per_period")
         if value:
@@ -329,23 +328,23 @@ def _slices_md(slices: dict) -> list[str]:
         return L + [slices.get("note") or "No slices were evaluated.", ""]
     for col, info in cols.items():
         if info.get("error"):
-            L += [f"**{_text(col)}**: {_text(info['error'])}", ""]
+            L += [f"**{md_text(col)}**: {md_text(info['error'])}", ""]
             continue
         groups = info.get("groups") or []
         keep = ["group", "n"] + [k for k in ("accuracy", "recall", "false_positive_rate", "selection_rate", "mae",
                                              "ndcg", "floor_ndcg", "ndcg_lift_over_floor",
                                              "cost_per_decision", "lift_per_decision")
                                  if any(k in g for g in groups)]
-        L += [f"**{_text(col)}**" + (" (sensitive)" if info.get("sensitive") else ""), ""]
+        L += [f"**{md_text(col)}**" + (" (sensitive)" if info.get("sensitive") else ""), ""]
         L += _md_table([{k: g.get(k) for k in keep} for g in groups])
         gap = info.get("largest_gap")
         if gap:
             L.append("")
             rel = " times the overall MAE" if gap.get("relative_to_overall") else ""
-            L.append(f"Largest gap: {gap.get('metric')} {_num(gap.get('gap'))}{rel} between {_text(gap.get('low_group'))} and "
-                     f"{_text(gap.get('high_group'))}" + (" — **above the alert level**" if gap.get("flagged") else ""))
+            L.append(f"Largest gap: {gap.get('metric')} {_num(gap.get('gap'))}{rel} between {md_text(gap.get('low_group'))} and "
+                     f"{md_text(gap.get('high_group'))}" + (" — **above the alert level**" if gap.get("flagged") else ""))
         if info.get("insufficient"):
-            L.append(f"Too few rows to judge: {', '.join(map(_text, info['insufficient']))}.")
+            L.append(f"Too few rows to judge: {', '.join(map(md_text, info['insufficient']))}.")
         L.append("")
     return L
 
@@ -363,10 +362,10 @@ def _analysis_md(a: dict | None, cur: str) -> list[str]:
     losing = [e for e in sl.get("money") or [] if e.get("loses_money")]
     L.append(f"- **Weak slices:** {sl.get('scanned')} scanned, {len(sl.get('money') or [])} tried on the test rows "
              "(Holm-corrected); " + ("none loses money beyond chance" if not losing else "loses money in " + "; ".join(
-                 f"{_code(e['label'])} ({_money(e['test']['estimate'], cur)} per decision, 95% CI "
+                 f"{md_code(e['label'])} ({_money(e['test']['estimate'], cur)} per decision, 95% CI "
                  f"{_money(e['test']['ci_low'], cur)} to {_money(e['test']['ci_high'], cur)})" for e in losing)))
     if sl.get("erring"):
-        L.append("- **Errs most (relative to a model-free prediction):** " + ", ".join(map(_code, sl["erring"])))
+        L.append("- **Errs most (relative to a model-free prediction):** " + ", ".join(map(md_code, sl["erring"])))
     for e in (a.get("learning_curve") or {}).get("extrapolation") or []:
         if e["multiple"] > 1:
             L.append(f"- **With {e['multiple']:g}x the labels ({e['labels']:,}):** {_money(e['cost_per_decision'], cur)} "
@@ -374,11 +373,11 @@ def _analysis_md(a: dict | None, cur: str) -> list[str]:
     for g in ((a.get("feature_groups") or {}).get("groups") or [])[:5]:
         w = g.get("worth_per_decision")
         if w:
-            L.append(f"- **Columns {_code(g['group'])} are worth** {_money(w['estimate'], cur)} per decision (95% CI "
+            L.append(f"- **Columns {md_code(g['group'])} are worth** {_money(w['estimate'], cur)} per decision (95% CI "
                      f"{_money(w['ci_low'], cur)} to {_money(w['ci_high'], cur)})")
     lb = a.get("labels") or {}
     if lb.get("file"):
-        L.append(f"- **Label audit:** {_text(flagged_said(lb))}; {_text(conflicts_said(lb))} ({_code(Path(lb['file']).name)})")
+        L.append(f"- **Label audit:** {md_text(flagged_said(lb))}; {md_text(conflicts_said(lb))} ({md_code(Path(lb['file']).name)})")
     return L + [""]
 
 
@@ -416,12 +415,12 @@ def _explain_md(exp: dict | None) -> list[str]:
     if not exp:
         return L + [NOT_RUN, ""]
     top = exp.get("importance") or []
-    L.append(f"Mean |SHAP| ({_text(exp.get('output'))}) over {exp.get('n_rows')} test rows, "
-             f"{exp.get('explainer')} explainer on {_text(exp.get('explained_model'))}:")
+    L.append(f"Mean |SHAP| ({md_text(exp.get('output'))}) over {exp.get('n_rows')} test rows, "
+             f"{exp.get('explainer')} explainer on {md_text(exp.get('explained_model'))}:")
     L.append("")
     L += _md_table([{"feature": r["feature"], "mean |SHAP|": r["mean_abs_shap"]} for r in top[:10]])
     for note in exp.get("notes") or []:
-        L.append(f"\n_Note: {_text(note)}._")
+        L.append(f"\n_Note: {md_text(note)}._")
     L.append("")
     return L
 
@@ -433,13 +432,13 @@ def _caveats(case, spec, res) -> list[str]:
     if checks:
         for c in checks.get("checks") or []:
             if c.get("severity") in ("error", "warning"):
-                col = f" ({_code(c['column'])})" if c.get("column") else ""
-                fix = f" Recommendation: {_text(c['fix'])}" if c.get("fix") else ""
+                col = f" ({md_code(c['column'])})" if c.get("column") else ""
+                fix = f" Recommendation: {md_text(c['fix'])}" if c.get("fix") else ""
                 if c.get("accepted"):
-                    fix = f" Accepted by the owner: {_text(c['accepted'])}"
-                    items.append(f"**{c['severity']}, accepted** {_code(c.get('id'))}{col}: {_text(c.get('title'))}.{fix}")
+                    fix = f" Accepted by the owner: {md_text(c['accepted'])}"
+                    items.append(f"**{c['severity']}, accepted** {md_code(c.get('id'))}{col}: {md_text(c.get('title'))}.{fix}")
                 else:
-                    items.append(f"**{c['severity']}** {_code(c.get('id'))}{col}: {_text(c.get('title'))}.{fix}")
+                    items.append(f"**{c['severity']}** {md_code(c.get('id'))}{col}: {md_text(c.get('title'))}.{fix}")
         if checks.get("forced"):
             items.append("**The run went past error-level data checks (`--force`).**")
     else:
@@ -447,10 +446,10 @@ def _caveats(case, spec, res) -> list[str]:
     decision = res.get("decision")
     if decision and decision.get("verdict") != "GO":
         items.append(f"The decision is {decision.get('verdict')}: "
-                     + "; ".join(map(_text, decision.get("reasons") or [])) + ".")
+                     + "; ".join(map(md_text, decision.get("reasons") or [])) + ".")
     ev = res.get("evaluation") or {}
     for flag in (ev.get("slices") or {}).get("flags") or []:
-        items.append(f"Slice gap: {_text(flag if isinstance(flag, str) else _flag_text(flag))}")
+        items.append(f"Slice gap: {md_text(flag if isinstance(flag, str) else _flag_text(flag))}")
     conf = res.get("conformal") or {}
     if conf.get("coverage") is not None and conf.get("coverage_bounds"):
         # imported here: conformal at the top of the module cost every import of it 0.5 s
@@ -459,10 +458,10 @@ def _caveats(case, spec, res) -> list[str]:
         if conf["coverage"] < coverage_floor(conf):
             items.append(f"Conformal coverage {_pct(conf['coverage'])} is below its target "
                          f"{_pct(conf.get('target_coverage'))} beyond sampling noise: "
-                         + _text(conf.get("coverage_note") or "the test rows may differ from the validation rows (drift)")
+                         + md_text(conf.get("coverage_note") or "the test rows may differ from the validation rows (drift)")
                          + "; recalibrate before relying on the sets.")
     for a in conf.get("assumptions") or []:
-        items.append(f"Deferral assumption: {_text(a)}.")
+        items.append(f"Deferral assumption: {md_text(a)}.")
     items.append("Monitor drift and realised costs after deployment (`mlcase monitor`); retrain every "
                  f"{spec.compute.retrain_every / 86400:g} days as planned.")
     return L + [f"- {i}" for i in items]
@@ -474,7 +473,7 @@ def _ethics(case, spec, res) -> list[str]:
          "could be treated unequally, and what mitigations are in place."]
     if spec.sensitive:
         L.append("")
-        L.append("Sensitive columns named in the spec: " + ", ".join(map(_code, spec.sensitive))
+        L.append("Sensitive columns named in the spec: " + ", ".join(map(md_code, spec.sensitive))
                  + " (see Per-slice results).")
     return L
 
@@ -488,21 +487,21 @@ def _governance(case, spec, res) -> list[str]:
     L = ["## Data protection and operations", ""]
     if g["personal_data"]:
         L += ["Personal data:", ""]
-        L += _md_table([{"column": _code(p["column"]), "holds": (p["kind"] or "–").replace("_", " "),
+        L += _md_table([{"column": md_code(p["column"]), "holds": (p["kind"] or "–").replace("_", " "),
                          "purpose": p["purpose"] or f"{TODO} not declared under personal_data",
                          "prediction log keeps it": p["logged"]} for p in g["personal_data"]]) + [""]
     else:
         L.append("- **Personal data:** none declared under `personal_data`, and the data checks found none.")
     if g["unit_id"] is not None:
         L.append(f"- **Prediction log:** the unit (`data.id`) {KEPT[g['unit_id']]}"
-                 + ("; " + ", ".join(f"{_code(c)} {KEPT[h]}" for c, h in g["log_inputs"].items() if c != spec.data.id)
+                 + ("; " + ", ".join(f"{md_code(c)} {KEPT[h]}" for c, h in g["log_inputs"].items() if c != spec.data.id)
                     if any(c != spec.data.id for c in g["log_inputs"]) else "")
                  + ". Hashed values are HMAC-SHA256 with a key kept outside the log (`MLCASE_LOG_KEY`).")
     L.append(f"- **Retention:** {duration(g['retention_seconds'])} (`mlcase retention`; monitoring windows are kept "
              "as aggregates)" if g["retention_seconds"] else
              "- **Retention:** not set: the prediction log is kept until someone deletes it (set `serving.retention`).")
     if g["freshness"]:
-        L.append("- **Feature freshness:** " + ", ".join(f"{_code(f)} at most {duration(s)} old" for f, s in
+        L.append("- **Feature freshness:** " + ", ".join(f"{md_code(f)} at most {duration(s)} old" for f, s in
                                                         g["freshness"].items())
                  + ("; a stale feature sends the record to the next fallback tier" if g["on_stale"] == "fallback"
                     else "; a stale feature is flagged in the answer")
@@ -511,7 +510,7 @@ def _governance(case, spec, res) -> list[str]:
     L += _md_table([{"alert": a["alert"].replace("_", " "), "owner": a["owner"], "from": a["via"]}
                     for a in g["alert_owners"]]) + [""]
     if g["notify"]:
-        L.append("- **Notified through:** " + ", ".join(_code(n["program"]) + (f" (for {_text(', '.join(n['owners']))})"
+        L.append("- **Notified through:** " + ", ".join(md_code(n["program"]) + (f" (for {md_text(', '.join(n['owners']))})"
                                                                                if n["owners"] else "")
                                                        for n in g["notify"]))
     if g["dead_man_windows"]:
@@ -597,44 +596,14 @@ def _flag_text(flag: dict) -> str:
     return ", ".join(f"{k} {_short(v)}" for k, v in flag.items())
 
 
-class _Md(str):
-    """Text that is Markdown already (a code span from :func:`_code`): a table cell escapes only its pipes."""
-
-
-# what Markdown reads as markup inside a line: \ ` * [ ] < > # | & ~ anywhere, _ at a word's edge (log_loss stays)
-_MD_MARKUP = re.compile(r"[\\`*\[\]<>#|&~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
-_MD_LIST_START = re.compile(r"^(\s*\d*)([-+.)])(?=\s|$)")  # "- x", "1. x": a list inside the card's item
-
-
-def _one_line(v: Any) -> str:
-    return " ".join(str(v).splitlines())
-
-
-def _text(v: Any) -> str:
-    """``v`` (a name, a category, the spec's prose) as literal Markdown text on one line.
-
-    A newline in a decision, a goal or a column name started a line of its own: ``# injected`` became a heading
-    of the card; backticks, pipes, ``<a href>`` and ``*`` in names became code, cells, links and emphasis."""
-    if v is None:
-        return "–"
-    s = _MD_MARKUP.sub(lambda m: "\\" + m.group(0), _one_line(v))
-    return _MD_LIST_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
-
-
 def _md_table(rows: list[dict]) -> list[str]:
     if not rows:
         return ["_(no rows)_"]
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    out = ["| " + " | ".join(_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_cell(_num(r.get(c)) if isinstance(r.get(c), float) else r.get(c)) for c in cols)
+    out = ["| " + " | ".join(md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(md_cell(_num(r.get(c)) if isinstance(r.get(c), float) else r.get(c)) for c in cols)
             + " |" for r in rows]
     return out
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, _Md):  # a code span: its pipes escaped for the table (GFM reads them before the span)
-        return v.replace("|", "\\|")
-    return _text(v)
 
 
 def _num(v: Any) -> str:
@@ -659,10 +628,3 @@ def _short(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."
 
 
-def _code(v: Any) -> _Md:
-    """``v`` as an inline code span shown as written: fenced by more backticks than any run inside it (a
-    name with backticks broke out of its span), on one line, padded where CommonMark would strip a space."""
-    s = _one_line(v)
-    fence = "`" * (max((len(r) for r in re.findall("`+", s)), default=0) + 1)
-    pad = " " if s[:1] == "`" or s[-1:] == "`" or (s[:1] == s[-1:] == " " and s.strip()) else ""
-    return _Md(f"{fence}{pad}{s}{pad}{fence}")

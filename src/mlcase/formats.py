@@ -1,12 +1,15 @@
-"""How numbers and money are written for people (CLI, messages): never scientific notation.
+"""How numbers, money and names are written for people (CLI, messages, Markdown): never scientific notation.
 
 Money is written to the cent, and below a cent with three significant digits (``$0.0000000397``,
-not ``3.97e-08``); other numbers with a few significant digits and thousands separators.
+not ``3.97e-08``); other numbers with a few significant digits and thousands separators. A name from the
+data or the spec goes into Rich markup through :func:`markup_escape` and into Markdown (the model card, the
+datasheet) through :func:`md_text`, :func:`md_cell` and :func:`md_code`, so it is shown as written.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 
@@ -162,11 +165,57 @@ def markup_escape(text: Any) -> str:
     >>> [render(f"[b]{markup_escape(s)}[/b]").plain for s in ("[red]a", "\\[", "a\\[b]", "x[")]
     ['[red]a', '\\[', 'a\\[b]', 'x[']
     """
-    import re
-
     def one(m: re.Match) -> str:
         slashes, tag = m.group(1), m.group(2)
         return slashes * 2 + "\\[" if (tag or not slashes) else slashes + "\\["
 
     out = re.sub(r"(\\*)\[(?=([a-z#/@][^[]*?\])?)", one, str(text))
     return out + "\\" if (len(out) - len(out.rstrip("\\"))) % 2 else out
+
+
+class Markdown(str):
+    """Text that is Markdown already (a code span from :func:`md_code`): a table cell escapes only its pipes."""
+
+
+# what Markdown reads as markup inside a line: \ ` * [ ] < > # | & ~ anywhere, _ at a word's edge (log_loss stays)
+_MD_MARKUP = re.compile(r"[\\`*\[\]<>#|&~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_MD_LIST_START = re.compile(r"^(\s*\d*)([-+.)])(?=\s|$)")  # "- x", "1. x": a list inside a list item
+
+
+def _one_line(v: Any) -> str:
+    return " ".join(str(v).splitlines())
+
+
+def md_text(v: Any) -> str:
+    r"""``v`` (a name, a category, the spec's prose) as literal Markdown text on one line.
+
+    A newline in a decision, a goal or a column name started a line of its own: ``# injected`` became a heading
+    of the card; backticks, pipes, ``<a href>`` and ``*`` in names became code, cells, links and emphasis.
+
+    >>> md_text("<a href='x'>c</a> *b* log_loss")
+    "\\<a href='x'\\>c\\</a\\> \\*b\\* log_loss"
+    """
+    if v is None:
+        return "–"
+    s = _MD_MARKUP.sub(lambda m: "\\" + m.group(0), _one_line(v))
+    return _MD_LIST_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
+
+
+def md_cell(v: Any) -> str:
+    """``v`` as one Markdown table cell: text escaped as :func:`md_text`, a code span with its pipes escaped."""
+    if isinstance(v, Markdown):  # a code span: its pipes escaped for the table (GFM reads them before the span)
+        return v.replace("|", "\\|")
+    return md_text(v)
+
+
+def md_code(v: Any) -> Markdown:
+    """``v`` as an inline code span shown as written: fenced by more backticks than any run inside it (a
+    name with backticks broke out of its span), on one line, padded where CommonMark would strip a space.
+
+    >>> md_code("a`b")
+    '``a`b``'
+    """
+    s = _one_line(v)
+    fence = "`" * (max((len(r) for r in re.findall("`+", s)), default=0) + 1)
+    pad = " " if s[:1] == "`" or s[-1:] == "`" or (s[:1] == s[-1:] == " " and s.strip()) else ""
+    return Markdown(f"{fence}{pad}{s}{pad}{fence}")

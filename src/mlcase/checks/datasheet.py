@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..case import Case
 from ..data import Dataset
-from ..formats import number
+from ..formats import Markdown, md_cell, md_code, md_text, number
 
 DATASHEET_FILE = "datasheet.md"
 MAX_LEVELS = 10
@@ -236,16 +236,12 @@ def datasheet_dict(case: Case, dataset: Dataset, report) -> dict:
     }
 
 
-def _md_cell(v: Any) -> str:
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
 def _md_table(rows: list[dict], columns: list[tuple[str, str]]) -> list[str]:
     if not rows:
         return []
     out = ["| " + " | ".join(h for _, h in columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
-        out.append("| " + " | ".join(_md_cell(r.get(k, "")) for k, _ in columns) + " |")
+        out.append("| " + " | ".join(md_cell(r.get(k, "")) for k, _ in columns) + " |")
     return out + [""]
 
 
@@ -257,15 +253,15 @@ def datasheet_markdown(sheet: dict) -> str:
     """Render :func:`datasheet_dict` as Markdown."""
     m, comp, col, uses = sheet["motivation"], sheet["composition"], sheet["collection"], sheet["uses"]
     t = comp["target"]
-    L = [f"# Datasheet: {sheet['name']}", "",
+    L = [f"# Datasheet: {md_text(sheet['name'])}", "",
          f"> Written by mlcase from `case.yaml` and the data ({sheet['generated_at']}). "
          "Lines marked **TODO** need an answer from a person who knows where the data comes from.", "",
-         "## Motivation", "", f"- **Decision the data supports:** {m['decision']}"]
+         "## Motivation", "", f"- **Decision the data supports:** {md_text(m['decision'])}"]
     for key, label in (("owner", "Owner"), ("current_process", "Current process"), ("target", "Aim"),
                        ("volume", "Volume")):
         if m.get(key):
-            L.append(f"- **{label}:** {m[key]}")
-    L += [f"- **Owners:** {', '.join(f'{k}: {v}' for k, v in m['owners'].items())}"] if m["owners"] else []
+            L.append(f"- **{label}:** {md_text(m[key])}")
+    L += [f"- **Owners:** {', '.join(f'{md_text(k)}: {md_text(v)}' for k, v in m['owners'].items())}"] if m["owners"] else []
     L += _todos(sheet, "motivation") + ["", "## Composition", ""]
     L.append(f"- **Rows:** {comp['rows_read']:,} read, {comp['rows_labelled']:,} with a label, "
              f"{comp['rows_used']:,} used for training, validation and test")
@@ -273,13 +269,13 @@ def datasheet_markdown(sheet: dict) -> str:
         L.append("- **Excluded rows:** " + ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in comp["excluded"].items()))
     L.append(f"- **Columns:** {comp['n_columns']} ({comp['n_features']} used as features)")
     if t["task"] == "binary":
-        L.append(f"- **Target:** `{t['column']}` (binary); positive class `{t['positive']}` in {t['positives']:,} "
+        L.append(f"- **Target:** {md_code(t['column'])} (binary); positive class {md_code(t['positive'])} in {t['positives']:,} "
                  f"of {t['rows']:,} rows ({_pct(t['positive_rate'])})")
     elif t["task"] == "multiclass":
-        L.append(f"- **Target:** `{t['column']}` (multiclass): "
-                 + ", ".join(f"{k} {v:,}" for k, v in t["classes"].items()))
+        L.append(f"- **Target:** {md_code(t['column'])} (multiclass): "
+                 + ", ".join(f"{md_text(k)} {v:,}" for k, v in t["classes"].items()))
     else:
-        L.append(f"- **Target:** `{t['column']}` ({t['task']}{', as its gain' if t['task'] == 'ranking' else ''}): "
+        L.append(f"- **Target:** {md_code(t['column'])} ({t['task']}{', as its gain' if t['task'] == 'ranking' else ''}): "
                  f"mean {_num(t['mean'])}, sd {_num(t['std'])}, "
                  f"min {_num(t['min'])}, median {_num(t['median'])}, max {_num(t['max'])}")
     parts = []
@@ -289,7 +285,7 @@ def datasheet_markdown(sheet: dict) -> str:
     L.append(f"- **Split ({comp['split_method']}):** " + ", ".join(parts))
     if comp["time_range"]:
         tr = comp["time_range"]
-        L.append(f"- **Time range (`{tr['column']}`):** {tr['min']} to {tr['max']}")
+        L.append(f"- **Time range ({md_code(tr['column'])}):** {md_text(tr['min'])} to {md_text(tr['max'])}")
     L += ["", "### Columns", ""]
     L += _md_table([{**c, "missing": _pct(c["missing_share"]), "distinct": f"{c['distinct']:,}"} for c in comp["columns"]],
                    [("name", "column"), ("role", "role"), ("kind", "kind"), ("dtype", "type"),
@@ -297,7 +293,8 @@ def datasheet_markdown(sheet: dict) -> str:
     if comp.get("personal_data"):
         L += ["### Personal data", ""]
         L += _md_table([{**p, "kind": (p["kind"] or "–").replace("_", " "), "purpose": p["purpose"] or
-                         "**TODO** not declared under personal_data", "declared_as": p["declared_as"] or "**not declared**",
+                         Markdown("**TODO** not declared under personal_data"),
+                         "declared_as": p["declared_as"] or Markdown("**not declared**"),
                          "found": _pct(p["match_share"]) if p["match_share"] is not None else "–"}
                         for p in comp["personal_data"]],
                        [("column", "column"), ("kind", "holds"), ("purpose", "purpose"), ("declared_as", "declared as"),
@@ -317,24 +314,24 @@ def datasheet_markdown(sheet: dict) -> str:
         L += [f"### How well each feature predicts the target on its own ({metric}, {one['rows']:,} training rows)", ""]
         L += _md_table([{"feature": k, "score": f"{v:.3f}"} for k, v in list(one["scores"].items())[:15]],
                        [("feature", "feature"), ("score", metric)])
-    L += _todos(sheet, "composition") + ["", "## Collection process", "", f"- **Source:** `{col['source']}`",
-                                          f"- **Fingerprint of the rows read:** `{col['fingerprint']}`"]
+    L += _todos(sheet, "composition") + ["", "## Collection process", "", f"- **Source:** {md_code(col['source'])}",
+                                          f"- **Fingerprint of the rows read:** {md_code(col['fingerprint'])}"]
     if col["label_delay_days"]:
-        L.append(f"- **Label delay:** {col['label_delay_days']:g} days (labels arrive that long after `{col['time']}`)")
+        L.append(f"- **Label delay:** {col['label_delay_days']:g} days (labels arrive that long after {md_code(col['time'])})")
     if col["label_time"]:
-        L.append(f"- **Label time column:** `{col['label_time']}`")
+        L.append(f"- **Label time column:** {md_code(col['label_time'])}")
     L += _todos(sheet, "collection") + ["", "## Preprocessing", ""]
-    L += [f"- {p}" for p in sheet["preprocessing"]]
-    L += ["", "## Uses", "", f"- **Intended use:** {uses['intended']}"]
+    L += [f"- {md_text(p)}" for p in sheet["preprocessing"]]
+    L += ["", "## Uses", "", f"- **Intended use:** {md_text(uses['intended'])}"]
     if uses["goals"]:
-        L.append(f"- **Goals:** {'; '.join(uses['goals'])}")
+        L.append(f"- **Goals:** {'; '.join(map(md_text, uses['goals']))}")
     if uses["not_for"]:
-        L.append(f"- **Not for:** {'; '.join(uses['not_for'])}")
+        L.append(f"- **Not for:** {'; '.join(map(md_text, uses['not_for']))}")
     if uses["sensitive"]:
-        L.append(f"- **Sensitive columns:** {', '.join(uses['sensitive'])} (never features)")
+        L.append(f"- **Sensitive columns:** {', '.join(map(md_code, uses['sensitive']))} (never features)")
         if uses["possible_proxies"]:
             L.append("- **Possible proxies of them:** " + ", ".join(
-                f"{p['feature']} for {p['sensitive']} ({p['metric'].upper()} {p['score']:.2f})" for p in uses["possible_proxies"]))
+                f"{md_code(p['feature'])} for {md_code(p['sensitive'])} ({p['metric'].upper()} {p['score']:.2f})" for p in uses["possible_proxies"]))
     L += _todos(sheet, "uses") + ["", "## Distribution and maintenance", ""] + _todos(sheet, "maintenance")
     ch = sheet["checks"]
     n = ch.get("counts", {})
@@ -344,10 +341,11 @@ def datasheet_markdown(sheet: dict) -> str:
           f"passed: {', '.join(ch['passed']) or 'none'}.", ""]
     for a in ch.get("assumptions", []):
         state = {True: "holds", False: "**does not hold**", None: "could not be evaluated"}[a["holds"]]
-        measured = "; ".join(f"`{k}` = {_num(v)}" for k, v in a["measured"].items())
-        L.append(f"- Assumption \"{a['text']}\" {state} on the training rows" + (f" (measured {measured})" if measured else ""))
-    L += [f"- **{f['severity']}** `{f['id']}`" + (f" ({f['column']})" if f.get("column") else "") + f": {f['title']}"
-          + (f" *Accepted by the owner: {f['accepted']}*" if f.get("accepted") else "") for f in ch["findings"]]
+        measured = "; ".join(f"{md_code(k)} = {_num(v)}" for k, v in a["measured"].items())
+        L.append(f"- Assumption \"{md_text(a['text'])}\" {state} on the training rows" + (f" (measured {measured})" if measured else ""))
+    L += [f"- **{f['severity']}** {md_code(f['id'])}" + (f" ({md_code(f['column'])})" if f.get("column") else "")
+          + f": {md_text(f['title'])}" + (f" *Accepted by the owner: {md_text(f['accepted'])}*" if f.get("accepted") else "")
+          for f in ch["findings"]]
     return "\n".join(L).rstrip() + "\n"
 
 

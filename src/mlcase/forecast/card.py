@@ -13,7 +13,8 @@ def _f(v, digits: int = 3) -> str:
 
 def forecast_card_markdown(case, res: dict) -> str:
     """The card as Markdown (``res`` = :func:`mlcase.results.load_all`)."""
-    from ..cards import TODO, _code, _md_table, _now, _pkg_version, _text
+    from ..cards import TODO, _md_table, _now, _pkg_version
+    from ..formats import md_code, md_text
 
     spec = case.spec
     ev = res.get("forecast_evaluation") or {}
@@ -24,14 +25,14 @@ def forecast_card_markdown(case, res: dict) -> str:
     L = [f"# Model card: {case.name}", "",
          f"> Written by mlcase {_pkg_version('mlcase')} on {_now()} from the stage results in `.mlcase/`. "
          "Sections marked TODO need a person.", "", "## Model details", "",
-         f"- Task: forecast {_code(spec.data.target)} {spec.forecast.horizon} steps ahead "
+         f"- Task: forecast {md_code(spec.data.target)} {spec.forecast.horizon} steps ahead "
          f"(frequency {data.get('freq')}, season {data.get('season_length')} steps), "
-         f"{data.get('series')} series from {_code(spec.data.source)}.",
+         f"{data.get('series')} series from {md_code(spec.data.source)}.",
          f"- Candidate: {cand} on mlforecast lag, rolling and calendar features (params: "
          f"`{(bake.get('families') or {}).get(cand, {}).get('params')}`); the registered model is refitted on every "
          "series' whole history.",
          f"- Decision: **{dec.get('verdict')}** (champion: {dec.get('champion')}).", "",
-         "## Intended use", "", f"- {_text(spec.decision)}",
+         "## Intended use", "", f"- {md_text(spec.decision)}",
          f"- {TODO} who acts on the forecast, and what they must not use it for.", "",
          "## Evaluation", "",
          f"Test period {(ev.get('test_period') or {}).get('start')} to {(ev.get('test_period') or {}).get('end')}: "
@@ -46,7 +47,7 @@ def forecast_card_markdown(case, res: dict) -> str:
                      "pinball": t.get("pinball"), "cost / point": t["cost_per_point"],
                      "coverage": t["coverage"]["coverage"], "backtest MASE": m["backtest"]["mase"]})
     L += _md_table(rows) + [""]
-    L += ["## Reasons for the decision", ""] + [f"- {_text(r)}" for r in dec.get("reasons") or []] + [""]
+    L += ["## Reasons for the decision", ""] + [f"- {md_text(r)}" for r in dec.get("reasons") or []] + [""]
     exp = res.get("forecast_explain") or {}
     if exp.get("importance"):
         L += ["## What drives the forecasts (SHAP)", ""]

@@ -144,15 +144,15 @@ def card_markdown(ev: dict) -> list[str]:
     if ev.get("task") != "ranking" or not rk:
         return []
 
-    from ...cards import _cell
+    from ...formats import md_cell
 
     def md(rows: list[dict]) -> list[str]:
         if not rows:
             return []
         cols = list(dict.fromkeys(c for r in rows for c in r))
-        out = ["| " + " | ".join(map(_cell, cols)) + " |", "|" + "---|" * len(cols)]
+        out = ["| " + " | ".join(map(md_cell, cols)) + " |", "|" + "---|" * len(cols)]
         for r in rows:  # a model's name (a rule baseline's, the user's) as text: no pipe splits its row
-            out.append("| " + " | ".join(fmt(r.get(c), 4) if not isinstance(r.get(c), str) else _cell(r[c])
+            out.append("| " + " | ".join(fmt(r.get(c), 4) if not isinstance(r.get(c), str) else md_cell(r[c])
                                          for c in cols) + " |")
         return out
 
