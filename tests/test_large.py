@@ -150,7 +150,7 @@ def test_regression_baselines_out_of_core(tmp_path, dask_engine):
     ref_rmse = float(np.sqrt(np.mean((ref.predict(X_valid) - y_valid) ** 2)))
     assert board["linear"]["rmse"] < 0.5 * board["mean"]["rmse"] and board["linear"]["rmse"] < 1.01 * ref_rmse
     mem = RuleBaseline(rule, task="regression").fit(X_train, y_train)
-    assert board["rule"]["rmse"] == pytest.approx(np.sqrt(np.mean((mem.predict(X_valid) - y_valid) ** 2)), abs=1e-9)
+    assert board["expert"]["rmse"] == pytest.approx(np.sqrt(np.mean((mem.predict(X_valid) - y_valid) ** 2)), abs=1e-9)
 
 
 def test_a_bad_rule_is_one_line_before_anything_is_written(tmp_path, dask_engine, capsys):

@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import json
 from pathlib import Path
+
+import pytest
 
 from mlcase.cli import main
 
@@ -87,3 +90,79 @@ def test_the_datasheet_shows_hostile_column_and_category_names_as_written(tmp_pa
     # the target in a code span, and no code span holds a piece of a name
     assert "medv" in sheet["codes"]
     assert not [c for c in sheet["codes"] if "im|e" in c or c.strip() == "x"], sheet["codes"]
+
+
+# --------------------------------------------------------------------------- a rule baseline's name
+def _run(folder: Path, store: Path) -> dict:
+    import shutil
+
+    from mlcase import results
+    from mlcase.case import load_case
+
+    shutil.copy(store, folder / "mlflow.db")
+    code, out, err = _cli("run", str(folder), "--json", "--quiet", "--force")
+    assert code == 0, (out + err)[-2000:]
+    return results.load_all(load_case(folder))
+
+
+@pytest.fixture(scope="module")
+def smarket_rules(tmp_path_factory, empty_store):
+    """ISLR::Smarket with two named rules (yesterday's and the day before's direction)."""
+    table = BY_ID["smarket-time"]
+    folder = table.write(tmp_path_factory.mktemp("smarket") / "smarket",
+                         baselines=["majority", {"rule": "Lag1 > 0", "name": "momentum"},
+                                    {"rule": "Lag1 < 0 AND Lag2 < 0", "name": "rebound"}],
+                         candidates=["logistic"], budget="4s")
+    return folder, _run(folder, empty_store)
+
+
+def test_named_rules_go_by_their_names_everywhere(smarket_rules):
+    folder, res = smarket_rules
+    named = {"momentum", "rebound"}
+    assert [r["name"] for r in res["bakeoff"]["leaderboard"]] == ["momentum", "rebound", "logistic", "ensemble",
+                                                                   "majority"]
+    ev, decision = res["evaluation"], res["decision"]
+    assert set(ev["metrics"]) == set(ev["cost_per_decision"]) == named | {"majority", "ensemble"}
+    assert ev["best_baseline"] == decision["evidence"]["best_baseline"] == "momentum"
+    assert set(decision["evidence"]["cost_per_decision"]) == named | {"majority", "ensemble"}
+    assert "the best baseline (momentum) costs exactly what acting on every case costs on every test row" in decision[
+        "reasons"]
+    card = (folder / "model_card.md").read_text(encoding="utf-8")
+    assert "| momentum | -0.119 |" in card and "momentum 0.4509, rebound 0.4693" in card
+    html = (folder / "report" / "index.html").read_text(encoding="utf-8")
+    assert "momentum" in html and "rebound" in html
+    for text in (json.dumps(res), card, html):
+        assert "rule:momentum" not in text and "rule:rebound" not in text
+
+
+def _spec_error(tmp_path: Path, baselines: list) -> str:
+    folder = BY_ID["smarket-time"].write(tmp_path / "smarket", baselines=baselines, candidates=["logistic"])
+    code, out, err = _cli("check", str(folder), "--quiet")
+    assert code == 2 and out == "" and not (folder / "datasheet.md").exists(), (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_a_rule_named_like_another_model_is_refused_in_one_line(tmp_path):
+    line = _spec_error(tmp_path, ["majority", {"rule": "Lag1 > 0", "name": "momentum"},
+                                  {"rule": "Lag2 > 0", "name": "momentum"}])
+    assert "baselines[2].name: 'momentum' is also the name of baselines[1]; give each rule its own name" in line
+    line = _spec_error(tmp_path, ["majority", {"rule": "Lag1 > 0", "name": "linear"}])
+    assert "baselines[1].name: 'linear' is the name of a built-in baseline or model family" in line
+    line = _spec_error(tmp_path, [{"rule": "Lag1 > 0", "name": "rule:2"}, {"rule": "Lag2 > 0"}])
+    assert "baselines[0].name: 'rule:2' is also the name of baselines[1]" in line
+
+
+def test_each_rule_is_named_as_written_or_numbered(tmp_path):
+    from mlcase.case import load_case
+
+    def names(baselines: list, table: str = "smarket-time") -> list[str]:
+        return load_case(BY_ID[table].write(tmp_path / table, baselines=baselines)).spec.rule_names()
+
+    assert names(["majority", {"rule": "Lag1 > 0", "name": "momentum"}]) == ["momentum"]
+    assert names(["majority", {"rule": "Lag1 > 0"}]) == ["rule"]
+    assert names([{"rule": "Lag1 > 0"}, {"rule": "Lag2 > 0", "name": "two"}, {"rule": "Lag3 > 0"}]) == [
+        "rule:1", "two", "rule:3"]
+    # unnamed rules of a regression case, numbered as results stored by earlier versions name them
+    assert names(["median", {"rule": "lstat < 10"}, {"rule": "rm > 6"}], "boston-random") == ["rule:1", "rule:2"]

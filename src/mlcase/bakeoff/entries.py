@@ -62,15 +62,6 @@ class _Entry:
         return float(np.mean(vals)) if vals and len(vals) == len(self.cost_folds) else None
 
 
-def rule_name(baselines: list, i: int) -> str:
-    """The leaderboard name of the rule baseline ``baselines[i]``: ``rule``, or ``rule:<name or number>`` among several
-    (the in-memory and the out-of-core bake-off name them alike)."""
-    from ..spec import RuleBaseline as RuleSpec
-
-    rules = [j for j, b in enumerate(baselines) if isinstance(b, RuleSpec)]
-    return "rule" if len(rules) == 1 else f"rule:{baselines[i].name or rules.index(i) + 1}"
-
-
 def _baseline_entries(case: Case, dataset) -> list[_Entry]:
     from ..baselines import MajorityBaseline, MeanBaseline, RuleBaseline
     from ..rules import Rule
@@ -81,6 +72,7 @@ def _baseline_entries(case: Case, dataset) -> list[_Entry]:
     groups = C.column_groups(dataset.X_train, dataset.schema.to_dict())
     seed = spec.split.seed
     entries: list[_Entry] = []
+    rule_names = iter(spec.rule_names())
     for i, b in enumerate(spec.baselines):
         if isinstance(b, RuleSpec):
             where = f"baselines[{i}].rule"
@@ -89,7 +81,7 @@ def _baseline_entries(case: Case, dataset) -> list[_Entry]:
                                 "remove the rule baseline or make the task binary")
             Rule(expression=b.rule, columns=list(dataset.features),
                  kind="boolean" if task == "binary" else "numeric", where=where)  # fail before any fitting
-            name = rule_name(spec.baselines, i)
+            name = next(rule_names)
             entries.append(_Entry(name, "baseline", "rule", lambda e=b.rule: RuleBaseline(e, task=task),
                                   {"expression": b.rule}, rule=b.rule))
             continue

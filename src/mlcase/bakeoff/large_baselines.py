@@ -37,7 +37,6 @@ def baseline_models(case, client, train, features: list[str], task: str, prior: 
     :func:`mlcase.bakeoff.large.run_large_bakeoff` always validates as the floor.
     """
     from ..spec import RuleBaseline as RuleSpec
-    from .entries import rule_name
 
     spec = case.spec
     out: list[dict] = []
@@ -51,8 +50,8 @@ def baseline_models(case, client, train, features: list[str], task: str, prior: 
         started = time.perf_counter()
         models = fit_rules(client, train, features, task, [(f"baselines[{i}].rule", b.rule) for i, b in rules], prior)
         fit_s = round(time.perf_counter() - started, 3)   # one pass for every rule together
-        for (i, b), model in zip(rules, models, strict=True):
-            out.append({"name": rule_name(spec.baselines, i), "estimator": "mlcase.baselines.RuleBaseline (DuckDB)",
+        for (_, b), model, name in zip(rules, models, spec.rule_names(), strict=True):
+            out.append({"name": name, "estimator": "mlcase.baselines.RuleBaseline (DuckDB)",
                         "expression": b.rule, "model": model, "fit_s": fit_s})
     return out
 

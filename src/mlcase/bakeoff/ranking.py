@@ -133,9 +133,10 @@ def _baseline_makers(case: Case, ctx: _Ctx) -> list[tuple[str, str, Any, list[st
     out: list = []
     if d.item:
         out.append(("popularity", "constant", lambda: PopularityRanker(item=d.item), [d.item], None))
-    for i, b in enumerate(case.spec.baselines):
+    rule_names = iter(case.spec.rule_names())
+    for b in case.spec.baselines:
         if isinstance(b, RuleBaseline):
-            name = b.name or f"rule:{i}"
+            name = next(rule_names)
             out.append((name, "rule", lambda r=b.rule: RuleRanker(r, ctx.features), list(ctx.features), b.rule))
         elif b == "linear":
             out.append(("linear", "ridge", lambda: C.build_pipeline("ridge", "regression", ctx.colgroups, None, seed),

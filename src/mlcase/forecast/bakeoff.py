@@ -156,10 +156,7 @@ def baseline_backtests(case, data: SeriesData, period: str, input_size: int | No
 
 def rule_names(case) -> dict[str, str]:
     """``name -> expression`` of the spec's rule baselines (``rule``, ``rule_2`` ... unless named)."""
-    out = {}
-    for i, b in enumerate(case.spec.rule_baselines):
-        out[b.name or ("rule" if i == 0 else f"rule_{i + 1}")] = b.rule
-    return out
+    return {name: b.rule for name, b in zip(case.spec.rule_names(), case.spec.rule_baselines, strict=True)}
 
 
 def default_input_size(data: SeriesData, given: int | None) -> int:

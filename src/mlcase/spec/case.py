@@ -156,6 +156,7 @@ class CaseSpec(_Model):
             route = "/rank" if self.task == "ranking" else "/forecast"
             raise ValueError(f"serving.canary: {route} has no canary arm yet (this case is {self.task}), so nothing "
                              "would reach it; remove serving.canary and promote a version after its evaluation")
+        self._check_rule_names()
         seen = set()
         for p in self.personal_data:
             if p.column in seen:
@@ -170,10 +171,45 @@ class CaseSpec(_Model):
             check_spec(self)
         return self
 
+    def _check_rule_names(self) -> None:
+        """Each model of a run goes by one name (leaderboard, evaluation, decision, report, card, results): a rule
+        named like another rule, a baseline or a model family would have overwritten its results."""
+        from .sections import CANDIDATES, FORECAST_BASELINES
+
+        taken = {*(b for b in self.baselines if isinstance(b, str)), "majority", "prior", "mean", "median", "linear",
+                 "popularity", "recency", "als", *FORECAST_BASELINES, *CANDIDATES, "ensemble"}
+        at = [i for i, b in enumerate(self.baselines) if isinstance(b, RuleBaseline)]
+        first: dict[str, int] = {}
+        for i, name in zip(at, self.rule_names(), strict=True):
+            if self.baselines[i].name is not None and name in taken:
+                raise ValueError(f"baselines[{i}].name: '{name}' is the name of a built-in baseline or model family; "
+                                 "give the rule another name")
+            if name in first:  # the rule that was given the name is the one to rename
+                named, other = (i, first[name]) if self.baselines[i].name is not None else (first[name], i)
+                raise ValueError(f"baselines[{named}].name: '{name}' is also the name of baselines[{other}]; give "
+                                 "each rule its own name")
+            first[name] = i
+
     # convenience -----------------------------------------------------------
     @property
     def rule_baselines(self) -> list[RuleBaseline]:
         return [b for b in self.baselines if isinstance(b, RuleBaseline)]
+
+    def rule_names(self) -> list[str]:
+        """The name of each rule baseline, in order, wherever its results are shown or stored: its ``name`` when
+        the spec gives one. Unnamed: ``rule`` when it is the only rule, else ``rule:<n>`` (``n`` counts the rules
+        from 1); a forecast's ``rule``, ``rule_2``, ...; a ranking's ``rule:<i>`` (``i`` its place in
+        ``baselines``, from 0): the names results stored by earlier versions hold."""
+        at = [i for i, b in enumerate(self.baselines) if isinstance(b, RuleBaseline)]
+        out = []
+        for k, i in enumerate(at):
+            name = self.baselines[i].name
+            if name is None:
+                name = (f"rule:{i}" if self.task == "ranking" else
+                        ("rule" if k == 0 else f"rule_{k + 1}") if self.task == "forecast" else
+                        "rule" if len(at) == 1 else f"rule:{k + 1}")
+            out.append(name)
+        return out
 
     def named_columns(self) -> dict[str, list[str]]:
         """Every column the spec names, keyed by the YAML path that names it."""
