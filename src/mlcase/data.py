@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -285,17 +286,19 @@ def _normalise_frame(df: pd.DataFrame, raw_names: list[str] | None = None,
     """
     notes: dict[str, dict] = {}
     names = [str(c) for c in df.columns]
-    if len(set(names)) < len(names) or (raw_names is not None and len(set(raw_names)) < len(raw_names)):
-        unique = read_names(names)
-        shown = raw_names if raw_names is not None and len(raw_names) == len(names) else names
+    known = raw_names is not None and len(raw_names) == len(names)
+    shown = raw_names if known else names
+    if len(set(shown)) < len(shown):
         groups: dict[str, list[str]] = {}
-        for raw, new in zip(shown, unique, strict=True):
+        for raw, new in zip(shown, read_names(shown), strict=True):
             groups.setdefault(raw, []).append(new)
         notes["duplicate_columns"] = {k: v for k, v in groups.items() if len(v) > 1}
+    unique = read_names(shown) if known or len(set(names)) < len(names) else names
+    if unique != names:   # a Parquet file's 'age ' beside 'age' as a CSV's: one naming for reading, scoring, serving
         df = df.set_axis(unique, axis=1)
-    if raw_names is not None and len(raw_names) == len(names):
-        renamed = {raw: new for raw, new in zip(raw_names, names, strict=True)
-                   if raw != new and raw_names.count(raw) == 1}   # spelt differently from an earlier name
+    if known:
+        renamed = {raw: new for raw, new in zip(raw_names, unique, strict=True)
+                   if new != _name_trimmed(raw) and raw_names.count(raw) == 1}   # like an earlier name
         if renamed:
             notes["case_only_names"] = renamed
     out = {}
@@ -468,7 +471,8 @@ def describe_read_notes(notes: dict[str, dict]) -> list[str]:
     for raw, names in (notes.get("duplicate_columns") or {}).items():
         lines.append(f"{len(names)} columns are named '{raw}'; they were read as {', '.join(names)}")
     for raw, new in (notes.get("case_only_names") or {}).items():
-        lines.append(f"column '{raw}' was read as '{new}': its name differs from an earlier column's only in case")
+        lines.append(f"column '{raw}' was read as '{new}': its name differs from an earlier column's only in case "
+                     "or in the spaces around it")
     for col, tokens in (notes.get("missing_tokens") or {}).items():
         shown = ", ".join(f"{t!r} x{c}" for t, c in list(tokens.items())[:5])
         lines.append(f"column '{col}' is numeric; its missing-value markers ({shown}) were read as missing")
@@ -524,14 +528,30 @@ def _missing_tokens(s: pd.Series) -> tuple[dict[str, int], pd.Series | None]:
     return {str(k): int(v) for k, v in counts.items()}, pd.Series(numbers, index=s.index)
 
 
+def _name_trimmed(name: str) -> str:
+    """``name`` without the spaces around it (Unicode space separators: ' ', no-break, em ...; not tabs), as
+    DuckDB's CSV reader takes a header's names."""
+    i, j = 0, len(name)
+    while i < j and unicodedata.category(name[i]) == "Zs":
+        i += 1
+    while j > i and unicodedata.category(name[j - 1]) == "Zs":
+        j -= 1
+    return name[i:j] or name
+
+
 def read_names(names) -> list[str]:
-    """Column names as mlcase reads them, which are DuckDB's: unique ignoring case, so a repeated ``x``
-    becomes ``x_1`` and the second of ``class`` and ``Class`` (DAAG::science) ``Class_1`` (then ``_2`` ...).
-    A scoring file or a request is read through the same names as the training data was."""
+    """Column names as mlcase reads them, which are DuckDB's CSV reader's: without the spaces around them and
+    unique ignoring case, so a repeated ``x`` becomes ``x_1``, the second of ``class`` and ``Class``
+    (DAAG::science) ``Class_1`` (then ``_2`` ...) and ``age `` after ``age`` ``age_1``. A Parquet file, a
+    scoring file or a request is read through the same names as the training data was.
+
+    >>> read_names(["age", "age ", "Age", "x\u00a0"])
+    ['age', 'age_1', 'Age_2', 'x']
+    """
     out: list[str] = []
     used: set[str] = set()
     count: dict[str, int] = {}
-    for n in (str(v) for v in names):
+    for n in (_name_trimmed(str(v)) for v in names):
         new = n
         while new.lower() in used:
             count[n.lower()] = count.get(n.lower(), 0) + 1
@@ -620,8 +640,10 @@ def _raw_column_names(con, path: Path, df: pd.DataFrame) -> list[str] | None:
             names = [str(v) for v in row] if row else None
     except Exception:  # noqa: BLE001 - the names are a note; the data was read already
         return None
-    # a file without a header row gives its first data row here: keep only names DuckDB deduplicated
-    if names is None or read_names(names) != [str(c) for c in df.columns]:
+    # a file without a header row gives its first data row here: keep only names DuckDB deduplicated (a Parquet
+    # file's own names are its columns': DuckDB keeps the spaces around them, which the frame then drops)
+    if names is None or len(names) != df.shape[1] or (
+            path.suffix.lower() not in (".parquet", ".pq") and read_names(names) != [str(c) for c in df.columns]):
         return None
     return names
 

@@ -166,3 +166,58 @@ def test_each_rule_is_named_as_written_or_numbered(tmp_path):
         "rule:1", "two", "rule:3"]
     # unnamed rules of a regression case, numbered as results stored by earlier versions name them
     assert names(["median", {"rule": "lstat < 10"}, {"rule": "rm > 6"}], "boston-random") == ["rule:1", "rule:2"]
+
+
+# --------------------------------------------------------------------------- names that differ only by spaces
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_name_with_spaces_around_it_is_reported_scored_and_served_as_training_read_it(tmp_path, fmt):
+    """MASS::Boston with a second age column written 'age ' (DuckDB's CSV reader drops the space and names it
+    age_1): `mlcase check` said nothing, a scoring file with the file's own names lacked 'age_1', and `/predict`
+    answered "'age ': is not a column of this model; did you mean 'age_1'?". Now the check names both columns
+    and the new name, the datasheet shows age_1, and a file or a request naming 'age ' is read as training read
+    it. A Parquet file, whose reader keeps the space, is named the same way."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+
+    from mlcase import results
+    from mlcase.bundle import ModelBundle
+    from mlcase.case import load_case
+    from mlcase.data import prepare
+    from mlcase.score import score_file
+    from mlcase.serve.schema import RecordSpec
+
+    table = BY_ID["boston-random"]
+    df = table.frame()
+    df.insert(7, "age ", (df["age"] // 10) * 10)   # the age band, a column of its own
+    folder = tmp_path / "boston"
+    folder.mkdir()
+    if fmt == "parquet":
+        df.to_parquet(folder / "data.parquet", index=False)
+    folder = table.write(folder, df, data={"source": f"data.{fmt}"})
+    code, out, err = _cli("check", str(folder), "--json", "--quiet")
+    assert code == 0, err[-2000:]
+    found = [c for c in json.loads(out)["checks"] if c["id"] == "duplicate_column_names"]
+    assert [(c["severity"], c["column"], c["evidence"]) for c in found] == [
+        ("warning", "age_1", {"name": "age ", "read_as": "age_1"})]
+    assert found[0]["title"].startswith("column 'age ' was read as 'age_1': its name differs from an earlier "
+                                        "column's (read as 'age') only in case or in the spaces around it")
+    sheet = _parsed((folder / "datasheet.md").read_text(encoding="utf-8"))
+    assert [r[0] for r in sheet["tables"][0][1:]][5:9] == ["rm", "age", "age_1", "dis"]
+    case = load_case(folder)
+    ds = prepare(case)
+    assert "age_1" in ds.features and "age " not in ds.features
+    assert results.load(case, "checks")["counts"]["warning"] >= 1
+
+    model = Ridge().fit(ds.X_train, ds.y_train)
+    b = ModelBundle(model=model, name="ridge", role="candidate", task="regression", features=list(ds.features),
+                    schema=ds.schema.to_dict())
+    new = df.drop(columns="medv").head(30)
+    new.to_csv(tmp_path / "new.csv", index=False)           # the file's own names: age and 'age '
+    res = score_file(case, tmp_path / "new.csv", tmp_path / "out.csv", bundles={"model": b}, progress=False)
+    assert (res.rows, res.scored, res.invalid_rows) == (30, 30, 0)
+    expected = model.predict(new.rename(columns={"age ": "age_1"})[list(ds.features)])
+    assert np.allclose(pd.read_csv(tmp_path / "out.csv")["prediction"], expected)
+    rec = new.iloc[3].to_dict()
+    clean, issues = RecordSpec(b.schema, b.features).validate_records([rec])
+    assert issues == [] and clean[0]["age_1"] == rec["age "] and clean[0]["age"] == rec["age"]

@@ -112,6 +112,9 @@ def test_a_ranking_case_runs_end_to_end(which, request):
     _ndcg_like_sklearn(folder, ev)
     bake = results.load(case, "bakeoff")
     assert {r["name"] for r in bake["leaderboard"] if r["kind"] == "candidate"} == {"lightgbm", "xgboost"}
+    if which == "travel":  # the rule baseline goes by the name the spec gives it, in the results and the card
+        assert {r["name"] for r in bake["leaderboard"] if r["kind"] == "baseline"} == {"popularity", "linear", "cheapest"}
+        assert "cheapest" in ev["metrics"] and "| cheapest |" in (folder / "model_card.md").read_text()
     report = write_report(case)
     assert report.failed == [] and "Know why" not in report.not_run
     # the row-level analysis does not apply to lists: the run says so, and `mlcase analyze` refuses in one line

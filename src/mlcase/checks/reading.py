@@ -43,10 +43,12 @@ def check_reading(ctx: Context) -> list[Check]:
             fix=f"give each column its own name at the source (or alias them in data.source SQL); "
                 f"the spec's '{raw}' means the first one"))
     for raw, new in (notes.get("case_only_names") or {}).items():
+        first = next((c for c in ctx.frame.columns if str(c).lower() == new.rsplit("_", 1)[0].lower()), None)
         out.append(Check(
             "duplicate_column_names", "warning",
-            f"column '{raw}' was read as '{new}': its name differs from an earlier column's only in case, and "
-            "DuckDB's names (mlcase's SQL) ignore case",
+            f"column '{raw}' was read as '{new}': its name differs from an earlier column's"
+            + (f" (read as '{first}')" if first is not None else "") + " only in case or in the spaces around "
+            "it, and DuckDB's names (mlcase's SQL) ignore both",
             column=new, evidence={"name": raw, "read_as": new},
             fix=f"scoring files and requests may name it '{raw}' (read as '{new}' as in training); the spec and SQL "
                 f"(rules, assumptions) must say '{new}', or rename the column at the source"))

@@ -194,7 +194,8 @@ class RecordSpec:
                                                    f"{', '.join(self.features[:8])}{' ...' if len(self.features) > 8 else ''}, "
                                                    f"got {type(item).__name__}"))
                 continue
-            if len({str(k).lower() for k in item}) < len(item):   # 'class' and 'Class', as training read them
+            if len({str(k).lower() for k in item}) < len(item) or any(str(k) != str(k).strip() for k in item):
+                # 'class' and 'Class', 'age' and 'age ', as training read them
                 item = dict(zip(read_names(item), item.values(), strict=True))
             try:
                 rec = model.model_validate(item)
