@@ -150,3 +150,49 @@ def test_forecast_actuals_typed_as_exports_type_them_score_what_their_csv_does(a
         code, out, err = _cli("monitor", folder, "--labels", tmp_path / name, "--json", "--no-notify")
         assert code in (0, 1), (name, err)
         assert json.loads(out) == expected, name
+
+
+def _folder_state(folder) -> dict:
+    """Every file of a case folder with its size and modification time: what a refused command must leave as it was."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("table_id", ["boston-random", "boston-rad-classes"])
+def test_monitor_labels_refuses_the_labels_mlcase_label_refuses(runs, tmp_path, table_id):
+    """MASS::Boston's prices (regression) and highway index (multiclass, classes 1-8 and 24) as outcomes of 100
+    served predictions, with one bad row: a text for a price, a class the model has not, or a second, different
+    label for a request. `mlcase label` refused each (exit 2, nothing attached) but `monitor --labels` counted the
+    bad label 'unreadable' (or took the pair by row order) and realized metrics from the other 99. Each now refuses
+    it as `mlcase label` does, naming the same row, with exit 2, and writes nothing; a request id the log does not
+    hold is still counted (`unmatched_request_ids`), as monitoring documents."""
+    run = runs.get(table_id)
+    assert run["code"] == 0, run["summary"]
+    folder, table = run["folder"], run["table"]
+    frame = table.frame()
+    ids = _served(folder, frame, table.target)
+    y = [str(v) for v in frame[table.target].iloc[:len(ids)].astype(float)]
+    bad = {"conflict": (ids + [ids[7]], y + ["1.0" if y[7] != "1.0" else "2.0"], "row 101")}
+    if table.task == "regression":
+        bad |= {"text": (ids, y[:5] + ["zz"] + y[6:], "row 6")}     # 'inf' reads as missing in both: no outcome yet
+    else:
+        bad |= {"no-class": (ids, y[:5] + ["9"] + y[6:], "row 6")}
+    for name, (rids, labels, row) in bad.items():
+        pd.DataFrame({"request_id": rids, "label": labels}).to_csv(tmp_path / f"{name}.csv", index=False)
+        before = _folder_state(folder)
+        code, _, err_label = _cli("label", tmp_path / f"{name}.csv", folder)
+        assert code == 2 and row in err_label and "nothing was attached" in err_label, (name, err_label)
+        code, out, err = _cli("monitor", folder, "--labels", tmp_path / f"{name}.csv", "--json", "--no-notify")
+        assert code == 2, (name, out[:300])
+        assert row in err and "nothing was monitored" in err and f"{name}.csv" in err, (name, err)
+        assert err.split(row)[1].split(";")[0] == err_label.split(row)[1].split(";")[0], (err, err_label)
+        assert _folder_state(folder) == before, name
+
+    pd.DataFrame({"request_id": [*ids, "not-served"], "label": [*y, y[0]]}).to_csv(tmp_path / "unknown.csv",
+                                                                                   index=False)
+    code, out, err = _cli("monitor", folder, "--labels", tmp_path / "unknown.csv", "--json", "--no-notify")
+    assert code in (0, 1), err
+    d = json.loads(out)
+    assert d["labels"]["unmatched_request_ids"] == 1 and d["labels"]["unreadable"] == 0
+    assert d["windows"][0]["realized"]["n"] == 100
+

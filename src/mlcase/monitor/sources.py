@@ -298,8 +298,9 @@ def _insert_labels(run, table: str, seq: str | None, offset: int = 0) -> None:
 
 
 def check_labels(case, labels):
-    """``labels`` as :func:`load` reads it: a DataFrame (with rows and ``request_id``, ``label``) or the path
-    of an existing CSV/Parquet file; checked before monitoring changes anything (a compaction)."""
+    """``labels`` (a DataFrame with rows and ``request_id``, ``label``, or the path of an existing CSV/Parquet
+    file) read and checked (:func:`_read_labels`) as :func:`load` takes them, before monitoring changes anything
+    (a compaction)."""
     if labels is None:
         return None
     if isinstance(labels, pd.DataFrame):
@@ -309,7 +310,7 @@ def check_labels(case, labels):
             raise DataError(f"labels: the DataFrame lacks the column(s) {', '.join(missing)}",
                             "give it a request_id column (from the prediction log) and a label column, "
                             "optionally ts (when the label arrived)")
-        return labels
+        return _read_labels(case, labels)
     if not isinstance(labels, (str, Path)) and not hasattr(labels, "__fspath__"):
         raise DataError(f"labels: expected the path of a CSV/Parquet file or a DataFrame, got a "
                         f"{type(labels).__name__}", "pass a CSV/Parquet (or a DataFrame) with request_id and label "
@@ -322,40 +323,67 @@ def check_labels(case, labels):
     if path.suffix.lower() not in FILE_READERS:
         raise DataError(f"--labels: unsupported file type '{path.suffix or path.name}'",
                         "use a .csv or .parquet file with request_id and label columns")
-    return path
+    return _read_labels(case, path)
 
 
-def _load_labels_file(run, path) -> None:
-    """Append the labels of a CSV/Parquet file or a DataFrame to ``lab``, read as ``mlcase label`` reads a labels file
-    (:func:`mlcase.data.read_table`; a DataFrame as :func:`mlcase.data.prepare` reads one), so ``monitor --labels``
-    realizes what ``mlcase label`` then ``monitor`` does.
+@dataclass
+class _Labels:
+    """A labels file (or DataFrame) as read and checked by :func:`check_labels`."""
+    frame: pd.DataFrame
+    name: str
+
+
+def _read_labels(case, labels) -> _Labels:
+    """The labels of a CSV/Parquet file or a DataFrame, read as ``mlcase label`` reads a labels file
+    (:func:`mlcase.data.read_table`; a DataFrame as :func:`mlcase.data.prepare` reads one) and refused where it
+    refuses them (:func:`mlcase.serve.predlog._checked_labels`: a label that is no value of the target, two
+    different labels for one request id in the file), so ``monitor --labels`` realizes what ``mlcase label`` then
+    ``monitor`` does, or neither does anything.
 
     DuckDB read the file itself before: a ';' export's decimal commas ('24,5') stayed text (a regression's labels
-    'unreadable', a multiclass's class '1,0' counted wrong: accuracy 0.0 where the CSV gave 0.98)."""
-    import duckdb
-
+    'unreadable', a multiclass's class '1,0' counted wrong: accuracy 0.0 where the CSV gave 0.98). And a label
+    `mlcase label` refuses ('zz' for a regression's outcome, inf, class 9 of classes 1-8, two labels for one
+    request) was counted unreadable or taken by row order, and the realized metrics came from the rest."""
     from ..data import _normalise_frame, read_table
+    from ..serve.predlog import _checked_labels, label_records
 
-    labels = check_labels(run.case, path)
     if isinstance(labels, pd.DataFrame):
-        name = "the DataFrame"
+        name, what = "the DataFrame", "labels"
         try:
-            labels = _normalise_frame(labels.reset_index(drop=True))
+            frame = _normalise_frame(labels.reset_index(drop=True))
         except DataError as exc:
             raise DataError(f"labels: {exc.message}", exc.fix) from None
     else:
-        name = labels.name
+        name, what = labels.name, "--labels"
         try:
-            labels = read_table(labels.name, labels.parent, what="--labels")
+            frame = read_table(labels.name, labels.parent, what="--labels")
         except DataError:
-            labels = _no_labels(run, labels)   # a header and no rows: no labels yet, as before; else its refusal
-            if labels is None:
+            frame = _no_labels(labels)   # a header and no rows: no labels yet, as before; else its refusal
+            if frame is None:
                 raise
-    missing = [c for c in ("request_id", "label") if c not in labels.columns]
+    missing = [c for c in ("request_id", "label") if c not in frame.columns]
     if missing:
         raise DataError(f"--labels: {name} lacks the column(s) {', '.join(missing)}",
                         "give it a request_id column (from the prediction log) and a label column, "
                         "optionally ts (when the label arrived)")
+    if len(frame):
+        records = label_records(frame)
+        try:
+            checked = _checked_labels(case, records, name, outcome="nothing was monitored")
+        except DataError as exc:
+            raise DataError(f"{what}: {exc.message}", exc.fix) from None
+        if checked is not records:   # each label as `mlcase label` stores it
+            frame = frame.assign(label=pd.Series([r["label"] for r in checked], index=frame.index, dtype=object))
+    return _Labels(frame, name)
+
+
+def _load_labels_file(run, labels) -> None:
+    """Append the labels (:func:`check_labels`'s, or a file or DataFrame checked here) to ``lab``."""
+    import duckdb
+
+    if not isinstance(labels, _Labels):
+        labels = check_labels(run.case, labels)
+    name, labels = labels.name, labels.frame
     run.con.register("_label_frame", labels)
     try:
         run.con.execute("CREATE TABLE _label_file AS SELECT * FROM _label_frame")
@@ -369,14 +397,19 @@ def _load_labels_file(run, path) -> None:
     run.con.execute("DROP TABLE _label_file")
 
 
-def _no_labels(run, path: Path) -> pd.DataFrame | None:
+def _no_labels(path: Path) -> pd.DataFrame | None:
     """The columns of a labels file with a header and no rows (nothing has arrived yet: monitoring goes on without
     labels), or None for any other file."""
+    from ..sql import connect
+
+    con = connect(files=[path])
     try:
-        empty = run.con.execute(f"SELECT * FROM {reader_sql(path)} LIMIT 0").df()
-        rows = run.con.execute(f"SELECT count(*) FROM {reader_sql(path)}").fetchall()[0][0]
+        empty = con.execute(f"SELECT * FROM {reader_sql(path)} LIMIT 0").df()
+        rows = con.execute(f"SELECT count(*) FROM {reader_sql(path)}").fetchall()[0][0]
     except Exception:  # noqa: BLE001 - read_table's refusal stands
         return None
+    finally:
+        con.close()
     return empty if rows == 0 else None
 
 

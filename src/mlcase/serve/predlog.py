@@ -599,13 +599,21 @@ def open_existing(case, url: str | None = None):
     return open_backend(target), target
 
 
-def _checked_labels(case, records: list[dict], name: str) -> list[dict]:
+def label_records(df) -> list[dict]:
+    """The ``request_id`` and ``label`` of each row of a labels table (as :func:`mlcase.data.read_table` reads
+    one), a blank label None: what :func:`_checked_labels` checks, for ``mlcase label`` and ``monitor --labels``."""
+    return [{"request_id": r, "label": (None if v is None or (isinstance(v, float) and v != v) else v)}
+            for r, v in zip(df["request_id"].astype(str), df["label"].tolist(), strict=True)]
+
+
+def _checked_labels(case, records: list[dict], name: str, outcome: str = "nothing was attached") -> list[dict]:
     """``records`` with each label as the target's value it spells (review.Target.canonical: a class, or a
     number as text), or a DataError naming the first row whose label is none, or a request id given two.
 
     A labels file was stored as written: 'zz' as the outcome of a regression, or two different labels for
     one request in one file (which one monitoring read was the order of the rows). A blank label stays
-    blank (no outcome yet).
+    blank (no outcome yet). ``outcome`` ends the refusal: what the command did not do (``monitor --labels``
+    refuses the same file as ``mlcase label``). Each distinct value is spelled once (2M labels, few values).
     """
     from ..errors import DataError
 
@@ -628,18 +636,24 @@ def _checked_labels(case, records: list[dict], name: str) -> list[dict]:
             return records
     if target.task not in ("binary", "multiclass", "regression", "ranking"):
         return records
-    out, first = [], {}
+    out, first, spelled = [], {}, {}
     for k, r in enumerate(records):
-        label = None if r["label"] is None else target.canonical(r["label"])
+        v = r["label"]
+        if v is None:
+            label = None
+        else:   # by type too: 1, 1.0 and True are one key to a dict and spell 1, 1.0 and True
+            label = spelled.get((type(v), v), spelled)
+            if label is spelled:
+                label = spelled[(type(v), v)] = target.canonical(v)
         if r["label"] is not None and label is None:
             raise DataError(f"{name} row {k + 1} (request_id {r['request_id']}): label {str(r['label'])[:60]!r} is "
-                            f"not {target.describe()}; nothing was attached",
+                            f"not {target.describe()}; {outcome}",
                             f"write {target.describe()}, or leave the label empty where the outcome is not known")
         if label is not None:
             row, was = first.setdefault(r["request_id"], (k, label))
             if was != label:
                 raise DataError(f"{name}: request_id {r['request_id']} has two labels, {was!r} (row {row + 1}) "
-                                f"and {label!r} (row {k + 1}); nothing was attached",
+                                f"and {label!r} (row {k + 1}); {outcome}",
                                 "keep one label per request in a file (a later file may correct it)")
         out.append({**r, "label": label})
     return out
@@ -662,9 +676,7 @@ def label_file(case, path: str | Path, url: str | None = None, channel: str | No
     if missing:
         raise DataError(f"{p.name}: the labels file lacks the column(s) {', '.join(missing)}",
                         "give it a request_id column (from /predict) and a label column")
-    records = [{"request_id": r, "label": (None if v is None or (isinstance(v, float) and v != v) else v)}
-               for r, v in zip(df["request_id"].astype(str), df["label"].tolist(), strict=True)]
-    records = _checked_labels(case, records, p.name)
+    records = _checked_labels(case, label_records(df), p.name)
     backend, target = open_existing(case, url)
     try:
         out = attach_labels(backend, records, channel or f"file:{p.name}")
