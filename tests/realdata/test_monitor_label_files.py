@@ -196,3 +196,32 @@ def test_monitor_labels_refuses_the_labels_mlcase_label_refuses(runs, tmp_path, 
     assert d["labels"]["unmatched_request_ids"] == 1 and d["labels"]["unreadable"] == 0
     assert d["windows"][0]["realized"]["n"] == 100
 
+
+def _monitored_records(folder, log) -> dict:
+    """What monitoring a records file computes: drift, decisions and realized metrics per window and over all rows."""
+    code, out, err = _cli("monitor", folder, "--log", log, "--json", "--no-notify")
+    assert code in (0, 1), err
+    d = json.loads(out)
+    return {k: d[k] for k in ("windows", "overall", "labels", "alerts")}
+
+
+@pytest.mark.parametrize("table_id", ["boston-random", "boston-rad-classes"])
+def test_a_records_file_as_a_spreadsheet_exports_it_monitors_as_its_csv_does(runs, tmp_path, table_id):
+    """MASS::Boston's 506 rows (features and the outcome) as the records `monitor --log` reads, saved as a plain CSV, as
+    a ';' CSV with decimal commas (a European spreadsheet's export: `crim` '0,00632') and as Parquet. DuckDB read the
+    ';' file itself, so its numbers with a comma stayed text: the drift, the model's scores and the realized metrics
+    came from text (or failed to). Each file now gives the numbers its plain CSV gives."""
+    run = runs.get(table_id)
+    assert run["code"] == 0, run["summary"]
+    folder, table = run["folder"], run["table"]
+    records = table.frame()
+    records.to_csv(tmp_path / "records.csv", index=False)
+    expected = _monitored_records(folder, tmp_path / "records.csv")
+    realized = expected["windows"][0]["realized"]
+    assert realized["n"] == len(records)
+    assert (realized["mae"] > 0) if table.task == "regression" else (0.5 < realized["accuracy"] <= 1.0)
+    records.to_csv(tmp_path / "semicolon.csv", index=False, sep=";", decimal=",")
+    assert any("," in line for line in (tmp_path / "semicolon.csv").read_text().splitlines()[1:3])
+    records.to_parquet(tmp_path / "records.parquet", index=False)
+    for name in ["semicolon.csv", "records.parquet"]:
+        assert _monitored_records(folder, tmp_path / name) == expected, name

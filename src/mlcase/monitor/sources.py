@@ -413,16 +413,39 @@ def _no_labels(path: Path) -> pd.DataFrame | None:
     return empty if rows == 0 else None
 
 
+def _comma_text(run) -> bool:
+    """Whether a text column of the CSV read by ``src_view`` has a comma in a value: a number such as '0,00632' in a
+    ';' export with decimal commas (or '25,879' with a thousands comma), which DuckDB's reader leaves text."""
+    text = [r[0] for r in run.con.execute("DESCRIBE src_view").fetchall() if r[1] == "VARCHAR"]
+    if not text:   # the common case: numbers read as numbers, no scan
+        return False
+    where = " OR ".join(f"contains({_q(c)}, ',')" for c in text)
+    return bool(run.con.execute(f"SELECT count(*) FROM (SELECT 1 FROM src_view WHERE {where} LIMIT 1)").fetchall()[0][0])
+
+
 def _load_records(run, source: _Source) -> None:
-    """A plain file (or DataFrame) of records: feature columns plus optional log columns."""
+    """A plain file (or DataFrame) of records: feature columns plus optional log columns.
+
+    DuckDB reads a Parquet file, and a CSV whose values need no more, where it lies (out of core: the 1M-row records
+    of benchmarks/monitor_scale.py). A CSV with a comma in a text value is read as :func:`mlcase.data.read_table`
+    reads the case's data (in memory), so a ';' export's decimal commas ('0,00632') are the numbers its plain CSV
+    holds: DuckDB kept them text, and the model could not score them (drift and realized metrics, where the file
+    had scores, came from text)."""
     import duckdb
 
+    frame = source.target if source.kind == "frame" else None
     try:
-        if source.kind == "frame":
-            run.con.register("_src_frame", source.target)
-            run.con.execute("CREATE VIEW src_view AS SELECT * FROM _src_frame")
-        else:  # DuckDB reads the file's header here: a broken file fails here
+        if frame is None:  # DuckDB reads the file's header here: a broken file fails here
             run.con.execute(f"CREATE VIEW src_view AS SELECT * FROM {reader_sql(source.target)}")
+            if reader_sql(source.target).startswith("read_csv") and _comma_text(run):
+                from ..data import read_table
+
+                run.con.execute("DROP VIEW src_view")
+                path = Path(source.target)
+                frame = read_table(path.name, path.parent, what="--log")
+        if frame is not None:
+            run.con.register("_src_frame", frame)
+            run.con.execute("CREATE VIEW src_view AS SELECT * FROM _src_frame")
         types = {r[0]: r[1] for r in run.con.execute("DESCRIBE src_view").fetchall()}
     except duckdb.Error as exc:
         raise DataError(f"--log: cannot read {Path(source.label).name}: {str(exc).splitlines()[0]}",
@@ -467,7 +490,7 @@ def _load_records(run, source: _Source) -> None:
     run.con.execute(f"INSERT INTO raw SELECT {', '.join(exprs)} FROM {frm}")
     for stmt in ("DROP TABLE IF EXISTS src", "DROP TABLE IF EXISTS _scored", "DROP VIEW src_view"):
         run.con.execute(stmt)
-    if source.kind == "frame":
+    if frame is not None:
         run.con.unregister("_src_frame")
     if not run.con.execute("SELECT count(*) FROM raw").fetchall()[0][0]:
         raise DataError(f"--log: {source.label} has no rows", "pass a file with recent records")
