@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .browser import browser, open_report  # noqa: F401  (the fixtures, registered once for every test directory)
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -28,8 +28,6 @@ from mlcase import results
 from mlcase.case import load_case
 from mlcase.cli import main
 
-from ..e2e.conftest import browser, open_report  # noqa: F401  (fixtures)
-
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 SVG = '"><svg onload=alert(1)>'
