@@ -174,7 +174,11 @@ class DaskEngine(Engine):
             if n < 1:
                 raise EngineError(f"engine.workers: expected at least 1 worker, got {n}", "set engine.workers >= 1")
             # a task that killed its worker is not run again on the next one: its caller records the loss
+            # and a single-threaded worker holds one task at a time (Dask's default saturation of 1.1 queues a second
+            # there): a worker killed mid-trial failed the trial queued behind it too (lightgbm beside the random
+            # forest it ran, in a fresh-clone CI run of test_a_worker_killed_mid_trial_loses_only_that_trial)
             with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                                  "distributed.scheduler.worker-saturation": 1.0,
                                   "distributed.worker.daemon": False,
                                   "distributed.admin.system-monitor.gil.enabled": False}):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
