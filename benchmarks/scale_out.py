@@ -48,6 +48,11 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def num(x: float | None, fmt: str) -> str:
+    """``x`` formatted, or "-" where the bake-off gave none (no search time, or no candidate scored in the box)."""
+    return "-" if x is None else format(x, fmt)
+
+
 def label(kind: str, workers: int | None) -> str:
     return "local" if kind == "local" else f"dask x{workers}"
 
@@ -232,7 +237,7 @@ def main() -> None:
                           + (["--workers", str(w)] if w else []))
             r["load"] = f"{before} -> {load()}"
             bake.append(r)
-            print(f"  bake-off {r['engine']}: {r['trials']} trials, best {r['best_cv_log_loss']:.5f}", flush=True)
+            print(f"  bake-off {r['engine']}: {r['trials']} trials, best {num(r['best_cv_log_loss'], '.5f')}", flush=True)
     if not args.skip_monitor:
         t = time.perf_counter()
         meta = generate_log(out, args.rows)
@@ -261,12 +266,12 @@ def report(bake: list[dict], mon: list[dict], args) -> None:
         print(f"{'engine':<10}{'trials':>8}{'complete':>10}{'trials/min':>12}{'best CV log loss':>18}"
               f"{'elapsed s':>11}{'cluster start s':>17}  load (1/5/15 min)")
         for r in bake:
-            print(f"{r['engine']:<10}{r['trials']:>8}{r['complete']:>10}{r['trials_per_min']:>12.1f}"
-                  f"{r['best_cv_log_loss']:>18.5f}{r['elapsed_s']:>11.1f}{r['start_s']:>17.1f}  {r['load']}")
+            print(f"{r['engine']:<10}{r['trials']:>8}{r['complete']:>10}{num(r['trials_per_min'], '.1f'):>12}"
+                  f"{num(r['best_cv_log_loss'], '.5f'):>18}{r['elapsed_s']:>11.1f}{r['start_s']:>17.1f}  {r['load']}")
         one, two, loc = _engines(bake)
-        if one and two:
+        if one and two and one["trials_per_min"] and two["trials_per_min"]:
             print(f"speed-up 2 workers / 1 worker: {two['trials_per_min'] / one['trials_per_min']:.2f}x trials/min")
-        if one and loc:
+        if one and loc and one["trials_per_min"] and loc["trials_per_min"]:
             print(f"overhead of the Dask engine: 1 worker runs {one['trials_per_min'] / loc['trials_per_min']:.2f}x "
                   f"the local engine's trials per minute, after {one['start_s']:.1f}s to start the cluster")
     if mon:
