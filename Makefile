@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUNTIME := $(VENV)/.installed
+BENCH  := $(VENV)/.installed-bench
 DEMO   ?= examples/telco-churn
 # the suite runs on this many pytest-xdist workers, a test file per worker (its module fixtures are
 # built once): 13 min on 2 cores, against 21.5 min in one process that left the second core idle
@@ -34,6 +35,11 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 install: $(STAMP)
 
+# the benchmarks add the bench extras (FLAML, which benchmarks/bakeoff_quality.py runs in this venv)
+$(BENCH): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $@ $(STAMP) $(RUNTIME)
+
 # Debian's chromium for the report's browser test (Playwright drives it; no browser download)
 system-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -50,7 +56,7 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-bench: install
+bench: $(BENCH)
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean-demo:
