@@ -231,6 +231,9 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(CLAIMS), help="comma-separated claims to measure")
     parser.add_argument("--json", type=Path, help="write the results as JSON")
     args = parser.parse_args()
+    unknown = [n for n in args.only.split(",") if n.strip() not in CLAIMS]
+    if unknown:
+        parser.error(f"--only: {', '.join(unknown)} not among {', '.join(CLAIMS)}")
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     print(f"load average before: {' '.join(load)}; nice {os.nice(0)}")
     out = {}
