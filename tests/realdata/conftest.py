@@ -49,9 +49,21 @@ class Runs:
             with contextlib.redirect_stdout(out):
                 code = main(["run", str(folder), "--json", "--quiet", "--force"])
             summary = json.loads(out.getvalue()) if code == 0 else {"error": out.getvalue()}
+            shutil.copytree(folder, self.root / f"{table_id}.as-run")   # what copy() hands out, as the run left it
             self._done[table_id] = {"table": table, "folder": folder, "case": load_case(folder), "code": code,
                                     "summary": summary}
         return self._done[table_id]
+
+    def copy(self, table_id: str, dest: Path) -> dict:
+        """:meth:`get`'s run, its case folder as the run left it copied to ``dest``: for a test that serves, labels
+        or logs into it.
+
+        The run's own folder is shared by every test of this session's worker that asks for the table, so rows
+        one test logs there reach the next one's monitoring (fresh-clone CI: a test's 99 labels read as 132).
+        """
+        done = self.get(table_id)
+        folder = Path(shutil.copytree(self.root / f"{table_id}.as-run", dest))
+        return {**done, "folder": folder, "case": load_case(folder)}
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def test_a_labels_file_with_arrow_types_attaches_what_its_csv_does(runs, tmp_pat
 
     from mlcase.serve.predlog import COLUMNS, PredictionLog, label_file, now_iso
 
-    run = runs.get("boston-random")
+    run = runs.copy("boston-random", tmp_path / "case")
     folder = run["folder"]
     ids = [uuid.UUID(int=i + 1).hex for i in range(40)]
     log = PredictionLog(str(folder / "predictions.db"))

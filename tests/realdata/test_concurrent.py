@@ -179,13 +179,11 @@ def test_analyze_and_card_are_refused_while_a_run_holds_the_case(runs, tmp_path,
     """`mlcase analyze` and `mlcase card` read the stage results a run rewrites and write results, the report, the card
     and label_audit.csv: during a run they built them from half-written results, and one ending after the run
     replaced the run's own. Now they say who holds the case and write nothing (MASS Boston, a finished run)."""
-    import shutil
 
-    from mlcase.case import load_case
 
-    done = runs.get("boston-random")
+    done = runs.copy("boston-random", tmp_path / "boston")
     assert done["code"] == 0, done["summary"]
-    case = load_case(shutil.copytree(done["folder"], tmp_path / "boston"))
+    case = done["case"]
     before = _files(case.root)
     assert "model_card.md" in before and any(k.startswith(".mlcase/") and k.endswith(".json") for k in before)
     capsys.readouterr()

@@ -57,7 +57,7 @@ def test_a_labels_file_typed_as_exports_type_it_realizes_what_label_then_monitor
     predictions. `monitor --labels` read the file in DuckDB itself: a ';' CSV's decimal commas stayed text, so the
     regression's 99 labels were 'unreadable' (no MAE) and the multiclass's '1,0' were all wrong (accuracy 0.0 where
     its CSV gave 0.98). Each now realizes what `mlcase label` of the CSV then `mlcase monitor` does."""
-    run = runs.get(table_id)
+    run = runs.copy(table_id, tmp_path / "case")
     assert run["code"] == 0, run["summary"]
     folder, table = run["folder"], run["table"]
     frame = table.frame()
@@ -166,7 +166,7 @@ def test_monitor_labels_refuses_the_labels_mlcase_label_refuses(runs, tmp_path, 
     bad label 'unreadable' (or took the pair by row order) and realized metrics from the other 99. Each now refuses
     it as `mlcase label` does, naming the same row, with exit 2, and writes nothing; a request id the log does not
     hold is still counted (`unmatched_request_ids`), as monitoring documents."""
-    run = runs.get(table_id)
+    run = runs.copy(table_id, tmp_path / "case")
     assert run["code"] == 0, run["summary"]
     folder, table = run["folder"], run["table"]
     frame = table.frame()
@@ -211,7 +211,7 @@ def test_a_records_file_as_a_spreadsheet_exports_it_monitors_as_its_csv_does(run
     a ';' CSV with decimal commas (a European spreadsheet's export: `crim` '0,00632') and as Parquet. DuckDB read the
     ';' file itself, so its numbers with a comma stayed text: the drift, the model's scores and the realized metrics
     came from text (or failed to). Each file now gives the numbers its plain CSV gives."""
-    run = runs.get(table_id)
+    run = runs.copy(table_id, tmp_path / "case")
     assert run["code"] == 0, run["summary"]
     folder, table = run["folder"], run["table"]
     records = table.frame()

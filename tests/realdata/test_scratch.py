@@ -31,12 +31,11 @@ MLCASE = str(Path(sys.executable).parent / "mlcase")
 @pytest.fixture()
 def case_copy(runs, tmp_path, monkeypatch):
     """A copy of the mtcars case a real `mlcase run` registered (the session's folder stays as it is)."""
-    run = runs.get("mtcars-tiny")
+    run = runs.copy("mtcars-tiny", tmp_path / "case")
     assert run["code"] == 0
     for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):   # set by mlflow for a run in this process
         monkeypatch.delenv(k, raising=False)
-    folder = tmp_path / "case"
-    shutil.copytree(run["folder"], folder)
+    folder = run["folder"]
     shutil.rmtree(folder / ".mlcase" / "cache", ignore_errors=True)   # load from the registry, not the memo
     case = load_case(folder)
     systmp = tmp_path / "systmp"

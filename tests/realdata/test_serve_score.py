@@ -40,8 +40,8 @@ def _env() -> dict:
 
 
 @pytest.fixture(scope="module", params=["hpc-random", "boston-random", "mtcars-tiny"])
-def served(request, runs):
-    run = runs.get(request.param)
+def served(request, runs, tmp_path_factory):
+    run = runs.copy(request.param, tmp_path_factory.mktemp("served") / request.param)   # it logs what it answers
     assert run["code"] == 0
     case = run["case"]
     version = results.load(case, "registry")["candidate_version"]
