@@ -167,8 +167,10 @@ class ClusterRunner:
                 if f is None and not r.over:
                     data = data or self._shipped()
                     t = r.pending.trial
+                    # a fold fed after another trial completed may be skipped past the time box, as the
+                    # local engine skips a fold it reaches then (the flag the trial started with is stale)
                     r.futures[k] = self.engine.submit(remote_fold, data, t.family, t.params, t.size, k,
-                                                      r.deadline_wall, r.any_complete,
+                                                      r.deadline_wall, r.any_complete or self.search.any_complete,
                                                       key=f"fold-{t.family}-{t.number}-{k}")
                     free -= 1
 
