@@ -17,7 +17,9 @@ def compute_alerts(run, windows: list[dict]) -> list[dict]:
                 alerts.append({"kind": "drift", "feature": f, "window": name, "value": st["psi"],
                                "threshold": mon.psi_alert,
                                "message": f"{f}: PSI {st['psi']:.3f} >= {mon.psi_alert:g} in window {name} "
-                                          f"({test} p {p_value(st['p_value'], eq=True)}, missing {st['missing_rate']:.1%} vs "
+                                          f"({test} p {p_value(st['p_value'], eq=True)}, "
+                                          f"{p_value(st.get('p_adjusted', st['p_value']), eq=True)} over the window's "
+                                          f"columns (Holm), missing {st['missing_rate']:.1%} vs "
                                           f"{st['missing_rate_ref']:.1%} in training)"})
         sd = w["score_drift"]
         if sd and sd["status"] == "drift":
