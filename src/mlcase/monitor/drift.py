@@ -229,19 +229,19 @@ def _pool_rare(obs: np.ndarray, n_ref: float, n_cur: float) -> np.ndarray:
     expect = obs.sum(0) * small / total
     if (expect >= MIN_EXPECTED).all():
         return obs
-    groups: list[np.ndarray] = []
-    run, run_e = np.zeros(2), 0.0
-    for j in range(obs.shape[1]):
-        run, run_e = run + obs[:, j], run_e + expect[j]
-        if run_e >= MIN_EXPECTED:
-            groups.append(run)
-            run, run_e = np.zeros(2), 0.0
-    if run.sum() > 0:
+    groups: list[list[float]] = []
+    a = b = e = 0.0
+    for x, y, ex in zip(obs[0].tolist(), obs[1].tolist(), expect.tolist(), strict=True):  # floats: a loop of many
+        a, b, e = a + x, b + y, e + ex
+        if e >= MIN_EXPECTED:
+            groups.append([a, b])
+            a = b = e = 0.0
+    if a + b > 0:
         if len(groups) >= 2:
-            groups[-1] = groups[-1] + run
+            groups[-1] = [groups[-1][0] + a, groups[-1][1] + b]
         else:  # one group and a short run: a 2 x 2 table, tested exactly
-            groups.append(run)
-    return np.column_stack(groups) if groups else obs.sum(1, keepdims=True)
+            groups.append([a, b])
+    return np.array(groups, dtype=float).T if groups else obs.sum(1, keepdims=True)
 
 
 def _holm(stats: list[dict]) -> None:
