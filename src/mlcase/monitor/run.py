@@ -481,7 +481,7 @@ class _Run:
                 w["decisions_psi"] = float(psi_js(cur, np.array([ref_dec.get(k, 0.0) for k in keys]))[0][0])
             if self.task == "binary":
                 w["flag_rate"] = mine.get("flag", 0.0)
-                w["flag_rate_ref"] = ref_dec.get("flag")
+                w["flag_rate_ref"] = ref_dec.get("flag", 0.0) if ref_dec else None  # never flagged: 0, not unknown
 
     def _fallback(self, windows: list[dict]) -> None:
         for wi, tier, c in self.con.execute("SELECT _wi, coalesce(_tier, 'model'), count(*) FROM log "
