@@ -254,3 +254,21 @@ def test_rows_sent_to_review_do_not_move_the_decisions_of_unchanged_rows(creditc
     assert w["flag_rate"] >= w["decisions"].get("flag", 0.0)            # flagged rows sent to review count as flags
     assert abs(w["flag_rate"] - w["flag_rate_ref"]) < 0.08
     assert not [x for x in d["warnings"] if x["kind"] == "decisions"]
+
+
+def test_an_estimate_from_scores_that_are_no_probabilities_is_marked_untrusted(creditcard):
+    """AER::CreditCard's 'majority' baseline scores every application 0 (it never flags). The estimate before labels
+    reads scores as probabilities, so it said accuracy 1.0 with a band of [1.0, 1.0] on the held-out rows, whose
+    outcomes were right 77% of the time, though the reference had it on record (estimated 1.0, realized 0.77 on the
+    validation rows, unused). The estimate is now marked untrusted, with a warning; the lightgbm champion's, whose
+    estimate its unseen rows bear out, is not."""
+    folder, held = creditcard
+    res = _monitor(folder, held, alias="baseline")
+    est, real = res.windows[0]["estimated"], res.windows[0]["realized"]
+    assert est["accuracy"]["value"] == 1.0 and real["accuracy"] < 0.85
+    assert est["trusted"] is False and "0.7" in est["untrusted_because"]
+    assert [x for x in res.warnings if x["kind"] == "estimate"]
+    res = _monitor(folder, held)
+    est, real = res.windows[0]["estimated"], res.windows[0]["realized"]
+    assert "trusted" not in est and not [x for x in res.warnings if x["kind"] == "estimate"]
+    assert est["accuracy"]["low"] - 0.02 <= real["accuracy"] <= est["accuracy"]["high"] + 0.02

@@ -36,9 +36,9 @@ def build_reference(dataset, bundle) -> dict:
         saw, summarised like a numeric feature: the validation rows, or the
         test rows when it was refitted on the validation rows; ``score_rows``
         says which), ``decisions`` and ``predictions`` (shares on those rows),
-        ``calibration`` (binary: how far the probabilities are from the valid
-        outcomes, which bounds how far the estimated performance can be
-        trusted), ``n`` and ``n_valid``.
+        ``calibration`` (binary: how far the probabilities are from the
+        outcomes of the same rows, which bounds how far the estimated
+        performance can be trusted), ``n`` and ``n_valid``.
     """
     features = list(bundle.features or dataset.features)
     schema = bundle.schema or dataset.schema.to_dict()
@@ -81,7 +81,7 @@ def build_reference(dataset, bundle) -> dict:
     # A model refitted on train+valid scores its validation rows only through the out-of-fold models, which saw
     # fewer rows and were less sure: AER::CreditCard's lightgbm gave 0.0007 to 0.01 out of fold where the served
     # model gives 0.0003 to 0.0009, so every window of unchanged rows alarmed on score drift (PSI 3.0, KS p 1e-30).
-    # Its test rows are unseen by it; the out-of-fold scores stay for the calibration, which needs them.
+    # Its test rows are unseen by it: the calibration the estimate before labels is judged by is read there too.
     served, served_decided = scores, decided
     ref["score_rows"] = "valid"
     if getattr(bundle, "oof_valid", None) is not None and len(dataset.split.test) and bundle.task != "ranking":
@@ -96,8 +96,11 @@ def build_reference(dataset, bundle) -> dict:
         ref["decisions"] = _shares(np.where(served_flags == 1, "flag", "auto"))
         if bundle.classes is not None:
             ref["predictions"] = _shares(np.where(served_flags == 1, str(bundle.classes[1]), str(bundle.classes[0])))
-        flags = np.asarray(decided).astype(int)
-        ref["calibration"] = _calibration(np.asarray(dataset.y_valid, dtype=float), scores, flags)
+        if ref["score_rows"] == "test":  # the served model's own probabilities against outcomes it never saw
+            ref["calibration"] = _calibration(np.asarray(dataset.y_test, dtype=float), served, served_flags)
+        else:
+            flags = np.asarray(decided).astype(int)
+            ref["calibration"] = _calibration(np.asarray(dataset.y_valid, dtype=float), scores, flags)
     elif bundle.task == "ranking":  # /rank logs 'shown' (in a list's top k) or 'below_k' per item
         ref["score"] = _numeric_reference(np.asarray(scores, dtype=float))
         info = bundle.ranking or {}
