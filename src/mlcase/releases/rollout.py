@@ -222,8 +222,9 @@ def _monitor(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame) -> dict:
                 "monitor_error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     alpha = case.spec.releases.alpha
 
-    def significant(st: dict) -> bool:
-        return st.get("p_value") is not None and st["p_value"] < alpha
+    def significant(st: dict) -> bool:   # a column's test after Holm's adjustment over the columns, as monitoring's
+        p = st.get("p_adjusted", st.get("p_value"))
+        return p is not None and p < alpha
 
     drift = {f: s for f, s in (res["overall"].get("drift") or {}).items() if s.get("psi") is not None}
     top = max(drift, key=lambda f: drift[f]["psi"]) if drift else None

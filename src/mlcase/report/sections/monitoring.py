@@ -150,7 +150,8 @@ def drift_html(windows: list[dict], th: dict) -> str:
               **_lines((th.get("psi_alert"), f"alert {th.get('psi_alert')}", "#ef4444"),
                        (th.get("psi_warn"), f"warning {th.get('psi_warn')}", "#f59e0b"))}
     caption = (f"PSI per window of the {len(shown)} features that moved most, and of the score. A feature drifts "
-               f"when its PSI passes the alert line and its KS / chi-square test rejects at level {th.get('alpha')}.")
+               f"when its PSI passes the alert line and its KS / chi-square test rejects at level {th.get('alpha')} "
+               "after Holm's adjustment over the window's columns.")
     fig = _fig(data, layout, caption=caption)
     last = windows[-1]
     rows = []
@@ -158,7 +159,7 @@ def drift_html(windows: list[dict], th: dict) -> str:
         rows.append({"feature": f, "status": s.get("status"), "PSI": s.get("psi"), "JS": s.get("js"),
                      "test": "KS" if s.get("kind") == "numeric" else "chi-square",
                      "statistic": s.get("ks") if s.get("kind") == "numeric" else s.get("chi2"),
-                     "p": s.get("p_value"), "missing": _pct(s.get("missing_rate")),
+                     "p": s.get("p_value"), "p (Holm)": s.get("p_adjusted"), "missing": _pct(s.get("missing_rate")),
                      "missing (train)": _pct(s.get("missing_rate_ref")),
                      "unseen": (s.get("unseen") or {}).get("count")})
     return fig + table(rows, caption=f"Drift in the latest window ({last['window']}, {last['n']} rows)")
