@@ -100,7 +100,7 @@ class ChunkScorer:
     (``fallback``: a callable returning the full chain). Both paths give the same answers.
     """
 
-    def __init__(self, chain, fallback=None, echo: tuple[str, ...] = ()):
+    def __init__(self, chain, fallback=None, echo: tuple[str, ...] = (), comma: str | None = None):
         self.tiers = chain.tiers
         self.decider = chain.decider
         self._fallback = fallback          # () -> Chain with every tier; None: ``chain`` is complete
@@ -110,10 +110,15 @@ class ChunkScorer:
         # (wooldridge::crime4 ranked by year: the ALS baseline's inputs are the group and item, so neither was
         # written, and the output had no lists)
         self.echo = frozenset(echo)
+        # the input file's decimal comma ('decimal': a ';' export, where '39,1' is 39.1), read in the model's numbers
+        self.comma = comma
 
     def __getstate__(self):
         return {"tiers": self.tiers, "decider": self.decider, "_fallback": self._fallback, "_predictor": None,
-                "loaded_fallbacks": self.loaded_fallbacks, "echo": self.echo}
+                "loaded_fallbacks": self.loaded_fallbacks, "echo": self.echo, "comma": self.comma}
+
+    def __setstate__(self, state):
+        self.__dict__.update({"comma": None, **state})
 
     @property
     def predictor(self):
@@ -140,21 +145,24 @@ class ChunkScorer:
         names = read_names(chunk.columns)
         if names != list(chunk.columns):   # 'class' and 'Class': named as the training data was read
             chunk = chunk.set_axis(names, axis=1)
-        clean, issues, ok = self.spec.validate_frame(chunk, offset=offset)
+        model_in = _file_commas(chunk, self.spec.rules, self.comma) if self.comma else chunk
+        clean, issues, ok = self.spec.validate_frame(model_in, offset=offset)
         errors = pd.DataFrame([i.to_dict() for i in issues], columns=["record", "field", "message"]).rename(
             columns={"record": "row"})
         keep = [c for c in chunk.columns if c not in self.spec.rules or c in self.echo]
         out = chunk.loc[ok, keep].reset_index(drop=True)
-        out.insert(0, "row", np.flatnonzero(ok) + offset)
-        cols = self._answer(clean.reset_index(drop=True)) if len(clean) else {c: [] for c in OUTPUT_COLUMNS}
+        rows = np.flatnonzero(ok) + offset
+        out.insert(0, "row", rows)
+        cols = self._answer(clean.reset_index(drop=True), rows) if len(clean) else {c: [] for c in OUTPUT_COLUMNS}
         for c in OUTPUT_COLUMNS:
             out[c] = cols[c] if isinstance(cols[c], (np.ndarray, pd.Series, pd.api.extensions.ExtensionArray)) \
                 else _typed(c, cols[c])
         return out, errors
 
     # ------------------------------------------------------------------ answers
-    def _answer(self, frame: pd.DataFrame) -> dict:
-        """Output columns for the clean rows: the model's vectorised answers, the chain for the rest."""
+    def _answer(self, frame: pd.DataFrame, rows: np.ndarray) -> dict:
+        """Output columns for the clean rows (input rows ``rows``): the model's vectorised answers, the chain for
+        the rest."""
         tier = self.tiers[0]
         n = len(frame)
         model_ok = np.zeros(n, dtype=bool)
@@ -171,11 +179,12 @@ class ChunkScorer:
                     model_ok[np.flatnonzero(inside)[finite]] = True
                     scores = s[finite]
         if model_ok.all():  # the usual chunk: every row answered by the model, no per-row detour
-            part = _vector_answers(self.decider, tier, scores, lambda: frame)
+            part = _vector_answers(self.decider, tier, scores, lambda: frame, rows)
             return {c: _typed(c, part[c]) for c in OUTPUT_COLUMNS}
         cols = {c: np.empty(n, dtype=object) for c in OUTPUT_COLUMNS}
         if model_ok.any():
-            part = _vector_answers(self.decider, tier, scores, lambda: frame.loc[model_ok].reset_index(drop=True))
+            part = _vector_answers(self.decider, tier, scores, lambda: frame.loc[model_ok].reset_index(drop=True),
+                                   rows[model_ok])
             for c in OUTPUT_COLUMNS:
                 cols[c][model_ok] = part[c]
         rest = np.flatnonzero(~model_ok)
@@ -184,6 +193,38 @@ class ChunkScorer:
             for c, values in _answer_columns(answers).items():
                 cols[c][rest] = values
         return {c: _typed(c, v) for c, v in cols.items()}
+
+
+def _file_commas(chunk: pd.DataFrame, rules: dict, reading: str) -> pd.DataFrame:
+    """The model's number columns of a chunk with the values written with the file's comma (``'39,1'`` in a ``;``
+    file) as numbers; every other value, and every other column, as it was.
+
+    A ``;`` export with decimal commas of palmerpenguins::penguins (as a spreadsheet in a decimal-comma locale saves
+    it) had 342 of its 344 rows refused, "expected a number, got '39,1'", on both engines: only a model trained on
+    such a file (its schema's ``comma``) read them. A value is read by its own text, so every chunk and partition
+    reads it alike.
+    """
+    from functools import partial
+
+    from .data import comma_number
+
+    out = None
+    for name, r in rules.items():
+        if r.kind != "numeric" or name not in chunk.columns:
+            continue
+        s = chunk[name]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        has = s.astype("object").map(lambda v: isinstance(v, str) and "," in v, na_action="ignore").fillna(False)
+        has = has.to_numpy(dtype=bool)
+        if not has.any():
+            continue
+        if out is None:
+            out = chunk.copy()
+        col = s.astype("object").copy()
+        col[has] = col[has].map(partial(comma_number, reading))
+        out[name] = col
+    return chunk if out is None else out
 
 
 def _answer_columns(answers) -> dict:
@@ -200,8 +241,23 @@ def _answer_columns(answers) -> dict:
     return cols
 
 
-def _vector_answers(decider, tier, scores: np.ndarray, frame_fn) -> dict:
-    """What :meth:`Decider.answer` gives every row the model answered, for all of them at once."""
+def row_draws(rows: np.ndarray) -> np.ndarray:
+    """One number in [0, 1) per input row, fixed by the row's number alone: the fractional parts of the row numbers
+    times the golden ratio (a low-discrepancy sequence, so any run of rows gets its share of small draws).
+
+    A binary model's rows at a split threshold (``tie_share``) are flagged where their draw is below the share:
+    each row's decision then depends on the row, never on which chunk or Dask partition it was scored in.
+    ``binary_flags`` without draws flags exactly the share of each *chunk's* tied rows, by a permutation of the
+    chunk: stevedata::fakeLogit (10,000 rows, five distinct scores) scored with ``--chunk-rows 700`` gave 975
+    decisions on the Dask engine that differed from the local engine's (946 against 947 flags).
+    """
+    golden = (5 ** 0.5 - 1) / 2
+    return np.modf((np.asarray(rows, dtype="float64") + 1.0) * golden)[0]
+
+
+def _vector_answers(decider, tier, scores: np.ndarray, frame_fn, rows: np.ndarray) -> dict:
+    """What :meth:`Decider.answer` gives every row the model answered, for all of them at once (``rows``: the
+    input rows' numbers, which choose the rows flagged at a split threshold: :func:`row_draws`)."""
     from .serve.fallback import conformal_sets
 
     bundle = tier.bundle
@@ -220,7 +276,8 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn) -> dict:
     review = np.zeros(n, dtype=bool)
     if decider.task == "binary":
         s = scores.reshape(-1)
-        flag = bundle.decide(s).astype(bool)  # at a split threshold: exactly its share of the chunk's tied rows
+        draws = row_draws(rows) if bundle.tie_share is not None else None
+        flag = bundle.decide(s, draws).astype(bool)  # at a split threshold: the rows whose draw is under its share
         if decider.defer and size is not None:
             review = size != 1
         decision = np.where(review, "review", np.where(flag, "flag", "auto"))
@@ -283,9 +340,31 @@ def _records(frame: pd.DataFrame, features: list[str]) -> list[dict]:
 CSV_DTYPE = "str"
 
 
+GLOB_CHARS = "*?["
+
+
+def input_files(path: Path) -> list[Path]:
+    """The files an input names: the file itself, or those a glob of Parquet partitions
+    (``parts/*.parquet``) matches, in name order (DuckDB's order, as ``data.source`` reads a glob)."""
+    if path.exists() or not any(ch in str(path) for ch in GLOB_CHARS):
+        return [path]
+    import glob
+
+    return [Path(f) for f in sorted(glob.glob(str(path))) if Path(f).is_file()]
+
+
 def _check_input(path: Path) -> str:
     if not path.exists():
-        raise DataError(f"no input file at {path}", "check the path")
+        files = input_files(path)
+        if not any(ch in str(path) for ch in GLOB_CHARS):
+            raise DataError(f"no input file at {path}", "check the path")
+        if not files:
+            raise DataError(f"no input file matches {path}", "check the pattern (e.g. parts/*.parquet)")
+        wrong = [f for f in files if f.suffix.lower() not in (".parquet", ".pq")]
+        if wrong:
+            raise DataError(f"input {path}: {wrong[0].name} is not Parquet; a pattern scores Parquet partitions only",
+                            "match only the .parquet files (e.g. parts/*.parquet), or score one CSV at a time")
+        return "parquet"
     from .data import table_suffix
 
     suffix = table_suffix(path)
@@ -302,15 +381,52 @@ def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
         if kind == "csv":
             yield from pd.read_csv(path, chunksize=chunk_rows, dtype=CSV_DTYPE, sep=csv_sep(path))
             return
-        import pyarrow.parquet as pq
+        for f in input_files(path):
+            yield from _parquet_chunks(f, chunk_rows)
 
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+
+def _parquet_chunks(path: Path, chunk_rows: int, start: int = 0, stop: int | None = None):
+    """Rows ``start`` to ``stop`` of one Parquet file as frames of ``chunk_rows`` rows (the last one shorter),
+    reading only the row groups that hold them.
+
+    Both engines read a Parquet input through this function (the local one the whole file, each Dask task its
+    span of chunks, ``start`` a multiple of ``chunk_rows``), so every chunk holds the same rows with the same
+    column types on either engine. ``dask.dataframe.read_parquet`` typed a decimal column as
+    ``decimal128[pyarrow]`` where pyarrow's ``to_pandas`` gives Python decimals, and validation crashed on its
+    missing values (palmerpenguins::penguins: "Length of values (342) does not match length of index (344)").
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    md = pf.metadata
+    stop = md.num_rows if stop is None else min(stop, md.num_rows)
+    groups, at, pos = [], None, 0
+    for i in range(md.num_row_groups):
+        n = md.row_group(i).num_rows
+        if n and pos + n > start and pos < stop:
+            groups.append(i)
+            at = pos if at is None else at
+        pos += n
+    if not groups:
+        return
+    buf = None
+    for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=groups):
+        tbl = pa.Table.from_batches([batch])
+        buf = tbl if buf is None else pa.concat_tables([buf, tbl])
+        if at < start:   # the rows of the first row group before this span
+            drop = min(start - at, buf.num_rows)
+            buf, at = buf.slice(drop), at + drop
+        while at < stop and buf.num_rows and buf.num_rows >= min(chunk_rows, stop - at):
+            take = min(chunk_rows, stop - at)
+            yield buf.slice(0, take).to_pandas()
+            buf, at = buf.slice(take), at + take
+        if at >= stop:
+            return
 
 
 @contextmanager
-def _reading(path: Path, scoring: bool = False):
+def _reading(path: Path, scoring: bool = False, workers: bool = False):
     """Reader errors of the input file as :class:`DataError` naming it (empty, not UTF-8, malformed).
 
     ``scoring``: the block also scores (a Dask task reads and scores its partition), so a ``ValueError``
@@ -335,9 +451,23 @@ def _reading(path: Path, scoring: bool = False):
         while exc.__cause__ is not None:  # dask wraps the reader's own error
             exc = exc.__cause__
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        if workers and _missing_there(exc) and all(f.exists() for f in input_files(path)):
+            # read here, not on a worker of a cluster: "check that it is a valid Parquet file" sent the user to a
+            # file that was fine (a worker in another mount namespace saw no /data/in.parquet)
+            raise DataError(f"input {path.name}: the Dask workers cannot read it ({first}); it is readable here",
+                            "put the input on storage every worker mounts at the same path (see README, "
+                            "\"Beyond one machine\"), or score it with --engine local", path=str(path)) from None
         raise DataError(f"input {path.name}: cannot read it ({first})",
                         f"check that it is a valid {'CSV' if path.suffix.lower() != '.parquet' else 'Parquet'} file",
                         path=str(path)) from None
+
+
+def _missing_there(exc: BaseException) -> bool:
+    """True when a reader's error says the file is not there or not readable (where it was read)."""
+    if isinstance(exc, (FileNotFoundError, PermissionError)):
+        return True
+    text = str(exc)
+    return "No such file" in text or "Permission denied" in text or "Failed to open local file" in text
 
 
 class _Writer:
@@ -428,14 +558,15 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     if chunk_rows < 1:
         raise DataError(f"--chunk-rows {chunk_rows}: must be at least 1", "pass e.g. --chunk-rows 50000")
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")
-    _check_output(output, "-o", input)
-    _check_output(errors_path, "--errors", input, output)
+    _check_output(output, "-o", *input_files(input))
+    _check_output(errors_path, "--errors", *input_files(input), output)
     registry = bundles is None or "model" not in bundles
     chain = load_chain(case, version=version, bundles=bundles, registry=registry, fallbacks=False)
     d = case.spec.data
     scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, dict(bundles or {}),
                                                            chain.primary.bundle, registry),
-                         echo=tuple(c for c in (d.group, d.item) if c) if case.spec.task == "ranking" else ())
+                         echo=tuple(c for c in (d.group, d.item) if c) if case.spec.task == "ranking" else (),
+                         comma=_file_comma(input) if kind == "csv" else None)
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
                          model_version=chain.primary.version, notes=list(chain.notes))
     if engine == "local":
@@ -583,6 +714,15 @@ def _full_chain(case, version, bundles: dict, primary, registry: bool):
     return load_chain(case, version=version, bundles={**bundles, "model": primary}, registry=registry)
 
 
+def _file_comma(path: Path) -> str | None:
+    """``'decimal'`` where the input CSV is delimited by ``;`` (a decimal-comma locale's export), else None."""
+    from .data import comma_reading
+
+    with suppress(Exception):   # a file that cannot be sniffed is reported by its reader
+        return "decimal" if comma_reading(path) == "decimal" else None
+    return None
+
+
 def _check_output(path: Path, flag: str, *inputs: Path) -> None:
     """An output path must be a CSV/Parquet file in an existing folder that is not one of ``inputs``."""
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):  # what _Writer writes
@@ -619,37 +759,30 @@ def _warm_up(scorer: ChunkScorer, path: Path, kind: str) -> None:
             scorer(first.iloc[:1], 0)
 
 
-def _score_partition(part: pd.DataFrame, offset: int, scorer: ChunkScorer):
-    return scorer(part, offset)
-
-
 def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, scheduler: str | None):
     import dask
-    import dask.dataframe as dd
 
-    with _reading(path):
-        if kind == "csv":
-            ddf = dd.read_csv(str(path), dtype=CSV_DTYPE, blocksize=_blocksize(path, chunk_rows), sep=csv_sep(path))
-        else:
-            ddf = dd.read_parquet(str(path))
-    parts = ddf.to_delayed()
+    if kind == "csv":
+        tasks, total = _csv_tasks(scorer, path, chunk_rows, scheduler)
+    else:
+        tasks, total = _parquet_tasks(path, chunk_rows)
     client = None
     if scheduler:  # the one way mlcase connects to a scheduler (an unreachable one is a one-line EngineError)
         from .engine import DaskEngine
 
         client = DaskEngine(scheduler).client
     try:
-        with _reading(path):  # the blocks are parsed here: a bad line or byte in any of them is bad input
-            lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client
-                       else dask.compute(*[dask.delayed(len)(p) for p in parts], scheduler="threads"))
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        if callable(tasks):   # CSV: the blocks' lengths (their rows' numbers) are counted first, on the engine
+            # the blocks are parsed here (on the workers): a bad line or byte in any of them is bad input
+            with _reading(path, workers=client is not None):
+                tasks, total = tasks(client)
         shipped = client.scatter(scorer, broadcast=True) if client else scorer
-        tasks = [dask.delayed(_score_partition)(p, off, shipped) for p, off in zip(parts, offsets, strict=True)]
+        tasks = [dask.delayed(fn)(*args, shipped) for fn, *args in tasks]
 
         def gen():
             window = 4
             try:
-                with _reading(path, scoring=True):
+                with _reading(path, scoring=True, workers=client is not None):
                     if client is not None:
                         futures = client.compute(tasks[:window])
                         nxt = window
@@ -658,18 +791,71 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
                             if nxt < len(tasks):
                                 futures.append(client.compute(tasks[nxt]))
                                 nxt += 1
-                            yield f.result()
+                            yield from f.result()
                     else:
                         for k in range(0, len(tasks), window):
-                            yield from dask.compute(*tasks[k:k + window], scheduler="threads")
+                            for res in dask.compute(*tasks[k:k + window], scheduler="threads"):
+                                yield from res
             finally:
                 if client is not None:
                     client.close()
-        return gen(), int(sum(lengths))
+        return gen(), int(total)
     except BaseException:
         if client is not None:
             client.close()
         raise
+
+
+def _csv_tasks(scorer: ChunkScorer, path: Path, chunk_rows: int, scheduler: str | None):
+    """A CSV input's Dask blocks (about ``chunk_rows`` rows each, split at byte offsets): a function of the client
+    giving ``[(fn, *args)]`` per block and the rows in all, once each block's length is counted."""
+    import dask
+    import dask.dataframe as dd
+
+    with _reading(path):
+        ddf = dd.read_csv(str(path), dtype=CSV_DTYPE, blocksize=_blocksize(path, chunk_rows), sep=csv_sep(path))
+    parts = ddf.to_delayed()
+
+    def counted(client):
+        lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client
+                   else dask.compute(*[dask.delayed(len)(p) for p in parts], scheduler="threads"))
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        return [(_score_partition, p, off) for p, off in zip(parts, offsets, strict=True)], int(sum(lengths))
+    return counted, None
+
+
+def _parquet_tasks(path: Path, chunk_rows: int):
+    """A Parquet input's Dask tasks: spans of whole chunks of ``chunk_rows`` rows of one file, each about a row group
+    or more, read by :func:`_parquet_chunks` as the local engine reads them. The rows' numbers come from the
+    files' footers, so nothing is read twice."""
+    import pyarrow.parquet as pq
+
+    tasks, offset = [], 0
+    with _reading(path):
+        for f in input_files(path):
+            md = pq.ParquetFile(f).metadata
+            n = md.num_rows
+            biggest = max((md.row_group(i).num_rows for i in range(md.num_row_groups)), default=0)
+            span = max(1, -(-biggest // chunk_rows)) * chunk_rows   # whole chunks, at least a row group's rows
+            for start in range(0, n, span):
+                # the absolute path: a worker started in another folder read 'plain.parquet' there ("No such file")
+                tasks.append((_score_parquet_span, str(Path(f).absolute()), start, min(start + span, n), chunk_rows,
+                              offset + start))
+            offset += n
+    return tasks, offset
+
+
+def _score_partition(part: pd.DataFrame, offset: int, scorer: ChunkScorer):
+    return [scorer(part, offset)]
+
+
+def _score_parquet_span(path: str, start: int, stop: int, chunk_rows: int, offset: int, scorer: ChunkScorer):
+    """Rows ``start`` to ``stop`` of a Parquet file scored chunk by chunk, as the local engine scores them."""
+    out, at = [], offset
+    for chunk in _parquet_chunks(Path(path), chunk_rows, start, stop):
+        out.append(scorer(chunk, at))
+        at += len(chunk)
+    return out
 
 
 def _blocksize(path: Path, chunk_rows: int) -> int | None:
