@@ -209,16 +209,40 @@ def _type_on_workers(run, files: list) -> None:
     eng = run.engine
     ahead = 2 * eng.slots   # partitions typed ahead of this process: the workers hold no more than these
     futures = [eng.submit(type_partitions, sql, run.memory_limit, key="monitor-partitions") for sql in sqls[:ahead]]
-    for k in range(len(sqls)):
-        tbl: pa.Table = futures[k].result()
-        futures[k] = None
-        if k + ahead < len(sqls):
-            futures.append(eng.submit(type_partitions, sqls[k + ahead], run.memory_limit, key="monitor-partitions"))
-        run.con.register("_part", tbl)
-        try:
-            run.con.execute("INSERT INTO raw SELECT * FROM _part")
-        finally:
-            run.con.unregister("_part")
+    try:
+        for k in range(len(sqls)):
+            tbl: pa.Table = _worker_result(futures[k], by_day)
+            futures[k] = None
+            if k + ahead < len(sqls):
+                futures.append(eng.submit(type_partitions, sqls[k + ahead], run.memory_limit,
+                                          key="monitor-partitions"))
+            run.con.register("_part", tbl)
+            try:
+                run.con.execute("INSERT INTO raw SELECT * FROM _part")
+            finally:
+                run.con.unregister("_part")
+    finally:
+        eng.cancel([f for f in futures if f is not None])
+
+
+def _worker_result(future, by_day: dict):
+    """A worker's typed partitions; a partition the worker cannot open, where this machine can, is a one-line
+    :class:`DataError` saying so (a worker without the case folder's mount stopped monitoring with "internal error
+    (IOException: IO Error: No files found that match the pattern ...)", exit 70)."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - narrowed below
+        text = str(exc)
+        files = [f for group in by_day.values() for f in group]
+        unreadable = type(exc).__name__ in ("IOException", "FileNotFoundError", "PermissionError") or \
+            "No files found" in text or "No such file" in text
+        if unreadable and all(Path(f).exists() for f in files):
+            first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+            folder = Path(files[0]).parent.parent if files else None
+            raise DataError(f"the Dask workers cannot read the compacted log at {folder} ({first}); it is readable "
+                            "here", "put the case folder on storage every worker mounts at the same path (see README, "
+                            "\"Beyond one machine\"), or monitor with --engine local") from None
+        raise
 
 
 def type_partitions(sql: str, memory_limit: str):
