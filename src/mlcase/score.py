@@ -520,7 +520,7 @@ class _Writer:
 
 
 # --------------------------------------------------------------------------- entry point
-def score_file(case, input: str | Path, output: str | Path, engine: str = "local", scheduler: str | None = None,
+def score_file(case, input: str | Path, output: str | Path, engine: str | None = None, scheduler: str | None = None,
                version: int | None = None, chunk_rows: int = 50_000, errors_path: str | Path | None = None,
                progress: bool = True, console=None, bundles: dict | None = None) -> ScoreResult:
     """Score ``input`` into ``output`` with the case's champion (or ``version``).
@@ -530,9 +530,11 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     case : Case
     input, output : path
         CSV or Parquet.
-    engine : {"local", "dask"}
+    engine : {"local", "dask"}, optional
+        Default the spec's ``engine:`` (``dask`` where only ``scheduler`` is given), else local.
     scheduler : str, optional
-        Address of a Dask scheduler (``tcp://...``); without it the Dask engine uses local threads.
+        Address of a Dask scheduler (``tcp://...``; default the spec's ``engine.scheduler`` on the Dask engine);
+        without one the Dask engine uses local threads. With ``engine="local"`` it is refused, not ignored.
     chunk_rows : int
         Rows per chunk (local) and per partition (Dask, CSV input).
     errors_path : path, optional
@@ -551,10 +553,14 @@ def score_file(case, input: str | Path, output: str | Path, engine: str = "local
     if case.spec.task == "forecast":  # one forecast per series (mlcase.forecast.batch)
         from .forecast.batch import forecast_file
 
-        return forecast_file(case, input, output, version=version, errors_path=errors_path, engine=engine,
+        return forecast_file(case, input, output, version=version, errors_path=errors_path, engine=engine or "local",
                              scheduler=scheduler, bundles=bundles)
-    if engine not in ("local", "dask"):
-        raise DataError(f"engine {engine!r} is not known", "use engine='local' or 'dask'")
+    from .engine import resolve
+
+    # as monitor and run choose: `score --scheduler tcp://...` without --engine dask scored in this process, the
+    # scheduler silently unused, and the spec's `engine: {kind: dask, scheduler: ...}` was never read
+    chosen = resolve(case, engine, scheduler)
+    engine, scheduler = chosen["kind"], chosen["scheduler"]
     if chunk_rows < 1:
         raise DataError(f"--chunk-rows {chunk_rows}: must be at least 1", "pass e.g. --chunk-rows 50000")
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")

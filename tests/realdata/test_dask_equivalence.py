@@ -226,3 +226,31 @@ def test_a_worker_started_in_another_folder_reads_a_relative_input_and_one_that_
     assert "every worker mounts at the same path" in err.value.fix
     assert (tmp_path / "kept.csv").read_text() == "earlier output\n"
     assert not (tmp_path / "kept.errors.csv").exists()
+
+
+def test_a_scheduler_is_used_or_refused_never_ignored(penguins, tmp_path, capsys):
+    """`mlcase score CASE IN -o OUT --scheduler tcp://...` without --engine dask scored in this process and said
+    "engine local", the scheduler unused; the spec's `engine: {kind: dask, scheduler: ...}` was not read either."""
+    import yaml
+    from distributed import LocalCluster
+
+    rows = _rows(penguins, "species")
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    assert main(["score", str(penguins), str(tmp_path / "in.csv"), "-o", str(tmp_path / "a.csv"),
+                 "--scheduler", "tcp://127.0.0.1:9", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mlcase: error: --scheduler tcp://127.0.0.1:9 needs --engine dask; add --engine dask"]
+    assert not (tmp_path / "a.csv").exists()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        moved = tmp_path / "case"
+        shutil.copytree(penguins, moved)
+        spec = yaml.safe_load((moved / "case.yaml").read_text())
+        spec["engine"] = {"kind": "dask", "scheduler": cluster.scheduler_address}
+        (moved / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        res = score_file(load_case(moved), tmp_path / "in.csv", tmp_path / "spec.csv", progress=False)
+        assert res.engine == "dask" and res.scored == 344
+        assert score_file(load_case(penguins), tmp_path / "in.csv", tmp_path / "alone.csv", progress=False,
+                          scheduler=cluster.scheduler_address).engine == "dask"
+    local = _score(penguins, tmp_path / "in.csv", tmp_path / "local.csv", "local")
+    assert local.engine == "local"
+    _same(pd.read_csv(tmp_path / "spec.csv"), pd.read_csv(tmp_path / "local.csv"))
