@@ -13,6 +13,7 @@ dask's local threads, and gives the same output row for row.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import time
 from contextlib import contextmanager, suppress
@@ -783,29 +784,29 @@ def _run_dask(scorer: ChunkScorer, path: Path, kind: str, chunk_rows: int, sched
             with _reading(path, workers=client is not None):
                 tasks, total = tasks(client)
         shipped = client.scatter(scorer, broadcast=True) if client else scorer
-        tasks = [dask.delayed(fn)(*args, shipped) for fn, *args in tasks]
+        items = iter(tasks)   # a list, or the chunks this process parses (a CSV with line breaks inside quotes)
+
+        def take(k: int) -> list:
+            return [dask.delayed(fn)(*args, shipped) for fn, *args in itertools.islice(items, k)]
 
         def gen():
             window = 4
             try:
                 with _reading(path, scoring=True, workers=client is not None):
                     if client is not None:
-                        futures = client.compute(tasks[:window])
-                        nxt = window
+                        futures = client.compute(take(window))
                         while futures:
                             f = futures.pop(0)
-                            if nxt < len(tasks):
-                                futures.append(client.compute(tasks[nxt]))
-                                nxt += 1
+                            futures.extend(client.compute(take(1)))
                             yield from f.result()
                     else:
-                        for k in range(0, len(tasks), window):
-                            for res in dask.compute(*tasks[k:k + window], scheduler="threads"):
+                        while batch := take(window):
+                            for res in dask.compute(*batch, scheduler="threads"):
                                 yield from res
             finally:
                 if client is not None:
                     client.close()
-        return gen(), int(total)
+        return gen(), (int(total) if total is not None else None)
     except BaseException:
         if client is not None:
             client.close()
@@ -823,11 +824,28 @@ def _csv_tasks(scorer: ChunkScorer, path: Path, chunk_rows: int, scheduler: str 
     parts = ddf.to_delayed()
 
     def counted(client):
-        lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client
-                   else dask.compute(*[dask.delayed(len)(p) for p in parts], scheduler="threads"))
+        try:
+            lengths = (client.compute([dask.delayed(len)(p) for p in parts], sync=True) if client
+                       else dask.compute(*[dask.delayed(len)(p) for p in parts], scheduler="threads"))
+        except pd.errors.ParserError:
+            if len(parts) == 1:
+                raise
+            # a block cut inside a quoted field: a text value with a line break in it ("seen at dawn,\nnear the
+            # colony" in a note beside palmerpenguins::penguins) ended a block mid-quote, "EOF inside string", where
+            # the local engine read the file. This process parses the chunks as the local engine does and the
+            # workers score them (a file that is malformed is then said as the local engine says it)
+            return _parsed_here(path, chunk_rows), None
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
         return [(_score_partition, p, off) for p, off in zip(parts, offsets, strict=True)], int(sum(lengths))
     return counted, None
+
+
+def _parsed_here(path: Path, chunk_rows: int):
+    """``(fn, chunk, offset)`` per chunk of a CSV parsed in this process, as :func:`_iter_local` reads it."""
+    offset = 0
+    for chunk in _iter_local(path, "csv", None, chunk_rows):
+        yield _score_partition, chunk, offset
+        offset += len(chunk)
 
 
 def _parquet_tasks(path: Path, chunk_rows: int):

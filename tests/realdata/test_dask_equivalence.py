@@ -254,3 +254,32 @@ def test_a_scheduler_is_used_or_refused_never_ignored(penguins, tmp_path, capsys
     local = _score(penguins, tmp_path / "in.csv", tmp_path / "local.csv", "local")
     assert local.engine == "local"
     _same(pd.read_csv(tmp_path / "spec.csv"), pd.read_csv(tmp_path / "local.csv"))
+
+
+def test_a_csv_with_line_breaks_inside_quoted_text_scores_on_dask_as_locally(penguins, tmp_path):
+    """A field note with a line break in it (quoted, as every CSV writer quotes it) beside palmerpenguins::penguins:
+    the local engine scored all 344 rows, `--engine dask` stopped with "cannot read it (Error tokenizing data. C
+    error: EOF inside string starting at row 86)" as a byte block ended inside the quotes. A file that is malformed
+    is still refused on both engines with the same line."""
+    rows = _rows(penguins, "species")
+    rows["note"] = ["seen at dawn,\nnear the colony" if i % 5 == 0 else "ok" for i in range(len(rows))]
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    out = {}
+    for engine in ("local", "dask"):
+        res = _score(penguins, tmp_path / "in.csv", tmp_path / f"{engine}.csv", engine, chunk_rows=40)
+        assert (res.rows, res.scored, res.invalid_rows) == (344, 344, 0), engine
+        out[engine] = pd.read_csv(tmp_path / f"{engine}.csv")
+    _same(out["local"], out["dask"])
+    assert out["dask"]["note"].tolist() == rows["note"].tolist()
+
+    from mlcase.errors import DataError
+
+    lines = (tmp_path / "in.csv").read_text().split("\n")
+    lines[-40] += ",1,2,3"
+    (tmp_path / "bad.csv").write_text("\n".join(lines))
+    said = []
+    for engine in ("local", "dask"):
+        with pytest.raises(DataError, match="cannot read it") as err:
+            _score(penguins, tmp_path / "bad.csv", tmp_path / f"bad-{engine}.csv", engine, chunk_rows=40)
+        said.append(str(err.value))
+    assert said[0] == said[1]
