@@ -50,3 +50,20 @@ def test_workers_that_cannot_open_the_compacted_partitions_are_one_line(trained,
     assert text.startswith("the Dask workers cannot read the compacted log at ") and "\n" not in text
     assert "predictions.compacted" in text and "it is readable here" in text
     assert "every worker mounts at the same path" in err.value.fix
+
+
+def test_typing_partitions_on_a_worker_warns_nothing(tmp_path):
+    """Each worker's DuckDB printed "UserWarning: Arrow output on a DB-API result makes an extra copy of the rows"
+    to `mlcase monitor --engine dask`'s stderr (DuckDB 2), once per date partition."""
+    import warnings
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlcase.monitor.sources import type_partitions
+
+    pq.write_table(pa.table({"x": [1.0, 2.0, None]}), tmp_path / "p.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tbl = type_partitions(f"SELECT x * 2 AS y FROM read_parquet('{tmp_path / 'p.parquet'}')", "256MB")
+    assert tbl.column("y").to_pylist() == [2.0, 4.0, None]
