@@ -383,7 +383,8 @@ def _iter_local(path: Path, kind: str, spec, chunk_rows: int):
             yield from pd.read_csv(path, chunksize=chunk_rows, dtype=CSV_DTYPE, sep=csv_sep(path))
             return
         for f in input_files(path):
-            yield from _parquet_chunks(f, chunk_rows)
+            with _reading(f):   # a partition of a glob that cannot be read is named, not the pattern
+                yield from _parquet_chunks(f, chunk_rows)
 
 
 def _parquet_chunks(path: Path, chunk_rows: int, start: int = 0, stop: int | None = None):
@@ -857,7 +858,8 @@ def _parquet_tasks(path: Path, chunk_rows: int):
     tasks, offset = [], 0
     with _reading(path):
         for f in input_files(path):
-            md = pq.ParquetFile(f).metadata
+            with _reading(f):
+                md = pq.ParquetFile(f).metadata
             n = md.num_rows
             biggest = max((md.row_group(i).num_rows for i in range(md.num_row_groups)), default=0)
             span = max(1, -(-biggest // chunk_rows)) * chunk_rows   # whole chunks, at least a row group's rows

@@ -133,6 +133,13 @@ def test_a_glob_of_parquet_partitions_scores_as_the_whole_file_on_both_engines(p
         res = _score(penguins, tmp_path / "parts" / "*.parquet", tmp_path / f"{engine}.csv", engine, chunk_rows=50)
         assert (res.rows, res.scored) == (whole.rows, whole.scored) == (344, 344), engine
         _same(pd.read_csv(tmp_path / f"{engine}.csv"), pd.read_csv(tmp_path / "whole.csv"))
+    from mlcase.errors import DataError
+
+    (tmp_path / "parts" / "part-3.parquet").write_bytes(b"not parquet")
+    for engine in ("local", "dask"):   # the partition that cannot be read is named, not the pattern
+        with pytest.raises(DataError, match=r"^input part-3\.parquet: cannot read it \(Parquet magic bytes"):
+            _score(penguins, tmp_path / "parts" / "*.parquet", tmp_path / f"{engine}.csv", engine)
+        assert len(pd.read_csv(tmp_path / f"{engine}.csv")) == 344   # the earlier output is kept
 
 
 def test_rows_at_a_split_threshold_get_the_same_decision_in_any_chunk_and_on_either_engine(fake, tmp_path):
