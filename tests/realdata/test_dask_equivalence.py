@@ -235,18 +235,23 @@ def test_a_worker_started_in_another_folder_reads_a_relative_input_and_one_that_
     assert not (tmp_path / "kept.errors.csv").exists()
 
 
-def test_a_scheduler_is_used_or_refused_never_ignored(penguins, tmp_path, capsys):
+def test_a_scheduler_is_used_or_refused_never_ignored(penguins, tmp_path, capsys, monkeypatch):
     """`mlcase score CASE IN -o OUT --scheduler tcp://...` without --engine dask scored in this process and said
-    "engine local", the scheduler unused; the spec's `engine: {kind: dask, scheduler: ...}` was not read either."""
+    "engine local", the scheduler unused; the spec's `engine: {kind: dask, scheduler: ...}` was not read either.
+    A --scheduler alone now means Dask, as for `run` and `monitor`; with --engine local it is refused."""
     import yaml
     from distributed import LocalCluster
 
+    monkeypatch.setenv("MLCASE_SCHEDULER_TIMEOUT", "2")
     rows = _rows(penguins, "species")
     rows.to_csv(tmp_path / "in.csv", index=False)
-    assert main(["score", str(penguins), str(tmp_path / "in.csv"), "-o", str(tmp_path / "a.csv"),
-                 "--scheduler", "tcp://127.0.0.1:9", "--quiet"]) == 2
+    args = ["score", str(penguins), str(tmp_path / "in.csv"), "-o", str(tmp_path / "a.csv"), "--quiet"]
+    assert main([*args, "--engine", "local", "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mlcase: error: --scheduler tcp://127.0.0.1:9 needs --engine dask; add --engine dask"]
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mlcase: error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
     assert not (tmp_path / "a.csv").exists()
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         moved = tmp_path / "case"

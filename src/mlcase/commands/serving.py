@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ._engine import EngineOpt, SchedulerOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -58,8 +59,8 @@ def register(app: typer.Typer) -> None:
         second: Annotated[Path | None, typer.Argument(metavar="INPUT", show_default=False,
                                                       help="CSV or Parquet file of records to score.")] = None,
         output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet file to write.")] = ...,
-        engine: Annotated[str, typer.Option(help="local (chunks in this process) or dask.")] = "local",
-        scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (with --engine dask).")] = None,
+        engine: EngineOpt = None,
+        scheduler: SchedulerOpt = None,
         version: Annotated[int | None, typer.Option(help="Score with this registry version instead of the champion.")] = None,
         chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (local) or per partition (dask CSV).")] = 50_000,
         errors: Annotated[Path | None, typer.Option(help="Where invalid rows go (default OUTPUT.errors.csv).")] = None,
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
         """Score a file in chunks with the same validation and fallbacks as the server."""
         from ..score import score_file
 
-        if engine not in ("local", "dask"):
+        if engine is not None and engine not in ("local", "dask"):
             from ..errors import SpecError
 
             raise SpecError(f"--engine {engine!r} is not known", "use --engine local or --engine dask")

@@ -146,10 +146,11 @@ def binary_flags(p, threshold: float | None, tie_share: float | None = None, dra
     """0/1 flags: ``p >= threshold``, or, with ``tie_share``, every row above the threshold and that share of the
     rows at it (see :func:`choose_cut`).
 
-    ``draws`` (one uniform number in [0, 1) per row: the server's, one request at a time) flags a row at the
-    threshold where its draw is below the share. Without draws, exactly the share (rounded) of the rows at the
-    threshold is flagged, chosen by a fixed random permutation: the evaluation's and batch scoring's way, whose
-    cost is then that of the share planned, the same on every run.
+    ``draws`` (one uniform number in [0, 1) per row) flags a row at the threshold where its draw is below the
+    share: the server draws one per request; batch scoring takes a fixed one per input row
+    (:func:`mlcase.score.row_draws`), so a row's decision does not depend on its chunk or engine. Without draws,
+    exactly the share (rounded) of the rows at the threshold is flagged, chosen by a fixed random permutation:
+    the evaluation's way, whose cost is then that of the share planned, the same on every run.
     """
     p = np.asarray(p, dtype=float)
     t = 0.5 if threshold is None else float(threshold)
