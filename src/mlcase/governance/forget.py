@@ -61,7 +61,7 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
     subj = Subject(case, subject)
     log = check_log(log)
     files = check_files(files)
-    notes = list(NOT_REACHED) + _policy_notes(case)
+    notes = list(NOT_REACHED) + _policy_notes(case, subj)
     gdir = governance_dir(case)
     with case_lock(case, "forget"):
         gdir.mkdir(parents=True, exist_ok=True)
@@ -120,14 +120,24 @@ def _scratch_notes(case) -> list[str]:
     return out
 
 
-def _policy_notes(case) -> list[str]:
-    from .policy import DROP, LogPolicy
+def _policy_notes(case, subj) -> list[str]:
+    from .policy import DROP, HASHED, LogPolicy
 
     spec = case.spec
-    if spec.data.id and LogPolicy.from_spec(spec).of(spec.data.id) == DROP:
+    how = LogPolicy.from_spec(spec).of(spec.data.id) if spec.data.id else None
+    if how == DROP:
         return [f"data.id '{spec.data.id}' is dropped from the prediction log (serving.log_inputs), so the log "
                 "cannot tell whose rows are whose; only files that carry it were searched"]
-    return ["requests that did not carry data.id were logged without a unit and cannot be found by subject"]
+    notes = ["requests that did not carry data.id were logged without a unit and cannot be found by subject"]
+    if how == HASHED:
+        notes.append(f"data.id is logged hashed: the subject was looked for in {len(subj.forms)} spelling(s) "
+                     "(the one this version logs: NFC, a UUID or an e-mail in lower case; and the text as given, which "
+                     "older versions logged); a hash of another spelling (other letter case of a text id, other "
+                     "leading zeros, a number rounded by the client) cannot be found: run forget with that spelling")
+    else:
+        notes.append("an id spelled otherwise (other letter case of a text id that is not an e-mail or a UUID, other "
+                     "leading zeros, a number rounded by the client) is another unit: run forget with that spelling")
+    return notes
 
 
 def receipts(case) -> list[dict]:

@@ -76,14 +76,18 @@ class LogPolicy:
 
     def unit(self, unit_id: str | None, column: str | None = None) -> str | None:
         """``unit_id`` as the log keeps it, under ``column``'s policy (default ``data.id``; a ranking list's
-        unit is its ``data.group``)."""
+        unit is its ``data.group``), in its one form (:func:`~mlcase.governance.pseudonym.unit_text`: NFC, a
+        UUID and an e-mail in lower case) whether kept raw or hashed."""
+        from .pseudonym import unit_text
+
         column = column or self.id_column
         if unit_id is None or not column:
             return unit_id
         how = self.of(column)
-        if how == RAW:
-            return unit_id
-        return self._hash(column, unit_id) if how == HASHED else None
+        if how == DROP:
+            return None
+        unit_id = unit_text(unit_id)  # one form per person, raw or hashed, as erasure finds it
+        return unit_id if how == RAW else self._hash(column, unit_id)
 
     def check_columns(self, features: list[str], freshness: dict | None = None) -> None:
         """Every column ``serving.log_inputs`` and ``data.freshness`` name must be an input (or ``data.id``)."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
+import unicodedata
 
 LOG_KEY_ENV = "MLCASE_LOG_KEY"
 LOG_KEY_FILE = "log.key"
@@ -47,6 +49,56 @@ def canonical(value) -> str | None:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value).strip()
+
+
+_UUID = re.compile(r"^(?:urn:uuid:)?\{?(?:([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})|"
+                   r"([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12}))\}?$", re.IGNORECASE)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_WHOLE = re.compile(r"^(-?\d+)\.0*$")
+
+
+def unit_text(value) -> str | None:
+    """The one text a unit (a ``data.id`` value) is logged, hashed and erased as: :func:`canonical`, then
+
+    - Unicode NFC (``"Jose\\u0301"`` and ``"Jos\\u00e9"`` are one person);
+    - a UUID (with or without hyphens, braces or ``urn:uuid:``, any case) as 8-4-4-4-12 lower-case hex;
+    - an e-mail address in lower case (``Ana@Example.COM`` is ``ana@example.com``).
+
+    Numbers are written whole (``123.0`` is ``123``) by :func:`canonical`; text that spells a number is kept as
+    written (``"00123"`` is not ``123``). Before this form, the log kept the stripped text as the client sent it:
+    :func:`unit_forms` lists those older forms so erasure still finds the rows they were logged under.
+    """
+    text = canonical(value)
+    if text is None:
+        return None
+    text = unicodedata.normalize("NFC", text)
+    m = _UUID.match(text)
+    if m:
+        return "-".join(g for g in m.groups() if g is not None).lower()
+    if _EMAIL.match(text):
+        return text.lower()
+    return text
+
+
+def unit_forms(value) -> list[str]:
+    """Every text a unit may have been logged as (the first is :func:`unit_text`): the form of this version, the
+    text as given (what older versions logged), its NFC and NFD spellings, a UUID's upper-case and hyphen-less
+    spellings, and a whole number written with ``.0`` spelled whole."""
+    text = canonical(value)
+    if text is None:
+        return []
+    first = unit_text(text)
+    forms = [first, text, unicodedata.normalize("NFC", text), unicodedata.normalize("NFD", text),
+             unicodedata.normalize("NFD", first)]
+    if _UUID.match(text):
+        forms += [first.upper(), first.replace("-", ""), first.replace("-", "").upper()]
+    if _EMAIL.match(text):
+        local, _, domain = text.rpartition("@")
+        forms += [f"{local}@{domain.lower()}"]
+    m = _WHOLE.match(text)
+    if m:
+        forms.append(str(int(m.group(1))))
+    return list(dict.fromkeys(forms))
 
 
 class Pseudonymizer:

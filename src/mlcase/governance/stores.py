@@ -110,31 +110,71 @@ def check_subject(value):
 class Subject:
     """Whose rows to find: an identifier (a ``data.id`` value), kept in memory only.
 
-    A unit is logged raw or as its keyed hash (``serving.log_inputs``), so both forms match.
+    A unit is logged raw or as its keyed hash (``serving.log_inputs``), in one form
+    (:func:`~mlcase.governance.pseudonym.unit_text`); the forms older versions logged (the text as the client
+    sent it: NFD, an upper-case UUID or e-mail) are matched too, raw and hashed (:attr:`values`). A raw unit
+    that differs from the subject only in letter case where the subject is an e-mail address or a UUID (upper
+    and lower case spell the same one) is found in the prediction log and in files (:meth:`matches`,
+    :attr:`fold`); hashed, only the spellings in :attr:`values` can be.
     """
 
     def __init__(self, case, value, column: str | None = None):
         from ..errors import SpecError
+        from .pseudonym import _EMAIL, _UUID, unit_forms
 
         self.column = column or case.spec.data.id
         if not self.column:
             raise SpecError(f"case '{case.name}' names no data.id, so the log cannot tell whose rows are whose",
                             "set data.id to the column that identifies a person (the server logs it as unit_id)")
-        text = canonical(check_subject(value))
-        if not text:
+        forms = unit_forms(check_subject(value))
+        if not forms or not forms[0]:
             raise SpecError("--subject is empty", "pass the data.id value of the person whose rows to erase")
-        self.raw = text
-        self.hashed = Pseudonymizer(case.name)(self.column, text)
+        self.raw = forms[0]
+        self.forms = forms
+        pseudo = Pseudonymizer(case.name)
+        self.hashes = list(dict.fromkeys(pseudo(self.column, f) for f in forms))
+        self.hashed = self.hashes[0]
+        #: the lower-case text a raw unit is compared with, case-blind (an e-mail address or a UUID), else None
+        self.fold = self.raw.lower() if (_EMAIL.match(self.raw) or _UUID.match(self.raw)) else None
 
     @property
     def values(self) -> list[str]:
-        return [self.raw, self.hashed]
+        """Every text the subject's ``unit_id`` may be logged as: its raw forms, then their hashes."""
+        return [*self.forms, *self.hashes]
 
     def matches(self, value) -> bool:
+        from .pseudonym import is_hashed, unit_forms
+
         if value is None:
             return False
         text = canonical(value)
-        return text == self.raw or text == self.hashed
+        if not text:
+            return False
+        if is_hashed(text):
+            return text in self.hashes
+        from .pseudonym import _WHOLE
+
+        if text in self.forms:
+            return True
+        one = unit_forms(text)[0]
+        whole = _WHOLE.match(text)   # a file's id column read back as float: 123.0 is the unit 123
+        return one == self.raw or (self.fold is not None and one.lower() == self.fold) or \
+            (whole is not None and str(int(whole.group(1))) == self.raw)
+
+    def where(self, positional: bool = False) -> tuple[str, list | dict]:
+        """The SQL condition on ``unit_id`` (``?`` or ``:name`` parameters) and its parameters."""
+        vals = self.values
+        if positional:
+            sql = f"unit_id IN ({', '.join('?' for _ in vals)})"
+            params: list | dict = list(vals)
+            if self.fold is not None:
+                sql, params = f"({sql} OR lower(unit_id) = ?)", [*params, self.fold]
+            return sql, params
+        sql = f"unit_id IN ({', '.join(f':u{k}' for k in range(len(vals)))})"
+        params = {f"u{k}": v for k, v in enumerate(vals)}
+        if self.fold is not None:
+            sql, params = f"({sql} OR lower(unit_id) = :fold)", {**params, "fold": self.fold}
+        return sql, params
 
     def journal_key(self, case) -> str:
         """A name for this erasure's journal: a keyed hash under another context (never a log value)."""
@@ -174,8 +214,8 @@ class PredictionLogStore:
         if b is None:
             return set()
         try:
-            frame = b.read_frame("SELECT request_id FROM predictions WHERE unit_id IN (:raw, :hashed)",
-                                 {"raw": subject.raw, "hashed": subject.hashed})
+            sql, params = subject.where()
+            frame = b.read_frame(f"SELECT request_id FROM predictions WHERE {sql}", params)
         finally:
             b.close()
         return {str(v) for v in frame["request_id"]}
@@ -187,10 +227,10 @@ class PredictionLogStore:
             return 0
         try:
             if dry_run:
-                return _count(b, "unit_id IN (:raw, :hashed)", {"raw": subject.raw, "hashed": subject.hashed}, ids)
+                return _count(b, *subject.where(), ids)
             if hasattr(b, "engine"):
                 return _sa_delete(b, subject, ids)
-            return _sqlite_delete(b, "unit_id IN (?, ?)", subject.values, ids, "forget")
+            return _sqlite_delete(b, *subject.where(positional=True), ids, "forget")
         finally:
             b.close()
 
@@ -276,7 +316,10 @@ def _sa_delete(backend, subject: Subject, ids: set[str]) -> int:
     sa = backend.sa
     p, lab = backend.predictions, backend.labels
     with backend.engine.begin() as con:
-        found = {r[0] for r in con.execute(sa.select(p.c.request_id).where(p.c.unit_id.in_(subject.values)))}
+        cond = p.c.unit_id.in_(subject.values)
+        if subject.fold is not None:
+            cond = sa.or_(cond, sa.func.lower(p.c.unit_id) == subject.fold)
+        found = {r[0] for r in con.execute(sa.select(p.c.request_id).where(cond))}
         gone = sorted(found | set(ids))
         n = 0
         for k in range(0, len(gone), SQLITE_CHUNK):
