@@ -139,3 +139,61 @@ def test_forget_finds_a_person_in_every_spelling_the_server_took(runs, tmp_path,
     assert n_pred == len(others)                      # every other woman's row is still there
     kept = pd.read_sql("SELECT unit_id FROM predictions", sqlite3.connect(db))["unit_id"]
     assert len(kept) == len(others) and kept.notna().all()
+
+
+def test_forget_by_a_number_reaches_a_records_file_pandas_wrote_and_the_compacted_log(runs, tmp_path, monkeypatch):
+    """A records file of Contraception's own rows as pandas writes it when the id column has a gap (woman 123 is
+    '123.0'), beside a hashed log whose older rows `mlcase log compact` moved to Parquet. Old: forget 123 left the
+    records file's row (read as the text '123.0', not the unit 123). Now that row goes too, and no byte of the
+    unit's hash or its request ids is left in any file of the case."""
+    import datetime as dt
+
+    from mlcase.cli import main
+
+    monkeypatch.setenv("MLCASE_LOG_KEY", "forget-typed-key-0123456789abcdef")
+    run = runs.copy("contraception-group", tmp_path / "case")
+    assert run["code"] == 0, run["summary"]
+    folder, table = run["folder"], run["table"]
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec["serving"] = {**spec.get("serving", {}), "log_inputs": {"woman": "hashed"}}
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    case = load_case(folder)
+    frame = table.frame()
+    ids = [int(v) for v in frame["woman"].iloc[:40]]
+    ids[0:40:10] = [123, 123.0, "123", " 123 "]           # one woman, as four clients send her id
+    rids = _serve(folder, frame, table.target, ids)
+    db = folder / "predictions.db"
+    con = sqlite3.connect(db)
+    t0 = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    for k, q in enumerate(rids):   # two days of traffic, so the first day can be compacted
+        ts = (t0 + dt.timedelta(hours=k * 48 / len(rids))).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        con.execute("UPDATE predictions SET ts = ? WHERE request_id = ?", (ts, q))
+    con.commit()
+    con.close()
+    assert main(["log", "compact", str(folder), "--before", "2026-11-21", "--quiet"]) == 0
+    parts = list((folder / "predictions.compacted").rglob("*.parquet"))
+    assert parts
+    records = frame.iloc[:30].copy()
+    records["woman"] = records["woman"].astype(float)
+    records.loc[records.index[0], "woman"] = 123.0
+    records.loc[records.index[5], "woman"] = np.nan          # the gap that makes pandas write 123.0
+    records.to_csv(tmp_path / "records.csv", index=False)
+    assert "\n123.0," in (tmp_path / "records.csv").read_text()
+    hashed = Pseudonymizer(case.name)("woman", "123")
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert _bytes(files, [hashed]) == [hashed]
+
+    receipt = forget(case, 123, files=[tmp_path / "records.csv"])
+    by = {s["store"]: s["rows"] for s in receipt["stores"]}
+    assert by["records file"] == 1
+    assert by["compacted log"] + by["prediction log"] >= 4 + 4      # 4 predictions and their 4 labels
+    left = pd.read_csv(tmp_path / "records.csv")
+    assert len(left) == 29 and 123.0 not in set(left["woman"])
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM labels").fetchone()[0] == 36
+    live = con.execute("SELECT request_id FROM predictions").fetchall()
+    con.close()
+    compacted = pd.concat([pd.read_parquet(p) for p in (folder / "predictions.compacted").rglob("*.parquet")])
+    assert set(compacted["request_id"]) | {r[0] for r in live} == set(rids) - set(rids[0:40:10])
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert _bytes(files, [hashed, *rids[0:40:10]]) == []
