@@ -197,3 +197,27 @@ def test_forget_by_a_number_reaches_a_records_file_pandas_wrote_and_the_compacte
     assert set(compacted["request_id"]) | {r[0] for r in live} == set(rids) - set(rids[0:40:10])
     files = [p for p in folder.rglob("*") if p.is_file()]
     assert _bytes(files, [hashed, *rids[0:40:10]]) == []
+
+
+def test_an_erasure_an_older_version_left_unfinished_is_finished_under_the_new_form(tmp_path, monkeypatch):
+    """The journal of an interrupted erasure is named by a keyed hash of the subject: an older version named it by
+    the text as given ('Jose\u0301', NFD), this one by the NFC form. The rerun finds the old journal, finishes it
+    and leaves none pending (old name only: pending() stayed 1 for ever)."""
+    import json
+
+    from mlcase.governance.forget import pending
+    from mlcase.governance.stores import Subject, governance_dir
+
+    from ..test_governance import write_spec
+
+    monkeypatch.setenv("MLCASE_LOG_KEY", "forget-typed-key-0123456789abcdef")
+    write_spec(tmp_path)
+    case = load_case(tmp_path)
+    subj = Subject(case, NFD)
+    old = governance_dir(case) / f"pending-{subj.journal_key(case, NFD)}.json"
+    assert subj.journal_key(case) != subj.journal_key(case, NFD)
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"erasure_id": "e" * 32, "started_at": "2026-01-01T00:00:00Z", "runs": 1,
+                               "stores": {}}))
+    receipt = forget(case, NFD)
+    assert receipt["erasure_id"] == "e" * 32 and receipt["runs"] == 2 and pending(case) == 0

@@ -65,7 +65,8 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
     gdir = governance_dir(case)
     with case_lock(case, "forget"):
         gdir.mkdir(parents=True, exist_ok=True)
-        journal_path = gdir / f"pending-{subj.journal_key(case)}.json"
+        paths = [gdir / f"pending-{k}.json" for k in subj.journal_keys(case)]
+        journal_path = next((p for p in paths if p.is_file()), paths[0])
         journal = _read(journal_path) or {"erasure_id": uuid.uuid4().hex, "started_at": now_iso(), "runs": 0,
                                           "stores": {}}
         journal["runs"] += 1

@@ -176,15 +176,20 @@ class Subject:
             sql, params = f"({sql} OR lower(unit_id) = :fold)", {**params, "fold": self.fold}
         return sql, params
 
-    def journal_key(self, case) -> str:
+    def journal_key(self, case, form: str | None = None) -> str:
         """A name for this erasure's journal: a keyed hash under another context (never a log value)."""
         import hashlib
         import hmac
 
         from .pseudonym import log_key
 
-        msg = b"\0".join((b"mlcase-erasure-v1", case.name.encode(), self.raw.encode()))
+        msg = b"\0".join((b"mlcase-erasure-v1", case.name.encode(), (form or self.raw).encode()))
         return hmac.new(log_key(), msg, hashlib.sha256).hexdigest()[:24]
+
+    def journal_keys(self, case) -> list[str]:
+        """:meth:`journal_key` of each form, this version's first: an erasure an older version left unfinished
+        was journaled under the text as given."""
+        return list(dict.fromkeys(self.journal_key(case, f) for f in self.forms))
 
 
 # --------------------------------------------------------------------------- the prediction log
