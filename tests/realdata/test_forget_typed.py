@@ -221,3 +221,23 @@ def test_an_erasure_an_older_version_left_unfinished_is_finished_under_the_new_f
                                "stores": {}}))
     receipt = forget(case, NFD)
     assert receipt["erasure_id"] == "e" * 32 and receipt["runs"] == 2 and pending(case) == 0
+
+
+def test_forget_says_how_many_raw_rows_differ_only_in_letter_case(tmp_path, monkeypatch):
+    """A raw text id that is not an e-mail or a UUID keeps its letter case (many ids are case-sensitive): forget
+    of 'AB-12x' erases it, not 'ab-12X' or 'Ab-12X', and its notes count those 2 rows (without naming them)."""
+    from mlcase.serve.predlog import PredictionLog
+
+    from ..test_governance import T0, row, write_spec
+
+    monkeypatch.setenv("MLCASE_LOG_KEY", "forget-typed-key-0123456789abcdef")
+    write_spec(tmp_path)
+    case = load_case(tmp_path)
+    log = PredictionLog(str(tmp_path / "predictions.db"))
+    log.write([row(f"r{k}", T0 + k, u, {"balance": 1.0}) for k, u in enumerate(["AB-12x", "ab-12X", "Ab-12X", "cd"])])
+    log.close()
+    receipt = forget(case, "AB-12x")
+    assert receipt["rows"] == 1
+    assert any(n.startswith("2 row(s) left in the prediction log have a data.id that differs from the subject only "
+                            "in letter case") for n in receipt["notes"])
+    assert not any("letter case:" in n for n in forget(case, "cd")["notes"])

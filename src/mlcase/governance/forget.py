@@ -90,7 +90,7 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
             entry["done"] = True
             _write(journal_path, journal)
             failpoint("forget:between-stores")
-        notes += _scratch_notes(case)
+        notes += _scratch_notes(case) + _near_misses(stores, subj)
         receipt = {"receipt_version": RECEIPT_VERSION, "kind": "erasure", "erasure_id": journal["erasure_id"],
                    "started_at": journal["started_at"], "finished_at": now_iso(), "runs": journal["runs"],
                    "subject": "not recorded (a receipt holds no identifier)",
@@ -103,6 +103,32 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
         _write(out, receipt)
         journal_path.unlink(missing_ok=True)
     return {**receipt, "path": str(out)}
+
+
+def _near_misses(stores, subj) -> list[str]:
+    """Say how many raw rows left in the prediction log have an id that differs from the subject only in letter
+    case (another unit, unless it is an e-mail or a UUID, which were erased): never the id itself."""
+    from .stores import PredictionLogStore
+
+    if subj.fold is not None or subj.raw.lower() == subj.raw.upper():
+        return []
+    n = 0
+    for st in stores:
+        if not isinstance(st, PredictionLogStore):
+            continue
+        b = st._backend()
+        if b is None:
+            continue
+        try:
+            n += len(b.read_frame("SELECT request_id FROM predictions WHERE lower(unit_id) = :fold",
+                                  {"fold": subj.raw.lower()}))
+        finally:
+            b.close()
+    if not n:
+        return []
+    return [f"{n} row(s) left in the prediction log have a data.id that differs from the subject only in letter "
+            "case: they are another unit and were not erased; if they are the same person, run forget with that "
+            "spelling"]
 
 
 def _scratch_notes(case) -> list[str]:
