@@ -241,3 +241,40 @@ def test_forget_says_how_many_raw_rows_differ_only_in_letter_case(tmp_path, monk
     assert any(n.startswith("2 row(s) left in the prediction log have a data.id that differs from the subject only "
                             "in letter case") for n in receipt["notes"])
     assert not any("letter case:" in n for n in forget(case, "cd")["notes"])
+
+
+def test_a_float_id_past_2_53_is_no_unit_so_forget_never_takes_another_persons_rows(runs, tmp_path, monkeypatch):
+    """Two Contraception rows served for two people: 9007199254740992 (a JSON integer) and 9007199254740993.0 (a
+    JSON number with a point, which parses as the float 9007199254740992.0). Old: both were logged as unit
+    '9007199254740992', so forgetting the first person erased the second's row too (2 predictions, not 1), and
+    forgetting 9007199254740993 found nothing. Now the float is no unit (the request id draws its arm), forget
+    erases the one row of 9007199254740992, and a float subject past 2**53 is refused."""
+    from fastapi.testclient import TestClient
+
+    from mlcase.errors import SpecError
+    from mlcase.serve.app import ServeSettings, create_app
+
+    monkeypatch.setenv("MLCASE_LOG_KEY", "forget-typed-key-0123456789abcdef")
+    run = runs.copy("contraception-group", tmp_path / "case")
+    assert run["code"] == 0, run["summary"]
+    folder, table = run["folder"], run["table"]
+    row = table.frame().drop(columns=[table.target, "woman"]).iloc[0]
+    body = ", ".join(f'"{k}": {v if isinstance(v, (int, float, np.number)) else chr(34) + str(v) + chr(34)}'
+                     for k, v in row.items())
+    with TestClient(create_app(ServeSettings(case=load_case(folder), warmup=0))) as client:
+        for woman in ("9007199254740992", "9007199254740993.0", "17"):
+            r = client.post("/predict", content="{" + body + f', "woman": {woman}' + "}",
+                            headers={"content-type": "application/json"})
+            assert r.status_code == 200, r.text
+    con = sqlite3.connect(folder / "predictions.db")
+    units = [u for (u,) in con.execute("SELECT unit_id FROM predictions ORDER BY ts")]
+    con.close()
+    assert units == ["9007199254740992", None, "17"]
+    case = load_case(folder)
+    assert forget(case, "9007199254740992")["rows"] == 1
+    assert forget(case, 9007199254740993)["rows"] == 0
+    with pytest.raises(SpecError, match="past 2\\*\\*53"):
+        forget(case, 9007199254740993.0)
+    con = sqlite3.connect(folder / "predictions.db")
+    assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 2
+    con.close()

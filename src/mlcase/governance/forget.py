@@ -155,7 +155,8 @@ def _policy_notes(case, subj) -> list[str]:
     if how == DROP:
         return [f"data.id '{spec.data.id}' is dropped from the prediction log (serving.log_inputs), so the log "
                 "cannot tell whose rows are whose; only files that carry it were searched"]
-    notes = ["requests that did not carry data.id were logged without a unit and cannot be found by subject"]
+    notes = ["requests that did not carry data.id (or carried it as a JSON number with a point or an exponent past "
+             "2**53, which a float cannot keep exact) were logged without a unit and cannot be found by subject"]
     if how == HASHED:
         notes.append(f"data.id is logged hashed: the subject was looked for in {len(subj.forms)} spelling(s) "
                      "(the one this version logs: NFC, a UUID or an e-mail in lower case; and the text as given, which "

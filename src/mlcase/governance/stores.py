@@ -94,6 +94,7 @@ def check_subject(value):
 
     A list was hashed as its text (``"['ana']"``): it matched nobody, and the receipt said 0 rows were erased.
     """
+    import math
     import numbers
 
     from ..errors import SpecError
@@ -103,6 +104,9 @@ def check_subject(value):
         shown = f"a {type(value).__name__}" if not isinstance(value, str) else "text of several lines"
         raise SpecError(f"subject: expected one data.id value (text or a number), got {shown}",
                         "pass one subject per call, e.g. forget(case, 'ana@example.com'); call forget once per subject")
+    if isinstance(value, float) and math.isfinite(value) and abs(value) >= 2 ** 53:   # 9007199254740993.0 is 9007199254740992: another id
+        raise SpecError(f"subject: {value!r} is a float past 2**53, which is not one whole number",
+                        "pass the id as text or an int (forget(case, '9007199254740993'))")
     return value
 
 

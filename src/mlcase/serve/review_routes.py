@@ -96,7 +96,8 @@ def units_of(st, items: list) -> list[str | None]:
     """Each record's ``data.id`` (accepted beside the features, never one): the unit its arm is drawn for.
 
     None (the request id is the unit) where the record has no usable id: missing, null, empty, not a
-    text or whole number.
+    text or whole number, or a JSON number written with a point or an exponent past 2**53 (``9007199254740993.0`` reads as
+    9007199254740992: another person's id).
     """
     import math
 
@@ -107,7 +108,7 @@ def units_of(st, items: list) -> list[str | None]:
     for k, item in enumerate(items):
         v = item.get(name) if isinstance(item, dict) else None
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
-            v = int(v)
+            v = int(v) if abs(v) < 2 ** 53 else None   # past 2**53 a float is not one whole number: no unit
         if isinstance(v, bool) or not isinstance(v, (str, int)):
             continue
         text = str(v).strip()
