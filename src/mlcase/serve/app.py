@@ -463,7 +463,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         shadow = await _shadow(st, records) if st.challenger is not None else None
         explanations = await _explanations(st, records, answers, p) if explain else None
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        out, rows = [], []
+        out, rows, counted = [], [], []
         for k, (rid, rec, a, route) in enumerate(zip(ids, records, answers, routes, strict=True)):
             d = a.to_dict()
             d["request_id"] = rid
@@ -488,11 +488,16 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                          sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision,
                          *provenance_values(*meta[k]),
                          None if staleness is None else _dumps(staleness[k].to_log())))
-            metrics.predictions.labels(a.tier, decision).inc()
-            metrics.arms.labels(route.arm, "yes" if audit else "no").inc()
-            if a.fallback:
-                metrics.fallbacks.labels(a.tier, a.reason_code or "unknown").inc()
+            counted.append((a.tier, decision, route.arm, "yes" if audit else "no",
+                            (a.reason_code or "unknown") if a.fallback else None))
         await commit_rows(st, rows, "prediction")
+        # counted once the log holds them: a log that could not record a batch answered 503, and the counters
+        # said 85 records answered by the model while the log held 5 and the clients had 5 answers
+        for tier, decision, arm, audit, reason in counted:
+            metrics.predictions.labels(tier, decision).inc()
+            metrics.arms.labels(arm, audit).inc()
+            if reason is not None:
+                metrics.fallbacks.labels(tier, reason).inc()
         return Response(json.dumps({"predictions": out}, default=_json_default, allow_nan=False),
                         media_type="application/json")
 
@@ -559,12 +564,22 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     @app.get("/ready", summary="The model is loaded and warmed up",
              responses={200: {"description": "Ready"}, 503: {"description": "Still warming up"}})
     async def ready(request: Request):
-        status = 200 if st.ready else 503
+        # a log that cannot record predictions makes every /predict a 503: not ready, so a load balancer sends the
+        # traffic elsewhere (it said 200 while every answer was refused); the check writes again to see it recover
+        failing = await run_in_threadpool(st.log.check) if st.ready and st.log is not None else None
+        ok = st.ready and failing is None
+        status = 200 if ok else 503
         try:
             check_key(request)
         except Unauthorized:  # without the key: ready or not, nothing about models, files or errors
-            return JSONResponse({"ready": st.ready}, status_code=status)
-        return JSONResponse(_ready_body(st, detail=bool(st.api_key)), status_code=status)
+            return JSONResponse({"ready": ok}, status_code=status)
+        body = {**_ready_body(st, detail=bool(st.api_key)), "ready": ok}
+        if not ok:  # one line, first
+            why = (("the prediction log cannot record predictions: "
+                    + (failing if st.api_key else "(set an API key to see why)"))
+                   if failing is not None else "the model tiers are warming up")
+            body = {"ready": ok, "reason": why, **body}
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
@@ -680,7 +695,8 @@ def _ready_body(st: State, detail: bool = True) -> dict:
         body["log"] = st.log.stats()
         if not detail:  # the server is open to anyone: the log's counters, not where it lives
             body["log"].pop("target", None)
-            body["log"]["last_error"] = "(set an API key to see it)" if body["log"].get("last_error") else None
+            for k in ("last_error", "failing"):
+                body["log"][k] = "(set an API key to see it)" if body["log"].get(k) else None
     return _jsonable(body)
 
 
@@ -746,7 +762,11 @@ class _LogCollector:
         yield CounterMetricFamily("mlcase_predlog_refused_rows", "Prediction rows refused: log queue full",
                                   value=s["refused"])
         yield GaugeMetricFamily("mlcase_predlog_queued_rows", "Prediction rows waiting to be written", value=s["queued"])
-        yield GaugeMetricFamily("mlcase_ready", "1 once the model is loaded and warmed up", value=1 if st.ready else 0)
+        yield GaugeMetricFamily("mlcase_predlog_failing", "1 while the prediction log cannot record predictions",
+                                value=1 if s.get("failing") else 0)
+        yield GaugeMetricFamily("mlcase_ready", "1 once the model is loaded and warmed up and while the prediction "
+                                "log records predictions (what /ready answers)",
+                                value=1 if st.ready and not s.get("failing") else 0)
 
 
 class _RequestMetrics:

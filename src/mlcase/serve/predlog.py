@@ -21,6 +21,7 @@ answers 503), and rows a transaction fails to write are counted in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -137,6 +138,20 @@ def resolve_target(case=None, url: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- backends
+#: the request id of the row :meth:`PredictionLog.probe` writes and deletes in one transaction (never committed)
+PROBE_ID = "mlcase-log-probe"
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """ROLLBACK after a failed statement, keeping the statement's error: SQLite rolls a transaction back by itself
+    on some errors (a full disk: SQLITE_FULL), and the ROLLBACK's own "cannot rollback - no transaction is active"
+    replaced "database or disk is full" in every 503 and in /ready's last_error."""
+    try:
+        con.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
 class _Backend:
     """What both backends share; ``db_errors`` are the database's own exceptions."""
 
@@ -144,17 +159,6 @@ class _Backend:
 
     def write(self, rows: list[tuple]) -> None:  # pragma: no cover - each backend defines it
         raise NotImplementedError
-
-    def write_one_by_one(self, rows: list[tuple]) -> list[Exception | None]:
-        """Write rows one transaction each (after a batch failed): the error of each row, or None."""
-        out: list[Exception | None] = []
-        for row in rows:
-            try:
-                self.write([row])
-                out.append(None)
-            except self.db_errors as exc:
-                out.append(exc)
-        return out
 
 
 class _SqliteBackend(_Backend):
@@ -200,7 +204,19 @@ class _SqliteBackend(_Backend):
             con.executemany(f"INSERT INTO predictions ({','.join(COLUMNS)}) VALUES ({placeholders})", rows)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
+            raise
+
+    def probe(self) -> None:
+        """Write a row and delete it in one transaction: raises what a write of predictions would raise now."""
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("INSERT INTO predictions (request_id, ts) VALUES (?, ?)", (PROBE_ID, now_iso()))
+            con.execute("DELETE FROM predictions WHERE request_id = ?", (PROBE_ID,))
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
             raise
 
     def add_labels(self, rows: list[tuple]) -> list[tuple]:
@@ -213,7 +229,7 @@ class _SqliteBackend(_Backend):
                 stored = [r for r in rows if con.execute(sql, (*r, r[0])).rowcount == 1]
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
         finally:
             con.close()
@@ -310,6 +326,12 @@ class _SqlAlchemyBackend(_Backend):
         with self.engine.begin() as con:
             con.execute(self.predictions.insert(), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
 
+    def probe(self) -> None:
+        """Write a row and delete it in one transaction: raises what a write of predictions would raise now."""
+        with self.engine.begin() as con:
+            con.execute(self.predictions.insert(), [{"request_id": PROBE_ID, "ts": now_iso()}])
+            con.execute(self.predictions.delete().where(self.predictions.c.request_id == PROBE_ID))
+
     def add_labels(self, rows: list[tuple]) -> list[tuple]:
         """Insert label rows (tuples in :data:`LABEL_COLUMNS` order) in one transaction; see :data:`ADD_LABEL_SQL`."""
         sql = self.sa.text(ADD_LABEL_SQL.replace(":values", ", ".join(f":{c}" for c in LABEL_COLUMNS)))
@@ -397,6 +419,9 @@ class PredictionLog:
     ----------
     written, failed, refused : int
         Rows committed, rows a transaction could not write, rows refused because the queue was full.
+    failing : str or None
+        Why the log cannot record predictions now (the error of the last transaction, when none of its rows
+        could be written), None once a transaction or a :meth:`check` writes again: what /ready reports.
     """
 
     def __init__(self, target: str, max_queue: int = 10_000, max_batch: int = 512, synchronous: str = "NORMAL"):
@@ -409,6 +434,9 @@ class PredictionLog:
         self.refused = 0
         self.transactions = 0
         self.last_error: str | None = None
+        self.failing: str | None = None
+        self._probing = threading.Lock()
+        self._probe_pending: Future | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlcase-predlog", daemon=True)
         self._thread.start()
@@ -440,15 +468,18 @@ class PredictionLog:
                     return
                 continue
             items = [first]
-            n = len(first[0])
+            n = len(first[0] or ())
             while n < self.max_batch:
                 try:
                     item = self._q.get_nowait()
                 except queue.Empty:
                     break
                 items.append(item)
-                n += len(item[0])
-            self._commit(items)
+                n += len(item[0] or ())
+            probes = [fut for rows, fut in items if rows is None]
+            self._commit([it for it in items if it[0] is not None])
+            if probes:
+                self._probe(probes)
 
     def _commit(self, items: list) -> None:
         rows = [r for rs, _ in items for r in rs]
@@ -461,25 +492,60 @@ class PredictionLog:
             return
         self.transactions += 1
         self.written += len(rows)
+        if rows:
+            self.failing = None
         for _, fut in items:
             fut.set_result(len(_))
 
+    def _probe(self, futures: list) -> None:
+        try:
+            self.backend.probe()
+            self.failing = None
+        except Exception as exc:  # noqa: BLE001 - what /ready says
+            self.failing = self.last_error = f"{type(exc).__name__}: {_first_line(exc)}"
+        for fut in futures:
+            fut.set_result(0)
+
+    def check(self, timeout: float = 5.0) -> str | None:
+        """Why the log cannot record predictions now, or None. While it is failing, a row is written and deleted
+        again on the writer's thread (one such check at a time): a server that answers 503 to every /predict gets
+        no traffic from a load balancer that reads /ready, so only this can see the log recover."""
+        if self.failing is None:
+            return None
+        with self._probing:
+            if self._probe_pending is None or self._probe_pending.done():
+                self._probe_pending = Future()
+                try:
+                    self._q.put_nowait((None, self._probe_pending))
+                except queue.Full:
+                    self._probe_pending.set_result(0)
+            fut = self._probe_pending
+        with contextlib.suppress(TimeoutError):
+            fut.result(timeout=timeout)
+        return self.failing
+
     def _commit_one_by_one(self, items: list) -> None:
-        # one bad row (e.g. a duplicate request id) must not take the batch down with it
+        """After a batch failed: each request's rows in a transaction of their own, so one bad row (a duplicate
+        request id) does not take the other requests down with it, and a request answered 503 left none of its rows
+        behind (row by row, a full disk took the rows that still fitted: 4 of a 503'd batch of 10 were logged)."""
+        wrote = False
         for rows, fut in items:
             try:
-                errors = self.backend.write_one_by_one(rows)
-            except Exception as exc:  # noqa: BLE001 - the database is gone: count every row
-                errors = [exc] * len(rows)
-            bad = [e for e in errors if e is not None]
-            self.written += len(rows) - len(bad)
-            self.failed += len(bad)
-            if bad:
-                self.last_error = f"{type(bad[0]).__name__}: {bad[0]}"
-                fut.set_exception(RuntimeError(f"{len(bad)} of {len(rows)} prediction log rows not written: "
+                self.backend.write(rows)
+            except Exception as exc:  # noqa: BLE001 - counted; the request answers 503
+                self.failed += len(rows)
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if "IntegrityError" not in type(exc).__name__:  # the rows' fault (a duplicate id), not the log's
+                    self.failing = f"{type(exc).__name__}: {_first_line(exc)}"
+                fut.set_exception(RuntimeError(f"{len(rows)} of {len(rows)} prediction log rows not written: "
                                                f"{self.last_error}"))
-            else:
-                fut.set_result(len(rows))
+                continue
+            self.transactions += 1
+            self.written += len(rows)
+            wrote = wrote or bool(rows)
+            fut.set_result(len(rows))
+        if wrote:
+            self.failing = None
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything queued so far is committed."""
@@ -497,12 +563,17 @@ class PredictionLog:
 
     def stats(self) -> dict:
         return {"written": self.written, "failed": self.failed, "refused": self.refused, "queued": self.queued,
-                "transactions": self.transactions, "last_error": self.last_error, "target": redact_url(self.target)}
+                "transactions": self.transactions, "last_error": self.last_error, "failing": self.failing,
+                "target": redact_url(self.target)}
 
     # labels -----------------------------------------------------------------------
     def add_labels(self, labels: list[dict], channel: str = "api") -> dict:
         """Attach delayed outcomes: ``[{"request_id", "label"}]``. Returns counts and the unknown ids."""
         return attach_labels(self.backend, labels, channel)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def label_source(arm: str | None, audit, reviewed: bool) -> str:

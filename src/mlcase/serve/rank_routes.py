@@ -113,10 +113,10 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
                 unit_id=st.policy.unit(str(group), column=gcol), audit=0,
                 sampling_probability=0.0, model_decision=decision,
                 **dict(zip(PROVENANCE_COLUMNS, provenance_values(version, prov), strict=True))))
-        metrics.predictions.labels(tier_name, "shown").inc(min(k, len(order)))
+        await commit_rows(st, rows, "list")
+        metrics.predictions.labels(tier_name, "shown").inc(min(k, len(order)))   # counted once the log holds them
         if reasons:
             metrics.fallbacks.labels(tier_name, "error").inc()
-        await commit_rows(st, rows, "list")
         body = {"list_id": list_id, "group": group, "k": k, "tier": tier_name, "fallback": bool(reasons),
                 "reason": reason, "model_version": version, "items": out_items}
         return Response(json.dumps(body, default=_json_default, allow_nan=False), media_type="application/json")

@@ -1,0 +1,158 @@
+"""The server as an operator sees it, on real runs: /metrics against the prediction log and the answers, /ready
+when the log cannot record, limits on what a request may be, and how the process stops.
+
+Tables not served by test_serve_score: the credit loans (binary, text categories, missing values, the baseline
+served for want of a GO), the glass fragments (multiclass, deferred sets) and the Ames sales (regression, 40
+text columns, missing values).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlcase.data import prepare
+from mlcase.serve.app import create_app
+from tests.serving_case import records
+
+KEY = "ops-key"
+pytestmark = pytest.mark.slow
+
+
+def _metrics(client) -> dict:
+    """``{(sample name, sorted labels): value}`` of /metrics, without the ``_created`` timestamps."""
+    out = {}
+    for fam in text_string_to_metric_families(client.get("/metrics").text):
+        for s in fam.samples:
+            if not s.name.endswith("_created"):
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _by(m: dict, name: str, *keys: str) -> dict:
+    """The samples of ``name`` by the values of ``keys``."""
+    out = {}
+    for (n, labels), v in m.items():
+        if n == name and v:
+            d = dict(labels)
+            out[tuple(d[k] for k in keys)] = v
+    return out
+
+
+def _log(folder) -> pd.DataFrame:
+    with sqlite3.connect(folder / "predictions.db") as con:
+        return pd.read_sql("SELECT request_id, tier, decision, fallback, reason, arm FROM predictions", con)
+
+
+def _served(runs, tmp_path, table_id):
+    run = runs.copy(table_id, tmp_path / table_id)
+    assert run["code"] == 0
+    app = create_app({"case": run["case"], "api_key": KEY, "warmup": 0})
+    return run, app
+
+
+@pytest.mark.parametrize("table_id", ["credit-random", "fgl-random", "ames-random"])
+def test_metrics_count_what_the_log_holds_and_the_clients_got(runs, tmp_path, table_id):
+    run, app = _served(runs, tmp_path, table_id)
+    ds = prepare(run["case"])
+    recs = records(ds, n=40)
+    num = ds.schema.numeric(ds.features)[0]
+    answers, statuses = [], {}
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
+        def post(path, **kw):
+            r = client.post(path, **kw)
+            statuses[(path, r.status_code)] = statuses.get((path, r.status_code), 0) + 1
+            if path == "/predict" and r.status_code == 200:
+                answers.extend(r.json()["predictions"])
+            return r
+
+        for rec in recs[:8]:
+            post("/predict", json=rec)
+        post("/predict", json=recs[8:30])
+        post("/predict", json=[{**rec, num: 1e12} for rec in recs[30:34]])   # far outside: a fallback tier
+        post("/predict", json=[recs[0], {**recs[1], num: "many"}])           # 422: nothing of it answered
+        post("/predict", json={**recs[2], num: "many"})
+        post("/predict", content=b"{not json", headers={"Content-Type": "application/json"})
+        post("/predict", json=[])
+        r = client.post("/predict", json=recs[3], headers={"X-API-Key": "wrong"})
+        statuses[("/predict", r.status_code)] = statuses.get(("/predict", r.status_code), 0) + 1
+        label = ds.rows("test")[run["case"].spec.data.target].iloc[0]
+        label = label.item() if hasattr(label, "item") else label
+        post("/labels", json=[{"request_id": a["request_id"], "label": label} for a in answers[:12]])
+        post("/labels", json=[{"request_id": "not-a-request", "label": label}])
+        m = _metrics(client)
+    log = _log(run["folder"])
+    assert len(answers) == 34 and sorted(log["request_id"]) == sorted(a["request_id"] for a in answers)
+    client_counts = pd.Series([(a["tier"], a["decision"]) for a in answers]).value_counts().to_dict()
+    assert _by(m, "mlcase_predictions_total", "tier", "decision") == client_counts
+    assert _by(m, "mlcase_predictions_total", "tier", "decision") == log.groupby(["tier", "decision"]).size().to_dict()
+    fell = log[log["fallback"] == 1]
+    assert len(fell) >= 4 and _by(m, "mlcase_fallbacks_total", "tier") == {(t,): n for t, n in fell.groupby("tier").size().items()}
+    assert set(_by(m, "mlcase_fallbacks_total", "reason")) == {("out_of_domain",)}   # a code, never a value
+    assert _by(m, "mlcase_arm_records_total", "arm", "audit") == {("model", "no"): 34}
+    assert m[("mlcase_predlog_written_rows_total", ())] == 34 and m[("mlcase_predlog_failed_rows_total", ())] == 0
+    assert m[("mlcase_invalid_records_total", ())] == 2 and m[("mlcase_labels_total", ())] == 12
+    requests = _by(m, "mlcase_requests_total", "endpoint", "status")
+    assert {k: v for k, v in requests.items() if k[0] in ("/predict", "/labels")} == {
+        (p, str(s)): n for (p, s), n in statuses.items()}
+    assert requests[("/predict", "200")] == 10 and requests[("/predict", "422")] == 4
+    assert requests[("/predict", "401")] == 1
+    assert m[("mlcase_request_latency_seconds_count", (("endpoint", "/predict"),))] == 15
+    buckets = sorted(float(dict(k)["le"]) for (n, k) in m if n == "mlcase_request_latency_seconds_bucket"
+                     and dict(k)["endpoint"] == "/predict")
+    # seconds, around the documented latency (constraints.latency_p95_ms, the timeout at 4x it)
+    assert buckets[0] <= 0.001 and 1.0 <= buckets[-2] and buckets[-1] == float("inf")
+
+
+def test_a_log_that_cannot_write_makes_the_server_unready_and_counts_nothing(runs, tmp_path):
+    """The log on a disk gone read-only: /ready answered 200 with every /predict refused with 503, and
+    mlcase_predictions_total counted 85 records answered by the model where the log held 5 and the clients had 5
+    answers. /ready is now 503 with the reason, the counters count only what the log holds, and the server is
+    ready again once the log writes."""
+    run, app = _served(runs, tmp_path, "credit-random")
+    recs = records(prepare(run["case"]), n=30)
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
+        assert client.post("/predict", json=recs[:5]).status_code == 200
+        writer = app.state.mlcase.log.backend.con
+        writer.execute("PRAGMA query_only = 1")           # what a read-only file system gives every write
+        refused = [client.post("/predict", json=recs[5 + 2 * k:7 + 2 * k]) for k in range(10)]
+        assert [r.status_code for r in refused] == [503] * 10
+        assert "readonly" in refused[0].json()["message"]
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["ready"] is False
+        assert ready.json()["reason"].startswith("the prediction log cannot record predictions: ")
+        assert "readonly" in ready.json()["reason"] and "\n" not in ready.json()["reason"]
+        assert client.get("/ready", headers={"X-API-Key": ""}).json() == {"ready": False}
+        assert client.get("/health").status_code == 200
+        m = _metrics(client)
+        assert sum(_by(m, "mlcase_predictions_total", "tier", "decision").values()) == 5
+        assert sum(_by(m, "mlcase_arm_records_total", "arm", "audit").values()) == 5
+        assert m[("mlcase_predlog_failed_rows_total", ())] == 20 and m[("mlcase_ready", ())] == 0
+        writer.execute("PRAGMA query_only = 0")           # the disk is writable again
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=recs[25:27]).status_code == 200
+        m = _metrics(client)
+        assert sum(_by(m, "mlcase_predictions_total", "tier", "decision").values()) == 7
+        assert m[("mlcase_ready", ())] == 1
+    assert len(_log(run["folder"])) == 7
+
+
+def test_a_full_disk_is_named_in_the_refusal(runs, tmp_path):
+    """SQLite rolls a transaction back by itself when the disk is full; the ROLLBACK after it failed, and its
+    "cannot rollback - no transaction is active" replaced "database or disk is full" in every 503 and in /ready."""
+    run, app = _served(runs, tmp_path, "fgl-random")
+    recs = records(prepare(run["case"]), n=40)
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
+        assert client.post("/predict", json=recs[:2]).status_code == 200
+        writer = app.state.mlcase.log.backend.con
+        pages = writer.execute("PRAGMA page_count").fetchone()[0]
+        writer.execute(f"PRAGMA max_page_count = {pages}")
+        r = client.post("/predict", json=recs * 5)
+        assert r.status_code == 503 and "database or disk is full" in r.json()["message"], r.text
+        assert "cannot rollback" not in r.text
+        assert "database or disk is full" in app.state.mlcase.log.stats()["last_error"]
+    assert len(_log(run["folder"])) == 2
