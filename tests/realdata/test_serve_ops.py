@@ -8,7 +8,13 @@ text columns, missing values).
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlcase.data import prepare
 from mlcase.serve.app import create_app
-from tests.serving_case import records
+from tests.e2e.test_server import wait_ready
+from tests.serving_case import LoadClients, free_port, records
 
 KEY = "ops-key"
 pytestmark = pytest.mark.slow
@@ -156,3 +163,40 @@ def test_a_full_disk_is_named_in_the_refusal(runs, tmp_path):
         assert "cannot rollback" not in r.text
         assert "database or disk is full" in app.state.mlcase.log.stats()["last_error"]
     assert len(_log(run["folder"])) == 2
+
+
+def _serve(folder, port: int):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLCASE_API_KEY")}
+    return subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(folder), "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_stop_under_load_exits_0_and_every_answer_has_one_log_row(runs, tmp_path):
+    """SIGTERM (how a supervisor stops a server), then a restart on the same log stopped by SIGINT (Ctrl-C), each
+    while 6 clients post: uvicorn raised the signal again after its graceful shutdown, so the server died of it
+    (exit -15, 143 in a container; 130 and "interrupted" on Ctrl-C). Every answered record has one row."""
+    run = runs.copy("fgl-random", tmp_path / "fgl-random")
+    recs = records(prepare(run["case"]), n=30)
+    acked: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        port = free_port()
+        proc = _serve(run["folder"], port)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc)
+            load = LoadClients(port, recs).start()
+            while load.n_acked() < 60 and proc.poll() is None:
+                time.sleep(0.05)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        load.stop()
+        assert proc.returncode == 0, (sig, proc.returncode, err)
+        assert "interrupted" not in err and "Traceback" not in err
+        assert load.n_acked() >= 60
+        acked += load.acked
+        log = _log(run["folder"])
+        assert log["request_id"].is_unique and sorted(log["request_id"]) == sorted(acked)

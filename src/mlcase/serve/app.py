@@ -927,8 +927,6 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
     ``announce(case, notes)`` is called once the models and the log are loaded, before uvicorn starts, with what
     /ready's ``notes`` say (the baseline served for want of a champion, a canary not served, ...).
     """
-    import uvicorn
-
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     import socket
@@ -958,10 +956,41 @@ def serve(case, host: str = "127.0.0.1", port: int = 8000, version: int | None =
     if announce is not None:
         announce(state.case, list(state.notes))
     app = create_app(settings, state=state)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=10)
-    uvicorn.Server(config).run()
+    run_uvicorn(app, host, port, log_level)
 
 
-__all__ = ["ServeSettings", "create_app", "serve"]
+def run_uvicorn(app, host: str, port: int, log_level: str = "warning") -> None:
+    """Serve ``app`` until SIGTERM or SIGINT, then stop gracefully and return (exit 0).
+
+    uvicorn raised the signal again after its graceful shutdown, so a server stopped the way a supervisor stops
+    it (requests in flight answered, the prediction log flushed and closed) died of it: exit -15 (143 in a
+    container, which Kubernetes reports as an error) on SIGTERM, 130 and "interrupted" on Ctrl-C. A second
+    Ctrl-C, which cuts the graceful shutdown short, is still an interruption (130).
+    """
+    import signal
+
+    import uvicorn
+    from uvicorn.server import HANDLED_SIGNALS
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                                   timeout_graceful_shutdown=10))
+    server.run()
+    if server.force_exit:
+        raise KeyboardInterrupt
+
+
+__all__ = ["ServeSettings", "create_app", "run_uvicorn", "serve"]
 

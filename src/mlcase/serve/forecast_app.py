@@ -245,12 +245,10 @@ def _row(answer: dict, history) -> tuple:
 
 
 def serve_forecast(settings, host: str, port: int, log_level: str = "warning", announce=None) -> None:
-    """Run the forecast server with uvicorn until interrupted."""
-    import uvicorn
+    """Run the forecast server with uvicorn until SIGTERM or SIGINT (a graceful stop exits 0)."""
+    from .app import run_uvicorn
 
     state = _load(settings)  # a bad --version or log fails here, as one line
     if announce is not None:
         announce(state[0])
-    app = create_forecast_app(settings, state=state)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                                  timeout_graceful_shutdown=10)).run()
+    run_uvicorn(create_forecast_app(settings, state=state), host, port, log_level)
