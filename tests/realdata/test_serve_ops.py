@@ -8,6 +8,7 @@ text columns, missing values).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -200,3 +201,49 @@ def test_a_stop_under_load_exits_0_and_every_answer_has_one_log_row(runs, tmp_pa
         acked += load.acked
         log = _log(run["folder"])
         assert log["request_id"].is_unique and sorted(log["request_id"]) == sorted(acked)
+
+
+def test_a_body_that_is_not_json_or_past_a_limit_is_a_4xx_line_and_logs_nothing(runs, tmp_path):
+    """text/plain and form bodies were read as JSON (200, rows and labels written): a web page could make a
+    browser post them to an open server with no CORS preflight. They are 415 now; the limits stay 4xx."""
+    run, app = _served(runs, tmp_path, "ames-random")
+    ds = prepare(run["case"])
+    recs = records(ds, n=3)
+    num = ds.schema.numeric(ds.features)[0]
+    one = json.dumps(recs[0]).encode()
+    with TestClient(app, headers={"X-API-Key": KEY}) as client:
+        ok = client.post("/predict", content=one, headers={"Content-Type": "application/json; charset=utf-8"})
+        assert ok.status_code == 200 and client.post("/predict", content=one).status_code == 200  # no type: JSON
+        rid = ok.json()["predictions"][0]["request_id"]
+        refused = {}
+        for ctype in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+                      "multipart/form-data; boundary=x", "application/xml"):
+            for path, body in (("/predict", one), ("/labels", json.dumps({"request_id": rid, "label": 1.0e5}).encode()),
+                               ("/feedback", json.dumps({"request_id": rid, "outcome": 1.0e5,
+                                                         "reviewer": "x"}).encode())):
+                r = client.post(path, content=body, headers={"Content-Type": ctype})
+                refused[(ctype, path)] = (r.status_code, len(r.text.splitlines()), r.json()["error"])
+            r = client.put("/routing", content=b'{"holdout": 0.5}', headers={"Content-Type": ctype})
+            refused[(ctype, "/routing")] = (r.status_code, len(r.text.splitlines()), r.json()["error"])
+        assert set(refused.values()) == {(415, 1, "UnsupportedMediaType")}, refused
+        assert client.get("/routing").json()["holdout"] == 0.0
+        j = {"Content-Type": "application/json"}
+        limits = {
+            "413 declared": client.post("/predict", content=b"[" + b",".join([one] * 2000) + b"]", headers=j),
+            "413 streamed": client.post("/predict", content=iter([b"[", b",".join([one] * 2000), b"]"]), headers=j),
+            "nested": client.post("/predict", content=b"[" * 5000 + b"]" * 5000, headers=j),
+            "NaN": client.post("/predict", content=json.dumps({**recs[1], num: 7}).encode().replace(b": 7", b": NaN"),
+                               headers=j),
+            "Infinity": client.post("/predict", content=json.dumps({**recs[1], num: 7}).encode().replace(
+                b": 7", b": -Infinity"), headers=j),
+            "1e999": client.post("/predict", content=json.dumps({**recs[1], num: 7}).encode().replace(
+                b": 7", b": 1e999"), headers=j),
+        }
+        got = {k: (r.status_code, len(r.text.splitlines())) for k, r in limits.items()}
+        assert got == {"413 declared": (413, 1), "413 streamed": (413, 1), "nested": (422, 1), "NaN": (422, 1),
+                       "Infinity": (422, 1), "1e999": (422, 1)}
+        m = _metrics(client)
+    with sqlite3.connect(run["folder"] / "predictions.db") as con:
+        assert con.execute("SELECT count(*) FROM labels").fetchone()[0] == 0
+    assert len(_log(run["folder"])) == 2 and sum(_by(m, "mlcase_predictions_total", "tier", "decision").values()) == 2
+    assert _by(m, "mlcase_requests_total", "endpoint", "status")[("/predict", "415")] == 5

@@ -192,11 +192,11 @@ def test_a_rank_query_string_is_refused_not_ignored(ranked):
 
 def test_a_rank_body_that_is_not_json_is_told_the_shape_of_a_list(ranked):
     """A form post to /rank was told to "send a JSON object (one record) or a JSON array of records", /predict's
-    shape: an array is refused by /rank."""
+    shape: an array is refused by /rank. (A form body is 415 now: read as JSON, a browser could post it.)"""
     client, _, _ = ranked
     r = client.post("/rank", data={"group": "1"})
-    assert r.status_code == 422, r.text
-    msg = _one_line(r, "not valid JSON", '"group"', '"items"')
+    assert r.status_code == 415, r.text
+    msg = _one_line(r, "not JSON", '"group"', '"items"')
     assert "array of records" not in msg
 
 

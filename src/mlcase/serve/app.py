@@ -52,6 +52,23 @@ class InvalidRequest(MlcaseError, ValueError):
     http_status = 422
 
 
+class UnsupportedMediaType(MlcaseError):
+    http_status = 415
+
+
+def check_json_type(content_type: str | None, fix: str = "send it as JSON") -> None:
+    """A body that says it is not JSON (text/plain, a form, XML): 415. Read as JSON anyway, a web page could make
+    a browser post records or labels to an open server without asking it first (a cross-site request: a
+    text/plain or form body needs no CORS preflight, application/json does). No Content-Type is read as JSON."""
+    if content_type is None or not content_type.strip():
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise UnsupportedMediaType(f"the request body is {media[:80] or 'of no media type'}, not JSON",
+                               f"{fix}, with the header Content-Type: application/json")
+
+
 class Unavailable(MlcaseError):
     http_status = 503
 
@@ -382,6 +399,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
         from ..bounded import JsonTooLarge, load_json
         from ..errors import DataError
 
+        check_json_type(request.headers.get("content-type"), fix)
         limit = st.max_body
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -411,6 +429,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
               responses={200: {"model": PredictResponse, "description": "One answer per record"},
                          401: {"model": ErrorOut, "description": "Missing or wrong API key"},
                          413: {"model": ErrorOut, "description": "Body larger than serving.max_body_bytes"},
+                         415: {"model": ErrorOut, "description": "A body that is not JSON (Content-Type)"},
                          422: {"model": ErrorOut, "description": "Invalid records: one message per field and record"},
                          503: {"model": ErrorOut, "description": "Not loaded yet, or the prediction log is full"}},
               openapi_extra={"parameters": [{"name": "explain", "in": "query", "required": False,

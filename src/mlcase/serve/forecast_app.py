@@ -110,7 +110,7 @@ def create_forecast_app(settings, state=None):
 
     @app.post("/forecast", summary="Forecast one series (an object) or several (a list)")
     async def forecast(request: Request):
-        from .app import BodyTooLarge, Unavailable
+        from .app import BodyTooLarge, Unavailable, check_json_type
 
         check_key(request)
         if not st["ready"]:
@@ -119,6 +119,8 @@ def create_forecast_app(settings, state=None):
             name = next(iter(request.query_params))
             raise DataError(f"query parameter '{name}': POST /forecast reads no query parameters",
                             'send it in the JSON body instead, e.g. {"series": ..., "history": [...], "horizon": 3}')
+        check_json_type(request.headers.get("content-type"), "send a JSON object {series, history, future} or a list "
+                        "of them")
         body = await request.body()
         try:
             data = load_json(body, "the request body", max_bytes=st["max_body"],
