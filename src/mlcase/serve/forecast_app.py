@@ -156,10 +156,14 @@ def create_forecast_app(settings, state=None):
     async def ready(request: Request):
         if not st["ready"]:
             return JSONResponse({"ready": False}, status_code=503)
+        failing = await run_in_threadpool(st["log"].check)   # a log that cannot write: every /forecast is a 503
         try:
             check_key(request)
         except Unauthorized:  # without the key: ready or not, nothing about models or notes
-            return {"ready": True}
+            return JSONResponse({"ready": failing is None}, status_code=200 if failing is None else 503)
+        if failing is not None:
+            return JSONResponse({"ready": False, "reason": "the prediction log cannot record forecasts: " + (
+                failing if st["key"] else "(set an API key to see why)")}, status_code=503)
         svc = st["service"]
         return {"ready": True, "task": "forecast", "model_version": svc.bundle.version if svc.bundle else None,
                 "model_name": svc.bundle.name if svc.bundle else None, "horizon": svc.horizon, "freq": svc.freq,
@@ -192,7 +196,16 @@ def _answer_all(st: dict, data) -> list[dict]:
         _check_finite(answer, w)
         answers.append(answer)
     rows = [_row(a, history) for a, (history, _f, _s) in zip(answers, parsed, strict=True)]
-    st["log"].write(rows)  # committed before the answer leaves
+    from .app import Unavailable
+    from .predlog import LogFull
+
+    try:  # committed before the answer leaves
+        st["log"].write(rows)
+    except LogFull as exc:
+        raise Unavailable(f"{exc}; the forecast was not recorded", "retry in a moment") from None
+    except Exception as exc:  # noqa: BLE001 - a log that cannot write answered 500 (an internal error)
+        raise Unavailable(f"the prediction log could not record this forecast ({str(exc)[:200]})",
+                          "retry; the operator should check the prediction log (mlcase_predlog_failed_rows)") from None
     for a, r in zip(answers, rows, strict=True):
         a["request_id"] = r[0]
     return answers
