@@ -116,17 +116,32 @@ def test_metrics_count_what_the_log_holds_and_the_clients_got(runs, tmp_path, ta
     assert buckets[0] <= 0.001 and 1.0 <= buckets[-2] and buckets[-1] == float("inf")
 
 
-def test_a_log_that_cannot_write_makes_the_server_unready_and_counts_nothing(runs, tmp_path):
+def test_a_log_that_cannot_write_makes_the_server_unready_and_counts_nothing(runs, tmp_path, monkeypatch):
     """The log on a disk gone read-only: /ready answered 200 with every /predict refused with 503, and
     mlcase_predictions_total counted 85 records answered by the model where the log held 5 and the clients had 5
     answers. /ready is now 503 with the reason, the counters count only what the log holds, and the server is
-    ready again once the log writes."""
+    ready again once the log writes. /labels and /feedback answered 500 there; 503 now."""
     run, app = _served(runs, tmp_path, "credit-random")
     recs = records(prepare(run["case"]), n=30)
-    with TestClient(app, headers={"X-API-Key": KEY}) as client:
-        assert client.post("/predict", json=recs[:5]).status_code == 200
-        writer = app.state.mlcase.log.backend.con
+    with TestClient(app, headers={"X-API-Key": KEY}, raise_server_exceptions=False) as client:
+        first = client.post("/predict", json=recs[:5])
+        assert first.status_code == 200
+        rid = first.json()["predictions"][0]["request_id"]
+        backend = app.state.mlcase.log.backend
+        writer = backend.con
         writer.execute("PRAGMA query_only = 1")           # what a read-only file system gives every write
+        connect = backend.connect
+
+        def read_only():                                  # the connections labels and feedback open
+            con = connect()
+            con.execute("PRAGMA query_only = 1")
+            return con
+
+        monkeypatch.setattr(backend, "connect", read_only)
+        for r in (client.post("/labels", json=[{"request_id": rid, "label": "bad"}]),
+                  client.post("/feedback", json={"request_id": rid, "outcome": "bad", "reviewer": "ops"})):
+            assert (r.status_code, len(r.text.splitlines())) == (503, 1) and "readonly" in r.json()["message"]
+        monkeypatch.setattr(backend, "connect", connect)
         refused = [client.post("/predict", json=recs[5 + 2 * k:7 + 2 * k]) for k in range(10)]
         assert [r.status_code for r in refused] == [503] * 10
         assert "readonly" in refused[0].json()["message"]

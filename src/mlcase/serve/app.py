@@ -563,7 +563,7 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
             raise InvalidRequest(f"{len(issues)} invalid field(s) in the labels: record {issues[0]['record']} "
                                  f"field '{issues[0]['field']}': {issues[0]['message']}",
                                  "send objects with a request_id (as the answer being labelled gave it) and a label", issues=issues)
-        result = await run_in_threadpool(st.log.add_labels, clean, "api")
+        result = await log_call(st, "labels", st.log.add_labels, clean, "api")
         metrics.labels_in.inc(result["attached"])
         return result
 
@@ -630,6 +630,19 @@ async def commit_rows(st: State, rows: list[tuple], what: str = "prediction") ->
     except Exception as exc:  # noqa: BLE001 - counted by the log; the client must not take it as recorded
         raise Unavailable(f"the prediction log could not record this {what} ({str(exc)[:200]})",
                           "retry; the operator should check the prediction log (mlcase_predlog_failed_rows)") from None
+
+
+async def log_call(st: State, what: str, fn, *args):
+    """``fn(*args)`` on a worker thread; the log's database errors as a one-line 503 (they were a 500 on /labels
+    and /feedback when the log's disk was read-only or full)."""
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        return await run_in_threadpool(fn, *args)
+    except st.log.backend.db_errors as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise Unavailable(f"the prediction log could not record the {what} ({type(exc).__name__}: {first}); "
+                          "nothing was stored", "retry; the operator should check the prediction log") from None
 
 
 def _flag(v: str | None) -> bool:

@@ -11,7 +11,6 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
     """Add ``POST /feedback`` and ``GET``/``PUT /routing`` to ``app`` (``st`` is the app's :class:`State`)."""
     from fastapi import Request
     from pydantic import ValidationError
-    from starlette.concurrency import run_in_threadpool
 
     from .app import ErrorOut, FeedbackIn, FeedbackOut, InvalidRequest, Unavailable, loaded
 
@@ -38,8 +37,10 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
             raise InvalidRequest(f"{len(issues)} invalid field(s) in the feedback: field '{issues[0]['field']}': "
                                  f"{issues[0]['message']}", "send {request_id, outcome, reviewer[, reviewed_at, "
                                  "note]}", issues=issues) from None
-        result = await run_in_threadpool(record_feedback, st.log.backend, item,
-                                         Target.of(st.predictor.primary.bundle))
+        from .app import log_call
+
+        result = await log_call(st, "feedback", record_feedback, st.log.backend, item,
+                                Target.of(st.predictor.primary.bundle))
         metrics.labels_in.inc(result["stored"])
         return result
 
