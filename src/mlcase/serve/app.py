@@ -585,7 +585,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
     async def ready(request: Request):
         # a log that cannot record predictions makes every /predict a 503: not ready, so a load balancer sends the
         # traffic elsewhere (it said 200 while every answer was refused); the check writes again to see it recover
-        failing = await run_in_threadpool(st.log.check) if st.ready and st.log is not None else None
+        failing = (await run_in_threadpool(st.log.check)
+                   if st.ready and st.log is not None and st.log.failing is not None else None)
         ok = st.ready and failing is None
         status = 200 if ok else 503
         try:

@@ -156,7 +156,8 @@ def create_forecast_app(settings, state=None):
     async def ready(request: Request):
         if not st["ready"]:
             return JSONResponse({"ready": False}, status_code=503)
-        failing = await run_in_threadpool(st["log"].check)   # a log that cannot write: every /forecast is a 503
+        # a log that cannot write: every /forecast is a 503
+        failing = await run_in_threadpool(st["log"].check) if st["log"].failing is not None else None
         try:
             check_key(request)
         except Unauthorized:  # without the key: ready or not, nothing about models or notes
