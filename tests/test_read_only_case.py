@@ -162,6 +162,29 @@ def test_a_case_copied_without_its_artifacts_says_what_is_missing(tmp_path, capf
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_a_registered_version_missing_one_file_names_the_file_not_a_scratch_copy(tmp_path, capfd):
+    """A case folder whose mlartifacts lost one file of a bundle (a partial copy): the refusal said "no mlcase model
+    bundle in <the case's .mlcase/scratch/load-bundle-...>", a folder deleted by the time the user read it."""
+    from mlcase.bundle import MODEL_FILE
+    from mlcase.cli import main
+
+    case, ds = make_case(tmp_path / "case", data="default", n=800)
+    register(case, bundle(ds, "logistic"), aliases=["champion"])
+    copy = tmp_path / "checkout"
+    shutil.copytree(case.root, copy, ignore=shutil.ignore_patterns(".mlcase"))
+    gone = list((copy / "mlartifacts").rglob(MODEL_FILE))   # the run's bundle and MLflow's logged model
+    assert gone
+    for p in gone:
+        p.unlink()
+    ds.X_test.head(5).to_csv(tmp_path / "in.csv", index=False)
+    capfd.readouterr()
+    assert main(["score", str(copy), str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv")]) == 2
+    err = [line for line in capfd.readouterr().err.strip().splitlines() if line.startswith("mlcase: error:")]
+    assert len(err) == 1 and f"registered version 1: {MODEL_FILE} is missing from its registered files" in err[0]
+    assert "scratch" not in err[0] and "restore mlartifacts beside mlflow.db" in err[0]
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_a_disk_that_fills_up_while_the_report_is_written_leaves_the_old_report(tmp_path):
     """The report written past the process's file size limit, as on a disk that fills up under it: one line with the fix, exit 2, and the report that was there is the same, with no temporary file
     left beside it."""

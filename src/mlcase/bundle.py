@@ -415,7 +415,14 @@ def read_bundle(folder: Path, expected: dict[str, str] | None, what: str = "the 
     folder = Path(folder)
     model_path, meta_path = folder / MODEL_FILE, folder / BUNDLE_FILE
     if not model_path.exists() or not meta_path.exists():
-        raise ModelError(f"no mlcase model bundle in {folder}", "re-run `mlcase run` to register one")
+        gone = " and ".join(p.name for p in (model_path, meta_path) if not p.exists())
+        if what != "the model bundle":
+            # a registered version, read from a scratch copy that is deleted on return: naming that folder sent the
+            # user to a path that no longer existed
+            raise ModelError(f"{what}: {gone} is missing from its registered files (the case folder's mlartifacts is "
+                             "incomplete)", "restore mlartifacts beside mlflow.db (copy the whole case folder), or "
+                             "run `mlcase run` to train and register the models again")
+        raise ModelError(f"no mlcase model bundle in {folder} ({gone} missing)", "re-run `mlcase run` to register one")
     expected = expected or {}
     missing = [k for k in ("model_sha256", "bundle_sha256", "hmac_sha256") if not expected.get(k)]
     if missing:
