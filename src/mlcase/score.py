@@ -190,7 +190,9 @@ class ChunkScorer:
                 cols[c][model_ok] = part[c]
         rest = np.flatnonzero(~model_ok)
         if len(rest):
-            answers = self.predictor.predict(_records(frame.iloc[rest], list(self.spec.rules)))
+            # a fallback tier's rows at its split threshold are decided by their row's draw too, not a fresh one:
+            # the same file scores the same on every run and either engine
+            answers = self.predictor.predict(_records(frame.iloc[rest], list(self.spec.rules)), draws=row_draws(rows[rest]))
             for c, values in _answer_columns(answers).items():
                 cols[c][rest] = values
         return {c: _typed(c, v) for c, v in cols.items()}

@@ -250,6 +250,19 @@ def test_a_rule_tier_over_the_capacity_flags_the_share_its_evaluation_counted(tm
     sd = (n * b.tie_share * (1 - b.tie_share)) ** 0.5
     assert all(a.tier == "rule" and a.score == 1.0 for a in answers)
     assert abs(flagged - n * b.tie_share) <= 4 * sd, (flagged, n, b.tie_share)
+    # batch scoring gives each row its draw from its row number: the same file flags the same rows on every run (a
+    # fallback tier's rows drew afresh per answer, so two runs of `mlcase score` differed on them)
+    from mlcase.score import row_draws
+
+    draws = row_draws(np.arange(n))
+    runs = []
+    for _ in range(2):
+        predictor = Predictor([rule], chain.decider, timeout_s=None, workers=1)
+        try:
+            runs.append([a.decision for a in predictor.predict(records, draws=draws)])
+        finally:
+            predictor.close()
+    assert runs[0] == runs[1] and runs[0] == ["flag" if d < b.tie_share else "auto" for d in draws]
     # the holdout arm's rule (serving.holdout_policy: rule) decides through the same cut
     held = sum(chain.decider.flag_of(rule, 1.0) for _ in range(n))
     assert abs(held - n * b.tie_share) <= 4 * sd and not chain.decider.flag_of(rule, 0.0)

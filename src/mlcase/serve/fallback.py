@@ -271,20 +271,24 @@ class Decider:
         self.max_width = max_interval_width
         self._rng = np.random.default_rng()  # draws at a split threshold (answer)
 
-    def flag_of(self, tier: Tier, score: float) -> bool:
-        """Whether a binary tier's score is flagged: at or above its bundle's threshold, a draw at a split one; a rule
-        tier's 0/1 by its rule baseline's cut (:meth:`Tier.rule_score`), or as it is where it has none."""
+    def flag_of(self, tier: Tier, score: float, draw: float | None = None) -> bool:
+        """Whether a binary tier's score is flagged: at or above its bundle's threshold, a draw at a split one (``draw``,
+        else one drawn here); a rule tier's 0/1 by its rule baseline's cut (:meth:`Tier.rule_score`), or as it is
+        where it has none."""
         bundle = tier.bundle
         cut = tier.rule_score(score) if tier.rule is not None else score
         if bundle is None or bundle.threshold is None or cut is None:
             return bool(score >= 0.5)
-        draws = None if bundle.tie_share is None else self._rng.random(1)
+        draws = None if bundle.tie_share is None else (
+            np.asarray([draw], dtype="float64") if draw is not None else self._rng.random(1))
         return bool(bundle.decide(np.asarray([cut]), draws)[0])
 
-    def answer(self, tier: Tier, score, conformal, reasons: list[TierFailed], flags: dict) -> Answer:
+    def answer(self, tier: Tier, score, conformal, reasons: list[TierFailed], flags: dict,
+               draw: float | None = None) -> Answer:
         """The answer to one record from its tier's score. A binary score at a split threshold (the review capacity
         falls inside a block of tied scores: :func:`mlcase.tasks.choose_cut`) is flagged with the bundle's
-        ``tie_share`` as its chance, drawn here, as a review queue takes some of many equal cases."""
+        ``tie_share`` as its chance, drawn here, as a review queue takes some of many equal cases (``draw``: the
+        record's own, fixed by batch scoring from its row number)."""
         bundle = tier.bundle
         reason = "; ".join(f"{r.tier}: {r}" for r in reasons) if reasons else None
         code = reasons[0].code if reasons else None
@@ -296,7 +300,7 @@ class Decider:
             return Answer(prediction=c["prediction"], score=c.get("score"), decision=c["decision"], **common)
         if self.task == "binary":
             s = float(score)
-            flag = self.flag_of(tier, s)
+            flag = self.flag_of(tier, s, draw)
             decision = "flag" if flag else "auto"
             if self.defer and conformal is not None and len(conformal) != 1:
                 decision = "review"
@@ -470,7 +474,7 @@ class Predictor:
             pending = [i for i in pending if i not in answered]
         return answered, reasons
 
-    def _finish(self, records, flags, answered, reasons, conformal_frame) -> list[Answer]:
+    def _finish(self, records, flags, answered, reasons, conformal_frame, draws=None) -> list[Answer]:
         out: list[Answer | None] = [None] * len(records)
         by_tier: dict[int, list[int]] = {}
         for i, (tier, _) in answered.items():
@@ -487,7 +491,8 @@ class Predictor:
                     self.last_conformal_error = f"{type(exc).__name__}: {str(exc)[:200]}"
                     sets = None
             for k, i in enumerate(idxs):
-                out[i] = self.decider.answer(tier, answered[i][1], None if sets is None else sets[k], reasons[i], flags[i])
+                out[i] = self.decider.answer(tier, answered[i][1], None if sets is None else sets[k], reasons[i], flags[i],
+                                             None if draws is None else float(draws[i]))
         for i, a in enumerate(out):
             if a is None:  # no constant tier and every tier failed
                 detail = "; ".join(str(r) for r in reasons[i])
@@ -505,7 +510,9 @@ class Predictor:
         return make
 
     # sync driver (batch scoring): no time limit, direct calls
-    def predict(self, records: list[dict], skip: list[dict] | None = None) -> list[Answer]:
+    def predict(self, records: list[dict], skip: list[dict] | None = None, draws=None) -> list[Answer]:
+        """Answer ``records`` (``draws``: one number in [0, 1) per record, which decides a record at a split
+        threshold, as :func:`mlcase.score.row_draws` fixes it from the row's number; else drawn per answer)."""
         flags = self._flags(records)
         plan = self._plan(records, flags, skip)
         try:
@@ -514,7 +521,7 @@ class Predictor:
                 tier, idxs = plan.send(_call(tier, [records[i] for i in idxs]))
         except StopIteration as stop:
             answered, reasons = stop.value
-        return self._finish(records, flags, answered, reasons, self._frame_for(records))
+        return self._finish(records, flags, answered, reasons, self._frame_for(records), draws)
 
     # async driver (server): fast path inline, other calls in the pool with the time limit
     async def apredict(self, records: list[dict], skip: list[dict] | None = None) -> list[Answer]:
