@@ -129,6 +129,18 @@ def test_a_serving_log_in_wal_mode_is_read_from_a_read_only_folder(tmp_path):
     assert ours.returncode == 0 and ours.stdout.strip() == "7", ours.stderr[-1500:]
 
 
+def test_serving_from_a_read_only_case_names_the_folder_it_cannot_write(frozen):
+    """`mlcase serve` on a case folder this user may not write: the refusal said "cannot open it (OperationalError:
+    unable to open database file)" and sent the user to "a SQLAlchemy URL whose database driver is installed"."""
+    case, _ = frozen
+    out = _run(["serve", str(case.root), "--port", "1"])
+    err = [line for line in out.stderr.strip().splitlines() if line.startswith("mlcase: error:")]
+    assert out.returncode == 2 and len(err) == 1, out.stderr[-1500:]
+    assert err[0] == (f"mlcase: error: prediction log {case.root / 'predictions.db'}: cannot write it ({case.root} is "
+                      f"not writable by this user); make {case.root} writable by the user mlcase runs as, or pass "
+                      "--log (or set serving.log) to a path it may write")
+
+
 def test_a_data_file_this_process_may_not_read_is_one_line(tmp_path):
     case, _ = make_case(tmp_path / "case", data="default", n=800)
     data = case.root / "data.csv"

@@ -377,6 +377,17 @@ def check_synchronous(value) -> str:
     return value.strip().upper()
 
 
+def _unwritable_sqlite(target: str) -> Path | None:
+    """The file or folder that keeps a SQLite log ``target`` from being written by this user, or None."""
+    if "://" in target and not (target.startswith("sqlite:///") and "?" not in target):
+        return None
+    path = Path(target.removeprefix("sqlite:///")).absolute()
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return path
+    folder = next((p for p in path.parents if p.exists()), None)   # SQLite writes its WAL and -shm files beside it
+    return folder if folder is not None and not os.access(folder, os.W_OK | os.X_OK) else None
+
+
 def open_backend(target: str, synchronous: str = "NORMAL"):
     """A backend for a file path / ``sqlite:///`` path (sqlite3, WAL) or any other SQLAlchemy URL.
 
@@ -395,6 +406,12 @@ def open_backend(target: str, synchronous: str = "NORMAL"):
         raise
     except Exception as exc:  # noqa: BLE001 - sqlite3, OS and SQLAlchemy errors alike: the log is bad input
         first = (str(exc).strip().splitlines() or [""])[0][:200]
+        unwritable = _unwritable_sqlite(target)
+        if unwritable is not None:
+            # a read-only folder said "unable to open database file" and sent the user to a database driver
+            raise DataError(f"prediction log {redact_url(target)}: cannot write it ({unwritable} is not writable by "
+                            "this user)", f"make {unwritable} writable by the user mlcase runs as, or pass --log (or "
+                            "set serving.log) to a path it may write") from None
         raise DataError(f"prediction log {redact_url(target)}: cannot open it ({type(exc).__name__}: {first})",
                         "pass --log (or set serving.log) to a SQLite file path or a SQLAlchemy URL whose "
                         "database driver is installed") from None
