@@ -28,6 +28,7 @@ ALERT_ROLES = {
     "behind_seasonal_naive": "model",  # forecast monitoring (#19)
     "interval_coverage": "model",
     "residual_drift": "data",
+    "ranking_quality": "model",        # ranking monitoring: realized NDCG@k below the test period's
 }
 UNASSIGNED = "unassigned"
 
