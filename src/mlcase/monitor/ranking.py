@@ -84,11 +84,12 @@ def _quality_alerts(run, out: dict, k: int) -> list[dict]:
         p = float(stats.norm.sf((ndcg_ref - val) / se)) if se > 0 else float(val >= ndcg_ref)
         w["ndcg_test"] = {"value": ndcg_ref, "lists": n_ref, "p_value": p}
         tests.append((p, w))
+    from ..numeric import holm
+
     alerts = []
     m = len(tests)
-    running = 0.0
-    for i, (p, w) in enumerate(sorted(tests, key=lambda t: t[0])):
-        running = max(running, min(1.0, p * (m - i)))
+    for (_, w), running in zip(tests, holm([p for p, _ in tests]), strict=True):
+        running = float(running)
         w["ndcg_test"]["p_adjusted"] = running
         if running < 0.05:
             alerts.append({"kind": "ranking_quality", "feature": None, "window": w.get("window_name", w["window"]),
