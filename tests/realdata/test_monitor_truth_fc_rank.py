@@ -225,3 +225,29 @@ def test_a_new_item_everyone_takes_is_a_ranking_quality_alert(travel):
     rk = res.ranking
     assert rk["realized_ndcg"] < 0.6 and rk["ci"]["realized_ndcg"][1] < rk["windows"][0]["ndcg_test"]["value"]
     assert "mode_name" in {a.get("feature") for a in res.alerts if a["kind"] == "drift"}
+
+
+PER_TRAVELLER = ("income", "size")   # the same on each of a traveller's 4 mode rows
+
+
+def test_a_per_list_column_is_tested_once_per_list(travel):
+    """A traveller's income and party size are the same on each of the traveller's 4 mode rows. Tested over item
+    rows, the 70 unchanged held-out travellers counted as 280 draws, so 'income' drifted (PSI 0.256, p 0.001). A
+    column constant within every list, in training and in the window, is now tested on one value per list: its n
+    is the number of lists, and it is no drift; the item columns stay per item. Income tripled for every traveller
+    is still drift, on that column."""
+    folder, held = travel
+    res = _ranked(folder, held, "per-list")
+    drifted = {a.get("feature") for a in res.alerts if a["kind"] == "drift"}
+    for f in PER_TRAVELLER:
+        st = res.overall["drift"][f]
+        assert st["unit"] == "list" and st["n"] == 70, st
+        assert f not in drifted and st["status"] == "ok", st
+    assert res.overall["drift"]["income"]["p_value"] > 0.05
+    item = res.overall["drift"]["vcost"]
+    assert item["unit"] == "item" and item["n"] == 280
+    res = _ranked(folder, held.assign(income=held["income"] * 3), "income-x3")
+    st = res.overall["drift"]["income"]
+    assert st["unit"] == "list" and st["n"] == 70 and st["status"] == "drift", st
+    assert "income" in {a.get("feature") for a in res.alerts if a["kind"] == "drift"}
+    assert "size" not in {a.get("feature") for a in res.alerts if a["kind"] == "drift"}
