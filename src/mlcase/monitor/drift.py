@@ -292,16 +292,13 @@ def _pool_rare(obs: np.ndarray, n_ref: float, n_cur: float) -> np.ndarray:
 
 
 def _holm(stats: list[dict]) -> None:
-    """``p_adjusted`` of each test: Holm's step-down over the family (the columns of one window)."""
-    tested = [st for st in stats if st.get("p_value") is not None]
-    m = len(tested)
-    running = 0.0
-    for k, st in enumerate(sorted(tested, key=lambda x: x["p_value"])):
-        running = max(running, min(1.0, (m - k) * st["p_value"]))
-        st["p_adjusted"] = running
-    for st in stats:
-        if st.get("p_value") is None:
-            st["p_adjusted"] = None
+    """``p_adjusted`` of each test: Holm's step-down over the family (the columns of one window), by
+    :func:`mlcase.numeric.holm` (the slice search's and the A/B analysis'); a column without a test gets None."""
+    from ..numeric import holm
+
+    p = [st["p_value"] if st.get("p_value") is not None else float("nan") for st in stats]
+    for st, adj in zip(stats, holm(p).tolist(), strict=True):
+        st["p_adjusted"] = None if st.get("p_value") is None else float(adj)
 
 
 def _double_list(values: np.ndarray) -> str:
