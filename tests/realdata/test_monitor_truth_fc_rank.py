@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +16,9 @@ import yaml
 from mlcase.case import load_case
 from mlcase.cli import main
 
-
-def _run(folder: Path, store: Path) -> dict:
-    shutil.copy(store, folder / "mlflow.db")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["run", str(folder), "--json", "--quiet", "--force"])
-    assert code == 0, out.getvalue()[-2000:]
-    return json.loads(out.getvalue())
-
+from .test_ranking import (
+    _run,  # `mlcase run --json` of a case folder with the session's migrated store
+)
 
 # ---------------------------------------------------------------- forecast
 
