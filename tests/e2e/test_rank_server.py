@@ -70,7 +70,9 @@ def test_rank_orders_by_the_model_and_validates_like_predict(travel):
     from mlcase.serve.app import ServeSettings, create_app
 
     case, ds, good, _ = travel
-    app = create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=5))
+    # a time limit far above any call (fresh-clone CI: the first list took past the case's 1,000 ms on a busy core
+    # and popularity answered it, 'timeout'); what the test checks is the order and the validation, not the clock
+    app = create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=5, timeout_ms=30_000))
     who = int(ds.rows("test")["individual"].iloc[0])
     items, rows = _items(ds, who)
     with running(app) as url:
@@ -173,7 +175,8 @@ def test_batch_scoring_orders_each_list_as_rank_does(travel, tmp_path, suffix):
         assert order["decision"].tolist() == ["shown", "shown"] + ["below_k"] * (len(part) - 2)
     who = int(test["individual"].iloc[0])
     items, _ = _items(ds, who)
-    with running(create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=1))) as url:
+    with running(create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=1,
+                                          timeout_ms=30_000))) as url:   # the model's order, not the clock
         served = httpx.post(f"{url}/rank", json={"group": who, "items": items}).json()
     mine = out[out["individual"].astype(str) == str(who)].sort_values("position")
     assert mine["mode"].astype(str).tolist() == [str(i["item"]) for i in served["items"]]
@@ -201,7 +204,8 @@ def test_an_item_beyond_the_training_range_is_ranked_by_the_model_as_rank_does(t
     assert res.fallbacks == {} and set(out["tier"]) == {"model"}
     expect = good.scores(rows[good.features])
     assert np.allclose(out["score"], expect)
-    with running(create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=1))) as url:
+    with running(create_app(ServeSettings(case=case, bundles={"model": good}, registry=False, warmup=1,
+                                          timeout_ms=30_000))) as url:   # the model's order, not the clock
         served = httpx.post(f"{url}/rank", json={"group": who, "items": items}).json()
     assert served["tier"] == "model"
     assert out.sort_values("position")["mode"].astype(str).tolist() == [str(i["item"]) for i in served["items"]]
