@@ -76,10 +76,10 @@ def _quality_alerts(run, out: dict, k: int) -> list[dict]:
     ndcg_ref, n_ref = ref
     tests = []
     for w in out["windows"]:
-        n, val, ci = w["n_lists_ndcg"], w["realized_ndcg"], w["ci"]["realized_ndcg"]
+        n, val = w["n_lists_ndcg"], w["realized_ndcg"]
         if n < MIN_LISTS or val is None:
             continue
-        sd = 0.0 if ci is None else (ci[1] - ci[0]) / 2 / float(stats.t.ppf(0.975, n - 1)) * np.sqrt(n)
+        sd = w.get("ndcg_sd") or 0.0
         se = sd * np.sqrt(1 / n + 1 / n_ref)
         p = float(stats.norm.sf((ndcg_ref - val) / se)) if se > 0 else float(val >= ndcg_ref)
         w["ndcg_test"] = {"value": ndcg_ref, "lists": n_ref, "p_value": p}
@@ -130,6 +130,7 @@ def _summary(df: pd.DataFrame, k: int) -> dict:
             "fallback_share": float((lists != "model").mean()) if len(lists) else None,
             "rate_by_position": rate,
             "realized_ndcg": float(np.mean(ndcg)) if ndcg else None, "n_lists_ndcg": len(ndcg),
+            "ndcg_sd": float(np.std(ndcg, ddof=1)) if len(ndcg) > 1 else None,   # over lists: the quality test's spread
             "clicks_per_list": float(np.mean(clicks)) if clicks else None,
             "ci": {"realized_ndcg": _interval(mean_ci(np.asarray(ndcg))), "clicks_per_list": _interval(
                 mean_ci(np.asarray(clicks)))}}
