@@ -95,6 +95,8 @@ def print_forecast(out, data: dict, fmt: str = "table") -> None:
     out.print(f"{data['points']} forecast points with actuals, from {data['requests']} logged forecasts")
     if data["by_step"] or fmt != "table":
         show(forecast_listing(data), fmt, out)
+    if len(data.get("by_series") or []) > 1 and fmt != "csv":   # csv: one table on stdout
+        show(series_listing(data), fmt, out)
     for a in data.get("assumptions") or []:
         shown = {"ok": "holds", "broken": "broken", "unknown": "is NULL",
                  "too_small": "false"}[a["status"]] + f" on {a['n']} actuals"
@@ -118,6 +120,23 @@ def forecast_listing(data: dict) -> Listing:
     rows = [[r["step"], r["points"], r["model_mase"], r["seasonal_naive_mase"], r["coverage"], r["mean_residual"]]
             for r in data["by_step"]]
     return Listing(title="Forecast monitoring by horizon step", columns=columns, rows=rows)
+
+
+def series_listing(data: dict) -> Listing:
+    """One row per series: points and forecasts with an actual, MASE, coverage and its Holm-adjusted p-value."""
+    def share(v):
+        return "– (no interval)" if v is None else f"{v:.1%}"
+
+    def p(v):
+        return "– (too few forecasts)" if v is None else ("< 0.0001" if v < 1e-4 else f"{v:.4f}")
+
+    columns = [Column("series"), Column("points", right=True), Column("forecasts", right=True),
+               Column("MASE", lambda v: f"{v:.3f}", True), Column("seasonal naive MASE", lambda v: f"{v:.3f}", True),
+               Column("coverage", share, True), Column("coverage p (Holm)", p, True),
+               Column("mean scaled residual", lambda v: f"{v:+.3f}", True)]
+    rows = [[r["series"], r["points"], r["forecasts"], r["model_mase"], r["seasonal_naive_mase"], r["coverage"],
+             r["p_adjusted"], r["mean_residual"]] for r in data["by_series"]]
+    return Listing(title="Forecast monitoring by series", columns=columns, rows=rows)
 
 
 def print_result(out, data: dict, fmt: str = "table") -> None:

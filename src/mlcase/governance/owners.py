@@ -27,6 +27,7 @@ ALERT_ROLES = {
     "audit": "review",
     "behind_seasonal_naive": "model",  # forecast monitoring (#19)
     "interval_coverage": "model",
+    "series_coverage": "model",
     "residual_drift": "data",
     "ranking_quality": "model",        # ranking monitoring: realized NDCG@k below the test period's
 }

@@ -147,6 +147,9 @@ def monitoring_html(mon: dict) -> str:
              "forecasts.</p>"]
     if mon.get("by_step"):
         parts.append(table(mon["by_step"], caption="Realized error and coverage by horizon step"))
+    if len(mon.get("by_series") or []) > 1:
+        parts.append(table(mon["by_series"], caption="Realized error and coverage by series (coverage tested "
+                           "against its target, forecasts as draws, Holm over the series)"))
     if mon.get("drift"):
         parts.append(table([mon["drift"]], caption="Residual drift against the backtests"))
     if mon.get("assumptions"):
