@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,8 @@ def arrivals(tmp_path_factory, empty_store):
             "forecast": {"horizon": 4, "freq": "QS", "season_length": 4, "backtest_windows": 12, "test_windows": 4},
             "budget": "8s", "baselines": ["seasonal_naive"], "candidates": ["lightgbm", "ridge"]}
     (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    _run(folder, empty_store)
+    assert _run(folder, empty_store)["decision"] == "NO_GO"
+    shutil.copytree(folder, folder.parent / "nogo")   # as the run left it: no champion, seasonal naive answers
     # seasonal naive (version 2, the baseline) served: its forecasts and intervals do not hang on the time-boxed search
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert main(["promote", str(folder), "--version", "2"]) == 0
@@ -116,3 +118,19 @@ def test_one_series_that_broke_is_named_though_the_aggregate_holds(arrivals, tmp
         main(["monitor", str(folder), "--log", str(folder / "log-uk.db"), "--labels", str(actuals), "--no-notify",
               "--json"])
     assert "series_coverage" in {a["kind"] for a in json.loads(out.getvalue())["alerts"]}
+
+
+def test_a_no_go_case_compares_its_residuals_with_seasonal_naives_backtest(arrivals):
+    """The case as its NO_GO run left it (no champion; seasonal naive, with no model, answers every series). Its
+    residuals had no reference (``drift`` None), so monitoring could not say they moved: every origin 25% higher
+    from 2005 raised nothing. Now seasonal naive's backtest residuals, kept by the run, are the reference: the real
+    arrivals move them but shrink the errors (MASE 0.92 against 1.11, a warning), 25% higher grows them (1.35,
+    residual_drift)."""
+    folder, df = arrivals
+    nogo = folder.parent / "nogo"
+    same, _ = _window(nogo, df, "same")
+    assert same["drift"] is not None and same["drift"]["errors_grew"] is False
+    assert "residual_drift" not in {a["kind"] for a in same["alerts"]}
+    res, _ = _window(nogo, df, "up", lambda d: d["Arrivals"] * 1.25)
+    assert res["drift"]["errors_grew"] and res["drift"]["backtest_mase"] == same["drift"]["backtest_mase"]
+    assert "residual_drift" in {a["kind"] for a in res["alerts"]}, res["alerts"]

@@ -54,6 +54,7 @@ def evaluate_forecast(case, data: SeriesData, bake: ForecastBakeoff) -> tuple[di
     """The evaluation's results (saved as ``forecast_evaluation``) and the test-period frame."""
     from . import conformal as C
     from .metrics import Blocks, accuracy, mase_scale, pinball, scaled_errors, unit_costs
+    from .stages import residual_deciles
 
     test = test_backtests(case, data, bake)
     models = bake.baselines + list(bake.families)
@@ -109,6 +110,10 @@ def evaluate_forecast(case, data: SeriesData, bake: ForecastBakeoff) -> tuple[di
            "conformal": calibrations, "samples": samples(data, test, [m for m in (candidate, best_baseline, FLOOR) if m],
                                                          bake.scale, calibrations),
            "conformal_scale": "each series' MASE scale before the first backtest cut-off (calibration and use alike)",
+           # monitoring's reference where seasonal naive answers with no model (a NO_GO case): its residual drift
+           # had nothing to compare with
+           "floor_reference": {"backtest_mase": per_model[FLOOR]["backtest"]["mase"],
+                               "residual_deciles": residual_deciles(bake.backtest, FLOOR, bake.scale)},
            "bootstrap": {"draws": int(case.spec.evaluation.bootstrap), "blocks": "series x cut-off"}}
     return out, test
 

@@ -431,10 +431,13 @@ def _design_effect(counts: np.ndarray, sizes: np.ndarray, p0: np.ndarray) -> flo
 
 
 def _reference(case) -> dict | None:
-    from .. import tracking
-    from ..errors import NotFoundError
+    """The drift reference of what `mlcase serve` forecasts with (:func:`~mlcase.forecast.service.load_served`): the
+    champion's, else the proven baseline's, else seasonal naive's from the run's evaluation (``floor_reference``;
+    a NO_GO case had none, so its residuals were never compared: fpp2::h02 20% higher, no residual_drift)."""
+    from .. import results
+    from .service import load_served
 
-    try:
-        return tracking.load_bundle(case, alias="champion").reference
-    except NotFoundError:
-        return None
+    bundle, _, _ = load_served(case)
+    if bundle is not None:
+        return bundle.reference
+    return (results.load(case, "forecast_evaluation") or {}).get("floor_reference")
