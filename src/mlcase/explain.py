@@ -189,7 +189,11 @@ def explain_rows(bundle, X: pd.DataFrame, top: int = 5, background: pd.DataFrame
 def typical_rows(bundle, X: pd.DataFrame | None = None) -> pd.DataFrame:
     """One reference row from the bundle's training schema: medians and most frequent categories.
 
-    Columns the schema lacks take their value from the first row of ``X``.
+    A column the schema gives no typical value for (a date, text of too many values) is missing in the
+    reference, which the model reads as it reads any missing value (a linear model's imputer: the training
+    median). It used to take the first row of ``X``: a date then never contributed to a row explained
+    alone, and a record's contributions changed with the records sent beside it (robustbase::ambientNOxCH,
+    row 200: date 0.0 alone, -1.63 second of two). ``X`` only types the row like the rows it explains.
     """
     cols = {c.get("name"): c for c in (bundle.schema or {}).get("columns", [])}
     row = {}
@@ -204,14 +208,15 @@ def typical_rows(bundle, X: pd.DataFrame | None = None) -> pd.DataFrame:
                 value = info["categories"][0]
             elif info.get("kind") == "boolean":
                 value = False
-        if value is None and X is not None and f in X.columns and len(X):
-            value = X[f].iloc[0]
         row[f] = [value]
     frame = pd.DataFrame(row)
     if X is not None:
         for f in bundle.features:
             if f in X.columns:
-                frame[f] = _cast_like(frame[f], X[f])
+                if pd.api.types.is_datetime64_any_dtype(X[f]) and frame[f].isna().all():
+                    frame[f] = pd.Series([pd.NaT], dtype=X[f].dtype)
+                else:
+                    frame[f] = _cast_like(frame[f], X[f])
     return frame
 
 
@@ -672,6 +677,7 @@ def feature_sources(pre, columns: list[str], n_out: int, X: pd.DataFrame | None 
 
 def _step_sources(step, current: list[str], X: pd.DataFrame | None) -> list[str]:
     from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
 
     if isinstance(step, ColumnTransformer):
         names_in = list(getattr(step, "feature_names_in_", current))
@@ -690,6 +696,14 @@ def _step_sources(step, current: list[str], X: pd.DataFrame | None) -> list[str]
         if any(o is None for o in out):
             raise _Unsupported("the column transformer leaves outputs unaccounted for")
         return [str(o) for o in out]
+    if isinstance(step, Pipeline):
+        for _, inner in step.steps:
+            if inner is not None and inner != "passthrough":
+                current = _step_sources(inner, current, None)
+        return current
+    structural = _structural_sources(step, current)
+    if structural is not None:
+        return structural
     n_in = len(current)
     try:
         n_out = len(step.get_feature_names_out(_names_in(step)))
@@ -698,6 +712,45 @@ def _step_sources(step, current: list[str], X: pd.DataFrame | None) -> list[str]
     if n_out is None or n_out == n_in:
         return list(current)
     return _transformer_sources(step, current, n_out)
+
+
+def _structural_sources(step, current: list[str]) -> list[str] | None:
+    """The source of each output of the steps whose output layout is known, without reading names.
+
+    Output names cannot always tell their source: robustbase::ambientNOxCH's ``missingindicator_zg``
+    contains the column ``si`` (in "missing"), so zg's missing indicator was folded into si. A median imputer appends one indicator
+    per column it saw missing (``indicator_.features_``); a spline basis is one block of columns per input;
+    a one-hot encoder without input names is named from placeholders that no category can spell.
+    """
+    name = type(step).__name__
+    if name == "SimpleImputer":
+        kept = list(current)
+        stats = getattr(step, "statistics_", None)
+        if not getattr(step, "keep_empty_features", False) and stats is not None:
+            kept = [c for c, v in zip(current, stats, strict=True) if not _missing(v)]
+        indicator = getattr(step, "indicator_", None)
+        extra = [current[int(i)] for i in indicator.features_] if indicator is not None else []
+        return kept + extra
+    if name == "SplineTransformer":
+        n_out = int(getattr(step, "n_features_out_", 0))
+        if not current or n_out % len(current):
+            return None
+        per = n_out // len(current)
+        return [c for c in current for _ in range(per)]
+    if name == "OneHotEncoder" and _names_in(step) is None:
+        tokens = [f"\x1f{i}\x1f" for i in range(len(current))]
+        try:
+            names = [str(n) for n in step.get_feature_names_out(tokens)]
+        except (AttributeError, ValueError, TypeError):
+            return None
+        out = []
+        for n in names:
+            hit = next((i for i, t in enumerate(tokens) if n.startswith(t)), None)
+            if hit is None:
+                return None
+            out.append(current[hit])
+        return out
+    return None
 
 
 def _names_in(step):
@@ -729,6 +782,13 @@ def _transformer_sources(trans, in_cols: list[str], width: int) -> list[str]:
         return list(in_cols)
     if len(in_cols) == 1:
         return in_cols * width
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(trans, Pipeline) or _structural_sources(trans, in_cols) is not None:
+        mapped = _step_sources(trans, list(in_cols), None)
+        if len(mapped) != width:
+            raise _Unsupported(f"{type(trans).__name__} maps {len(mapped)} outputs for {width} columns")
+        return mapped
     try:
         names = list(trans.get_feature_names_out(in_cols))
     except (AttributeError, ValueError, TypeError) as exc:
