@@ -116,7 +116,13 @@ def _rows(case, bundle, row: str | None):
             if hit.empty:
                 raise NotFoundError(f"--row '{row}' is not a value of data.id column '{id_col}'",
                                     f"pass an existing {id_col}, or a JSON record on stdin")
-            return hit.head(1).reset_index(drop=True), [row]
+            if len(hit) > 1:  # it explained the first of them, silently, whichever the user meant
+                where = ", ".join(str(int(i)) for i in hit.index[:5]) + (", ..." if len(hit) > 5 else "")
+                raise DataError(f"--row '{row}' is the data.id of {len(hit)} rows of the data (at positions {where}), "
+                                f"so it does not name one row",
+                                f"make '{id_col}' unique, or pipe the row you mean as a JSON record on stdin",
+                                column=id_col)
+            return hit.reset_index(drop=True), [row]
         if not row.isdigit() or int(row) >= len(frame):
             raise NotFoundError(f"--row '{row}' is not a row number of the data (0 to {len(frame) - 1})",
                                 "the case names no data.id, so --row is the row's position; "
