@@ -206,6 +206,8 @@ def _print(out, doc: dict, bundle) -> None:
         out.print(table)
         out.print(f"  [dim]{markup_escape(str(item['explainer']))} explainer on {markup_escape(str(item['explained_model']))}; "
                   f"base + contributions - output = {item['sum_check']['abs_error']:.1e}[/dim]")
+        for note in item.get("notes") or []:
+            out.print(f"  [dim]note: {markup_escape(str(note))}[/dim]")
 
 
 def _short(v) -> str:

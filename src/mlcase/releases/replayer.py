@@ -426,7 +426,8 @@ def _explain(tier, records: list[dict]) -> dict | None:
         row = explain_rows(tier.bundle, tier.spec.frame(records), 5)[0]
     except (ImportError, MlcaseError, ValueError) as exc:
         return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-    keep = ("base_value", "contributions", "other", "output", "output_space", "explained_class", "explainer")
+    keep = ("base_value", "contributions", "other", "output", "output_space", "explained_class", "explainer",
+            "notes")
     return {k: row.get(k) for k in keep if k in row}
 
 

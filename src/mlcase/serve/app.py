@@ -686,7 +686,8 @@ async def _explanations(st: State, records: list[dict], answers, p) -> list:
     canary = st.release.canary_tier() if st.release is not None else None
     tiers = {t.version: t for t in (p.primary, canary) if t is not None}
     out: list = [None] * len(records)
-    keep = ("base_value", "contributions", "other", "output", "output_space", "explained_class", "explainer")
+    keep = ("base_value", "contributions", "other", "output", "output_space", "explained_class", "explainer",
+            "notes")
     for version, tier in tiers.items():
         idx = [k for k, a in enumerate(answers) if a.tier == "model" and a.model_version == version]
         if not idx:
