@@ -56,6 +56,9 @@ MAX_BEESWARM_FEATURES = 20
 MAX_BEESWARM_POINTS = 200
 AGNOSTIC_BACKGROUND = 30
 PERMUTATIONS = 4
+# per explained row, at most this many model evaluations (coalitions x background rows) for exact Shapley values;
+# past it, sampled permutations. Per row, not per call: a row's values do not depend on the rows beside it.
+EXACT_EVALS = 8192
 ADDITIVITY_TOL = 1e-4   # relative to the largest output: float32 models (XGBoost) sum with ~1e-6 error
 
 
@@ -595,6 +598,8 @@ def permutation_shap(f, X: np.ndarray, background: np.ndarray, permutations: int
     B = np.asarray(background, dtype="float64")
     n, m = X.shape
     b = len(B)
+    if (2 ** m) * b <= EXACT_EVALS:
+        return exact_shap(f, X, B, max_batch=max_batch)
     rng = np.random.default_rng(seed)
     orders = []
     for _ in range(max(1, permutations // 2)):
@@ -623,6 +628,47 @@ def permutation_shap(f, X: np.ndarray, background: np.ndarray, permutations: int
         out_last = out[:, m] if out_last is None else np.concatenate([out_last, out[:, m]])
         base = out[:, 0] if base is None else np.concatenate([base, out[:, 0]])
     return values, base, out_last
+
+
+def exact_shap(f, X: np.ndarray, background: np.ndarray, max_batch: int = 200_000
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact Shapley values with an independent (interventional) background, over every coalition of columns.
+
+    The value of a coalition ``S`` is the mean of ``f`` over the background rows with the columns of ``S`` set to
+    the row's own; each column's value is the Shapley-weighted sum of its marginal gains (the algorithm of
+    :class:`shap.ExactExplainer`). :func:`permutation_shap` calls it where ``2**m`` coalitions times the
+    background rows fit :data:`EXACT_EVALS` per row: four sampled orders missed a HistGradientBoosting model's
+    exact values on modeldata::credit_data by up to 0.13 log-odds of 0.75, and swapped two of a row's top three
+    columns. Returns ``(values (n, m[, k]), base (n[, k]), output (n[, k]))``.
+    """
+    from math import comb
+
+    X = np.asarray(X, dtype="float64")
+    B = np.asarray(background, dtype="float64")
+    n, m = X.shape
+    b = len(B)
+    codes = np.arange(2 ** m)
+    masks = ((codes[:, None] >> np.arange(m)[None, :]) & 1).astype(bool)          # (2^m, m)
+    size = masks.sum(axis=1)
+    # the Shapley weight of a coalition of size s that lacks the column: s! (m - s - 1)! / m!
+    weight = np.array([1.0 / (m * comb(m - 1, int(s))) if s < m else 0.0 for s in size])
+    chunk = max(1, max_batch // (len(codes) * b))
+    values, base, output = [], [], []
+    for start in range(0, n, chunk):
+        Xc = X[start:start + chunk]
+        nc = len(Xc)
+        Z = np.where(masks[None, :, None, :], Xc[:, None, None, :], B[None, None, :, :])   # (nc, 2^m, b, m)
+        v = f(Z.reshape(-1, m))
+        v = v.reshape((nc, len(codes), b) + v.shape[1:]).mean(axis=2)                    # (nc, 2^m[, k])
+        phi = np.zeros((nc, m) + v.shape[2:])
+        for j in range(m):
+            without = codes[~masks[:, j]]
+            w = weight[without].reshape((1, -1) + (1,) * (v.ndim - 2))
+            phi[:, j] = (w * (v[:, without | (1 << j)] - v[:, without])).sum(axis=1)
+        values.append(phi)
+        base.append(v[:, 0])
+        output.append(v[:, -1])
+    return np.concatenate(values), np.concatenate(base), np.concatenate(output)
 
 
 class _Codec:
