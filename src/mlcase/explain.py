@@ -9,7 +9,9 @@ fastest exact explainer its model family allows:
   probability.
 - ``linear``: :class:`shap.LinearExplainer` on the preprocessed matrix for
   linear models (log-odds for classifiers).
-- ``permutation``: model-agnostic permutation SHAP (:func:`permutation_shap`).
+- ``permutation``: model-agnostic permutation SHAP (:func:`permutation_shap`): exact Shapley values over
+  every coalition of columns (:func:`exact_shap`) where they take at most :data:`EXACT_EVALS` model
+  evaluations per row (13 columns against one reference row), sampled feature orders past that.
   On the preprocessed matrix, in the same output space, when the fast
   explainer cannot follow the model (HistGradientBoosting with native
   categorical splits) or its values fail the additivity check; over the
