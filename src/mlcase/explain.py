@@ -198,6 +198,8 @@ def _row_notes(bundle, exp, output: float, prediction) -> list[str]:
     calibration: its output is not the served probability's log-odds, and the note says so with both numbers
     (modeldata::credit_data's CatBoost printed P(bad) = 0.178 above an output of -1.036 log-odds, 0.262, with
     nothing between them)."""
+    if bundle.task == "regression" and exp.output == "prediction":
+        return list(exp.notes) + _point_note(bundle.point or {}, output, float(prediction))
     if bundle.task != "binary" or type(bundle.model).__name__ != "CalibratedClassifierCV":
         return list(exp.notes)
     before = 1.0 / (1.0 + np.exp(-output)) if exp.output == "log_odds" else output
@@ -239,6 +241,25 @@ def typical_rows(bundle, X: pd.DataFrame | None = None) -> pd.DataFrame:
                 else:
                     frame[f] = _cast_like(frame[f], X[f])
     return frame
+
+
+def _point_note(point: dict, output: float, prediction: float) -> list[str]:
+    """A regression's served prediction is its score mapped to the cheapest quantile under ``costs.under`` and
+    ``costs.over`` (``intercept + slope x score``), or raised to the target's floor: the explained output is the
+    score, and the note gives the map (Ecdat::MedExp's ridge printed prediction 54.756 above an output of 243.332,
+    its score, with nothing between them)."""
+    floor = point.get("floor")
+    raised = floor is not None and prediction == float(floor) and not np.isclose(prediction, output)
+    if "slope" in point:
+        a, b = float(point["intercept"]), float(point["slope"])
+        return [f"the output is the model's score; the served prediction {prediction:.6g} is {a:.6g} + {b:.6g} x "
+                f"score, the cheapest quantile under costs.under and costs.over"
+                + (f", raised to the floor {float(floor):g}" if raised else "")
+                + f": each contribution times {b:.4g} is its share of the prediction"]
+    if raised:
+        return [f"the output is the model's score {output:.6g}; the served prediction is raised to {float(floor):g}, "
+                "below which no training target was"]
+    return []
 
 
 # --------------------------------------------------------------------------- explanation object
