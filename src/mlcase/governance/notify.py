@@ -9,12 +9,19 @@ argv as given; write ``["sh", "-c", "..."]`` to want a shell), in the case folde
      "n_alerts": 2, "alerts": [{"kind": "fallback", "owner": "platform team", "window": ...,
                                 "value": ..., "threshold": ..., "message": "..."}, ...]}
 
-A command that fails, is missing or runs past ``monitoring.notify_timeout`` (it is killed) is
-reported in the result, never raised: monitoring's own answer stands.
+A command that fails, is missing or runs past ``monitoring.notify_timeout`` (it is killed, with the
+children it started) is reported in the result, on one line with the tail of its output, never raised:
+monitoring's own answer stands, and the other owners' commands still run. A command is done when its
+own process exits (a job it left in the background does not hold monitoring up).
+
+What a command gets: the alerts as monitoring reports them (kinds, windows, feature names, shares,
+statistics and the most common fallback reason; no logged input value is quoted), and the environment
+of ``mlcase`` without its secrets (:data:`SECRET_ENV`: the log key, the signing key, the API key).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -39,7 +46,7 @@ def notify(case, alerts: list[dict], source: str = "monitor") -> list[dict]:
     -------
     list of dict
         One per command run: ``owner``, ``command`` (the program's name), ``ok``, ``returncode``,
-        ``seconds``, ``error`` (the reason it failed, with the tail of its stderr).
+        ``seconds``, ``error`` (the reason it failed, on one line, with the tail of its output).
     """
     from ..errors import redact_text
     from ..results import to_json
@@ -57,34 +64,87 @@ def notify(case, alerts: list[dict], source: str = "monitor") -> list[dict]:
     return out
 
 
+#: mlcase's own secrets, never handed to a notify command: the log key turns a hashed identifier back into a
+#: person (by trying candidates), the signing key forges a model, the API key calls the server. A script that
+#: needs a credential of its own (a webhook token) reads its own variable, which is passed on.
+SECRET_ENV = ("MLCASE_LOG_KEY", "MLCASE_SIGNING_KEY", "MLCASE_API_KEY")
+
+
+def notify_env(case, owner: str) -> dict[str, str]:
+    """The environment of a notify command: this process's, without :data:`SECRET_ENV`, with the case and owner."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    return {**env, "MLCASE_CASE": case.name, "MLCASE_OWNER": owner}
+
+
+def _one_line(text: str) -> str:
+    """The last :data:`STDERR_TAIL` characters of a command's output as one line (the CLI prints one per command)."""
+    return " ".join(text.split())[-STDERR_TAIL:]
+
+
 def _run(case, argv: list[str], owner: str, stdin: str, timeout: float, redact) -> dict:
-    env = {**os.environ, "MLCASE_CASE": case.name, "MLCASE_OWNER": owner}
+    """Run one notify command to its end (or its time limit) and say how it went.
+
+    The command is done when its own process exits: a job it left in the background (``curl ... &``) may
+    keep running, it does not hold monitoring up. Its output goes to an unnamed temporary file (deleted
+    when closed), so a chatty command costs no memory, and the tail of it, on one line, is the reason
+    given when it fails. Past the time limit its whole process group is killed, children included.
+    """
+    import signal
+    import tempfile
+
     t0 = time.perf_counter()
     rec = {"owner": owner, "command": os.path.basename(argv[0]), "ok": False, "returncode": None, "error": None}
     try:
-        done = subprocess.run(argv, input=stdin, text=True, capture_output=True, timeout=timeout, env=env,
-                              cwd=case.root, check=False)
-        rec["returncode"] = done.returncode
-        rec["ok"] = done.returncode == 0
-        if not rec["ok"]:
-            tail = (done.stderr or "").strip()[-STDERR_TAIL:]
-            rec["error"] = f"exited with {done.returncode}" + (f": {redact(tail)}" if tail else "")
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                    env=notify_env(case, owner), cwd=case.root, start_new_session=True)
+            try:
+                proc.communicate(stdin.encode("utf-8"), timeout=timeout)  # a command that reads nothing is fine
+            except BaseException as exc:  # past its time, or monitoring itself interrupted: stop it and its children
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                if not isinstance(exc, subprocess.TimeoutExpired):
+                    raise
+                rec["error"] = f"ran past monitoring.notify_timeout ({timeout:g}s) and was stopped"
+            else:
+                rec["returncode"] = proc.returncode
+                rec["ok"] = proc.returncode == 0
+                if not rec["ok"]:
+                    out.seek(max(0, out.seek(0, os.SEEK_END) - 4 * STDERR_TAIL))
+                    tail = _one_line(out.read().decode("utf-8", "replace"))
+                    rec["error"] = f"exited with {proc.returncode}" + (f": {redact(tail)}" if tail else "")
     except FileNotFoundError:
-        rec["error"] = f"no program {argv[0]!r} (relative paths are read from the case folder {case.root})"
+        rec["error"] = _missing(case, argv[0])
     except PermissionError:
-        rec["error"] = f"{argv[0]!r} is not executable"
-    except subprocess.TimeoutExpired:
-        rec["error"] = f"ran past monitoring.notify_timeout ({timeout:g}s) and was stopped"
+        rec["error"] = f"{argv[0]!r} is not executable (chmod +x it, or name its interpreter first)"
     except OSError as exc:
-        rec["error"] = f"cannot run it ({exc.strerror or type(exc).__name__})"
+        rec["error"] = f"cannot run {argv[0]!r} ({exc.strerror or type(exc).__name__})"
     rec["seconds"] = round(time.perf_counter() - t0, 3)
     return rec
 
 
+def _missing(case, program: str) -> str:
+    """Why ``program`` was not found: a bare name is looked up on PATH, a path is read from the case folder."""
+    from pathlib import Path
+
+    if os.sep in program or (os.altsep and os.altsep in program):
+        return f"no program {program!r} (relative paths are read from the case folder {case.root})"
+    if (Path(case.root) / program).is_file():
+        return (f"no program {program!r} on PATH (a bare name is looked up on PATH, not in the case folder); "
+                f"write ./{program} for the one in the case folder")
+    return f"no program {program!r} on PATH (a program in the case folder is written ./{program})"
+
+
 def notify_lines(results: list[dict]) -> list[str]:
-    """One line per notify command run, for the CLI."""
-    return [f"notified {r['owner']} with {r['command']}" if r["ok"] else
-            f"could not notify {r['owner']} with {r['command']}: {r['error']}" for r in results]
+    """One line per notify command run, for the CLI, then how many failed (their owners may not know)."""
+    lines = [f"notified {r['owner']} with {r['command']}" if r["ok"] else
+             f"could not notify {r['owner']} with {r['command']}: {r['error']}" for r in results]
+    failed = [r for r in results if not r["ok"]]
+    if failed:
+        who = ", ".join(dict.fromkeys(r["owner"] for r in failed))
+        lines.append(f"{len(failed)} of {len(results)} notify command(s) failed: {who} may not have been told")
+    return lines
 
 
 def monitoring_done(case, data: dict, log=None, send: bool = True) -> dict:
