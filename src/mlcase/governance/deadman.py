@@ -68,24 +68,36 @@ def record_heartbeat(case, now=None, n_rows: int | None = None) -> dict:
 # --------------------------------------------------------------------------- the log's span
 def log_span(case, log: str | None = None) -> tuple[float | None, float | None, float | None]:
     """``(first, last, created)``: the first and last prediction times in the log (epoch seconds), and when
-    a SQLite log file was last changed (None for other databases); all None when there is no log."""
+    a SQLite log file was last changed (None for other databases); all None when there is no log.
+
+    A file that is not a SQLite database (a CSV or Parquet of records, which ``mlcase monitor --log`` reads)
+    is a :class:`~mlcase.errors.DataError`: the switch watches the log the server writes.
+    """
     import sqlite3
 
+    from ..errors import DataError
     from ..serve.predlog import connect_read_only, resolve_target
 
     target = resolve_target(case, log)
     sql = "SELECT min(ts), max(ts) FROM predictions"
+    fix = "point --log at the serving log (predictions.db or its SQLAlchemy URL), or leave it out for the case's own"
     if "://" not in target or (target.startswith("sqlite:///") and "?" not in target):
         path = Path(target.removeprefix("sqlite:///"))
         if not path.is_file():
             return None, None, None
-        con = connect_read_only(path)  # read only: never migrate it here
+        if path.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq", ".json", ".jsonl"):
+            raise DataError(f"log: {path.name} is a file of records, not the serving log: the dead-man's switch "
+                            "reads when the server last logged a prediction", fix)
         try:
-            row = con.execute(sql).fetchone()
-        except sqlite3.OperationalError:  # no predictions table yet
-            row = (None, None)
-        finally:
-            con.close()
+            con = connect_read_only(path)  # read only: never migrate it here
+            try:
+                row = con.execute(sql).fetchone()
+            except sqlite3.OperationalError:  # no predictions table yet
+                row = (None, None)
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:  # not a database at all
+            raise DataError(f"log: {path} is not a SQLite prediction log ({exc})", fix) from None
         created = path.stat().st_mtime
     else:
         import sqlalchemy as sa
@@ -93,12 +105,25 @@ def log_span(case, log: str | None = None) -> tuple[float | None, float | None, 
         engine = sa.create_engine(target)
         try:
             with engine.connect() as con:
-                row = tuple(con.execute(sa.text(sql)).fetchone())
+                has = sa.inspect(con).has_table("predictions")
+                row = tuple(con.execute(sa.text(sql)).fetchone()) if has else (None, None)
         finally:
             engine.dispose()
         created = None
     first, last = (None if v is None else _epoch(v) for v in row)
     return first, last, created
+
+
+def missing_log(case, log: str | None = None) -> str | None:
+    """The path of the log file when the log is a file that does not exist (the server never ran, or the log
+    moved or was deleted), else None."""
+    from ..serve.predlog import resolve_target
+
+    target = resolve_target(case, log)
+    if "://" in target and not (target.startswith("sqlite:///") and "?" not in target):
+        return None
+    path = Path(target.removeprefix("sqlite:///"))
+    return None if path.is_file() else str(path)
 
 
 # --------------------------------------------------------------------------- the checks
@@ -126,6 +151,10 @@ def silence_alerts(case, now=None, log: str | None = None, windows: int | None =
             out.append(_alert("no_traffic", _iso(math.floor(last / w) * w + w), k, n,
                               f"no prediction arrived for {k} window(s) of {duration(w)} (the last at {_iso(last)}); "
                               f"the switch fires after {n}"))
+    elif (gone := missing_log(case, log)) is not None:
+        out.append(_alert("no_traffic", None, None, n,
+                          f"there is no prediction log at {gone}: no prediction was logged (the server never ran, "
+                          "or its log moved or was deleted); the switch cannot count the empty windows"))
     elif changed is not None and empty_windows(changed, t, w) >= n:
         k = empty_windows(changed, t, w)
         out.append(_alert("no_traffic", _iso(math.floor(changed / w) * w + w), k, n,
@@ -157,7 +186,7 @@ def gap_alerts(starts: list[float], window_s: float, n: int | None) -> list[dict
     return out
 
 
-def _alert(kind: str, window: str | None, value: int, threshold: int, message: str) -> dict:
+def _alert(kind: str, window: str | None, value: int | None, threshold: int, message: str) -> dict:
     return {"kind": kind, "feature": None, "window": window, "value": value, "threshold": threshold,
             "message": message}
 
