@@ -27,6 +27,7 @@ from ..formats import duration, rough_duration
 
 AS_OF_FIELD = "_as_of"
 MAX_CLOCK_SKEW_S = 300.0  # an as-of time this far ahead of the server's clock is taken as now
+MILLISECONDS_FROM = 1e11  # epoch seconds past this (the year 5138) are milliseconds a client forgot to divide
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Freshness:
                 pairs = []
             else:
                 pairs = [(f, raw) for f in self.limits]
+            bad: set[str] = set()  # one issue per field: a bad single time was reported once per feature
             for feature, value in pairs:
                 field = f"{AS_OF_FIELD}.{feature}" if isinstance(raw, dict) else AS_OF_FIELD
                 if feature not in self.limits:
@@ -77,8 +79,10 @@ class Freshness:
                     continue
                 t = parse_time(value)
                 if t is None:
-                    issues.append({"record": i, "field": field, "message": "expected an ISO 8601 time or seconds "
-                                   f"since the epoch, got {str(value)[:40]!r}"})
+                    if field not in bad:
+                        bad.add(field)
+                        issues.append({"record": i, "field": field, "message": "expected an ISO 8601 time or "
+                                       f"seconds since the epoch, got {str(value)[:40]!r}"})
                 else:
                     given[feature] = t
             as_of.append(given)
@@ -105,7 +109,9 @@ class Freshness:
     def future(self, as_of: list[dict], now: float | None = None) -> list[dict]:
         """Issues for as-of times later than now (beyond :data:`MAX_CLOCK_SKEW_S`)."""
         now = datetime.now(UTC).timestamp() if now is None else now
-        return [{"record": i, "field": f"{AS_OF_FIELD}.{f}", "message": "the as-of time is in the future"}
+        return [{"record": i, "field": f"{AS_OF_FIELD}.{f}", "message": "the as-of time is in the future"
+                 + (" (as seconds since the epoch it is past the year 5000: send seconds, not milliseconds)"
+                    if t > MILLISECONDS_FROM else "")}
                 for i, given in enumerate(as_of) for f, t in given.items() if t > now + MAX_CLOCK_SKEW_S]
 
     def schema(self) -> dict:
