@@ -306,3 +306,25 @@ def test_one_bad_as_of_time_is_one_issue_and_milliseconds_are_named(served, tmp_
                              ((datetime.now(UTC) - timedelta(days=16)).timestamp(), ["Na", "Mg"])]:
             r = client.post("/predict", json={**rec, "_as_of": as_of})
             assert r.status_code == 200 and r.json()["predictions"][0]["flags"]["stale"] == stale, (as_of, r.text)
+
+
+def test_a_notify_command_scoped_to_nobody_is_a_spec_error(served):
+    """``owners: [sevring]`` (a typo of the serving role) ran the command for no owner, and nothing said so."""
+    folder = served["folder"]
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec["monitoring"]["notify"] = [{"command": "./page.sh", "owners": ["sevring"]}]
+    bad = folder.parent / "typo"
+    bad.mkdir()
+    (bad / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    code, _, err = _cli("deadman", str(bad), "--no-notify")
+    assert code == 2
+    assert "monitoring.notify[0].owners: 'sevring' owns no alert, so this command would never run" in err
+    assert "name a role of owners (data, serving)" in err
+    from mlcase.governance.owners import notify_targets
+
+    # a role, an alert_owners name, names, a default role the case leaves to its owner
+    for fine, reaches in ((["serving"], "platform team"), (["pager duty"], "pager duty"),
+                          (["glass lab", "data team"], "glass lab"), (["model"], "glass lab")):
+        spec["monitoring"]["notify"] = [{"command": "./page.sh", "owners": fine}]
+        (bad / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        assert reaches in notify_targets(fine, load_case(bad).spec)

@@ -26,7 +26,7 @@ import os
 import subprocess
 import time
 
-from .owners import by_owner, owner_counts
+from .owners import by_owner, notify_targets, owner_counts
 
 STDERR_TAIL = 500
 
@@ -58,7 +58,7 @@ def notify(case, alerts: list[dict], source: str = "monitor") -> list[dict]:
     for owner, items in by_owner(alerts).items():
         text = to_json(payload(case, owner, items, source), indent=None)
         for cmd in mon.notify:
-            if cmd.owners is not None and owner not in {case.spec.owners.get(o, o) for o in cmd.owners}:
+            if cmd.owners is not None and owner not in notify_targets(cmd.owners, case.spec):
                 continue
             out.append(_run(case, cmd.command, owner, text, mon.notify_timeout, redact_text))
     return out

@@ -83,3 +83,34 @@ def owner_counts(alerts: list[dict]) -> dict[str, dict]:
     for owner, items in by_owner(alerts).items():
         out[owner] = {"n": len(items), "kinds": list(dict.fromkeys(a["kind"] for a in items))}
     return out
+
+
+
+def notify_targets(names: list[str], spec) -> set[str]:
+    """The owners a ``monitoring.notify[i].owners`` list reaches: a role of ``owners:`` is its owner; a default
+    role the case does not name (data, serving, model, review) is whoever owns that role's alert kinds (the
+    case's ``owner`` where it falls back); anything else is an owner's name."""
+    roles = set(ALERT_ROLES.values())
+    out: set[str] = set()
+    for name in names:
+        if name in spec.owners:
+            out.add(spec.owners[name])
+            continue
+        out.add(name)
+        if name in roles:
+            out |= {owner_of(k, spec) for k, r in ALERT_ROLES.items()
+                    if r == name and k not in spec.monitoring.alert_owners}
+    return out
+
+
+def check_notify_owners(spec) -> None:
+    """A ``monitoring.notify[i].owners`` entry must reach someone who owns an alert kind (a role or an owner's
+    name): a typo ran the command for nobody, and no alert ever said so. Raises ValueError."""
+    possible = {owner_of(kind, spec) for kind in ALERT_ROLES}
+    for i, cmd in enumerate(spec.monitoring.notify):
+        for name in cmd.owners or []:
+            if not notify_targets([name], spec) & possible:
+                raise ValueError(
+                    f"monitoring.notify[{i}].owners: '{name}' owns no alert, so this command would never run; name "
+                    f"a role of owners ({', '.join(spec.owners) or 'none set'}) or an alert's owner "
+                    f"({', '.join(sorted(possible))})")

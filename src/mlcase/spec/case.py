@@ -157,6 +157,9 @@ class CaseSpec(_Model):
             raise ValueError(f"serving.canary: {route} has no canary arm yet (this case is {self.task}), so nothing "
                              "would reach it; remove serving.canary and promote a version after its evaluation")
         self._check_rule_names()
+        from ..governance.owners import check_notify_owners
+
+        check_notify_owners(self)  # a command scoped to nobody never ran, silently
         seen = set()
         for p in self.personal_data:
             if p.column in seen:
