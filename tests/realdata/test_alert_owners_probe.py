@@ -328,3 +328,25 @@ def test_a_notify_command_scoped_to_nobody_is_a_spec_error(served):
         spec["monitoring"]["notify"] = [{"command": "./page.sh", "owners": fine}]
         (bad / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         assert reaches in notify_targets(fine, load_case(bad).spec)
+
+
+def test_monitor_exits_1_when_only_the_dead_mans_switch_fires(served, runs, tmp_path):
+    """Three answers on 2 March, none since: `mlcase monitor` printed and sent 'no_traffic' and 'monitoring_gap'
+    and exited 0 (its exit code read the windows' alerts only), so cron saw a healthy run."""
+    folder = runs.copy("fgl-random", tmp_path / "fgl")["folder"]
+    (folder / "case.yaml").write_text((served["folder"] / "case.yaml").read_text())
+    con = sqlite3.connect(served["folder"] / "predictions.db")
+    con.execute(f"VACUUM INTO '{folder / 'predictions.db'}'")
+    con.close()
+    con = sqlite3.connect(folder / "predictions.db")
+    con.execute("DELETE FROM predictions WHERE rowid NOT IN (SELECT rowid FROM predictions WHERE "
+                "json_array_length(json_extract(freshness, '$.stale')) = 0 ORDER BY ts LIMIT 3)")
+    con.commit()
+    assert con.execute("SELECT count(*), min(ts) >= '2026-03-02', max(ts) < '2026-03-03' FROM predictions").fetchone() \
+        == (3, 1, 1)
+    con.close()
+    code, out, err = _cli("monitor", str(folder), "--json", "--no-notify")
+    data = json.loads(out)
+    assert sorted(a["kind"] for a in data["alerts"]) == ["monitoring_gap", "no_traffic"], data["alerts"]
+    assert data["status"] == "alert" and data["notifications"] == []
+    assert code == 1
