@@ -300,6 +300,12 @@ def test_one_bad_as_of_time_is_one_issue_and_milliseconds_are_named(served, tmp_
         r = client.post("/predict", json={**rec, "_as_of": {"Na": ms}})
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == "_as_of.Na"
         assert "send seconds, not milliseconds" in r.json()["detail"][0]["message"]
+        # a client's optional time as null is not known, as a missing _as_of is (it was a 422 per feature)
+        r = client.post("/predict", json={**rec, "_as_of": {"Na": None, "Mg": (datetime.now(UTC) - timedelta(
+            hours=2)).isoformat()}})
+        assert r.status_code == 200 and r.json()["predictions"][0]["flags"]["stale"] == ["Mg"], r.text
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["Record"]["properties"]["_as_of"]
+        assert {"type": "null"} in schema["anyOf"][1]["properties"]["Na"]["anyOf"]
         for as_of, stale in [({"Mg": (datetime.now(UTC) - timedelta(minutes=89)).isoformat()}, []),
                              ({"Mg": (datetime.now(UTC) - timedelta(minutes=95)).isoformat()}, ["Mg"]),
                              ((datetime.now(UTC) - timedelta(days=13)).date().isoformat(), ["Mg"]),

@@ -10,8 +10,9 @@ Times are ISO 8601 (UTC when no zone is given) or seconds since the epoch. A fea
 the request exceeds its limit is *stale*: the answer lists it in ``flags.stale``, and with
 ``serving.on_stale: fallback`` every tier that reads it steps aside (reason ``stale``), so the
 next tier that does not read it answers, the constant tier at the latest. A feature without an
-as-of time is not judged (its age is logged as unknown). The log keeps each record's ages and
-stale features in ``freshness`` (JSON), which monitoring turns into the stale share per feature.
+as-of time (or with ``null`` as its time) is not judged (its age is logged as unknown). The log
+keeps each record's ages and stale features in ``freshness`` (JSON), which monitoring turns into
+the stale share per feature.
 
 :func:`load_governance` also sets the server's :class:`~mlcase.governance.policy.LogPolicy` (what
 the log keeps of each column) and reads the log key, so a bad key stops ``serve`` before it starts.
@@ -77,6 +78,8 @@ class Freshness:
                     issues.append({"record": i, "field": field, "message": f"'{feature}' has no limit in "
                                    f"data.freshness (features with one: {', '.join(self.limits)})"})
                     continue
+                if value is None:  # {"balance": null}: not known, like no _as_of at all (a client's optional field)
+                    continue
                 t = parse_time(value)
                 if t is None:
                     if field not in bad:
@@ -117,8 +120,9 @@ class Freshness:
     def schema(self) -> dict:
         """The JSON schema of ``_as_of`` (added to the Record model in ``/openapi.json``)."""
         time = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+        known = {"anyOf": [*time["anyOf"], {"type": "null"}]}  # null: this feature's time is not known
         return {"anyOf": [time, {"type": "object", "additionalProperties": False,
-                                 "properties": {f: time for f in self.limits}}],
+                                 "properties": {f: known for f in self.limits}}],
                 "description": "When the features were last updated (ISO 8601 or epoch seconds): one time for "
                                f"{', '.join(self.limits)}, or an object by feature. A feature older than "
                                "data.freshness allows is flagged in flags.stale"
