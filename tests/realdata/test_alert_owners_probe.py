@@ -356,3 +356,28 @@ def test_monitor_exits_1_when_only_the_dead_mans_switch_fires(served, runs, tmp_
     assert sorted(a["kind"] for a in data["alerts"]) == ["monitoring_gap", "no_traffic"], data["alerts"]
     assert data["status"] == "alert" and data["notifications"] == []
     assert code == 1
+
+
+def test_the_switch_in_monitor_reads_the_log_monitor_read(served, runs, tmp_path, monkeypatch):
+    """`mlcase monitor CASE --log predictions.db` from another folder reads the case's log (a relative --log is
+    found in the case folder), but the dead-man's check looked for it in the working folder, found nothing and
+    said nothing: exit 0 on a log silent since March. A TSV of records (which monitor reads) was 'internal error
+    (DatabaseError: file is not a database)'."""
+    folder = runs.copy("fgl-random", tmp_path / "fgl")["folder"]
+    (folder / "case.yaml").write_text((served["folder"] / "case.yaml").read_text())
+    con = sqlite3.connect(served["folder"] / "predictions.db")
+    con.execute(f"VACUUM INTO '{folder / 'predictions.db'}'")
+    con.close()
+    elsewhere = tmp_path / "cron"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, err = _cli("monitor", str(folder), "--log", "predictions.db", "--json", "--no-notify")
+    silent = [a for a in json.loads(out)["alerts"] if a["kind"] == "no_traffic" and a["window"] >= "2026-03-08"]
+    assert code == 1 and len(silent) == 1 and "(the last at 2026-03-07T00:39:00Z)" in silent[0]["message"], err
+    records = pd.read_csv(folder / "data.csv").drop(columns=["type"]).head(60)
+    records["ts"] = pd.date_range("2026-03-02", periods=60, freq="h", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    records.to_csv(folder / "recent.tsv", sep="\t", index=False)
+    code, out, err = _cli("monitor", str(folder), "--log", str(folder / "recent.tsv"), "--json", "--no-notify")
+    assert code in (0, 1) and "internal error" not in err, err
+    assert not [a for a in json.loads(out)["alerts"] if a["kind"] in ("no_traffic", "monitoring_gap")
+                and "last at" in a["message"]]  # records say nothing of the server's silence

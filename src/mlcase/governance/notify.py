@@ -157,8 +157,7 @@ def monitoring_done(case, data: dict, log=None, send: bool = True) -> dict:
     from . import deadman
     from .owners import assign
 
-    database_log = log is None or not str(log).lower().endswith((".csv", ".parquet", ".pq"))
-    silent = deadman.silence_alerts(case, log=log) if database_log else []
+    silent = deadman.silence_alerts(case, log=target) if (target := _served_log(case, log)) is not None else []
     deadman.record_heartbeat(case, n_rows=data.get("n_rows"))
     data["alerts"] = assign(data["alerts"] + silent, case.spec)  # every alert, whichever monitor raised it
     data["alerts_by_owner"] = owner_counts(data["alerts"])
@@ -166,3 +165,13 @@ def monitoring_done(case, data: dict, log=None, send: bool = True) -> dict:
         data["n_alerts"], data["status"] = len(data["alerts"]), "alert"
     data["notifications"] = notify(case, data["alerts"]) if send else []
     return data
+
+
+def _served_log(case, log) -> str | None:
+    """The serving log ``mlcase monitor`` read, as the dead-man's switch reads it (a path or a URL), found the way
+    monitoring found it (a relative ``--log`` from the case folder too); None for records (CSV, TSV, Parquet, a
+    DataFrame), which say nothing of the server's silence."""
+    from ..monitor.sources import resolve_source
+
+    source = resolve_source(case, log)
+    return str(source.target) if source.kind in ("sqlite", "sqlalchemy") else None
