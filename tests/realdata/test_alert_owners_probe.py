@@ -374,6 +374,9 @@ def test_the_switch_in_monitor_reads_the_log_monitor_read(served, runs, tmp_path
     code, out, err = _cli("monitor", str(folder), "--log", "predictions.db", "--json", "--no-notify")
     silent = [a for a in json.loads(out)["alerts"] if a["kind"] == "no_traffic" and a["window"] >= "2026-03-08"]
     assert code == 1 and len(silent) == 1 and "(the last at 2026-03-07T00:39:00Z)" in silent[0]["message"], err
+    # `mlcase deadman` finds the same relative --log (it was 'no prediction log at predictions.db', exit 2)
+    code, out, err = _cli("deadman", str(folder), "--log", "predictions.db", "--json", "--no-notify")
+    assert code == 1 and json.loads(out)["last_prediction"] == "2026-03-07T00:39:00Z", err
     records = pd.read_csv(folder / "data.csv").drop(columns=["type"]).head(60)
     records["ts"] = pd.date_range("2026-03-02", periods=60, freq="h", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
     records.to_csv(folder / "recent.tsv", sep="\t", index=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -199,6 +200,9 @@ def check(case, now=None, log: str | None = None, windows: int | None = None) ->
 
     case = as_case(case)
     t = read_now(now)
+    if isinstance(log, (str, os.PathLike)) and "://" not in str(log) and not Path(log).exists() \
+            and case.resolve(log).is_file():
+        log = case.resolve(log)  # a relative --log is found in the case folder, as `mlcase monitor` finds it
     log = check_log(log)
     alerts = assign(silence_alerts(case, t, log, windows), case.spec)
     first, last, _ = log_span(case, log)
