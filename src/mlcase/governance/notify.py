@@ -102,7 +102,10 @@ def _run(case, argv: list[str], owner: str, stdin: str, timeout: float, redact) 
                 proc.communicate(stdin.encode("utf-8"), timeout=timeout)  # a command that reads nothing is fine
             except BaseException as exc:  # past its time, or monitoring itself interrupted: stop it and its children
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    if hasattr(os, "killpg"):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    else:  # no process groups (Windows): the command itself
+                        proc.kill()
                 proc.wait()
                 if not isinstance(exc, subprocess.TimeoutExpired):
                     raise
