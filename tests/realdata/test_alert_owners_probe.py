@@ -351,10 +351,12 @@ def test_monitor_exits_1_when_only_the_dead_mans_switch_fires(served, runs, tmp_
     assert con.execute("SELECT count(*), min(ts) >= '2026-03-02', max(ts) < '2026-03-03' FROM predictions").fetchone() \
         == (3, 1, 1)
     con.close()
+    before = sorted(served["sent"].iterdir())
     code, out, err = _cli("monitor", str(folder), "--json", "--no-notify")
     data = json.loads(out)
     assert sorted(a["kind"] for a in data["alerts"]) == ["monitoring_gap", "no_traffic"], data["alerts"]
     assert data["status"] == "alert" and data["notifications"] == []
+    assert sorted(served["sent"].iterdir()) == before  # --no-notify ran no command
     assert code == 1
 
 
