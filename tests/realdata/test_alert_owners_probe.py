@@ -386,3 +386,21 @@ def test_the_switch_in_monitor_reads_the_log_monitor_read(served, runs, tmp_path
     assert code in (0, 1) and "internal error" not in err, err
     assert not [a for a in json.loads(out)["alerts"] if a["kind"] in ("no_traffic", "monitoring_gap")
                 and "last at" in a["message"]]  # records say nothing of the server's silence
+
+
+def test_as_of_on_a_case_without_freshness_says_what_to_set(served, runs, tmp_path):
+    """A client that sends ``_as_of`` before the case sets data.freshness got "'_as_of' is not a column of this
+    model", as if the documented field were a typo."""
+    from fastapi.testclient import TestClient
+
+    from mlcase.serve.app import ServeSettings, create_app
+
+    folder = runs.copy("fgl-random", tmp_path / "fgl")["folder"]
+    rec = {k: v for k, v in served["items"][0].items() if k != "_as_of"}
+    with TestClient(create_app(ServeSettings(case=load_case(folder), warmup=0))) as client:
+        r = client.post("/predict", json=[rec, {**rec, "_as_of": "2026-03-01T00:00:00Z"}])
+        assert r.status_code == 422
+        assert r.json()["detail"] == [{"record": 1, "field": "_as_of", "message": (
+            "this case judges no feature's age: data.freshness is not set in case.yaml; set it (e.g. {balance: 1d}) "
+            "or leave _as_of out")}]
+        assert client.post("/predict", json=rec).status_code == 200

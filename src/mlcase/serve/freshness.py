@@ -164,8 +164,14 @@ def prepare_records(st, items: list):
     """
     from .schema import Issue
 
-    if getattr(st, "freshness", None) is None:
-        return items, None, []
+    if getattr(st, "freshness", None) is None:  # an _as_of here was 'not a column of this model': it is not one
+        issues = [Issue(record=i, field=AS_OF_FIELD, message="this case judges no feature's age: data.freshness is "
+                        "not set in case.yaml; set it (e.g. {balance: 1d}) or leave _as_of out")
+                  for i, item in enumerate(items) if isinstance(item, dict) and AS_OF_FIELD in item]
+        if not issues:
+            return items, None, []
+        return [{k: v for k, v in it.items() if k != AS_OF_FIELD} if isinstance(it, dict) else it
+                for it in items], None, issues
     items, as_of, issues = st.freshness.split(items)
     now = datetime.now(UTC).timestamp()
     issues += st.freshness.future(as_of, now)
