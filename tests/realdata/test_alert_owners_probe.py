@@ -258,6 +258,15 @@ def test_deadman_alerts_when_the_serving_log_is_missing(runs, tmp_path):
     assert doc["status"] == "alert" and [a["kind"] for a in doc["alerts"]] == ["no_traffic"]
     assert doc["alerts"][0]["owner"] == "platform team"
     assert f"there is no prediction log at {(folder / 'predictions.db').resolve()}" in doc["alerts"][0]["message"]
+    # a notify command that fails is said on stderr under --json and --quiet too (they print no listing; it was
+    # only inside the JSON, and nowhere with --quiet)
+    spec["monitoring"]["notify"] = [_script(folder, "page.sh", "echo 'pager: 503' >&2\nexit 4\n")]
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    for flag in ("--json", "--quiet"):
+        code, out, err = _cli("deadman", str(folder), "--now", "2026-03-10T00:00:00Z", flag)
+        assert code == 1 and (flag == "--quiet" or json.loads(out)["notifications"][0]["ok"] is False)
+        assert err.splitlines() == ["could not notify platform team with page.sh: exited with 4: pager: 503",
+                                    "1 of 1 notify command(s) failed: platform team may not have been told"], err
 
 
 def test_deadman_on_a_records_file_or_a_file_that_is_not_sqlite_is_one_line(served):

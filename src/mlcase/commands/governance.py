@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         """
         from ..errors import SpecError
         from ..governance import deadman
-        from ..governance.notify import notify
+        from ..governance.notify import notify, warn_failures
         from .monitoring import print_alerts
 
         c = load(case)
@@ -107,6 +107,8 @@ def register(app: typer.Typer) -> None:
                             "set it in case.yaml (e.g. 3), or pass --windows N")
         data = deadman.check(c, now=now, log=log, windows=windows)
         data["notifications"] = [] if no_notify else notify(c, data["alerts"], source="deadman")
+        if json_out or quiet:  # no listing: an owner not told is still said, on stderr
+            warn_failures(data["notifications"])
         if json_out:
             emit_json(data)
         else:

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         results are saved for `mlcase report`.
         """
         from .. import results
-        from ..governance.notify import monitoring_done
+        from ..governance.notify import monitoring_done, warn_failures
         from ..monitor import monitor
 
         fmt = check_format(fmt)
@@ -68,6 +68,8 @@ def register(app: typer.Typer) -> None:
             data = monitor_forecasts(c, log=log, labels=labels)  # its alerts reach their owners like any other
             data = monitoring_done(c, {**data, "n_rows": data.get("requests")}, log=log, send=not no_notify)
             results.save(c, "forecast_monitoring", data)
+            if json_out or quiet:  # no listing: an owner not told is still said, on stderr
+                warn_failures(data["notifications"])
             if json_out:
                 emit_json(data)
             else:
@@ -79,6 +81,8 @@ def register(app: typer.Typer) -> None:
             result = monitor(c, log=log, labels=labels, window=window, engine=eng)
         data = monitoring_done(c, result.to_dict(), log=log, send=not no_notify)
         results.save(c, "monitoring", data)
+        if json_out or quiet:  # no listing: an owner not told is still said, on stderr
+            warn_failures(data["notifications"])
         if json_out:
             emit_json(data)
         else:

@@ -150,6 +150,18 @@ def notify_lines(results: list[dict]) -> list[str]:
     return lines
 
 
+def warn_failures(results: list[dict]) -> None:
+    """The failed notify commands' lines on stderr, for ``--json`` and ``--quiet`` runs, which print no listing:
+    an owner who was not told is never progress output to hide."""
+    import sys
+
+    from ..errors import redact_text
+
+    for line in notify_lines(results):
+        if not line.startswith("notified "):
+            sys.stderr.write(redact_text(line) + "\n")
+
+
 def monitoring_done(case, data: dict, log=None, send: bool = True) -> dict:
     """What ``mlcase monitor`` does after a run: add the dead-man's alerts at the clock's time (the silence
     since the last prediction and since the last monitoring run), leave the heartbeat, notify the owners.
