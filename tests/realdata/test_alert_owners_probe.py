@@ -413,3 +413,31 @@ def test_as_of_on_a_case_without_freshness_says_what_to_set(served, runs, tmp_pa
             "this case judges no feature's age: data.freshness is not set in case.yaml; set it (e.g. {balance: 1d}) "
             "or leave _as_of out")}]
         assert client.post("/predict", json=rec).status_code == 200
+
+
+def test_the_age_of_a_feature_with_a_non_ascii_name_is_read(served, runs, tmp_path):
+    """The served log with Mg named 'Größe' (as a German table names its columns; the log's JSON is what the server
+    writes for that name): the stale share was right but every age was 'unknown' (known 0, unknown_share 1.0,
+    age_p50 None), because the JSON path was written with \\u escapes DuckDB does not read."""
+    from mlcase.monitor import monitor
+
+    folder = runs.copy("fgl-random", tmp_path / "fgl")["folder"]
+    spec = yaml.safe_load((served["folder"] / "case.yaml").read_text())
+    spec["data"]["freshness"] = {"Na": "2w", "Größe": "90m"}
+    spec["monitoring"].pop("notify")
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    con = sqlite3.connect(served["folder"] / "predictions.db")
+    con.execute(f"VACUUM INTO '{folder / 'predictions.db'}'")
+    con.close()
+    con = sqlite3.connect(folder / "predictions.db")
+    rows = con.execute("SELECT request_id, freshness FROM predictions").fetchall()
+    for rid, fresh in rows:
+        doc = json.loads(fresh)
+        doc["age_s"]["Größe"] = doc["age_s"].pop("Mg")
+        con.execute("UPDATE predictions SET freshness = ? WHERE request_id = ?", (json.dumps(doc), rid))
+    con.commit()
+    con.close()
+    res = monitor(load_case(folder))
+    got = [(w["freshness"]["Größe"]["known"], w["freshness"]["Größe"]["stale"]) for w in res.windows]
+    assert got == [(40, 0), (36, 0), (20, 0), (40, 0)]  # the 24 stale-Na records gave no Mg time
+    assert all(280 < w["freshness"]["Größe"]["age_p50_s"] < 400 for w in res.windows)  # sent 5 minutes old

@@ -31,7 +31,8 @@ def compute_freshness(run, windows: list[dict]) -> None:
     if not has:
         return
     for f in limits:
-        path = _lit(f"$.age_s.{json.dumps(f)}")
+        # as written, not escaped: DuckDB does not unescape a JSON path ("\u00e4" matched no key "ä")
+        path = _lit(f"$.age_s.{json.dumps(f, ensure_ascii=False)}")
         rows = run.con.execute(f"""
             SELECT _wi, count(*) FILTER (WHERE list_contains(CAST(json_extract(_fresh, '$.stale') AS VARCHAR[]),
                                                              {_lit(f)})),
