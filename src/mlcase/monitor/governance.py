@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 from ._util import _lit, _num
+from .sources import json_path_key
 
 
 # --------------------------------------------------------------------------- freshness
@@ -31,8 +32,8 @@ def compute_freshness(run, windows: list[dict]) -> None:
     if not has:
         return
     for f in limits:
-        # as written, not escaped: DuckDB does not unescape a JSON path ("\u00e4" matched no key "ä")
-        path = _lit(f"$.age_s.{json.dumps(f, ensure_ascii=False)}")
+        # the key as written (json.dumps wrote 'ä' as "\u00e4", which DuckDB's JSON path does not unescape)
+        path = _lit("$.age_s." + json_path_key(f))
         rows = run.con.execute(f"""
             SELECT _wi, count(*) FILTER (WHERE list_contains(CAST(json_extract(_fresh, '$.stale') AS VARCHAR[]),
                                                              {_lit(f)})),
