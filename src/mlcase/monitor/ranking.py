@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._util import _iso
+
 
 def list_metrics(run, k: int, relevance: dict | None) -> dict[str, Any]:
     """Position rates, realized NDCG@k and clicks per list, per window and overall (see the module docstring)."""
@@ -43,7 +45,9 @@ def list_metrics(run, k: int, relevance: dict | None) -> dict[str, Any]:
     df.loc[df["_y"].isna(), "_gain"] = np.nan
     out: dict[str, Any] = {"k": k, "relevance": relevance, **_summary(df, k), "windows": []}
     for wi, part in df.groupby("_wi", sort=True):
-        out["windows"].append({"window": int(wi), **_summary(part, k)})
+        # the window's name as the other windows and alerts give it (an alert said "window": 0 to its owner)
+        name = _iso(run.windows[int(wi)] * run.window_s) if run.has_time else "all"
+        out["windows"].append({"window": int(wi), "window_name": name, **_summary(part, k)})
     out["alerts"] = _quality_alerts(run, out, k)
     return out
 

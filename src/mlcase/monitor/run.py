@@ -126,7 +126,7 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
 
                 info = bundle.ranking or {}
                 result.ranking = list_metrics(run, int(info.get("k") or 10), info.get("relevance"))
-                result.alerts.extend(result.ranking.pop("alerts", []))
+                result.alerts.extend(_governance.finish_alerts(run, result.ranking.pop("alerts", [])))  # owners
         finally:
             run.close()
     result.model = {"name": bundle.name, "role": bundle.role, "version": bundle.version, "alias": alias_used,
