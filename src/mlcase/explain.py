@@ -662,7 +662,9 @@ def exact_shap(f, X: np.ndarray, background: np.ndarray, max_batch: int = 200_00
     :class:`shap.ExactExplainer`). :func:`permutation_shap` calls it where ``2**m`` coalitions times the
     background rows fit :data:`EXACT_EVALS` per row: four sampled orders missed a HistGradientBoosting model's
     exact values on modeldata::credit_data by up to 0.13 log-odds of 0.75, and swapped two of a row's top three
-    columns. Returns ``(values (n, m[, k]), base (n[, k]), output (n[, k]))``.
+    columns. Kept by hand for :func:`permutation_shap`'s reason: every row of a chunk in one call of ``f``, and
+    no numba compilation on the CLI's start.
+    Returns ``(values (n, m[, k]), base (n[, k]), output (n[, k]))``.
     """
     from math import comb
 
