@@ -441,3 +441,46 @@ def test_the_age_of_a_feature_with_a_non_ascii_name_is_read(served, runs, tmp_pa
     got = [(w["freshness"]["Größe"]["known"], w["freshness"]["Größe"]["stale"]) for w in res.windows]
     assert got == [(40, 0), (36, 0), (20, 0), (40, 0)]  # the 24 stale-Na records gave no Mg time
     assert all(280 < w["freshness"]["Größe"]["age_p50_s"] < 400 for w in res.windows)  # sent 5 minutes old
+
+
+def test_an_alert_already_sent_is_not_sent_again_until_notify_repeat(served):
+    """`mlcase monitor` reads every window still in the log, so each run from cron sent the same alerts of the
+    same windows again (fgl's 3 owners paged on every run for weeks-old windows), and `mlcase deadman`, run every few
+    minutes, paged every few minutes. An alert is sent once, then only monitoring.notify_repeat (4h) later while it
+    still fires; an alert of a window not seen before is sent at once; notify_repeat 0 sends every run."""
+    folder, sent_dir = served["folder"], served["sent"]
+    _cli("monitor", str(folder), "--json")    # the alerts the fixture's run sent, and any the clock added since
+    before = len(list(sent_dir.glob("*.json")))
+    code, out, err = _cli("monitor", str(folder), "--json")
+    again = json.loads(out)
+    n_alerts = len(again["alerts"])
+    assert code == 1 and n_alerts >= 5                            # still firing, still reported and exit 1
+    assert again["notifications"] == [] and again["notify_held"] == n_alerts
+    assert len(list(sent_dir.glob("*.json"))) == before         # nobody paged twice
+    code, _, err = _cli("monitor", str(folder))
+    assert f"{n_alerts} alert(s) already sent within monitoring.notify_repeat were not sent again" in err
+
+    # the dead-man's switch from cron a year on (its --now after the clock that stamped monitor's sends), twice
+    first = json.loads(_cli("deadman", str(folder), "--now", "2027-03-10T00:00:00Z", "--json")[1])
+    second = json.loads(_cli("deadman", str(folder), "--now", "2027-03-10T00:05:00Z", "--json")[1])
+    assert first["alerts"] and second["notifications"] == [] and second["notify_held"] == len(second["alerts"])
+    # ...and 4 hours later the ones still firing are sent again
+    later = json.loads(_cli("deadman", str(folder), "--now", "2027-03-10T04:05:00Z", "--json")[1])
+    assert later["notify_held"] == 0 and [n["ok"] for n in later["notifications"]] == [True] * len(
+        {a["owner"] for a in later["alerts"]})
+
+    # the record holds owners, kinds, windows and features: no value of any record
+    kept = json.loads((folder / ".mlcase" / "governance" / "notified.json").read_text())["sent"]
+    assert kept and all(isinstance(t, float) for t in kept.values())
+    assert not any(str(it["Na"]) in "".join(kept) for it in served["items"][:20])
+
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec["monitoring"]["notify_repeat"] = 0
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        code, out, _ = _cli("monitor", str(folder), "--json")
+        every = json.loads(out)
+        assert every["notify_held"] == 0 and len(every["notifications"]) == len(every["alerts_by_owner"])
+    finally:
+        del spec["monitoring"]["notify_repeat"]
+        (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         """
         from ..errors import SpecError
         from ..governance import deadman
-        from ..governance.notify import notify, warn_failures
+        from ..governance.notify import notify_due, warn_failures
         from .monitoring import print_alerts
 
         c = load(case)
@@ -106,7 +106,8 @@ def register(app: typer.Typer) -> None:
             raise SpecError("the dead-man's switch is off: monitoring.dead_man_windows is not set",
                             "set it in case.yaml (e.g. 3), or pass --windows N")
         data = deadman.check(c, now=now, log=log, windows=windows)
-        data["notifications"] = [] if no_notify else notify(c, data["alerts"], source="deadman")
+        data["notifications"], data["notify_held"] = (([], 0) if no_notify else
+                                                      notify_due(c, data["alerts"], source="deadman", now=now))
         if json_out or quiet:  # no listing: an owner not told is still said, on stderr
             warn_failures(data["notifications"])
         if json_out:

@@ -172,7 +172,7 @@ def print_alerts(out, data: dict) -> None:
         out.print(f"[bold]{markup_escape(owner)}[/bold]: {len(alerts)} alert(s)")
         for a in alerts:
             out.print(f"  [red]ALERT[/red] {markup_escape(a['kind'])}: {markup_escape(a['message'])}")
-    for line in notify_lines(data.get("notifications") or []):
+    for line in notify_lines(data.get("notifications") or [], data.get("notify_held") or 0):
         out.print(markup_escape(line))
     if data["alerts"]:
         out.print(f"[red]{len(data['alerts'])} alert(s)[/red]; details with --json or in `mlcase report`")

@@ -14,6 +14,15 @@ children it started) is reported in the result, on one line with the tail of its
 monitoring's own answer stands, and the other owners' commands still run. A command is done when its
 own process exits (a job it left in the background does not hold monitoring up).
 
+An alert is sent once, then again only while it still fires ``monitoring.notify_repeat`` (4h, as
+Prometheus Alertmanager's ``repeat_interval``) after it was last sent: ``mlcase monitor`` reads every
+window still in the log, so without this each run from cron paged again for weeks-old windows, and
+the dead-man's switch, run every few minutes, paged every few minutes. An alert is the same alert by
+its owner, kind, window and what it is about (feature, assumption, series), not by its numbers, which
+move as a live window fills. When it was sent is kept in ``.mlcase/governance/notified.json`` (no
+identifier, no value), once one of its owner's commands succeeded: an owner nobody reached is tried
+again on the next run. ``notify_repeat: 0`` sends every alert on every run.
+
 What a command gets: the alerts as monitoring reports them (kinds, windows, feature names, shares,
 statistics and the most common fallback reason; no logged input value is quoted), and the environment
 of ``mlcase`` without its secrets (:data:`SECRET_ENV`: the log key, the signing key, the API key).
@@ -37,6 +46,48 @@ def payload(case, owner: str, alerts: list[dict], source: str) -> dict:
 
     return {"case": case.name, "owner": owner, "source": source, "sent_at": now_iso(), "n_alerts": len(alerts),
             "alerts": alerts}
+
+
+NOTIFIED = "notified.json"
+
+
+def alert_key(alert: dict) -> str:
+    """What makes two alerts one: owner, kind, window and what it is about; not its numbers or its text."""
+    import json
+
+    about = [alert.get(k) for k in ("owner", "kind", "window", "feature", "assumption", "series")]
+    return json.dumps(about, default=str)
+
+
+def notify_due(case, alerts: list[dict], source: str = "monitor", now=None) -> tuple[list[dict], int]:
+    """Send the alerts not sent within ``monitoring.notify_repeat`` (see the module docstring) and note them as sent
+    for each owner one of whose commands succeeded. Returns :func:`notify`'s records and how many alerts were held
+    back as already sent. ``now`` (epoch seconds, default the clock) is when they are sent."""
+    import json
+
+    from ..times import read_now
+    from .forget import _write
+    from .stores import governance_dir
+
+    mon = case.spec.monitoring
+    if not alerts or not mon.notify:
+        return [], 0
+    t = read_now(now)
+    path = governance_dir(case) / NOTIFIED
+    try:
+        sent = json.loads(path.read_text(encoding="utf-8")).get("sent") or {}
+    except (OSError, ValueError, AttributeError):   # none yet, or unreadable: send, as before any was kept
+        sent = {}
+    sent = {k: float(v) for k, v in sent.items()
+            if isinstance(v, (int, float)) and t - float(v) < mon.notify_repeat} if mon.notify_repeat > 0 else {}
+    due = [a for a in alerts if alert_key(a) not in sent]
+    results = notify(case, due, source)
+    reached = {r["owner"] for r in results if r["ok"]}
+    sent.update({alert_key(a): t for a in due if a.get("owner") in reached})
+    if mon.notify_repeat > 0:
+        governance_dir(case).mkdir(parents=True, exist_ok=True)
+        _write(path, {"sent": sent})
+    return results, len(alerts) - len(due)
 
 
 def notify(case, alerts: list[dict], source: str = "monitor") -> list[dict]:
@@ -139,14 +190,17 @@ def _missing(case, program: str) -> str:
     return f"no program {program!r} on PATH (a program in the case folder is written ./{program})"
 
 
-def notify_lines(results: list[dict]) -> list[str]:
-    """One line per notify command run, for the CLI, then how many failed (their owners may not know)."""
+def notify_lines(results: list[dict], held: int = 0) -> list[str]:
+    """One line per notify command run, for the CLI, then how many failed (their owners may not know), and how
+    many alerts were not sent again (``held``: sent within ``monitoring.notify_repeat``)."""
     lines = [f"notified {r['owner']} with {r['command']}" if r["ok"] else
              f"could not notify {r['owner']} with {r['command']}: {r['error']}" for r in results]
     failed = [r for r in results if not r["ok"]]
     if failed:
         who = ", ".join(dict.fromkeys(r["owner"] for r in failed))
         lines.append(f"{len(failed)} of {len(results)} notify command(s) failed: {who} may not have been told")
+    if held:
+        lines.append(f"{held} alert(s) already sent within monitoring.notify_repeat were not sent again")
     return lines
 
 
@@ -178,7 +232,7 @@ def monitoring_done(case, data: dict, log=None, send: bool = True) -> dict:
     data["alerts_by_owner"] = owner_counts(data["alerts"])
     if silent:
         data["n_alerts"], data["status"] = len(data["alerts"]), "alert"
-    data["notifications"] = notify(case, data["alerts"]) if send else []
+    data["notifications"], data["notify_held"] = notify_due(case, data["alerts"]) if send else ([], 0)
     return data
 
 

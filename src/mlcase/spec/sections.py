@@ -365,6 +365,9 @@ class MonitoringSpec(_Model):
         default_factory=list, description="Commands run once per owner with that owner's alerts as JSON on stdin "
                                           "(no shell: a string is split like a shell would, a list is the argv).")
     notify_timeout: PositiveDuration = Field(30.0, description="Time limit of one notify command.")
+    notify_repeat: Duration = Field(4 * 3600.0, description="An alert still firing is sent again only this long "
+                                    "after it was last sent (as Alertmanager's repeat_interval); 0 sends every "
+                                    "alert on every run.")
     dead_man_windows: int | None = Field(
         None, ge=1, description="Alert when no prediction arrived, or monitoring did not run, for this many "
                                 "windows (`mlcase deadman`, and `mlcase monitor`).")
