@@ -40,7 +40,7 @@ def write_model_card(case: Case | str | Path) -> tuple[Path, Path]:
         The Markdown and the HTML file.
     """
     case = load_case(case)
-    res = _results.load_all(case)
+    res = card_results(case)
     if not res:   # an empty card would replace the one the last run wrote
         from .errors import NotFoundError
 
@@ -54,6 +54,17 @@ def write_model_card(case: Case | str | Path) -> tuple[Path, Path]:
     _results.save(case, "card", {"md": str(md_path), "html": str(html_path), "written_at": _now(),
                                  "stages": sorted(k for k in res if k != "card")})
     return md_path, html_path
+
+
+def card_results(case: Case) -> dict[str, dict]:
+    """The stage results a card is written from, with the registry's aliases as they are now (a promote or a
+    rollback after the run moved ``champion``: the card describes, and is logged with, the version served)."""
+    res = _results.load_all(case)
+    if res.get("registry"):
+        from .report.registry_now import registry_now
+
+        res["registry"] = registry_now(case, res["registry"])
+    return res
 
 
 def log_card(case: Case | str | Path, version: int) -> dict:
@@ -110,7 +121,10 @@ def _model(res: dict) -> dict:
     evaluation = res.get("evaluation") or {}
     candidate = registry.get("candidate") or bakeoff.get("candidate") or evaluation.get("champion_candidate")
     verdict = decision.get("verdict")
-    if verdict in ("GO", "USE_BASELINE") and decision.get("champion"):
+    if registry.get("champion_moved_after_run") and registry.get("champion_of_this_run"):
+        # promoted or rolled back by hand to another of this run's versions: the card describes the one served
+        name, role, version = registry.get("champion_name"), "champion", registry.get("champion_version")
+    elif verdict in ("GO", "USE_BASELINE") and decision.get("champion") and not registry.get("champion_moved_after_run"):
         name, role = decision["champion"], "champion"
         version = registry.get("champion_version")
     else:
@@ -118,7 +132,17 @@ def _model(res: dict) -> dict:
         version = registry.get("candidate_version")
     row = next((r for r in bakeoff.get("leaderboard") or [] if r.get("name") == name), {})
     return {"name": name, "role": role, "version": version, "verdict": verdict, "row": row,
-            "candidate": candidate, "baseline": registry.get("baseline") or evaluation.get("best_baseline")}
+            "candidate": candidate, "baseline": registry.get("baseline") or evaluation.get("best_baseline"),
+            "serving": None if role == "champion" else _serving(registry, decision)}
+
+
+def _serving(registry: dict, decision: dict) -> str | None:
+    """The champion in words where the card describes another version (an earlier run's champion, still served)."""
+    from .report.registry_now import champion_text
+
+    if registry.get("champion_version") is None and not registry.get("champion_moved_after_run"):
+        return None
+    return champion_text(registry, decision.get("champion"))
 
 
 def _details(case, spec, res) -> list[str]:
@@ -138,6 +162,8 @@ def _details(case, spec, res) -> list[str]:
         else:
             L.append("- **Registered:** not yet (the registry stage has not run)" if "registry" not in res
                      else "- **Registered:** no version for this model")
+        if m["serving"]:
+            L.append(f"- **Champion (served):** {md_text(m['serving'])}")
         if row.get("params"):
             params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(row["params"].items()))
             L.append(f"- **Parameters:** {md_text(params)}")
@@ -286,7 +312,7 @@ def _quantitative(case, spec, res) -> list[str]:
     else:
         m = _model(res)
         names = [n for n in dict.fromkeys([m["name"], ev.get("champion_candidate"), ev.get("best_baseline"),
-                                           ev.get("trivial_baseline")]) if n]
+                                           ev.get("best_model_free") or ev.get("trivial_baseline")]) if n]
         metric_names = []
         for n in names:
             for k in (ev.get("metrics") or {}).get(n, {}):
@@ -294,15 +320,23 @@ def _quantitative(case, spec, res) -> list[str]:
                     metric_names.append(k)
         metric_names = metric_names[:8]
         rows = []
+        free = ev.get("model_free") or {}
         for n in names:
             met = (ev.get("metrics") or {}).get(n, {})
-            rows.append({"model": n, f"cost per decision ({cur})": (ev.get("cost_per_decision") or {}).get(n),
-                         **{k: met.get(k) for k in metric_names}})
+            cost = (ev.get("cost_per_decision") or {}).get(n)
+            label = n
+            if n not in (ev.get("metrics") or {}) and n in free:  # the floor: a policy that needs no model
+                cost, label = free[n].get("cost_per_decision"), f"model-free: {n} ({free[n].get('description')})"
+            rows.append({"model": label, f"cost per decision ({cur})": cost, **{k: met.get(k) for k in metric_names}})
         L += ["### Test results", "", *_md_table(rows), ""]
         lift = (ev.get("lift") or {}).get("money_per_decision")
         if lift:
-            L.append(f"- **Saving over {md_text(ev['lift'].get('baseline'))}:** {_money(lift.get('estimate'), cur)} per decision "
-                     f"(95% CI {_money(lift.get('ci_low'), cur)} to {_money(lift.get('ci_high'), cur)})")
+            L.append(f"- **Saving over {md_text(ev['lift'].get('baseline'))}:** {_per_decision(lift, cur)}")
+        floor = ev.get("best_model_free")
+        over = (ev.get("lift_over_model_free") or {}).get(ev.get("champion_candidate"))
+        if floor and over:
+            L.append(f"- **Saving over the best model-free policy** ({md_text((ev.get('model_free') or {}).get(floor, {}).get('description') or floor)}): "
+                     f"{_per_decision(over, cur)}")
         value = ev.get("value_per_period")
         if value:
             L.append(f"- **Per {value.get('period')}:** {_money(value.get('net_expected'), cur)} net of operating "
@@ -316,7 +350,7 @@ def _quantitative(case, spec, res) -> list[str]:
         L += ranking_md(ev)
         L += _slices_md(ev.get("slices") or {})
     L += _analysis_md(res.get("analysis"), cur)
-    L += _conformal_md(res.get("conformal"))
+    L += _conformal_md(res.get("conformal"), cur)
     L += _explain_md(res.get("explain"), _refit_of(res))
     return L
 
@@ -381,7 +415,7 @@ def _analysis_md(a: dict | None, cur: str) -> list[str]:
     return L + [""]
 
 
-def _conformal_md(conf: dict | None) -> list[str]:
+def _conformal_md(conf: dict | None, cur: str = "$") -> list[str]:
     L = ["### Uncertainty (conformal prediction)", ""]
     if not conf:
         return L + [NOT_RUN, ""]
@@ -404,8 +438,8 @@ def _conformal_md(conf: dict | None) -> list[str]:
         if d.get("mae_automated") is not None:
             L.append(f"- **Mean absolute error:** automated {_num(d.get('mae_automated'))}, deferred "
                      f"{_num(d.get('mae_deferred'))}")
-        L.append(f"- **Cost per decision:** model alone {_num(d.get('cost_model_only'))}, with deferral "
-                 f"{_num(d.get('cost_combined'))}")
+        L.append(f"- **Cost per decision:** model alone {_money(d.get('cost_model_only'), cur, 3)}, with deferral "
+                 f"{_money(d.get('cost_combined'), cur, 3)}")
     L.append("")
     return L
 
@@ -621,6 +655,13 @@ def _md_table(rows: list[dict]) -> list[str]:
     out += ["| " + " | ".join(md_cell(_num(r.get(c)) if isinstance(r.get(c), float) else r.get(c)) for c in cols)
             + " |" for r in rows]
     return out
+
+
+def _per_decision(d: dict, cur: str) -> str:
+    """A saving per decision with its 95% CI, to the tenth of a cent under one unit (as the report's banner)."""
+    digits = 3 if all(abs(d.get(k) or 0) < 1 for k in ("estimate", "ci_low", "ci_high")) else 2
+    return (f"{_money(d.get('estimate'), cur, digits)} per decision (95% CI {_money(d.get('ci_low'), cur, digits)} to "
+            f"{_money(d.get('ci_high'), cur, digits)})")
 
 
 def _num(v: Any) -> str:

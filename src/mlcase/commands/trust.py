@@ -73,8 +73,7 @@ def register(app: typer.Typer) -> None:
         quiet: QuietOpt = False,
     ):
         """Write the model card (model_card.md and model_card.html) from the case's stage results."""
-        from .. import results
-        from ..cards import _model, log_card, write_model_card
+        from ..cards import _model, card_results, log_card, write_model_card
         from ..lock import case_lock
 
         c = load(case)
@@ -83,7 +82,7 @@ def register(app: typer.Typer) -> None:
         with case_lock(c, "card") if os.access(c.work_dir, os.W_OK) else contextlib.nullcontext():
             md, html = write_model_card(c)   # refuses a case with no stage results (it would empty the card)
             if log:
-                described = _model(results.load_all(c))
+                described = _model(card_results(c))
                 if described["version"] is not None:
                     logged = log_card(c, int(described["version"]))
         doc = {"case": c.name, "markdown": str(md), "html": str(html), "logged": logged}

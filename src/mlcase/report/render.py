@@ -96,6 +96,10 @@ def write_report(case: Case | str | Path, *, builders: Iterable[Builder] | None 
         raise NotFoundError(f"no stage results in {case.work_dir} to build the report from",
                             f"run `mlcase run {case.root}` first")
     results["case"] = case_context(case)
+    if results.get("registry"):  # the aliases now: a promote or rollback after the run moved the champion
+        from .registry_now import registry_now
+
+        results["registry"] = registry_now(case, results["registry"])
     sections = collect_sections(results, builders=builders)
     html = render_html(results, sections)
     path = case.report_dir / "index.html"

@@ -3,6 +3,7 @@ and which labels look wrong. Reads ``results["analysis"]`` (:func:`mlcase.analys
 
 from __future__ import annotations
 
+from ...formats import money
 from . import Section, esc, figure, fmt, table
 
 TITLE = "Know why"
@@ -29,9 +30,9 @@ def build(results: dict) -> list[Section]:
 
 
 def _m(v, cur: str) -> str:
-    if v is None:
-        return "–"
-    return f"{'-' if v < 0 else ''}{cur}{abs(v):,.2f}"
+    """Money as the project writes it: to the cent, and below a cent to three significant digits (on
+    modeldata::hpc_data, whose decisions cost about $0.21, every slice read "$0.00 ($0.00 to $0.00)" or "-$0.00")."""
+    return money(v, cur)
 
 
 def _ci(d: dict | None, cur: str) -> str:
@@ -70,12 +71,19 @@ def slices_html(a: dict, cur: str) -> str:
                    f"{esc(_ci(t.get('candidate'), cur))} over the candidate alone on test, "
                    f"{esc(_ci(v.get('candidate'), cur))} on validation.</p>")
     err = [{"slice": e["label"], "test rows": e["n_test"], "relative loss here / elsewhere": e.get("ratio"),
-            "95% CI": e.get("ratio_ci"), "Holm p": e.get("p_holm"),
+            "95% CI": _interval(e.get("ratio_ci")), "Holm p": e.get("p_holm"),
             "verdict": "errs much more" if e.get("errs_more") else ""} for e in sl.get("error") or []]
     if err:
         out.append(table(err, caption="Where the candidate errs most, relative to a model-free prediction "
                                       "(descriptive: real data is uneven, some slices are simply harder)"))
     return "".join(out)
+
+
+def _interval(ci) -> str | None:
+    """``[low, high]`` with the table's digits (the ratio's CI read "[0.9629655225163539, 1.3544738618382088]")."""
+    if not ci or len(ci) != 2:
+        return None
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
 def curve_html(a: dict, cur: str) -> str:
@@ -155,8 +163,8 @@ def groups_html(a: dict, cur: str) -> str:
     fg = a.get("feature_groups") or {}
     if fg.get("skipped"):
         return f"<p>Not measured: {esc(fg['skipped'])}.</p>"
-    what = "the groups named in <code>feature_groups</code>" if fg.get("named_in_spec") else "each column"
-    out = [f"<p>Each of {what} left out in turn, the candidate's configuration cross-validated without it: a group "
+    what = "Each of the groups named in <code>feature_groups</code>" if fg.get("named_in_spec") else "Each column"
+    out = [f"<p>{what} left out in turn, the candidate's configuration cross-validated without it: a group "
            "is worth what its absence costs per decision (paired bootstrap 95% CI over "
            f"{esc(fg.get('n_rows'))} out-of-fold rows).</p>"]
     rows = [{"group": g["group"], "columns": ", ".join(g.get("columns") or [])[:80],

@@ -83,9 +83,15 @@ def _facts(decision: dict, registry: dict, cur: str = "$") -> list[tuple[str, st
         extra = ", ".join(f"{_label(k)} {fmt(v)}" for k, v in champion.items()
                           if k not in ("name", "model") and _scalar(v))
         out.append(("champion", f"{name} ({extra})" if extra else str(name)))
-    elif champion:
-        version = registry.get("champion_version")
-        out.append(("champion", f"{champion} (registry version {version})" if version else str(champion)))
+    else:
+        from ..registry_now import champion_text
+
+        # the registry's champion now (a promote or rollback after the run moves it), else the decision's
+        text = champion_text(registry, str(champion) if champion else None) if registry else None
+        if text or champion:
+            out.append(("champion", text or str(champion)))
+    if (registry.get("aliases_now") or {}).get("canary") is not None:
+        out.append(("canary", f"registry version {registry['aliases_now']['canary']}"))
     evidence = decision.get("evidence")
     if isinstance(evidence, dict):
         out.extend(_evidence(evidence, cur))
@@ -255,7 +261,8 @@ def _constraints(cons: dict, cur: str) -> str:
     parts = []
     if cons.get("review_capacity") is not None:
         cap = cons["review_capacity"]
-        parts.append("review capacity " + (f"{cap:.0%} of cases" if isinstance(cap, float) else str(cap)))
+        # three significant digits, as the evaluation writes it: ".0%" read a capacity of 0.125 as "12%"
+        parts.append("review capacity " + (f"{100 * cap:.3g}% of cases" if isinstance(cap, float) else str(cap)))
     if cons.get("latency_p95_ms") is not None:
         parts.append(f"p95 latency ≤ {fmt(cons['latency_p95_ms'])} ms")
     if cons.get("min_lift"):

@@ -60,16 +60,30 @@ def build(results: dict[str, dict]) -> list[Section]:
             lat = ev["latency"]
             children.append(Section(id="eval-latency", title="Latency", html=latency_html(lat),
                                     status=None if lat.get("ok") is None else ("ok" if lat["ok"] else "error")))
+        # a ranking decides a list at a time: n_test counts lists (AER::TravelMode read "42 test rows" for the 42
+        # travellers' lists of 168 rows)
+        test, valid = _units(ev, "test"), _units(ev, "valid")
         intro = (f"<p>The candidate <strong>{esc(ev.get('champion_candidate'))}</strong> against every baseline on "
-                 f"{esc(fmt(ev.get('n_test')))} test rows, touched once. Thresholds, calibration and the choice of "
-                 f"the best baseline (<strong>{esc(ev.get('best_baseline'))}</strong>) were made on the "
-                 f"{esc(fmt(ev.get('n_valid')))} validation rows.</p>")
+                 f"{esc(test)}, touched once. "
+                 + ("The choice of the best baseline" if ev.get("unit") == "list" else
+                    "Thresholds, calibration and the choice of the best baseline")
+                 + f" (<strong>{esc(ev.get('best_baseline'))}</strong>) "
+                 + ("was" if ev.get("unit") == "list" else "were") + f" made on the {esc(valid)}.</p>")
     else:
         intro = "<p>The run stopped at the value ceiling; no model was trained or evaluated.</p>"
     return [Section(id="evaluation", title=TITLE, html=intro, order=ORDER, children=children)]
 
 
 # --------------------------------------------------------------------------- helpers
+def _units(ev: dict, part: str) -> str:
+    """"891 test rows", or for a ranking "42 test lists (168 rows)"."""
+    n = ev.get(f"n_{part}")
+    if ev.get("unit") == "list":
+        rows = ev.get(f"n_{part}_rows")
+        return f"{fmt(n)} {part}{'' if part == 'test' else 'ation'} lists" + (f" ({fmt(rows)} rows)" if rows else "")
+    return f"{fmt(n)} {part}{'' if part == 'test' else 'ation'} rows"
+
+
 def _ci(d: dict | None, cur: str | None = None, digits: int = 3) -> str:
     if not d:
         return "–"
@@ -184,6 +198,10 @@ def metrics_html(ev: dict, cur: str) -> str:
     caption = ("Metrics at each model's own threshold; money from the case's cost matrix, row by row. Model-free "
                "policies need no model (never act, act at random, a constant, the prior); a random policy's money "
                "is its exact expectation")
+    if ev.get("unit") == "list":
+        caption = ("List metrics at k; money per list: the value a list's order leaves against the best order of its "
+                   "items. Model-free policies need no model (a random order, popularity); a random order's money is "
+                   "its exact expectation")
     return table(rows, caption=caption) + note
 
 
@@ -203,7 +221,8 @@ def lift_html(ev: dict, cur: str) -> str:
     op = (ev.get("operating_cost") or {}).get("per_decision", 0.0)
     required = op + (ev.get("min_lift") or 0.0)
     text = (f"<p>Lift of <strong>{esc(lift.get('candidate'))}</strong> over <strong>{esc(lift.get('baseline'))}"
-            f"</strong> (paired bootstrap, {esc(fmt(lift.get('n_boot')))} resamples of the test rows, 95% CI; "
+            f"</strong> (paired bootstrap, {esc(fmt(lift.get('n_boot')))} resamples of the test "
+            f"{'lists' if ev.get('unit') == 'list' else 'rows'}, 95% CI; "
             f"positive favours the candidate): money per decision {esc(_ci(money, cur))}; "
             f"{esc(metric.get('name'))} {esc(_ci(metric))}. The model must add {esc(_money(required, cur, 3))} per "
             f"decision (operating cost {esc(_money(op, cur, 3))}, {esc((ev.get('operating_cost') or {}).get('source'))}"

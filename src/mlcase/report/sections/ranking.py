@@ -90,7 +90,7 @@ def build(results: dict[str, dict]) -> list[Section]:
              f"{esc(fmt(rk.get('n_lists_with_relevant')))} hold a relevant item, mean length "
              f"{esc(fmt(rk.get('mean_list_length'), 3))}), cut at k = {esc(k)}. An item is relevant when the target is "
              f"at least {esc(fmt(rel.get('relevant_from')))}; NDCG's gain is {esc(rel.get('gain'))}. Money: a relevant "
-             f"item at position 1 is worth {esc(fmt(rk.get('relevant_item_value') or 1))} {esc(cur)}, discounted by "
+             f"item at position 1 is worth {esc(_money(rk.get('relevant_item_value') or 1, cur, 2))}, discounted by "
              f"{esc(rk.get('discount'))} at lower positions; the best order of the same items is worth "
              f"{esc(_money(rk.get('ideal_value_per_list'), cur))} per list. Tied scores count as a random order "
              f"of the tied items (exact expectation).</p>")

@@ -29,8 +29,9 @@ def build(results: dict[str, dict]) -> list[Section]:
     if exp:
         children.append(Section(id="trust-shap", title="What drives the predictions (SHAP)", html=explain_html(exp)))
     if conf:
+        cur = (((results.get("case") or {}).get("spec") or {}).get("costs") or {}).get("currency") or "$"
         children.append(Section(id="trust-conformal", title="Uncertainty and deferral to review",
-                                html=conformal_html(conf), status=_coverage_status(conf)))
+                                html=conformal_html(conf, cur), status=_coverage_status(conf)))
     intro = ("<p>Why the model predicts what it does, how sure it is, and which cases it should hand to a "
              f"person. {card_link(results)}</p>")
     return [Section(id="trust", title=TITLE, html=intro, order=ORDER, children=children)]
@@ -144,7 +145,7 @@ def _rank01(v):
 
 
 # --------------------------------------------------------------------------- conformal
-def conformal_html(conf: dict) -> str:
+def conformal_html(conf: dict, cur: str = "$") -> str:
     target, cov = conf.get("target_coverage"), conf.get("coverage")
     regression = conf.get("task") == "regression"
     what = "intervals" if regression else "prediction sets"
@@ -175,31 +176,38 @@ def conformal_html(conf: dict) -> str:
                           caption="Interval widths on the test rows"))
     d = conf.get("deferral") or {}
     if d:
-        out.append(_deferral_html(conf, d))
+        out.append(_deferral_html(conf, d, cur))
     for a in conf.get("assumptions") or []:
         out.append(f'<p class="muted">Assumption: {esc(a)}.</p>')
     return "".join(out)
 
 
-def _deferral_html(conf: dict, d: dict) -> str:
+def _deferral_html(conf: dict, d: dict, cur: str = "$") -> str:
+    from ...formats import money
+
     regression = conf.get("task") == "regression"
-    rule = (f"intervals wider than {fmt(conf.get('max_interval_width'))}" if regression
-            else "sets that are not a single class")
+    limit = conf.get("max_interval_width")
+    rule = (f"intervals wider than {fmt(limit)}" if regression else "sets that are not a single class")
     cap = "no limit" if d.get("capacity_share") is None else f"{_pct(d['capacity_share'])} ({d.get('capacity_rows')} rows)"
     intro = (f"<p>Deferral: cases with {esc(rule)} go to a person, most uncertain first, while flagged plus "
              f"deferred cases stay within the review capacity ({esc(cap)}). "
              f"{esc(fmt(d.get('wanted')))} cases asked to be deferred; {esc(fmt(d.get('deferred')))} were"
              + (" (the capacity binds)" if d.get("capacity_binding") else "") + ".</p>")
+    if regression and limit is None:  # MASS::Boston read "cases with intervals wider than – go to a person"
+        intro = ("<p>Deferral: no <code>conformal.max_interval_width</code> is set, so no interval is too wide and "
+                 "every case is automated; set it to send the widest intervals to a person.</p>")
     if not d.get("enabled", True):
         intro = "<p>Deferral is switched off (<code>conformal.defer: false</code>); numbers show the model alone.</p>"
     rows = [
         {"policy": "model alone", "automated share": 1.0, "review load": d.get("flagged_share", 0.0),
-         "error rate (automated)": d.get("error_rate_model_only"), "cost per decision": d.get("cost_model_only")},
+         "error rate (automated)": d.get("error_rate_model_only"),
+         "cost per decision": money(d.get("cost_model_only"), cur, 3)},
         {"policy": "model + deferral", "automated share": d.get("automated_share"), "review load": d.get("review_load"),
-         "error rate (automated)": d.get("error_rate_automated"), "cost per decision": d.get("cost_combined")},
+         "error rate (automated)": d.get("error_rate_automated"),
+         "cost per decision": money(d.get("cost_combined"), cur, 3)},
     ]
     if regression:
-        for r, mae in zip(rows, (None, d.get("mae_automated")), strict=True):
+        for r, mae in zip(rows, (_mae_all(d), d.get("mae_automated")), strict=True):
             r.pop("error rate (automated)")
             r["MAE (automated)"] = mae
     parts = [intro, figure(deferral_figure(d, regression), height=300, caption="Automated vs deferred cases"),
@@ -213,9 +221,20 @@ def _deferral_html(conf: dict, d: dict) -> str:
         if d.get("flagged") is not None:
             detail["flagged"] = d.get("flagged")
     if d.get("cost_combined_if_reviewers_flag") is not None:
-        detail["cost if reviewers act like a flag"] = d["cost_combined_if_reviewers_flag"]
+        detail["cost if reviewers act like a flag"] = money(d["cost_combined_if_reviewers_flag"], cur, 3)
     parts.append(table([detail], caption="Deferred cases"))
     return "".join(parts)
+
+
+def _mae_all(d: dict) -> float | None:
+    """The model's MAE over every test row (automated and deferred), which the model alone has (its row read "–")."""
+    auto, deferred = d.get("mae_automated"), d.get("mae_deferred")
+    share = d.get("deferred_share") or 0.0
+    if auto is None and deferred is None:
+        return None
+    if not share or deferred is None:
+        return auto if share < 1 else deferred
+    return (1 - share) * (auto or 0.0) + share * deferred
 
 
 def coverage_figure(methods: list[dict], target: float | None):
