@@ -197,7 +197,10 @@ def test_report_section_shows_shap_conformal_and_card_link(built):
     cov = res["conformal"]["coverage"]
     assert f"{100 * cov:.1f}%" in conf_html
     d = res["conformal"]["deferral"]
-    assert "model + deferral" in conf_html and f"{d['cost_combined']:.4g}" in conf_html
+    from mlcase.formats import money
+
+    # money in the case's currency, as the evaluation's table writes a cost per decision
+    assert "model + deferral" in conf_html and money(d["cost_combined"], "$", 3) in conf_html
     assert conf_html.count('class="plotly-fig"') == 2            # coverage per method, automated vs deferred
     # without a card the section says how to write one
     del res["card"]
