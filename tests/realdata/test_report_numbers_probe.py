@@ -256,3 +256,55 @@ def test_the_multiclass_report_opens_offline_with_every_plot_drawn(runs, open_re
     view.assert_healthy()
     figs = view.figures()
     assert len(figs) >= 8 and all(f["marks"] > 0 for f in figs), figs
+
+
+# --------------------------------------------------------------------------- monitoring after serving
+def test_the_monitoring_section_writes_realized_cost_as_money_and_shows_the_scores_drift(runs, tmp_path):
+    """hpc_data served (400 of its rows through the case's server, each labelled), `mlcase monitor`, `mlcase report`:
+    the windows table read "realized cost 0.03" (no currency), the drift table left out the score (PSI 0.127, KS
+    p 0.007: "warn", plotted but in no table), and one window was drawn on a date axis whose ticks read
+    "23:59:59.999 Dec 6, 2026", a day no prediction was made. The realized cost is recomputed from the answers and
+    the case's cost matrix."""
+    import json as _json
+
+    import numpy as np
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from mlcase.case import load_case
+    from mlcase.serve.app import ServeSettings, create_app
+    from mlcase.tasks import multiclass_cost
+
+    run = runs.copy("hpc-random", tmp_path / "hpc")
+    folder = run["folder"]
+    df = pd.read_csv(folder / "data.csv").sample(400, random_state=5).reset_index(drop=True)
+    y = df.pop("class").astype(str)
+    recs = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in df.to_dict("records")]
+    answers = []
+    with TestClient(create_app(ServeSettings(case=load_case(folder), warmup=0))) as client:
+        for i in range(0, len(recs), 100):
+            r = client.post("/predict", json=recs[i:i + 100])
+            assert r.status_code == 200, r.text
+            answers += r.json()["predictions"]
+        ok = client.post("/labels", json=[{"request_id": a["request_id"], "label": t}
+                                          for a, t in zip(answers, y, strict=True)])
+        assert ok.json()["attached"] == 400
+    code, out = _cli("monitor", folder, "--json", "--no-notify")
+    assert code in (0, 1)
+    w = _json.loads(out)["windows"][-1]
+    pred = np.asarray([a["prediction"] for a in answers], dtype=object)
+    cost = float(np.mean(multiclass_cost(run["case"], y.to_numpy(dtype=object), pred)))
+    assert w["realized"]["cost"] == pytest.approx(cost)
+    assert _cli("report", folder, "--quiet")[0] == 0
+    p = page(folder)
+    row = next(r for t in tables(p, "monitoring-windows") for r in t["rows"])
+    assert row["realized cost"] == money(cost, "$", 3), row
+    drift = {r["feature"]: r for t in tables(p, "monitoring-drift") for r in t["rows"]}
+    sd = w["score_drift"]
+    assert drift["score (model output)"]["status"] == sd["status"]
+    assert float(drift["score (model output)"]["PSI"]) == pytest.approx(sd["psi"], rel=1e-3)
+    html = (folder / "report" / "index.html").read_text(encoding="utf-8")
+    figs = re.findall(r'<script type="application/json" data-for="fig\d+">(.*?)</script>', html, flags=re.S)
+    windows_x = [f for f in map(_json.loads, figs)
+                 if any(w["window"] in (tr.get("x") or []) for tr in f.get("data") or [] if isinstance(tr.get("x"), list))]
+    assert windows_x and all(f["layout"]["xaxis"]["type"] == "category" for f in windows_x)

@@ -12,6 +12,7 @@ agreement; and the review backlog against capacity.
 
 from __future__ import annotations
 
+from ...formats import money
 from . import Section, esc, figure, fmt, table
 
 TITLE = "Monitoring"
@@ -30,6 +31,7 @@ def build(results: dict[str, dict]) -> list[Section]:
         return []
     windows = mon.get("windows") or []
     th = mon.get("thresholds") or {}
+    cur = (((results.get("case") or {}).get("spec") or {}).get("costs") or {}).get("currency") or "$"
     children = [
         Section(id="monitoring-alerts", title="Alerts", html=alerts_html(mon),
                 status="error" if mon.get("alerts") else "ok"),
@@ -38,16 +40,16 @@ def build(results: dict[str, dict]) -> list[Section]:
         Section(id="monitoring-decisions", title="Decisions and fallbacks", html=decisions_html(windows, th),
                 status="error" if any(a["kind"] == "fallback" for a in mon.get("alerts", [])) else "ok"),
         Section(id="monitoring-performance", title="Estimated and realized performance",
-                html=performance_html(windows, th, mon.get("task")),
+                html=performance_html(windows, th, mon.get("task"), cur),
                 status="error" if any(a["kind"] in ("estimated_cost", "realized_cost")
                                       for a in mon.get("alerts", [])) else "ok"),
-        Section(id="monitoring-windows", title="Windows", html=windows_html(windows)),
+        Section(id="monitoring-windows", title="Windows", html=windows_html(windows, cur)),
     ]
     src, reviews = (mon.get("overall") or {}).get("by_source"), mon.get("reviews")
     if src or reviews:
         warned = any(w.get("kind") in ("label_bias", "estimate_check") for w in mon.get("warnings") or [])
         children.insert(4, Section(
-            id="monitoring-labels", title="Labels and review", html=labels_html(windows, src, reviews),
+            id="monitoring-labels", title="Labels and review", html=labels_html(windows, src, reviews, cur),
             status="error" if any(a["kind"] == "review_backlog" for a in mon.get("alerts", [])) else (
                 "warning" if warned else "ok")))
     model = mon.get("model") or {}
@@ -65,7 +67,10 @@ def build(results: dict[str, dict]) -> list[Section]:
 def _fig(data: list, layout: dict, height: int = 340, caption: str | None = None) -> str:
     base = {"margin": {"l": 60, "r": 20, "t": 30, "b": 50}, "height": height,
             "legend": {"orientation": "h", "y": -0.25}}
-    return figure({"data": data, "layout": {**base, **layout}}, height=height, caption=caption)
+    # every x is a window's label ("2026-12-07T00:00:00Z"): on a date axis one window was drawn between ticks of
+    # "23:59:59.999 Dec 6, 2026" and "00:00:00.0005", a day and times no window has
+    xaxis = {"type": "category", **(layout.get("xaxis") or {})}
+    return figure({"data": data, "layout": {**base, **layout, "xaxis": xaxis}}, height=height, caption=caption)
 
 
 def _hline(y: float, label: str, color: str = "#ef4444", dash: str = "dash") -> tuple[dict, dict]:
@@ -162,6 +167,11 @@ def drift_html(windows: list[dict], th: dict) -> str:
                      "p": s.get("p_value"), "p (Holm)": s.get("p_adjusted"), "missing": _pct(s.get("missing_rate")),
                      "missing (train)": _pct(s.get("missing_rate_ref")),
                      "unseen": (s.get("unseen") or {}).get("count")})
+    sd = last.get("score_drift")
+    if sd:  # the score's own row: its PSI is plotted, and it can warn or alert
+        rows.append({"feature": "score (model output)", "status": sd.get("status"), "PSI": sd.get("psi"),
+                     "JS": sd.get("js"), "test": "KS", "statistic": sd.get("ks"), "p": sd.get("p_value"),
+                     "p (Holm)": sd.get("p_adjusted"), "missing": "–", "missing (train)": "–", "unseen": None})
     return fig + table(rows, caption=f"Drift in the latest window ({last['window']}, {last['n']} rows)")
 
 
@@ -195,18 +205,18 @@ def decisions_html(windows: list[dict], th: dict) -> str:
 
 
 # --------------------------------------------------------------------------- performance
-def performance_html(windows: list[dict], th: dict, task: str | None) -> str:
+def performance_html(windows: list[dict], th: dict, task: str | None, cur: str = "$") -> str:
     if not windows:
         return ""
     has_cost = any(((w.get("estimated") or {}).get("cost")) or ((w.get("realized") or w.get("realized_so_far") or {})
                                                                .get("cost") is not None) for w in windows)
     parts = []
     if has_cost:
-        parts.append(_perf_fig(windows, "cost", "cost per decision",
-                               [(th.get("max_estimated_cost"), f"max estimated {fmt(th.get('max_estimated_cost'))}",
+        parts.append(_perf_fig(windows, "cost", f"cost per decision ({cur})",
+                               [(th.get("max_estimated_cost"), f"max estimated {money(th.get('max_estimated_cost'), cur)}",
                                  "#f59e0b"),
-                                (th.get("max_realized_cost"), f"max realized {fmt(th.get('max_realized_cost'))}",
-                                 "#ef4444")]))
+                                (th.get("max_realized_cost"), f"max realized {money(th.get('max_realized_cost'), cur)}",
+                                 "#ef4444")], key_label="cost per decision"))
     metric = "accuracy" if task in ("binary", "multiclass") else ("rmse" if task == "regression" else None)
     if metric:
         parts.append(_perf_fig(windows, metric, metric, []))
@@ -218,7 +228,7 @@ def performance_html(windows: list[dict], th: dict, task: str | None) -> str:
     return "".join(parts) or "<p>No labels and no estimate for this task yet.</p>"
 
 
-def _perf_fig(windows: list[dict], key: str, label: str, limits: list) -> str:
+def _perf_fig(windows: list[dict], key: str, label: str, limits: list, key_label: str | None = None) -> str:
     x = [w["window"] for w in windows]
     data = []
     est = [(w.get("estimated") or {}).get(key) for w in windows]
@@ -243,11 +253,11 @@ def _perf_fig(windows: list[dict], key: str, label: str, limits: list) -> str:
     if not data:
         return ""
     layout = {"yaxis": {"title": {"text": label}}, "xaxis": {"title": {"text": "window"}}, **_lines(*limits)}
-    return _fig(data, layout, caption=f"Estimated vs realized {label} per window")
+    return _fig(data, layout, caption=f"Estimated vs realized {key_label or label} per window")
 
 
 # --------------------------------------------------------------------------- windows table
-def windows_html(windows: list[dict]) -> str:
+def windows_html(windows: list[dict], cur: str = "$") -> str:
     rows = []
     for w in windows:
         drift = [f for f, s in w.get("drift", {}).items() if s.get("status") == "drift"]
@@ -259,12 +269,18 @@ def windows_html(windows: list[dict]) -> str:
                      "label delay (median)": _delay(w["labels"].get("delay_median_s")),
                      "drifted": ", ".join(drift) or "–",
                      "fallback": _pct(w["fallback"]["share"]),
-                     "est. cost": (est.get("cost") or {}).get("value"),
-                     "realized cost": real.get("cost") if real else (
-                         f"{fmt(so_far.get('cost'))} (not final)" if so_far.get("cost") is not None else None),
+                     # money in the case's currency, to the cent and below a cent to three digits ("0.03" had none)
+                     "est. cost": _money_or_none((est.get("cost") or {}).get("value"), cur),
+                     "realized cost": _money_or_none(real.get("cost"), cur) if real else (
+                         f"{money(so_far.get('cost'), cur, 3)} (not final)" if so_far.get("cost") is not None else None),
                      "est. accuracy": (est.get("accuracy") or {}).get("value"),
                      "realized accuracy": real.get("accuracy")})
     return table(rows, caption="Per window (realized numbers only once the window is older than the label delay)")
+
+
+def _money_or_none(v, cur: str) -> str | None:
+    """A cost per decision as the evaluation's table writes it (to the tenth of a cent: $0.125, not $0.12)."""
+    return None if v is None else money(v, cur, 3)
 
 
 def _delay(seconds) -> str:
@@ -286,7 +302,7 @@ def _ci(m: dict | None) -> str:
     return f"{fmt(m['value'], 3)} [{fmt(m['low'], 3)}, {fmt(m['high'], 3)}]"
 
 
-def labels_html(windows: list[dict], src: dict | None, reviews: dict | None) -> str:
+def labels_html(windows: list[dict], src: dict | None, reviews: dict | None, cur: str = "$") -> str:
     """Holdout vs acted-on vs audit-weighted metrics, value given up, the estimate check, reviews, backlog."""
     parts = []
     if src:
@@ -297,7 +313,7 @@ def labels_html(windows: list[dict], src: dict | None, reviews: dict | None) -> 
             parts.append("<p><strong>The acted-on labels are biased</strong> (outside the holdout's 95% interval): "
                          + esc("; ".join(bias)) + ". The model's action changes the outcomes it is judged on; "
                          "trust the holdout and the audit.</p>")
-        parts.append(_given_up_html(windows, src.get("holdout")))
+        parts.append(_given_up_html(windows, src.get("holdout"), cur))
         parts.append(_estimate_check_html(src.get("estimate_check")))
     if reviews:
         parts.append(_reviews_html(reviews))
@@ -322,7 +338,16 @@ def _sources_table(src: dict) -> str:
                                "(value [95% interval]); only the holdout and the weighted audit are unbiased")
 
 
-def _given_up_html(windows: list[dict], holdout: dict | None) -> str:
+def _money_ci(m: dict | None, cur: str) -> str:
+    """A money value with its 95% interval: ``$0.41 [$0.12, $0.70]``."""
+    if not m or m.get("value") is None:
+        return "–"
+    if m.get("low") is None:
+        return money(m["value"], cur)
+    return f"{money(m['value'], cur)} [{money(m['low'], cur)}, {money(m['high'], cur)}]"
+
+
+def _given_up_html(windows: list[dict], holdout: dict | None, cur: str = "$") -> str:
     if not holdout or not holdout.get("value_given_up"):
         return ""
     x, y, err_hi, err_lo = [], [], [], []
@@ -339,19 +364,19 @@ def _given_up_html(windows: list[dict], holdout: dict | None) -> str:
     if x:
         fig = _fig([{"type": "bar", "name": "value given up", "x": x, "y": y, "marker": {"color": "#f59e0b"},
                      "error_y": {"type": "data", "array": err_hi, "arrayminus": err_lo, "visible": True}}],
-                   {"yaxis": {"title": {"text": "cost given up per window"}},
+                   {"yaxis": {"title": {"text": f"cost given up per window ({cur})"}},
                     "xaxis": {"title": {"text": "window"}, "type": "category"}},
                    caption="Value given up by the holdout per window: the cost today's process had on the held-out "
                            "units minus the cost the model would have had on them (95% interval)")
     g = holdout["value_given_up"]
     text = (f"<p>The holdout ({fmt(holdout.get('n'))} units, {_pct(holdout.get('share'))} of decisions) cost "
-            f"{_ci(g['per_decision'])} per decision more than the model would have, "
-            f"{fmt((g.get('total') or {}).get('value'), 4)} over the whole log.")
+            f"{_money_ci(g['per_decision'], cur)} per decision more than the model would have, "
+            f"{money((g.get('total') or {}).get('value'), cur)} over the whole log.")
     sizing = holdout.get("sizing")
     if sizing:
         text += (f" A precision interval of ±{sizing['precision_half_width']:g} needs about "
                  f"{fmt(sizing['holdout_rows_needed'])} held-out units"
-                 + (f", giving up about {fmt(sizing['value_given_up'], 4)}" if sizing.get("value_given_up") is not None
+                 + (f", giving up about {money(sizing['value_given_up'], cur)}" if sizing.get("value_given_up") is not None
                     else "") + ".")
     return fig + text + "</p>"
 
