@@ -56,7 +56,11 @@ def _effect_rows(result: dict) -> tuple[list[dict], list[dict]]:
         colour = "#2e7d32" if r["significant"] and r["better"] else ("#c62828" if r["significant"] else "#1565c0")
         if r["method_key"] == "mann-whitney":
             absolute.append({"label": base + " (HL shift)", "estimate": r["diff"], "ci_low": r["ci_low"],
-                             "ci_high": r["ci_high"], "colour": colour})
+                             "ci_high": r["ci_high"], "colour": "#90a4ae" if r.get("cuped") else colour})
+            if r.get("cuped"):  # the estimate the verdict rests on: the CUPED-adjusted mean difference
+                c = r["cuped"]
+                absolute.append({"label": base + " (CUPED)", "estimate": c["diff"], "ci_low": c["ci_low"],
+                                 "ci_high": c["ci_high"], "colour": colour})
             continue
         rel.append({"label": base + (" (raw)" if r.get("cuped") else ""), "estimate": r["rel_diff"],
                     "ci_low": r["rel_ci_low"], "ci_high": r["rel_ci_high"],
@@ -98,7 +102,8 @@ def _effects(d: dict) -> dict:
                              caption="Green: significantly better; red: significantly worse; blue: not significant; "
                                      "grey: before CUPED adjustment."))
     if absolute:
-        blocks.append(figure(forest_figure(absolute, "Shift vs control (Mann-Whitney / Hodges-Lehmann)",
+        blocks.append(figure(forest_figure(absolute, "Difference vs control (Mann-Whitney / Hodges-Lehmann shift; "
+                                                     "CUPED: adjusted mean difference)",
                                            relative=False)))
     cols = ["metric", "arm", "method", "n_control", "n_treatment", "mean_control", "mean_treatment", "estimate",
             "ci_low", "ci_high", "rel_diff", "p_value", "p_adjusted", "significant"]
@@ -106,7 +111,10 @@ def _effects(d: dict) -> dict:
     for r in d["metrics"]:
         lo, hi = r["estimate_ci"]
         trows.append({**r, "estimate": r["estimate"], "ci_low": lo, "ci_high": hi,
-                      "method": r["method"] + (" + CUPED" if r.get("cuped") else ""),
+                      # the estimate's own method: CUPED's (Welch t on adjusted values), not the unadjusted test's
+                      # ("Mann-Whitney U (Hodges-Lehmann shift) + CUPED" beside a CUPED mean difference)
+                      "method": (f"{r['cuped'].get('method') or 'CUPED'} (unadjusted: {r['method']})"
+                                 if r.get("cuped") else r["method"]),
                       "rel_diff": r["cuped"]["rel_diff"] if r.get("cuped") else r["rel_diff"],
                       "p_value": r["p_estimate"]})
     blocks.append(table(trows, cols, caption="Per metric and arm"))
