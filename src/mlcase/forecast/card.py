@@ -31,11 +31,12 @@ def forecast_card_markdown(case, res: dict) -> str:
          f"- Candidate: {cand} on mlforecast lag, rolling and calendar features (params: "
          f"`{(bake.get('families') or {}).get(cand, {}).get('params')}`); the registered model is refitted on every "
          "series' whole history.",
-         f"- Decision: **{dec.get('verdict')}** (champion: {dec.get('champion')}).", "",
+         f"- Decision: **{dec.get('verdict')}** (champion: {md_text(_champion(res, dec))}).", "",
          "## Intended use", "", f"- {md_text(spec.decision)}",
          f"- {TODO} who acts on the forecast, and what they must not use it for.", "",
          "## Evaluation", "",
-         f"Test period {(ev.get('test_period') or {}).get('start')} to {(ev.get('test_period') or {}).get('end')}: "
+         f"Test period {_day((ev.get('test_period') or {}).get('start'))} to "
+         f"{_day((ev.get('test_period') or {}).get('end'))}: "
          f"{(ev.get('test_period') or {}).get('windows')} rolling cut-offs per series, forecast once, by models fitted "
          f"before it. Intervals: split conformal per horizon step on the backtest residuals, target coverage "
          f"{1 - (ev.get('alpha') or 0.1):.0%}. Costs at the {_f(ev.get('quantile'), 2)} quantile "
@@ -59,3 +60,17 @@ def forecast_card_markdown(case, res: dict) -> str:
           "- The served model falls back to seasonal naive when it fails or the history is too short.",
           f"- {TODO} events the history does not hold (a pandemic, a new product)."]
     return "\n".join(L).rstrip() + "\n"
+
+
+def _champion(res: dict, dec: dict) -> str:
+    """The registry's champion now in words (fpp2::h02's NO_GO card read "champion: None")."""
+    from ..report.registry_now import champion_text
+
+    registry = res.get("registry") or {}
+    return (champion_text(registry, dec.get("champion")) if registry else None) or dec.get("champion") or "none"
+
+
+def _day(v) -> str | None:
+    """A period's day as the report writes it (the card read "2000-07-01 00:00:00" for a monthly period)."""
+    text = None if v is None else str(v)
+    return text[:10] if text and text[10:].strip(" :0T") == "" else text

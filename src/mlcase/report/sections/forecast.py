@@ -72,6 +72,9 @@ def _evaluation_html(ev: dict) -> str:
     lifts = []
     for name, d in (ev.get("lifts") or {}).items():
         for against, key in (("seasonal naive", "over_floor"), (ev.get("best_baseline"), "over_best_baseline")):
+            # the best baseline can be the floor itself (fpp2::h02: seasonal_naive): one row, not the same one twice
+            if key == "over_best_baseline" and ev.get("best_baseline") == ev.get("floor") and "over_floor" in d:
+                continue
             if key in d:
                 lm, lc = d[key]["mase"], d[key]["cost"]
                 lifts.append({"model": name, "over": against, "MASE gain": lm["estimate"], "CI low": lm["ci_low"],
