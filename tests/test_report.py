@@ -226,7 +226,7 @@ def test_banner_reads_the_evidence_of_a_decision():
     for text in ("<dt>candidate</dt><dd>lightgbm vs current rule</dd>",
                  "<dt>lift per decision</dt><dd>€3.40 (95% CI €1.25 to €5.50)</dd>",
                  "<dt>needed per decision</dt><dd>€0.550</dd>",
-                 "<dt>value per month</dt><dd>€40,800 (€15,000 to €66,000)</dd>",
+                 "<dt>value per month (lightgbm over current rule)</dt><dd>€40,800 (€15,000 to €66,000)</dd>",
                  "<dt>test rows</dt><dd>1,409</dd>", "<dt>latency</dt><dd>within the limit</dd>"):
         assert text in html, text
     assert "cost_per_decision" not in html and "trivial" not in html

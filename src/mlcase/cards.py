@@ -331,7 +331,10 @@ def _quantitative(case, spec, res) -> list[str]:
         L += ["### Test results", "", *_md_table(rows), ""]
         lift = (ev.get("lift") or {}).get("money_per_decision")
         if lift:
-            L.append(f"- **Saving over {md_text(ev['lift'].get('baseline'))}:** {_per_decision(lift, cur)}")
+            # the candidate's saving: on a USE_BASELINE card, which describes the baseline, "Saving over linear"
+            # read as the baseline's over itself
+            L.append(f"- **Saving of {md_text(ev['lift'].get('candidate'))} over {md_text(ev['lift'].get('baseline'))}:** "
+                     f"{_per_decision(lift, cur)}")
         floor = ev.get("best_model_free")
         over = (ev.get("lift_over_model_free") or {}).get(ev.get("champion_candidate"))
         if floor and over:
@@ -339,7 +342,9 @@ def _quantitative(case, spec, res) -> list[str]:
                      f"{_per_decision(over, cur)}")
         value = ev.get("value_per_period")
         if value:
-            L.append(f"- **Per {value.get('period')}:** {_money(value.get('net_expected'), cur)} net of operating "
+            L.append(f"- **Per {value.get('period')}, {md_text(ev['lift'].get('candidate'))} over "
+                     f"{md_text(value.get('versus') or ev['lift'].get('baseline'))}:** "
+                     f"{_money(value.get('net_expected'), cur)} net of operating "
                      f"cost (CI {_money(value.get('net_low'), cur)} to {_money(value.get('net_high'), cur)})")
         lat = ev.get("latency") or {}
         if lat.get("single_p95_ms") is not None:

@@ -126,7 +126,10 @@ def _evidence(ev: dict, cur: str) -> list[tuple[str, str]]:
     if isinstance(value, dict) and _scalar(value.get("expected")):
         span = (f" ({_money(value['low'], cur, 0)} to {_money(value['high'], cur, 0)})"
                 if _scalar(value.get("low")) and _scalar(value.get("high")) else "")
-        out.append((f"value per {value.get('period') or 'period'}", _money(value["expected"], cur, 0) + span))
+        # whose value: the candidate's over the best baseline (credit_data, USE_BASELINE: "value per month
+        # -$181,257" under "champion linear" read as the champion's)
+        whose = f" ({ev['candidate']} over {value.get('versus') or ev.get('best_baseline')})" if ev.get("candidate") else ""
+        out.append((f"value per {value.get('period') or 'period'}{whose}", _money(value["expected"], cur, 0) + span))
     if _scalar(ev.get("n_test")):
         out.append(("test rows", f"{int(ev['n_test']):,}"))
     if isinstance(ev.get("latency_ok"), bool):

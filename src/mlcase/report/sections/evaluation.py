@@ -241,7 +241,9 @@ def lift_html(ev: dict, cur: str) -> str:
                  "model at all.</p>")
     value = ev.get("value_per_period")
     if value:
-        text += (f"<p>Value per {esc(value['period'])} at {esc(fmt(value['decisions']))} decisions: "
+        text += (f"<p>Value per {esc(value['period'])} of <strong>{esc(lift.get('candidate'))}</strong> over "
+                 f"<strong>{esc(value.get('versus') or lift.get('baseline'))}</strong> at {esc(fmt(value['decisions']))} "
+                 "decisions: "
                  f"{esc(_money(value['expected'], cur, 0))} expected, range {esc(_money(value['low'], cur, 0))} to "
                  f"{esc(_money(value['high'], cur, 0))}; after operating cost "
                  f"{esc(_money(value['net_expected'], cur, 0))} "
