@@ -355,8 +355,9 @@ def _quantitative(case, spec, res) -> list[str]:
         L += ranking_md(ev)
         L += _slices_md(ev.get("slices") or {})
     L += _analysis_md(res.get("analysis"), cur)
-    L += _conformal_md(res.get("conformal"), cur)
-    L += _explain_md(res.get("explain"), _refit_of(res))
+    described = _model(res)["name"]
+    L += _conformal_md(res.get("conformal"), cur, described)
+    L += _explain_md(res.get("explain"), described, _refit_of(res))
     return L
 
 
@@ -420,10 +421,19 @@ def _analysis_md(a: dict | None, cur: str) -> list[str]:
     return L + [""]
 
 
-def _conformal_md(conf: dict | None, cur: str = "$") -> list[str]:
+def _of_another(model: str | None, described: str | None) -> list[str]:
+    """A line saying the numbers below are of another model than the card's (a USE_BASELINE card describes the
+    baseline, and the run explains and calibrates the candidate)."""
+    if not model or not described or model == described:
+        return []
+    return [f"_Of {md_code(model)}, not of the model this card describes ({md_code(described)})._", ""]
+
+
+def _conformal_md(conf: dict | None, cur: str = "$", described: str | None = None) -> list[str]:
     L = ["### Uncertainty (conformal prediction)", ""]
     if not conf:
         return L + [NOT_RUN, ""]
+    L += _of_another(conf.get("model"), described)
     target = conf.get("target_coverage")
     L.append(f"- **Coverage on the test rows:** {_pct(conf.get('coverage'))} (target {_pct(target)}, "
              f"method {conf.get('method')}, {conf.get('n_calibration')} calibration rows)")
@@ -458,10 +468,11 @@ def _refit_of(res: dict) -> dict | None:
     return refit
 
 
-def _explain_md(exp: dict | None, refit: dict | None = None) -> list[str]:
+def _explain_md(exp: dict | None, described: str | None = None, refit: dict | None = None) -> list[str]:
     L = ["### What drives the predictions (SHAP)", ""]
     if not exp:
         return L + [NOT_RUN, ""]
+    L += _of_another(exp.get("model"), described)
     top = exp.get("importance") or []
     L.append(f"Mean |SHAP| ({md_text(exp.get('output'))}) over {exp.get('n_rows')} test rows, "
              f"{exp.get('explainer')} explainer on {md_text(exp.get('explained_model'))}:")

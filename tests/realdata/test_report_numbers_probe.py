@@ -143,6 +143,13 @@ def test_promote_and_rollback_move_the_champion_the_banner_and_the_card_name(run
     card = (folder / "model_card.md").read_text(encoding="utf-8")
     assert f"- **Model:** `{reg['baseline']}`" in card and "the champion" in card
     assert f"version {base_v} in" in card
+    # SHAP and the conformal sets are the candidate's: the pages say so beside a champion that is not
+    conf = results.load(run["case"], "conformal")
+    assert conf["model"] == reg["candidate"]
+    assert card.count(f"_Of `{reg['candidate']}`, not of the model this card describes (`{reg['baseline']}`)._") == 2
+    trust = section_text(page(folder), "trust")
+    assert (f"The explanations and uncertainty below are of {reg['candidate']} (registry version {cand_v}); the "
+            f"champion served is {reg['baseline']} (registry version {base_v})") in trust, trust
 
     # rolled back: the pages name the version the registry serves again
     assert _cli("rollback", folder, "--why", "probe")[0] == 0

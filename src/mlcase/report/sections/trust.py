@@ -33,8 +33,26 @@ def build(results: dict[str, dict]) -> list[Section]:
         children.append(Section(id="trust-conformal", title="Uncertainty and deferral to review",
                                 html=conformal_html(conf, cur), status=_coverage_status(conf)))
     intro = ("<p>Why the model predicts what it does, how sure it is, and which cases it should hand to a "
-             f"person. {card_link(results)}</p>")
+             f"person. {card_link(results)}</p>") + _which_model(results)
     return [Section(id="trust", title=TITLE, html=intro, order=ORDER, children=children)]
+
+
+def _which_model(results: dict) -> str:
+    """Which model the explanations and sets below are of, where it is not the champion served (Ecdat::MedExp,
+    USE_BASELINE: SHAP and the conformal intervals are the candidate lightgbm's, the server answers with linear's)."""
+    described = {m for m in ((results.get("explain") or {}).get("model"), (results.get("conformal") or {}).get("model"))
+                 if m}
+    reg = results.get("registry") or {}
+    champion = reg.get("champion_name") or (results.get("decision") or {}).get("champion")
+    if not described or not champion or described == {champion}:
+        return ""
+    versions = {reg.get("candidate"): reg.get("candidate_version"), reg.get("baseline"): reg.get("baseline_version")}
+    names = ", ".join(f"{m} (registry version {versions[m]})" if versions.get(m) is not None else m
+                      for m in sorted(described))
+    v = reg.get("champion_version")
+    return (f'<p class="note">The explanations and uncertainty below are of <strong>{esc(names)}</strong>; the '
+            f"champion served is <strong>{esc(champion)}</strong>{esc(f' (registry version {v})' if v else '')}, "
+            "whose answers carry its own conformal sets and explanations.</p>")
 
 
 def card_link(results: dict) -> str:
