@@ -315,3 +315,18 @@ def test_the_monitoring_section_writes_realized_cost_as_money_and_shows_the_scor
     windows_x = [f for f in map(_json.loads, figs)
                  if any(w["window"] in (tr.get("x") or []) for tr in f.get("data") or [] if isinstance(tr.get("x"), list))]
     assert windows_x and all(f["layout"]["xaxis"]["type"] == "category" for f in windows_x)
+
+
+def test_the_cards_latency_names_the_number_the_limit_was_judged_on(runs):
+    """credit_data's card read "single-row p95 9.178 ms" where the decision and the report's verdict judged the
+    200 ms limit on 6.314 ms (wall time minus the time spent waiting for a busy CPU)."""
+    run = runs.get("credit-random")
+    lat = results.load(run["case"], "evaluation")["latency"]
+    card = (run["folder"] / "model_card.md").read_text(encoding="utf-8")
+    line = next(x for x in card.splitlines() if x.startswith("- **Latency:**"))
+    from mlcase.formats import number
+
+    assert f"single-row p95 {number(lat['single_p95_ms'], 4)} ms (wall clock)" in line, line
+    assert line.endswith(f"against the {number(lat['limit_p95_ms'], 4)} ms limit"), line
+    if lat["gate_ms"] != lat["single_p95_ms"]:
+        assert f"judged on {number(lat['gate_ms'], 4)} ms ({lat['gate']})" in line, line
