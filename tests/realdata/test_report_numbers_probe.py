@@ -330,3 +330,25 @@ def test_the_cards_latency_names_the_number_the_limit_was_judged_on(runs):
     assert line.endswith(f"against the {number(lat['limit_p95_ms'], 4)} ms limit"), line
     if lat["gate_ms"] != lat["single_p95_ms"]:
         assert f"judged on {number(lat['gate_ms'], 4)} ms ({lat['gate']})" in line, line
+
+
+def test_the_label_audit_shows_a_binary_targets_own_values(runs):
+    """credit_data's audit (the report's table and label_audit.csv, which a reviewer fills in) read "given_label 1,
+    suggested_label 0" for loans whose Status is 'bad' or 'good'."""
+    import pandas as pd
+
+    run = runs.get("credit-random")
+    folder = run["folder"]
+    a = results.load(run["case"], "analysis")
+    if (a.get("labels") or {}).get("skipped"):
+        pytest.skip(a["labels"]["skipped"])
+    audit = pd.read_csv(folder / "label_audit.csv")
+    assert len(audit) and set(audit["given_label"]) <= {"good", "bad"}, audit["given_label"].unique()
+    flagged = audit[audit["why"] == "label_issue"]
+    assert set(flagged["suggested_label"]) <= {"good", "bad"}
+    assert (flagged["given_label"] != flagged["suggested_label"]).all()
+    data = pd.read_csv(folder / "data.csv")
+    # the row key is the position in the data: each given label is that row's Status
+    assert (data["Status"].to_numpy()[audit["row"].to_numpy()] == audit["given_label"].to_numpy()).all()
+    rows = [r for t in tables(page(folder), "analysis-labels") for r in t["rows"]]
+    assert rows and {r["given_label"] for r in rows} <= {"good", "bad"}

@@ -252,17 +252,24 @@ def audit(task: str, frame: pd.DataFrame, features: list[str], y_labels: np.ndar
     found = label_issues(task, y_codes, scores, classes, top)
     partner = conflicting_partners(frame[features], y_labels, task, seed)
     quality = found["quality"]
+    # a binary target is coded 0/1 (the positive class 1): a reviewer reads its values ('good'/'bad' in
+    # modeldata::credit_data, whose audit read "given 1, suggested 0"), as a multiclass audit always did
+    names = list(classes) if task == "binary" and classes is not None and len(classes) == 2 else None
     label_of = (lambda k: classes[int(k)]) if task == "multiclass" else (
-        (lambda k: int(k)) if task == "binary" else (lambda v: float(v)))
+        (lambda k: _plain(names[int(k)]) if names else int(k)) if task == "binary" else (lambda v: float(v)))
+
+    def given(i: int):
+        return _plain(names[int(y_codes[i])]) if names else _plain(y_labels[i])
+
     rows = []
     for i in found["ranked"]:
         prob_given = (scores[i] if y_codes[i] == 1 else 1 - scores[i]) if task == "binary" else (
             scores[i, int(y_codes[i])] if task == "multiclass" else None)
-        rows.append({"row": ids[i], "why": "label_issue", "given_label": _plain(y_labels[i]),
+        rows.append({"row": ids[i], "why": "label_issue", "given_label": given(i),
                      "suggested_label": label_of(found["suggested"][i]), "label_quality": float(quality[i]),
                      "score_of_given": None if prob_given is None else float(prob_given), "duplicate_of": None})
     for a, b in sorted(partner.items()):
-        rows.append({"row": ids[a], "why": "conflicting_duplicate", "given_label": _plain(y_labels[a]),
+        rows.append({"row": ids[a], "why": "conflicting_duplicate", "given_label": given(a),
                      "suggested_label": None, "label_quality": float(quality[a]), "score_of_given": None,
                      "duplicate_of": ids[b]})
     table = pd.DataFrame(rows, columns=["row", "why", "given_label", "suggested_label", "label_quality",
