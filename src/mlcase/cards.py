@@ -236,7 +236,13 @@ def _metrics(case, spec, res) -> list[str]:
              + md_text(_costs_text(spec)) + ".")
     cap = spec.constraints.review_capacity
     if cap is not None:
-        L.append(f"- **Review capacity:** {cap} (thresholds never flag more).")
+        # the thresholds flag no more than the capacity on the validation rows they are chosen on; on the test rows
+        # they can (credit_data: "thresholds never flag more" beside a threshold that flagged 33.6% of the test rows)
+        shown = f"{100 * cap:.3g}% of cases" if isinstance(cap, float) else str(cap)
+        chk = ((res.get("evaluation") or {}).get("capacity_check") or {})
+        test = (f"; on the test rows the candidate's flags {_pct(chk['test_flag_rate'])}"
+                + (", above it" if chk.get("test_over_capacity") else "")) if chk.get("test_flag_rate") is not None else ""
+        L.append(f"- **Review capacity:** {shown} (thresholds are chosen on the validation rows to flag no more{test}).")
     if spec.constraints.latency_p95_ms:
         L.append(f"- **Latency limit:** p95 {spec.constraints.latency_p95_ms:g} ms.")
     if not ev:

@@ -352,3 +352,21 @@ def test_the_label_audit_shows_a_binary_targets_own_values(runs):
     assert (data["Status"].to_numpy()[audit["row"].to_numpy()] == audit["given_label"].to_numpy()).all()
     rows = [r for t in tables(page(folder), "analysis-labels") for r in t["rows"]]
     assert rows and {r["given_label"] for r in rows} <= {"good", "bad"}
+
+
+def test_the_card_does_not_promise_a_capacity_the_test_rows_broke_and_fit_rows_are_whole(runs):
+    """credit_data's card said "Review capacity: 0.3 (thresholds never flag more)" beside a threshold that flagged
+    33.6% of the test rows (the evaluation and the decision say so); "Know why" listed "712.4" fit rows."""
+    run = runs.get("credit-random")
+    folder = run["folder"]
+    ev = results.load(run["case"], "evaluation")
+    chk = ev["capacity_check"]
+    card = (folder / "model_card.md").read_text(encoding="utf-8")
+    line = next(x for x in card.splitlines() if x.startswith("- **Review capacity:**"))
+    assert "never flag more" not in line and line.startswith("- **Review capacity:** 30% of cases"), line
+    assert f"the candidate's flags {100 * chk['test_flag_rate']:.1f}%" in line, line
+    assert ("above it" in line) == bool(chk.get("test_over_capacity")), line
+    points = [r for t in tables(page(folder), "analysis-curve") for r in t["rows"] if "fit rows (mean per fold)" in r]
+    a = results.load(run["case"], "analysis")
+    assert [int(r["fit rows (mean per fold)"].replace(",", "")) for r in points] == [
+        round(p["fit_rows"]) for p in a["learning_curve"]["points"]]
