@@ -333,6 +333,7 @@ def _quantitative(case, spec, res) -> list[str]:
             label = n
             if n not in (ev.get("metrics") or {}) and n in free:  # the floor: a policy that needs no model
                 cost, label = free[n].get("cost_per_decision"), f"model-free: {n} ({free[n].get('description')})"
+                met = {k: v for k, v in free[n].items() if k in metric_names}  # a ranking's floor has list metrics
             rows.append({"model": label, f"cost per decision ({cur})": cost, **{k: met.get(k) for k in metric_names}})
         L += ["### Test results", "", *_md_table(rows), ""]
         lift = (ev.get("lift") or {}).get("money_per_decision")

@@ -151,6 +151,15 @@ def test_promote_and_rollback_move_the_champion_the_banner_and_the_card_name(run
     assert (f"The explanations and uncertainty below are of {reg['candidate']} (registry version {cand_v}); the "
             f"champion served is {reg['baseline']} (registry version {base_v})") in trust, trust
 
+    # the readiness score was computed by the run, with the run's champion: the section says it is older, until
+    # `mlcase readiness` scores the case again
+    p = page(folder)
+    assert f"Computed before the champion moved (now registry version {base_v})" in section_text(p, "readiness")
+    assert _cli("readiness", folder, "--json")[0] in (0, 1)
+    assert _cli("report", folder, "--quiet")[0] == 0
+    assert "Computed before the champion moved" not in section_text(page(folder), "readiness")
+    assert results.load(run["case"], "readiness")["champion_version"] == base_v
+
     # rolled back: the pages name the version the registry serves again
     assert _cli("rollback", folder, "--why", "probe")[0] == 0
     assert _cli("report", folder, "--quiet")[0] == 0

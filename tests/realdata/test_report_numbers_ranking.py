@@ -41,6 +41,15 @@ def test_the_ranking_report_counts_lists_and_writes_money_as_money(travel, open_
         value = rk["value_per_list"][name]["estimate"]
         assert row["value per list [95% CI]"].startswith(money(value, ev["currency"], 3))
         assert value == pytest.approx(ev["metrics"][name][f"ndcg@{k}"] * rk["relevant_item_value"])
+    # the card's test table: the floor with its cost and its list metrics (it read "–" for every one)
+    floor = ev["best_model_free"]
+    card = (folder / "model_card.md").read_text(encoding="utf-8")
+    head = next(x for x in card.splitlines() if x.startswith("| model | cost per decision"))
+    row = next(x for x in card.splitlines() if x.startswith(f"| model-free: {floor} "))
+    cells = dict(zip([c.strip() for c in head.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")],
+                     strict=True))
+    assert float(cells["cost per decision ($)"]) == pytest.approx(ev["model_free"][floor]["cost_per_decision"], rel=1e-3)
+    assert float(cells[f"ndcg@{k}"]) == pytest.approx(ev["model_free"][floor][f"ndcg@{k}"], rel=1e-3)
     view = open_report(folder / "report" / "index.html")
     view.assert_healthy()
     figs = view.figures()

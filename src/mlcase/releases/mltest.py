@@ -71,6 +71,7 @@ class Readiness:
     tests: list[TestResult]
     minimum: float = 0.0
     computed_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    champion_version: int | None = None  # the champion its evidence saw (the report says when it has moved since)
 
     @property
     def groups(self) -> dict[str, float]:
@@ -102,7 +103,8 @@ class Readiness:
     def to_dict(self) -> dict:
         return {"case": self.case, "score": self.score, "groups": self.groups, "total": self.total,
                 "max_total": 4 * 7.0, "minimum": self.minimum, "passes": self.passes, "meaning": self.meaning,
-                "computed_at": self.computed_at, "next_steps": self.next_steps(),
+                "computed_at": self.computed_at, "champion_version": self.champion_version,
+                "next_steps": self.next_steps(),
                 "tests": [t.to_dict() for t in self.tests]}
 
     def print(self, console) -> None:
@@ -289,7 +291,8 @@ def readiness(case: Case, log: str | None = None, minimum: float | None = None) 
     for tid, group, title, fn in REGISTRY:
         status, evidence, close = fn(ev)
         tests.append(TestResult(tid, group, title, status, evidence, None if status == "automated" else close))
-    return Readiness(case.name, tests, case.spec.releases.min_readiness if minimum is None else minimum)
+    return Readiness(case.name, tests, case.spec.releases.min_readiness if minimum is None else minimum,
+                     champion_version=ev.aliases.get("champion"))
 
 
 def _minimum(minimum, name: str = "minimum") -> float:

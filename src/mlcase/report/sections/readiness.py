@@ -19,7 +19,15 @@ def build(results: dict[str, dict]) -> list[Section]:
     if not r:
         return []
     status = "ok" if r["passes"] and r["score"] >= 3 else ("warning" if r["passes"] else "error")
-    return [Section(id="readiness", title=TITLE, html=readiness_html(r), order=ORDER, status=status)]
+    html = readiness_html(r)
+    reg = results.get("registry") or {}
+    now = reg.get("champion_version")
+    saw = r["champion_version"] if "champion_version" in r else reg.get("champion_version_at_run", now)
+    if "aliases_now" in reg and saw != now:  # its evidence names another champion (or none): say it is older
+        html = (f'<p class="note">Computed before the champion moved (now '
+                f'{esc("none" if now is None else f"registry version {now}")}): run <code>mlcase readiness</code> '
+                "to score the case as it is.</p>") + html
+    return [Section(id="readiness", title=TITLE, html=html, order=ORDER, status=status)]
 
 
 def readiness_html(r: dict) -> str:
