@@ -19,7 +19,7 @@ log = logging.getLogger("mlcase.report")
 
 def _run_names(registry: dict) -> dict[int, str]:
     """The versions this run registered and the model each holds."""
-    out: dict[int, str] = {}
+    out: dict[int, str] = {int(v): str(k) for k, v in (registry.get("by_name") or {}).items() if v is not None}
     for key, name in (("candidate_version", registry.get("candidate")), ("baseline_version", registry.get("baseline"))):
         if registry.get(key) is not None and name:
             out[int(registry[key])] = str(name)
