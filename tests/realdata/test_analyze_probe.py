@@ -49,3 +49,30 @@ def test_the_learning_curves_band_has_no_resample_read_as_no_learning(boston_cur
     assert top[0] < 3.6, top            # was 4.068
     assert low[0] < c["extrapolation"][0]["cost_per_decision"] < top[0]
     assert all(lo < e["cost_per_decision"] < hi for e, lo, hi in zip(c["extrapolation"], low, top, strict=True))
+
+
+def test_the_learning_curve_never_goes_below_the_cost_of_deciding_every_row_right(tmp_path):
+    """modeldata::hpc_data, a random eighth of its jobs (433 labelled, cost matrix of 0 to 10 per job): the law's
+    asymptote was free, fitted at -4.17, and the band at 4x the labels ran from -$0.046 per decision (below the $0 of
+    a queue that places every job right) to $0.192, missing the $0.234 the same configuration costs when it is fitted
+    on 1,732 of the table's other labelled jobs. The asymptote is now bounded by that least cost."""
+    from mlcase.case import load_case
+
+    from .tables import BY_ID
+
+    table = BY_ID["hpc-random"]
+    small = table.frame().sample(frac=0.125, random_state=100).reset_index(drop=True)
+    case = load_case(table.write(tmp_path / "hpc-eighth", small))
+    ds = prepare(case)
+    plan = make_plan(case, ds)
+    c = curve_mod.learning_curve(Refits(case, ds, plan, LGBM, time.monotonic() + 600), [0.25, 0.5, 0.75, 1.0], None,
+                                 {}, 1, "")
+    assert c["labels_now"] == 433 and c["least_cost_per_decision"] == 0.0
+    assert [round(p["cost_per_decision"], 3) for p in c["points"]] == [0.700, 0.649, 0.448, 0.404]
+    assert c["params"]["a"] >= 0.0
+    assert all(e["band"][0] >= 0.0 for e in c["extrapolation"])
+    at = {e["multiple"]: e for e in c["extrapolation"]}
+    # what that configuration costs on the full table's out-of-fold jobs, fitted on 866 and 1,732 jobs (measured with
+    # the same Refits on hpc-random's 3,465 labelled jobs: $0.292 and $0.234, standard errors $0.011 and $0.010)
+    assert at[2.0]["band"][0] <= 0.292 <= at[2.0]["band"][1]
+    assert at[4.0]["band"][0] <= 0.234 <= at[4.0]["band"][1]

@@ -45,12 +45,14 @@ def _jac(n, a, b, c):
     return np.column_stack([np.ones_like(t), t, -b * t * np.log(n)])
 
 
-def fit_power_law(n, m, p0=None, sigma=None) -> tuple[np.ndarray, bool]:
+def fit_power_law(n, m, p0=None, sigma=None, floor: float = -np.inf) -> tuple[np.ndarray, bool]:
     """Least-squares fit of :func:`power_law` to the points; ``(params, ok)`` (flat at the mean when it fails).
 
-    ``scipy.optimize.curve_fit`` (trust region, bounds ``b >= 0`` and ``0.05 <= c <= 2``, the
-    analytic Jacobian), each point weighted by its standard error ``sigma`` when given; ``p0``
-    starts it (the bootstrap starts from the fit on all rows).
+    ``scipy.optimize.curve_fit`` (trust region, bounds ``a >= floor``, ``b >= 0`` and ``0.05 <= c <= 2``,
+    the analytic Jacobian), each point weighted by its standard error ``sigma`` when given; ``p0``
+    starts it (the bootstrap starts from the fit on all rows). ``floor`` is the least the money per
+    decision can be (every row decided right, :func:`least_cost`): with ``b >= 0`` the law never goes
+    below its asymptote ``a``.
     """
     from scipy.optimize import curve_fit
 
@@ -58,8 +60,10 @@ def fit_power_law(n, m, p0=None, sigma=None) -> tuple[np.ndarray, bool]:
     if p0 is None:
         span = float(m[0] - m[-1])
         p0 = (float(m[-1]) - max(span, 0) * 0.5, max(span, 1e-9) * n[0] ** 0.5, 0.5)
-    lo, hi = np.array([-np.inf, 0.0, 0.05]), np.array([np.inf, np.inf, 2.0])
-    p0 = np.clip(np.asarray(p0, dtype=float), lo + [0, 1e-12, 1e-9], hi - [0, 0, 1e-9])
+    floor = float(floor) if floor is not None and np.isfinite(floor) else -np.inf
+    lo, hi = np.array([floor, 0.0, 0.05]), np.array([np.inf, np.inf, 2.0])
+    inside = 1e-9 * max(1.0, abs(floor)) if np.isfinite(floor) else 0.0
+    p0 = np.clip(np.asarray(p0, dtype=float), lo + [inside, 1e-12, 1e-9], hi - [0, 0, 1e-9])
     # a law that flattens slowly (its exponent near the 0.05 bound, a and b trading off) can take the trust region
     # more than 200 evaluations: MASS::Boston's curve, four points falling from $5.14 to $3.42, stopped there on 3
     # of 200 resamples, which then counted as "flat at the mean" (no learning at all) and set the top of the band at
@@ -124,7 +128,13 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
     n = np.array([p["fit_rows"] for p in points])
     C = np.column_stack([p["costs"] for p in points])
     sigma = C.std(axis=0, ddof=1) / np.sqrt(len(C))
-    params, ok = fit_power_law(n, C.mean(axis=0), sigma=sigma)
+    # the least the money per decision can be, every row decided right: the law's asymptote cannot go below it
+    # (modeldata::hpc_data, 433 labelled jobs, a cost matrix of costs 0 to 10: the law's asymptote was -4.17 and the
+    # band at 4x the labels ran from -$0.046 per decision, below the $0 of a perfect queue, to $0.192, missing the
+    # $0.234 that 1,732 labels gave)
+    least = least_cost(refits)
+    out["least_cost_per_decision"] = float(least.mean())
+    params, ok = fit_power_law(n, C.mean(axis=0), sigma=sigma, floor=least.mean())
     targets = np.array(MULTIPLES) * out["labels_now"]
     B = None
     if baseline is not None:
@@ -136,18 +146,21 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
             b_n = np.array([p["fit_rows"] for p in b_points])
             B = np.column_stack([p["costs"] for p in b_points])
             b_sigma = B.std(axis=0, ddof=1) / np.sqrt(len(B))
-            b_params, b_ok = fit_power_law(b_n, B.mean(axis=0), sigma=b_sigma)
+            b_params, b_ok = fit_power_law(b_n, B.mean(axis=0), sigma=b_sigma, floor=least.mean())
             out["baseline_curve"].update(fitted=b_ok, params={"a": float(b_params[0]), "b": float(b_params[1]),
                                                               "c": float(b_params[2])})
         else:
             out["baseline_curve"]["note"] = f"only {len(b_points)} point(s) fitted within the time share"
     # one bootstrap for both curves: the same resampled rows, so the saving over the baseline is paired
-    cols = [C[:, j] for j in range(C.shape[1])] + ([] if B is None else [B[:, j] for j in range(B.shape[1])])
+    # (each resample's own least cost last)
+    cols = ([C[:, j] for j in range(C.shape[1])] + ([] if B is None else [B[:, j] for j in range(B.shape[1])])
+            + [least])
     means = bootstrap_means(cols, N_BOOT, seed)
-    boot, boot_params = _bootstrap(n, means[:, :C.shape[1]], targets, params, sigma)
+    floors = means[:, -1]
+    boot, boot_params = _bootstrap(n, means[:, :C.shape[1]], targets, params, sigma, floors)
     b_boot = None
     if B is not None:
-        b_boot, b_boot_params = _bootstrap(b_n, means[:, C.shape[1]:], targets, b_params, b_sigma)
+        b_boot, b_boot_params = _bootstrap(b_n, means[:, C.shape[1]:-1], targets, b_params, b_sigma, floors)
         out["_boot_params_baseline"] = b_boot_params
     out.update(fitted=ok, params={"a": float(params[0]), "b": float(params[1]), "c": float(params[2])},
                extrapolation=[_at(k, t, params, boot[:, i], references, C) for i, (k, t) in
@@ -165,18 +178,33 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
 
 
 def _bootstrap(n: np.ndarray, means: np.ndarray, targets: np.ndarray, start,
-               sigma) -> tuple[np.ndarray, np.ndarray]:
+               sigma, floors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Extrapolations at ``targets`` of the law refitted on each resample's means (the same rows at every point),
-    and the refitted ``(a, b, c)`` of each resample."""
+    and the refitted ``(a, b, c)`` of each resample (its asymptote at least ``floors[b]``, the resample's least
+    cost)."""
     out = np.full((len(means), len(targets)), np.nan)
     params = np.full((len(means), 3), np.nan)
     for b in range(len(means)):
-        p, ok = fit_power_law(n, means[b], p0=start, sigma=sigma)
+        p, ok = fit_power_law(n, means[b], p0=start, sigma=sigma,
+                              floor=-np.inf if floors is None else floors[b])
         if not ok:   # no law found: left out of the band (NaN), not read as the flat law fit_power_law falls back to
             continue
         out[b] = power_law(targets, *p)
         params[b] = p
     return out, params
+
+
+def least_cost(refits) -> np.ndarray:
+    """Each scored row's cost had it been decided right (the cheapest decision given its label): flagged or not
+    (binary), each class (multiclass), its own value (regression)."""
+    y = refits.y_labels[refits.scored]
+    costs = refits.costs
+    if refits.task == "binary":
+        return np.minimum(costs.of(y, np.ones(len(y), dtype=int)), costs.of(y, np.zeros(len(y), dtype=int)))
+    if refits.task == "multiclass":
+        return np.min(np.column_stack([np.asarray(costs.of(y, np.full(len(y), c, dtype=object)), dtype=float)
+                                       for c in refits.dataset.classes]), axis=1).astype(float)
+    return np.asarray(costs.of(y, np.asarray(y, dtype=float)), dtype=float)
 
 
 def _at(k: float, target: float, params, samples: np.ndarray, references: dict, C: np.ndarray) -> dict:
