@@ -373,15 +373,39 @@ def label_audit(case: Case, dataset, plan, oof, cand: str) -> dict:
                            "under a time split, or a rare class); a label audit needs two"}
     id_col = case.spec.data.id
     frame = dataset.frame
-    ids = (frame[id_col].to_numpy()[rows] if id_col and frame[id_col].is_unique else rows)
+    keyed = bool(id_col and frame[id_col].is_unique)
+    source = None if keyed else source_positions(case, dataset)
+    ids = (frame[id_col].to_numpy()[rows] if keyed else rows if source is None else source[rows])
     ids = np.asarray([v.item() if isinstance(v, np.generic) else v for v in ids], dtype=object)
     sub = frame.iloc[rows].reset_index(drop=True)
     summary, table = audit(task, sub, list(dataset.features), y, codes, s, dataset.classes, ids,
                            cfg.label_audit_top, case.spec.split.seed)
     path = export_audit(table, sub, ids, list(dataset.features), case.root / AUDIT_FILE)
-    summary.update(file=str(path), rows_in_file=int(len(table)), row_key=id_col if (id_col and
-                   frame[id_col].is_unique) else "position in the data (0-based)")
+    summary.update(file=str(path), rows_in_file=int(len(table)), row_key=id_col if keyed else (
+        "position in the data (0-based)" if source is not None else "position among the labelled rows (0-based)"))
     return summary
+
+
+def source_positions(case: Case, dataset) -> np.ndarray | None:
+    """Each labelled row's position in the data as read (0-based, what ``label_audit.csv``'s ``row`` names without
+    ``data.id``); None where it cannot be told.
+
+    The rows without a target are left out before any stage (:func:`mlcase.data.prepare`), so a labelled row's
+    position there is not its place in the file: modeldata::credit_data with its first 20 targets empty listed, as
+    "position in the data", rows whose inputs matched the file's row of that number for 8% of them.
+    """
+    n_missing = int((dataset.excluded or {}).get("missing_target") or 0)
+    if not n_missing:
+        return np.arange(len(dataset.frame))
+    from ..data import load_frame
+
+    target = case.spec.data.target
+    try:
+        labelled = load_frame(case)[target].notna().to_numpy()
+    except (KeyError, ValueError):
+        return None
+    where = np.flatnonzero(labelled)
+    return where if len(where) == len(dataset.frame) else None
 
 
 # --------------------------------------------------------------------------- decision reasons
