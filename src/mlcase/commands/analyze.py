@@ -37,13 +37,23 @@ def register(app: typer.Typer) -> None:
             res = results.load_all(c)
             old = res.get("decision") or {}
             verdict = decide(c, res.get("ceiling"), res.get("evaluation"), analysis=out, bakeoff=res.get("bakeoff"))
+            decision, reasons, note = verdict.verdict, list(verdict.reasons), None
             if old.get("verdict") == verdict.verdict:  # reasons only: the verdict (and the registry) stay as decided
                 results.save(c, "decision", verdict.to_dict())
+            elif old.get("verdict"):
+                # the spec changed since the run (constraints.min_lift, costs): its verdict is not the case's, whose
+                # decision, registry and report stay as the run left them; `--json` printed it as the decision
+                # (modeldata::hpc_data's GO read "decision": "USE_BASELINE" after min_lift was raised to 5)
+                decision, reasons = old["verdict"], list(old.get("reasons") or [])
+                note = (f"case.yaml now decides {verdict.verdict}, not the run's {old['verdict']} (its costs or "
+                        f"constraints changed since the run); the decision stays {old['verdict']}: run `mlcase run "
+                        f"{c.root}` to decide anew")
             report = build_report(c)
             md, _ = write_model_card(c)
         doc = summary(out)
-        doc.update(case=c.name, report=str(report), model_card=str(md), decision=verdict.verdict,
-                   reasons=list(verdict.reasons))
+        doc.update(case=c.name, report=str(report), model_card=str(md), decision=decision, reasons=reasons)
+        if note:
+            doc.update(note=note, decision_from_spec_now=verdict.verdict)
         if json_out:
             emit_json(doc)
             return
@@ -94,4 +104,6 @@ def _print(con, doc: dict) -> None:
         con.print(f"  label audit: {markup_escape(flagged_said(lab))}; {markup_escape(conflicts_said(lab))}; for review: {markup_escape(str(lab['file']))}")
     for r in doc["reasons"]:
         con.print(f"  - {markup_escape(r)}")
+    if doc.get("note"):
+        con.print(f"[yellow]note:[/yellow] {markup_escape(doc['note'])}")
     con.print(f"report: {markup_escape(str(doc['report']))}")
