@@ -247,3 +247,27 @@ def test_slices_too_small_on_the_test_rows_are_not_tried_so_holm_counts_only_jud
         assert all(lab == "agent = D" for lab in out["losing"]), out["losing"]
     assert small == 0                  # was 17 slices tried over the 20 draws
     assert found >= 9, found           # 'agent = D' named alone on 9 of 20 draws (7 when Holm counted the 17)
+
+
+def test_analyze_json_says_how_to_read_the_label_audit_file(runs, tmp_path):
+    """modeldata::credit_data: `mlcase analyze --json` gave the label audit's file and "n_listed": 50, but not how
+    many rows the file holds (every flagged row, 400 or more) nor what its `row` column is (a position in the data,
+    or data.id), so a script could not find a listed row; a skipped feature-group value had no reason either."""
+    import contextlib
+    import io
+    import json
+
+    import pandas as pd
+
+    from mlcase.cli import main
+
+    folder = runs.copy("credit-random", tmp_path / "credit")["folder"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["analyze", str(folder), "--budget", "4s", "--json", "--quiet"])
+    assert code == 0, out.getvalue()
+    doc = json.loads(out.getvalue())
+    lab = doc["label_audit"]
+    assert lab["row_key"] == "position in the data (0-based)"
+    assert lab["rows_in_file"] == len(pd.read_csv(lab["file"])) > lab["n_listed"] == 50
+    assert "feature_groups_skipped" in doc and "slices_note" in doc

@@ -74,9 +74,12 @@ def summary(out: dict) -> dict:
             "feature_groups": [{"group": g["group"], "worth_per_decision": g.get("worth_per_decision")}
                                for g in fg.get("groups") or []],
             "feature_groups_not_measured": fg.get("not_measured", []),
+            # why a part did not run, and how to read label_audit.csv (its `row` key and how many rows it holds):
+            # --json gave "feature_groups": [] with no reason, and no key to find a listed row in the data
+            "feature_groups_skipped": fg.get("skipped"), "slices_note": sl.get("note"),
             "label_audit": {k: lb.get(k) for k in ("n_rows", "n_flagged", "n_flagged_if_right", "n_flagged_excess",
                                                    "n_conflicting_pairs", "n_conflicting_rows", "file", "skipped",
-                                                   "n_listed")},
+                                                   "n_listed", "rows_in_file", "row_key")},
             "seconds": out.get("seconds")}
 
 
