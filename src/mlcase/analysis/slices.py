@@ -145,9 +145,19 @@ def _cond_mask(s: pd.Series, c: dict) -> np.ndarray:
     return s.astype(str).isin([str(x) for x in c["values"]]).to_numpy() & s.notna().to_numpy()
 
 
-def _num(v: float, year: bool = False) -> str:
+def _num(v: float, year: bool = False, digits: int = 4) -> str:
     """An edge as written in a slice's label; a year without a thousands separator (vcd::Bundesliga: 'Year < 1,972')."""
-    return number(v, 4).replace(",", "") if year else number(v, 4)
+    return number(v, digits).replace(",", "") if year else number(v, digits)
+
+
+def _label_digits(edges, year: bool) -> int:
+    """The fewest significant digits (4 or more) that write a column's bin edges apart: modeldata::Sacramento's
+    longitudes read '-121.4 <= longitude < -121.4' at 4 (-121.44 to -121.42)."""
+    inner = [float(e) for e in edges if np.isfinite(e)]
+    for digits in range(4, 10):
+        if len({_num(e, year, digits) for e in inner}) == len(set(inner)):
+            return digits
+    return 10
 
 
 def _cond_label(c: dict) -> str:
@@ -155,16 +165,16 @@ def _cond_label(c: dict) -> str:
     if c["op"] == "missing":
         return f"{col} is missing"
     if c["op"] == "between":
-        lo, hi, y = c["low"], c["high"], bool(c.get("years"))
+        lo, hi, y, d = c["low"], c["high"], bool(c.get("years")), int(c.get("digits") or 4)
         if c.get("equals") is not None:    # one value holding most rows, and the rows past it (see base_slices)
-            return f"{col} = {_num(c['equals'], y)}"
+            return f"{col} = {_num(c['equals'], y, d)}"
         if c.get("above") is not None:
-            return f"{col} > {_num(c['above'], y)}"
+            return f"{col} > {_num(c['above'], y, d)}"
         if lo == -np.inf:
-            return f"{col} < {_num(hi, y)}"
+            return f"{col} < {_num(hi, y, d)}"
         if hi == np.inf:
-            return f"{col} >= {_num(lo, y)}"
-        return f"{_num(lo, y)} <= {col} < {_num(hi, y)}"
+            return f"{col} >= {_num(lo, y, d)}"
+        return f"{_num(lo, y, d)} <= {col} < {_num(hi, y, d)}"
     vals = c["values"]
     if c.get("other"):
         return f"{col} is one of {len(vals)} rare values"
@@ -192,10 +202,13 @@ def base_slices(frame: pd.DataFrame, min_rows: int, bins: int) -> dict[str, list
             edges[0], edges[-1] = -np.inf, np.inf
             x = v.to_numpy(dtype=float)
             years = bool((x == np.floor(x)).all() and x.min() >= YEAR_SPAN[0] and x.max() <= YEAR_SPAN[1])
+            digits = _label_digits(edges, years)
             for lo, hi in zip(edges[:-1], edges[1:], strict=True):
                 cond = {"column": col, "op": "between", "low": float(lo), "high": float(hi)}
                 if years:   # whole numbers from 1500 to 2999, as the time columns read them: years
                     cond["years"] = True
+                if digits > 4:
+                    cond["digits"] = digits
                 # that value's bin ends a float past it: said as '= 0' and '> 0', not as "s4_methods >=
                 # 4.941e-324" (modeldata::check_times, where most packages have no S4 methods)
                 if top is not None and lo == top:
