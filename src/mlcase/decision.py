@@ -592,6 +592,11 @@ def _notes(ev: dict, cur: str) -> list[str]:
                    f"the {100 * cap['valid_flag_rate']:.3g}% it flagged there (binomial p {p_value(cap['test_under_plan_p'])})"
                    ": part of the review capacity goes unused (scores that crowd at the cut do this), and the test "
                    "cost counts the cases it leaves unflagged; watch the flag rate in monitoring")
+    for name, h in (cap.get("held_to_capacity") or {}).items():
+        out.append(f"{name} flagged {100 * h['test_flag_rate']:.3g}% of the test rows, clearly above the review "
+                   f"capacity {100 * cap['capacity']:.3g}% (binomial p {p_value(h['over_capacity_p'])}): what it saves "
+                   f"over the best model-free policy is counted as reviewers can serve it, its top "
+                   f"{100 * cap['capacity']:.3g}% by score flagged ({_ci(h['over_floor'], cur)} per decision)")
     cal = ev.get("calibration") or {}
     if cal.get("applied"):
         before, after = cal.get("ece_test_before", float("nan")), cal.get("ece_test_after", float("nan"))
