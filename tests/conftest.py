@@ -15,13 +15,15 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # bundles are signed with a key from the user's config folder: tests (and the servers and CLIs they
 # start, which inherit this) use a fresh one instead of writing to ~/.config
-if "MLCASE_SIGNING_KEY" not in os.environ:
+# one for the whole test run: made by the first pytest process (xdist's controller, which loads this file before it
+# starts its workers) and inherited by the workers, so a case one worker ran (the realdata runs, shared across
+# workers) verifies on the other; removed when that process ends (xdist's workers each made one and left it behind)
+if "MLCASE_SIGNING_KEY" not in os.environ and "MLCASE_TEST_CONFIG" not in os.environ:
     import atexit
     import shutil
     import tempfile
 
-    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="mlcase-test-config-")
-    # removed when this process ends (each pytest process, xdist's workers too, made one and left it behind)
+    os.environ["XDG_CONFIG_HOME"] = os.environ["MLCASE_TEST_CONFIG"] = tempfile.mkdtemp(prefix="mlcase-test-config-")
     atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], True)
 
 REPO = Path(__file__).resolve().parents[1]
