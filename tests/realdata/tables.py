@@ -192,3 +192,25 @@ def drafted(folder: Path, package: str, item: str, target: str, *init_args: str,
     if store is not None:
         shutil.copy(store, folder / "mlflow.db")
     return spec
+
+
+def run_case(folder: Path, store: Path, *args: str, codes: tuple[int, ...] = (0, 3)) -> dict:
+    """``mlcase run --json --quiet --force`` (and ``args``) of a written case folder, on a copy of the session's
+    migrated empty MLflow store (``empty_store``); its JSON summary (the output, where it is not JSON). The exit code
+    must be one of ``codes``."""
+    import contextlib
+    import io
+    import json
+    import shutil
+
+    from mlcase.cli import main
+
+    shutil.copy(store, folder / "mlflow.db")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", str(folder), *args, "--json", "--quiet", "--force"])
+    assert code in codes, out.getvalue()[-2000:]
+    try:
+        return json.loads(out.getvalue())
+    except ValueError:
+        return {"output": out.getvalue()}

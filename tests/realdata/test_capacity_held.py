@@ -8,19 +8,13 @@ counted with its top 40% by score flagged."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import shutil
-
 import numpy as np
 import pytest
 
 from mlcase import results
 from mlcase.case import load_case
-from mlcase.cli import main
 
-from .tables import BY_ID
+from .tables import BY_ID, run_case
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +28,7 @@ def shuffled(tmp_path_factory, empty_store):
     folder = table.write(tmp_path_factory.mktemp("shuffled") / "contraception", df,
                          data={**table.spec.get("data", {}), "features": {"exclude": [*excl, "agent"]}},
                          slices=[*table.spec.get("slices", []), "agent"])
-    shutil.copy(empty_store, folder / "mlflow.db")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["run", str(folder), "--budget", "8s", "--json", "--quiet", "--force"]) == 0
-    return folder, json.loads(out.getvalue())
+    return folder, run_case(folder, empty_store, "--budget", "8s", codes=(0,))
 
 
 def test_a_baseline_over_the_capacity_on_noise_is_not_used(shuffled):

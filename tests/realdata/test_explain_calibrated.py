@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from mlcase import tracking
 from mlcase.case import load_case
 from mlcase.cli import main
 
-from .tables import BY_ID
+from .tables import BY_ID, run_case
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,7 @@ def calibrated(tmp_path_factory, empty_store):
     folder = tmp_path_factory.mktemp("calibrated") / "credit"
     table.write(folder, candidates=["logistic"], evaluation={"calibrate": "sigmoid", "bootstrap": 200},
                 bakeoff={"ensemble": False, "bag": False}, analysis={"enabled": False})
-    shutil.copy(empty_store, folder / "mlflow.db")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["run", str(folder), "--json", "--quiet", "--force"])
-    assert code in (0, 3), out.getvalue()
+    run_case(folder, empty_store)
     return folder
 
 

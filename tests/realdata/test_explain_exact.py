@@ -10,20 +10,15 @@ exact there, and the oracle is shap's ExactExplainer on the same model and refer
 
 from __future__ import annotations
 
-import contextlib
-import io
-import shutil
-
 import numpy as np
 import pytest
 
 from mlcase import tracking
 from mlcase.case import load_case
-from mlcase.cli import main
 from mlcase.data import load_frame
 from mlcase.explain import explain_rows, typical_rows, unwrap
 
-from .tables import BY_ID
+from .tables import BY_ID, run_case
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +26,7 @@ def hgb(tmp_path_factory, empty_store):
     folder = tmp_path_factory.mktemp("exact") / "credit"
     BY_ID["credit-random"].write(folder, candidates=["hist_gbm"], bakeoff={"ensemble": False, "bag": False},
                                  analysis={"enabled": False}, evaluation={"bootstrap": 200, "calibrate": "none"})
-    shutil.copy(empty_store, folder / "mlflow.db")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["run", str(folder), "--json", "--quiet", "--force"])
-    assert code in (0, 3), out.getvalue()
+    run_case(folder, empty_store)
     return folder
 
 
