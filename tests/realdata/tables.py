@@ -214,3 +214,16 @@ def run_case(folder: Path, store: Path, *args: str, codes: tuple[int, ...] = (0,
         return json.loads(out.getvalue())
     except ValueError:
         return {"output": out.getvalue()}
+
+
+def cli(*args) -> tuple[int, str, str]:
+    """``mlcase ARGS`` in this process: exit code, stdout and stderr (arguments may be paths)."""
+    import contextlib
+    import io
+
+    from mlcase.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()

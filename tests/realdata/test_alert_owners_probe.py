@@ -13,7 +13,6 @@ what a command may see of mlcase's secrets.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import sqlite3
@@ -28,7 +27,8 @@ import pytest
 import yaml
 
 from mlcase.case import load_case
-from mlcase.cli import main
+
+from .tables import cli as _cli
 
 PER_DAY = 40
 DAYS = (0, 1, 2, 5)  # days 3 and 4 have no prediction: a gap of 2 windows
@@ -41,13 +41,6 @@ with open(os.path.join(sys.argv[1], f"{name}.{os.getpid()}.json"), "w") as fh:
     json.dump({"env": {k: v for k, v in os.environ.items() if k.startswith("MLCASE_")}, "cwd": os.getcwd(),
                "doc": doc}, fh)
 """
-
-
-def _cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

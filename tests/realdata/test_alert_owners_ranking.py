@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlcase.case import load_case
 from mlcase.cli import main
 
+from .test_monitor_truth_fc_rank import _ranked
 from .test_ranking import _run
 
 
@@ -46,30 +46,12 @@ def travel(tmp_path_factory, empty_store):
 
 
 def test_ranking_quality_alerts_have_their_owner(travel):
-    from fastapi.testclient import TestClient
-
-    from mlcase.monitor import monitor
-    from mlcase.serve.app import ServeSettings, create_app
-
     folder, held = travel
     lists = held.assign(choice="no")
     new = lists[lists["mode"] == "car"].assign(mode="rideshare", mode_name="rideshare", choice="yes")
     new["vcost"] = new["vcost"] // 2
     lists = pd.concat([lists, new]).sort_values("individual", kind="stable")
-    case = load_case(folder)
-    log = folder / "log.db"
-    features = [c for c in lists.columns if c not in ("choice", "individual")]
-    with TestClient(create_app(ServeSettings(case=case, log_url=str(log), warmup=1))) as client:
-        for who, rows in lists.groupby("individual"):
-            items = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r[features].items()}
-                     for _, r in rows.iterrows()]
-            r = client.post("/rank", json={"group": int(who), "items": items})
-            assert r.status_code == 200, r.text
-            chose = dict(zip(rows["mode"], rows["choice"] == "yes", strict=True))
-            r = client.post("/labels", json=[{"request_id": it["request_id"], "label": int(chose[it["item"]])}
-                                             for it in r.json()["items"]])
-            assert r.status_code == 200, r.text
-    res = monitor(case, log=str(log))
+    res = _ranked(folder, lists, "owners")   # each list through /rank, its choice through /labels, then monitor()
     quality = [a for a in res.alerts if a["kind"] == "ranking_quality"]
     assert len(quality) == 1 and quality[0].get("owner") == "travel desk", res.alerts  # the model role: 'owner'
     # its window is named as every other alert's (it said "window": 0 to the owner's pager)

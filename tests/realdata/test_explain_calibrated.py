@@ -10,8 +10,6 @@ model's note gives the probability before calibration beside the served one.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -19,9 +17,9 @@ import pytest
 
 from mlcase import tracking
 from mlcase.case import load_case
-from mlcase.cli import main
 
 from .tables import BY_ID, run_case
+from .tables import cli as _cli
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +30,6 @@ def calibrated(tmp_path_factory, empty_store):
                 bakeoff={"ensemble": False, "bag": False}, analysis={"enabled": False})
     run_case(folder, empty_store)
     return folder
-
-
-def _cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def test_a_calibrated_model_says_its_output_is_before_calibration(calibrated):

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -30,13 +28,13 @@ import pytest
 from mlcase import tracking
 from mlcase.candidates import column_groups, make_preprocessor
 from mlcase.case import load_case
-from mlcase.cli import main
 from mlcase.data import load_frame
 from mlcase.explain import explain_rows, feature_sources, typical_rows, unwrap
 from tests.e2e.test_server import wait_ready
 from tests.serving_case import free_port
 
 from .tables import Table, run_case
+from .tables import cli as _cli
 
 
 def _source(name: str, categorical: tuple = ()) -> str:
@@ -86,13 +84,6 @@ def amb(tmp_path_factory, empty_store) -> Path:
     folder = AMB.write(tmp_path_factory.mktemp("explain") / "ambient")
     run_case(folder, empty_store)
     return folder
-
-
-def _cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _shap_by_sklearn_names(bundle, row: pd.DataFrame) -> dict[str, float]:
