@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +244,31 @@ def test_a_per_list_column_is_tested_once_per_list(travel):
     assert st["unit"] == "list" and st["n"] == 70 and st["status"] == "drift", st
     assert "income" in {a.get("feature") for a in res.alerts if a["kind"] == "drift"}
     assert "size" not in {a.get("feature") for a in res.alerts if a["kind"] == "drift"}
+
+
+def test_ranking_quality_alerts_have_their_owner(travel, tmp_path):
+    """A ranking case's alerts have owners too, in the Python API as in the CLI: the case above with an owner and a
+    data owner, served its 70 travellers with a new 'rideshare' mode (a car at half its cost) each of them takes, so
+    realized NDCG@2 falls and monitoring raises ``ranking_quality``. ``monitor()`` added the ranking alerts after
+    every other alert had been given its owner: they had none, ``to_dict()["alerts_by_owner"]`` counted them under
+    'unassigned' while the case names an owner, and the alert's window was the window's index (0), not its name."""
+    folder, held = travel
+    folder = Path(shutil.copytree(folder, tmp_path / "travel"))
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec.update(owner="travel desk", owners={"data": "data team"})
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    lists = held.assign(choice="no")
+    new = lists[lists["mode"] == "car"].assign(mode="rideshare", mode_name="rideshare", choice="yes")
+    new["vcost"] = new["vcost"] // 2
+    lists = pd.concat([lists, new]).sort_values("individual", kind="stable")
+    with contextlib.redirect_stderr(io.StringIO()):     # the store's note that it follows the copy
+        res = _ranked(folder, lists, "owners")
+    quality = [a for a in res.alerts if a["kind"] == "ranking_quality"]
+    assert len(quality) == 1 and quality[0].get("owner") == "travel desk", res.alerts  # the model role: 'owner'
+    # its window is named as every other alert's (it said "window": 0 to the owner's pager)
+    assert quality[0]["window"] == res.windows[0]["window"] and quality[0]["window"].endswith("T00:00:00Z")
+    assert all(a.get("owner") for a in res.alerts)
+    by_owner = res.to_dict()["alerts_by_owner"]
+    assert "unassigned" not in by_owner and "ranking_quality" in by_owner["travel desk"]["kinds"]
+    drift = [a for a in res.alerts if a["kind"] == "drift"]
+    assert drift and {a["owner"] for a in drift} == {"data team"}
