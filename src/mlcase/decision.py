@@ -584,7 +584,8 @@ def _notes(ev: dict, cur: str) -> list[str]:
                        f"{'has' if len(small) == 1 else 'have'} fewer than {slices.get('min_slice_size')} {counted}: "
                        "insufficient evidence, no verdict for them")
     cap = ev.get("capacity_check") or {}
-    if cap.get("test_over_capacity"):
+    held = cap.get("held_to_capacity") or {}
+    if cap.get("test_over_capacity") and ev.get("champion_candidate") not in held:   # else said once, below
         out.append(f"the threshold chosen on validation flags {100 * cap['test_flag_rate']:.3g}% of test rows, "
                    f"above the review capacity {100 * cap['capacity']:.3g}%; watch the flag rate in monitoring")
     elif cap.get("test_under_plan"):
@@ -592,11 +593,12 @@ def _notes(ev: dict, cur: str) -> list[str]:
                    f"the {100 * cap['valid_flag_rate']:.3g}% it flagged there (binomial p {p_value(cap['test_under_plan_p'])})"
                    ": part of the review capacity goes unused (scores that crowd at the cut do this), and the test "
                    "cost counts the cases it leaves unflagged; watch the flag rate in monitoring")
-    for name, h in (cap.get("held_to_capacity") or {}).items():
+    for name, h in held.items():
         out.append(f"{name} flagged {100 * h['test_flag_rate']:.3g}% of the test rows, clearly above the review "
                    f"capacity {100 * cap['capacity']:.3g}% (binomial p {p_value(h['over_capacity_p'])}): what it saves "
                    f"over the best model-free policy is counted as reviewers can serve it, its top "
-                   f"{100 * cap['capacity']:.3g}% by score flagged ({_ci(h['over_floor'], cur)} per decision)")
+                   f"{100 * cap['capacity']:.3g}% by score flagged ({_ci(h['over_floor'], cur)} per decision); watch the "
+                   "flag rate in monitoring")
     cal = ev.get("calibration") or {}
     if cal.get("applied"):
         before, after = cal.get("ece_test_before", float("nan")), cal.get("ece_test_after", float("nan"))

@@ -44,3 +44,7 @@ def test_a_baseline_over_the_capacity_on_noise_is_not_used(shuffled):
     assert over["ci_low"] <= 0
     assert any(r.startswith("linear flagged 49.4% of the test rows, clearly above the review capacity 40%")
                for r in summary["reasons"])
+    # a candidate held to the capacity is said once, in the same words, not also as "the threshold chosen on validation"
+    said = [r for r in summary["reasons"] if r.startswith(f"{ev['champion_candidate']} flagged")
+            or r.startswith("the threshold chosen on validation flags")]
+    assert len(said) == (1 if ev["champion_candidate"] in held or ev["capacity_check"]["test_over_capacity"] else 0)
