@@ -361,7 +361,8 @@ def _quantitative(case, spec, res) -> list[str]:
             judged = (f"; judged on {_num(gate)} ms ({lat.get('gate')})"
                       if gate is not None and gate != lat["single_p95_ms"] else "")
             limit = f" against the {_num(lat['limit_p95_ms'])} ms limit" if lat.get("limit_p95_ms") is not None else ""
-            L.append(f"- **Latency:** single-row p95 {_num(lat['single_p95_ms'])} ms (wall clock){judged}{limit}")
+            path = f", through {lat['single_path']} as served" if lat.get("single_path") else ""
+            L.append(f"- **Latency:** single-row p95 {_num(lat['single_p95_ms'])} ms (wall clock{path}){judged}{limit}")
         L.append("")
         from .report.sections.ranking import card_markdown as ranking_md
 

@@ -470,6 +470,8 @@ def latency_html(lat: dict) -> str:
         how = (f"<p>{esc(fmt(lat.get('n_single')))} single-row calls after {esc(fmt(lat.get('warmup')))} warm-up calls, in "
                f"{esc(fmt(lat.get('n_windows')))} windows; the windows' p95 ranged from {spread[0]:.2f} to "
                f"{spread[1]:.2f} ms (wall clock), and the best window is reported"
+               + (f"; a single row is timed through {lat['single_path']}, what the server answers one record with"
+                  if lat.get("single_path") else "")
                + (f"; {100 * lat['cpu_wait_share']:.0f}% of the timed wall time was spent waiting for a CPU"
                   if lat.get("cpu_wait_share") is not None else "")
                + (f" (load average {lat['load_average']:.2f} on {lat.get('cpu_count')} CPUs)"
