@@ -505,6 +505,9 @@ def _latency_line(cand: str, lat: dict, broken: bool) -> str:
     how = (f"best of {lat['n_windows']} windows after warm-up, {lat.get('gate')}; windows "
            f"{lat['single_p95_spread_ms'][0]:.2f} to {lat['single_p95_spread_ms'][1]:.2f} ms wall clock"
            if "n_windows" in lat else "one window")
+    path = lat.get("single_path")
+    if path:   # what a single row was timed through: the server's compiled fast path, or the pipeline
+        how = f"through the {path}{' the server answers one record with' if path != 'pipeline' else ''}; {how}"
     if broken:
         line = (f"the candidate ({cand}) breaks the latency constraint: single-row p95 {gate:.2f} ms ({how}) > "
                 f"latency_p95_ms {lat['limit_p95_ms']:g} ms")

@@ -48,3 +48,13 @@ def test_a_single_row_is_timed_through_the_path_the_server_answers_with(runs, ta
         piped = measure_latency(bundle, X, None, n_single=20, n_batch=1, windows=2, fast_path=False)
         assert piped["single_path"] == "pipeline"
 
+
+
+def test_the_decision_says_what_a_single_row_was_timed_through(runs):
+    from mlcase.decision import _latency_line
+
+    lat = results.load(runs.get("boston-random")["case"], "evaluation")["latency"]
+    line = _latency_line("lightgbm", {**lat, "limit_p95_ms": 1000.0}, broken=False)
+    assert line.startswith("latency holds") and f"through the {lat['single_path']}" in line
+    if lat["single_path"] != "pipeline":
+        assert "the server answers one record with" in line
