@@ -335,7 +335,8 @@ def test_the_cards_latency_names_the_number_the_limit_was_judged_on(runs):
     line = next(x for x in card.splitlines() if x.startswith("- **Latency:**"))
     from mlcase.formats import number
 
-    assert f"single-row p95 {number(lat['single_p95_ms'], 4)} ms (wall clock)" in line, line
+    path = f", through {lat['single_path']} as served" if lat.get("single_path") else ""
+    assert f"single-row p95 {number(lat['single_p95_ms'], 4)} ms (wall clock{path})" in line, line
     assert line.endswith(f"against the {number(lat['limit_p95_ms'], 4)} ms limit"), line
     if lat["gate_ms"] != lat["single_p95_ms"]:
         assert f"judged on {number(lat['gate_ms'], 4)} ms ({lat['gate']})" in line, line
