@@ -174,13 +174,19 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         id_col = None
     # the first date column a time split can use: Ecdat::breaches' first, `Date_Posted_or_Updated`, holds 43 days,
     # too few, and the draft split at random beside `breach_start`'s 732
-    dates = [c for c, k in kinds.items() if k == "datetime" and c != target]
+    # a birth date is when a person was born, not when the decision is made: a split by it tests the youngest
+    births = [c for c in df.columns if c != target and _BIRTH_NAME.search(str(c))]
+    dates = [c for c, k in kinds.items() if k == "datetime" and c != target and c not in births]
     time_col = time or next((c for c in dates if not _time_unsplittable(df[c])), dates[0] if dates else None)
     # a panel (each row one entity in one period, with the period in whole years or dates) is split
     # by its period: the decision is about the entities' next periods
-    panel = None if time_col else panel_keys(df, exclude=(target, id_col))
+    panel = None if time_col else panel_keys(df, exclude=(target, id_col, *births))
     time_col = time_col or (panel[1] if panel else None)
     unsplit = None if time or not time_col else _time_unsplittable(df[time_col])
+    if not time_col and not unsplit:
+        birth = next((c for c in births if kinds.get(c) == "datetime"), None)
+        unsplit = (f"'{birth}' is a birth date, not the time of the decision: a split by it would test the "
+                   "youngest; set the date each decision is made, if the file has one" if birth else None)
     if unsplit:
         time_col, panel = None, None
     # a key with several rows per entity keeps each entity on one side of the split (a time split
@@ -304,6 +310,10 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         "monitoring: {psi_alert: 0.25, window: 1d, max_fallback_share: 0.05}",
     ]
     return "\n".join(lines) + "\n"
+
+
+#: a column named as a birth date (``dob``, ``birth_date``, ``DateOfBirth``, ``born``): never the time of a split
+_BIRTH_NAME = re.compile(r"birth|(^|[^a-z])(dob|born|bday)([^a-z]|$)", re.I)
 
 
 def _time_unsplittable(values: pd.Series) -> str | None:

