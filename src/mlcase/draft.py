@@ -485,6 +485,11 @@ def _few_entities_comment(df: pd.DataFrame, target: str, id_col: str | None, tim
         if c in (target, id_col):
             continue
         k = few_entities(str(c), df[c])
+        if k and (set(df[c].unique()) <= {0, 1} or df[c].value_counts(normalize=True).iloc[0] > 0.5):
+            # a 0/1 flag named like an entity (dragracer::rpdr_contep's `participant`: was the queen in the show)
+            # or a code one value of which holds most rows (medicaldata::covid_testing's `test_id`: 'covid' in
+            # 15,522 of 15,524 rows) names no entities: the comment said "only 2 entities with several rows each"
+            continue
         if k:
             return (f"                # '{_comment(c)}' names only {k} entities with several rows each, too few to "
                     f"hold some out (a group split needs {ENTITY_MIN_VALUES}): the test rows are of the same {k}, so "

@@ -37,6 +37,7 @@ def test_personal_data_is_drafted_out_of_the_features(tmp_path):
     assert "# note: 'fake_first_name' looks like person names (100% of 2,000 sampled values match" in text
     assert "declare it under personal_data with its purpose" in text
     assert "fake_first_name" not in spec["slices"]
+    assert "entities" not in next(x for x in text.splitlines() if x.startswith("  group:"))   # test_id: a code
     code, out, _ = _cli("check", str(folder), "--json")
     checks = json.loads(out)["checks"]
     assert not [c for c in checks if c["id"] == "personal_data"], checks
@@ -96,3 +97,14 @@ def test_a_birth_date_is_not_drafted_as_the_time_of_a_split(tmp_path):
     assert "'dob' is a birth date, not the time of the decision" in text
     spec = drafted(tmp_path / "econ", "ggplot2", "economics", "unemploy")
     assert spec["data"]["time"] == "date" and spec["split"]["method"] == "time"
+
+
+def test_a_flag_or_a_lopsided_code_is_not_said_to_name_too_few_entities(tmp_path):
+    """dragracer::rpdr_contep's `participant` (0/1: was the queen in the show) and medicaldata::covid_testing's
+    `test_id` ('covid' in 15,522 of 15,524 tests, 'xcvd1' in 2) were said to name "only 2 entities with several
+    rows each", too few for a group split: neither names entities. nlme::Glucose2's 7 subjects still are."""
+    drafted(tmp_path / "rpdr", "dragracer", "rpdr_contep", "outcome")
+    line = next(x for x in (tmp_path / "rpdr" / "case.yaml").read_text().splitlines() if x.startswith("  group:"))
+    assert line.split("#")[0].strip() == "group: null" and "entities" not in line
+    drafted(tmp_path / "glucose", "nlme", "Glucose2", "glucose")
+    assert "'Subject' names only 7 entities" in (tmp_path / "glucose" / "case.yaml").read_text()
