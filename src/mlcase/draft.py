@@ -772,3 +772,33 @@ def write_draft(data: str | Path, target: str, name: str | None = None, out: str
         raise SpecError(f"-o {out}: cannot write there ({e.strerror or e})",
                         "pass -o a path in a folder you can write to") from None
     return out
+
+
+def draft_summary(text: str) -> str:
+    """One line of what a drafted ``case.yaml`` guessed and the owner must confirm: the task, the positive class,
+    the split and the columns it reads as identifiers, time, entity or excluded (``mlcase init`` printed only
+    "wrote case.yaml: fill in the TODOs", so the guesses were read only by those who opened the file)."""
+    import yaml
+
+    spec = yaml.safe_load(text) or {}
+    data = spec.get("data") or {}
+    said = [f"task {spec.get('task')}"]
+    if data.get("positive") is not None:
+        line = next((x for x in text.splitlines() if x.startswith("  positive:")), "")
+        share = re.search(r"(\d+(?:\.\d+)?% of (?:the labelled )?rows)", line)
+        said.append(f"positive class '{data['positive']}'" + (f" ({share.group(1)})" if share else ""))
+    split = spec.get("split") or {}
+    if split.get("method"):
+        on = {"time": data.get("time"), "group": data.get("group"), "group_time": data.get("group")}.get(split["method"])
+        said.append(f"{split['method']} split" + (f" on '{on}'" if on else ""))
+    for key, what in (("id", "id"), ("item", "item"), ("series", "series")):
+        if data.get(key):
+            said.append(f"{what} '{data[key]}'")
+    if spec.get("task") == "forecast" and data.get("time"):
+        fc = spec.get("forecast") or {}
+        said.append(f"time '{data['time']}'" + (f" (freq {fc['freq']}, horizon {fc['horizon']})"
+                                                 if fc.get("freq") and fc.get("horizon") else ""))
+    excluded = ((data.get("features") or {}).get("exclude")) or []
+    if excluded:
+        said.append("not features: " + ", ".join(f"'{c}'" for c in excluded))
+    return "guessed: " + "; ".join(said) + " (confirm them in the draft)"

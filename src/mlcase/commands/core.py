@@ -58,14 +58,18 @@ def _register_init(app: typer.Typer) -> None:
         item: Annotated[str | None, typer.Option("--item", help="Ranking: the item column.")] = None,
     ):
         """Draft a commented case.yaml from a data file."""
-        from ..draft import write_draft
+        from ..draft import draft_summary, write_draft
         from ..formats import markup_escape
 
         path = write_draft(data, target, name=name, out=out, force=force, task=task, time=time, series=series,
                            group=group, item=item)
         out_ = console()
-        for line in path.read_text(encoding="utf-8").splitlines():
+        text = path.read_text(encoding="utf-8")
+        for line in text.splitlines():
             if line.startswith("# note: "):  # what reading the file changed (also a comment in the draft)
                 out_.print(f"[yellow]note:[/yellow] {markup_escape(line.removeprefix('# note: '))}")
+        out_.print(markup_escape(draft_summary(text)))
+        # `mlcase run FOLDER` reads FOLDER/case.yaml: a draft written as `-o other.yaml` is run by its own path
+        runs = path.parent if path.name == "case.yaml" else path
         out_.print(f"wrote {markup_escape(str(path))}: fill in the TODOs (decision, costs, capacity), then run "
-                   f"`mlcase run {markup_escape(str(path.parent))}`")
+                   f"`mlcase run {markup_escape(str(runs))}`")
