@@ -41,6 +41,11 @@ def _stem(data: Path) -> str:
     return name or data.stem
 
 def _slug(text: str) -> str:
+    """The case name from a file's or the user's name: letters without their accents (``--name "Crédit ü"`` was
+    ``cr-dit``), digits, ``_.-``; every other run of characters one ``-``."""
+    import unicodedata
+
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     s = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.").lower()
     return s or "case"
 

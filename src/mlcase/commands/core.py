@@ -70,6 +70,9 @@ def _register_init(app: typer.Typer) -> None:
                 out_.print(f"[yellow]note:[/yellow] {markup_escape(line.removeprefix('# note: '))}")
         out_.print(markup_escape(draft_summary(text)))
         # `mlcase run FOLDER` reads FOLDER/case.yaml: a draft written as `-o other.yaml` is run by its own path
-        runs = path.parent if path.name == "case.yaml" else path
+        # (quoted for a shell where it holds spaces: `mlcase run /tmp/odd dir` runs ./case.yaml on two arguments)
+        import shlex
+
+        runs = shlex.quote(str(path.parent if path.name == "case.yaml" else path))
         out_.print(f"wrote {markup_escape(str(path))}: fill in the TODOs (decision, costs, capacity), then run "
-                   f"`mlcase run {markup_escape(str(runs))}`")
+                   f"`mlcase run {markup_escape(runs)}`")
