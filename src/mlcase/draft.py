@@ -271,7 +271,8 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         "  unavailable_at_serving: []      # TODO columns that exist in history but not when the decision is made",
         "  label_delay: null               # e.g. 90d: how long until the outcome is known",
         f"split: {{method: {method}, test_size: 0.2, valid_size: 0.2, seed: 42}}",
-        "sensitive: []                     # TODO columns to check for fairness (never used as features)",
+        "sensitive: []                     # TODO columns to check for fairness (never used as features)"
+        + _sensitive_hint(df, target, id_col, personal),
     ]
     if task == "binary":
         lines += [
@@ -450,8 +451,8 @@ def _features_line(kinds: dict, what: str, *taken, personal: dict | None = None)
     (wooldridge::benefits' `schid` beside `rownames`, mstate::ebmt1's `patid`) was a feature of the first run;
     and the columns that look like personal data (:func:`_personal_columns`), which the run's checks refuse as
     features until the spec declares them."""
-    more = [c for c, k in kinds.items() if k == "id" and c not in taken]
-    private = [c for c in (personal or {}) if c not in more]
+    private = [c for c in (personal or {}) if c not in taken]
+    more = [c for c, k in kinds.items() if k == "id" and c not in taken and c not in private]
     if not more and not private:
         return f"  features: {{exclude: []}}         # TODO drop columns that must not drive the {what}"
     said = []
@@ -463,6 +464,19 @@ def _features_line(kinds: dict, what: str, *taken, personal: dict | None = None)
                     "with its purpose instead")
     return (f"  features: {{exclude: [{', '.join(map(_q, more + private))}]}}   # {'; '.join(said)}; TODO drop columns "
             f"that must not drive the {what}")
+
+
+#: names of columns a fairness review usually asks about (a protected attribute or a close proxy of one)
+_SENSITIVE_NAME = re.compile(r"(^|[^a-z])(sex|gender|race|ethnic\w*|religion|nationality|citizen\w*|marital|"
+                             r"married|disab\w*|age)([^a-z]|$)", re.I)
+
+
+def _sensitive_hint(df: pd.DataFrame, target: str, id_col: str | None, personal: dict) -> str:
+    """`` (named like one: 'gender', 'ethnicity')``: the columns the owner may want under ``sensitive``, said in the
+    comment and not set (a sensitive column is no feature: setting it changes every model). AER::CPS1985's
+    `gender` and `ethnicity` were left unsaid beside ``sensitive: []``."""
+    names = [c for c in df.columns if c not in (target, id_col, *personal) and _SENSITIVE_NAME.search(str(c))]
+    return f"; named like one here: {', '.join(map(_comment, names[:6]))}" if names else ""
 
 
 def _personal_columns(df: pd.DataFrame, *taken) -> dict:

@@ -171,3 +171,15 @@ def test_dates_written_as_text_in_parquet_are_drafted_as_the_time(tmp_path):
         assert code == 0, err
         spec = yaml.safe_load((folder / "case.yaml").read_text())
         assert (spec["data"]["time"], spec["split"]["method"], spec["data"]["group"]) == ("date", "time", None), fmt
+
+
+def test_columns_named_like_protected_attributes_are_suggested_for_sensitive(tmp_path):
+    """AER::CPS1985 (534 workers' wages) holds `age`, `ethnicity`, `gender` and `married`; the draft's
+    `sensitive: []` said only "TODO columns to check for fairness". It now names them in the comment, and sets
+    none (a sensitive column is no feature: setting one changes every model)."""
+    spec = drafted(tmp_path / "cps", "AER", "CPS1985", "wage")
+    assert spec["sensitive"] == []
+    line = next(x for x in (tmp_path / "cps" / "case.yaml").read_text().splitlines() if x.startswith("sensitive:"))
+    assert line.endswith("named like one here: age, ethnicity, gender, married")
+    drafted(tmp_path / "hmda", "AER", "HMDA", "deny")
+    assert "named like one here" not in (tmp_path / "hmda" / "case.yaml").read_text()
