@@ -729,6 +729,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
     id_col = _id_column(kinds, target, group, item)
     threshold = 1.0 if positive is not None else default_threshold(y.to_numpy())   # an interaction is 1
+    personal = _personal_columns(df, target, id_col, time_col)
     sizes = df.groupby(group).size()
     baselines = [*(["popularity"] if item else []), "linear", *(["als"] if item else []),
                  *(["recency"] if item and time_col else [])]
@@ -737,6 +738,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         f"{sizes.size:,} lists of {sizes.median():g} items at the median).",
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
+        *_personal_note(personal),
         f"name: {_slug(name or _stem(data))}",
         "decision: TODO which list the ranking orders (a feed, search results, recommendations), in one sentence",
         "owner: TODO team",
@@ -755,7 +757,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
                                                      if item else "                # set the item column for recommendation baselines"),
         f"  time: {_q(time_col) if time_col else 'null'}" + ("   # each group's last interactions are held out" if time_col else ""),
         _id_line(id_col),
-        _features_line(kinds, "order", target, id_col, group, item, time_col),
+        _features_line(kinds, "order", target, id_col, group, item, time_col, personal=personal),
         "ranking:",
         "  k: 10                           # TODO the list length people see",
         f"  relevant_from: {threshold:g}              # TODO a target at or above this counts as relevant",
