@@ -468,7 +468,7 @@ def _features_line(kinds: dict, what: str, *taken, personal: dict | None = None)
 
 #: names of columns a fairness review usually asks about (a protected attribute or a close proxy of one)
 _SENSITIVE_NAME = re.compile(r"(^|[^a-z])(sex|gender|race|ethnic\w*|religion|nationality|citizen\w*|marital|"
-                             r"married|disab\w*|age)([^a-z]|$)", re.I)
+                             r"married|female|male|disab\w*|age)([^a-z]|$)", re.I)
 
 
 def _sensitive_hint(df: pd.DataFrame, target: str, id_col: str | None, personal: dict) -> str:

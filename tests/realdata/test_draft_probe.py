@@ -183,3 +183,5 @@ def test_columns_named_like_protected_attributes_are_suggested_for_sensitive(tmp
     assert line.endswith("named like one here: age, ethnicity, gender, married")
     drafted(tmp_path / "hmda", "AER", "HMDA", "deny")
     assert "named like one here" not in (tmp_path / "hmda" / "case.yaml").read_text()
+    drafted(tmp_path / "ess", "stevedata", "ESS9GB", "immigsent")   # a respondent's sex as a 0/1 `female`
+    assert "named like one here: female" in (tmp_path / "ess" / "case.yaml").read_text()
