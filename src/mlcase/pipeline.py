@@ -278,7 +278,7 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
             bundle.reference = monitor_mod.build_reference(dataset, bundle)
             if bundle.conformal is None and case.spec.task != "ranking":  # a USE_BASELINE champion serves prediction sets too
                 bundle.conformal = conformal.calibrate_on(bundle, dataset, case.spec.conformal.alpha,
-                                                          method=case.spec.conformal.method)
+                                                          method=case.spec.conformal.method, case=case)
         versions = bakeoff_mod.register(case, bake)
         refit = _refit_all(case, dataset, bake, verdict, versions, eval_dict)
         moved = decision_mod.apply_decision(case, verdict, refit.pop("versions", versions))
@@ -461,7 +461,7 @@ def _trust(case: Case, dataset, candidate, bake, eval_dict: dict) -> None:
     if case.spec.task == "ranking":  # a score orders a list: SHAP per item score, no conformal sets
         return
     alpha = case.spec.conformal.alpha
-    conformal.calibrate_on(candidate, dataset, alpha, method=case.spec.conformal.method)
+    conformal.calibrate_on(candidate, dataset, alpha, method=case.spec.conformal.method, case=case)
     group = case.spec.data.group if case.spec.split.method == "group" else None
     conf = conformal.evaluate_conformal(case, candidate, X_test, dataset.y_test, dataset.rows("test"),
                                         calibration=(dataset.X_valid, dataset.y_valid),

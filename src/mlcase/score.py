@@ -282,7 +282,7 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn, rows: np.ndarra
         draws = row_draws(rows) if bundle.tie_share is not None else None
         flag = bundle.decide(s, draws).astype(bool)  # at a split threshold: the rows whose draw is under its share
         if decider.defer and size is not None:
-            review = size != 1
+            review = (size != 1) & (flag | _deferred(bundle, (size != 1) & ~flag, size, s, rows))
         decision = np.where(review, "review", np.where(flag, "flag", "auto"))
         prediction = np.where(flag, str(decider.classes[1]), str(decider.classes[0]))
         score = s
@@ -293,13 +293,13 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn, rows: np.ndarra
         prediction = np.asarray([str(c) for c in decide_classes(scores, classes, bundle.cost_matrix)], dtype=object)
         score = np.max(scores, axis=1)
         if decider.defer and size is not None:
-            review = size != 1
+            review = _deferred(bundle, size != 1, size, scores, rows)
         decision = np.where(review, "review", "auto")
     else:
         score = scores.reshape(-1)
         prediction = np.asarray([str(float(v)) for v in bundle.decide(score)], dtype=object)
-        if decider.max_width is not None and width is not None:
-            review = width > decider.max_width
+        if decider.defer and decider.max_width is not None and width is not None:
+            review = _deferred(bundle, width > decider.max_width, None, score, rows, width=width)
         decision = np.where(review, "review", "auto")
     return {"prediction": np.asarray(prediction, dtype=object), "score": np.asarray(score, dtype="float64"),
             "decision": np.asarray(decision, dtype=object),
@@ -307,6 +307,18 @@ def _vector_answers(decider, tier, scores: np.ndarray, frame_fn, rows: np.ndarra
             "fallback": np.zeros(n, dtype=bool), "tier": np.full(n, tier.name, dtype=object),
             "reason": np.full(n, None, dtype=object),
             "model_version": np.full(n, bundle.version, dtype="int64" if bundle.version is not None else object)}
+
+
+def _deferred(bundle, candidates, size, scores, rows, width=None) -> np.ndarray:
+    """The candidates the bundle's deferral cut sends to review (all of them where its calibration has no cut), with
+    a tie at the cut drawn by row number, as the evaluation draws it (:mod:`mlcase.conformal.deferral`)."""
+    cut = (bundle.conformal or {}).get("defer_cut")
+    if cut is None:
+        return np.asarray(candidates, dtype=bool)
+    from .conformal import deferral
+
+    k_size, close = deferral.keys(bundle.task, scores, size, bundle.threshold, width=width)
+    return deferral.apply_cut(cut, candidates, k_size, close, deferral.draws(rows))
 
 
 def _typed(name: str, values):

@@ -19,14 +19,16 @@ or intervals from that dict with numpy alone; a test pins it to MAPIE's own
 test split and the deferral policy: a case whose set is not a single class (or
 whose interval is wider than ``conformal.max_interval_width``) goes to human
 review, most uncertain first, as long as flagged + deferred cases stay within
-``constraints.review_capacity``.
+``constraints.review_capacity``: a cut chosen on the validation rows (:mod:`.deferral`), which the
+evaluation, ``mlcase score``, the server and ``mlcase replay`` all apply.
 
 The quantile is the ``ceil((n + 1)(1 - alpha))``-th smallest calibration score,
 so for exchangeable data coverage is at least ``1 - alpha`` and, with
 continuous scores, at most ``1 - alpha + 1/(n + 1)``.
 
 Modules: :mod:`.calibrate` (MAPIE on given scores, the quantile), :mod:`.sets` (sets and intervals
-from scores, for serving), :mod:`.evaluation` (coverage, deferral, CQR).
+from scores, for serving), :mod:`.deferral` (which cases go to review), :mod:`.evaluation` (coverage,
+deferral, CQR).
 """
 
 from __future__ import annotations

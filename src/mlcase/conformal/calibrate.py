@@ -90,7 +90,7 @@ def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, metho
     return result
 
 
-def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int = 0) -> dict:
+def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int = 0, case=None) -> dict:
     """:func:`calibrate` on the dataset's validation rows, with their scores from
     :func:`mlcase.evaluate.valid_scores` (the one source of validation-row scores).
 
@@ -111,14 +111,20 @@ def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int =
     own = None
     if getattr(bundle, "oof_valid", None) is not None:
         own = calibrate(bundle, dataset.X_valid, dataset.y_valid, alpha, method, seed=seed, floor=floor)["quantile"]
-    result = calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=valid_scores(bundle, dataset),
-                       floor=floor)
+    scores = valid_scores(bundle, dataset)
+    result = calibrate(bundle, None, dataset.y_valid, alpha, method, seed=seed, scores=scores, floor=floor)
     q = result["quantile"]
     if own is not None and q is not None and own > q:
         result["notes"].append(f"the quantile was raised from {q:.6g}, the out-of-fold scores', to {own:.6g}, the "
                                "served model's own on the calibration rows it was refitted on: its scores sit apart "
                                "from its fold models' there")
         result.update(quantile=own, out_of_fold_quantile=q)
+    if case is not None:
+        from .deferral import validation_cut
+
+        cut = validation_cut(case, bundle, scores, result)
+        if cut is not None:
+            result["defer_cut"] = cut
     return result
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import ModelError
 from ..numeric import histogram
+from . import deferral as defer_rule
 from .calibrate import (
     BOOSTED,
     CLASSIFICATION_METHODS,
@@ -342,6 +343,16 @@ def _choose_deferred(candidates: np.ndarray, uncertainty: tuple, room: int) -> n
     return deferred
 
 
+def _deferred(conf: dict, candidates: np.ndarray, size, close, room: int) -> np.ndarray:
+    """The candidates deferred: by the calibration's cut where it has one (chosen on the validation rows, as the
+    served model applies it: :mod:`.deferral`; a row's draw at a tie is fixed by its position, as ``mlcase score``
+    fixes it by its row number), else the ``room`` most uncertain of them."""
+    cut = conf.get("defer_cut")
+    if cut is None:
+        return _choose_deferred(candidates, (size, close), room)
+    return defer_rule.apply_cut(cut, candidates, size, close, defer_rule.draws(np.arange(len(candidates))))
+
+
 def _evaluate_classification(case, bundle, conf, scores, y, rows) -> dict:
     from ..tasks import binary_costs
 
@@ -370,7 +381,7 @@ def _evaluate_classification(case, bundle, conf, scores, y, rows) -> dict:
         wrong = flag.astype(int) != y01
         room = max(0, cap_n - int(flag.sum()))
         candidates = ambiguous & ~flag if defer_on else np.zeros(n, dtype=bool)
-        deferred = _choose_deferred(candidates, (sizes, -np.abs(scores - t)), room)
+        deferred = _deferred(conf, candidates, *defer_rule.keys("binary", scores, sizes, t), room)
         costs = binary_costs(case, rows)
         model_only = costs.of(y01, flag)
         combined = np.where(deferred, costs.of(y01, y01), model_only)
@@ -386,7 +397,7 @@ def _evaluate_classification(case, bundle, conf, scores, y, rows) -> dict:
         wrong = pred != yi
         flag = np.zeros(n, dtype=bool)
         candidates = ambiguous if defer_on else np.zeros(n, dtype=bool)
-        deferred = _choose_deferred(candidates, (sizes, -margin), cap_n)
+        deferred = _deferred(conf, candidates, sizes, -margin, cap_n)
         cost_of = _multiclass_costs(case, bundle)
         model_only = cost_of(yi, pred)
         combined = np.where(deferred, cost_of(yi, yi), model_only)
@@ -395,6 +406,7 @@ def _evaluate_classification(case, bundle, conf, scores, y, rows) -> dict:
     automated = ~deferred
     deferral = {
         "enabled": bool(defer_on),
+        "cut": conf.get("defer_cut"),
         "capacity_share": share,
         "capacity_rows": cap_n,
         "wanted": int(candidates.sum()),
@@ -457,7 +469,7 @@ def _evaluate_regression(case, bundle, conf, pred, y, rows) -> dict:
     wide = width > limit if limit is not None else np.zeros(n, dtype=bool)
     share, cap_n = _capacity(case, n)
     candidates = wide if case.spec.conformal.defer else np.zeros(n, dtype=bool)
-    deferred = _choose_deferred(candidates, (width,), cap_n)
+    deferred = _deferred(conf, candidates, *defer_rule.keys("regression", pred, None, width=width), cap_n)
     automated = ~deferred
     # the money of the prediction the model answers (its score mapped to the cheapest quantile for the costs, where
     # the evaluation keeps that map), as evaluation costs it: MASS::Boston's "model alone" read $3.515 per decision,
@@ -476,6 +488,7 @@ def _evaluate_regression(case, bundle, conf, pred, y, rows) -> dict:
         "width_histogram": {"counts": hist_counts.tolist(), "edges": [float(e) for e in edges]},
         "deferral": {
             "enabled": bool(case.spec.conformal.defer),
+            "cut": conf.get("defer_cut"),
             "capacity_share": share,
             "capacity_rows": cap_n,
             "wanted": int(candidates.sum()),

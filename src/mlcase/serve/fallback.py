@@ -302,7 +302,9 @@ class Decider:
             s = float(score)
             flag = self.flag_of(tier, s, draw)
             decision = "flag" if flag else "auto"
-            if self.defer and conformal is not None and len(conformal) != 1:
+            if flag and self.defer and conformal is not None and len(conformal) != 1:
+                decision = "review"   # flagged: reviewed anyway, whatever the deferral cut
+            elif not flag and self.deferred(bundle, s, conformal):
                 decision = "review"
             pred = self.classes[1] if flag else self.classes[0]
             return Answer(prediction=pred, score=s, decision=decision, **common)
@@ -312,16 +314,41 @@ class Decider:
             from ..tasks import decide_classes
 
             pred = decide_classes(p[None, :], classes, bundle.cost_matrix if bundle is not None else None)[0]
-            decision = "review" if (self.defer and conformal is not None and len(conformal) != 1) else "auto"
+            decision = "review" if self.deferred(bundle, p, conformal) else "auto"
             return Answer(prediction=pred, score=float(np.max(p)), decision=decision,
                           scores={str(k): float(v) for k, v in zip(classes, p, strict=False)}, **common)
         s = float(score)
         pred = float(bundle.decide(np.asarray([s]))[0]) if bundle is not None else s
-        decision = "auto"
-        if self.max_width is not None and conformal is not None and len(conformal) == 2 and (
-                None in conformal or conformal[1] - conformal[0] > self.max_width):  # None: unbounded
-            decision = "review"
+        decision = "review" if self.deferred(bundle, s, conformal) else "auto"
         return Answer(prediction=pred, score=s, decision=decision, **common)
+
+    def deferred(self, bundle, score, conformal) -> bool:
+        """Whether an answer the model did not flag goes to review: its set is not one class (its interval wider
+        than ``conformal.max_interval_width``), and it is at least as uncertain as the deferral cut its bundle's
+        calibration chose on the validation rows under the review capacity (:mod:`mlcase.conformal.deferral`; a
+        bundle calibrated without one defers every such answer)."""
+        if not self.defer or conformal is None:
+            return False
+        if self.task == "regression":
+            if self.max_width is None or len(conformal) != 2:
+                return False
+            width = float("inf") if None in conformal else float(conformal[1]) - float(conformal[0])
+            if not width > self.max_width:  # None: unbounded
+                return False
+        elif len(conformal) == 1:
+            return False
+        cut = ((bundle.conformal or {}).get("defer_cut") if bundle is not None else None)
+        if cut is None:
+            return True
+        from ..conformal import deferral
+
+        if self.task == "regression":
+            size, close = deferral.keys("regression", [score], None, width=[width])
+        else:
+            size, close = deferral.keys(self.task, np.asarray([score], dtype="float64").reshape(1, -1)
+                                        if self.task == "multiclass" else [score], [len(conformal)],
+                                        bundle.threshold)
+        return bool(deferral.apply_cut(cut, [True], size, close, self._rng.random(1))[0])
 
 
 def _json(v):
