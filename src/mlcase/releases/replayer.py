@@ -223,7 +223,14 @@ def _drawn(answer, tier) -> bool:
 
 
 # --------------------------------------------------------------------------- replaying
-def _compare(row: dict, answer, tier, arm_bundle) -> tuple[list[dict], list[str]]:
+def _raw_score(answer, bundle):
+    """The score a deferral key is computed from: the class probabilities of a multiclass answer."""
+    if bundle.task == "multiclass" and answer.scores:
+        return [answer.scores[str(c)] for c in bundle.classes]
+    return answer.score
+
+
+def _compare(row: dict, answer, tier, arm_bundle, decider=None) -> tuple[list[dict], list[str]]:
     from .. import __version__
     from ..bundle import schema_sha256
 
@@ -242,6 +249,13 @@ def _compare(row: dict, answer, tier, arm_bundle) -> tuple[list[dict], list[str]
         notes.append(f"the score {answer.score:.6g} sits at the split threshold, where {tier.bundle.tie_share:.1%} of "
                      f"the rows are flagged by a draw: '{logged_decision}' then and '{answer.decision}' now are both "
                      "the model's decision")
+    elif {answer.decision, logged_decision} == {"review", "auto"} and _same_prediction(
+            row["prediction"], answer.prediction, arm_bundle.task) and decider is not None and decider.defer_drawn(
+            tier.bundle, _raw_score(answer, arm_bundle), answer.conformal):
+        # a case tied with the deferral cut goes to review by a draw (Decider.deferred), as a split threshold flags
+        cut = tier.bundle.conformal["defer_cut"]
+        notes.append(f"the case ties with the deferral cut, where {cut['tie_share']:.1%} of the tied cases go to review "
+                     f"by a draw: '{logged_decision}' then and '{answer.decision}' now are both the model's decision")
     else:
         if answer.decision != logged_decision:
             diffs.append({"what": "decision", "logged": logged_decision, "now": answer.decision})
@@ -358,7 +372,7 @@ def _replay_rows(case: Case, rows: pd.DataFrame, explain: bool) -> list[Replay]:
         decider = Decider(arm_bundle.task, arm_bundle.classes, arm_bundle.positive, defer=spec.conformal.defer,
                           max_interval_width=spec.conformal.max_interval_width)
         a = decider.answer(tier, scores[0], conformal, [], {})
-        diffs, notes = _compare(row, a, tier, arm_bundle)
+        diffs, notes = _compare(row, a, tier, arm_bundle, decider)
         if tier.kind == "constant":
             why = _value(row.get("reason"))
             notes.append("the constant tier's answer was replayed, not why the tiers before it did not answer"

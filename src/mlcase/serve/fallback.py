@@ -327,19 +327,43 @@ class Decider:
         than ``conformal.max_interval_width``), and it is at least as uncertain as the deferral cut its bundle's
         calibration chose on the validation rows under the review capacity (:mod:`mlcase.conformal.deferral`; a
         bundle calibrated without one defers every such answer)."""
-        if not self.defer or conformal is None:
+        key = self._defer_key(bundle, score, conformal)
+        if key is None:
             return False
-        if self.task == "regression":
-            if self.max_width is None or len(conformal) != 2:
-                return False
-            width = float("inf") if None in conformal else float(conformal[1]) - float(conformal[0])
-            if not width > self.max_width:  # None: unbounded
-                return False
-        elif len(conformal) == 1:
-            return False
-        cut = ((bundle.conformal or {}).get("defer_cut") if bundle is not None else None)
+        cut, size, close = key
         if cut is None:
             return True
+        from ..conformal import deferral
+
+        return bool(deferral.apply_cut(cut, [True], size, close, self._rng.random(1))[0])
+
+    def defer_drawn(self, bundle, score, conformal) -> bool:
+        """Whether an answer ties with its bundle's deferral cut, where only a share of the tied cases go to review
+        (by a draw: ``mlcase replay`` may see it go the other way)."""
+        key = self._defer_key(bundle, score, conformal)
+        if key is None or key[0] is None or not 0 < float(key[0].get("tie_share", 1.0)) < 1:
+            return False
+        from ..conformal import deferral
+
+        cut, size, close = key
+        return bool(size[0] == cut["size"] and abs(close[0] - cut["closeness"]) <= deferral._tie(cut["closeness"]))
+
+    def _defer_key(self, bundle, score, conformal):
+        """``(cut, size, closeness)`` of an answer that asks to be deferred (None where it does not)."""
+        if not self.defer or conformal is None:
+            return None
+        width = None
+        if self.task == "regression":
+            if self.max_width is None or len(conformal) != 2:
+                return None
+            width = float("inf") if None in conformal else float(conformal[1]) - float(conformal[0])
+            if not width > self.max_width:  # None: unbounded
+                return None
+        elif len(conformal) == 1:
+            return None
+        cut = ((bundle.conformal or {}).get("defer_cut") if bundle is not None else None)
+        if cut is None:
+            return None, None, None
         from ..conformal import deferral
 
         if self.task == "regression":
@@ -348,7 +372,7 @@ class Decider:
             size, close = deferral.keys(self.task, np.asarray([score], dtype="float64").reshape(1, -1)
                                         if self.task == "multiclass" else [score], [len(conformal)],
                                         bundle.threshold)
-        return bool(deferral.apply_cut(cut, [True], size, close, self._rng.random(1))[0])
+        return cut, size, close
 
 
 def _json(v):
