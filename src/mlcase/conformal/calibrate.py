@@ -74,6 +74,14 @@ def calibrate(bundle, X_valid: pd.DataFrame | None, y_valid, alpha: float, metho
             method = "lac"
         conformity = _mapie_classification_scores(bundle, s, y_valid, alpha, method, seed)
     q = conformal_quantile(conformity, alpha)
+    if not math.isfinite(q):
+        # MASS::Pima.tr at alpha 0.01: 32 validation rows; every set held both classes, the test coverage read 100%
+        # "within its bound", and nothing said why
+        need = math.ceil(round(1 / alpha - 1, 9))
+        notes.append(f"{n} calibration rows are too few for conformal.alpha {alpha:g} (it needs at least {need}): "
+                     + ("every interval is unbounded" if bundle.task == "regression" else "every set holds every class")
+                     + f", so coverage is 100% by construction; raise split.valid_size or set conformal.alpha to "
+                       f"{_alpha_for(n):g} or more")
     result = {
         "version": CONFORMAL_VERSION,
         "task": bundle.task,
@@ -126,6 +134,13 @@ def calibrate_on(bundle, dataset, alpha: float, method: str = "lac", seed: int =
         if cut is not None:
             result["defer_cut"] = cut
     return result
+
+
+def _alpha_for(n: int) -> float:
+    """The least alpha, rounded up to 2 significant digits, that ``n`` calibration rows can give a finite quantile."""
+    a = 1 / (n + 1)
+    digits = 1 - math.floor(math.log10(a))
+    return math.ceil(a * 10 ** digits) / 10 ** digits
 
 
 def conformal_quantile(scores, alpha: float) -> float:

@@ -182,6 +182,13 @@ def conformal_html(conf: dict, cur: str = "$") -> str:
                    f"about {esc(fmt(round(design.get('n_test_effective') or 0)))} independent rows.</p>")
     if conf.get("coverage_note"):
         out.append(f"<p><strong>Coverage alert:</strong> {esc(conf['coverage_note'])}.</p>")
+    for note in conf.get("notes") or []:
+        out.append(f"<p><strong>Calibration:</strong> {esc(note)}.</p>")
+    if conf.get("class_coverage_note"):
+        out.append(f"<p><strong>Coverage by class:</strong> {esc(conf['class_coverage_note'])}.</p>")
+    if conf.get("by_class"):
+        out.append(table(conf["by_class"], columns=["class", "count", "coverage", "mean_set_size"],
+                         caption="Test rows by true class"))
     methods = conf.get("methods") or []
     if methods:
         out.append(figure(coverage_figure(methods, target), height=300, caption="Coverage per method vs target"))
