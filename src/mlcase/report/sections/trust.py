@@ -217,7 +217,11 @@ def _deferral_html(conf: dict, d: dict, cur: str = "$") -> str:
     intro = (f"<p>Deferral: cases with {esc(rule)} go to a person, most uncertain first, while flagged plus "
              f"deferred cases stay within the review capacity ({esc(cap)}). "
              f"{esc(fmt(d.get('wanted')))} cases asked to be deferred; {esc(fmt(d.get('deferred')))} were"
-             + (" (the capacity binds)" if d.get("capacity_binding") else "") + ".</p>")
+             + (" (the capacity binds)" if d.get("capacity_binding") else "") + "."
+             + (f" How uncertain a case must be to go to review was chosen on the {esc(fmt(cut.get('n_validation')))} "
+                "validation rows, as the threshold was, and the server and <code>mlcase score</code> apply the same "
+                "cut, so the share reviewed on new rows is as near the capacity as these test rows show."
+                if (cut := d.get("cut")) and cut.get("n_validation") else "") + "</p>")
     if regression and limit is None:  # MASS::Boston read "cases with intervals wider than – go to a person"
         intro = ("<p>Deferral: no <code>conformal.max_interval_width</code> is set, so no interval is too wide and "
                  "every case is automated; set it to send the widest intervals to a person.</p>")
