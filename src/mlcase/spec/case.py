@@ -141,6 +141,12 @@ class CaseSpec(_Model):
             words = ("true_positive, false_positive, false_negative and true_negative" if self.task == "binary"
                      else "'under' and 'over'")
             raise ValueError(f"costs.matrix applies to multiclass cases; a {self.task} case is priced by {words}")
+        if self.conformal.max_interval_width is not None and self.task != "regression":
+            # accepted and never read: AER::SwissLabor's binary case ran with it and deferred by its sets alone
+            what = ("whose prediction set is not a single class" if self.task in ("binary", "multiclass")
+                    else "by no interval width")
+            raise ValueError(f"conformal.max_interval_width applies to regression intervals; a {self.task} case "
+                             f"defers cases {what}: remove conformal.max_interval_width")
         if self.split.method == "time" and not self.data.time:
             raise ValueError("split.method is 'time' but data.time names no column; set data.time or use another split")
         if self.split.method == "group" and not self.data.group:
