@@ -153,3 +153,25 @@ def test_bad_conformal_settings_get_one_line_naming_the_field(tmp_path, conforma
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and len(lines) == 1, err
     assert field in lines[0] and fix in lines[0]
+
+
+def test_empty_sets_at_a_large_alpha_are_explained(scored):
+    """ggplot2::mpg's served model recalibrated at alpha 0.5: 40% of the test sets are empty; the report's table
+    showed a set size of 0 with coverage 0 and nothing said what that means."""
+    import copy
+
+    from mlcase.conformal import calibrate_on
+    from mlcase.report.sections.trust import conformal_html
+
+    if scored["bundle"].task != "multiclass":
+        pytest.skip("prediction sets: the multiclass case")
+    case, ds = scored["case"], scored["ds"]
+    bundle = copy.copy(scored["bundle"])
+    bundle.conformal = None
+    calibrate_on(bundle, ds, 0.5)
+    res = evaluate_conformal(case, bundle, ds.X_test, ds.y_test, ds.rows("test"))
+    empty = next(r for r in res["by_set_size"] if r["set_size"] == 0)
+    assert empty["count"] >= 5 and empty["coverage"] == 0.0
+    assert res["coverage"] >= 0.5 - 3 * res["coverage_sd"]
+    page = conformal_html(res)
+    assert f"{empty['count']} test rows" in page and "got an empty set" in page and "count as misses" in page

@@ -196,6 +196,12 @@ def conformal_html(conf: dict, cur: str = "$") -> str:
     if conf.get("by_set_size"):
         out.append(table(conf["by_set_size"], columns=["set_size", "count", "share", "coverage"],
                          caption="Test rows by prediction-set size"))
+        empty = next((r for r in conf["by_set_size"] if r.get("set_size") == 0), None)
+        if empty:   # palmerpenguins at alpha 0.5: 55% of the sets were empty, and the table alone did not say why
+            out.append(f"<p>{esc(fmt(empty.get('count')))} test rows ({esc(_pct(empty.get('share')))}) got an empty "
+                       "set: no class is likely enough to be kept at this level (a large alpha keeps only the classes the "
+                       "model is surest of, and these rows have none). An empty set never holds the truth, so these rows count as "
+                       "misses in the coverage; they ask for review like a set of two or more classes.</p>")
     if conf.get("width_histogram") and (conf["width_histogram"].get("counts") or []):
         out.append(figure(width_figure(conf["width_histogram"], conf.get("max_interval_width")), height=280,
                           caption="Interval widths on the test rows"))
