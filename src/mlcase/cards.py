@@ -455,6 +455,8 @@ def _conformal_md(conf: dict | None, cur: str = "$", described: str | None = Non
         L.append(f"- **Calibration:** {md_text(note)}")
     if conf.get("class_coverage_note"):
         L.append(f"- **Coverage by class:** {md_text(conf['class_coverage_note'])}")
+    if conf.get("prediction_coverage_note"):
+        L.append(f"- **Coverage by predicted value:** {md_text(conf['prediction_coverage_note'])}")
     if conf.get("mean_set_size") is not None:
         L.append(f"- **Mean set size:** {_num(conf['mean_set_size'])}; single-class sets: "
                  f"{_pct(conf.get('singleton_share'))}")

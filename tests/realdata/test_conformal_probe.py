@@ -175,3 +175,27 @@ def test_empty_sets_at_a_large_alpha_are_explained(scored):
     assert res["coverage"] >= 0.5 - 3 * res["coverage_sd"]
     page = conformal_html(res)
     assert f"{empty['count']} test rows" in page and "got an empty set" in page and "count as misses" in page
+
+
+def test_regression_coverage_by_predicted_value_is_measured(scored):
+    """carData::SLID: one interval width for every wage, errors that grow with it: 91.7% coverage over all test rows
+    and 81.3% in the top fifth of the predictions, which the report did not show."""
+    from mlcase.conformal.evaluation import COVERAGE_SDS, coverage_sd
+
+    if scored["bundle"].task != "regression":
+        pytest.skip("intervals: the regression case")
+    conf, out = scored["conf"], scored["out"]
+    y = np.asarray(scored["ds"].y_test, dtype="float64")
+    bounds = np.array([json.loads(s) for s in out["conformal"]], dtype="float64")
+    covered = (y >= bounds[:, 0]) & (y <= bounds[:, 1])
+    pred = out["score"].to_numpy()
+    fifths = conf["by_prediction"]
+    assert [r["count"] for r in fifths] and sum(r["count"] for r in fifths) == len(y)
+    for r in fifths:   # rebuilt by hand from the scored file
+        m = (pred >= r["predicted_from"]) & (pred <= r["predicted_to"])
+        assert r["count"] == int(m.sum()) and r["coverage"] == pytest.approx(covered[m].mean())
+    assert fifths[-1]["coverage"] < conf["coverage"] < fifths[0]["coverage"]   # wages: the errors grow with them
+    low = [r for r in fifths if r["coverage"] < 0.9 - COVERAGE_SDS * coverage_sd(conf["n_calibration"], 0.1, r["count"])]
+    assert bool(low) == bool(conf.get("prediction_coverage_note"))
+    for r in low:
+        assert f"{r['coverage']:.1%} of {r['count']} rows" in conf["prediction_coverage_note"]

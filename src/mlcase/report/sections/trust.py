@@ -186,6 +186,12 @@ def conformal_html(conf: dict, cur: str = "$") -> str:
         out.append(f"<p><strong>Calibration:</strong> {esc(note)}.</p>")
     if conf.get("class_coverage_note"):
         out.append(f"<p><strong>Coverage by class:</strong> {esc(conf['class_coverage_note'])}.</p>")
+    if conf.get("prediction_coverage_note"):
+        out.append(f"<p><strong>Coverage by predicted value:</strong> {esc(conf['prediction_coverage_note'])}.</p>")
+    if conf.get("by_prediction"):
+        out.append(table(conf["by_prediction"], columns=["predicted_from", "predicted_to", "count", "coverage",
+                                                         "mean_width"],
+                         caption="Test rows by fifth of the predicted value"))
     if conf.get("by_class"):
         out.append(table(conf["by_class"], columns=["class", "count", "coverage", "mean_set_size"],
                          caption="Test rows by true class"))
