@@ -21,10 +21,20 @@ def predict_sets(bundle, X: pd.DataFrame, conformal: dict | None = None) -> list
     Needs no MAPIE object: only ``bundle.scores(X)`` and the stored quantile.
     """
     conf = _conf(bundle, conformal)
+    return sets_of_scores(bundle, bundle.scores(X), conf)
+
+
+def sets_of_scores(bundle, scores: np.ndarray, conformal: dict | None = None) -> list:
+    """:func:`predict_sets` for scores already computed (``bundle.scores(X)``): no model call, no frame.
+
+    The server answers each record's set from the score it has just computed; it built a pandas frame of the
+    records for a stand-in model that ignored it (1.4 ms of the 2.6 ms of CPU a churn request took).
+    """
+    conf = _conf(bundle, conformal)
     if bundle.task == "regression":
-        low, high = intervals_from_scores(bundle.scores(X), conf)
+        low, high = intervals_from_scores(scores, conf)
         return [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
-    member = sets_from_scores(_proba(bundle, bundle.scores(X)), conf)
+    member = sets_from_scores(_proba(bundle, scores), conf)
     labels = np.asarray(conf.get("classes") or bundle.classes, dtype=object)
     return [[_plain(c) for c in labels[row]] for row in member]
 
