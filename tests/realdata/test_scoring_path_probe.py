@@ -156,3 +156,4 @@ def test_batch_scoring_writes_what_the_server_answers(served, tmp_path):
             assert row.decision == a["decision"]
         if a["conformal"] is not None:
             assert json.loads(row.conformal) == a["conformal"]
+
