@@ -74,7 +74,9 @@ def test_the_mlflow_model_has_a_signature_and_an_input_example(two_runs):
     case, ds, _, _, second, _ = two_runs
     row = next(r for r in tracking.versions(case) if r["version"] == 3)
     assert "mlcase.mlflow_model_error" not in row["tags"]
-    info = mlflow.models.get_model_info(row["source"])
+    with tracking.caller_state():  # MLflow's fluent API reads the case's store while mlcase points it there
+        tracking.setup(case)
+        info = mlflow.models.get_model_info(row["source"])
     assert [c.name for c in info.signature.inputs] == ds.features
     assert info.saved_input_example_info is not None
 

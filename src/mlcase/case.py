@@ -33,6 +33,9 @@ class Case:
     def name(self) -> str:
         return self.spec.name
 
+    def __repr__(self) -> str:  # the dataclass repr printed every field of the spec: thousands of characters
+        return f"Case(name={self.name!r}, task={self.spec.task!r}, root={str(self.root)!r})"
+
     # the files mlcase writes beside case.yaml ---------------------------------
     @property
     def work_dir(self) -> Path:
@@ -78,7 +81,7 @@ def path_arg(value, what: str, fix: str = "pass a path (a str or pathlib.Path)")
 def find_case_file(case: str | Path | None = None) -> Path:
     """A ``case.yaml`` path from a file, a folder holding one, or ``./case.yaml``."""
     p = (path_arg(case, "case", "pass a Case (mlcase.load_case(path)), or the path of a case.yaml or its folder")
-         if case else Path("case.yaml"))
+         if case is not None else Path("case.yaml"))  # `if case` asked a DataFrame its truth value: pandas' ValueError
     if p.is_dir():
         for name in ("case.yaml", "case.yml"):
             if (p / name).is_file():

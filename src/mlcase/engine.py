@@ -339,6 +339,9 @@ def resolve(case=None, engine: str | None = None, scheduler: str | None = None,
     Returns ``{"kind", "scheduler", "workers", "memory_limit"}``; a ``--scheduler`` alone implies Dask.
     """
     spec = getattr(getattr(case, "spec", None), "engine", None)
+    if scheduler is not None and not isinstance(scheduler, str):  # distributed's bare TypeError, deep in the run
+        raise EngineError(f"--scheduler: expected the address of a Dask scheduler, got a {type(scheduler).__name__}",
+                          "pass it as text, e.g. scheduler='tcp://10.0.0.5:8786', or leave it out")
     kind = engine or ("dask" if scheduler else None) or (spec.kind if spec is not None else None) or "local"
     if kind not in KINDS:
         raise EngineError(f"--engine {kind!r} is not known", "use --engine local or --engine dask")

@@ -34,6 +34,11 @@ class RunResult:
     stopped_at: str | None = None
     check_errors: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # the dataclass repr printed the whole case spec (6,000 characters on one line in a notebook)
+        return (f"RunResult(case={self.case.name!r}, decision={self.decision!r}, champion={self.champion!r}, "
+                f"report={str(self.report) if self.report else None!r}, stopped_at={self.stopped_at!r})")
+
     def summary(self) -> dict[str, Any]:
         return {"case": self.case.name, "decision": self.decision, "reasons": self.reasons,
                 "champion": self.champion, "metrics": self.metrics,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import numbers
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -577,6 +578,10 @@ def score_file(case, input: str | Path, output: str | Path, engine: str | None =
     # scheduler silently unused, and the spec's `engine: {kind: dask, scheduler: ...}` was never read
     chosen = resolve(case, engine, scheduler)
     engine, scheduler = chosen["kind"], chosen["scheduler"]
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral):  # 'x' < 1 was a TypeError
+        from .arguments import whole_number
+
+        chunk_rows = whole_number(chunk_rows, "chunk_rows", "a number of rows", "pass e.g. chunk_rows=50000")
     if chunk_rows < 1:
         raise DataError(f"--chunk-rows {chunk_rows}: must be at least 1", "pass e.g. --chunk-rows 50000")
     errors_path = Path(errors_path) if errors_path else output.with_name(output.stem + ".errors.csv")

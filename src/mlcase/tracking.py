@@ -417,11 +417,54 @@ def git_commit(folder: Path) -> str | None:
 
 @contextlib.contextmanager
 def run(case: Case, name: str, tags: dict | None = None, nested: bool = False):
-    """Start an MLflow run in the case's experiment; yields the active run."""
+    """Start an MLflow run in the case's experiment; yields the active run.
+
+    The outermost run gives the caller's MLflow fluent state back when it ends (:func:`caller_state`): a
+    notebook's own ``mlflow.start_run()`` after ``mlcase.run(case)`` goes where it went before, not into the case.
+    """
     mf = mlflow()
-    setup(case)
-    with mf.start_run(run_name=name, tags=tags or {}, nested=nested) as active:
-        yield active
+    outer = not nested and mf.active_run() is None
+    with caller_state() if outer else contextlib.nullcontext():
+        setup(case)
+        with mf.start_run(run_name=name, tags=tags or {}, nested=nested) as active:
+            yield active
+
+
+_FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
+
+
+@contextlib.contextmanager
+def caller_state():
+    """MLflow's process-wide fluent state as the caller had it, back after the block: :func:`setup` points the
+    tracking and registry URIs and the active experiment at the case's store (and MLflow writes them into
+    ``os.environ`` for subprocesses), and they stayed there after ``mlcase.run``, so a notebook's next
+    ``mlflow.start_run()`` logged into the last case's ``mlflow.db``.
+
+    MLflow keeps that state in module globals (no public getter tells "unset" from the default URI); where a
+    release renames them, nothing is restored rather than something wrong.
+    """
+    mf = mlflow()
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    missing = object()
+    saved = {"tracking": getattr(tracking_utils, "_tracking_uri", missing),
+             "registry": getattr(registry_utils, "_registry_uri", missing),
+             "experiment": getattr(fluent, "_active_experiment_id", missing)}
+    env = {k: os.environ.get(k) for k in _FLUENT_ENV}
+    try:
+        yield
+    finally:
+        if missing not in saved.values():
+            mf.set_tracking_uri(saved["tracking"])
+            mf.set_registry_uri(saved["registry"])
+            fluent._active_experiment_id = saved["experiment"]
+            for k, v in env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def log_params(params: dict[str, Any]) -> None:
@@ -959,8 +1002,9 @@ def run_data(case: Case, run_id: str) -> dict:
 def search_runs(case: Case, filter_string: str = "", max_results: int = 5000):
     """Runs of the case's experiment as a DataFrame (MLflow's ``search_runs``)."""
     mf = mlflow()
-    exp_id = setup(case)
-    return mf.search_runs(experiment_ids=[exp_id], filter_string=filter_string, max_results=max_results)
+    with caller_state():
+        exp_id = setup(case)
+        return mf.search_runs(experiment_ids=[exp_id], filter_string=filter_string, max_results=max_results)
 
 
 def download_run_artifact(case: Case, run_id: str, path: str, dst: Path) -> Path:

@@ -1,0 +1,138 @@
+"""Every command is also a Python API: what a data scientist meets calling mlcase from one long notebook process.
+
+Real tables: datasets::mtcars (the serving table, run twice as two cases in one process), MASS::Boston (scored).
+Found by probing the API as a notebook uses it:
+
+- after ``mlcase.run(case)`` MLflow's process-wide tracking URI, registry URI and active experiment (and the
+  ``MLFLOW_EXPERIMENT_ID`` MLflow writes into ``os.environ``) pointed at the case's ``mlflow.db``: the notebook's
+  own ``mlflow.start_run()`` logged into the last case's store instead of the user's;
+- ``repr(result)`` and ``repr(case)`` printed the whole case spec (6,141 characters on one line for credit_data);
+- ``mlcase.run(DataFrame)`` ended in pandas' "truth value of a DataFrame is ambiguous", ``run(case,
+  scheduler=5)`` in distributed's bare TypeError, ``score_file(..., chunk_rows="x")`` in "'<' not supported".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import mlcase
+from mlcase.errors import MlcaseError
+
+from .tables import BY_ID
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.name.endswith(".lock"))
+
+
+def _fluent() -> tuple:
+    """MLflow's process-wide fluent state, as a notebook's next ``mlflow.start_run()`` uses it."""
+    import mlflow
+    from mlflow.tracking import fluent
+
+    return (mlflow.get_tracking_uri(), mlflow.get_registry_uri(), fluent._active_experiment_id,
+            os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_EXPERIMENT_ID"))
+
+
+@pytest.fixture(scope="module")
+def notebook(tmp_path_factory, empty_store):
+    """Two mtcars cases run one after the other from a notebook that uses MLflow on its own store first."""
+    import logging
+
+    import mlflow
+
+    root = tmp_path_factory.mktemp("notebook")
+    mine = f"sqlite:///{root / 'mine.db'}"
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")}
+    mlflow.set_tracking_uri(mine)
+    mlflow.set_experiment("my-notebook")
+    before = _fluent()
+    cases, results, counts = [], [], []
+    try:
+        for name in ("cars-a", "cars-b"):
+            folder = BY_ID["mtcars-tiny"].write(root / name, name=name)
+            shutil.copy(empty_store, folder / "mlflow.db")
+            cases.append(folder)
+            results.append(mlcase.run(folder, budget="6s", quiet=True, force=True))
+            counts.append({"fluent": _fluent(), "threads": threading.active_count(),
+                           "handlers": sum(len(lg.handlers) for lg in logging.Logger.manager.loggerDict.values()
+                                           if isinstance(lg, logging.Logger))})
+        with mlflow.start_run(run_name="my own analysis") as mine_run:
+            mlflow.log_metric("my_metric", 1.0)
+        yield {"before": before, "after": counts, "results": results, "cases": cases, "mine": mine,
+               "mine_run": mine_run}
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        from mlflow.tracking import fluent
+
+        fluent._active_experiment_id = None
+        for k, v in saved_env.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_run_gives_the_notebook_its_mlflow_tracking_back(notebook):
+    """Both runs decided and registered into their own case's store; after each, MLflow's URI, registry and
+    experiment are the notebook's again, and the notebook's own run lands in its own store and experiment."""
+    from mlflow import MlflowClient
+
+    for result, folder in zip(notebook["results"], notebook["cases"], strict=True):
+        assert result.decision in ("GO", "USE_BASELINE", "NO_GO", "INCONCLUSIVE")
+        assert result.versions, result.summary()  # registered in the case's store
+        store = f"sqlite:///{folder / 'mlflow.db'}"
+        models = MlflowClient(tracking_uri=store, registry_uri=store).search_registered_models()
+        assert [m.name for m in models] == [folder.name]
+    for after in notebook["after"]:
+        assert after["fluent"] == notebook["before"]
+    assert notebook["before"][0] == notebook["mine"]
+    mine = MlflowClient(tracking_uri=notebook["mine"], registry_uri=notebook["mine"])
+    run = mine.get_run(notebook["mine_run"].info.run_id)  # in the notebook's store, not in cars-b/mlflow.db
+    assert mine.get_experiment(run.info.experiment_id).name == "my-notebook"
+    assert run.data.metrics == {"my_metric": 1.0}
+    # nothing piles up run after run: the second case left as many threads and log handlers as the first
+    first, second = notebook["after"]
+    assert (second["threads"], second["handlers"]) == (first["threads"], first["handlers"])
+
+
+def test_results_and_cases_have_a_short_readable_repr(notebook):
+    result = notebook["results"][0]
+    text = repr(result)
+    assert len(text) < 300, text
+    assert text.startswith("RunResult(case='cars-a', decision=") and repr(result.decision) in text
+    assert repr(result.case) == f"Case(name='cars-a', task='regression', root={str(notebook['cases'][0])!r})"
+    json.dumps(result.summary())  # the --json of `mlcase run`, JSON as it is
+    assert result.summary()["decision"] == result.decision
+
+
+def test_wrong_arguments_are_one_line_mlcase_errors_naming_them(notebook, tmp_path):
+    """A DataFrame where a case goes, a scheduler that is not text, a chunk size that is not a number: one
+    :class:`MlcaseError` line naming the argument, and the case folder as it was."""
+    folder = notebook["cases"][0]
+    frame = pd.read_csv(folder / "data.csv")
+    before = _files(folder)
+    with pytest.raises(MlcaseError, match=r"^case: got a DataFrame, not a path; pass a Case"):
+        mlcase.run(frame, quiet=True)
+    with pytest.raises(MlcaseError, match=r"^case: got a DataFrame") as exc:
+        mlcase.load_case(frame)
+    assert isinstance(exc.value, ValueError)
+    with pytest.raises(MlcaseError, match=r"^--scheduler: expected the address of a Dask scheduler, got a int; "
+                                          r"pass it as text, e\.g\. scheduler='tcp://"):
+        mlcase.run(folder, budget="6s", quiet=True, scheduler=5)
+    from mlcase.score import score_file
+
+    frame.drop(columns=["mpg"]).to_csv(tmp_path / "cars.csv", index=False)
+    with pytest.raises(MlcaseError, match=r"^chunk_rows='x' is not a number of rows \(got str\); pass e\.g\. "
+                                          r"chunk_rows=50000"):
+        score_file(folder, tmp_path / "cars.csv", tmp_path / "scored.csv", chunk_rows="x", progress=False)
+    assert _files(folder) == before
+    assert not (tmp_path / "scored.csv").exists()
+    # a whole float is a number of rows; the answers are the same as with the int
+    out = score_file(folder, tmp_path / "cars.csv", tmp_path / "scored.csv", chunk_rows=10.0, progress=False)
+    assert (out.rows, out.scored) == (32, 32)
