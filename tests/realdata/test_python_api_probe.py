@@ -1,6 +1,7 @@
 """Every command is also a Python API: what a data scientist meets calling mlcase from one long notebook process.
 
-Real tables: datasets::mtcars (the serving table, run twice as two cases in one process), MASS::Boston (scored).
+Real tables: datasets::mtcars (the serving table, run twice as two cases in one process), fpp2::h02 (a forecast
+served from its data and monitored against its real actuals).
 Found by probing the API as a notebook uses it:
 
 - after ``mlcase.run(case)`` MLflow's process-wide tracking URI, registry URI and active experiment (and the
@@ -26,6 +27,7 @@ import mlcase
 from mlcase.errors import MlcaseError
 
 from .tables import BY_ID
+from .test_cli_probe_rank_forecast import h02  # noqa: F401 - fpp2::h02 with one logged forecast, a fixture
 
 
 def _files(folder: Path) -> list[str]:
@@ -136,3 +138,35 @@ def test_wrong_arguments_are_one_line_mlcase_errors_naming_them(notebook, tmp_pa
     # a whole float is a number of rows; the answers are the same as with the int
     out = score_file(folder, tmp_path / "cars.csv", tmp_path / "scored.csv", chunk_rows=10.0, progress=False)
     assert (out.rows, out.scored) == (32, 32)
+
+
+def test_forecast_monitoring_from_python_is_the_commands(h02, tmp_path):  # noqa: F811 - the fixture
+    """fpp2::h02 with one logged forecast of 12 months: ``mlcase.monitor.monitor`` (the function behind `mlcase
+    monitor`) answered a forecast case with "the model's monitoring reference has version None ... re-run `mlcase
+    run`" and, given the actuals, "lacks the column(s) request_id, label": wrong advice both. It now names the
+    function the command calls; that function takes the case's path and a DataFrame of actuals (Arrow-backed, as
+    pandas 3 reads them), and its numbers are the command's ``--json`` ones."""
+    import contextlib
+    import io
+
+    from mlcase.cli import main
+    from mlcase.forecast.monitor import monitor_forecasts
+    from mlcase.monitor import monitor
+
+    folder, year = h02
+    with pytest.raises(MlcaseError, match=r"^case 'h02' is a forecast case: .*; call mlcase\.forecast\.monitor\."
+                                          r"monitor_forecasts\(case, log=\.\.\., labels=ACTUALS\)"):
+        monitor(folder, labels=year)
+    year.to_csv(tmp_path / "actuals.csv", index=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["monitor", str(folder), "--labels", str(tmp_path / "actuals.csv"), "--json", "--no-notify"]) == 0
+    command = json.loads(out.getvalue())
+    api = monitor_forecasts(str(folder), labels=year.convert_dtypes(dtype_backend="pyarrow"))
+    assert (api["requests"], api["points"]) == (command["requests"], command["points"]) == (1, 12)
+    assert api["by_step"] == command["by_step"] and len(api["by_step"]) == 12
+    assert api["model_mase"] == pytest.approx(command["model_mase"], rel=1e-12)
+    assert [a["kind"] for a in api["alerts"]] == [a["kind"] for a in command["alerts"]]
+    with pytest.raises(MlcaseError, match=r"^labels: got a int, not a path; pass the actuals as a CSV/Parquet path or "
+                                          r"a DataFrame"):
+        monitor_forecasts(folder, labels=12)

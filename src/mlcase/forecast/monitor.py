@@ -102,7 +102,8 @@ def _actuals(case, path, points: pd.DataFrame | None = None) -> pd.DataFrame:
     from .data import derive_columns
 
     d = case.spec.data
-    frame = derive_columns(case, read_table(Path(path).resolve(), what="--labels"))  # a drafted series key or date
+    frame = derive_columns(case, path.reset_index(drop=True) if isinstance(path, pd.DataFrame)  # a drafted series key
+                           else read_table(Path(path).resolve(), what="--labels"))  # or date
     missing = [c for c in (d.time, d.target) if c not in frame.columns]
     if missing:
         raise DataError(f"--labels: the actuals file lacks the column '{missing[0]}'",
@@ -223,9 +224,17 @@ def _assumptions(case, joined: pd.DataFrame, out: dict) -> None:
 
 
 def monitor_forecasts(case, log: str | None = None, labels=None, bundle=None) -> dict:
-    """The monitoring results of a forecast case (saved as ``forecast_monitoring``); see the module docstring."""
+    """The monitoring results of a forecast case (saved as ``forecast_monitoring``); see the module docstring.
+
+    ``case`` is a :class:`~mlcase.case.Case` or the path of its ``case.yaml``; ``labels`` the actuals, a CSV/Parquet
+    path or a DataFrame laid out like the case's data (series, time, target)."""
+    from ..case import as_case, path_arg
     from ..drift import psi_js
 
+    case = as_case(case)  # a path, as mlcase.run and monitor take it (it was 'str' object has no attribute 'spec')
+    if labels is not None and not isinstance(labels, pd.DataFrame):  # a DataFrame of actuals is read as a file is
+        labels = path_arg(labels, "labels", "pass the actuals as a CSV/Parquet path or a DataFrame laid out like the "
+                                            "case's data")
     if labels is None:
         raise DataError("a forecast case is monitored against its actuals", "pass --labels ACTUALS.csv (series, time, "
                         "target as in the case's data)")

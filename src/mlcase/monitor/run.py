@@ -83,6 +83,12 @@ def monitor(case, log=None, labels=None, window=None, bundle=None, *, now=None, 
 
     case = as_case(case)
     spec = case.spec
+    if spec.task == "forecast":  # `mlcase monitor` hands it to monitor_forecasts; here it ended in a reference
+        # "version None ... re-run mlcase run" (with labels: "lacks request_id, label"), both wrong advice
+        raise SpecError(f"case '{case.name}' is a forecast case: it is monitored by horizon step against its actuals, "
+                        "not by window against per-request labels",
+                        "call mlcase.forecast.monitor.monitor_forecasts(case, log=..., labels=ACTUALS), as "
+                        "`mlcase monitor` does")
     try:
         window_s = spec.monitoring.window if window is None else parse_duration(window)
     except ValueError as exc:  # the duration's own fix ('; write one like ...') gives way to the window's
