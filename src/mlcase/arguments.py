@@ -95,3 +95,22 @@ def _short(value) -> str:
 
 
 __all__ = ["RELEASE_LIMIT", "VERSION_FIX", "registry_version", "said", "whole_number"]
+
+
+def flag(value, name: str) -> bool:
+    """A switch a caller of the Python API gives (``force``), as a ``bool``; a text or a number is a
+    :class:`SpecError`: ``promote(case, 3, force="no")`` forced the move past its gates, ``"no"`` being true.
+
+    >>> flag(False, "force")
+    False
+    >>> flag("no", "force")
+    Traceback (most recent call last):
+    ...
+    mlcase.errors.SpecError: force='no' is not True or False (got str); pass force=True or force=False
+    """
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise SpecError(f"{said(name, value)} is not True or False (got {type(value).__name__})",
+                    f"pass {name}=True or {name}=False", argument=name)

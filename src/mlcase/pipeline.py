@@ -114,10 +114,18 @@ def run(case: Case | str | Path, budget: float | str | None = None, force: bool 
     >>> result.decision                                   # doctest: +SKIP
     'GO'
     """
+    from .arguments import flag
     from .bakeoff import parse_budget
     from .lock import case_lock
 
     case = load_case(case)
+    # force="no" is true to Python: it ran past error-level data checks; console="x" failed on its first print
+    force = flag(force, "force")
+    if console is not None and not callable(getattr(console, "print", None)):
+        from .errors import SpecError
+
+        raise SpecError(f"console: expected a rich Console, got a {type(console).__name__}",
+                        "pass rich.console.Console(stderr=True), or leave it out")
     if budget is not None:
         parse_budget(budget)  # a bad --budget fails before any work (SpecError, not ValueError)
     if refit is not None:

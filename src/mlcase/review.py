@@ -322,6 +322,11 @@ def export_queue(case, output, since=None, log: str | None = None, now=None, rea
     from .spec import parse_duration
 
     case = load_case(case)
+    if not (isinstance(reasons, int) and not isinstance(reasons, bool) and reasons >= 0):  # 'x' > 0: TypeError
+        from .arguments import whole_number
+
+        reasons = whole_number(reasons, "reasons", "a number of reasons per row", "pass e.g. reasons=3, or 0 for none",
+                               minimum=0)
     out_path = path_arg(output, "-o", "pass the path of the .csv or .parquet file to write the queue to")
     if out_path.suffix.lower() not in SUFFIXES:
         raise DataError(f"-o {out_path.name}: unsupported file type '{out_path.suffix or out_path.name}'",

@@ -170,3 +170,54 @@ def test_forecast_monitoring_from_python_is_the_commands(h02, tmp_path):  # noqa
     with pytest.raises(MlcaseError, match=r"^labels: got a int, not a path; pass the actuals as a CSV/Parquet path or "
                                           r"a DataFrame"):
         monitor_forecasts(folder, labels=12)
+
+
+def test_release_and_analysis_functions_take_the_case_path_as_run_does(notebook):
+    """``mlcase.run``, ``monitor``, ``score_file`` and ``build_report`` take a case's path; the functions behind
+    `mlcase releases`, `readiness`, `rollout status` and `analyze` ended in "'str' object has no attribute 'spec'"
+    (or 'name', 'work_dir'). They now load it, and answer as for the loaded case."""
+    from mlcase import tracking
+    from mlcase.analysis.core import analyze_case
+    from mlcase.releases import history, readiness, rollout_status
+    from mlcase.releases.rollout import NoCanary
+
+    folder = notebook["cases"][0]
+    case = mlcase.load_case(folder)
+    assert history(str(folder))["aliases"] == tracking.aliases(case) == history(case)["aliases"]
+    assert readiness(str(folder)).score == readiness(case).score
+    with pytest.raises(NoCanary, match="holds no canary|no prediction log"):
+        rollout_status(str(folder))
+    with pytest.raises(MlcaseError, match=r"^budget: expected a positive duration, got -1"):
+        analyze_case(str(folder), budget=-1)
+
+
+def test_a_move_with_a_wrong_why_or_force_is_refused_before_the_champion_moves(notebook, tmp_path):
+    """``promote(case, 1, why=5)`` moved ``champion`` to version 1, then failed on ``reason[:4000]`` before the
+    move was recorded: a champion the release history does not explain. ``force="no"`` (true to Python) forced
+    a promote past its gates, and ``mlcase.run(case, force="yes")`` past error-level checks. Each is now refused
+    before anything moves; so is ``export_queue(reasons="x")`` (a TypeError after reading the log)."""
+    from mlcase import tracking
+    from mlcase.releases import history, promote, rollback
+    from mlcase.review import export_queue
+
+    folder = notebook["cases"][1]
+    case = mlcase.load_case(folder)
+    aliases, events = tracking.aliases(case), history(case)["events"]
+    version = notebook["results"][1].versions["baseline_version"]
+    assert aliases.get("champion") != version
+    with pytest.raises(MlcaseError, match=r"^why: expected text \(the reason recorded with the move\), got a int"):
+        promote(folder, version, why=5)
+    with pytest.raises(MlcaseError, match=r"^force='no' is not True or False \(got str\); pass force=True"):
+        promote(folder, version, force="no")
+    with pytest.raises(MlcaseError, match=r"^why: expected text .*got a list"):
+        rollback(folder, why=["canary"])
+    with pytest.raises(MlcaseError, match=r"^force='yes' is not True or False"):
+        mlcase.run(folder, force="yes")
+    with pytest.raises(MlcaseError, match=r"^console: expected a rich Console, got a str"):
+        mlcase.run(folder, console="stderr")
+    with pytest.raises(MlcaseError, match=r"^reasons='x' is not a number of reasons per row \(got str\)"):
+        export_queue(folder, tmp_path / "queue.csv", reasons="x")
+    with pytest.raises(MlcaseError, match=r"^reasons=-1 is not a number of reasons per row: the smallest is 0"):
+        export_queue(folder, tmp_path / "queue.csv", reasons=-1)
+    assert tracking.aliases(case) == aliases and history(case)["events"] == events
+    assert not (tmp_path / "queue.csv").exists()

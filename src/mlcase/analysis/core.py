@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import tasks as T
 from ..bakeoff.core import OOF_FILE  # the bake-off writes it
-from ..case import Case
+from ..case import Case, as_case
 from ..errors import NotFoundError, SpecError
 from ..formats import p_value
 from . import curve as curve_mod
@@ -513,6 +513,7 @@ def analyze_case(case: Case, budget: float | str | None = None) -> dict:
     from ..bakeoff import parse_budget
     from ..data import prepare
 
+    case = as_case(case)  # a case.yaml path too, as mlcase.run takes it
     why = not_applicable(case)
     if why:
         raise SpecError(f"mlcase analyze: {why}", f"read the report's {case.spec.task} sections instead")

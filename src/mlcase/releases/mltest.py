@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-from ..case import Case
+from ..case import Case, as_case
 
 GROUPS = ("data", "model", "infrastructure", "monitoring")
 POINTS = {"automated": 1.0, "manual": 0.5, "missing": 0.0}
@@ -282,6 +282,7 @@ def readiness(case: Case, log: str | None = None, minimum: float | None = None) 
         ``releases.min_readiness``. Anything else is a :class:`~mlcase.errors.SpecError` (``minimum='high'``
         ended in a bare ValueError; ``minimum=-1`` passed every case and ``minimum=8`` none).
     """
+    case = as_case(case)  # a case.yaml path too, as mlcase.run takes it
     if minimum is not None:
         minimum = _minimum(minimum)
     from . import mltest_rubric  # noqa: F401 - registers the 28 tests

@@ -8,9 +8,9 @@ or at once on ``POST /release/check``.
 
 from __future__ import annotations
 
-from ..arguments import registry_version
-from ..case import Case
-from ..errors import MlcaseError, NotFoundError
+from ..arguments import flag, registry_version
+from ..case import Case, as_case
+from ..errors import MlcaseError, NotFoundError, SpecError
 
 
 class ReleaseRefused(MlcaseError):
@@ -56,13 +56,24 @@ def promote(case: Case, version: int, *, why: str | None = None, force: bool = F
         ``from_version``, ``to_version``, ``forced``, ``readiness`` (score, groups, minimum),
         ``rollout`` (the canary's verdict and reasons, when it ran as one), ``run_id`` of the record.
     """
+    case = as_case(case)  # a case.yaml path, as mlcase.run takes it ('str' object has no attribute 'work_dir')
     version = registry_version(version)  # promote(case, True) promoted version 1, promote(case, 1.5) too
+    why, force = _why(why), flag(force, "force")
     from ..lock import case_lock
 
     # a run rewrites the evidence read here (readiness, the decision) and moves the champion itself: a promote
     # during one went through on half-written results, and either move could record the wrong 'from'
     with case_lock(case, "promote"):
         return _promote(case, version, why, force, log, with_rollout)
+
+
+def _why(why) -> str | None:
+    """The reason a caller gives for a move, checked before anything moves: ``why=5`` moved the champion, then
+    failed on ``reason[:4000]`` (TypeError) before the release was recorded."""
+    if why is None or isinstance(why, str):
+        return why
+    raise SpecError(f"why: expected text (the reason recorded with the move), got a {type(why).__name__}",
+                    "pass e.g. why='the canary held its guardrails for a week', or leave it out")
 
 
 def _promote(case: Case, version: int, why: str | None, force: bool, log: str | None, with_rollout: bool) -> dict:
@@ -133,6 +144,7 @@ def rollback(case: Case, *, to: int | None = None, why: str | None = None) -> di
     :func:`rollback_target`; the version it leaves is tagged ``mlcase.rolled_back`` (and is no
     longer anyone's ``previous_champion``).
     """
+    case, why = as_case(case), _why(why)
     if to is not None:  # rollback(to=2.9) moved the champion to version 2
         to = registry_version(to, "to")
     from ..lock import case_lock
@@ -167,6 +179,7 @@ def _rollback(case: Case, to: int | None, why: str | None) -> dict:
 
 def history(case: Case, limit: int = 100, evidence: bool = False) -> dict:
     """The release history, newest first, and the aliases now (what ``mlcase releases`` prints)."""
+    case = as_case(case)
     from .. import tracking
 
     return {"case": case.name, "aliases": tracking.aliases(case),

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..case import Case
+from ..case import Case, as_case
 from ..errors import MlcaseError, NotFoundError, SpecError, redact_text
 from ..formats import signed
 
@@ -453,6 +453,7 @@ def replay(case: Case, request_id: str, log: str | None = None, explain: bool = 
     NotFoundError
         The request id is not in the log, or there is no log.
     """
+    case = as_case(case)  # a case.yaml path too, as mlcase.run takes it
     _check_task(case)
     return _replay_rows(case, _rows(case, log, [str(request_id)], None), explain)[0]
 
@@ -487,6 +488,7 @@ def replay_many(case: Case, request_ids: list[str] | None = None, log: str | Non
                             "pass --last 1 or more, or request ids")
         last = whole_number(last, "last", "a number of logged decisions to replay",
                             "give a whole number such as 10 (the newest N logged decisions), or request_ids")
+    case = as_case(case)
     _check_task(case)
     rows = _rows(case, log, request_ids, last)
     return _replay_rows(case, rows, explain)

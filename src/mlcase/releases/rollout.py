@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..case import Case
+from ..case import Case, as_case
 from ..errors import NotFoundError
 from ..formats import signed
 
@@ -389,6 +389,7 @@ def rollout_status(case: Case, log: str | None = None, version: int | None = Non
     from ..arguments import registry_version
     from ..tasks import capacity_share
 
+    case = as_case(case)  # a case.yaml path too, as mlcase.run takes it
     if version is not None:  # version=True read the log's records of version 1
         version = registry_version(version)
     if case.spec.task in ("ranking", "forecast"):   # it said "serve one with --canary", which serve refuses there
