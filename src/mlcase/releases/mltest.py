@@ -93,6 +93,10 @@ class Readiness:
     def passes(self) -> bool:
         return self.score >= self.minimum
 
+    def __repr__(self) -> str:  # the dataclass repr printed all 28 tests with their evidence (6,499 characters)
+        return (f"Readiness(case={self.case!r}, score={self.score:g}, minimum={self.minimum:g}, passes={self.passes}, "
+                f"groups={self.groups}, tests={len(self.tests)})")
+
     def next_steps(self, k: int = 3) -> list[str]:
         """What would raise the score most: the open tests of the weakest group first."""
         weakest = sorted(GROUPS, key=lambda g: self.groups[g])
