@@ -414,6 +414,26 @@ def _family(est) -> str:
     return "agnostic"
 
 
+def _shap():
+    """:mod:`shap`, imported without pinning the caller's frames.
+
+    SHAP keeps the ImportError of each optional extension it lacks (its GPU tree explainer's ``_cext_gpu``) in
+    ``shap.utils._general.import_errors``, traceback included. Imported here, inside ``mlcase.run``, that traceback
+    held every frame of the run that first imported it (the dataset, every bundle, and on the Dask engine its
+    client and closed cluster) for as long as the notebook's process lived. The errors stay (SHAP raises them
+    again when asked for that extension); their tracebacks go.
+    """
+    import shap
+
+    errors = getattr(getattr(getattr(shap, "utils", None), "_general", None), "import_errors", None)
+    for entry in (errors.values() if isinstance(errors, dict) else ()):
+        exc = entry[1] if isinstance(entry, tuple) and len(entry) > 1 else None
+        while isinstance(exc, BaseException) and exc.__traceback__ is not None:
+            exc.__traceback__ = None
+            exc = exc.__cause__ or exc.__context__
+    return shap
+
+
 def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0) -> _Explanation:
     """SHAP on the preprocessed matrix: TreeExplainer, LinearExplainer, or permutation SHAP of the estimator.
 
@@ -421,7 +441,7 @@ def _explain_fast(bundle, inner, pre, est, family, X, background, notes, seed=0)
     tree explainer that ignores native categorical splits) raises
     ``_Unsupported`` so the caller falls back.
     """
-    import shap
+    shap = _shap()
 
     Z = pre.transform(X) if pre is not None else X
     Zd = _dense(Z)

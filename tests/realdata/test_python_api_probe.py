@@ -7,6 +7,8 @@ Found by probing the API as a notebook uses it:
 - after ``mlcase.run(case)`` MLflow's process-wide tracking URI, registry URI and active experiment (and the
   ``MLFLOW_EXPERIMENT_ID`` MLflow writes into ``os.environ``) pointed at the case's ``mlflow.db``: the notebook's
   own ``mlflow.start_run()`` logged into the last case's store instead of the user's;
+- SHAP, imported lazily inside the first run, keeps the ImportError of its missing GPU extension with its
+  traceback: every frame of that run (its Dataset, its bundles, a Dask run's client and cluster) stayed alive;
 - ``repr(result)`` and ``repr(case)`` printed the whole case spec (6,141 characters on one line for credit_data);
 - ``mlcase.run(DataFrame)`` ended in pandas' "truth value of a DataFrame is ambiguous", ``run(case,
   scheduler=5)`` in distributed's bare TypeError, ``score_file(..., chunk_rows="x")`` in "'<' not supported".
@@ -43,6 +45,18 @@ def _fluent() -> tuple:
             os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_EXPERIMENT_ID"))
 
 
+def _alive() -> dict[str, set]:
+    """The ids of the runs' big objects alive now (after a collection): datasets and model bundles."""
+    import gc
+
+    from mlcase.bundle import ModelBundle
+    from mlcase.data import Dataset
+
+    gc.collect()
+    objects = gc.get_objects()
+    return {c.__name__: {id(o) for o in objects if isinstance(o, c)} for c in (Dataset, ModelBundle)}
+
+
 @pytest.fixture(scope="module")
 def notebook(tmp_path_factory, empty_store):
     """Two mtcars cases run one after the other from a notebook that uses MLflow on its own store first."""
@@ -56,6 +70,7 @@ def notebook(tmp_path_factory, empty_store):
     mlflow.set_tracking_uri(mine)
     mlflow.set_experiment("my-notebook")
     before = _fluent()
+    kept_before = _alive()
     cases, results, counts = [], [], []
     try:
         for name in ("cars-a", "cars-b"):
@@ -68,8 +83,9 @@ def notebook(tmp_path_factory, empty_store):
                                            if isinstance(lg, logging.Logger))})
         with mlflow.start_run(run_name="my own analysis") as mine_run:
             mlflow.log_metric("my_metric", 1.0)
+        kept = {k: v - kept_before[k] for k, v in _alive().items()}
         yield {"before": before, "after": counts, "results": results, "cases": cases, "mine": mine,
-               "mine_run": mine_run}
+               "mine_run": mine_run, "kept": kept}
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
@@ -98,6 +114,9 @@ def test_run_gives_the_notebook_its_mlflow_tracking_back(notebook):
     run = mine.get_run(notebook["mine_run"].info.run_id)  # in the notebook's store, not in cars-b/mlflow.db
     assert mine.get_experiment(run.info.experiment_id).name == "my-notebook"
     assert run.data.metrics == {"my_metric": 1.0}
+    # SHAP, first imported inside the first run, kept its missing GPU extension's ImportError with a traceback
+    # holding that run's frames: its dataset and 5 bundles (mtcars) stayed in memory for the life of the process
+    assert notebook["kept"] == {"Dataset": set(), "ModelBundle": set()}
     # nothing piles up run after run: the second case left as many threads and log handlers as the first
     first, second = notebook["after"]
     assert (second["threads"], second["handlers"]) == (first["threads"], first["handlers"])
