@@ -451,12 +451,10 @@ def _conformal_md(conf: dict | None, cur: str = "$", described: str | None = Non
     target = conf.get("target_coverage")
     L.append(f"- **Coverage on the test rows:** {_pct(conf.get('coverage'))} (target {_pct(target)}, "
              f"method {conf.get('method')}, {conf.get('n_calibration')} calibration rows)")
-    for note in conf.get("notes") or []:
-        L.append(f"- **Calibration:** {md_text(note)}")
-    if conf.get("class_coverage_note"):
-        L.append(f"- **Coverage by class:** {md_text(conf['class_coverage_note'])}")
-    if conf.get("prediction_coverage_note"):
-        L.append(f"- **Coverage by predicted value:** {md_text(conf['prediction_coverage_note'])}")
+    from .report.sections.trust import conformal_notes
+
+    for label, note in conformal_notes(conf):
+        L.append(f"- **{label}:** {md_text(note)}")
     if conf.get("mean_set_size") is not None:
         L.append(f"- **Mean set size:** {_num(conf['mean_set_size'])}; single-class sets: "
                  f"{_pct(conf.get('singleton_share'))}")

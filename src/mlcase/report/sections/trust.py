@@ -182,12 +182,8 @@ def conformal_html(conf: dict, cur: str = "$") -> str:
                    f"about {esc(fmt(round(design.get('n_test_effective') or 0)))} independent rows.</p>")
     if conf.get("coverage_note"):
         out.append(f"<p><strong>Coverage alert:</strong> {esc(conf['coverage_note'])}.</p>")
-    for note in conf.get("notes") or []:
-        out.append(f"<p><strong>Calibration:</strong> {esc(note)}.</p>")
-    if conf.get("class_coverage_note"):
-        out.append(f"<p><strong>Coverage by class:</strong> {esc(conf['class_coverage_note'])}.</p>")
-    if conf.get("prediction_coverage_note"):
-        out.append(f"<p><strong>Coverage by predicted value:</strong> {esc(conf['prediction_coverage_note'])}.</p>")
+    for label, note in conformal_notes(conf):
+        out.append(f"<p><strong>{label}:</strong> {esc(note)}.</p>")
     if conf.get("by_prediction"):
         out.append(table(conf["by_prediction"], columns=["predicted_from", "predicted_to", "count", "coverage",
                                                          "mean_width"],
@@ -350,3 +346,14 @@ def _pct(v: Any) -> str:
 def _short(v: Any) -> str:
     s = "missing" if v is None else str(v)
     return s if len(s) <= 40 else s[:37] + "..."
+
+
+def conformal_notes(conf: dict) -> list[tuple[str, str]]:
+    """The conformal result's notes as ``(label, text)``, in the order the report and the card print them: the
+    calibration's (too few rows for alpha), coverage by class, coverage by predicted value."""
+    out = [("Calibration", note) for note in conf.get("notes") or []]
+    if conf.get("class_coverage_note"):
+        out.append(("Coverage by class", conf["class_coverage_note"]))
+    if conf.get("prediction_coverage_note"):
+        out.append(("Coverage by predicted value", conf["prediction_coverage_note"]))
+    return out
