@@ -88,7 +88,8 @@ def _counting_frames(monkeypatch) -> list:
 
 
 def test_a_fast_path_record_builds_no_frame_and_a_list_builds_one(served, monkeypatch):
-    assert served["ready"]["model"]["fast_path"].startswith("lightgbm.Booster.predict")
+    # the champion is LightGBM or, on a run whose trials left a bag, an ensemble of LightGBM boosters
+    assert "lightgbm.Booster.predict" in served["ready"]["model"]["fast_path"]
     spec = RecordSpec(served["bundle"].schema, served["bundle"].features)
     inside = [r for r in served["records"] if spec.out_of_domain(spec.flags(r)) is None]
     assert len(inside) >= 26   # the test rows, the missing number and the unseen category
