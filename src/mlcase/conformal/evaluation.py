@@ -220,11 +220,8 @@ def class_coverage_note(result: dict) -> str | None:
     none of the 70 buyers; AER::HMDA: 45.6% of the 57 denied mortgages. A class is named when its coverage is
     more than :data:`COVERAGE_SDS` :func:`coverage_sd` (its own test rows, all calibration rows) below the target.
     """
-    alpha, n_cal = result["alpha"], result["n_calibration"]
-    low = []
-    for row in result.get("by_class") or []:
-        if row["count"] >= 5 and row["coverage"] < 1 - alpha - COVERAGE_SDS * coverage_sd(n_cal, alpha, row["count"]):
-            low.append(row)
+    alpha = result["alpha"]
+    low = _far_below(result, [r for r in result.get("by_class") or [] if r["count"] >= 5])
     if not low:
         return None
     named = ", ".join(f"'{r['class']}' {r['coverage']:.1%} of {r['count']} rows" for r in low)
@@ -238,9 +235,8 @@ def prediction_coverage_note(result: dict) -> str | None:
     far less often than the target. Absolute-residual intervals are as wide everywhere, and where the error grows
     with the value they miss the high values: carData::SLID's wages, 91.7% over 829 test rows at a 90% target, 81.3%
     in the top fifth of the predictions (the same test as :func:`class_coverage_note`)."""
-    alpha, n_cal = result["alpha"], result["n_calibration"]
-    low = [r for r in result.get("by_prediction") or []
-           if r["coverage"] < 1 - alpha - COVERAGE_SDS * coverage_sd(n_cal, alpha, r["count"])]
+    alpha = result["alpha"]
+    low = _far_below(result, result.get("by_prediction") or [])
     if not low:
         return None
     named = ", ".join(f"predictions {r['predicted_from']:.4g} to {r['predicted_to']:.4g}: {r['coverage']:.1%} of "
@@ -250,6 +246,13 @@ def prediction_coverage_note(result: dict) -> str | None:
             "promised over all cases, not per range of the prediction"
             + (" (CQR, in the methods table, adapts the width)" if any(m.get("method") == "cqr" for m in
                                                                      result.get("methods") or []) else ""))
+
+
+def _far_below(result: dict, parts: list[dict]) -> list[dict]:
+    """The parts (classes, fifths of the predictions) whose coverage is more than :data:`COVERAGE_SDS`
+    :func:`coverage_sd` (their own test rows, all calibration rows) below the target."""
+    alpha, n_cal = result["alpha"], result["n_calibration"]
+    return [r for r in parts if r["coverage"] < 1 - alpha - COVERAGE_SDS * coverage_sd(n_cal, alpha, r["count"])]
 
 
 def coverage_floor(conf: dict) -> float:

@@ -56,9 +56,9 @@ class MonitorResult:
     def __repr__(self) -> str:
         # the dataclass repr printed every window's drift tables: 23,859 characters for 300 rows of MASS::Boston
         # in one 30-day window, 86,555 in 13 daily ones
-        kinds: dict[str, int] = {}
-        for a in self.alerts:
-            kinds[a.get("kind")] = kinds.get(a.get("kind"), 0) + 1
+        from collections import Counter
+
+        kinds = dict(Counter(a.get("kind") for a in self.alerts))
         return (f"MonitorResult(case={self.case!r}, model_version={(self.model or {}).get('version')!r}, "
                 f"windows={len(self.windows)}, alerts={kinds}, warnings={len(self.warnings)})")
 

@@ -417,8 +417,7 @@ def conformal_sets(bundle, scores: np.ndarray, frame_fn) -> list | None:
                          f"({exc})", "install the complete mlcase package") from None
     scores = np.asarray(scores, dtype="float64")
     n = len(scores)
-    if (bundle.task == "binary" and scores.ndim == 1) or (bundle.task == "multiclass" and scores.ndim == 2) or \
-            (bundle.task == "regression" and scores.ndim == 1):
+    if scores.ndim == (2 if bundle.task == "multiclass" else 1):
         # what the stand-in's bundle.scores gave: P(positive) (column 1 of [1 - s, s]), the probability rows, the
         # predictions, each the scores themselves
         return normalise_sets(sets_of_scores(bundle, scores), bundle, n)
