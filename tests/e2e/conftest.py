@@ -149,9 +149,31 @@ score_plots.STAGES = ("fixture_scores",)
 def trained(tmp_path_factory) -> Path:
     """A case folder after `mlcase run`, with a served prediction log and the inputs the tests break.
 
-    Shared by the bad-input, robustness and fuzz tests; each works on a copy (never on this folder)."""
-    root = tmp_path_factory.mktemp("bad-input") / "case"
-    root.mkdir()
+    Shared by the bad-input, robustness and fuzz tests; each works on a copy (never on this folder). Made once per
+    test run, not once per xdist worker: with ``--dist loadfile`` the three files land on both workers, and each
+    made its own (25 to 60 s of CI each time)."""
+    import fcntl
+    import os
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _train(tmp_path_factory.mktemp("bad-input") / "case")
+    shared = tmp_path_factory.getbasetemp().parent / "e2e-shared"
+    shared.mkdir(exist_ok=True)
+    root = shared / "trained" / "case"
+    with open(shared / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "trained.done").exists():
+            if root.parent.exists():   # a worker that failed half-way: start again
+                import shutil
+
+                shutil.rmtree(root.parent)
+            _train(root)
+            (shared / "trained.done").write_text("")
+    return root
+
+
+def _train(root: Path) -> Path:
+    root.mkdir(parents=True)
     frame = pd.read_csv(EXAMPLES / "default" / "default.csv").head(1500)
     frame.to_csv(root / "default.csv", index=False)
     spec = yaml.safe_load((EXAMPLES / "default" / "case.yaml").read_text())
