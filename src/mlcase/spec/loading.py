@@ -102,6 +102,10 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(getattr(current, "model_fields", {})) if current else []
 
 
+# the setting a lone value most likely meant, where a section was given as one value (`conformal: 0.1`)
+_SHORTHAND = {"conformal": "alpha"}
+
+
 def _explain(err: dict) -> tuple[tuple, str]:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in (
         "function-after[_number_or_expression(), union[float,str]]",))))
@@ -126,6 +130,14 @@ def _explain(err: dict) -> tuple[tuple, str]:
         return loc, f"expected a number, got {got!r}"
     if typ == "finite_number":
         return loc, f"expected a finite number, got {got!r}; .nan and .inf are not amounts"
+    if typ in ("model_type", "dict_type") and loc:
+        # `conformal: 0.1` read "input should be a valid dictionary or instance of ConformalSpec": say what goes there
+        allowed = _allowed_keys(CaseSpec, loc)
+        if allowed:
+            example = _SHORTHAND.get(str(loc[-1]))
+            write = (f"write '{loc[-1]}: {{{example}: {got!r}}}'" if example and isinstance(got, (int, float))
+                     and not isinstance(got, bool) else f"write its settings under '{loc[-1]}:', one 'key: value' a line")
+            return loc, f"expected a mapping of its settings ({', '.join(allowed)}), got {got!r}; {write}"
     if typ == "string_pattern_mismatch":
         return loc, f"expected letters, digits, '-', '_' or '.', got {got!r}"
     return loc, f"{msg[0].lower() + msg[1:]}, got {got!r}"
