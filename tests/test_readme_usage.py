@@ -47,3 +47,25 @@ def test_every_command_and_option_the_readme_shows_exists():
                     wrong.append(f"'{opt}' is no option of 'mlcase {cmd.name}': {code}")
     assert shown > 80, shown   # the README shows its commands with their options
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_python_name_the_readme_shows_exists():
+    """`mlcase.load_case`, `mlcase.score.score_file`, ...: importable as the README writes them."""
+    import importlib
+
+    names = sorted(set(re.findall(r"\bmlcase\.([a-z_]\w*(?:\.[a-z_]\w*)*)", README.read_text())))
+    assert len(names) >= 8, names
+    missing = []
+    for name in names:
+        parts = name.split(".")
+        for cut in range(len(parts), -1, -1):   # the longest module prefix, then attributes
+            try:
+                obj = importlib.import_module(".".join(["mlcase", *parts[:cut]]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr, None)
+            if obj is None:
+                missing.append(name)
+            break
+    assert not missing, missing
