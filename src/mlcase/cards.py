@@ -367,7 +367,7 @@ def _quantitative(case, spec, res) -> list[str]:
         from .report.sections.ranking import card_markdown as ranking_md
 
         L += ranking_md(ev)
-        L += _slices_md(ev.get("slices") or {})
+        L += _slices_md(*_card_slices(res), _model(res)["name"])
     L += _analysis_md(res.get("analysis"), cur)
     described = _model(res)["name"]
     L += _conformal_md(res.get("conformal"), cur, described)
@@ -375,11 +375,25 @@ def _quantitative(case, spec, res) -> list[str]:
     return L
 
 
-def _slices_md(slices: dict) -> list[str]:
+def _card_slices(res: dict) -> tuple[dict, str | None]:
+    """The slices of the model the card describes where the evaluation has them (a USE_BASELINE champion's own:
+    AER::HMDA's card for linear showed lightgbm's groups), else the candidate's, and the model they are of."""
+    from .evaluate.slices import slices_of
+
+    ev = res.get("evaluation") or {}
+    described = _model(res)["name"]
+    own = slices_of(ev, described)
+    if own:
+        return own, described
+    return ev.get("slices") or {}, (ev.get("slices") or {}).get("model") or ev.get("champion_candidate")
+
+
+def _slices_md(slices: dict, model: str | None = None, described: str | None = None) -> list[str]:
     L = ["### Per-slice results", ""]
     cols = slices.get("columns") or {}
     if not cols:
         return L + [slices.get("note") or "No slices were evaluated.", ""]
+    L += _of_another(model, described)
     for col, info in cols.items():
         if info.get("error"):
             L += [f"**{md_text(col)}**: {md_text(info['error'])}", ""]
@@ -397,6 +411,14 @@ def _slices_md(slices: dict) -> list[str]:
             rel = " times the overall MAE" if gap.get("relative_to_overall") else ""
             L.append(f"Largest gap: {gap.get('metric')} {_num(gap.get('gap'))}{rel} between {md_text(gap.get('low_group'))} and "
                      f"{md_text(gap.get('high_group'))}" + (" — **above the alert level**" if gap.get("flagged") else ""))
+        parity = [f"{label} {_num(info[k])}" for k, label in (("demographic_parity_difference", "demographic parity difference"),
+                                                              ("equalized_odds_difference", "equalized odds difference"))
+                  if info.get(k) is not None]
+        if parity:
+            L.append("")
+            L.append("fairlearn, over the groups of enough rows: " + "; ".join(parity))
+        for note in info.get("notes") or []:
+            L.append(f"Note: {md_text(note)}.")
         if info.get("insufficient"):
             L.append(f"Too few rows to judge: {', '.join(map(md_text, info['insufficient']))}.")
         L.append("")
@@ -532,8 +554,7 @@ def _caveats(case, spec, res) -> list[str]:
     if decision and decision.get("verdict") != "GO":
         items.append(f"The decision is {decision.get('verdict')}: "
                      + "; ".join(map(md_text, decision.get("reasons") or [])) + ".")
-    ev = res.get("evaluation") or {}
-    for flag in (ev.get("slices") or {}).get("flags") or []:
+    for flag in _card_slices(res)[0].get("flags") or []:
         items.append(f"Slice gap: {md_text(flag if isinstance(flag, str) else _flag_text(flag))}")
     conf = res.get("conformal") or {}
     if conf.get("coverage") is not None and conf.get("coverage_bounds"):

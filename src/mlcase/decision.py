@@ -211,7 +211,6 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None, bakeof
     beats = sorted((n for n, d in over_floor.items() if d["ci_low"] > 0), key=lambda n: cost[n])
     latency = ev.get("latency") or {}
     evidence = _evidence(ev, spec, ceil, floor, over_floor, beats)
-    notes = _notes(ev, cur)
     extra = (analysis or {}).get("reasons") or {}
     if analysis:
         evidence["analysis"] = {"losing_slices": (analysis.get("slices") or {}).get("losing", []),
@@ -220,7 +219,8 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None, bakeof
     starved = _starved(bakeoff)
 
     def done(verdict, reasons, champion=None):
-        more = [*extra.get("any", []), *extra.get(verdict, []), *notes]
+        # the slice alerts are of the model the verdict makes champion (a USE_BASELINE: the best baseline's own)
+        more = [*extra.get("any", []), *extra.get(verdict, []), *_notes(ev, cur, champion)]
         if starved and verdict in ("USE_BASELINE", "NO_GO"):
             # openintro::london_boroughs: a 20 s budget went to the baselines and logistic's defaults, no boosted
             # family ran, and USE_BASELINE read as if the search had found nothing better than the baseline
@@ -569,13 +569,22 @@ def _near_perfect_lists(cand: dict, lists: int) -> str | None:
             "adds to) before trusting this model: the report's SHAP importance shows which features carry it")
 
 
-def _notes(ev: dict, cur: str) -> list[str]:
-    """Caveats that do not change the verdict: a near-perfect candidate, slice gaps, small slices, capacity on test."""
+def _notes(ev: dict, cur: str, champion: str | None = None) -> list[str]:
+    """Caveats that do not change the verdict: a near-perfect candidate, slice gaps (of the champion where the verdict
+    sets one that is not the candidate, else of the candidate), small slices, capacity on test."""
+    from .evaluate.slices import slices_of
+
     out = [note] if (note := near_perfect(ev)) else []
-    slices = ev.get("slices") or {}
+    own = slices_of(ev, champion) if champion and champion != ev.get("champion_candidate") else {}
+    slices = own or ev.get("slices") or {}
+    # AER::HMDA's USE_BASELINE read "slice alert: afam: demographic parity difference 0.252", lightgbm's, beside
+    # linear made champion (0.196): name the model where it is not the candidate
+    whose = f" ({champion}, the champion)" if own else ""
     for flag in slices.get("flags", []):
-        out.append(f"slice alert: {flag}")
+        out.append(f"slice alert{whose}: {flag}")
     for col, info in (slices.get("columns") or {}).items():
+        for note in info.get("notes") or []:
+            out.append(f"slice {col}{whose}: {note}")
         small = info.get("insufficient") or []
         if small:
             # a ranking's slices are of lists (Ecdat::PatentsRD read "no new items has fewer than 30 test rows")

@@ -353,6 +353,13 @@ def _extras(case: Case, dataset, bundles: dict, candidate: str, best: str, test:
         pred = cand.decide(s)
         out["slices"] = slice_report(case, task_name, rows_t, y_t, pred, test["row_cost"][candidate],
                                      test["row_cost"][best], seed)
+        out["slices"]["model"] = candidate
+        if best != candidate and best in bundles:
+            # a USE_BASELINE makes the best baseline the champion: its card and the decision's slice alerts are of
+            # its own decisions (AER::HMDA: linear's demographic parity difference by afam is 0.196, lightgbm's 0.252)
+            out["slices_baseline"] = slice_report(case, task_name, rows_t, y_t, bundles[best].decide(test["scores"][best]),
+                                                  test["row_cost"][best], None, seed)
+            out["slices_baseline"]["model"] = best
     else:
         out["slices"] = {"columns": {}, "flags": [], "note": "no slices or sensitive columns in the spec"}
     out["latency"] = measure_latency(cand, features_of(rows_t, cand, dataset), spec.constraints.latency_p95_ms,

@@ -162,6 +162,7 @@ class CaseSpec(_Model):
             route = "/rank" if self.task == "ranking" else "/forecast"
             raise ValueError(f"serving.canary: {route} has no canary arm yet (this case is {self.task}), so nothing "
                              "would reach it; remove serving.canary and promote a version after its evaluation")
+        self._check_sensitive()
         self._check_rule_names()
         from ..governance.owners import check_notify_owners
 
@@ -179,6 +180,19 @@ class CaseSpec(_Model):
 
             check_spec(self)
         return self
+
+    def _check_sensitive(self) -> None:
+        """A sensitive column is a group to audit the decisions across: the target (AER::HMDA's ``deny``, sliced by
+        itself into recall and fall-out), an id or a time (one group per row or per moment) was accepted and
+        read as a fairness audit."""
+        roles = {"target": "the label the model predicts", "id": "one value per row",
+                 "time": "a moment, not a group of people"}
+        for i, c in enumerate(self.sensitive):
+            for key, what in roles.items():
+                if c == getattr(self.data, key):
+                    raise ValueError(f"sensitive[{i}]: '{c}' is data.{key} ({what}), not a protected attribute to "
+                                     f"audit the decisions across; remove it from sensitive and name a column such as "
+                                     f"sex, race or age band")
 
     def _check_rule_names(self) -> None:
         """Each model of a run goes by one name (leaderboard, evaluation, decision, report, card, results): a rule

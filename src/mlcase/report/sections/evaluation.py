@@ -56,6 +56,12 @@ def build(results: dict[str, dict]) -> list[Section]:
         if slices.get("columns"):
             children.append(Section(id="eval-slices", title="Slices and fairness", html=slices_html(slices, cur),
                                     status="warning" if slices.get("flags") else "ok"))
+        base = ev.get("slices_baseline") or {}
+        if base.get("columns"):   # a USE_BASELINE champion's own groups (AER::HMDA: linear's, not lightgbm's)
+            children.append(Section(id="eval-slices-baseline",
+                                    title=f"Slices and fairness of the best baseline ({base.get('model')})",
+                                    html=slices_html(base, cur, "Best baseline"),
+                                    status="warning" if base.get("flags") else "ok"))
         if ev.get("latency"):
             lat = ev["latency"]
             children.append(Section(id="eval-latency", title="Latency", html=latency_html(lat),
@@ -388,7 +394,7 @@ def calibration_html(cal: dict) -> str:
 _SKIP = {"group", "n", "insufficient_evidence", "positives", "baseline_cost_per_decision", "lift_per_decision"}
 
 
-def slices_html(slices: dict, cur: str) -> str:
+def slices_html(slices: dict, cur: str, who: str = "Candidate") -> str:
     parts = []
     flags = slices.get("flags") or []
     if flags:
@@ -411,7 +417,8 @@ def slices_html(slices: dict, cur: str) -> str:
                     row[m] = _money(v, cur) + (f" [{_money(ci[0], cur)}, {_money(ci[1], cur)}]" if ci else "")
                 else:
                     row[m] = fmt(v, digits) + (f" [{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]" if ci else "")
-            row["lift vs baseline"] = _money(g.get("lift_per_decision"), cur)
+            if "lift_per_decision" in g:
+                row["lift vs baseline"] = _money(g.get("lift_per_decision"), cur)
             row["evidence"] = "insufficient evidence" if g.get("insufficient_evidence") else "ok"
             rows.append(row)
         kind = "sensitive column" if info.get("sensitive") else "slice"
@@ -426,10 +433,17 @@ def slices_html(slices: dict, cur: str) -> str:
         for key, label in (("demographic_parity_difference", "demographic parity difference"),
                            ("equalized_odds_difference", "equalized odds difference")):
             if info.get(key) is not None:
-                extra.append(f"{label} {info[key]:.3f}")
+                extra.append(f"{label} {info[key]:.3f} (fairlearn)")
+        judged = info.get("equalized_odds_judged")
+        if judged:
+            ci = judged.get("ci") or [None, None]
+            ci_txt = f" (95% CI {ci[0]:.3f} to {ci[1]:.3f})" if None not in ci else ""
+            extra.append(f"equalized odds difference on rates of {slices.get('min_slice_size')}+ rows "
+                         f"{judged['value']:.3f}{ci_txt} ({judged['metric']})")
+        extra += list(info.get("notes") or [])
         parts.append(f"<h4>{esc(col)} ({kind})</h4>"
                      + (f"<p>{esc('; '.join(extra))}.</p>" if extra else "")
-                     + table(rows, caption=f"Candidate per group, 95% bootstrap CI in brackets; groups under "
+                     + table(rows, caption=f"{who} per group, 95% bootstrap CI in brackets; groups under "
                                            f"{slices.get('min_slice_size')} rows: insufficient evidence"))
         plot_metric = lg["metric"] if lg else "cost_per_decision"
         ok = [g for g in groups if g.get(plot_metric) is not None]
