@@ -222,6 +222,15 @@ def _factors(case, spec, res) -> list[str]:
     if spec.sensitive:
         L.append("- **Sensitive columns** (kept out of the features, evaluated as groups): "
                  + ", ".join(map(md_code, spec.sensitive)))
+        # Stat2Data::Titanic: Sex "kept out of the features" while SexCode, the same column as 0/1 (AUC 1.000), was
+        # the model's strongest feature; the proxy finding was only among the caveats
+        proxies = [c for c in (res.get("checks") or {}).get("checks") or [] if c.get("id") == "proxy"]
+        if proxies:
+            L.append("- **Features that stand in for them** (the `proxy` check): " + ", ".join(
+                f"{md_code(c.get('column'))} for {md_code((c.get('evidence') or {}).get('sensitive'))} "
+                f"({str((c.get('evidence') or {}).get('metric', '')).upper()} "
+                f"{float((c.get('evidence') or {}).get('score') or 0):.3f})" for c in proxies)
+                     + ": keeping a sensitive column out of the features does not keep what it says out of the model")
     if not spec.slices and not spec.sensitive:
         L.append("- No slices or sensitive columns are named in `case.yaml`; results are for the whole population "
                  "only. Add `slices:` and `sensitive:` to see subgroups.")

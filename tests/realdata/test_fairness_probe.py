@@ -278,3 +278,25 @@ def test_groups_of_equal_size_are_resampled_independently(tmp_path):
                     n_resamples=4000, method="percentile", random_state=np.random.default_rng(0)).confidence_interval
     # one seed for both groups: 0.82 of the reference width on average over the seeds
     assert 0.89 < np.mean(widths) / (ref.high - ref.low) < 1.12, (widths, ref)
+
+
+def test_a_feature_that_copies_a_sensitive_column_is_named_in_the_cards_factors(tmp_path):
+    """Stat2Data::Titanic: Sex is sensitive, SexCode is the same column as 0/1 and stays a feature. The card's
+    Factors said Sex was "kept out of the features" and nothing more; the proxy check's fix sent the owner to "add
+    it to slices", which the run already does for a sensitive column."""
+    from mlcase import cards
+
+    t = Table("fair-titanic", "Stat2Data", "Titanic", "binary", "Survived", {"method": "stratified", "seed": 1},
+              {"data": {"positive": 1}, "sensitive": ["Sex"], "baselines": ["majority", "linear"],
+               "candidates": ["lightgbm"]}, drop=("Name",))
+    folder = t.write(tmp_path / "titanic")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        assert main(["check", str(folder)]) == 0, out.getvalue()
+    case = load_case(folder)
+    checks = results.load(case, "checks")
+    proxy = next(c for c in checks["checks"] if c["id"] == "proxy")
+    assert (proxy["column"], proxy["evidence"]["sensitive"], round(proxy["evidence"]["score"], 3)) == ("SexCode", "Sex", 1.0)
+    assert "add it to slices" not in proxy["fix"] and "data.features.exclude" in proxy["fix"]
+    factors = "\n".join(cards._factors(case, case.spec, {"checks": checks}))
+    assert "`SexCode` for `Sex` (AUC 1.000)" in factors, factors

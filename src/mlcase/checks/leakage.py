@@ -512,8 +512,10 @@ def check_proxies(ctx: Context) -> list[Check]:
                                  "a possible proxy", column=c,
                                  evidence={"sensitive": s, "score": score, "metric": metric, "threshold": limit,
                                            "rows": int(mask.sum())},
-                                 fix=f"compare outcomes across '{s}' (add it to slices) and consider dropping or "
-                                     f"coarsening '{c}' if the decision must not depend on '{s}'"))
+                                 # '{s}' is sensitive, so it is already evaluated as groups: "add it to slices" sent
+                                 # the owner to do what the run does
+                                 fix=f"read the outcomes across '{s}' in the report's slices and fairness; exclude or "
+                                     f"coarsen '{c}' (data.features.exclude) if the decision must not depend on '{s}'"))
     ctx.stats["proxies"] = {s: dict(sorted(v.items(), key=lambda kv: -(kv[1] if kv[1] == kv[1] else 0))[:10])
                             for s, v in found.items()}
     return out

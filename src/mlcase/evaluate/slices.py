@@ -218,7 +218,7 @@ def _column(ctx: dict, col: str, groups: np.ndarray, sensitive: bool) -> tuple[d
             info["demographic_parity_difference"] = dp
             info["equalized_odds_difference"] = eo
             info.update(_parity_evidence(gaps, ok, min_n))
-            flags += _parity_flags(col, info, alert)
+            flags += _parity_flags(col, info, alert, min_n)
     return info, flags
 
 
@@ -251,7 +251,7 @@ def _over(n: int, metric: str) -> str:
     return f"{n} {('positive' if metric == 'recall' else 'negative')}{'' if n == 1 else 's'}"
 
 
-def _parity_flags(col: str, info: dict, alert: float) -> list[str]:
+def _parity_flags(col: str, info: dict, alert: float, min_n: int) -> list[str]:
     """Alerts on the parity differences as judged (see :func:`_parity_evidence`), with their CIs; a difference
     that is above the alert level only through a rate of too few rows is said as such, with no alert."""
     flags = []
@@ -265,8 +265,12 @@ def _parity_flags(col: str, info: dict, alert: float) -> list[str]:
         flags.append(f"{col}: demographic parity difference {dp:.3f} ("
                      + (f"{ci_text(dp_ci)}; " if dp_ci else "") + f"alert above {alert})")
     judged, thin = info.get("equalized_odds_judged"), info.get("equalized_odds_thin") or []
+    # the thinnest three (Stat2Data::Titanic by age quartile listed eight)
+    shown = sorted(thin, key=lambda t: t["n"])[:3]
     left_out = "; ".join(f"the {'recall' if t['metric'] == 'recall' else 'false positive rate'} of '{t['group']}' "
-                         f"rests on {_over(t['n'], t['metric'])}" for t in thin)
+                         f"rests on {_over(t['n'], t['metric'])}" for t in shown)
+    if len(thin) > len(shown):
+        left_out += f"; {len(thin) - len(shown)} more under {min_n} rows"
     if judged and judged["value"] > alert:
         name = "true positive rates" if judged["metric"] == "recall" else "false positive rates"
         flags.append(f"{col}: equalized odds difference {judged['value']:.3f} on the {name} of "
