@@ -182,23 +182,31 @@ def test_equalized_odds_is_judged_on_rates_of_enough_rows_with_an_interval(arres
             assert "95% CI" in f
 
 
-def test_a_sensitive_column_that_is_the_target_or_the_id_is_refused_with_its_fix(tmp_path):
-    """`sensitive: [released]` (the target) and `[id]` (data.id) ran as a fairness audit; now one line names the
-    field and the fix, exit 2."""
+def test_a_sensitive_column_that_is_the_target_or_an_id_is_refused_with_its_fix(tmp_path):
+    """`sensitive: [released]` (the target), `[arrest_id]` (data.id) and `[arrest_code]` (text, one value per row)
+    ran as a fairness audit (the last as 1,045 groups of one test row each); now one line names the field and the
+    fix, exit 2. A numeric column of many values (age, 0 to 66) is cut into quartiles and still accepted."""
     df = ARRESTS.frame()
     df.insert(0, "arrest_id", np.arange(len(df)) + 1000)
-    for sens, extra, role in ((["released"], {}, "data.target"),
-                              (["arrest_id"], {"data": {"id": "arrest_id"}}, "data.id")):
-        folder = ARRESTS.write(tmp_path / role, frame=df, sensitive=sens, **extra)
+    df["arrest_code"] = [f"TO-{i:06d}" for i in range(len(df))]
+    for sens, extra, said in ((["released"], {}, "sensitive[0]: 'released' is data.target"),
+                              (["arrest_id"], {"data": {"id": "arrest_id"}}, "sensitive[0]: 'arrest_id' is data.id"),
+                              (["sex", "arrest_code"], {},
+                               f"sensitive[1]: 'arrest_code' has {len(df):,} different values in {len(df):,} rows")):
+        folder = ARRESTS.write(tmp_path / sens[-1], frame=df, sensitive=sens, **extra)
         out = io.StringIO()
         with contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
             code = main(["check", str(folder)])
         text = out.getvalue().strip()
         assert code == 2, text
-        assert f"sensitive[0]: '{sens[0]}' is {role}" in text and "remove it from sensitive" in text, text
+        assert said in text and ("remove it from sensitive" in text or "name a column that groups" in text), text
         assert "internal error" not in text.lower() and len(text.splitlines()) <= 2, text
-    spec = yaml.safe_load((tmp_path / "data.id" / "case.yaml").read_text())
+    spec = yaml.safe_load((tmp_path / "arrest_id" / "case.yaml").read_text())
     assert spec["data"]["id"] == "arrest_id"
+    assert df["age"].nunique() > 40
+    folder = ARRESTS.write(tmp_path / "age", frame=df.drop(columns=["arrest_code"]), sensitive=["age"])
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["check", str(folder)]) == 0
 
 
 def test_a_rate_per_group_has_a_score_interval_that_does_not_collapse_at_one(tmp_path):

@@ -25,6 +25,33 @@ def _slice_values(s: pd.Series) -> pd.Series:
     return s.astype(str).where(s.notna(), "(missing)")
 
 
+def check_group_columns(spec, df: pd.DataFrame) -> None:
+    """A ``sensitive`` or ``slices`` column of text must group the rows: one value per row (Stat2Data::Titanic with a
+    ticket number under ``sensitive``) ran as a fairness audit of 263 groups of one test row each. Numbers are cut
+    into quartiles, so any numeric column groups."""
+    from ..errors import SpecError
+
+    for where, cols in (("sensitive", spec.sensitive), ("slices", spec.slices)):
+        for i, c in enumerate(cols):
+            if c not in df.columns:
+                continue
+            s = df[c]
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                continue
+            filled = int(s.notna().sum())
+            distinct = int(s.nunique(dropna=True))
+            if distinct > MAX_ID_LIKE_GROUPS and distinct > ID_LIKE_SHARE * filled:
+                raise SpecError(f"{where}[{i}]: '{c}' has {distinct:,} different values in {filled:,} rows, about one "
+                                "per row like an identifier: no group of it can be judged",
+                                f"name a column that groups the rows (such as sex or an age band) under {where}, "
+                                "or map this one to a few groups in data.source")
+
+
+#: a text column under sensitive/slices with more values than this, and more than this share of its rows, is refused
+MAX_ID_LIKE_GROUPS = 50
+ID_LIKE_SHARE = 0.5
+
+
 def _edge(v: float) -> str:
     return number(v, 4)
 
