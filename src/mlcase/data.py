@@ -999,9 +999,6 @@ def check_columns(case: Case, df: pd.DataFrame) -> None:
         available = ", ".join(map(str, df.columns[:30]))
         raise DataError(f"the spec names columns absent from the data: {'; '.join(missing)}",
                         f"fix the names in case.yaml (the data has: {available})", columns=missing)
-    from .evaluate.slices import check_group_columns
-
-    check_group_columns(case.spec, df)   # a text column under sensitive/slices with one value per row
 
 
 def select_features(case: Case, df: pd.DataFrame) -> list[str]:

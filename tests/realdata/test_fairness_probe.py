@@ -182,31 +182,56 @@ def test_equalized_odds_is_judged_on_rates_of_enough_rows_with_an_interval(arres
             assert "95% CI" in f
 
 
-def test_a_sensitive_column_that_is_the_target_or_an_id_is_refused_with_its_fix(tmp_path):
-    """`sensitive: [released]` (the target), `[arrest_id]` (data.id) and `[arrest_code]` (text, one value per row)
-    ran as a fairness audit (the last as 1,045 groups of one test row each); now one line names the field and the
-    fix, exit 2. A numeric column of many values (age, 0 to 66) is cut into quartiles and still accepted."""
+def test_a_sensitive_column_that_is_the_target_or_the_id_is_refused_with_its_fix(tmp_path):
+    """`sensitive: [released]` (the target) and `[arrest_id]` (data.id) ran as a fairness audit; now one line names
+    the field and the fix, exit 2. A numeric column of many values (age, 0 to 66) is cut into quartiles and
+    accepted."""
     df = ARRESTS.frame()
     df.insert(0, "arrest_id", np.arange(len(df)) + 1000)
-    df["arrest_code"] = [f"TO-{i:06d}" for i in range(len(df))]
-    for sens, extra, said in ((["released"], {}, "sensitive[0]: 'released' is data.target"),
-                              (["arrest_id"], {"data": {"id": "arrest_id"}}, "sensitive[0]: 'arrest_id' is data.id"),
-                              (["sex", "arrest_code"], {},
-                               f"sensitive[1]: 'arrest_code' has {len(df):,} different values in {len(df):,} rows")):
-        folder = ARRESTS.write(tmp_path / sens[-1], frame=df, sensitive=sens, **extra)
+    for sens, extra, role in ((["released"], {}, "data.target"),
+                              (["arrest_id"], {"data": {"id": "arrest_id"}}, "data.id")):
+        folder = ARRESTS.write(tmp_path / role, frame=df, sensitive=sens, **extra)
         out = io.StringIO()
         with contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
             code = main(["check", str(folder)])
         text = out.getvalue().strip()
         assert code == 2, text
-        assert said in text and ("remove it from sensitive" in text or "name a column that groups" in text), text
+        assert f"sensitive[0]: '{sens[0]}' is {role}" in text and "remove it from sensitive" in text, text
         assert "internal error" not in text.lower() and len(text.splitlines()) <= 2, text
-    spec = yaml.safe_load((tmp_path / "arrest_id" / "case.yaml").read_text())
+    spec = yaml.safe_load((tmp_path / "data.id" / "case.yaml").read_text())
     assert spec["data"]["id"] == "arrest_id"
     assert df["age"].nunique() > 40
-    folder = ARRESTS.write(tmp_path / "age", frame=df.drop(columns=["arrest_code"]), sensitive=["age"])
+    folder = ARRESTS.write(tmp_path / "age", frame=df, sensitive=["age"])
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         assert main(["check", str(folder)]) == 0
+
+
+def test_a_text_column_of_one_value_per_row_is_not_cut_into_groups_of_one(tmp_path):
+    """carData::Arrests with an arrest code (text, one per row) under sensitive beside sex: it was audited as 5,226
+    groups of one row, each "insufficient evidence", listed in the card and the decision. It may be there to keep
+    personal data out of the features (`checks.personal`), so it is not refused: its entry says why it has no
+    groups and how to audit by it, and sex is judged as before."""
+    from mlcase import cards
+    from mlcase.case import case_from_spec
+    from mlcase.decision import _notes
+    from mlcase.evaluate.slices import slices
+
+    df = ARRESTS.frame()
+    df["arrest_code"] = [f"TO-{i:06d}" for i in range(len(df))]
+    case = case_from_spec({"name": "a", "decision": "d", "task": "binary", "sensitive": ["sex", "arrest_code"],
+                           "data": {"source": "a.csv", "target": "released", "positive": "No"}}, tmp_path)
+    y = (df["released"] == "No").to_numpy(dtype=float)
+    pred = (df["checks"] >= 3).to_numpy(dtype=float)
+    out = slices(case, "binary", df, y, pred, np.where(pred == y, 0.0, 1.0), np.zeros(len(y)), seed=0)
+    code = out["columns"]["arrest_code"]
+    assert set(code) == {"error", "sensitive"} and code["sensitive"] is True
+    assert f"has {len(df):,} different values in {len(df):,} test rows" in code["error"]
+    assert "data.source" in code["error"]
+    assert [g["group"] for g in out["columns"]["sex"]["groups"]] == ["Female", "Male"]
+    notes = _notes({"slices": out, "champion_candidate": "m"}, "$")
+    assert not any("TO-0" in n for n in notes), notes
+    card = "\n".join(cards._slices_md(out))
+    assert "TO-0" not in card and "**arrest_code**: 'arrest_code' has" in card
 
 
 def test_a_rate_per_group_has_a_score_interval_that_does_not_collapse_at_one(tmp_path):

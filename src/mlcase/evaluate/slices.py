@@ -25,31 +25,26 @@ def _slice_values(s: pd.Series) -> pd.Series:
     return s.astype(str).where(s.notna(), "(missing)")
 
 
-def check_group_columns(spec, df: pd.DataFrame) -> None:
-    """A ``sensitive`` or ``slices`` column of text must group the rows: one value per row (Stat2Data::Titanic with a
-    ticket number under ``sensitive``) ran as a fairness audit of 263 groups of one test row each. Numbers are cut
-    into quartiles, so any numeric column groups."""
-    from ..errors import SpecError
+def _one_per_row(s: pd.Series) -> str | None:
+    """Why a text column cannot be judged by group (about one value per row, like an identifier), or None.
 
-    for where, cols in (("sensitive", spec.sensitive), ("slices", spec.slices)):
-        for i, c in enumerate(cols):
-            if c not in df.columns:
-                continue
-            s = df[c]
-            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-                continue
-            filled = int(s.notna().sum())
-            distinct = int(s.nunique(dropna=True))
-            if distinct > MAX_ID_LIKE_GROUPS and distinct > ID_LIKE_SHARE * filled:
-                raise SpecError(f"{where}[{i}]: '{c}' has {distinct:,} different values in {filled:,} rows, about one "
-                                "per row like an identifier: no group of it can be judged",
-                                f"name a column that groups the rows (such as sex or an age band) under {where}, "
-                                "or map this one to a few groups in data.source")
+    Stat2Data::Titanic with a ticket number under ``sensitive`` ran as a fairness audit of 263 groups of one test row
+    each, and the decision listed five of them as "fewer than 30 test rows". A column of personal data (an e-mail)
+    may be listed under ``sensitive`` to keep it out of the features (``checks.personal``), so this is said in the
+    results rather than refused. Numbers are cut into quartiles, so any numeric column groups.
+    """
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return None
+    filled, distinct = int(s.notna().sum()), int(s.nunique(dropna=True))
+    if distinct > MAX_ID_LIKE_GROUPS and distinct > ID_LIKE_SHARE * filled:
+        return (f"'{s.name}' has {distinct:,} different values in {filled:,} test rows, about one per row like an "
+                "identifier: no group of it can be judged; to audit by it, map it to a few groups in data.source")
+    return None
 
 
-#: a text column under sensitive/slices with more values than this, and more than this share of its rows, is refused
+#: a text column under sensitive/slices with more values than this, and more than this share of its rows, is not grouped
 MAX_ID_LIKE_GROUPS = 50
-ID_LIKE_SHARE = 0.5
+ID_LIKE_SHARE = 0.9
 
 
 def _edge(v: float) -> str:
@@ -131,6 +126,10 @@ def slices(case: Case, task: str, rows: pd.DataFrame, y, pred, cost_cand, cost_b
     for col in dict.fromkeys([*spec.slices, *spec.sensitive]):
         if col not in rows.columns:
             out["columns"][col] = {"error": f"column '{col}' is not in the data"}
+            continue
+        why = _one_per_row(rows[col].rename(col))
+        if why:
+            out["columns"][col] = {"error": why, "sensitive": col in spec.sensitive}
             continue
         info, flags = _column(ctx, col, _slice_values(rows[col]).to_numpy(), col in spec.sensitive)
         out["columns"][col] = info
