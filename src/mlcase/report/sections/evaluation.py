@@ -443,7 +443,7 @@ def slices_html(slices: dict, cur: str, who: str = "Candidate") -> str:
         extra += list(info.get("notes") or [])
         parts.append(f"<h4>{esc(col)} ({kind})</h4>"
                      + (f"<p>{esc('; '.join(extra))}.</p>" if extra else "")
-                     + table(rows, caption=f"{who} per group, 95% bootstrap CI in brackets; groups under "
+                     + table(rows, caption=f"{who} per group, 95% CI in brackets (Wilson's for rates, bootstrap for costs and errors); groups under "
                                            f"{slices.get('min_slice_size')} rows: insufficient evidence"))
         plot_metric = lg["metric"] if lg else "cost_per_decision"
         ok = [g for g in groups if g.get(plot_metric) is not None]
