@@ -1,6 +1,8 @@
-"""Slices and fairness: the candidate's metrics and money per group of each slice and sensitive
-column, with bootstrap CIs, gaps between groups (fairlearn's MetricFrame and parity differences),
-and groups too small to judge marked as such."""
+"""Slices and fairness: a model's metrics and money per group of each slice and sensitive column
+(fairlearn's MetricFrame), with CIs (Wilson's for a rate, the bootstrap for costs and errors), gaps
+between groups (Newcombe's interval for two rates) and fairlearn's parity differences, and groups
+or rates too small to judge marked as such. The evaluation slices the candidate and the best
+baseline, each by its own decisions (:func:`slices_of` finds a model's)."""
 
 from __future__ import annotations
 
@@ -179,7 +181,7 @@ def _groups_table(ctx: dict, col: str, groups: np.ndarray) -> tuple[list[dict], 
 
                     k, of = float(a.sum()), float(n_g if d is None else d.sum())
                     boot[(str(g), name, "count")] = (k, of)
-                    entry[f"{name}_ci"] = [float(v) for v in wilson(k, of)] if of > 0 else _quantiles(np.array([np.nan]))
+                    entry[f"{name}_ci"] = [float(v) for v in wilson(k, of)] if of > 0 else [float("nan")] * 2
                     continue
                 # each group its own random stream: with one seed for all, groups of equal size drew the same row
                 # positions, and on rows in file order (sorted by outcome or date) their resamples moved together
