@@ -418,8 +418,12 @@ def _slices_md(slices: dict, model: str | None = None, described: str | None = N
         if gap:
             L.append("")
             rel = " times the overall MAE" if gap.get("relative_to_overall") else ""
+            ci = gap.get("ci") or [None, None]
+            # the interval, as the reasons give it: a gap above the alert whose CI runs through zero may be chance
+            ci_txt = (f" (95% CI {_num(ci[0])} to {_num(ci[1])}" + (", which includes zero" if ci[0] <= 0 else "") + ")"
+                      if None not in ci else "")
             L.append(f"Largest gap: {gap.get('metric')} {_num(gap.get('gap'))}{rel} between {md_text(gap.get('low_group'))} and "
-                     f"{md_text(gap.get('high_group'))}" + (" — **above the alert level**" if gap.get("flagged") else ""))
+                     f"{md_text(gap.get('high_group'))}{ci_txt}" + (" — **above the alert level**" if gap.get("flagged") else ""))
         parity = [f"{label} {_num(info[k])}" for k, label in (("demographic_parity_difference", "demographic parity difference"),
                                                               ("equalized_odds_difference", "equalized odds difference"))
                   if info.get(k) is not None]

@@ -141,6 +141,9 @@ def test_a_use_baseline_card_and_its_reasons_give_the_champions_own_groups(arres
     female = next(g for g in ev["slices_baseline"]["columns"]["sex"]["groups"] if g["group"] == "Female")
     assert cards._num(female["recall"]) == cards._num(own["by_group"]["Female"]["recall"]) in part
     assert "not of the model this card describes" not in part
+    gap = ev["slices_baseline"]["columns"]["colour"]["largest_gap"]
+    assert (f"between {gap['low_group']} and {gap['high_group']} (95% CI {cards._num(gap['ci'][0])} to "
+            f"{cards._num(gap['ci'][1])})") in part, part
     notes = _notes(ev, "$", best)
     alerts = [n for n in notes if n.startswith("slice alert")]
     assert alerts and all(n.startswith(f"slice alert ({best}, the champion): ") for n in alerts), notes
