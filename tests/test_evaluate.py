@@ -553,7 +553,7 @@ def test_report_section_shows_every_plot_and_the_numbers(planted_eval):
     (top,) = section.build(data)
     ids = [c.id for c in top.children]
     assert ids == ["value-ceiling", "eval-metrics", "eval-lift", "eval-roc-pr", "eval-threshold",
-                   "eval-calibration", "eval-slices", "eval-latency"]
+                   "eval-calibration", "eval-slices", "eval-slices-baseline", "eval-latency"]
     html = top.html + "".join(c.html for c in top.children)
     assert html.count('class="plotly-fig"') >= 9
     assert f"{ev['thresholds']['logistic']:.4g}" in html
