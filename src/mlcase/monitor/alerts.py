@@ -94,6 +94,8 @@ def _label_warnings(run) -> list[dict]:
             out.append({"kind": "label_bias", "message": f"{m.replace('_', ' ')} on the model's own labels is "
                         f"{b['acted']:.3g}, the holdout says {b['holdout']:.3g} (95% {b['low']:.3g} to "
                         f"{b['high']:.3g}): the acted-on labels are biased by the model's action; trust the holdout"})
+    if src.get("bias_withheld"):
+        out.append({"kind": "label_bias", "message": src["bias_withheld"]})
     check = src.get("estimate_check") or {}
     if check.get("within") is False:
         bad = [f"{m} estimated {v['estimated']:.3g} [{v['low']:.3g}, {v['high']:.3g}], realized {v['realized']:.3g}"

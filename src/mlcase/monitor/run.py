@@ -328,6 +328,11 @@ class _Run:
         self.con.execute("""CREATE TABLE lastrev AS SELECT _rid, _label AS _rlabel FROM lab
                             WHERE _reviewer IS NOT NULL AND _label IS NOT NULL
                             QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
+        # the last label no reviewer gave, what realized performance rests on: a reviewer saw a case because a
+        # decision chose it (flagged, deferred, audited), and those outcomes are not the population's
+        self.con.execute("""CREATE TABLE lastout AS SELECT _rid, _label, _src FROM lab
+                            WHERE _reviewer IS NULL AND coalesce(_src, '') NOT IN ('review', 'audit')
+                            QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
         self.con.execute(f"""CREATE TABLE wmap AS SELECT _w, CAST(row_number() OVER (ORDER BY _w) - 1 AS INTEGER)
                              AS _wi FROM (SELECT DISTINCT {window} AS _w FROM raw r WHERE _w IS NOT NULL)""")
         self.windows = [int(r[0]) for r in self.con.execute("SELECT _w FROM wmap ORDER BY _wi").fetchall()]
@@ -346,13 +351,16 @@ class _Run:
                 WHEN r._arm = 'holdout' THEN 'holdout'
                 WHEN l._reviewer IS NOT NULL THEN CASE WHEN r._audit = 1 THEN 'audit' ELSE 'review' END
                 ELSE 'outcome' END"""
+        olabel = "coalesce(o._label, r._label0)" if self.has_inline_label else "o._label"
+        osource = f"""CASE WHEN {olabel} IS NULL THEN NULL WHEN o._src IN ('holdout', 'outcome') THEN o._src
+                WHEN r._arm = 'holdout' THEN 'holdout' ELSE 'outcome' END"""
         self.con.execute(f"""
             CREATE TABLE log AS SELECT g.*, {decision} AS _dec FROM (
                 SELECT r.*, m._wi, {label} AS _label, l._lts AS _lts, {flag} AS _flag, {source} AS _lsrc,
-                       v._rlabel AS _rlabel,
+                       v._rlabel AS _rlabel, {olabel} AS _olabel, {osource} AS _osrc,
                        (coalesce(r._fallback, 0) = 1 OR coalesce(r._tier, 'model') <> 'model') AS _fb
                 FROM raw r JOIN wmap m ON m._w = {window} LEFT JOIN lastlab l ON l._rid = r._rid
-                LEFT JOIN lastrev v ON v._rid = r._rid) g""")
+                LEFT JOIN lastrev v ON v._rid = r._rid LEFT JOIN lastout o ON o._rid = r._rid) g""")
         self.has_holdout = bool(self.con.execute("SELECT count(*) FILTER (WHERE _arm = 'holdout') > 0 FROM log")
                                 .fetchall()[0][0])
         self.has_reviews = bool(self.con.execute("SELECT count(*) > 0 FROM lab WHERE _reviewer IS NOT NULL")
