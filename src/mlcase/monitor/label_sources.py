@@ -45,6 +45,8 @@ from .estimators import Z95, binary_metrics, mean_ci, weighted_ratio
 METRICS = ("precision", "recall", "positive_rate")
 CHECKED = ("accuracy", "precision", "recall", "positive_rate")  # the estimate-check's metrics
 SIZING_HALF_WIDTH = 0.05  # the holdout precision interval the sizing aims at (+/-)
+SIMULATED_ROWS = 20_000   # the estimate check's bands are simulated up to this many holdout rows (normal above)
+SIMULATED_DRAWS = 4000
 
 
 @dataclass
@@ -252,12 +254,50 @@ def _estimate_check(parts: Parts) -> dict | None:
     # one band per metric at 95% for the family: Bonferroni over the metrics checked
     z = float(norm.ppf(1 - 0.025 / max(len(checked), 1)))
     out = {"n": int(keep.sum()), "labels": "holdout", "level": 0.95, "z": z, "metrics": {}}
+    tail = 0.025 / max(len(checked), 1)
+    simulated = _simulated_bands(p, f, checked, tail) if len(p) <= SIMULATED_ROWS else {}
+    out["band"] = "simulated outcomes" if simulated else "normal approximation"
     for m in checked:
         e, r = est[m], real[m]["value"]
-        lo, hi = max(0.0, e["value"] - z * e["sd"]), min(1.0, e["value"] + z * e["sd"])
+        lo, hi = simulated.get(m) or (max(0.0, e["value"] - z * e["sd"]), min(1.0, e["value"] + z * e["sd"]))
         out["metrics"][m] = {"estimated": e["value"], "low": lo, "high": hi, "realized": r,
                              "within": bool(lo - 1e-12 <= r <= hi + 1e-12)}
     out["within"] = all(v["within"] for v in out["metrics"].values()) if out["metrics"] else None
+    return out
+
+
+def _simulated_bands(p: np.ndarray, f: np.ndarray, metrics: list[str], tail: float, draws: int = SIMULATED_DRAWS,
+                     seed: int = 0) -> dict:
+    """The ``tail`` and ``1 - tail`` quantiles of each metric's realized value where each row's outcome is a
+    Bernoulli(p) draw: what the realized value may be if the probabilities are right.
+
+    On a small holdout the normal band misses the realized metric's discreteness: on AER::HMDA's 76 held-out
+    units the rule left alone (4 flagged by the model, 6.2 positives expected) outcomes drawn from the model's own
+    probabilities fell outside the bands in 8.5% of 400 draws where 5% was meant, and a recall of 1 on 2
+    positives (3.7% likely) said the probabilities were off. The true positives and false negatives are sums of
+    independent Bernoulli draws over the flagged and unflagged rows, drawn here in chunks of rows.
+    """
+    rng = np.random.default_rng(seed)
+    flagged, free = p[f == 1], p[f == 0]
+
+    def counts(q: np.ndarray) -> np.ndarray:
+        out = np.zeros(draws)
+        step = max(1, 2_000_000 // draws)
+        for k in range(0, len(q), step):
+            out += (rng.random((draws, len(q[k:k + step]))) < q[k:k + step]).sum(axis=1)
+        return out
+
+    tp, fn = counts(flagged), counts(free)
+    n, n_flag = len(p), len(flagged)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {"accuracy": (tp + (len(free) - fn)) / n, "positive_rate": (tp + fn) / n,
+                  "precision": tp / n_flag if n_flag else np.full(draws, np.nan),
+                  "recall": np.where(tp + fn > 0, tp / (tp + fn), np.nan)}
+    out = {}
+    for m in metrics:
+        v = values[m][np.isfinite(values[m])]
+        if len(v) >= 100:
+            out[m] = (float(np.quantile(v, tail, method="lower")), float(np.quantile(v, 1 - tail, method="higher")))
     return out
 
 
