@@ -248,3 +248,28 @@ def test_the_estimate_check_on_a_small_holdout_false_alarms_at_most_at_its_level
         y = (rng.random(len(p)) < np.minimum(1.0, 3 * p)).astype(float)
         caught += _estimate_check(Parts(h_y=list(y), h_f=list(f), h_acted=[0.0] * len(p), h_p=list(p)))["within"] is False
     assert caught >= 60, (caught, len(p), f.sum(), p.sum())
+
+
+def test_a_blank_label_is_no_outcome_yet_and_erases_no_earlier_label(hmda, tmp_path):
+    """`mlcase label` tells a user to leave a label empty where the outcome is not known; a later file doing so for
+    outcomes already given took them out of monitoring (ISLR::Caravan: 300 of 1,165 labels gone, the realized cost
+    -0.70 read -0.45). A blank label is stored as sent and counted, and the earlier outcome stays the one realized."""
+    folder = _copy(hmda, "blank-labels")
+    sent = _serve(folder, reps=1)
+    labels = tmp_path / "labels.csv"
+    sent[["request_id", "y"]].rename(columns={"y": "label"}).to_csv(labels, index=False)
+    label_file(folder, labels)
+    before = monitor(folder).windows[0]
+    blank = tmp_path / "later.csv"
+    pd.DataFrame({"request_id": sent["request_id"][:200], "label": ""}).to_csv(blank, index=False)
+    label_file(folder, blank)
+    with sqlite3.connect(folder / "predictions.db") as con:
+        assert con.execute("SELECT count(*) FROM labels WHERE label IS NULL").fetchone()[0] == 200
+    res = monitor(folder)
+    w = res.windows[0]
+    y, f = (sent["y"] == "yes").to_numpy().astype(int), _flag(sent)
+    assert w["labels"]["labelled"] == before["labels"]["labelled"] == len(sent)
+    assert w["realized"]["n"] == len(sent)
+    assert w["realized"]["cost"] == pytest.approx(_cost(y, f).mean()) == before["realized"]["cost"]
+    assert res.labels["blank_rows"] == 200 and res.labels["duplicated_request_ids"] == 0
+    assert any(x["message"].startswith("200 label rows are blank") for x in res.warnings)

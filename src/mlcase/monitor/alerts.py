@@ -117,6 +117,9 @@ def summary_warnings(run, windows: list[dict], overall: dict, labels: dict) -> N
     if labels["duplicated_request_ids"]:
         warn.append({"kind": "labels", "message": f"{labels['duplicated_request_ids']} request ids have more than "
                      f"one label ({labels['conflicting_request_ids']} with different values); the last one wins"})
+    if labels.get("blank_rows"):
+        warn.append({"kind": "labels", "message": f"{labels['blank_rows']} label rows are blank (no outcome yet): "
+                     "they count as no label and leave any earlier label of their request id in place"})
     if labels["unmatched_request_ids"]:
         warn.append({"kind": "labels", "message": f"{labels['unmatched_request_ids']} labelled request ids are not "
                      "in the prediction log"})

@@ -17,18 +17,22 @@ from .estimators import mean_ci, proportion
 def label_summary(run) -> dict:
     """How the labels joined the log: rows, duplicated and conflicting request ids, unmatched ids."""
     r = run.con.execute("""
-        WITH per AS (SELECT _rid, count(*) AS n, count(DISTINCT _label) AS nv FROM lab GROUP BY _rid)
+        WITH per AS (SELECT _rid, count(*) AS n, count(DISTINCT _label) AS nv FROM lab WHERE _label IS NOT NULL
+                     GROUP BY _rid)
         SELECT (SELECT count(*) FROM lab), count(*), count(*) FILTER (WHERE n > 1),
-               coalesce(sum(n - 1) FILTER (WHERE n > 1), 0), count(*) FILTER (WHERE nv > 1) FROM per""").fetchall()[0]
+               coalesce(sum(n - 1) FILTER (WHERE n > 1), 0), count(*) FILTER (WHERE nv > 1),
+               (SELECT count(*) FROM lab WHERE _label IS NULL) FROM per""").fetchall()[0]
     unmatched = run.con.execute("""SELECT count(*) FROM lastlab l WHERE NOT EXISTS
                                     (SELECT 1 FROM log g WHERE g._rid = l._rid)""").fetchall()[0][0]
-    examples = [x[0] for x in run.con.execute("""SELECT _rid FROM (SELECT _rid, count(*) n FROM lab GROUP BY _rid)
+    examples = [x[0] for x in run.con.execute("""SELECT _rid FROM (SELECT _rid, count(*) n FROM lab
+                                                  WHERE _label IS NOT NULL GROUP BY _rid)
                                                   WHERE n > 1 ORDER BY _rid LIMIT 5""").fetchall()]
     matched = run.con.execute("SELECT count(_label) FROM log").fetchall()[0][0]
     return {"rows": int(r[0]), "request_ids": int(r[1]), "duplicated_request_ids": int(r[2]),
             "duplicate_rows": int(r[3]), "conflicting_request_ids": int(r[4]),
             "duplicate_examples": examples, "unmatched_request_ids": int(unmatched),
-            "matched": int(matched), "unreadable": 0, "policy": "last label per request id wins"}
+            "matched": int(matched), "unreadable": 0, "blank_rows": int(r[5]),
+            "policy": "last label per request id wins (a blank one is no outcome yet and replaces none)"}
 
 
 def encode_labels(run, labels: pd.Series) -> np.ndarray:

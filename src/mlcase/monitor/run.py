@@ -322,7 +322,10 @@ class _Run:
             decision = "coalesce(g._decision, 'auto')"
         window = f"CAST(floor(r._t / {W}) AS BIGINT)" if self.has_time else "CAST(0 AS BIGINT)"
         label = "coalesce(l._label, r._label0)" if self.has_inline_label else "l._label"
+        # a blank label is no outcome yet, never a retraction: on ISLR::Caravan a labels file leaving 300 outcomes
+        # blank took the 300 earlier labels of those requests out of realized performance (cost -0.70 -> -0.45)
         self.con.execute("""CREATE TABLE lastlab AS SELECT _rid, _label, _lts, _src, _reviewer FROM lab
+                            WHERE _label IS NOT NULL
                             QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
         # the last reviewer's verdict per request id: what review- and audit-based estimates rest on
         self.con.execute("""CREATE TABLE lastrev AS SELECT _rid, _label AS _rlabel FROM lab
@@ -332,6 +335,7 @@ class _Run:
         # decision chose it (flagged, deferred, audited), and those outcomes are not the population's
         self.con.execute("""CREATE TABLE lastout AS SELECT _rid, _label, _src FROM lab
                             WHERE _reviewer IS NULL AND coalesce(_src, '') NOT IN ('review', 'audit')
+                              AND _label IS NOT NULL
                             QUALIFY row_number() OVER (PARTITION BY _rid ORDER BY _seq DESC) = 1""")
         self.con.execute(f"""CREATE TABLE wmap AS SELECT _w, CAST(row_number() OVER (ORDER BY _w) - 1 AS INTEGER)
                              AS _wi FROM (SELECT DISTINCT {window} AS _w FROM raw r WHERE _w IS NOT NULL)""")
