@@ -419,7 +419,38 @@ def _load_labels_file(run, labels) -> None:
         run.con.unregister("_label_frame")
     offset = int(run.con.execute("SELECT coalesce(max(_seq), 0) FROM lab").fetchall()[0][0])
     _insert_labels(run, "_label_file", seq=None, offset=offset)
+    _check_label_times(run, name, offset)
     run.con.execute("DROP TABLE _label_file")
+
+
+def _check_label_times(run, name: str, offset: int) -> None:
+    """Refuse a labels file whose ``ts`` (when the label arrived) is no time, or before its prediction.
+
+    A ``ts`` of 2001-01-01 on labels of ISLR::Caravan's predictions served in 2026 was read as it came: the label
+    delay's median was -818,353,305 s (26 years before the prediction), and 'yesterday' dropped the delay without a
+    word. A reviewer's verdict dated before its prediction is refused too (:func:`mlcase.review.store_reviews`).
+    """
+    types = {r[0]: r[1] for r in run.con.execute("DESCRIBE _label_file").fetchall()}
+    if "ts" not in types:
+        return
+    fix = ("write when each label arrived as an ISO-8601 time such as 2026-03-05T14:30:00Z (UTC where it has no "
+           "zone) or epoch seconds, or leave ts out")
+    bad = run.con.execute(f"""SELECT k, request_id, CAST(ts AS VARCHAR) FROM (SELECT row_number() OVER () AS k, *
+                                FROM _label_file) WHERE ts IS NOT NULL AND trim(CAST(ts AS VARCHAR)) <> ''
+                                AND {ts_sql('ts', types['ts'])} IS NULL LIMIT 1""").fetchall()
+    if bad:
+        k, rid, ts = bad[0]
+        raise DataError(f"--labels {name} row {k} (request_id {rid}): ts {str(ts)[:40]!r} is not a date and time; "
+                        "nothing was monitored", fix)
+    early = run.con.execute(f"""SELECT l._rid, l._lts, r._t FROM lab l JOIN raw r ON r._rid = l._rid
+                                 WHERE l._seq > {int(offset)} AND l._lts < r._t ORDER BY l._seq LIMIT 1""").fetchall()
+    if early:
+        import pandas as pd
+
+        rid, lts, t = early[0]
+        when = [pd.Timestamp(x, unit="s", tz="UTC").isoformat().replace("+00:00", "Z") for x in (lts, t)]
+        raise DataError(f"--labels {name}: the label of request_id {rid} arrived at {when[0]} (its ts), before its "
+                        f"prediction at {when[1]}; nothing was monitored", fix)
 
 
 def _no_labels(path: Path) -> pd.DataFrame | None:
