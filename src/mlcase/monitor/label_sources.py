@@ -233,12 +233,44 @@ def _audit(parts: Parts) -> dict | None:
            "sampled": dict(parts.sampled), "reviewed_share": response,
            "precision": weighted_ratio(y * f, f, pi_eff)}
     if reviewed["audit"]:
-        out["recall"] = weighted_ratio(y * f, y, pi_eff)
-        out["positive_rate"] = weighted_ratio(y, np.ones_like(y), pi_eff)
+        out["recall"] = _audit_interval(weighted_ratio(y * f, y, pi_eff), "recall", y, f, stratum, pi_eff)
+        out["positive_rate"] = _audit_interval(weighted_ratio(y, np.ones_like(y), pi_eff), "positive_rate", y, f,
+                                               stratum, pi_eff)
     else:
         out["note"] = ("no audited automatic decision has a verdict yet: recall and the positive rate of the whole "
                        "population need the audit sample (serving.audit_share)")
     return out
+
+
+def _audit_interval(ci: dict, kind: str, y: np.ndarray, f: np.ndarray, stratum: np.ndarray,
+                    pi_eff: np.ndarray) -> dict:
+    """The 95% interval of the audit-weighted recall or positive rate from a Wilson interval on the audit sample's
+    positive share, where every flagged or deferred case has its verdict and the audited automatic decisions were
+    drawn with one share (else ``ci``'s linearised interval stands).
+
+    Recall and the positive rate are monotone in that share q: recall = TP / (P + N q) and the positive rate
+    (P + N q) / (n + N), with TP, P and n the reviewed cases' true positives, positives and count, and N the
+    automatic decisions the audit stands for. The linearised interval is symmetric, and the audit's positives are
+    few: with none drawn it was [1, 1] for recall. Drawing AER::HMDA's served model arm's audit (5%) 2,000 times,
+    its 95% intervals covered the arm's recall 88.8% and denial rate 88.6% of the time (ISLR::Caravan at 10%: 91.5%
+    and 89.7%); these cover 96.3% and 95.4% (95.4% and 96.9%).
+    """
+    census, audit = stratum == "census", stratum == "audit"
+    shares = np.unique(pi_eff[audit])
+    if ci.get("value") is None or len(shares) != 1 or not np.all(pi_eff[census] == 1.0) or np.any(f[audit] != 0):
+        return ci
+    from statsmodels.stats.proportion import proportion_confint
+
+    n_audit = int(audit.sum())
+    lo_q, hi_q = proportion_confint(int(y[audit].sum()), n_audit, alpha=0.05, method="wilson")
+    n_auto = n_audit / float(shares[0])
+    tp, pos, n = float((y * f)[census].sum()), float(y[census].sum()), float(census.sum())
+    if kind == "recall":
+        low = tp / (pos + n_auto * hi_q)
+        high = tp / (pos + n_auto * lo_q) if pos + n_auto * lo_q > 0 else 1.0
+    else:
+        low, high = (pos + n_auto * lo_q) / (n + n_auto), (pos + n_auto * hi_q) / (n + n_auto)
+    return {**ci, "low": float(low), "high": float(high), "interval": "Wilson on the audit sample's positive share"}
 
 
 def _estimate_check(parts: Parts) -> dict | None:
