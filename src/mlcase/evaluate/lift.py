@@ -14,7 +14,7 @@ COUNTED_FROM = 20_000_000
 COUNTED_SHARE = 10
 
 
-def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int, groups=None) -> np.ndarray:
     """Means of each per-row array over the same ``n_boot`` resamples of the rows.
 
     Resample ``b`` draws row indices ``rng.integers(0, n, n)`` (``rng =
@@ -23,6 +23,9 @@ def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndar
     :data:`COUNTED_FROM` draws, rows that take few distinct values are resampled by
     counting how often each value comes (a multinomial draw): the same bootstrap law,
     a different random stream.
+
+    With ``groups`` (one label per row), whole groups are resampled instead (the cluster
+    bootstrap, :func:`cluster_means`): rows of one entity are not independent draws.
     """
     arrays = [np.asarray(a, dtype=float) for a in arrays]
     n = len(arrays[0]) if arrays else 0
@@ -30,6 +33,8 @@ def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndar
     if n == 0:
         out[:] = np.nan
         return out
+    if groups is not None:
+        return cluster_means(arrays, n_boot, seed, groups)
     rng = np.random.default_rng(seed)
     inverse = _few_values(arrays, n) if n * n_boot >= COUNTED_FROM else None
     if inverse is not None:
@@ -48,6 +53,35 @@ def bootstrap_means(arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndar
         for j, a in enumerate(arrays):
             out[start:start + b, j] = a[idx].mean(axis=1)
     return _zero_rounding(out, arrays, n)
+
+
+def group_codes(groups) -> tuple[np.ndarray, int]:
+    """Each row's group code (missing values are one group of their own) and the number of groups."""
+    import pandas as pd
+
+    codes, uniq = pd.factorize(pd.Series(np.asarray(groups, dtype=object)), use_na_sentinel=False)
+    return codes, len(uniq)
+
+
+def cluster_means(arrays: list[np.ndarray], n_boot: int, seed: int, groups) -> np.ndarray:
+    """Means of each per-row array over ``n_boot`` resamples of whole groups (the cluster bootstrap).
+
+    Each resample draws as many groups as there are, with replacement (how often each comes: a
+    multinomial draw), and the mean is over the rows of the groups drawn: the summed rows over the
+    summed sizes, so a large group weighs as its rows do. Under a group split the test asks how a
+    model does on entities it has not seen, and rows of one entity move together: mlmRev::Contraception
+    split by district (12 of 60 districts in a test part) had its row-resampled 95% CI of a fixed
+    model's saving cover the saving on the other districts in 55% of 300 draws of test districts,
+    modeldata::Sacramento split by city 45%. One group gives every resample the same value.
+    """
+    arrays = [np.asarray(a, dtype=float) for a in arrays]
+    codes, g = group_codes(groups)
+    sums = np.column_stack([np.bincount(codes, weights=a, minlength=g) for a in arrays])
+    sizes = np.bincount(codes, minlength=g).astype(float)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(g, np.full(g, 1.0 / g), size=n_boot).astype(float)
+    out = (counts @ sums) / (counts @ sizes)[:, None]
+    return _zero_rounding(out, arrays, len(codes))
 
 
 def _few_values(arrays: list[np.ndarray], n: int) -> np.ndarray | None:
@@ -78,15 +112,36 @@ def _zero_rounding(out: np.ndarray, arrays: list[np.ndarray], n: int) -> np.ndar
     return out
 
 
+def expanded_level(level: float, units: int) -> float:
+    """The percentile level that a bootstrap over ``units`` independent units reads for a ``level`` interval.
+
+    Hesterberg's expanded percentile interval (*What Teachers Should Know About the Bootstrap*, 2015): a
+    bootstrap over few units is too narrow, by ``sqrt((G - 1) / G)`` in its spread and by the normal quantile
+    where Student's t applies; the expanded interval reads the percentiles at ``z = sqrt(G / (G - 1)) t_{G-1}``.
+    Used for the cluster bootstrap, whose units are a group split's test groups (often 5 to 20): on
+    mlmRev::Contraception's districts and modeldata::Sacramento's cities it lifted the coverage of a fixed model's
+    saving (300 draws of test groups) from 87% and 88% to 90% and 95%. Fewer than 2 units give the level unchanged.
+
+    >>> round(expanded_level(0.95, 12), 4), round(expanded_level(0.95, 10_000), 4)
+    (0.9785, 0.95)
+    """
+    from scipy.stats import norm, t
+
+    if units < 2:
+        return level
+    z = np.sqrt(units / (units - 1)) * t.ppf(1 - (1 - level) / 2, units - 1)
+    return float(1 - 2 * norm.sf(z))
+
+
 def paired_bootstrap(baseline_rows, candidate_rows, n_boot: int = 1000, seed: int = 0, level: float = LEVEL,
-                     transform=None) -> dict:
+                     transform=None, groups=None) -> dict:
     """Lift of the candidate over the baseline with a paired percentile bootstrap CI.
 
     Both arguments are per-row losses or costs (lower is better) on the same
     rows; the lift is ``f(mean(baseline)) - f(mean(candidate))`` with ``f`` =
     ``transform`` (identity; ``np.sqrt`` turns squared errors into RMSE), so a
     positive lift favours the candidate. Each resample uses the same rows for
-    both.
+    both. With ``groups`` (one label per row) whole groups are resampled (:func:`cluster_means`).
 
     Returns
     -------
@@ -97,8 +152,10 @@ def paired_bootstrap(baseline_rows, candidate_rows, n_boot: int = 1000, seed: in
     f = transform or (lambda v: v)
     b = np.asarray(baseline_rows, dtype=float)
     c = np.asarray(candidate_rows, dtype=float)
-    means = bootstrap_means([b, c], n_boot, seed)
+    means = bootstrap_means([b, c], n_boot, seed, groups)
     samples = f(means[:, 0]) - f(means[:, 1])
+    if groups is not None:
+        level = expanded_level(level, group_codes(groups)[1])
     alpha = (1 - level) / 2
     lo, hi = np.quantile(samples, [alpha, 1 - alpha])
     return {"estimate": float(f(b.mean()) - f(c.mean())), "ci_low": float(lo), "ci_high": float(hi),
@@ -119,16 +176,33 @@ def diff_sd(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.std(np.asarray(a) - np.asarray(b), ddof=1)) if len(a) > 1 else 0.0
 
 
+def design_effect(d: np.ndarray, groups) -> float:
+    """The cluster-robust variance of the mean of ``d`` over its independent-rows variance (1 where either is 0)."""
+    from ..numeric import mean_se
+
+    _, se_rows = mean_se(d)
+    _, se_groups = mean_se(d, groups)
+    if not (np.isfinite(se_rows) and np.isfinite(se_groups)) or se_rows <= 0 or se_groups <= 0:
+        return 1.0
+    return float((se_groups / se_rows) ** 2)
+
+
 class PairedLifts:
     """Every per-row cost and loss array of one evaluation, resampled together once.
 
     ``money(reference, name)`` and ``metric(reference, name)`` give lifts of
     ``name`` over ``reference`` (positive favours ``name``) with their CIs, all
-    from the same resampled rows.
+    from the same resampled rows. With ``groups`` (one label per row: a group split's entities),
+    whole groups are resampled (:func:`cluster_means`), and ``diff_sd_per_decision`` comes with the
+    ``design_effect`` of the mean difference (its cluster-robust variance over the independent-rows
+    one, :func:`mlcase.numeric.mean_se`), by which a sample size counted in rows grows.
     """
 
     def __init__(self, costs: dict[str, np.ndarray], losses: dict[str, np.ndarray], n_boot: int, seed: int,
-                 finalize=None):
+                 finalize=None, groups=None):
+        self.groups = None if groups is None else np.asarray(groups, dtype=object)
+        #: the percentile level of the 95% CIs: expanded for few groups (:func:`expanded_level`)
+        self.level = LEVEL if groups is None else expanded_level(LEVEL, group_codes(self.groups)[1])
         self.costs, self.losses = costs, losses
         self.finalize = finalize or (lambda v: v)
         # bundles' costs, bundles' losses, then the rest (model-free policies) : the same draws for all
@@ -136,7 +210,7 @@ class PairedLifts:
         cost_names = loss_names + [k for k in costs if k not in losses]
         arrays = [costs[k] for k in loss_names] + [losses[k] for k in loss_names] + \
                  [costs[k] for k in cost_names[len(loss_names):]]
-        boot = bootstrap_means(arrays, n_boot, seed)
+        boot = bootstrap_means(arrays, n_boot, seed, self.groups)
         k = len(loss_names)
         self._cost_col = {name: (i if i < k else k + i) for i, name in enumerate(cost_names)}
         self._loss_col = {name: k + i for i, name in enumerate(loss_names)}
@@ -147,11 +221,14 @@ class PairedLifts:
 
     def money(self, reference: str, name: str) -> dict:
         est = float(self.costs[reference].mean() - self.costs[name].mean())
-        return {**ci(self.money_samples(reference, name), est),
-                "diff_sd_per_decision": diff_sd(self.costs[reference], self.costs[name])}
+        out = {**ci(self.money_samples(reference, name), est, self.level),
+               "diff_sd_per_decision": diff_sd(self.costs[reference], self.costs[name])}
+        if self.groups is not None:
+            out["design_effect"] = design_effect(self.costs[reference] - self.costs[name], self.groups)
+        return out
 
     def metric(self, reference: str, name: str) -> dict:
         f = self.finalize
         samples = f(self.boot[:, self._loss_col[reference]]) - f(self.boot[:, self._loss_col[name]])
         est = float(f(self.losses[reference].mean()) - f(self.losses[name].mean()))
-        return ci(samples, est)
+        return ci(samples, est, self.level)
