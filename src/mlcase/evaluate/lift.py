@@ -66,8 +66,8 @@ def group_codes(groups) -> tuple[np.ndarray, int]:
 def cluster_means(arrays: list[np.ndarray], n_boot: int, seed: int, groups) -> np.ndarray:
     """Means of each per-row array over ``n_boot`` resamples of whole groups (the cluster bootstrap).
 
-    Each resample draws as many groups as there are, with replacement (how often each comes: a
-    multinomial draw), and the mean is over the rows of the groups drawn: the summed rows over the
+    Each resample draws as many groups as there are, with replacement, and the mean is over the rows
+    of the groups drawn: the summed rows over the
     summed sizes, so a large group weighs as its rows do. Under a group split the test asks how a
     model does on entities it has not seen, and rows of one entity move together: mlmRev::Contraception
     split by district (12 of 60 districts in a test part) had its row-resampled 95% CI of a fixed
@@ -79,8 +79,14 @@ def cluster_means(arrays: list[np.ndarray], n_boot: int, seed: int, groups) -> n
     sums = np.column_stack([np.bincount(codes, weights=a, minlength=g) for a in arrays])
     sizes = np.bincount(codes, minlength=g).astype(float)
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(g, np.full(g, 1.0 / g), size=n_boot).astype(float)
-    out = (counts @ sums) / (counts @ sizes)[:, None]
+    out = np.empty((n_boot, len(arrays)))
+    step = max(1, 2_000_000 // g)   # a (resamples x groups) block at a time: a patient-level split has 10^5 groups
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        idx = rng.integers(0, g, size=(b, g))
+        # how often each group comes in each resample, then the drawn sums in one product
+        counts = np.bincount((idx + g * np.arange(b)[:, None]).ravel(), minlength=b * g).reshape(b, g).astype(float)
+        out[start:start + b] = (counts @ sums) / (counts @ sizes)[:, None]
     return _zero_rounding(out, arrays, len(codes))
 
 
