@@ -266,8 +266,9 @@ def decide(case: Case, ceiling, evaluation, analysis: dict | None = None, bakeof
     resampled = ev.get("resampled") or {}
     if resampled.get("unit") == "group":
         # a group split's CIs resample whole test groups: its evidence is in how many there are, not in their rows
-        # (modeldata::hpc_data split by protocol held out 3 of 14 protocols, 1,159 rows; a row-resampled 95% CI of
-        # a fixed model's saving covered its saving on the other protocols in 14% of 300 draws)
+        # (modeldata::hpc_data split by protocol holds out 4 of 14 protocols, 1,100 rows, and read USE_BASELINE; over
+        # draws of 3 protocols a row-resampled 95% CI of a fixed model's saving covered its saving on the other
+        # protocols in 14% of 300)
         n_units, unit = int(resampled["n_test_groups"]), f"{resampled.get('column') or 'data.group'} value"
     ahead = beats or sorted((n for n, d in over_floor.items() if (d.get("estimate") or 0) > 0), key=lambda n: cost[n])
     if ahead and n_units < MIN_TEST_UNITS:
