@@ -149,6 +149,12 @@ def test_the_lift_ci_resamples_whole_districts(contraception):
     # ... and its design effect is the cluster-robust variance over the independent-rows one
     iid = sm.OLS(d, np.ones(len(d))).fit()
     assert got["design_effect"] == pytest.approx((fit.bse[0] / iid.bse[0]) ** 2, rel=1e-9)
+    # the report says what was resampled (it read "resamples of the test rows")
+    from mlcase.report.sections.evaluation import lift_html
+
+    html = lift_html(ev, "$")
+    assert f"resamples of the {n_groups} test groups of &#x27;district&#x27; (whole groups" in html, html
+    assert "resamples of the test rows" not in html
 
 
 def test_the_flag_rate_against_the_plan_counts_the_rows_the_flags_are_worth(contraception):

@@ -220,6 +220,15 @@ def _money_cols(money: dict, cur: str, period: str | None) -> dict:
     return cols
 
 
+def _resampled(ev: dict) -> str:
+    """What the lift's bootstrap resamples: a group split's whole test groups (it read "the test rows")."""
+    by = ev.get("resampled") or {}
+    if by.get("unit") == "group":
+        n = by.get("n_test_groups")
+        return f"the {fmt(n)} test groups of '{by.get('column')}' (whole groups, with their rows)"
+    return f"the test {'lists' if ev.get('unit') == 'list' else 'rows'}"
+
+
 def lift_html(ev: dict, cur: str) -> str:
     lift = ev.get("lift") or {}
     money = lift.get("money_per_decision") or {}
@@ -227,8 +236,7 @@ def lift_html(ev: dict, cur: str) -> str:
     op = (ev.get("operating_cost") or {}).get("per_decision", 0.0)
     required = op + (ev.get("min_lift") or 0.0)
     text = (f"<p>Lift of <strong>{esc(lift.get('candidate'))}</strong> over <strong>{esc(lift.get('baseline'))}"
-            f"</strong> (paired bootstrap, {esc(fmt(lift.get('n_boot')))} resamples of the test "
-            f"{'lists' if ev.get('unit') == 'list' else 'rows'}, 95% CI; "
+            f"</strong> (paired bootstrap, {esc(fmt(lift.get('n_boot')))} resamples of {esc(_resampled(ev))}, 95% CI; "
             f"positive favours the candidate): money per decision {esc(_ci(money, cur))}; "
             f"{esc(metric.get('name'))} {esc(_ci(metric))}. The model must add {esc(_money(required, cur, 3))} per "
             f"decision (operating cost {esc(_money(op, cur, 3))}, {esc((ev.get('operating_cost') or {}).get('source'))}"
