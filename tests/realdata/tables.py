@@ -44,10 +44,11 @@ class Table:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (self.frame() if frame is None else frame).to_csv(folder / "data.csv", index=False)
-        spec = {"name": self.id, "decision": self.spec.pop("decision", None) or f"decide on each {self.item} row",
+        # the table's own decision, read, not popped: a second write lost it
+        spec = {"name": self.id, "decision": self.spec.get("decision") or f"decide on each {self.item} row",
                 "task": self.task, "data": {"source": "data.csv", "target": self.target}, "split": self.split,
                 "budget": BUDGET, "evaluation": {"bootstrap": 400}, "conformal": {"alpha": 0.1}}
-        for k, v in {**self.spec, **overrides}.items():
+        for k, v in {**{k: v for k, v in self.spec.items() if k != "decision"}, **overrides}.items():
             spec[k] = {**spec[k], **v} if isinstance(v, dict) and isinstance(spec.get(k), dict) else v
         (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         return folder
