@@ -65,6 +65,27 @@ def load(case: Path | None):
     return load_case(case)
 
 
+def load_after_file(file: Path, case: Path | None, command: str):
+    """The case of a command written ``FILE [CASE]`` (``mlcase label``, ``mlcase review import``).
+
+    ``mlcase score`` reads ``CASE INPUT``; the same order here (``mlcase label CASE labels.csv``) read the labels
+    file as the case spec and said "labels.csv: expected a YAML mapping at the top level ... start from `mlcase
+    init`". Swapped arguments, a case folder or spec then a data file, are one line with the command to run.
+    """
+    import shlex
+
+    from .errors import SpecError
+
+    def is_case(p: Path) -> bool:
+        return p.is_dir() or p.suffix.lower() in (".yaml", ".yml")
+
+    if case is not None and is_case(file) and not is_case(case):
+        raise SpecError(f"mlcase {command} takes the file first, then the case: {str(file)!r} is a case and "
+                        f"{str(case)!r} is not", f"run `mlcase {command} {shlex.quote(str(case))} "
+                                                 f"{shlex.quote(str(file))}`")
+    return load(case)
+
+
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,

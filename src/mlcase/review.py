@@ -205,6 +205,10 @@ def read_review_file(path: Path):
     if suffix not in SUFFIXES:
         raise DataError(f"review file {path.name}: unsupported file type '{path.suffix or path.name}'",
                         "use a .csv or .parquet file")
+    if path.stat().st_size == 0 or (suffix == ".csv" and not path.read_bytes()[:65536].strip()):
+        # it read "cannot read it (EmptyDataError: No columns to parse from file)"
+        raise DataError(f"review file {path.name} is empty: no header, no rows, nothing was imported",
+                        "export the queue with `mlcase review export`, fill in outcome and reviewer, and import that")
     try:
         if suffix == ".csv":
             # a queue reviewed in a spreadsheet comes back as it saves CSV: ';' where the locale writes 0,5

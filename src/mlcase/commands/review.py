@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load, load_after_file
 
 review_app = typer.Typer(
     name="review",
@@ -70,7 +70,7 @@ def import_cmd(
     """Store reviewers' verdicts as labels (all rows or none; rows without an outcome are skipped)."""
     from ..review import import_reviews
 
-    c = load(case)
+    c = load_after_file(file, case, "review import")
     out = import_reviews(c, file, log=log)
     if json_out:
         emit_json(out)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load
+from ..cli import CaseArg, JsonOpt, QuietOpt, console, emit_json, load, load_after_file
 from ._engine import EngineOpt, SchedulerOpt
 
 
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         """Attach delayed outcomes to logged predictions by request id."""
         from ..serve.predlog import label_file
 
-        c = load(case)
+        c = load_after_file(file, case, "label")
         if c.spec.task == "forecast":  # one number on a whole forecast was stored, and nothing reads it
             from ..errors import DataError
 
@@ -109,7 +109,12 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(out)
         else:
-            msg = f"attached {out['attached']} label(s) to predictions in {out['log']}"
+            blank = out.get("blank") or 0
+            msg = f"attached {out['attached'] - blank} label(s) to predictions in {out['log']}"
+            if blank:
+                msg += f"; {blank} blank label(s) stored as no outcome yet"
+            if out.get("repeated"):
+                msg += f"; {out['repeated']} row(s) repeating a label of the same request skipped"
             if out["unknown"]:
                 msg += f"; {out['unknown']} request id(s) are not in the log (e.g. {', '.join(out['unknown_request_ids'][:3])})"
             console().print(msg, markup=False)  # request ids come from the labels file: text, never markup

@@ -539,9 +539,18 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                                  issues=[{"record": None, "field": "(body)", "message": "empty array"}])
         issues, clean, first = [], [], {}
         served = next((t.spec for t in st.predictor.tiers if t.spec is not None), None)
+        # a class is spelled as `mlcase label` and /feedback spell it ('yes', 1 or true for 'Yes'), and stored as
+        # the class: /labels refused them, so one outcome was accepted by one path and refused by the other
+        from ..review import Target
+
+        bundle = getattr(st.predictor.primary, "bundle", None)
+        target = Target.of(bundle) if bundle is not None and bundle.classes is not None else None
         for i, item in enumerate(items):
             try:
                 label = LabelIn.model_validate(item).model_dump()
+                if target is not None and label["label"] is not None:
+                    spelled = target.canonical(label["label"])
+                    label["label"] = label["label"] if spelled is None else spelled
                 why = served.label_issue(label["label"]) if served is not None else None
                 if why:  # a label that is no outcome of the target ("Maybe", NaN) would poison monitoring
                     issues.append({"record": i, "field": "label", "message": why})
@@ -885,6 +894,7 @@ def _models():
 
     class LabelsOut(BaseModel):
         attached: int
+        blank: int = Field(0, description="Of those attached, labels sent empty: no outcome yet")
         unknown: int
         unknown_request_ids: list[str]
         sources: dict[str, int] = Field(default_factory=dict, description="Attached labels by source")

@@ -624,7 +624,8 @@ def attach_labels(backend, labels: list[dict], channel: str) -> dict:
         unknown = [k for k, i in enumerate(ids) if i not in info or i in gone]
     rows = stored
     missing = sorted({ids[k] for k in unknown})
-    return {"attached": len(rows), "unknown": len(unknown), "unknown_request_ids": missing[:100],
+    return {"attached": len(rows), "blank": sum(r[1] is None for r in rows), "unknown": len(unknown),
+            "unknown_request_ids": missing[:100],
             "sources": {s: n for s in LABEL_SOURCES if (n := sum(r[3] == s for r in rows))}}
 
 
@@ -765,12 +766,23 @@ def label_file(case, path: str | Path, url: str | None = None, channel: str | No
         raise DataError(f"{p.name}: the labels file lacks the column(s) {', '.join(missing)}",
                         "give it a request_id column (from /predict) and a label column")
     records = _checked_labels(case, label_records(df), p.name)
+    # a row written twice with the same label is one outcome (it was stored, and counted, twice); a blank label is
+    # no outcome yet (monitoring skips it): "attached 5 label(s)" for a file of 5 blanks said otherwise
+    kept, seen = [], set()
+    for r in records:
+        key = (r["request_id"], r["label"])
+        if r["label"] is not None and key in seen:
+            continue
+        seen.add(key)
+        kept.append(r)
+    repeated, records = len(records) - len(kept), kept
     backend, target = open_existing(case, url)
     try:
         out = attach_labels(backend, records, channel or f"file:{p.name}")
     finally:
         backend.close()
     out["log"] = redact_url(target)
+    out["repeated"] = repeated
     if records and not out["attached"]:
         shown = ", ".join(out["unknown_request_ids"][:3])
         raise DataError(f"{p.name}: none of its {len(records)} request id(s) are in the prediction log {out['log']} "
