@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
                         f"minimum {r['minimum']:g}" + (f"; canary verdict {out['rollout']['verdict']}"
                                                        if out.get("rollout") else "") + ")"
                         + (f"; forced past: {markup_escape('; '.join(out['overridden']))}" if out["forced"] else ""))
+        if out.get("was_rolled_back"):
+            console().print(f"[yellow]note:[/yellow] version {out['to_version']} had been rolled back "
+                            f"({markup_escape(str(out['was_rolled_back'])[:160])}); the release history records "
+                            "that it is champion again")
         if out.get("against_decision"):
             console().print(f"[yellow]note:[/yellow] promoted against the decision: {markup_escape(str(out['against_decision']))}; "
                             "the release history records it")
@@ -112,9 +116,12 @@ def register(app: typer.Typer) -> None:
         """Guardrails per arm and the canary as an experiment: promote (exit 0), hold (1) or rollback (3)."""
         from ..arguments import registry_version
         from ..releases import rollout_status
+        from ..releases.rollout import planned_share
 
         if version is not None:
             registry_version(version, "--version")
+        if share is not None:
+            planned_share(share, "--share")
         c = load(case)
         status = rollout_status(c, log=log, version=version, share=share)
         if json_out:

@@ -96,18 +96,27 @@ def _promote(case: Case, version: int, why: str | None, force: bool, log: str | 
         raise ReleaseRefused(f"promote version {version} refused: {'; '.join(overridden)}",
                              (f"close: {steps}; " if steps else "") + "or pass --force (the record says so)")
     against = _against_decision(case, version, rollout)
+    # a version rolled back before and promoted again kept its 'mlcase.rolled_back' tag while champion: the next
+    # rollback from a later version skipped it (HMDA: 1 -> 3, rolled back, 3 again, then 2: rollback went to 1,
+    # not to 3), and nothing said the version had been rolled back. The move says so and clears the tag.
+    was_rolled_back = next((v["tags"].get("mlcase.rolled_back") for v in tracking.versions(case)
+                            if v["version"] == version), None) or None
     evidence = {"readiness": {"score": ready.score, "groups": ready.groups, "minimum": ready.minimum},
-                "rollout": rollout, "overridden": overridden, "against_decision": against}
+                "rollout": rollout, "overridden": overridden, "against_decision": against,
+                "was_rolled_back": was_rolled_back}
     text = why or (f"canary verdict {rollout['verdict']}" if rollout else "promoted by hand")
     if current is not None:
         tracking.set_version_tags(case, current, {"mlcase.was_champion": "true"})
+    if was_rolled_back:
+        tracking.client(case).delete_model_version_tag(case.name, str(version), "mlcase.rolled_back")
     tracking.set_alias(case, "champion", version, reason=text, record={
         "action": "promote", "why": text, "forced": bool(overridden), "readiness": ready.score, "evidence": evidence})
     if tracking.alias_version(case, "canary") == version:
         tracking.delete_alias(case, "canary", record={"action": "canary_end", "why": f"version {version} promoted"})
     return {"action": "promote", "alias": "champion", "from_version": current, "to_version": version,
             "forced": bool(overridden), "overridden": overridden, "why": text,
-            "readiness": evidence["readiness"], "rollout": rollout, "against_decision": against}
+            "readiness": evidence["readiness"], "rollout": rollout, "against_decision": against,
+            "was_rolled_back": was_rolled_back}
 
 
 def _against_decision(case: Case, version: int, rollout: dict | None) -> str | None:

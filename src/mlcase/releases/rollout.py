@@ -370,6 +370,32 @@ def _planned_share(case: Case, version: int) -> float | None:
     return float(c.share) if c is not None else None
 
 
+def planned_share(value, name: str = "share") -> float:
+    """A canary's planned share of units as a caller gives it (``--share``), checked before anything is read.
+
+    ``--share 1.5``, ``-1`` or ``50`` (meaning 50%) were taken as given: the sample ratio check then asked for a
+    split of [-50, 150], failed inside the analysis, and the status went on without it, saying nothing but an
+    error deep in ``--json``; ``--share 0`` was read as "no share given" and the arms checked against 50/50.
+    A share is a number above 0 and at most the canary's limit (``serving.canary``'s, 0.5).
+    """
+    import math
+    import numbers
+
+    from ..arguments import said
+    from ..errors import SpecError
+    from ..serve.routing import MAX_SHARE
+
+    top = MAX_SHARE["canary"]
+    fix = f"give the share of units the canary was served to, above 0 and at most {top:g}, such as 0.1 for 10%"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SpecError(f"{said(name, value)} is not a canary share (got {type(value).__name__})", fix,
+                        argument=name)
+    if not (math.isfinite(float(value)) and 0 < float(value) <= top):
+        raise SpecError(f"{said(name, value)} is not a canary share: it must be above 0 and at most {top:g}", fix,
+                        argument=name)
+    return float(value)
+
+
 def rollout_status(case: Case, log: str | None = None, version: int | None = None,
                    share: float | None = None) -> RolloutStatus:
     """Guardrails per arm, the canary as an experiment, and a verdict (see the module docstring).
@@ -392,6 +418,8 @@ def rollout_status(case: Case, log: str | None = None, version: int | None = Non
     case = as_case(case)  # a case.yaml path too, as mlcase.run takes it
     if version is not None:  # version=True read the log's records of version 1
         version = registry_version(version)
+    if share is not None:
+        share = planned_share(share)
     if case.spec.task in ("ranking", "forecast"):   # it said "serve one with --canary", which serve refuses there
         route = "/rank" if case.spec.task == "ranking" else "/forecast"
         raise NoCanary(f"{route} has no canary arm yet (this case is {case.spec.task}), so there is no canary to "
@@ -430,4 +458,4 @@ def rollout_status(case: Case, log: str | None = None, version: int | None = Non
                          arms=arms, guardrails=guards, experiment=exp, peeking=exp["peeking"], notes=notes)
 
 
-__all__ = ["EXIT", "NoCanary", "RolloutStatus", "rollout_status"]
+__all__ = ["EXIT", "NoCanary", "RolloutStatus", "planned_share", "rollout_status"]
