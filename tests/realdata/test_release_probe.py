@@ -2,9 +2,10 @@
 
 One real ``mlcase run``; then a real ``mlcase serve --canary BASELINE:50%`` on 127.0.0.1 answers the test
 rows from 8 threads and gets their true labels. Checked against numbers rebuilt by hand from the log:
-the share routed to the canary (binomial band), which version answered each row (the log and
-``mlcase score --version``), the cost per arm and the always-valid difference that ``mlcase rollout
-status`` reports; then the bad ``--share`` values it took, and a version promoted again after its rollback.
+the share routed to the canary at 20% and after ``PUT /routing`` widened it to 50% (binomial bands), which
+version answered each row (the log and ``mlcase score --version``), the cost per arm and the always-valid
+difference that ``mlcase rollout status`` reports; then the widening read as a sample ratio mismatch, the
+bad ``--share`` values it took, and a version promoted again after its rollback.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ HMDA = Table("hmda-release", "AER", "HMDA", "binary", "deny", {"method": "strati
               "costs": COSTS, "constraints": {"review_capacity": 0.3},
               "baselines": ["majority", "linear"], "candidates": ["lightgbm"]},
              note="2,380 applications, 12% denied, numbers and yes/no categories")
-SHARE = 0.5
+SHARES = (0.2, 0.5)   # the canary starts at 20%; PUT /routing widens it to 50% after FIRST rows
+FIRST = 200
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -84,7 +86,8 @@ def _champion_and_other(case) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def canary(hmda, tmp_path_factory):
-    """A real server with the other registered version as a 50% canary, every test row answered and labelled."""
+    """A real server with the other registered version as a canary on 20% of units, widened to 50% after 200 rows
+    (PUT /routing), every test row answered (8 threads) and labelled."""
     folder = tmp_path_factory.mktemp("canary") / "hmda"
     case = _copy(hmda, folder)
     champ, other = _champion_and_other(case)
@@ -94,13 +97,16 @@ def canary(hmda, tmp_path_factory):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(folder), "--port", str(port),
-                             "--canary", f"{other}:{SHARE:.0%}"], env=env, stdout=subprocess.DEVNULL,
+                             "--canary", f"{other}:{SHARES[0]:.0%}"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc)
         with ThreadPoolExecutor(8) as pool:
-            got = list(pool.map(lambda r: httpx.post(f"{url}/predict", json=r, timeout=60), recs))
+            got = list(pool.map(lambda r: httpx.post(f"{url}/predict", json=r, timeout=60), recs[:FIRST]))
+            r = httpx.put(f"{url}/routing", json={"canary": SHARES[1]})
+            assert r.status_code == 200 and r.json()["canary"] == SHARES[1], r.text
+            got += list(pool.map(lambda r: httpx.post(f"{url}/predict", json=r, timeout=60), recs[FIRST:]))
         assert [r.status_code for r in got] == [200] * len(recs)
         answers = [r.json()["predictions"][0] for r in got]
         r = httpx.post(f"{url}/labels", json=[{"request_id": a["request_id"], "label": y}
@@ -114,11 +120,12 @@ def canary(hmda, tmp_path_factory):
 
 
 def test_the_canary_gets_its_share_and_each_arm_answers_as_mlcase_score_with_its_version(canary, tmp_path):
-    answers, n = canary["answers"], len(canary["answers"])
+    answers = canary["answers"]
     on_canary = [a["arm"] == "canary" for a in answers]
     assert {a["arm"] for a in answers} == {"model", "canary"}
-    k = sum(on_canary)   # 476 test rows at 50%: 238 expected, 3.3 sd is 36
-    assert abs(k - n * SHARE) <= 3.3 * np.sqrt(n * SHARE * (1 - SHARE)), (k, n)
+    for part, share in zip((on_canary[:FIRST], on_canary[FIRST:]), SHARES, strict=True):
+        k, n = sum(part), len(part)   # 200 rows at 20%: 40 expected (3.3 sd: 19); 276 at 50%: 138 (27)
+        assert abs(k - n * share) <= 3.3 * np.sqrt(n * share * (1 - share)), (k, n, share)
     assert {a["model_version"] for a, c in zip(answers, on_canary, strict=True) if c} == {canary["canary"]}
     assert {a["model_version"] for a, c in zip(answers, on_canary, strict=True) if not c} == {canary["champion"]}
     log = pd.read_sql("SELECT request_id, arm, arm_version, model_version FROM predictions",
@@ -159,7 +166,12 @@ def test_rollout_status_reports_the_costs_rebuilt_by_hand_from_the_log_and_label
     got = status.experiment["cost"]
     assert (got["diff"], got["low"], got["high"]) == pytest.approx((want["diff"], want["low"], want["high"]),
                                                                    rel=1e-9)
-    assert status.experiment["planned_split"] == {"champion": 1 - SHARE, "canary": SHARE}   # as the server recorded
+    # the split the sample ratio is checked against: each record at the share in force when it was routed
+    first = {a["request_id"] for a in canary["answers"][:FIRST]}
+    ids = pd.read_sql("SELECT request_id, ts, arm FROM predictions", con)
+    ids = ids[(ids.ts >= t0) & (ids.ts <= t1) & ids.arm.isin(["model", "canary"])]
+    planned = np.where(ids["request_id"].isin(first), SHARES[0], SHARES[1]).mean()
+    assert status.experiment["planned_split"] == pytest.approx({"champion": 1 - planned, "canary": planned}, rel=1e-12)
     assert status.verdict == ("rollback" if want["low"] > 0 else "promote" if want["high"] <= 0 and min(
         status.experiment["labelled_units"].values()) >= 200 else "hold")
 
@@ -174,6 +186,21 @@ def test_a_share_that_is_no_canary_share_is_refused_in_one_line(canary, share):
     assert code == 2 and len(lines) == 1 and "--share" in lines[0] and "not a canary share" in lines[0], text
     with pytest.raises(SpecError, match="share="):
         rollout_status(canary["case"], share=float(share))
+
+
+def test_a_canary_widened_at_run_time_is_no_sample_ratio_mismatch(canary):
+    """PUT /routing {"canary": 0.5} on a canary started at 20% was not in the release history: rollout status
+    checked the arms against 20% and called the routing that did exactly what was asked a sample ratio mismatch
+    (hold: 'find out why first'). The widening is recorded, and the history lists it."""
+    status = rollout_status(canary["case"])
+    srm = status.experiment["analysis"]["srm"]
+    assert not srm["flagged"] and srm["p_value"] > 0.001 and status.experiment["srm_ok"] is True
+    assert not any("sample ratio" in r for r in status.reasons)
+    assert any("share changed during the period (20.0%, 50.0%)" in n for n in status.notes)
+    events = tracking.release_history(canary["case"], evidence=True)
+    widened = [e for e in events if e["action"] == "canary_share"]
+    assert len(widened) == 1 and widened[0]["evidence"]["share"] == SHARES[1]
+    assert widened[0]["to_version"] == canary["canary"] and "PUT /routing" in widened[0]["why"]
 
 
 def test_the_planned_share_given_is_the_split_the_sample_ratio_is_checked_against(canary):

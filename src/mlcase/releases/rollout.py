@@ -358,16 +358,44 @@ def _verdict(case: Case, guards: list[dict], exp: dict) -> tuple[str, list[str]]
                        f"releases.cost_margin {rel.cost_margin:g}, and every guardrail holds"]
 
 
-def _planned_share(case: Case, version: int) -> float | None:
+def share_steps(case: Case, version: int) -> list[tuple[pd.Timestamp, float]]:
+    """The shares the canary ``version`` was served at, oldest first: ``(when, share)`` of its ``canary_start``
+    and of every ``canary_share`` event (``PUT /routing {"canary": 0.3}``, or a restart at another share)."""
     from .. import tracking
 
+    steps = []
     for h in tracking.release_history(case, limit=200, evidence=True):
-        if h.get("action") == "canary_start" and h.get("to_version") == version:
+        if h.get("action") in ("canary_start", "canary_share") and h.get("to_version") == version and h.get("when"):
             share = (h.get("evidence") or {}).get("share")
-            if share:
-                return float(share)
-    c = case.spec.serving.canary
-    return float(c.share) if c is not None else None
+            if share is not None:   # 0: paused by PUT /routing {"canary": 0}, no record went to it
+                steps.append((pd.to_datetime(h["when"], utc=True), float(share)))
+    return sorted(steps)
+
+
+def _planned_share(case: Case, version: int, ts: pd.Series | None = None) -> tuple[float | None, str | None]:
+    """The canary's share the sample ratio is checked against, and a note when it changed during the period.
+
+    Widening a canary (``PUT /routing``) was not in the history: the arms were checked against the share it
+    started at, and a canary widened from 10% to 30% read as a sample ratio mismatch (p 1e-20, 'hold: find out
+    why first'). Each record is now expected at the share in force when it was routed, and the split is their
+    mean over the period's records.
+    """
+    steps = share_steps(case, version)
+    if not steps:
+        c = case.spec.serving.canary
+        return (float(c.share) if c is not None else None), None
+    if ts is None or not len(ts) or len(steps) == 1:
+        return steps[-1][1], None
+    when = pd.to_datetime(ts, utc=True, format="ISO8601").to_numpy(dtype="datetime64[ns]")
+    times = np.array([t.tz_localize(None).to_datetime64() for t, _ in steps], dtype="datetime64[ns]")
+    shares = np.array([s for _, s in steps])
+    at = shares[np.clip(np.searchsorted(times, when, side="right") - 1, 0, None)]
+    used = sorted({float(x) for x in at})
+    mean = float(at.mean())
+    note = (None if len(used) == 1 else
+            f"the canary's share changed during the period ({', '.join(f'{u:.1%}' for u in used)}): the sample "
+            f"ratio is checked against the share in force at each record, {mean:.1%} over the period")
+    return mean, note
 
 
 def planned_share(value, name: str = "share") -> float:
@@ -442,7 +470,9 @@ def rollout_status(case: Case, log: str | None = None, version: int | None = Non
         arms[name] = _arm(case, b, rows[sel], X[sel], cost[sel], capacity)
     if len(arms["champion"]["versions"]) > 1:
         notes.append(f"the champion changed during the canary (versions {arms['champion']['versions']})")
-    planned = share if share is not None else _planned_share(case, v)
+    planned, changed = (share, None) if share is not None else _planned_share(case, v, rows["ts"])
+    if changed:
+        notes.append(changed)
     if planned is None:
         notes.append("the canary's planned share is unknown (pass --share): the sample ratio is not checked")
     exp = _experiment(case, rows, cost, planned)

@@ -265,7 +265,40 @@ class Release:
                 self._event("note", f"could not set the registry alias 'canary' ({redact_text(str(exc))[:200]})")
         else:
             self.canary_in_registry = self.registry
+            if self.registry:   # served again (a restart): at another share than last recorded, the history says so
+                self._record_share(version, share, "the server started")
         self._event("canary_start", f"version {version} on {share:.1%} of units")
+
+    def _record_share(self, version: int, share: float, how: str, when: str | None = None) -> None:
+        """Record the canary's share in the release history when it differs from the last one recorded there.
+
+        ``mlcase rollout status`` checks the arms' sizes against the share in force at each record: a canary
+        widened by ``PUT /routing`` (or restarted at another share) was checked against the share it started at,
+        and read as a sample ratio mismatch.
+        """
+        from .. import tracking
+        from ..releases.rollout import share_steps
+
+        try:
+            steps = share_steps(self.case, version)
+            if steps and abs(steps[-1][1] - share) < 1e-12:
+                return
+            tracking.record_release(self.case, {
+                "action": "canary_share", "alias": "canary", "from_version": version, "to_version": version,
+                "who": server_actor(), "why": f"{how}: serving {share:.1%} of units"
+                + (f" (was {steps[-1][1]:.1%})" if steps else ""), "evidence": {"share": share},
+                **({"when": when} if when else {})})
+        except Exception as exc:  # noqa: BLE001 - a read-only registry: the share still changed here
+            self._event("note", f"could not record the canary's share ({redact_text(str(exc))[:200]})")
+
+    def share_changed(self, share: float, when: str) -> None:
+        """After ``PUT /routing`` changed the canary's share (at ``when``): record it for ``mlcase rollout status``."""
+        with self._lock:
+            version = self.canary_version
+            if version is None or not self.registry:
+                return
+            self._record_share(version, float(share), "PUT /routing", when)
+            self._event("canary_share", f"version {version} on {share:.1%} of units")
 
     def _end_canary(self, action: str, why: str, evidence: dict | None = None, move_alias: bool = True) -> None:
         from .. import tracking

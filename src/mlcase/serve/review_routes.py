@@ -80,12 +80,20 @@ def add_review_routes(app, st, check_key, read_json, metrics) -> None:
 
             raise NoCanaryLoaded("no canary version is loaded, so it cannot get a share",
                                  "start the server with --canary N:10% (or serving.canary)")
+        from datetime import UTC, datetime
+
+        before, when = st.router.shares.canary, datetime.now(UTC).isoformat(timespec="milliseconds")
         try:
             st.router.update(**payload)
         except SpecError as exc:
             field = next((k for k in payload if k in str(exc)), "(body)")
             raise InvalidRequest(str(exc.message), exc.fix, issues=[{"record": None, "field": field,
                                                                       "message": exc.message}]) from None
+        now = st.router.shares.canary
+        if now != before and st.release is not None:   # the share rollout status checks the arms' sizes by
+            import asyncio
+
+            await asyncio.to_thread(st.release.share_changed, now, when)
         return st.router.describe()
 
 
