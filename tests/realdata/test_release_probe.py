@@ -232,3 +232,17 @@ def test_a_version_promoted_again_after_its_rollback_is_the_way_back_from_the_ne
     assert [(e["action"], e["from_version"], e["to_version"]) for e in events[:5]] == [
         ("rollback", champ, other), ("promote", other, champ), ("promote", champ, other),
         ("rollback", other, champ), ("promote", champ, other)]
+
+
+def test_a_rollback_to_a_version_rolled_back_before_makes_it_a_way_back_again(hmda, tmp_path):
+    """``rollback --to N`` where N had been rolled back left N tagged while champion: after the next promote,
+    the rollback skipped N and found no earlier champion (HMDA: 1 -> 2, back to 1, --to 2, promote 1, rollback)."""
+    case = _copy(hmda, tmp_path / "hmda")
+    champ, other = _champion_and_other(case)
+    promote(case, other)
+    rollback(case, why="first try failed")
+    code, text = _cli("rollback", str(case.root), "--to", str(other), "--why", "the first try was fine after all")
+    assert code == 0 and f"version {other} had been rolled back (first try failed)" in text, text
+    assert "mlcase.rolled_back" not in next(v["tags"] for v in tracking.versions(case) if v["version"] == other)
+    promote(case, champ)
+    assert (rollback(case)["to_version"], tracking.alias_version(case, "champion")) == (other, other)

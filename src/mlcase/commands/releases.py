@@ -79,6 +79,11 @@ def register(app: typer.Typer) -> None:
             console().print(f"canary version {out['from_version']} ended (the 'canary' alias is removed)")
         else:
             console().print(f"champion: version {out['from_version']} -> {out['to_version']}")
+            if out.get("was_rolled_back"):
+                from ..formats import markup_escape
+
+                console().print(f"[yellow]note:[/yellow] version {out['to_version']} had been rolled back "
+                                f"({markup_escape(str(out['was_rolled_back'])[:160])}); it is champion again")
 
     @app.command("releases")
     def releases_cmd(

@@ -99,8 +99,7 @@ def _promote(case: Case, version: int, why: str | None, force: bool, log: str | 
     # a version rolled back before and promoted again kept its 'mlcase.rolled_back' tag while champion: the next
     # rollback from a later version skipped it (HMDA: 1 -> 3, rolled back, 3 again, then 2: rollback went to 1,
     # not to 3), and nothing said the version had been rolled back. The move says so and clears the tag.
-    was_rolled_back = next((v["tags"].get("mlcase.rolled_back") for v in tracking.versions(case)
-                            if v["version"] == version), None) or None
+    was_rolled_back = _rolled_back(case, version)
     evidence = {"readiness": {"score": ready.score, "groups": ready.groups, "minimum": ready.minimum},
                 "rollout": rollout, "overridden": overridden, "against_decision": against,
                 "was_rolled_back": was_rolled_back}
@@ -108,7 +107,7 @@ def _promote(case: Case, version: int, why: str | None, force: bool, log: str | 
     if current is not None:
         tracking.set_version_tags(case, current, {"mlcase.was_champion": "true"})
     if was_rolled_back:
-        tracking.client(case).delete_model_version_tag(case.name, str(version), "mlcase.rolled_back")
+        _clear_rolled_back(case, version)
     tracking.set_alias(case, "champion", version, reason=text, record={
         "action": "promote", "why": text, "forced": bool(overridden), "readiness": ready.score, "evidence": evidence})
     if tracking.alias_version(case, "canary") == version:
@@ -117,6 +116,21 @@ def _promote(case: Case, version: int, why: str | None, force: bool, log: str | 
             "forced": bool(overridden), "overridden": overridden, "why": text,
             "readiness": evidence["readiness"], "rollout": rollout, "against_decision": against,
             "was_rolled_back": was_rolled_back}
+
+
+def _rolled_back(case: Case, version: int) -> str | None:
+    """Why ``version`` was rolled back (its ``mlcase.rolled_back`` tag), or None."""
+    from .. import tracking
+
+    return next((v["tags"].get("mlcase.rolled_back") for v in tracking.versions(case) if v["version"] == version),
+                None) or None
+
+
+def _clear_rolled_back(case: Case, version: int) -> None:
+    """A version made champion again is no longer 'rolled back': :func:`rollback_target` skips a tagged one."""
+    from .. import tracking
+
+    tracking.client(case).delete_model_version_tag(case.name, str(version), "mlcase.rolled_back")
 
 
 def _against_decision(case: Case, version: int, rollout: dict | None) -> str | None:
@@ -181,9 +195,14 @@ def _rollback(case: Case, to: int | None, why: str | None) -> dict:
         raise ReleaseRefused(f"version {target} is the champion already", "pass --to with another version")
     tracking.load_bundle(case, alias=None, version=target)  # the way back must load and verify
     text = why or "rolled back by hand"
+    was_rolled_back = _rolled_back(case, target)   # --to a version rolled back before: champion again, untagged
     tracking.set_version_tags(case, champ, {"mlcase.rolled_back": text, "mlcase.was_champion": "false"})
-    tracking.set_alias(case, "champion", target, reason=text, record={"action": "rollback", "why": text})
-    return {"action": "rollback", "alias": "champion", "from_version": champ, "to_version": target, "why": text}
+    if was_rolled_back:
+        _clear_rolled_back(case, target)
+    tracking.set_alias(case, "champion", target, reason=text, record={
+        "action": "rollback", "why": text, "evidence": {"was_rolled_back": was_rolled_back}})
+    return {"action": "rollback", "alias": "champion", "from_version": champ, "to_version": target, "why": text,
+            "was_rolled_back": was_rolled_back}
 
 
 def history(case: Case, limit: int = 100, evidence: bool = False) -> dict:
