@@ -246,3 +246,18 @@ def test_a_rollback_to_a_version_rolled_back_before_makes_it_a_way_back_again(hm
     assert "mlcase.rolled_back" not in next(v["tags"] for v in tracking.versions(case) if v["version"] == other)
     promote(case, champ)
     assert (rollback(case)["to_version"], tracking.alias_version(case, "champion")) == (other, other)
+
+
+def test_promote_with_a_log_that_is_not_there_is_refused_and_nothing_moves(canary, tmp_path):
+    """``promote --log typo.db`` read no canary from the missing file and promoted the canary version past its
+    gate, whatever the log it was served with said. A log named by hand must be there."""
+    case = _copy(canary["folder"], tmp_path / "hmda")
+    before = tracking.aliases(case)
+    code, text = _cli("promote", str(case.root), "--version", str(canary["canary"]), "--log",
+                      str(tmp_path / "typo.db"))
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "no prediction log at" in lines[0] and "--log" in lines[0], text
+    assert tracking.aliases(case) == before and not (tmp_path / "typo.db").exists()
+    # the log it was served with is read as before: the promote goes through its gate
+    out = promote(case, canary["canary"], log=str(case.root / "predictions.db"), force=True)
+    assert out["rollout"]["canary_version"] == canary["canary"]

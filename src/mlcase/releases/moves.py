@@ -154,7 +154,13 @@ def _canary_verdict(case: Case, version: int, log: str | None) -> dict | None:
 
     try:
         status = rollout_status(case, log=log, version=version)
-    except NoCanary:
+    except NoCanary as exc:
+        # a log named by hand that is not there is no evidence that the version never ran as a canary:
+        # `promote --log typo.db` went past a canary whose rollout status, in the default log, said rollback
+        if log is not None and getattr(exc, "no_log", False):
+            raise NotFoundError(f"promote version {version}: {exc.message}, so its canary's rollout status cannot "
+                                "be read", "pass the prediction log the canary was served with as --log, or leave "
+                                "--log out (serving.log, else <case>/predictions.db)") from None
         return None
     return {"verdict": status.verdict, "reasons": status.reasons, "canary_version": status.canary_version}
 

@@ -111,7 +111,7 @@ def _read(case: Case, log: str | None, version: int | None) -> tuple[pd.DataFram
         backend, target = open_existing(case, log)
     except DataError as exc:
         raise NoCanary(exc.message, "serve a canary first (`mlcase serve --canary N:10%`), or pass --log with its "
-                                    "prediction log") from None
+                                    "prediction log", no_log=True) from None
     try:
         cols = set(backend.read_frame("SELECT * FROM predictions LIMIT 0").columns)
         if not {"arm", "arm_version"} <= cols:
