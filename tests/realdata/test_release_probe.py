@@ -250,7 +250,8 @@ def test_a_rollback_to_a_version_rolled_back_before_makes_it_a_way_back_again(hm
 
 def test_promote_with_a_log_that_is_not_there_is_refused_and_nothing_moves(canary, tmp_path):
     """``promote --log typo.db`` read no canary from the missing file and promoted the canary version past its
-    gate, whatever the log it was served with said. A log named by hand must be there."""
+    gate, whatever the log it was served with said; ``readiness --log typo.db`` scored without a log. A log named
+    by hand must be there."""
     case = _copy(canary["folder"], tmp_path / "hmda")
     before = tracking.aliases(case)
     code, text = _cli("promote", str(case.root), "--version", str(canary["canary"]), "--log",
@@ -258,6 +259,9 @@ def test_promote_with_a_log_that_is_not_there_is_refused_and_nothing_moves(canar
     lines = [ln for ln in text.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "no prediction log at" in lines[0] and "--log" in lines[0], text
     assert tracking.aliases(case) == before and not (tmp_path / "typo.db").exists()
+    # readiness read the missing log as "no log yet" and scored the monitoring group lower, exit 0
+    code, text = _cli("readiness", str(case.root), "--log", str(tmp_path / "typo.db"))
+    assert code == 2 and "no prediction log at" in text and len(text.strip().splitlines()) == 1, text
     # the log it was served with is read as before: the promote goes through its gate
     out = promote(case, canary["canary"], log=str(case.root / "predictions.db"), force=True)
     assert out["rollout"]["canary_version"] == canary["canary"]

@@ -290,7 +290,9 @@ def readiness(case: Case, log: str | None = None, minimum: float | None = None) 
     if minimum is not None:
         minimum = _minimum(minimum)
     from . import mltest_rubric  # noqa: F401 - registers the 28 tests
+    from .rollout import given_log
 
+    given_log(case, log, "readiness")
     ev = Evidence(case, log)
     tests = []
     for tid, group, title, fn in REGISTRY:

@@ -84,6 +84,9 @@ def _promote(case: Case, version: int, why: str | None, force: bool, log: str | 
     if current == version:
         raise ReleaseRefused(f"version {version} is the champion already", "nothing to promote")
     tracking.load_bundle(case, alias=None, version=version)  # exists, and its files and signature verify
+    from .rollout import given_log
+
+    given_log(case, log, f"promote version {version}")
     ready = readiness(case, log=log)
     rollout = _canary_verdict(case, version, log) if with_rollout else None
     overridden = []
@@ -157,10 +160,8 @@ def _canary_verdict(case: Case, version: int, log: str | None) -> dict | None:
     except NoCanary as exc:
         # a log named by hand that is not there is no evidence that the version never ran as a canary:
         # `promote --log typo.db` went past a canary whose rollout status, in the default log, said rollback
-        if log is not None and getattr(exc, "no_log", False):
-            raise NotFoundError(f"promote version {version}: {exc.message}, so its canary's rollout status cannot "
-                                "be read", "pass the prediction log the canary was served with as --log, or leave "
-                                "--log out (serving.log, else <case>/predictions.db)") from None
+        if log is not None and getattr(exc, "no_log", False):   # given_log refuses it first; kept for callers
+            raise NotFoundError(f"promote version {version}: {exc.message}", exc.fix) from None
         return None
     return {"verdict": status.verdict, "reasons": status.reasons, "canary_version": status.canary_version}
 

@@ -398,6 +398,22 @@ def _planned_share(case: Case, version: int, ts: pd.Series | None = None) -> tup
     return mean, note
 
 
+def given_log(case: Case, log: str | None, what: str) -> None:
+    """A prediction log named by hand (``--log``) must be there: read as "no log yet", a typo scored readiness
+    lower and let ``promote`` past a canary whose rollout status said rollback. The default log may be missing."""
+    if log is None:
+        return
+    from ..errors import DataError
+    from ..serve.predlog import open_existing
+
+    try:
+        backend, _ = open_existing(case, log)
+    except DataError as exc:
+        raise NotFoundError(f"{what}: {exc.message}", "pass the prediction log the server writes as --log, or leave "
+                            "--log out (serving.log, else <case>/predictions.db)") from None
+    backend.close()
+
+
 def planned_share(value, name: str = "share") -> float:
     """A canary's planned share of units as a caller gives it (``--share``), checked before anything is read.
 
