@@ -265,3 +265,21 @@ def test_promote_with_a_log_that_is_not_there_is_refused_and_nothing_moves(canar
     # the log it was served with is read as before: the promote goes through its gate
     out = promote(case, canary["canary"], log=str(case.root / "predictions.db"), force=True)
     assert out["rollout"]["canary_version"] == canary["canary"]
+
+
+def test_a_canary_restarted_at_another_share_records_it_and_at_the_same_share_does_not(canary, tmp_path):
+    """The canary alias was already set, so a restart at another share recorded nothing, and rollout status checked
+    the records after it against the old share."""
+    from mlcase.serve.app import ServeSettings, create_app
+    from tests.e2e.test_server import running
+
+    case = _copy(canary["folder"], tmp_path / "hmda")
+    shares = []
+    for share in (SHARES[1], 0.3):   # the last recorded share (the widening), then another one
+        settings = ServeSettings(case=case, canary=f"{canary['canary']}:{share}", warmup=5,
+                                 log_url=str(tmp_path / f"log{share}.db"))
+        with running(create_app(settings)) as url:
+            assert httpx.get(f"{url}/routing", timeout=10).json()["canary"] == share
+        shares.append([(e["evidence"] or {}).get("share") for e in tracking.release_history(case, evidence=True)
+                       if e["action"] == "canary_share"])
+    assert shares == [[SHARES[1]], [0.3, SHARES[1]]]
