@@ -86,7 +86,7 @@ def test_sqlalchemy_url_same_tables(tmp_path):
     log.write([_row("x1"), _row("x2", 0.9)])
     out = log.add_labels([{"request_id": "x1", "label": "Yes"}, {"request_id": "nope", "label": "No"}])
     log.close()
-    assert out == {"attached": 1, "unknown": 1, "unknown_request_ids": ["nope"], "sources": {"outcome": 1}}
+    assert out == {"attached": 1, "blank": 0, "unknown": 1, "unknown_request_ids": ["nope"], "sources": {"outcome": 1}}
     con = sqlite3.connect(tmp_path / "shared.db")
     assert con.execute("SELECT score FROM predictions WHERE request_id='x2'").fetchone()[0] == 0.9
     assert con.execute("SELECT request_id, label, source, channel FROM labels").fetchall() == [

@@ -211,7 +211,7 @@ def test_labels_attach_by_request_id(served):
     r = c.post("/labels", json=[{"request_id": ids[0], "label": "Yes"}, {"request_id": ids[1], "label": "No"},
                                 {"request_id": "not-a-real-id", "label": "No"}])
     assert r.status_code == 200
-    assert r.json() == {"attached": 2, "unknown": 1, "unknown_request_ids": ["not-a-real-id"],
+    assert r.json() == {"attached": 2, "blank": 0, "unknown": 1, "unknown_request_ids": ["not-a-real-id"],
                         "sources": {"outcome": 2}}
     r = c.post("/labels", json={"request_id": ids[2]})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "label"
