@@ -26,6 +26,8 @@ class RunResult:
     reasons: list[str] = field(default_factory=list)
     champion: str | None = None
     metrics: dict = field(default_factory=dict)
+    metrics_of: str | None = None
+    champion_metrics: dict = field(default_factory=dict)
     report: Path | None = None
     card: Path | None = None
     versions: dict = field(default_factory=dict)
@@ -41,7 +43,8 @@ class RunResult:
 
     def summary(self) -> dict[str, Any]:
         return {"case": self.case.name, "decision": self.decision, "reasons": self.reasons,
-                "champion": self.champion, "metrics": self.metrics,
+                "champion": self.champion, "metrics": self.metrics, "metrics_of": self.metrics_of,
+                "champion_metrics": self.champion_metrics,
                 "report": str(self.report) if self.report else None,
                 "model_card": str(self.card) if self.card else None,
                 "registry": self.versions, "stage_seconds": {k: round(v, 2) for k, v in self.stages.items()},
@@ -318,7 +321,10 @@ def _run(case: Case, budget, force: bool, quiet: bool, console, held, engine=Non
         results.save(case, "readiness", readiness(case).to_dict())
 
     out.decision, out.reasons, out.champion = verdict.verdict, list(verdict.reasons), verdict.champion
-    out.metrics = eval_dict.get("metrics", {}).get(bake.candidate, {})
+    # the test metrics are the candidate's, and say so: beside a USE_BASELINE's "champion": "linear" they read as
+    # the champion's (AER::HMDA: lightgbm's log loss under linear's name); the champion's own are given beside them
+    out.metrics, out.metrics_of = eval_dict.get("metrics", {}).get(bake.candidate, {}), bake.candidate
+    out.champion_metrics = (eval_dict.get("metrics") or {}).get(verdict.champion, {}) if verdict.champion else {}
     out.report = _report(case)
     return out
 
