@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -296,10 +297,19 @@ def test_labels_must_be_classes_of_the_target(trained, tmp_path):
     record = pd.read_csv(case / "in.csv").head(1).to_dict("records")
     with TestClient(create_app({"case": str(case), "warmup": 0})) as client:
         rid = client.post("/predict", json=record).json()["predictions"][0]["request_id"]
-        for label in ("Maybe", 1, True):
+        for label in ("Maybe", 2, 0.5):
             r = client.post("/labels", json={"request_id": rid, "label": label})
             assert r.status_code == 422, r.text
             assert "one of the classes of 'default' ('No', 'Yes')" in r.json()["message"]
+        # 1 and true spell the positive class, as `mlcase label` and /feedback read them, and the class is stored
+        for label in (1, True, "yes"):
+            r = client.post("/labels", json={"request_id": rid, "label": label})
+            assert r.status_code == 200 and r.json()["attached"] == 1, r.text
+        con = sqlite3.connect(case / "predictions.db")
+        try:
+            assert [v for (v,) in con.execute("SELECT label FROM labels WHERE request_id = ?", (rid,))] == ["Yes"] * 3
+        finally:
+            con.close()
         r = client.post("/labels", content=f'{{"request_id": "{rid}", "label": NaN}}',
                         headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and "got nan" in r.json()["message"], r.text
