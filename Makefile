@@ -51,7 +51,7 @@ demo: $(RUNTIME)
 	$(BIN)/mlcase run $(DEMO)
 
 test: install system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
