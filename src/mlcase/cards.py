@@ -599,16 +599,26 @@ def _ethics(case, spec, res) -> list[str]:
 
 def _governance(case, spec, res) -> list[str]:
     """Personal data, what the prediction log keeps and for how long, freshness limits, alert owners."""
-    from .formats import duration
+    from .checks.personal import QUASI_KINDS
+    from .formats import Markdown, duration
     from .governance.summary import KEPT, governance_summary
 
-    g = governance_summary(spec, ((res.get("checks") or {}).get("stats") or {}).get("personal_data"))
+    stats = (res.get("checks") or {}).get("stats") or {}
+    g = governance_summary(spec, stats.get("personal_data"))
     L = ["## Data protection and operations", ""]
     if g["personal_data"]:
         L += ["Personal data:", ""]
-        L += _md_table([{"column": md_code(p["column"]), "holds": (p["kind"] or "–").replace("_", " "),
-                         "purpose": p["purpose"] or f"{TODO} not declared under personal_data",
+        L += _md_table([{"column": md_code(p["column"]), "holds": (p["kind"] or "–").replace("_", " ")
+                         + (" (quasi-identifier)" if p["kind"] in QUASI_KINDS else ""),
+                         # the TODO's bold is Markdown (a plain cell escaped it to '\*\*TODO'); a purpose is text
+                         "purpose": p["purpose"] or Markdown(f"{TODO} not declared under personal_data"),
                          "prediction log keeps it": p["logged"]} for p in g["personal_data"]]) + [""]
+    combo = stats.get("quasi_identifiers")
+    if combo:
+        L.append(f"- **Quasi-identifiers together:** {', '.join(md_code(c) for c in combo['columns'])} single out "
+                 f"{combo['unique']:,} of {combo['rows']:,} rows ({combo['share']:.0%}) of the data: with a ZIP "
+                 "code, a birth date and sex, 87% of US residents are unique (Sweeney, 2000); whoever holds them "
+                 "can find these people in another list.")
     else:
         L.append("- **Personal data:** none declared under `personal_data`, and the data checks found none.")
     if g["unit_id"] is not None:

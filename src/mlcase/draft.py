@@ -235,7 +235,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         values = sorted(labels.unique())
         positive = _guess_positive(values, labels.value_counts().to_dict())
         rate = float((labels == positive).mean())   # of the labelled rows, as the run counts them
-    personal = _personal_columns(df, target, id_col, time_col)
+    personal, quasi = _personal_columns(df, target, id_col, time_col)
     cats = [c for c, k in kinds.items() if k == "categorical" and c not in (target, id_col, *personal)]
     slices = [c for c in cats if 2 <= schema.columns[c].n_unique <= 10][:2]
     candidates = [resolve_family(f, task) for f in DEFAULT_CANDIDATES]
@@ -249,6 +249,7 @@ def draft_spec(data: str | Path, target: str, name: str | None = None, case_dir:
         *_too_few_rows_note(df[target]),
         *_identifier_target_note(df[target]),
         *_personal_note(personal),
+        *_quasi_note(quasi),
         f"name: {name}",
         "decision: TODO say which action the prediction drives, in one sentence",
         "owner: TODO team",
@@ -496,32 +497,58 @@ def _sensitive_hint(df: pd.DataFrame, target: str, id_col: str | None, personal:
     return f"; named like one here: {', '.join(map(_comment, names[:6]))}" if names else ""
 
 
-def _personal_columns(df: pd.DataFrame, *taken) -> dict:
+def _personal_columns(df: pd.DataFrame, *taken) -> tuple[dict, dict]:
     """The columns that look like personal data, as the run's ``personal_data`` check finds them (a name, an
-    e-mail, a phone number ...), each with what it looks like: ``{column: 'person names'}``. ``taken`` (the
+    e-mail, a phone number ...), each with what it looks like: ``{column: 'person names'}``; and apart, the
+    quasi-identifiers kept as features (a postal code, a birth date: the run warns about them). ``taken`` (the
     target, data.id, the time) are left out: the check does not refuse them. medicaldata::covid_testing's
     ``fake_first_name`` and ``fake_last_name`` were drafted as features, and the draft's run stopped at once
     with two ``personal_data`` errors."""
-    from .checks.personal import _HINTS, KIND_WORDS, PII_SAMPLE, _words, scan_column
+    from .checks.personal import (
+        _HINTS,
+        _QUASI_HINTS,
+        KIND_WORDS,
+        PII_SAMPLE,
+        UNIQUE_SHARE,
+        _words,
+        combination,
+        scan_column,
+    )
 
     rows = np.arange(len(df))
     if len(rows) > PII_SAMPLE * 2:   # a spread of the rows, as the check samples them
         rows = np.sort(np.random.default_rng(42).choice(rows, PII_SAMPLE * 2, replace=False))
-    found = {}
+    found, quasi, kept = {}, [], {}
+    hints = [*_HINTS.values(), *_QUASI_HINTS.values()]
     for c in df.columns:
         if c in taken:
             continue
         x = df[c]
-        if (pd.api.types.is_numeric_dtype(x) and not any(rx.search(_words(str(c))) for rx in _HINTS.values())
+        if (pd.api.types.is_numeric_dtype(x) and not any(rx.search(_words(str(c))) for rx in hints)
                 and not (pd.api.types.is_bool_dtype(x) or x.abs().max() >= 1e12)):
             # numbers are personal data only under a name that says so, or as long as a card number: scanning each
             # (modeldata::grants_other's 1,500 columns) doubled the draft's time
             continue
         hit = scan_column(str(c), x.iloc[rows])
-        if hit is not None:
-            found[c] = (f"{KIND_WORDS[hit['kind']]} ({hit['match_share']:.0%} of {hit['sampled']:,} sampled values "
-                        f"match, {hit['distinct']:,} different)")
-    return found
+        if hit is None:
+            continue
+        said = (f"{KIND_WORDS[hit['kind']]} ({hit['match_share']:.0%} of {hit['sampled']:,} sampled values "
+                f"match, {hit['distinct']:,} different)")
+        if hit.get("quasi"):
+            quasi.append({"column": c, "kind": hit["kind"], "said": said})
+        else:
+            found[c] = said
+    # a postal code or a birth date alone is a quasi-identifier: a feature the run warns about (its note says so);
+    # both (with sex) single people out, which the run refuses: the birth date is drafted out of the features
+    combo = combination(df, quasi, skip=taken)
+    for q in quasi:
+        if combo is not None and combo["share"] >= UNIQUE_SHARE and q["kind"] == "birth_date":
+            together = ", ".join(f"'{c}'" for c in combo["columns"] if c != q["column"])
+            found[q["column"]] = (f"{q['said']}; with {together} it singles out {combo['unique']:,} of "
+                                  f"{combo['rows']:,} rows ({combo['share']:.0%}), a quasi-identifier")
+        else:
+            kept[q["column"]] = q["said"]
+    return found, kept
 
 
 def _personal_note(personal: dict) -> list[str]:
@@ -529,6 +556,13 @@ def _personal_note(personal: dict) -> list[str]:
     where = ("drafted into data.features.exclude, so no model uses it; to use it, declare it under personal_data "
              "with its purpose (the prediction log then keeps it hashed)")
     return [f"# note: {_comment(f'{c!r} looks like {what}: {where}')}" for c, what in personal.items()]
+
+
+def _quasi_note(quasi: dict) -> list[str]:
+    """A ``# note:`` per quasi-identifier the draft keeps as a feature (a postal code, a birth date)."""
+    where = ("a quasi-identifier (with others it singles people out), kept as a feature: declare it under "
+             "personal_data with its purpose (the prediction log then keeps it hashed), or exclude it, or coarsen it")
+    return [f"# note: {_comment(f'{c!r} looks like {what}: {where}')}" for c, what in quasi.items()]
 
 
 def _id_line(id_col: str | None) -> str:
@@ -767,7 +801,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
     id_col = _id_column(kinds, target, group, item)
     threshold = 1.0 if positive is not None else default_threshold(y.to_numpy())   # an interaction is 1
-    personal = _personal_columns(df, target, id_col, time_col)
+    personal, quasi = _personal_columns(df, target, id_col, time_col)
     sizes = df.groupby(group).size()
     baselines = [*(["popularity"] if item else []), "linear", *(["als"] if item else []),
                  *(["recency"] if item and time_col else [])]
@@ -777,6 +811,7 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         "# Every section below has a default; the comments say what the owner must decide.",
         *(f"# note: {_comment(line)}" for line in describe_read_notes(read_notes(df))),
         *_personal_note(personal),
+        *_quasi_note(quasi),
         f"name: {_slug(name or _stem(data))}",
         "decision: TODO which list the ranking orders (a feed, search results, recommendations), in one sentence",
         "owner: TODO team",

@@ -1,4 +1,4 @@
-"""Personal data, found before it spreads: columns that look like direct identifiers.
+"""Personal data, found before it spreads: columns that look like direct identifiers, or quasi-identifiers.
 
 A column is flagged when a sample of its values matches what one kind of identifier looks
 like *and* its values are nearly all different (an identifier names one person; a category
@@ -32,6 +32,15 @@ A flagged column is an **error** (``personal_data``) unless the spec declares it
 features (``data.features.exclude``, or not in ``data.features.include``). A declared one is a
 note (``personal_data_declared``); the data's ``id`` that is personal data but not declared
 under ``personal_data`` is a warning, because the prediction log keeps it raw as ``unit_id``.
+Quasi-identifiers (:data:`QUASI_KINDS`) name no one alone and repeat (neighbours share a ZIP code): a **postal
+code** (a column named zip, postcode, postal, plz ... holding US ZIP codes, 4-digit codes, UK or Canadian postcodes;
+a UK or Canadian postcode is found by its shape alone) and a **birth date** (a column named birth, dob, born ...
+holding whole dates from 1880 to today; a year or a quarter of birth is what HIPAA's Safe Harbor keeps, and is not
+flagged). One undeclared is a warning (``quasi_identifier``). A postal code and a birth date found together (with
+a column named sex or gender, when there is one) are measured on the data: the share of rows no other row
+shares on them; at :data:`UNIQUE_SHARE` or more, with neither declared, it is an error
+(``quasi_identifiers_combined``), and the model card and the report say what they single out.
+
 No finding holds a value of the column: only counts and shares.
 """
 
@@ -58,7 +67,28 @@ PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "ES", "IT", "NL", "AU", "CA
 
 KIND_WORDS = {"email": "e-mail addresses", "phone": "phone numbers", "card_number": "payment card numbers",
               "account_number": "bank account numbers (IBAN)", "national_id": "national identity numbers",
-              "person_name": "person names"}
+              "person_name": "person names", "postal_code": "postal codes", "birth_date": "birth dates"}
+
+#: quasi-identifiers: one alone names no one, together they do. A 5-digit ZIP code, the full date of birth and sex
+#: single out 87% of US residents (Sweeney, "Simple demographics often identify people uniquely", 2000); HIPAA's
+#: Safe Harbor (45 CFR 164.514(b)(2)) removes ZIP codes past their first 3 digits and every date but the year.
+QUASI_KINDS = ("postal_code", "birth_date")
+#: the share of rows a combination of quasi-identifiers singles out that makes it an identifier (an error)
+UNIQUE_SHARE = 0.5
+_QUASI_HINTS = {
+    "postal_code": re.compile(r"(^|_)(zip|zips|zipcode|zip_code|zip5|postcode|post_code|postal|postal_code|"
+                              r"postalcode|plz|postleitzahl|code_postal)(_|$)"),
+    # 'births' (a count), 'birthweight', 'birth_rate', 'birthplace' hold no dates: the values decide
+    "birth_date": re.compile(r"birth|(^|_)(dob|bday|born|born_on|geburtsdatum|nacimiento)(_|$)"),
+}
+_SEX_NAME = re.compile(r"(^|_)(sex|gender)(_|$)")
+# a US ZIP (with ZIP+4; modeldata::Sacramento writes them 'z95838'), a 4-digit code (AT, AU, BE, CH, DK, NO ...),
+# the Dutch '1234 AB'; a UK postcode and a Canadian one have shapes nothing else has, and are found without the name
+_ZIP_TEXT = re.compile(r"^[A-Za-z]?\d{5}(-\d{4})?$|^\d{4}( ?[A-Za-z]{2})?$|^\d{3}-\d{4}$|^\d{2}-\d{3}$")
+_UK_POSTCODE = re.compile(r"^(GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2})$", re.I)
+_CA_POSTCODE = re.compile(r"^[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d$", re.I)
+_DATE_TEXT = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\S*)?$")
+EARLIEST_BIRTH = pd.Timestamp("1880-01-01")
 
 # the column name says what it holds (words of the name, split at _ - . space and case changes)
 _HINTS = {
@@ -200,7 +230,7 @@ def scan_column(name: str, s: pd.Series) -> dict | None:
     """
     values = _text_values(s)
     if not values:
-        return None
+        return scan_quasi(name, s)
     values = values[:PII_SAMPLE]
     words = _words(name)
     hints = {k for k, rx in _HINTS.items() if rx.search(words)}
@@ -233,7 +263,94 @@ def scan_column(name: str, s: pd.Series) -> dict | None:
             best = {"kind": kind, "match_share": share, "distinct_share": distinct, "distinct": n_distinct,
                     "sampled": len(values),
                     "name_hint": kind in hints}
+    return best or scan_quasi(name, s)
+
+
+def _postal_share(values: list[str], numeric: bool, hinted: bool) -> float:
+    if numeric:  # a number keeps a ZIP only when the column says so, and loses its leading zeros (01062 -> 1062)
+        return sum(v.isdigit() and 100 <= int(v) <= 99999 for v in values) / len(values) if hinted else 0.0
+    if hinted:
+        return sum(bool(_ZIP_TEXT.match(v) or _UK_POSTCODE.match(v) or _CA_POSTCODE.match(v))
+                   for v in values) / len(values)
+    return sum(bool(_UK_POSTCODE.match(v) or _CA_POSTCODE.match(v)) for v in values) / len(values)
+
+
+def _birth_dates(s: pd.Series) -> pd.Series | None:
+    """The values of ``s`` read as whole dates (a day, not a year or a quarter: Safe Harbor keeps the year), NaT
+    where one is not; None when the column holds no dates at all."""
+    x = s.dropna()
+    if pd.api.types.is_datetime64_any_dtype(x):
+        t = pd.to_datetime(x)
+        return t.dt.tz_localize(None) if getattr(t.dt, "tz", None) is not None else t
+    if pd.api.types.is_bool_dtype(x) or pd.api.types.is_float_dtype(x) or pd.api.types.is_complex_dtype(x):
+        return None
+    text = x.astype(str).str.strip()
+    if pd.api.types.is_integer_dtype(x) or text.str.fullmatch(r"\d{8}").all():  # 19640411
+        return pd.to_datetime(text.where(text.str.fullmatch(r"\d{8}")), format="%Y%m%d", errors="coerce")
+    shaped = text.where(text.str.match(_DATE_TEXT))
+    if shaped.isna().all():
+        return None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = pd.to_datetime(shaped, errors="coerce", format="mixed", utc=True)
+    return t.dt.tz_localize(None)
+
+
+def scan_quasi(name: str, s: pd.Series) -> dict | None:
+    """A quasi-identifier (:data:`QUASI_KINDS`) ``s`` looks like: ``{kind, match_share, distinct_share, distinct,
+    sampled, name_hint, quasi}``, or None. A postal code is found by its name and its values (a UK or Canadian
+    postcode by its values alone); a birth date by its name and values that are whole dates, from
+    :data:`EARLIEST_BIRTH` to today. They repeat (neighbours share a ZIP, twins a birthday): two values are enough."""
+    x = s.dropna()
+    if len(x) == 0 or pd.api.types.is_bool_dtype(x):
+        return None
+    x = x.iloc[:PII_SAMPLE]
+    words = _words(name)
+    hits = []
+    if _QUASI_HINTS["birth_date"].search(words):
+        t = _birth_dates(x)
+        if t is not None:
+            ok = t.notna() & (t >= EARLIEST_BIRTH) & (t <= pd.Timestamp.now())
+            hits.append(("birth_date", float(ok.mean()), int(t[ok].nunique()), True))
+    if not pd.api.types.is_datetime64_any_dtype(x):
+        values = _text_values(x)
+        if values:
+            hinted = bool(_QUASI_HINTS["postal_code"].search(words))
+            share = _postal_share(values, pd.api.types.is_numeric_dtype(x), hinted)
+            hits.append(("postal_code", share, len(set(values)), hinted))
+    best = None
+    for kind, share, n_distinct, hinted in hits:
+        if n_distinct >= 2 and share >= (HINTED_MATCH_SHARE if hinted else MATCH_SHARE) and (
+                best is None or share > best["match_share"]):
+            best = {"kind": kind, "match_share": share, "distinct_share": n_distinct / len(x), "distinct": n_distinct,
+                    "sampled": len(x), "name_hint": hinted, "quasi": True}
     return best
+
+
+def sex_column(frame: pd.DataFrame, skip=()) -> str | None:
+    """The column named sex or gender with at most 3 values (the third of the quasi-identifiers), or None."""
+    for c in frame.columns:
+        if c not in skip and _SEX_NAME.search(_words(c)) and 1 <= frame[c].nunique(dropna=True) <= 3:
+            return c
+    return None
+
+
+def combination(frame: pd.DataFrame, found: list[dict], skip=()) -> dict | None:
+    """How many rows the postal codes, birth dates (and sex) found together single out: ``{columns, rows, unique,
+    share}`` over the rows where all of them are known, or None without both a postal code and a birth date."""
+    postal = [f["column"] for f in found if f.get("kind") == "postal_code" and f.get("detected", True)]
+    birth = [f["column"] for f in found if f.get("kind") == "birth_date" and f.get("detected", True)]
+    if not postal or not birth:
+        return None
+    sex = sex_column(frame, skip=(*skip, *postal, *birth))
+    cols = [postal[0], birth[0], *([sex] if sex else [])]
+    known = frame[cols].dropna()
+    if len(known) == 0:
+        return None
+    unique = int((~known.astype(str).duplicated(keep=False)).sum())
+    return {"columns": cols, "rows": len(known), "unique": unique, "share": unique / len(known)}
 
 
 def declared_as(ctx: Context, column: str) -> str | None:
@@ -252,7 +369,8 @@ def declared_as(ctx: Context, column: str) -> str | None:
     return None
 
 
-@register("personal_data", ids=("personal_data", "personal_data_declared"), order=30)
+@register("personal_data", ids=("personal_data", "personal_data_declared", "quasi_identifier",
+                               "quasi_identifiers_combined"), order=30)
 def check_personal_data(ctx: Context) -> list[Check]:
     spec = ctx.spec
     out: list[Check] = []
@@ -270,6 +388,9 @@ def check_personal_data(ctx: Context) -> list[Check]:
                               "purpose": purpose, "detected": False})
             continue
         found.append({"column": c, **hit, "declared_as": declared, "purpose": purpose, "detected": True})
+        if hit.get("quasi"):
+            out.append(_quasi_finding(c, hit, declared, purpose))
+            continue
         what = KIND_WORDS[hit["kind"]]
         evidence = {k: hit[k] for k in ("kind", "match_share", "distinct_share", "distinct", "sampled", "name_hint")}
         measured = (f"{hit['match_share']:.0%} of {hit['sampled']:,} sampled values match, "
@@ -293,7 +414,51 @@ def check_personal_data(ctx: Context) -> list[Check]:
                 f"{declared}" + (f" (purpose: {purpose})" if purpose else ""), column=c,
                 evidence={**evidence, "declared_as": declared}))
     ctx.stats["personal_data"] = found
+    skip = (spec.data.target, spec.data.time, spec.data.label_time)
+    combo = combination(ctx.frame, found, skip=skip)
+    if combo is not None:
+        ctx.stats["quasi_identifiers"] = combo
+        out.append(_combination_finding(combo, {f["column"]: f.get("declared_as") for f in found}))
     return out
+
+
+def _quasi_finding(c: str, hit: dict, declared: str | None, purpose: str | None) -> Check:
+    what = KIND_WORDS[hit["kind"]]
+    evidence = {k: hit[k] for k in ("kind", "match_share", "distinct_share", "distinct", "sampled", "name_hint")}
+    measured = f"{hit['match_share']:.0%} of {hit['sampled']:,} sampled values match, {hit['distinct']:,} different"
+    if declared is None:
+        return Check(
+            "quasi_identifier", "warning", f"column '{c}' looks like {what} ({measured}): a quasi-identifier, "
+            "personal data that singles people out together with others (a ZIP code, birth date and sex identify "
+            "87% of US residents)", column=c, evidence=evidence,
+            fix=f"declare it: add it to personal_data with its purpose (`personal_data: {{{c}: why the case keeps "
+                f"it}}`; the prediction log then keeps it hashed), or exclude it (data.features.exclude)"
+                + ("; or keep only the year of birth" if hit["kind"] == "birth_date" else
+                   "; or keep only its first 3 digits (HIPAA Safe Harbor)"))
+    return Check("quasi_identifier", "info", f"column '{c}' looks like {what} ({measured}), a quasi-identifier; "
+                 f"declared as {declared}" + (f" (purpose: {purpose})" if purpose else ""), column=c,
+                 evidence={**evidence, "declared_as": declared})
+
+
+def _combination_finding(combo: dict, declared: dict) -> Check:
+    cols = combo["columns"]
+    named = ", ".join(f"'{c}'" for c in cols[:-1]) + f" and '{cols[-1]}'"
+    title = (f"{named} together single out {combo['unique']:,} of {combo['rows']:,} rows ({combo['share']:.0%}): "
+             "whoever holds them can find these people in another list (a voter roll, a customer file)")
+    evidence = dict(combo)
+    undeclared = [c for c in cols[:2] if declared.get(c) is None]
+    if combo["share"] >= UNIQUE_SHARE and len(undeclared) == 2:
+        return Check("quasi_identifiers_combined", "error", title, column=cols[0], evidence=evidence,
+                     fix=f"declare them before they spread: add {' and '.join(repr(c) for c in cols[:2])} to "
+                         "personal_data with their purpose (the prediction log then keeps them hashed), or exclude "
+                         "one (data.features.exclude), or coarsen it (the year of birth, the first 3 digits of "
+                         "the ZIP code)")
+    # one of them declared (hashed in the log) or excluded breaks the combination where it would spread
+    return Check("quasi_identifiers_combined", "info", title + (
+        f"; {', '.join(repr(c) for c in undeclared)} not declared" if undeclared else "; declared"),
+        column=cols[0], evidence={**evidence, "undeclared": undeclared},
+        fix=f"declare {' and '.join(repr(c) for c in undeclared)} under personal_data with the purpose"
+        if undeclared else None)
 
 
 def _declared_kind(spec, column: str) -> str | None:

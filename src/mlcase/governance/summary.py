@@ -15,9 +15,11 @@ def governance_summary(spec, found: list[dict] | None = None) -> dict:
     policy = LogPolicy.from_spec(spec)
     personal = [{"column": p.column, "kind": p.kind, "purpose": p.purpose, "declared_as": "personal_data",
                  "logged": policy.of(p.column)} for p in spec.personal_data]
-    listed = {p["column"] for p in personal}
+    listed = {p["column"]: p for p in personal}
     for f in found or []:
-        if f["column"] not in listed and f.get("detected"):
+        if f["column"] in listed:   # declared without a kind: what the check found it holds
+            listed[f["column"]]["kind"] = listed[f["column"]]["kind"] or f.get("kind")
+        elif f.get("detected"):
             personal.append({"column": f["column"], "kind": f.get("kind"), "purpose": None,
                              "declared_as": f.get("declared_as"), "logged": policy.of(f["column"])})
     logged = {c: how for c, how in spec.serving.log_inputs.items()}

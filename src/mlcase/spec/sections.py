@@ -475,7 +475,8 @@ class ChecksSpec(_Model):
                                           "a check id that does not exist, or a column the data lacks, is an error.")
 
 
-PERSONAL_KINDS = ("email", "phone", "card_number", "account_number", "national_id", "person_name", "other")
+PERSONAL_KINDS = ("email", "phone", "card_number", "account_number", "national_id", "person_name", "postal_code",
+                  "birth_date", "other")
 
 
 class PersonalDatum(_Model):

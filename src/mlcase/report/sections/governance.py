@@ -15,6 +15,7 @@ STAGES: tuple[str, ...] = ()  # always built: the spec alone says most of it
 
 
 def build(results: dict[str, dict]) -> list[Section]:
+    from ...checks.personal import QUASI_KINDS
     from ...formats import duration
     from ...governance.summary import KEPT, governance_summary
     from ...spec import CaseSpec
@@ -28,10 +29,15 @@ def build(results: dict[str, dict]) -> list[Section]:
     parts = []
     if g["personal_data"]:
         parts.append("<h3>Personal data</h3>" + table(
-            [{"column": p["column"], "holds": (p["kind"] or "–").replace("_", " "),
+            [{"column": p["column"], "holds": (p["kind"] or "–").replace("_", " ")
+              + (" (quasi-identifier)" if p["kind"] in QUASI_KINDS else ""),
               "purpose": p["purpose"] or "not declared under personal_data", "the log keeps it": p["logged"]}
              for p in g["personal_data"]]))
-    else:
+    combo = ((results.get("checks") or {}).get("stats") or {}).get("quasi_identifiers")
+    if combo:
+        parts.append(f"<p>Quasi-identifiers together: {esc(', '.join(combo['columns']))} single out "
+                     f"{combo['unique']:,} of {combo['rows']:,} rows ({combo['share']:.0%}).</p>")
+    if not g["personal_data"]:
         parts.append("<p>No personal data is declared under <code>personal_data</code>, and the data checks found "
                      "none.</p>")
     facts = []
@@ -55,7 +61,10 @@ def build(results: dict[str, dict]) -> list[Section]:
         [{"alert": a["alert"].replace("_", " "), "owner": a["owner"], "from": a["via"]} for a in g["alert_owners"]]))
     mon = results.get("monitoring") or {}
     parts += _monitoring_parts(mon)
-    status = "error" if any(p["declared_as"] is None for p in g["personal_data"]) else None
+    # an undeclared identifier stops the run (an error); an undeclared quasi-identifier alone is a warning
+    undeclared = [p for p in g["personal_data"] if p["declared_as"] is None]
+    status = ("error" if any(p["kind"] not in QUASI_KINDS for p in undeclared) else "warning" if undeclared
+              else None)
     return [Section(id="governance", title=TITLE, html="".join(parts), order=ORDER, status=status)]
 
 
