@@ -77,9 +77,14 @@ def test_score_defers_what_the_evaluation_counted_within_the_review_capacity(sco
     assert d["enabled"] and d["wanted"] > 3 * d["capacity_rows"]       # far more uncertain cases than reviewers
     # the evaluation's deferred count is the score file's review count
     assert int(review.sum()) == d["deferred"] == d["review_rows"]
-    # the cut that chose them was chosen on the validation rows, with the capacity's room there
-    assert (bundle.conformal.get("defer_cut") or {}).get("room") == capacity_rows(
-        d["capacity_share"], bundle.conformal["n_calibration"])
+    # the cut that chose them was chosen on the validation rows, with the room there that keeps new rows within the
+    # capacity with 95% confidence (the capacity's own room overfilled it on about half of new batches)
+    from mlcase.conformal.deferral import held_rows
+
+    cut = bundle.conformal.get("defer_cut") or {}
+    n_cal = bundle.conformal["n_calibration"]
+    assert cut.get("room") == held_rows(d["capacity_share"], n_cal) <= capacity_rows(d["capacity_share"], n_cal)
+    assert cut.get("capacity_room") == capacity_rows(d["capacity_share"], n_cal)
     # within the capacity, give or take the sampling of the test rows (the cut is chosen on the validation rows)
     share = d["capacity_share"]
     assert review.mean() <= share + 3 * math.sqrt(share * (1 - share) / n)

@@ -215,6 +215,20 @@ def conformal_html(conf: dict, cur: str = "$") -> str:
     return "".join(out)
 
 
+def _cut_sentence(cut: dict) -> str:
+    """Where the deferral cut was chosen, and the room it keeps for new rows (:func:`mlcase.conformal.deferral.held_rows`)."""
+    if not cut.get("n_validation"):
+        return ""
+    said = (f" How uncertain a case must be to go to review was chosen on the {esc(fmt(cut.get('n_validation')))} "
+            "validation rows, as the threshold was, and the server and <code>mlcase score</code> apply the same cut")
+    if cut.get("hold") is None:   # a model calibrated before the cut kept a margin
+        return said + ", so the share reviewed on new rows is as near the capacity as these test rows show."
+    return (said + f"; it keeps {esc(fmt(cut.get('room')))} of the {esc(fmt(cut.get('capacity_room')))} rows the "
+            f"capacity left there after the flags, so that new rows stay within the capacity with "
+            f"{esc(fmt(round(100 * cut['hold'])))}% confidence (the share of new rows past the cut varies from "
+            "batch to batch).")
+
+
 def _deferral_html(conf: dict, d: dict, cur: str = "$") -> str:
     from ...formats import money
 
@@ -226,10 +240,7 @@ def _deferral_html(conf: dict, d: dict, cur: str = "$") -> str:
              f"deferred cases stay within the review capacity ({esc(cap)}). "
              f"{esc(fmt(d.get('wanted')))} cases asked to be deferred; {esc(fmt(d.get('deferred')))} were"
              + (" (the capacity binds)" if d.get("capacity_binding") else "") + "."
-             + (f" How uncertain a case must be to go to review was chosen on the {esc(fmt(cut.get('n_validation')))} "
-                "validation rows, as the threshold was, and the server and <code>mlcase score</code> apply the same "
-                "cut, so the share reviewed on new rows is as near the capacity as these test rows show."
-                if (cut := d.get("cut")) and cut.get("n_validation") else "") + "</p>")
+             + _cut_sentence(d.get("cut") or {}) + "</p>")
     if regression and limit is None:  # MASS::Boston read "cases with intervals wider than – go to a person"
         intro = ("<p>Deferral: no <code>conformal.max_interval_width</code> is set, so no interval is too wide and "
                  "every case is automated; set it to send the widest intervals to a person.</p>")
