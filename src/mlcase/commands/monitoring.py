@@ -248,8 +248,12 @@ def label_lines(data: dict) -> list[str]:
     lines = []
     h, a, au = src.get("holdout"), src.get("acted"), src.get("audit")
     if h:
-        line = (f"holdout: {h['n']} units, precision {ci(h['precision'])}, recall {ci(h['recall'])} on "
-                f"{h['labels']['n']} labels")
+        # units, not requests: a unit sent twice is one unit (was "60 units" for 30 units of carData::Mroz sent twice)
+        units, lab_units = h.get("units", h["n"]), h["labels"].get("units", h["labels"]["n"])
+        reqs = f" ({h['n']} requests)" if h["n"] != units else ""
+        labs = f"{lab_units} labelled units ({h['labels']['n']} labels)" if h["labels"]["n"] != lab_units else (
+            f"{h['labels']['n']} labels")
+        line = (f"holdout: {units} units{reqs}, precision {ci(h['precision'])}, recall {ci(h['recall'])} on {labs}")
         if a:
             line += f"; the model's own labels say precision {ci(a['precision'])}"
         gap = (h.get("value_given_up") or {}).get("per_decision")

@@ -13,6 +13,15 @@
 
 Every result is a dict with ``value``, ``low``, ``high`` and ``n`` (the rows it
 rests on), so a report can always say how much evidence a number has.
+
+Rows are requests; a unit (``data.id``, logged as ``unit_id``) may send several.
+Given each row's unit, :func:`proportion` and :func:`mean_ci` count ``units``
+and, where a unit has several rows, widen their intervals to the unit-clustered
+variance of the mean (the sandwich statsmodels' ``OLS(x, 1).fit(cov_type=
+"cluster")`` gives): the share's Wilson interval on its effective sample size
+(Kish), the mean's t interval with units - 1 degrees of freedom. A unit's
+repeated requests are not independent evidence: a holdout of 45 units each sent
+twice has 45 units' worth, not 90 (its precision interval read as if it had 90).
 """
 
 from __future__ import annotations
@@ -28,38 +37,108 @@ def _none(n: int = 0) -> dict:
     return {"value": None, "low": None, "high": None, "n": int(n)}
 
 
-def proportion(k: float, n: float) -> dict:
-    """``k / n`` with its 95% Wilson interval (``statsmodels.stats.proportion.proportion_confint``)."""
+def _codes(units, n: int) -> np.ndarray | None:
+    """Integer codes of ``units`` (one per row), or None where every row is its own unit."""
+    if units is None:
+        return None
+    u = np.asarray(units, dtype=object)
+    if len(u) != n:
+        raise ValueError(f"{len(u)} unit ids for {n} rows")
+    import pandas as pd
+
+    codes, _ = pd.factorize(pd.Series(u, dtype="str"), use_na_sentinel=False)
+    return codes
+
+
+def cluster_var(x: np.ndarray, codes: np.ndarray, correction: bool = True) -> float:
+    """The unit-clustered variance of the mean of ``x``: ``G / (G - 1) * sum_g (sum_{i in g} (x_i - mean))^2 / n^2``,
+    statsmodels' ``OLS(x, ones).fit(cov_type="cluster", cov_kwds={"groups": codes})`` squared standard error
+    (without the ``G / (G - 1)`` factor where ``correction`` is False: a share's ``p (1 - p) / n`` read by unit)."""
+    x = np.asarray(x, dtype=float)
+    n, g = len(x), int(codes.max()) + 1 if len(codes) else 0
+    if n == 0 or g < 2:
+        return float("nan")
+    per = np.bincount(codes, weights=x - x.mean(), minlength=g)
+    return float((g / (g - 1) if correction else 1.0) * (per ** 2).sum() / n ** 2)
+
+
+def proportion(k: float, n: float, x: np.ndarray | None = None, units=None) -> dict:
+    """``k / n`` with its 95% Wilson interval (``statsmodels.stats.proportion.proportion_confint``).
+
+    With the rows' 0/1 values ``x`` and their ``units``: ``units`` is how many distinct units they are, and where a
+    unit has several rows the interval is Wilson's on the effective sample size ``p (1 - p) / var``, ``var`` the
+    unit-clustered variance of the share (no more than ``n``; the number of units where every row is alike)."""
     if n <= 0:
         return _none()
     from statsmodels.stats.proportion import proportion_confint
 
-    lo, hi = proportion_confint(int(k), int(n), alpha=0.05, method="wilson")
-    return {"value": float(k / n), "low": float(lo), "high": float(hi), "n": int(n)}
+    codes = _codes(units, int(n)) if x is not None else None
+    k, n = int(k), int(n)
+    p = k / n
+    out = {"value": float(p), "n": n}
+    n_eff = float(n)
+    if codes is not None:
+        g = int(codes.max()) + 1
+        out["units"] = g
+        if g < n:
+            var = cluster_var(x, codes, correction=False)   # units each sent k times: n_eff is the units
+            n_eff = float(g) if not var > 0 else min(float(n), p * (1 - p) / var)
+            n_eff = max(n_eff, 1.0)
+            out["n_effective"] = n_eff
+            out["interval"] = "Wilson on the effective sample size, clustered by unit"
+    if n_eff == n:
+        lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    else:
+        lo, hi = proportion_confint(p * n_eff, n_eff, alpha=0.05, method="wilson")
+    return {"value": out.pop("value"), "low": float(lo), "high": float(hi), **out}
 
 
-def mean_ci(x: np.ndarray) -> dict:
-    """The mean of ``x`` with its 95% t interval (``statsmodels`` ``DescrStatsW``)."""
+def mean_ci(x: np.ndarray, units=None) -> dict:
+    """The mean of ``x`` with its 95% t interval (``statsmodels`` ``DescrStatsW``).
+
+    With each row's ``units``: ``units`` counts them, and where a unit has several rows the interval is the t interval
+    of the unit-clustered standard error with units - 1 degrees of freedom (as statsmodels' clustered OLS gives)."""
     x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
+    codes = _codes(units, len(x))
+    ok = np.isfinite(x)
+    x = x[ok]
+    if codes is not None:
+        codes = np.unique(codes[ok], return_inverse=True)[1] if len(x) else codes[ok]
     if len(x) == 0:
         return _none()
-    if len(x) == 1:
-        return {"value": float(x[0]), "low": None, "high": None, "n": 1}
+    g = int(codes.max()) + 1 if codes is not None else len(x)
+    extra = {"units": g} if codes is not None else {}
+    if len(x) == 1 or g < 2:
+        return {"value": float(x.mean()), "low": None, "high": None, "n": int(len(x)), **extra}
+    if codes is not None and g < len(x):
+        from scipy.stats import t
+
+        se = float(np.sqrt(cluster_var(x, codes)))
+        q = float(t.ppf(0.975, g - 1))
+        m = float(x.mean())
+        return {"value": m, "low": m - q * se, "high": m + q * se, "n": int(len(x)), **extra,
+                "interval": "t on the unit-clustered standard error"}
     from statsmodels.stats.weightstats import DescrStatsW
 
     lo, hi = DescrStatsW(x).tconfint_mean(alpha=0.05)
-    return {"value": float(x.mean()), "low": float(lo), "high": float(hi), "n": int(len(x))}
+    return {"value": float(x.mean()), "low": float(lo), "high": float(hi), "n": int(len(x)), **extra}
 
 
-def binary_metrics(y: np.ndarray, f: np.ndarray) -> dict:
-    """Precision, recall, positive rate and accuracy of flags ``f`` against outcomes ``y`` (both 0/1)."""
+def binary_metrics(y: np.ndarray, f: np.ndarray, units=None) -> dict:
+    """Precision, recall, positive rate and accuracy of flags ``f`` against outcomes ``y`` (both 0/1); with each
+    row's ``units``, counted and clustered by unit (:func:`proportion`)."""
     y = np.asarray(y, dtype=int)
     f = np.asarray(f, dtype=int)
-    tp = int(((f == 1) & (y == 1)).sum())
-    return {"precision": proportion(tp, int(f.sum())), "recall": proportion(tp, int(y.sum())),
-            "positive_rate": proportion(int(y.sum()), len(y)), "flag_rate": proportion(int(f.sum()), len(y)),
-            "accuracy": proportion(int((f == y).sum()), len(y))}
+    u = None if units is None else np.asarray(units, dtype=object)
+
+    def share(x: np.ndarray, rows: np.ndarray) -> dict:
+        return proportion(int(x[rows].sum()), int(rows.sum()), x[rows] if u is not None else None,
+                          u[rows] if u is not None else None)
+
+    every = np.ones(len(y), dtype=bool)
+    return {"precision": share(y, f == 1), "recall": share(f, y == 1),
+            "positive_rate": share(y, every), "flag_rate": share(f, every),
+            "accuracy": share((f == y).astype(int), every)}
 
 
 def weighted_ratio(a: np.ndarray, b: np.ndarray, pi: np.ndarray) -> dict:

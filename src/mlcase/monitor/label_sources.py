@@ -62,10 +62,13 @@ class Parts:
     h_cost_model: list = field(default_factory=list)
     h_cost_policy: list = field(default_factory=list)
     h_sources: list = field(default_factory=list)
+    h_unit: list = field(default_factory=list)     # the unit (data.id; the request id where none was logged)
+    hold_units: list = field(default_factory=list)  # the unit of every holdout row, labelled or not
     a_y: list = field(default_factory=list)        # model arm, labelled
     a_f: list = field(default_factory=list)
     a_cost: list = field(default_factory=list)
     a_sources: list = field(default_factory=list)
+    a_unit: list = field(default_factory=list)
     r_y: list = field(default_factory=list)        # model arm, reviewed: the reviewer's verdict
     r_f: list = field(default_factory=list)
     r_pi: list = field(default_factory=list)
@@ -100,6 +103,7 @@ def window_parts(df: pd.DataFrame, y_of, costs) -> Parts:
     if labelled.any():
         y[labelled] = y_of(df["_label"][labelled])
     sources = df["_lsrc"].astype("str").to_numpy()
+    unit = (df["_unit"].astype("str").to_numpy() if "_unit" in df else np.arange(len(df)).astype(str))
     known = ~np.isnan(y) & ~np.isnan(f)
     hold = arm == "holdout"
     out.n_holdout = int(hold.sum())
@@ -107,9 +111,9 @@ def window_parts(df: pd.DataFrame, y_of, costs) -> Parts:
 
     h = np.flatnonzero(hold & known)
     out.h_y, out.h_f, out.h_acted, out.h_p = y[h].tolist(), f[h].tolist(), acted[h].tolist(), p[h].tolist()
-    out.h_sources = sources[h].tolist()
+    out.h_sources, out.h_unit, out.hold_units = sources[h].tolist(), unit[h].tolist(), unit[hold].tolist()
     a = np.flatnonzero(~hold & known)
-    out.a_y, out.a_f, out.a_sources = y[a].tolist(), f[a].tolist(), sources[a].tolist()
+    out.a_y, out.a_f, out.a_sources, out.a_unit = y[a].tolist(), f[a].tolist(), sources[a].tolist(), unit[a].tolist()
     if costs is not None:
         out.h_cost_model = costs.take(h).of(y[h], f[h]).tolist()
         out.h_cost_policy = costs.take(h).of(y[h], acted[h]).tolist()
@@ -159,19 +163,24 @@ def _holdout(parts: Parts, with_sizing: bool) -> dict | None:
     if parts.n_holdout == 0:
         return None
     y, f, acted = (np.asarray(x, dtype=float) for x in (parts.h_y, parts.h_f, parts.h_acted))
+    units = np.asarray(parts.h_unit, dtype=object) if len(parts.h_unit) == len(y) else np.arange(len(y)).astype(str)
     free = acted == 0
+    # n and labelled count requests (decisions); units and labelled_units the units they were for: a unit sent
+    # several times is one unit, and the intervals are clustered by unit (mlcase.monitor.estimators)
     out = {"n": parts.n_holdout, "share": parts.n_holdout / parts.n if parts.n else None,
-           "labelled": int(len(y)), "affected": int((~free).sum()),
+           "units": len(set(parts.hold_units)) if parts.hold_units else parts.n_holdout,
+           "labelled": int(len(y)), "labelled_units": int(len(set(units.tolist()))), "affected": int((~free).sum()),
            "labels": {"basis": "holdout arm (the model's action never touched these labels)" if free.all() else
                       "the holdout units today's process did not act on (its automatic decisions only)",
-                      "n": int(free.sum()), "sources": _counts(parts.h_sources)},
-           **binary_metrics(y[free], f[free])}
+                      "n": int(free.sum()), "units": int(len(set(units[free].tolist()))),
+                      "sources": _counts(parts.h_sources)},
+           **binary_metrics(y[free], f[free], units[free])}
     if parts.h_cost_model:
         cm = np.asarray(parts.h_cost_model)
         cp = np.asarray(parts.h_cost_policy)
-        out["cost_model"] = mean_ci(cm[free])
-        out["cost_policy"] = mean_ci(cp)
-        gap = mean_ci(cp - cm)
+        out["cost_model"] = mean_ci(cm[free], units[free])
+        out["cost_policy"] = mean_ci(cp, units)
+        gap = mean_ci(cp - cm, units)
         out["value_given_up"] = {"per_decision": gap, "holdout_rows": parts.n_holdout,
                                  "total": _scale(gap, parts.n_holdout)}
     if with_sizing:
@@ -191,7 +200,12 @@ def _sizing(h: dict) -> dict | None:
     p = min(max(prec["value"], 0.05), 0.95)
     rows = int(np.ceil(Z95 ** 2 * p * (1 - p) / SIZING_HALF_WIDTH ** 2 / flag["value"]))
     per = ((h.get("value_given_up") or {}).get("per_decision") or {}).get("value")
-    return {"precision_half_width": SIZING_HALF_WIDTH, "holdout_rows_needed": rows,
+    # the units that many independent rows are worth: a unit's requests count once (its effective rows per unit,
+    # the precision's effective sample size over its units, where the holdout's units repeat)
+    units = rows
+    if prec.get("n_effective") and prec.get("units"):
+        units = int(np.ceil(rows * prec["units"] / prec["n_effective"]))
+    return {"precision_half_width": SIZING_HALF_WIDTH, "holdout_rows_needed": rows, "holdout_units_needed": units,
             "value_given_up": None if per is None else per * rows}
 
 
@@ -199,10 +213,12 @@ def _acted(parts: Parts) -> dict | None:
     if not parts.a_y:
         return None
     y, f = np.asarray(parts.a_y), np.asarray(parts.a_f)
+    units = np.asarray(parts.a_unit, dtype=object) if len(parts.a_unit) == len(y) else np.arange(len(y)).astype(str)
     out = {"labels": {"basis": "the model arm's labels, shaped by the model's own action", "n": int(len(y)),
-                      "sources": _counts(parts.a_sources)}, **binary_metrics(y, f)}
+                      "units": int(len(set(units.tolist()))), "sources": _counts(parts.a_sources)},
+           **binary_metrics(y, f, units)}
     if parts.a_cost:
-        out["cost"] = mean_ci(np.asarray(parts.a_cost))
+        out["cost"] = mean_ci(np.asarray(parts.a_cost), units)
     return out
 
 
@@ -277,6 +293,12 @@ def _estimate_check(parts: Parts) -> dict | None:
     """The confidence-based estimate on the holdout's labelled rows vs what they realized."""
     y, f, acted, p = (np.asarray(x, dtype=float) for x in (parts.h_y, parts.h_f, parts.h_acted, parts.h_p))
     keep = (acted == 0) & ~np.isnan(p)
+    if len(parts.h_unit) == len(y) and keep.any():
+        # one row per unit (its last): the bands draw each row's outcome independently, and a unit's repeated
+        # requests share one outcome, so they would be as narrow as twice the units
+        last = pd.Series(np.arange(len(y)))[keep].groupby(np.asarray(parts.h_unit, dtype=object)[keep]).last()
+        keep = np.zeros(len(y), dtype=bool)
+        keep[last.to_numpy()] = True
     if keep.sum() == 0:
         return None
     y, f, p = y[keep], f[keep], p[keep]

@@ -66,7 +66,7 @@ def encode_labels(run, labels: pd.Series) -> np.ndarray:
 def window_frame(run, wi: int, columns: list[str], labelled_only: bool = False) -> pd.DataFrame:
     inner = [c for c in columns if c in run.col]
     sel = ["_score", "_flag", "_dec", "_prediction", "_label", "_arm", "_audit", "_pi", "_rlabel", "_lsrc", "_olabel",
-           "_osrc"] + [
+           "_osrc", "coalesce(_unit, _rid) AS _unit"] + [
         f"{run.col[c]} AS {_q(c)}" for c in inner]
     where = "_wi = ?" + (" AND _label IS NOT NULL" if labelled_only else "")
     return run.con.execute(f"SELECT {', '.join(sel)} FROM log WHERE {where}", [wi]).df()
@@ -202,6 +202,10 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
         return None
     out: dict[str, Any] = {"n": int(n)}
     ci: dict[str, dict] = {}
+    # n counts requests (decisions); units the units they were for (data.id, logged as unit_id): the intervals are
+    # clustered by unit, so a unit sent twice is not two independent outcomes
+    unit = (df["_unit"].astype("str").to_numpy() if "_unit" in df else np.arange(n).astype(str))
+    out["units"] = int(len(set(unit.tolist())))
     if run.task == "ranking":  # list metrics come from mlcase.monitor.ranking
         return {**out, "label_mean": float(np.nanmean(y)) if np.isfinite(y).any() else None}
     if run.task == "binary":
@@ -214,19 +218,21 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
                         "precision": tp / int(fk.sum()) if fk.sum() else None,
                         "recall": tp / int(yk.sum()) if yk.sum() else None,
                         "flag_rate": float(fk.mean()), "positive_rate": float(yk.mean())})
-            ci.update({"accuracy": proportion(int((fk == yk).sum()), len(yk)),
-                       "precision": proportion(tp, int(fk.sum())), "recall": proportion(tp, int(yk.sum()))})
+            uk, hit = unit[ok], (fk == yk).astype(int)
+            ci.update({"accuracy": proportion(int(hit.sum()), len(yk), hit, uk),
+                       "precision": proportion(tp, int(fk.sum()), yk[fk == 1], uk[fk == 1]),
+                       "recall": proportion(tp, int(yk.sum()), fk[yk == 1], uk[yk == 1])})
             if costs is not None:
                 per = costs.take(np.flatnonzero(ok)).of(yk, fk)
                 out["cost"] = float(per.mean())
                 out["cost_total"] = float(per.sum())
-                ci["cost"] = mean_ci(per)
+                ci["cost"] = mean_ci(per, uk)
         p = _floats(df["_score"])
         has = ~np.isnan(p)
         if has.sum() and len(np.unique(y[has])) == 2:
             out.update(_probability_metrics(y[has], p[has]))
             yy, pp = y[has].astype(int), np.clip(p[has], 0.0, 1.0)
-            ci["brier"] = mean_ci((pp - yy) ** 2)
+            ci["brier"] = mean_ci((pp - yy) ** 2, unit[has])
     elif run.task == "regression":
         from ..tasks import get_task, regression_cost
 
@@ -236,8 +242,8 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
             return None
         out.update(get_task("regression").metrics(y[ok], pred[ok]))
         err = pred[ok] - y[ok]
-        ci["mae"] = mean_ci(np.abs(err))
-        mse = mean_ci(err ** 2)  # RMSE's interval: the root of the mean squared error's
+        ci["mae"] = mean_ci(np.abs(err), unit[ok])
+        mse = mean_ci(err ** 2, unit[ok])  # RMSE's interval: the root of the mean squared error's
         ci["rmse"] = {**mse, **{k: (float(np.sqrt(max(mse[k], 0.0))) if mse[k] is not None else None)
                                 for k in ("value", "low", "high")}}
         rows = df.iloc[np.flatnonzero(ok)].drop(columns=[c for c in df.columns if c.startswith("_")])
@@ -247,7 +253,7 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
         try:
             per = regression_cost(run.case, rows, y[ok], told[ok])
             out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
-            ci["cost"] = mean_ci(per)
+            ci["cost"] = mean_ci(per, unit[ok])
         except RuleError as exc:
             run.warnings.append({"kind": "costs", "message": f"business cost not computed: {exc}"})
     else:
@@ -256,14 +262,15 @@ def realized_metrics(run, df: pd.DataFrame, y: np.ndarray, costs) -> dict | None
 
         out.update({"accuracy": float(np.mean(pred == y)),
                     "macro_f1": float(m.f1_score(y, pred, average="macro", zero_division=0))})
-        ci["accuracy"] = proportion(int(np.sum(pred == y)), len(y))
+        hit = (pred == y).astype(int)
+        ci["accuracy"] = proportion(int(hit.sum()), len(y), hit, unit)
         from ..tasks import multiclass_cost
 
         # as the evaluation prices it: costs.matrix, else each error costs 1 (monitoring priced nothing
         # without a matrix, so `mlcase monitor` showed no realized cost where `mlcase run` had shown one)
         per = multiclass_cost(run.case, y, pred)
         out["cost"], out["cost_total"] = float(per.mean()), float(per.sum())
-        ci["cost"] = mean_ci(per)
+        ci["cost"] = mean_ci(per, unit)
     if ci:
         # 95% intervals of the window's metrics (Wilson for shares, t for means): a drop on 60 labels and one on
         # 6,000 read the same without them (modeldata::attrition's accuracy 0.857 on 426 unchanged rows and 0.722

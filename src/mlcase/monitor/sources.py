@@ -90,7 +90,9 @@ def resolve_source(case, log) -> _Source:
 # ------------------------------------------------------------------ loading
 RAW_COLUMNS = ("_rid VARCHAR, _t DOUBLE, _version INTEGER, _tier VARCHAR, _fallback INTEGER, _reason VARCHAR, "
                "_score DOUBLE, _decision VARCHAR, _prediction VARCHAR, _label0 VARCHAR, _arm VARCHAR, "
-               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _fresh VARCHAR, _bad_json BOOLEAN")
+               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _fresh VARCHAR, _bad_json BOOLEAN, _unit VARCHAR")
+# _unit: the unit (data.id, logged as unit_id) a request was for; NULL where the request id was the unit. Monitoring
+# counts units and clusters its intervals by them: a unit sent twice is one unit, not two independent rows
 # what the log's columns beyond the first layout become (NULL where an older log lacks them)
 ARM_SQL = ("CAST(arm AS VARCHAR), TRY_CAST(audit AS INTEGER), nullif(TRY_CAST(sampling_probability AS DOUBLE), "
            "'NaN'::DOUBLE), CAST(model_decision AS VARCHAR), CAST(freshness AS VARCHAR)")
@@ -136,10 +138,11 @@ def _insert_log_chunk(run, tbl) -> None:
     run.con.register("_chunk", tbl)
     try:
         try:  # the common case: every row's inputs are JSON
-            run.con.execute(f"""{head}, inputs IS NULL {', ' + feats if feats else ''}
+            run.con.execute(f"""{head}, inputs IS NULL, CAST(unit_id AS VARCHAR) {', ' + feats if feats else ''}
                 FROM (SELECT *, json_transform(inputs, {struct}) AS _j FROM _chunk)""")
         except duckdb.InvalidInputException:  # some are not: mark them, keep the rest
-            run.con.execute(f"""{head}, NOT coalesce(json_valid(inputs), false) {', ' + feats if feats else ''}
+            run.con.execute(f"""{head}, NOT coalesce(json_valid(inputs), false), CAST(unit_id AS VARCHAR)
+                {', ' + feats if feats else ''}
                 FROM (SELECT *, CASE WHEN json_valid(inputs) THEN json_transform(inputs, {struct}) END AS _j
                       FROM _chunk)""")
     finally:
@@ -150,7 +153,8 @@ def _load_database(run, source: _Source) -> None:
     import pyarrow as pa
 
     pred_cols = ["request_id", "ts", "model_version", "tier", "fallback", "reason", "score", "decision",
-                 "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision", "freshness"]
+                 "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision", "freshness",
+                 "unit_id"]
     reader = _SqliteReader(source.target) if source.kind == "sqlite" else _SqlAlchemyReader(source.target)
     files, tail = [], None
     if source.kind == "sqlite":  # the compacted part (Parquet) and the live tail: every row once
@@ -299,7 +303,7 @@ def compacted_select(run, files: list, like: str = "raw_tail") -> str:
              col("arm", "CAST(arm AS VARCHAR)"), col("audit", "TRY_CAST(audit AS INTEGER)"),
              col("sampling_probability", "nullif(TRY_CAST(sampling_probability AS DOUBLE), 'NaN'::DOUBLE)"),
              col("model_decision", "CAST(model_decision AS VARCHAR)"), col("freshness", "CAST(freshness AS VARCHAR)"),
-             bad, *feats]
+             bad, col("unit_id", "CAST(unit_id AS VARCHAR)"), *feats]
     names = [r[0] for r in run.con.execute(f"DESCRIBE {like}").fetchall()]
     return f"SELECT {', '.join(f'{e} AS {_q(n)}' for e, n in zip(exprs, names, strict=True))} FROM {src}"
 
@@ -518,6 +522,8 @@ def _load_records(run, source: _Source) -> None:
     arm, audit, pi, mdec = pick("arm"), pick("audit"), pick("sampling_probability"), pick("model_decision")
     fresh = pick("freshness")
     rid = pick("request_id", run.spec.data.id)
+    # the unit: a unit_id column, else data.id where request ids are given beside it
+    unit = pick("unit_id") or (pick(run.spec.data.id) if rid == "request_id" else None)
     label = pick("label", run.target)
     score, decision, prediction = pick("score"), pick("decision"), pick("prediction")
     tier, fallback, reason = pick("tier"), pick("fallback"), pick("reason")
@@ -539,7 +545,8 @@ def _load_records(run, source: _Source) -> None:
              f"CAST({_q(label)} AS VARCHAR)" if label else "NULL",
              f"CAST({_q(arm)} AS VARCHAR)" if arm else "NULL", f"TRY_CAST({_q(audit)} AS INTEGER)" if audit else "NULL",
              f"TRY_CAST({_q(pi)} AS DOUBLE)" if pi else "NULL", f"CAST({_q(mdec)} AS VARCHAR)" if mdec else "NULL",
-             f"CAST({_q(fresh)} AS VARCHAR)" if fresh else "NULL", "false"]
+             f"CAST({_q(fresh)} AS VARCHAR)" if fresh else "NULL", "false",
+             f"CAST({_q(unit)} AS VARCHAR)" if unit else "NULL"]
     for c in [*run.features, *run.extras]:
         exprs.append(run.value_sql(c, _q(c)) if c in types else "NULL")
     frm = "src LEFT JOIN _scored _s USING (_row)" if scored else "src_view"
@@ -637,7 +644,7 @@ class _SqliteReader:
     """Reads the serving log's tables with the sqlite3 module, in typed chunks."""
 
     TEXT = {"request_id", "ts", "tier", "reason", "decision", "prediction", "inputs", "label", "arm",
-            "model_decision", "source", "reviewer", "reviewed_at", "freshness"}
+            "model_decision", "source", "reviewer", "reviewed_at", "freshness", "unit_id"}
     FLOAT = {"score", "sampling_probability"}
 
     def __init__(self, path: Path):
