@@ -176,3 +176,25 @@ def test_units_survive_compaction_and_the_cli_says_units(served, tmp_path):
                                                              pytest.approx(before[name]["high"])), name
     line = next(x for x in label_lines(res.to_dict()) if x.startswith("holdout:"))
     assert line.startswith(f"holdout: {before['units']} units ({before['n']} requests)"), line
+
+
+def test_a_records_file_counts_its_units_by_data_id(served, tmp_path):
+    """A CSV of records (request ids beside the data.id column ``woman``) with every woman twice reads as the women
+    once: realized accuracy, cost and the drift tests are those of the file with each woman once."""
+    folder, _ = served
+    case = load_case(folder)
+    rows = prepare(case).rows("test")
+    once = rows.assign(request_id=[f"a{i}" for i in range(len(rows))])
+    twice = pd.concat([once, once.assign(request_id=[f"b{i}" for i in range(len(rows))])])
+    once.to_csv(tmp_path / "once.csv", index=False)
+    twice.to_csv(tmp_path / "twice.csv", index=False)
+    a = monitor(folder, log=tmp_path / "once.csv").windows[0]
+    b = monitor(folder, log=tmp_path / "twice.csv").windows[0]
+    ra, rb = a.get("realized") or a["realized_so_far"], b.get("realized") or b["realized_so_far"]
+    assert (rb["n"], rb["units"]) == (2 * len(rows), len(rows))   # was: no units, intervals of 2 x the women
+    for name in ("accuracy", "cost"):
+        assert rb[name] == pytest.approx(ra[name])
+        assert (rb["ci"][name]["low"], rb["ci"][name]["high"]) == (pytest.approx(ra["ci"][name]["low"]),
+                                                                   pytest.approx(ra["ci"][name]["high"])), name
+    for col, st in b["drift"].items():
+        assert st["p_value"] == pytest.approx(a["drift"][col]["p_value"], abs=1e-9), col
