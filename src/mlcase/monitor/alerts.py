@@ -51,7 +51,9 @@ def compute_alerts(run, windows: list[dict]) -> list[dict]:
             alerts.append({"kind": "realized_cost", "feature": None, "window": name, "value": real["cost"],
                            "threshold": mon.max_realized_cost,
                            "message": f"realized cost per decision {real['cost']:.4g}{_band(real, 'cost')} > "
-                                      f"{mon.max_realized_cost:g} in window {name} ({real['n']} labelled rows)"})
+                                      f"{mon.max_realized_cost:g} in window {name} ({real['n']} labelled rows"
+                                      + (f" of {real['units']} units" if real.get("units", real["n"]) != real["n"] else "")
+                                      + ")"})
         for a in w["assumptions"]:
             if a["status"] == "broken":
                 alerts.append({"kind": "assumption", "assumption": a["text"], "feature": None, "window": name,
