@@ -46,7 +46,9 @@ def _codes(units, n: int) -> np.ndarray | None:
         raise ValueError(f"{len(u)} unit ids for {n} rows")
     import pandas as pd
 
-    codes, _ = pd.factorize(pd.Series(u, dtype="str"), use_na_sentinel=False)
+    codes, _ = pd.factorize(pd.Series(u, dtype="str"))
+    missing = codes < 0   # a row without its unit is its own unit
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
     return codes
 
 
@@ -97,7 +99,8 @@ def mean_ci(x: np.ndarray, units=None) -> dict:
     """The mean of ``x`` with its 95% t interval (``statsmodels`` ``DescrStatsW``).
 
     With each row's ``units``: ``units`` counts them, and where a unit has several rows the interval is the t interval
-    of the unit-clustered standard error with units - 1 degrees of freedom (as statsmodels' clustered OLS gives)."""
+    of the unit-clustered standard error with units - 1 degrees of freedom (as statsmodels' clustered OLS gives),
+    never narrower than the rows' own standard error (as a share's effective sample size is at most its rows)."""
     x = np.asarray(x, dtype=float)
     codes = _codes(units, len(x))
     ok = np.isfinite(x)
@@ -113,7 +116,8 @@ def mean_ci(x: np.ndarray, units=None) -> dict:
     if codes is not None and g < len(x):
         from scipy.stats import t
 
-        se = float(np.sqrt(cluster_var(x, codes)))
+        # never narrower than the rows read as independent (a unit's requests cancelling out is chance, not evidence)
+        se = float(np.sqrt(max(cluster_var(x, codes), x.var(ddof=1) / len(x))))
         q = float(t.ppf(0.975, g - 1))
         m = float(x.mean())
         return {"value": m, "low": m - q * se, "high": m + q * se, "n": int(len(x)), **extra,
