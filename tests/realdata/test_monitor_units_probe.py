@@ -198,3 +198,23 @@ def test_a_records_file_counts_its_units_by_data_id(served, tmp_path):
                                                                    pytest.approx(ra["ci"][name]["high"])), name
     for col, st in b["drift"].items():
         assert st["p_value"] == pytest.approx(a["drift"][col]["p_value"], abs=1e-9), col
+
+
+def test_a_log_that_drops_the_unit_says_it_counts_requests(runs, tmp_path):
+    """With data.id dropped from the log (serving.log_inputs: {woman: drop}), monitoring cannot count units: it says
+    so, naming the setting that would (was: silent, each request read as an independent unit)."""
+    run = runs.copy("contraception-group", tmp_path / "case")
+    folder = run["folder"]
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec["serving"] = {**(spec.get("serving") or {}), "log_inputs": {"woman": "drop"}}
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    case = load_case(folder)
+    rows = json.loads(prepare(case).rows("test").drop(columns=["use"]).head(60).to_json(orient="records"))
+    with TestClient(create_app({"case": case, "warmup": 0})) as client:
+        for _ in range(2):
+            assert client.post("/predict", json=rows).status_code == 200
+    with sqlite3.connect(folder / "predictions.db") as con:
+        assert con.execute("SELECT count(*), count(unit_id) FROM predictions").fetchone() == (120, 0)
+    res = monitor(folder)
+    said = [w["message"] for w in res.warnings if w["kind"] == "units"]
+    assert len(said) == 1 and "drops data.id 'woman'" in said[0] and "{woman: hashed}" in said[0], res.warnings

@@ -377,6 +377,7 @@ class _Run:
     def compute(self, now) -> MonitorResult:
         self.archive = _governance.read_archive(self)
         self._build_log()
+        self._warn_unitless()
         if not self.windows:  # every row was pruned by serving.retention: the archived windows are the report
             return self._archived_only()
         W = len(self.windows)
@@ -451,6 +452,22 @@ class _Run:
             FROM log GROUP BY _wi ORDER BY _wi""").fetchall()
         return [{"n": int(r[1]), "n_fallback": int(r[2] or 0), "n_labelled": int(r[3]),
                  "delay_median": _num(r[4]), "delay_p90": _num(r[5]), "n_bad_json": int(r[6] or 0)} for r in rows]
+
+    def _warn_unitless(self) -> None:
+        """Say so where the case names its unit (``data.id``) but the serving log kept none: monitoring then counts
+        each request as a unit, and a unit sent several times reads as several independent outcomes."""
+        idcol = self.spec.data.id
+        if not idcol or self.task == "ranking" or getattr(self.source, "kind", None) not in ("sqlite", "sqlalchemy"):
+            return
+        n, units = self.con.execute("SELECT count(*), count(_unit) FROM log").fetchall()[0]
+        if not n or units:
+            return
+        dropped = (self.spec.serving.log_inputs or {}).get(idcol) == "drop"
+        why = (f"serving.log_inputs drops data.id '{idcol}'" if dropped else
+               f"the log holds no unit_id (data.id '{idcol}' was not sent, or the log predates it)")
+        self.warnings.append({"kind": "units", "message": f"{why}: each request is counted as a unit, so a unit "
+                              "sent several times reads as several independent outcomes; log it hashed "
+                              f"(serving.log_inputs: {{{idcol}: hashed}}) to count units"})
 
     def _as_of(self, now: float | None) -> float | None:
         """``now`` (epoch seconds, read by :func:`mlcase.times.read_now`), else the log's latest time."""
