@@ -129,7 +129,8 @@ def test_the_holdout_counts_units_and_its_intervals_are_the_units_worth(served):
 
 def test_realized_performance_and_drift_count_each_woman_once(served, tmp_path):
     """Realized metrics keep every request (each is a decision) with intervals clustered by woman; drift tests one
-    request per woman and window, so the doubled log's p-values are those of the log of each woman once."""
+    request per woman and window, so the doubled log's p-values are those of the log of each woman once, and the
+    estimate before labels has the band of the women once."""
     folder, sent = served
     res = monitor(folder)
     w = res.windows[0]
@@ -151,6 +152,11 @@ def test_realized_performance_and_drift_count_each_woman_once(served, tmp_path):
         assert st["p_value"] == pytest.approx(ref["drift"][col]["p_value"], abs=1e-9), col   # was: smaller
         assert st["psi"] == pytest.approx(ref["drift"][col]["psi"], abs=1e-9), col
     assert w["score_drift"]["p_value"] == pytest.approx(ref["score_drift"]["p_value"], abs=1e-9)
+    # the estimate before labels: a woman's requests share one outcome, so its band is the women's (was: narrower)
+    for name in ("accuracy", "precision", "recall", "positive_rate", "cost"):
+        est, one = w["estimated"][name], ref["estimated"][name]
+        assert est["value"] == pytest.approx(one["value"]), name
+        assert (est["low"], est["high"]) == (pytest.approx(one["low"]), pytest.approx(one["high"])), name
 
 
 def test_units_survive_compaction_and_the_cli_says_units(served, tmp_path):

@@ -107,7 +107,8 @@ def compute_performance(run, windows: list[dict]) -> None:
             scored = ~np.isnan(p_all) & ~np.isnan(f_all)
             if scored.any():
                 p, f = p_all[scored], f_all[scored]
-                w["estimated"] = cbpe(p, f, costs.take(scored) if costs is not None else None)
+                w["estimated"] = cbpe(p, f, costs.take(scored) if costs is not None else None,
+                                      units=df["_unit"].astype("str").to_numpy()[scored])
                 w["estimated"]["n"] = int(scored.sum())
             parts = window_parts(df, lambda s: encode_labels(run, s), costs)
             if run.has_holdout or parts.r_y:
