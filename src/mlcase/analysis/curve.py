@@ -9,7 +9,8 @@ row. The money per decision ``m(n)`` at ``n`` fit rows is fitted with an inverse
 
 (``scipy.optimize.curve_fit``), and extrapolated to the rows the served model is refitted on
 now (1x) and to 2x and 4x the labels. Its uncertainty is a bootstrap over the rows: the same
-resampled rows at every point, the law refitted each time; the band is the 2.5-97.5%
+resampled rows at every point, the law refitted each time (under a group split whole groups are resampled, at
+the expanded level of :func:`mlcase.evaluate.lift.expanded_level`: rows of one entity are not independent); the band is the 2.5-97.5%
 percentile of the extrapolations. The band covers the noise of the points, not a wrong
 functional form; ``tests/test_analysis_curve.py`` checks it against fits on more rows of a
 real table.
@@ -26,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from ..evaluate.lift import bootstrap_means
+from ..evaluate.lift import LEVEL, bootstrap_means, expanded_level, group_codes
 from .slices import BASELINE, FLOOR
 
 N_BOOT = 200
@@ -155,7 +156,14 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
     # (each resample's own least cost last)
     cols = ([C[:, j] for j in range(C.shape[1])] + ([] if B is None else [B[:, j] for j in range(B.shape[1])])
             + [least])
-    means = bootstrap_means(cols, N_BOOT, seed)
+    # under a group split the scored rows' groups are resampled whole (the folds hold each group out whole)
+    groups = getattr(refits, "groups", None)
+    means = bootstrap_means(cols, N_BOOT, seed, groups)
+    q = (1 - LEVEL) / 2
+    if groups is not None:
+        n_groups = int(group_codes(groups)[1])
+        q = (1 - expanded_level(LEVEL, n_groups)) / 2
+        out["resampled"] = {"unit": "group", "column": refits.case.spec.data.group, "n_groups": n_groups}
     floors = means[:, -1]
     boot, boot_params = _bootstrap(n, means[:, :C.shape[1]], targets, params, sigma, floors)
     b_boot = None
@@ -163,17 +171,18 @@ def learning_curve(refits, fractions, base_oof: dict | None, references: dict[st
         b_boot, b_boot_params = _bootstrap(b_n, means[:, C.shape[1]:-1], targets, b_params, b_sigma, floors)
         out["_boot_params_baseline"] = b_boot_params
     out.update(fitted=ok, params={"a": float(params[0]), "b": float(params[1]), "c": float(params[2])},
-               extrapolation=[_at(k, t, params, boot[:, i], references, C) for i, (k, t) in
+               extrapolation=[_at(k, t, params, boot[:, i], references, C, q) for i, (k, t) in
                               enumerate(zip(MULTIPLES, targets, strict=True))])
     if b_boot is not None and out["baseline_curve"]["fitted"]:
         bp = out["baseline_curve"]["params"]
         for i, entry in enumerate(out["extrapolation"]):
             est = float(power_law(targets[i], bp["a"], bp["b"], bp["c"])) - entry["cost_per_decision"]
-            lo, hi = (float(v) for v in np.nanquantile(b_boot[:, i] - boot[:, i], [0.025, 0.975]))
+            lo, hi = (float(v) for v in np.nanquantile(b_boot[:, i] - boot[:, i], [q, 1 - q]))
             entry["saving_over"][BASELINE] = {"estimate": est, "band": [lo, hi], "baseline_learns": True}
     out["gain_2x"] = _gain(out["extrapolation"], 2.0)
     out["gain_4x"] = _gain(out["extrapolation"], 4.0)
     out["_boot_params"] = boot_params  # each resample's law, for settle(); dropped before saving
+    out["_band_q"] = q
     return out
 
 
@@ -207,9 +216,10 @@ def least_cost(refits) -> np.ndarray:
     return np.asarray(costs.of(y, np.asarray(y, dtype=float)), dtype=float)
 
 
-def _at(k: float, target: float, params, samples: np.ndarray, references: dict, C: np.ndarray) -> dict:
+def _at(k: float, target: float, params, samples: np.ndarray, references: dict, C: np.ndarray,
+        q: float = 0.025) -> dict:
     est = float(power_law(target, *params))
-    lo, hi = (float(v) for v in np.nanquantile(samples, [0.025, 0.975]))
+    lo, hi = (float(v) for v in np.nanquantile(samples, [q, 1 - q]))
     entry = {"multiple": k, "labels": int(round(target)), "cost_per_decision": est, "band": [lo, hi],
              "saving_over": {}}
     for name, ref in references.items():
@@ -278,7 +288,8 @@ def settle(curve: dict, evaluation: dict, required: float) -> dict | None:
             gains = b0 - power_law(k * now, boot[:, 0], boot[:, 1], boot[:, 2])
             if b_boot is not None:
                 gains = gains - baseline_gain(k, b_boot)
-            lo, hi = (float(v) for v in np.nanquantile(gains, [0.025, 0.975]))
+            q = curve.get("_band_q", 0.025)
+            lo, hi = (float(v) for v in np.nanquantile(gains, [q, 1 - q]))
             out["gain_band"] = [lo, hi]
             worst = L + lo
             needed = max(required, (Z_ALPHA + Z_POWER) * se)
@@ -292,6 +303,14 @@ def settle(curve: dict, evaluation: dict, required: float) -> dict | None:
             "more_labelled_rows": None, "max_multiple_tried": GRID[-1], **fixed}
 
 
+def _sd(lift: dict) -> float:
+    """The per-decision sd of a lift's paired difference, times the square root of its design effect under a group
+    split (at least 1, as the evaluation's CIs are never narrower than the rows'): the rows a larger test part
+    needs are counted as the groups move, not as independent rows."""
+    sd = float(lift.get("diff_sd_per_decision") or 0.0)
+    return sd * float(np.sqrt(max(1.0, float(lift.get("design_effect") or 1.0))))
+
+
 def _binding_lift(ev: dict) -> tuple[float, float, str, str] | None:
     """The smaller of the candidate's lifts over the best baseline and over the floor (the one that binds):
     ``(lift, sd of the paired difference, how the reasons name it, BASELINE or FLOOR)``."""
@@ -300,9 +319,7 @@ def _binding_lift(ev: dict) -> tuple[float, float, str, str] | None:
         return None
     cand = ev.get("champion_candidate")
     over_floor = (ev.get("lift_over_model_free") or {}).get(cand)
-    options = [(lift["estimate"], float(ev["lift"].get("diff_sd_per_decision") or 0.0),
-                f"the best baseline ({ev.get('best_baseline')})", BASELINE)]
+    options = [(lift["estimate"], _sd(ev["lift"]), f"the best baseline ({ev.get('best_baseline')})", BASELINE)]
     if over_floor:
-        options.append((over_floor["estimate"], float(over_floor.get("diff_sd_per_decision") or 0.0),
-                        "the best model-free policy", FLOOR))
+        options.append((over_floor["estimate"], _sd(over_floor), "the best model-free policy", FLOOR))
     return min(options, key=lambda t: t[0])

@@ -5,7 +5,7 @@ column when it names none, is left out in turn and the candidate's configuration
 cross-validated without it (:class:`~.refits.Refits`, the bake-off's folds and early
 stopping). A group is worth what its absence costs: the mean over the out-of-fold rows of
 ``cost without it - cost with everything``, with a paired bootstrap 95% CI (the same rows
-resampled for both). A positive worth with a CI above zero says the data source earns its
+resampled for both; under a group split whole groups, as the slices' CIs). A positive worth with a CI above zero says the data source earns its
 keep per decision; compare it with what the source costs per decision.
 
 Groups are measured in order (the spec's order, or the columns by SHAP importance) until the
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluate.lift import bootstrap_means, ci
+from ..evaluate.lift import group_codes
+from .slices import mean_ci as _ci
 
 
 def group_value(refits, groups: dict[str, list[str]], full_costs: np.ndarray, full_loss: np.ndarray,
@@ -37,15 +38,18 @@ def group_value(refits, groups: dict[str, list[str]], full_costs: np.ndarray, fu
         costs = refits.row_costs(got["scores"])
         loss = refits.row_loss(got["scores"])
         worth = costs - full_costs
-        boot = bootstrap_means([worth, loss - full_loss], n_boot, seed + i)
+        worth_ci = _ci(worth, n_boot, seed + i, refits.groups)
         entries.append({"group": name, "columns": list(cols), "n_columns": len(cols),
-                        "worth_per_decision": ci(boot[:, 0], float(worth.mean())),
+                        "worth_per_decision": worth_ci,
                         "loss_without": float(loss.mean()), "loss_with": float(full_loss.mean()),
-                        "loss_increase": ci(boot[:, 1], float((loss - full_loss).mean())),
-                        "pays": bool(ci(boot[:, 0], float(worth.mean()))["ci_low"] > 0)})
+                        "loss_increase": _ci(loss - full_loss, n_boot, seed + i, refits.groups),
+                        "pays": bool(worth_ci["ci_low"] > 0)})
     entries.sort(key=lambda e: -(e.get("worth_per_decision") or {}).get("estimate", -np.inf))
+    resampled = ({} if refits.groups is None else
+                 {"resampled": {"unit": "group", "column": refits.case.spec.data.group,
+                                "n_groups": int(group_codes(refits.groups)[1])}})
     return {"groups": entries, "not_measured": not_measured, "named_in_spec": named,
-            "n_rows": int(len(full_costs)),
+            "n_rows": int(len(full_costs)), **resampled,
             "how": "each group left out in turn; worth = cost per decision without it - with every column"}
 
 

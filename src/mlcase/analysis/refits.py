@@ -58,6 +58,11 @@ class Refits:
         self.scored = np.concatenate([val for _, val in self.plan.folds])
         # per-row costs of the scored rows (cost expressions are evaluated once)
         self.costs = T.get_task(self.task).costs(self.case, self.rows.iloc[self.scored], ds.classes)
+        # the scored rows' entities under a group split (the folds keep each on one side): the curve's band and the
+        # groups' CIs resample them whole
+        from .core import row_groups
+
+        self.groups = row_groups(self.case, self.rows.iloc[self.scored])
 
     # ------------------------------------------------------------------ time
     def left(self) -> float:

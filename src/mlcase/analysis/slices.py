@@ -25,6 +25,16 @@ that chose it:
    times the rest's, with a bootstrap CI above 1 and a Holm-adjusted p below 0.05. The
    hybrids are reported on the test rows.
 
+Under a group split (``split.method: group``) the test asks how the model does on entities it has not
+seen, and rows of one entity are not independent draws: every test interval resamples whole groups
+(:func:`mlcase.evaluate.lift.bootstrap_means` with ``groups``, at the expanded level of
+:func:`~mlcase.evaluate.lift.expanded_level`, and never narrower than the rows' interval, as the evaluation's
+lifts), the p-values are cluster-robust (:func:`mlcase.numeric.mean_se`, Student's t over the groups), and a
+slice is judged only where its test rows come from at least
+:data:`~mlcase.decision.MIN_TEST_UNITS` groups. mlmRev::Exam split by school (12 test schools) named
+'0.1893 <= schavg < 0.3264', the 88 pupils of one school, as losing money with a Holm-adjusted p below 0.0001
+when rows were resampled.
+
 The money criterion is what the decision acts on. The error criterion describes where the
 model is least sure of itself; real data is uneven (some slices are simply harder), so it
 names real slices on most tables, not only broken ones.
@@ -46,11 +56,14 @@ import numpy as np
 import pandas as pd
 
 from ..data import YEAR_SPAN
-from ..evaluate.lift import bootstrap_means, ci
+from ..decision import MIN_TEST_UNITS
+from ..evaluate.lift import LEVEL, bootstrap_means, ci, expanded_level, group_codes
 from ..formats import number
-from ..numeric import holm
+from ..numeric import holm, mean_se
 
 ALPHA = 0.05
+#: under a group split, a slice is judged only where its test rows come from at least this many groups
+MIN_GROUPS = MIN_TEST_UNITS
 PAIR_COLUMNS = 6          # pairs are formed among this many most telling columns
 MIN_DISCOVERY_T = 1.0     # a slice is tried only when discovery leans its way at least this much
 OVERLAP = 0.5             # a slice sharing this share of the smaller one's rows with a better one is not tried
@@ -77,9 +90,12 @@ class Part:
     ref_loss: np.ndarray | None = None
     flags: dict[str, np.ndarray] | None = None   # binary: each role's flags per row (a random policy's share)
     capacity: float | None = None                # binary: the review capacity the hybrids are held to
+    groups: np.ndarray | None = None             # a group split's entity per row: resampled whole (see the module)
 
     def __post_init__(self):
         self.frame = self.frame.reset_index(drop=True)
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups, dtype=object)
         self.costs = {k: np.asarray(v, dtype=float) for k, v in self.costs.items()}
         if self.loss is not None:
             self.loss = np.asarray(self.loss, dtype=float)
@@ -104,6 +120,16 @@ class Part:
         if rate is None or self.capacity is None:
             return False
         return rate > self.capacity + 0.005 and rate > float(np.mean(self.flags[CANDIDATE])) + 1e-9
+
+    def groups_in(self, mask: np.ndarray) -> np.ndarray | None:
+        """The groups of ``mask``'s rows (None without a group split)."""
+        return None if self.groups is None else self.groups[mask]
+
+    def n_groups(self, mask: np.ndarray | None = None) -> int | None:
+        """How many groups ``mask``'s rows (every row without one) come from; None without a group split."""
+        if self.groups is None:
+            return None
+        return int(group_codes(self.groups if mask is None else self.groups[mask])[1])
 
     def diff(self, reference: str) -> np.ndarray:
         """Per-row money the candidate loses against ``reference`` (positive: the reference is cheaper)."""
@@ -380,6 +406,8 @@ def find_weak_slices(disc: Part, valid: Part, test: Part, references: list[str],
                            "scanned": len(sc.slices), "min_size": min_size, "alpha": ALPHA,
                            "references": {r: describe.get(r, r) for r in references},
                            "money": [], "error": [], "losing": [], "erring": [], "hybrid": None}
+    if test.groups is not None:
+        out["resampled"] = {"unit": "group", "n_test_groups": test.n_groups(), "min_groups": MIN_GROUPS}
     if not sc.slices:
         return out
     # money: for each slice, the fallback discovery finds cheapest there
@@ -387,7 +415,7 @@ def find_weak_slices(disc: Part, valid: Part, test: Part, references: list[str],
     ts = np.column_stack([sc.stats[("money", r)][1] for r in references])
     pick = np.argmax(means, axis=1)
     t_money = ts[np.arange(len(sc.slices)), pick]
-    judgeable = np.array([int(s.mask(test.frame).sum()) >= min_size for s in sc.slices])
+    judgeable = np.array([_judgeable(s.mask(test.frame), test, min_size) for s in sc.slices])
     out["unjudgeable"] = int((~judgeable).sum())
     rng_seed = seed
     for i in _choose(sc, t_money, max_slices, judgeable):
@@ -396,7 +424,8 @@ def find_weak_slices(disc: Part, valid: Part, test: Part, references: list[str],
         rng_seed += 1
     _holm(out["money"])
     for e in out["money"]:
-        e["loses_money"] = bool(e["n_test"] >= min_size and e["p_holm"] < ALPHA and e["test"]["ci_low"] > 0)
+        e["loses_money"] = bool(e["n_test"] >= min_size and _enough_groups(e) and e["p_holm"] < ALPHA
+                                and e["test"]["ci_low"] > 0)
     out["losing"] = [e["label"] for e in out["money"] if e["loses_money"]]
     if ("error", None) in sc.stats and test.loss is not None:
         _, t_err = sc.stats[("error", None)]
@@ -405,11 +434,32 @@ def find_weak_slices(disc: Part, valid: Part, test: Part, references: list[str],
             rng_seed += 1
         _holm(out["error"])
         for e in out["error"]:
-            e["errs_more"] = bool(e["n_test"] >= min_size and e["p_holm"] < ALPHA and e["ratio"] >= error_ratio
-                                  and (e["ratio_ci"] or [0])[0] > 1.0)
+            e["errs_more"] = bool(e["n_test"] >= min_size and _enough_groups(e) and e["p_holm"] < ALPHA
+                                  and e["ratio"] >= error_ratio and (e["ratio_ci"] or [0])[0] > 1.0)
         out["erring"] = [e["label"] for e in out["error"] if e["errs_more"]]
     out["hybrid"] = _combined_hybrid(out["money"], valid, test, n_boot, seed, describe)
     return out
+
+
+def resampled_said(resampled: dict | None) -> str:
+    """How the slices' CIs resampled a group split's test rows, in words (empty without one)."""
+    if not resampled:
+        return ""
+    col = resampled.get("column") or "data.group"
+    return (f"the CIs resample whole groups ({col}: {resampled['n_test_groups']} test groups), and a slice is judged "
+            f"only where its test rows come from at least {resampled['min_groups']} of them")
+
+
+def _judgeable(mask: np.ndarray, test: Part, min_size: int) -> bool:
+    """Whether a slice's test rows can give a verdict: ``min_size`` rows, and under a group split rows of
+    :data:`MIN_GROUPS` groups or more (and some of the test's other groups, for the error criterion's rest)."""
+    if int(mask.sum()) < min_size:
+        return False
+    return test.groups is None or test.n_groups(mask) >= MIN_GROUPS
+
+
+def _enough_groups(entry: dict) -> bool:
+    return entry.get("n_test_groups") is None or entry["n_test_groups"] >= MIN_GROUPS
 
 
 def _holm(entries: list[dict]) -> None:
@@ -421,19 +471,41 @@ def _holm(entries: list[dict]) -> None:
         e["tried"] = len(entries)
 
 
-def _one_sided_p(a: np.ndarray) -> float:
-    """One-sided p-value that the mean of ``a`` is above zero (t-test; 1 when it cannot be told)."""
+def _one_sided_p(a: np.ndarray, groups=None) -> float:
+    """One-sided p-value that the mean of ``a`` is above zero (t-test; 1 when it cannot be told).
+
+    With ``groups``, the t statistic takes the cluster-robust standard error (:func:`mlcase.numeric.mean_se`) on
+    ``G - 1`` degrees of freedom: one group's rows tell one entity's story, however many they are.
+    """
     from scipy import stats
 
     if len(a) < 2 or np.allclose(a, a[0]):
         return 0.0 if len(a) >= 2 and a[0] > 0 else 1.0
-    return float(stats.ttest_1samp(a, 0.0, alternative="greater").pvalue)
+    if groups is None:
+        return float(stats.ttest_1samp(a, 0.0, alternative="greater").pvalue)
+    g = group_codes(groups)[1]
+    mean, se = mean_se(a, groups)
+    if g < 2 or not np.isfinite(se):
+        return 1.0
+    if se <= 0:
+        return 0.0 if mean > 0 else 1.0
+    return float(stats.t.sf(mean / se, g - 1))
 
 
-def _mean_ci(a: np.ndarray, n_boot: int, seed: int) -> dict:
+def mean_ci(a: np.ndarray, n_boot: int, seed: int, groups=None) -> dict:
+    """The mean of ``a`` with its 95% bootstrap CI; with ``groups``, whole groups resampled as the evaluation's lifts
+    are (:class:`mlcase.evaluate.lift.PairedLifts`): the groups' interval at the expanded level, never narrower
+    than the rows'."""
     if len(a) == 0:
         return {"estimate": None, "ci_low": None, "ci_high": None}
-    return ci(bootstrap_means([a], n_boot, seed)[:, 0], float(a.mean()))
+    est = float(a.mean())
+    rows = ci(bootstrap_means([a], n_boot, seed)[:, 0], est)
+    if groups is None:
+        return rows
+    level = expanded_level(LEVEL, group_codes(groups)[1])
+    out = ci(bootstrap_means([a], n_boot, seed, groups)[:, 0], est, level)
+    out.update(ci_low=min(out["ci_low"], rows["ci_low"]), ci_high=max(out["ci_high"], rows["ci_high"]))
+    return out
 
 
 def _saving(part: Part, mask: np.ndarray, ref: str, n_boot: int, seed: int) -> dict:
@@ -441,7 +513,7 @@ def _saving(part: Part, mask: np.ndarray, ref: str, n_boot: int, seed: int) -> d
     if len(part) == 0:
         return {"estimate": None, "ci_low": None, "ci_high": None, "n_in_slice": 0}
     gain = np.where(mask, part.diff(ref), 0.0)
-    return {**_mean_ci(gain, n_boot, seed), "n_in_slice": int(mask.sum())}
+    return {**mean_ci(gain, n_boot, seed, part.groups), "n_in_slice": int(mask.sum())}
 
 
 def _money_entry(s: Slice, ref: str, sc: _Scan, i: int, t: float, valid: Part, test: Part, n_boot: int,
@@ -451,8 +523,9 @@ def _money_entry(s: Slice, ref: str, sc: _Scan, i: int, t: float, valid: Part, t
     mv = s.mask(valid.frame)
     entry = {"label": s.label, "slice": s.to_dict(), "reference": ref, "n_discovery": int(sc.n[i]),
              "discovery_loss_per_decision": float(sc.stats[("money", ref)][0][i]), "discovery_t": float(t),
-             "n_test": int(mt.sum()), "share_of_test": float(mt.mean()) if len(mt) else 0.0,
-             "test": _mean_ci(d_test, n_boot, seed), "p": _one_sided_p(d_test),
+             "n_test": int(mt.sum()), "n_test_groups": test.n_groups(mt),
+             "share_of_test": float(mt.mean()) if len(mt) else 0.0,
+             "test": mean_ci(d_test, n_boot, seed, test.groups_in(mt)), "p": _one_sided_p(d_test, test.groups_in(mt)),
              "cost_in_slice": {"candidate": float(test.costs[CANDIDATE][mt].mean()) if mt.any() else None,
                                "reference": float(test.costs[ref][mt].mean()) if mt.any() else None},
              "hybrid_valid": _saving(valid, mv, ref, n_boot, seed),
@@ -473,31 +546,65 @@ def _error_entry(s: Slice, t: float, test: Part, n_boot: int, seed: int) -> dict
     mt = s.mask(test.frame)
     n_in = int(mt.sum())
     out = {"label": s.label, "slice": s.to_dict(), "discovery_z": float(t), "n_test": n_in,
+           "n_test_groups": test.n_groups(mt),
            "share_of_test": float(mt.mean()) if len(mt) else 0.0, "ratio": 0.0, "ratio_ci": None, "p": 1.0,
            "relative_loss_in_slice": None, "relative_loss_elsewhere": None}
     if n_in < 2 or len(mt) - n_in < 2:
         return out
     a, b = test.loss, test.ref_loss
-    boot_in = bootstrap_means([a[mt], b[mt]], n_boot, seed)
-    boot_out = bootstrap_means([a[~mt], b[~mt]], n_boot, seed + 7)
+    g_in, g_out = test.groups_in(mt), test.groups_in(~mt)
+    boot_in = bootstrap_means([a[mt], b[mt]], n_boot, seed, g_in)
+    boot_out = bootstrap_means([a[~mt], b[~mt]], n_boot, seed + 7, g_out)
     with np.errstate(invalid="ignore", divide="ignore"):
         r_in, r_out = a[mt].mean() / b[mt].mean(), a[~mt].mean() / b[~mt].mean()
         samples = (boot_in[:, 0] / boot_in[:, 1]) / (boot_out[:, 0] / boot_out[:, 1])
     samples = samples[np.isfinite(samples)]
     ratio = float(r_in / r_out) if np.isfinite(r_in / r_out) else 0.0
+    # under a group split, the slice's groups and the rest's are each resampled whole, at the expanded level of the
+    # fewer of them (and never narrower than the rows' interval)
+    alpha = (1 - LEVEL) / 2
+    if test.groups is not None:
+        alpha = (1 - expanded_level(LEVEL, min(test.n_groups(mt), test.n_groups(~mt)))) / 2
+    ratio_ci = [float(v) for v in np.quantile(samples, [alpha, 1 - alpha])] if len(samples) else None
+    if ratio_ci and test.groups is not None:
+        rows_in, rows_out = bootstrap_means([a[mt], b[mt]], n_boot, seed), bootstrap_means([a[~mt], b[~mt]], n_boot,
+                                                                                           seed + 7)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (rows_in[:, 0] / rows_in[:, 1]) / (rows_out[:, 0] / rows_out[:, 1])
+        r = r[np.isfinite(r)]
+        if len(r):
+            lo, hi = np.quantile(r, [0.025, 0.975])
+            ratio_ci = [min(ratio_ci[0], float(lo)), max(ratio_ci[1], float(hi))]
     out.update(ratio=ratio, relative_loss_in_slice=float(r_in), relative_loss_elsewhere=float(r_out),
-               ratio_ci=[float(v) for v in np.quantile(samples, [0.025, 0.975])] if len(samples) else None,
+               ratio_ci=ratio_ci,
                # one-sided p that the ratio is above 1: the delta-method z of its log (a bootstrap fraction
                # could not go below 1 / n_boot, too coarse for Holm over ten slices)
-               p=_ratio_p(mt, a, b))
+               p=_ratio_p(mt, a, b, test.groups))
     return out
 
 
-def _ratio_p(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+def _ratio_p(mask: np.ndarray, a: np.ndarray, b: np.ndarray, groups=None) -> float:
+    """One-sided p that the slice's relative loss is above the rest's: the delta-method z of the log ratio; with
+    ``groups``, its cluster-robust variance (each part's influence ``a / mean(a) - b / mean(b)`` summed by group,
+    :func:`mlcase.numeric.mean_se`) on Student's t over the fewer groups of the two parts."""
     from scipy import stats
 
-    _, z = _relative_loss(mask[:, None].astype(float), a, b)
-    return float(stats.norm.sf(z[0])) if np.isfinite(z[0]) and z[0] != 0 else 1.0
+    if groups is None:
+        _, z = _relative_loss(mask[:, None].astype(float), a, b)
+        return float(stats.norm.sf(z[0])) if np.isfinite(z[0]) and z[0] != 0 else 1.0
+    var, fewest, logs = 0.0, np.inf, []
+    for part in (mask, ~mask):
+        ap, bp, gp = a[part], b[part], groups[part]
+        ma, mb = float(ap.mean()), float(bp.mean())
+        if len(ap) < 2 or ma <= 0 or mb <= 0:
+            return 1.0
+        se = mean_se(ap / ma - bp / mb, gp)[1]
+        var += se ** 2
+        fewest = min(fewest, group_codes(gp)[1])
+        logs.append(np.log(ma / mb))
+    if fewest < 2 or not np.isfinite(var) or var <= 0:
+        return 1.0
+    return float(stats.t.sf((logs[0] - logs[1]) / np.sqrt(var), fewest - 1))
 
 
 def _combined_hybrid(money: list[dict], valid: Part, test: Part, n_boot: int, seed: int,
@@ -526,7 +633,7 @@ def _combined_hybrid(money: list[dict], valid: Part, test: Part, n_boot: int, se
         lifts = {}
         for other in part.costs:
             diffs = part.costs[other] - h
-            lifts[other] = _mean_ci(diffs, n_boot, seed)
+            lifts[other] = mean_ci(diffs, n_boot, seed, part.groups)
         out[name] = {"cost_per_decision": float(h.mean()),
                      "cost_of": {k: float(v.mean()) for k, v in part.costs.items()},
                      "saving_over": lifts,

@@ -68,6 +68,9 @@ def summary(out: dict) -> dict:
     lb = out.get("labels") or {}
     return {"losing_slices": sl.get("losing", []), "erring_slices": sl.get("erring", []),
             "slices_scanned": sl.get("scanned"), "slices_tried": len(sl.get("money") or []),
+            # under a group split: whole groups resampled, how many test groups, and the fewest a slice is judged on
+            "slices_resampled": sl.get("resampled"), "slices_unjudgeable": sl.get("unjudgeable"),
+            "learning_curve_resampled": lc.get("resampled"),
             "hybrid": sl.get("hybrid"), "learning_curve": {k: lc.get(k) for k in ("points", "extrapolation", "fitted",
                                                                                    "skipped", "note", "time")},
             "settle": out.get("settle"),
@@ -85,12 +88,15 @@ def summary(out: dict) -> dict:
 
 def _print(con, doc: dict) -> None:
     from ..analysis import conflicts_said, flagged_said
+    from ..analysis.slices import resampled_said
     from ..formats import markup_escape
 
     con.print(f"[bold]{markup_escape(doc['case'])}[/bold]: analysis in {doc['seconds']:.1f} s (decision {doc['decision']})")
     losing = doc["losing_slices"]
     con.print(f"  slices: {doc['slices_scanned']} scanned, {doc['slices_tried']} tried on the test rows; "
               + (f"loses money in: {markup_escape(', '.join(losing))}" if losing else "no slice loses money beyond chance"))
+    if doc.get("slices_resampled"):
+        con.print(f"  slices: {markup_escape(resampled_said(doc['slices_resampled']))}")
     for e in doc["learning_curve"].get("extrapolation") or []:
         lo, hi = e["band"]
         con.print(f"  learning curve: {e['multiple']:g}x labels ({e['labels']:,}): {number(e['cost_per_decision'], 4)} per "

@@ -50,12 +50,19 @@ def slices_html(a: dict, cur: str) -> str:
            f"when it has at least {esc(sl.get('min_size'))} test rows and its money lost per decision has a 95% CI "
            "above zero with a Holm-adjusted p below 0.05. Its hybrid hands the slice to the fallback and keeps the "
            "candidate elsewhere; it is evaluated on the validation rows and reported on the test rows.</p>"]
+    if sl.get("resampled"):
+        from ...analysis.slices import resampled_said
+
+        out.append(f"<p>Under the group split {esc(resampled_said(sl['resampled']))}: rows of one entity are not "
+                   "independent draws.</p>")
     if sl.get("note"):
         out.append(f'<p class="note">Note: {esc(sl["note"])}.</p>')
     losing = sl.get("losing") or []
     out.append(f"<p><strong>{'Loses money in: ' + esc(', '.join(losing)) if losing else 'No slice loses money beyond chance.'}"
                "</strong></p>")
+    grouped = bool(sl.get("resampled"))
     rows = [{"slice": e["label"], "against": refs.get(e["reference"], e["reference"]), "test rows": e["n_test"],
+             **({"test groups": e.get("n_test_groups")} if grouped else {}),
              f"lost per decision ({cur}, 95% CI)": _ci(e.get("test"), cur), "Holm p": e.get("p_holm"),
              "hybrid saves on validation": _ci(e.get("hybrid_valid"), cur),
              "hybrid saves on test": _ci(e.get("hybrid_test"), cur),
@@ -93,7 +100,9 @@ def curve_html(a: dict, cur: str) -> str:
     out = [f"<p>The candidate's configuration ({esc(lc.get('model'))}) cross-validated on "
            f"{esc(', '.join(f'{100 * f:.0f}%' for f in lc.get('fractions') or []))} of the training rows; the money "
            "per decision is fitted with an inverse power law <code>a + b·n^-c</code> and extrapolated with a "
-           "bootstrap band (the rows resampled, the law refitted).</p>"]
+           "bootstrap band (" + (f"whole groups resampled, {esc(lc['resampled']['n_groups'])} "
+                                 f"{esc(lc['resampled']['column'])} values" if lc.get("resampled") else "the rows resampled")
+           + ", the law refitted).</p>"]
     for key in ("note_model", "note"):
         if lc.get(key):
             out.append(f'<p class="note">Note: {esc(lc[key])}.</p>')
