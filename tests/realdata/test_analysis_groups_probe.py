@@ -251,3 +251,21 @@ def test_a_slice_of_two_rows_alike_is_not_named_at_p_zero():
     assert e["n_test"] == 2 and e["test"]["estimate"] == 1.0
     assert e["p"] == pytest.approx(0.25)
     assert out["losing"] == []
+
+
+def test_a_test_of_fewer_than_ten_cities_says_no_slice_can_be_judged(runs, tmp_path, capsys):
+    """modeldata::Sacramento split by city holds out 8 cities: no slice has rows of 10 groups, and `mlcase analyze`
+    read "0 tried on the test rows; no slice loses money beyond chance", as if the slices had been judged."""
+    run = runs.copy("sacramento-group", tmp_path / "sac")
+    cities = prepare(run["case"]).rows("test")["city"].nunique()
+    assert cities == 8
+    capsys.readouterr()
+    assert main(["analyze", str(run["folder"]), "--budget", "4s"]) == 0
+    text = " ".join(capsys.readouterr().err.split())   # the text goes to stderr (stdout is for --json)
+    assert "none tried: no slice can be judged: the test holds 8 city values, fewer than the 10 whose rows a " \
+           "slice's verdict needs" in text, text
+    assert "beyond chance" not in text
+    an = results.load(run["case"], "analysis")["slices"]
+    assert an["money"] == [] and an["resampled"]["n_test_groups"] == 8
+    html = (run["folder"] / "report" / "index.html").read_text()
+    assert "no slice can be judged: the test holds 8 city values" in html

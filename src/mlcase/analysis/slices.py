@@ -446,8 +446,19 @@ def resampled_said(resampled: dict | None) -> str:
     if not resampled:
         return ""
     col = resampled.get("column") or "data.group"
-    return (f"the CIs resample whole groups ({col}: {resampled['n_test_groups']} test groups), and a slice is judged "
-            f"only where its test rows come from at least {resampled['min_groups']} of them")
+    n, least = resampled["n_test_groups"], resampled["min_groups"]
+    if n < least:
+        # modeldata::Sacramento by city (8 test cities) read "no slice loses money beyond chance" with none tried
+        return (f"no slice can be judged: the test holds {n} {col} value{'s' if n != 1 else ''}, fewer than the "
+                f"{least} whose rows a slice's verdict needs (the CIs resample whole groups); hold out more {col} "
+                "values (a larger split.test_size)")
+    return (f"the CIs resample whole groups ({col}: {n} test groups), and a slice is judged "
+            f"only where its test rows come from at least {least} of them")
+
+
+def too_few_groups(resampled: dict | None) -> bool:
+    """Whether a group split's test holds too few groups for any slice's verdict."""
+    return bool(resampled) and resampled["n_test_groups"] < resampled["min_groups"]
 
 
 def _judgeable(mask: np.ndarray, test: Part, min_size: int) -> bool:

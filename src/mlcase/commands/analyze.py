@@ -88,15 +88,20 @@ def summary(out: dict) -> dict:
 
 def _print(con, doc: dict) -> None:
     from ..analysis import conflicts_said, flagged_said
-    from ..analysis.slices import resampled_said
+    from ..analysis.slices import resampled_said, too_few_groups
     from ..formats import markup_escape
 
     con.print(f"[bold]{markup_escape(doc['case'])}[/bold]: analysis in {doc['seconds']:.1f} s (decision {doc['decision']})")
     losing = doc["losing_slices"]
-    con.print(f"  slices: {doc['slices_scanned']} scanned, {doc['slices_tried']} tried on the test rows; "
-              + (f"loses money in: {markup_escape(', '.join(losing))}" if losing else "no slice loses money beyond chance"))
-    if doc.get("slices_resampled"):
-        con.print(f"  slices: {markup_escape(resampled_said(doc['slices_resampled']))}")
+    grouped = doc.get("slices_resampled")
+    if too_few_groups(grouped):
+        con.print(f"  slices: {doc['slices_scanned']} scanned, none tried: {markup_escape(resampled_said(grouped))}")
+    else:
+        con.print(f"  slices: {doc['slices_scanned']} scanned, {doc['slices_tried']} tried on the test rows; "
+                  + (f"loses money in: {markup_escape(', '.join(losing))}" if losing
+                     else "no slice loses money beyond chance"))
+        if grouped:
+            con.print(f"  slices: {markup_escape(resampled_said(grouped))}")
     for e in doc["learning_curve"].get("extrapolation") or []:
         lo, hi = e["band"]
         con.print(f"  learning curve: {e['multiple']:g}x labels ({e['labels']:,}): {number(e['cost_per_decision'], 4)} per "

@@ -50,9 +50,12 @@ def slices_html(a: dict, cur: str) -> str:
            f"when it has at least {esc(sl.get('min_size'))} test rows and its money lost per decision has a 95% CI "
            "above zero with a Holm-adjusted p below 0.05. Its hybrid hands the slice to the fallback and keeps the "
            "candidate elsewhere; it is evaluated on the validation rows and reported on the test rows.</p>"]
-    if sl.get("resampled"):
-        from ...analysis.slices import resampled_said
+    from ...analysis.slices import resampled_said, too_few_groups
 
+    if too_few_groups(sl.get("resampled")):
+        out.append(f"<p><strong>Under the group split {esc(resampled_said(sl['resampled']))}.</strong></p>")
+        return "".join(out)
+    if sl.get("resampled"):
         out.append(f"<p>Under the group split {esc(resampled_said(sl['resampled']))}: rows of one entity are not "
                    "independent draws.</p>")
     if sl.get("note"):
