@@ -192,6 +192,12 @@ def test_the_learning_curve_band_resamples_districts(runs, tmp_path):
     # 5.507 to 6.162 against 5.230 to 6.458 for the districts, 53%)
     assert band[1] - band[0] >= 0.8 * (hi - lo)
     assert lc["resampled"] == {"unit": "group", "column": "district", "n_groups": n_districts}
+    html = (run["folder"] / "report" / "index.html").read_text()
+    assert f"bootstrap band (whole groups resampled, {n_districts} district values, the law refitted)" in html
+    fg = an["feature_groups"]
+    if fg.get("groups"):
+        assert fg["resampled"]["n_groups"] == n_districts
+        assert f"whole groups resampled: {n_districts} district values" in html
 
 
 def test_a_school_effect_alone_names_no_slice(tmp_path):

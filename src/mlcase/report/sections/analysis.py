@@ -180,7 +180,9 @@ def groups_html(a: dict, cur: str) -> str:
     what = "Each of the groups named in <code>feature_groups</code>" if fg.get("named_in_spec") else "Each column"
     out = [f"<p>{what} left out in turn, the candidate's configuration cross-validated without it: a group "
            "is worth what its absence costs per decision (paired bootstrap 95% CI over "
-           f"{esc(fg.get('n_rows'))} out-of-fold rows).</p>"]
+           f"{esc(fg.get('n_rows'))} out-of-fold rows"
+           + (f", whole groups resampled: {esc(fg['resampled']['n_groups'])} {esc(fg['resampled']['column'])} values"
+              if fg.get("resampled") else "") + ").</p>"]
     rows = [{"group": g["group"], "columns": ", ".join(g.get("columns") or [])[:80],
              f"worth per decision ({cur}, 95% CI)": _ci(g.get("worth_per_decision"), cur),
              "loss without / with": f"{fmt(g.get('loss_without'))} / {fmt(g.get('loss_with'))}",
