@@ -4,7 +4,7 @@ mlmRev::Exam (4,059 pupils of 65 schools) split by school holds out 12 schools. 
 '0.1893 <= schavg < 0.3264', the 88 pupils of one school, "lost" $0.225 a decision with a CI of $0.157 to $0.291
 and a Holm-adjusted p below 0.0001, and five slices were named, three of them cut on school-level columns (fewer
 than 10 schools). The learning curve's band resampled rows too: on mlmRev::Contraception (47 districts scored out of
-fold) it was half as wide as a bootstrap of whole districts of the 100% point alone.
+fold) it was half as wide as a bootstrap of whole districts of the 100% point alone, on Exam's 53 schools too.
 
 The same run showed a second fault: a regression baseline without a point map (the linear one) had a map fitted on
 the test labels in the slices, so it cost $0.594 a decision in 'intake = bottom 25%' against the $0.639 it costs
@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -157,18 +158,18 @@ def test_a_money_slice_has_the_cluster_bootstrap_ci_and_p_of_its_schools(exam):
         assert e["test"]["ci_high"] - e["test"]["ci_low"] >= 0.9 * max(width, rows[1] - rows[0])
 
 
-def test_the_learning_curve_band_resamples_districts(runs, tmp_path):
+def test_the_learning_curve_band_resamples_schools(exam, tmp_path):
     import time
 
     from mlcase.analysis.core import load_oof, oof_scores
     from mlcase.analysis.refits import Refits, recipe_of
     from mlcase.bakeoff.scoring import make_plan
 
-    run = runs.copy("contraception-group", tmp_path / "contra")
-    case = run["case"]
+    folder = Path(shutil.copytree(exam["folder"], tmp_path / "exam"))
     # the run's 6 s leave the refits too little time for three points; the analysis alone gets a larger budget
-    code, out = _cli("analyze", str(run["folder"]), "--json", "--budget", "30s")
+    code, out = _cli("analyze", str(folder), "--json", "--budget", "30s")
     assert code == 0, out
+    case = load_case(folder)
     an, bo, ev = (results.load(case, k) for k in ("analysis", "bakeoff", "evaluation"))
     lc = an["learning_curve"]
     if not lc.get("extrapolation"):
@@ -183,21 +184,21 @@ def test_the_learning_curve_band_resamples_districts(runs, tmp_path):
     scores = oof_scores(oof, name, ds, plan.pool)
     scores = oof_scores(oof, recipe["family"], ds, plan.pool) if scores is None else scores
     costs = refits.row_costs(scores)
-    districts = ds.frame["district"].to_numpy()[plan.pool[refits.scored]]
-    n_districts = len(set(districts))
+    schools = ds.frame["school"].to_numpy()[plan.pool[refits.scored]]
+    n_schools = len(set(schools))
     assert lc["points"][-1]["cost_per_decision"] == pytest.approx(costs.mean(), rel=0.05)
-    lo, hi = _cluster_ci(costs, districts, 0.95)
+    lo, hi = _cluster_ci(costs, schools, 0.95)
     band = lc["extrapolation"][0]["band"]
-    # the band at today's labels holds at least the 100% point's own uncertainty over districts (rows resampled:
-    # 5.507 to 6.162 against 5.230 to 6.458 for the districts, 53%)
+    # the band at today's labels holds at least the 100% point's own uncertainty over schools (rows resampled:
+    # 0.6233 to 0.6537 against 0.6100 to 0.6688 for the 53 schools, 51%)
     assert band[1] - band[0] >= 0.8 * (hi - lo)
-    assert lc["resampled"] == {"unit": "group", "column": "district", "n_groups": n_districts}
-    html = (run["folder"] / "report" / "index.html").read_text()
-    assert f"bootstrap band (whole groups resampled, {n_districts} district values, the law refitted)" in html
+    assert lc["resampled"] == {"unit": "group", "column": "school", "n_groups": n_schools}
+    html = (folder / "report" / "index.html").read_text()
+    assert f"bootstrap band (whole groups resampled, {n_schools} school values, the law refitted)" in html
     fg = an["feature_groups"]
     if fg.get("groups"):
-        assert fg["resampled"]["n_groups"] == n_districts
-        assert f"whole groups resampled: {n_districts} district values" in html
+        assert fg["resampled"]["n_groups"] == n_schools
+        assert f"whole groups resampled: {n_schools} school values" in html
 
 
 def test_a_school_effect_alone_names_no_slice(tmp_path):
