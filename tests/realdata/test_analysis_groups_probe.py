@@ -199,6 +199,15 @@ def test_the_learning_curve_band_resamples_schools(exam, tmp_path):
     if fg.get("groups"):
         assert fg["resampled"]["n_groups"] == n_schools
         assert f"whole groups resampled: {n_schools} school values" in html
+    # what more labels would settle: the test part's rows move together by school (a design effect of about 4.6), so
+    # the sd the count divides by sqrt(rows) is the rows' sd times sqrt(design effect), 0.414 a decision, not 0.192
+    settle = an.get("settle")
+    assert settle and settle.get("sd_diff_per_decision") is not None, settle
+    lifts = [ev["lift"], (ev.get("lift_over_model_free") or {}).get(ev["champion_candidate"]) or {}]
+    expected = [float(d.get("diff_sd_per_decision") or 0.0) * np.sqrt(max(1.0, float(d.get("design_effect") or 1.0)))
+                for d in lifts]
+    assert ev["lift"]["design_effect"] > 1.5
+    assert any(settle["sd_diff_per_decision"] == pytest.approx(v, rel=1e-9) for v in expected), (settle, expected)
 
 
 def test_a_school_effect_alone_names_no_slice(tmp_path):
@@ -276,3 +285,4 @@ def test_a_test_of_fewer_than_ten_cities_says_no_slice_can_be_judged(runs, tmp_p
     assert an["money"] == [] and an["resampled"]["n_test_groups"] == 8
     html = (run["folder"] / "report" / "index.html").read_text()
     assert "no slice can be judged: the test holds 8 city values" in html
+
