@@ -285,4 +285,9 @@ def test_a_test_of_fewer_than_ten_cities_says_no_slice_can_be_judged(runs, tmp_p
     assert an["money"] == [] and an["resampled"]["n_test_groups"] == 8
     html = (run["folder"] / "report" / "index.html").read_text()
     assert "no slice can be judged: the test holds 8 city values" in html
+    # and the model card the run wrote said "0 tried on the test rows (Holm-corrected); none loses money beyond
+    # chance", a verdict on slices none of which was tried
+    card = (run["folder"] / "model_card.md").read_text()
+    weak = next(line for line in card.splitlines() if line.startswith("- **Weak slices:**"))
+    assert "no slice can be judged: the test holds 8 city values" in weak and "beyond chance" not in weak, weak
 

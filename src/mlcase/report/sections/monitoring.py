@@ -369,13 +369,16 @@ def _given_up_html(windows: list[dict], holdout: dict | None, cur: str = "$") ->
                    caption="Value given up by the holdout per window: the cost today's process had on the held-out "
                            "units minus the cost the model would have had on them (95% interval)")
     g = holdout["value_given_up"]
-    text = (f"<p>The holdout ({fmt(holdout.get('n'))} units, {_pct(holdout.get('share'))} of decisions) cost "
+    units, n = holdout.get("units", holdout.get("n")), holdout.get("n")
+    # a unit (data.id) may send several requests: the holdout counts units, its decisions are the requests
+    held = f"{fmt(units)} units" + (f" ({fmt(n)} requests)" if units != n else "")
+    text = (f"<p>The holdout ({held}, {_pct(holdout.get('share'))} of decisions) cost "
             f"{_money_ci(g['per_decision'], cur)} per decision more than the model would have, "
             f"{money((g.get('total') or {}).get('value'), cur)} over the whole log.")
     sizing = holdout.get("sizing")
     if sizing:
         text += (f" A precision interval of ±{sizing['precision_half_width']:g} needs about "
-                 f"{fmt(sizing['holdout_rows_needed'])} held-out units"
+                 f"{fmt(sizing.get('holdout_units_needed') or sizing['holdout_rows_needed'])} held-out units"
                  + (f", giving up about {money(sizing['value_given_up'], cur)}" if sizing.get("value_given_up") is not None
                     else "") + ".")
     return fig + text + "</p>"
