@@ -173,15 +173,34 @@ def register(app: typer.Typer) -> None:
         last: Annotated[int | None, typer.Option(help="Replay the last N logged decisions instead.",
                                                  show_default=False)] = None,
         explain: Annotated[bool, typer.Option("--explain/--no-explain", help="Show the SHAP explanation.")] = True,
+        version: Annotated[int | None, typer.Option(
+            "--version", help="Replay the logged records (all, REQUEST_ID... or --last N) against this registered "
+            "version instead: how its decisions, flag rate and cost would have differed.", show_default=False)] = None,
         log: LogOpt = None,
         json_out: JsonOpt = False,
     ):
-        """Recompute logged decisions with the exact version, schema, threshold and tier that made them."""
+        """Recompute logged decisions with the exact version, schema, threshold and tier that made them.
+
+        With --version N: replay the logged traffic against version N (a shadow evaluation after the fact).
+        """
         from ..errors import MlcaseError
         from ..releases import replay_many
 
+        if version is not None:
+            from ..arguments import registry_version
+            from ..releases import replay_against
+
+            registry_version(version, "--version")
+            c = load(case)
+            cmp = replay_against(c, version, request_ids or None, log=log, last=last)
+            if json_out:
+                emit_json(cmp.to_dict())
+            else:
+                cmp.print(console())
+            return
         if not request_ids and last is None:
-            raise MlcaseError("replay: no request id given", "pass REQUEST_ID (from /predict) or --last N")
+            raise MlcaseError("replay: no request id given", "pass REQUEST_ID (from /predict) or --last N, or "
+                              "--version N to replay the whole log against version N")
         c = load(case)
         out = replay_many(c, request_ids or None, log=log, last=last, explain=explain and len(request_ids or []) == 1)
         if json_out:

@@ -1,0 +1,326 @@
+"""``mlcase replay CASE --version N``: the logged traffic replayed against another registered version.
+
+A shadow evaluation after the fact: every logged record's inputs are scored by version ``N`` exactly as
+``mlcase score --version N`` scores them (the same chain, schema checks, threshold, conformal deferral and
+fallback tiers; a binary score at a split threshold takes the draw of its row number, the logged records
+numbered from 0 in the order ``ts, request_id``), and set beside what the log says was decided:
+
+- how many decisions and predictions would have changed, and from what to what;
+- the share flagged, sent to review and acted on automatically, per side, with the paired difference;
+- where labels arrived, the cost per decision of each side on the same labelled records (the case's costs,
+  as ``mlcase rollout status`` prices them) and the paired difference with its 95% t interval.
+
+The logged side is the decision the log records (the model's own for a held-out unit, ``model_decision``),
+made by whichever version the record's arm routed to; rows version ``N`` itself answered in the log are
+counted apart (they should not change). Labels arrive mostly where the logged decision let an outcome be
+seen, so a cost on labelled rows describes those rows, not all traffic (see the ``label_sources``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..case import Case, as_case
+from ..errors import NotFoundError, SpecError
+
+TOLERANCE = 1e-9
+
+
+@dataclass
+class VersionReplay:
+    """The logged decisions beside those of ``version`` on the same records (see the module docstring)."""
+
+    case: str
+    version: int
+    logged_versions: dict
+    rows: int
+    invalid: list[dict]
+    changed: dict
+    transitions: dict
+    rates: dict
+    cost: dict | None
+    prediction_change: dict | None
+    notes: list[str] = field(default_factory=list)
+    per_row: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("case", "version", "logged_versions", "rows", "invalid", "changed",
+                                              "transitions", "rates", "cost", "prediction_change", "notes")}
+
+    def summary(self) -> str:
+        c = self.changed
+        text = (f"{self.rows} logged records replayed against version {self.version}: {c['decisions']} decisions "
+                f"({c['decision_share']:.1%}) and {c['predictions']} predictions would have changed")
+        if self.cost and self.cost.get("n"):
+            k = self.cost
+            text += (f"; cost per decision on {k['n']} labelled records {k['logged']:.4g} logged, {k['version']:.4g} "
+                     f"with version {self.version} (difference {k['diff']:+.4g}, 95% CI {k['low']:+.4g} to "
+                     f"{k['high']:+.4g})")
+        return text
+
+    def print(self, console) -> None:
+        from ..formats import markup_escape
+
+        console.print(markup_escape(self.summary()))
+        console.print(markup_escape("  logged by version(s) " + ", ".join(f"{v} ({n} records)" for v, n in
+                                                                           self.logged_versions.items())))
+        if self.changed["own_rows"]:
+            console.print(markup_escape(f"  of the {self.changed['own_rows']} records version {self.version} answered "
+                                        f"itself in the log, {self.changed['own_rows_changed']} changed"))
+        for name, r in self.rates.items():
+            console.print(markup_escape(f"  {name} share: logged {r['logged']:.2%}, version {self.version} "
+                                        f"{r['version']:.2%} (paired difference {r['diff']:+.2%}, 95% CI "
+                                        f"{r['low']:+.2%} to {r['high']:+.2%})"))
+        for k, n in sorted(self.transitions.items(), key=lambda kv: -kv[1])[:8]:
+            console.print(markup_escape(f"  {k}: {n}"))
+        if self.prediction_change:
+            p = self.prediction_change
+            console.print(markup_escape(f"  prediction change: mean {p['mean']:+.4g}, mean absolute {p['mean_abs']:.4g}, "
+                                        f"largest {p['max_abs']:.4g}"))
+        for n in self.notes:
+            console.print(f"  [dim]note: {markup_escape(n)}[/dim]")
+
+
+# --------------------------------------------------------------------------- reading the log
+_COLUMNS = ("request_id", "ts", "model_version", "arm", "arm_version", "tier", "inputs", "score", "prediction",
+            "decision", "model_decision", "bundle_sha256")
+
+
+def _logged(case: Case, log: str | None, request_ids: list[str] | None, last: int | None) -> tuple[pd.DataFrame, str]:
+    """The logged records to replay (all, ``request_ids`` or the ``last`` N) with their newest label, in the
+    order ``ts, request_id``."""
+    from ..errors import DataError, redact_url
+    from ..serve.predlog import open_existing
+
+    try:
+        backend, target = open_existing(case, log)
+    except DataError as exc:
+        raise NotFoundError(f"replay --version: {exc.message}", "serve the case (`mlcase serve`) so that it logs "
+                            "decisions, or pass --log with the prediction log it wrote") from None
+    source = str(redact_url(target))
+    try:
+        have = set(backend.read_frame("SELECT * FROM predictions LIMIT 0").columns)
+        cols = ", ".join(f"p.{c}" if c in have else f"NULL AS {c}" for c in _COLUMNS)
+        label = """LEFT JOIN (SELECT request_id, label, source AS label_source FROM (SELECT request_id, label, source,
+                       row_number() OVER (PARTITION BY request_id ORDER BY id DESC) AS rn FROM labels) WHERE rn = 1
+                   ) l ON l.request_id = p.request_id"""
+        sql = f"SELECT {cols}, l.label, l.label_source FROM predictions p {label}"
+        if request_ids is not None:
+            parts = []
+            for k in range(0, len(request_ids), 500):
+                names = {f"r{i}": v for i, v in enumerate(request_ids[k:k + 500])}
+                parts.append(backend.read_frame(f"{sql} WHERE p.request_id IN ({', '.join(':' + n for n in names)})",
+                                                names))
+            rows = pd.concat(parts, ignore_index=True)
+            missing = sorted(set(request_ids) - set(rows["request_id"].astype(str)))
+            if missing:
+                raise NotFoundError(f"request id {missing[0]!r} is not in the prediction log {source}"
+                                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                                    "use request ids the server answered with, or pass --log with its log")
+        elif last is not None:
+            rows = backend.read_frame(f"{sql} ORDER BY p.ts DESC, p.request_id DESC LIMIT :n", {"n": int(last)})
+        else:
+            rows = backend.read_frame(sql)
+    finally:
+        backend.close()
+    if rows.empty:
+        raise NotFoundError(f"the prediction log {source} holds no logged decision to replay against another "
+                            "version", "send traffic to `mlcase serve` first, or pass --log with a log that has some")
+    return rows.sort_values(["ts", "request_id"], kind="stable").reset_index(drop=True), source
+
+
+def _same_case(case: Case, rows: pd.DataFrame, bundle, source: str) -> None:
+    """Refuse a log (or a version) another case wrote: every logged version's bundle hash must be the one this
+    case's registry recorded for that version number, as far as the log recorded them."""
+    from .. import tracking
+
+    if bundle.case_name and bundle.case_name != case.name:
+        raise SpecError(f"version {bundle.version} in this registry was made by case '{bundle.case_name}', not "
+                        f"'{case.name}'", "replay against a version this case registered (`mlcase models` lists them)")
+    logged = rows.dropna(subset=["model_version", "bundle_sha256"])
+    if logged.empty:
+        return
+    recorded = {v["version"]: (v.get("tags") or {}).get("bundle_sha256") for v in tracking.versions(case)}
+    pairs = logged.drop_duplicates(["model_version", "bundle_sha256"])
+    ours = [recorded.get(int(v)) in (None, h) and int(v) in recorded
+            for v, h in zip(pairs["model_version"], pairs["bundle_sha256"], strict=True)]
+    if not any(ours):
+        v, h = int(pairs["model_version"].iloc[0]), str(pairs["bundle_sha256"].iloc[0])
+        now = recorded.get(v)
+        raise SpecError(f"the prediction log {source} was written by another case's models: its version {v} has "
+                        f"bundle hash {h[:12]}…, and this case '{case.name}' "
+                        + (f"registered version {v} with {now[:12]}…" if now else f"has no version {v}"),
+                        "pass --log with the log this case's server wrote (serving.log, else <case>/predictions.db)")
+
+
+# --------------------------------------------------------------------------- scoring with the version
+def _score(case: Case, version: int, inputs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """``mlcase score --version N`` on the logged inputs, in memory: (answers by input row, errors, bundle)."""
+    import functools
+
+    from ..score import ChunkScorer, _full_chain
+    from ..serve.fallback import load_chain
+
+    chain = load_chain(case, version=version, registry=True, fallbacks=False)
+    scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, {}, chain.primary.bundle, True))
+    out, errors = scorer(inputs, 0)
+    return out.set_index("row"), errors, chain.primary.bundle
+
+
+def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
+    recs = [json.loads(x) if isinstance(x, str) and x else {} for x in rows["inputs"]]
+    return pd.DataFrame.from_records(recs, index=range(len(rows)))
+
+
+# --------------------------------------------------------------------------- comparing
+def _paired(b: np.ndarray, a: np.ndarray, alpha: float = 0.05) -> dict:
+    """Mean of ``b - a`` with its t interval (scipy's paired t test); a constant difference has no spread."""
+    from scipy import stats
+
+    d = np.asarray(b, float) - np.asarray(a, float)
+    n = len(d)
+    out = {"n": n, "logged": float(np.mean(a)) if n else None, "version": float(np.mean(b)) if n else None,
+           "diff": float(d.mean()) if n else None, "low": None, "high": None}
+    if n >= 2 and np.ptp(d) == 0:
+        out.update(low=float(d[0]), high=float(d[0]))
+    elif n >= 2:
+        ci = stats.ttest_rel(b, a).confidence_interval(1 - alpha)
+        out.update(low=float(ci.low), high=float(ci.high))
+    return out
+
+
+def _changed_prediction(logged: pd.Series, now: pd.Series, task: str) -> np.ndarray:
+    if task == "regression":
+        a, b = pd.to_numeric(logged, errors="coerce").to_numpy(float), pd.to_numeric(now, errors="coerce").to_numpy(float)
+        return ~(np.abs(a - b) <= TOLERANCE * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b))))
+    return logged.astype(str).to_numpy() != now.astype(str).to_numpy()
+
+
+def _costs(case: Case, bundle, frame: pd.DataFrame, X: pd.DataFrame) -> np.ndarray:
+    from .rollout import _costs as priced
+
+    return priced(case, bundle, frame, X)
+
+
+def replay_against(case: Case, version: int, request_ids: list[str] | None = None, log: str | None = None,
+                   last: int | None = None) -> VersionReplay:
+    """Replay the logged records (all of them, ``request_ids`` or the ``last`` N) against registry ``version``.
+
+    Parameters
+    ----------
+    case : Case or path
+    version : int
+        The registered version to replay the traffic against (a candidate, the previous champion...).
+    request_ids, last :
+        Which logged records; default every record of the log.
+    log : str, optional
+        The prediction log (default ``serving.log`` or ``<case>/predictions.db``).
+
+    Raises
+    ------
+    NotFoundError
+        No such version in the case's registry, no log, an empty log, or a request id not in it.
+    SpecError
+        A log another case's server wrote, a version another case made, or records none of which the version's
+        schema accepts.
+    """
+    from .. import tracking
+    from ..arguments import registry_version, whole_number
+    from .replayer import _check_task, _request_ids
+
+    version = registry_version(version)
+    if request_ids is not None:
+        request_ids = _request_ids(request_ids)
+    if last is not None:
+        if isinstance(last, int) and not isinstance(last, bool) and last < 1:
+            raise SpecError(f"--last {last}: replays the last N logged decisions, so N is at least 1",
+                            "pass --last 1 or more, or leave it out for the whole log")
+        last = whole_number(last, "last", "a number of logged decisions to replay",
+                            "give a whole number such as 100 (the newest N logged decisions)")
+    case = as_case(case)
+    _check_task(case)
+    if case.spec.task == "ranking":
+        raise SpecError("replay --version compares decisions record by record, and a ranking case's positions follow "
+                        "from whole lists", "score the logged lists with `mlcase score --version N` and compare them")
+    bundle = tracking.load_bundle(case, alias=None, version=version)   # NotFoundError naming the case's versions
+    rows, source = _logged(case, log, request_ids, last)
+    _same_case(case, rows, bundle, source)
+    X = _inputs(rows)
+    out, errors, bundle = _score(case, version, X)
+    if out.empty:
+        first = errors.iloc[0] if len(errors) else None
+        raise SpecError(f"none of the {len(rows)} logged records fits version {version}'s schema"
+                        + (f" (record of request {rows['request_id'].iloc[int(first['row'])]}, {first['field']}: "
+                           f"{first['message']})" if first is not None else ""),
+                        "replay against a version trained on the columns this log holds, or pass --log with the "
+                        "log of the case that version belongs to")
+    ok = out.index.to_numpy()
+    task = bundle.task
+    a = rows.iloc[ok].reset_index(drop=True)
+    b = out.loc[ok].reset_index(drop=True)
+    holdout = (a["arm"] == "holdout") & a["model_decision"].notna()
+    logged_decision = a["decision"].where(~holdout, a["model_decision"]).astype(str)
+    now_decision = b["decision"].astype(str)
+    d_changed = (logged_decision != now_decision).to_numpy()
+    p_changed = _changed_prediction(a["prediction"], b["prediction"], task)
+    who = a["arm_version"].where(a["arm_version"].notna(), a["model_version"])
+    logged_versions = {("unknown" if pd.isna(v) else int(v)): int(n)
+                       for v, n in who.value_counts(dropna=False).sort_index().items()}
+    own = (who == version).to_numpy() & (a["tier"].fillna("model") == "model").to_numpy()
+    changed = {"decisions": int(d_changed.sum()), "decision_share": float(d_changed.mean()),
+               "predictions": int(p_changed.sum()), "prediction_share": float(p_changed.mean()),
+               "own_rows": int(own.sum()), "own_rows_changed": int((d_changed | p_changed)[own].sum())}
+    trans = pd.Series([f"{x} -> {y}" for x, y in zip(logged_decision, now_decision, strict=True)])
+    transitions = {k: int(n) for k, n in trans[d_changed].value_counts().items()}
+    rates = {}
+    for name in ("flag", "review", "auto"):
+        la, lb = (logged_decision == name).to_numpy(float), (now_decision == name).to_numpy(float)
+        if la.any() or lb.any():
+            r = _paired(lb, la)
+            rates[name] = {"logged": r["logged"], "version": r["version"], "diff": r["diff"], "low": r["low"],
+                           "high": r["high"]}
+    prediction_change = None
+    if task == "regression":
+        diff = (pd.to_numeric(b["prediction"], errors="coerce") - pd.to_numeric(a["prediction"], errors="coerce"))
+        diff = diff.dropna().to_numpy(float)
+        if len(diff):
+            prediction_change = {"mean": float(diff.mean()), "mean_abs": float(np.abs(diff).mean()),
+                                 "max_abs": float(np.abs(diff).max())}
+    cost = None
+    notes = []
+    lab = a["label"].notna().to_numpy()
+    if lab.any():
+        Xa = X.iloc[ok].reset_index(drop=True)
+        frame_a = pd.DataFrame({"label": a["label"], "decision": logged_decision, "prediction": a["prediction"]})
+        frame_b = pd.DataFrame({"label": a["label"], "decision": now_decision, "prediction": b["prediction"]})
+        ca, cb = _costs(case, bundle, frame_a, Xa), _costs(case, bundle, frame_b, Xa)
+        both = ~np.isnan(ca) & ~np.isnan(cb)
+        cost = _paired(cb[both], ca[both]) | {"labelled": int(lab.sum())}
+        srcs = a.loc[lab, "label_source"].fillna("unknown").value_counts()
+        cost["label_sources"] = {str(k): int(v) for k, v in srcs.items()}
+        notes.append("costs are on the labelled records only; where the logged decision decided which outcomes were "
+                     "seen (a flagged case reviewed), they describe those records, not all traffic")
+    else:
+        notes.append("no logged record has a label yet: the costs of the two sides are unknown")
+    if len(errors):
+        notes.append(f"{errors['row'].nunique()} logged records do not fit version {version}'s schema and were left "
+                     f"out (first: {errors.iloc[0]['field']}: {errors.iloc[0]['message']})")
+    fb = a["tier"].fillna("model") != "model"
+    if fb.any():
+        notes.append(f"{int(fb.sum())} logged records were answered by a fallback tier; their logged decision is that "
+                     "tier's")
+    invalid = [{"request_id": str(rows["request_id"].iloc[int(e["row"])]), "field": e["field"],
+                "message": e["message"]} for e in errors.to_dict("records")]
+    per_row = pd.DataFrame({"request_id": a["request_id"], "logged_version": who, "logged_decision": logged_decision,
+                            "decision": now_decision, "logged_prediction": a["prediction"],
+                            "prediction": b["prediction"], "score": b["score"]})
+    return VersionReplay(case=case.name, version=version, logged_versions=logged_versions, rows=len(a),
+                         invalid=invalid, changed=changed, transitions=transitions, rates=rates, cost=cost,
+                         prediction_change=prediction_change, notes=notes, per_row=per_row)
+
+
+__all__ = ["VersionReplay", "replay_against"]
