@@ -21,6 +21,18 @@ The interval is the set of ``theta`` with ``Lambda(theta) < 1/alpha``:
 It is about 1.9 times as wide as the fixed-horizon one at that point: the price of
 looking whenever one likes.
 
+The mixture assumes each arm's per-unit variance is known; it is estimated, and
+each arm is given the larger of the two arms' sample variances. A cost per decision
+is skewed (AER::HMDA: 600 for a missed denial on under 1% of the rows, 50 for a
+review, skewness about 8), and a canary's few labelled units mostly hold none of
+the rare large costs: their sample variance is far below the truth and the interval
+collapsed around a lucky mean. Resampling HMDA's per-row costs (a canary on 10% of
+2,000 units, a look every 5 units), the interval missed the true difference at some
+look in 14% of 200 runs for two equal versions and in 41% for a canary that flags
+less, against alpha 5%; with the larger variance, 0% and 2.5% (the champion's arm,
+usually the larger, rarely misses its rare costs, and a canary that really costs
+more varies more and still widens its own interval).
+
 Hand-written because the library that implements it, ``confseq`` 0.0.11, ships
 only a source archive whose build needs the Boost C++ headers (``pip wheel confseq``
 fails here with ``Boost_INCLUDE_DIR-NOTFOUND``), which a fresh machine with only the
@@ -64,8 +76,9 @@ def always_valid_diff(yc, yt, alpha: float = 0.05, n_planned: int = 200) -> dict
     if nc < 2 or nt < 2:
         return {"diff": None, "low": None, "high": None, "n_control": nc, "n_treatment": nt}
     vc, vt = float(np.var(yc, ddof=1)), float(np.var(yt, ddof=1))
-    var = vc / nc + vt / nt
-    tau2 = (vc + vt) / max(2, int(n_planned))
+    v = max(vc, vt)   # the arm whose sample missed its rare large costs borrows the other's (module docstring)
+    var = v / nc + v / nt
+    tau2 = 2 * v / max(2, int(n_planned))
     diff = float(yt.mean() - yc.mean())
     half = mixture_half_width(var, tau2, alpha)
     return {"diff": diff, "low": diff - half, "high": diff + half, "se": math.sqrt(var), "n_control": nc,
