@@ -39,7 +39,7 @@ from tests.serving_case import free_port, records
 pytestmark = pytest.mark.slow
 
 TABLES = {"credit-random": "Status", "boston-random": "medv", "fgl-random": "type"}
-N_MAX = 300   # test rows sent per table (credit has 891)
+N_MAX = 200   # test rows sent per table (credit has 891)
 
 
 def _cli(*args: str) -> tuple[int, str]:
