@@ -87,7 +87,7 @@ class VersionReplay:
 
 # --------------------------------------------------------------------------- reading the log
 _COLUMNS = ("request_id", "ts", "model_version", "arm", "arm_version", "tier", "inputs", "score", "prediction",
-            "decision", "model_decision", "bundle_sha256")
+            "decision", "model_decision", "bundle_sha256", "threshold")
 
 
 def _logged(case: Case, log: str | None, request_ids: list[str] | None, last: int | None) -> tuple[pd.DataFrame, str]:
@@ -177,6 +177,21 @@ def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- comparing
+def _model_prediction(rows: pd.DataFrame, holdout: np.ndarray, bundle) -> pd.Series:
+    """The logged prediction, with a held-out binary unit's the model's own: its log row keeps what today's
+    process did (HMDA with serving.holdout 0.3: 29 of 148 held-out rows read as "prediction changed" against the
+    very version that logged them). Flagged: the positive class; not: the negative; sent to review: its logged
+    score against its logged threshold."""
+    pred = rows["prediction"].copy()
+    if bundle.task != "binary" or not holdout.any():
+        return pred
+    neg, pos = (list(bundle.classes) + [None, None])[:2]
+    md = rows["model_decision"]
+    over = pd.to_numeric(rows["score"], errors="coerce") >= pd.to_numeric(rows["threshold"], errors="coerce")
+    own = np.where(md == "flag", pos, np.where(md == "auto", neg, np.where(over, pos, neg)))
+    return pred.where(~holdout, pd.Series(own, index=rows.index).astype(str))
+
+
 def _paired(b: np.ndarray, a: np.ndarray, alpha: float = 0.05) -> dict:
     """Mean of ``b - a`` with its t interval (scipy's paired t test); a constant difference has no spread."""
     from scipy import stats
@@ -266,7 +281,10 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
     logged_decision = a["decision"].where(~holdout, a["model_decision"]).astype(str)
     now_decision = b["decision"].astype(str)
     d_changed = (logged_decision != now_decision).to_numpy()
-    p_changed = _changed_prediction(a["prediction"], b["prediction"], task)
+    logged_prediction = _model_prediction(a, holdout.to_numpy(), bundle)
+    p_changed = _changed_prediction(logged_prediction, b["prediction"], task)
+    if task != "binary":   # a held-out unit's log row keeps today's process's prediction, not the model's
+        p_changed &= ~holdout.to_numpy()
     who = a["arm_version"].where(a["arm_version"].notna(), a["model_version"])
     logged_versions = {("unknown" if pd.isna(v) else int(v)): int(n)
                        for v, n in who.value_counts(dropna=False).sort_index().items()}
@@ -285,8 +303,8 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
                            "high": r["high"]}
     prediction_change = None
     if task == "regression":
-        diff = (pd.to_numeric(b["prediction"], errors="coerce") - pd.to_numeric(a["prediction"], errors="coerce"))
-        diff = diff.dropna().to_numpy(float)
+        diff = (pd.to_numeric(b["prediction"], errors="coerce") - pd.to_numeric(logged_prediction, errors="coerce"))
+        diff = diff[~holdout.to_numpy()].dropna().to_numpy(float)
         if len(diff):
             prediction_change = {"mean": float(diff.mean()), "mean_abs": float(np.abs(diff).mean()),
                                  "max_abs": float(np.abs(diff).max())}
@@ -295,10 +313,10 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
     lab = a["label"].notna().to_numpy()
     if lab.any():
         Xa = X.iloc[ok].reset_index(drop=True)
-        frame_a = pd.DataFrame({"label": a["label"], "decision": logged_decision, "prediction": a["prediction"]})
+        frame_a = pd.DataFrame({"label": a["label"], "decision": logged_decision, "prediction": logged_prediction})
         frame_b = pd.DataFrame({"label": a["label"], "decision": now_decision, "prediction": b["prediction"]})
         ca, cb = _costs(case, bundle, frame_a, Xa), _costs(case, bundle, frame_b, Xa)
-        both = ~np.isnan(ca) & ~np.isnan(cb)
+        both = ~np.isnan(ca) & ~np.isnan(cb) & ~(holdout.to_numpy() & (task != "binary"))
         cost = _paired(cb[both], ca[both]) | {"labelled": int(lab.sum())}
         srcs = a.loc[lab, "label_source"].fillna("unknown").value_counts()
         cost["label_sources"] = {str(k): int(v) for k, v in srcs.items()}
@@ -309,6 +327,10 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
     if len(errors):
         notes.append(f"{errors['row'].nunique()} logged records do not fit version {version}'s schema and were left "
                      f"out (first: {errors.iloc[0]['field']}: {errors.iloc[0]['message']})")
+    if holdout.any():
+        notes.append(f"{int(holdout.sum())} held-out records: their model's own decision (model_decision) is compared, "
+                     "not what today's process did" + ("" if task == "binary" else "; their logged prediction is the "
+                                                       "process's, so their predictions and costs are left out"))
     fb = a["tier"].fillna("model") != "model"
     if fb.any():
         notes.append(f"{int(fb.sum())} logged records were answered by a fallback tier; their logged decision is that "
