@@ -172,8 +172,8 @@ def test_rollout_status_reports_the_costs_rebuilt_by_hand_from_the_log_and_label
     ids = ids[(ids.ts >= t0) & (ids.ts <= t1) & ids.arm.isin(["model", "canary"])]
     planned = np.where(ids["request_id"].isin(first), SHARES[0], SHARES[1]).mean()
     assert status.experiment["planned_split"] == pytest.approx({"champion": 1 - planned, "canary": planned}, rel=1e-12)
-    # at cost_margin 0: a canary not shown to cost more is promoted with 200 labelled units per arm (an upper bound
-    # below 0, a saving, was asked for before: no equal canary could show it)
+    # at cost_margin 0 (a check for harm): a canary not shown to cost more is promoted with 200 labelled units per
+    # arm (an upper bound below 0, a saving, was asked for before: no equal canary could show it)
     assert status.verdict == ("rollback" if want["low"] > 0 else "promote" if min(
         status.experiment["labelled_units"].values()) >= 200 else "hold")
 

@@ -22,16 +22,15 @@ Verdict: ``rollback`` when a guardrail breaks on the canary (and not on the
 champion over the same rows, for drift and latency) or the canary costs more
 than ``releases.cost_margin`` with always-valid confidence; ``promote`` when no
 guardrail breaks, the sample ratio holds, both arms have ``releases.min_units``
-labelled units and the canary is not shown to cost more than the champion (the
-interval's lower bound is at most 0) or is shown to cost at most ``cost_margin``
-more (its upper bound is within the margin); ``hold`` otherwise, which includes a
-canary shown to cost more than the champion but not yet shown to stay within the
-margin. With the default margin 0 the promote rule asked for an upper bound below
-0, a saving no equal version can show: a same-seed rerun of a case, served as its
-own canary, held forever. The planned sample (``min_units``) is what guards against
-promoting a worse canary on too little evidence, as a fixed-horizon A/B test plans
-its size for the smallest harm it must see; the verdict can only get more lenient
-as the margin grows. Exit codes: 0 promote, 1 hold, 3 rollback
+labelled units and, on cost: with a positive ``cost_margin`` (a non-inferiority
+test), the interval's upper bound is within the margin; with the default margin 0
+(a check for harm, as a fixed-horizon A/B test's guardrail), the canary is not
+shown to cost more (its lower bound is at most 0); ``hold`` otherwise. At margin 0
+the promote rule asked for an upper bound below 0, a saving no equal version can
+show: a same-seed rerun of a case served as its own canary held forever. The
+planned sample (``min_units``) is then what decides how small a harm is seen: a
+canary that costs less more than its interval can resolve there is promoted.
+Exit codes: 0 promote, 1 hold, 3 rollback
 (2 is bad input, as for every command).
 """
 
@@ -352,11 +351,10 @@ def _verdict(case: Case, guards: list[dict], exp: dict) -> tuple[str, list[str]]
         hold.append("sample ratio mismatch: the arms' sizes do not match the planned split; find out why first")
     if not cost or cost["diff"] is None:
         hold.append("no labels yet: the cost of the canary is unknown (see the estimated cost)")
-    elif cost["high"] > rel.cost_margin and cost["low"] > 0:
-        # it costs more than the champion, maybe within the margin: only an interval inside the margin promotes it
-        hold.append(f"the canary costs more than the champion, {signed(cost['diff'])} per decision [always-valid: "
-                    f"{signed(cost['low'])}, {signed(cost['high'])}], and does not yet rule out more than "
-                    f"releases.cost_margin {rel.cost_margin:g}")
+    elif rel.cost_margin > 0 and cost["high"] > rel.cost_margin:
+        # a margin given: a non-inferiority test, promoted only once the interval lies within it
+        hold.append(f"the canary's cost difference {signed(cost['diff'])} [always-valid: {signed(cost['low'])}, "
+                    f"{signed(cost['high'])}] does not yet rule out more than releases.cost_margin {rel.cost_margin:g}")
     unknown = [g["name"] for g in guards if g["status"] == "unknown" and g["limit"] is not None]
     if unknown:
         hold.append(f"guardrails not checked yet ({', '.join(unknown)}): fewer than releases.min_rows "
@@ -364,9 +362,9 @@ def _verdict(case: Case, guards: list[dict], exp: dict) -> tuple[str, list[str]]
     if hold:
         return "hold", hold
     within = (f"within releases.cost_margin {rel.cost_margin:g}" if cost["high"] <= rel.cost_margin else
-              f"not shown to cost more than the champion at the planned releases.min_units {rel.min_units} labelled "
-              f"units per arm (the interval allows up to {signed(cost['high'])}; a positive cost_margin it lies "
-              "within would show that it costs at most that much more)")
+              f"not shown to cost more than the champion with the planned releases.min_units {rel.min_units} "
+              f"labelled units per arm (releases.cost_margin 0: a check for harm; the interval still allows up to "
+              f"{signed(cost['high'])}, and a positive margin would ask for it to lie within)")
     return "promote", [f"the canary costs {signed(cost['diff'])} per decision [always-valid {1 - rel.alpha:.0%}: "
                        f"{signed(cost['low'])}, {signed(cost['high'])}] on {units['canary']} labelled units, "
                        f"{within}, and every guardrail holds"]
