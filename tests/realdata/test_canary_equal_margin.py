@@ -106,6 +106,17 @@ def test_an_equal_canary_is_promoted_at_margin_0_with_the_planned_labels(rerun):
     assert "not shown to cost more than the champion" in status.reasons[0]
     code, _ = _cli("rollout", "status", str(rerun["folder"]))
     assert code == 0
+    # a positive margin is a non-inferiority test: held until the interval lies within it
+    import yaml
+
+    from mlcase.case import load_case
+
+    spec = yaml.safe_load((rerun["folder"] / "case.yaml").read_text())
+    margin = round(cost["high"] / 2, 2)
+    spec["releases"] = {"cost_margin": margin}
+    (rerun["folder"] / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    held = rollout_status(load_case(rerun["folder"]))
+    assert held.verdict == "hold" and any(f"more than releases.cost_margin {margin:g}" in r for r in held.reasons)
 
 
 # --------------------------------------------------------------------------- coverage on skewed real costs

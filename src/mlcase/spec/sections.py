@@ -403,8 +403,7 @@ class ReleasesSpec(_Model):
     min_units: int = Field(200, ge=2, description="Labelled units per arm the canary's experiment plans for; "
                            "before that, fixed-horizon intervals are marked as peeking.")
     cost_margin: float = Field(0.0, ge=0, description="Money per decision the canary may cost more and still be "
-                               "promoted (non-inferiority margin: its always-valid upper bound must lie within it); 0 is "
-                               "no margin: a canary not shown to cost more is promoted once min_units are labelled.")
+                               "promoted (non-inferiority margin).")
     alpha: float = Field(0.05, gt=0, lt=0.5)
     min_rows: int = Field(50, ge=5, description="Records per arm before an operational guardrail can break.")
     guardrails: Guardrails = Field(default_factory=Guardrails)
