@@ -403,7 +403,9 @@ class ReleasesSpec(_Model):
     min_units: int = Field(200, ge=2, description="Labelled units per arm the canary's experiment plans for; "
                            "before that, fixed-horizon intervals are marked as peeking.")
     cost_margin: float = Field(0.0, ge=0, description="Money per decision the canary may cost more and still be "
-                               "promoted (non-inferiority margin).")
+                               "promoted: a positive margin is a non-inferiority test (the always-valid upper bound within it); "
+                               "0, the default, a check for harm (promoted with min_units labelled per arm unless "
+                               "shown to cost more).")
     alpha: float = Field(0.05, gt=0, lt=0.5)
     min_rows: int = Field(50, ge=5, description="Records per arm before an operational guardrail can break.")
     guardrails: Guardrails = Field(default_factory=Guardrails)
