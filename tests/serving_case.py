@@ -194,3 +194,39 @@ class LoadClients:
             if resp.status == 200:
                 with self.lock:
                     self.acked.extend(p["request_id"] for p in json.loads(data)["predictions"])
+
+
+def serve_labelled(folder: Path, recs: list[dict], truth: list, canary: str | None = None,
+                   threads: int = 4) -> list[dict]:
+    """A real ``mlcase serve`` of ``folder`` on 127.0.0.1 (with ``--canary`` where given) answers ``recs`` from
+    ``threads`` threads, each answer is labelled with its ``truth`` through ``POST /labels``, and the server stops;
+    returns the answers (``predictions[0]`` of each)."""
+    import os
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.e2e.test_server import wait_ready
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(folder), "--port", str(port),
+                             *(["--canary", canary] if canary else [])], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        with ThreadPoolExecutor(threads) as pool:
+            answers = list(pool.map(lambda r: httpx.post(f"{url}/predict", json=r, timeout=60), recs))
+        assert [r.status_code for r in answers] == [200] * len(recs)
+        answers = [r.json()["predictions"][0] for r in answers]
+        labels = [{"request_id": a["request_id"], "label": y.item() if hasattr(y, "item") else y}
+                  for a, y in zip(answers, truth, strict=True)]
+        r = httpx.post(f"{url}/labels", json=labels, timeout=60)
+        assert r.status_code == 200 and r.json()["attached"] == len(recs), r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return answers

@@ -228,3 +228,9 @@ def cli(*args) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(a) for a in args])
     return code, out.getvalue(), err.getvalue()
+
+
+def said(*args) -> tuple[int, str]:
+    """``mlcase ARGS`` in this process: exit code, and stdout and stderr together."""
+    code, out, err = cli(*args)
+    return code, out + err

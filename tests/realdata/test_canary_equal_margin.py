@@ -14,35 +14,19 @@ skewed real costs.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlcase import tracking
-from mlcase.cli import main
 from mlcase.data import prepare
 from mlcase.releases import promote, rollout_status
 from mlcase.releases.sequential import always_valid_diff
-from tests.e2e.test_server import wait_ready
-from tests.serving_case import free_port, records
+from tests.serving_case import records, serve_labelled
+
+from .tables import said
 
 pytestmark = pytest.mark.slow
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue() + err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +36,7 @@ def rerun(runs, tmp_path_factory) -> dict:
     got = runs.copy("credit-random", tmp_path_factory.mktemp("equal-canary") / "credit")
     folder, case = got["folder"], got["case"]
     first = tracking.alias_version(case, "baseline")
-    code, text = _cli("run", str(folder), "--quiet", "--force")
+    code, text = said("run", str(folder), "--quiet", "--force")
     assert code == 0, text
     again = tracking.alias_version(case, "baseline")
     assert again > first
@@ -60,24 +44,7 @@ def rerun(runs, tmp_path_factory) -> dict:
     ds = prepare(case)
     recs = records(ds, "test")
     truth = ds.rows("test")["Status"].astype(str).tolist()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(folder), "--port", str(port),
-                             "--canary", f"{again}:50%"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-        with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(lambda r: httpx.post(f"{url}/predict", json=r, timeout=60), recs))
-        assert [r.status_code for r in answers] == [200] * len(recs)
-        answers = [r.json()["predictions"][0] for r in answers]
-        r = httpx.post(f"{url}/labels", json=[{"request_id": a["request_id"], "label": y}
-                                              for a, y in zip(answers, truth, strict=True)], timeout=60)
-        assert r.status_code == 200 and r.json()["attached"] == len(recs), r.text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    answers = serve_labelled(folder, recs, truth, canary=f"{again}:50%")
     return {"case": case, "folder": folder, "champion": first, "canary": again, "answers": answers}
 
 
@@ -86,7 +53,7 @@ def test_the_same_seed_rerun_is_the_same_model(rerun, tmp_path):
     prepare(rerun["case"]).rows("test").to_csv(rows, index=False)
     scored = {}
     for v in (rerun["champion"], rerun["canary"]):
-        code, text = _cli("score", str(rerun["folder"]), str(rows), "-o", str(tmp_path / f"{v}.csv"), "--version",
+        code, text = said("score", str(rerun["folder"]), str(rows), "-o", str(tmp_path / f"{v}.csv"), "--version",
                           str(v), "--quiet")
         assert code == 0, text
         scored[v] = pd.read_csv(tmp_path / f"{v}.csv")
@@ -104,7 +71,7 @@ def test_an_equal_canary_is_promoted_at_margin_0_with_the_planned_labels(rerun):
     assert cost["low"] <= 0 <= cost["high"]        # the same model: no difference to show either way
     assert status.verdict == "promote", status.reasons
     assert "not shown to cost more than the champion" in status.reasons[0]
-    code, _ = _cli("rollout", "status", str(rerun["folder"]))
+    code, _ = said("rollout", "status", str(rerun["folder"]))
     assert code == 0
     # a positive margin is a non-inferiority test: held until the interval lies within it
     import yaml

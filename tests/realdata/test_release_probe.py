@@ -28,7 +28,6 @@ import pytest
 
 from mlcase import tracking
 from mlcase.case import load_case
-from mlcase.cli import main
 from mlcase.data import prepare
 from mlcase.errors import SpecError
 from mlcase.releases import promote, rollback, rollout_status
@@ -36,7 +35,7 @@ from mlcase.releases.sequential import always_valid_diff
 from tests.e2e.test_server import wait_ready
 from tests.serving_case import free_port, records
 
-from .tables import Table
+from .tables import Table, said
 
 pytestmark = pytest.mark.slow
 
@@ -50,19 +49,12 @@ SHARES = (0.2, 0.5)   # the canary starts at 20%; PUT /routing widens it to 50% 
 FIRST = 200
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue() + err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def hmda(tmp_path_factory, empty_store) -> Path:
     """The case as its run left it (each test copies it before moving an alias or logging)."""
     folder = HMDA.write(tmp_path_factory.mktemp("release") / "hmda")
     shutil.copy(empty_store, folder / "mlflow.db")
-    code, text = _cli("run", str(folder), "--quiet", "--force")
+    code, text = said("run", str(folder), "--quiet", "--force")
     assert code == 0, text
     case = load_case(folder)
     if tracking.alias_version(case, "champion") is None:   # a 6 s bake-off on a busy machine may not reach GO
@@ -137,7 +129,7 @@ def test_the_canary_gets_its_share_and_each_arm_answers_as_mlcase_score_with_its
     pd.DataFrame(canary["recs"]).to_csv(rows, index=False)
     for version, mine in ((canary["champion"], False), (canary["canary"], True)):
         out = tmp_path / f"scored{version}.csv"
-        code, text = _cli("score", str(canary["folder"]), str(rows), "-o", str(out), "--version", str(version),
+        code, text = said("score", str(canary["folder"]), str(rows), "-o", str(out), "--version", str(version),
                           "--quiet")
         assert code == 0, text
         scored = pd.read_csv(out)
@@ -183,7 +175,7 @@ def test_a_share_that_is_no_canary_share_is_refused_in_one_line(canary, share):
     """``--share 1.5`` (or -1, 50 meaning 50%) was taken: the sample ratio check asked for a split of
     [-50, 150], failed inside the analysis and was dropped without a word but an error deep in --json (exit 1,
     'hold'); ``--share 0`` was read as no share and the arms were checked against 50/50."""
-    code, text = _cli("rollout", "status", str(canary["folder"]), "--share", share)
+    code, text = said("rollout", "status", str(canary["folder"]), "--share", share)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "--share" in lines[0] and "not a canary share" in lines[0], text
     with pytest.raises(SpecError, match="share="):
@@ -220,7 +212,7 @@ def test_a_version_promoted_again_after_its_rollback_is_the_way_back_from_the_ne
     champ, other = _champion_and_other(case)
     promote(case, other, why="try the baseline")
     assert rollback(case, why="worse on the review desk")["to_version"] == champ
-    code, text = _cli("promote", str(case.root), "--version", str(other), "--why", "fixed upstream")
+    code, text = said("promote", str(case.root), "--version", str(other), "--why", "fixed upstream")
     assert code == 0 and f"version {other} had been rolled back (worse on the review desk)" in text, text
     tags = next(v["tags"] for v in tracking.versions(case) if v["version"] == other)
     assert "mlcase.rolled_back" not in tags
@@ -230,7 +222,7 @@ def test_a_version_promoted_again_after_its_rollback_is_the_way_back_from_the_ne
     back = rollback(case)
     assert (back["from_version"], back["to_version"]) == (champ, other)
     assert tracking.alias_version(case, "champion") == other
-    events = json.loads(_cli("releases", str(case.root), "--json")[1])["events"]
+    events = json.loads(said("releases", str(case.root), "--json")[1])["events"]
     assert [(e["action"], e["from_version"], e["to_version"]) for e in events[:5]] == [
         ("rollback", champ, other), ("promote", other, champ), ("promote", champ, other),
         ("rollback", other, champ), ("promote", champ, other)]
@@ -243,7 +235,7 @@ def test_a_rollback_to_a_version_rolled_back_before_makes_it_a_way_back_again(hm
     champ, other = _champion_and_other(case)
     promote(case, other)
     rollback(case, why="first try failed")
-    code, text = _cli("rollback", str(case.root), "--to", str(other), "--why", "the first try was fine after all")
+    code, text = said("rollback", str(case.root), "--to", str(other), "--why", "the first try was fine after all")
     assert code == 0 and f"version {other} had been rolled back (first try failed)" in text, text
     assert "mlcase.rolled_back" not in next(v["tags"] for v in tracking.versions(case) if v["version"] == other)
     promote(case, champ)
@@ -256,13 +248,13 @@ def test_promote_with_a_log_that_is_not_there_is_refused_and_nothing_moves(canar
     by hand must be there."""
     case = _copy(canary["folder"], tmp_path / "hmda")
     before = tracking.aliases(case)
-    code, text = _cli("promote", str(case.root), "--version", str(canary["canary"]), "--log",
+    code, text = said("promote", str(case.root), "--version", str(canary["canary"]), "--log",
                       str(tmp_path / "typo.db"))
     lines = [ln for ln in text.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and "no prediction log at" in lines[0] and "--log" in lines[0], text
     assert tracking.aliases(case) == before and not (tmp_path / "typo.db").exists()
     # readiness read the missing log as "no log yet" and scored the monitoring group lower, exit 0
-    code, text = _cli("readiness", str(case.root), "--log", str(tmp_path / "typo.db"))
+    code, text = said("readiness", str(case.root), "--log", str(tmp_path / "typo.db"))
     assert code == 2 and "no prediction log at" in text and len(text.strip().splitlines()) == 1, text
     # the log it was served with is read as before: the promote goes through its gate
     out = promote(case, canary["canary"], log=str(case.root / "predictions.db"), force=True)

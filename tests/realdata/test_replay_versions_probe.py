@@ -12,41 +12,27 @@ interval of their difference. Bad input (an unknown version, another case's log,
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from mlcase import tracking
-from mlcase.cli import main
 from mlcase.data import prepare
 from mlcase.errors import NotFoundError, SpecError
 from mlcase.releases import promote, replay_against
-from tests.e2e.test_server import wait_ready
-from tests.serving_case import free_port, records
+from tests.serving_case import records, serve_labelled
+
+from .tables import said
 
 pytestmark = pytest.mark.slow
 
 TABLES = {"credit-random": "Status", "boston-random": "medv", "fgl-random": "type"}
 N_MAX = 200   # test rows sent per table (credit has 891)
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue() + err.getvalue()
 
 
 def _serve(runs, table_id: str, dest: Path) -> dict:
@@ -61,25 +47,7 @@ def _serve(runs, table_id: str, dest: Path) -> dict:
     target = TABLES[table_id]
     recs = records(ds, "test", N_MAX)
     truth = ds.rows("test")[target].iloc[:N_MAX].tolist()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlcase"), "serve", str(folder), "--port", str(port),
-                             "--canary", f"{other}:50%"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-        with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(lambda r: httpx.post(f"{url}/predict", json=r, timeout=60), recs))
-        assert [r.status_code for r in answers] == [200] * len(recs)
-        answers = [r.json()["predictions"][0] for r in answers]
-        labels = [{"request_id": a["request_id"], "label": y.item() if hasattr(y, "item") else y}
-                  for a, y in zip(answers, truth, strict=True)]
-        r = httpx.post(f"{url}/labels", json=labels, timeout=60)
-        assert r.status_code == 200 and r.json()["attached"] == len(recs), r.text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    serve_labelled(folder, recs, truth, canary=f"{other}:50%")
     return {"case": case, "folder": folder, "champion": champ, "other": other, "task": case.spec.task,
             "target": target}
 
@@ -99,7 +67,7 @@ def _by_hand(served: dict, version: int, tmp: Path) -> pd.DataFrame:
     inputs = tmp / f"inputs{version}.csv"
     pd.DataFrame([json.loads(x) for x in log["inputs"]]).to_csv(inputs, index=False)
     out = tmp / f"scored{version}.csv"
-    code, text = _cli("score", str(served["folder"]), str(inputs), "-o", str(out), "--version", str(version),
+    code, text = said("score", str(served["folder"]), str(inputs), "-o", str(out), "--version", str(version),
                       "--quiet")
     assert code == 0, text
     scored = pd.read_csv(out)
@@ -171,16 +139,16 @@ def test_replay_against_the_champion_changes_only_the_canarys_records(served, tm
 
 def test_the_cli_prints_the_comparison_and_its_json_is_the_api_s(served):
     folder = str(served["folder"])
-    code, text = _cli("replay", folder, "--version", str(served["other"]), "--json")
+    code, text = said("replay", folder, "--version", str(served["other"]), "--json")
     assert code == 0, text
     out = json.loads(text)
     want = replay_against(served["case"], served["other"]).to_dict()
     assert out["changed"] == want["changed"] and out["transitions"] == want["transitions"]
     assert out["cost"].pop("label_sources") == want["cost"].pop("label_sources") == {"outcome": want["rows"]}
     assert out["cost"] == pytest.approx(want["cost"], rel=1e-12)
-    code, text = _cli("replay", folder, "--version", str(served["other"]))
+    code, text = said("replay", folder, "--version", str(served["other"]))
     assert code == 0 and f"replayed against version {served['other']}" in text, text
-    code, text = _cli("replay", folder, "--version", str(served["other"]), "--last", "7", "--json")
+    code, text = said("replay", folder, "--version", str(served["other"]), "--last", "7", "--json")
     assert code == 0 and json.loads(text)["rows"] == 7, text
 
 
@@ -193,7 +161,7 @@ def _one_line(text: str) -> str:
 def test_bad_input_is_one_line_naming_the_thing(served, tmp_path):
     """An unknown version, a log another case's server wrote and an empty log: exit 2, one line, the fix."""
     case, folder = served["case"], str(served["folder"])
-    code, text = _cli("replay", folder, "--version", "99")
+    code, text = said("replay", folder, "--version", "99")
     assert code == 2 and "version 99" in _one_line(text) and "mlcase models" in text, text
     with pytest.raises(NotFoundError, match="version 99"):
         replay_against(case, 99)
@@ -206,7 +174,7 @@ def test_bad_input_is_one_line_naming_the_thing(served, tmp_path):
     row = con.execute("SELECT request_id FROM predictions LIMIT 1").fetchone()[0]
     con.execute("UPDATE predictions SET bundle_sha256 = ?", ("ab" * 32,))
     con.commit()
-    code, text = _cli("replay", folder, "--version", "1", "--log", str(other))
+    code, text = said("replay", folder, "--version", "1", "--log", str(other))
     assert code == 2 and "another case's models" in _one_line(text) and "abababababab" in text, text
     with pytest.raises(SpecError, match="another case"):
         replay_against(case, 1, log=str(other))
@@ -215,11 +183,11 @@ def test_bad_input_is_one_line_naming_the_thing(served, tmp_path):
     con.execute("DELETE FROM predictions")
     con.commit()
     con.close()
-    code, text = _cli("replay", folder, "--version", "1", "--log", str(other))
+    code, text = said("replay", folder, "--version", "1", "--log", str(other))
     assert code == 2 and "holds no logged decision" in _one_line(text), text
     with pytest.raises(NotFoundError, match="no logged decision"):
         replay_against(case, 1, log=str(other))
-    code, text = _cli("replay", folder, "--version", "1", row[:8] + "-not-logged")
+    code, text = said("replay", folder, "--version", "1", row[:8] + "-not-logged")
     assert code == 2 and "not in the prediction log" in _one_line(text), text
     with pytest.raises(SpecError, match="last"):
         replay_against(case, 1, last=0)
