@@ -430,6 +430,12 @@ def _slices_md(slices: dict, model: str | None = None, described: str | None = N
         if parity:
             L.append("")
             L.append("fairlearn, over the groups of enough rows: " + "; ".join(parity))
+        if info.get("per_class"):
+            from .evaluate.slices import per_class_rows
+
+            L += ["", "Per class, that class against the rest (fairlearn's selection rate and true positive rate, over "
+                  "the groups of enough rows; gaps with Newcombe's 95% CI):", ""]
+            L += _md_table(per_class_rows(info)) + [""]
         for note in info.get("notes") or []:
             L.append(f"Note: {md_text(note)}.")
         if info.get("insufficient"):

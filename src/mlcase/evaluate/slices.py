@@ -201,27 +201,8 @@ def _column(ctx: dict, col: str, groups: np.ndarray, sensitive: bool) -> tuple[d
     task, min_n, alert, yv, fv = ctx["task"], ctx["min_n"], ctx["alert"], ctx["y"], ctx["pred"]
     table, boot = _groups_table(ctx, col, groups)
     ok = [e for e in table if not e["insufficient_evidence"]]
-    gaps = {}
     overall_mae = float(np.mean(np.abs(fv - yv))) if task == "regression" else None
-    for name in GAP_METRICS[task]:
-        # a rate counts only where it rests on min_slice_size rows (recall: positives)
-        vals = [(e[name], e["group"]) for e in ok
-                if e.get(name) is not None and e.get(f"{name}_n", e["n"]) >= min_n]
-        if len(vals) >= 2:
-            (lo_v, lo_g), (hi_v, hi_g) = min(vals), max(vals)
-            scale = (1 / overall_mae if overall_mae else 0.0) if task == "regression" else 1.0
-            if name in PROPORTIONS[task]:
-                # two shares: Newcombe's hybrid score interval, which keeps its coverage near 0 and 1
-                from ..abtest.stats import proportion_test
-
-                (kh, nh), (kl, nl) = boot[(hi_g, name, "count")], boot[(lo_g, name, "count")]
-                t = proportion_test(kl, nl, kh, nh, ci="newcombe")
-                gap_ci = [t["ci_low"], t["ci_high"]]
-            else:
-                # groups are resampled independently, so the gap's samples are differences of theirs
-                gap_ci = _quantiles((boot[(hi_g, name)] - boot[(lo_g, name)]) * scale)
-            gaps[name] = {"gap": float((hi_v - lo_v) * scale), "ci": gap_ci, "low_group": lo_g,
-                          "high_group": hi_g, "relative_to_overall": task == "regression"}
+    gaps = _gaps(task, table, boot, GAP_METRICS[task], min_n, overall_mae)
     largest = max(gaps.items(), key=lambda kv: kv[1]["gap"]) if gaps else None
     info: dict[str, Any] = {"sensitive": sensitive, "groups": table, "gaps": gaps,
                             "insufficient": [e["group"] for e in table if e["insufficient_evidence"]]}
@@ -247,7 +228,80 @@ def _column(ctx: dict, col: str, groups: np.ndarray, sensitive: bool) -> tuple[d
             info["equalized_odds_difference"] = eo
             info.update(_parity_evidence(gaps, ok, min_n))
             flags += _parity_flags(col, info, alert, min_n)
+    if sensitive and task == "multiclass" and len(ok) >= 2:
+        info["per_class"], class_flags, notes = _per_class(ctx, col, groups, [e["group"] for e in ok])
+        flags += class_flags
+        if notes:
+            info.setdefault("notes", []).extend(notes)
     return info, flags
+
+
+def _gaps(task: str, table: list[dict], boot: dict, names, min_n: int, overall_mae: float | None) -> dict:
+    """The gap of each metric in ``names`` between its lowest and highest group, with its CI."""
+    gaps = {}
+    for name in names:
+        # a rate counts only where it rests on min_slice_size rows (recall: positives)
+        vals = [(e[name], e["group"]) for e in table if not e["insufficient_evidence"]
+                and e.get(name) is not None and e.get(f"{name}_n", e["n"]) >= min_n]
+        if len(vals) >= 2:
+            (lo_v, lo_g), (hi_v, hi_g) = min(vals), max(vals)
+            scale = (1 / overall_mae if overall_mae else 0.0) if task == "regression" else 1.0
+            if name in PROPORTIONS[task]:
+                # two shares: Newcombe's hybrid score interval, which keeps its coverage near 0 and 1
+                from ..abtest.stats import proportion_test
+
+                (kh, nh), (kl, nl) = boot[(hi_g, name, "count")], boot[(lo_g, name, "count")]
+                t = proportion_test(kl, nl, kh, nh, ci="newcombe")
+                gap_ci = [float(t["ci_low"]), float(t["ci_high"])]
+            else:
+                # groups are resampled independently, so the gap's samples are differences of theirs
+                gap_ci = _quantiles((boot[(hi_g, name)] - boot[(lo_g, name)]) * scale)
+            gaps[name] = {"gap": float((hi_v - lo_v) * scale), "ci": gap_ci, "low_group": lo_g,
+                          "high_group": hi_g, "relative_to_overall": task == "regression"}
+    return gaps
+
+
+#: the one-vs-rest rates of each class of a multiclass model, per group of a sensitive column
+CLASS_METRICS = ("selection_rate", "recall", "false_positive_rate")
+
+
+def _per_class(ctx: dict, col: str, groups: np.ndarray, ok: list[str]) -> tuple[dict, list[str], list[str]]:
+    """Demographic parity and equalized odds per class of a multiclass model, one class against the rest.
+
+    carData::WVS by country had accuracy and cost per group and nothing on who is predicted which class. For each
+    class ``c`` the model's decisions are read as the binary "predicted c" against the truth "is c", and judged as a
+    binary model's are (:func:`_column`): each group's share predicted ``c`` (fairlearn's ``selection_rate``), true
+    and false positive rates, Wilson's interval per group and Newcombe's per gap; fairlearn's demographic parity and
+    equalized odds differences over the groups of ``min_slice_size`` rows, and the equalized odds judged on the rates
+    that rest on ``min_slice_size`` rows (a true positive rate on the class's own rows in the group).
+    """
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    yv, fv, min_n, alert = ctx["y"], ctx["pred"], ctx["min_n"], ctx["alert"]
+    binary = {"selection_rate": (lambda y, f, c: f, None),
+              "recall": (lambda y, f, c: (f * y).astype(float), lambda y, f, c: y.astype(float)),
+              "false_positive_rate": (lambda y, f, c: (f * (1 - y)).astype(float),
+                                      lambda y, f, c: (1 - y).astype(float))}
+    keep = np.isin(groups, ok)
+    out, flags, notes = {}, [], []
+    for c in sorted(set(yv) | set(fv)):
+        yc, fc = (yv == c).astype(float), (fv == c).astype(float)
+        sub = {**ctx, "task": "binary", "defs": binary, "y": yc, "pred": fc, "cost_base": None}
+        table, boot = _groups_table(sub, col, groups)   # same groups and sizes, so the same ones are judged
+        for e in table:
+            e["class_rows"] = e.pop("positives")    # the group's test rows of class c (a true positive rate's)
+        gaps = _gaps("binary", table, boot, CLASS_METRICS, min_n, None)
+        info: dict[str, Any] = {"groups": table, "gaps": gaps}
+        info["demographic_parity_difference"] = float(demographic_parity_difference(
+            yc[keep], fc[keep], sensitive_features=groups[keep]))
+        info["equalized_odds_difference"] = float(equalized_odds_difference(
+            yc[keep], fc[keep], sensitive_features=groups[keep]))
+        info.update(_parity_evidence(gaps, [e for e in table if e["group"] in ok], min_n))
+        flags += _parity_flags(f"{col}, class '{c}'", info, alert, min_n)
+        info["equalized_odds_difference"] = _clean(info["equalized_odds_difference"])
+        notes += [f"class '{c}': {n}" for n in info.pop("notes", [])]
+        out[str(c)] = info
+    return out, flags, notes
 
 
 def _parity_evidence(gaps: dict, ok: list[dict], min_n: int) -> dict:
@@ -318,3 +372,29 @@ def _clean(v):
     except (TypeError, ValueError):
         return v
     return None if f != f else f
+
+
+def per_class_rows(info: dict) -> list[dict]:
+    """The card's and the report's table of a multiclass sensitive column's classes (see :func:`_per_class`): per
+    class, each judged group's share predicted it, the demographic parity difference and the true positive rate gap,
+    each with its 95% CI, and fairlearn's equalized odds difference (one class against the rest)."""
+
+    def gap_text(g: dict | None, between: bool) -> str:
+        if not g:
+            return "too few rows of the class"
+        lo, hi = g["ci"]
+        return (f"{number(g['gap'], 4)}" + (f" (low {g['low_group']}, high {g['high_group']})" if between and g['gap'] > 0 else "")
+                + f", 95% CI {number(lo, 4)} to {number(hi, 4)}")
+
+    rows = []
+    for c, k in (info.get("per_class") or {}).items():
+        row: dict[str, Any] = {"class": c}
+        for g in k.get("groups") or []:
+            if not g.get("insufficient_evidence"):
+                row[f"share predicted it: {g['group']}"] = number(g["selection_rate"], 4)
+        row["demographic parity difference"] = gap_text(k["gaps"].get("selection_rate"), False)
+        row["true positive rate gap"] = gap_text(k["gaps"].get("recall"), True)
+        eo = k.get("equalized_odds_difference")
+        row["equalized odds difference (fairlearn)"] = "–" if eo is None else number(eo, 4)
+        rows.append(row)
+    return rows

@@ -453,6 +453,12 @@ def slices_html(slices: dict, cur: str, who: str = "Candidate") -> str:
                      + (f"<p>{esc('; '.join(extra))}.</p>" if extra else "")
                      + table(rows, caption=f"{who} per group, 95% CI in brackets (Wilson's for rates, bootstrap for costs and errors); groups under "
                                            f"{slices.get('min_slice_size')} rows: insufficient evidence"))
+        if info.get("per_class"):
+            from ...evaluate.slices import per_class_rows
+
+            parts.append(table(per_class_rows(info), caption=f"{who} per class, that class against the rest: the "
+                               f"share of each group of {slices.get('min_slice_size')}+ rows predicted it (fairlearn's "
+                               "selection rate), the largest gaps with Newcombe's 95% CI"))
         plot_metric = lg["metric"] if lg else "cost_per_decision"
         ok = [g for g in groups if g.get(plot_metric) is not None]
         if ok:
