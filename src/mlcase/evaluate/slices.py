@@ -297,7 +297,7 @@ def _per_class(ctx: dict, col: str, groups: np.ndarray, ok: list[str]) -> tuple[
         info["equalized_odds_difference"] = float(equalized_odds_difference(
             yc[keep], fc[keep], sensitive_features=groups[keep]))
         info.update(_parity_evidence(gaps, [e for e in table if e["group"] in ok], min_n))
-        flags += _parity_flags(f"{col}, class '{c}'", info, alert, min_n)
+        flags += _parity_flags(f"{col}, class '{c}'", info, alert, min_n, str(c))
         info["equalized_odds_difference"] = _clean(info["equalized_odds_difference"])
         notes += [f"class '{c}': {n}" for n in info.pop("notes", [])]
         out[str(c)] = info
@@ -329,11 +329,14 @@ def _parity_evidence(gaps: dict, ok: list[dict], min_n: int) -> dict:
     return out
 
 
-def _over(n: int, metric: str) -> str:
+def _over(n: int, metric: str, of_class: str | None = None) -> str:
+    if of_class is not None:   # one class against the rest: "16 positives" of class 'employed' were its own rows
+        return (f"{n} row{'' if n == 1 else 's'} of class '{of_class}'" if metric == "recall"
+                else f"{n} row{'' if n == 1 else 's'} of other classes")
     return f"{n} {('positive' if metric == 'recall' else 'negative')}{'' if n == 1 else 's'}"
 
 
-def _parity_flags(col: str, info: dict, alert: float, min_n: int) -> list[str]:
+def _parity_flags(col: str, info: dict, alert: float, min_n: int, of_class: str | None = None) -> list[str]:
     """Alerts on the parity differences as judged (see :func:`_parity_evidence`), with their CIs; a difference
     that is above the alert level only through a rate of too few rows is said as such, with no alert."""
     flags = []
@@ -350,7 +353,7 @@ def _parity_flags(col: str, info: dict, alert: float, min_n: int) -> list[str]:
     # the thinnest three (Stat2Data::Titanic by age quartile listed eight)
     shown = sorted(thin, key=lambda t: t["n"])[:3]
     left_out = "; ".join(f"the {'recall' if t['metric'] == 'recall' else 'false positive rate'} of '{t['group']}' "
-                         f"rests on {_over(t['n'], t['metric'])}" for t in shown)
+                         f"rests on {_over(t['n'], t['metric'], of_class)}" for t in shown)
     if len(thin) > len(shown):
         left_out += f"; {len(thin) - len(shown)} more under {min_n} rows"
     if judged and judged["value"] > alert:
