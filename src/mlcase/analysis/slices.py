@@ -13,7 +13,9 @@ that chose it:
    the best model-free policy), and the candidate's *relative loss* (its loss over a
    model-free prediction's) a delta-method z statistic against the rest's.
    The best ``analysis.max_slices`` of each kind are *tried*: ranked by their statistic,
-   none overlapping a better one by half its rows or more.
+   none overlapping a better one by half its rows or more. Under a group split both statistics
+   are the test step's cluster-robust ones (:func:`_cluster_t`, :func:`_ratio_t`), and a slice
+   whose discovery rows come from fewer than :data:`MIN_GROUPS` groups is not tried.
 2. **Validation** (the validation part, scored out of fold): the hybrid "the fallback in
    this slice, the candidate elsewhere" of every tried slice is evaluated there like any
    candidate; the slices whose switch saves money there make up the combined hybrid.
@@ -62,7 +64,8 @@ from ..formats import number
 from ..numeric import holm, mean_se
 
 ALPHA = 0.05
-#: under a group split, a slice is judged only where its test rows come from at least this many groups
+#: under a group split, a slice is tried and judged only where its discovery and test rows each come from at least
+#: this many groups
 MIN_GROUPS = MIN_TEST_UNITS
 PAIR_COLUMNS = 6          # pairs are formed among this many most telling columns
 MIN_DISCOVERY_T = 1.0     # a slice is tried only when discovery leans its way at least this much
@@ -298,12 +301,47 @@ def _relative_loss(M: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndar
     return np.where(np.isfinite(ratio), ratio, 0.0), np.where(np.isfinite(z), z, 0.0)
 
 
+def _cluster_t(a: np.ndarray, groups) -> tuple[float, float]:
+    """The mean of ``a`` and its t statistic with the cluster-robust standard error (:func:`mlcase.numeric.mean_se`)
+    over ``groups`` (0 where it cannot be told: one group, no spread). The test step's p-value
+    (:func:`_one_sided_p`) reads it on ``G - 1`` degrees of freedom, discovery ranks slices by it."""
+    if len(a) == 0:
+        return float("nan"), 0.0
+    mean, se = mean_se(a, groups)
+    if not np.isfinite(se) or se <= 0:
+        return mean, 0.0
+    return mean, mean / se
+
+
+def _money_stats(masks: np.ndarray, d: np.ndarray, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean money lost (``d``) in each slice (column of ``masks``) and its t statistic: the rows' one-sample t, or
+    under a group split the cluster-robust one of the test step (mlmRev::Exam by school ranked 'schgend = boys',
+    the pupils of 6 schools, fourth on its rows' t of 2.28)."""
+    if groups is None:
+        return _t_mean(masks.astype(float), d)
+    got = np.array([_cluster_t(d[m], groups[m]) for m in masks.T.astype(bool)]).reshape(-1, 2)
+    return got[:, 0], got[:, 1]
+
+
+def _error_stats(masks: np.ndarray, a: np.ndarray, b: np.ndarray, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Each slice's relative-loss ratio against the rest's and the statistic of its log: the delta-method z, or under
+    a group split the cluster-robust t of the test step (:func:`_ratio_t`)."""
+    if groups is None:
+        return _relative_loss(masks.astype(float), a, b)
+    ratio, z = np.zeros(masks.shape[1]), np.zeros(masks.shape[1])
+    for k, m in enumerate(masks.T.astype(bool)):
+        r, t = _ratio_t(m, a, b, groups)
+        ratio[k], z[k] = (r, t) if np.isfinite(r) and np.isfinite(t) else (0.0, 0.0)
+    return ratio, z
+
+
 @dataclass
 class _Scan:
     slices: list[Slice]
     masks: np.ndarray            # discovery rows x slices
     n: np.ndarray
     stats: dict = field(default_factory=dict)
+    n_groups: np.ndarray | None = None   # under a group split: how many groups each slice's discovery rows come from
 
 
 def scan(disc: Part, references: list[str], min_rows: int, bins: int) -> _Scan:
@@ -313,12 +351,15 @@ def scan(disc: Part, references: list[str], min_rows: int, bins: int) -> _Scan:
     if not flat:
         return _Scan([], np.zeros((len(disc), 0), dtype=bool), np.zeros(0))
     M = np.column_stack([s.mask(disc.frame) for s in flat])
-    Mf = M.astype(float)
+    # under a group split each slice is ranked by its groups, not its rows (one group's integer code per row)
+    g = None if disc.groups is None else group_codes(disc.groups)[0]
     score = np.zeros(len(flat))
     for ref in references:
-        score = np.maximum(score, np.abs(_t_mean(Mf, disc.diff(ref))[1]))
+        score = np.maximum(score, np.abs(_money_stats(M, disc.diff(ref), g)[1]))
     if disc.loss is not None:
-        score = np.maximum(score, np.abs(_relative_loss(Mf, disc.loss, disc.ref_loss)[1]))
+        score = np.maximum(score, np.abs(_error_stats(M, disc.loss, disc.ref_loss, g)[1]))
+    if g is not None:   # a column whose slices hold too few groups each does not rank it for the pairs
+        score = np.where(_groups_in(M, g) >= MIN_GROUPS, score, 0.0)
     best_col: dict[str, float] = {}
     for s, v in zip(flat, score, strict=True):
         best_col[s.columns[0]] = max(best_col.get(s.columns[0], 0.0), float(v))
@@ -344,12 +385,20 @@ def scan(disc: Part, references: list[str], min_rows: int, bins: int) -> _Scan:
     all_slices = flat + pairs
     masks = np.column_stack([M] + pair_masks) if pair_masks else M
     out = _Scan(all_slices, masks, masks.sum(axis=0))
-    masks_f = np.column_stack([Mf] + [m.astype(float) for m in pair_masks]) if pair_masks else Mf
     for ref in references:
-        out.stats[("money", ref)] = _t_mean(masks_f, disc.diff(ref))
+        out.stats[("money", ref)] = _money_stats(masks, disc.diff(ref), g)
     if disc.loss is not None:
-        out.stats[("error", None)] = _relative_loss(masks_f, disc.loss, disc.ref_loss)
+        out.stats[("error", None)] = _error_stats(masks, disc.loss, disc.ref_loss, g)
+    if g is not None:
+        out.n_groups = np.concatenate([_groups_in(M, g), _groups_in(np.column_stack(pair_masks), g) if pair_masks
+                                       else np.zeros(0, dtype=int)])
     return out
+
+
+def _groups_in(masks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """How many groups (``codes``: each row's, from :func:`mlcase.evaluate.lift.group_codes`) each slice's rows
+    come from."""
+    return np.array([len(np.unique(codes[m])) for m in masks.T.astype(bool)], dtype=int)
 
 
 def _choose(sc: _Scan, t: np.ndarray, max_slices: int, judgeable: np.ndarray | None = None) -> list[int]:
@@ -365,6 +414,8 @@ def _choose(sc: _Scan, t: np.ndarray, max_slices: int, judgeable: np.ndarray | N
         if t[i] < MIN_DISCOVERY_T or len(chosen) >= max_slices:
             break
         if judgeable is not None and not judgeable[i]:
+            continue
+        if sc.n_groups is not None and sc.n_groups[i] < MIN_GROUPS:   # discovery saw too few of its groups to rank it
             continue
         mi = sc.masks[:, i]
         if any((mi & sc.masks[:, j]).sum() >= OVERLAP * min(sc.n[i], sc.n[j]) for j in chosen):
@@ -430,7 +481,8 @@ def find_weak_slices(disc: Part, valid: Part, test: Part, references: list[str],
     if ("error", None) in sc.stats and test.loss is not None:
         _, t_err = sc.stats[("error", None)]
         for i in _choose(sc, t_err, max_slices, judgeable):
-            out["error"].append(_error_entry(sc.slices[i], t_err[i], test, n_boot, rng_seed))
+            out["error"].append(_error_entry(sc.slices[i], t_err[i], test, n_boot, rng_seed,
+                                             None if sc.n_groups is None else int(sc.n_groups[i])))
             rng_seed += 1
         _holm(out["error"])
         for e in out["error"]:
@@ -452,8 +504,9 @@ def resampled_said(resampled: dict | None) -> str:
         return (f"no slice can be judged: the test holds {n} {col} value{'s' if n != 1 else ''}, fewer than the "
                 f"{least} whose rows a slice's verdict needs (the CIs resample whole groups); hold out more {col} "
                 "values (a larger split.test_size)")
-    return (f"the CIs resample whole groups ({col}: {n} test groups), and a slice is judged "
-            f"only where its test rows come from at least {least} of them")
+    return (f"the CIs resample whole groups ({col}: {n} test groups), discovery ranks slices by their groups too, "
+            f"and a slice is tried only where its discovery rows and its test rows each come from at least {least} "
+            "groups")
 
 
 def too_few_groups(resampled: dict | None) -> bool:
@@ -538,6 +591,7 @@ def _money_entry(s: Slice, ref: str, sc: _Scan, i: int, t: float, valid: Part, t
     d_test = test.diff(ref)[mt]
     mv = s.mask(valid.frame)
     entry = {"label": s.label, "slice": s.to_dict(), "reference": ref, "n_discovery": int(sc.n[i]),
+             "n_discovery_groups": None if sc.n_groups is None else int(sc.n_groups[i]),
              "discovery_loss_per_decision": float(sc.stats[("money", ref)][0][i]), "discovery_t": float(t),
              "n_test": int(mt.sum()), "n_test_groups": test.n_groups(mt),
              "share_of_test": float(mt.mean()) if len(mt) else 0.0,
@@ -557,11 +611,12 @@ def _money_entry(s: Slice, ref: str, sc: _Scan, i: int, t: float, valid: Part, t
     return entry
 
 
-def _error_entry(s: Slice, t: float, test: Part, n_boot: int, seed: int) -> dict:
+def _error_entry(s: Slice, t: float, test: Part, n_boot: int, seed: int, n_disc_groups: int | None = None) -> dict:
     """The slice's relative loss against the rest's on the test rows: ratio, bootstrap CI and one-sided p."""
     mt = s.mask(test.frame)
     n_in = int(mt.sum())
-    out = {"label": s.label, "slice": s.to_dict(), "discovery_z": float(t), "n_test": n_in,
+    out = {"label": s.label, "slice": s.to_dict(), "discovery_z": float(t), "n_discovery_groups": n_disc_groups,
+           "n_test": n_in,
            "n_test_groups": test.n_groups(mt),
            "share_of_test": float(mt.mean()) if len(mt) else 0.0, "ratio": 0.0, "ratio_ci": None, "p": 1.0,
            "relative_loss_in_slice": None, "relative_loss_elsewhere": None}
@@ -599,28 +654,37 @@ def _error_entry(s: Slice, t: float, test: Part, n_boot: int, seed: int) -> dict
     return out
 
 
+def _ratio_t(mask: np.ndarray, a: np.ndarray, b: np.ndarray, groups) -> tuple[float, float]:
+    """The slice's relative loss over the rest's and the cluster-robust t of its log (each part's influence
+    ``a / mean(a) - b / mean(b)`` summed by group, :func:`mlcase.numeric.mean_se`); a t of nan where it cannot be
+    told (a part of one group has an infinite error)."""
+    var, logs = 0.0, []
+    for part in (mask, ~mask):
+        if part.sum() < 2:
+            return float("nan"), float("nan")
+        ap, bp = a[part], b[part]
+        ma, mb = float(ap.mean()), float(bp.mean())
+        if ma <= 0 or mb <= 0:
+            return float("nan"), float("nan")
+        var += mean_se(ap / ma - bp / mb, groups[part])[1] ** 2
+        logs.append(np.log(ma / mb))
+    ratio = float(np.exp(logs[0] - logs[1]))
+    if not np.isfinite(var) or var <= 0:
+        return ratio, float("nan")
+    return ratio, float((logs[0] - logs[1]) / np.sqrt(var))
+
+
 def _ratio_p(mask: np.ndarray, a: np.ndarray, b: np.ndarray, groups=None) -> float:
     """One-sided p that the slice's relative loss is above the rest's: the delta-method z of the log ratio; with
-    ``groups``, its cluster-robust variance (each part's influence ``a / mean(a) - b / mean(b)`` summed by group,
-    :func:`mlcase.numeric.mean_se`) on Student's t over the fewer groups of the two parts."""
+    ``groups``, its cluster-robust t (:func:`_ratio_t`) on Student's t over the fewer groups of the two parts."""
     from scipy import stats
 
     if groups is None:
         _, z = _relative_loss(mask[:, None].astype(float), a, b)
         return float(stats.norm.sf(z[0])) if np.isfinite(z[0]) and z[0] != 0 else 1.0
-    var, fewest, logs = 0.0, np.inf, []
-    for part in (mask, ~mask):
-        ap, bp, gp = a[part], b[part], groups[part]
-        ma, mb = float(ap.mean()), float(bp.mean())
-        if len(ap) < 2 or ma <= 0 or mb <= 0:
-            return 1.0
-        se = mean_se(ap / ma - bp / mb, gp)[1]
-        var += se ** 2
-        fewest = min(fewest, group_codes(gp)[1])
-        logs.append(np.log(ma / mb))
-    if fewest < 2 or not np.isfinite(var) or var <= 0:
-        return 1.0
-    return float(stats.t.sf((logs[0] - logs[1]) / np.sqrt(var), fewest - 1))
+    _, t = _ratio_t(mask, a, b, groups)
+    fewest = min(group_codes(groups[mask])[1], group_codes(groups[~mask])[1])
+    return float(stats.t.sf(t, fewest - 1)) if np.isfinite(t) and fewest >= 2 else 1.0
 
 
 def _combined_hybrid(money: list[dict], valid: Part, test: Part, n_boot: int, seed: int,
