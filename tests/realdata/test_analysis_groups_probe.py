@@ -155,7 +155,10 @@ def test_a_money_slice_has_the_cluster_bootstrap_ci_and_p_of_its_schools(exam):
         assert e["test"]["ci_high"] == pytest.approx(hi, abs=0.15 * width)
         rows = np.quantile([d[np.random.default_rng(k).integers(0, len(d), len(d))].mean() for k in range(300)],
                            [0.025, 0.975])
-        assert e["test"]["ci_high"] - e["test"]["ci_low"] >= 0.9 * max(width, rows[1] - rows[0])
+        # the run's interval reads its tails from evaluation.bootstrap (400) draws at the expanded level (about 98% for
+        # 11 schools): over 300 seeds its width was 0.82 times this 4,000-draw one or more (median 0.98; below 0.9 for 3% to 9%
+        # of seeds, so 0.9 failed on whichever slices discovery tried), and 0.8 holds it to the schools' width
+        assert e["test"]["ci_high"] - e["test"]["ci_low"] >= max(0.8 * width, 0.9 * (rows[1] - rows[0]))
 
 
 def test_the_learning_curve_band_resamples_schools(exam, tmp_path):
