@@ -68,6 +68,9 @@ def summary(out: dict) -> dict:
     lb = out.get("labels") or {}
     return {"losing_slices": sl.get("losing", []), "erring_slices": sl.get("erring", []),
             "slices_scanned": sl.get("scanned"), "slices_tried": len(sl.get("money") or []),
+            # the error criterion's slices are tried (and Holm-corrected) beside the money ones: the text read
+            # "1 tried" on ISLR::Smarket where 4 more were tried on their error rate
+            "slices_tried_error": len(sl.get("error") or []),
             # under a group split: whole groups resampled, how many test groups, and the fewest a slice is judged on
             "slices_resampled": sl.get("resampled"), "slices_unjudgeable": sl.get("unjudgeable"),
             "learning_curve_resampled": lc.get("resampled"),
@@ -97,7 +100,10 @@ def _print(con, doc: dict) -> None:
     if too_few_groups(grouped):
         con.print(f"  slices: {doc['slices_scanned']} scanned, none tried: {markup_escape(resampled_said(grouped))}")
     else:
-        con.print(f"  slices: {doc['slices_scanned']} scanned, {doc['slices_tried']} tried on the test rows; "
+        erring = doc.get("slices_tried_error") or 0
+        tried = f"{doc['slices_tried']} tried on the test rows" + (f" for money, {erring} for their error rate"
+                                                                  if erring else "")
+        con.print(f"  slices: {doc['slices_scanned']} scanned, {tried}; "
                   + (f"loses money in: {markup_escape(', '.join(losing))}" if losing
                      else "no slice loses money beyond chance"))
         if grouped:
@@ -113,6 +119,14 @@ def _print(con, doc: dict) -> None:
         if w:
             con.print(f"  feature group {markup_escape(str(g['group']))}: worth {number(w['estimate'], 4)} per decision "
                       f"(95% CI {number(w['ci_low'], 4)} to {number(w['ci_high'], 4)})")
+    if doc.get("feature_groups_skipped"):
+        con.print(f"  feature groups: {markup_escape(str(doc['feature_groups_skipped']))}")
+    elif doc.get("feature_groups_not_measured"):
+        # ISLR::Smarket: none of its 6 groups was refitted within the time share, and the text said nothing
+        missed = doc["feature_groups_not_measured"]
+        con.print(f"  feature groups: {len(missed)} not measured within analysis.time_share of the budget "
+                  f"({markup_escape(', '.join(map(str, missed[:8])))}{', ...' if len(missed) > 8 else ''}); "
+                  "give `mlcase analyze --budget` more time")
     lab = doc["label_audit"]
     if lab.get("file"):
         con.print(f"  label audit: {markup_escape(flagged_said(lab))}; {markup_escape(conflicts_said(lab))}; for review: {markup_escape(str(lab['file']))}")
