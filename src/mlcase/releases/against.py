@@ -3,7 +3,8 @@
 A shadow evaluation after the fact: every logged record's inputs are scored by version ``N`` exactly as
 ``mlcase score --version N`` scores them (the same chain, schema checks, threshold, conformal deferral and
 fallback tiers; a binary score at a split threshold takes the draw of its row number, the logged records
-numbered from 0 in the order ``ts, request_id``), and set beside what the log says was decided:
+numbered from 0 in the order ``ts, request_id``; read and scored :data:`CHUNK_ROWS` records at a time, with the
+same answers as in one piece), and set beside what the log says was decided:
 
 - how many decisions and predictions would have changed, and from what to what;
 - the share flagged, sent to review and acted on automatically, per side, with the paired difference;
@@ -28,6 +29,9 @@ from ..case import Case, as_case
 from ..errors import NotFoundError, SpecError
 
 TOLERANCE = 1e-9
+# logged records read, scored and compared at a time, as ``mlcase score`` reads its input (``--chunk-rows``): the
+# whole log's inputs, their parsed frame and the model's working copies held at once grew with the log
+CHUNK_ROWS = 50_000
 
 
 @dataclass
@@ -86,13 +90,12 @@ class VersionReplay:
 
 
 # --------------------------------------------------------------------------- reading the log
-_COLUMNS = ("request_id", "ts", "model_version", "arm", "arm_version", "tier", "inputs", "score", "prediction",
-            "decision", "model_decision", "bundle_sha256", "threshold")
+_COLUMNS = ("request_id", "ts", "model_version", "arm", "arm_version", "tier", "score", "prediction",
+            "decision", "model_decision", "bundle_sha256", "threshold")   # not the inputs: read a chunk at a time
 
 
-def _logged(case: Case, log: str | None, request_ids: list[str] | None, last: int | None) -> tuple[pd.DataFrame, str]:
-    """The logged records to replay (all, ``request_ids`` or the ``last`` N) with their newest label, in the
-    order ``ts, request_id``."""
+def _open(case: Case, log: str | None):
+    """(backend, source) of the prediction log; no log is a NotFoundError naming the fix."""
     from ..errors import DataError, redact_url
     from ..serve.predlog import open_existing
 
@@ -101,36 +104,47 @@ def _logged(case: Case, log: str | None, request_ids: list[str] | None, last: in
     except DataError as exc:
         raise NotFoundError(f"replay --version: {exc.message}", "serve the case (`mlcase serve`) so that it logs "
                             "decisions, or pass --log with the prediction log it wrote") from None
-    source = str(redact_url(target))
-    try:
-        have = set(backend.read_frame("SELECT * FROM predictions LIMIT 0").columns)
-        cols = ", ".join(f"p.{c}" if c in have else f"NULL AS {c}" for c in _COLUMNS)
-        label = """LEFT JOIN (SELECT request_id, label, source AS label_source FROM (SELECT request_id, label, source,
-                       row_number() OVER (PARTITION BY request_id ORDER BY id DESC) AS rn FROM labels) WHERE rn = 1
-                   ) l ON l.request_id = p.request_id"""
-        sql = f"SELECT {cols}, l.label, l.label_source FROM predictions p {label}"
-        if request_ids is not None:
-            parts = []
-            for k in range(0, len(request_ids), 500):
-                names = {f"r{i}": v for i, v in enumerate(request_ids[k:k + 500])}
-                parts.append(backend.read_frame(f"{sql} WHERE p.request_id IN ({', '.join(':' + n for n in names)})",
-                                                names))
-            rows = pd.concat(parts, ignore_index=True)
-            missing = sorted(set(request_ids) - set(rows["request_id"].astype(str)))
-            if missing:
-                raise NotFoundError(f"request id {missing[0]!r} is not in the prediction log {source}"
-                                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-                                    "use request ids the server answered with, or pass --log with its log")
-        elif last is not None:
-            rows = backend.read_frame(f"{sql} ORDER BY p.ts DESC, p.request_id DESC LIMIT :n", {"n": int(last)})
-        else:
-            rows = backend.read_frame(sql)
-    finally:
-        backend.close()
+    return backend, str(redact_url(target))
+
+
+def _logged(backend, source: str, request_ids: list[str] | None, last: int | None) -> pd.DataFrame:
+    """The logged records to replay (all, ``request_ids`` or the ``last`` N) with their newest label, in the
+    order ``ts, request_id``; their inputs are read a chunk at a time (:func:`_input_chunks`)."""
+    have = set(backend.read_frame("SELECT * FROM predictions LIMIT 0").columns)
+    cols = ", ".join(f"p.{c}" if c in have else f"NULL AS {c}" for c in _COLUMNS)
+    label = """LEFT JOIN (SELECT request_id, label, source AS label_source FROM (SELECT request_id, label, source,
+                   row_number() OVER (PARTITION BY request_id ORDER BY id DESC) AS rn FROM labels) WHERE rn = 1
+               ) l ON l.request_id = p.request_id"""
+    sql = f"SELECT {cols}, l.label, l.label_source FROM predictions p {label}"
+    if request_ids is not None:
+        parts = []
+        for k in range(0, len(request_ids), 500):
+            names = {f"r{i}": v for i, v in enumerate(request_ids[k:k + 500])}
+            parts.append(backend.read_frame(f"{sql} WHERE p.request_id IN ({', '.join(':' + n for n in names)})",
+                                            names))
+        rows = pd.concat(parts, ignore_index=True)
+        missing = sorted(set(request_ids) - set(rows["request_id"].astype(str)))
+        if missing:
+            raise NotFoundError(f"request id {missing[0]!r} is not in the prediction log {source}"
+                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                                "use request ids the server answered with, or pass --log with its log")
+    elif last is not None:
+        rows = backend.read_frame(f"{sql} ORDER BY p.ts DESC, p.request_id DESC LIMIT :n", {"n": int(last)})
+    else:
+        rows = backend.read_frame(sql)
     if rows.empty:
         raise NotFoundError(f"the prediction log {source} holds no logged decision to replay against another "
                             "version", "send traffic to `mlcase serve` first, or pass --log with a log that has some")
-    return rows.sort_values(["ts", "request_id"], kind="stable").reset_index(drop=True), source
+    return rows.sort_values(["ts", "request_id"], kind="stable").reset_index(drop=True)
+
+
+def _input_chunks(backend, rows: pd.DataFrame, size: int):
+    """``(offset, inputs)`` of ``rows`` (in their order) ``size`` records at a time, each chunk's logged inputs
+    read from the log by request id (a log's request ids are its primary key)."""
+    for start in range(0, len(rows), size):
+        ids = rows["request_id"].iloc[start:start + size].astype(str).tolist()
+        got = {str(r[0]): r[1] for r in backend.lookup("predictions", ids, ("inputs",))}
+        yield start, _inputs(pd.Series([got.get(i) for i in ids], dtype=object))
 
 
 def _same_case(case: Case, rows: pd.DataFrame, bundle, source: str) -> None:
@@ -158,8 +172,9 @@ def _same_case(case: Case, rows: pd.DataFrame, bundle, source: str) -> None:
 
 
 # --------------------------------------------------------------------------- scoring with the version
-def _score(case: Case, version: int, inputs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """``mlcase score --version N`` on the logged inputs, in memory: (answers by input row, errors, bundle)."""
+def _scorer(case: Case, version: int):
+    """``mlcase score --version N``'s scorer: a chunk of logged inputs and its first row number give (answers by
+    row, errors); a binary score at a split threshold takes the draw of its row number, whatever the chunk."""
     import functools
 
     from ..score import ChunkScorer, _full_chain
@@ -167,13 +182,12 @@ def _score(case: Case, version: int, inputs: pd.DataFrame) -> tuple[pd.DataFrame
 
     chain = load_chain(case, version=version, registry=True, fallbacks=False)
     scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, {}, chain.primary.bundle, True))
-    out, errors = scorer(inputs, 0)
-    return out.set_index("row"), errors, chain.primary.bundle
+    return scorer, chain.primary.bundle
 
 
-def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
-    recs = [json.loads(x) if isinstance(x, str) and x else {} for x in rows["inputs"]]
-    return pd.DataFrame.from_records(recs, index=range(len(rows)))
+def _inputs(values: pd.Series) -> pd.DataFrame:
+    recs = [json.loads(x) if isinstance(x, str) and x else {} for x in values]
+    return pd.DataFrame.from_records(recs, index=range(len(values)))
 
 
 # --------------------------------------------------------------------------- comparing
@@ -262,33 +276,65 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
         raise SpecError("replay --version compares decisions record by record, and a ranking case's positions follow "
                         "from whole lists", "score the logged lists with `mlcase score --version N` and compare them")
     bundle = tracking.load_bundle(case, alias=None, version=version)   # NotFoundError naming the case's versions
-    rows, source = _logged(case, log, request_ids, last)
-    _same_case(case, rows, bundle, source)
-    X = _inputs(rows)
-    out, errors, bundle = _score(case, version, X)
-    if out.empty:
+    backend, source = _open(case, log)
+    try:
+        rows = _logged(backend, source, request_ids, last)
+        _same_case(case, rows, bundle, source)
+        scorer, bundle = _scorer(case, version)
+        parts, errs = [], []
+        for offset, X in _input_chunks(backend, rows, max(int(CHUNK_ROWS), 1)):
+            out, errors = scorer(X, offset)
+            errs.append(errors)
+            if len(out):
+                ok = out["row"].to_numpy()
+                parts.append(_compare(case, bundle, rows.iloc[ok].reset_index(drop=True),
+                                      X.iloc[ok - offset].reset_index(drop=True), out.reset_index(drop=True)))
+    finally:
+        backend.close()
+    errors = pd.concat(errs, ignore_index=True)
+    if not parts:
         first = errors.iloc[0] if len(errors) else None
         raise SpecError(f"none of the {len(rows)} logged records fits version {version}'s schema"
                         + (f" (record of request {rows['request_id'].iloc[int(first['row'])]}, {first['field']}: "
                            f"{first['message']})" if first is not None else ""),
                         "replay against a version trained on the columns this log holds, or pass --log with the "
                         "log of the case that version belongs to")
-    ok = out.index.to_numpy()
-    task = bundle.task
-    a = rows.iloc[ok].reset_index(drop=True)
-    b = out.loc[ok].reset_index(drop=True)
-    holdout = (a["arm"] == "holdout") & a["model_decision"].notna()
+    return _summarise(case.name, version, bundle.task, pd.concat(parts, ignore_index=True), rows, errors)
+
+
+def _compare(case: Case, bundle, a: pd.DataFrame, X: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """One chunk's logged records ``a`` (their inputs ``X``) beside version's answers ``b``, row by row: what each
+    side decided and predicted, and where a label arrived the cost of each side's decision."""
+    holdout = ((a["arm"] == "holdout") & a["model_decision"].notna()).to_numpy()
     logged_decision = a["decision"].where(~holdout, a["model_decision"]).astype(str)
-    now_decision = b["decision"].astype(str)
+    logged_prediction = _model_prediction(a, holdout, bundle)
+    frame = pd.DataFrame({"request_id": a["request_id"],
+                          "logged_version": a["arm_version"].where(a["arm_version"].notna(), a["model_version"]),
+                          "tier": a["tier"], "holdout": holdout, "label": a["label"],
+                          "label_source": a["label_source"], "logged_decision": logged_decision,
+                          "decision": b["decision"].astype(str), "logged_prediction": a["prediction"],
+                          "model_prediction": logged_prediction, "prediction": b["prediction"], "score": b["score"],
+                          "cost_logged": np.nan, "cost_version": np.nan})
+    if a["label"].notna().any():
+        frame_a = pd.DataFrame({"label": a["label"], "decision": logged_decision, "prediction": logged_prediction})
+        frame_b = pd.DataFrame({"label": a["label"], "decision": frame["decision"], "prediction": b["prediction"]})
+        frame["cost_logged"], frame["cost_version"] = _costs(case, bundle, frame_a, X), _costs(case, bundle, frame_b, X)
+    return frame
+
+
+def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: pd.DataFrame,
+               errors: pd.DataFrame) -> VersionReplay:
+    """The chunks' row-by-row comparison ``f`` (every record the version answered, in log order) summed up."""
+    holdout = f["holdout"].to_numpy(bool)
+    logged_decision, now_decision = f["logged_decision"], f["decision"]
     d_changed = (logged_decision != now_decision).to_numpy()
-    logged_prediction = _model_prediction(a, holdout.to_numpy(), bundle)
-    p_changed = _changed_prediction(logged_prediction, b["prediction"], task)
+    p_changed = _changed_prediction(f["model_prediction"], f["prediction"], task)
     if task != "binary":   # a held-out unit's log row keeps today's process's prediction, not the model's
-        p_changed &= ~holdout.to_numpy()
-    who = a["arm_version"].where(a["arm_version"].notna(), a["model_version"])
+        p_changed &= ~holdout
+    who = f["logged_version"]
     logged_versions = {("unknown" if pd.isna(v) else int(v)): int(n)
                        for v, n in who.value_counts(dropna=False).sort_index().items()}
-    own = (who == version).to_numpy() & (a["tier"].fillna("model") == "model").to_numpy()
+    own = (who == version).to_numpy() & (f["tier"].fillna("model") == "model").to_numpy()
     changed = {"decisions": int(d_changed.sum()), "decision_share": float(d_changed.mean()),
                "predictions": int(p_changed.sum()), "prediction_share": float(p_changed.mean()),
                "own_rows": int(own.sum()), "own_rows_changed": int((d_changed | p_changed)[own].sum())}
@@ -303,22 +349,19 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
                            "high": r["high"]}
     prediction_change = None
     if task == "regression":
-        diff = (pd.to_numeric(b["prediction"], errors="coerce") - pd.to_numeric(logged_prediction, errors="coerce"))
-        diff = diff[~holdout.to_numpy()].dropna().to_numpy(float)
+        diff = (pd.to_numeric(f["prediction"], errors="coerce") - pd.to_numeric(f["model_prediction"], errors="coerce"))
+        diff = diff[~holdout].dropna().to_numpy(float)
         if len(diff):
             prediction_change = {"mean": float(diff.mean()), "mean_abs": float(np.abs(diff).mean()),
                                  "max_abs": float(np.abs(diff).max())}
     cost = None
     notes = []
-    lab = a["label"].notna().to_numpy()
+    lab = f["label"].notna().to_numpy()
     if lab.any():
-        Xa = X.iloc[ok].reset_index(drop=True)
-        frame_a = pd.DataFrame({"label": a["label"], "decision": logged_decision, "prediction": logged_prediction})
-        frame_b = pd.DataFrame({"label": a["label"], "decision": now_decision, "prediction": b["prediction"]})
-        ca, cb = _costs(case, bundle, frame_a, Xa), _costs(case, bundle, frame_b, Xa)
-        both = ~np.isnan(ca) & ~np.isnan(cb) & ~(holdout.to_numpy() & (task != "binary"))
+        ca, cb = f["cost_logged"].to_numpy(float), f["cost_version"].to_numpy(float)
+        both = ~np.isnan(ca) & ~np.isnan(cb) & ~(holdout & (task != "binary"))
         cost = _paired(cb[both], ca[both]) | {"labelled": int(lab.sum())}
-        srcs = a.loc[lab, "label_source"].fillna("unknown").value_counts()
+        srcs = f.loc[lab, "label_source"].fillna("unknown").value_counts()
         cost["label_sources"] = {str(k): int(v) for k, v in srcs.items()}
         notes.append("costs are on the labelled records only; where the logged decision decided which outcomes were "
                      "seen (a flagged case reviewed), they describe those records, not all traffic")
@@ -331,16 +374,15 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
         notes.append(f"{int(holdout.sum())} held-out records: their model's own decision (model_decision) is compared, "
                      "not what today's process did" + ("" if task == "binary" else "; their logged prediction is the "
                                                        "process's, so their predictions and costs are left out"))
-    fb = a["tier"].fillna("model") != "model"
+    fb = f["tier"].fillna("model") != "model"
     if fb.any():
         notes.append(f"{int(fb.sum())} logged records were answered by a fallback tier; their logged decision is that "
                      "tier's")
     invalid = [{"request_id": str(rows["request_id"].iloc[int(e["row"])]), "field": e["field"],
                 "message": e["message"]} for e in errors.to_dict("records")]
-    per_row = pd.DataFrame({"request_id": a["request_id"], "logged_version": who, "logged_decision": logged_decision,
-                            "decision": now_decision, "logged_prediction": a["prediction"],
-                            "prediction": b["prediction"], "score": b["score"]})
-    return VersionReplay(case=case.name, version=version, logged_versions=logged_versions, rows=len(a),
+    per_row = f[["request_id", "logged_version", "logged_decision", "decision", "logged_prediction", "prediction",
+                 "score"]].reset_index(drop=True)
+    return VersionReplay(case=case_name, version=version, logged_versions=logged_versions, rows=len(f),
                          invalid=invalid, changed=changed, transitions=transitions, rates=rates, cost=cost,
                          prediction_change=prediction_change, notes=notes, per_row=per_row)
 
