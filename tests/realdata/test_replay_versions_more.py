@@ -201,3 +201,52 @@ def test_the_cli_replays_a_long_log_in_chunks(held, long_log, monkeypatch, tmp_p
     want = json.loads(json.dumps(replay_against(held["case"], long_log["version"], log=str(long_log["db"])).to_dict()))
     assert got == want
 
+
+
+# --------------------------------------------------------------------------- a draw the version made itself
+@pytest.fixture(scope="module")
+def drawn(runs, tmp_path_factory) -> dict:
+    """MASS::Boston with ``conformal.max_interval_width: 1`` (below every interval) and, as a 50% canary, the
+    champion's model whose deferral cut is planted on its (constant) interval width at tie_share 0.5: every
+    answer of the canary goes to review or not by a draw, as carData::SLID's do (every interval as wide)."""
+    from mlcase.score import _conformal_column
+
+    got = runs.copy("boston-random", tmp_path_factory.mktemp("replay-drawn") / "boston")
+    folder = got["folder"]
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec["conformal"] = {**(spec.get("conformal") or {}), "max_interval_width": 1.0}
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    case = load_case(folder)
+    champ = _champion(case)
+    ds = prepare(case)
+    recs = records(ds, "test", 120)
+    b = tracking.load_bundle(case, alias=None, version=champ)
+    widths = _conformal_column(b, np.asarray(b.scores(pd.DataFrame(recs)), float))[2]
+    width = float(pd.Series(widths).mode().iloc[0])
+    b.conformal = {**b.conformal, "defer_cut": {"size": 0.0, "closeness": width, "tie_share": 0.5}}
+    b.version = None
+    tied = register(case, b)
+    serve_labelled(folder, recs, ds.rows("test")["medv"].iloc[:120].tolist(), canary=f"{tied}:50%")
+    return {"case": case, "folder": folder, "version": tied, "tied": int(np.isclose(widths, width).sum())}
+
+
+def test_a_draw_the_version_made_itself_is_not_read_as_a_change(drawn, tmp_path):
+    v = drawn["version"]
+    log = _log(drawn["folder"])
+    con = sqlite3.connect(drawn["folder"] / "predictions.db")
+    arm = pd.read_sql("SELECT request_id, arm_version FROM predictions", con).set_index("request_id")["arm_version"]
+    con.close()
+    own = (log["request_id"].map(arm) == v).to_numpy()
+    assert drawn["tied"] >= 60 and 30 <= own.sum() <= 90   # 101 of the 120 intervals are as wide
+    # the server drew each of its answers: some of the canary's records went to review, some not
+    assert 0 < (log.loc[own, "decision"] == "review").sum() < own.sum()
+    got = replay_against(drawn["case"], v)
+    assert got.changed["own_rows"] == own.sum() and got.changed["own_rows_changed"] == 0   # about half before
+    assert any("decided by a draw" in n for n in got.notes), got.notes
+    per = got.per_row
+    assert (per.loc[own, "decision"] == log.loc[own, "decision"]).all()
+    # the champion's records: what mlcase score --version says (its own row-numbered draw)
+    scored = _scored(drawn["folder"], log, v, tmp_path)
+    now = scored["decision"].astype(str).to_numpy()
+    assert (per.loc[~own, "decision"].to_numpy() == now[~own]).all()
+    assert got.changed["decisions"] == (log["decision"].to_numpy()[~own] != now[~own]).sum()

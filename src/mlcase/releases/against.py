@@ -287,7 +287,7 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
             errs.append(errors)
             if len(out):
                 ok = out["row"].to_numpy()
-                parts.append(_compare(case, bundle, rows.iloc[ok].reset_index(drop=True),
+                parts.append(_compare(case, scorer, version, rows.iloc[ok].reset_index(drop=True),
                                       X.iloc[ok - offset].reset_index(drop=True), out.reset_index(drop=True)))
     finally:
         backend.close()
@@ -302,24 +302,73 @@ def replay_against(case: Case, version: int, request_ids: list[str] | None = Non
     return _summarise(case.name, version, bundle.task, pd.concat(parts, ignore_index=True), rows, errors)
 
 
-def _compare(case: Case, bundle, a: pd.DataFrame, X: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+def _compare(case: Case, scorer, version: int, a: pd.DataFrame, X: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """One chunk's logged records ``a`` (their inputs ``X``) beside version's answers ``b``, row by row: what each
-    side decided and predicted, and where a label arrived the cost of each side's decision."""
+    side decided and predicted, and where a label arrived the cost of each side's decision.
+
+    A record the version answered itself whose answer is a draw (a binary score at a split threshold, a case tied
+    with the deferral cut) keeps its logged answer: the same model's draw, which the replay's row-numbered draw
+    made again at random (carData::SLID, every interval as wide: 23 of the canary's own 157 records read as
+    changed between review and auto)."""
+    bundle = scorer.tiers[0].bundle
     holdout = ((a["arm"] == "holdout") & a["model_decision"].notna()).to_numpy()
     logged_decision = a["decision"].where(~holdout, a["model_decision"]).astype(str)
     logged_prediction = _model_prediction(a, holdout, bundle)
-    frame = pd.DataFrame({"request_id": a["request_id"],
-                          "logged_version": a["arm_version"].where(a["arm_version"].notna(), a["model_version"]),
-                          "tier": a["tier"], "holdout": holdout, "label": a["label"],
-                          "label_source": a["label_source"], "logged_decision": logged_decision,
-                          "decision": b["decision"].astype(str), "logged_prediction": a["prediction"],
-                          "model_prediction": logged_prediction, "prediction": b["prediction"], "score": b["score"],
-                          "cost_logged": np.nan, "cost_version": np.nan})
+    who = a["arm_version"].where(a["arm_version"].notna(), a["model_version"])
+    decision, prediction = b["decision"].astype(str), b["prediction"]
+    own = (who == version).to_numpy() & (a["tier"].fillna("model") == "model").to_numpy()
+    differ = own & ((logged_decision != decision).to_numpy()
+                    | _changed_prediction(logged_prediction, prediction, bundle.task))
+    drawn = np.zeros(len(a), dtype=bool)
+    if differ.any():
+        drawn[differ] = _drawn(scorer, b[differ].reset_index(drop=True), X[differ].reset_index(drop=True),
+                               logged_prediction[differ].reset_index(drop=True))
+        if drawn.any():
+            decision = decision.where(~drawn, logged_decision)
+            kept = (pd.to_numeric(logged_prediction, errors="coerce") if pd.api.types.is_numeric_dtype(prediction)
+                    else logged_prediction.astype(prediction.dtype))
+            prediction = prediction.where(~drawn, kept)
+    frame = pd.DataFrame({"request_id": a["request_id"], "logged_version": who, "tier": a["tier"],
+                          "holdout": holdout, "drawn": drawn, "label": a["label"], "label_source": a["label_source"],
+                          "logged_decision": logged_decision, "decision": decision,
+                          "logged_prediction": a["prediction"], "model_prediction": logged_prediction,
+                          "prediction": prediction, "score": b["score"], "cost_logged": np.nan,
+                          "cost_version": np.nan})
     if a["label"].notna().any():
         frame_a = pd.DataFrame({"label": a["label"], "decision": logged_decision, "prediction": logged_prediction})
-        frame_b = pd.DataFrame({"label": a["label"], "decision": frame["decision"], "prediction": b["prediction"]})
+        frame_b = pd.DataFrame({"label": a["label"], "decision": decision, "prediction": prediction})
         frame["cost_logged"], frame["cost_version"] = _costs(case, bundle, frame_a, X), _costs(case, bundle, frame_b, X)
     return frame
+
+
+def _drawn(scorer, b: pd.DataFrame, X: pd.DataFrame, logged_prediction: pd.Series) -> np.ndarray:
+    """Which of the version's answers ``b`` (to inputs ``X``) a draw decided, so that the same model may have
+    answered the other way: a binary score at its split threshold (``tie_share``), or a case tied with the deferral
+    cut (the server's :meth:`Decider.defer_drawn`, as ``mlcase replay`` of one record asks it) whose prediction
+    is the logged one."""
+    from ..tasks.binary import at_threshold
+
+    tier, decider = scorer.tiers[0], scorer.decider
+    bundle = tier.bundle
+    out = np.zeros(len(b), dtype=bool)
+    if tier.kind != "model" or bundle is None:
+        return out
+    mine = (b["tier"] == tier.name).to_numpy()
+    score = pd.to_numeric(b["score"], errors="coerce").to_numpy(float)
+    if bundle.task == "binary" and bundle.tie_share is not None and bundle.threshold is not None:
+        out |= mine & at_threshold(score, bundle.threshold)
+    same = ~_changed_prediction(logged_prediction, b["prediction"], bundle.task)
+    rest = np.flatnonzero(mine & ~out & same & b["decision"].isin(["review", "auto"]).to_numpy())
+    if not len(rest) or not (bundle.conformal or {}).get("defer_cut"):
+        return out
+    raw = score
+    if bundle.task == "multiclass":   # the key is the margin of the two likeliest classes
+        raw = np.full(len(b), None, dtype=object)
+        raw[rest] = list(np.asarray(bundle.scores(X.iloc[rest]), dtype="float64"))
+    for i in rest:
+        conformal = json.loads(b["conformal"].iloc[i]) if isinstance(b["conformal"].iloc[i], str) else None
+        out[i] = decider.defer_drawn(bundle, raw[i], conformal)
+    return out
 
 
 def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: pd.DataFrame,
@@ -374,6 +423,11 @@ def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: p
         notes.append(f"{int(holdout.sum())} held-out records: their model's own decision (model_decision) is compared, "
                      "not what today's process did" + ("" if task == "binary" else "; their logged prediction is the "
                                                        "process's, so their predictions and costs are left out"))
+    drawn = f["drawn"].to_numpy(bool)
+    if drawn.any():
+        notes.append(f"{int(drawn.sum())} records version {version} answered itself were decided by a draw (a score "
+                     "at a split threshold, a case tied with the deferral cut) that came out otherwise in the replay; "
+                     "their logged answers are kept, the same model's")
     fb = f["tier"].fillna("model") != "model"
     if fb.any():
         notes.append(f"{int(fb.sum())} logged records were answered by a fallback tier; their logged decision is that "
