@@ -16,6 +16,7 @@ the order ``ts, request_id``.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -249,4 +250,19 @@ def test_a_draw_the_version_made_itself_is_not_read_as_a_change(drawn, tmp_path)
     scored = _scored(drawn["folder"], log, v, tmp_path)
     now = scored["decision"].astype(str).to_numpy()
     assert (per.loc[~own, "decision"].to_numpy() == now[~own]).all()
-    assert got.changed["decisions"] == (log["decision"].to_numpy()[~own] != now[~own]).sum()
+    n = got.changed["decisions"]
+    assert n == (log["decision"].to_numpy()[~own] != now[~own]).sum() > 0
+    # every one of them is the canary's draw at its tied cut (the champion, without a cut, reviewed every record)
+    assert any(f"{n} of the {n} changed decisions are version {v}'s draws" in x for x in got.notes), got.notes
+
+
+@pytest.mark.parametrize("example, why", [("chicago-forecast", "history it was computed from"),
+                                          ("movielens-ranking", "whole lists")])
+def test_a_forecast_or_ranking_case_is_refused_in_one_line_naming_why(example, why, tmp_path):
+    """Their answers are not one record's: refused before any model or log is read (the example has neither)."""
+    folder = shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / example, tmp_path / example)
+    code, text = said("replay", str(folder), "--version", "1")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and why in text, text
+    code, text = said("replay", str(folder), "--version", "1", "--json")
+    assert code == 2 and why in text, text

@@ -317,19 +317,21 @@ def _compare(case: Case, scorer, version: int, a: pd.DataFrame, X: pd.DataFrame,
     who = a["arm_version"].where(a["arm_version"].notna(), a["model_version"])
     decision, prediction = b["decision"].astype(str), b["prediction"]
     own = (who == version).to_numpy() & (a["tier"].fillna("model") == "model").to_numpy()
-    differ = own & ((logged_decision != decision).to_numpy()
-                    | _changed_prediction(logged_prediction, prediction, bundle.task))
-    drawn = np.zeros(len(a), dtype=bool)
+    differ = (logged_decision != decision).to_numpy() | _changed_prediction(logged_prediction, prediction, bundle.task)
+    split, tied = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
     if differ.any():
-        drawn[differ] = _drawn(scorer, b[differ].reset_index(drop=True), X[differ].reset_index(drop=True),
-                               logged_prediction[differ].reset_index(drop=True))
-        if drawn.any():
-            decision = decision.where(~drawn, logged_decision)
-            kept = (pd.to_numeric(logged_prediction, errors="coerce") if pd.api.types.is_numeric_dtype(prediction)
-                    else logged_prediction.astype(prediction.dtype))
-            prediction = prediction.where(~drawn, kept)
+        split[differ], tied[differ] = _drawn(scorer, b[differ].reset_index(drop=True), X[differ].reset_index(drop=True))
+    by_draw = split | tied
+    # the version's own record: a tie with the deferral cut moves review and auto, never the prediction
+    drawn = own & (split | (tied & ~_changed_prediction(logged_prediction, prediction, bundle.task)))
+    if drawn.any():
+        decision = decision.where(~drawn, logged_decision)
+        kept = (pd.to_numeric(logged_prediction, errors="coerce") if pd.api.types.is_numeric_dtype(prediction)
+                else logged_prediction.astype(prediction.dtype))
+        prediction = prediction.where(~drawn, kept)
     frame = pd.DataFrame({"request_id": a["request_id"], "logged_version": who, "tier": a["tier"],
-                          "holdout": holdout, "drawn": drawn, "label": a["label"], "label_source": a["label_source"],
+                          "holdout": holdout, "drawn": drawn, "by_draw": by_draw & ~own, "label": a["label"],
+                          "label_source": a["label_source"],
                           "logged_decision": logged_decision, "decision": decision,
                           "logged_prediction": a["prediction"], "model_prediction": logged_prediction,
                           "prediction": prediction, "score": b["score"], "cost_logged": np.nan,
@@ -341,34 +343,32 @@ def _compare(case: Case, scorer, version: int, a: pd.DataFrame, X: pd.DataFrame,
     return frame
 
 
-def _drawn(scorer, b: pd.DataFrame, X: pd.DataFrame, logged_prediction: pd.Series) -> np.ndarray:
+def _drawn(scorer, b: pd.DataFrame, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Which of the version's answers ``b`` (to inputs ``X``) a draw decided, so that the same model may have
-    answered the other way: a binary score at its split threshold (``tie_share``), or a case tied with the deferral
-    cut (the server's :meth:`Decider.defer_drawn`, as ``mlcase replay`` of one record asks it) whose prediction
-    is the logged one."""
+    answered otherwise: ``(split, tied)``, a binary score at its split threshold (``tie_share``), and a case tied
+    with the deferral cut (the server's :meth:`Decider.defer_drawn`, as ``mlcase replay`` of one record asks it)."""
     from ..tasks.binary import at_threshold
 
     tier, decider = scorer.tiers[0], scorer.decider
     bundle = tier.bundle
-    out = np.zeros(len(b), dtype=bool)
+    split, tied = np.zeros(len(b), dtype=bool), np.zeros(len(b), dtype=bool)
     if tier.kind != "model" or bundle is None:
-        return out
+        return split, tied
     mine = (b["tier"] == tier.name).to_numpy()
     score = pd.to_numeric(b["score"], errors="coerce").to_numpy(float)
     if bundle.task == "binary" and bundle.tie_share is not None and bundle.threshold is not None:
-        out |= mine & at_threshold(score, bundle.threshold)
-    same = ~_changed_prediction(logged_prediction, b["prediction"], bundle.task)
-    rest = np.flatnonzero(mine & ~out & same & b["decision"].isin(["review", "auto"]).to_numpy())
+        split = mine & at_threshold(score, bundle.threshold)
+    rest = np.flatnonzero(mine & ~split & b["decision"].isin(["review", "auto"]).to_numpy())
     if not len(rest) or not (bundle.conformal or {}).get("defer_cut"):
-        return out
+        return split, tied
     raw = score
     if bundle.task == "multiclass":   # the key is the margin of the two likeliest classes
         raw = np.full(len(b), None, dtype=object)
         raw[rest] = list(np.asarray(bundle.scores(X.iloc[rest]), dtype="float64"))
     for i in rest:
         conformal = json.loads(b["conformal"].iloc[i]) if isinstance(b["conformal"].iloc[i], str) else None
-        out[i] = decider.defer_drawn(bundle, raw[i], conformal)
-    return out
+        tied[i] = decider.defer_drawn(bundle, raw[i], conformal)
+    return split, tied
 
 
 def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: pd.DataFrame,
@@ -428,6 +428,11 @@ def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: p
         notes.append(f"{int(drawn.sum())} records version {version} answered itself were decided by a draw (a score "
                      "at a split threshold, a case tied with the deferral cut) that came out otherwise in the replay; "
                      "their logged answers are kept, the same model's")
+    other = (f["by_draw"].to_numpy(bool) & d_changed).sum()
+    if other:
+        notes.append(f"{int(other)} of the {int(d_changed.sum())} changed decisions are version {version}'s draws at a "
+                     "tied cut (a share of the tied cases is flagged or sent to review): another draw may decide "
+                     "them the other way")
     fb = f["tier"].fillna("model") != "model"
     if fb.any():
         notes.append(f"{int(fb.sum())} logged records were answered by a fallback tier; their logged decision is that "
