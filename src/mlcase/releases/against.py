@@ -317,7 +317,10 @@ def _compare(case: Case, scorer, version: int, a: pd.DataFrame, X: pd.DataFrame,
     who = a["arm_version"].where(a["arm_version"].notna(), a["model_version"])
     decision, prediction = b["decision"].astype(str), b["prediction"]
     own = (who == version).to_numpy() & (a["tier"].fillna("model") == "model").to_numpy()
-    differ = (logged_decision != decision).to_numpy() | _changed_prediction(logged_prediction, prediction, bundle.task)
+    # which answers to ask about a draw: the version's own records that differ in any way, the others' changed
+    # decisions (whose predictions differ anyway)
+    d_changed = (logged_decision != decision).to_numpy()
+    differ = d_changed | (own & _changed_prediction(logged_prediction, prediction, bundle.task))
     split, tied = np.zeros(len(a), dtype=bool), np.zeros(len(a), dtype=bool)
     if differ.any():
         split[differ], tied[differ] = _drawn(scorer, b[differ].reset_index(drop=True), X[differ].reset_index(drop=True))
