@@ -266,3 +266,21 @@ def test_a_forecast_or_ranking_case_is_refused_in_one_line_naming_why(example, w
     assert code == 2 and len(lines) == 1 and why in text, text
     code, text = said("replay", str(folder), "--version", "1", "--json")
     assert code == 2 and why in text, text
+
+
+def test_an_mlflow_store_given_as_the_log_is_refused_and_left_as_it_was(held, tmp_path):
+    """``--log mlflow.db`` (the case's MLflow store, beside predictions.db) got the log's predictions and labels
+    tables created in it, and was then called a log that "holds no logged decision"."""
+    store = tmp_path / "mlflow-copy.db"
+    shutil.copy(held["folder"] / "mlflow.db", store)
+    before = store.read_bytes()
+    rid = _log(held["folder"])["request_id"].iloc[0]
+    for args in (["--version", str(held["other"])], [rid, "--no-explain"]):
+        code, text = said("replay", str(held["folder"]), *args, "--log", str(store))
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        assert code == 2 and len(lines) == 1 and "is not a prediction log" in text and "MLflow store" in text, text
+        assert "predictions.db" in text
+    assert store.read_bytes() == before
+    con = sqlite3.connect(store)
+    assert not {"predictions", "labels"} & {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    con.close()

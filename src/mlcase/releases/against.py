@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,11 +101,40 @@ def _open(case: Case, log: str | None):
     from ..serve.predlog import open_existing
 
     try:
+        not_a_log(case, log, "replay --version")
         backend, target = open_existing(case, log)
     except DataError as exc:
         raise NotFoundError(f"replay --version: {exc.message}", "serve the case (`mlcase serve`) so that it logs "
                             "decisions, or pass --log with the prediction log it wrote") from None
     return backend, str(redact_url(target))
+
+
+def not_a_log(case: Case, log: str | None, what: str) -> None:
+    """Refuse, read-only, a SQLite file that holds no ``predictions`` table: opening it as the log creates the
+    log's tables in it (``--log mlflow.db``, the case's MLflow store, got ``predictions`` and ``labels`` tables
+    and was then called "a log that holds no logged decision")."""
+    import sqlite3
+
+    from ..serve.predlog import connect_read_only, resolve_target
+
+    target = resolve_target(case, log)
+    if "://" in target and not (target.startswith("sqlite:///") and "?" not in target):
+        return
+    path = Path(target.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return   # open_existing says there is none
+    try:
+        con = connect_read_only(path)
+    except sqlite3.DatabaseError:
+        return   # open_existing says what it is
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    finally:
+        con.close()
+    if "predictions" not in tables:
+        raise NotFoundError(f"{what}: {path} is not a prediction log (a SQLite database without a predictions "
+                            "table" + (": an MLflow store" if "experiments" in tables else "") + ")",
+                            "pass --log with the log `mlcase serve` wrote (serving.log, else <case>/predictions.db)")
 
 
 def _logged(backend, source: str, request_ids: list[str] | None, last: int | None) -> pd.DataFrame:

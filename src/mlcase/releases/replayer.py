@@ -92,7 +92,9 @@ def _short(v) -> str:
 # --------------------------------------------------------------------------- reading the log
 def _rows(case: Case, log: str | None, request_ids: list[str] | None, last: int | None) -> pd.DataFrame:
     from ..serve.predlog import open_existing
+    from .against import not_a_log
 
+    not_a_log(case, log, "replay")
     backend, _ = open_existing(case, log)
     try:
         have = set(backend.read_frame("SELECT * FROM predictions LIMIT 0").columns)
