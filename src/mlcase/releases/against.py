@@ -113,9 +113,7 @@ def not_a_log(case: Case, log: str | None, what: str) -> None:
     """Refuse, read-only, a SQLite file that holds no ``predictions`` table: opening it as the log creates the
     log's tables in it (``--log mlflow.db``, the case's MLflow store, got ``predictions`` and ``labels`` tables
     and was then called "a log that holds no logged decision")."""
-    import sqlite3
-
-    from ..serve.predlog import connect_read_only, resolve_target
+    from ..serve.predlog import not_a_log_said, resolve_target, sqlite_tables
 
     target = resolve_target(case, log)
     if "://" in target and not (target.startswith("sqlite:///") and "?" not in target):
@@ -123,17 +121,9 @@ def not_a_log(case: Case, log: str | None, what: str) -> None:
     path = Path(target.removeprefix("sqlite:///"))
     if not path.is_file():
         return   # open_existing says there is none
-    try:
-        con = connect_read_only(path)
-    except sqlite3.DatabaseError:
-        return   # open_existing says what it is
-    try:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-    finally:
-        con.close()
-    if "predictions" not in tables:
-        raise NotFoundError(f"{what}: {path} is not a prediction log (a SQLite database without a predictions "
-                            "table" + (": an MLflow store" if "experiments" in tables else "") + ")",
+    tables = sqlite_tables(path)
+    if tables is not None and "predictions" not in tables:   # not a database: open_existing says what it is
+        raise NotFoundError(f"{what}: {path} is not a prediction log ({not_a_log_said(tables)})",
                             "pass --log with the log `mlcase serve` wrote (serving.log, else <case>/predictions.db)")
 
 

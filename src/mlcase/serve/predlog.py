@@ -685,7 +685,30 @@ def open_existing(case, url: str | None = None):
             raise DataError(f"no prediction log at {log_file}",
                             "serve the model first (`mlcase serve`), or pass --log with the log that holds "
                             "these request ids")
+        tables = sqlite_tables(log_file)
+        if tables and "predictions" not in tables:
+            # opening it as the log created the log's tables in it: `rollout status --log mlflow.db` wrote a
+            # predictions and a labels table into the case's MLflow store
+            raise DataError(f"{log_file} is not a prediction log ({not_a_log_said(tables)})",
+                            "pass --log with the log `mlcase serve` wrote (serving.log, else <case>/predictions.db)")
     return open_backend(target), target
+
+
+def sqlite_tables(path: str | Path) -> set[str] | None:
+    """The tables and views of a SQLite file, read-only (None: not a SQLite database)."""
+    try:
+        con = connect_read_only(path)
+        try:
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:
+        return None
+
+
+def not_a_log_said(tables: set[str]) -> str:
+    """What a SQLite file that holds ``tables`` and no predictions table is, in words."""
+    return "a SQLite database without a predictions table" + (": an MLflow store" if "experiments" in tables else "")
 
 
 def label_records(df) -> list[dict]:
