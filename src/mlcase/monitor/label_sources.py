@@ -259,8 +259,7 @@ def _audit(parts: Parts) -> dict | None:
     # their weight is that number over the verdicts (post-stratified), not 1 / share, which estimates it from the
     # audit's own size. On mlmRev::Contraception's model arm (397 women, 876 automatic decisions of 1,191 when each
     # was sent 3 times) that estimate's noise was left out of the intervals: redrawing a 5% audit 2,000 times, the
-    # recall's 95% interval covered the arm's recall 90.6% of the time (93.1% at 20%); the known count 95.7% (97.6%).
-    # modeldata::credit_data's 891 served test rows, 600 redrawn 5% audits: positive rate 92.0% -> 97.2%
+    # recall's 95% interval covered the arm's recall 90.6% of the time (93.1% at 20%); the known count 95.7% (97.6%)
     audit = stratum == "audit"
     for share, count in parts.automatic.items():
         rows = audit & (pi == share)
