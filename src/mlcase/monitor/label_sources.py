@@ -23,10 +23,7 @@ windows:
     verdicts, each row weighted by the inverse of its review sampling
     probability (1 for flagged and deferred cases, the audit share for audited
     automatic decisions), adjusted per stratum for cases sampled but not reviewed
-    yet (:func:`mlcase.monitor.estimators.weighted_ratio`); the audited automatic
-    decisions stand for the count of automatic decisions the log holds at their
-    share. The audit is drawn per request, so a unit sent several times is several
-    independent draws and these intervals are not clustered by unit.
+    yet (:func:`mlcase.monitor.estimators.weighted_ratio`).
 ``estimate_check``
     the confidence-based estimate (:mod:`.estimate`) of the holdout's labelled
     rows against their realized values: whether the probabilities can be trusted
@@ -77,9 +74,6 @@ class Parts:
     r_pi: list = field(default_factory=list)
     r_stratum: list = field(default_factory=list)  # census (flagged or deferred) | audit
     sampled: dict = field(default_factory=lambda: {"census": 0, "audit": 0})
-    # the acted-on arms' automatic decisions by their audit share (the logged sampling probability): the counts
-    # the audit sample was drawn from, known from the log (not estimated from the audit's size)
-    automatic: dict = field(default_factory=dict)
 
     def extend(self, other: Parts) -> None:
         for name in self.__dataclass_fields__:
@@ -88,9 +82,8 @@ class Parts:
                 mine.extend(getattr(other, name))
         self.n += other.n
         self.n_holdout += other.n_holdout
-        for mine, theirs in ((self.sampled, other.sampled), (self.automatic, other.automatic)):
-            for k, v in theirs.items():
-                mine[k] = mine.get(k, 0) + v
+        for k, v in other.sampled.items():
+            self.sampled[k] = self.sampled.get(k, 0) + v
 
 
 def window_parts(df: pd.DataFrame, y_of, costs) -> Parts:
@@ -129,10 +122,6 @@ def window_parts(df: pd.DataFrame, y_of, costs) -> Parts:
     census = ~hold & np.isin(dec, ["flag", "review"])
     sampled_audit = ~hold & ~census & audit
     out.sampled = {"census": int(census.sum()), "audit": int(sampled_audit.sum())}
-    auto = ~hold & ~census & ~np.isnan(f) & (pi > 0)
-    if auto.any():
-        shares, counts = np.unique(pi[auto], return_counts=True)
-        out.automatic = {float(s): int(c) for s, c in zip(shares, counts, strict=True)}
     reviewed = df["_rlabel"].notna().to_numpy() & (census | sampled_audit) & ~np.isnan(f) & (pi > 0)
     if reviewed.any():
         yr = np.full(len(df), np.nan)
@@ -255,16 +244,6 @@ def _audit(parts: Parts) -> dict | None:
     response = {s: (reviewed[s] / parts.sampled[s] if parts.sampled.get(s) else None) for s in reviewed}
     # cases sampled but not reviewed yet: the reviewed ones of their stratum stand in for them
     pi_eff = pi * np.array([response[s] or 1.0 for s in stratum])
-    # the audited automatic decisions stand for the automatic decisions of their share, whose number the log knows:
-    # their weight is that number over the verdicts (post-stratified), not 1 / share, which estimates it from the
-    # audit's own size. On mlmRev::Contraception's model arm (397 women, 876 automatic decisions of 1,191 when each
-    # was sent 3 times) that estimate's noise was left out of the intervals: redrawing a 5% audit 2,000 times, the
-    # recall's 95% interval covered the arm's recall 90.6% of the time (93.1% at 20%); the known count 95.7% (97.6%)
-    audit = stratum == "audit"
-    for share, count in parts.automatic.items():
-        rows = audit & (pi == share)
-        if rows.any() and count > 0:
-            pi_eff[rows] = min(1.0, rows.sum() / count)
     out = {"labels": {"basis": "reviewers' verdicts, weighted by 1 / sampling probability",
                       "n": int(len(y)), "review": reviewed["census"], "audit": reviewed["audit"]},
            "sampled": dict(parts.sampled), "reviewed_share": response,
