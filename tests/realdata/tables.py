@@ -234,3 +234,17 @@ def said(*args) -> tuple[int, str]:
     """``mlcase ARGS`` in this process: exit code, and stdout and stderr together."""
     code, out, err = cli(*args)
     return code, out + err
+
+
+def role_decisions(case, registry: dict, rows, dtype=str) -> dict:
+    """The decisions the run's candidate and baseline versions (``registry`` as the run stored it) make on ``rows``,
+    by model name, as an array of ``dtype``."""
+    import numpy as np
+
+    from mlcase import tracking
+
+    out = {}
+    for role in ("candidate", "baseline"):
+        b = tracking.load_bundle(case, alias=None, version=registry[f"{role}_version"])
+        out[b.name] = np.asarray(b.decide(b.scores(rows[b.features]))).astype(dtype)
+    return out

@@ -24,12 +24,12 @@ import shutil
 import numpy as np
 import pytest
 
-from mlcase import results, tracking
+from mlcase import results
 from mlcase.case import load_case
 from mlcase.cli import main
 from mlcase.formats import number
 
-from .tables import Table, said
+from .tables import Table, role_decisions, said
 
 WVS = Table("fair-wvs", "carData", "WVS", "multiclass", "poverty", {"method": "stratified", "seed": 1},
             {"decision": "route a survey respondent to the outreach letter matching their view on poverty",
@@ -55,10 +55,7 @@ def _made(table: Table, root, store) -> dict:
     ds = prepare(case)
     ev, reg = results.load(case, "evaluation"), results.load(case, "registry")
     rows = ds.rows("test")
-    decisions = {}
-    for role in ("candidate", "baseline"):
-        b = tracking.load_bundle(case, alias=None, version=reg[f"{role}_version"])
-        decisions[b.name] = np.asarray(b.decide(b.scores(rows[b.features]))).astype(str)
+    decisions = role_decisions(case, reg, rows, str)
     return {"folder": folder, "case": case, "ev": ev, "rows": rows, "y": np.asarray(ds.y_test).astype(str),
             "decisions": decisions, "summary": json.loads(out.getvalue()),
             "decision": results.load(case, "decision")}

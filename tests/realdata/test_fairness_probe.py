@@ -32,11 +32,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlcase import results, tracking
+from mlcase import results
 from mlcase.case import load_case
 from mlcase.cli import main
 
-from .tables import Table
+from .tables import Table, role_decisions
 
 ARRESTS = Table("fair-arrests", "carData", "Arrests", "binary", "released", {"method": "stratified", "seed": 1},
                 {"decision": "hold an arrested person for a bail hearing instead of releasing them with a summons",
@@ -65,10 +65,7 @@ def arrests(tmp_path_factory, empty_store):
     ds = prepare(case)
     ev, reg = results.load(case, "evaluation"), results.load(case, "registry")
     rows = ds.rows("test")
-    decisions = {}
-    for role in ("candidate", "baseline"):
-        b = tracking.load_bundle(case, alias=None, version=reg[f"{role}_version"])
-        decisions[b.name] = np.asarray(b.decide(b.scores(rows[b.features])), dtype=float)
+    decisions = role_decisions(case, reg, rows, float)
     return {"folder": folder, "case": case, "ev": ev, "reg": reg, "rows": rows, "y": np.asarray(ds.y_test, float),
             "decisions": decisions, "features": ds.features, "summary": json.loads(out)}
 
