@@ -257,28 +257,29 @@ def _audit(parts: Parts) -> dict | None:
     response = {s: (reviewed[s] / parts.sampled[s] if parts.sampled.get(s) else None) for s in reviewed}
     # cases sampled but not reviewed yet: the reviewed ones of their stratum stand in for them
     pi_eff = pi * np.array([response[s] or 1.0 for s in stratum])
-    n_auto = _post_stratify(parts.automatic, pi, stratum == "audit", pi_eff)
-    out = {"labels": {"basis": "reviewers' verdicts, weighted by 1 / sampling probability" if n_auto is None else
+    frame = _post_stratify(parts.automatic, pi, stratum == "audit", pi_eff)
+    out = {"labels": {"basis": "reviewers' verdicts, weighted by 1 / sampling probability" if frame is None else
                       "reviewers' verdicts: flagged and deferred cases by 1 / sampling probability, the audited "
                       "automatic decisions by the count of automatic decisions the log holds",
                       "n": int(len(y)), "review": reviewed["census"], "audit": reviewed["audit"]},
            "sampled": dict(parts.sampled), "reviewed_share": response,
            "precision": weighted_ratio(y * f, f, pi_eff)}
-    if n_auto is not None:
-        out["automatic"] = int(round(n_auto))
+    if frame is not None:
+        out["automatic"] = frame["total"]
     if reviewed["audit"]:
-        out["recall"] = _audit_interval(weighted_ratio(y * f, y, pi_eff), "recall", y, f, stratum, pi_eff, n_auto)
+        out["recall"] = _audit_interval(weighted_ratio(y * f, y, pi_eff), "recall", y, f, stratum, pi_eff, frame, pi)
         out["positive_rate"] = _audit_interval(weighted_ratio(y, np.ones_like(y), pi_eff), "positive_rate", y, f,
-                                               stratum, pi_eff, n_auto)
+                                               stratum, pi_eff, frame, pi)
     else:
         out["note"] = ("no audited automatic decision has a verdict yet: recall and the positive rate of the whole "
                        "population need the audit sample (serving.audit_share)")
     return out
 
 
-def _post_stratify(automatic: dict, pi: np.ndarray, audit: np.ndarray, pi_eff: np.ndarray) -> float | None:
+def _post_stratify(automatic: dict, pi: np.ndarray, audit: np.ndarray, pi_eff: np.ndarray) -> dict | None:
     """Weigh each audited verdict by the automatic decisions the log holds at its share over the verdicts at that
-    share (``pi_eff`` set in place), and return those decisions' count; None (``1 / share`` stands) where the log
+    share (``pi_eff`` set in place), and return those decisions' count (``total``) and the counts of the shares
+    with verdicts (``counts``); None (``1 / share`` stands) where the log
     gave no count for a share a verdict has (``Parts`` built by hand, a file without sampling probabilities).
 
     The audit is a Poisson draw of the automatic decisions at their share, so its size varies, and ``1 / share``
@@ -309,19 +310,20 @@ def _post_stratify(automatic: dict, pi: np.ndarray, audit: np.ndarray, pi_eff: n
     shares = [float(s) for s in np.unique(pi[audit])]
     if any(not automatic.get(s) for s in shares):
         return None
-    total = float(sum(automatic.values()))
-    covered = float(sum(automatic[s] for s in shares))
+    total = int(sum(automatic.values()))
+    covered = int(sum(automatic[s] for s in shares))
     for s in shares:
         rows = audit & (pi == s)
         pi_eff[rows] = min(1.0, rows.sum() / automatic[s] * covered / total)
-    return total
+    return {"total": total, "counts": {s: int(automatic[s]) for s in shares}}
 
 
 def _audit_interval(ci: dict, kind: str, y: np.ndarray, f: np.ndarray, stratum: np.ndarray,
-                    pi_eff: np.ndarray, n_logged: float | None = None) -> dict:
+                    pi_eff: np.ndarray, frame: dict | None = None, pi: np.ndarray | None = None) -> dict:
     """The 95% interval of the audit-weighted recall or positive rate from a Wilson interval on the audit sample's
-    positive share, where every flagged or deferred case has its verdict and the audited automatic decisions were
-    drawn with one share (else ``ci``'s linearised interval stands).
+    positive share, where every flagged or deferred case has its verdict and the log counts the automatic decisions
+    (``frame``, :func:`_post_stratify`; without it, where they were drawn with one share), else ``ci``'s
+    linearised interval stands.
 
     Recall and the positive rate are monotone in that share q: recall = TP / (P + N q) and the positive rate
     (P + N q) / (n + N), with TP, P and n the reviewed cases' true positives, positives and count, and N the
@@ -330,30 +332,41 @@ def _audit_interval(ci: dict, kind: str, y: np.ndarray, f: np.ndarray, stratum: 
     its 95% intervals covered the arm's recall 88.8% and denial rate 88.6% of the time (ISLR::Caravan at 10%: 91.5%
     and 89.7%); these cover 96.3% and 95.4% (95.4% and 96.9%).
 
-    N is the count the log holds (``n_logged``, :func:`_post_stratify`): the verdicts are then a sample without
-    replacement from those N decisions, and Wilson's interval is taken on the effective size ``n (N - 1) / (N - n)``
-    (the finite population correction; at N = n, q is known). ``sd`` is the interval's wider side over 1.96: the
+    N is the count the log holds: the verdicts at a share are then a sample without replacement from its N_h
+    decisions, q the shares' positive shares weighted by N_h, and Wilson's interval is taken on q's effective size
+    ``1 / sum_h (N_h / N)^2 (N_h - n_h) / ((N_h - 1) n_h)`` (one share: ``n (N - 1) / (N - n)``, the finite
+    population correction; at N = n, q is known). With the audit share at 5% on half of modeldata::credit_data's
+    served arm and 20% on the other, recall's 95% interval covered 90.3% of 1,000 redrawn audits with 1 / share,
+    91.1% with the post-stratified weights' linearised interval, 95.3% with this one; at 5% then 0.5% on its last
+    10% (no verdict at 0.5% in 76% of draws), the positive rate's 85.5% with 1 / share, 95.3% now. ``sd`` is the interval's wider side over 1.96: the
     linearised one is 0 where the audit drew no positive (AER::HMDA's served arm at 5%, 6.0% of 300 redrawn audits:
     recall 1.0 "with no spread" against a true 0.49, where the interval was [0.40, 1.0]).
     """
     census, audit = stratum == "census", stratum == "audit"
     shares = np.unique(pi_eff[audit])
-    if ci.get("value") is None or len(shares) != 1 or not np.all(pi_eff[census] == 1.0) or np.any(f[audit] != 0):
+    if ci.get("value") is None or (frame is None and len(shares) != 1) or not np.all(pi_eff[census] == 1.0) or \
+            np.any(f[audit] != 0):
         return ci
     from statsmodels.stats.proportion import proportion_confint
 
-    n_audit = int(audit.sum())
-    k = int(y[audit].sum())
-    if n_logged is None:
+    if frame is None:
+        n_audit = int(audit.sum())
         n_auto = n_audit / float(shares[0])
-        lo_q, hi_q = proportion_confint(k, n_audit, alpha=0.05, method="wilson")
+        lo_q, hi_q = proportion_confint(int(y[audit].sum()), n_audit, alpha=0.05, method="wilson")
     else:
-        n_auto = float(n_logged)
-        if n_audit >= n_auto:
-            lo_q = hi_q = k / n_audit
+        n_auto = float(frame["total"])
+        covered = float(sum(frame["counts"].values()))
+        q = inv = 0.0
+        for share, big in frame["counts"].items():
+            rows = audit & (pi == share)
+            n_h, w = int(rows.sum()), big / covered
+            q += w * float(y[rows].mean())
+            if n_h < big:
+                inv += w * w * (big - n_h) / ((big - 1) * n_h)
+        if inv <= 0:
+            lo_q = hi_q = q
         else:
-            n_eff = n_audit * (n_auto - 1) / (n_auto - n_audit)
-            lo_q, hi_q = proportion_confint(k / n_audit * n_eff, n_eff, alpha=0.05, method="wilson")
+            lo_q, hi_q = proportion_confint(q / inv, 1.0 / inv, alpha=0.05, method="wilson")
     tp, pos, n = float((y * f)[census].sum()), float(y[census].sum()), float(census.sum())
     if kind == "recall":
         low = tp / (pos + n_auto * hi_q) if pos + n_auto * hi_q > 0 else 0.0
@@ -361,7 +374,7 @@ def _audit_interval(ci: dict, kind: str, y: np.ndarray, f: np.ndarray, stratum: 
     else:
         low, high = (pos + n_auto * lo_q) / (n + n_auto), (pos + n_auto * hi_q) / (n + n_auto)
     out = {**ci, "low": float(low), "high": float(high), "interval": "Wilson on the audit sample's positive share"}
-    if n_logged is not None:
+    if frame is not None:
         out["interval"] += ", finite population corrected"
         out["sd"] = float(max(ci["value"] - low, high - ci["value"], 0.0) / Z95)
     return out
