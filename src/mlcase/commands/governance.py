@@ -44,7 +44,9 @@ def register(app: typer.Typer) -> None:
 
         out = console(quiet)
         out.print(f"erased {receipt['rows']} row(s) from {len(receipt['stores'])} store(s)"
-                  + (f" (finished a run that was interrupted; {receipt['runs']} runs)" if receipt["runs"] > 1 else ""))
+                  + (f" (finished a run that was interrupted; {receipt['runs']} runs)" if receipt["runs"] > 1 else "")
+                  + ("; not complete: rows hashed under another log key were not searched (see the first note)"
+                     if receipt.get("other_key_rows") else ""))
         for s in receipt["stores"]:
             out.print(f"  {markup_escape(str(s['store']))}: {s['rows']} row(s) ({markup_escape(str(s['location']))})")
         out.print(f"receipt: {markup_escape(str(receipt['path']))}")

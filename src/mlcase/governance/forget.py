@@ -90,12 +90,15 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
             entry["done"] = True
             _write(journal_path, journal)
             failpoint("forget:between-stores")
-        notes += _scratch_notes(case) + _near_misses(stores, subj)
+        other_keys = _other_keys(stores, subj)
+        notes = _other_key_notes(other_keys, subj) + notes + _scratch_notes(case) + _near_misses(stores, subj)
         receipt = {"receipt_version": RECEIPT_VERSION, "kind": "erasure", "erasure_id": journal["erasure_id"],
                    "started_at": journal["started_at"], "finished_at": now_iso(), "runs": journal["runs"],
                    "subject": "not recorded (a receipt holds no identifier)",
                    "stores": [{k: e[k] for k in ("store", "location", "rows")} for e in journal["stores"].values()],
-                   "notes": notes}
+                   "notes": notes,
+                   # rows hashed under another log key, per store: not searchable for this subject (see notes)
+                   "other_key_rows": {f"{s.name}|{s.location}": n for s, n in other_keys}}
         receipt["rows"] = sum(s["rows"] for s in receipt["stores"])
         out = gdir / ERASURES_DIR / f"{receipt['finished_at'].replace(':', '').replace('-', '')[:15]}Z-" \
                                     f"{receipt['erasure_id'][:8]}.json"
@@ -103,6 +106,33 @@ def forget(case, subject, log: str | None = None, files: list | None = None) -> 
         _write(out, receipt)
         journal_path.unlink(missing_ok=True)
     return {**receipt, "path": str(out)}
+
+
+def _other_keys(stores, subj) -> list[tuple]:
+    """``(store, {key id: rows})`` for each store holding rows hashed under a log key other than this machine's."""
+    out = []
+    for st in stores:
+        count = getattr(st, "other_keys", None)
+        if count is None:
+            continue
+        found = count(subj.key_id)
+        if found:
+            out.append((st, found))
+    return out
+
+
+def _other_key_notes(other_keys: list[tuple], subj) -> list[str]:
+    """Say that rows hashed under another log key were not searched: the erasure is not known to be complete."""
+    if not other_keys:
+        return []
+    keys = sorted({k for _, found in other_keys for k in found})
+    where = "; ".join(f"{st.name}: {sum(found.values()):,} row(s) under key {', '.join(sorted(found))}"
+                      for st, found in other_keys)
+    other = "another log key" if len(keys) == 1 else f"{len(keys)} other log keys"
+    return [f"NOT A COMPLETE ERASURE: the log holds rows whose data.id was hashed under {other} than this "
+            f"machine's (key {subj.key_id}): {where}; the subject's rows among them cannot be found by value, so "
+            "they were not erased. Run forget again with MLCASE_LOG_KEY set to each key the servers used, and keep "
+            "one MLCASE_LOG_KEY for every server of the case"]
 
 
 def _near_misses(stores, subj) -> list[str]:

@@ -56,6 +56,16 @@ class LogPolicy:
             self._pseudo = Pseudonymizer(self.case_name)
         return self._pseudo(column, value)
 
+    @property
+    def key_id(self) -> str | None:
+        """The log key's id (:func:`~mlcase.governance.pseudonym.log_key_id`), logged as ``log_key_id`` with each
+        row where this policy hashes a column; None where it hashes none."""
+        if HASHED not in self.kept.values():
+            return None
+        if self._pseudo is None:
+            self._hash("", "")
+        return self._pseudo.key_id
+
     def load_key(self) -> None:
         """Read the log key now (a server calls this at start, so a bad key fails before serving)."""
         if HASHED in self.kept.values():

@@ -10,6 +10,10 @@ up across them. Whoever holds the key and an identifier can compute its hash: th
 ``mlcase forget`` finds a subject's rows. Every machine that serves, monitors or erases for a
 case needs the same key; a lost key leaves the hashed values unlinkable (nobody can find a
 subject's rows any more).
+
+Each row the server hashes is logged with the key's id (``log_key_id``: :func:`mlcase.bundle.key_id` of the log
+key, a short public fingerprint that does not reveal it), so monitoring and erasure can tell when a log holds
+rows hashed under different keys: the same unit then has unrelated hashes, and nothing can match them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ def log_key() -> bytes:
     from ..keys import secret_key
 
     return secret_key(LOG_KEY_ENV, LOG_KEY_FILE, SpecError, "log key")
+
+
+def log_key_id(key: bytes | None = None) -> str:
+    """The id of the log key (default :func:`log_key`): :func:`mlcase.bundle.key_id`'s public fingerprint of it."""
+    from ..bundle import key_id
+
+    return key_id(log_key() if key is None else key)
 
 
 def canonical(value) -> str | None:
@@ -114,6 +125,8 @@ class Pseudonymizer:
     def __init__(self, case_name: str, key: bytes | None = None):
         self.case_name = case_name
         self._key = log_key() if key is None else key
+        #: the key's id (:func:`log_key_id`), logged beside each row hashed with it
+        self.key_id = log_key_id(self._key)
 
     def __call__(self, column: str, value) -> str | None:
         text = canonical(value)

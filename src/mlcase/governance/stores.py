@@ -138,6 +138,8 @@ class Subject:
         pseudo = Pseudonymizer(case.name)
         self.hashes = list(dict.fromkeys(pseudo(self.column, f) for f in forms))
         self.hashed = self.hashes[0]
+        #: the id of the log key the hashes were made with (rows logged under another key cannot be found)
+        self.key_id = pseudo.key_id
         #: the lower-case text a raw unit is compared with, case-blind (an e-mail address or a UUID), else None
         self.fold = self.raw.lower() if (_EMAIL.match(self.raw) or _UUID.match(self.raw)) else None
 
@@ -228,6 +230,19 @@ class PredictionLogStore:
         finally:
             b.close()
         return {str(v) for v in frame["request_id"]}
+
+    def other_keys(self, key_id: str) -> dict[str, int]:
+        """Rows per ``log_key_id`` other than ``key_id`` (this machine's log key): hashed under another key, so a
+        subject's hash under this key cannot find them. An older log (no such column yet) gets it here, empty."""
+        b = self._backend()
+        if b is None:
+            return {}
+        try:
+            frame = b.read_frame("SELECT log_key_id, count(*) AS n FROM predictions WHERE log_key_id IS NOT NULL "
+                                 "AND log_key_id <> :kid AND unit_id LIKE 'hmac:%' GROUP BY log_key_id", {"kid": key_id})
+        finally:
+            b.close()
+        return {str(k): int(n) for k, n in zip(frame["log_key_id"], frame["n"], strict=True)}
 
     def erase(self, subject: Subject, ids: set[str], dry_run: bool = False) -> int:
         """Delete the subject's predictions and every label of them, in one transaction (rows deleted)."""

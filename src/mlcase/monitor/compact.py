@@ -181,6 +181,20 @@ class CompactedLogStore:
             return " OR ".join(terms)
         return self._rewrite(cond, dry_run, ids=ids)
 
+    def other_keys(self, key_id: str) -> dict[str, int]:
+        """Rows per ``log_key_id`` other than ``key_id`` (see :meth:`PredictionLogStore.other_keys
+        <mlcase.governance.stores.PredictionLogStore.other_keys>`); files compacted before the column read as none."""
+        out: dict[str, int] = {}
+        with self._locked(clean=False) as con:
+            for f, have in self._files():
+                if "log_key_id" not in have or "unit_id" not in have:
+                    continue
+                for k, n in con.execute(f"SELECT CAST(log_key_id AS VARCHAR) AS k, count(*) FROM {_read(f)} "
+                                        f"WHERE k IS NOT NULL AND k <> {_lit(key_id)} AND CAST(unit_id AS VARCHAR) LIKE 'hmac:%' "
+                                        "GROUP BY k").fetchall():
+                    out[k] = out.get(k, 0) + int(n)
+        return out
+
     def prune(self, before: str, dry_run: bool = False, **_) -> int:
         """Remove the rows logged before ``before`` (ISO-8601 UTC, compared as the log's ``ts`` text)."""
         return self._rewrite(lambda have: f"CAST(ts AS VARCHAR) < {_lit(before)}" if "ts" in have else "", dry_run)

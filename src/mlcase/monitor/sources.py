@@ -90,9 +90,11 @@ def resolve_source(case, log) -> _Source:
 # ------------------------------------------------------------------ loading
 RAW_COLUMNS = ("_rid VARCHAR, _t DOUBLE, _version INTEGER, _tier VARCHAR, _fallback INTEGER, _reason VARCHAR, "
                "_score DOUBLE, _decision VARCHAR, _prediction VARCHAR, _label0 VARCHAR, _arm VARCHAR, "
-               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _fresh VARCHAR, _bad_json BOOLEAN, _unit VARCHAR")
+               "_audit INTEGER, _pi DOUBLE, _mdec VARCHAR, _fresh VARCHAR, _bad_json BOOLEAN, _unit VARCHAR, _keyid VARCHAR")
 # _unit: the unit (data.id, logged as unit_id) a request was for; NULL where the request id was the unit. Monitoring
 # counts units and clusters its intervals by them: a unit sent twice is one unit, not two independent rows
+# _keyid: the id of the log key a hashed unit was hashed with (log_key_id; NULL: nothing hashed, or an older log).
+# Hashes under two keys cannot be matched: warn_log_keys says so
 # what the log's columns beyond the first layout become (NULL where an older log lacks them)
 ARM_SQL = ("CAST(arm AS VARCHAR), TRY_CAST(audit AS INTEGER), nullif(TRY_CAST(sampling_probability AS DOUBLE), "
            "'NaN'::DOUBLE), CAST(model_decision AS VARCHAR), CAST(freshness AS VARCHAR)")
@@ -116,6 +118,30 @@ def load(run, source: _Source, labels_file) -> None:
     if labels_file is not None:
         _load_labels_file(run, labels_file)
     run.source = source
+    warn_log_keys(run)
+
+
+def warn_log_keys(run) -> None:
+    """Warn where the hashed units read come from more than one log key (``log_key_id``).
+
+    A unit is logged as the HMAC of its id under ``MLCASE_LOG_KEY`` (or, without it, the key file of the machine
+    that served). Servers with different keys log the same person under unrelated hashes: monitoring then counts
+    her once per key, and intervals clustered by unit treat her rows as independent (mlmRev::Contraception's 397
+    test women served by two servers with different keys read as 794 units). Nothing can match them afterwards;
+    the rows per key say how much of the log each key covers. A log without ``log_key_id`` (older mlcase) warns
+    nothing."""
+    rows = run.con.execute("SELECT _keyid, count(*), count(DISTINCT _unit) FROM raw WHERE _keyid IS NOT NULL "
+                           "AND _unit LIKE 'hmac:%' GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+    if len(rows) < 2:
+        return
+    per_key = "; ".join(f"key {k}: {n:,} row(s), {u:,} unit(s)" for k, n, u in rows)
+    run.warnings.append({
+        "kind": "log_keys", "keys": {str(k): int(n) for k, n, _ in rows},
+        "message": f"the hashed units in this log were hashed under {len(rows)} different log keys ({per_key}): a "
+                   "unit hashed under one key cannot be matched with its rows under another, so a unit served under "
+                   "several keys counts as several units and its rows as independent; keep one MLCASE_LOG_KEY for "
+                   "every server of the case (set it from a secret store; a server started without it hashes with "
+                   "its machine's key file, ~/.config/mlcase/log.key)"})
 
 
 def ts_sql(expr: str, type_name: str | None = None) -> str:
@@ -138,10 +164,11 @@ def _insert_log_chunk(run, tbl) -> None:
     run.con.register("_chunk", tbl)
     try:
         try:  # the common case: every row's inputs are JSON
-            run.con.execute(f"""{head}, inputs IS NULL, CAST(unit_id AS VARCHAR) {', ' + feats if feats else ''}
+            run.con.execute(f"""{head}, inputs IS NULL, CAST(unit_id AS VARCHAR), CAST(log_key_id AS VARCHAR) {', ' + feats if feats else ''}
                 FROM (SELECT *, json_transform(inputs, {struct}) AS _j FROM _chunk)""")
         except duckdb.InvalidInputException:  # some are not: mark them, keep the rest
-            run.con.execute(f"""{head}, NOT coalesce(json_valid(inputs), false), CAST(unit_id AS VARCHAR)
+            run.con.execute(f"""{head}, NOT coalesce(json_valid(inputs), false), CAST(unit_id AS VARCHAR),
+                CAST(log_key_id AS VARCHAR)
                 {', ' + feats if feats else ''}
                 FROM (SELECT *, CASE WHEN json_valid(inputs) THEN json_transform(inputs, {struct}) END AS _j
                       FROM _chunk)""")
@@ -154,7 +181,7 @@ def _load_database(run, source: _Source) -> None:
 
     pred_cols = ["request_id", "ts", "model_version", "tier", "fallback", "reason", "score", "decision",
                  "prediction", "inputs", "arm", "audit", "sampling_probability", "model_decision", "freshness",
-                 "unit_id"]
+                 "unit_id", "log_key_id"]
     reader = _SqliteReader(source.target) if source.kind == "sqlite" else _SqlAlchemyReader(source.target)
     files, tail = [], None
     if source.kind == "sqlite":  # the compacted part (Parquet) and the live tail: every row once
@@ -303,7 +330,8 @@ def compacted_select(run, files: list, like: str = "raw_tail") -> str:
              col("arm", "CAST(arm AS VARCHAR)"), col("audit", "TRY_CAST(audit AS INTEGER)"),
              col("sampling_probability", "nullif(TRY_CAST(sampling_probability AS DOUBLE), 'NaN'::DOUBLE)"),
              col("model_decision", "CAST(model_decision AS VARCHAR)"), col("freshness", "CAST(freshness AS VARCHAR)"),
-             bad, col("unit_id", "CAST(unit_id AS VARCHAR)"), *feats]
+             bad, col("unit_id", "CAST(unit_id AS VARCHAR)"),
+             col("log_key_id", "CAST(log_key_id AS VARCHAR)"), *feats]
     names = [r[0] for r in run.con.execute(f"DESCRIBE {like}").fetchall()]
     return f"SELECT {', '.join(f'{e} AS {_q(n)}' for e, n in zip(exprs, names, strict=True))} FROM {src}"
 
@@ -524,6 +552,7 @@ def _load_records(run, source: _Source) -> None:
     rid = pick("request_id", run.spec.data.id)
     # the unit: a unit_id column, else data.id where request ids are given beside it
     unit = pick("unit_id") or (pick(run.spec.data.id) if rid == "request_id" else None)
+    keyid = pick("log_key_id") if unit else None
     label = pick("label", run.target)
     score, decision, prediction = pick("score"), pick("decision"), pick("prediction")
     tier, fallback, reason = pick("tier"), pick("fallback"), pick("reason")
@@ -546,7 +575,8 @@ def _load_records(run, source: _Source) -> None:
              f"CAST({_q(arm)} AS VARCHAR)" if arm else "NULL", f"TRY_CAST({_q(audit)} AS INTEGER)" if audit else "NULL",
              f"TRY_CAST({_q(pi)} AS DOUBLE)" if pi else "NULL", f"CAST({_q(mdec)} AS VARCHAR)" if mdec else "NULL",
              f"CAST({_q(fresh)} AS VARCHAR)" if fresh else "NULL", "false",
-             f"CAST({_q(unit)} AS VARCHAR)" if unit else "NULL"]
+             f"CAST({_q(unit)} AS VARCHAR)" if unit else "NULL",
+             f"CAST({_q(keyid)} AS VARCHAR)" if keyid else "NULL"]
     for c in [*run.features, *run.extras]:
         exprs.append(run.value_sql(c, _q(c)) if c in types else "NULL")
     frm = "src LEFT JOIN _scored _s USING (_row)" if scored else "src_view"
@@ -644,7 +674,7 @@ class _SqliteReader:
     """Reads the serving log's tables with the sqlite3 module, in typed chunks."""
 
     TEXT = {"request_id", "ts", "tier", "reason", "decision", "prediction", "inputs", "label", "arm",
-            "model_decision", "source", "reviewer", "reviewed_at", "freshness", "unit_id"}
+            "model_decision", "source", "reviewer", "reviewed_at", "freshness", "unit_id", "log_key_id"}
     FLOAT = {"score", "sampling_probability"}
 
     def __init__(self, path: Path):

@@ -506,7 +506,8 @@ def create_app(settings: ServeSettings | dict, state: State | None = None):
                          route.arm, st.policy.unit(route.unit_id), int(audit),
                          sampling_probability(route.arm, decision, route.audit_share), a.decision, rule_decision,
                          *provenance_values(*meta[k]),
-                         None if staleness is None else _dumps(staleness[k].to_log())))
+                         None if staleness is None else _dumps(staleness[k].to_log()),
+                         st.policy.key_id))   # which key hashed this row's personal values (None: none hashed)
             counted.append((a.tier, decision, route.arm, "yes" if audit else "no",
                             (a.reason_code or "unknown") if a.fallback else None))
         await commit_rows(st, rows, "prediction")

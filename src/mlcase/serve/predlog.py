@@ -52,6 +52,7 @@ PREDICTION_COLUMNS_ADDED = (
     ("threshold", "REAL"),             # the answering tier's decision threshold (binary)
     ("code_version", "TEXT"),          # the mlcase version that answered
     ("freshness", "TEXT"),             # JSON {"age_s": {feature: seconds or null}, "stale": [...]} (data.freshness)
+    ("log_key_id", "TEXT"),            # id of the MLCASE_LOG_KEY the row's hashed values were hashed with (else NULL)
 )
 LABEL_COLUMNS_ADDED = (
     ("channel", "TEXT"),      # how it arrived: api, file:<name>, review:<name>, feedback

@@ -111,7 +111,7 @@ def add_rank_routes(app, st, check_key, read_json, metrics) -> None:
                 fallback=int(bool(reasons)), reason=reason, inputs=_dumps(st.policy.inputs(rec)),
                 score=float(scores[i]), prediction=str(pos), decision=decision, latency_ms=latency_ms, arm="model",
                 unit_id=st.policy.unit(str(group), column=gcol), audit=0,
-                sampling_probability=0.0, model_decision=decision,
+                sampling_probability=0.0, model_decision=decision, log_key_id=st.policy.key_id,
                 **dict(zip(PROVENANCE_COLUMNS, provenance_values(version, prov), strict=True))))
         await commit_rows(st, rows, "list")
         metrics.predictions.labels(tier_name, "shown").inc(min(k, len(order)))   # counted once the log holds them

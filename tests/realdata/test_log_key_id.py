@@ -1,0 +1,188 @@
+"""A change of log key between two server runs: the hashed units of one woman under two keys.
+
+``serving.log_inputs: {woman: hashed}`` logs the HMAC of mlmRev::Contraception's data.id under ``MLCASE_LOG_KEY``
+(else the machine's key file). The test women served by one real ``mlcase serve`` with ``MLCASE_LOG_KEY`` set, then
+by a second one started without it (a restart that fell back to the key file: another key), were 2 x the women to
+monitoring, and nothing in the log said why: the precision interval narrowed as if each woman were two. ``mlcase
+forget`` erased the subject's row under the current key and reported a clean erasure, though her row under the other
+key was still in the log. Each row hashed now carries ``log_key_id`` (:func:`mlcase.bundle.key_id` of the log key):
+monitoring warns when the hashed units come from more than one key (rows per key, the fix), ``forget`` says its
+erasure is not complete, ``mlcase log compact`` carries the column into Parquet, and a log written before the column
+(migrated on open, nothing lost) warns nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mlcase.bundle import key_id
+from mlcase.case import load_case
+from mlcase.cli import main
+from mlcase.data import prepare
+from mlcase.governance.forget import forget
+from mlcase.governance.pseudonym import Pseudonymizer, unit_text
+from mlcase.monitor import monitor
+from tests.serving_case import serve_labelled
+
+from .tables import said
+
+pytestmark = pytest.mark.slow
+
+KEY_A = "log-key-a-0123456789abcdef0123456789"
+ONE = 80   # women served twice under one key
+
+
+def _case(runs, dest: Path) -> tuple[Path, list[dict], list, list]:
+    folder = runs.copy("contraception-group", dest)["folder"]
+    spec = yaml.safe_load((folder / "case.yaml").read_text())
+    spec["serving"] = {**(spec.get("serving") or {}), "log_inputs": {"woman": "hashed"}}
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    ds = prepare(load_case(folder))
+    rows = ds.rows("test").drop(columns=["use"])
+    recs = json.loads(rows.to_json(orient="records"))
+    truth = [ds.classes[int(v)] for v in ds.y[ds.split.test]]
+    return folder, recs, truth, [str(r["woman"]) for r in recs]
+
+
+@pytest.fixture(scope="module")
+def served(runs, tmp_path_factory) -> dict:
+    """The test women served by two real servers: the first with MLCASE_LOG_KEY, the second restarted without it
+    (the key file of this machine's config folder); and, in another copy, twice by servers with the same key."""
+    tmp = tmp_path_factory.mktemp("log-key")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CONFIG_HOME", str(tmp / "config"))   # the fallback key file: here, never the user's
+        two, recs, truth, women = _case(runs, tmp / "two-keys")
+        mp.setenv("MLCASE_LOG_KEY", KEY_A)
+        serve_labelled(two, recs, truth)
+        mp.delenv("MLCASE_LOG_KEY")
+        serve_labelled(two, recs, truth)                    # the restart without the env var
+        file_key = (tmp / "config" / "mlcase" / "log.key").read_bytes().strip()
+        one = _case(runs, tmp / "one-key")[0]
+        mp.setenv("MLCASE_LOG_KEY", KEY_A)
+        serve_labelled(one, recs[:ONE], truth[:ONE])
+        serve_labelled(one, recs[:ONE], truth[:ONE])        # a restart with the same key
+    return {"two": two, "one": one, "women": women, "file_key": file_key, "tmp": tmp}
+
+
+@pytest.fixture
+def key_a(monkeypatch, served):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(served["tmp"] / "config"))
+    monkeypatch.setenv("MLCASE_LOG_KEY", KEY_A)
+
+
+def _log(folder: Path) -> pd.DataFrame:
+    with sqlite3.connect(folder / "predictions.db") as con:
+        return pd.read_sql("SELECT request_id, unit_id, log_key_id FROM predictions", con)
+
+
+def _key_warnings(res) -> list[dict]:
+    return [w for w in res.warnings if w["kind"] == "log_keys"]
+
+
+def test_each_hashed_row_carries_the_id_of_its_key(served):
+    log, n = _log(served["two"]), len(served["women"])
+    ids = {key_id(KEY_A.encode()): n, key_id(served["file_key"]): n}
+    assert log["log_key_id"].value_counts().to_dict() == ids          # was: no log_key_id column
+    assert log["unit_id"].str.startswith("hmac:").all()
+    assert log["unit_id"].nunique() == 2 * len(set(served["women"]))   # one woman, two unrelated hashes
+    assert set(_log(served["one"])["log_key_id"]) == {key_id(KEY_A.encode())}
+
+
+def test_monitoring_says_the_units_come_from_two_keys(served, key_a):
+    women = len(set(served["women"]))
+    res = monitor(served["two"])
+    real = res.windows[0].get("realized") or res.windows[0]["realized_so_far"]
+    assert (real["n"], real["units"]) == (2 * women, 2 * women)   # what the log can tell: units cannot be matched
+    (w,) = _key_warnings(res)                                      # was: no warning at all
+    n = len(served["women"])
+    assert w["keys"] == {key_id(KEY_A.encode()): n, key_id(served["file_key"]): n}
+    msg = w["message"]
+    assert "2 different log keys" in msg and f"{n:,} row(s), {women:,} unit(s)" in msg
+    assert "cannot be matched" in msg and "keep one MLCASE_LOG_KEY" in msg
+    code, text = said("monitor", str(served["two"]))
+    assert code == 0 and "2 different log keys" in " ".join(text.split())   # the CLI prints it
+
+
+def test_one_key_across_restarts_counts_each_woman_once_and_warns_nothing(served, key_a):
+    women = len(set(served["women"][:ONE]))
+    res = monitor(served["one"])
+    real = res.windows[0].get("realized") or res.windows[0]["realized_so_far"]
+    assert (real["n"], real["units"]) == (2 * ONE, women)
+    assert _key_warnings(res) == []
+
+
+def test_forget_says_rows_under_another_key_were_not_searched(served, key_a, tmp_path):
+    folder = Path(shutil.copytree(served["two"], tmp_path / "case"))
+    woman = served["women"][0]
+    other = Pseudonymizer(load_case(folder).name, key=served["file_key"])("woman", unit_text(woman))
+    receipt = forget(load_case(folder), woman)
+    log = _log(folder)
+    assert receipt["rows"] == 2                                  # her row under this key and its label
+    assert (log["unit_id"] == other).sum() == 1                  # her row under the other key is still there
+    n = len(served["women"])                                    # every row under the other key: hers among them
+    assert receipt["other_key_rows"] == {f"prediction log|{folder / 'predictions.db'}": {key_id(served["file_key"]): n}}
+    note = receipt["notes"][0]                                   # was: a clean erasure, no word of the other key
+    assert note.startswith("NOT A COMPLETE ERASURE") and key_id(served["file_key"]) in note
+    assert f"key {key_id(KEY_A.encode())}" in note and f"{n:,} row(s)" in note and "MLCASE_LOG_KEY" in note
+    code, text = said("forget", str(folder), "--subject", served["women"][1])
+    assert code == 0 and "not complete" in text.splitlines()[0]
+    assert "NOT A COMPLETE ERASURE" in " ".join(text.split())
+
+
+def test_forget_with_one_key_is_a_clean_erasure(served, key_a, tmp_path):
+    folder = Path(shutil.copytree(served["one"], tmp_path / "case"))
+    receipt = forget(load_case(folder), served["women"][0])
+    assert receipt["rows"] == 4 and receipt["other_key_rows"] == {}   # both requests and their labels
+    assert not any("COMPLETE ERASURE" in n for n in receipt["notes"])
+
+
+def test_compaction_carries_the_key_id_and_monitoring_reads_it(served, key_a, tmp_path):
+    folder = Path(shutil.copytree(served["two"], tmp_path / "case"))
+    before = monitor(folder)
+    with sqlite3.connect(folder / "predictions.db") as con:   # two days older: their window is closed
+        con.execute("UPDATE predictions SET ts = strftime('%Y-%m-%dT%H:%M:%fZ', ts, '-2 days')")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["log", "compact", str(folder)]) == 0
+    parts = list((folder / "predictions.compacted").rglob("*.parquet"))
+    assert parts
+    compacted = pd.concat([pd.read_parquet(p, columns=["log_key_id"]) for p in parts])
+    n = len(served["women"])
+    assert compacted["log_key_id"].value_counts().to_dict() == {key_id(KEY_A.encode()): n,
+                                                                key_id(served["file_key"]): n}
+    with sqlite3.connect(folder / "predictions.db") as con:   # the live tail is empty: every row is read from Parquet
+        con.execute("UPDATE predictions SET log_key_id = NULL")
+    (w,) = _key_warnings(monitor(folder))
+    assert w["keys"] == _key_warnings(before)[0]["keys"]
+    # the SQLite log's copies of the rows now say no key: the other key's rows forget finds are the Parquet ones
+    receipt = forget(load_case(folder), served["women"][0])
+    assert receipt["other_key_rows"] == {f"compacted log|{folder / 'predictions.compacted'}":
+                                         {key_id(served["file_key"]): n}}
+
+
+def test_a_log_written_before_the_column_warns_nothing_and_keeps_its_rows(served, key_a, tmp_path):
+    from mlcase.serve.predlog import open_backend
+
+    folder = Path(shutil.copytree(served["two"], tmp_path / "case"))
+    db = folder / "predictions.db"
+    with sqlite3.connect(db) as con:
+        con.execute("ALTER TABLE predictions DROP COLUMN log_key_id")
+        old = pd.read_sql("SELECT * FROM predictions ORDER BY request_id", con)
+    res = monitor(folder)                                     # read-only: no column, no warning, no crash
+    assert _key_warnings(res) == []
+    receipt = forget(load_case(folder), served["women"][0])   # opens the log for writing: the column is added
+    assert receipt["other_key_rows"] == {} and receipt["rows"] == 2
+    open_backend(str(db)).close()
+    with sqlite3.connect(db) as con:
+        new = pd.read_sql("SELECT * FROM predictions ORDER BY request_id", con)
+    assert new["log_key_id"].isna().all() and len(new) == len(old) - 1
+    kept = old[old["request_id"].isin(new["request_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(new.drop(columns=["log_key_id"]), kept)
