@@ -31,7 +31,7 @@ from mlcase.data import prepare
 from mlcase.governance.forget import forget
 from mlcase.governance.pseudonym import Pseudonymizer, unit_text
 from mlcase.monitor import monitor
-from tests.serving_case import serve_labelled
+from tests.e2e.test_server import mlcase_serve
 
 from .tables import said
 
@@ -53,23 +53,38 @@ def _case(runs, dest: Path) -> tuple[Path, list[dict], list, list]:
     return folder, recs, truth, [str(r["woman"]) for r in recs]
 
 
+def _serve(folder: Path, recs: list[dict], truth: list) -> None:
+    """A real ``mlcase serve`` of ``folder`` on 127.0.0.1 answers ``recs`` (100 a request) and takes every answer's
+    outcome through ``POST /labels``; then it stops (tests.serving_case.serve_labelled, batched)."""
+    import httpx
+
+    with mlcase_serve(folder) as (url, _, _):
+        rids = []
+        for k in range(0, len(recs), 100):
+            r = httpx.post(f"{url}/predict", json=recs[k:k + 100], timeout=60)
+            assert r.status_code == 200, r.text
+            rids += [a["request_id"] for a in r.json()["predictions"]]
+        labels = [{"request_id": q, "label": y} for q, y in zip(rids, truth, strict=True)]
+        r = httpx.post(f"{url}/labels", json=labels, timeout=60)
+        assert r.status_code == 200 and r.json()["attached"] == len(recs), r.text
+
+
 @pytest.fixture(scope="module")
 def served(runs, tmp_path_factory) -> dict:
-    """The test women served by two real servers: the first with MLCASE_LOG_KEY, the second restarted without it
-    (the key file of this machine's config folder); and, in another copy, twice by servers with the same key."""
+    """The test women served by a real server with MLCASE_LOG_KEY; then, in one copy, by a second server restarted
+    without it (the key file of this machine's config folder: another key), and in another copy the first ONE of
+    them by a second server with the same key."""
     tmp = tmp_path_factory.mktemp("log-key")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CONFIG_HOME", str(tmp / "config"))   # the fallback key file: here, never the user's
         two, recs, truth, women = _case(runs, tmp / "two-keys")
         mp.setenv("MLCASE_LOG_KEY", KEY_A)
-        serve_labelled(two, recs, truth)
+        _serve(two, recs, truth)
+        one = Path(shutil.copytree(two, tmp / "one-key"))
+        _serve(one, recs[:ONE], truth[:ONE])        # a restart with the same key
         mp.delenv("MLCASE_LOG_KEY")
-        serve_labelled(two, recs, truth)                    # the restart without the env var
+        _serve(two, recs, truth)                    # a restart without the env var
         file_key = (tmp / "config" / "mlcase" / "log.key").read_bytes().strip()
-        one = _case(runs, tmp / "one-key")[0]
-        mp.setenv("MLCASE_LOG_KEY", KEY_A)
-        serve_labelled(one, recs[:ONE], truth[:ONE])
-        serve_labelled(one, recs[:ONE], truth[:ONE])        # a restart with the same key
     return {"two": two, "one": one, "women": women, "file_key": file_key, "tmp": tmp}
 
 
@@ -94,7 +109,6 @@ def test_each_hashed_row_carries_the_id_of_its_key(served):
     assert log["log_key_id"].value_counts().to_dict() == ids          # was: no log_key_id column
     assert log["unit_id"].str.startswith("hmac:").all()
     assert log["unit_id"].nunique() == 2 * len(set(served["women"]))   # one woman, two unrelated hashes
-    assert set(_log(served["one"])["log_key_id"]) == {key_id(KEY_A.encode())}
 
 
 def test_monitoring_says_the_units_come_from_two_keys(served, key_a):
@@ -113,10 +127,11 @@ def test_monitoring_says_the_units_come_from_two_keys(served, key_a):
 
 
 def test_one_key_across_restarts_counts_each_woman_once_and_warns_nothing(served, key_a):
-    women = len(set(served["women"][:ONE]))
+    log = _log(served["one"])
+    assert log["log_key_id"].value_counts().to_dict() == {key_id(KEY_A.encode()): len(served["women"]) + ONE}
     res = monitor(served["one"])
     real = res.windows[0].get("realized") or res.windows[0]["realized_so_far"]
-    assert (real["n"], real["units"]) == (2 * ONE, women)
+    assert (real["n"], real["units"]) == (len(served["women"]) + ONE, len(set(served["women"])))
     assert _key_warnings(res) == []
 
 
@@ -186,3 +201,17 @@ def test_a_log_written_before_the_column_warns_nothing_and_keeps_its_rows(served
     assert new["log_key_id"].isna().all() and len(new) == len(old) - 1
     kept = old[old["request_id"].isin(new["request_id"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(new.drop(columns=["log_key_id"]), kept)
+
+
+def test_a_records_file_with_log_key_id_is_read_as_the_log_is(served, key_a, tmp_path):
+    """Records exported from the log (inputs, request_id, unit_id, log_key_id, score, decision) warn as the log does;
+    without the log_key_id column they warn nothing."""
+    with sqlite3.connect(served["two"] / "predictions.db") as con:
+        log = pd.read_sql("SELECT request_id, ts, unit_id, log_key_id, score, decision, inputs FROM predictions", con)
+    inputs = pd.DataFrame([json.loads(v) for v in log.pop("inputs")])
+    recs = pd.concat([log, inputs.drop(columns=["woman"], errors="ignore")], axis=1)
+    recs.to_csv(tmp_path / "records.csv", index=False)
+    (w,) = _key_warnings(monitor(served["two"], log=tmp_path / "records.csv"))   # was: no warning
+    assert w["keys"] == _key_warnings(monitor(served["two"]))[0]["keys"]
+    recs.drop(columns=["log_key_id"]).to_csv(tmp_path / "old.csv", index=False)
+    assert _key_warnings(monitor(served["two"], log=tmp_path / "old.csv")) == []
