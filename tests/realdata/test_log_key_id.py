@@ -53,12 +53,13 @@ def _case(runs, dest: Path) -> tuple[Path, list[dict], list, list]:
     return folder, recs, truth, [str(r["woman"]) for r in recs]
 
 
-def _serve(folder: Path, recs: list[dict], truth: list) -> None:
+def _serve(folder: Path, recs: list[dict], truth: list) -> list[str]:
     """A real ``mlcase serve`` of ``folder`` on 127.0.0.1 answers ``recs`` (100 a request) and takes every answer's
-    outcome through ``POST /labels``; then it stops (tests.serving_case.serve_labelled, batched)."""
+    outcome through ``POST /labels``; then it stops (tests.serving_case.serve_labelled, batched). Returns /ready's
+    notes."""
     import httpx
 
-    with mlcase_serve(folder) as (url, _, _):
+    with mlcase_serve(folder) as (url, _, ready):
         rids = []
         for k in range(0, len(recs), 100):
             r = httpx.post(f"{url}/predict", json=recs[k:k + 100], timeout=60)
@@ -67,6 +68,7 @@ def _serve(folder: Path, recs: list[dict], truth: list) -> None:
         labels = [{"request_id": q, "label": y} for q, y in zip(rids, truth, strict=True)]
         r = httpx.post(f"{url}/labels", json=labels, timeout=60)
         assert r.status_code == 200 and r.json()["attached"] == len(recs), r.text
+    return ready["notes"]
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +81,14 @@ def served(runs, tmp_path_factory) -> dict:
         mp.setenv("XDG_CONFIG_HOME", str(tmp / "config"))   # the fallback key file: here, never the user's
         two, recs, truth, women = _case(runs, tmp / "two-keys")
         mp.setenv("MLCASE_LOG_KEY", KEY_A)
-        _serve(two, recs, truth)
+        first = _serve(two, recs, truth)
         one = Path(shutil.copytree(two, tmp / "one-key"))
-        _serve(one, recs[:ONE], truth[:ONE])        # a restart with the same key
+        same = _serve(one, recs[:ONE], truth[:ONE])        # a restart with the same key
         mp.delenv("MLCASE_LOG_KEY")
-        _serve(two, recs, truth)                    # a restart without the env var
+        other = _serve(two, recs, truth)                    # a restart without the env var
         file_key = (tmp / "config" / "mlcase" / "log.key").read_bytes().strip()
-    return {"two": two, "one": one, "women": women, "file_key": file_key, "tmp": tmp}
+    return {"two": two, "one": one, "women": women, "file_key": file_key, "tmp": tmp,
+            "notes": {"first": first, "same": same, "other": other}}
 
 
 @pytest.fixture
@@ -109,6 +112,16 @@ def test_each_hashed_row_carries_the_id_of_its_key(served):
     assert log["log_key_id"].value_counts().to_dict() == ids          # was: no log_key_id column
     assert log["unit_id"].str.startswith("hmac:").all()
     assert log["unit_id"].nunique() == 2 * len(set(served["women"]))   # one woman, two unrelated hashes
+
+
+def test_a_server_restarted_with_another_key_says_so_at_start(served):
+    """/ready's notes (printed by `mlcase serve` at start) name both keys and the fix; a restart with the same key
+    and the first server say nothing of keys."""
+    notes = served["notes"]
+    assert not any("log key" in n for n in notes["first"] + notes["same"])
+    (note,) = [n for n in notes["other"] if "log key" in n]                 # was: nothing
+    assert f"log key {key_id(KEY_A.encode())}" in note and f"key {key_id(served['file_key'])}" in note
+    assert "MLCASE_LOG_KEY is not set" in note and "restart with MLCASE_LOG_KEY" in note
 
 
 def test_monitoring_says_the_units_come_from_two_keys(served, key_a):

@@ -211,6 +211,11 @@ def _load_state(settings: ServeSettings) -> State:
     st.release = Release(st, case, settings, settings.canary)
     load_governance(st, case, chain)
     st.log = PredictionLog(resolve_target(case, settings.log_url), synchronous=settings.log_synchronous)
+    from .predlog import key_change_note
+
+    note = key_change_note(st.log.backend, st.policy.key_id)   # a restart with another MLCASE_LOG_KEY (or none)
+    if note:
+        st.notes.append(note)
     return st
 
 

@@ -99,6 +99,37 @@ ADD_LABEL_SQL = (f"INSERT INTO labels ({', '.join(LABEL_COLUMNS)}) SELECT :value
                  "WHERE EXISTS (SELECT 1 FROM predictions WHERE request_id = :request_id)")
 
 
+#: how many of the latest rows :func:`key_change_note` reads for the key id the log was last hashed with
+KEY_LOOKBACK = 1000
+
+
+def key_change_note(backend, key_id: str | None) -> str | None:
+    """What ``/ready`` and ``mlcase serve`` say when the latest hashed rows of the log (among its last
+    :data:`KEY_LOOKBACK`) carry a ``log_key_id`` other than ``key_id``, the key this server hashes with; else None.
+
+    A restart without ``MLCASE_LOG_KEY`` hashes with the machine's key file: every unit gets a hash unrelated to its
+    earlier one, and monitoring counts each person twice (mlmRev::Contraception's 397 test women read as 794)."""
+    if key_id is None:
+        return None
+    try:
+        frame = backend.read_frame(f"SELECT log_key_id FROM (SELECT log_key_id, ts FROM predictions ORDER BY ts DESC "
+                                   f"LIMIT {KEY_LOOKBACK}) AS latest WHERE log_key_id IS NOT NULL ORDER BY ts DESC "
+                                   "LIMIT 1")
+    except Exception:  # noqa: BLE001 - a note, never a reason not to start
+        return None
+    if frame.empty or frame["log_key_id"].iloc[0] == key_id:
+        return None
+    from ..governance.pseudonym import LOG_KEY_ENV, LOG_KEY_FILE
+    from ..keys import config_dir
+
+    source = (LOG_KEY_ENV if os.environ.get(LOG_KEY_ENV) is not None else
+              f"the key file {config_dir() / LOG_KEY_FILE} ({LOG_KEY_ENV} is not set)")
+    return (f"the prediction log's latest hashed rows were hashed with log key {frame['log_key_id'].iloc[0]}; this "
+            f"server hashes with key {key_id}, from {source}: each unit now gets a hash unrelated to its earlier "
+            "rows, and monitoring counts it as another unit; restart with MLCASE_LOG_KEY set to the key those rows "
+            "were written with, unless the key was changed on purpose")
+
+
 class LogFull(Exception):
     """The writer's queue is full: the caller should answer 503 and the client retry."""
 
