@@ -228,3 +228,28 @@ def test_a_records_file_with_log_key_id_is_read_as_the_log_is(served, key_a, tmp
     assert w["keys"] == _key_warnings(monitor(served["two"]))[0]["keys"]
     recs.drop(columns=["log_key_id"]).to_csv(tmp_path / "old.csv", index=False)
     assert _key_warnings(monitor(served["two"], log=tmp_path / "old.csv")) == []
+
+
+def test_compaction_of_a_log_upgraded_mid_window(served, key_a, tmp_path, monkeypatch):
+    """The rows logged before the upgrade have no key id, the later ones have one: when a batch's first chunk holds
+    only the older rows, the column was typed "NULL" and the next chunk's key ids could not be cast to it (was:
+    `mlcase log compact` failed with an internal error, ConversionException VARCHAR -> "NULL")."""
+    from mlcase.monitor import compact as compact_mod
+
+    folder = Path(shutil.copytree(served["two"], tmp_path / "case"))
+    n = len(served["women"])
+    with sqlite3.connect(folder / "predictions.db") as con:
+        con.execute("UPDATE predictions SET ts = strftime('%Y-%m-%dT%H:%M:%fZ', ts, '-2 days')")
+        con.execute("UPDATE predictions SET log_key_id = NULL WHERE log_key_id = ?", (key_id(KEY_A.encode()),))
+        first = con.execute("SELECT log_key_id FROM predictions ORDER BY rowid LIMIT 200").fetchall()
+    assert {v for (v,) in first} == {None}            # the first chunk of the batch: the rows before the upgrade
+    monkeypatch.setattr(compact_mod, "CHUNK_ROWS", 200)   # 100,000 rows a chunk in a real log; 200 here
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        assert main(["log", "compact", str(folder)]) == 0, out.getvalue()
+    parts = list((folder / "predictions.compacted").rglob("*.parquet"))
+    compacted = pd.concat([pd.read_parquet(p, columns=["request_id", "log_key_id"]) for p in parts])
+    assert len(compacted) == 2 * n
+    assert compacted["log_key_id"].isna().sum() == n
+    assert (compacted["log_key_id"] == key_id(served["file_key"])).sum() == n
+    assert _key_warnings(monitor(folder)) == []        # one key among the rows that say theirs

@@ -438,7 +438,9 @@ def _compact_batch(con: sqlite3.Connection, store: CompactedLog, ts_from: str, c
     import pyarrow as pa
 
     batch = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    cols = [r[1] for r in con.execute("PRAGMA table_info(predictions)")]
+    info = con.execute("PRAGMA table_info(predictions)").fetchall()
+    cols = [r[1] for r in info]
+    declared = {r[1]: str(r[2] or "").upper() for r in info}
     where = "ts >= ? AND ts < ?"
     # the scratch database holds a copy of the batch's rows (inputs and unit ids): it lives in the compacted
     # folder, not the system's temporary folder, so that a compaction killed mid-way leaves it where the next
@@ -461,7 +463,7 @@ def _compact_batch(con: sqlite3.Connection, store: CompactedLog, ts_from: str, c
                     if not rows:
                         break
                     values = list(zip(*rows, strict=True))
-                    tbl = pa.table({c: _arrow(values[i]) for i, c in enumerate(cols)})
+                    tbl = pa.table({c: _arrow(values[i], declared[c]) for i, c in enumerate(cols)})
                     dk.register("_chunk", tbl)
                     dk.execute(("CREATE TABLE rows AS SELECT * FROM _chunk") if first else
                                "INSERT INTO rows BY NAME SELECT * FROM _chunk")
@@ -491,9 +493,19 @@ def _compact_batch(con: sqlite3.Connection, store: CompactedLog, ts_from: str, c
     result.files += len(files)
 
 
-def _arrow(values):
+#: the Arrow type of a column whose values in a chunk are all NULL, by its declared SQLite type
+_NULL_TYPES = {"TEXT": "string", "INTEGER": "int64", "REAL": "float64"}
+
+
+def _arrow(values, declared: str = ""):
+    """One column of a chunk as Arrow. A column with no value in the chunk takes its declared type: as Arrow's null
+    type it made the batch's table column DuckDB's "NULL", and the next chunk's values could not be cast to it
+    (a log upgraded mid-window: its older rows' NULL log_key_id, then the new rows' key ids, stopped compaction with
+    "Conversion Error: Unimplemented type for cast (VARCHAR -> "NULL")")."""
     import pyarrow as pa
 
+    if all(v is None for v in values):
+        return pa.nulls(len(values), getattr(pa, _NULL_TYPES.get(declared, "string"))())
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types in one column: keep them as text

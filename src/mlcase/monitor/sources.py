@@ -134,6 +134,9 @@ def warn_log_keys(run) -> None:
                            "AND _unit LIKE 'hmac:%' GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     if len(rows) < 2:
         return
+    from ..governance.pseudonym import LOG_KEY_FILE
+    from ..keys import config_dir
+
     per_key = "; ".join(f"key {k}: {n:,} row(s), {u:,} unit(s)" for k, n, u in rows)
     run.warnings.append({
         "kind": "log_keys", "keys": {str(k): int(n) for k, n, _ in rows},
@@ -141,7 +144,7 @@ def warn_log_keys(run) -> None:
                    "unit hashed under one key cannot be matched with its rows under another, so a unit served under "
                    "several keys counts as several units and its rows as independent; keep one MLCASE_LOG_KEY for "
                    "every server of the case (set it from a secret store; a server started without it hashes with "
-                   "its machine's key file, ~/.config/mlcase/log.key)"})
+                   f"its machine's key file, here {config_dir() / LOG_KEY_FILE})"})
 
 
 def ts_sql(expr: str, type_name: str | None = None) -> str:
