@@ -253,3 +253,16 @@ def test_compaction_of_a_log_upgraded_mid_window(served, key_a, tmp_path, monkey
     assert compacted["log_key_id"].isna().sum() == n
     assert (compacted["log_key_id"] == key_id(served["file_key"])).sum() == n
     assert _key_warnings(monitor(folder)) == []        # one key among the rows that say theirs
+
+
+def test_forget_counts_other_key_rows_in_a_records_file_it_is_given(served, key_a, tmp_path):
+    """A --file of log rows with unit_id and log_key_id: its rows under the other key are counted as the log's are."""
+    folder = Path(shutil.copytree(served["two"], tmp_path / "case"))
+    with sqlite3.connect(folder / "predictions.db") as con:
+        rows = pd.read_sql("SELECT request_id, ts, unit_id, log_key_id, score FROM predictions", con)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    receipt = forget(load_case(folder), served["women"][0], files=[tmp_path / "rows.csv"])
+    n, other = len(served["women"]), key_id(served["file_key"])
+    files = {k: v for k, v in receipt["other_key_rows"].items() if k.endswith("rows.csv")}
+    assert list(files.values()) == [{other: n}]                   # was: the file's other-key rows went unsaid
+    assert len(pd.read_csv(tmp_path / "rows.csv")) == 2 * n - 1   # her row under this key left the file too

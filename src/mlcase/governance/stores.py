@@ -428,6 +428,18 @@ class RowFileStore:
     def erase(self, subject: Subject, ids: set[str], dry_run: bool = False) -> int:
         return self._rewrite(subject, ids, None, dry_run)
 
+    def other_keys(self, key_id: str) -> dict[str, int]:
+        """Rows per ``log_key_id`` other than ``key_id`` whose unit is hashed (a file of log rows that carries the
+        column; see :meth:`PredictionLogStore.other_keys`)."""
+        if not self.path.is_file():
+            return {}
+        df = self._read()
+        if "log_key_id" not in df.columns or "unit_id" not in df.columns:
+            return {}
+        k = df["log_key_id"].where(df["log_key_id"].notna(), "").astype(str)
+        other = (k != "") & (k != key_id) & df["unit_id"].astype(str).str.startswith("hmac:")
+        return {str(a): int(b) for a, b in k[other].value_counts().items()}
+
     def prune(self, before: str, dry_run: bool = False, **_) -> int:
         return self._rewrite(None, set(), before, dry_run)
 
@@ -481,6 +493,13 @@ class ParquetLogStore:
 
     def erase(self, subject: Subject, ids: set[str], dry_run: bool = False) -> int:
         return sum(f.erase(subject, ids, dry_run) for f in self._files())
+
+    def other_keys(self, key_id: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self._files():
+            for k, n in f.other_keys(key_id).items():
+                out[k] = out.get(k, 0) + n
+        return out
 
     def prune(self, before: str, dry_run: bool = False, **_) -> int:
         n = 0
