@@ -7,8 +7,10 @@ monitoring, and nothing in the log said why: the precision interval narrowed as 
 forget`` erased the subject's row under the current key and reported a clean erasure, though her row under the other
 key was still in the log. Each row hashed now carries ``log_key_id`` (:func:`mlcase.bundle.key_id` of the log key):
 monitoring warns when the hashed units come from more than one key (rows per key, the fix), ``forget`` says its
-erasure is not complete, ``mlcase log compact`` carries the column into Parquet, and a log written before the column
-(migrated on open, nothing lost) warns nothing.
+erasure is not complete, a server started with another key than the log's latest hashed rows says so at start
+(/ready's notes), ``mlcase log compact`` carries the column into Parquet (also for a log upgraded mid-window, whose
+first chunk of a batch has no key id: that chunk's all-NULL column was typed "NULL" and compaction crashed), and a
+log written before the column (migrated on open, nothing lost) warns nothing.
 """
 
 from __future__ import annotations
