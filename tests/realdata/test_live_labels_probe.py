@@ -327,3 +327,35 @@ def test_the_audit_weighted_intervals_cover_the_model_arms_truth_at_their_level(
             covered[k] += out[k]["low"] <= truth[k] <= out[k]["high"]
     low = binom.ppf(0.001, seeds, 0.95) / seeds
     assert all(v / seeds >= low for v in covered.values()), ({k: v / seeds for k, v in covered.items()}, low)
+
+
+def test_a_request_with_an_outcome_and_a_verdict_is_said_to_be_read_apart(hmda, tmp_path):
+    """With an outcome and a reviewer's verdict on one request, "the last one wins" was half true: realized
+    performance reads the outcome, the review and audit estimates the verdict. The warning says which reads which,
+    and counts the requests with several labels of one kind apart."""
+    folder = _copy(hmda, "kinds")
+    sent = _serve(folder)
+    queue = tmp_path / "queue.csv"
+    export_queue(folder, queue, reasons=0)
+    q = pd.read_csv(queue)
+    q["outcome"] = q["request_id"].map(sent.set_index("request_id")["y"])
+    q["reviewer"] = "ana"
+    q.to_csv(queue, index=False)
+    import_reviews(folder, queue)
+    labels = tmp_path / "labels.csv"
+    sent[["request_id", "y"]].rename(columns={"y": "label"}).to_csv(labels, index=False)
+    label_file(folder, labels)
+
+    res = monitor(folder)
+    assert res.labels["duplicated_request_ids"] == len(q) and res.labels["outcome_and_verdict_request_ids"] == len(q)
+    assert res.labels["same_kind_duplicated_request_ids"] == 0
+    msg = next(w["message"] for w in res.warnings if "more than one label" in w["message"])
+    assert msg == (f"{len(q)} request ids have more than one label (0 with different values): {len(q)} have both an "
+                   "outcome and a reviewer's verdict: realized performance reads the outcome, the review and audit "
+                   "estimates the verdict, the holdout and model-arm lines whichever came last")
+    q.assign(reviewer="bo").to_csv(queue, index=False)   # a second reviewer agrees: two verdicts of one kind
+    import_reviews(folder, queue)
+    res = monitor(folder)
+    assert res.labels["same_kind_duplicated_request_ids"] == len(q)
+    assert any(f"{len(q)} have several labels of one kind: the last of each kind is read" in w["message"]
+               for w in res.warnings)

@@ -11,7 +11,7 @@ windows and compares each window with that reference:
   training; prediction drift: the score distribution, the share of each
   decision and predicted class;
 - delayed labels (:mod:`.performance`), joined by request id (duplicates
-  reported, the last one wins): realized metrics and business cost per window,
+  reported, the last of each kind wins: outcome, reviewer's verdict): realized metrics and business cost per window,
   the observed label delay, the share still unlabelled, and whether the window
   is old enough (``data.label_delay``) for its labels to count;
 - for binary tasks, performance and cost *estimated* from the calibrated

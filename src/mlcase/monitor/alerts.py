@@ -111,14 +111,28 @@ def _label_warnings(run) -> list[dict]:
     return out
 
 
+def _duplicates(labels: dict) -> str:
+    """What monitoring reads where a request id has several labels: "the last one wins" was half true where a request
+    has both an outcome and a reviewer's verdict (realized performance and the audit read them apart)."""
+    both, same = labels.get("outcome_and_verdict_request_ids", 0), labels.get("same_kind_duplicated_request_ids", 0)
+    head = (f"{labels['duplicated_request_ids']} request ids have more than one label "
+            f"({labels['conflicting_request_ids']} with different values)")
+    if not both:
+        return head + "; the last one wins"
+    parts = [f"{both} have both an outcome and a reviewer's verdict: realized performance reads the outcome, the "
+             "review and audit estimates the verdict, the holdout and model-arm lines whichever came last"]
+    if same:
+        parts.append(f"{same} have several labels of one kind: the last of each kind is read")
+    return head + ": " + "; ".join(parts)
+
+
 def summary_warnings(run, windows: list[dict], overall: dict, labels: dict) -> None:
     """Append what deserves a look but raises no alert to ``run.warnings``."""
     labels["unreadable"] = getattr(run, "unreadable_labels", 0)
     warn = run.warnings
     warn += _label_warnings(run)
     if labels["duplicated_request_ids"]:
-        warn.append({"kind": "labels", "message": f"{labels['duplicated_request_ids']} request ids have more than "
-                     f"one label ({labels['conflicting_request_ids']} with different values); the last one wins"})
+        warn.append({"kind": "labels", "message": _duplicates(labels)})
     if labels.get("blank_rows"):
         warn.append({"kind": "labels", "message": f"{labels['blank_rows']} label rows are blank (no outcome yet): "
                      "they count as no label and leave any earlier label of their request id in place"})

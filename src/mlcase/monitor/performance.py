@@ -28,11 +28,24 @@ def label_summary(run) -> dict:
                                                   WHERE _label IS NOT NULL GROUP BY _rid)
                                                   WHERE n > 1 ORDER BY _rid LIMIT 5""").fetchall()]
     matched = run.con.execute("SELECT count(_label) FROM log").fetchall()[0][0]
+    # of the duplicated ids: those with both an outcome and a reviewer's verdict (each estimate reads its own kind:
+    # realized performance the last outcome, the review and audit estimates the last verdict), and those with
+    # several labels of one kind (the last of that kind is read)
+    kinds = run.con.execute("""
+        WITH k AS (SELECT _rid, (_reviewer IS NOT NULL OR coalesce(_src, '') IN ('review', 'audit')) AS rev
+                   FROM lab WHERE _label IS NOT NULL),
+             per AS (SELECT _rid, count(*) FILTER (WHERE rev) AS nr, count(*) FILTER (WHERE NOT rev) AS no
+                     FROM k GROUP BY _rid)
+        SELECT count(*) FILTER (WHERE nr > 0 AND no > 0), count(*) FILTER (WHERE nr > 1 OR no > 1)
+        FROM per""").fetchall()[0]
     return {"rows": int(r[0]), "request_ids": int(r[1]), "duplicated_request_ids": int(r[2]),
             "duplicate_rows": int(r[3]), "conflicting_request_ids": int(r[4]),
+            "outcome_and_verdict_request_ids": int(kinds[0]), "same_kind_duplicated_request_ids": int(kinds[1]),
             "duplicate_examples": examples, "unmatched_request_ids": int(unmatched),
             "matched": int(matched), "unreadable": 0, "blank_rows": int(r[5]),
-            "policy": "last label per request id wins (a blank one is no outcome yet and replaces none)"}
+            "policy": "last label per request id wins, per kind: realized performance reads the last outcome, the review "
+                      "and audit estimates the last reviewer's verdict, the holdout and model-arm lines the last "
+                      "label of either kind (a blank one is no outcome yet and replaces none)"}
 
 
 def encode_labels(run, labels: pd.Series) -> np.ndarray:

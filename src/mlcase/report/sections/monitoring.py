@@ -330,7 +330,9 @@ def _sources_table(src: dict) -> str:
         lab = s.get("labels") or {}
         srcs = ", ".join(f"{k} {v}" for k, v in (lab.get("sources") or {}).items())
         if key == "audit":
-            srcs = f"review {lab.get('review')}, audit {lab.get('audit')} (weighted by 1 / sampling probability)"
+            weights = ("weighted by 1 / sampling probability" if s.get("automatic") is None else
+                       f"the audit standing for the log's {s['automatic']:,} automatic decisions")
+            srcs = f"review {lab.get('review')}, audit {lab.get('audit')} ({weights})"
         rows.append({"labels from": name, "rows": lab.get("n"), "sources": srcs or "–",
                      "precision": _ci(s.get("precision")), "recall": _ci(s.get("recall")),
                      "positive rate": _ci(s.get("positive_rate")), "final": "yes" if s.get("final") else "not yet"})
