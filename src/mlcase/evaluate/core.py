@@ -139,7 +139,7 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
     # ---- the test part, once ------------------------------------------------------------
     test = _test_part(case, dataset, bundles, floor)
     lifts = PairedLifts(test["row_cost"], test["losses"], spec.evaluation.bootstrap, seed, test["finalize"],
-                        test["groups"])
+                        test["groups"], test["times"])
     data = {"task": spec.task, "currency": spec.costs.currency, "champion_candidate": candidate,
             "best_baseline": best, "baselines": baselines, "nontrivial_baselines": nontrivial,
             "roles": {k: b.role for k, b in bundles.items()}, "primary_metric": test["metric_name"],
@@ -147,6 +147,9 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
     if test["groups"] is not None:
         data["resampled"] = {"unit": "group", "column": spec.data.group,
                              "n_test_groups": int(len(set(test["groups"].tolist())))}
+    elif lifts.block > 1:
+        data["resampled"] = {"unit": "time block", "column": spec.data.time, "block_length": int(lifts.block),
+                             "n_blocks": int(-(-len(dataset.y_test) // lifts.block))}
     data.update(_money_block(case, bundles, test))
     data.update(_lift_block(case, bundles, candidate, best, floor, test, lifts, seed))
     data["value_per_period"] = _value(case, cand, data["lift"])
@@ -175,7 +178,7 @@ def _test_part(case: Case, dataset, bundles: dict, floor: FloorPolicies) -> dict
     costs_t = task.costs(case, rows_t, dataset.classes)
     out: dict[str, Any] = {"scores": {}, "metrics": {}, "row_cost": {}, "losses": {}, "costs": costs_t,
                            "finalize": None, "metric_name": task.primary_metric, "groups": test_groups(case, rows_t),
-                           "bundles": bundles}
+                           "times": test_times(case, rows_t), "bundles": bundles}
     for name, b in bundles.items():
         s = b.scores(features_of(rows_t, b, dataset))
         out["scores"][name] = s
@@ -186,6 +189,21 @@ def _test_part(case: Case, dataset, bundles: dict, floor: FloorPolicies) -> dict
     for name, c in floor.test_costs(costs_t, y_t).items():
         out["row_cost"][FLOOR + name] = c
     return out
+
+
+def test_times(case: Case, rows_t) -> np.ndarray | None:
+    """The test rows' times under a time split (``data.time``), by which the bootstrap orders them to resample runs
+    of consecutive rows (:func:`mlcase.evaluate.lift.time_block`); else None. Rows of one time keep the file's order.
+    """
+    time = case.spec.data.time
+    if case.spec.split.method != "time" or not time or time not in rows_t.columns:
+        return None
+    from ..data import to_times
+
+    t = to_times(rows_t[time])
+    if t.isna().any():   # not read as times here: the values' own order
+        return np.argsort(np.argsort(rows_t[time].to_numpy(), kind="stable"), kind="stable")
+    return t.to_numpy()
 
 
 def test_groups(case: Case, rows_t) -> np.ndarray | None:
@@ -251,7 +269,7 @@ def _at_planned_rate(case: Case, dataset, candidate: str, test: dict, floor: str
     flags = T.binary_flags(s, t, share)
     costs = np.asarray(test["costs"].of(dataset.y_test, flags), dtype=float)
     lifts = PairedLifts({floor: test["row_cost"][floor], "at_rate": costs}, {}, case.spec.evaluation.bootstrap,
-                        seed, groups=test["groups"])
+                        seed, groups=test["groups"], times=test["times"])
     return {"flag_rate": float(np.mean(flags)), "cost_per_decision": float(costs.mean()),
             "over_floor": lifts.money(floor, "at_rate")}
 
@@ -304,6 +322,7 @@ def _lift_block(case: Case, bundles: dict, candidate: str, best: str, floor: Flo
     spec = case.spec
     money_ci = lifts.money(best, candidate)
     lift = {"baseline": best, "candidate": candidate, "level": 0.95, "n_boot": spec.evaluation.bootstrap,
+            "interval": lifts.design, "percentile_level": float(lifts.level),
             "seed": seed, "money_per_decision": {k: money_ci[k] for k in ("estimate", "ci_low", "ci_high")},
             "metric": {"name": test["metric_name"], "lower_is_better": not task.greater_is_better,
                        **lifts.metric(best, candidate)},
