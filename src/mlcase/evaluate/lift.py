@@ -124,6 +124,30 @@ def block_means(arrays: list[np.ndarray], n_boot: int, seed: int, block: int) ->
     return _zero_rounding(out, arrays, n)
 
 
+def _autocorrelations(x: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
+    """The autocovariances (over ``n``) of ``x`` at lags 0 to ``lags`` and the absolute autocorrelations as ``arch``'s
+    ``optimal_block_length`` reads them (each lag's cross product over its two overlapping parts' norms), by FFT: its
+    lag-by-lag dot products took 1.0 s on 280,000 rows."""
+    n = len(x)
+    eps = x - x.mean()
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    f = np.fft.rfft(eps, size)
+    cross = np.fft.irfft(f * np.conj(f), size)[:lags + 1]
+    sq = np.concatenate([[0.0], np.cumsum(eps ** 2)])
+    i = np.arange(lags + 1)
+    v1 = sq[n] - sq[i + 1]            # eps[i + 1:] @ eps[i + 1:]
+    v2 = sq[n - i - 1]                # eps[:-(i + 1)] @ eps[:-(i + 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acorr = np.where((v1 > 0) & (v2 > 0), np.abs(cross) / np.sqrt(v1 * v2), 0.0)
+    return cross / n, acorr
+
+
+def _pw_constants(n: int) -> tuple[int, int, float]:
+    """Politis-White's ``K`` (a run of insignificant lags), the most lags read, and the bound on an autocorrelation."""
+    kn = max(5, int(np.log10(n)))
+    return kn, min(int(np.ceil(np.sqrt(n))) + kn, n - 2), 2 * np.sqrt(np.log10(n) / n)
+
+
 def block_length(x) -> float:
     """Politis and White's (2004) automatic block length for the circular block bootstrap of the mean of ``x``,
     with Patton, Politis and White's (2009) correction.
@@ -134,36 +158,25 @@ def block_length(x) -> float:
     ``G = sum 2 w(k) k R(k)`` and ``g = R(0) + sum 2 w(k) R(k)``: the block length is
     ``(2 G^2 / (4/3 g^2))^(1/3) n^(1/3)``, at most ``min(3 sqrt(n), n / 3)``. Written out as ``arch``'s
     ``optimal_block_length`` computes it (``arch`` is not among the project's dependencies for this one function);
-    rows with no autocorrelation give a length near 1, a constant array 1.
+    a constant array gives 1.
     """
     x = np.asarray(x, dtype=float)
     n = len(x)
-    if n < 4:
-        return 1.0
-    eps = x - x.mean()
-    if not np.any(eps):
+    if n < 4 or not np.any(x - x.mean()):
         return 1.0
     b_max = np.ceil(min(3 * np.sqrt(n), n / 3))
-    kn = max(5, int(np.log10(n)))
-    m_max = int(np.ceil(np.sqrt(n))) + kn
-    m_max = min(m_max, n - 2)
-    cv = 2 * np.sqrt(np.log10(n) / n)
-    acv = np.zeros(m_max + 1)
-    abs_acorr = np.zeros(m_max + 1)
+    kn, m_max, cv = _pw_constants(n)
+    acv, abs_acorr = _autocorrelations(x, m_max)
     opt_m = None
-    for i in range(m_max + 1):
-        v1, v2 = eps[i + 1:] @ eps[i + 1:], eps[:-(i + 1)] @ eps[:-(i + 1)]
-        cross = eps[i:] @ eps[:n - i]
-        acv[i] = cross / n
-        abs_acorr[i] = abs(cross) / np.sqrt(v1 * v2) if v1 > 0 and v2 > 0 else 0.0
-        if i >= kn and opt_m is None and np.all(abs_acorr[i - kn:i] < cv):
+    for i in range(kn, m_max + 1):
+        if np.all(abs_acorr[i - kn:i] < cv):
             opt_m = i - kn
+            break
     m = min(2 * max(opt_m, 1) if opt_m is not None else m_max, m_max)
-    g, lr_acv = 0.0, acv[0]
-    for k in range(1, m + 1):
-        lam = 1.0 if k / m <= 0.5 else 2 * (1 - k / m)
-        g += 2 * lam * k * acv[k]
-        lr_acv += 2 * lam * acv[k]
+    k = np.arange(1, m + 1)
+    lam = np.where(k / m <= 0.5, 1.0, 2 * (1 - k / m))
+    g = float(np.sum(2 * lam * k * acv[1:m + 1]))
+    lr_acv = float(acv[0] + np.sum(2 * lam * acv[1:m + 1]))
     if lr_acv <= 0:
         return 1.0
     return float(min(((2 * g ** 2) / (4 / 3 * lr_acv ** 2)) ** (1 / 3) * n ** (1 / 3), b_max))
@@ -293,18 +306,17 @@ def time_block(arrays: list[np.ndarray]) -> int:
 
 def autocorrelated(x) -> bool:
     """Whether any of the first ``K = max(5, log10 n)`` autocorrelations of ``x`` lies past Politis and White's bound
-    ``2 sqrt(log10 n / n)`` (statsmodels' ``acf``): where none does, their rule finds nothing to carry (its ``m`` is
-    1) and the rows are drawn one by one. ISLR::Smarket's daily returns: the largest of the first 5 is 0.038 against
-    a bound of 0.0995, where the length rule alone reads 1.8 and would round to runs of 2 (white noise: 2 of 200
-    series of 200 draws are called autocorrelated)."""
-    from statsmodels.tsa.stattools import acf
-
+    ``2 sqrt(log10 n / n)``: where none does, their rule finds nothing to carry (its ``m`` is 1) and the rows are
+    drawn one by one. ISLR::Smarket's daily returns: the largest of the first 5 is 0.038 against a bound of 0.0995,
+    where the length rule alone reads 1.8 and would round to runs of 2 (white noise: 3 of 200 series of 200 draws are
+    called autocorrelated)."""
     x = np.asarray(x, dtype=float)
     n = len(x)
     if n < 4 or not np.any(x - x.mean()):
         return False
-    kn = min(max(5, int(np.log10(n))), n - 2)
-    return bool(np.any(np.abs(acf(x, nlags=kn, fft=True)[1:]) >= 2 * np.sqrt(np.log10(n) / n)))
+    kn, _, cv = _pw_constants(n)
+    kn = min(kn, n - 2)
+    return bool(np.any(_autocorrelations(x, kn)[1][1:] >= cv))
 
 
 class PairedLifts:
@@ -321,6 +333,14 @@ class PairedLifts:
     rows, and read USE_BASELINE). ``diff_sd_per_decision`` comes with the ``design_effect`` of the mean
     difference (its cluster-robust variance over the independent-rows one, :func:`mlcase.numeric.mean_se`),
     by which a sample size counted in rows grows.
+
+    With ``times`` (a time split's test rows' times) the rows are put in time order and, where their costs or
+    losses are autocorrelated, resampled in runs of consecutive rows (:func:`time_block`, :func:`block_means`).
+    Without groups the percentile level is Hesterberg's expanded one for the rows, or for the blocks
+    (:func:`expanded_level`): ggplot2::diamonds' price errors, 1,000 redrawn test sets of 40 rows, the plain
+    percentile interval of a linear model's saving over the median covered the population's in 937, the expanded
+    one in 950 (scipy's BCa, measured beside it, covered fewer on AER::HMDA's rare 600-dollar misses: 920 of 1,000
+    sets of 200 rows against 936). ``design`` says in words which bootstrap was used.
     """
 
     def __init__(self, costs: dict[str, np.ndarray], losses: dict[str, np.ndarray], n_boot: int, seed: int,
