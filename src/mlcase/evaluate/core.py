@@ -89,7 +89,9 @@ def evaluate(case: Case, dataset, bundles, candidate: str | None = None, *, seed
         ``.to_dict()`` holds ``champion_candidate``, ``best_baseline``,
         ``metrics``, ``thresholds``, ``cost_per_decision``,
         ``cost_sd_per_decision``, ``lift`` (candidate over the best learned
-        baseline), ``model_free`` (every policy that needs no model, with its
+        baseline; its ``interval`` says which bootstrap the CIs come from: test rows, whole test groups under a
+        group split, or runs of consecutive rows under a time split whose costs are autocorrelated, with
+        ``resampled`` then naming the block length), ``model_free`` (every policy that needs no model, with its
         test money), ``best_model_free`` (chosen on validation; also
         ``trivial_baseline``), ``lift_over_model_free`` (every bundle over it;
         also ``lift_over_trivial``), ``floor_vs_never`` (binary: what acting at
