@@ -360,6 +360,17 @@ def started(out: pd.DataFrame) -> pd.Series:
     return out[Y].notna().groupby(out[ID], observed=True, sort=False).cummax()
 
 
+def ended(out: pd.DataFrame) -> pd.Series:
+    """Which rows of ``out`` (sorted by series and time) come after their series' last value: a series that ends
+    before the others (fpp3::prices melted to long: chicken and eggs end in 1993, nails and wheat in 1996, copper
+    and oil in 1997) has no value there, as one that starts later has none before its start. They are not part of
+    it: ``forecast.fill`` filled chicken's 1994 to 1997 with its 1993 price and the test period scored the naive
+    forecast exact on those made-up actuals, and without a fill the run stopped on "10 missing values"."""
+    seen = out[Y].notna().to_numpy()[::-1]
+    after = pd.Series(seen, index=out.index[::-1]).groupby(out[ID].to_numpy()[::-1], sort=False).cummax()
+    return ~after.reindex(out.index)
+
+
 def series_named(frame: pd.DataFrame, uid) -> str:
     """How an error names series ``uid`` of ``frame``: by its id, or "the series" in a case of one series, whose
     id is the placeholder ``ONE_SERIES`` (stevedata::Arca's one price series was "series 'series'")."""
@@ -559,6 +570,13 @@ def load_series(case: Case, frame: pd.DataFrame | None = None) -> SeriesData:
         notes.append(f"{len(dropped):,} rows before the first value of their series were dropped "
                      f"({dropped.nunique():,} series start later than the data)")
         out = out[begun.to_numpy()].reset_index(drop=True)
+    over = ended(out)
+    if over.any():
+        gone = out.loc[over, ID]
+        notes.append(f"{len(gone):,} rows after the last value of their series were dropped ({gone.nunique():,} "
+                     f"series end before the data: {', '.join(map(str, list(dict.fromkeys(gone))[:5]))}"
+                     f"{', ...' if gone.nunique() > 5 else ''}); each is forecast from its own last value")
+        out = out[~over.to_numpy()].reset_index(drop=True)
     if not fc.fill:
         check_filled(out, target)
     freq = fc.freq or infer_freq(out, d.time)

@@ -25,6 +25,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
         check_filled,
         check_regular,
         check_unique,
+        ended,
         evaluate_sql,
         fitted_windows,
         infer_freq,
@@ -102,7 +103,7 @@ def draft_forecast_spec(data: Path, df: pd.DataFrame, target: str, time: str | N
     # steps, the first at 1611", and the run read 230 regular years)
     ordered = frame.assign(**{Y: pd.to_numeric(df.loc[frame.index, target], errors="coerce")}).sort_values(
         [ID, DS], kind="stable")
-    begun = ordered[started(ordered).to_numpy()]
+    begun = ordered[(started(ordered) & ~ended(ordered)).to_numpy()]   # and to its last (fpp3::prices' chicken)
     read = begun if len(begun) else ordered
     gaps = None
     try:
