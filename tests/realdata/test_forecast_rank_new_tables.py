@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,8 @@ import yaml
 
 from mlcase.case import load_case
 from mlcase.cli import main
+
+from .tables import Table, role_decisions
 
 
 def _prices() -> pd.DataFrame:
@@ -94,3 +98,44 @@ def test_the_draft_of_prices_says_nothing_is_missing(tmp_path):
     text = (folder / "case.yaml").read_text()
     assert "missing value" not in text and "run stops here" not in text
     assert yaml.safe_load(text)["forecast"]["fill"] is None
+
+
+BEPS = Table("rubric-beps", "carData", "BEPS", "multiclass", "vote", {"method": "stratified", "seed": 1},
+             {"decision": "pick the party leaflet a voter is sent", "sensitive": ["gender"],
+              "baselines": ["prior", "linear"], "candidates": ["lightgbm"], "analysis": {"enabled": False}})
+
+
+def test_the_inclusion_item_quotes_a_multiclass_model_s_parity_per_class(tmp_path, empty_store):
+    """carData::BEPS (1,525 voters, Labour, Conservative or Liberal Democrat) with gender declared sensitive: the ML
+    Test Score's model.7 quoted no number for a multiclass case; now each class's demographic parity difference (one
+    class against the rest), as fairlearn computes it from the candidate's own test decisions."""
+    from fairlearn.metrics import demographic_parity_difference
+
+    from mlcase import results
+    from mlcase.data import prepare
+    from mlcase.releases.mltest import readiness
+
+    folder = BEPS.write(tmp_path / BEPS.id)
+    shutil.copy(empty_store, folder / "mlflow.db")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["run", str(folder), "--json", "--quiet", "--force"])
+    assert code == 0, out.getvalue()
+    case = load_case(folder)
+    ev, reg = results.load(case, "evaluation"), results.load(case, "registry")
+    rows = prepare(case).rows("test")
+    y = rows["vote"].astype(str).to_numpy()
+    pred = role_decisions(case, reg, rows, str)[ev["champion_candidate"]]
+    gender = rows["gender"].astype(str).to_numpy()
+    by_hand = {c: float(demographic_parity_difference((y == c).astype(int), (pred == c).astype(int),
+                                                      sensitive_features=gender))
+               for c in ("Conservative", "Labour", "Liberal Democrat")}
+    item = next(t for t in readiness(case).tests if t.id == "model.7")
+    assert item.status == "automated"
+    said = dict(re.findall(r"'([A-Za-z ]+)' ([0-9.e-]+)", item.evidence.split("per class")[1]))
+    assert set(said) == set(by_hand)
+    for c, v in by_hand.items():
+        assert float(said[c]) == pytest.approx(v, abs=5e-4 + 1e-3 * v)
+    ranked = sorted(by_hand, key=lambda c: -by_hand[c])
+    assert list(said) == ranked   # the largest first
+    assert "gender: demographic parity difference per class (one against the rest)" in item.evidence

@@ -192,13 +192,29 @@ def _inclusion(ev: Evidence):
     cols = ((ev.results.get("evaluation") or {}).get("slices") or {}).get("columns") or {}
     fair = {c: cols[c] for c in ev.spec.sensitive if (cols.get(c) or {}).get("groups")}
     if ev.spec.sensitive and len(fair) == len(ev.spec.sensitive):
-        gaps = [f"{c}: demographic parity difference {v['demographic_parity_difference']:.3g}"
-                for c, v in fair.items() if v.get("demographic_parity_difference") is not None]
+        gaps = [t for c, v in fair.items() if (t := _parity_text(c, v))]
         return A, (f"group metrics with intervals for {', '.join(fair)} on every run (fairlearn)"
                    + (f"; {'; '.join(gaps)}" if gaps else "")), None
     if ev.spec.sensitive:
         return M, f"sensitive columns declared ({', '.join(ev.spec.sensitive)}); no group metrics stored yet", RUN
     return X, "no sensitive column declared", "declare sensitive: [...] in case.yaml"
+
+
+def _parity_text(col: str, info: dict) -> str | None:
+    """A sensitive column's demographic parity difference as the evaluation stored it: a binary model's one number,
+    or a multiclass model's per class, one class against the rest (:func:`mlcase.evaluate.slices._per_class`), the
+    largest first. carData::BEPS by gender, a three-party vote, had "group metrics ... for gender" and no number."""
+    dp = info.get("demographic_parity_difference")
+    if dp is not None:
+        return f"{col}: demographic parity difference {dp:.3g}"
+    per = {str(k): float(d) for k, v in (info.get("per_class") or {}).items()
+           if (d := (v or {}).get("demographic_parity_difference")) is not None and d == d}
+    if not per:
+        return None
+    ranked = sorted(per.items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"'{k}' {d:.3g}" for k, d in ranked[:4])
+    more = f" and {len(ranked) - 4} more" if len(ranked) > 4 else ""
+    return f"{col}: demographic parity difference per class (one against the rest) {shown}{more}"
 
 
 # =========================================================================== infrastructure
