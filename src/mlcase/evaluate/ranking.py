@@ -212,7 +212,9 @@ def _ranking_block(case: Case, dataset, bundles: dict, candidate: str, best: str
     d = spec.data
     shown = {candidate: scores[candidate], best: scores[best], f"{FLOOR}{best_floor}": floor_scores[best_floor]}
     max_len = int(test.groups.sizes.max()) if len(test.groups) else 0
-    ks = sorted({v for v in (*CURVE_KS, k) if v <= max(max_len, 1)})
+    # a length past the longest list is that list's length: Ecdat::Yogurt's lists of 4 brands, cut at k = 10, had a
+    # curve of NDCG@1 to @3 only, and neither the whole list nor the headline NDCG@10 (the same number) was on it
+    ks = sorted({min(v, max(max_len, 1)) for v in (*CURVE_KS, k)})
     ndcg_at = {name: {str(kk): float(np.nanmean(_ndcg(test, s, kk))) for kk in ks} for name, s in shown.items()}
     rel = (test.y > 0).astype(float)
     pos = {name: position_rates(rel, s, test.groups, k).tolist() for name, s in shown.items()}
