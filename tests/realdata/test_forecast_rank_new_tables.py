@@ -18,6 +18,7 @@ import contextlib
 import io
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -210,3 +211,38 @@ def test_the_ndcg_curve_of_short_lists_reaches_the_whole_list_and_the_headline(y
     assert list(floor) == ["1", "2", "3", "4"]
     assert floor["4"] == pytest.approx(_sk_ndcg(test, pop, 10), abs=1e-9)
     assert ev["model_free"]["popularity"]["ndcg@10"] == pytest.approx(_sk_ndcg(test, pop, 10), abs=1e-9)
+
+
+def test_rank_names_an_item_or_group_sent_as_the_wrong_thing(yogurt, tmp_path):
+    """POST /rank on the Yogurt ranker: a brand sent as ["dannon"] was told "is required" though it was sent, and a
+    blank group "" was served and logged as a list (the batch path reads a blank group as none); both are 422s now,
+    each naming what was sent. A good list still ranks, its scores the candidate's own."""
+    from fastapi.testclient import TestClient
+
+    from mlcase.serve.app import ServeSettings, create_app
+
+    folder = Path(shutil.copytree(yogurt["case"].root, tmp_path / "served"))
+    case = load_case(folder)
+    good = [{"brand": "dannon", "feat": 0, "price": 8.1}, {"brand": "yoplait", "feat": 1, "price": 10.8},
+            {"brand": "hiland", "feat": 0, "price": 6.1}]
+    with TestClient(create_app(ServeSettings(case=case, warmup=0))) as client:
+        r = client.post("/rank", json={"group": 9001, "items": good, "k": 2})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [i["shown"] for i in body["items"]] == [True, True, False]
+        cand = yogurt["cand"]
+        want = cand.scores(pd.DataFrame(good)[cand.features])
+        got = {i["item"]: i["score"] for i in body["items"]}
+        assert [got[g["brand"]] for g in good] == pytest.approx(list(want), abs=1e-9)
+        r = client.post("/rank", json={"group": 9001, "items": [{**good[0], "brand": ["dannon"]}, good[1]]})
+        assert r.status_code == 422
+        assert r.json()["detail"] == [{"record": 0, "field": "brand", "message": "expected the item id (brand) as a "
+                                       "string or a number, got an array"}]
+        r = client.post("/rank", json={"group": 9001, "items": [{**good[0], "brand": None}]})
+        assert r.status_code == 422 and r.json()["detail"][0]["message"] == ("is required: the item id (brand) of "
+                                                                             "each candidate")
+        for blank in ("", "  "):
+            r = client.post("/rank", json={"group": blank, "items": good})
+            assert r.status_code == 422, r.text
+            assert r.json()["detail"] == [{"record": None, "field": "group", "message": "expected the purchase the "
+                                           "list is for as a string or a number, got a blank string"}]

@@ -144,13 +144,13 @@ def _parse(payload, info: dict, InvalidRequest):
         problems.append(("(body)", f"unknown field(s) {', '.join(extra)}; the fields are group, items, k"))
     if group is None:
         problems.append(("group", f"is required: the {group_col} the list is for (a string or a number)"))
-    elif isinstance(group, (bool, dict, list)):  # [1, 2] was told "is required" though it was sent
-        problems.append(("group", f"expected the {group_col} the list is for as a string or a number, got "
-                                  f"{'a boolean' if isinstance(group, bool) else 'an object' if isinstance(group, dict) else 'an array'}"))
-    elif isinstance(group, float) and not math.isfinite(group):
-        # NaN, Infinity and 1e400 parse as floats: the log's JSON cannot hold them, and the list was a 500
-        problems.append(("group", f"expected the {group_col} the list is for as a string or a finite number, "
-                                  f"got {group!r}"))
+    elif wrong := _not_an_id(group):
+        # [1, 2] was told "is required" though it was sent; NaN, Infinity and 1e400 parse as floats, the log's JSON
+        # cannot hold them, and the list was a 500; "" was served and logged as a list of no group, where the batch
+        # path reads a blank group as none (decision 'no_group') and the run refuses rows without one
+        finite = "finite " if isinstance(group, float) else ""
+        problems.append(("group", f"expected the {group_col} the list is for as a string or a {finite}number, "
+                                  f"got {wrong}"))
     if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
         problems.append(("items", "expected a non-empty array of objects (the candidate items)"))
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -160,6 +160,22 @@ def _parse(payload, info: dict, InvalidRequest):
                              'send {"group": ..., "items": [{...}, ...], "k": 10}',
                              issues=[{"record": None, "field": f, "message": m} for f, m in problems])
     return group, items, int(k)
+
+
+def _not_an_id(v) -> str | None:
+    """What a sent group or item id is, where it cannot be one (``None`` where it can, or was not sent): a boolean,
+    an object, an array, a blank string, a number that is not finite."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, str) and not v.strip():
+        return "a blank string"
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    return None
 
 
 def _records_for(tier, items: list[dict], info: dict, group):
@@ -182,12 +198,15 @@ def _validate(tier, items: list[dict], info: dict, group) -> tuple[list[dict], l
     if item_col:
         for n, it in enumerate(items):
             v = it.get(item_col)
-            if v is None or isinstance(v, (bool, dict, list)):
+            wrong = _not_an_id(v)
+            if v is None or wrong:
                 # one issue per field: where the model also reads the item id (wooldridge::school93_98's schid)
-                # the schema's own "is required" for it said the same thing again, 16 issues for 8 items
+                # the schema's own "is required" for it said the same thing again, 16 issues for 8 items; an id
+                # sent as ["x"] was told "is required" too, though it was sent (Ecdat::Yogurt's brand)
                 found = [f for f in found if not (f["record"] == n and f["field"] == item_col)]
-                found.append({"record": n, "field": item_col, "message": f"is required: the item id ({item_col}) "
-                                                                         "of each candidate"})
+                msg = (f"is required: the item id ({item_col}) of each candidate" if v is None else
+                       f"expected the item id ({item_col}) as a string or a number, got {wrong}")
+                found.append({"record": n, "field": item_col, "message": msg})
     return records, sorted(found, key=lambda d: (d["record"] if d["record"] is not None else -1))
 
 
