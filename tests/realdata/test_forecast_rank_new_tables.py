@@ -246,3 +246,39 @@ def test_rank_names_an_item_or_group_sent_as_the_wrong_thing(yogurt, tmp_path):
             assert r.status_code == 422, r.text
             assert r.json()["detail"] == [{"record": None, "field": "group", "message": "expected the purchase the "
                                            "list is for as a string or a number, got a blank string"}]
+
+
+@pytest.mark.parametrize("fill", [None, "previous"])
+def test_a_served_history_ends_at_its_last_value_as_training_and_score_read_it(tmp_path, empty_store, fill):
+    """POST /forecast with chicken's prices to 1997, null from 1994 as the table holds them: refused without
+    forecast.fill ("None is not a finite number"), and with it filled with the 1993 price and forecast from 1998. The
+    history now ends at its last value, as training and `mlcase score` read it: seasonal naive forecasts 1994 and 1995
+    with chicken's 1993 price; a null inside the history is still refused without a fill."""
+    from mlcase.errors import DataError
+    from mlcase.forecast.service import ForecastService, load_served
+
+    case = _write(tmp_path / "prices", _prices(), {**PRICES, "forecast": {**PRICES["forecast"], "fill": fill}})
+    shutil.copy(empty_store, case.root / "mlflow.db")
+    bundle, schema, _ = load_served(case)
+    assert bundle is None and schema.get("fill") == fill          # no run: seasonal naive answers
+    chicken = _prices().query("commodity == 'chicken'")
+    rows = [{"ds": f"{y}-01-01", "y": None if pd.isna(v) else float(v)} for y, v in zip(chicken["year"],
+                                                                                        chicken["price"], strict=True)]
+    service = ForecastService(None, schema)
+    try:
+        history, future, _ = service.frames({"history": rows})
+        assert history["ds"].dt.year.tolist() == list(range(1924, 1994))
+        last = float(chicken.loc[chicken["year"] == 1993, "price"].iloc[0])
+        assert history["y"].iloc[-1] == last
+        answer = service.answer(history, future, "chicken")
+        assert [p["ds"][:4] for p in answer["points"]] == ["1994", "1995"]
+        assert [p["forecast"] for p in answer["points"]] == [last, last]
+        inner = [dict(r) for r in rows]
+        inner[150]["y"] = None                                     # 1950, inside the series
+        if fill is None:
+            with pytest.raises(DataError, match=r"history\[150\]"):
+                service.frames({"history": inner})
+        else:
+            assert service.frames({"history": inner})[0]["y"].notna().all()
+    finally:
+        service.close()

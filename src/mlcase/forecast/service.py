@@ -21,7 +21,7 @@ import pandas as pd
 from ..data import to_times
 from ..errors import DataError
 from ..times import TIME_DTYPE
-from .data import DS, ID, Y, fill_gaps, started
+from .data import DS, ID, Y, ended, fill_gaps, started
 from .metrics import mase_scale
 from .models import YHAT, LocalForecaster
 
@@ -186,10 +186,14 @@ class ForecastService:
         A history with no value at all is refused."""
         null = pd.Series([r[Y] for r in rows], dtype="object").isna().to_numpy()
         probe = pd.DataFrame({ID: "request", DS: ds.to_numpy(), Y: np.where(null, np.nan, 0.0)})
-        before = ~started(probe.sort_values(DS, kind="stable")).reindex(probe.index).to_numpy()
+        ordered = probe.sort_values(DS, kind="stable")
+        before = ~started(ordered).reindex(probe.index).to_numpy()
         if before.all():
             raise DataError(f"{where}: {self._said(Y)} is null in every row", "send the series' past values")
-        return before
+        # and after its last value, as training reads a series that ends before the others (fpp3::prices' chicken,
+        # to 1993) and as `mlcase score` reads a file's trailing empty rows: the forecast starts after the last value
+        # (with forecast.fill, chicken's nulls to 1997 were filled with its 1993 price and forecast from 1998 on)
+        return before | ended(ordered).reindex(probe.index).to_numpy()
 
     # ------------------------------------------------------------------ answer
     def answer(self, history: pd.DataFrame, future: pd.DataFrame | None, series: str,
