@@ -250,10 +250,10 @@ def test_rank_names_an_item_or_group_sent_as_the_wrong_thing(yogurt, tmp_path):
 
 @pytest.mark.parametrize("fill", [None, "previous"])
 def test_a_served_history_ends_at_its_last_value_as_training_and_score_read_it(tmp_path, empty_store, fill):
-    """POST /forecast with chicken's prices to 1997, null from 1994 as the table holds them: refused without
-    forecast.fill ("None is not a finite number"), and with it filled with the 1993 price and forecast from 1998. The
-    history now ends at its last value, as training and `mlcase score` read it: seasonal naive forecasts 1994 and 1995
-    with chicken's 1993 price; a null inside the history is still refused without a fill."""
+    """POST /forecast with chicken's prices to 1997, null from 1994 as the table holds them: with forecast.fill the
+    nulls were filled with the 1993 price and forecast from 1998. The history now ends at its last value, as training
+    and `mlcase score` read it: seasonal naive forecasts 1994 and 1995 with chicken's 1993 price. Without a fill a
+    null target is refused, named by its row, as before; one inside the history is filled or refused."""
     from mlcase.errors import DataError
     from mlcase.forecast.service import ForecastService, load_served
 
@@ -266,6 +266,10 @@ def test_a_served_history_ends_at_its_last_value_as_training_and_score_read_it(t
                                                                                         chicken["price"], strict=True)]
     service = ForecastService(None, schema)
     try:
+        if fill is None:
+            with pytest.raises(DataError, match=r"request.history\[194\].y: None is not a finite number"):
+                service.frames({"history": rows})
+            rows = rows[:-4]                                       # the user sends the values there are
         history, future, _ = service.frames({"history": rows})
         assert history["ds"].dt.year.tolist() == list(range(1924, 1994))
         last = float(chicken.loc[chicken["year"] == 1993, "price"].iloc[0])

@@ -190,9 +190,11 @@ class ForecastService:
         before = ~started(ordered).reindex(probe.index).to_numpy()
         if before.all():
             raise DataError(f"{where}: {self._said(Y)} is null in every row", "send the series' past values")
-        # and after its last value, as training reads a series that ends before the others (fpp3::prices' chicken,
-        # to 1993) and as `mlcase score` reads a file's trailing empty rows: the forecast starts after the last value
-        # (with forecast.fill, chicken's nulls to 1997 were filled with its 1993 price and forecast from 1998 on)
+        if not self.fill:   # a null target is refused, named by its row, as before
+            return before
+        # forecast.fill fills a gap, not the steps after the last value: training reads a series that ends before
+        # the others as ending there (fpp3::prices' chicken, to 1993), as `mlcase score` reads a file's trailing empty
+        # rows; chicken's nulls to 1997 were filled with its 1993 price and forecast from 1998 on
         return before | ended(ordered).reindex(probe.index).to_numpy()
 
     # ------------------------------------------------------------------ answer
