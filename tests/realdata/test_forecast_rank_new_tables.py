@@ -286,3 +286,53 @@ def test_a_served_history_ends_at_its_last_value_as_training_and_score_read_it(t
             assert service.frames({"history": inner})[0]["y"].notna().all()
     finally:
         service.close()
+
+
+def _served_lists(folder: Path, lists: pd.DataFrame, tag: str, chosen):
+    """Each purchase's brands through POST /rank, the brand ``chosen(rows, answer)`` says through POST /labels, then
+    `monitor` on that log."""
+    from fastapi.testclient import TestClient
+
+    from mlcase import monitor as M
+    from mlcase.serve.app import ServeSettings, create_app
+
+    case = load_case(folder)
+    log = folder / f"log-{tag}.db"
+    with TestClient(create_app(ServeSettings(case=case, log_url=str(log), warmup=0))) as client:
+        for who, rows in lists.groupby("purchase", sort=False):
+            items = [{"brand": b, "feat": int(f), "price": float(p)}
+                     for b, f, p in zip(rows["brand"], rows["feat"], rows["price"], strict=True)]
+            r = client.post("/rank", json={"group": int(who), "items": items})
+            assert r.status_code == 200, r.text
+            pick = chosen(rows, r.json()["items"])
+            r = client.post("/labels", json=[{"request_id": it["request_id"], "label": int(it["item"] == pick)}
+                                             for it in r.json()["items"]])
+            assert r.status_code == 200, r.text
+    return M.monitor(case, log=str(log))
+
+
+def test_lists_shorter_than_k_are_compared_with_the_test_period(yogurt, tmp_path):
+    """Yogurt's lists hold 4 brands and the case cuts them at k = 10. Monitoring looked the test period's NDCG@10 up
+    on the NDCG curve, which stops at the longest list, found none, and compared no window: shoppers who now buy the
+    brand the ranker puts last (realized NDCG@10 0.43) raised no ranking_quality alert. The test period's NDCG@10 is
+    the evaluation's headline number for the served model; 60 test purchases labelled as they happened are within
+    chance of it, the same 60 with the last brand bought are an alert."""
+    folder = Path(shutil.copytree(yogurt["case"].root, tmp_path / "monitored"))
+    ev = yogurt["ev"]
+    test = yogurt["ds"].rows("test")
+    # 60 purchases drawn across the test households (the first 60 are a few households' own, NDCG 0.68 against 0.77)
+    lists = test[test["purchase"].isin(pd.Series(test["purchase"].unique()).sample(60, random_state=0))]
+    same = _served_lists(folder, lists, "same", lambda rows, _: rows.loc[rows["chosen"] == 1, "brand"].iloc[0])
+    w = same.ranking["windows"][0]
+    served = load_case(folder)
+    from mlcase import tracking
+
+    name = tracking.load_bundle(served, alias="champion").name if ev.get("champion_candidate") else None
+    assert w["ndcg_test"]["value"] == pytest.approx(ev["metrics"][name]["ndcg@10"], abs=1e-12)
+    assert w["ndcg_test"]["lists"] == 483 and w["n_lists_ndcg"] == 60
+    assert not [a for a in same.alerts if a["kind"] == "ranking_quality"], same.alerts
+    last = _served_lists(folder, lists, "last", lambda _, items: items[-1]["item"])
+    quality = [a for a in last.alerts if a["kind"] == "ranking_quality"]
+    assert len(quality) == 1 and "below the test period's" in quality[0]["message"], last.alerts
+    disc = 1 / np.log2(5)   # the brand bought is always 4th of 4
+    assert last.ranking["realized_ndcg"] == pytest.approx(disc, abs=1e-12)

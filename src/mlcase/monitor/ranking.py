@@ -61,7 +61,12 @@ def _test_ndcg(run, k: int) -> tuple[float, int] | None:
 
     ev = results.load(run.case, "evaluation") or {}
     rk = ev.get("ranking") or {}
-    at = ((rk.get("ndcg_at") or {}).get(getattr(run.bundle, "name", None)) or {}).get(str(k))
+    name = getattr(run.bundle, "name", None)
+    # the headline NDCG@k of every model the run judged; the curve (ndcg_at) stops at the longest test list, so lists
+    # shorter than k (Ecdat::Yogurt's 4 brands, k = 10) had no NDCG@10 on it and no window was ever compared
+    at = ((ev.get("metrics") or {}).get(name) or {}).get(f"ndcg@{k}")
+    if at is None:
+        at = ((rk.get("ndcg_at") or {}).get(name) or {}).get(str(k))
     n = rk.get("n_lists_with_relevant") or rk.get("n_lists")
     return (float(at), int(n)) if at is not None and n else None
 
