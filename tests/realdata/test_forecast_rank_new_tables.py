@@ -336,3 +336,36 @@ def test_lists_shorter_than_k_are_compared_with_the_test_period(yogurt, tmp_path
     assert len(quality) == 1 and "below the test period's" in quality[0]["message"], last.alerts
     disc = 1 / np.log2(5)   # the brand bought is always 4th of 4
     assert last.ranking["realized_ndcg"] == pytest.approx(disc, abs=1e-12)
+
+
+def test_the_ml_test_score_reads_a_forecast_case_s_own_results(tmp_path, empty_store):
+    """fpp3::prices run as a forecast case (an Optuna search of LightGBM over the backtests, SHAP on its features):
+    the ML Test Score read the table stages' names only, and said "no bake-off" (model.3), "no explanations"
+    (infrastructure.5) and "stopped at the value ceiling before training" (model.5), each closed by "run `mlcase
+    run`", and "a schema of 0 columns" (data.1). Each now reads the forecast's own results."""
+    from mlcase import results
+    from mlcase.releases.mltest import readiness
+
+    spec = {**PRICES, "forecast": {**PRICES["forecast"], "fill": "previous"}, "candidates": ["lightgbm"], "budget": "6s"}
+    case = _write(tmp_path / "prices", _prices(), spec)
+    shutil.copy(empty_store, case.root / "mlflow.db")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["run", str(case.root), "--quiet", "--force"]) == 0
+    bake = results.load(case, "forecast_bakeoff")
+    ev = results.load(case, "forecast_evaluation")
+    tests = {t.id: t for t in readiness(case).tests}
+    trials = sum(f["trials"] for f in bake["families"].values())
+    assert trials == len(bake["trials"]) >= 1
+    tuned = tests["model.3"]
+    assert "no bake-off" not in tuned.evidence and tuned.status in ("automated", "manual")
+    if trials > 1:
+        assert tuned.evidence.startswith(f"{trials} trials over 1 candidate family, beside 2 baseline(s)")
+    else:
+        assert tuned.evidence == "3 models fitted with default settings"
+    simpler = tests["model.5"]
+    assert f"(best: {ev['best_baseline']})" in simpler.evidence and "value ceiling" not in simpler.evidence
+    debug = tests["infrastructure.5"]
+    assert debug.status == "manual" and debug.evidence.startswith("SHAP explanations") and "run `mlcase run`" not in (
+        debug.close or "")
+    assert "ranks" in tests["data.2"].evidence        # SHAP importance, not "no feature importance measured"
+    assert "0 columns" not in tests["data.1"].evidence

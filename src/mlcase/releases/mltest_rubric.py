@@ -15,11 +15,30 @@ A, M, X = "automated", "manual", "missing"
 RUN = "run `mlcase run` on the case"
 
 
+def _stage(ev: Evidence, name: str) -> dict:
+    """A stage's results, a forecast case's own where it stores them under ``forecast_<name>`` (bakeoff, evaluation,
+    explain): fpp3::us_gasoline's run, GO with an Optuna search and SHAP, read "no bake-off", "no explanations" and
+    "this one stopped at the value ceiling before training", each with "run `mlcase run`" as the fix."""
+    return ev.results.get(name) or ev.results.get(f"forecast_{name}") or {}
+
+
+def _has(ev: Evidence, name: str) -> bool:
+    return ev.has(name) or ev.has(f"forecast_{name}")
+
+
+def _schema_columns(data: dict) -> int:
+    """The columns the server checks: a table case's schema, a forecast case's time, target, series and covariates
+    (a forecast's data results hold no table schema: us_gasoline's read "a schema of 0 columns")."""
+    if data.get("task") == "forecast":
+        return 2 + bool(data.get("series_column")) + len(data.get("features") or [])
+    return len((data.get("schema") or {}).get("columns", []))
+
+
 # =========================================================================== data
 @rubric("data.1", "data", "Feature expectations are captured in a schema")
 def _schema(ev: Evidence):
     if ev.has("data") and ev.champion:
-        n = len((ev.results["data"].get("schema") or {}).get("columns", []))
+        n = _schema_columns(ev.results["data"])
         return A, f"a schema of {n} columns is stored with the champion; the server validates every request", None
     if ev.has("data"):
         return M, "a schema was inferred, but no registered champion enforces it at serving", ev.champion_fix
@@ -41,8 +60,8 @@ def _beneficial(ev: Evidence):
         return M, (f"feature-group ablation ran out of its time share before measuring any of "
                    f"{len(fg['not_measured'])} group(s)"), "raise analysis.time_share or the budget, or name fewer " \
                                                            "feature_groups"
-    if ev.has("explain"):
-        top = (ev.results["explain"].get("importance") or [])
+    if _has(ev, "explain"):
+        top = (_stage(ev, "explain").get("importance") or [])
         return M, f"SHAP importance ranks {len(top)} features; nobody has measured what each adds", fix
     return X, "no feature importance measured", f"{RUN} (SHAP importance), then {fix}"
 
@@ -134,16 +153,24 @@ def _offline_online(ev: Evidence):
 
 @rubric("model.3", "model", "All hyperparameters have been tuned")
 def _tuned(ev: Evidence):
-    bake = ev.results.get("bakeoff") or {}
+    bake = _stage(ev, "bakeoff")
     lb = bake.get("leaderboard") or []
     # the search's own trials per family (an ensemble row counts trials already counted: credit_data's 4 lightgbm
-    # trials and 2 baselines read "9 trials over 4 families and baselines")
+    # trials and 2 baselines read "9 trials over 4 families and baselines"); a forecast family counts its `trials`
     families = bake.get("families") or {}
-    trials = sum(int(f.get("n_trials") or 0) for f in families.values())
+
+    def n_trials(f: dict) -> int:
+        t = f.get("n_trials")
+        return int(t if t is not None else f["trials"] if isinstance(f.get("trials"), int) else 0)
+
+    def baseline(r: dict) -> bool:
+        return r.get("kind") == "baseline" or r.get("role") == "baseline"
+
+    trials = sum(n_trials(f) for f in families.values())
     if not families:
-        trials = sum(int(r.get("n_trials") or 0) for r in lb if r.get("kind") != "baseline" and r.get("name") != "ensemble")
-    n_fam = len(families) or len({r.get("family") for r in lb if r.get("kind") != "baseline" and r.get("name") != "ensemble"})
-    n_base = sum(r.get("kind") == "baseline" for r in lb)
+        trials = sum(int(r.get("n_trials") or 0) for r in lb if not baseline(r) and r.get("name") != "ensemble")
+    n_fam = len(families) or len({r.get("family") for r in lb if not baseline(r) and r.get("name") != "ensemble"})
+    n_base = sum(baseline(r) for r in lb)
     if trials > n_fam:
         return A, (f"{trials} trials over {n_fam} candidate famil{'y' if n_fam == 1 else 'ies'}, beside {n_base} "
                    "baseline(s), in a time-boxed search on every run"), None
@@ -169,7 +196,7 @@ def _staleness(ev: Evidence):
 def _simpler(ev: Evidence):
     d = ev.results.get("decision") or {}
     if d.get("verdict"):
-        best = (ev.results.get("evaluation") or {}).get("best_baseline")
+        best = _stage(ev, "evaluation").get("best_baseline")
         if best is None:  # the value ceiling stopped the run before training ("best: None" on ceiling-stopped cases)
             return A, (f"every run prices the best model-free process first; this one stopped at the value ceiling "
                        f"before training, so no model stands over it; decision {d['verdict']}"), None
@@ -266,9 +293,13 @@ def _validated(ev: Evidence):
 @rubric("infrastructure.5", "infrastructure", "The model is debuggable")
 def _debuggable(ev: Evidence):
     replayable = ev.log.get("provenance_rows", 0)
-    if ev.has("explain") and replayable:
+    if _has(ev, "explain") and replayable:
         return A, f"SHAP explanations, and {replayable} logged decisions replayable with `mlcase replay`", None
-    if ev.has("explain"):
+    if _has(ev, "explain") and ev.spec.task == "forecast":
+        return M, ("SHAP explanations of the forecaster's lag and calendar features; `mlcase replay` works on records, "
+                   "and a forecast's log row keeps its points, not the history they came from"), \
+            "keep each request's history beside its logged forecast to reproduce it"
+    if _has(ev, "explain"):
         return M, "SHAP explanations; no logged decision to replay yet", \
             "serve the model: every decision is logged with what `mlcase replay` needs"
     return X, "no explanations", RUN
