@@ -459,6 +459,21 @@ def count_query(path: str, count: str, drop: list[str], per: int = 1) -> str:
     return f"SELECT t.* EXCLUDE ({cols}) FROM {literal(path)} AS t, range({times}) AS r(i)"
 
 
+def _list_keys(df: pd.DataFrame, kinds: dict, group: str, *taken) -> list[str]:
+    """Columns named like an entity's key (a household, a user), with at least 20 values, each constant within every
+    ``group`` list and not already an identifier or one of ``taken``: the key of who a list is for, beside the list's
+    own group."""
+    from .data import _ENTITY_NAME, _ID_NAME, named
+
+    out = []
+    for c, kind in kinds.items():
+        if c == group or c in taken or kind == "id" or not (named(_ID_NAME, c) or named(_ENTITY_NAME, c)):
+            continue
+        if df[c].nunique() >= 20 and df.groupby(group)[c].nunique(dropna=False).le(1).all():
+            out.append(c)
+    return out
+
+
 def _id_column(kinds: dict, *taken) -> str | None:
     """The first column inferred as an identifier that is not one of ``taken`` (target, group, item)."""
     return next((c for c, k in kinds.items() if k == "id" and c not in taken), None)
@@ -800,9 +815,15 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
     time_col = time or next((c for c, k in kinds.items() if k == "datetime" and c not in (target, group, item)), None)
     # a row label (R's rownames) was a feature the server then required in every item (wooldridge::ncaa_rpi)
     id_col = _id_column(kinds, target, group, item)
+    # an entity's key that is constant within each list is who the list is for, not the group (Ecdat::Yogurt long:
+    # `household`, 100 households over 2,412 purchases): read as a number, it was drafted as a feature
+    list_ids = _list_keys(df, kinds, group, target, item, id_col, time_col)
+    kinds.update(dict.fromkeys(list_ids, "id"))
     threshold = 1.0 if positive is not None else default_threshold(y.to_numpy())   # an interaction is 1
     personal, quasi = _personal_columns(df, target, id_col, time_col)
     sizes = df.groupby(group).size()
+    # a list of 4 brands (Ecdat::Yogurt long) was drafted k: 10, an NDCG@10 of lists that never reach 10
+    k = int(max(1, min(10, np.floor(sizes.median()))))
     baselines = [*(["popularity"] if item else []), "linear", *(["als"] if item else []),
                  *(["recency"] if item and time_col else [])]
     lines = [
@@ -832,7 +853,8 @@ def _draft_ranking(data: Path, df: pd.DataFrame, target: str, name: str | None, 
         _id_line(id_col),
         _features_line(kinds, "order", target, id_col, group, item, time_col, personal=personal),
         "ranking:",
-        "  k: 10                           # TODO the list length people see",
+        f"  k: {k:<30}# TODO the list length people see"
+        + (f" (lists of {sizes.median():g} items at the median)" if k < 10 else ""),
         f"  relevant_from: {threshold:g}              # TODO a target at or above this counts as relevant",
         "  gain: graded                    # graded (target - relevant_from + 1) or binary",
         f"split: {{method: {'group_time' if time_col else 'group'}, test_size: 0.2, valid_size: 0.2, seed: 42}}",

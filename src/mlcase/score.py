@@ -12,6 +12,7 @@ dask's local threads, and gives the same output row for row.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -102,8 +103,17 @@ class ChunkScorer:
     (``fallback``: a callable returning the full chain). Both paths give the same answers.
     """
 
-    def __init__(self, chain, fallback=None, echo: tuple[str, ...] = (), comma: str | None = None):
+    def __init__(self, chain, fallback=None, echo: tuple[str, ...] = (), comma: str | None = None,
+                 optional: tuple[str, ...] = ()):
         self.tiers = chain.tiers
+        # model inputs a row may lack: a ranking's group, where the ALS baseline reads it as a feature. Its rule said
+        # "required (never missing in training)" and AER::TravelMode's rows without an `individual` went to the
+        # errors file, where the README promises them decision 'no_group' (in no list); ALS scores such a row as a
+        # group it never saw (its item's popularity), as any other ranker scores it without the group
+        for tier in self.tiers:
+            for name in optional:
+                if tier.spec is not None and name in tier.spec.rules and tier.spec.rules[name].required:
+                    tier.spec.rules[name] = dataclasses.replace(tier.spec.rules[name], required=False)
         self.decider = chain.decider
         self._fallback = fallback          # () -> Chain with every tier; None: ``chain`` is complete
         self._predictor = None
@@ -593,6 +603,7 @@ def score_file(case, input: str | Path, output: str | Path, engine: str | None =
     scorer = ChunkScorer(chain, fallback=functools.partial(_full_chain, case, version, dict(bundles or {}),
                                                            chain.primary.bundle, registry),
                          echo=tuple(c for c in (d.group, d.item) if c) if case.spec.task == "ranking" else (),
+                         optional=(d.group,) if case.spec.task == "ranking" and d.group else (),
                          comma=_file_comma(input) if kind == "csv" else None)
     result = ScoreResult(output=output, errors_path=errors_path, engine=engine,
                          model_version=chain.primary.version, notes=list(chain.notes))

@@ -153,10 +153,22 @@ def summary_warnings(run, windows: list[dict], overall: dict, labels: dict) -> N
     moved = [w for w in windows if not w["too_small"] and (w.get("decisions_psi") or 0) >= run.mon.psi_alert]
     if moved:
         w = max(moved, key=lambda x: x["decisions_psi"])
-        rate = (f" (flag rate {w['flag_rate']:.1%} vs {w['flag_rate_ref']:.1%} on the validation rows)"
-                if w.get("flag_rate_ref") is not None else "")
-        warn.append({"kind": "decisions", "message": f"the share of decisions moved past PSI {run.mon.psi_alert:g} "
-                     f"in {len(moved)} window(s), most in {w['window']}{rate}; check the review capacity"})
+        head = f"the share of decisions moved past PSI {run.mon.psi_alert:g} in {len(moved)} window(s), most in " \
+               f"{w['window']}"
+        if run.task == "ranking":
+            # a ranking's decisions are 'shown' (in its list's top k) and 'below_k': the share moves with the k the
+            # requests send and the lists' lengths, and there is no review capacity (Ecdat::Yogurt's 4-brand lists
+            # served with k = 2 against the case's 10 were told to "check the review capacity")
+            k = int(((getattr(run.bundle, "ranking", None) or {}).get("k")) or 10)
+            mine, ref = w.get("model_decisions") or {}, w.get("decisions_ref") or {}
+            warn.append({"kind": "decisions", "message": f"{head} ({mine.get('shown', 0.0):.1%} of the items shown "
+                         f"vs {ref.get('shown', 0.0):.1%} in the validation lists at k = {k}); the share shown "
+                         f"moves with the k requests send and the lists' lengths: check that clients send the k of "
+                         f"the case (ranking.k: {k}) and lists as long as in training"})
+        else:
+            rate = (f" (flag rate {w['flag_rate']:.1%} vs {w['flag_rate_ref']:.1%} on the validation rows)"
+                    if w.get("flag_rate_ref") is not None else "")
+            warn.append({"kind": "decisions", "message": f"{head}{rate}; check the review capacity"})
     bad_json = sum(w["invalid_inputs"] for w in windows)
     if bad_json:
         warn.append({"kind": "inputs", "message": f"{bad_json} logged rows have inputs that are not a JSON object"})

@@ -207,6 +207,22 @@ def _validate(tier, items: list[dict], info: dict, group) -> tuple[list[dict], l
                 msg = (f"is required: the item id ({item_col}) of each candidate" if v is None else
                        f"expected the item id ({item_col}) as a string or a number, got {wrong}")
                 found.append({"record": n, "field": item_col, "message": msg})
+        # an item twice in one list: refused, not de-duplicated. It would be shown (and logged) at two positions, a
+        # click on either labels one of two request ids, and the list's NDCG counts its gain twice; which copy's
+        # features to keep is the client's to say. `mlcase run` reports an item twice in one list as a data finding
+        # (checks), and Ecdat::Yogurt's list [dannon, yoplait, dannon] was served as three brands
+        from ..rankers import _keys
+
+        sent = [(n, it.get(item_col)) for n, it in enumerate(items)
+                if it.get(item_col) is not None and not _not_an_id(it.get(item_col))]
+        first: dict[str, int] = {}
+        for (n, v), key in zip(sent, _keys([v for _, v in sent]), strict=True):
+            if key in first:
+                found.append({"record": n, "field": item_col,
+                              "message": f"the item {v!r} is also item {first[key]} of the list for {group!r}: "
+                                         "send each item once"})
+            else:
+                first[key] = n
     return records, sorted(found, key=lambda d: (d["record"] if d["record"] is not None else -1))
 
 
