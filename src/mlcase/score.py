@@ -685,10 +685,9 @@ def _rank_lists(case, output: Path, result: ScoreResult) -> None:
         src = (f"read_parquet({lit(output)})" if kind == "parquet"
                else f"read_csv({lit(output)}, header = true, all_varchar = true)")  # every value written as read
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
-        if group not in cols:
-            result.notes.append(f"no positions: the output has no '{group}' column to make lists of")
-            return
-        g = identifier(group)
+        # a file without the group column: every row is one without its group, decision 'no_group' as the README
+        # says (AER::TravelMode scored without `individual` read 'auto' on every row, a binary case's decision)
+        g = identifier(group) if group in cols else "NULL"
         row = 'CAST("row" AS BIGINT)'
         # a row without a group is in no list: no position, decision 'no_group' (Stat2Data::LeafWidth's rows with
         # no Year were ranked together as one list, positions 1 and 2, as if they were a query's items)
@@ -707,6 +706,11 @@ def _rank_lists(case, output: Path, result: ScoreResult) -> None:
     finally:
         con.close()
         tmp.unlink(missing_ok=True)   # a failed rewrite leaves the scored output as it was, and no stray file
+    if group not in cols:
+        result.decisions = {"no_group": int(no_group)}
+        result.notes.append(f"no positions: the input has no '{group}' column to make lists of, so every row is in no "
+                            f"list (decision 'no_group'); add the column to rank each {group}'s items")
+        return
     result.decisions = {"shown": int(shown), "below_k": int(result.scored - shown - no_group)}
     result.notes.append(f"{lists:,} {'list' if lists == 1 else 'lists'} of '{group}': each row's position in its "
                         f"list (1 = best, ties in input order) and decision 'shown' in the top {k} (ranking.k), else "

@@ -106,6 +106,25 @@ def test_score_with_the_als_baseline_gives_a_row_without_its_group_no_group(trav
                                                                                abs=1e-6)
 
 
+def test_score_of_a_file_without_the_group_column_says_no_group_on_every_row(travel, tmp_path):
+    """The same 120 rows without the `individual` column: ALS refused the file ("lacks the required columns") and
+    LightGBM wrote decision 'auto' on every row, a binary case's word; both write 'no_group' now, with a note."""
+    reg = travel["registry"]
+    folder = Path(shutil.copytree(travel["case"].root, tmp_path / "scored"))
+    batch = _travel().query("individual > 180").drop(columns=["choice", "individual"])
+    batch.to_csv(folder / "batch.csv", index=False)
+    for version in (reg["candidate_version"], reg["baseline_version"]):
+        out = folder / f"out-{version}.csv"
+        code, text, err = _cli(["score", str(folder), str(folder / "batch.csv"), "-o", str(out),
+                                "--version", str(version), "--json", "-q"])
+        assert code == 0, text + err
+        summary = json.loads(text)
+        assert summary["scored"] == 120 and summary["decisions"] == {"no_group": 120}
+        assert any("no 'individual' column" in n and "'no_group'" in n for n in summary["notes"])
+        got = pd.read_csv(out)
+        assert set(got["decision"]) == {"no_group"} and got["position"].isna().all()
+
+
 def _serve(case, log: Path, lists: pd.DataFrame, k: int | None):
     from fastapi.testclient import TestClient
 
