@@ -282,6 +282,8 @@ def _evaluation_data(case, spec, res) -> list[str]:
                  f"in this card.")
         L.append(f"- **Validation lists:** {ev.get('n_valid')} ({ev.get('n_valid_rows')} rows), used to choose the "
                  "best baseline and the model-free floor.")
+        if ev.get("lift"):
+            L.append(f"- **Confidence intervals:** {md_text(_ci_design(ev))}.")
         return L
     L.append(f"- **Test rows:** {n_test if n_test is not None else 'not run'}, held out by a "
              f"{spec.split.method} split (test share {spec.split.test_size:g}, seed {spec.split.seed}); "
@@ -289,10 +291,19 @@ def _evaluation_data(case, spec, res) -> list[str]:
     n_valid = ev.get("n_valid") or split.get("n_valid")
     if n_valid:
         L.append(f"- **Validation rows:** {n_valid}, used for thresholds, calibration and conformal calibration.")
+    if ev.get("lift"):
+        L.append(f"- **Confidence intervals:** {md_text(_ci_design(ev))}.")
     shift = [c for c in (res.get("checks") or {}).get("checks", []) if "shift" in str(c.get("id", ""))]
     if shift:
         L.append("- **Split shift:** " + "; ".join(md_text(c.get("title", "")) for c in shift))
     return L
+
+
+def _ci_design(ev: dict) -> str:
+    """Which bootstrap design the card's 95% CIs come from (rows, groups or time blocks), as the report says it."""
+    from .report.sections.evaluation import ci_design
+
+    return ci_design(ev)
 
 
 def _training_data(case, spec, res) -> list[str]:

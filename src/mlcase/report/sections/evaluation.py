@@ -221,12 +221,31 @@ def _money_cols(money: dict, cur: str, period: str | None) -> dict:
 
 
 def _resampled(ev: dict) -> str:
-    """What the lift's bootstrap resamples: a group split's whole test groups (it read "the test rows")."""
+    """What the lift's bootstrap resamples, from the evaluation's ``resampled``: a group split's whole test groups, a
+    time split's runs of consecutive rows, else the rows (or lists) one by one. ggplot2::txhousing by year resampled
+    66 runs of 30 consecutive months and read "resamples of the test rows"."""
     by = ev.get("resampled") or {}
     if by.get("unit") == "group":
         n = by.get("n_test_groups")
         return f"the {fmt(n)} test groups of '{by.get('column')}' (whole groups, with their rows)"
-    return f"the test {'lists' if ev.get('unit') == 'list' else 'rows'}"
+    if by.get("unit") == "time block":
+        return (f"runs of {fmt(by.get('block_length'))} consecutive test rows in '{by.get('column')}' order "
+                f"({_count(by.get('n_blocks'))} blocks over {_count(ev.get('n_test'))} rows: circular block bootstrap, "
+                "Politis-White length, as their costs are autocorrelated in time)")
+    return f"the {_count(ev.get('n_test'))} test {'lists' if ev.get('unit') == 'list' else 'rows'} one by one"
+
+
+def _count(v) -> str:
+    return f"{int(v):,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else fmt(v)
+
+
+def ci_design(ev: dict) -> str:
+    """Which design the lift's CIs come from, in a sentence (the report's lift paragraph and the model card)."""
+    lift = ev.get("lift") or {}
+    level = lift.get("percentile_level")
+    read = (f"; percentiles read at {100 * level:.2f}%, Hesterberg's expanded level for that many resampled units"
+            if level and abs(level - 0.95) > 5e-5 else "")
+    return (f"paired bootstrap, {fmt(lift.get('n_boot'))} resamples of {_resampled(ev)}, 95% CI{read}")
 
 
 def lift_html(ev: dict, cur: str) -> str:
@@ -236,7 +255,7 @@ def lift_html(ev: dict, cur: str) -> str:
     op = (ev.get("operating_cost") or {}).get("per_decision", 0.0)
     required = op + (ev.get("min_lift") or 0.0)
     text = (f"<p>Lift of <strong>{esc(lift.get('candidate'))}</strong> over <strong>{esc(lift.get('baseline'))}"
-            f"</strong> (paired bootstrap, {esc(fmt(lift.get('n_boot')))} resamples of {esc(_resampled(ev))}, 95% CI; "
+            f"</strong> ({esc(ci_design(ev))}; "
             f"positive favours the candidate): money per decision {esc(_ci(money, cur))}; "
             f"{esc(metric.get('name'))} {esc(_ci(metric))}. The model must add {esc(_money(required, cur, 3))} per "
             f"decision (operating cost {esc(_money(op, cur, 3))}, {esc((ev.get('operating_cost') or {}).get('source'))}"
