@@ -32,7 +32,7 @@ from ..latency import measure_latency
 from ..tasks.ranking import CURVE_KS, Groups, k_of, list_metrics
 from .common import features_of, operating_cost, valid_scores, volume
 from .core import FLOOR, Evaluation, _money, _sd, _value
-from .lift import PairedLifts, bootstrap_means, ci
+from .lift import PairedLifts, bootstrap_means, ci, expanded_level
 
 SLICE_BOOT = 300
 
@@ -152,7 +152,12 @@ def _lifts(case: Case, bundles: dict, candidate: str, best: str, floor, floor_va
            judged: dict, lifts: PairedLifts, seed: int, k: int) -> dict:
     spec = case.spec
     money_ci = lifts.money(best, candidate)
+    # the lists are the units resampled: few lists read Hesterberg's expanded level, as PairedLifts reads it for
+    # every lift (AER::TravelMode's 42 test lists: NDCG@k over the floor was read at the plain 95% percentiles)
+    n_lists = len(next(iter(judged.values()))["cost"]) if judged else 0
     lift = {"baseline": best, "candidate": candidate, "level": 0.95, "n_boot": spec.evaluation.bootstrap,
+            "interval": f"paired percentile bootstrap over the {n_lists:,} test lists, at the expanded level for "
+                        "their number", "percentile_level": float(lifts.level),
             "seed": seed, "money_per_decision": {key: money_ci[key] for key in ("estimate", "ci_low", "ci_high")},
             "metric": {"name": f"ndcg@{k}", "lower_is_better": False, **lifts.metric(best, candidate)},
             "diff_sd_per_decision": money_ci["diff_sd_per_decision"],
@@ -174,7 +179,8 @@ def _lifts(case: Case, bundles: dict, candidate: str, best: str, floor, floor_va
         boot = bootstrap_means([floor_loss, loss], spec.evaluation.bootstrap, seed)
         has = judged[n]["per"]["has_relevant"]
         scale = len(has) / max(int(has.sum()), 1)  # the means above count lists without a relevant item as 0
-        ndcg_over_floor[n] = ci((boot[:, 0] - boot[:, 1]) * scale, float(floor_loss.mean() - loss.mean()) * scale)
+        ndcg_over_floor[n] = ci((boot[:, 0] - boot[:, 1]) * scale, float(floor_loss.mean() - loss.mean()) * scale,
+                                expanded_level(0.95, len(loss)))
     return {"lift": lift, "model_free": model_free, "best_model_free": best_floor, "trivial_baseline": best_floor,
             "lift_over_model_free": over_floor, "lift_over_trivial": over_floor, "floor_vs_never": None,
             "ndcg_over_model_free": ndcg_over_floor}
@@ -244,7 +250,7 @@ def _ndcg(part: _Part, s: np.ndarray, kk: int) -> np.ndarray:
 
 def _value_ci(values: np.ndarray, n_boot: int, seed: int) -> dict:
     boot = bootstrap_means([values], n_boot, seed)[:, 0]
-    return ci(boot, float(values.mean()) if len(values) else 0.0)
+    return ci(boot, float(values.mean()) if len(values) else 0.0, expanded_level(0.95, len(values)))
 
 
 def _top_k_rows(scores: np.ndarray, groups: Groups, k: int, seed: int = 0) -> np.ndarray:
@@ -324,7 +330,8 @@ def _slices(case: Case, dataset, candidate: str, best_floor: str, test: _Part, j
                 continue
             c, f = cand["ndcg"][sel], floor["ndcg"][sel]
             boot = bootstrap_means([c, c - f, c_cost[sel], f_cost[sel] - c_cost[sel]], SLICE_BOOT, seed)
-            q = np.quantile(boot, [0.025, 0.975], axis=0)
+            a = (1 - expanded_level(0.95, n)) / 2   # a slice's few lists: the expanded level, as for the whole test
+            q = np.quantile(boot, [a, 1 - a], axis=0)
             groups.append({"group": str(value), "n": n, "ndcg": float(c.mean()), "ndcg_ci": q[:, 0].tolist(),
                            "floor_ndcg": float(f.mean()), "ndcg_lift_over_floor": float((c - f).mean()),
                            "ndcg_lift_over_floor_ci": q[:, 1].tolist(), "cost_per_decision": float(c_cost[sel].mean()),
