@@ -232,7 +232,7 @@ def _resampled(ev: dict) -> str:
         return (f"runs of {fmt(by.get('block_length'))} consecutive test rows in '{by.get('column')}' order "
                 f"({_count(by.get('n_blocks'))} blocks over {_count(ev.get('n_test'))} rows: circular block bootstrap, "
                 "Politis-White length, as their costs are autocorrelated in time)")
-    return f"the {_count(ev.get('n_test'))} test {'lists' if ev.get('unit') == 'list' else 'rows'} one by one"
+    return f"the test {'lists' if ev.get('unit') == 'list' else 'rows'} (all {_count(ev.get('n_test'))}, one by one)"
 
 
 def _count(v) -> str:
