@@ -16,6 +16,7 @@ PosixPath('.../examples/telco-churn/report/index.html')
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import importlib
@@ -114,7 +115,20 @@ def case_context(case: Case) -> dict:
 
     return {"name": case.name, "spec": case.spec.model_dump(mode="json"),
             "path": str(case.path or case.root), "mlcase_version": __version__,
-            "built_at": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+            "built_at": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            # when each stage's results were written: a section can tell that another stage ran after its own
+            # (the readiness of a run scored "nothing served yet" beside the monitoring of 200 labelled answers)
+            "saved_at": _saved_at(case)}
+
+
+def _saved_at(case: Case) -> dict[str, str]:
+    """``{stage: ISO time its .mlcase/<stage>.json was last written (UTC)}``."""
+    out = {}
+    if case.work_dir.exists():
+        for p in sorted(case.work_dir.glob("*.json")):
+            with contextlib.suppress(OSError):
+                out[p.stem] = _dt.datetime.fromtimestamp(p.stat().st_mtime, _dt.UTC).isoformat(timespec="seconds")
+    return out
 
 
 # --------------------------------------------------------------------------- sections
@@ -163,13 +177,14 @@ def _sections_from(name: str, src, results: dict) -> list[Section]:
     title = getattr(src, "TITLE", title)
     order = getattr(src, "ORDER", order)
     stages = tuple(getattr(src, "STAGES", stages))
+    how = getattr(src, "NOT_RUN_FIX", None)
     missing = bool(stages) and not any(s in results for s in stages)
     try:
         out = list(build(results) or [])
     except Exception as exc:
         if missing:
             log.debug("report section %s: no results yet (%s: %s)", name, type(exc).__name__, exc)
-            return [_not_run(name, title, order, stages)]
+            return [_not_run(name, title, order, stages, how)]
         _log_failure(name, exc, "failed")
         return [_failed(name, title, order, exc)]
     bad = [s for s in out if not isinstance(s, Section)]
@@ -178,7 +193,7 @@ def _sections_from(name: str, src, results: dict) -> list[Section]:
         _log_failure(name, exc, "failed")
         return [_failed(name, title, order, exc)]
     if not out and missing:
-        return [_not_run(name, title, order, stages)]
+        return [_not_run(name, title, order, stages, how)]
     return out
 
 
@@ -188,10 +203,13 @@ def _log_failure(name: str, exc: BaseException, what: str) -> None:
     log.debug("report section %s traceback", name, exc_info=exc)
 
 
-def _not_run(name: str, title: str, order: int, stages: tuple[str, ...]) -> Section:
+def _not_run(name: str, title: str, order: int, stages: tuple[str, ...], how: str | None = None) -> Section:
+    """The placeholder of a stage without results. ``how`` (a section module's ``NOT_RUN_FIX``, HTML) says what
+    writes them where ``mlcase run`` does not: the monitoring placeholder told every fresh case's reader to "run
+    mlcase run", which never writes ``monitoring.json``."""
     needed = ", ".join(f"<code>.mlcase/{esc(s)}.json</code>" for s in stages)
-    html = (f'<p class="not-run">Not run yet: no results for this stage ({needed}). '
-            f"Run <code>mlcase run</code> on the case, then <code>mlcase report</code>.</p>")
+    how = how or "Run <code>mlcase run</code> on the case, then <code>mlcase report</code>."
+    html = f'<p class="not-run">Not run yet: no results for this stage ({needed}). {how}</p>'
     return Section(id=name, title=title, html=html, order=order, status="not_run")
 
 

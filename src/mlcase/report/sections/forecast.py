@@ -68,7 +68,10 @@ def _evaluation_html(ev: dict) -> str:
         t = m["test"]
         rows.append({"model": name, "role": m["role"], "MASE": t["mase"], "sMAPE": t["smape"], "RMSE": t["rmse"],
                      f"pinball @{ev['quantile']:.2f}": t["pinball"], f"cost / point ({cur})": t["cost_per_point"],
-                     "coverage": t["coverage"]["coverage"], "backtest MASE": m["backtest"]["mase"]})
+                     # a model with no interval at any step has no coverage: fpp2::a10's 6 backtest forecasts per
+                     # step calibrate none, and its infinite "intervals" read coverage 1 for every model
+                     "coverage": t["coverage"]["coverage"] if _has_interval(ev, name) else None,
+                     "backtest MASE": m["backtest"]["mase"]})
     lifts = []
     for name, d in (ev.get("lifts") or {}).items():
         for against, key in (("seasonal naive", "over_floor"), (ev.get("best_baseline"), "over_best_baseline")):
@@ -106,16 +109,32 @@ def _trust_html(ev: dict, explain: dict | None) -> str:
     cand = ev.get("candidate")
     parts = []
     for item in ev.get("samples") or []:
+        drawn = bool(cand) and len(_steps_without_interval(ev, cand)) < len(((ev.get("conformal") or {}).get(cand)
+                                                                               or {}).get("steps") or [None])
         parts.append(figure(_series_figure(item, cand), height=320,
-                            caption=f"Series {item['series']}: history, the last test window, the forecast and its "
-                                    f"{1 - ev['alpha']:.0%} interval"))
+                            caption=f"Series {item['series']}: history, the last test window, the forecast and "
+                                    + (f"its {1 - ev['alpha']:.0%} interval" if drawn else
+                                       f"no {1 - ev['alpha']:.0%} interval (too few backtest forecasts to calibrate "
+                                       "one)")))
     cov = ((ev["models"].get(cand) or {}).get("test") or {}).get("coverage") if cand else None
     if cov:
-        parts.append(table([{"step": r["step"], "coverage": r["coverage"], "band low": r["band"][0],
-                             "band high": r["band"][1], "ok": r["ok"], "calibration n": r["n_calibration"],
-                             "mean width": r["mean_width"]} for r in cov["by_step"]],
+        # a step whose calibration holds too few backtest forecasts has no interval (an infinite one): it covers
+        # nothing to check, so no coverage and no "ok" (fpp2::a10 read coverage 1, "ok: yes" at every step)
+        none = _steps_without_interval(ev, cand)
+        parts.append(table([{"step": r["step"], "coverage": None if r["step"] in none else r["coverage"],
+                             "band low": r["band"][0], "band high": r["band"][1],
+                             "ok": "no interval" if r["step"] in none else r["ok"],
+                             "calibration n": r["n_calibration"], "mean width": r["mean_width"]}
+                            for r in cov["by_step"]],
                            caption=f"{cand}: conformal coverage per horizon step (target {cov['target']:.2f}; split "
                                    "conformal per step on the backtest residuals)"))
+        if none:
+            need = _needed(cov["alpha"])
+            which = "any step" if len(none) == len(cov["by_step"]) else f"step(s) {', '.join(map(str, sorted(none)))}"
+            parts.append(f'<p class="warn">{esc(cand)} has no {cov["target"]:.0%} interval at {esc(which)}: a step '
+                         f"needs {need} backtest forecasts to calibrate one, and the backtests hold "
+                         f"{esc(', '.join(sorted({str(r['n_calibration']) for r in cov['by_step'] if r['step'] in none})))}"
+                         " (see the check <code>no_intervals</code>); no coverage is measured there.</p>")
         if cov.get("note"):
             parts.append(f'<p class="warn">{esc(cov["note"])}</p>')
     if explain and explain.get("importance"):
@@ -126,6 +145,26 @@ def _trust_html(ev: dict, explain: dict | None) -> str:
         fig.update_layout(xaxis_title="mean |SHAP|", margin={"t": 20})
         parts.append(figure(fig, height=420, caption=explain.get("note")))
     return "".join(parts) or "<p>No forecasts to show.</p>"
+
+
+def _steps_without_interval(ev: dict, model: str | None) -> set[int]:
+    """The horizon steps where ``model`` has no interval: its conformal quantile there is null (too few backtest
+    forecasts per step), so its interval is infinite."""
+    cal = (ev.get("conformal") or {}).get(model) or {}
+    return {int(h) for h, q in zip(cal.get("steps") or [], cal.get("quantile") or [], strict=False) if q is None}
+
+
+def _has_interval(ev: dict, model: str) -> bool:
+    cal = (ev.get("conformal") or {}).get(model) or {}
+    return not cal or any(q is not None for q in cal.get("quantile") or [])
+
+
+def _needed(alpha: float) -> int:
+    """Backtest forecasts a step needs for a split-conformal interval at ``alpha`` (the check ``no_intervals``'s
+    count): the fewest ``n`` whose conformal rank ``ceil((n + 1)(1 - alpha))`` is at most ``n``."""
+    from ...forecast.conformal import conformal_level
+
+    return next(k for k in range(1, 10_000) if conformal_level(k, alpha) <= k)
 
 
 def _series_figure(item: dict, cand: str | None):

@@ -18,6 +18,9 @@ from . import Section, esc, figure, fmt, table
 TITLE = "Monitoring"
 ORDER = 60
 STAGES = ("monitoring",)
+#: what writes ``monitoring.json`` (``mlcase run`` does not): the placeholder's fix
+NOT_RUN_FIX = ("Serve the model (<code>mlcase serve</code>), let it answer requests (and receive labels), then run "
+               "<code>mlcase monitor</code> on the case and <code>mlcase report</code>.")
 
 _COLORS = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b", "#0ea5e9", "#d946ef",
            "#84cc16", "#f97316"]

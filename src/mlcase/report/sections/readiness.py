@@ -27,7 +27,36 @@ def build(results: dict[str, dict]) -> list[Section]:
         html = (f'<p class="note">Computed before the champion moved (now '
                 f'{esc("none" if now is None else f"registry version {now}")}): run <code>mlcase readiness</code> '
                 "to score the case as it is.</p>") + html
+    later = _monitored_after(r, (results.get("case") or {}).get("saved_at") or {})
+    if later:  # its monitoring tests read "nothing served yet" beside a Monitoring section of real answers
+        html = (f'<p class="note">Computed before the last <code>mlcase monitor</code> (its results written '
+                f"{esc(later)}): the monitoring evidence below does not count them. Run <code>mlcase readiness</code> "
+                "to score the case as it is.</p>") + html
     return [Section(id="readiness", title=TITLE, html=html, order=ORDER, status=status)]
+
+
+def _monitored_after(r: dict, saved_at: dict[str, str]) -> str | None:
+    """When monitoring results were written after this score was computed (their time), else None.
+
+    After both its computation and its own file (over a second later: a copied case folder writes every file anew,
+    in no particular order, and its readiness is not older than its monitoring for that)."""
+    from datetime import datetime, timedelta
+
+    try:
+        computed = datetime.fromisoformat(r["computed_at"])
+        if "readiness" in saved_at:
+            computed = max(computed, datetime.fromisoformat(saved_at["readiness"]) + timedelta(seconds=1))
+    except (KeyError, TypeError, ValueError):
+        return None
+    times = []
+    for stage in ("monitoring", "forecast_monitoring"):
+        try:
+            t = datetime.fromisoformat(saved_at[stage])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if computed.tzinfo is not None and t.tzinfo is not None and t > computed:
+            times.append(t)
+    return max(times).strftime("%Y-%m-%d %H:%M:%S UTC") if times else None
 
 
 def readiness_html(r: dict) -> str:
