@@ -264,3 +264,32 @@ def test_cracker_ranking_bakeoff_says_what_it_ranked_by_without_thresholds(crack
     for row in metrics["rows"]:
         if row["model"] in ev["metrics"]:
             assert row["NDCG@2"] == fmt(ev["metrics"][row["model"]]["ndcg@2"])
+
+
+def test_the_linked_model_cards_fit_a_phone(a10, wage, cracker, browser):
+    """The report links ``../model_card.html``; its tables (15 columns of test numbers) made the card page 550 to
+    872 px wide on a 390 px phone. Each card now fits, its wide tables scrolling inside themselves, offline."""
+    blocked = []
+
+    def _route(route):
+        if route.request.url.startswith(LOCAL_SCHEMES):
+            return route.continue_()
+        blocked.append(route.request.url)
+        return route.abort()
+
+    for folder in (a10, wage, cracker):
+        card = folder / "model_card.html"
+        assert card.exists()
+        context = browser.new_context(viewport={"width": 390, "height": 900})
+        try:
+            page = context.new_page()
+            page.route("**/*", _route)
+            page.goto(card.resolve().as_uri(), wait_until="load")
+            sw, cw = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert sw <= cw, f"{folder.name}'s card scrolls sideways on a phone: {sw} > {cw}"
+            assert page.locator("table").count() > 0 and blocked == []
+            # the widest table keeps every column: it scrolls, it is not cut
+            widths = page.eval_on_selector_all("table", "ts => ts.map(t => [t.scrollWidth, t.clientWidth])")
+            assert any(s > c for s, c in widths), widths
+        finally:
+            context.close()
