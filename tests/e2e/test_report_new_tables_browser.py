@@ -175,6 +175,11 @@ def test_a10_forecast_without_intervals_shows_no_coverage(a10, browser):
     trust = seen["sections"]["forecast-trust"]
     assert f"{cand} has no 90% interval at any step: a step needs 9 backtest forecasts to calibrate one" in trust
     assert "its 90% interval" not in trust and "no 90% interval (too few backtest forecasts" in trust
+    # one series without a name of its own is "the series", not "Series series"; one trial is one trial
+    assert "The series: history, the last test window" in trust and "Series series" not in trust
+    bake = results.load(load_case(a10), "forecast_bakeoff")
+    k = len(bake["trials"])
+    assert f"({k} trial{'' if k == 1 else 's'})" in seen["sections"]["forecast-bakeoff"]
     # the decision says the same, and the data check named the count
     assert "carry no 90% interval" in seen["sections"]["decision"]
 

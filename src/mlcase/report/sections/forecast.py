@@ -48,7 +48,7 @@ def _bakeoff_html(bake: dict) -> str:
     recipe = bake.get("recipe") or {}
     parts = [f"<p>Every model forecast each backtest cut-off; candidates were tuned on these windows for "
              f"{bake.get('seconds', 0):.0f} s of a {bake.get('budget_seconds', 0):.0f} s budget "
-             f"({len(bake.get('trials') or [])} trials). Candidate: <strong>{esc(bake.get('candidate'))}</strong>; "
+             f"({_n(len(bake.get('trials') or []), 'trial')}). Candidate: <strong>{esc(bake.get('candidate'))}</strong>; "
              f"best baseline: <strong>{esc(bake.get('best_baseline'))}</strong>.</p>",
              table(rows, caption="Leaderboard on the backtest windows (MASE, lower is better)"),
              "<p>Features (mlforecast, built per cut-off): lags "
@@ -112,7 +112,8 @@ def _trust_html(ev: dict, explain: dict | None) -> str:
         drawn = bool(cand) and len(_steps_without_interval(ev, cand)) < len(((ev.get("conformal") or {}).get(cand)
                                                                                or {}).get("steps") or [None])
         parts.append(figure(_series_figure(item, cand), height=320,
-                            caption=f"Series {item['series']}: history, the last test window, the forecast and "
+                            # one unnamed series (data.series: null) is called "series": "Series series:"
+                            caption=f"{_series_name(item, ev)}: history, the last test window, the forecast and "
                                     + (f"its {1 - ev['alpha']:.0%} interval" if drawn else
                                        f"no {1 - ev['alpha']:.0%} interval (too few backtest forecasts to calibrate "
                                        "one)")))
@@ -145,6 +146,16 @@ def _trust_html(ev: dict, explain: dict | None) -> str:
         fig.update_layout(xaxis_title="mean |SHAP|", margin={"t": 20})
         parts.append(figure(fig, height=420, caption=explain.get("note")))
     return "".join(parts) or "<p>No forecasts to show.</p>"
+
+
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
+def _series_name(item: dict, ev: dict) -> str:
+    """``Series <name>``, or ``The series`` for a case of one series that has no name of its own."""
+    one = (ev.get("test_period") or {}).get("series") == 1
+    return "The series" if one and str(item.get("series")) == "series" else f"Series {item['series']}"
 
 
 def _steps_without_interval(ev: dict, model: str | None) -> set[int]:
