@@ -230,3 +230,24 @@ def serve_labelled(folder: Path, recs: list[dict], truth: list, canary: str | No
         proc.terminate()
         proc.wait(timeout=30)
     return answers
+
+
+def send_in_app(client, recs: list[dict], truth: list, reps: int = 1, unit: str | None = None,
+                fields: tuple[str, ...] = ("request_id", "arm")) -> pd.DataFrame:
+    """Send ``recs`` ``reps`` times through an in-process app (``TestClient``) in batches of 100, then label every
+    answer with its row's ``truth`` through ``/labels``: one row per answer, with ``rep``, the record's ``unit``
+    (as text), ``y`` and the answer's ``fields``."""
+    sent = []
+    for rep in range(reps):
+        for k in range(0, len(recs), 100):
+            r = client.post("/predict", json=recs[k:k + 100])
+            assert r.status_code == 200, r.text
+            body = r.json()
+            for j, a in enumerate(body["predictions"] if isinstance(body, dict) else body):
+                sent.append({"rep": rep, **({unit: str(recs[k + j][unit])} if unit else {}), "y": truth[k + j],
+                             **{c: a[c] for c in fields}})
+    sent = pd.DataFrame(sent)
+    labels = [{"request_id": r, "label": y} for r, y in zip(sent["request_id"], sent["y"], strict=True)]
+    for k in range(0, len(labels), 500):
+        assert client.post("/labels", json=labels[k:k + 500]).status_code == 200
+    return sent

@@ -28,7 +28,7 @@ import yaml
 from mlcase.case import load_case
 from mlcase.cli import main
 
-from .tables import Table, role_decisions
+from .tables import Table, role_decisions, run_case
 
 
 def _prices() -> pd.DataFrame:
@@ -117,11 +117,7 @@ def test_the_inclusion_item_quotes_a_multiclass_model_s_parity_per_class(tmp_pat
     from mlcase.releases.mltest import readiness
 
     folder = BEPS.write(tmp_path / BEPS.id)
-    shutil.copy(empty_store, folder / "mlflow.db")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = main(["run", str(folder), "--json", "--quiet", "--force"])
-    assert code == 0, out.getvalue()
+    run_case(folder, empty_store, codes=(0,))
     case = load_case(folder)
     ev, reg = results.load(case, "evaluation"), results.load(case, "registry")
     rows = prepare(case).rows("test")
@@ -167,11 +163,7 @@ def yogurt(tmp_path_factory, empty_store):
     from mlcase.data import prepare
 
     folder = YOGURT.write(tmp_path_factory.mktemp("yog") / YOGURT.id, frame=_yogurt_long())
-    shutil.copy(empty_store, folder / "mlflow.db")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = main(["run", str(folder), "--json", "--quiet", "--force"])
-    assert code == 0, out.getvalue()
+    run_case(folder, empty_store, codes=(0,))
     case = load_case(folder)
     ds = prepare(case)
     ev = results.load(case, "evaluation")

@@ -28,6 +28,7 @@ from mlcase.monitor import monitor
 from mlcase.monitor.label_sources import _audit, window_parts
 from mlcase.review import export_queue, import_reviews
 from mlcase.serve.app import create_app
+from tests.serving_case import send_in_app
 
 pytestmark = pytest.mark.slow
 
@@ -47,20 +48,8 @@ def served(runs, tmp_path_factory):
     ds = prepare(case)
     recs = json.loads(ds.rows("test").drop(columns=["use"]).to_json(orient="records"))
     truth = [ds.classes[int(v)] for v in ds.y[ds.split.test]]
-    sent = []
     with TestClient(create_app({"case": case, "warmup": 0})) as client:
-        for rep in range(REPS):
-            for k in range(0, len(recs), 100):
-                r = client.post("/predict", json=recs[k:k + 100])
-                assert r.status_code == 200, r.text
-                body = r.json()
-                for j, a in enumerate(body["predictions"] if isinstance(body, dict) else body):
-                    sent.append({"rep": rep, "woman": str(recs[k + j]["woman"]), "y": truth[k + j],
-                                 **{c: a[c] for c in ("request_id", "arm", "audit", "decision")}})
-        sent = pd.DataFrame(sent)
-        labels = [{"request_id": r, "label": y} for r, y in zip(sent["request_id"], sent["y"], strict=True)]
-        for k in range(0, len(labels), 500):
-            assert client.post("/labels", json=labels[k:k + 500]).status_code == 200
+        sent = send_in_app(client, recs, truth, REPS, "woman", ("request_id", "arm", "audit", "decision"))
     queue = folder.parent / "queue.csv"
     export_queue(folder, queue, reasons=0)
     q = pd.read_csv(queue)

@@ -32,6 +32,7 @@ from mlcase.commands.monitoring import label_lines
 from mlcase.data import prepare
 from mlcase.monitor import monitor
 from mlcase.serve.app import create_app
+from tests.serving_case import send_in_app
 
 pytestmark = pytest.mark.slow
 
@@ -51,20 +52,8 @@ def served(runs, tmp_path_factory):
     rows = ds.rows("test").drop(columns=["use"])
     recs = json.loads(rows.to_json(orient="records"))
     truth = [ds.classes[int(v)] for v in ds.y[ds.split.test]]
-    sent = []
     with TestClient(create_app({"case": case, "warmup": 0})) as client:
-        for rep in range(2):
-            for k in range(0, len(recs), 100):
-                r = client.post("/predict", json=recs[k:k + 100])
-                assert r.status_code == 200, r.text
-                body = r.json()
-                for j, a in enumerate(body["predictions"] if isinstance(body, dict) else body):
-                    sent.append({"rep": rep, "woman": str(recs[k + j]["woman"]), "y": truth[k + j],
-                                 "request_id": a["request_id"], "arm": a["arm"]})
-        sent = pd.DataFrame(sent)
-        labels = [{"request_id": r, "label": y} for r, y in zip(sent["request_id"], sent["y"], strict=True)]
-        for k in range(0, len(labels), 500):
-            assert client.post("/labels", json=labels[k:k + 500]).status_code == 200
+        sent = send_in_app(client, recs, truth, 2, "woman")
     with sqlite3.connect(folder / "predictions.db") as con:
         log = pd.read_sql("SELECT request_id, unit_id, model_decision, score FROM predictions", con)
     return folder, sent.merge(log, on="request_id")
