@@ -132,9 +132,11 @@ def _read(case: Case, log: str | None, version: int | None) -> tuple[pd.DataFram
             raise NoCanary(f"the prediction log {redact_url(target)} holds {what}",
                            "serve one with `mlcase serve --canary N:10%` (or serving.canary) and send traffic")
         v, t0, t1 = int(found["arm_version"].iloc[0]), found["t0"].iloc[0], found["t1"].iloc[0]
+        t0 = _started(case, v, t0)
+        key_col = "p.log_key_id" if "log_key_id" in cols else "CAST(NULL AS TEXT) AS log_key_id"
         rows = backend.read_frame(
-            """SELECT p.request_id, p.ts, p.arm, p.arm_version, p.model_version, p.tier, p.fallback, p.reason,
-                      p.inputs, p.score, p.decision, p.prediction, p.latency_ms, p.unit_id, l.label
+            f"""SELECT p.request_id, p.ts, p.arm, p.arm_version, p.model_version, p.tier, p.fallback, p.reason,
+                      p.inputs, p.score, p.decision, p.prediction, p.latency_ms, p.unit_id, {key_col}, l.label
                FROM predictions p LEFT JOIN (
                    SELECT request_id, label FROM (SELECT request_id, label,
                        row_number() OVER (PARTITION BY request_id ORDER BY id DESC) AS rn FROM labels) WHERE rn = 1
@@ -144,6 +146,26 @@ def _read(case: Case, log: str | None, version: int | None) -> tuple[pd.DataFram
     finally:
         backend.close()
     return rows, v, str(redact_url(target))
+
+
+def _started(case: Case, version: int, first):
+    """When the canary ``version`` began to be routed to: its latest ``canary_start`` (or ``canary_share``) at or
+    before its first record, in the log's own time format; else its first record.
+
+    The period began at the canary's first record, and the champion's records a server answered between starting
+    the canary and the canary's first record were left out: mlmRev::Contraception's 397 test women served with a
+    50% canary read as 396 units to the rollout status (champion 210 labelled units), 397 to ``mlcase monitor``.
+    """
+    if not isinstance(first, str) or not first.endswith("Z"):
+        return first
+    try:
+        at = pd.Timestamp(first)
+        steps = [(t, s) for t, s in share_steps(case, version) if t <= at]
+    except Exception:  # noqa: BLE001 - no release history (a store not reachable): the first record starts it
+        return first
+    if not steps or steps[-1][1] <= 0:   # paused (share 0) before its first record: that record starts it
+        return first
+    return steps[-1][0].tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
@@ -249,6 +271,7 @@ def _monitor(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame) -> dict:
 def _experiment(case: Case, rows: pd.DataFrame, cost: np.ndarray, share: float | None) -> dict:
     """The canary as an A/B test: SRM, fixed-horizon CIs (peeking until the planned size) and always-valid CIs."""
     from ..abtest import analyze
+    from .logkeys import key_counts, log_keys_warning, sure_units
     from .sequential import always_valid_diff
 
     rel = case.spec.releases
@@ -261,6 +284,17 @@ def _experiment(case: Case, rows: pd.DataFrame, cost: np.ndarray, share: float |
     labelled = per_unit[has_cost].groupby("arm").size().to_dict()
     out: dict = {"labelled_units": {a: int(labelled.get(a, 0)) for a in ("champion", "canary")},
                  "planned_units": rel.min_units, "planned_split": None}
+    # a unit hashed under several log keys (servers with different MLCASE_LOG_KEYs) is several units to the log:
+    # mlmRev::Contraception's 397 test women served twice under two keys read as 794 labelled units, met
+    # releases.min_units 200 per arm and were promoted, where one key read 211 and 186 and held
+    keys = rows["log_key_id"] if "log_key_id" in rows else pd.Series(None, index=rows.index, dtype="string")
+    warning = log_keys_warning(key_counts(units, keys))
+    out["log_keys"] = warning
+    if warning:
+        lab = ~np.isnan(cost)
+        arm_names = rows["arm"].map(ARM_NAMES).to_numpy()
+        out["labelled_units_sure"] = {a: sure_units(units[lab & (arm_names == a)], keys[lab & (arm_names == a)])
+                                      for a in ("champion", "canary")}
     metrics = ["cost"] if min(out["labelled_units"].values()) >= 2 else ["fallback"]
     split = None
     if share:
@@ -281,7 +315,7 @@ def _experiment(case: Case, rows: pd.DataFrame, cost: np.ndarray, share: float |
     out["cost"] = (always_valid_diff(champ["cost"].dropna(), can["cost"].dropna(), rel.alpha, rel.min_units)
                    if metrics == ["cost"] else None)
     out["fallback"] = always_valid_diff(champ["fallback"], can["fallback"], rel.alpha, rel.min_units)
-    out["peeking"] = min(out["labelled_units"].values()) < rel.min_units
+    out["peeking"] = min(out.get("labelled_units_sure", out["labelled_units"]).values()) < rel.min_units
     return out
 
 
@@ -343,10 +377,16 @@ def _verdict(case: Case, guards: list[dict], exp: dict) -> tuple[str, list[str]]
     if reasons:
         return "rollback", reasons
     hold = []
-    units = exp["labelled_units"]
+    units, sure = exp["labelled_units"], exp.get("labelled_units_sure")
     if min(units.values()) < rel.min_units:
         hold.append(f"labelled units champion {units['champion']}, canary {units['canary']}: fewer than the planned "
                     f"releases.min_units {rel.min_units} per arm")
+    elif sure and min(sure.values()) < rel.min_units:
+        hold.append(f"labelled units champion {units['champion']}, canary {units['canary']} as logged, but hashed "
+                    f"under {len(exp['log_keys']['keys'])} different log keys, so a unit may count once per key: "
+                    f"champion {sure['champion']}, canary {sure['canary']} for certain, fewer than the planned "
+                    f"releases.min_units {rel.min_units} per arm; keep one MLCASE_LOG_KEY for every server and "
+                    "label more units")
     if exp.get("srm_ok") is False:
         hold.append("sample ratio mismatch: the arms' sizes do not match the planned split; find out why first")
     if not cost or cost["diff"] is None:
@@ -504,6 +544,8 @@ def rollout_status(case: Case, log: str | None = None, version: int | None = Non
     if planned is None:
         notes.append("the canary's planned share is unknown (pass --share): the sample ratio is not checked")
     exp = _experiment(case, rows, cost, planned)
+    if exp.get("log_keys"):
+        notes.append(exp["log_keys"]["message"])
     if exp["peeking"]:
         notes.append(f"peeking: fewer than releases.min_units {case.spec.releases.min_units} labelled units per "
                      "arm, so the fixed-horizon intervals of the analysis assume a look that has not come; the "
