@@ -8,7 +8,9 @@ labelled units ... every guardrail holds"), with nothing said of the keys. Serve
 women read 211 and 186 units and the canary held. The status now says the units come from two keys (monitoring's
 ``log_keys`` warning, from the shared :mod:`mlcase.releases.logkeys`), counts for certain only the most units one key
 holds per arm (211 and 186 here) and holds below the planned units on that count; with one key nothing changes.
-Monitoring and the rollout status count the same units of the same log.
+Monitoring and the rollout status count the same units of the same log: the status's period began at the canary's
+first record, so the champion's records answered before it were left out (the champion's 8 women sent first: 389
+units to the status, 397 to ``mlcase monitor``); it begins now at the canary's start in the release history.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from mlcase import tracking
 from mlcase.bundle import key_id
 from mlcase.case import load_case
 from mlcase.data import prepare
+from mlcase.governance.pseudonym import unit_text
 from mlcase.monitor import monitor
 from mlcase.releases import promote, rollout_status
+from mlcase.serve.routing import router_for
 from tests.serving_case import serve_labelled
 
 from .tables import said
@@ -55,6 +59,14 @@ def served(runs, tmp_path_factory) -> dict:
     rows = ds.rows("test").drop(columns=["use"])
     recs = json.loads(rows.to_json(orient="records"))
     truth = [ds.classes[int(v)] for v in ds.y[ds.split.test]]
+    # the champion's women first (as the server routes them, by salted hash): the first records answered, before
+    # any canary record, are the champion's
+    router = router_for(case, rule_available=False)
+    router.update(canary=0.5)
+    arms = [r.arm for r in router.route([unit_text(x["woman"]) for x in recs], [str(k) for k in range(len(recs))])]
+    order = sorted(range(len(recs)), key=lambda k: arms[k] != "model")[:8]
+    order += [k for k in range(len(recs)) if k not in set(order)]
+    recs, truth = [recs[k] for k in order], [truth[k] for k in order]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLCASE_LOG_KEY", KEY_A)
         serve_labelled(folder, recs, truth, canary=f"{canary}:50%")
@@ -112,6 +124,8 @@ def test_the_period_begins_when_the_canary_started(served, statuses):
     with sqlite3.connect(served["one"] / "predictions.db") as con:
         first = pd.read_sql("SELECT min(ts) AS t FROM predictions", con)["t"].iloc[0]   # champion or canary
     assert start <= pd.Timestamp(first)
+    with sqlite3.connect(served["one"] / "predictions.db") as con:   # the champion's women were sent first
+        assert pd.read_sql("SELECT arm FROM predictions ORDER BY ts LIMIT 1", con)["arm"].iloc[0] == "model"
     assert statuses["one"].period["from"] == first       # was: the canary's first record, where a champion's came first
     assert sum(a["records"] for a in statuses["one"].arms.values()) == served["n"]
 
