@@ -6,7 +6,7 @@ under another key, read as 794 labelled units to ``mlcase rollout status`` (cham
 ``releases.min_units`` 200 per arm was met only by counting each woman twice, and the canary was promoted ("on 372
 labelled units ... every guardrail holds"), with nothing said of the keys. Served by one server (one key), the
 women read 211 and 186 units and the canary held. The status now says the units come from two keys (monitoring's
-``log_keys`` warning, from the shared :mod:`mlcase.releases.logkeys`), counts for certain only the most units one key
+``log_keys`` warning, from the shared :mod:`mlcase.governance.logkeys`), counts for certain only the most units one key
 holds per arm (211 and 186 here) and holds below the planned units on that count; with one key nothing changes.
 Monitoring and the rollout status count the same units of the same log: the status's period began at the canary's
 first record, so the champion's records answered before it were left out (the champion's 8 women sent first: 389

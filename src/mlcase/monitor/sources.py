@@ -132,19 +132,11 @@ def warn_log_keys(run) -> None:
     nothing."""
     rows = run.con.execute("SELECT _keyid, count(*), count(DISTINCT _unit) FROM raw WHERE _keyid IS NOT NULL "
                            "AND _unit LIKE 'hmac:%' GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
-    if len(rows) < 2:
-        return
-    from ..governance.pseudonym import LOG_KEY_FILE
-    from ..keys import config_dir
+    from ..governance.logkeys import log_keys_warning
 
-    per_key = "; ".join(f"key {k}: {n:,} row(s), {u:,} unit(s)" for k, n, u in rows)
-    run.warnings.append({
-        "kind": "log_keys", "keys": {str(k): int(n) for k, n, _ in rows},
-        "message": f"the hashed units in this log were hashed under {len(rows)} different log keys ({per_key}): a "
-                   "unit hashed under one key cannot be matched with its rows under another, so a unit served under "
-                   "several keys counts as several units and its rows as independent; keep one MLCASE_LOG_KEY for "
-                   "every server of the case (set it from a secret store; a server started without it hashes with "
-                   f"its machine's key file, here {config_dir() / LOG_KEY_FILE})"})
+    warning = log_keys_warning(rows)
+    if warning:
+        run.warnings.append(warning)
 
 
 def ts_sql(expr: str, type_name: str | None = None) -> str:

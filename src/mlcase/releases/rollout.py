@@ -271,7 +271,7 @@ def _monitor(case: Case, bundle, rows: pd.DataFrame, X: pd.DataFrame) -> dict:
 def _experiment(case: Case, rows: pd.DataFrame, cost: np.ndarray, share: float | None) -> dict:
     """The canary as an A/B test: SRM, fixed-horizon CIs (peeking until the planned size) and always-valid CIs."""
     from ..abtest import analyze
-    from .logkeys import key_counts, log_keys_warning, sure_units
+    from ..governance.logkeys import key_counts, log_keys_warning, sure_units
     from .sequential import always_valid_diff
 
     rel = case.spec.releases

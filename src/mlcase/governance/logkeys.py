@@ -6,8 +6,8 @@ keys log the same person under unrelated hashes: a reader counting units then co
 interval clustered by unit treats her rows as independent. Nothing can match them afterwards.
 
 :func:`key_counts` gives the rows and units each key covers; :func:`log_keys_warning` turns them into the
-warning every reader gives (``mlcase rollout status`` here; ``mlcase.monitor.sources.warn_log_keys`` builds the same
-rows in SQL over its window and should append this warning).
+warning every reader gives (``mlcase rollout status``; ``mlcase.monitor.sources.warn_log_keys`` builds the same rows
+in SQL over its window). It lives in governance, below both, as the key it is about does.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def key_counts(units: pd.Series, keys: pd.Series) -> list[tuple[str, int, int]]:
 def log_keys_warning(rows: Iterable[tuple]) -> dict | None:
     """The ``log_keys`` warning for ``(key id, rows, units)`` per key, or None where the hashed units come from at
     most one key."""
-    from ..governance.pseudonym import LOG_KEY_FILE
     from ..keys import config_dir
+    from .pseudonym import LOG_KEY_FILE
 
     rows = [(str(k), int(n), int(u)) for k, n, u in rows]
     if len(rows) < 2:
