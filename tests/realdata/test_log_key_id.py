@@ -78,10 +78,15 @@ def served(runs, tmp_path_factory) -> dict:
     """The test women served by a real server with MLCASE_LOG_KEY; then, in one copy, by a second server restarted
     without it (the key file of this machine's config folder: another key), and in another copy the first ONE of
     them by a second server with the same key."""
+    from mlcase.bundle import signing_key
+
     tmp = tmp_path_factory.mktemp("log-key")
+    # the shared run is made (or copied) under this machine's keys: made under the temporary config folder below,
+    # its models were signed with that folder's key, and every other test of the session refused to load them
+    two, recs, truth, women = _case(runs, tmp / "two-keys")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XDG_CONFIG_HOME", str(tmp / "config"))   # the fallback key file: here, never the user's
-        two, recs, truth, women = _case(runs, tmp / "two-keys")
+        mp.setenv("MLCASE_SIGNING_KEY", signing_key().decode("utf-8"))   # the models' key, whatever the folder
+        mp.setenv("XDG_CONFIG_HOME", str(tmp / "config"))   # the fallback log key file: here, never the user's
         mp.setenv("MLCASE_LOG_KEY", KEY_A)
         first = _serve(two, recs, truth)
         one = Path(shutil.copytree(two, tmp / "one-key"))
@@ -95,6 +100,9 @@ def served(runs, tmp_path_factory) -> dict:
 
 @pytest.fixture
 def key_a(monkeypatch, served):
+    from mlcase.bundle import signing_key
+
+    monkeypatch.setenv("MLCASE_SIGNING_KEY", signing_key().decode("utf-8"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(served["tmp"] / "config"))
     monkeypatch.setenv("MLCASE_LOG_KEY", KEY_A)
 

@@ -213,3 +213,28 @@ def test_a_log_that_drops_the_unit_says_it_counts_requests(runs, tmp_path):
     res = monitor(folder)
     said = [w["message"] for w in res.warnings if w["kind"] == "units"]
     assert len(said) == 1 and "drops data.id 'woman'" in said[0] and "{woman: hashed}" in said[0], res.warnings
+
+
+def test_replay_against_another_version_clusters_its_intervals_by_unit(served):
+    """`mlcase replay --version N` read each record as an independent draw: the test women each sent twice gave a
+    cost-difference interval as if from twice the women. Its intervals are now clustered by unit as monitoring's are:
+    statsmodels' clustered OLS of the per-record difference on a constant, with units - 1 degrees of freedom."""
+    from scipy.stats import t
+
+    from mlcase import results
+    from mlcase.releases.against import replay_against
+
+    folder, sent = served
+    other = int(results.load(load_case(folder), "registry")["baseline_version"])
+    r = replay_against(folder, other)
+    rows = r.per_row.dropna(subset=["cost_logged", "cost_version"])
+    d = (rows["cost_version"] - rows["cost_logged"]).to_numpy(float)
+    women = rows["unit_id"].astype(str).to_numpy()
+    assert r.cost["n"] == len(rows) == len(sent) and r.cost["units"] == len(set(women)) == len(sent) // 2
+    fit = sm.OLS(d, np.ones(len(d))).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(women)[0]})
+    half = float(t.ppf(0.975, len(set(women)) - 1)) * max(float(fit.bse[0]), d.std(ddof=1) / np.sqrt(len(d)))
+    assert r.cost["diff"] == pytest.approx(d.mean())
+    assert (r.cost["low"], r.cost["high"]) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-3, abs=1e-9)
+    rows_half = float(t.ppf(0.975, len(d) - 1)) * d.std(ddof=1) / np.sqrt(len(d))
+    assert half > 1.3 * rows_half   # each woman twice: about sqrt(2) wider than the records read as independent
+    assert f"of {len(set(women))} units" in r.summary()

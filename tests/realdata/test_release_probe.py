@@ -143,7 +143,9 @@ def test_rollout_status_reports_the_costs_rebuilt_by_hand_from_the_log_and_label
     con = sqlite3.connect(canary["folder"] / "predictions.db")
     log = pd.read_sql("SELECT p.ts, p.arm, p.decision, p.prediction, l.label FROM predictions p "
                       "JOIN labels l USING (request_id)", con)
-    t0, t1 = log.loc[log.arm == "canary", "ts"].min(), log.loc[log.arm == "canary", "ts"].max()
+    # the rollout began when the server started with its canary (its canary_start event), before the canary's own
+    # first record: the champion's answers in between are the experiment's too; it ends at the canary's last record
+    t0, t1 = log["ts"].min(), log.loc[log.arm == "canary", "ts"].max()
     log = log[(log.ts >= t0) & (log.ts <= t1)]
     y = (log["label"] == "yes").to_numpy()
     flag = np.where(log["decision"] == "flag", True, np.where(log["decision"] == "auto", False,

@@ -62,7 +62,9 @@ class VersionReplay:
                 f"({c['decision_share']:.1%}) and {c['predictions']} predictions would have changed")
         if self.cost and self.cost.get("n"):
             k = self.cost
-            text += (f"; cost per decision on {k['n']} labelled records {k['logged']:.4g} logged, {k['version']:.4g} "
+            text += (f"; cost per decision on {k['n']} labelled records"
+                     + (f" of {k['units']} units" if k.get("units") else "")
+                     + f" {k['logged']:.4g} logged, {k['version']:.4g} "
                      f"with version {self.version} (difference {k['diff']:+.4g}, 95% CI {k['low']:+.4g} to "
                      f"{k['high']:+.4g})")
         return text
@@ -92,7 +94,7 @@ class VersionReplay:
 
 # --------------------------------------------------------------------------- reading the log
 _COLUMNS = ("request_id", "ts", "model_version", "arm", "arm_version", "tier", "score", "prediction",
-            "decision", "model_decision", "bundle_sha256", "threshold")   # not the inputs: read a chunk at a time
+            "decision", "model_decision", "bundle_sha256", "threshold", "unit_id", "log_key_id")   # not the inputs: read a chunk at a time
 
 
 def _open(case: Case, log: str | None):
@@ -226,9 +228,15 @@ def _model_prediction(rows: pd.DataFrame, holdout: np.ndarray, bundle) -> pd.Ser
     return pred.where(~holdout, pd.Series(own, index=rows.index).astype(str))
 
 
-def _paired(b: np.ndarray, a: np.ndarray, alpha: float = 0.05) -> dict:
-    """Mean of ``b - a`` with its t interval (scipy's paired t test); a constant difference has no spread."""
-    from scipy import stats
+def _paired(b: np.ndarray, a: np.ndarray, units=None) -> dict:
+    """Mean of ``b - a`` with its 95% t interval; a constant difference has no spread.
+
+    With each record's ``units`` (the log's ``unit_id``; a record without one is its own unit), the interval is
+    clustered by unit as monitoring's is (:func:`mlcase.monitor.estimators.mean_ci`): a unit answered several times
+    is not several independent records. mlmRev::Contraception's test women each sent twice read the cost difference
+    from the 794 records as if from 794 women. Where every record is its own unit it is scipy's paired t interval.
+    """
+    from ..monitor.estimators import mean_ci
 
     d = np.asarray(b, float) - np.asarray(a, float)
     n = len(d)
@@ -237,8 +245,10 @@ def _paired(b: np.ndarray, a: np.ndarray, alpha: float = 0.05) -> dict:
     if n >= 2 and np.ptp(d) == 0:
         out.update(low=float(d[0]), high=float(d[0]))
     elif n >= 2:
-        ci = stats.ttest_rel(b, a).confidence_interval(1 - alpha)
-        out.update(low=float(ci.low), high=float(ci.high))
+        ci = mean_ci(d, units)
+        out.update(low=ci["low"], high=ci["high"])
+        if ci.get("units") is not None and ci["units"] < n:
+            out["units"] = int(ci["units"])
     return out
 
 
@@ -352,7 +362,9 @@ def _compare(case: Case, scorer, version: int, a: pd.DataFrame, X: pd.DataFrame,
         kept = (pd.to_numeric(logged_prediction, errors="coerce") if pd.api.types.is_numeric_dtype(prediction)
                 else logged_prediction.astype(prediction.dtype))
         prediction = prediction.where(~drawn, kept)
-    frame = pd.DataFrame({"request_id": a["request_id"], "logged_version": who, "tier": a["tier"],
+    frame = pd.DataFrame({"request_id": a["request_id"], "unit_id": a["unit_id"], "log_key_id": a["log_key_id"],
+                          "logged_version": who,
+                          "tier": a["tier"],
                           "holdout": holdout, "drawn": drawn, "by_draw": by_draw & ~own, "label": a["label"],
                           "label_source": a["label_source"],
                           "logged_decision": logged_decision, "decision": decision,
@@ -399,6 +411,7 @@ def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: p
     """The chunks' row-by-row comparison ``f`` (every record the version answered, in log order) summed up."""
     holdout = f["holdout"].to_numpy(bool)
     logged_decision, now_decision = f["logged_decision"], f["decision"]
+    units = f["unit_id"].to_numpy(dtype=object)   # intervals clustered by unit (a record without one: its own)
     d_changed = (logged_decision != now_decision).to_numpy()
     p_changed = _changed_prediction(f["model_prediction"], f["prediction"], task)
     if task != "binary":   # a held-out unit's log row keeps today's process's prediction, not the model's
@@ -416,7 +429,7 @@ def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: p
     for name in ("flag", "review", "auto"):
         la, lb = (logged_decision == name).to_numpy(float), (now_decision == name).to_numpy(float)
         if la.any() or lb.any():
-            r = _paired(lb, la)
+            r = _paired(lb, la, units)
             rates[name] = {"logged": r["logged"], "version": r["version"], "diff": r["diff"], "low": r["low"],
                            "high": r["high"]}
     prediction_change = None
@@ -432,13 +445,18 @@ def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: p
     if lab.any():
         ca, cb = f["cost_logged"].to_numpy(float), f["cost_version"].to_numpy(float)
         both = ~np.isnan(ca) & ~np.isnan(cb) & ~(holdout & (task != "binary"))
-        cost = _paired(cb[both], ca[both]) | {"labelled": int(lab.sum())}
+        cost = _paired(cb[both], ca[both], units[both]) | {"labelled": int(lab.sum())}
         srcs = f.loc[lab, "label_source"].fillna("unknown").value_counts()
         cost["label_sources"] = {str(k): int(v) for k, v in srcs.items()}
         notes.append("costs are on the labelled records only; where the logged decision decided which outcomes were "
                      "seen (a flagged case reviewed), they describe those records, not all traffic")
     else:
         notes.append("no logged record has a label yet: the costs of the two sides are unknown")
+    from ..governance.logkeys import key_counts, log_keys_warning
+
+    keys = log_keys_warning(key_counts(f["unit_id"], f["log_key_id"]))
+    if keys:   # the same unit under two keys is two units: the clustered intervals are too narrow
+        notes.append(keys["message"])
     if len(errors):
         notes.append(f"{errors['row'].nunique()} logged records do not fit version {version}'s schema and were left "
                      f"out (first: {errors.iloc[0]['field']}: {errors.iloc[0]['message']})")
@@ -462,8 +480,8 @@ def _summarise(case_name: str, version: int, task: str, f: pd.DataFrame, rows: p
                      "tier's")
     invalid = [{"request_id": str(rows["request_id"].iloc[int(e["row"])]), "field": e["field"],
                 "message": e["message"]} for e in errors.to_dict("records")]
-    per_row = f[["request_id", "logged_version", "logged_decision", "decision", "logged_prediction", "prediction",
-                 "score"]].reset_index(drop=True)
+    per_row = f[["request_id", "unit_id", "logged_version", "logged_decision", "decision", "logged_prediction",
+                 "prediction", "score", "cost_logged", "cost_version"]].reset_index(drop=True)
     return VersionReplay(case=case_name, version=version, logged_versions=logged_versions, rows=len(f),
                          invalid=invalid, changed=changed, transitions=transitions, rates=rates, cost=cost,
                          prediction_change=prediction_change, notes=notes, per_row=per_row)
