@@ -225,7 +225,8 @@ def test_replay_against_another_version_clusters_its_intervals_by_unit(served):
     from mlcase.releases.against import replay_against
 
     folder, sent = served
-    other = int(results.load(load_case(folder), "registry")["baseline_version"])
+    # the log is the baseline's (no champion: NO_GO); replayed against the candidate
+    other = int(results.load(load_case(folder), "registry")["candidate_version"])
     r = replay_against(folder, other)
     rows = r.per_row.dropna(subset=["cost_logged", "cost_version"])
     d = (rows["cost_version"] - rows["cost_logged"]).to_numpy(float)

@@ -247,8 +247,10 @@ def _paired(b: np.ndarray, a: np.ndarray, units=None) -> dict:
     elif n >= 2:
         ci = mean_ci(d, units)
         out.update(low=ci["low"], high=ci["high"])
-        if ci.get("units") is not None and ci["units"] < n:
-            out["units"] = int(ci["units"])
+    if units is not None and n:
+        g = int(mean_ci(np.zeros(n), units).get("units") or n)
+        if g < n:
+            out["units"] = g
     return out
 
 
