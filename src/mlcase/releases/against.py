@@ -242,15 +242,15 @@ def _paired(b: np.ndarray, a: np.ndarray, units=None) -> dict:
     n = len(d)
     out = {"n": n, "logged": float(np.mean(a)) if n else None, "version": float(np.mean(b)) if n else None,
            "diff": float(d.mean()) if n else None, "low": None, "high": None}
+    if not n:
+        return out
+    ci = mean_ci(d, units)
+    if ci.get("units", n) < n:
+        out["units"] = int(ci["units"])
     if n >= 2 and np.ptp(d) == 0:
         out.update(low=float(d[0]), high=float(d[0]))
     elif n >= 2:
-        ci = mean_ci(d, units)
         out.update(low=ci["low"], high=ci["high"])
-    if units is not None and n:
-        g = int(mean_ci(np.zeros(n), units).get("units") or n)
-        if g < n:
-            out["units"] = g
     return out
 
 
